@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Types shared by the BPF programs and the loader: plain __u32/__u64 and #defines only. */
+#ifndef PYTRACE_H
+#define PYTRACE_H
+
+#define PT_MAX_FRAMES	160	/* Python frames kept per stack; deeper stacks are marked truncated */
+#define PT_MAX_WALK	256	/* frames visited per walk, C-stack shim frames included */
+#define PT_NONE		0xffff	/* an offset the interpreter does not have */
+#define PT_TASK_COMM_LEN 16
+
+/* Where a version keeps its frames. Offsets in bytes; PT_NONE where absent. */
+struct pt_offsets {
+	__u16 ts_cframe;	/* tstate -> cframe pointer (3.11, 3.12) */
+	__u16 ts_frame;		/* top frame pointer: in tstate, or in cframe when ts_cframe is set */
+	__u16 fr_code;		/* frame -> code object (f_code, f_executable) */
+	__u16 fr_back;		/* frame -> previous frame (f_back, previous) */
+	__u16 fr_instr;		/* f_lasti (int) or prev_instr/instr_ptr (pointer) */
+	__u16 fr_owner;		/* frame owner byte (3.12+), PT_NONE if not checked */
+	__u8 instr_is_ptr;	/* 1: fr_instr is a pointer; 0: a 32-bit int */
+	__u8 owner_cstack;	/* owner value of C-stack shim frames to skip */
+	__u16 pad;
+	__u64 code_mask;	/* and-mask for the code pointer (3.14 tags _PyStackRef) */
+};
+
+/* One traced process with a known interpreter. */
+struct pt_proc {
+	struct pt_offsets off;
+	__u32 tss_key;		/* pthread key of the interpreter's autoTSSkey */
+	__u32 tsd_off;		/* glibc: offset of specific_1stblock in struct pthread */
+};
+
+/* How a traced pid came to be traced. */
+#define PT_TRACK_ROOT	1	/* named on the command line */
+#define PT_TRACK_CHILD	2	/* forked by a traced process */
+
+enum pt_event_type {
+	PT_EV_SAMPLE = 1,
+	PT_EV_EXEC = 2,		/* a traced pid exec'd: its interpreter must be found again */
+	PT_EV_FORK = 3,		/* a traced pid forked a new process */
+	PT_EV_EXIT = 4,		/* a traced process exited */
+};
+
+/* Sample flags */
+#define PT_SF_TRUNCATED	(1u << 0)	/* more frames than PT_MAX_FRAMES */
+#define PT_SF_NO_PROC	(1u << 1)	/* traced pid without an interpreter config (yet) */
+#define PT_SF_NO_TSTATE	(1u << 2)	/* thread has no Python thread state: native code */
+#define PT_SF_READ_ERR	(1u << 3)	/* a frame could not be read; stack is partial */
+#define PT_SF_OFFCPU	(1u << 4)	/* taken when the thread blocked, not by the timer */
+
+struct pt_frame {
+	__u64 code;		/* code object address */
+	__u64 instr;		/* instruction pointer (3.11+) or f_lasti (<= 3.10) */
+};
+
+struct pt_event_hdr {
+	__u32 type;
+	__u32 pid;
+};
+
+struct pt_sample {
+	struct pt_event_hdr hdr;
+	__u32 tid;
+	__u32 flags;
+	__u64 ts;		/* bpf_ktime_get_ns() */
+	__u64 weight;		/* samples (1) or, for off-CPU, nanoseconds */
+	__u32 nframes;
+	__u32 cpu;
+	char comm[PT_TASK_COMM_LEN];	/* thread name */
+	struct pt_frame frames[PT_MAX_FRAMES];	/* innermost first; only nframes are sent */
+};
+
+struct pt_proc_event {
+	struct pt_event_hdr hdr;
+	__u32 ppid;		/* PT_EV_FORK: the parent */
+	__u32 pad;
+	char comm[PT_TASK_COMM_LEN];
+};
+
+/* Counters the BPF side keeps in a per-CPU array; the loader sums and reports them. */
+enum pt_counter {
+	PT_CNT_SAMPLES,		/* samples of traced processes */
+	PT_CNT_LOST,		/* ring buffer full: sample dropped */
+	PT_CNT_NO_PROC,
+	PT_CNT_NO_TSTATE,
+	PT_CNT_READ_ERR,
+	PT_CNT_TRUNCATED,
+	PT_CNT_PROC_LOST,	/* fork/exec/exit events dropped */
+	PT_CNT_MAX,
+};
+
+#endif /* PYTRACE_H */
