@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* Timer-driven sampling of Python stacks, and following traced processes across fork and exec. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include "pytrace.h"
+#include "pystack.bpf.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+const volatile bool follow_children = true;
+const volatile __u64 rb_wakeup_bytes = 256 * 1024;	/* wake the loader once this much is queued */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 * 1024 * 1024);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pt_sample);
+} sample_buf SEC(".maps");
+
+static __always_inline __u64 rb_flags(void)
+{
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= rb_wakeup_bytes ?
+	       BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+}
+
+SEC("perf_event")
+int sample_stack(struct bpf_perf_event_data *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 pid = id >> 32, zero = 0, size, n;
+	struct task_struct *task;
+	struct pt_proc *proc;
+	struct pt_sample *s;
+
+	if (!bpf_map_lookup_elem(&tracked, &pid))
+		return 0;
+	s = bpf_map_lookup_elem(&sample_buf, &zero);
+	if (!s)
+		return 0;
+	pt_count(PT_CNT_SAMPLES);
+
+	s->hdr.type = PT_EV_SAMPLE;
+	s->hdr.pid = pid;
+	s->tid = (__u32)id;
+	s->flags = 0;
+	s->ts = bpf_ktime_get_ns();
+	s->weight = 1;
+	s->nframes = 0;
+	s->cpu = bpf_get_smp_processor_id();
+	bpf_get_current_comm(s->comm, sizeof(s->comm));
+
+	proc = bpf_map_lookup_elem(&procs, &pid);
+	if (proc) {
+		task = bpf_get_current_task_btf();
+		pt_walk_stack(task, proc, s);
+	} else {
+		s->flags |= PT_SF_NO_PROC;
+	}
+	if (s->flags & PT_SF_NO_PROC)
+		pt_count(PT_CNT_NO_PROC);
+	if (s->flags & PT_SF_NO_TSTATE)
+		pt_count(PT_CNT_NO_TSTATE);
+	if (s->flags & PT_SF_READ_ERR)
+		pt_count(PT_CNT_READ_ERR);
+	if (s->flags & PT_SF_TRUNCATED)
+		pt_count(PT_CNT_TRUNCATED);
+
+	n = s->nframes;
+	if (n > PT_MAX_FRAMES)
+		n = PT_MAX_FRAMES;
+	size = offsetof(struct pt_sample, frames) + n * sizeof(struct pt_frame);
+	if (bpf_ringbuf_output(&events, s, size, rb_flags()))
+		pt_count(PT_CNT_LOST);
+	return 0;
+}
+
+static __always_inline void proc_event(__u32 type, __u32 pid, __u32 ppid)
+{
+	struct pt_proc_event *e;
+
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		pt_count(PT_CNT_PROC_LOST);
+		return;
+	}
+	e->hdr.type = type;
+	e->hdr.pid = pid;
+	e->ppid = ppid;
+	e->pad = 0;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(track_fork, struct task_struct *parent, struct task_struct *child)
+{
+	__u32 ppid = parent->tgid, pid = child->tgid, how = PT_TRACK_CHILD;
+	struct pt_proc *proc;
+
+	if (!follow_children || child->pid != child->tgid)
+		return 0;	/* a new thread, not a new process */
+	if (!bpf_map_lookup_elem(&tracked, &ppid))
+		return 0;
+	bpf_map_update_elem(&tracked, &pid, &how, BPF_ANY);
+	/* A forked child runs the parent's interpreter at the same addresses until it execs. */
+	proc = bpf_map_lookup_elem(&procs, &ppid);
+	if (proc)
+		bpf_map_update_elem(&procs, &pid, proc, BPF_ANY);
+	proc_event(PT_EV_FORK, pid, ppid);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(track_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	__u32 pid = p->tgid;
+
+	if (!bpf_map_lookup_elem(&tracked, &pid))
+		return 0;
+	bpf_map_delete_elem(&procs, &pid);
+	proc_event(PT_EV_EXEC, pid, 0);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(track_exit, struct task_struct *p)
+{
+	__u32 pid = p->tgid;
+
+	if (p->pid != p->tgid || !bpf_map_lookup_elem(&tracked, &pid))
+		return 0;
+	proc_event(PT_EV_EXIT, pid, 0);
+	bpf_map_delete_elem(&procs, &pid);
+	bpf_map_delete_elem(&tracked, &pid);
+	return 0;
+}

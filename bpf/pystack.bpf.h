@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Walking a CPython thread's frame chain from BPF: shared by every program that records stacks. */
+#ifndef PYTRACE_PYSTACK_BPF_H
+#define PYTRACE_PYSTACK_BPF_H
+
+#include "pytrace.h"
+
+/* Processes whose interpreter the loader has inspected; children inherit their parent's entry. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct pt_proc);
+} procs SEC(".maps");
+
+/* Every traced pid (value: PT_TRACK_*), Python or not yet known. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, __u32);
+} tracked SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PT_CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+static __always_inline void pt_count(__u32 which)
+{
+	__u64 *c = bpf_map_lookup_elem(&counters, &which);
+
+	if (c)
+		*c += 1;
+}
+
+struct pt_walk {
+	const struct pt_offsets *off;
+	struct pt_sample *s;
+	__u64 frame;
+};
+
+static __always_inline __u64 pt_read_ptr(__u64 addr)
+{
+	__u64 v = 0;
+
+	if (bpf_probe_read_user(&v, sizeof(v), (void *)addr))
+		return 0;
+	return v;
+}
+
+static long pt_walk_one(__u32 i, void *data)
+{
+	struct pt_walk *w = data;
+	const struct pt_offsets *off = w->off;
+	struct pt_sample *s = w->s;
+	__u64 frame = w->frame, code, instr = 0;
+	__u32 n = s->nframes;
+
+	if (!frame)
+		return 1;
+
+	if (off->fr_owner != PT_NONE) {
+		__u8 owner = 0;
+
+		if (bpf_probe_read_user(&owner, 1, (void *)(frame + off->fr_owner)))
+			goto fault;
+		if (owner == off->owner_cstack) {
+			w->frame = pt_read_ptr(frame + off->fr_back);
+			return 0;
+		}
+	}
+
+	if (n >= PT_MAX_FRAMES) {
+		s->flags |= PT_SF_TRUNCATED;
+		return 1;
+	}
+
+	if (bpf_probe_read_user(&code, sizeof(code), (void *)(frame + off->fr_code)))
+		goto fault;
+	if (off->instr_is_ptr) {
+		if (bpf_probe_read_user(&instr, sizeof(instr), (void *)(frame + off->fr_instr)))
+			goto fault;
+	} else {
+		__s32 lasti = 0;
+
+		if (bpf_probe_read_user(&lasti, sizeof(lasti), (void *)(frame + off->fr_instr)))
+			goto fault;
+		instr = (__u64)(__s64)lasti;
+	}
+
+	code &= off->code_mask;
+	if (code) {
+		s->frames[n].code = code;
+		s->frames[n].instr = instr;
+		s->nframes = n + 1;
+	}
+	w->frame = pt_read_ptr(frame + off->fr_back);
+	return 0;
+fault:
+	s->flags |= PT_SF_READ_ERR;
+	return 1;
+}
+
+/*
+ * Fill s->frames (innermost first) with the Python stack of the current thread of task.
+ * The thread's PyThreadState comes from the interpreter's pthread TSS key: glibc keeps
+ * keys below 32 in struct pthread's specific_1stblock, and fsbase points at struct pthread.
+ */
+static __always_inline int pt_walk_stack(struct task_struct *task, const struct pt_proc *proc,
+					 struct pt_sample *s)
+{
+	const struct pt_offsets *off = &proc->off;
+	struct pt_walk w = { .off = off, .s = s };
+	__u64 fsbase, tstate, frame;
+
+	s->nframes = 0;
+	fsbase = BPF_CORE_READ(task, thread.fsbase);
+	if (!fsbase || proc->tss_key >= 32)
+		goto no_tstate;
+	tstate = pt_read_ptr(fsbase + proc->tsd_off + proc->tss_key * 16 + 8);
+	if (!tstate)
+		goto no_tstate;
+
+	if (off->ts_cframe != PT_NONE) {
+		__u64 cframe = pt_read_ptr(tstate + off->ts_cframe);
+
+		if (!cframe)
+			return 0;
+		frame = pt_read_ptr(cframe + off->ts_frame);
+	} else {
+		frame = pt_read_ptr(tstate + off->ts_frame);
+	}
+	w.frame = frame;
+	bpf_loop(PT_MAX_WALK, pt_walk_one, &w, 0);
+	if (w.frame && !(s->flags & (PT_SF_TRUNCATED | PT_SF_READ_ERR)))
+		s->flags |= PT_SF_TRUNCATED;
+	return 0;
+
+no_tstate:
+	s->flags |= PT_SF_NO_TSTATE;
+	return 0;
+}
+
+#endif

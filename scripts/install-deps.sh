@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Install everything pytrace-bpf needs to build, test and run its demo, with apt only.
+# Idempotent: does nothing (and needs no network) when every package is already installed.
+set -euo pipefail
+
+pkgs=(
+	# build
+	make gcc clang llvm pkg-config bpftool libbpf-dev libelf-dev zlib1g-dev
+	# tests
+	libcmocka-dev debootstrap python3 austin valgrind systemtap-sdt-dev procps
+	# SQL, requests and the demo
+	postgresql postgresql-contrib libpq-dev libpg-query-dev
+	python3-psycopg2 python3-psycopg python3-django gunicorn python3-flask python3-sqlalchemy
+	# benchmarks and the exporter's tests
+	wrk prometheus python3-sentry-sdk
+)
+
+missing=()
+for p in "${pkgs[@]}"; do
+	[ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" = installed ] || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+	exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+	echo "install-deps: missing packages: ${missing[*]}; run as root (sudo $0)" >&2
+	exit 1
+fi
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# The prometheus package starts a service on install; keep it from starting on CI machines.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+	printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+	chmod +x /usr/sbin/policy-rc.d
+	trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

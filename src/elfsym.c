@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <errno.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <string.h>
+#include <unistd.h>
+#include "elfsym.h"
+
+static void scan_symtab(Elf *elf, Elf_Scn *scn, GElf_Shdr *sh, struct elf_sym_query *q, size_t n)
+{
+	Elf_Data *data = elf_getdata(scn, NULL);
+	size_t count, i, j;
+	GElf_Sym sym;
+
+	if (!data || !sh->sh_entsize)
+		return;
+	count = sh->sh_size / sh->sh_entsize;
+	for (i = 0; i < count; i++) {
+		const char *name;
+
+		if (!gelf_getsym(data, i, &sym) || sym.st_shndx == SHN_UNDEF || !sym.st_value)
+			continue;
+		name = elf_strptr(elf, sh->sh_link, sym.st_name);
+		if (!name || !name[0])
+			continue;
+		for (j = 0; j < n; j++) {
+			if (!q[j].value && strcmp(name, q[j].name) == 0) {
+				q[j].value = sym.st_value;
+				q[j].size = sym.st_size;
+			}
+		}
+	}
+}
+
+int elfsym__lookup(const char *path, struct elf_sym_query *q, size_t n, struct elf_info *info)
+{
+	uint64_t min_vaddr = UINT64_MAX;
+	Elf_Scn *scn = NULL;
+	GElf_Ehdr eh;
+	size_t i, phnum;
+	int fd, err = 0;
+	Elf *elf;
+
+	for (i = 0; i < n; i++)
+		q[i].value = q[i].size = 0;
+	if (elf_version(EV_CURRENT) == EV_NONE)
+		return -EINVAL;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	if (!elf || elf_kind(elf) != ELF_K_ELF || !gelf_getehdr(elf, &eh)) {
+		err = -ENOEXEC;
+		goto cleanup;
+	}
+	if (info) {
+		info->is_dyn = eh.e_type == ET_DYN;
+		if (elf_getphdrnum(elf, &phnum) == 0) {
+			for (i = 0; i < phnum; i++) {
+				GElf_Phdr ph;
+
+				if (gelf_getphdr(elf, i, &ph) && ph.p_type == PT_LOAD && ph.p_vaddr < min_vaddr)
+					min_vaddr = ph.p_vaddr;
+			}
+		}
+		info->min_vaddr = min_vaddr == UINT64_MAX ? 0 : (min_vaddr & ~0xfffULL);
+	}
+	while ((scn = elf_nextscn(elf, scn))) {
+		GElf_Shdr sh;
+
+		if (gelf_getshdr(scn, &sh) && (sh.sh_type == SHT_SYMTAB || sh.sh_type == SHT_DYNSYM))
+			scan_symtab(elf, scn, &sh, q, n);
+	}
+cleanup:
+	if (elf)
+		elf_end(elf);
+	close(fd);
+	return err;
+}

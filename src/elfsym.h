@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+#ifndef PYTRACE_ELFSYM_H
+#define PYTRACE_ELFSYM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct elf_sym_query {
+	const char *name;
+	uint64_t value;		/* st_value (link-time address), 0 if not found */
+	uint64_t size;
+};
+
+struct elf_info {
+	bool is_dyn;		/* ET_DYN: add the load bias to symbol values */
+	uint64_t min_vaddr;	/* lowest PT_LOAD p_vaddr, page aligned down */
+};
+
+/* Look up each query's symbol in .symtab and .dynsym of path. Returns 0 or -errno. */
+int elfsym__lookup(const char *path, struct elf_sym_query *q, size_t n, struct elf_info *info);
+
+#endif

@@ -1,0 +1,57 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include "procmaps.h"
+
+int procmaps__parse_line(const char *line, struct proc_map *m)
+{
+	unsigned long long start, end, offset;
+	int path_at = 0;
+	char perms[8] = "";
+	size_t len;
+
+	if (sscanf(line, "%llx-%llx %7s %llx %*s %*u %n", &start, &end, perms, &offset, &path_at) < 4)
+		return -EINVAL;
+	m->start = start;
+	m->end = end;
+	m->offset = offset;
+	memcpy(m->perms, perms, 4);
+	m->perms[4] = '\0';
+	m->path[0] = '\0';
+	if (path_at > 0) {
+		snprintf(m->path, sizeof(m->path), "%s", line + path_at);
+		len = strlen(m->path);
+		while (len && (m->path[len - 1] == '\n' || m->path[len - 1] == ' '))
+			m->path[--len] = '\0';
+	}
+	return 0;
+}
+
+int procmaps__foreach(pid_t pid, proc_map_fn fn, void *ctx)
+{
+	char path[64], line[1024];
+	struct proc_map m;
+	int err = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		if (procmaps__parse_line(line, &m))
+			continue;
+		err = fn(ctx, &m);
+		if (err)
+			break;
+	}
+	fclose(f);
+	return err;
+}
+
+void procmaps__host_path(pid_t pid, const char *path, char *buf, size_t size)
+{
+	snprintf(buf, size, "/proc/%d/root%s", pid, path);
+}

@@ -1,0 +1,491 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <dirent.h>
+#include <errno.h>
+#include <linux/perf_event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "profile.h"
+#include "profile.skel.h"
+#include "procmem.h"
+#include "pyproc.h"
+#include "symbolize.h"
+#include "util.h"
+
+#define MAX_PROCS 16384
+#define RETRY_NS (100 * 1000000ULL)	/* how often to retry inspecting a process */
+
+enum tproc_state {
+	TP_UNKNOWN,		/* not inspected yet, or exec'd since */
+	TP_PYTHON,
+	TP_NOT_PYTHON,		/* final until it execs */
+};
+
+struct tproc {
+	pid_t pid;		/* 0: free slot */
+	enum tproc_state state;
+	bool live;
+	uint64_t last_try_ns;
+	char comm[16];
+	struct py_target py;
+};
+
+struct profiler {
+	struct profiler_opts opts;
+	struct profile_bpf *skel;
+	struct ring_buffer *rb;
+	struct bpf_link **links;
+	int nlinks;
+	struct stack_agg *stacks;
+	struct symbolizer *sym;
+	struct tproc *procs;	/* open addressing on pid */
+	struct profiler_stats st;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+static struct tproc *tproc_get(struct profiler *p, pid_t pid, bool create)
+{
+	uint32_t i = ((uint32_t)pid * 2654435761u) % MAX_PROCS, n;
+
+	for (n = 0; n < MAX_PROCS; n++, i = (i + 1) % MAX_PROCS) {
+		if (p->procs[i].pid == pid)
+			return &p->procs[i];
+		if (!p->procs[i].pid) {
+			if (!create)
+				return NULL;
+			memset(&p->procs[i], 0, sizeof(p->procs[i]));
+			p->procs[i].pid = pid;
+			p->procs[i].live = true;
+			proc_comm(pid, p->procs[i].comm, sizeof(p->procs[i].comm));
+			p->st.processes++;
+			p->st.live++;
+			return &p->procs[i];
+		}
+	}
+	return NULL;
+}
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list args)
+{
+	if (level == LIBBPF_DEBUG && pt_verbose < 2)
+		return 0;
+	if (level == LIBBPF_INFO && !pt_verbose)
+		return 0;
+	return vfprintf(stderr, fmt, args);
+}
+
+/* Inspect tp and, if it is Python, hand its configuration to the BPF side. */
+static int tproc_inspect(struct profiler *p, struct tproc *tp, char *err, size_t errlen)
+{
+	struct pt_proc cfg;
+	char msg[512];
+	int ret;
+
+	tp->last_try_ns = now_ns();
+	ret = py_target__inspect(tp->pid, &tp->py, err ? err : msg, err ? errlen : sizeof(msg));
+	if (ret == -EAGAIN)
+		return ret;
+	if (ret) {
+		if (ret != -ESRCH)
+			tp->state = TP_NOT_PYTHON;
+		vlog("pid %d: %s\n", tp->pid, err ? err : msg);
+		return ret;
+	}
+	py_target__to_bpf(&tp->py, &cfg);
+	ret = bpf_map_update_elem(bpf_map__fd(p->skel->maps.procs), &tp->pid, &cfg, BPF_ANY);
+	if (ret) {
+		ret = -errno;
+		if (err)
+			snprintf(err, errlen, "cannot configure pid %d: %s", tp->pid, strerror(-ret));
+		return ret;
+	}
+	if (tp->state != TP_PYTHON)
+		p->st.python_processes++;
+	tp->state = TP_PYTHON;
+	vlog("pid %d: CPython %u.%u.%u in %s, _PyRuntime 0x%llx, tss key %u, tsd 0x%x%s%s\n",
+	     tp->pid, tp->py.major, tp->py.minor, tp->py.micro, tp->py.binary,
+	     (unsigned long long)tp->py.runtime, tp->py.tss_key, tp->py.tsd_off,
+	     tp->py.tsd_checked ? "" : " (unchecked)",
+	     tp->py.debug_offsets ? ", offsets from _Py_DebugOffsets" : "");
+	return 0;
+}
+
+static int track_pid(struct profiler *p, pid_t pid, __u32 how)
+{
+	if (bpf_map_update_elem(bpf_map__fd(p->skel->maps.tracked), &pid, &how, BPF_ANY))
+		return -errno;
+	return tproc_get(p, pid, true) ? 0 : -E2BIG;
+}
+
+static pid_t read_ppid(pid_t pid)
+{
+	char path[64], buf[512], *rp;
+	pid_t ppid = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	/* comm may hold spaces and parentheses: parse after the last ')'. */
+	if (fgets(buf, sizeof(buf), f) && (rp = strrchr(buf, ')')))
+		sscanf(rp + 2, "%*c %d", &ppid);
+	fclose(f);
+	return ppid;
+}
+
+/* Add the present descendants of root (new ones arrive through the fork tracepoint). */
+static void track_descendants(struct profiler *p, pid_t root)
+{
+	bool added = true;
+	int rounds;
+
+	for (rounds = 0; added && rounds < 64; rounds++) {
+		struct dirent *d;
+		DIR *dir = opendir("/proc");
+
+		added = false;
+		if (!dir)
+			return;
+		while ((d = readdir(dir))) {
+			pid_t pid = atoi(d->d_name), ppid;
+			struct tproc *parent;
+
+			if (pid <= 0 || pid == root || tproc_get(p, pid, false))
+				continue;
+			ppid = read_ppid(pid);
+			parent = ppid > 0 ? tproc_get(p, ppid, false) : NULL;
+			if (!parent)
+				continue;
+			if (track_pid(p, pid, PT_TRACK_CHILD) == 0) {
+				tproc_inspect(p, tproc_get(p, pid, false), NULL, 0);
+				added = true;
+			}
+		}
+		closedir(dir);
+	}
+}
+
+int profiler__add_root(struct profiler *p, pid_t pid, char *err, size_t errlen)
+{
+	struct tproc *tp;
+	int ret, tries;
+
+	ret = track_pid(p, pid, PT_TRACK_ROOT);
+	if (ret) {
+		snprintf(err, errlen, "cannot track pid %d: %s", pid, strerror(-ret));
+		return ret;
+	}
+	tp = tproc_get(p, pid, false);
+	/* A process started just now may still be initializing its interpreter. */
+	for (tries = 0; tries < 20; tries++) {
+		ret = tproc_inspect(p, tp, err, errlen);
+		if (ret != -EAGAIN)
+			break;
+		usleep(50000);
+	}
+	if (ret)
+		return ret;
+	if (p->opts.follow_children)
+		track_descendants(p, pid);
+	return 0;
+}
+
+static void frame_name(char *buf, size_t size, const struct py_frame_sym *fs)
+{
+	const char *file = fs->file && fs->file[0] ? fs->file : "?";
+
+	snprintf(buf, size, "%s (%s:%d)", fs->name && fs->name[0] ? fs->name : "?", file, fs->line);
+}
+
+#define FRAME_LEN 384
+
+static void handle_sample(struct profiler *p, const struct pt_sample *s)
+{
+	static char names[PT_MAX_FRAMES + 3][FRAME_LEN];
+	const char *frames[PT_MAX_FRAMES + 3];
+	struct mem_reader mr;
+	struct tproc *tp;
+	size_t n = 0;
+	int i, nframes = s->nframes < PT_MAX_FRAMES ? (int)s->nframes : PT_MAX_FRAMES;
+
+	tp = tproc_get(p, s->hdr.pid, true);
+	if (!tp)
+		return;
+	if (p->opts.threads) {
+		snprintf(names[n], FRAME_LEN, "[thread %.16s tid=%u%s]", s->comm, s->tid,
+			 s->tid == s->hdr.pid ? " main" : "");
+		frames[n] = names[n];
+		n++;
+	}
+	if (s->flags & PT_SF_NO_PROC) {
+		p->st.no_python++;
+		if (tp->state == TP_UNKNOWN && now_ns() - tp->last_try_ns > RETRY_NS)
+			tproc_inspect(p, tp, NULL, 0);
+		snprintf(names[n], FRAME_LEN, "[%s %.16s]",
+			 tp->state == TP_NOT_PYTHON ? "not Python:" : "Python starting:", s->comm);
+		frames[n] = names[n];
+		n++;
+		goto add;
+	}
+	if (s->flags & (PT_SF_TRUNCATED | PT_SF_READ_ERR)) {
+		p->st.truncated++;
+		frames[n++] = "[truncated]";
+	}
+	if ((unsigned)nframes > p->st.max_depth)
+		p->st.max_depth = nframes;
+	procmem__reader(&mr, s->hdr.pid);
+	for (i = nframes - 1; i >= 0; i--) {
+		struct py_frame_sym fs;
+		int ret;
+
+		ret = symbolizer__resolve(p->sym, s->hdr.pid, &tp->py.layout, &mr, tp->py.pycode_type,
+					  s->frames[i].code, s->frames[i].instr, &fs);
+		if (ret == -ENOENT)
+			continue;	/* not a code object: a shim or None executable */
+		if (ret) {
+			p->st.unresolved++;
+			frames[n++] = "[unknown]";
+			continue;
+		}
+		frame_name(names[n], FRAME_LEN, &fs);
+		frames[n] = names[n];
+		n++;
+	}
+	if (nframes == 0) {
+		if (s->flags & PT_SF_NO_TSTATE)
+			p->st.native++;
+		frames[n++] = "[native]";
+	}
+add:
+	if (stack_agg__add(p->stacks, frames, n, s->weight) == -E2BIG)
+		p->st.stacks_dropped += s->weight;
+}
+
+static void handle_proc_event(struct profiler *p, const struct pt_proc_event *e)
+{
+	struct tproc *tp, *parent;
+
+	switch (e->hdr.type) {
+	case PT_EV_FORK:
+		tp = tproc_get(p, e->hdr.pid, true);
+		parent = tproc_get(p, e->ppid, false);
+		if (tp && parent && parent->state == TP_PYTHON) {
+			/* The BPF side copied the parent's configuration; so do we. */
+			tp->py = parent->py;
+			tp->py.pid = e->hdr.pid;
+			tp->state = TP_PYTHON;
+			p->st.python_processes++;
+		}
+		vlog("pid %d: forked from %d\n", e->hdr.pid, e->ppid);
+		break;
+	case PT_EV_EXEC:
+		tp = tproc_get(p, e->hdr.pid, true);
+		if (!tp)
+			break;
+		if (tp->state == TP_PYTHON)
+			p->st.python_processes--;
+		tp->state = TP_UNKNOWN;
+		symbolizer__forget(p->sym, e->hdr.pid);
+		proc_comm(tp->pid, tp->comm, sizeof(tp->comm));
+		vlog("pid %d: exec %s\n", e->hdr.pid, tp->comm);
+		tproc_inspect(p, tp, NULL, 0);
+		break;
+	case PT_EV_EXIT:
+		tp = tproc_get(p, e->hdr.pid, false);
+		if (tp && tp->live) {
+			tp->live = false;
+			p->st.live--;
+		}
+		vlog("pid %d: exited\n", e->hdr.pid);
+		break;
+	}
+}
+
+static int handle_event(void *ctx, void *data, size_t size)
+{
+	const struct pt_event_hdr *h = data;
+	struct profiler *p = ctx;
+
+	if (size < sizeof(*h))
+		return 0;
+	if (h->type == PT_EV_SAMPLE && size >= offsetof(struct pt_sample, frames))
+		handle_sample(p, data);
+	else if (size >= sizeof(struct pt_proc_event))
+		handle_proc_event(p, data);
+	return 0;
+}
+
+struct profiler *profiler__new(const struct profiler_opts *opts, char *err, size_t errlen)
+{
+	struct profiler *p = calloc(1, sizeof(*p));
+	int ret;
+
+	if (!p) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	p->opts = *opts;
+	p->procs = calloc(MAX_PROCS, sizeof(*p->procs));
+	p->stacks = stack_agg__new(opts->max_stacks);
+	p->sym = symbolizer__new(0);
+	if (!p->procs || !p->stacks || !p->sym) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	libbpf_set_print(libbpf_print);
+	p->skel = profile_bpf__open();
+	if (!p->skel) {
+		snprintf(err, errlen, "cannot open the BPF object: %s", strerror(errno));
+		goto fail;
+	}
+	p->skel->rodata->follow_children = opts->follow_children;
+	ret = profile_bpf__load(p->skel);
+	if (ret) {
+		snprintf(err, errlen, "cannot load the BPF programs: %s%s", strerror(-ret),
+			 pt_verbose ? "" : " (run with -v for the verifier's log)");
+		goto fail;
+	}
+	p->rb = ring_buffer__new(bpf_map__fd(p->skel->maps.events), handle_event, p, NULL);
+	if (!p->rb) {
+		snprintf(err, errlen, "cannot create the ring buffer: %s", strerror(errno));
+		goto fail;
+	}
+	return p;
+fail:
+	profiler__free(p);
+	return NULL;
+}
+
+int profiler__attach(struct profiler *p, char *err, size_t errlen)
+{
+	int ncpus = libbpf_num_possible_cpus(), cpu, fd, ret;
+	struct perf_event_attr attr = {
+		.type = PERF_TYPE_SOFTWARE,
+		.config = PERF_COUNT_SW_CPU_CLOCK,
+		.size = sizeof(attr),
+		.freq = 1,
+		.sample_freq = p->opts.rate_hz,
+	};
+
+	ret = profile_bpf__attach(p->skel);
+	if (ret) {
+		snprintf(err, errlen, "cannot attach the process tracepoints: %s", strerror(-ret));
+		return ret;
+	}
+	if (ncpus <= 0) {
+		snprintf(err, errlen, "cannot count CPUs: %s", strerror(-ncpus));
+		return ncpus;
+	}
+	p->links = calloc(ncpus, sizeof(*p->links));
+	if (!p->links)
+		return -ENOMEM;
+	for (cpu = 0; cpu < ncpus; cpu++) {
+		fd = syscall(__NR_perf_event_open, &attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+		if (fd < 0) {
+			if (errno == ENODEV)
+				continue;	/* possible but offline CPU */
+			ret = -errno;
+			snprintf(err, errlen, "cannot open a CPU-clock perf event on CPU %d: %s", cpu, strerror(errno));
+			return ret;
+		}
+		p->links[p->nlinks] = bpf_program__attach_perf_event(p->skel->progs.sample_stack, fd);
+		if (!p->links[p->nlinks]) {
+			ret = -errno;
+			close(fd);
+			snprintf(err, errlen, "cannot attach the sampler on CPU %d: %s", cpu, strerror(-ret));
+			return ret;
+		}
+		p->nlinks++;
+	}
+	return 0;
+}
+
+int profiler__poll(struct profiler *p, int timeout_ms)
+{
+	int ret = ring_buffer__poll(p->rb, timeout_ms);
+
+	/* Samples are queued without a wakeup to keep the collector idle: take them now. */
+	if (ret >= 0) {
+		int more = ring_buffer__consume(p->rb);
+
+		if (more > 0)
+			ret += more;
+	}
+	return ret == -EINTR ? 0 : ret;
+}
+
+void profiler__drain(struct profiler *p)
+{
+	ring_buffer__consume(p->rb);
+}
+
+struct stack_agg *profiler__stacks(struct profiler *p)
+{
+	return p->stacks;
+}
+
+void profiler__stats(struct profiler *p, struct profiler_stats *st)
+{
+	__u64 vals[256], sum[PT_CNT_MAX] = {};
+	int ncpus = libbpf_num_possible_cpus(), i, c;
+	__u32 key;
+
+	for (key = 0; key < PT_CNT_MAX && ncpus > 0 && ncpus <= 256; key++) {
+		if (bpf_map_lookup_elem(bpf_map__fd(p->skel->maps.counters), &key, vals))
+			continue;
+		for (c = 0; c < ncpus; c++)
+			sum[key] += vals[c];
+	}
+	(void)i;
+	p->st.samples = sum[PT_CNT_SAMPLES];
+	p->st.lost = sum[PT_CNT_LOST];
+	p->st.proc_lost = sum[PT_CNT_PROC_LOST];
+	p->st.stacks_dropped = stack_agg__dropped(p->stacks);
+	*st = p->st;
+}
+
+void profiler__describe(struct profiler *p, FILE *f)
+{
+	int i;
+
+	for (i = 0; i < MAX_PROCS; i++) {
+		const struct tproc *tp = &p->procs[i];
+
+		if (!tp->pid || tp->state != TP_PYTHON)
+			continue;
+		fprintf(f, "  pid %d (%s): CPython %u.%u%s%.0u in %s, offsets: %s, stacks: walked in BPF\n",
+			tp->pid, tp->comm, tp->py.major, tp->py.minor, tp->py.micro || tp->py.minor >= 11 ? "." : "",
+			tp->py.micro, tp->py.binary,
+			tp->py.debug_offsets ? "_Py_DebugOffsets" : "built-in table");
+	}
+}
+
+void profiler__free(struct profiler *p)
+{
+	int i;
+
+	if (!p)
+		return;
+	for (i = 0; i < p->nlinks; i++)
+		bpf_link__destroy(p->links[i]);
+	free(p->links);
+	ring_buffer__free(p->rb);
+	profile_bpf__destroy(p->skel);
+	symbolizer__free(p->sym);
+	stack_agg__free(p->stacks);
+	free(p->procs);
+	free(p);
+}

@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Finding a process's CPython interpreter: version, _PyRuntime, layout and thread-state key. */
+#ifndef PYTRACE_PYPROC_H
+#define PYTRACE_PYPROC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include "pylayout.h"
+#include "pytrace_user.h"
+
+struct py_target {
+	pid_t pid;
+	unsigned major, minor, micro;
+	char binary[512];	/* the file holding the interpreter, as the target sees it */
+	bool shared;		/* interpreter in libpython*.so */
+	uint64_t runtime;	/* &_PyRuntime in the target */
+	uint64_t pycode_type;	/* &PyCode_Type in the target */
+	bool debug_offsets;	/* layout read from the interpreter's _Py_DebugOffsets */
+	struct py_layout layout;
+	uint32_t tss_key;
+	uint32_t tsd_off;
+	bool tsd_checked;	/* tsd_off confirmed against a live thread */
+};
+
+/*
+ * Inspect pid. Returns 0, or:
+ *  -ESRCH    no such process
+ *  -ENOEXEC  not a Python process
+ *  -ENOTSUP  a CPython version pytrace-bpf does not support (t->major/minor say which)
+ *  -EAGAIN   the interpreter is not initialized yet (try again shortly)
+ *  other -errno for read errors.
+ * A message for the user is written to err.
+ */
+int py_target__inspect(pid_t pid, struct py_target *t, char *err, size_t errlen);
+
+/* The per-process configuration the BPF stack walker needs. */
+void py_target__to_bpf(const struct py_target *t, struct pt_proc *p);
+
+/* Read /proc/PID/comm into buf (empty on failure). */
+void proc_comm(pid_t pid, char *buf, size_t size);
+
+#endif
