@@ -1,0 +1,210 @@
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+"""Walk this interpreter's own state with a py_layout, the way the tracer does from BPF.
+
+Usage: python3.N live_walk.py tsd_off=784 key=value...   (the keys: check_offsets --print)
+
+Reads raw memory of the running process through ctypes and checks each hop against what
+Python itself says: _PyRuntime.autoTSSkey -> glibc TSD slot -> PyThreadState, the interpreter's
+thread list and thread ids, the frame chain (code objects, instruction pointers, shim frames
+and their owner byte), code object fields, str and bytes. Prints one line per mismatch,
+the owner bytes of the frames it had to skip, and a final `N passed, N failed`.
+"""
+import ctypes
+import sys
+import threading
+
+NONE = 0xFFFFFFFF
+L = {}
+for a in sys.argv[1:]:
+    k, v = a.split("=", 1)
+    L[k] = int(v, 0)
+ver = "%d.%d" % sys.version_info[:2]
+passed = failed = 0
+
+
+def check(what, got, want):
+    global passed, failed
+    if got == want:
+        passed += 1
+    else:
+        failed += 1
+        print("%s live: %s = %r, expected %r" % (ver, what, got, want))
+
+
+def u64(a):
+    return ctypes.c_uint64.from_address(a).value
+
+
+def u32(a):
+    return ctypes.c_uint32.from_address(a).value
+
+
+def i32(a):
+    return ctypes.c_int32.from_address(a).value
+
+
+def u8(a):
+    return ctypes.c_uint8.from_address(a).value
+
+
+def read_str(p):
+    """A compact str object at p, as the symbolizer reads it."""
+    state = u32(p + L["str_state"])
+    length = u64(p + 16)
+    kind, compact, ascii_ = (state >> 2) & 7, (state >> 5) & 1, (state >> 6) & 1
+    assert compact, "not a compact str"
+    if ascii_:
+        return ctypes.string_at(p + L["str_ascii_data"], length).decode("ascii")
+    raw = ctypes.string_at(p + L["str_compact_data"], length * kind)
+    return raw.decode({1: "latin-1", 2: "utf-16-le", 4: "utf-32-le"}[kind])
+
+
+def read_bytes(p):
+    return ctypes.string_at(p + L["bytes_data"], u64(p + L["bytes_size"]))
+
+
+libc = ctypes.CDLL(None)
+libc.pthread_self.restype = ctypes.c_void_p
+libc.pthread_getspecific.restype = ctypes.c_void_p
+libc.pthread_getspecific.argtypes = [ctypes.c_uint]
+api = ctypes.pythonapi
+api.PyThreadState_Get.restype = ctypes.c_void_p
+rt = ctypes.addressof(ctypes.c_char.in_dll(api, "_PyRuntime"))
+code_type = id(type(check.__code__))
+skipped = []
+
+
+def walk_tstate(ts):
+    """The (code, instr, owner) of each frame of ts, innermost first, shims included."""
+    if L["ts_cframe"] != NONE:
+        fr = u64(u64(ts + L["ts_cframe"]) + L["ts_frame"])
+    else:
+        fr = u64(ts + L["ts_frame"])
+    out = []
+    while fr and len(out) < 256:
+        code = u64(fr + L["fr_code"]) & L["code_mask"]
+        if L["instr_is_ptr"]:
+            instr = u64(fr + L["fr_instr"])
+        else:
+            instr = i32(fr + L["fr_instr"])
+        owner = u8(fr + L["fr_owner"]) if L["fr_owner"] != NONE else None
+        out.append((code, instr, owner))
+        fr = u64(fr + L["fr_back"])
+    return out
+
+
+def check_stack(ts, frames, own):
+    """Compare the walk of ts with the Python frames of its thread (innermost first).
+
+    own: ts is this thread; frames are then taken here, and the walk's two innermost frames
+    (u64() reading the top frame pointer, and walk_tstate) are dropped; the innermost
+    f_lasti is still moving and not compared.
+    """
+    if own:
+        frames = frames_here(1)
+    walked = walk_tstate(ts)
+    py = []
+    for code, instr, owner in walked:
+        is_code = code != 0 and u64(code + 8) == code_type
+        if L["fr_owner"] != NONE and owner == L["owner_cstack"]:
+            skipped.append((owner, read_str(u64(code + L["co_name"])) if is_code else "-"))
+            continue
+        if not is_code:
+            check("frame (owner %s) code %#x is a code object" % (owner, code), False, True)
+            continue
+        py.append((code, instr))
+    if own:
+        py = py[2:]
+    check("python frame count", len(py), len(frames))
+    for i, ((code, instr), f) in enumerate(zip(py, frames)):
+        c = f.f_code
+        check("code of %s" % c.co_name, code, id(c))
+        check("co_name", read_str(u64(code + L["co_name"])), c.co_name)
+        check("co_filename", read_str(u64(code + L["co_filename"])), c.co_filename)
+        check("co_firstlineno", i32(code + L["co_firstlineno"]), c.co_firstlineno)
+        if L["co_qualname"] != NONE:
+            check("co_qualname", read_str(u64(code + L["co_qualname"])), c.co_qualname)
+        lt = c.co_lnotab if L["linetable"] == 0 else c.co_linetable
+        check("linetable object", u64(code + L["co_linetable"]), id(lt))
+        check("linetable bytes", read_bytes(u64(code + L["co_linetable"])), lt)
+        if L["instr_is_ptr"]:
+            start = code + L["co_code_adaptive"]
+            check("instr in %s's code" % c.co_name, start <= instr < start + len(c.co_code),
+                  True)
+        elif not (own and i == 0):
+            scale = 2 if L["linetable"] == 1 else 1  # 3.10 counts code units
+            check("f_lasti of %s" % c.co_name, instr * scale, f.f_lasti)
+
+
+def frames_here(depth):
+    f = sys._getframe(depth)
+    out = []
+    while f is not None:
+        out.append(f)
+        f = f.f_back
+    return out
+
+
+def inspect_threads(other):
+    ts = api.PyThreadState_Get()
+    # Thread -> tstate through the pthread key, as BPF does.
+    if L["rt_tss"] != NONE:
+        check("autoTSSkey _is_initialized", i32(rt + L["rt_tss"]), 1)
+        key = u32(rt + L["rt_tss"] + 4)
+        check("pthread_getspecific(autoTSSkey)", libc.pthread_getspecific(key), ts)
+        if key < 32:
+            slot = libc.pthread_self() + L["tsd_off"] + key * 16 + 8
+            check("glibc TSD slot of key %d" % key, u64(slot), ts)
+        else:
+            print("%s live: autoTSSkey %d >= 32, TSD slot not checked" % (ver, key))
+    # Interpreter -> thread list.
+    interp = u64(rt + L["rt_interp_head"])
+    seen = {}
+    t = u64(interp + L["is_threads_head"])
+    while t and len(seen) < 64:
+        seen[u64(t + L["ts_thread_id"])] = t
+        t = u64(t + L["ts_next"])
+    check("own tstate in the thread list", seen.get(threading.get_ident()), ts)
+    check("other thread in the thread list", other.ident in seen, True)
+    if L["ts_native_thread_id"] != NONE:
+        check("native_thread_id", u64(ts + L["ts_native_thread_id"]), threading.get_native_id())
+    check_stack(ts, None, True)
+    # The other thread is parked in Event.wait() -> ... -> lock.acquire().
+    check_stack(seen[other.ident], frames_here_of(other), False)
+
+
+def frames_here_of(thread):
+    f = sys._current_frames()[thread.ident]
+    out = []
+    while f is not None:
+        out.append(f)
+        f = f.f_back
+    return out
+
+
+def fünf_ñame(x):
+    # A non-ASCII name exercises str_compact_data; map() adds a C call between frames.
+    return inspect_threads(x)
+
+
+class Outer:
+    def method(self, other):
+        return list(map(fünf_ñame, [other]))
+
+
+def main():
+    ev = threading.Event()
+    other = threading.Thread(target=ev.wait, daemon=True)
+    other.start()
+    while other.ident not in sys._current_frames():
+        pass
+    Outer().method(other)
+    ev.set()
+    other.join()
+    print("%s live: skipped %d shim frames (owner, code name): %s" %
+          (ver, len(skipped), sorted(set(skipped))))
+    print("%s live (%s): %d passed, %d failed" % (ver, sys.version.split()[0], passed, failed))
+    sys.exit(1 if failed else 0)
+
+
+main()
