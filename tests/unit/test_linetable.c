@@ -116,8 +116,11 @@ static size_t check_file(const char *path)
 				uint8_t *cut = malloc(n ? n : 1);
 
 				memcpy(cut, c.table, n);
-				for (int off = 0; off <= last_end; off += 2)
+				int step = last_end / 32 & ~1;
+
+				for (int off = 0; off <= last_end; off += step > 2 ? step : 2)
 					linetable__addr2line(c.kind, n ? cut : NULL, n, c.firstlineno, off);
+				linetable__addr2line(c.kind, n ? cut : NULL, n, c.firstlineno, last_end + 2);
 				free(cut);
 			}
 		}

@@ -1,0 +1,454 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Code object -> name, file and line, from the target's memory through a mem_reader.
+ *
+ * A cache entry per (key, code object) holds the name, the file name, co_firstlineno and a
+ * copy of the line table, in one allocation, so a frame seen before costs no memory read.
+ * Entries sit in a hash table and an LRU list; the least recently used goes when full.
+ *
+ * Which instruction the shipped value designates (checked on live frames of every version by
+ * tests/tools/capture_code.py, whose fixtures the unit test replays):
+ *   3.8, 3.9  f_lasti: byte offset of the instruction being executed (in a caller: the call).
+ *   3.10      f_lasti in code units: x2.
+ *   3.11/12   prev_instr: the last instruction started. Around a Python-to-Python call CALL
+ *             skips its inline caches first, so prev_instr is the CALL's last CACHE unit; the
+ *             location table gives the caches their instruction's entry: same line.
+ *             prev_instr is one unit before the code until the first instruction (offset -2).
+ *   3.13+     instr_ptr: the instruction currently executing. Each instruction stores its own
+ *             address there as it starts and a call leaves it alone (the callee returns to
+ *             instr_ptr + return_offset), so in a caller it is the CALL itself.
+ * None needs an adjustment: offset = instr - (code + co_code_adaptive), as CPython's
+ * _PyInterpreterFrame_LASTI(f) * sizeof(_Py_CODEUNIT).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "linetable.h"
+#include "symbolize.h"
+
+#define OB_TYPE 8		/* PyObject.ob_type, all versions (GIL builds) */
+#define STR_LENGTH 16		/* PyASCIIObject.length, all versions */
+#define STR_MAX_LEN (1L << 30)
+#define MAX_BUCKETS (1UL << 20)
+
+struct sym_entry {
+	struct sym_entry *hnext;
+	struct sym_entry *prev, *next;	/* LRU list, most recent first */
+	uint64_t code;
+	uint32_t key;
+	int firstlineno;
+	enum pyl_linetable kind;
+	bool truncated;			/* the table was longer than SYMBOLIZER_MAX_TABLE */
+	bool memo_valid;
+	uint64_t memo_instr;
+	int memo_line;
+	const char *name, *file;
+	const uint8_t *table;
+	size_t table_len;
+	char data[];			/* name, file, table */
+};
+
+struct symbolizer {
+	struct sym_entry **buckets;
+	size_t mask;
+	struct sym_entry lru;		/* sentinel */
+	size_t n, max;
+	uint64_t hits, misses;
+};
+
+static size_t bucket(const struct symbolizer *s, uint32_t key, uint64_t code)
+{
+	uint64_t h = (code ^ ((uint64_t)key << 40 | key)) * 0x9e3779b97f4a7c15ULL;
+
+	return (h ^ h >> 31) & s->mask;
+}
+
+struct symbolizer *symbolizer__new(size_t max_entries)
+{
+	struct symbolizer *s = calloc(1, sizeof(*s));
+	size_t nb = 16;
+
+	if (!s)
+		return NULL;
+	s->max = max_entries ? max_entries : SYMBOLIZER_DEFAULT_ENTRIES;
+	while (nb < s->max && nb < MAX_BUCKETS)
+		nb <<= 1;
+	s->buckets = calloc(nb, sizeof(*s->buckets));
+	if (!s->buckets) {
+		free(s);
+		return NULL;
+	}
+	s->mask = nb - 1;
+	s->lru.next = s->lru.prev = &s->lru;
+	return s;
+}
+
+static void lru_unlink(struct sym_entry *e)
+{
+	e->prev->next = e->next;
+	e->next->prev = e->prev;
+}
+
+static void lru_push(struct symbolizer *s, struct sym_entry *e)
+{
+	e->next = s->lru.next;
+	e->prev = &s->lru;
+	s->lru.next->prev = e;
+	s->lru.next = e;
+}
+
+static void remove_entry(struct symbolizer *s, struct sym_entry *e)
+{
+	struct sym_entry **pp = &s->buckets[bucket(s, e->key, e->code)];
+
+	while (*pp != e)
+		pp = &(*pp)->hnext;
+	*pp = e->hnext;
+	lru_unlink(e);
+	s->n--;
+	free(e);
+}
+
+void symbolizer__free(struct symbolizer *s)
+{
+	if (!s)
+		return;
+	while (s->lru.next != &s->lru) {
+		struct sym_entry *e = s->lru.next;
+
+		lru_unlink(e);
+		free(e);
+	}
+	free(s->buckets);
+	free(s);
+}
+
+void symbolizer__forget(struct symbolizer *s, uint32_t key)
+{
+	struct sym_entry *e, *next;
+
+	for (e = s->lru.next; e != &s->lru; e = next) {
+		next = e->next;
+		if (e->key == key)
+			remove_entry(s, e);
+	}
+}
+
+uint64_t symbolizer__hits(const struct symbolizer *s)
+{
+	return s->hits;
+}
+
+uint64_t symbolizer__misses(const struct symbolizer *s)
+{
+	return s->misses;
+}
+
+size_t symbolizer__size(const struct symbolizer *s)
+{
+	return s->n;
+}
+
+/* Append code point c as UTF-8 if it fits in buf[*n..size-1); false when it does not. */
+static bool put_utf8(char *buf, size_t size, size_t *n, uint32_t c)
+{
+	char tmp[4];
+	size_t k;
+
+	if (c >= 0xd800 && c <= 0xdfff)
+		c = 0xfffd;	/* a lone surrogate: not encodable */
+	else if (c == 0)
+		c = '?';	/* keep the result a C string */
+	if (c < 0x80) {
+		tmp[0] = c;
+		k = 1;
+	} else if (c < 0x800) {
+		tmp[0] = 0xc0 | c >> 6;
+		tmp[1] = 0x80 | (c & 0x3f);
+		k = 2;
+	} else if (c < 0x10000) {
+		tmp[0] = 0xe0 | c >> 12;
+		tmp[1] = 0x80 | (c >> 6 & 0x3f);
+		tmp[2] = 0x80 | (c & 0x3f);
+		k = 3;
+	} else {
+		tmp[0] = 0xf0 | c >> 18;
+		tmp[1] = 0x80 | (c >> 12 & 0x3f);
+		tmp[2] = 0x80 | (c >> 6 & 0x3f);
+		tmp[3] = 0x80 | (c & 0x3f);
+		k = 4;
+	}
+	if (*n + k > size - 1)
+		return false;
+	memcpy(buf + *n, tmp, k);
+	*n += k;
+	return true;
+}
+
+int py_read_str(const struct py_layout *l, const struct mem_reader *mr, uint64_t addr,
+		char *buf, size_t size)
+{
+	uint8_t hdr[128], chunk[512];
+	uint32_t state;
+	int64_t length;
+	uint64_t data;
+	unsigned kind;
+	bool ascii, compact;
+	size_t n = 0, left;
+	int err;
+
+	if (!l || !mr || !buf || !size)
+		return -EINVAL;
+	buf[0] = 0;
+	if (!addr)
+		return -EINVAL;
+	/* The ASCII header is the smallest a str can be: enough for state and length. */
+	if (l->str_ascii_data > sizeof(hdr) || l->str_state + 4 > l->str_ascii_data ||
+	    STR_LENGTH + 8 > l->str_ascii_data)
+		return -EINVAL;
+	err = mem_read(mr, addr, hdr, l->str_ascii_data);
+	if (err)
+		return err;
+	memcpy(&state, hdr + l->str_state, sizeof(state));
+	memcpy(&length, hdr + STR_LENGTH, sizeof(length));
+	/* state: interned:2, kind:3, compact:1, ascii:1 (3.8 .. 3.15, GIL builds) */
+	kind = state >> 2 & 7;
+	compact = state >> 5 & 1;
+	ascii = state >> 6 & 1;
+	if (length < 0 || length > STR_MAX_LEN || (kind != 1 && kind != 2 && kind != 4) ||
+	    (ascii && kind != 1))
+		return -EINVAL;
+	if (compact) {
+		data = addr + (ascii ? l->str_ascii_data : l->str_compact_data);
+	} else {
+		/* PyUnicodeObject: a pointer to the data after the compact header */
+		err = mem_read_u64(mr, addr + l->str_compact_data, &data);
+		if (err)
+			return err;
+		if (!data)
+			return -EINVAL;
+	}
+	/* At least one UTF-8 byte per character: never more than size-1 characters needed. */
+	left = (size_t)length < size - 1 ? (size_t)length : size - 1;
+	while (left) {
+		size_t nch = left < sizeof(chunk) / kind ? left : sizeof(chunk) / kind;
+
+		err = mem_read(mr, data, chunk, nch * kind);
+		if (err)
+			return err;
+		for (size_t i = 0; i < nch; i++) {
+			uint32_t c;
+
+			if (kind == 1) {
+				c = chunk[i];
+			} else if (kind == 2) {
+				uint16_t v;
+
+				memcpy(&v, chunk + 2 * i, 2);
+				c = v;
+			} else {
+				memcpy(&c, chunk + 4 * i, 4);
+			}
+			if ((ascii && c >= 0x80) || c > 0x10ffff) {
+				buf[0] = 0;
+				return -EILSEQ;
+			}
+			if (!put_utf8(buf, size, &n, c))
+				goto out;
+		}
+		data += nch * kind;
+		left -= nch;
+	}
+out:
+	buf[n] = 0;
+	return (int)n;
+}
+
+long py_read_bytes(const struct py_layout *l, const struct mem_reader *mr, uint64_t addr,
+		   size_t max, uint8_t **data, size_t *len)
+{
+	int64_t size;
+	size_t n;
+	int err;
+
+	*data = NULL;
+	*len = 0;
+	if (!addr)
+		return -EINVAL;
+	err = mem_read(mr, addr + l->bytes_size, &size, sizeof(size));
+	if (err)
+		return err;
+	if (size < 0 || size > INT32_MAX)
+		return -EINVAL;
+	n = (size_t)size < max ? (size_t)size : max;
+	*data = malloc(n ? n : 1);
+	if (!*data)
+		return -ENOMEM;
+	if (n) {
+		err = mem_read(mr, addr + l->bytes_data, *data, n);
+		if (err) {
+			free(*data);
+			*data = NULL;
+			return err;
+		}
+	}
+	*len = n;
+	return size;
+}
+
+static int entry_line(const struct sym_entry *e, const struct py_layout *l, uint64_t instr)
+{
+	int64_t off;
+	bool ran_out;
+	int line;
+
+	switch (e->kind) {
+	case PYL_LNOTAB:
+		off = (int32_t)instr;
+		break;
+	case PYL_LINETABLE_310:
+		off = (int64_t)(int32_t)instr * 2;
+		break;
+	case PYL_LOCATIONS:
+		if (!instr || l->co_code_adaptive == PYL_NONE)
+			return -1;
+		off = (int64_t)(instr - (e->code + l->co_code_adaptive));
+		break;
+	default:
+		return -1;
+	}
+	/* -1 (f_lasti) or -2 (prev_instr) before the first instruction; below that: garbage */
+	if (off < -2 || off > INT_MAX)
+		return -1;
+	line = linetable__addr2line_ex(e->kind, e->table, e->table_len, e->firstlineno, (int)off,
+				       &ran_out);
+	return ran_out && e->truncated ? -1 : line;
+}
+
+static void fill(struct sym_entry *e, const struct py_layout *l, uint64_t instr,
+		 struct py_frame_sym *out)
+{
+	if (!e->memo_valid || e->memo_instr != instr) {
+		e->memo_line = entry_line(e, l, instr);
+		e->memo_instr = instr;
+		e->memo_valid = true;
+	}
+	out->name = e->name;
+	out->file = e->file;
+	out->firstlineno = e->firstlineno;
+	out->line = e->memo_line >= 0 ? e->memo_line : e->firstlineno;
+}
+
+static uint32_t max_u32(uint32_t a, uint32_t b)
+{
+	return a > b ? a : b;
+}
+
+/* Read one code object into a new entry, or -errno. */
+static int load(const struct py_layout *l, const struct mem_reader *mr, uint64_t pycode_type,
+		uint64_t code, struct sym_entry **out)
+{
+	uint8_t hdr[512];
+	uint32_t need;
+	uint64_t ob_type, name_addr, file_addr, table_addr;
+	int32_t firstlineno;
+	char name[SYMBOLIZER_MAX_STR], file[SYMBOLIZER_MAX_STR];
+	uint8_t *table = NULL;
+	size_t table_len, name_len, file_len;
+	long table_size;
+	struct sym_entry *e;
+	int err;
+
+	need = max_u32(OB_TYPE + 8, l->co_firstlineno + 4);
+	need = max_u32(need, l->co_filename + 8);
+	need = max_u32(need, l->co_name + 8);
+	need = max_u32(need, l->co_linetable + 8);
+	if (l->co_qualname != PYL_NONE)
+		need = max_u32(need, l->co_qualname + 8);
+	if (need > sizeof(hdr))
+		return -EINVAL;
+	err = mem_read(mr, code, hdr, need);
+	if (err)
+		return err;
+	memcpy(&ob_type, hdr + OB_TYPE, 8);
+	if (pycode_type && ob_type != pycode_type)
+		return -ENOENT;
+	memcpy(&firstlineno, hdr + l->co_firstlineno, 4);
+	memcpy(&name_addr, hdr + (l->co_qualname != PYL_NONE ? l->co_qualname : l->co_name), 8);
+	memcpy(&file_addr, hdr + l->co_filename, 8);
+	memcpy(&table_addr, hdr + l->co_linetable, 8);
+
+	err = py_read_str(l, mr, name_addr, name, sizeof(name));
+	if (err < 0)
+		return err;
+	name_len = err;
+	err = py_read_str(l, mr, file_addr, file, sizeof(file));
+	if (err < 0)
+		return err;
+	file_len = err;
+	table_size = py_read_bytes(l, mr, table_addr, SYMBOLIZER_MAX_TABLE, &table, &table_len);
+	if (table_size < 0)
+		return (int)table_size;
+
+	e = calloc(1, sizeof(*e) + name_len + 1 + file_len + 1 + table_len);
+	if (!e) {
+		free(table);
+		return -ENOMEM;
+	}
+	e->code = code;
+	e->firstlineno = firstlineno;
+	e->kind = l->linetable;
+	e->truncated = (size_t)table_size > table_len;
+	memcpy(e->data, name, name_len + 1);
+	memcpy(e->data + name_len + 1, file, file_len + 1);
+	memcpy(e->data + name_len + 1 + file_len + 1, table, table_len);
+	e->name = e->data;
+	e->file = e->data + name_len + 1;
+	e->table = (const uint8_t *)e->data + name_len + 1 + file_len + 1;
+	e->table_len = table_len;
+	free(table);
+	*out = e;
+	return 0;
+}
+
+int symbolizer__resolve(struct symbolizer *s, uint32_t key, const struct py_layout *l,
+			const struct mem_reader *mr, uint64_t pycode_type, uint64_t code,
+			uint64_t instr, struct py_frame_sym *out)
+{
+	struct sym_entry *e;
+	size_t b;
+	int err;
+
+	if (!s || !l || !mr || !out)
+		return -EINVAL;
+	if (l->code_mask)
+		code &= l->code_mask;
+	if (!code)
+		return -EINVAL;
+	b = bucket(s, key, code);
+	for (e = s->buckets[b]; e; e = e->hnext) {
+		if (e->code == code && e->key == key) {
+			s->hits++;
+			lru_unlink(e);
+			lru_push(s, e);
+			fill(e, l, instr, out);
+			return 0;
+		}
+	}
+	s->misses++;
+	err = load(l, mr, pycode_type, code, &e);
+	if (err)
+		return err;
+	if (s->n >= s->max)
+		remove_entry(s, s->lru.prev);
+	e->key = key;
+	e->hnext = s->buckets[b];
+	s->buckets[b] = e;
+	lru_push(s, e);
+	s->n++;
+	fill(e, l, instr, out);
+	return 0;
+}

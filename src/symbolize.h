@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* (code object, instruction) pairs shipped by BPF -> function, file and line, read from the
+ * target's memory and cached per (pid, code object). */
+#ifndef PYTRACE_SYMBOLIZE_H
+#define PYTRACE_SYMBOLIZE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "memread.h"
+#include "pylayout.h"
+
+#define SYMBOLIZER_DEFAULT_ENTRIES 65536
+#define SYMBOLIZER_MAX_TABLE (64 * 1024)	/* line table bytes kept per code object */
+#define SYMBOLIZER_MAX_STR 1024			/* UTF-8 bytes kept per name or file name */
+
+struct py_frame_sym {
+	const char *name;	/* co_qualname (3.11+) or co_name */
+	const char *file;	/* co_filename */
+	int line;		/* current line, or firstlineno if unknown */
+	int firstlineno;
+};
+
+struct symbolizer;
+
+/* max_entries code objects are cached (0: SYMBOLIZER_DEFAULT_ENTRIES); the least recently
+ * used one is evicted when full. NULL on allocation failure. */
+struct symbolizer *symbolizer__new(size_t max_entries);
+void symbolizer__free(struct symbolizer *s);
+
+/*
+ * code: code object address (tag bits are masked with l->code_mask);
+ * instr: the raw value shipped by BPF: f_lasti for <= 3.10, the instruction pointer 3.11+.
+ * pycode_type: address of PyCode_Type in the target (0 = don't check); when nonzero, an
+ * object whose ob_type differs is not a code object: -ENOENT.
+ * key: a cache namespace (the pid).
+ * Returns 0 and fills *out, whose strings belong to the symbolizer and stay valid until the
+ * entry is evicted (by a later resolve) or symbolizer__forget(key): callers copy what they
+ * keep. Or -errno: -EINVAL for a bad argument or something that is not a str or bytes where
+ * one is expected, -EILSEQ for invalid characters, the reader's error (-EFAULT, -ESRCH...).
+ */
+int symbolizer__resolve(struct symbolizer *s, uint32_t key, const struct py_layout *l,
+			const struct mem_reader *mr, uint64_t pycode_type, uint64_t code,
+			uint64_t instr, struct py_frame_sym *out);
+/* Drop every entry of key (the process exited or exec'd). */
+void symbolizer__forget(struct symbolizer *s, uint32_t key);
+uint64_t symbolizer__hits(const struct symbolizer *s);
+uint64_t symbolizer__misses(const struct symbolizer *s);
+size_t symbolizer__size(const struct symbolizer *s);
+
+/*
+ * Read the Python str at addr into buf (size > 0) as NUL-terminated UTF-8: compact ASCII,
+ * compact latin-1/UCS-2/UCS-4, and non-compact strings (data behind a pointer). Strings
+ * longer than buf are cut at a character boundary. Lone surrogates (surrogateescape'd bytes
+ * of undecodable file names) become U+FFFD and NUL characters '?', so that the result is
+ * always valid UTF-8 and a C string. Returns the length written, or -errno (-EINVAL: not a
+ * sane str, -EILSEQ: a code point past U+10FFFF or non-ASCII data in an ASCII string).
+ */
+int py_read_str(const struct py_layout *l, const struct mem_reader *mr, uint64_t addr,
+		char *buf, size_t size);
+
+/* Read a bytes object into a new malloc'd buffer, at most max bytes of it. Returns the
+ * object's full size (may exceed *len = what was read), or -errno. */
+long py_read_bytes(const struct py_layout *l, const struct mem_reader *mr, uint64_t addr,
+		   size_t max, uint8_t **data, size_t *len);
+
+#endif
