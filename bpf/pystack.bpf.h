@@ -106,8 +106,8 @@ fault:
 
 /*
  * Fill s->frames (innermost first) with the Python stack of the current thread of task.
- * The thread's PyThreadState comes from the interpreter's pthread TSS key: glibc keeps
- * keys below 32 in struct pthread's specific_1stblock, and fsbase points at struct pthread.
+ * The thread's PyThreadState pointer is at a fixed offset from its fsbase, which points at
+ * glibc's struct pthread: see struct pt_proc.
  */
 static __always_inline int pt_walk_stack(struct task_struct *task, const struct pt_proc *proc,
 					 struct pt_sample *s)
@@ -118,9 +118,9 @@ static __always_inline int pt_walk_stack(struct task_struct *task, const struct 
 
 	s->nframes = 0;
 	fsbase = BPF_CORE_READ(task, thread.fsbase);
-	if (!fsbase || proc->tss_key >= 32)
+	if (!fsbase)
 		goto no_tstate;
-	tstate = pt_read_ptr(fsbase + proc->tsd_off + proc->tss_key * 16 + 8);
+	tstate = pt_read_ptr(fsbase + proc->tstate_off);
 	if (!tstate)
 		goto no_tstate;
 

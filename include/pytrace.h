@@ -25,8 +25,12 @@ struct pt_offsets {
 /* One traced process with a known interpreter. */
 struct pt_proc {
 	struct pt_offsets off;
-	__u32 tss_key;		/* pthread key of the interpreter's autoTSSkey */
-	__u32 tsd_off;		/* glibc: offset of specific_1stblock in struct pthread */
+	/*
+	 * Where a thread's PyThreadState pointer sits, relative to its fsbase (struct pthread):
+	 * the glibc TSD slot of the autoTSSkey (<= 3.14, positive), or the thread-local
+	 * _Py_tss_gilstate in the static TLS block below the thread pointer (3.15, negative).
+	 */
+	__s64 tstate_off;
 };
 
 /* How a traced pid came to be traced. */

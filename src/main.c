@@ -252,8 +252,13 @@ int main(int argc, char **argv)
 	}
 	if (check_privileges())
 		return 1;
-	if (access("/sys/kernel/btf/vmlinux", R_OK)) {
-		elog("this kernel has no BTF (/sys/kernel/btf/vmlinux): pytrace-bpf needs a kernel built with CONFIG_DEBUG_INFO_BTF=y\n");
+	/* PYTRACE_BTF names a BTF file for kernels built without /sys/kernel/btf/vmlinux. */
+	po.btf_path = getenv("PYTRACE_BTF");
+	if (access(po.btf_path ? po.btf_path : "/sys/kernel/btf/vmlinux", R_OK)) {
+		if (po.btf_path)
+			elog("no kernel BTF at %s (PYTRACE_BTF): %s\n", po.btf_path, strerror(errno));
+		else
+			elog("this kernel has no BTF (/sys/kernel/btf/vmlinux): pytrace-bpf needs a kernel built with CONFIG_DEBUG_INFO_BTF=y, or a BTF file for it named by PYTRACE_BTF\n");
 		return 1;
 	}
 

@@ -114,10 +114,10 @@ static int tproc_inspect(struct profiler *p, struct tproc *tp, char *err, size_t
 	if (tp->state != TP_PYTHON)
 		p->st.python_processes++;
 	tp->state = TP_PYTHON;
-	vlog("pid %d: CPython %u.%u.%u in %s, _PyRuntime 0x%llx, tss key %u, tsd 0x%x%s%s\n",
+	vlog("pid %d: CPython %u.%u.%u in %s, _PyRuntime 0x%llx, thread state: %s%s%s\n",
 	     tp->pid, tp->py.major, tp->py.minor, tp->py.micro, tp->py.binary,
-	     (unsigned long long)tp->py.runtime, tp->py.tss_key, tp->py.tsd_off,
-	     tp->py.tsd_checked ? "" : " (unchecked)",
+	     (unsigned long long)tp->py.runtime, tp->py.tstate_how,
+	     tp->py.tstate_checked ? "" : " (unchecked)",
 	     tp->py.debug_offsets ? ", offsets from _Py_DebugOffsets" : "");
 	return 0;
 }
@@ -346,7 +346,9 @@ struct profiler *profiler__new(const struct profiler_opts *opts, char *err, size
 		goto fail;
 	}
 	libbpf_set_print(libbpf_print);
-	p->skel = profile_bpf__open();
+	LIBBPF_OPTS(bpf_object_open_opts, oo, .btf_custom_path = opts->btf_path);
+
+	p->skel = profile_bpf__open_opts(&oo);
 	if (!p->skel) {
 		snprintf(err, errlen, "cannot open the BPF object: %s", strerror(errno));
 		goto fail;
@@ -466,9 +468,8 @@ void profiler__describe(struct profiler *p, FILE *f)
 
 		if (!tp->pid || tp->state != TP_PYTHON)
 			continue;
-		fprintf(f, "  pid %d (%s): CPython %u.%u%s%.0u in %s, offsets: %s, stacks: walked in BPF\n",
-			tp->pid, tp->comm, tp->py.major, tp->py.minor, tp->py.micro || tp->py.minor >= 11 ? "." : "",
-			tp->py.micro, tp->py.binary,
+		fprintf(f, "  pid %d (%s): CPython %u.%u in %s, offsets: %s, stacks: walked in BPF\n",
+			tp->pid, tp->comm, tp->py.major, tp->py.minor, tp->py.binary,
 			tp->py.debug_offsets ? "_Py_DebugOffsets" : "built-in table");
 	}
 }

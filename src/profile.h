@@ -13,6 +13,7 @@ struct profiler_opts {
 	bool follow_children;
 	bool threads;		/* thread name as the root frame */
 	size_t max_stacks;	/* cap on distinct stacks (0: default) */
+	const char *btf_path;	/* kernel BTF file, NULL: the running kernel's */
 };
 
 struct profiler_stats {

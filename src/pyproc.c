@@ -69,38 +69,132 @@ void proc_comm(pid_t pid, char *buf, size_t size)
 	fclose(f);
 }
 
-/* Walk the main interpreter's threads and confirm where glibc keeps the TSS slot. */
-static void calibrate_tsd(struct py_target *t, const struct mem_reader *mr)
+#define MAX_THREADS 64
+#define TLS_SCAN 16384		/* bytes below the thread pointer searched for _Py_tss_gilstate */
+
+struct py_thread {
+	uint64_t tstate;
+	uint64_t pthread;	/* pthread_t: glibc's struct pthread, where fsbase points */
+};
+
+/* The main interpreter's threads, from its own list. Returns how many. */
+static int list_threads(const struct py_target *t, const struct mem_reader *mr, struct py_thread *th)
 {
 	const struct py_layout *l = &t->layout;
-	uint64_t interp, ts, tid, val;
-	int guard, off;
+	uint64_t interp, ts;
+	int n = 0;
 
-	t->tsd_off = GLIBC_TSD_OFF;
 	if (mem_read_u64(mr, t->runtime + l->rt_interp_head, &interp) || !interp)
-		return;
+		return 0;
 	if (mem_read_u64(mr, interp + l->is_threads_head, &ts))
-		return;
-	for (guard = 0; ts && guard < 64; guard++) {
-		if (mem_read_u64(mr, ts + l->ts_thread_id, &tid) == 0 && tid) {
-			if (mem_read_u64(mr, tid + GLIBC_TSD_OFF + t->tss_key * 16 + 8, &val) == 0 &&
-			    val == ts) {
-				t->tsd_checked = true;
-				return;
-			}
-			/* Another glibc: find the slot that holds this thread's state. */
-			for (off = 0x80; off < 0x1000; off += 8) {
-				if (mem_read_u64(mr, tid + off + t->tss_key * 16 + 8, &val) == 0 &&
-				    val == ts) {
-					t->tsd_off = off;
-					t->tsd_checked = true;
-					return;
-				}
+		return 0;
+	while (ts && n < MAX_THREADS) {
+		th[n].tstate = ts;
+		if (mem_read_u64(mr, ts + l->ts_thread_id, &th[n].pthread) == 0 && th[n].pthread)
+			n++;
+		if (mem_read_u64(mr, ts + l->ts_next, &ts))
+			break;
+	}
+	return n;
+}
+
+/* <= 3.14: the autoTSSkey's slot in glibc's specific_1stblock, checked against live threads. */
+static int find_tss_slot(struct py_target *t, const struct mem_reader *mr, char *err, size_t errlen)
+{
+	struct py_thread th[MAX_THREADS];
+	uint32_t tss[2];
+	uint64_t val;
+	int n, i, off, ret;
+
+	ret = mem_read(mr, t->runtime + t->layout.rt_tss, tss, sizeof(tss));
+	if (ret) {
+		snprintf(err, errlen, "pid %d: cannot read the interpreter's memory: %s", t->pid, strerror(-ret));
+		return ret;
+	}
+	if (tss[0] != 1) {
+		snprintf(err, errlen, "pid %d: the Python interpreter is not initialized yet", t->pid);
+		return -EAGAIN;
+	}
+	if (tss[1] >= 32) {
+		snprintf(err, errlen, "pid %d: thread-state key %u is outside glibc's first block; not supported",
+			 t->pid, tss[1]);
+		return -ENOTSUP;
+	}
+	t->tstate_off = GLIBC_TSD_OFF + tss[1] * 16 + 8;
+	snprintf(t->tstate_how, sizeof(t->tstate_how), "pthread key %u, glibc TSD at 0x%x", tss[1], GLIBC_TSD_OFF);
+	n = list_threads(t, mr, th);
+	for (i = 0; i < n; i++) {
+		if (mem_read_u64(mr, th[i].pthread + t->tstate_off, &val) == 0 && val == th[i].tstate) {
+			t->tstate_checked = true;
+			return 0;
+		}
+	}
+	/* Another glibc: find the slot that holds a thread's own state. */
+	for (i = 0; i < n; i++) {
+		for (off = 0x80; off < 0x1000; off += 16) {
+			if (mem_read_u64(mr, th[i].pthread + off + tss[1] * 16 + 8, &val) == 0 && val == th[i].tstate) {
+				t->tstate_off = off + tss[1] * 16 + 8;
+				snprintf(t->tstate_how, sizeof(t->tstate_how), "pthread key %u, glibc TSD at 0x%x",
+					 tss[1], off);
+				t->tstate_checked = true;
+				return 0;
 			}
 		}
-		if (mem_read_u64(mr, ts + l->ts_next, &ts))
-			return;
 	}
+	return 0;	/* keep glibc's usual offset; samples will say if it is wrong */
+}
+
+/*
+ * 3.15: no autoTSSkey; the bound thread state is the thread-local _Py_tss_gilstate, which is
+ * not exported. Static TLS sits just below the thread pointer, so look there for the word that
+ * holds each thread's own PyThreadState, at the same offset in every thread.
+ */
+static int find_tls_slot(struct py_target *t, const struct mem_reader *mr, char *err, size_t errlen)
+{
+	static uint64_t buf[TLS_SCAN / 8];
+	struct py_thread th[MAX_THREADS];
+	bool cand[TLS_SCAN / 8];
+	int n, i, j, round, found = -1, ncand = 0;
+
+	n = list_threads(t, mr, th);
+	if (!n) {
+		snprintf(err, errlen, "pid %d: the Python interpreter has no threads yet", t->pid);
+		return -EAGAIN;
+	}
+	for (j = 0; j < TLS_SCAN / 8; j++)
+		cand[j] = true;
+	/* Several rounds: _Py_tss_tstate also matches while a thread holds the GIL, but not after. */
+	for (round = 0; round < 5; round++) {
+		for (i = 0; i < n; i++) {
+			if (mem_read(mr, th[i].pthread - TLS_SCAN, buf, sizeof(buf))) {
+				snprintf(err, errlen, "pid %d: cannot read thread-local storage", t->pid);
+				return -EFAULT;
+			}
+			for (j = 0; j < TLS_SCAN / 8; j++)
+				cand[j] = cand[j] && buf[j] == th[i].tstate;
+		}
+		if (round < 4)
+			usleep(2000);
+	}
+	/* Of several survivors, the one furthest from the thread pointer: _Py_tss_gilstate
+	 * is defined after _Py_tss_tstate and static TLS is laid out downwards. */
+	for (j = 0; j < TLS_SCAN / 8; j++) {
+		if (cand[j]) {
+			ncand++;
+			if (found < 0)
+				found = j;
+		}
+	}
+	if (found < 0) {
+		snprintf(err, errlen, "pid %d: cannot find the thread state in thread-local storage (CPython %u.%u)",
+			 t->pid, t->major, t->minor);
+		return -ENOENT;
+	}
+	t->tstate_off = -(int64_t)TLS_SCAN + found * 8;
+	t->tstate_checked = true;
+	snprintf(t->tstate_how, sizeof(t->tstate_how), "thread-local at fsbase-0x%llx (%d candidate%s, %d thread%s)",
+		 (unsigned long long)-t->tstate_off, ncand, ncand == 1 ? "" : "s", n, n == 1 ? "" : "s");
+	return 0;
 }
 
 int py_target__inspect(pid_t pid, struct py_target *t, char *err, size_t errlen)
@@ -114,7 +208,6 @@ int py_target__inspect(pid_t pid, struct py_target *t, char *err, size_t errlen)
 	char path[600], comm[32];
 	uint64_t bias = 0, base;
 	unsigned major = 0, minor = 0;
-	uint32_t tss[2];
 	ssize_t n;
 	int ret;
 
@@ -224,22 +317,9 @@ int py_target__inspect(pid_t pid, struct py_target *t, char *err, size_t errlen)
 			     pid, strerror(-ret), minor);
 	}
 
-	ret = mem_read(&mr, t->runtime + t->layout.rt_tss, tss, sizeof(tss));
-	if (ret) {
-		snprintf(err, errlen, "pid %d: cannot read the interpreter's memory: %s", pid, strerror(-ret));
-		return ret == -ESRCH ? -ESRCH : ret;
-	}
-	if (tss[0] != 1) {
-		snprintf(err, errlen, "pid %d: the Python interpreter is not initialized yet", pid);
-		return -EAGAIN;
-	}
-	if (tss[1] >= 32) {
-		snprintf(err, errlen, "pid %d: thread-state key %u is outside glibc's first block; not supported", pid, tss[1]);
-		return -ENOTSUP;
-	}
-	t->tss_key = tss[1];
-	calibrate_tsd(t, &mr);
-	return 0;
+	if (t->layout.rt_tss != PYL_NONE)
+		return find_tss_slot(t, &mr, err, errlen);
+	return find_tls_slot(t, &mr, err, errlen);
 }
 
 void py_target__to_bpf(const struct py_target *t, struct pt_proc *p)
@@ -256,6 +336,5 @@ void py_target__to_bpf(const struct py_target *t, struct pt_proc *p)
 	p->off.instr_is_ptr = l->instr_is_ptr;
 	p->off.owner_cstack = l->owner_cstack;
 	p->off.code_mask = l->code_mask;
-	p->tss_key = t->tss_key;
-	p->tsd_off = t->tsd_off;
+	p->tstate_off = t->tstate_off;
 }

@@ -18,9 +18,9 @@ struct py_target {
 	uint64_t pycode_type;	/* &PyCode_Type in the target */
 	bool debug_offsets;	/* layout read from the interpreter's _Py_DebugOffsets */
 	struct py_layout layout;
-	uint32_t tss_key;
-	uint32_t tsd_off;
-	bool tsd_checked;	/* tsd_off confirmed against a live thread */
+	int64_t tstate_off;	/* thread state pointer at fsbase + tstate_off (struct pt_proc) */
+	char tstate_how[96];	/* how tstate_off was found, for -v */
+	bool tstate_checked;	/* confirmed against the interpreter's own thread list */
 };
 
 /*
