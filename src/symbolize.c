@@ -54,7 +54,7 @@ struct sym_entry {
 struct symbolizer {
 	struct sym_entry **buckets;
 	size_t mask;
-	struct sym_entry lru;		/* sentinel */
+	struct sym_entry *head, *tail;	/* LRU list */
 	size_t n, max;
 	uint64_t hits, misses;
 };
@@ -82,22 +82,31 @@ struct symbolizer *symbolizer__new(size_t max_entries)
 		return NULL;
 	}
 	s->mask = nb - 1;
-	s->lru.next = s->lru.prev = &s->lru;
 	return s;
 }
 
-static void lru_unlink(struct sym_entry *e)
+static void lru_unlink(struct symbolizer *s, struct sym_entry *e)
 {
-	e->prev->next = e->next;
-	e->next->prev = e->prev;
+	if (e->prev)
+		e->prev->next = e->next;
+	else
+		s->head = e->next;
+	if (e->next)
+		e->next->prev = e->prev;
+	else
+		s->tail = e->prev;
+	e->prev = e->next = NULL;
 }
 
 static void lru_push(struct symbolizer *s, struct sym_entry *e)
 {
-	e->next = s->lru.next;
-	e->prev = &s->lru;
-	s->lru.next->prev = e;
-	s->lru.next = e;
+	e->prev = NULL;
+	e->next = s->head;
+	if (s->head)
+		s->head->prev = e;
+	else
+		s->tail = e;
+	s->head = e;
 }
 
 static void remove_entry(struct symbolizer *s, struct sym_entry *e)
@@ -107,7 +116,7 @@ static void remove_entry(struct symbolizer *s, struct sym_entry *e)
 	while (*pp != e)
 		pp = &(*pp)->hnext;
 	*pp = e->hnext;
-	lru_unlink(e);
+	lru_unlink(s, e);
 	s->n--;
 	free(e);
 }
@@ -116,10 +125,10 @@ void symbolizer__free(struct symbolizer *s)
 {
 	if (!s)
 		return;
-	while (s->lru.next != &s->lru) {
-		struct sym_entry *e = s->lru.next;
+	while (s->head) {
+		struct sym_entry *e = s->head;
 
-		lru_unlink(e);
+		lru_unlink(s, e);
 		free(e);
 	}
 	free(s->buckets);
@@ -130,7 +139,7 @@ void symbolizer__forget(struct symbolizer *s, uint32_t key)
 {
 	struct sym_entry *e, *next;
 
-	for (e = s->lru.next; e != &s->lru; e = next) {
+	for (e = s->head; e; e = next) {
 		next = e->next;
 		if (e->key == key)
 			remove_entry(s, e);
@@ -432,7 +441,7 @@ int symbolizer__resolve(struct symbolizer *s, uint32_t key, const struct py_layo
 	for (e = s->buckets[b]; e; e = e->hnext) {
 		if (e->code == code && e->key == key) {
 			s->hits++;
-			lru_unlink(e);
+			lru_unlink(s, e);
 			lru_push(s, e);
 			fill(e, l, instr, out);
 			return 0;
@@ -443,7 +452,7 @@ int symbolizer__resolve(struct symbolizer *s, uint32_t key, const struct py_layo
 	if (err)
 		return err;
 	if (s->n >= s->max)
-		remove_entry(s, s->lru.prev);
+		remove_entry(s, s->tail);
 	e->key = key;
 	e->hnext = s->buckets[b];
 	s->buckets[b] = e;
