@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Aggregation of symbolized stacks: distinct stacks -> weight, folded text in and out. */
+#ifndef PYTRACE_STACKS_H
+#define PYTRACE_STACKS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define STACK_AGG_DEFAULT_MAX	100000
+#define STACK_AGG_DROPPED_FRAME	"[dropped: too many distinct stacks]"
+
+struct stack_agg;
+
+/* max_stacks caps distinct stacks (the overflow stack not counted); 0 = default */
+struct stack_agg *stack_agg__new(size_t max_stacks);
+void stack_agg__free(struct stack_agg *a);
+
+/*
+ * frames[0] is the outermost (root) frame, frames[n-1] the leaf. Frames are interned; ';' in a
+ * frame is stored as ':' and CR/LF as ' ' so that every stack has one folded form.
+ * Returns 0, -E2BIG when a new stack went to the overflow stack, -EINVAL, -ENOMEM.
+ */
+int stack_agg__add(struct stack_agg *a, const char *const *frames, size_t nframes, uint64_t weight);
+size_t stack_agg__count(const struct stack_agg *a);	/* distinct stacks, overflow included */
+uint64_t stack_agg__total(const struct stack_agg *a);
+uint64_t stack_agg__dropped(const struct stack_agg *a);
+
+/*
+ * Visits stacks sorted by folded string. Frame pointers are interned: equal strings are equal
+ * pointers, valid until stack_agg__free(). A non-zero return from fn stops and is returned.
+ */
+typedef int (*stack_agg_visit_fn)(void *ctx, const char *const *frames, size_t nframes, uint64_t weight);
+int stack_agg__foreach(const struct stack_agg *a, stack_agg_visit_fn fn, void *ctx);
+
+/* "root;child;leaf COUNT\n" lines, sorted */
+int stack_agg__write_folded(const struct stack_agg *a, FILE *f);
+/* Blank lines and lines starting with '#' are skipped; -EINVAL on a malformed line. */
+int stack_agg__read_folded(struct stack_agg *a, FILE *f);
+
+/*
+ * Top functions. A function is a frame without its line number: "f (a.py:12)" and "f (a.py:30)"
+ * are both "f (a.py)"; "[...]" frames are taken whole. total counts a stack once even when the
+ * function recurses. Sorted by self (or total) descending, then the other, then name.
+ * .frame points into the aggregator. Returns the number filled or -errno.
+ */
+struct stack_agg_fn { const char *frame; uint64_t self, total; };
+int stack_agg__top_functions(const struct stack_agg *a, struct stack_agg_fn *out, size_t max, bool by_self);
+
+/* "qualname (path/file.py:LINE)" split into parts; name_len only when there is no " (...)". */
+struct frame_parts {
+	const char *name;
+	size_t name_len;
+	const char *file;	/* NULL if none */
+	size_t file_len;
+	unsigned long line;
+	bool has_line;
+};
+void frame__parse(const char *frame, struct frame_parts *p);
+
+/*
+ * Decodes one UTF-8 code point of s[0..len): returns the bytes used (>= 1 when len > 0) and sets
+ * *cp, or U+FFFD for an invalid, overlong, surrogate or truncated sequence (consuming one byte).
+ */
+size_t utf8_next(const char *s, size_t len, uint32_t *cp);
+
+#endif /* PYTRACE_STACKS_H */
