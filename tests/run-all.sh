@@ -5,9 +5,12 @@ set -u
 cd "$(dirname "$0")/.."
 total_pass=0 total_fail=0
 
-tally() {	# tally LOGFILE: add the last "N passed, N failed" line of a log
+tally() {	# tally LOGFILE [all]: add the last (or every) "N passed, N failed" line of a log
 	local line p f
-	line=$(grep -E '[0-9]+ passed, [0-9]+ failed' "$1" | tail -n 1)
+	line=$(grep -E '[0-9]+ passed, [0-9]+ failed' "$1" | if [ "${2:-}" = all ]; then
+		awk '{for (i = 1; i < NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i }}
+		     END { if (NR) printf "%d passed, %d failed\n", p, f }'
+	else tail -n 1; fi)
 	p=$(grep -oE '[0-9]+ passed' <<<"$line" | grep -oE '[0-9]+')
 	f=$(grep -oE '[0-9]+ failed' <<<"$line" | grep -oE '[0-9]+')
 	[ -n "$line" ] || { p=0; f=1; echo "$1: no result line"; }
@@ -23,7 +26,8 @@ tally "$logs/unit"
 
 echo "== offsets against each interpreter's own headers"
 tests/offsets/run.sh 2>&1 | tee "$logs/offsets"
-tally "$logs/offsets"
+tally "$logs/offsets" all
+grep -q '^all passed' "$logs/offsets" || { echo "offset checks did not pass"; total_fail=$((total_fail + 1)); }
 
 echo "== integration (real kernel, real interpreters)"
 tests/integration/run.py 2>&1 | tee "$logs/integration"
