@@ -176,8 +176,12 @@ static int find_tls_slot(struct py_target *t, const struct mem_reader *mr, char 
 		if (round < 4)
 			usleep(2000);
 	}
-	/* Of several survivors, the one furthest from the thread pointer: _Py_tss_gilstate
-	 * is defined after _Py_tss_tstate and static TLS is laid out downwards. */
+	/*
+	 * A single thread that holds the GIL throughout leaves two survivors: _Py_tss_tstate and
+	 * _Py_tss_gilstate. Take the one furthest from the thread pointer: on Debian's 3.15.2 that
+	 * is _Py_tss_gilstate (fsbase-0x28; the only survivor when the thread sleeps), which stays
+	 * set while the thread runs native code without the GIL.
+	 */
 	for (j = 0; j < TLS_SCAN / 8; j++) {
 		if (cand[j]) {
 			ncand++;
