@@ -10,12 +10,6 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 const volatile bool follow_children = true;
-const volatile __u64 rb_wakeup_bytes = 256 * 1024;	/* wake the loader once this much is queued */
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 8 * 1024 * 1024);
-} events SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -23,12 +17,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct pt_sample);
 } sample_buf SEC(".maps");
-
-static __always_inline __u64 rb_flags(void)
-{
-	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= rb_wakeup_bytes ?
-	       BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
-}
 
 SEC("perf_event")
 int sample_stack(struct bpf_perf_event_data *ctx)
@@ -49,34 +37,34 @@ int sample_stack(struct bpf_perf_event_data *ctx)
 	s->hdr.type = PT_EV_SAMPLE;
 	s->hdr.pid = pid;
 	s->tid = (__u32)id;
-	s->flags = 0;
 	s->ts = bpf_ktime_get_ns();
 	s->weight = 1;
-	s->nframes = 0;
+	s->stack.nframes = 0;
+	s->stack.flags = 0;
 	s->cpu = bpf_get_smp_processor_id();
 	bpf_get_current_comm(s->comm, sizeof(s->comm));
 
 	proc = bpf_map_lookup_elem(&procs, &pid);
 	if (proc) {
 		task = bpf_get_current_task_btf();
-		pt_walk_stack(task, proc, s);
+		pt_walk_stack(task, proc, &s->stack);
 	} else {
-		s->flags |= PT_SF_NO_PROC;
+		s->stack.flags |= PT_SF_NO_PROC;
 	}
-	if (s->flags & PT_SF_NO_PROC)
+	if (s->stack.flags & PT_SF_NO_PROC)
 		pt_count(PT_CNT_NO_PROC);
-	if (s->flags & PT_SF_NO_TSTATE)
+	if (s->stack.flags & PT_SF_NO_TSTATE)
 		pt_count(PT_CNT_NO_TSTATE);
-	if (s->flags & PT_SF_READ_ERR)
+	if (s->stack.flags & PT_SF_READ_ERR)
 		pt_count(PT_CNT_READ_ERR);
-	if (s->flags & PT_SF_TRUNCATED)
+	if (s->stack.flags & PT_SF_TRUNCATED)
 		pt_count(PT_CNT_TRUNCATED);
 
-	n = s->nframes;
+	n = s->stack.nframes;
 	if (n > PT_MAX_FRAMES)
 		n = PT_MAX_FRAMES;
-	size = offsetof(struct pt_sample, frames) + n * sizeof(struct pt_frame);
-	if (bpf_ringbuf_output(&events, s, size, rb_flags()))
+	size = offsetof(struct pt_sample, stack.frames) + n * sizeof(struct pt_frame);
+	if (bpf_ringbuf_output(&events, s, size, pt_rb_flags()))
 		pt_count(PT_CNT_LOST);
 	return 0;
 }

@@ -5,42 +5,16 @@
 
 #include "pytrace.h"
 
-/* Processes whose interpreter the loader has inspected; children inherit their parent's entry. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u32);
-	__type(value, struct pt_proc);
-} procs SEC(".maps");
-
-/* Every traced pid (value: PT_TRACK_*), Python or not yet known. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u32);
-	__type(value, __u32);
-} tracked SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, PT_CNT_MAX);
-	__type(key, __u32);
-	__type(value, __u64);
-} counters SEC(".maps");
-
-static __always_inline void pt_count(__u32 which)
-{
-	__u64 *c = bpf_map_lookup_elem(&counters, &which);
-
-	if (c)
-		*c += 1;
-}
+#include "maps.bpf.h"
 
 struct pt_walk {
 	const struct pt_offsets *off;
-	struct pt_sample *s;
+	struct pt_stack *s;
 	__u64 frame;
+	__u64 hash;		/* of the frames walked: identifies the stack */
 };
+
+#define PT_HASH_MUL 0x100000001b3ULL	/* FNV-1a 64-bit prime */
 
 static __always_inline __u64 pt_read_ptr(__u64 addr)
 {
@@ -55,7 +29,7 @@ static long pt_walk_one(__u32 i, void *data)
 {
 	struct pt_walk *w = data;
 	const struct pt_offsets *off = w->off;
-	struct pt_sample *s = w->s;
+	struct pt_stack *s = w->s;
 	__u64 frame = w->frame, code, instr = 0;
 	__u32 n = s->nframes;
 
@@ -96,6 +70,8 @@ static long pt_walk_one(__u32 i, void *data)
 		s->frames[n].code = code;
 		s->frames[n].instr = instr;
 		s->nframes = n + 1;
+		w->hash = (w->hash ^ code) * PT_HASH_MUL;
+		w->hash = (w->hash ^ instr) * PT_HASH_MUL;
 	}
 	w->frame = pt_read_ptr(frame + off->fr_back);
 	return 0;
@@ -105,15 +81,15 @@ fault:
 }
 
 /*
- * Fill s->frames (innermost first) with the Python stack of the current thread of task.
- * The thread's PyThreadState pointer is at a fixed offset from its fsbase, which points at
- * glibc's struct pthread: see struct pt_proc.
+ * Fill s (innermost frame first) with the Python stack of the current thread of task, and
+ * return a hash of it. The thread's PyThreadState pointer is at a fixed offset from its
+ * fsbase, which points at glibc's struct pthread: see struct pt_proc.
  */
-static __always_inline int pt_walk_stack(struct task_struct *task, const struct pt_proc *proc,
-					 struct pt_sample *s)
+static __always_inline __u64 pt_walk_stack(struct task_struct *task, const struct pt_proc *proc,
+					   struct pt_stack *s)
 {
 	const struct pt_offsets *off = &proc->off;
-	struct pt_walk w = { .off = off, .s = s };
+	struct pt_walk w = { .off = off, .s = s, .hash = 0xcbf29ce484222325ULL };
 	__u64 fsbase, tstate, frame;
 
 	s->nframes = 0;
@@ -128,7 +104,7 @@ static __always_inline int pt_walk_stack(struct task_struct *task, const struct 
 		__u64 cframe = pt_read_ptr(tstate + off->ts_cframe);
 
 		if (!cframe)
-			return 0;
+			goto no_tstate;
 		frame = pt_read_ptr(cframe + off->ts_frame);
 	} else {
 		frame = pt_read_ptr(tstate + off->ts_frame);
@@ -137,7 +113,7 @@ static __always_inline int pt_walk_stack(struct task_struct *task, const struct 
 	bpf_loop(PT_MAX_WALK, pt_walk_one, &w, 0);
 	if (w.frame && !(s->flags & (PT_SF_TRUNCATED | PT_SF_READ_ERR)))
 		s->flags |= PT_SF_TRUNCATED;
-	return 0;
+	return (w.hash ^ s->nframes ^ ((__u64)s->flags << 32)) | 1;
 
 no_tstate:
 	s->flags |= PT_SF_NO_TSTATE;

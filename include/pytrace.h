@@ -61,16 +61,21 @@ struct pt_event_hdr {
 	__u32 pid;
 };
 
+/* A Python stack as the walker leaves it. */
+struct pt_stack {
+	__u32 nframes;
+	__u32 flags;		/* PT_SF_* */
+	struct pt_frame frames[PT_MAX_FRAMES];	/* innermost first; only nframes are sent */
+};
+
 struct pt_sample {
 	struct pt_event_hdr hdr;
 	__u32 tid;
-	__u32 flags;
+	__u32 cpu;
 	__u64 ts;		/* bpf_ktime_get_ns() */
 	__u64 weight;		/* samples (1) or, for off-CPU, nanoseconds */
-	__u32 nframes;
-	__u32 cpu;
 	char comm[PT_TASK_COMM_LEN];	/* thread name */
-	struct pt_frame frames[PT_MAX_FRAMES];	/* innermost first; only nframes are sent */
+	struct pt_stack stack;	/* must stay last: sent cut to its nframes */
 };
 
 struct pt_proc_event {

@@ -219,7 +219,7 @@ static void handle_sample(struct profiler *p, const struct pt_sample *s)
 	struct mem_reader mr;
 	struct tproc *tp;
 	size_t n = 0;
-	int i, nframes = s->nframes < PT_MAX_FRAMES ? (int)s->nframes : PT_MAX_FRAMES;
+	int i, nframes = s->stack.nframes < PT_MAX_FRAMES ? (int)s->stack.nframes : PT_MAX_FRAMES;
 
 	tp = tproc_get(p, s->hdr.pid, true);
 	if (!tp)
@@ -230,7 +230,7 @@ static void handle_sample(struct profiler *p, const struct pt_sample *s)
 		frames[n] = names[n];
 		n++;
 	}
-	if (s->flags & PT_SF_NO_PROC) {
+	if (s->stack.flags & PT_SF_NO_PROC) {
 		p->st.no_python++;
 		if (tp->state == TP_UNKNOWN && now_ns() - tp->last_try_ns > RETRY_NS)
 			tproc_inspect(p, tp, NULL, 0);
@@ -240,7 +240,7 @@ static void handle_sample(struct profiler *p, const struct pt_sample *s)
 		n++;
 		goto add;
 	}
-	if (s->flags & (PT_SF_TRUNCATED | PT_SF_READ_ERR)) {
+	if (s->stack.flags & (PT_SF_TRUNCATED | PT_SF_READ_ERR)) {
 		p->st.truncated++;
 		frames[n++] = "[truncated]";
 	}
@@ -252,7 +252,7 @@ static void handle_sample(struct profiler *p, const struct pt_sample *s)
 		int ret;
 
 		ret = symbolizer__resolve(p->sym, s->hdr.pid, &tp->py.layout, &mr, tp->py.pycode_type,
-					  s->frames[i].code, s->frames[i].instr, &fs);
+					  s->stack.frames[i].code, s->stack.frames[i].instr, &fs);
 		if (ret == -ENOENT)
 			continue;	/* not a code object: a shim or None executable */
 		if (ret) {
@@ -265,7 +265,7 @@ static void handle_sample(struct profiler *p, const struct pt_sample *s)
 		n++;
 	}
 	if (nframes == 0) {
-		if (s->flags & PT_SF_NO_TSTATE)
+		if (s->stack.flags & PT_SF_NO_TSTATE)
 			p->st.native++;
 		frames[n++] = "[native]";
 	}
@@ -321,7 +321,7 @@ static int handle_event(void *ctx, void *data, size_t size)
 
 	if (size < sizeof(*h))
 		return 0;
-	if (h->type == PT_EV_SAMPLE && size >= offsetof(struct pt_sample, frames))
+	if (h->type == PT_EV_SAMPLE && size >= offsetof(struct pt_sample, stack.frames))
 		handle_sample(p, data);
 	else if (size >= sizeof(struct pt_proc_event))
 		handle_proc_event(p, data);

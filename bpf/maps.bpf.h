@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Maps every pytrace BPF object shares; the loader makes later objects reuse the first's. */
+#ifndef PYTRACE_MAPS_BPF_H
+#define PYTRACE_MAPS_BPF_H
+
+#include "pytrace.h"
+
+/* Processes whose interpreter the loader has inspected; children inherit their parent's entry. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct pt_proc);
+} procs SEC(".maps");
+
+/* Every traced pid (value: PT_TRACK_*), Python or not yet known. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, __u32);
+} tracked SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PT_CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 * 1024 * 1024);
+} events SEC(".maps");
+
+/* Wake the loader only once this much is queued: it polls anyway, and wakeups cost CPU. */
+const volatile __u64 rb_wakeup_bytes = 256 * 1024;
+
+static __always_inline void pt_count(__u32 which)
+{
+	__u64 *c = bpf_map_lookup_elem(&counters, &which);
+
+	if (c)
+		*c += 1;
+}
+
+static __always_inline __u64 pt_rb_flags(void)
+{
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= rb_wakeup_bytes ?
+	       BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline bool pt_is_tracked(__u32 pid)
+{
+	return bpf_map_lookup_elem(&tracked, &pid) != NULL;
+}
+
+#endif
