@@ -1,0 +1,35 @@
+"""Settings of the demo service. The database comes from the libpq environment
+(PGHOST, PGPORT, PGDATABASE, PGUSER), as printed by scripts/pg-cluster.sh env."""
+import os
+
+SECRET_KEY = "pytrace-bpf-demo-not-secret"
+DEBUG = False
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
+
+INSTALLED_APPS = ["recipes"]
+MIDDLEWARE = []
+ROOT_URLCONF = "recipesite.urls"
+WSGI_APPLICATION = "recipesite.wsgi.application"
+TEMPLATES = []
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": os.environ.get("PGDATABASE", "pytrace"),
+        "USER": os.environ.get("PGUSER", "postgres"),
+        "HOST": os.environ.get("PGHOST", "/tmp/pytrace-pg"),
+        "PORT": os.environ.get("PGPORT", "54329"),
+        # One connection per worker thread, kept across requests.
+        "CONN_MAX_AGE": int(os.environ.get("DEMO_CONN_MAX_AGE", "60")),
+    }
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+USE_TZ = False
+USE_I18N = False
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"django": {"handlers": ["console"], "level": "ERROR"}},
+}

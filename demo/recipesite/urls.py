@@ -1,0 +1,12 @@
+from django.urls import path
+
+from recipes import views
+
+urlpatterns = [
+    path("", views.index),
+    path("recipes/", views.recipes),
+    path("recipes-fixed/", views.recipes_fixed),
+    path("recipes/<int:pk>/", views.recipe_detail),
+    path("cpu/", views.cpu),
+    path("health/", views.health),
+]
