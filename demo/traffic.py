@@ -34,7 +34,8 @@ def wait_ready(host, port, seconds):
 def worker(host, port, schedule, start, stop_at, budget, lock, stats):
     conn = None
     i = start
-    while time.monotonic() < stop_at:
+    failures = 0  # in a row: give up when the service is gone
+    while time.monotonic() < stop_at and failures < 20:
         with lock:
             if budget[0] <= 0:
                 return
@@ -58,6 +59,7 @@ def worker(host, port, schedule, start, stop_at, budget, lock, stats):
                 conn.close()
             conn = None
         ms = (time.perf_counter() - t0) * 1000
+        failures = 0 if ok else failures + 1
         with lock:
             s = stats.setdefault(label, {"n": 0, "err": 0, "ms": []})
             s["n"] += 1
@@ -97,13 +99,17 @@ def main():
     stats = {}
     budget = [a.max_requests]
     stop_at = time.monotonic() + a.seconds
-    threads = [threading.Thread(target=worker, args=(host, port, schedule, k * 3, stop_at, budget, lock, stats))
+    threads = [threading.Thread(target=worker, args=(host, port, schedule, k * 3, stop_at, budget, lock, stats),
+                                daemon=True)
                for k in range(a.concurrency)]
     t0 = time.monotonic()
     for t in threads:
         t.start()
-    for t in threads:
-        t.join()
+    try:
+        for t in threads:
+            t.join()
+    except KeyboardInterrupt:
+        sys.exit(130)
     took = time.monotonic() - t0
 
     total = sum(s["n"] for s in stats.values())

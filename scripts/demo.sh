@@ -129,6 +129,7 @@ echo "tracing."
 step "Driving traffic for $TRAFFIC_SECONDS s: /recipes/ (N+1), /recipes-fixed/, /recipes/<id>/, /cpu/, /health/"
 "$PY" demo/traffic.py --url "http://127.0.0.1:$port" --seconds "$TRAFFIC_SECONDS" --recipes "$RECIPES" \
 	| tee "$OUT/demo-traffic.txt"
+kill -0 "$gunicorn_pid" 2>/dev/null || die "gunicorn exited during the traffic (log: $OUT/demo-gunicorn.log)"
 
 step "Waiting for the tracer to finish"
 tracer_rc=0 report_rc=0

@@ -35,12 +35,13 @@ dir=${dir%/}
 data="$dir/data"
 logfile="$dir/postgres.log"
 
-# Run a command as user postgres (directly when we already are postgres).
+# Run a command as user postgres (directly when we already are postgres), from /: the caller's
+# directory may be closed to postgres (a clone in a mktemp directory).
 as_pg() {
 	if [ "$(id -un)" = postgres ]; then
 		"$@"
 	elif [ "$(id -u)" -eq 0 ]; then
-		runuser -u postgres -- "$@"
+		(cd / && runuser -u postgres -- "$@")
 	else
 		die "run as root or as user postgres"
 	fi
@@ -60,15 +61,19 @@ cmd_start() {
 	# Unix socket paths are limited to 107 bytes.
 	[ ${#dir} -le 80 ] || die "DIR is too long for a Unix socket path: $dir"
 
+	local created=0
 	if [ ! -d "$dir" ]; then
 		mkdir -p "$dir"
+		created=1
 	fi
 	if [ "$(id -u)" -eq 0 ]; then
 		chown postgres:postgres "$dir"
 		chmod 0755 "$dir"
 	fi
-	as_pg test -w "$dir" -a -x "$dir" ||
+	if ! as_pg test -w "$dir" -a -x "$dir"; then
+		[ $created = 1 ] && rmdir "$dir"
 		die "user postgres cannot write to $dir (are its parent directories searchable by it?)"
+	fi
 
 	if [ ! -f "$data/PG_VERSION" ]; then
 		log "initdb in $data"

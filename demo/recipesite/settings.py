@@ -26,6 +26,7 @@ DATABASES = {
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 USE_TZ = False
+TIME_ZONE = "UTC"
 USE_I18N = False
 LOGGING = {
     "version": 1,
