@@ -3,6 +3,8 @@
 #include <string.h>
 #include "report.h"
 
+#define CALLER_SEP "\n      <- "
+
 struct hot_stack {
 	char *folded;
 	uint64_t weight;
@@ -23,7 +25,7 @@ static int keep_hot(void *ctx, const char *const *frames, size_t nframes, uint64
 	if (h->n == h->max && weight <= h->top[h->n - 1].weight)
 		return 0;
 	for (i = 0; i < nframes; i++)
-		len += strlen(frames[i]) + 4;
+		len += strlen(frames[i]) + sizeof(CALLER_SEP);
 	s = malloc(len + 1);
 	if (!s)
 		return -1;
@@ -32,7 +34,7 @@ static int keep_hot(void *ctx, const char *const *frames, size_t nframes, uint64
 	for (i = nframes; i > 0; i--) {
 		strcat(s, frames[i - 1]);
 		if (i > 1)
-			strcat(s, "\n      <- ");
+			strcat(s, CALLER_SEP);
 	}
 	if (h->n == h->max) {
 		free(h->top[h->n - 1].folded);
