@@ -94,6 +94,8 @@ enum pt_counter {
 	PT_CNT_READ_ERR,
 	PT_CNT_TRUNCATED,
 	PT_CNT_PROC_LOST,	/* fork/exec/exit events dropped */
+	PT_CNT_SQL_LOST,	/* libpq events dropped: ring buffer full */
+	PT_CNT_SQL_CALLS,	/* libpq calls seen in traced processes */
 	PT_CNT_MAX,
 };
 

@@ -78,3 +78,43 @@ cleanup:
 	close(fd);
 	return err;
 }
+
+int elfsym__file_offsets(const char *path, struct elf_sym_query *q, size_t n, uint64_t *offs,
+			 uint8_t (*code)[16])
+{
+	size_t i, j, phnum;
+	int fd, err;
+	Elf *elf;
+
+	err = elfsym__lookup(path, q, n, NULL);
+	if (err)
+		return err;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	if (!elf || elf_getphdrnum(elf, &phnum)) {
+		err = -ENOEXEC;
+		goto cleanup;
+	}
+	for (i = 0; i < n; i++) {
+		offs[i] = 0;
+		memset(code[i], 0, sizeof(code[i]));
+		for (j = 0; q[i].value && j < phnum; j++) {
+			GElf_Phdr ph;
+
+			if (!gelf_getphdr(elf, j, &ph) || ph.p_type != PT_LOAD || !(ph.p_flags & PF_X) ||
+			    q[i].value < ph.p_vaddr || q[i].value >= ph.p_vaddr + ph.p_filesz)
+				continue;
+			offs[i] = q[i].value - ph.p_vaddr + ph.p_offset;
+			if (pread(fd, code[i], sizeof(code[i]), offs[i]) != (ssize_t)sizeof(code[i]))
+				memset(code[i], 0, sizeof(code[i]));
+			break;
+		}
+	}
+cleanup:
+	if (elf)
+		elf_end(elf);
+	close(fd);
+	return err;
+}

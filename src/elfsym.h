@@ -20,4 +20,11 @@ struct elf_info {
 /* Look up each query's symbol in .symtab and .dynsym of path. Returns 0 or -errno. */
 int elfsym__lookup(const char *path, struct elf_sym_query *q, size_t n, struct elf_info *info);
 
+/*
+ * For each query found, the file offset of its address (what a uprobe attaches to), and the
+ * first bytes there. offs[i] is 0 where q[i] was not found. Returns 0 or -errno.
+ */
+int elfsym__file_offsets(const char *path, struct elf_sym_query *q, size_t n, uint64_t *offs,
+			 uint8_t (*code)[16]);
+
 #endif

@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 #include "flamegraph.h"
+#include "pytrace_user.h"
+#include "jsonw.h"
 #include "profile.h"
 #include "report.h"
 #include "speedscope.h"
@@ -28,8 +30,18 @@ static struct env {
 	bool threads;
 	bool no_children;
 	size_t max_stacks;
+	const char *json;
+	bool no_sql;
+	bool sql_in_flame;
+	bool show_literals;
+	unsigned text_cap;
+	double slow_ms;
+	const char *slow_log;
+	unsigned max_patterns;
 } env = {
 	.rate = 99,
+	.text_cap = 1024,
+	.slow_ms = -1,
 };
 
 const char *argp_program_version = "pytrace-bpf " PYTRACE_VERSION;
@@ -38,16 +50,22 @@ static const char doc[] =
 "Trace a running CPython process (3.8-3.15) and its children from BPF, with no change to it.\n"
 "\n"
 "USAGE: pytrace-bpf --pid PID [--duration SEC] [--rate HZ] [--flame FILE] [--collapsed FILE]\n"
-"                   [--speedscope FILE] [--threads]\n"
+"                   [--speedscope FILE] [--threads] [--json FILE] [--sql-in-flame]\n"
+"                   [--slow-ms MS --slow-log FILE] [--show-literals]\n"
 "\n"
-"Stops after --duration, on Ctrl-C or SIGTERM, or when every traced process has exited;\n"
-"then writes the outputs. With no output option it prints the hottest functions and stacks.\n"
+"Samples Python stacks (CPU) for the flame-graph outputs, and records every PostgreSQL\n"
+"statement sent through libpq (psycopg2, psycopg 3) with its latency, errors and the\n"
+"Python line that issued it. Stops after --duration, on Ctrl-C or SIGTERM, or when every\n"
+"traced process has exited; then writes the outputs. With no output option it prints the\n"
+"hottest functions and stacks and the costliest SQL patterns.\n"
 "\n"
 "EXAMPLES:\n"
 "    pytrace-bpf --pid 1234 --flame out.svg              # sample until Ctrl-C, write a flame graph\n"
 "    pytrace-bpf -p 1234 -d 30 --collapsed out.folded    # 30 s, folded stacks for flamegraph.pl\n"
 "    pytrace-bpf -p 1234 -d 10 -F 999 --speedscope s.json --threads\n"
-"    pytrace-bpf -p $(pgrep -o gunicorn) -d 60 --flame web.svg   # master and all its workers\n";
+"    pytrace-bpf -p $(pgrep -o gunicorn) -d 60 --flame web.svg   # master and all its workers\n"
+"    pytrace-bpf -p 1234 -d 60 --json report.json --slow-ms 100 --slow-log slow.jsonl\n"
+"    pytrace-bpf -p 1234 -d 30 --flame web.svg --sql-in-flame   # time waiting on SQL as leaves\n";
 
 enum {
 	OPT_FLAME = 0x100,
@@ -57,6 +75,14 @@ enum {
 	OPT_NO_CHILDREN,
 	OPT_TITLE,
 	OPT_MAX_STACKS,
+	OPT_JSON,
+	OPT_NO_SQL,
+	OPT_SQL_IN_FLAME,
+	OPT_SHOW_LITERALS,
+	OPT_TEXT_CAP,
+	OPT_SLOW_MS,
+	OPT_SLOW_LOG,
+	OPT_MAX_PATTERNS,
 };
 
 static const struct argp_option opts[] = {
@@ -68,6 +94,14 @@ static const struct argp_option opts[] = {
 	{ "speedscope", OPT_SPEEDSCOPE, "FILE", 0, "Write speedscope JSON", 1 },
 	{ "threads", OPT_THREADS, NULL, 0, "Make each thread the root frame of its stacks", 1 },
 	{ "title", OPT_TITLE, "TEXT", 0, "Flame graph title", 1 },
+	{ "json", OPT_JSON, "FILE", 0, "Write the report as one JSON document (SQL patterns, counters)", 1 },
+	{ "sql-in-flame", OPT_SQL_IN_FLAME, NULL, 0, "Show time waiting on SQL as [sql] leaf frames (weights in microseconds)", 1 },
+	{ "slow-ms", OPT_SLOW_MS, "MS", 0, "With --slow-log: statements at least this slow", 1 },
+	{ "slow-log", OPT_SLOW_LOG, "FILE", 0, "Write slow statements as JSON lines", 1 },
+	{ "show-literals", OPT_SHOW_LITERALS, NULL, 0, "Keep literal values in examples and the slow log (off: normalized away)", 1 },
+	{ "sql-text-cap", OPT_TEXT_CAP, "BYTES", 0, "Statement text captured per query (default 1024, at most 8191)", 2 },
+	{ "max-patterns", OPT_MAX_PATTERNS, "N", 0, "Cap on distinct SQL patterns kept (default 2000)", 2 },
+	{ "no-sql", OPT_NO_SQL, NULL, 0, "Do not probe libpq", 2 },
 	{ "no-children", OPT_NO_CHILDREN, NULL, 0, "Trace PID only, not its descendants", 2 },
 	{ "max-stacks", OPT_MAX_STACKS, "N", 0, "Cap on distinct stacks kept (default 100000)", 2 },
 	{ "verbose", 'v', NULL, 0, "Say more (twice: libbpf's debug output)", 2 },
@@ -124,6 +158,33 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 	case OPT_MAX_STACKS:
 		env.max_stacks = (size_t)parse_num(arg, "stack cap", 1, 100000000, state);
 		break;
+	case OPT_JSON:
+		env.json = arg;
+		break;
+	case OPT_NO_SQL:
+		env.no_sql = true;
+		break;
+	case OPT_SQL_IN_FLAME:
+		env.sql_in_flame = true;
+		break;
+	case OPT_SHOW_LITERALS:
+		env.show_literals = true;
+		break;
+	case OPT_TEXT_CAP:
+		env.text_cap = (unsigned)parse_num(arg, "text cap", 16, SQL_TEXT_MAX - 1, state);
+		break;
+	case OPT_SLOW_MS:
+		errno = 0;
+		env.slow_ms = strtod(arg, &end);
+		if (errno || end == arg || *end || env.slow_ms < 0)
+			argp_error(state, "invalid --slow-ms: '%s' (milliseconds, >= 0)", arg);
+		break;
+	case OPT_SLOW_LOG:
+		env.slow_log = arg;
+		break;
+	case OPT_MAX_PATTERNS:
+		env.max_patterns = (unsigned)parse_num(arg, "pattern cap", 1, 1000000, state);
+		break;
 	case 'v':
 		pt_verbose++;
 		break;
@@ -133,6 +194,10 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 	case ARGP_KEY_END:
 		if (!env.pid)
 			argp_error(state, "--pid is required");
+		if (env.no_sql && (env.sql_in_flame || env.slow_log))
+			argp_error(state, "--no-sql excludes --sql-in-flame and --slow-log");
+		if (env.slow_log && env.slow_ms < 0)
+			env.slow_ms = 0;
 		break;
 	default:
 		return ARGP_ERR_UNKNOWN;
@@ -203,9 +268,10 @@ static int out_flame(FILE *f, void *c)
 {
 	struct out_ctx *o = c;
 	struct flame_opts fo = {
-		.title = env.title ? env.title : "pytrace-bpf: Python CPU samples",
+		.title = env.title ? env.title : env.sql_in_flame ? "pytrace-bpf: Python CPU samples and SQL time" :
+			 "pytrace-bpf: Python CPU samples",
 		.subtitle = o->subtitle,
-		.count_name = "samples",
+		.count_name = env.sql_in_flame ? "us" : "samples",
 	};
 
 	return flamegraph__write_svg(o->stacks, f, &fo);
@@ -220,7 +286,111 @@ static int out_speedscope(FILE *f, void *c)
 {
 	struct out_ctx *o = c;
 
-	return speedscope__write(o->stacks, f, o->subtitle, "none");
+	return speedscope__write(o->stacks, f, o->subtitle, env.sql_in_flame ? "microseconds" : "none");
+}
+
+struct json_ctx {
+	const struct profiler_stats *st;
+	const struct sqltrace_stats *sst;
+	struct sqltrace *sql;
+	double elapsed;
+	bool target_gone;
+};
+
+static int out_json(FILE *f, void *c)
+{
+	struct json_ctx *j = c;
+	struct jsonw *w = jsonw__new(f);
+	int ret;
+
+	if (!w)
+		return -ENOMEM;
+	jsonw__pretty(w, true);
+	jsonw__start_object(w);
+	jsonw__name(w, "tool");
+	jsonw__string(w, "pytrace-bpf");
+	jsonw__name(w, "version");
+	jsonw__string(w, PYTRACE_VERSION);
+	jsonw__name(w, "pid");
+	jsonw__uint(w, env.pid);
+	jsonw__name(w, "duration_s");
+	jsonw__double_fixed(w, j->elapsed, 3);
+	jsonw__name(w, "target_exited");
+	jsonw__bool(w, j->target_gone);
+	jsonw__name(w, "processes");
+	jsonw__start_object(w);
+	jsonw__name(w, "traced");
+	jsonw__uint(w, j->st->processes);
+	jsonw__name(w, "python");
+	jsonw__uint(w, j->st->python_processes);
+	jsonw__end_object(w);
+	jsonw__name(w, "samples");
+	jsonw__start_object(w);
+	jsonw__name(w, "taken");
+	jsonw__uint(w, j->st->samples);
+	jsonw__name(w, "lost");
+	jsonw__uint(w, j->st->lost);
+	jsonw__name(w, "truncated");
+	jsonw__uint(w, j->st->truncated);
+	jsonw__name(w, "dropped_stack_cap");
+	jsonw__uint(w, j->st->stacks_dropped);
+	jsonw__end_object(w);
+	if (j->sql) {
+		struct sql_stats *ss = sqltrace__sql_stats(j->sql);
+
+		jsonw__name(w, "sql");
+		sql_stats__write_summary_json(ss, w);
+		jsonw__name(w, "sql_capture");
+		jsonw__start_object(w);
+		jsonw__name(w, "libpq_files");
+		jsonw__uint(w, j->sst->libpq_files);
+		jsonw__name(w, "libpq_calls");
+		jsonw__uint(w, j->sst->calls);
+		jsonw__name(w, "lost_events");
+		jsonw__uint(w, j->sst->lost);
+		jsonw__name(w, "results_without_statement");
+		jsonw__uint(w, j->sst->match.orphan_results);
+		jsonw__name(w, "unfinished_statements");
+		jsonw__uint(w, j->sst->match.pending);
+		jsonw__name(w, "dropped_statements");
+		jsonw__uint(w, j->sst->match.evicted);
+		jsonw__name(w, "unknown_prepared");
+		jsonw__uint(w, j->sst->match.unknown_prepared);
+		jsonw__end_object(w);
+		jsonw__name(w, "queries");
+		sql_stats__write_json(ss, w);
+	}
+	jsonw__end_object(w);
+	ret = jsonw__finish(w);
+	jsonw__free(w);
+	fputc('\n', f);
+	return ret;
+}
+
+static void print_summary(const struct profiler_stats *st, bool sample, const struct sqltrace_stats *sst)
+{
+	fprintf(stderr, "%u process%s traced (%u Python).", st->processes, st->processes == 1 ? "" : "es",
+		st->python_processes);
+	if (sample)
+		fprintf(stderr, " %llu samples, deepest stack %u frames; lost %llu, native %llu, not Python %llu, "
+			"truncated %llu, unresolved frames %llu, dropped (stack cap) %llu.",
+			(unsigned long long)st->samples, st->max_depth, (unsigned long long)st->lost,
+			(unsigned long long)st->native, (unsigned long long)st->no_python,
+			(unsigned long long)st->truncated, (unsigned long long)st->unresolved,
+			(unsigned long long)st->stacks_dropped);
+	fputc('\n', stderr);
+	if (sst)
+		fprintf(stderr, "SQL: %llu statements from %u process%s with libpq (%u libpq file%s); lost events %llu, "
+			"results without a statement %llu, unfinished %llu.\n",
+			(unsigned long long)sst->match.completed, sst->processes_with_libpq,
+			sst->processes_with_libpq == 1 ? "" : "es", sst->libpq_files, sst->libpq_files == 1 ? "" : "s",
+			(unsigned long long)sst->lost, (unsigned long long)sst->match.orphan_results,
+			(unsigned long long)sst->match.pending);
+	if (st->lost)
+		wlog("%llu samples were lost (ring buffer full): lower --rate\n", (unsigned long long)st->lost);
+	if (sst && sst->lost)
+		wlog("%llu libpq events were lost (ring buffer full): statement counts are low\n",
+		     (unsigned long long)sst->lost);
 }
 
 static double mono_s(void)
@@ -238,6 +408,9 @@ int main(int argc, char **argv)
 	struct profiler_stats st;
 	struct profiler *p = NULL;
 	struct out_ctx out = {};
+	struct sqltrace_stats sst = {};
+	struct sqltrace *sql = NULL;
+	FILE *slow = NULL;
 	double start, elapsed;
 	bool target_gone = false;
 	char err[512];
@@ -266,10 +439,26 @@ int main(int argc, char **argv)
 	po.follow_children = !env.no_children;
 	po.threads = env.threads;
 	po.max_stacks = env.max_stacks;
+	po.sample = env.flame || env.collapsed || env.speedscope || !env.json;
+	po.sql = !env.no_sql;
+	po.sql_in_flame = env.sql_in_flame;
+	po.sql_opts.text_cap = env.text_cap;
+	po.sql_opts.show_literals = env.show_literals;
+	po.sql_opts.slow_ms = env.slow_ms;
+	po.sql_opts.max_patterns = env.max_patterns;
+	if (env.slow_log) {
+		slow = fopen(env.slow_log, "we");
+		if (!slow) {
+			elog("cannot write the slow log %s: %s\n", env.slow_log, strerror(errno));
+			return 1;
+		}
+		po.sql_opts.slow_log = slow;
+	}
 	p = profiler__new(&po, err, sizeof(err));
 	if (!p) {
 		elog("%s\n", err);
-		return 1;
+		ret = 1;
+		goto cleanup;
 	}
 	ret = profiler__add_root(p, env.pid, err, sizeof(err));
 	if (ret) {
@@ -283,12 +472,19 @@ int main(int argc, char **argv)
 	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
-	fprintf(stderr, "Sampling pid %d%s at %u Hz%s... %s\n", env.pid,
-		env.no_children ? "" : " and its children", env.rate,
-		env.duration ? "" : " until Ctrl-C",
-		pt_verbose ? "" : "(-v for details)");
+	fprintf(stderr, "Tracing pid %d%s: %s%s%s%s... %s\n", env.pid,
+		env.no_children ? "" : " and its children",
+		po.sample ? "CPU samples" : "", po.sample && po.sql ? ", " : "", po.sql ? "SQL through libpq" : "",
+		env.duration ? "" : ", until Ctrl-C", pt_verbose ? "" : "(-v for details)");
 	if (pt_verbose)
 		profiler__describe(p, stderr);
+	sql = profiler__sql(p);
+	if (sql) {
+		sqltrace__stats(sql, &sst);
+		if (!sst.processes_with_libpq)
+			fprintf(stderr, "No libpq in pid %d%s yet: SQL is traced from when a driver loads it.\n",
+				env.pid, env.no_children ? "" : " or its children");
+	}
 
 	start = mono_s();
 	while (!stop) {
@@ -308,21 +504,15 @@ int main(int argc, char **argv)
 	elapsed = mono_s() - start;
 	profiler__drain(p);
 	profiler__stats(p, &st);
+	if (sql)
+		sqltrace__stats(sql, &sst);
 
 	out.stacks = profiler__stacks(p);
 	snprintf(out.subtitle, sizeof(out.subtitle), "pid %d, %u Hz, %.1f s, %llu samples", env.pid, env.rate,
-		 elapsed, (unsigned long long)stack_agg__total(out.stacks));
+		 elapsed, (unsigned long long)st.samples);
 	if (target_gone)
 		fprintf(stderr, "Target exited after %.1f s; writing what was collected.\n", elapsed);
-	fprintf(stderr, "%llu samples in %u process%s (%u Python), deepest stack %u frames; lost %llu, "
-		"native %llu, not Python %llu, truncated %llu, unresolved frames %llu, dropped (stack cap) %llu\n",
-		(unsigned long long)st.samples, st.processes, st.processes == 1 ? "" : "es",
-		st.python_processes, st.max_depth, (unsigned long long)st.lost,
-		(unsigned long long)st.native, (unsigned long long)st.no_python,
-		(unsigned long long)st.truncated, (unsigned long long)st.unresolved,
-		(unsigned long long)st.stacks_dropped);
-	if (st.lost)
-		wlog("%llu samples were lost (ring buffer full): lower --rate\n", (unsigned long long)st.lost);
+	print_summary(&st, po.sample, sql ? &sst : NULL);
 
 	ret = 0;
 	if (env.flame)
@@ -331,13 +521,29 @@ int main(int argc, char **argv)
 		ret |= write_output(env.collapsed, "folded stacks", out_collapsed, &out);
 	if (env.speedscope)
 		ret |= write_output(env.speedscope, "speedscope profile", out_speedscope, &out);
-	if (!env.flame && !env.collapsed && !env.speedscope)
-		report__hot(out.stacks, stdout, 15);
-	if (!stack_agg__total(out.stacks)) {
-		elog("no samples were collected: was the target idle (off-CPU) the whole time?\n");
+	if (env.json) {
+		struct json_ctx jc = { .st = &st, .sst = sql ? &sst : NULL, .sql = sql, .elapsed = elapsed,
+				       .target_gone = target_gone };
+
+		ret |= write_output(env.json, "JSON report", out_json, &jc);
+	}
+	if (env.slow_log)
+		fprintf(stderr, "Wrote slow log %s\n", env.slow_log);
+	if (!env.flame && !env.collapsed && !env.speedscope && !env.json) {
+		if (po.sample)
+			report__hot(out.stacks, stdout, 15);
+		if (sql && sst.match.completed) {
+			printf("\nSQL patterns by total time:\n");
+			sql_stats__report(sqltrace__sql_stats(sql), stdout, 20);
+		}
+	}
+	if (po.sample && !st.samples && !(sql && sst.match.completed)) {
+		elog("nothing was collected: the target was idle (off-CPU) and sent no SQL\n");
 		ret = ret ? ret : -ENODATA;
 	}
 cleanup:
 	profiler__free(p);
+	if (slow)
+		fclose(slow);
 	return ret ? 1 : 0;
 }

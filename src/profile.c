@@ -18,7 +18,11 @@
 #include "util.h"
 
 #define MAX_PROCS 16384
+#define MAX_SQL_FRAMES_P (PT_MAX_FRAMES + 3)
 #define RETRY_NS (100 * 1000000ULL)	/* how often to retry inspecting a process */
+#define RESCAN_NS (500 * 1000000ULL)	/* how often to look for a newly loaded libpq */
+#define TID_COMMS 1024			/* thread names remembered from samples */
+#define FRAME_LEN 384
 
 enum tproc_state {
 	TP_UNKNOWN,		/* not inspected yet, or exec'd since */
@@ -30,6 +34,7 @@ struct tproc {
 	pid_t pid;		/* 0: free slot */
 	enum tproc_state state;
 	bool live;
+	bool libpq;		/* maps a libpq that is probed */
 	uint64_t last_try_ns;
 	char comm[16];
 	struct py_target py;
@@ -45,6 +50,11 @@ struct profiler {
 	struct symbolizer *sym;
 	struct tproc *procs;	/* open addressing on pid */
 	struct profiler_stats st;
+	struct sqltrace *sql;
+	uint64_t last_rescan_ns;
+	uint64_t sample_weight;	/* per CPU sample: 1, or microseconds with sql_in_flame */
+	struct { uint32_t tid; char comm[16]; } comms[TID_COMMS];
+	char names[MAX_SQL_FRAMES_P][FRAME_LEN];	/* frame names being built */
 };
 
 static uint64_t now_ns(void)
@@ -86,6 +96,20 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 	return vfprintf(stderr, fmt, args);
 }
 
+static void scan_libpq(struct profiler *p, struct tproc *tp)
+{
+	char err[512];
+	int ret;
+
+	if (!p->sql || tp->libpq || tp->state != TP_PYTHON || !tp->live)
+		return;
+	ret = sqltrace__scan_pid(p->sql, tp->pid, err, sizeof(err));
+	if (ret > 0)
+		tp->libpq = true;
+	else if (ret < 0)
+		wlog("%s\n", err);
+}
+
 /* Inspect tp and, if it is Python, hand its configuration to the BPF side. */
 static int tproc_inspect(struct profiler *p, struct tproc *tp, char *err, size_t errlen)
 {
@@ -114,6 +138,7 @@ static int tproc_inspect(struct profiler *p, struct tproc *tp, char *err, size_t
 	if (tp->state != TP_PYTHON)
 		p->st.python_processes++;
 	tp->state = TP_PYTHON;
+	scan_libpq(p, tp);
 	vlog("pid %d: CPython %u.%u.%u in %s, _PyRuntime 0x%llx, thread state: %s%s%s\n",
 	     tp->pid, tp->py.major, tp->py.minor, tp->py.micro, tp->py.binary,
 	     (unsigned long long)tp->py.runtime, tp->py.tstate_how,
@@ -210,68 +235,116 @@ static void frame_name(char *buf, size_t size, const struct py_frame_sym *fs)
 	snprintf(buf, size, "%s (%s:%d)", fs->name && fs->name[0] ? fs->name : "?", file, fs->line);
 }
 
-#define FRAME_LEN 384
-
-static void handle_sample(struct profiler *p, const struct pt_sample *s)
+static const char *thread_comm(struct profiler *p, uint32_t tid)
 {
-	static char names[PT_MAX_FRAMES + 3][FRAME_LEN];
-	const char *frames[PT_MAX_FRAMES + 3];
-	struct mem_reader mr;
-	struct tproc *tp;
-	size_t n = 0;
-	int i, nframes = s->stack.nframes < PT_MAX_FRAMES ? (int)s->stack.nframes : PT_MAX_FRAMES;
+	return p->comms[tid % TID_COMMS].tid == tid ? p->comms[tid % TID_COMMS].comm : "?";
+}
 
-	tp = tproc_get(p, s->hdr.pid, true);
-	if (!tp)
-		return;
+/*
+ * Name the frames of a walked stack, root first, into out[] (strings in p->names, valid until
+ * the next call). Returns how many.
+ */
+static size_t stack_frames(struct profiler *p, struct tproc *tp, uint32_t tid, const struct pt_stack *st,
+			   const char **out, size_t max)
+{
+	int i, nframes = st->nframes < PT_MAX_FRAMES ? (int)st->nframes : PT_MAX_FRAMES;
+	struct mem_reader mr;
+	size_t n = 0;
+
+	if (max < 3)
+		return 0;
+	max = max < MAX_SQL_FRAMES_P ? max : MAX_SQL_FRAMES_P;
 	if (p->opts.threads) {
-		snprintf(names[n], FRAME_LEN, "[thread %.16s tid=%u%s]", s->comm, s->tid,
-			 s->tid == s->hdr.pid ? " main" : "");
-		frames[n] = names[n];
+		snprintf(p->names[n], FRAME_LEN, "[thread %.16s tid=%u%s]", thread_comm(p, tid), tid,
+			 tid == (uint32_t)tp->pid ? " main" : "");
+		out[n] = p->names[n];
 		n++;
 	}
-	if (s->stack.flags & PT_SF_NO_PROC) {
+	if (st->flags & PT_SF_NO_PROC) {
 		p->st.no_python++;
 		if (tp->state == TP_UNKNOWN && now_ns() - tp->last_try_ns > RETRY_NS)
 			tproc_inspect(p, tp, NULL, 0);
-		snprintf(names[n], FRAME_LEN, "[%s %.16s]",
-			 tp->state == TP_NOT_PYTHON ? "not Python:" : "Python starting:", s->comm);
-		frames[n] = names[n];
-		n++;
-		goto add;
+		snprintf(p->names[n], FRAME_LEN, "[%s %.16s]",
+			 tp->state == TP_NOT_PYTHON ? "not Python:" : "Python starting:", thread_comm(p, tid));
+		out[n] = p->names[n];
+		return n + 1;
 	}
-	if (s->stack.flags & (PT_SF_TRUNCATED | PT_SF_READ_ERR)) {
+	if (st->flags & (PT_SF_TRUNCATED | PT_SF_READ_ERR)) {
 		p->st.truncated++;
-		frames[n++] = "[truncated]";
+		out[n++] = "[truncated]";
 	}
 	if ((unsigned)nframes > p->st.max_depth)
 		p->st.max_depth = nframes;
-	procmem__reader(&mr, s->hdr.pid);
-	for (i = nframes - 1; i >= 0; i--) {
+	procmem__reader(&mr, tp->pid);
+	for (i = nframes - 1; i >= 0 && n < max; i--) {
 		struct py_frame_sym fs;
 		int ret;
 
-		ret = symbolizer__resolve(p->sym, s->hdr.pid, &tp->py.layout, &mr, tp->py.pycode_type,
-					  s->stack.frames[i].code, s->stack.frames[i].instr, &fs);
+		ret = symbolizer__resolve(p->sym, tp->pid, &tp->py.layout, &mr, tp->py.pycode_type,
+					  st->frames[i].code, st->frames[i].instr, &fs);
 		if (ret == -ENOENT)
 			continue;	/* not a code object: a shim or None executable */
 		if (ret) {
 			p->st.unresolved++;
-			frames[n++] = "[unknown]";
+			out[n++] = "[unknown]";
 			continue;
 		}
-		frame_name(names[n], FRAME_LEN, &fs);
-		frames[n] = names[n];
+		frame_name(p->names[n], FRAME_LEN, &fs);
+		out[n] = p->names[n];
 		n++;
 	}
-	if (nframes == 0) {
-		if (s->stack.flags & PT_SF_NO_TSTATE)
+	if (nframes == 0 && n < max) {
+		if (st->flags & PT_SF_NO_TSTATE)
 			p->st.native++;
-		frames[n++] = "[native]";
+		out[n++] = "[native]";
 	}
-add:
-	if (stack_agg__add(p->stacks, frames, n, s->weight) == -E2BIG)
-		p->st.stacks_dropped += s->weight;
+	return n;
+}
+
+static size_t sql_frames(void *ctx, uint32_t pid, uint32_t tid, const struct pt_stack *st,
+			 const char **out, size_t max)
+{
+	struct profiler *p = ctx;
+	struct tproc *tp = tproc_get(p, pid, false);
+
+	return tp ? stack_frames(p, tp, tid, st, out, max) : 0;
+}
+
+/* With --sql-in-flame: the statement's time as a leaf "[sql] pattern" under its stack. */
+static void sql_in_flame(void *ctx, const struct sql_query *q, const char *const *frames, size_t n,
+			 const char *pattern, const char *call_site)
+{
+	struct profiler *p = ctx;
+	const char *all[MAX_SQL_FRAMES_P + 1];
+	char leaf[FRAME_LEN];
+	uint64_t us = (q->end_ns - q->start_ns) / 1000;
+	size_t i;
+
+	if (!p->opts.sql_in_flame || !us)
+		return;
+	for (i = 0; i < n && i < MAX_SQL_FRAMES_P; i++)
+		all[i] = frames[i];
+	if (!n)
+		all[i++] = "[no Python stack]";
+	snprintf(leaf, sizeof(leaf), "[sql] %s", pattern);
+	all[i++] = leaf;
+	stack_agg__add(p->stacks, all, i, us);
+}
+
+static void handle_sample(struct profiler *p, const struct pt_sample *s)
+{
+	const char *frames[MAX_SQL_FRAMES_P];
+	struct tproc *tp;
+	size_t n;
+
+	tp = tproc_get(p, s->hdr.pid, true);
+	if (!tp)
+		return;
+	p->comms[s->tid % TID_COMMS].tid = s->tid;
+	memcpy(p->comms[s->tid % TID_COMMS].comm, s->comm, sizeof(s->comm));
+	n = stack_frames(p, tp, s->tid, &s->stack, frames, MAX_SQL_FRAMES_P);
+	if (n && stack_agg__add(p->stacks, frames, n, p->sample_weight) == -E2BIG)
+		p->st.stacks_dropped += p->sample_weight;
 }
 
 static void handle_proc_event(struct profiler *p, const struct pt_proc_event *e)
@@ -287,6 +360,7 @@ static void handle_proc_event(struct profiler *p, const struct pt_proc_event *e)
 			tp->py = parent->py;
 			tp->py.pid = e->hdr.pid;
 			tp->state = TP_PYTHON;
+			tp->libpq = parent->libpq;	/* same mappings, same probed files */
 			p->st.python_processes++;
 		}
 		vlog("pid %d: forked from %d\n", e->hdr.pid, e->ppid);
@@ -298,7 +372,10 @@ static void handle_proc_event(struct profiler *p, const struct pt_proc_event *e)
 		if (tp->state == TP_PYTHON)
 			p->st.python_processes--;
 		tp->state = TP_UNKNOWN;
+		tp->libpq = false;
 		symbolizer__forget(p->sym, e->hdr.pid);
+		if (p->sql)
+			sqltrace__forget_pid(p->sql, e->hdr.pid);
 		proc_comm(tp->pid, tp->comm, sizeof(tp->comm));
 		vlog("pid %d: exec %s\n", e->hdr.pid, tp->comm);
 		tproc_inspect(p, tp, NULL, 0);
@@ -309,6 +386,8 @@ static void handle_proc_event(struct profiler *p, const struct pt_proc_event *e)
 			tp->live = false;
 			p->st.live--;
 		}
+		if (p->sql)
+			sqltrace__forget_pid(p->sql, e->hdr.pid);
 		vlog("pid %d: exited\n", e->hdr.pid);
 		break;
 	}
@@ -323,7 +402,9 @@ static int handle_event(void *ctx, void *data, size_t size)
 		return 0;
 	if (h->type == PT_EV_SAMPLE && size >= offsetof(struct pt_sample, stack.frames))
 		handle_sample(p, data);
-	else if (size >= sizeof(struct pt_proc_event))
+	else if (h->type >= PT_EV_SQL_SEND && p->sql)
+		sqltrace__handle(p->sql, data, size);
+	else if (h->type >= PT_EV_EXEC && h->type <= PT_EV_EXIT && size >= sizeof(struct pt_proc_event))
 		handle_proc_event(p, data);
 	return 0;
 }
@@ -360,6 +441,18 @@ struct profiler *profiler__new(const struct profiler_opts *opts, char *err, size
 			 pt_verbose ? "" : " (run with -v for the verifier's log)");
 		goto fail;
 	}
+	p->sample_weight = opts->sql_in_flame ? 1000000 / (opts->rate_hz ? opts->rate_hz : 99) : 1;
+	if (opts->sql) {
+		struct sqltrace_shared sh = {
+			.procs = p->skel->maps.procs, .tracked = p->skel->maps.tracked,
+			.counters = p->skel->maps.counters, .events = p->skel->maps.events,
+			.frames = sql_frames, .on_query = sql_in_flame, .ctx = p,
+		};
+
+		p->sql = sqltrace__new(&opts->sql_opts, &sh, err, errlen);
+		if (!p->sql)
+			goto fail;
+	}
 	p->rb = ring_buffer__new(bpf_map__fd(p->skel->maps.events), handle_event, p, NULL);
 	if (!p->rb) {
 		snprintf(err, errlen, "cannot create the ring buffer: %s", strerror(errno));
@@ -387,6 +480,8 @@ int profiler__attach(struct profiler *p, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot attach the process tracepoints: %s", strerror(-ret));
 		return ret;
 	}
+	if (!p->opts.sample)
+		return 0;
 	if (ncpus <= 0) {
 		snprintf(err, errlen, "cannot count CPUs: %s", strerror(-ncpus));
 		return ncpus;
@@ -415,10 +510,25 @@ int profiler__attach(struct profiler *p, char *err, size_t errlen)
 	return 0;
 }
 
+/* Drivers are imported lazily: look again for libpq in Python processes that had none. */
+static void rescan_libpq(struct profiler *p)
+{
+	uint64_t now = now_ns();
+	int i;
+
+	if (!p->sql || now - p->last_rescan_ns < RESCAN_NS)
+		return;
+	p->last_rescan_ns = now;
+	for (i = 0; i < MAX_PROCS; i++)
+		if (p->procs[i].pid && p->procs[i].live && !p->procs[i].libpq)
+			scan_libpq(p, &p->procs[i]);
+}
+
 int profiler__poll(struct profiler *p, int timeout_ms)
 {
 	int ret = ring_buffer__poll(p->rb, timeout_ms);
 
+	rescan_libpq(p);
 	/* Samples are queued without a wakeup to keep the collector idle: take them now. */
 	if (ret >= 0) {
 		int more = ring_buffer__consume(p->rb);
@@ -437,6 +547,11 @@ void profiler__drain(struct profiler *p)
 struct stack_agg *profiler__stacks(struct profiler *p)
 {
 	return p->stacks;
+}
+
+struct sqltrace *profiler__sql(struct profiler *p)
+{
+	return p->sql;
 }
 
 void profiler__stats(struct profiler *p, struct profiler_stats *st)
@@ -484,6 +599,7 @@ void profiler__free(struct profiler *p)
 		bpf_link__destroy(p->links[i]);
 	free(p->links);
 	ring_buffer__free(p->rb);
+	sqltrace__free(p->sql);
 	profile_bpf__destroy(p->skel);
 	symbolizer__free(p->sym);
 	stack_agg__free(p->stacks);

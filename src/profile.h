@@ -6,9 +6,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include "sqltrace.h"
 #include "stacks.h"
 
 struct profiler_opts {
+	bool sample;		/* CPU sampling for flame graphs and hot functions */
+	bool sql;		/* statements through libpq */
+	bool sql_in_flame;	/* statement time as [sql] leaves; stack weights become microseconds */
+	struct sqltrace_opts sql_opts;
 	unsigned rate_hz;	/* samples per second per CPU */
 	bool follow_children;
 	bool threads;		/* thread name as the root frame */
@@ -44,6 +49,8 @@ int profiler__poll(struct profiler *p, int timeout_ms);
 /* Take whatever is still queued (at the end). */
 void profiler__drain(struct profiler *p);
 struct stack_agg *profiler__stacks(struct profiler *p);
+/* The SQL side, or NULL when not tracing statements. */
+struct sqltrace *profiler__sql(struct profiler *p);
 void profiler__stats(struct profiler *p, struct profiler_stats *st);
 /* One line per traced Python process: pid, version, binary, how offsets were found. */
 void profiler__describe(struct profiler *p, FILE *f);

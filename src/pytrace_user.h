@@ -5,5 +5,6 @@
 
 #include <linux/types.h>
 #include "pytrace.h"
+#include "sql.h"
 
 #endif

@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Types shared by the libpq uprobes and the loader. */
+#ifndef PYTRACE_SQL_H
+#define PYTRACE_SQL_H
+
+#include "pytrace.h"
+
+#define SQL_TEXT_MAX	8192	/* largest --sql-text-cap */
+#define SQL_NAME_MAX	64	/* prepared statement names (NAMEDATALEN) */
+
+enum sql_event_type {
+	PT_EV_SQL_SEND = 16,	/* a statement leaves for the server */
+	PT_EV_SQL_RESULT = 17,	/* PQgetResult returned (status, or NULL) */
+	PT_EV_SQL_SYNC = 18,	/* PQpipelineSync: a sync point joins the queue */
+};
+
+/* struct sql_send.flags */
+#define SQL_F_PREPARE	(1u << 1)	/* defines a prepared statement: name + text */
+#define SQL_F_PREPARED	(1u << 2)	/* runs a prepared statement: name only */
+#define SQL_F_PARAMS	(1u << 3)	/* parameters travel separately ($1, ...) */
+#define SQL_F_TRUNCATED	(1u << 4)	/* text cut at the capture cap */
+
+/* PGresult status: ExecStatusType of libpq-fe.h */
+#define SQL_ST_NULL		-1	/* PQgetResult returned NULL */
+#define PGRES_BAD_RESPONSE_	5
+#define PGRES_NONFATAL_ERROR_	6
+#define PGRES_FATAL_ERROR_	7
+#define PGRES_PIPELINE_SYNC_	10
+#define PGRES_PIPELINE_ABORTED_	11
+
+/* offsetof(struct pg_result, resultStatus) in libpq-int.h, unchanged since PostgreSQL 8 */
+#define PG_RESULT_STATUS_OFF	40
+
+struct sql_send {
+	struct pt_event_hdr hdr;
+	__u32 tid;
+	__u32 flags;
+	__u64 conn;		/* PGconn * */
+	__u64 ts;
+	__u64 stack_id;		/* key in the stacks map, 0 if no Python stack */
+	__u16 name_len;		/* bytes of data[] that are the statement name (no NUL) */
+	__u16 text_len;		/* bytes of data[] after the name that are the text (no NUL) */
+	__u32 pad;
+	char data[SQL_NAME_MAX + SQL_TEXT_MAX];	/* sent cut to name_len + text_len */
+};
+
+struct sql_result {
+	struct pt_event_hdr hdr;
+	__u32 tid;
+	__s32 status;		/* ExecStatusType, or SQL_ST_NULL */
+	__u64 conn;
+	__u64 ts;
+};
+
+#endif

@@ -1,0 +1,460 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "elfsym.h"
+#include "jsonw.h"
+#include "procmaps.h"
+#include "sql.skel.h"
+#include "sqlnorm.h"
+#include "sqltrace.h"
+#include "util.h"
+
+#define MAX_LIBPQ	64	/* distinct libpq files probed */
+#define STACK_CACHE	4096	/* symbolized statement stacks kept */
+#define MAX_SQL_FRAMES	(PT_MAX_FRAMES + 2)
+#define PATTERN_MAX	2048
+
+struct libpq {
+	dev_t dev;
+	ino_t ino;
+	char path[512];
+	struct bpf_link *links[8];
+	int nlinks;
+};
+
+struct stack_entry {
+	uint32_t pid;
+	uint64_t id;		/* 0: free */
+	char **frames;		/* root first */
+	size_t n;
+	const char *call_site;	/* one of frames, or NULL */
+};
+
+struct sqltrace {
+	struct sqltrace_opts opts;
+	struct sqltrace_shared sh;
+	struct sql_bpf *skel;
+	struct libpq libpq[MAX_LIBPQ];
+	int nlibpq;
+	struct sql_match *match;
+	struct sql_stats *stats;
+	struct stack_entry *cache;	/* direct-mapped on (pid, id) */
+	struct sqltrace_stats st;
+	char pattern[PATTERN_MAX];
+};
+
+/* The libpq entry points the Python drivers use (see DOMAIN.md section 4). */
+enum probe_prog { P_SEND_QUERY, P_SEND_PARAMS, P_SEND_PREPARE, P_SEND_PREPARED, P_GET_RESULT,
+		  P_GET_RESULT_RET, P_PIPELINE_SYNC, P_MAX };
+static const struct {
+	const char *sym;
+	bool retprobe;
+	bool optional;		/* PQpipelineSync: libpq 14+ */
+} probes[P_MAX] = {
+	[P_SEND_QUERY] = { "PQsendQuery" },
+	[P_SEND_PARAMS] = { "PQsendQueryParams" },
+	[P_SEND_PREPARE] = { "PQsendPrepare" },
+	[P_SEND_PREPARED] = { "PQsendQueryPrepared" },
+	[P_GET_RESULT] = { "PQgetResult" },
+	[P_GET_RESULT_RET] = { "PQgetResult", true },
+	[P_PIPELINE_SYNC] = { "PQpipelineSync", false, true },
+};
+
+static struct bpf_program *probe_prog(struct sql_bpf *skel, enum probe_prog p)
+{
+	switch (p) {
+	case P_SEND_QUERY: return skel->progs.pq_send_query;
+	case P_SEND_PARAMS: return skel->progs.pq_send_query_params;
+	case P_SEND_PREPARE: return skel->progs.pq_send_prepare;
+	case P_SEND_PREPARED: return skel->progs.pq_send_query_prepared;
+	case P_GET_RESULT: return skel->progs.pq_get_result;
+	case P_GET_RESULT_RET: return skel->progs.pq_get_result_ret;
+	case P_PIPELINE_SYNC: return skel->progs.pq_pipeline_sync;
+	default: return NULL;
+	}
+}
+
+/*
+ * A uprobe on an instruction the kernel can emulate costs ~0.5 us; one it must single-step,
+ * ~11 us (DOMAIN.md section 3). libpq's PQsendQuery is `mov $1,%edx; jmp PQsendQueryInternal`:
+ * probe the jmp, where the arguments we read (rdi, rsi) are still intact.
+ */
+static uint64_t emulable_offset(uint64_t off, const uint8_t *code)
+{
+	if (code[0] >= 0xb8 && code[0] <= 0xbf && (code[5] == 0xe9 || code[5] == 0xeb))
+		return off + 5;
+	return off;
+}
+
+static void query_done(void *ctx, const struct sql_query *q);
+
+struct sqltrace *sqltrace__new(const struct sqltrace_opts *o, const struct sqltrace_shared *sh,
+			       char *err, size_t errlen)
+{
+	struct sql_stats_opts so = { .max_patterns = o->max_patterns, .show_literals = o->show_literals };
+	struct sqltrace *s = calloc(1, sizeof(*s));
+	int ret;
+
+	if (!s) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	s->opts = *o;
+	if (!s->opts.text_cap)
+		s->opts.text_cap = 1024;
+	s->sh = *sh;
+	s->match = sql_match__new(0, query_done, s);
+	s->stats = sql_stats__new(&so);
+	s->cache = calloc(STACK_CACHE, sizeof(*s->cache));
+	if (!s->match || !s->stats || !s->cache) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	s->skel = sql_bpf__open();
+	if (!s->skel) {
+		snprintf(err, errlen, "cannot open the libpq BPF object: %s", strerror(errno));
+		goto fail;
+	}
+	/* The statement text keeps its NUL in the BPF buffer: one more byte than the user's cap. */
+	s->skel->rodata->text_cap = s->opts.text_cap + 1 > SQL_TEXT_MAX ? SQL_TEXT_MAX : s->opts.text_cap + 1;
+	if (bpf_map__reuse_fd(s->skel->maps.procs, bpf_map__fd(sh->procs)) ||
+	    bpf_map__reuse_fd(s->skel->maps.tracked, bpf_map__fd(sh->tracked)) ||
+	    bpf_map__reuse_fd(s->skel->maps.counters, bpf_map__fd(sh->counters)) ||
+	    bpf_map__reuse_fd(s->skel->maps.events, bpf_map__fd(sh->events))) {
+		snprintf(err, errlen, "cannot share maps with the libpq BPF object: %s", strerror(errno));
+		goto fail;
+	}
+	ret = sql_bpf__load(s->skel);
+	if (ret) {
+		snprintf(err, errlen, "cannot load the libpq BPF programs: %s", strerror(-ret));
+		goto fail;
+	}
+	return s;
+fail:
+	sqltrace__free(s);
+	return NULL;
+}
+
+static int attach_libpq(struct sqltrace *s, struct libpq *lp, const char *host_path, char *err, size_t errlen)
+{
+	struct elf_sym_query q[P_MAX];
+	uint8_t code[P_MAX][16];
+	uint64_t offs[P_MAX];
+	int i, ret;
+
+	for (i = 0; i < P_MAX; i++)
+		q[i].name = probes[i].sym;
+	ret = elfsym__file_offsets(host_path, q, P_MAX, offs, code);
+	if (ret) {
+		snprintf(err, errlen, "cannot read the symbols of %s: %s", lp->path, strerror(-ret));
+		return ret;
+	}
+	for (i = 0; i < P_MAX; i++) {
+		struct bpf_link *l;
+
+		if (!offs[i]) {
+			if (probes[i].optional)
+				continue;
+			snprintf(err, errlen, "%s has no %s: not a libpq this tool knows", lp->path, probes[i].sym);
+			return -ENOENT;
+		}
+		l = bpf_program__attach_uprobe(probe_prog(s->skel, i), probes[i].retprobe, -1, host_path,
+					       probes[i].retprobe ? offs[i] : emulable_offset(offs[i], code[i]));
+		if (!l) {
+			ret = -errno;
+			snprintf(err, errlen, "cannot probe %s in %s: %s", probes[i].sym, lp->path, strerror(-ret));
+			return ret;
+		}
+		lp->links[lp->nlinks++] = l;
+	}
+	return 0;
+}
+
+struct scan_ctx {
+	struct sqltrace *s;
+	pid_t pid;
+	int found;
+	int err;
+	char *errbuf;
+	size_t errlen;
+};
+
+static bool is_libpq(const char *path)
+{
+	const char *base = strrchr(path, '/');
+
+	base = base ? base + 1 : path;
+	/* libpq.so.5 (system), libpq-<hash>.so.5.NN (auditwheel copies in wheels) */
+	return (strncmp(base, "libpq.so", 8) == 0 || strncmp(base, "libpq-", 6) == 0) && strstr(base, ".so");
+}
+
+static int scan_one(void *ctx, const struct proc_map *m)
+{
+	struct scan_ctx *c = ctx;
+	struct sqltrace *s = c->s;
+	char host[600];
+	struct stat sb;
+	struct libpq *lp;
+	int i, ret;
+
+	if (!m->path[0] || !strchr(m->perms, 'x') || !is_libpq(m->path))
+		return 0;
+	procmaps__host_path(c->pid, m->path, host, sizeof(host));
+	if (stat(host, &sb))
+		return 0;
+	c->found = 1;
+	for (i = 0; i < s->nlibpq; i++)
+		if (s->libpq[i].dev == sb.st_dev && s->libpq[i].ino == sb.st_ino)
+			return 0;
+	if (s->nlibpq == MAX_LIBPQ)
+		return 0;
+	lp = &s->libpq[s->nlibpq];
+	memset(lp, 0, sizeof(*lp));
+	lp->dev = sb.st_dev;
+	lp->ino = sb.st_ino;
+	snprintf(lp->path, sizeof(lp->path), "%s", m->path);
+	ret = attach_libpq(s, lp, host, c->errbuf, c->errlen);
+	if (ret) {
+		for (i = 0; i < lp->nlinks; i++)
+			bpf_link__destroy(lp->links[i]);
+		c->err = ret;
+		return 1;
+	}
+	s->nlibpq++;
+	vlog("pid %d: probing libpq %s (%d probes)\n", c->pid, m->path, lp->nlinks);
+	return 0;
+}
+
+int sqltrace__scan_pid(struct sqltrace *s, pid_t pid, char *err, size_t errlen)
+{
+	char dummy[256];
+	struct scan_ctx c = { .s = s, .pid = pid, .errbuf = err ? err : dummy,
+			      .errlen = err ? errlen : sizeof(dummy) };
+	int ret = procmaps__foreach(pid, scan_one, &c);
+
+	if (c.err)
+		return c.err;
+	if (ret < 0)
+		return ret;
+	if (c.found)
+		s->st.processes_with_libpq++;
+	return c.found;
+}
+
+static bool is_library_file(const char *file, size_t len)
+{
+	static const char *const marks[] = { "/site-packages/", "/dist-packages/", "/lib/python3" };
+	size_t i;
+
+	if (!file || !len || file[0] == '<')	/* <frozen ...>, <string> */
+		return true;
+	for (i = 0; i < ARRAY_SIZE(marks); i++)
+		if (memmem(file, len, marks[i], strlen(marks[i])))
+			return true;
+	return false;
+}
+
+const char *sqltrace__call_site(const char *const *frames, size_t n)
+{
+	size_t i;
+
+	for (i = n; i > 0; i--) {
+		struct frame_parts fp;
+
+		frame__parse(frames[i - 1], &fp);
+		if (fp.file && !is_library_file(fp.file, fp.file_len))
+			return frames[i - 1];
+	}
+	return NULL;
+}
+
+static void cache_entry_free(struct stack_entry *e)
+{
+	size_t i;
+
+	for (i = 0; i < e->n; i++)
+		free(e->frames[i]);
+	free(e->frames);
+	memset(e, 0, sizeof(*e));
+}
+
+/* The symbolized stack of a statement, cached per (pid, stack id). */
+static const struct stack_entry *stack_get(struct sqltrace *s, uint32_t pid, uint32_t tid, uint64_t id)
+{
+	struct stack_entry *e = &s->cache[((id ^ pid) * 0x9e3779b97f4a7c15ULL) >> 52 & (STACK_CACHE - 1)];
+	const char *frames[MAX_SQL_FRAMES];
+	struct pt_stack st;
+	size_t n, i;
+
+	if (!id)
+		return NULL;
+	if (e->id == id && e->pid == pid)
+		return e;
+	if (bpf_map_lookup_elem(bpf_map__fd(s->skel->maps.stacks), &id, &st)) {
+		s->st.stacks_missing++;
+		return NULL;
+	}
+	n = s->sh.frames(s->sh.ctx, pid, tid, &st, frames, MAX_SQL_FRAMES);
+	cache_entry_free(e);
+	e->frames = calloc(n ? n : 1, sizeof(*e->frames));
+	if (!e->frames)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		e->frames[i] = strdup(frames[i]);
+		if (!e->frames[i]) {
+			e->n = i;
+			cache_entry_free(e);
+			return NULL;
+		}
+	}
+	e->n = n;
+	e->pid = pid;
+	e->id = id;
+	e->call_site = sqltrace__call_site((const char *const *)e->frames, n);
+	return e;
+}
+
+static void slow_log(struct sqltrace *s, const struct sql_query *q, const struct stack_entry *st,
+		     const char *pattern)
+{
+	struct jsonw *w = jsonw__new(s->opts.slow_log);
+	size_t i;
+
+	if (!w)
+		return;
+	jsonw__start_object(w);
+	jsonw__name(w, "pid");
+	jsonw__uint(w, q->pid);
+	jsonw__name(w, "tid");
+	jsonw__uint(w, q->tid);
+	jsonw__name(w, "start_ns");
+	jsonw__uint(w, q->start_ns);
+	jsonw__name(w, "duration_ms");
+	jsonw__double_fixed(w, (q->end_ns - q->start_ns) / 1e6, 3);
+	jsonw__name(w, "error");
+	jsonw__bool(w, q->error);
+	jsonw__name(w, "pattern");
+	jsonw__string(w, pattern);
+	if (s->opts.show_literals) {
+		jsonw__name(w, "text");
+		jsonw__string_len(w, q->text, q->len);
+	}
+	jsonw__name(w, "truncated");
+	jsonw__bool(w, q->truncated);
+	jsonw__name(w, "call_site");
+	if (st && st->call_site)
+		jsonw__string(w, st->call_site);
+	else
+		jsonw__null(w);
+	jsonw__name(w, "stack");
+	jsonw__start_array(w);
+	for (i = 0; st && i < st->n; i++)
+		jsonw__string(w, st->frames[i]);
+	jsonw__end_array(w);
+	jsonw__end_object(w);
+	jsonw__free(w);
+	fputc('\n', s->opts.slow_log);
+	fflush(s->opts.slow_log);
+}
+
+static void query_done(void *ctx, const struct sql_query *q)
+{
+	struct sqltrace *s = ctx;
+	const struct stack_entry *st = stack_get(s, q->pid, q->tid, q->stack_id);
+	uint64_t dur = q->end_ns > q->start_ns ? q->end_ns - q->start_ns : 0;
+	const char *site = st ? st->call_site : NULL;
+
+	sql_stats__add(s->stats, q->text, q->len, q->truncated, dur, q->error, site);
+	if (s->opts.slow_log || s->sh.on_query)
+		sqlnorm__pattern(q->text, q->len, q->truncated, s->pattern, sizeof(s->pattern));
+	if (s->opts.slow_log && dur >= s->opts.slow_ms * 1e6)
+		slow_log(s, q, st, s->pattern);
+	if (s->sh.on_query)
+		s->sh.on_query(s->sh.ctx, q, st ? (const char *const *)st->frames : NULL, st ? st->n : 0,
+			       s->pattern, site);
+}
+
+void sqltrace__handle(struct sqltrace *s, const void *data, size_t size)
+{
+	const struct pt_event_hdr *h = data;
+
+	switch (h->type) {
+	case PT_EV_SQL_SEND: {
+		const struct sql_send *e = data;
+		size_t at = offsetof(struct sql_send, data);
+
+		if (size < at || size < at + e->name_len + e->text_len)
+			return;
+		sql_match__send(s->match, e->hdr.pid, e->tid, e->conn, e->ts, e->flags,
+				(e->flags & (SQL_F_PREPARE | SQL_F_PREPARED)) ? e->data : NULL, e->name_len,
+				e->data + e->name_len, e->text_len, e->stack_id);
+		break;
+	}
+	case PT_EV_SQL_RESULT: {
+		const struct sql_result *r = data;
+
+		if (size >= sizeof(*r))
+			sql_match__result(s->match, r->hdr.pid, r->conn, r->ts, r->status);
+		break;
+	}
+	case PT_EV_SQL_SYNC: {
+		const struct sql_result *r = data;
+
+		if (size >= sizeof(*r))
+			sql_match__sync(s->match, r->hdr.pid, r->conn, r->ts);
+		break;
+	}
+	}
+}
+
+void sqltrace__forget_pid(struct sqltrace *s, pid_t pid)
+{
+	sql_match__forget_pid(s->match, pid);
+}
+
+void sqltrace__stats(struct sqltrace *s, struct sqltrace_stats *st)
+{
+	__u64 vals[256];
+	int ncpus = libbpf_num_possible_cpus(), c;
+	__u32 key;
+
+	s->st.libpq_files = s->nlibpq;
+	s->st.calls = s->st.lost = 0;
+	for (key = PT_CNT_SQL_LOST; key <= PT_CNT_SQL_CALLS && ncpus > 0 && ncpus <= 256; key++) {
+		if (bpf_map_lookup_elem(bpf_map__fd(s->sh.counters), &key, vals))
+			continue;
+		for (c = 0; c < ncpus; c++)
+			*(key == PT_CNT_SQL_LOST ? &s->st.lost : &s->st.calls) += vals[c];
+	}
+	sql_match__stats(s->match, &s->st.match);
+	*st = s->st;
+}
+
+struct sql_stats *sqltrace__sql_stats(struct sqltrace *s)
+{
+	return s->stats;
+}
+
+void sqltrace__free(struct sqltrace *s)
+{
+	int i, j;
+
+	if (!s)
+		return;
+	for (i = 0; i < s->nlibpq; i++)
+		for (j = 0; j < s->libpq[i].nlinks; j++)
+			bpf_link__destroy(s->libpq[i].links[j]);
+	sql_bpf__destroy(s->skel);
+	sql_match__free(s->match);
+	sql_stats__free(s->stats);
+	if (s->cache) {
+		for (i = 0; i < STACK_CACHE; i++)
+			cache_entry_free(&s->cache[i]);
+		free(s->cache);
+	}
+	free(s);
+}
