@@ -19,7 +19,6 @@
 #include "stacks.h"
 #include "util.h"
 
-int pt_verbose;
 
 static struct env {
 	pid_t pid;
