@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jsonw.h"
 #include "speedscope.h"
 #include "stacks.h"
 #include "util.h"
@@ -30,28 +31,7 @@ static const char *const units[] = {
 
 int speedscope__json_string(FILE *f, const char *s, size_t len)
 {
-	fputc('"', f);
-	while (len) {
-		uint32_t cp;
-		size_t n = utf8_next(s, len, &cp);
-
-		if (cp == '"' || cp == '\\')
-			fprintf(f, "\\%c", (char)cp);
-		else if (cp == '\n')
-			fputs("\\n", f);
-		else if (cp == '\t')
-			fputs("\\t", f);
-		else if (cp < 0x20)
-			fprintf(f, "\\u%04x", cp);
-		else if (cp == 0xfffd)
-			fputs("\\ufffd", f);
-		else
-			fwrite(s, 1, n, f);
-		s += n;
-		len -= n;
-	}
-	fputc('"', f);
-	return ferror(f) ? -EIO : 0;
+	return jsonw__quote(f, s, len);
 }
 
 static size_t ptr_hash(const char *p, size_t cap)
