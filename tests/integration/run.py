@@ -374,6 +374,20 @@ def check_bad_input(tmp, unsupported):
     record("bad input: missing --pid", out.returncode != 0 and "--pid is required" in out.stderr, out.stderr)
 
 
+def check_text_report(it):
+    """No output option: the hottest functions and stacks on stdout, deep stacks included."""
+    w = Workload(it, "shape.py", {"PT_DEPTH": "120"})
+    try:
+        time.sleep(0.3)
+        out = run_tool(["--pid", str(w.pid), "--duration", "2", "--no-sql"])
+    finally:
+        w.stop()
+    ok = out.returncode == 0 and "Top functions by self time" in out.stdout and "leaf_hot" in out.stdout \
+        and "Hottest stacks" in out.stdout and out.stdout.count("recurse (") >= 100
+    record("text report of hot functions and stacks (deep recursion)", ok,
+           "exit %d; stdout %s; stderr %s" % (out.returncode, out.stdout[:800], out.stderr[-500:]))
+
+
 def check_exit_midtrace(it, tmp):
     folded = os.path.join(tmp, "exit.folded")
     svg = os.path.join(tmp, "exit.svg")
@@ -425,6 +439,7 @@ def main():
         except Exception as e:  # noqa: BLE001 - one interpreter's failure must not hide the rest
             record(it.label + ": ran", False, repr(e))
     if not args.k:
+        check_text_report(interps[0])
         check_exit_midtrace(interps[0], tmp)
         check_bad_input(tmp, unsupported)
     shutil.rmtree(tmp, ignore_errors=True)
