@@ -360,8 +360,11 @@ static void handle_proc_event(struct profiler *p, const struct pt_proc_event *e)
 			tp->py = parent->py;
 			tp->py.pid = e->hdr.pid;
 			tp->state = TP_PYTHON;
-			tp->libpq = parent->libpq;	/* same mappings, same probed files */
 			p->st.python_processes++;
+			/* Same libpq mappings, but probes are per process: attach the child's now. */
+			tp->libpq = false;
+			if (parent->libpq)
+				scan_libpq(p, tp);
 		}
 		vlog("pid %d: forked from %d\n", e->hdr.pid, e->ppid);
 		break;

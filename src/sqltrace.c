@@ -13,15 +13,20 @@
 #include "sqltrace.h"
 #include "util.h"
 
-#define MAX_LIBPQ	64	/* distinct libpq files probed */
+#define MAX_PROBED	4096	/* (process, libpq) pairs probed at once */
 #define STACK_CACHE	4096	/* symbolized statement stacks kept */
 #define MAX_SQL_FRAMES	(PT_MAX_FRAMES + 2)
 #define PATTERN_MAX	2048
 
+/*
+ * Probes are attached per process, not per file: a uprobe with a pid filter installs its
+ * breakpoints only in that process, so other programs using the same libpq pay nothing.
+ */
 struct libpq {
+	pid_t pid;		/* 0: free slot */
 	dev_t dev;
 	ino_t ino;
-	char path[512];
+	char path[256];
 	struct bpf_link *links[8];
 	int nlinks;
 };
@@ -38,8 +43,11 @@ struct sqltrace {
 	struct sqltrace_opts opts;
 	struct sqltrace_shared sh;
 	struct sql_bpf *skel;
-	struct libpq libpq[MAX_LIBPQ];
-	int nlibpq;
+	struct libpq *libpq;	/* MAX_PROBED slots */
+	int nlibpq;		/* slots in use */
+	struct { dev_t dev; ino_t ino; } files[64];	/* distinct libpq files seen, for the report */
+	int nfiles;
+	uint64_t unprobed;	/* processes left unprobed: MAX_PROBED reached */
 	struct sql_match *match;
 	struct sql_stats *stats;
 	struct stack_entry *cache;	/* direct-mapped on (pid, id) */
@@ -110,7 +118,8 @@ struct sqltrace *sqltrace__new(const struct sqltrace_opts *o, const struct sqltr
 	s->match = sql_match__new(0, query_done, s);
 	s->stats = sql_stats__new(&so);
 	s->cache = calloc(STACK_CACHE, sizeof(*s->cache));
-	if (!s->match || !s->stats || !s->cache) {
+	s->libpq = calloc(MAX_PROBED, sizeof(*s->libpq));
+	if (!s->match || !s->stats || !s->cache || !s->libpq) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -162,7 +171,7 @@ static int attach_libpq(struct sqltrace *s, struct libpq *lp, const char *host_p
 			snprintf(err, errlen, "%s has no %s: not a libpq this tool knows", lp->path, probes[i].sym);
 			return -ENOENT;
 		}
-		l = bpf_program__attach_uprobe(probe_prog(s->skel, i), probes[i].retprobe, -1, host_path,
+		l = bpf_program__attach_uprobe(probe_prog(s->skel, i), probes[i].retprobe, lp->pid, host_path,
 					       probes[i].retprobe ? offs[i] : emulable_offset(offs[i], code[i]));
 		if (!l) {
 			ret = -errno;
@@ -192,13 +201,36 @@ static bool is_libpq(const char *path)
 	return (strncmp(base, "libpq.so", 8) == 0 || strncmp(base, "libpq-", 6) == 0) && strstr(base, ".so");
 }
 
+static void count_file(struct sqltrace *s, dev_t dev, ino_t ino)
+{
+	int i;
+
+	for (i = 0; i < s->nfiles; i++)
+		if (s->files[i].dev == dev && s->files[i].ino == ino)
+			return;
+	if (s->nfiles < (int)ARRAY_SIZE(s->files)) {
+		s->files[s->nfiles].dev = dev;
+		s->files[s->nfiles].ino = ino;
+		s->nfiles++;
+	}
+}
+
+static void detach(struct libpq *lp)
+{
+	int i;
+
+	for (i = 0; i < lp->nlinks; i++)
+		bpf_link__destroy(lp->links[i]);
+	memset(lp, 0, sizeof(*lp));
+}
+
 static int scan_one(void *ctx, const struct proc_map *m)
 {
 	struct scan_ctx *c = ctx;
 	struct sqltrace *s = c->s;
+	struct libpq *lp = NULL;
 	char host[600];
 	struct stat sb;
-	struct libpq *lp;
 	int i, ret;
 
 	if (!m->path[0] || !strchr(m->perms, 'x') || !is_libpq(m->path))
@@ -207,24 +239,30 @@ static int scan_one(void *ctx, const struct proc_map *m)
 	if (stat(host, &sb))
 		return 0;
 	c->found = 1;
-	for (i = 0; i < s->nlibpq; i++)
-		if (s->libpq[i].dev == sb.st_dev && s->libpq[i].ino == sb.st_ino)
+	for (i = 0; i < MAX_PROBED; i++) {
+		struct libpq *x = &s->libpq[i];
+
+		if (x->pid == c->pid && x->dev == sb.st_dev && x->ino == sb.st_ino)
 			return 0;
-	if (s->nlibpq == MAX_LIBPQ)
+		if (!x->pid && !lp)
+			lp = x;
+	}
+	if (!lp) {
+		s->unprobed++;
 		return 0;
-	lp = &s->libpq[s->nlibpq];
-	memset(lp, 0, sizeof(*lp));
+	}
+	lp->pid = c->pid;
 	lp->dev = sb.st_dev;
 	lp->ino = sb.st_ino;
-	snprintf(lp->path, sizeof(lp->path), "%s", m->path);
+	snprintf(lp->path, sizeof(lp->path), "%.*s", (int)sizeof(lp->path) - 1, m->path);
 	ret = attach_libpq(s, lp, host, c->errbuf, c->errlen);
 	if (ret) {
-		for (i = 0; i < lp->nlinks; i++)
-			bpf_link__destroy(lp->links[i]);
+		detach(lp);
 		c->err = ret;
 		return 1;
 	}
 	s->nlibpq++;
+	count_file(s, sb.st_dev, sb.st_ino);
 	vlog("pid %d: probing libpq %s (%d probes)\n", c->pid, m->path, lp->nlinks);
 	return 0;
 }
@@ -413,7 +451,15 @@ void sqltrace__handle(struct sqltrace *s, const void *data, size_t size)
 
 void sqltrace__forget_pid(struct sqltrace *s, pid_t pid)
 {
+	int i;
+
 	sql_match__forget_pid(s->match, pid);
+	for (i = 0; i < MAX_PROBED && s->nlibpq; i++) {
+		if (s->libpq[i].pid == pid) {
+			detach(&s->libpq[i]);
+			s->nlibpq--;
+		}
+	}
 }
 
 void sqltrace__stats(struct sqltrace *s, struct sqltrace_stats *st)
@@ -422,7 +468,8 @@ void sqltrace__stats(struct sqltrace *s, struct sqltrace_stats *st)
 	int ncpus = libbpf_num_possible_cpus(), c;
 	__u32 key;
 
-	s->st.libpq_files = s->nlibpq;
+	s->st.libpq_files = s->nfiles;
+	s->st.unprobed = s->unprobed;
 	s->st.calls = s->st.lost = 0;
 	for (key = PT_CNT_SQL_LOST; key <= PT_CNT_SQL_CALLS && ncpus > 0 && ncpus <= 256; key++) {
 		if (bpf_map_lookup_elem(bpf_map__fd(s->sh.counters), &key, vals))
@@ -441,13 +488,14 @@ struct sql_stats *sqltrace__sql_stats(struct sqltrace *s)
 
 void sqltrace__free(struct sqltrace *s)
 {
-	int i, j;
+	int i;
 
 	if (!s)
 		return;
-	for (i = 0; i < s->nlibpq; i++)
-		for (j = 0; j < s->libpq[i].nlinks; j++)
-			bpf_link__destroy(s->libpq[i].links[j]);
+	for (i = 0; s->libpq && i < MAX_PROBED; i++)
+		if (s->libpq[i].pid)
+			detach(&s->libpq[i]);
+	free(s->libpq);
 	sql_bpf__destroy(s->skel);
 	sql_match__free(s->match);
 	sql_stats__free(s->stats);

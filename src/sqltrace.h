@@ -40,6 +40,7 @@ struct sqltrace_shared {
 struct sqltrace_stats {
 	unsigned libpq_files;		/* distinct libpq files probed */
 	unsigned processes_with_libpq;
+	uint64_t unprobed;		/* processes with libpq left unprobed (cap reached) */
 	uint64_t calls;			/* libpq calls seen in traced processes */
 	uint64_t lost;			/* libpq events dropped (ring buffer full) */
 	uint64_t stacks_missing;	/* statements whose stack had left the stacks map */
