@@ -96,6 +96,8 @@ enum pt_counter {
 	PT_CNT_PROC_LOST,	/* fork/exec/exit events dropped */
 	PT_CNT_SQL_LOST,	/* libpq events dropped: ring buffer full */
 	PT_CNT_SQL_CALLS,	/* libpq calls seen in traced processes */
+	PT_CNT_HTTP_LOST,	/* socket events dropped: ring buffer full */
+	PT_CNT_HTTP_CONN_DROPPED,	/* accepted connections not followed: map full */
 	PT_CNT_MAX,
 };
 

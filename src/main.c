@@ -37,6 +37,10 @@ static struct env {
 	double slow_ms;
 	const char *slow_log;
 	unsigned max_patterns;
+	bool no_http;
+	const char *requests_log;
+	unsigned n1_threshold;
+	unsigned max_routes;
 } env = {
 	.rate = 99,
 	.text_cap = 1024,
@@ -82,6 +86,10 @@ enum {
 	OPT_SLOW_MS,
 	OPT_SLOW_LOG,
 	OPT_MAX_PATTERNS,
+	OPT_NO_HTTP,
+	OPT_REQUESTS_LOG,
+	OPT_N1_THRESHOLD,
+	OPT_MAX_ROUTES,
 };
 
 static const struct argp_option opts[] = {
@@ -100,6 +108,10 @@ static const struct argp_option opts[] = {
 	{ "show-literals", OPT_SHOW_LITERALS, NULL, 0, "Keep literal values in examples and the slow log (off: normalized away)", 1 },
 	{ "sql-text-cap", OPT_TEXT_CAP, "BYTES", 0, "Statement text captured per query (default 1024, at most 8191)", 2 },
 	{ "max-patterns", OPT_MAX_PATTERNS, "N", 0, "Cap on distinct SQL patterns kept (default 2000)", 2 },
+	{ "requests-log", OPT_REQUESTS_LOG, "FILE", 0, "Write each HTTP request as a JSON line as it completes", 1 },
+	{ "n1-threshold", OPT_N1_THRESHOLD, "N", 0, "N+1: the same statement at least N times in one request (default 5)", 1 },
+	{ "max-routes", OPT_MAX_ROUTES, "N", 0, "Cap on distinct HTTP routes kept (default 500)", 2 },
+	{ "no-http", OPT_NO_HTTP, NULL, 0, "Do not follow HTTP requests on the target's sockets", 2 },
 	{ "no-sql", OPT_NO_SQL, NULL, 0, "Do not probe libpq", 2 },
 	{ "no-children", OPT_NO_CHILDREN, NULL, 0, "Trace PID only, not its descendants", 2 },
 	{ "max-stacks", OPT_MAX_STACKS, "N", 0, "Cap on distinct stacks kept (default 100000)", 2 },
@@ -183,6 +195,18 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 		break;
 	case OPT_MAX_PATTERNS:
 		env.max_patterns = (unsigned)parse_num(arg, "pattern cap", 1, 1000000, state);
+		break;
+	case OPT_NO_HTTP:
+		env.no_http = true;
+		break;
+	case OPT_REQUESTS_LOG:
+		env.requests_log = arg;
+		break;
+	case OPT_N1_THRESHOLD:
+		env.n1_threshold = (unsigned)parse_num(arg, "N+1 threshold", 2, 1000000, state);
+		break;
+	case OPT_MAX_ROUTES:
+		env.max_routes = (unsigned)parse_num(arg, "route cap", 1, 100000, state);
 		break;
 	case 'v':
 		pt_verbose++;
@@ -292,6 +316,8 @@ struct json_ctx {
 	const struct profiler_stats *st;
 	const struct sqltrace_stats *sst;
 	struct sqltrace *sql;
+	struct httptrace *http;
+	const struct httptrace_stats *hst;
 	double elapsed;
 	bool target_gone;
 };
@@ -359,6 +385,23 @@ static int out_json(FILE *f, void *c)
 		jsonw__name(w, "queries");
 		sql_stats__write_json(ss, w);
 	}
+	if (j->http) {
+		struct requests *rq = httptrace__requests(j->http);
+
+		jsonw__name(w, "http");
+		jsonw__start_object(w);
+		jsonw__name(w, "lost_events");
+		jsonw__uint(w, j->hst->lost);
+		jsonw__name(w, "connections_not_followed");
+		jsonw__uint(w, j->hst->conns_dropped);
+		jsonw__name(w, "assembly");
+		requests__write_summary_json(rq, w);
+		jsonw__end_object(w);
+		jsonw__name(w, "requests");
+		requests__write_json(rq, w);
+		jsonw__name(w, "n_plus_one");
+		requests__write_n1_json(rq, w);
+	}
 	jsonw__end_object(w);
 	ret = jsonw__finish(w);
 	jsonw__free(w);
@@ -409,7 +452,9 @@ int main(int argc, char **argv)
 	struct out_ctx out = {};
 	struct sqltrace_stats sst = {};
 	struct sqltrace *sql = NULL;
-	FILE *slow = NULL;
+	struct httptrace_stats hst = {};
+	struct httptrace *http = NULL;
+	FILE *slow = NULL, *reqlog = NULL;
 	double start, elapsed;
 	bool target_gone = false;
 	char err[512];
@@ -445,6 +490,18 @@ int main(int argc, char **argv)
 	po.sql_opts.show_literals = env.show_literals;
 	po.sql_opts.slow_ms = env.slow_ms;
 	po.sql_opts.max_patterns = env.max_patterns;
+	po.http = !env.no_http;
+	po.http_opts.n1_threshold = env.n1_threshold;
+	po.http_opts.max_routes = env.max_routes;
+	po.http_opts.lines = pt_verbose ? stdout : NULL;
+	if (env.requests_log) {
+		reqlog = fopen(env.requests_log, "we");
+		if (!reqlog) {
+			elog("cannot write the requests log %s: %s\n", env.requests_log, strerror(errno));
+			return 1;
+		}
+		po.http_opts.log = reqlog;
+	}
 	if (env.slow_log) {
 		slow = fopen(env.slow_log, "we");
 		if (!slow) {
@@ -505,6 +562,21 @@ int main(int argc, char **argv)
 	profiler__stats(p, &st);
 	if (sql)
 		sqltrace__stats(sql, &sst);
+	http = profiler__http(p);
+	if (http) {
+		httptrace__stats(http, &hst);
+		fprintf(stderr, "HTTP: %llu requests; lost events %llu, connections not followed %llu, "
+			"not HTTP %llu, unanswered %llu, SQL statements in requests %llu, outside %llu, "
+			"unattributed (thread served several requests at once) %llu.\n",
+			(unsigned long long)hst.req.requests, (unsigned long long)hst.lost,
+			(unsigned long long)(hst.conns_dropped + hst.req.dropped_conns),
+			(unsigned long long)hst.req.not_http, (unsigned long long)hst.req.no_response,
+			(unsigned long long)hst.req.queries_attributed, (unsigned long long)hst.req.queries_outside,
+			(unsigned long long)hst.req.queries_unattributed);
+		if (hst.lost)
+			wlog("%llu socket events were lost (ring buffer full): request counts are low\n",
+			     (unsigned long long)hst.lost);
+	}
 
 	out.stacks = profiler__stacks(p);
 	snprintf(out.subtitle, sizeof(out.subtitle), "pid %d, %u Hz, %.1f s, %llu samples", env.pid, env.rate,
@@ -522,7 +594,7 @@ int main(int argc, char **argv)
 		ret |= write_output(env.speedscope, "speedscope profile", out_speedscope, &out);
 	if (env.json) {
 		struct json_ctx jc = { .st = &st, .sst = sql ? &sst : NULL, .sql = sql, .elapsed = elapsed,
-				       .target_gone = target_gone };
+				       .target_gone = target_gone, .http = http, .hst = &hst };
 
 		ret |= write_output(env.json, "JSON report", out_json, &jc);
 	}
@@ -535,6 +607,10 @@ int main(int argc, char **argv)
 			printf("\nSQL patterns by total time:\n");
 			sql_stats__report(sqltrace__sql_stats(sql), stdout, 20);
 		}
+		if (http && hst.req.requests) {
+			printf("\n");
+			requests__report(httptrace__requests(http), stdout, 20);
+		}
 	}
 	if (po.sample && !st.samples && !(sql && sst.match.completed)) {
 		elog("nothing was collected: the target was idle (off-CPU) and sent no SQL\n");
@@ -544,5 +620,7 @@ cleanup:
 	profiler__free(p);
 	if (slow)
 		fclose(slow);
+	if (reqlog)
+		fclose(reqlog);
 	return ret ? 1 : 0;
 }

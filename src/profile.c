@@ -11,6 +11,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "profile.h"
+#include "http.h"
 #include "profile.skel.h"
 #include "procmem.h"
 #include "pyproc.h"
@@ -51,6 +52,7 @@ struct profiler {
 	struct tproc *procs;	/* open addressing on pid */
 	struct profiler_stats st;
 	struct sqltrace *sql;
+	struct httptrace *http;
 	uint64_t last_rescan_ns;
 	uint64_t sample_weight;	/* per CPU sample: 1, or microseconds with sql_in_flame */
 	struct { uint32_t tid; char comm[16]; } comms[TID_COMMS];
@@ -320,6 +322,9 @@ static void sql_in_flame(void *ctx, const struct sql_query *q, const char *const
 	uint64_t us = (q->end_ns - q->start_ns) / 1000;
 	size_t i;
 
+	if (p->http)
+		requests__query(httptrace__requests(p->http), q->pid, q->tid, q->start_ns, q->end_ns, pattern,
+				call_site);
 	if (!p->opts.sql_in_flame || !us)
 		return;
 	for (i = 0; i < n && i < MAX_SQL_FRAMES_P; i++)
@@ -391,6 +396,8 @@ static void handle_proc_event(struct profiler *p, const struct pt_proc_event *e)
 		}
 		if (p->sql)
 			sqltrace__forget_pid(p->sql, e->hdr.pid);
+		if (p->http)
+			httptrace__forget_pid(p->http, e->hdr.pid);
 		vlog("pid %d: exited\n", e->hdr.pid);
 		break;
 	}
@@ -405,6 +412,10 @@ static int handle_event(void *ctx, void *data, size_t size)
 		return 0;
 	if (h->type == PT_EV_SAMPLE && size >= offsetof(struct pt_sample, stack.frames))
 		handle_sample(p, data);
+	else if (h->type >= PT_EV_HTTP_REQ && h->type <= PT_EV_HTTP_LAST) {
+		if (p->http)
+			httptrace__handle(p->http, data, size);
+	}
 	else if (h->type >= PT_EV_SQL_SEND && p->sql)
 		sqltrace__handle(p->sql, data, size);
 	else if (h->type >= PT_EV_EXEC && h->type <= PT_EV_EXIT && size >= sizeof(struct pt_proc_event))
@@ -456,6 +467,16 @@ struct profiler *profiler__new(const struct profiler_opts *opts, char *err, size
 		if (!p->sql)
 			goto fail;
 	}
+	if (opts->http) {
+		struct httptrace_shared hs = {
+			.procs = p->skel->maps.procs, .tracked = p->skel->maps.tracked,
+			.counters = p->skel->maps.counters, .events = p->skel->maps.events,
+		};
+
+		p->http = httptrace__new(&opts->http_opts, &hs, err, errlen);
+		if (!p->http)
+			goto fail;
+	}
 	p->rb = ring_buffer__new(bpf_map__fd(p->skel->maps.events), handle_event, p, NULL);
 	if (!p->rb) {
 		snprintf(err, errlen, "cannot create the ring buffer: %s", strerror(errno));
@@ -482,6 +503,11 @@ int profiler__attach(struct profiler *p, char *err, size_t errlen)
 	if (ret) {
 		snprintf(err, errlen, "cannot attach the process tracepoints: %s", strerror(-ret));
 		return ret;
+	}
+	if (p->http) {
+		ret = httptrace__attach(p->http, err, errlen);
+		if (ret)
+			return ret;
 	}
 	if (!p->opts.sample)
 		return 0;
@@ -532,6 +558,8 @@ int profiler__poll(struct profiler *p, int timeout_ms)
 	int ret = ring_buffer__poll(p->rb, timeout_ms);
 
 	rescan_libpq(p);
+	if (p->http)
+		httptrace__tick(p->http);
 	/* Samples are queued without a wakeup to keep the collector idle: take them now. */
 	if (ret >= 0) {
 		int more = ring_buffer__consume(p->rb);
@@ -545,6 +573,8 @@ int profiler__poll(struct profiler *p, int timeout_ms)
 void profiler__drain(struct profiler *p)
 {
 	ring_buffer__consume(p->rb);
+	if (p->http)
+		httptrace__flush(p->http);
 }
 
 struct stack_agg *profiler__stacks(struct profiler *p)
@@ -555,6 +585,11 @@ struct stack_agg *profiler__stacks(struct profiler *p)
 struct sqltrace *profiler__sql(struct profiler *p)
 {
 	return p->sql;
+}
+
+struct httptrace *profiler__http(struct profiler *p)
+{
+	return p->http;
 }
 
 void profiler__stats(struct profiler *p, struct profiler_stats *st)
@@ -603,6 +638,7 @@ void profiler__free(struct profiler *p)
 	free(p->links);
 	ring_buffer__free(p->rb);
 	sqltrace__free(p->sql);
+	httptrace__free(p->http);
 	profile_bpf__destroy(p->skel);
 	symbolizer__free(p->sym);
 	stack_agg__free(p->stacks);

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include "httptrace.h"
 #include "sqltrace.h"
 #include "stacks.h"
 
@@ -14,6 +15,8 @@ struct profiler_opts {
 	bool sql;		/* statements through libpq */
 	bool sql_in_flame;	/* statement time as [sql] leaves; stack weights become microseconds */
 	struct sqltrace_opts sql_opts;
+	bool http;		/* HTTP requests from socket syscalls, with their SQL */
+	struct requests_opts http_opts;
 	unsigned rate_hz;	/* samples per second per CPU */
 	bool follow_children;
 	bool threads;		/* thread name as the root frame */
@@ -51,6 +54,8 @@ void profiler__drain(struct profiler *p);
 struct stack_agg *profiler__stacks(struct profiler *p);
 /* The SQL side, or NULL when not tracing statements. */
 struct sqltrace *profiler__sql(struct profiler *p);
+/* The HTTP side, or NULL when not tracing requests. */
+struct httptrace *profiler__http(struct profiler *p);
 void profiler__stats(struct profiler *p, struct profiler_stats *st);
 /* One line per traced Python process: pid, version, binary, how offsets were found. */
 void profiler__describe(struct profiler *p, FILE *f);

@@ -1,0 +1,256 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * HTTP/1.x request boundaries from the socket syscalls of traced processes (raw syscall
+ * tracepoints: no tracefs, no kprobes). A connection is followed from its accept() to its
+ * close(); a read on it that starts with a method token starts a request, a write that starts
+ * with "HTTP/1." starts its response. Only a small prefix of such buffers is copied; the loader
+ * parses it and assembles requests (src/requests.c). Other writes only move the connection's
+ * last-write time, which rides along on the next event.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include "pytrace.h"
+#include "http.h"
+#include "maps.bpf.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* x86_64 syscall numbers */
+#define NR_read		0
+#define NR_write	1
+#define NR_close	3
+#define NR_readv	19
+#define NR_writev	20
+#define NR_sendfile	40
+#define NR_accept	43
+#define NR_sendto	44
+#define NR_recvfrom	45
+#define NR_sendmsg	46
+#define NR_recvmsg	47
+#define NR_accept4	288
+
+#define OP_READ		1
+#define OP_WRITE	2
+#define OP_ACCEPT	3
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, HTTP_MAX_CONNS);
+	__type(key, struct http_conn_key);
+	__type(value, struct http_conn);
+} conns SEC(".maps");
+
+/* A syscall of interest between its entry and its return, by thread. */
+struct call {
+	__u64 buf;		/* first buffer (iov[0] for the vectored calls) */
+	__u32 op;		/* OP_* */
+	__s32 fd;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct call);
+} calls SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct http_event);
+} ev_buf SEC(".maps");
+
+/* user_msghdr.msg_iov */
+#define MSGHDR_IOV_OFF	16
+
+static __always_inline __u64 first_iov_base(__u64 iov)
+{
+	__u64 base = 0;
+
+	bpf_probe_read_user(&base, sizeof(base), (void *)iov);
+	return base;
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(http_sys_enter, struct pt_regs *regs, long nr)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 pid = id >> 32, tid = (__u32)id;
+	struct http_conn_key key = { .pid = pid };
+	struct call c = {};
+	struct http_conn *conn;
+	__u64 msg = 0;
+
+	if (!pt_is_tracked(pid))
+		return 0;
+	switch (nr) {
+	case NR_accept:
+	case NR_accept4:
+		c.op = OP_ACCEPT;
+		bpf_map_update_elem(&calls, &tid, &c, BPF_ANY);
+		return 0;
+	case NR_close:
+		key.fd = (__s32)regs->di;
+		conn = bpf_map_lookup_elem(&conns, &key);
+		if (conn) {
+			struct http_event *e;
+			__u32 zero = 0;
+
+			e = bpf_map_lookup_elem(&ev_buf, &zero);
+			if (e) {
+				e->hdr.type = PT_EV_HTTP_CLOSE;
+				e->hdr.pid = pid;
+				e->tid = tid;
+				e->fd = key.fd;
+				e->ts = bpf_ktime_get_ns();
+				e->last_write_ts = conn->last_write_ts;
+				e->resp_bytes = conn->resp_bytes;
+				e->flags = 0;
+				e->len = 0;
+				e->data_len = 0;
+				e->pad = 0;
+				if (bpf_ringbuf_output(&events, e, offsetof(struct http_event, data), pt_rb_flags()))
+					pt_count(PT_CNT_HTTP_LOST);
+			}
+			bpf_map_delete_elem(&conns, &key);
+		}
+		return 0;
+	case NR_read:
+	case NR_recvfrom:
+	case NR_write:
+	case NR_sendto:
+	case NR_sendfile:
+		c.buf = regs->si;
+		break;
+	case NR_readv:
+	case NR_writev:
+		c.buf = first_iov_base(regs->si);
+		break;
+	case NR_recvmsg:
+	case NR_sendmsg:
+		bpf_probe_read_user(&msg, sizeof(msg), (void *)(regs->si + MSGHDR_IOV_OFF));
+		c.buf = msg ? first_iov_base(msg) : 0;
+		break;
+	default:
+		return 0;
+	}
+	key.fd = (__s32)regs->di;
+	if (!bpf_map_lookup_elem(&conns, &key))
+		return 0;
+	c.fd = key.fd;
+	c.op = (nr == NR_read || nr == NR_recvfrom || nr == NR_readv || nr == NR_recvmsg) ? OP_READ : OP_WRITE;
+	if (nr == NR_sendfile)
+		c.buf = 0;	/* file data: no status line in it */
+	bpf_map_update_elem(&calls, &tid, &c, BPF_ANY);
+	return 0;
+}
+
+/* "GET ", "POST", "PUT ", "HEAD", "DELE", "PATC", "OPTI", "CONN", "TRAC": first 4 bytes. */
+static __always_inline bool is_method(__u32 w)
+{
+	switch (w) {
+	case 0x20544547:	/* "GET " */
+	case 0x54534f50:	/* "POST" */
+	case 0x20545550:	/* "PUT " */
+	case 0x44414548:	/* "HEAD" */
+	case 0x454c4544:	/* "DELE" */
+	case 0x43544150:	/* "PATC" */
+	case 0x4954504f:	/* "OPTI" */
+	case 0x4e4e4f43:	/* "CONN" */
+	case 0x43415254:	/* "TRAC" */
+		return true;
+	}
+	return false;
+}
+
+static __always_inline void emit(__u32 type, __u32 pid, __u32 tid, __s32 fd, __u64 ts,
+				 const struct http_conn *conn, __u32 flags, __u64 len, __u64 buf, __u64 cap)
+{
+	struct http_event *e;
+	__u32 zero = 0;
+	__u64 n = len < cap ? len : cap;
+
+	e = bpf_map_lookup_elem(&ev_buf, &zero);
+	if (!e)
+		return;
+	e->hdr.type = type;
+	e->hdr.pid = pid;
+	e->tid = tid;
+	e->fd = fd;
+	e->ts = ts;
+	e->last_write_ts = conn->last_write_ts;
+	e->resp_bytes = conn->resp_bytes;
+	e->flags = flags;
+	e->len = len;
+	e->pad = 0;
+	/* keep the verifier's view of n bounded: the compiler would reuse len */
+	asm volatile("" : "+r"(n));
+	if (n > HTTP_PREFIX_MAX)
+		n = HTTP_PREFIX_MAX;
+	if (bpf_probe_read_user(e->data, n, (void *)buf))
+		n = 0;
+	e->data_len = n;
+	if (bpf_ringbuf_output(&events, e, offsetof(struct http_event, data) + n, pt_rb_flags()))
+		pt_count(PT_CNT_HTTP_LOST);
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(http_sys_exit, struct pt_regs *regs, long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 pid = id >> 32, tid = (__u32)id, head = 0;
+	struct http_conn_key key = { .pid = pid };
+	struct http_conn *conn;
+	struct call *c;
+	__u64 now;
+
+	c = bpf_map_lookup_elem(&calls, &tid);
+	if (!c)
+		return 0;
+	if (ret <= 0)
+		goto done;
+	now = bpf_ktime_get_ns();
+	if (c->op == OP_ACCEPT) {
+		struct http_conn nc = { .accept_ts = now };
+
+		key.fd = (__s32)ret;
+		if (bpf_map_update_elem(&conns, &key, &nc, BPF_ANY))
+			pt_count(PT_CNT_HTTP_CONN_DROPPED);
+		goto done;
+	}
+	key.fd = c->fd;
+	conn = bpf_map_lookup_elem(&conns, &key);
+	if (!conn)
+		goto done;
+	if (c->buf && ret >= 4)
+		bpf_probe_read_user(&head, sizeof(head), (void *)c->buf);
+	if (c->op == OP_READ) {
+		if (is_method(head)) {
+			emit(PT_EV_HTTP_REQ, pid, tid, key.fd, now, conn, 0, ret, c->buf, HTTP_PREFIX_MAX);
+			conn->phase = HTTP_PH_REQ;
+			conn->cont_left = HTTP_CONT_READS;
+		} else if (ret < 8 && conn->phase != HTTP_PH_REQ) {
+			emit(PT_EV_HTTP_REQ, pid, tid, key.fd, now, conn, HTTP_EF_MAYBE, ret, c->buf, HTTP_PREFIX_MAX);
+			conn->phase = HTTP_PH_REQ;
+			conn->cont_left = HTTP_CONT_READS;
+		} else if (conn->phase == HTTP_PH_REQ && conn->cont_left) {
+			emit(PT_EV_HTTP_DATA, pid, tid, key.fd, now, conn, 0, ret, c->buf, HTTP_PREFIX_MAX);
+			conn->cont_left--;
+		}
+	} else {
+		/* "HTTP" then "/1." */
+		if (head == 0x50545448) {
+			emit(PT_EV_HTTP_RESP, pid, tid, key.fd, now, conn, 0, ret, c->buf, HTTP_STATUS_PREFIX);
+			conn->phase = HTTP_PH_RESP;
+			conn->resp_bytes = 0;
+		}
+		conn->last_write_ts = now;
+		conn->resp_bytes += ret;
+	}
+done:
+	bpf_map_delete_elem(&calls, &tid);
+	return 0;
+}

@@ -1,0 +1,236 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <ctype.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include "httpparse.h"
+
+/* Is buf[0..len) a prefix of want (all of buf matched) or does it start with all of want? */
+static int match_prefix(const char *buf, size_t len, const char *want)
+{
+	size_t n = strlen(want), m = len < n ? len : n;
+
+	if (memcmp(buf, want, m))
+		return HTTP_PARSE_BAD;
+	return len >= n ? HTTP_PARSE_OK : HTTP_PARSE_MORE;
+}
+
+int http_parse_request_line(const char *buf, size_t len, bool cut, struct http_req_line *out)
+{
+	size_t i = 0, m = 0, p = 0, vs;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	out->minor = -1;
+	/* method: a token of capital letters, then one space */
+	while (i < len && buf[i] >= 'A' && buf[i] <= 'Z') {
+		if (m + 1 >= HTTP_METHOD_MAX)
+			return HTTP_PARSE_BAD;
+		out->method[m++] = buf[i++];
+	}
+	if (i == len)
+		return cut ? HTTP_PARSE_BAD : HTTP_PARSE_MORE;
+	if (m == 0 || buf[i] != ' ')
+		return HTTP_PARSE_BAD;
+	i++;
+	/* target: visible ASCII up to the next space */
+	vs = i;
+	while (i < len && buf[i] != ' ') {
+		unsigned char c = buf[i];
+
+		if (c <= 0x20 || c >= 0x7f)
+			return HTTP_PARSE_BAD;
+		if (p + 1 < HTTP_PATH_MAX)
+			out->path[p++] = c;
+		else
+			out->path_cut = true;
+		i++;
+	}
+	if (i == len) {
+		if (!cut)
+			return HTTP_PARSE_MORE;
+		if (i == vs)
+			return HTTP_PARSE_BAD;
+		out->path_cut = true;
+		return HTTP_PARSE_OK;
+	}
+	if (i == vs)
+		return HTTP_PARSE_BAD;
+	i++;
+	/* version, then CRLF (or a bare LF) */
+	r = match_prefix(buf + i, len - i, "HTTP/1.");
+	if (r != HTTP_PARSE_OK)
+		return r == HTTP_PARSE_MORE && cut ? HTTP_PARSE_OK : r;
+	i += 7;
+	if (i == len)
+		return cut ? HTTP_PARSE_OK : HTTP_PARSE_MORE;
+	if (!isdigit((unsigned char)buf[i]))
+		return HTTP_PARSE_BAD;
+	out->minor = buf[i++] - '0';
+	if (i < len && buf[i] == '\r')
+		i++;
+	if (i == len)
+		return cut ? HTTP_PARSE_OK : HTTP_PARSE_MORE;
+	if (buf[i] != '\n')
+		return HTTP_PARSE_BAD;
+	out->consumed = i + 1;
+	return HTTP_PARSE_OK;
+}
+
+int http_parse_status_line(const char *buf, size_t len, int *status)
+{
+	int r = match_prefix(buf, len, "HTTP/1.");
+	size_t i;
+
+	*status = 0;
+	if (r != HTTP_PARSE_OK)
+		return r;
+	if (len < 12)
+		return HTTP_PARSE_MORE;
+	if (!isdigit((unsigned char)buf[7]) || buf[8] != ' ')
+		return HTTP_PARSE_BAD;
+	for (i = 9; i < 12; i++) {
+		if (!isdigit((unsigned char)buf[i]))
+			return HTTP_PARSE_BAD;
+		*status = *status * 10 + (buf[i] - '0');
+	}
+	if (len > 12 && buf[12] != ' ' && buf[12] != '\r' && buf[12] != '\n')
+		return HTTP_PARSE_BAD;
+	if (*status < 100)
+		return HTTP_PARSE_BAD;
+	return HTTP_PARSE_OK;
+}
+
+static bool header_is(const char *line, size_t len, const char *name)
+{
+	size_t n = strlen(name);
+
+	return len > n && line[n] == ':' && strncasecmp(line, name, n) == 0;
+}
+
+size_t http_next_request(const char *buf, size_t len)
+{
+	size_t i = 0, body = 0;
+	bool chunked = false;
+
+	/* skip the request line, then read header lines up to the empty one */
+	while (i < len && buf[i] != '\n')
+		i++;
+	if (i == len)
+		return 0;
+	i++;
+	for (;;) {
+		size_t s = i, e;
+
+		while (i < len && buf[i] != '\n')
+			i++;
+		if (i == len)
+			return 0;
+		e = i > s && buf[i - 1] == '\r' ? i - 1 : i;
+		i++;
+		if (e == s)
+			break;
+		if (header_is(buf + s, e - s, "content-length")) {
+			char num[24] = "";
+			size_t k = s + 15, n = 0;
+
+			while (k < e && buf[k] == ' ')
+				k++;
+			while (k < e && n + 1 < sizeof(num))
+				num[n++] = buf[k++];
+			body = strtoul(num, NULL, 10);
+		} else if (header_is(buf + s, e - s, "transfer-encoding")) {
+			chunked = true;
+		}
+	}
+	if (chunked || body > len - i || i + body >= len)
+		return 0;
+	return i + body;
+}
+
+static bool all_digits(const char *s, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!isdigit((unsigned char)s[i]))
+			return false;
+	return n > 0;
+}
+
+static bool is_uuid(const char *s, size_t n)
+{
+	static const int dash[] = { 8, 13, 18, 23 };
+	size_t i, d = 0;
+
+	if (n != 36)
+		return false;
+	for (i = 0; i < n; i++) {
+		if (d < 4 && (int)i == dash[d]) {
+			if (s[i] != '-')
+				return false;
+			d++;
+		} else if (!isxdigit((unsigned char)s[i])) {
+			return false;
+		}
+	}
+	return true;
+}
+
+/* 16+ hex digits with at least one decimal digit: hashes, object ids, 32-digit UUIDs. */
+static bool is_long_hex(const char *s, size_t n)
+{
+	bool digit = false;
+	size_t i;
+
+	if (n < 16)
+		return false;
+	for (i = 0; i < n; i++) {
+		if (!isxdigit((unsigned char)s[i]))
+			return false;
+		digit |= isdigit((unsigned char)s[i]) != 0;
+	}
+	return digit;
+}
+
+size_t http_route(const char *target, char *out, size_t size)
+{
+	const char *p = target, *end;
+	size_t o = 0;
+
+	if (!size)
+		return 0;
+	/* absolute form: scheme://host/path */
+	if (strncmp(p, "http://", 7) == 0 || strncmp(p, "https://", 8) == 0) {
+		p = strchr(strchr(p, ':') + 3, '/');
+		if (!p)
+			p = "/";
+	}
+	end = p + strcspn(p, "?#");
+	while (p < end && o + 1 < size) {
+		const char *seg;
+		size_t n;
+
+		if (*p == '/') {
+			out[o++] = '/';
+			p++;
+			continue;
+		}
+		seg = p;
+		while (p < end && *p != '/')
+			p++;
+		n = p - seg;
+		if (all_digits(seg, n) || is_uuid(seg, n) || is_long_hex(seg, n)) {
+			seg = HTTP_ROUTE_ID;
+			n = strlen(HTTP_ROUTE_ID);
+		}
+		if (n > size - 1 - o)
+			n = size - 1 - o;
+		memcpy(out + o, seg, n);
+		o += n;
+	}
+	if (o == 0 && size > 1)
+		out[o++] = target[0] == '*' ? '*' : '/';
+	out[o] = '\0';
+	return o;
+}

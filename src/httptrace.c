@@ -1,0 +1,163 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "http.h"
+#include "http.skel.h"
+#include "httptrace.h"
+
+struct httptrace {
+	struct httptrace_shared sh;
+	struct http_bpf *skel;
+	struct requests *req;
+};
+
+static uint64_t conn_last_write(void *ctx, uint32_t pid, int32_t fd)
+{
+	struct httptrace *h = ctx;
+	struct http_conn_key k = { .pid = pid, .fd = fd };
+	struct http_conn c;
+
+	if (bpf_map_lookup_elem(bpf_map__fd(h->skel->maps.conns), &k, &c))
+		return 0;
+	return c.last_write_ts;
+}
+
+struct httptrace *httptrace__new(const struct requests_opts *ro, const struct httptrace_shared *sh,
+				 char *err, size_t errlen)
+{
+	struct httptrace *h = calloc(1, sizeof(*h));
+	struct requests_opts o = *ro;
+	int ret;
+
+	if (!h) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	h->sh = *sh;
+	o.last_write = conn_last_write;
+	o.ctx = h;
+	h->req = requests__new(&o);
+	if (!h->req) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	h->skel = http_bpf__open();
+	if (!h->skel) {
+		snprintf(err, errlen, "cannot open the HTTP BPF object: %s", strerror(errno));
+		goto fail;
+	}
+	if (bpf_map__reuse_fd(h->skel->maps.procs, bpf_map__fd(sh->procs)) ||
+	    bpf_map__reuse_fd(h->skel->maps.tracked, bpf_map__fd(sh->tracked)) ||
+	    bpf_map__reuse_fd(h->skel->maps.counters, bpf_map__fd(sh->counters)) ||
+	    bpf_map__reuse_fd(h->skel->maps.events, bpf_map__fd(sh->events))) {
+		snprintf(err, errlen, "cannot share maps with the HTTP BPF object: %s", strerror(errno));
+		goto fail;
+	}
+	ret = http_bpf__load(h->skel);
+	if (ret) {
+		snprintf(err, errlen, "cannot load the HTTP BPF programs: %s", strerror(-ret));
+		goto fail;
+	}
+	return h;
+fail:
+	httptrace__free(h);
+	return NULL;
+}
+
+int httptrace__attach(struct httptrace *h, char *err, size_t errlen)
+{
+	int ret = http_bpf__attach(h->skel);
+
+	if (ret)
+		snprintf(err, errlen, "cannot attach the syscall tracepoints: %s", strerror(-ret));
+	return ret;
+}
+
+void httptrace__handle(struct httptrace *h, const void *data, size_t size)
+{
+	const struct http_event *e = data;
+	size_t at = offsetof(struct http_event, data);
+
+	if (size < at || size < at + e->data_len || e->data_len > HTTP_PREFIX_MAX)
+		return;
+	switch (e->hdr.type) {
+	case PT_EV_HTTP_REQ:
+		requests__req(h->req, e->hdr.pid, e->tid, e->fd, e->ts, e->last_write_ts,
+			      e->flags & HTTP_EF_MAYBE, e->data, e->data_len, e->len);
+		break;
+	case PT_EV_HTTP_DATA:
+		requests__data(h->req, e->hdr.pid, e->tid, e->fd, e->ts, e->data, e->data_len, e->len);
+		break;
+	case PT_EV_HTTP_RESP:
+		requests__resp(h->req, e->hdr.pid, e->tid, e->fd, e->ts, e->last_write_ts, e->data, e->data_len);
+		break;
+	case PT_EV_HTTP_CLOSE:
+		requests__close(h->req, e->hdr.pid, e->fd, e->ts, e->last_write_ts);
+		break;
+	}
+}
+
+void httptrace__tick(struct httptrace *h)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	requests__tick(h->req, (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec);
+}
+
+void httptrace__flush(struct httptrace *h)
+{
+	requests__flush(h->req);
+}
+
+void httptrace__forget_pid(struct httptrace *h, pid_t pid)
+{
+	struct http_conn_key k, next;
+	int fd = bpf_map__fd(h->skel->maps.conns);
+	bool first = true;
+
+	requests__forget_pid(h->req, pid);
+	/* The exited process's connections: its close() calls were never seen (exit closes). */
+	while (!bpf_map_get_next_key(fd, first ? NULL : &k, &next)) {
+		if (!first && k.pid == (uint32_t)pid)
+			bpf_map_delete_elem(fd, &k);
+		k = next;
+		first = false;
+	}
+	if (!first && k.pid == (uint32_t)pid)
+		bpf_map_delete_elem(fd, &k);
+}
+
+void httptrace__stats(struct httptrace *h, struct httptrace_stats *st)
+{
+	__u64 vals[256];
+	int ncpus = libbpf_num_possible_cpus(), c;
+	__u32 key;
+
+	memset(st, 0, sizeof(*st));
+	for (key = PT_CNT_HTTP_LOST; key <= PT_CNT_HTTP_CONN_DROPPED && ncpus > 0 && ncpus <= 256; key++) {
+		if (bpf_map_lookup_elem(bpf_map__fd(h->sh.counters), &key, vals))
+			continue;
+		for (c = 0; c < ncpus; c++)
+			*(key == PT_CNT_HTTP_LOST ? &st->lost : &st->conns_dropped) += vals[c];
+	}
+	requests__stats(h->req, &st->req);
+}
+
+struct requests *httptrace__requests(struct httptrace *h)
+{
+	return h->req;
+}
+
+void httptrace__free(struct httptrace *h)
+{
+	if (!h)
+		return;
+	http_bpf__destroy(h->skel);
+	requests__free(h->req);
+	free(h);
+}

@@ -1,0 +1,968 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "httpparse.h"
+#include "jsonw.h"
+#include "lathist.h"
+#include "requests.h"
+
+#define QUEUE		4	/* requests per connection: pipelining depth kept */
+#define REQ_PATS	32	/* distinct (pattern, call site) pairs counted per request */
+#define THREAD_QUERIES	1024	/* statements buffered per thread until its response */
+#define LINE_MAX_	(2 * 256)	/* a request line split over reads */
+#define MAX_STRINGS	16384	/* interned patterns and call sites */
+#define MAX_AGGS	2000	/* (method, route, status) kept */
+#define MAX_FINDINGS	1000
+
+/* Interned strings: id = index + 1; 0 means "none" (or the table was full). */
+struct strtab {
+	char **strs;
+	uint32_t *slots;	/* ids, open addressing */
+	size_t n, cap, nslots;
+};
+
+struct req_pat {
+	uint32_t pat, site;
+	uint32_t count;
+	uint64_t ns;
+};
+
+struct req {
+	bool answered, multiplexed;
+	uint64_t start, resp_ts, last_write;
+	uint32_t reader, writer;
+	int status;
+	char method[HTTP_METHOD_MAX];
+	char path[HTTP_PATH_MAX];
+	uint32_t nq;
+	uint64_t sql_ns;
+	unsigned npats;
+	struct req_pat pats[REQ_PATS];
+};
+
+struct conn {
+	uint32_t pid;
+	int32_t fd;
+	uint64_t last_event;
+	unsigned head, n;		/* queue: q[head] is the oldest */
+	struct req q[QUEUE];
+	bool waiting;			/* a request line is being put together */
+	uint32_t wait_tid;
+	uint64_t wait_ts;
+	size_t line_len;
+	char line[LINE_MAX_];
+};
+
+struct tquery {
+	uint64_t start, end;
+	uint32_t pat, site;
+};
+
+struct thread {
+	uint32_t pid, tid;
+	uint64_t last_read_ts;		/* the last request line this thread read */
+	int32_t last_read_fd;
+	unsigned head, n;
+	struct tquery q[THREAD_QUERIES];
+};
+
+struct agg {
+	uint32_t route;
+	int status;
+	char method[HTTP_METHOD_MAX];
+	uint64_t count, queries, sql_ns, total_ns;
+	struct lathist hist;
+};
+
+struct finding {
+	char method[HTTP_METHOD_MAX];
+	uint32_t route, pat, site;
+	uint64_t requests, repeats, total_ns;
+	uint32_t per_request;		/* most repeats seen in one request */
+};
+
+struct requests {
+	struct requests_opts o;
+	struct conn **conns;		/* open addressing on (pid, fd) */
+	size_t nconn_slots, nconns;
+	struct thread **threads;	/* open addressing on (pid, tid) */
+	size_t nthread_slots, nthreads;
+	struct strtab strings;		/* patterns and call sites */
+	struct strtab routes;
+	uint32_t other_route;
+	struct agg *aggs;
+	size_t naggs;
+	struct finding *findings;
+	size_t nfindings;
+	uint64_t last_tick;
+	struct requests_stats st;
+};
+
+static uint64_t hash_str(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
+	return h;
+}
+
+static int strtab_init(struct strtab *t, size_t cap)
+{
+	t->cap = cap;
+	t->nslots = 1;
+	while (t->nslots < 2 * cap)
+		t->nslots <<= 1;
+	t->strs = calloc(cap, sizeof(*t->strs));
+	t->slots = calloc(t->nslots, sizeof(*t->slots));
+	return t->strs && t->slots ? 0 : -ENOMEM;
+}
+
+static void strtab_free(struct strtab *t)
+{
+	size_t i;
+
+	for (i = 0; t->strs && i < t->n; i++)
+		free(t->strs[i]);
+	free(t->strs);
+	free(t->slots);
+}
+
+static uint32_t strtab_find(const struct strtab *t, const char *s, size_t *slot)
+{
+	size_t i = hash_str(s) & (t->nslots - 1);
+
+	while (t->slots[i]) {
+		if (!strcmp(t->strs[t->slots[i] - 1], s))
+			break;
+		i = (i + 1) & (t->nslots - 1);
+	}
+	*slot = i;
+	return t->slots[i];
+}
+
+/* The id of s, adding it if there is room; 0 when full. */
+static uint32_t strtab_intern(struct strtab *t, const char *s)
+{
+	size_t slot;
+	uint32_t id;
+
+	if (!s)
+		return 0;
+	id = strtab_find(t, s, &slot);
+	if (id || t->n == t->cap)
+		return id;
+	t->strs[t->n] = strdup(s);
+	if (!t->strs[t->n])
+		return 0;
+	t->slots[slot] = ++t->n;
+	return t->n;
+}
+
+static const char *strtab_get(const struct strtab *t, uint32_t id)
+{
+	return id && id <= t->n ? t->strs[id - 1] : NULL;
+}
+
+struct requests *requests__new(const struct requests_opts *o)
+{
+	struct requests *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return NULL;
+	r->o = *o;
+	if (!r->o.n1_threshold)
+		r->o.n1_threshold = 5;
+	if (!r->o.max_routes)
+		r->o.max_routes = 500;
+	if (!r->o.max_conns)
+		r->o.max_conns = 16384;
+	if (!r->o.max_threads)
+		r->o.max_threads = 4096;
+	if (!r->o.idle_ns)
+		r->o.idle_ns = 1000000000ULL;
+	r->nconn_slots = 2 * r->o.max_conns;
+	r->nthread_slots = 2 * r->o.max_threads;
+	r->conns = calloc(r->nconn_slots, sizeof(*r->conns));
+	r->threads = calloc(r->nthread_slots, sizeof(*r->threads));
+	r->aggs = calloc(MAX_AGGS, sizeof(*r->aggs));
+	r->findings = calloc(MAX_FINDINGS, sizeof(*r->findings));
+	if (!r->conns || !r->threads || !r->aggs || !r->findings || strtab_init(&r->strings, MAX_STRINGS) ||
+	    strtab_init(&r->routes, r->o.max_routes + 1)) {
+		requests__free(r);
+		return NULL;
+	}
+	r->other_route = strtab_intern(&r->routes, REQUESTS_OTHER_ROUTES);
+	return r;
+}
+
+void requests__free(struct requests *r)
+{
+	size_t i;
+
+	if (!r)
+		return;
+	for (i = 0; r->conns && i < r->nconn_slots; i++)
+		free(r->conns[i]);
+	for (i = 0; r->threads && i < r->nthread_slots; i++)
+		free(r->threads[i]);
+	free(r->conns);
+	free(r->threads);
+	free(r->aggs);
+	free(r->findings);
+	strtab_free(&r->strings);
+	strtab_free(&r->routes);
+	free(r);
+}
+
+/* Slot of (a, b) in a table of pointers whose entries start with two uint32 keys. */
+static size_t find_slot(void **tab, size_t nslots, uint32_t a, uint32_t b, bool *found)
+{
+	size_t i = (((uint64_t)a << 32 | b) * 0x9e3779b97f4a7c15ULL) >> 20 & (SIZE_MAX >> 1), n;
+
+	for (n = 0; n < nslots; n++) {
+		const uint32_t *e = tab[(i + n) % nslots];
+
+		if (!e || (e[0] == a && e[1] == b)) {
+			*found = e != NULL;
+			return (i + n) % nslots;
+		}
+	}
+	*found = false;
+	return SIZE_MAX;
+}
+
+/* Removal from linear probing: re-place the entries of the cluster that follows. */
+static void remove_slot(void **tab, size_t nslots, size_t slot)
+{
+	size_t i = (slot + 1) % nslots;
+
+	tab[slot] = NULL;
+	while (tab[i]) {
+		void *e = tab[i];
+		const uint32_t *k = e;
+		bool found;
+		size_t s;
+
+		tab[i] = NULL;
+		s = find_slot(tab, nslots, k[0], k[1], &found);
+		tab[s] = e;
+		i = (i + 1) % nslots;
+	}
+}
+
+static struct conn *conn_get(struct requests *r, uint32_t pid, int32_t fd, bool create)
+{
+	bool found;
+	size_t s = find_slot((void **)r->conns, r->nconn_slots, pid, (uint32_t)fd, &found);
+	struct conn *c;
+
+	if (found)
+		return r->conns[s];
+	if (!create)
+		return NULL;
+	if (s == SIZE_MAX || r->nconns >= r->o.max_conns || !(c = calloc(1, sizeof(*c)))) {
+		r->st.dropped_conns++;
+		return NULL;
+	}
+	c->pid = pid;
+	c->fd = fd;
+	r->conns[s] = c;
+	r->nconns++;
+	return c;
+}
+
+static void conn_remove(struct requests *r, struct conn *c)
+{
+	bool found;
+	size_t s = find_slot((void **)r->conns, r->nconn_slots, c->pid, (uint32_t)c->fd, &found);
+
+	if (found) {
+		remove_slot((void **)r->conns, r->nconn_slots, s);
+		r->nconns--;
+	}
+	free(c);
+}
+
+static struct thread *thread_get(struct requests *r, uint32_t pid, uint32_t tid, bool create)
+{
+	bool found;
+	size_t s = find_slot((void **)r->threads, r->nthread_slots, pid, tid, &found);
+	struct thread *t;
+
+	if (found)
+		return r->threads[s];
+	if (!create)
+		return NULL;
+	if (s == SIZE_MAX || r->nthreads >= r->o.max_threads || !(t = calloc(1, sizeof(*t)))) {
+		r->st.dropped_threads++;
+		return NULL;
+	}
+	t->pid = pid;
+	t->tid = tid;
+	t->last_read_fd = -1;
+	r->threads[s] = t;
+	r->nthreads++;
+	return t;
+}
+
+static uint32_t route_id(struct requests *r, const char *path)
+{
+	char route[HTTP_ROUTE_MAX];
+	uint32_t id;
+
+	http_route(path, route, sizeof(route));
+	id = strtab_intern(&r->routes, route);
+	if (!id) {
+		r->st.dropped_routes++;
+		id = r->other_route;
+	}
+	return id;
+}
+
+static struct agg *agg_get(struct requests *r, const char *method, uint32_t route, int status)
+{
+	size_t i;
+
+	for (i = 0; i < r->naggs; i++)
+		if (r->aggs[i].route == route && r->aggs[i].status == status && !strcmp(r->aggs[i].method, method))
+			return &r->aggs[i];
+	if (r->naggs == MAX_AGGS)
+		return NULL;
+	i = r->naggs++;
+	r->aggs[i].route = route;
+	r->aggs[i].status = status;
+	snprintf(r->aggs[i].method, sizeof(r->aggs[i].method), "%s", method);
+	lathist__init(&r->aggs[i].hist);
+	return &r->aggs[i];
+}
+
+static void add_finding(struct requests *r, const struct req *q, uint32_t route, const struct req_pat *p)
+{
+	struct finding *f = NULL;
+	size_t i;
+
+	for (i = 0; i < r->nfindings; i++)
+		if (r->findings[i].route == route && r->findings[i].pat == p->pat && r->findings[i].site == p->site &&
+		    !strcmp(r->findings[i].method, q->method)) {
+			f = &r->findings[i];
+			break;
+		}
+	if (!f) {
+		if (r->nfindings == MAX_FINDINGS) {
+			r->st.dropped_findings++;
+			return;
+		}
+		f = &r->findings[r->nfindings++];
+		snprintf(f->method, sizeof(f->method), "%s", q->method);
+		f->route = route;
+		f->pat = p->pat;
+		f->site = p->site;
+	}
+	f->requests++;
+	f->repeats += p->count;
+	f->total_ns += p->ns;
+	if (p->count > f->per_request)
+		f->per_request = p->count;
+}
+
+static void log_request(struct requests *r, const struct conn *c, const struct req *q, const char *route,
+			uint64_t total, unsigned n1)
+{
+	struct jsonw *w;
+	unsigned i;
+
+	if (r->o.lines) {
+		fprintf(r->o.lines, "%s %s %d total=%.1fms sql=%.1fms(%uq)%s\n", q->method, q->path, q->status,
+			total / 1e6, q->sql_ns / 1e6, q->nq, n1 ? " N+1" : q->multiplexed ? " (SQL not attributed)" : "");
+		fflush(r->o.lines);
+	}
+	if (!r->o.log || !(w = jsonw__new(r->o.log)))
+		return;
+	jsonw__start_object(w);
+	jsonw__name(w, "pid");
+	jsonw__uint(w, c->pid);
+	jsonw__name(w, "tid");
+	jsonw__uint(w, q->writer);
+	jsonw__name(w, "start_ns");
+	jsonw__uint(w, q->start);
+	jsonw__name(w, "method");
+	jsonw__string(w, q->method);
+	jsonw__name(w, "path");
+	jsonw__string(w, q->path);
+	jsonw__name(w, "route");
+	jsonw__string(w, route);
+	jsonw__name(w, "status");
+	jsonw__uint(w, q->status);
+	jsonw__name(w, "total_ms");
+	jsonw__double_fixed(w, total / 1e6, 3);
+	jsonw__name(w, "sql_ms");
+	jsonw__double_fixed(w, q->sql_ns / 1e6, 3);
+	jsonw__name(w, "other_ms");
+	jsonw__double_fixed(w, (total > q->sql_ns ? total - q->sql_ns : 0) / 1e6, 3);
+	jsonw__name(w, "queries");
+	jsonw__uint(w, q->nq);
+	jsonw__name(w, "sql_attributed");
+	jsonw__bool(w, !q->multiplexed);
+	jsonw__name(w, "patterns");
+	jsonw__start_array(w);
+	for (i = 0; i < q->npats; i++) {
+		const char *site = strtab_get(&r->strings, q->pats[i].site);
+
+		jsonw__start_object(w);
+		jsonw__name(w, "pattern");
+		jsonw__string(w, q->pats[i].pat ? strtab_get(&r->strings, q->pats[i].pat) : "[other patterns]");
+		jsonw__name(w, "count");
+		jsonw__uint(w, q->pats[i].count);
+		jsonw__name(w, "ms");
+		jsonw__double_fixed(w, q->pats[i].ns / 1e6, 3);
+		jsonw__name(w, "call_site");
+		if (site)
+			jsonw__string(w, site);
+		else
+			jsonw__null(w);
+		jsonw__name(w, "n_plus_one");
+		jsonw__bool(w, q->pats[i].pat && q->pats[i].count >= r->o.n1_threshold);
+		jsonw__end_object(w);
+	}
+	jsonw__end_array(w);
+	jsonw__end_object(w);
+	jsonw__free(w);
+	fputc('\n', r->o.log);
+	fflush(r->o.log);
+}
+
+/* A request whose response is complete. */
+static void complete(struct requests *r, const struct conn *c, struct req *q)
+{
+	uint64_t end = q->last_write > q->resp_ts ? q->last_write : q->resp_ts;
+	uint64_t total = end > q->start ? end - q->start : 0;
+	uint32_t route = route_id(r, q->path);
+	struct agg *a = agg_get(r, q->method, route, q->status);
+	unsigned i, n1 = 0;
+
+	if (!a) {
+		route = r->other_route;
+		r->st.dropped_routes++;
+		a = agg_get(r, q->method, route, q->status);
+	}
+	r->st.requests++;
+	if (a) {
+		a->count++;
+		a->queries += q->nq;
+		a->sql_ns += q->sql_ns;
+		a->total_ns += total;
+		lathist__add(&a->hist, total);
+	}
+	for (i = 0; i < q->npats; i++)
+		if (q->pats[i].pat && q->pats[i].count >= r->o.n1_threshold) {
+			add_finding(r, q, route, &q->pats[i]);
+			n1++;
+		}
+	log_request(r, c, q, strtab_get(&r->routes, route), total, n1);
+}
+
+/* Complete the answered requests at the head of the queue (all, or all but the newest answered). */
+static void complete_answered(struct requests *r, struct conn *c)
+{
+	while (c->n && c->q[c->head].answered) {
+		complete(r, c, &c->q[c->head]);
+		c->head = (c->head + 1) % QUEUE;
+		c->n--;
+	}
+}
+
+/* The connection wrote until last_write: the newest answered request's response did. */
+static void note_last_write(struct conn *c, uint64_t last_write)
+{
+	unsigned i;
+
+	for (i = c->n; i > 0; i--) {
+		struct req *q = &c->q[(c->head + i - 1) % QUEUE];
+
+		if (q->answered) {
+			if (last_write >= q->resp_ts && last_write > q->last_write)
+				q->last_write = last_write;
+			return;
+		}
+	}
+}
+
+static void push_request(struct requests *r, struct conn *c, const struct http_req_line *rl)
+{
+	struct thread *t = thread_get(r, c->pid, c->wait_tid, true);
+	struct req *q;
+
+	if (c->n == QUEUE) {
+		r->st.dropped_pipelined++;
+		return;
+	}
+	q = &c->q[(c->head + c->n++) % QUEUE];
+	memset(q, 0, offsetof(struct req, pats));
+	q->start = c->wait_ts;
+	q->reader = c->wait_tid;
+	memcpy(q->method, rl->method, sizeof(q->method));
+	memcpy(q->path, rl->path, sizeof(q->path));
+	if (t) {
+		t->last_read_ts = c->wait_ts;
+		t->last_read_fd = c->fd;
+	}
+}
+
+/* Parse what has been put together of request lines; cut: the bytes went on past the buffer. */
+static void parse_lines(struct requests *r, struct conn *c, bool cut)
+{
+	for (;;) {
+		struct http_req_line rl;
+		size_t next;
+		int ret = http_parse_request_line(c->line, c->line_len, cut || c->line_len == LINE_MAX_, &rl);
+
+		if (ret == HTTP_PARSE_MORE)
+			return;
+		c->waiting = false;
+		if (ret == HTTP_PARSE_BAD) {
+			r->st.not_http++;
+			break;
+		}
+		push_request(r, c, &rl);
+		next = rl.consumed ? http_next_request(c->line, c->line_len) : 0;
+		if (!next || next >= c->line_len)
+			break;
+		/* pipelined: another request in the same read */
+		memmove(c->line, c->line + next, c->line_len - next);
+		c->line_len -= next;
+		c->waiting = true;
+		if (http_parse_request_line(c->line, c->line_len, true, &rl) == HTTP_PARSE_BAD) {
+			c->waiting = false;
+			break;	/* a body we could not measure: not a request */
+		}
+	}
+	c->line_len = 0;
+}
+
+void requests__req(struct requests *r, uint32_t pid, uint32_t tid, int32_t fd, uint64_t ts,
+		   uint64_t last_write, bool maybe, const char *data, size_t data_len, size_t len)
+{
+	struct conn *c = conn_get(r, pid, fd, true);
+
+	if (!c)
+		return;
+	c->last_event = ts;
+	note_last_write(c, last_write);
+	complete_answered(r, c);
+	if (c->waiting && maybe && c->line_len + data_len <= LINE_MAX_) {
+		memcpy(c->line + c->line_len, data, data_len);	/* another tiny piece */
+		c->line_len += data_len;
+	} else {
+		c->waiting = true;
+		c->wait_tid = tid;
+		c->wait_ts = ts;
+		c->line_len = data_len < LINE_MAX_ ? data_len : LINE_MAX_;
+		memcpy(c->line, data, c->line_len);
+	}
+	parse_lines(r, c, data_len < len);
+}
+
+void requests__data(struct requests *r, uint32_t pid, uint32_t tid, int32_t fd, uint64_t ts,
+		    const char *data, size_t data_len, size_t len)
+{
+	struct conn *c = conn_get(r, pid, fd, false);
+	size_t n;
+
+	if (!c || !c->waiting)
+		return;
+	c->last_event = ts;
+	n = LINE_MAX_ - c->line_len < data_len ? LINE_MAX_ - c->line_len : data_len;
+	memcpy(c->line + c->line_len, data, n);
+	c->line_len += n;
+	parse_lines(r, c, n < len);
+}
+
+static void attribute(struct requests *r, struct req *q, struct thread *t, uint64_t until)
+{
+	while (t->n) {
+		struct tquery *tq = &t->q[t->head];
+
+		if (tq->start >= q->start && tq->end <= until) {
+			if (q->multiplexed) {
+				r->st.queries_unattributed++;
+			} else {
+				uint64_t ns = tq->end - tq->start;
+				unsigned i;
+
+				q->nq++;
+				q->sql_ns += ns;
+				r->st.queries_attributed++;
+				for (i = 0; i < q->npats; i++)
+					if (q->pats[i].pat == tq->pat && q->pats[i].site == tq->site)
+						break;
+				if (i == q->npats && q->npats < REQ_PATS) {
+					q->pats[i].pat = tq->pat;
+					q->pats[i].site = tq->site;
+					q->npats++;
+				}
+				if (i < q->npats) {
+					q->pats[i].count++;
+					q->pats[i].ns += ns;
+				} else {
+					r->st.dropped_patterns++;
+				}
+			}
+		} else if (tq->start < q->start) {
+			r->st.queries_outside++;
+		} else {
+			break;	/* after the response started: the next request's */
+		}
+		t->head = (t->head + 1) % THREAD_QUERIES;
+		t->n--;
+	}
+}
+
+void requests__resp(struct requests *r, uint32_t pid, uint32_t tid, int32_t fd, uint64_t ts,
+		    uint64_t last_write, const char *data, size_t data_len)
+{
+	struct conn *c = conn_get(r, pid, fd, false);
+	struct thread *t;
+	struct req *q = NULL;
+	unsigned i;
+	int status;
+
+	if (!c) {
+		r->st.orphan_responses++;
+		return;
+	}
+	c->last_event = ts;
+	if (http_parse_status_line(data, data_len, &status) != HTTP_PARSE_OK || status < 200)
+		return;	/* 1xx: the final response follows */
+	note_last_write(c, last_write);
+	for (i = 0; i < c->n; i++) {
+		q = &c->q[(c->head + i) % QUEUE];
+		if (!q->answered)
+			break;
+		q = NULL;
+	}
+	/* The responses before this one are complete. */
+	complete_answered(r, c);
+	if (!q) {
+		r->st.orphan_responses++;
+		return;
+	}
+	q->answered = true;
+	q->status = status;
+	q->resp_ts = ts;
+	q->writer = tid;
+	t = thread_get(r, pid, tid, false);
+	if (t) {
+		if (t->last_read_ts > q->start && t->last_read_fd != fd) {
+			q->multiplexed = true;
+			r->st.multiplexed_requests++;
+		}
+		attribute(r, q, t, ts);
+	}
+}
+
+void requests__close(struct requests *r, uint32_t pid, int32_t fd, uint64_t ts, uint64_t last_write)
+{
+	struct conn *c = conn_get(r, pid, fd, false);
+
+	if (!c)
+		return;
+	note_last_write(c, last_write);
+	complete_answered(r, c);
+	r->st.no_response += c->n;
+	conn_remove(r, c);
+}
+
+void requests__query(struct requests *r, uint32_t pid, uint32_t tid, uint64_t start_ns, uint64_t end_ns,
+		     const char *pattern, const char *call_site)
+{
+	struct thread *t = thread_get(r, pid, tid, true);
+	struct tquery *tq;
+
+	if (!t)
+		return;
+	if (t->n == THREAD_QUERIES) {
+		/* the oldest goes: lost if a request this thread read is still open */
+		if (t->q[t->head].start >= t->last_read_ts && t->last_read_ts)
+			r->st.queries_dropped++;
+		else
+			r->st.queries_outside++;
+		t->head = (t->head + 1) % THREAD_QUERIES;
+		t->n--;
+	}
+	tq = &t->q[(t->head + t->n++) % THREAD_QUERIES];
+	tq->start = start_ns;
+	tq->end = end_ns > start_ns ? end_ns : start_ns;
+	tq->pat = strtab_intern(&r->strings, pattern);
+	tq->site = strtab_intern(&r->strings, call_site);
+}
+
+static void complete_conn_now(struct requests *r, struct conn *c)
+{
+	if (r->o.last_write)
+		note_last_write(c, r->o.last_write(r->o.ctx, c->pid, c->fd));
+	complete_answered(r, c);
+}
+
+void requests__tick(struct requests *r, uint64_t now_ns)
+{
+	size_t i;
+
+	if (now_ns - r->last_tick < r->o.idle_ns / 4)
+		return;
+	r->last_tick = now_ns;
+	for (i = 0; i < r->nconn_slots; i++) {
+		struct conn *c = r->conns[i];
+
+		if (c && c->n && c->q[c->head].answered && c->last_event + r->o.idle_ns < now_ns)
+			complete_conn_now(r, c);
+	}
+}
+
+void requests__flush(struct requests *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->nconn_slots; i++)
+		if (r->conns[i])
+			complete_conn_now(r, r->conns[i]);
+}
+
+void requests__forget_pid(struct requests *r, uint32_t pid)
+{
+	size_t i;
+
+	for (i = 0; i < r->nconn_slots; i++) {
+		struct conn *c = r->conns[i];
+
+		if (c && c->pid == pid) {
+			complete_conn_now(r, c);
+			r->st.no_response += c->n;
+			conn_remove(r, c);
+			i--;	/* the slot may hold a moved entry now */
+		}
+	}
+	for (i = 0; i < r->nthread_slots; i++) {
+		struct thread *t = r->threads[i];
+
+		if (t && t->pid == pid) {
+			r->st.queries_outside += t->n;
+			free(t);
+			remove_slot((void **)r->threads, r->nthread_slots, i);
+			r->nthreads--;
+			i--;
+		}
+	}
+}
+
+void requests__stats(const struct requests *r, struct requests_stats *st)
+{
+	*st = r->st;
+}
+
+static int cmp_agg(const void *a, const void *b)
+{
+	const struct agg *x = *(const struct agg *const *)a, *y = *(const struct agg *const *)b;
+
+	if (x->count != y->count)
+		return x->count < y->count ? 1 : -1;
+	return x->total_ns < y->total_ns ? 1 : x->total_ns > y->total_ns ? -1 : 0;
+}
+
+static int cmp_agg_p95(const void *a, const void *b)
+{
+	const struct agg *x = *(const struct agg *const *)a, *y = *(const struct agg *const *)b;
+	uint64_t px = lathist__percentile(&x->hist, 95), py = lathist__percentile(&y->hist, 95);
+
+	return px < py ? 1 : px > py ? -1 : cmp_agg(a, b);
+}
+
+static int cmp_finding(const void *a, const void *b)
+{
+	const struct finding *x = *(const struct finding *const *)a, *y = *(const struct finding *const *)b;
+
+	if (x->total_ns != y->total_ns)
+		return x->total_ns < y->total_ns ? 1 : -1;
+	return x->requests < y->requests ? 1 : x->requests > y->requests ? -1 : 0;
+}
+
+static const struct agg **sorted_aggs(const struct requests *r, int (*cmp)(const void *, const void *))
+{
+	const struct agg **v = calloc(r->naggs ? r->naggs : 1, sizeof(*v));
+	size_t i;
+
+	if (!v)
+		return NULL;
+	for (i = 0; i < r->naggs; i++)
+		v[i] = &r->aggs[i];
+	qsort(v, r->naggs, sizeof(*v), cmp);
+	return v;
+}
+
+static const struct finding **sorted_findings(const struct requests *r)
+{
+	const struct finding **v = calloc(r->nfindings ? r->nfindings : 1, sizeof(*v));
+	size_t i;
+
+	if (!v)
+		return NULL;
+	for (i = 0; i < r->nfindings; i++)
+		v[i] = &r->findings[i];
+	qsort(v, r->nfindings, sizeof(*v), cmp_finding);
+	return v;
+}
+
+int requests__write_json(const struct requests *r, struct jsonw *w)
+{
+	const struct agg **v = sorted_aggs(r, cmp_agg);
+	size_t i;
+
+	if (!v)
+		return -ENOMEM;
+	jsonw__start_array(w);
+	for (i = 0; i < r->naggs; i++) {
+		const struct agg *a = v[i];
+
+		if (!a->count)
+			continue;
+		jsonw__start_object(w);
+		jsonw__name(w, "method");
+		jsonw__string(w, a->method);
+		jsonw__name(w, "route");
+		jsonw__string(w, strtab_get(&r->routes, a->route));
+		jsonw__name(w, "status");
+		jsonw__uint(w, a->status);
+		jsonw__name(w, "count");
+		jsonw__uint(w, a->count);
+		jsonw__name(w, "p50_ms");
+		jsonw__double_fixed(w, lathist__percentile(&a->hist, 50) / 1e6, 3);
+		jsonw__name(w, "p95_ms");
+		jsonw__double_fixed(w, lathist__percentile(&a->hist, 95) / 1e6, 3);
+		jsonw__name(w, "p99_ms");
+		jsonw__double_fixed(w, lathist__percentile(&a->hist, 99) / 1e6, 3);
+		jsonw__name(w, "max_ms");
+		jsonw__double_fixed(w, a->hist.max / 1e6, 3);
+		jsonw__name(w, "avg_queries");
+		jsonw__double_fixed(w, (double)a->queries / a->count, 2);
+		jsonw__name(w, "sql_share");
+		jsonw__double_fixed(w, a->total_ns ? (double)a->sql_ns / a->total_ns : 0, 4);
+		jsonw__name(w, "total_ms");
+		jsonw__double_fixed(w, a->total_ns / 1e6, 3);
+		jsonw__name(w, "sql_ms");
+		jsonw__double_fixed(w, a->sql_ns / 1e6, 3);
+		jsonw__end_object(w);
+	}
+	free(v);
+	return jsonw__end_array(w);
+}
+
+int requests__write_n1_json(const struct requests *r, struct jsonw *w)
+{
+	const struct finding **v = sorted_findings(r);
+	size_t i;
+
+	if (!v)
+		return -ENOMEM;
+	jsonw__start_array(w);
+	for (i = 0; i < r->nfindings; i++) {
+		const struct finding *f = v[i];
+		const char *site = strtab_get(&r->strings, f->site);
+
+		jsonw__start_object(w);
+		jsonw__name(w, "method");
+		jsonw__string(w, f->method);
+		jsonw__name(w, "route");
+		jsonw__string(w, strtab_get(&r->routes, f->route));
+		jsonw__name(w, "pattern");
+		jsonw__string(w, strtab_get(&r->strings, f->pat));
+		jsonw__name(w, "per_request");
+		jsonw__uint(w, f->per_request);
+		jsonw__name(w, "avg_per_request");
+		jsonw__double_fixed(w, (double)f->repeats / f->requests, 2);
+		jsonw__name(w, "requests");
+		jsonw__uint(w, f->requests);
+		jsonw__name(w, "total_ms");
+		jsonw__double_fixed(w, f->total_ns / 1e6, 3);
+		jsonw__name(w, "call_site");
+		if (site)
+			jsonw__string(w, site);
+		else
+			jsonw__null(w);
+		jsonw__end_object(w);
+	}
+	free(v);
+	return jsonw__end_array(w);
+}
+
+int requests__write_summary_json(const struct requests *r, struct jsonw *w)
+{
+	const struct requests_stats *s = &r->st;
+	const struct { const char *name; uint64_t v; } f[] = {
+		{ "requests", s->requests }, { "n1_threshold", r->o.n1_threshold },
+		{ "routes", r->routes.n - 1 }, { "max_routes", r->o.max_routes },
+		{ "not_http", s->not_http }, { "no_response", s->no_response },
+		{ "responses_without_request", s->orphan_responses },
+		{ "dropped_connections", s->dropped_conns }, { "dropped_pipelined", s->dropped_pipelined },
+		{ "dropped_threads", s->dropped_threads }, { "dropped_routes", s->dropped_routes },
+		{ "dropped_findings", s->dropped_findings }, { "dropped_request_patterns", s->dropped_patterns },
+		{ "queries_attributed", s->queries_attributed }, { "queries_outside_requests", s->queries_outside },
+		{ "queries_unattributed_multiplexed", s->queries_unattributed },
+		{ "requests_multiplexed", s->multiplexed_requests }, { "queries_dropped", s->queries_dropped },
+	};
+	size_t i;
+
+	jsonw__start_object(w);
+	for (i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+		jsonw__name(w, f[i].name);
+		jsonw__uint(w, f[i].v);
+	}
+	return jsonw__end_object(w);
+}
+
+int requests__report(const struct requests *r, FILE *f, unsigned top)
+{
+	const struct agg **v = sorted_aggs(r, cmp_agg_p95);
+	const struct finding **fv = sorted_findings(r);
+	size_t i;
+
+	if (!v || !fv) {
+		free(v);
+		free(fv);
+		return -ENOMEM;
+	}
+	fprintf(f, "HTTP requests: %llu, slowest routes by p95:\n", (unsigned long long)r->st.requests);
+	fprintf(f, "  %-7s %-32s %6s %8s %9s %9s %9s %9s %8s %5s\n", "METHOD", "ROUTE", "STATUS", "COUNT",
+		"P50 ms", "P95 ms", "P99 ms", "MAX ms", "QUERIES", "SQL%");
+	for (i = 0; i < r->naggs && (!top || i < top); i++) {
+		const struct agg *a = v[i];
+
+		fprintf(f, "  %-7s %-32s %6d %8llu %9.2f %9.2f %9.2f %9.2f %8.1f %4.0f%%\n", a->method,
+			strtab_get(&r->routes, a->route), a->status, (unsigned long long)a->count,
+			lathist__percentile(&a->hist, 50) / 1e6, lathist__percentile(&a->hist, 95) / 1e6,
+			lathist__percentile(&a->hist, 99) / 1e6, a->hist.max / 1e6, (double)a->queries / a->count,
+			a->total_ns ? 100.0 * a->sql_ns / a->total_ns : 0);
+	}
+	if (r->nfindings) {
+		fprintf(f, "\nN+1 queries (the same statement >= %u times in one request):\n", r->o.n1_threshold);
+		for (i = 0; i < r->nfindings && (!top || i < top); i++) {
+			const struct finding *x = fv[i];
+			const char *site = strtab_get(&r->strings, x->site);
+
+			fprintf(f, "  %s %s: %u x per request, in %llu request%s, %.1f ms in all\n", x->method,
+				strtab_get(&r->routes, x->route), x->per_request, (unsigned long long)x->requests,
+				x->requests == 1 ? "" : "s", x->total_ns / 1e6);
+			fprintf(f, "      %.200s\n", strtab_get(&r->strings, x->pat));
+			fprintf(f, "      at %s\n", site ? site : "(no application frame)");
+		}
+	} else if (r->st.requests) {
+		fprintf(f, "\nNo N+1 queries (no statement repeated >= %u times in one request).\n", r->o.n1_threshold);
+	}
+	if (r->st.multiplexed_requests)
+		fprintf(f, "\nNote: %llu requests were served by threads that handle several requests at once "
+			"(asyncio?): their %llu statements are not attributed to requests.\n",
+			(unsigned long long)r->st.multiplexed_requests, (unsigned long long)r->st.queries_unattributed);
+	free(v);
+	free(fv);
+	return 0;
+}

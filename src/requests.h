@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * HTTP requests assembled from socket events, with the SQL statements run while each was
+ * served: per-route latency, SQL share, and N+1 findings (the same pattern from the same call
+ * site at least n1_threshold times in one request).
+ *
+ * A request starts at the read of its request line and ends at the last write of its response:
+ * when the next request starts on its connection, when the connection closes, after an idle
+ * time, or at the end. Statements belong to the request whose response the same thread writes,
+ * when they started after the request did. A thread that reads another request while one it
+ * read is still unanswered serves several at once (asyncio): its statements are not attributed.
+ */
+#ifndef PYTRACE_REQUESTS_H
+#define PYTRACE_REQUESTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define REQUESTS_OTHER_ROUTES	"[other routes]"
+
+struct jsonw;
+struct requests;
+
+/* The connection's last write and the bytes of the current response, or 0 if unknown. */
+typedef uint64_t (*requests_last_write_fn)(void *ctx, uint32_t pid, int32_t fd);
+
+struct requests_opts {
+	unsigned n1_threshold;		/* default 5 */
+	unsigned max_routes;		/* distinct routes (default 500); then "[other routes]" */
+	unsigned max_conns;		/* connections assembled at once (default 16384) */
+	unsigned max_threads;		/* threads with statements kept (default 4096) */
+	uint64_t idle_ns;		/* a response with no news this long is complete (default 1 s) */
+	FILE *log;			/* one JSON line per request, or NULL */
+	FILE *lines;			/* one text line per request (-v), or NULL */
+	requests_last_write_fn last_write;	/* optional */
+	void *ctx;
+};
+
+struct requests_stats {
+	uint64_t requests;		/* completed and counted */
+	uint64_t not_http;		/* request starts that were not HTTP/1.x */
+	uint64_t no_response;		/* requests whose connection closed before a response */
+	uint64_t orphan_responses;	/* responses with no request seen (started before tracing) */
+	uint64_t dropped_conns;		/* connections over max_conns */
+	uint64_t dropped_pipelined;	/* requests over the per-connection queue */
+	uint64_t dropped_threads;	/* threads over max_threads */
+	uint64_t dropped_routes;	/* requests counted in "[other routes]" */
+	uint64_t dropped_findings;	/* N+1 findings over the cap */
+	uint64_t dropped_patterns;	/* per-request patterns over the per-request cap */
+	uint64_t queries_attributed;
+	uint64_t queries_outside;	/* statements run while no request was served on the thread */
+	uint64_t queries_unattributed;	/* statements of threads that served several requests at once */
+	uint64_t multiplexed_requests;	/* requests served by such a thread */
+	uint64_t queries_dropped;	/* per-thread statement buffer full */
+};
+
+struct requests *requests__new(const struct requests_opts *o);
+void requests__free(struct requests *r);
+
+/* A read that may start a request; maybe: too short to tell (flags of http.h). len: bytes read. */
+void requests__req(struct requests *r, uint32_t pid, uint32_t tid, int32_t fd, uint64_t ts,
+		   uint64_t last_write, bool maybe, const char *data, size_t data_len, size_t len);
+/* A later read of the request being read (split request lines). */
+void requests__data(struct requests *r, uint32_t pid, uint32_t tid, int32_t fd, uint64_t ts,
+		    const char *data, size_t data_len, size_t len);
+/* A write that starts a response. */
+void requests__resp(struct requests *r, uint32_t pid, uint32_t tid, int32_t fd, uint64_t ts,
+		    uint64_t last_write, const char *data, size_t data_len);
+void requests__close(struct requests *r, uint32_t pid, int32_t fd, uint64_t ts, uint64_t last_write);
+/* A completed statement. pattern and call_site may be NULL. */
+void requests__query(struct requests *r, uint32_t pid, uint32_t tid, uint64_t start_ns, uint64_t end_ns,
+		     const char *pattern, const char *call_site);
+/* Completes answered requests idle since before now - idle_ns. */
+void requests__tick(struct requests *r, uint64_t now_ns);
+/* Completes every answered request (the end); unanswered ones are counted as no_response. */
+void requests__flush(struct requests *r);
+void requests__forget_pid(struct requests *r, uint32_t pid);
+
+void requests__stats(const struct requests *r, struct requests_stats *st);
+/* "requests" value: one object per (method, route, status), by count. */
+int requests__write_json(const struct requests *r, struct jsonw *w);
+/* "n_plus_one" value: one object per finding, by total time. */
+int requests__write_n1_json(const struct requests *r, struct jsonw *w);
+/* "http" value: counts of what was seen, dropped and left unattributed. */
+int requests__write_summary_json(const struct requests *r, struct jsonw *w);
+/* Slowest routes and N+1 findings with their call sites. */
+int requests__report(const struct requests *r, FILE *f, unsigned top);
+
+#endif

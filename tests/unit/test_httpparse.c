@@ -1,0 +1,166 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* Request and status lines from captured prefixes, pipelines, and route folding. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+#include "httpparse.h"
+
+#define S(x) x, sizeof(x) - 1
+
+static void test_request_line(void **state)
+{
+	struct http_req_line rl;
+
+	assert_int_equal(http_parse_request_line(S("GET /api/users?x=1 HTTP/1.1\r\nHost: a\r\n\r\n"), false, &rl),
+			 HTTP_PARSE_OK);
+	assert_string_equal(rl.method, "GET");
+	assert_string_equal(rl.path, "/api/users?x=1");
+	assert_int_equal(rl.minor, 1);
+	assert_int_equal(rl.consumed, 29);
+	/* bare LF, HTTP/1.0, other methods */
+	assert_int_equal(http_parse_request_line(S("DELETE /a/7 HTTP/1.0\n"), false, &rl), HTTP_PARSE_OK);
+	assert_string_equal(rl.method, "DELETE");
+	assert_int_equal(rl.minor, 0);
+	assert_int_equal(rl.consumed, 21);
+	assert_int_equal(http_parse_request_line(S("OPTIONS * HTTP/1.1\r\n"), false, &rl), HTTP_PARSE_OK);
+	assert_string_equal(rl.path, "*");
+}
+
+static void test_request_split(void **state)
+{
+	const char *full = "POST /orders/42 HTTP/1.1\r\n";
+	struct http_req_line rl;
+	size_t i;
+
+	/* every cut of the line asks for more, never says it is not HTTP */
+	for (i = 1; i < strlen(full); i++)
+		assert_int_equal(http_parse_request_line(full, i, false, &rl), HTTP_PARSE_MORE);
+	assert_int_equal(http_parse_request_line(full, strlen(full), false, &rl), HTTP_PARSE_OK);
+	assert_string_equal(rl.path, "/orders/42");
+	/* cut at the capture cap: taken as far as it goes */
+	assert_int_equal(http_parse_request_line(S("GET /very/long/pa"), true, &rl), HTTP_PARSE_OK);
+	assert_string_equal(rl.path, "/very/long/pa");
+	assert_true(rl.path_cut);
+	assert_int_equal(rl.consumed, 0);
+	assert_int_equal(http_parse_request_line(S("GET /a HTTP/1."), true, &rl), HTTP_PARSE_OK);
+	assert_string_equal(rl.path, "/a");
+}
+
+static void test_request_bad(void **state)
+{
+	static const struct { const char *s; size_t n; } bad[] = {
+		{ S("get /a HTTP/1.1\r\n") },		/* lower case */
+		{ S("GET  /a HTTP/1.1\r\n") },		/* empty target */
+		{ S("GET /a HTTP/2.0\r\n") },
+		{ S("GET /a\r\n") },			/* HTTP/0.9 */
+		{ S("GET /a HTTP/1.1\rX") },
+		{ S("\x16\x03\x01\x02\x00\x01\x00\x01") },	/* a TLS ClientHello */
+		{ S("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") },	/* h2 preface */
+		{ S("GET /\x01\xff HTTP/1.1\r\n") },
+		{ S("VERYLONGMETHODNAMEXX / HTTP/1.1\r\n") },
+		{ "GET /\0a HTTP/1.1\r\n", 18 },
+		{ S(" GET / HTTP/1.1\r\n") },
+	};
+	struct http_req_line rl;
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int r = http_parse_request_line(bad[i].s, bad[i].n, false, &rl);
+
+		if (r != HTTP_PARSE_BAD)
+			fail_msg("case %zu: %d", i, r);
+	}
+	/* binary noise of every length, at every cut */
+	{
+		unsigned char noise[64];
+		size_t k;
+
+		for (k = 0; k < sizeof(noise); k++)
+			noise[k] = (unsigned char)(k * 97 + 13);
+		for (k = 1; k <= sizeof(noise); k++)
+			assert_int_not_equal(http_parse_request_line((char *)noise, k, true, &rl), HTTP_PARSE_OK);
+	}
+}
+
+static void test_status_line(void **state)
+{
+	int st;
+
+	assert_int_equal(http_parse_status_line(S("HTTP/1.1 200 OK\r\n"), &st), HTTP_PARSE_OK);
+	assert_int_equal(st, 200);
+	assert_int_equal(http_parse_status_line(S("HTTP/1.0 404 Not Found\r\n"), &st), HTTP_PARSE_OK);
+	assert_int_equal(st, 404);
+	assert_int_equal(http_parse_status_line(S("HTTP/1.1 204\r\n"), &st), HTTP_PARSE_OK);
+	assert_int_equal(st, 204);
+	assert_int_equal(http_parse_status_line(S("HTTP/1.1 50"), &st), HTTP_PARSE_MORE);
+	assert_int_equal(http_parse_status_line(S("HTT"), &st), HTTP_PARSE_MORE);
+	assert_int_equal(http_parse_status_line(S("HTTP/1.1 2x0 OK\r\n"), &st), HTTP_PARSE_BAD);
+	assert_int_equal(http_parse_status_line(S("HTTP/1.1 099 OK\r\n"), &st), HTTP_PARSE_BAD);
+	assert_int_equal(http_parse_status_line(S("HTTP/1.1 2000 OK\r\n"), &st), HTTP_PARSE_BAD);
+	assert_int_equal(http_parse_status_line(S("<html>"), &st), HTTP_PARSE_BAD);
+}
+
+static void test_pipeline(void **state)
+{
+	const char *two = "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n";
+	const char *body = "POST /p HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET /c HTTP/1.1\r\n\r\n";
+	size_t n;
+
+	n = http_next_request(two, strlen(two));
+	assert_int_equal(n, 28);
+	assert_memory_equal(two + n, "GET /b", 6);
+	assert_int_equal(http_next_request(two + n, strlen(two) - n), 0);	/* nothing after */
+	n = http_next_request(body, strlen(body));
+	assert_memory_equal(body + n, "GET /c", 6);
+	/* headers cut short, chunked bodies: unknown */
+	assert_int_equal(http_next_request(S("GET /a HTTP/1.1\r\nHost: x\r\n")), 0);
+	assert_int_equal(http_next_request(S("POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")), 0);
+	assert_int_equal(http_next_request(S("POST /a HTTP/1.1\r\nContent-Length: 99\r\n\r\nshort")), 0);
+}
+
+static void route_is(const char *path, const char *want)
+{
+	char out[HTTP_ROUTE_MAX];
+
+	http_route(path, out, sizeof(out));
+	if (strcmp(out, want))
+		fail_msg("%s -> %s, want %s", path, out, want);
+}
+
+static void test_route(void **state)
+{
+	char tiny[8];
+
+	route_is("/api/users/123", "/api/users/{id}");
+	route_is("/api/users/123/", "/api/users/{id}/");
+	route_is("/recipes/7/?page=2#top", "/recipes/{id}/");
+	route_is("/o/550e8400-e29b-41d4-a716-446655440000/items", "/o/{id}/items");
+	route_is("/blob/0123456789abcdef0123", "/blob/{id}");
+	route_is("/blob/deadbeefdeadbeefdead", "/blob/deadbeefdeadbeefdead");	/* no digit: a word */
+	route_is("/v2/files", "/v2/files");
+	route_is("/abc123", "/abc123");
+	route_is("http://example.com/a/9?x", "/a/{id}");
+	route_is("http://example.com", "/");
+	route_is("?q=1", "/");
+	route_is("*", "*");
+	route_is("/", "/");
+	http_route("/abcdefghijkl", tiny, sizeof(tiny));
+	assert_string_equal(tiny, "/abcdef");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_request_line),
+		cmocka_unit_test(test_request_split),
+		cmocka_unit_test(test_request_bad),
+		cmocka_unit_test(test_status_line),
+		cmocka_unit_test(test_pipeline),
+		cmocka_unit_test(test_route),
+	};
+
+	return cmocka_run_group_tests_name("httpparse", tests, NULL, NULL);
+}

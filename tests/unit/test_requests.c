@@ -1,0 +1,277 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* Assembling requests from socket events, attributing statements, N+1 findings, caps. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include "jsonw.h"
+#include "requests.h"
+
+#define PID 10
+#define MS 1000000ULL
+#define PAT "SELECT * FROM author WHERE id = $1"
+#define SITE "recipe_name (/app/views.py:12)"
+
+static void req(struct requests *r, uint32_t tid, int fd, uint64_t ts, const char *s)
+{
+	requests__req(r, PID, tid, fd, ts, 0, strlen(s) < 8, s, strlen(s), strlen(s));
+}
+
+static void resp(struct requests *r, uint32_t tid, int fd, uint64_t ts, int status)
+{
+	char line[64];
+
+	snprintf(line, sizeof(line), "HTTP/1.1 %d OK\r\n", status);
+	requests__resp(r, PID, tid, fd, ts, 0, line, strlen(line));
+}
+
+/* The JSON of what was gathered, for strstr checks. */
+static char *json_of(struct requests *r)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	struct jsonw *w = jsonw__new(f);
+
+	jsonw__start_object(w);
+	jsonw__name(w, "requests");
+	requests__write_json(r, w);
+	jsonw__name(w, "n_plus_one");
+	requests__write_n1_json(r, w);
+	jsonw__end_object(w);
+	assert_int_equal(jsonw__finish(w), 0);
+	jsonw__free(w);
+	fclose(f);
+	return buf;
+}
+
+static void test_one_request(void **state)
+{
+	struct requests_opts o = {};
+	struct requests *r = requests__new(&o);
+	struct requests_stats st;
+	char *j;
+
+	req(r, 1, 5, 100 * MS, "GET /users/7?full=1 HTTP/1.1\r\nHost: a\r\n\r\n");
+	requests__query(r, PID, 1, 101 * MS, 102 * MS, "SELECT 1", NULL);
+	requests__query(r, PID, 1, 103 * MS, 106 * MS, "SELECT 2", NULL);
+	resp(r, 1, 5, 110 * MS, 200);
+	requests__close(r, PID, 5, 111 * MS, 112 * MS);
+	requests__stats(r, &st);
+	assert_int_equal(st.requests, 1);
+	assert_int_equal(st.queries_attributed, 2);
+	j = json_of(r);
+	assert_non_null(strstr(j, "\"route\":\"/users/{id}\",\"status\":200,\"count\":1"));
+	assert_non_null(strstr(j, "\"max_ms\":12.000"));	/* 100 -> last write at 112 */
+	assert_non_null(strstr(j, "\"avg_queries\":2.00"));
+	assert_non_null(strstr(j, "\"sql_share\":0.3333"));
+	assert_non_null(strstr(j, "\"n_plus_one\":[]"));
+	free(j);
+	requests__free(r);
+}
+
+static void n1_request(struct requests *r, int fd, uint64_t t0, int repeats)
+{
+	int i;
+
+	req(r, 1, fd, t0, "GET /recipes/ HTTP/1.1\r\n\r\n");
+	requests__query(r, PID, 1, t0 + 1, t0 + 2, "SELECT * FROM recipe", "recipes (/app/views.py:20)");
+	for (i = 0; i < repeats; i++)
+		requests__query(r, PID, 1, t0 + 10 + 10 * i, t0 + 10 + 10 * i + 5, PAT, SITE);
+	resp(r, 1, fd, t0 + MS, 200);
+	requests__close(r, PID, fd, t0 + MS, 0);
+}
+
+static void test_n_plus_one(void **state)
+{
+	struct requests_opts o = {};
+	struct requests *r = requests__new(&o);
+	char *j;
+
+	n1_request(r, 5, 1000 * MS, 6);
+	n1_request(r, 5, 2000 * MS, 9);
+	n1_request(r, 5, 3000 * MS, 4);	/* under the threshold */
+	j = json_of(r);
+	assert_non_null(strstr(j, "\"n_plus_one\":[{\"method\":\"GET\",\"route\":\"/recipes/\",\"pattern\":\"" PAT
+				  "\",\"per_request\":9,\"avg_per_request\":7.50,\"requests\":2,\"total_ms\":0.000,"
+				  "\"call_site\":\"" SITE "\"}]"));
+	assert_non_null(strstr(j, "\"count\":3"));
+	free(j);
+	requests__free(r);
+
+	/* a lower threshold flags the third too */
+	o.n1_threshold = 4;
+	r = requests__new(&o);
+	n1_request(r, 5, 1000 * MS, 4);
+	j = json_of(r);
+	assert_non_null(strstr(j, "\"per_request\":4"));
+	free(j);
+	requests__free(r);
+}
+
+static void test_split_request_line(void **state)
+{
+	struct requests_opts o = {};
+	struct requests *r = requests__new(&o);
+	struct requests_stats st;
+	char *j;
+
+	req(r, 1, 5, 1 * MS, "GE");
+	requests__data(r, PID, 1, 5, 2 * MS, "T /items/5", 10, 10);
+	requests__data(r, PID, 1, 5, 3 * MS, "5 HTTP/1.1\r\n\r\n", 15, 15);
+	resp(r, 1, 5, 4 * MS, 201);
+	requests__flush(r);
+	requests__stats(r, &st);
+	assert_int_equal(st.requests, 1);
+	j = json_of(r);
+	assert_non_null(strstr(j, "\"route\":\"/items/{id}\",\"status\":201"));
+	assert_non_null(strstr(j, "\"max_ms\":3.000"));
+	free(j);
+	requests__free(r);
+}
+
+static void test_keepalive_and_pipeline(void **state)
+{
+	struct requests_opts o = {};
+	struct requests *r = requests__new(&o);
+	const char *two = "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n";
+	struct requests_stats st;
+	char *j;
+
+	/* keep-alive: the next request completes the previous one at its last write */
+	req(r, 1, 5, 10 * MS, "GET /a HTTP/1.1\r\n\r\n");
+	resp(r, 1, 5, 11 * MS, 200);
+	requests__req(r, PID, 1, 5, 20 * MS, 12 * MS, false, "GET /a HTTP/1.1\r\n\r\n", 19, 19);
+	resp(r, 1, 5, 21 * MS, 200);
+	/* pipelined: two requests in one read, two responses */
+	requests__req(r, PID, 1, 5, 30 * MS, 22 * MS, false, two, strlen(two), strlen(two));
+	resp(r, 1, 5, 31 * MS, 200);
+	requests__resp(r, PID, 1, 5, 32 * MS, 31 * MS, "HTTP/1.1 404 NF\r\n", 17);
+	requests__close(r, PID, 5, 40 * MS, 33 * MS);
+	requests__stats(r, &st);
+	assert_int_equal(st.requests, 4);
+	assert_int_equal(st.no_response, 0);
+	j = json_of(r);
+	assert_non_null(strstr(j, "\"route\":\"/a\",\"status\":200,\"count\":3"));
+	assert_non_null(strstr(j, "\"route\":\"/b\",\"status\":404,\"count\":1,\"p50_ms\":3.000"));
+	assert_non_null(strstr(j, "\"max_ms\":2.000"));		/* 10 -> 12, 20 -> 22 */
+	free(j);
+	requests__free(r);
+}
+
+static void test_malformed_and_orphans(void **state)
+{
+	struct requests_opts o = {};
+	struct requests *r = requests__new(&o);
+	struct requests_stats st;
+	const char bin[] = "\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03";
+
+	requests__req(r, PID, 1, 5, 1 * MS, 0, false, bin, sizeof(bin) - 1, sizeof(bin) - 1);
+	req(r, 1, 6, 1 * MS, "GET /a HTTP/9.9\r\n");
+	resp(r, 1, 7, 2 * MS, 200);			/* never saw its request */
+	req(r, 1, 8, 3 * MS, "GET /gone HTTP/1.1\r\n\r\n");
+	requests__close(r, PID, 8, 4 * MS, 0);		/* client hung up */
+	requests__resp(r, PID, 1, 5, 5 * MS, 0, "garbage", 7);
+	requests__stats(r, &st);
+	assert_int_equal(st.requests, 0);
+	assert_int_equal(st.not_http, 2);
+	assert_int_equal(st.orphan_responses, 1);
+	assert_int_equal(st.no_response, 1);
+	requests__free(r);
+}
+
+static void test_attribution(void **state)
+{
+	struct requests_opts o = {};
+	struct requests *r = requests__new(&o);
+	struct requests_stats st;
+
+	/* before any request: outside */
+	requests__query(r, PID, 1, 1 * MS, 2 * MS, "SELECT 0", NULL);
+	/* reader and writer differ (waitress): the writer's statements count */
+	req(r, 1, 5, 10 * MS, "GET /w HTTP/1.1\r\n\r\n");
+	requests__query(r, PID, 2, 11 * MS, 12 * MS, "SELECT 1", NULL);
+	resp(r, 2, 5, 13 * MS, 200);
+	requests__stats(r, &st);
+	assert_int_equal(st.queries_attributed, 1);
+	assert_int_equal(st.queries_outside, 0);
+	/* thread 1 reads /x and /y before answering /x: it serves both at once */
+	req(r, 1, 6, 20 * MS, "GET /x HTTP/1.1\r\n\r\n");
+	req(r, 1, 7, 21 * MS, "GET /y HTTP/1.1\r\n\r\n");
+	requests__query(r, PID, 1, 22 * MS, 23 * MS, "SELECT 2", NULL);
+	resp(r, 1, 6, 24 * MS, 200);
+	requests__query(r, PID, 1, 25 * MS, 26 * MS, "SELECT 3", NULL);
+	resp(r, 1, 7, 27 * MS, 200);
+	requests__flush(r);
+	requests__stats(r, &st);
+	assert_int_equal(st.requests, 3);
+	assert_int_equal(st.queries_outside, 1);	/* SELECT 0 */
+	assert_int_equal(st.queries_attributed, 2);	/* SELECT 1, and SELECT 3: /y alone by then */
+	assert_int_equal(st.queries_unattributed, 1);
+	assert_int_equal(st.multiplexed_requests, 1);
+	requests__free(r);
+}
+
+static void test_caps(void **state)
+{
+	struct requests_opts o = { .max_routes = 2, .max_conns = 2 };
+	struct requests *r = requests__new(&o);
+	struct requests_stats st;
+	char line[64], *j;
+	int i;
+
+	for (i = 0; i < 5; i++) {
+		snprintf(line, sizeof(line), "GET /r%c HTTP/1.1\r\n\r\n", 'a' + i);
+		req(r, 1, 5, (10 + i) * MS, line);
+		resp(r, 1, 5, (10 + i) * MS + 1, 200);
+		requests__close(r, PID, 5, (10 + i) * MS + 2, 0);
+	}
+	req(r, 1, 6, 20 * MS, "GET /x HTTP/1.1\r\n\r\n");
+	req(r, 1, 7, 20 * MS, "GET /x HTTP/1.1\r\n\r\n");
+	req(r, 1, 8, 20 * MS, "GET /x HTTP/1.1\r\n\r\n");	/* a third connection: over the cap */
+	requests__stats(r, &st);
+	assert_int_equal(st.requests, 5);
+	assert_int_equal(st.dropped_routes, 3);
+	assert_int_equal(st.dropped_conns, 1);
+	j = json_of(r);
+	assert_non_null(strstr(j, "\"route\":\"[other routes]\",\"status\":200,\"count\":3"));
+	free(j);
+	requests__free(r);
+}
+
+static void test_idle_completion(void **state)
+{
+	struct requests_opts o = { .idle_ns = 100 * MS };
+	struct requests *r = requests__new(&o);
+	struct requests_stats st;
+
+	req(r, 1, 5, 10 * MS, "GET /k HTTP/1.1\r\n\r\n");
+	resp(r, 1, 5, 11 * MS, 200);
+	requests__tick(r, 50 * MS);
+	requests__stats(r, &st);
+	assert_int_equal(st.requests, 0);
+	requests__tick(r, 500 * MS);
+	requests__stats(r, &st);
+	assert_int_equal(st.requests, 1);
+	requests__free(r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_one_request),
+		cmocka_unit_test(test_n_plus_one),
+		cmocka_unit_test(test_split_request_line),
+		cmocka_unit_test(test_keepalive_and_pipeline),
+		cmocka_unit_test(test_malformed_and_orphans),
+		cmocka_unit_test(test_attribution),
+		cmocka_unit_test(test_caps),
+		cmocka_unit_test(test_idle_completion),
+	};
+
+	return cmocka_run_group_tests_name("requests", tests, NULL, NULL);
+}
