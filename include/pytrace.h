@@ -98,6 +98,10 @@ enum pt_counter {
 	PT_CNT_SQL_CALLS,	/* libpq calls seen in traced processes */
 	PT_CNT_HTTP_LOST,	/* socket events dropped: ring buffer full */
 	PT_CNT_HTTP_CONN_DROPPED,	/* accepted connections not followed: map full */
+	PT_CNT_FUNC_LOST,	/* function/GC/import events dropped: ring buffer full */
+	PT_CNT_FUNC_UNPAIRED,	/* open calls dropped: their return never came (unwound, lost) */
+	PT_CNT_FUNC_DEEP,	/* candidate calls nested deeper than FN_STACK_MAX: not timed */
+	PT_CNT_OFFCPU,		/* off-CPU stacks recorded */
 	PT_CNT_MAX,
 };
 

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "flamegraph.h"
+#include "funcs.h"
 #include "pytrace_user.h"
 #include "jsonw.h"
 #include "profile.h"
@@ -37,6 +38,9 @@ static struct env {
 	double slow_ms;
 	const char *slow_log;
 	unsigned max_patterns;
+	const char *funcs[FN_MAX_PATTERNS];
+	int nfuncs;
+	bool funcs_sample;
 	bool no_http;
 	const char *requests_log;
 	unsigned n1_threshold;
@@ -68,7 +72,8 @@ static const char doc[] =
 "    pytrace-bpf -p 1234 -d 10 -F 999 --speedscope s.json --threads\n"
 "    pytrace-bpf -p $(pgrep -o gunicorn) -d 60 --flame web.svg   # master and all its workers\n"
 "    pytrace-bpf -p 1234 -d 60 --json report.json --slow-ms 100 --slow-log slow.jsonl\n"
-"    pytrace-bpf -p 1234 -d 30 --flame web.svg --sql-in-flame   # time waiting on SQL as leaves\n";
+"    pytrace-bpf -p 1234 -d 30 --flame web.svg --sql-in-flame   # time waiting on SQL as leaves\n"
+"    pytrace-bpf -p 1234 -d 30 --functions 'myapp.*' --functions '*views.py:*'   # latency per call\n";
 
 enum {
 	OPT_FLAME = 0x100,
@@ -86,6 +91,8 @@ enum {
 	OPT_SLOW_MS,
 	OPT_SLOW_LOG,
 	OPT_MAX_PATTERNS,
+	OPT_FUNCTIONS,
+	OPT_FUNCTIONS_SOURCE,
 	OPT_NO_HTTP,
 	OPT_REQUESTS_LOG,
 	OPT_N1_THRESHOLD,
@@ -112,6 +119,8 @@ static const struct argp_option opts[] = {
 	{ "n1-threshold", OPT_N1_THRESHOLD, "N", 0, "N+1: the same statement at least N times in one request (default 5)", 1 },
 	{ "max-routes", OPT_MAX_ROUTES, "N", 0, "Cap on distinct HTTP routes kept (default 500)", 2 },
 	{ "no-http", OPT_NO_HTTP, NULL, 0, "Do not follow HTTP requests on the target's sockets", 2 },
+	{ "functions", OPT_FUNCTIONS, "PATTERN", 0, "Latency per call of matching functions (repeatable; globs such as 'myapp.*', 'app.views.index', '*views.py:*'), from CPython's USDT probes, or their share of wall time from on- and off-CPU samples where the probes are missing or partial; also GC pauses and imports", 1 },
+	{ "functions-source", OPT_FUNCTIONS_SOURCE, "auto|sample", 0, "With --functions: probes where complete (auto, default), or sampled shares only", 2 },
 	{ "no-sql", OPT_NO_SQL, NULL, 0, "Do not probe libpq", 2 },
 	{ "no-children", OPT_NO_CHILDREN, NULL, 0, "Trace PID only, not its descendants", 2 },
 	{ "max-stacks", OPT_MAX_STACKS, "N", 0, "Cap on distinct stacks kept (default 100000)", 2 },
@@ -192,6 +201,16 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 		break;
 	case OPT_SLOW_LOG:
 		env.slow_log = arg;
+		break;
+	case OPT_FUNCTIONS:
+		if (env.nfuncs >= FN_MAX_PATTERNS)
+			argp_error(state, "at most %d --functions patterns", FN_MAX_PATTERNS);
+		env.funcs[env.nfuncs++] = arg;
+		break;
+	case OPT_FUNCTIONS_SOURCE:
+		if (strcmp(arg, "auto") && strcmp(arg, "sample"))
+			argp_error(state, "invalid --functions-source: '%s' (auto or sample)", arg);
+		env.funcs_sample = !strcmp(arg, "sample");
 		break;
 	case OPT_MAX_PATTERNS:
 		env.max_patterns = (unsigned)parse_num(arg, "pattern cap", 1, 1000000, state);
@@ -316,6 +335,7 @@ struct json_ctx {
 	const struct profiler_stats *st;
 	const struct sqltrace_stats *sst;
 	struct sqltrace *sql;
+	struct funcs *funcs;
 	struct httptrace *http;
 	const struct httptrace_stats *hst;
 	double elapsed;
@@ -401,6 +421,12 @@ static int out_json(FILE *f, void *c)
 		requests__write_json(rq, w);
 		jsonw__name(w, "n_plus_one");
 		requests__write_n1_json(rq, w);
+	}
+	if (j->funcs) {
+		jsonw__name(w, "functions");
+		funcs__write_json(j->funcs, w);
+		jsonw__name(w, "gc");
+		funcs__write_gc_json(j->funcs, w);
 	}
 	jsonw__end_object(w);
 	ret = jsonw__finish(w);
@@ -490,6 +516,23 @@ int main(int argc, char **argv)
 	po.sql_opts.show_literals = env.show_literals;
 	po.sql_opts.slow_ms = env.slow_ms;
 	po.sql_opts.max_patterns = env.max_patterns;
+	if (env.nfuncs) {
+		struct py_target py;
+		struct py_probes pp;
+
+		po.funcs = true;
+		po.funcs_opts.patterns = env.funcs;
+		po.funcs_opts.npatterns = env.nfuncs;
+		po.funcs_opts.mode = env.funcs_sample ? FUNCS_SAMPLE : FUNCS_AUTO;
+		po.funcs_opts.rate_hz = env.rate;
+		po.funcs_opts.gc = true;
+		/* Where the function probes are missing or partial, the answer comes from samples. */
+		if (env.funcs_sample || funcs__detect(env.pid, &py, &pp, err, sizeof(err)) ||
+		    pp.level != PY_PROBES_COMPLETE) {
+			po.sample = true;
+			po.offcpu = true;
+		}
+	}
 	po.http = !env.no_http;
 	po.http_opts.n1_threshold = env.n1_threshold;
 	po.http_opts.max_routes = env.max_routes;
@@ -596,6 +639,7 @@ int main(int argc, char **argv)
 		struct json_ctx jc = { .st = &st, .sst = sql ? &sst : NULL, .sql = sql, .elapsed = elapsed,
 				       .target_gone = target_gone, .http = http, .hst = &hst };
 
+		jc.funcs = profiler__funcs(p);
 		ret |= write_output(env.json, "JSON report", out_json, &jc);
 	}
 	if (env.slow_log)
@@ -612,7 +656,9 @@ int main(int argc, char **argv)
 			requests__report(httptrace__requests(http), stdout, 20);
 		}
 	}
-	if (po.sample && !st.samples && !(sql && sst.match.completed)) {
+	if (profiler__funcs(p) && !env.json)
+		funcs__report(profiler__funcs(p), stdout);
+	if (po.sample && !st.samples && !po.offcpu && !(sql && sst.match.completed)) {
 		elog("nothing was collected: the target was idle (off-CPU) and sent no SQL\n");
 		ret = ret ? ret : -ENODATA;
 	}

@@ -53,6 +53,7 @@ struct profiler {
 	struct profiler_stats st;
 	struct sqltrace *sql;
 	struct httptrace *http;
+	struct funcs *funcs;
 	uint64_t last_rescan_ns;
 	uint64_t sample_weight;	/* per CPU sample: 1, or microseconds with sql_in_flame */
 	struct { uint32_t tid; char comm[16]; } comms[TID_COMMS];
@@ -112,6 +113,15 @@ static void scan_libpq(struct profiler *p, struct tproc *tp)
 		wlog("%s\n", err);
 }
 
+/* --functions: read the interpreter's USDT notes and attach what it has. */
+static void funcs_add(struct profiler *p, struct tproc *tp)
+{
+	char err[512];
+
+	if (p->funcs && funcs__add_pid(p->funcs, tp->pid, &tp->py, err, sizeof(err)))
+		wlog("%s\n", err);
+}
+
 /* Inspect tp and, if it is Python, hand its configuration to the BPF side. */
 static int tproc_inspect(struct profiler *p, struct tproc *tp, char *err, size_t errlen)
 {
@@ -141,6 +151,7 @@ static int tproc_inspect(struct profiler *p, struct tproc *tp, char *err, size_t
 		p->st.python_processes++;
 	tp->state = TP_PYTHON;
 	scan_libpq(p, tp);
+	funcs_add(p, tp);
 	vlog("pid %d: CPython %u.%u.%u in %s, _PyRuntime 0x%llx, thread state: %s%s%s\n",
 	     tp->pid, tp->py.major, tp->py.minor, tp->py.micro, tp->py.binary,
 	     (unsigned long long)tp->py.runtime, tp->py.tstate_how,
@@ -348,6 +359,13 @@ static void handle_sample(struct profiler *p, const struct pt_sample *s)
 	p->comms[s->tid % TID_COMMS].tid = s->tid;
 	memcpy(p->comms[s->tid % TID_COMMS].comm, s->comm, sizeof(s->comm));
 	n = stack_frames(p, tp, s->tid, &s->stack, frames, MAX_SQL_FRAMES_P);
+	if (p->funcs)
+		funcs__add_sample(p->funcs, s->hdr.pid, s->tid, frames, n,
+				  s->stack.flags & PT_SF_OFFCPU ? s->weight :
+				  1000000000ULL / (p->opts.rate_hz ? p->opts.rate_hz : 99),
+				  s->stack.flags & PT_SF_OFFCPU);
+	if (s->stack.flags & PT_SF_OFFCPU)
+		return;	/* wall time for --functions only: flame graphs stay CPU samples */
 	if (n && stack_agg__add(p->stacks, frames, n, p->sample_weight) == -E2BIG)
 		p->st.stacks_dropped += p->sample_weight;
 }
@@ -366,6 +384,7 @@ static void handle_proc_event(struct profiler *p, const struct pt_proc_event *e)
 			tp->py.pid = e->hdr.pid;
 			tp->state = TP_PYTHON;
 			p->st.python_processes++;
+			funcs_add(p, tp);
 			/* Same libpq mappings, but probes are per process: attach the child's now. */
 			tp->libpq = false;
 			if (parent->libpq)
@@ -412,6 +431,10 @@ static int handle_event(void *ctx, void *data, size_t size)
 		return 0;
 	if (h->type == PT_EV_SAMPLE && size >= offsetof(struct pt_sample, stack.frames))
 		handle_sample(p, data);
+	else if (h->type >= PT_EV_FUNC_CALL && h->type <= PT_EV_FUNC_LAST) {
+		if (p->funcs)
+			funcs__handle(p->funcs, data, size);
+	}
 	else if (h->type >= PT_EV_HTTP_REQ && h->type <= PT_EV_HTTP_LAST) {
 		if (p->http)
 			httptrace__handle(p->http, data, size);
@@ -449,6 +472,8 @@ struct profiler *profiler__new(const struct profiler_opts *opts, char *err, size
 		goto fail;
 	}
 	p->skel->rodata->follow_children = opts->follow_children;
+	p->skel->rodata->offcpu = opts->offcpu;
+	bpf_program__set_autoload(p->skel->progs.offcpu_switch, opts->offcpu);
 	ret = profile_bpf__load(p->skel);
 	if (ret) {
 		snprintf(err, errlen, "cannot load the BPF programs: %s%s", strerror(-ret),
@@ -475,6 +500,17 @@ struct profiler *profiler__new(const struct profiler_opts *opts, char *err, size
 
 		p->http = httptrace__new(&opts->http_opts, &hs, err, errlen);
 		if (!p->http)
+			goto fail;
+	}
+	if (opts->funcs) {
+		struct funcs_shared fs = {
+			.procs = p->skel->maps.procs, .tracked = p->skel->maps.tracked,
+			.counters = p->skel->maps.counters, .events = p->skel->maps.events,
+			.frames = sql_frames, .ctx = p,
+		};
+
+		p->funcs = funcs__new(&opts->funcs_opts, &fs, err, errlen);
+		if (!p->funcs)
 			goto fail;
 	}
 	p->rb = ring_buffer__new(bpf_map__fd(p->skel->maps.events), handle_event, p, NULL);
@@ -587,6 +623,11 @@ struct sqltrace *profiler__sql(struct profiler *p)
 	return p->sql;
 }
 
+struct funcs *profiler__funcs(struct profiler *p)
+{
+	return p->funcs;
+}
+
 struct httptrace *profiler__http(struct profiler *p)
 {
 	return p->http;
@@ -638,6 +679,7 @@ void profiler__free(struct profiler *p)
 	free(p->links);
 	ring_buffer__free(p->rb);
 	sqltrace__free(p->sql);
+	funcs__free(p->funcs);
 	httptrace__free(p->http);
 	profile_bpf__destroy(p->skel);
 	symbolizer__free(p->sym);

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include "httptrace.h"
+#include "funcs.h"
 #include "sqltrace.h"
 #include "stacks.h"
 
@@ -22,6 +23,9 @@ struct profiler_opts {
 	bool threads;		/* thread name as the root frame */
 	size_t max_stacks;	/* cap on distinct stacks (0: default) */
 	const char *btf_path;	/* kernel BTF file, NULL: the running kernel's */
+	bool funcs;		/* --functions: USDT function/GC/import probes */
+	struct funcs_opts funcs_opts;
+	bool offcpu;		/* also stacks of blocked threads, weighted by time away */
 };
 
 struct profiler_stats {
@@ -56,6 +60,8 @@ struct stack_agg *profiler__stacks(struct profiler *p);
 struct sqltrace *profiler__sql(struct profiler *p);
 /* The HTTP side, or NULL when not tracing requests. */
 struct httptrace *profiler__http(struct profiler *p);
+/* The --functions side, or NULL. */
+struct funcs *profiler__funcs(struct profiler *p);
 void profiler__stats(struct profiler *p, struct profiler_stats *st);
 /* One line per traced Python process: pid, version, binary, how offsets were found. */
 void profiler__describe(struct profiler *p, FILE *f);

@@ -1,0 +1,1127 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <errno.h>
+#include <fnmatch.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "funcs.h"
+#include "funcs.skel.h"
+#include "jsonw.h"
+#include "lathist.h"
+#include "procmaps.h"
+#include "util.h"
+
+#define MAX_FUNCS	4096		/* distinct functions reported */
+#define FN_HASH		8192		/* open addressing on (file, name) */
+#define ID_HASH		65536		/* (pid, file ptr, name ptr) -> function */
+#define MAX_CALLERS	16		/* distinct callers kept per function */
+#define MAX_PIDS	1024
+#define MAX_NOTES	64
+#define MAX_IMPORTS	4096
+#define FRAME_NAMES	(PT_MAX_FRAMES + 3)
+
+/* ---- patterns ---- */
+
+static void lit_set(char *dst, __u8 *len, const char *src, size_t n, bool keep_tail)
+{
+	if (n > FN_LIT_MAX - 1) {
+		if (keep_tail)
+			src += n - (FN_LIT_MAX - 1);
+		n = FN_LIT_MAX - 1;
+	}
+	memcpy(dst, src, n);
+	dst[n] = 0;
+	*len = (__u8)n;
+}
+
+/* After the last wildcard of glob ('*', '?', or a [...] class): the literal tail. */
+static const char *literal_tail(const char *glob)
+{
+	const char *p, *tail = glob;
+
+	for (p = glob; *p; p++)
+		if (*p == '*' || *p == '?' || *p == ']' || (*p == '[' && !strchr(p, ']')))
+			tail = p + 1;
+	return tail;
+}
+
+/*
+ * The prefilter on co_name for a function glob G. Whatever G matches ends with co_name, after a
+ * '.' or whole (qualified names and module.qualname alike), so: no wildcard -> co_name is G's
+ * last dotted part; a literal tail with a dot -> co_name is the part after that dot; a literal
+ * tail without one -> co_name ends with it; no literal tail -> anything.
+ */
+static void name_filter(const char *glob, struct fn_filter *f)
+{
+	const char *tail = literal_tail(glob), *dot = strrchr(tail, '.');
+
+	if (tail == glob && !strpbrk(glob, "*?[")) {
+		dot = strrchr(glob, '.');
+		tail = dot ? dot + 1 : glob;
+		f->name_kind = strlen(tail) > FN_LIT_MAX - 1 ? FN_M_PREFIX : FN_M_EXACT;
+		lit_set(f->name, &f->name_len, tail, strlen(tail), false);
+	} else if (dot) {
+		f->name_kind = strlen(dot + 1) > FN_LIT_MAX - 1 ? FN_M_PREFIX : FN_M_EXACT;
+		lit_set(f->name, &f->name_len, dot + 1, strlen(dot + 1), false);
+	} else if (*tail) {
+		f->name_kind = FN_M_SUFFIX;
+		lit_set(f->name, &f->name_len, tail, strlen(tail), true);
+	} else {
+		f->name_kind = FN_M_ANY;
+	}
+}
+
+int fn_pattern__compile(const char *text, struct fn_pattern *p, struct fn_filter *f)
+{
+	const char *colon, *star;
+	size_t n = strlen(text);
+
+	memset(p, 0, sizeof(*p));
+	memset(f, 0, sizeof(*f));
+	if (!n || n >= FN_GLOB_MAX)
+		return -EINVAL;
+	snprintf(p->text, sizeof(p->text), "%s", text);
+	colon = strrchr(text, ':');
+	if (colon) {
+		size_t fl = colon - text;
+
+		if (!fl || !colon[1])
+			return -EINVAL;
+		memcpy(p->file_glob, text, fl);
+		p->file_glob[fl] = 0;
+		snprintf(p->func_glob, sizeof(p->func_glob), "%s", colon + 1);
+		/* file: a literal tail after the last wildcard, as a suffix */
+		star = literal_tail(p->file_glob);
+		if (*star) {
+			f->file_kind = FN_M_SUFFIX;
+			lit_set(f->file, &f->file_len, star, strlen(star), true);
+		}
+	} else {
+		p->qualified = true;
+		snprintf(p->func_glob, sizeof(p->func_glob), "%s", text);
+	}
+	name_filter(p->func_glob, f);
+	return 0;
+}
+
+static bool glob(const char *g, const char *s)
+{
+	return s && fnmatch(g, s, 0) == 0;
+}
+
+/* Try g on "tail.func" for each dotted tail of file's module path, and on func alone. */
+static bool match_qualified(const char *g, const char *file, const char *func)
+{
+	char mod[FN_GLOB_MAX * 2], cand[FN_GLOB_MAX * 3];
+	const char *comps[64];
+	size_t lens[64];
+	int nc = 0, k, i;
+	const char *p, *e;
+
+	if (glob(g, func))
+		return true;
+	if (!file || file[0] == '<')
+		return false;
+	snprintf(mod, sizeof(mod), "%s", file);
+	e = strrchr(mod, '.');
+	if (e && (!strcmp(e, ".py") || !strcmp(e, ".pyw") || !strcmp(e, ".pyc")))
+		mod[e - mod] = 0;
+	for (p = mod; *p && nc < 64;) {
+		const char *slash = strchr(p, '/');
+		size_t l = slash ? (size_t)(slash - p) : strlen(p);
+
+		if (l) {
+			comps[nc] = p;
+			lens[nc++] = l;
+		}
+		if (!slash)
+			break;
+		p = slash + 1;
+	}
+	if (nc && lens[nc - 1] == 8 && !strncmp(comps[nc - 1], "__init__", 8))
+		nc--;
+	for (k = nc - 1; k >= 0; k--) {
+		size_t o = 0;
+
+		for (i = k; i < nc; i++) {
+			if (o + lens[i] + 2 >= sizeof(cand))
+				return false;
+			memcpy(cand + o, comps[i], lens[i]);
+			o += lens[i];
+			cand[o++] = '.';
+		}
+		snprintf(cand + o, sizeof(cand) - o, "%s", func);
+		if (glob(g, cand))
+			return true;
+	}
+	return false;
+}
+
+bool fn_pattern__match(const struct fn_pattern *p, const char *file, const char *name, const char *qualname)
+{
+	if (!p->qualified)
+		return glob(p->file_glob, file ? file : "") &&
+		       (glob(p->func_glob, name) || glob(p->func_glob, qualname));
+	return match_qualified(p->func_glob, file, name) ||
+	       (qualname && strcmp(qualname, name ? name : "") && match_qualified(p->func_glob, file, qualname));
+}
+
+static bool part_pass(__u8 kind, const char *lit, size_t n, const char *s)
+{
+	size_t l = strlen(s);
+
+	switch (kind) {
+	case FN_M_ANY:
+		return true;
+	case FN_M_EXACT:
+		return l == n && !memcmp(s, lit, n);
+	case FN_M_PREFIX:
+		return l >= n && !memcmp(s, lit, n);
+	case FN_M_SUFFIX:
+		return l >= n && !memcmp(s + l - n, lit, n);
+	}
+	return false;
+}
+
+bool fn_filter__pass(const struct fn_filter *f, const char *file, const char *name)
+{
+	return part_pass(f->name_kind, f->name, f->name_len, name) &&
+	       part_pass(f->file_kind, f->file, f->file_len, file);
+}
+
+/* ---- aggregation ---- */
+
+struct caller {
+	char *name;
+	uint64_t calls;
+};
+
+struct fn_stat {
+	char *name;		/* co_name (probes) or qualname (samples) */
+	char *qualname;		/* NULL until known */
+	char *file;
+	bool matched;		/* passed the exact match */
+	struct lathist *h;	/* probe calls; NULL until the first */
+	struct caller callers[MAX_CALLERS];
+	int ncallers;
+	uint64_t other_callers, unknown_callers;
+	uint64_t oncpu_ns, offcpu_ns;	/* sampled */
+	uint64_t last_sample_seq;	/* counted once per stack */
+};
+
+struct id_slot {
+	uint32_t pid;
+	uint64_t file, name;
+	int fn;			/* -1: not a match; index into fns otherwise; slot free when pid == 0 */
+};
+
+struct fpid {
+	pid_t pid;
+	struct py_probes pp;
+	unsigned major, minor;
+	char binary[512];
+	bool attached;
+	struct bpf_link *links[6];
+	int nlinks;
+	char why[160];		/* for the report: what was attached or why not */
+};
+
+struct imp_stat {
+	char *module;
+	uint64_t ns;
+	uint64_t count;
+	int found;
+};
+
+struct funcs {
+	struct funcs_opts opts;
+	struct funcs_shared sh;
+	struct funcs_bpf *skel;
+	struct fn_pattern pats[FN_MAX_PATTERNS];
+	int npats;
+	struct fn_stat *fns;
+	int nfns;
+	int fn_hash[FN_HASH];	/* index + 1 */
+	struct id_slot *ids;
+	struct fpid pids[MAX_PIDS];
+	int npids;
+	uint64_t sample_seq;
+	uint64_t wall_ns, wall_oncpu_ns, wall_offcpu_ns;	/* every sampled stack */
+	uint64_t candidates_rejected, calls_unknown, fns_dropped;
+	struct lathist gc;
+	struct lathist gc_gen[3];
+	uint64_t gc_collected;
+	struct imp_stat *imps;
+	int nimps;
+	struct lathist imp_h;
+	uint64_t imports;
+	uint64_t func_events;
+	struct pt_stack *st;	/* scratch for naming caller frames */
+	const char *names[FRAME_NAMES];
+};
+
+static uint64_t fnv(const char *a, const char *b)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (; *a; a++)
+		h = (h ^ (uint8_t)*a) * 0x100000001b3ULL;
+	h = (h ^ 0xff) * 0x100000001b3ULL;
+	for (; *b; b++)
+		h = (h ^ (uint8_t)*b) * 0x100000001b3ULL;
+	return h;
+}
+
+/* The function (file, name), created if new; -1 when the table is full. */
+static int fn_get(struct funcs *f, const char *file, const char *name)
+{
+	uint32_t i = fnv(file, name) % FN_HASH, n;
+
+	for (n = 0; n < FN_HASH; n++, i = (i + 1) % FN_HASH) {
+		int k = f->fn_hash[i] - 1;
+
+		if (k < 0)
+			break;
+		if (!strcmp(f->fns[k].file, file) && !strcmp(f->fns[k].name, name))
+			return k;
+	}
+	if (n == FN_HASH || f->nfns >= MAX_FUNCS) {
+		f->fns_dropped++;
+		return -1;
+	}
+	f->fns[f->nfns].name = strdup(name);
+	f->fns[f->nfns].file = strdup(file);
+	f->fn_hash[i] = f->nfns + 1;
+	return f->nfns++;
+}
+
+static struct id_slot *id_get(struct funcs *f, uint32_t pid, uint64_t file, uint64_t name, bool create)
+{
+	uint64_t h = ((uint64_t)pid * 0x9e3779b97f4a7c15ULL) ^ (file * 0xff51afd7ed558ccdULL) ^ (name * 31);
+	uint32_t i = (uint32_t)(h >> 20) % ID_HASH, n;
+
+	for (n = 0; n < ID_HASH; n++, i = (i + 1) % ID_HASH) {
+		struct id_slot *s = &f->ids[i];
+
+		if (s->pid == pid && s->file == file && s->name == name)
+			return s;
+		if (!s->pid) {
+			if (!create)
+				return NULL;
+			s->pid = pid;
+			s->file = file;
+			s->name = name;
+			s->fn = -1;
+			return s;
+		}
+	}
+	return NULL;
+}
+
+static bool any_match(struct funcs *f, const char *file, const char *name, const char *qualname)
+{
+	int i;
+
+	for (i = 0; i < f->npats; i++)
+		if (fn_pattern__match(&f->pats[i], file, name, qualname))
+			return true;
+	return false;
+}
+
+struct funcs *funcs__new(const struct funcs_opts *o, const struct funcs_shared *sh, char *err, size_t errlen)
+{
+	struct funcs *f = calloc(1, sizeof(*f));
+	struct fn_filter filt;
+	int i, ret;
+
+	if (!f) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	f->opts = *o;
+	f->sh = *sh;
+	f->fns = calloc(MAX_FUNCS, sizeof(*f->fns));
+	f->ids = calloc(ID_HASH, sizeof(*f->ids));
+	f->imps = calloc(MAX_IMPORTS, sizeof(*f->imps));
+	f->st = calloc(1, sizeof(*f->st));
+	if (!f->fns || !f->ids || !f->imps || !f->st) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	lathist__init(&f->gc);
+	for (i = 0; i < 3; i++)
+		lathist__init(&f->gc_gen[i]);
+	lathist__init(&f->imp_h);
+	if (o->npatterns > FN_MAX_PATTERNS) {
+		snprintf(err, errlen, "at most %d --functions patterns", FN_MAX_PATTERNS);
+		goto fail;
+	}
+	f->skel = funcs_bpf__open();
+	if (!f->skel) {
+		snprintf(err, errlen, "cannot open the USDT BPF object: %s", strerror(errno));
+		goto fail;
+	}
+	for (i = 0; i < o->npatterns; i++) {
+		if (fn_pattern__compile(o->patterns[i], &f->pats[i], &filt)) {
+			snprintf(err, errlen, "invalid --functions pattern '%s' (expected a glob such as "
+				 "'myapp.*', 'app.views.index' or '*views.py:*')", o->patterns[i]);
+			goto fail;
+		}
+		memcpy((void *)&f->skel->rodata->filters[i], &filt, sizeof(filt));
+	}
+	f->npats = o->npatterns;
+	f->skel->rodata->npatterns = o->npatterns;
+	if (bpf_map__reuse_fd(f->skel->maps.procs, bpf_map__fd(sh->procs)) ||
+	    bpf_map__reuse_fd(f->skel->maps.tracked, bpf_map__fd(sh->tracked)) ||
+	    bpf_map__reuse_fd(f->skel->maps.counters, bpf_map__fd(sh->counters)) ||
+	    bpf_map__reuse_fd(f->skel->maps.events, bpf_map__fd(sh->events))) {
+		snprintf(err, errlen, "cannot share maps with the USDT BPF object: %s", strerror(errno));
+		goto fail;
+	}
+	ret = funcs_bpf__load(f->skel);
+	if (ret) {
+		snprintf(err, errlen, "cannot load the USDT BPF programs: %s", strerror(-ret));
+		goto fail;
+	}
+	return f;
+fail:
+	funcs__free(f);
+	return NULL;
+}
+
+void funcs__free(struct funcs *f)
+{
+	int i, j;
+
+	if (!f)
+		return;
+	for (i = 0; i < f->npids; i++)
+		for (j = 0; j < f->pids[i].nlinks; j++)
+			bpf_link__destroy(f->pids[i].links[j]);
+	funcs_bpf__destroy(f->skel);
+	for (i = 0; f->fns && i < f->nfns; i++) {
+		free(f->fns[i].name);
+		free(f->fns[i].qualname);
+		free(f->fns[i].file);
+		free(f->fns[i].h);
+		for (j = 0; j < f->fns[i].ncallers; j++)
+			free(f->fns[i].callers[j].name);
+	}
+	for (i = 0; f->imps && i < f->nimps; i++)
+		free(f->imps[i].module);
+	free(f->imps);
+	free(f->fns);
+	free(f->ids);
+	free(f->st);
+	free(f);
+}
+
+static int read_probes(pid_t pid, const struct py_target *py, struct py_probes *pp, char *host, size_t hostlen)
+{
+	struct usdt_note notes[MAX_NOTES];
+	int n;
+
+	if (py->shared)
+		procmaps__host_path(pid, py->binary, host, hostlen);
+	else
+		snprintf(host, hostlen, "/proc/%d/exe", pid);
+	n = usdt__read_notes(host, notes, MAX_NOTES);
+	if (n < 0)
+		return n;
+	usdt__classify(notes, n < MAX_NOTES ? n : MAX_NOTES, py->major, py->minor, pp);
+	return 0;
+}
+
+int funcs__detect(pid_t pid, struct py_target *py, struct py_probes *pp, char *err, size_t errlen)
+{
+	char host[600];
+	int ret, tries;
+
+	for (tries = 0; tries < 20; tries++) {
+		ret = py_target__inspect(pid, py, err, errlen);
+		if (ret != -EAGAIN)
+			break;
+		usleep(50000);
+	}
+	if (ret)
+		return ret;
+	ret = read_probes(pid, py, pp, host, sizeof(host));
+	if (ret)
+		snprintf(err, errlen, "cannot read the SDT notes of %s: %s", host, strerror(-ret));
+	return ret;
+}
+
+static struct fpid *fpid_get(struct funcs *f, pid_t pid, bool create)
+{
+	int i;
+
+	for (i = 0; i < f->npids; i++)
+		if (f->pids[i].pid == pid)
+			return &f->pids[i];
+	if (!create || f->npids >= MAX_PIDS)
+		return NULL;
+	memset(&f->pids[f->npids], 0, sizeof(f->pids[0]));
+	f->pids[f->npids].pid = pid;
+	return &f->pids[f->npids++];
+}
+
+static int attach_one(struct funcs *f, struct fpid *fp, struct bpf_program *prog, const char *host,
+		      const char *name, char *err, size_t errlen)
+{
+	struct bpf_link *l;
+
+	l = bpf_program__attach_usdt(prog, fp->pid, host, "python", name, NULL);
+	if (!l) {
+		int ret = -errno;
+
+		snprintf(err, errlen, "cannot attach python:%s in pid %d: %s", name, fp->pid, strerror(-ret));
+		return ret;
+	}
+	fp->links[fp->nlinks++] = l;
+	return 0;
+}
+
+int funcs__add_pid(struct funcs *f, pid_t pid, const struct py_target *py, char *err, size_t errlen)
+{
+	struct fpid *fp = fpid_get(f, pid, true);
+	char host[600];
+	bool fn;
+	int ret = 0;
+
+	if (!fp)
+		return -E2BIG;
+	if (fp->attached)
+		return 0;
+	fp->major = py->major;
+	fp->minor = py->minor;
+	snprintf(fp->binary, sizeof(fp->binary), "%s", py->binary);
+	ret = read_probes(pid, py, &fp->pp, host, sizeof(host));
+	if (ret) {
+		snprintf(err, errlen, "cannot read the SDT notes of %s: %s", host, strerror(-ret));
+		return ret;
+	}
+	fp->attached = true;
+	fn = fp->pp.level == PY_PROBES_COMPLETE && f->opts.mode == FUNCS_AUTO && f->npats;
+	if (fn) {
+		ret = attach_one(f, fp, f->skel->progs.func_entry, host, "function__entry", err, errlen);
+		if (!ret)
+			ret = attach_one(f, fp, f->skel->progs.func_return, host, "function__return", err, errlen);
+		if (ret)
+			return ret;
+	}
+	if (f->opts.gc && fp->pp.gc_start && fp->pp.gc_done) {
+		ret = attach_one(f, fp, f->skel->progs.gc_start, host, "gc__start", err, errlen);
+		if (!ret)
+			ret = attach_one(f, fp, f->skel->progs.gc_done, host, "gc__done", err, errlen);
+		if (ret)
+			return ret;
+	}
+	if (f->opts.gc && fp->pp.import_start && fp->pp.import_done) {
+		ret = attach_one(f, fp, f->skel->progs.import_start, host, "import__find__load__start", err, errlen);
+		if (!ret)
+			ret = attach_one(f, fp, f->skel->progs.import_done, host, "import__find__load__done", err, errlen);
+		if (ret)
+			return ret;
+	}
+	vlog("pid %d: %s (%d python:* notes)%s\n", pid, usdt__level_str(fp->pp.level), fp->pp.nnotes,
+	     fn ? ", function probes attached" : "");
+	return 0;
+}
+
+void funcs__forget_pid(struct funcs *f, pid_t pid)
+{
+	(void)f;
+	(void)pid;	/* links stay until the end: the kernel drops their uprobes with the process */
+}
+
+static bool sampled_pid(const struct funcs *f, const struct fpid *fp)
+{
+	return f->opts.mode == FUNCS_SAMPLE || fp->pp.level != PY_PROBES_COMPLETE;
+}
+
+bool funcs__sampling_used(const struct funcs *f)
+{
+	int i;
+
+	for (i = 0; i < f->npids; i++)
+		if (sampled_pid(f, &f->pids[i]))
+			return true;
+	return f->npids == 0;
+}
+
+/* "qualname (file:line)" -> qualname and file, in place (buf is modified). */
+static bool split_frame(char *buf, char **qual, char **file)
+{
+	char *open = strrchr(buf, '('), *colon;
+
+	if (!open || open == buf || open[-1] != ' ')
+		return false;
+	colon = strrchr(open, ':');
+	if (!colon)
+		return false;
+	open[-1] = 0;
+	*colon = 0;
+	*qual = buf;
+	*file = open + 1;
+	return true;
+}
+
+static void add_caller(struct fn_stat *s, const char *caller)
+{
+	int i;
+
+	for (i = 0; i < s->ncallers; i++)
+		if (!strcmp(s->callers[i].name, caller)) {
+			s->callers[i].calls++;
+			return;
+		}
+	if (s->ncallers < MAX_CALLERS) {
+		s->callers[s->ncallers].name = strdup(caller);
+		s->callers[s->ncallers++].calls = 1;
+		return;
+	}
+	s->other_callers++;
+}
+
+/* Name the caller from the frames read at entry; learn the qualified name on the way. */
+static void note_caller(struct funcs *f, const struct fn_call *e, struct fn_stat *s)
+{
+	char buf[1024], *q, *file;
+	size_t n, i;
+
+	if (!e->nframes || !f->sh.frames) {
+		s->unknown_callers++;
+		return;
+	}
+	f->st->nframes = e->nframes;
+	f->st->flags = 0;
+	for (i = 0; i < e->nframes && i < FN_CALLER_FRAMES; i++)
+		f->st->frames[i] = e->frames[i];
+	n = f->sh.frames(f->sh.ctx, e->hdr.pid, e->tid, f->st, f->names, FRAME_NAMES);
+	if (!n) {
+		s->unknown_callers++;
+		return;
+	}
+	/* Root first: the innermost is last. Is it the callee's own frame (pushed before the probe)? */
+	i = n - 1;
+	snprintf(buf, sizeof(buf), "%s", f->names[i]);
+	if (split_frame(buf, &q, &file) && !strcmp(file, s->file)) {
+		size_t ql = strlen(q), nl = strlen(s->name);
+
+		if (ql >= nl && !strcmp(q + ql - nl, s->name) && (ql == nl || q[ql - nl - 1] == '.')) {
+			if (!s->qualname)
+				s->qualname = strdup(q);
+			if (i == 0) {
+				s->unknown_callers++;
+				return;
+			}
+			i--;
+		}
+	}
+	if (f->names[i][0] == '[')
+		s->unknown_callers++;
+	else
+		add_caller(s, f->names[i]);
+}
+
+static void handle_call(struct funcs *f, const struct fn_call *e, size_t size)
+{
+	struct id_slot *id = id_get(f, e->hdr.pid, e->file_ptr, e->name_ptr, true);
+	struct fn_key key = { .pid = e->hdr.pid, .file = e->file_ptr, .name = e->name_ptr };
+	bool full = size >= sizeof(*e);
+	struct fn_stat *s;
+	__u8 v;
+
+	f->func_events++;
+	if (!id) {
+		f->calls_unknown++;
+		return;
+	}
+	if (full && id->fn < 0) {
+		char name[FN_NAME_MAX + 1], file[FN_FILE_MAX + 1];
+
+		memcpy(name, e->name, FN_NAME_MAX);
+		name[FN_NAME_MAX] = 0;
+		memcpy(file, e->file, FN_FILE_MAX);
+		file[FN_FILE_MAX] = 0;
+		if (!any_match(f, file, name, NULL)) {
+			/* passed the prefilter, not the glob: stop it in BPF from now on */
+			v = FN_V_NO;
+			bpf_map_update_elem(bpf_map__fd(f->skel->maps.verdicts), &key, &v, BPF_ANY);
+			f->candidates_rejected++;
+			return;
+		}
+		id->fn = fn_get(f, file, name);
+		if (id->fn < 0)
+			return;
+		f->fns[id->fn].matched = true;
+		v = FN_V_YES;
+		bpf_map_update_elem(bpf_map__fd(f->skel->maps.verdicts), &key, &v, BPF_ANY);
+	}
+	if (id->fn < 0) {
+		f->calls_unknown++;	/* a name-less event for a function not seen yet (evicted) */
+		return;
+	}
+	s = &f->fns[id->fn];
+	if (!s->h) {
+		s->h = malloc(sizeof(*s->h));
+		if (!s->h)
+			return;
+		lathist__init(s->h);
+	}
+	lathist__add(s->h, e->dur_ns);
+	note_caller(f, e, s);
+}
+
+static void handle_import(struct funcs *f, const struct fn_import *e)
+{
+	char mod[FN_MOD_MAX + 1];
+	int i;
+
+	memcpy(mod, e->module, FN_MOD_MAX);
+	mod[FN_MOD_MAX] = 0;
+	f->imports++;
+	lathist__add(&f->imp_h, e->dur_ns);
+	for (i = 0; i < f->nimps; i++)
+		if (!strcmp(f->imps[i].module, mod))
+			break;
+	if (i == f->nimps) {
+		if (f->nimps >= MAX_IMPORTS)
+			return;
+		f->imps[i].module = strdup(mod);
+		f->nimps++;
+	}
+	f->imps[i].ns += e->dur_ns;
+	f->imps[i].count++;
+	f->imps[i].found = e->found;
+}
+
+void funcs__handle(struct funcs *f, const void *data, size_t size)
+{
+	const struct pt_event_hdr *h = data;
+
+	switch (h->type) {
+	case PT_EV_FUNC_CALL:
+		if (size >= offsetof(struct fn_call, name))
+			handle_call(f, data, size);
+		break;
+	case PT_EV_FUNC_GC:
+		if (size >= sizeof(struct fn_gc)) {
+			const struct fn_gc *g = data;
+
+			lathist__add(&f->gc, g->dur_ns);
+			if (g->generation >= 0 && g->generation < 3)
+				lathist__add(&f->gc_gen[g->generation], g->dur_ns);
+			if (g->collected > 0)
+				f->gc_collected += g->collected;
+		}
+		break;
+	case PT_EV_FUNC_IMPORT:
+		if (size >= sizeof(struct fn_import))
+			handle_import(f, data);
+		break;
+	}
+}
+
+void funcs__add_sample(struct funcs *f, uint32_t pid, uint32_t tid, const char *const *frames, size_t n,
+		       uint64_t weight_ns, bool offcpu)
+{
+	struct fpid *fp = fpid_get(f, pid, false);
+	char buf[1024], *q, *file;
+	size_t i;
+
+	if (fp && !sampled_pid(f, fp))
+		return;
+	f->sample_seq++;
+	f->wall_ns += weight_ns;
+	if (offcpu)
+		f->wall_offcpu_ns += weight_ns;
+	else
+		f->wall_oncpu_ns += weight_ns;
+	for (i = 0; i < n; i++) {
+		struct fn_stat *s;
+		const char *name;
+		int k;
+
+		snprintf(buf, sizeof(buf), "%s", frames[i]);
+		if (!split_frame(buf, &q, &file))
+			continue;
+		/* the probes' co_name is the qualified name's last part */
+		name = strrchr(q, '.') ? strrchr(q, '.') + 1 : q;
+		if (!any_match(f, file, name, q))
+			continue;
+		k = fn_get(f, file, q);
+		if (k < 0)
+			continue;
+		s = &f->fns[k];
+		s->matched = true;
+		if (!s->qualname)
+			s->qualname = strdup(q);
+		if (s->last_sample_seq == f->sample_seq)
+			continue;	/* recursion: once per stack */
+		s->last_sample_seq = f->sample_seq;
+		if (offcpu)
+			s->offcpu_ns += weight_ns;
+		else
+			s->oncpu_ns += weight_ns;
+	}
+}
+
+/* ---- reports ---- */
+
+static const char *source_text(struct funcs *f)
+{
+	bool probes = false, partial = false, none = false, silent = false;
+	int i;
+
+	for (i = 0; i < f->npids; i++) {
+		switch (f->pids[i].pp.level) {
+		case PY_PROBES_COMPLETE: probes = true; break;
+		case PY_PROBES_PARTIAL: partial = true; break;
+		case PY_PROBES_SILENT: silent = true; break;
+		default: none = true; break;
+		}
+	}
+	if (f->opts.mode == FUNCS_SAMPLE)
+		return "sampled shares (USDT probes not used: --functions-source=sample)";
+	if (probes && !partial && !none && !silent)
+		return "USDT probes (complete)";
+	if (partial && !probes && !none && !silent)
+		return "USDT probes (partial: 3.11 fires only for frames entered from C) - showing sampled shares";
+	if (silent && !probes && !none && !partial)
+		return "no USDT function probes fire in CPython 3.12-3.14 - sampled shares";
+	if (none && !probes && !partial && !silent)
+		return "no USDT probes - sampled shares";
+	return "mixed: USDT probes where complete, sampled shares elsewhere";
+}
+
+static const char *source_key(const struct funcs *f, const struct fpid *fp)
+{
+	if (f->opts.mode == FUNCS_SAMPLE)
+		return "sampled";
+	return fp->pp.level == PY_PROBES_COMPLETE ? "usdt" : "sampled";
+}
+
+static const char *level_key(enum py_probe_level l)
+{
+	switch (l) {
+	case PY_PROBES_COMPLETE: return "complete";
+	case PY_PROBES_PARTIAL: return "partial";
+	case PY_PROBES_SILENT: return "silent";
+	default: return "none";
+	}
+}
+
+static const char *display(const struct fn_stat *s)
+{
+	return s->qualname ? s->qualname : s->name;
+}
+
+static int cmp_total(const void *a, const void *b, void *ctx)
+{
+	const struct fn_stat *fa = &((struct funcs *)ctx)->fns[*(const int *)a];
+	const struct fn_stat *fb = &((struct funcs *)ctx)->fns[*(const int *)b];
+	uint64_t ta = fa->h ? fa->h->sum : 0, tb = fb->h ? fb->h->sum : 0;
+
+	if (ta == tb) {
+		ta = fa->oncpu_ns + fa->offcpu_ns;
+		tb = fb->oncpu_ns + fb->offcpu_ns;
+	}
+	return ta < tb ? 1 : ta > tb ? -1 : 0;
+}
+
+static int cmp_callers(const void *a, const void *b)
+{
+	const struct caller *ca = a, *cb = b;
+
+	return ca->calls < cb->calls ? 1 : ca->calls > cb->calls ? -1 : 0;
+}
+
+/* Matched functions, costliest first; returns how many. */
+static int sorted(struct funcs *f, int *idx)
+{
+	int i, n = 0;
+
+	for (i = 0; i < f->nfns; i++)
+		if (f->fns[i].matched && (f->fns[i].h || f->fns[i].oncpu_ns + f->fns[i].offcpu_ns))
+			idx[n++] = i;
+	qsort_r(idx, n, sizeof(*idx), cmp_total, f);
+	for (i = 0; i < n; i++)
+		qsort(f->fns[idx[i]].callers, f->fns[idx[i]].ncallers, sizeof(struct caller), cmp_callers);
+	return n;
+}
+
+static void fmt_ns(char *buf, size_t size, double ns)
+{
+	if (ns >= 1e9)
+		snprintf(buf, size, "%.3fs", ns / 1e9);
+	else if (ns >= 1e6)
+		snprintf(buf, size, "%.2fms", ns / 1e6);
+	else if (ns >= 1e3)
+		snprintf(buf, size, "%.1fus", ns / 1e3);
+	else
+		snprintf(buf, size, "%.0fns", ns);
+}
+
+void funcs__report(struct funcs *f, FILE *out)
+{
+	int *idx = calloc(f->nfns + 1, sizeof(int)), n, i, j, shown = 0;
+	char a[6][24];
+
+	if (!idx)
+		return;
+	n = sorted(f, idx);
+	fprintf(out, "\nFunctions matching");
+	for (i = 0; i < f->npats; i++)
+		fprintf(out, " '%s'", f->pats[i].text);
+	fprintf(out, "\nSource: %s\n", source_text(f));
+	for (i = 0; i < f->npids; i++)
+		fprintf(out, "  pid %d: CPython %u.%u (%s): %s%s\n", f->pids[i].pid, f->pids[i].major,
+			f->pids[i].minor, f->pids[i].binary, usdt__level_str(f->pids[i].pp.level),
+			sampled_pid(f, &f->pids[i]) ? " -> sampled shares" : "");
+	for (i = 0; i < n; i++) {
+		struct fn_stat *s = &f->fns[idx[i]];
+
+		if (!s->h)
+			continue;
+		if (!shown++)
+			fprintf(out, "  %10s %10s %10s %10s %10s %10s %10s  function\n", "calls", "total", "mean",
+				"p50", "p95", "p99", "max");
+		fmt_ns(a[0], sizeof(a[0]), (double)s->h->sum);
+		fmt_ns(a[1], sizeof(a[1]), lathist__mean(s->h));
+		fmt_ns(a[2], sizeof(a[2]), (double)lathist__percentile(s->h, 50));
+		fmt_ns(a[3], sizeof(a[3]), (double)lathist__percentile(s->h, 95));
+		fmt_ns(a[4], sizeof(a[4]), (double)lathist__percentile(s->h, 99));
+		fmt_ns(a[5], sizeof(a[5]), (double)s->h->max);
+		fprintf(out, "  %10llu %10s %10s %10s %10s %10s %10s  %s (%s)\n", (unsigned long long)s->h->count,
+			a[0], a[1], a[2], a[3], a[4], a[5], display(s), s->file);
+		for (j = 0; j < s->ncallers && j < 3; j++)
+			fprintf(out, "  %10s %llu calls from %s\n", j ? "" : "callers:",
+				(unsigned long long)s->callers[j].calls, s->callers[j].name);
+	}
+	if (funcs__sampling_used(f)) {
+		fprintf(out, "  Sampled wall-clock time: %.3fs (on-CPU %.3fs, off-CPU %.3fs) over all traced threads\n",
+			f->wall_ns / 1e9, f->wall_oncpu_ns / 1e9, f->wall_offcpu_ns / 1e9);
+		shown = 0;
+		for (i = 0; i < n; i++) {
+			struct fn_stat *s = &f->fns[idx[i]];
+			uint64_t t = s->oncpu_ns + s->offcpu_ns;
+
+			if (!t)
+				continue;
+			if (!shown++)
+				fprintf(out, "  %8s %10s %10s %10s  function\n", "share", "wall", "on-CPU", "off-CPU");
+			fmt_ns(a[0], sizeof(a[0]), (double)t);
+			fmt_ns(a[1], sizeof(a[1]), (double)s->oncpu_ns);
+			fmt_ns(a[2], sizeof(a[2]), (double)s->offcpu_ns);
+			fprintf(out, "  %7.1f%% %10s %10s %10s  %s (%s)\n", f->wall_ns ? 100.0 * t / f->wall_ns : 0,
+				a[0], a[1], a[2], display(s), s->file);
+		}
+	}
+	if (!n)
+		fprintf(out, "  (no matching function was seen)\n");
+	if (f->gc.count) {
+		fmt_ns(a[0], sizeof(a[0]), (double)f->gc.sum);
+		fmt_ns(a[1], sizeof(a[1]), (double)lathist__percentile(&f->gc, 50));
+		fmt_ns(a[2], sizeof(a[2]), (double)lathist__percentile(&f->gc, 99));
+		fmt_ns(a[3], sizeof(a[3]), (double)f->gc.max);
+		fprintf(out, "\nGC pauses (gc__start/gc__done): %llu collections, total %s, p50 %s, p99 %s, max %s\n",
+			(unsigned long long)f->gc.count, a[0], a[1], a[2], a[3]);
+	}
+	if (f->imports) {
+		fmt_ns(a[0], sizeof(a[0]), (double)f->imp_h.sum);
+		fprintf(out, "Imports (import__find__load_*): %llu, %s including nested imports\n",
+			(unsigned long long)f->imports, a[0]);
+	}
+	free(idx);
+}
+
+static void json_hist(struct jsonw *w, const struct lathist *h)
+{
+	jsonw__name(w, "count");
+	jsonw__uint(w, h->count);
+	jsonw__name(w, "total_ns");
+	jsonw__uint(w, h->sum);
+	jsonw__name(w, "mean_ns");
+	jsonw__double_fixed(w, lathist__mean(h), 0);
+	jsonw__name(w, "p50_ns");
+	jsonw__uint(w, lathist__percentile(h, 50));
+	jsonw__name(w, "p95_ns");
+	jsonw__uint(w, lathist__percentile(h, 95));
+	jsonw__name(w, "p99_ns");
+	jsonw__uint(w, lathist__percentile(h, 99));
+	jsonw__name(w, "max_ns");
+	jsonw__uint(w, h->count ? h->max : 0);
+}
+
+void funcs__write_json(struct funcs *f, struct jsonw *w)
+{
+	int *idx = calloc(f->nfns + 1, sizeof(int)), n, i, j;
+
+	n = idx ? sorted(f, idx) : 0;
+	jsonw__start_object(w);
+	jsonw__name(w, "patterns");
+	jsonw__start_array(w);
+	for (i = 0; i < f->npats; i++)
+		jsonw__string(w, f->pats[i].text);
+	jsonw__end_array(w);
+	jsonw__name(w, "source");
+	jsonw__string(w, source_text(f));
+	jsonw__name(w, "processes");
+	jsonw__start_array(w);
+	for (i = 0; i < f->npids; i++) {
+		const struct fpid *fp = &f->pids[i];
+
+		jsonw__start_object(w);
+		jsonw__name(w, "pid");
+		jsonw__uint(w, fp->pid);
+		jsonw__name(w, "python");
+		{
+			char v[16];
+
+			snprintf(v, sizeof(v), "%u.%u", fp->major, fp->minor);
+			jsonw__string(w, v);
+		}
+		jsonw__name(w, "binary");
+		jsonw__string(w, fp->binary);
+		jsonw__name(w, "probes");
+		jsonw__string(w, level_key(fp->pp.level));
+		jsonw__name(w, "probes_text");
+		jsonw__string(w, usdt__level_str(fp->pp.level));
+		jsonw__name(w, "gc_probes");
+		jsonw__bool(w, fp->pp.gc_start && fp->pp.gc_done);
+		jsonw__name(w, "import_probes");
+		jsonw__bool(w, fp->pp.import_start && fp->pp.import_done);
+		jsonw__name(w, "source");
+		jsonw__string(w, source_key(f, fp));
+		jsonw__end_object(w);
+	}
+	jsonw__end_array(w);
+	jsonw__name(w, "calls");
+	jsonw__start_array(w);
+	for (i = 0; i < n; i++) {
+		struct fn_stat *s = &f->fns[idx[i]];
+
+		if (!s->h)
+			continue;
+		jsonw__start_object(w);
+		jsonw__name(w, "function");
+		jsonw__string(w, display(s));
+		jsonw__name(w, "name");
+		jsonw__string(w, s->name);
+		jsonw__name(w, "file");
+		jsonw__string(w, s->file);
+		json_hist(w, s->h);
+		jsonw__name(w, "callers");
+		jsonw__start_array(w);
+		for (j = 0; j < s->ncallers && j < 5; j++) {
+			jsonw__start_object(w);
+			jsonw__name(w, "caller");
+			jsonw__string(w, s->callers[j].name);
+			jsonw__name(w, "calls");
+			jsonw__uint(w, s->callers[j].calls);
+			jsonw__end_object(w);
+		}
+		jsonw__end_array(w);
+		jsonw__name(w, "callers_unknown");
+		jsonw__uint(w, s->unknown_callers);
+		jsonw__end_object(w);
+	}
+	jsonw__end_array(w);
+	jsonw__name(w, "sampled");
+	jsonw__start_object(w);
+	jsonw__name(w, "wall_ns");
+	jsonw__uint(w, f->wall_ns);
+	jsonw__name(w, "oncpu_ns");
+	jsonw__uint(w, f->wall_oncpu_ns);
+	jsonw__name(w, "offcpu_ns");
+	jsonw__uint(w, f->wall_offcpu_ns);
+	jsonw__name(w, "functions");
+	jsonw__start_array(w);
+	for (i = 0; i < n; i++) {
+		struct fn_stat *s = &f->fns[idx[i]];
+		uint64_t t = s->oncpu_ns + s->offcpu_ns;
+
+		if (!t)
+			continue;
+		jsonw__start_object(w);
+		jsonw__name(w, "function");
+		jsonw__string(w, display(s));
+		jsonw__name(w, "file");
+		jsonw__string(w, s->file);
+		jsonw__name(w, "share");
+		jsonw__double(w, f->wall_ns ? (double)t / f->wall_ns : 0);
+		jsonw__name(w, "wall_ns");
+		jsonw__uint(w, t);
+		jsonw__name(w, "oncpu_ns");
+		jsonw__uint(w, s->oncpu_ns);
+		jsonw__name(w, "offcpu_ns");
+		jsonw__uint(w, s->offcpu_ns);
+		jsonw__end_object(w);
+	}
+	jsonw__end_array(w);
+	jsonw__end_object(w);
+	jsonw__name(w, "candidates_rejected");
+	jsonw__uint(w, f->candidates_rejected);
+	jsonw__name(w, "events_unattributed");
+	jsonw__uint(w, f->calls_unknown);
+	jsonw__end_object(w);
+	free(idx);
+}
+
+static int cmp_imp(const void *a, const void *b)
+{
+	const struct imp_stat *x = a, *y = b;
+
+	return x->ns < y->ns ? 1 : x->ns > y->ns ? -1 : 0;
+}
+
+void funcs__write_gc_json(struct funcs *f, struct jsonw *w)
+{
+	bool gc = false, imp = false;
+	int i;
+
+	for (i = 0; i < f->npids; i++) {
+		gc |= f->pids[i].pp.gc_start && f->pids[i].pp.gc_done;
+		imp |= f->pids[i].pp.import_start && f->pids[i].pp.import_done;
+	}
+	jsonw__start_object(w);
+	jsonw__name(w, "probes");
+	jsonw__bool(w, gc);
+	json_hist(w, &f->gc);
+	jsonw__name(w, "collected");
+	jsonw__uint(w, f->gc_collected);
+	jsonw__name(w, "generations");
+	jsonw__start_array(w);
+	for (i = 0; i < 3; i++) {
+		jsonw__start_object(w);
+		jsonw__name(w, "generation");
+		jsonw__uint(w, i);
+		json_hist(w, &f->gc_gen[i]);
+		jsonw__end_object(w);
+	}
+	jsonw__end_array(w);
+	jsonw__name(w, "imports");
+	jsonw__start_object(w);
+	jsonw__name(w, "probes");
+	jsonw__bool(w, imp);
+	json_hist(w, &f->imp_h);
+	jsonw__name(w, "modules");
+	jsonw__start_array(w);
+	qsort(f->imps, f->nimps, sizeof(*f->imps), cmp_imp);
+	for (i = 0; i < f->nimps && i < 100; i++) {
+		jsonw__start_object(w);
+		jsonw__name(w, "module");
+		jsonw__string(w, f->imps[i].module);
+		jsonw__name(w, "total_ns");
+		jsonw__uint(w, f->imps[i].ns);
+		jsonw__name(w, "count");
+		jsonw__uint(w, f->imps[i].count);
+		jsonw__end_object(w);
+	}
+	jsonw__end_array(w);
+	jsonw__end_object(w);
+	jsonw__end_object(w);
+}

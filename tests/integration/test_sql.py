@@ -1,0 +1,569 @@
+#!/usr/bin/python3
+"""Integration tests of the SQL capability: libpq uprobes in real processes, real drivers, a real
+PostgreSQL 15 cluster of our own (scripts/pg-cluster.sh), checked against the workloads' own counts
+and latencies and against pg_stat_statements.
+
+Workloads (tests/integration/workloads/sql_*.py):
+  sql_psycopg2.py  psycopg2 on /usr/bin/python3 (PQexec, literals inlined, one failing statement)
+  sql_psycopg3.py  psycopg 3 on /usr/bin/python3: params, prepare_threshold, pipeline, ClientCursor,
+                   AsyncConnection x4 under asyncio; the driver is imported after the tracer started
+  sql_ctypes.py    libpq through ctypes on every interpreter: Debian's, pyenv 3.8-3.13, Debian
+                   unstable's 3.13/3.14/3.15 in a chroot (scripts/sid-root.sh; TCP to the cluster)
+  sql_nolibpq.py   no libpq at all
+Also: the slow log (--slow-ms 0), --show-literals, a statement with invalid UTF-8, and a workload that
+exits right after its last statement (its call sites must still be resolved). A chroot workload whose
+libpq is not found is run again with ChrootAlias, so the rest can still be checked on 3.13-3.15.
+
+Run as root from the repository: tests/integration/test_sql.py [-k SUBSTRING] [-v]
+(PYTRACE_BPF=/path/to/pytrace-bpf tests another build of the tool.)
+Ends with a line "N passed, N failed, N skipped"; exits non-zero if anything failed.
+"""
+import argparse
+import atexit
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+TOOL = os.environ.get("PYTRACE_BPF") or os.path.join(REPO, "build", "pytrace-bpf")
+WORKLOADS = os.path.join(HERE, "workloads")
+PG_CLUSTER = os.path.join(REPO, "scripts", "pg-cluster.sh")
+PGBIN = os.environ.get("PGBIN", "/usr/lib/postgresql/15/bin")
+SUPPORTED = [(3, m) for m in range(8, 16)]
+# Durations are printed with 3 decimals; the client's clock reads around the tool's probes.
+SLACK_MS = 0.002
+
+results = []
+args = None
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def record(name, ok, detail=""):
+    results.append((name, "PASS" if ok else "FAIL", detail))
+    log("%s %s%s" % ("PASS" if ok else "FAIL", name,
+                     (": " + detail) if detail and (not ok or args.verbose) else ""))
+    return ok
+
+
+def skip(name, reason):
+    results.append((name, "SKIP", reason))
+    log("SKIP %s: %s" % (name, reason))
+
+
+def marker_lines(path):
+    """{'pg2_select': 31, ...} from '# @name' comments."""
+    lines = {}
+    with open(path) as f:
+        for no, text in enumerate(f, 1):
+            m = re.search(r"# @(\w+)", text)
+            if m:
+                lines[m.group(1)] = no
+    return lines
+
+
+# ---------------------------------------------------------------------------------------------
+# Interpreters (as tests/integration/run.py finds them)
+
+class Interp:
+    def __init__(self, label, exe, version, root=None):
+        self.label, self.exe, self.version, self.root = label, exe, version, root
+
+    def argv(self, script):
+        if self.root:
+            return ["chroot", self.root, self.exe, script]
+        return [self.exe, script]
+
+    def workload(self, name):
+        """Path of a workload as the interpreter sees it (and as frames name it)."""
+        if not self.root:
+            return os.path.join(WORKLOADS, name)
+        dest = os.path.join(self.root, "tmp", "pytrace-workloads")
+        os.makedirs(dest, exist_ok=True)
+        shutil.copy(os.path.join(WORKLOADS, name), dest)
+        return "/tmp/pytrace-workloads/" + name
+
+
+def exe_version(argv):
+    out = subprocess.run(argv + ["-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                         capture_output=True, text=True, timeout=60)
+    if out.returncode:
+        return None
+    return tuple(int(x) for x in out.stdout.strip().split("."))
+
+
+def pyenv_root():
+    if os.environ.get("PYENV_ROOT"):
+        return os.environ["PYENV_ROOT"]
+    try:
+        return subprocess.run(["pyenv", "root"], capture_output=True, text=True).stdout.strip() or None
+    except OSError:
+        return os.path.expanduser("~/.pyenv")
+
+
+def find_interpreters():
+    found = []
+    v = exe_version(["/usr/bin/python3"])
+    found.append(Interp("debian-python%d.%d" % v, os.path.realpath("/usr/bin/python3"), v))
+    root = pyenv_root()
+    vdir = os.path.join(root, "versions") if root else None
+    if vdir and os.path.isdir(vdir):
+        for name in sorted(os.listdir(vdir), key=lambda n: [int(x) if x.isdigit() else x for x in re.split(r"(\d+)", n)]):
+            m = re.match(r"(\d+)\.(\d+)", name)
+            if not m:
+                continue
+            major, minor = int(m.group(1)), int(m.group(2))
+            exe = os.path.join(vdir, name, "bin", "python%d.%d" % (major, minor))
+            if os.path.exists(exe) and (major, minor) in SUPPORTED:
+                found.append(Interp("pyenv-" + name, exe, (major, minor)))
+    sid = os.environ.get("PYTRACE_SID_ROOT")
+    if os.environ.get("PYTRACE_NO_SID") != "1":
+        out = subprocess.run([os.path.join(REPO, "scripts", "sid-root.sh")], capture_output=True, text=True)
+        if out.returncode == 0:
+            sid = out.stdout.strip().splitlines()[-1]
+        else:
+            record("sid-root", False, "building the Debian unstable root failed: " + out.stderr[-500:])
+            sid = None
+    if sid:
+        for minor in (13, 14, 15):
+            exe = "/usr/bin/python3.%d" % minor
+            if os.path.exists(os.path.join(sid, exe.lstrip("/"))):
+                found.append(Interp("sid-python3.%d" % minor, exe, (3, minor), root=sid))
+    return found
+
+
+# ---------------------------------------------------------------------------------------------
+# The PostgreSQL cluster
+
+class Cluster:
+    def __init__(self):
+        self.parent = tempfile.mkdtemp(prefix="pytrace-sql-")
+        os.chmod(self.parent, 0o755)
+        self.dir = os.path.join(self.parent, "pg")
+        self.port = self.free_port()
+        self.env = dict(os.environ, PYTRACE_PG_TCP="1", PYTRACE_PG_PORT=str(self.port))
+        self.started = False
+
+    @staticmethod
+    def free_port():
+        """A TCP port nobody listens on (the chroot workloads connect over 127.0.0.1)."""
+        for port in list(range(54340, 54400)):
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            if not os.path.exists("/tmp/.s.PGSQL.%d" % port):
+                return port
+        raise RuntimeError("no free TCP port in 54340-54399")
+
+    def start(self):
+        self.started = True
+        out = subprocess.run([PG_CLUSTER, "start", self.dir], capture_output=True, text=True,
+                             env=self.env, timeout=120)
+        if out.returncode:
+            raise RuntimeError("pg-cluster.sh start failed: " + out.stderr[-1500:])
+
+    def stop(self):
+        if self.started:
+            self.started = False
+            subprocess.run([PG_CLUSTER, "stop", self.dir], capture_output=True, text=True, env=self.env,
+                           timeout=120)
+        shutil.rmtree(self.parent, ignore_errors=True)
+
+    def client_env(self, tcp=False):
+        e = {"PGHOST": "127.0.0.1" if tcp else self.dir, "PGPORT": str(self.port), "PGDATABASE": "pytrace",
+             "PGUSER": "postgres", "PGCONNECT_TIMEOUT": "10"}
+        return e
+
+    def psql(self, sql):
+        env = dict(os.environ, **self.client_env())
+        env["PGOPTIONS"] = "-c client_min_messages=warning"
+        out = subprocess.run([os.path.join(PGBIN, "psql"), "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1",
+                              "-c", sql], capture_output=True, text=True, env=env, timeout=60, cwd="/")
+        if out.returncode:
+            raise RuntimeError("psql %r: %s" % (sql, out.stderr))
+        return out.stdout
+
+    def pgss_reset(self):
+        self.psql("SELECT pg_stat_statements_reset()")
+
+    def pgss(self):
+        """[(query, calls)] of the database pytrace."""
+        js = self.psql("SELECT coalesce(json_agg(json_build_object('q', s.query, 'calls', s.calls)), '[]') "
+                       "FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid "
+                       "WHERE d.datname = 'pytrace'")
+        return [(r["q"], r["calls"]) for r in json.loads(js)]
+
+
+def norm_text(q):
+    """Compare a tool pattern with pg_stat_statements' text: placeholders ($n, ?) as one token."""
+    q = re.sub(r"\$\d+|\?", "?", q)
+    q = re.sub(r"\s+", " ", q).strip().rstrip(";").lower()
+    # The tool folds VALUES lists (any length) into one pattern: (...). pg_stat_statements does not.
+    q = re.sub(r"\bvalues \((?:\s*\?\s*,)*\s*\?\s*\)", "values (...)", q)
+    return q
+
+
+# ---------------------------------------------------------------------------------------------
+# Running a workload under the tool
+
+class Spec:
+    """One statement pattern of a workload."""
+
+    def __init__(self, key, regex, func, errors=0, in_pgss=True):
+        self.key, self.regex, self.func, self.errors, self.in_pgss = key, re.compile(regex, re.I), func, errors, in_pgss
+
+
+PSYCOPG2 = [
+    Spec("pg2_select", r"\bpg2_select\b", "select_loop"),
+    Spec("pg2_insert", r"^\s*insert\s+into\s+pg2_items\b", "insert_loop"),
+    # A failed statement never reaches pg_stat_statements.
+    Spec("pg2_fail", r"\bpg2_nosuchcolumn\b", "fail_once", errors=1, in_pgss=False),
+]
+PSYCOPG3 = [
+    Spec("pg3_plain", r"\bpg3_plain\b", "plain"),
+    Spec("pg3_prep", r"\bpg3_prep\b", "prepared"),
+    Spec("pg3_pipe", r"\bpg3_pipe\b", "pipelined"),
+    Spec("pg3_client", r"\bpg3_client\b", "client_cursor"),
+    Spec("pg3_async", r"\bpg3_async\b", "async_worker"),
+]
+CTYPES = [
+    Spec("ct_exec", r"\bct_exec\b", "run_exec"),
+    Spec("ct_params", r"\bct_params\b", "run_params"),
+    Spec("ct_fail", r"\bct_nosuchtable\b", "run_fail", errors=1, in_pgss=False),
+    # Rejected by the server before parsing: invalid byte sequence for encoding "UTF8".
+    Spec("ct_badutf8", r"\bct_badutf8\b", "run_badutf8", errors=1, in_pgss=False),
+]
+# Literal values the workloads put in their statements: never in a report without --show-literals.
+LITERALS = ["98765", "secret-", "65432", "lit-canary-4242"]
+
+
+class Run:
+    pass
+
+
+def libpq_mapped(pid):
+    """The libpq path /proc/PID/maps names (seen from here), or None."""
+    try:
+        with open("/proc/%d/maps" % pid) as f:
+            for line in f:
+                if "/libpq" in line:
+                    return line.split(None, 5)[-1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def trace(cluster, it, script, tag, tmp, env=None, tool_args=(), tcp=False, timeout=60):
+    """Start the workload, trace it until it exits, collect everything. Returns a Run."""
+    r = Run()
+    r.tag = tag
+    r.script_path = it.workload(script)
+    r.marks = marker_lines(os.path.join(WORKLOADS, script))
+    r.json_path = os.path.join(tmp, re.sub(r"[^\w.-]+", "_", tag) + ".json")
+    cluster.pgss_reset()
+    e = dict(os.environ)
+    e.update(cluster.client_env(tcp=tcp))
+    e.update(env or {})
+    e["PYTHONDONTWRITEBYTECODE"] = "1"
+    proc = subprocess.Popen(it.argv(r.script_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=e, cwd="/")
+    try:
+        line = proc.stdout.readline().split()
+        if not line or line[0] != "ready":
+            proc.kill()
+            raise RuntimeError("workload %s did not start: %s" % (script, proc.stderr.read()[-800:]))
+        r.pid = int(line[1])
+        r.maps_libpq = None
+        tool = subprocess.Popen([TOOL, "--pid", str(r.pid), "--duration", "30", "--json", r.json_path] +
+                                list(tool_args), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.time() + timeout
+        while tool.poll() is None and time.time() < deadline:
+            if r.maps_libpq is None:
+                r.maps_libpq = libpq_mapped(r.pid)
+            time.sleep(0.2)
+        if tool.poll() is None:
+            tool.kill()
+        out_, err_ = tool.communicate()
+        r.tool = subprocess.CompletedProcess(tool.args, tool.returncode, out_, err_)
+        r.tool_stderr = r.tool.stderr.decode("utf-8", "replace")
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    r.workload_rc = proc.returncode
+    r.workload_err = err
+    r.client = None
+    for l in out.splitlines():
+        if l.startswith("{"):
+            r.client = json.loads(l)["patterns"]
+    r.pgss = cluster.pgss()
+    r.report = None
+    r.report_error = None
+    try:
+        with open(r.json_path, "rb") as f:
+            r.report = json.loads(f.read().decode("utf-8"))  # strict: a JSON text is UTF-8
+    except Exception as ex:  # noqa: BLE001 - reported as a check
+        r.report_error = repr(ex)
+    return r
+
+
+def check_run_basics(r):
+    """Exit status, JSON, capture counters. Returns False when nothing else can be checked."""
+    ok = record(r.tag + ": tool exits 0", r.tool.returncode == 0, r.tool_stderr[-1500:])
+    record(r.tag + ": workload ran", r.workload_rc == 0 and r.client is not None,
+           "exit %s: %s" % (r.workload_rc, r.workload_err[-800:]))
+    if not record(r.tag + ": JSON report parses (strict UTF-8)", r.report is not None, r.report_error or ""):
+        return False
+    cap = r.report.get("sql_capture", {})
+    record(r.tag + ": no lost events, no results without a statement, none unfinished",
+           cap.get("lost_events") == 0 and cap.get("results_without_statement") == 0 and
+           cap.get("unfinished_statements") == 0, json.dumps(cap))
+    return ok and r.client is not None
+
+
+def find_query(r, spec):
+    hits = [q for q in r.report.get("queries", []) if spec.regex.search(q.get("pattern", ""))]
+    return hits
+
+
+def check_patterns(r, specs, show_literals=False):
+    marks = r.marks
+    for spec in specs:
+        name = "%s: %s" % (r.tag, spec.key)
+        hits = find_query(r, spec)
+        client = r.client.get(spec.key)
+        if not record(name + ": one pattern in the report", len(hits) == 1 and client is not None,
+                      "%d patterns match %s: %s" % (len(hits), spec.regex.pattern,
+                                                   [h.get("pattern") for h in hits])):
+            continue
+        q = hits[0]
+        pg = [(t, c) for t, c in r.pgss if spec.regex.search(t)]
+        pg_calls = sum(c for _, c in pg)
+        if spec.in_pgss:
+            ok = q["count"] == client["count"] == pg_calls
+            detail = "tool %d, workload %d, pg_stat_statements %d (%s)" % (
+                q["count"], client["count"], pg_calls, [t for t, _ in pg])
+        else:
+            ok = q["count"] == client["count"]
+            detail = "tool %d, workload %d (failed: not in pg_stat_statements, which has %d)" % (
+                q["count"], client["count"], pg_calls)
+        record(name + ": count = workload's = pg_stat_statements calls", ok, detail)
+        if spec.in_pgss and len(pg) == 1:
+            record(name + ": pattern matches pg_stat_statements' normalized text",
+                   norm_text(q["pattern"]) == norm_text(pg[0][0]),
+                   "tool %r vs pg_stat_statements %r" % (q["pattern"], pg[0][0]))
+        record(name + ": errors = %d" % spec.errors, q["errors"] == spec.errors == client["errors"],
+               "tool %d, workload %d" % (q["errors"], client["errors"]))
+        record(name + ": latency > 0, total and max within the client's",
+               q["p50_ms"] > 0 and q["max_ms"] > 0 and q["total_ms"] <= client["total_ms"] + SLACK_MS and
+               q["max_ms"] <= client["max_ms"] + SLACK_MS,
+               "tool p50 %.3f max %.3f total %.3f ms; client max %.3f total %.3f ms" % (
+                   q["p50_ms"], q["max_ms"], q["total_ms"], client["max_ms"], client["total_ms"]))
+        want = "%s (%s:%d)" % (spec.func, r.script_path, marks[spec.key])
+        sites = q.get("call_sites", [])
+        record(name + ": call site is the workload's line",
+               len(sites) == 1 and sites[0]["frame"] == want and sites[0]["count"] == q["count"],
+               "want %r x%d, got %s" % (want, q["count"], sites))
+    examples = [q.get("example", "") for q in r.report.get("queries", [])]
+    leaked = [e for e in examples if any(l in e for l in LITERALS)]
+    if show_literals:
+        ex = [q.get("example", "") for q in find_query(r, CTYPES[0])]
+        record(r.tag + ": --show-literals keeps the literal in the example",
+               bool(ex) and "'lit-canary-4242'" in ex[0], "examples %s" % ex)
+    else:
+        record(r.tag + ": examples carry no literal values", not leaked, "leaked: %s" % leaked)
+
+
+# ---------------------------------------------------------------------------------------------
+# The cases
+
+def case_psycopg2(cluster, it, tmp):
+    slow = os.path.join(tmp, "psycopg2-slow.jsonl")
+    r = trace(cluster, it, "sql_psycopg2.py", "psycopg2/" + it.label, tmp,
+              tool_args=["--slow-ms", "0", "--slow-log", slow])
+    if not check_run_basics(r):
+        return
+    check_patterns(r, PSYCOPG2)
+    # The slow log: one JSON line per statement, no literal text without --show-literals.
+    try:
+        with open(slow, "rb") as f:
+            lines = [json.loads(l.decode("utf-8")) for l in f.read().splitlines() if l.strip()]
+    except Exception as ex:  # noqa: BLE001
+        record(r.tag + ": slow log is JSON lines", False, repr(ex))
+        return
+    n = r.report["sql"]["statements"]
+    sel = [l for l in lines if PSYCOPG2[0].regex.search(l.get("pattern", ""))]
+    want_site = "select_loop (%s:%d)" % (r.script_path, r.marks["pg2_select"])
+    record(r.tag + ": slow log (--slow-ms 0) has one line per statement",
+           len(lines) == n and len(sel) == r.client["pg2_select"]["count"],
+           "%d lines, %d statements in the report, %d pg2_select lines" % (len(lines), n, len(sel)))
+    record(r.tag + ": slow log lines have duration, pattern, call site and stack, no text",
+           all("duration_ms" in l and "stack" in l and "text" not in l for l in lines) and
+           all(l.get("call_site") == want_site and l["stack"] and l["stack"][-1] == want_site for l in sel),
+           "first pg2_select line: %s" % (sel[:1],))
+
+
+def case_exit_race(cluster, it, tmp):
+    """The workload exits right after its last statement: stacks must still be resolved."""
+    r = trace(cluster, it, "sql_psycopg2.py", "psycopg2-exits-at-once/" + it.label, tmp,
+              env={"PT_LINGER": "0", "PT_SELECTS": "20", "PT_INSERTS": "5"})
+    if not check_run_basics(r):
+        return
+    bad = {}
+    for spec in PSYCOPG2:
+        for q in find_query(r, spec):
+            want = "%s (%s:%d)" % (spec.func, r.script_path, r.marks[spec.key])
+            if [s["frame"] for s in q.get("call_sites", [])] != [want]:
+                bad[spec.key] = q.get("call_sites")
+    record(r.tag + ": call sites of statements made just before the process exits", not bad,
+           "wrong or missing call sites: %s" % bad)
+
+
+def case_psycopg3(cluster, it, tmp):
+    r = trace(cluster, it, "sql_psycopg3.py", "psycopg3/" + it.label, tmp)
+    if not check_run_basics(r):
+        return
+    record(r.tag + ": libpq loaded after the tracer started is found",
+           r.report["sql_capture"].get("libpq_files", 0) >= 1 and r.report["sql"]["statements"] > 0,
+           json.dumps(r.report["sql_capture"]))
+    check_patterns(r, PSYCOPG3)
+
+
+def case_ctypes(cluster, it, tmp, show_literals=False, suffix=""):
+    tag = "ctypes/" + it.label + (" --show-literals" if show_literals else "") + suffix
+    r = trace(cluster, it, "sql_ctypes.py", tag, tmp, tcp=bool(it.root),
+              tool_args=["--show-literals"] if show_literals else [])
+    if not check_run_basics(r):
+        return r
+    if it.root and not suffix:
+        # /proc/PID/maps, read from outside a chroot, names the host's path of the library.
+        found = r.report["sql_capture"].get("libpq_files", 0) >= 1
+        record(r.tag + ": libpq mapped inside a chroot is probed", found,
+               "sql_capture %s; the target maps %s" % (json.dumps(r.report["sql_capture"]), r.maps_libpq))
+        if not found:
+            return r
+    check_patterns(r, CTYPES, show_literals=show_literals)
+    record(r.tag + ": the statement with invalid UTF-8 is counted (sql.invalid_utf8 >= 1)",
+           r.report["sql"].get("invalid_utf8", 0) >= 1, json.dumps(r.report["sql"]))
+    return r
+
+
+class ChrootAlias:
+    """Makes ROOT/<ROOT's host path> lead back to ROOT (a relative symlink), so that
+    /proc/PID/root + <host path from /proc/PID/maps> resolves to the right file. A workaround for a
+    tracer that prefixes /proc/PID/root to the host paths /proc/PID/maps shows for a chrooted process:
+    with it, the rest of the SQL path can still be checked on the chroot's interpreters."""
+
+    def __init__(self, root):
+        self.root = root.rstrip("/")
+        self.link = None
+        self.made = []
+
+    def __enter__(self):
+        parts = self.root.strip("/").split("/")
+        link = os.path.join(self.root, *parts)
+        if os.path.lexists(link):
+            return self
+        d = self.root
+        for p in parts[:-1]:
+            d = os.path.join(d, p)
+            if not os.path.isdir(d):
+                os.mkdir(d)
+                self.made.append(d)
+        os.symlink("/".join([".."] * (len(parts) - 1)) or ".", link)
+        self.link = link
+        return self
+
+    def __exit__(self, *exc):
+        if self.link:
+            os.unlink(self.link)
+        for d in reversed(self.made):
+            os.rmdir(d)
+
+
+def case_ctypes_chroot(cluster, it, tmp):
+    r = case_ctypes(cluster, it, tmp)
+    if r is not None and r.report and r.report["sql_capture"].get("libpq_files", 0) == 0:
+        with ChrootAlias(it.root):
+            case_ctypes(cluster, it, tmp, suffix=" (with the chroot path workaround)")
+
+
+def case_nolibpq(cluster, it, tmp):
+    r = trace(cluster, it, "sql_nolibpq.py", "no-libpq/" + it.label, tmp)
+    record(r.tag + ": exit 0 and says there is no libpq",
+           r.tool.returncode == 0 and "No libpq" in r.tool_stderr, r.tool_stderr[-800:])
+    record(r.tag + ": JSON with zero queries",
+           r.report is not None and r.report.get("queries") == [] and r.report["sql"]["statements"] == 0,
+           r.report_error or json.dumps(r.report and r.report.get("sql")))
+
+
+def main():
+    global args
+    ap = argparse.ArgumentParser()
+    ap.add_argument("-k", default="", help="run only cases whose label contains this")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        log("integration tests load BPF programs: run them as root")
+        print("0 passed, 1 failed, 0 skipped")
+        return 1
+    if not os.access(TOOL, os.X_OK):
+        log("build the tool first: make")
+        print("0 passed, 1 failed, 0 skipped")
+        return 1
+    if not os.access(os.path.join(PGBIN, "initdb"), os.X_OK):
+        log("PostgreSQL 15 is not installed (%s): scripts/install-deps.sh" % PGBIN)
+        print("0 passed, 0 failed, 1 skipped")
+        return 0
+    t0 = time.time()
+    cluster = Cluster()
+    atexit.register(cluster.stop)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    tmp = tempfile.mkdtemp(prefix="pytrace-sql-out-")
+    try:
+        cluster.start()
+        interps = find_interpreters()
+        log("Interpreters: " + ", ".join("%s (%d.%d)" % (i.label, *i.version) for i in interps))
+        debian = interps[0]
+        cases = [("psycopg2/" + debian.label, lambda: case_psycopg2(cluster, debian, tmp)),
+                 ("psycopg3/" + debian.label, lambda: case_psycopg3(cluster, debian, tmp)),
+                 ("no-libpq/" + debian.label, lambda: case_nolibpq(cluster, debian, tmp)),
+                 ("psycopg2-exits-at-once/" + debian.label, lambda: case_exit_race(cluster, debian, tmp)),
+                 ("ctypes/%s --show-literals" % debian.label,
+                  lambda: case_ctypes(cluster, debian, tmp, show_literals=True))]
+        for it in interps:
+            fn = case_ctypes_chroot if it.root else case_ctypes
+            cases.append(("ctypes/" + it.label, lambda it=it, fn=fn: fn(cluster, it, tmp)))
+        for label, fn in cases:
+            if args.k not in label:
+                continue
+            try:
+                fn()
+            except Exception as e:  # noqa: BLE001 - one case's failure must not hide the rest
+                record(label + ": ran", False, repr(e))
+    finally:
+        cluster.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    log("Took %.0f s" % (time.time() - t0))
+    passed = sum(1 for r in results if r[1] == "PASS")
+    failed = sum(1 for r in results if r[1] == "FAIL")
+    skipped = sum(1 for r in results if r[1] == "SKIP")
+    print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
