@@ -43,6 +43,7 @@ struct sqltrace {
 	struct sqltrace_opts opts;
 	struct sqltrace_shared sh;
 	struct sql_bpf *skel;
+	bool loaded;
 	struct libpq *libpq;	/* MAX_PROBED slots */
 	int nlibpq;		/* slots in use */
 	struct { dev_t dev; ino_t ino; } files[64];	/* distinct libpq files seen, for the report */
@@ -105,8 +106,6 @@ struct sqltrace *sqltrace__new(const struct sqltrace_opts *o, const struct sqltr
 {
 	struct sql_stats_opts so = { .max_patterns = o->max_patterns, .show_literals = o->show_literals };
 	struct sqltrace *s = calloc(1, sizeof(*s));
-	int ret;
-
 	if (!s) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
@@ -137,11 +136,7 @@ struct sqltrace *sqltrace__new(const struct sqltrace_opts *o, const struct sqltr
 		snprintf(err, errlen, "cannot share maps with the libpq BPF object: %s", strerror(errno));
 		goto fail;
 	}
-	ret = sql_bpf__load(s->skel);
-	if (ret) {
-		snprintf(err, errlen, "cannot load the libpq BPF programs: %s", strerror(-ret));
-		goto fail;
-	}
+	/* Loaded when a traced process first maps libpq: a target without one pays nothing. */
 	return s;
 fail:
 	sqltrace__free(s);
@@ -251,6 +246,15 @@ static int scan_one(void *ctx, const struct proc_map *m)
 		s->unprobed++;
 		return 0;
 	}
+	if (!s->loaded) {
+		ret = sql_bpf__load(s->skel);
+		if (ret) {
+			snprintf(c->errbuf, c->errlen, "cannot load the libpq BPF programs: %s", strerror(-ret));
+			c->err = ret;
+			return 1;
+		}
+		s->loaded = true;
+	}
 	lp->pid = c->pid;
 	lp->dev = sb.st_dev;
 	lp->ino = sb.st_ino;
@@ -332,7 +336,7 @@ static const struct stack_entry *stack_get(struct sqltrace *s, uint32_t pid, uin
 		return NULL;
 	if (e->id == id && e->pid == pid)
 		return e;
-	if (bpf_map_lookup_elem(bpf_map__fd(s->skel->maps.stacks), &id, &st)) {
+	if (!s->loaded || bpf_map_lookup_elem(bpf_map__fd(s->skel->maps.stacks), &id, &st)) {
 		s->st.stacks_missing++;
 		return NULL;
 	}
