@@ -33,6 +33,10 @@ echo "== integration (real kernel, real interpreters)"
 tests/integration/run.py 2>&1 | tee "$logs/integration"
 tally "$logs/integration"
 
+echo "== HTTP requests and N+1 (Django on gunicorn sync and gthread, Flask; own PostgreSQL)"
+tests/integration/test_requests.py 2>&1 | tee "$logs/requests"
+tally "$logs/requests"
+
 echo
 echo "$total_pass passed, $total_fail failed"
 [ "$total_fail" -eq 0 ]

@@ -1,0 +1,340 @@
+#!/usr/bin/python3
+"""Integration tests of per-request timings and N+1 detection: real WSGI servers traced from
+outside, a real PostgreSQL 15 cluster of our own (scripts/pg-cluster.sh).
+
+Services:
+  django-sync     demo/ (Django + psycopg2) on gunicorn, 2 sync workers (a connection per request)
+  django-gthread  demo/ on gunicorn, 2 gthread workers x 4 threads (keep-alive)
+  flask           workloads/web_flask.py: Flask + SQLAlchemy on werkzeug's threaded server (keep-alive)
+
+For each: a known mix of requests over keep-alive and fresh connections while the tool traces the
+server's main pid; then per-route counts must equal what was sent, the N+1 view with K rows must
+be flagged with K repeats at its call site, its fixed twin and the query-free views must not be,
+and SQL time <= total time <= the client's own time, request by request (sorted per route).
+
+Run as root from the repository: tests/integration/test_requests.py [-k SUBSTRING] [-v]
+(PYTRACE_BPF=/path/to/pytrace-bpf tests another build.) Ends with "N passed, N failed, N skipped".
+"""
+import argparse
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+TOOL = os.environ.get("PYTRACE_BPF") or os.path.join(REPO, "build", "pytrace-bpf")
+WORKLOADS = os.path.join(HERE, "workloads")
+DEMO = os.path.join(REPO, "demo")
+PG_CLUSTER = os.path.join(REPO, "scripts", "pg-cluster.sh")
+PY = "/usr/bin/python3"
+GUNICORN = "/usr/bin/gunicorn"
+K = 12			# rows of the N+1 views
+SLACK_MS = 0.002	# the tool prints 3 decimals
+
+results = []
+args = None
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def record(name, ok, detail=""):
+    results.append((name, "PASS" if ok else "FAIL", detail))
+    log("%s %s%s" % ("PASS" if ok else "FAIL", name, (": " + detail) if detail and (not ok or args.verbose) else ""))
+    return ok
+
+
+def skip(name, reason):
+    results.append((name, "SKIP", reason))
+    log("SKIP %s: %s" % (name, reason))
+
+
+def free_port(lo, hi):
+    for port in range(lo, hi):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        if not os.path.exists("/tmp/.s.PGSQL.%d" % port):
+            return port
+    raise RuntimeError("no free port in %d-%d" % (lo, hi))
+
+
+def marker_line(path, name):
+    with open(path) as f:
+        for no, text in enumerate(f, 1):
+            if "# @" + name in text:
+                return no
+    raise RuntimeError("no marker %s in %s" % (name, path))
+
+
+class Cluster:
+    def __init__(self):
+        self.parent = tempfile.mkdtemp(prefix="pytrace-req-")
+        os.chmod(self.parent, 0o755)
+        self.dir = os.path.join(self.parent, "pg")
+        self.port = free_port(54400, 54460)
+        self.env = dict(os.environ, PYTRACE_PG_PORT=str(self.port))
+        self.started = False
+
+    def start(self):
+        self.started = True
+        out = subprocess.run([PG_CLUSTER, "start", self.dir], capture_output=True, text=True, env=self.env,
+                             timeout=120)
+        if out.returncode:
+            raise RuntimeError("pg-cluster.sh start failed: " + out.stderr[-1500:])
+
+    def stop(self):
+        if self.started:
+            self.started = False
+            subprocess.run([PG_CLUSTER, "stop", self.dir], capture_output=True, env=self.env, timeout=120)
+        shutil.rmtree(self.parent, ignore_errors=True)
+
+    def client_env(self):
+        return {"PGHOST": self.dir, "PGPORT": str(self.port), "PGDATABASE": "pytrace", "PGUSER": "postgres"}
+
+
+def wait_http(port, path, seconds=30):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            c.request("GET", path)
+            r = c.getresponse()
+            r.read()
+            c.close()
+            if r.status == 200:
+                return True
+        except OSError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def drive(port, plan):
+    """plan: [(path, expected status, n)]. Half of each on one keep-alive connection (reopened when
+    the server closes it), half on a fresh connection each. Returns {path: [client ms, ...]}, errors."""
+    times, errors = {}, []
+    conn = None
+    for path, want, n in plan:
+        for i in range(n):
+            fresh = i % 2 == 1
+            t0 = time.perf_counter()
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=10) if fresh or conn is None else conn
+                c.request("GET", path)
+                r = c.getresponse()
+                r.read()
+                ms = (time.perf_counter() - t0) * 1000
+                if r.status != want:
+                    errors.append("%s: %d, want %d" % (path, r.status, want))
+                if fresh or r.getheader("Connection", "").lower() == "close" or r.will_close:
+                    c.close()
+                    if not fresh:
+                        conn = None
+                elif not fresh:
+                    conn = c
+            except (OSError, http.client.HTTPException) as e:
+                errors.append("%s: %s" % (path, e))
+                conn = None
+                continue
+            times.setdefault(path, []).append(ms)
+    if conn:
+        conn.close()
+    return times, errors
+
+
+def trace(pid, tmp, tag):
+    """Start the tool on pid; returns (proc, json path, log path) once it is attached."""
+    js, rlog, err = (os.path.join(tmp, tag + ext) for ext in (".json", ".requests.jsonl", ".stderr"))
+    ef = open(err, "w")
+    p = subprocess.Popen([TOOL, "-p", str(pid), "--json", js, "--requests-log", rlog], stdout=subprocess.DEVNULL,
+                         stderr=ef)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with open(err) as f:
+            if "Tracing pid" in f.read():
+                break
+        if p.poll() is not None:
+            break
+        time.sleep(0.1)
+    time.sleep(0.3)
+    return p, js, rlog, err
+
+
+def stop_tool(p, err):
+    p.send_signal(signal.SIGINT)
+    try:
+        rc = p.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        rc = -9
+    with open(err) as f:
+        return rc, f.read()
+
+
+def check_service(name, port, pid, tmp, plan, n1_route, n1_site, clean_routes, route_of):
+    p, js, rlog, err = trace(pid, tmp, name)
+    times, errors = drive(port, plan)
+    time.sleep(0.3)
+    rc, stderr = stop_tool(p, err)
+    if not record(name + ": tool exits 0", rc == 0, stderr[-800:]):
+        return
+    record(name + ": client saw the expected statuses", not errors, "; ".join(errors[:5]))
+    with open(js) as f:
+        doc = json.load(f)
+    reqs = doc.get("requests", [])
+    got = {}
+    for r in reqs:
+        got[(r["method"], r["route"], r["status"])] = got.get((r["method"], r["route"], r["status"]), 0) + r["count"]
+    want = {}
+    for path, status, n in plan:
+        key = ("GET", route_of(path), status)
+        want[key] = want.get(key, 0) + n
+    record(name + ": per-route counts equal what was sent", got == want,
+           "got %s, want %s" % (sorted(got.items()), sorted(want.items())))
+    lost = doc["http"]["lost_events"] + doc["http"]["connections_not_followed"]
+    record(name + ": no lost events or dropped connections", lost == 0, json.dumps(doc["http"]))
+    n1 = doc.get("n_plus_one", [])
+    hit = [f for f in n1 if f["route"] == n1_route]
+    ok = len(hit) == 1 and hit[0]["per_request"] == K and re.search(n1_site, hit[0]["call_site"] or "")
+    nsent = sum(n for path, _, n in plan if route_of(path) == n1_route)
+    record(name + ": N+1 of %s flagged with %d repeats at %s" % (n1_route, K, n1_site.replace("\\", "")),
+           bool(ok) and hit[0]["requests"] == nsent, json.dumps(n1))
+    wrong = [f for f in n1 if f["route"] in clean_routes]
+    record(name + ": fixed twin and query-free views not flagged", not wrong, json.dumps(wrong))
+    # request by request: sql <= total, and total <= client (sorted per route)
+    lines = [json.loads(l) for l in open(rlog)]
+    bad = [l for l in lines if l["sql_ms"] > l["total_ms"] + SLACK_MS]
+    record(name + ": SQL time <= total time, each request (%d)" % len(lines), not bad and lines, json.dumps(bad[:3]))
+    by_route = {}
+    for l in lines:
+        by_route.setdefault(l["route"], []).append(l["total_ms"])
+    over = []
+    for path in times:
+        pass
+    client = {}
+    for path, ms in times.items():
+        client.setdefault(route_of(path), []).extend(ms)
+    for route, ms in client.items():
+        tool = sorted(by_route.get(route, []))
+        ms = sorted(ms)
+        if len(tool) != len(ms):
+            over.append("%s: %d logged, %d sent" % (route, len(tool), len(ms)))
+            continue
+        over += ["%s: %.3f > %.3f ms" % (route, t, c) for t, c in zip(tool, ms) if t > c + SLACK_MS]
+    record(name + ": total time <= client-measured time", not over, "; ".join(over[:5]))
+    sqlreq = [l for l in lines if l["route"] == n1_route]
+    record(name + ": N+1 requests carry K+1 queries or more", sqlreq and all(l["queries"] >= K + 1 for l in sqlreq),
+           json.dumps([l["queries"] for l in sqlreq]))
+
+
+def django_route(path):
+    return re.sub(r"/\d+/", "/{id}/", path.split("?")[0])
+
+
+DJANGO_PLAN = [("/recipes/", 200, 6), ("/recipes-fixed/", 200, 5), ("/recipes/3/", 200, 4), ("/recipes/7/", 200, 3),
+               ("/health/", 200, 8), ("/cpu/?n=3000", 200, 3), ("/recipes/999/", 404, 2)]
+FLASK_PLAN = [("/books/", 200, 6), ("/books-fixed/", 200, 5), ("/books/2/", 200, 4), ("/health/", 200, 7),
+              ("/books/999/", 404, 2)]
+
+
+def case_django(cluster, tmp, worker):
+    name = "django-" + worker
+    env = dict(os.environ, **cluster.client_env())
+    port = free_port(18100, 18200)
+    env["DEMO_PORT"] = str(port)
+    extra = ["--worker-class", "gthread", "--threads", "4"] if worker == "gthread" else []
+    g = subprocess.Popen([PY, GUNICORN, "-c", os.path.join(DEMO, "gunicorn.conf.py")] + extra, env=env,
+                         stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, name + ".gunicorn.log"), "w"))
+    try:
+        if not record(name + ": gunicorn answers", wait_http(port, "/health/")):
+            return
+        time.sleep(0.5)
+        site = r"recipe_name \(.*demo/recipes/views\.py:%d\)" % 12
+        check_service(name, port, g.pid, tmp, DJANGO_PLAN, "/recipes/", site,
+                      {"/recipes-fixed/", "/health/", "/cpu/", "/recipes/{id}/"}, django_route)
+    finally:
+        g.send_signal(signal.SIGTERM)
+        try:
+            g.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            g.kill()
+
+
+def case_flask(cluster, tmp):
+    env = dict(os.environ, **cluster.client_env())
+    port = free_port(18200, 18300)
+    script = os.path.join(WORKLOADS, "web_flask.py")
+    f = subprocess.Popen([PY, script, str(port), str(K)], env=env, stdout=subprocess.DEVNULL,
+                         stderr=open(os.path.join(tmp, "flask.log"), "w"))
+    try:
+        if not record("flask: werkzeug answers", wait_http(port, "/health/")):
+            return
+        site = r"book_label \(.*web_flask\.py:%d\)" % marker_line(script, "n1_site")
+        check_service("flask", port, f.pid, tmp, FLASK_PLAN, "/books/", site,
+                      {"/books-fixed/", "/health/", "/books/{id}/"}, django_route)
+    finally:
+        f.send_signal(signal.SIGTERM)
+        try:
+            f.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            f.kill()
+
+
+def main():
+    global args
+    ap = argparse.ArgumentParser()
+    ap.add_argument("-k", default="")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("run as root")
+    missing = [m for m in ("django", "psycopg2", "flask", "sqlalchemy")
+               if subprocess.run([PY, "-c", "import " + m], capture_output=True).returncode]
+    cluster = Cluster()
+    tmp = tempfile.mkdtemp(prefix="pytrace-req-out-")
+    try:
+        cluster.start()
+        env = dict(os.environ, **cluster.client_env())
+        if not missing or not {"django", "psycopg2"} & set(missing):
+            subprocess.run([PY, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=DEMO, env=env, check=True)
+            subprocess.run([PY, "manage.py", "seed", "--recipes", str(K)], cwd=DEMO, env=env, check=True,
+                           stdout=subprocess.DEVNULL)
+        for worker in ("sync", "gthread"):
+            if args.k not in "django-" + worker:
+                continue
+            if {"django", "psycopg2"} & set(missing) or not os.path.exists(GUNICORN):
+                skip("django-" + worker, "needs python3-django, python3-psycopg2, gunicorn")
+            else:
+                case_django(cluster, tmp, worker)
+        if args.k in "flask":
+            if {"flask", "sqlalchemy", "psycopg2"} & set(missing):
+                skip("flask", "needs python3-flask, python3-sqlalchemy, python3-psycopg2")
+            else:
+                case_flask(cluster, tmp)
+    finally:
+        cluster.stop()
+        if args.verbose:
+            log("outputs kept in " + tmp)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    npass = sum(1 for r in results if r[1] == "PASS")
+    nfail = sum(1 for r in results if r[1] == "FAIL")
+    nskip = sum(1 for r in results if r[1] == "SKIP")
+    log("%d passed, %d failed, %d skipped" % (npass, nfail, nskip))
+    sys.exit(1 if nfail else 0)
+
+
+if __name__ == "__main__":
+    main()
