@@ -5,7 +5,9 @@
 # tables, starts demo/ under Debian's gunicorn (2 sync workers), runs build/pytrace-bpf on the
 # gunicorn master while demo/traffic.py drives every endpoint, and writes into out/:
 #   demo-flame.svg  demo.folded  demo-speedscope.json  demo-report.txt  demo-traffic.txt
-#   demo-gunicorn.log  demo-tracer.log
+#   demo-gunicorn.log  demo-tracer.log  demo-report.json  demo-requests.jsonl
+# The flame graph carries SQL time as [sql] leaves; the JSON and text reports carry the per-route
+# timings and the N+1 of /recipes/ with its call site (demo/recipes/views.py:12).
 # gunicorn and the cluster are stopped on exit, Ctrl-C or failure.
 #
 # Environment: DEMO_PORT (default 8077, another free port if that one is taken and DEMO_PORT
@@ -79,7 +81,8 @@ else
 fi
 mkdir -p "$OUT"
 rm -f "$OUT"/demo-flame.svg "$OUT"/demo.folded "$OUT"/demo-speedscope.json "$OUT"/demo-report.txt \
-	"$OUT"/demo-traffic.txt "$OUT"/demo-gunicorn.log "$OUT"/demo-tracer.log
+	"$OUT"/demo-traffic.txt "$OUT"/demo-gunicorn.log "$OUT"/demo-tracer.log "$OUT"/demo-report.json \
+	"$OUT"/demo-requests.jsonl
 echo "ok: $("$PY" -c 'import django, sys; print("Python", sys.version.split()[0], "Django", django.get_version())'), $("$TRACER" --version | head -n 1)"
 
 step "Starting a private PostgreSQL cluster"
@@ -110,7 +113,8 @@ step "Tracing gunicorn (pid $gunicorn_pid and its workers) for $TRACE_SECONDS s"
 # (the text report: no output options, so it prints the hot functions) gets the same ones.
 tracer_opts=(--pid "$gunicorn_pid" --duration "$TRACE_SECONDS" --rate "$RATE")
 tracer_outputs=(--flame "$OUT/demo-flame.svg" --collapsed "$OUT/demo.folded"
-		--speedscope "$OUT/demo-speedscope.json" --title "pytrace-bpf demo: Django under gunicorn")
+		--speedscope "$OUT/demo-speedscope.json" --title "pytrace-bpf demo: Django under gunicorn"
+		--sql-in-flame --json "$OUT/demo-report.json" --requests-log "$OUT/demo-requests.jsonl")
 echo "+ pytrace-bpf ${tracer_opts[*]} ${tracer_outputs[*]}"
 "$TRACER" "${tracer_opts[@]}" "${tracer_outputs[@]}" >"$OUT/demo-tracer.log" 2>&1 &
 tracer_pid=$!
@@ -118,8 +122,8 @@ echo "+ pytrace-bpf ${tracer_opts[*]} > $OUT/demo-report.txt"
 "$TRACER" "${tracer_opts[@]}" >"$OUT/demo-report.txt" 2>&1 &
 report_pid=$!
 # ---------------------------------------------------------------------------------------------
-for i in $(seq 1 300); do	# both say "Sampling pid ..." once attached
-	grep -q '^Sampling' "$OUT/demo-tracer.log" && grep -q '^Sampling' "$OUT/demo-report.txt" && break
+for i in $(seq 1 300); do	# both say "Tracing pid ..." once attached
+	grep -q '^Tracing' "$OUT/demo-tracer.log" && grep -q '^Tracing' "$OUT/demo-report.txt" && break
 	kill -0 "$tracer_pid" 2>/dev/null || { cat "$OUT/demo-tracer.log" >&2; die "the tracer exited early"; }
 	[ "$i" -eq 300 ] && die "the tracer did not start sampling within 30 s (log: $OUT/demo-tracer.log)"
 	sleep 0.1
@@ -139,7 +143,7 @@ wait "$report_pid" || report_rc=$?
 report_pid=
 cat "$OUT/demo-tracer.log"
 [ "$tracer_rc" -eq 0 ] || die "the tracer failed (exit $tracer_rc): see $OUT/demo-tracer.log"
-for f in demo-flame.svg demo.folded demo-speedscope.json; do
+for f in demo-flame.svg demo.folded demo-speedscope.json demo-report.json; do
 	[ -s "$OUT/$f" ] || die "the tracer wrote no $OUT/$f"
 done
 
@@ -150,7 +154,7 @@ awk -v total=0 '
 	  split("recipes recipes_fixed recipe_detail cpu health recipe_name count_primes", v, " ")
 	  for (i in v) if ($0 ~ ("(^|;)" v[i] " \\([^)]*/recipes/views\\.py:")) s[v[i]] += n }
 	END {
-	  printf "Samples in the Django views (%d samples in all, from %s):\n", total, FILENAME
+	  printf "Time in the Django views, CPU samples and SQL (%d us in all, from %s):\n", total, FILENAME
 	  split("recipes recipes_fixed recipe_detail cpu health", o, " ")
 	  for (i = 1; i <= 5; i++) printf "  %-15s %6d  %5.1f%%\n", o[i], s[o[i]], total ? 100 * s[o[i]] / total : 0
 	  printf "  of which recipe_name (the N+1 call site) %d, count_primes %d\n", s["recipe_name"], s["count_primes"]
@@ -173,8 +177,24 @@ else
 fi
 
 echo
+if grep -q '^HTTP requests:' "$OUT/demo-report.txt"; then
+	echo "Requests and N+1 queries (from $OUT/demo-report.txt):"
+	awk '/^HTTP requests:/ { on = 1 } on' "$OUT/demo-report.txt" | sed 's/^/  /'
+else
+	echo "WARNING: no HTTP requests in $OUT/demo-report.txt" >&2
+fi
+"$PY" - "$OUT/demo-report.json" <<'PYEOF'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+for f in doc.get("n_plus_one", []):
+    print("N+1 in %s %s: %d queries per request in %d requests (%.1f ms), at %s"
+          % (f["method"], f["route"], f["per_request"], f["requests"], f["total_ms"], f["call_site"]))
+PYEOF
+
+echo
 echo "Outputs in $repo/$OUT/:"
-for f in demo-flame.svg demo.folded demo-speedscope.json demo-report.txt demo-traffic.txt demo-gunicorn.log demo-tracer.log; do
+for f in demo-flame.svg demo.folded demo-speedscope.json demo-report.txt demo-report.json demo-requests.jsonl \
+	demo-traffic.txt demo-gunicorn.log demo-tracer.log; do
 	printf '  %-22s %s\n' "$f" "$(du -h "$OUT/$f" | cut -f1)"
 done
 echo "Open $OUT/demo-flame.svg in a browser (click to zoom, Ctrl-F to search \"recipe_name\"),"
