@@ -25,47 +25,43 @@ static __always_inline __u64 pt_read_ptr(__u64 addr)
 	return v;
 }
 
+/*
+ * A field of the frame copied into buf. The mask keeps the verifier sure the access stays
+ * inside buf and is aligned to the field's size (every offset is, in every version).
+ */
+#define PT_FIELD(buf, off, type) \
+	(*(type *)((buf) + ((off) & (PT_FRAME_READ_MAX - sizeof(type)) & ~(sizeof(type) - 1))))
+
 static long pt_walk_one(__u32 i, void *data)
 {
 	struct pt_walk *w = data;
 	const struct pt_offsets *off = w->off;
 	struct pt_stack *s = w->s;
-	__u64 frame = w->frame, code, instr = 0;
-	__u32 n = s->nframes;
+	__u64 frame = w->frame, code, instr;
+	__u32 n = s->nframes, span = off->fr_span;
+	__u8 buf[PT_FRAME_READ_MAX] = {};
 
 	if (!frame)
 		return 1;
+	/* One read of the frame's head instead of one per field: user reads are the cost. */
+	if (span > PT_FRAME_READ_MAX - 8)
+		span = PT_FRAME_READ_MAX - 8;
+	if (bpf_probe_read_user(buf, span, (void *)frame))
+		goto fault;
+	w->frame = PT_FIELD(buf, off->fr_back, __u64);
 
-	if (off->fr_owner != PT_NONE) {
-		__u8 owner = 0;
-
-		if (bpf_probe_read_user(&owner, 1, (void *)(frame + off->fr_owner)))
-			goto fault;
-		if (owner == off->owner_cstack) {
-			w->frame = pt_read_ptr(frame + off->fr_back);
-			return 0;
-		}
-	}
+	if (off->fr_owner != PT_NONE && PT_FIELD(buf, off->fr_owner, __u8) == off->owner_cstack)
+		return 0;	/* C-stack shim frame */
 
 	if (n >= PT_MAX_FRAMES) {
 		s->flags |= PT_SF_TRUNCATED;
 		return 1;
 	}
-
-	if (bpf_probe_read_user(&code, sizeof(code), (void *)(frame + off->fr_code)))
-		goto fault;
-	if (off->instr_is_ptr) {
-		if (bpf_probe_read_user(&instr, sizeof(instr), (void *)(frame + off->fr_instr)))
-			goto fault;
-	} else {
-		__s32 lasti = 0;
-
-		if (bpf_probe_read_user(&lasti, sizeof(lasti), (void *)(frame + off->fr_instr)))
-			goto fault;
-		instr = (__u64)(__s64)lasti;
-	}
-
-	code &= off->code_mask;
+	code = PT_FIELD(buf, off->fr_code, __u64) & off->code_mask;
+	if (off->instr_is_ptr)
+		instr = PT_FIELD(buf, off->fr_instr, __u64);
+	else
+		instr = (__u64)(__s64)PT_FIELD(buf, off->fr_instr, __s32);
 	if (code) {
 		s->frames[n].code = code;
 		s->frames[n].instr = instr;
@@ -73,7 +69,6 @@ static long pt_walk_one(__u32 i, void *data)
 		w->hash = (w->hash ^ code) * PT_HASH_MUL;
 		w->hash = (w->hash ^ instr) * PT_HASH_MUL;
 	}
-	w->frame = pt_read_ptr(frame + off->fr_back);
 	return 0;
 fault:
 	s->flags |= PT_SF_READ_ERR;

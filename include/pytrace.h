@@ -7,6 +7,7 @@
 #define PT_MAX_WALK	256	/* frames visited per walk, C-stack shim frames included */
 #define PT_NONE		0xffff	/* an offset the interpreter does not have */
 #define PT_TASK_COMM_LEN 16
+#define PT_FRAME_READ_MAX 128	/* bytes of a frame's head read at once (power of two) */
 
 /* Where a version keeps its frames. Offsets in bytes; PT_NONE where absent. */
 struct pt_offsets {
@@ -18,7 +19,7 @@ struct pt_offsets {
 	__u16 fr_owner;		/* frame owner byte (3.12+), PT_NONE if not checked */
 	__u8 instr_is_ptr;	/* 1: fr_instr is a pointer; 0: a 32-bit int */
 	__u8 owner_cstack;	/* owner value of C-stack shim frames to skip */
-	__u16 pad;
+	__u16 fr_span;		/* bytes from the frame's start covering every field above */
 	__u64 code_mask;	/* and-mask for the code pointer (3.14 tags _PyStackRef) */
 };
 

@@ -326,6 +326,20 @@ int py_target__inspect(pid_t pid, struct py_target *t, char *err, size_t errlen)
 	return find_tls_slot(t, &mr, err, errlen);
 }
 
+/* How much of a frame the walker reads at once: up to the end of its last field. */
+static uint16_t frame_span(const struct py_layout *l)
+{
+	uint32_t end = l->fr_code + 8;
+
+	if (l->fr_back + 8 > end)
+		end = l->fr_back + 8;
+	if (l->fr_instr + (l->instr_is_ptr ? 8 : 4) > end)
+		end = l->fr_instr + (l->instr_is_ptr ? 8 : 4);
+	if (l->fr_owner != PYL_NONE && l->fr_owner + 1 > end)
+		end = l->fr_owner + 1;
+	return end;
+}
+
 void py_target__to_bpf(const struct py_target *t, struct pt_proc *p)
 {
 	const struct py_layout *l = &t->layout;
@@ -340,5 +354,6 @@ void py_target__to_bpf(const struct py_target *t, struct pt_proc *p)
 	p->off.instr_is_ptr = l->instr_is_ptr;
 	p->off.owner_cstack = l->owner_cstack;
 	p->off.code_mask = l->code_mask;
+	p->off.fr_span = frame_span(l);
 	p->tstate_off = t->tstate_off;
 }
