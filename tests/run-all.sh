@@ -33,6 +33,10 @@ echo "== integration (real kernel, real interpreters)"
 tests/integration/run.py 2>&1 | tee "$logs/integration"
 tally "$logs/integration"
 
+echo "== --functions: USDT probes (C stand-in with sys/sdt.h, Debian 3.15), sampled fallback (3.11-3.14, pyenv)"
+tests/integration/test_functions.py 2>&1 | tee "$logs/functions"
+tally "$logs/functions"
+
 echo "== HTTP requests and N+1 (Django on gunicorn sync and gthread, Flask; own PostgreSQL)"
 tests/integration/test_requests.py 2>&1 | tee "$logs/requests"
 tally "$logs/requests"

@@ -1,0 +1,367 @@
+#!/usr/bin/python3
+"""Integration tests of --functions: CPython's USDT probes where they are complete, the sampled
+fallback (on- and off-CPU) where they are partial or missing, GC and import probes.
+
+Cases:
+  sdt        tests/sdt/fake_python (C, <sys/sdt.h>, semaphores) fires python:function__* with
+             CPython's argument layout; tests/sdt/sdt_harness drives the tool's USDT side on it.
+             Exact counts, latency bounds, semaphores set only while traced, strays survived.
+  sid-3.15   Debian unstable's python3.15 (probes restored) in the debootstrapped root: exact
+             counts and latency bounds for func_calls.py, generators and exceptions included.
+  debian     /usr/bin/python3 (3.11, probes partial): "partial" is reported, GC and import probes
+             work, and the fallback gives func_split.py's known split (CPU burn vs time.sleep).
+  sid-3.13/3.14, pyenv 3.8-3.13: no function probes: the statement and the fallback.
+
+Run as root from the repository: tests/integration/test_functions.py [-k SUBSTRING] [-v]
+Ends with a line "N passed, N failed, N skipped"; exits non-zero if anything failed.
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+TOOL = os.environ.get("PYTRACE_BPF") or os.path.join(REPO, "build", "pytrace-bpf")
+WORKLOADS = os.path.join(HERE, "workloads")
+SDT = os.path.join(REPO, "tests", "sdt")
+
+results = []
+args = None
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def record(name, ok, detail=""):
+    results.append((name, "PASS" if ok else "FAIL", detail))
+    log("%s %s%s" % ("PASS" if ok else "FAIL", name,
+                     (": " + detail) if detail and (not ok or args.verbose) else ""))
+    return ok
+
+
+def skip(name, reason):
+    results.append((name, "SKIP", reason))
+    log("SKIP %s: %s" % (name, reason))
+
+
+class Interp:
+    def __init__(self, label, exe, version, root=None):
+        self.label, self.exe, self.version, self.root = label, exe, version, root
+
+    def argv(self, script):
+        return (["chroot", self.root] if self.root else []) + [self.exe, script]
+
+    def place(self, name):
+        """The workload's path as the interpreter sees it."""
+        if not self.root:
+            return os.path.join(WORKLOADS, name)
+        dest = os.path.join(self.root, "tmp", "pytrace-workloads")
+        os.makedirs(dest, exist_ok=True)
+        shutil.copy(os.path.join(WORKLOADS, name), dest)
+        return "/tmp/pytrace-workloads/" + name
+
+    def host_path(self, path):
+        return os.path.join(self.root, path.lstrip("/")) if self.root else path
+
+
+def interpreters():
+    found = [Interp("debian-python3.11", os.path.realpath("/usr/bin/python3"), (3, 11))]
+    try:
+        root = subprocess.run(["pyenv", "root"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        root = os.path.expanduser("~/.pyenv")
+    vdir = os.path.join(root or "", "versions")
+    if os.path.isdir(vdir):
+        for name in sorted(os.listdir(vdir)):
+            m = re.match(r"3\.(\d+)", name)
+            exe = os.path.join(vdir, name, "bin", "python3.%s" % (m.group(1) if m else "x"))
+            if m and 8 <= int(m.group(1)) <= 15 and os.path.exists(exe):
+                found.append(Interp("pyenv-" + name, exe, (3, int(m.group(1)))))
+    if os.environ.get("PYTRACE_NO_SID") != "1":
+        out = subprocess.run([os.path.join(REPO, "scripts", "sid-root.sh")], capture_output=True, text=True)
+        if out.returncode == 0:
+            sid = out.stdout.strip().splitlines()[-1]
+            for minor in (13, 14, 15):
+                if os.path.exists(os.path.join(sid, "usr/bin/python3.%d" % minor)):
+                    found.append(Interp("sid-python3.%d" % minor, "/usr/bin/python3.%d" % minor, (3, minor), sid))
+        else:
+            record("sid-root", False, out.stderr[-400:])
+    return found
+
+
+def traced_run(argv_workload, env, tool_args, go_host, timeout=60):
+    """Start the workload, attach the tool, let the workload go, wait for both.
+    Returns (tool CompletedProcess-like dict, workload stdout)."""
+    e = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", **env)
+    if os.path.exists(go_host):
+        os.unlink(go_host)
+    w = subprocess.Popen(argv_workload, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e)
+    line = w.stdout.readline().split()
+    if not line or line[0] != "ready":
+        w.kill()
+        raise RuntimeError("workload did not start: " + w.stderr.read()[-400:])
+    pid = int(line[1])
+    t = subprocess.Popen([TOOL, "--pid", str(pid), "--duration", str(timeout), "--no-sql", "--no-http"] + tool_args,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    err = []
+    ready = threading.Event()
+
+    def reader():
+        for l in t.stderr:
+            err.append(l)
+            if l.startswith("Tracing pid"):
+                ready.set()
+        ready.set()
+    outbuf = []
+    th = threading.Thread(target=reader, daemon=True)
+    th.start()
+    th2 = threading.Thread(target=lambda: outbuf.append(t.stdout.read()), daemon=True)
+    th2.start()
+    ready.wait(30)
+    time.sleep(0.2)
+    open(go_host, "w").close()
+    try:
+        wout, _ = w.communicate(timeout=timeout)
+        t.wait(timeout=30)
+    finally:
+        for p in (w, t):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        os.unlink(go_host) if os.path.exists(go_host) else None
+    th.join(5)
+    th2.join(5)
+    return {"rc": t.returncode, "stdout": "".join(outbuf), "stderr": "".join(err)}, wout
+
+
+def by_name(calls, name):
+    return [c for c in calls if c["name"] == name or c["function"] == name]
+
+
+MS = 1000000
+
+
+def within(v_ns, lo_ms, hi_ms):
+    return lo_ms * MS <= v_ns <= hi_ms * MS
+
+
+# ---- the C stand-in -------------------------------------------------------------------------
+
+def build_sdt(tmp):
+    fake, harness = os.path.join(tmp, "fake_python"), os.path.join(tmp, "sdt_harness")
+    cc = os.environ.get("CC", "cc")
+    libs = subprocess.run(["pkg-config", "--libs", "libbpf"], capture_output=True, text=True).stdout.split() or ["-lbpf"]
+    for cmd in ([cc, "-O2", "-Wall", "-Werror", "-o", fake, os.path.join(SDT, "fake_python.c")],
+                [cc, "-g", "-O2", "-Wall", "-Werror", "-D_GNU_SOURCE", "-I" + os.path.join(REPO, "build"),
+                 "-I" + os.path.join(REPO, "include"), "-I" + os.path.join(REPO, "src"), "-o", harness,
+                 os.path.join(SDT, "sdt_harness.c"), os.path.join(REPO, "build", "libpytrace.a")] + libs +
+                ["-lelf", "-lz", "-lpg_query", "-lm"]):
+        out = subprocess.run(cmd, capture_output=True, text=True)
+        if out.returncode:
+            raise RuntimeError("build failed: %s\n%s" % (" ".join(cmd), out.stderr[-1500:]))
+    out = subprocess.run(["readelf", "-n", fake], capture_output=True, text=True).stdout
+    record("sdt: test program has python:function__entry/return notes with semaphores",
+           "function__entry" in out and "function__return" in out and "Semaphore: 0x0000000000000000" not in out,
+           out[-600:])
+    return fake, harness
+
+
+def run_fake(fake, harness, tmp, n, sleep_us, noise, patterns):
+    go = os.path.join(tmp, "go")
+    if os.path.exists(go):
+        os.unlink(go)
+    w = subprocess.Popen([fake, go, str(n), str(sleep_us), str(noise)], stdout=subprocess.PIPE, text=True)
+    pid = int(w.stdout.readline().split()[1])
+    h = subprocess.Popen([harness, str(pid), "60"] + patterns, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    line = h.stderr.readline()
+    if "attached" not in line:
+        w.kill()
+        h.kill()
+        raise RuntimeError("harness: " + line + h.stderr.read()[-800:])
+    open(go, "w").close()
+    done = w.stdout.readline().split()
+    w.wait()
+    out, err = h.communicate(timeout=90)
+    return json.loads(out), done
+
+
+def case_sdt(tmp):
+    fake, harness = build_sdt(tmp)
+    # Untraced: the semaphores stay clear, so nothing fires.
+    go = os.path.join(tmp, "go0")
+    open(go, "w").close()
+    out = subprocess.run([fake, go, "3", "100", "100"], capture_output=True, text=True).stdout.split()
+    record("sdt: untraced, the semaphores are clear (no probe fires)", out[-1] == "0", " ".join(out))
+
+    n, sleep_us = 30, 2000
+    js, done = run_fake(fake, harness, tmp, n, sleep_us, 5000, ["app.work"])
+    record("sdt: traced, the semaphores are set (probes fire)", int(done[2]) > 0, " ".join(done))
+    calls = js["calls"]
+    work = by_name(calls, "work")
+    record("sdt: narrow pattern reports only 'work'", len(calls) == 1 and len(work) == 1, json.dumps(calls)[:500])
+    if work:
+        w = work[0]
+        record("sdt: work called exactly %d times (a stray entry without return is not counted)" % (2 * n),
+               w["count"] == 2 * n, "count %d" % w["count"])
+        record("sdt: work latency within [2 ms, 2 ms + 30 ms]: p50, p99, max, mean",
+               all(within(w[k], 2, 32) for k in ("p50_ns", "p99_ns", "max_ns", "mean_ns")),
+               json.dumps(w)[:400])
+    js, done = run_fake(fake, harness, tmp, n, sleep_us, 2000, ["app.*"])
+    calls = js["calls"]
+    counts = {c["name"]: c["count"] for c in calls}
+    record("sdt: broad pattern: outer %d, work %d, noise 2000 (a stray return is ignored)" % (n, 2 * n),
+           counts == {"outer": n, "work": 2 * n, "noise": 2000}, str(counts))
+    outer = by_name(calls, "outer")
+    if outer:
+        record("sdt: outer latency within [4 ms, 4 ms + 40 ms]",
+               all(within(outer[0][k], 4, 44) for k in ("p50_ns", "max_ns")), json.dumps(outer[0])[:300])
+    # The prefilter passes 'wo*' names, the exact glob on the file rejects them.
+    js, _ = run_fake(fake, harness, tmp, 5, 100, 10, ["/srv/other*:work"])
+    record("sdt: a prefilter candidate the glob rejects is dropped, then stopped in BPF",
+           js["calls"] == [] and js["candidates_rejected"] >= 1, json.dumps(js)[:300])
+
+
+# ---- real interpreters ----------------------------------------------------------------------
+
+def run_workload(it, script, env, patterns, tmp, json_out=True, extra=None):
+    go = "/tmp/pytrace-go-%d" % os.getpid()
+    env = dict(env, PT_GO=go)
+    path = it.place(script)
+    out_json = os.path.join(tmp, "%s-%s.json" % (it.label, script))
+    tool_args = [a for p in patterns for a in ("--functions", p)] + (extra or [])
+    if json_out:
+        tool_args += ["--json", out_json]
+    res, wout = traced_run(it.argv(path), env, tool_args, it.host_path(go))
+    js = None
+    if json_out and os.path.exists(out_json):
+        with open(out_json) as f:
+            js = json.load(f)
+    return res, js, wout
+
+
+def case_probes(it, tmp):
+    """Complete probes (3.15): exact counts, latency bounds, generators and exceptions."""
+    tag = it.label
+    n = 40
+    res, js, wout = run_workload(it, "func_calls.py", {"PT_CALLS": str(n), "PT_SLEEP_MS": "2"},
+                                 ["func_calls.*"], tmp)
+    if not record(tag + ": tool exits 0 with a JSON report", res["rc"] == 0 and js, res["stderr"][-1500:]):
+        return
+    fn = js["functions"]
+    record(tag + ": source is the USDT probes (complete)", fn["source"] == "USDT probes (complete)" and
+           fn["processes"][0]["probes"] == "complete", fn["source"])
+    counts = {c["name"]: c["count"] for c in fn["calls"]}
+    # gen_items: one call per resume (3 values + the final StopIteration): 4 per iteration.
+    want = {"work": 3 * n, "caller_a": n, "caller_b": n, "slow": n, "gen_items": 4 * n, "fails": n}
+    record(tag + ": exact call counts (generators per resume, exceptions counted)",
+           all(counts.get(k) == v for k, v in want.items()), "got %s, want %s" % (counts, want))
+    c = {x["name"]: x for x in fn["calls"]}
+    bounds = {"work": (2, 25), "slow": (10, 40), "fails": (2, 25), "caller_a": (2, 25), "caller_b": (4, 45)}
+    bad = {k: (c[k]["p50_ns"], c[k]["max_ns"]) for k, (lo, hi) in bounds.items()
+           if k not in c or not (within(c[k]["p50_ns"], lo, hi) and within(c[k]["max_ns"], lo, hi))}
+    record(tag + ": latencies within the workload's bounds (p50 and max)", not bad, str(bad))
+    g = c.get("gen_items")
+    record(tag + ": generator resumes each take one 2 ms sleep (p50 in [2, 25] ms)",
+           g is not None and within(g["p50_ns"], 2, 25), json.dumps(g)[:300])
+    callers = {}
+    for x in c.get("work", {}).get("callers", []):
+        name = x["caller"].split(" (")[0]
+        callers[name] = callers.get(name, 0) + x["calls"]
+    record(tag + ": callers of work: caller_b %d, caller_a %d" % (2 * n, n),
+           callers == {"caller_b": 2 * n, "caller_a": n}, str(callers))
+    record(tag + ": GC probes timed collections", js["gc"]["probes"] and js["gc"]["count"] >= 1,
+           json.dumps(js["gc"])[:300])
+
+
+def check_shares(tag, js, want_probes, want_gc):
+    fn = js["functions"]
+    proc = fn["processes"][0] if fn["processes"] else {}
+    record(tag + ": probes detected as '%s'" % want_probes, proc.get("probes") == want_probes, json.dumps(proc))
+    record(tag + ": the report says the answer is sampled shares",
+           "sampled shares" in fn["source"] and fn["calls"] == [], fn["source"])
+    sh = {x["function"]: x for x in fn["sampled"]["functions"]}
+    step, burn, blocked = (sh.get(k) for k in ("step", "burn", "blocked"))
+    if not record(tag + ": step, burn and blocked are sampled", step and burn and blocked, str(list(sh))):
+        return
+    rb, rs = burn["wall_ns"] / step["wall_ns"], blocked["wall_ns"] / step["wall_ns"]
+    record(tag + ": shares within step: burn 0.3 +- 0.1, blocked (time.sleep) 0.7 +- 0.1",
+           abs(rb - 0.3) <= 0.1 and abs(rs - 0.7) <= 0.1, "burn %.3f, blocked %.3f" % (rb, rs))
+    record(tag + ": blocked's time is off-CPU (>= 90%)", blocked["offcpu_ns"] >= 0.9 * blocked["wall_ns"],
+           json.dumps(blocked))
+    if want_gc:
+        record(tag + ": GC probes timed the gc.collect(0) calls", js["gc"]["probes"] and js["gc"]["count"] >= 50,
+               "count %d" % js["gc"]["count"])
+        mods = [m["module"] for m in js["gc"]["imports"]["modules"]]
+        record(tag + ": import probes timed 'import json'", js["gc"]["imports"]["probes"] and "json" in mods,
+               str(mods[:10]))
+    else:
+        record(tag + ": no GC probes reported", not js["gc"]["probes"], json.dumps(js["gc"])[:200])
+
+
+def case_fallback(it, tmp, want_probes, want_gc):
+    tag = it.label
+    res, js, _ = run_workload(it, "func_split.py", {"PT_SECONDS": "3", "PT_BURN_MS": "3", "PT_SLEEP_MS": "7"},
+                              ["func_split.*"], tmp)
+    if not record(tag + ": tool exits 0 with a JSON report", res["rc"] == 0 and js, res["stderr"][-1500:]):
+        return
+    check_shares(tag, js, want_probes, want_gc)
+
+
+def case_text(it, tmp, want):
+    res, _, _ = run_workload(it, "func_split.py", {"PT_SECONDS": "1"}, ["func_split.*"], tmp, json_out=False)
+    record(it.label + ": text report states the source ('%s') and shows shares" % want,
+           res["rc"] == 0 and ("Source: " + want) in res["stdout"] and "share" in res["stdout"] and
+           "blocked (" in res["stdout"], res["stdout"][-1500:] + res["stderr"][-500:])
+
+
+def main():
+    global args
+    ap = argparse.ArgumentParser()
+    ap.add_argument("-k", default="", help="run only cases whose label contains this")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    args = ap.parse_args()
+    if os.geteuid() != 0 or not os.access(TOOL, os.X_OK):
+        log("run as root after make")
+        print("0 passed, 1 failed, 0 skipped")
+        return 1
+    tmp = tempfile.mkdtemp(prefix="pytrace-fn-")
+    cases = [("sdt", lambda: case_sdt(tmp))]
+    for it in interpreters():
+        if it.version == (3, 15) and it.root:
+            cases.append((it.label, lambda it=it: case_probes(it, tmp)))
+        elif it.label.startswith("debian"):
+            cases.append((it.label, lambda it=it: case_fallback(it, tmp, "partial", True)))
+            cases.append((it.label + " text", lambda it=it: case_text(
+                it, tmp, "USDT probes (partial: 3.11 fires only for frames entered from C) - showing sampled shares")))
+        elif it.root:
+            cases.append((it.label, lambda it=it: case_fallback(it, tmp, "none", True)))
+        else:
+            cases.append((it.label, lambda it=it: case_fallback(it, tmp, "none", False)))
+            if it.version == (3, 12):
+                cases.append((it.label + " text", lambda it=it: case_text(it, tmp, "no USDT probes - sampled shares")))
+    for label, fn in cases:
+        if args.k not in label:
+            continue
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001 - one case's failure must not hide the rest
+            record(label + ": ran", False, repr(e))
+    shutil.rmtree(tmp, ignore_errors=True)
+    passed = sum(1 for r in results if r[1] == "PASS")
+    failed = sum(1 for r in results if r[1] == "FAIL")
+    skipped = sum(1 for r in results if r[1] == "SKIP")
+    print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
