@@ -52,6 +52,7 @@ static __always_inline int sql_send(void *conn, const char *name, const char *te
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 pid = id >> 32, zero = 0, cap = text_cap, off = 0, size;
+	__u64 wakeup = 0;
 	struct pt_proc *proc;
 	struct sql_send *e;
 	long n;
@@ -81,8 +82,9 @@ static __always_inline int sql_send(void *conn, const char *name, const char *te
 			st->nframes = 0;
 			st->flags = 0;
 			e->stack_id = pt_walk_stack(bpf_get_current_task_btf(), proc, st);
-			if (e->stack_id)
-				bpf_map_update_elem(&stacks, &e->stack_id, st, BPF_NOEXIST);
+			/* A stack not seen before: the loader should name it while the process lives. */
+			if (e->stack_id && !bpf_map_update_elem(&stacks, &e->stack_id, st, BPF_NOEXIST))
+				wakeup = BPF_RB_FORCE_WAKEUP;
 		}
 	}
 
@@ -108,7 +110,7 @@ static __always_inline int sql_send(void *conn, const char *name, const char *te
 	size = offsetof(struct sql_send, data) + e->name_len + e->text_len;
 	if (size > sizeof(*e))
 		size = sizeof(*e);
-	if (bpf_ringbuf_output(&events, e, size, pt_rb_flags()))
+	if (bpf_ringbuf_output(&events, e, size, wakeup ? wakeup : pt_rb_flags()))
 		pt_count(PT_CNT_SQL_LOST);
 	return 0;
 }

@@ -423,10 +423,7 @@ static int read_probes(pid_t pid, const struct py_target *py, struct py_probes *
 	struct usdt_note notes[MAX_NOTES];
 	int n;
 
-	if (py->shared)
-		procmaps__host_path(pid, py->binary, host, hostlen);
-	else
-		snprintf(host, hostlen, "/proc/%d/exe", pid);
+	snprintf(host, hostlen, "%s", py->binary_host);
 	n = usdt__read_notes(host, notes, MAX_NOTES);
 	if (n < 0)
 		return n;

@@ -3,17 +3,19 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "procmaps.h"
 
 int procmaps__parse_line(const char *line, struct proc_map *m)
 {
-	unsigned long long start, end, offset;
+	unsigned long long start, end, offset, inode = 0;
 	int path_at = 0;
 	char perms[8] = "";
 	size_t len;
 
-	if (sscanf(line, "%llx-%llx %7s %llx %*s %*u %n", &start, &end, perms, &offset, &path_at) < 4)
+	if (sscanf(line, "%llx-%llx %7s %llx %*s %llu %n", &start, &end, perms, &offset, &inode, &path_at) < 5)
 		return -EINVAL;
+	m->inode = inode;
 	m->start = start;
 	m->end = end;
 	m->offset = offset;
@@ -51,7 +53,21 @@ int procmaps__foreach(pid_t pid, proc_map_fn fn, void *ctx)
 	return err;
 }
 
-void procmaps__host_path(pid_t pid, const char *path, char *buf, size_t size)
+int procmaps__host_path(pid_t pid, const struct proc_map *m, char *buf, size_t size)
 {
-	snprintf(buf, size, "/proc/%d/root%s", pid, path);
+	struct stat sb;
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		if (i == 0)
+			snprintf(buf, size, "/proc/%d/root%s", pid, m->path);
+		else if (i == 1)
+			snprintf(buf, size, "%s", m->path);
+		else
+			snprintf(buf, size, "/proc/%d/map_files/%llx-%llx", pid, (unsigned long long)m->start,
+				 (unsigned long long)m->end);
+		if (stat(buf, &sb) == 0 && (!m->inode || sb.st_ino == m->inode))
+			return 0;
+	}
+	return -ENOENT;
 }

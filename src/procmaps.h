@@ -9,6 +9,7 @@
 
 struct proc_map {
 	uint64_t start, end, offset;
+	uint64_t inode;
 	char perms[5];
 	char path[512];		/* as the process sees it; empty for anonymous mappings */
 };
@@ -18,7 +19,13 @@ typedef int (*proc_map_fn)(void *ctx, const struct proc_map *m);
 int procmaps__foreach(pid_t pid, proc_map_fn fn, void *ctx);
 /* Parse one maps line; 0 or -EINVAL. */
 int procmaps__parse_line(const char *line, struct proc_map *m);
-/* The host path of a file inside pid's root: "/proc/PID/root" + path. */
-void procmaps__host_path(pid_t pid, const char *path, char *buf, size_t size);
+/*
+ * A path that opens the file of mapping m from here. /proc/PID/maps names files as seen from
+ * the reader's root, which for a process in a chroot is a host path, and for one in another
+ * mount namespace a path in its namespace: try pid's root + path, the path itself, then the
+ * mapping's /proc/PID/map_files entry, and keep the first with the mapping's inode.
+ * Returns 0 or -ENOENT.
+ */
+int procmaps__host_path(pid_t pid, const struct proc_map *m, char *buf, size_t size);
 
 #endif

@@ -295,8 +295,10 @@ static size_t stack_frames(struct profiler *p, struct tproc *tp, uint32_t tid, c
 
 		ret = symbolizer__resolve(p->sym, tp->pid, &tp->py.layout, &mr, tp->py.pycode_type,
 					  st->frames[i].code, st->frames[i].instr, &fs);
-		if (ret == -ENOENT)
-			continue;	/* not a code object: a shim or None executable */
+		/*
+		 * The walker skips shim frames by their owner, so a frame whose code is not a code
+		 * object (-ENOENT) means freed memory: a process exiting, say. Say so, don't skip.
+		 */
 		if (ret) {
 			p->st.unresolved++;
 			out[n++] = "[unknown]";

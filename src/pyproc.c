@@ -18,6 +18,7 @@ struct maps_scan {
 	char exe[512];
 	char lib[512];		/* libpython3.N*.so, if mapped */
 	uint64_t exe_base, lib_base;	/* start of the mapping at file offset 0 */
+	struct proc_map lib_map;	/* that mapping of lib */
 };
 
 static int scan_map(void *ctx, const struct proc_map *m)
@@ -32,8 +33,10 @@ static int scan_map(void *ctx, const struct proc_map *m)
 		snprintf(s->lib, sizeof(s->lib), "%s", m->path);
 		s->lib_base = UINT64_MAX;
 	}
-	if (s->lib[0] && strcmp(m->path, s->lib) == 0 && m->offset == 0 && m->start < s->lib_base)
+	if (s->lib[0] && strcmp(m->path, s->lib) == 0 && m->offset == 0 && m->start < s->lib_base) {
 		s->lib_base = m->start;
+		s->lib_map = *m;
+	}
 	if (s->exe[0] && strcmp(m->path, s->exe) == 0 && m->offset == 0 && !s->exe_base)
 		s->exe_base = m->start;
 	return 0;
@@ -246,13 +249,17 @@ int py_target__inspect(pid_t pid, struct py_target *t, char *err, size_t errlen)
 	if (s.lib[0]) {
 		t->shared = true;
 		snprintf(t->binary, sizeof(t->binary), "%s", s.lib);
-		procmaps__host_path(pid, s.lib, path, sizeof(path));
+		if (procmaps__host_path(pid, &s.lib_map, path, sizeof(path))) {
+			snprintf(err, errlen, "pid %d: cannot open %s", pid, s.lib);
+			return -ENOENT;
+		}
 		base = s.lib_base;
 	} else {
 		snprintf(t->binary, sizeof(t->binary), "%s", s.exe);
 		snprintf(path, sizeof(path), "/proc/%d/exe", pid);
 		base = s.exe_base;
 	}
+	snprintf(t->binary_host, sizeof(t->binary_host), "%s", path);
 	ret = elfsym__lookup(path, q, ARRAY_SIZE(q), &info);
 	if (ret == -ENOENT && !t->shared) {
 		snprintf(err, errlen, "pid %d exited", pid);

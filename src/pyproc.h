@@ -12,7 +12,8 @@
 struct py_target {
 	pid_t pid;
 	unsigned major, minor, micro;
-	char binary[512];	/* the file holding the interpreter, as the target sees it */
+	char binary[512];	/* the file holding the interpreter, as /proc/PID/maps names it */
+	char binary_host[600];	/* a path that opens that file from here */
 	bool shared;		/* interpreter in libpython*.so */
 	uint64_t runtime;	/* &_PyRuntime in the target */
 	uint64_t pycode_type;	/* &PyCode_Type in the target */

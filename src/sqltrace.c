@@ -230,8 +230,7 @@ static int scan_one(void *ctx, const struct proc_map *m)
 
 	if (!m->path[0] || !strchr(m->perms, 'x') || !is_libpq(m->path))
 		return 0;
-	procmaps__host_path(c->pid, m->path, host, sizeof(host));
-	if (stat(host, &sb))
+	if (procmaps__host_path(c->pid, m, host, sizeof(host)) || stat(host, &sb))
 		return 0;
 	c->found = 1;
 	for (i = 0; i < MAX_PROBED; i++) {
@@ -431,6 +430,11 @@ void sqltrace__handle(struct sqltrace *s, const void *data, size_t size)
 
 		if (size < at || size < at + e->name_len + e->text_len)
 			return;
+		/*
+		 * Name the stack now, while the process surely lives: a statement can complete
+		 * after it has exited (BPF wakes us early for stacks it had not seen before).
+		 */
+		stack_get(s, e->hdr.pid, e->tid, e->stack_id);
 		sql_match__send(s->match, e->hdr.pid, e->tid, e->conn, e->ts, e->flags,
 				(e->flags & (SQL_F_PREPARE | SQL_F_PREPARED)) ? e->data : NULL, e->name_len,
 				e->data + e->name_len, e->text_len, e->stack_id);
