@@ -432,6 +432,32 @@ def case_exit_race(cluster, it, tmp):
            "wrong or missing call sites: %s" % bad)
 
 
+def case_sql_in_flame(cluster, it, tmp):
+    """--sql-in-flame: each pattern's time as an [sql] leaf under the line that sent it."""
+    folded = os.path.join(tmp, "sql-in-flame.folded")
+    r = trace(cluster, it, "sql_psycopg2.py", "sql-in-flame/" + it.label, tmp,
+              tool_args=["--sql-in-flame", "--collapsed", folded])
+    if not check_run_basics(r):
+        return
+    spec = PSYCOPG2[0]
+    q = find_query(r, spec)
+    leaf_us = 0
+    parent_ok = True
+    want = "%s (%s:%d)" % (spec.func, r.script_path, r.marks[spec.key])
+    with open(folded) as f:
+        for line in f:
+            frames, _, count = line.rstrip("\n").rpartition(" ")
+            frames = frames.split(";")
+            if frames[-1] == "[sql] " + (q[0]["pattern"] if q else "?"):
+                leaf_us += int(count)
+                parent_ok = parent_ok and frames[-2] == want
+    total_us = q[0]["total_ms"] * 1000 if q else 0
+    record(r.tag + ": [sql] leaves under the sending line, weighted by the statements' time",
+           q and parent_ok and leaf_us > 0 and abs(leaf_us - total_us) <= q[0]["count"] + 1,
+           "leaf %d us vs total %.0f us over %d statements, parent ok %s" %
+           (leaf_us, total_us, q[0]["count"] if q else 0, parent_ok))
+
+
 def case_psycopg3(cluster, it, tmp):
     r = trace(cluster, it, "sql_psycopg3.py", "psycopg3/" + it.label, tmp)
     if not check_run_basics(r):
@@ -542,6 +568,7 @@ def main():
                  ("psycopg3/" + debian.label, lambda: case_psycopg3(cluster, debian, tmp)),
                  ("no-libpq/" + debian.label, lambda: case_nolibpq(cluster, debian, tmp)),
                  ("psycopg2-exits-at-once/" + debian.label, lambda: case_exit_race(cluster, debian, tmp)),
+                 ("sql-in-flame/" + debian.label, lambda: case_sql_in_flame(cluster, debian, tmp)),
                  ("ctypes/%s --show-literals" % debian.label,
                   lambda: case_ctypes(cluster, debian, tmp, show_literals=True))]
         for it in interps:
