@@ -75,6 +75,7 @@ int main(int argc, char **argv)
 	py.major = 3;
 	py.minor = 15;
 	snprintf(py.binary, sizeof(py.binary), "/proc/%d/exe", pid);
+	snprintf(py.binary_host, sizeof(py.binary_host), "/proc/%d/exe", pid);
 	if (funcs__add_pid(f, pid, &py, err, sizeof(err))) {
 		fprintf(stderr, "%s\n", err);
 		return 1;
