@@ -33,10 +33,6 @@ echo "== integration (real kernel, real interpreters)"
 tests/integration/run.py 2>&1 | tee "$logs/integration"
 tally "$logs/integration"
 
-echo "== --functions: USDT probes (C stand-in with sys/sdt.h, Debian 3.15), sampled fallback (3.11-3.14, pyenv)"
-tests/integration/test_functions.py 2>&1 | tee "$logs/functions"
-tally "$logs/functions"
-
 echo "== SQL through libpq (own PostgreSQL 15: psycopg2, psycopg 3, ctypes on every interpreter)"
 tests/integration/test_sql.py 2>&1 | tee "$logs/sql"
 tally "$logs/sql"
