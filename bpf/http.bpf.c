@@ -74,6 +74,16 @@ static __always_inline __u64 first_iov_base(__u64 iov)
 	return base;
 }
 
+static __always_inline bool is_socket_call(long nr)
+{
+	switch (nr) {
+	case NR_read: case NR_write: case NR_close: case NR_readv: case NR_writev: case NR_sendfile:
+	case NR_accept: case NR_sendto: case NR_recvfrom: case NR_sendmsg: case NR_recvmsg: case NR_accept4:
+		return true;
+	}
+	return false;
+}
+
 SEC("tp_btf/sys_enter")
 int BPF_PROG(http_sys_enter, struct pt_regs *regs, long nr)
 {
@@ -84,7 +94,8 @@ int BPF_PROG(http_sys_enter, struct pt_regs *regs, long nr)
 	struct http_conn *conn;
 	__u64 msg = 0;
 
-	if (!pt_is_tracked(pid))
+	/* Every syscall of the host comes here: the cheapest test first. */
+	if (!is_socket_call(nr) || !pt_is_tracked(pid))
 		return 0;
 	switch (nr) {
 	case NR_accept:
@@ -207,6 +218,8 @@ int BPF_PROG(http_sys_exit, struct pt_regs *regs, long ret)
 	struct call *c;
 	__u64 now;
 
+	if (!is_socket_call(regs->orig_ax))
+		return 0;
 	c = bpf_map_lookup_elem(&calls, &tid);
 	if (!c)
 		return 0;

@@ -34,3 +34,21 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "loggers": {"django": {"handlers": ["console"], "level": "ERROR"}},
 }
+
+# bench/requests_overhead.py: DEMO_SENTRY=1 turns on sentry-sdk's Django tracing (every request a
+# transaction, every query a span) with a transport that drops the events: the in-process cost
+# without the network.
+if os.environ.get("DEMO_SENTRY") == "1":
+    import sentry_sdk
+    from sentry_sdk.integrations.django import DjangoIntegration
+    from sentry_sdk.transport import Transport
+
+    class _DropTransport(Transport):
+        def capture_event(self, event):
+            pass
+
+        def capture_envelope(self, envelope):
+            pass
+
+    sentry_sdk.init(dsn="http://public@127.0.0.1:9/1", integrations=[DjangoIntegration()],
+                    traces_sample_rate=1.0, transport=_DropTransport)

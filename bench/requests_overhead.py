@@ -1,0 +1,255 @@
+#!/usr/bin/python3
+"""Request tracing overhead on the demo (Django + psycopg2 on gunicorn, 2 sync workers, own
+PostgreSQL), measured with wrk: untraced, traced by pytrace-bpf with everything on (CPU samples at
+99 Hz, SQL through libpq with --sql-in-flame, HTTP requests, JSON report, requests log), austin
+attached at 100 Hz, and sentry-sdk's Django tracing (traces_sample_rate=1.0, events dropped by a
+null transport), in alternating runs. Two endpoints: /recipes/ (SQL-heavy: 51 queries) and /cpu/
+(CPU-heavy: pure Python). Each round runs every configuration once, in a rotated order; the ratio
+of a configuration is its throughput over the same round's untraced run, and the report gives the
+median ratio over rounds and the spread.
+
+Usage: sudo bench/requests_overhead.py [--rounds 5] [--seconds 5] [--connections 2] [--markdown]
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+TOOL = os.environ.get("PYTRACE_BPF") or os.path.join(REPO, "build", "pytrace-bpf")
+PY = "/usr/bin/python3"
+GUNICORN = "/usr/bin/gunicorn"
+DEMO = os.path.join(REPO, "demo")
+PG_CLUSTER = os.path.join(REPO, "scripts", "pg-cluster.sh")
+ENDPOINTS = [("/recipes/", "SQL-heavy: N+1, 51 queries"), ("/cpu/?n=5000", "CPU-heavy: pure Python")]
+CONFIGS = ["untraced", "pytrace-bpf", "austin", "sentry-sdk"]
+
+
+def free_port(lo, hi):
+    for port in range(lo, hi):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        if not os.path.exists("/tmp/.s.PGSQL.%d" % port):
+            return port
+    raise RuntimeError("no free port")
+
+
+def wait_http(url, seconds=30):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(url, timeout=2).status == 200:
+                return True
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
+def wrk(url, seconds, conns):
+    out = subprocess.run(["wrk", "-t1", "-c%d" % conns, "-d%ds" % seconds, url], capture_output=True, text=True,
+                         timeout=seconds + 60)
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out.stdout)
+    errs = re.search(r"Non-2xx or 3xx responses: (\d+)", out.stdout)
+    if not m or errs:
+        raise RuntimeError("wrk failed: " + out.stdout + out.stderr)
+    return float(m.group(1))
+
+
+HTTP_PROGS = ("http_sys_enter", "http_sys_exit")
+
+
+def bpf_prog_stats(prog_ids):
+    """{name: (run_cnt, run_time_ns)} of the given BPF program ids (kernel.bpf_stats_enabled)."""
+    out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True)
+    stats = {}
+    for p in json.loads(out.stdout or "[]"):
+        if p["id"] in prog_ids:
+            n, t = stats.get(p.get("name", "?"), (0, 0))
+            stats[p.get("name", "?")] = (n + p.get("run_cnt", 0), t + p.get("run_time_ns", 0))
+    return stats
+
+
+def tool_prog_ids(pid):
+    """Ids of the BPF programs a process holds (its fds)."""
+    ids = set()
+    for fd in os.listdir("/proc/%d/fdinfo" % pid):
+        try:
+            m = re.search(r"prog_id:\s+(\d+)", open("/proc/%d/fdinfo/%s" % (pid, fd)).read())
+        except OSError:
+            continue
+        if m:
+            ids.add(int(m.group(1)))
+    return ids
+
+
+def cpu_seconds(pid):
+    f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Attached:
+    """A tracer attached to pid for the duration of a with block."""
+
+    def __init__(self, config, pid, tmp):
+        self.config, self.pid, self.tmp, self.p = config, pid, tmp, None
+        self.note = ""
+        self.cost = None	# (BPF ns per request: HTTP programs, all programs; collector CPU us per request)
+
+    def __enter__(self):
+        if self.config == "pytrace-bpf":
+            self.err = os.path.join(self.tmp, "tool.stderr")
+            self.p = subprocess.Popen([TOOL, "-p", str(self.pid), "-F", "99", "--sql-in-flame",
+                                       "--flame", os.path.join(self.tmp, "f.svg"),
+                                       "--json", os.path.join(self.tmp, "r.json"),
+                                       "--requests-log", os.path.join(self.tmp, "r.jsonl")],
+                                      stdout=subprocess.DEVNULL, stderr=open(self.err, "w"))
+            for _ in range(300):
+                if "Tracing pid" in open(self.err).read() or self.p.poll() is not None:
+                    break
+                time.sleep(0.1)
+            if self.p.poll() is not None:
+                raise RuntimeError("pytrace-bpf failed: " + open(self.err).read())
+        elif self.config == "austin":
+            self.err = os.path.join(self.tmp, "austin.stderr")
+            self.p = subprocess.Popen(["austin", "-C", "-i", "10000", "-p", str(self.pid),
+                                       "-o", os.path.join(self.tmp, "austin.out")],
+                                      stdout=subprocess.DEVNULL, stderr=open(self.err, "w"))
+        time.sleep(1.0)
+        return self
+
+    def __exit__(self, *exc):
+        if self.p and self.config == "pytrace-bpf" and self.p.poll() is None:
+            self.bpf = bpf_prog_stats(tool_prog_ids(self.p.pid))
+            self.cpu = cpu_seconds(self.p.pid)
+        if self.p:
+            alive = self.p.poll() is None
+            self.p.send_signal(signal.SIGINT)
+            try:
+                self.p.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+            if self.config == "austin":
+                out = os.path.join(self.tmp, "austin.out")
+                n = sum(1 for _ in open(out)) if os.path.exists(out) else 0
+                self.note = "%s, %d sample lines" % ("attached" if alive else "exited early: " +
+                                                     open(self.err).read().strip()[-120:], n)
+            else:
+                m = re.search(r"HTTP: (\d+) requests; lost events (\d+)", open(self.err).read())
+                self.note = "%s requests traced, %s events lost" % (m.groups() if m else ("?", "?"))
+                nreq = int(m.group(1)) if m else 0
+                if nreq and getattr(self, "bpf", None) is not None:
+                    http_ns = sum(t for k, (n, t) in self.bpf.items() if k in HTTP_PROGS)
+                    all_ns = sum(t for n, t in self.bpf.values())
+                    self.cost = (http_ns / nreq, all_ns / nreq, self.cpu * 1e6 / nreq)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--connections", type=int, default=2)
+    ap.add_argument("--markdown", action="store_true")
+    a = ap.parse_args()
+    if os.geteuid():
+        sys.exit("run as root")
+    for exe in (TOOL, GUNICORN, "/usr/bin/wrk"):
+        if not os.path.exists(exe):
+            sys.exit("missing " + exe)
+
+    tmp = tempfile.mkdtemp(prefix="pytrace-bench-req-")
+    os.chmod(tmp, 0o755)
+    pgdir, pgport = os.path.join(tmp, "pg"), free_port(54460, 54500)
+    pgenv = dict(os.environ, PYTRACE_PG_PORT=str(pgport))
+    procs = []
+    try:
+        subprocess.run([PG_CLUSTER, "start", pgdir], env=pgenv, check=True, capture_output=True, timeout=120)
+        env = dict(os.environ, PGHOST=pgdir, PGPORT=str(pgport), PGDATABASE="pytrace", PGUSER="postgres")
+        subprocess.run([PY, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=DEMO, env=env, check=True)
+        subprocess.run([PY, "manage.py", "seed", "--recipes", "50"], cwd=DEMO, env=env, check=True,
+                       stdout=subprocess.DEVNULL)
+        ports = {}
+        for flavour in ("plain", "sentry"):
+            port = free_port(18300, 18400)
+            e = dict(env, DEMO_PORT=str(port), DEMO_SENTRY="1" if flavour == "sentry" else "0")
+            g = subprocess.Popen([PY, GUNICORN, "-c", os.path.join(DEMO, "gunicorn.conf.py")], env=e,
+                                 stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, flavour + ".log"), "w"))
+            procs.append(g)
+            if not wait_http("http://127.0.0.1:%d/health/" % port):
+                raise RuntimeError("gunicorn (%s) did not start: %s" % (flavour, open(os.path.join(tmp, flavour + ".log")).read()[-800:]))
+            ports[flavour] = (port, g.pid)
+        time.sleep(1)
+
+        rps = {(ep, c): [] for ep, _ in ENDPOINTS for c in CONFIGS}
+        notes, costs = {}, {ep: [] for ep, _ in ENDPOINTS}
+        subprocess.run(["sysctl", "-q", "kernel.bpf_stats_enabled=1"], check=False)
+        for ep, _ in ENDPOINTS:
+            for c in ("plain", "sentry"):  # warm up every worker
+                wrk("http://127.0.0.1:%d%s" % (ports[c][0], ep), 2, a.connections)
+            for r in range(a.rounds):
+                order = CONFIGS[r % len(CONFIGS):] + CONFIGS[:r % len(CONFIGS)]
+                for c in order:
+                    port, pid = ports["sentry" if c == "sentry-sdk" else "plain"]
+                    with Attached(c, pid, tmp) as att:
+                        v = wrk("http://127.0.0.1:%d%s" % (port, ep), a.seconds, a.connections)
+                    rps[(ep, c)].append(v)
+                    if att.note:
+                        notes[(ep, c)] = att.note
+                    if att.cost:
+                        costs[ep].append(att.cost)
+                    print("  %-14s round %d %-12s %8.1f req/s %s" % (ep, r + 1, c, v, att.note), flush=True)
+
+        rows = []
+        for ep, what in ENDPOINTS:
+            base = rps[(ep, "untraced")]
+            for c in CONFIGS:
+                ratios = [v / b for v, b in zip(rps[(ep, c)], base)]
+                rows.append((ep, what, c, statistics.median(rps[(ep, c)]), statistics.median(ratios),
+                             min(ratios), max(ratios), notes.get((ep, c), "")))
+        print()
+        hdr = "| endpoint | configuration | median req/s | median ratio to untraced | min..max ratio | notes |"
+        print(hdr)
+        print("|---|---|---|---|---|---|")
+        for ep, what, c, med, ratio, lo, hi, note in rows:
+            print("| `%s` (%s) | %s | %.1f | %.1f%% | %.1f..%.1f%% | %s |" % (ep, what, c, med, 100 * ratio, 100 * lo,
+                                                                      100 * hi, note))
+        print()
+        print("| endpoint | untraced CPU per request (2 CPUs / req/s) | BPF per request: HTTP programs | BPF per request: all programs | collector CPU per request | estimated cost |")
+        print("|---|---|---|---|---|---|")
+        for ep, what in ENDPOINTS:
+            if not costs[ep]:
+                continue
+            h, al, cpu = (statistics.median(x) for x in zip(*costs[ep]))
+            per_req_us = os.cpu_count() * 1e6 / statistics.median(rps[(ep, "untraced")])
+            print("| `%s` | %.0f us | %.2f us | %.2f us | %.1f us | %.2f%% |" % (ep, per_req_us, h / 1e3, al / 1e3, cpu,
+                                                                          100 * (al / 1e3 + cpu) / per_req_us))
+        print("\n%d rounds of %d s per configuration and endpoint, wrk -t1 -c%d, 2 gunicorn sync workers, "
+              "%d CPUs." % (a.rounds, a.seconds, a.connections, os.cpu_count()))
+    finally:
+        subprocess.run(["sysctl", "-q", "kernel.bpf_stats_enabled=0"], check=False)
+        for g in procs:
+            g.send_signal(signal.SIGTERM)
+        for g in procs:
+            try:
+                g.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                g.kill()
+        subprocess.run([PG_CLUSTER, "stop", pgdir], env=pgenv, capture_output=True, timeout=120)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
