@@ -527,10 +527,18 @@ int funcs__add_pid(struct funcs *f, pid_t pid, const struct py_target *py, char 
 	return 0;
 }
 
+/* pid exec'd: its probes went with the old image; attach again when it is inspected anew. */
 void funcs__forget_pid(struct funcs *f, pid_t pid)
 {
-	(void)f;
-	(void)pid;	/* links stay until the end: the kernel drops their uprobes with the process */
+	struct fpid *fp = fpid_get(f, pid, false);
+	int i;
+
+	if (!fp)
+		return;
+	for (i = 0; i < fp->nlinks; i++)
+		bpf_link__destroy(fp->links[i]);
+	fp->nlinks = 0;
+	fp->attached = false;
 }
 
 static bool sampled_pid(const struct funcs *f, const struct fpid *fp)

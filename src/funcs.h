@@ -74,6 +74,7 @@ void funcs__free(struct funcs *f);
 int funcs__detect(pid_t pid, struct py_target *py, struct py_probes *pp, char *err, size_t errlen);
 /* Read pid's probes and attach the USDT programs it supports. 0, or -errno (message in err). */
 int funcs__add_pid(struct funcs *f, pid_t pid, const struct py_target *py, char *err, size_t errlen);
+/* pid exec'd: detach its probes (they are attached again when it is inspected). */
 void funcs__forget_pid(struct funcs *f, pid_t pid);
 /* An event of type PT_EV_FUNC_*. */
 void funcs__handle(struct funcs *f, const void *data, size_t size);

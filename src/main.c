@@ -658,7 +658,7 @@ int main(int argc, char **argv)
 	}
 	if (profiler__funcs(p) && !env.json)
 		funcs__report(profiler__funcs(p), stdout);
-	if (po.sample && !st.samples && !po.offcpu && !(sql && sst.match.completed)) {
+	if (po.sample && !st.samples && !po.funcs && !(sql && sst.match.completed)) {
 		elog("nothing was collected: the target was idle (off-CPU) and sent no SQL\n");
 		ret = ret ? ret : -ENODATA;
 	}

@@ -403,6 +403,8 @@ static void handle_proc_event(struct profiler *p, const struct pt_proc_event *e)
 		tp->state = TP_UNKNOWN;
 		tp->libpq = false;
 		symbolizer__forget(p->sym, e->hdr.pid);
+		if (p->funcs)
+			funcs__forget_pid(p->funcs, e->hdr.pid);
 		if (p->sql)
 			sqltrace__forget_pid(p->sql, e->hdr.pid);
 		proc_comm(tp->pid, tp->comm, sizeof(tp->comm));
