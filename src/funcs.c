@@ -776,6 +776,20 @@ void funcs__add_sample(struct funcs *f, uint32_t pid, uint32_t tid, const char *
 
 /* ---- reports ---- */
 
+/* A shared per-CPU counter, summed. */
+static uint64_t counter(struct funcs *f, __u32 key)
+{
+	int ncpus = libbpf_num_possible_cpus(), c;
+	uint64_t vals[256], sum = 0;
+
+	if (ncpus <= 0 || ncpus > 256 || bpf_map_lookup_elem(bpf_map__fd(f->sh.counters), &key, vals))
+		return 0;
+	for (c = 0; c < ncpus; c++)
+		sum += vals[c];
+	return sum;
+}
+
+
 static const char *source_text(struct funcs *f)
 {
 	bool probes = false, partial = false, none = false, silent = false;
@@ -905,6 +919,15 @@ void funcs__report(struct funcs *f, FILE *out)
 		for (j = 0; j < s->ncallers && j < 3; j++)
 			fprintf(out, "  %10s %llu calls from %s\n", j ? "" : "callers:",
 				(unsigned long long)s->callers[j].calls, s->callers[j].name);
+	}
+	if (shown) {
+		uint64_t lost = counter(f, PT_CNT_FUNC_LOST), unpaired = counter(f, PT_CNT_FUNC_UNPAIRED);
+
+		fprintf(out, "  (wall time from entry to return, exceptions included; a generator counts one call "
+			"per resume; calls already running when tracing began are not counted)\n");
+		if (lost || unpaired)
+			fprintf(out, "  %llu events lost (ring buffer full), %llu entries without a return\n",
+				(unsigned long long)lost, (unsigned long long)unpaired);
 	}
 	if (funcs__sampling_used(f)) {
 		fprintf(out, "  Sampled wall-clock time: %.3fs (on-CPU %.3fs, off-CPU %.3fs) over all traced threads\n",
@@ -1070,6 +1093,14 @@ void funcs__write_json(struct funcs *f, struct jsonw *w)
 	jsonw__end_object(w);
 	jsonw__name(w, "candidates_rejected");
 	jsonw__uint(w, f->candidates_rejected);
+	jsonw__name(w, "lost_events");
+	jsonw__uint(w, counter(f, PT_CNT_FUNC_LOST));
+	jsonw__name(w, "unpaired_entries");
+	jsonw__uint(w, counter(f, PT_CNT_FUNC_UNPAIRED));
+	jsonw__name(w, "too_deep");
+	jsonw__uint(w, counter(f, PT_CNT_FUNC_DEEP));
+	jsonw__name(w, "offcpu_stacks");
+	jsonw__uint(w, counter(f, PT_CNT_OFFCPU));
 	jsonw__name(w, "events_unattributed");
 	jsonw__uint(w, f->calls_unknown);
 	jsonw__end_object(w);
