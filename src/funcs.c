@@ -204,7 +204,9 @@ struct fn_stat {
 	char *file;
 	bool matched;		/* passed the exact match */
 	struct lathist *h;	/* probe calls; NULL until the first */
-	struct caller callers[MAX_CALLERS];
+	struct caller callers[MAX_CALLERS];	/* probes: calls per call site */
+	struct caller scallers[MAX_CALLERS];	/* samples: wall ns per calling frame */
+	int nscallers;
 	int ncallers;
 	uint64_t other_callers, unknown_callers;
 	uint64_t oncpu_ns, offcpu_ns;	/* sampled */
@@ -408,6 +410,8 @@ void funcs__free(struct funcs *f)
 		free(f->fns[i].h);
 		for (j = 0; j < f->fns[i].ncallers; j++)
 			free(f->fns[i].callers[j].name);
+		for (j = 0; j < f->fns[i].nscallers; j++)
+			free(f->fns[i].scallers[j].name);
 	}
 	for (i = 0; f->imps && i < f->nimps; i++)
 		free(f->imps[i].module);
@@ -588,6 +592,22 @@ static void add_caller(struct fn_stat *s, const char *caller)
 		return;
 	}
 	s->other_callers++;
+}
+
+/* Sampled: the calling frame (call site) and the wall time spent below it in this function. */
+static void add_scaller(struct fn_stat *s, const char *caller, uint64_t ns)
+{
+	int i;
+
+	for (i = 0; i < s->nscallers; i++)
+		if (!strcmp(s->scallers[i].name, caller)) {
+			s->scallers[i].calls += ns;
+			return;
+		}
+	if (s->nscallers < MAX_CALLERS) {
+		s->scallers[s->nscallers].name = strdup(caller);
+		s->scallers[s->nscallers++].calls = ns;
+	}
 }
 
 /* Name the caller from the frames read at entry; learn the qualified name on the way. */
@@ -771,6 +791,7 @@ void funcs__add_sample(struct funcs *f, uint32_t pid, uint32_t tid, const char *
 			s->offcpu_ns += weight_ns;
 		else
 			s->oncpu_ns += weight_ns;
+		add_scaller(s, i > 0 && frames[i - 1][0] != '[' ? frames[i - 1] : "[root]", weight_ns);
 	}
 }
 
@@ -867,8 +888,10 @@ static int sorted(struct funcs *f, int *idx)
 		if (f->fns[i].matched && (f->fns[i].h || f->fns[i].oncpu_ns + f->fns[i].offcpu_ns))
 			idx[n++] = i;
 	qsort_r(idx, n, sizeof(*idx), cmp_total, f);
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		qsort(f->fns[idx[i]].callers, f->fns[idx[i]].ncallers, sizeof(struct caller), cmp_callers);
+		qsort(f->fns[idx[i]].scallers, f->fns[idx[i]].nscallers, sizeof(struct caller), cmp_callers);
+	}
 	return n;
 }
 
@@ -946,6 +969,9 @@ void funcs__report(struct funcs *f, FILE *out)
 			fmt_ns(a[2], sizeof(a[2]), (double)s->offcpu_ns);
 			fprintf(out, "  %7.1f%% %10s %10s %10s  %s (%s)\n", f->wall_ns ? 100.0 * t / f->wall_ns : 0,
 				a[0], a[1], a[2], display(s), s->file);
+			for (j = 0; j < s->nscallers && j < 2; j++)
+				fprintf(out, "  %8s %9.1f%% of it from %s\n", j ? "" : "callers:",
+					100.0 * s->scallers[j].calls / t, s->scallers[j].name);
 		}
 	}
 	if (!n)
@@ -1087,6 +1113,17 @@ void funcs__write_json(struct funcs *f, struct jsonw *w)
 		jsonw__uint(w, s->oncpu_ns);
 		jsonw__name(w, "offcpu_ns");
 		jsonw__uint(w, s->offcpu_ns);
+		jsonw__name(w, "callers");
+		jsonw__start_array(w);
+		for (j = 0; j < s->nscallers && j < 5; j++) {
+			jsonw__start_object(w);
+			jsonw__name(w, "caller");
+			jsonw__string(w, s->scallers[j].name);
+			jsonw__name(w, "wall_ns");
+			jsonw__uint(w, s->scallers[j].calls);
+			jsonw__end_object(w);
+		}
+		jsonw__end_array(w);
 		jsonw__end_object(w);
 	}
 	jsonw__end_array(w);

@@ -297,6 +297,9 @@ def check_shares(tag, js, want_probes, want_gc, measured):
     record(tag + ": shares within step match the workload's own split (+- 0.08; nominal 0.3/0.7)",
            abs(rb - mb) <= 0.08 and abs(rs - ms) <= 0.08,
            "tool: burn %.3f, blocked %.3f; workload measured %.3f / %.3f" % (rb, rs, mb, ms))
+    bc = burn.get("callers") or [{}]
+    record(tag + ": burn's time comes from its caller step", bc[0].get("caller", "").startswith("step (") and
+           bc[0]["wall_ns"] >= 0.9 * burn["wall_ns"], json.dumps(burn.get("callers"))[:300])
     record(tag + ": blocked's time is off-CPU (>= 90%)", blocked["offcpu_ns"] >= 0.9 * blocked["wall_ns"],
            json.dumps(blocked))
     if want_gc:
