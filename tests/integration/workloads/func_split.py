@@ -1,8 +1,9 @@
-"""--functions fallback workload: a known split of wall time. Each step burns the CPU for
-PT_BURN_MS, then blocks in time.sleep for PT_SLEEP_MS (off-CPU), for PT_SECONDS in all.
+"""--functions fallback workload: a known split of wall time. Each step burns the CPU for about
+PT_BURN_MS, then blocks in time.sleep for about PT_SLEEP_MS (off-CPU), for PT_SECONDS in all.
 Imports a module after PT_GO so the import probes have something to time. Prints at the end the
 split of step()'s wall time between burn and blocked as measured by the workload itself."""
 import os
+import random
 import time
 
 SECONDS = float(os.environ.get("PT_SECONDS", "4"))
@@ -25,9 +26,10 @@ spent = {"burn": 0, "blocked": 0}
 
 def step():
     t0 = time.perf_counter_ns()
-    burn(BURN)
+    # jitter (+-50%), so that the step period cannot alias with the sampling period
+    burn(BURN * random.uniform(0.5, 1.5))
     t1 = time.perf_counter_ns()
-    blocked(SLEEP)
+    blocked(SLEEP * random.uniform(0.5, 1.5))
     spent["burn"] += t1 - t0
     spent["blocked"] += time.perf_counter_ns() - t1
 
