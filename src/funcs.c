@@ -907,6 +907,13 @@ static void fmt_ns(char *buf, size_t size, double ns)
 		snprintf(buf, size, "%.0fns", ns);
 }
 
+static int cmp_imp(const void *a, const void *b)
+{
+	const struct imp_stat *x = a, *y = b;
+
+	return x->ns < y->ns ? 1 : x->ns > y->ns ? -1 : 0;
+}
+
 void funcs__report(struct funcs *f, FILE *out)
 {
 	int *idx = calloc(f->nfns + 1, sizeof(int)), n, i, j, shown = 0;
@@ -988,6 +995,11 @@ void funcs__report(struct funcs *f, FILE *out)
 		fmt_ns(a[0], sizeof(a[0]), (double)f->imp_h.sum);
 		fprintf(out, "Imports (import__find__load_*): %llu, %s including nested imports\n",
 			(unsigned long long)f->imports, a[0]);
+		qsort(f->imps, f->nimps, sizeof(*f->imps), cmp_imp);
+		for (i = 0; i < f->nimps && i < 5; i++) {
+			fmt_ns(a[1], sizeof(a[1]), (double)f->imps[i].ns);
+			fprintf(out, "  %10s  %s\n", a[1], f->imps[i].module);
+		}
 	}
 	free(idx);
 }
@@ -1144,12 +1156,6 @@ void funcs__write_json(struct funcs *f, struct jsonw *w)
 	free(idx);
 }
 
-static int cmp_imp(const void *a, const void *b)
-{
-	const struct imp_stat *x = a, *y = b;
-
-	return x->ns < y->ns ? 1 : x->ns > y->ns ? -1 : 0;
-}
 
 void funcs__write_gc_json(struct funcs *f, struct jsonw *w)
 {
