@@ -19,110 +19,9 @@ import tempfile
 import time
 import xml.dom.minidom
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-TOOL = os.path.join(REPO, "build", "pytrace-bpf")
-WORKLOADS = os.path.join(HERE, "workloads")
-SUPPORTED = [(3, m) for m in range(8, 16)]
-
-results = []
-args = None
-
-
-def log(msg):
-    print(msg, flush=True)
-
-
-def record(name, ok, detail=""):
-    results.append((name, "PASS" if ok else "FAIL", detail))
-    log("%s %s%s" % ("PASS" if ok else "FAIL", name, (": " + detail) if detail and (not ok or args.verbose) else ""))
-    return ok
-
-
-def skip(name, reason):
-    results.append((name, "SKIP", reason))
-    log("SKIP %s: %s" % (name, reason))
-
-
-def marker_lines(path):
-    """{'leaf_body': 17, ...} from '# @name' comments."""
-    lines = {}
-    with open(path) as f:
-        for no, text in enumerate(f, 1):
-            m = re.search(r"# @(\w+)", text)
-            if m:
-                lines[m.group(1)] = no
-    return lines
-
-
-class Interp:
-    def __init__(self, label, exe, version, root=None):
-        self.label, self.exe, self.version, self.root = label, exe, version, root
-
-    def argv(self, script):
-        if self.root:
-            return ["chroot", self.root, self.exe, script]
-        return [self.exe, script]
-
-    def workload(self, name):
-        """Path of a workload as the interpreter sees it."""
-        if not self.root:
-            return os.path.join(WORKLOADS, name)
-        dest = os.path.join(self.root, "tmp", "pytrace-workloads")
-        os.makedirs(dest, exist_ok=True)
-        shutil.copy(os.path.join(WORKLOADS, name), dest)
-        return "/tmp/pytrace-workloads/" + name
-
-
-def exe_version(argv):
-    out = subprocess.run(argv + ["-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                         capture_output=True, text=True, timeout=60)
-    if out.returncode:
-        return None
-    return tuple(int(x) for x in out.stdout.strip().split("."))
-
-
-def pyenv_root():
-    if os.environ.get("PYENV_ROOT"):
-        return os.environ["PYENV_ROOT"]
-    try:
-        return subprocess.run(["pyenv", "root"], capture_output=True, text=True).stdout.strip() or None
-    except OSError:
-        return os.path.expanduser("~/.pyenv")
-
-
-def find_interpreters():
-    found, unsupported = [], []
-    v = exe_version(["/usr/bin/python3"])
-    found.append(Interp("debian-python%d.%d" % v, os.path.realpath("/usr/bin/python3"), v))
-    root = pyenv_root()
-    vdir = os.path.join(root, "versions") if root else None
-    if vdir and os.path.isdir(vdir):
-        for name in sorted(os.listdir(vdir)):
-            m = re.match(r"(\d+)\.(\d+)", name)
-            if not m:
-                continue
-            major, minor = int(m.group(1)), int(m.group(2))
-            exe = os.path.join(vdir, name, "bin", "python%d.%d" % (major, minor))
-            if not os.path.exists(exe):
-                continue
-            it = Interp("pyenv-" + name, exe, (major, minor))
-            (found if (major, minor) in SUPPORTED else unsupported).append(it)
-    sid = os.environ.get("PYTRACE_SID_ROOT")
-    if os.environ.get("PYTRACE_NO_SID") != "1":
-        out = subprocess.run([os.path.join(REPO, "scripts", "sid-root.sh")], capture_output=True, text=True)
-        if out.returncode == 0:
-            sid = out.stdout.strip().splitlines()[-1]
-        else:
-            record("sid-root", False, "building the Debian unstable root failed: " + out.stderr[-500:])
-            sid = None
-    if sid:
-        for minor in (13, 14, 15):
-            exe = "/usr/bin/python3.%d" % minor
-            if os.path.exists(os.path.join(sid, exe.lstrip("/"))):
-                found.append(Interp("sid-python3.%d" % minor, exe, (3, minor), root=sid))
-    return found, unsupported
-
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import TOOL, WORKLOADS, Interp, find_interpreters, log, marker_lines, record, skip  # noqa: E402,F401
 
 class Workload:
     def __init__(self, interp, script, env=None):
@@ -407,20 +306,15 @@ def check_exit_midtrace(it, tmp):
 
 
 def main():
-    global args
     ap = argparse.ArgumentParser()
     ap.add_argument("-k", default="", help="run only interpreters whose label contains this")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args()
-    if os.geteuid() != 0:
-        log("integration tests load BPF programs: run them as root")
-        print("0 passed, 1 failed")
-        return 1
-    if not os.access(TOOL, os.X_OK):
-        log("build the tool first: make")
-        print("0 passed, 1 failed")
-        return 1
-    interps, unsupported = find_interpreters()
+    harness.verbose = args.verbose
+    status = harness.preflight()
+    if status is not None:
+        return status
+    interps, unsupported = find_interpreters(with_unsupported=True)
     interps = [i for i in interps if args.k in i.label]
     log("Interpreters: " + ", ".join("%s (%d.%d)" % (i.label, *i.version) for i in interps))
     if unsupported:
@@ -444,11 +338,7 @@ def main():
         check_bad_input(tmp, unsupported)
     shutil.rmtree(tmp, ignore_errors=True)
     log("Interpreters that ran: " + ", ".join(ran))
-    passed = sum(1 for r in results if r[1] == "PASS")
-    failed = sum(1 for r in results if r[1] == "FAIL")
-    skipped = sum(1 for r in results if r[1] == "SKIP")
-    print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
-    return 1 if failed else 0
+    return harness.summary()
 
 
 if __name__ == "__main__":

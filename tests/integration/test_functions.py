@@ -26,75 +26,11 @@ import tempfile
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-TOOL = os.environ.get("PYTRACE_BPF") or os.path.join(REPO, "build", "pytrace-bpf")
-WORKLOADS = os.path.join(HERE, "workloads")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import REPO, TOOL, WORKLOADS, find_interpreters, log, record, skip  # noqa: E402,F401
+
 SDT = os.path.join(REPO, "tests", "sdt")
-
-results = []
-args = None
-
-
-def log(msg):
-    print(msg, flush=True)
-
-
-def record(name, ok, detail=""):
-    results.append((name, "PASS" if ok else "FAIL", detail))
-    log("%s %s%s" % ("PASS" if ok else "FAIL", name,
-                     (": " + detail) if detail and (not ok or args.verbose) else ""))
-    return ok
-
-
-def skip(name, reason):
-    results.append((name, "SKIP", reason))
-    log("SKIP %s: %s" % (name, reason))
-
-
-class Interp:
-    def __init__(self, label, exe, version, root=None):
-        self.label, self.exe, self.version, self.root = label, exe, version, root
-
-    def argv(self, script):
-        return (["chroot", self.root] if self.root else []) + [self.exe, script]
-
-    def place(self, name):
-        """The workload's path as the interpreter sees it."""
-        if not self.root:
-            return os.path.join(WORKLOADS, name)
-        dest = os.path.join(self.root, "tmp", "pytrace-workloads")
-        os.makedirs(dest, exist_ok=True)
-        shutil.copy(os.path.join(WORKLOADS, name), dest)
-        return "/tmp/pytrace-workloads/" + name
-
-    def host_path(self, path):
-        return os.path.join(self.root, path.lstrip("/")) if self.root else path
-
-
-def interpreters():
-    found = [Interp("debian-python3.11", os.path.realpath("/usr/bin/python3"), (3, 11))]
-    try:
-        root = subprocess.run(["pyenv", "root"], capture_output=True, text=True).stdout.strip()
-    except OSError:
-        root = os.path.expanduser("~/.pyenv")
-    vdir = os.path.join(root or "", "versions")
-    if os.path.isdir(vdir):
-        for name in sorted(os.listdir(vdir)):
-            m = re.match(r"3\.(\d+)", name)
-            exe = os.path.join(vdir, name, "bin", "python3.%s" % (m.group(1) if m else "x"))
-            if m and 8 <= int(m.group(1)) <= 15 and os.path.exists(exe):
-                found.append(Interp("pyenv-" + name, exe, (3, int(m.group(1)))))
-    if os.environ.get("PYTRACE_NO_SID") != "1":
-        out = subprocess.run([os.path.join(REPO, "scripts", "sid-root.sh")], capture_output=True, text=True)
-        if out.returncode == 0:
-            sid = out.stdout.strip().splitlines()[-1]
-            for minor in (13, 14, 15):
-                if os.path.exists(os.path.join(sid, "usr/bin/python3.%d" % minor)):
-                    found.append(Interp("sid-python3.%d" % minor, "/usr/bin/python3.%d" % minor, (3, minor), sid))
-        else:
-            record("sid-root", False, out.stderr[-400:])
-    return found
 
 
 def traced_run(argv_workload, env, tool_args, go_host, timeout=60):
@@ -235,7 +171,7 @@ def case_sdt(tmp):
 def run_workload(it, script, env, patterns, tmp, json_out=True, extra=None):
     go = "/tmp/pytrace-go-%d" % os.getpid()
     env = dict(env, PT_GO=go)
-    path = it.place(script)
+    path = it.workload(script)
     out_json = os.path.join(tmp, "%s-%s.json" % (it.label, script))
     tool_args = [a for p in patterns for a in ("--functions", p)] + (extra or [])
     if json_out:
@@ -331,18 +267,17 @@ def case_text(it, tmp, want):
 
 
 def main():
-    global args
     ap = argparse.ArgumentParser()
     ap.add_argument("-k", default="", help="run only cases whose label contains this")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args()
-    if os.geteuid() != 0 or not os.access(TOOL, os.X_OK):
-        log("run as root after make")
-        print("0 passed, 1 failed, 0 skipped")
-        return 1
+    harness.verbose = args.verbose
+    status = harness.preflight()
+    if status is not None:
+        return status
     tmp = tempfile.mkdtemp(prefix="pytrace-fn-")
     cases = [("sdt", lambda: case_sdt(tmp))]
-    for it in interpreters():
+    for it in find_interpreters():
         if it.version == (3, 15) and it.root:
             cases.append((it.label, lambda it=it: case_probes(it, tmp)))
         elif it.label.startswith("debian"):
@@ -363,11 +298,7 @@ def main():
         except Exception as e:  # noqa: BLE001 - one case's failure must not hide the rest
             record(label + ": ran", False, repr(e))
     shutil.rmtree(tmp, ignore_errors=True)
-    passed = sum(1 for r in results if r[1] == "PASS")
-    failed = sum(1 for r in results if r[1] == "FAIL")
-    skipped = sum(1 for r in results if r[1] == "SKIP")
-    print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
-    return 1 if failed else 0
+    return harness.summary()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,146 @@
+"""What every integration test of pytrace-bpf shares: where things are, PASS/FAIL bookkeeping,
+the interpreters to test against, and the workloads' '# @marker' lines.
+
+Interpreters: Debian's /usr/bin/python3, each pyenv version under $(pyenv root)/versions, and
+Debian unstable's python3.13/3.14/3.15 in a debootstrapped root (scripts/sid-root.sh) run with
+chroot and traced from the host. PYTRACE_NO_SID=1 leaves the latter out.
+"""
+import os
+import re
+import shutil
+import subprocess
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+TOOL = os.environ.get("PYTRACE_BPF") or os.path.join(REPO, "build", "pytrace-bpf")
+WORKLOADS = os.path.join(HERE, "workloads")
+SUPPORTED = [(3, m) for m in range(8, 16)]
+
+results = []
+verbose = False
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def record(name, ok, detail=""):
+    results.append((name, "PASS" if ok else "FAIL", detail))
+    log("%s %s%s" % ("PASS" if ok else "FAIL", name, (": " + detail) if detail and (not ok or verbose) else ""))
+    return ok
+
+
+def skip(name, reason):
+    results.append((name, "SKIP", reason))
+    log("SKIP %s: %s" % (name, reason))
+
+
+def summary():
+    """Print the closing line; returns the exit status."""
+    passed = sum(1 for r in results if r[1] == "PASS")
+    failed = sum(1 for r in results if r[1] == "FAIL")
+    skipped = sum(1 for r in results if r[1] == "SKIP")
+    print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
+    return 1 if failed else 0
+
+
+def preflight():
+    """Root and a built tool, or a failing closing line. Returns an exit status or None."""
+    if os.geteuid() != 0:
+        log("integration tests load BPF programs: run them as root")
+    elif not os.access(TOOL, os.X_OK):
+        log("build the tool first: make")
+    else:
+        return None
+    print("0 passed, 1 failed, 0 skipped")
+    return 1
+
+
+def marker_lines(path):
+    """{'leaf_body': 17, ...} from '# @name' comments."""
+    lines = {}
+    with open(path) as f:
+        for no, text in enumerate(f, 1):
+            m = re.search(r"# @(\w+)", text)
+            if m:
+                lines[m.group(1)] = no
+    return lines
+
+
+class Interp:
+    def __init__(self, label, exe, version, root=None):
+        self.label, self.exe, self.version, self.root = label, exe, version, root
+
+    def argv(self, script):
+        return (["chroot", self.root] if self.root else []) + [self.exe, script]
+
+    def workload(self, name):
+        """The path of a workload as the interpreter sees it (and as its frames name it)."""
+        if not self.root:
+            return os.path.join(WORKLOADS, name)
+        dest = os.path.join(self.root, "tmp", "pytrace-workloads")
+        os.makedirs(dest, exist_ok=True)
+        shutil.copy(os.path.join(WORKLOADS, name), dest)
+        return "/tmp/pytrace-workloads/" + name
+
+    def host_path(self, path):
+        return os.path.join(self.root, path.lstrip("/")) if self.root else path
+
+
+def exe_version(argv):
+    out = subprocess.run(argv + ["-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                         capture_output=True, text=True, timeout=60)
+    if out.returncode:
+        return None
+    return tuple(int(x) for x in out.stdout.strip().split("."))
+
+
+def pyenv_root():
+    if os.environ.get("PYENV_ROOT"):
+        return os.environ["PYENV_ROOT"]
+    try:
+        return subprocess.run(["pyenv", "root"], capture_output=True, text=True).stdout.strip() or None
+    except OSError:
+        return os.path.expanduser("~/.pyenv")
+
+
+def sid_root():
+    """The Debian unstable root (built once, cached), or None."""
+    if os.environ.get("PYTRACE_NO_SID") == "1":
+        return os.environ.get("PYTRACE_SID_ROOT")
+    out = subprocess.run([os.path.join(REPO, "scripts", "sid-root.sh")], capture_output=True, text=True)
+    if out.returncode == 0:
+        return out.stdout.strip().splitlines()[-1]
+    record("sid-root", False, "building the Debian unstable root failed: " + out.stderr[-500:])
+    return None
+
+
+def _version_key(name):
+    return [int(x) if x.isdigit() else x for x in re.split(r"(\d+)", name)]
+
+
+def find_interpreters(with_unsupported=False):
+    """[Interp] supported, Debian's first; with_unsupported: (supported, unsupported pyenv ones)."""
+    found, unsupported = [], []
+    v = exe_version(["/usr/bin/python3"])
+    found.append(Interp("debian-python%d.%d" % v, os.path.realpath("/usr/bin/python3"), v))
+    root = pyenv_root()
+    vdir = os.path.join(root, "versions") if root else None
+    if vdir and os.path.isdir(vdir):
+        for name in sorted(os.listdir(vdir), key=_version_key):
+            m = re.match(r"(\d+)\.(\d+)", name)
+            if not m:
+                continue
+            major, minor = int(m.group(1)), int(m.group(2))
+            exe = os.path.join(vdir, name, "bin", "python%d.%d" % (major, minor))
+            if not os.path.exists(exe):
+                continue
+            it = Interp("pyenv-" + name, exe, (major, minor))
+            (found if (major, minor) in SUPPORTED else unsupported).append(it)
+    sid = sid_root()
+    if sid:
+        for minor in (13, 14, 15):
+            exe = "/usr/bin/python3.%d" % minor
+            if os.path.exists(os.path.join(sid, exe.lstrip("/"))):
+                found.append(Interp("sid-python3.%d" % minor, exe, (3, minor), root=sid))
+    return (found, unsupported) if with_unsupported else found
