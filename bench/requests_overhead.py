@@ -136,12 +136,15 @@ class Attached:
             self.cpu = cpu_seconds(self.p.pid)
         if self.p:
             alive = self.p.poll() is None
-            self.p.send_signal(signal.SIGINT)
-            try:
-                self.p.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
+            # austin 1.0.1 may not stop on SIGINT while it cannot read the interpreter
+            for sig, wait in ((signal.SIGINT, 60 if self.config == "pytrace-bpf" else 5), (signal.SIGTERM, 5),
+                              (signal.SIGKILL, 60)):
+                self.p.send_signal(sig)
+                try:
+                    self.p.wait(timeout=wait)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
             if self.config == "austin":
                 out = os.path.join(self.tmp, "austin.out")
                 n = sum(1 for _ in open(out)) if os.path.exists(out) else 0

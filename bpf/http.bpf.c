@@ -49,8 +49,9 @@ struct call {
 	__s32 fd;
 };
 
+/* LRU: a thread that dies inside a read leaves its entry behind. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u32);
 	__type(value, struct call);

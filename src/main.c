@@ -112,7 +112,7 @@ static const struct argp_option opts[] = {
 	{ "sql-in-flame", OPT_SQL_IN_FLAME, NULL, 0, "Show time waiting on SQL as [sql] leaf frames (weights in microseconds)", 1 },
 	{ "slow-ms", OPT_SLOW_MS, "MS", 0, "With --slow-log: statements at least this slow", 1 },
 	{ "slow-log", OPT_SLOW_LOG, "FILE", 0, "Write slow statements as JSON lines", 1 },
-	{ "show-literals", OPT_SHOW_LITERALS, NULL, 0, "Keep literal values in examples and the slow log (off: normalized away)", 1 },
+	{ "show-literals", OPT_SHOW_LITERALS, NULL, 0, "Keep literal values in examples and the slow log, and query strings in the requests log (off: normalized away)", 1 },
 	{ "sql-text-cap", OPT_TEXT_CAP, "BYTES", 0, "Statement text captured per query (default 1024, at most 8191)", 2 },
 	{ "max-patterns", OPT_MAX_PATTERNS, "N", 0, "Cap on distinct SQL patterns kept (default 2000)", 2 },
 	{ "requests-log", OPT_REQUESTS_LOG, "FILE", 0, "Write each HTTP request as a JSON line as it completes", 1 },
@@ -537,6 +537,7 @@ int main(int argc, char **argv)
 	po.http_opts.n1_threshold = env.n1_threshold;
 	po.http_opts.max_routes = env.max_routes;
 	po.http_opts.lines = pt_verbose ? stdout : NULL;
+	po.http_opts.show_query = env.show_literals;
 	if (env.requests_log) {
 		reqlog = fopen(env.requests_log, "we");
 		if (!reqlog) {

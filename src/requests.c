@@ -30,6 +30,7 @@ struct req_pat {
 
 struct req {
 	bool answered, multiplexed;
+	bool overlap;			/* read while its reader had other requests unanswered */
 	uint64_t start, resp_ts, last_write;
 	uint32_t reader, writer;
 	int status;
@@ -63,6 +64,7 @@ struct thread {
 	uint32_t pid, tid;
 	uint64_t last_read_ts;		/* the last request line this thread read */
 	int32_t last_read_fd;
+	unsigned open;			/* requests this thread read that are not answered yet */
 	unsigned head, n;
 	struct tquery q[THREAD_QUERIES];
 };
@@ -177,9 +179,9 @@ struct requests *requests__new(const struct requests_opts *o)
 	if (!r->o.max_routes)
 		r->o.max_routes = 500;
 	if (!r->o.max_conns)
-		r->o.max_conns = 16384;
+		r->o.max_conns = 8192;
 	if (!r->o.max_threads)
-		r->o.max_threads = 4096;
+		r->o.max_threads = 1024;
 	if (!r->o.idle_ns)
 		r->o.idle_ns = 1000000000ULL;
 	r->nconn_slots = 2 * r->o.max_conns;
@@ -370,11 +372,12 @@ static void add_finding(struct requests *r, const struct req *q, uint32_t route,
 static void log_request(struct requests *r, const struct conn *c, const struct req *q, const char *route,
 			uint64_t total, unsigned n1)
 {
+	int plen = r->o.show_query ? (int)strlen(q->path) : (int)strcspn(q->path, "?");
 	struct jsonw *w;
 	unsigned i;
 
 	if (r->o.lines) {
-		fprintf(r->o.lines, "%s %s %d total=%.1fms sql=%.1fms(%uq)%s\n", q->method, q->path, q->status,
+		fprintf(r->o.lines, "%s %.*s %d total=%.1fms sql=%.1fms(%uq)%s\n", q->method, plen, q->path, q->status,
 			total / 1e6, q->sql_ns / 1e6, q->nq, n1 ? " N+1" : q->multiplexed ? " (SQL not attributed)" : "");
 		fflush(r->o.lines);
 	}
@@ -390,7 +393,7 @@ static void log_request(struct requests *r, const struct conn *c, const struct r
 	jsonw__name(w, "method");
 	jsonw__string(w, q->method);
 	jsonw__name(w, "path");
-	jsonw__string(w, q->path);
+	jsonw__string_len(w, q->path, plen);
 	jsonw__name(w, "route");
 	jsonw__string(w, route);
 	jsonw__name(w, "status");
@@ -505,9 +508,20 @@ static void push_request(struct requests *r, struct conn *c, const struct http_r
 	memcpy(q->method, rl->method, sizeof(q->method));
 	memcpy(q->path, rl->path, sizeof(q->path));
 	if (t) {
+		q->overlap = t->open > 0 && t->last_read_fd != c->fd;
 		t->last_read_ts = c->wait_ts;
 		t->last_read_fd = c->fd;
+		t->open++;
 	}
+}
+
+/* q will not be answered, or just was: its reader has one request less in hand. */
+static void reader_done(struct requests *r, uint32_t pid, const struct req *q)
+{
+	struct thread *t = thread_get(r, pid, q->reader, false);
+
+	if (t && t->open)
+		t->open--;
 }
 
 /* Parse what has been put together of request lines; cut: the bytes went on past the buffer. */
@@ -652,14 +666,26 @@ void requests__resp(struct requests *r, uint32_t pid, uint32_t tid, int32_t fd, 
 	q->status = status;
 	q->resp_ts = ts;
 	q->writer = tid;
+	reader_done(r, pid, q);
 	t = thread_get(r, pid, tid, false);
 	if (t) {
-		if (t->last_read_ts > q->start && t->last_read_fd != fd) {
+		/* the writer read another request meanwhile, or read this one while serving another */
+		if ((t->last_read_ts > q->start && t->last_read_fd != fd) || (q->reader == tid && q->overlap)) {
 			q->multiplexed = true;
 			r->st.multiplexed_requests++;
 		}
 		attribute(r, q, t, ts);
 	}
+}
+
+static void drop_unanswered(struct requests *r, struct conn *c)
+{
+	unsigned i;
+
+	for (i = 0; i < c->n; i++)
+		reader_done(r, c->pid, &c->q[(c->head + i) % QUEUE]);
+	r->st.no_response += c->n;
+	c->n = 0;
 }
 
 void requests__close(struct requests *r, uint32_t pid, int32_t fd, uint64_t ts, uint64_t last_write)
@@ -670,7 +696,7 @@ void requests__close(struct requests *r, uint32_t pid, int32_t fd, uint64_t ts, 
 		return;
 	note_last_write(c, last_write);
 	complete_answered(r, c);
-	r->st.no_response += c->n;
+	drop_unanswered(r, c);
 	conn_remove(r, c);
 }
 
@@ -738,7 +764,7 @@ void requests__forget_pid(struct requests *r, uint32_t pid)
 
 		if (c && c->pid == pid) {
 			complete_conn_now(r, c);
-			r->st.no_response += c->n;
+			drop_unanswered(r, c);
 			conn_remove(r, c);
 			i--;	/* the slot may hold a moved entry now */
 		}

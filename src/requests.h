@@ -29,8 +29,9 @@ typedef uint64_t (*requests_last_write_fn)(void *ctx, uint32_t pid, int32_t fd);
 struct requests_opts {
 	unsigned n1_threshold;		/* default 5 */
 	unsigned max_routes;		/* distinct routes (default 500); then "[other routes]" */
-	unsigned max_conns;		/* connections assembled at once (default 16384) */
-	unsigned max_threads;		/* threads with statements kept (default 4096) */
+	unsigned max_conns;		/* connections assembled at once (default 8192) */
+	unsigned max_threads;		/* threads with statements kept (default 1024) */
+	bool show_query;		/* keep query strings of paths in the log and -v lines */
 	uint64_t idle_ns;		/* a response with no news this long is complete (default 1 s) */
 	FILE *log;			/* one JSON line per request, or NULL */
 	FILE *lines;			/* one text line per request (-v), or NULL */

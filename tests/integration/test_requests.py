@@ -6,6 +6,8 @@ Services:
   django-sync     demo/ (Django + psycopg2) on gunicorn, 2 sync workers (a connection per request)
   django-gthread  demo/ on gunicorn, 2 gthread workers x 4 threads (keep-alive)
   flask           workloads/web_flask.py: Flask + SQLAlchemy on werkzeug's threaded server (keep-alive)
+  asyncio         workloads/web_asyncio.py: one thread serving many requests at once; its statements
+                  must be left unattributed (and said so), never given to the wrong request
 
 For each: a known mix of requests over keep-alive and fresh connections while the tool traces the
 server's main pid; then per-route counts must equal what was sent, the N+1 view with K rows must
@@ -292,6 +294,45 @@ def case_flask(cluster, tmp):
             f.kill()
 
 
+def case_asyncio(cluster, tmp):
+    import threading
+    env = dict(os.environ, **cluster.client_env())
+    port = free_port(18300, 18400)
+    a = subprocess.Popen([PY, os.path.join(WORKLOADS, "web_asyncio.py"), str(port)], env=env,
+                         stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "asyncio.log"), "w"))
+    try:
+        if not record("asyncio: server answers", wait_http(port, "/health/")):
+            return
+        p, js, rlog, err = trace(a.pid, tmp, "asyncio")
+        plan = [("/slow/", 200, 5), ("/health/", 200, 2)]
+        threads = [threading.Thread(target=drive, args=(port, plan)) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        rc, stderr = stop_tool(p, err)
+        if not record("asyncio: tool exits 0", rc == 0, stderr[-800:]):
+            return
+        doc = json.load(open(js))
+        got = {(r["route"], r["status"]): r["count"] for r in doc["requests"]}
+        record("asyncio: per-route counts equal what was sent", got == {("/slow/", 200): 20, ("/health/", 200): 8},
+               str(got))
+        asm = doc["http"]["assembly"]
+        record("asyncio: concurrent requests on one thread are detected and their SQL left unattributed",
+               asm["requests_multiplexed"] > 0 and asm["queries_unattributed_multiplexed"] > 0, json.dumps(asm))
+        lines = [json.loads(l) for l in open(rlog)]
+        wrong = [l for l in lines if l["sql_attributed"] and l["queries"] not in ((6,) if l["route"] == "/slow/" else (0,))]
+        record("asyncio: no request was given statements that are not its own", not wrong, json.dumps(wrong[:3]))
+        record("asyncio: the summary says how many statements were left unattributed",
+               re.search(r"unattributed \(thread served several requests at once\) [1-9]", stderr), stderr[-400:])
+    finally:
+        a.send_signal(signal.SIGTERM)
+        try:
+            a.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            a.kill()
+
+
 def main():
     global args
     ap = argparse.ArgumentParser()
@@ -318,6 +359,11 @@ def main():
                 skip("django-" + worker, "needs python3-django, python3-psycopg2, gunicorn")
             else:
                 case_django(cluster, tmp, worker)
+        if args.k in "asyncio":
+            if "psycopg2" in missing:
+                skip("asyncio", "needs python3-psycopg2")
+            else:
+                case_asyncio(cluster, tmp)
         if args.k in "flask":
             if {"flask", "sqlalchemy", "psycopg2"} & set(missing):
                 skip("flask", "needs python3-flask, python3-sqlalchemy, python3-psycopg2")
