@@ -8,7 +8,11 @@ null transport), in alternating runs. Two endpoints: /recipes/ (SQL-heavy: 51 qu
 of a configuration is its throughput over the same round's untraced run, and the report gives the
 median ratio over rounds and the spread.
 
-Usage: sudo bench/requests_overhead.py [--rounds 5] [--seconds 5] [--connections 2] [--markdown]
+Usage: sudo bench/requests_overhead.py [--rounds 5] [--seconds 5] [--connections 2]
+                                      [--configs untraced,pytrace-bpf,austin,sentry-sdk,pytrace-bpf-http]
+The second table turns CPU accounting into a cost that the noise of a shared 2-CPU machine does not
+hide: BPF run time of the tool's programs (kernel.bpf_stats_enabled) and the collector's own CPU,
+per request, over the untraced CPU per request.
 """
 import argparse
 import json
@@ -33,6 +37,8 @@ DEMO = os.path.join(REPO, "demo")
 PG_CLUSTER = os.path.join(REPO, "scripts", "pg-cluster.sh")
 ENDPOINTS = [("/recipes/", "SQL-heavy: N+1, 51 queries"), ("/cpu/?n=5000", "CPU-heavy: pure Python")]
 CONFIGS = ["untraced", "pytrace-bpf", "austin", "sentry-sdk"]
+# pytrace-bpf-http: the HTTP layer alone (--no-sql, no CPU sampling), to tell its cost from the rest
+EXTRA_CONFIGS = ["pytrace-bpf-http"]
 
 
 def free_port(lo, hi):
@@ -109,11 +115,12 @@ class Attached:
         self.cost = None	# (BPF ns per request: HTTP programs, all programs; collector CPU us per request)
 
     def __enter__(self):
-        if self.config == "pytrace-bpf":
+        if self.config.startswith("pytrace-bpf"):
             self.err = os.path.join(self.tmp, "tool.stderr")
-            self.p = subprocess.Popen([TOOL, "-p", str(self.pid), "-F", "99", "--sql-in-flame",
-                                       "--flame", os.path.join(self.tmp, "f.svg"),
-                                       "--json", os.path.join(self.tmp, "r.json"),
+            opts = (["--no-sql"] if self.config == "pytrace-bpf-http" else
+                    ["-F", "99", "--sql-in-flame", "--flame", os.path.join(self.tmp, "f.svg")])
+            self.p = subprocess.Popen([TOOL, "-p", str(self.pid)] + opts +
+                                      ["--json", os.path.join(self.tmp, "r.json"),
                                        "--requests-log", os.path.join(self.tmp, "r.jsonl")],
                                       stdout=subprocess.DEVNULL, stderr=open(self.err, "w"))
             for _ in range(300):
@@ -131,13 +138,13 @@ class Attached:
         return self
 
     def __exit__(self, *exc):
-        if self.p and self.config == "pytrace-bpf" and self.p.poll() is None:
+        if self.p and self.config.startswith("pytrace-bpf") and self.p.poll() is None:
             self.bpf = bpf_prog_stats(tool_prog_ids(self.p.pid))
             self.cpu = cpu_seconds(self.p.pid)
         if self.p:
             alive = self.p.poll() is None
             # austin 1.0.1 may not stop on SIGINT while it cannot read the interpreter
-            for sig, wait in ((signal.SIGINT, 60 if self.config == "pytrace-bpf" else 5), (signal.SIGTERM, 5),
+            for sig, wait in ((signal.SIGINT, 60 if self.config.startswith("pytrace-bpf") else 5), (signal.SIGTERM, 5),
                               (signal.SIGKILL, 60)):
                 self.p.send_signal(sig)
                 try:
@@ -165,8 +172,12 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--connections", type=int, default=2)
-    ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--configs", default=",".join(CONFIGS),
+                    help="comma-separated, untraced first (%s)" % ", ".join(CONFIGS + EXTRA_CONFIGS))
     a = ap.parse_args()
+    configs = a.configs.split(",")
+    if configs[0] != "untraced" or set(configs) - set(CONFIGS + EXTRA_CONFIGS):
+        sys.exit("--configs: untraced first, then any of " + ", ".join(CONFIGS[1:] + EXTRA_CONFIGS))
     if os.geteuid():
         sys.exit("run as root")
     for exe in (TOOL, GUNICORN, "/usr/bin/wrk"):
@@ -196,14 +207,14 @@ def main():
             ports[flavour] = (port, g.pid)
         time.sleep(1)
 
-        rps = {(ep, c): [] for ep, _ in ENDPOINTS for c in CONFIGS}
-        notes, costs = {}, {ep: [] for ep, _ in ENDPOINTS}
+        rps = {(ep, c): [] for ep, _ in ENDPOINTS for c in configs}
+        notes, costs = {}, {(ep, c): [] for ep, _ in ENDPOINTS for c in configs}
         subprocess.run(["sysctl", "-q", "kernel.bpf_stats_enabled=1"], check=False)
         for ep, _ in ENDPOINTS:
             for c in ("plain", "sentry"):  # warm up every worker
                 wrk("http://127.0.0.1:%d%s" % (ports[c][0], ep), 2, a.connections)
             for r in range(a.rounds):
-                order = CONFIGS[r % len(CONFIGS):] + CONFIGS[:r % len(CONFIGS)]
+                order = configs[r % len(configs):] + configs[:r % len(configs)]
                 for c in order:
                     port, pid = ports["sentry" if c == "sentry-sdk" else "plain"]
                     with Attached(c, pid, tmp) as att:
@@ -212,13 +223,13 @@ def main():
                     if att.note:
                         notes[(ep, c)] = att.note
                     if att.cost:
-                        costs[ep].append(att.cost)
+                        costs[(ep, c)].append(att.cost)
                     print("  %-14s round %d %-12s %8.1f req/s %s" % (ep, r + 1, c, v, att.note), flush=True)
 
         rows = []
         for ep, what in ENDPOINTS:
             base = rps[(ep, "untraced")]
-            for c in CONFIGS:
+            for c in configs:
                 ratios = [v / b for v, b in zip(rps[(ep, c)], base)]
                 rows.append((ep, what, c, statistics.median(rps[(ep, c)]), statistics.median(ratios),
                              min(ratios), max(ratios), notes.get((ep, c), "")))
@@ -230,15 +241,15 @@ def main():
             print("| `%s` (%s) | %s | %.1f | %.1f%% | %.1f..%.1f%% | %s |" % (ep, what, c, med, 100 * ratio, 100 * lo,
                                                                       100 * hi, note))
         print()
-        print("| endpoint | untraced CPU per request (2 CPUs / req/s) | BPF per request: HTTP programs | BPF per request: all programs | collector CPU per request | estimated cost |")
-        print("|---|---|---|---|---|---|")
-        for ep, what in ENDPOINTS:
-            if not costs[ep]:
+        print("| endpoint | configuration | untraced CPU per request (CPUs / req/s) | BPF per request: HTTP programs | BPF per request: all programs | collector CPU per request | estimated cost |")
+        print("|---|---|---|---|---|---|---|")
+        for (ep, c), cl in costs.items():
+            if not cl:
                 continue
-            h, al, cpu = (statistics.median(x) for x in zip(*costs[ep]))
+            h, al, cpu = (statistics.median(x) for x in zip(*cl))
             per_req_us = os.cpu_count() * 1e6 / statistics.median(rps[(ep, "untraced")])
-            print("| `%s` | %.0f us | %.2f us | %.2f us | %.1f us | %.2f%% |" % (ep, per_req_us, h / 1e3, al / 1e3, cpu,
-                                                                          100 * (al / 1e3 + cpu) / per_req_us))
+            print("| `%s` | %s | %.0f us | %.2f us | %.2f us | %.1f us | %.2f%% |" % (ep, c, per_req_us, h / 1e3, al / 1e3,
+                                                                               cpu, 100 * (al / 1e3 + cpu) / per_req_us))
         print("\n%d rounds of %d s per configuration and endpoint, wrk -t1 -c%d, 2 gunicorn sync workers, "
               "%d CPUs." % (a.rounds, a.seconds, a.connections, os.cpu_count()))
     finally:

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * HTTP/1.x request boundaries from the socket syscalls of traced processes (raw syscall
- * tracepoints: no tracefs, no kprobes). A connection is followed from its accept() to its
+ * HTTP/1.x request boundaries from the socket syscalls of traced processes (syscall
+ * tracepoints, no kprobes). A connection is followed from its accept() to its
  * close(); a read on it that starts with a method token starts a request, a write that starts
  * with "HTTP/1." starts its response. Only a small prefix of such buffers is copied; the loader
  * parses it and assembles requests (src/requests.c). Other writes only move the connection's
@@ -85,8 +85,8 @@ static __always_inline bool is_socket_call(long nr)
 	return false;
 }
 
-SEC("tp_btf/sys_enter")
-int BPF_PROG(http_sys_enter, struct pt_regs *regs, long nr)
+/* Entry of a socket syscall: arg0 is the fd, arg1 the buffer (or iovec, or msghdr). */
+static __always_inline int on_enter(long nr, __u64 arg0, __u64 arg1)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 pid = id >> 32, tid = (__u32)id;
@@ -95,8 +95,7 @@ int BPF_PROG(http_sys_enter, struct pt_regs *regs, long nr)
 	struct http_conn *conn;
 	__u64 msg = 0;
 
-	/* Every syscall of the host comes here: the cheapest test first. */
-	if (!is_socket_call(nr) || !pt_is_tracked(pid))
+	if (!pt_is_tracked(pid))
 		return 0;
 	switch (nr) {
 	case NR_accept:
@@ -105,7 +104,7 @@ int BPF_PROG(http_sys_enter, struct pt_regs *regs, long nr)
 		bpf_map_update_elem(&calls, &tid, &c, BPF_ANY);
 		return 0;
 	case NR_close:
-		key.fd = (__s32)regs->di;
+		key.fd = (__s32)arg0;
 		conn = bpf_map_lookup_elem(&conns, &key);
 		if (conn) {
 			struct http_event *e;
@@ -135,21 +134,21 @@ int BPF_PROG(http_sys_enter, struct pt_regs *regs, long nr)
 	case NR_write:
 	case NR_sendto:
 	case NR_sendfile:
-		c.buf = regs->si;
+		c.buf = arg1;
 		break;
 	case NR_readv:
 	case NR_writev:
-		c.buf = first_iov_base(regs->si);
+		c.buf = first_iov_base(arg1);
 		break;
 	case NR_recvmsg:
 	case NR_sendmsg:
-		bpf_probe_read_user(&msg, sizeof(msg), (void *)(regs->si + MSGHDR_IOV_OFF));
+		bpf_probe_read_user(&msg, sizeof(msg), (void *)(arg1 + MSGHDR_IOV_OFF));
 		c.buf = msg ? first_iov_base(msg) : 0;
 		break;
 	default:
 		return 0;
 	}
-	key.fd = (__s32)regs->di;
+	key.fd = (__s32)arg0;
 	if (!bpf_map_lookup_elem(&conns, &key))
 		return 0;
 	c.fd = key.fd;
@@ -209,8 +208,7 @@ static __always_inline void emit(__u32 type, __u32 pid, __u32 tid, __s32 fd, __u
 		pt_count(PT_CNT_HTTP_LOST);
 }
 
-SEC("tp_btf/sys_exit")
-int BPF_PROG(http_sys_exit, struct pt_regs *regs, long ret)
+static __always_inline int on_exit(long ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 pid = id >> 32, tid = (__u32)id, head = 0;
@@ -219,8 +217,6 @@ int BPF_PROG(http_sys_exit, struct pt_regs *regs, long ret)
 	struct call *c;
 	__u64 now;
 
-	if (!is_socket_call(regs->orig_ax))
-		return 0;
 	c = bpf_map_lookup_elem(&calls, &tid);
 	if (!c)
 		return 0;
@@ -267,4 +263,56 @@ int BPF_PROG(http_sys_exit, struct pt_regs *regs, long ret)
 done:
 	bpf_map_delete_elem(&calls, &tid);
 	return 0;
+}
+
+/*
+ * Two ways in. Per-syscall tracepoints (tracefs): only these syscalls run a program. Raw syscall
+ * tracepoints (no tracefs needed): every syscall of the host runs both, the number tested first.
+ * The loader loads one set.
+ */
+#define SYSCALL_TP(name, nr)								\
+SEC("tracepoint/syscalls/sys_enter_" #name)						\
+int tp_enter_##name(struct trace_event_raw_sys_enter *ctx)				\
+{											\
+	return on_enter(nr, ctx->args[0], ctx->args[1]);				\
+}											\
+SEC("tracepoint/syscalls/sys_exit_" #name)						\
+int tp_exit_##name(struct trace_event_raw_sys_exit *ctx)				\
+{											\
+	return on_exit(ctx->ret);							\
+}
+
+SYSCALL_TP(accept, NR_accept)
+SYSCALL_TP(accept4, NR_accept4)
+SYSCALL_TP(read, NR_read)
+SYSCALL_TP(recvfrom, NR_recvfrom)
+SYSCALL_TP(readv, NR_readv)
+SYSCALL_TP(recvmsg, NR_recvmsg)
+SYSCALL_TP(write, NR_write)
+SYSCALL_TP(sendto, NR_sendto)
+SYSCALL_TP(writev, NR_writev)
+SYSCALL_TP(sendmsg, NR_sendmsg)
+SYSCALL_TP(sendfile64, NR_sendfile)
+
+SEC("tracepoint/syscalls/sys_enter_close")
+int tp_enter_close(struct trace_event_raw_sys_enter *ctx)
+{
+	return on_enter(NR_close, ctx->args[0], 0);
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(http_sys_enter, struct pt_regs *regs, long nr)
+{
+	/* Every syscall of the host comes here: the cheapest test first. */
+	if (!is_socket_call(nr))
+		return 0;
+	return on_enter(nr, regs->di, regs->si);
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(http_sys_exit, struct pt_regs *regs, long ret)
+{
+	if (!is_socket_call(regs->orig_ax))
+		return 0;
+	return on_exit(ret);
 }

@@ -2,18 +2,64 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <time.h>
+#include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "http.h"
 #include "http.skel.h"
 #include "httptrace.h"
+#include "util.h"
 
 struct httptrace {
 	struct httptrace_shared sh;
 	struct http_bpf *skel;
 	struct requests *req;
+	bool per_syscall;	/* per-syscall tracepoints; else raw syscall tracepoints */
 };
+
+#define TRACEFS "/sys/kernel/tracing"
+
+/* Per-syscall tracepoints need tracefs (their ids): mount it where it is missing. */
+static bool have_syscall_events(void)
+{
+	if (access(TRACEFS "/events/syscalls/sys_enter_accept4/id", R_OK) == 0)
+		return true;
+	if (access(TRACEFS, F_OK) == 0 && mount("nodev", TRACEFS, "tracefs", 0, NULL) == 0)
+		vlog("HTTP: mounted tracefs on " TRACEFS "\n");
+	return access(TRACEFS "/events/syscalls/sys_enter_accept4/id", R_OK) == 0;
+}
+
+/* Open and load the object with one set of programs: per-syscall ("tp_") or raw ("http_sys_"). */
+static int open_load(struct httptrace *h, char *err, size_t errlen)
+{
+	struct bpf_program *prog;
+	int ret;
+
+	http_bpf__destroy(h->skel);
+	h->skel = http_bpf__open();
+	if (!h->skel) {
+		ret = -errno;
+		snprintf(err, errlen, "cannot open the HTTP BPF object: %s", strerror(errno));
+		return ret;
+	}
+	bpf_object__for_each_program(prog, h->skel->obj)
+		bpf_program__set_autoload(prog, strncmp(bpf_program__name(prog), "tp_", 3) ? !h->per_syscall :
+					  h->per_syscall);
+	if (bpf_map__reuse_fd(h->skel->maps.procs, bpf_map__fd(h->sh.procs)) ||
+	    bpf_map__reuse_fd(h->skel->maps.tracked, bpf_map__fd(h->sh.tracked)) ||
+	    bpf_map__reuse_fd(h->skel->maps.counters, bpf_map__fd(h->sh.counters)) ||
+	    bpf_map__reuse_fd(h->skel->maps.events, bpf_map__fd(h->sh.events))) {
+		ret = -errno;
+		snprintf(err, errlen, "cannot share maps with the HTTP BPF object: %s", strerror(errno));
+		return ret;
+	}
+	ret = http_bpf__load(h->skel);
+	if (ret)
+		snprintf(err, errlen, "cannot load the HTTP BPF programs: %s", strerror(-ret));
+	return ret;
+}
 
 static uint64_t conn_last_write(void *ctx, uint32_t pid, int32_t fd)
 {
@@ -45,23 +91,17 @@ struct httptrace *httptrace__new(const struct requests_opts *ro, const struct ht
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	h->skel = http_bpf__open();
-	if (!h->skel) {
-		snprintf(err, errlen, "cannot open the HTTP BPF object: %s", strerror(errno));
-		goto fail;
+	/* PYTRACE_HTTP_HOOK=raw: the raw syscall tracepoints even where tracefs is there (tests). */
+	h->per_syscall = !(getenv("PYTRACE_HTTP_HOOK") && !strcmp(getenv("PYTRACE_HTTP_HOOK"), "raw")) &&
+			 have_syscall_events();
+	ret = open_load(h, err, errlen);
+	if (ret && h->per_syscall) {
+		vlog("HTTP: %s with per-syscall tracepoints; trying raw syscall tracepoints\n", err);
+		h->per_syscall = false;
+		ret = open_load(h, err, errlen);
 	}
-	if (bpf_map__reuse_fd(h->skel->maps.procs, bpf_map__fd(sh->procs)) ||
-	    bpf_map__reuse_fd(h->skel->maps.tracked, bpf_map__fd(sh->tracked)) ||
-	    bpf_map__reuse_fd(h->skel->maps.counters, bpf_map__fd(sh->counters)) ||
-	    bpf_map__reuse_fd(h->skel->maps.events, bpf_map__fd(sh->events))) {
-		snprintf(err, errlen, "cannot share maps with the HTTP BPF object: %s", strerror(errno));
+	if (ret)
 		goto fail;
-	}
-	ret = http_bpf__load(h->skel);
-	if (ret) {
-		snprintf(err, errlen, "cannot load the HTTP BPF programs: %s", strerror(-ret));
-		goto fail;
-	}
 	return h;
 fail:
 	httptrace__free(h);
@@ -72,8 +112,19 @@ int httptrace__attach(struct httptrace *h, char *err, size_t errlen)
 {
 	int ret = http_bpf__attach(h->skel);
 
+	if (ret && h->per_syscall) {
+		vlog("HTTP: cannot attach the per-syscall tracepoints (%s); trying raw syscall tracepoints\n",
+		     strerror(-ret));
+		h->per_syscall = false;
+		ret = open_load(h, err, errlen);
+		if (ret)
+			return ret;
+		ret = http_bpf__attach(h->skel);
+	}
 	if (ret)
 		snprintf(err, errlen, "cannot attach the syscall tracepoints: %s", strerror(-ret));
+	else
+		vlog("HTTP: requests from %s\n", h->per_syscall ? "per-syscall tracepoints" : "raw syscall tracepoints");
 	return ret;
 }
 

@@ -6,6 +6,8 @@ Services:
   django-sync     demo/ (Django + psycopg2) on gunicorn, 2 sync workers (a connection per request)
   django-gthread  demo/ on gunicorn, 2 gthread workers x 4 threads (keep-alive)
   flask           workloads/web_flask.py: Flask + SQLAlchemy on werkzeug's threaded server (keep-alive)
+  django-sync-raw-tracepoints  django-sync through the raw syscall tracepoints (the fallback
+                  where tracefs cannot be had)
   asyncio         workloads/web_asyncio.py: one thread serving many requests at once; its statements
                   must be left unattributed (and said so), never given to the wrong request
 
@@ -156,12 +158,14 @@ def drive(port, plan):
     return times, errors
 
 
-def trace(pid, tmp, tag):
-    """Start the tool on pid; returns (proc, json path, log path) once it is attached."""
+def trace(pid, tmp, tag, hook=None):
+    """Start the tool on pid; returns (proc, json path, log path) once it is attached. hook="raw":
+    the raw syscall tracepoints instead of the per-syscall ones."""
     js, rlog, err = (os.path.join(tmp, tag + ext) for ext in (".json", ".requests.jsonl", ".stderr"))
     ef = open(err, "w")
-    p = subprocess.Popen([TOOL, "-p", str(pid), "--json", js, "--requests-log", rlog], stdout=subprocess.DEVNULL,
-                         stderr=ef)
+    env = dict(os.environ, PYTRACE_HTTP_HOOK=hook) if hook else None
+    p = subprocess.Popen([TOOL, "-v", "-p", str(pid), "--json", js, "--requests-log", rlog], stdout=subprocess.DEVNULL,
+                         stderr=ef, env=env)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         with open(err) as f:
@@ -185,13 +189,16 @@ def stop_tool(p, err):
         return rc, f.read()
 
 
-def check_service(name, port, pid, tmp, plan, n1_route, n1_site, clean_routes, route_of):
-    p, js, rlog, err = trace(pid, tmp, name)
+def check_service(name, port, pid, tmp, plan, n1_route, n1_site, clean_routes, route_of, hook=None):
+    p, js, rlog, err = trace(pid, tmp, name, hook)
     times, errors = drive(port, plan)
     time.sleep(0.3)
     rc, stderr = stop_tool(p, err)
     if not record(name + ": tool exits 0", rc == 0, stderr[-800:]):
         return
+    want_hook = "raw syscall tracepoints" if hook == "raw" else "per-syscall tracepoints"
+    record(name + ": requests from " + want_hook, "HTTP: requests from " + want_hook in stderr,
+           "\n".join(l for l in stderr.splitlines() if l.startswith("HTTP")))
     record(name + ": client saw the expected statuses", not errors, "; ".join(errors[:5]))
     with open(js) as f:
         doc = json.load(f)
@@ -251,8 +258,8 @@ FLASK_PLAN = [("/books/", 200, 6), ("/books-fixed/", 200, 5), ("/books/2/", 200,
               ("/books/999/", 404, 2)]
 
 
-def case_django(cluster, tmp, worker):
-    name = "django-" + worker
+def case_django(cluster, tmp, worker, hook=None):
+    name = "django-" + worker + ("-raw-tracepoints" if hook == "raw" else "")
     env = dict(os.environ, **cluster.client_env())
     port = free_port(18100, 18200)
     env["DEMO_PORT"] = str(port)
@@ -265,7 +272,7 @@ def case_django(cluster, tmp, worker):
         time.sleep(0.5)
         site = r"recipe_name \(.*demo/recipes/views\.py:%d\)" % 12
         check_service(name, port, g.pid, tmp, DJANGO_PLAN, "/recipes/", site,
-                      {"/recipes-fixed/", "/health/", "/cpu/", "/recipes/{id}/"}, django_route)
+                      {"/recipes-fixed/", "/health/", "/cpu/", "/recipes/{id}/"}, django_route, hook)
     finally:
         g.send_signal(signal.SIGTERM)
         try:
@@ -352,13 +359,14 @@ def main():
             subprocess.run([PY, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=DEMO, env=env, check=True)
             subprocess.run([PY, "manage.py", "seed", "--recipes", str(K)], cwd=DEMO, env=env, check=True,
                            stdout=subprocess.DEVNULL)
-        for worker in ("sync", "gthread"):
-            if args.k not in "django-" + worker:
+        for worker, hook in (("sync", None), ("gthread", None), ("sync", "raw")):
+            name = "django-" + worker + ("-raw-tracepoints" if hook else "")
+            if args.k not in name:
                 continue
             if {"django", "psycopg2"} & set(missing) or not os.path.exists(GUNICORN):
-                skip("django-" + worker, "needs python3-django, python3-psycopg2, gunicorn")
+                skip(name, "needs python3-django, python3-psycopg2, gunicorn")
             else:
-                case_django(cluster, tmp, worker)
+                case_django(cluster, tmp, worker, hook)
         if args.k in "asyncio":
             if "psycopg2" in missing:
                 skip("asyncio", "needs python3-psycopg2")
