@@ -82,8 +82,12 @@ static __always_inline int sql_send(void *conn, const char *name, const char *te
 			st->nframes = 0;
 			st->flags = 0;
 			e->stack_id = pt_walk_stack(bpf_get_current_task_btf(), proc, st);
-			/* A stack not seen before: the loader should name it while the process lives. */
-			if (e->stack_id && !bpf_map_update_elem(&stacks, &e->stack_id, st, BPF_NOEXIST))
+			/*
+			 * A stack not seen before: the loader should name it while the process lives.
+			 * Look first: an LRU update copies the whole value even when the key exists.
+			 */
+			if (e->stack_id && !bpf_map_lookup_elem(&stacks, &e->stack_id) &&
+			    !bpf_map_update_elem(&stacks, &e->stack_id, st, BPF_NOEXIST))
 				wakeup = BPF_RB_FORCE_WAKEUP;
 		}
 	}
