@@ -38,7 +38,8 @@ PG_CLUSTER = os.path.join(REPO, "scripts", "pg-cluster.sh")
 ENDPOINTS = [("/recipes/", "SQL-heavy: N+1, 51 queries"), ("/cpu/?n=5000", "CPU-heavy: pure Python")]
 CONFIGS = ["untraced", "pytrace-bpf", "austin", "sentry-sdk"]
 # pytrace-bpf-http: the HTTP layer alone (--no-sql, no CPU sampling), to tell its cost from the rest
-EXTRA_CONFIGS = ["pytrace-bpf-http"]
+# pytrace-bpf-http-raw: the same through the raw syscall tracepoints (the fallback without tracefs)
+EXTRA_CONFIGS = ["pytrace-bpf-http", "pytrace-bpf-http-raw"]
 
 
 def free_port(lo, hi):
@@ -74,7 +75,17 @@ def wrk(url, seconds, conns):
     return float(m.group(1))
 
 
-HTTP_PROGS = ("http_sys_enter", "http_sys_exit")
+def enable_bpf_stats():
+    """BPF_ENABLE_STATS: run time counted while the returned fd is open, whatever other tools do
+    with the kernel.bpf_stats_enabled sysctl meanwhile. -1 if refused."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    attr = ctypes.create_string_buffer(8)  # union bpf_attr { struct { __u32 type; } enable_stats; }: RUN_TIME = 0
+    return libc.syscall(321, 32, attr, 8)  # __NR_bpf, BPF_ENABLE_STATS
+
+
+def is_http_prog(name):
+    return name.startswith("http_sys_") or name.startswith("tp_e")	# tp_enter_*, tp_exit_* (names cut at 15)
 
 
 def bpf_prog_stats(prog_ids):
@@ -117,12 +128,13 @@ class Attached:
     def __enter__(self):
         if self.config.startswith("pytrace-bpf"):
             self.err = os.path.join(self.tmp, "tool.stderr")
-            opts = (["--no-sql"] if self.config == "pytrace-bpf-http" else
+            opts = (["--no-sql"] if self.config.startswith("pytrace-bpf-http") else
                     ["-F", "99", "--sql-in-flame", "--flame", os.path.join(self.tmp, "f.svg")])
             self.p = subprocess.Popen([TOOL, "-p", str(self.pid)] + opts +
                                       ["--json", os.path.join(self.tmp, "r.json"),
                                        "--requests-log", os.path.join(self.tmp, "r.jsonl")],
-                                      stdout=subprocess.DEVNULL, stderr=open(self.err, "w"))
+                                      stdout=subprocess.DEVNULL, stderr=open(self.err, "w"),
+                                      env=dict(os.environ, PYTRACE_HTTP_HOOK="raw" if self.config.endswith("-raw") else ""))
             for _ in range(300):
                 if "Tracing pid" in open(self.err).read() or self.p.poll() is not None:
                     break
@@ -162,7 +174,7 @@ class Attached:
                 self.note = "%s requests traced, %s events lost" % (m.groups() if m else ("?", "?"))
                 nreq = int(m.group(1)) if m else 0
                 if nreq and getattr(self, "bpf", None) is not None:
-                    http_ns = sum(t for k, (n, t) in self.bpf.items() if k in HTTP_PROGS)
+                    http_ns = sum(t for k, (n, t) in self.bpf.items() if is_http_prog(k))
                     all_ns = sum(t for n, t in self.bpf.values())
                     self.cost = (http_ns / nreq, all_ns / nreq, self.cpu * 1e6 / nreq)
 
@@ -209,7 +221,7 @@ def main():
 
         rps = {(ep, c): [] for ep, _ in ENDPOINTS for c in configs}
         notes, costs = {}, {(ep, c): [] for ep, _ in ENDPOINTS for c in configs}
-        subprocess.run(["sysctl", "-q", "kernel.bpf_stats_enabled=1"], check=False)
+        stats_fd = enable_bpf_stats()
         for ep, _ in ENDPOINTS:
             for c in ("plain", "sentry"):  # warm up every worker
                 wrk("http://127.0.0.1:%d%s" % (ports[c][0], ep), 2, a.connections)
@@ -250,10 +262,11 @@ def main():
             per_req_us = os.cpu_count() * 1e6 / statistics.median(rps[(ep, "untraced")])
             print("| `%s` | %s | %.0f us | %.2f us | %.2f us | %.1f us | %.2f%% |" % (ep, c, per_req_us, h / 1e3, al / 1e3,
                                                                                cpu, 100 * (al / 1e3 + cpu) / per_req_us))
+        if stats_fd >= 0:
+            os.close(stats_fd)
         print("\n%d rounds of %d s per configuration and endpoint, wrk -t1 -c%d, 2 gunicorn sync workers, "
               "%d CPUs." % (a.rounds, a.seconds, a.connections, os.cpu_count()))
     finally:
-        subprocess.run(["sysctl", "-q", "kernel.bpf_stats_enabled=0"], check=False)
         for g in procs:
             g.send_signal(signal.SIGTERM)
         for g in procs:
