@@ -190,6 +190,7 @@ void httptrace__stats(struct httptrace *h, struct httptrace_stats *st)
 	__u32 key;
 
 	memset(st, 0, sizeof(*st));
+	st->hook = h->per_syscall ? "per-syscall tracepoints" : "raw syscall tracepoints";
 	for (key = PT_CNT_HTTP_LOST; key <= PT_CNT_HTTP_CONN_DROPPED && ncpus > 0 && ncpus <= 256; key++) {
 		if (bpf_map_lookup_elem(bpf_map__fd(h->sh.counters), &key, vals))
 			continue;

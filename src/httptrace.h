@@ -15,6 +15,7 @@ struct httptrace_shared {
 };
 
 struct httptrace_stats {
+	const char *hook;		/* "per-syscall tracepoints" or "raw syscall tracepoints" */
 	uint64_t lost;			/* socket events dropped: ring buffer full */
 	uint64_t conns_dropped;		/* accepted connections not followed: BPF map full */
 	struct requests_stats req;

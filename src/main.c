@@ -410,6 +410,8 @@ static int out_json(FILE *f, void *c)
 
 		jsonw__name(w, "http");
 		jsonw__start_object(w);
+		jsonw__name(w, "source");
+		jsonw__string(w, j->hst->hook);
 		jsonw__name(w, "lost_events");
 		jsonw__uint(w, j->hst->lost);
 		jsonw__name(w, "connections_not_followed");

@@ -202,6 +202,7 @@ def check_service(name, port, pid, tmp, plan, n1_route, n1_site, clean_routes, r
     record(name + ": client saw the expected statuses", not errors, "; ".join(errors[:5]))
     with open(js) as f:
         doc = json.load(f)
+    record(name + ": the JSON names the source", doc["http"].get("source") == want_hook, str(doc["http"].get("source")))
     reqs = doc.get("requests", [])
     got = {}
     for r in reqs:
