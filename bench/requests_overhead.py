@@ -170,7 +170,7 @@ class Attached:
                 self.note = "%s, %d sample lines" % ("attached" if alive else "exited early: " +
                                                      open(self.err).read().strip()[-120:], n)
             else:
-                m = re.search(r"HTTP: (\d+) requests; lost events (\d+)", open(self.err).read())
+                m = re.search(r"HTTP: (\d+) requests (?:\([^)]*\))?; lost events (\d+)", open(self.err).read())
                 self.note = "%s requests traced, %s events lost" % (m.groups() if m else ("?", "?"))
                 nreq = int(m.group(1)) if m else 0
                 if nreq and getattr(self, "bpf", None) is not None:

@@ -611,10 +611,10 @@ int main(int argc, char **argv)
 	http = profiler__http(p);
 	if (http) {
 		httptrace__stats(http, &hst);
-		fprintf(stderr, "HTTP: %llu requests; lost events %llu, connections not followed %llu, "
+		fprintf(stderr, "HTTP: %llu requests (%s); lost events %llu, connections not followed %llu, "
 			"not HTTP %llu, unanswered %llu, SQL statements in requests %llu, outside %llu, "
 			"unattributed (thread served several requests at once) %llu.\n",
-			(unsigned long long)hst.req.requests, (unsigned long long)hst.lost,
+			(unsigned long long)hst.req.requests, hst.hook, (unsigned long long)hst.lost,
 			(unsigned long long)(hst.conns_dropped + hst.req.dropped_conns),
 			(unsigned long long)hst.req.not_http, (unsigned long long)hst.req.no_response,
 			(unsigned long long)hst.req.queries_attributed, (unsigned long long)hst.req.queries_outside,
