@@ -10,7 +10,9 @@ Reports, per driver:
   - events lost at the load reached (two clients), which must be 0.
 
 Usage: sudo bench/sql_overhead.py [--rounds N] [--window SEC] [--drivers psycopg2,psycopg]
-       [--json FILE]
+       [--tool-args '--no-http'] [--json FILE]
+The tracer runs with its defaults (SQL and HTTP following on; CPU sampling off, as only --json
+is asked for); --tool-args '--no-http' isolates the SQL capture.
 """
 import argparse
 import json
@@ -25,6 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 TOOL = os.path.join(REPO, "build", "pytrace-bpf")
 PY = "/usr/bin/python3"
+TOOL_ARGS = []
 
 
 def pg_start(d):
@@ -76,7 +79,7 @@ def run(driver, window, env, traced, nprocs=1):
     if traced:
         jpath = tempfile.mktemp(suffix=".json")
         # SQL only (no output that needs CPU samples); it stops when the clients are done.
-        tracer = subprocess.Popen([TOOL, "--pid", str(pid), "--json", jpath],
+        tracer = subprocess.Popen([TOOL, "--pid", str(pid), "--json", jpath] + TOOL_ARGS,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         t0 = time.time()
         # BPF's own time per probe hit, sampled mid-window while the programs are loaded.
@@ -113,7 +116,9 @@ def main():
     ap.add_argument("--window", type=float, default=3.0)
     ap.add_argument("--drivers", default="psycopg2,psycopg")
     ap.add_argument("--json")
+    ap.add_argument("--tool-args", default="", help="extra tracer options, e.g. '--no-http'")
     args = ap.parse_args()
+    TOOL_ARGS.extend(args.tool_args.split())
     if os.geteuid() != 0:
         sys.exit("run as root: the tracer loads BPF programs")
     pgdir = tempfile.mkdtemp(prefix="pytrace-bench-pg-")
