@@ -56,6 +56,18 @@ def preflight():
     return 1
 
 
+def start(k_help="run only cases whose label contains this"):
+    """Command line (-k, -v) and the preflight: (args, None), or (None, exit status)."""
+    import argparse
+    ap = argparse.ArgumentParser()
+    ap.add_argument("-k", default="", help=k_help)
+    ap.add_argument("-v", "--verbose", action="store_true")
+    args = ap.parse_args()
+    global verbose
+    verbose = args.verbose
+    return args, preflight()
+
+
 def marker_lines(path):
     """{'leaf_body': 17, ...} from '# @name' comments."""
     lines = {}

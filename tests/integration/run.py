@@ -6,7 +6,6 @@ python3.13/3.14/3.15 in a debootstrapped root traced from the host).
 Run as root from the repository: tests/integration/run.py [-k SUBSTRING] [-v]
 Ends with a line "N passed, N failed, N skipped"; exits non-zero if anything failed.
 """
-import argparse
 import collections
 import json
 import os
@@ -306,12 +305,7 @@ def check_exit_midtrace(it, tmp):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("-k", default="", help="run only interpreters whose label contains this")
-    ap.add_argument("-v", "--verbose", action="store_true")
-    args = ap.parse_args()
-    harness.verbose = args.verbose
-    status = harness.preflight()
+    args, status = harness.start("run only interpreters whose label contains this")
     if status is not None:
         return status
     interps, unsupported = find_interpreters(with_unsupported=True)

@@ -15,7 +15,6 @@ Cases:
 Run as root from the repository: tests/integration/test_functions.py [-k SUBSTRING] [-v]
 Ends with a line "N passed, N failed, N skipped"; exits non-zero if anything failed.
 """
-import argparse
 import json
 import os
 import re
@@ -267,12 +266,7 @@ def case_text(it, tmp, want):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("-k", default="", help="run only cases whose label contains this")
-    ap.add_argument("-v", "--verbose", action="store_true")
-    args = ap.parse_args()
-    harness.verbose = args.verbose
-    status = harness.preflight()
+    args, status = harness.start()
     if status is not None:
         return status
     tmp = tempfile.mkdtemp(prefix="pytrace-fn-")

@@ -18,7 +18,6 @@ Run as root from the repository: tests/integration/test_sql.py [-k SUBSTRING] [-
 (PYTRACE_BPF=/path/to/pytrace-bpf tests another build of the tool.)
 Ends with a line "N passed, N failed, N skipped"; exits non-zero if anything failed.
 """
-import argparse
 import atexit
 import json
 import os
@@ -436,12 +435,7 @@ def case_nolibpq(cluster, it, tmp):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("-k", default="", help="run only cases whose label contains this")
-    ap.add_argument("-v", "--verbose", action="store_true")
-    args = ap.parse_args()
-    harness.verbose = args.verbose
-    status = harness.preflight()
+    args, status = harness.start()
     if status is not None:
         return status
     if not os.access(os.path.join(PGBIN, "initdb"), os.X_OK):
