@@ -1006,20 +1006,13 @@ void funcs__report(struct funcs *f, FILE *out)
 
 static void json_hist(struct jsonw *w, const struct lathist *h)
 {
-	jsonw__name(w, "count");
-	jsonw__uint(w, h->count);
-	jsonw__name(w, "total_ns");
-	jsonw__uint(w, h->sum);
-	jsonw__name(w, "mean_ns");
-	jsonw__double_fixed(w, lathist__mean(h), 0);
-	jsonw__name(w, "p50_ns");
-	jsonw__uint(w, lathist__percentile(h, 50));
-	jsonw__name(w, "p95_ns");
-	jsonw__uint(w, lathist__percentile(h, 95));
-	jsonw__name(w, "p99_ns");
-	jsonw__uint(w, lathist__percentile(h, 99));
-	jsonw__name(w, "max_ns");
-	jsonw__uint(w, h->count ? h->max : 0);
+	jsonw__uint_field(w, "count", h->count);
+	jsonw__uint_field(w, "total_ns", h->sum);
+	jsonw__double_fixed_field(w, "mean_ns", lathist__mean(h), 0);
+	jsonw__uint_field(w, "p50_ns", lathist__percentile(h, 50));
+	jsonw__uint_field(w, "p95_ns", lathist__percentile(h, 95));
+	jsonw__uint_field(w, "p99_ns", lathist__percentile(h, 99));
+	jsonw__uint_field(w, "max_ns", h->count ? h->max : 0);
 }
 
 void funcs__write_json(struct funcs *f, struct jsonw *w)
@@ -1033,16 +1026,14 @@ void funcs__write_json(struct funcs *f, struct jsonw *w)
 	for (i = 0; i < f->npats; i++)
 		jsonw__string(w, f->pats[i].text);
 	jsonw__end_array(w);
-	jsonw__name(w, "source");
-	jsonw__string(w, source_text(f));
+	jsonw__string_field(w, "source", source_text(f));
 	jsonw__name(w, "processes");
 	jsonw__start_array(w);
 	for (i = 0; i < f->npids; i++) {
 		const struct fpid *fp = &f->pids[i];
 
 		jsonw__start_object(w);
-		jsonw__name(w, "pid");
-		jsonw__uint(w, fp->pid);
+		jsonw__uint_field(w, "pid", fp->pid);
 		jsonw__name(w, "python");
 		{
 			char v[16];
@@ -1050,18 +1041,12 @@ void funcs__write_json(struct funcs *f, struct jsonw *w)
 			snprintf(v, sizeof(v), "%u.%u", fp->major, fp->minor);
 			jsonw__string(w, v);
 		}
-		jsonw__name(w, "binary");
-		jsonw__string(w, fp->binary);
-		jsonw__name(w, "probes");
-		jsonw__string(w, level_key(fp->pp.level));
-		jsonw__name(w, "probes_text");
-		jsonw__string(w, usdt__level_str(fp->pp.level));
-		jsonw__name(w, "gc_probes");
-		jsonw__bool(w, fp->pp.gc_start && fp->pp.gc_done);
-		jsonw__name(w, "import_probes");
-		jsonw__bool(w, fp->pp.import_start && fp->pp.import_done);
-		jsonw__name(w, "source");
-		jsonw__string(w, source_key(f, fp));
+		jsonw__string_field(w, "binary", fp->binary);
+		jsonw__string_field(w, "probes", level_key(fp->pp.level));
+		jsonw__string_field(w, "probes_text", usdt__level_str(fp->pp.level));
+		jsonw__bool_field(w, "gc_probes", fp->pp.gc_start && fp->pp.gc_done);
+		jsonw__bool_field(w, "import_probes", fp->pp.import_start && fp->pp.import_done);
+		jsonw__string_field(w, "source", source_key(f, fp));
 		jsonw__end_object(w);
 	}
 	jsonw__end_array(w);
@@ -1073,37 +1058,28 @@ void funcs__write_json(struct funcs *f, struct jsonw *w)
 		if (!s->h)
 			continue;
 		jsonw__start_object(w);
-		jsonw__name(w, "function");
-		jsonw__string(w, display(s));
-		jsonw__name(w, "name");
-		jsonw__string(w, s->name);
-		jsonw__name(w, "file");
-		jsonw__string(w, s->file);
+		jsonw__string_field(w, "function", display(s));
+		jsonw__string_field(w, "name", s->name);
+		jsonw__string_field(w, "file", s->file);
 		json_hist(w, s->h);
 		jsonw__name(w, "callers");
 		jsonw__start_array(w);
 		for (j = 0; j < s->ncallers && j < 5; j++) {
 			jsonw__start_object(w);
-			jsonw__name(w, "caller");
-			jsonw__string(w, s->callers[j].name);
-			jsonw__name(w, "calls");
-			jsonw__uint(w, s->callers[j].calls);
+			jsonw__string_field(w, "caller", s->callers[j].name);
+			jsonw__uint_field(w, "calls", s->callers[j].calls);
 			jsonw__end_object(w);
 		}
 		jsonw__end_array(w);
-		jsonw__name(w, "callers_unknown");
-		jsonw__uint(w, s->unknown_callers);
+		jsonw__uint_field(w, "callers_unknown", s->unknown_callers);
 		jsonw__end_object(w);
 	}
 	jsonw__end_array(w);
 	jsonw__name(w, "sampled");
 	jsonw__start_object(w);
-	jsonw__name(w, "wall_ns");
-	jsonw__uint(w, f->wall_ns);
-	jsonw__name(w, "oncpu_ns");
-	jsonw__uint(w, f->wall_oncpu_ns);
-	jsonw__name(w, "offcpu_ns");
-	jsonw__uint(w, f->wall_offcpu_ns);
+	jsonw__uint_field(w, "wall_ns", f->wall_ns);
+	jsonw__uint_field(w, "oncpu_ns", f->wall_oncpu_ns);
+	jsonw__uint_field(w, "offcpu_ns", f->wall_offcpu_ns);
 	jsonw__name(w, "functions");
 	jsonw__start_array(w);
 	for (i = 0; i < n; i++) {
@@ -1113,26 +1089,18 @@ void funcs__write_json(struct funcs *f, struct jsonw *w)
 		if (!t)
 			continue;
 		jsonw__start_object(w);
-		jsonw__name(w, "function");
-		jsonw__string(w, display(s));
-		jsonw__name(w, "file");
-		jsonw__string(w, s->file);
-		jsonw__name(w, "share");
-		jsonw__double(w, f->wall_ns ? (double)t / f->wall_ns : 0);
-		jsonw__name(w, "wall_ns");
-		jsonw__uint(w, t);
-		jsonw__name(w, "oncpu_ns");
-		jsonw__uint(w, s->oncpu_ns);
-		jsonw__name(w, "offcpu_ns");
-		jsonw__uint(w, s->offcpu_ns);
+		jsonw__string_field(w, "function", display(s));
+		jsonw__string_field(w, "file", s->file);
+		jsonw__double_field(w, "share", f->wall_ns ? (double)t / f->wall_ns : 0);
+		jsonw__uint_field(w, "wall_ns", t);
+		jsonw__uint_field(w, "oncpu_ns", s->oncpu_ns);
+		jsonw__uint_field(w, "offcpu_ns", s->offcpu_ns);
 		jsonw__name(w, "callers");
 		jsonw__start_array(w);
 		for (j = 0; j < s->nscallers && j < 5; j++) {
 			jsonw__start_object(w);
-			jsonw__name(w, "caller");
-			jsonw__string(w, s->scallers[j].name);
-			jsonw__name(w, "wall_ns");
-			jsonw__uint(w, s->scallers[j].calls);
+			jsonw__string_field(w, "caller", s->scallers[j].name);
+			jsonw__uint_field(w, "wall_ns", s->scallers[j].calls);
 			jsonw__end_object(w);
 		}
 		jsonw__end_array(w);
@@ -1140,18 +1108,12 @@ void funcs__write_json(struct funcs *f, struct jsonw *w)
 	}
 	jsonw__end_array(w);
 	jsonw__end_object(w);
-	jsonw__name(w, "candidates_rejected");
-	jsonw__uint(w, f->candidates_rejected);
-	jsonw__name(w, "lost_events");
-	jsonw__uint(w, counter(f, PT_CNT_FUNC_LOST));
-	jsonw__name(w, "unpaired_entries");
-	jsonw__uint(w, counter(f, PT_CNT_FUNC_UNPAIRED));
-	jsonw__name(w, "too_deep");
-	jsonw__uint(w, counter(f, PT_CNT_FUNC_DEEP));
-	jsonw__name(w, "offcpu_stacks");
-	jsonw__uint(w, counter(f, PT_CNT_OFFCPU));
-	jsonw__name(w, "events_unattributed");
-	jsonw__uint(w, f->calls_unknown);
+	jsonw__uint_field(w, "candidates_rejected", f->candidates_rejected);
+	jsonw__uint_field(w, "lost_events", counter(f, PT_CNT_FUNC_LOST));
+	jsonw__uint_field(w, "unpaired_entries", counter(f, PT_CNT_FUNC_UNPAIRED));
+	jsonw__uint_field(w, "too_deep", counter(f, PT_CNT_FUNC_DEEP));
+	jsonw__uint_field(w, "offcpu_stacks", counter(f, PT_CNT_OFFCPU));
+	jsonw__uint_field(w, "events_unattributed", f->calls_unknown);
 	jsonw__end_object(w);
 	free(idx);
 }
@@ -1167,37 +1129,30 @@ void funcs__write_gc_json(struct funcs *f, struct jsonw *w)
 		imp |= f->pids[i].pp.import_start && f->pids[i].pp.import_done;
 	}
 	jsonw__start_object(w);
-	jsonw__name(w, "probes");
-	jsonw__bool(w, gc);
+	jsonw__bool_field(w, "probes", gc);
 	json_hist(w, &f->gc);
-	jsonw__name(w, "collected");
-	jsonw__uint(w, f->gc_collected);
+	jsonw__uint_field(w, "collected", f->gc_collected);
 	jsonw__name(w, "generations");
 	jsonw__start_array(w);
 	for (i = 0; i < 3; i++) {
 		jsonw__start_object(w);
-		jsonw__name(w, "generation");
-		jsonw__uint(w, i);
+		jsonw__uint_field(w, "generation", i);
 		json_hist(w, &f->gc_gen[i]);
 		jsonw__end_object(w);
 	}
 	jsonw__end_array(w);
 	jsonw__name(w, "imports");
 	jsonw__start_object(w);
-	jsonw__name(w, "probes");
-	jsonw__bool(w, imp);
+	jsonw__bool_field(w, "probes", imp);
 	json_hist(w, &f->imp_h);
 	jsonw__name(w, "modules");
 	jsonw__start_array(w);
 	qsort(f->imps, f->nimps, sizeof(*f->imps), cmp_imp);
 	for (i = 0; i < f->nimps && i < 100; i++) {
 		jsonw__start_object(w);
-		jsonw__name(w, "module");
-		jsonw__string(w, f->imps[i].module);
-		jsonw__name(w, "total_ns");
-		jsonw__uint(w, f->imps[i].ns);
-		jsonw__name(w, "count");
-		jsonw__uint(w, f->imps[i].count);
+		jsonw__string_field(w, "module", f->imps[i].module);
+		jsonw__uint_field(w, "total_ns", f->imps[i].ns);
+		jsonw__uint_field(w, "count", f->imps[i].count);
 		jsonw__end_object(w);
 	}
 	jsonw__end_array(w);

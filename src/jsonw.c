@@ -222,3 +222,39 @@ int jsonw__finish(struct jsonw *w)
 		return -EIO;
 	return w->err;
 }
+
+int jsonw__string_field(struct jsonw *w, const char *name, const char *s)
+{
+	jsonw__name(w, name);
+	return jsonw__string(w, s);
+}
+
+int jsonw__uint_field(struct jsonw *w, const char *name, uint64_t v)
+{
+	jsonw__name(w, name);
+	return jsonw__uint(w, v);
+}
+
+int jsonw__int_field(struct jsonw *w, const char *name, int64_t v)
+{
+	jsonw__name(w, name);
+	return jsonw__int(w, v);
+}
+
+int jsonw__double_field(struct jsonw *w, const char *name, double v)
+{
+	jsonw__name(w, name);
+	return jsonw__double(w, v);
+}
+
+int jsonw__double_fixed_field(struct jsonw *w, const char *name, double v, int decimals)
+{
+	jsonw__name(w, name);
+	return jsonw__double_fixed(w, v, decimals);
+}
+
+int jsonw__bool_field(struct jsonw *w, const char *name, bool v)
+{
+	jsonw__name(w, name);
+	return jsonw__bool(w, v);
+}

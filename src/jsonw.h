@@ -40,6 +40,14 @@ int jsonw__double_fixed(struct jsonw *w, double v, int decimals);
 int jsonw__bool(struct jsonw *w, bool v);
 int jsonw__null(struct jsonw *w);
 
+/* "name": value in one call, as bpftool's jsonw_*_field. */
+int jsonw__string_field(struct jsonw *w, const char *name, const char *s);
+int jsonw__uint_field(struct jsonw *w, const char *name, uint64_t v);
+int jsonw__int_field(struct jsonw *w, const char *name, int64_t v);
+int jsonw__double_field(struct jsonw *w, const char *name, double v);
+int jsonw__double_fixed_field(struct jsonw *w, const char *name, double v, int decimals);
+int jsonw__bool_field(struct jsonw *w, const char *name, bool v);
+
 /* The sticky error; -EINVAL as well if containers are still open. */
 int jsonw__finish(struct jsonw *w);
 

@@ -384,49 +384,34 @@ static void log_request(struct requests *r, const struct conn *c, const struct r
 	if (!r->o.log || !(w = jsonw__new(r->o.log)))
 		return;
 	jsonw__start_object(w);
-	jsonw__name(w, "pid");
-	jsonw__uint(w, c->pid);
-	jsonw__name(w, "tid");
-	jsonw__uint(w, q->writer);
-	jsonw__name(w, "start_ns");
-	jsonw__uint(w, q->start);
-	jsonw__name(w, "method");
-	jsonw__string(w, q->method);
+	jsonw__uint_field(w, "pid", c->pid);
+	jsonw__uint_field(w, "tid", q->writer);
+	jsonw__uint_field(w, "start_ns", q->start);
+	jsonw__string_field(w, "method", q->method);
 	jsonw__name(w, "path");
 	jsonw__string_len(w, q->path, plen);
-	jsonw__name(w, "route");
-	jsonw__string(w, route);
-	jsonw__name(w, "status");
-	jsonw__uint(w, q->status);
-	jsonw__name(w, "total_ms");
-	jsonw__double_fixed(w, total / 1e6, 3);
-	jsonw__name(w, "sql_ms");
-	jsonw__double_fixed(w, q->sql_ns / 1e6, 3);
-	jsonw__name(w, "other_ms");
-	jsonw__double_fixed(w, (total > q->sql_ns ? total - q->sql_ns : 0) / 1e6, 3);
-	jsonw__name(w, "queries");
-	jsonw__uint(w, q->nq);
-	jsonw__name(w, "sql_attributed");
-	jsonw__bool(w, !q->multiplexed);
+	jsonw__string_field(w, "route", route);
+	jsonw__uint_field(w, "status", q->status);
+	jsonw__double_fixed_field(w, "total_ms", total / 1e6, 3);
+	jsonw__double_fixed_field(w, "sql_ms", q->sql_ns / 1e6, 3);
+	jsonw__double_fixed_field(w, "other_ms", (total > q->sql_ns ? total - q->sql_ns : 0) / 1e6, 3);
+	jsonw__uint_field(w, "queries", q->nq);
+	jsonw__bool_field(w, "sql_attributed", !q->multiplexed);
 	jsonw__name(w, "patterns");
 	jsonw__start_array(w);
 	for (i = 0; i < q->npats; i++) {
 		const char *site = strtab_get(&r->strings, q->pats[i].site);
 
 		jsonw__start_object(w);
-		jsonw__name(w, "pattern");
-		jsonw__string(w, q->pats[i].pat ? strtab_get(&r->strings, q->pats[i].pat) : "[other patterns]");
-		jsonw__name(w, "count");
-		jsonw__uint(w, q->pats[i].count);
-		jsonw__name(w, "ms");
-		jsonw__double_fixed(w, q->pats[i].ns / 1e6, 3);
+		jsonw__string_field(w, "pattern", q->pats[i].pat ? strtab_get(&r->strings, q->pats[i].pat) : "[other patterns]");
+		jsonw__uint_field(w, "count", q->pats[i].count);
+		jsonw__double_fixed_field(w, "ms", q->pats[i].ns / 1e6, 3);
 		jsonw__name(w, "call_site");
 		if (site)
 			jsonw__string(w, site);
 		else
 			jsonw__null(w);
-		jsonw__name(w, "n_plus_one");
-		jsonw__bool(w, q->pats[i].pat && q->pats[i].count >= r->o.n1_threshold);
+		jsonw__bool_field(w, "n_plus_one", q->pats[i].pat && q->pats[i].count >= r->o.n1_threshold);
 		jsonw__end_object(w);
 	}
 	jsonw__end_array(w);
@@ -856,30 +841,18 @@ int requests__write_json(const struct requests *r, struct jsonw *w)
 		if (!a->count)
 			continue;
 		jsonw__start_object(w);
-		jsonw__name(w, "method");
-		jsonw__string(w, a->method);
-		jsonw__name(w, "route");
-		jsonw__string(w, strtab_get(&r->routes, a->route));
-		jsonw__name(w, "status");
-		jsonw__uint(w, a->status);
-		jsonw__name(w, "count");
-		jsonw__uint(w, a->count);
-		jsonw__name(w, "p50_ms");
-		jsonw__double_fixed(w, lathist__percentile(&a->hist, 50) / 1e6, 3);
-		jsonw__name(w, "p95_ms");
-		jsonw__double_fixed(w, lathist__percentile(&a->hist, 95) / 1e6, 3);
-		jsonw__name(w, "p99_ms");
-		jsonw__double_fixed(w, lathist__percentile(&a->hist, 99) / 1e6, 3);
-		jsonw__name(w, "max_ms");
-		jsonw__double_fixed(w, a->hist.max / 1e6, 3);
-		jsonw__name(w, "avg_queries");
-		jsonw__double_fixed(w, (double)a->queries / a->count, 2);
-		jsonw__name(w, "sql_share");
-		jsonw__double_fixed(w, a->total_ns ? (double)a->sql_ns / a->total_ns : 0, 4);
-		jsonw__name(w, "total_ms");
-		jsonw__double_fixed(w, a->total_ns / 1e6, 3);
-		jsonw__name(w, "sql_ms");
-		jsonw__double_fixed(w, a->sql_ns / 1e6, 3);
+		jsonw__string_field(w, "method", a->method);
+		jsonw__string_field(w, "route", strtab_get(&r->routes, a->route));
+		jsonw__uint_field(w, "status", a->status);
+		jsonw__uint_field(w, "count", a->count);
+		jsonw__double_fixed_field(w, "p50_ms", lathist__percentile(&a->hist, 50) / 1e6, 3);
+		jsonw__double_fixed_field(w, "p95_ms", lathist__percentile(&a->hist, 95) / 1e6, 3);
+		jsonw__double_fixed_field(w, "p99_ms", lathist__percentile(&a->hist, 99) / 1e6, 3);
+		jsonw__double_fixed_field(w, "max_ms", a->hist.max / 1e6, 3);
+		jsonw__double_fixed_field(w, "avg_queries", (double)a->queries / a->count, 2);
+		jsonw__double_fixed_field(w, "sql_share", a->total_ns ? (double)a->sql_ns / a->total_ns : 0, 4);
+		jsonw__double_fixed_field(w, "total_ms", a->total_ns / 1e6, 3);
+		jsonw__double_fixed_field(w, "sql_ms", a->sql_ns / 1e6, 3);
 		jsonw__end_object(w);
 	}
 	free(v);
@@ -899,20 +872,13 @@ int requests__write_n1_json(const struct requests *r, struct jsonw *w)
 		const char *site = strtab_get(&r->strings, f->site);
 
 		jsonw__start_object(w);
-		jsonw__name(w, "method");
-		jsonw__string(w, f->method);
-		jsonw__name(w, "route");
-		jsonw__string(w, strtab_get(&r->routes, f->route));
-		jsonw__name(w, "pattern");
-		jsonw__string(w, strtab_get(&r->strings, f->pat));
-		jsonw__name(w, "per_request");
-		jsonw__uint(w, f->per_request);
-		jsonw__name(w, "avg_per_request");
-		jsonw__double_fixed(w, (double)f->repeats / f->requests, 2);
-		jsonw__name(w, "requests");
-		jsonw__uint(w, f->requests);
-		jsonw__name(w, "total_ms");
-		jsonw__double_fixed(w, f->total_ns / 1e6, 3);
+		jsonw__string_field(w, "method", f->method);
+		jsonw__string_field(w, "route", strtab_get(&r->routes, f->route));
+		jsonw__string_field(w, "pattern", strtab_get(&r->strings, f->pat));
+		jsonw__uint_field(w, "per_request", f->per_request);
+		jsonw__double_fixed_field(w, "avg_per_request", (double)f->repeats / f->requests, 2);
+		jsonw__uint_field(w, "requests", f->requests);
+		jsonw__double_fixed_field(w, "total_ms", f->total_ns / 1e6, 3);
 		jsonw__name(w, "call_site");
 		if (site)
 			jsonw__string(w, site);

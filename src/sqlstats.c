@@ -274,46 +274,31 @@ static void write_pattern(const struct sql_pattern *p, struct jsonw *w)
 
 	snprintf(fp, sizeof(fp), "%016" PRIx64, p->fingerprint);
 	jsonw__start_object(w);
-	jsonw__name(w, "pattern");
-	jsonw__string(w, p->pattern);
-	jsonw__name(w, "fingerprint");
-	jsonw__string(w, fp);
-	jsonw__name(w, "operation");
-	jsonw__string(w, p->operation);
-	jsonw__name(w, "count");
-	jsonw__uint(w, p->count);
-	jsonw__name(w, "errors");
-	jsonw__uint(w, p->errors);
-	jsonw__name(w, "total_ms");
-	jsonw__double_fixed(w, ms(p->total_ns), 3);
-	jsonw__name(w, "mean_ms");
-	jsonw__double_fixed(w, lathist__mean(&p->hist) / 1e6, 3);
-	jsonw__name(w, "p50_ms");
-	jsonw__double_fixed(w, ms(lathist__percentile(&p->hist, 50)), 3);
-	jsonw__name(w, "p95_ms");
-	jsonw__double_fixed(w, ms(lathist__percentile(&p->hist, 95)), 3);
-	jsonw__name(w, "p99_ms");
-	jsonw__double_fixed(w, ms(lathist__percentile(&p->hist, 99)), 3);
-	jsonw__name(w, "max_ms");
-	jsonw__double_fixed(w, ms(p->hist.max), 3);
+	jsonw__string_field(w, "pattern", p->pattern);
+	jsonw__string_field(w, "fingerprint", fp);
+	jsonw__string_field(w, "operation", p->operation);
+	jsonw__uint_field(w, "count", p->count);
+	jsonw__uint_field(w, "errors", p->errors);
+	jsonw__double_fixed_field(w, "total_ms", ms(p->total_ns), 3);
+	jsonw__double_fixed_field(w, "mean_ms", lathist__mean(&p->hist) / 1e6, 3);
+	jsonw__double_fixed_field(w, "p50_ms", ms(lathist__percentile(&p->hist, 50)), 3);
+	jsonw__double_fixed_field(w, "p95_ms", ms(lathist__percentile(&p->hist, 95)), 3);
+	jsonw__double_fixed_field(w, "p99_ms", ms(lathist__percentile(&p->hist, 99)), 3);
+	jsonw__double_fixed_field(w, "max_ms", ms(p->hist.max), 3);
 	jsonw__name(w, "example");
 	jsonw__string_len(w, p->example, p->example_len);
 	jsonw__name(w, "call_sites");
 	jsonw__start_array(w);
 	for (unsigned i = 0; i < p->nsites; i++) {
 		jsonw__start_object(w);
-		jsonw__name(w, "frame");
-		jsonw__string(w, p->sites[i].frame);
-		jsonw__name(w, "count");
-		jsonw__uint(w, p->sites[i].count);
+		jsonw__string_field(w, "frame", p->sites[i].frame);
+		jsonw__uint_field(w, "count", p->sites[i].count);
 		jsonw__end_object(w);
 	}
 	if (p->other_sites) {
 		jsonw__start_object(w);
-		jsonw__name(w, "frame");
-		jsonw__string(w, SQL_STATS_OTHER_SITES);
-		jsonw__name(w, "count");
-		jsonw__uint(w, p->other_sites);
+		jsonw__string_field(w, "frame", SQL_STATS_OTHER_SITES);
+		jsonw__uint_field(w, "count", p->other_sites);
 		jsonw__end_object(w);
 	}
 	jsonw__end_array(w);
@@ -344,20 +329,13 @@ int sql_stats__write_summary_json(const struct sql_stats *s, struct jsonw *w)
 
 	sql_stats__summary(s, &sum);
 	jsonw__start_object(w);
-	jsonw__name(w, "patterns");
-	jsonw__uint(w, sum.patterns);
-	jsonw__name(w, "dropped_patterns");
-	jsonw__uint(w, sum.dropped_patterns);
-	jsonw__name(w, "dropped_statements");
-	jsonw__uint(w, sum.dropped_statements);
-	jsonw__name(w, "statements");
-	jsonw__uint(w, sum.statements);
-	jsonw__name(w, "errors");
-	jsonw__uint(w, sum.errors);
-	jsonw__name(w, "invalid_utf8");
-	jsonw__uint(w, sum.invalid_utf8);
-	jsonw__name(w, "nul_bytes");
-	jsonw__uint(w, sum.nul_bytes);
+	jsonw__uint_field(w, "patterns", sum.patterns);
+	jsonw__uint_field(w, "dropped_patterns", sum.dropped_patterns);
+	jsonw__uint_field(w, "dropped_statements", sum.dropped_statements);
+	jsonw__uint_field(w, "statements", sum.statements);
+	jsonw__uint_field(w, "errors", sum.errors);
+	jsonw__uint_field(w, "invalid_utf8", sum.invalid_utf8);
+	jsonw__uint_field(w, "nul_bytes", sum.nul_bytes);
 	return jsonw__end_object(w);
 }
 

@@ -368,24 +368,17 @@ static void slow_log(struct sqltrace *s, const struct sql_query *q, const struct
 	if (!w)
 		return;
 	jsonw__start_object(w);
-	jsonw__name(w, "pid");
-	jsonw__uint(w, q->pid);
-	jsonw__name(w, "tid");
-	jsonw__uint(w, q->tid);
-	jsonw__name(w, "start_ns");
-	jsonw__uint(w, q->start_ns);
-	jsonw__name(w, "duration_ms");
-	jsonw__double_fixed(w, (q->end_ns - q->start_ns) / 1e6, 3);
-	jsonw__name(w, "error");
-	jsonw__bool(w, q->error);
-	jsonw__name(w, "pattern");
-	jsonw__string(w, pattern);
+	jsonw__uint_field(w, "pid", q->pid);
+	jsonw__uint_field(w, "tid", q->tid);
+	jsonw__uint_field(w, "start_ns", q->start_ns);
+	jsonw__double_fixed_field(w, "duration_ms", (q->end_ns - q->start_ns) / 1e6, 3);
+	jsonw__bool_field(w, "error", q->error);
+	jsonw__string_field(w, "pattern", pattern);
 	if (s->opts.show_literals) {
 		jsonw__name(w, "text");
 		jsonw__string_len(w, q->text, q->len);
 	}
-	jsonw__name(w, "truncated");
-	jsonw__bool(w, q->truncated);
+	jsonw__bool_field(w, "truncated", q->truncated);
 	jsonw__name(w, "call_site");
 	if (st && st->call_site)
 		jsonw__string(w, st->call_site);

@@ -94,6 +94,27 @@ static void test_compact(void **state)
 	assert_int_equal(python_validates(o->buf), 0);
 }
 
+/* The *_field helpers write exactly what name + value would. */
+static void test_fields(void **state)
+{
+	struct out *o = *state;
+	struct jsonw *w = o->w;
+
+	jsonw__start_object(w);
+	jsonw__string_field(w, "s", "x\"y");
+	jsonw__uint_field(w, "u", 7);
+	jsonw__int_field(w, "i", -7);
+	jsonw__double_field(w, "d", 0.5);
+	jsonw__double_fixed_field(w, "f", 1.0 / 3, 2);
+	assert_int_equal(jsonw__bool_field(w, "b", true), 0);
+	assert_int_equal(jsonw__end_object(w), 0);
+	assert_int_equal(jsonw__finish(w), 0);
+	assert_string_equal(text(o), "{\"s\":\"x\\\"y\",\"u\":7,\"i\":-7,\"d\":0.5,\"f\":0.33,\"b\":true}");
+	/* a field where a value is due is misuse, and sticks */
+	jsonw__start_array(w);
+	assert_int_equal(jsonw__uint_field(w, "x", 1), -EINVAL);
+}
+
 static void test_pretty(void **state)
 {
 	struct out *o = *state;
@@ -241,6 +262,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_compact, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fields, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pretty, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_strings, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_random_strings, setup, teardown),
