@@ -1,12 +1,17 @@
 #!/usr/bin/python3
 """What each probed libpq call costs, measured without a server: a Python process calls
-PQsendQuery(NULL, "SELECT 1") and PQgetResult(NULL) through ctypes (libpq returns at once for a
-NULL connection, after the probes have fired), untraced and traced by pytrace-bpf, alternating.
+PQsendQuery(NULL, "SELECT 1"), PQgetResult(NULL) and PQexec(NULL, "SELECT 1") through ctypes
+(libpq returns at once for a NULL connection, after the probes have fired), untraced and traced
+by pytrace-bpf on each probe set (--libpq-probes=send, --libpq-probes=exec), in rotated order.
 
-A psycopg2 statement makes one PQsendQuery and two PQgetResult calls (PQexec = PQsendQuery +
-PQgetResult until NULL), so the added latency per statement is cost(send) + 2 x cost(result).
-This is the figure the end-to-end loop in bench/sql_overhead.py also shows, but free of the
-server's and the scheduler's noise.
+What a statement costs from that:
+- psycopg2 (synchronous cursors): PQexec, which is PQgetResult (draining), PQsendQuery, then
+  PQgetResult until NULL: on the send probes cost(send) + 3 x cost(result); on the exec probes,
+  where the tool moves such a process, cost(exec).
+- psycopg 3: PQsendQueryParams or PQsendQueryPrepared, then PQgetResult twice (result, NULL):
+  cost(send) + 2 x cost(result), on the send probes (it uses the asynchronous API).
+(Counted with bpftrace on Debian's psycopg2 2.9.5 and psycopg 3.1.7: docs/PERFORMANCE.md.)
+This is free of the server's and the scheduler's noise; bench/sql_overhead.py is the end-to-end loop.
 
 Usage: sudo bench/libpq_probe_cost.py [--rounds N] [--calls N] [--json FILE]
 """
@@ -27,6 +32,8 @@ pq = ctypes.CDLL("libpq.so.5")
 pq.PQsendQuery.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
 pq.PQgetResult.argtypes = [ctypes.c_void_p]
 pq.PQgetResult.restype = ctypes.c_void_p
+pq.PQexec.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+pq.PQexec.restype = ctypes.c_void_p
 pq.PQlibVersion.restype = ctypes.c_int
 n = int(sys.argv[1])
 print("ready", os.getpid(), flush=True)
@@ -48,18 +55,24 @@ def send():
 def result():
     f = pq.PQgetResult
     for _ in range(n): f(None)
+def exec_():
+    f = pq.PQexec
+    for _ in range(n): f(None, b"SELECT 1")
 b = timed(base)
-print(f"{timed(send) - b:.1f} {timed(result) - b:.1f}", flush=True)
+print(f"{timed(send) - b:.1f} {timed(result) - b:.1f} {timed(exec_) - b:.1f}", flush=True)
 """
 
 
-def one(calls, traced):
+CONFIGS = ["untraced", "send", "exec"]
+
+
+def one(calls, config):
     w = subprocess.Popen([sys.executable, "-c", WORKER, str(calls)], stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, text=True)
     pid = int(w.stdout.readline().split()[1])
     t = None
-    if traced:
-        t = subprocess.Popen([TOOL, "--pid", str(pid), "--json", "/dev/null", "-v"],
+    if config != "untraced":
+        t = subprocess.Popen([TOOL, "--pid", str(pid), "--json", "/dev/null", "-v", "--libpq-probes=" + config],
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         for line in t.stderr:
             if "probing libpq" in line:
@@ -67,11 +80,15 @@ def one(calls, traced):
         time.sleep(0.2)
     w.stdin.write("go\n")
     w.stdin.flush()
-    send, result = (float(x) for x in w.stdout.readline().split())
+    costs = [float(x) for x in w.stdout.readline().split()]
     w.wait()
     if t:
         t.wait(timeout=30)
-    return send, result
+    return costs
+
+
+def rng(xs):
+    return "%.0f-%.0f" % (min(xs), max(xs))
 
 
 def main():
@@ -82,28 +99,36 @@ def main():
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root: the tracer loads BPF programs")
-    add_send, add_result, per_stmt = [], [], []
+    add = {k: [] for k in ("send", "result", "exec", "psycopg2_send_probes", "psycopg2_exec_probes", "psycopg3")}
     for r in range(args.rounds):
-        order = [False, True] if r % 2 == 0 else [True, False]
-        got = {tr: one(args.calls, tr) for tr in order}
-        s = got[True][0] - got[False][0]
-        g = got[True][1] - got[False][1]
-        add_send.append(s)
-        add_result.append(g)
-        per_stmt.append(s + 2 * g)
-        print("  round %d: PQsendQuery +%.0f ns, PQgetResult +%.0f ns -> +%.2f us per psycopg2 statement "
-              "(untraced call overheads %.0f / %.0f ns)" % (r + 1, s, g, per_stmt[-1] / 1000, got[False][0],
-                                                          got[False][1]), flush=True)
-    res = {
-        "send_ns_median": statistics.median(add_send), "send_ns_range": [min(add_send), max(add_send)],
-        "result_ns_median": statistics.median(add_result), "result_ns_range": [min(add_result), max(add_result)],
-        "per_statement_us_median": statistics.median(per_stmt) / 1000,
-        "per_statement_us_range": [min(per_stmt) / 1000, max(per_stmt) / 1000],
-    }
-    print("\nadded per call: PQsendQuery %.0f ns (%.0f-%.0f), PQgetResult %.0f ns (%.0f-%.0f); "
-          "per psycopg2 statement %.2f us (%.2f-%.2f), median of %d rounds" % (
-              res["send_ns_median"], *res["send_ns_range"], res["result_ns_median"], *res["result_ns_range"],
-              res["per_statement_us_median"], *res["per_statement_us_range"], args.rounds))
+        order = CONFIGS[r % 3:] + CONFIGS[:r % 3]
+        got = {c: one(args.calls, c) for c in order}
+        base = got["untraced"]
+        s = got["send"][0] - base[0]
+        g = got["send"][1] - base[1]
+        e = got["exec"][2] - base[2]
+        add["send"].append(s)
+        add["result"].append(g)
+        add["exec"].append(e)
+        add["psycopg2_send_probes"].append(s + 3 * g)
+        add["psycopg2_exec_probes"].append(e)
+        add["psycopg3"].append(s + 2 * g)
+        print("  round %d: send probes: PQsendQuery +%.0f ns, PQgetResult +%.0f ns; exec probes: PQexec +%.0f ns "
+              "(untraced calls %.0f / %.0f / %.0f ns)" % (r + 1, s, g, e, *base), flush=True)
+    res = {k + "_ns_median": statistics.median(v) for k, v in add.items()}
+    res.update({k + "_ns_range": [min(v), max(v)] for k, v in add.items()})
+    res["rounds"] = args.rounds
+    print("\nadded per call, median of %d rounds (range):" % args.rounds)
+    print("  send probes: PQsendQuery %.0f ns (%s), PQgetResult %.0f ns (%s)" % (
+        res["send_ns_median"], rng(add["send"]), res["result_ns_median"], rng(add["result"])))
+    print("  exec probes: PQexec %.0f ns (%s)" % (res["exec_ns_median"], rng(add["exec"])))
+    print("added per statement:")
+    print("  psycopg2 on the exec probes (what auto moves it to): %.2f us (%.2f-%.2f)" % (
+        res["psycopg2_exec_probes_ns_median"] / 1000, *(x / 1000 for x in res["psycopg2_exec_probes_ns_range"])))
+    print("  psycopg2 on the send probes: %.2f us (%.2f-%.2f)" % (
+        res["psycopg2_send_probes_ns_median"] / 1000, *(x / 1000 for x in res["psycopg2_send_probes_ns_range"])))
+    print("  psycopg 3 (send probes): %.2f us (%.2f-%.2f)" % (
+        res["psycopg3_ns_median"] / 1000, *(x / 1000 for x in res["psycopg3_ns_range"])))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(res, f, indent=1)

@@ -1,9 +1,15 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * libpq uprobes: every statement a traced process sends, and every result it reads back.
- * PQexec, PQexecParams, PQexecPrepared and PQprepare are PQsend* followed by PQgetResult
- * until NULL, so probing PQsend* and PQgetResult sees the synchronous and asynchronous APIs,
- * and pipelines, alike; the loader pairs sends with results per connection.
+ *
+ * Two probe sets; the loader attaches one per process (struct sql_proc in sql.h says why):
+ * - "send": PQsend* and PQgetResult (entry and return), PQpipelineSync. PQexec, PQexecParams,
+ *   PQexecPrepared and PQprepare are PQsend* followed by PQgetResult until NULL, so this sees
+ *   the synchronous and asynchronous APIs, and pipelines, alike; the loader pairs sends with
+ *   results per connection. Each send is classified as nested (called from libpq's own code,
+ *   that is from PQexec*) or direct, for the loader to choose.
+ * - "exec": PQexec* and PQprepare, entry and return: one event per statement, complete; and
+ *   the calls only the asynchronous API makes, as sentinels.
  * (libbpf 1.1's bpf_tracing.h predates BPF_UPROBE; BPF_KPROBE reads the same registers.)
  */
 #include "vmlinux.h"
@@ -40,6 +46,40 @@ struct {
 	__type(value, struct pt_stack);
 } stack_buf SEC(".maps");
 
+/* Per traced process: libpq's code range, and how the process calls libpq. Filled by the loader. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct sql_proc);
+} sql_procs SEC(".maps");
+
+/* A PQexec* call in progress on a thread: its arguments, kept from entry to return. */
+struct exec_call {
+	__u64 conn, name, text, ts;
+	__u32 flags;
+	__u32 gen;		/* sql_proc.exec_gen at entry; 0: no call in progress */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct exec_call);
+} exec_calls SEC(".maps");
+
+/*
+ * While both probe sets are attached (the loader switching a process from one to the other),
+ * calls made inside a PQexec* that the exec probes saw are theirs: the send probes skip them.
+ * A generation older than the process's is a call whose return probe was dropped.
+ */
+static __always_inline bool in_exec_call(const struct sql_proc *sp)
+{
+	struct exec_call *c = bpf_task_storage_get(&exec_calls, bpf_get_current_task_btf(), NULL, 0);
+
+	return c && c->gen && sp && c->gen == sp->exec_gen + 1;
+}
+
 /* PQgetResult's connection, from entry to return, by thread. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -48,31 +88,30 @@ struct {
 	__type(value, __u64);
 } result_conn SEC(".maps");
 
-static __always_inline int sql_send(void *conn, const char *name, const char *text, __u32 flags)
+/*
+ * Fill a statement event: the Python stack of the calling thread (stored in the stacks map the
+ * first time it is seen), the prepared statement's name and the text. Returns the wakeup flag
+ * for the ring buffer: a new stack wakes the loader, which names it while the process lives.
+ */
+static __always_inline __u64 sql_fill(struct sql_send *e, __u32 pid, __u32 tid, __u64 conn,
+				      const char *name, const char *text, __u32 flags, __u64 ts)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 pid = id >> 32, zero = 0, cap = text_cap, off = 0, size;
+	__u32 zero = 0, cap = text_cap, off = 0;
 	__u64 wakeup = 0;
 	struct pt_proc *proc;
-	struct sql_send *e;
 	long n;
 
-	if (!pt_is_tracked(pid))
-		return 0;
-	pt_count(PT_CNT_SQL_CALLS);
-	e = bpf_map_lookup_elem(&send_buf, &zero);
-	if (!e)
-		return 0;
 	e->hdr.type = PT_EV_SQL_SEND;
 	e->hdr.pid = pid;
-	e->tid = (__u32)id;
+	e->tid = tid;
 	e->flags = flags;
-	e->conn = (__u64)conn;
-	e->ts = bpf_ktime_get_ns();
+	e->conn = conn;
+	e->ts = ts;
 	e->stack_id = 0;
 	e->name_len = 0;
 	e->text_len = 0;
-	e->pad = 0;
+	e->status = 0;
+	e->end_ts = 0;
 
 	proc = bpf_map_lookup_elem(&procs, &pid);
 	if (proc) {
@@ -82,10 +121,7 @@ static __always_inline int sql_send(void *conn, const char *name, const char *te
 			st->nframes = 0;
 			st->flags = 0;
 			e->stack_id = pt_walk_stack(bpf_get_current_task_btf(), proc, st);
-			/*
-			 * A stack not seen before: the loader should name it while the process lives.
-			 * Look first: an LRU update copies the whole value even when the key exists.
-			 */
+			/* Look first: an LRU update copies the whole value even when the key exists. */
 			if (e->stack_id && !bpf_map_lookup_elem(&stacks, &e->stack_id) &&
 			    !bpf_map_update_elem(&stacks, &e->stack_id, st, BPF_NOEXIST))
 				wakeup = BPF_RB_FORCE_WAKEUP;
@@ -111,36 +147,70 @@ static __always_inline int sql_send(void *conn, const char *name, const char *te
 				e->flags |= SQL_F_TRUNCATED;
 		}
 	}
-	size = offsetof(struct sql_send, data) + e->name_len + e->text_len;
+	return wakeup;
+}
+
+static __always_inline void sql_output(struct sql_send *e, __u64 wakeup)
+{
+	__u32 size = offsetof(struct sql_send, data) + e->name_len + e->text_len;
+
 	if (size > sizeof(*e))
 		size = sizeof(*e);
 	if (bpf_ringbuf_output(&events, e, size, wakeup ? wakeup : pt_rb_flags()))
 		pt_count(PT_CNT_SQL_LOST);
+}
+
+/* Send probes: a statement leaves. Counted as nested in PQexec* or as a direct call. */
+static __always_inline int sql_send(struct pt_regs *ctx, void *conn, const char *name, const char *text,
+				    __u32 flags)
+{
+	__u64 id = bpf_get_current_pid_tgid(), ret_addr = 0, wakeup;
+	__u32 pid = id >> 32, zero = 0;
+	struct sql_proc *sp;
+	struct sql_send *e;
+
+	if (!pt_is_tracked(pid))
+		return 0;
+	sp = bpf_map_lookup_elem(&sql_procs, &pid);
+	if (in_exec_call(sp))
+		return 0;
+	pt_count(PT_CNT_SQL_CALLS);
+	if (sp && !bpf_probe_read_user(&ret_addr, sizeof(ret_addr), (void *)PT_REGS_SP(ctx))) {
+		if (ret_addr >= sp->text_lo && ret_addr < sp->text_hi)
+			__sync_fetch_and_add(&sp->nested, 1);
+		else
+			__sync_fetch_and_add(&sp->direct, 1);
+	}
+	e = bpf_map_lookup_elem(&send_buf, &zero);
+	if (!e)
+		return 0;
+	wakeup = sql_fill(e, pid, (__u32)id, (__u64)conn, name, text, flags, bpf_ktime_get_ns());
+	sql_output(e, wakeup);
 	return 0;
 }
 
 SEC("uprobe")
 int BPF_KPROBE(pq_send_query, void *conn, const char *query)
 {
-	return sql_send(conn, NULL, query, 0);
+	return sql_send(ctx, conn, NULL, query, 0);
 }
 
 SEC("uprobe")
 int BPF_KPROBE(pq_send_query_params, void *conn, const char *command)
 {
-	return sql_send(conn, NULL, command, SQL_F_PARAMS);
+	return sql_send(ctx, conn, NULL, command, SQL_F_PARAMS);
 }
 
 SEC("uprobe")
 int BPF_KPROBE(pq_send_prepare, void *conn, const char *name, const char *query)
 {
-	return sql_send(conn, name, query, SQL_F_PREPARE | SQL_F_PARAMS);
+	return sql_send(ctx, conn, name, query, SQL_F_PREPARE | SQL_F_PARAMS);
 }
 
 SEC("uprobe")
 int BPF_KPROBE(pq_send_query_prepared, void *conn, const char *name)
 {
-	return sql_send(conn, name, NULL, SQL_F_PREPARED | SQL_F_PARAMS);
+	return sql_send(ctx, conn, name, NULL, SQL_F_PREPARED | SQL_F_PARAMS);
 }
 
 SEC("uprobe")
@@ -148,9 +218,10 @@ int BPF_KPROBE(pq_get_result, void *conn)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)id;
+	__u32 pid = id >> 32;
 	__u64 c = (__u64)conn;
 
-	if (!pt_is_tracked(id >> 32))
+	if (!pt_is_tracked(pid) || in_exec_call(bpf_map_lookup_elem(&sql_procs, &pid)))
 		return 0;
 	bpf_map_update_elem(&result_conn, &tid, &c, BPF_ANY);
 	return 0;
@@ -197,5 +268,105 @@ int BPF_KPROBE(pq_pipeline_sync, void *conn)
 	if (!pt_is_tracked(bpf_get_current_pid_tgid() >> 32))
 		return 0;
 	sql_result(PT_EV_SQL_SYNC, (__u64)conn, 0);
+	return 0;
+}
+
+/* Exec probes: PQexec* and PQprepare, entry and return. */
+static __always_inline int exec_enter(void *conn, const char *name, const char *text, __u32 flags)
+{
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	struct sql_proc *sp = bpf_map_lookup_elem(&sql_procs, &pid);
+	struct exec_call *c;
+
+	if (!sp || !pt_is_tracked(pid))
+		return 0;
+	c = bpf_task_storage_get(&exec_calls, bpf_get_current_task_btf(), NULL, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!c)
+		return 0;
+	c->conn = (__u64)conn;
+	c->name = (__u64)name;
+	c->text = (__u64)text;
+	c->flags = flags;
+	c->gen = sp->exec_gen + 1;
+	c->ts = bpf_ktime_get_ns();
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(pq_exec, void *conn, const char *query)
+{
+	return exec_enter(conn, NULL, query, 0);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(pq_exec_params, void *conn, const char *command)
+{
+	return exec_enter(conn, NULL, command, SQL_F_PARAMS);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(pq_prepare, void *conn, const char *name, const char *query)
+{
+	return exec_enter(conn, name, query, SQL_F_PREPARE | SQL_F_PARAMS);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(pq_exec_prepared, void *conn, const char *name)
+{
+	return exec_enter(conn, name, NULL, SQL_F_PREPARED | SQL_F_PARAMS);
+}
+
+/*
+ * One event per statement, made at the return: the caller's text is still alive and the Python
+ * stack is the one that made the call (the thread has not left PQexec*).
+ */
+SEC("uretprobe")
+int BPF_KRETPROBE(pq_exec_ret, void *res)
+{
+	__u64 id = bpf_get_current_pid_tgid(), end = bpf_ktime_get_ns(), wakeup;
+	__u32 pid = id >> 32, zero = 0;
+	struct exec_call *c = bpf_task_storage_get(&exec_calls, bpf_get_current_task_btf(), NULL, 0);
+	__s32 status = PGRES_FATAL_ERROR_;	/* NULL: libpq could not even send it */
+	struct sql_send *e;
+
+	if (!c || !c->gen)
+		return 0;
+	c->gen = 0;
+	pt_count(PT_CNT_SQL_CALLS);
+	e = bpf_map_lookup_elem(&send_buf, &zero);
+	if (!e)
+		return 0;
+	wakeup = sql_fill(e, pid, (__u32)id, c->conn, (const char *)c->name, (const char *)c->text, c->flags, c->ts);
+	if (res && bpf_probe_read_user(&status, sizeof(status), res + PG_RESULT_STATUS_OFF))
+		status = PGRES_FATAL_ERROR_;
+	e->hdr.type = PT_EV_SQL_EXEC;
+	e->status = status;
+	e->end_ts = end;
+	sql_output(e, wakeup);
+	return 0;
+}
+
+/* Exec probes: a call that only the asynchronous API makes. The first one wakes the loader. */
+SEC("uprobe")
+int BPF_KPROBE(pq_async_api, void *conn)
+{
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	struct sql_proc *sp = bpf_map_lookup_elem(&sql_procs, &pid);
+
+	if (sp && __sync_fetch_and_add(&sp->async_calls, 1) == 0) {
+		struct sql_result *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+
+		if (!r) {
+			pt_count(PT_CNT_SQL_LOST);
+			return 0;
+		}
+		r->hdr.type = PT_EV_SQL_ASYNC;
+		r->hdr.pid = pid;
+		r->tid = (__u32)bpf_get_current_pid_tgid();
+		r->status = 0;
+		r->conn = (__u64)conn;
+		r->ts = bpf_ktime_get_ns();
+		bpf_ringbuf_submit(r, BPF_RB_FORCE_WAKEUP);
+	}
 	return 0;
 }

@@ -12,6 +12,8 @@ enum sql_event_type {
 	PT_EV_SQL_SEND = 16,	/* a statement leaves for the server */
 	PT_EV_SQL_RESULT = 17,	/* PQgetResult returned (status, or NULL) */
 	PT_EV_SQL_SYNC = 18,	/* PQpipelineSync: a sync point joins the queue */
+	PT_EV_SQL_EXEC = 19,	/* PQexec* or PQprepare returned: a whole statement (struct sql_send) */
+	PT_EV_SQL_ASYNC = 20,	/* exec probes only, and the asynchronous API was called (struct sql_result) */
 };
 
 /* struct sql_send.flags */
@@ -40,8 +42,26 @@ struct sql_send {
 	__u64 stack_id;		/* key in the stacks map, 0 if no Python stack */
 	__u16 name_len;		/* bytes of data[] that are the statement name (no NUL) */
 	__u16 text_len;		/* bytes of data[] after the name that are the text (no NUL) */
-	__u32 pad;
+	__s32 status;		/* PT_EV_SQL_EXEC: ExecStatusType of the result */
+	__u64 end_ts;		/* PT_EV_SQL_EXEC: when PQexec* returned */
 	char data[SQL_NAME_MAX + SQL_TEXT_MAX];	/* sent cut to name_len + text_len */
+};
+
+/*
+ * How a traced process calls libpq, kept per pid by the libpq probes and read by the loader.
+ * PQexec, PQexecParams, PQexecPrepared and PQprepare call PQsend* and then PQgetResult until NULL:
+ * probing those sees every API, at three to four probe hits per statement. A process whose sends
+ * all come from inside libpq (psycopg2's synchronous cursors) needs only PQexec*'s entry and
+ * return: one hit. The loader switches such a process to "exec" probes, and back for good when a
+ * call only the asynchronous API makes (PQconsumeInput, PQisBusy, PQflush) shows up.
+ */
+struct sql_proc {
+	__u64 text_lo, text_hi;	/* libpq's code in this process: sends called from here are nested */
+	__u64 direct;		/* PQsend* called by the application: the asynchronous API */
+	__u64 nested;		/* PQsend* called by PQexec* or PQprepare */
+	__u64 async_calls;	/* exec probes: asynchronous-API calls seen (sentinels) */
+	__u32 exec_gen;		/* bumped by the loader when it drops the exec probes */
+	__u32 pad;
 };
 
 struct sql_result {

@@ -17,6 +17,7 @@
 #include "profile.h"
 #include "report.h"
 #include "speedscope.h"
+#include "sqlmode.h"
 #include "stacks.h"
 #include "util.h"
 
@@ -32,6 +33,7 @@ static struct env {
 	size_t max_stacks;
 	const char *json;
 	bool no_sql;
+	int libpq_probes;		/* enum sql_probe_opt */
 	bool sql_in_flame;
 	bool show_literals;
 	unsigned text_cap;
@@ -85,6 +87,7 @@ enum {
 	OPT_MAX_STACKS,
 	OPT_JSON,
 	OPT_NO_SQL,
+	OPT_LIBPQ_PROBES,
 	OPT_SQL_IN_FLAME,
 	OPT_SHOW_LITERALS,
 	OPT_TEXT_CAP,
@@ -122,6 +125,9 @@ static const struct argp_option opts[] = {
 	{ "functions", OPT_FUNCTIONS, "PATTERN", 0, "Latency per call of matching functions (repeatable; globs such as 'myapp.*', 'app.views.index', '*views.py:*'), from CPython's USDT probes, or their share of wall time from on- and off-CPU samples where the probes are missing or partial; also GC pauses and imports", 1 },
 	{ "functions-source", OPT_FUNCTIONS_SOURCE, "auto|sample", 0, "With --functions: probes where complete (auto, default), or sampled shares only", 2 },
 	{ "no-sql", OPT_NO_SQL, NULL, 0, "Do not probe libpq", 2 },
+	{ "libpq-probes", OPT_LIBPQ_PROBES, "auto|send|exec", 0,
+	  "Which libpq calls to probe: auto (default) moves a process that only uses PQexec* to one probe "
+	  "per statement; send keeps PQsend*/PQgetResult; exec starts on PQexec*", 2 },
 	{ "no-children", OPT_NO_CHILDREN, NULL, 0, "Trace PID only, not its descendants", 2 },
 	{ "max-stacks", OPT_MAX_STACKS, "N", 0, "Cap on distinct stacks kept (default 100000)", 2 },
 	{ "verbose", 'v', NULL, 0, "Say more (twice: libbpf's debug output)", 2 },
@@ -180,6 +186,16 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 		break;
 	case OPT_JSON:
 		env.json = arg;
+		break;
+	case OPT_LIBPQ_PROBES:
+		if (!strcmp(arg, "auto"))
+			env.libpq_probes = SQL_PROBES_AUTO;
+		else if (!strcmp(arg, "send"))
+			env.libpq_probes = SQL_PROBES_SEND;
+		else if (!strcmp(arg, "exec"))
+			env.libpq_probes = SQL_PROBES_EXEC;
+		else
+			argp_error(state, "--libpq-probes: auto, send or exec, not '%s'", arg);
 		break;
 	case OPT_NO_SQL:
 		env.no_sql = true;
@@ -342,6 +358,11 @@ struct json_ctx {
 	bool target_gone;
 };
 
+static const char *probes_opt_name(int opt)
+{
+	return opt == SQL_PROBES_SEND ? "send" : opt == SQL_PROBES_EXEC ? "exec" : "auto";
+}
+
 static int out_json(FILE *f, void *c)
 {
 	struct json_ctx *j = c;
@@ -383,6 +404,10 @@ static int out_json(FILE *f, void *c)
 		jsonw__uint_field(w, "unfinished_statements", j->sst->match.pending);
 		jsonw__uint_field(w, "dropped_statements", j->sst->match.evicted);
 		jsonw__uint_field(w, "unknown_prepared", j->sst->match.unknown_prepared);
+		jsonw__string_field(w, "probes", probes_opt_name(env.libpq_probes));
+		jsonw__uint_field(w, "moves_to_exec_probes", j->sst->to_exec);
+		jsonw__uint_field(w, "moves_to_send_probes", j->sst->to_send);
+		jsonw__uint_field(w, "async_calls_on_exec_probes", j->sst->async_calls_in_exec);
 		jsonw__end_object(w);
 		jsonw__name(w, "queries");
 		sql_stats__write_json(ss, w);
@@ -437,6 +462,9 @@ static void print_summary(const struct profiler_stats *st, bool sample, const st
 			(unsigned long long)sst->match.pending);
 	if (st->lost)
 		wlog("%llu samples were lost (ring buffer full): lower --rate\n", (unsigned long long)st->lost);
+	if (sst && sst->async_calls_in_exec)
+		wlog("%llu asynchronous libpq calls came while only PQexec* was probed: statements sent with them "
+		     "before the probes changed were not recorded\n", (unsigned long long)sst->async_calls_in_exec);
 	if (sst && sst->lost)
 		wlog("%llu libpq events were lost (ring buffer full): statement counts are low\n",
 		     (unsigned long long)sst->lost);
@@ -497,6 +525,7 @@ int main(int argc, char **argv)
 	po.sql_opts.show_literals = env.show_literals;
 	po.sql_opts.slow_ms = env.slow_ms;
 	po.sql_opts.max_patterns = env.max_patterns;
+	po.sql_opts.probes = env.libpq_probes;
 	if (env.nfuncs) {
 		struct py_target py;
 		struct py_probes pp;

@@ -591,6 +591,7 @@ static void rescan_libpq(struct profiler *p)
 	for (i = 0; i < MAX_PROCS; i++)
 		if (p->procs[i].pid && p->procs[i].live && !p->procs[i].libpq)
 			scan_libpq(p, &p->procs[i]);
+	sqltrace__tick(p->sql, now);
 }
 
 int profiler__poll(struct profiler *p, int timeout_ms)

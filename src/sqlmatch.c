@@ -314,6 +314,52 @@ void sql_match__result(struct sql_match *m, uint32_t pid, uint64_t conn, uint64_
 	pop(c);
 }
 
+void sql_match__exec(struct sql_match *m, uint32_t pid, uint32_t tid, uint64_t conn, uint64_t start,
+		     uint64_t end, uint32_t flags, const char *name, size_t name_len, const char *text,
+		     size_t text_len, uint64_t stack_id, int32_t status)
+{
+	struct conn_state *c = conn_get(m, pid, conn, true);
+	struct sql_query q = {
+		.pid = pid, .tid = tid, .conn = conn, .start_ns = start, .end_ns = end,
+		.text = text ? text : "", .len = text ? text_len : 0, .name = NULL,
+		.truncated = flags & SQL_F_TRUNCATED, .error = is_error(status),
+		.params = flags & SQL_F_PARAMS, .stack_id = stack_id,
+	};
+	char *owned = NULL;
+	char nbuf[SQL_NAME_MAX + 1];
+
+	if (!c)
+		return;
+	c->last_ts = end;
+	if (flags & SQL_F_PREPARE) {
+		prep_store(c, name ? name : "", name ? name_len : 0, q.text, q.len, q.truncated, end);
+		return;
+	}
+	if (flags & SQL_F_PREPARED) {
+		struct prepared *pr = prep_find(c, name ? name : "", name ? name_len : 0);
+
+		q.prepared = true;
+		snprintf(nbuf, sizeof(nbuf), "%.*s", (int)(name ? name_len : 0), name ? name : "");
+		q.name = nbuf;
+		if (pr && pr->text) {
+			pr->last_use = end;
+			q.text = pr->text;
+			q.len = pr->len;
+			q.truncated = pr->truncated;
+		} else {
+			m->st.unknown_prepared++;
+			q.len = (size_t)asprintf(&owned, "EXECUTE %s", nbuf);
+			q.text = owned ? owned : "";
+			if (!owned)
+				q.len = 0;
+		}
+	}
+	m->st.completed++;
+	if (m->fn)
+		m->fn(m->ctx, &q);
+	free(owned);
+}
+
 void sql_match__sync(struct sql_match *m, uint32_t pid, uint64_t conn, uint64_t ts)
 {
 	struct conn_state *c = conn_get(m, pid, conn, true);

@@ -46,6 +46,13 @@ void sql_match__send(struct sql_match *m, uint32_t pid, uint32_t tid, uint64_t c
 		     uint64_t stack_id);
 /* status: ExecStatusType, or SQL_ST_NULL */
 void sql_match__result(struct sql_match *m, uint32_t pid, uint64_t conn, uint64_t ts, int32_t status);
+/*
+ * A whole statement seen at once (PQexec* entry and return): completed at once, apart from the
+ * connection's queue; PREPARE defines a name, PREPARED runs one. status: ExecStatusType.
+ */
+void sql_match__exec(struct sql_match *m, uint32_t pid, uint32_t tid, uint64_t conn, uint64_t start,
+		     uint64_t end, uint32_t flags, const char *name, size_t name_len, const char *text,
+		     size_t text_len, uint64_t stack_id, int32_t status);
 void sql_match__sync(struct sql_match *m, uint32_t pid, uint64_t conn, uint64_t ts);
 void sql_match__forget_pid(struct sql_match *m, uint32_t pid);
 void sql_match__stats(const struct sql_match *m, struct sql_match_stats *st);

@@ -9,6 +9,7 @@
 #include "jsonw.h"
 #include "procmaps.h"
 #include "sql.skel.h"
+#include "sqlmode.h"
 #include "sqlnorm.h"
 #include "sqltrace.h"
 #include "util.h"
@@ -19,6 +20,46 @@
 #define PATTERN_MAX	2048
 
 /*
+ * The libpq entry points the Python drivers use (see DOMAIN.md section 4), in two sets: the
+ * loader attaches one per process, and both for a moment while it moves a process from one to
+ * the other (sqlmode.h). The sentinels are calls only the asynchronous API makes.
+ */
+enum probe_id {
+	P_SEND_QUERY, P_SEND_PARAMS, P_SEND_PREPARE, P_SEND_PREPARED, P_GET_RESULT, P_GET_RESULT_RET,
+	P_PIPELINE_SYNC,
+	P_EXEC, P_EXEC_RET, P_EXEC_PARAMS, P_EXEC_PARAMS_RET, P_PREPARE, P_PREPARE_RET,
+	P_EXEC_PREPARED, P_EXEC_PREPARED_RET, P_CONSUME_INPUT, P_IS_BUSY, P_FLUSH,
+	P_MAX
+};
+static const struct {
+	const char *sym;
+	enum sql_set set;
+	bool retprobe;
+	bool optional;		/* PQpipelineSync: libpq 14+ */
+} probes[P_MAX] = {
+	[P_SEND_QUERY] = { "PQsendQuery", SQL_SET_SEND },
+	[P_SEND_PARAMS] = { "PQsendQueryParams", SQL_SET_SEND },
+	[P_SEND_PREPARE] = { "PQsendPrepare", SQL_SET_SEND },
+	[P_SEND_PREPARED] = { "PQsendQueryPrepared", SQL_SET_SEND },
+	[P_GET_RESULT] = { "PQgetResult", SQL_SET_SEND },
+	[P_GET_RESULT_RET] = { "PQgetResult", SQL_SET_SEND, true },
+	[P_PIPELINE_SYNC] = { "PQpipelineSync", SQL_SET_SEND, false, true },
+	[P_EXEC] = { "PQexec", SQL_SET_EXEC },
+	[P_EXEC_RET] = { "PQexec", SQL_SET_EXEC, true },
+	[P_EXEC_PARAMS] = { "PQexecParams", SQL_SET_EXEC },
+	[P_EXEC_PARAMS_RET] = { "PQexecParams", SQL_SET_EXEC, true },
+	[P_PREPARE] = { "PQprepare", SQL_SET_EXEC },
+	[P_PREPARE_RET] = { "PQprepare", SQL_SET_EXEC, true },
+	[P_EXEC_PREPARED] = { "PQexecPrepared", SQL_SET_EXEC },
+	[P_EXEC_PREPARED_RET] = { "PQexecPrepared", SQL_SET_EXEC, true },
+	[P_CONSUME_INPUT] = { "PQconsumeInput", SQL_SET_EXEC },
+	[P_IS_BUSY] = { "PQisBusy", SQL_SET_EXEC },
+	[P_FLUSH] = { "PQflush", SQL_SET_EXEC },
+};
+
+#define SWITCH_GRACE_NS (500 * 1000000ULL)	/* both sets attached this long while switching */
+
+/*
  * Probes are attached per process, not per file: a uprobe with a pid filter installs its
  * breakpoints only in that process, so other programs using the same libpq pay nothing.
  */
@@ -26,9 +67,13 @@ struct libpq {
 	pid_t pid;		/* 0: free slot */
 	dev_t dev;
 	ino_t ino;
-	char path[256];
-	struct bpf_link *links[8];
-	int nlinks;
+	char path[256];		/* as the process names it */
+	char host[600];		/* how to open it from here */
+	uint64_t offs[P_MAX];	/* where each probe goes: file offsets, 0 if absent */
+	struct bpf_link *links[P_MAX];
+	enum sql_set set;	/* the set that records statements */
+	bool pinned;		/* on the send probes for good */
+	uint64_t drop_at;	/* the other set is still attached until then (0: it is not) */
 };
 
 struct stack_entry {
@@ -56,24 +101,7 @@ struct sqltrace {
 	char pattern[PATTERN_MAX];
 };
 
-/* The libpq entry points the Python drivers use (see DOMAIN.md section 4). */
-enum probe_prog { P_SEND_QUERY, P_SEND_PARAMS, P_SEND_PREPARE, P_SEND_PREPARED, P_GET_RESULT,
-		  P_GET_RESULT_RET, P_PIPELINE_SYNC, P_MAX };
-static const struct {
-	const char *sym;
-	bool retprobe;
-	bool optional;		/* PQpipelineSync: libpq 14+ */
-} probes[P_MAX] = {
-	[P_SEND_QUERY] = { "PQsendQuery" },
-	[P_SEND_PARAMS] = { "PQsendQueryParams" },
-	[P_SEND_PREPARE] = { "PQsendPrepare" },
-	[P_SEND_PREPARED] = { "PQsendQueryPrepared" },
-	[P_GET_RESULT] = { "PQgetResult" },
-	[P_GET_RESULT_RET] = { "PQgetResult", true },
-	[P_PIPELINE_SYNC] = { "PQpipelineSync", false, true },
-};
-
-static struct bpf_program *probe_prog(struct sql_bpf *skel, enum probe_prog p)
+static struct bpf_program *probe_prog(struct sql_bpf *skel, enum probe_id p)
 {
 	switch (p) {
 	case P_SEND_QUERY: return skel->progs.pq_send_query;
@@ -83,6 +111,14 @@ static struct bpf_program *probe_prog(struct sql_bpf *skel, enum probe_prog p)
 	case P_GET_RESULT: return skel->progs.pq_get_result;
 	case P_GET_RESULT_RET: return skel->progs.pq_get_result_ret;
 	case P_PIPELINE_SYNC: return skel->progs.pq_pipeline_sync;
+	case P_EXEC: return skel->progs.pq_exec;
+	case P_EXEC_PARAMS: return skel->progs.pq_exec_params;
+	case P_PREPARE: return skel->progs.pq_prepare;
+	case P_EXEC_PREPARED: return skel->progs.pq_exec_prepared;
+	case P_EXEC_RET: case P_EXEC_PARAMS_RET: case P_PREPARE_RET: case P_EXEC_PREPARED_RET:
+		return skel->progs.pq_exec_ret;
+	case P_CONSUME_INPUT: case P_IS_BUSY: case P_FLUSH:
+		return skel->progs.pq_async_api;
 	default: return NULL;
 	}
 }
@@ -100,6 +136,7 @@ static uint64_t emulable_offset(uint64_t off, const uint8_t *code)
 }
 
 static void query_done(void *ctx, const struct sql_query *q);
+static void async_seen(struct sqltrace *s, uint32_t pid, uint64_t now);
 
 struct sqltrace *sqltrace__new(const struct sqltrace_opts *o, const struct sqltrace_shared *sh,
 			       char *err, size_t errlen)
@@ -143,39 +180,60 @@ fail:
 	return NULL;
 }
 
-static int attach_libpq(struct sqltrace *s, struct libpq *lp, const char *host_path, char *err, size_t errlen)
+/* Where each probe goes in lp's file; the PQsend* and PQgetResult probes must all be there. */
+static int locate_probes(struct libpq *lp, char *err, size_t errlen)
 {
 	struct elf_sym_query q[P_MAX];
 	uint8_t code[P_MAX][16];
-	uint64_t offs[P_MAX];
 	int i, ret;
 
 	for (i = 0; i < P_MAX; i++)
 		q[i].name = probes[i].sym;
-	ret = elfsym__file_offsets(host_path, q, P_MAX, offs, code);
+	ret = elfsym__file_offsets(lp->host, q, P_MAX, lp->offs, code);
 	if (ret) {
 		snprintf(err, errlen, "cannot read the symbols of %s: %s", lp->path, strerror(-ret));
 		return ret;
 	}
 	for (i = 0; i < P_MAX; i++) {
-		struct bpf_link *l;
-
-		if (!offs[i]) {
-			if (probes[i].optional)
-				continue;
+		if (!lp->offs[i] && probes[i].set == SQL_SET_SEND && !probes[i].optional) {
 			snprintf(err, errlen, "%s has no %s: not a libpq this tool knows", lp->path, probes[i].sym);
 			return -ENOENT;
 		}
-		l = bpf_program__attach_uprobe(probe_prog(s->skel, i), probes[i].retprobe, lp->pid, host_path,
-					       probes[i].retprobe ? offs[i] : emulable_offset(offs[i], code[i]));
-		if (!l) {
+		if (lp->offs[i] && !probes[i].retprobe)
+			lp->offs[i] = emulable_offset(lp->offs[i], code[i]);
+	}
+	return 0;
+}
+
+/* Attach the probes of set (those not attached yet) in lp's process. */
+static int attach_set(struct sqltrace *s, struct libpq *lp, enum sql_set set, char *err, size_t errlen)
+{
+	int i, ret;
+
+	for (i = 0; i < P_MAX; i++) {
+		if (probes[i].set != set || lp->links[i] || !lp->offs[i])
+			continue;
+		lp->links[i] = bpf_program__attach_uprobe(probe_prog(s->skel, i), probes[i].retprobe, lp->pid,
+							  lp->host, lp->offs[i]);
+		if (!lp->links[i]) {
 			ret = -errno;
 			snprintf(err, errlen, "cannot probe %s in %s: %s", probes[i].sym, lp->path, strerror(-ret));
 			return ret;
 		}
-		lp->links[lp->nlinks++] = l;
 	}
 	return 0;
+}
+
+static void detach_set(struct libpq *lp, enum sql_set set)
+{
+	int i;
+
+	for (i = 0; i < P_MAX; i++) {
+		if (probes[i].set == set && lp->links[i]) {
+			bpf_link__destroy(lp->links[i]);
+			lp->links[i] = NULL;
+		}
+	}
 }
 
 struct scan_ctx {
@@ -212,10 +270,8 @@ static void count_file(struct sqltrace *s, dev_t dev, ino_t ino)
 
 static void detach(struct libpq *lp)
 {
-	int i;
-
-	for (i = 0; i < lp->nlinks; i++)
-		bpf_link__destroy(lp->links[i]);
+	detach_set(lp, SQL_SET_SEND);
+	detach_set(lp, SQL_SET_EXEC);
 	memset(lp, 0, sizeof(*lp));
 }
 
@@ -223,6 +279,7 @@ static int scan_one(void *ctx, const struct proc_map *m)
 {
 	struct scan_ctx *c = ctx;
 	struct sqltrace *s = c->s;
+	struct sql_proc proc = { 0 };
 	struct libpq *lp = NULL;
 	char host[600];
 	struct stat sb;
@@ -258,15 +315,24 @@ static int scan_one(void *ctx, const struct proc_map *m)
 	lp->dev = sb.st_dev;
 	lp->ino = sb.st_ino;
 	snprintf(lp->path, sizeof(lp->path), "%.*s", (int)sizeof(lp->path) - 1, m->path);
-	ret = attach_libpq(s, lp, host, c->errbuf, c->errlen);
+	snprintf(lp->host, sizeof(lp->host), "%s", host);
+	lp->set = s->opts.probes == SQL_PROBES_EXEC ? SQL_SET_EXEC : SQL_SET_SEND;
+	/* The first libpq of a process holds its state: sends returning into its code are nested. */
+	proc.text_lo = m->start;
+	proc.text_hi = m->end;
+	bpf_map_update_elem(bpf_map__fd(s->skel->maps.sql_procs), &lp->pid, &proc, BPF_NOEXIST);
+	ret = locate_probes(lp, c->errbuf, c->errlen);
+	if (!ret)
+		ret = attach_set(s, lp, lp->set, c->errbuf, c->errlen);
 	if (ret) {
 		detach(lp);
 		c->err = ret;
 		return 1;
 	}
+	s->st.exec_processes += lp->set == SQL_SET_EXEC;
 	s->nlibpq++;
 	count_file(s, sb.st_dev, sb.st_ino);
-	vlog("pid %d: probing libpq %s (%d probes)\n", c->pid, m->path, lp->nlinks);
+	vlog("pid %d: probing libpq %s (%s probes)\n", c->pid, m->path, sql_set__name(lp->set));
 	return 0;
 }
 
@@ -447,6 +513,24 @@ void sqltrace__handle(struct sqltrace *s, const void *data, size_t size)
 			sql_match__sync(s->match, r->hdr.pid, r->conn, r->ts);
 		break;
 	}
+	case PT_EV_SQL_EXEC: {
+		const struct sql_send *e = data;
+		size_t at = offsetof(struct sql_send, data);
+
+		if (size < at || size < at + e->name_len + e->text_len)
+			return;
+		sql_match__exec(s->match, e->hdr.pid, e->tid, e->conn, e->ts, e->end_ts, e->flags,
+				(e->flags & (SQL_F_PREPARE | SQL_F_PREPARED)) ? e->data : NULL, e->name_len,
+				e->data + e->name_len, e->text_len, e->stack_id, e->status);
+		break;
+	}
+	case PT_EV_SQL_ASYNC: {
+		const struct sql_result *r = data;
+
+		if (size >= sizeof(*r))
+			async_seen(s, r->hdr.pid, r->ts);
+		break;
+	}
 	}
 }
 
@@ -457,10 +541,107 @@ void sqltrace__forget_pid(struct sqltrace *s, pid_t pid)
 	sql_match__forget_pid(s->match, pid);
 	for (i = 0; i < MAX_PROBED && s->nlibpq; i++) {
 		if (s->libpq[i].pid == pid) {
+			s->st.exec_processes -= s->libpq[i].set == SQL_SET_EXEC;
 			detach(&s->libpq[i]);
 			s->nlibpq--;
 		}
 	}
+	if (s->loaded)
+		bpf_map_delete_elem(bpf_map__fd(s->skel->maps.sql_procs), &pid);
+}
+
+/* Move lp's statements to set: attach it now, drop the other set after a grace period. */
+static void switch_set(struct sqltrace *s, struct libpq *lp, enum sql_set set, uint64_t now)
+{
+	char err[512];
+
+	if (attach_set(s, lp, set, err, sizeof(err))) {
+		wlog("pid %d: %s\n", lp->pid, err);
+		detach_set(lp, set);
+		lp->pinned = true;	/* stay where statements are seen */
+		return;
+	}
+	vlog("pid %d: libpq statements now from the %s probes\n", lp->pid, sql_set__name(set));
+	if (set == SQL_SET_EXEC) {
+		s->st.to_exec++;
+		s->st.exec_processes++;
+	} else {
+		s->st.to_send++;
+		s->st.exec_processes--;
+	}
+	lp->set = set;
+	/*
+	 * A call in flight when the new set arrived completes through the old one: keep both for a
+	 * moment. Where both see a call, the exec probes' claim wins (in_exec_call in sql.bpf.c).
+	 */
+	lp->drop_at = now + SWITCH_GRACE_NS;
+}
+
+static void drop_old_set(struct sqltrace *s, struct libpq *lp)
+{
+	int fd = bpf_map__fd(s->skel->maps.sql_procs);
+	struct sql_proc sp;
+
+	if (lp->set == SQL_SET_SEND) {
+		detach_set(lp, SQL_SET_EXEC);
+		/* Calls whose return probe went with the exec set no longer claim anything. */
+		if (!bpf_map_lookup_elem(fd, &lp->pid, &sp)) {
+			sp.exec_gen++;
+			bpf_map_update_elem(fd, &lp->pid, &sp, BPF_EXIST);
+		}
+	} else {
+		detach_set(lp, SQL_SET_SEND);
+	}
+	lp->drop_at = 0;
+}
+
+/* Choose lp's probe set again from what its probes counted. */
+static void review(struct sqltrace *s, struct libpq *lp, uint64_t now)
+{
+	struct sql_mode_in in = { .opt = s->opts.probes, .cur = lp->set, .pinned = lp->pinned };
+	struct sql_mode_out out;
+	struct sql_proc sp;
+
+	if (lp->drop_at) {
+		if (now < lp->drop_at)
+			return;
+		drop_old_set(s, lp);
+	}
+	if (lp->pinned || bpf_map_lookup_elem(bpf_map__fd(s->skel->maps.sql_procs), &lp->pid, &sp))
+		return;
+	in.direct = sp.direct;
+	in.nested = sp.nested;
+	in.async_calls = sp.async_calls;
+	out = sql_mode__next(&in);
+	if (out.pin && !lp->pinned && lp->set == SQL_SET_EXEC)
+		s->st.async_calls_in_exec += sp.async_calls;
+	lp->pinned = out.pin;
+	if (out.set != lp->set)
+		switch_set(s, lp, out.set, now);
+}
+
+void sqltrace__tick(struct sqltrace *s, uint64_t now_ns)
+{
+	int i, seen;
+
+	if (!s->loaded)
+		return;
+	for (i = 0, seen = 0; i < MAX_PROBED && seen < s->nlibpq; i++) {
+		if (s->libpq[i].pid) {
+			seen++;
+			review(s, &s->libpq[i], now_ns);
+		}
+	}
+}
+
+/* An asynchronous-API call in a process on the exec probes: back to the send probes now. */
+static void async_seen(struct sqltrace *s, uint32_t pid, uint64_t now)
+{
+	int i;
+
+	for (i = 0; i < MAX_PROBED; i++)
+		if (s->libpq[i].pid == (pid_t)pid && s->libpq[i].set == SQL_SET_EXEC)
+			review(s, &s->libpq[i], now);
 }
 
 void sqltrace__stats(struct sqltrace *s, struct sqltrace_stats *st)

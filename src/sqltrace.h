@@ -21,6 +21,7 @@ struct sqltrace_opts {
 	double slow_ms;			/* statements slower than this go to slow_log */
 	FILE *slow_log;			/* JSON lines, or NULL */
 	unsigned max_patterns;		/* 0: default */
+	int probes;			/* enum sql_probe_opt (sqlmode.h): which libpq probes */
 };
 
 /* Turns a Python stack into frame names, root first; returns how many were written. */
@@ -44,6 +45,9 @@ struct sqltrace_stats {
 	uint64_t calls;			/* libpq calls seen in traced processes */
 	uint64_t lost;			/* libpq events dropped (ring buffer full) */
 	uint64_t stacks_missing;	/* statements whose stack had left the stacks map */
+	int64_t exec_processes;		/* processes now on the exec probes (sqlmode.h) */
+	uint64_t to_exec, to_send;	/* moves between the probe sets */
+	uint64_t async_calls_in_exec;	/* asynchronous-API calls seen before a move back to send */
 	struct sql_match_stats match;
 };
 
@@ -58,6 +62,8 @@ int sqltrace__scan_pid(struct sqltrace *s, pid_t pid, char *err, size_t errlen);
 /* An event of type PT_EV_SQL_*. */
 void sqltrace__handle(struct sqltrace *s, const void *data, size_t size);
 void sqltrace__forget_pid(struct sqltrace *s, pid_t pid);
+/* Review each process's probe set (sqlmode.h); call every few hundred milliseconds. */
+void sqltrace__tick(struct sqltrace *s, uint64_t now_ns);
 void sqltrace__stats(struct sqltrace *s, struct sqltrace_stats *st);
 struct sql_stats *sqltrace__sql_stats(struct sqltrace *s);
 /* The innermost frame of the application's own code (not site-packages, dist-packages or the
