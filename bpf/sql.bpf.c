@@ -58,7 +58,7 @@ struct {
 struct exec_call {
 	__u64 conn, name, text, ts;
 	__u32 flags;
-	__u32 gen;		/* sql_proc.exec_gen at entry; 0: no call in progress */
+	__u32 active;		/* entered, not returned yet */
 };
 
 struct {
@@ -71,13 +71,13 @@ struct {
 /*
  * While both probe sets are attached (the loader switching a process from one to the other),
  * calls made inside a PQexec* that the exec probes saw are theirs: the send probes skip them.
- * A generation older than the process's is a call whose return probe was dropped.
+ * A call entered before the exec probes were last dropped never sees its return probe.
  */
 static __always_inline bool in_exec_call(const struct sql_proc *sp)
 {
 	struct exec_call *c = bpf_task_storage_get(&exec_calls, bpf_get_current_task_btf(), NULL, 0);
 
-	return c && c->gen && sp && c->gen == sp->exec_gen + 1;
+	return c && c->active && sp && c->ts > sp->exec_dropped_ns;
 }
 
 /* PQgetResult's connection, from entry to return, by thread. */
@@ -271,15 +271,14 @@ int BPF_KPROBE(pq_pipeline_sync, void *conn)
 	return 0;
 }
 
-/* Exec probes: PQexec* and PQprepare, entry and return. */
+/*
+ * Exec probes: PQexec* and PQprepare, entry and return. They are the whole cost of a statement
+ * here, so the entry only notes the arguments (the uprobe's pid filter already chose the process).
+ */
 static __always_inline int exec_enter(void *conn, const char *name, const char *text, __u32 flags)
 {
-	__u32 pid = bpf_get_current_pid_tgid() >> 32;
-	struct sql_proc *sp = bpf_map_lookup_elem(&sql_procs, &pid);
 	struct exec_call *c;
 
-	if (!sp || !pt_is_tracked(pid))
-		return 0;
 	c = bpf_task_storage_get(&exec_calls, bpf_get_current_task_btf(), NULL, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!c)
 		return 0;
@@ -287,7 +286,7 @@ static __always_inline int exec_enter(void *conn, const char *name, const char *
 	c->name = (__u64)name;
 	c->text = (__u64)text;
 	c->flags = flags;
-	c->gen = sp->exec_gen + 1;
+	c->active = 1;
 	c->ts = bpf_ktime_get_ns();
 	return 0;
 }
@@ -329,10 +328,9 @@ int BPF_KRETPROBE(pq_exec_ret, void *res)
 	__s32 status = PGRES_FATAL_ERROR_;	/* NULL: libpq could not even send it */
 	struct sql_send *e;
 
-	if (!c || !c->gen)
+	if (!c || !c->active)
 		return 0;
-	c->gen = 0;
-	pt_count(PT_CNT_SQL_CALLS);
+	c->active = 0;
 	e = bpf_map_lookup_elem(&send_buf, &zero);
 	if (!e)
 		return 0;

@@ -53,15 +53,14 @@ struct sql_send {
  * probing those sees every API, at three to four probe hits per statement. A process whose sends
  * all come from inside libpq (psycopg2's synchronous cursors) needs only PQexec*'s entry and
  * return: one hit. The loader switches such a process to "exec" probes, and back for good when a
- * call only the asynchronous API makes (PQconsumeInput, PQisBusy, PQflush) shows up.
+ * call only the asynchronous API makes (PQconsumeInput, PQflush) shows up.
  */
 struct sql_proc {
 	__u64 text_lo, text_hi;	/* libpq's code in this process: sends called from here are nested */
 	__u64 direct;		/* PQsend* called by the application: the asynchronous API */
 	__u64 nested;		/* PQsend* called by PQexec* or PQprepare */
 	__u64 async_calls;	/* exec probes: asynchronous-API calls seen (sentinels) */
-	__u32 exec_gen;		/* bumped by the loader when it drops the exec probes */
-	__u32 pad;
+	__u64 exec_dropped_ns;	/* when the loader last dropped the exec probes (bpf_ktime_get_ns) */
 };
 
 struct sql_result {

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "elfsym.h"
@@ -22,13 +23,14 @@
 /*
  * The libpq entry points the Python drivers use (see DOMAIN.md section 4), in two sets: the
  * loader attaches one per process, and both for a moment while it moves a process from one to
- * the other (sqlmode.h). The sentinels are calls only the asynchronous API makes.
+ * the other (sqlmode.h). The sentinels are calls only the asynchronous API makes (not PQisBusy:
+ * psycopg2's synchronous connect calls it once).
  */
 enum probe_id {
 	P_SEND_QUERY, P_SEND_PARAMS, P_SEND_PREPARE, P_SEND_PREPARED, P_GET_RESULT, P_GET_RESULT_RET,
 	P_PIPELINE_SYNC,
 	P_EXEC, P_EXEC_RET, P_EXEC_PARAMS, P_EXEC_PARAMS_RET, P_PREPARE, P_PREPARE_RET,
-	P_EXEC_PREPARED, P_EXEC_PREPARED_RET, P_CONSUME_INPUT, P_IS_BUSY, P_FLUSH,
+	P_EXEC_PREPARED, P_EXEC_PREPARED_RET, P_CONSUME_INPUT, P_FLUSH,
 	P_MAX
 };
 static const struct {
@@ -53,7 +55,6 @@ static const struct {
 	[P_EXEC_PREPARED] = { "PQexecPrepared", SQL_SET_EXEC },
 	[P_EXEC_PREPARED_RET] = { "PQexecPrepared", SQL_SET_EXEC, true },
 	[P_CONSUME_INPUT] = { "PQconsumeInput", SQL_SET_EXEC },
-	[P_IS_BUSY] = { "PQisBusy", SQL_SET_EXEC },
 	[P_FLUSH] = { "PQflush", SQL_SET_EXEC },
 };
 
@@ -117,7 +118,7 @@ static struct bpf_program *probe_prog(struct sql_bpf *skel, enum probe_id p)
 	case P_EXEC_PREPARED: return skel->progs.pq_exec_prepared;
 	case P_EXEC_RET: case P_EXEC_PARAMS_RET: case P_PREPARE_RET: case P_EXEC_PREPARED_RET:
 		return skel->progs.pq_exec_ret;
-	case P_CONSUME_INPUT: case P_IS_BUSY: case P_FLUSH:
+	case P_CONSUME_INPUT: case P_FLUSH:
 		return skel->progs.pq_async_api;
 	default: return NULL;
 	}
@@ -586,7 +587,10 @@ static void drop_old_set(struct sqltrace *s, struct libpq *lp)
 		detach_set(lp, SQL_SET_EXEC);
 		/* Calls whose return probe went with the exec set no longer claim anything. */
 		if (!bpf_map_lookup_elem(fd, &lp->pid, &sp)) {
-			sp.exec_gen++;
+			struct timespec ts;
+
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			sp.exec_dropped_ns = (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 			bpf_map_update_elem(fd, &lp->pid, &sp, BPF_EXIST);
 		}
 	} else {

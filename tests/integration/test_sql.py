@@ -218,8 +218,9 @@ def trace(cluster, it, script, tag, tmp, env=None, tool_args=(), tcp=False, time
     return r
 
 
-def check_run_basics(r):
-    """Exit status, JSON, capture counters. Returns False when nothing else can be checked."""
+def check_run_basics(r, orphans_ok=0):
+    """Exit status, JSON, capture counters. Returns False when nothing else can be checked.
+    orphans_ok: results whose statement the run is known to miss."""
     ok = record(r.tag + ": tool exits 0", r.tool.returncode == 0, r.tool_stderr[-1500:])
     record(r.tag + ": workload ran", r.workload_rc == 0 and r.client is not None,
            "exit %s: %s" % (r.workload_rc, r.workload_err[-800:]))
@@ -227,7 +228,7 @@ def check_run_basics(r):
         return False
     cap = r.report.get("sql_capture", {})
     record(r.tag + ": no lost events, no results without a statement, none unfinished",
-           cap.get("lost_events") == 0 and cap.get("results_without_statement") == 0 and
+           cap.get("lost_events") == 0 and cap.get("results_without_statement", -1) <= orphans_ok and
            cap.get("unfinished_statements") == 0, json.dumps(cap))
     return ok and r.client is not None
 
@@ -312,6 +313,39 @@ def case_psycopg2(cluster, it, tmp):
            all("duration_ms" in l and "stack" in l and "text" not in l for l in lines) and
            all(l.get("call_site") == want_site and l["stack"] and l["stack"][-1] == want_site for l in sel),
            "first pg2_select line: %s" % (sel[:1],))
+
+
+def case_exec_probes(cluster, it, tmp):
+    """--libpq-probes=exec: every psycopg2 statement from PQexec*'s entry and return alone."""
+    r = trace(cluster, it, "sql_psycopg2.py", "psycopg2-exec-probes/" + it.label, tmp,
+              tool_args=["--libpq-probes=exec"])
+    if not check_run_basics(r):
+        return
+    cap = r.report["sql_capture"]
+    record(r.tag + ": statements came from the exec probes (no move back)",
+           cap.get("probes") == "exec" and cap.get("moves_to_send_probes") == 0, json.dumps(cap))
+    check_patterns(r, PSYCOPG2)
+
+
+SWITCH = [Spec("sw_sync", r"\bsw_sync\b", "sync_loop"), Spec("sw_async", r"\bsw_async\b", "async_loop")]
+
+
+def case_probe_switch(cluster, it, tmp):
+    """auto: PQexec-only psycopg2 moves to the exec probes mid-run without losing a statement,
+    and back to the send probes when it starts using the asynchronous API."""
+    r = trace(cluster, it, "sql_switch.py", "psycopg2-probe-switch/" + it.label, tmp, tool_args=["-v"])
+    # The warm-up statement goes out before the first asynchronous call is seen: its result may
+    # then arrive with nothing to pair it with, at most one per such call.
+    cap = (r.report or {}).get("sql_capture", {})
+    if not check_run_basics(r, orphans_ok=cap.get("async_calls_on_exec_probes", 0)):
+        return
+    record(r.tag + ": moved to the exec probes once and back once, after asynchronous calls",
+           cap.get("probes") == "auto" and cap.get("moves_to_exec_probes") == 1 and
+           cap.get("moves_to_send_probes") == 1 and cap.get("async_calls_on_exec_probes", 0) >= 1,
+           json.dumps(cap))
+    record(r.tag + ": the move back is reported", "asynchronous libpq calls came while only PQexec* was probed"
+           in r.tool_stderr, r.tool_stderr[-800:])
+    check_patterns(r, SWITCH)
 
 
 def case_exit_race(cluster, it, tmp):
@@ -456,6 +490,8 @@ def main():
                  ("psycopg3/" + debian.label, lambda: case_psycopg3(cluster, debian, tmp)),
                  ("no-libpq/" + debian.label, lambda: case_nolibpq(cluster, debian, tmp)),
                  ("psycopg2-exits-at-once/" + debian.label, lambda: case_exit_race(cluster, debian, tmp)),
+                 ("psycopg2-exec-probes/" + debian.label, lambda: case_exec_probes(cluster, debian, tmp)),
+                 ("psycopg2-probe-switch/" + debian.label, lambda: case_probe_switch(cluster, debian, tmp)),
                  ("sql-in-flame/" + debian.label, lambda: case_sql_in_flame(cluster, debian, tmp)),
                  ("ctypes/%s --show-literals" % debian.label,
                   lambda: case_ctypes(cluster, debian, tmp, show_literals=True))]

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 #include "pytrace_user.h"
 #include "sqlmatch.h"
+#include "sqlmode.h"
 #include "sqltrace.h"
 
 #define MAXQ 64
@@ -190,6 +191,97 @@ static void test_prepared(void **state)
 	assert_int_equal(st.unknown_prepared, 1);
 }
 
+static void exec_(struct sql_match *m, uint64_t conn, uint64_t start, uint64_t end, uint32_t flags,
+		  const char *name, const char *text, int32_t status)
+{
+	sql_match__exec(m, PID, PID + 1, conn, start, end, flags, name, name ? strlen(name) : 0, text,
+			text ? strlen(text) : 0, 9, status);
+}
+
+/* The exec probes: PQexec*, PQprepare and PQexecPrepared each seen whole, at their return. */
+static void test_exec_events(void **state)
+{
+	struct fixture *f = *state;
+	struct sql_match_stats st;
+
+	exec_(f->m, CONN, 10, 15, 0, NULL, "SELECT 1", 2);
+	assert_int_equal(f->s.n, 1);
+	assert_string_equal(f->s.text[0], "SELECT 1");
+	assert_int_equal(f->s.q[0].start_ns, 10);
+	assert_int_equal(f->s.q[0].end_ns, 15);
+	assert_int_equal(f->s.q[0].stack_id, 9);
+	assert_false(f->s.q[0].error);
+	/* A failed statement, and one libpq refused to send (NULL result: reported as an error). */
+	exec_(f->m, CONN, 20, 25, SQL_F_PARAMS, NULL, "SELECT 1/0", PGRES_FATAL_ERROR_);
+	assert_true(f->s.q[1].error);
+	assert_true(f->s.q[1].params);
+	/* PQprepare defines; PQexecPrepared runs it, on this connection only. */
+	exec_(f->m, CONN, 30, 31, SQL_F_PREPARE | SQL_F_PARAMS, "s1", "SELECT $1::int", 1);
+	assert_int_equal(f->s.n, 2);
+	exec_(f->m, CONN, 40, 42, SQL_F_PREPARED | SQL_F_PARAMS, "s1", NULL, 2);
+	assert_int_equal(f->s.n, 3);
+	assert_string_equal(f->s.text[2], "SELECT $1::int");
+	assert_true(f->s.q[2].prepared);
+	exec_(f->m, CONN + 8, 50, 52, SQL_F_PREPARED, "s1", NULL, 2);
+	assert_string_equal(f->s.text[3], "EXECUTE s1");
+	/* A text cut at the capture cap stays marked. */
+	exec_(f->m, CONN, 60, 61, SQL_F_TRUNCATED, NULL, "SELECT a, b, c FROM", 2);
+	assert_true(f->s.q[4].truncated);
+	/* Statements queued by the send probes on the same connection are not disturbed. */
+	send(f->m, CONN, 70, 0, NULL, "SELECT 2");
+	exec_(f->m, CONN, 71, 72, 0, NULL, "SELECT 3", 2);
+	sql_match__result(f->m, PID, CONN, 73, 2);
+	sql_match__result(f->m, PID, CONN, 74, SQL_ST_NULL);
+	assert_int_equal(f->s.n, 7);
+	assert_string_equal(f->s.text[5], "SELECT 3");
+	assert_string_equal(f->s.text[6], "SELECT 2");
+	sql_match__stats(f->m, &st);
+	assert_int_equal(st.completed, 7);
+	assert_int_equal(st.unknown_prepared, 1);
+	assert_int_equal(st.pending, 0);
+}
+
+/* Which probe set a process gets (sqlmode.h). */
+static void test_probe_mode(void **state)
+{
+	struct sql_mode_in in = { .opt = SQL_PROBES_AUTO, .cur = SQL_SET_SEND };
+	struct sql_mode_out out;
+
+	(void)state;
+	/* Learning: too few sends yet. */
+	in.nested = SQL_LEARN_SENDS - 1;
+	out = sql_mode__next(&in);
+	assert_int_equal(out.set, SQL_SET_SEND);
+	assert_false(out.pin);
+	/* Enough, all from inside PQexec*: one probe pair per statement. */
+	in.nested = SQL_LEARN_SENDS;
+	out = sql_mode__next(&in);
+	assert_int_equal(out.set, SQL_SET_EXEC);
+	/* One direct PQsend* call: the application uses the asynchronous API; stay, for good. */
+	in.direct = 1;
+	out = sql_mode__next(&in);
+	assert_int_equal(out.set, SQL_SET_SEND);
+	assert_true(out.pin);
+	in.pinned = true;
+	in.direct = 0;
+	out = sql_mode__next(&in);
+	assert_int_equal(out.set, SQL_SET_SEND);
+	/* On the exec probes: stay until a sentinel fires, then back for good. */
+	in = (struct sql_mode_in){ .opt = SQL_PROBES_AUTO, .cur = SQL_SET_EXEC, .nested = 1000 };
+	out = sql_mode__next(&in);
+	assert_int_equal(out.set, SQL_SET_EXEC);
+	assert_false(out.pin);
+	in.async_calls = 1;
+	out = sql_mode__next(&in);
+	assert_int_equal(out.set, SQL_SET_SEND);
+	assert_true(out.pin);
+	/* --libpq-probes=send never moves; =exec starts there and still comes back. */
+	in = (struct sql_mode_in){ .opt = SQL_PROBES_SEND, .cur = SQL_SET_SEND, .nested = 1000 };
+	assert_int_equal(sql_mode__next(&in).set, SQL_SET_SEND);
+	in = (struct sql_mode_in){ .opt = SQL_PROBES_EXEC, .cur = SQL_SET_EXEC, .async_calls = 3 };
+	assert_int_equal(sql_mode__next(&in).set, SQL_SET_SEND);
+}
+
 /* Two connections interleaved on one thread (asyncio): each keeps its own queue. */
 static void test_interleaved_connections(void **state)
 {
@@ -288,6 +380,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_multi_result, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_pipeline, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_prepared, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_exec_events, fx_setup, fx_teardown),
+		cmocka_unit_test(test_probe_mode),
 		cmocka_unit_test_setup_teardown(test_interleaved_connections, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_orphans_and_forget, fx_setup, fx_teardown),
 		cmocka_unit_test(test_connection_cap),
