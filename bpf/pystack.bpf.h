@@ -12,7 +12,25 @@ struct pt_walk {
 	struct pt_stack *s;
 	__u64 frame;
 	__u64 hash;		/* of the frames walked: identifies the stack */
+	__u64 wlo, whi;		/* user addresses copied into pt_windows (empty: wlo == whi) */
 };
+
+/*
+ * 3.11+ keep a thread's frames contiguous in its data stack: one copy of the part in use
+ * replaces a user read per frame (the reads, not the bytes, are what a walk costs). Frames
+ * outside it (generators', older chunks') are read one by one. PT_FRAME_READ_MAX of slack lets
+ * a masked field access at the window's end stay inside the buffer.
+ */
+struct pt_window_buf {
+	__u8 data[PT_WINDOW + PT_FRAME_READ_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pt_window_buf);
+} pt_windows SEC(".maps");
 
 #define PT_HASH_MUL 0x100000001b3ULL	/* FNV-1a 64-bit prime */
 
@@ -38,30 +56,38 @@ static long pt_walk_one(__u32 i, void *data)
 	const struct pt_offsets *off = w->off;
 	struct pt_stack *s = w->s;
 	__u64 frame = w->frame, code, instr;
-	__u32 n = s->nframes, span = off->fr_span;
+	__u32 n = s->nframes, span = off->fr_span, zero = 0;
 	__u8 buf[PT_FRAME_READ_MAX] = {};
+	__u8 *p = buf;
 
 	if (!frame)
 		return 1;
-	/* One read of the frame's head instead of one per field: user reads are the cost. */
 	if (span > PT_FRAME_READ_MAX - 8)
 		span = PT_FRAME_READ_MAX - 8;
-	if (bpf_probe_read_user(buf, span, (void *)frame))
-		goto fault;
-	w->frame = PT_FIELD(buf, off->fr_back, __u64);
+	if (frame >= w->wlo && frame + span <= w->whi) {
+		struct pt_window_buf *win = bpf_map_lookup_elem(&pt_windows, &zero);
 
-	if (off->fr_owner != PT_NONE && PT_FIELD(buf, off->fr_owner, __u8) == off->owner_cstack)
+		if (!win)
+			goto fault;
+		p = win->data + ((frame - w->wlo) & (PT_WINDOW - 1));
+	} else if (bpf_probe_read_user(buf, span, (void *)frame)) {
+		/* One read of the frame's head instead of one per field. */
+		goto fault;
+	}
+	w->frame = PT_FIELD(p, off->fr_back, __u64);
+
+	if (off->fr_owner != PT_NONE && PT_FIELD(p, off->fr_owner, __u8) == off->owner_cstack)
 		return 0;	/* C-stack shim frame */
 
 	if (n >= PT_MAX_FRAMES) {
 		s->flags |= PT_SF_TRUNCATED;
 		return 1;
 	}
-	code = PT_FIELD(buf, off->fr_code, __u64) & off->code_mask;
+	code = PT_FIELD(p, off->fr_code, __u64) & off->code_mask;
 	if (off->instr_is_ptr)
-		instr = PT_FIELD(buf, off->fr_instr, __u64);
+		instr = PT_FIELD(p, off->fr_instr, __u64);
 	else
-		instr = (__u64)(__s64)PT_FIELD(buf, off->fr_instr, __s32);
+		instr = (__u64)(__s64)PT_FIELD(p, off->fr_instr, __s32);
 	if (code) {
 		s->frames[n].code = code;
 		s->frames[n].instr = instr;
@@ -73,6 +99,31 @@ static long pt_walk_one(__u32 i, void *data)
 fault:
 	s->flags |= PT_SF_READ_ERR;
 	return 1;
+}
+
+/* Copy the data stack's part in use (chunk, top, limit: three pointers at ds) into pt_windows. */
+static __always_inline void pt_copy_window(struct pt_walk *w, __u64 ds)
+{
+	struct pt_window_buf *win;
+	__u64 chunk[3], lo, hi, size;
+	__u32 zero = 0;
+
+	if (bpf_probe_read_user(chunk, sizeof(chunk), (void *)ds) || !chunk[0])
+		return;
+	lo = chunk[0] + 24;			/* offsetof(_PyStackChunk, data) */
+	hi = chunk[1] + PT_FRAME_READ_MAX;	/* the top frame's head may be that short */
+	if (hi > chunk[2])
+		hi = chunk[2];
+	if (hi <= lo)
+		return;
+	if (hi - lo > PT_WINDOW)
+		lo = hi - PT_WINDOW;		/* the innermost frames; the rest one by one */
+	size = hi - lo;
+	win = bpf_map_lookup_elem(&pt_windows, &zero);
+	if (!win || size > PT_WINDOW || bpf_probe_read_user(win->data, size, (void *)lo))
+		return;
+	w->wlo = lo;
+	w->whi = hi;
 }
 
 /*
@@ -105,6 +156,8 @@ static __always_inline __u64 pt_walk_stack(struct task_struct *task, const struc
 		frame = pt_read_ptr(tstate + off->ts_frame);
 	}
 	w.frame = frame;
+	if (off->ts_datastack != PT_NONE)
+		pt_copy_window(&w, tstate + off->ts_datastack);
 	bpf_loop(PT_MAX_WALK, pt_walk_one, &w, 0);
 	if (w.frame && !(s->flags & (PT_SF_TRUNCATED | PT_SF_READ_ERR)))
 		s->flags |= PT_SF_TRUNCATED;

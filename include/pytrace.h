@@ -8,6 +8,7 @@
 #define PT_NONE		0xffff	/* an offset the interpreter does not have */
 #define PT_TASK_COMM_LEN 16
 #define PT_FRAME_READ_MAX 128	/* bytes of a frame's head read at once (power of two) */
+#define PT_WINDOW	16384	/* bytes of a thread's frame stack copied at once (power of two) */
 
 /* Where a version keeps its frames. Offsets in bytes; PT_NONE where absent. */
 struct pt_offsets {
@@ -20,6 +21,7 @@ struct pt_offsets {
 	__u8 instr_is_ptr;	/* 1: fr_instr is a pointer; 0: a 32-bit int */
 	__u8 owner_cstack;	/* owner value of C-stack shim frames to skip */
 	__u16 fr_span;		/* bytes from the frame's start covering every field above */
+	__u16 ts_datastack;	/* tstate -> datastack_chunk, datastack_top, datastack_limit (3.11+) */
 	__u64 code_mask;	/* and-mask for the code pointer (3.14 tags _PyStackRef) */
 };
 

@@ -21,6 +21,7 @@ static const struct py_layout layouts[] = {
 		.major = 3, .minor = 8,
 		.rt_tss = 1392, .rt_interp_head = 32, .is_threads_head = 8,
 		.ts_next = 8, .ts_thread_id = 176, .ts_native_thread_id = NONE,
+		.ts_datastack = NONE,
 		.ts_cframe = NONE, .ts_frame = 24,
 		.fr_code = 32, .fr_back = 24, .fr_instr = 104, .fr_owner = NONE,
 		.owner_cstack = 0, .instr_is_ptr = false, .code_mask = ALL_BITS,
@@ -34,6 +35,7 @@ static const struct py_layout layouts[] = {
 		.major = 3, .minor = 9,
 		.rt_tss = 584, .rt_interp_head = 32, .is_threads_head = 8,
 		.ts_next = 8, .ts_thread_id = 176, .ts_native_thread_id = NONE,
+		.ts_datastack = NONE,
 		.ts_cframe = NONE, .ts_frame = 24,
 		.fr_code = 32, .fr_back = 24, .fr_instr = 104, .fr_owner = NONE,
 		.owner_cstack = 0, .instr_is_ptr = false, .code_mask = ALL_BITS,
@@ -47,6 +49,7 @@ static const struct py_layout layouts[] = {
 		.major = 3, .minor = 10,
 		.rt_tss = 584, .rt_interp_head = 32, .is_threads_head = 8,
 		.ts_next = 8, .ts_thread_id = 176, .ts_native_thread_id = NONE,
+		.ts_datastack = NONE,
 		.ts_cframe = NONE, .ts_frame = 24,
 		.fr_code = 32, .fr_back = 24, .fr_instr = 96, .fr_owner = NONE,
 		.owner_cstack = 0, .instr_is_ptr = false, .code_mask = ALL_BITS,
@@ -64,6 +67,7 @@ static const struct py_layout layouts[] = {
 		.major = 3, .minor = 11,
 		.rt_tss = 592, .rt_interp_head = 40, .is_threads_head = 16,
 		.ts_next = 8, .ts_thread_id = 152, .ts_native_thread_id = 160,
+		.ts_datastack = 296,
 		.ts_cframe = 56, .ts_frame = 8,
 		.fr_code = 32, .fr_back = 48, .fr_instr = 56, .fr_owner = NONE,
 		.owner_cstack = 0, .instr_is_ptr = true, .code_mask = ALL_BITS,
@@ -80,6 +84,7 @@ static const struct py_layout layouts[] = {
 		.major = 3, .minor = 12,
 		.rt_tss = 1544, .rt_interp_head = 40, .is_threads_head = 72,
 		.ts_next = 8, .ts_thread_id = 136, .ts_native_thread_id = 144,
+		.ts_datastack = 232,
 		.ts_cframe = 56, .ts_frame = 0,
 		.fr_code = 0, .fr_back = 8, .fr_instr = 56, .fr_owner = 70,
 		.owner_cstack = 3, .instr_is_ptr = true, .code_mask = ALL_BITS,
@@ -96,6 +101,7 @@ static const struct py_layout layouts[] = {
 		.major = 3, .minor = 13,
 		.rt_tss = 2160, .rt_interp_head = 632, .is_threads_head = 7344,
 		.ts_next = 8, .ts_thread_id = 152, .ts_native_thread_id = 160,
+		.ts_datastack = 232,
 		.ts_cframe = NONE, .ts_frame = 72,
 		.fr_code = 0, .fr_back = 8, .fr_instr = 56, .fr_owner = 70,
 		.owner_cstack = 3, .instr_is_ptr = true, .code_mask = ALL_BITS,
@@ -113,6 +119,7 @@ static const struct py_layout layouts[] = {
 		.major = 3, .minor = 14,
 		.rt_tss = 2336, .rt_interp_head = 808, .is_threads_head = 7344,
 		.ts_next = 8, .ts_thread_id = 152, .ts_native_thread_id = 160,
+		.ts_datastack = 232,
 		.ts_cframe = NONE, .ts_frame = 72,
 		.fr_code = 0, .fr_back = 8, .fr_instr = 56, .fr_owner = 74,
 		.owner_cstack = 3, .instr_is_ptr = true, .code_mask = ~(uint64_t)3,
@@ -131,6 +138,7 @@ static const struct py_layout layouts[] = {
 		.major = 3, .minor = 15,
 		.rt_tss = NONE, .rt_interp_head = 936, .is_threads_head = 7336,
 		.ts_next = 8, .ts_thread_id = 176, .ts_native_thread_id = 184,
+		.ts_datastack = 256,
 		.ts_cframe = NONE, .ts_frame = 72,
 		.fr_code = 0, .fr_back = 8, .fr_instr = 56, .fr_owner = 74,
 		.owner_cstack = 3, .instr_is_ptr = true, .code_mask = ~(uint64_t)3,
@@ -258,7 +266,7 @@ static int set_off(uint32_t *dst, uint64_t off, uint64_t size)
 struct dbg_view {
 	const struct dbg_head *h;
 	uint64_t is_size, threads_head;
-	uint64_t ts_size, next, current_frame, thread_id, native_thread_id;
+	uint64_t ts_size, next, current_frame, thread_id, native_thread_id, datastack_chunk;
 	uint64_t fr_size, previous, executable, instr_ptr, owner;
 	const struct dbg_code_object *code;
 	const struct dbg_bytes_object *bytes;
@@ -272,6 +280,7 @@ struct dbg_view {
 	(v)->ts_size = (d)->thread_state.size;					\
 	(v)->next = (d)->thread_state.next;					\
 	(v)->current_frame = (d)->thread_state.current_frame;			\
+	(v)->datastack_chunk = (d)->thread_state.datastack_chunk;		\
 	(v)->thread_id = (d)->thread_state.thread_id;				\
 	(v)->native_thread_id = (d)->thread_state.native_thread_id;		\
 	(v)->fr_size = (d)->interpreter_frame.size;				\
@@ -335,6 +344,8 @@ int py_layout__from_debug_offsets(struct py_layout *out, const void *buf, size_t
 	err = err ?: set_off(&l.is_threads_head, v.threads_head, v.is_size);
 	err = err ?: set_off(&l.ts_next, v.next, v.ts_size);
 	err = err ?: set_off(&l.ts_frame, v.current_frame, v.ts_size);
+	/* datastack_chunk, then datastack_top: both pointers are read at once. */
+	err = err ?: set_off(&l.ts_datastack, v.datastack_chunk, v.ts_size - 8);
 	err = err ?: set_off(&l.ts_thread_id, v.thread_id, v.ts_size);
 	err = err ?: set_off(&l.ts_native_thread_id, v.native_thread_id, v.ts_size);
 	err = err ?: set_off(&l.fr_back, v.previous, v.fr_size);

@@ -29,6 +29,7 @@ struct py_layout {
 	uint32_t ts_native_thread_id;	/* 3.11+, else PYL_NONE */
 	uint32_t ts_cframe;		/* 3.11, 3.12, else PYL_NONE */
 	uint32_t ts_frame;		/* in tstate, or in cframe when ts_cframe is set */
+	uint32_t ts_datastack;		/* tstate->datastack_chunk, then _top (3.11+), else PYL_NONE */
 	/* frames (PyFrameObject <= 3.10, _PyInterpreterFrame 3.11+) */
 	uint32_t fr_code;
 	uint32_t fr_back;

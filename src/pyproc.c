@@ -362,5 +362,6 @@ void py_target__to_bpf(const struct py_target *t, struct pt_proc *p)
 	p->off.owner_cstack = l->owner_cstack;
 	p->off.code_mask = l->code_mask;
 	p->off.fr_span = frame_span(l);
+	p->off.ts_datastack = l->ts_datastack == PYL_NONE ? PT_NONE : l->ts_datastack;
 	p->tstate_off = t->tstate_off;
 }

@@ -77,6 +77,18 @@ static void expected(struct py_layout *e)
 	e->ts_native_thread_id = PYL_NONE;
 #endif
 #if PY_MINOR <= 10
+	e->ts_datastack = PYL_NONE;
+#else
+	e->ts_datastack = offsetof(PyThreadState, datastack_chunk);
+	/* The walker reads chunk, top and limit as three consecutive pointers. */
+	if (offsetof(PyThreadState, datastack_top) != e->ts_datastack + 8 ||
+	    offsetof(PyThreadState, datastack_limit) != e->ts_datastack + 16 ||
+	    offsetof(_PyStackChunk, data) != 24) {
+		fprintf(stderr, "3.%d: datastack_chunk/top/limit are not consecutive\n", PY_MINOR);
+		exit(1);
+	}
+#endif
+#if PY_MINOR <= 10
 	e->ts_cframe = PYL_NONE;
 	e->ts_frame = offsetof(PyThreadState, frame);
 	e->fr_code = offsetof(PyFrameObject, f_code);
@@ -149,7 +161,7 @@ static void expected(struct py_layout *e)
 #define FIELDS(X)							\
 	X(major) X(minor) X(rt_tss) X(rt_interp_head) X(is_threads_head)	\
 	X(ts_next) X(ts_thread_id) X(ts_native_thread_id) X(ts_cframe)	\
-	X(ts_frame) X(fr_code) X(fr_back) X(fr_instr) X(fr_owner)	\
+	X(ts_frame) X(ts_datastack) X(fr_code) X(fr_back) X(fr_instr) X(fr_owner)	\
 	X(owner_cstack) X(instr_is_ptr) X(code_mask) X(co_firstlineno)	\
 	X(co_filename) X(co_name) X(co_qualname) X(co_linetable)	\
 	X(co_code_adaptive) X(linetable) X(str_state) X(str_ascii_data)	\
@@ -205,6 +217,7 @@ static void check_synthetic(const struct py_layout *exp)
 	d.thread_state.current_frame = exp->ts_frame;
 	d.thread_state.thread_id = exp->ts_thread_id;
 	d.thread_state.native_thread_id = exp->ts_native_thread_id;
+	d.thread_state.datastack_chunk = exp->ts_datastack;
 	d.interpreter_frame.size = sizeof(_PyInterpreterFrame);
 	d.interpreter_frame.previous = exp->fr_back;
 	d.interpreter_frame.executable = exp->fr_code;
@@ -231,7 +244,7 @@ static void check_synthetic(const struct py_layout *exp)
 	got = *py_layout__builtin(3, PY_MINOR);
 	/* Start from a layout whose covered fields are all wrong, to see each one overridden. */
 #define SPOIL(f) got.f = 0x7777;
-	SPOIL(rt_interp_head) SPOIL(is_threads_head) SPOIL(ts_next) SPOIL(ts_frame)
+	SPOIL(rt_interp_head) SPOIL(is_threads_head) SPOIL(ts_next) SPOIL(ts_frame) SPOIL(ts_datastack)
 	SPOIL(ts_thread_id) SPOIL(ts_native_thread_id) SPOIL(fr_back) SPOIL(fr_code)
 	SPOIL(fr_instr) SPOIL(co_filename) SPOIL(co_name) SPOIL(co_qualname)
 	SPOIL(co_linetable) SPOIL(co_firstlineno) SPOIL(co_code_adaptive) SPOIL(bytes_size)
