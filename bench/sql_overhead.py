@@ -10,7 +10,8 @@ Reports, per driver:
   - events lost at the load reached (two clients), which must be 0.
 
 Usage: sudo bench/sql_overhead.py [--rounds N] [--window SEC] [--drivers psycopg2,psycopg]
-       [--tool-args '--no-http'] [--json FILE]
+       [--tool-args '--no-http'] [--cpu N] [--json FILE]
+The cluster and the client run on CPU N (default 0), the tracer on the others (see PIN below).
 The tracer runs with its defaults (SQL and HTTP following on; CPU sampling off, as only --json
 is asked for); --tool-args '--no-http' isolates the SQL capture.
 """
@@ -28,10 +29,15 @@ REPO = os.path.dirname(HERE)
 TOOL = os.path.join(REPO, "build", "pytrace-bpf")
 PY = "/usr/bin/python3"
 TOOL_ARGS = []
+# CPU placement: on a 2-CPU VM, a client and its server backend on different CPUs wake each other
+# with cross-CPU interrupts, and whether the scheduler puts them together or apart changes the
+# untraced rate 4x from run to run. --cpu N pins the cluster and the client to CPU N and the
+# tracer to the other CPUs, so the figure is the tracer's cost in the client's thread.
+PIN = {"db": [], "tool": []}
 
 
 def pg_start(d):
-    subprocess.run([os.path.join(REPO, "scripts", "pg-cluster.sh"), "start", d], check=True,
+    subprocess.run(PIN["db"] + [os.path.join(REPO, "scripts", "pg-cluster.sh"), "start", d], check=True,
                    stdout=subprocess.DEVNULL)
     out = subprocess.run([os.path.join(REPO, "scripts", "pg-cluster.sh"), "env", d], check=True,
                          capture_output=True, text=True).stdout
@@ -43,8 +49,11 @@ def pg_start(d):
     return env
 
 
+WARMUP = 1.5	# seconds of the loop before the timed window (see sql_work.py)
+
+
 def start_clients(driver, window, env, nprocs):
-    p = subprocess.Popen([PY, os.path.join(HERE, "sql_work.py"), driver, str(window), str(nprocs)],
+    p = subprocess.Popen(PIN["db"] + [PY, os.path.join(HERE, "sql_work.py"), driver, str(window), str(nprocs), str(WARMUP)],
                          stdout=subprocess.PIPE, text=True, env=env)
     line = p.stdout.readline().split()
     if not line or line[0] != "ready":
@@ -79,11 +88,11 @@ def run(driver, window, env, traced, nprocs=1):
     if traced:
         jpath = tempfile.mktemp(suffix=".json")
         # SQL only (no output that needs CPU samples); it stops when the clients are done.
-        tracer = subprocess.Popen([TOOL, "--pid", str(pid), "--json", jpath] + TOOL_ARGS,
+        tracer = subprocess.Popen(PIN["tool"] + [TOOL, "--pid", str(pid), "--json", jpath] + TOOL_ARGS,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         t0 = time.time()
         # BPF's own time per probe hit, sampled mid-window while the programs are loaded.
-        time.sleep(0.8 + 0.3)
+        time.sleep(0.8 + WARMUP + 0.3)
         ns0, c0 = bpf_stats()
         time.sleep(max(window - 0.6, 0.2))
         ns1, c1 = bpf_stats()
@@ -116,9 +125,14 @@ def main():
     ap.add_argument("--window", type=float, default=3.0)
     ap.add_argument("--drivers", default="psycopg2,psycopg")
     ap.add_argument("--json")
+    ap.add_argument("--cpu", type=int, default=0, help="CPU for the cluster and the client (-1: no pinning)")
     ap.add_argument("--tool-args", default="", help="extra tracer options, e.g. '--no-http'")
     args = ap.parse_args()
     TOOL_ARGS.extend(args.tool_args.split())
+    if args.cpu >= 0 and os.cpu_count() > 1:
+        others = ",".join(str(c) for c in range(os.cpu_count()) if c != args.cpu)
+        PIN["db"] = ["taskset", "-c", str(args.cpu)]
+        PIN["tool"] = ["taskset", "-c", others]
     if os.geteuid() != 0:
         sys.exit("run as root: the tracer loads BPF programs")
     pgdir = tempfile.mkdtemp(prefix="pytrace-bench-pg-")
