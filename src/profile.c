@@ -15,6 +15,7 @@
 #include "profile.skel.h"
 #include "procmem.h"
 #include "pyproc.h"
+#include "querycache.h"
 #include "symbolize.h"
 #include "util.h"
 
@@ -54,6 +55,7 @@ struct profiler {
 	struct sqltrace *sql;
 	struct httptrace *http;
 	struct funcs *funcs;
+	struct query_cache *qcache;	/* statements' flame stacks and request ids */
 	uint64_t last_rescan_ns;
 	uint64_t sample_weight;	/* per CPU sample: 1, or microseconds with sql_in_flame */
 	struct { uint32_t tid; char comm[16]; } comms[TID_COMMS];
@@ -325,7 +327,26 @@ static size_t sql_frames(void *ctx, uint32_t pid, uint32_t tid, const struct pt_
 	return tp ? stack_frames(p, tp, tid, st, out, max) : 0;
 }
 
-/* With --sql-in-flame: the statement's time as a leaf "[sql] pattern" under its stack. */
+/*
+ * The names of statements' stacks, for sqltrace: naming one anew may change what its stack id
+ * stands for, so the statements remembered by stack id are forgotten.
+ */
+static size_t sql_stack_frames(void *ctx, uint32_t pid, uint32_t tid, const struct pt_stack *st,
+			       const char **out, size_t max)
+{
+	struct profiler *p = ctx;
+
+	if (p->qcache)
+		query_cache__invalidate(p->qcache);
+	return sql_frames(ctx, pid, tid, st, out, max);
+}
+
+/*
+ * Each completed statement: to the requests it belongs to and, with --sql-in-flame, its time as
+ * a leaf "[sql] pattern" under its stack. frames and call_site are what sqltrace named the
+ * statement's (pid, stack id) through sql_stack_frames(), so a statement with the same stack id,
+ * frame count and pattern as one remembered in qcache gets the same flame stack and request ids.
+ */
 static void sql_in_flame(void *ctx, const struct sql_query *q, const char *const *frames, size_t n,
 			 const char *pattern, const char *call_site)
 {
@@ -333,20 +354,38 @@ static void sql_in_flame(void *ctx, const struct sql_query *q, const char *const
 	const char *all[MAX_SQL_FRAMES_P + 1];
 	char leaf[FRAME_LEN];
 	uint64_t us = (q->end_ns - q->start_ns) / 1000;
+	struct query_cache_val *m = NULL;
 	size_t i;
+	bool hit;
 
-	if (p->http)
-		requests__query(httptrace__requests(p->http), q->pid, q->tid, q->start_ns, q->end_ns, pattern,
-				call_site);
+	if (p->qcache && (p->http || (p->opts.sql_in_flame && us)))
+		m = query_cache__get(p->qcache, q->pid, q->stack_id, n, pattern, &hit);
+	if (p->http) {
+		struct requests *r = httptrace__requests(p->http);
+
+		if (m && !m->req_ids) {
+			m->req_pattern = requests__intern(r, pattern);
+			m->req_site = requests__intern(r, call_site);
+			m->req_ids = true;
+		}
+		if (m)
+			requests__query_ids(r, q->pid, q->tid, q->start_ns, q->end_ns, m->req_pattern, m->req_site);
+		else
+			requests__query(r, q->pid, q->tid, q->start_ns, q->end_ns, pattern, call_site);
+	}
 	if (!p->opts.sql_in_flame || !us)
 		return;
+	if (m && m->flame_id) {
+		stack_agg__add_id(p->stacks, m->flame_id, us);
+		return;
+	}
 	for (i = 0; i < n && i < MAX_SQL_FRAMES_P; i++)
 		all[i] = frames[i];
 	if (!n)
 		all[i++] = "[no Python stack]";
 	snprintf(leaf, sizeof(leaf), "[sql] %s", pattern);
 	all[i++] = leaf;
-	stack_agg__add(p->stacks, all, i, us);
+	stack_agg__add_get_id(p->stacks, all, i, us, m ? &m->flame_id : NULL);
 }
 
 static void handle_sample(struct profiler *p, const struct pt_sample *s)
@@ -489,12 +528,16 @@ struct profiler *profiler__new(const struct profiler_opts *opts, char *err, size
 		struct sqltrace_shared sh = {
 			.procs = p->skel->maps.procs, .tracked = p->skel->maps.tracked,
 			.counters = p->skel->maps.counters, .events = p->skel->maps.events,
-			.frames = sql_frames, .on_query = sql_in_flame, .ctx = p,
+			.frames = sql_stack_frames, .on_query = sql_in_flame, .ctx = p,
 		};
 
+		p->qcache = query_cache__new(0);
 		p->sql = sqltrace__new(&opts->sql_opts, &sh, err, errlen);
-		if (!p->sql)
+		if (!p->sql || !p->qcache) {
+			if (p->sql)
+				snprintf(err, errlen, "out of memory");
 			goto fail;
+		}
 	}
 	if (opts->http) {
 		struct httptrace_shared hs = {
@@ -684,6 +727,7 @@ void profiler__free(struct profiler *p)
 	free(p->links);
 	ring_buffer__free(p->rb);
 	sqltrace__free(p->sql);
+	query_cache__free(p->qcache);
 	funcs__free(p->funcs);
 	httptrace__free(p->http);
 	profile_bpf__destroy(p->skel);

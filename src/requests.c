@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include "hash.h"
 #include "httpparse.h"
 #include "jsonw.h"
 #include "lathist.h"
@@ -101,15 +102,6 @@ struct requests {
 	struct requests_stats st;
 };
 
-static uint64_t hash_str(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;
-
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
-	return h;
-}
-
 static int strtab_init(struct strtab *t, size_t cap)
 {
 	t->cap = cap;
@@ -133,7 +125,7 @@ static void strtab_free(struct strtab *t)
 
 static uint32_t strtab_find(const struct strtab *t, const char *s, size_t *slot)
 {
-	size_t i = hash_str(s) & (t->nslots - 1);
+	size_t i = hash64(s, strlen(s)) & (t->nslots - 1);
 
 	while (t->slots[i]) {
 		if (!strcmp(t->strs[t->slots[i] - 1], s))
@@ -684,14 +676,16 @@ void requests__close(struct requests *r, uint32_t pid, int32_t fd, uint64_t ts, 
 	conn_remove(r, c);
 }
 
-void requests__query(struct requests *r, uint32_t pid, uint32_t tid, uint64_t start_ns, uint64_t end_ns,
-		     const char *pattern, const char *call_site)
+uint32_t requests__intern(struct requests *r, const char *s)
 {
-	struct thread *t = thread_get(r, pid, tid, true);
+	return strtab_intern(&r->strings, s);
+}
+
+static void thread_query(struct requests *r, struct thread *t, uint64_t start_ns, uint64_t end_ns,
+			 uint32_t pattern, uint32_t call_site)
+{
 	struct tquery *tq;
 
-	if (!t)
-		return;
 	if (t->n == THREAD_QUERIES) {
 		/* the oldest goes: lost if a request this thread read is still open */
 		if (t->q[t->head].start >= t->last_read_ts && t->last_read_ts)
@@ -704,8 +698,27 @@ void requests__query(struct requests *r, uint32_t pid, uint32_t tid, uint64_t st
 	tq = &t->q[(t->head + t->n++) % THREAD_QUERIES];
 	tq->start = start_ns;
 	tq->end = end_ns > start_ns ? end_ns : start_ns;
-	tq->pat = strtab_intern(&r->strings, pattern);
-	tq->site = strtab_intern(&r->strings, call_site);
+	tq->pat = pattern;
+	tq->site = call_site;
+}
+
+void requests__query(struct requests *r, uint32_t pid, uint32_t tid, uint64_t start_ns, uint64_t end_ns,
+		     const char *pattern, const char *call_site)
+{
+	struct thread *t = thread_get(r, pid, tid, true);
+
+	if (t)
+		thread_query(r, t, start_ns, end_ns, strtab_intern(&r->strings, pattern),
+			     strtab_intern(&r->strings, call_site));
+}
+
+void requests__query_ids(struct requests *r, uint32_t pid, uint32_t tid, uint64_t start_ns, uint64_t end_ns,
+			 uint32_t pattern, uint32_t call_site)
+{
+	struct thread *t = thread_get(r, pid, tid, true);
+
+	if (t)
+		thread_query(r, t, start_ns, end_ns, pattern, call_site);
 }
 
 static void complete_conn_now(struct requests *r, struct conn *c)

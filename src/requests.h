@@ -73,6 +73,13 @@ void requests__close(struct requests *r, uint32_t pid, int32_t fd, uint64_t ts, 
 /* A completed statement. pattern and call_site may be NULL. */
 void requests__query(struct requests *r, uint32_t pid, uint32_t tid, uint64_t start_ns, uint64_t end_ns,
 		     const char *pattern, const char *call_site);
+/*
+ * The same with pattern and call site as ids from requests__intern(), which a caller may keep
+ * (they stay valid until requests__free()) to skip the lookups of statements it has seen.
+ */
+uint32_t requests__intern(struct requests *r, const char *s);	/* 0 for NULL, or the table full */
+void requests__query_ids(struct requests *r, uint32_t pid, uint32_t tid, uint64_t start_ns, uint64_t end_ns,
+			 uint32_t pattern, uint32_t call_site);
 /* Completes answered requests idle since before now - idle_ns; flushes the log (every idle_ns / 4). */
 void requests__tick(struct requests *r, uint64_t now_ns);
 /* Completes every answered request (the end); unanswered ones are counted as no_response. */

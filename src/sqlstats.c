@@ -6,12 +6,27 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
 #include "jsonw.h"
 #include "sqlnorm.h"
 #include "sqlstats.h"
 #include "stacks.h"
 
 #define DROPPED_BITS 65536	/* linear counting of distinct dropped patterns */
+#define TEXT_CACHE_LEN	480	/* longer statement texts are normalized every time */
+
+/*
+ * A statement text seen before and the pattern it gave: drivers that bind parameters on the
+ * server (psycopg 3) send the same text again and again, and so do ORMs for repeated lookups.
+ * Only texts of kept patterns are remembered; p is never freed before the cache.
+ */
+struct text_slot {
+	uint64_t hash;		/* of the text and the truncated flag; 0: empty */
+	struct sql_pattern *p;
+	uint16_t len;
+	bool truncated, invalid_utf8, nul;
+	char text[TEXT_CACHE_LEN];
+};
 
 struct sql_stats {
 	struct sql_stats_opts o;
@@ -19,6 +34,8 @@ struct sql_stats {
 	size_t cap, n;
 	struct sql_pattern other;
 	struct sql_stats_summary sum;
+	struct text_slot *texts;	/* direct-mapped on the text's hash, o.text_cache slots */
+	uint64_t text_hits;
 	uint64_t dropped_bits[DROPPED_BITS / 64];
 	char buf[SQL_STATS_PATTERN_MAX];
 };
@@ -45,6 +62,19 @@ struct sql_stats *sql_stats__new(const struct sql_stats_opts *o)
 		s->o.max_patterns = SQL_STATS_DEFAULT_MAX_PATTERNS;
 	if (!s->o.max_sites_per_pattern)
 		s->o.max_sites_per_pattern = SQL_STATS_DEFAULT_MAX_SITES;
+	if (!s->o.text_cache)
+		s->o.text_cache = SQL_STATS_DEFAULT_TEXT_CACHE;
+	if (s->o.text_cache > 1u << 20)
+		s->o.text_cache = 1u << 20;
+	if (s->o.text_cache & (s->o.text_cache - 1))	/* a power of two */
+		s->o.text_cache = 1u << (32 - __builtin_clz(s->o.text_cache));
+	if (!s->o.no_text_cache) {
+		s->texts = calloc(s->o.text_cache, sizeof(*s->texts));
+		if (!s->texts) {
+			sql_stats__free(s);
+			return NULL;
+		}
+	}
 	for (s->cap = 16; s->cap < 2 * (size_t)s->o.max_patterns; s->cap *= 2)
 		;
 	s->table = calloc(s->cap, sizeof(*s->table));
@@ -71,11 +101,12 @@ void sql_stats__free(struct sql_stats *s)
 		}
 	}
 	free(s->table);
+	free(s->texts);
 	pattern_free(&s->other);
 	free(s);
 }
 
-static void check_utf8(struct sql_stats *s, const char *text, size_t len)
+static void check_utf8(const char *text, size_t len, bool *invalid, bool *has_nul)
 {
 	bool bad = false, nul = false;
 
@@ -90,8 +121,8 @@ static void check_utf8(struct sql_stats *s, const char *text, size_t len)
 		i += utf8_next(text + i, len - i, &cp);
 		bad |= cp == 0xfffd;
 	}
-	s->sum.invalid_utf8 += bad;
-	s->sum.nul_bytes += nul;
+	*invalid = bad;
+	*has_nul = nul;
 }
 
 static struct sql_pattern **slot(const struct sql_stats *s, const char *pattern, uint64_t h)
@@ -170,24 +201,61 @@ static int add_site(struct sql_stats *s, struct sql_pattern *p, const char *site
 	return 0;
 }
 
-int sql_stats__add(struct sql_stats *s, const char *text, size_t len, bool truncated,
-		   uint64_t dur_ns, bool error, const char *call_site)
+/* The cache slot of this text (NULL: not cached); *hit: it holds this very text. */
+static struct text_slot *text_slot(struct sql_stats *s, const char *text, size_t len, bool truncated,
+				   uint64_t *h, bool *hit)
+{
+	struct text_slot *t;
+
+	*hit = false;
+	if (!s->texts || !text || len > TEXT_CACHE_LEN)
+		return NULL;
+	*h = hash64(text, len) ^ truncated;
+	if (!*h)
+		*h = 1;
+	t = &s->texts[hash64_mix(*h) & (s->o.text_cache - 1)];
+	*hit = t->hash == *h && t->len == len && t->truncated == truncated && memcmp(t->text, text, len) == 0;
+	return t;
+}
+
+int sql_stats__add_pattern(struct sql_stats *s, const char *text, size_t len, bool truncated,
+			   uint64_t dur_ns, bool error, const char *call_site, const char **pattern)
 {
 	struct sql_pattern **sl, *p;
-	uint64_t h;
+	struct text_slot *ts;
+	bool invalid, nul, hit;
+	uint64_t h, th = 0;
+	size_t plen;
 	int ret = 0;
 
+	if (pattern)
+		*pattern = "";
 	if (!text && len)
 		return -EINVAL;
-	check_utf8(s, text, len);
-	sqlnorm__pattern(text, len, truncated, s->buf, sizeof(s->buf));
-	h = sqlnorm__hash(s->buf);
+	ts = text_slot(s, text, len, truncated, &th, &hit);
+	if (hit) {
+		s->text_hits++;
+		p = ts->p;
+		invalid = ts->invalid_utf8;
+		nul = ts->nul;
+		s->sum.invalid_utf8 += invalid;
+		s->sum.nul_bytes += nul;
+		goto count;
+	}
+	check_utf8(text, len, &invalid, &nul);
+	s->sum.invalid_utf8 += invalid;
+	s->sum.nul_bytes += nul;
+	plen = sqlnorm__pattern(text, len, truncated, s->buf, sizeof(s->buf));
+	h = hash64(s->buf, plen);
 	sl = slot(s, s->buf, h);
 	p = *sl;
 	if (!p && s->n < s->o.max_patterns) {
 		p = pattern_new(s, text, len, truncated, h);
-		if (!p)
+		if (!p) {
+			if (pattern)
+				*pattern = s->buf;
 			return -ENOMEM;
+		}
 		*sl = p;
 		s->n++;
 	} else if (!p) {
@@ -196,6 +264,19 @@ int sql_stats__add(struct sql_stats *s, const char *text, size_t len, bool trunc
 		s->sum.dropped_statements++;
 		ret = -E2BIG;
 	}
+	if (ts && p != &s->other) {
+		ts->hash = th;
+		ts->p = p;
+		ts->len = len;
+		ts->truncated = truncated;
+		ts->invalid_utf8 = invalid;
+		ts->nul = nul;
+		if (len)
+			memcpy(ts->text, text, len);
+	}
+count:
+	if (pattern)
+		*pattern = p == &s->other ? s->buf : p->pattern;
 	s->sum.statements++;
 	s->sum.errors += error;
 	p->count++;
@@ -209,6 +290,17 @@ int sql_stats__add(struct sql_stats *s, const char *text, size_t len, bool trunc
 			return err;
 	}
 	return ret;
+}
+
+int sql_stats__add(struct sql_stats *s, const char *text, size_t len, bool truncated,
+		   uint64_t dur_ns, bool error, const char *call_site)
+{
+	return sql_stats__add_pattern(s, text, len, truncated, dur_ns, error, call_site, NULL);
+}
+
+uint64_t sql_stats__text_hits(const struct sql_stats *s)
+{
+	return s->text_hits;
 }
 
 void sql_stats__summary(const struct sql_stats *s, struct sql_stats_summary *sum)

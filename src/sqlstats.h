@@ -12,6 +12,7 @@
 
 #define SQL_STATS_DEFAULT_MAX_PATTERNS	2000
 #define SQL_STATS_DEFAULT_MAX_SITES	16
+#define SQL_STATS_DEFAULT_TEXT_CACHE	1024
 #define SQL_STATS_PATTERN_MAX		8192	/* bytes of pattern kept, cut mark included */
 #define SQL_STATS_EXAMPLE_MAX		8192	/* bytes of example text kept (show_literals) */
 #define SQL_STATS_OTHER_PATTERNS	"[other patterns]"
@@ -24,6 +25,8 @@ struct sql_stats_opts {
 	unsigned max_patterns;		/* 0 = default; beyond it statements go to "[other patterns]" */
 	unsigned max_sites_per_pattern;	/* 0 = default; beyond it sites are counted as "[other]" */
 	bool show_literals;		/* example = first statement as sent; else the pattern */
+	unsigned text_cache;		/* statement texts remembered with their pattern (0 = default) */
+	bool no_text_cache;		/* normalize every statement (tests) */
 };
 
 struct sql_site {
@@ -64,10 +67,20 @@ void sql_stats__free(struct sql_stats *s);
 /*
  * Counts one statement. call_site is "func (file.py:LINE)" or NULL (not counted as a site).
  * The first statement of a new pattern computes its fingerprint (libpg_query, slow); later ones
- * only normalize. Returns 0, -E2BIG when it was counted in "[other patterns]", -ENOMEM, -EINVAL.
+ * only normalize, and a text seen before (up to text_cache of them, the shorter ones) not even
+ * that. Returns 0, -E2BIG when it was counted in "[other patterns]", -ENOMEM, -EINVAL.
  */
 int sql_stats__add(struct sql_stats *s, const char *text, size_t len, bool truncated,
 		   uint64_t dur_ns, bool error, const char *call_site);
+/*
+ * sql_stats__add, and *pattern set to the statement's pattern (what sqlnorm__pattern() gives
+ * with a SQL_STATS_PATTERN_MAX buffer): a kept pattern's own string, valid until
+ * sql_stats__free(), or for one counted in "[other patterns]" a buffer valid until the next add.
+ */
+int sql_stats__add_pattern(struct sql_stats *s, const char *text, size_t len, bool truncated,
+			   uint64_t dur_ns, bool error, const char *call_site, const char **pattern);
+/* Statements whose text was found in the text cache (not normalized again). */
+uint64_t sql_stats__text_hits(const struct sql_stats *s);
 
 void sql_stats__summary(const struct sql_stats *s, struct sql_stats_summary *sum);
 /*

@@ -467,16 +467,15 @@ static void query_done(void *ctx, const struct sql_query *q)
 	struct sqltrace *s = ctx;
 	const struct stack_entry *st = stack_get(s, q->pid, q->tid, q->stack_id);
 	uint64_t dur = q->end_ns > q->start_ns ? q->end_ns - q->start_ns : 0;
-	const char *site = st ? st->call_site : NULL;
+	const char *site = st ? st->call_site : NULL, *pattern;
 
-	sql_stats__add(s->stats, q->text, q->len, q->truncated, dur, q->error, site);
-	if (s->opts.slow_log || s->sh.on_query)
-		sqlnorm__pattern(q->text, q->len, q->truncated, s->pattern, sizeof(s->pattern));
+	/* the pattern the statistics computed (or remembered for this text): not normalized twice */
+	sql_stats__add_pattern(s->stats, q->text, q->len, q->truncated, dur, q->error, site, &pattern);
 	if (s->opts.slow_log && dur >= s->opts.slow_ms * 1e6)
-		slow_log(s, q, st, s->pattern);
+		slow_log(s, q, st, pattern);
 	if (s->sh.on_query)
 		s->sh.on_query(s->sh.ctx, q, st ? (const char *const *)st->frames : NULL, st ? st->n : 0,
-			       s->pattern, site);
+			       pattern, site);
 }
 
 void sqltrace__handle(struct sqltrace *s, const void *data, size_t size)

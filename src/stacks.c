@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
 #include "stacks.h"
 #include "util.h"
 
@@ -13,6 +14,7 @@ struct istr {
 	uint64_t hash;
 	struct istr *fn;	/* this frame's function (itself for a function key) */
 	uint32_t fn_id;		/* dense id, valid when fn == this */
+	uint32_t len;		/* strlen(s), for comparisons that stay inside s */
 	char s[];
 };
 
@@ -37,15 +39,6 @@ struct stack_agg {
 };
 
 #define istr_of(p) ((struct istr *)((char *)(p) - offsetof(struct istr, s)))
-
-static uint64_t hash_bytes(const char *s, size_t len)
-{
-	uint64_t h = 0xcbf29ce484222325ULL;	/* FNV-1a */
-
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)s[i]) * 0x100000001b3ULL;
-	return h;
-}
 
 static uint64_t mix(uint64_t h, uint64_t v)
 {
@@ -103,14 +96,14 @@ static int str_grow(struct stack_agg *a)
 /* s[0..len) must already be sanitized */
 static struct istr *intern(struct stack_agg *a, const char *s, size_t len)
 {
-	uint64_t h = hash_bytes(s, len);
+	uint64_t h = hash64(s, len);
 	struct istr *e;
 	size_t j;
 
 	if ((a->str_cnt + 1) * 2 > a->str_cap && str_grow(a))
 		return NULL;
 	for (j = h & (a->str_cap - 1); (e = a->strs[j]); j = (j + 1) & (a->str_cap - 1)) {
-		if (e->hash == h && strncmp(e->s, s, len) == 0 && e->s[len] == '\0')
+		if (e->hash == h && e->len == len && memcmp(e->s, s, len) == 0)
 			return e;
 	}
 	e = malloc(sizeof(*e) + len + 1);
@@ -119,6 +112,7 @@ static struct istr *intern(struct stack_agg *a, const char *s, size_t len)
 	e->hash = h;
 	e->fn = NULL;
 	e->fn_id = 0;
+	e->len = len;
 	memcpy(e->s, s, len);
 	e->s[len] = '\0';
 	a->strs[j] = e;
@@ -298,12 +292,18 @@ cleanup:
 	return err;
 }
 
-int stack_agg__add(struct stack_agg *a, const char *const *frames, size_t nframes, uint64_t weight)
+/* In an id: the weight goes to the overflow stack because the cap turned the stack away. */
+#define ID_DIVERTED ((size_t)1 << (sizeof(size_t) * 8 - 1))
+
+int stack_agg__add_get_id(struct stack_agg *a, const char *const *frames, size_t nframes, uint64_t weight,
+			  size_t *id)
 {
 	static const char *const drop[] = { STACK_AGG_DROPPED_FRAME };
 	size_t idx = 0;
 	int err;
 
+	if (id)
+		*id = 0;
 	if (!a || !frames || !nframes)
 		return -EINVAL;
 	err = stack_get(a, frames, nframes, true, &idx);
@@ -315,7 +315,26 @@ int stack_agg__add(struct stack_agg *a, const char *const *frames, size_t nframe
 			if (err)
 				return err;
 		}
-		idx = a->overflow;
+		idx = a->overflow | ID_DIVERTED;
+	}
+	if (id)
+		*id = idx;
+	return stack_agg__add_id(a, idx, weight);
+}
+
+int stack_agg__add(struct stack_agg *a, const char *const *frames, size_t nframes, uint64_t weight)
+{
+	return stack_agg__add_get_id(a, frames, nframes, weight, NULL);
+}
+
+int stack_agg__add_id(struct stack_agg *a, size_t id, uint64_t weight)
+{
+	size_t idx = id & ~ID_DIVERTED;
+	int err = 0;
+
+	if (!a || !idx || idx > a->nstacks)
+		return -EINVAL;
+	if (id & ID_DIVERTED) {
 		a->dropped += weight;
 		err = -E2BIG;
 	}

@@ -23,6 +23,14 @@ void stack_agg__free(struct stack_agg *a);
  * Returns 0, -E2BIG when a new stack went to the overflow stack, -EINVAL, -ENOMEM.
  */
 int stack_agg__add(struct stack_agg *a, const char *const *frames, size_t nframes, uint64_t weight);
+/*
+ * stack_agg__add, and *id set to the stack that got the weight (the overflow stack when the cap
+ * sent it there; 0 on another error). stack_agg__add_id(a, id, w) then adds to that stack again
+ * without hashing its frames, with the same result as adding the same frames. -EINVAL: bad id.
+ */
+int stack_agg__add_get_id(struct stack_agg *a, const char *const *frames, size_t nframes, uint64_t weight,
+			  size_t *id);
+int stack_agg__add_id(struct stack_agg *a, size_t id, uint64_t weight);
 size_t stack_agg__count(const struct stack_agg *a);	/* distinct stacks, overflow included */
 uint64_t stack_agg__total(const struct stack_agg *a);
 uint64_t stack_agg__dropped(const struct stack_agg *a);

@@ -113,6 +113,41 @@ static void test_n_plus_one(void **state)
 	requests__free(r);
 }
 
+/* Statements given by interned ids come out as the same statements given by their strings. */
+static void test_query_ids(void **state)
+{
+	struct requests_opts o = {};
+	struct requests *r = requests__new(&o), *s = requests__new(&o);
+	uint32_t pat, site, other;
+	char *jr, *js;
+
+	pat = requests__intern(s, PAT);
+	site = requests__intern(s, SITE);
+	other = requests__intern(s, "SELECT * FROM recipe");
+	assert_true(pat && site && other && pat != site);
+	assert_int_equal(requests__intern(s, PAT), pat);
+	assert_int_equal(requests__intern(s, NULL), 0);
+	for (int k = 0; k < 3; k++) {
+		uint64_t t0 = (1000 + 1000 * k) * MS;
+
+		n1_request(r, 5, t0, 6 + k);
+		req(s, 1, 5, t0, "GET /recipes/ HTTP/1.1\r\n\r\n");
+		requests__query_ids(s, PID, 1, t0 + 1, t0 + 2, other, requests__intern(s, "recipes (/app/views.py:20)"));
+		for (int i = 0; i < 6 + k; i++)
+			requests__query_ids(s, PID, 1, t0 + 10 + 10 * i, t0 + 10 + 10 * i + 5, pat, site);
+		resp(s, 1, 5, t0 + MS, 200);
+		requests__close(s, PID, 5, t0 + MS, 0);
+	}
+	jr = json_of(r);
+	js = json_of(s);
+	assert_string_equal(jr, js);
+	assert_non_null(strstr(js, "\"per_request\":8"));
+	free(jr);
+	free(js);
+	requests__free(r);
+	requests__free(s);
+}
+
 static void test_split_request_line(void **state)
 {
 	struct requests_opts o = {};
@@ -273,6 +308,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_one_request),
 		cmocka_unit_test(test_n_plus_one),
+		cmocka_unit_test(test_query_ids),
 		cmocka_unit_test(test_split_request_line),
 		cmocka_unit_test(test_keepalive_and_pipeline),
 		cmocka_unit_test(test_malformed_and_orphans),

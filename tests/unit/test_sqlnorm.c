@@ -285,6 +285,37 @@ static void test_bounded_output(void **state)
 			    "INSERT INTO t VALUES (?, now()), (...), (?, now())");
 }
 
+/*
+ * Words are folded by ASCII rules and copied a run at a time: a run that crosses the end of
+ * the buffer is dropped whole (no half words) or, inside a value list, squashed to "...".
+ * Expected values are those of the byte-at-a-time normalizer this replaced.
+ */
+static void test_words_at_buffer_end(void **state)
+{
+	static const struct { const char *in; size_t size; const char *out; } cases[] = {
+		{ "SeLeCt Current_Date, \"MiXed\", \xc3\x89" "Clair, AbC_9$x, select_x, _Under FROM Tbl WHERE nulls IS NOT NULL",
+		  128, "SELECT CURRENT_DATE, \"MiXed\", \xc3\x89" "clair, abc_9$x, select_x, _under FROM tbl WHERE NULLS IS NOT NULL" },
+		{ "SeLeCt Current_Date, \"MiXed\", \xc3\x89" "Clair, AbC_9$x", 48,
+		  "SELECT CURRENT_DATE, \"MiXed\", \xc3\x89" "clair, " ELLIPSIS },
+		{ "SELECT very_long_identifier_name_here FROM t", 40, "SELECT " ELLIPSIS },
+		{ "SELECT very_long_identifier_name_here FROM t", 48, "SELECT very_long_identifier_name_here FROM " ELLIPSIS },
+		{ "SELECT \"Quoted_Long_Name_\xc3\xa9_Here\" FROM t", 32, "SELECT " ELLIPSIS },
+		{ "SELECT \"Quoted_Long_Name_\xc3\xa9_Here\" FROM t", 40, "SELECT \"Quoted_Long_Name_\xc3\xa9_Here\" " ELLIPSIS },
+		{ "SELECT * FROM t WHERE id IN (1::Some_Very_Long_Type_Name_Here, 2::int) AND x = 1", 40,
+		  "SELECT * FROM t WHERE id IN (...) " ELLIPSIS },
+		{ "SELECT * FROM t WHERE id IN (1::Some_Very_Long_Type_Name_Here, 2::int) AND x = 1", 48,
+		  "SELECT * FROM t WHERE id IN (...) AND x = ?" },
+		{ "SELECT * FROM t WHERE id IN (1::Some_Very_Long_Type_Name_Here, 2::int", 40,
+		  "SELECT * FROM t WHERE id IN (..." },
+	};
+	char out[256];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		sqlnorm__pattern(cases[i].in, strlen(cases[i].in), false, out, cases[i].size);
+		assert_string_equal(out, cases[i].out);
+	}
+}
+
 static void test_random_bytes(void **state)
 {
 	static const char alpha[] = "SELECT'\"$-/*()[],;:.%?eEuU&xX01 \n\\abc\xc3\xa9\xff";
@@ -345,6 +376,7 @@ int main(void)
 		cmocka_unit_test(test_every_prefix),
 		cmocka_unit_test(test_bad_bytes),
 		cmocka_unit_test(test_bounded_output),
+		cmocka_unit_test(test_words_at_buffer_end),
 		cmocka_unit_test(test_random_bytes),
 		cmocka_unit_test(test_operation),
 	};

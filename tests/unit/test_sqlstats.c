@@ -297,6 +297,79 @@ static void test_many_patterns(void **state)
 	sql_stats__free(s);
 }
 
+/*
+ * Statement texts seen before are not normalized again: the same patterns, counts, sites,
+ * examples and summary as normalizing every one, with a cache small enough to evict all the
+ * time, texts too long to be kept, cut texts, bad bytes and patterns over the cap.
+ */
+static void test_text_cache(void **state)
+{
+	struct sql_stats_opts on = { .max_patterns = 8, .text_cache = 3, .show_literals = true }, off = on;
+	struct sql_stats *c, *u;
+	struct sql_stats_summary sc, su;
+	char sql[1200], ref[SQL_STATS_PATTERN_MAX], *jc, *ju;
+	const char *pc, *pu;
+
+	off.no_text_cache = true;
+	c = sql_stats__new(&on);
+	u = sql_stats__new(&off);
+	assert_non_null(c);
+	assert_non_null(u);
+	srand(11);
+	for (int i = 0; i < 4000; i++) {
+		int k = rand() % 6, v = rand() % 3;
+		bool cut = rand() % 5 == 0;
+		size_t n;
+		int rc, ru;
+
+		switch (rand() % 4) {
+		case 0:
+			n = sprintf(sql, "SELECT a FROM t%d WHERE id = %d", k, v);
+			break;
+		case 1:
+			n = sprintf(sql, "SELECT '\xff%d' FROM \"u%d\"", v, k);
+			break;
+		case 2:
+			n = sprintf(sql, "SELECT b%c FROM v%d WHERE x = %d", 0, k, v);
+			break;
+		default:
+			n = sprintf(sql, "SELECT %d, ", v);
+			while (n < 600 + (size_t)k)
+				n += sprintf(sql + n, "c%zu, ", n);
+			n += sprintf(sql + n, "z FROM w");
+		}
+		rc = sql_stats__add_pattern(c, sql, n, cut, (uint64_t)i * 1000, i % 7 == 0,
+					    i % 3 ? "f (a.py:1)" : NULL, &pc);
+		ru = sql_stats__add_pattern(u, sql, n, cut, (uint64_t)i * 1000, i % 7 == 0,
+					    i % 3 ? "f (a.py:1)" : NULL, &pu);
+		assert_int_equal(rc, ru);
+		assert_string_equal(pc, pu);
+		sqlnorm__pattern(sql, n, cut, ref, sizeof(ref));
+		assert_string_equal(pc, ref);
+	}
+	assert_true(sql_stats__text_hits(c) > 100);
+	assert_int_equal(sql_stats__text_hits(u), 0);
+	sql_stats__summary(c, &sc);
+	sql_stats__summary(u, &su);
+	assert_memory_equal(&sc, &su, sizeof(sc));
+	assert_true(sc.dropped_statements > 0 && sc.invalid_utf8 > 0 && sc.nul_bytes > 0);
+	jc = to_json(c, true);
+	ju = to_json(u, true);
+	assert_string_equal(jc, ju);
+	free(jc);
+	free(ju);
+	sql_stats__free(c);
+	sql_stats__free(u);
+
+	/* the default cache: the second time a text comes, it is found */
+	c = sql_stats__new(NULL);
+	assert_int_equal(add(c, "SELECT 1", MS, false, NULL), 0);
+	assert_int_equal(add(c, "SELECT 1", MS, false, NULL), 0);
+	assert_int_equal(add(c, "SELECT 2", MS, false, NULL), 0);
+	assert_int_equal(sql_stats__text_hits(c), 1);
+	sql_stats__free(c);
+}
+
 static int teardown_group(void **state)
 {
 	sqlnorm__exit();
@@ -314,6 +387,7 @@ int main(void)
 		cmocka_unit_test(test_bad_bytes),
 		cmocka_unit_test(test_report),
 		cmocka_unit_test(test_many_patterns),
+		cmocka_unit_test(test_text_cache),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, teardown_group);

@@ -112,6 +112,53 @@ static void test_cap_and_dropped(void **state)
 	stack_agg__free(a);
 }
 
+/* A stack's id adds to it again without its frames, and to the overflow stack what went there. */
+static void test_add_by_id(void **state)
+{
+	struct stack_agg *a = stack_agg__new(2), *b = stack_agg__new(2);
+	const char *x[] = { "r", "f (a.py:1)", "[sql] SELECT ?" }, *y[] = { "r", "g (a.py:2)" }, *z[] = { "r", "h" };
+	const char *d[] = { STACK_AGG_DROPPED_FRAME };
+	size_t idx, idy, idz, idd, id2;
+	char *fa, *fb;
+
+	assert_int_equal(stack_agg__add_get_id(a, x, 3, 5, &idx), 0);
+	assert_int_equal(stack_agg__add_get_id(a, y, 2, 1, &idy), 0);
+	assert_int_equal(stack_agg__add_get_id(a, z, 2, 2, &idz), -E2BIG);	/* over the cap */
+	assert_true(idx && idy && idz && idx != idy && idz != idx && idz != idy);
+	assert_int_equal(stack_agg__add_get_id(a, x, 3, 1, &id2), 0);
+	assert_int_equal(id2, idx);
+	assert_int_equal(stack_agg__add_id(a, idx, 7), 0);
+	assert_int_equal(stack_agg__add_id(a, idz, 3), -E2BIG);
+	/* the overflow stack added by its own frame is counted like any stack, not as dropped */
+	assert_int_equal(stack_agg__add_get_id(a, d, 1, 4, &idd), 0);
+	assert_int_equal(stack_agg__add_id(a, idd, 1), 0);
+	assert_int_equal(stack_agg__add_id(a, 0, 1), -EINVAL);
+	assert_int_equal(stack_agg__add_id(a, stack_agg__count(a) + 1, 1), -EINVAL);
+
+	/* the same as adding the frames each time */
+	assert_int_equal(stack_agg__add(b, x, 3, 5), 0);
+	assert_int_equal(stack_agg__add(b, y, 2, 1), 0);
+	assert_int_equal(stack_agg__add(b, z, 2, 2), -E2BIG);
+	assert_int_equal(stack_agg__add(b, x, 3, 1), 0);
+	assert_int_equal(stack_agg__add(b, x, 3, 7), 0);
+	assert_int_equal(stack_agg__add(b, z, 2, 3), -E2BIG);
+	assert_int_equal(stack_agg__add(b, d, 1, 4), 0);
+	assert_int_equal(stack_agg__add(b, d, 1, 1), 0);
+	fa = folded(a);
+	fb = folded(b);
+	assert_string_equal(fa, fb);
+	assert_string_equal(fa, STACK_AGG_DROPPED_FRAME " 10\nr;f (a.py:1);[sql] SELECT ? 13\nr;g (a.py:2) 1\n");
+	assert_int_equal(stack_agg__total(a), stack_agg__total(b));
+	assert_int_equal(stack_agg__dropped(a), 5);
+	assert_int_equal(stack_agg__dropped(b), 5);
+	assert_int_equal(stack_agg__add_get_id(a, NULL, 0, 1, &id2), -EINVAL);
+	assert_int_equal(id2, 0);
+	free(fa);
+	free(fb);
+	stack_agg__free(a);
+	stack_agg__free(b);
+}
+
 static int collect(void *ctx, const char *const *frames, size_t n, uint64_t weight)
 {
 	char *buf = ctx;
@@ -356,6 +403,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_merge_equal_stacks, setup_agg, teardown_agg),
 		cmocka_unit_test_setup_teardown(test_invalid_args, setup_agg, teardown_agg),
 		cmocka_unit_test(test_cap_and_dropped),
+		cmocka_unit_test(test_add_by_id),
 		cmocka_unit_test_setup_teardown(test_sorted_by_folded, setup_agg, teardown_agg),
 		cmocka_unit_test_setup_teardown(test_frames_interned, setup_agg, teardown_agg),
 		cmocka_unit_test_setup_teardown(test_folded_escaping, setup_agg, teardown_agg),
