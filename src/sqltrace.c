@@ -18,7 +18,6 @@
 #define MAX_PROBED	4096	/* (process, libpq) pairs probed at once */
 #define STACK_CACHE	4096	/* symbolized statement stacks kept */
 #define MAX_SQL_FRAMES	(PT_MAX_FRAMES + 2)
-#define PATTERN_MAX	2048
 
 /*
  * The libpq entry points the Python drivers use (see DOMAIN.md section 4), in two sets: the
@@ -99,7 +98,6 @@ struct sqltrace {
 	struct sql_stats *stats;
 	struct stack_entry *cache;	/* direct-mapped on (pid, id) */
 	struct sqltrace_stats st;
-	char pattern[PATTERN_MAX];
 };
 
 static struct bpf_program *probe_prog(struct sql_bpf *skel, enum probe_id p)
