@@ -204,12 +204,19 @@ static int locate_probes(struct libpq *lp, char *err, size_t errlen)
 	return 0;
 }
 
-/* Attach the probes of set (those not attached yet) in lp's process. */
+/*
+ * Attach the probes of set (those not attached yet) in lp's process. Return probes go first: a
+ * call whose entry probe claims it (in_exec_call) must find its return probe armed, or the send
+ * probes would skip its statement and nothing would report it.
+ */
 static int attach_set(struct sqltrace *s, struct libpq *lp, enum sql_set set, char *err, size_t errlen)
 {
-	int i, ret;
+	int k, i, ret;
 
-	for (i = 0; i < P_MAX; i++) {
+	for (k = 0; k < 2 * P_MAX; k++) {
+		i = k % P_MAX;
+		if ((k < P_MAX) != probes[i].retprobe)
+			continue;
 		if (probes[i].set != set || lp->links[i] || !lp->offs[i])
 			continue;
 		lp->links[i] = bpf_program__attach_uprobe(probe_prog(s->skel, i), probes[i].retprobe, lp->pid,
