@@ -405,6 +405,7 @@ static int out_json(FILE *f, void *c)
 		jsonw__uint_field(w, "dropped_statements", j->sst->match.evicted);
 		jsonw__uint_field(w, "unknown_prepared", j->sst->match.unknown_prepared);
 		jsonw__string_field(w, "probes", probes_opt_name(env.libpq_probes));
+		jsonw__string_field(w, "attached_as", j->sst->attached_as);
 		jsonw__uint_field(w, "moves_to_exec_probes", j->sst->to_exec);
 		jsonw__uint_field(w, "moves_to_send_probes", j->sst->to_send);
 		jsonw__uint_field(w, "async_calls_on_exec_probes", j->sst->async_calls_in_exec);

@@ -13,6 +13,7 @@
 #include "sqlmode.h"
 #include "sqlnorm.h"
 #include "sqltrace.h"
+#include "uprobe.h"
 #include "util.h"
 
 #define MAX_PROBED	4096	/* (process, libpq) pairs probed at once */
@@ -70,7 +71,7 @@ struct libpq {
 	char path[256];		/* as the process names it */
 	char host[600];		/* how to open it from here */
 	uint64_t offs[P_MAX];	/* where each probe goes: file offsets, 0 if absent */
-	struct bpf_link *links[P_MAX];
+	struct uprobe links[P_MAX];
 	enum sql_set set;	/* the set that records statements */
 	bool pinned;		/* on the send probes for good */
 	uint64_t drop_at;	/* the other set is still attached until then (0: it is not) */
@@ -88,6 +89,7 @@ struct sqltrace {
 	struct sqltrace_opts opts;
 	struct sqltrace_shared sh;
 	struct sql_bpf *skel;
+	enum uprobe_kind uprobes;	/* how the probes are attached */
 	bool loaded;
 	struct libpq *libpq;	/* MAX_PROBED slots */
 	int nlibpq;		/* slots in use */
@@ -142,6 +144,8 @@ struct sqltrace *sqltrace__new(const struct sqltrace_opts *o, const struct sqltr
 {
 	struct sql_stats_opts so = { .max_patterns = o->max_patterns, .show_literals = o->show_literals };
 	struct sqltrace *s = calloc(1, sizeof(*s));
+	struct bpf_program *prog;
+
 	if (!s) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
@@ -162,6 +166,13 @@ struct sqltrace *sqltrace__new(const struct sqltrace_opts *o, const struct sqltr
 	if (!s->skel) {
 		snprintf(err, errlen, "cannot open the libpq BPF object: %s", strerror(errno));
 		goto fail;
+	}
+	s->uprobes = uprobe__kind();
+	bpf_object__for_each_program(prog, s->skel->obj) {
+		if (uprobe__prepare(prog, s->uprobes)) {
+			snprintf(err, errlen, "cannot prepare the libpq BPF programs for %s", uprobe__kind_name(s->uprobes));
+			goto fail;
+		}
 	}
 	/* The statement text keeps its NUL in the BPF buffer: one more byte than the user's cap. */
 	s->skel->rodata->text_cap = s->opts.text_cap + 1 > SQL_TEXT_MAX ? SQL_TEXT_MAX : s->opts.text_cap + 1;
@@ -217,12 +228,11 @@ static int attach_set(struct sqltrace *s, struct libpq *lp, enum sql_set set, ch
 		i = k % P_MAX;
 		if ((k < P_MAX) != probes[i].retprobe)
 			continue;
-		if (probes[i].set != set || lp->links[i] || !lp->offs[i])
+		if (probes[i].set != set || uprobe__attached(&lp->links[i]) || !lp->offs[i])
 			continue;
-		lp->links[i] = bpf_program__attach_uprobe(probe_prog(s->skel, i), probes[i].retprobe, lp->pid,
-							  lp->host, lp->offs[i]);
-		if (!lp->links[i]) {
-			ret = -errno;
+		ret = uprobe__attach(&lp->links[i], s->uprobes, probe_prog(s->skel, i), probes[i].retprobe, lp->pid,
+				     lp->host, lp->offs[i]);
+		if (ret) {
 			snprintf(err, errlen, "cannot probe %s in %s: %s", probes[i].sym, lp->path, strerror(-ret));
 			return ret;
 		}
@@ -235,10 +245,8 @@ static void detach_set(struct libpq *lp, enum sql_set set)
 	int i;
 
 	for (i = 0; i < P_MAX; i++) {
-		if (probes[i].set == set && lp->links[i]) {
-			bpf_link__destroy(lp->links[i]);
-			lp->links[i] = NULL;
-		}
+		if (probes[i].set == set)
+			uprobe__detach(&lp->links[i]);
 	}
 }
 
@@ -338,7 +346,8 @@ static int scan_one(void *ctx, const struct proc_map *m)
 	s->st.exec_processes += lp->set == SQL_SET_EXEC;
 	s->nlibpq++;
 	count_file(s, sb.st_dev, sb.st_ino);
-	vlog("pid %d: probing libpq %s (%s probes)\n", c->pid, m->path, sql_set__name(lp->set));
+	vlog("pid %d: probing libpq %s (%s probes, as %s)\n", c->pid, m->path, sql_set__name(lp->set),
+	     uprobe__kind_name(s->uprobes));
 	return 0;
 }
 
@@ -659,6 +668,7 @@ void sqltrace__stats(struct sqltrace *s, struct sqltrace_stats *st)
 	__u32 key;
 
 	s->st.libpq_files = s->nfiles;
+	s->st.attached_as = uprobe__kind_name(s->uprobes);
 	s->st.unprobed = s->unprobed;
 	s->st.calls = s->st.lost = 0;
 	for (key = PT_CNT_SQL_LOST; key <= PT_CNT_SQL_CALLS && ncpus > 0 && ncpus <= 256; key++) {

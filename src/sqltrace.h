@@ -48,6 +48,7 @@ struct sqltrace_stats {
 	int64_t exec_processes;		/* processes now on the exec probes (sqlmode.h) */
 	uint64_t to_exec, to_send;	/* moves between the probe sets */
 	uint64_t async_calls_in_exec;	/* asynchronous-API calls seen before a move back to send */
+	const char *attached_as;	/* uprobe__kind_name(): "uprobe_multi links" or "perf events" */
 	struct sql_match_stats match;
 };
 

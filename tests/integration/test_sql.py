@@ -163,7 +163,7 @@ def libpq_mapped(pid):
     return None
 
 
-def trace(cluster, it, script, tag, tmp, env=None, tool_args=(), tcp=False, timeout=60):
+def trace(cluster, it, script, tag, tmp, env=None, tool_args=(), tcp=False, timeout=60, tool_env=None):
     """Start the workload, trace it until it exits, collect everything. Returns a Run."""
     r = Run()
     r.tag = tag
@@ -185,7 +185,8 @@ def trace(cluster, it, script, tag, tmp, env=None, tool_args=(), tcp=False, time
         r.pid = int(line[1])
         r.maps_libpq = None
         tool = subprocess.Popen([TOOL, "--pid", str(r.pid), "--duration", "30", "--json", r.json_path] +
-                                list(tool_args), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                list(tool_args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=dict(os.environ, **(tool_env or {})))
         deadline = time.time() + timeout
         while tool.poll() is None and time.time() < deadline:
             if r.maps_libpq is None:
@@ -330,10 +331,20 @@ def case_exec_probes(cluster, it, tmp):
 SWITCH = [Spec("sw_sync", r"\bsw_sync\b", "sync_loop"), Spec("sw_async", r"\bsw_async\b", "async_loop")]
 
 
-def case_probe_switch(cluster, it, tmp):
+def kernel_has_uprobe_multi():
+    """BPF_TRACE_UPROBE_MULTI links came with Linux 6.6."""
+    m = re.match(r"(\d+)\.(\d+)", os.uname().release)
+    return bool(m) and (int(m.group(1)), int(m.group(2))) >= (6, 6)
+
+
+def case_probe_switch(cluster, it, tmp, perf_events=False):
     """auto: PQexec-only psycopg2 moves to the exec probes mid-run without losing a statement,
-    and back to the send probes when it starts using the asynchronous API."""
-    r = trace(cluster, it, "sql_switch.py", "psycopg2-probe-switch/" + it.label, tmp, tool_args=["-v"])
+    and back to the send probes when it starts using the asynchronous API. Probes are attached
+    as uprobe_multi links where the kernel has them; perf_events forces the fallback (one perf
+    event per probe) that older kernels get, through the same moves."""
+    tag = "psycopg2-probe-switch%s/%s" % ("-perf-events" if perf_events else "", it.label)
+    r = trace(cluster, it, "sql_switch.py", tag, tmp, tool_args=["-v"],
+              tool_env={"PYTRACE_UPROBES": "perf"} if perf_events else None)
     # The warm-up statement goes out before the first asynchronous call is seen: its result may
     # then arrive with nothing to pair it with, at most one per such call.
     cap = (r.report or {}).get("sql_capture", {})
@@ -345,6 +356,9 @@ def case_probe_switch(cluster, it, tmp):
            json.dumps(cap))
     record(r.tag + ": the move back is reported", "asynchronous libpq calls came while only PQexec* was probed"
            in r.tool_stderr, r.tool_stderr[-800:])
+    want = "perf events" if perf_events or not kernel_has_uprobe_multi() else "uprobe_multi links"
+    record(r.tag + ": probes attached as " + want, cap.get("attached_as") == want,
+           "kernel %s: %s" % (os.uname().release, json.dumps(cap)))
     check_patterns(r, SWITCH)
 
 
@@ -492,6 +506,8 @@ def main():
                  ("psycopg2-exits-at-once/" + debian.label, lambda: case_exit_race(cluster, debian, tmp)),
                  ("psycopg2-exec-probes/" + debian.label, lambda: case_exec_probes(cluster, debian, tmp)),
                  ("psycopg2-probe-switch/" + debian.label, lambda: case_probe_switch(cluster, debian, tmp)),
+                 ("psycopg2-probe-switch-perf-events/" + debian.label,
+                  lambda: case_probe_switch(cluster, debian, tmp, perf_events=True)),
                  ("sql-in-flame/" + debian.label, lambda: case_sql_in_flame(cluster, debian, tmp)),
                  ("ctypes/%s --show-literals" % debian.label,
                   lambda: case_ctypes(cluster, debian, tmp, show_literals=True))]
