@@ -6,13 +6,16 @@ attached at 100 Hz, and sentry-sdk's Django tracing (traces_sample_rate=1.0, eve
 null transport), in alternating runs. Two endpoints: /recipes/ (SQL-heavy: 51 queries) and /cpu/
 (CPU-heavy: pure Python). Each round runs every configuration once, in a rotated order; the ratio
 of a configuration is its throughput over the same round's untraced run, and the report gives the
-median ratio over rounds and the spread.
+median ratio over rounds and the spread. Every configuration gets --warmup seconds of the same
+load, unmeasured, before its window: the steady state of a tracer left on is what is measured,
+not its start-up (loading the BPF programs, moving each worker to its final libpq probes).
 
-Usage: sudo bench/requests_overhead.py [--rounds 5] [--seconds 5] [--connections 2]
+Usage: sudo bench/requests_overhead.py [--rounds 5] [--seconds 5] [--warmup 3] [--connections 2]
                                       [--configs untraced,pytrace-bpf,austin,sentry-sdk,pytrace-bpf-http]
 The second table turns CPU accounting into a cost that the noise of a shared 2-CPU machine does not
 hide: BPF run time of the tool's programs (kernel.bpf_stats_enabled) and the collector's own CPU,
-per request, over the untraced CPU per request.
+per request over the measured window, over the untraced CPU per request. It leaves out what BPF
+run time does not count: the uprobe traps themselves and any per-context-switch cost.
 """
 import argparse
 import json
@@ -113,8 +116,14 @@ def tool_prog_ids(pid):
 
 
 def cpu_seconds(pid):
-    f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
-    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU time of all of pid's threads, in seconds, to the nanosecond (schedstat), not the tick."""
+    total = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            total += int(open("/proc/%d/task/%s/schedstat" % (pid, tid)).read().split()[0])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / 1e9
 
 
 class Attached:
@@ -149,10 +158,24 @@ class Attached:
         time.sleep(1.0)
         return self
 
-    def __exit__(self, *exc):
+    def window(self):
+        """Snapshot the tool's BPF run time and CPU time: call at the start and at the end of
+        the measured window. Returns (BPF stats, CPU seconds), or None when not pytrace-bpf."""
         if self.p and self.config.startswith("pytrace-bpf") and self.p.poll() is None:
-            self.bpf = bpf_prog_stats(tool_prog_ids(self.p.pid))
-            self.cpu = cpu_seconds(self.p.pid)
+            return bpf_prog_stats(tool_prog_ids(self.p.pid)), cpu_seconds(self.p.pid)
+        return None
+
+    def account(self, start, end, nreq):
+        """Cost per request over the measured window (steady state, start-up excluded)."""
+        if not start or not end or not nreq:
+            return
+        (b0, c0), (b1, c1) = start, end
+        d = {k: t - b0.get(k, (0, 0))[1] for k, (n, t) in b1.items()}
+        http_ns = sum(t for k, t in d.items() if is_http_prog(k))
+        all_ns = sum(d.values())
+        self.cost = (http_ns / nreq, all_ns / nreq, (c1 - c0) * 1e6 / nreq)
+
+    def __exit__(self, *exc):
         if self.p:
             alive = self.p.poll() is None
             # austin 1.0.1 may not stop on SIGINT while it cannot read the interpreter
@@ -172,11 +195,6 @@ class Attached:
             else:
                 m = re.search(r"HTTP: (\d+) requests (?:\([^)]*\))?; lost events (\d+)", open(self.err).read())
                 self.note = "%s requests traced, %s events lost" % (m.groups() if m else ("?", "?"))
-                nreq = int(m.group(1)) if m else 0
-                if nreq and getattr(self, "bpf", None) is not None:
-                    http_ns = sum(t for k, (n, t) in self.bpf.items() if is_http_prog(k))
-                    all_ns = sum(t for n, t in self.bpf.values())
-                    self.cost = (http_ns / nreq, all_ns / nreq, self.cpu * 1e6 / nreq)
 
 
 def main():
@@ -184,6 +202,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--connections", type=int, default=2)
+    ap.add_argument("--warmup", type=int, default=3, help="seconds of unmeasured load before each window")
     ap.add_argument("--configs", default=",".join(CONFIGS),
                     help="comma-separated, untraced first (%s)" % ", ".join(CONFIGS + EXTRA_CONFIGS))
     a = ap.parse_args()
@@ -229,8 +248,15 @@ def main():
                 order = configs[r % len(configs):] + configs[:r % len(configs)]
                 for c in order:
                     port, pid = ports["sentry" if c == "sentry-sdk" else "plain"]
+                    url = "http://127.0.0.1:%d%s" % (port, ep)
                     with Attached(c, pid, tmp) as att:
-                        v = wrk("http://127.0.0.1:%d%s" % (port, ep), a.seconds, a.connections)
+                        # Steady state: the same load first, unmeasured, in every configuration
+                        # (pytrace-bpf moves each worker to its final libpq probes meanwhile).
+                        if a.warmup:
+                            wrk(url, a.warmup, a.connections)
+                        w0 = att.window()
+                        v = wrk(url, a.seconds, a.connections)
+                        att.account(w0, att.window(), v * a.seconds)
                     rps[(ep, c)].append(v)
                     if att.note:
                         notes[(ep, c)] = att.note
@@ -264,8 +290,8 @@ def main():
                                                                                cpu, 100 * (al / 1e3 + cpu) / per_req_us))
         if stats_fd >= 0:
             os.close(stats_fd)
-        print("\n%d rounds of %d s per configuration and endpoint, wrk -t1 -c%d, 2 gunicorn sync workers, "
-              "%d CPUs." % (a.rounds, a.seconds, a.connections, os.cpu_count()))
+        print("\n%d rounds of %d s (after %d s of warm-up) per configuration and endpoint, wrk -t1 -c%d, "
+              "2 gunicorn sync workers, %d CPUs." % (a.rounds, a.seconds, a.warmup, a.connections, os.cpu_count()))
     finally:
         for g in procs:
             g.send_signal(signal.SIGTERM)
