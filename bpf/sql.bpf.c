@@ -368,3 +368,29 @@ int BPF_KPROBE(pq_async_api, void *conn)
 	}
 	return 0;
 }
+
+/*
+ * ld.so's _dl_debug_state, in Python processes without libpq yet: the dynamic linker calls it
+ * after each change to a process's list of loaded objects (the r_brk hook of <link.h> that
+ * debuggers use). A driver imported late then has its libpq probed as soon as it is mapped,
+ * instead of at the loader's next look at the process's mappings.
+ */
+SEC("uprobe")
+int BPF_KPROBE(dl_debug_state)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct sql_result *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+
+	if (!r) {
+		pt_count(PT_CNT_SQL_LOST);
+		return 0;
+	}
+	r->hdr.type = PT_EV_SQL_DLOPEN;
+	r->hdr.pid = id >> 32;
+	r->tid = (__u32)id;
+	r->status = 0;
+	r->conn = 0;
+	r->ts = bpf_ktime_get_ns();
+	bpf_ringbuf_submit(r, BPF_RB_FORCE_WAKEUP);
+	return 0;
+}

@@ -14,6 +14,7 @@ enum sql_event_type {
 	PT_EV_SQL_SYNC = 18,	/* PQpipelineSync: a sync point joins the queue */
 	PT_EV_SQL_EXEC = 19,	/* PQexec* or PQprepare returned: a whole statement (struct sql_send) */
 	PT_EV_SQL_ASYNC = 20,	/* exec probes only, and the asynchronous API was called (struct sql_result) */
+	PT_EV_SQL_DLOPEN = 21,	/* ld.so changed a watched process's loaded objects (struct sql_result) */
 };
 
 /* struct sql_send.flags */

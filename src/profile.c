@@ -37,6 +37,7 @@ struct tproc {
 	enum tproc_state state;
 	bool live;
 	bool libpq;		/* maps a libpq that is probed */
+	bool ld_changed;	/* its dynamic linker loaded something since it was last scanned */
 	uint64_t last_try_ns;
 	char comm[16];
 	struct py_target py;
@@ -57,6 +58,7 @@ struct profiler {
 	struct funcs *funcs;
 	struct query_cache *qcache;	/* statements' flame stacks and request ids */
 	uint64_t last_rescan_ns;
+	bool ld_changed;	/* some tproc has ld_changed set */
 	uint64_t sample_weight;	/* per CPU sample: 1, or microseconds with sql_in_flame */
 	struct { uint32_t tid; char comm[16]; } comms[TID_COMMS];
 	char names[MAX_SQL_FRAMES_P][FRAME_LEN];	/* frame names being built */
@@ -430,6 +432,8 @@ static void handle_proc_event(struct profiler *p, const struct pt_proc_event *e)
 			tp->libpq = false;
 			if (parent->libpq)
 				scan_libpq(p, tp);
+			else if (p->sql)
+				sqltrace__watch_pid(p->sql, tp->pid);
 		}
 		vlog("pid %d: forked from %d\n", e->hdr.pid, e->ppid);
 		break;
@@ -481,6 +485,15 @@ static int handle_event(void *ctx, void *data, size_t size)
 	else if (h->type >= PT_EV_HTTP_REQ && h->type <= PT_EV_HTTP_LAST) {
 		if (p->http)
 			httptrace__handle(p->http, data, size);
+	}
+	else if (h->type == PT_EV_SQL_DLOPEN) {
+		struct tproc *tp = tproc_get(p, h->pid, false);
+
+		/* Scanned once the ring buffer is drained: a dlopen brings two of these. */
+		if (tp && !tp->libpq) {
+			tp->ld_changed = true;
+			p->ld_changed = true;
+		}
 	}
 	else if (h->type >= PT_EV_SQL_SEND && p->sql)
 		sqltrace__handle(p->sql, data, size);
@@ -628,6 +641,15 @@ static void rescan_libpq(struct profiler *p)
 	uint64_t now = now_ns();
 	int i;
 
+	if (p->sql && p->ld_changed) {
+		p->ld_changed = false;
+		for (i = 0; i < MAX_PROCS; i++) {
+			if (p->procs[i].pid && p->procs[i].ld_changed) {
+				p->procs[i].ld_changed = false;
+				scan_libpq(p, &p->procs[i]);
+			}
+		}
+	}
 	if (!p->sql || now - p->last_rescan_ns < RESCAN_NS)
 		return;
 	p->last_rescan_ns = now;

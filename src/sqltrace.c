@@ -77,6 +77,16 @@ struct libpq {
 	uint64_t drop_at;	/* the other set is still attached until then (0: it is not) */
 };
 
+/*
+ * A Python process without libpq yet, with a probe on its dynamic linker's _dl_debug_state
+ * (sql.bpf.c): a libpq that a late import maps is probed at once, not at the next rescan.
+ */
+#define MAX_WATCHED	1024
+struct watch {
+	pid_t pid;		/* 0: free slot */
+	struct uprobe link;
+};
+
 struct stack_entry {
 	uint32_t pid;
 	uint64_t id;		/* 0: free */
@@ -92,6 +102,7 @@ struct sqltrace {
 	enum uprobe_kind uprobes;	/* how the probes are attached */
 	bool loaded;
 	struct libpq *libpq;	/* MAX_PROBED slots */
+	struct watch *watch;	/* MAX_WATCHED slots: processes whose dlopens are watched */
 	int nlibpq;		/* slots in use */
 	struct { dev_t dev; ino_t ino; } files[64];	/* distinct libpq files seen, for the report */
 	int nfiles;
@@ -158,7 +169,8 @@ struct sqltrace *sqltrace__new(const struct sqltrace_opts *o, const struct sqltr
 	s->stats = sql_stats__new(&so);
 	s->cache = calloc(STACK_CACHE, sizeof(*s->cache));
 	s->libpq = calloc(MAX_PROBED, sizeof(*s->libpq));
-	if (!s->match || !s->stats || !s->cache || !s->libpq) {
+	s->watch = calloc(MAX_WATCHED, sizeof(*s->watch));
+	if (!s->match || !s->stats || !s->cache || !s->libpq || !s->watch) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -289,6 +301,22 @@ static void detach(struct libpq *lp)
 	memset(lp, 0, sizeof(*lp));
 }
 
+/* The libpq programs are loaded when first needed: a target that never has libpq pays nothing. */
+static int ensure_loaded(struct sqltrace *s, char *err, size_t errlen)
+{
+	int ret;
+
+	if (s->loaded)
+		return 0;
+	ret = sql_bpf__load(s->skel);
+	if (ret) {
+		snprintf(err, errlen, "cannot load the libpq BPF programs: %s", strerror(-ret));
+		return ret;
+	}
+	s->loaded = true;
+	return 0;
+}
+
 static int scan_one(void *ctx, const struct proc_map *m)
 {
 	struct scan_ctx *c = ctx;
@@ -316,14 +344,10 @@ static int scan_one(void *ctx, const struct proc_map *m)
 		s->unprobed++;
 		return 0;
 	}
-	if (!s->loaded) {
-		ret = sql_bpf__load(s->skel);
-		if (ret) {
-			snprintf(c->errbuf, c->errlen, "cannot load the libpq BPF programs: %s", strerror(-ret));
-			c->err = ret;
-			return 1;
-		}
-		s->loaded = true;
+	ret = ensure_loaded(s, c->errbuf, c->errlen);
+	if (ret) {
+		c->err = ret;
+		return 1;
 	}
 	lp->pid = c->pid;
 	lp->dev = sb.st_dev;
@@ -362,9 +386,85 @@ int sqltrace__scan_pid(struct sqltrace *s, pid_t pid, char *err, size_t errlen)
 		return c.err;
 	if (ret < 0)
 		return ret;
-	if (c.found)
+	if (c.found) {
 		s->st.processes_with_libpq++;
+		sqltrace__unwatch_pid(s, pid);
+	} else {
+		sqltrace__watch_pid(s, pid);
+	}
 	return c.found;
+}
+
+struct ldso_ctx {
+	pid_t pid;
+	char host[600];
+};
+
+static bool is_ldso(const char *path)
+{
+	const char *base = strrchr(path, '/');
+
+	base = base ? base + 1 : path;
+	return strncmp(base, "ld-", 3) == 0 && strstr(base, ".so");	/* ld-linux-x86-64.so.2 */
+}
+
+static int find_ldso(void *ctx, const struct proc_map *m)
+{
+	struct ldso_ctx *c = ctx;
+
+	if (!m->path[0] || !strchr(m->perms, 'x') || !is_ldso(m->path))
+		return 0;
+	return procmaps__host_path(c->pid, m, c->host, sizeof(c->host)) == 0;
+}
+
+static struct watch *watch_find(struct sqltrace *s, pid_t pid)
+{
+	int i;
+
+	for (i = 0; i < MAX_WATCHED; i++)
+		if (s->watch[i].pid == pid)
+			return &s->watch[i];
+	return NULL;
+}
+
+void sqltrace__watch_pid(struct sqltrace *s, pid_t pid)
+{
+	struct elf_sym_query q = { .name = "_dl_debug_state" };
+	struct ldso_ctx c = { .pid = pid };
+	uint8_t code[1][16];
+	char err[256];
+	uint64_t off = 0;
+	struct watch *w;
+	int ret;
+
+	/* As a perf event, the probe would cost the process at every context switch: rescan only. */
+	if (s->uprobes != UPROBE_MULTI || watch_find(s, pid))
+		return;
+	w = watch_find(s, 0);
+	if (!w || procmaps__foreach(pid, find_ldso, &c) != 1 ||
+	    elfsym__file_offsets(c.host, &q, 1, &off, code) || !off)
+		return;		/* static, or no dynamic linker we know: the rescan still finds libpq */
+	if (ensure_loaded(s, err, sizeof(err))) {
+		wlog("%s\n", err);
+		return;
+	}
+	ret = uprobe__attach(&w->link, s->uprobes, s->skel->progs.dl_debug_state, false, pid, c.host, off);
+	if (ret) {
+		vlog("pid %d: cannot watch %s for libpq: %s\n", pid, c.host, strerror(-ret));
+		return;
+	}
+	w->pid = pid;
+	vlog("pid %d: no libpq yet; watching its dynamic linker for one\n", pid);
+}
+
+void sqltrace__unwatch_pid(struct sqltrace *s, pid_t pid)
+{
+	struct watch *w = pid ? watch_find(s, pid) : NULL;
+
+	if (w) {
+		uprobe__detach(&w->link);
+		w->pid = 0;
+	}
 }
 
 static bool is_library_file(const char *file, size_t len)
@@ -553,6 +653,7 @@ void sqltrace__forget_pid(struct sqltrace *s, pid_t pid)
 	int i;
 
 	sql_match__forget_pid(s->match, pid);
+	sqltrace__unwatch_pid(s, pid);
 	for (i = 0; i < MAX_PROBED && s->nlibpq; i++) {
 		if (s->libpq[i].pid == pid) {
 			s->st.exec_processes -= s->libpq[i].set == SQL_SET_EXEC;
@@ -695,6 +796,10 @@ void sqltrace__free(struct sqltrace *s)
 	for (i = 0; s->libpq && i < MAX_PROBED; i++)
 		if (s->libpq[i].pid)
 			detach(&s->libpq[i]);
+	for (i = 0; s->watch && i < MAX_WATCHED; i++)
+		if (s->watch[i].pid)
+			uprobe__detach(&s->watch[i].link);
+	free(s->watch);
 	free(s->libpq);
 	sql_bpf__destroy(s->skel);
 	sql_match__free(s->match);

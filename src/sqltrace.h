@@ -63,6 +63,13 @@ int sqltrace__scan_pid(struct sqltrace *s, pid_t pid, char *err, size_t errlen);
 /* An event of type PT_EV_SQL_*. */
 void sqltrace__handle(struct sqltrace *s, const void *data, size_t size);
 void sqltrace__forget_pid(struct sqltrace *s, pid_t pid);
+/*
+ * Watch pid's dynamic linker (uprobe_multi kernels): each change to its loaded objects then
+ * comes as a PT_EV_SQL_DLOPEN event, on which the caller scans pid again. sqltrace__scan_pid
+ * watches a process without libpq, and stops watching one with it.
+ */
+void sqltrace__watch_pid(struct sqltrace *s, pid_t pid);
+void sqltrace__unwatch_pid(struct sqltrace *s, pid_t pid);
 /* Review each process's probe set (sqlmode.h); call every few hundred milliseconds. */
 void sqltrace__tick(struct sqltrace *s, uint64_t now_ns);
 void sqltrace__stats(struct sqltrace *s, struct sqltrace_stats *st);
