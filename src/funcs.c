@@ -3,6 +3,7 @@
 #include <fnmatch.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -11,6 +12,7 @@
 #include "jsonw.h"
 #include "lathist.h"
 #include "procmaps.h"
+#include "uprobe.h"
 #include "util.h"
 
 #define MAX_FUNCS	4096		/* distinct functions reported */
@@ -225,7 +227,7 @@ struct fpid {
 	unsigned major, minor;
 	char binary[512];
 	bool attached;
-	struct bpf_link *links[6];
+	struct uprobe links[6];
 	int nlinks;
 	char why[160];		/* for the report: what was attached or why not */
 };
@@ -237,10 +239,32 @@ struct imp_stat {
 	int found;
 };
 
+/*
+ * libbpf's usdt.bpf.h reads a probe's arguments from this (struct __bpf_usdt_spec), found by the
+ * attach cookie. With uprobe_multi links the tool fills it itself (spec_for); with perf events
+ * bpf_program__attach_usdt does.
+ */
+struct usdt_spec {
+	struct {
+		uint64_t val_off;
+		uint32_t arg_type;	/* enum __bpf_usdt_arg_type */
+		short reg_off;
+		bool arg_signed;
+		char arg_bitshift;
+	} args[12];
+	uint64_t usdt_cookie;
+	short arg_cnt;
+};
+
+#define MAX_SPECS 256	/* BPF_USDT_MAX_SPEC_CNT */
+
 struct funcs {
 	struct funcs_opts opts;
 	struct funcs_shared sh;
 	struct funcs_bpf *skel;
+	enum uprobe_kind uprobes;
+	struct { dev_t dev; ino_t ino; uint64_t ip_off; } specs[MAX_SPECS];	/* by spec id */
+	int nspecs;
 	struct fn_pattern pats[FN_MAX_PATTERNS];
 	int npats;
 	struct fn_stat *fns;
@@ -336,6 +360,7 @@ struct funcs *funcs__new(const struct funcs_opts *o, const struct funcs_shared *
 {
 	struct funcs *f = calloc(1, sizeof(*f));
 	struct fn_filter filt;
+	struct bpf_program *prog;
 	int i, ret;
 
 	if (!f) {
@@ -375,6 +400,18 @@ struct funcs *funcs__new(const struct funcs_opts *o, const struct funcs_shared *
 	}
 	f->npats = o->npatterns;
 	f->skel->rodata->npatterns = o->npatterns;
+	f->uprobes = uprobe__kind();
+	if (bpf_map__value_size(f->skel->maps.__bpf_usdt_specs) != sizeof(struct usdt_spec)) {
+		snprintf(err, errlen, "usdt.bpf.h's struct __bpf_usdt_spec is %u bytes, this build expects %zu",
+			 bpf_map__value_size(f->skel->maps.__bpf_usdt_specs), sizeof(struct usdt_spec));
+		goto fail;
+	}
+	bpf_object__for_each_program(prog, f->skel->obj) {
+		if (uprobe__prepare(prog, f->uprobes)) {
+			snprintf(err, errlen, "cannot prepare the USDT BPF programs for %s", uprobe__kind_name(f->uprobes));
+			goto fail;
+		}
+	}
 	if (bpf_map__reuse_fd(f->skel->maps.procs, bpf_map__fd(sh->procs)) ||
 	    bpf_map__reuse_fd(f->skel->maps.tracked, bpf_map__fd(sh->tracked)) ||
 	    bpf_map__reuse_fd(f->skel->maps.counters, bpf_map__fd(sh->counters)) ||
@@ -401,7 +438,7 @@ void funcs__free(struct funcs *f)
 		return;
 	for (i = 0; i < f->npids; i++)
 		for (j = 0; j < f->pids[i].nlinks; j++)
-			bpf_link__destroy(f->pids[i].links[j]);
+			uprobe__detach(&f->pids[i].links[j]);
 	funcs_bpf__destroy(f->skel);
 	for (i = 0; f->fns && i < f->nfns; i++) {
 		free(f->fns[i].name);
@@ -422,16 +459,17 @@ void funcs__free(struct funcs *f)
 	free(f);
 }
 
-static int read_probes(pid_t pid, const struct py_target *py, struct py_probes *pp, char *host, size_t hostlen)
+static int read_probes(const struct py_target *py, struct py_probes *pp, char *host, size_t hostlen,
+		       struct usdt_note *notes, int *nnotes)
 {
-	struct usdt_note notes[MAX_NOTES];
 	int n;
 
 	snprintf(host, hostlen, "%s", py->binary_host);
 	n = usdt__read_notes(host, notes, MAX_NOTES);
 	if (n < 0)
 		return n;
-	usdt__classify(notes, n < MAX_NOTES ? n : MAX_NOTES, py->major, py->minor, pp);
+	*nnotes = n < MAX_NOTES ? n : MAX_NOTES;
+	usdt__classify(notes, *nnotes, py->major, py->minor, pp);
 	return 0;
 }
 
@@ -448,7 +486,12 @@ int funcs__detect(pid_t pid, struct py_target *py, struct py_probes *pp, char *e
 	}
 	if (ret)
 		return ret;
-	ret = read_probes(pid, py, pp, host, sizeof(host));
+	{
+		struct usdt_note notes[MAX_NOTES];
+		int n;
+
+		ret = read_probes(py, pp, host, sizeof(host), notes, &n);
+	}
 	if (ret)
 		snprintf(err, errlen, "cannot read the SDT notes of %s: %s", host, strerror(-ret));
 	return ret;
@@ -468,25 +511,93 @@ static struct fpid *fpid_get(struct funcs *f, pid_t pid, bool create)
 	return &f->pids[f->npids++];
 }
 
-static int attach_one(struct funcs *f, struct fpid *fp, struct bpf_program *prog, const char *host,
-		      const char *name, char *err, size_t errlen)
+/* The spec id (attach cookie) of a probe site of host, its arguments written for usdt.bpf.h. */
+static int spec_for(struct funcs *f, const struct stat *sb, const struct usdt_note *n)
 {
-	struct bpf_link *l;
+	struct usdt_arg args[12];
+	struct usdt_spec spec;
+	int i, nargs, id;
 
-	l = bpf_program__attach_usdt(prog, fp->pid, host, "python", name, NULL);
-	if (!l) {
-		int ret = -errno;
+	for (i = 0; i < f->nspecs; i++)
+		if (f->specs[i].dev == sb->st_dev && f->specs[i].ino == sb->st_ino && f->specs[i].ip_off == n->ip_off)
+			return i;
+	if (f->nspecs >= MAX_SPECS)
+		return -E2BIG;
+	nargs = usdt__parse_args(n->args, args, 12);
+	if (nargs < 0)
+		return nargs;
+	memset(&spec, 0, sizeof(spec));
+	for (i = 0; i < nargs; i++) {
+		spec.args[i].val_off = (uint64_t)args[i].val_off;
+		spec.args[i].arg_type = args[i].type;
+		spec.args[i].reg_off = args[i].reg_off;
+		spec.args[i].arg_signed = args[i].is_signed;
+		spec.args[i].arg_bitshift = args[i].bitshift;
+	}
+	spec.arg_cnt = (short)nargs;
+	id = f->nspecs;
+	if (bpf_map_update_elem(bpf_map__fd(f->skel->maps.__bpf_usdt_specs), &id, &spec, BPF_ANY))
+		return -errno;
+	f->specs[id].dev = sb->st_dev;
+	f->specs[id].ino = sb->st_ino;
+	f->specs[id].ip_off = n->ip_off;
+	f->nspecs++;
+	return id;
+}
 
+/* Every site of python:name in host, as one uprobe_multi link with a cookie per site. */
+static int attach_sites(struct funcs *f, struct fpid *fp, struct bpf_program *prog, const char *host,
+			const char *name, const struct usdt_note *notes, int nnotes)
+{
+	uint64_t offs[MAX_NOTES], refs[MAX_NOTES], cookies[MAX_NOTES];
+	struct stat sb;
+	unsigned cnt = 0;
+	int i, id;
+
+	if (stat(host, &sb))
+		return -errno;
+	for (i = 0; i < nnotes; i++) {
+		if (strcmp(notes[i].provider, "python") || strcmp(notes[i].name, name))
+			continue;
+		if (!notes[i].ip_off)
+			return -ENOEXEC;
+		id = spec_for(f, &sb, &notes[i]);
+		if (id < 0)
+			return id;
+		offs[cnt] = notes[i].ip_off;
+		refs[cnt] = notes[i].sema_off;
+		cookies[cnt] = (uint64_t)id;
+		cnt++;
+	}
+	if (!cnt)
+		return -ENOENT;
+	return uprobe__attach_sites(&fp->links[fp->nlinks], prog, fp->pid, host, offs, refs, cookies, cnt);
+}
+
+static int attach_one(struct funcs *f, struct fpid *fp, struct bpf_program *prog, const char *host,
+		      const char *name, const struct usdt_note *notes, int nnotes, char *err, size_t errlen)
+{
+	int ret = 0;
+
+	if (fp->nlinks >= (int)ARRAY_SIZE(fp->links))
+		ret = -E2BIG;
+	else if (f->uprobes == UPROBE_MULTI)
+		ret = attach_sites(f, fp, prog, host, name, notes, nnotes);
+	else if (!(fp->links[fp->nlinks].link = bpf_program__attach_usdt(prog, fp->pid, host, "python", name, NULL)))
+		ret = -errno;
+	if (ret) {
 		snprintf(err, errlen, "cannot attach python:%s in pid %d: %s", name, fp->pid, strerror(-ret));
 		return ret;
 	}
-	fp->links[fp->nlinks++] = l;
+	fp->nlinks++;
 	return 0;
 }
 
 int funcs__add_pid(struct funcs *f, pid_t pid, const struct py_target *py, char *err, size_t errlen)
 {
 	struct fpid *fp = fpid_get(f, pid, true);
+	struct usdt_note notes[MAX_NOTES];
+	int nnotes = 0;
 	char host[600];
 	bool fn;
 	int ret = 0;
@@ -498,7 +609,7 @@ int funcs__add_pid(struct funcs *f, pid_t pid, const struct py_target *py, char 
 	fp->major = py->major;
 	fp->minor = py->minor;
 	snprintf(fp->binary, sizeof(fp->binary), "%s", py->binary);
-	ret = read_probes(pid, py, &fp->pp, host, sizeof(host));
+	ret = read_probes(py, &fp->pp, host, sizeof(host), notes, &nnotes);
 	if (ret) {
 		snprintf(err, errlen, "cannot read the SDT notes of %s: %s", host, strerror(-ret));
 		return ret;
@@ -506,28 +617,28 @@ int funcs__add_pid(struct funcs *f, pid_t pid, const struct py_target *py, char 
 	fp->attached = true;
 	fn = fp->pp.level == PY_PROBES_COMPLETE && f->opts.mode == FUNCS_AUTO && f->npats;
 	if (fn) {
-		ret = attach_one(f, fp, f->skel->progs.func_entry, host, "function__entry", err, errlen);
+		ret = attach_one(f, fp, f->skel->progs.func_entry, host, "function__entry", notes, nnotes, err, errlen);
 		if (!ret)
-			ret = attach_one(f, fp, f->skel->progs.func_return, host, "function__return", err, errlen);
+			ret = attach_one(f, fp, f->skel->progs.func_return, host, "function__return", notes, nnotes, err, errlen);
 		if (ret)
 			return ret;
 	}
 	if (f->opts.gc && fp->pp.gc_start && fp->pp.gc_done) {
-		ret = attach_one(f, fp, f->skel->progs.gc_start, host, "gc__start", err, errlen);
+		ret = attach_one(f, fp, f->skel->progs.gc_start, host, "gc__start", notes, nnotes, err, errlen);
 		if (!ret)
-			ret = attach_one(f, fp, f->skel->progs.gc_done, host, "gc__done", err, errlen);
+			ret = attach_one(f, fp, f->skel->progs.gc_done, host, "gc__done", notes, nnotes, err, errlen);
 		if (ret)
 			return ret;
 	}
 	if (f->opts.gc && fp->pp.import_start && fp->pp.import_done) {
-		ret = attach_one(f, fp, f->skel->progs.import_start, host, "import__find__load__start", err, errlen);
+		ret = attach_one(f, fp, f->skel->progs.import_start, host, "import__find__load__start", notes, nnotes, err, errlen);
 		if (!ret)
-			ret = attach_one(f, fp, f->skel->progs.import_done, host, "import__find__load__done", err, errlen);
+			ret = attach_one(f, fp, f->skel->progs.import_done, host, "import__find__load__done", notes, nnotes, err, errlen);
 		if (ret)
 			return ret;
 	}
-	vlog("pid %d: %s (%d python:* notes)%s\n", pid, usdt__level_str(fp->pp.level), fp->pp.nnotes,
-	     fn ? ", function probes attached" : "");
+	vlog("pid %d: %s (%d python:* notes)%s, as %s\n", pid, usdt__level_str(fp->pp.level), fp->pp.nnotes,
+	     fn ? ", function probes attached" : "", uprobe__kind_name(f->uprobes));
 	return 0;
 }
 
@@ -540,7 +651,7 @@ void funcs__forget_pid(struct funcs *f, pid_t pid)
 	if (!fp)
 		return;
 	for (i = 0; i < fp->nlinks; i++)
-		bpf_link__destroy(fp->links[i]);
+		uprobe__detach(&fp->links[i]);
 	fp->nlinks = 0;
 	fp->attached = false;
 }

@@ -32,7 +32,8 @@ struct uprobe_multi_attr {
 	__u32 pad;
 };
 
-static int link_create(int prog_fd, const char *path, const __u64 *offs, __u32 cnt, bool retprobe, pid_t pid)
+static int link_create(int prog_fd, const char *path, const __u64 *offs, const __u64 *ref_ctr_offs,
+		       const __u64 *cookies, __u32 cnt, bool retprobe, pid_t pid)
 {
 	struct uprobe_multi_attr attr;
 	int fd;
@@ -42,6 +43,8 @@ static int link_create(int prog_fd, const char *path, const __u64 *offs, __u32 c
 	attr.attach_type = PT_BPF_TRACE_UPROBE_MULTI;
 	attr.path = (__u64)(unsigned long)path;
 	attr.offsets = (__u64)(unsigned long)offs;
+	attr.ref_ctr_offsets = (__u64)(unsigned long)ref_ctr_offs;
+	attr.cookies = (__u64)(unsigned long)cookies;
 	attr.cnt = cnt;
 	attr.multi_flags = retprobe ? PT_BPF_F_UPROBE_MULTI_RETURN : 0;
 	attr.pid = pid;
@@ -66,7 +69,7 @@ static bool multi_supported(void)
 	prog = bpf_prog_load(BPF_PROG_TYPE_KPROBE, "pt_probe_upm", "GPL", insns, 2, &opts);
 	if (prog < 0)
 		return false;
-	link = link_create(prog, "/", &off, 1, false, 0);
+	link = link_create(prog, "/", &off, NULL, NULL, 1, false, 0);
 	if (link >= 0)
 		close(link);
 	close(prog);
@@ -107,7 +110,21 @@ int uprobe__attach(struct uprobe *u, enum uprobe_kind kind, const struct bpf_pro
 		u->link = bpf_program__attach_uprobe(prog, retprobe, pid, path, off);
 		return u->link ? 0 : -errno;
 	}
-	fd = link_create(bpf_program__fd(prog), path, &o, 1, retprobe, pid);
+	fd = link_create(bpf_program__fd(prog), path, &o, NULL, NULL, 1, retprobe, pid);
+	if (fd < 0)
+		return fd;
+	u->fd = fd;
+	u->multi = true;
+	return 0;
+}
+
+int uprobe__attach_sites(struct uprobe *u, const struct bpf_program *prog, pid_t pid, const char *path,
+			 const uint64_t *offs, const uint64_t *ref_ctr_offs, const uint64_t *cookies, unsigned cnt)
+{
+	int fd;
+
+	fd = link_create(bpf_program__fd(prog), path, (const __u64 *)offs, (const __u64 *)ref_ctr_offs,
+			 (const __u64 *)cookies, cnt, false, pid);
 	if (fd < 0)
 		return fd;
 	u->fd = fd;

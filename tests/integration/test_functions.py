@@ -129,39 +129,56 @@ def run_fake(fake, harness, tmp, n, sleep_us, noise, patterns):
     return json.loads(out), done
 
 
-def case_sdt(tmp):
+def case_sdt(tmp, perf_events=False):
+    """The USDT side on the C stand-in. The probes are uprobe_multi links where the kernel has
+    them (the tool fills usdt.bpf.h's argument specs itself); perf_events forces libbpf's
+    per-process perf events, the fallback older kernels get."""
+    tag = "sdt-perf-events" if perf_events else "sdt"
     fake, harness = build_sdt(tmp)
+    saved = os.environ.get("PYTRACE_UPROBES")
+    if perf_events:
+        os.environ["PYTRACE_UPROBES"] = "perf"
+    try:
+        case_sdt_checks(tmp, tag, fake, harness)
+    finally:
+        if saved is None:
+            os.environ.pop("PYTRACE_UPROBES", None)
+        else:
+            os.environ["PYTRACE_UPROBES"] = saved
+
+
+def case_sdt_checks(tmp, tag, fake, harness):
     # Untraced: the semaphores stay clear, so nothing fires.
     go = os.path.join(tmp, "go0")
     open(go, "w").close()
     out = subprocess.run([fake, go, "3", "100", "100"], capture_output=True, text=True).stdout.split()
-    record("sdt: untraced, the semaphores are clear (no probe fires)", out[-1] == "0", " ".join(out))
+    record(tag + ": untraced, the semaphores are clear (no probe fires)", out[-1] == "0", " ".join(out))
 
     n, sleep_us = 30, 2000
     js, done = run_fake(fake, harness, tmp, n, sleep_us, 5000, ["app.work"])
-    record("sdt: traced, the semaphores are set (probes fire)", int(done[2]) > 0, " ".join(done))
+    record(tag + ": traced, the semaphores are set (probes fire)", int(done[2]) > 0, " ".join(done))
     calls = js["calls"]
     work = by_name(calls, "work")
-    record("sdt: narrow pattern reports only 'work'", len(calls) == 1 and len(work) == 1, json.dumps(calls)[:500])
+    record(tag + ": narrow pattern reports only 'work'", len(calls) == 1 and len(work) == 1, json.dumps(calls)[:500])
     if work:
         w = work[0]
-        record("sdt: work called exactly %d times (a stray entry without return is not counted)" % (2 * n),
+        record(tag + ": work called exactly %d times (a stray entry without return is not counted)" % (2 * n),
                w["count"] == 2 * n, "count %d" % w["count"])
-        record("sdt: work latency within [2 ms, 2 ms + 30 ms]: p50, p99, max, mean",
+        record(tag + ": work latency within [2 ms, 2 ms + 30 ms]: p50, p99, max, mean",
                all(within(w[k], 2, 32) for k in ("p50_ns", "p99_ns", "max_ns", "mean_ns")),
                json.dumps(w)[:400])
     js, done = run_fake(fake, harness, tmp, n, sleep_us, 2000, ["app.*"])
     calls = js["calls"]
     counts = {c["name"]: c["count"] for c in calls}
-    record("sdt: broad pattern: outer %d, work %d, noise 2000 (a stray return is ignored)" % (n, 2 * n),
+    record(tag + ": broad pattern: outer %d, work %d, noise 2000 (a stray return is ignored)" % (n, 2 * n),
            counts == {"outer": n, "work": 2 * n, "noise": 2000}, str(counts))
     outer = by_name(calls, "outer")
     if outer:
-        record("sdt: outer latency within [4 ms, 4 ms + 40 ms]",
+        record(tag + ": outer latency within [4 ms, 4 ms + 40 ms]",
                all(within(outer[0][k], 4, 44) for k in ("p50_ns", "max_ns")), json.dumps(outer[0])[:300])
     # The prefilter passes 'wo*' names, the exact glob on the file rejects them.
     js, _ = run_fake(fake, harness, tmp, 5, 100, 10, ["/srv/other*:work"])
-    record("sdt: a prefilter candidate the glob rejects is dropped, then stopped in BPF",
+    record(tag + ": a prefilter candidate the glob rejects is dropped, then stopped in BPF",
            js["calls"] == [] and js["candidates_rejected"] >= 1, json.dumps(js)[:300])
 
 
@@ -270,7 +287,7 @@ def main():
     if status is not None:
         return status
     tmp = tempfile.mkdtemp(prefix="pytrace-fn-")
-    cases = [("sdt", lambda: case_sdt(tmp))]
+    cases = [("sdt", lambda: case_sdt(tmp)), ("sdt-perf-events", lambda: case_sdt(tmp, perf_events=True))]
     for it in find_interpreters():
         if it.version == (3, 15) and it.root:
             cases.append((it.label, lambda it=it: case_probes(it, tmp)))

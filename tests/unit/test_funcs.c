@@ -135,6 +135,33 @@ static void test_note_desc(void **state)
 	assert_int_equal(usdt__parse_desc(d, 24 + 10, &n), -EINVAL);
 }
 
+/* Argument strings as SystemTap's sys/sdt.h writes them on x86_64, into usdt.bpf.h's terms. */
+static void test_note_args(void **state)
+{
+	struct usdt_arg a[12];
+
+	/* Debian's python3.15 function__entry: two pointers and a signed 32-bit line number */
+	assert_int_equal(usdt__parse_args("8@%rbx 8@%r12 -4@%eax", a, 12), 3);
+	assert_true(a[0].type == USDT_ARG_REG && a[0].reg_off == 40 && !a[0].is_signed && a[0].bitshift == 0);
+	assert_true(a[1].type == USDT_ARG_REG && a[1].reg_off == 24);
+	assert_true(a[2].type == USDT_ARG_REG && a[2].reg_off == 80 && a[2].is_signed && a[2].bitshift == 32);
+	/* memory at a register plus an offset, constants, sub-registers of r8-r15 */
+	assert_int_equal(usdt__parse_args("8@-24(%rbp) 4@$5 2@%r9w  1@16(%rsp) -8@%rdi", a, 12), 5);
+	assert_true(a[0].type == USDT_ARG_REG_DEREF && a[0].reg_off == 32 && a[0].val_off == -24);
+	assert_true(a[1].type == USDT_ARG_CONST && a[1].val_off == 5 && a[1].bitshift == 32);
+	assert_true(a[2].type == USDT_ARG_REG && a[2].reg_off == 64 && a[2].bitshift == 48);
+	assert_true(a[3].type == USDT_ARG_REG_DEREF && a[3].reg_off == 152 && a[3].val_off == 16 &&
+		    a[3].bitshift == 56);
+	assert_true(a[4].type == USDT_ARG_REG && a[4].reg_off == 112 && a[4].is_signed);
+	assert_int_equal(usdt__parse_args("", a, 12), 0);
+	/* refused: unknown register, size 3, no size, junk after the register, too many for max */
+	assert_int_equal(usdt__parse_args("8@%xmm0", a, 12), -EINVAL);
+	assert_int_equal(usdt__parse_args("3@%rax", a, 12), -EINVAL);
+	assert_int_equal(usdt__parse_args("%rax", a, 12), -EINVAL);
+	assert_int_equal(usdt__parse_args("8@8(%rbp)x", a, 12), -EINVAL);
+	assert_int_equal(usdt__parse_args("8@%rax 8@%rbx", a, 1), -EINVAL);
+}
+
 static void test_classify(void **state)
 {
 	struct usdt_note notes[4] = {
@@ -169,6 +196,7 @@ int main(void)
 		cmocka_unit_test(test_filter_kinds),
 		cmocka_unit_test(test_prefilter_superset),
 		cmocka_unit_test(test_note_desc),
+		cmocka_unit_test(test_note_args),
 		cmocka_unit_test(test_classify),
 	};
 
