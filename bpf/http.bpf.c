@@ -6,6 +6,12 @@
  * with "HTTP/1." starts its response. Only a small prefix of such buffers is copied; the loader
  * parses it and assembles requests (src/requests.c). Other writes only move the connection's
  * last-write time, which rides along on the next event.
+ *
+ * Reads and writes are handled at their return alone, with one map lookup: the arguments are
+ * still in the registers the task entered the kernel with (bpf_task_pt_regs), and a connection
+ * is in `conns` only if a traced process accepted it. Most of these syscalls are ones this file
+ * does not follow (a service's database traffic, the database server's own), and their cost is
+ * the cold map lookups: one per syscall, where an entry and a return program took two or three.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -31,31 +37,12 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define NR_recvmsg	47
 #define NR_accept4	288
 
-#define OP_READ		1
-#define OP_WRITE	2
-#define OP_ACCEPT	3
-
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, HTTP_MAX_CONNS);
 	__type(key, struct http_conn_key);
 	__type(value, struct http_conn);
 } conns SEC(".maps");
-
-/* A syscall of interest between its entry and its return, by thread. */
-struct call {
-	__u64 buf;		/* first buffer (iov[0] for the vectored calls) */
-	__u32 op;		/* OP_* */
-	__s32 fd;
-};
-
-/* LRU: a thread that dies inside a read leaves its entry behind. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u32);
-	__type(value, struct call);
-} calls SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -85,77 +72,38 @@ static __always_inline bool is_socket_call(long nr)
 	return false;
 }
 
-/* Entry of a socket syscall: arg0 is the fd, arg1 the buffer (or iovec, or msghdr). */
-static __always_inline int on_enter(long nr, __u64 arg0, __u64 arg1)
+/*
+ * close(): at the entry, while the fd is still this connection's; at the return, another thread
+ * could already have accepted a new connection on the same number.
+ */
+static __always_inline int on_close(__s32 fd)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	__u32 pid = id >> 32, tid = (__u32)id;
-	struct http_conn_key key = { .pid = pid };
-	struct call c = {};
+	__u32 pid = id >> 32, zero = 0;
+	struct http_conn_key key = { .pid = pid, .fd = fd };
 	struct http_conn *conn;
-	__u64 msg = 0;
+	struct http_event *e;
 
-	if (!pt_is_tracked(pid))
+	conn = bpf_map_lookup_elem(&conns, &key);
+	if (!conn)
 		return 0;
-	switch (nr) {
-	case NR_accept:
-	case NR_accept4:
-		c.op = OP_ACCEPT;
-		bpf_map_update_elem(&calls, &tid, &c, BPF_ANY);
-		return 0;
-	case NR_close:
-		key.fd = (__s32)arg0;
-		conn = bpf_map_lookup_elem(&conns, &key);
-		if (conn) {
-			struct http_event *e;
-			__u32 zero = 0;
-
-			e = bpf_map_lookup_elem(&ev_buf, &zero);
-			if (e) {
-				e->hdr.type = PT_EV_HTTP_CLOSE;
-				e->hdr.pid = pid;
-				e->tid = tid;
-				e->fd = key.fd;
-				e->ts = bpf_ktime_get_ns();
-				e->last_write_ts = conn->last_write_ts;
-				e->resp_bytes = conn->resp_bytes;
-				e->flags = 0;
-				e->len = 0;
-				e->data_len = 0;
-				e->pad = 0;
-				if (bpf_ringbuf_output(&events, e, offsetof(struct http_event, data), pt_rb_flags()))
-					pt_count(PT_CNT_HTTP_LOST);
-			}
-			bpf_map_delete_elem(&conns, &key);
-		}
-		return 0;
-	case NR_read:
-	case NR_recvfrom:
-	case NR_write:
-	case NR_sendto:
-	case NR_sendfile:
-		c.buf = arg1;
-		break;
-	case NR_readv:
-	case NR_writev:
-		c.buf = first_iov_base(arg1);
-		break;
-	case NR_recvmsg:
-	case NR_sendmsg:
-		bpf_probe_read_user(&msg, sizeof(msg), (void *)(arg1 + MSGHDR_IOV_OFF));
-		c.buf = msg ? first_iov_base(msg) : 0;
-		break;
-	default:
-		return 0;
+	e = bpf_map_lookup_elem(&ev_buf, &zero);
+	if (e) {
+		e->hdr.type = PT_EV_HTTP_CLOSE;
+		e->hdr.pid = pid;
+		e->tid = (__u32)id;
+		e->fd = fd;
+		e->ts = bpf_ktime_get_ns();
+		e->last_write_ts = conn->last_write_ts;
+		e->resp_bytes = conn->resp_bytes;
+		e->flags = 0;
+		e->len = 0;
+		e->data_len = 0;
+		e->pad = 0;
+		if (bpf_ringbuf_output(&events, e, offsetof(struct http_event, data), pt_rb_flags()))
+			pt_count(PT_CNT_HTTP_LOST);
 	}
-	key.fd = (__s32)arg0;
-	if (!bpf_map_lookup_elem(&conns, &key))
-		return 0;
-	c.fd = key.fd;
-	c.op = (nr == NR_read || nr == NR_recvfrom || nr == NR_readv || nr == NR_recvmsg) ? OP_READ : OP_WRITE;
-	if (nr == NR_sendfile)
-		c.buf = 0;	/* file data: no status line in it */
-	bpf_map_update_elem(&calls, &tid, &c, BPF_ANY);
+	bpf_map_delete_elem(&conns, &key);
 	return 0;
 }
 
@@ -208,78 +156,95 @@ static __always_inline void emit(__u32 type, __u32 pid, __u32 tid, __s32 fd, __u
 		pt_count(PT_CNT_HTTP_LOST);
 }
 
-static __always_inline int on_exit(long ret)
+static __always_inline bool is_read(long nr)
+{
+	return nr == NR_read || nr == NR_recvfrom || nr == NR_readv || nr == NR_recvmsg;
+}
+
+/*
+ * Return of a socket syscall. regs are the task's registers as it entered the kernel: di is the
+ * fd (or the listening socket), si the buffer (or iovec, or msghdr).
+ */
+static __always_inline int on_exit(long nr, struct pt_regs *regs, long ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 pid = id >> 32, tid = (__u32)id, head = 0;
 	struct http_conn_key key = { .pid = pid };
 	struct http_conn *conn;
-	struct call *c;
-	__u64 now;
+	__u64 now, buf, msg = 0;
 
-	c = bpf_map_lookup_elem(&calls, &tid);
-	if (!c)
-		return 0;
 	if (ret <= 0)
-		goto done;
-	now = bpf_ktime_get_ns();
-	if (c->op == OP_ACCEPT) {
-		struct http_conn nc = { .accept_ts = now };
+		return 0;
+	if (nr == NR_accept || nr == NR_accept4) {
+		struct http_conn nc = {};
 
+		if (!pt_is_tracked(pid))
+			return 0;
+		nc.accept_ts = bpf_ktime_get_ns();
 		key.fd = (__s32)ret;
 		if (bpf_map_update_elem(&conns, &key, &nc, BPF_ANY))
 			pt_count(PT_CNT_HTTP_CONN_DROPPED);
-		goto done;
+		return 0;
 	}
-	key.fd = c->fd;
+	/* The one lookup every other process's syscall pays: conns holds traced processes' only. */
+	key.fd = (__s32)BPF_CORE_READ(regs, di);
 	conn = bpf_map_lookup_elem(&conns, &key);
 	if (!conn)
-		goto done;
-	if (c->buf && ret >= 4)
-		bpf_probe_read_user(&head, sizeof(head), (void *)c->buf);
-	if (c->op == OP_READ) {
+		return 0;
+	now = bpf_ktime_get_ns();
+	buf = BPF_CORE_READ(regs, si);
+	switch (nr) {
+	case NR_readv:
+	case NR_writev:
+		buf = first_iov_base(buf);
+		break;
+	case NR_recvmsg:
+	case NR_sendmsg:
+		bpf_probe_read_user(&msg, sizeof(msg), (void *)(buf + MSGHDR_IOV_OFF));
+		buf = msg ? first_iov_base(msg) : 0;
+		break;
+	case NR_sendfile:
+		buf = 0;	/* file data: no status line in it */
+		break;
+	}
+	if (buf && ret >= 4)
+		bpf_probe_read_user(&head, sizeof(head), (void *)buf);
+	if (is_read(nr)) {
 		if (is_method(head)) {
-			emit(PT_EV_HTTP_REQ, pid, tid, key.fd, now, conn, 0, ret, c->buf, HTTP_PREFIX_MAX);
+			emit(PT_EV_HTTP_REQ, pid, tid, key.fd, now, conn, 0, ret, buf, HTTP_PREFIX_MAX);
 			conn->phase = HTTP_PH_REQ;
 			conn->cont_left = HTTP_CONT_READS;
 		} else if (ret < 8 && conn->phase != HTTP_PH_REQ) {
-			emit(PT_EV_HTTP_REQ, pid, tid, key.fd, now, conn, HTTP_EF_MAYBE, ret, c->buf, HTTP_PREFIX_MAX);
+			emit(PT_EV_HTTP_REQ, pid, tid, key.fd, now, conn, HTTP_EF_MAYBE, ret, buf, HTTP_PREFIX_MAX);
 			conn->phase = HTTP_PH_REQ;
 			conn->cont_left = HTTP_CONT_READS;
 		} else if (conn->phase == HTTP_PH_REQ && conn->cont_left) {
-			emit(PT_EV_HTTP_DATA, pid, tid, key.fd, now, conn, 0, ret, c->buf, HTTP_PREFIX_MAX);
+			emit(PT_EV_HTTP_DATA, pid, tid, key.fd, now, conn, 0, ret, buf, HTTP_PREFIX_MAX);
 			conn->cont_left--;
 		}
 	} else {
 		/* "HTTP" then "/1." */
 		if (head == 0x50545448) {
-			emit(PT_EV_HTTP_RESP, pid, tid, key.fd, now, conn, 0, ret, c->buf, HTTP_STATUS_PREFIX);
+			emit(PT_EV_HTTP_RESP, pid, tid, key.fd, now, conn, 0, ret, buf, HTTP_STATUS_PREFIX);
 			conn->phase = HTTP_PH_RESP;
 			conn->resp_bytes = 0;
 		}
 		conn->last_write_ts = now;
 		conn->resp_bytes += ret;
 	}
-done:
-	bpf_map_delete_elem(&calls, &tid);
 	return 0;
 }
 
 /*
- * Two ways in. Per-syscall tracepoints (tracefs): only these syscalls run a program. Raw syscall
- * tracepoints (no tracefs needed): every syscall of the host runs both, the number tested first.
- * The loader loads one set.
+ * Two ways in. Per-syscall tracepoints (tracefs): only these syscalls run a program, and only at
+ * their return (close at its entry). Raw syscall tracepoints (no tracefs needed): every syscall
+ * of the host runs both, the number tested first. The loader loads one set.
  */
 #define SYSCALL_TP(name, nr)								\
-SEC("tracepoint/syscalls/sys_enter_" #name)						\
-int tp_enter_##name(struct trace_event_raw_sys_enter *ctx)				\
-{											\
-	return on_enter(nr, ctx->args[0], ctx->args[1]);				\
-}											\
 SEC("tracepoint/syscalls/sys_exit_" #name)						\
 int tp_exit_##name(struct trace_event_raw_sys_exit *ctx)				\
 {											\
-	return on_exit(ctx->ret);							\
+	return on_exit(nr, (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf()), ctx->ret); \
 }
 
 SYSCALL_TP(accept, NR_accept)
@@ -297,22 +262,24 @@ SYSCALL_TP(sendfile64, NR_sendfile)
 SEC("tracepoint/syscalls/sys_enter_close")
 int tp_enter_close(struct trace_event_raw_sys_enter *ctx)
 {
-	return on_enter(NR_close, ctx->args[0], 0);
+	return on_close((__s32)ctx->args[0]);
 }
 
 SEC("tp_btf/sys_enter")
 int BPF_PROG(http_sys_enter, struct pt_regs *regs, long nr)
 {
 	/* Every syscall of the host comes here: the cheapest test first. */
-	if (!is_socket_call(nr))
+	if (nr != NR_close)
 		return 0;
-	return on_enter(nr, regs->di, regs->si);
+	return on_close((__s32)BPF_CORE_READ(regs, di));
 }
 
 SEC("tp_btf/sys_exit")
 int BPF_PROG(http_sys_exit, struct pt_regs *regs, long ret)
 {
-	if (!is_socket_call(regs->orig_ax))
+	long nr = BPF_CORE_READ(regs, orig_ax);
+
+	if (!is_socket_call(nr) || nr == NR_close)
 		return 0;
-	return on_exit(ret);
+	return on_exit(nr, regs, ret);
 }
