@@ -588,6 +588,8 @@ static void attribute(struct requests *r, struct req *q, struct thread *t, uint6
 					if (q->pats[i].pat == tq->pat && q->pats[i].site == tq->site)
 						break;
 				if (i == q->npats && q->npats < REQ_PATS) {
+					/* the slot may hold a pattern of an earlier request in this queue slot */
+					memset(&q->pats[i], 0, sizeof(q->pats[i]));
 					q->pats[i].pat = tq->pat;
 					q->pats[i].site = tq->site;
 					q->npats++;

@@ -74,6 +74,34 @@ static void test_one_request(void **state)
 	requests__free(r);
 }
 
+/*
+ * One statement per request, 20 requests in a row on one keep-alive connection: each request
+ * reuses a slot of the connection's queue, and must start its pattern counts from zero. (They
+ * did not: the tenth reuse of a slot counted 5 repeats, an N+1 that was not there. Seen once
+ * under load in test_requests.py's gthread case.)
+ */
+static void test_keepalive_pattern_counts(void **state)
+{
+	struct requests_opts o = {};
+	struct requests *r = requests__new(&o);
+	uint64_t t;
+	char *j;
+	int i;
+
+	for (i = 0; i < 20; i++) {
+		t = (uint64_t)(100 + 10 * i) * MS;
+		req(r, 1, 5, t, "GET /recipes/3/ HTTP/1.1\r\nHost: a\r\n\r\n");
+		requests__query(r, PID, 1, t + 1 * MS, t + 2 * MS, PAT, SITE);
+		resp(r, 1, 5, t + 3 * MS, 200);
+	}
+	requests__close(r, PID, 5, 400 * MS, 400 * MS);
+	j = json_of(r);
+	assert_non_null(strstr(j, "\"avg_queries\":1.00"));
+	assert_non_null(strstr(j, "\"n_plus_one\":[]"));
+	free(j);
+	requests__free(r);
+}
+
 static void n1_request(struct requests *r, int fd, uint64_t t0, int repeats)
 {
 	int i;
@@ -311,6 +339,7 @@ int main(void)
 		cmocka_unit_test(test_query_ids),
 		cmocka_unit_test(test_split_request_line),
 		cmocka_unit_test(test_keepalive_and_pipeline),
+		cmocka_unit_test(test_keepalive_pattern_counts),
 		cmocka_unit_test(test_malformed_and_orphans),
 		cmocka_unit_test(test_attribution),
 		cmocka_unit_test(test_caps),
