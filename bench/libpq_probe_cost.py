@@ -2,7 +2,9 @@
 """What each probed libpq call costs, measured without a server: a Python process calls
 PQsendQuery(NULL, "SELECT 1"), PQgetResult(NULL) and PQexec(NULL, "SELECT 1") through ctypes
 (libpq returns at once for a NULL connection, after the probes have fired), untraced and traced
-by pytrace-bpf on each probe set (--libpq-probes=send, --libpq-probes=exec), in rotated order.
+by pytrace-bpf on each probe set (--libpq-probes=send, --libpq-probes=exec), and with bpftrace
+holding an empty uprobe and uretprobe on PQexec (the traps alone: the floor under the exec probes),
+in rotated order.
 
 What a statement costs from that:
 - psycopg2 (synchronous cursors): PQexec, which is PQgetResult (draining), PQsendQuery, then
@@ -63,7 +65,8 @@ print(f"{timed(send) - b:.1f} {timed(result) - b:.1f} {timed(exec_) - b:.1f}", f
 """
 
 
-CONFIGS = ["untraced", "send", "exec"]
+CONFIGS = ["untraced", "send", "exec", "floor"]
+LIBPQ = "/usr/lib/x86_64-linux-gnu/libpq.so.5"
 
 
 def one(calls, config):
@@ -71,7 +74,15 @@ def one(calls, config):
                          stdout=subprocess.PIPE, text=True)
     pid = int(w.stdout.readline().split()[1])
     t = None
-    if config != "untraced":
+    if config == "floor":
+        lib = os.path.realpath(LIBPQ)
+        t = subprocess.Popen(["bpftrace", "-e", "uprobe:%s:PQexec {} uretprobe:%s:PQexec {}" % (lib, lib)],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for line in t.stdout:
+            if "Attaching" in line:
+                break
+        time.sleep(0.3)
+    elif config != "untraced":
         t = subprocess.Popen([TOOL, "--pid", str(pid), "--json", "/dev/null", "-v", "--libpq-probes=" + config],
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         for line in t.stderr:
@@ -82,7 +93,14 @@ def one(calls, config):
     w.stdin.flush()
     costs = [float(x) for x in w.stdout.readline().split()]
     w.wait()
-    if t:
+    if t and config == "floor":
+        t.send_signal(2)
+        try:
+            t.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            t.kill()
+            t.wait()
+    elif t:
         t.wait(timeout=30)
     return costs
 
@@ -99,9 +117,11 @@ def main():
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root: the tracer loads BPF programs")
-    add = {k: [] for k in ("send", "result", "exec", "psycopg2_send_probes", "psycopg2_exec_probes", "psycopg3")}
+    add = {k: [] for k in ("send", "result", "exec", "floor", "psycopg2_send_probes", "psycopg2_exec_probes",
+                           "psycopg3")}
     for r in range(args.rounds):
-        order = CONFIGS[r % 3:] + CONFIGS[:r % 3]
+        k = r % len(CONFIGS)
+        order = CONFIGS[k:] + CONFIGS[:k]
         got = {c: one(args.calls, c) for c in order}
         base = got["untraced"]
         s = got["send"][0] - base[0]
@@ -110,11 +130,13 @@ def main():
         add["send"].append(s)
         add["result"].append(g)
         add["exec"].append(e)
+        add["floor"].append(got["floor"][2] - base[2])
         add["psycopg2_send_probes"].append(s + 3 * g)
         add["psycopg2_exec_probes"].append(e)
         add["psycopg3"].append(s + 2 * g)
         print("  round %d: send probes: PQsendQuery +%.0f ns, PQgetResult +%.0f ns; exec probes: PQexec +%.0f ns "
-              "(untraced calls %.0f / %.0f / %.0f ns)" % (r + 1, s, g, e, *base), flush=True)
+              "; traps alone: PQexec +%.0f ns (untraced calls %.0f / %.0f / %.0f ns)" % (r + 1, s, g, e, add["floor"][-1], *base),
+              flush=True)
     res = {k + "_ns_median": statistics.median(v) for k, v in add.items()}
     res.update({k + "_ns_range": [min(v), max(v)] for k, v in add.items()})
     res["rounds"] = args.rounds
@@ -122,6 +144,8 @@ def main():
     print("  send probes: PQsendQuery %.0f ns (%s), PQgetResult %.0f ns (%s)" % (
         res["send_ns_median"], rng(add["send"]), res["result_ns_median"], rng(add["result"])))
     print("  exec probes: PQexec %.0f ns (%s)" % (res["exec_ns_median"], rng(add["exec"])))
+    print("  traps alone (bpftrace, empty uprobe + uretprobe on PQexec): %.0f ns (%s)" % (
+        res["floor_ns_median"], rng(add["floor"])))
     print("added per statement:")
     print("  psycopg2 on the exec probes (what auto moves it to): %.2f us (%.2f-%.2f)" % (
         res["psycopg2_exec_probes_ns_median"] / 1000, *(x / 1000 for x in res["psycopg2_exec_probes_ns_range"])))

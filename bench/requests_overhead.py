@@ -42,7 +42,10 @@ ENDPOINTS = [("/recipes/", "SQL-heavy: N+1, 51 queries"), ("/cpu/?n=5000", "CPU-
 CONFIGS = ["untraced", "pytrace-bpf", "austin", "sentry-sdk"]
 # pytrace-bpf-http: the HTTP layer alone (--no-sql, no CPU sampling), to tell its cost from the rest
 # pytrace-bpf-http-raw: the same through the raw syscall tracepoints (the fallback without tracefs)
-EXTRA_CONFIGS = ["pytrace-bpf-http", "pytrace-bpf-http-raw"]
+# bpftrace-traps: a uprobe and a uretprobe on libpq's PQexec with empty bodies: the floor of any tool
+#                 that times each statement from its entry to its return (two traps per statement)
+EXTRA_CONFIGS = ["pytrace-bpf-http", "pytrace-bpf-http-raw", "bpftrace-traps"]
+LIBPQ = "/usr/lib/x86_64-linux-gnu/libpq.so.5"
 
 
 def free_port(lo, hi):
@@ -68,9 +71,9 @@ def wait_http(url, seconds=30):
     return False
 
 
-def wrk(url, seconds, conns):
+def wrk(url, seconds, conns, preexec_fn=None):
     out = subprocess.run(["wrk", "-t1", "-c%d" % conns, "-d%ds" % seconds, url], capture_output=True, text=True,
-                         timeout=seconds + 60)
+                         timeout=seconds + 60, preexec_fn=preexec_fn)
     m = re.search(r"Requests/sec:\s+([\d.]+)", out.stdout)
     errs = re.search(r"Non-2xx or 3xx responses: (\d+)", out.stdout)
     if not m or errs:
@@ -129,8 +132,9 @@ def cpu_seconds(pid):
 class Attached:
     """A tracer attached to pid for the duration of a with block."""
 
-    def __init__(self, config, pid, tmp):
+    def __init__(self, config, pid, tmp, libpq=LIBPQ, preexec_fn=None):
         self.config, self.pid, self.tmp, self.p = config, pid, tmp, None
+        self.libpq, self.preexec_fn = libpq, preexec_fn
         self.note = ""
         self.cost = None	# (BPF ns per request: HTTP programs, all programs; collector CPU us per request)
 
@@ -142,7 +146,7 @@ class Attached:
             self.p = subprocess.Popen([TOOL, "-p", str(self.pid)] + opts +
                                       ["--json", os.path.join(self.tmp, "r.json"),
                                        "--requests-log", os.path.join(self.tmp, "r.jsonl")],
-                                      stdout=subprocess.DEVNULL, stderr=open(self.err, "w"),
+                                      stdout=subprocess.DEVNULL, stderr=open(self.err, "w"), preexec_fn=self.preexec_fn,
                                       env=dict(os.environ, PYTRACE_HTTP_HOOK="raw" if self.config.endswith("-raw") else ""))
             for _ in range(300):
                 if "Tracing pid" in open(self.err).read() or self.p.poll() is not None:
@@ -154,7 +158,18 @@ class Attached:
             self.err = os.path.join(self.tmp, "austin.stderr")
             self.p = subprocess.Popen(["austin", "-C", "-i", "10000", "-p", str(self.pid),
                                        "-o", os.path.join(self.tmp, "austin.out")],
-                                      stdout=subprocess.DEVNULL, stderr=open(self.err, "w"))
+                                      stdout=subprocess.DEVNULL, stderr=open(self.err, "w"), preexec_fn=self.preexec_fn)
+        elif self.config == "bpftrace-traps":
+            self.err = os.path.join(self.tmp, "bpftrace.out")
+            lib = os.path.realpath(self.libpq)
+            self.p = subprocess.Popen(["bpftrace", "-e", "uprobe:%s:PQexec {} uretprobe:%s:PQexec {}" % (lib, lib)],
+                                      stdout=open(self.err, "w"), stderr=subprocess.STDOUT, preexec_fn=self.preexec_fn)
+            for _ in range(300):
+                if "Attaching" in open(self.err).read() or self.p.poll() is not None:
+                    break
+                time.sleep(0.1)
+            if self.p.poll() is not None:
+                raise RuntimeError("bpftrace failed: " + open(self.err).read())
         time.sleep(1.0)
         return self
 
@@ -192,6 +207,8 @@ class Attached:
                 n = sum(1 for _ in open(out)) if os.path.exists(out) else 0
                 self.note = "%s, %d sample lines" % ("attached" if alive else "exited early: " +
                                                      open(self.err).read().strip()[-120:], n)
+            elif self.config == "bpftrace-traps":
+                self.note = "empty uprobe + uretprobe on PQexec"
             else:
                 m = re.search(r"HTTP: (\d+) requests (?:\([^)]*\))?; lost events (\d+)", open(self.err).read())
                 self.note = "%s requests traced, %s events lost" % (m.groups() if m else ("?", "?"))
@@ -211,7 +228,7 @@ def main():
         sys.exit("--configs: untraced first, then any of " + ", ".join(CONFIGS[1:] + EXTRA_CONFIGS))
     if os.geteuid():
         sys.exit("run as root")
-    for exe in (TOOL, GUNICORN, "/usr/bin/wrk"):
+    for exe in (TOOL, GUNICORN, "/usr/bin/wrk") + (("/usr/bin/bpftrace",) if "bpftrace-traps" in configs else ()):
         if not os.path.exists(exe):
             sys.exit("missing " + exe)
 

@@ -12,7 +12,7 @@ pkgs=(
 	postgresql postgresql-contrib libpq-dev libpg-query-dev
 	python3-psycopg2 python3-psycopg python3-django gunicorn python3-flask python3-sqlalchemy
 	# benchmarks and the exporter's tests
-	wrk prometheus python3-sentry-sdk
+	wrk prometheus python3-sentry-sdk bpftrace
 )
 
 missing=()
