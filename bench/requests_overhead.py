@@ -11,7 +11,7 @@ load, unmeasured, before its window: the steady state of a tracer left on is wha
 not its start-up (loading the BPF programs, moving each worker to its final libpq probes).
 
 Usage: sudo bench/requests_overhead.py [--rounds 5] [--seconds 5] [--warmup 3] [--connections 2]
-                                      [--configs untraced,pytrace-bpf,austin,sentry-sdk,pytrace-bpf-http]
+                                      [--configs untraced,pytrace-bpf,austin,sentry-sdk,pytrace-bpf-http,bpftrace-traps]
 The second table turns CPU accounting into a cost that the noise of a shared 2-CPU machine does not
 hide: BPF run time of the tool's programs (kernel.bpf_stats_enabled) and the collector's own CPU,
 per request over the measured window, over the untraced CPU per request. It leaves out what BPF
@@ -71,9 +71,9 @@ def wait_http(url, seconds=30):
     return False
 
 
-def wrk(url, seconds, conns, preexec_fn=None):
+def wrk(url, seconds, conns):
     out = subprocess.run(["wrk", "-t1", "-c%d" % conns, "-d%ds" % seconds, url], capture_output=True, text=True,
-                         timeout=seconds + 60, preexec_fn=preexec_fn)
+                         timeout=seconds + 60)
     m = re.search(r"Requests/sec:\s+([\d.]+)", out.stdout)
     errs = re.search(r"Non-2xx or 3xx responses: (\d+)", out.stdout)
     if not m or errs:
@@ -132,9 +132,8 @@ def cpu_seconds(pid):
 class Attached:
     """A tracer attached to pid for the duration of a with block."""
 
-    def __init__(self, config, pid, tmp, libpq=LIBPQ, preexec_fn=None):
+    def __init__(self, config, pid, tmp):
         self.config, self.pid, self.tmp, self.p = config, pid, tmp, None
-        self.libpq, self.preexec_fn = libpq, preexec_fn
         self.note = ""
         self.cost = None	# (BPF ns per request: HTTP programs, all programs; collector CPU us per request)
 
@@ -146,32 +145,30 @@ class Attached:
             self.p = subprocess.Popen([TOOL, "-p", str(self.pid)] + opts +
                                       ["--json", os.path.join(self.tmp, "r.json"),
                                        "--requests-log", os.path.join(self.tmp, "r.jsonl")],
-                                      stdout=subprocess.DEVNULL, stderr=open(self.err, "w"), preexec_fn=self.preexec_fn,
+                                      stdout=subprocess.DEVNULL, stderr=open(self.err, "w"),
                                       env=dict(os.environ, PYTRACE_HTTP_HOOK="raw" if self.config.endswith("-raw") else ""))
-            for _ in range(300):
-                if "Tracing pid" in open(self.err).read() or self.p.poll() is not None:
-                    break
-                time.sleep(0.1)
-            if self.p.poll() is not None:
-                raise RuntimeError("pytrace-bpf failed: " + open(self.err).read())
+            self.wait_for("Tracing pid")
         elif self.config == "austin":
             self.err = os.path.join(self.tmp, "austin.stderr")
             self.p = subprocess.Popen(["austin", "-C", "-i", "10000", "-p", str(self.pid),
                                        "-o", os.path.join(self.tmp, "austin.out")],
-                                      stdout=subprocess.DEVNULL, stderr=open(self.err, "w"), preexec_fn=self.preexec_fn)
+                                      stdout=subprocess.DEVNULL, stderr=open(self.err, "w"))
         elif self.config == "bpftrace-traps":
             self.err = os.path.join(self.tmp, "bpftrace.out")
-            lib = os.path.realpath(self.libpq)
+            lib = os.path.realpath(LIBPQ)
             self.p = subprocess.Popen(["bpftrace", "-e", "uprobe:%s:PQexec {} uretprobe:%s:PQexec {}" % (lib, lib)],
-                                      stdout=open(self.err, "w"), stderr=subprocess.STDOUT, preexec_fn=self.preexec_fn)
-            for _ in range(300):
-                if "Attaching" in open(self.err).read() or self.p.poll() is not None:
-                    break
-                time.sleep(0.1)
-            if self.p.poll() is not None:
-                raise RuntimeError("bpftrace failed: " + open(self.err).read())
+                                      stdout=open(self.err, "w"), stderr=subprocess.STDOUT)
+            self.wait_for("Attaching")
         time.sleep(1.0)
         return self
+
+    def wait_for(self, marker, seconds=30):
+        """Until the tracer's output (self.err) says marker; an error if it exits first."""
+        deadline = time.monotonic() + seconds
+        while marker not in open(self.err).read() and self.p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if self.p.poll() is not None:
+            raise RuntimeError("%s failed: %s" % (self.config, open(self.err).read()))
 
     def window(self):
         """Snapshot the tool's BPF run time and CPU time: call at the start and at the end of
