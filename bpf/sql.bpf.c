@@ -172,15 +172,22 @@ static __always_inline int sql_send(struct pt_regs *ctx, void *conn, const char 
 	if (!pt_is_tracked(pid))
 		return 0;
 	sp = bpf_map_lookup_elem(&sql_procs, &pid);
-	if (in_exec_call(sp))
-		return 0;
-	pt_count(PT_CNT_SQL_CALLS);
-	if (sp && !bpf_probe_read_user(&ret_addr, sizeof(ret_addr), (void *)PT_REGS_SP(ctx))) {
-		if (ret_addr >= sp->text_lo && ret_addr < sp->text_hi)
-			__sync_fetch_and_add(&sp->nested, 1);
-		else
-			__sync_fetch_and_add(&sp->direct, 1);
+	/*
+	 * Until the loader has settled the process on these probes, a send may be an exec probe's
+	 * (during a move), and is classified for the loader to choose by: one more user read and an
+	 * atomic add on a line the process's other threads share. Settled, neither is needed.
+	 */
+	if (!sp || !sp->settled) {
+		if (in_exec_call(sp))
+			return 0;
+		if (sp && !bpf_probe_read_user(&ret_addr, sizeof(ret_addr), (void *)PT_REGS_SP(ctx))) {
+			if (ret_addr >= sp->text_lo && ret_addr < sp->text_hi)
+				__sync_fetch_and_add(&sp->nested, 1);
+			else
+				__sync_fetch_and_add(&sp->direct, 1);
+		}
 	}
+	pt_count(PT_CNT_SQL_CALLS);
 	e = bpf_map_lookup_elem(&send_buf, &zero);
 	if (!e)
 		return 0;
@@ -220,8 +227,12 @@ int BPF_KPROBE(pq_get_result, void *conn)
 	__u32 tid = (__u32)id;
 	__u32 pid = id >> 32;
 	__u64 c = (__u64)conn;
+	struct sql_proc *sp;
 
-	if (!pt_is_tracked(pid) || in_exec_call(bpf_map_lookup_elem(&sql_procs, &pid)))
+	if (!pt_is_tracked(pid))
+		return 0;
+	sp = bpf_map_lookup_elem(&sql_procs, &pid);
+	if ((!sp || !sp->settled) && in_exec_call(sp))
 		return 0;
 	bpf_map_update_elem(&result_conn, &tid, &c, BPF_ANY);
 	return 0;

@@ -62,6 +62,8 @@ struct sql_proc {
 	__u64 nested;		/* PQsend* called by PQexec* or PQprepare */
 	__u64 async_calls;	/* exec probes: asynchronous-API calls seen (sentinels) */
 	__u64 exec_dropped_ns;	/* when the loader last dropped the exec probes (bpf_ktime_get_ns) */
+	__u32 settled;		/* set by the loader: on the send probes for good, no exec probe left */
+	__u32 pad;
 };
 
 struct sql_result {

@@ -74,6 +74,7 @@ struct libpq {
 	struct uprobe links[P_MAX];
 	enum sql_set set;	/* the set that records statements */
 	bool pinned;		/* on the send probes for good */
+	bool settled;		/* and told the BPF side so (struct sql_proc.settled) */
 	uint64_t drop_at;	/* the other set is still attached until then (0: it is not) */
 };
 
@@ -713,6 +714,27 @@ static void drop_old_set(struct sqltrace *s, struct libpq *lp)
 	lp->drop_at = 0;
 }
 
+/*
+ * A process that stays on the send probes for good, with no exec probe left attached: its send
+ * programs need neither look for exec probes' claims nor classify sends any more.
+ */
+static void settle(struct sqltrace *s, struct libpq *lp)
+{
+	int fd = bpf_map__fd(s->skel->maps.sql_procs);
+	struct sql_proc sp;
+
+	if (lp->settled || lp->set != SQL_SET_SEND || lp->drop_at ||
+	    !(lp->pinned || s->opts.probes == SQL_PROBES_SEND))
+		return;
+	if (bpf_map_lookup_elem(fd, &lp->pid, &sp))
+		return;
+	sp.settled = 1;
+	if (bpf_map_update_elem(fd, &lp->pid, &sp, BPF_EXIST))
+		return;
+	lp->settled = true;
+	vlog("pid %d: libpq statements from the send probes for good\n", lp->pid);
+}
+
 /* Choose lp's probe set again from what its probes counted. */
 static void review(struct sqltrace *s, struct libpq *lp, uint64_t now)
 {
@@ -725,6 +747,7 @@ static void review(struct sqltrace *s, struct libpq *lp, uint64_t now)
 			return;
 		drop_old_set(s, lp);
 	}
+	settle(s, lp);
 	if (lp->pinned || bpf_map_lookup_elem(bpf_map__fd(s->skel->maps.sql_procs), &lp->pid, &sp))
 		return;
 	in.direct = sp.direct;
@@ -736,6 +759,7 @@ static void review(struct sqltrace *s, struct libpq *lp, uint64_t now)
 	lp->pinned = out.pin;
 	if (out.set != lp->set)
 		switch_set(s, lp, out.set, now);
+	settle(s, lp);
 }
 
 void sqltrace__tick(struct sqltrace *s, uint64_t now_ns)

@@ -356,6 +356,9 @@ def case_probe_switch(cluster, it, tmp, perf_events=False):
            json.dumps(cap))
     record(r.tag + ": the move back is reported", "asynchronous libpq calls came while only PQexec* was probed"
            in r.tool_stderr, r.tool_stderr[-800:])
+    record(r.tag + ": settled on the send probes once the exec probes are gone",
+           re.search(r"now from the send probes\n(.*\n)*.*from the send probes for good", r.tool_stderr),
+           r.tool_stderr[-800:])
     want = "perf events" if perf_events or not kernel_has_uprobe_multi() else "uprobe_multi links"
     record(r.tag + ": probes attached as " + want, cap.get("attached_as") == want,
            "kernel %s: %s" % (os.uname().release, json.dumps(cap)))
@@ -424,6 +427,8 @@ def case_psycopg3(cluster, it, tmp, late=False):
     if late:
         record(r.tag + ": it was found through the dynamic-linker watch",
                "watching its dynamic linker" in r.tool_stderr, r.tool_stderr[-800:])
+        record(r.tag + ": settled on the send probes (psycopg 3 calls PQsend* itself)",
+               "libpq statements from the send probes for good" in r.tool_stderr, r.tool_stderr[-800:])
     check_patterns(r, PSYCOPG3)
 
 
