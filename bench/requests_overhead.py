@@ -44,7 +44,8 @@ CONFIGS = ["untraced", "pytrace-bpf", "austin", "sentry-sdk"]
 # pytrace-bpf-http-raw: the same through the raw syscall tracepoints (the fallback without tracefs)
 # bpftrace-traps: a uprobe and a uretprobe on libpq's PQexec with empty bodies: the floor of any tool
 #                 that times each statement from its entry to its return (two traps per statement)
-EXTRA_CONFIGS = ["pytrace-bpf-http", "pytrace-bpf-http-raw", "bpftrace-traps"]
+# pytrace-bpf-no-http: everything but the HTTP layer (CPU samples, SQL with --sql-in-flame)
+EXTRA_CONFIGS = ["pytrace-bpf-http", "pytrace-bpf-http-raw", "pytrace-bpf-no-http", "bpftrace-traps"]
 LIBPQ = "/usr/lib/x86_64-linux-gnu/libpq.so.5"
 
 
@@ -142,6 +143,8 @@ class Attached:
             self.err = os.path.join(self.tmp, "tool.stderr")
             opts = (["--no-sql"] if self.config.startswith("pytrace-bpf-http") else
                     ["-F", "99", "--sql-in-flame", "--flame", os.path.join(self.tmp, "f.svg")])
+            if self.config == "pytrace-bpf-no-http":
+                opts.append("--no-http")
             self.p = subprocess.Popen([TOOL, "-p", str(self.pid)] + opts +
                                       ["--json", os.path.join(self.tmp, "r.json"),
                                        "--requests-log", os.path.join(self.tmp, "r.jsonl")],
@@ -206,6 +209,9 @@ class Attached:
                                                      open(self.err).read().strip()[-120:], n)
             elif self.config == "bpftrace-traps":
                 self.note = "empty uprobe + uretprobe on PQexec"
+            elif self.config == "pytrace-bpf-no-http":
+                m = re.search(r"SQL: (\d+) statements .*?; lost events (\d+)", open(self.err).read())
+                self.note = "%s statements traced, %s events lost" % (m.groups() if m else ("?", "?"))
             else:
                 m = re.search(r"HTTP: (\d+) requests (?:\([^)]*\))?; lost events (\d+)", open(self.err).read())
                 self.note = "%s requests traced, %s events lost" % (m.groups() if m else ("?", "?"))
