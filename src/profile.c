@@ -23,6 +23,8 @@
 #define MAX_SQL_FRAMES_P (PT_MAX_FRAMES + 3)
 #define RETRY_NS (100 * 1000000ULL)	/* how often to retry inspecting a process */
 #define RESCAN_NS (500 * 1000000ULL)	/* how often to look for a newly loaded libpq */
+#define WATCHED_RESCAN_NS (10 * 1000000000ULL)	/* backstop, should a notice be lost */
+#define AHEAD_DELAY_NS (20 * 1000000ULL)	/* a child that has not exec'd by then is probed ahead */
 #define TID_COMMS 1024			/* thread names remembered from samples */
 #define FRAME_LEN 384
 
@@ -38,6 +40,10 @@ struct tproc {
 	bool live;
 	bool libpq;		/* maps a libpq that is probed */
 	bool ld_changed;	/* its dynamic linker loaded something since it was last scanned */
+	uint64_t ld_notice_ns;	/* when it last told so (CLOCK_MONOTONIC) */
+	uint64_t ahead_at;	/* a child without libpq: probe it ahead then, unless it execs first */
+	uint64_t scanned_ns;	/* when its mappings were last looked through for libpq */
+	bool watched;		/* its dynamic linker's notices bring it to be scanned */
 	uint64_t last_try_ns;
 	char comm[16];
 	struct py_target py;
@@ -59,6 +65,7 @@ struct profiler {
 	struct query_cache *qcache;	/* statements' flame stacks and request ids */
 	uint64_t last_rescan_ns;
 	bool ld_changed;	/* some tproc has ld_changed set */
+	unsigned ahead_pending;	/* tprocs with ahead_at set */
 	uint64_t sample_weight;	/* per CPU sample: 1, or microseconds with sql_in_flame */
 	struct { uint32_t tid; char comm[16]; } comms[TID_COMMS];
 	char names[MAX_SQL_FRAMES_P][FRAME_LEN];	/* frame names being built */
@@ -103,18 +110,27 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 	return vfprintf(stderr, fmt, args);
 }
 
-static void scan_libpq(struct profiler *p, struct tproc *tp)
+/* Returns true if tp has a probed libpq now. ahead: sqltrace__scan_pid. */
+static bool scan_libpq_ahead(struct profiler *p, struct tproc *tp, bool ahead)
 {
 	char err[512];
 	int ret;
 
 	if (!p->sql || tp->libpq || tp->state != TP_PYTHON || !tp->live)
-		return;
-	ret = sqltrace__scan_pid(p->sql, tp->pid, err, sizeof(err));
+		return tp->libpq;
+	ret = sqltrace__scan_pid(p->sql, tp->pid, ahead, err, sizeof(err));
 	if (ret > 0)
 		tp->libpq = true;
 	else if (ret < 0)
 		wlog("%s\n", err);
+	tp->scanned_ns = now_ns();
+	tp->watched = sqltrace__watching(p->sql, tp->pid);
+	return tp->libpq;
+}
+
+static bool scan_libpq(struct profiler *p, struct tproc *tp)
+{
+	return scan_libpq_ahead(p, tp, true);
 }
 
 /* --functions: read the interpreter's USDT notes and attach what it has. */
@@ -432,8 +448,17 @@ static void handle_proc_event(struct profiler *p, const struct pt_proc_event *e)
 			tp->libpq = false;
 			if (parent->libpq)
 				scan_libpq(p, tp);
-			else if (p->sql)
-				sqltrace__watch_pid(p->sql, tp->pid);
+			else if (p->sql) {
+				/*
+				 * Most children of a process without libpq exec at once (subprocess):
+				 * the watch, one link, now; the probes ahead, several, if it does not.
+				 */
+				if (!scan_libpq_ahead(p, tp, false) && tp->watched) {
+					if (!tp->ahead_at)
+						p->ahead_pending++;
+					tp->ahead_at = now_ns() + AHEAD_DELAY_NS;
+				}
+			}
 		}
 		vlog("pid %d: forked from %d\n", e->hdr.pid, e->ppid);
 		break;
@@ -445,6 +470,8 @@ static void handle_proc_event(struct profiler *p, const struct pt_proc_event *e)
 			p->st.python_processes--;
 		tp->state = TP_UNKNOWN;
 		tp->libpq = false;
+		tp->watched = false;
+		tp->ahead_at = 0;
 		symbolizer__forget(p->sym, e->hdr.pid);
 		if (p->funcs)
 			funcs__forget_pid(p->funcs, e->hdr.pid);
@@ -458,6 +485,7 @@ static void handle_proc_event(struct profiler *p, const struct pt_proc_event *e)
 		tp = tproc_get(p, e->hdr.pid, false);
 		if (tp && tp->live) {
 			tp->live = false;
+			tp->ahead_at = 0;
 			p->st.live--;
 		}
 		if (p->sql)
@@ -486,11 +514,12 @@ static int handle_event(void *ctx, void *data, size_t size)
 		if (p->http)
 			httptrace__handle(p->http, data, size);
 	}
-	else if (h->type == PT_EV_SQL_DLOPEN) {
+	else if (h->type == PT_EV_SQL_DLOPEN && size >= sizeof(struct sql_result)) {
 		struct tproc *tp = tproc_get(p, h->pid, false);
 
 		/* Scanned once the ring buffer is drained: a dlopen brings two of these. */
 		if (tp && !tp->libpq) {
+			tp->ld_notice_ns = ((const struct sql_result *)data)->ts;
 			tp->ld_changed = true;
 			p->ld_changed = true;
 		}
@@ -644,18 +673,47 @@ static void rescan_libpq(struct profiler *p)
 	if (p->sql && p->ld_changed) {
 		p->ld_changed = false;
 		for (i = 0; i < MAX_PROCS; i++) {
-			if (p->procs[i].pid && p->procs[i].ld_changed) {
-				p->procs[i].ld_changed = false;
-				scan_libpq(p, &p->procs[i]);
+			struct tproc *tp = &p->procs[i];
+
+			if (tp->pid && tp->ld_changed) {
+				tp->ld_changed = false;
+				if (scan_libpq(p, tp))
+					vlog("pid %d: libpq found %.1f ms after its dynamic linker's last notice\n", tp->pid,
+					     (now_ns() - tp->ld_notice_ns) / 1e6);
 			}
 		}
+	}
+	if (p->sql && p->ahead_pending) {
+		unsigned left = 0;
+
+		for (i = 0; i < MAX_PROCS; i++) {
+			struct tproc *tp = &p->procs[i];
+
+			if (!tp->ahead_at)
+				continue;
+			if (now < tp->ahead_at) {
+				left++;
+				continue;
+			}
+			tp->ahead_at = 0;
+			if (tp->pid && tp->live && tp->state == TP_PYTHON && !tp->libpq)
+				sqltrace__probe_ahead(p->sql, tp->pid);
+		}
+		p->ahead_pending = left;
 	}
 	if (!p->sql || now - p->last_rescan_ns < RESCAN_NS)
 		return;
 	p->last_rescan_ns = now;
-	for (i = 0; i < MAX_PROCS; i++)
-		if (p->procs[i].pid && p->procs[i].live && !p->procs[i].libpq)
-			scan_libpq(p, &p->procs[i]);
+	for (i = 0; i < MAX_PROCS; i++) {
+		struct tproc *tp = &p->procs[i];
+
+		if (!tp->pid || !tp->live || tp->libpq)
+			continue;
+		/* A watched process is scanned on its dynamic linker's notice: now and then will do. */
+		if (tp->watched && now - tp->scanned_ns < WATCHED_RESCAN_NS)
+			continue;
+		scan_libpq(p, tp);
+	}
 	sqltrace__tick(p->sql, now);
 }
 

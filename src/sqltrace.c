@@ -17,6 +17,16 @@
 #include "util.h"
 
 #define MAX_PROBED	4096	/* (process, libpq) pairs probed at once */
+/*
+ * Probes ahead are few and brief. Each (process, file) pair is a consumer on the file's uprobes,
+ * and the kernel calls every consumer's handler at every hit, in any process, to be turned away
+ * by its pid filter: about 23 ns a consumer a hit here, 2.3 us more per send+result pair with 32
+ * bystanders probed ahead (docs/PERFORMANCE.md). A process that never maps libpq must not tax
+ * the traced statements for long: after AHEAD_TTL_NS its probes go and the watch alone stays.
+ * Late imports happen at start-up (an application's modules, a worker's boot), well inside it.
+ */
+#define MAX_AHEAD	8
+#define AHEAD_TTL_NS	(10 * 1000000000ULL)
 #define STACK_CACHE	4096	/* symbolized statement stacks kept */
 #define MAX_SQL_FRAMES	(PT_MAX_FRAMES + 2)
 
@@ -72,10 +82,13 @@ struct libpq {
 	char host[600];		/* how to open it from here */
 	uint64_t offs[P_MAX];	/* where each probe goes: file offsets, 0 if absent */
 	struct uprobe links[P_MAX];
+	bool mapped;		/* false: attached ahead, before the process maps the file */
+	uint64_t ahead_until;	/* not mapped by then (CLOCK_MONOTONIC): the probes go */
 	enum sql_set set;	/* the set that records statements */
 	bool pinned;		/* on the send probes for good */
 	bool settled;		/* and told the BPF side so (struct sql_proc.settled) */
 	uint64_t drop_at;	/* the other set is still attached until then (0: it is not) */
+	uint64_t exec_gone;	/* the exec set's links are released after this ticket (0: they are) */
 };
 
 /*
@@ -86,6 +99,21 @@ struct libpq {
 struct watch {
 	pid_t pid;		/* 0: free slot */
 	struct uprobe link;
+};
+
+/*
+ * A libpq file, located once: where its probes go. Each one a traced process maps, and the
+ * system's, is probed ahead in Python processes that have no libpq yet (sqltrace__watch_pid):
+ * a uprobe registered on a file before the process maps it has its breakpoints written by the
+ * kernel as the file is mapped, so a driver imported late loses not even its first statement.
+ */
+struct libpq_file {
+	dev_t dev;
+	ino_t ino;
+	char host[600];		/* a path to it from here: any will do, a uprobe is on the inode */
+	uint64_t offs[P_MAX];
+	bool known;		/* a libpq this tool can probe */
+	bool mapped;		/* some traced process mapped it: counted in the report */
 };
 
 struct stack_entry {
@@ -105,8 +133,10 @@ struct sqltrace {
 	struct libpq *libpq;	/* MAX_PROBED slots */
 	struct watch *watch;	/* MAX_WATCHED slots: processes whose dlopens are watched */
 	int nlibpq;		/* slots in use */
-	struct { dev_t dev; ino_t ino; } files[64];	/* distinct libpq files seen, for the report */
+	int nahead;		/* of which probed ahead, not mapped yet */
+	struct libpq_file files[64];	/* distinct libpq files located */
 	int nfiles;
+	bool seeded;			/* the system's libpq was looked for */
 	uint64_t unprobed;	/* processes left unprobed: MAX_PROBED reached */
 	struct sql_match *match;
 	struct sql_stats *stats;
@@ -203,8 +233,8 @@ fail:
 	return NULL;
 }
 
-/* Where each probe goes in lp's file; the PQsend* and PQgetResult probes must all be there. */
-static int locate_probes(struct libpq *lp, char *err, size_t errlen)
+/* Where each probe goes in f; the PQsend* and PQgetResult probes must all be there. */
+static int locate_probes(struct libpq_file *f, const char *name, char *err, size_t errlen)
 {
 	struct elf_sym_query q[P_MAX];
 	uint8_t code[P_MAX][16];
@@ -212,20 +242,51 @@ static int locate_probes(struct libpq *lp, char *err, size_t errlen)
 
 	for (i = 0; i < P_MAX; i++)
 		q[i].name = probes[i].sym;
-	ret = elfsym__file_offsets(lp->host, q, P_MAX, lp->offs, code);
+	ret = elfsym__file_offsets(f->host, q, P_MAX, f->offs, code);
 	if (ret) {
-		snprintf(err, errlen, "cannot read the symbols of %s: %s", lp->path, strerror(-ret));
+		snprintf(err, errlen, "cannot read the symbols of %s: %s", name, strerror(-ret));
 		return ret;
 	}
 	for (i = 0; i < P_MAX; i++) {
-		if (!lp->offs[i] && probes[i].set == SQL_SET_SEND && !probes[i].optional) {
-			snprintf(err, errlen, "%s has no %s: not a libpq this tool knows", lp->path, probes[i].sym);
+		if (!f->offs[i] && probes[i].set == SQL_SET_SEND && !probes[i].optional) {
+			snprintf(err, errlen, "%s has no %s: not a libpq this tool knows", name, probes[i].sym);
 			return -ENOENT;
 		}
-		if (lp->offs[i] && !probes[i].retprobe)
-			lp->offs[i] = emulable_offset(lp->offs[i], code[i]);
+		if (f->offs[i] && !probes[i].retprobe)
+			f->offs[i] = emulable_offset(f->offs[i], code[i]);
 	}
 	return 0;
+}
+
+/*
+ * The file (dev, ino), reachable here as host, located on first sight. Returns NULL with err set
+ * when it is not a libpq this tool knows (remembered: not read again), or when no slot is left.
+ */
+static struct libpq_file *locate_file(struct sqltrace *s, dev_t dev, ino_t ino, const char *host,
+				      const char *name, char *err, size_t errlen)
+{
+	struct libpq_file *f;
+	int i;
+
+	for (i = 0; i < s->nfiles; i++) {
+		f = &s->files[i];
+		if (f->dev == dev && f->ino == ino) {
+			if (!f->known)
+				snprintf(err, errlen, "%s is not a libpq this tool knows", name);
+			return f->known ? f : NULL;
+		}
+	}
+	if (s->nfiles == (int)ARRAY_SIZE(s->files)) {
+		snprintf(err, errlen, "%s: more than %zu distinct libpq files", name, ARRAY_SIZE(s->files));
+		return NULL;
+	}
+	f = &s->files[s->nfiles++];
+	memset(f, 0, sizeof(*f));
+	f->dev = dev;
+	f->ino = ino;
+	snprintf(f->host, sizeof(f->host), "%s", host);
+	f->known = locate_probes(f, name, err, errlen) == 0;
+	return f->known ? f : NULL;
 }
 
 /*
@@ -253,14 +314,17 @@ static int attach_set(struct sqltrace *s, struct libpq *lp, enum sql_set set, ch
 	return 0;
 }
 
-static void detach_set(struct libpq *lp, enum sql_set set)
+/* Returns the ticket after which all of set's links are gone (uprobe__released), 0 if none. */
+static uint64_t detach_set(struct libpq *lp, enum sql_set set)
 {
+	uint64_t ticket = 0, t;
 	int i;
 
 	for (i = 0; i < P_MAX; i++) {
-		if (probes[i].set == set)
-			uprobe__detach(&lp->links[i]);
+		if (probes[i].set == set && (t = uprobe__detach(&lp->links[i])))
+			ticket = t;
 	}
+	return ticket;
 }
 
 struct scan_ctx {
@@ -279,20 +343,6 @@ static bool is_libpq(const char *path)
 	base = base ? base + 1 : path;
 	/* libpq.so.5 (system), libpq-<hash>.so.5.NN (auditwheel copies in wheels) */
 	return (strncmp(base, "libpq.so", 8) == 0 || strncmp(base, "libpq-", 6) == 0) && strstr(base, ".so");
-}
-
-static void count_file(struct sqltrace *s, dev_t dev, ino_t ino)
-{
-	int i;
-
-	for (i = 0; i < s->nfiles; i++)
-		if (s->files[i].dev == dev && s->files[i].ino == ino)
-			return;
-	if (s->nfiles < (int)ARRAY_SIZE(s->files)) {
-		s->files[s->nfiles].dev = dev;
-		s->files[s->nfiles].ino = ino;
-		s->nfiles++;
-	}
 }
 
 static void detach(struct libpq *lp)
@@ -318,12 +368,78 @@ static int ensure_loaded(struct sqltrace *s, char *err, size_t errlen)
 	return 0;
 }
 
+/* A free slot for pid's probes on f, set up but not attached; NULL if none is left. */
+static struct libpq *new_slot(struct sqltrace *s, pid_t pid, const struct libpq_file *f, const char *path)
+{
+	struct libpq *lp = NULL;
+	int i;
+
+	for (i = 0; i < MAX_PROBED && !lp; i++)
+		if (!s->libpq[i].pid)
+			lp = &s->libpq[i];
+	if (!lp) {
+		s->unprobed++;
+		return NULL;
+	}
+	lp->pid = pid;
+	lp->dev = f->dev;
+	lp->ino = f->ino;
+	snprintf(lp->path, sizeof(lp->path), "%.*s", (int)sizeof(lp->path) - 1, path);
+	snprintf(lp->host, sizeof(lp->host), "%s", f->host);
+	memcpy(lp->offs, f->offs, sizeof(lp->offs));
+	lp->set = s->opts.probes == SQL_PROBES_EXEC ? SQL_SET_EXEC : SQL_SET_SEND;
+	return lp;
+}
+
+/* Attach lp's first set; frees the slot on failure. */
+static int attach_slot(struct sqltrace *s, struct libpq *lp, char *err, size_t errlen)
+{
+	int ret = attach_set(s, lp, lp->set, err, errlen);
+	struct timespec ts;
+
+	if (ret) {
+		detach(lp);
+		return ret;
+	}
+	s->nlibpq++;
+	s->nahead++;		/* until slot_mapped */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	lp->ahead_until = (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec + AHEAD_TTL_NS;
+	return 0;
+}
+
+/* Detach lp and free its slot. */
+static void free_slot(struct sqltrace *s, struct libpq *lp)
+{
+	if (lp->mapped)
+		s->st.exec_processes -= lp->set == SQL_SET_EXEC;
+	else
+		s->nahead--;
+	detach(lp);
+	s->nlibpq--;
+}
+
+/* lp's process maps its file at m: the BPF side learns where its code is. */
+static void slot_mapped(struct sqltrace *s, struct libpq *lp, struct libpq_file *f, const struct proc_map *m)
+{
+	/* The first libpq of a process holds its state: sends returning into its code are nested. */
+	struct sql_proc proc = { .text_lo = m->start, .text_hi = m->end };
+
+	bpf_map_update_elem(bpf_map__fd(s->skel->maps.sql_procs), &lp->pid, &proc, BPF_NOEXIST);
+	snprintf(lp->path, sizeof(lp->path), "%.*s", (int)sizeof(lp->path) - 1, m->path);
+	s->nahead--;
+	s->st.exec_processes += lp->set == SQL_SET_EXEC;
+	lp->mapped = true;
+	if (f)
+		f->mapped = true;
+}
+
 static int scan_one(void *ctx, const struct proc_map *m)
 {
 	struct scan_ctx *c = ctx;
 	struct sqltrace *s = c->s;
-	struct sql_proc proc = { 0 };
-	struct libpq *lp = NULL;
+	struct libpq_file *f;
+	struct libpq *lp;
 	char host[600];
 	struct stat sb;
 	int i, ret;
@@ -334,15 +450,14 @@ static int scan_one(void *ctx, const struct proc_map *m)
 		return 0;
 	c->found = 1;
 	for (i = 0; i < MAX_PROBED; i++) {
-		struct libpq *x = &s->libpq[i];
-
-		if (x->pid == c->pid && x->dev == sb.st_dev && x->ino == sb.st_ino)
-			return 0;
-		if (!x->pid && !lp)
-			lp = x;
-	}
-	if (!lp) {
-		s->unprobed++;
+		lp = &s->libpq[i];
+		if (lp->pid != c->pid || lp->dev != sb.st_dev || lp->ino != sb.st_ino)
+			continue;
+		if (!lp->mapped) {
+			slot_mapped(s, lp, locate_file(s, lp->dev, lp->ino, host, m->path, c->errbuf, c->errlen), m);
+			vlog("pid %d: libpq %s mapped, probed ahead (%s probes, as %s)\n", c->pid, m->path,
+			     sql_set__name(lp->set), uprobe__kind_name(s->uprobes));
+		}
 		return 0;
 	}
 	ret = ensure_loaded(s, c->errbuf, c->errlen);
@@ -350,39 +465,40 @@ static int scan_one(void *ctx, const struct proc_map *m)
 		c->err = ret;
 		return 1;
 	}
-	lp->pid = c->pid;
-	lp->dev = sb.st_dev;
-	lp->ino = sb.st_ino;
-	snprintf(lp->path, sizeof(lp->path), "%.*s", (int)sizeof(lp->path) - 1, m->path);
-	snprintf(lp->host, sizeof(lp->host), "%s", host);
-	lp->set = s->opts.probes == SQL_PROBES_EXEC ? SQL_SET_EXEC : SQL_SET_SEND;
-	/* The first libpq of a process holds its state: sends returning into its code are nested. */
-	proc.text_lo = m->start;
-	proc.text_hi = m->end;
-	bpf_map_update_elem(bpf_map__fd(s->skel->maps.sql_procs), &lp->pid, &proc, BPF_NOEXIST);
-	ret = locate_probes(lp, c->errbuf, c->errlen);
-	if (!ret)
-		ret = attach_set(s, lp, lp->set, c->errbuf, c->errlen);
+	f = locate_file(s, sb.st_dev, sb.st_ino, host, m->path, c->errbuf, c->errlen);
+	if (!f) {
+		c->err = -ENOENT;
+		return 1;
+	}
+	lp = new_slot(s, c->pid, f, m->path);
+	if (!lp)
+		return 0;
+	ret = attach_slot(s, lp, c->errbuf, c->errlen);
 	if (ret) {
-		detach(lp);
 		c->err = ret;
 		return 1;
 	}
-	s->st.exec_processes += lp->set == SQL_SET_EXEC;
-	s->nlibpq++;
-	count_file(s, sb.st_dev, sb.st_ino);
+	slot_mapped(s, lp, f, m);
 	vlog("pid %d: probing libpq %s (%s probes, as %s)\n", c->pid, m->path, sql_set__name(lp->set),
 	     uprobe__kind_name(s->uprobes));
 	return 0;
 }
 
-int sqltrace__scan_pid(struct sqltrace *s, pid_t pid, char *err, size_t errlen)
+static struct watch *watch_find(struct sqltrace *s, pid_t pid);
+
+int sqltrace__scan_pid(struct sqltrace *s, pid_t pid, bool ahead, char *err, size_t errlen)
 {
 	char dummy[256];
 	struct scan_ctx c = { .s = s, .pid = pid, .errbuf = err ? err : dummy,
 			      .errlen = err ? errlen : sizeof(dummy) };
 	int ret = procmaps__foreach(pid, scan_one, &c);
 
+	if (ret >= 0 && !c.err && !c.found && !watch_find(s, pid)) {
+		/* Watched from now on; a libpq mapped before the watch was armed is found here. */
+		sqltrace__watch_pid(s, pid);
+		if (watch_find(s, pid))
+			ret = procmaps__foreach(pid, scan_one, &c);
+	}
 	if (c.err)
 		return c.err;
 	if (ret < 0)
@@ -390,8 +506,8 @@ int sqltrace__scan_pid(struct sqltrace *s, pid_t pid, char *err, size_t errlen)
 	if (c.found) {
 		s->st.processes_with_libpq++;
 		sqltrace__unwatch_pid(s, pid);
-	} else {
-		sqltrace__watch_pid(s, pid);
+	} else if (ahead) {
+		sqltrace__probe_ahead(s, pid);
 	}
 	return c.found;
 }
@@ -428,6 +544,81 @@ static struct watch *watch_find(struct sqltrace *s, pid_t pid)
 	return NULL;
 }
 
+/* The system's libpq, where Debian, Fedora and source builds put it, is probed ahead too. */
+static void seed_files(struct sqltrace *s)
+{
+	static const char *const system_libpq[] = {
+		"/usr/lib/x86_64-linux-gnu/libpq.so.5", "/usr/lib/aarch64-linux-gnu/libpq.so.5",
+		"/usr/lib64/libpq.so.5", "/usr/lib/libpq.so.5", "/usr/local/pgsql/lib/libpq.so.5",
+	};
+	char err[256];
+	struct stat sb;
+	size_t i;
+
+	if (s->seeded)
+		return;
+	s->seeded = true;
+	for (i = 0; i < ARRAY_SIZE(system_libpq); i++)
+		if (stat(system_libpq[i], &sb) == 0 && S_ISREG(sb.st_mode))
+			locate_file(s, sb.st_dev, sb.st_ino, system_libpq[i], system_libpq[i], err, sizeof(err));
+}
+
+/*
+ * Attach pid's probes on each known libpq file it has not mapped: breakpoints are written as it
+ * maps one. They cost the process nothing before, and a process that never maps the file
+ * nothing at all. Their statements are recorded at once; the BPF side learns where the code is
+ * (struct sql_proc) at the next scan, which the dynamic linker's notice brings within ms.
+ */
+static bool has_slot(const struct sqltrace *s, pid_t pid, const struct libpq_file *f)
+{
+	int i;
+
+	for (i = 0; i < MAX_PROBED; i++)
+		if (s->libpq[i].pid == pid && s->libpq[i].dev == f->dev && s->libpq[i].ino == f->ino)
+			return true;
+	return false;
+}
+
+void sqltrace__probe_ahead(struct sqltrace *s, pid_t pid)
+{
+	char err[512];
+	int i, n = 0;
+
+	if (!watch_find(s, pid))
+		return;		/* has a libpq, or is not watched: nothing to get ahead of */
+	if (s->nahead >= MAX_AHEAD) {
+		vlog("pid %d: not probed ahead: %d slots probed ahead already\n", pid, s->nahead);
+		return;
+	}
+	seed_files(s);
+	for (i = 0; i < s->nfiles && s->nahead < MAX_AHEAD; i++) {
+		struct libpq *lp;
+
+		if (!s->files[i].known || has_slot(s, pid, &s->files[i]) ||
+		    !(lp = new_slot(s, pid, &s->files[i], s->files[i].host)))
+			continue;
+		if (attach_slot(s, lp, err, sizeof(err)))
+			vlog("pid %d: cannot probe %s ahead: %s\n", pid, s->files[i].host, err);
+		else
+			n++;
+	}
+	if (n)
+		vlog("pid %d: probed %d libpq file%s ahead\n", pid, n, n == 1 ? "" : "s");
+}
+
+/* Once pid maps a libpq, or goes: the probes attached ahead on files it did not map go. */
+static void drop_ahead(struct sqltrace *s, pid_t pid)
+{
+	int i;
+
+	for (i = 0; i < MAX_PROBED && s->nlibpq; i++) {
+		struct libpq *lp = &s->libpq[i];
+
+		if (lp->pid == pid && !lp->mapped)
+			free_slot(s, lp);
+	}
+}
+
 void sqltrace__watch_pid(struct sqltrace *s, pid_t pid)
 {
 	struct elf_sym_query q = { .name = "_dl_debug_state" };
@@ -458,10 +649,17 @@ void sqltrace__watch_pid(struct sqltrace *s, pid_t pid)
 	vlog("pid %d: no libpq yet; watching its dynamic linker for one\n", pid);
 }
 
+bool sqltrace__watching(struct sqltrace *s, pid_t pid)
+{
+	return pid && watch_find(s, pid);
+}
+
 void sqltrace__unwatch_pid(struct sqltrace *s, pid_t pid)
 {
 	struct watch *w = pid ? watch_find(s, pid) : NULL;
 
+	if (pid)
+		drop_ahead(s, pid);
 	if (w) {
 		uprobe__detach(&w->link);
 		w->pid = 0;
@@ -656,11 +854,8 @@ void sqltrace__forget_pid(struct sqltrace *s, pid_t pid)
 	sql_match__forget_pid(s->match, pid);
 	sqltrace__unwatch_pid(s, pid);
 	for (i = 0; i < MAX_PROBED && s->nlibpq; i++) {
-		if (s->libpq[i].pid == pid) {
-			s->st.exec_processes -= s->libpq[i].set == SQL_SET_EXEC;
-			detach(&s->libpq[i]);
-			s->nlibpq--;
-		}
+		if (s->libpq[i].pid == pid)
+			free_slot(s, &s->libpq[i]);
 	}
 	if (s->loaded)
 		bpf_map_delete_elem(bpf_map__fd(s->skel->maps.sql_procs), &pid);
@@ -693,25 +888,39 @@ static void switch_set(struct sqltrace *s, struct libpq *lp, enum sql_set set, u
 	lp->drop_at = now + SWITCH_GRACE_NS;
 }
 
-static void drop_old_set(struct sqltrace *s, struct libpq *lp)
+static void drop_old_set(struct libpq *lp)
+{
+	if (lp->set == SQL_SET_SEND)
+		lp->exec_gone = detach_set(lp, SQL_SET_EXEC);
+	else
+		detach_set(lp, SQL_SET_SEND);
+	lp->drop_at = 0;
+}
+
+/*
+ * Whether the exec set dropped from lp is gone from the kernel. From then on, calls whose return
+ * probe went with it claim nothing: the BPF side voids claims older than exec_dropped_ns. Set
+ * before the links are released, an exec probe firing in between would leave a claim that never
+ * ends, and the send probes would skip that thread's statements.
+ */
+static bool exec_set_gone(struct sqltrace *s, struct libpq *lp)
 {
 	int fd = bpf_map__fd(s->skel->maps.sql_procs);
 	struct sql_proc sp;
 
-	if (lp->set == SQL_SET_SEND) {
-		detach_set(lp, SQL_SET_EXEC);
-		/* Calls whose return probe went with the exec set no longer claim anything. */
-		if (!bpf_map_lookup_elem(fd, &lp->pid, &sp)) {
-			struct timespec ts;
+	if (!lp->exec_gone)
+		return true;
+	if (!uprobe__released(lp->exec_gone))
+		return false;
+	lp->exec_gone = 0;
+	if (!bpf_map_lookup_elem(fd, &lp->pid, &sp)) {
+		struct timespec ts;
 
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			sp.exec_dropped_ns = (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-			bpf_map_update_elem(fd, &lp->pid, &sp, BPF_EXIST);
-		}
-	} else {
-		detach_set(lp, SQL_SET_SEND);
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		sp.exec_dropped_ns = (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+		bpf_map_update_elem(fd, &lp->pid, &sp, BPF_EXIST);
 	}
-	lp->drop_at = 0;
+	return true;
 }
 
 /*
@@ -723,7 +932,7 @@ static void settle(struct sqltrace *s, struct libpq *lp)
 	int fd = bpf_map__fd(s->skel->maps.sql_procs);
 	struct sql_proc sp;
 
-	if (lp->settled || lp->set != SQL_SET_SEND || lp->drop_at ||
+	if (lp->settled || lp->set != SQL_SET_SEND || lp->drop_at || lp->exec_gone ||
 	    !(lp->pinned || s->opts.probes == SQL_PROBES_SEND))
 		return;
 	if (bpf_map_lookup_elem(fd, &lp->pid, &sp))
@@ -742,11 +951,16 @@ static void review(struct sqltrace *s, struct libpq *lp, uint64_t now)
 	struct sql_mode_out out;
 	struct sql_proc sp;
 
+	if (!lp->mapped)
+		return;		/* probed ahead: nothing to choose by yet */
+
 	if (lp->drop_at) {
 		if (now < lp->drop_at)
 			return;
-		drop_old_set(s, lp);
+		drop_old_set(lp);
 	}
+	if (!exec_set_gone(s, lp))
+		return;		/* next tick: the mode is chosen again once the move is complete */
 	settle(s, lp);
 	if (lp->pinned || bpf_map_lookup_elem(bpf_map__fd(s->skel->maps.sql_procs), &lp->pid, &sp))
 		return;
@@ -769,10 +983,18 @@ void sqltrace__tick(struct sqltrace *s, uint64_t now_ns)
 	if (!s->loaded)
 		return;
 	for (i = 0, seen = 0; i < MAX_PROBED && seen < s->nlibpq; i++) {
-		if (s->libpq[i].pid) {
-			seen++;
-			review(s, &s->libpq[i], now_ns);
+		struct libpq *lp = &s->libpq[i];
+
+		if (!lp->pid)
+			continue;
+		if (!lp->mapped && now_ns >= lp->ahead_until) {
+			vlog("pid %d: no libpq mapped %d s after it was probed ahead: probes dropped, the watch stays\n",
+			     lp->pid, (int)(AHEAD_TTL_NS / 1000000000ULL));
+			free_slot(s, lp);
+			continue;
 		}
+		seen++;
+		review(s, lp, now_ns);
 	}
 }
 
@@ -789,10 +1011,12 @@ static void async_seen(struct sqltrace *s, uint32_t pid, uint64_t now)
 void sqltrace__stats(struct sqltrace *s, struct sqltrace_stats *st)
 {
 	__u64 vals[256];
-	int ncpus = libbpf_num_possible_cpus(), c;
+	int ncpus = libbpf_num_possible_cpus(), c, i;
 	__u32 key;
 
-	s->st.libpq_files = s->nfiles;
+	s->st.libpq_files = 0;
+	for (i = 0; i < s->nfiles; i++)
+		s->st.libpq_files += s->files[i].mapped;
 	s->st.attached_as = uprobe__kind_name(s->uprobes);
 	s->st.unprobed = s->unprobed;
 	s->st.calls = s->st.lost = 0;

@@ -57,9 +57,12 @@ struct sqltrace;
 struct sqltrace *sqltrace__new(const struct sqltrace_opts *o, const struct sqltrace_shared *sh,
 			       char *err, size_t errlen);
 void sqltrace__free(struct sqltrace *s);
-/* Find libpq in pid's mappings and probe any copy not probed yet: 1 if pid maps libpq, 0 if
- * not, -errno if probing failed (message in err). */
-int sqltrace__scan_pid(struct sqltrace *s, pid_t pid, char *err, size_t errlen);
+/*
+ * Find libpq in pid's mappings and probe any copy not probed yet: 1 if pid maps libpq, 0 if
+ * not, -errno if probing failed (message in err). A pid without one is watched
+ * (sqltrace__watch_pid) and, with ahead, probed ahead (sqltrace__probe_ahead).
+ */
+int sqltrace__scan_pid(struct sqltrace *s, pid_t pid, bool ahead, char *err, size_t errlen);
 /* An event of type PT_EV_SQL_*. */
 void sqltrace__handle(struct sqltrace *s, const void *data, size_t size);
 void sqltrace__forget_pid(struct sqltrace *s, pid_t pid);
@@ -70,6 +73,13 @@ void sqltrace__forget_pid(struct sqltrace *s, pid_t pid);
  */
 void sqltrace__watch_pid(struct sqltrace *s, pid_t pid);
 void sqltrace__unwatch_pid(struct sqltrace *s, pid_t pid);
+bool sqltrace__watching(struct sqltrace *s, pid_t pid);
+/*
+ * Attach a watched pid's probes on each libpq file known so far (the system's, and any a traced
+ * process mapped) that it has none on yet: the kernel arms them as pid maps the file. A few
+ * uprobe links each: for a child just forked, call it once the child has not exec'd for a while.
+ */
+void sqltrace__probe_ahead(struct sqltrace *s, pid_t pid);
 /* Review each process's probe set (sqlmode.h); call every few hundred milliseconds. */
 void sqltrace__tick(struct sqltrace *s, uint64_t now_ns);
 void sqltrace__stats(struct sqltrace *s, struct sqltrace_stats *st);

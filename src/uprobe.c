@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* Uprobes confined to one process: uprobe_multi links where the kernel has them (uprobe.h). */
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -137,10 +139,160 @@ bool uprobe__attached(const struct uprobe *u)
 	return u->multi || u->link;
 }
 
-void uprobe__detach(struct uprobe *u)
+/*
+ * Releasing a uprobe link waits for an RCU grace period (uprobe_unregister_sync): about 20 ms
+ * here, for each link. On the collector's loop that stalls everything behind it: a subprocess
+ * forked and exec'd by a watched process cost the loop 23 ms, while the parent's libpq waited for
+ * its probes. Links are handed to a few threads that release them; concurrent releases share
+ * their grace periods, so a burst of exits does not queue up 20 ms per link. A caller that needs
+ * a probe gone before it goes on keeps the ticket and asks uprobe__released().
+ */
+#define RELEASERS 4
+
+struct release {
+	struct release *next;
+	struct bpf_link *link;
+	int fd;			/* -1: none */
+	uint64_t ticket;
+};
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t more, done;
+	struct release *head, *tail;
+	uint64_t queued;		/* tickets handed out */
+	uint64_t busy[RELEASERS];	/* the ticket each thread is releasing, 0: idle */
+	int threads;
+	bool failed;
+} rel = { .lock = PTHREAD_MUTEX_INITIALIZER, .more = PTHREAD_COND_INITIALIZER,
+	  .done = PTHREAD_COND_INITIALIZER };
+
+static void release_now(struct bpf_link *link, int fd)
 {
-	if (u->multi)
-		close(u->fd);
-	bpf_link__destroy(u->link);
+	if (fd >= 0)
+		close(fd);
+	bpf_link__destroy(link);
+}
+
+/* With rel.lock held: every ticket up to this one is released. */
+static uint64_t released_upto(void)
+{
+	uint64_t low = rel.head ? rel.head->ticket : rel.queued + 1;
+	int i;
+
+	for (i = 0; i < rel.threads; i++)
+		if (rel.busy[i] && rel.busy[i] < low)
+			low = rel.busy[i];
+	return low - 1;
+}
+
+static void *releaser(void *arg)
+{
+	uint64_t *busy = arg;
+
+	pthread_mutex_lock(&rel.lock);
+	for (;;) {
+		struct release *r;
+
+		while (!rel.head)
+			pthread_cond_wait(&rel.more, &rel.lock);
+		r = rel.head;
+		rel.head = r->next;
+		if (!rel.head)
+			rel.tail = NULL;
+		*busy = r->ticket;
+		pthread_mutex_unlock(&rel.lock);
+		release_now(r->link, r->fd);
+		free(r);
+		pthread_mutex_lock(&rel.lock);
+		*busy = 0;
+		pthread_cond_broadcast(&rel.done);
+	}
+	return NULL;
+}
+
+/*
+ * With rel.lock held: one more thread, up to RELEASERS, unless an idle one is left for the
+ * link about to be queued. They take no
+ * signal: Ctrl-C and SIGTERM stay the loop's. Returns whether any thread runs.
+ */
+static bool releasers_running(void)
+{
+	int i, idle = 0, waiting = 0;
+	sigset_t all, old;
+	pthread_attr_t attr;
+	struct release *r;
+	pthread_t t;
+
+	for (i = 0; i < rel.threads; i++)
+		idle += !rel.busy[i];
+	for (r = rel.head; r && waiting <= idle; r = r->next)
+		waiting++;
+	if (waiting < idle || rel.threads == RELEASERS || rel.failed)
+		return rel.threads > 0;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &attr, releaser, &rel.busy[rel.threads]) == 0)
+		rel.threads++;
+	else
+		rel.failed = true;
+	pthread_attr_destroy(&attr);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return rel.threads > 0;
+}
+
+uint64_t uprobe__detach(struct uprobe *u)
+{
+	struct bpf_link *link = u->link;
+	int fd = u->multi ? u->fd : -1;
+	struct release *r;
+	uint64_t ticket;
+
 	memset(u, 0, sizeof(*u));
+	if (!link && fd < 0)
+		return 0;
+	r = malloc(sizeof(*r));
+	pthread_mutex_lock(&rel.lock);
+	ticket = ++rel.queued;
+	if (!r || !releasers_running()) {
+		/* Released here and now, after the ones before it: the ticket is redeemed on return. */
+		while (released_upto() < ticket - 1)
+			pthread_cond_wait(&rel.done, &rel.lock);
+		pthread_mutex_unlock(&rel.lock);
+		free(r);
+		release_now(link, fd);
+		return ticket;
+	}
+	r->next = NULL;
+	r->link = link;
+	r->fd = fd;
+	r->ticket = ticket;
+	if (rel.tail)
+		rel.tail->next = r;
+	else
+		rel.head = r;
+	rel.tail = r;
+	pthread_cond_signal(&rel.more);
+	pthread_mutex_unlock(&rel.lock);
+	return ticket;
+}
+
+bool uprobe__released(uint64_t ticket)
+{
+	bool done;
+
+	pthread_mutex_lock(&rel.lock);
+	done = released_upto() >= ticket;
+	pthread_mutex_unlock(&rel.lock);
+	return done;
+}
+
+void uprobe__wait_released(uint64_t ticket)
+{
+	pthread_mutex_lock(&rel.lock);
+	while (released_upto() < ticket)
+		pthread_cond_wait(&rel.done, &rel.lock);
+	pthread_mutex_unlock(&rel.lock);
 }

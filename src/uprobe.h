@@ -56,6 +56,14 @@ int uprobe__attach(struct uprobe *u, enum uprobe_kind kind, const struct bpf_pro
 int uprobe__attach_sites(struct uprobe *u, const struct bpf_program *prog, pid_t pid, const char *path,
 			 const uint64_t *offs, const uint64_t *ref_ctr_offs, const uint64_t *cookies, unsigned cnt);
 bool uprobe__attached(const struct uprobe *u);
-void uprobe__detach(struct uprobe *u);
+/*
+ * Detach u (zeroed on return). The kernel releases a uprobe link only after an RCU grace period
+ * (~20 ms each here), so the release is left to a thread of its own: the probe may still fire
+ * until uprobe__released(ticket) says it is gone. Returns that ticket; 0 if u was not attached.
+ * Tickets are released in order.
+ */
+uint64_t uprobe__detach(struct uprobe *u);
+bool uprobe__released(uint64_t ticket);
+void uprobe__wait_released(uint64_t ticket);
 
 #endif

@@ -28,6 +28,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -175,8 +176,9 @@ def trace(cluster, it, script, tag, tmp, env=None, tool_args=(), tcp=False, time
     e.update(cluster.client_env(tcp=tcp))
     e.update(env or {})
     e["PYTHONDONTWRITEBYTECODE"] = "1"
-    proc = subprocess.Popen(it.argv(r.script_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=e, cwd="/")
+    e["PT_GO"] = "stdin"
+    proc = subprocess.Popen(it.argv(r.script_path), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=e, cwd="/")
     try:
         line = proc.stdout.readline().split()
         if not line or line[0] != "ready":
@@ -187,6 +189,29 @@ def trace(cluster, it, script, tag, tmp, env=None, tool_args=(), tcp=False, time
         tool = subprocess.Popen([TOOL, "--pid", str(r.pid), "--duration", "30", "--json", r.json_path] +
                                 list(tool_args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 env=dict(os.environ, **(tool_env or {})))
+        # The workload starts once the tool says it is tracing: its probes are all in place by
+        # then, however long a loaded machine takes to load and attach them.
+        tool_err = []
+        tracing = threading.Event()
+
+        def read_stderr():
+            for l in tool.stderr:
+                tool_err.append(l)
+                if l.startswith(b"Tracing pid"):
+                    tracing.set()
+            tracing.set()
+        readers = [threading.Thread(target=read_stderr, daemon=True)]
+        tool_out = []
+        readers.append(threading.Thread(target=lambda: tool_out.append(tool.stdout.read()), daemon=True))
+        for t in readers:
+            t.start()
+        tracing.wait(timeout)
+        try:
+            proc.stdin.write("go\n")
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        proc.stdin = None  # communicate() below must not touch it again
         deadline = time.time() + timeout
         while tool.poll() is None and time.time() < deadline:
             if r.maps_libpq is None:
@@ -194,8 +219,10 @@ def trace(cluster, it, script, tag, tmp, env=None, tool_args=(), tcp=False, time
             time.sleep(0.2)
         if tool.poll() is None:
             tool.kill()
-        out_, err_ = tool.communicate()
-        r.tool = subprocess.CompletedProcess(tool.args, tool.returncode, out_, err_)
+        tool.wait()
+        for t in readers:
+            t.join(10)
+        r.tool = subprocess.CompletedProcess(tool.args, tool.returncode, b"".join(tool_out), b"".join(tool_err))
         r.tool_stderr = r.tool.stderr.decode("utf-8", "replace")
         out, err = proc.communicate(timeout=30)
     finally:
@@ -409,15 +436,15 @@ def case_sql_in_flame(cluster, it, tmp):
 
 def case_psycopg3(cluster, it, tmp, late=False):
     """psycopg 3 (plain, prepared, pipeline, ClientCursor, async), imported after the tracer
-    started. late: its first statements go out 20 ms after the import, well inside the 0.5 s
-    between two rescans of the process's mappings: only the dynamic-linker watch can have its
-    libpq probed in time, and every statement must still be counted."""
+    started. late: its first statement goes out as soon as the import returns, with no pause: the
+    system's libpq must have been probed ahead, armed by the kernel as the import maps it, for
+    every statement to be counted."""
     if late and not kernel_has_uprobe_multi():
-        skip("psycopg3-late-import/" + it.label, "the dynamic-linker watch needs uprobe_multi links "
-             "(Linux 6.6+); kernel %s finds a late libpq by the 0.5 s rescan" % os.uname().release)
+        skip("psycopg3-late-import/" + it.label, "probing ahead needs uprobe_multi links (Linux 6.6+); "
+             "kernel %s finds a late libpq by the 0.5 s rescan" % os.uname().release)
         return
     tag = ("psycopg3-late-import/" if late else "psycopg3/") + it.label
-    r = trace(cluster, it, "sql_psycopg3.py", tag, tmp, env={"PT_LOAD_DELAY": "0.02"} if late else None,
+    r = trace(cluster, it, "sql_psycopg3.py", tag, tmp, env={"PT_LOAD_DELAY": "0"} if late else None,
               tool_args=["-v"] if late else ())
     if not check_run_basics(r):
         return
@@ -425,11 +452,44 @@ def case_psycopg3(cluster, it, tmp, late=False):
            r.report["sql_capture"].get("libpq_files", 0) >= 1 and r.report["sql"]["statements"] > 0,
            json.dumps(r.report["sql_capture"]))
     if late:
-        record(r.tag + ": it was found through the dynamic-linker watch",
-               "watching its dynamic linker" in r.tool_stderr, r.tool_stderr[-800:])
+        record(r.tag + ": its libpq was probed before it was mapped",
+               re.search(r"pid %d: libpq \S+ mapped, probed ahead" % r.pid, r.tool_stderr),
+               stderr_lines(r, r"pid %d: .*(libpq|dynamic linker)" % r.pid))
         record(r.tag + ": settled on the send probes (psycopg 3 calls PQsend* itself)",
                "libpq statements from the send probes for good" in r.tool_stderr, r.tool_stderr[-800:])
     check_patterns(r, PSYCOPG3)
+
+
+def stderr_lines(r, pattern):
+    """The tool's stderr lines that match pattern, for a failure's detail."""
+    return "\n".join(l for l in r.tool_stderr.splitlines() if re.search(pattern, l))[-1500:] or \
+        r.tool_stderr[-800:]
+
+
+def case_bundled_late(cluster, it, tmp):
+    """A libpq the tracer has not seen, as a wheel bundles it (libpq-<hash>.so.5), loaded late: no
+    probe can be ahead of it, so the dynamic-linker watch must find it. Its first statement goes
+    out 0.25 s after the load, within the 0.5 s rescan period of unwatched processes, which a
+    watched one does not get: every statement counted means the watch had it probed in time."""
+    tag = "bundled-libpq-late/" + it.label
+    if not kernel_has_uprobe_multi():
+        skip(tag, "the dynamic-linker watch needs uprobe_multi links (Linux 6.6+); kernel %s finds a "
+             "late libpq by the 0.5 s rescan" % os.uname().release)
+        return
+    system = os.path.realpath("/usr/lib/x86_64-linux-gnu/libpq.so.5")
+    wheel = tempfile.mkdtemp(prefix="pytrace-wheel-", dir=tmp)
+    copy = os.path.join(wheel, "libpq-5f2a1d0c.so.5.15")
+    shutil.copy(system, copy)
+    r = trace(cluster, it, "sql_ctypes.py", tag, tmp, env={"PT_LIBPQ": copy, "PT_LOAD_DELAY": "0.25"},
+              tool_args=["-v"])
+    if not check_run_basics(r):
+        return
+    mine = stderr_lines(r, r"pid %d: .*(libpq|dynamic linker)" % r.pid)
+    record(r.tag + ": found through the dynamic-linker watch, not probed ahead",
+           re.search(r"pid %d: libpq found [\d.]+ ms after its dynamic linker's last notice" % r.pid, r.tool_stderr)
+           and "pid %d: probing libpq %s " % (r.pid, copy) in r.tool_stderr
+           and not re.search(r"pid %d: libpq \S+ mapped, probed ahead" % r.pid, r.tool_stderr), mine)
+    check_patterns(r, CTYPES)
 
 
 def case_ctypes(cluster, it, tmp, show_literals=False, suffix=""):
@@ -521,6 +581,7 @@ def main():
         cases = [("psycopg2/" + debian.label, lambda: case_psycopg2(cluster, debian, tmp)),
                  ("psycopg3/" + debian.label, lambda: case_psycopg3(cluster, debian, tmp)),
                  ("psycopg3-late-import/" + debian.label, lambda: case_psycopg3(cluster, debian, tmp, late=True)),
+                 ("bundled-libpq-late/" + debian.label, lambda: case_bundled_late(cluster, debian, tmp)),
                  ("no-libpq/" + debian.label, lambda: case_nolibpq(cluster, debian, tmp)),
                  ("psycopg2-exits-at-once/" + debian.label, lambda: case_exit_race(cluster, debian, tmp)),
                  ("psycopg2-exec-probes/" + debian.label, lambda: case_exec_probes(cluster, debian, tmp)),

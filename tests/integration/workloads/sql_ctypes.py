@@ -1,6 +1,7 @@
 # libpq through ctypes, no driver: runs on every interpreter (3.8+), including Debian unstable's
-# in a chroot. libpq is loaded after the start delay (mapped after the tracer started), then we
-# wait PT_LOAD_DELAY s for the tracer's rescan. Connection parameters come from PG* variables.
+# in a chroot. libpq (PT_LIBPQ, else the system's) is loaded once the tracer is tracing, so it is
+# mapped after the tracer started; the first statement goes PT_LOAD_DELAY s later. Connection
+# parameters come from PG* variables.
 # Prints "ready PID", its own counts and client-measured latencies (JSON, one line), exits.
 import ctypes
 import ctypes.util
@@ -23,7 +24,7 @@ def account(key, t0, error=False):
 
 
 def load_libpq():
-    pq = ctypes.CDLL(ctypes.util.find_library("pq") or "libpq.so.5")
+    pq = ctypes.CDLL(os.environ.get("PT_LIBPQ") or ctypes.util.find_library("pq") or "libpq.so.5")
     pq.PQconnectdb.restype = ctypes.c_void_p
     pq.PQconnectdb.argtypes = [ctypes.c_char_p]
     pq.PQstatus.argtypes = [ctypes.c_void_p]
@@ -80,9 +81,17 @@ def run_badutf8(pq, conn):
     account("ct_badutf8", t0, error=check(pq, res) == PGRES_FATAL_ERROR)
 
 
+def wait_for_tracer():
+    """PT_GO=stdin: the test writes a line once the tracer says it is tracing; else sleep."""
+    if os.environ.get("PT_GO") == "stdin":
+        sys.stdin.readline()
+    else:
+        time.sleep(float(os.environ.get("PT_START_DELAY", "1")))
+
+
 def main():
     print("ready", os.getpid(), flush=True)
-    time.sleep(float(os.environ.get("PT_START_DELAY", "1")))
+    wait_for_tracer()
     pq = load_libpq()
     time.sleep(float(os.environ.get("PT_LOAD_DELAY", "1")))
     conn = pq.PQconnectdb(b"")

@@ -1,9 +1,10 @@
 # psycopg2 (Debian's python3-psycopg2) on /usr/bin/python3: PQexec with literals inlined by the
 # driver. Imported before "ready": libpq is mapped when the tracer starts.
-# Prints "ready PID", waits PT_START_DELAY s for the tracer, runs, prints its own per-pattern
+# Prints "ready PID", waits for the tracer (wait_for_tracer), runs, prints its own per-pattern
 # counts and latencies (JSON, one line), lingers PT_LINGER s, exits.
 import json
 import os
+import sys
 import time
 
 import psycopg2
@@ -46,9 +47,17 @@ def account(key, t0, error=False):
     s["total_ms"] += dt
 
 
+def wait_for_tracer():
+    """PT_GO=stdin: the test writes a line once the tracer says it is tracing; else sleep."""
+    if os.environ.get("PT_GO") == "stdin":
+        sys.stdin.readline()
+    else:
+        time.sleep(float(os.environ.get("PT_START_DELAY", "1")))
+
+
 def main():
     print("ready", os.getpid(), flush=True)
-    time.sleep(float(os.environ.get("PT_START_DELAY", "1")))
+    wait_for_tracer()
     conn = psycopg2.connect("")
     cur = conn.cursor()
     cur.execute("CREATE TEMP TABLE pg2_items (name text, n int)")

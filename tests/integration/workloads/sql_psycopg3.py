@@ -1,6 +1,7 @@
 # psycopg 3 (Debian's python3-psycopg 3.1.7, libpq through ctypes) on /usr/bin/python3.
-# The driver is imported only after the start delay: its libpq is mapped after the tracer
-# started, and the tracer must find it on a rescan (every 0.5 s), so we wait PT_LOAD_DELAY s.
+# The driver is imported only once the tracer is tracing: its libpq is mapped after the tracer
+# started, and the tracer must find it (dynamic-linker watch, or the 0.5 s rescan) before the
+# first statement, PT_LOAD_DELAY s later.
 # Patterns, each with its own tag:
 #   pg3_plain   server-side params (PQsendQueryParams), never prepared
 #   pg3_prep    prepare_threshold reached: PQsendPrepare once, then PQsendQueryPrepared
@@ -11,6 +12,7 @@
 import asyncio
 import json
 import os
+import sys
 import time
 
 STATS = {}
@@ -79,9 +81,17 @@ async def run_async(psycopg, nconns, n):
         await c.close()
 
 
+def wait_for_tracer():
+    """PT_GO=stdin: the test writes a line once the tracer says it is tracing; else sleep."""
+    if os.environ.get("PT_GO") == "stdin":
+        sys.stdin.readline()
+    else:
+        time.sleep(float(os.environ.get("PT_START_DELAY", "1")))
+
+
 def main():
     print("ready", os.getpid(), flush=True)
-    time.sleep(float(os.environ.get("PT_START_DELAY", "1")))
+    wait_for_tracer()
     import psycopg
     time.sleep(float(os.environ.get("PT_LOAD_DELAY", "1")))
 

@@ -4,6 +4,7 @@
 # Prints "ready PID", runs, prints its own per-pattern counts (JSON, one line), lingers, exits.
 import json
 import os
+import sys
 import select
 import time
 
@@ -51,9 +52,17 @@ def async_loop(acur, aconn, n):
         acur.fetchall()
 
 
+def wait_for_tracer():
+    """PT_GO=stdin: the test writes a line once the tracer says it is tracing; else sleep."""
+    if os.environ.get("PT_GO") == "stdin":
+        sys.stdin.readline()
+    else:
+        time.sleep(float(os.environ.get("PT_START_DELAY", "1")))
+
+
 def main():
     print("ready", os.getpid(), flush=True)
-    time.sleep(float(os.environ.get("PT_START_DELAY", "1")))
+    wait_for_tracer()
     conn = psycopg2.connect("")
     conn.autocommit = True
     sync_loop(conn.cursor(), 400)
