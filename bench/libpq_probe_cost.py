@@ -15,7 +15,12 @@ What a statement costs from that:
 (Counted with bpftrace on Debian's psycopg2 2.9.5 and psycopg 3.1.7: docs/PERFORMANCE.md.)
 This is free of the server's and the scheduler's noise; bench/sql_overhead.py is the end-to-end loop.
 
-Usage: sudo bench/libpq_probe_cost.py [--rounds N] [--calls N] [--json FILE]
+--bystanders K adds a configuration: the send probes again, with K more processes of the traced
+tree holding their own probes on the same libpq (children of the worker, asleep: idle gunicorn
+workers, or processes probed ahead). The kernel runs every consumer of a uprobe at each hit and
+each turns away the processes that are not its own, so each bystander costs every call a little.
+
+Usage: sudo bench/libpq_probe_cost.py [--rounds N] [--calls N] [--bystanders K] [--json FILE]
 """
 import argparse
 import json
@@ -40,6 +45,15 @@ pq.PQlibVersion.restype = ctypes.c_int
 n = int(sys.argv[1])
 print("ready", os.getpid(), flush=True)
 sys.stdin.readline()                      # the harness says go once the tracer is attached
+kids = []
+for _ in range(int(os.environ.get("PT_BYSTANDERS", "0"))):
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(600)
+        os._exit(0)
+    kids.append(pid)
+if kids:
+    time.sleep(1.5)                       # the tracer attaches each child's probes at its fork
 def timed(fn):
     best = None
     for _ in range(5):
@@ -62,6 +76,9 @@ def exec_():
     for _ in range(n): f(None, b"SELECT 1")
 b = timed(base)
 print(f"{timed(send) - b:.1f} {timed(result) - b:.1f} {timed(exec_) - b:.1f}", flush=True)
+for k in kids:
+    os.kill(k, 9)
+    os.waitpid(k, 0)
 """
 
 
@@ -69,9 +86,10 @@ CONFIGS = ["untraced", "send", "exec", "floor"]
 LIBPQ = "/usr/lib/x86_64-linux-gnu/libpq.so.5"
 
 
-def one(calls, config):
+def one(calls, config, bystanders=0):
+    env = dict(os.environ, PT_BYSTANDERS=str(bystanders if config == "send+bystanders" else 0))
     w = subprocess.Popen([sys.executable, "-c", WORKER, str(calls)], stdin=subprocess.PIPE,
-                         stdout=subprocess.PIPE, text=True)
+                         stdout=subprocess.PIPE, text=True, env=env)
     pid = int(w.stdout.readline().split()[1])
     t = None
     if config == "floor":
@@ -83,7 +101,8 @@ def one(calls, config):
                 break
         time.sleep(0.3)
     elif config != "untraced":
-        t = subprocess.Popen([TOOL, "--pid", str(pid), "--json", "/dev/null", "-v", "--libpq-probes=" + config],
+        probes = "send" if config == "send+bystanders" else config
+        t = subprocess.Popen([TOOL, "--pid", str(pid), "--json", "/dev/null", "-v", "--libpq-probes=" + probes],
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         for line in t.stderr:
             if "probing libpq" in line:
@@ -113,16 +132,18 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--calls", type=int, default=100000)
+    ap.add_argument("--bystanders", type=int, default=0)
     ap.add_argument("--json")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root: the tracer loads BPF programs")
     add = {k: [] for k in ("send", "result", "exec", "floor", "psycopg2_send_probes", "psycopg2_exec_probes",
-                           "psycopg3")}
+                           "psycopg3", "bystander_send", "bystander_result")}
+    configs = CONFIGS + (["send+bystanders"] if args.bystanders else [])
     for r in range(args.rounds):
-        k = r % len(CONFIGS)
-        order = CONFIGS[k:] + CONFIGS[:k]
-        got = {c: one(args.calls, c) for c in order}
+        k = r % len(configs)
+        order = configs[k:] + configs[:k]
+        got = {c: one(args.calls, c, args.bystanders) for c in order}
         base = got["untraced"]
         s = got["send"][0] - base[0]
         g = got["send"][1] - base[1]
@@ -134,11 +155,17 @@ def main():
         add["psycopg2_send_probes"].append(s + 3 * g)
         add["psycopg2_exec_probes"].append(e)
         add["psycopg3"].append(s + 2 * g)
+        if args.bystanders:
+            by = got["send+bystanders"]
+            add["bystander_send"].append((by[0] - got["send"][0]) / args.bystanders)
+            add["bystander_result"].append((by[1] - got["send"][1]) / args.bystanders)
+            print("  round %d: with %d bystanders: PQsendQuery +%.0f ns, PQgetResult +%.0f ns" % (
+                r + 1, args.bystanders, by[0] - base[0], by[1] - base[1]), flush=True)
         print("  round %d: send probes: PQsendQuery +%.0f ns, PQgetResult +%.0f ns; exec probes: PQexec +%.0f ns "
               "; traps alone: PQexec +%.0f ns (untraced calls %.0f / %.0f / %.0f ns)" % (r + 1, s, g, e, add["floor"][-1], *base),
               flush=True)
-    res = {k + "_ns_median": statistics.median(v) for k, v in add.items()}
-    res.update({k + "_ns_range": [min(v), max(v)] for k, v in add.items()})
+    res = {k + "_ns_median": statistics.median(v) for k, v in add.items() if v}
+    res.update({k + "_ns_range": [min(v), max(v)] for k, v in add.items() if v})
     res["rounds"] = args.rounds
     print("\nadded per call, median of %d rounds (range):" % args.rounds)
     print("  send probes: PQsendQuery %.0f ns (%s), PQgetResult %.0f ns (%s)" % (
@@ -153,6 +180,13 @@ def main():
         res["psycopg2_send_probes_ns_median"] / 1000, *(x / 1000 for x in res["psycopg2_send_probes_ns_range"])))
     print("  psycopg 3 (send probes): %.2f us (%.2f-%.2f)" % (
         res["psycopg3_ns_median"] / 1000, *(x / 1000 for x in res["psycopg3_ns_range"])))
+    if args.bystanders:
+        print("each bystander (another traced process probed on the same libpq) adds per call:")
+        print("  PQsendQuery (entry probe) %.1f ns (%.1f-%.1f), PQgetResult (entry + return) %.1f ns (%.1f-%.1f)" % (
+            res["bystander_send_ns_median"], *res["bystander_send_ns_range"],
+            res["bystander_result_ns_median"], *res["bystander_result_ns_range"]))
+        print("  a psycopg 3 statement (send + 2 results): %.0f ns" % (
+            res["bystander_send_ns_median"] + 2 * res["bystander_result_ns_median"]))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(res, f, indent=1)
