@@ -586,9 +586,10 @@ void sqltrace__probe_ahead(struct sqltrace *s, pid_t pid)
 
 	if (!watch_find(s, pid))
 		return;		/* has a libpq, or is not watched: nothing to get ahead of */
-	if (s->nahead >= MAX_AHEAD) {
-		vlog("pid %d: not probed ahead: %d slots probed ahead already\n", pid, s->nahead);
-		return;
+	if (s->nahead >= MAX_AHEAD || s->nlibpq >= MAX_PROBED / 2) {
+		vlog("pid %d: not probed ahead: %d slots probed ahead already, %d in use\n", pid, s->nahead,
+		     s->nlibpq);
+		return;		/* slots are for processes that map libpq */
 	}
 	seed_files(s);
 	for (i = 0; i < s->nfiles && s->nahead < MAX_AHEAD; i++) {
