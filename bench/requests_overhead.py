@@ -45,7 +45,13 @@ CONFIGS = ["untraced", "pytrace-bpf", "austin", "sentry-sdk"]
 # bpftrace-traps: a uprobe and a uretprobe on libpq's PQexec with empty bodies: the floor of any tool
 #                 that times each statement from its entry to its return (two traps per statement)
 # pytrace-bpf-no-http: everything but the HTTP layer (CPU samples, SQL with --sql-in-flame)
-EXTRA_CONFIGS = ["pytrace-bpf-http", "pytrace-bpf-http-raw", "pytrace-bpf-no-http", "bpftrace-traps"]
+# bpftrace-http-floor: empty programs on the syscall tracepoints the HTTP layer uses (the exits of
+#                 accept*, read/recv*, write/send*, the entry of close): what the kernel's tracepoint
+#                 path costs every syscall of the host before any program does work
+EXTRA_CONFIGS = ["pytrace-bpf-http", "pytrace-bpf-http-raw", "pytrace-bpf-no-http", "bpftrace-traps",
+                 "bpftrace-http-floor"]
+HTTP_SYSCALLS = ["accept", "accept4", "read", "recvfrom", "readv", "recvmsg", "write", "sendto", "writev",
+                 "sendmsg", "sendfile64"]
 LIBPQ = "/usr/lib/x86_64-linux-gnu/libpq.so.5"
 
 
@@ -162,6 +168,12 @@ class Attached:
             self.p = subprocess.Popen(["bpftrace", "-e", "uprobe:%s:PQexec {} uretprobe:%s:PQexec {}" % (lib, lib)],
                                       stdout=open(self.err, "w"), stderr=subprocess.STDOUT)
             self.wait_for("Attaching")
+        elif self.config == "bpftrace-http-floor":
+            self.err = os.path.join(self.tmp, "bpftrace.out")
+            prog = " ".join("tracepoint:syscalls:sys_exit_%s {}" % n for n in HTTP_SYSCALLS)
+            self.p = subprocess.Popen(["bpftrace", "-e", prog + " tracepoint:syscalls:sys_enter_close {}"],
+                                      stdout=open(self.err, "w"), stderr=subprocess.STDOUT)
+            self.wait_for("Attaching")
         time.sleep(1.0)
         return self
 
@@ -209,6 +221,8 @@ class Attached:
                                                      open(self.err).read().strip()[-120:], n)
             elif self.config == "bpftrace-traps":
                 self.note = "empty uprobe + uretprobe on PQexec"
+            elif self.config == "bpftrace-http-floor":
+                self.note = "empty programs on the HTTP layer's %d syscall tracepoints" % (len(HTTP_SYSCALLS) + 1)
             elif self.config == "pytrace-bpf-no-http":
                 m = re.search(r"SQL: (\d+) statements .*?; lost events (\d+)", open(self.err).read())
                 self.note = "%s statements traced, %s events lost" % (m.groups() if m else ("?", "?"))
@@ -231,7 +245,7 @@ def main():
         sys.exit("--configs: untraced first, then any of " + ", ".join(CONFIGS[1:] + EXTRA_CONFIGS))
     if os.geteuid():
         sys.exit("run as root")
-    for exe in (TOOL, GUNICORN, "/usr/bin/wrk") + (("/usr/bin/bpftrace",) if "bpftrace-traps" in configs else ()):
+    for exe in (TOOL, GUNICORN, "/usr/bin/wrk") + (("/usr/bin/bpftrace",) if {"bpftrace-traps", "bpftrace-http-floor"} & set(configs) else ()):
         if not os.path.exists(exe):
             sys.exit("missing " + exe)
 
