@@ -54,11 +54,19 @@ struct {
 	__type(value, struct sql_proc);
 } sql_procs SEC(".maps");
 
-/* A PQexec* call in progress on a thread: its arguments, kept from entry to return. */
+/*
+ * A thread's libpq calls in progress, from entry to return: a PQexec* call's arguments, and the
+ * connection of a PQgetResult call. Task storage, not a hash on the thread id: no hashing, no
+ * element to allocate and free at every call, and nothing left behind by a thread that dies
+ * inside a call.
+ */
 struct exec_call {
 	__u64 conn, name, text, ts;
 	__u32 flags;
-	__u32 active;		/* entered, not returned yet */
+	__u32 active;		/* PQexec* entered, not returned yet */
+	__u64 result_conn;	/* PQgetResult's connection, while in_result */
+	__u32 in_result;
+	__u32 pad;
 };
 
 struct {
@@ -73,20 +81,15 @@ struct {
  * calls made inside a PQexec* that the exec probes saw are theirs: the send probes skip them.
  * A call entered before the exec probes were last dropped never sees its return probe.
  */
-static __always_inline bool in_exec_call(const struct sql_proc *sp)
+static __always_inline bool claimed(const struct exec_call *c, const struct sql_proc *sp)
 {
-	struct exec_call *c = bpf_task_storage_get(&exec_calls, bpf_get_current_task_btf(), NULL, 0);
-
 	return c && c->active && sp && c->ts > sp->exec_dropped_ns;
 }
 
-/* PQgetResult's connection, from entry to return, by thread. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u32);
-	__type(value, __u64);
-} result_conn SEC(".maps");
+static __always_inline bool in_exec_call(const struct sql_proc *sp)
+{
+	return claimed(bpf_task_storage_get(&exec_calls, bpf_get_current_task_btf(), NULL, 0), sp);
+}
 
 /*
  * Fill a statement event: the Python stack of the calling thread (stored in the stacks map the
@@ -223,18 +226,20 @@ int BPF_KPROBE(pq_send_query_prepared, void *conn, const char *name)
 SEC("uprobe")
 int BPF_KPROBE(pq_get_result, void *conn)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tid = (__u32)id;
-	__u32 pid = id >> 32;
-	__u64 c = (__u64)conn;
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	struct exec_call *c;
 	struct sql_proc *sp;
 
 	if (!pt_is_tracked(pid))
 		return 0;
-	sp = bpf_map_lookup_elem(&sql_procs, &pid);
-	if ((!sp || !sp->settled) && in_exec_call(sp))
+	c = bpf_task_storage_get(&exec_calls, bpf_get_current_task_btf(), NULL, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!c)
 		return 0;
-	bpf_map_update_elem(&result_conn, &tid, &c, BPF_ANY);
+	sp = bpf_map_lookup_elem(&sql_procs, &pid);
+	if ((!sp || !sp->settled) && claimed(c, sp))
+		return 0;
+	c->result_conn = (__u64)conn;
+	c->in_result = 1;
 	return 0;
 }
 
@@ -260,16 +265,15 @@ static __always_inline void sql_result(__u32 type, __u64 conn, __s32 status)
 SEC("uretprobe")
 int BPF_KRETPROBE(pq_get_result_ret, void *res)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct exec_call *c = bpf_task_storage_get(&exec_calls, bpf_get_current_task_btf(), NULL, 0);
 	__s32 status = SQL_ST_NULL;
-	__u64 *conn = bpf_map_lookup_elem(&result_conn, &tid);
 
-	if (!conn)
+	if (!c || !c->in_result)
 		return 0;
+	c->in_result = 0;
 	if (res && bpf_probe_read_user(&status, sizeof(status), res + PG_RESULT_STATUS_OFF))
 		status = PGRES_FATAL_ERROR_;
-	sql_result(PT_EV_SQL_RESULT, *conn, status);
-	bpf_map_delete_elem(&result_conn, &tid);
+	sql_result(PT_EV_SQL_RESULT, c->result_conn, status);
 	return 0;
 }
 
