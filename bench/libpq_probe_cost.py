@@ -15,6 +15,8 @@ What a statement costs from that:
 (Counted with bpftrace on Debian's psycopg2 2.9.5 and psycopg 3.1.7: docs/PERFORMANCE.md.)
 This is free of the server's and the scheduler's noise; bench/sql_overhead.py is the end-to-end loop.
 
+It also gives the BPF run time of each of the tool's programs per run (kernel.bpf_stats_enabled).
+
 --bystanders K adds a configuration: the send probes again, with K more processes of the traced
 tree holding their own probes on the same libpq (children of the worker, asleep: idle gunicorn
 workers, or processes probed ahead). The kernel runs every consumer of a uprobe at each hit and
@@ -76,13 +78,18 @@ def exec_():
     for _ in range(n): f(None, b"SELECT 1")
 b = timed(base)
 print(f"{timed(send) - b:.1f} {timed(result) - b:.1f} {timed(exec_) - b:.1f}", flush=True)
+sys.stdin.readline()                      # while the harness reads the tracer's BPF run times
 for k in kids:
     os.kill(k, 9)
     os.waitpid(k, 0)
 """
 
 
+sys.path.insert(0, HERE)
+from requests_overhead import bpf_prog_stats, enable_bpf_stats, tool_prog_ids  # noqa: E402
+
 CONFIGS = ["untraced", "send", "exec", "floor"]
+PROG_NS = {}	# (configuration, program): BPF ns per run, one per round
 LIBPQ = "/usr/lib/x86_64-linux-gnu/libpq.so.5"
 
 
@@ -111,6 +118,12 @@ def one(calls, config, bystanders=0):
     w.stdin.write("go\n")
     w.stdin.flush()
     costs = [float(x) for x in w.stdout.readline().split()]
+    if t and config != "floor":
+        for name, (n, ns) in bpf_prog_stats(tool_prog_ids(t.pid)).items():
+            if n:
+                PROG_NS.setdefault((config, name), []).append(ns / n)
+    w.stdin.write("bye\n")
+    w.stdin.flush()
     w.wait()
     if t and config == "floor":
         t.send_signal(2)
@@ -140,6 +153,7 @@ def main():
     add = {k: [] for k in ("send", "result", "exec", "floor", "psycopg2_send_probes", "psycopg2_exec_probes",
                            "psycopg3", "bystander_send", "bystander_result")}
     configs = CONFIGS + (["send+bystanders"] if args.bystanders else [])
+    stats_fd = enable_bpf_stats()  # noqa: F841 - counted while open
     for r in range(args.rounds):
         k = r % len(configs)
         order = configs[k:] + configs[:k]
@@ -180,6 +194,11 @@ def main():
         res["psycopg2_send_probes_ns_median"] / 1000, *(x / 1000 for x in res["psycopg2_send_probes_ns_range"])))
     print("  psycopg 3 (send probes): %.2f us (%.2f-%.2f)" % (
         res["psycopg3_ns_median"] / 1000, *(x / 1000 for x in res["psycopg3_ns_range"])))
+    if PROG_NS:
+        print("BPF run time per program run (kernel.bpf_stats_enabled), median of rounds (range):")
+        for (config, name), v in sorted(PROG_NS.items()):
+            print("  %-16s %-22s %5.0f ns (%.0f-%.0f)" % (config, name, statistics.median(v), min(v), max(v)))
+        res["bpf_ns_per_run"] = {"%s/%s" % k: statistics.median(v) for k, v in PROG_NS.items()}
     if args.bystanders:
         print("each bystander (another traced process probed on the same libpq) adds per call:")
         print("  PQsendQuery (entry probe) %.1f ns (%.1f-%.1f), PQgetResult (entry + return) %.1f ns (%.1f-%.1f)" % (
