@@ -26,7 +26,7 @@
  * Late imports happen at start-up (an application's modules, a worker's boot), well inside it.
  */
 #define MAX_AHEAD	8
-#define AHEAD_TTL_NS	(10 * 1000000000ULL)
+#define AHEAD_TTL_NS	(10 * 1000000000ULL)	/* PYTRACE_AHEAD_TTL_MS overrides it, for tests */
 #define STACK_CACHE	4096	/* symbolized statement stacks kept */
 #define MAX_SQL_FRAMES	(PT_MAX_FRAMES + 2)
 
@@ -134,6 +134,7 @@ struct sqltrace {
 	struct watch *watch;	/* MAX_WATCHED slots: processes whose dlopens are watched */
 	int nlibpq;		/* slots in use */
 	int nahead;		/* of which probed ahead, not mapped yet */
+	uint64_t ahead_ttl_ns;		/* AHEAD_TTL_NS, or PYTRACE_AHEAD_TTL_MS (tests) */
 	struct libpq_file files[64];	/* distinct libpq files located */
 	int nfiles;
 	bool seeded;			/* the system's libpq was looked for */
@@ -193,6 +194,8 @@ struct sqltrace *sqltrace__new(const struct sqltrace_opts *o, const struct sqltr
 		return NULL;
 	}
 	s->opts = *o;
+	s->ahead_ttl_ns = getenv("PYTRACE_AHEAD_TTL_MS") ? strtoull(getenv("PYTRACE_AHEAD_TTL_MS"), NULL, 10) * 1000000ULL :
+			  AHEAD_TTL_NS;
 	if (!s->opts.text_cap)
 		s->opts.text_cap = 1024;
 	s->sh = *sh;
@@ -404,7 +407,7 @@ static int attach_slot(struct sqltrace *s, struct libpq *lp, char *err, size_t e
 	s->nlibpq++;
 	s->nahead++;		/* until slot_mapped */
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	lp->ahead_until = (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec + AHEAD_TTL_NS;
+	lp->ahead_until = (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec + s->ahead_ttl_ns;
 	return 0;
 }
 
@@ -989,8 +992,8 @@ void sqltrace__tick(struct sqltrace *s, uint64_t now_ns)
 		if (!lp->pid)
 			continue;
 		if (!lp->mapped && now_ns >= lp->ahead_until) {
-			vlog("pid %d: no libpq mapped %d s after it was probed ahead: probes dropped, the watch stays\n",
-			     lp->pid, (int)(AHEAD_TTL_NS / 1000000000ULL));
+			vlog("pid %d: no libpq mapped %.1f s after it was probed ahead: probes dropped, the watch stays\n",
+			     lp->pid, s->ahead_ttl_ns / 1e9);
 			free_slot(s, lp);
 			continue;
 		}
