@@ -33,7 +33,7 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TOOL = os.path.join(os.path.dirname(HERE), "build", "pytrace-bpf")
+TOOL = os.environ.get("PYTRACE_BPF") or os.path.join(os.path.dirname(HERE), "build", "pytrace-bpf")
 
 WORKER = r"""
 import ctypes, os, sys, time

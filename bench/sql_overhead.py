@@ -33,7 +33,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-TOOL = os.path.join(REPO, "build", "pytrace-bpf")
+TOOL = os.environ.get("PYTRACE_BPF") or os.path.join(REPO, "build", "pytrace-bpf")
 PY = "/usr/bin/python3"
 TOOL_ARGS = []
 # CPU placement: on a 2-CPU VM, a client and its server backend on different CPUs wake each other
