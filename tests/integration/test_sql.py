@@ -554,23 +554,23 @@ def case_ctypes_chroot(cluster, it, tmp):
 def case_ahead_bounds(cluster, it, tmp):
     """Probes attached ahead stay within their bounds: every consumer on a uprobe costs every hit
     in any process (docs/PERFORMANCE.md), so at most 8 (process, file) pairs at once, each dropped
-    once its process has gone its time-to-live (10 s; 1 s here) without mapping the file."""
+    once its process has gone its time-to-live (10 s; 2 s here) without mapping the file."""
     tag = "probe-ahead-bounds/" + it.label
     if not kernel_has_uprobe_multi():
         skip(tag, "probing ahead needs uprobe_multi links (Linux 6.6+); kernel %s does not" % os.uname().release)
         return
-    r = trace(cluster, it, "sql_nolibpq.py", tag, tmp, env={"PT_KIDS": "10", "PT_SECONDS": "3.5"},
-              tool_args=["-v"], tool_env={"PYTRACE_AHEAD_TTL_MS": "1000"})
+    r = trace(cluster, it, "sql_nolibpq.py", tag, tmp, env={"PT_KIDS": "10", "PT_SECONDS": "5"},
+              tool_args=["-v"], tool_env={"PYTRACE_AHEAD_TTL_MS": "2000"})
     err = r.tool_stderr
     ahead = re.findall(r"pid (\d+): probed 1 libpq file ahead", err)
     refused = re.findall(r"pid (\d+): not probed ahead: 8 slots probed ahead already", err)
-    dropped = re.findall(r"pid (\d+): no libpq mapped 1\.0 s after it was probed ahead: probes dropped", err)
+    dropped = re.findall(r"pid (\d+): no libpq mapped 2\.0 s after it was probed ahead: probes dropped", err)
     record(r.tag + ": tool exits 0, no statements", r.tool.returncode == 0 and r.report is not None and
            r.report["sql"]["statements"] == 0, err[-800:])
     record(r.tag + ": 8 of the 11 processes probed ahead, the other 3 refused",
            len(set(ahead)) == 8 and len(set(refused)) == 3 and not set(ahead) & set(refused),
            "ahead %s, refused %s" % (ahead, refused))
-    record(r.tag + ": each one's probes dropped after its 1 s without libpq",
+    record(r.tag + ": each one's probes dropped after its 2 s without libpq",
            sorted(set(dropped)) == sorted(set(ahead)), "ahead %s, dropped %s" % (ahead, dropped))
 
 
