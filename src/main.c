@@ -382,6 +382,7 @@ static int out_json(FILE *f, void *c)
 	jsonw__start_object(w);
 	jsonw__uint_field(w, "traced", j->st->processes);
 	jsonw__uint_field(w, "python", j->st->python_processes);
+	jsonw__uint_field(w, "events_not_followed", j->st->procs_dropped);
 	jsonw__end_object(w);
 	jsonw__name(w, "samples");
 	jsonw__start_object(w);
@@ -446,6 +447,9 @@ static void print_summary(const struct profiler_stats *st, bool sample, const st
 {
 	fprintf(stderr, "%u process%s traced (%u Python).", st->processes, st->processes == 1 ? "" : "es",
 		st->python_processes);
+	if (st->procs_dropped)
+		fprintf(stderr, " %llu process events not followed: too many processes alive at once.",
+			(unsigned long long)st->procs_dropped);
 	if (sample)
 		fprintf(stderr, " %llu samples, deepest stack %u frames; lost %llu, native %llu, not Python %llu, "
 			"truncated %llu, unresolved frames %llu, dropped (stack cap) %llu.",

@@ -19,10 +19,11 @@
 #include "symbolize.h"
 #include "util.h"
 
-#define MAX_PROCS 16384
+#define MAX_PROCS 16384	/* processes known at once; PYTRACE_MAX_PROCS overrides it (tests) */
 #define MAX_SQL_FRAMES_P (PT_MAX_FRAMES + 3)
 #define RETRY_NS (100 * 1000000ULL)	/* how often to retry inspecting a process */
 #define RESCAN_NS (500 * 1000000ULL)	/* how often to look for a newly loaded libpq */
+#define FREE_AFTER_NS (1000000000ULL)	/* events of an exited process still queued by then: none */
 #define WATCHED_RESCAN_NS (10 * 1000000000ULL)	/* backstop, should a notice be lost */
 #define AHEAD_DELAY_NS (20 * 1000000ULL)	/* a child that has not exec'd by then is probed ahead */
 #define TID_COMMS 1024			/* thread names remembered from samples */
@@ -44,6 +45,7 @@ struct tproc {
 	uint64_t ahead_at;	/* a child without libpq: probe it ahead then, unless it execs first */
 	uint64_t scanned_ns;	/* when its mappings were last looked through for libpq */
 	bool watched;		/* its dynamic linker's notices bring it to be scanned */
+	uint64_t dead_ns;	/* when it exited: the slot is freed FREE_AFTER_NS later */
 	uint64_t last_try_ns;
 	char comm[16];
 	struct py_target py;
@@ -57,7 +59,8 @@ struct profiler {
 	int nlinks;
 	struct stack_agg *stacks;
 	struct symbolizer *sym;
-	struct tproc *procs;	/* open addressing on pid */
+	struct tproc *procs;	/* open addressing on pid, max_procs slots */
+	uint32_t max_procs;
 	struct profiler_stats st;
 	struct sqltrace *sql;
 	struct httptrace *http;
@@ -79,11 +82,16 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
+static uint32_t tproc_home(const struct profiler *p, pid_t pid)
+{
+	return ((uint32_t)pid * 2654435761u) % p->max_procs;
+}
+
 static struct tproc *tproc_get(struct profiler *p, pid_t pid, bool create)
 {
-	uint32_t i = ((uint32_t)pid * 2654435761u) % MAX_PROCS, n;
+	uint32_t i = tproc_home(p, pid), n;
 
-	for (n = 0; n < MAX_PROCS; n++, i = (i + 1) % MAX_PROCS) {
+	for (n = 0; n < p->max_procs; n++, i = (i + 1) % p->max_procs) {
 		if (p->procs[i].pid == pid)
 			return &p->procs[i];
 		if (!p->procs[i].pid) {
@@ -98,6 +106,8 @@ static struct tproc *tproc_get(struct profiler *p, pid_t pid, bool create)
 			return &p->procs[i];
 		}
 	}
+	if (create)
+		p->st.procs_dropped++;
 	return NULL;
 }
 
@@ -140,6 +150,38 @@ static void funcs_add(struct profiler *p, struct tproc *tp)
 
 	if (p->funcs && funcs__add_pid(p->funcs, tp->pid, &tp->py, err, sizeof(err)))
 		wlog("%s\n", err);
+}
+
+/*
+ * Free tp's slot some time after its process exited (samples of its other threads may still be
+ * queued at the exit: they must find it dead, not count it as a new live process), so that a
+ * collector left running through months of subprocesses and worker restarts keeps room for new
+ * processes, and a reused pid starts afresh. Linear probing: the entries after it that would no
+ * longer be found are shifted back into the hole (no tombstones). Pointers into the table are
+ * stale afterwards.
+ */
+static void tproc_free(struct profiler *p, struct tproc *tp)
+{
+	uint32_t hole = tp - p->procs, j = hole;
+
+	/* Emptied first: in a full table the scan below comes round to the hole and stops there. */
+	memset(&p->procs[hole], 0, sizeof(p->procs[hole]));
+	for (;;) {
+		uint32_t h;
+		bool between;
+
+		j = (j + 1) % p->max_procs;
+		if (!p->procs[j].pid)
+			break;
+		h = tproc_home(p, p->procs[j].pid);
+		/* Entry j stays if its home lies cyclically in (hole, j]: it is still found from there. */
+		between = hole < j ? (hole < h && h <= j) : (hole < h || h <= j);
+		if (!between) {
+			p->procs[hole] = p->procs[j];
+			memset(&p->procs[j], 0, sizeof(p->procs[j]));
+			hole = j;
+		}
+	}
 }
 
 /* Inspect tp and, if it is Python, hand its configuration to the BPF side. */
@@ -492,6 +534,8 @@ static void handle_proc_event(struct profiler *p, const struct pt_proc_event *e)
 			sqltrace__forget_pid(p->sql, e->hdr.pid);
 		if (p->http)
 			httptrace__forget_pid(p->http, e->hdr.pid);
+		if (tp && !tp->dead_ns)
+			tp->dead_ns = now_ns();
 		vlog("pid %d: exited\n", e->hdr.pid);
 		break;
 	}
@@ -541,7 +585,10 @@ struct profiler *profiler__new(const struct profiler_opts *opts, char *err, size
 		return NULL;
 	}
 	p->opts = *opts;
-	p->procs = calloc(MAX_PROCS, sizeof(*p->procs));
+	p->max_procs = getenv("PYTRACE_MAX_PROCS") ? strtoul(getenv("PYTRACE_MAX_PROCS"), NULL, 10) : MAX_PROCS;
+	if (p->max_procs < 16 || p->max_procs > 1U << 22)
+		p->max_procs = MAX_PROCS;
+	p->procs = calloc(p->max_procs, sizeof(*p->procs));
 	p->stacks = stack_agg__new(opts->max_stacks);
 	p->sym = symbolizer__new(0);
 	if (!p->procs || !p->stacks || !p->sym) {
@@ -664,7 +711,10 @@ int profiler__attach(struct profiler *p, char *err, size_t errlen)
 	return 0;
 }
 
-/* Drivers are imported lazily: look again for libpq in Python processes that had none. */
+/*
+ * Drivers are imported lazily: look again for libpq in Python processes that had none. Every
+ * RESCAN_NS, also free the slots of processes long gone.
+ */
 static void rescan_libpq(struct profiler *p)
 {
 	uint64_t now = now_ns();
@@ -672,7 +722,7 @@ static void rescan_libpq(struct profiler *p)
 
 	if (p->sql && p->ld_changed) {
 		p->ld_changed = false;
-		for (i = 0; i < MAX_PROCS; i++) {
+		for (i = 0; i < (int)p->max_procs; i++) {
 			struct tproc *tp = &p->procs[i];
 
 			if (tp->pid && tp->ld_changed) {
@@ -686,7 +736,7 @@ static void rescan_libpq(struct profiler *p)
 	if (p->sql && p->ahead_pending) {
 		unsigned left = 0;
 
-		for (i = 0; i < MAX_PROCS; i++) {
+		for (i = 0; i < (int)p->max_procs; i++) {
 			struct tproc *tp = &p->procs[i];
 
 			if (!tp->ahead_at)
@@ -701,20 +751,25 @@ static void rescan_libpq(struct profiler *p)
 		}
 		p->ahead_pending = left;
 	}
-	if (!p->sql || now - p->last_rescan_ns < RESCAN_NS)
+	if (now - p->last_rescan_ns < RESCAN_NS)
 		return;
 	p->last_rescan_ns = now;
-	for (i = 0; i < MAX_PROCS; i++) {
+	for (i = 0; i < (int)p->max_procs; i++) {
 		struct tproc *tp = &p->procs[i];
 
-		if (!tp->pid || !tp->live || tp->libpq)
+		if (tp->pid && tp->dead_ns && now - tp->dead_ns > FREE_AFTER_NS) {
+			tproc_free(p, tp);	/* an entry shifted into i waits for the next round */
+			continue;
+		}
+		if (!p->sql || !tp->pid || !tp->live || tp->libpq)
 			continue;
 		/* A watched process is scanned on its dynamic linker's notice: now and then will do. */
 		if (tp->watched && now - tp->scanned_ns < WATCHED_RESCAN_NS)
 			continue;
 		scan_libpq(p, tp);
 	}
-	sqltrace__tick(p->sql, now);
+	if (p->sql)
+		sqltrace__tick(p->sql, now);
 }
 
 int profiler__poll(struct profiler *p, int timeout_ms)
@@ -785,7 +840,7 @@ void profiler__describe(struct profiler *p, FILE *f)
 {
 	int i;
 
-	for (i = 0; i < MAX_PROCS; i++) {
+	for (i = 0; i < (int)p->max_procs; i++) {
 		const struct tproc *tp = &p->procs[i];
 
 		if (!tp->pid || tp->state != TP_PYTHON)

@@ -40,6 +40,7 @@ struct profiler_stats {
 	unsigned processes;	/* processes traced so far */
 	unsigned python_processes;
 	unsigned live;		/* traced processes still running */
+	uint64_t procs_dropped;	/* processes not followed: more than the table holds at once */
 	unsigned max_depth;	/* deepest Python stack seen */
 };
 

@@ -231,6 +231,7 @@ def trace(cluster, it, script, tag, tmp, env=None, tool_args=(), tcp=False, time
             proc.wait()
     r.workload_rc = proc.returncode
     r.workload_err = err
+    r.workload_out = out
     r.client = None
     for l in out.splitlines():
         if l.startswith("{"):
@@ -574,6 +575,26 @@ def case_ahead_bounds(cluster, it, tmp):
            sorted(set(dropped)) == sorted(set(ahead)), "ahead %s, dropped %s" % (ahead, dropped))
 
 
+def case_churn(cluster, it, tmp):
+    """A long-running collector keeps room for new processes: the slots of exited ones are freed.
+    600 children come and go in about 7 s (one every 10 ms) through a 256-slot table
+    (PYTRACE_MAX_PROCS), which a slot held until 1 s after its process exited would leave too
+    small by far without the freeing; a child forked after them must still be followed and have
+    its libpq probed, and nothing be left unfollowed."""
+    tag = "process-churn/" + it.label
+    r = trace(cluster, it, "sql_churn.py", tag, tmp, env={"PT_CHILDREN": "600", "PT_GAP_MS": "10"},
+              tool_args=["-v"], tool_env={"PYTRACE_MAX_PROCS": "256"})
+    m = re.search(r"late child (\d+)", r.workload_out)
+    late = int(m.group(1)) if m else -1
+    procs = (r.report or {}).get("processes", {})
+    record(r.tag + ": tool exits 0, 602 processes traced, none left unfollowed",
+           r.tool.returncode == 0 and procs.get("traced") == 602 and procs.get("events_not_followed") == 0,
+           "%s; %s" % (json.dumps(procs), r.tool_stderr[-400:]))
+    record(r.tag + ": the child forked after the churn has its libpq probed",
+           re.search(r"pid %d: (probing libpq|libpq \S+ mapped, probed ahead)" % late, r.tool_stderr),
+           "late child %d: %s" % (late, stderr_lines(r, r"pid %d:" % late)))
+
+
 def case_nolibpq(cluster, it, tmp):
     r = trace(cluster, it, "sql_nolibpq.py", "no-libpq/" + it.label, tmp)
     record(r.tag + ": exit 0 and says there is no libpq",
@@ -607,6 +628,7 @@ def main():
                  ("bundled-libpq-late/" + debian.label, lambda: case_bundled_late(cluster, debian, tmp)),
                  ("no-libpq/" + debian.label, lambda: case_nolibpq(cluster, debian, tmp)),
                  ("probe-ahead-bounds/" + debian.label, lambda: case_ahead_bounds(cluster, debian, tmp)),
+                 ("process-churn/" + debian.label, lambda: case_churn(cluster, debian, tmp)),
                  ("psycopg2-exits-at-once/" + debian.label, lambda: case_exit_race(cluster, debian, tmp)),
                  ("psycopg2-exec-probes/" + debian.label, lambda: case_exec_probes(cluster, debian, tmp)),
                  ("psycopg2-probe-switch/" + debian.label, lambda: case_probe_switch(cluster, debian, tmp)),
