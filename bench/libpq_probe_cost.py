@@ -86,6 +86,7 @@ for k in kids:
 
 
 sys.path.insert(0, HERE)
+sys.dont_write_bytecode = True
 from requests_overhead import bpf_prog_stats, enable_bpf_stats, tool_prog_ids  # noqa: E402
 
 CONFIGS = ["untraced", "send", "exec", "floor"]
