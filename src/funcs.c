@@ -229,6 +229,8 @@ struct fpid {
 	bool attached;
 	struct uprobe links[6];
 	int nlinks;
+	uint64_t gone;		/* after an exec: the old image's links are released after this ticket */
+	bool exited;		/* kept for the report; its slot may be taken by a new process */
 	char why[160];		/* for the report: what was attached or why not */
 };
 
@@ -501,14 +503,26 @@ static struct fpid *fpid_get(struct funcs *f, pid_t pid, bool create)
 {
 	int i;
 
+	struct fpid *fp = NULL;
+
 	for (i = 0; i < f->npids; i++)
-		if (f->pids[i].pid == pid)
+		if (f->pids[i].pid == pid && !f->pids[i].exited)
 			return &f->pids[i];
-	if (!create || f->npids >= MAX_PIDS)
+	if (!create)
 		return NULL;
-	memset(&f->pids[f->npids], 0, sizeof(f->pids[0]));
-	f->pids[f->npids].pid = pid;
-	return &f->pids[f->npids++];
+	if (f->npids < MAX_PIDS) {
+		fp = &f->pids[f->npids++];
+	} else {
+		/* Full: a process that has exited gives up its slot (and its line in the report). */
+		for (i = 0; i < f->npids && !fp; i++)
+			if (f->pids[i].exited)
+				fp = &f->pids[i];
+		if (!fp)
+			return NULL;
+	}
+	memset(fp, 0, sizeof(*fp));
+	fp->pid = pid;
+	return fp;
 }
 
 /* The spec id (attach cookie) of a probe site of host, its arguments written for usdt.bpf.h. */
@@ -606,6 +620,14 @@ int funcs__add_pid(struct funcs *f, pid_t pid, const struct py_target *py, char 
 		return -E2BIG;
 	if (fp->attached)
 		return 0;
+	/*
+	 * Python exec'd into Python: the old links are on the same binary and the same process, so
+	 * until they are released they would count the new image's calls a second time.
+	 */
+	if (fp->gone) {
+		uprobe__wait_released(fp->gone);
+		fp->gone = 0;
+	}
 	fp->major = py->major;
 	fp->minor = py->minor;
 	snprintf(fp->binary, sizeof(fp->binary), "%s", py->binary);
@@ -650,10 +672,28 @@ void funcs__forget_pid(struct funcs *f, pid_t pid)
 
 	if (!fp)
 		return;
+	for (i = 0; i < fp->nlinks; i++) {
+		uint64_t t = uprobe__detach(&fp->links[i]);
+
+		if (t)
+			fp->gone = t;
+	}
+	fp->nlinks = 0;
+	fp->attached = false;
+}
+
+/* pid exited: its links go now (a long run would otherwise keep every exited process's fds). */
+void funcs__exit_pid(struct funcs *f, pid_t pid)
+{
+	struct fpid *fp = fpid_get(f, pid, false);
+	int i;
+
+	if (!fp)
+		return;
 	for (i = 0; i < fp->nlinks; i++)
 		uprobe__detach(&fp->links[i]);
 	fp->nlinks = 0;
-	fp->attached = false;
+	fp->exited = true;
 }
 
 static bool sampled_pid(const struct funcs *f, const struct fpid *fp)

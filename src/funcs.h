@@ -76,6 +76,8 @@ int funcs__detect(pid_t pid, struct py_target *py, struct py_probes *pp, char *e
 int funcs__add_pid(struct funcs *f, pid_t pid, const struct py_target *py, char *err, size_t errlen);
 /* pid exec'd: detach its probes (they are attached again when it is inspected). */
 void funcs__forget_pid(struct funcs *f, pid_t pid);
+/* pid exited: detach its probes; its report line stays while the table has room. */
+void funcs__exit_pid(struct funcs *f, pid_t pid);
 /* An event of type PT_EV_FUNC_*. */
 void funcs__handle(struct funcs *f, const void *data, size_t size);
 /* A sampled stack (root first) and the wall time it stands for, for the fallback. */

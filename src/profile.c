@@ -534,6 +534,8 @@ static void handle_proc_event(struct profiler *p, const struct pt_proc_event *e)
 			sqltrace__forget_pid(p->sql, e->hdr.pid);
 		if (p->http)
 			httptrace__forget_pid(p->http, e->hdr.pid);
+		if (p->funcs)
+			funcs__exit_pid(p->funcs, e->hdr.pid);
 		if (tp && !tp->dead_ns)
 			tp->dead_ns = now_ns();
 		vlog("pid %d: exited\n", e->hdr.pid);
