@@ -192,6 +192,7 @@ static void *releaser(void *arg)
 {
 	uint64_t *busy = arg;
 
+	pthread_setname_np(pthread_self(), "pytrace-release");	/* 15 characters: the limit */
 	pthread_mutex_lock(&rel.lock);
 	for (;;) {
 		struct release *r;
