@@ -236,7 +236,10 @@ fail:
 	return NULL;
 }
 
-/* Where each probe goes in f; the PQsend* and PQgetResult probes must all be there. */
+/*
+ * Where each probe goes in f; the PQsend* and PQgetResult probes must all be there. Returns 0,
+ * 1 if f is not a libpq this tool knows, or a negative errno if its symbols could not be read.
+ */
 static int locate_probes(struct libpq_file *f, const char *name, char *err, size_t errlen)
 {
 	struct elf_sym_query q[P_MAX];
@@ -253,7 +256,7 @@ static int locate_probes(struct libpq_file *f, const char *name, char *err, size
 	for (i = 0; i < P_MAX; i++) {
 		if (!f->offs[i] && probes[i].set == SQL_SET_SEND && !probes[i].optional) {
 			snprintf(err, errlen, "%s has no %s: not a libpq this tool knows", name, probes[i].sym);
-			return -ENOENT;
+			return 1;
 		}
 		if (f->offs[i] && !probes[i].retprobe)
 			f->offs[i] = emulable_offset(f->offs[i], code[i]);
@@ -261,21 +264,34 @@ static int locate_probes(struct libpq_file *f, const char *name, char *err, size
 	return 0;
 }
 
+static bool is_file(const char *path, dev_t dev, ino_t ino)
+{
+	struct stat sb;
+
+	return stat(path, &sb) == 0 && sb.st_dev == dev && sb.st_ino == ino;
+}
+
 /*
  * The file (dev, ino), reachable here as host, located on first sight. Returns NULL with err set
- * when it is not a libpq this tool knows (remembered: not read again), or when no slot is left.
+ * when it is not a libpq this tool knows (remembered: not read again), when its symbols cannot
+ * be read now (not remembered: host may be a /proc/PID/root path of a process that just went),
+ * or when no slot is left. The path kept for probing ahead is the process's own name for the file
+ * where that names it here too (it outlives the process), else host, replaced by a later one
+ * once it stops leading to the file.
  */
 static struct libpq_file *locate_file(struct sqltrace *s, dev_t dev, ino_t ino, const char *host,
 				      const char *name, char *err, size_t errlen)
 {
 	struct libpq_file *f;
-	int i;
+	int i, ret;
 
 	for (i = 0; i < s->nfiles; i++) {
 		f = &s->files[i];
 		if (f->dev == dev && f->ino == ino) {
 			if (!f->known)
 				snprintf(err, errlen, "%s is not a libpq this tool knows", name);
+			else if (!is_file(f->host, dev, ino))
+				snprintf(f->host, sizeof(f->host), "%s", host);
 			return f->known ? f : NULL;
 		}
 	}
@@ -283,12 +299,16 @@ static struct libpq_file *locate_file(struct sqltrace *s, dev_t dev, ino_t ino, 
 		snprintf(err, errlen, "%s: more than %zu distinct libpq files", name, ARRAY_SIZE(s->files));
 		return NULL;
 	}
-	f = &s->files[s->nfiles++];
+	f = &s->files[s->nfiles];
 	memset(f, 0, sizeof(*f));
 	f->dev = dev;
 	f->ino = ino;
-	snprintf(f->host, sizeof(f->host), "%s", host);
-	f->known = locate_probes(f, name, err, errlen) == 0;
+	snprintf(f->host, sizeof(f->host), "%s", is_file(name, dev, ino) ? name : host);
+	ret = locate_probes(f, name, err, errlen);
+	if (ret < 0)
+		return NULL;	/* unread: looked at again next time */
+	s->nfiles++;
+	f->known = ret == 0;
 	return f->known ? f : NULL;
 }
 
@@ -469,6 +489,8 @@ static int scan_one(void *ctx, const struct proc_map *m)
 		return 1;
 	}
 	f = locate_file(s, sb.st_dev, sb.st_ino, host, m->path, c->errbuf, c->errlen);
+	if (!f && !is_file(host, sb.st_dev, sb.st_ino))
+		return 0;	/* the process went while it was looked at: nothing to say */
 	if (!f) {
 		c->err = -ENOENT;
 		return 1;
@@ -477,6 +499,8 @@ static int scan_one(void *ctx, const struct proc_map *m)
 	if (!lp)
 		return 0;
 	ret = attach_slot(s, lp, c->errbuf, c->errlen);
+	if (ret == -ESRCH)
+		return 0;	/* gone meanwhile (a subprocess's exec): its exit event follows */
 	if (ret) {
 		c->err = ret;
 		return 1;

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -42,6 +43,47 @@ def summary():
     skipped = sum(1 for r in results if r[1] == "SKIP")
     print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
     return 1 if failed else 0
+
+
+class Tracer:
+    """The tool, started in the background with its output read as it comes: a test waits for
+    "Tracing pid" (every probe in place, however long a loaded machine took to attach them)
+    before it lets its workload go, instead of sleeping a fixed time and hoping."""
+
+    def __init__(self, args, env=None):
+        self.proc = subprocess.Popen([TOOL] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, errors="replace", env=env)
+        self.pid = self.proc.pid
+        self.err, self.out = [], []
+        self.tracing = threading.Event()
+        self.readers = [threading.Thread(target=self._read_err, daemon=True),
+                        threading.Thread(target=lambda: self.out.append(self.proc.stdout.read()), daemon=True)]
+        for t in self.readers:
+            t.start()
+
+    def _read_err(self):
+        for line in self.proc.stderr:
+            self.err.append(line)
+            if line.startswith("Tracing pid"):
+                self.tracing.set()
+        self.tracing.set()  # exited before it traced: the caller finds out from finish()
+
+    def wait_tracing(self, timeout=30):
+        return self.tracing.wait(timeout)
+
+    def stderr(self):
+        return "".join(self.err)
+
+    def finish(self, timeout=60):
+        """Wait for the tool (killed after timeout s); returns (exit status, stdout, stderr)."""
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        for t in self.readers:
+            t.join(10)
+        return self.proc.returncode, "".join(self.out), self.stderr()
 
 
 def preflight():
@@ -92,7 +134,8 @@ class Interp:
             return os.path.join(WORKLOADS, name)
         dest = os.path.join(self.root, "tmp", "pytrace-workloads")
         os.makedirs(dest, exist_ok=True)
-        shutil.copy(os.path.join(WORKLOADS, name), dest)
+        for f in (name, "tracer_go.py"):  # the workloads' own helper goes with them
+            shutil.copy(os.path.join(WORKLOADS, f), dest)
         return "/tmp/pytrace-workloads/" + name
 
     def host_path(self, path):

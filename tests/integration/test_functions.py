@@ -22,7 +22,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -44,37 +43,19 @@ def traced_run(argv_workload, env, tool_args, go_host, timeout=60):
         w.kill()
         raise RuntimeError("workload did not start: " + w.stderr.read()[-400:])
     pid = int(line[1])
-    t = subprocess.Popen([TOOL, "--pid", str(pid), "--duration", str(timeout), "--no-sql", "--no-http"] + tool_args,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    err = []
-    ready = threading.Event()
-
-    def reader():
-        for l in t.stderr:
-            err.append(l)
-            if l.startswith("Tracing pid"):
-                ready.set()
-        ready.set()
-    outbuf = []
-    th = threading.Thread(target=reader, daemon=True)
-    th.start()
-    th2 = threading.Thread(target=lambda: outbuf.append(t.stdout.read()), daemon=True)
-    th2.start()
-    ready.wait(30)
+    t = harness.Tracer(["--pid", str(pid), "--duration", str(timeout), "--no-sql", "--no-http"] + tool_args)
+    t.wait_tracing(30)
     time.sleep(0.2)
     open(go_host, "w").close()
     try:
         wout, _ = w.communicate(timeout=timeout)
-        t.wait(timeout=30)
     finally:
-        for p in (w, t):
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+        if w.poll() is None:
+            w.kill()
+            w.wait()
+        rc, out, err = t.finish(30)
         os.unlink(go_host) if os.path.exists(go_host) else None
-    th.join(5)
-    th2.join(5)
-    return {"rc": t.returncode, "stdout": "".join(outbuf), "stderr": "".join(err)}, wout
+    return {"rc": rc, "stdout": out, "stderr": err}, wout
 
 
 def by_name(calls, name):
@@ -304,20 +285,9 @@ def case_churn(it, tmp):
     tag = it.label + " churn"
     w = subprocess.Popen(it.argv("-c") + [CHURN, "300"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     pid = int(w.stdout.readline().split()[1])
-    t = subprocess.Popen([TOOL, "--pid", str(pid), "--functions", "nothing.*", "--no-sql", "--no-http", "-v",
-                          "--json", os.path.join(tmp, "churn.json")], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE, text=True)
-    err = []
-    ready = threading.Event()
-
-    def reader():
-        for l in t.stderr:
-            err.append(l)
-            if l.startswith("Tracing pid"):
-                ready.set()
-        ready.set()
-    threading.Thread(target=reader, daemon=True).start()
-    ready.wait(30)
+    t = harness.Tracer(["--pid", str(pid), "--functions", "nothing.*", "--no-sql", "--no-http", "-v",
+                        "--json", os.path.join(tmp, "churn.json")])
+    t.wait_tracing(30)
     try:
         base = len(os.listdir("/proc/%d/fd" % t.pid))
         w.stdin.write("go\n")
@@ -333,8 +303,8 @@ def case_churn(it, tmp):
         w.stdin.write("bye\n")
         w.stdin.close()
         w.wait(30)
-        t.wait(60)
-    attached = sum(1 for l in err if "python:* notes" in l)
+        _, _, err = t.finish(60)
+    attached = sum(1 for l in err.splitlines() if "python:* notes" in l)
     # A child may exit (after 20 ms) before the collector gets to it: most, not all, are probed.
     record(tag + ": 200+ of 300 children probed, the collector's fds back near where they started",
            attached >= 200 and after - base < 40, "children with probes %d, fds %d before, %d %.1f s after" %

@@ -28,7 +28,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -186,26 +185,9 @@ def trace(cluster, it, script, tag, tmp, env=None, tool_args=(), tcp=False, time
             raise RuntimeError("workload %s did not start: %s" % (script, proc.stderr.read()[-800:]))
         r.pid = int(line[1])
         r.maps_libpq = None
-        tool = subprocess.Popen([TOOL, "--pid", str(r.pid), "--duration", "30", "--json", r.json_path] +
-                                list(tool_args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                env=dict(os.environ, **(tool_env or {})))
-        # The workload starts once the tool says it is tracing: its probes are all in place by
-        # then, however long a loaded machine takes to load and attach them.
-        tool_err = []
-        tracing = threading.Event()
-
-        def read_stderr():
-            for l in tool.stderr:
-                tool_err.append(l)
-                if l.startswith(b"Tracing pid"):
-                    tracing.set()
-            tracing.set()
-        readers = [threading.Thread(target=read_stderr, daemon=True)]
-        tool_out = []
-        readers.append(threading.Thread(target=lambda: tool_out.append(tool.stdout.read()), daemon=True))
-        for t in readers:
-            t.start()
-        tracing.wait(timeout)
+        tool = harness.Tracer(["--pid", str(r.pid), "--duration", "30", "--json", r.json_path] + list(tool_args),
+                              env=dict(os.environ, **(tool_env or {})))
+        tool.wait_tracing(timeout)
         try:
             proc.stdin.write("go\n")
             proc.stdin.close()
@@ -213,17 +195,13 @@ def trace(cluster, it, script, tag, tmp, env=None, tool_args=(), tcp=False, time
             pass
         proc.stdin = None  # communicate() below must not touch it again
         deadline = time.time() + timeout
-        while tool.poll() is None and time.time() < deadline:
+        while tool.proc.poll() is None and time.time() < deadline:
             if r.maps_libpq is None:
                 r.maps_libpq = libpq_mapped(r.pid)
             time.sleep(0.2)
-        if tool.poll() is None:
-            tool.kill()
-        tool.wait()
-        for t in readers:
-            t.join(10)
-        r.tool = subprocess.CompletedProcess(tool.args, tool.returncode, b"".join(tool_out), b"".join(tool_err))
-        r.tool_stderr = r.tool.stderr.decode("utf-8", "replace")
+        rc, tool_out, tool_err = tool.finish(0)
+        r.tool = subprocess.CompletedProcess(tool.proc.args, rc, tool_out, tool_err)
+        r.tool_stderr = tool_err
         out, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
@@ -435,27 +413,34 @@ def case_sql_in_flame(cluster, it, tmp):
            (leaf_us, total_us, q[0]["count"] if q else 0, parent_ok))
 
 
-def case_psycopg3(cluster, it, tmp, late=False):
+def case_psycopg3(cluster, it, tmp, late=False, perf_events=False):
     """psycopg 3 (plain, prepared, pipeline, ClientCursor, async), imported after the tracer
-    started. late: its first statement goes out as soon as the import returns, with no pause: the
-    system's libpq must have been probed ahead, armed by the kernel as the import maps it, for
-    every statement to be counted."""
-    if late and not kernel_has_uprobe_multi():
-        skip("psycopg3-late-import/" + it.label, "probing ahead needs uprobe_multi links (Linux 6.6+); "
-             "kernel %s finds a late libpq by the 0.5 s rescan" % os.uname().release)
-        return
-    tag = ("psycopg3-late-import/" if late else "psycopg3/") + it.label
-    r = trace(cluster, it, "sql_psycopg3.py", tag, tmp, env={"PT_LOAD_DELAY": "0"} if late else None,
-              tool_args=["-v"] if late else ())
+    started. late, with uprobe_multi links: its first statement goes out as soon as the import
+    returns, with no pause: the system's libpq must have been probed ahead, armed by the kernel
+    as the import maps it, for every statement to be counted. late without them (kernels before
+    6.6, or perf_events forcing the fallback here): nothing is probed ahead and no dynamic linker
+    is watched, since each perf event would cost the process at every context switch; the 0.5 s
+    rescan must find libpq before the first statement, 1.5 s after the import."""
+    multi = kernel_has_uprobe_multi() and not perf_events
+    tag = ("psycopg3-late-import%s/" % ("-perf-events" if perf_events else "") if late else "psycopg3/") + it.label
+    env = {"PT_LOAD_DELAY": "0" if multi else "1.5"} if late else None
+    r = trace(cluster, it, "sql_psycopg3.py", tag, tmp, env=env, tool_args=["-v"] if late else (),
+              tool_env={"PYTRACE_UPROBES": "perf"} if perf_events else None)
     if not check_run_basics(r):
         return
     record(r.tag + ": libpq loaded after the tracer started is found",
            r.report["sql_capture"].get("libpq_files", 0) >= 1 and r.report["sql"]["statements"] > 0,
            json.dumps(r.report["sql_capture"]))
+    mine = stderr_lines(r, r"pid %d: .*(libpq|dynamic linker)" % r.pid)
+    ahead = re.search(r"pid %d: libpq \S+ mapped, probed ahead" % r.pid, r.tool_stderr)
+    if late and multi:
+        record(r.tag + ": its libpq was probed before it was mapped", ahead, mine)
+    elif late:
+        record(r.tag + ": perf events: not probed ahead, no dynamic-linker watch, found by the rescan",
+               not ahead and "watching its dynamic linker" not in r.tool_stderr and
+               "pid %d: probing libpq " % r.pid in r.tool_stderr and
+               r.report["sql_capture"].get("attached_as") == "perf events", mine)
     if late:
-        record(r.tag + ": its libpq was probed before it was mapped",
-               re.search(r"pid %d: libpq \S+ mapped, probed ahead" % r.pid, r.tool_stderr),
-               stderr_lines(r, r"pid %d: .*(libpq|dynamic linker)" % r.pid))
         record(r.tag + ": settled on the send probes (psycopg 3 calls PQsend* itself)",
                "libpq statements from the send probes for good" in r.tool_stderr, r.tool_stderr[-800:])
     check_patterns(r, PSYCOPG3)
@@ -467,29 +452,35 @@ def stderr_lines(r, pattern):
         r.tool_stderr[-800:]
 
 
-def case_bundled_late(cluster, it, tmp):
+def case_bundled_late(cluster, it, tmp, perf_events=False):
     """A libpq the tracer has not seen, as a wheel bundles it (libpq-<hash>.so.5), loaded late: no
-    probe can be ahead of it, so the dynamic-linker watch must find it. Its first statement goes
-    out 0.25 s after the load, within the 0.5 s rescan period of unwatched processes, which a
-    watched one does not get: every statement counted means the watch had it probed in time."""
-    tag = "bundled-libpq-late/" + it.label
-    if not kernel_has_uprobe_multi():
-        skip(tag, "the dynamic-linker watch needs uprobe_multi links (Linux 6.6+); kernel %s finds a "
-             "late libpq by the 0.5 s rescan" % os.uname().release)
-        return
+    probe can be ahead of it. With uprobe_multi links the dynamic-linker watch must find it: its
+    first statement goes out 0.25 s after the load, within the 0.5 s rescan period of unwatched
+    processes, which a watched one does not get, so every statement counted means the watch had
+    it probed in time. Without them (older kernels, or perf_events here) the rescan must: the
+    first statement goes out 1.5 s after the load."""
+    multi = kernel_has_uprobe_multi() and not perf_events
+    tag = "bundled-libpq-late%s/%s" % ("-perf-events" if perf_events else "", it.label)
     system = os.path.realpath("/usr/lib/x86_64-linux-gnu/libpq.so.5")
     wheel = tempfile.mkdtemp(prefix="pytrace-wheel-", dir=tmp)
     copy = os.path.join(wheel, "libpq-5f2a1d0c.so.5.15")
     shutil.copy(system, copy)
-    r = trace(cluster, it, "sql_ctypes.py", tag, tmp, env={"PT_LIBPQ": copy, "PT_LOAD_DELAY": "0.25"},
-              tool_args=["-v"])
+    r = trace(cluster, it, "sql_ctypes.py", tag, tmp,
+              env={"PT_LIBPQ": copy, "PT_LOAD_DELAY": "0.25" if multi else "1.5"}, tool_args=["-v"],
+              tool_env={"PYTRACE_UPROBES": "perf"} if perf_events else None)
     if not check_run_basics(r):
         return
     mine = stderr_lines(r, r"pid %d: .*(libpq|dynamic linker)" % r.pid)
-    record(r.tag + ": found through the dynamic-linker watch, not probed ahead",
-           re.search(r"pid %d: libpq found [\d.]+ ms after its dynamic linker's last notice" % r.pid, r.tool_stderr)
-           and "pid %d: probing libpq %s " % (r.pid, copy) in r.tool_stderr
-           and not re.search(r"pid %d: libpq \S+ mapped, probed ahead" % r.pid, r.tool_stderr), mine)
+    probed = "pid %d: probing libpq %s " % (r.pid, copy) in r.tool_stderr
+    ahead = re.search(r"pid %d: libpq \S+ mapped, probed ahead" % r.pid, r.tool_stderr)
+    noticed = re.search(r"pid %d: libpq found [\d.]+ ms after its dynamic linker's last notice" % r.pid,
+                        r.tool_stderr)
+    if multi:
+        record(r.tag + ": found through the dynamic-linker watch, not probed ahead",
+               probed and noticed and not ahead, mine)
+    else:
+        record(r.tag + ": perf events: found by the rescan, with no watch and nothing probed ahead",
+               probed and not noticed and not ahead and "watching its dynamic linker" not in r.tool_stderr, mine)
     check_patterns(r, CTYPES)
 
 
@@ -552,22 +543,31 @@ def case_ctypes_chroot(cluster, it, tmp):
             case_ctypes(cluster, it, tmp, suffix=" (with the chroot path workaround)")
 
 
-def case_ahead_bounds(cluster, it, tmp):
+def case_ahead_bounds(cluster, it, tmp, perf_events=False):
     """Probes attached ahead stay within their bounds: every consumer on a uprobe costs every hit
     in any process (docs/PERFORMANCE.md), so at most 8 (process, file) pairs at once, each dropped
-    once its process has gone its time-to-live (10 s; 2 s here) without mapping the file."""
-    tag = "probe-ahead-bounds/" + it.label
-    if not kernel_has_uprobe_multi():
-        skip(tag, "probing ahead needs uprobe_multi links (Linux 6.6+); kernel %s does not" % os.uname().release)
-        return
+    once its process has gone its time-to-live (10 s; 2 s here) without mapping the file. As perf
+    events (kernels before 6.6, or perf_events here) none at all: each would cost its process at
+    every context switch."""
+    multi = kernel_has_uprobe_multi() and not perf_events
+    tag = "probe-ahead-bounds%s/%s" % ("-perf-events" if perf_events else "", it.label)
+    tool_env = {"PYTRACE_AHEAD_TTL_MS": "2000"}
+    if perf_events:
+        tool_env["PYTRACE_UPROBES"] = "perf"
     r = trace(cluster, it, "sql_nolibpq.py", tag, tmp, env={"PT_KIDS": "10", "PT_SECONDS": "5"},
-              tool_args=["-v"], tool_env={"PYTRACE_AHEAD_TTL_MS": "2000"})
+              tool_args=["-v"], tool_env=tool_env)
     err = r.tool_stderr
     ahead = re.findall(r"pid (\d+): probed 1 libpq file ahead", err)
     refused = re.findall(r"pid (\d+): not probed ahead: 8 slots probed ahead already", err)
     dropped = re.findall(r"pid (\d+): no libpq mapped 2\.0 s after it was probed ahead: probes dropped", err)
     record(r.tag + ": tool exits 0, no statements", r.tool.returncode == 0 and r.report is not None and
            r.report["sql"]["statements"] == 0, err[-800:])
+    if not multi:
+        watched = re.findall(r"pid (\d+): no libpq yet; watching its dynamic linker", err)
+        record(r.tag + ": perf events: no process probed ahead or watched",
+               not ahead and not watched and "No libpq in pid" in err,
+               "ahead %s, watched %s" % (ahead, watched))
+        return
     record(r.tag + ": 8 of the 11 processes probed ahead, the other 3 refused",
            len(set(ahead)) == 8 and len(set(refused)) == 3 and not set(ahead) & set(refused),
            "ahead %s, refused %s" % (ahead, refused))
@@ -625,9 +625,15 @@ def main():
         cases = [("psycopg2/" + debian.label, lambda: case_psycopg2(cluster, debian, tmp)),
                  ("psycopg3/" + debian.label, lambda: case_psycopg3(cluster, debian, tmp)),
                  ("psycopg3-late-import/" + debian.label, lambda: case_psycopg3(cluster, debian, tmp, late=True)),
+                 ("psycopg3-late-import-perf-events/" + debian.label,
+                  lambda: case_psycopg3(cluster, debian, tmp, late=True, perf_events=True)),
                  ("bundled-libpq-late/" + debian.label, lambda: case_bundled_late(cluster, debian, tmp)),
+                 ("bundled-libpq-late-perf-events/" + debian.label,
+                  lambda: case_bundled_late(cluster, debian, tmp, perf_events=True)),
                  ("no-libpq/" + debian.label, lambda: case_nolibpq(cluster, debian, tmp)),
                  ("probe-ahead-bounds/" + debian.label, lambda: case_ahead_bounds(cluster, debian, tmp)),
+                 ("probe-ahead-bounds-perf-events/" + debian.label,
+                  lambda: case_ahead_bounds(cluster, debian, tmp, perf_events=True)),
                  ("process-churn/" + debian.label, lambda: case_churn(cluster, debian, tmp)),
                  ("psycopg2-exits-at-once/" + debian.label, lambda: case_exit_race(cluster, debian, tmp)),
                  ("psycopg2-exec-probes/" + debian.label, lambda: case_exec_probes(cluster, debian, tmp)),

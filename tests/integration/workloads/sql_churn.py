@@ -5,16 +5,9 @@
 # were freed.
 import ctypes
 import os
-import sys
 import time
 
-
-def wait_for_tracer():
-    """PT_GO=stdin: the test writes a line once the tracer says it is tracing; else sleep."""
-    if os.environ.get("PT_GO") == "stdin":
-        sys.stdin.readline()
-    else:
-        time.sleep(float(os.environ.get("PT_START_DELAY", "1")))
+from tracer_go import wait_for_tracer
 
 
 def main():

@@ -10,6 +10,8 @@ import os
 import sys
 import time
 
+from tracer_go import wait_for_tracer
+
 STATS = {}
 PGRES_FATAL_ERROR = 7
 
@@ -79,14 +81,6 @@ def run_badutf8(pq, conn):
     t0 = time.perf_counter()
     res = pq.PQexec(conn, b"SELECT 'bad\xff\xfe' AS ct_badutf8")  # @ct_badutf8
     account("ct_badutf8", t0, error=check(pq, res) == PGRES_FATAL_ERROR)
-
-
-def wait_for_tracer():
-    """PT_GO=stdin: the test writes a line once the tracer says it is tracing; else sleep."""
-    if os.environ.get("PT_GO") == "stdin":
-        sys.stdin.readline()
-    else:
-        time.sleep(float(os.environ.get("PT_START_DELAY", "1")))
 
 
 def main():

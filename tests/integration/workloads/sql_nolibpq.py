@@ -1,14 +1,14 @@
 # Plain Python with no libpq: sleeps, then exits. The SQL tracer must say so and exit 0.
 # PT_KIDS: fork that many children first (no libpq either), each sleeping as long, once the
-# tracer is tracing (PT_GO=stdin): the probes attached ahead must stay within their bounds.
+# tracer is tracing: the probes attached ahead must stay within their bounds.
 import os
-import sys
 import time
+
+from tracer_go import wait_for_tracer
 
 if __name__ == "__main__":
     print("ready", os.getpid(), flush=True)
-    if os.environ.get("PT_GO") == "stdin":
-        sys.stdin.readline()
+    wait_for_tracer()
     seconds = float(os.environ.get("PT_SECONDS", "1.5"))
     kids = []
     for _ in range(int(os.environ.get("PT_KIDS", "0"))):

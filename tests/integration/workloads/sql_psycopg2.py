@@ -4,10 +4,11 @@
 # counts and latencies (JSON, one line), lingers PT_LINGER s, exits.
 import json
 import os
-import sys
 import time
 
 import psycopg2
+
+from tracer_go import wait_for_tracer
 
 STATS = {}
 
@@ -45,14 +46,6 @@ def account(key, t0, error=False):
     s["errors"] += int(error)
     s["max_ms"] = max(s["max_ms"], dt)
     s["total_ms"] += dt
-
-
-def wait_for_tracer():
-    """PT_GO=stdin: the test writes a line once the tracer says it is tracing; else sleep."""
-    if os.environ.get("PT_GO") == "stdin":
-        sys.stdin.readline()
-    else:
-        time.sleep(float(os.environ.get("PT_START_DELAY", "1")))
 
 
 def main():

@@ -12,8 +12,9 @@
 import asyncio
 import json
 import os
-import sys
 import time
+
+from tracer_go import wait_for_tracer
 
 STATS = {}
 
@@ -79,14 +80,6 @@ async def run_async(psycopg, nconns, n):
     await asyncio.gather(*(async_worker(c, n) for c in conns))
     for c in conns:
         await c.close()
-
-
-def wait_for_tracer():
-    """PT_GO=stdin: the test writes a line once the tracer says it is tracing; else sleep."""
-    if os.environ.get("PT_GO") == "stdin":
-        sys.stdin.readline()
-    else:
-        time.sleep(float(os.environ.get("PT_START_DELAY", "1")))
 
 
 def main():

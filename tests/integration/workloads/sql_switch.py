@@ -4,12 +4,13 @@
 # Prints "ready PID", runs, prints its own per-pattern counts (JSON, one line), lingers, exits.
 import json
 import os
-import sys
 import select
 import time
 
 import psycopg2
 import psycopg2.extensions as ext
+
+from tracer_go import wait_for_tracer
 
 STATS = {}
 
@@ -50,14 +51,6 @@ def async_loop(acur, aconn, n):
         wait(aconn)
         account("sw_async", t0)
         acur.fetchall()
-
-
-def wait_for_tracer():
-    """PT_GO=stdin: the test writes a line once the tracer says it is tracing; else sleep."""
-    if os.environ.get("PT_GO") == "stdin":
-        sys.stdin.readline()
-    else:
-        time.sleep(float(os.environ.get("PT_START_DELAY", "1")))
 
 
 def main():
