@@ -36,11 +36,11 @@ else
 	msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
-.PHONY: all clean install check unit-test integration-test demo deps bench
+.PHONY: all clean install check unit-test demo deps bench
 .DELETE_ON_ERROR:
 .SECONDARY:
 
-all: $(OUTPUT)/pytrace-bpf
+all: $(OUTPUT)/pytrace-bpf $(SKELS)
 
 $(OUTPUT) $(OUTPUT)/src $(OUTPUT)/bpf $(OUTPUT)/tests:
 	$(Q)mkdir -p $@
@@ -61,9 +61,16 @@ $(OUTPUT)/%.skel.h: $(OUTPUT)/bpf/%.bpf.o
 	$(call msg,GEN-SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< > $@
 
-$(OUTPUT)/src/%.o: src/%.c $(wildcard src/*.h) $(wildcard include/*.h) $(SKELS) | $(OUTPUT)/src
+$(OUTPUT)/src/%.o: src/%.c $(wildcard src/*.h) $(wildcard include/*.h) | $(OUTPUT)/src
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+# Which user-side objects include which skeleton: each BPF object's loader, and only it.
+$(OUTPUT)/src/session.o: $(OUTPUT)/session.skel.h
+$(OUTPUT)/src/sampler.o: $(OUTPUT)/sampler.skel.h
+$(OUTPUT)/src/libpq.o: $(OUTPUT)/sql.skel.h
+$(OUTPUT)/src/httptrace.o: $(OUTPUT)/http.skel.h
+$(OUTPUT)/src/funcs.o: $(OUTPUT)/funcs.skel.h
 
 $(OUTPUT)/libpytrace.a: $(LIB_OBJS)
 	$(call msg,AR,$@)
@@ -84,9 +91,6 @@ deps:
 unit-test: $(UNIT_BINS)
 	$(Q)tests/run-unit.sh $(UNIT_BINS)
 
-integration-test: $(OUTPUT)/pytrace-bpf
-	$(Q)tests/integration/run.sh
-
 check: deps
 	$(Q)$(MAKE) --no-print-directory all $(UNIT_BINS)
 	$(Q)tests/run-all.sh $(UNIT_BINS)
@@ -98,7 +102,7 @@ demo: deps
 bench: all
 	$(Q)bench/flame_overhead.sh
 
-install: $(OUTPUT)/pytrace-bpf
+install: $(OUTPUT)/pytrace-bpf $(SKELS)
 	$(call msg,INSTALL,$(DESTDIR)$(PREFIX)/bin/pytrace-bpf)
 	$(Q)install -D -m 0755 $(OUTPUT)/pytrace-bpf $(DESTDIR)$(PREFIX)/bin/pytrace-bpf
 

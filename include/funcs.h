@@ -14,10 +14,9 @@
 #define FN_MOD_MAX	96	/* bytes of a module name from the import probes */
 
 enum funcs_event_type {
-	PT_EV_FUNC_CALL = 48,	/* a candidate function returned: one call with its duration */
+	PT_EV_FUNC_CALL = PT_EV_FUNC_FIRST,	/* a candidate function returned: one call with its duration */
 	PT_EV_FUNC_GC = 49,	/* gc__start .. gc__done */
 	PT_EV_FUNC_IMPORT = 50,	/* import__find__load__start .. done */
-	PT_EV_FUNC_LAST = 63,	/* events up to here belong to this module */
 };
 
 /* How a pattern part is matched by the BPF prefilter (a superset: user space decides exactly). */

@@ -11,11 +11,10 @@
 #define HTTP_CONT_READS	2	/* reads after a request start sent along, for split request lines */
 
 enum http_event_type {
-	PT_EV_HTTP_REQ = 32,	/* a read that starts a request (or may: too short to tell) */
+	PT_EV_HTTP_REQ = PT_EV_HTTP_FIRST,	/* a read that starts a request (or may: too short to tell) */
 	PT_EV_HTTP_DATA = 33,	/* a later read of the same request (split request lines) */
 	PT_EV_HTTP_RESP = 34,	/* a write that starts a response ("HTTP/1.x NNN") */
 	PT_EV_HTTP_CLOSE = 35,	/* a followed connection was closed */
-	PT_EV_HTTP_LAST = 47,	/* types up to here belong to the HTTP side */
 };
 
 /* Connection phase, BPF side */

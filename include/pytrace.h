@@ -40,9 +40,26 @@ struct pt_proc {
 #define PT_TRACK_ROOT	1	/* named on the command line */
 #define PT_TRACK_CHILD	2	/* forked by a traced process */
 
+/*
+ * Event types. Each capability owns one range of them; the session dispatches a range to its
+ * owner (src/session.c) and counts events whose type no capability owns. A new capability takes
+ * the next free range here and defines its types inside it, in its own header.
+ */
+#define PT_EV_SAMPLE_FIRST	1	/* the sampler: struct pt_sample */
+#define PT_EV_SAMPLE_LAST	1
+#define PT_EV_PROC_FIRST	2	/* the process table (src/procs.c): struct pt_proc_event */
+#define PT_EV_PROC_LAST		15
+#define PT_EV_SQL_FIRST		16	/* statements through libpq (include/sql.h) */
+#define PT_EV_SQL_LAST		31
+#define PT_EV_HTTP_FIRST	32	/* HTTP requests on sockets (include/http.h) */
+#define PT_EV_HTTP_LAST		47
+#define PT_EV_FUNC_FIRST	48	/* --functions' USDT probes (include/funcs.h) */
+#define PT_EV_FUNC_LAST		63
+#define PT_EV_TYPES		64	/* every type is below this */
+
 enum pt_event_type {
-	PT_EV_SAMPLE = 1,
-	PT_EV_EXEC = 2,		/* a traced pid exec'd: its interpreter must be found again */
+	PT_EV_SAMPLE = PT_EV_SAMPLE_FIRST,
+	PT_EV_EXEC = PT_EV_PROC_FIRST,	/* a traced pid exec'd: its interpreter must be found again */
 	PT_EV_FORK = 3,		/* a traced pid forked a new process */
 	PT_EV_EXIT = 4,		/* a traced process exited */
 };

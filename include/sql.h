@@ -9,7 +9,7 @@
 #define SQL_NAME_MAX	64	/* prepared statement names (NAMEDATALEN) */
 
 enum sql_event_type {
-	PT_EV_SQL_SEND = 16,	/* a statement leaves for the server */
+	PT_EV_SQL_SEND = PT_EV_SQL_FIRST,	/* a statement leaves for the server */
 	PT_EV_SQL_RESULT = 17,	/* PQgetResult returned (status, or NULL) */
 	PT_EV_SQL_SYNC = 18,	/* PQpipelineSync: a sync point joins the queue */
 	PT_EV_SQL_EXEC = 19,	/* PQexec* or PQprepare returned: a whole statement (struct sql_send) */

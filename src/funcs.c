@@ -12,6 +12,8 @@
 #include "jsonw.h"
 #include "lathist.h"
 #include "procmaps.h"
+#include "pystacks.h"
+#include "session.h"
 #include "uprobe.h"
 #include "util.h"
 
@@ -262,7 +264,8 @@ struct usdt_spec {
 
 struct funcs {
 	struct funcs_opts opts;
-	struct funcs_shared sh;
+	struct session_maps maps;
+	struct pystacks *names_of;	/* names caller frames; NULL: callers unknown */
 	struct funcs_bpf *skel;
 	enum uprobe_kind uprobes;
 	struct { dev_t dev; ino_t ino; uint64_t ip_off; } specs[MAX_SPECS];	/* by spec id */
@@ -358,7 +361,8 @@ static bool any_match(struct funcs *f, const char *file, const char *name, const
 	return false;
 }
 
-struct funcs *funcs__new(const struct funcs_opts *o, const struct funcs_shared *sh, char *err, size_t errlen)
+struct funcs *funcs__new(const struct funcs_opts *o, const struct session_maps *maps, struct pystacks *names,
+			 char *err, size_t errlen)
 {
 	struct funcs *f = calloc(1, sizeof(*f));
 	struct fn_filter filt;
@@ -370,7 +374,8 @@ struct funcs *funcs__new(const struct funcs_opts *o, const struct funcs_shared *
 		return NULL;
 	}
 	f->opts = *o;
-	f->sh = *sh;
+	f->maps = *maps;
+	f->names_of = names;
 	f->fns = calloc(MAX_FUNCS, sizeof(*f->fns));
 	f->ids = calloc(ID_HASH, sizeof(*f->ids));
 	f->imps = calloc(MAX_IMPORTS, sizeof(*f->imps));
@@ -414,13 +419,8 @@ struct funcs *funcs__new(const struct funcs_opts *o, const struct funcs_shared *
 			goto fail;
 		}
 	}
-	if (bpf_map__reuse_fd(f->skel->maps.procs, bpf_map__fd(sh->procs)) ||
-	    bpf_map__reuse_fd(f->skel->maps.tracked, bpf_map__fd(sh->tracked)) ||
-	    bpf_map__reuse_fd(f->skel->maps.counters, bpf_map__fd(sh->counters)) ||
-	    bpf_map__reuse_fd(f->skel->maps.events, bpf_map__fd(sh->events))) {
-		snprintf(err, errlen, "cannot share maps with the USDT BPF object: %s", strerror(errno));
+	if (session_maps__reuse(maps, f->skel->obj, err, errlen))
 		goto fail;
-	}
 	ret = funcs_bpf__load(f->skel);
 	if (ret) {
 		snprintf(err, errlen, "cannot load the USDT BPF programs: %s", strerror(-ret));
@@ -767,7 +767,7 @@ static void note_caller(struct funcs *f, const struct fn_call *e, struct fn_stat
 	char buf[1024], *q, *file;
 	size_t n, i;
 
-	if (!e->nframes || !f->sh.frames) {
+	if (!e->nframes || !f->names_of) {
 		s->unknown_callers++;
 		return;
 	}
@@ -775,7 +775,7 @@ static void note_caller(struct funcs *f, const struct fn_call *e, struct fn_stat
 	f->st->flags = 0;
 	for (i = 0; i < e->nframes && i < FN_CALLER_FRAMES; i++)
 		f->st->frames[i] = e->frames[i];
-	n = f->sh.frames(f->sh.ctx, e->hdr.pid, e->tid, f->st, f->names, FRAME_NAMES);
+	n = pystacks__name(f->names_of, e->hdr.pid, e->tid, f->st, f->names, FRAME_NAMES);
 	if (!n) {
 		s->unknown_callers++;
 		return;
@@ -954,7 +954,7 @@ static uint64_t counter(struct funcs *f, __u32 key)
 	int ncpus = libbpf_num_possible_cpus(), c;
 	uint64_t vals[256], sum = 0;
 
-	if (ncpus <= 0 || ncpus > 256 || bpf_map_lookup_elem(bpf_map__fd(f->sh.counters), &key, vals))
+	if (ncpus <= 0 || ncpus > 256 || bpf_map_lookup_elem(bpf_map__fd(f->maps.counters), &key, vals))
 		return 0;
 	for (c = 0; c < ncpus; c++)
 		sum += vals[c];
@@ -1310,3 +1310,93 @@ void funcs__write_gc_json(struct funcs *f, struct jsonw *w)
 	jsonw__end_object(w);
 	jsonw__end_object(w);
 }
+
+/* ---- the capability ---- */
+
+static void on_sample(void *c, uint32_t pid, uint32_t tid, const char *const *frames, size_t n,
+		      uint64_t weight_ns, bool offcpu)
+{
+	funcs__add_sample(c, pid, tid, frames, n, weight_ns, offcpu);
+}
+
+static void *funcs_open(struct session *ss, const struct session_opts *so, char *err, size_t errlen)
+{
+	struct sampler *sampler = session__cap(ss, "sampler");
+	struct funcs *f;
+
+	if (!so->funcs.enabled)
+		return NULL;
+	f = funcs__new(&so->funcs, session__maps(ss), session__pystacks(ss), err, errlen);
+	if (f && sampler)
+		sampler__listen(sampler, on_sample, f);
+	return f;
+}
+
+static void funcs_on_python(void *c, const struct proc *p)
+{
+	char err[512];
+
+	if (funcs__add_pid(c, p->pid, &p->py, err, sizeof(err)))
+		wlog("%s\n", err);
+}
+
+static void funcs_on_fork(void *c, const struct proc *child, const struct proc *parent)
+{
+	funcs_on_python(c, child);
+}
+
+static void funcs_on_exec(void *c, pid_t pid)
+{
+	funcs__forget_pid(c, pid);
+}
+
+static void funcs_on_exit(void *c, pid_t pid)
+{
+	funcs__exit_pid(c, pid);
+}
+
+static void funcs_event(void *c, const void *data, size_t size)
+{
+	funcs__handle(c, data, size);
+}
+
+static void funcs_json(void *c, struct jsonw *w)
+{
+	jsonw__name(w, "functions");
+	funcs__write_json(c, w);
+	jsonw__name(w, "gc");
+	funcs__write_gc_json(c, w);
+}
+
+static void funcs_report(void *c, FILE *f, unsigned written)
+{
+	if (!(written & SESSION_WROTE_JSON))
+		funcs__report(c, f);
+}
+
+/* Its report always says what it found, even "no calls": the run is not empty. */
+static bool funcs_collected(void *c)
+{
+	return true;
+}
+
+static void funcs_free_cap(void *c)
+{
+	funcs__free(c);
+}
+
+const struct capability funcs_capability = {
+	.name = "functions",
+	.ev_first = PT_EV_FUNC_FIRST,
+	.ev_last = PT_EV_FUNC_LAST,
+	.open = funcs_open,
+	.on_event = funcs_event,
+	.on_python = funcs_on_python,
+	.on_fork = funcs_on_fork,
+	.on_exec = funcs_on_exec,
+	.on_exit = funcs_on_exit,
+	.write_json = funcs_json,
+	.report = funcs_report,
+	.collected = funcs_collected,
+	.free = funcs_free_cap,
+};

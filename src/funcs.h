@@ -16,7 +16,8 @@
 #include "pyproc.h"
 #include "usdt.h"
 
-struct bpf_map;
+struct session_maps;
+struct pystacks;
 struct jsonw;
 
 #define FN_GLOB_MAX 256
@@ -47,6 +48,7 @@ enum funcs_mode {
 };
 
 struct funcs_opts {
+	bool enabled;
 	const char *const *patterns;
 	int npatterns;
 	enum funcs_mode mode;
@@ -54,18 +56,16 @@ struct funcs_opts {
 	bool gc;		/* GC and import probes where present */
 };
 
-typedef size_t (*funcs_frames_fn)(void *ctx, uint32_t pid, uint32_t tid, const struct pt_stack *st,
-				  const char **out, size_t max);
-
-struct funcs_shared {
-	struct bpf_map *procs, *tracked, *counters, *events;	/* the profiler's maps, reused */
-	funcs_frames_fn frames;		/* names interpreter frames, root first */
-	void *ctx;
-};
-
 struct funcs;
 
-struct funcs *funcs__new(const struct funcs_opts *o, const struct funcs_shared *sh, char *err, size_t errlen);
+extern const struct capability funcs_capability;
+
+/*
+ * Open and load the USDT programs on the session's shared maps; names (may be NULL) names the
+ * callers' frames. The capability does this; tests drive it directly.
+ */
+struct funcs *funcs__new(const struct funcs_opts *o, const struct session_maps *maps, struct pystacks *names,
+			 char *err, size_t errlen);
 void funcs__free(struct funcs *f);
 /*
  * What pid's interpreter offers, before anything is loaded: main uses it to decide whether the

@@ -10,10 +10,13 @@
 #include "http.h"
 #include "http.skel.h"
 #include "httptrace.h"
+#include "jsonw.h"
+#include "session.h"
 #include "util.h"
 
 struct httptrace {
-	struct httptrace_shared sh;
+	struct session *session;
+	struct httptrace_opts o;
 	struct http_bpf *skel;
 	struct requests *req;
 	bool per_syscall;	/* per-syscall tracepoints; else raw syscall tracepoints */
@@ -47,14 +50,9 @@ static int open_load(struct httptrace *h, char *err, size_t errlen)
 	bpf_object__for_each_program(prog, h->skel->obj)
 		bpf_program__set_autoload(prog, strncmp(bpf_program__name(prog), "tp_", 3) ? !h->per_syscall :
 					  h->per_syscall);
-	if (bpf_map__reuse_fd(h->skel->maps.procs, bpf_map__fd(h->sh.procs)) ||
-	    bpf_map__reuse_fd(h->skel->maps.tracked, bpf_map__fd(h->sh.tracked)) ||
-	    bpf_map__reuse_fd(h->skel->maps.counters, bpf_map__fd(h->sh.counters)) ||
-	    bpf_map__reuse_fd(h->skel->maps.events, bpf_map__fd(h->sh.events))) {
-		ret = -errno;
-		snprintf(err, errlen, "cannot share maps with the HTTP BPF object: %s", strerror(errno));
+	ret = session_maps__reuse(session__maps(h->session), h->skel->obj, err, errlen);
+	if (ret)
 		return ret;
-	}
 	ret = http_bpf__load(h->skel);
 	if (ret)
 		snprintf(err, errlen, "cannot load the HTTP BPF programs: %s", strerror(-ret));
@@ -72,18 +70,23 @@ static uint64_t conn_last_write(void *ctx, uint32_t pid, int32_t fd)
 	return c.last_write_ts;
 }
 
-struct httptrace *httptrace__new(const struct requests_opts *ro, const struct httptrace_shared *sh,
-				 char *err, size_t errlen)
+static void httptrace_free(void *c);
+
+static void *httptrace_open(struct session *ss, const struct session_opts *so, char *err, size_t errlen)
 {
-	struct httptrace *h = calloc(1, sizeof(*h));
-	struct requests_opts o = *ro;
+	struct httptrace *h;
+	struct requests_opts o = so->http.req;
 	int ret;
 
+	if (!so->http.enabled)
+		return NULL;
+	h = calloc(1, sizeof(*h));
 	if (!h) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	h->sh = *sh;
+	h->session = ss;
+	h->o = so->http;
 	o.last_write = conn_last_write;
 	o.ctx = h;
 	h->req = requests__new(&o);
@@ -91,9 +94,7 @@ struct httptrace *httptrace__new(const struct requests_opts *ro, const struct ht
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	/* PYTRACE_HTTP_HOOK=raw: the raw syscall tracepoints even where tracefs is there (tests). */
-	h->per_syscall = !(getenv("PYTRACE_HTTP_HOOK") && !strcmp(getenv("PYTRACE_HTTP_HOOK"), "raw")) &&
-			 have_syscall_events();
+	h->per_syscall = !h->o.raw_hook && have_syscall_events();
 	ret = open_load(h, err, errlen);
 	if (ret && h->per_syscall) {
 		vlog("HTTP: %s with per-syscall tracepoints; trying raw syscall tracepoints\n", err);
@@ -104,12 +105,13 @@ struct httptrace *httptrace__new(const struct requests_opts *ro, const struct ht
 		goto fail;
 	return h;
 fail:
-	httptrace__free(h);
+	httptrace_free(h);
 	return NULL;
 }
 
-int httptrace__attach(struct httptrace *h, char *err, size_t errlen)
+static int httptrace_attach(void *c, char *err, size_t errlen)
 {
+	struct httptrace *h = c;
 	int ret = http_bpf__attach(h->skel);
 
 	if (ret && h->per_syscall) {
@@ -128,8 +130,9 @@ int httptrace__attach(struct httptrace *h, char *err, size_t errlen)
 	return ret;
 }
 
-void httptrace__handle(struct httptrace *h, const void *data, size_t size)
+static void httptrace_event(void *c, const void *data, size_t size)
 {
+	struct httptrace *h = c;
 	const struct http_event *e = data;
 	size_t at = offsetof(struct http_event, data);
 
@@ -152,21 +155,23 @@ void httptrace__handle(struct httptrace *h, const void *data, size_t size)
 	}
 }
 
-void httptrace__tick(struct httptrace *h)
+static void httptrace_tick(void *c, uint64_t now)
 {
-	struct timespec ts;
+	struct httptrace *h = c;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	requests__tick(h->req, (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec);
+	requests__tick(h->req, now);
 }
 
-void httptrace__flush(struct httptrace *h)
+static void httptrace_flush(void *c)
 {
+	struct httptrace *h = c;
+
 	requests__flush(h->req);
 }
 
-void httptrace__forget_pid(struct httptrace *h, pid_t pid)
+static void httptrace_on_exit(void *c, pid_t pid)
 {
+	struct httptrace *h = c;
 	struct http_conn_key k, next;
 	int fd = bpf_map__fd(h->skel->maps.conns);
 	bool first = true;
@@ -185,18 +190,10 @@ void httptrace__forget_pid(struct httptrace *h, pid_t pid)
 
 void httptrace__stats(struct httptrace *h, struct httptrace_stats *st)
 {
-	__u64 vals[256];
-	int ncpus = libbpf_num_possible_cpus(), c;
-	__u32 key;
-
 	memset(st, 0, sizeof(*st));
 	st->hook = h->per_syscall ? "per-syscall tracepoints" : "raw syscall tracepoints";
-	for (key = PT_CNT_HTTP_LOST; key <= PT_CNT_HTTP_CONN_DROPPED && ncpus > 0 && ncpus <= 256; key++) {
-		if (bpf_map_lookup_elem(bpf_map__fd(h->sh.counters), &key, vals))
-			continue;
-		for (c = 0; c < ncpus; c++)
-			*(key == PT_CNT_HTTP_LOST ? &st->lost : &st->conns_dropped) += vals[c];
-	}
+	st->lost = session__counter(h->session, PT_CNT_HTTP_LOST);
+	st->conns_dropped = session__counter(h->session, PT_CNT_HTTP_CONN_DROPPED);
 	requests__stats(h->req, &st->req);
 }
 
@@ -205,11 +202,80 @@ struct requests *httptrace__requests(struct httptrace *h)
 	return h->req;
 }
 
-void httptrace__free(struct httptrace *h)
+static void httptrace_free(void *c)
 {
+	struct httptrace *h = c;
+
 	if (!h)
 		return;
 	http_bpf__destroy(h->skel);
 	requests__free(h->req);
 	free(h);
 }
+
+static void httptrace_json(void *c, struct jsonw *w)
+{
+	struct httptrace *h = c;
+	struct httptrace_stats st;
+
+	httptrace__stats(h, &st);
+	jsonw__name(w, "http");
+	jsonw__start_object(w);
+	jsonw__string_field(w, "source", st.hook);
+	jsonw__uint_field(w, "lost_events", st.lost);
+	jsonw__uint_field(w, "connections_not_followed", st.conns_dropped);
+	jsonw__name(w, "assembly");
+	requests__write_summary_json(h->req, w);
+	jsonw__end_object(w);
+	jsonw__name(w, "requests");
+	requests__write_json(h->req, w);
+	jsonw__name(w, "n_plus_one");
+	requests__write_n1_json(h->req, w);
+}
+
+static void httptrace_summary(void *c, FILE *f)
+{
+	struct httptrace *h = c;
+	struct httptrace_stats st;
+
+	httptrace__stats(h, &st);
+	fprintf(f, "HTTP: %llu requests (%s); lost events %llu, connections not followed %llu, "
+		"not HTTP %llu, unanswered %llu, SQL statements in requests %llu, outside %llu, "
+		"unattributed (thread served several requests at once) %llu.\n",
+		(unsigned long long)st.req.requests, st.hook, (unsigned long long)st.lost,
+		(unsigned long long)(st.conns_dropped + st.req.dropped_conns),
+		(unsigned long long)st.req.not_http, (unsigned long long)st.req.no_response,
+		(unsigned long long)st.req.queries_attributed, (unsigned long long)st.req.queries_outside,
+		(unsigned long long)st.req.queries_unattributed);
+	if (st.lost)
+		wlog("%llu socket events were lost (ring buffer full): request counts are low\n",
+		     (unsigned long long)st.lost);
+}
+
+static void httptrace_report(void *c, FILE *f, unsigned written)
+{
+	struct httptrace *h = c;
+	struct requests_stats st;
+
+	requests__stats(h->req, &st);
+	if (!(written & SESSION_WROTE_FILES) && st.requests) {
+		fprintf(f, "\n");
+		requests__report(h->req, f, 20);
+	}
+}
+
+const struct capability httptrace_capability = {
+	.name = "http",
+	.ev_first = PT_EV_HTTP_FIRST,
+	.ev_last = PT_EV_HTTP_LAST,
+	.open = httptrace_open,
+	.attach = httptrace_attach,
+	.on_event = httptrace_event,
+	.on_exit = httptrace_on_exit,
+	.tick = httptrace_tick,
+	.flush = httptrace_flush,
+	.summary = httptrace_summary,
+	.write_json = httptrace_json,
+	.report = httptrace_report,
+	.free = httptrace_free,
+};

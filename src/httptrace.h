@@ -3,15 +3,16 @@
 #ifndef PYTRACE_HTTPTRACE_H
 #define PYTRACE_HTTPTRACE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include "requests.h"
 
-struct bpf_map;
-
-struct httptrace_shared {
-	struct bpf_map *procs, *tracked, *counters, *events;	/* the profiler's maps, reused */
+struct httptrace_opts {
+	bool enabled;
+	struct requests_opts req;	/* last_write and ctx are set here */
+	bool raw_hook;			/* raw syscall tracepoints even where per-syscall ones exist (tests) */
 };
 
 struct httptrace_stats {
@@ -23,18 +24,9 @@ struct httptrace_stats {
 
 struct httptrace;
 
-/* ro.last_write and ro.ctx are set here. */
-struct httptrace *httptrace__new(const struct requests_opts *ro, const struct httptrace_shared *sh,
-				 char *err, size_t errlen);
-int httptrace__attach(struct httptrace *h, char *err, size_t errlen);
-/* An event of type PT_EV_HTTP_*. */
-void httptrace__handle(struct httptrace *h, const void *data, size_t size);
-void httptrace__tick(struct httptrace *h);
-/* Complete what is complete (the end of the session). */
-void httptrace__flush(struct httptrace *h);
-void httptrace__forget_pid(struct httptrace *h, pid_t pid);
+extern const struct capability httptrace_capability;
+
 void httptrace__stats(struct httptrace *h, struct httptrace_stats *st);
 struct requests *httptrace__requests(struct httptrace *h);
-void httptrace__free(struct httptrace *h);
 
 #endif

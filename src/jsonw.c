@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "jsonw.h"
-#include "stacks.h"
+#include "utf8.h"
 
 struct jsonw {
 	FILE *f;

@@ -14,8 +14,8 @@
 #include "funcs.h"
 #include "pytrace_user.h"
 #include "jsonw.h"
-#include "profile.h"
-#include "report.h"
+#include "sampler.h"
+#include "session.h"
 #include "speedscope.h"
 #include "sqlmode.h"
 #include "stacks.h"
@@ -348,20 +348,10 @@ static int out_speedscope(FILE *f, void *c)
 }
 
 struct json_ctx {
-	const struct profiler_stats *st;
-	const struct sqltrace_stats *sst;
-	struct sqltrace *sql;
-	struct funcs *funcs;
-	struct httptrace *http;
-	const struct httptrace_stats *hst;
+	struct session *session;
 	double elapsed;
 	bool target_gone;
 };
-
-static const char *probes_opt_name(int opt)
-{
-	return opt == SQL_PROBES_SEND ? "send" : opt == SQL_PROBES_EXEC ? "exec" : "auto";
-}
 
 static int out_json(FILE *f, void *c)
 {
@@ -378,64 +368,7 @@ static int out_json(FILE *f, void *c)
 	jsonw__uint_field(w, "pid", env.pid);
 	jsonw__double_fixed_field(w, "duration_s", j->elapsed, 3);
 	jsonw__bool_field(w, "target_exited", j->target_gone);
-	jsonw__name(w, "processes");
-	jsonw__start_object(w);
-	jsonw__uint_field(w, "traced", j->st->processes);
-	jsonw__uint_field(w, "python", j->st->python_processes);
-	jsonw__uint_field(w, "events_not_followed", j->st->procs_dropped);
-	jsonw__end_object(w);
-	jsonw__name(w, "samples");
-	jsonw__start_object(w);
-	jsonw__uint_field(w, "taken", j->st->samples);
-	jsonw__uint_field(w, "lost", j->st->lost);
-	jsonw__uint_field(w, "truncated", j->st->truncated);
-	jsonw__uint_field(w, "dropped_stack_cap", j->st->stacks_dropped);
-	jsonw__end_object(w);
-	if (j->sql) {
-		struct sql_stats *ss = sqltrace__sql_stats(j->sql);
-
-		jsonw__name(w, "sql");
-		sql_stats__write_summary_json(ss, w);
-		jsonw__name(w, "sql_capture");
-		jsonw__start_object(w);
-		jsonw__uint_field(w, "libpq_files", j->sst->libpq_files);
-		jsonw__uint_field(w, "libpq_calls", j->sst->calls);
-		jsonw__uint_field(w, "lost_events", j->sst->lost);
-		jsonw__uint_field(w, "results_without_statement", j->sst->match.orphan_results);
-		jsonw__uint_field(w, "unfinished_statements", j->sst->match.pending);
-		jsonw__uint_field(w, "dropped_statements", j->sst->match.evicted);
-		jsonw__uint_field(w, "unknown_prepared", j->sst->match.unknown_prepared);
-		jsonw__string_field(w, "probes", probes_opt_name(env.libpq_probes));
-		jsonw__string_field(w, "attached_as", j->sst->attached_as);
-		jsonw__uint_field(w, "moves_to_exec_probes", j->sst->to_exec);
-		jsonw__uint_field(w, "moves_to_send_probes", j->sst->to_send);
-		jsonw__uint_field(w, "async_calls_on_exec_probes", j->sst->async_calls_in_exec);
-		jsonw__end_object(w);
-		jsonw__name(w, "queries");
-		sql_stats__write_json(ss, w);
-	}
-	if (j->http) {
-		struct requests *rq = httptrace__requests(j->http);
-
-		jsonw__name(w, "http");
-		jsonw__start_object(w);
-		jsonw__string_field(w, "source", j->hst->hook);
-		jsonw__uint_field(w, "lost_events", j->hst->lost);
-		jsonw__uint_field(w, "connections_not_followed", j->hst->conns_dropped);
-		jsonw__name(w, "assembly");
-		requests__write_summary_json(rq, w);
-		jsonw__end_object(w);
-		jsonw__name(w, "requests");
-		requests__write_json(rq, w);
-		jsonw__name(w, "n_plus_one");
-		requests__write_n1_json(rq, w);
-	}
-	if (j->funcs) {
-		jsonw__name(w, "functions");
-		funcs__write_json(j->funcs, w);
-		jsonw__name(w, "gc");
-		funcs__write_gc_json(j->funcs, w);
-	}
+	session__write_json(j->session, w);
 	jsonw__end_object(w);
 	ret = jsonw__finish(w);
 	jsonw__free(w);
@@ -443,36 +376,52 @@ static int out_json(FILE *f, void *c)
 	return ret;
 }
 
-static void print_summary(const struct profiler_stats *st, bool sample, const struct sqltrace_stats *sst)
+/*
+ * The PYTRACE_* knobs, read here and nowhere else: a bad value is an error, not a silent default.
+ * PYTRACE_BTF: a kernel BTF file; PYTRACE_MAX_PROCS: processes followed at once;
+ * PYTRACE_AHEAD_TTL_MS: how long libpq probes ahead live; PYTRACE_HTTP_HOOK: "raw" for the raw
+ * syscall tracepoints (tests; empty or "auto": the default); PYTRACE_UPROBES (uprobe.c) is checked
+ * here too.
+ */
+static int read_knobs(struct session_opts *o)
 {
-	fprintf(stderr, "%u process%s traced (%u Python).", st->processes, st->processes == 1 ? "" : "es",
-		st->python_processes);
-	if (st->procs_dropped)
-		fprintf(stderr, " %llu process events not followed: too many processes alive at once.",
-			(unsigned long long)st->procs_dropped);
-	if (sample)
-		fprintf(stderr, " %llu samples, deepest stack %u frames; lost %llu, native %llu, not Python %llu, "
-			"truncated %llu, unresolved frames %llu, dropped (stack cap) %llu.",
-			(unsigned long long)st->samples, st->max_depth, (unsigned long long)st->lost,
-			(unsigned long long)st->native, (unsigned long long)st->no_python,
-			(unsigned long long)st->truncated, (unsigned long long)st->unresolved,
-			(unsigned long long)st->stacks_dropped);
-	fputc('\n', stderr);
-	if (sst)
-		fprintf(stderr, "SQL: %llu statements from %u process%s with libpq (%u libpq file%s); lost events %llu, "
-			"results without a statement %llu, unfinished %llu.\n",
-			(unsigned long long)sst->match.completed, sst->processes_with_libpq,
-			sst->processes_with_libpq == 1 ? "" : "es", sst->libpq_files, sst->libpq_files == 1 ? "" : "s",
-			(unsigned long long)sst->lost, (unsigned long long)sst->match.orphan_results,
-			(unsigned long long)sst->match.pending);
-	if (st->lost)
-		wlog("%llu samples were lost (ring buffer full): lower --rate\n", (unsigned long long)st->lost);
-	if (sst && sst->async_calls_in_exec)
-		wlog("%llu asynchronous libpq calls came while only PQexec* was probed: statements sent with them "
-		     "before the probes changed were not recorded\n", (unsigned long long)sst->async_calls_in_exec);
-	if (sst && sst->lost)
-		wlog("%llu libpq events were lost (ring buffer full): statement counts are low\n",
-		     (unsigned long long)sst->lost);
+	const char *v;
+	char *end;
+	unsigned long long n;
+
+	o->btf_path = getenv("PYTRACE_BTF");
+	if (o->btf_path && !o->btf_path[0])
+		o->btf_path = NULL;
+	if ((v = getenv("PYTRACE_MAX_PROCS")) && v[0]) {
+		errno = 0;
+		n = strtoull(v, &end, 10);
+		if (errno || *end || n < 16 || n > (1U << 22)) {
+			elog("invalid PYTRACE_MAX_PROCS '%s' (expected 16 to %u)\n", v, 1U << 22);
+			return -EINVAL;
+		}
+		o->max_procs = n;
+	}
+	if ((v = getenv("PYTRACE_AHEAD_TTL_MS")) && v[0]) {
+		errno = 0;
+		n = strtoull(v, &end, 10);
+		if (errno || *end || n < 1 || n > 3600000) {
+			elog("invalid PYTRACE_AHEAD_TTL_MS '%s' (expected 1 to 3600000)\n", v);
+			return -EINVAL;
+		}
+		o->sql.ahead_ttl_ns = n * 1000000ULL;
+	}
+	if ((v = getenv("PYTRACE_HTTP_HOOK")) && v[0]) {
+		if (strcmp(v, "raw") && strcmp(v, "auto")) {
+			elog("invalid PYTRACE_HTTP_HOOK '%s' (expected raw or auto)\n", v);
+			return -EINVAL;
+		}
+		o->http.raw_hook = !strcmp(v, "raw");
+	}
+	if ((v = getenv("PYTRACE_UPROBES")) && v[0] && strcmp(v, "perf") && strcmp(v, "auto")) {
+		elog("invalid PYTRACE_UPROBES '%s' (expected perf or auto)\n", v);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 static double mono_s(void)
@@ -486,22 +435,20 @@ static double mono_s(void)
 int main(int argc, char **argv)
 {
 	static const struct argp argp = { .options = opts, .parser = parse_arg, .doc = doc };
-	struct profiler_opts po = {};
-	struct profiler_stats st;
-	struct profiler *p = NULL;
+	struct session_opts so = {};
+	struct session *sess = NULL;
 	struct out_ctx out = {};
-	struct sqltrace_stats sst = {};
-	struct sqltrace *sql = NULL;
-	struct httptrace_stats hst = {};
-	struct httptrace *http = NULL;
 	FILE *slow = NULL, *reqlog = NULL;
 	double start, elapsed;
 	bool target_gone = false;
+	unsigned written = 0;
 	char err[512];
 	int ret;
 
 	ret = argp_parse(&argp, argc, argv, 0, NULL, NULL);
 	if (ret)
+		return 2;
+	if (read_knobs(&so))
 		return 2;
 	if (kill(env.pid, 0) && errno == ESRCH) {
 		elog("no process with pid %d\n", env.pid);
@@ -509,57 +456,56 @@ int main(int argc, char **argv)
 	}
 	if (check_privileges())
 		return 1;
-	/* PYTRACE_BTF names a BTF file for kernels built without /sys/kernel/btf/vmlinux. */
-	po.btf_path = getenv("PYTRACE_BTF");
-	if (access(po.btf_path ? po.btf_path : "/sys/kernel/btf/vmlinux", R_OK)) {
-		if (po.btf_path)
-			elog("no kernel BTF at %s (PYTRACE_BTF): %s\n", po.btf_path, strerror(errno));
+	if (access(so.btf_path ? so.btf_path : "/sys/kernel/btf/vmlinux", R_OK)) {
+		if (so.btf_path)
+			elog("no kernel BTF at %s (PYTRACE_BTF): %s\n", so.btf_path, strerror(errno));
 		else
 			elog("this kernel has no BTF (/sys/kernel/btf/vmlinux): pytrace-bpf needs a kernel built with CONFIG_DEBUG_INFO_BTF=y, or a BTF file for it named by PYTRACE_BTF\n");
 		return 1;
 	}
 
-	po.rate_hz = env.rate;
-	po.follow_children = !env.no_children;
-	po.threads = env.threads;
-	po.max_stacks = env.max_stacks;
-	po.sample = env.flame || env.collapsed || env.speedscope || !env.json;
-	po.sql = !env.no_sql;
-	po.sql_in_flame = env.sql_in_flame;
-	po.sql_opts.text_cap = env.text_cap;
-	po.sql_opts.show_literals = env.show_literals;
-	po.sql_opts.slow_ms = env.slow_ms;
-	po.sql_opts.max_patterns = env.max_patterns;
-	po.sql_opts.probes = env.libpq_probes;
+	so.follow_children = !env.no_children;
+	so.threads = env.threads;
+	so.sampler.enabled = env.flame || env.collapsed || env.speedscope || !env.json;
+	so.sampler.rate_hz = env.rate;
+	so.sampler.max_stacks = env.max_stacks;
+	so.sampler.us_weights = env.sql_in_flame;
+	so.sql.enabled = !env.no_sql;
+	so.sql.in_flame = env.sql_in_flame;
+	so.sql.text_cap = env.text_cap;
+	so.sql.show_literals = env.show_literals;
+	so.sql.slow_ms = env.slow_ms;
+	so.sql.max_patterns = env.max_patterns;
+	so.sql.probes = env.libpq_probes;
 	if (env.nfuncs) {
 		struct py_target py;
 		struct py_probes pp;
 
-		po.funcs = true;
-		po.funcs_opts.patterns = env.funcs;
-		po.funcs_opts.npatterns = env.nfuncs;
-		po.funcs_opts.mode = env.funcs_sample ? FUNCS_SAMPLE : FUNCS_AUTO;
-		po.funcs_opts.rate_hz = env.rate;
-		po.funcs_opts.gc = true;
+		so.funcs.enabled = true;
+		so.funcs.patterns = env.funcs;
+		so.funcs.npatterns = env.nfuncs;
+		so.funcs.mode = env.funcs_sample ? FUNCS_SAMPLE : FUNCS_AUTO;
+		so.funcs.rate_hz = env.rate;
+		so.funcs.gc = true;
 		/* Where the function probes are missing or partial, the answer comes from samples. */
 		if (env.funcs_sample || funcs__detect(env.pid, &py, &pp, err, sizeof(err)) ||
 		    pp.level != PY_PROBES_COMPLETE) {
-			po.sample = true;
-			po.offcpu = true;
+			so.sampler.enabled = true;
+			so.sampler.offcpu = true;
 		}
 	}
-	po.http = !env.no_http;
-	po.http_opts.n1_threshold = env.n1_threshold;
-	po.http_opts.max_routes = env.max_routes;
-	po.http_opts.lines = pt_verbose ? stdout : NULL;
-	po.http_opts.show_query = env.show_literals;
+	so.http.enabled = !env.no_http;
+	so.http.req.n1_threshold = env.n1_threshold;
+	so.http.req.max_routes = env.max_routes;
+	so.http.req.lines = pt_verbose ? stdout : NULL;
+	so.http.req.show_query = env.show_literals;
 	if (env.requests_log) {
 		reqlog = fopen(env.requests_log, "we");
 		if (!reqlog) {
 			elog("cannot write the requests log %s: %s\n", env.requests_log, strerror(errno));
 			return 1;
 		}
-		po.http_opts.log = reqlog;
+		so.http.req.log = reqlog;
 	}
 	if (env.slow_log) {
 		slow = fopen(env.slow_log, "we");
@@ -567,20 +513,20 @@ int main(int argc, char **argv)
 			elog("cannot write the slow log %s: %s\n", env.slow_log, strerror(errno));
 			return 1;
 		}
-		po.sql_opts.slow_log = slow;
+		so.sql.slow_log = slow;
 	}
-	p = profiler__new(&po, err, sizeof(err));
-	if (!p) {
+	sess = session__new(&so, err, sizeof(err));
+	if (!sess) {
 		elog("%s\n", err);
 		ret = 1;
 		goto cleanup;
 	}
-	ret = profiler__add_root(p, env.pid, err, sizeof(err));
+	ret = session__add_root(sess, env.pid, err, sizeof(err));
 	if (ret) {
 		elog("%s\n", err);
 		goto cleanup;
 	}
-	ret = profiler__attach(p, err, sizeof(err));
+	ret = session__attach(sess, err, sizeof(err));
 	if (ret) {
 		elog("%s\n", err);
 		goto cleanup;
@@ -589,60 +535,43 @@ int main(int argc, char **argv)
 	signal(SIGTERM, on_signal);
 	fprintf(stderr, "Tracing pid %d%s: %s%s%s%s... %s\n", env.pid,
 		env.no_children ? "" : " and its children",
-		po.sample ? "CPU samples" : "", po.sample && po.sql ? ", " : "", po.sql ? "SQL through libpq" : "",
+		so.sampler.enabled ? "CPU samples" : "", so.sampler.enabled && so.sql.enabled ? ", " : "",
+		so.sql.enabled ? "SQL through libpq" : "",
 		env.duration ? "" : ", until Ctrl-C", pt_verbose ? "" : "(-v for details)");
 	if (pt_verbose)
-		profiler__describe(p, stderr);
-	sql = profiler__sql(p);
-	if (sql) {
-		sqltrace__stats(sql, &sst);
-		if (!sst.processes_with_libpq)
+		session__describe(sess, stderr);
+	if (session__cap(sess, "sql")) {
+		struct sqltrace_stats sst;
+
+		sqltrace__stats(session__cap(sess, "sql"), &sst);
+		if (!sst.libpq.processes_with_libpq)
 			fprintf(stderr, "No libpq in pid %d%s yet: SQL is traced from when a driver loads it.\n",
 				env.pid, env.no_children ? "" : " or its children");
 	}
 
 	start = mono_s();
 	while (!stop) {
-		profiler__stats(p, &st);
-		if (st.live == 0) {
+		if (session__live(sess) == 0) {
 			target_gone = true;
 			break;
 		}
 		if (env.duration && mono_s() - start >= env.duration)
 			break;
-		ret = profiler__poll(p, 100);
+		ret = session__poll(sess, 100);
 		if (ret < 0) {
 			elog("reading events failed: %s\n", strerror(-ret));
 			break;
 		}
 	}
 	elapsed = mono_s() - start;
-	profiler__drain(p);
-	profiler__stats(p, &st);
-	if (sql)
-		sqltrace__stats(sql, &sst);
-	http = profiler__http(p);
-	if (http) {
-		httptrace__stats(http, &hst);
-		fprintf(stderr, "HTTP: %llu requests (%s); lost events %llu, connections not followed %llu, "
-			"not HTTP %llu, unanswered %llu, SQL statements in requests %llu, outside %llu, "
-			"unattributed (thread served several requests at once) %llu.\n",
-			(unsigned long long)hst.req.requests, hst.hook, (unsigned long long)hst.lost,
-			(unsigned long long)(hst.conns_dropped + hst.req.dropped_conns),
-			(unsigned long long)hst.req.not_http, (unsigned long long)hst.req.no_response,
-			(unsigned long long)hst.req.queries_attributed, (unsigned long long)hst.req.queries_outside,
-			(unsigned long long)hst.req.queries_unattributed);
-		if (hst.lost)
-			wlog("%llu socket events were lost (ring buffer full): request counts are low\n",
-			     (unsigned long long)hst.lost);
-	}
+	session__drain(sess);
 
-	out.stacks = profiler__stacks(p);
+	out.stacks = sampler__stacks(session__cap(sess, "sampler"));
 	snprintf(out.subtitle, sizeof(out.subtitle), "pid %d, %u Hz, %.1f s, %llu samples", env.pid, env.rate,
-		 elapsed, (unsigned long long)st.samples);
+		 elapsed, (unsigned long long)session__counter(sess, PT_CNT_SAMPLES));
 	if (target_gone)
 		fprintf(stderr, "Target exited after %.1f s; writing what was collected.\n", elapsed);
-	print_summary(&st, po.sample, sql ? &sst : NULL);
+	session__summary(sess, stderr);
 
 	ret = 0;
 	if (env.flame)
@@ -652,34 +581,23 @@ int main(int argc, char **argv)
 	if (env.speedscope)
 		ret |= write_output(env.speedscope, "speedscope profile", out_speedscope, &out);
 	if (env.json) {
-		struct json_ctx jc = { .st = &st, .sst = sql ? &sst : NULL, .sql = sql, .elapsed = elapsed,
-				       .target_gone = target_gone, .http = http, .hst = &hst };
+		struct json_ctx jc = { .session = sess, .elapsed = elapsed, .target_gone = target_gone };
 
-		jc.funcs = profiler__funcs(p);
 		ret |= write_output(env.json, "JSON report", out_json, &jc);
 	}
 	if (env.slow_log)
 		fprintf(stderr, "Wrote slow log %s\n", env.slow_log);
-	if (!env.flame && !env.collapsed && !env.speedscope && !env.json) {
-		if (po.sample)
-			report__hot(out.stacks, stdout, 15);
-		if (sql && sst.match.completed) {
-			printf("\nSQL patterns by total time:\n");
-			sql_stats__report(sqltrace__sql_stats(sql), stdout, 20);
-		}
-		if (http && hst.req.requests) {
-			printf("\n");
-			requests__report(httptrace__requests(http), stdout, 20);
-		}
-	}
-	if (profiler__funcs(p) && !env.json)
-		funcs__report(profiler__funcs(p), stdout);
-	if (po.sample && !st.samples && !po.funcs && !(sql && sst.match.completed)) {
+	if (env.flame || env.collapsed || env.speedscope || env.json)
+		written |= SESSION_WROTE_FILES;
+	if (env.json)
+		written |= SESSION_WROTE_JSON;
+	session__report(sess, stdout, written);
+	if (so.sampler.enabled && !session__collected(sess)) {
 		elog("nothing was collected: the target was idle (off-CPU) and sent no SQL\n");
 		ret = ret ? ret : -ENODATA;
 	}
 cleanup:
-	profiler__free(p);
+	session__free(sess);
 	if (slow)
 		fclose(slow);
 	if (reqlog)

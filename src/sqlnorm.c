@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "sqlnorm.h"
-#include "stacks.h"
+#include "utf8.h"
 #include "util.h"
 
 /* sorted for bsearch; words outside this list are identifiers and get lower-cased */

@@ -10,7 +10,7 @@
 #include "jsonw.h"
 #include "sqlnorm.h"
 #include "sqlstats.h"
-#include "stacks.h"
+#include "utf8.h"
 
 #define DROPPED_BITS 65536	/* linear counting of distinct dropped patterns */
 #define TEXT_CACHE_LEN	480	/* longer statement texts are normalized every time */

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include "utf8.h"
 
 #define STACK_AGG_DEFAULT_MAX	100000
 #define STACK_AGG_DROPPED_FRAME	"[dropped: too many distinct stacks]"
@@ -66,11 +67,5 @@ struct frame_parts {
 	bool has_line;
 };
 void frame__parse(const char *frame, struct frame_parts *p);
-
-/*
- * Decodes one UTF-8 code point of s[0..len): returns the bytes used (>= 1 when len > 0) and sets
- * *cp, or U+FFFD for an invalid, overlong, surrogate or truncated sequence (consuming one byte).
- */
-size_t utf8_next(const char *s, size_t len, uint32_t *cp);
 
 #endif /* PYTRACE_STACKS_H */

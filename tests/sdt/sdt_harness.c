@@ -18,7 +18,8 @@
 #include <bpf/libbpf.h>
 #include "../../src/funcs.h"
 #include "jsonw.h"
-#include "profile.skel.h"
+#include "session.skel.h"
+#include "../../src/session.h"
 
 static int on_event(void *ctx, void *data, size_t size)
 {
@@ -40,7 +41,7 @@ static double mono(void)
 int main(int argc, char **argv)
 {
 	struct funcs_opts fo = { .mode = FUNCS_AUTO, .rate_hz = 99 };
-	struct profile_bpf *skel;
+	struct session_bpf *skel;
 	struct py_target py = {};
 	struct ring_buffer *rb;
 	struct funcs *f;
@@ -58,15 +59,15 @@ int main(int argc, char **argv)
 	end = mono() + atof(argv[2]);
 	fo.patterns = (const char *const *)argv + 3;
 	fo.npatterns = argc - 3;
-	skel = profile_bpf__open();
-	if (!skel || profile_bpf__load(skel)) {
-		fprintf(stderr, "cannot load the profile object\n");
+	skel = session_bpf__open();
+	if (!skel || session_bpf__load(skel)) {
+		fprintf(stderr, "cannot load the session object\n");
 		return 1;
 	}
 	bpf_map_update_elem(bpf_map__fd(skel->maps.tracked), &pid, &how, BPF_ANY);
-	struct funcs_shared sh = { .procs = skel->maps.procs, .tracked = skel->maps.tracked,
-				   .counters = skel->maps.counters, .events = skel->maps.events };
-	f = funcs__new(&fo, &sh, err, sizeof(err));
+	struct session_maps maps = { .procs = skel->maps.procs, .tracked = skel->maps.tracked,
+				     .counters = skel->maps.counters, .events = skel->maps.events };
+	f = funcs__new(&fo, &maps, NULL, err, sizeof(err));
 	if (!f) {
 		fprintf(stderr, "%s\n", err);
 		return 1;
@@ -94,6 +95,6 @@ int main(int argc, char **argv)
 	printf("\n");
 	ring_buffer__free(rb);
 	funcs__free(f);
-	profile_bpf__destroy(skel);
+	session_bpf__destroy(skel);
 	return 0;
 }

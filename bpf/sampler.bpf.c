@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* Timer-driven sampling of Python stacks, and following traced processes across fork and exec. */
+/* Timer-driven sampling of Python stacks, and off-CPU stacks for --functions' fallback. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
@@ -8,8 +8,6 @@
 #include "pystack.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
-
-const volatile bool follow_children = true;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -127,66 +125,5 @@ int BPF_PROG(offcpu_switch, bool preempt, struct task_struct *prev, struct task_
 	pt_walk_stack(prev, proc, &s->stack);	/* prev is current: its memory is the one mapped */
 	if (bpf_map_update_elem(&offcpu_stacks, &tid, s, BPF_ANY) == 0)
 		pt_count(PT_CNT_OFFCPU);
-	return 0;
-}
-
-static __always_inline void proc_event(__u32 type, __u32 pid, __u32 ppid)
-{
-	struct pt_proc_event *e;
-
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		pt_count(PT_CNT_PROC_LOST);
-		return;
-	}
-	e->hdr.type = type;
-	e->hdr.pid = pid;
-	e->ppid = ppid;
-	e->pad = 0;
-	bpf_get_current_comm(e->comm, sizeof(e->comm));
-	bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
-}
-
-SEC("tp_btf/sched_process_fork")
-int BPF_PROG(track_fork, struct task_struct *parent, struct task_struct *child)
-{
-	__u32 ppid = parent->tgid, pid = child->tgid, how = PT_TRACK_CHILD;
-	struct pt_proc *proc;
-
-	if (!follow_children || child->pid != child->tgid)
-		return 0;	/* a new thread, not a new process */
-	if (!bpf_map_lookup_elem(&tracked, &ppid))
-		return 0;
-	bpf_map_update_elem(&tracked, &pid, &how, BPF_ANY);
-	/* A forked child runs the parent's interpreter at the same addresses until it execs. */
-	proc = bpf_map_lookup_elem(&procs, &ppid);
-	if (proc)
-		bpf_map_update_elem(&procs, &pid, proc, BPF_ANY);
-	proc_event(PT_EV_FORK, pid, ppid);
-	return 0;
-}
-
-SEC("tp_btf/sched_process_exec")
-int BPF_PROG(track_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
-{
-	__u32 pid = p->tgid;
-
-	if (!bpf_map_lookup_elem(&tracked, &pid))
-		return 0;
-	bpf_map_delete_elem(&procs, &pid);
-	proc_event(PT_EV_EXEC, pid, 0);
-	return 0;
-}
-
-SEC("tp_btf/sched_process_exit")
-int BPF_PROG(track_exit, struct task_struct *p)
-{
-	__u32 pid = p->tgid;
-
-	if (p->pid != p->tgid || !bpf_map_lookup_elem(&tracked, &pid))
-		return 0;
-	proc_event(PT_EV_EXIT, pid, 0);
-	bpf_map_delete_elem(&procs, &pid);
-	bpf_map_delete_elem(&tracked, &pid);
 	return 0;
 }

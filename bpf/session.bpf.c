@@ -1,0 +1,76 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * The session's own object: it defines the maps every other object shares (maps.bpf.h), and
+ * follows traced processes across fork, exec and exit.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include "pytrace.h"
+#include "maps.bpf.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+const volatile bool follow_children = true;
+
+static __always_inline void proc_event(__u32 type, __u32 pid, __u32 ppid)
+{
+	struct pt_proc_event *e;
+
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		pt_count(PT_CNT_PROC_LOST);
+		return;
+	}
+	e->hdr.type = type;
+	e->hdr.pid = pid;
+	e->ppid = ppid;
+	e->pad = 0;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(track_fork, struct task_struct *parent, struct task_struct *child)
+{
+	__u32 ppid = parent->tgid, pid = child->tgid, how = PT_TRACK_CHILD;
+	struct pt_proc *proc;
+
+	if (!follow_children || child->pid != child->tgid)
+		return 0;	/* a new thread, not a new process */
+	if (!bpf_map_lookup_elem(&tracked, &ppid))
+		return 0;
+	bpf_map_update_elem(&tracked, &pid, &how, BPF_ANY);
+	/* A forked child runs the parent's interpreter at the same addresses until it execs. */
+	proc = bpf_map_lookup_elem(&procs, &ppid);
+	if (proc)
+		bpf_map_update_elem(&procs, &pid, proc, BPF_ANY);
+	proc_event(PT_EV_FORK, pid, ppid);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(track_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	__u32 pid = p->tgid;
+
+	if (!bpf_map_lookup_elem(&tracked, &pid))
+		return 0;
+	bpf_map_delete_elem(&procs, &pid);
+	proc_event(PT_EV_EXEC, pid, 0);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(track_exit, struct task_struct *p)
+{
+	__u32 pid = p->tgid;
+
+	if (p->pid != p->tgid || !bpf_map_lookup_elem(&tracked, &pid))
+		return 0;
+	proc_event(PT_EV_EXIT, pid, 0);
+	bpf_map_delete_elem(&procs, &pid);
+	bpf_map_delete_elem(&tracked, &pid);
+	return 0;
+}

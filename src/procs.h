@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The traced processes: which pids are followed (the BPF side's `tracked` map), which of them
+ * run a supported CPython (its `procs` map, filled here after inspecting the interpreter), and
+ * their fork, exec and exit. Capabilities keep their own per-process state in their own tables
+ * and learn of changes through the listener hooks; nothing of theirs lives here.
+ *
+ * A process's record outlives its exit by PROCS_FREE_AFTER_NS: samples of its other threads may
+ * still be queued at the exit and must find it dead, not count it as a new live process. Then
+ * the slot is freed, so a collector that runs through any number of subprocesses and worker
+ * restarts keeps room for new processes. Events of processes beyond the table's size are counted
+ * (procs_stats.dropped), not followed.
+ */
+#ifndef PYTRACE_PROCS_H
+#define PYTRACE_PROCS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+#include "pyproc.h"
+
+#define PROCS_DEFAULT_MAX	16384
+#define PROCS_FREE_AFTER_NS	1000000000ULL
+
+struct jsonw;
+
+enum proc_state {
+	PROC_UNKNOWN,		/* not inspected yet, or exec'd since */
+	PROC_PYTHON,
+	PROC_NOT_PYTHON,	/* final until it execs */
+};
+
+struct proc {
+	uint32_t pid;		/* key (pidtab.h) */
+	enum proc_state state;
+	bool live;
+	uint64_t dead_ns;	/* when it exited (CLOCK_MONOTONIC) */
+	uint64_t last_try_ns;	/* when it was last inspected */
+	char comm[16];
+	struct py_target py;	/* valid in PROC_PYTHON */
+};
+
+/* Called as processes change; pointers are valid during the call only. Any may be NULL. */
+struct procs_listener {
+	/* p was inspected and runs a supported CPython: as a root, a descendant, or after an exec */
+	void (*on_python)(void *ctx, const struct proc *p);
+	/* a Python process forked: child has its parent's interpreter, and is not announced again */
+	void (*on_fork)(void *ctx, const struct proc *child, const struct proc *parent);
+	/* pid replaced its program: forget what was known of it (on_python follows if it is Python) */
+	void (*on_exec)(void *ctx, pid_t pid);
+	void (*on_exit)(void *ctx, pid_t pid);
+	void *ctx;
+};
+
+struct procs_opts {
+	uint32_t max_procs;	/* records at once, 0: PROCS_DEFAULT_MAX */
+	bool follow_children;
+	int procs_fd, tracked_fd;	/* the BPF side's maps */
+	struct procs_listener listener;
+};
+
+struct procs_stats {
+	unsigned processes;	/* traced so far */
+	unsigned python;	/* of which Python, counted once per program they ran */
+	unsigned live;		/* still running */
+	uint64_t dropped;	/* process events not followed: the table was full */
+};
+
+struct procs;
+
+struct procs *procs__new(const struct procs_opts *o);
+void procs__free(struct procs *p);
+/* Trace pid and, with follow_children, its present descendants. Fails (message in err) if pid is
+ * not a supported Python. */
+int procs__add_root(struct procs *p, pid_t pid, char *err, size_t errlen);
+/* An event of type PT_EV_EXEC, PT_EV_FORK or PT_EV_EXIT. */
+void procs__handle(struct procs *p, const void *data, size_t size);
+/* pid's record, NULL if not followed; create: follow a pid the BPF side reports (a sample). */
+struct proc *procs__get(struct procs *p, uint32_t pid, bool create);
+/* A process whose interpreter was not ready: inspect it again, at most every 100 ms. */
+void procs__retry(struct procs *p, struct proc *pr);
+/* Free the records of processes gone for PROCS_FREE_AFTER_NS. */
+void procs__tick(struct procs *p, uint64_t now_ns);
+void procs__stats(const struct procs *p, struct procs_stats *st);
+/* One line per Python process: pid, version, binary, how offsets were found. */
+void procs__describe(const struct procs *p, FILE *f);
+/* The "processes" section of the JSON report. */
+void procs__write_json(const struct procs *p, struct jsonw *w);
+
+#endif

@@ -1,0 +1,271 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <errno.h>
+#include <linux/perf_event.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <bpf/libbpf.h>
+#include "jsonw.h"
+#include "pystacks.h"
+#include "report.h"
+#include "sampler.h"
+#include "sampler.skel.h"
+#include "session.h"
+#include "stacks.h"
+#include "util.h"
+
+#define MAX_LISTENERS 4
+
+struct sampler {
+	struct session *session;
+	struct sampler_opts o;
+	struct sampler_bpf *skel;
+	struct bpf_link **links;
+	int nlinks;
+	struct stack_agg *stacks;
+	struct pystacks *names;
+	uint64_t weight;	/* per CPU sample: 1, or microseconds with us_weights */
+	struct { sampler_listener_fn fn; void *ctx; } listeners[MAX_LISTENERS];
+	int nlisteners;
+	struct sampler_stats st;
+};
+
+static void sampler_free(void *c)
+{
+	struct sampler *s = c;
+	int i;
+
+	if (!s)
+		return;
+	for (i = 0; i < s->nlinks; i++)
+		bpf_link__destroy(s->links[i]);
+	free(s->links);
+	sampler_bpf__destroy(s->skel);
+	stack_agg__free(s->stacks);
+	free(s);
+}
+
+/*
+ * Always opened: its stacks are the flame-graph outputs' input, which --sql-in-flame also feeds.
+ * The BPF object is loaded only when sampling is on.
+ */
+static void *sampler_open(struct session *ss, const struct session_opts *so, char *err, size_t errlen)
+{
+	struct sampler *s = calloc(1, sizeof(*s));
+	int ret;
+
+	if (!s) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	s->session = ss;
+	s->o = so->sampler;
+	if (!s->o.rate_hz)
+		s->o.rate_hz = 99;
+	s->names = session__pystacks(ss);
+	s->stacks = stack_agg__new(s->o.max_stacks);
+	if (!s->stacks) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	s->weight = s->o.us_weights ? 1000000 / s->o.rate_hz : 1;
+	if (!s->o.enabled)
+		return s;
+	LIBBPF_OPTS(bpf_object_open_opts, oo, .btf_custom_path = so->btf_path);
+	s->skel = sampler_bpf__open_opts(&oo);
+	if (!s->skel) {
+		snprintf(err, errlen, "cannot open the sampler's BPF object: %s", strerror(errno));
+		goto fail;
+	}
+	s->skel->rodata->offcpu = s->o.offcpu;
+	bpf_program__set_autoload(s->skel->progs.offcpu_switch, s->o.offcpu);
+	if (session_maps__reuse(session__maps(ss), s->skel->obj, err, errlen))
+		goto fail;
+	ret = sampler_bpf__load(s->skel);
+	if (ret) {
+		snprintf(err, errlen, "cannot load the sampler's BPF programs: %s%s", strerror(-ret),
+			 pt_verbose ? "" : " (run with -v for the verifier's log)");
+		goto fail;
+	}
+	return s;
+fail:
+	sampler_free(s);
+	return NULL;
+}
+
+static int sampler_attach(void *c, char *err, size_t errlen)
+{
+	struct sampler *s = c;
+	int ncpus = libbpf_num_possible_cpus(), cpu, fd, ret;
+	struct perf_event_attr attr = {
+		.type = PERF_TYPE_SOFTWARE,
+		.config = PERF_COUNT_SW_CPU_CLOCK,
+		.size = sizeof(attr),
+		.freq = 1,
+		.sample_freq = s->o.rate_hz,
+	};
+
+	if (!s->o.enabled)
+		return 0;
+	if (s->o.offcpu) {
+		s->links = calloc(1, sizeof(*s->links));
+		if (!s->links)
+			return -ENOMEM;
+		s->links[0] = bpf_program__attach(s->skel->progs.offcpu_switch);
+		if (!s->links[0]) {
+			ret = -errno;
+			snprintf(err, errlen, "cannot attach the off-CPU program: %s", strerror(-ret));
+			return ret;
+		}
+		s->nlinks = 1;
+	}
+	if (ncpus <= 0) {
+		snprintf(err, errlen, "cannot count CPUs: %s", strerror(-ncpus));
+		return ncpus;
+	}
+	s->links = realloc(s->links, (ncpus + s->nlinks) * sizeof(*s->links));
+	if (!s->links)
+		return -ENOMEM;
+	for (cpu = 0; cpu < ncpus; cpu++) {
+		fd = syscall(__NR_perf_event_open, &attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+		if (fd < 0) {
+			if (errno == ENODEV)
+				continue;	/* possible but offline CPU */
+			ret = -errno;
+			snprintf(err, errlen, "cannot open a CPU-clock perf event on CPU %d: %s", cpu, strerror(errno));
+			return ret;
+		}
+		s->links[s->nlinks] = bpf_program__attach_perf_event(s->skel->progs.sample_stack, fd);
+		if (!s->links[s->nlinks]) {
+			ret = -errno;
+			close(fd);
+			snprintf(err, errlen, "cannot attach the sampler on CPU %d: %s", cpu, strerror(-ret));
+			return ret;
+		}
+		s->nlinks++;
+	}
+	return 0;
+}
+
+static void sampler_event(void *c, const void *data, size_t size)
+{
+	struct sampler *s = c;
+	const struct pt_sample *e = data;
+	const char *frames[PYSTACKS_MAX_FRAMES];
+	bool offcpu;
+	size_t n;
+	int i;
+
+	if (size < offsetof(struct pt_sample, stack.frames) ||
+	    !procs__get(session__procs(s->session), e->hdr.pid, true))
+		return;
+	offcpu = e->stack.flags & PT_SF_OFFCPU;
+	pystacks__set_comm(s->names, e->tid, e->comm);
+	n = pystacks__name(s->names, e->hdr.pid, e->tid, &e->stack, frames, PYSTACKS_MAX_FRAMES);
+	for (i = 0; i < s->nlisteners; i++)
+		s->listeners[i].fn(s->listeners[i].ctx, e->hdr.pid, e->tid, frames, n,
+				   offcpu ? e->weight : 1000000000ULL / s->o.rate_hz, offcpu);
+	if (offcpu)
+		return;	/* wall time for the listeners only: flame graphs stay CPU samples */
+	if (n && stack_agg__add(s->stacks, frames, n, s->weight) == -E2BIG)
+		s->st.stacks_dropped += s->weight;
+}
+
+void sampler__stats(struct sampler *s, struct sampler_stats *st)
+{
+	s->st.samples = session__counter(s->session, PT_CNT_SAMPLES);
+	s->st.lost = session__counter(s->session, PT_CNT_LOST);
+	s->st.stacks_dropped = stack_agg__dropped(s->stacks);
+	*st = s->st;
+}
+
+static void sampler_summary(void *c, FILE *f)
+{
+	struct sampler *s = c;
+	struct pystacks_stats ps;
+	struct sampler_stats st;
+
+	if (!s->o.enabled)
+		return;
+	sampler__stats(s, &st);
+	pystacks__stats(s->names, &ps);
+	fprintf(f, "%llu samples, deepest stack %u frames; lost %llu, native %llu, not Python %llu, "
+		"truncated %llu, unresolved frames %llu, dropped (stack cap) %llu.\n",
+		(unsigned long long)st.samples, ps.max_depth, (unsigned long long)st.lost,
+		(unsigned long long)ps.native, (unsigned long long)ps.no_python,
+		(unsigned long long)ps.truncated, (unsigned long long)ps.unresolved,
+		(unsigned long long)st.stacks_dropped);
+	if (st.lost)
+		wlog("%llu samples were lost (ring buffer full): lower --rate\n", (unsigned long long)st.lost);
+}
+
+static void sampler_json(void *c, struct jsonw *w)
+{
+	struct sampler *s = c;
+	struct pystacks_stats ps;
+	struct sampler_stats st;
+
+	sampler__stats(s, &st);
+	pystacks__stats(s->names, &ps);
+	jsonw__name(w, "samples");
+	jsonw__start_object(w);
+	jsonw__uint_field(w, "taken", st.samples);
+	jsonw__uint_field(w, "lost", st.lost);
+	jsonw__uint_field(w, "truncated", ps.truncated);
+	jsonw__uint_field(w, "dropped_stack_cap", st.stacks_dropped);
+	jsonw__end_object(w);
+}
+
+static void sampler_report(void *c, FILE *f, unsigned written)
+{
+	struct sampler *s = c;
+
+	if (s->o.enabled && !(written & SESSION_WROTE_FILES))
+		report__hot(s->stacks, f, 15);
+}
+
+static bool sampler_collected(void *c)
+{
+	struct sampler *s = c;
+
+	return session__counter(s->session, PT_CNT_SAMPLES) > 0;
+}
+
+struct stack_agg *sampler__stacks(struct sampler *s)
+{
+	return s->stacks;
+}
+
+uint64_t sampler__weight(const struct sampler *s)
+{
+	return s->weight;
+}
+
+unsigned sampler__rate(const struct sampler *s)
+{
+	return s->o.rate_hz;
+}
+
+void sampler__listen(struct sampler *s, sampler_listener_fn fn, void *ctx)
+{
+	if (s->nlisteners < MAX_LISTENERS) {
+		s->listeners[s->nlisteners].fn = fn;
+		s->listeners[s->nlisteners].ctx = ctx;
+		s->nlisteners++;
+	}
+}
+
+const struct capability sampler_capability = {
+	.name = "sampler",
+	.ev_first = PT_EV_SAMPLE_FIRST,
+	.ev_last = PT_EV_SAMPLE_LAST,
+	.open = sampler_open,
+	.attach = sampler_attach,
+	.on_event = sampler_event,
+	.summary = sampler_summary,
+	.write_json = sampler_json,
+	.report = sampler_report,
+	.collected = sampler_collected,
+	.free = sampler_free,
+};

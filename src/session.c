@@ -1,0 +1,414 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "jsonw.h"
+#include "pystacks.h"
+#include "session.h"
+#include "session.skel.h"
+#include "sqljoin.h"
+#include "util.h"
+
+#define TICK_NS (100 * 1000000ULL)	/* capabilities' housekeeping at most this often */
+#define PROCS_TICK_NS (500 * 1000000ULL)	/* exited processes' records freed this often */
+
+/*
+ * The capabilities, in the order they are opened, ticked and reported (the JSON report's
+ * sections follow it). A capability may use those before it (session__cap).
+ */
+static const struct capability *const capabilities[] = {
+	&sampler_capability,
+	&sqltrace_capability,
+	&httptrace_capability,
+	&funcs_capability,
+	&sqljoin_capability,	/* statements to requests and [sql] leaves: after SQL, HTTP and the sampler */
+};
+
+#define NCAPS ARRAY_SIZE(capabilities)
+
+struct session {
+	struct session_opts opts;
+	struct session_bpf *skel;
+	struct session_maps maps;
+	struct ring_buffer *rb;
+	struct procs *procs;
+	struct pystacks *pystacks;
+	void *caps[NCAPS];		/* each capability's state, NULL when not enabled */
+	/* event type -> index in capabilities[] + 1 (0: nobody) */
+	unsigned char owner[PT_EV_TYPES];
+	uint64_t unowned;
+	uint64_t last_tick_ns, last_procs_tick_ns;
+};
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list args)
+{
+	if (level == LIBBPF_DEBUG && pt_verbose < 2)
+		return 0;
+	if (level == LIBBPF_INFO && !pt_verbose)
+		return 0;
+	return vfprintf(stderr, fmt, args);
+}
+
+int session_maps__reuse(const struct session_maps *m, struct bpf_object *obj, char *err, size_t errlen)
+{
+	const struct { const char *name; struct bpf_map *shared; } maps[] = {
+		{ "procs", m->procs }, { "tracked", m->tracked }, { "counters", m->counters }, { "events", m->events },
+	};
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(maps); i++) {
+		struct bpf_map *own = bpf_object__find_map_by_name(obj, maps[i].name);
+
+		if (!own)
+			continue;	/* an object that does not use this one */
+		if (bpf_map__reuse_fd(own, bpf_map__fd(maps[i].shared))) {
+			int ret = -errno;
+
+			snprintf(err, errlen, "cannot share the %s map with the BPF object %s: %s", maps[i].name,
+				 bpf_object__name(obj), strerror(-ret));
+			return ret;
+		}
+	}
+	return 0;
+}
+
+/* Process hooks: the stack namer first, then every capability in order. */
+#define FOR_EACH_CAP(s, i) for (i = 0; i < NCAPS; i++) if ((s)->caps[i])
+
+static void sess_on_python(void *ctx, const struct proc *p)
+{
+	struct session *s = ctx;
+	size_t i;
+
+	FOR_EACH_CAP(s, i)
+		if (capabilities[i]->on_python)
+			capabilities[i]->on_python(s->caps[i], p);
+}
+
+static void sess_on_fork(void *ctx, const struct proc *child, const struct proc *parent)
+{
+	struct session *s = ctx;
+	size_t i;
+
+	FOR_EACH_CAP(s, i)
+		if (capabilities[i]->on_fork)
+			capabilities[i]->on_fork(s->caps[i], child, parent);
+}
+
+static void sess_on_exec(void *ctx, pid_t pid)
+{
+	struct session *s = ctx;
+	size_t i;
+
+	pystacks__forget(s->pystacks, pid);
+	FOR_EACH_CAP(s, i)
+		if (capabilities[i]->on_exec)
+			capabilities[i]->on_exec(s->caps[i], pid);
+}
+
+static void sess_on_exit(void *ctx, pid_t pid)
+{
+	struct session *s = ctx;
+	size_t i;
+
+	FOR_EACH_CAP(s, i)
+		if (capabilities[i]->on_exit)
+			capabilities[i]->on_exit(s->caps[i], pid);
+}
+
+static int handle_event(void *ctx, void *data, size_t size)
+{
+	const struct pt_event_hdr *h = data;
+	struct session *s = ctx;
+	unsigned who;
+
+	if (size < sizeof(*h))
+		return 0;
+	if (h->type >= PT_EV_PROC_FIRST && h->type <= PT_EV_PROC_LAST) {
+		procs__handle(s->procs, data, size);
+		return 0;
+	}
+	who = h->type < PT_EV_TYPES ? s->owner[h->type] : 0;
+	if (who && s->caps[who - 1])
+		capabilities[who - 1]->on_event(s->caps[who - 1], data, size);
+	else if (!who)
+		s->unowned++;
+	return 0;
+}
+
+/* Give each capability its event range; two owners of one type is a bug: refuse to start. */
+static int claim_ranges(struct session *s, char *err, size_t errlen)
+{
+	size_t i;
+	unsigned t;
+
+	for (t = PT_EV_PROC_FIRST; t <= PT_EV_PROC_LAST; t++)
+		s->owner[t] = 0xff;	/* the process table's */
+	for (i = 0; i < NCAPS; i++) {
+		const struct capability *c = capabilities[i];
+
+		if (!c->ev_first)
+			continue;
+		if (c->ev_first > c->ev_last || c->ev_last >= PT_EV_TYPES || !c->on_event) {
+			snprintf(err, errlen, "capability %s: bad event range %u-%u", c->name, c->ev_first, c->ev_last);
+			return -EINVAL;
+		}
+		for (t = c->ev_first; t <= c->ev_last; t++) {
+			if (s->owner[t]) {
+				snprintf(err, errlen, "capability %s: event type %u is taken", c->name, t);
+				return -EINVAL;
+			}
+			s->owner[t] = i + 1;
+		}
+	}
+	for (t = PT_EV_PROC_FIRST; t <= PT_EV_PROC_LAST; t++)
+		s->owner[t] = 0;
+	return 0;
+}
+
+struct session *session__new(const struct session_opts *o, char *err, size_t errlen)
+{
+	struct session *s = calloc(1, sizeof(*s));
+	struct procs_opts po = { .max_procs = o->max_procs, .follow_children = o->follow_children };
+	size_t i;
+	int ret;
+
+	if (!s) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	s->opts = *o;
+	err[0] = 0;
+	if (claim_ranges(s, err, errlen))
+		goto fail;
+	libbpf_set_print(libbpf_print);
+	LIBBPF_OPTS(bpf_object_open_opts, oo, .btf_custom_path = o->btf_path);
+
+	s->skel = session_bpf__open_opts(&oo);
+	if (!s->skel) {
+		snprintf(err, errlen, "cannot open the BPF object: %s", strerror(errno));
+		goto fail;
+	}
+	s->skel->rodata->follow_children = o->follow_children;
+	ret = session_bpf__load(s->skel);
+	if (ret) {
+		snprintf(err, errlen, "cannot load the BPF programs: %s%s", strerror(-ret),
+			 pt_verbose ? "" : " (run with -v for the verifier's log)");
+		goto fail;
+	}
+	s->maps = (struct session_maps){
+		.procs = s->skel->maps.procs, .tracked = s->skel->maps.tracked,
+		.counters = s->skel->maps.counters, .events = s->skel->maps.events,
+	};
+	po.procs_fd = bpf_map__fd(s->maps.procs);
+	po.tracked_fd = bpf_map__fd(s->maps.tracked);
+	po.listener = (struct procs_listener){
+		.on_python = sess_on_python, .on_fork = sess_on_fork, .on_exec = sess_on_exec, .on_exit = sess_on_exit, .ctx = s,
+	};
+	s->procs = procs__new(&po);
+	s->pystacks = s->procs ? pystacks__new(s->procs, o->threads) : NULL;
+	if (!s->pystacks) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	for (i = 0; i < NCAPS; i++) {
+		s->caps[i] = capabilities[i]->open(s, o, err, errlen);
+		if (!s->caps[i] && err[0])
+			goto fail;
+	}
+	s->rb = ring_buffer__new(bpf_map__fd(s->maps.events), handle_event, s, NULL);
+	if (!s->rb) {
+		snprintf(err, errlen, "cannot create the ring buffer: %s", strerror(errno));
+		goto fail;
+	}
+	return s;
+fail:
+	if (!err[0])
+		snprintf(err, errlen, "out of memory");
+	session__free(s);
+	return NULL;
+}
+
+void session__free(struct session *s)
+{
+	size_t i;
+
+	if (!s)
+		return;
+	ring_buffer__free(s->rb);
+	/* in reverse: a capability may hold on to those before it */
+	for (i = NCAPS; i > 0; i--)
+		if (s->caps[i - 1])
+			capabilities[i - 1]->free(s->caps[i - 1]);
+	session_bpf__destroy(s->skel);
+	pystacks__free(s->pystacks);
+	procs__free(s->procs);
+	free(s);
+}
+
+int session__add_root(struct session *s, pid_t pid, char *err, size_t errlen)
+{
+	return procs__add_root(s->procs, pid, err, errlen);
+}
+
+int session__attach(struct session *s, char *err, size_t errlen)
+{
+	size_t i;
+	int ret;
+
+	ret = session_bpf__attach(s->skel);
+	if (ret) {
+		snprintf(err, errlen, "cannot attach the process tracepoints: %s", strerror(-ret));
+		return ret;
+	}
+	FOR_EACH_CAP(s, i) {
+		if (capabilities[i]->attach && (ret = capabilities[i]->attach(s->caps[i], err, errlen)))
+			return ret;
+	}
+	return 0;
+}
+
+int session__poll(struct session *s, int timeout_ms)
+{
+	int ret = ring_buffer__poll(s->rb, timeout_ms);
+	uint64_t now = mono_ns();
+	size_t i;
+
+	FOR_EACH_CAP(s, i)
+		if (capabilities[i]->tick)
+			capabilities[i]->tick(s->caps[i], now);
+	if (now - s->last_procs_tick_ns >= PROCS_TICK_NS) {
+		s->last_procs_tick_ns = now;
+		procs__tick(s->procs, now);
+	}
+	/* Samples are queued without a wakeup to keep the collector idle: take them now. */
+	if (ret >= 0) {
+		int more = ring_buffer__consume(s->rb);
+
+		if (more > 0)
+			ret += more;
+	}
+	return ret == -EINTR ? 0 : ret;
+}
+
+void session__drain(struct session *s)
+{
+	size_t i;
+
+	ring_buffer__consume(s->rb);
+	FOR_EACH_CAP(s, i)
+		if (capabilities[i]->flush)
+			capabilities[i]->flush(s->caps[i]);
+}
+
+unsigned session__live(const struct session *s)
+{
+	struct procs_stats st;
+
+	procs__stats(s->procs, &st);
+	return st.live;
+}
+
+const struct session_maps *session__maps(const struct session *s)
+{
+	return &s->maps;
+}
+
+struct procs *session__procs(struct session *s)
+{
+	return s->procs;
+}
+
+struct pystacks *session__pystacks(struct session *s)
+{
+	return s->pystacks;
+}
+
+struct bpf_object *session__obj(struct session *s)
+{
+	return s->skel->obj;
+}
+
+void *session__cap(struct session *s, const char *name)
+{
+	size_t i;
+
+	FOR_EACH_CAP(s, i)
+		if (!strcmp(capabilities[i]->name, name))
+			return s->caps[i];
+	return NULL;
+}
+
+uint64_t session__counter(const struct session *s, unsigned which)
+{
+	__u64 vals[256], sum = 0;
+	int ncpus = libbpf_num_possible_cpus(), c;
+	__u32 key = which;
+
+	if (which >= PT_CNT_MAX || ncpus <= 0 || ncpus > 256 ||
+	    bpf_map_lookup_elem(bpf_map__fd(s->maps.counters), &key, vals))
+		return 0;
+	for (c = 0; c < ncpus; c++)
+		sum += vals[c];
+	return sum;
+}
+
+uint64_t session__unowned(const struct session *s)
+{
+	return s->unowned;
+}
+
+void session__describe(const struct session *s, FILE *f)
+{
+	procs__describe(s->procs, f);
+}
+
+void session__write_json(struct session *s, struct jsonw *w)
+{
+	size_t i;
+
+	procs__write_json(s->procs, w);
+	FOR_EACH_CAP(s, i)
+		if (capabilities[i]->write_json)
+			capabilities[i]->write_json(s->caps[i], w);
+}
+
+void session__summary(struct session *s, FILE *f)
+{
+	struct procs_stats st;
+	size_t i;
+
+	procs__stats(s->procs, &st);
+	fprintf(f, "%u process%s traced (%u Python).", st.processes, st.processes == 1 ? "" : "es", st.python);
+	if (st.dropped)
+		fprintf(f, " %llu process events not followed: too many processes alive at once.",
+			(unsigned long long)st.dropped);
+	fputc('\n', f);
+	FOR_EACH_CAP(s, i)
+		if (capabilities[i]->summary)
+			capabilities[i]->summary(s->caps[i], f);
+	if (s->unowned)
+		wlog("%llu events of unknown types were dropped (a BPF object from another build?)\n",
+		     (unsigned long long)s->unowned);
+}
+
+void session__report(struct session *s, FILE *f, unsigned written)
+{
+	size_t i;
+
+	FOR_EACH_CAP(s, i)
+		if (capabilities[i]->report)
+			capabilities[i]->report(s->caps[i], f, written);
+}
+
+bool session__collected(struct session *s)
+{
+	size_t i;
+
+	FOR_EACH_CAP(s, i)
+		if (capabilities[i]->collected && capabilities[i]->collected(s->caps[i]))
+			return true;
+	return false;
+}

@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * One tracing session: the core BPF object (process tracepoints, the CPU sampler's program and
+ * the maps every BPF object shares), the ring buffer all events arrive on, the traced processes
+ * (procs.h), the stack namer (pystacks.h), and the capabilities registered with it.
+ *
+ * A capability is a module with its own BPF object, state and reports (sampler, SQL, HTTP,
+ * functions, ...). It registers through struct capability: the session opens it, dispatches the
+ * event types it owns to it, tells it of processes, ticks it, and asks it for its JSON section,
+ * its summary and its text report. Event types are owned by ranges (PT_EV_*_FIRST..LAST in
+ * include/pytrace.h); the session refuses overlapping ranges at start and counts events of types
+ * nobody owns. Adding a capability: its files, its options in struct session_opts, one line in
+ * session.c's table, and its command-line options in main.c.
+ */
+#ifndef PYTRACE_SESSION_H
+#define PYTRACE_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+#include "funcs.h"
+#include "httptrace.h"
+#include "procs.h"
+#include "sampler.h"
+#include "sqltrace.h"
+
+struct bpf_map;
+struct bpf_object;
+struct jsonw;
+struct session;
+struct pystacks;
+
+/* The maps every pytrace BPF object shares (bpf/maps.bpf.h): the session's object owns them. */
+struct session_maps {
+	struct bpf_map *procs, *tracked, *counters, *events;
+};
+
+/* Make obj (opened, not loaded) use the session's shared maps instead of its own copies. */
+int session_maps__reuse(const struct session_maps *m, struct bpf_object *obj, char *err, size_t errlen);
+
+struct session_opts {
+	bool follow_children;
+	const char *btf_path;		/* kernel BTF file, NULL: the running kernel's */
+	uint32_t max_procs;		/* processes at once, 0: PROCS_DEFAULT_MAX */
+	bool threads;			/* each thread's name as the root frame of its stacks */
+	/* capabilities: each has an `enabled` flag */
+	struct sampler_opts sampler;
+	struct sqltrace_opts sql;
+	struct httptrace_opts http;
+	struct funcs_opts funcs;
+};
+
+#define SESSION_WROTE_FILES	(1u << 0)	/* some output file (flame, folded, speedscope, JSON) */
+#define SESSION_WROTE_JSON	(1u << 1)	/* the JSON report */
+
+struct capability {
+	const char *name;
+	unsigned ev_first, ev_last;	/* event types owned (PT_EV_*_FIRST..LAST); 0, 0: none */
+	/* NULL with err[0] == 0: not enabled; NULL with a message: failed. Called in table order. */
+	void *(*open)(struct session *s, const struct session_opts *o, char *err, size_t errlen);
+	/* every capability is open: start producing events */
+	int (*attach)(void *c, char *err, size_t errlen);
+	void (*on_event)(void *c, const void *data, size_t size);
+	/* process hooks (procs.h): */
+	void (*on_python)(void *c, const struct proc *p);
+	void (*on_fork)(void *c, const struct proc *child, const struct proc *parent);
+	void (*on_exec)(void *c, pid_t pid);
+	void (*on_exit)(void *c, pid_t pid);
+	/* after each poll, with CLOCK_MONOTONIC now */
+	void (*tick)(void *c, uint64_t now_ns);
+	/* the end: take what is complete */
+	void (*flush)(void *c);
+	/* stderr: a line of what was captured; and, after the outputs, warnings */
+	void (*summary)(void *c, FILE *f);
+	/* its fields of the JSON report's top-level object */
+	void (*write_json)(void *c, struct jsonw *w);
+	/* its part of the text report (stdout); written: the SESSION_WROTE_* outputs asked for */
+	void (*report)(void *c, FILE *f, unsigned written);
+	/* whether it collected anything (NULL: it does not count) */
+	bool (*collected)(void *c);
+	void (*free)(void *c);
+};
+
+struct session *session__new(const struct session_opts *o, char *err, size_t errlen);
+void session__free(struct session *s);
+/* Trace pid and (with follow_children) its descendants. */
+int session__add_root(struct session *s, pid_t pid, char *err, size_t errlen);
+/* Start every capability. */
+int session__attach(struct session *s, char *err, size_t errlen);
+/* Wait up to timeout_ms for events and handle them. Returns events handled or -errno. */
+int session__poll(struct session *s, int timeout_ms);
+/* Take what is still queued and complete what is complete (the end). */
+void session__drain(struct session *s);
+/* Traced processes still running. */
+unsigned session__live(const struct session *s);
+
+/* For capabilities */
+const struct session_maps *session__maps(const struct session *s);
+struct procs *session__procs(struct session *s);
+struct pystacks *session__pystacks(struct session *s);
+struct bpf_object *session__obj(struct session *s);
+/* A capability opened before the caller, by name ("sampler", "sql", "http", "functions"), or NULL. */
+void *session__cap(struct session *s, const char *name);
+/* A counter of the BPF side (enum pt_counter), summed over CPUs. */
+uint64_t session__counter(const struct session *s, unsigned which);
+/* Events whose type no capability owns (a BPF/loader mismatch): should stay 0. */
+uint64_t session__unowned(const struct session *s);
+
+/* Reports: every capability's, in table order. */
+void session__describe(const struct session *s, FILE *f);
+void session__write_json(struct session *s, struct jsonw *w);
+void session__summary(struct session *s, FILE *f);
+void session__report(struct session *s, FILE *f, unsigned written);
+/* Whether anything at all was collected (samples, statements, requests, calls). */
+bool session__collected(struct session *s);
+
+#endif
