@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* pytrace-bpf: where a running Python service spends its time, seen from outside with BPF. */
 #include <argp.h>
+#include <libgen.h>
+#include <math.h>
+#include <sys/stat.h>
 #include <errno.h>
 #include <linux/capability.h>
 #include <signal.h>
@@ -44,6 +47,7 @@ static struct env {
 	int nfuncs;
 	bool funcs_sample;
 	bool no_http;
+	bool no_samples;
 	const char *requests_log;
 	unsigned n1_threshold;
 	unsigned max_routes;
@@ -100,6 +104,7 @@ enum {
 	OPT_REQUESTS_LOG,
 	OPT_N1_THRESHOLD,
 	OPT_MAX_ROUTES,
+	OPT_NO_SAMPLES,
 };
 
 static const struct argp_option opts[] = {
@@ -125,6 +130,7 @@ static const struct argp_option opts[] = {
 	{ "functions", OPT_FUNCTIONS, "PATTERN", 0, "Latency per call of matching functions (repeatable; globs such as 'myapp.*', 'app.views.index', '*views.py:*'), from CPython's USDT probes, or their share of wall time from on- and off-CPU samples where the probes are missing or partial; also GC pauses and imports", 1 },
 	{ "functions-source", OPT_FUNCTIONS_SOURCE, "auto|sample", 0, "With --functions: probes where complete (auto, default), or sampled shares only", 2 },
 	{ "no-sql", OPT_NO_SQL, NULL, 0, "Do not probe libpq", 2 },
+	{ "no-samples", OPT_NO_SAMPLES, NULL, 0, "Do not sample CPU stacks (no profile in the report; flame-graph outputs need them)", 2 },
 	{ "libpq-probes", OPT_LIBPQ_PROBES, "auto|send|exec", 0,
 	  "Which libpq calls to probe: auto (default) moves a process that only uses PQexec* to one probe "
 	  "per statement; send keeps PQsend*/PQgetResult; exec starts on PQexec*", 2 },
@@ -157,7 +163,7 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 	case 'd':
 		errno = 0;
 		env.duration = strtod(arg, &end);
-		if (errno || end == arg || *end || env.duration <= 0)
+		if (errno || end == arg || *end || !isfinite(env.duration) || env.duration <= 0)
 			argp_error(state, "invalid duration: '%s' (seconds, > 0)", arg);
 		break;
 	case 'F':
@@ -212,7 +218,7 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 	case OPT_SLOW_MS:
 		errno = 0;
 		env.slow_ms = strtod(arg, &end);
-		if (errno || end == arg || *end || env.slow_ms < 0)
+		if (errno || end == arg || *end || !isfinite(env.slow_ms) || env.slow_ms < 0)
 			argp_error(state, "invalid --slow-ms: '%s' (milliseconds, >= 0)", arg);
 		break;
 	case OPT_SLOW_LOG:
@@ -234,6 +240,9 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 	case OPT_NO_HTTP:
 		env.no_http = true;
 		break;
+	case OPT_NO_SAMPLES:
+		env.no_samples = true;
+		break;
 	case OPT_REQUESTS_LOG:
 		env.requests_log = arg;
 		break;
@@ -252,8 +261,12 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 	case ARGP_KEY_END:
 		if (!env.pid)
 			argp_error(state, "--pid is required");
+		if (env.no_samples && (env.flame || env.collapsed || env.speedscope))
+			argp_error(state, "--no-samples excludes --flame, --collapsed and --speedscope");
 		if (env.no_sql && (env.sql_in_flame || env.slow_log))
 			argp_error(state, "--no-sql excludes --sql-in-flame and --slow-log");
+		if (env.slow_ms >= 0 && !env.slow_log)
+			argp_error(state, "--slow-ms needs --slow-log FILE (where the slow statements go)");
 		if (env.slow_log && env.slow_ms < 0)
 			env.slow_ms = 0;
 		break;
@@ -432,6 +445,107 @@ static double mono_s(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* The process a thread id belongs to (Tgid in /proc/PID/status), or -errno. */
+static pid_t tgid_of(pid_t pid)
+{
+	char path[64], line[256];
+	pid_t tgid = -ESRCH;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Tgid: %d", &tgid) == 1)
+			break;
+	fclose(f);
+	return tgid;
+}
+
+struct out_path {
+	const char *opt, *path;
+	bool at_end;		/* written after the trace: checked now, opened then */
+};
+
+/*
+ * Every output path, checked before tracing starts: not empty, not a directory, writable (or
+ * creatable in a writable directory), and no two outputs naming the same file, by name or by
+ * device and inode. A trace must not run for minutes to fail at the end, nor two outputs
+ * overwrite each other.
+ */
+static int check_outputs(void)
+{
+	const struct out_path outs[] = {
+		{ "--flame", env.flame, true }, { "--collapsed", env.collapsed, true },
+		{ "--speedscope", env.speedscope, true }, { "--json", env.json, true },
+		{ "--slow-log", env.slow_log, false }, { "--requests-log", env.requests_log, false },
+	};
+	struct stat st[ARRAY_SIZE(outs)];
+	bool exists[ARRAY_SIZE(outs)] = {};
+	size_t i, j;
+
+	for (i = 0; i < ARRAY_SIZE(outs); i++) {
+		const char *p = outs[i].path;
+
+		if (!p)
+			continue;
+		if (!p[0]) {
+			elog("%s: empty file name\n", outs[i].opt);
+			return -EINVAL;
+		}
+		exists[i] = stat(p, &st[i]) == 0;
+		if (exists[i] && S_ISDIR(st[i].st_mode)) {
+			elog("%s %s: is a directory\n", outs[i].opt, p);
+			return -EISDIR;
+		}
+		if (exists[i] ? access(p, W_OK) : 0) {
+			elog("%s %s: cannot write: %s\n", outs[i].opt, p, strerror(errno));
+			return -errno;
+		}
+		if (!exists[i]) {
+			char dir[4096];
+
+			snprintf(dir, sizeof(dir), "%s", p);
+			if (access(dirname(dir), W_OK)) {
+				int e = errno;
+
+				snprintf(dir, sizeof(dir), "%s", p);
+				elog("%s %s: cannot create it in %s: %s\n", outs[i].opt, p, dirname(dir), strerror(e));
+				return -e;
+			}
+		}
+		for (j = 0; j < i; j++) {
+			if (!outs[j].path)
+				continue;
+			if (!strcmp(outs[j].path, p) ||
+			    (exists[i] && exists[j] && st[i].st_dev == st[j].st_dev && st[i].st_ino == st[j].st_ino)) {
+				elog("%s and %s name the same file (%s): give each output its own\n", outs[j].opt,
+				     outs[i].opt, p);
+				return -EINVAL;
+			}
+		}
+	}
+	return 0;
+}
+
+/* Close a log written during the trace; a write error is reported with its cause. */
+static int close_log(FILE *f, const char *what, const char *path)
+{
+	int ret = 0;
+
+	if (!f)
+		return 0;
+	errno = 0;
+	if (fflush(f) || ferror(f))
+		ret = errno ? -errno : -EIO;
+	if (fclose(f) && !ret)
+		ret = -errno;
+	if (ret)
+		elog("writing %s %s failed: %s\n", what, path, strerror(-ret));
+	return ret;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct argp argp = { .options = opts, .parser = parse_arg, .doc = doc };
@@ -442,6 +556,7 @@ int main(int argc, char **argv)
 	double start, elapsed;
 	bool target_gone = false;
 	unsigned written = 0;
+	pid_t tgid;
 	char err[512];
 	int ret;
 
@@ -454,6 +569,13 @@ int main(int argc, char **argv)
 		elog("no process with pid %d\n", env.pid);
 		return 1;
 	}
+	tgid = tgid_of(env.pid);
+	if (tgid > 0 && tgid != env.pid) {
+		fprintf(stderr, "pid %d is a thread of process %d: tracing process %d\n", env.pid, tgid, tgid);
+		env.pid = tgid;
+	}
+	if (check_outputs())
+		return 1;
 	if (check_privileges())
 		return 1;
 	if (access(so.btf_path ? so.btf_path : "/sys/kernel/btf/vmlinux", R_OK)) {
@@ -466,7 +588,7 @@ int main(int argc, char **argv)
 
 	so.follow_children = !env.no_children;
 	so.threads = env.threads;
-	so.sampler.enabled = env.flame || env.collapsed || env.speedscope || !env.json;
+	so.sampler.enabled = !env.no_samples;
 	so.sampler.rate_hz = env.rate;
 	so.sampler.max_stacks = env.max_stacks;
 	so.sampler.us_weights = env.sql_in_flame;
@@ -585,14 +707,33 @@ int main(int argc, char **argv)
 
 		ret |= write_output(env.json, "JSON report", out_json, &jc);
 	}
-	if (env.slow_log)
-		fprintf(stderr, "Wrote slow log %s\n", env.slow_log);
+	if (slow) {
+		ret |= close_log(slow, "slow log", env.slow_log);
+		if (!ret)
+			fprintf(stderr, "Wrote slow log %s\n", env.slow_log);
+		slow = NULL;
+	}
+	if (reqlog) {
+		int r = close_log(reqlog, "requests log", env.requests_log);
+
+		if (!r)
+			fprintf(stderr, "Wrote requests log %s\n", env.requests_log);
+		ret |= r;
+		reqlog = NULL;
+	}
 	if (env.flame || env.collapsed || env.speedscope || env.json)
 		written |= SESSION_WROTE_FILES;
 	if (env.json)
 		written |= SESSION_WROTE_JSON;
 	session__report(sess, stdout, written);
-	if (so.sampler.enabled && !session__collected(sess)) {
+	errno = 0;
+	if (fflush(stdout) || ferror(stdout)) {
+		elog("writing the report to standard output failed: %s\n", strerror(errno ? errno : EIO));
+		ret = ret ? ret : -EIO;
+	}
+	/* An empty JSON report says "idle" by itself; an empty flame graph or text report would not. */
+	if (so.sampler.enabled && (env.flame || env.collapsed || env.speedscope || !env.json) &&
+	    !session__collected(sess)) {
 		elog("nothing was collected: the target was idle (off-CPU) and sent no SQL\n");
 		ret = ret ? ret : -ENODATA;
 	}

@@ -249,8 +249,10 @@ int py_target__inspect(pid_t pid, struct py_target *t, char *err, size_t errlen)
 	if (s.lib[0]) {
 		t->shared = true;
 		snprintf(t->binary, sizeof(t->binary), "%s", s.lib);
-		if (procmaps__host_path(pid, &s.lib_map, path, sizeof(path))) {
-			snprintf(err, errlen, "pid %d: cannot open %s", pid, s.lib);
+		ret = procmaps__host_path(pid, &s.lib_map, path, sizeof(path));
+		if (ret) {
+			snprintf(err, errlen, "pid %d: cannot open %s: %s", pid, s.lib,
+				 strerror(ret < 0 ? -ret : ENOENT));
 			return -ENOENT;
 		}
 		base = s.lib_base;

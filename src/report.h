@@ -8,4 +8,12 @@
 /* The hottest functions (self and total) and the hottest stacks, for a terminal. */
 void report__hot(const struct stack_agg *a, FILE *f, unsigned top);
 
+struct jsonw;
+/*
+ * The same as a JSON object: {"unit", "total", "top_self": [{"function", "self", "total",
+ * "self_pct", "total_pct"}], "top_total": [...], "hottest_stacks": [{"weight", "pct",
+ * "frames": [root ... leaf]}]}; unit names the weights ("samples" or "us").
+ */
+void report__hot_json(const struct stack_agg *a, struct jsonw *w, unsigned top, const char *unit);
+
 #endif

@@ -215,6 +215,11 @@ static void sampler_json(void *c, struct jsonw *w)
 	jsonw__uint_field(w, "truncated", ps.truncated);
 	jsonw__uint_field(w, "dropped_stack_cap", st.stacks_dropped);
 	jsonw__end_object(w);
+	if (!s->o.enabled)
+		return;
+	/* What the text report holds: the hottest functions (self and total) and stacks. */
+	jsonw__name(w, "profile");
+	report__hot_json(s->stacks, w, 15, s->o.us_weights ? "us" : "samples");
 }
 
 static void sampler_report(void *c, FILE *f, unsigned written)
