@@ -31,6 +31,8 @@ PROTO_OBJS := $(patsubst proto/%.proto,$(OUTPUT)/proto/%.pb-c.o,$(PROTOS))
 LIB_OBJS += $(PROTO_OBJS)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(OUTPUT)/tests/%,$(UNIT_SRCS))
+# small programs the integration scripts drive (tests/tools/X.c -> $(OUTPUT)/tools/X)
+TOOL_BINS := $(patsubst tests/tools/%.c,$(OUTPUT)/tools/%,$(wildcard tests/tools/*.c))
 
 ifeq ($(V),1)
 	Q =
@@ -46,7 +48,7 @@ endif
 
 all: $(OUTPUT)/pytrace-bpf
 
-$(OUTPUT) $(OUTPUT)/src $(OUTPUT)/bpf $(OUTPUT)/tests $(OUTPUT)/proto:
+$(OUTPUT) $(OUTPUT)/src $(OUTPUT)/bpf $(OUTPUT)/tests $(OUTPUT)/proto $(OUTPUT)/tools:
 	$(Q)mkdir -p $@
 
 $(OUTPUT)/vmlinux.h: | $(OUTPUT)
@@ -89,6 +91,10 @@ $(OUTPUT)/tests/%: tests/unit/%.c $(OUTPUT)/libpytrace.a | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
 	$(Q)$(CC) $(CFLAGS) -DTEST_DATA_DIR='"$(CURDIR)/tests/data"' $< $(OUTPUT)/libpytrace.a \
 		$(LDLIBS) -lcmocka -o $@
+
+$(OUTPUT)/tools/%: tests/tools/%.c $(OUTPUT)/libpytrace.a | $(OUTPUT)/tools
+	$(call msg,TOOL,$@)
+	$(Q)$(CC) $(CFLAGS) $< $(OUTPUT)/libpytrace.a $(LDLIBS) -o $@
 
 deps:
 	$(Q)scripts/install-deps.sh
