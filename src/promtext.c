@@ -652,7 +652,7 @@ int prom_registry__write(struct prom_registry *r, enum prom_format fmt, struct m
 	for (f = r->first; f; f = f->next)
 		write_family(b, f, fmt);
 	write_meta(b, PROM_DROPPED_FAMILY, fmt == PROM_FMT_TEXT ? "_total" : "",
-		   "Updates sent to a metric's overflow series (label values \"other\") by its cap on distinct label values.",
+		   "Updates sent to a metric's overflow series (every label value other) by its cap on distinct label-value sets.",
 		   PROM_COUNTER, NULL, fmt);
 	for (f = r->first; f; f = f->next) {
 		membuf__printf(b, PROM_DROPPED_FAMILY "_total{metric=\"%s\"} %llu\n", f->name,
