@@ -189,7 +189,7 @@ static void test_caps(void **state)
 	char big[1000];
 	const char *v[] = { big, "x" };
 
-	memset(big, 'a', sizeof(big) - 3);
+	memset(big, 'a', sizeof(big) - 1);
 	memcpy(big + 254, "\xc3\xa9", 2);	/* é across the 256-byte cut */
 	big[sizeof(big) - 1] = '\0';
 	struct prom_family_opts o2 = { .name = "long", .type = PROM_GAUGE, .labels = labels, .nlabels = 2 };
