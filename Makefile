@@ -12,11 +12,11 @@ VERSION := 0.1.0
 ARCH := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
 VMLINUX_BTF ?= /sys/kernel/btf/vmlinux
 
-INCLUDES := -I$(OUTPUT) -Iinclude -Isrc
+INCLUDES := -I$(OUTPUT) -I$(OUTPUT)/proto -Iinclude -Isrc
 CFLAGS ?= -g -O2
 CFLAGS += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Werror \
 	  -D_GNU_SOURCE -DPYTRACE_VERSION='"$(VERSION)"' $(INCLUDES)
-LDLIBS := $(shell pkg-config --libs libbpf 2>/dev/null || echo -lbpf) -lelf -lz -lpg_query -lm
+LDLIBS := $(shell pkg-config --libs libbpf 2>/dev/null || echo -lbpf) -lelf -lz -lprotobuf-c -lpg_query -lmicrohttpd -lpthread -lm
 BPF_CFLAGS := -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_$(ARCH) -I$(OUTPUT) -Iinclude -Ibpf
 
 BPF_SRCS := $(wildcard bpf/*.bpf.c)
@@ -25,8 +25,14 @@ SKELS := $(patsubst %,$(OUTPUT)/%.skel.h,$(BPF_NAMES))
 SRCS := $(wildcard src/*.c)
 OBJS := $(patsubst src/%.c,$(OUTPUT)/src/%.o,$(SRCS))
 LIB_OBJS := $(filter-out $(OUTPUT)/src/main.o,$(OBJS))
+# protobuf-c messages (pprof): proto/X.proto -> $(OUTPUT)/proto/X.pb-c.{c,h}
+PROTOS := $(wildcard proto/*.proto)
+PROTO_OBJS := $(patsubst proto/%.proto,$(OUTPUT)/proto/%.pb-c.o,$(PROTOS))
+LIB_OBJS += $(PROTO_OBJS)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(OUTPUT)/tests/%,$(UNIT_SRCS))
+# small programs the integration scripts drive (tests/tools/X.c -> $(OUTPUT)/tools/X)
+TOOL_BINS := $(patsubst tests/tools/%.c,$(OUTPUT)/tools/%,$(wildcard tests/tools/*.c))
 
 ifeq ($(V),1)
 	Q =
@@ -42,7 +48,7 @@ endif
 
 all: $(OUTPUT)/pytrace-bpf $(SKELS)
 
-$(OUTPUT) $(OUTPUT)/src $(OUTPUT)/bpf $(OUTPUT)/tests:
+$(OUTPUT) $(OUTPUT)/src $(OUTPUT)/bpf $(OUTPUT)/tests $(OUTPUT)/proto $(OUTPUT)/tools:
 	$(Q)mkdir -p $@
 
 $(OUTPUT)/vmlinux.h: | $(OUTPUT)
@@ -61,7 +67,15 @@ $(OUTPUT)/%.skel.h: $(OUTPUT)/bpf/%.bpf.o
 	$(call msg,GEN-SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< > $@
 
-$(OUTPUT)/src/%.o: src/%.c $(wildcard src/*.h) $(wildcard include/*.h) | $(OUTPUT)/src
+$(OUTPUT)/proto/%.pb-c.c $(OUTPUT)/proto/%.pb-c.h: proto/%.proto | $(OUTPUT)/proto
+	$(call msg,PROTOC-C,$@)
+	$(Q)protoc-c -Iproto --c_out=$(OUTPUT)/proto $<
+
+$(OUTPUT)/proto/%.pb-c.o: $(OUTPUT)/proto/%.pb-c.c $(OUTPUT)/proto/%.pb-c.h
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+$(OUTPUT)/src/%.o: src/%.c $(wildcard src/*.h) $(wildcard include/*.h) $(PROTO_OBJS:.o=.h) | $(OUTPUT)/src
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
@@ -85,6 +99,10 @@ $(OUTPUT)/tests/%: tests/unit/%.c $(OUTPUT)/libpytrace.a | $(OUTPUT)/tests
 	$(Q)$(CC) $(CFLAGS) -DTEST_DATA_DIR='"$(CURDIR)/tests/data"' $< $(OUTPUT)/libpytrace.a \
 		$(LDLIBS) -lcmocka -o $@
 
+$(OUTPUT)/tools/%: tests/tools/%.c $(OUTPUT)/libpytrace.a | $(OUTPUT)/tools
+	$(call msg,TOOL,$@)
+	$(Q)$(CC) $(CFLAGS) $< $(OUTPUT)/libpytrace.a $(LDLIBS) -o $@
+
 deps:
 	$(Q)scripts/install-deps.sh
 
@@ -92,7 +110,7 @@ unit-test: $(UNIT_BINS)
 	$(Q)tests/run-unit.sh $(UNIT_BINS)
 
 check: deps
-	$(Q)$(MAKE) --no-print-directory all $(UNIT_BINS)
+	$(Q)$(MAKE) --no-print-directory all $(UNIT_BINS) $(TOOL_BINS)
 	$(Q)tests/run-all.sh $(UNIT_BINS)
 
 demo: deps

@@ -13,6 +13,8 @@ pkgs=(
 	python3-psycopg2 python3-psycopg python3-django gunicorn python3-flask python3-sqlalchemy
 	# benchmarks and the exporter's tests
 	wrk prometheus python3-sentry-sdk bpftrace
+	# the exporter: HTTP server, pprof encoding, and go tool pprof to check its output
+	libmicrohttpd-dev libprotobuf-c-dev protobuf-c-compiler golang-go
 )
 
 missing=()

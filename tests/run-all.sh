@@ -24,6 +24,10 @@ echo "== unit tests"
 tests/run-unit.sh "$@" 2>&1 | tee "$logs/unit"
 tally "$logs/unit"
 
+echo "== the exporter's outputs read by promtool, go tool pprof and a real Prometheus"
+tests/integration/test_exporter_tools.sh 2>&1 | tee "$logs/exporter"
+tally "$logs/exporter"
+
 echo "== offsets against each interpreter's own headers"
 tests/offsets/run.sh 2>&1 | tee "$logs/offsets"
 tally "$logs/offsets" all
