@@ -17,6 +17,7 @@
 #include "funcs.h"
 #include "pytrace_user.h"
 #include "jsonw.h"
+#include "pprof.h"
 #include "sampler.h"
 #include "session.h"
 #include "speedscope.h"
@@ -29,7 +30,7 @@ static struct env {
 	pid_t pid;
 	double duration;
 	unsigned rate;
-	const char *flame, *collapsed, *speedscope;
+	const char *flame, *collapsed, *speedscope, *pprof;
 	const char *title;
 	bool threads;
 	bool no_children;
@@ -105,6 +106,7 @@ enum {
 	OPT_N1_THRESHOLD,
 	OPT_MAX_ROUTES,
 	OPT_NO_SAMPLES,
+	OPT_PPROF,
 };
 
 static const struct argp_option opts[] = {
@@ -114,6 +116,7 @@ static const struct argp_option opts[] = {
 	{ "flame", OPT_FLAME, "FILE", 0, "Write an interactive flame graph (SVG)", 1 },
 	{ "collapsed", OPT_COLLAPSED, "FILE", 0, "Write folded stacks (root;...;leaf COUNT)", 1 },
 	{ "speedscope", OPT_SPEEDSCOPE, "FILE", 0, "Write speedscope JSON", 1 },
+	{ "pprof", OPT_PPROF, "FILE", 0, "Write a gzipped pprof profile (go tool pprof, Pyroscope)", 1 },
 	{ "threads", OPT_THREADS, NULL, 0, "Make each thread the root frame of its stacks", 1 },
 	{ "title", OPT_TITLE, "TEXT", 0, "Flame graph title", 1 },
 	{ "json", OPT_JSON, "FILE", 0, "Write the report as one JSON document (SQL patterns, counters)", 1 },
@@ -177,6 +180,9 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 		break;
 	case OPT_SPEEDSCOPE:
 		env.speedscope = arg;
+		break;
+	case OPT_PPROF:
+		env.pprof = arg;
 		break;
 	case OPT_THREADS:
 		env.threads = true;
@@ -261,8 +267,8 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 	case ARGP_KEY_END:
 		if (!env.pid)
 			argp_error(state, "--pid is required");
-		if (env.no_samples && (env.flame || env.collapsed || env.speedscope))
-			argp_error(state, "--no-samples excludes --flame, --collapsed and --speedscope");
+		if (env.no_samples && (env.flame || env.collapsed || env.speedscope || env.pprof))
+			argp_error(state, "--no-samples excludes --flame, --collapsed, --speedscope and --pprof");
 		if (env.no_sql && (env.sql_in_flame || env.slow_log))
 			argp_error(state, "--no-sql excludes --sql-in-flame and --slow-log");
 		if (env.slow_ms >= 0 && !env.slow_log)
@@ -333,6 +339,7 @@ static int write_output(const char *path, const char *what, int (*fn)(FILE *, vo
 struct out_ctx {
 	struct stack_agg *stacks;
 	char subtitle[256];
+	int64_t start_unix_ns, duration_ns;
 };
 
 static int out_flame(FILE *f, void *c)
@@ -358,6 +365,33 @@ static int out_speedscope(FILE *f, void *c)
 	struct out_ctx *o = c;
 
 	return speedscope__write(o->stacks, f, o->subtitle, env.sql_in_flame ? "microseconds" : "none");
+}
+
+/*
+ * pprof's sample types: CPU samples with their period, or with --sql-in-flame microseconds of
+ * CPU and SQL time together.
+ */
+static int out_pprof(FILE *f, void *c)
+{
+	struct out_ctx *o = c;
+	struct pprof_opts po = {
+		.sample_type = env.sql_in_flame ? "time" : "samples",
+		.sample_unit = env.sql_in_flame ? "microseconds" : "count",
+		.period_ns = env.sql_in_flame ? 0 : 1000000000LL / env.rate,
+		.time_nanos = o->start_unix_ns,
+		.duration_nanos = o->duration_ns,
+		.comment = o->subtitle,
+	};
+	struct pprof *p = pprof__new(&po);
+	int ret;
+
+	if (!p)
+		return -ENOMEM;
+	ret = pprof__add_stacks(p, o->stacks);
+	if (!ret)
+		ret = pprof__write_file(p, f);
+	pprof__free(p);
+	return ret;
 }
 
 struct json_ctx {
@@ -478,7 +512,7 @@ static int check_outputs(void)
 {
 	const struct out_path outs[] = {
 		{ "--flame", env.flame, true }, { "--collapsed", env.collapsed, true },
-		{ "--speedscope", env.speedscope, true }, { "--json", env.json, true },
+		{ "--speedscope", env.speedscope, true }, { "--pprof", env.pprof, true }, { "--json", env.json, true },
 		{ "--slow-log", env.slow_log, false }, { "--requests-log", env.requests_log, false },
 	};
 	struct stat st[ARRAY_SIZE(outs)];
@@ -672,6 +706,12 @@ int main(int argc, char **argv)
 	}
 
 	start = mono_s();
+	{
+		struct timespec rt;
+
+		clock_gettime(CLOCK_REALTIME, &rt);
+		out.start_unix_ns = (int64_t)rt.tv_sec * 1000000000LL + rt.tv_nsec;
+	}
 	while (!stop) {
 		if (session__live(sess) == 0) {
 			target_gone = true;
@@ -686,6 +726,7 @@ int main(int argc, char **argv)
 		}
 	}
 	elapsed = mono_s() - start;
+	out.duration_ns = (int64_t)(elapsed * 1e9);
 	session__drain(sess);
 
 	out.stacks = sampler__stacks(session__cap(sess, "sampler"));
@@ -702,6 +743,8 @@ int main(int argc, char **argv)
 		ret |= write_output(env.collapsed, "folded stacks", out_collapsed, &out);
 	if (env.speedscope)
 		ret |= write_output(env.speedscope, "speedscope profile", out_speedscope, &out);
+	if (env.pprof)
+		ret |= write_output(env.pprof, "pprof profile", out_pprof, &out);
 	if (env.json) {
 		struct json_ctx jc = { .session = sess, .elapsed = elapsed, .target_gone = target_gone };
 
@@ -721,7 +764,7 @@ int main(int argc, char **argv)
 		ret |= r;
 		reqlog = NULL;
 	}
-	if (env.flame || env.collapsed || env.speedscope || env.json)
+	if (env.flame || env.collapsed || env.speedscope || env.pprof || env.json)
 		written |= SESSION_WROTE_FILES;
 	if (env.json)
 		written |= SESSION_WROTE_JSON;
@@ -732,7 +775,7 @@ int main(int argc, char **argv)
 		ret = ret ? ret : -EIO;
 	}
 	/* An empty JSON report says "idle" by itself; an empty flame graph or text report would not. */
-	if (so.sampler.enabled && (env.flame || env.collapsed || env.speedscope || !env.json) &&
+	if (so.sampler.enabled && (env.flame || env.collapsed || env.speedscope || env.pprof || !env.json) &&
 	    !session__collected(sess)) {
 		elog("nothing was collected: the target was idle (off-CPU) and sent no SQL\n");
 		ret = ret ? ret : -ENODATA;
