@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* pytrace-bpf: where a running Python service spends its time, seen from outside with BPF. */
 #include <argp.h>
-#include <libgen.h>
 #include <math.h>
 #include <sys/stat.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/capability.h>
 #include <signal.h>
 #include <stdio.h>
@@ -518,6 +518,7 @@ static int check_outputs(void)
 	struct stat st[ARRAY_SIZE(outs)];
 	bool exists[ARRAY_SIZE(outs)] = {};
 	size_t i, j;
+	int fd;
 
 	for (i = 0; i < ARRAY_SIZE(outs); i++) {
 		const char *p = outs[i].path;
@@ -533,22 +534,18 @@ static int check_outputs(void)
 			elog("%s %s: is a directory\n", outs[i].opt, p);
 			return -EISDIR;
 		}
-		if (exists[i] ? access(p, W_OK) : 0) {
-			elog("%s %s: cannot write: %s\n", outs[i].opt, p, strerror(errno));
-			return -errno;
-		}
-		if (!exists[i]) {
-			char dir[4096];
+		/* Opened for writing as it will be (not truncated), or created and removed again. */
+		fd = exists[i] ? open(p, O_WRONLY | O_CLOEXEC | O_NOCTTY) :
+				 open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		if (fd < 0) {
+			int e = errno;
 
-			snprintf(dir, sizeof(dir), "%s", p);
-			if (access(dirname(dir), W_OK)) {
-				int e = errno;
-
-				snprintf(dir, sizeof(dir), "%s", p);
-				elog("%s %s: cannot create it in %s: %s\n", outs[i].opt, p, dirname(dir), strerror(e));
-				return -e;
-			}
+			elog("%s %s: cannot write: %s\n", outs[i].opt, p, strerror(e));
+			return -e;
 		}
+		close(fd);
+		if (!exists[i])
+			unlink(p);
 		for (j = 0; j < i; j++) {
 			if (!outs[j].path)
 				continue;

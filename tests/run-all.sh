@@ -37,6 +37,10 @@ echo "== integration (real kernel, real interpreters)"
 tests/integration/run.py 2>&1 | tee "$logs/integration"
 tally "$logs/integration"
 
+echo "== the command line: bad input, output paths at start, write errors, --json profile, --pprof"
+tests/integration/test_cli.py 2>&1 | tee "$logs/cli"
+tally "$logs/cli"
+
 echo "== SQL through libpq (own PostgreSQL 15: psycopg2, psycopg 3, ctypes on every interpreter)"
 tests/integration/test_sql.py 2>&1 | tee "$logs/sql"
 tally "$logs/sql"
