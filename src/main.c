@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "flamegraph.h"
-#include "funcs.h"
+#include "funcprobe.h"
 #include "pytrace_user.h"
 #include "jsonw.h"
 #include "pprof.h"
@@ -641,7 +641,7 @@ int main(int argc, char **argv)
 		so.funcs.rate_hz = env.rate;
 		so.funcs.gc = true;
 		/* Where the function probes are missing or partial, the answer comes from samples. */
-		if (env.funcs_sample || funcs__detect(env.pid, &py, &pp, err, sizeof(err)) ||
+		if (env.funcs_sample || funcprobe__detect(env.pid, &py, &pp, err, sizeof(err)) ||
 		    pp.level != PY_PROBES_COMPLETE) {
 			so.sampler.enabled = true;
 			so.sampler.offcpu = true;

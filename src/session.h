@@ -19,7 +19,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/types.h>
-#include "funcs.h"
+#include "funcprobe.h"
 #include "httptrace.h"
 #include "procs.h"
 #include "sampler.h"

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * Drives the --functions USDT side (bpf/funcs.bpf.c through src/funcs.c) against a process that
+ * Drives the --functions USDT side (bpf/funcs.bpf.c through src/funcprobe.c) against a process that
  * is not a real interpreter: tests/sdt/fake_python, which fires python:function__* with CPython's
  * argument layout. The process is declared CPython 3.15 with its probes in its executable.
  *
@@ -16,17 +16,17 @@
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
-#include "../../src/funcs.h"
+#include "funcprobe.h"
 #include "jsonw.h"
 #include "session.skel.h"
-#include "../../src/session.h"
+#include "session.h"
 
 static int on_event(void *ctx, void *data, size_t size)
 {
 	const struct pt_event_hdr *h = data;
 
 	if (h->type >= PT_EV_FUNC_CALL && h->type <= PT_EV_FUNC_LAST)
-		funcs__handle(ctx, data, size);
+		funcprobe__handle(ctx, data, size);
 	return 0;
 }
 
@@ -44,7 +44,7 @@ int main(int argc, char **argv)
 	struct session_bpf *skel;
 	struct py_target py = {};
 	struct ring_buffer *rb;
-	struct funcs *f;
+	struct funcprobe *f;
 	struct jsonw *w;
 	char err[512];
 	double end;
@@ -67,7 +67,7 @@ int main(int argc, char **argv)
 	bpf_map_update_elem(bpf_map__fd(skel->maps.tracked), &pid, &how, BPF_ANY);
 	struct session_maps maps = { .procs = skel->maps.procs, .tracked = skel->maps.tracked,
 				     .counters = skel->maps.counters, .events = skel->maps.events };
-	f = funcs__new(&fo, &maps, NULL, err, sizeof(err));
+	f = funcprobe__new(&fo, &maps, NULL, err, sizeof(err));
 	if (!f) {
 		fprintf(stderr, "%s\n", err);
 		return 1;
@@ -77,7 +77,7 @@ int main(int argc, char **argv)
 	py.minor = 15;
 	snprintf(py.binary, sizeof(py.binary), "/proc/%d/exe", pid);
 	snprintf(py.binary_host, sizeof(py.binary_host), "/proc/%d/exe", pid);
-	if (funcs__add_pid(f, pid, &py, err, sizeof(err))) {
+	if (funcprobe__add_pid(f, pid, &py, err, sizeof(err))) {
 		fprintf(stderr, "%s\n", err);
 		return 1;
 	}
@@ -89,12 +89,12 @@ int main(int argc, char **argv)
 	}
 	ring_buffer__consume(rb);
 	w = jsonw__new(stdout);
-	funcs__write_json(f, w);
+	funcprobe__write_json(f, w);
 	jsonw__finish(w);
 	jsonw__free(w);
 	printf("\n");
 	ring_buffer__free(rb);
-	funcs__free(f);
+	funcprobe__free(f);
 	session_bpf__destroy(skel);
 	return 0;
 }

@@ -7,7 +7,8 @@
 #include <stdint.h>
 #include <string.h>
 #include <cmocka.h>
-#include "../../src/funcs.h"
+#include "funcpat.h"
+#include "usdt.h"
 
 static bool m(const char *pat, const char *file, const char *name, const char *qual)
 {
