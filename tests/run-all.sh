@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Everything `make check` runs: unit tests, offset checks against each interpreter's headers,
-# and the integration tests against the real kernel. Ends with "N passed, N failed".
+# and the integration suites against the real kernel (tests/integration/test_*.py, all on
+# tests/integration/harness.py). Ends with "N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
 total_pass=0 total_fail=0
@@ -33,8 +34,8 @@ tests/offsets/run.sh 2>&1 | tee "$logs/offsets"
 tally "$logs/offsets" all
 grep -q '^all passed' "$logs/offsets" || { echo "offset checks did not pass"; total_fail=$((total_fail + 1)); }
 
-echo "== integration (real kernel, real interpreters)"
-tests/integration/run.py 2>&1 | tee "$logs/integration"
+echo "== integration: CPU sampling (real kernel, real interpreters)"
+tests/integration/test_sampling.py 2>&1 | tee "$logs/integration"
 tally "$logs/integration"
 
 echo "== the command line: bad input, output paths at start, write errors, --json profile, --pprof"

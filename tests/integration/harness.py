@@ -1,14 +1,22 @@
-"""What every integration test of pytrace-bpf shares: where things are, PASS/FAIL bookkeeping,
-the interpreters to test against, and the workloads' '# @marker' lines.
+"""What every integration test of pytrace-bpf shares: where things are, PASS/FAIL bookkeeping
+(log, record, skip, summary), the tool run in the background (Tracer), a private PostgreSQL
+cluster (Cluster), free ports, the interpreters to test against, and the workloads' '# @marker'
+lines. The suites: test_sampling.py (CPU sampling), test_sql.py, test_functions.py and
+test_requests.py; tests/run-all.sh runs them all.
 
 Interpreters: Debian's /usr/bin/python3, each pyenv version under $(pyenv root)/versions, and
 Debian unstable's python3.13/3.14/3.15 in a debootstrapped root (scripts/sid-root.sh) run with
 chroot and traced from the host. PYTRACE_NO_SID=1 leaves the latter out.
 """
+import atexit
+import json
 import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
+import tempfile
 import threading
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -16,6 +24,8 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 TOOL = os.environ.get("PYTRACE_BPF") or os.path.join(REPO, "build", "pytrace-bpf")
 WORKLOADS = os.path.join(HERE, "workloads")
 SUPPORTED = [(3, m) for m in range(8, 16)]
+PG_CLUSTER = os.path.join(REPO, "scripts", "pg-cluster.sh")
+PGBIN = os.environ.get("PGBIN", "/usr/lib/postgresql/15/bin")
 
 results = []
 verbose = False
@@ -84,6 +94,89 @@ class Tracer:
         for t in self.readers:
             t.join(10)
         return self.proc.returncode, "".join(self.out), self.stderr()
+
+    def stop(self, timeout=60):
+        """Interrupt the tool (SIGINT, as Ctrl-C would: it writes its outputs and exits), then
+        finish(timeout)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        return self.finish(timeout)
+
+
+def free_port(lo, hi):
+    """A port in [lo, hi) that nobody listens on at 127.0.0.1 and that names no PostgreSQL socket
+    in /tmp. Each suite takes its own range, so that suites can run side by side."""
+    for port in range(lo, hi):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        if not os.path.exists("/tmp/.s.PGSQL.%d" % port):
+            return port
+    raise RuntimeError("no free port in %d-%d" % (lo, hi))
+
+
+class Cluster:
+    """A private PostgreSQL 15 cluster (scripts/pg-cluster.sh) in a fresh temporary directory, with
+    database "pytrace" and pg_stat_statements. It listens on a Unix socket in that directory and,
+    with tcp, on 127.0.0.1 as well (workloads in a chroot cannot reach the socket). Its port is
+    the first free one in ports (free_port). stop() removes everything; it also runs at exit, so a
+    suite that is interrupted (SIGTERM turned into sys.exit) leaves no cluster behind."""
+
+    def __init__(self, prefix="pytrace-pg-", ports=(54340, 54400), tcp=False):
+        self.parent = tempfile.mkdtemp(prefix=prefix)
+        os.chmod(self.parent, 0o755)  # initdb and pg_ctl run as user postgres
+        self.dir = os.path.join(self.parent, "pg")
+        self.port = free_port(*ports)
+        self.env = dict(os.environ, PYTRACE_PG_PORT=str(self.port))
+        if tcp:
+            self.env["PYTRACE_PG_TCP"] = "1"
+        self.started = False
+        atexit.register(self.stop)
+
+    @staticmethod
+    def installed():
+        return os.access(os.path.join(PGBIN, "initdb"), os.X_OK)
+
+    def start(self):
+        self.started = True
+        out = subprocess.run([PG_CLUSTER, "start", self.dir], capture_output=True, text=True,
+                             env=self.env, timeout=120)
+        if out.returncode:
+            raise RuntimeError("pg-cluster.sh start failed: " + out.stderr[-1500:])
+
+    def stop(self):
+        if self.started:
+            self.started = False
+            subprocess.run([PG_CLUSTER, "stop", self.dir], capture_output=True, text=True, env=self.env,
+                           timeout=120)
+        shutil.rmtree(self.parent, ignore_errors=True)
+
+    def client_env(self, tcp=False):
+        """libpq's environment for a client: over the Unix socket, or with tcp over 127.0.0.1 (the
+        cluster must have been made with tcp)."""
+        return {"PGHOST": "127.0.0.1" if tcp else self.dir, "PGPORT": str(self.port), "PGDATABASE": "pytrace",
+                "PGUSER": "postgres", "PGCONNECT_TIMEOUT": "10"}
+
+    def psql(self, sql):
+        env = dict(os.environ, **self.client_env())
+        env["PGOPTIONS"] = "-c client_min_messages=warning"
+        out = subprocess.run([os.path.join(PGBIN, "psql"), "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1",
+                              "-c", sql], capture_output=True, text=True, env=env, timeout=60, cwd="/")
+        if out.returncode:
+            raise RuntimeError("psql %r: %s" % (sql, out.stderr))
+        return out.stdout
+
+    def pgss_reset(self):
+        self.psql("SELECT pg_stat_statements_reset()")
+
+    def pgss(self):
+        """[(query, calls)] of the database pytrace, from pg_stat_statements."""
+        js = self.psql("SELECT coalesce(json_agg(json_build_object('q', s.query, 'calls', s.calls)), '[]') "
+                       "FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid "
+                       "WHERE d.datname = 'pytrace'")
+        return [(r["q"], r["calls"]) for r in json.loads(js)]
 
 
 def preflight():

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Integration tests of per-request timings and N+1 detection: real WSGI servers traced from
-outside, a real PostgreSQL 15 cluster of our own (scripts/pg-cluster.sh).
+outside, a real PostgreSQL 15 cluster of our own (harness.Cluster).
 
 Services:
   django-sync     demo/ (Django + psycopg2) on gunicorn, 2 sync workers (a connection per request)
@@ -19,93 +19,26 @@ and SQL time <= total time <= the client's own time, request by request (sorted 
 Run as root from the repository: tests/integration/test_requests.py [-k SUBSTRING] [-v]
 (PYTRACE_BPF=/path/to/pytrace-bpf tests another build.) Ends with "N passed, N failed, N skipped".
 """
-import argparse
 import http.client
 import json
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-TOOL = os.environ.get("PYTRACE_BPF") or os.path.join(REPO, "build", "pytrace-bpf")
-WORKLOADS = os.path.join(HERE, "workloads")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import REPO, WORKLOADS, Cluster, free_port, log, marker_lines, record, skip  # noqa: E402,F401
+
 DEMO = os.path.join(REPO, "demo")
-PG_CLUSTER = os.path.join(REPO, "scripts", "pg-cluster.sh")
 PY = "/usr/bin/python3"
 GUNICORN = "/usr/bin/gunicorn"
 K = 12			# rows of the N+1 views
 SLACK_MS = 0.002	# the tool prints 3 decimals
-
-results = []
-args = None
-
-
-def log(msg):
-    print(msg, flush=True)
-
-
-def record(name, ok, detail=""):
-    results.append((name, "PASS" if ok else "FAIL", detail))
-    log("%s %s%s" % ("PASS" if ok else "FAIL", name, (": " + detail) if detail and (not ok or args.verbose) else ""))
-    return ok
-
-
-def skip(name, reason):
-    results.append((name, "SKIP", reason))
-    log("SKIP %s: %s" % (name, reason))
-
-
-def free_port(lo, hi):
-    for port in range(lo, hi):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        if not os.path.exists("/tmp/.s.PGSQL.%d" % port):
-            return port
-    raise RuntimeError("no free port in %d-%d" % (lo, hi))
-
-
-def marker_line(path, name):
-    with open(path) as f:
-        for no, text in enumerate(f, 1):
-            if "# @" + name in text:
-                return no
-    raise RuntimeError("no marker %s in %s" % (name, path))
-
-
-class Cluster:
-    def __init__(self):
-        self.parent = tempfile.mkdtemp(prefix="pytrace-req-")
-        os.chmod(self.parent, 0o755)
-        self.dir = os.path.join(self.parent, "pg")
-        self.port = free_port(54400, 54460)
-        self.env = dict(os.environ, PYTRACE_PG_PORT=str(self.port))
-        self.started = False
-
-    def start(self):
-        self.started = True
-        out = subprocess.run([PG_CLUSTER, "start", self.dir], capture_output=True, text=True, env=self.env,
-                             timeout=120)
-        if out.returncode:
-            raise RuntimeError("pg-cluster.sh start failed: " + out.stderr[-1500:])
-
-    def stop(self):
-        if self.started:
-            self.started = False
-            subprocess.run([PG_CLUSTER, "stop", self.dir], capture_output=True, env=self.env, timeout=120)
-        shutil.rmtree(self.parent, ignore_errors=True)
-
-    def client_env(self):
-        return {"PGHOST": self.dir, "PGPORT": str(self.port), "PGDATABASE": "pytrace", "PGUSER": "postgres"}
 
 
 def wait_http(port, path, seconds=30):
@@ -159,34 +92,22 @@ def drive(port, plan):
 
 
 def trace(pid, tmp, tag, hook=None):
-    """Start the tool on pid; returns (proc, json path, log path) once it is attached. hook="raw":
-    the raw syscall tracepoints instead of the per-syscall ones."""
+    """Start the tool on pid; returns (Tracer, json path, log path, stderr path) once it is
+    attached. hook="raw": the raw syscall tracepoints instead of the per-syscall ones."""
     js, rlog, err = (os.path.join(tmp, tag + ext) for ext in (".json", ".requests.jsonl", ".stderr"))
-    ef = open(err, "w")
     env = dict(os.environ, PYTRACE_HTTP_HOOK=hook) if hook else None
-    p = subprocess.Popen([TOOL, "-v", "-p", str(pid), "--json", js, "--requests-log", rlog], stdout=subprocess.DEVNULL,
-                         stderr=ef, env=env)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with open(err) as f:
-            if "Tracing pid" in f.read():
-                break
-        if p.poll() is not None:
-            break
-        time.sleep(0.1)
+    t = harness.Tracer(["-v", "-p", str(pid), "--json", js, "--requests-log", rlog], env=env)
+    t.wait_tracing(30)
     time.sleep(0.3)
-    return p, js, rlog, err
+    return t, js, rlog, err
 
 
-def stop_tool(p, err):
-    p.send_signal(signal.SIGINT)
-    try:
-        rc = p.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        rc = -9
-    with open(err) as f:
-        return rc, f.read()
+def stop_tool(t, err):
+    """Interrupt the tool; returns (exit status, stderr), the stderr also kept in the file err."""
+    rc, _, stderr = t.stop(60)
+    with open(err, "w") as f:
+        f.write(stderr)
+    return rc, stderr
 
 
 def check_service(name, port, pid, tmp, plan, n1_route, n1_site, clean_routes, route_of, hook=None):
@@ -291,7 +212,7 @@ def case_flask(cluster, tmp):
     try:
         if not record("flask: werkzeug answers", wait_http(port, "/health/")):
             return
-        site = r"book_label \(.*web_flask\.py:%d\)" % marker_line(script, "n1_site")
+        site = r"book_label \(.*web_flask\.py:%d\)" % marker_lines(script)["n1_site"]
         check_service("flask", port, f.pid, tmp, FLASK_PLAN, "/books/", site,
                       {"/books-fixed/", "/health/", "/books/{id}/"}, django_route)
     finally:
@@ -342,16 +263,13 @@ def case_asyncio(cluster, tmp):
 
 
 def main():
-    global args
-    ap = argparse.ArgumentParser()
-    ap.add_argument("-k", default="")
-    ap.add_argument("-v", "--verbose", action="store_true")
-    args = ap.parse_args()
-    if os.geteuid() != 0:
-        sys.exit("run as root")
+    args, status = harness.start("run only services whose name contains this")
+    if status is not None:
+        return status
     missing = [m for m in ("django", "psycopg2", "flask", "sqlalchemy")
                if subprocess.run([PY, "-c", "import " + m], capture_output=True).returncode]
-    cluster = Cluster()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that the cluster is stopped at exit
+    cluster = Cluster(prefix="pytrace-req-", ports=(54400, 54460))
     tmp = tempfile.mkdtemp(prefix="pytrace-req-out-")
     try:
         cluster.start()
@@ -384,12 +302,8 @@ def main():
             log("outputs kept in " + tmp)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
-    npass = sum(1 for r in results if r[1] == "PASS")
-    nfail = sum(1 for r in results if r[1] == "FAIL")
-    nskip = sum(1 for r in results if r[1] == "SKIP")
-    log("%d passed, %d failed, %d skipped" % (npass, nfail, nskip))
-    sys.exit(1 if nfail else 0)
+    return harness.summary()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Integration tests of the SQL capability: libpq uprobes in real processes, real drivers, a real
-PostgreSQL 15 cluster of our own (scripts/pg-cluster.sh), checked against the workloads' own counts
+PostgreSQL 15 cluster of our own (harness.Cluster), checked against the workloads' own counts
 and latencies and against pg_stat_statements.
 
 Workloads (tests/integration/workloads/sql_*.py):
@@ -18,13 +18,11 @@ Run as root from the repository: tests/integration/test_sql.py [-k SUBSTRING] [-
 (PYTRACE_BPF=/path/to/pytrace-bpf tests another build of the tool.)
 Ends with a line "N passed, N failed, N skipped"; exits non-zero if anything failed.
 """
-import atexit
 import json
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,76 +30,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import REPO, TOOL, WORKLOADS, find_interpreters, log, marker_lines, record, skip  # noqa: E402,F401
+from harness import PGBIN, REPO, TOOL, WORKLOADS, Cluster, find_interpreters, log, marker_lines, record, skip  # noqa: E402,F401
 
-PG_CLUSTER = os.path.join(REPO, "scripts", "pg-cluster.sh")
-PGBIN = os.environ.get("PGBIN", "/usr/lib/postgresql/15/bin")
 # Durations are printed with 3 decimals; the client's clock reads around the tool's probes.
 SLACK_MS = 0.002
-
-
-# ---------------------------------------------------------------------------------------------
-# The PostgreSQL cluster
-
-class Cluster:
-    def __init__(self):
-        self.parent = tempfile.mkdtemp(prefix="pytrace-sql-")
-        os.chmod(self.parent, 0o755)
-        self.dir = os.path.join(self.parent, "pg")
-        self.port = self.free_port()
-        self.env = dict(os.environ, PYTRACE_PG_TCP="1", PYTRACE_PG_PORT=str(self.port))
-        self.started = False
-
-    @staticmethod
-    def free_port():
-        """A TCP port nobody listens on (the chroot workloads connect over 127.0.0.1)."""
-        for port in list(range(54340, 54400)):
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            if not os.path.exists("/tmp/.s.PGSQL.%d" % port):
-                return port
-        raise RuntimeError("no free TCP port in 54340-54399")
-
-    def start(self):
-        self.started = True
-        out = subprocess.run([PG_CLUSTER, "start", self.dir], capture_output=True, text=True,
-                             env=self.env, timeout=120)
-        if out.returncode:
-            raise RuntimeError("pg-cluster.sh start failed: " + out.stderr[-1500:])
-
-    def stop(self):
-        if self.started:
-            self.started = False
-            subprocess.run([PG_CLUSTER, "stop", self.dir], capture_output=True, text=True, env=self.env,
-                           timeout=120)
-        shutil.rmtree(self.parent, ignore_errors=True)
-
-    def client_env(self, tcp=False):
-        e = {"PGHOST": "127.0.0.1" if tcp else self.dir, "PGPORT": str(self.port), "PGDATABASE": "pytrace",
-             "PGUSER": "postgres", "PGCONNECT_TIMEOUT": "10"}
-        return e
-
-    def psql(self, sql):
-        env = dict(os.environ, **self.client_env())
-        env["PGOPTIONS"] = "-c client_min_messages=warning"
-        out = subprocess.run([os.path.join(PGBIN, "psql"), "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1",
-                              "-c", sql], capture_output=True, text=True, env=env, timeout=60, cwd="/")
-        if out.returncode:
-            raise RuntimeError("psql %r: %s" % (sql, out.stderr))
-        return out.stdout
-
-    def pgss_reset(self):
-        self.psql("SELECT pg_stat_statements_reset()")
-
-    def pgss(self):
-        """[(query, calls)] of the database pytrace."""
-        js = self.psql("SELECT coalesce(json_agg(json_build_object('q', s.query, 'calls', s.calls)), '[]') "
-                       "FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid "
-                       "WHERE d.datname = 'pytrace'")
-        return [(r["q"], r["calls"]) for r in json.loads(js)]
 
 
 def norm_text(q):
@@ -608,13 +540,12 @@ def main():
     args, status = harness.start()
     if status is not None:
         return status
-    if not os.access(os.path.join(PGBIN, "initdb"), os.X_OK):
-        log("PostgreSQL 15 is not installed (%s): scripts/install-deps.sh" % PGBIN)
-        print("0 passed, 0 failed, 1 skipped")
-        return 0
+    if not Cluster.installed():
+        skip("sql", "PostgreSQL 15 is not installed (%s): scripts/install-deps.sh" % PGBIN)
+        return harness.summary()
     t0 = time.time()
-    cluster = Cluster()
-    atexit.register(cluster.stop)
+    # TCP too: the workloads in the Debian unstable chroot connect over 127.0.0.1.
+    cluster = Cluster(prefix="pytrace-sql-", ports=(54340, 54400), tcp=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     tmp = tempfile.mkdtemp(prefix="pytrace-sql-out-")
     try:

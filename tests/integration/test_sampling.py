@@ -1,9 +1,11 @@
 #!/usr/bin/python3
-"""Integration tests for pytrace-bpf: real BPF programs in the real kernel, against real
+"""Integration tests of CPU sampling: real BPF programs in the real kernel, against real
 interpreters (Debian's /usr/bin/python3, every pyenv version present, and Debian unstable's
-python3.13/3.14/3.15 in a debootstrapped root traced from the host).
+python3.13/3.14/3.15 in a debootstrapped root traced from the host). The stacks' shape with
+their lines (folded, SVG, speedscope), deep recursion, threads, forked children, agreement with
+austin, the text report, a target that exits mid-trace, and bad input.
 
-Run as root from the repository: tests/integration/run.py [-k SUBSTRING] [-v]
+Run as root from the repository: tests/integration/test_sampling.py [-k SUBSTRING] [-v]
 Ends with a line "N passed, N failed, N skipped"; exits non-zero if anything failed.
 """
 import collections
