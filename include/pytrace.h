@@ -55,7 +55,9 @@ struct pt_proc {
 #define PT_EV_HTTP_LAST		47
 #define PT_EV_FUNC_FIRST	48	/* --functions' USDT probes (include/funcs.h) */
 #define PT_EV_FUNC_LAST		63
-#define PT_EV_TYPES		64	/* every type is below this */
+#define PT_EV_PG_FIRST		64	/* PostgreSQL's wire protocol on sockets (include/pg.h) */
+#define PT_EV_PG_LAST		79
+#define PT_EV_TYPES		80	/* every type is below this */
 
 enum pt_event_type {
 	PT_EV_SAMPLE = PT_EV_SAMPLE_FIRST,
@@ -122,6 +124,10 @@ enum pt_counter {
 	PT_CNT_FUNC_UNPAIRED,	/* open calls dropped: their return never came (unwound, lost) */
 	PT_CNT_FUNC_DEEP,	/* candidate calls nested deeper than FN_STACK_MAX: not timed */
 	PT_CNT_OFFCPU,		/* off-CPU stacks recorded */
+	PT_CNT_PG_LOST,		/* wire-protocol events dropped: ring buffer full */
+	PT_CNT_PG_CONN_DROPPED,	/* PostgreSQL connections not followed: map full */
+	PT_CNT_PG_DESYNC,	/* a stream lost its message framing (resynchronized later) */
+	PT_CNT_PG_LONG,		/* reads or writes with more messages than one pass walks */
 	PT_CNT_MAX,
 };
 

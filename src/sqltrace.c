@@ -31,6 +31,7 @@ struct sqltrace {
 	struct sql_stats *stats;
 	struct stack_entry *cache;	/* direct-mapped on (pid, id) */
 	uint64_t stacks_missing;	/* statements whose stack had left the stacks map */
+	uint64_t wire_statements;	/* statements given by another source (sqltrace__add_query) */
 };
 
 static void query_done(void *ctx, const struct sql_query *q);
@@ -73,7 +74,13 @@ static void cache_entry_free(struct stack_entry *e)
 }
 
 /* The symbolized stack of a statement, cached per (pid, stack id). */
-static const struct stack_entry *stack_get(struct sqltrace *s, uint32_t pid, uint32_t tid, uint64_t id)
+static int libpq_stack(void *ctx, uint64_t id, struct pt_stack *st)
+{
+	return libpq__stack(ctx, id, st);
+}
+
+static const struct stack_entry *stack_get(struct sqltrace *s, uint32_t pid, uint32_t tid, uint64_t id,
+					   sqltrace_stack_fn lookup, void *lctx)
 {
 	struct stack_entry *e = &s->cache[((id ^ pid) * 0x9e3779b97f4a7c15ULL) >> 52 & (STACK_CACHE - 1)];
 	const char *frames[MAX_SQL_FRAMES];
@@ -84,7 +91,7 @@ static const struct stack_entry *stack_get(struct sqltrace *s, uint32_t pid, uin
 		return NULL;
 	if (e->id == id && e->pid == pid)
 		return e;
-	if (libpq__stack(s->libpq, id, &st)) {
+	if (!lookup || lookup(lctx, id, &st)) {
 		s->stacks_missing++;
 		return NULL;
 	}
@@ -147,10 +154,9 @@ static void slow_log(struct sqltrace *s, const struct sql_query *q, const struct
 	fflush(s->opts.slow_log);
 }
 
-static void query_done(void *ctx, const struct sql_query *q)
+static void add_query(struct sqltrace *s, const struct sql_query *q, sqltrace_stack_fn lookup, void *lctx)
 {
-	struct sqltrace *s = ctx;
-	const struct stack_entry *st = stack_get(s, q->pid, q->tid, q->stack_id);
+	const struct stack_entry *st = stack_get(s, q->pid, q->tid, q->stack_id, lookup, lctx);
 	uint64_t dur = q->end_ns > q->start_ns ? q->end_ns - q->start_ns : 0;
 	const char *site = st ? st->call_site : NULL, *pattern;
 
@@ -161,6 +167,25 @@ static void query_done(void *ctx, const struct sql_query *q)
 	if (s->listener.on_query)
 		s->listener.on_query(s->listener.ctx, q, st ? (const char *const *)st->frames : NULL, st ? st->n : 0,
 			       pattern, site);
+}
+
+static void query_done(void *ctx, const struct sql_query *q)
+{
+	struct sqltrace *s = ctx;
+
+	add_query(s, q, s->libpq ? libpq_stack : NULL, s->libpq);
+}
+
+void sqltrace__add_query(struct sqltrace *s, const struct sql_query *q, sqltrace_stack_fn lookup, void *ctx)
+{
+	s->wire_statements++;
+	add_query(s, q, lookup, ctx);
+}
+
+void sqltrace__name_stack(struct sqltrace *s, uint32_t pid, uint32_t tid, uint64_t id, sqltrace_stack_fn lookup,
+			  void *ctx)
+{
+	stack_get(s, pid, tid, id, lookup, ctx);
 }
 
 static void sqltrace_event(void *c, const void *data, size_t size)
@@ -179,7 +204,7 @@ static void sqltrace_event(void *c, const void *data, size_t size)
 		 * Name the stack now, while the process surely lives: a statement can complete
 		 * after it has exited (BPF wakes us early for stacks it had not seen before).
 		 */
-		stack_get(s, e->hdr.pid, e->tid, e->stack_id);
+		stack_get(s, e->hdr.pid, e->tid, e->stack_id, libpq_stack, s->libpq);
 		sql_match__send(s->match, e->hdr.pid, e->tid, e->conn, e->ts, e->flags,
 				(e->flags & (SQL_F_PREPARE | SQL_F_PREPARED)) ? e->data : NULL, e->name_len,
 				e->data + e->name_len, e->text_len, e->stack_id);

@@ -51,6 +51,16 @@ struct sqltrace;
 extern const struct capability sqltrace_capability;
 
 void sqltrace__listen(struct sqltrace *s, const struct sqltrace_listener *l);
+/* Where a source keeps the Python stacks its statements refer to (by the walker's hash). */
+typedef int (*sqltrace_stack_fn)(void *ctx, uint64_t id, struct pt_stack *st);
+/*
+ * A statement from another source than libpq's probes (the wire protocol): counted, named with
+ * its call site and passed on like libpq's. Its stack is looked up through lookup.
+ */
+void sqltrace__add_query(struct sqltrace *s, const struct sql_query *q, sqltrace_stack_fn lookup, void *ctx);
+/* Name a stack now, while its process surely lives (a statement may complete after it exits). */
+void sqltrace__name_stack(struct sqltrace *s, uint32_t pid, uint32_t tid, uint64_t id, sqltrace_stack_fn lookup,
+			  void *ctx);
 void sqltrace__stats(struct sqltrace *s, struct sqltrace_stats *st);
 struct sql_stats *sqltrace__sql_stats(struct sqltrace *s);
 /* The innermost frame of the application's own code (not site-packages, dist-packages or the
