@@ -237,16 +237,26 @@ static void emit_state(struct pgwire_framer *f, enum pgwire_rec rec, uint64_t ts
 	fn(ctx, f->dir, &m);
 }
 
-static void framer_lose(struct pgwire_framer *f, const uint8_t *rest, size_t n, const uint8_t *chunk,
-			size_t len, uint64_t ts, pgwire_msg_fn fn, void *ctx)
+/* A chunk ending with ReadyForQuery (server) or Sync (client): the next starts a message. */
+static bool boundary_tail(uint8_t dir, const uint8_t *data, size_t len)
+{
+	return dir == PGWIRE_SERVER ? ready_tail(data, len) : sync_tail(data, len);
+}
+
+static void framer_lose(struct pgwire_framer *f, size_t n, const uint8_t *chunk, size_t len,
+			uint64_t ts, pgwire_msg_fn fn, void *ctx)
 {
 	f->phase = PGWIRE_PH_LOST;
 	f->hdr_have = 0;
 	f->skip = 0;
 	f->lost++;
 	f->dropped_bytes += n;
-	f->resync_next = f->dir == PGWIRE_SERVER ? ready_tail(chunk, len) : sync_tail(chunk, len);
 	emit_state(f, PGWIRE_REC_LOST, ts, fn, ctx);
+	if (f->phase == PGWIRE_PH_LOST && boundary_tail(f->dir, chunk, len)) {
+		f->phase = PGWIRE_PH_TYPED;
+		f->resyncs++;
+		emit_state(f, PGWIRE_REC_RESYNC, ts, fn, ctx);
+	}
 }
 
 static void framer_emit(struct pgwire_framer *f, uint64_t ts, pgwire_msg_fn fn, void *ctx)
@@ -282,17 +292,17 @@ void pgwire_framer__feed(struct pgwire_framer *f, const uint8_t *data, size_t le
 	if (f->phase == PGWIRE_PH_ENCRYPTED || f->phase == PGWIRE_PH_DONE || len == 0)
 		return;
 	if (f->phase == PGWIRE_PH_LOST) {
-		if (f->resync_next || pgwire__chain(f->dir, data, len)) {
-			f->resync_next = false;
+		bool chain = pgwire__chain(f->dir, data, len) > 0;
+
+		if (!chain)
+			f->dropped_bytes += len;
+		if (chain || boundary_tail(f->dir, data, len)) {
 			f->phase = PGWIRE_PH_TYPED;
 			f->resyncs++;
 			emit_state(f, PGWIRE_REC_RESYNC, ts, fn, ctx);
-		} else {
-			f->resync_next = f->dir == PGWIRE_SERVER ? ready_tail(data, len) :
-								    sync_tail(data, len);
-			f->dropped_bytes += len;
-			return;
 		}
+		if (!chain)
+			return;
 	}
 	while (off < len) {
 		unsigned hsize = f->phase == PGWIRE_PH_STARTUP ? 8 : 5;
@@ -338,7 +348,7 @@ void pgwire_framer__feed(struct pgwire_framer *f, const uint8_t *data, size_t le
 				else
 					ok = code >> 16 == 3 && l >= 8 && l <= PGWIRE_STARTUP_MAX;
 				if (!ok) {
-					framer_lose(f, data + off, len - off, data, len, ts, fn, ctx);
+					framer_lose(f, len - off, data, len, ts, fn, ctx);
 					return;
 				}
 				f->skip = l - 8;
@@ -347,7 +357,7 @@ void pgwire_framer__feed(struct pgwire_framer *f, const uint8_t *data, size_t le
 				uint32_t l = be32(f->hdr + 1);
 
 				if (!pgwire__header_ok(f->dir, f->hdr[0], l)) {
-					framer_lose(f, data + off, len - off, data, len, ts, fn, ctx);
+					framer_lose(f, len - off, data, len, ts, fn, ctx);
 					return;
 				}
 				f->skip = l - 4;
@@ -421,6 +431,7 @@ struct pgwire_conn {
 	uint32_t tabcap, tabused;
 	struct name_ent unnamed_stmt, unnamed_portal;
 	bool encrypted, copy_in, err_open, desync, terminated, closed;
+	bool lost_dir[2];	/* between a LOST and a RESYNC record */
 	uint32_t backend_pid, backend_key;
 	struct pgwire_stats st;
 };
@@ -1008,7 +1019,7 @@ static void server_ready(struct pgwire_conn *c, const struct pgwire_msg *m)
 	uint32_t i;
 
 	if (c->desync) {
-		if (c->fr[PGWIRE_CLIENT].phase == PGWIRE_PH_TYPED)
+		if (!c->lost_dir[PGWIRE_CLIENT] && !c->lost_dir[PGWIRE_SERVER])
 			c->desync = false;
 		return;
 	}
@@ -1173,9 +1184,11 @@ static void handle(void *ctx, enum pgwire_dir dir, const struct pgwire_msg *m)
 		}
 		return;
 	case PGWIRE_REC_LOST:
+		c->lost_dir[dir] = true;
 		lose(c, m->ts);
 		return;
 	case PGWIRE_REC_RESYNC:
+		c->lost_dir[dir] = false;
 		c->st.resyncs++;
 		return;
 	case PGWIRE_REC_ENCRYPTED:

@@ -35,7 +35,8 @@
  *    messages, lengths ending exactly at the chunk's end, the classifier's checks), in which
  *    case the direction is TYPED again from that chunk's first byte. A server chunk ending with
  *    ReadyForQuery (Z 00 00 00 05 I|T|E) and a client chunk ending with Sync (S 00 00 00 04)
- *    are dropped but make the direction TYPED from the next chunk.
+ *    are dropped but make the direction TYPED from the next chunk (also when the loss itself
+ *    happened in such a chunk).
  *
  * CLASSIFIER (first write or read seen on a socket of unknown state; see pgwire__classify_*)
  *  Measured false positives: 0 of the corpus in tests/unit/test_pgwire.c (HTTP requests and
@@ -137,7 +138,6 @@ struct pgwire_framer {
 	uint8_t phase;
 	uint8_t hdr_have;	/* header bytes gathered (5 typed, 8 startup) */
 	bool answer_pending;	/* server: a one-byte SSL/GSS answer comes next */
-	bool resync_next;	/* lost: typed again from the next chunk */
 	uint8_t hdr[8];
 	uint32_t skip;		/* payload bytes of the current message still to come */
 	uint32_t want;		/* payload bytes to capture for it */
