@@ -1,0 +1,923 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * PostgreSQL wire protocol: real traffic of psycopg2, psycopg 3, asyncpg and pg8000 recorded by
+ * tests/tools/pgwire_capture.py (tests/data/pgwire/NAME.cap, with NAME.expect written from the
+ * drivers' own results) replayed through framer and pairing, as recorded and re-chunked at every
+ * split size; the classifier on the same traffic and on a corpus of other protocols; caps,
+ * losses and the rarer messages on synthetic streams; fuzzer finds as regressions.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include "pgwire.h"
+
+#define DATA TEST_DATA_DIR "/pgwire/"
+#define S(lit) (const uint8_t *)(lit), sizeof(lit) - 1
+
+/* ---- captures ---- */
+
+struct rec {
+	uint64_t ts;
+	uint32_t conn;
+	uint8_t dir;		/* 'C', 'S', 'O', 'E' */
+	uint32_t len;
+	const uint8_t *data;
+};
+
+struct cap {
+	uint8_t *buf;
+	struct rec *r;
+	size_t n;
+	uint32_t nconn;
+};
+
+static void cap_load(const char *name, struct cap *c)
+{
+	char path[512];
+	FILE *f;
+	long size;
+	size_t off = 8, max = 0;
+
+	snprintf(path, sizeof(path), DATA "%s.cap", name);
+	f = fopen(path, "rb");
+	assert_non_null(f);
+	fseek(f, 0, SEEK_END);
+	size = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	c->buf = malloc((size_t)size);
+	assert_int_equal(fread(c->buf, 1, (size_t)size, f), (size_t)size);
+	fclose(f);
+	assert_memory_equal(c->buf, "PGWCAP1\n", 8);
+	c->r = NULL;
+	c->n = 0;
+	c->nconn = 0;
+	while (off + 17 <= (size_t)size) {
+		struct rec r;
+
+		memcpy(&r.ts, c->buf + off, 8);
+		memcpy(&r.conn, c->buf + off + 8, 4);
+		r.dir = c->buf[off + 12];
+		memcpy(&r.len, c->buf + off + 13, 4);
+		r.data = c->buf + off + 17;
+		off += 17 + r.len;
+		assert_true(off <= (size_t)size);
+		if (c->n == max) {
+			max = max ? 2 * max : 256;
+			c->r = realloc(c->r, max * sizeof(*c->r));
+		}
+		c->r[c->n++] = r;
+		if (r.conn > c->nconn)
+			c->nconn = r.conn;
+	}
+	assert_int_equal(off, (size_t)size);
+}
+
+static void cap_free(struct cap *c)
+{
+	free(c->buf);
+	free(c->r);
+}
+
+/* ---- statements gathered ---- */
+
+struct got {
+	uint32_t conn;
+	struct pgwire_stmt s;	/* text and name point into the copies below */
+	char *text, *name;
+};
+
+struct results {
+	struct got *v;
+	size_t n, max;
+};
+
+struct sink {
+	struct results *res;
+	uint32_t conn;
+};
+
+static void on_stmt(void *ctx, const struct pgwire_stmt *s)
+{
+	struct sink *k = ctx;
+	struct results *r = k->res;
+	struct got *g;
+
+	if (r->n == r->max) {
+		r->max = r->max ? 2 * r->max : 64;
+		r->v = realloc(r->v, r->max * sizeof(*r->v));
+	}
+	g = &r->v[r->n++];
+	g->conn = k->conn;
+	g->s = *s;
+	g->text = s->text ? strndup(s->text, s->text_len) : NULL;
+	g->name = s->name ? strdup(s->name) : NULL;
+	assert_true(!s->text || strlen(s->text) == s->text_len);
+}
+
+static void results_free(struct results *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->n; i++) {
+		free(r->v[i].text);
+		free(r->v[i].name);
+	}
+	free(r->v);
+	memset(r, 0, sizeof(*r));
+}
+
+struct replay {
+	struct results res;
+	struct pgwire_stats st;
+	bool encrypted[16];
+};
+
+/*
+ * Feeds a capture to one pgwire_conn per recorded connection. split 0: chunks as recorded;
+ * else each run of records of one connection and direction is cut into split-byte chunks,
+ * each stamped with the time of the record holding its first byte. from: the first record
+ * fed; with midstream, connections start without their startup.
+ */
+static void replay_opts(const struct cap *c, size_t split, size_t from, const struct pgwire_conn_opts *base,
+			struct replay *out)
+{
+	struct pgwire_conn *conn[16] = {};
+	struct sink sinks[16];
+	size_t i, j, k;
+
+	memset(out, 0, sizeof(*out));
+	assert_true(c->nconn < 16);
+	for (i = from; i < c->n; i = j) {
+		const struct rec *r = &c->r[i];
+		struct pgwire_conn_opts o = *base;
+
+		if (!conn[r->conn]) {
+			sinks[r->conn] = (struct sink){ &out->res, r->conn };
+			o.on_stmt = on_stmt;
+			o.ctx = &sinks[r->conn];
+			conn[r->conn] = pgwire_conn__new(&o);
+			assert_non_null(conn[r->conn]);
+		}
+		if (r->dir == 'E') {
+			pgwire_conn__close(conn[r->conn], r->ts);
+			j = i + 1;
+			continue;
+		}
+		if (r->dir == 'O') {
+			j = i + 1;
+			continue;
+		}
+		for (j = i + 1; j < c->n && c->r[j].conn == r->conn && c->r[j].dir == r->dir; j++)
+			;
+		if (!split) {
+			for (k = i; k < j; k++)
+				pgwire_conn__feed(conn[r->conn], r->dir == 'C' ? PGWIRE_CLIENT : PGWIRE_SERVER,
+						  c->r[k].data, c->r[k].len, c->r[k].ts);
+			continue;
+		} else {
+			size_t total = 0, pos = 0, rk = i, roff = 0;
+			uint8_t *run;
+
+			for (k = i; k < j; k++)
+				total += c->r[k].len;
+			run = malloc(total ? total : 1);
+			for (k = i; k < j; k++) {
+				memcpy(run + pos, c->r[k].data, c->r[k].len);
+				pos += c->r[k].len;
+			}
+			for (pos = 0; pos < total; pos += split) {
+				size_t n = total - pos < split ? total - pos : split;
+
+				while (rk < j && roff + c->r[rk].len <= pos)
+					roff += c->r[rk++].len;
+				pgwire_conn__feed(conn[r->conn], r->dir == 'C' ? PGWIRE_CLIENT : PGWIRE_SERVER,
+						  run + pos, n, c->r[rk < j ? rk : j - 1].ts);
+			}
+			free(run);
+		}
+	}
+	for (i = 0; i < 16; i++) {
+		struct pgwire_stats st;
+
+		if (!conn[i])
+			continue;
+		pgwire_conn__stats(conn[i], &st);
+		pgwire_stats__add(&out->st, &st);
+		out->encrypted[i] = pgwire_conn__encrypted(conn[i]);
+		pgwire_conn__free(conn[i]);
+	}
+}
+
+static void replay(const struct cap *c, size_t split, struct replay *out)
+{
+	struct pgwire_conn_opts o = {};
+
+	replay_opts(c, split, 0, &o, out);
+}
+
+/* ---- expectations ---- */
+
+struct exp {
+	uint32_t conn;
+	char status[16], tag[40], sqlstate[8], kind[16], text[128];
+	int64_t rows;
+};
+
+struct expect {
+	struct exp *v;
+	size_t n;
+	uint32_t tls[16];
+	size_t ntls;
+};
+
+static void expect_load(const char *name, struct expect *e)
+{
+	char path[512], line[1024];
+	FILE *f;
+
+	snprintf(path, sizeof(path), DATA "%s.expect", name);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	memset(e, 0, sizeof(*e));
+	while (fgets(line, sizeof(line), f)) {
+		char *fl[7], *p = line, rows[32];
+		struct exp x = {};
+		int i;
+
+		line[strcspn(line, "\n")] = 0;
+		if (line[0] == '#' || !line[0])
+			continue;
+		if (!strncmp(line, "tls\t", 4)) {
+			e->tls[e->ntls++] = (uint32_t)atoi(line + 4);
+			continue;
+		}
+		for (i = 0; i < 7; i++) {
+			fl[i] = strsep(&p, "\t");
+			assert_non_null(fl[i]);
+		}
+		x.conn = (uint32_t)atoi(fl[0]);
+		snprintf(x.status, sizeof(x.status), "%s", fl[1]);
+		snprintf(rows, sizeof(rows), "%s", fl[2]);
+		x.rows = rows[0] == '-' ? -1 : atoll(rows);
+		snprintf(x.tag, sizeof(x.tag), "%s", strcmp(fl[3], "-") ? fl[3] : "");
+		snprintf(x.sqlstate, sizeof(x.sqlstate), "%s", strcmp(fl[4], "-") ? fl[4] : "");
+		snprintf(x.kind, sizeof(x.kind), "%s", fl[5]);
+		snprintf(x.text, sizeof(x.text), "%s", fl[6]);
+		e->v = realloc(e->v, (e->n + 1) * sizeof(*e->v));
+		e->v[e->n++] = x;
+	}
+	fclose(f);
+}
+
+/* The statements of a replay against the expectations, connection by connection, in order. */
+static void check_expect(const struct expect *e, const struct replay *rp, const char *what)
+{
+	size_t i, j = 0;
+	uint32_t conn;
+
+	for (conn = 1; conn < 16; conn++) {
+		size_t gi = 0;
+
+		for (i = 0; i < e->n; i++) {
+			const struct exp *x = &e->v[i];
+			const struct got *g = NULL;
+
+			if (x->conn != conn)
+				continue;
+			for (; gi < rp->res.n; gi++)
+				if (rp->res.v[gi].conn == conn)
+					break;
+			if (gi == rp->res.n)
+				fail_msg("%s: conn %u: missing statement %zu: %s", what, conn, i, x->text);
+			g = &rp->res.v[gi++];
+			j++;
+			if (strcmp(pgwire__status_name(g->s.status), x->status) || g->s.rows != x->rows ||
+			    strcmp(g->s.tag, x->tag) || strcmp(g->s.sqlstate, x->sqlstate) ||
+			    strcmp(pgwire__kind_name(g->s.kind), x->kind))
+				fail_msg("%s: conn %u: '%s': got %s rows %lld tag '%s' sqlstate '%s' kind %s, "
+					 "expected %s rows %lld tag '%s' sqlstate '%s' kind %s", what, conn, x->text,
+					 pgwire__status_name(g->s.status), (long long)g->s.rows, g->s.tag,
+					 g->s.sqlstate, pgwire__kind_name(g->s.kind), x->status,
+					 (long long)x->rows, x->tag, x->sqlstate, x->kind);
+			if (!strcmp(x->kind, "unknown")) {
+				assert_string_equal(g->name, x->text);
+			} else {
+				assert_non_null(g->text);
+				if (strncmp(g->text, x->text, strlen(x->text)))
+					fail_msg("%s: text '%.100s' expected '%s'", what, g->text, x->text);
+				if (strlen(x->text) < 100)
+					assert_int_equal(g->s.text_len, strlen(x->text));
+			}
+			assert_true(g->s.end_ns >= g->s.start_ns);
+			if (!strcmp(x->status, "ok"))
+				assert_true(g->s.txn == 'I' || g->s.txn == 'T');
+		}
+		for (; gi < rp->res.n; gi++)
+			if (rp->res.v[gi].conn == conn)
+				fail_msg("%s: conn %u: unexpected statement '%s' (%s)", what, conn,
+					 rp->res.v[gi].text ? rp->res.v[gi].text : rp->res.v[gi].name,
+					 pgwire__status_name(rp->res.v[gi].s.status));
+	}
+	assert_int_equal(j, e->n);
+	assert_int_equal(rp->res.n, e->n);
+	for (i = 0; i < e->ntls; i++)
+		assert_true(rp->encrypted[e->tls[i]]);
+}
+
+static const char *const small_caps[] = { "psycopg2_simple", "psycopg2_cursor_notify", "psycopg3",
+					   "asyncpg", "pg8000", "sslprefer_plain", "tls" };
+
+static void check_clean(const struct replay *rp, const char *what)
+{
+	if (rp->st.lost || rp->st.unpaired || rp->st.bad_payload || rp->st.dropped_names ||
+	    rp->st.dropped_stmts)
+		fail_msg("%s: lost %llu unpaired %llu bad %llu dropped %llu/%llu", what,
+			 (unsigned long long)rp->st.lost, (unsigned long long)rp->st.unpaired,
+			 (unsigned long long)rp->st.bad_payload, (unsigned long long)rp->st.dropped_names,
+			 (unsigned long long)rp->st.dropped_stmts);
+}
+
+static void test_captures_as_recorded(void **state)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(small_caps) / sizeof(small_caps[0]); i++) {
+		struct cap c;
+		struct expect e;
+		struct replay rp;
+
+		cap_load(small_caps[i], &c);
+		expect_load(small_caps[i], &e);
+		replay(&c, 0, &rp);
+		check_expect(&e, &rp, small_caps[i]);
+		check_clean(&rp, small_caps[i]);
+		if (!strcmp(small_caps[i], "psycopg2_simple"))
+			assert_int_equal(rp.st.cancel_requests, 1);
+		if (!strcmp(small_caps[i], "psycopg2_cursor_notify"))
+			assert_int_equal(rp.st.notifications, 2);
+		results_free(&rp.res);
+		free(e.v);
+		cap_free(&c);
+	}
+}
+
+/* Every split size from 1 byte to beyond the longest run of one direction. */
+static void test_captures_rechunked(void **state)
+{
+	size_t i, split, total = 0;
+
+	for (i = 0; i < sizeof(small_caps) / sizeof(small_caps[0]); i++) {
+		struct cap c;
+		struct expect e;
+		size_t k, run = 0, maxrun = 0;
+
+		cap_load(small_caps[i], &c);
+		expect_load(small_caps[i], &e);
+		for (k = 0; k < c.n; k++) {
+			if (k && c.r[k].conn == c.r[k - 1].conn && c.r[k].dir == c.r[k - 1].dir)
+				run += c.r[k].len;
+			else
+				run = c.r[k].len;
+			if (run > maxrun)
+				maxrun = run;
+		}
+		for (split = 1; split <= maxrun + 1; split++) {
+			struct replay rp;
+			char what[128];
+
+			snprintf(what, sizeof(what), "%s split %zu", small_caps[i], split);
+			replay(&c, split, &rp);
+			check_expect(&e, &rp, what);
+			check_clean(&rp, what);
+			results_free(&rp.res);
+			total++;
+		}
+		free(e.v);
+		cap_free(&c);
+	}
+	print_message("re-chunked replays: %zu\n", total);
+}
+
+/* A 100 kB statement and a 100,000-row result: as recorded and at a few split sizes. */
+static void test_big(void **state)
+{
+	static const size_t splits[] = { 0, 1, 3, 1000, 16384 };
+	struct cap c;
+	struct expect e;
+	size_t i;
+
+	cap_load("big", &c);
+	expect_load("big", &e);
+	for (i = 0; i < sizeof(splits) / sizeof(splits[0]); i++) {
+		struct replay rp;
+
+		replay(&c, splits[i], &rp);
+		check_expect(&e, &rp, "big");
+		check_clean(&rp, "big");
+		assert_true(rp.res.v[0].s.text_cut);
+		assert_int_equal(rp.res.v[0].s.text_len, 1024);
+		assert_int_equal(rp.res.v[1].s.datarows, 100000);
+		results_free(&rp.res);
+	}
+	free(e.v);
+	cap_free(&c);
+}
+
+/* ---- the classifier ---- */
+
+static void test_classifier_on_captures(void **state)
+{
+	size_t i, k, cli = 0, cli_mid = 0, srv = 0, srv_mid = 0, srv_tail = 0;
+
+	for (i = 0; i < sizeof(small_caps) / sizeof(small_caps[0]); i++) {
+		struct cap c;
+		bool first[16] = {}, tls[16] = {};
+
+		cap_load(small_caps[i], &c);
+		for (k = 0; k < c.n; k++) {
+			const struct rec *r = &c.r[k];
+			enum pgwire_class cl;
+
+			if (r->dir == 'C') {
+				cl = pgwire__classify_client(r->data, r->len);
+				if (!first[r->conn]) {
+					first[r->conn] = true;
+					assert_true(cl == PGWIRE_CLASS_STARTUP || cl == PGWIRE_CLASS_SSL_REQUEST ||
+						    cl == PGWIRE_CLASS_CANCEL);
+					if (cl == PGWIRE_CLASS_SSL_REQUEST && !strcmp(small_caps[i], "tls"))
+						tls[r->conn] = true;
+					continue;
+				}
+				if (tls[r->conn] || cl == PGWIRE_CLASS_STARTUP)
+					continue;
+				cli++;
+				cli_mid += cl == PGWIRE_CLASS_MIDSTREAM;
+			} else if (r->dir == 'S' && !tls[r->conn] && r->len > 1) {
+				cl = pgwire__classify_server(r->data, r->len);
+				srv++;
+				srv_mid += cl == PGWIRE_CLASS_MIDSTREAM;
+				srv_tail += cl == PGWIRE_CLASS_READY_TAIL;
+			}
+		}
+		cap_free(&c);
+	}
+	print_message("client writes recognized midstream: %zu of %zu; server reads: %zu chains + %zu "
+		      "ReadyForQuery tails of %zu\n", cli_mid, cli, srv_mid, srv_tail, srv);
+	/* misses: writes of more than PGWIRE_CHAIN_MAX messages (psycopg 3's pipelines) */
+	assert_true(cli_mid >= cli * 95 / 100);
+	assert_true(srv_mid + srv_tail >= srv * 9 / 10);
+}
+
+static uint64_t rng_state = 88172645463325252ull;
+
+static uint64_t rng(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return rng_state;
+}
+
+struct fp {
+	size_t tried, client, server;
+};
+
+static void fp_one(struct fp *fp, const uint8_t *b, size_t n)
+{
+	fp->tried++;
+	fp->client += pgwire__classify_client(b, n) != PGWIRE_CLASS_NOT_PG;
+	fp->server += pgwire__classify_server(b, n) != PGWIRE_CLASS_NOT_PG;
+}
+
+/* Other protocols must not look like PostgreSQL: the figures in pgwire.h come from here. */
+static void test_false_positives(void **state)
+{
+	static const char *const texts[] = {
+		"*1\r\n$4\r\nPING\r\n", "+PONG\r\n", "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n", "+OK\r\n",
+		"$-1\r\n", ":42\r\n", "-ERR unknown command 'x'\r\n", "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n",
+		"$5\r\nhello\r\n", "*0\r\n",
+		"{\"a\": 1}\n", "[1, 2, 3]\n", "{\"event\":\"login\",\"user\":\"ann\",\"ok\":true}\n",
+		"\"str\"\n", "null\n", "{}\n{}\n{}\n",
+		"GET / HTTP/1.1\r\nHost: a\r\n\r\n", "POST /x HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+		"PUT /y HTTP/1.1\r\n\r\n", "DELETE /z HTTP/1.1\r\n\r\n", "HEAD / HTTP/1.0\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", "HTTP/1.0 404 Not Found\r\n\r\n",
+		"SSH-2.0-OpenSSH_9.2p1\r\n", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+	};
+	static const uint8_t pg_types[] = "QPBEDSHCXdcfFZTRKNAIVGW123nst";
+	struct fp http = {}, tls = {}, txt = {}, rnd = {}, rnd_pg = {};
+	uint8_t buf[600];
+	struct cap c;
+	size_t i, k;
+
+	cap_load("http", &c);
+	for (k = 0; k < c.n; k++)
+		if (c.r[k].len)
+			fp_one(&http, c.r[k].data, c.r[k].len);
+	cap_free(&c);
+	cap_load("tls", &c);
+	for (k = 3; k < c.n; k++)	/* after the SSLRequest and its 'S': TLS records */
+		if (c.r[k].len)
+			fp_one(&tls, c.r[k].data, c.r[k].len);
+	cap_free(&c);
+	for (i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
+		fp_one(&txt, (const uint8_t *)texts[i], strlen(texts[i]));
+	for (i = 0; i < 20000; i++) {
+		size_t n = 1 + rng() % sizeof(buf);
+
+		for (k = 0; k < n; k++)
+			buf[k] = (uint8_t)rng();
+		fp_one(&rnd, buf, n);
+		buf[0] = pg_types[rng() % (sizeof(pg_types) - 1)];
+		fp_one(&rnd_pg, buf, n);
+	}
+	print_message("false positives (client/server of tried): HTTP %zu/%zu of %zu, TLS %zu/%zu of %zu, "
+		      "RESP+JSON+text %zu/%zu of %zu, random %zu/%zu of %zu, random with a type byte "
+		      "%zu/%zu of %zu\n", http.client, http.server, http.tried, tls.client, tls.server,
+		      tls.tried, txt.client, txt.server, txt.tried, rnd.client, rnd.server, rnd.tried,
+		      rnd_pg.client, rnd_pg.server, rnd_pg.tried);
+	assert_true(http.tried >= 12);
+	assert_int_equal(http.client + http.server, 0);
+	assert_int_equal(tls.client + tls.server, 0);
+	assert_int_equal(txt.client + txt.server, 0);
+	assert_int_equal(rnd.client + rnd.server, 0);
+	assert_int_equal(rnd_pg.client + rnd_pg.server, 0);
+}
+
+/* ---- synthetic streams ---- */
+
+struct bb {
+	uint8_t b[8192];
+	size_t n;
+};
+
+static void bb_msg(struct bb *b, uint8_t type, const uint8_t *p, size_t n)
+{
+	uint32_t len = (uint32_t)n + 4;
+
+	b->b[b->n++] = type;
+	b->b[b->n++] = (uint8_t)(len >> 24);
+	b->b[b->n++] = (uint8_t)(len >> 16);
+	b->b[b->n++] = (uint8_t)(len >> 8);
+	b->b[b->n++] = (uint8_t)len;
+	memcpy(b->b + b->n, p, n);
+	b->n += n;
+}
+
+static struct pgwire_conn *conn_new(struct results *res, struct sink *k, bool midstream, uint32_t names,
+				    uint32_t inflight)
+{
+	struct pgwire_conn_opts o = { .midstream = midstream, .max_names = names, .max_inflight = inflight,
+				      .on_stmt = on_stmt, .ctx = k };
+
+	*k = (struct sink){ res, 1 };
+	return pgwire_conn__new(&o);
+}
+
+static void feed(struct pgwire_conn *c, enum pgwire_dir d, struct bb *b, uint64_t ts)
+{
+	pgwire_conn__feed(c, d, b->b, b->n, ts);
+	b->n = 0;
+}
+
+/* Execute of a statement prepared before tracing: the asyncpg capture from its second fetch. */
+static void test_midstream_unknown_prepared(void **state)
+{
+	struct pgwire_conn_opts o = { .midstream = true };
+	struct cap c;
+	struct replay rp;
+	size_t k;
+
+	cap_load("asyncpg", &c);
+	for (k = 0; k < c.n; k++)	/* the first Bind of __asyncpg_stmt_1__ */
+		if (c.r[k].dir == 'C' && c.r[k].len && c.r[k].data[0] == 'B')
+			break;
+	assert_true(k < c.n);
+	assert_int_equal(pgwire__classify_client(c.r[k].data, c.r[k].len), PGWIRE_CLASS_MIDSTREAM);
+	replay_opts(&c, 0, k, &o, &rp);
+	assert_true(rp.res.n >= 9);
+	for (k = 0; k < 3; k++) {
+		assert_int_equal(rp.res.v[k].s.kind, PGWIRE_PREPARED_UNKNOWN);
+		assert_string_equal(rp.res.v[k].name, "__asyncpg_stmt_1__");
+		assert_null(rp.res.v[k].text);
+		assert_int_equal(rp.res.v[k].s.rows, (int64_t)k + 2);
+	}
+	assert_int_equal(rp.res.v[3].s.kind, PGWIRE_EXTENDED);
+	assert_string_equal(rp.res.v[3].text, "INSERT INTO t VALUES ($1, $2)");
+	assert_int_equal(rp.st.unknown_prepared, 3);
+	results_free(&rp.res);
+	cap_free(&c);
+}
+
+/* Garbage in the client stream: lost, statements in flight end LOST, resync on a clean write. */
+static void test_lost_and_resync(void **state)
+{
+	struct results res = {};
+	struct sink k;
+	struct pgwire_conn *c = conn_new(&res, &k, true, 0, 0);
+	struct pgwire_stats st;
+	struct bb b = {};
+
+	bb_msg(&b, 'Q', S("SELECT 1\0"));
+	feed(c, PGWIRE_CLIENT, &b, 10);
+	pgwire_conn__feed(c, PGWIRE_CLIENT, S("\x01\x02garbage that is not pg"), 11);
+	bb_msg(&b, 'C', S("SELECT 1\0"));
+	bb_msg(&b, 'Z', S("I"));
+	feed(c, PGWIRE_SERVER, &b, 12);
+	assert_int_equal(res.n, 1);
+	assert_int_equal(res.v[0].s.status, PGWIRE_LOST);
+	/* a write that ends with Sync but starts mid-message: typed again from the next write */
+	pgwire_conn__feed(c, PGWIRE_CLIENT, S("tail of something\0S\0\0\0\x04"), 13);
+	bb_msg(&b, 'Z', S("I"));
+	feed(c, PGWIRE_SERVER, &b, 14);	/* the server side is synced: pairing starts again */
+	bb_msg(&b, 'Q', S("SELECT 2\0"));
+	feed(c, PGWIRE_CLIENT, &b, 20);
+	bb_msg(&b, 'T', S("\0\0"));
+	bb_msg(&b, 'C', S("SELECT 0\0"));
+	bb_msg(&b, 'Z', S("T"));
+	feed(c, PGWIRE_SERVER, &b, 25);
+	assert_int_equal(res.n, 2);
+	assert_string_equal(res.v[1].text, "SELECT 2");
+	assert_int_equal(res.v[1].s.status, PGWIRE_OK);
+	assert_int_equal(res.v[1].s.rows, 0);
+	assert_int_equal(res.v[1].s.txn, 'T');
+	assert_int_equal(res.v[1].s.end_ns - res.v[1].s.start_ns, 5);
+	pgwire_conn__stats(c, &st);
+	assert_int_equal(st.lost, 1);
+	assert_int_equal(st.resyncs, 1);
+	pgwire_conn__free(c);
+	results_free(&res);
+}
+
+/* GSSENCRequest answered 'G'; SSLRequest split across chunks answered 'N', then plaintext. */
+static void test_startup_requests(void **state)
+{
+	struct results res = {};
+	struct sink k;
+	struct pgwire_conn *c = conn_new(&res, &k, false, 0, 0);
+	struct bb b = {};
+
+	pgwire_conn__feed(c, PGWIRE_CLIENT, S("\0\0\0\x08\x04\xd2\x16\x30"), 1);
+	pgwire_conn__feed(c, PGWIRE_SERVER, S("G"), 2);
+	assert_true(pgwire_conn__encrypted(c));
+	pgwire_conn__feed(c, PGWIRE_CLIENT, S("\x16\x03\x01 whatever"), 3);
+	pgwire_conn__free(c);
+	assert_int_equal(res.n, 0);
+
+	c = conn_new(&res, &k, false, 0, 0);
+	pgwire_conn__feed(c, PGWIRE_CLIENT, S("\0\0\0"), 1);
+	pgwire_conn__feed(c, PGWIRE_CLIENT, S("\x08\x04\xd2\x16\x2f"), 1);
+	pgwire_conn__feed(c, PGWIRE_SERVER, S("N"), 2);
+	pgwire_conn__feed(c, PGWIRE_CLIENT, S("\0\0\0\x11\0\x03\0\0user\0pg\0\0"), 3);
+	bb_msg(&b, 'R', S("\0\0\0\0"));
+	bb_msg(&b, 'K', S("\0\0\0\x07\0\0\0\x09"));
+	bb_msg(&b, 'Z', S("I"));
+	feed(c, PGWIRE_SERVER, &b, 4);
+	bb_msg(&b, 'Q', S("SELECT 1\0"));
+	feed(c, PGWIRE_CLIENT, &b, 5);
+	bb_msg(&b, 'C', S("SELECT 1\0"));
+	bb_msg(&b, 'Z', S("I"));
+	feed(c, PGWIRE_SERVER, &b, 6);
+	assert_false(pgwire_conn__encrypted(c));
+	{
+		uint32_t pid, key;
+
+		pgwire_conn__backend_key(c, &pid, &key);
+		assert_int_equal(pid, 7);
+		assert_int_equal(key, 9);
+	}
+	assert_int_equal(res.n, 1);
+	assert_int_equal(res.v[0].s.rows, 1);
+	pgwire_conn__free(c);
+	results_free(&res);
+}
+
+/* COPY FROM STDIN in the extended protocol: the Sync sent with the Execute is ignored. */
+static void test_copy_extended(void **state)
+{
+	struct results res = {};
+	struct sink k;
+	struct pgwire_conn *c = conn_new(&res, &k, true, 0, 0);
+	struct bb b = {};
+
+	bb_msg(&b, 'P', S("\0COPY t FROM STDIN\0\0\0"));
+	bb_msg(&b, 'B', S("\0\0\0\0\0\0\0\0"));
+	bb_msg(&b, 'E', S("\0\0\0\0\0"));
+	bb_msg(&b, 'S', S(""));
+	feed(c, PGWIRE_CLIENT, &b, 100);
+	bb_msg(&b, '1', S(""));
+	bb_msg(&b, '2', S(""));
+	bb_msg(&b, 'G', S("\0\0\0"));
+	feed(c, PGWIRE_SERVER, &b, 110);
+	bb_msg(&b, 'd', S("1\n2\n3\n"));
+	bb_msg(&b, 'c', S(""));
+	bb_msg(&b, 'S', S(""));
+	feed(c, PGWIRE_CLIENT, &b, 120);
+	bb_msg(&b, 'C', S("COPY 3\0"));
+	bb_msg(&b, 'Z', S("I"));
+	feed(c, PGWIRE_SERVER, &b, 130);
+	assert_int_equal(res.n, 1);
+	assert_int_equal(res.v[0].s.kind, PGWIRE_COPY);
+	assert_int_equal(res.v[0].s.status, PGWIRE_OK);
+	assert_int_equal(res.v[0].s.rows, 3);
+	assert_string_equal(res.v[0].s.tag, "COPY");
+	/* the next statement still pairs */
+	bb_msg(&b, 'Q', S("SELECT 1\0"));
+	feed(c, PGWIRE_CLIENT, &b, 140);
+	bb_msg(&b, 'E', S("SERROR\0VERROR\0C57014\0Mcanceling statement due to user request\0\0"));
+	bb_msg(&b, 'Z', S("I"));
+	feed(c, PGWIRE_SERVER, &b, 150);
+	assert_int_equal(res.n, 2);
+	assert_int_equal(res.v[1].s.status, PGWIRE_CANCELLED);
+	assert_string_equal(res.v[1].s.severity, "ERROR");
+	assert_string_equal(res.v[1].s.message, "canceling statement due to user request");
+	pgwire_conn__free(c);
+	results_free(&res);
+}
+
+/* FunctionCall, EmptyQueryResponse, tags, notices between statements, a close in flight. */
+static void test_rarer_messages(void **state)
+{
+	struct results res = {};
+	struct sink k;
+	struct pgwire_conn *c = conn_new(&res, &k, true, 0, 0);
+	struct bb b = {};
+
+	bb_msg(&b, 'F', S("\0\0\x03\xe8\0\0\0\0\0\0"));
+	feed(c, PGWIRE_CLIENT, &b, 1);
+	bb_msg(&b, 'V', S("\xff\xff\xff\xff"));
+	bb_msg(&b, 'Z', S("I"));
+	bb_msg(&b, 'N', S("SNOTICE\0C00000\0Mhi\0\0"));
+	bb_msg(&b, 'A', S("\0\0\0\x01" "ch\0payload\0"));
+	bb_msg(&b, 'S', S("TimeZone\0UTC\0"));
+	feed(c, PGWIRE_SERVER, &b, 2);
+	bb_msg(&b, 'Q', S("\0"));
+	bb_msg(&b, 'Q', S("INSERT INTO t VALUES (1); UPDATE t SET a = 2; CREATE TABLE u (a int)\0"));
+	feed(c, PGWIRE_CLIENT, &b, 3);
+	bb_msg(&b, 'I', S(""));
+	bb_msg(&b, 'Z', S("I"));
+	bb_msg(&b, 'C', S("INSERT 0 1\0"));
+	bb_msg(&b, 'A', S("\0\0\0\x01" "ch\0payload\0"));
+	bb_msg(&b, 'C', S("UPDATE 4\0"));
+	bb_msg(&b, 'C', S("CREATE TABLE\0"));
+	bb_msg(&b, 'Z', S("I"));
+	feed(c, PGWIRE_SERVER, &b, 4);
+	bb_msg(&b, 'Q', S("SELECT pg_sleep(10)\0"));
+	feed(c, PGWIRE_CLIENT, &b, 5);
+	pgwire_conn__close(c, 6);
+	assert_int_equal(res.n, 4);
+	assert_int_equal(res.v[0].s.kind, PGWIRE_FUNCTION);
+	assert_string_equal(res.v[0].text, "<function call oid 1000>");
+	assert_int_equal(res.v[1].s.parts, 1);
+	assert_int_equal(res.v[1].s.rows, -1);
+	assert_int_equal(res.v[2].s.parts, 3);
+	assert_int_equal(res.v[2].s.rows, 5);
+	assert_string_equal(res.v[2].s.tag, "CREATE TABLE");
+	assert_int_equal(res.v[3].s.status, PGWIRE_CLOSED);
+	assert_int_equal(res.v[3].s.end_ns, 6);
+	pgwire_conn__free(c);
+	results_free(&res);
+}
+
+/* max_names: pg8000 names every statement and portal; with 2 names most Executes are unknown. */
+static void test_name_cap(void **state)
+{
+	struct pgwire_conn_opts o = { .max_names = 2 };
+	struct cap c;
+	struct replay rp;
+	size_t i, unknown = 0;
+
+	cap_load("pg8000", &c);
+	replay_opts(&c, 0, 0, &o, &rp);
+	assert_int_equal(rp.res.n, 4);
+	for (i = 0; i < rp.res.n; i++)
+		unknown += rp.res.v[i].s.kind == PGWIRE_PREPARED_UNKNOWN;
+	assert_true(rp.st.dropped_names > 0);
+	assert_true(unknown > 0);
+	assert_int_equal(rp.st.unknown_prepared, unknown);
+	results_free(&rp.res);
+	cap_free(&c);
+}
+
+/* A pipeline deeper than max_inflight: counted, handled as a loss, pairing starts again. */
+static void test_inflight_cap(void **state)
+{
+	struct results res = {};
+	struct sink k;
+	struct pgwire_conn *c = conn_new(&res, &k, true, 0, 8);
+	struct pgwire_stats st;
+	struct bb b = {};
+	int i;
+
+	bb_msg(&b, 'P', S("\0SELECT 1\0\0\0"));
+	for (i = 0; i < 12; i++) {
+		bb_msg(&b, 'B', S("\0\0\0\0\0\0\0\0"));
+		bb_msg(&b, 'E', S("\0\0\0\0\0"));
+	}
+	bb_msg(&b, 'S', S(""));
+	feed(c, PGWIRE_CLIENT, &b, 1);
+	bb_msg(&b, '1', S(""));
+	for (i = 0; i < 12; i++) {
+		bb_msg(&b, '2', S(""));
+		bb_msg(&b, 'D', S("\0\x01\0\0\0\x01" "1"));
+		bb_msg(&b, 'C', S("SELECT 1\0"));
+	}
+	bb_msg(&b, 'Z', S("I"));
+	feed(c, PGWIRE_SERVER, &b, 2);
+	pgwire_conn__stats(c, &st);
+	assert_int_equal(st.dropped_stmts, 1);
+	assert_int_equal(st.lost, 1);
+	assert_int_equal(res.n, 7);	/* queued before the cap: P + 7 E */
+	for (i = 0; i < 7; i++)
+		assert_int_equal(res.v[i].s.status, PGWIRE_LOST);
+	bb_msg(&b, 'Q', S("SELECT 2\0"));
+	feed(c, PGWIRE_CLIENT, &b, 3);
+	bb_msg(&b, 'C', S("SELECT 1\0"));
+	bb_msg(&b, 'Z', S("I"));
+	feed(c, PGWIRE_SERVER, &b, 4);
+	assert_int_equal(res.n, 8);
+	assert_int_equal(res.v[7].s.status, PGWIRE_OK);
+	pgwire_conn__free(c);
+	results_free(&res);
+}
+
+/* The framer alone: records, cuts and the capture rule. */
+struct frec {
+	int n, lost;
+	uint8_t types[16];
+	uint32_t lens[16], dlen[16];
+	bool cut[16];
+};
+
+static void on_frec(void *ctx, enum pgwire_dir dir, const struct pgwire_msg *m)
+{
+	struct frec *f = ctx;
+
+	if (m->rec == PGWIRE_REC_LOST)
+		f->lost++;
+	if (m->rec != PGWIRE_REC_MSG || f->n == 16)
+		return;
+	f->types[f->n] = m->type;
+	f->lens[f->n] = m->len;
+	f->dlen[f->n] = m->data_len;
+	f->cut[f->n++] = m->cut;
+}
+
+static void test_framer(void **state)
+{
+	struct pgwire_framer f;
+	uint8_t buf[8];
+	struct frec r = {};
+	struct bb b = {};
+	size_t i;
+
+	pgwire_framer__init(&f, PGWIRE_SERVER, PGWIRE_PH_TYPED, buf, sizeof(buf));
+	bb_msg(&b, 'D', S("\0\x01\0\0\0\x05hello"));
+	bb_msg(&b, 'C', S("SELECT 1\0"));
+	bb_msg(&b, 'Z', S("I"));
+	for (i = 0; i < b.n; i++)
+		pgwire_framer__feed(&f, b.b + i, 1, i, on_frec, &r);
+	assert_int_equal(r.n, 3);
+	assert_int_equal(r.dlen[0], 0);		/* DataRow: never captured */
+	assert_true(r.cut[0]);
+	assert_int_equal(r.dlen[1], 8);		/* cap */
+	assert_true(r.cut[1]);
+	assert_int_equal(r.lens[2], 5);
+	assert_false(r.cut[2]);
+	/* invalid headers: unknown type, short length, wrong fixed length, absurd length */
+	assert_false(pgwire__header_ok(PGWIRE_SERVER, 'Q', 8));
+	assert_false(pgwire__header_ok(PGWIRE_CLIENT, 'Q', 3));
+	assert_false(pgwire__header_ok(PGWIRE_CLIENT, 'S', 5));
+	assert_false(pgwire__header_ok(PGWIRE_SERVER, 'Z', 6));
+	assert_false(pgwire__header_ok(PGWIRE_SERVER, 'S', PGWIRE_SMALL_MAX + 1));
+	assert_true(pgwire__header_ok(PGWIRE_CLIENT, 'Q', PGWIRE_SMALL_MAX + 1));
+	assert_false(pgwire__header_ok(PGWIRE_CLIENT, 'Q', PGWIRE_BIG_MAX));
+	pgwire_framer__feed(&f, S("Z\0\0\0\x06I"), 50, on_frec, &r);
+	assert_int_equal(r.lost, 1);
+	assert_int_equal(f.phase, PGWIRE_PH_LOST);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_framer),
+		cmocka_unit_test(test_captures_as_recorded),
+		cmocka_unit_test(test_captures_rechunked),
+		cmocka_unit_test(test_big),
+		cmocka_unit_test(test_classifier_on_captures),
+		cmocka_unit_test(test_false_positives),
+		cmocka_unit_test(test_midstream_unknown_prepared),
+		cmocka_unit_test(test_lost_and_resync),
+		cmocka_unit_test(test_startup_requests),
+		cmocka_unit_test(test_copy_extended),
+		cmocka_unit_test(test_rarer_messages),
+		cmocka_unit_test(test_name_cap),
+		cmocka_unit_test(test_inflight_cap),
+	};
+
+	return cmocka_run_group_tests_name("pgwire", tests, NULL, NULL);
+}
