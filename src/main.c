@@ -49,6 +49,7 @@ static struct env {
 	bool funcs_sample;
 	bool no_http;
 	bool no_samples;
+	int sql_source;			/* enum sql_source (pgwiretrace.h) */
 	const char *requests_log;
 	unsigned n1_threshold;
 	unsigned max_routes;
@@ -56,6 +57,7 @@ static struct env {
 	.rate = 99,
 	.text_cap = 1024,
 	.slow_ms = -1,
+	.sql_source = SQL_SOURCE_LIBPQ,
 };
 
 const char *argp_program_version = "pytrace-bpf " PYTRACE_VERSION;
@@ -107,6 +109,7 @@ enum {
 	OPT_MAX_ROUTES,
 	OPT_NO_SAMPLES,
 	OPT_PPROF,
+	OPT_SQL_SOURCE,
 };
 
 static const struct argp_option opts[] = {
@@ -132,7 +135,11 @@ static const struct argp_option opts[] = {
 	{ "no-http", OPT_NO_HTTP, NULL, 0, "Do not follow HTTP requests on the target's sockets", 2 },
 	{ "functions", OPT_FUNCTIONS, "PATTERN", 0, "Latency per call of matching functions (repeatable; globs such as 'myapp.*', 'app.views.index', '*views.py:*'), from CPython's USDT probes, or their share of wall time from on- and off-CPU samples where the probes are missing or partial; also GC pauses and imports", 1 },
 	{ "functions-source", OPT_FUNCTIONS_SOURCE, "auto|sample", 0, "With --functions: probes where complete (auto, default), or sampled shares only", 2 },
-	{ "no-sql", OPT_NO_SQL, NULL, 0, "Do not probe libpq", 2 },
+	{ "no-sql", OPT_NO_SQL, NULL, 0, "Do not trace SQL statements", 2 },
+	{ "sql-source", OPT_SQL_SOURCE, "libpq|wire", 0,
+	  "Where statements come from: libpq's uprobes (libpq, the default: psycopg2, psycopg 3, any TLS), or "
+	  "PostgreSQL's wire protocol on the socket syscalls (wire: every driver, asyncpg and pg8000 too, no "
+	  "uprobe trap; plaintext TCP and unix sockets only)", 2 },
 	{ "no-samples", OPT_NO_SAMPLES, NULL, 0, "Do not sample CPU stacks (no profile in the report; flame-graph outputs need them)", 2 },
 	{ "libpq-probes", OPT_LIBPQ_PROBES, "auto|send|exec", 0,
 	  "Which libpq calls to probe: auto (default) moves a process that only uses PQexec* to one probe "
@@ -183,6 +190,14 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 		break;
 	case OPT_PPROF:
 		env.pprof = arg;
+		break;
+	case OPT_SQL_SOURCE:
+		if (!strcmp(arg, "libpq"))
+			env.sql_source = SQL_SOURCE_LIBPQ;
+		else if (!strcmp(arg, "wire"))
+			env.sql_source = SQL_SOURCE_WIRE;
+		else
+			argp_error(state, "--sql-source: libpq or wire, not '%s'", arg);
 		break;
 	case OPT_THREADS:
 		env.threads = true;
@@ -630,6 +645,12 @@ int main(int argc, char **argv)
 	so.sql.slow_ms = env.slow_ms;
 	so.sql.max_patterns = env.max_patterns;
 	so.sql.probes = env.libpq_probes;
+	if (env.sql_source == SQL_SOURCE_WIRE && !env.no_sql) {
+		so.sql.no_libpq = true;
+		so.pgwire.enabled = true;
+		so.pgwire.text_cap = env.text_cap;
+		so.pgwire.call_sites = true;
+	}
 	if (env.nfuncs) {
 		struct py_target py;
 		struct py_probes pp;
@@ -689,11 +710,11 @@ int main(int argc, char **argv)
 	fprintf(stderr, "Tracing pid %d%s: %s%s%s%s... %s\n", env.pid,
 		env.no_children ? "" : " and its children",
 		so.sampler.enabled ? "CPU samples" : "", so.sampler.enabled && so.sql.enabled ? ", " : "",
-		so.sql.enabled ? "SQL through libpq" : "",
+		!so.sql.enabled ? "" : so.pgwire.enabled ? "SQL from the wire protocol" : "SQL through libpq",
 		env.duration ? "" : ", until Ctrl-C", pt_verbose ? "" : "(-v for details)");
 	if (pt_verbose)
 		session__describe(sess, stderr);
-	if (session__cap(sess, "sql")) {
+	if (session__cap(sess, "sql") && !so.pgwire.enabled) {
 		struct sqltrace_stats sst;
 
 		sqltrace__stats(session__cap(sess, "sql"), &sst);

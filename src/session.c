@@ -21,6 +21,7 @@
 static const struct capability *const capabilities[] = {
 	&sampler_capability,
 	&sqltrace_capability,
+	&pgwiretrace_capability,	/* statements from the wire: into SQL's statistics */
 	&httptrace_capability,
 	&funcs_capability,
 	&sqljoin_capability,	/* statements to requests and [sql] leaves: after SQL, HTTP and the sampler */

@@ -21,6 +21,7 @@
 #include <sys/types.h>
 #include "funcprobe.h"
 #include "httptrace.h"
+#include "pgwiretrace.h"
 #include "procs.h"
 #include "sampler.h"
 #include "sqltrace.h"
@@ -49,6 +50,7 @@ struct session_opts {
 	struct sqltrace_opts sql;
 	struct httptrace_opts http;
 	struct funcs_opts funcs;
+	struct pgwiretrace_opts pgwire;
 };
 
 #define SESSION_WROTE_FILES	(1u << 0)	/* some output file (flame, folded, speedscope, JSON) */

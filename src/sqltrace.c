@@ -299,6 +299,8 @@ static void *sqltrace_open(struct session *ss, const struct session_opts *so, ch
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
+	if (o->no_libpq)
+		return s;
 	s->libpq = libpq__new(&lo, session__maps(ss), err, errlen);
 	if (!s->libpq)
 		goto fail;
@@ -312,14 +314,16 @@ static void sqltrace_on_python(void *c, const struct proc *p)
 {
 	struct sqltrace *s = c;
 
-	libpq__add_pid(s->libpq, p->pid);
+	if (s->libpq)
+		libpq__add_pid(s->libpq, p->pid);
 }
 
 static void sqltrace_on_fork(void *c, const struct proc *child, const struct proc *parent)
 {
 	struct sqltrace *s = c;
 
-	libpq__fork(s->libpq, child->pid, parent->pid);
+	if (s->libpq)
+		libpq__fork(s->libpq, child->pid, parent->pid);
 }
 
 static void sqltrace_forget(void *c, pid_t pid)
@@ -327,14 +331,16 @@ static void sqltrace_forget(void *c, pid_t pid)
 	struct sqltrace *s = c;
 
 	sql_match__forget_pid(s->match, pid);
-	libpq__forget_pid(s->libpq, pid);
+	if (s->libpq)
+		libpq__forget_pid(s->libpq, pid);
 }
 
 static void sqltrace_tick(void *c, uint64_t now)
 {
 	struct sqltrace *s = c;
 
-	libpq__tick(s->libpq, now);
+	if (s->libpq)
+		libpq__tick(s->libpq, now);
 }
 
 void sqltrace__listen(struct sqltrace *s, const struct sqltrace_listener *l)
@@ -345,7 +351,10 @@ void sqltrace__listen(struct sqltrace *s, const struct sqltrace_listener *l)
 void sqltrace__stats(struct sqltrace *s, struct sqltrace_stats *st)
 {
 	memset(st, 0, sizeof(*st));
-	libpq__stats(s->libpq, &st->libpq);
+	if (s->libpq)
+		libpq__stats(s->libpq, &st->libpq);
+	else
+		st->libpq.attached_as = "not used";
 	st->lost = session__counter(s->session, PT_CNT_SQL_LOST);
 	st->calls = session__counter(s->session, PT_CNT_SQL_CALLS);
 	st->stacks_missing = s->stacks_missing;
@@ -372,6 +381,7 @@ static void sqltrace_json(void *c, struct jsonw *w)
 	sql_stats__write_summary_json(s->stats, w);
 	jsonw__name(w, "sql_capture");
 	jsonw__start_object(w);
+	jsonw__string_field(w, "source", s->libpq ? "libpq" : "wire");
 	jsonw__uint_field(w, "libpq_files", st.libpq.libpq_files);
 	jsonw__uint_field(w, "libpq_calls", st.calls);
 	jsonw__uint_field(w, "lost_events", st.lost);
@@ -395,6 +405,8 @@ static void sqltrace_summary(void *c, FILE *f)
 	struct sqltrace_stats st;
 
 	sqltrace__stats(s, &st);
+	if (!s->libpq)
+		return;	/* the source's own summary says it all */
 	fprintf(f, "SQL: %llu statements from %u process%s with libpq (%u libpq file%s); lost events %llu, "
 		"results without a statement %llu, unfinished %llu.\n",
 		(unsigned long long)st.match.completed, st.libpq.processes_with_libpq,
@@ -415,7 +427,7 @@ static void sqltrace_report(void *c, FILE *f, unsigned written)
 	struct sql_match_stats ms;
 
 	sql_match__stats(s->match, &ms);
-	if (!(written & SESSION_WROTE_FILES) && ms.completed) {
+	if (!(written & SESSION_WROTE_FILES) && (ms.completed || s->wire_statements)) {
 		fprintf(f, "\nSQL patterns by total time:\n");
 		sql_stats__report(s->stats, f, 20);
 	}
@@ -427,7 +439,7 @@ static bool sqltrace_collected(void *c)
 	struct sql_match_stats ms;
 
 	sql_match__stats(s->match, &ms);
-	return ms.completed > 0;
+	return ms.completed > 0 || s->wire_statements > 0;
 }
 
 const struct capability sqltrace_capability = {

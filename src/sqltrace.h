@@ -26,6 +26,7 @@ struct sqltrace_opts {
 	int probes;			/* enum sql_probe_opt (sqlmode.h): which libpq probes */
 	uint64_t ahead_ttl_ns;		/* libpq.h; 0: default */
 	bool in_flame;			/* statement time as [sql] leaves in the flame stacks (sqljoin.h) */
+	bool no_libpq;			/* statements from another source only (the wire): no libpq probes */
 };
 
 /* Who hears of each completed statement (sqljoin.c); fields may be NULL. */

@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Types shared by the wire-protocol programs (bpf/pgwire.bpf.c) and the loader (src/pgwire*.c):
+ * PostgreSQL's frontend/backend protocol v3 read on the socket syscalls of traced processes.
+ *
+ * The BPF side frames each direction of a connection into messages and sends, per read or
+ * write, one event with a record per message: its type, its full length and a bounded prefix of
+ * its body. Bodies are never copied whole: a Query or Parse keeps its statement up to the text
+ * cap, names are short, DataRow and other bulk messages keep nothing. The loader pairs the
+ * records into statements (src/pgwire.c).
+ */
+#ifndef PYTRACE_PG_H
+#define PYTRACE_PG_H
+
+#include "pytrace.h"
+
+#define PG_MAX_CONNS	16384		/* connections followed at once */
+#define PG_EV_DATA	16384		/* record bytes per event (power of two) */
+#define PG_CAP_MAX	8192		/* body bytes kept per message, at most (power of two) */
+#define PG_NAME_CAP	160		/* body bytes kept of Bind, Execute, Close, Describe, Parse's name */
+#define PG_ERR_CAP	256		/* of ErrorResponse and NoticeResponse (SQLSTATE, message) */
+#define PG_TAG_CAP	64		/* of CommandComplete (its tag) */
+#define PG_WALK_MAX	8192		/* messages walked per read or write */
+
+enum pgwire_event_type {
+	PT_EV_PG_DATA = PT_EV_PG_FIRST,	/* a read or write of a PostgreSQL connection: struct pg_event */
+	PT_EV_PG_CLOSE = 65,		/* the connection was closed: struct pg_event without records */
+};
+
+/* Direction */
+#define PG_DIR_CLIENT	0		/* written by the traced process */
+#define PG_DIR_SERVER	1		/* read by it */
+
+/* Connection state, BPF side (struct pg_conn.state) */
+#define PG_ST_CANDIDATE	0	/* connected, nothing written yet: the first write decides */
+#define PG_ST_STREAM	1	/* framing messages */
+#define PG_ST_SSL_WAIT	2	/* SSLRequest or GSSENCRequest sent: a one-byte answer comes */
+#define PG_ST_TLS	3	/* encrypted: nothing to read here */
+#define PG_ST_LOST	4	/* framing lost: waiting for a chunk that starts a message */
+#define PG_ST_OTHER	5	/* not PostgreSQL: ignored until closed */
+
+/* struct pg_event.flags */
+#define PG_EF_STARTUP	(1u << 0)	/* the write is a StartupMessage (record type 0) */
+#define PG_EF_SSLREQ	(1u << 1)	/* an SSLRequest or GSSENCRequest (record type 0) */
+#define PG_EF_TLS	(1u << 2)	/* the server answered 'S' (or 'G'): the connection is encrypted */
+#define PG_EF_RESYNC	(1u << 3)	/* framing was lost before this chunk; it starts a message */
+#define PG_EF_MIDSTREAM	(1u << 4)	/* first chunk of a connection opened before tracing */
+#define PG_EF_MORE	(1u << 5)	/* more records of the same read or write follow in another event */
+#define PG_EF_PARTIAL	(1u << 6)	/* the chunk had more messages than were walked: framing lost */
+
+/* struct pg_rec.flags */
+#define PG_RF_CUT	(1u << 0)	/* body cut: by the cap or by the end of the read or write */
+#define PG_RF_CONT	(1u << 1)	/* the message started in an earlier read or write (its header
+					   was split): only its type and length are known */
+
+/* One message; caplen body bytes follow, then padding to 8 bytes. */
+struct pg_rec {
+	__u8 type;		/* message type byte; 0 for the untyped startup messages */
+	__u8 flags;		/* PG_RF_* */
+	__u16 caplen;
+	__u32 len;		/* the message's length field (itself included, type byte not) */
+};
+
+struct pg_event {
+	struct pt_event_hdr hdr;
+	__u32 tid;
+	__s32 fd;
+	__u64 ts;		/* bpf_ktime_get_ns() at the syscall's return */
+	__u64 stack_id;		/* client chunks with a statement: the sender's Python stack, 0: none */
+	__u32 len;		/* bytes the syscall moved */
+	__u16 dir;		/* PG_DIR_* */
+	__u16 flags;		/* PG_EF_* */
+	__u32 nrec;
+	__u32 data_len;		/* bytes of data[] sent */
+	__u8 data[PG_EV_DATA + PG_CAP_MAX + 64];	/* records; sent cut to data_len (at most PG_EV_DATA) */
+};
+
+/* Per (pid, fd) */
+struct pg_conn_key {
+	__u32 pid;
+	__s32 fd;
+};
+
+struct pg_conn {
+	__u32 state;		/* PG_ST_* */
+	__u32 skip[2];		/* per direction: body bytes of the current message still to come */
+	__u8 hlen[2];		/* per direction: bytes of a split header held in hdr (< 5) */
+	__u8 pad[6];
+	__u8 hdr[2][16];	/* 5 used; the slack keeps the verifier's bounds simple */
+};
+
+#endif

@@ -1,0 +1,524 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "jsonw.h"
+#include "pg.h"
+#include "pgwire.h"
+#include "pgwire.skel.h"
+#include "pgwiretrace.h"
+#include "pidtab.h"
+#include "session.h"
+#include "sqltrace.h"
+#include "util.h"
+
+#define MAX_CONNS	PG_MAX_CONNS	/* connections followed at once, as on the BPF side */
+#define MAX_PROCS	4096		/* processes with a PostgreSQL connection, for the per-process counts */
+#define TRACEFS "/sys/kernel/tracing"
+
+#define ORIGINS 64	/* client chunks remembered per connection: who sent what (pipelines) */
+
+/* One connection: its protocol state machine, and who sent its recent chunks. */
+struct conn {
+	uint64_t key;		/* pid << 32 | fd; 0: free */
+	struct pgwire_conn *pw;
+	struct pgwiretrace *owner;
+	bool tls;
+	unsigned norigins;	/* origins[] written so far (a ring) */
+	struct { uint64_t ts, stack_id; uint32_t tid; } origins[ORIGINS];
+};
+
+/* Per process: which source served how many statements (the JSON's sql_sources). */
+struct proc_src {
+	uint32_t pid;		/* key (pidtab.h) */
+	uint64_t wire;		/* statements read on the wire */
+	uint32_t connections, tls;	/* PostgreSQL connections, and encrypted ones */
+};
+
+struct pgwiretrace {
+	struct session *session;
+	struct pgwiretrace_opts o;
+	struct pgwire_bpf *skel;
+	struct sqltrace *sql;
+	struct conn *conns;		/* open addressing on key, MAX_CONNS slots */
+	struct pidtab procs;		/* struct proc_src */
+	struct pgwiretrace_stats st;
+	uint64_t conns_dropped;		/* here: the table was full */
+	uint64_t procs_dropped;
+	uint64_t unfinished;		/* statements whose connection closed or lost framing first */
+	uint64_t skipped;		/* skipped by the server after an error in their pipeline */
+	uint64_t unknown_prepared;	/* executions of statements prepared before tracing */
+};
+
+static uint64_t conn_key(uint32_t pid, int32_t fd)
+{
+	return (uint64_t)pid << 32 | (uint32_t)fd;
+}
+
+static uint32_t home(uint64_t key)
+{
+	return (uint32_t)((key * 0x9e3779b97f4a7c15ULL) >> 40) % MAX_CONNS;
+}
+
+static struct conn *conn_find(struct pgwiretrace *p, uint64_t key)
+{
+	uint32_t i = home(key), n;
+
+	for (n = 0; n < MAX_CONNS; n++, i = (i + 1) % MAX_CONNS) {
+		if (p->conns[i].key == key)
+			return &p->conns[i];
+		if (!p->conns[i].key)
+			return NULL;
+	}
+	return NULL;
+}
+
+static struct conn *conn_add(struct pgwiretrace *p, uint64_t key)
+{
+	uint32_t i = home(key), n;
+
+	for (n = 0; n < MAX_CONNS; n++, i = (i + 1) % MAX_CONNS) {
+		if (!p->conns[i].key) {
+			memset(&p->conns[i], 0, sizeof(p->conns[i]));
+			p->conns[i].key = key;
+			return &p->conns[i];
+		}
+	}
+	p->conns_dropped++;
+	return NULL;
+}
+
+/* Free c's slot; entries after it that would no longer be found move back (no tombstones). */
+static void conn_del(struct pgwiretrace *p, struct conn *c)
+{
+	uint32_t hole = c - p->conns, j = hole;
+
+	pgwire_conn__free(c->pw);
+	memset(c, 0, sizeof(*c));
+	for (;;) {
+		uint32_t h;
+		bool stays;
+
+		j = (j + 1) % MAX_CONNS;
+		if (!p->conns[j].key)
+			break;
+		h = home(p->conns[j].key);
+		stays = hole < j ? (hole < h && h <= j) : (hole < h || h <= j);
+		if (!stays) {
+			p->conns[hole] = p->conns[j];
+			memset(&p->conns[j], 0, sizeof(p->conns[j]));
+			hole = j;
+		}
+	}
+}
+
+static struct proc_src *proc_src(struct pgwiretrace *p, uint32_t pid)
+{
+	struct proc_src *ps = pidtab__add(&p->procs, pid, NULL);
+
+	if (!ps)
+		p->procs_dropped++;
+	return ps;
+}
+
+static int stack_lookup(void *ctx, uint64_t id, struct pt_stack *st)
+{
+	struct pgwiretrace *p = ctx;
+
+	if (bpf_map_lookup_elem(bpf_map__fd(p->skel->maps.pg_stacks), &id, st))
+		return -ENOENT;
+	return 0;
+}
+
+/*
+ * The thread and stack of the client chunk a statement started in: its start is that chunk's
+ * timestamp. A pipeline's statements were sent in earlier chunks than the one in flight.
+ */
+static void origin(const struct conn *c, uint64_t ts, uint32_t *tid, uint64_t *stack_id)
+{
+	unsigned i, n = c->norigins < ORIGINS ? c->norigins : ORIGINS;
+
+	*tid = 0;
+	*stack_id = 0;
+	for (i = 0; i < n; i++) {
+		unsigned k = (c->norigins - 1 - i) % ORIGINS;
+
+		if (c->origins[k].ts == ts) {
+			*tid = c->origins[k].tid;
+			*stack_id = c->origins[k].stack_id;
+			return;
+		}
+	}
+}
+
+/* A statement the protocol state machine completed. */
+static void on_statement(void *ctx, const struct pgwire_stmt *ps)
+{
+	struct conn *c = ctx;
+	struct pgwiretrace *p = c->owner;
+	uint32_t pid = c->key >> 32;
+	char unknown[PGWIRE_NAME_MAX + 16];
+	struct sql_query q = {
+		.pid = pid,
+		.conn = c->key,
+		.start_ns = ps->start_ns,
+		.end_ns = ps->end_ns >= ps->start_ns ? ps->end_ns : ps->start_ns,
+		.text = ps->text,
+		.len = ps->text_len,
+		.name = ps->name,
+		.truncated = ps->text_cut,
+		.error = ps->status != PGWIRE_OK,
+		.prepared = ps->kind == PGWIRE_EXTENDED && ps->name && ps->name[0],
+		.params = ps->kind == PGWIRE_EXTENDED,
+	};
+	struct proc_src *src;
+
+	if (ps->status == PGWIRE_CLOSED || ps->status == PGWIRE_LOST) {
+		p->unfinished++;	/* no completion seen: no latency to report */
+		return;
+	}
+	if (!ps->text) {
+		/* prepared before tracing: named, as libpq's probes named it */
+		snprintf(unknown, sizeof(unknown), "EXECUTE %s", ps->name ? ps->name : "");
+		q.text = unknown;
+		q.len = strlen(unknown);
+		p->unknown_prepared++;
+	}
+	origin(c, ps->start_ns, &q.tid, &q.stack_id);
+	p->st.statements++;
+	if (ps->status == PGWIRE_SKIPPED)
+		p->skipped++;
+	src = proc_src(p, pid);
+	if (src)
+		src->wire++;
+	sqltrace__add_query(p->sql, &q, stack_lookup, p);
+}
+
+static struct conn *conn_get(struct pgwiretrace *p, const struct pg_event *e, bool create)
+{
+	uint64_t key = conn_key(e->hdr.pid, e->fd);
+	struct conn *c = conn_find(p, key);
+	struct proc_src *src;
+
+	if (c || !create)
+		return c;
+	c = conn_add(p, key);
+	if (!c)
+		return NULL;
+	{
+		struct pgwire_conn_opts po = {
+			.text_cap = p->o.text_cap, .midstream = e->flags & PG_EF_MIDSTREAM,
+			.on_stmt = on_statement, .ctx = c,
+		};
+
+		c->owner = p;
+		c->pw = pgwire_conn__new(&po);
+	}
+	if (!c->pw) {
+		conn_del(p, c);
+		return NULL;
+	}
+	p->st.connections++;
+	if (e->flags & PG_EF_MIDSTREAM)
+		p->st.midstream++;
+	src = proc_src(p, e->hdr.pid);
+	if (src)
+		src->connections++;
+	return c;
+}
+
+static void handle_data(struct pgwiretrace *p, const struct pg_event *e, size_t size)
+{
+	size_t end = offsetof(struct pg_event, data) + e->data_len, at = offsetof(struct pg_event, data);
+	struct conn *c;
+	uint32_t i;
+
+	if (size < at || e->data_len > PG_EV_DATA || size < end)
+		return;
+	c = conn_get(p, e, true);
+	if (!c)
+		return;
+	if (e->flags & PG_EF_TLS) {
+		struct pgwire_msg m = { .rec = PGWIRE_REC_ANSWER, .type = 'S', .ts = e->ts, .end_ts = e->ts };
+		struct proc_src *src = proc_src(p, e->hdr.pid);
+
+		if (!c->tls) {
+			c->tls = true;
+			p->st.tls_connections++;
+			if (src)
+				src->tls++;
+		}
+		pgwire_conn__msg(c->pw, PGWIRE_SERVER, &m);
+		return;
+	}
+	if (e->flags & PG_EF_RESYNC) {
+		struct pgwire_msg m = { .rec = PGWIRE_REC_RESYNC, .ts = e->ts, .end_ts = e->ts };
+
+		pgwire_conn__msg(c->pw, e->dir, &m);
+	}
+	if (e->dir == PG_DIR_CLIENT) {
+		unsigned k = c->norigins++ % ORIGINS;
+
+		c->origins[k].ts = e->ts;
+		c->origins[k].tid = e->tid;
+		c->origins[k].stack_id = e->stack_id;
+	}
+	/* Records, each followed by its body and padded to 8 bytes. */
+	for (i = 0; i < e->nrec && at + sizeof(struct pg_rec) <= end; i++) {
+		const struct pg_rec *r = (const void *)((const char *)e + at);
+		const uint8_t *body = (const uint8_t *)r + sizeof(*r);
+		struct pgwire_msg m = {
+			.rec = PGWIRE_REC_MSG, .type = r->type, .len = r->len, .data = body, .data_len = r->caplen,
+			.cut = (r->flags & PG_RF_CUT) || (uint32_t)r->caplen + 4 < r->len, .ts = e->ts, .end_ts = e->ts,
+		};
+
+		if (at + sizeof(*r) + r->caplen > end)
+			break;
+		if (!r->type) {
+			/* untyped startup message: its code, then what was kept after it */
+			if (r->caplen < 4)
+				goto next;
+			m.rec = PGWIRE_REC_STARTUP;
+			m.code = (uint32_t)body[0] << 24 | (uint32_t)body[1] << 16 | (uint32_t)body[2] << 8 | body[3];
+			m.data = body + 4;
+			m.data_len = r->caplen - 4;
+			m.cut = r->len > 8 + m.data_len;
+		}
+		pgwire_conn__msg(c->pw, e->dir == PG_DIR_CLIENT ? PGWIRE_CLIENT : PGWIRE_SERVER, &m);
+next:
+		at += (sizeof(*r) + r->caplen + 7) & ~(size_t)7;
+	}
+	if (e->flags & PG_EF_PARTIAL) {
+		struct pgwire_msg m = { .rec = PGWIRE_REC_LOST, .ts = e->ts, .end_ts = e->ts };
+
+		pgwire_conn__msg(c->pw, e->dir, &m);
+	}
+	/* Name a statement's stack while its process surely lives. */
+	if (e->dir == PG_DIR_CLIENT && e->stack_id)
+		sqltrace__name_stack(p->sql, e->hdr.pid, e->tid, e->stack_id, stack_lookup, p);
+}
+
+static void pgwiretrace_event(void *ctx, const void *data, size_t size)
+{
+	struct pgwiretrace *p = ctx;
+	const struct pg_event *e = data;
+	struct conn *c;
+
+	if (size < offsetof(struct pg_event, data))
+		return;
+	switch (e->hdr.type) {
+	case PT_EV_PG_DATA:
+		handle_data(p, e, size);
+		break;
+	case PT_EV_PG_CLOSE:
+		c = conn_get(p, e, false);
+		if (c) {
+			pgwire_conn__close(c->pw, e->ts);
+			conn_del(p, c);
+		}
+		break;
+	}
+}
+
+/* pid exited or exec'd: its connections end (their close() calls were never seen). */
+static void forget_pid(void *ctx, pid_t pid)
+{
+	struct pgwiretrace *p = ctx;
+	struct pg_conn_key k, next;
+	int fd = bpf_map__fd(p->skel->maps.pg_conns);
+	bool first = true;
+	uint32_t i;
+
+	for (i = 0; i < MAX_CONNS; i++) {
+		struct conn *c = &p->conns[i];
+
+		while (c->key && (uint32_t)(c->key >> 32) == (uint32_t)pid) {
+			pgwire_conn__close(c->pw, mono_ns());
+			conn_del(p, c);	/* may shift another entry into slot i: look again */
+		}
+	}
+	while (!bpf_map_get_next_key(fd, first ? NULL : &k, &next)) {
+		if (!first && k.pid == (uint32_t)pid)
+			bpf_map_delete_elem(fd, &k);
+		k = next;
+		first = false;
+	}
+	if (!first && k.pid == (uint32_t)pid)
+		bpf_map_delete_elem(fd, &k);
+}
+
+static void pgwiretrace_free(void *ctx)
+{
+	struct pgwiretrace *p = ctx;
+	uint32_t i;
+
+	if (!p)
+		return;
+	for (i = 0; p->conns && i < MAX_CONNS; i++)
+		if (p->conns[i].key)
+			pgwire_conn__free(p->conns[i].pw);
+	free(p->conns);
+	pidtab__fini(&p->procs);
+	pgwire_bpf__destroy(p->skel);
+	free(p);
+}
+
+static bool have_syscall_events(void)
+{
+	if (access(TRACEFS "/events/syscalls/sys_enter_close/id", R_OK) == 0)
+		return true;
+	if (access(TRACEFS, F_OK) == 0 && mount("nodev", TRACEFS, "tracefs", 0, NULL) == 0)
+		vlog("SQL: mounted tracefs on " TRACEFS "\n");
+	return access(TRACEFS "/events/syscalls/sys_enter_close/id", R_OK) == 0;
+}
+
+static void *pgwiretrace_open(struct session *ss, const struct session_opts *so, char *err, size_t errlen)
+{
+	struct pgwiretrace *p;
+	int ret;
+
+	if (!so->pgwire.enabled)
+		return NULL;
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	p->session = ss;
+	p->o = so->pgwire;
+	p->sql = session__cap(ss, "sql");
+	if (!p->sql) {
+		snprintf(err, errlen, "the wire protocol needs the SQL capability");
+		goto fail;
+	}
+	p->conns = calloc(MAX_CONNS, sizeof(*p->conns));
+	if (!p->conns || pidtab__init(&p->procs, MAX_PROCS, sizeof(struct proc_src))) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (!have_syscall_events()) {
+		snprintf(err, errlen, "the wire protocol needs the per-syscall tracepoints (tracefs at " TRACEFS ")");
+		goto fail;
+	}
+	LIBBPF_OPTS(bpf_object_open_opts, oo, .btf_custom_path = so->btf_path);
+	p->skel = pgwire_bpf__open_opts(&oo);
+	if (!p->skel) {
+		snprintf(err, errlen, "cannot open the wire-protocol BPF object: %s", strerror(errno));
+		goto fail;
+	}
+	/* The text keeps its NUL on the wire: one more byte than the user's cap. */
+	p->skel->rodata->text_cap = p->o.text_cap + 1 > PG_CAP_MAX - 64 ? PG_CAP_MAX - 64 : p->o.text_cap + 1;
+	p->skel->rodata->call_sites = p->o.call_sites;
+	if (session_maps__reuse(session__maps(ss), p->skel->obj, err, errlen))
+		goto fail;
+	ret = pgwire_bpf__load(p->skel);
+	if (ret) {
+		snprintf(err, errlen, "cannot load the wire-protocol BPF programs: %s%s", strerror(-ret),
+			 pt_verbose ? "" : " (run with -v for the verifier's log)");
+		goto fail;
+	}
+	return p;
+fail:
+	pgwiretrace_free(p);
+	return NULL;
+}
+
+static int pgwiretrace_attach(void *ctx, char *err, size_t errlen)
+{
+	struct pgwiretrace *p = ctx;
+	int ret = pgwire_bpf__attach(p->skel);
+
+	if (ret)
+		snprintf(err, errlen, "cannot attach the wire-protocol programs: %s", strerror(-ret));
+	else
+		vlog("SQL: statements from PostgreSQL's wire protocol on the socket syscalls\n");
+	return ret;
+}
+
+/* The end: statements still waiting for their completion stay unfinished, counted. */
+static void pgwiretrace_flush(void *ctx)
+{
+}
+
+void pgwiretrace__stats(struct pgwiretrace *p, struct pgwiretrace_stats *st)
+{
+	*st = p->st;
+	st->lost = session__counter(p->session, PT_CNT_PG_LOST);
+	st->conns_dropped = session__counter(p->session, PT_CNT_PG_CONN_DROPPED) + p->conns_dropped;
+	st->desync = session__counter(p->session, PT_CNT_PG_DESYNC);
+	st->long_chunks = session__counter(p->session, PT_CNT_PG_LONG);
+}
+
+static void pgwiretrace_json(void *ctx, struct jsonw *w)
+{
+	struct pgwiretrace *p = ctx;
+	struct pgwiretrace_stats st;
+	uint32_t i;
+
+	pgwiretrace__stats(p, &st);
+	jsonw__name(w, "sql_wire");
+	jsonw__start_object(w);
+	jsonw__uint_field(w, "statements", st.statements);
+	jsonw__uint_field(w, "connections", st.connections);
+	jsonw__uint_field(w, "tls_connections", st.tls_connections);
+	jsonw__uint_field(w, "recognised_midstream", st.midstream);
+	jsonw__uint_field(w, "skipped_after_error", p->skipped);
+	jsonw__uint_field(w, "unfinished", p->unfinished);
+	jsonw__uint_field(w, "unknown_prepared", p->unknown_prepared);
+	jsonw__uint_field(w, "lost_events", st.lost);
+	jsonw__uint_field(w, "connections_not_followed", st.conns_dropped);
+	jsonw__uint_field(w, "framing_lost", st.desync);
+	jsonw__uint_field(w, "chunks_too_long", st.long_chunks);
+	jsonw__name(w, "processes");
+	jsonw__start_array(w);
+	for (i = 0; i < p->procs.cap; i++) {
+		const struct proc_src *ps = pidtab__slot(&p->procs, i);
+
+		if (!ps)
+			continue;
+		jsonw__start_object(w);
+		jsonw__uint_field(w, "pid", ps->pid);
+		jsonw__uint_field(w, "wire_statements", ps->wire);
+		jsonw__uint_field(w, "connections", ps->connections);
+		jsonw__uint_field(w, "tls_connections", ps->tls);
+		jsonw__end_object(w);
+	}
+	jsonw__end_array(w);
+	jsonw__uint_field(w, "processes_not_counted", p->procs_dropped);
+	jsonw__end_object(w);
+}
+
+static void pgwiretrace_summary(void *ctx, FILE *f)
+{
+	struct pgwiretrace *p = ctx;
+	struct pgwiretrace_stats st;
+
+	pgwiretrace__stats(p, &st);
+	fprintf(f, "SQL on the wire: %llu statements on %llu PostgreSQL connection%s (%llu encrypted, %llu "
+		"recognised mid-stream); lost events %llu, framing lost %llu.\n",
+		(unsigned long long)st.statements, (unsigned long long)st.connections,
+		st.connections == 1 ? "" : "s", (unsigned long long)st.tls_connections,
+		(unsigned long long)st.midstream, (unsigned long long)st.lost, (unsigned long long)st.desync);
+	if (st.lost)
+		wlog("%llu wire-protocol events were lost (ring buffer full): statement counts are low\n",
+		     (unsigned long long)st.lost);
+}
+
+const struct capability pgwiretrace_capability = {
+	.name = "pgwire",
+	.ev_first = PT_EV_PG_FIRST,
+	.ev_last = PT_EV_PG_LAST,
+	.open = pgwiretrace_open,
+	.attach = pgwiretrace_attach,
+	.on_event = pgwiretrace_event,
+	.on_exec = forget_pid,
+	.on_exit = forget_pid,
+	.flush = pgwiretrace_flush,
+	.summary = pgwiretrace_summary,
+	.write_json = pgwiretrace_json,
+	.free = pgwiretrace_free,
+};

@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * SQL from PostgreSQL's wire protocol: loads bpf/pgwire.bpf.c on the socket syscalls of traced
+ * processes, keeps one protocol state machine (pgwire.h) per (pid, fd) connection, and hands each
+ * completed statement to the SQL capability (sqltrace__add_query), which counts it, names its
+ * call site and passes it on to requests and flame graphs like libpq's.
+ *
+ * Connections whose server answered an SSLRequest with 'S' are encrypted: they are counted per
+ * process, and their statements come from libpq's probes where the process has libpq.
+ */
+#ifndef PYTRACE_PGWIRETRACE_H
+#define PYTRACE_PGWIRETRACE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* --sql-source */
+enum sql_source {
+	SQL_SOURCE_AUTO,	/* the wire; libpq's probes as well, for encrypted connections */
+	SQL_SOURCE_WIRE,	/* the wire only */
+	SQL_SOURCE_LIBPQ,	/* libpq's probes only (the design before the wire) */
+};
+
+struct pgwiretrace_opts {
+	bool enabled;
+	unsigned text_cap;	/* statement bytes kept (Query, Parse) */
+	bool call_sites;	/* walk the sender's Python stack at each statement */
+};
+
+struct pgwiretrace_stats {
+	uint64_t statements;		/* completed statements */
+	uint64_t connections;		/* PostgreSQL connections seen */
+	uint64_t tls_connections;	/* of which encrypted: not readable on the wire */
+	uint64_t midstream;		/* connections recognised mid-stream (opened before tracing) */
+	uint64_t lost;			/* events dropped: ring buffer full */
+	uint64_t conns_dropped;		/* connections not followed: a table full */
+	uint64_t desync;		/* chunks whose framing was lost (resynchronized later) */
+	uint64_t long_chunks;		/* chunks with more messages than one BPF pass walks */
+};
+
+struct pgwiretrace;
+
+extern const struct capability pgwiretrace_capability;
+
+void pgwiretrace__stats(struct pgwiretrace *p, struct pgwiretrace_stats *st);
+
+#endif
