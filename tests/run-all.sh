@@ -46,6 +46,10 @@ echo "== SQL through libpq (own PostgreSQL 15: psycopg2, psycopg 3, ctypes on ev
 tests/integration/test_sql.py 2>&1 | tee "$logs/sql"
 tally "$logs/sql"
 
+echo "== SQL from the wire protocol (psycopg2, psycopg 3, asyncpg, pg8000; TCP and unix; TLS counted)"
+tests/integration/test_wire.py 2>&1 | tee "$logs/wire"
+tally "$logs/wire"
+
 echo "== --functions: USDT probes (C stand-in with sys/sdt.h, Debian 3.15), sampled fallback (3.11-3.14, pyenv)"
 tests/integration/test_functions.py 2>&1 | tee "$logs/functions"
 tally "$logs/functions"

@@ -171,11 +171,12 @@ class Cluster:
     def pgss_reset(self):
         self.psql("SELECT pg_stat_statements_reset()")
 
-    def pgss(self):
-        """[(query, calls)] of the database pytrace, from pg_stat_statements."""
+    def pgss(self, toplevel_only=False):
+        """[(query, calls)] of the database pytrace, from pg_stat_statements; toplevel_only: without
+        the statements run inside others (COPY (SELECT ...) is recorded twice with track = all)."""
         js = self.psql("SELECT coalesce(json_agg(json_build_object('q', s.query, 'calls', s.calls)), '[]') "
                        "FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid "
-                       "WHERE d.datname = 'pytrace'")
+                       "WHERE d.datname = 'pytrace'" + (" AND s.toplevel" if toplevel_only else ""))
         return [(r["q"], r["calls"]) for r in json.loads(js)]
 
 

@@ -1,0 +1,188 @@
+#!/usr/bin/env python3
+"""SQL read from PostgreSQL's wire protocol (--sql-source wire), against the suite's own cluster:
+psycopg2, psycopg 3 (sync with server-side prepared statements, ClientCursor, binary COPY in and
+out, a pipeline with an error in the middle, async), asyncpg and pg8000, each over the Unix socket
+and over TCP. The statements the tool saw succeed equal pg_stat_statements' calls for the same
+window; errors and skipped statements equal what the driver saw; call sites are the workload's
+lines. Also: a 100 kB statement, a 100,000-row result, a server-side cursor, LISTEN/NOTIFY, a
+connection opened before the tracer, one opened after it, a client killed mid-statement, and an
+encrypted connection (ssl = on, sslmode=require) counted as such and not read.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import Cluster, log, marker_lines, record, skip, summary, start  # noqa: E402
+
+WORKLOAD = os.path.join(harness.WORKLOADS, "wire_drivers.py")
+PY = "/usr/bin/python3"
+
+
+class Run:
+    pass
+
+
+def run(cluster, mode, tcp, tmp, tool_args=(), extra_env=None):
+    r = Run()
+    r.tag = "%s/%s" % (mode, "tcp" if tcp else "unix")
+    r.json_path = os.path.join(tmp, r.tag.replace("/", "_") + ".json")
+    e = dict(os.environ)
+    e.update(cluster.client_env(tcp=tcp))
+    e.update(extra_env or {})
+    e["PYTHONDONTWRITEBYTECODE"] = "1"
+    e["PT_GO"] = "stdin"
+    proc = subprocess.Popen([PY, WORKLOAD, mode], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=e, cwd="/")
+    try:
+        line = proc.stdout.readline().split()
+        if not line or line[0] != "ready":
+            proc.kill()
+            raise RuntimeError("workload %s did not start: %s" % (mode, proc.stderr.read()[-800:]))
+        r.pid = int(line[1])
+        cluster.pgss_reset()  # after the driver's own connect-time statements: they were before tracing
+        tool = harness.Tracer(["--pid", str(r.pid), "--duration", "60", "--sql-source", "wire", "--no-samples",
+                               "--json", r.json_path] + list(tool_args))
+        tool.wait_tracing(60)
+        try:
+            proc.stdin.write("go\n")
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        proc.stdin = None
+        rc, _, r.tool_err = tool.finish(90)
+        r.tool_rc = rc
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    r.workload_rc = proc.returncode
+    r.workload_err = err
+    r.client = None
+    for l in out.splitlines():
+        if l.startswith("{"):
+            r.client = json.loads(l)
+    r.pgss = [(q, c) for q, c in cluster.pgss(toplevel_only=True) if "pg_stat_statements" not in q]
+    try:
+        r.report = json.load(open(r.json_path))
+    except (OSError, ValueError) as ex:
+        r.report = None
+        r.report_err = repr(ex)
+    return r
+
+
+def sites(report):
+    out = set()
+    for q in report.get("queries", []):
+        for s in q.get("call_sites", []):
+            out.add(s.get("frame", ""))
+    return out
+
+
+def check(r, marks, dies=False):
+    ok = record(r.tag + ": tool exits 0", r.tool_rc == 0, r.tool_err[-800:])
+    if not record(r.tag + ": JSON report", r.report is not None, getattr(r, "report_err", "")):
+        return
+    if not dies:
+        record(r.tag + ": workload ran", r.workload_rc == 0 and r.client is not None, r.workload_err[-800:])
+    if r.client is None:
+        return
+    wire = r.report.get("sql_wire", {})
+    sql = r.report.get("sql", {})
+    record(r.tag + ": no lost events, no lost framing, source is the wire",
+           wire.get("lost_events") == 0 and wire.get("framing_lost") == 0 and
+           r.report.get("sql_capture", {}).get("source") == "wire", json.dumps(wire)[:600])
+    seen = sql.get("statements", 0)
+    errors = sql.get("errors", 0)
+    skipped = wire.get("skipped_after_error", 0)
+    want_ok = r.client["ok"]
+    if dies:
+        record(r.tag + ": the statement before the kill counted, the one killed unfinished (not a success)",
+               seen - errors == want_ok and wire.get("unfinished", 0) >= 1, "seen %d errors %d wire %s" %
+               (seen, errors, json.dumps(wire)[:400]))
+        return
+    pgss_calls = sum(c for _, c in r.pgss)
+    record(r.tag + ": successes equal pg_stat_statements' calls (%d) and the driver's count (%d)" %
+           (pgss_calls, want_ok), seen - errors == pgss_calls == want_ok,
+           "tool: %d statements, %d errors; pgss: %s" % (seen, errors, r.pgss[:12]))
+    # skipped: the driver knows how many it attempted after the error, not how many it sent
+    want_skip_lo = 1 if r.client["skipped"] else 0
+    record(r.tag + ": errors as the driver saw them (%d), skipped after an error in a pipeline counted apart "
+           "(%d to %d)" % (r.client["errors"], want_skip_lo, r.client["skipped"]),
+           errors - skipped == r.client["errors"] and want_skip_lo <= skipped <= r.client["skipped"],
+           "errors %d skipped %d" % (errors, skipped))
+    mode = r.tag.split("/")[0]
+    mark = marks.get(mode + "_loop")
+    if mark:
+        want = "wire_drivers.py:%d)" % mark
+        got = sites(r.report)
+        record(r.tag + ": call site is the workload's line %d" % mark, any(s.endswith(want) for s in got),
+               str(sorted(got))[:600])
+
+
+def check_tls(tmp):
+    """A cluster with ssl = on: libpq's sslmode=require connection is encrypted, counted as such,
+    and nothing is read from it."""
+    c = Cluster(prefix="pytrace-wire-tls-", ports=(54470, 54500), tcp=True)
+    try:
+        c.start()
+        key = os.path.join(c.dir, "data", "server.key")
+        crt = os.path.join(c.dir, "data", "server.crt")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                        "/CN=localhost", "-keyout", key, "-out", crt], capture_output=True, check=True)
+        subprocess.run(["chown", "postgres", key, crt], check=True)
+        os.chmod(key, 0o600)
+        c.psql("ALTER SYSTEM SET ssl = on")
+        c.psql("SELECT pg_reload_conf()")
+        time.sleep(0.5)
+        for mode, want_tls in (("require", 1), ("disable", 0)):
+            r = run(c, "psycopg2_late", True, tmp, extra_env={"PGSSLMODE": mode})
+            wire = (r.report or {}).get("sql_wire", {})
+            if want_tls:
+                record("tls/sslmode=require: the connection is counted as encrypted and nothing is read from it",
+                       r.tool_rc == 0 and wire.get("tls_connections") == 1 and wire.get("statements") == 0,
+                       json.dumps(wire)[:500] + r.tool_err[-300:])
+            else:
+                record("tls/sslmode=disable: plaintext on an ssl = on server is read (statements as the driver's)",
+                       r.tool_rc == 0 and wire.get("tls_connections") == 0 and r.client is not None and
+                       wire.get("statements", 0) - (r.report or {}).get("sql", {}).get("errors", 0) == r.client["ok"],
+                       json.dumps(wire)[:500])
+    except (subprocess.CalledProcessError, RuntimeError, FileNotFoundError) as ex:
+        record("tls: cluster with ssl = on", False, repr(ex))
+    finally:
+        c.stop()
+
+
+def main():
+    args, status = start()
+    if status is not None:
+        return status
+    if not Cluster.installed():
+        skip("wire", "PostgreSQL is not installed (scripts/install-deps.sh installs it)")
+        return summary()
+    marks = marker_lines(WORKLOAD)
+    tmp = tempfile.mkdtemp(prefix="pytrace-wire.")
+    cluster = Cluster(prefix="pytrace-wire-", ports=(54440, 54470), tcp=True)
+    cluster.start()
+    try:
+        for mode in ("psycopg2", "psycopg2_late", "psycopg3", "psycopg3_async", "asyncpg", "pg8000"):
+            for tcp in (False, True):
+                if args.k and args.k not in mode:
+                    continue
+                check(run(cluster, mode, tcp, tmp), marks)
+        if not args.k or args.k in "dies":
+            check(run(cluster, "dies", False, tmp), marks, dies=True)
+    finally:
+        cluster.stop()
+    if not args.k or args.k in "tls":
+        check_tls(tmp)
+    return summary()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,206 @@
+"""PostgreSQL statements through each driver, for the wire-protocol tests (test_wire.py).
+
+Usage: wire_drivers.py MODE. Connects (libpq's environment: PGHOST, PGPORT, ...), prints
+"ready PID", waits for the tracer (tracer_go), runs MODE's statements, prints one JSON line
+{"ok": N, "errors": N, "skipped": N} of what the driver saw, and exits. Lines marked '# @name'
+are the call sites the test expects.
+"""
+import asyncio
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tracer_go import wait_for_tracer  # noqa: E402
+
+N = 30
+res = {"ok": 0, "errors": 0, "skipped": 0}
+
+
+def dsn_kwargs():
+    return dict(host=os.environ["PGHOST"], port=int(os.environ["PGPORT"]), user=os.environ["PGUSER"],
+                database=os.environ["PGDATABASE"])
+
+
+def ready():
+    print("ready", os.getpid(), flush=True)
+    wait_for_tracer()
+
+
+def mode_psycopg2():
+    import psycopg2
+    conn = psycopg2.connect("")
+    conn.autocommit = True
+    cur = conn.cursor()
+    ready()
+    for i in range(N):
+        cur.execute("SELECT %s::int + 1", (i,))  # @psycopg2_loop
+        cur.fetchall()
+        res["ok"] += 1
+    try:
+        cur.execute("SELECT 1 / 0")
+    except psycopg2.Error:
+        res["errors"] += 1
+    cur.execute("SELECT g FROM generate_series(1, 100000) g")  # 100,000 rows
+    res["ok"] += len(cur.fetchall()) == 100000
+    big = "SELECT '" + "x" * 100000 + "' AS big"  # a 100 kB statement, several writes
+    cur.execute(big)
+    res["ok"] += 1
+    cur.execute("DECLARE c CURSOR WITH HOLD FOR SELECT g FROM generate_series(1, 50) g")
+    cur.execute("FETCH 20 FROM c")
+    cur.execute("FETCH 40 FROM c")
+    cur.execute("CLOSE c")
+    res["ok"] += 4
+    cur.execute("LISTEN pt_chan")
+    cur.execute("NOTIFY pt_chan, 'hello'")
+    cur.execute("SELECT 42")
+    res["ok"] += 3
+    conn.close()
+
+
+def mode_psycopg3():
+    import psycopg
+    conn = psycopg.connect("", autocommit=True)
+    ready()
+    for i in range(N):  # psycopg prepares after 5 executions: Bind/Execute without text
+        conn.execute("SELECT %s::int * 2", (i,)).fetchall()  # @psycopg3_loop
+        res["ok"] += 1
+    try:
+        conn.execute("SELECT %s::int / 0", (1,))
+    except psycopg.Error:
+        res["errors"] += 1
+    with psycopg.ClientCursor(conn) as cur:
+        for i in range(5):
+            cur.execute("SELECT %s + 1", (i,))
+            res["ok"] += 1
+    conn.execute("CREATE TEMP TABLE t (id int, name text)")
+    res["ok"] += 1
+    with conn.cursor() as cur:
+        with cur.copy("COPY t (id, name) FROM STDIN (FORMAT BINARY)") as cp:
+            cp.set_types(["int4", "text"])
+            for i in range(1000):
+                cp.write_row((i, "n%d" % i))
+        res["ok"] += 1
+        n = 0
+        with cur.copy("COPY (SELECT id, name FROM t) TO STDOUT (FORMAT BINARY)") as cp:
+            for _ in cp:
+                n += 1
+        res["ok"] += 1
+    # A pipeline with an error in the middle: the statements sent after it up to the Sync are
+    # skipped by the server. psycopg may raise the error at any later execute() once it has read
+    # it, so "skipped" here counts the statements attempted after the error: the tool sees 1 to 3.
+    try:
+        with conn.pipeline() as p:
+            for i in range(5):
+                conn.execute("INSERT INTO t VALUES (%s, 'p')", (i,))
+                res["ok"] += 1
+            res["errors"] += 1
+            conn.execute("SELECT 1 / %s::int", (0,))
+            for i in range(3):
+                res["skipped"] += 1
+                conn.execute("SELECT %s::text", (str(i),))
+            p.sync()
+    except psycopg.Error:
+        pass
+    conn.close()
+
+
+def mode_psycopg3_async():
+    import psycopg
+
+    async def main():
+        conn = await psycopg.AsyncConnection.connect("", autocommit=True)
+        ready()
+        for i in range(N):
+            cur = await conn.execute("SELECT %s::int - 1", (i,))  # @psycopg3_async_loop
+            await cur.fetchall()
+            res["ok"] += 1
+        await conn.close()
+    asyncio.run(main())
+
+
+def mode_asyncpg():
+    import asyncpg
+
+    async def main():
+        conn = await asyncpg.connect(**dsn_kwargs())
+        ready()
+        for i in range(N):
+            await conn.fetch("SELECT $1::int + 2", i)  # @asyncpg_loop
+            res["ok"] += 1
+        stmt = await conn.prepare("SELECT $1::int * 3")
+        for i in range(5):
+            await stmt.fetchval(i)
+            res["ok"] += 1
+        await conn.execute("CREATE TEMP TABLE a (id int)")
+        res["ok"] += 1
+        await conn.executemany("INSERT INTO a VALUES ($1)", [(i,) for i in range(10)])
+        res["ok"] += 10
+        try:
+            await conn.fetch("SELECT 1 / $1::int", 0)
+        except asyncpg.PostgresError:
+            res["errors"] += 1
+        await conn.close()
+    asyncio.run(main())
+
+
+def mode_pg8000():
+    import pg8000
+    host = os.environ["PGHOST"]
+    kw = dict(user=os.environ["PGUSER"], database=os.environ["PGDATABASE"])
+    if host.startswith("/"):
+        kw["unix_sock"] = os.path.join(host, ".s.PGSQL.%s" % os.environ["PGPORT"])
+    else:
+        kw.update(host=host, port=int(os.environ["PGPORT"]))
+    ready()  # connects after the tracer: its StartupMessage is seen
+    conn = pg8000.connect(**kw)
+    conn.autocommit = True
+    cur = conn.cursor()
+    for i in range(N):
+        cur.execute("SELECT %s::int + 3", (i,))  # @pg8000_loop
+        cur.fetchall()
+        res["ok"] += 1
+    try:
+        cur.execute("SELECT 1 / 0")
+    except pg8000.Error:
+        res["errors"] += 1
+    conn.close()
+
+
+def mode_psycopg2_late():
+    """Connects after the tracer: its StartupMessage (or SSLRequest) is seen."""
+    import psycopg2
+    ready()
+    conn = psycopg2.connect("")
+    conn.autocommit = True
+    cur = conn.cursor()
+    for i in range(10):
+        cur.execute("SELECT %s::int + 4", (i,))
+        res["ok"] += 1
+    conn.close()
+
+
+def mode_dies():
+    """A client that dies in the middle of a statement: the statement is unfinished, not a success."""
+    import psycopg2
+    conn = psycopg2.connect("")
+    conn.autocommit = True
+    cur = conn.cursor()
+    ready()
+    cur.execute("SELECT 7")
+    res["ok"] += 1
+    print(json.dumps(res), flush=True)
+    import signal
+    import threading
+    threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGKILL)).start()
+    cur.execute("SELECT pg_sleep(5)")
+
+
+MODES = {"psycopg2": mode_psycopg2, "psycopg3": mode_psycopg3, "psycopg3_async": mode_psycopg3_async,
+         "asyncpg": mode_asyncpg, "pg8000": mode_pg8000, "psycopg2_late": mode_psycopg2_late, "dies": mode_dies}
+
+if __name__ == "__main__":
+    MODES[sys.argv[1]]()
+    print(json.dumps(res), flush=True)
+    time.sleep(0.3)
