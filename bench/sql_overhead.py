@@ -16,11 +16,12 @@ Reports, per driver:
     entry of PQsendQueryParams, entry and return of PQgetResult). What that adds is the cost of the
     traps alone: the floor under any tool that times each statement with uprobes.
 
-Usage: sudo bench/sql_overhead.py [--rounds N] [--window SEC] [--drivers psycopg2,psycopg]
+Usage: sudo bench/sql_overhead.py [--rounds N] [--window SEC] [--drivers psycopg2,psycopg,asyncpg]
        [--tool-args '--no-http'] [--cpu N] [--floor] [--json FILE]
 The cluster and the client run on CPU N (default 0), the tracer on the others (see PIN below).
-The tracer runs with its defaults (SQL and HTTP following on; CPU sampling off, as only --json
-is asked for); --tool-args '--no-http' isolates the SQL capture.
+The tracer runs with its defaults (SQL and HTTP following on, CPU sampling at 99 Hz);
+--tool-args '--no-http' isolates the SQL capture, --tool-args '--sql-source wire' reads the
+statements from the wire protocol instead of libpq's uprobes (asyncpg is seen only that way).
 """
 import argparse
 import json
@@ -115,6 +116,8 @@ def bpftrace_floor(driver):
 
 def run(driver, window, env, traced, nprocs=1):
     """traced: False (untraced), True (the tool), or "floor" (bpftrace, empty probes)."""
+    if traced == "floor" and driver not in FLOOR_PROBES:
+        raise SystemExit("--floor: no libpq probes for %s (it does not use libpq)" % driver)
     if traced == "floor":
         floor = bpftrace_floor(driver)
         try:

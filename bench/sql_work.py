@@ -18,11 +18,46 @@ CHUNK = 2000
 
 if driver == "psycopg2":
     import psycopg2 as drv
+elif driver == "asyncpg":
+    import asyncio
+    import asyncpg
 else:
     import psycopg as drv
 
 
+def asyncpg_client(wfd):
+    """The same loop on asyncpg (its own protocol code, no libpq: seen on the wire only)."""
+    async def run():
+        conn = await asyncpg.connect(host=os.environ["PGHOST"], port=int(os.environ.get("PGPORT", 5432)),
+                                     user=os.environ.get("PGUSER"), database=os.environ.get("PGDATABASE"))
+        await conn.fetchval("SELECT 1")
+        end = time.perf_counter() + warmup
+        while time.perf_counter() < end:
+            for _ in range(100):
+                await conn.fetchval("SELECT 1")
+        n = 0
+        t0 = chunk_t0 = time.perf_counter()
+        end = t0 + window
+        best = None
+        while True:
+            for _ in range(100):
+                await conn.fetchval("SELECT 1")
+            n += 100
+            now = time.perf_counter()
+            if n % CHUNK == 0:
+                best = min(best or 1e9, (now - chunk_t0) / CHUNK)
+                chunk_t0 = now
+            if now >= end:
+                break
+        return n, time.perf_counter() - t0, best
+    n, secs, best = asyncio.run(run())
+    os.write(wfd, ("%d %f %.9f\n" % (n, secs, best or 0)).encode())
+    os._exit(0)
+
+
 def client(wfd):
+    if driver == "asyncpg":
+        asyncpg_client(wfd)
     conn = drv.connect("")
     conn.autocommit = True
     cur = conn.cursor()

@@ -43,6 +43,7 @@ struct pgwiretrace {
 	struct session *session;
 	struct pgwiretrace_opts o;
 	struct pgwire_bpf *skel;
+	struct bpf_link *links[8];	/* pg_sys_exit on each read and write syscall */
 	struct sqltrace *sql;
 	struct conn *conns;		/* open addressing on key, MAX_CONNS slots */
 	struct pidtab procs;		/* struct proc_src */
@@ -363,6 +364,8 @@ static void pgwiretrace_free(void *ctx)
 			pgwire_conn__free(p->conns[i].pw);
 	free(p->conns);
 	pidtab__fini(&p->procs);
+	for (i = 0; i < ARRAY_SIZE(p->links); i++)
+		bpf_link__destroy(p->links[i]);
 	pgwire_bpf__destroy(p->skel);
 	free(p);
 }
@@ -427,16 +430,33 @@ fail:
 	return NULL;
 }
 
+/* The syscalls whose return the one read/write program follows (bpf/pgwire.bpf.c). */
+static const char *const rw_syscalls[] = {
+	"sys_exit_read", "sys_exit_recvfrom", "sys_exit_readv", "sys_exit_recvmsg",
+	"sys_exit_write", "sys_exit_sendto", "sys_exit_writev", "sys_exit_sendmsg",
+};
+
 static int pgwiretrace_attach(void *ctx, char *err, size_t errlen)
 {
 	struct pgwiretrace *p = ctx;
-	int ret = pgwire_bpf__attach(p->skel);
+	int ret = pgwire_bpf__attach(p->skel);	/* connect and close */
+	size_t i;
 
-	if (ret)
+	if (ret) {
 		snprintf(err, errlen, "cannot attach the wire-protocol programs: %s", strerror(-ret));
-	else
-		vlog("SQL: statements from PostgreSQL's wire protocol on the socket syscalls\n");
-	return ret;
+		return ret;
+	}
+	for (i = 0; i < ARRAY_SIZE(rw_syscalls); i++) {
+		p->links[i] = bpf_program__attach_tracepoint(p->skel->progs.pg_sys_exit, "syscalls", rw_syscalls[i]);
+		if (!p->links[i]) {
+			ret = -errno;
+			snprintf(err, errlen, "cannot attach the wire-protocol program to %s: %s", rw_syscalls[i],
+				 strerror(-ret));
+			return ret;
+		}
+	}
+	vlog("SQL: statements from PostgreSQL's wire protocol on the socket syscalls\n");
+	return 0;
 }
 
 /* The end: statements still waiting for their completion stay unfinished, counted. */
