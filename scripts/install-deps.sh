@@ -11,6 +11,8 @@ pkgs=(
 	# SQL, requests and the demo
 	postgresql postgresql-contrib libpq-dev libpg-query-dev
 	python3-psycopg2 python3-psycopg python3-django gunicorn python3-flask python3-sqlalchemy
+	# drivers without libpq, read on the wire (tests/integration/test_wire.py); openssl for its TLS case
+	python3-asyncpg python3-pg8000 openssl
 	# benchmarks and the exporter's tests
 	wrk prometheus python3-sentry-sdk bpftrace
 	# the exporter: HTTP server, pprof encoding, and go tool pprof to check its output
