@@ -156,4 +156,4 @@ install: $(OUTPUT)/pytrace-bpf
 
 clean:
 	$(call msg,CLEAN)
-	$(Q)rm -rf $(OUTPUT)
+	$(Q)rm -rf $(OUTPUT) $(SAN_OUTPUT)

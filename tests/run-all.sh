@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Everything `make check` runs: unit tests, offset checks against each interpreter's headers,
-# and the integration tests against the real kernel. Ends with "N passed, N failed".
+# Everything `make check` runs: unit tests, the unit tests again with ASan+UBSan, each fuzz
+# target for FUZZ_SECONDS (20), offset checks against each interpreter's headers, and the
+# integration tests against the real kernel. Ends with "N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
 total_pass=0 total_fail=0
@@ -23,6 +24,14 @@ trap 'rm -rf "$logs"' EXIT
 echo "== unit tests"
 tests/run-unit.sh "$@" 2>&1 | tee "$logs/unit"
 tally "$logs/unit"
+
+echo "== sanitizers: the unit tests and the tool's argument checks with ASan+UBSan (build-asan)"
+make --no-print-directory check-sanitize 2>&1 | tee "$logs/sanitize"
+tally "$logs/sanitize"
+
+echo "== fuzzing: each libFuzzer target ${FUZZ_SECONDS:-20} s on its seed corpus"
+make --no-print-directory -j"$(nproc)" fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-20}" 2>&1 | tee "$logs/fuzz"
+tally "$logs/fuzz"
 
 echo "== offsets against each interpreter's own headers"
 tests/offsets/run.sh 2>&1 | tee "$logs/offsets"
