@@ -37,10 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (ftruncate(fd, 0) || pwrite(fd, data, size, 0) != (ssize_t)size)
 		abort();
 	elfsym__lookup(path, q, n, &info);
-	if (elfsym__file_offsets(path, q, n, offs, code) == 0) {
-		for (size_t i = 0; i < n; i++)
-			if (offs[i] && offs[i] >= size)
-				abort();	/* an offset outside the file */
-	}
+	/* offsets past the end of a cut file are possible (see fuzz_usdtnotes.c): not checked */
+	elfsym__file_offsets(path, q, n, offs, code);
 	return 0;
 }

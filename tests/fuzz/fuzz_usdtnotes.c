@@ -44,8 +44,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    !memchr(notes[i].name, 0, sizeof(notes[i].name)) ||
 		    !memchr(notes[i].args, 0, sizeof(notes[i].args)))
 			abort();
-		if ((notes[i].ip_off && notes[i].ip_off >= size) || (notes[i].sema_off && notes[i].sema_off >= size))
-			abort();	/* an offset outside the file */
+		/*
+		 * Not checked: that ip_off and sema_off lie inside the file. A segment whose
+		 * p_offset + p_filesz runs past the end of a cut file gives offsets past it, and
+		 * the kernel refuses a uprobe there (-EINVAL), which funcs reports.
+		 */
 		usdt__parse_args(notes[i].args, args, 12);
 	}
 	usdt__classify(notes, n, 3, 11, &pp);
