@@ -24,9 +24,10 @@ fi
 bin=$1 corpus=$2 secs=$3 out=$4
 name=${bin##*/fuzz_}
 rm -rf "$out/new" && mkdir -p "$out/new" "$out/artifacts"
+[ -d "$corpus" ] || corpus=	# a new target without seeds yet starts from nothing
 # shellcheck disable=SC2086
 "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-	-artifact_prefix="$out/artifacts/" ${FUZZ_FLAGS:-} "$out/new" "$corpus" >"$out/log" 2>&1
+	-artifact_prefix="$out/artifacts/" ${FUZZ_FLAGS:-} "$out/new" $corpus >"$out/log" 2>&1
 rc=$?
 execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$out/log" | tail -n 1)
 speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$out/log" | tail -n 1)
