@@ -241,7 +241,7 @@ def requests_seeds(conns):
         return ev
     out = []
     for i in range(0, len(conns), 3):
-        ev = [0x41]
+        ev = [0x3f]     # 4 connections, 4 threads, 10 routes, N+1 at 1, last_write callback
         for k, log in enumerate(conns[i:i + 3]):
             ev += ev_bytes(k + 1, log, k)
         ev += [200, 5]
