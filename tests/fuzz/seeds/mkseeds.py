@@ -12,6 +12,8 @@
              statements per request), one seed per connection group
   sqlnorm    the statements of tests/data/sql_patterns.txt and of the integration workloads,
              whole and cut at the capture cap
+  sqlmatch   the same statements as libpq call sequences: PQsendQuery, PQexec, prepared,
+             a pipeline with a sync and an error
   linetable  the line tables captured from real interpreters in tests/data/lt_*.txt
   procmaps   /proc/PID/maps of a shell, python3.11 and a pyenv python (first 80 lines)
   usdtargs   the argument strings of /usr/bin/python3.11's stapsdt notes (readelf -n)
@@ -273,6 +275,33 @@ def sql_seeds():
     return out
 
 
+def sqlmatch_seeds():
+    """The statements as libpq call sequences, fuzz_sqlmatch events (see its header comment)."""
+    def blob(b):
+        return [len(b[:254])] + list(b[:254])
+    NONE, OK, CMD, NULL, SYNC = [0xff], 4, 3, 1, 12        # status bytes: PGRES_* + 2, 1: NULL
+    stmts = [s.encode("utf-8", "surrogateescape") for s in sql_statements()]
+    out = []
+    for i in range(0, len(stmts), 6):
+        group = stmts[i:i + 6]
+        ev = [3]
+        for k, t in enumerate(group):
+            conn = (k % 4) << 1
+            if k % 3 == 0:      # PQsendQuery + PQgetResult until NULL
+                ev += [0, conn, 0] + NONE + blob(t) + [1, conn, OK, 1, conn, NULL]
+            elif k % 3 == 1:    # PQexec
+                ev += [2, conn, 0, OK] + NONE + blob(t)
+            else:               # PQsendPrepare, then PQsendQueryPrepared with parameters
+                name = b"_pg3_%d" % k
+                ev += [0, conn, 2] + blob(name) + blob(t) + [1, conn, CMD, 1, conn, NULL]
+                ev += [0, conn, 4 | 8] + blob(name) + NONE + [1, conn, OK, 1, conn, NULL]
+        if len(group) >= 2:     # a pipeline: two sends, a sync, their results, the sync's
+            ev += [0, 6, 8] + NONE + blob(group[0]) + [0, 6, 8] + NONE + blob(group[1]) + [3, 6]
+            ev += [1, 6, OK, 1, 6, NULL, 1, 6, 9, 1, 6, NULL, 1, 6, SYNC, 5, 4, 1]
+        out.append(bytes(ev))
+    return out
+
+
 # ---- line tables, maps, ELF --------------------------------------------------------------------
 
 def linetable_seeds():
@@ -344,6 +373,8 @@ def main(names):
                 save("requests", requests_seeds(conns))
         if "sqlnorm" in names:
             save("sqlnorm", sql_seeds())
+        if "sqlmatch" in names:
+            save("sqlmatch", sqlmatch_seeds())
         if "linetable" in names:
             save("linetable", linetable_seeds())
         if "procmaps" in names:
@@ -364,5 +395,5 @@ def main(names):
 
 
 if __name__ == "__main__":
-    all_names = ["httpparse", "requests", "sqlnorm", "linetable", "procmaps", "usdtargs", "usdtnotes", "elfsym"]
+    all_names = ["httpparse", "requests", "sqlnorm", "sqlmatch", "linetable", "procmaps", "usdtargs", "usdtnotes", "elfsym"]
     main(sys.argv[1:] or all_names)
