@@ -36,7 +36,7 @@ cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+' "$out/log" | tail -n 1)
 if [ "$rc" -eq 0 ] && ! grep -qE '^==[0-9]+==ERROR|runtime error:|^SUMMARY: ' "$out/log"; then
 	echo "pass $name: ${execs:-?} execs, ${speed:-?} exec/s, ${cov:-cov: ?} in ${secs} s"
 else
-	what=$(grep -m 1 -oE '(ERROR: [A-Za-z]+: [^ ]+( [^ ]+)?|runtime error: .*|deadly signal|-timeout|out-of-memory)' "$out/log")
+	what=$(grep -m 1 -E 'ERROR: |runtime error: ' "$out/log" | sed -E 's/^.*(ERROR: |runtime error: )/\1/' | cut -c 1-120)
 	echo "FAIL $name: exit $rc, ${what:-see log}; input: $(ls -t "$out"/artifacts/* 2>/dev/null | head -n 1); log: $out/log;" \
 		"keep the input as tests/fuzz/regressions/$name/ once fixed"
 fi
