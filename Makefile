@@ -14,8 +14,14 @@ VMLINUX_BTF ?= /sys/kernel/btf/vmlinux
 
 INCLUDES := -I$(OUTPUT) -I$(OUTPUT)/proto -Iinclude -Isrc
 CFLAGS ?= -g -O2
-CFLAGS += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Werror \
+COMMON_CFLAGS := -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Werror \
 	  -D_GNU_SOURCE -DPYTRACE_VERSION='"$(VERSION)"' $(INCLUDES)
+CFLAGS += $(COMMON_CFLAGS)
+# SAN=1: AddressSanitizer and UBSan in everything built (make check-sanitize builds so in build-asan)
+SAN_CFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+ifneq ($(SAN),)
+CFLAGS += $(SAN_CFLAGS)
+endif
 LDLIBS := $(shell pkg-config --libs libbpf 2>/dev/null || echo -lbpf) -lelf -lz -lprotobuf-c -lpg_query -lmicrohttpd -lpthread -lm
 BPF_CFLAGS := -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_$(ARCH) -I$(OUTPUT) -Iinclude -Ibpf
 
@@ -33,6 +39,20 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(OUTPUT)/tests/%,$(UNIT_SRCS))
 # small programs the integration scripts drive (tests/tools/X.c -> $(OUTPUT)/tools/X)
 TOOL_BINS := $(patsubst tests/tools/%.c,$(OUTPUT)/tools/%,$(wildcard tests/tools/*.c))
+# libFuzzer targets: tests/fuzz/fuzz_NAME.c, whose first line names the sources it links
+# (/* fuzz-sources: src/a.c src/b.c */); each also gets a cmocka replay of its seed corpus and
+# regression inputs, built like the unit tests and run with them.
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRCS))
+FUZZ_BINS := $(patsubst %,$(OUTPUT)/fuzz/fuzz_%,$(FUZZ_NAMES))
+FUZZ_SECONDS ?= 30
+# -Wno-string-plus-int: clang reads sqlnorm.c's SQLNORM_CUT_MARK + 1 (the mark without its space) as a slip
+FUZZ_CFLAGS := -g -O1 $(COMMON_CFLAGS) -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	       -fno-omit-frame-pointer -Wno-string-plus-int
+fuzz_srcs = $(shell sed -n '1s|^/\* fuzz-sources: \(.*\) \*/$$|\1|p' $(1))
+REPLAY_BINS := $(patsubst %,$(OUTPUT)/tests/replay_%,$(FUZZ_NAMES))
+UNIT_BINS += $(REPLAY_BINS)
+SAN_OUTPUT ?= build-asan
 
 ifeq ($(V),1)
 	Q =
@@ -42,13 +62,13 @@ else
 	msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
-.PHONY: all clean install check unit-test demo deps bench
+.PHONY: all clean install check unit-test demo deps bench fuzz fuzz-build check-sanitize unit-bins FORCE
 .DELETE_ON_ERROR:
 .SECONDARY:
 
 all: $(OUTPUT)/pytrace-bpf $(SKELS)
 
-$(OUTPUT) $(OUTPUT)/src $(OUTPUT)/bpf $(OUTPUT)/tests $(OUTPUT)/proto $(OUTPUT)/tools:
+$(OUTPUT) $(OUTPUT)/src $(OUTPUT)/bpf $(OUTPUT)/tests $(OUTPUT)/proto $(OUTPUT)/tools $(OUTPUT)/fuzz:
 	$(Q)mkdir -p $@
 
 $(OUTPUT)/vmlinux.h: | $(OUTPUT)
@@ -104,6 +124,38 @@ $(OUTPUT)/tools/%: tests/tools/%.c $(OUTPUT)/libpytrace.a | $(OUTPUT)/tools
 	$(call msg,TOOL,$@)
 	$(Q)$(CC) $(CFLAGS) $< $(OUTPUT)/libpytrace.a $(LDLIBS) -o $@
 
+$(OUTPUT)/tests/replay_%: tests/fuzz/replay.c tests/fuzz/fuzz_%.c $(OUTPUT)/libpytrace.a | $(OUTPUT)/tests
+	$(call msg,REPLAY,$@)
+	$(Q)$(CC) $(CFLAGS) -DFUZZ_NAME='"$*"' -DFUZZ_DIR='"$(CURDIR)/tests/fuzz"' $< tests/fuzz/fuzz_$*.c \
+		$(OUTPUT)/libpytrace.a $(LDLIBS) -lcmocka -o $@
+
+.SECONDEXPANSION:
+$(OUTPUT)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $$(call fuzz_srcs,tests/fuzz/fuzz_$$*.c) $(wildcard src/*.h) \
+		$(wildcard include/*.h) | $(OUTPUT)/fuzz $(SKELS)
+	$(call msg,FUZZ-CC,$@)
+	$(Q)test -n "$(call fuzz_srcs,$<)" || { echo "$<: no /* fuzz-sources: ... */ first line" >&2; exit 1; }
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(call fuzz_srcs,$<) $(LDLIBS) -o $@
+
+# One run per target (make -j runs them side by side); a failure is recorded, not fatal, so
+# that every target runs; `fuzz` then fails if any did.
+$(OUTPUT)/fuzz/%.result: $(OUTPUT)/fuzz/fuzz_% FORCE
+	$(call msg,FUZZ,$* $(FUZZ_SECONDS) s)
+	$(Q)tests/fuzz/run.sh $< tests/fuzz/corpus/$* $(FUZZ_SECONDS) $(OUTPUT)/fuzz/$* > $@
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: $(patsubst %,$(OUTPUT)/fuzz/%.result,$(FUZZ_NAMES))
+	$(Q)tests/fuzz/run.sh --summary $^
+
+unit-bins: $(UNIT_BINS)
+
+# The tool and the unit tests with ASan+UBSan in $(SAN_OUTPUT), the unit tests run there.
+check-sanitize:
+	$(Q)$(MAKE) --no-print-directory OUTPUT=$(SAN_OUTPUT) SAN=1 all unit-bins
+	$(Q)tests/run-sanitize.sh $(SAN_OUTPUT)
+
+FORCE:
+
 deps:
 	$(Q)scripts/install-deps.sh
 
@@ -127,4 +179,4 @@ install: $(OUTPUT)/pytrace-bpf $(SKELS)
 
 clean:
 	$(call msg,CLEAN)
-	$(Q)rm -rf $(OUTPUT)
+	$(Q)rm -rf $(OUTPUT) $(SAN_OUTPUT)

@@ -8,6 +8,9 @@ pkgs=(
 	make gcc clang llvm pkg-config bpftool libbpf-dev libelf-dev zlib1g-dev
 	# tests
 	libcmocka-dev debootstrap python3 austin valgrind systemtap-sdt-dev procps
+	# make fuzz: libFuzzer and sanitizer runtimes of the clang above (Debian 12: clang 14);
+	# curl: tests/fuzz/seeds/mkseeds.py
+	libclang-rt-14-dev curl
 	# SQL, requests and the demo
 	postgresql postgresql-contrib libpq-dev libpg-query-dev
 	python3-psycopg2 python3-psycopg python3-django gunicorn python3-flask python3-sqlalchemy

@@ -51,8 +51,11 @@ static int linetable310(const uint8_t *p, size_t len, int firstlineno, int off, 
 	return -1;
 }
 
-/* Location table varints: 6-bit chunks, least significant first, 0x40 = more follow. */
-static uint64_t varint(const uint8_t *p, size_t len, size_t *i)
+/*
+ * Location table varints: 6-bit chunks, least significant first, 0x40 = more follow.
+ * *cut: the table ended before the varint did.
+ */
+static uint64_t varint(const uint8_t *p, size_t len, size_t *i, bool *cut)
 {
 	uint64_t v = 0;
 	unsigned shift = 0;
@@ -64,14 +67,15 @@ static uint64_t varint(const uint8_t *p, size_t len, size_t *i)
 			v |= (uint64_t)(b & 0x3f) << shift;
 		shift += 6;
 		if (!(b & 0x40))
-			break;
+			return v;
 	}
+	*cut = true;
 	return v;
 }
 
-static int64_t svarint(const uint8_t *p, size_t len, size_t *i)
+static int64_t svarint(const uint8_t *p, size_t len, size_t *i, bool *cut)
 {
-	uint64_t v = varint(p, len, i);
+	uint64_t v = varint(p, len, i, cut);
 
 	return v & 1 ? -(int64_t)(v >> 1 & INT32_MAX) : (int64_t)(v >> 1 & INT32_MAX);
 }
@@ -92,7 +96,7 @@ static int locations(const uint8_t *p, size_t len, int firstlineno, int off, boo
 		uint8_t first = p[i++];
 		unsigned code = (first >> 3) & 15;
 		int64_t start = end;
-		bool noline = false;
+		bool noline = false, cut = false;
 
 		end += ((first & 7) + 1) * 2;
 		switch (code) {
@@ -101,7 +105,10 @@ static int locations(const uint8_t *p, size_t len, int firstlineno, int off, boo
 			break;
 		case 14:
 		case 13:
-			line += svarint(p, len, &i);
+			line += svarint(p, len, &i, &cut);
+			/* a table copied short, cut in the delta: this entry's line is unknown */
+			if (cut)
+				goto ran_out;
 			break;
 		case 12:
 		case 11:
@@ -117,6 +124,7 @@ static int locations(const uint8_t *p, size_t len, int firstlineno, int off, boo
 		if (start <= off && off < end)
 			return noline ? -1 : clamp_line(line);
 	}
+ran_out:
 	*ran_out = true;
 	return -1;
 }

@@ -138,6 +138,12 @@ static void walk_field(struct builder *b, const ProtobufCMessage *m, const Proto
 	walk(b, *(ProtobufCMessage *const *)(base + f->offset), depth + 1);
 }
 
+/* A statement's WITH clause as a message, or NULL (no member access through a null pointer). */
+static const ProtobufCMessage *with_base(const PgQuery__WithClause *w)
+{
+	return w ? &w->base : NULL;
+}
+
 static void walk(struct builder *b, const ProtobufCMessage *m, int depth)
 {
 	const ProtobufCMessageDescriptor *d;
@@ -153,25 +159,25 @@ static void walk(struct builder *b, const ProtobufCMessage *m, int depth)
 	if (d == &pg_query__select_stmt__descriptor) {
 		const PgQuery__SelectStmt *s = (const PgQuery__SelectStmt *)m;
 
-		with = &s->with_clause->base;
+		with = with_base(s->with_clause);
 		walk(b, with, depth + 1);
 		/* UNION & co. are two selects; a bare VALUES list (INSERT ... VALUES) is no operation */
 		if (s->op <= PG_QUERY__SET_OPERATION__SETOP_NONE && !s->n_values_lists)
 			add_operation(b, "SELECT");
 	} else if (d == &pg_query__insert_stmt__descriptor) {
-		with = &((const PgQuery__InsertStmt *)m)->with_clause->base;
+		with = with_base(((const PgQuery__InsertStmt *)m)->with_clause);
 		walk(b, with, depth + 1);
 		add_operation(b, "INSERT");
 	} else if (d == &pg_query__update_stmt__descriptor) {
-		with = &((const PgQuery__UpdateStmt *)m)->with_clause->base;
+		with = with_base(((const PgQuery__UpdateStmt *)m)->with_clause);
 		walk(b, with, depth + 1);
 		add_operation(b, "UPDATE");
 	} else if (d == &pg_query__delete_stmt__descriptor) {
-		with = &((const PgQuery__DeleteStmt *)m)->with_clause->base;
+		with = with_base(((const PgQuery__DeleteStmt *)m)->with_clause);
 		walk(b, with, depth + 1);
 		add_operation(b, "DELETE");
 	} else if (d == &pg_query__merge_stmt__descriptor) {
-		with = &((const PgQuery__MergeStmt *)m)->with_clause->base;
+		with = with_base(((const PgQuery__MergeStmt *)m)->with_clause);
 		walk(b, with, depth + 1);
 		add_operation(b, "MERGE");
 	}

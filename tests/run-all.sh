@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Everything `make check` runs: unit tests, offset checks against each interpreter's headers,
-# and the integration suites against the real kernel (tests/integration/test_*.py, all on
+# Everything `make check` runs: unit tests, the unit tests again with ASan+UBSan, each fuzz
+# target for FUZZ_SECONDS (20), offset checks against each interpreter's headers, and the
+# integration suites against the real kernel (tests/integration/test_*.py, all on
 # tests/integration/harness.py). Ends with "N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
@@ -24,6 +25,14 @@ trap 'rm -rf "$logs"' EXIT
 echo "== unit tests"
 tests/run-unit.sh "$@" 2>&1 | tee "$logs/unit"
 tally "$logs/unit"
+
+echo "== sanitizers: the unit tests and the tool's argument checks with ASan+UBSan (build-asan)"
+make --no-print-directory check-sanitize 2>&1 | tee "$logs/sanitize"
+tally "$logs/sanitize"
+
+echo "== fuzzing: each libFuzzer target ${FUZZ_SECONDS:-20} s on its seed corpus"
+make --no-print-directory -j"$(nproc)" fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-20}" 2>&1 | tee "$logs/fuzz"
+tally "$logs/fuzz"
 
 echo "== the exporter's outputs read by promtool, go tool pprof and a real Prometheus"
 tests/integration/test_exporter_tools.sh 2>&1 | tee "$logs/exporter"

@@ -1,0 +1,64 @@
+/* fuzz-sources: src/sqlnorm.c src/stacks.c src/util.c */
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * SQL text -> pattern -> operation and fingerprint (libpg_query), as sqlstats runs them on the
+ * statement text captured from a traced process. First byte: bit 0 the text was cut at the
+ * capture cap, bits 1-3 the output size; the rest is the statement text, any bytes.
+ * Checks what sqlnorm.h promises: a NUL-terminated pattern shorter than the buffer, valid
+ * UTF-8, marked as cut when the text was.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sqlnorm.h"
+#include "stacks.h"
+
+static bool valid_utf8(const char *s, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		uint32_t cp;
+		size_t k = utf8_next(s + i, n - i, &cp);
+
+		if (!k || (k == 1 && cp == 0xfffd))	/* a real U+FFFD is 3 bytes */
+			return false;
+		i += k;
+	}
+	return true;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static const size_t outsizes[8] = { 0, 1, 15, 16, 17, 40, 512, 8192 };
+	char op[32], *text, *out;
+	size_t outsize, len, n;
+	bool truncated, pgq;
+
+	if (!size)
+		return 0;
+	truncated = data[0] & 1;
+	outsize = outsizes[data[0] >> 1 & 7];
+	len = size - 1;
+	text = malloc(len ? len : 1);	/* exactly the text: no NUL after it, as captured */
+	memcpy(text, data + 1, len);
+	out = malloc(outsize ? outsize : 1);
+	n = sqlnorm__pattern(len ? text : NULL, len, truncated, out, outsize);
+	if (outsize) {
+		if (n >= outsize || strlen(out) != n)
+			abort();
+		if (outsize >= SQLNORM_MIN_OUT) {
+			if (!valid_utf8(out, n))
+				abort();
+			if (truncated && !sqlnorm__is_cut(out))
+				abort();
+			if (sqlnorm__operation(out, op, sizeof(op)) >= sizeof(op))
+				abort();
+			sqlnorm__fingerprint(text, len, truncated, out, &pgq);
+		}
+	}
+	free(out);
+	free(text);
+	return 0;
+}
