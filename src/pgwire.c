@@ -731,18 +731,16 @@ static struct unit *q_push(struct pgwire_conn *c, enum unit_kind kind, uint64_t 
 	*text = qtext_at(c, c->qlen);
 	(*text)[0] = 0;
 	c->qlen++;
-	if (c->err_open) {
-		u->done = u->skipped = true;
-		if (kind == U_SYNC)
-			u->skipped = false;
-	}
+	if (c->err_open && kind != U_SYNC)
+		u->done = u->skipped = true;	/* the server skips it: an error came before */
 	return u;
 }
 
-/* The unit awaiting an answer, skipping Syncs ignored in copy-in mode. */
+/* The unit awaiting an answer, past Syncs ignored in copy-in mode and skipped messages. */
 static struct unit *q_cur(struct pgwire_conn *c)
 {
-	while (c->qcur < c->qlen && qat(c, c->qcur)->ignored && qat(c, c->qcur)->kind == U_SYNC)
+	while (c->qcur < c->qlen && (qat(c, c->qcur)->done ||
+				     (qat(c, c->qcur)->ignored && qat(c, c->qcur)->kind == U_SYNC)))
 		c->qcur++;
 	return c->qcur < c->qlen ? qat(c, c->qcur) : NULL;
 }
@@ -971,11 +969,10 @@ static void server_error(struct pgwire_conn *c, const struct pgwire_msg *m)
 	uint32_t i;
 	uint64_t end = m->end_ts ? m->end_ts : m->ts;
 
+	c->copy_in = false;	/* an error ends copy-in mode: Syncs count again */
 	if (!u || u->kind == U_SYNC) {
 		/* Bind, Describe or Close failed (not queued), or an error outside any statement. */
 		c->st.unpaired++;
-		if (!u)
-			c->err_open = true;
 		return;
 	}
 	if (u->kind == U_QUERY || u->kind == U_FUNCALL) {
@@ -992,8 +989,8 @@ static void server_error(struct pgwire_conn *c, const struct pgwire_msg *m)
 			break;
 		if (x->kind == U_EXECUTE && !x->done && !first)
 			first = x;
-		else if (x->kind == U_EXECUTE && !x->done)
-			x->skipped = true;
+		else if (x->kind != U_PARSE && !x->done)
+			x->skipped = true;	/* Execute, or a Query sent before the Sync */
 		x->done = true;
 	}
 	if (!first && u->kind == U_PARSE) {
@@ -1026,8 +1023,8 @@ static void server_ready(struct pgwire_conn *c, const struct pgwire_msg *m)
 	for (i = c->qcur; i < c->qlen; i++) {
 		struct unit *u = qat(c, i);
 
-		if (u->ignored && u->kind == U_SYNC)
-			continue;
+		if ((u->ignored && u->kind == U_SYNC) || u->skipped)
+			continue;	/* never answered */
 		if (u->kind == U_SYNC || u->kind == U_QUERY || u->kind == U_FUNCALL)
 			break;
 	}
@@ -1036,7 +1033,7 @@ static void server_ready(struct pgwire_conn *c, const struct pgwire_msg *m)
 	for (uint32_t j = c->qcur; j <= i; j++) {
 		struct unit *u = qat(c, j);
 
-		if (u->kind == U_QUERY || u->kind == U_FUNCALL) {
+		if ((u->kind == U_QUERY || u->kind == U_FUNCALL) && !u->skipped) {
 			u->end = end;
 			u->done = true;
 		} else if (u->kind == U_EXECUTE && !u->done) {

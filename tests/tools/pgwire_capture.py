@@ -5,6 +5,7 @@ Usage (with the cluster of scripts/pg-cluster.sh listening on TCP):
     PYTRACE_PG_TCP=1 scripts/pg-cluster.sh start /tmp/pgwire-pg
     /usr/bin/python3 tests/tools/pgwire_capture.py [--upstream 127.0.0.1:54329] [--out tests/data/pgwire] [SCENARIO...]
     /usr/bin/python3 tests/tools/pgwire_capture.py --http     (HTTP corpus: http.server + curl)
+    /usr/bin/python3 tests/tools/pgwire_capture.py --seeds tests/fuzz/corpus/pgwire   (fuzz seeds)
 
 A recording TCP proxy on 127.0.0.1 (an ephemeral port) forwards each accepted connection to the
 upstream and saves every chunk exactly as recv() returned it, in arrival order, to NAME.cap:
@@ -493,17 +494,54 @@ def http_corpus(out):
         srv.wait()
 
 
+def fuzz_seeds(capdir, outdir):
+    """One seed per recorded connection in tests/fuzz/fuzz_pgwire.c's input format."""
+    os.makedirs(outdir, exist_ok=True)
+    for fn in sorted(os.listdir(capdir)):
+        if not fn.endswith(".cap") or fn == "http.cap":
+            continue
+        d = open(os.path.join(capdir, fn), "rb").read()
+        assert d[:8] == MAGIC
+        o, conns = 8, {}
+        while o < len(d):
+            ts, conn, dr, n = REC.unpack_from(d, o)
+            o += REC.size
+            data = d[o:o + n]
+            o += n
+            if chr(dr) not in "CS":
+                continue
+            out = conns.setdefault(conn, bytearray([0]))
+            srv = 0x80 if chr(dr) == "S" else 0
+            for i in range(0, len(data), 65535):
+                part = data[i:i + 65535]
+                if len(part) < 127:
+                    out += bytes([srv | len(part)]) + part
+                else:
+                    out += bytes([srv | 127]) + struct.pack("<H", len(part)) + part
+        for conn, out in conns.items():
+            out = bytes(out[:32768])
+            with open(os.path.join(outdir, "%s_%d" % (fn[:-4], conn)), "wb") as f:
+                f.write(out)
+            # the same traffic with another options byte: midstream, small caps
+            with open(os.path.join(outdir, "%s_%d_small" % (fn[:-4], conn)), "wb") as f:
+                f.write(bytes([0x1b]) + out[1:])
+
+
 def main():
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     ap = argparse.ArgumentParser()
     ap.add_argument("--upstream", default="127.0.0.1:54329")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "data", "pgwire"))
     ap.add_argument("--http", action="store_true")
+    ap.add_argument("--seeds", metavar="DIR", help="write fuzz seeds from the captures in --out")
     ap.add_argument("scenarios", nargs="*")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     if a.http:
         http_corpus(a.out)
+        return
+    if a.seeds:
+        fuzz_seeds(a.out, a.seeds)
         return
     h, p = a.upstream.rsplit(":", 1)
     for name in a.scenarios or [n for n in SCENARIOS if n != "tls"]:

@@ -783,6 +783,86 @@ static void test_rarer_messages(void **state)
 	results_free(&res);
 }
 
+/*
+ * A pipeline with three Syncs outstanding: the error of the second batch skips the rest of that
+ * batch only. Then asyncpg's way: Parse/Describe/Flush, an error, a Query sent before the Sync
+ * (skipped by the server too), the Sync.
+ */
+static void test_pipeline_syncs(void **state)
+{
+	struct results res = {};
+	struct sink k;
+	struct pgwire_conn *c = conn_new(&res, &k, true, 0, 0);
+	struct bb b = {};
+	int i;
+
+	bb_msg(&b, 'P', S("s1\0SELECT $1\0\0\0"));
+	for (i = 0; i < 3; i++) {
+		bb_msg(&b, 'B', S("\0s1\0\0\0\0\0\0\0"));
+		bb_msg(&b, 'E', S("\0\0\0\0\0"));
+		if (i == 1) {
+			bb_msg(&b, 'B', S("\0s1\0\0\0\0\0\0\0"));
+			bb_msg(&b, 'E', S("\0\0\0\0\0"));
+		}
+		bb_msg(&b, 'S', S(""));
+	}
+	feed(c, PGWIRE_CLIENT, &b, 10);
+	bb_msg(&b, '1', S(""));
+	bb_msg(&b, '2', S(""));
+	bb_msg(&b, 'C', S("SELECT 1\0"));
+	bb_msg(&b, 'Z', S("I"));
+	bb_msg(&b, '2', S(""));
+	bb_msg(&b, 'E', S("SERROR\0VERROR\0C22012\0Mdivision by zero\0\0"));
+	bb_msg(&b, 'Z', S("I"));
+	feed(c, PGWIRE_SERVER, &b, 20);
+	bb_msg(&b, '2', S(""));
+	bb_msg(&b, 'D', S("\0\x01\0\0\0\x01" "1"));
+	bb_msg(&b, 'D', S("\0\x01\0\0\0\x01" "2"));
+	bb_msg(&b, 'C', S("SELECT 2\0"));
+	bb_msg(&b, 'Z', S("T"));
+	feed(c, PGWIRE_SERVER, &b, 30);
+	assert_int_equal(res.n, 4);
+	assert_int_equal(res.v[0].s.status, PGWIRE_OK);
+	assert_int_equal(res.v[0].s.end_ns, 20);
+	assert_int_equal(res.v[1].s.status, PGWIRE_ERROR);
+	assert_string_equal(res.v[1].s.sqlstate, "22012");
+	assert_string_equal(res.v[1].s.message, "division by zero");
+	assert_int_equal(res.v[2].s.status, PGWIRE_SKIPPED);
+	assert_int_equal(res.v[3].s.status, PGWIRE_OK);
+	assert_int_equal(res.v[3].s.rows, 2);
+	assert_int_equal(res.v[3].s.txn, 'T');
+	assert_string_equal(res.v[3].name, "s1");
+	assert_string_equal(res.v[3].text, "SELECT $1");
+
+	bb_msg(&b, 'P', S("s2\0SELEC 1\0\0\0"));
+	bb_msg(&b, 'D', S("Ss2\0"));
+	bb_msg(&b, 'H', S(""));
+	feed(c, PGWIRE_CLIENT, &b, 40);
+	bb_msg(&b, 'E', S("SERROR\0VERROR\0C42601\0Msyntax error\0\0"));
+	feed(c, PGWIRE_SERVER, &b, 50);
+	bb_msg(&b, 'Q', S("SELECT 'skipped'\0"));
+	bb_msg(&b, 'S', S(""));
+	feed(c, PGWIRE_CLIENT, &b, 60);
+	bb_msg(&b, 'Z', S("I"));
+	feed(c, PGWIRE_SERVER, &b, 70);
+	assert_int_equal(res.n, 6);
+	assert_int_equal(res.v[4].s.status, PGWIRE_ERROR);
+	assert_string_equal(res.v[4].text, "SELEC 1");
+	assert_int_equal(res.v[4].s.end_ns, 50);
+	assert_int_equal(res.v[5].s.status, PGWIRE_SKIPPED);
+	/* and pairing goes on */
+	bb_msg(&b, 'Q', S("SELECT 3\0"));
+	feed(c, PGWIRE_CLIENT, &b, 80);
+	bb_msg(&b, 'C', S("SELECT 1\0"));
+	bb_msg(&b, 'Z', S("I"));
+	feed(c, PGWIRE_SERVER, &b, 90);
+	assert_int_equal(res.n, 7);
+	assert_int_equal(res.v[6].s.status, PGWIRE_OK);
+	assert_int_equal(res.v[6].s.end_ns - res.v[6].s.start_ns, 10);
+	pgwire_conn__free(c);
+	results_free(&res);
+}
+
 /* max_names: pg8000 names every statement and portal; with 2 names most Executes are unknown. */
 static void test_name_cap(void **state)
 {
@@ -915,6 +995,7 @@ int main(void)
 		cmocka_unit_test(test_startup_requests),
 		cmocka_unit_test(test_copy_extended),
 		cmocka_unit_test(test_rarer_messages),
+		cmocka_unit_test(test_pipeline_syncs),
 		cmocka_unit_test(test_name_cap),
 		cmocka_unit_test(test_inflight_cap),
 	};
