@@ -18,20 +18,20 @@
 #include <string.h>
 #include "pgwire.h"
 
-static uint64_t sink;
+static uint64_t fuzz_sink;
 
-static void on_stmt(void *ctx, const struct pgwire_stmt *s)
+static void fuzz_on_stmt(void *ctx, const struct pgwire_stmt *s)
 {
 	size_t i;
 
 	/* touch everything a consumer would read */
 	if (s->text)
 		for (i = 0; i < s->text_len; i++)
-			sink += (uint8_t)s->text[i];
+			fuzz_sink += (uint8_t)s->text[i];
 	if (s->name)
-		sink += strlen(s->name);
-	sink += strlen(s->tag) + strlen(s->sqlstate) + strlen(s->message) + strlen(s->severity);
-	sink += s->end_ns - s->start_ns + (uint64_t)s->rows + s->status + s->kind;
+		fuzz_sink += strlen(s->name);
+	fuzz_sink += strlen(s->tag) + strlen(s->sqlstate) + strlen(s->message) + strlen(s->severity);
+	fuzz_sink += s->end_ns - s->start_ns + (uint64_t)s->rows + s->status + s->kind;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -49,7 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	o.text_cap = caps[(data[0] >> 1) & 3];
 	o.max_names = data[0] & 8 ? 2 : 0;
 	o.max_inflight = data[0] & 16 ? 4 : 0;
-	o.on_stmt = on_stmt;
+	o.on_stmt = fuzz_on_stmt;
 	c = pgwire_conn__new(&o);
 	if (!c)
 		return 0;
@@ -66,7 +66,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		if (n > size - off)
 			n = size - off;
-		sink += pgwire__classify_client(data + off, n) + pgwire__classify_server(data + off, n);
+		fuzz_sink += pgwire__classify_client(data + off, n) + pgwire__classify_server(data + off, n);
 		if (dir == PGWIRE_SERVER && (data[0] & 32) && n >= 1) {
 			struct pgwire_msg m = { .rec = PGWIRE_REC_MSG, .type = data[off], .len = (uint32_t)n + 3,
 						.data = data + off + 1, .data_len = (uint32_t)n - 1,
@@ -80,7 +80,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		ts += 3;
 	}
 	pgwire_conn__stats(c, &st);
-	sink += st.stmts;
+	fuzz_sink += st.stmts;
 	if (data[0] & 64)
 		pgwire_conn__close(c, ts);
 	pgwire_conn__free(c);
