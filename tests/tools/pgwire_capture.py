@@ -159,7 +159,7 @@ class Expect:
         self.path = path
 
     def comment(self, s):
-        self.lines.append("# " + s)
+        self.lines.append("# " + " ".join(s.split()))
 
     def tls(self, conn):
         self.lines.append("tls\t%d" % conn)
@@ -447,7 +447,54 @@ def sc_tls(port, ex):
     c.close()
 
 
+def sc_cursors(port, ex):
+    """Server-side cursors: asyncpg's portal fetched by Execute with a row limit (conn 1),
+    psycopg 3's named cursor: DECLARE and FETCH FORWARD in the extended protocol (conn 2)."""
+    import asyncio
+    import asyncpg
+    import psycopg
+
+    async def main():
+        c = await asyncpg.connect(host="127.0.0.1", port=port, user="postgres",
+                                  database="pytrace", ssl=False)
+        q = "SELECT g FROM generate_series(1, 25) g"
+        async with c.transaction():
+            ex.stmt(1, "ok", None, "BEGIN", None, "simple", "BEGIN;")	# asyncpg's own text
+            cur = await c.cursor(q)
+            got = []
+            for n in (10, 10, 10):
+                rows = await cur.fetch(n)
+                got.append(len(rows))
+            assert got == [10, 10, 5], got
+            # Execute with a limit: PortalSuspended while rows remain (no tag), then the tag
+            ex.stmt(1, "ok", 10, None, None, "extended", q)
+            ex.stmt(1, "ok", 10, None, None, "extended", q)
+            ex.stmt(1, "ok", 5, "SELECT", None, "extended", q)
+        ex.stmt(1, "ok", None, "COMMIT", None, "simple", "COMMIT;")
+        await c.close()
+
+    asyncio.run(main())
+    c = psycopg.connect(dsn(port), autocommit=False)
+    with c.cursor(name="pgw_cur") as cur:
+        cur.itersize = 10
+        cur.execute("SELECT g FROM generate_series(1, %s) g", (25,))
+        n = len(cur.fetchmany(10)) + len(cur.fetchmany(10)) + len(cur.fetchall())
+        assert n == 25
+    c.commit()
+    # psycopg 3.1 sends its own BEGIN, FETCH, CLOSE and COMMIT in the extended protocol
+    ex.stmt(2, "ok", None, "BEGIN", None, "extended", "BEGIN")
+    ex.stmt(2, "ok", None, "DECLARE CURSOR", None, "extended",
+            'DECLARE "pgw_cur" CURSOR FOR SELECT g FROM generate_series(1, $1) g')
+    ex.stmt(2, "ok", 10, "FETCH", None, "extended", 'FETCH FORWARD 10 FROM "pgw_cur"')
+    ex.stmt(2, "ok", 10, "FETCH", None, "extended", 'FETCH FORWARD 10 FROM "pgw_cur"')
+    ex.stmt(2, "ok", 5, "FETCH", None, "extended", 'FETCH FORWARD ALL FROM "pgw_cur"')
+    ex.stmt(2, "ok", None, "CLOSE CURSOR", None, "extended", 'CLOSE "pgw_cur"')
+    ex.stmt(2, "ok", None, "COMMIT", None, "extended", "COMMIT")
+    c.close()
+
+
 SCENARIOS = {
+    "cursors": sc_cursors,
     "psycopg2_simple": sc_psycopg2_simple,
     "psycopg2_cursor_notify": sc_psycopg2_cursor_notify,
     "psycopg3": sc_psycopg3,

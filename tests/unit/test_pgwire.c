@@ -335,7 +335,7 @@ static void check_expect(const struct expect *e, const struct replay *rp, const 
 }
 
 static const char *const small_caps[] = { "psycopg2_simple", "psycopg2_cursor_notify", "psycopg3",
-					   "asyncpg", "pg8000", "sslprefer_plain", "tls" };
+					   "asyncpg", "pg8000", "cursors", "sslprefer_plain", "tls" };
 
 static void check_clean(const struct replay *rp, const char *what)
 {
