@@ -38,9 +38,22 @@
  *    are dropped but make the direction TYPED from the next chunk (also when the loss itself
  *    happened in such a chunk).
  *
+ *  A BPF side that cannot keep a message across chunks may emit the record at the chunk holding
+ *  its header, with what that chunk holds (cut set) and end_ts 0: statements complete on small
+ *  messages (C, I, s, E, Z), which fit in the chunk that starts them.
+ *
  * CLASSIFIER (first write or read seen on a socket of unknown state; see pgwire__classify_*)
- *  Measured false positives: 0 of the corpus in tests/unit/test_pgwire.c (HTTP requests and
- *  responses through a proxy, TLS records, Redis RESP, JSON lines, 20,000 random buffers).
+ *  Client: a startup-phase packet whose int32 length is the whole write (StartupMessage with
+ *  protocol 3.x ending in NUL, SSLRequest, GSSENCRequest, CancelRequest), else a chain
+ *  (pgwire__chain()). Server: a chain, else a read ending with ReadyForQuery (READY_TAIL: frame
+ *  from the next read). A write that is the middle of a long message (a 100 kB Query) is
+ *  NOT_PG: ask again on the next one.
+ *  Measured in tests/unit/test_pgwire.c, false positives: 0 of 15 HTTP/1.1 chunks (curl and
+ *  python's http.server through the recording proxy), 0 of 11 TLS records, 0 of 25 RESP, JSON
+ *  lines and other text protocols, 0 of 20,000 random buffers and 0 of 20,000 random buffers
+ *  starting with a PostgreSQL type byte, for both classifiers. Recognized: every first write of
+ *  the recorded connections; 102 of 103 later client writes as MIDSTREAM (the miss: a psycopg 3
+ *  pipeline of more than 10 messages); 107 of 107 server reads (90 chains, 17 tails).
  *
  * PAIRING (pgwire_conn)
  *  Each Query (simple) and each Execute (extended) is one statement; a FunctionCall is one with
@@ -254,7 +267,7 @@ struct pgwire_conn;
 struct pgwire_conn *pgwire_conn__new(const struct pgwire_conn_opts *o);
 /* Delivers what is in flight as CLOSED, then frees. NULL is fine. */
 void pgwire_conn__free(struct pgwire_conn *c);
-/* One chunk as a syscall saw it: frames it and handles its records. */
+/* One chunk as a syscall saw it (ts: when), frames it and handles its records. */
 void pgwire_conn__feed(struct pgwire_conn *c, enum pgwire_dir dir, const void *data, size_t len,
 		       uint64_t ts);
 /* One record framed elsewhere (the BPF side): what feed() does per record. */
