@@ -896,7 +896,7 @@ static void parse_tag(struct unit *u, const struct pgwire_msg *m)
 			size_t k;
 
 			rows = 0;
-			for (k = b; k < e && k < b + 18; k++)
+			for (k = b; k < e && k < b + 15; k++)	/* below 2^50: sums cannot overflow */
 				rows = rows * 10 + (s[k] - '0');
 			num = true;
 		}
@@ -914,7 +914,7 @@ static void parse_tag(struct unit *u, const struct pgwire_msg *m)
 
 		for (i = 0; i < sizeof(counted) / sizeof(counted[0]); i++) {
 			if (!strcmp(u->tag, counted[i])) {
-				u->rows += rows;
+				u->rows = u->rows + rows < INT64_MAX / 2 ? u->rows + rows : INT64_MAX / 2;
 				u->counted = true;
 				break;
 			}

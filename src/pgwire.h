@@ -75,7 +75,7 @@
  *    Parse/Describe/Flush) is reported itself, as an ERROR statement of its text.
  *  - Execute of a statement prepared before tracing: kind PREPARED_UNKNOWN with its name.
  *  - COPY: CopyIn/CopyOut/CopyBoth responses make the statement kind COPY; it completes at the
- *    CommandComplete after CopyDone. Syncs the client sent before its CopyDone/CopyFail are
+ *    CommandComplete after CopyDone (an Execute), or at the ReadyForQuery right after (a Query). Syncs the client sent before its CopyDone/CopyFail are
  *    ignored by the server in copy-in mode and so here.
  *  - SQLSTATE 57014 (query_canceled: CancelRequest, statement_timeout) ends as CANCELLED.
  *  - NoticeResponse, NotificationResponse, ParameterStatus between statements are counted and

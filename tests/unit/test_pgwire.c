@@ -670,8 +670,24 @@ static void test_startup_requests(void **state)
 	pgwire_conn__feed(c, PGWIRE_SERVER, S("G"), 2);
 	assert_true(pgwire_conn__encrypted(c));
 	pgwire_conn__feed(c, PGWIRE_CLIENT, S("\x16\x03\x01 whatever"), 3);
-	pgwire_conn__free(c);
 	assert_int_equal(res.n, 0);
+	{
+		/* records from a source that sees the plaintext (an SSL_write/SSL_read probe) */
+		const uint8_t *sel = (const uint8_t *)"SELECT 1";	/* with its NUL: 9 bytes */
+		struct pgwire_msg q = { .type = 'Q', .len = 13, .data = sel, .data_len = 9, .ts = 4 };
+		struct pgwire_msg cc = { .type = 'C', .len = 13, .data = sel, .data_len = 9, .ts = 5 };
+		struct pgwire_msg z = { .type = 'Z', .len = 5, .data = (const uint8_t *)"I", .data_len = 1,
+					.ts = 6, .end_ts = 7 };
+
+		pgwire_conn__msg(c, PGWIRE_CLIENT, &q);
+		pgwire_conn__msg(c, PGWIRE_SERVER, &cc);
+		pgwire_conn__msg(c, PGWIRE_SERVER, &z);
+	}
+	assert_int_equal(res.n, 1);
+	assert_true(res.v[0].s.tls);
+	assert_int_equal(res.v[0].s.end_ns, 7);
+	pgwire_conn__free(c);
+	results_free(&res);
 
 	c = conn_new(&res, &k, false, 0, 0);
 	pgwire_conn__feed(c, PGWIRE_CLIENT, S("\0\0\0"), 1);
