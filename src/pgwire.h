@@ -57,26 +57,29 @@
  *
  * PAIRING (pgwire_conn)
  *  Each Query (simple) and each Execute (extended) is one statement; a FunctionCall is one with
- *  the text "<function call oid N>". Client messages that the server answers are queued in
- *  order (Parse, Execute, Sync, Query, FunctionCall) and server messages
- *  take them off the head, as the server does. (Bind, Describe and Close are not queued: their
- *  answers are recognized by type and need no pairing.) Latency runs from ts of the Query/Execute record
- *  to end_ts of the record that completes it: CommandComplete, EmptyQueryResponse,
- *  PortalSuspended or ErrorResponse for an Execute; ReadyForQuery for a Query. Statements are
- *  delivered at the ReadyForQuery that ends their batch (its transaction status is then known),
- *  or when the connection closes or is lost.
+ *  the text "<function call oid N>". Client messages that the server answers in order are
+ *  queued (Parse, Execute, Sync, Query, FunctionCall) and server messages take them off the
+ *  head, as the server does; Bind, Describe and Close are not queued (their answers need no
+ *  pairing). Latency runs from ts of the Query/Execute record to end_ts of the record that
+ *  completes it: CommandComplete, EmptyQueryResponse, PortalSuspended or ErrorResponse for an
+ *  Execute; ReadyForQuery for a Query. Statements are delivered at the ReadyForQuery that ends
+ *  their batch (its transaction status is then known), or when the connection closes or is lost.
  *  - A Query with several statements ("SELECT 1; SELECT 2") is one statement: rows are the sum
  *    of the counted CommandCompletes, the tag is the last one, parts counts them. An error stops
  *    it (the server skips the rest).
+ *  - Rows: the command tag's count (SELECT INSERT UPDATE DELETE MERGE FETCH MOVE COPY), else
+ *    the DataRows seen (PortalSuspended, SHOW), else -1; -1 for anything not OK.
  *  - Extended protocol: an ErrorResponse fails the head message; the server then skips every
  *    message up to the next Sync. The Execute that failed, or the first Execute after the failed
- *    Parse/Bind/Describe, ends as ERROR; every later Execute up to the Sync ends as SKIPPED at
- *    the ReadyForQuery. A failed Parse/Bind with no Execute behind it (asyncpg prepares with
- *    Parse/Describe/Flush) is reported itself, as an ERROR statement of its text.
+ *    Parse/Bind/Describe, ends as ERROR; every later Execute (or Query) up to the Sync ends as
+ *    SKIPPED at the ReadyForQuery. A failed Parse with no Execute behind it (asyncpg prepares
+ *    with Parse/Describe/Flush) is reported itself, as an ERROR statement of its text; a failed
+ *    Bind, Describe or Close with no Execute behind it is only counted (unpaired).
  *  - Execute of a statement prepared before tracing: kind PREPARED_UNKNOWN with its name.
  *  - COPY: CopyIn/CopyOut/CopyBoth responses make the statement kind COPY; it completes at the
- *    CommandComplete after CopyDone (an Execute), or at the ReadyForQuery right after (a Query). Syncs the client sent before its CopyDone/CopyFail are
- *    ignored by the server in copy-in mode and so here.
+ *    CommandComplete after CopyDone (an Execute), or at the ReadyForQuery right after (a Query).
+ *    Syncs the client sent before its CopyDone/CopyFail are ignored by the server in copy-in
+ *    mode, and so here.
  *  - SQLSTATE 57014 (query_canceled: CancelRequest, statement_timeout) ends as CANCELLED.
  *  - NoticeResponse, NotificationResponse, ParameterStatus between statements are counted and
  *    do not touch pairing.
