@@ -522,14 +522,25 @@ static struct name_ent *name_put(struct pgwire_conn *c, uint8_t kind, const char
 		return e;
 	if (c->tabused >= c->o.max_names)
 		return NULL;
-	if (!c->tab) {
-		uint32_t cap = 16;
+	if (!c->tab || (2 * (c->tabused + 1) > c->tabcap && c->tabcap < 2 * c->o.max_names)) {
+		/* grow to keep the load under 1/2: 16 entries first, at most 2 * max_names */
+		uint32_t cap = c->tab ? 2 * c->tabcap : 16, j;
+		struct name_ent *nt = calloc(cap, sizeof(*nt));
 
-		while (cap < 2 * c->o.max_names)
-			cap <<= 1;
-		c->tab = calloc(cap, sizeof(*c->tab));
-		if (!c->tab)
+		if (!nt)
 			return NULL;
+		for (j = 0; j < c->tabcap; j++) {
+			if (!c->tab[j].used) {
+				free(c->tab[j].text);
+				continue;
+			}
+			for (i = name_hash(c->tab[j].used, c->tab[j].name) & (cap - 1); nt[i].used;
+			     i = (i + 1) & (cap - 1))
+				;
+			nt[i] = c->tab[j];
+		}
+		free(c->tab);
+		c->tab = nt;
 		c->tabcap = cap;
 	}
 	mask = c->tabcap - 1;

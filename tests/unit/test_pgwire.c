@@ -904,6 +904,71 @@ static void test_name_cap(void **state)
 	cap_free(&c);
 }
 
+/*
+ * 1,100 named statements against the default cap of 1,024 (the table grows on the way), every
+ * other one closed again, then each one executed: known, closed (unknown) or over the cap.
+ */
+static void test_names_many(void **state)
+{
+	struct results res = {};
+	struct sink k;
+	struct pgwire_conn *c = conn_new(&res, &k, true, 0, 0);
+	struct pgwire_stats st;
+	struct bb b = {};
+	uint8_t p[64];
+	size_t known = 0, unknown = 0;
+	int i, n;
+
+	for (i = 0; i < 1100; i++) {
+		n = snprintf((char *)p, sizeof(p), "st%d%cSELECT %d%c%c%c", i, 0, i, 0, 0, 0);
+		bb_msg(&b, 'P', p, (size_t)n);
+		feed(c, PGWIRE_CLIENT, &b, 1);
+	}
+	for (i = 0; i < 1100; i += 2) {
+		n = snprintf((char *)p, sizeof(p), "Sst%d%c", i, 0);
+		bb_msg(&b, 'C', p, (size_t)n);
+		feed(c, PGWIRE_CLIENT, &b, 2);
+	}
+	bb_msg(&b, 'S', S(""));
+	feed(c, PGWIRE_CLIENT, &b, 2);
+	for (i = 0; i < 1100; i++)
+		bb_msg(&b, '1', S(""));
+	bb_msg(&b, 'Z', S("I"));
+	feed(c, PGWIRE_SERVER, &b, 3);
+	for (i = 0; i < 1100; i++) {
+		char want[32];
+
+		n = snprintf((char *)p, sizeof(p), "%cst%d%c%c%c%c%c%c%c", 0, i, 0, 0, 0, 0, 0, 0, 0);
+		bb_msg(&b, 'B', p, (size_t)n);
+		bb_msg(&b, 'E', S("\0\0\0\0\0"));
+		bb_msg(&b, 'S', S(""));
+		feed(c, PGWIRE_CLIENT, &b, 4);
+		bb_msg(&b, '2', S(""));
+		bb_msg(&b, 'C', S("SELECT 1\0"));
+		bb_msg(&b, 'Z', S("I"));
+		feed(c, PGWIRE_SERVER, &b, 5);
+		assert_int_equal(res.n, (size_t)i + 1);
+		snprintf(want, sizeof(want), "st%d", i);
+		assert_string_equal(res.v[i].name, want);
+		if (res.v[i].s.kind == PGWIRE_EXTENDED) {
+			snprintf(want, sizeof(want), "SELECT %d", i);
+			assert_string_equal(res.v[i].text, want);
+			assert_true(i % 2 == 1 && i < 1024);
+			known++;
+		} else {
+			assert_true(i % 2 == 0 || i >= 1024);
+			unknown++;
+		}
+	}
+	pgwire_conn__stats(c, &st);
+	assert_int_equal(st.dropped_names, 1100 - 1024);
+	assert_int_equal(known, 512);
+	assert_int_equal(unknown, 588);
+	assert_int_equal(st.unknown_prepared, 588);
+	pgwire_conn__free(c);
+	results_free(&res);
+}
+
 /* A pipeline deeper than max_inflight: counted, handled as a loss, pairing starts again. */
 static void test_inflight_cap(void **state)
 {
@@ -1060,6 +1125,7 @@ int main(void)
 		cmocka_unit_test(test_rarer_messages),
 		cmocka_unit_test(test_pipeline_syncs),
 		cmocka_unit_test(test_name_cap),
+		cmocka_unit_test(test_names_many),
 		cmocka_unit_test(test_inflight_cap),
 		cmocka_unit_test(test_fuzz_inputs),
 	};
