@@ -1115,7 +1115,7 @@ static void server_msg(struct pgwire_conn *c, const struct pgwire_msg *m)
 	}
 	switch (m->type) {
 	case 'D':
-		u->datarows++;
+		u->datarows += m->code ? m->code : 1;	/* code: DataRows folded into one record */
 		return;
 	case 'C':
 	case 'I':

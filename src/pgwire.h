@@ -40,7 +40,9 @@
  *
  *  A BPF side that cannot keep a message across chunks may emit the record at the chunk holding
  *  its header, with what that chunk holds (cut set) and end_ts 0: statements complete on small
- *  messages (C, I, s, E, Z), which fit in the chunk that starts them.
+ *  messages (C, I, s, E, Z), which fit in the chunk that starts them. It should not send one
+ *  record per DataRow (a read holds thousands): consecutive DataRows may travel as one 'D'
+ *  record whose code is their count, and CopyData ('d') need not be sent at all.
  *
  * CLASSIFIER (first write or read seen on a socket of unknown state; see pgwire__classify_*)
  *  Client: a startup-phase packet whose int32 length is the whole write (StartupMessage with
@@ -131,7 +133,8 @@ struct pgwire_msg {
 	uint8_t type;		/* type byte (MSG), answer byte (ANSWER), 0 otherwise */
 	bool cut;		/* data_len < len - 4 (or len - 8 for STARTUP) */
 	uint32_t len;		/* the length field: the message's size without the type byte */
-	uint32_t code;		/* STARTUP: the protocol version or request code */
+	uint32_t code;		/* STARTUP: the protocol version or request code; server 'D':
+				 * how many DataRows this record stands for (0: one) */
 	const uint8_t *data;	/* captured payload prefix (after len; STARTUP: after the code) */
 	uint32_t data_len;
 	uint64_t ts;		/* chunk holding the first byte */

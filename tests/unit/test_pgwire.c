@@ -686,6 +686,28 @@ static void test_startup_requests(void **state)
 	assert_int_equal(res.n, 1);
 	assert_true(res.v[0].s.tls);
 	assert_int_equal(res.v[0].s.end_ns, 7);
+	{
+		/* DataRows folded into one record (code: their count), a row-limited Execute */
+		struct pgwire_msg e = { .type = 'E', .len = 9, .data = (const uint8_t *)"\0\0\0\0\x64",
+					.data_len = 5, .ts = 8 };
+		struct pgwire_msg d = { .type = 'D', .len = 20, .code = 100, .ts = 9 };
+		struct pgwire_msg su = { .type = 's', .len = 4, .ts = 10 };
+		struct pgwire_msg sy = { .type = 'S', .len = 4, .ts = 8 };
+		struct pgwire_msg z = { .type = 'Z', .len = 5, .data = (const uint8_t *)"T", .data_len = 1,
+					.ts = 11 };
+
+		pgwire_conn__msg(c, PGWIRE_CLIENT, &e);
+		pgwire_conn__msg(c, PGWIRE_CLIENT, &sy);
+		pgwire_conn__msg(c, PGWIRE_SERVER, &d);
+		pgwire_conn__msg(c, PGWIRE_SERVER, &su);
+		pgwire_conn__msg(c, PGWIRE_SERVER, &z);
+	}
+	assert_int_equal(res.n, 2);
+	assert_int_equal(res.v[1].s.rows, 100);
+	assert_true(res.v[1].s.suspended);
+	assert_int_equal(res.v[1].s.kind, PGWIRE_PREPARED_UNKNOWN);	/* the unnamed portal: never bound */
+	assert_int_equal(res.v[1].s.end_ns, 10);
+	assert_int_equal(res.v[1].s.txn, 'T');
 	pgwire_conn__free(c);
 	results_free(&res);
 
