@@ -42,6 +42,7 @@ import threading
 import time
 
 MAGIC = b"PGWCAP1\n"
+UPSTREAM = ("127.0.0.1", 54329)
 REC = struct.Struct("<QIBI")
 
 
@@ -425,9 +426,20 @@ def sc_big(port, ex):
     c.close()
 
 
+def server_ssl(upstream):
+    import psycopg2
+    c = psycopg2.connect("host=%s port=%d dbname=pytrace user=postgres sslmode=disable" % upstream)
+    cur = c.cursor()
+    cur.execute("SHOW ssl")
+    v = cur.fetchone()[0]
+    c.close()
+    return v == "on"
+
+
 def sc_sslprefer_plain(port, ex):
     """libpq's sslmode=prefer against a server without TLS: SSLRequest, 'N', then plaintext."""
     import psycopg2
+    assert not server_ssl(UPSTREAM), "sslprefer_plain needs ssl = off in postgresql.conf"
     c = psycopg2.connect(dsn(port, "sslmode=prefer"))
     c.autocommit = True
     cur = c.cursor()
@@ -439,6 +451,7 @@ def sc_sslprefer_plain(port, ex):
 def sc_tls(port, ex):
     """sslmode=require against a server with ssl = on: SSLRequest, 'S', then TLS."""
     import psycopg2
+    assert server_ssl(UPSTREAM), "tls needs ssl = on and a certificate in the data directory"
     c = psycopg2.connect(dsn(port, "sslmode=require"))
     c.autocommit = True
     cur = c.cursor()
@@ -591,6 +604,9 @@ def main():
         fuzz_seeds(a.out, a.seeds)
         return
     h, p = a.upstream.rsplit(":", 1)
+    global UPSTREAM
+    UPSTREAM = (h, int(p))
+    # the default: everything but tls, for a server with ssl = off (sslprefer_plain needs it)
     for name in a.scenarios or [n for n in SCENARIOS if n != "tls"]:
         capture(name, SCENARIOS[name], (h, int(p)), a.out)
 
