@@ -347,6 +347,26 @@ static void check_clean(const struct replay *rp, const char *what)
 			 (unsigned long long)rp->st.dropped_stmts);
 }
 
+/* Latency ends: a client chunk of the statement's connection, then a later server chunk. */
+static void check_times(const struct cap *c, const struct replay *rp)
+{
+	size_t i, k;
+
+	for (i = 0; i < rp->res.n; i++) {
+		const struct got *g = &rp->res.v[i];
+		bool start = false, end = false;
+
+		for (k = 0; k < c->n; k++) {
+			if (c->r[k].conn != g->conn)
+				continue;
+			start |= c->r[k].dir == 'C' && c->r[k].ts == g->s.start_ns;
+			end |= c->r[k].dir == 'S' && c->r[k].ts == g->s.end_ns;
+		}
+		assert_true(start);
+		assert_true(end);
+	}
+}
+
 static void test_captures_as_recorded(void **state)
 {
 	size_t i;
@@ -361,8 +381,18 @@ static void test_captures_as_recorded(void **state)
 		replay(&c, 0, &rp);
 		check_expect(&e, &rp, small_caps[i]);
 		check_clean(&rp, small_caps[i]);
-		if (!strcmp(small_caps[i], "psycopg2_simple"))
+		check_times(&c, &rp);
+		if (!strcmp(small_caps[i], "psycopg2_simple")) {
+			size_t k;
+
 			assert_int_equal(rp.st.cancel_requests, 1);
+			/* pg_sleep(5) cancelled by the script after 0.3 s */
+			for (k = 0; k < rp.res.n; k++)
+				if (rp.res.v[k].s.status == PGWIRE_CANCELLED)
+					break;
+			assert_true(k < rp.res.n);
+			assert_in_range(rp.res.v[k].s.end_ns - rp.res.v[k].s.start_ns, 250000000, 2000000000);
+		}
 		if (!strcmp(small_caps[i], "psycopg2_cursor_notify"))
 			assert_int_equal(rp.st.notifications, 2);
 		results_free(&rp.res);
