@@ -1,4 +1,4 @@
-/* fuzz-sources: src/pgwire.c */
+/* fuzz-sources: src/pgwire.c src/pgwire_conn.c */
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * libFuzzer target for src/pgwire.c: framer, classifier and statement pairing fed with both
@@ -13,7 +13,7 @@
  * stream, both must give the same statements (abort otherwise), as must every statement's
  * fields be sane.
  *
- * Build: clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc src/pgwire.c \
+ * Build: clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc src/pgwire.c src/pgwire_conn.c \
  *        tests/fuzz/fuzz_pgwire.c -o /tmp/fuzz_pgwire
  */
 #include <stdbool.h>
