@@ -3,9 +3,9 @@
  * SQL statements from PostgreSQL's frontend/backend protocol (v3) as read on a socket: a framer
  * per direction, a classifier for the first bytes of a connection seen late, and a connection
  * state machine that pairs statements with their results (src/pgwire.c: framer and classifier;
- * src/pgwire_conn.c: pairing). Pure C, no libbpf. The framer and the
- * classifier never allocate; a connection allocates its tables when created, and a named
- * prepared statement or portal when it is first seen (bounded by max_names).
+ * src/pgwire_conn.c: pairing). Pure C, no libbpf. The framer and the classifier never
+ * allocate; a connection allocates its tables when created, grows its queue and names table up
+ * to their caps, and keeps the text of a named statement or portal when it is first seen.
  *
  * FRAMING RULE (the BPF side mirrors it; pgwire_framer is its reference implementation)
  *
