@@ -51,6 +51,11 @@
  *  (pgwire__chain()). Server: a chain, else a read ending with ReadyForQuery (READY_TAIL: frame
  *  from the next read). A write that is the middle of a long message (a 100 kB Query) is
  *  NOT_PG: ask again on the next one.
+ *  Why text protocols cannot pass: four printable bytes after the first read as a length of at
+ *  least 0x20202020 (514 MiB), over the 1 MiB limit of the small types; from '@' up they read
+ *  as 1 GiB or more, over every limit; and a chain must still end exactly at the write's end.
+ *  In BPF the walk is a bounded loop of PGWIRE_CHAIN_MAX headers (5-byte reads at computed
+ *  offsets), each with at most two name scans of PGWIRE_NAME_MAX bytes and a last-byte read.
  *  Measured in tests/unit/test_pgwire.c, false positives: 0 of 15 HTTP/1.1 chunks (curl and
  *  python's http.server through the recording proxy), 0 of 11 TLS records, 0 of 25 RESP, JSON
  *  lines and other text protocols, 0 of 20,000 random buffers and 0 of 20,000 random buffers
