@@ -183,6 +183,11 @@ static struct name_ent *name_put(struct pgwire_conn *c, uint8_t kind, const char
 	e = &c->tab[i];
 	if (!e->text && !(e->text = malloc(tsize(c))))
 		return NULL;
+	/* nothing of a deleted entry's state survives (a fuzzer find: stale known, garbage text) */
+	e->known = e->cut = false;
+	e->text_len = 0;
+	e->text[0] = 0;
+	e->stmt[0] = 0;
 	e->used = kind;
 	strcpy(e->name, name);
 	c->tabused++;
@@ -398,6 +403,8 @@ static void client_msg(struct pgwire_conn *c, const struct pgwire_msg *m)
 	char name[PGWIRE_NAME_MAX], stmt[PGWIRE_NAME_MAX];
 	struct name_ent *e, *s;
 	struct unit *u;
+	uint32_t n;
+	bool cut;
 	char *text;
 
 	switch (m->type) {
@@ -418,17 +425,24 @@ static void client_msg(struct pgwire_conn *c, const struct pgwire_msg *m)
 		e = name_put(c, 'S', name);
 		if (!e)
 			c->st.dropped_names++;
-		if (c->desync)
+		/* the name -> text mapping is kept even while pairing waits after a loss */
+		u = c->desync ? NULL : q_push(c, U_PARSE, m->ts, &text);
+		if (!u && !e)
 			return;
-		if (!(u = q_push(c, U_PARSE, m->ts, &text)))
-			return;
-		u->stmt_kind = PGWIRE_EXTENDED;
-		strcpy(u->name, name);
-		u->text_len = take_text(c, p, end, m->cut, text, &u->text_cut);
+		if (!u)
+			text = e->text;
+		n = take_text(c, p, end, m->cut, text, &cut);
+		if (u) {
+			u->stmt_kind = PGWIRE_EXTENDED;
+			strcpy(u->name, name);
+			u->text_len = n;
+			u->text_cut = cut;
+		}
 		if (e) {
-			memcpy(e->text, text, u->text_len + 1);
-			e->text_len = u->text_len;
-			e->cut = u->text_cut;
+			if (text != e->text)
+				memcpy(e->text, text, n + 1);
+			e->text_len = n;
+			e->cut = cut;
 			e->known = true;
 		}
 		return;

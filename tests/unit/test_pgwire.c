@@ -692,6 +692,54 @@ static void test_lost_and_resync(void **state)
 	results_free(&res);
 }
 
+/*
+ * A Parse seen while pairing waits after a loss still names its text; a deleted name leaves
+ * nothing behind for the next one in its slot (the fuzzer found a stale entry's garbage text:
+ * tests/data/pgwire/fuzz/stale-name-entry).
+ */
+static void test_parse_during_desync(void **state)
+{
+	struct results res = {};
+	struct sink k;
+	struct pgwire_conn *c = conn_new(&res, &k, true, 0, 0);
+	struct bb b = {};
+
+	bb_msg(&b, 'P', S("a\0SELECT 1\0\0\0"));
+	bb_msg(&b, 'S', S(""));
+	feed(c, PGWIRE_CLIENT, &b, 1);
+	bb_msg(&b, 'C', S("Sa\0"));
+	bb_msg(&b, 'S', S(""));
+	feed(c, PGWIRE_CLIENT, &b, 2);
+	pgwire_conn__feed(c, PGWIRE_CLIENT, S("\xff\xff\xff\xff\xff\xff"), 3);	/* lost */
+	bb_msg(&b, 'P', S("b\0SELECT 2\0\0\0"));
+	bb_msg(&b, 'S', S(""));
+	feed(c, PGWIRE_CLIENT, &b, 4);		/* a chain: framed again, pairing still waits */
+	bb_msg(&b, 'Z', S("I"));
+	feed(c, PGWIRE_SERVER, &b, 5);		/* pairing again */
+	bb_msg(&b, 'B', S("\0b\0\0\0\0\0\0\0"));
+	bb_msg(&b, 'E', S("\0\0\0\0\0"));
+	bb_msg(&b, 'S', S(""));
+	bb_msg(&b, 'B', S("\0a\0\0\0\0\0\0\0"));
+	bb_msg(&b, 'E', S("\0\0\0\0\0"));
+	bb_msg(&b, 'S', S(""));
+	feed(c, PGWIRE_CLIENT, &b, 6);
+	bb_msg(&b, '2', S(""));
+	bb_msg(&b, 'C', S("SELECT 1\0"));
+	bb_msg(&b, 'Z', S("I"));
+	bb_msg(&b, 'E', S("SERROR\0VERROR\0C26000\0Mprepared statement \"a\" does not exist\0\0"));
+	bb_msg(&b, 'Z', S("I"));
+	feed(c, PGWIRE_SERVER, &b, 7);
+	assert_int_equal(res.n, 2);
+	assert_int_equal(res.v[0].s.kind, PGWIRE_EXTENDED);
+	assert_string_equal(res.v[0].text, "SELECT 2");
+	assert_int_equal(res.v[1].s.kind, PGWIRE_PREPARED_UNKNOWN);	/* closed before */
+	assert_string_equal(res.v[1].name, "a");
+	assert_int_equal(res.v[1].s.status, PGWIRE_ERROR);
+	assert_string_equal(res.v[1].s.sqlstate, "26000");
+	pgwire_conn__free(c);
+	results_free(&res);
+}
+
 /* GSSENCRequest answered 'G'; SSLRequest split across chunks answered 'N', then plaintext. */
 static void test_startup_requests(void **state)
 {
@@ -1176,6 +1224,7 @@ int main(void)
 		cmocka_unit_test(test_false_positives),
 		cmocka_unit_test(test_midstream_unknown_prepared),
 		cmocka_unit_test(test_lost_and_resync),
+		cmocka_unit_test(test_parse_during_desync),
 		cmocka_unit_test(test_startup_requests),
 		cmocka_unit_test(test_copy_extended),
 		cmocka_unit_test(test_rarer_messages),
