@@ -308,7 +308,8 @@ static void deliver(struct pgwire_conn *c, uint32_t i, char txn)
 	s.tls = c->encrypted;
 	s.name = u->kind == U_QUERY || u->kind == U_FUNCALL ? NULL : u->name;
 	s.start_ns = u->start;
-	s.end_ns = u->end ? u->end : u->start;
+	/* events of two CPUs may arrive a little out of order: never a negative latency */
+	s.end_ns = u->end > u->start ? u->end : u->start;
 	s.datarows = u->datarows;
 	s.parts = u->parts;
 	memcpy(s.tag, u->tag, sizeof(s.tag));
