@@ -5,6 +5,7 @@ Usage (with the cluster of scripts/pg-cluster.sh listening on TCP):
     PYTRACE_PG_TCP=1 scripts/pg-cluster.sh start /tmp/pgwire-pg
     /usr/bin/python3 tests/tools/pgwire_capture.py [--upstream 127.0.0.1:54329] [--out tests/data/pgwire] [SCENARIO...]
     /usr/bin/python3 tests/tools/pgwire_capture.py --http     (HTTP corpus: http.server + curl)
+    /usr/bin/python3 tests/tools/pgwire_capture.py --seeds tests/fuzz/corpus/pgwire   (fuzz seeds)
 
 A recording TCP proxy on 127.0.0.1 (an ephemeral port) forwards each accepted connection to the
 upstream and saves every chunk exactly as recv() returned it, in arrival order, to NAME.cap:
@@ -41,6 +42,7 @@ import threading
 import time
 
 MAGIC = b"PGWCAP1\n"
+UPSTREAM = ("127.0.0.1", 54329)
 REC = struct.Struct("<QIBI")
 
 
@@ -158,7 +160,7 @@ class Expect:
         self.path = path
 
     def comment(self, s):
-        self.lines.append("# " + s)
+        self.lines.append("# " + " ".join(s.split()))
 
     def tls(self, conn):
         self.lines.append("tls\t%d" % conn)
@@ -424,9 +426,20 @@ def sc_big(port, ex):
     c.close()
 
 
+def server_ssl(upstream):
+    import psycopg2
+    c = psycopg2.connect("host=%s port=%d dbname=pytrace user=postgres sslmode=disable" % upstream)
+    cur = c.cursor()
+    cur.execute("SHOW ssl")
+    v = cur.fetchone()[0]
+    c.close()
+    return v == "on"
+
+
 def sc_sslprefer_plain(port, ex):
     """libpq's sslmode=prefer against a server without TLS: SSLRequest, 'N', then plaintext."""
     import psycopg2
+    assert not server_ssl(UPSTREAM), "sslprefer_plain needs ssl = off in postgresql.conf"
     c = psycopg2.connect(dsn(port, "sslmode=prefer"))
     c.autocommit = True
     cur = c.cursor()
@@ -438,6 +451,7 @@ def sc_sslprefer_plain(port, ex):
 def sc_tls(port, ex):
     """sslmode=require against a server with ssl = on: SSLRequest, 'S', then TLS."""
     import psycopg2
+    assert server_ssl(UPSTREAM), "tls needs ssl = on and a certificate in the data directory"
     c = psycopg2.connect(dsn(port, "sslmode=require"))
     c.autocommit = True
     cur = c.cursor()
@@ -446,7 +460,54 @@ def sc_tls(port, ex):
     c.close()
 
 
+def sc_cursors(port, ex):
+    """Server-side cursors: asyncpg's portal fetched by Execute with a row limit (conn 1),
+    psycopg 3's named cursor: DECLARE and FETCH FORWARD in the extended protocol (conn 2)."""
+    import asyncio
+    import asyncpg
+    import psycopg
+
+    async def main():
+        c = await asyncpg.connect(host="127.0.0.1", port=port, user="postgres",
+                                  database="pytrace", ssl=False)
+        q = "SELECT g FROM generate_series(1, 25) g"
+        async with c.transaction():
+            ex.stmt(1, "ok", None, "BEGIN", None, "simple", "BEGIN;")	# asyncpg's own text
+            cur = await c.cursor(q)
+            got = []
+            for n in (10, 10, 10):
+                rows = await cur.fetch(n)
+                got.append(len(rows))
+            assert got == [10, 10, 5], got
+            # Execute with a limit: PortalSuspended while rows remain (no tag), then the tag
+            ex.stmt(1, "ok", 10, None, None, "extended", q)
+            ex.stmt(1, "ok", 10, None, None, "extended", q)
+            ex.stmt(1, "ok", 5, "SELECT", None, "extended", q)
+        ex.stmt(1, "ok", None, "COMMIT", None, "simple", "COMMIT;")
+        await c.close()
+
+    asyncio.run(main())
+    c = psycopg.connect(dsn(port), autocommit=False)
+    with c.cursor(name="pgw_cur") as cur:
+        cur.itersize = 10
+        cur.execute("SELECT g FROM generate_series(1, %s) g", (25,))
+        n = len(cur.fetchmany(10)) + len(cur.fetchmany(10)) + len(cur.fetchall())
+        assert n == 25
+    c.commit()
+    # psycopg 3.1 sends its own BEGIN, FETCH, CLOSE and COMMIT in the extended protocol
+    ex.stmt(2, "ok", None, "BEGIN", None, "extended", "BEGIN")
+    ex.stmt(2, "ok", None, "DECLARE CURSOR", None, "extended",
+            'DECLARE "pgw_cur" CURSOR FOR SELECT g FROM generate_series(1, $1) g')
+    ex.stmt(2, "ok", 10, "FETCH", None, "extended", 'FETCH FORWARD 10 FROM "pgw_cur"')
+    ex.stmt(2, "ok", 10, "FETCH", None, "extended", 'FETCH FORWARD 10 FROM "pgw_cur"')
+    ex.stmt(2, "ok", 5, "FETCH", None, "extended", 'FETCH FORWARD ALL FROM "pgw_cur"')
+    ex.stmt(2, "ok", None, "CLOSE CURSOR", None, "extended", 'CLOSE "pgw_cur"')
+    ex.stmt(2, "ok", None, "COMMIT", None, "extended", "COMMIT")
+    c.close()
+
+
 SCENARIOS = {
+    "cursors": sc_cursors,
     "psycopg2_simple": sc_psycopg2_simple,
     "psycopg2_cursor_notify": sc_psycopg2_cursor_notify,
     "psycopg3": sc_psycopg3,
@@ -493,19 +554,59 @@ def http_corpus(out):
         srv.wait()
 
 
+def fuzz_seeds(capdir, outdir):
+    """One seed per recorded connection in tests/fuzz/fuzz_pgwire.c's input format."""
+    os.makedirs(outdir, exist_ok=True)
+    for fn in sorted(os.listdir(capdir)):
+        if not fn.endswith(".cap") or fn == "http.cap":
+            continue
+        d = open(os.path.join(capdir, fn), "rb").read()
+        assert d[:8] == MAGIC
+        o, conns = 8, {}
+        while o < len(d):
+            ts, conn, dr, n = REC.unpack_from(d, o)
+            o += REC.size
+            data = d[o:o + n]
+            o += n
+            if chr(dr) not in "CS":
+                continue
+            out = conns.setdefault(conn, bytearray([0]))
+            srv = 0x80 if chr(dr) == "S" else 0
+            for i in range(0, len(data), 65535):
+                part = data[i:i + 65535]
+                if len(part) < 127:
+                    out += bytes([srv | len(part)]) + part
+                else:
+                    out += bytes([srv | 127]) + struct.pack("<H", len(part)) + part
+        for conn, out in conns.items():
+            out = bytes(out[:32768])
+            with open(os.path.join(outdir, "%s_%d" % (fn[:-4], conn)), "wb") as f:
+                f.write(out)
+            # the same traffic with another options byte: midstream, small caps
+            with open(os.path.join(outdir, "%s_%d_small" % (fn[:-4], conn)), "wb") as f:
+                f.write(bytes([0x1b]) + out[1:])
+
+
 def main():
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     ap = argparse.ArgumentParser()
     ap.add_argument("--upstream", default="127.0.0.1:54329")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "data", "pgwire"))
     ap.add_argument("--http", action="store_true")
+    ap.add_argument("--seeds", metavar="DIR", help="write fuzz seeds from the captures in --out")
     ap.add_argument("scenarios", nargs="*")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     if a.http:
         http_corpus(a.out)
         return
+    if a.seeds:
+        fuzz_seeds(a.out, a.seeds)
+        return
     h, p = a.upstream.rsplit(":", 1)
+    global UPSTREAM
+    UPSTREAM = (h, int(p))
+    # the default: everything but tls, for a server with ssl = off (sslprefer_plain needs it)
     for name in a.scenarios or [n for n in SCENARIOS if n != "tls"]:
         capture(name, SCENARIOS[name], (h, int(p)), a.out)
 

@@ -14,7 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <dirent.h>
 #include "pgwire.h"
+
+/* The fuzz target's entry point, to replay its seeds and finds here (no libFuzzer needed). */
+#include "../fuzz/fuzz_pgwire.c"
 
 #define DATA TEST_DATA_DIR "/pgwire/"
 #define S(lit) (const uint8_t *)(lit), sizeof(lit) - 1
@@ -313,7 +317,8 @@ static void check_expect(const struct expect *e, const struct replay *rp, const 
 				if (strlen(x->text) < 100)
 					assert_int_equal(g->s.text_len, strlen(x->text));
 			}
-			assert_true(g->s.end_ns >= g->s.start_ns);
+			/* from the client chunk of its first byte to a later server chunk */
+			assert_true(g->s.end_ns > g->s.start_ns);
 			if (!strcmp(x->status, "ok"))
 				assert_true(g->s.txn == 'I' || g->s.txn == 'T');
 		}
@@ -330,7 +335,7 @@ static void check_expect(const struct expect *e, const struct replay *rp, const 
 }
 
 static const char *const small_caps[] = { "psycopg2_simple", "psycopg2_cursor_notify", "psycopg3",
-					   "asyncpg", "pg8000", "sslprefer_plain", "tls" };
+					   "asyncpg", "pg8000", "cursors", "sslprefer_plain", "tls" };
 
 static void check_clean(const struct replay *rp, const char *what)
 {
@@ -340,6 +345,26 @@ static void check_clean(const struct replay *rp, const char *what)
 			 (unsigned long long)rp->st.lost, (unsigned long long)rp->st.unpaired,
 			 (unsigned long long)rp->st.bad_payload, (unsigned long long)rp->st.dropped_names,
 			 (unsigned long long)rp->st.dropped_stmts);
+}
+
+/* Latency ends: a client chunk of the statement's connection, then a later server chunk. */
+static void check_times(const struct cap *c, const struct replay *rp)
+{
+	size_t i, k;
+
+	for (i = 0; i < rp->res.n; i++) {
+		const struct got *g = &rp->res.v[i];
+		bool start = false, end = false;
+
+		for (k = 0; k < c->n; k++) {
+			if (c->r[k].conn != g->conn)
+				continue;
+			start |= c->r[k].dir == 'C' && c->r[k].ts == g->s.start_ns;
+			end |= c->r[k].dir == 'S' && c->r[k].ts == g->s.end_ns;
+		}
+		assert_true(start);
+		assert_true(end);
+	}
 }
 
 static void test_captures_as_recorded(void **state)
@@ -356,8 +381,18 @@ static void test_captures_as_recorded(void **state)
 		replay(&c, 0, &rp);
 		check_expect(&e, &rp, small_caps[i]);
 		check_clean(&rp, small_caps[i]);
-		if (!strcmp(small_caps[i], "psycopg2_simple"))
+		check_times(&c, &rp);
+		if (!strcmp(small_caps[i], "psycopg2_simple")) {
+			size_t k;
+
 			assert_int_equal(rp.st.cancel_requests, 1);
+			/* pg_sleep(5) cancelled by the script after 0.3 s */
+			for (k = 0; k < rp.res.n; k++)
+				if (rp.res.v[k].s.status == PGWIRE_CANCELLED)
+					break;
+			assert_true(k < rp.res.n);
+			assert_in_range(rp.res.v[k].s.end_ns - rp.res.v[k].s.start_ns, 250000000, 2000000000);
+		}
 		if (!strcmp(small_caps[i], "psycopg2_cursor_notify"))
 			assert_int_equal(rp.st.notifications, 2);
 		results_free(&rp.res);
@@ -590,6 +625,7 @@ static void test_midstream_unknown_prepared(void **state)
 	struct pgwire_conn_opts o = { .midstream = true };
 	struct cap c;
 	struct replay rp;
+	char stmt[64];
 	size_t k;
 
 	cap_load("asyncpg", &c);
@@ -598,11 +634,14 @@ static void test_midstream_unknown_prepared(void **state)
 			break;
 	assert_true(k < c.n);
 	assert_int_equal(pgwire__classify_client(c.r[k].data, c.r[k].len), PGWIRE_CLASS_MIDSTREAM);
+	/* Bind: type, length, portal name "" and the statement's name (asyncpg numbers them) */
+	snprintf(stmt, sizeof(stmt), "%s", (const char *)c.r[k].data + 6);
+	assert_non_null(strstr(stmt, "__asyncpg_stmt_"));
 	replay_opts(&c, 0, k, &o, &rp);
 	assert_true(rp.res.n >= 9);
 	for (k = 0; k < 3; k++) {
 		assert_int_equal(rp.res.v[k].s.kind, PGWIRE_PREPARED_UNKNOWN);
-		assert_string_equal(rp.res.v[k].name, "__asyncpg_stmt_1__");
+		assert_string_equal(rp.res.v[k].name, stmt);
 		assert_null(rp.res.v[k].text);
 		assert_int_equal(rp.res.v[k].s.rows, (int64_t)k + 2);
 	}
@@ -653,6 +692,54 @@ static void test_lost_and_resync(void **state)
 	results_free(&res);
 }
 
+/*
+ * A Parse seen while pairing waits after a loss still names its text; a deleted name leaves
+ * nothing behind for the next one in its slot (the fuzzer found a stale entry's garbage text:
+ * tests/data/pgwire/fuzz/stale-name-entry).
+ */
+static void test_parse_during_desync(void **state)
+{
+	struct results res = {};
+	struct sink k;
+	struct pgwire_conn *c = conn_new(&res, &k, true, 0, 0);
+	struct bb b = {};
+
+	bb_msg(&b, 'P', S("a\0SELECT 1\0\0\0"));
+	bb_msg(&b, 'S', S(""));
+	feed(c, PGWIRE_CLIENT, &b, 1);
+	bb_msg(&b, 'C', S("Sa\0"));
+	bb_msg(&b, 'S', S(""));
+	feed(c, PGWIRE_CLIENT, &b, 2);
+	pgwire_conn__feed(c, PGWIRE_CLIENT, S("\xff\xff\xff\xff\xff\xff"), 3);	/* lost */
+	bb_msg(&b, 'P', S("b\0SELECT 2\0\0\0"));
+	bb_msg(&b, 'S', S(""));
+	feed(c, PGWIRE_CLIENT, &b, 4);		/* a chain: framed again, pairing still waits */
+	bb_msg(&b, 'Z', S("I"));
+	feed(c, PGWIRE_SERVER, &b, 5);		/* pairing again */
+	bb_msg(&b, 'B', S("\0b\0\0\0\0\0\0\0"));
+	bb_msg(&b, 'E', S("\0\0\0\0\0"));
+	bb_msg(&b, 'S', S(""));
+	bb_msg(&b, 'B', S("\0a\0\0\0\0\0\0\0"));
+	bb_msg(&b, 'E', S("\0\0\0\0\0"));
+	bb_msg(&b, 'S', S(""));
+	feed(c, PGWIRE_CLIENT, &b, 6);
+	bb_msg(&b, '2', S(""));
+	bb_msg(&b, 'C', S("SELECT 1\0"));
+	bb_msg(&b, 'Z', S("I"));
+	bb_msg(&b, 'E', S("SERROR\0VERROR\0C26000\0Mprepared statement \"a\" does not exist\0\0"));
+	bb_msg(&b, 'Z', S("I"));
+	feed(c, PGWIRE_SERVER, &b, 7);
+	assert_int_equal(res.n, 2);
+	assert_int_equal(res.v[0].s.kind, PGWIRE_EXTENDED);
+	assert_string_equal(res.v[0].text, "SELECT 2");
+	assert_int_equal(res.v[1].s.kind, PGWIRE_PREPARED_UNKNOWN);	/* closed before */
+	assert_string_equal(res.v[1].name, "a");
+	assert_int_equal(res.v[1].s.status, PGWIRE_ERROR);
+	assert_string_equal(res.v[1].s.sqlstate, "26000");
+	pgwire_conn__free(c);
+	results_free(&res);
+}
+
 /* GSSENCRequest answered 'G'; SSLRequest split across chunks answered 'N', then plaintext. */
 static void test_startup_requests(void **state)
 {
@@ -665,8 +752,46 @@ static void test_startup_requests(void **state)
 	pgwire_conn__feed(c, PGWIRE_SERVER, S("G"), 2);
 	assert_true(pgwire_conn__encrypted(c));
 	pgwire_conn__feed(c, PGWIRE_CLIENT, S("\x16\x03\x01 whatever"), 3);
-	pgwire_conn__free(c);
 	assert_int_equal(res.n, 0);
+	{
+		/* records from a source that sees the plaintext (an SSL_write/SSL_read probe) */
+		const uint8_t *sel = (const uint8_t *)"SELECT 1";	/* with its NUL: 9 bytes */
+		struct pgwire_msg q = { .type = 'Q', .len = 13, .data = sel, .data_len = 9, .ts = 4 };
+		struct pgwire_msg cc = { .type = 'C', .len = 13, .data = sel, .data_len = 9, .ts = 5 };
+		struct pgwire_msg z = { .type = 'Z', .len = 5, .data = (const uint8_t *)"I", .data_len = 1,
+					.ts = 6, .end_ts = 7 };
+
+		pgwire_conn__msg(c, PGWIRE_CLIENT, &q);
+		pgwire_conn__msg(c, PGWIRE_SERVER, &cc);
+		pgwire_conn__msg(c, PGWIRE_SERVER, &z);
+	}
+	assert_int_equal(res.n, 1);
+	assert_true(res.v[0].s.tls);
+	assert_int_equal(res.v[0].s.end_ns, 7);
+	{
+		/* DataRows folded into one record (code: their count), a row-limited Execute */
+		struct pgwire_msg e = { .type = 'E', .len = 9, .data = (const uint8_t *)"\0\0\0\0\x64",
+					.data_len = 5, .ts = 8 };
+		struct pgwire_msg d = { .type = 'D', .len = 20, .code = 100, .ts = 9 };
+		struct pgwire_msg su = { .type = 's', .len = 4, .ts = 10 };
+		struct pgwire_msg sy = { .type = 'S', .len = 4, .ts = 8 };
+		struct pgwire_msg z = { .type = 'Z', .len = 5, .data = (const uint8_t *)"T", .data_len = 1,
+					.ts = 11 };
+
+		pgwire_conn__msg(c, PGWIRE_CLIENT, &e);
+		pgwire_conn__msg(c, PGWIRE_CLIENT, &sy);
+		pgwire_conn__msg(c, PGWIRE_SERVER, &d);
+		pgwire_conn__msg(c, PGWIRE_SERVER, &su);
+		pgwire_conn__msg(c, PGWIRE_SERVER, &z);
+	}
+	assert_int_equal(res.n, 2);
+	assert_int_equal(res.v[1].s.rows, 100);
+	assert_true(res.v[1].s.suspended);
+	assert_int_equal(res.v[1].s.kind, PGWIRE_PREPARED_UNKNOWN);	/* the unnamed portal: never bound */
+	assert_int_equal(res.v[1].s.end_ns, 10);
+	assert_int_equal(res.v[1].s.txn, 'T');
+	pgwire_conn__free(c);
+	results_free(&res);
 
 	c = conn_new(&res, &k, false, 0, 0);
 	pgwire_conn__feed(c, PGWIRE_CLIENT, S("\0\0\0"), 1);
@@ -783,6 +908,86 @@ static void test_rarer_messages(void **state)
 	results_free(&res);
 }
 
+/*
+ * A pipeline with three Syncs outstanding: the error of the second batch skips the rest of that
+ * batch only. Then asyncpg's way: Parse/Describe/Flush, an error, a Query sent before the Sync
+ * (skipped by the server too), the Sync.
+ */
+static void test_pipeline_syncs(void **state)
+{
+	struct results res = {};
+	struct sink k;
+	struct pgwire_conn *c = conn_new(&res, &k, true, 0, 0);
+	struct bb b = {};
+	int i;
+
+	bb_msg(&b, 'P', S("s1\0SELECT $1\0\0\0"));
+	for (i = 0; i < 3; i++) {
+		bb_msg(&b, 'B', S("\0s1\0\0\0\0\0\0\0"));
+		bb_msg(&b, 'E', S("\0\0\0\0\0"));
+		if (i == 1) {
+			bb_msg(&b, 'B', S("\0s1\0\0\0\0\0\0\0"));
+			bb_msg(&b, 'E', S("\0\0\0\0\0"));
+		}
+		bb_msg(&b, 'S', S(""));
+	}
+	feed(c, PGWIRE_CLIENT, &b, 10);
+	bb_msg(&b, '1', S(""));
+	bb_msg(&b, '2', S(""));
+	bb_msg(&b, 'C', S("SELECT 1\0"));
+	bb_msg(&b, 'Z', S("I"));
+	bb_msg(&b, '2', S(""));
+	bb_msg(&b, 'E', S("SERROR\0VERROR\0C22012\0Mdivision by zero\0\0"));
+	bb_msg(&b, 'Z', S("I"));
+	feed(c, PGWIRE_SERVER, &b, 20);
+	bb_msg(&b, '2', S(""));
+	bb_msg(&b, 'D', S("\0\x01\0\0\0\x01" "1"));
+	bb_msg(&b, 'D', S("\0\x01\0\0\0\x01" "2"));
+	bb_msg(&b, 'C', S("SELECT 2\0"));
+	bb_msg(&b, 'Z', S("T"));
+	feed(c, PGWIRE_SERVER, &b, 30);
+	assert_int_equal(res.n, 4);
+	assert_int_equal(res.v[0].s.status, PGWIRE_OK);
+	assert_int_equal(res.v[0].s.end_ns, 20);
+	assert_int_equal(res.v[1].s.status, PGWIRE_ERROR);
+	assert_string_equal(res.v[1].s.sqlstate, "22012");
+	assert_string_equal(res.v[1].s.message, "division by zero");
+	assert_int_equal(res.v[2].s.status, PGWIRE_SKIPPED);
+	assert_int_equal(res.v[3].s.status, PGWIRE_OK);
+	assert_int_equal(res.v[3].s.rows, 2);
+	assert_int_equal(res.v[3].s.txn, 'T');
+	assert_string_equal(res.v[3].name, "s1");
+	assert_string_equal(res.v[3].text, "SELECT $1");
+
+	bb_msg(&b, 'P', S("s2\0SELEC 1\0\0\0"));
+	bb_msg(&b, 'D', S("Ss2\0"));
+	bb_msg(&b, 'H', S(""));
+	feed(c, PGWIRE_CLIENT, &b, 40);
+	bb_msg(&b, 'E', S("SERROR\0VERROR\0C42601\0Msyntax error\0\0"));
+	feed(c, PGWIRE_SERVER, &b, 50);
+	bb_msg(&b, 'Q', S("SELECT 'skipped'\0"));
+	bb_msg(&b, 'S', S(""));
+	feed(c, PGWIRE_CLIENT, &b, 60);
+	bb_msg(&b, 'Z', S("I"));
+	feed(c, PGWIRE_SERVER, &b, 70);
+	assert_int_equal(res.n, 6);
+	assert_int_equal(res.v[4].s.status, PGWIRE_ERROR);
+	assert_string_equal(res.v[4].text, "SELEC 1");
+	assert_int_equal(res.v[4].s.end_ns, 50);
+	assert_int_equal(res.v[5].s.status, PGWIRE_SKIPPED);
+	/* and pairing goes on */
+	bb_msg(&b, 'Q', S("SELECT 3\0"));
+	feed(c, PGWIRE_CLIENT, &b, 80);
+	bb_msg(&b, 'C', S("SELECT 1\0"));
+	bb_msg(&b, 'Z', S("I"));
+	feed(c, PGWIRE_SERVER, &b, 90);
+	assert_int_equal(res.n, 7);
+	assert_int_equal(res.v[6].s.status, PGWIRE_OK);
+	assert_int_equal(res.v[6].s.end_ns - res.v[6].s.start_ns, 10);
+	pgwire_conn__free(c);
+	results_free(&res);
+}
+
 /* max_names: pg8000 names every statement and portal; with 2 names most Executes are unknown. */
 static void test_name_cap(void **state)
 {
@@ -801,6 +1006,71 @@ static void test_name_cap(void **state)
 	assert_int_equal(rp.st.unknown_prepared, unknown);
 	results_free(&rp.res);
 	cap_free(&c);
+}
+
+/*
+ * 1,100 named statements against the default cap of 1,024 (the table grows on the way), every
+ * other one closed again, then each one executed: known, closed (unknown) or over the cap.
+ */
+static void test_names_many(void **state)
+{
+	struct results res = {};
+	struct sink k;
+	struct pgwire_conn *c = conn_new(&res, &k, true, 0, 0);
+	struct pgwire_stats st;
+	struct bb b = {};
+	uint8_t p[64];
+	size_t known = 0, unknown = 0;
+	int i, n;
+
+	for (i = 0; i < 1100; i++) {
+		n = snprintf((char *)p, sizeof(p), "st%d%cSELECT %d%c%c%c", i, 0, i, 0, 0, 0);
+		bb_msg(&b, 'P', p, (size_t)n);
+		feed(c, PGWIRE_CLIENT, &b, 1);
+	}
+	for (i = 0; i < 1100; i += 2) {
+		n = snprintf((char *)p, sizeof(p), "Sst%d%c", i, 0);
+		bb_msg(&b, 'C', p, (size_t)n);
+		feed(c, PGWIRE_CLIENT, &b, 2);
+	}
+	bb_msg(&b, 'S', S(""));
+	feed(c, PGWIRE_CLIENT, &b, 2);
+	for (i = 0; i < 1100; i++)
+		bb_msg(&b, '1', S(""));
+	bb_msg(&b, 'Z', S("I"));
+	feed(c, PGWIRE_SERVER, &b, 3);
+	for (i = 0; i < 1100; i++) {
+		char want[32];
+
+		n = snprintf((char *)p, sizeof(p), "%cst%d%c%c%c%c%c%c%c", 0, i, 0, 0, 0, 0, 0, 0, 0);
+		bb_msg(&b, 'B', p, (size_t)n);
+		bb_msg(&b, 'E', S("\0\0\0\0\0"));
+		bb_msg(&b, 'S', S(""));
+		feed(c, PGWIRE_CLIENT, &b, 4);
+		bb_msg(&b, '2', S(""));
+		bb_msg(&b, 'C', S("SELECT 1\0"));
+		bb_msg(&b, 'Z', S("I"));
+		feed(c, PGWIRE_SERVER, &b, 5);
+		assert_int_equal(res.n, (size_t)i + 1);
+		snprintf(want, sizeof(want), "st%d", i);
+		assert_string_equal(res.v[i].name, want);
+		if (res.v[i].s.kind == PGWIRE_EXTENDED) {
+			snprintf(want, sizeof(want), "SELECT %d", i);
+			assert_string_equal(res.v[i].text, want);
+			assert_true(i % 2 == 1 && i < 1024);
+			known++;
+		} else {
+			assert_true(i % 2 == 0 || i >= 1024);
+			unknown++;
+		}
+	}
+	pgwire_conn__stats(c, &st);
+	assert_int_equal(st.dropped_names, 1100 - 1024);
+	assert_int_equal(known, 512);
+	assert_int_equal(unknown, 588);
+	assert_int_equal(st.unknown_prepared, 588);
+	pgwire_conn__free(c);
+	results_free(&res);
 }
 
 /* A pipeline deeper than max_inflight: counted, handled as a loss, pairing starts again. */
@@ -901,6 +1171,48 @@ static void test_framer(void **state)
 	assert_int_equal(f.phase, PGWIRE_PH_LOST);
 }
 
+/* Every seed of tests/fuzz/corpus/pgwire and every fuzzer find kept in tests/data/pgwire/fuzz. */
+static void run_dir(const char *dir, size_t *n)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		char path[1024];
+		uint8_t *buf;
+		FILE *f;
+		long size;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		f = fopen(path, "rb");
+		assert_non_null(f);
+		fseek(f, 0, SEEK_END);
+		size = ftell(f);
+		fseek(f, 0, SEEK_SET);
+		buf = malloc((size_t)size + 1);
+		assert_int_equal(fread(buf, 1, (size_t)size, f), (size_t)size);
+		fclose(f);
+		LLVMFuzzerTestOneInput(buf, (size_t)size);
+		free(buf);
+		(*n)++;
+	}
+	closedir(d);
+}
+
+static void test_fuzz_inputs(void **state)
+{
+	size_t n = 0;
+
+	run_dir(TEST_DATA_DIR "/../fuzz/corpus/pgwire", &n);
+	run_dir(DATA "fuzz", &n);
+	print_message("fuzz inputs replayed: %zu\n", n);
+	assert_true(n >= 20);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -912,11 +1224,15 @@ int main(void)
 		cmocka_unit_test(test_false_positives),
 		cmocka_unit_test(test_midstream_unknown_prepared),
 		cmocka_unit_test(test_lost_and_resync),
+		cmocka_unit_test(test_parse_during_desync),
 		cmocka_unit_test(test_startup_requests),
 		cmocka_unit_test(test_copy_extended),
 		cmocka_unit_test(test_rarer_messages),
+		cmocka_unit_test(test_pipeline_syncs),
 		cmocka_unit_test(test_name_cap),
+		cmocka_unit_test(test_names_many),
 		cmocka_unit_test(test_inflight_cap),
+		cmocka_unit_test(test_fuzz_inputs),
 	};
 
 	return cmocka_run_group_tests_name("pgwire", tests, NULL, NULL);
