@@ -1,4 +1,4 @@
-/* fuzz-sources: src/sqlnorm.c src/stacks.c src/util.c */
+/* fuzz-sources: src/sqlnorm.c src/stacks.c src/utf8.c src/util.c */
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * SQL text -> pattern -> operation and fingerprint (libpg_query), as sqlstats runs them on the
