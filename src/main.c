@@ -23,6 +23,7 @@
 #include "speedscope.h"
 #include "sqlmode.h"
 #include "stacks.h"
+#include "uprobe.h"
 #include "util.h"
 
 
@@ -442,8 +443,8 @@ static int out_json(FILE *f, void *c)
  * The PYTRACE_* knobs, read here and nowhere else: a bad value is an error, not a silent default.
  * PYTRACE_BTF: a kernel BTF file; PYTRACE_MAX_PROCS: processes followed at once;
  * PYTRACE_AHEAD_TTL_MS: how long libpq probes ahead live; PYTRACE_HTTP_HOOK: "raw" for the raw
- * syscall tracepoints (tests; empty or "auto": the default); PYTRACE_UPROBES (uprobe.c) is checked
- * here too.
+ * syscall tracepoints (tests; empty or "auto": the default); PYTRACE_UPROBES: "perf" attaches uprobes
+ * as perf events even where uprobe_multi links work (tests).
  */
 static int read_knobs(struct session_opts *o)
 {
@@ -483,6 +484,8 @@ static int read_knobs(struct session_opts *o)
 		elog("invalid PYTRACE_UPROBES '%s' (expected perf or auto)\n", v);
 		return -EINVAL;
 	}
+	if (v && !strcmp(v, "perf"))
+		uprobe__use_perf_events();
 	return 0;
 }
 

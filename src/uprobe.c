@@ -78,16 +78,18 @@ static bool multi_supported(void)
 	return link == -EBADF;
 }
 
+static int chosen_kind = -1;
+
+void uprobe__use_perf_events(void)
+{
+	chosen_kind = UPROBE_PERF;
+}
+
 enum uprobe_kind uprobe__kind(void)
 {
-	static int kind = -1;
-	const char *env;
-
-	if (kind < 0) {
-		env = getenv("PYTRACE_UPROBES");
-		kind = (env && strcmp(env, "perf") == 0) || !multi_supported() ? UPROBE_PERF : UPROBE_MULTI;
-	}
-	return kind;
+	if (chosen_kind < 0)
+		chosen_kind = multi_supported() ? UPROBE_MULTI : UPROBE_PERF;
+	return chosen_kind;
 }
 
 const char *uprobe__kind_name(enum uprobe_kind kind)

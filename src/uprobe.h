@@ -26,10 +26,12 @@ enum uprobe_kind {
 };
 
 /*
- * Which kind this kernel supports, probed once. PYTRACE_UPROBES=perf in the environment forces
- * perf events (to compare the two, and to test the fallback).
+ * Which kind this kernel supports, probed once, unless uprobe__use_perf_events() was called
+ * first (main.c does for PYTRACE_UPROBES=perf: to compare the two, and to test the fallback).
  */
 enum uprobe_kind uprobe__kind(void);
+/* Attach as perf events even where uprobe_multi links work (PYTRACE_UPROBES=perf, for tests). */
+void uprobe__use_perf_events(void);
 const char *uprobe__kind_name(enum uprobe_kind kind);
 
 /* Make prog attachable as kind: call before the object is loaded. */

@@ -20,6 +20,7 @@
 #include "jsonw.h"
 #include "session.skel.h"
 #include "session.h"
+#include "uprobe.h"
 
 static int on_event(void *ctx, void *data, size_t size)
 {
@@ -56,6 +57,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	pid = atoi(argv[1]);
+	/* as the tool does for PYTRACE_UPROBES=perf (main.c) */
+	if (getenv("PYTRACE_UPROBES") && !strcmp(getenv("PYTRACE_UPROBES"), "perf"))
+		uprobe__use_perf_events();
 	end = mono() + atof(argv[2]);
 	fo.patterns = (const char *const *)argv + 3;
 	fo.npatterns = argc - 3;
