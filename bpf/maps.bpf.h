@@ -70,6 +70,44 @@ static __always_inline __u64 pt_rb_flags(void)
 	       BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 }
 
+/*
+ * The libpq connection a thread is sending a statement on, noted by libpq's send probes
+ * (sql.bpf.c) and read by the wire programs (pgwire.bpf.c) at the write that follows: how the
+ * loader tells which PGconn a socket is, so that each statement is counted from one source only.
+ */
+struct pt_pqconn {
+	__u64 conn;		/* PGconn * */
+	__u64 ts;		/* bpf_ktime_get_ns() of the probe */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct pt_pqconn);
+} pq_current SEC(".maps");
+
+#define PT_PQCONN_FRESH_NS	(10 * 1000000ULL)	/* a write this soon after the probe is its statement's */
+
+static __always_inline void pt_note_pqconn(__u64 conn, __u64 ts)
+{
+	struct pt_pqconn *c = bpf_task_storage_get(&pq_current, bpf_get_current_task_btf(), NULL,
+						    BPF_LOCAL_STORAGE_GET_F_CREATE);
+
+	if (c) {
+		c->conn = conn;
+		c->ts = ts;
+	}
+}
+
+/* The PGconn the current thread's libpq call is writing for, or 0. */
+static __always_inline __u64 pt_pqconn_now(__u64 now)
+{
+	struct pt_pqconn *c = bpf_task_storage_get(&pq_current, bpf_get_current_task_btf(), NULL, 0);
+
+	return c && now - c->ts < PT_PQCONN_FRESH_NS ? c->conn : 0;
+}
+
 static __always_inline bool pt_is_tracked(__u32 pid)
 {
 	return bpf_map_lookup_elem(&tracked, &pid) != NULL;

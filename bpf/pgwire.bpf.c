@@ -415,6 +415,7 @@ static __always_inline struct pg_event *event(__u32 type, __u32 pid, __u32 tid, 
 	e->fd = fd;
 	e->ts = bpf_ktime_get_ns();
 	e->stack_id = 0;
+	e->pqconn = dir == PG_DIR_CLIENT ? pt_pqconn_now(e->ts) : 0;
 	e->len = ret;
 	e->dir = dir;
 	e->flags = 0;
@@ -494,8 +495,23 @@ static __always_inline int on_exit(long nr, struct pt_regs *regs, long ret)
 			return 0;
 		eflags = PG_EF_MIDSTREAM;
 	} else {
-		if (c->state == PG_ST_OTHER || c->state == PG_ST_TLS)
+		if (c->state == PG_ST_OTHER)
 			return 0;
+		if (c->state == PG_ST_TLS) {
+			/* Encrypted: only which PGconn it is, for libpq's probes to serve it alone. */
+			__u64 pq = dir == PG_DIR_CLIENT ? pt_pqconn_now(bpf_ktime_get_ns()) : 0;
+
+			if (pq && pq != c->pqconn) {
+				c->pqconn = pq;
+				e = event(PT_EV_PG_CONN, pid, tid, key.fd, PG_DIR_CLIENT, ret);
+				if (e) {
+					w.e = e;
+					e->flags = PG_EF_TLS;
+					flush(&w, 0, true);
+				}
+			}
+			return 0;
+		}
 		ch = chunk_of(nr, regs, ret);
 		if (!ch.buf)
 			return 0;

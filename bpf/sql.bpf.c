@@ -195,6 +195,7 @@ static __always_inline int sql_send(struct pt_regs *ctx, void *conn, const char 
 	if (!e)
 		return 0;
 	wakeup = sql_fill(e, pid, (__u32)id, (__u64)conn, name, text, flags, bpf_ktime_get_ns());
+	pt_note_pqconn((__u64)conn, e->ts);
 	sql_output(e, wakeup);
 	return 0;
 }
@@ -303,6 +304,7 @@ static __always_inline int exec_enter(void *conn, const char *name, const char *
 	c->flags = flags;
 	c->active = 1;
 	c->ts = bpf_ktime_get_ns();
+	pt_note_pqconn((__u64)conn, c->ts);
 	return 0;
 }
 

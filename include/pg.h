@@ -25,6 +25,7 @@
 enum pgwire_event_type {
 	PT_EV_PG_DATA = PT_EV_PG_FIRST,	/* a read or write of a PostgreSQL connection: struct pg_event */
 	PT_EV_PG_CLOSE = 65,		/* the connection was closed: struct pg_event without records */
+	PT_EV_PG_CONN = 66,		/* an encrypted connection's libpq PGconn (pqconn): struct pg_event */
 };
 
 /* Direction */
@@ -67,6 +68,7 @@ struct pg_event {
 	__s32 fd;
 	__u64 ts;		/* bpf_ktime_get_ns() at the syscall's return */
 	__u64 stack_id;		/* client chunks with a statement: the sender's Python stack, 0: none */
+	__u64 pqconn;		/* client chunks written inside a probed libpq call: its PGconn, else 0 */
 	__u32 len;		/* bytes the syscall moved */
 	__u16 dir;		/* PG_DIR_* */
 	__u16 flags;		/* PG_EF_* */
@@ -84,6 +86,7 @@ struct pg_conn_key {
 struct pg_conn {
 	__u32 state;		/* PG_ST_* */
 	__u32 skip[2];		/* per direction: body bytes of the current message still to come */
+	__u64 pqconn;		/* encrypted: the PGconn last reported for it */
 	__u8 hlen[2];		/* per direction: bytes of a split header held in hdr (< 5) */
 	__u8 pad[6];
 	__u8 hdr[2][16];	/* 5 used; the slack keeps the verifier's bounds simple */

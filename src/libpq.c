@@ -891,6 +891,11 @@ void libpq__add_pid(struct libpq *s, pid_t pid)
 		scan(s, pp, true);
 }
 
+bool libpq__has_pid(struct libpq *s, pid_t pid)
+{
+	return pidtab__get(&s->procs, pid) != NULL;
+}
+
 void libpq__fork(struct libpq *s, pid_t child, pid_t parent)
 {
 	struct pq_proc *pp = pidtab__get(&s->procs, parent), *cp;

@@ -48,6 +48,8 @@ struct libpq *libpq__new(const struct libpq_opts *o, const struct session_maps *
 void libpq__free(struct libpq *lq);
 /* A Python process: probe its libpq, or watch it for one. */
 void libpq__add_pid(struct libpq *lq, pid_t pid);
+/* Whether pid is followed (libpq__add_pid or libpq__fork). */
+bool libpq__has_pid(struct libpq *lq, pid_t pid);
 /* A Python process forked from parent: its own probes now, or ahead shortly. */
 void libpq__fork(struct libpq *lq, pid_t child, pid_t parent);
 /* pid exec'd or exited: its probes, watch and state go. */

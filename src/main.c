@@ -58,7 +58,7 @@ static struct env {
 	.rate = 99,
 	.text_cap = 1024,
 	.slow_ms = -1,
-	.sql_source = SQL_SOURCE_LIBPQ,
+	.sql_source = SQL_SOURCE_AUTO,
 };
 
 const char *argp_program_version = "pytrace-bpf " PYTRACE_VERSION;
@@ -137,10 +137,10 @@ static const struct argp_option opts[] = {
 	{ "functions", OPT_FUNCTIONS, "PATTERN", 0, "Latency per call of matching functions (repeatable; globs such as 'myapp.*', 'app.views.index', '*views.py:*'), from CPython's USDT probes, or their share of wall time from on- and off-CPU samples where the probes are missing or partial; also GC pauses and imports", 1 },
 	{ "functions-source", OPT_FUNCTIONS_SOURCE, "auto|sample", 0, "With --functions: probes where complete (auto, default), or sampled shares only", 2 },
 	{ "no-sql", OPT_NO_SQL, NULL, 0, "Do not trace SQL statements", 2 },
-	{ "sql-source", OPT_SQL_SOURCE, "libpq|wire", 0,
-	  "Where statements come from: libpq's uprobes (libpq, the default: psycopg2, psycopg 3, any TLS), or "
-	  "PostgreSQL's wire protocol on the socket syscalls (wire: every driver, asyncpg and pg8000 too, no "
-	  "uprobe trap; plaintext TCP and unix sockets only)", 2 },
+	{ "sql-source", OPT_SQL_SOURCE, "auto|wire|libpq", 0,
+	  "Where statements come from: PostgreSQL's wire protocol on the socket syscalls, for every driver "
+	  "with no uprobe trap, and libpq's uprobes for the encrypted connections of a process that has any "
+	  "(auto, the default); the wire only (wire); libpq's uprobes only (libpq: psycopg2 and psycopg 3)", 2 },
 	{ "no-samples", OPT_NO_SAMPLES, NULL, 0, "Do not sample CPU stacks (no profile in the report; flame-graph outputs need them)", 2 },
 	{ "libpq-probes", OPT_LIBPQ_PROBES, "auto|send|exec", 0,
 	  "Which libpq calls to probe: auto (default) moves a process that only uses PQexec* to one probe "
@@ -197,8 +197,10 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 			env.sql_source = SQL_SOURCE_LIBPQ;
 		else if (!strcmp(arg, "wire"))
 			env.sql_source = SQL_SOURCE_WIRE;
+		else if (!strcmp(arg, "auto"))
+			env.sql_source = SQL_SOURCE_AUTO;
 		else
-			argp_error(state, "--sql-source: libpq or wire, not '%s'", arg);
+			argp_error(state, "--sql-source: auto, wire or libpq, not '%s'", arg);
 		break;
 	case OPT_THREADS:
 		env.threads = true;
@@ -648,11 +650,13 @@ int main(int argc, char **argv)
 	so.sql.slow_ms = env.slow_ms;
 	so.sql.max_patterns = env.max_patterns;
 	so.sql.probes = env.libpq_probes;
-	if (env.sql_source == SQL_SOURCE_WIRE && !env.no_sql) {
-		so.sql.no_libpq = true;
+	if (env.sql_source != SQL_SOURCE_LIBPQ && !env.no_sql) {
+		so.sql.no_libpq = env.sql_source == SQL_SOURCE_WIRE;
+		so.sql.libpq_on_demand = env.sql_source == SQL_SOURCE_AUTO;
 		so.pgwire.enabled = true;
 		so.pgwire.text_cap = env.text_cap;
 		so.pgwire.call_sites = true;
+		so.pgwire.libpq_for_tls = env.sql_source == SQL_SOURCE_AUTO;
 	}
 	if (env.nfuncs) {
 		struct py_target py;

@@ -32,10 +32,24 @@ struct conn {
 	struct { uint64_t ts, stack_id; uint32_t tid; } origins[ORIGINS];
 };
 
+/*
+ * Which PGconn is which socket (libpq_for_tls): the wire programs pass the PGconn a thread was
+ * sending on with the write that follows. A PGconn's address is reused by a later connection;
+ * the entry is rewritten at that connection's first write, before any of its results.
+ */
+#define PQCONNS 8192
+struct pqconn {
+	uint64_t key;		/* pid ^ PGconn hash; 0: free */
+	uint32_t pid;
+	uint64_t conn;
+	bool tls;
+};
+
 /* Per process: which source served how many statements (the JSON's sql_sources). */
 struct proc_src {
 	uint32_t pid;		/* key (pidtab.h) */
 	uint64_t wire;		/* statements read on the wire */
+	uint64_t libpq;		/* statements from libpq's probes (encrypted connections) */
 	uint32_t connections, tls;	/* PostgreSQL connections, and encrypted ones */
 };
 
@@ -47,6 +61,7 @@ struct pgwiretrace {
 	struct sqltrace *sql;
 	struct conn *conns;		/* open addressing on key, MAX_CONNS slots */
 	struct pidtab procs;		/* struct proc_src */
+	struct pqconn *pqconns;		/* PQCONNS slots, direct-mapped with 4 probes */
 	struct pgwiretrace_stats st;
 	uint64_t conns_dropped;		/* here: the table was full */
 	uint64_t procs_dropped;
@@ -124,6 +139,54 @@ static struct proc_src *proc_src(struct pgwiretrace *p, uint32_t pid)
 	if (!ps)
 		p->procs_dropped++;
 	return ps;
+}
+
+static struct pqconn *pqconn_slot(struct pgwiretrace *p, uint32_t pid, uint64_t conn, bool create)
+{
+	uint64_t key = (conn ^ ((uint64_t)pid << 40)) * 0x9e3779b97f4a7c15ULL | 1;
+	uint32_t i, home = key >> 51, victim = home % PQCONNS;
+
+	for (i = 0; i < 4; i++) {
+		struct pqconn *q = &p->pqconns[(home + i) % PQCONNS];
+
+		if (q->pid == pid && q->conn == conn)
+			return q;
+		if (!q->key)
+			victim = (home + i) % PQCONNS;
+	}
+	if (!create)
+		return NULL;
+	p->pqconns[victim] = (struct pqconn){ .key = key, .pid = pid, .conn = conn };
+	return &p->pqconns[victim];
+}
+
+/* A PGconn seen writing on a socket: plaintext (read here) or encrypted (libpq's). */
+static void pqconn_seen(struct pgwiretrace *p, uint32_t pid, uint64_t conn, bool tls)
+{
+	struct pqconn *q;
+
+	if (!conn || !p->o.libpq_for_tls)
+		return;
+	q = pqconn_slot(p, pid, conn, true);
+	q->tls = tls;
+}
+
+/* sqltrace: is a statement of libpq's probes one the wire has not read? */
+static bool keep_libpq(void *ctx, uint32_t pid, uint64_t conn)
+{
+	struct pgwiretrace *p = ctx;
+	struct pqconn *q = pqconn_slot(p, pid, conn, false);
+	struct proc_src *src;
+
+	if (q && !q->tls) {
+		p->st.libpq_left++;
+		return false;
+	}
+	p->st.libpq_kept++;
+	src = proc_src(p, pid);
+	if (src)
+		src->libpq++;
+	return true;
 }
 
 static int stack_lookup(void *ctx, uint64_t id, struct pt_stack *st)
@@ -254,6 +317,8 @@ static void handle_data(struct pgwiretrace *p, const struct pg_event *e, size_t 
 				src->tls++;
 		}
 		pgwire_conn__msg(c->pw, PGWIRE_SERVER, &m);
+		if (p->o.libpq_for_tls)
+			sqltrace__probe_libpq(p->sql, e->hdr.pid);
 		return;
 	}
 	if (e->flags & PG_EF_RESYNC) {
@@ -263,6 +328,8 @@ static void handle_data(struct pgwiretrace *p, const struct pg_event *e, size_t 
 	}
 	if (e->dir == PG_DIR_CLIENT) {
 		unsigned k = c->norigins++ % ORIGINS;
+
+		pqconn_seen(p, e->hdr.pid, e->pqconn, false);
 
 		c->origins[k].ts = e->ts;
 		c->origins[k].tid = e->tid;
@@ -315,6 +382,9 @@ static void pgwiretrace_event(void *ctx, const void *data, size_t size)
 	case PT_EV_PG_DATA:
 		handle_data(p, e, size);
 		break;
+	case PT_EV_PG_CONN:
+		pqconn_seen(p, e->hdr.pid, e->pqconn, true);
+		break;
 	case PT_EV_PG_CLOSE:
 		c = conn_get(p, e, false);
 		if (c) {
@@ -363,6 +433,7 @@ static void pgwiretrace_free(void *ctx)
 		if (p->conns[i].key)
 			pgwire_conn__free(p->conns[i].pw);
 	free(p->conns);
+	free(p->pqconns);
 	pidtab__fini(&p->procs);
 	for (i = 0; i < ARRAY_SIZE(p->links); i++)
 		bpf_link__destroy(p->links[i]);
@@ -399,7 +470,8 @@ static void *pgwiretrace_open(struct session *ss, const struct session_opts *so,
 		goto fail;
 	}
 	p->conns = calloc(MAX_CONNS, sizeof(*p->conns));
-	if (!p->conns || pidtab__init(&p->procs, MAX_PROCS, sizeof(struct proc_src))) {
+	p->pqconns = calloc(PQCONNS, sizeof(*p->pqconns));
+	if (!p->conns || !p->pqconns || pidtab__init(&p->procs, MAX_PROCS, sizeof(struct proc_src))) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -424,6 +496,8 @@ static void *pgwiretrace_open(struct session *ss, const struct session_opts *so,
 			 pt_verbose ? "" : " (run with -v for the verifier's log)");
 		goto fail;
 	}
+	if (p->o.libpq_for_tls)
+		sqltrace__keep_libpq(p->sql, keep_libpq, p);
 	return p;
 fail:
 	pgwiretrace_free(p);
@@ -493,6 +567,9 @@ static void pgwiretrace_json(void *ctx, struct jsonw *w)
 	jsonw__uint_field(w, "connections_not_followed", st.conns_dropped);
 	jsonw__uint_field(w, "framing_lost", st.desync);
 	jsonw__uint_field(w, "chunks_too_long", st.long_chunks);
+	jsonw__bool_field(w, "libpq_for_encrypted", p->o.libpq_for_tls);
+	jsonw__uint_field(w, "libpq_statements", st.libpq_kept);
+	jsonw__uint_field(w, "libpq_statements_left_to_the_wire", st.libpq_left);
 	jsonw__name(w, "processes");
 	jsonw__start_array(w);
 	for (i = 0; i < p->procs.cap; i++) {
@@ -503,6 +580,7 @@ static void pgwiretrace_json(void *ctx, struct jsonw *w)
 		jsonw__start_object(w);
 		jsonw__uint_field(w, "pid", ps->pid);
 		jsonw__uint_field(w, "wire_statements", ps->wire);
+		jsonw__uint_field(w, "libpq_statements", ps->libpq);
 		jsonw__uint_field(w, "connections", ps->connections);
 		jsonw__uint_field(w, "tls_connections", ps->tls);
 		jsonw__end_object(w);
@@ -519,10 +597,16 @@ static void pgwiretrace_summary(void *ctx, FILE *f)
 
 	pgwiretrace__stats(p, &st);
 	fprintf(f, "SQL on the wire: %llu statements on %llu PostgreSQL connection%s (%llu encrypted, %llu "
-		"recognised mid-stream); lost events %llu, framing lost %llu.\n",
+		"recognised mid-stream); lost events %llu, framing lost %llu.",
 		(unsigned long long)st.statements, (unsigned long long)st.connections,
 		st.connections == 1 ? "" : "s", (unsigned long long)st.tls_connections,
 		(unsigned long long)st.midstream, (unsigned long long)st.lost, (unsigned long long)st.desync);
+	if (p->o.libpq_for_tls)
+		fprintf(f, " From libpq's probes (encrypted connections): %llu.", (unsigned long long)st.libpq_kept);
+	fputc('\n', f);
+	if (st.tls_connections && !p->o.libpq_for_tls)
+		wlog("%llu encrypted PostgreSQL connection%s could not be read on the wire: --sql-source auto reads them "
+		     "through libpq's probes\n", (unsigned long long)st.tls_connections, st.tls_connections == 1 ? "" : "s");
 	if (st.lost)
 		wlog("%llu wire-protocol events were lost (ring buffer full): statement counts are low\n",
 		     (unsigned long long)st.lost);

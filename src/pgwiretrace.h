@@ -6,7 +6,10 @@
  * call site and passes it on to requests and flame graphs like libpq's.
  *
  * Connections whose server answered an SSLRequest with 'S' are encrypted: they are counted per
- * process, and their statements come from libpq's probes where the process has libpq.
+ * process. With libpq_for_tls (--sql-source auto) such a process gets libpq's probes from then
+ * on, and each statement is counted from one source only: libpq's probes note the PGconn a thread
+ * sends on (pq_current, bpf/maps.bpf.h), the wire programs pass it on with the write that follows,
+ * and a statement of libpq's on a PGconn the wire reads is left to the wire.
  */
 #ifndef PYTRACE_PGWIRETRACE_H
 #define PYTRACE_PGWIRETRACE_H
@@ -25,6 +28,7 @@ struct pgwiretrace_opts {
 	bool enabled;
 	unsigned text_cap;	/* statement bytes kept (Query, Parse) */
 	bool call_sites;	/* walk the sender's Python stack at each statement */
+	bool libpq_for_tls;	/* --sql-source auto: libpq's probes serve the encrypted connections */
 };
 
 struct pgwiretrace_stats {
@@ -36,6 +40,8 @@ struct pgwiretrace_stats {
 	uint64_t conns_dropped;		/* connections not followed: a table full */
 	uint64_t desync;		/* chunks whose framing was lost (resynchronized later) */
 	uint64_t long_chunks;		/* chunks with more messages than one BPF pass walks */
+	uint64_t libpq_kept;		/* statements from libpq's probes on encrypted or unknown connections */
+	uint64_t libpq_left;		/* from libpq's probes on connections the wire reads: not counted */
 };
 
 struct pgwiretrace;

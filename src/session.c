@@ -56,14 +56,15 @@ int session_maps__reuse(const struct session_maps *m, struct bpf_object *obj, ch
 {
 	const struct { const char *name; struct bpf_map *shared; } maps[] = {
 		{ "procs", m->procs }, { "tracked", m->tracked }, { "counters", m->counters }, { "events", m->events },
+		{ "pq_current", m->pq_current },
 	};
 	size_t i;
 
 	for (i = 0; i < ARRAY_SIZE(maps); i++) {
 		struct bpf_map *own = bpf_object__find_map_by_name(obj, maps[i].name);
 
-		if (!own)
-			continue;	/* an object that does not use this one */
+		if (!own || !maps[i].shared)
+			continue;	/* an object that does not use this one, or a caller without it */
 		if (bpf_map__reuse_fd(own, bpf_map__fd(maps[i].shared))) {
 			int ret = -errno;
 
@@ -202,6 +203,7 @@ struct session *session__new(const struct session_opts *o, char *err, size_t err
 	s->maps = (struct session_maps){
 		.procs = s->skel->maps.procs, .tracked = s->skel->maps.tracked,
 		.counters = s->skel->maps.counters, .events = s->skel->maps.events,
+		.pq_current = s->skel->maps.pq_current,
 	};
 	po.procs_fd = bpf_map__fd(s->maps.procs);
 	po.tracked_fd = bpf_map__fd(s->maps.tracked);

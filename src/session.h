@@ -35,6 +35,7 @@ struct pystacks;
 /* The maps every pytrace BPF object shares (bpf/maps.bpf.h): the session's object owns them. */
 struct session_maps {
 	struct bpf_map *procs, *tracked, *counters, *events;
+	struct bpf_map *pq_current;	/* a thread's libpq connection in use (libpq probes -> wire) */
 };
 
 /* Make obj (opened, not loaded) use the session's shared maps instead of its own copies. */

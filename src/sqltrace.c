@@ -32,6 +32,9 @@ struct sqltrace {
 	struct stack_entry *cache;	/* direct-mapped on (pid, id) */
 	uint64_t stacks_missing;	/* statements whose stack had left the stacks map */
 	uint64_t wire_statements;	/* statements given by another source (sqltrace__add_query) */
+	sqltrace_keep_fn keep;		/* libpq statements: counted unless another source serves them */
+	void *keep_ctx;
+	uint64_t left_to_wire;
 };
 
 static void query_done(void *ctx, const struct sql_query *q);
@@ -173,7 +176,25 @@ static void query_done(void *ctx, const struct sql_query *q)
 {
 	struct sqltrace *s = ctx;
 
+	if (s->keep && !s->keep(s->keep_ctx, q->pid, q->conn)) {
+		s->left_to_wire++;
+		return;
+	}
 	add_query(s, q, s->libpq ? libpq_stack : NULL, s->libpq);
+}
+
+void sqltrace__keep_libpq(struct sqltrace *s, sqltrace_keep_fn keep, void *ctx)
+{
+	s->keep = keep;
+	s->keep_ctx = ctx;
+}
+
+void sqltrace__probe_libpq(struct sqltrace *s, pid_t pid)
+{
+	if (s->libpq && !libpq__has_pid(s->libpq, pid)) {
+		vlog("pid %d: an encrypted PostgreSQL connection: probing its libpq\n", pid);
+		libpq__add_pid(s->libpq, pid);
+	}
 }
 
 void sqltrace__add_query(struct sqltrace *s, const struct sql_query *q, sqltrace_stack_fn lookup, void *ctx)
@@ -314,7 +335,7 @@ static void sqltrace_on_python(void *c, const struct proc *p)
 {
 	struct sqltrace *s = c;
 
-	if (s->libpq)
+	if (s->libpq && !s->opts.libpq_on_demand)
 		libpq__add_pid(s->libpq, p->pid);
 }
 
@@ -322,7 +343,7 @@ static void sqltrace_on_fork(void *c, const struct proc *child, const struct pro
 {
 	struct sqltrace *s = c;
 
-	if (s->libpq)
+	if (s->libpq && (!s->opts.libpq_on_demand || libpq__has_pid(s->libpq, parent->pid)))
 		libpq__fork(s->libpq, child->pid, parent->pid);
 }
 
@@ -358,6 +379,7 @@ void sqltrace__stats(struct sqltrace *s, struct sqltrace_stats *st)
 	st->lost = session__counter(s->session, PT_CNT_SQL_LOST);
 	st->calls = session__counter(s->session, PT_CNT_SQL_CALLS);
 	st->stacks_missing = s->stacks_missing;
+	st->libpq_left_to_wire = s->left_to_wire;
 	sql_match__stats(s->match, &st->match);
 }
 
@@ -381,7 +403,8 @@ static void sqltrace_json(void *c, struct jsonw *w)
 	sql_stats__write_summary_json(s->stats, w);
 	jsonw__name(w, "sql_capture");
 	jsonw__start_object(w);
-	jsonw__string_field(w, "source", s->libpq ? "libpq" : "wire");
+	jsonw__string_field(w, "source", !s->libpq ? "wire" : s->opts.libpq_on_demand ? "auto" : "libpq");
+	jsonw__uint_field(w, "libpq_statements_left_to_the_wire", st.libpq_left_to_wire);
 	jsonw__uint_field(w, "libpq_files", st.libpq.libpq_files);
 	jsonw__uint_field(w, "libpq_calls", st.calls);
 	jsonw__uint_field(w, "lost_events", st.lost);
@@ -405,8 +428,8 @@ static void sqltrace_summary(void *c, FILE *f)
 	struct sqltrace_stats st;
 
 	sqltrace__stats(s, &st);
-	if (!s->libpq)
-		return;	/* the source's own summary says it all */
+	if (!s->libpq || s->opts.libpq_on_demand)
+		return;	/* the wire's summary says it all */
 	fprintf(f, "SQL: %llu statements from %u process%s with libpq (%u libpq file%s); lost events %llu, "
 		"results without a statement %llu, unfinished %llu.\n",
 		(unsigned long long)st.match.completed, st.libpq.processes_with_libpq,

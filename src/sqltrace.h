@@ -27,6 +27,7 @@ struct sqltrace_opts {
 	uint64_t ahead_ttl_ns;		/* libpq.h; 0: default */
 	bool in_flame;			/* statement time as [sql] leaves in the flame stacks (sqljoin.h) */
 	bool no_libpq;			/* statements from another source only (the wire): no libpq probes */
+	bool libpq_on_demand;		/* probe libpq only in processes named by sqltrace__probe_libpq */
 };
 
 /* Who hears of each completed statement (sqljoin.c); fields may be NULL. */
@@ -44,6 +45,7 @@ struct sqltrace_stats {
 	uint64_t calls;			/* libpq calls seen in traced processes */
 	uint64_t lost;			/* libpq events dropped (ring buffer full) */
 	uint64_t stacks_missing;	/* statements whose stack had left the stacks map */
+	uint64_t libpq_left_to_wire;	/* libpq's statements on connections the wire serves: not counted twice */
 	struct sql_match_stats match;
 };
 
@@ -59,6 +61,17 @@ typedef int (*sqltrace_stack_fn)(void *ctx, uint64_t id, struct pt_stack *st);
  * its call site and passed on like libpq's. Its stack is looked up through lookup.
  */
 void sqltrace__add_query(struct sqltrace *s, const struct sql_query *q, sqltrace_stack_fn lookup, void *ctx);
+/*
+ * With libpq_on_demand: probe pid's libpq now (a process with an encrypted connection, which only
+ * libpq's probes can read).
+ */
+void sqltrace__probe_libpq(struct sqltrace *s, pid_t pid);
+/*
+ * Who decides whether a statement from libpq's probes is counted: keep(ctx, pid, conn) returns
+ * false for a connection another source (the wire) serves. Without one, every one is.
+ */
+typedef bool (*sqltrace_keep_fn)(void *ctx, uint32_t pid, uint64_t conn);
+void sqltrace__keep_libpq(struct sqltrace *s, sqltrace_keep_fn keep, void *ctx);
 /* Name a stack now, while its process surely lives (a statement may complete after it exits). */
 void sqltrace__name_stack(struct sqltrace *s, uint32_t pid, uint32_t tid, uint64_t id, sqltrace_stack_fn lookup,
 			  void *ctx);

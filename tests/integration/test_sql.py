@@ -117,7 +117,8 @@ def trace(cluster, it, script, tag, tmp, env=None, tool_args=(), tcp=False, time
             raise RuntimeError("workload %s did not start: %s" % (script, proc.stderr.read()[-800:]))
         r.pid = int(line[1])
         r.maps_libpq = None
-        tool = harness.Tracer(["--pid", str(r.pid), "--duration", "30", "--json", r.json_path] + list(tool_args),
+        tool = harness.Tracer(["--pid", str(r.pid), "--duration", "30", "--json", r.json_path, "--sql-source", "libpq"]
+                              + list(tool_args),
                               env=dict(os.environ, **(tool_env or {})))
         tool.wait_tracing(timeout)
         try:

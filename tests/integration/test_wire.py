@@ -27,7 +27,7 @@ class Run:
     pass
 
 
-def run(cluster, mode, tcp, tmp, tool_args=(), extra_env=None):
+def run(cluster, mode, tcp, tmp, tool_args=(), extra_env=None, source="wire"):
     r = Run()
     r.tag = "%s/%s" % (mode, "tcp" if tcp else "unix")
     r.json_path = os.path.join(tmp, r.tag.replace("/", "_") + ".json")
@@ -45,7 +45,7 @@ def run(cluster, mode, tcp, tmp, tool_args=(), extra_env=None):
             raise RuntimeError("workload %s did not start: %s" % (mode, proc.stderr.read()[-800:]))
         r.pid = int(line[1])
         cluster.pgss_reset()  # after the driver's own connect-time statements: they were before tracing
-        tool = harness.Tracer(["--pid", str(r.pid), "--duration", "60", "--sql-source", "wire", "--no-samples",
+        tool = harness.Tracer(["--pid", str(r.pid), "--duration", "60", "--sql-source", source, "--no-samples",
                                "--json", r.json_path] + list(tool_args))
         tool.wait_tracing(60)
         try:
@@ -152,6 +152,23 @@ def check_tls(tmp):
                        r.tool_rc == 0 and wire.get("tls_connections") == 0 and r.client is not None and
                        wire.get("statements", 0) - (r.report or {}).get("sql", {}).get("errors", 0) == r.client["ok"],
                        json.dumps(wire)[:500])
+        # --sql-source auto: the encrypted connection through libpq's probes, the plaintext one on
+        # the wire, in one process, each statement once
+        r = run(c, "mixed_tls", False, tmp, extra_env={"PT_TLS_HOST": "127.0.0.1"}, source="auto")
+        rep = r.report or {}
+        wire = rep.get("sql_wire", {})
+        marks = marker_lines(WORKLOAD)
+        got = sites(rep)
+        ok = r.tool_rc == 0 and r.client is not None and wire.get("tls_connections") == 1
+        record("tls/auto: one encrypted and one plaintext connection in one process: %d statements, each once "
+               "(wire %s, libpq %s)" % (r.client["ok"] if r.client else -1, wire.get("statements"),
+                                        wire.get("libpq_statements")),
+               ok and rep.get("sql", {}).get("statements") == r.client["ok"] and
+               wire.get("statements") == r.client["ok"] // 2 and wire.get("libpq_statements") == r.client["ok"] // 2,
+               json.dumps(wire)[:700] + " sql " + json.dumps(rep.get("sql", {})) + r.tool_err[-400:])
+        record("tls/auto: call sites of both connections are the workload's lines",
+               any(s.endswith("wire_drivers.py:%d)" % marks["mixed_tls"]) for s in got) and
+               any(s.endswith("wire_drivers.py:%d)" % marks["mixed_plain"]) for s in got), str(sorted(got))[:500])
     except (subprocess.CalledProcessError, RuntimeError, FileNotFoundError) as ex:
         record("tls: cluster with ssl = on", False, repr(ex))
     finally:

@@ -70,7 +70,8 @@ int main(int argc, char **argv)
 	}
 	bpf_map_update_elem(bpf_map__fd(skel->maps.tracked), &pid, &how, BPF_ANY);
 	struct session_maps maps = { .procs = skel->maps.procs, .tracked = skel->maps.tracked,
-				     .counters = skel->maps.counters, .events = skel->maps.events };
+				     .counters = skel->maps.counters, .events = skel->maps.events,
+				     .pq_current = skel->maps.pq_current };
 	f = funcprobe__new(&fo, &maps, NULL, err, sizeof(err));
 	if (!f) {
 		fprintf(stderr, "%s\n", err);

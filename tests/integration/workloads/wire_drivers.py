@@ -181,6 +181,27 @@ def mode_psycopg2_late():
     conn.close()
 
 
+def mode_mixed_tls():
+    """One encrypted connection (TCP, sslmode=require) and one plaintext (the unix socket) in one
+    process: with --sql-source auto the first is read through libpq's probes, the second on the
+    wire, each statement once."""
+    import psycopg2
+    ready()
+    tls = psycopg2.connect(host=os.environ["PT_TLS_HOST"], sslmode="require")
+    tls.autocommit = True
+    plain = psycopg2.connect("")
+    plain.autocommit = True
+    time.sleep(0.5)  # libpq's probes are attached when the tool sees the encrypted connection
+    a, b = tls.cursor(), plain.cursor()
+    for i in range(10):
+        a.execute("SELECT %s::int + 5", (i,))  # @mixed_tls
+        res["ok"] += 1
+        b.execute("SELECT %s::int + 6", (i,))  # @mixed_plain
+        res["ok"] += 1
+    tls.close()
+    plain.close()
+
+
 def mode_dies():
     """A client that dies in the middle of a statement: the statement is unfinished, not a success."""
     import psycopg2
@@ -198,7 +219,7 @@ def mode_dies():
 
 
 MODES = {"psycopg2": mode_psycopg2, "psycopg3": mode_psycopg3, "psycopg3_async": mode_psycopg3_async,
-         "asyncpg": mode_asyncpg, "pg8000": mode_pg8000, "psycopg2_late": mode_psycopg2_late, "dies": mode_dies}
+         "asyncpg": mode_asyncpg, "pg8000": mode_pg8000, "psycopg2_late": mode_psycopg2_late, "mixed_tls": mode_mixed_tls, "dies": mode_dies}
 
 if __name__ == "__main__":
     MODES[sys.argv[1]]()
