@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Request tracing overhead on the demo (Django + psycopg2 on gunicorn, 2 sync workers, own
 PostgreSQL), measured with wrk: untraced, traced by pytrace-bpf with everything on (CPU samples at
-99 Hz, SQL through libpq with --sql-in-flame, HTTP requests, JSON report, requests log), austin
+99 Hz, SQL from the wire protocol with --sql-in-flame, HTTP requests, JSON report, requests log), austin
 attached at 100 Hz, and sentry-sdk's Django tracing (traces_sample_rate=1.0, events dropped by a
 null transport), in alternating runs. Two endpoints: /recipes/ (SQL-heavy: 51 queries) and /cpu/
 (CPU-heavy: pure Python). Each round runs every configuration once, in a rotated order; the ratio
@@ -48,8 +48,10 @@ CONFIGS = ["untraced", "pytrace-bpf", "austin", "sentry-sdk"]
 # bpftrace-http-floor: empty programs on the syscall tracepoints the HTTP layer uses (the exits of
 #                 accept*, read/recv*, write/send*, the entry of close): what the kernel's tracepoint
 #                 path costs every syscall of the host before any program does work
+# pytrace-bpf-libpq: everything on, SQL through libpq's uprobes (--sql-source libpq) instead of the
+#                 wire protocol (the default): the two designs side by side
 EXTRA_CONFIGS = ["pytrace-bpf-http", "pytrace-bpf-http-raw", "pytrace-bpf-no-http", "bpftrace-traps",
-                 "bpftrace-http-floor"]
+                 "bpftrace-http-floor", "pytrace-bpf-libpq"]
 HTTP_SYSCALLS = ["accept", "accept4", "read", "recvfrom", "readv", "recvmsg", "write", "sendto", "writev",
                  "sendmsg", "sendfile64"]
 LIBPQ = "/usr/lib/x86_64-linux-gnu/libpq.so.5"
@@ -151,6 +153,8 @@ class Attached:
                     ["-F", "99", "--sql-in-flame", "--flame", os.path.join(self.tmp, "f.svg")])
             if self.config == "pytrace-bpf-no-http":
                 opts.append("--no-http")
+            if self.config == "pytrace-bpf-libpq":
+                opts += ["--sql-source", "libpq"]
             self.p = subprocess.Popen([TOOL, "-p", str(self.pid)] + opts +
                                       ["--json", os.path.join(self.tmp, "r.json"),
                                        "--requests-log", os.path.join(self.tmp, "r.jsonl")],
