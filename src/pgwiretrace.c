@@ -253,6 +253,9 @@ static void on_statement(void *ctx, const struct pgwire_stmt *ps)
 		p->unknown_prepared++;
 	}
 	origin(c, ps->start_ns, &q.tid, &q.stack_id);
+	q.rows_known = ps->rows >= 0 && ps->status == PGWIRE_OK;
+	q.rows = ps->rows;
+	snprintf(q.sqlstate, sizeof(q.sqlstate), "%s", ps->status == PGWIRE_SKIPPED ? "" : ps->sqlstate);
 	p->st.statements++;
 	if (ps->status == PGWIRE_SKIPPED)
 		p->skipped++;

@@ -23,6 +23,9 @@ struct sql_query {
 	bool prepared;		/* ran a prepared statement */
 	bool params;		/* parameters sent apart from the text */
 	uint64_t stack_id;	/* Python stack at the send, 0 if none */
+	bool rows_known;	/* rows is the server's count (the wire's CommandComplete) */
+	int64_t rows;
+	char sqlstate[6];	/* the error's SQLSTATE where known (the wire's ErrorResponse), else "" */
 };
 
 typedef void (*sql_query_fn)(void *ctx, const struct sql_query *q);

@@ -37,6 +37,8 @@ struct sql_stats {
 	struct text_slot *texts;	/* direct-mapped on the text's hash, o.text_cache slots */
 	uint64_t text_hits;
 	uint64_t dropped_bits[DROPPED_BITS / 64];
+	struct sql_pattern *last;	/* the pattern of the statement added last */
+	struct sql_state_count states[SQL_STATS_ALL_STATES];
 	char buf[SQL_STATS_PATTERN_MAX];
 };
 
@@ -275,6 +277,7 @@ int sql_stats__add_pattern(struct sql_stats *s, const char *text, size_t len, bo
 			memcpy(ts->text, text, len);
 	}
 count:
+	s->last = p;
 	if (pattern)
 		*pattern = p == &s->other ? s->buf : p->pattern;
 	s->sum.statements++;
@@ -290,6 +293,48 @@ count:
 			return err;
 	}
 	return ret;
+}
+
+/* Count code in the first of n slots holding it or free; false when all n hold others. */
+static bool count_state(struct sql_state_count *t, unsigned n, const char *code)
+{
+	for (unsigned i = 0; i < n; i++) {
+		if (!t[i].code[0])
+			snprintf(t[i].code, sizeof(t[i].code), "%.5s", code);
+		if (!strncmp(t[i].code, code, 5)) {
+			t[i].count++;
+			return true;
+		}
+	}
+	return false;
+}
+
+void sql_stats__note_result(struct sql_stats *s, int64_t rows, const char *sqlstate)
+{
+	struct sql_pattern *p = s->last;
+
+	if (!p)
+		return;
+	if (rows >= 0) {
+		p->rows += (uint64_t)rows;
+		p->rows_known++;
+	}
+	if (sqlstate && sqlstate[0]) {
+		if (!count_state(p->states, SQL_STATS_STATES, sqlstate))
+			p->other_states++;
+		if (!count_state(s->states, SQL_STATS_ALL_STATES, sqlstate))
+			s->sum.errors_other_states++;
+	}
+}
+
+static void write_states(struct jsonw *w, const struct sql_state_count *t, unsigned n, uint64_t other)
+{
+	jsonw__start_object(w);
+	for (unsigned i = 0; i < n && t[i].code[0]; i++)
+		jsonw__uint_field(w, t[i].code, t[i].count);
+	if (other)
+		jsonw__uint_field(w, "other", other);
+	jsonw__end_object(w);
 }
 
 int sql_stats__add(struct sql_stats *s, const char *text, size_t len, bool truncated,
@@ -371,6 +416,12 @@ static void write_pattern(const struct sql_pattern *p, struct jsonw *w)
 	jsonw__string_field(w, "operation", p->operation);
 	jsonw__uint_field(w, "count", p->count);
 	jsonw__uint_field(w, "errors", p->errors);
+	jsonw__name(w, "errors_by_sqlstate");
+	write_states(w, p->states, SQL_STATS_STATES, p->other_states);
+	if (p->rows_known) {
+		jsonw__uint_field(w, "rows", p->rows);
+		jsonw__double_fixed_field(w, "rows_per_call", (double)p->rows / p->rows_known, 2);
+	}
 	jsonw__double_fixed_field(w, "total_ms", ms(p->total_ns), 3);
 	jsonw__double_fixed_field(w, "mean_ms", lathist__mean(&p->hist) / 1e6, 3);
 	jsonw__double_fixed_field(w, "p50_ms", ms(lathist__percentile(&p->hist, 50)), 3);
@@ -426,6 +477,8 @@ int sql_stats__write_summary_json(const struct sql_stats *s, struct jsonw *w)
 	jsonw__uint_field(w, "dropped_statements", sum.dropped_statements);
 	jsonw__uint_field(w, "statements", sum.statements);
 	jsonw__uint_field(w, "errors", sum.errors);
+	jsonw__name(w, "errors_by_sqlstate");
+	write_states(w, s->states, SQL_STATS_ALL_STATES, sum.errors_other_states);
 	jsonw__uint_field(w, "invalid_utf8", sum.invalid_utf8);
 	jsonw__uint_field(w, "nul_bytes", sum.nul_bytes);
 	return jsonw__end_object(w);

@@ -29,6 +29,9 @@ struct sql_stats_opts {
 	bool no_text_cache;		/* normalize every statement (tests) */
 };
 
+#define SQL_STATS_STATES	4	/* SQLSTATEs kept per pattern */
+#define SQL_STATS_ALL_STATES	64	/* SQLSTATEs kept over all patterns */
+
 struct sql_site {
 	char *frame;
 	uint64_t count;
@@ -49,10 +52,18 @@ struct sql_pattern {
 	unsigned nsites;
 	uint64_t other_sites;	/* statements whose site did not fit */
 	uint64_t hash;
+	uint64_t rows;		/* rows affected or returned, summed over the statements that said */
+	uint64_t rows_known;	/* statements whose command tag gave a row count (the wire's) */
+	struct sql_state_count {
+		char code[6];	/* SQLSTATE */
+		uint64_t count;
+	} states[SQL_STATS_STATES];	/* errors by SQLSTATE, the first codes seen */
+	uint64_t other_states;	/* errors with a code that did not fit */
 };
 
 struct sql_stats_summary {
 	uint64_t statements, errors;
+	uint64_t errors_other_states;	/* errors whose SQLSTATE did not fit the summary's table */
 	uint64_t patterns;		/* distinct patterns kept */
 	uint64_t dropped_patterns;	/* distinct patterns over the cap (estimated) */
 	uint64_t dropped_statements;
@@ -70,6 +81,12 @@ void sql_stats__free(struct sql_stats *s);
  * only normalize, and a text seen before (up to text_cache of them, the shorter ones) not even
  * that. Returns 0, -E2BIG when it was counted in "[other patterns]", -ENOMEM, -EINVAL.
  */
+/*
+ * What the server said of the statement last added (sql_stats__add_pattern): rows < 0 when not
+ * known (libpq's probes), sqlstate NULL or "" when it did not fail with one. Bounded: a pattern
+ * keeps SQL_STATS_STATES codes and the summary SQL_STATS_ALL_STATES; the rest are counted apart.
+ */
+void sql_stats__note_result(struct sql_stats *s, int64_t rows, const char *sqlstate);
 int sql_stats__add(struct sql_stats *s, const char *text, size_t len, bool truncated,
 		   uint64_t dur_ns, bool error, const char *call_site);
 /*

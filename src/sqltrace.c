@@ -165,6 +165,7 @@ static void add_query(struct sqltrace *s, const struct sql_query *q, sqltrace_st
 
 	/* the pattern the statistics computed (or remembered for this text): not normalized twice */
 	sql_stats__add_pattern(s->stats, q->text, q->len, q->truncated, dur, q->error, site, &pattern);
+	sql_stats__note_result(s->stats, q->rows_known ? q->rows : -1, q->sqlstate);
 	if (s->opts.slow_log && dur >= s->opts.slow_ms * 1e6)
 		slow_log(s, q, st, pattern);
 	if (s->listener.on_query)
