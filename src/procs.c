@@ -207,8 +207,8 @@ static void proc_exec(struct procs *p, const struct pt_proc_event *e)
 
 	if (!pr)
 		return;
-	if (pr->state == PROC_PYTHON)
-		p->st.python--;
+	/* st.python counts the Python programs run, not those running: one that ran Python and
+	 * exec'd into something else stays counted (its samples are in the report). */
 	pr->state = PROC_UNKNOWN;
 	if (p->o.listener.on_exec)
 		p->o.listener.on_exec(p->o.listener.ctx, e->hdr.pid);
