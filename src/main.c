@@ -580,6 +580,38 @@ static int check_outputs(void)
 	return 0;
 }
 
+/*
+ * A log written during the trace, opened before tracing starts but not truncated yet: a run that
+ * is refused or interrupted before it traces leaves an existing file as it was, and removes one
+ * it created (discard_log).
+ */
+static FILE *open_log(const char *path, const char *what, bool *created)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	FILE *f;
+
+	*created = fd >= 0;
+	if (fd < 0 && errno == EEXIST)
+		fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0 || !(f = fdopen(fd, "w"))) {
+		elog("cannot write the %s %s: %s\n", what, path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	return f;
+}
+
+static void discard_log(FILE **f, const char *path, bool created)
+{
+	if (!*f)
+		return;
+	fclose(*f);
+	*f = NULL;
+	if (created)
+		unlink(path);
+}
+
 /* Close a log written during the trace; a write error is reported with its cause. */
 static int close_log(FILE *f, const char *what, const char *path)
 {
@@ -604,6 +636,7 @@ int main(int argc, char **argv)
 	struct session *sess = NULL;
 	struct out_ctx out = {};
 	FILE *slow = NULL, *reqlog = NULL;
+	bool slow_created = false, reqlog_created = false;
 	double start, elapsed;
 	bool target_gone = false;
 	unsigned written = 0;
@@ -680,18 +713,19 @@ int main(int argc, char **argv)
 	so.http.req.max_routes = env.max_routes;
 	so.http.req.lines = pt_verbose ? stdout : NULL;
 	so.http.req.show_query = env.show_literals;
+	/* Ctrl-C or SIGTERM during start-up ends it cleanly too: checked once attached. */
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
 	if (env.requests_log) {
-		reqlog = fopen(env.requests_log, "we");
-		if (!reqlog) {
-			elog("cannot write the requests log %s: %s\n", env.requests_log, strerror(errno));
+		reqlog = open_log(env.requests_log, "requests log", &reqlog_created);
+		if (!reqlog)
 			return 1;
-		}
 		so.http.req.log = reqlog;
 	}
 	if (env.slow_log) {
-		slow = fopen(env.slow_log, "we");
+		slow = open_log(env.slow_log, "slow log", &slow_created);
 		if (!slow) {
-			elog("cannot write the slow log %s: %s\n", env.slow_log, strerror(errno));
+			discard_log(&reqlog, env.requests_log, reqlog_created);
 			return 1;
 		}
 		so.sql.slow_log = slow;
@@ -712,8 +746,15 @@ int main(int argc, char **argv)
 		elog("%s\n", err);
 		goto cleanup;
 	}
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
+	if (stop) {
+		elog("interrupted before tracing started\n");
+		ret = 1;
+		goto cleanup;
+	}
+	/* Tracing: the logs start afresh now, not before (a refused run leaves them as they were). */
+	if ((reqlog && ftruncate(fileno(reqlog), 0)) || (slow && ftruncate(fileno(slow), 0)))
+		wlog("cannot truncate a log: %s\n", strerror(errno));
+	reqlog_created = slow_created = false;
 	fprintf(stderr, "Tracing pid %d%s: %s%s%s%s... %s\n", env.pid,
 		env.no_children ? "" : " and its children",
 		so.sampler.enabled ? "CPU samples" : "", so.sampler.enabled && so.sql.enabled ? ", " : "",
@@ -807,9 +848,8 @@ int main(int argc, char **argv)
 	}
 cleanup:
 	session__free(sess);
-	if (slow)
-		fclose(slow);
-	if (reqlog)
-		fclose(reqlog);
+	/* Still open here only when tracing never started: nothing of this run is in them. */
+	discard_log(&slow, env.slow_log, slow_created);
+	discard_log(&reqlog, env.requests_log, reqlog_created);
 	return ret ? 1 : 0;
 }

@@ -276,9 +276,26 @@ def bpf_fds(pid):
         return 0
 
 
+def case_logs(t, tmp):
+    """A run refused at start-up leaves an existing log as it was and creates none."""
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        old = os.path.join(tmp, "old-slow.jsonl")
+        new = os.path.join(tmp, "new-requests.jsonl")
+        with open(old, "w") as f:
+            f.write("kept\n")
+        p, _ = run(["-p", str(sleeper.pid), "--slow-ms", "1", "--slow-log", old, "--requests-log", new])
+        record("logs: a run refused at start-up (not Python) leaves an existing log as it was and creates none",
+               p.returncode == 1 and open(old).read() == "kept\n" and not os.path.exists(new),
+               "exit %d, %r, new exists: %s" % (p.returncode, open(old).read(), os.path.exists(new)))
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
 def case_signals(t, tmp):
     # SIGTERM while it starts: as soon as it holds its first BPF program, before "Tracing pid".
-    # Nothing is collected yet and no handler is installed: it dies of the signal, writes nothing.
+    # Nothing is collected yet: it stops once attached, says so, exits 1 and writes nothing.
     js = os.path.join(tmp, "startup.json")
     tool = subprocess.Popen([TOOL, "-p", str(t.pid), "-d", "30", "--json", js], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -293,8 +310,9 @@ def case_signals(t, tmp):
         skip("SIGTERM at start-up", "the tool was tracing before the signal (%.2f s after its first program)"
              % (time.time() - held))
     else:
-        record("SIGTERM at start-up (after its first BPF program, before \"Tracing pid\"): killed by SIGTERM, "
-               "no message, no output", tool.returncode == -signal.SIGTERM and err == "" and not os.path.exists(js),
+        record("SIGTERM at start-up (after its first BPF program, before \"Tracing pid\"): exit 1, "
+               "'interrupted before tracing started', no output",
+               tool.returncode == 1 and "interrupted before tracing started" in err and not os.path.exists(js),
                "status %s, stderr %r, %s exists: %s" % (tool.returncode, err[-300:], js, os.path.exists(js)))
         left = bpf_left(own, tool.pid) if own["prog"] else {"prog": "none held when signalled"}
         record("SIGTERM at start-up: none of its BPF programs and maps left behind", not left and own["prog"],
@@ -705,7 +723,7 @@ def main():
         for name, fn in [("bad", case_bad_input), ("outputs", case_outputs_at_start), ("write", case_write_errors),
                          ("thread", case_thread_id), ("json", case_json_profile), ("pprof", case_pprof),
                          ("pids", case_untraceable_pids), ("midtrace", case_target_midtrace),
-                         ("signals", case_signals), ("http", case_http_garbage), ("sql", case_sql_bytes),
+                         ("logs", case_logs), ("signals", case_signals), ("http", case_http_garbage), ("sql", case_sql_bytes),
                          ("deep", case_deep_recursion), ("crowd", case_many_threads)]:
             if args.k in name:
                 fn(t, tmp)
