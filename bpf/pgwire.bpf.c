@@ -266,6 +266,11 @@ static __always_inline void record(struct walk *w, __u8 type, __u8 rflags, __u32
 	__u32 cap = type ? cap_of(w->dir, type) : 8, avail = 0, n, pos;
 	struct pg_rec *r;
 
+	if (w->dir == PG_DIR_SERVER && type == 'D') {
+		w->conn->drows++;	/* carried by the next record */
+		return;
+	}
+
 	if (body < w->len)
 		avail = w->len - body;
 	n = mlen - 4;
@@ -286,6 +291,12 @@ static __always_inline void record(struct walk *w, __u8 type, __u8 rflags, __u32
 	r->type = type;
 	r->flags = rflags;
 	r->len = mlen;
+	r->rows_before = 0;
+	r->pad = 0;
+	if (w->dir == PG_DIR_SERVER) {
+		r->rows_before = w->conn->drows;
+		w->conn->drows = 0;
+	}
 	pos += sizeof(*r);
 	/* keep the verifier's view of n bounded: the compiler would reuse an unbounded copy */
 	asm volatile("" : "+r"(n));
@@ -430,7 +441,7 @@ static __always_inline int startup(struct pg_conn *c, struct chunk *ch, __u32 pi
 	__u8 h[8];
 	__u32 mlen, code;
 	struct pg_event *e;
-	struct walk w = { .buf = ch->buf, .len = ch->len, .dir = PG_DIR_CLIENT };
+	struct walk w = { .buf = ch->buf, .len = ch->len, .dir = PG_DIR_CLIENT, .conn = c };
 
 	if (ch->len < 8 || bpf_probe_read_user(h, 8, (void *)ch->buf))
 		return -1;

@@ -54,12 +54,18 @@ enum pgwire_event_type {
 #define PG_RF_CONT	(1u << 1)	/* the message started in an earlier read or write (its header
 					   was split): only its type and length are known */
 
-/* One message; caplen body bytes follow, then padding to 8 bytes. */
+/*
+ * One message; caplen body bytes follow, then padding to 8 bytes. DataRows get no record of
+ * their own: none of their bytes is wanted, only how many there were, which the next record of
+ * the connection's server side carries (rows_before), in this read or a later one.
+ */
 struct pg_rec {
 	__u8 type;		/* message type byte; 0 for the untyped startup messages */
 	__u8 flags;		/* PG_RF_* */
 	__u16 caplen;
 	__u32 len;		/* the message's length field (itself included, type byte not) */
+	__u32 rows_before;	/* DataRows between the previous record and this one */
+	__u32 pad;
 };
 
 struct pg_event {
@@ -87,6 +93,8 @@ struct pg_conn {
 	__u32 state;		/* PG_ST_* */
 	__u32 skip[2];		/* per direction: body bytes of the current message still to come */
 	__u64 pqconn;		/* encrypted: the PGconn last reported for it */
+	__u32 drows;		/* server side: DataRows not yet carried by a record */
+	__u32 pad2;
 	__u8 hlen[2];		/* per direction: bytes of a split header held in hdr (< 5) */
 	__u8 pad[6];
 	__u8 hdr[2][16];	/* 5 used; the slack keeps the verifier's bounds simple */

@@ -349,6 +349,13 @@ static void handle_data(struct pgwiretrace *p, const struct pg_event *e, size_t 
 
 		if (at + sizeof(*r) + r->caplen > end)
 			break;
+		if (r->rows_before) {
+			/* the DataRows before this record: their count (pgwire_conn counts code rows) */
+			struct pgwire_msg d = { .rec = PGWIRE_REC_MSG, .type = 'D', .len = 4, .code = r->rows_before,
+						.ts = e->ts, .end_ts = e->ts };
+
+			pgwire_conn__msg(c->pw, PGWIRE_SERVER, &d);
+		}
 		if (!r->type) {
 			/* untyped startup message: its code, then what was kept after it */
 			if (r->caplen < 4)

@@ -117,6 +117,11 @@ def check(r, marks, dies=False):
            errors - skipped == r.client["errors"] and want_skip_lo <= skipped <= r.client["skipped"],
            "errors %d skipped %d" % (errors, skipped))
     mode = r.tag.split("/")[0]
+    if mode == "psycopg2":
+        big = [q for q in r.report.get("queries", []) if "generate_series" in q.get("pattern", "")]
+        record(r.tag + ": rows per pattern from CommandComplete (100,000) and errors by SQLSTATE (22012)",
+               big and big[0].get("rows") == 100000 and sql.get("errors_by_sqlstate", {}).get("22012") == 1,
+               json.dumps(big[:1])[:300] + json.dumps(sql.get("errors_by_sqlstate")))
     mark = marks.get(mode + "_loop")
     if mark:
         want = "wire_drivers.py:%d)" % mark
