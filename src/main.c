@@ -796,8 +796,13 @@ int main(int argc, char **argv)
 	session__drain(sess);
 
 	out.stacks = sampler__stacks(session__cap(sess, "sampler"));
-	snprintf(out.subtitle, sizeof(out.subtitle), "pid %d, %u Hz, %.1f s, %llu samples", env.pid, env.rate,
-		 elapsed, (unsigned long long)session__counter(sess, PT_CNT_SAMPLES));
+	{
+		struct sampler_stats sst;
+
+		sampler__stats(session__cap(sess, "sampler"), &sst);
+		snprintf(out.subtitle, sizeof(out.subtitle), "pid %d, %u Hz, %.1f s, %llu samples", env.pid, env.rate,
+			 elapsed, (unsigned long long)sst.samples);
+	}
 	if (target_gone)
 		fprintf(stderr, "Target exited after %.1f s; writing what was collected.\n", elapsed);
 	session__summary(sess, stderr);

@@ -26,6 +26,7 @@ struct sampler {
 	struct stack_agg *stacks;
 	struct pystacks *names;
 	uint64_t weight;	/* per CPU sample: 1, or microseconds with us_weights */
+	uint64_t handled;	/* on-CPU samples that reached the collector */
 	struct { sampler_listener_fn fn; void *ctx; } listeners[MAX_LISTENERS];
 	int nlisteners;
 	struct sampler_stats st;
@@ -168,13 +169,18 @@ static void sampler_event(void *c, const void *data, size_t size)
 				   offcpu ? e->weight : 1000000000ULL / s->o.rate_hz, offcpu);
 	if (offcpu)
 		return;	/* wall time for the listeners only: flame graphs stay CPU samples */
+	s->handled++;
 	if (n && stack_agg__add(s->stacks, frames, n, s->weight) == -E2BIG)
 		s->st.stacks_dropped += s->weight;
 }
 
 void sampler__stats(struct sampler *s, struct sampler_stats *st)
 {
-	s->st.samples = session__counter(s->session, PT_CNT_SAMPLES);
+	/*
+	 * The samples this report is made of; the BPF side's own count also has those still queued
+	 * or taken between the last read of the ring buffer and the detach, which no output holds.
+	 */
+	s->st.samples = s->handled;
 	s->st.lost = session__counter(s->session, PT_CNT_LOST);
 	s->st.stacks_dropped = stack_agg__dropped(s->stacks);
 	*st = s->st;
@@ -234,7 +240,7 @@ static bool sampler_collected(void *c)
 {
 	struct sampler *s = c;
 
-	return session__counter(s->session, PT_CNT_SAMPLES) > 0;
+	return s->handled > 0;
 }
 
 struct stack_agg *sampler__stacks(struct sampler *s)
