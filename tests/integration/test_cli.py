@@ -602,8 +602,11 @@ def case_many_threads(t, tmp):
         samples = {}
     record("200 busy threads: exit 0, no lost samples", p.returncode == 0 and samples.get("lost") == 0
            and samples.get("taken", 0) > 100, "exit %d, %s; %s" % (p.returncode, samples, p.stderr[-300:]))
-    record("200 busy threads: samples in spin() from at least 100 distinct threads, all the target's",
-           ntasks == 201 and len(seen) >= 100 and seen <= tids,
+    # One thread holds the GIL at a time: which ones the sampler meets in 3 s depends on the
+    # scheduler (184 distinct on a quiet host, 32 in a loaded CI run); 20 tells a followed crowd
+    # from a tool that sees only the main thread or a few.
+    record("200 busy threads: samples in spin() from at least 20 distinct threads, all the target's",
+           ntasks == 201 and len(seen) >= 20 and seen <= tids,
            "%d tasks, %d distinct threads sampled in spin(), %d samples elsewhere" % (ntasks, len(seen), other))
 
 
