@@ -2,7 +2,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <time.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
@@ -12,6 +11,7 @@
 #include "httptrace.h"
 #include "jsonw.h"
 #include "session.h"
+#include "tracefs.h"
 #include "util.h"
 
 struct httptrace {
@@ -21,18 +21,6 @@ struct httptrace {
 	struct requests *req;
 	bool per_syscall;	/* per-syscall tracepoints; else raw syscall tracepoints */
 };
-
-#define TRACEFS "/sys/kernel/tracing"
-
-/* Per-syscall tracepoints need tracefs (their ids): mount it where it is missing. */
-static bool have_syscall_events(void)
-{
-	if (access(TRACEFS "/events/syscalls/sys_enter_accept4/id", R_OK) == 0)
-		return true;
-	if (access(TRACEFS, F_OK) == 0 && mount("nodev", TRACEFS, "tracefs", 0, NULL) == 0)
-		vlog("HTTP: mounted tracefs on " TRACEFS "\n");
-	return access(TRACEFS "/events/syscalls/sys_enter_accept4/id", R_OK) == 0;
-}
 
 /* Open and load the object with one set of programs: per-syscall ("tp_") or raw ("http_sys_"). */
 static int open_load(struct httptrace *h, char *err, size_t errlen)
@@ -94,7 +82,7 @@ static void *httptrace_open(struct session *ss, const struct session_opts *so, c
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	h->per_syscall = !h->o.raw_hook && have_syscall_events();
+	h->per_syscall = !h->o.raw_hook && tracefs__syscall_events();
 	ret = open_load(h, err, errlen);
 	if (ret && h->per_syscall) {
 		vlog("HTTP: %s with per-syscall tracepoints; trying raw syscall tracepoints\n", err);

@@ -644,6 +644,23 @@ int main(int argc, char **argv)
 	char err[512];
 	int ret;
 
+	/*
+	 * Ctrl-C and SIGTERM end a trace cleanly, and during start-up too (checked once attached).
+	 * A parent may have left them blocked (a supervisor, a script): unblocked, or the tracer
+	 * could not be stopped; one that came while blocked is taken now.
+	 */
+	{
+		struct sigaction sa = { .sa_handler = on_signal };
+		sigset_t set;
+
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+		sigemptyset(&set);
+		sigaddset(&set, SIGINT);
+		sigaddset(&set, SIGTERM);
+		sigprocmask(SIG_UNBLOCK, &set, NULL);
+	}
 	ret = argp_parse(&argp, argc, argv, 0, NULL, NULL);
 	if (ret)
 		return 2;
@@ -713,9 +730,6 @@ int main(int argc, char **argv)
 	so.http.req.max_routes = env.max_routes;
 	so.http.req.lines = pt_verbose ? stdout : NULL;
 	so.http.req.show_query = env.show_literals;
-	/* Ctrl-C or SIGTERM during start-up ends it cleanly too: checked once attached. */
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
 	if (env.requests_log) {
 		reqlog = open_log(env.requests_log, "requests log", &reqlog_created);
 		if (!reqlog)

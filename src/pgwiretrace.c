@@ -2,7 +2,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -14,11 +13,11 @@
 #include "pidtab.h"
 #include "session.h"
 #include "sqltrace.h"
+#include "tracefs.h"
 #include "util.h"
 
 #define MAX_CONNS	PG_MAX_CONNS	/* connections followed at once, as on the BPF side */
 #define MAX_PROCS	4096		/* processes with a PostgreSQL connection, for the per-process counts */
-#define TRACEFS "/sys/kernel/tracing"
 
 #define ORIGINS 64	/* client chunks remembered per connection: who sent what (pipelines) */
 
@@ -451,15 +450,6 @@ static void pgwiretrace_free(void *ctx)
 	free(p);
 }
 
-static bool have_syscall_events(void)
-{
-	if (access(TRACEFS "/events/syscalls/sys_enter_close/id", R_OK) == 0)
-		return true;
-	if (access(TRACEFS, F_OK) == 0 && mount("nodev", TRACEFS, "tracefs", 0, NULL) == 0)
-		vlog("SQL: mounted tracefs on " TRACEFS "\n");
-	return access(TRACEFS "/events/syscalls/sys_enter_close/id", R_OK) == 0;
-}
-
 static void *pgwiretrace_open(struct session *ss, const struct session_opts *so, char *err, size_t errlen)
 {
 	struct pgwiretrace *p;
@@ -485,7 +475,7 @@ static void *pgwiretrace_open(struct session *ss, const struct session_opts *so,
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	if (!have_syscall_events()) {
+	if (!tracefs__syscall_events()) {
 		snprintf(err, errlen, "the wire protocol needs the per-syscall tracepoints (tracefs at " TRACEFS ")");
 		goto fail;
 	}
