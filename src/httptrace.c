@@ -150,6 +150,13 @@ static void httptrace_tick(void *c, uint64_t now)
 	requests__tick(h->req, now);
 }
 
+static void httptrace_reset(void *c)
+{
+	struct httptrace *h = c;
+
+	requests__reset(h->req);
+}
+
 static void httptrace_flush(void *c)
 {
 	struct httptrace *h = c;
@@ -262,6 +269,7 @@ const struct capability httptrace_capability = {
 	.on_exit = httptrace_on_exit,
 	.tick = httptrace_tick,
 	.flush = httptrace_flush,
+	.reset = httptrace_reset,
 	.summary = httptrace_summary,
 	.write_json = httptrace_json,
 	.report = httptrace_report,

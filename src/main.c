@@ -13,6 +13,7 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#include "collector.h"
 #include "flamegraph.h"
 #include "funcprobe.h"
 #include "pytrace_user.h"
@@ -54,6 +55,9 @@ static struct env {
 	const char *requests_log;
 	unsigned n1_threshold;
 	unsigned max_routes;
+	struct collector_opts collector;	/* --prometheus */
+	const char *auth_file;
+	unsigned max_series;
 } env = {
 	.rate = 99,
 	.text_cap = 1024,
@@ -111,6 +115,13 @@ enum {
 	OPT_NO_SAMPLES,
 	OPT_PPROF,
 	OPT_SQL_SOURCE,
+	OPT_PROMETHEUS,
+	OPT_PROM_AUTH,
+	OPT_PROM_TLS_CERT,
+	OPT_PROM_TLS_KEY,
+	OPT_REPORT_INTERVAL,
+	OPT_PROFILE_WINDOW,
+	OPT_MAX_SERIES,
 };
 
 static const struct argp_option opts[] = {
@@ -147,7 +158,17 @@ static const struct argp_option opts[] = {
 	  "per statement; send keeps PQsend*/PQgetResult; exec starts on PQexec*", 2 },
 	{ "no-children", OPT_NO_CHILDREN, NULL, 0, "Trace PID only, not its descendants", 2 },
 	{ "max-stacks", OPT_MAX_STACKS, "N", 0, "Cap on distinct stacks kept (default 100000)", 2 },
-	{ "verbose", 'v', NULL, 0, "Say more (twice: libbpf's debug output)", 2 },
+	{ "prometheus", OPT_PROMETHEUS, "[ADDR:]PORT", 0,
+	  "Run as a collector: serve /metrics (Prometheus text or OpenMetrics), /healthz, "
+	  "/flame.svg?seconds=N, /debug/pprof/profile?seconds=N and /report.json on ADDR:PORT "
+	  "(127.0.0.1 unless an address is given; [::1]:PORT for IPv6; port 0 picks one) until SIGTERM", 3 },
+	{ "prometheus-auth", OPT_PROM_AUTH, "FILE", 0, "With --prometheus: require HTTP basic auth, user:password from FILE's first line", 3 },
+	{ "prometheus-tls-cert", OPT_PROM_TLS_CERT, "FILE", 0, "With --prometheus: serve HTTPS with this PEM certificate (and --prometheus-tls-key)", 3 },
+	{ "prometheus-tls-key", OPT_PROM_TLS_KEY, "FILE", 0, "With --prometheus: the certificate's PEM private key", 3 },
+	{ "report-interval", OPT_REPORT_INTERVAL, "SEC", 0, "With --prometheus: the window of /report.json (default 60 s)", 3 },
+	{ "profile-window", OPT_PROFILE_WINDOW, "SEC", 0, "With --prometheus: the longest ?seconds= of /flame.svg and pprof (default 600)", 3 },
+	{ "max-series", OPT_MAX_SERIES, "N", 0, "With --prometheus: label-value sets per metric before \"other\" (default 1000)", 3 },
+	{ "verbose", 'v', NULL, 0, "Say more (twice: libbpf's debug output)", 4 },
 	{},
 };
 
@@ -276,6 +297,32 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 	case OPT_MAX_ROUTES:
 		env.max_routes = (unsigned)parse_num(arg, "route cap", 1, 100000, state);
 		break;
+	case OPT_PROMETHEUS: {
+		char msg[200];
+
+		if (collector__parse_listen(arg, &env.collector, msg, sizeof(msg)))
+			argp_error(state, "%s", msg);
+		env.collector.enabled = true;
+		break;
+	}
+	case OPT_PROM_AUTH:
+		env.auth_file = arg;
+		break;
+	case OPT_PROM_TLS_CERT:
+		env.collector.tls_cert = arg;
+		break;
+	case OPT_PROM_TLS_KEY:
+		env.collector.tls_key = arg;
+		break;
+	case OPT_REPORT_INTERVAL:
+		env.collector.report_s = (unsigned)parse_num(arg, "report interval", 1, 86400, state);
+		break;
+	case OPT_PROFILE_WINDOW:
+		env.collector.window_max_s = (unsigned)parse_num(arg, "profile window", 10, 86400, state);
+		break;
+	case OPT_MAX_SERIES:
+		env.max_series = (unsigned)parse_num(arg, "series cap", 1, 1000000, state);
+		break;
 	case 'v':
 		pt_verbose++;
 		break;
@@ -293,6 +340,13 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 			argp_error(state, "--slow-ms needs --slow-log FILE (where the slow statements go)");
 		if (env.slow_log && env.slow_ms < 0)
 			env.slow_ms = 0;
+		if (!env.collector.enabled && (env.auth_file || env.collector.tls_cert || env.collector.tls_key ||
+					       env.collector.report_s || env.collector.window_max_s || env.max_series))
+			argp_error(state, "--prometheus-auth, --prometheus-tls-*, --report-interval, --profile-window and --max-series go with --prometheus");
+		if (env.collector.enabled && (env.flame || env.collapsed || env.speedscope || env.pprof || env.json))
+			argp_error(state, "--prometheus serves its outputs over HTTP (/flame.svg, /debug/pprof/profile, /report.json): it takes no --flame, --collapsed, --speedscope, --pprof or --json");
+		if (!env.collector.tls_cert != !env.collector.tls_key)
+			argp_error(state, "--prometheus-tls-cert and --prometheus-tls-key go together");
 		break;
 	default:
 		return ARGP_ERR_UNKNOWN;
@@ -301,6 +355,12 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 }
 
 static volatile sig_atomic_t stop;
+
+static void on_ready(void *ctx, const char *url)
+{
+	(void)ctx;
+	fprintf(stderr, "Serving metrics on %s (also /healthz, /flame.svg?seconds=N, /debug/pprof/profile?seconds=N, /report.json)\n", url);
+}
 
 static void on_signal(int sig)
 {
@@ -666,6 +726,12 @@ int main(int argc, char **argv)
 		return 2;
 	if (read_knobs(&so))
 		return 2;
+	if (env.auth_file &&
+	    collector__read_auth(env.auth_file, (char **)&env.collector.auth_user, (char **)&env.collector.auth_password,
+				 err, sizeof(err))) {
+		elog("--prometheus-auth: %s\n", err);
+		return 2;
+	}
 	if (kill(env.pid, 0) && errno == ESRCH) {
 		elog("no process with pid %d\n", env.pid);
 		return 1;
@@ -725,6 +791,9 @@ int main(int argc, char **argv)
 			so.sampler.offcpu = true;
 		}
 	}
+	so.collector = env.collector;
+	so.collector.max_series = env.max_series;
+	so.collector.on_ready = on_ready;
 	so.http.enabled = !env.no_http;
 	so.http.req.n1_threshold = env.n1_threshold;
 	so.http.req.max_routes = env.max_routes;
@@ -793,7 +862,7 @@ int main(int argc, char **argv)
 		out.start_unix_ns = (int64_t)rt.tv_sec * 1000000000LL + rt.tv_nsec;
 	}
 	while (!stop) {
-		if (session__live(sess) == 0) {
+		if (session__live(sess) == 0 && !env.collector.enabled) {
 			target_gone = true;
 			break;
 		}
@@ -820,6 +889,16 @@ int main(int argc, char **argv)
 	if (target_gone)
 		fprintf(stderr, "Target exited after %.1f s; writing what was collected.\n", elapsed);
 	session__summary(sess, stderr);
+	if (env.collector.enabled) {
+		/* the collector's outputs were served while it ran; its logs are closed below */
+		ret = 0;
+		if (slow)
+			ret |= close_log(slow, "slow log", env.slow_log);
+		if (reqlog)
+			ret |= close_log(reqlog, "requests log", env.requests_log);
+		slow = reqlog = NULL;
+		goto cleanup;
+	}
 
 	ret = 0;
 	if (env.flame)
@@ -867,6 +946,8 @@ int main(int argc, char **argv)
 	}
 cleanup:
 	session__free(sess);
+	free((char *)env.collector.auth_user);
+	free((char *)env.collector.auth_password);
 	/* Still open here only when tracing never started: nothing of this run is in them. */
 	discard_log(&slow, env.slow_log, slow_created);
 	discard_log(&reqlog, env.requests_log, reqlog_created);

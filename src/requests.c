@@ -100,6 +100,8 @@ struct requests {
 	size_t nfindings;
 	uint64_t last_tick;
 	struct requests_stats st;
+	struct { requests_done_fn fn; void *ctx; } listeners[REQUESTS_MAX_LISTENERS];
+	int nlisteners;
 };
 
 static int strtab_init(struct strtab *t, size_t cap)
@@ -412,6 +414,37 @@ static void log_request(struct requests *r, const struct conn *c, const struct r
 	fputc('\n', r->o.log);	/* flushed by requests__tick: a write per request costs more than the rest */
 }
 
+static void tell_listeners(struct requests *r, const struct conn *c, const struct req *q, const char *route,
+			   uint64_t total)
+{
+	struct request_pat pats[REQ_PATS];
+	struct request_done d = {
+		.pid = c->pid,
+		.tid = q->writer,
+		.method = q->method,
+		.route = route,
+		.status = q->status,
+		.start_ns = q->start,
+		.total_ns = total,
+		.sql_ns = q->sql_ns,
+		.queries = q->nq,
+		.sql_attributed = !q->multiplexed,
+		.pats = pats,
+		.npats = q->npats,
+	};
+	unsigned i;
+
+	for (i = 0; i < q->npats; i++) {
+		pats[i].pattern = q->pats[i].pat ? strtab_get(&r->strings, q->pats[i].pat) : NULL;
+		pats[i].call_site = strtab_get(&r->strings, q->pats[i].site);
+		pats[i].count = q->pats[i].count;
+		pats[i].ns = q->pats[i].ns;
+		pats[i].n_plus_one = q->pats[i].pat && q->pats[i].count >= r->o.n1_threshold;
+	}
+	for (i = 0; i < (unsigned)r->nlisteners; i++)
+		r->listeners[i].fn(r->listeners[i].ctx, &d);
+}
+
 /* A request whose response is complete. */
 static void complete(struct requests *r, const struct conn *c, struct req *q)
 {
@@ -440,6 +473,8 @@ static void complete(struct requests *r, const struct conn *c, struct req *q)
 			n1++;
 		}
 	log_request(r, c, q, strtab_get(&r->routes, route), total, n1);
+	if (r->nlisteners)
+		tell_listeners(r, c, q, strtab_get(&r->routes, route), total);
 }
 
 /* Complete the answered requests at the head of the queue (all, or all but the newest answered). */
@@ -783,6 +818,34 @@ void requests__forget_pid(struct requests *r, uint32_t pid)
 			i--;
 		}
 	}
+}
+
+int requests__listen(struct requests *r, requests_done_fn fn, void *ctx)
+{
+	if (r->nlisteners == REQUESTS_MAX_LISTENERS)
+		return -ENOSPC;
+	r->listeners[r->nlisteners].fn = fn;
+	r->listeners[r->nlisteners].ctx = ctx;
+	r->nlisteners++;
+	return 0;
+}
+
+int requests__reset(struct requests *r)
+{
+	struct strtab routes;
+
+	/* Routes are looked up when a request completes: no id outlives this. */
+	if (strtab_init(&routes, r->o.max_routes + 1))
+		return -ENOMEM;
+	strtab_free(&r->routes);
+	r->routes = routes;
+	r->other_route = strtab_intern(&r->routes, REQUESTS_OTHER_ROUTES);
+	memset(r->aggs, 0, r->naggs * sizeof(*r->aggs));
+	r->naggs = 0;
+	memset(r->findings, 0, r->nfindings * sizeof(*r->findings));
+	r->nfindings = 0;
+	memset(&r->st, 0, sizeof(r->st));
+	return 0;
 }
 
 void requests__stats(const struct requests *r, struct requests_stats *st)

@@ -57,6 +57,30 @@ struct requests_stats {
 	uint64_t queries_dropped;	/* per-thread statement buffer full */
 };
 
+/* A completed request, as listeners see it; pointers are valid during the call only. */
+struct request_pat {
+	const char *pattern;		/* NULL: "[other patterns]" (the request's own table was full) */
+	const char *call_site;		/* "func (file.py:LINE)" or NULL */
+	uint32_t count;
+	uint64_t ns;
+	bool n_plus_one;		/* count >= n1_threshold */
+};
+
+struct request_done {
+	uint32_t pid, tid;		/* tid: the thread that wrote the response */
+	const char *method;
+	const char *route;		/* the folded path, or REQUESTS_OTHER_ROUTES over the cap */
+	int status;
+	uint64_t start_ns, total_ns, sql_ns;
+	uint32_t queries;
+	bool sql_attributed;		/* false: its thread served several requests at once */
+	const struct request_pat *pats;
+	unsigned npats;
+};
+
+typedef void (*requests_done_fn)(void *ctx, const struct request_done *d);
+#define REQUESTS_MAX_LISTENERS	4
+
 struct requests *requests__new(const struct requests_opts *o);
 void requests__free(struct requests *r);
 
@@ -86,6 +110,13 @@ void requests__tick(struct requests *r, uint64_t now_ns);
 void requests__flush(struct requests *r);
 void requests__forget_pid(struct requests *r, uint32_t pid);
 
+/* Hear of every completed request (after it is counted): 0, or -ENOSPC. */
+int requests__listen(struct requests *r, requests_done_fn fn, void *ctx);
+/*
+ * Starts a new report window: routes, per-route aggregates, findings and counters are cleared;
+ * requests in flight and interned patterns are kept. 0 or -ENOMEM (nothing changed).
+ */
+int requests__reset(struct requests *r);
 void requests__stats(const struct requests *r, struct requests_stats *st);
 /* "requests" value: one object per (method, route, status), by count. */
 int requests__write_json(const struct requests *r, struct jsonw *w);

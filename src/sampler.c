@@ -236,6 +236,14 @@ static void sampler_report(void *c, FILE *f, unsigned written)
 		report__hot(s->stacks, f, 15);
 }
 
+static void sampler_reset(void *c)
+{
+	struct sampler *s = c;
+
+	stack_agg__clear(s->stacks);
+	s->handled = 0;
+}
+
 static bool sampler_collected(void *c)
 {
 	struct sampler *s = c;
@@ -277,6 +285,7 @@ const struct capability sampler_capability = {
 	.summary = sampler_summary,
 	.write_json = sampler_json,
 	.report = sampler_report,
+	.reset = sampler_reset,
 	.collected = sampler_collected,
 	.free = sampler_free,
 };

@@ -25,6 +25,7 @@ static const struct capability *const capabilities[] = {
 	&httptrace_capability,
 	&funcs_capability,
 	&sqljoin_capability,	/* statements to requests and [sql] leaves: after SQL, HTTP and the sampler */
+	&collector_capability,	/* metrics, profile windows and the endpoint: after everything it listens to */
 };
 
 #define NCAPS ARRAY_SIZE(capabilities)
@@ -376,6 +377,15 @@ void session__write_json(struct session *s, struct jsonw *w)
 	FOR_EACH_CAP(s, i)
 		if (capabilities[i]->write_json)
 			capabilities[i]->write_json(s->caps[i], w);
+}
+
+void session__reset(struct session *s)
+{
+	size_t i;
+
+	FOR_EACH_CAP(s, i)
+		if (capabilities[i]->reset)
+			capabilities[i]->reset(s->caps[i]);
 }
 
 void session__summary(struct session *s, FILE *f)

@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/types.h>
+#include "collector.h"
 #include "funcprobe.h"
 #include "httptrace.h"
 #include "pgwiretrace.h"
@@ -52,6 +53,7 @@ struct session_opts {
 	struct httptrace_opts http;
 	struct funcs_opts funcs;
 	struct pgwiretrace_opts pgwire;
+	struct collector_opts collector;
 };
 
 #define SESSION_WROTE_FILES	(1u << 0)	/* some output file (flame, folded, speedscope, JSON) */
@@ -74,6 +76,8 @@ struct capability {
 	void (*tick)(void *c, uint64_t now_ns);
 	/* the end: take what is complete */
 	void (*flush)(void *c);
+	/* a new report window (the collector): drop the aggregates the reports are made of */
+	void (*reset)(void *c);
 	/* stderr: a line of what was captured; and, after the outputs, warnings */
 	void (*summary)(void *c, FILE *f);
 	/* its fields of the JSON report's top-level object */
@@ -115,6 +119,8 @@ void session__describe(const struct session *s, FILE *f);
 void session__write_json(struct session *s, struct jsonw *w);
 void session__summary(struct session *s, FILE *f);
 void session__report(struct session *s, FILE *f, unsigned written);
+/* A new report window: every capability drops its aggregates (counters of losses stay). */
+void session__reset(struct session *s);
 /* Whether anything at all was collected (samples, statements, requests, calls). */
 bool session__collected(struct session *s);
 

@@ -26,7 +26,8 @@ struct sqltrace {
 	struct session *session;
 	struct libpq *libpq;
 	struct pystacks *names;
-	struct sqltrace_listener listener;
+	struct sqltrace_listener listeners[SQLTRACE_MAX_LISTENERS];
+	int nlisteners;
 	struct sql_match *match;
 	struct sql_stats *stats;
 	struct stack_entry *cache;	/* direct-mapped on (pid, id) */
@@ -99,8 +100,9 @@ static const struct stack_entry *stack_get(struct sqltrace *s, uint32_t pid, uin
 		return NULL;
 	}
 	/* Naming one anew may change what its stack id stands for: listeners forget it. */
-	if (s->listener.on_stack_named)
-		s->listener.on_stack_named(s->listener.ctx);
+	for (int i = 0; i < s->nlisteners; i++)
+		if (s->listeners[i].on_stack_named)
+			s->listeners[i].on_stack_named(s->listeners[i].ctx);
 	n = pystacks__name(s->names, pid, tid, &st, frames, MAX_SQL_FRAMES);
 	cache_entry_free(e);
 	e->frames = calloc(n ? n : 1, sizeof(*e->frames));
@@ -168,9 +170,10 @@ static void add_query(struct sqltrace *s, const struct sql_query *q, sqltrace_st
 	sql_stats__note_result(s->stats, q->rows_known ? q->rows : -1, q->sqlstate);
 	if (s->opts.slow_log && dur >= s->opts.slow_ms * 1e6)
 		slow_log(s, q, st, pattern);
-	if (s->listener.on_query)
-		s->listener.on_query(s->listener.ctx, q, st ? (const char *const *)st->frames : NULL, st ? st->n : 0,
-			       pattern, site);
+	for (int i = 0; i < s->nlisteners; i++)
+		if (s->listeners[i].on_query)
+			s->listeners[i].on_query(s->listeners[i].ctx, q, st ? (const char *const *)st->frames : NULL,
+						 st ? st->n : 0, pattern, site);
 }
 
 static void query_done(void *ctx, const struct sql_query *q)
@@ -365,9 +368,12 @@ static void sqltrace_tick(void *c, uint64_t now)
 		libpq__tick(s->libpq, now);
 }
 
-void sqltrace__listen(struct sqltrace *s, const struct sqltrace_listener *l)
+int sqltrace__listen(struct sqltrace *s, const struct sqltrace_listener *l)
 {
-	s->listener = *l;
+	if (s->nlisteners == SQLTRACE_MAX_LISTENERS)
+		return -ENOSPC;
+	s->listeners[s->nlisteners++] = *l;
+	return 0;
 }
 
 void sqltrace__stats(struct sqltrace *s, struct sqltrace_stats *st)
@@ -457,6 +463,22 @@ static void sqltrace_report(void *c, FILE *f, unsigned written)
 	}
 }
 
+static void sqltrace_reset(void *c)
+{
+	struct sqltrace *s = c;
+	struct sql_stats_opts sto = { .max_patterns = s->opts.max_patterns, .show_literals = s->opts.show_literals };
+	struct sql_stats *st = sql_stats__new(&sto);
+
+	if (!st)
+		return;	/* out of memory: the window goes on */
+	sql_stats__free(s->stats);
+	s->stats = st;
+	/* listeners may remember patterns by pointer: they were freed */
+	for (int i = 0; i < s->nlisteners; i++)
+		if (s->listeners[i].on_stack_named)
+			s->listeners[i].on_stack_named(s->listeners[i].ctx);
+}
+
 static bool sqltrace_collected(void *c)
 {
 	struct sqltrace *s = c;
@@ -480,6 +502,7 @@ const struct capability sqltrace_capability = {
 	.summary = sqltrace_summary,
 	.write_json = sqltrace_json,
 	.report = sqltrace_report,
+	.reset = sqltrace_reset,
 	.collected = sqltrace_collected,
 	.free = sqltrace_free,
 };

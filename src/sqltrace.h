@@ -53,7 +53,9 @@ struct sqltrace;
 
 extern const struct capability sqltrace_capability;
 
-void sqltrace__listen(struct sqltrace *s, const struct sqltrace_listener *l);
+#define SQLTRACE_MAX_LISTENERS	4
+/* Adds a listener (sqljoin, the collector): 0, or -ENOSPC. */
+int sqltrace__listen(struct sqltrace *s, const struct sqltrace_listener *l);
 /* Where a source keeps the Python stacks its statements refer to (by the walker's hash). */
 typedef int (*sqltrace_stack_fn)(void *ctx, uint64_t id, struct pt_stack *st);
 /*

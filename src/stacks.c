@@ -56,10 +56,8 @@ struct stack_agg *stack_agg__new(size_t max_stacks)
 	return a;
 }
 
-void stack_agg__free(struct stack_agg *a)
+static void release(struct stack_agg *a)
 {
-	if (!a)
-		return;
 	for (size_t i = 0; i < a->str_cap; i++)
 		free(a->strs[i]);
 	for (size_t i = 0; i < a->nstacks; i++)
@@ -67,7 +65,23 @@ void stack_agg__free(struct stack_agg *a)
 	free(a->strs);
 	free(a->stacks);
 	free(a->slots);
+}
+
+void stack_agg__free(struct stack_agg *a)
+{
+	if (!a)
+		return;
+	release(a);
 	free(a);
+}
+
+void stack_agg__clear(struct stack_agg *a)
+{
+	size_t max = a->max_stacks;
+
+	release(a);
+	memset(a, 0, sizeof(*a));
+	a->max_stacks = max;
 }
 
 static int str_grow(struct stack_agg *a)

@@ -17,6 +17,8 @@ struct stack_agg;
 /* max_stacks caps distinct stacks (the overflow stack not counted); 0 = default */
 struct stack_agg *stack_agg__new(size_t max_stacks);
 void stack_agg__free(struct stack_agg *a);
+/* Empty again, with its memory returned (a new report window); ids and frame pointers die. */
+void stack_agg__clear(struct stack_agg *a);
 
 /*
  * frames[0] is the outermost (root) frame, frames[n-1] the leaf. Frames are interned; ';' in a

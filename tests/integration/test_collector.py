@@ -1,0 +1,542 @@
+#!/usr/bin/python3
+"""Integration tests of the host-wide collector (--prometheus) against real services and a real
+Prometheus.
+
+  scrape     a Django service on gunicorn (OTEL_SERVICE_NAME=recipes-django) and a Flask service
+             (named by its script, web_flask) started after the collector, a known mix of requests,
+             Debian's Prometheus scraping every second: up == 1, the request histogram's _count per
+             route (PromQL) equals what was sent, db_client_operation_duration_seconds_count equals
+             pg_stat_statements' calls, N+1 counted at its call site and never on the fixed twin,
+             statements per request, no pid and no literal in any label
+  formats    promtool check metrics on the live exposition, text 0.0.4 and OpenMetrics
+  profiles   go tool pprof -top reads /debug/pprof/profile (and --pprof of the CLI): its top function
+             is the flame graph's (/flame.svg of the same window); service filter; 400/404 answers
+  report     /report.json is the JSON report of the last window, and windows do not accumulate
+  faults     50 concurrent scrapes; a scrape while a traced process dies; SIGTERM mid-scrape exits 0
+             and leaves no BPF program behind (bpftool)
+  churn      gunicorn --max-requests 50 over 20,000 requests and 500 short-lived Python processes:
+             resident memory after warm-up stays within a bound, file descriptors return to their
+             count, dead workers are forgotten and no series names one
+
+Run as root from the repository: tests/integration/test_collector.py [-k CASE] [-v]
+Ends with "N passed, N failed, N skipped".
+"""
+import concurrent.futures
+import http.client
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import REPO, TOOL, WORKLOADS, Cluster, free_port, log, marker_lines, record  # noqa: E402
+
+DEMO = os.path.join(REPO, "demo")
+PY = "/usr/bin/python3"
+GUNICORN = "/usr/bin/gunicorn"
+K = 12
+DJANGO_PLAN = [("/recipes/", 200, 6), ("/recipes-fixed/", 200, 5), ("/recipes/3/", 200, 4), ("/recipes/7/", 200, 3),
+               ("/cpu/?n=3000", 200, 3), ("/recipes/999/", 404, 2)]
+FLASK_PLAN = [("/books/", 200, 6), ("/books-fixed/", 200, 5), ("/books/2/", 200, 4), ("/books/999/", 404, 2)]
+
+
+def route_of(path):
+    return re.sub(r"/\d+/", "/{id}/", path.split("?")[0])
+
+
+def get(url, timeout=30, headers=None):
+    req = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.read(), dict(r.headers)
+    except urllib.error.HTTPError as e:
+        return e.code, e.read(), dict(e.headers)
+
+
+def wait_http(port, path, seconds=30):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            st, _, _ = get("http://127.0.0.1:%d%s" % (port, path), timeout=2)
+            if st == 200:
+                return True
+        except OSError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def drive(port, plan):
+    errors = []
+    for path, want, n in plan:
+        for i in range(n):
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                c.request("GET", path)
+                r = c.getresponse()
+                r.read()
+                c.close()
+                if r.status != want:
+                    errors.append("%s: %d, want %d" % (path, r.status, want))
+            except (OSError, http.client.HTTPException) as e:
+                errors.append("%s: %s" % (path, e))
+    return errors
+
+
+def parse_metrics(text):
+    """{(name, frozenset(labels.items())): value} of a text exposition."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = re.match(r'([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)', line)
+        if not m:
+            continue
+        labels = dict(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"', m.group(3) or ""))
+        out[(m.group(1), frozenset(labels.items()))] = float(m.group(4))
+    return out
+
+
+def metric(ms, name, **want):
+    return sum(v for (n, labels), v in ms.items()
+               if n == name and all(dict(labels).get(k) == w for k, w in want.items()))
+
+
+class Collector:
+    def __init__(self, tmp, tag, args=()):
+        self.err_path = os.path.join(tmp, tag + ".stderr")
+        self.t = harness.Tracer(["--prometheus", "127.0.0.1:0"] + list(args))
+        self.url = None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not self.url:
+            m = re.search(r"Serving metrics on (http://\S+)/metrics", self.t.stderr())
+            if m:
+                self.url = m.group(1)
+            elif self.t.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        self.port = int(self.url.rsplit(":", 1)[1]) if self.url else 0
+
+    def metrics(self, accept=None):
+        st, body, _ = get(self.url + "/metrics", headers={"Accept": accept} if accept else None)
+        return body.decode() if st == 200 else ""
+
+    def ms(self):
+        return parse_metrics(self.metrics())
+
+    def stop(self):
+        """SIGTERM, as systemd and Kubernetes stop it."""
+        if self.t.proc.poll() is None:
+            self.t.proc.send_signal(signal.SIGTERM)
+        rc, _, err = self.t.finish(60)
+        with open(self.err_path, "w") as f:
+            f.write(err)
+        return rc, err
+
+
+class Prometheus:
+    def __init__(self, tmp, target_port):
+        self.port = free_port(19090, 19190)
+        cfg = os.path.join(tmp, "prometheus.yml")
+        with open(cfg, "w") as f:
+            f.write("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n"
+                    "  - job_name: pytrace-bpf\n    static_configs:\n      - targets: ['127.0.0.1:%d']\n" % target_port)
+        self.p = subprocess.Popen(["prometheus", "--config.file=" + cfg, "--storage.tsdb.path=" + os.path.join(tmp, "tsdb"),
+                                   "--web.listen-address=127.0.0.1:%d" % self.port],
+                                  stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "prometheus.log"), "w"))
+
+    def query(self, q, at=None):
+        args = {"query": q}
+        if at:
+            args["time"] = "%.3f" % at
+        try:
+            st, body, _ = get("http://127.0.0.1:%d/api/v1/query?%s" % (self.port, urllib.parse.urlencode(args)), timeout=10)
+        except OSError:
+            return None
+        if st != 200:
+            return None
+        return json.loads(body)["data"]["result"]
+
+    def scalar(self, q, at=None):
+        r = self.query(q, at)
+        return float(r[0]["value"][1]) if r else None
+
+    def wait_up(self, seconds=60):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.scalar('up{job="pytrace-bpf"}') == 1:
+                return True
+            time.sleep(0.5)
+        return False
+
+    def stop(self):
+        self.p.terminate()
+        try:
+            self.p.wait(15)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+
+
+def start_django(cluster, tmp, tag, extra=(), env_extra=None):
+    env = dict(os.environ, **cluster.client_env())
+    port = free_port(18500, 18600)
+    env["DEMO_PORT"] = str(port)
+    env.update(env_extra or {})
+    g = subprocess.Popen([PY, GUNICORN, "-c", os.path.join(DEMO, "gunicorn.conf.py")] + list(extra), env=env,
+                         stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, tag + ".gunicorn.log"), "w"))
+    return g, port
+
+
+def start_flask(cluster, tmp):
+    env = dict(os.environ, **cluster.client_env())
+    port = free_port(18600, 18700)
+    f = subprocess.Popen([PY, os.path.join(WORKLOADS, "web_flask.py"), str(port), str(K)], env=env,
+                         stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "flask.log"), "w"))
+    return f, port
+
+
+def stop_proc(p):
+    if p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def our_bpf_progs():
+    """Ids of loaded BPF programs whose names are ours (bpftool prog show)."""
+    out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True).stdout
+    ours = {"track_fork", "track_exec", "track_exit", "sample_stack", "pg_sys_exit", "offcpu_switch"}
+    return {p["id"] for p in json.loads(out or "[]") if p.get("name") in ours}
+
+
+def wait_for(fn, seconds, step=0.2):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        v = fn()
+        if v:
+            return v
+        time.sleep(step)
+    return fn()
+
+
+def svg_top_self(svg):
+    """The function with the most self samples in one of our flame graphs: frames are <g> with a
+    <title>name (N samples, P%)</title> and a <rect x y width>; a frame's self is its count less
+    its children's (the frames one row above it inside its span)."""
+    frames = []
+    for m in re.finditer(r'<title>(.*?) \(([\d,]+) samples?.*?</title><rect x="([\d.]+)" y="([\d.]+)" width="([\d.]+)"', svg):
+        frames.append((m.group(1), int(m.group(2).replace(",", "")), float(m.group(3)), float(m.group(4)), float(m.group(5))))
+    selfs = {}
+    for name, n, x, y, w in frames:
+        kids = sum(n2 for _, n2, x2, y2, w2 in frames if y2 < y and y - y2 < 17 and x2 >= x - 0.01 and x2 + w2 <= x + w + 0.01)
+        fn = re.sub(r":\d+\)$", ")", name)
+        selfs[fn] = selfs.get(fn, 0) + n - kids
+    return max(selfs.items(), key=lambda kv: kv[1]) if selfs else (None, 0)
+
+
+def case_scrape(cluster, tmp):
+    before_progs = our_bpf_progs()
+    col = Collector(tmp, "scrape", ["--report-interval", "5"])
+    if not record("scrape: the collector serves /metrics", col.url is not None, col.t.stderr()[-600:]):
+        col.stop()
+        return
+    g = f = prom = None
+    try:
+        g, dport = start_django(cluster, tmp, "scrape", env_extra={"OTEL_SERVICE_NAME": "recipes-django"})
+        f, fport = start_flask(cluster, tmp)
+        ok = wait_http(dport, "/health/") and wait_http(fport, "/health/")
+        if not record("scrape: both services answer", ok):
+            return
+        # followed: gunicorn's master and 2 workers, the Flask server
+        got = wait_for(lambda: metric(col.ms(), "pytrace_processes_followed") >= 4, 10)
+        record("scrape: the services started after the collector are followed", got,
+               str(metric(col.ms(), "pytrace_processes_followed")))
+        prom = Prometheus(tmp, col.port)
+        record("scrape: Prometheus scrapes the collector (up == 1)", prom.wait_up())
+        cluster.pgss_reset()
+        time.sleep(2.5)	# requests of the health checks complete (1 s idle), then a scrape
+        t0 = time.time()
+        errors = drive(dport, DJANGO_PLAN) + drive(fport, FLASK_PLAN)
+        record("scrape: every request got its expected status", not errors, str(errors[:3]))
+        time.sleep(3.5)	# the last responses complete, then a scrape
+        t1 = time.time()
+        for svc, plan in (("recipes-django", DJANGO_PLAN), ("web_flask", FLASK_PLAN)):
+            want = {}
+            for path, status, n in plan:
+                want[(route_of(path), str(status))] = want.get((route_of(path), str(status)), 0) + n
+            q = 'sum by (http_route, http_response_status_code) (http_server_request_duration_seconds_count{service_name="%s"})' % svc
+            r0 = {(r["metric"]["http_route"], r["metric"]["http_response_status_code"]): float(r["value"][1])
+                  for r in (prom.query(q, t0) or [])}
+            r1 = {(r["metric"]["http_route"], r["metric"]["http_response_status_code"]): float(r["value"][1])
+                  for r in (prom.query(q, t1) or [])}
+            got = {k: int(v - r0.get(k, 0)) for k, v in r1.items() if v - r0.get(k, 0) > 0 and k[0] != "/health/"}
+            record("scrape: %s: PromQL request counts per route equal what was sent" % svc, got == want,
+                   "got %s want %s" % (got, want))
+        # statements: the collector's count equals pg_stat_statements' calls (the test's own psql excluded)
+        pg = [(q, c) for q, c in cluster.pgss(toplevel_only=True) if "pg_stat_statements" not in q]
+        pg_total = sum(c for _, c in pg)
+        pg_by_op = {}
+        for q, c in pg:
+            op = q.split(None, 1)[0].upper()
+            pg_by_op[op] = pg_by_op.get(op, 0) + c
+        q = 'sum by (db_operation_name) (db_client_operation_duration_seconds_count{service_name=~"recipes-django|web_flask"})'
+        d0 = {r["metric"].get("db_operation_name", ""): float(r["value"][1]) for r in (prom.query(q, t0) or [])}
+        d1 = {r["metric"].get("db_operation_name", ""): float(r["value"][1]) for r in (prom.query(q, t1) or [])}
+        got = {k: int(v - d0.get(k, 0)) for k, v in d1.items() if v - d0.get(k, 0) > 0}
+        record("scrape: db_client_operation_duration_seconds_count equals pg_stat_statements calls (%d)" % pg_total,
+               sum(got.values()) == pg_total and pg_total > 0, "got %s, pg_stat_statements %s" % (got, pg_by_op))
+        record("scrape: ... and per operation", got == pg_by_op, "got %s, pg_stat_statements %s" % (got, pg_by_op))
+        ms = col.ms()
+        n1 = [(dict(l), v) for (n, l), v in ms.items() if n == "pytrace_n_plus_one_total" and v > 0]
+        django_n1 = [l for l, v in n1 if l.get("http_route") == "/recipes/"]
+        record("scrape: N+1 counted for /recipes/ at demo/recipes/views.py:12 (recipe_name), 6 requests",
+               any(l["code_line_number"] == "12" and l["code_file_path"].endswith("demo/recipes/views.py") and
+                   l["code_function_name"] == "recipe_name" and
+                   metric(ms, "pytrace_n_plus_one_total", **l) == 6 for l in django_n1), str(n1))
+        flask_line = str(marker_lines(os.path.join(WORKLOADS, "web_flask.py"))["n1_site"])
+        record("scrape: N+1 counted for /books/ at web_flask.py:%s" % flask_line,
+               any(l.get("http_route") == "/books/" and l["code_line_number"] == flask_line for l, v in n1), str(n1))
+        record("scrape: no N+1 on the fixed twins", not [l for l, v in n1 if "fixed" in l.get("http_route", "")], str(n1))
+        qpr_sum = metric(ms, "pytrace_http_request_db_operations_sum", service_name="recipes-django", http_route="/recipes/")
+        qpr_cnt = metric(ms, "pytrace_http_request_db_operations_count", service_name="recipes-django", http_route="/recipes/")
+        record("scrape: statements per /recipes/ request: at least 1 + K (%d)" % (K + 1),
+               qpr_cnt >= 6 and qpr_sum / qpr_cnt >= K + 1, "%s / %s" % (qpr_sum, qpr_cnt))
+        summaries = {dict(l).get("db_query_summary") for (n, l) in ms if n.startswith("db_client_operation_duration_seconds")}
+        record("scrape: db_query_summary names operations and tables (SELECT recipes_recipe)",
+               any(s and s.startswith("SELECT") and "recipes_recipe" in s for s in summaries), str(sorted(s for s in summaries if s)))
+        text = col.metrics()
+        pids = {str(p) for p in (g.pid, f.pid)}
+        labels = re.findall(r'="((?:[^"\\]|\\.)*)"', text)
+        record("scrape: no pid and no literal in any label",
+               not (pids & set(labels)) and not any(re.search(r"'[^']*'|\b999\b", v) for v in labels),
+               str([v for v in labels if v in pids or re.search(r"'|\b999\b", v)][:5]))
+        record("scrape: CPU samples per service", metric(ms, "pytrace_cpu_samples_total", service_name="recipes-django") > 0,
+               str([k for k in ms if k[0] == "pytrace_cpu_samples_total"]))
+
+        # formats
+        for fmt, accept in (("text 0.0.4", None), ("OpenMetrics 1.0", "application/openmetrics-text;version=1.0.0")):
+            body = col.metrics(accept)
+            out = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True, text=True)
+            notes = [l for l in out.stdout.splitlines() + out.stderr.splitlines() if l.strip()]
+            if accept:
+                # promtool reads OpenMetrics with the text parser: counters (TYPE x, samples x_total)
+                # come out as "x_total no help text"; anything else is a finding
+                notes = [l for l in notes if not re.match(r"\S+_total no help text$", l)]
+                ok = body.rstrip().endswith("# EOF") and not notes
+            else:
+                ok = out.returncode == 0 and not notes
+            record("formats: promtool check metrics is clean on %s" % fmt, ok, "\n".join(notes[:5]))
+
+        # profiles: CPU load on /cpu/ while the windows are taken
+        stop_load = threading.Event()
+
+        def load():
+            while not stop_load.is_set():
+                drive(dport, [("/cpu/?n=20000", 200, 1)])
+        th = threading.Thread(target=load)
+        th.start()
+        time.sleep(6)
+        pb = os.path.join(tmp, "window.pb.gz")
+        st, body, _ = get(col.url + "/debug/pprof/profile?seconds=5&service=recipes-django")
+        with open(pb, "wb") as fh:
+            fh.write(body)
+        st2, svg, _ = get(col.url + "/flame.svg?seconds=5&service=recipes-django")
+        stop_load.set()
+        th.join()
+        top = subprocess.run(["go", "tool", "pprof", "-top", pb], capture_output=True, text=True, timeout=120)
+        m = re.search(r"^\s*\S+\s+\S+%\s+\S+%\s+\S+\s+\S+%\s+(.+)$", top.stdout, re.M)
+        pprof_top = m.group(1).strip() if m else None
+        svg_top, _ = svg_top_self(svg.decode())
+        record("profiles: go tool pprof -top reads /debug/pprof/profile", st == 200 and top.returncode == 0 and pprof_top,
+               top.stderr[-300:])
+        record("profiles: its top function is the flame graph's (%s)" % pprof_top,
+               svg_top is not None and pprof_top is not None and svg_top.split(" (")[0] == pprof_top,
+               "pprof %r, svg %r" % (pprof_top, svg_top))
+        record("profiles: the service's flame graph has the service as its root",
+               st2 == 200 and b"recipes-django" in svg and b"web_flask" not in svg)
+        for url, want in (("/flame.svg?seconds=5&service=nosuch", 404), ("/flame.svg", 400), ("/flame.svg?seconds=-1", 400),
+                          ("/flame.svg?seconds=99999999", 400), ("/debug/pprof/profile?seconds=x", 400), ("/nosuch", 404)):
+            st, body, _ = get(col.url + url)
+            record("profiles: %s answers %d with a reason" % (url, want), st == want and body.strip() and b"\n" not in body.strip(),
+                   "%d %r" % (st, body[:100]))
+
+        # report: the JSON report of the last window
+        time.sleep(5.5)
+        st, body, _ = get(col.url + "/report.json")
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            doc = {}
+        record("report: /report.json is a JSON report of a window", st == 200 and "window" in doc and
+               0 < doc["window"]["seconds"] < 8 and "samples" in doc and "queries" in doc, body[:300])
+        record("report: a window holds what happened in it (the CPU load of the last seconds, no earlier requests)",
+               doc.get("samples", {}).get("taken", 0) > 0 and not any(r.get("route") == "/books/" for r in doc.get("requests", [])),
+               json.dumps(doc.get("requests", []))[:300])
+
+        # faults: 50 concurrent scrapes; a scrape while a traced process dies
+        with concurrent.futures.ThreadPoolExecutor(50) as ex:
+            res = list(ex.map(lambda i: get(col.url + ("/metrics" if i % 2 else "/flame.svg?seconds=30"))[0], range(50)))
+        record("faults: 50 concurrent scrapes all answered 200", res.count(200) == 50, str(res))
+        killer = threading.Timer(0.05, lambda: os.kill(f.pid, signal.SIGKILL))
+        killer.start()
+        res = [get(col.url + "/metrics")[0] for _ in range(20)]
+        killer.join()
+        f.wait()
+        record("faults: scrapes while a traced process dies answer 200", res.count(200) == 20, str(res))
+        gone = wait_for(lambda: metric(col.ms(), "pytrace_processes_followed") == 3, 5)
+        record("faults: the dead process is forgotten", gone, str(metric(col.ms(), "pytrace_processes_followed")))
+    finally:
+        if prom:
+            prom.stop()
+        # SIGTERM while scrapes are in flight
+        results = []
+
+        def scrape_loop():
+            for _ in range(200):
+                try:
+                    results.append(get(col.url + "/metrics", timeout=5)[0])
+                except OSError:
+                    results.append("refused")
+        ths = [threading.Thread(target=scrape_loop) for _ in range(4)]
+        for th in ths:
+            th.start()
+        time.sleep(0.3)
+        rc, err = col.stop()
+        for th in ths:
+            th.join()
+        record("faults: SIGTERM mid-scrape: the collector exits 0", rc == 0, err[-500:])
+        record("faults: ... having answered scrapes until then", results.count(200) > 0, str(results[:5]))
+        left = our_bpf_progs() - before_progs
+        record("faults: ... and no BPF program of it is left (bpftool)", not left, str(left))
+        for p in (g, f):
+            if p:
+                stop_proc(p)
+
+
+def case_cli_pprof(cluster, tmp):
+    """--pprof of the one-shot CLI: go tool pprof reads it; its top function is the folded output's."""
+    env = dict(os.environ)
+    script = os.path.join(tmp, "spin.py")
+    with open(script, "w") as fh:
+        fh.write("def hot():\n    s = 0\n    for i in range(100000):\n        s += i * i\n    return s\n"
+                 "def cold():\n    return sum(range(1000))\nwhile True:\n    hot()\n    cold()\n")
+    p = subprocess.Popen([PY, script], env=env)
+    try:
+        pb, folded = os.path.join(tmp, "cli.pb.gz"), os.path.join(tmp, "cli.folded")
+        out = subprocess.run([TOOL, "-p", str(p.pid), "-d", "3", "--pprof", pb, "--collapsed", folded],
+                             capture_output=True, text=True, timeout=120)
+        top = subprocess.run(["go", "tool", "pprof", "-top", pb], capture_output=True, text=True, timeout=120)
+        m = re.search(r"^\s*\S+\s+\S+%\s+\S+%\s+\S+\s+\S+%\s+(.+)$", top.stdout, re.M)
+        selfs = {}
+        for line in open(folded):
+            stack, n = line.rsplit(" ", 1)
+            leaf = stack.split(";")[-1].split(" (")[0]
+            selfs[leaf] = selfs.get(leaf, 0) + int(n)
+        want = max(selfs, key=selfs.get) if selfs else None
+        record("cli: go tool pprof -top reads --pprof; top function %s is the folded output's" % want,
+               out.returncode == 0 and m and m.group(1).strip() == want, "%s / %s" % (top.stdout[-300:], out.stderr[-300:]))
+    finally:
+        stop_proc(p)
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as fh:
+        return int(re.search(r"VmRSS:\s+(\d+)", fh.read()).group(1))
+
+
+def nfds(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def case_churn(cluster, tmp):
+    col = Collector(tmp, "churn", ["--report-interval", "10"])
+    if not record("churn: the collector serves /metrics", col.url is not None, col.t.stderr()[-600:]):
+        col.stop()
+        return
+    g = None
+    try:
+        g, port = start_django(cluster, tmp, "churn", ["--max-requests", "50", "--max-requests-jitter", "0"],
+                               env_extra={"OTEL_SERVICE_NAME": "churn-django", "DEMO_WORKERS": "2"})
+        if not record("churn: gunicorn answers", wait_http(port, "/health/")):
+            return
+        cpid = col.t.pid
+        wrk = ["wrk", "-t2", "-c4", "-d", "%ds", "http://127.0.0.1:%d/recipes/3/" % port]
+        total, samples, fd0 = 0, [], None
+        shortlived = os.path.join(tmp, "short.py")
+        with open(shortlived, "w") as fh:
+            fh.write("import sys\nsum(range(1000))\n")
+        spawned = 0
+        deadline = time.monotonic() + 240
+        while (total < 20000 or spawned < 500) and time.monotonic() < deadline:
+            w = subprocess.Popen(wrk[:4] + [wrk[4] % 5, wrk[5]], stdout=subprocess.PIPE, text=True)
+            # meanwhile, short-lived Python processes, 50 per round
+            for _ in range(50 if spawned < 500 else 0):
+                subprocess.run([PY, shortlived])
+                spawned += 1
+            out = w.communicate()[0]
+            m = re.search(r"(\d+) requests in", out)
+            total += int(m.group(1)) if m else 0
+            samples.append((total, rss_kb(cpid), nfds(cpid)))
+            if fd0 is None:
+                fd0 = samples[-1][2]
+        record("churn: %d requests through workers restarted every 50 and %d short-lived processes" % (total, spawned),
+               total >= 20000 and spawned >= 500, str(samples[-3:]))
+        time.sleep(3)
+        warm = samples[min(2, len(samples) - 1)][1]
+        peak = max(s[1] for s in samples[2:]) if len(samples) > 2 else samples[-1][1]
+        record("churn: resident memory after warm-up stays within 20%% (%d kB at warm-up, %d kB at most)" % (warm, peak),
+               peak <= warm * 1.2, str([(t, r) for t, r, _ in samples]))
+        fd_end = nfds(cpid)
+        record("churn: file descriptors return to their count (%d, now %d)" % (fd0, fd_end), fd_end <= fd0, str(samples))
+        ms = col.ms()
+        followed = metric(ms, "pytrace_processes_followed")
+        live = 1 + 2  # gunicorn's master and its 2 workers
+        record("churn: dead workers and short-lived processes are forgotten (%d followed)" % followed,
+               followed <= live + 1, str(followed))
+        text = col.metrics()
+        labels = set(re.findall(r'="((?:[^"\\]|\\.)*)"', text))
+        record("churn: no series carries a worker's identity (pid)", not any(re.fullmatch(r"\d{3,}", v) and v != "404" for v in labels),
+               str(sorted(v for v in labels if re.fullmatch(r"\d+", v))))
+        lost = metric(ms, "pytrace_events_lost_total")
+        record("churn: no event lost", lost == 0, str(lost))
+    finally:
+        if g:
+            stop_proc(g)
+        rc, err = col.stop()
+        record("churn: the collector exits 0 on SIGTERM", rc == 0, err[-400:])
+
+
+def main():
+    args, status = harness.start("run only cases whose name contains this")
+    if status is not None:
+        return status
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    cluster = Cluster(prefix="pytrace-col-", ports=(54460, 54520))
+    tmp = tempfile.mkdtemp(prefix="pytrace-col-out-")
+    try:
+        cluster.start()
+        env = dict(os.environ, **cluster.client_env())
+        subprocess.run([PY, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=DEMO, env=env, check=True)
+        subprocess.run([PY, "manage.py", "seed", "--recipes", str(K)], cwd=DEMO, env=env, check=True,
+                       stdout=subprocess.DEVNULL)
+        for name, fn in (("scrape", case_scrape), ("cli", case_cli_pprof), ("churn", case_churn)):
+            if args.k in name:
+                fn(cluster, tmp)
+    finally:
+        cluster.stop()
+    return harness.summary()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
