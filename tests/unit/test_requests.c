@@ -2,6 +2,7 @@
 /* Assembling requests from socket events, attributing statements, N+1 findings, caps. */
 #include <stdarg.h>
 #include <stddef.h>
+#include <errno.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -112,6 +113,68 @@ static void n1_request(struct requests *r, int fd, uint64_t t0, int repeats)
 		requests__query(r, PID, 1, t0 + 10 + 10 * i, t0 + 10 + 10 * i + 5, PAT, SITE);
 	resp(r, 1, fd, t0 + MS, 200);
 	requests__close(r, PID, fd, t0 + MS, 0);
+}
+
+struct heard {
+	int n;
+	char route[64];
+	int status;
+	uint32_t queries;
+	unsigned n1;
+	char n1_site[128];
+};
+
+static void hear(void *ctx, const struct request_done *d)
+{
+	struct heard *h = ctx;
+
+	h->n++;
+	snprintf(h->route, sizeof(h->route), "%s", d->route);
+	h->status = d->status;
+	h->queries = d->queries;
+	h->n1 = 0;
+	for (unsigned i = 0; i < d->npats; i++)
+		if (d->pats[i].n_plus_one) {
+			h->n1++;
+			snprintf(h->n1_site, sizeof(h->n1_site), "%s", d->pats[i].call_site);
+		}
+}
+
+/* Listeners hear each completed request as it is counted; a reset starts a new report window. */
+static void test_listener_and_reset(void **state)
+{
+	struct requests_opts o = {};
+	struct requests *r = requests__new(&o);
+	struct requests_stats st;
+	struct heard h = { 0 };
+	char *j;
+
+	assert_int_equal(requests__listen(r, hear, &h), 0);
+	n1_request(r, 5, 1000 * MS, 6);
+	assert_int_equal(h.n, 1);
+	assert_string_equal(h.route, "/recipes/");
+	assert_int_equal(h.status, 200);
+	assert_int_equal(h.queries, 7);
+	assert_int_equal(h.n1, 1);
+	assert_string_equal(h.n1_site, SITE);
+	assert_int_equal(requests__reset(r), 0);
+	requests__stats(r, &st);
+	assert_int_equal(st.requests, 0);
+	j = json_of(r);
+	assert_non_null(strstr(j, "\"requests\":[]"));
+	assert_non_null(strstr(j, "\"n_plus_one\":[]"));
+	free(j);
+	/* after the reset, requests are counted again, with their routes */
+	n1_request(r, 6, 2000 * MS, 2);
+	assert_int_equal(h.n, 2);
+	assert_int_equal(h.n1, 0);
+	j = json_of(r);
+	assert_non_null(strstr(j, "\"route\":\"/recipes/\",\"status\":200,\"count\":1"));
+	free(j);
+	for (int i = 0; i < REQUESTS_MAX_LISTENERS - 1; i++)
+		assert_int_equal(requests__listen(r, hear, &h), 0);
+	assert_int_equal(requests__listen(r, hear, &h), -ENOSPC);
+	requests__free(r);
 }
 
 static void test_n_plus_one(void **state)
@@ -336,6 +399,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_one_request),
 		cmocka_unit_test(test_n_plus_one),
+		cmocka_unit_test(test_listener_and_reset),
 		cmocka_unit_test(test_query_ids),
 		cmocka_unit_test(test_split_request_line),
 		cmocka_unit_test(test_keepalive_and_pipeline),
