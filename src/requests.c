@@ -832,7 +832,7 @@ int requests__listen(struct requests *r, requests_done_fn fn, void *ctx)
 
 int requests__reset(struct requests *r)
 {
-	struct strtab routes;
+	struct strtab routes = { 0 };
 
 	/* Routes are looked up when a request completes: no id outlives this. */
 	if (strtab_init(&routes, r->o.max_routes + 1))
