@@ -173,9 +173,17 @@ demo: deps
 bench: all
 	$(Q)bench/flame_overhead.sh
 
+# The unit names the binary by $(PREFIX) (not $(DESTDIR): that is only where files are staged).
 install: $(OUTPUT)/pytrace-bpf $(SKELS)
 	$(call msg,INSTALL,$(DESTDIR)$(PREFIX)/bin/pytrace-bpf)
 	$(Q)install -D -m 0755 $(OUTPUT)/pytrace-bpf $(DESTDIR)$(PREFIX)/bin/pytrace-bpf
+	$(call msg,INSTALL,$(DESTDIR)$(PREFIX)/lib/systemd/system/pytrace-bpf.service)
+	$(Q)install -d -m 0755 $(DESTDIR)$(PREFIX)/lib/systemd/system
+	$(Q)sed 's|@PREFIX@|$(PREFIX)|g' scripts/pytrace-bpf.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/pytrace-bpf.service
+	$(Q)chmod 0644 $(DESTDIR)$(PREFIX)/lib/systemd/system/pytrace-bpf.service
+	$(call msg,INSTALL,$(DESTDIR)$(PREFIX)/share/pytrace-bpf/)
+	$(Q)install -D -m 0644 scripts/prometheus.yml $(DESTDIR)$(PREFIX)/share/pytrace-bpf/prometheus.yml
+	$(Q)install -D -m 0644 scripts/k8s/pytrace-bpf-daemonset.yaml $(DESTDIR)$(PREFIX)/share/pytrace-bpf/k8s/pytrace-bpf-daemonset.yaml
 
 clean:
 	$(call msg,CLEAN)

@@ -38,6 +38,10 @@ echo "== the exporter's outputs read by promtool, go tool pprof and a real Prome
 tests/integration/test_exporter_tools.sh 2>&1 | tee "$logs/exporter"
 tally "$logs/exporter"
 
+echo "== deployment files: make install, systemd-analyze verify, promtool check config, kubectl dry run"
+tests/integration/test_deploy.sh 2>&1 | tee "$logs/deploy"
+tally "$logs/deploy"
+
 echo "== offsets against each interpreter's own headers"
 tests/offsets/run.sh 2>&1 | tee "$logs/offsets"
 tally "$logs/offsets" all
