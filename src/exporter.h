@@ -5,7 +5,7 @@
  * and no route changes anything.
  *
  *   /metrics                     the registry, text 0.0.4 or OpenMetrics 1.0 by Accept
- *   /healthz                     "ok" (or the collector's callback)
+ *   /healthz                     "ok" (or the collector's callback); open without credentials
  *   /flame.svg?seconds=N[&service=S]      flame graph of the last N seconds
  *   /debug/pprof/profile?seconds=N[&service=S]  gzipped pprof of the last N seconds
  *   /report.json                 the JSON report of the last window

@@ -71,6 +71,10 @@ echo "== HTTP requests and N+1 (Django on gunicorn sync and gthread, Flask; own 
 tests/integration/test_requests.py 2>&1 | tee "$logs/requests"
 tally "$logs/requests"
 
+echo "== the host-wide collector: a real Prometheus scraping it, promtool, go tool pprof, faults, churn"
+tests/integration/test_collector.py 2>&1 | tee "$logs/collector"
+tally "$logs/collector"
+
 echo
 echo "$total_pass passed, $total_fail failed"
 [ "$total_fail" -eq 0 ]

@@ -308,11 +308,18 @@ static void test_auth(void **state)
 	request(f->port, "GET", "/nope", NULL, &r);
 	assert_int_equal(r.status, 401);
 	free(r.body);
+	request(f->port, "GET", "/report.json", NULL, &r);
+	assert_int_equal(r.status, 401);
+	free(r.body);
+	/* but /healthz, for probes that carry no credentials: it tells only that the collector runs */
+	request(f->port, "GET", "/healthz", NULL, &r);
+	assert_int_equal(r.status, 200);
+	free(r.body);
 
 	struct exporter_stats st;
 
 	exporter__stats(f->e, &st);
-	assert_int_equal(st.auth_failures, 3);
+	assert_int_equal(st.auth_failures, 4);
 }
 
 #define NCONC 50
