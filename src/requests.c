@@ -102,6 +102,7 @@ struct requests {
 	struct requests_stats st;
 	struct { requests_done_fn fn; void *ctx; } listeners[REQUESTS_MAX_LISTENERS];
 	int nlisteners;
+	uint64_t strings_recycled;	/* times the pattern table started again (requests__reset) */
 };
 
 static int strtab_init(struct strtab *t, size_t cap)
@@ -830,10 +831,39 @@ int requests__listen(struct requests *r, requests_done_fn fn, void *ctx)
 	return 0;
 }
 
+/*
+ * Patterns and call sites are interned for as long as a collector runs; when the table is mostly
+ * full at a window's end it starts again, so that a collector that runs for months still names
+ * new patterns. Ids held by statements and requests in flight die with it: their statements stay
+ * counted, as "[other patterns]" (callers forget the ids they keep: see requests__intern).
+ */
+static int recycle_strings(struct requests *r)
+{
+	struct strtab fresh = { 0 };
+	size_t i;
+	unsigned j;
+
+	if (strtab_init(&fresh, MAX_STRINGS))
+		return -ENOMEM;
+	for (i = 0; i < r->nthread_slots; i++)
+		if (r->threads[i])
+			for (j = 0; j < THREAD_QUERIES; j++)
+				r->threads[i]->q[j].pat = r->threads[i]->q[j].site = 0;
+	for (i = 0; i < r->nconn_slots; i++)
+		if (r->conns[i])
+			for (j = 0; j < QUEUE; j++)
+				r->conns[i]->q[j].npats = 0;
+	strtab_free(&r->strings);
+	r->strings = fresh;
+	return 0;
+}
+
 int requests__reset(struct requests *r)
 {
 	struct strtab routes = { 0 };
 
+	if (r->strings.n > MAX_STRINGS * 3 / 4 && !recycle_strings(r))
+		r->strings_recycled++;
 	/* Routes are looked up when a request completes: no id outlives this. */
 	if (strtab_init(&routes, r->o.max_routes + 1))
 		return -ENOMEM;

@@ -114,7 +114,10 @@ void requests__forget_pid(struct requests *r, uint32_t pid);
 int requests__listen(struct requests *r, requests_done_fn fn, void *ctx);
 /*
  * Starts a new report window: routes, per-route aggregates, findings and counters are cleared;
- * requests in flight and interned patterns are kept. 0 or -ENOMEM (nothing changed).
+ * requests in flight and interned patterns are kept, unless the pattern table is 3/4 full: then
+ * it starts again, ids from requests__intern die (a caller that keeps them must forget them at
+ * the same time; sqljoin does, on the SQL side's reset), and requests in flight lose their
+ * pattern counts. 0 or -ENOMEM.
  */
 int requests__reset(struct requests *r);
 void requests__stats(const struct requests *r, struct requests_stats *st);

@@ -177,6 +177,27 @@ static void test_listener_and_reset(void **state)
 	requests__free(r);
 }
 
+/* A collector running for months: the pattern table fills, and a window's end starts it again. */
+static void test_strings_recycled(void **state)
+{
+	struct requests_opts o = {};
+	struct requests *r = requests__new(&o);
+	struct heard h = { 0 };
+	char name[32];
+
+	requests__listen(r, hear, &h);
+	for (int i = 0; i < 16384; i++) {
+		snprintf(name, sizeof(name), "SELECT %d", i);
+		requests__intern(r, name);
+	}
+	assert_int_equal(requests__intern(r, "one more"), 0);	/* full */
+	assert_int_equal(requests__reset(r), 0);
+	assert_true(requests__intern(r, "one more") != 0);	/* room again */
+	n1_request(r, 5, 1000 * MS, 6);
+	assert_int_equal(h.n1, 1);
+	requests__free(r);
+}
+
 static void test_n_plus_one(void **state)
 {
 	struct requests_opts o = {};
@@ -400,6 +421,7 @@ int main(void)
 		cmocka_unit_test(test_one_request),
 		cmocka_unit_test(test_n_plus_one),
 		cmocka_unit_test(test_listener_and_reset),
+		cmocka_unit_test(test_strings_recycled),
 		cmocka_unit_test(test_query_ids),
 		cmocka_unit_test(test_split_request_line),
 		cmocka_unit_test(test_keepalive_and_pipeline),
