@@ -28,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -51,7 +52,7 @@ CONFIGS = ["untraced", "pytrace-bpf", "austin", "sentry-sdk"]
 # pytrace-bpf-libpq: everything on, SQL through libpq's uprobes (--sql-source libpq) instead of the
 #                 wire protocol (the default): the two designs side by side
 EXTRA_CONFIGS = ["pytrace-bpf-http", "pytrace-bpf-http-raw", "pytrace-bpf-no-http", "bpftrace-traps",
-                 "bpftrace-http-floor", "pytrace-bpf-libpq"]
+                 "bpftrace-http-floor", "pytrace-bpf-libpq", "pytrace-bpf-collector"]
 HTTP_SYSCALLS = ["accept", "accept4", "read", "recvfrom", "readv", "recvmsg", "write", "sendto", "writev",
                  "sendmsg", "sendfile64"]
 LIBPQ = "/usr/lib/x86_64-linux-gnu/libpq.so.5"
@@ -147,7 +148,24 @@ class Attached:
         self.cost = None	# (BPF ns per request: HTTP programs, all programs; collector CPU us per request)
 
     def __enter__(self):
-        if self.config.startswith("pytrace-bpf"):
+        if self.config == "pytrace-bpf-collector":
+            # the host-wide collector with its defaults, scraped every second as Prometheus would
+            self.err = os.path.join(self.tmp, "collector.stderr")
+            self.p = subprocess.Popen([TOOL, "--prometheus", "127.0.0.1:0"], stdout=subprocess.DEVNULL,
+                                      stderr=open(self.err, "w"))
+            self.wait_for("Serving metrics")
+            url = re.search(r"(http://\S+/metrics)", open(self.err).read()).group(1)
+            self.stop_scrape = threading.Event()
+
+            def scrape():
+                while not self.stop_scrape.wait(1.0):
+                    try:
+                        urllib.request.urlopen(url, timeout=5).read()
+                    except OSError:
+                        pass
+            self.scraper = threading.Thread(target=scrape, daemon=True)
+            self.scraper.start()
+        elif self.config.startswith("pytrace-bpf"):
             self.err = os.path.join(self.tmp, "tool.stderr")
             opts = (["--no-sql"] if self.config.startswith("pytrace-bpf-http") else
                     ["-F", "99", "--sql-in-flame", "--flame", os.path.join(self.tmp, "f.svg")])
@@ -207,6 +225,14 @@ class Attached:
         self.cost = (http_ns / nreq, all_ns / nreq, (c1 - c0) * 1e6 / nreq)
 
     def __exit__(self, *exc):
+        if self.config == "pytrace-bpf-collector":
+            self.stop_scrape.set()
+            self.scraper.join()
+            self.p.send_signal(signal.SIGTERM)
+            self.p.wait(timeout=60)
+            m = re.search(r"Collector: .*", open(self.err).read())
+            self.note = m.group(0) if m else "no collector summary"
+            return
         if self.p:
             alive = self.p.poll() is None
             # austin 1.0.1 may not stop on SIGINT while it cannot read the interpreter

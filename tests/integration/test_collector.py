@@ -450,6 +450,42 @@ def case_cli_pprof(cluster, tmp):
         stop_proc(p)
 
 
+def case_security(cluster, tmp):
+    """Basic auth and TLS from libmicrohttpd; /healthz open to probes; read-only."""
+    key, cert, auth = (os.path.join(tmp, n) for n in ("key.pem", "cert.pem", "auth"))
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "2", "-subj", "/CN=127.0.0.1"], capture_output=True, check=True)
+    with open(auth, "w") as fh:
+        fh.write("prom:s3cret\n")
+    os.chmod(auth, 0o600)
+    col = Collector(tmp, "security", ["--prometheus-auth", auth, "--prometheus-tls-cert", cert,
+                                      "--prometheus-tls-key", key])
+    try:
+        if not record("security: the collector serves HTTPS", col.url is not None and col.url.startswith("https://"),
+                      col.t.stderr()[-400:]):
+            return
+        base = col.url
+
+        def curl(path, *extra):
+            out = subprocess.run(["curl", "-s", "-k", "-o", "/dev/null", "-w", "%{http_code}"] + list(extra) + [base + path],
+                                 capture_output=True, text=True)
+            return out.stdout
+        record("security: no credentials: 401", curl("/metrics") == "401")
+        record("security: wrong password: 401", curl("/metrics", "-u", "prom:wrong") == "401")
+        record("security: right credentials over TLS: 200", curl("/metrics", "-u", "prom:s3cret") == "200")
+        record("security: /healthz answers probes without credentials", curl("/healthz") == "200")
+        record("security: the endpoint is read-only (POST: 405)", curl("/metrics", "-u", "prom:s3cret", "-X", "POST") == "405")
+        plain = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", base.replace("https", "http") + "/healthz"],
+                               capture_output=True, text=True).stdout
+        record("security: plain HTTP is not served on the TLS port", plain != "200", plain)
+    finally:
+        rc, err = col.stop()
+        record("security: exits 0 on SIGTERM", rc == 0, err[-300:])
+    bad = subprocess.run([TOOL, "--prometheus", ":9464"], capture_output=True, text=True)
+    record("security: --prometheus :PORT is refused: the address to listen on is named", bad.returncode == 64 or
+           bad.returncode == 2, bad.stderr[-200:])
+
+
 def rss_kb(pid):
     with open("/proc/%d/status" % pid) as fh:
         return int(re.search(r"VmRSS:\s+(\d+)", fh.read()).group(1))
@@ -530,7 +566,8 @@ def main():
         subprocess.run([PY, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=DEMO, env=env, check=True)
         subprocess.run([PY, "manage.py", "seed", "--recipes", str(K)], cwd=DEMO, env=env, check=True,
                        stdout=subprocess.DEVNULL)
-        for name, fn in (("scrape", case_scrape), ("cli", case_cli_pprof), ("churn", case_churn)):
+        for name, fn in (("scrape", case_scrape), ("cli", case_cli_pprof), ("security", case_security),
+                         ("churn", case_churn)):
             if args.k in name:
                 fn(cluster, tmp)
     finally:
