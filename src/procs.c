@@ -24,6 +24,7 @@ struct procs_seen {
 	uint32_t pid;
 	uint8_t major, minor;
 	bool live;
+	bool forked;		/* a fork of a Python process: unlisted if it execs (a subprocess) */
 	char comm[16];
 	char service[SERVICE_NAME_MAX];
 };
@@ -43,7 +44,7 @@ struct procs {
 #define tlog(p, fmt, ...) do { if (pt_verbose) { uint64_t now_ = mono_ns(); \
 	fprintf(stderr, "[+%.3fs mono %.3f] " fmt, (now_ - (p)->start_ns) / 1e9, now_ / 1e9, ##__VA_ARGS__); } } while (0)
 
-static void seen_add(struct procs *p, const struct proc *pr)
+static void seen_add(struct procs *p, const struct proc *pr, bool forked)
 {
 	struct procs_seen *e;
 	unsigned i;
@@ -66,6 +67,7 @@ static void seen_add(struct procs *p, const struct proc *pr)
 	e->major = pr->py.major;
 	e->minor = pr->py.minor;
 	e->live = true;
+	e->forked = forked;
 	memcpy(e->comm, pr->comm, sizeof(e->comm));
 	memcpy(e->service, pr->service, sizeof(e->service));
 }
@@ -79,6 +81,26 @@ static void seen_exit(struct procs *p, uint32_t pid)
 			p->seen[i - 1].live = false;
 			return;
 		}
+}
+
+/* A forked Python child exec'd: it was a subprocess being started, not a Python process to list. */
+static void seen_exec(struct procs *p, uint32_t pid)
+{
+	unsigned i;
+
+	for (i = p->nseen; i > 0; i--) {
+		struct procs_seen *e = &p->seen[i - 1];
+
+		if (e->pid != pid || !e->live)
+			continue;
+		if (e->forked) {
+			memmove(e, e + 1, (p->nseen - i) * sizeof(*e));
+			p->nseen--;
+		} else {
+			e->live = false;
+		}
+		return;
+	}
 }
 
 static void set_service(struct procs *p, struct proc *pr)
@@ -170,7 +192,7 @@ static int inspect(struct procs *p, struct proc *pr, char *err, size_t errlen)
 	pr->state = PROC_PYTHON;
 	pr->pending_ns = 0;
 	set_service(p, pr);
-	seen_add(p, pr);
+	seen_add(p, pr, false);
 	tlog(p, "pid %d: following (service %s, comm %s, CPython %u.%u.%u)\n", pr->pid, pr->service, pr->comm,
 	     pr->py.major, pr->py.minor, pr->py.micro);
 	vlog("pid %d: CPython %u.%u.%u in %s, _PyRuntime 0x%llx, thread state: %s%s%s\n",
@@ -258,37 +280,75 @@ bool procs__admit(const struct procs *p, pid_t pid, const char *comm)
 	return ok;
 }
 
+/* Where the cgroup v2 hierarchy is mounted (/sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid hosts). */
+static int cgroup2_mount(char *out, size_t outlen)
+{
+	char line[4096], mnt[PATH_MAX];
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	int ret = -ENOENT;
+
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		char *sep = strstr(line, " - ");
+
+		/* "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS ... - FSTYPE SOURCE SUPEROPTS" */
+		if (!sep || strncmp(sep + 3, "cgroup2 ", 8) || sscanf(line, "%*s %*s %*s %*s %4095s", mnt) != 1)
+			continue;
+		snprintf(out, outlen, "%s", mnt);
+		ret = 0;
+		break;
+	}
+	fclose(f);
+	return ret;
+}
+
+/* real is mnt or below it: the rest ("/a/b", "/") in out. */
+static bool under(const char *real, const char *mnt, char *out, size_t outlen)
+{
+	size_t n = strlen(mnt);
+
+	if (!strcmp(mnt, "/"))
+		n = 0;
+	if (strncmp(real, mnt, n) || (real[n] && real[n] != '/'))
+		return false;
+	snprintf(out, outlen, "%s", real[n] ? real + n : "/");
+	return true;
+}
+
 int procs__cgroup_path(const char *arg, char *out, size_t outlen, char *err, size_t errlen)
 {
-	static const char root[] = "/sys/fs/cgroup";
-	char joined[PATH_MAX + 64], real[PATH_MAX];
-	struct stat st;
+	char mnt[PATH_MAX], joined[2 * PATH_MAX + 2], real[PATH_MAX];
+	int i;
 
 	if (!arg || !arg[0]) {
 		snprintf(err, errlen, "--cgroup: empty path");
 		return -EINVAL;
 	}
-	if (arg[0] == '/')
-		snprintf(joined, sizeof(joined), "%s", arg);
-	else
-		snprintf(joined, sizeof(joined), "%s/%s", root, arg);
-	if (!realpath(joined, real) || stat(real, &st)) {
-		int e = errno;
-
-		snprintf(err, errlen, "--cgroup %s: no such cgroup (%s: %s)", arg, joined, strerror(e));
+	if (cgroup2_mount(mnt, sizeof(mnt))) {
+		snprintf(err, errlen, "--cgroup %s: no cgroup v2 hierarchy is mounted", arg);
 		return -ENOENT;
 	}
-	if (!S_ISDIR(st.st_mode)) {
-		snprintf(err, errlen, "--cgroup %s: %s is not a cgroup directory", arg, real);
-		return -ENOTDIR;
+	/* absolute; or relative to /sys/fs/cgroup, then to the v2 mount (where they differ) */
+	for (i = 0; i < (arg[0] == '/' ? 1 : 2); i++) {
+		struct stat st;
+
+		if (arg[0] == '/')
+			snprintf(joined, sizeof(joined), "%s", arg);
+		else
+			snprintf(joined, sizeof(joined), "%s/%s", i ? mnt : "/sys/fs/cgroup", arg);
+		if (!realpath(joined, real) || stat(real, &st) || !S_ISDIR(st.st_mode))
+			continue;
+		if (under(real, mnt, out, outlen))
+			return 0;
+		if (arg[0] == '/' || i) {
+			snprintf(err, errlen, "--cgroup %s: %s is not in the cgroup v2 hierarchy (mounted at %s)", arg,
+				 real, mnt);
+			return -EINVAL;
+		}
 	}
-	if (strncmp(real, root, sizeof(root) - 1) || (real[sizeof(root) - 1] && real[sizeof(root) - 1] != '/') ||
-	    access(strcat(strcpy(joined, real), "/cgroup.procs"), F_OK)) {
-		snprintf(err, errlen, "--cgroup %s: %s is not a cgroup v2 directory under %s", arg, real, root);
-		return -EINVAL;
-	}
-	snprintf(out, outlen, "%s", real[sizeof(root) - 1] ? real + sizeof(root) - 1 : "/");
-	return 0;
+	snprintf(err, errlen, "--cgroup %s: no such cgroup (a directory under %s, or a path relative to it)", arg, mnt);
+	return -ENOENT;
 }
 
 /*
@@ -562,7 +622,7 @@ static void proc_fork(struct procs *p, const struct pt_proc_event *e)
 	pr->state = PROC_PYTHON;
 	memcpy(pr->service, parent->service, sizeof(pr->service));
 	p->st.python++;
-	seen_add(p, pr);
+	seen_add(p, pr, true);
 	tlog(p, "pid %d: following (service %s, comm %s, CPython %u.%u.%u, forked from %d)\n", pr->pid,
 	     pr->service, pr->comm, pr->py.major, pr->py.minor, pr->py.micro, parent->pid);
 	if (p->o.listener.on_fork)
@@ -577,8 +637,10 @@ static void proc_exec(struct procs *p, const struct pt_proc_event *e)
 		return;
 	/* st.python counts the Python programs run, not those running: one that ran Python and
 	 * exec'd into something else stays counted (its samples are in the report). */
-	if (pr->state == PROC_PYTHON)
-		seen_exit(p, pr->pid);
+	if (pr->state == PROC_PYTHON) {
+		seen_exec(p, pr->pid);
+		tlog(p, "pid %d: forgotten (exec)\n", pr->pid);
+	}
 	pr->state = PROC_UNKNOWN;
 	pr->pending_ns = 0;
 	if (p->o.listener.on_exec)
