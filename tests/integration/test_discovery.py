@@ -321,7 +321,7 @@ def case_namespaces(tmp):
     procs = []
     try:
         # the binary exists only on a tmpfs mounted inside the new mount namespace
-        ns, t0 = spawn(["unshare", "--mount", "--fork", "sh", "-c",
+        ns, t0 = spawn(["unshare", "--mount", "--fork", "--kill-child", "sh", "-c",
                         "mount -t tmpfs none %s && cp /usr/bin/python3.11 %s/pyns && cp %s %s/spin.py && "
                         "OTEL_SERVICE_NAME=disc-mntns exec %s/pyns %s/spin.py" % (mnt, mnt, script, mnt, mnt, mnt)])
         procs.append(ns)
