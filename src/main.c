@@ -339,7 +339,7 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 			argp_error(state, "--all and --pid exclude each other (--comm, --exclude-comm and --cgroup narrow either)");
 		env.host_wide = env.all || (!env.pid && (env.ncomms || env.nexclude || env.cgroup));
 		if (!env.pid && !env.host_wide)
-			argp_error(state, "--pid PID or --all is required (--all: every Python process on the host)");
+			argp_error(state, "--pid is required, or --all for every Python process on the host");
 		if (env.host_wide && env.no_children)
 			argp_error(state, "--no-children needs --pid");
 		if (env.no_samples && (env.flame || env.collapsed || env.speedscope || env.pprof))
