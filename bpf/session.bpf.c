@@ -13,6 +13,13 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 const volatile bool follow_children = true;
+/*
+ * Host-wide: every exec of an untracked process puts it in `tracked` and tells the loader, which
+ * keeps it if it turns out to run a supported CPython (and passes the filters) and removes it
+ * otherwise. Execs are rare; the socket and syscall programs stay cheap for everyone else.
+ */
+const volatile bool host_wide = false;
+const volatile __u32 self_tgid = 0;	/* the tracer: never followed */
 
 static __always_inline void proc_event(__u32 type, __u32 pid, __u32 ppid)
 {
@@ -53,10 +60,13 @@ int BPF_PROG(track_fork, struct task_struct *parent, struct task_struct *child)
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(track_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
-	__u32 pid = p->tgid;
+	__u32 pid = p->tgid, how = PT_TRACK_HOST;
 
-	if (!bpf_map_lookup_elem(&tracked, &pid))
-		return 0;
+	if (!bpf_map_lookup_elem(&tracked, &pid)) {
+		if (!host_wide || pid == self_tgid || (p->flags & 0x00200000 /* PF_KTHREAD */))
+			return 0;
+		bpf_map_update_elem(&tracked, &pid, &how, BPF_NOEXIST);
+	}
 	bpf_map_delete_elem(&procs, &pid);
 	proc_event(PT_EV_EXEC, pid, 0);
 	return 0;

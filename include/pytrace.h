@@ -39,6 +39,7 @@ struct pt_proc {
 /* How a traced pid came to be traced. */
 #define PT_TRACK_ROOT	1	/* named on the command line */
 #define PT_TRACK_CHILD	2	/* forked by a traced process */
+#define PT_TRACK_HOST	3	/* host-wide: found by the /proc scan or at its exec */
 
 /*
  * Event types. Each capability owns one range of them; the session dispatches a range to its

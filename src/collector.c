@@ -209,7 +209,7 @@ static uint32_t svc_intern(struct collector *c, const char *name)
 
 static const char *proc_service(const struct proc *p)
 {
-	return p->comm[0] ? p->comm : "python";
+	return p->service[0] ? p->service : p->comm[0] ? p->comm : "python";
 }
 
 static void set_pid_service(struct collector *c, uint32_t pid, uint32_t svc)

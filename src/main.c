@@ -58,6 +58,14 @@ static struct env {
 	struct collector_opts collector;	/* --prometheus */
 	const char *auth_file;
 	unsigned max_series;
+	bool all;			/* --all: every Python process on the host */
+	bool host_wide;			/* --all, or a filter without --pid */
+	const char *comms[PROCS_FILTERS_MAX];
+	unsigned ncomms;
+	const char *exclude_comms[PROCS_FILTERS_MAX];
+	unsigned nexclude;
+	const char *cgroup;
+	const char *service_name;
 } env = {
 	.rate = 99,
 	.text_cap = 1024,
@@ -68,17 +76,25 @@ static struct env {
 const char *argp_program_version = "pytrace-bpf " PYTRACE_VERSION;
 const char *argp_program_bug_address = "https://github.com/pytrace-bpf/pytrace-bpf/issues";
 static const char doc[] =
-"Trace a running CPython process (3.8-3.15) and its children from BPF, with no change to it.\n"
+"Trace a running CPython process (3.8-3.15) and its children, or every CPython process on the\n"
+"host, from BPF, with no change to them.\n"
 "\n"
 "USAGE: pytrace-bpf --pid PID [--duration SEC] [--rate HZ] [--flame FILE] [--collapsed FILE]\n"
 "                   [--speedscope FILE] [--threads] [--json FILE] [--sql-in-flame]\n"
 "                   [--slow-ms MS --slow-log FILE] [--show-literals]\n"
+"       pytrace-bpf --all [--comm NAME]... [--exclude-comm NAME]... [--cgroup PATH]\n"
+"                   [--service-name NAME] [OUTPUT OPTIONS]\n"
 "\n"
 "Samples Python stacks (CPU) for the flame-graph outputs, and records every PostgreSQL\n"
 "statement sent through libpq (psycopg2, psycopg 3) with its latency, errors and the\n"
 "Python line that issued it. Stops after --duration, on Ctrl-C or SIGTERM, or when every\n"
 "traced process has exited; then writes the outputs. With no output option it prints the\n"
 "hottest functions and stacks and the costliest SQL patterns.\n"
+"\n"
+"Host-wide (--all, or --comm/--exclude-comm/--cgroup without --pid): every CPython process\n"
+"running at start and every one that starts later (containers included: pids are the host's),\n"
+"each named by its service (OTEL_SERVICE_NAME, gunicorn's proc name, the module or script),\n"
+"which becomes the root frame of its stacks. Runs until --duration, Ctrl-C or SIGTERM.\n"
 "\n"
 "EXAMPLES:\n"
 "    pytrace-bpf --pid 1234 --flame out.svg              # sample until Ctrl-C, write a flame graph\n"
@@ -87,7 +103,10 @@ static const char doc[] =
 "    pytrace-bpf -p $(pgrep -o gunicorn) -d 60 --flame web.svg   # master and all its workers\n"
 "    pytrace-bpf -p 1234 -d 60 --json report.json --slow-ms 100 --slow-log slow.jsonl\n"
 "    pytrace-bpf -p 1234 -d 30 --flame web.svg --sql-in-flame   # time waiting on SQL as leaves\n"
-"    pytrace-bpf -p 1234 -d 30 --functions 'myapp.*' --functions '*views.py:*'   # latency per call\n";
+"    pytrace-bpf -p 1234 -d 30 --functions 'myapp.*' --functions '*views.py:*'   # latency per call\n"
+"    pytrace-bpf --all -d 30 --flame host.svg            # every Python service on the host\n"
+"    pytrace-bpf --comm gunicorn --exclude-comm celery -d 60 --json web.json\n"
+"    pytrace-bpf --cgroup system.slice/web.service -d 30 --collapsed web.folded\n";
 
 enum {
 	OPT_FLAME = 0x100,
@@ -122,10 +141,20 @@ enum {
 	OPT_REPORT_INTERVAL,
 	OPT_PROFILE_WINDOW,
 	OPT_MAX_SERIES,
+	OPT_ALL,
+	OPT_COMM,
+	OPT_EXCLUDE_COMM,
+	OPT_CGROUP,
+	OPT_SERVICE_NAME,
 };
 
 static const struct argp_option opts[] = {
-	{ "pid", 'p', "PID", 0, "Process to trace, with its descendants (required)", 0 },
+	{ "pid", 'p', "PID", 0, "Process to trace, with its descendants (or --all)", 0 },
+	{ "all", OPT_ALL, NULL, 0, "Trace every CPython process on the host, those running and those that start", 0 },
+	{ "comm", OPT_COMM, "NAME", 0, "Only processes whose kernel comm is NAME (repeatable; without --pid: host-wide)", 0 },
+	{ "exclude-comm", OPT_EXCLUDE_COMM, "NAME", 0, "Not processes whose kernel comm is NAME (repeatable)", 0 },
+	{ "cgroup", OPT_CGROUP, "PATH", 0, "Only processes in this cgroup v2 or below it (a directory under /sys/fs/cgroup, or relative to it)", 0 },
+	{ "service-name", OPT_SERVICE_NAME, "NAME", 0, "The service name of every traced process (default: OTEL_SERVICE_NAME, gunicorn's name, the module or script)", 0 },
 	{ "duration", 'd', "SEC", 0, "Stop after SEC seconds (default: until Ctrl-C)", 0 },
 	{ "rate", 'F', "HZ", 0, "Samples per second per CPU (default 99)", 0 },
 	{ "flame", OPT_FLAME, "FILE", 0, "Write an interactive flame graph (SVG)", 1 },
@@ -323,6 +352,29 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 	case OPT_MAX_SERIES:
 		env.max_series = (unsigned)parse_num(arg, "series cap", 1, 1000000, state);
 		break;
+	case OPT_ALL:
+		env.all = true;
+		break;
+	case OPT_COMM:
+	case OPT_EXCLUDE_COMM:
+		if ((key == OPT_COMM ? env.ncomms : env.nexclude) >= PROCS_FILTERS_MAX)
+			argp_error(state, "at most %d --%s names", PROCS_FILTERS_MAX, key == OPT_COMM ? "comm" : "exclude-comm");
+		if (!arg[0] || strlen(arg) > 15)
+			argp_error(state, "invalid --%s '%s': a kernel comm has 1 to 15 bytes",
+				   key == OPT_COMM ? "comm" : "exclude-comm", arg);
+		if (key == OPT_COMM)
+			env.comms[env.ncomms++] = arg;
+		else
+			env.exclude_comms[env.nexclude++] = arg;
+		break;
+	case OPT_CGROUP:
+		env.cgroup = arg;
+		break;
+	case OPT_SERVICE_NAME:
+		if (!arg[0] || strlen(arg) >= SERVICE_NAME_MAX)
+			argp_error(state, "invalid --service-name: 1 to %d bytes", SERVICE_NAME_MAX - 1);
+		env.service_name = arg;
+		break;
 	case 'v':
 		pt_verbose++;
 		break;
@@ -330,8 +382,13 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 		argp_error(state, "unexpected argument '%s'", arg);
 		break;
 	case ARGP_KEY_END:
-		if (!env.pid)
-			argp_error(state, "--pid is required");
+		if (env.all && env.pid)
+			argp_error(state, "--all and --pid exclude each other (--comm, --exclude-comm and --cgroup narrow either)");
+		env.host_wide = env.all || (!env.pid && (env.ncomms || env.nexclude || env.cgroup || env.collector.enabled));
+		if (!env.pid && !env.host_wide)
+			argp_error(state, "--pid is required, or --all for every Python process on the host");
+		if (env.host_wide && env.no_children)
+			argp_error(state, "--no-children needs --pid");
 		if (env.no_samples && (env.flame || env.collapsed || env.speedscope || env.pprof))
 			argp_error(state, "--no-samples excludes --flame, --collapsed, --speedscope and --pprof");
 		if (env.no_sql && (env.sql_in_flame || env.slow_log))
@@ -490,7 +547,10 @@ static int out_json(FILE *f, void *c)
 	jsonw__start_object(w);
 	jsonw__string_field(w, "tool", "pytrace-bpf");
 	jsonw__string_field(w, "version", PYTRACE_VERSION);
-	jsonw__uint_field(w, "pid", env.pid);
+	if (env.host_wide)
+		jsonw__bool_field(w, "host_wide", true);
+	else
+		jsonw__uint_field(w, "pid", env.pid);
 	jsonw__double_fixed_field(w, "duration_s", j->elapsed, 3);
 	jsonw__bool_field(w, "target_exited", j->target_gone);
 	session__write_json(j->session, w);
@@ -701,7 +761,7 @@ int main(int argc, char **argv)
 	bool target_gone = false;
 	unsigned written = 0;
 	pid_t tgid;
-	char err[512];
+	char err[512], cgroup[4096];
 	int ret;
 
 	/*
@@ -732,11 +792,24 @@ int main(int argc, char **argv)
 		elog("--prometheus-auth: %s\n", err);
 		return 2;
 	}
-	if (kill(env.pid, 0) && errno == ESRCH) {
+	if (env.cgroup) {
+		if (procs__cgroup_path(env.cgroup, cgroup, sizeof(cgroup), err, sizeof(err))) {
+			elog("%s\n", err);
+			return 2;
+		}
+		so.filter.cgroup = cgroup;
+	}
+	memcpy(so.filter.comms, env.comms, sizeof(env.comms));
+	so.filter.ncomms = env.ncomms;
+	memcpy(so.filter.exclude_comms, env.exclude_comms, sizeof(env.exclude_comms));
+	so.filter.nexclude = env.nexclude;
+	so.service_name = env.service_name;
+	so.host_wide = env.host_wide;
+	if (!env.host_wide && kill(env.pid, 0) && errno == ESRCH) {
 		elog("no process with pid %d\n", env.pid);
 		return 1;
 	}
-	tgid = tgid_of(env.pid);
+	tgid = env.host_wide ? 0 : tgid_of(env.pid);
 	if (tgid > 0 && tgid != env.pid) {
 		fprintf(stderr, "pid %d is a thread of process %d: tracing process %d\n", env.pid, tgid, tgid);
 		env.pid = tgid;
@@ -785,7 +858,7 @@ int main(int argc, char **argv)
 		so.funcs.rate_hz = env.rate;
 		so.funcs.gc = true;
 		/* Where the function probes are missing or partial, the answer comes from samples. */
-		if (env.funcs_sample || funcprobe__detect(env.pid, &py, &pp, err, sizeof(err)) ||
+		if (env.funcs_sample || env.host_wide || funcprobe__detect(env.pid, &py, &pp, err, sizeof(err)) ||
 		    pp.level != PY_PROBES_COMPLETE) {
 			so.sampler.enabled = true;
 			so.sampler.offcpu = true;
@@ -819,11 +892,14 @@ int main(int argc, char **argv)
 		ret = 1;
 		goto cleanup;
 	}
-	ret = session__add_root(sess, env.pid, err, sizeof(err));
-	if (ret) {
+	ret = env.host_wide ? session__add_host(sess, err, sizeof(err)) : session__add_root(sess, env.pid, err, sizeof(err));
+	if (ret < 0) {
 		elog("%s\n", err);
 		goto cleanup;
 	}
+	if (env.host_wide)
+		fprintf(stderr, "%d Python process%s found running%s.\n", ret, ret == 1 ? "" : "es",
+			so.filter.ncomms || so.filter.nexclude || so.filter.cgroup ? " (filtered)" : "");
 	ret = session__attach(sess, err, sizeof(err));
 	if (ret) {
 		elog("%s\n", err);
@@ -838,14 +914,18 @@ int main(int argc, char **argv)
 	if ((reqlog && ftruncate(fileno(reqlog), 0)) || (slow && ftruncate(fileno(slow), 0)))
 		wlog("cannot truncate a log: %s\n", strerror(errno));
 	reqlog_created = slow_created = false;
-	fprintf(stderr, "Tracing pid %d%s: %s%s%s%s... %s\n", env.pid,
-		env.no_children ? "" : " and its children",
+	if (env.host_wide)
+		fprintf(stderr, "Tracing every Python process on the host%s: ", so.filter.ncomms || so.filter.nexclude ||
+			so.filter.cgroup ? " that passes the filters" : "");
+	else
+		fprintf(stderr, "Tracing pid %d%s: ", env.pid, env.no_children ? "" : " and its children");
+	fprintf(stderr, "%s%s%s%s... %s\n",
 		so.sampler.enabled ? "CPU samples" : "", so.sampler.enabled && so.sql.enabled ? ", " : "",
 		!so.sql.enabled ? "" : so.pgwire.enabled ? "SQL from the wire protocol" : "SQL through libpq",
 		env.duration ? "" : ", until Ctrl-C", pt_verbose ? "" : "(-v for details)");
 	if (pt_verbose)
 		session__describe(sess, stderr);
-	if (session__cap(sess, "sql") && !so.pgwire.enabled) {
+	if (session__cap(sess, "sql") && !so.pgwire.enabled && !env.host_wide) {
 		struct sqltrace_stats sst;
 
 		sqltrace__stats(session__cap(sess, "sql"), &sst);
@@ -862,7 +942,7 @@ int main(int argc, char **argv)
 		out.start_unix_ns = (int64_t)rt.tv_sec * 1000000000LL + rt.tv_nsec;
 	}
 	while (!stop) {
-		if (session__live(sess) == 0 && !env.collector.enabled) {
+		if (!env.host_wide && !env.collector.enabled && session__live(sess) == 0) {
 			target_gone = true;
 			break;
 		}
@@ -883,8 +963,12 @@ int main(int argc, char **argv)
 		struct sampler_stats sst;
 
 		sampler__stats(session__cap(sess, "sampler"), &sst);
-		snprintf(out.subtitle, sizeof(out.subtitle), "pid %d, %u Hz, %.1f s, %llu samples", env.pid, env.rate,
-			 elapsed, (unsigned long long)sst.samples);
+		if (env.host_wide)
+			snprintf(out.subtitle, sizeof(out.subtitle), "host-wide, %u Hz, %.1f s, %llu samples", env.rate,
+				 elapsed, (unsigned long long)sst.samples);
+		else
+			snprintf(out.subtitle, sizeof(out.subtitle), "pid %d, %u Hz, %.1f s, %llu samples", env.pid,
+				 env.rate, elapsed, (unsigned long long)sst.samples);
 	}
 	if (target_gone)
 		fprintf(stderr, "Target exited after %.1f s; writing what was collected.\n", elapsed);
@@ -941,7 +1025,8 @@ int main(int argc, char **argv)
 	/* An empty JSON report says "idle" by itself; an empty flame graph or text report would not. */
 	if (so.sampler.enabled && (env.flame || env.collapsed || env.speedscope || env.pprof || !env.json) &&
 	    !session__collected(sess)) {
-		elog("nothing was collected: the target was idle (off-CPU) and sent no SQL\n");
+		elog("nothing was collected: %s\n", env.host_wide ? "no Python process on the host was on CPU or sent SQL" :
+		     "the target was idle (off-CPU) and sent no SQL");
 		ret = ret ? ret : -ENODATA;
 	}
 cleanup:

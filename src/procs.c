@@ -1,23 +1,117 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include "jsonw.h"
 #include "pidtab.h"
+#include "procmaps.h"
 #include "procs.h"
 #include "pytrace_user.h"
 #include "util.h"
 
 #define RETRY_NS (100 * 1000000ULL)	/* how often to retry inspecting a process */
+#define PENDING_RETRY_NS (40 * 1000000ULL)	/* host-wide: a new process, inspected again this often */
+#define PENDING_MAX_NS (3000 * 1000000ULL)	/* ... for at most this long, then it is not Python */
+#define PF_KTHREAD 0x00200000
+
+/* A process listed in the reports. */
+struct procs_seen {
+	uint32_t pid;
+	uint8_t major, minor;
+	bool live;
+	bool forked;		/* a fork of a Python process: unlisted if it execs (a subprocess) */
+	char comm[16];
+	char service[SERVICE_NAME_MAX];
+};
 
 struct procs {
 	struct procs_opts o;
 	struct pidtab tab;	/* struct proc */
 	struct procs_stats st;
+	uint64_t start_ns;
+	bool any_pending;
+	struct procs_seen seen[PROCS_SEEN_MAX];
+	unsigned nseen;
+	uint64_t seen_not_listed;
 };
+
+/* -v lines: time since the start and CLOCK_MONOTONIC (tests measure discovery with it). */
+#define tlog(p, fmt, ...) do { if (pt_verbose) { uint64_t now_ = mono_ns(); \
+	fprintf(stderr, "[+%.3fs mono %.3f] " fmt, (now_ - (p)->start_ns) / 1e9, now_ / 1e9, ##__VA_ARGS__); } } while (0)
+
+static void seen_add(struct procs *p, const struct proc *pr, bool forked)
+{
+	struct procs_seen *e;
+	unsigned i;
+
+	/* the same program found again (an exec'd Python re-exec'ing itself): listed once */
+	for (i = p->nseen; i > 0; i--) {
+		e = &p->seen[i - 1];
+		if (e->pid == pr->pid && !strcmp(e->service, pr->service) && e->major == pr->py.major &&
+		    e->minor == pr->py.minor) {
+			e->live = true;
+			return;
+		}
+	}
+	if (p->nseen >= PROCS_SEEN_MAX) {
+		p->seen_not_listed++;
+		return;
+	}
+	e = &p->seen[p->nseen++];
+	e->pid = pr->pid;
+	e->major = pr->py.major;
+	e->minor = pr->py.minor;
+	e->live = true;
+	e->forked = forked;
+	memcpy(e->comm, pr->comm, sizeof(e->comm));
+	memcpy(e->service, pr->service, sizeof(e->service));
+}
+
+static void seen_exit(struct procs *p, uint32_t pid)
+{
+	unsigned i;
+
+	for (i = p->nseen; i > 0; i--)
+		if (p->seen[i - 1].pid == pid && p->seen[i - 1].live) {
+			p->seen[i - 1].live = false;
+			return;
+		}
+}
+
+/* A forked Python child exec'd: it was a subprocess being started, not a Python process to list. */
+static void seen_exec(struct procs *p, uint32_t pid)
+{
+	unsigned i;
+
+	for (i = p->nseen; i > 0; i--) {
+		struct procs_seen *e = &p->seen[i - 1];
+
+		if (e->pid != pid || !e->live)
+			continue;
+		if (e->forked) {
+			memmove(e, e + 1, (p->nseen - i) * sizeof(*e));
+			p->nseen--;
+		} else {
+			e->live = false;
+		}
+		return;
+	}
+}
+
+static void set_service(struct procs *p, struct proc *pr)
+{
+	if (p->o.service_name)
+		service__sanitize(p->o.service_name, strlen(p->o.service_name), pr->service, sizeof(pr->service));
+	else
+		service__name(pr->pid, pr->service, sizeof(pr->service));
+	if (!pr->service[0])
+		snprintf(pr->service, sizeof(pr->service), "unknown");
+}
 
 struct procs *procs__new(const struct procs_opts *o)
 {
@@ -26,6 +120,7 @@ struct procs *procs__new(const struct procs_opts *o)
 	if (!p)
 		return NULL;
 	p->o = *o;
+	p->start_ns = mono_ns();
 	if (!p->o.max_procs)
 		p->o.max_procs = PROCS_DEFAULT_MAX;
 	if (pidtab__init(&p->tab, p->o.max_procs, sizeof(struct proc))) {
@@ -78,7 +173,10 @@ static int inspect(struct procs *p, struct proc *pr, char *err, size_t errlen)
 	if (ret) {
 		if (ret != -ESRCH)
 			pr->state = PROC_NOT_PYTHON;
-		vlog("pid %d: %s\n", pr->pid, err ? err : msg);
+		if (p->o.host_wide)	/* every other process on the host: too many to tell of */
+			dlog("pid %d: %s\n", pr->pid, err ? err : msg);
+		else
+			vlog("pid %d: %s\n", pr->pid, err ? err : msg);
 		return ret;
 	}
 	py_target__to_bpf(&pr->py, &cfg);
@@ -92,6 +190,11 @@ static int inspect(struct procs *p, struct proc *pr, char *err, size_t errlen)
 	if (pr->state != PROC_PYTHON)
 		p->st.python++;
 	pr->state = PROC_PYTHON;
+	pr->pending_ns = 0;
+	set_service(p, pr);
+	seen_add(p, pr, false);
+	tlog(p, "pid %d: following (service %s, comm %s, CPython %u.%u.%u)\n", pr->pid, pr->service, pr->comm,
+	     pr->py.major, pr->py.minor, pr->py.micro);
 	vlog("pid %d: CPython %u.%u.%u in %s, _PyRuntime 0x%llx, thread state: %s%s%s\n",
 	     pr->pid, pr->py.major, pr->py.minor, pr->py.micro, pr->py.binary,
 	     (unsigned long long)pr->py.runtime, pr->py.tstate_how,
@@ -104,8 +207,260 @@ static int inspect(struct procs *p, struct proc *pr, char *err, size_t errlen)
 
 void procs__retry(struct procs *p, struct proc *pr)
 {
-	if (pr->state == PROC_UNKNOWN && mono_ns() - pr->last_try_ns > RETRY_NS)
+	if (pr->state == PROC_UNKNOWN && !pr->pending_ns && mono_ns() - pr->last_try_ns > RETRY_NS)
 		inspect(p, pr, NULL, 0);
+}
+
+/* /proc/PID/stat: parent, state letter and flags. 0 or -errno. */
+static int read_stat(pid_t pid, pid_t *ppid, char *state, unsigned long *flags)
+{
+	char path[64], buf[1024], *rp;
+	unsigned long fl = 0;
+	int pp = -1, ret = -ESRCH;
+	char st = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	/* comm may hold spaces and parentheses: parse after the last ')'. */
+	if (fgets(buf, sizeof(buf), f) && (rp = strrchr(buf, ')')) &&
+	    sscanf(rp + 2, "%c %d %*d %*d %*d %*d %lu", &st, &pp, &fl) == 3)
+		ret = 0;
+	fclose(f);
+	if (ppid)
+		*ppid = pp;
+	if (state)
+		*state = st;
+	if (flags)
+		*flags = fl;
+	return ret;
+}
+
+static bool in_cgroup(pid_t pid, const char *cg)
+{
+	char path[64], line[4096];
+	bool in = false;
+	size_t n = strlen(cg);
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f)) {
+		char *c = line;
+
+		if (strncmp(c, "0::", 3))
+			continue;	/* v1 hierarchies */
+		c += 3;
+		c[strcspn(c, "\n")] = '\0';
+		/* strip " (deleted)" of a removed cgroup: not ours then */
+		if (!strcmp(cg, "/") || (!strncmp(c, cg, n) && (c[n] == '\0' || c[n] == '/')))
+			in = true;
+		break;
+	}
+	fclose(f);
+	return in;
+}
+
+bool procs__admit(const struct procs *p, pid_t pid, const char *comm)
+{
+	const struct procs_filter *f = &p->o.filter;
+	unsigned i;
+	bool ok = !f->ncomms;
+
+	for (i = 0; i < f->ncomms && !ok; i++)
+		ok = !strcmp(comm, f->comms[i]);
+	for (i = 0; i < f->nexclude && ok; i++)
+		ok = strcmp(comm, f->exclude_comms[i]) != 0;
+	if (ok && f->cgroup)
+		ok = in_cgroup(pid, f->cgroup);
+	return ok;
+}
+
+/* Where the cgroup v2 hierarchy is mounted (/sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid hosts). */
+static int cgroup2_mount(char *out, size_t outlen)
+{
+	char line[4096], mnt[PATH_MAX];
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	int ret = -ENOENT;
+
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		char *sep = strstr(line, " - ");
+
+		/* "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS ... - FSTYPE SOURCE SUPEROPTS" */
+		if (!sep || strncmp(sep + 3, "cgroup2 ", 8) || sscanf(line, "%*s %*s %*s %*s %4095s", mnt) != 1)
+			continue;
+		snprintf(out, outlen, "%s", mnt);
+		ret = 0;
+		break;
+	}
+	fclose(f);
+	return ret;
+}
+
+/* real is mnt or below it: the rest ("/a/b", "/") in out. */
+static bool under(const char *real, const char *mnt, char *out, size_t outlen)
+{
+	size_t n = strlen(mnt);
+
+	if (!strcmp(mnt, "/"))
+		n = 0;
+	if (strncmp(real, mnt, n) || (real[n] && real[n] != '/'))
+		return false;
+	snprintf(out, outlen, "%s", real[n] ? real + n : "/");
+	return true;
+}
+
+int procs__cgroup_path(const char *arg, char *out, size_t outlen, char *err, size_t errlen)
+{
+	char mnt[PATH_MAX], joined[2 * PATH_MAX + 2], real[PATH_MAX];
+	int i;
+
+	if (!arg || !arg[0]) {
+		snprintf(err, errlen, "--cgroup: empty path");
+		return -EINVAL;
+	}
+	if (cgroup2_mount(mnt, sizeof(mnt))) {
+		snprintf(err, errlen, "--cgroup %s: no cgroup v2 hierarchy is mounted", arg);
+		return -ENOENT;
+	}
+	/* absolute; or relative to /sys/fs/cgroup, then to the v2 mount (where they differ) */
+	for (i = 0; i < (arg[0] == '/' ? 1 : 2); i++) {
+		struct stat st;
+
+		if (arg[0] == '/')
+			snprintf(joined, sizeof(joined), "%s", arg);
+		else
+			snprintf(joined, sizeof(joined), "%s/%s", i ? mnt : "/sys/fs/cgroup", arg);
+		if (!realpath(joined, real) || stat(real, &st) || !S_ISDIR(st.st_mode))
+			continue;
+		if (under(real, mnt, out, outlen))
+			return 0;
+		if (arg[0] == '/' || i) {
+			snprintf(err, errlen, "--cgroup %s: %s is not in the cgroup v2 hierarchy (mounted at %s)", arg,
+				 real, mnt);
+			return -EINVAL;
+		}
+	}
+	snprintf(err, errlen, "--cgroup %s: no such cgroup (a directory under %s, or a path relative to it)", arg, mnt);
+	return -ENOENT;
+}
+
+/*
+ * Stop following pr: out of the BPF side's maps (its samples and socket events stop), its
+ * listeners told it is gone, its record freed. A process that never ran Python is not counted.
+ */
+static void forget(struct procs *p, struct proc *pr, const char *why)
+{
+	uint32_t pid = pr->pid;
+	bool was_python = pr->state == PROC_PYTHON;
+
+	bpf_map_delete_elem(p->o.tracked_fd, &pid);
+	bpf_map_delete_elem(p->o.procs_fd, &pid);
+	if (p->o.listener.on_exit)
+		p->o.listener.on_exit(p->o.listener.ctx, pid);
+	if (pr->live)
+		p->st.live--;
+	if (was_python) {
+		seen_exit(p, pid);
+		tlog(p, "pid %d: forgotten (%s)\n", pid, why);
+	} else {
+		p->st.processes--;
+		dlog("pid %d (%s): left alone (%s)\n", pid, pr->comm, why);
+	}
+	pidtab__del(&p->tab, pr);
+}
+
+/* The dynamic loader is mapped but no library yet: too early to tell whether it is Python. */
+struct loader_scan { bool ld, libs; };
+
+static int loader_map(void *ctx, const struct proc_map *m)
+{
+	struct loader_scan *ls = ctx;
+	const char *b = strrchr(m->path, '/');
+
+	if (!b)
+		return 0;
+	b++;
+	if (!strncmp(b, "ld-linux", 8) || !strncmp(b, "ld-musl", 7) || !strncmp(b, "ld.so", 5))
+		ls->ld = true;
+	else if (strstr(b, ".so"))
+		ls->libs = true;
+	return 0;
+}
+
+static bool loader_pending(pid_t pid)
+{
+	struct loader_scan ls = {};
+
+	if (procmaps__foreach(pid, loader_map, &ls))
+		return false;
+	return ls.ld && !ls.libs;
+}
+
+/*
+ * Host-wide: the verdict on pr after an inspection (ret). A Python that is not ready, or a
+ * program whose libraries are not mapped yet (libpython may be one), is tried again for a while;
+ * anything else that is not a supported Python is forgotten.
+ */
+static void host_verdict(struct procs *p, struct proc *pr, int ret, uint64_t now)
+{
+	if (!ret)
+		return;
+	if (!pr->pending_ns)
+		pr->pending_ns = now;
+	if ((ret == -EAGAIN || (ret == -ENOEXEC && loader_pending(pr->pid))) &&
+	    now - pr->pending_ns < PENDING_MAX_NS) {
+		pr->state = PROC_UNKNOWN;
+		p->any_pending = true;
+		return;
+	}
+	forget(p, pr, ret == -ESRCH ? "exited" : ret == -EAGAIN ? "its interpreter never became ready" :
+		      ret == -ENOTSUP ? "unsupported Python" : "not Python");
+}
+
+/* Host-wide: a process appeared (exec, fork of an unknown, the scan): filter, then inspect. */
+static void host_consider(struct procs *p, struct proc *pr)
+{
+	uint64_t now = mono_ns();
+
+	if (!procs__admit(p, pr->pid, pr->comm)) {
+		forget(p, pr, "filtered out");
+		return;
+	}
+	pr->pending_ns = now;
+	host_verdict(p, pr, inspect(p, pr, NULL, 0), now);
+}
+
+void procs__pending(struct procs *p, uint64_t now)
+{
+	uint32_t i;
+	bool any = false;
+
+	if (!p->any_pending)
+		return;
+	for (i = 0; i < p->tab.cap; i++) {
+		struct proc *pr = pidtab__slot(&p->tab, i);
+
+		if (!pr || pr->state != PROC_UNKNOWN || !pr->pending_ns || !pr->live)
+			continue;
+		if (now - pr->last_try_ns < PENDING_RETRY_NS) {
+			any = true;
+			continue;
+		}
+		host_verdict(p, pr, inspect(p, pr, NULL, 0), now);
+		/* forget() may shift a later record into slot i: look at it again */
+		if (pidtab__slot(&p->tab, i) != pr)
+			i--;
+		else if (pr->state == PROC_UNKNOWN)
+			any = true;
+	}
+	p->any_pending = any;
 }
 
 static int track(struct procs *p, pid_t pid, __u32 how)
@@ -117,19 +472,22 @@ static int track(struct procs *p, pid_t pid, __u32 how)
 
 static pid_t read_ppid(pid_t pid)
 {
-	char path[64], buf[512], *rp;
 	pid_t ppid = -1;
-	FILE *f;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	f = fopen(path, "re");
-	if (!f)
-		return -1;
-	/* comm may hold spaces and parentheses: parse after the last ')'. */
-	if (fgets(buf, sizeof(buf), f) && (rp = strrchr(buf, ')')))
-		sscanf(rp + 2, "%*c %d", &ppid);
-	fclose(f);
+	read_stat(pid, &ppid, NULL, NULL);
 	return ppid;
+}
+
+/* Under --pid: inspect pr unless the filters leave it out (then followed for its children only). */
+static int inspect_filtered(struct procs *p, struct proc *pr, char *err, size_t errlen)
+{
+	if (!procs__admit(p, pr->pid, pr->comm)) {
+		pr->state = PROC_FILTERED;
+		bpf_map_delete_elem(p->o.procs_fd, &pr->pid);
+		vlog("pid %d (%s): filtered out; its descendants are still followed\n", pr->pid, pr->comm);
+		return 0;
+	}
+	return inspect(p, pr, err, errlen);
 }
 
 /* Add the present descendants of root (new ones arrive through the fork tracepoint). */
@@ -154,7 +512,7 @@ static void track_descendants(struct procs *p, pid_t root)
 			if (ppid <= 0 || !procs__get(p, ppid, false))
 				continue;
 			if (track(p, pid, PT_TRACK_CHILD) == 0) {
-				inspect(p, procs__get(p, pid, false), NULL, 0);
+				inspect_filtered(p, procs__get(p, pid, false), NULL, 0);
 				added = true;
 			}
 		}
@@ -173,7 +531,7 @@ int procs__add_root(struct procs *p, pid_t pid, char *err, size_t errlen)
 	}
 	/* A process started just now may still be initializing its interpreter. */
 	for (tries = 0; tries < 20; tries++) {
-		ret = inspect(p, procs__get(p, pid, false), err, errlen);
+		ret = inspect_filtered(p, procs__get(p, pid, false), err, errlen);
 		if (ret != -EAGAIN)
 			break;
 		usleep(50000);
@@ -185,18 +543,88 @@ int procs__add_root(struct procs *p, pid_t pid, char *err, size_t errlen)
 	return 0;
 }
 
+int procs__add_host(struct procs *p, char *err, size_t errlen)
+{
+	pid_t self = getpid();
+	struct dirent *d;
+	DIR *dir = opendir("/proc");
+	int found = 0;
+
+	if (!dir) {
+		snprintf(err, errlen, "cannot read /proc: %s", strerror(errno));
+		return -errno;
+	}
+	while ((d = readdir(dir))) {
+		pid_t pid = atoi(d->d_name);
+		unsigned long flags;
+		struct proc *pr;
+		char state, comm[16];
+		int ret;
+
+		if (pid <= 0 || pid == self || procs__get(p, pid, false))
+			continue;
+		if (read_stat(pid, NULL, &state, &flags) || (flags & PF_KTHREAD) || state == 'Z' || state == 'X')
+			continue;
+		proc_comm(pid, comm, sizeof(comm));
+		if (!procs__admit(p, pid, comm))
+			continue;
+		/* Inspected before it is tracked: the others are never in the BPF side's maps. */
+		pr = procs__get(p, pid, true);
+		if (!pr)
+			break;
+		ret = inspect(p, pr, NULL, 0);
+		if (ret == 0 || ret == -EAGAIN) {
+			__u32 how = PT_TRACK_HOST;
+
+			if (bpf_map_update_elem(p->o.tracked_fd, &pr->pid, &how, BPF_ANY)) {
+				ret = -errno;
+				snprintf(err, errlen, "cannot track pid %d: %s", pid, strerror(-ret));
+				closedir(dir);
+				return ret;
+			}
+			found += ret == 0;
+		}
+		host_verdict(p, pr, ret, mono_ns());
+	}
+	closedir(dir);
+	return found;
+}
+
 static void proc_fork(struct procs *p, const struct pt_proc_event *e)
 {
 	struct proc *pr = procs__get(p, e->hdr.pid, true), *parent = procs__get(p, e->ppid, false);
 
-	vlog("pid %d: forked from %d\n", e->hdr.pid, e->ppid);
-	if (!pr || !parent || parent->state != PROC_PYTHON)
+	dlog("pid %d: forked from %d\n", e->hdr.pid, e->ppid);
+	if (!pr)
+		return;
+	if (p->o.host_wide && (!parent || parent->state != PROC_PYTHON)) {
+		host_consider(p, pr);	/* a parent not known yet: the child is inspected on its own */
+		return;
+	}
+	if (!parent)
+		return;
+	memcpy(pr->comm, parent->comm, sizeof(pr->comm));
+	if (parent->state == PROC_FILTERED || (parent->state == PROC_PYTHON && p->o.filter.cgroup &&
+						!procs__admit(p, pr->pid, pr->comm))) {
+		if (p->o.host_wide) {
+			forget(p, pr, "filtered out");
+			return;
+		}
+		pr->state = PROC_FILTERED;
+		bpf_map_delete_elem(p->o.procs_fd, &pr->pid);
+		return;
+	}
+	if (parent->state != PROC_PYTHON)
 		return;
 	/* The BPF side copied the parent's configuration; so do we. */
 	pr->py = parent->py;
 	pr->py.pid = e->hdr.pid;
 	pr->state = PROC_PYTHON;
+	memcpy(pr->service, parent->service, sizeof(pr->service));
 	p->st.python++;
+	seen_add(p, pr, true);
+	tlog(p, "pid %d: following (service %s, comm %s, CPython %u.%u.%u, forked from %d)\n", pr->pid,
+	     pr->service, pr->comm, pr->py.major, pr->py.minor, pr->py.micro, parent->pid);
 	if (p->o.listener.on_fork)
 		p->o.listener.on_fork(p->o.listener.ctx, pr, parent);
 }
@@ -209,12 +637,21 @@ static void proc_exec(struct procs *p, const struct pt_proc_event *e)
 		return;
 	/* st.python counts the Python programs run, not those running: one that ran Python and
 	 * exec'd into something else stays counted (its samples are in the report). */
+	if (pr->state == PROC_PYTHON) {
+		seen_exec(p, pr->pid);
+		tlog(p, "pid %d: forgotten (exec)\n", pr->pid);
+	}
 	pr->state = PROC_UNKNOWN;
+	pr->pending_ns = 0;
 	if (p->o.listener.on_exec)
 		p->o.listener.on_exec(p->o.listener.ctx, e->hdr.pid);
-	proc_comm(pr->pid, pr->comm, sizeof(pr->comm));
-	vlog("pid %d: exec %s\n", e->hdr.pid, pr->comm);
-	inspect(p, pr, NULL, 0);
+	memcpy(pr->comm, e->comm, sizeof(pr->comm));
+	pr->comm[sizeof(pr->comm) - 1] = '\0';
+	dlog("pid %d: exec %s\n", e->hdr.pid, pr->comm);
+	if (p->o.host_wide)
+		host_consider(p, pr);
+	else
+		inspect_filtered(p, pr, NULL, 0);
 }
 
 static void proc_exit(struct procs *p, const struct pt_proc_event *e)
@@ -225,11 +662,18 @@ static void proc_exit(struct procs *p, const struct pt_proc_event *e)
 		pr->live = false;
 		p->st.live--;
 	}
+	if (pr && pr->state == PROC_PYTHON) {
+		seen_exit(p, pr->pid);
+		tlog(p, "pid %d: forgotten (exited)\n", pr->pid);
+	} else if (pr && p->o.host_wide) {
+		forget(p, pr, "exited");	/* never Python: not even counted; listeners told */
+		return;
+	}
 	if (p->o.listener.on_exit)
 		p->o.listener.on_exit(p->o.listener.ctx, e->hdr.pid);
 	if (pr && !pr->dead_ns)
 		pr->dead_ns = mono_ns();
-	vlog("pid %d: exited\n", e->hdr.pid);
+	dlog("pid %d: exited\n", e->hdr.pid);
 }
 
 void procs__handle(struct procs *p, const void *data, size_t size)
@@ -278,18 +722,91 @@ void procs__describe(const struct procs *p, FILE *f)
 
 		if (!pr || pr->state != PROC_PYTHON)
 			continue;
-		fprintf(f, "  pid %d (%s): CPython %u.%u in %s, offsets: %s, stacks: walked in BPF\n",
-			pr->pid, pr->comm, pr->py.major, pr->py.minor, pr->py.binary,
+		fprintf(f, "  pid %d (%s, service %s): CPython %u.%u in %s, offsets: %s, stacks: walked in BPF\n",
+			pr->pid, pr->comm, pr->service, pr->py.major, pr->py.minor, pr->py.binary,
 			pr->py.debug_offsets ? "_Py_DebugOffsets" : "built-in table");
 	}
 }
 
+/* The services of the processes listed, with how many processes each: names[i], counts[i]. */
+static unsigned services(const struct procs *p, const char **names, unsigned *counts, unsigned max)
+{
+	unsigned i, j, n = 0;
+
+	for (i = 0; i < p->nseen; i++) {
+		for (j = 0; j < n && strcmp(names[j], p->seen[i].service); j++)
+			;
+		if (j == n) {
+			if (n == max)
+				continue;
+			names[n] = p->seen[i].service;
+			counts[n++] = 0;
+		}
+		counts[j]++;
+	}
+	return n;
+}
+
+#define REPORT_SERVICES_MAX 64
+#define REPORT_TEXT_PROCS 40
+
+void procs__report(const struct procs *p, FILE *f)
+{
+	const char *names[REPORT_SERVICES_MAX];
+	unsigned counts[REPORT_SERVICES_MAX], n = services(p, names, counts, REPORT_SERVICES_MAX), i;
+
+	fprintf(f, "Python processes followed: %u, services: %u\n", p->nseen + (unsigned)p->seen_not_listed, n);
+	for (i = 0; i < n; i++)
+		fprintf(f, "  service %-30s %u process%s\n", names[i], counts[i], counts[i] == 1 ? "" : "es");
+	for (i = 0; i < p->nseen && i < REPORT_TEXT_PROCS; i++) {
+		const struct procs_seen *e = &p->seen[i];
+
+		fprintf(f, "  pid %-8u %-16s %-24s CPython %u.%u%s\n", e->pid, e->comm, e->service, e->major,
+			e->minor, e->live ? "" : " (exited)");
+	}
+	if (p->nseen + p->seen_not_listed > REPORT_TEXT_PROCS)
+		fprintf(f, "  ... and %llu more (the JSON report lists up to %d)\n",
+			(unsigned long long)(p->nseen + p->seen_not_listed - REPORT_TEXT_PROCS), PROCS_SEEN_MAX);
+	fputc('\n', f);
+}
+
 void procs__write_json(const struct procs *p, struct jsonw *w)
 {
+	const char *names[REPORT_SERVICES_MAX];
+	unsigned counts[REPORT_SERVICES_MAX], n = services(p, names, counts, REPORT_SERVICES_MAX), i;
+	char ver[16];
+
 	jsonw__name(w, "processes");
 	jsonw__start_object(w);
 	jsonw__uint_field(w, "traced", p->st.processes);
 	jsonw__uint_field(w, "python", p->st.python);
 	jsonw__uint_field(w, "events_not_followed", p->st.dropped);
+	jsonw__bool_field(w, "host_wide", p->o.host_wide);
+	/* the Python processes followed, in the order found (at most PROCS_SEEN_MAX) */
+	jsonw__name(w, "followed");
+	jsonw__start_array(w);
+	for (i = 0; i < p->nseen; i++) {
+		const struct procs_seen *e = &p->seen[i];
+
+		jsonw__start_object(w);
+		jsonw__uint_field(w, "pid", e->pid);
+		jsonw__string_field(w, "service", e->service);
+		jsonw__string_field(w, "comm", e->comm);
+		snprintf(ver, sizeof(ver), "%u.%u", e->major, e->minor);
+		jsonw__string_field(w, "python", ver);
+		jsonw__bool_field(w, "exited", !e->live);
+		jsonw__end_object(w);
+	}
+	jsonw__end_array(w);
+	jsonw__uint_field(w, "followed_not_listed", p->seen_not_listed);
+	jsonw__name(w, "services");
+	jsonw__start_array(w);
+	for (i = 0; i < n; i++) {
+		jsonw__start_object(w);
+		jsonw__string_field(w, "name", names[i]);
+		jsonw__uint_field(w, "processes", counts[i]);
+		jsonw__end_object(w);
+	}
+	jsonw__end_array(w);
 	jsonw__end_object(w);
 }

@@ -19,9 +19,12 @@
 #include <stdio.h>
 #include <sys/types.h>
 #include "pyproc.h"
+#include "service.h"
 
 #define PROCS_DEFAULT_MAX	16384
 #define PROCS_FREE_AFTER_NS	1000000000ULL
+#define PROCS_SEEN_MAX		512	/* processes listed in the reports (the rest counted) */
+#define PROCS_FILTERS_MAX	32	/* --comm, --exclude-comm names each */
 
 struct jsonw;
 
@@ -29,6 +32,7 @@ enum proc_state {
 	PROC_UNKNOWN,		/* not inspected yet, or exec'd since */
 	PROC_PYTHON,
 	PROC_NOT_PYTHON,	/* final until it execs */
+	PROC_FILTERED,		/* under --pid: followed for its descendants, not sampled (filters) */
 };
 
 struct proc {
@@ -37,7 +41,9 @@ struct proc {
 	bool live;
 	uint64_t dead_ns;	/* when it exited (CLOCK_MONOTONIC) */
 	uint64_t last_try_ns;	/* when it was last inspected */
+	uint64_t pending_ns;	/* host-wide: when it exec'd or appeared, while not known yet */
 	char comm[16];
+	char service[SERVICE_NAME_MAX];	/* service.h: set when found Python; a fork inherits it */
 	struct py_target py;	/* valid in PROC_PYTHON */
 };
 
@@ -53,9 +59,25 @@ struct procs_listener {
 	void *ctx;
 };
 
+/*
+ * Which processes are followed, host-wide or within a --pid subtree: a process must match one of
+ * comms (if any), none of exclude_comms, and be in cgroup or below it (if set). Kernel comms are
+ * compared exactly.
+ */
+struct procs_filter {
+	const char *comms[PROCS_FILTERS_MAX];
+	unsigned ncomms;
+	const char *exclude_comms[PROCS_FILTERS_MAX];
+	unsigned nexclude;
+	const char *cgroup;	/* a cgroup v2 path as /proc/PID/cgroup shows it ("/a/b"), NULL: any */
+};
+
 struct procs_opts {
 	uint32_t max_procs;	/* records at once, 0: PROCS_DEFAULT_MAX */
 	bool follow_children;
+	bool host_wide;		/* every CPython on the host (procs__add_host); non-Python ones are dropped */
+	struct procs_filter filter;
+	const char *service_name;	/* every process's service name, NULL: service__name() */
 	int procs_fd, tracked_fd;	/* the BPF side's maps */
 	struct procs_listener listener;
 };
@@ -74,6 +96,22 @@ void procs__free(struct procs *p);
 /* Trace pid and, with follow_children, its present descendants. Fails (message in err) if pid is
  * not a supported Python. */
 int procs__add_root(struct procs *p, pid_t pid, char *err, size_t errlen);
+/*
+ * Host-wide: follow every process now running a supported CPython and passing the filters (a
+ * scan of /proc; the tracer itself, kernel threads and zombies are never followed). Those that
+ * appear later come as exec events (the BPF side's host_wide). Returns how many were found.
+ */
+int procs__add_host(struct procs *p, char *err, size_t errlen);
+/* Host-wide: inspect again the processes that exec'd but are not known yet (every poll). */
+void procs__pending(struct procs *p, uint64_t now_ns);
+/* Whether pid (with its kernel comm) passes the filters. */
+bool procs__admit(const struct procs *p, pid_t pid, const char *comm);
+/*
+ * --cgroup's argument (a directory under /sys/fs/cgroup, absolute or relative to it) as
+ * /proc/PID/cgroup names it ("/a/b", "/" for the root) in out. -ENOENT/-ENOTDIR/-EINVAL with a
+ * message in err.
+ */
+int procs__cgroup_path(const char *arg, char *out, size_t outlen, char *err, size_t errlen);
 /* An event of type PT_EV_EXEC, PT_EV_FORK or PT_EV_EXIT. */
 void procs__handle(struct procs *p, const void *data, size_t size);
 /* pid's record, NULL if not followed; create: follow a pid the BPF side reports (a sample). */
@@ -85,6 +123,8 @@ void procs__tick(struct procs *p, uint64_t now_ns);
 void procs__stats(const struct procs *p, struct procs_stats *st);
 /* One line per Python process: pid, version, binary, how offsets were found. */
 void procs__describe(const struct procs *p, FILE *f);
+/* The processes followed, with their services (the text report; host-wide mode). */
+void procs__report(const struct procs *p, FILE *f);
 /* The "processes" section of the JSON report. */
 void procs__write_json(const struct procs *p, struct jsonw *w);
 

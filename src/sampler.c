@@ -154,16 +154,30 @@ static void sampler_event(void *c, const void *data, size_t size)
 	struct sampler *s = c;
 	const struct pt_sample *e = data;
 	const char *frames[PYSTACKS_MAX_FRAMES];
-	bool offcpu;
+	bool offcpu, host = session__host_wide(s->session);
+	const struct proc *pr;
 	size_t n;
 	int i;
 
-	if (size < offsetof(struct pt_sample, stack.frames) ||
-	    !procs__get(session__procs(s->session), e->hdr.pid, true))
+	if (size < offsetof(struct pt_sample, stack.frames))
+		return;
+	/*
+	 * Host-wide, only processes known to run Python count: one not inspected yet, or on its way
+	 * out of the maps (not Python, filtered), has samples queued that belong to nobody.
+	 */
+	pr = procs__get(session__procs(s->session), e->hdr.pid, !host);
+	if (!pr || pr->state == PROC_FILTERED || (host && pr->state != PROC_PYTHON))
 		return;
 	offcpu = e->stack.flags & PT_SF_OFFCPU;
 	pystacks__set_comm(s->names, e->tid, e->comm);
-	n = pystacks__name(s->names, e->hdr.pid, e->tid, &e->stack, frames, PYSTACKS_MAX_FRAMES);
+	if (host) {
+		/* the service is the root frame, above --threads' thread frame */
+		frames[0] = pr->service;
+		n = pystacks__name(s->names, e->hdr.pid, e->tid, &e->stack, frames + 1, PYSTACKS_MAX_FRAMES - 1);
+		n = n ? n + 1 : 0;
+	} else {
+		n = pystacks__name(s->names, e->hdr.pid, e->tid, &e->stack, frames, PYSTACKS_MAX_FRAMES);
+	}
 	for (i = 0; i < s->nlisteners; i++)
 		s->listeners[i].fn(s->listeners[i].ctx, e->hdr.pid, e->tid, frames, n,
 				   offcpu ? e->weight : 1000000000ULL / s->o.rate_hz, offcpu);

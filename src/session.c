@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "jsonw.h"
@@ -42,6 +43,7 @@ struct session {
 	unsigned char owner[PT_EV_TYPES];
 	uint64_t unowned;
 	uint64_t last_tick_ns, last_procs_tick_ns;
+	bool procs_attached;	/* the process tracepoints (session__add_host attaches them early) */
 };
 
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list args)
@@ -174,7 +176,10 @@ static int claim_ranges(struct session *s, char *err, size_t errlen)
 struct session *session__new(const struct session_opts *o, char *err, size_t errlen)
 {
 	struct session *s = calloc(1, sizeof(*s));
-	struct procs_opts po = { .max_procs = o->max_procs, .follow_children = o->follow_children };
+	struct procs_opts po = {
+		.max_procs = o->max_procs, .follow_children = o->follow_children || o->host_wide,
+		.host_wide = o->host_wide, .filter = o->filter, .service_name = o->service_name,
+	};
 	size_t i;
 	int ret;
 
@@ -194,7 +199,9 @@ struct session *session__new(const struct session_opts *o, char *err, size_t err
 		snprintf(err, errlen, "cannot open the BPF object: %s", strerror(errno));
 		goto fail;
 	}
-	s->skel->rodata->follow_children = o->follow_children;
+	s->skel->rodata->follow_children = po.follow_children;
+	s->skel->rodata->host_wide = o->host_wide;
+	s->skel->rodata->self_tgid = getpid();
 	ret = session_bpf__load(s->skel);
 	if (ret) {
 		snprintf(err, errlen, "cannot load the BPF programs: %s%s", strerror(-ret),
@@ -257,16 +264,49 @@ int session__add_root(struct session *s, pid_t pid, char *err, size_t errlen)
 	return procs__add_root(s->procs, pid, err, errlen);
 }
 
-int session__attach(struct session *s, char *err, size_t errlen)
+static int attach_procs(struct session *s, char *err, size_t errlen)
 {
-	size_t i;
 	int ret;
 
+	if (s->procs_attached)
+		return 0;
 	ret = session_bpf__attach(s->skel);
 	if (ret) {
 		snprintf(err, errlen, "cannot attach the process tracepoints: %s", strerror(-ret));
 		return ret;
 	}
+	s->procs_attached = true;
+	return 0;
+}
+
+int session__add_host(struct session *s, char *err, size_t errlen)
+{
+	int ret;
+
+	if (!s->opts.host_wide) {
+		snprintf(err, errlen, "host-wide mode was not asked for when the session was made (opts.host_wide)");
+		return -EINVAL;
+	}
+	/* The exec hook first: a process that starts during the scan is then seen one way or the other. */
+	ret = attach_procs(s, err, errlen);
+	if (ret)
+		return ret;
+	return procs__add_host(s->procs, err, errlen);
+}
+
+bool session__host_wide(const struct session *s)
+{
+	return s->opts.host_wide;
+}
+
+int session__attach(struct session *s, char *err, size_t errlen)
+{
+	size_t i;
+	int ret;
+
+	ret = attach_procs(s, err, errlen);
+	if (ret)
+		return ret;
 	FOR_EACH_CAP(s, i) {
 		if (capabilities[i]->attach && (ret = capabilities[i]->attach(s->caps[i], err, errlen)))
 			return ret;
@@ -283,6 +323,7 @@ int session__poll(struct session *s, int timeout_ms)
 	FOR_EACH_CAP(s, i)
 		if (capabilities[i]->tick)
 			capabilities[i]->tick(s->caps[i], now);
+	procs__pending(s->procs, now);
 	if (now - s->last_procs_tick_ns >= PROCS_TICK_NS) {
 		s->last_procs_tick_ns = now;
 		procs__tick(s->procs, now);
@@ -411,6 +452,8 @@ void session__report(struct session *s, FILE *f, unsigned written)
 {
 	size_t i;
 
+	if (s->opts.host_wide)
+		procs__report(s->procs, f);
 	FOR_EACH_CAP(s, i)
 		if (capabilities[i]->report)
 			capabilities[i]->report(s->caps[i], f, written);

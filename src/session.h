@@ -44,6 +44,14 @@ int session_maps__reuse(const struct session_maps *m, struct bpf_object *obj, ch
 
 struct session_opts {
 	bool follow_children;
+	/*
+	 * Every CPython process on the host, those running now and those that start later
+	 * (session__add_host), instead of --pid's subtree; filter narrows either. The session then
+	 * runs until stopped: session__live() may fall to 0 and rise again.
+	 */
+	bool host_wide;
+	struct procs_filter filter;	/* --comm, --exclude-comm, --cgroup (procs.h) */
+	const char *service_name;	/* --service-name: every process's service, NULL: derived (service.h) */
 	const char *btf_path;		/* kernel BTF file, NULL: the running kernel's */
 	uint32_t max_procs;		/* processes at once, 0: PROCS_DEFAULT_MAX */
 	bool threads;			/* each thread's name as the root frame of its stacks */
@@ -93,6 +101,14 @@ struct session *session__new(const struct session_opts *o, char *err, size_t err
 void session__free(struct session *s);
 /* Trace pid and (with follow_children) its descendants. */
 int session__add_root(struct session *s, pid_t pid, char *err, size_t errlen);
+/*
+ * Host-wide (opts.host_wide): arm the BPF side's exec hook, then follow every CPython process
+ * running now that passes opts.filter. Call before session__attach, instead of session__add_root.
+ * Returns how many were found now (0 is fine: they may start later) or -errno.
+ */
+int session__add_host(struct session *s, char *err, size_t errlen);
+/* Whether the session follows the whole host (samples then get their service as root frame). */
+bool session__host_wide(const struct session *s);
 /* Start every capability. */
 int session__attach(struct session *s, char *err, size_t errlen);
 /* Wait up to timeout_ms for events and handle them. Returns events handled or -errno. */

@@ -55,6 +55,10 @@ echo "== the command line: bad input, output paths at start, write errors, --jso
 tests/integration/test_cli.py 2>&1 | tee "$logs/cli"
 tally "$logs/cli"
 
+echo "== host-wide mode: discovery latency, exits, non-Python left alone, filters, namespaces, service roots"
+tests/integration/test_discovery.py 2>&1 | tee "$logs/discovery"
+tally "$logs/discovery"
+
 echo "== SQL through libpq (own PostgreSQL 15: psycopg2, psycopg 3, ctypes on every interpreter)"
 tests/integration/test_sql.py 2>&1 | tee "$logs/sql"
 tally "$logs/sql"
