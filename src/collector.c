@@ -755,7 +755,7 @@ static int make_families(struct collector *c)
 	c->f_cpu = family(c, "pytrace_cpu_samples", "On-CPU stack samples of the service's processes.",
 			  NULL, PROM_COUNTER, L_SVC, ARRAY_SIZE(L_SVC), NULL, 0);
 	c->f_procs = family(c, "pytrace_processes_followed", "Python processes followed now.", NULL, PROM_GAUGE, NULL, 0, NULL, 0);
-	c->f_services = family(c, "pytrace_services", "Distinct services seen (capped; then \"other\").", NULL, PROM_GAUGE, NULL, 0, NULL, 0);
+	c->f_services = family(c, "pytrace_services", "Distinct services seen (capped, then counted as other).", NULL, PROM_GAUGE, NULL, 0, NULL, 0);
 	c->f_lost = family(c, "pytrace_events_lost", "Events the BPF side could not hand over (ring buffer or map full), by kind.",
 			   NULL, PROM_COUNTER, L_KIND, ARRAY_SIZE(L_KIND), NULL, 0);
 	c->f_dropped_stacks = family(c, "pytrace_profile_stacks_dropped", "Samples folded into an overflow stack: a profile interval held its cap of distinct stacks.",

@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "linetable.h"
 #include "symbolize.h"
@@ -48,6 +49,9 @@ struct sym_entry {
 	const char *name, *file;
 	const uint8_t *table;
 	size_t table_len;
+	/* what identifies the code object behind the address: checked again after RECHECK_NS */
+	uint64_t name_addr, file_addr, table_addr;
+	uint64_t checked_ns;
 	char data[];			/* name, file, table */
 };
 
@@ -56,7 +60,7 @@ struct symbolizer {
 	size_t mask;
 	struct sym_entry *head, *tail;	/* LRU list */
 	size_t n, max;
-	uint64_t hits, misses;
+	uint64_t hits, misses, stale;
 };
 
 static size_t bucket(const struct symbolizer *s, uint32_t key, uint64_t code)
@@ -149,6 +153,11 @@ void symbolizer__forget(struct symbolizer *s, uint32_t key)
 uint64_t symbolizer__hits(const struct symbolizer *s)
 {
 	return s->hits;
+}
+
+uint64_t symbolizer__stale(const struct symbolizer *s)
+{
+	return s->stale;
 }
 
 uint64_t symbolizer__misses(const struct symbolizer *s)
@@ -357,6 +366,53 @@ static uint32_t max_u32(uint32_t a, uint32_t b)
 }
 
 /* Read one code object into a new entry, or -errno. */
+/* The bytes of a code object's header that load() and recheck() read. */
+static uint32_t header_size(const struct py_layout *l)
+{
+	uint32_t need = max_u32(OB_TYPE + 8, l->co_firstlineno + 4);
+
+	need = max_u32(need, l->co_filename + 8);
+	need = max_u32(need, l->co_name + 8);
+	need = max_u32(need, l->co_linetable + 8);
+	if (l->co_qualname != PYL_NONE)
+		need = max_u32(need, l->co_qualname + 8);
+	return need;
+}
+
+static uint64_t coarse_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+/*
+ * Whether the code object at e->code is still the one e was read from. A code object that is
+ * freed (a module's, once imported; a function's, with its module) leaves its address to the
+ * next, and the cache would go on naming the newcomer after the departed: seen as `<module>`
+ * leaves where `is_prime` ran, in a gunicorn worker that imported its app after it was sampled.
+ * Its name, file and line table are objects of their own: a new code object has new ones.
+ */
+static bool recheck(const struct sym_entry *e, const struct py_layout *l, const struct mem_reader *mr,
+		    uint64_t pycode_type)
+{
+	uint8_t hdr[512];
+	uint32_t need = header_size(l);
+	uint64_t ob_type, name_addr, file_addr, table_addr;
+	int32_t firstlineno;
+
+	if (need > sizeof(hdr) || mem_read(mr, e->code, hdr, need))
+		return false;
+	memcpy(&ob_type, hdr + OB_TYPE, 8);
+	memcpy(&firstlineno, hdr + l->co_firstlineno, 4);
+	memcpy(&name_addr, hdr + (l->co_qualname != PYL_NONE ? l->co_qualname : l->co_name), 8);
+	memcpy(&file_addr, hdr + l->co_filename, 8);
+	memcpy(&table_addr, hdr + l->co_linetable, 8);
+	return (!pycode_type || ob_type == pycode_type) && firstlineno == e->firstlineno &&
+	       name_addr == e->name_addr && file_addr == e->file_addr && table_addr == e->table_addr;
+}
+
 static int load(const struct py_layout *l, const struct mem_reader *mr, uint64_t pycode_type,
 		uint64_t code, struct sym_entry **out)
 {
@@ -371,12 +427,7 @@ static int load(const struct py_layout *l, const struct mem_reader *mr, uint64_t
 	struct sym_entry *e;
 	int err;
 
-	need = max_u32(OB_TYPE + 8, l->co_firstlineno + 4);
-	need = max_u32(need, l->co_filename + 8);
-	need = max_u32(need, l->co_name + 8);
-	need = max_u32(need, l->co_linetable + 8);
-	if (l->co_qualname != PYL_NONE)
-		need = max_u32(need, l->co_qualname + 8);
+	need = header_size(l);
 	if (need > sizeof(hdr))
 		return -EINVAL;
 	err = mem_read(mr, code, hdr, need);
@@ -409,6 +460,10 @@ static int load(const struct py_layout *l, const struct mem_reader *mr, uint64_t
 	}
 	e->code = code;
 	e->firstlineno = firstlineno;
+	e->name_addr = name_addr;
+	e->file_addr = file_addr;
+	e->table_addr = table_addr;
+	e->checked_ns = coarse_ns();
 	e->kind = l->linetable;
 	e->truncated = (size_t)table_size > table_len;
 	memcpy(e->data, name, name_len + 1);
@@ -440,6 +495,16 @@ int symbolizer__resolve(struct symbolizer *s, uint32_t key, const struct py_layo
 	b = bucket(s, key, code);
 	for (e = s->buckets[b]; e; e = e->hnext) {
 		if (e->code == code && e->key == key) {
+			uint64_t now = coarse_ns();
+
+			if (now - e->checked_ns > SYMBOLIZER_RECHECK_NS) {
+				if (!recheck(e, l, mr, pycode_type)) {
+					s->stale++;
+					remove_entry(s, e);
+					break;	/* read it again */
+				}
+				e->checked_ns = now;
+			}
 			s->hits++;
 			lru_unlink(s, e);
 			lru_push(s, e);

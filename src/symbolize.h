@@ -13,6 +13,11 @@
 #define SYMBOLIZER_DEFAULT_ENTRIES 65536
 #define SYMBOLIZER_MAX_TABLE (64 * 1024)	/* line table bytes kept per code object */
 #define SYMBOLIZER_MAX_STR 1024			/* UTF-8 bytes kept per name or file name */
+/*
+ * A cached code object is read again (its header: one read) when it is used after this long:
+ * a freed code object's address goes to the next one, which must not inherit its name.
+ */
+#define SYMBOLIZER_RECHECK_NS 1000000000ULL
 
 struct py_frame_sym {
 	const char *name;	/* co_qualname (3.11+) or co_name */
@@ -46,6 +51,8 @@ int symbolizer__resolve(struct symbolizer *s, uint32_t key, const struct py_layo
 void symbolizer__forget(struct symbolizer *s, uint32_t key);
 uint64_t symbolizer__hits(const struct symbolizer *s);
 uint64_t symbolizer__misses(const struct symbolizer *s);
+/* Entries found to name another code object than the one now at their address. */
+uint64_t symbolizer__stale(const struct symbolizer *s);
 size_t symbolizer__size(const struct symbolizer *s);
 
 /*
