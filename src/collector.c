@@ -238,7 +238,9 @@ static uint32_t pid_service(struct collector *c, uint32_t pid)
 	if (!p || p->state != PROC_PYTHON)
 		return OTHER_SERVICE;
 	svc = svc_intern(c, proc_service(p));
-	set_pid_service(c, pid, svc);
+	/* one that exited (a request completed after it, a queued sample) is not followed again */
+	if (p->live)
+		set_pid_service(c, pid, svc);
 	return svc;
 }
 

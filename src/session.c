@@ -118,6 +118,8 @@ static void sess_on_exit(void *ctx, pid_t pid)
 	struct session *s = ctx;
 	size_t i;
 
+	/* its code objects' names: a collector through months of worker churn keeps none of them */
+	pystacks__forget(s->pystacks, pid);
 	FOR_EACH_CAP(s, i)
 		if (capabilities[i]->on_exit)
 			capabilities[i]->on_exit(s->caps[i], pid);
