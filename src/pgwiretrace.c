@@ -58,7 +58,8 @@ struct pgwiretrace {
 	struct pgwire_bpf *skel;
 	struct bpf_link *links[8];	/* pg_sys_exit on each read and write syscall */
 	struct sqltrace *sql;
-	struct conn *conns;		/* open addressing on key, MAX_CONNS slots */
+	struct conn **conns;		/* open addressing on key, MAX_CONNS slots; a conn stays put (its
+				   protocol state's callback holds its address) */
 	struct pidtab procs;		/* struct proc_src */
 	struct pqconn *pqconns;		/* PQCONNS slots, direct-mapped with 4 probes */
 	struct pgwiretrace_stats st;
@@ -84,10 +85,10 @@ static struct conn *conn_find(struct pgwiretrace *p, uint64_t key)
 	uint32_t i = home(key), n;
 
 	for (n = 0; n < MAX_CONNS; n++, i = (i + 1) % MAX_CONNS) {
-		if (p->conns[i].key == key)
-			return &p->conns[i];
-		if (!p->conns[i].key)
+		if (!p->conns[i])
 			return NULL;
+		if (p->conns[i]->key == key)
+			return p->conns[i];
 	}
 	return NULL;
 }
@@ -97,10 +98,14 @@ static struct conn *conn_add(struct pgwiretrace *p, uint64_t key)
 	uint32_t i = home(key), n;
 
 	for (n = 0; n < MAX_CONNS; n++, i = (i + 1) % MAX_CONNS) {
-		if (!p->conns[i].key) {
-			memset(&p->conns[i], 0, sizeof(p->conns[i]));
-			p->conns[i].key = key;
-			return &p->conns[i];
+		if (!p->conns[i]) {
+			struct conn *c = calloc(1, sizeof(*c));
+
+			if (!c)
+				break;
+			c->key = key;
+			p->conns[i] = c;
+			return c;
 		}
 	}
 	p->conns_dropped++;
@@ -110,22 +115,27 @@ static struct conn *conn_add(struct pgwiretrace *p, uint64_t key)
 /* Free c's slot; entries after it that would no longer be found move back (no tombstones). */
 static void conn_del(struct pgwiretrace *p, struct conn *c)
 {
-	uint32_t hole = c - p->conns, j = hole;
+	uint32_t hole = home(c->key), j, n;
 
+	for (n = 0; n < MAX_CONNS && p->conns[hole] != c; n++)
+		hole = (hole + 1) % MAX_CONNS;
+	if (n == MAX_CONNS)
+		return;
 	pgwire_conn__free(c->pw);
-	memset(c, 0, sizeof(*c));
-	for (;;) {
+	free(c);
+	p->conns[hole] = NULL;
+	for (j = hole;;) {
 		uint32_t h;
 		bool stays;
 
 		j = (j + 1) % MAX_CONNS;
-		if (!p->conns[j].key)
+		if (!p->conns[j])
 			break;
-		h = home(p->conns[j].key);
+		h = home(p->conns[j]->key);
 		stays = hole < j ? (hole < h && h <= j) : (hole < h || h <= j);
 		if (!stays) {
 			p->conns[hole] = p->conns[j];
-			memset(&p->conns[j], 0, sizeof(p->conns[j]));
+			p->conns[j] = NULL;
 			hole = j;
 		}
 	}
@@ -414,9 +424,9 @@ static void forget_pid(void *ctx, pid_t pid)
 	uint32_t i;
 
 	for (i = 0; i < MAX_CONNS; i++) {
-		struct conn *c = &p->conns[i];
+		struct conn *c;
 
-		while (c->key && (uint32_t)(c->key >> 32) == (uint32_t)pid) {
+		while ((c = p->conns[i]) && (uint32_t)(c->key >> 32) == (uint32_t)pid) {
 			pgwire_conn__close(c->pw, mono_ns());
 			conn_del(p, c);	/* may shift another entry into slot i: look again */
 		}
@@ -439,8 +449,10 @@ static void pgwiretrace_free(void *ctx)
 	if (!p)
 		return;
 	for (i = 0; p->conns && i < MAX_CONNS; i++)
-		if (p->conns[i].key)
-			pgwire_conn__free(p->conns[i].pw);
+		if (p->conns[i]) {
+			pgwire_conn__free(p->conns[i]->pw);
+			free(p->conns[i]);
+		}
 	free(p->conns);
 	free(p->pqconns);
 	pidtab__fini(&p->procs);
@@ -612,6 +624,19 @@ static void pgwiretrace_summary(void *ctx, FILE *f)
 		     (unsigned long long)st.lost);
 }
 
+/* A new report window: the per-process counts start again (the table would fill with the dead). */
+static void pgwiretrace_reset(void *ctx)
+{
+	struct pgwiretrace *p = ctx;
+	struct pidtab fresh;
+
+	if (pidtab__init(&fresh, MAX_PROCS, sizeof(struct proc_src)))
+		return;
+	pidtab__fini(&p->procs);
+	p->procs = fresh;
+	p->procs_dropped = 0;
+}
+
 const struct capability pgwiretrace_capability = {
 	.name = "pgwire",
 	.ev_first = PT_EV_PG_FIRST,
@@ -622,6 +647,7 @@ const struct capability pgwiretrace_capability = {
 	.on_exec = forget_pid,
 	.on_exit = forget_pid,
 	.flush = pgwiretrace_flush,
+	.reset = pgwiretrace_reset,
 	.summary = pgwiretrace_summary,
 	.write_json = pgwiretrace_json,
 	.free = pgwiretrace_free,
