@@ -11,6 +11,7 @@
 #include "util.h"
 
 #define STACK_CACHE	4096	/* symbolized statement stacks kept */
+#define SWEEP_NS	(5 * 1000000000ULL)	/* the dead's stacks leave the cache this often */
 #define MAX_SQL_FRAMES	(PT_MAX_FRAMES + 2)
 
 struct stack_entry {
@@ -36,6 +37,7 @@ struct sqltrace {
 	sqltrace_keep_fn keep;		/* libpq statements: counted unless another source serves them */
 	void *keep_ctx;
 	uint64_t left_to_wire;
+	uint64_t last_sweep;	/* of the stack cache */
 };
 
 static void query_done(void *ctx, const struct sql_query *q);
@@ -360,9 +362,34 @@ static void sqltrace_forget(void *c, pid_t pid)
 		libpq__forget_pid(s->libpq, pid);
 }
 
+/*
+ * Stacks of processes gone for a while leave the cache (a collector through worker churn would
+ * otherwise fill all of it with the dead's stacks: megabytes of frame names).
+ */
+static void sweep_cache(struct sqltrace *s)
+{
+	struct procs *procs = session__procs(s->session);
+
+	for (size_t i = 0; i < STACK_CACHE; i++) {
+		const struct proc *pr;
+
+		if (!s->cache[i].frames)
+			continue;
+		/* a process's record goes a second after its exit (procs.h): statements are complete by then */
+		pr = procs__get(procs, s->cache[i].pid, false);
+		if (!pr)
+			cache_entry_free(&s->cache[i]);
+	}
+}
+
 static void sqltrace_tick(void *c, uint64_t now)
 {
 	struct sqltrace *s = c;
+
+	if (now - s->last_sweep > SWEEP_NS) {
+		s->last_sweep = now;
+		sweep_cache(s);
+	}
 
 	if (s->libpq)
 		libpq__tick(s->libpq, now);

@@ -510,7 +510,9 @@ def nfds(pid):
 
 
 def case_churn(cluster, tmp):
-    col = Collector(tmp, "churn", ["--report-interval", "10"])
+    # The profile ring fills for its whole window before its memory is flat (600 s by default,
+    # what bench/soak.py runs with); this test lasts minutes, so its window is 30 s.
+    col = Collector(tmp, "churn", ["--report-interval", "10", "--profile-window", "30"])
     if not record("churn: the collector serves /metrics", col.url is not None, col.t.stderr()[-600:]):
         col.stop()
         return
