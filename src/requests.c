@@ -15,12 +15,18 @@
 #define MAX_STRINGS	16384	/* interned patterns and call sites */
 #define MAX_AGGS	2000	/* (method, route, status) kept */
 #define MAX_FINDINGS	1000
+#define FIRST_ALLOC	16	/* tables start this small and double up to their caps */
 
-/* Interned strings: id = index + 1; 0 means "none" (or the table was full). */
+/*
+ * Interned strings: id = index + 1; 0 means "none" (or the table was full). strs and slots
+ * start small and grow to cap and max_slots (at most half the slots in use), so a run that
+ * interns a few strings does not pay for the whole cap up front.
+ */
 struct strtab {
 	char **strs;
 	uint32_t *slots;	/* ids, open addressing */
 	size_t n, cap, nslots;
+	size_t nstrs, max_slots;	/* strs allocated; nslots' final size */
 };
 
 struct req_pat {
@@ -94,10 +100,10 @@ struct requests {
 	struct strtab strings;		/* patterns and call sites */
 	struct strtab routes;
 	uint32_t other_route;
-	struct agg *aggs;
-	size_t naggs;
-	struct finding *findings;
-	size_t nfindings;
+	struct agg *aggs;		/* grown as (method, route, status) appear, to MAX_AGGS */
+	size_t naggs, aggs_alloc;
+	struct finding *findings;	/* likewise, to MAX_FINDINGS */
+	size_t nfindings, findings_alloc;
 	uint64_t last_tick;
 	struct requests_stats st;
 	struct { requests_done_fn fn; void *ctx; } listeners[REQUESTS_MAX_LISTENERS];
@@ -108,10 +114,12 @@ struct requests {
 static int strtab_init(struct strtab *t, size_t cap)
 {
 	t->cap = cap;
-	t->nslots = 1;
-	while (t->nslots < 2 * cap)
-		t->nslots <<= 1;
-	t->strs = calloc(cap, sizeof(*t->strs));
+	t->max_slots = 1;
+	while (t->max_slots < 2 * cap)
+		t->max_slots <<= 1;
+	t->nslots = t->max_slots < 2 * FIRST_ALLOC ? t->max_slots : 2 * FIRST_ALLOC;
+	t->nstrs = cap < FIRST_ALLOC ? cap : FIRST_ALLOC;
+	t->strs = calloc(t->nstrs, sizeof(*t->strs));
 	t->slots = calloc(t->nslots, sizeof(*t->slots));
 	return t->strs && t->slots ? 0 : -ENOMEM;
 }
@@ -139,6 +147,39 @@ static uint32_t strtab_find(const struct strtab *t, const char *s, size_t *slot)
 	return t->slots[i];
 }
 
+/* Room for one more string: strs and slots doubled as needed (slots rehashed). */
+static int strtab_grow(struct strtab *t)
+{
+	if (t->n == t->nstrs) {
+		size_t n = 2 * t->nstrs < t->cap ? 2 * t->nstrs : t->cap;
+		char **v = realloc(t->strs, n * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		t->strs = v;
+		t->nstrs = n;
+	}
+	if (2 * (t->n + 1) > t->nslots && t->nslots < t->max_slots) {
+		size_t n = 2 * t->nslots, i, j;
+		uint32_t *v = calloc(n, sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		for (i = 0; i < t->nslots; i++) {
+			if (!t->slots[i])
+				continue;
+			j = hash64(t->strs[t->slots[i] - 1], strlen(t->strs[t->slots[i] - 1])) & (n - 1);
+			while (v[j])
+				j = (j + 1) & (n - 1);
+			v[j] = t->slots[i];
+		}
+		free(t->slots);
+		t->slots = v;
+		t->nslots = n;
+	}
+	return 0;
+}
+
 /* The id of s, adding it if there is room; 0 when full. */
 static uint32_t strtab_intern(struct strtab *t, const char *s)
 {
@@ -150,6 +191,9 @@ static uint32_t strtab_intern(struct strtab *t, const char *s)
 	id = strtab_find(t, s, &slot);
 	if (id || t->n == t->cap)
 		return id;
+	if (strtab_grow(t))
+		return 0;
+	strtab_find(t, s, &slot);	/* the slots may have been rehashed */
 	t->strs[t->n] = strdup(s);
 	if (!t->strs[t->n])
 		return 0;
@@ -183,8 +227,10 @@ struct requests *requests__new(const struct requests_opts *o)
 	r->nthread_slots = 2 * r->o.max_threads;
 	r->conns = calloc(r->nconn_slots, sizeof(*r->conns));
 	r->threads = calloc(r->nthread_slots, sizeof(*r->threads));
-	r->aggs = calloc(MAX_AGGS, sizeof(*r->aggs));
-	r->findings = calloc(MAX_FINDINGS, sizeof(*r->findings));
+	r->aggs_alloc = FIRST_ALLOC;
+	r->aggs = calloc(r->aggs_alloc, sizeof(*r->aggs));
+	r->findings_alloc = FIRST_ALLOC;
+	r->findings = calloc(r->findings_alloc, sizeof(*r->findings));
 	if (!r->conns || !r->threads || !r->aggs || !r->findings || strtab_init(&r->strings, MAX_STRINGS) ||
 	    strtab_init(&r->routes, r->o.max_routes + 1)) {
 		requests__free(r);
@@ -211,6 +257,29 @@ void requests__free(struct requests *r)
 	strtab_free(&r->strings);
 	strtab_free(&r->routes);
 	free(r);
+}
+
+/*
+ * Room for one more element in *v (n used, *alloc allocated, at most max): doubled and the new
+ * part zeroed as needed. Pointers into *v do not outlive a call that may grow it.
+ */
+static int grow_array(void **v, size_t size, size_t n, size_t *alloc, size_t max)
+{
+	size_t a;
+	void *p;
+
+	if (n < *alloc)
+		return 0;
+	if (*alloc >= max)
+		return -ENOSPC;
+	a = 2 * *alloc < max ? 2 * *alloc : max;
+	p = realloc(*v, a * size);
+	if (!p)
+		return -ENOMEM;
+	memset((char *)p + *alloc * size, 0, (a - *alloc) * size);
+	*v = p;
+	*alloc = a;
+	return 0;
 }
 
 /* Slot of (a, b) in a table of pointers whose entries start with two uint32 keys. */
@@ -325,7 +394,7 @@ static struct agg *agg_get(struct requests *r, const char *method, uint32_t rout
 	for (i = 0; i < r->naggs; i++)
 		if (r->aggs[i].route == route && r->aggs[i].status == status && !strcmp(r->aggs[i].method, method))
 			return &r->aggs[i];
-	if (r->naggs == MAX_AGGS)
+	if (r->naggs == MAX_AGGS || grow_array((void **)&r->aggs, sizeof(*r->aggs), r->naggs, &r->aggs_alloc, MAX_AGGS))
 		return NULL;
 	i = r->naggs++;
 	r->aggs[i].route = route;
@@ -347,7 +416,9 @@ static void add_finding(struct requests *r, const struct req *q, uint32_t route,
 			break;
 		}
 	if (!f) {
-		if (r->nfindings == MAX_FINDINGS) {
+		if (r->nfindings == MAX_FINDINGS ||
+		    grow_array((void **)&r->findings, sizeof(*r->findings), r->nfindings, &r->findings_alloc,
+			       MAX_FINDINGS)) {
 			r->st.dropped_findings++;
 			return;
 		}

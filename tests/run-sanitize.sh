@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make check-sanitize: the unit tests (with the replays of the fuzz inputs) as built with
-# AddressSanitizer and UBSan in DIR (default build-asan), every report fatal, and the tool's
-# argument checks run under them (none of these load BPF). Ends with "sanitize: N passed, N failed".
+# AddressSanitizer and UBSan in DIR (default build-asan), every report fatal, the tool's
+# argument checks run under them (none of these load BPF), then a slice of the integration suite
+# with that tool (below). Ends with "sanitize: N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
 dir=${1:-build-asan}
@@ -35,5 +36,38 @@ for args in "--version" "--help" "--usage" "--bogus" "-p" "-p 12x" "-p 1 -F 0" "
 		pass=$((pass + 1))
 	fi
 done
+# A slice of the integration suite with the sanitized tool (PYTRACE_BPF; root, real kernel): one
+# interpreter per layout family for sampling (3.10: frame objects, Debian's 3.11: interpreter
+# frames through cframe, 3.13: current_frame and _Py_DebugOffsets), the SQL from the wire (every
+# driver, TLS through libpq), the libpq probes with psycopg2, and HTTP requests with N+1. The
+# harness fails any run of the tool whose stderr has a report, whatever exit status was expected.
+# SANITIZE_INTEGRATION=0 leaves it out.
+if [ "${SANITIZE_INTEGRATION:-1}" != 0 ]; then
+	export PYTRACE_BPF=$(realpath "$dir/pytrace-bpf") PYTRACE_NO_SID=1 PYTRACE_TEST_FORK_DELAY=4
+	for suite in "test_sampling.py -k pyenv-3.10,debian,pyenv-3.13" "test_wire.py" "test_sql.py -k psycopg2/" \
+		     "test_requests.py"; do
+		echo "== sanitized integration: $suite"
+		# shellcheck disable=SC2086
+		timeout 600 tests/integration/$suite >"$log" 2>&1
+		rc=$?
+		grep -E '^(FAIL|SKIP) |passed, [0-9]+ failed' "$log"
+		line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+		p=$(sed -n 's/^\([0-9]*\) passed.*/\1/p' <<<"$line")
+		f=$(sed -n 's/.* \([0-9]*\) failed.*/\1/p' <<<"$line")
+		if [ -z "$line" ]; then
+			echo "$suite: no result line (exit $rc)"
+			tail -n 20 "$log"
+			f=1
+		elif [ "$rc" -ne 0 ] && [ "${f:-0}" -eq 0 ]; then
+			echo "$suite: exit $rc"
+			f=1
+		fi
+		if grep -qE "$reports" "$log"; then
+			echo "$suite: sanitizer report"
+			f=$((${f:-0} + 1))
+		fi
+		pass=$((pass + ${p:-0})) fail=$((fail + ${f:-0}))
+	done
+fi
 echo "sanitize: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

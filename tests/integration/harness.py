@@ -21,6 +21,7 @@ import threading
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
+# PYTRACE_BPF: another build of the tool (tests/run-sanitize.sh: build-asan/pytrace-bpf)
 TOOL = os.environ.get("PYTRACE_BPF") or os.path.join(REPO, "build", "pytrace-bpf")
 WORKLOADS = os.path.join(HERE, "workloads")
 SUPPORTED = [(3, m) for m in range(8, 16)]
@@ -39,6 +40,20 @@ def record(name, ok, detail=""):
     results.append((name, "PASS" if ok else "FAIL", detail))
     log("%s %s%s" % ("PASS" if ok else "FAIL", name, (": " + detail) if detail and (not ok or verbose) else ""))
     return ok
+
+
+SANITIZER_REPORT = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|^SUMMARY: (Address|Undefined)"
+                              r"BehaviorSanitizer", re.M)
+
+
+def check_sanitizer(what, rc, err):
+    """A run of a tool built with SAN=1 (ASan, UBSan; halt_on_error) that printed a report fails,
+    whatever exit status the test expected; a clean run records nothing."""
+    m = SANITIZER_REPORT.search(err or "")
+    if m:
+        i = max(0, m.start() - 200)
+        record("%s: no sanitizer report" % what, False, "exit %s: %s" % (rc, err[i:i + 3000]))
+    return not m
 
 
 def skip(name, reason):
@@ -93,6 +108,7 @@ class Tracer:
             self.proc.wait()
         for t in self.readers:
             t.join(10)
+        check_sanitizer("pytrace-bpf " + " ".join(self.proc.args[1:])[:120], self.proc.returncode, self.stderr())
         return self.proc.returncode, "".join(self.out), self.stderr()
 
     def stop(self, timeout=60):

@@ -49,7 +49,9 @@ def run_tool(argv, timeout=120, user=None):
     cmd = [TOOL] + argv
     if user:
         cmd = ["setpriv", "--reuid=%d" % user, "--regid=%d" % user, "--clear-groups", "--inh-caps=-all"] + cmd
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    harness.check_sanitizer("pytrace-bpf " + " ".join(argv)[:120], out.returncode, out.stderr)
+    return out
 
 
 def read_folded(path):
@@ -204,7 +206,10 @@ def check_austin(it, stacks):
 
 def check_fork(it, tmp):
     folded = os.path.join(tmp, it.label + "-fork.folded")
-    w = Workload(it, "forker.py", {"PT_FORK_DELAY": "1", "PT_CHILD_SECONDS": "2"})
+    # the children come PT_FORK_DELAY s after the start: the tool must be tracing by then (a
+    # sanitizer build starts slower: tests/run-sanitize.sh gives it 4 s)
+    w = Workload(it, "forker.py", {"PT_FORK_DELAY": os.environ.get("PYTRACE_TEST_FORK_DELAY", "1"),
+                                   "PT_CHILD_SECONDS": "2"})
     try:
         out = run_tool(["--pid", str(w.pid), "--duration", "8", "--collapsed", folded])
     finally:
@@ -307,11 +312,11 @@ def check_exit_midtrace(it, tmp):
 
 
 def main():
-    args, status = harness.start("run only interpreters whose label contains this")
+    args, status = harness.start("run only interpreters whose label contains this (or one of these, comma-separated)")
     if status is not None:
         return status
     interps, unsupported = find_interpreters(with_unsupported=True)
-    interps = [i for i in interps if args.k in i.label]
+    interps = [i for i in interps if any(k in i.label for k in args.k.split(","))]  # -k a,b: either
     log("Interpreters: " + ", ".join("%s (%d.%d)" % (i.label, *i.version) for i in interps))
     if unsupported:
         log("Unsupported interpreters present (checked for a clear refusal): " +

@@ -398,6 +398,44 @@ static void test_caps(void **state)
 	requests__free(r);
 }
 
+/*
+ * The tables start small and grow as routes and strings appear: up to the same caps, with the
+ * same ids, as when they were allocated whole (2,000 aggregates, 16,384 interned strings).
+ */
+static void test_growth(void **state)
+{
+	struct requests_opts o = { .max_routes = 3000 };
+	struct requests *r = requests__new(&o);
+	struct requests_stats st;
+	char line[64], s[32], *j;
+	int i;
+
+	for (i = 0; i < 2100; i++) {
+		snprintf(line, sizeof(line), "GET /%c%c%c HTTP/1.1\r\n\r\n", 'a' + i / 676, 'a' + i / 26 % 26,
+			 'a' + i % 26);
+		req(r, 1, 5, (10 + i) * MS, line);
+		resp(r, 1, 5, (10 + i) * MS + 1, 200);
+	}
+	requests__close(r, PID, 5, 3000 * MS, 0);
+	requests__stats(r, &st);
+	assert_int_equal(st.requests, 2100);
+	assert_int_equal(st.dropped_routes, 100);	/* the 2,000 aggregates full: not even "[other routes]" */
+	j = json_of(r);
+	assert_non_null(strstr(j, "\"route\":\"/aaa\",\"status\":200,\"count\":1"));
+	assert_non_null(strstr(j, "\"route\":\"/cyx\",\"status\":200,\"count\":1"));	/* the 2,000th */
+	assert_null(strstr(j, "\"route\":\"/cyy\""));
+	free(j);
+	for (i = 0; i < 16400; i++) {
+		snprintf(s, sizeof(s), "SELECT %d", i);
+		assert_int_equal(requests__intern(r, s), i < 16384 ? i + 1 : 0);
+	}
+	for (i = 0; i < 16384; i += 97) {
+		snprintf(s, sizeof(s), "SELECT %d", i);
+		assert_int_equal(requests__intern(r, s), i + 1);
+	}
+	requests__free(r);
+}
+
 static void test_idle_completion(void **state)
 {
 	struct requests_opts o = { .idle_ns = 100 * MS };
@@ -429,6 +467,7 @@ int main(void)
 		cmocka_unit_test(test_malformed_and_orphans),
 		cmocka_unit_test(test_attribution),
 		cmocka_unit_test(test_caps),
+		cmocka_unit_test(test_growth),
 		cmocka_unit_test(test_idle_completion),
 	};
 
