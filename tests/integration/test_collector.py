@@ -254,7 +254,7 @@ def svg_top_self(svg):
         frames.append((m.group(1), int(m.group(2).replace(",", "")), float(m.group(3)), float(m.group(4)), float(m.group(5))))
     selfs = {}
     for name, n, x, y, w in frames:
-        kids = sum(n2 for _, n2, x2, y2, w2 in frames if y2 < y and y - y2 < 17 and x2 >= x - 0.01 and x2 + w2 <= x + w + 0.01)
+        kids = sum(n2 for _, n2, x2, y2, w2 in frames if y2 < y and y - y2 < 17 and x2 >= x - 0.2 and x2 + w2 <= x + w + 0.2)
         fn = html.unescape(re.sub(r":\d+\)$", ")", name))
         selfs[fn] = selfs.get(fn, 0) + n - kids
     return max(selfs.items(), key=lambda kv: kv[1]) if selfs else (None, 0)
