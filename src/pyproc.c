@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "elfsym.h"
 #include "procmaps.h"
@@ -204,6 +205,59 @@ static int find_tls_slot(struct py_target *t, const struct mem_reader *mr, char 
 	return 0;
 }
 
+/*
+ * elfsym__lookup of the interpreter's symbols, remembered per file (device, inode, size, mtime):
+ * a host-wide collector inspects every program that starts, and reading python3.11's symbol
+ * table again for each new interpreter (or /bin/sh's for each shell) took milliseconds apiece.
+ */
+#define LOOKUP_CACHE 32
+#define LOOKUP_SYMS 3
+
+static struct lookup_entry {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+	int ret;
+	uint64_t value[LOOKUP_SYMS], symsize[LOOKUP_SYMS];
+	struct elf_info info;
+	bool used;
+} lookup_cache[LOOKUP_CACHE];
+static unsigned lookup_next;
+
+static int lookup_cached(const char *path, struct elf_sym_query *q, size_t n, struct elf_info *info)
+{
+	struct lookup_entry *e;
+	struct stat st;
+	int ret;
+
+	if (n > LOOKUP_SYMS || stat(path, &st))
+		return elfsym__lookup(path, q, n, info);
+	for (unsigned i = 0; i < LOOKUP_CACHE; i++) {
+		e = &lookup_cache[i];
+		if (e->used && e->dev == st.st_dev && e->ino == st.st_ino && e->size == st.st_size &&
+		    e->mtime.tv_sec == st.st_mtim.tv_sec && e->mtime.tv_nsec == st.st_mtim.tv_nsec) {
+			for (size_t j = 0; j < n; j++) {
+				q[j].value = e->value[j];
+				q[j].size = e->symsize[j];
+			}
+			*info = e->info;
+			return e->ret;
+		}
+	}
+	ret = elfsym__lookup(path, q, n, info);
+	if (ret)
+		return ret;	/* an error reading it (gone, say): not a verdict on the file */
+	e = &lookup_cache[lookup_next++ % LOOKUP_CACHE];
+	*e = (struct lookup_entry){ .dev = st.st_dev, .ino = st.st_ino, .size = st.st_size,
+				    .mtime = st.st_mtim, .ret = ret, .info = *info, .used = true };
+	for (size_t j = 0; j < n; j++) {
+		e->value[j] = q[j].value;
+		e->symsize[j] = q[j].size;
+	}
+	return ret;
+}
+
 int py_target__inspect(pid_t pid, struct py_target *t, char *err, size_t errlen)
 {
 	struct elf_sym_query q[] = {
@@ -262,7 +316,7 @@ int py_target__inspect(pid_t pid, struct py_target *t, char *err, size_t errlen)
 		base = s.exe_base;
 	}
 	snprintf(t->binary_host, sizeof(t->binary_host), "%s", path);
-	ret = elfsym__lookup(path, q, ARRAY_SIZE(q), &info);
+	ret = lookup_cached(path, q, ARRAY_SIZE(q), &info);
 	if (ret == -ENOENT && !t->shared) {
 		snprintf(err, errlen, "pid %d exited", pid);
 		return -ESRCH;
