@@ -186,7 +186,7 @@ static const struct argp_option opts[] = {
 	  "Which libpq calls to probe: auto (default) moves a process that only uses PQexec* to one probe "
 	  "per statement; send keeps PQsend*/PQgetResult; exec starts on PQexec*", 2 },
 	{ "no-children", OPT_NO_CHILDREN, NULL, 0, "Trace PID only, not its descendants", 2 },
-	{ "max-stacks", OPT_MAX_STACKS, "N", 0, "Cap on distinct stacks kept (default 100000)", 2 },
+	{ "max-stacks", OPT_MAX_STACKS, "N", 0, "Cap on distinct stacks kept (default 100000; with --prometheus, per 10 s of the profile windows, default 2000)", 2 },
 	{ "prometheus", OPT_PROMETHEUS, "[ADDR:]PORT", 0,
 	  "Run as a collector: serve /metrics (Prometheus text or OpenMetrics), /healthz, "
 	  "/flame.svg?seconds=N, /debug/pprof/profile?seconds=N and /report.json on ADDR:PORT "
@@ -866,6 +866,7 @@ int main(int argc, char **argv)
 	}
 	so.collector = env.collector;
 	so.collector.max_series = env.max_series;
+	so.collector.slot_max_stacks = env.max_stacks;	/* per 10 s of the profile ring */
 	so.collector.on_ready = on_ready;
 	so.http.enabled = !env.no_http;
 	so.http.req.n1_threshold = env.n1_threshold;
