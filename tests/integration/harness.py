@@ -9,6 +9,7 @@ Debian unstable's python3.13/3.14/3.15 in a debootstrapped root (scripts/sid-roo
 chroot and traced from the host. PYTRACE_NO_SID=1 leaves the latter out.
 """
 import atexit
+import http.client
 import json
 import os
 import re
@@ -18,6 +19,7 @@ import socket
 import subprocess
 import tempfile
 import threading
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -117,6 +119,24 @@ class Tracer:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
         return self.finish(timeout)
+
+
+def wait_http(port, path, seconds=30):
+    """Until GET path on 127.0.0.1:port answers 200 (True), or seconds pass (False)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            c.request("GET", path)
+            r = c.getresponse()
+            r.read()
+            c.close()
+            if r.status == 200:
+                return True
+        except (OSError, http.client.HTTPException):
+            pass
+        time.sleep(0.2)
+    return False
 
 
 def free_port(lo, hi):

@@ -38,7 +38,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import REPO, TOOL, WORKLOADS, Cluster, free_port, log, marker_lines, record  # noqa: E402
+from harness import REPO, wait_http, TOOL, WORKLOADS, Cluster, free_port, log, marker_lines, record  # noqa: E402
 
 DEMO = os.path.join(REPO, "demo")
 PY = "/usr/bin/python3"
@@ -60,19 +60,6 @@ def get(url, timeout=30, headers=None):
             return r.status, r.read(), dict(r.headers)
     except urllib.error.HTTPError as e:
         return e.code, e.read(), dict(e.headers)
-
-
-def wait_http(port, path, seconds=30):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            st, _, _ = get("http://127.0.0.1:%d%s" % (port, path), timeout=2)
-            if st == 200:
-                return True
-        except OSError:
-            pass
-        time.sleep(0.2)
-    return False
 
 
 def drive(port, plan):

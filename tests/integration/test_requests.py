@@ -32,30 +32,13 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import REPO, WORKLOADS, Cluster, free_port, log, marker_lines, record, skip  # noqa: E402,F401
+from harness import REPO, wait_http, WORKLOADS, Cluster, free_port, log, marker_lines, record, skip  # noqa: E402,F401
 
 DEMO = os.path.join(REPO, "demo")
 PY = "/usr/bin/python3"
 GUNICORN = "/usr/bin/gunicorn"
 K = 12			# rows of the N+1 views
 SLACK_MS = 0.002	# the tool prints 3 decimals
-
-
-def wait_http(port, path, seconds=30):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            c.request("GET", path)
-            r = c.getresponse()
-            r.read()
-            c.close()
-            if r.status == 200:
-                return True
-        except OSError:
-            pass
-        time.sleep(0.2)
-    return False
 
 
 def drive(port, plan):
