@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -675,6 +676,12 @@ static void end_window(struct collector *c)
 	c->st.windows++;
 	session__reset(c->session);
 	c->window_start = end;
+	/*
+	 * The window's aggregates were just freed: give whole free pages back to the kernel, or a
+	 * heap fragmented by months of windows keeps them resident (glibc's malloc_trim also
+	 * releases free pages inside the heap, not only at its top).
+	 */
+	malloc_trim(0);
 }
 
 static void collector_tick(void *cc, uint64_t now)
