@@ -62,7 +62,7 @@ else
 	msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
-.PHONY: all clean install check unit-test demo deps bench fuzz fuzz-build check-sanitize unit-bins FORCE
+.PHONY: all clean install check unit-test demo deps bench fuzz fuzz-build check-sanitize unit-bins FORCE print-ldlibs
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -148,6 +148,10 @@ fuzz: $(patsubst %,$(OUTPUT)/fuzz/%.result,$(FUZZ_NAMES))
 	$(Q)tests/fuzz/run.sh --summary $^
 
 unit-bins: $(UNIT_BINS)
+
+# What a program linked against libpytrace.a needs (tests that build their own harness ask for it).
+print-ldlibs:
+	@echo $(LDLIBS)
 
 # The tool and the unit tests with ASan+UBSan in $(SAN_OUTPUT), the unit tests run there.
 check-sanitize:

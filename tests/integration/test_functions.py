@@ -74,12 +74,13 @@ def within(v_ns, lo_ms, hi_ms):
 def build_sdt(tmp):
     fake, harness = os.path.join(tmp, "fake_python"), os.path.join(tmp, "sdt_harness")
     cc = os.environ.get("CC", "cc")
-    libs = subprocess.run(["pkg-config", "--libs", "libbpf"], capture_output=True, text=True).stdout.split() or ["-lbpf"]
+    # what the Makefile links the tool with: libpytrace.a's objects reach libmicrohttpd, protobuf-c, ...
+    libs = subprocess.run(["make", "-s", "--no-print-directory", "-C", REPO, "print-ldlibs"],
+                          capture_output=True, text=True).stdout.split()
     for cmd in ([cc, "-O2", "-Wall", "-Werror", "-o", fake, os.path.join(SDT, "fake_python.c")],
                 [cc, "-g", "-O2", "-Wall", "-Werror", "-D_GNU_SOURCE", "-I" + os.path.join(REPO, "build"),
                  "-I" + os.path.join(REPO, "include"), "-I" + os.path.join(REPO, "src"), "-o", harness,
-                 os.path.join(SDT, "sdt_harness.c"), os.path.join(REPO, "build", "libpytrace.a")] + libs +
-                ["-lelf", "-lz", "-lpg_query", "-lm"]):
+                 os.path.join(SDT, "sdt_harness.c"), os.path.join(REPO, "build", "libpytrace.a")] + libs):
         out = subprocess.run(cmd, capture_output=True, text=True)
         if out.returncode:
             raise RuntimeError("build failed: %s\n%s" % (" ".join(cmd), out.stderr[-1500:]))
