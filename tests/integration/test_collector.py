@@ -418,7 +418,8 @@ def case_scrape(cluster, tmp):
             th.join()
         record("faults: SIGTERM mid-scrape: the collector exits 0", rc == 0, err[-500:])
         record("faults: ... having answered scrapes until then", results.count(200) > 0, str(results[:5]))
-        left = held & bpf_progs()
+        # the kernel frees a program once its last reference goes, after an RCU grace period
+        left = wait_for(lambda: not (held & bpf_progs()), 5) and set() or held & bpf_progs()
         record("faults: ... and none of its %d BPF programs is left (bpftool)" % len(held), held and not left, str(left))
         for p in (g, f):
             if p:
