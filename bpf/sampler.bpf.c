@@ -25,7 +25,7 @@ int sample_stack(struct bpf_perf_event_data *ctx)
 	struct pt_proc *proc;
 	struct pt_sample *s;
 
-	if (!bpf_map_lookup_elem(&tracked, &pid))
+	if (!pt_is_tracked(pid))
 		return 0;
 	s = bpf_map_lookup_elem(&sample_buf, &zero);
 	if (!s)
@@ -107,7 +107,7 @@ int BPF_PROG(offcpu_switch, bool preempt, struct task_struct *prev, struct task_
 
 	pid = prev->tgid;
 	tid = prev->pid;
-	if (!pid || !bpf_map_lookup_elem(&tracked, &pid))
+	if (!pid || !pt_is_tracked(pid))
 		return 0;
 	proc = bpf_map_lookup_elem(&procs, &pid);
 	s = bpf_map_lookup_elem(&sample_buf, &zero);

@@ -3,6 +3,7 @@
 #ifndef PYTRACE_H
 #define PYTRACE_H
 
+#define PT_PID_WORDS	((1u << 22) / 64)	/* tracked_bits: one bit per pid up to PID_MAX_LIMIT (64-bit) */
 #define PT_MAX_FRAMES	160	/* Python frames kept per stack; deeper stacks are marked truncated */
 #define PT_MAX_WALK	256	/* frames visited per walk, C-stack shim frames included */
 #define PT_NONE		0xffff	/* an offset the interpreter does not have */

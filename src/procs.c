@@ -355,12 +355,38 @@ int procs__cgroup_path(const char *arg, char *out, size_t outlen, char *err, siz
  * Stop following pr: out of the BPF side's maps (its samples and socket events stop), its
  * listeners told it is gone, its record freed. A process that never ran Python is not counted.
  */
+/*
+ * The BPF side's one-bit-per-pid prefilter of `tracked` (see bpf/maps.bpf.h): set before a pid
+ * enters tracked, cleared after it leaves. BPF programs change other bits of the same words.
+ */
+static void track_bit(struct procs *p, uint32_t pid, bool on)
+{
+	uint64_t *w, bit = 1ULL << (pid & 63);
+
+	if (!p->o.tracked_bits || pid >> 6 >= PT_PID_WORDS)
+		return;
+	w = &p->o.tracked_bits[pid >> 6];
+	if (on)
+		__atomic_fetch_or(w, bit, __ATOMIC_SEQ_CST);
+	else
+		__atomic_fetch_and(w, ~bit, __ATOMIC_SEQ_CST);
+}
+
+static int track_pid(struct procs *p, uint32_t pid, __u32 how)
+{
+	track_bit(p, pid, true);
+	if (bpf_map_update_elem(p->o.tracked_fd, &pid, &how, BPF_ANY))
+		return -errno;
+	return 0;
+}
+
 static void forget(struct procs *p, struct proc *pr, const char *why)
 {
 	uint32_t pid = pr->pid;
 	bool was_python = pr->state == PROC_PYTHON;
 
 	bpf_map_delete_elem(p->o.tracked_fd, &pid);
+	track_bit(p, pid, false);
 	bpf_map_delete_elem(p->o.procs_fd, &pid);
 	if (p->o.listener.on_exit)
 		p->o.listener.on_exit(p->o.listener.ctx, pid);
@@ -465,8 +491,10 @@ void procs__pending(struct procs *p, uint64_t now)
 
 static int track(struct procs *p, pid_t pid, __u32 how)
 {
-	if (bpf_map_update_elem(p->o.tracked_fd, &pid, &how, BPF_ANY))
-		return -errno;
+	int ret = track_pid(p, pid, how);
+
+	if (ret)
+		return ret;
 	return procs__get(p, pid, true) ? 0 : -E2BIG;
 }
 
@@ -576,8 +604,8 @@ int procs__add_host(struct procs *p, char *err, size_t errlen)
 		if (ret == 0 || ret == -EAGAIN) {
 			__u32 how = PT_TRACK_HOST;
 
-			if (bpf_map_update_elem(p->o.tracked_fd, &pr->pid, &how, BPF_ANY)) {
-				ret = -errno;
+			ret = track_pid(p, pr->pid, how);
+			if (ret) {
 				snprintf(err, errlen, "cannot track pid %d: %s", pid, strerror(-ret));
 				closedir(dir);
 				return ret;

@@ -79,6 +79,7 @@ struct procs_opts {
 	struct procs_filter filter;
 	const char *service_name;	/* every process's service name, NULL: service__name() */
 	int procs_fd, tracked_fd;	/* the BPF side's maps */
+	uint64_t *tracked_bits;		/* the BPF side's tracked_bits, mapped (PT_PID_WORDS words), or NULL */
 	struct procs_listener listener;
 };
 

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "jsonw.h"
@@ -44,7 +45,10 @@ struct session {
 	uint64_t unowned;
 	uint64_t last_tick_ns, last_procs_tick_ns;
 	bool procs_attached;	/* the process tracepoints (session__add_host attaches them early) */
+	uint64_t *tracked_bits;	/* maps.tracked_bits, mapped: procs sets and clears its pids' bits */
 };
+
+#define TRACKED_BITS_SIZE ((size_t)PT_PID_WORDS * sizeof(uint64_t))
 
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list args)
 {
@@ -59,7 +63,7 @@ int session_maps__reuse(const struct session_maps *m, struct bpf_object *obj, ch
 {
 	const struct { const char *name; struct bpf_map *shared; } maps[] = {
 		{ "procs", m->procs }, { "tracked", m->tracked }, { "counters", m->counters }, { "events", m->events },
-		{ "pq_current", m->pq_current },
+		{ "pq_current", m->pq_current }, { "tracked_bits", m->tracked_bits },
 	};
 	size_t i;
 
@@ -213,8 +217,16 @@ struct session *session__new(const struct session_opts *o, char *err, size_t err
 	s->maps = (struct session_maps){
 		.procs = s->skel->maps.procs, .tracked = s->skel->maps.tracked,
 		.counters = s->skel->maps.counters, .events = s->skel->maps.events,
-		.pq_current = s->skel->maps.pq_current,
+		.pq_current = s->skel->maps.pq_current, .tracked_bits = s->skel->maps.tracked_bits,
 	};
+	s->tracked_bits = mmap(NULL, TRACKED_BITS_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+			       bpf_map__fd(s->maps.tracked_bits), 0);
+	if (s->tracked_bits == MAP_FAILED) {
+		s->tracked_bits = NULL;
+		snprintf(err, errlen, "cannot map the BPF side's pid bitmap: %s", strerror(errno));
+		goto fail;
+	}
+	po.tracked_bits = s->tracked_bits;
 	po.procs_fd = bpf_map__fd(s->maps.procs);
 	po.tracked_fd = bpf_map__fd(s->maps.tracked);
 	po.listener = (struct procs_listener){
@@ -258,6 +270,8 @@ void session__free(struct session *s)
 	session_bpf__destroy(s->skel);
 	pystacks__free(s->pystacks);
 	procs__free(s->procs);
+	if (s->tracked_bits)
+		munmap(s->tracked_bits, TRACKED_BITS_SIZE);
 	free(s);
 }
 

@@ -208,7 +208,7 @@ def check_fork(it, tmp):
     folded = os.path.join(tmp, it.label + "-fork.folded")
     # the children come PT_FORK_DELAY s after the start: the tool must be tracing by then (a
     # sanitizer build starts slower: tests/run-sanitize.sh gives it 4 s)
-    w = Workload(it, "forker.py", {"PT_FORK_DELAY": os.environ.get("PYTRACE_TEST_FORK_DELAY", "1"),
+    w = Workload(it, "forker.py", {"PT_FORK_DELAY": os.environ.get("PYTRACE_TEST_FORK_DELAY", "2"),
                                    "PT_CHILD_SECONDS": "2"})
     try:
         out = run_tool(["--pid", str(w.pid), "--duration", "8", "--collapsed", folded])
@@ -297,7 +297,7 @@ def check_text_report(it):
 def check_exit_midtrace(it, tmp):
     folded = os.path.join(tmp, "exit.folded")
     svg = os.path.join(tmp, "exit.svg")
-    w = Workload(it, "shortlived.py", {"PT_SECONDS": "1.5"})
+    w = Workload(it, "shortlived.py", {"PT_SECONDS": "3"})
     t0 = time.time()
     try:
         out = run_tool(["--pid", str(w.pid), "--duration", "20", "--collapsed", folded, "--flame", svg])
