@@ -16,6 +16,30 @@ struct {
 	__type(value, struct pt_sample);
 } sample_buf SEC(".maps");
 
+/* --gil: only samples of the thread holding the GIL */
+const volatile bool gil_only = false;
+
+/*
+ * Whether the current thread holds its interpreter's GIL: the GIL is locked and its last_holder
+ * is this thread's PyThreadState. Unknown (no GIL address, no thread state): kept.
+ */
+static __always_inline bool pt_holds_gil(struct task_struct *task, const struct pt_proc *proc)
+{
+	__u64 fsbase, tstate, holder;
+	int locked = 0;
+
+	if (!proc->gil)
+		return true;
+	fsbase = BPF_CORE_READ(task, thread.fsbase);
+	tstate = fsbase ? pt_read_ptr(fsbase + proc->tstate_off) : 0;
+	if (!tstate)
+		return false;	/* no Python thread state: cannot hold the GIL */
+	if (bpf_probe_read_user(&locked, sizeof(locked), (void *)(proc->gil + proc->gil_locked)))
+		return true;
+	holder = pt_read_ptr(proc->gil + proc->gil_holder);
+	return locked == 1 && holder == tstate;
+}
+
 SEC("perf_event")
 int sample_stack(struct bpf_perf_event_data *ctx)
 {
@@ -30,6 +54,11 @@ int sample_stack(struct bpf_perf_event_data *ctx)
 	s = bpf_map_lookup_elem(&sample_buf, &zero);
 	if (!s)
 		return 0;
+	proc = bpf_map_lookup_elem(&procs, &pid);
+	if (gil_only && proc && !pt_holds_gil(bpf_get_current_task_btf(), proc)) {
+		pt_count(PT_CNT_GIL_DROPPED);
+		return 0;
+	}
 	pt_count(PT_CNT_SAMPLES);
 
 	s->hdr.type = PT_EV_SAMPLE;
@@ -38,11 +67,10 @@ int sample_stack(struct bpf_perf_event_data *ctx)
 	s->ts = bpf_ktime_get_ns();
 	s->weight = 1;
 	s->stack.nframes = 0;
-	s->stack.flags = 0;
+	s->stack.flags = gil_only ? PT_SF_GIL : 0;
 	s->cpu = bpf_get_smp_processor_id();
 	bpf_get_current_comm(s->comm, sizeof(s->comm));
 
-	proc = bpf_map_lookup_elem(&procs, &pid);
 	if (proc) {
 		task = bpf_get_current_task_btf();
 		pt_walk_stack(task, proc, &s->stack);

@@ -34,6 +34,11 @@ struct pt_proc {
 	 * _Py_tss_gilstate in the static TLS block below the thread pointer (3.15, negative).
 	 */
 	__s64 tstate_off;
+	/* --gil: the interpreter's struct _gil_runtime_state (0: unknown), and in it */
+	__u64 gil;
+	__u16 gil_locked;	/* int: held now */
+	__u16 gil_holder;	/* last_holder: PyThreadState * */
+	__u32 pad;
 };
 
 /* How a traced pid came to be traced. */

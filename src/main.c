@@ -405,6 +405,8 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 			argp_error(state, "--no-samples excludes --flame, --collapsed, --speedscope and --pprof");
 		if ((env.idle || env.gil) && (env.no_samples || env.collector.enabled))
 			argp_error(state, "--idle and --gil shape the profile: not with --no-samples or --prometheus");
+		if (env.idle && env.gil)
+			argp_error(state, "--gil keeps the GIL holder's on-CPU samples, --idle adds time off the CPU: choose one");
 		if (env.no_sql && (env.sql_in_flame || env.slow_log))
 			argp_error(state, "--no-sql excludes --sql-in-flame and --slow-log");
 		if (env.slow_ms >= 0 && !env.slow_log)

@@ -10,6 +10,7 @@
 #include <bpf/libbpf.h>
 #include "idletab.h"
 #include "jsonw.h"
+#include "procs.h"
 #include "pystacks.h"
 #include "report.h"
 #include "sampler.h"
@@ -95,6 +96,7 @@ static void *sampler_open(struct session *ss, const struct session_opts *so, cha
 	s->skel->rodata->offcpu = s->o.offcpu;
 	bpf_program__set_autoload(s->skel->progs.offcpu_switch, s->o.offcpu);
 	s->skel->rodata->idle = s->o.idle;
+	s->skel->rodata->gil_only = s->o.gil;
 	bpf_program__set_autoload(s->skel->progs.idle_switch, s->o.idle);
 	if (session_maps__reuse(session__maps(ss), s->skel->obj, err, errlen))
 		goto fail;
@@ -267,6 +269,19 @@ static void sampler_flush(void *c)
 	}
 }
 
+/* --gil on a free-threaded build: there is no GIL to hold; its samples are all kept. */
+static void sampler_on_python(void *c, const struct proc *p)
+{
+	struct sampler *s = c;
+
+	if (s->o.gil && p->py.free_threaded)
+		wlog("pid %d runs a free-threaded CPython %u.%u: --gil does not apply to it (no GIL); all its samples are kept\n",
+		     p->pid, p->py.major, p->py.minor);
+	else if (s->o.gil && !p->py.gil)
+		wlog("pid %d: the GIL of CPython %u.%u was not found: --gil keeps all its samples\n", p->pid,
+		     p->py.major, p->py.minor);
+}
+
 static void sampler_event(void *c, const void *data, size_t size)
 {
 	struct sampler *s = c;
@@ -322,6 +337,7 @@ void sampler__stats(struct sampler *s, struct sampler_stats *st)
 	s->st.idle_us = s->idle_us;
 	s->st.idle_blocks = session__counter(s->session, PT_CNT_IDLE_BLOCKS);
 	s->st.idle_dropped = session__counter(s->session, PT_CNT_IDLE_DROPPED);
+	s->st.gil_dropped = session__counter(s->session, PT_CNT_GIL_DROPPED);
 	*st = s->st;
 }
 
@@ -341,6 +357,9 @@ static void sampler_summary(void *c, FILE *f)
 		(unsigned long long)ps.native, (unsigned long long)ps.no_python,
 		(unsigned long long)ps.truncated, (unsigned long long)ps.unresolved,
 		(unsigned long long)st.stacks_dropped);
+	if (s->o.gil)
+		fprintf(f, "--gil: %llu samples of threads not holding the GIL left out.\n",
+			(unsigned long long)st.gil_dropped);
 	if (s->o.idle)
 		fprintf(f, "Off-CPU (--idle): %.3f s blocked in %llu blocks of traced threads; not recorded (map full) %llu.\n",
 			st.idle_us / 1e6, (unsigned long long)st.idle_blocks, (unsigned long long)st.idle_dropped);
@@ -362,6 +381,8 @@ static void sampler_json(void *c, struct jsonw *w)
 	jsonw__uint_field(w, "lost", st.lost);
 	jsonw__uint_field(w, "truncated", ps.truncated);
 	jsonw__uint_field(w, "dropped_stack_cap", st.stacks_dropped);
+	if (s->o.gil)
+		jsonw__uint_field(w, "not_gil_holder", st.gil_dropped);
 	if (s->o.idle) {
 		jsonw__uint_field(w, "offcpu_us", st.idle_us);
 		jsonw__uint_field(w, "offcpu_blocks", st.idle_blocks);
@@ -436,6 +457,7 @@ const struct capability sampler_capability = {
 	.open = sampler_open,
 	.attach = sampler_attach,
 	.on_event = sampler_event,
+	.on_python = sampler_on_python,
 	.tick = sampler_tick,
 	.flush = sampler_flush,
 	.summary = sampler_summary,

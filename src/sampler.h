@@ -33,6 +33,7 @@ struct sampler_stats {
 	uint64_t idle_us;	/* --idle: off-CPU microseconds in the stacks */
 	uint64_t idle_blocks;	/* --idle: blocks recorded by BPF */
 	uint64_t idle_dropped;	/* --idle: blocks not recorded (idle_agg full) */
+	uint64_t gil_dropped;	/* --gil: samples of threads not holding the GIL */
 };
 
 /* A named sample: frames root first; weight in ns of wall time it stands for. */
