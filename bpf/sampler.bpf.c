@@ -239,7 +239,16 @@ static __always_inline bool pt_fd_is_socket(struct task_struct *task, __s64 fd)
 	return (mode & PT_S_IFMT) == PT_S_IFSOCK;
 }
 
-static __always_inline __u32 pt_idle_reason(struct task_struct *task)
+/* A socket wait on fd is a wait on PostgreSQL when the wire programs follow it as one. */
+static __always_inline __u32 pt_socket_reason(__u32 pid, __s64 fd)
+{
+	struct pg_conn_key k = { .pid = pid, .fd = (__s32)fd };
+	struct pg_conn *c = bpf_map_lookup_elem(&pg_conns, &k);
+
+	return c && c->state != PG_ST_OTHER && c->state != PG_ST_CANDIDATE ? PT_IDLE_SQL : PT_IDLE_SOCKET;
+}
+
+static __always_inline __u32 pt_idle_reason(struct task_struct *task, __u32 pid)
 {
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
 	long nr;
@@ -270,24 +279,25 @@ static __always_inline __u32 pt_idle_reason(struct task_struct *task)
 		/* the first pollfd's fd: a socket module or driver waits on one socket */
 		if (bpf_probe_read_user(&fd, sizeof(fd), (void *)a0))
 			return PT_IDLE_IO;
-		return pt_fd_is_socket(task, fd) ? PT_IDLE_SOCKET : PT_IDLE_IO;
+		return pt_fd_is_socket(task, fd) ? pt_socket_reason(pid, fd) : PT_IDLE_IO;
 	case NR_connect:
 	case NR_accept:
 	case NR_accept4:
+		return PT_IDLE_SOCKET;
 	case NR_sendto:
 	case NR_recvfrom:
 	case NR_sendmsg:
 	case NR_recvmsg:
 	case NR_recvmmsg:
 	case NR_sendmmsg:
-		return PT_IDLE_SOCKET;
+		return pt_socket_reason(pid, (__s64)a0);
 	case NR_read:
 	case NR_write:
 	case NR_readv:
 	case NR_writev:
 	case NR_pread64:
 	case NR_pwrite64:
-		return pt_fd_is_socket(task, (__s64)a0) ? PT_IDLE_SOCKET : PT_IDLE_IO;
+		return pt_fd_is_socket(task, (__s64)a0) ? pt_socket_reason(pid, (__s64)a0) : PT_IDLE_IO;
 	case NR_epoll_wait:
 	case NR_epoll_pwait:
 	case NR_epoll_pwait2:
@@ -352,7 +362,7 @@ int BPF_PROG(idle_switch, bool preempt, struct task_struct *prev, struct task_st
 	key.hash = pt_walk_stack(prev, proc, &s->stack);
 	key.pid = pid;
 	key.tid = tid;
-	key.reason = pt_idle_reason(prev);
+	key.reason = pt_idle_reason(prev, pid);
 	v = bpf_map_lookup_elem(&idle_agg, &key);
 	if (!v) {
 		if (bpf_map_update_elem(&idle_agg, &key, &zv, BPF_NOEXIST) == 0) {

@@ -852,7 +852,7 @@ int main(int argc, char **argv)
 	so.sampler.idle = env.idle;
 	so.sampler.gil = env.gil;
 	so.sql.enabled = !env.no_sql;
-	so.sql.in_flame = env.sql_in_flame;
+
 	so.sql.text_cap = env.text_cap;
 	so.sql.show_literals = env.show_literals;
 	so.sql.slow_ms = env.slow_ms;
@@ -866,6 +866,8 @@ int main(int argc, char **argv)
 		so.pgwire.call_sites = true;
 		so.pgwire.libpq_for_tls = env.sql_source == SQL_SOURCE_AUTO;
 	}
+	/* --idle: a wait on PostgreSQL is its statement's [sql] leaf (told from the wire's connections) */
+	so.sql.in_flame = env.sql_in_flame || (env.idle && so.pgwire.enabled);
 	if (env.nfuncs) {
 		struct py_target py;
 		struct py_probes pp;

@@ -33,7 +33,9 @@ struct sampler {
 	uint64_t handled;	/* on-CPU samples that reached the collector */
 	struct idletab *idle;	/* --idle: BPF keys -> stacks */
 	uint64_t idle_read_ns;	/* CLOCK_MONOTONIC of the last read of idle_agg */
-	uint64_t idle_us, idle_unnamed_ns;
+	uint64_t idle_us;
+	bool sql_leaves;	/* statements are [sql] leaves (sqljoin.h): their waits are there already */
+	uint64_t idle_sql_us;	/* off-CPU waits on PostgreSQL left to those leaves */
 	struct { sampler_listener_fn fn; void *ctx; } listeners[MAX_LISTENERS];
 	int nlisteners;
 	struct sampler_stats st;
@@ -73,6 +75,7 @@ static void *sampler_open(struct session *ss, const struct session_opts *so, cha
 	if (!s->o.rate_hz)
 		s->o.rate_hz = 99;
 	s->names = session__pystacks(ss);
+	s->sql_leaves = so->sql.enabled && so->sql.in_flame;
 	s->stacks = stack_agg__new(s->o.max_stacks);
 	if (!s->stacks) {
 		snprintf(err, errlen, "out of memory");
@@ -188,10 +191,27 @@ static void idle_announced(struct sampler *s, const struct pt_sample *e, const c
 
 	if (!s->idle)
 		return;
+	if (k.reason == PT_IDLE_SQL && s->sql_leaves) {
+		idletab__set(s->idle, &k, 0);	/* the statement's [sql] leaf has this time */
+		return;
+	}
 	frames[n++] = idletab__leaf(k.reason);
 	if (stack_agg__add_get_id(s->stacks, frames, n, 0, &id) == -ENOMEM || !id)
 		return;
 	idletab__set(s->idle, &k, id);
+}
+
+static void idle_add(struct sampler *s, size_t id, uint64_t us)
+{
+	if (!us)
+		return;
+	if (!id) {
+		s->idle_sql_us += us;
+		return;
+	}
+	if (stack_agg__add_id(s->stacks, id, us) == -E2BIG)
+		s->st.stacks_dropped += us;
+	s->idle_us += us;
 }
 
 /* Turn the growth of idle_agg since the last read into microseconds on each key's stack. */
@@ -210,9 +230,7 @@ static void idle_read(struct sampler *s)
 			continue;
 		if (!idletab__advance(s->idle, &k, v.ns, &id, &us))
 			continue;	/* its announcement is still queued */
-		if (us && stack_agg__add_id(s->stacks, id, us) == -E2BIG)
-			s->st.stacks_dropped += us;
-		s->idle_us += us;
+		idle_add(s, id, us);
 	}
 }
 
@@ -261,11 +279,8 @@ static void sampler_flush(void *c)
 			continue;
 		if (bpf_map_lookup_elem(afd, &o.key, &v))
 			continue;
-		if (idletab__advance(s->idle, &o.key, v.ns + (now - o.ts), &id, &us) && us) {
-			if (stack_agg__add_id(s->stacks, id, us) == -E2BIG)
-				s->st.stacks_dropped += us;
-			s->idle_us += us;
-		}
+		if (idletab__advance(s->idle, &o.key, v.ns + (now - o.ts), &id, &us))
+			idle_add(s, id, us);
 	}
 }
 
@@ -335,6 +350,7 @@ void sampler__stats(struct sampler *s, struct sampler_stats *st)
 	s->st.lost = session__counter(s->session, PT_CNT_LOST);
 	s->st.stacks_dropped = stack_agg__dropped(s->stacks);
 	s->st.idle_us = s->idle_us;
+	s->st.idle_sql_us = s->idle_sql_us;
 	s->st.idle_blocks = session__counter(s->session, PT_CNT_IDLE_BLOCKS);
 	s->st.idle_dropped = session__counter(s->session, PT_CNT_IDLE_DROPPED);
 	s->st.gil_dropped = session__counter(s->session, PT_CNT_GIL_DROPPED);
@@ -361,8 +377,9 @@ static void sampler_summary(void *c, FILE *f)
 		fprintf(f, "--gil: %llu samples of threads not holding the GIL left out.\n",
 			(unsigned long long)st.gil_dropped);
 	if (s->o.idle)
-		fprintf(f, "Off-CPU (--idle): %.3f s blocked in %llu blocks of traced threads; not recorded (map full) %llu.\n",
-			st.idle_us / 1e6, (unsigned long long)st.idle_blocks, (unsigned long long)st.idle_dropped);
+		fprintf(f, "Off-CPU (--idle): %.3f s blocked in %llu blocks of traced threads (and %.3f s waiting on "
+			"PostgreSQL, in the [sql] leaves); not recorded (map full) %llu.\n", st.idle_us / 1e6,
+			(unsigned long long)st.idle_blocks, st.idle_sql_us / 1e6, (unsigned long long)st.idle_dropped);
 	if (st.lost)
 		wlog("%llu samples were lost (ring buffer full): lower --rate\n", (unsigned long long)st.lost);
 }
@@ -385,6 +402,7 @@ static void sampler_json(void *c, struct jsonw *w)
 		jsonw__uint_field(w, "not_gil_holder", st.gil_dropped);
 	if (s->o.idle) {
 		jsonw__uint_field(w, "offcpu_us", st.idle_us);
+		jsonw__uint_field(w, "offcpu_sql_us", st.idle_sql_us);
 		jsonw__uint_field(w, "offcpu_blocks", st.idle_blocks);
 		jsonw__uint_field(w, "offcpu_dropped", st.idle_dropped);
 	}

@@ -31,6 +31,7 @@ struct sampler_stats {
 	uint64_t lost;		/* ring buffer full */
 	uint64_t stacks_dropped;	/* weight folded into the overflow stack (cap reached) */
 	uint64_t idle_us;	/* --idle: off-CPU microseconds in the stacks */
+	uint64_t idle_sql_us;	/* --idle: waits on PostgreSQL, left to the [sql] leaves */
 	uint64_t idle_blocks;	/* --idle: blocks recorded by BPF */
 	uint64_t idle_dropped;	/* --idle: blocks not recorded (idle_agg full) */
 	uint64_t gil_dropped;	/* --gil: samples of threads not holding the GIL */

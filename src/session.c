@@ -59,7 +59,7 @@ int session_maps__reuse(const struct session_maps *m, struct bpf_object *obj, ch
 {
 	const struct { const char *name; struct bpf_map *shared; } maps[] = {
 		{ "procs", m->procs }, { "tracked", m->tracked }, { "counters", m->counters }, { "events", m->events },
-		{ "pq_current", m->pq_current },
+		{ "pq_current", m->pq_current }, { "pg_conns", m->pg_conns },
 	};
 	size_t i;
 
@@ -213,7 +213,7 @@ struct session *session__new(const struct session_opts *o, char *err, size_t err
 	s->maps = (struct session_maps){
 		.procs = s->skel->maps.procs, .tracked = s->skel->maps.tracked,
 		.counters = s->skel->maps.counters, .events = s->skel->maps.events,
-		.pq_current = s->skel->maps.pq_current,
+		.pq_current = s->skel->maps.pq_current, .pg_conns = s->skel->maps.pg_conns,
 	};
 	po.procs_fd = bpf_map__fd(s->maps.procs);
 	po.tracked_fd = bpf_map__fd(s->maps.tracked);
