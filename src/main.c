@@ -105,6 +105,7 @@ static const char doc[] =
 "    pytrace-bpf -p $(pgrep -o gunicorn) -d 60 --flame web.svg   # master and all its workers\n"
 "    pytrace-bpf -p 1234 -d 60 --json report.json --slow-ms 100 --slow-log slow.jsonl\n"
 "    pytrace-bpf -p 1234 -d 30 --flame web.svg --sql-in-flame   # time waiting on SQL as leaves\n"
+"    pytrace-bpf -p 1234 -d 30 --flame wall.svg --idle          # wall-clock: blocked time too\n"
 "    pytrace-bpf -p 1234 -d 30 --functions 'myapp.*' --functions '*views.py:*'   # latency per call\n"
 "    pytrace-bpf --all -d 30 --flame host.svg            # every Python service on the host\n"
 "    pytrace-bpf --comm gunicorn --exclude-comm celery -d 60 --json web.json\n"
