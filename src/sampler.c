@@ -234,6 +234,28 @@ static void idle_read(struct sampler *s)
 	}
 }
 
+/*
+ * A traced process exited: take what its keys hold, then free them, so that idle_agg (16384
+ * keys) does not fill up with the dead in a long trace with worker churn.
+ */
+static void sampler_on_exit(void *c, pid_t pid)
+{
+	struct sampler *s = c;
+	struct pt_idle_key k, next, *prev = NULL;
+	int fd;
+
+	if (!s->idle)
+		return;
+	idle_read(s);
+	fd = bpf_map__fd(s->skel->maps.idle_agg);
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		k = next;
+		if (k.pid == (uint32_t)pid && bpf_map_delete_elem(fd, &k) == 0)
+			continue;	/* deleted: carry on from the same place */
+		prev = &k;
+	}
+}
+
 static uint64_t mono_now_ns(void)
 {
 	struct timespec ts;
@@ -476,6 +498,7 @@ const struct capability sampler_capability = {
 	.attach = sampler_attach,
 	.on_event = sampler_event,
 	.on_python = sampler_on_python,
+	.on_exit = sampler_on_exit,
 	.tick = sampler_tick,
 	.flush = sampler_flush,
 	.summary = sampler_summary,
