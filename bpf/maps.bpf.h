@@ -4,6 +4,7 @@
 #define PYTRACE_MAPS_BPF_H
 
 #include "pytrace.h"
+#include "pg.h"
 
 /* Processes whose interpreter the loader has inspected; children inherit their parent's entry. */
 struct {
@@ -123,6 +124,17 @@ static __always_inline __u64 pt_pqconn_now(__u64 now)
 
 	return c && now - c->ts < PT_PQCONN_FRESH_NS ? c->conn : 0;
 }
+
+/*
+ * The PostgreSQL connections the wire programs follow (pgwire.bpf.c), per (pid, fd); shared so
+ * that --idle (sampler.bpf.c) can tell a thread blocked on one: a wait on the database.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PG_MAX_CONNS);
+	__type(key, struct pg_conn_key);
+	__type(value, struct pg_conn);
+} pg_conns SEC(".maps");
 
 /* Whether pid may be traced: false surely means it is not (see tracked_bits). */
 static __always_inline bool pt_may_be_tracked(__u32 pid)

@@ -51,12 +51,7 @@ const volatile bool call_sites = true;	/* walk the sender's Python stack at a st
 #define PG_LEN_MAX	(1u << 30)	/* PostgreSQL's own limit for a message */
 #define MIDSTREAM_MSGS	10
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, PG_MAX_CONNS);
-	__type(key, struct pg_conn_key);
-	__type(value, struct pg_conn);
-} pg_conns SEC(".maps");
+/* pg_conns: in maps.bpf.h (--idle tells a wait on PostgreSQL by it) */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -41,6 +41,8 @@ static struct env {
 	bool no_sql;
 	int libpq_probes;		/* enum sql_probe_opt */
 	bool sql_in_flame;
+	bool idle;			/* --idle: wall-clock time (on- and off-CPU) in the profile */
+	bool gil;			/* --gil: only samples of the GIL's holder */
 	bool show_literals;
 	unsigned text_cap;
 	double slow_ms;
@@ -103,6 +105,7 @@ static const char doc[] =
 "    pytrace-bpf -p $(pgrep -o gunicorn) -d 60 --flame web.svg   # master and all its workers\n"
 "    pytrace-bpf -p 1234 -d 60 --json report.json --slow-ms 100 --slow-log slow.jsonl\n"
 "    pytrace-bpf -p 1234 -d 30 --flame web.svg --sql-in-flame   # time waiting on SQL as leaves\n"
+"    pytrace-bpf -p 1234 -d 30 --flame wall.svg --idle          # wall-clock: blocked time too\n"
 "    pytrace-bpf -p 1234 -d 30 --functions 'myapp.*' --functions '*views.py:*'   # latency per call\n"
 "    pytrace-bpf --all -d 30 --flame host.svg            # every Python service on the host\n"
 "    pytrace-bpf --comm gunicorn --exclude-comm celery -d 60 --json web.json\n"
@@ -146,6 +149,8 @@ enum {
 	OPT_EXCLUDE_COMM,
 	OPT_CGROUP,
 	OPT_SERVICE_NAME,
+	OPT_IDLE,
+	OPT_GIL,
 };
 
 static const struct argp_option opts[] = {
@@ -164,6 +169,8 @@ static const struct argp_option opts[] = {
 	{ "threads", OPT_THREADS, NULL, 0, "Make each thread the root frame of its stacks", 1 },
 	{ "title", OPT_TITLE, "TEXT", 0, "Flame graph title", 1 },
 	{ "json", OPT_JSON, "FILE", 0, "Write the report as one JSON document (SQL patterns, counters)", 1 },
+	{ "idle", OPT_IDLE, NULL, 0, "Wall-clock profile: also the time threads spend blocked (off-CPU), with what they waited on as the leaf ([off-cpu: sleep|lock|socket|io|other], [sql] ...); weights in microseconds", 1 },
+	{ "gil", OPT_GIL, NULL, 0, "Only samples of the thread holding the GIL (not for free-threaded builds)", 1 },
 	{ "sql-in-flame", OPT_SQL_IN_FLAME, NULL, 0, "Show time waiting on SQL as [sql] leaf frames (weights in microseconds)", 1 },
 	{ "slow-ms", OPT_SLOW_MS, "MS", 0, "With --slow-log: statements at least this slow", 1 },
 	{ "slow-log", OPT_SLOW_LOG, "FILE", 0, "Write slow statements as JSON lines", 1 },
@@ -283,6 +290,12 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 	case OPT_SQL_IN_FLAME:
 		env.sql_in_flame = true;
 		break;
+	case OPT_IDLE:
+		env.idle = true;
+		break;
+	case OPT_GIL:
+		env.gil = true;
+		break;
 	case OPT_SHOW_LITERALS:
 		env.show_literals = true;
 		break;
@@ -391,6 +404,10 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 			argp_error(state, "--no-children needs --pid");
 		if (env.no_samples && (env.flame || env.collapsed || env.speedscope || env.pprof))
 			argp_error(state, "--no-samples excludes --flame, --collapsed, --speedscope and --pprof");
+		if ((env.idle || env.gil) && (env.no_samples || env.collector.enabled))
+			argp_error(state, "--idle and --gil shape the profile: not with --no-samples or --prometheus");
+		if (env.idle && env.gil)
+			argp_error(state, "--gil keeps the GIL holder's on-CPU samples, --idle adds time off the CPU: choose one");
 		if (env.no_sql && (env.sql_in_flame || env.slow_log))
 			argp_error(state, "--no-sql excludes --sql-in-flame and --slow-log");
 		if (env.slow_ms >= 0 && !env.slow_log)
@@ -481,10 +498,11 @@ static int out_flame(FILE *f, void *c)
 {
 	struct out_ctx *o = c;
 	struct flame_opts fo = {
-		.title = env.title ? env.title : env.sql_in_flame ? "pytrace-bpf: Python CPU samples and SQL time" :
-			 "pytrace-bpf: Python CPU samples",
+		.title = env.title ? env.title : env.idle ? "pytrace-bpf: Python wall-clock time (on-CPU and off-CPU)" :
+			 env.sql_in_flame ? "pytrace-bpf: Python CPU samples and SQL time" : "pytrace-bpf: Python CPU samples",
+		.time_us = env.idle,
 		.subtitle = o->subtitle,
-		.count_name = env.sql_in_flame ? "us" : "samples",
+		.count_name = env.sql_in_flame || env.idle ? "us" : "samples",
 	};
 
 	return flamegraph__write_svg(o->stacks, f, &fo);
@@ -499,7 +517,7 @@ static int out_speedscope(FILE *f, void *c)
 {
 	struct out_ctx *o = c;
 
-	return speedscope__write(o->stacks, f, o->subtitle, env.sql_in_flame ? "microseconds" : "none");
+	return speedscope__write(o->stacks, f, o->subtitle, env.sql_in_flame || env.idle ? "microseconds" : "none");
 }
 
 /*
@@ -510,9 +528,9 @@ static int out_pprof(FILE *f, void *c)
 {
 	struct out_ctx *o = c;
 	struct pprof_opts po = {
-		.sample_type = env.sql_in_flame ? "time" : "samples",
-		.sample_unit = env.sql_in_flame ? "microseconds" : "count",
-		.period_ns = env.sql_in_flame ? 0 : 1000000000LL / env.rate,
+		.sample_type = env.sql_in_flame || env.idle ? "time" : "samples",
+		.sample_unit = env.sql_in_flame || env.idle ? "microseconds" : "count",
+		.period_ns = env.sql_in_flame || env.idle ? 0 : 1000000000LL / env.rate,
 		.time_nanos = o->start_unix_ns,
 		.duration_nanos = o->duration_ns,
 		.comment = o->subtitle,
@@ -831,9 +849,11 @@ int main(int argc, char **argv)
 	so.sampler.enabled = !env.no_samples;
 	so.sampler.rate_hz = env.rate;
 	so.sampler.max_stacks = env.max_stacks;
-	so.sampler.us_weights = env.sql_in_flame;
+	so.sampler.us_weights = env.sql_in_flame || env.idle;
+	so.sampler.idle = env.idle;
+	so.sampler.gil = env.gil;
 	so.sql.enabled = !env.no_sql;
-	so.sql.in_flame = env.sql_in_flame;
+
 	so.sql.text_cap = env.text_cap;
 	so.sql.show_literals = env.show_literals;
 	so.sql.slow_ms = env.slow_ms;
@@ -847,6 +867,8 @@ int main(int argc, char **argv)
 		so.pgwire.call_sites = true;
 		so.pgwire.libpq_for_tls = env.sql_source == SQL_SOURCE_AUTO;
 	}
+	/* --idle: a wait on PostgreSQL is its statement's [sql] leaf (told from the wire's connections) */
+	so.sql.in_flame = env.sql_in_flame || (env.idle && so.pgwire.enabled);
 	if (env.nfuncs) {
 		struct py_target py;
 		struct py_probes pp;
@@ -921,7 +943,7 @@ int main(int argc, char **argv)
 	else
 		fprintf(stderr, "Tracing pid %d%s: ", env.pid, env.no_children ? "" : " and its children");
 	fprintf(stderr, "%s%s%s%s... %s\n",
-		so.sampler.enabled ? "CPU samples" : "", so.sampler.enabled && so.sql.enabled ? ", " : "",
+		so.sampler.enabled ? (env.idle ? "CPU samples and off-CPU time" : "CPU samples") : "", so.sampler.enabled && so.sql.enabled ? ", " : "",
 		!so.sql.enabled ? "" : so.pgwire.enabled ? "SQL from the wire protocol" : "SQL through libpq",
 		env.duration ? "" : ", until Ctrl-C", pt_verbose ? "" : "(-v for details)");
 	if (pt_verbose)
@@ -964,12 +986,17 @@ int main(int argc, char **argv)
 		struct sampler_stats sst;
 
 		sampler__stats(session__cap(sess, "sampler"), &sst);
-		if (env.host_wide)
-			snprintf(out.subtitle, sizeof(out.subtitle), "host-wide, %u Hz, %.1f s, %llu samples", env.rate,
-				 elapsed, (unsigned long long)sst.samples);
+		char who[32] = "host-wide", what[96];
+
+		if (!env.host_wide)
+			snprintf(who, sizeof(who), "pid %d", env.pid);
+		if (env.idle)
+			snprintf(what, sizeof(what), "wall-clock time: %llu on-CPU samples + %.3f s off-CPU",
+				 (unsigned long long)sst.samples, sst.idle_us / 1e6);
 		else
-			snprintf(out.subtitle, sizeof(out.subtitle), "pid %d, %u Hz, %.1f s, %llu samples", env.pid,
-				 env.rate, elapsed, (unsigned long long)sst.samples);
+			snprintf(what, sizeof(what), "%llu on-CPU samples", (unsigned long long)sst.samples);
+		snprintf(out.subtitle, sizeof(out.subtitle), "%s, %u Hz, %.1f s, %s%s", who, env.rate, elapsed, what,
+			 env.gil ? ", GIL holder only" : "");
 	}
 	if (target_gone)
 		fprintf(stderr, "Target exited after %.1f s; writing what was collected.\n", elapsed);

@@ -29,6 +29,7 @@ static const struct py_layout layouts[] = {
 		.co_linetable = 120, .co_code_adaptive = NONE, .linetable = PYL_LNOTAB,
 		.str_state = 32, .str_ascii_data = 48, .str_compact_data = 72,
 		.bytes_size = 16, .bytes_data = 32,
+		.rt_gil = 1152, .is_ceval_gil = NONE, .gil_locked = 16, .gil_holder = 8,
 	},
 	/* 3.9.18 headers (pyenv): pycore_runtime.h, pycore_interp.h, frameobject.h. */
 	{
@@ -43,6 +44,7 @@ static const struct py_layout layouts[] = {
 		.co_linetable = 120, .co_code_adaptive = NONE, .linetable = PYL_LNOTAB,
 		.str_state = 32, .str_ascii_data = 48, .str_compact_data = 72,
 		.bytes_size = 16, .bytes_data = 32,
+		.rt_gil = 352, .is_ceval_gil = NONE, .gil_locked = 16, .gil_holder = 8,
 	},
 	/* 3.10.13 headers (pyenv). f_lasti counts code units; co_linetable replaces co_lnotab. */
 	{
@@ -57,6 +59,7 @@ static const struct py_layout layouts[] = {
 		.co_linetable = 120, .co_code_adaptive = NONE, .linetable = PYL_LINETABLE_310,
 		.str_state = 32, .str_ascii_data = 48, .str_compact_data = 72,
 		.bytes_size = 16, .bytes_data = 32,
+		.rt_gil = 352, .is_ceval_gil = NONE, .gil_locked = 16, .gil_holder = 8,
 	},
 	/*
 	 * 3.11.7 headers (pyenv) and Debian 12's 3.11.2 (/usr/include/python3.11): tstate->cframe
@@ -75,6 +78,7 @@ static const struct py_layout layouts[] = {
 		.co_linetable = 136, .co_code_adaptive = 184, .linetable = PYL_LOCATIONS,
 		.str_state = 32, .str_ascii_data = 48, .str_compact_data = 72,
 		.bytes_size = 16, .bytes_data = 32,
+		.rt_gil = 360, .is_ceval_gil = NONE, .gil_locked = 16, .gil_holder = 8,
 	},
 	/*
 	 * 3.12.1 headers (pyenv). autoTSSkey leaves gilstate; the entry frame is
@@ -92,6 +96,7 @@ static const struct py_layout layouts[] = {
 		.co_linetable = 136, .co_code_adaptive = 192, .linetable = PYL_LOCATIONS,
 		.str_state = 32, .str_ascii_data = 40, .str_compact_data = 56,
 		.bytes_size = 16, .bytes_data = 32,
+		.rt_gil = NONE, .is_ceval_gil = 384, .gil_locked = 16, .gil_holder = 8,
 	},
 	/*
 	 * 3.13.0 headers (pyenv) and Debian sid's 3.13.18, plus both binaries' _Py_DebugOffsets.
@@ -109,6 +114,7 @@ static const struct py_layout layouts[] = {
 		.co_linetable = 136, .co_code_adaptive = 200, .linetable = PYL_LOCATIONS,
 		.str_state = 32, .str_ascii_data = 40, .str_compact_data = 56,
 		.bytes_size = 16, .bytes_data = 32,
+		.rt_gil = NONE, .is_ceval_gil = 16, .gil_locked = 16, .gil_holder = 8,
 	},
 	/*
 	 * Debian sid's 3.14.10 headers and _Py_DebugOffsets. f_executable is a _PyStackRef whose
@@ -127,6 +133,7 @@ static const struct py_layout layouts[] = {
 		.co_linetable = 136, .co_code_adaptive = 208, .linetable = PYL_LOCATIONS,
 		.str_state = 32, .str_ascii_data = 40, .str_compact_data = 56,
 		.bytes_size = 16, .bytes_data = 32,
+		.rt_gil = NONE, .is_ceval_gil = 16, .gil_locked = 16, .gil_holder = 8,
 	},
 	/*
 	 * Debian sid's 3.15.2 headers and _Py_DebugOffsets. _PyRuntimeState has no autoTSSkey any
@@ -146,6 +153,7 @@ static const struct py_layout layouts[] = {
 		.co_linetable = 136, .co_code_adaptive = 208, .linetable = PYL_LOCATIONS,
 		.str_state = 32, .str_ascii_data = 40, .str_compact_data = 56,
 		.bytes_size = 16, .bytes_data = 32,
+		.rt_gil = NONE, .is_ceval_gil = 16, .gil_locked = 16, .gil_holder = 8,
 	},
 };
 
@@ -266,6 +274,7 @@ static int set_off(uint32_t *dst, uint64_t off, uint64_t size)
 struct dbg_view {
 	const struct dbg_head *h;
 	uint64_t is_size, threads_head;
+	uint64_t ceval_gil, gil_state, gil_locked, gil_holder;
 	uint64_t ts_size, next, current_frame, thread_id, native_thread_id, datastack_chunk;
 	uint64_t fr_size, previous, executable, instr_ptr, owner;
 	const struct dbg_code_object *code;
@@ -277,6 +286,10 @@ struct dbg_view {
 	(v)->h = &(d)->h;							\
 	(v)->is_size = (d)->interpreter_state.size;				\
 	(v)->threads_head = (d)->interpreter_state.threads_head;		\
+	(v)->ceval_gil = (d)->interpreter_state.ceval_gil;			\
+	(v)->gil_state = (d)->interpreter_state.gil_runtime_state;		\
+	(v)->gil_locked = (d)->interpreter_state.gil_runtime_state_locked;	\
+	(v)->gil_holder = (d)->interpreter_state.gil_runtime_state_holder;	\
 	(v)->ts_size = (d)->thread_state.size;					\
 	(v)->next = (d)->thread_state.next;					\
 	(v)->current_frame = (d)->thread_state.current_frame;			\
@@ -364,6 +377,12 @@ int py_layout__from_debug_offsets(struct py_layout *out, const void *buf, size_t
 	err = err ?: set_off(&l.bytes_data, v.bytes->ob_sval, v.bytes->size);
 	err = err ?: set_off(&l.str_state, v.state, v.str_size);
 	err = err ?: set_off(&l.str_ascii_data, v.asciiobject_size, v.str_size + 1);
+	/* the GIL: interp->ceval.gil points at a struct _gil_runtime_state like interp->_gil */
+	err = err ?: set_off(&l.is_ceval_gil, v.ceval_gil, v.is_size);
+	if (!err && (v.gil_locked < v.gil_state || v.gil_holder < v.gil_state || v.gil_state >= v.is_size))
+		err = -EINVAL;
+	err = err ?: set_off(&l.gil_locked, v.gil_locked - v.gil_state, v.is_size - v.gil_state);
+	err = err ?: set_off(&l.gil_holder, v.gil_holder - v.gil_state, v.is_size - v.gil_state);
 	if (v.compactunicodeobject_size)
 		err = err ?: set_off(&l.str_compact_data, v.compactunicodeobject_size,
 				     v.str_size + 1);

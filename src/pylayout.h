@@ -52,6 +52,11 @@ struct py_layout {
 	uint32_t str_compact_data;	/* compact non-ASCII data */
 	uint32_t bytes_size;		/* PyVarObject.ob_size */
 	uint32_t bytes_data;		/* PyBytesObject.ob_sval */
+	/* the GIL (--gil): struct _gil_runtime_state, found through one of the first two */
+	uint32_t rt_gil;		/* _PyRuntimeState.ceval.gil (<= 3.11), else PYL_NONE */
+	uint32_t is_ceval_gil;		/* PyInterpreterState.ceval.gil, a pointer (3.12+), else PYL_NONE */
+	uint32_t gil_locked;		/* int: held now */
+	uint32_t gil_holder;		/* last_holder: the PyThreadState * that holds or last held it */
 };
 
 /* The built-in layout of 3.MINOR, or NULL if that version is not supported. */

@@ -64,6 +64,7 @@ int session_maps__reuse(const struct session_maps *m, struct bpf_object *obj, ch
 	const struct { const char *name; struct bpf_map *shared; } maps[] = {
 		{ "procs", m->procs }, { "tracked", m->tracked }, { "counters", m->counters }, { "events", m->events },
 		{ "pq_current", m->pq_current }, { "tracked_bits", m->tracked_bits },
+		{ "pg_conns", m->pg_conns },
 	};
 	size_t i;
 
@@ -218,6 +219,7 @@ struct session *session__new(const struct session_opts *o, char *err, size_t err
 		.procs = s->skel->maps.procs, .tracked = s->skel->maps.tracked,
 		.counters = s->skel->maps.counters, .events = s->skel->maps.events,
 		.pq_current = s->skel->maps.pq_current, .tracked_bits = s->skel->maps.tracked_bits,
+		.pg_conns = s->skel->maps.pg_conns,
 	};
 	s->tracked_bits = mmap(NULL, TRACKED_BITS_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
 			       bpf_map__fd(s->maps.tracked_bits), 0);

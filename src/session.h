@@ -38,6 +38,7 @@ struct session_maps {
 	struct bpf_map *procs, *tracked, *counters, *events;
 	struct bpf_map *pq_current;	/* a thread's libpq connection in use (libpq probes -> wire) */
 	struct bpf_map *tracked_bits;	/* tracked's pids as bits: the prefilter of every program */
+	struct bpf_map *pg_conns;	/* PostgreSQL connections on the wire (pgwire -> --idle) */
 };
 
 /* Make obj (opened, not loaded) use the session's shared maps instead of its own copies. */

@@ -156,6 +156,16 @@ static void expected(struct py_layout *e)
 	e->str_compact_data = sizeof(PyCompactUnicodeObject);
 	e->bytes_size = offsetof(PyVarObject, ob_size);
 	e->bytes_data = offsetof(PyBytesObject, ob_sval);
+	/* The GIL (--gil): in _PyRuntime through 3.11, through interp->ceval.gil from 3.12. */
+#if PY_MINOR <= 11
+	e->rt_gil = offsetof(_PyRuntimeState, ceval.gil);
+	e->is_ceval_gil = PYL_NONE;
+#else
+	e->rt_gil = PYL_NONE;
+	e->is_ceval_gil = offsetof(PyInterpreterState, ceval.gil);
+#endif
+	e->gil_locked = offsetof(struct _gil_runtime_state, locked);
+	e->gil_holder = offsetof(struct _gil_runtime_state, last_holder);
 }
 
 #define FIELDS(X)							\
@@ -165,7 +175,8 @@ static void expected(struct py_layout *e)
 	X(owner_cstack) X(instr_is_ptr) X(code_mask) X(co_firstlineno)	\
 	X(co_filename) X(co_name) X(co_qualname) X(co_linetable)	\
 	X(co_code_adaptive) X(linetable) X(str_state) X(str_ascii_data)	\
-	X(str_compact_data) X(bytes_size) X(bytes_data)
+	X(str_compact_data) X(bytes_size) X(bytes_data) X(rt_gil)	\
+	X(is_ceval_gil) X(gil_locked) X(gil_holder)
 
 static void compare(const char *what, const struct py_layout *got, const struct py_layout *exp)
 {
@@ -212,6 +223,10 @@ static void check_synthetic(const struct py_layout *exp)
 	d.runtime_state.interpreters_head = exp->rt_interp_head;
 	d.interpreter_state.size = sizeof(PyInterpreterState);
 	d.interpreter_state.threads_head = exp->is_threads_head;
+	d.interpreter_state.ceval_gil = exp->is_ceval_gil;
+	d.interpreter_state.gil_runtime_state = offsetof(PyInterpreterState, _gil);
+	d.interpreter_state.gil_runtime_state_locked = offsetof(PyInterpreterState, _gil) + exp->gil_locked;
+	d.interpreter_state.gil_runtime_state_holder = offsetof(PyInterpreterState, _gil) + exp->gil_holder;
 	d.thread_state.size = sizeof(PyThreadState);
 	d.thread_state.next = exp->ts_next;
 	d.thread_state.current_frame = exp->ts_frame;
@@ -248,7 +263,8 @@ static void check_synthetic(const struct py_layout *exp)
 	SPOIL(ts_thread_id) SPOIL(ts_native_thread_id) SPOIL(fr_back) SPOIL(fr_code)
 	SPOIL(fr_instr) SPOIL(co_filename) SPOIL(co_name) SPOIL(co_qualname)
 	SPOIL(co_linetable) SPOIL(co_firstlineno) SPOIL(co_code_adaptive) SPOIL(bytes_size)
-	SPOIL(bytes_data) SPOIL(str_state) SPOIL(str_ascii_data)
+	SPOIL(bytes_data) SPOIL(str_state) SPOIL(str_ascii_data) SPOIL(is_ceval_gil) SPOIL(gil_locked)
+	SPOIL(gil_holder)
 #undef SPOIL
 	err = py_layout__from_debug_offsets(&got, &d, sizeof(d));
 	if (err) {

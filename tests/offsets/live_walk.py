@@ -7,7 +7,8 @@ Reads raw memory of the running process through ctypes and checks each hop again
 Python itself says: _PyRuntime.autoTSSkey -> glibc TSD slot -> PyThreadState, the interpreter's
 thread list and thread ids, the frame chain (code objects, instruction pointers, shim frames
 and their owner byte), code object fields, str and bytes. Prints one line per mismatch,
-the owner bytes of the frames it had to skip, and a final `N passed, N failed`.
+the owner bytes of the frames it had to skip, and a final `N passed, N failed`. The GIL too:
+locked, with this thread's tstate as its last holder.
 """
 import ctypes
 import sys
@@ -165,6 +166,10 @@ def inspect_threads(other):
         seen[u64(t + L["ts_thread_id"])] = t
         t = u64(t + L["ts_next"])
     check("own tstate in the thread list", seen.get(threading.get_ident()), ts)
+    # The GIL, as --gil reads it: this thread runs Python, so it holds it (locked, last holder).
+    gil = rt + L["rt_gil"] if L["rt_gil"] != NONE else u64(interp + L["is_ceval_gil"])
+    check("GIL locked while this thread runs Python", i32(gil + L["gil_locked"]), 1)
+    check("GIL last_holder is this thread's tstate", u64(gil + L["gil_holder"]), ts)
     check("other thread in the thread list", other.ident in seen, True)
     if L["ts_native_thread_id"] != NONE:
         check("native_thread_id", u64(ts + L["ts_native_thread_id"]), threading.get_native_id())
