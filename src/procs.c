@@ -16,6 +16,7 @@
 
 #define RETRY_NS (100 * 1000000ULL)	/* how often to retry inspecting a process */
 #define PENDING_RETRY_NS (40 * 1000000ULL)	/* host-wide: a new process, inspected again this often */
+#define PENDING_RETRY_SUBTREE_NS (5 * 1000000ULL)	/* under --pid or a command: few processes, retried sooner */
 #define PENDING_MAX_NS (3000 * 1000000ULL)	/* ... for at most this long, then it is not Python */
 #define PF_KTHREAD 0x00200000
 
@@ -420,6 +421,13 @@ static void host_verdict(struct procs *p, struct proc *pr, int ret, uint64_t now
 		p->any_pending = true;
 		return;
 	}
+	if (!p->o.host_wide) {
+		/* under --pid: still followed for its descendants, just not Python */
+		pr->pending_ns = 0;
+		if (ret != -ESRCH && pr->state == PROC_UNKNOWN)
+			pr->state = PROC_NOT_PYTHON;
+		return;
+	}
 	forget(p, pr, ret == -ESRCH ? "exited" : ret == -EAGAIN ? "its interpreter never became ready" :
 		      ret == -ENOTSUP ? "unsupported Python" : "not Python");
 }
@@ -449,7 +457,7 @@ void procs__pending(struct procs *p, uint64_t now)
 
 		if (!pr || pr->state != PROC_UNKNOWN || !pr->pending_ns || !pr->live)
 			continue;
-		if (now - pr->last_try_ns < PENDING_RETRY_NS) {
+		if (now - pr->last_try_ns < (p->o.host_wide ? PENDING_RETRY_NS : PENDING_RETRY_SUBTREE_NS)) {
 			any = true;
 			continue;
 		}
@@ -541,6 +549,20 @@ int procs__add_root(struct procs *p, pid_t pid, char *err, size_t errlen)
 	if (p->o.follow_children)
 		track_descendants(p, pid);
 	return 0;
+}
+
+int procs__add_launched(struct procs *p, pid_t pid, char *err, size_t errlen)
+{
+	int ret = track(p, pid, PT_TRACK_ROOT);
+
+	if (ret)
+		snprintf(err, errlen, "cannot track pid %d: %s", pid, strerror(-ret));
+	return ret;
+}
+
+bool procs__any_pending(const struct procs *p)
+{
+	return p->any_pending;
 }
 
 int procs__add_host(struct procs *p, char *err, size_t errlen)
@@ -648,10 +670,23 @@ static void proc_exec(struct procs *p, const struct pt_proc_event *e)
 	memcpy(pr->comm, e->comm, sizeof(pr->comm));
 	pr->comm[sizeof(pr->comm) - 1] = '\0';
 	dlog("pid %d: exec %s\n", e->hdr.pid, pr->comm);
-	if (p->o.host_wide)
+	if (p->o.host_wide) {
 		host_consider(p, pr);
-	else
-		inspect_filtered(p, pr, NULL, 0);
+	} else {
+		/*
+		 * Just exec'd: its interpreter is not initialized yet, or its libpython not mapped
+		 * yet (the loader runs after this event): inspected again every few milliseconds
+		 * until it is, as host-wide, so that a command started under the tracer loses
+		 * nothing of its start.
+		 */
+		uint64_t now = mono_ns();
+		int ret = inspect_filtered(p, pr, NULL, 0);
+
+		if (ret) {
+			pr->pending_ns = now;
+			host_verdict(p, pr, ret, now);
+		}
+	}
 }
 
 static void proc_exit(struct procs *p, const struct pt_proc_event *e)

@@ -266,6 +266,11 @@ int session__add_root(struct session *s, pid_t pid, char *err, size_t errlen)
 	return procs__add_root(s->procs, pid, err, errlen);
 }
 
+int session__add_launched(struct session *s, pid_t pid, char *err, size_t errlen)
+{
+	return procs__add_launched(s->procs, pid, err, errlen);
+}
+
 static int attach_procs(struct session *s, char *err, size_t errlen)
 {
 	int ret;
@@ -318,9 +323,15 @@ int session__attach(struct session *s, char *err, size_t errlen)
 
 int session__poll(struct session *s, int timeout_ms)
 {
-	int ret = ring_buffer__poll(s->rb, timeout_ms);
-	uint64_t now = mono_ns();
+	int ret;
+	uint64_t now;
 	size_t i;
+
+	/* under --pid or a command: a process waiting for its interpreter is looked at again within ms */
+	if (!s->opts.host_wide && procs__any_pending(s->procs) && timeout_ms > 5)
+		timeout_ms = 5;
+	ret = ring_buffer__poll(s->rb, timeout_ms);
+	now = mono_ns();
 
 	FOR_EACH_CAP(s, i)
 		if (capabilities[i]->tick)
