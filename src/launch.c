@@ -219,16 +219,16 @@ int launch__exit_code(struct launch *l, char *why, size_t whylen)
 {
 	struct child_err ce;
 
-	if (why && whylen)
-		why[0] = '\0';
-	if (l->err_fd >= 0) {
+	if (l->err_fd >= 0 && l->reaped) {	/* its end is closed: whatever it wrote is there */
 		ssize_t n = read(l->err_fd, &ce, sizeof(ce));
 
 		close(l->err_fd);
 		l->err_fd = -1;
-		if (n == (ssize_t)sizeof(ce) && why && ce.stage >= 0 && ce.stage < 4)
-			snprintf(why, whylen, "%s: %s", stage_names[ce.stage], strerror(ce.err));
+		if (n == (ssize_t)sizeof(ce) && ce.stage >= 0 && ce.stage < 4)
+			snprintf(l->why, sizeof(l->why), "%s: %s", stage_names[ce.stage], strerror(ce.err));
 	}
+	if (why && whylen)
+		snprintf(why, whylen, "%s", l->why);
 	if (!l->reaped)
 		return 1;
 	if (WIFEXITED(l->status))

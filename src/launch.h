@@ -27,6 +27,7 @@ struct launch {
 	uid_t uid;		/* the identity it runs as (SUDO_UID or the tracer's) */
 	gid_t gid;
 	bool dropped;		/* it takes uid and gid instead of the tracer's */
+	char why[128];		/* why its exec failed, once reaped */
 };
 
 /*
