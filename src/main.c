@@ -522,7 +522,8 @@ static int out_speedscope(FILE *f, void *c)
 {
 	struct out_ctx *o = c;
 
-	return speedscope__write(o->stacks, f, o->subtitle, env.sql_in_flame ? "microseconds" : "none");
+	return (env.threads ? speedscope__write_threads : speedscope__write)(o->stacks, f, o->subtitle,
+									  env.sql_in_flame ? "microseconds" : "none");
 }
 
 /*

@@ -428,6 +428,7 @@ void session__write_json(struct session *s, struct jsonw *w)
 	size_t i;
 
 	procs__write_json(s->procs, w);
+	pystacks__write_json(s->pystacks, w);
 	FOR_EACH_CAP(s, i)
 		if (capabilities[i]->write_json)
 			capabilities[i]->write_json(s->caps[i], w);
