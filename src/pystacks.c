@@ -26,8 +26,9 @@ struct named_proc {
 	uint64_t active;		/* threading._active, 0: not found yet */
 	uint64_t read_ns;
 	bool gone;			/* exited or exec'd: its names kept for the report, not read */
-	int n;
+	int n, nall;
 	struct py_thread_name t[NAMED_THREADS];
+	struct py_thread_name all[NAMED_THREADS];	/* every thread read, its latest name (the report) */
 };
 
 struct pystacks {
@@ -113,10 +114,21 @@ static void read_names(struct pystacks *ps, struct named_proc *np, const struct 
 		else
 			np->active = 0;
 	}
-	if (n >= 0)
-		np->n = n;
-	else
+	if (n < 0) {
 		ps->st.name_errors++;
+		return;
+	}
+	np->n = n;
+	for (int i = 0; i < n; i++) {
+		int j;
+
+		for (j = 0; j < np->nall && np->all[j].tid != np->t[i].tid; j++)
+			;
+		if (j == np->nall && np->nall < NAMED_THREADS)
+			np->nall++;
+		if (j < np->nall)
+			np->all[j] = np->t[i];
+	}
 }
 
 /*
@@ -276,17 +288,17 @@ void pystacks__write_json(const struct pystacks *ps, struct jsonw *w)
 		jsonw__end_object(w);
 	}
 	jsonw__end_array(w);
-	/* every thread of threading's registries as last read, sampled or not (sleeping ones too) */
+	/* every thread threading's registries held when read, sampled or not (sleeping ones too) */
 	jsonw__name(w, "python_threads");
 	jsonw__start_array(w);
 	for (size_t i = 0; i < NAMED_PROCS; i++) {
 		const struct named_proc *np = ps->named[i];
 
-		for (int j = 0; np && j < np->n; j++) {
+		for (int j = 0; np && j < np->nall; j++) {
 			jsonw__start_object(w);
 			jsonw__uint_field(w, "pid", np->pid);
-			jsonw__uint_field(w, "tid", np->t[j].tid);
-			jsonw__string_field(w, "name", np->t[j].name);
+			jsonw__uint_field(w, "tid", np->all[j].tid);
+			jsonw__string_field(w, "name", np->all[j].name);
 			jsonw__end_object(w);
 		}
 	}
