@@ -18,6 +18,7 @@
 #define NAMED_THREADS 256		/* threads per process */
 #define NAMES_STALE_NS (2000 * 1000000ULL)	/* names read again this often while sampled */
 #define NAMES_UNKNOWN_NS (200 * 1000000ULL)	/* ... or this soon for a thread not named yet */
+#define NAMED_OTHERS 32			/* threads without a Python name not read again for (per process) */
 #define SEEN_THREADS 1024		/* threads listed in the JSON report (by tid) */
 
 /* A process's threading names, as last read. */
@@ -26,6 +27,10 @@ struct named_proc {
 	uint64_t active;		/* threading._active, 0: not found yet */
 	uint64_t read_ns;
 	bool gone;			/* exited or exec'd: its names kept for the report, not read */
+	uint64_t find_ns;		/* when threading._active was last looked for in vain */
+	/* threads reads did not name (C threads, say): after two, read with the rest only */
+	struct { uint32_t tid, misses; } others[NAMED_OTHERS];
+	int nothers;
 	int n, nall;
 	struct py_thread_name t[NAMED_THREADS];
 	struct py_thread_name all[NAMED_THREADS];	/* every thread read, its latest name (the report) */
@@ -107,12 +112,16 @@ static void read_names(struct pystacks *ps, struct named_proc *np, const struct 
 	procmem__reader(&mr, pr->pid);
 	if (np->active)
 		n = pythreads__read_active(&pr->py.layout, &mr, np->active, np->t, NAMED_THREADS);
-	if (n < 0) {	/* not found yet, or gone (a fork's registry is its parent's until it runs) */
+	/* not found yet, or gone: looked for through sys.modules, at most every NAMES_STALE_NS */
+	if (n < 0 && (!np->find_ns || now - np->find_ns >= NAMES_STALE_NS)) {
 		np->active = 0;
-		if (pythreads__find_active(&pr->py.layout, &mr, pr->py.runtime, &np->active) == 0)
+		if (pythreads__find_active(&pr->py.layout, &mr, pr->py.runtime, &np->active) == 0) {
+			np->find_ns = 0;
 			n = pythreads__read_active(&pr->py.layout, &mr, np->active, np->t, NAMED_THREADS);
-		else
+		} else {
 			np->active = 0;
+			np->find_ns = now;
+		}
 	}
 	if (n < 0) {
 		ps->st.name_errors++;
@@ -129,6 +138,33 @@ static void read_names(struct pystacks *ps, struct named_proc *np, const struct 
 		if (j < np->nall)
 			np->all[j] = np->t[i];
 	}
+}
+
+/*
+ * Whether tid was missing from two reads: not Python's. Once only, it may be a thread caught
+ * between its start and its entry in threading's registry.
+ */
+static bool is_other(const struct named_proc *np, uint32_t tid)
+{
+	for (int i = 0; i < np->nothers; i++)
+		if (np->others[i].tid == tid)
+			return np->others[i].misses >= 2;
+	return false;
+}
+
+static void missed(struct named_proc *np, uint32_t tid)
+{
+	int i;
+
+	for (i = 0; i < np->nothers && np->others[i].tid != tid; i++)
+		;
+	if (i == np->nothers) {
+		if (np->nothers == NAMED_OTHERS)
+			return;
+		np->others[np->nothers++].tid = tid;
+		np->others[i].misses = 0;
+	}
+	np->others[i].misses++;
 }
 
 /*
@@ -159,10 +195,12 @@ static const char *thread_name(struct pystacks *ps, const struct proc *pr, uint3
 	for (i = 0; i < np->n && np->t[i].tid != tid; i++)
 		;
 	now = mono_ns();
-	if (!np->read_ns || now - np->read_ns >= (i == np->n ? NAMES_UNKNOWN_NS : NAMES_STALE_NS)) {
+	if (!np->read_ns || now - np->read_ns >= (i == np->n && !is_other(np, tid) ? NAMES_UNKNOWN_NS : NAMES_STALE_NS)) {
 		read_names(ps, np, pr, now);
 		for (i = 0; i < np->n && np->t[i].tid != tid; i++)
 			;
+		if (i == np->n)
+			missed(np, tid);
 	}
 	if (i < np->n) {
 		name = np->t[i].name;

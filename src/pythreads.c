@@ -124,6 +124,18 @@ static bool str_is(const struct py_layout *l, const struct mem_reader *mr, uint6
 	       !memcmp(buf + l->str_ascii_data, s, len);
 }
 
+/*
+ * Key objects already compared, by address, within one read of the registry: every Thread's
+ * attribute names are the same interned strs (its type's shared keys), so after the first
+ * Thread none is read again (30 reads a Thread become about 10).
+ */
+#define KEYCACHE 64
+
+struct keycache {
+	uint64_t addr[KEYCACHE];
+	int8_t match[KEYCACHE];		/* index in the names looked up, -1: none of them */
+};
+
 /* Several str keys looked up in one pass over a table. */
 struct lookup {
 	const struct py_layout *l;
@@ -131,25 +143,36 @@ struct lookup {
 	const char *const *names;
 	uint64_t *values;
 	unsigned n, found;
+	struct keycache *kc;		/* NULL: compare every key */
 };
 
 static int lookup_entry(void *ctx, uint64_t key, uint64_t value)
 {
 	struct lookup *lk = ctx;
+	unsigned slot = (unsigned)(key >> 4) % KEYCACHE;
+	int match = -1;
 
-	for (unsigned i = 0; i < lk->n; i++) {
-		if (!lk->values[i] && str_is(lk->l, lk->mr, key, lk->names[i])) {
-			lk->values[i] = value;
-			return ++lk->found == lk->n;
+	if (lk->kc && lk->kc->addr[slot] == key) {
+		match = lk->kc->match[slot];
+	} else {
+		for (unsigned i = 0; i < lk->n && match < 0; i++)
+			if (str_is(lk->l, lk->mr, key, lk->names[i]))
+				match = (int)i;
+		if (lk->kc) {
+			lk->kc->addr[slot] = key;
+			lk->kc->match[slot] = (int8_t)match;
 		}
 	}
-	return 0;
+	if (match < 0 || lk->values[match])
+		return 0;
+	lk->values[match] = value;
+	return ++lk->found == lk->n;
 }
 
 static int table_get(const struct py_layout *l, const struct mem_reader *mr, const struct table *t,
-		     const char *const *names, uint64_t *values, unsigned n)
+		     const char *const *names, uint64_t *values, unsigned n, struct keycache *kc)
 {
-	struct lookup lk = { .l = l, .mr = mr, .names = names, .values = values, .n = n };
+	struct lookup lk = { .l = l, .mr = mr, .names = names, .values = values, .n = n, .kc = kc };
 
 	memset(values, 0, n * sizeof(*values));
 	return table_foreach(l, mr, t, lookup_entry, &lk);
@@ -162,7 +185,7 @@ int pythreads__dict_get(const struct py_layout *l, const struct mem_reader *mr, 
 	int ret = dict_table(l, mr, dict, &t);
 
 	if (!ret)
-		ret = table_get(l, mr, &t, &name, value, 1);
+		ret = table_get(l, mr, &t, &name, value, 1, NULL);
 	if (!ret && !*value)
 		ret = -ENOENT;
 	return ret;
@@ -235,18 +258,18 @@ static int obj_table(const struct py_layout *l, const struct mem_reader *mr, uin
 }
 
 static int attrs(const struct py_layout *l, const struct mem_reader *mr, uint64_t obj, const char *const *names,
-		 uint64_t *values, unsigned n)
+		 uint64_t *values, unsigned n, struct keycache *kc)
 {
 	struct table t;
 	int ret = obj_table(l, mr, obj, &t);
 
-	return ret ? ret : table_get(l, mr, &t, names, values, n);
+	return ret ? ret : table_get(l, mr, &t, names, values, n, kc);
 }
 
 int pythreads__attr(const struct py_layout *l, const struct mem_reader *mr, uint64_t obj,
 		    const char *name, uint64_t *value)
 {
-	int ret = attrs(l, mr, obj, &name, value, 1);
+	int ret = attrs(l, mr, obj, &name, value, 1, NULL);
 
 	return !ret && !*value ? -ENOENT : ret;
 }
@@ -310,6 +333,7 @@ struct reading {
 	const struct mem_reader *mr;
 	struct py_thread_name *out;
 	int n, max;
+	struct keycache kc;
 };
 
 static int read_thread(void *ctx, uint64_t ident, uint64_t thread)
@@ -323,7 +347,7 @@ static int read_thread(void *ctx, uint64_t ident, uint64_t thread)
 	if (r->n >= r->max)
 		return 1;
 	/* one thread's state may be torn (it is starting or ending): the others still count */
-	if (attrs(r->l, r->mr, thread, names, v, 2) || !v[0] || !v[1] ||
+	if (attrs(r->l, r->mr, thread, names, v, 2, &r->kc) || !v[0] || !v[1] ||
 	    pythreads__read_long(r->l, r->mr, v[1], &tid) || tid <= 0 || tid > INT32_MAX ||
 	    py_read_str(r->l, r->mr, v[0], t->name, sizeof(t->name)) < 0)
 		return 0;
@@ -335,11 +359,18 @@ static int read_thread(void *ctx, uint64_t ident, uint64_t thread)
 int pythreads__read_active(const struct py_layout *l, const struct mem_reader *mr, uint64_t active,
 			   struct py_thread_name *out, int max)
 {
-	struct reading r = { .l = l, .mr = mr, .out = out, .max = max };
+	struct reading *r = calloc(1, sizeof(*r));
 	struct table t;
-	int ret = dict_table(l, mr, active, &t);
+	int ret;
 
+	if (!r)
+		return -ENOMEM;
+	*r = (struct reading){ .l = l, .mr = mr, .out = out, .max = max };
+	ret = dict_table(l, mr, active, &t);
 	if (!ret)
-		ret = table_foreach(l, mr, &t, read_thread, &r);
-	return ret ? ret : r.n;
+		ret = table_foreach(l, mr, &t, read_thread, r);
+	if (!ret)
+		ret = r->n;
+	free(r);
+	return ret;
 }
