@@ -171,7 +171,7 @@ static const struct argp_option opts[] = {
 	{ "collapsed", OPT_COLLAPSED, "FILE", 0, "Write folded stacks (root;...;leaf COUNT)", 1 },
 	{ "speedscope", OPT_SPEEDSCOPE, "FILE", 0, "Write speedscope JSON", 1 },
 	{ "pprof", OPT_PPROF, "FILE", 0, "Write a gzipped pprof profile (go tool pprof, Pyroscope)", 1 },
-	{ "threads", OPT_THREADS, NULL, 0, "Make each thread the root frame of its stacks", 1 },
+	{ "threads", OPT_THREADS, NULL, 0, "Make each thread the root frame of its stacks, named by threading.Thread.name (else the kernel's name); speedscope: a profile per thread", 1 },
 	{ "title", OPT_TITLE, "TEXT", 0, "Flame graph title", 1 },
 	{ "json", OPT_JSON, "FILE", 0, "Write the report as one JSON document (SQL patterns, counters)", 1 },
 	{ "sql-in-flame", OPT_SQL_IN_FLAME, NULL, 0, "Show time waiting on SQL as [sql] leaf frames (weights in microseconds)", 1 },
@@ -575,6 +575,15 @@ static int out_json(FILE *f, void *c)
 		jsonw__bool_field(w, "host_wide", true);
 	else
 		jsonw__uint_field(w, "pid", env.pid);
+	if (env.cmd) {
+		jsonw__name(w, "command");
+		jsonw__start_array(w);
+		for (char **a = env.cmd; *a; a++)
+			jsonw__string(w, *a);
+		jsonw__end_array(w);
+		if (launched.reaped)	/* else still running: ended after the outputs (--duration) */
+			jsonw__int_field(w, "command_status", launch__exit_code(&launched, NULL, 0));
+	}
 	jsonw__double_fixed_field(w, "duration_s", j->elapsed, 3);
 	jsonw__bool_field(w, "target_exited", j->target_gone);
 	session__write_json(j->session, w);
@@ -775,7 +784,7 @@ static int close_log(FILE *f, const char *what, const char *path)
 
 int main(int argc, char **argv)
 {
-	static const struct argp argp = { .options = opts, .parser = parse_arg, .doc = doc };
+	static const struct argp argp = { .options = opts, .parser = parse_arg, .args_doc = "[-- COMMAND [ARGS...]]", .doc = doc };
 	struct session_opts so = {};
 	struct session *sess = NULL;
 	struct out_ctx out = {};
