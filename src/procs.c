@@ -614,9 +614,13 @@ int procs__add_host(struct procs *p, char *err, size_t errlen)
 
 static void proc_fork(struct procs *p, const struct pt_proc_event *e)
 {
-	struct proc *pr = procs__get(p, e->hdr.pid, true), *parent = procs__get(p, e->ppid, false);
+	struct proc *pr = procs__get(p, e->hdr.pid, false), *parent;
 
 	dlog("pid %d: forked from %d\n", e->hdr.pid, e->ppid);
+	if (pr && pr->live && !pr->dead_ns && pr->state == PROC_PYTHON)
+		return;	/* found by the scan of the root's descendants already */
+	pr = procs__get(p, e->hdr.pid, true);
+	parent = procs__get(p, e->ppid, false);
 	if (!pr)
 		return;
 	if (p->o.host_wide && (!parent || parent->state != PROC_PYTHON)) {

@@ -261,9 +261,17 @@ void session__free(struct session *s)
 	free(s);
 }
 
+static int attach_procs(struct session *s, char *err, size_t errlen);
+
+/*
+ * The fork, exec and exit hooks first: a child forked while the others attach (seconds on a busy
+ * host) is then followed, not lost between the scan of the descendants and the attach.
+ */
 int session__add_root(struct session *s, pid_t pid, char *err, size_t errlen)
 {
-	return procs__add_root(s->procs, pid, err, errlen);
+	int ret = attach_procs(s, err, errlen);
+
+	return ret ? ret : procs__add_root(s->procs, pid, err, errlen);
 }
 
 int session__add_launched(struct session *s, pid_t pid, char *err, size_t errlen)
