@@ -41,7 +41,8 @@ struct proc {
 	bool live;
 	uint64_t dead_ns;	/* when it exited (CLOCK_MONOTONIC) */
 	uint64_t last_try_ns;	/* when it was last inspected */
-	uint64_t pending_ns;	/* host-wide: when it exec'd or appeared, while not known yet */
+	uint64_t pending_ns;	/* when it exec'd or appeared, while not known yet */
+	int last_err;		/* what its last inspection said (0, -ENOEXEC, ...) */
 	char comm[16];
 	char service[SERVICE_NAME_MAX];	/* service.h: set when found Python; a fork inherits it */
 	struct py_target py;	/* valid in PROC_PYTHON */

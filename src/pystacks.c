@@ -16,7 +16,7 @@
 #define FRAME_LEN 384
 #define NAMED_PROCS 64			/* processes whose Python thread names are kept (by pid) */
 #define NAMED_THREADS 256		/* threads per process */
-#define NAMES_STALE_NS (2000 * 1000000ULL)	/* names read again this often while sampled */
+#define NAMES_STALE_NS (1000 * 1000000ULL)	/* names read again this often while sampled */
 #define NAMES_UNKNOWN_NS (200 * 1000000ULL)	/* ... or this soon for a thread not named yet */
 #define NAMED_OTHERS 32			/* threads without a Python name not read again for (per process) */
 #define SEEN_THREADS 1024		/* threads listed in the JSON report (by tid) */
@@ -112,8 +112,11 @@ static void read_names(struct pystacks *ps, struct named_proc *np, const struct 
 	procmem__reader(&mr, pr->pid);
 	if (np->active)
 		n = pythreads__read_active(&pr->py.layout, &mr, np->active, np->t, NAMED_THREADS);
-	/* not found yet, or gone: looked for through sys.modules, at most every NAMES_STALE_NS */
-	if (n < 0 && (!np->find_ns || now - np->find_ns >= NAMES_STALE_NS)) {
+	/*
+	 * Not found yet (threading not imported yet), or gone: looked for through sys.modules again,
+	 * at most every NAMES_UNKNOWN_NS (threads without a Python name stop asking after two reads).
+	 */
+	if (n < 0 && (!np->find_ns || now - np->find_ns >= NAMES_UNKNOWN_NS)) {
 		np->active = 0;
 		if (pythreads__find_active(&pr->py.layout, &mr, pr->py.runtime, &np->active) == 0) {
 			np->find_ns = 0;

@@ -33,7 +33,7 @@ struct pystacks;
 /*
  * threads: each thread's name as the root frame, "[thread NAME tid=N]" (" main" for the main
  * thread): threading.Thread.name, read from the target (pythreads.h) when a thread not named
- * yet appears and every 2 s; else the kernel's comm.
+ * yet appears and every second; else the kernel's comm.
  */
 struct pystacks *pystacks__new(struct procs *procs, bool threads);
 void pystacks__free(struct pystacks *ps);

@@ -77,8 +77,10 @@ def check_launch(it, tmp):
     total = sum(c for _, c in stacks)
     early = sum(c for f, c in stacks if any(fname(x) == "early_phase" for x in f))
     # 0.5 s at 99 Hz is ~50 samples on an idle machine; an attach after the start would see none
+    summary = "; ".join(l for l in out.stderr.splitlines() if "samples" in l or "process" in l)
     record(tag + ": the command's first half second is sampled (early_phase)", early >= 8,
-           "%d early_phase samples of %d" % (early, total))
+           "%d early_phase samples of %d; roots %s; %s" %
+           (early, total, collections.Counter(f[1] if len(f) > 1 else f[0] for f, c in stacks).most_common(4), summary))
     child = sum(c for f, c in stacks if any(fname(x) == "child_work" for x in f))
     # it shares two CPUs with its parent's twelve threads: a few samples, none if not followed
     record(tag + ": the child it forks is followed", child >= 3, "%d child_work samples" % child)
