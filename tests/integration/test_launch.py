@@ -12,7 +12,8 @@ through chroot):
 - SIGINT sent to the tool reaches the command (KeyboardInterrupt, its exit status 5);
 - once: run by root with SUDO_UID/SUDO_GID, the command runs as that user (Debian's python3:
   pyenv's live under /root and sid's need chroot, which that user cannot run); bad
-  combinations, a command that cannot be run (127), and --duration ending the command.
+  combinations, a command that cannot be run (127), --duration ending the command, and the
+  first statement a command sends to a private PostgreSQL in the report.
 
 Run as root from the repository: tests/integration/test_launch.py [-k SUBSTRING] [-v]
 Ends with a line "N passed, N failed, N skipped"; exits non-zero if anything failed.
@@ -195,6 +196,42 @@ def check_once(tmp):
                "exit %d: %s" % (out.returncode, out.stderr[-300:]))
 
 
+FIRST_SQL = """
+import psycopg2
+conn = psycopg2.connect("")
+cur = conn.cursor()
+cur.execute("SELECT 40 + 2 AS first_statement")
+print("got", cur.fetchone()[0], flush=True)
+"""
+
+
+def check_first_sql(tmp):
+    """The statement a program sends first, before anything else, is in the report: the tool was
+    attached before the program ran (with --pid it could not be)."""
+    if not harness.Cluster.installed():
+        record("the first statement of a command: PostgreSQL 15 is installed", False)
+        return
+    js = os.path.join(tmp, "sql.json")
+    cluster = harness.Cluster(prefix="pytrace-launch-", ports=(54600, 54630))
+    try:
+        cluster.start()
+        out = run([TOOL, "--json", js, "--", "/usr/bin/python3", "-c", FIRST_SQL], env=cluster.client_env())
+        try:
+            with open(js) as f:
+                rep = json.load(f)
+        except (OSError, ValueError) as e:
+            rep = {"error": repr(e)}
+        first = [q for q in rep.get("queries", []) if "first_statement" in q.get("pattern", "")]
+        pgss = sum(c for q, c in cluster.pgss(toplevel_only=True) if "first_statement" in q)
+        record("the first statement a command sends is in the report (the wire, from its start)",
+               out.returncode == 0 and "got 42" in out.stdout and len(first) == 1 and
+               first[0].get("count", first[0].get("calls")) == 1 == pgss,
+               "exit %d, stdout %r, queries %s, pg_stat_statements %d; %s" %
+               (out.returncode, out.stdout, json.dumps(rep.get("queries", []))[:600], pgss, out.stderr[-600:]))
+    finally:
+        cluster.stop()
+
+
 def main():
     args, status = harness.start("run only interpreters whose label contains this (comma-separated)")
     if status is not None:
@@ -210,8 +247,9 @@ def main():
                 check_sigint(it, tmp)
             except Exception as e:  # noqa: BLE001 - one interpreter's failure must not hide the rest
                 record(it.label + ": ran", False, repr(e))
-        if not args.k:
+        if not args.k or "once" in args.k.split(","):  # -k once: these alone
             check_once(tmp)
+            check_first_sql(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return harness.summary()
