@@ -277,9 +277,22 @@ void session__free(struct session *s)
 	free(s);
 }
 
+static int attach_procs(struct session *s, char *err, size_t errlen);
+
+/*
+ * The fork, exec and exit hooks first: a child forked while the others attach (seconds on a busy
+ * host) is then followed, not lost between the scan of the descendants and the attach.
+ */
 int session__add_root(struct session *s, pid_t pid, char *err, size_t errlen)
 {
-	return procs__add_root(s->procs, pid, err, errlen);
+	int ret = attach_procs(s, err, errlen);
+
+	return ret ? ret : procs__add_root(s->procs, pid, err, errlen);
+}
+
+int session__add_launched(struct session *s, pid_t pid, char *err, size_t errlen)
+{
+	return procs__add_launched(s->procs, pid, err, errlen);
 }
 
 static int attach_procs(struct session *s, char *err, size_t errlen)
@@ -334,9 +347,15 @@ int session__attach(struct session *s, char *err, size_t errlen)
 
 int session__poll(struct session *s, int timeout_ms)
 {
-	int ret = ring_buffer__poll(s->rb, timeout_ms);
-	uint64_t now = mono_ns();
+	int ret;
+	uint64_t now;
 	size_t i;
+
+	/* under --pid or a command: a process waiting for its interpreter is looked at again within ms */
+	if (!s->opts.host_wide && procs__any_pending(s->procs) && timeout_ms > 5)
+		timeout_ms = 5;
+	ret = ring_buffer__poll(s->rb, timeout_ms);
+	now = mono_ns();
 
 	FOR_EACH_CAP(s, i)
 		if (capabilities[i]->tick)
@@ -433,6 +452,7 @@ void session__write_json(struct session *s, struct jsonw *w)
 	size_t i;
 
 	procs__write_json(s->procs, w);
+	pystacks__write_json(s->pystacks, w);
 	FOR_EACH_CAP(s, i)
 		if (capabilities[i]->write_json)
 			capabilities[i]->write_json(s->caps[i], w);

@@ -103,6 +103,8 @@ struct session *session__new(const struct session_opts *o, char *err, size_t err
 void session__free(struct session *s);
 /* Trace pid and (with follow_children) its descendants. */
 int session__add_root(struct session *s, pid_t pid, char *err, size_t errlen);
+/* Trace pid, a command started by the caller and held before its exec (procs__add_launched). */
+int session__add_launched(struct session *s, pid_t pid, char *err, size_t errlen);
 /*
  * Host-wide (opts.host_wide): arm the BPF side's exec hook, then follow every CPython process
  * running now that passes opts.filter. Call before session__attach, instead of session__add_root.

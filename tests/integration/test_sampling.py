@@ -154,9 +154,13 @@ def check_shape(it, tmp):
         with open(speed) as f:
             js = json.load(f)
         names = {fr.get("name") for fr in js["shared"]["frames"]}
-        nsamp = sum(js["profiles"][0]["weights"])
-        record(tag + ": speedscope JSON has the frames and samples", "leaf_hot" in names and nsamp == total,
-               "%d weights vs %d folded" % (nsamp, total))
+        # --threads: one profile per thread, named by it
+        nsamp = sum(sum(p["weights"]) for p in js["profiles"])
+        pnames = [p["name"] for p in js["profiles"]]
+        record(tag + ": speedscope JSON has the frames and samples, a profile per thread",
+               "leaf_hot" in names and nsamp == total and len(pnames) >= 2 and
+               all(" tid=" in n for n in pnames) and any(n.startswith("MainThread tid=") for n in pnames),
+               "%d weights vs %d folded; profiles %s" % (nsamp, total, pnames[:10]))
     except Exception as e:  # noqa: BLE001
         record(tag + ": speedscope JSON has the frames and samples", False, str(e))
     return stacks
