@@ -84,6 +84,18 @@ def sites(report):
     return out
 
 
+# Statements a driver defers or batches, and the workload line each must be reported at: the stack
+# at the write is the flush's (psycopg 3's pipeline, asyncpg's executemany and prepared statements).
+DEFERRED = {"psycopg3": [("INSERT INTO t VALUES", "psycopg3_pipeline")],
+            "asyncpg": [("INSERT INTO a VALUES", "asyncpg_executemany"), ("SELECT ?::int * ?", "asyncpg_prepared")]}
+
+
+def pattern_sites(report, prefix):
+    """Call sites of the patterns starting with prefix."""
+    return {s.get("frame", "") for q in report.get("queries", []) if q.get("pattern", "").startswith(prefix)
+            for s in q.get("call_sites", [])}
+
+
 def check(r, marks, dies=False):
     ok = record(r.tag + ": tool exits 0", r.tool_rc == 0, r.tool_err[-800:])
     if not record(r.tag + ": JSON report", r.report is not None, getattr(r, "report_err", "")):
@@ -128,6 +140,11 @@ def check(r, marks, dies=False):
         got = sites(r.report)
         record(r.tag + ": call site is the workload's line %d" % mark, any(s.endswith(want) for s in got),
                str(sorted(got))[:600])
+    for prefix, name in DEFERRED.get(mode, []) if not dies else []:
+        want = "wire_drivers.py:%d)" % marks[name]
+        got = pattern_sites(r.report, prefix)
+        record(r.tag + ": %s... is reported at the line that sent it (%d)" % (prefix, marks[name]),
+               bool(got) and all(s.endswith(want) for s in got), str(sorted(got))[:600])
 
 
 def check_tls(tmp):

@@ -93,7 +93,7 @@ def mode_psycopg3():
     try:
         with conn.pipeline() as p:
             for i in range(5):
-                conn.execute("INSERT INTO t VALUES (%s, 'p')", (i,))
+                conn.execute("INSERT INTO t VALUES (%s, 'p')", (i,))  # @psycopg3_pipeline
                 res["ok"] += 1
             res["errors"] += 1
             conn.execute("SELECT 1 / %s::int", (0,))
@@ -131,11 +131,11 @@ def mode_asyncpg():
             res["ok"] += 1
         stmt = await conn.prepare("SELECT $1::int * 3")
         for i in range(5):
-            await stmt.fetchval(i)
+            await stmt.fetchval(i)  # @asyncpg_prepared
             res["ok"] += 1
         await conn.execute("CREATE TEMP TABLE a (id int)")
         res["ok"] += 1
-        await conn.executemany("INSERT INTO a VALUES ($1)", [(i,) for i in range(10)])
+        await conn.executemany("INSERT INTO a VALUES ($1)", [(i,) for i in range(10)])  # @asyncpg_executemany
         res["ok"] += 10
         try:
             await conn.fetch("SELECT 1 / $1::int", 0)
