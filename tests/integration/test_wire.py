@@ -147,6 +147,22 @@ def check(r, marks, dies=False):
                bool(got) and all(s.endswith(want) for s in got), str(sorted(got))[:600])
 
 
+def check_sslmode(c, tmp, ssl, mode, want_tls):
+    """One psycopg2 connection with PGSSLMODE=mode to a server with ssl = on or off."""
+    r = run(c, "psycopg2_late", True, tmp, extra_env={"PGSSLMODE": mode})
+    wire = (r.report or {}).get("sql_wire", {})
+    tag = "tls/ssl = %s, sslmode=%s" % (ssl, mode)
+    if want_tls:
+        record(tag + ": the connection is counted as encrypted and nothing is read from it",
+               r.tool_rc == 0 and wire.get("tls_connections") == 1 and wire.get("statements") == 0,
+               json.dumps(wire)[:500] + r.tool_err[-300:])
+    else:
+        record(tag + ": plaintext, read from the wire (statements as the driver's)",
+               r.tool_rc == 0 and wire.get("tls_connections") == 0 and r.client is not None and
+               wire.get("statements", 0) - (r.report or {}).get("sql", {}).get("errors", 0) == r.client["ok"],
+               json.dumps(wire)[:500] + r.tool_err[-300:])
+
+
 def check_tls(tmp):
     """A cluster with ssl = on: libpq's sslmode=require connection is encrypted, counted as such,
     and nothing is read from it."""
@@ -162,18 +178,9 @@ def check_tls(tmp):
         c.psql("ALTER SYSTEM SET ssl = on")
         c.psql("SELECT pg_reload_conf()")
         time.sleep(0.5)
-        for mode, want_tls in (("require", 1), ("disable", 0)):
-            r = run(c, "psycopg2_late", True, tmp, extra_env={"PGSSLMODE": mode})
-            wire = (r.report or {}).get("sql_wire", {})
-            if want_tls:
-                record("tls/sslmode=require: the connection is counted as encrypted and nothing is read from it",
-                       r.tool_rc == 0 and wire.get("tls_connections") == 1 and wire.get("statements") == 0,
-                       json.dumps(wire)[:500] + r.tool_err[-300:])
-            else:
-                record("tls/sslmode=disable: plaintext on an ssl = on server is read (statements as the driver's)",
-                       r.tool_rc == 0 and wire.get("tls_connections") == 0 and r.client is not None and
-                       wire.get("statements", 0) - (r.report or {}).get("sql", {}).get("errors", 0) == r.client["ok"],
-                       json.dumps(wire)[:500])
+        # libpq's default, prefer, encrypts whenever the server offers TLS (../shared/DOMAIN.md 8)
+        for mode, want_tls in (("require", 1), ("prefer", 1), ("disable", 0)):
+            check_sslmode(c, tmp, "on", mode, want_tls)
         # --sql-source auto: the encrypted connection through libpq's probes, the plaintext one on
         # the wire, in one process, each statement once
         r = run(c, "mixed_tls", False, tmp, extra_env={"PT_TLS_HOST": "127.0.0.1"}, source="auto")
@@ -191,6 +198,12 @@ def check_tls(tmp):
         record("tls/auto: call sites of both connections are the workload's lines",
                any(s.endswith("wire_drivers.py:%d)" % marks["mixed_tls"]) for s in got) and
                any(s.endswith("wire_drivers.py:%d)" % marks["mixed_plain"]) for s in got), str(sorted(got))[:500])
+        # and the same server with ssl = off: prefer and disable go in the clear, read on the wire
+        c.psql("ALTER SYSTEM SET ssl = off")
+        c.psql("SELECT pg_reload_conf()")
+        time.sleep(0.5)
+        for mode in ("prefer", "disable"):
+            check_sslmode(c, tmp, "off", mode, 0)
     except (subprocess.CalledProcessError, RuntimeError, FileNotFoundError) as ex:
         record("tls: cluster with ssl = on", False, repr(ex))
     finally:
