@@ -13,6 +13,7 @@ struct pt_walk {
 	__u64 frame;
 	__u64 hash;		/* of the frames walked: identifies the stack */
 	__u64 wlo, whi;		/* user addresses copied into pt_windows (empty: wlo == whi) */
+	__u64 gen, root;	/* outermost generator-owned frame, outermost frame, so far */
 };
 
 /*
@@ -78,6 +79,12 @@ static long pt_walk_one(__u32 i, void *data)
 
 	if (off->fr_owner != PT_NONE && PT_FIELD(p, off->fr_owner, __u8) == off->owner_cstack)
 		return 0;	/* C-stack shim frame */
+	/* Who runs the stack: fields of the frame's head already read (pt_stack.task_frame). */
+	w->root = frame;
+	if (off->fr_gen != PT_NONE &&
+	    (off->gen_is_ptr ? PT_FIELD(p, off->fr_gen, __u64) != 0 :
+	     PT_FIELD(p, off->fr_gen, __u8) == off->owner_gen))
+		w->gen = frame;
 
 	if (n >= PT_MAX_FRAMES) {
 		s->flags |= PT_SF_TRUNCATED;
@@ -139,6 +146,8 @@ static __always_inline __u64 pt_walk_stack(struct task_struct *task, const struc
 	__u64 fsbase, tstate, frame;
 
 	s->nframes = 0;
+	s->task_frame = 0;
+	s->root_frame = 0;
 	fsbase = BPF_CORE_READ(task, thread.fsbase);
 	if (!fsbase)
 		goto no_tstate;
@@ -161,6 +170,10 @@ static __always_inline __u64 pt_walk_stack(struct task_struct *task, const struc
 	bpf_loop(PT_MAX_WALK, pt_walk_one, &w, 0);
 	if (w.frame && !(s->flags & (PT_SF_TRUNCATED | PT_SF_READ_ERR)))
 		s->flags |= PT_SF_TRUNCATED;
+	if (!(s->flags & (PT_SF_TRUNCATED | PT_SF_READ_ERR))) {
+		s->task_frame = w.gen;
+		s->root_frame = w.root;
+	}
 	return (w.hash ^ s->nframes ^ ((__u64)s->flags << 32)) | 1;
 
 no_tstate:

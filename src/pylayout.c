@@ -25,6 +25,7 @@ static const struct py_layout layouts[] = {
 		.ts_cframe = NONE, .ts_frame = 24,
 		.fr_code = 32, .fr_back = 24, .fr_instr = 104, .fr_owner = NONE,
 		.owner_cstack = 0, .instr_is_ptr = false, .code_mask = ALL_BITS,
+		.fr_gen = 96, .owner_gen = 0,
 		.co_firstlineno = 40, .co_filename = 104, .co_name = 112, .co_qualname = NONE,
 		.co_linetable = 120, .co_code_adaptive = NONE, .linetable = PYL_LNOTAB,
 		.str_state = 32, .str_ascii_data = 48, .str_compact_data = 72,
@@ -39,6 +40,7 @@ static const struct py_layout layouts[] = {
 		.ts_cframe = NONE, .ts_frame = 24,
 		.fr_code = 32, .fr_back = 24, .fr_instr = 104, .fr_owner = NONE,
 		.owner_cstack = 0, .instr_is_ptr = false, .code_mask = ALL_BITS,
+		.fr_gen = 96, .owner_gen = 0,
 		.co_firstlineno = 40, .co_filename = 104, .co_name = 112, .co_qualname = NONE,
 		.co_linetable = 120, .co_code_adaptive = NONE, .linetable = PYL_LNOTAB,
 		.str_state = 32, .str_ascii_data = 48, .str_compact_data = 72,
@@ -53,6 +55,7 @@ static const struct py_layout layouts[] = {
 		.ts_cframe = NONE, .ts_frame = 24,
 		.fr_code = 32, .fr_back = 24, .fr_instr = 96, .fr_owner = NONE,
 		.owner_cstack = 0, .instr_is_ptr = false, .code_mask = ALL_BITS,
+		.fr_gen = 88, .owner_gen = 0,
 		.co_firstlineno = 40, .co_filename = 104, .co_name = 112, .co_qualname = NONE,
 		.co_linetable = 120, .co_code_adaptive = NONE, .linetable = PYL_LINETABLE_310,
 		.str_state = 32, .str_ascii_data = 48, .str_compact_data = 72,
@@ -71,6 +74,7 @@ static const struct py_layout layouts[] = {
 		.ts_cframe = 56, .ts_frame = 8,
 		.fr_code = 32, .fr_back = 48, .fr_instr = 56, .fr_owner = NONE,
 		.owner_cstack = 0, .instr_is_ptr = true, .code_mask = ALL_BITS,
+		.fr_gen = 69, .owner_gen = 1,
 		.co_firstlineno = 72, .co_filename = 112, .co_name = 120, .co_qualname = 128,
 		.co_linetable = 136, .co_code_adaptive = 184, .linetable = PYL_LOCATIONS,
 		.str_state = 32, .str_ascii_data = 48, .str_compact_data = 72,
@@ -88,6 +92,7 @@ static const struct py_layout layouts[] = {
 		.ts_cframe = 56, .ts_frame = 0,
 		.fr_code = 0, .fr_back = 8, .fr_instr = 56, .fr_owner = 70,
 		.owner_cstack = 3, .instr_is_ptr = true, .code_mask = ALL_BITS,
+		.fr_gen = 70, .owner_gen = 1,
 		.co_firstlineno = 68, .co_filename = 112, .co_name = 120, .co_qualname = 128,
 		.co_linetable = 136, .co_code_adaptive = 192, .linetable = PYL_LOCATIONS,
 		.str_state = 32, .str_ascii_data = 40, .str_compact_data = 56,
@@ -105,6 +110,7 @@ static const struct py_layout layouts[] = {
 		.ts_cframe = NONE, .ts_frame = 72,
 		.fr_code = 0, .fr_back = 8, .fr_instr = 56, .fr_owner = 70,
 		.owner_cstack = 3, .instr_is_ptr = true, .code_mask = ALL_BITS,
+		.fr_gen = 70, .owner_gen = 1,
 		.co_firstlineno = 68, .co_filename = 112, .co_name = 120, .co_qualname = 128,
 		.co_linetable = 136, .co_code_adaptive = 200, .linetable = PYL_LOCATIONS,
 		.str_state = 32, .str_ascii_data = 40, .str_compact_data = 56,
@@ -123,6 +129,7 @@ static const struct py_layout layouts[] = {
 		.ts_cframe = NONE, .ts_frame = 72,
 		.fr_code = 0, .fr_back = 8, .fr_instr = 56, .fr_owner = 74,
 		.owner_cstack = 3, .instr_is_ptr = true, .code_mask = ~(uint64_t)3,
+		.fr_gen = 74, .owner_gen = 1,
 		.co_firstlineno = 68, .co_filename = 112, .co_name = 120, .co_qualname = 128,
 		.co_linetable = 136, .co_code_adaptive = 208, .linetable = PYL_LOCATIONS,
 		.str_state = 32, .str_ascii_data = 40, .str_compact_data = 56,
@@ -142,6 +149,7 @@ static const struct py_layout layouts[] = {
 		.ts_cframe = NONE, .ts_frame = 72,
 		.fr_code = 0, .fr_back = 8, .fr_instr = 56, .fr_owner = 74,
 		.owner_cstack = 3, .instr_is_ptr = true, .code_mask = ~(uint64_t)3,
+		.fr_gen = 74, .owner_gen = 1,
 		.co_firstlineno = 68, .co_filename = 112, .co_name = 120, .co_qualname = 128,
 		.co_linetable = 136, .co_code_adaptive = 208, .linetable = PYL_LOCATIONS,
 		.str_state = 32, .str_ascii_data = 40, .str_compact_data = 56,
@@ -354,6 +362,7 @@ int py_layout__from_debug_offsets(struct py_layout *out, const void *buf, size_t
 	/* Only where the table says shim frames are to be skipped by their owner byte. */
 	if (l.fr_owner != PYL_NONE)
 		err = err ?: set_off(&l.fr_owner, v.owner, v.fr_size);
+	err = err ?: set_off(&l.fr_gen, v.owner, v.fr_size);
 	err = err ?: set_off(&l.co_filename, v.code->filename, v.code->size);
 	err = err ?: set_off(&l.co_name, v.code->name, v.code->size);
 	err = err ?: set_off(&l.co_qualname, v.code->qualname, v.code->size);

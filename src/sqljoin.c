@@ -47,9 +47,11 @@ static void on_query(void *ctx, const struct sql_query *q, const char *const *fr
 			m->req_ids = true;
 		}
 		if (m)
-			requests__query_ids(j->req, q->pid, q->tid, q->start_ns, q->end_ns, m->req_pattern, m->req_site);
+			requests__query_task(j->req, q->pid, q->tid, q->start_ns, q->end_ns, m->req_pattern, m->req_site,
+					     q->task);
 		else
-			requests__query(j->req, q->pid, q->tid, q->start_ns, q->end_ns, pattern, call_site);
+			requests__query_task(j->req, q->pid, q->tid, q->start_ns, q->end_ns,
+					     requests__intern(j->req, pattern), requests__intern(j->req, call_site), q->task);
 	}
 	if (!j->stacks || !us)
 		return;

@@ -23,6 +23,7 @@ struct sql_query {
 	bool prepared;		/* ran a prepared statement */
 	bool params;		/* parameters sent apart from the text */
 	uint64_t stack_id;	/* Python stack at the send, 0 if none */
+	uint64_t task;		/* who sent it (requests.h: a task or greenlet), 0: unknown */
 	bool rows_known;	/* rows is the server's count (the wire's CommandComplete) */
 	int64_t rows;
 	char sqlstate[6];	/* the error's SQLSTATE where known (the wire's ErrorResponse), else "" */
