@@ -9,6 +9,7 @@
 #define PT_TASK_COMM_LEN 16
 #define PT_FRAME_READ_MAX 128	/* bytes of a frame's head read at once (power of two) */
 #define PT_WINDOW	16384	/* bytes of a thread's frame stack copied at once (power of two) */
+#define PT_CO_ASYNC	0x380	/* CO_COROUTINE | CO_ITERABLE_COROUTINE | CO_ASYNC_GENERATOR */
 
 /* Where a version keeps its frames. Offsets in bytes; PT_NONE where absent. */
 struct pt_offsets {
@@ -25,6 +26,7 @@ struct pt_offsets {
 	__u16 fr_gen;		/* what tells a generator's frame: f_gen (<= 3.10), owner (3.11+) */
 	__u8 gen_is_ptr;	/* 1: fr_gen is a pointer, non-NULL in generator frames (f_gen) */
 	__u8 owner_gen;		/* 0: fr_gen is the owner byte, this value in generator frames */
+	__u16 co_flags;		/* code object -> co_flags (CO_COROUTINE...), PT_NONE: not read */
 	__u64 code_mask;	/* and-mask for the code pointer (3.14 tags _PyStackRef) */
 };
 

@@ -41,6 +41,7 @@ struct py_layout {
 	bool instr_is_ptr;
 	uint64_t code_mask;
 	/* PyCodeObject */
+	uint32_t co_flags;		/* CO_COROUTINE and co. */
 	uint32_t co_firstlineno;
 	uint32_t co_filename;
 	uint32_t co_name;

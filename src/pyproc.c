@@ -423,6 +423,7 @@ void py_target__to_bpf(const struct py_target *t, struct pt_proc *p)
 	p->off.fr_gen = l->fr_gen == PYL_NONE ? PT_NONE : l->fr_gen;
 	p->off.gen_is_ptr = !l->owner_gen;
 	p->off.owner_gen = l->owner_gen;
+	p->off.co_flags = l->co_flags == PYL_NONE ? PT_NONE : l->co_flags;
 	p->off.ts_datastack = l->ts_datastack == PYL_NONE ? PT_NONE : l->ts_datastack;
 	p->tstate_off = t->tstate_off;
 }

@@ -787,7 +787,11 @@ static struct task_resp *last_task_resp(struct thread *t, uint64_t task)
 	return NULL;
 }
 
-/* Until when tr's response was written: its end, or the last write seen so far if still open. */
+/*
+ * Until when tr's response was written: its end, or if still open the last write the events seen
+ * so far tell of (not the connection's live state: events are read behind time, and the
+ * connection's later writes are later requests').
+ */
 static uint64_t task_resp_end(struct requests *r, uint32_t pid, const struct task_resp *tr)
 {
 	struct conn *c;
@@ -797,8 +801,6 @@ static uint64_t task_resp_end(struct requests *r, uint32_t pid, const struct tas
 	if (tr->end)
 		return tr->end;
 	c = conn_get(r, pid, tr->fd, false);
-	if (r->o.last_write && c)
-		note_last_write(c, r->o.last_write(r->o.ctx, pid, tr->fd));
 	for (i = 0; c && i < c->n; i++) {
 		const struct req *q = &c->q[(c->head + i) % QUEUE];
 
@@ -828,8 +830,14 @@ static void attribute_task(struct requests *r, struct req *q, struct thread *t, 
 		tq->done = true;
 		if (tq->start < q->start)
 			r->st.queries_outside++;	/* before its request: the task's earlier work */
-		else if (prev && tq->start > prev->resp_ts && tq->start <= prev_end)
+		else if (prev && tq->start > prev->resp_ts && tq->start <= prev_end) {
+			if (getenv("PYTRACE_DEBUG_TASKS"))
+				fprintf(stderr, "AMBIG task %llx q %s start %llu resp %llu; stmt %llu; prev start %llu resp %llu end %llu(%llu) fd %d\n",
+					(unsigned long long)q->task, q->path, (unsigned long long)q->start, (unsigned long long)resp_ts,
+					(unsigned long long)tq->start, (unsigned long long)prev->start, (unsigned long long)prev->resp_ts,
+					(unsigned long long)prev_end, (unsigned long long)prev->end, prev->fd);
 			r->st.queries_ambiguous++;
+		}
 		else
 			add_query(r, q, tq);
 	}
