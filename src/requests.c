@@ -87,6 +87,7 @@ struct thread {
 	int32_t last_read_fd;
 	unsigned open;			/* requests this thread read that are not answered yet */
 	bool by_task;			/* served several requests at once: attributed by task from then on */
+	bool served;			/* wrote a response */
 	unsigned nresp;			/* resp[] written so far (a ring) */
 	struct task_resp resp[TASK_RESPS];
 	unsigned head, n;
@@ -893,6 +894,7 @@ void requests__resp_task(struct requests *r, uint32_t pid, uint32_t tid, int32_t
 	reader_done(r, pid, q);
 	t = thread_get(r, pid, tid, !!task);
 	if (t) {
+		t->served = true;
 		/* the writer read another request meanwhile, or read this one while serving another */
 		bool multiplexed = (t->last_read_ts > q->start && t->last_read_fd != fd) ||
 				   (q->reader == tid && q->overlap);
@@ -993,9 +995,18 @@ void requests__query_task(struct requests *r, uint32_t pid, uint32_t tid, uint64
 		thread_query(r, t, start_ns, end_ns, pattern, call_site, task);
 }
 
-/* Statements no task's response claimed within TASK_HOLD_NS (or at all, at the end) go. */
+#define POOL_PIDS 64
+
+/*
+ * Statements no task's response claimed within TASK_HOLD_NS (or at all, at the end) go. So do
+ * those of threads that never read or answered a request in a process whose requests go by task:
+ * a thread pool's (Starlette's run_in_threadpool, asgiref's sync_to_async), whose work for a
+ * request the loop thread answers; nothing ties the two (counted apart, as queries_pool).
+ */
 static void expire_unclaimed(struct requests *r, uint64_t before)
 {
+	uint32_t pids[POOL_PIDS];
+	unsigned npids = 0, k;
 	size_t i;
 
 	for (i = 0; i < r->nthread_slots; i++) {
@@ -1003,12 +1014,31 @@ static void expire_unclaimed(struct requests *r, uint64_t before)
 
 		if (!t || !t->by_task)
 			continue;
+		for (k = 0; k < npids && pids[k] != t->pid; k++)
+			;
+		if (k == npids && npids < POOL_PIDS)
+			pids[npids++] = t->pid;
 		pop_done(t);
 		while (t->n && t->q[t->head].start < before) {
 			count_unclaimed(r, t, &t->q[t->head]);
 			t->head = (t->head + 1) % THREAD_QUERIES;
 			t->n--;
 			pop_done(t);
+		}
+	}
+	for (i = 0; npids && i < r->nthread_slots; i++) {
+		struct thread *t = r->threads[i];
+
+		if (!t || t->by_task || t->served || t->last_read_ts)
+			continue;
+		for (k = 0; k < npids && pids[k] != t->pid; k++)
+			;
+		if (k == npids)
+			continue;
+		while (t->n && t->q[t->head].start < before) {
+			r->st.queries_pool++;
+			t->head = (t->head + 1) % THREAD_QUERIES;
+			t->n--;
 		}
 	}
 }
@@ -1280,6 +1310,7 @@ int requests__write_summary_json(const struct requests *r, struct jsonw *w)
 		{ "queries_unattributed_task_unknown", s->queries_task_unknown },
 		{ "queries_unattributed_ambiguous_task", s->queries_ambiguous },
 		{ "queries_unattributed_no_response", s->queries_no_response },
+		{ "queries_unattributed_thread_pool", s->queries_pool },
 	};
 	size_t i;
 

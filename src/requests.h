@@ -25,8 +25,10 @@
  * a request is created after that request is read: so a statement sent before R was read is not
  * R's (counted outside requests). Statements whose task is unknown, that no response of their
  * task claimed within 30 s (a thread pool's worker, a child task), or that two responses could
- * own are counted apart, each with its reason; none is given to a request by guess. The
- * statements a task sends after its response began (streaming) are not attributed.
+ * own are counted apart, each with its reason; none is given to a request by guess. So are the
+ * statements of a thread that serves no request in a process whose requests go by task (a thread
+ * pool's worker: nothing ties its work to the request the loop thread answers). The statements a
+ * task sends after its response began (streaming) are not attributed.
  */
 #ifndef PYTRACE_REQUESTS_H
 #define PYTRACE_REQUESTS_H
@@ -77,6 +79,7 @@ struct requests_stats {
 	uint64_t queries_task_unknown;	/* by task, and the statement's task is unknown (stack cut) */
 	uint64_t queries_ambiguous;	/* by task, and two requests of its task could own it */
 	uint64_t queries_no_response;	/* by task, and no response of its task claimed it */
+	uint64_t queries_pool;		/* of a thread serving no request, in a process going by task */
 };
 
 /* A completed request, as listeners see it; pointers are valid during the call only. */
