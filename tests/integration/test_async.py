@@ -204,6 +204,61 @@ def case(cluster, tmp, name, server, driver):
         stop_server(p)
 
 
+DEMO = os.path.join(harness.REPO, "demo")
+
+
+def case_django_asgi(cluster, tmp):
+    """The demo's Django (sync views, psycopg2) through its ASGI handler under uvicorn: asgiref runs
+    each view in its one thread-sensitive worker thread while the loop thread answers. Nothing ties
+    the worker's statements to the request the loop answers: they must be counted as a thread
+    pool's, and no request may be given any."""
+    name = "django-asgi-uvicorn"
+    env = dict(os.environ, **cluster.client_env())
+    port = free_port(18600, 18700)
+    logf = open(os.path.join(tmp, name + ".log"), "w")
+    p = subprocess.Popen([PY, "-m", "uvicorn", "--app-dir", DEMO, "--host", "127.0.0.1", "--port", str(port),
+                          "--http", "h11", "--loop", "asyncio", "--no-access-log", "recipesite.asgi:application"],
+                         env=env, stdout=logf, stderr=logf, start_new_session=True)
+    try:
+        if not record(name + ": server answers", wait_http(port, "/health/", 30),
+                      open(os.path.join(tmp, name + ".log")).read()[-1500:]):
+            return
+        js, rlog = os.path.join(tmp, name + ".json"), os.path.join(tmp, name + ".requests.jsonl")
+        t = harness.Tracer(["-p", str(p.pid), "--json", js, "--requests-log", rlog])
+        t.wait_tracing(30)
+        time.sleep(0.3)
+        paths = ["/recipes/", "/recipes-fixed/", "/recipes/3/", "/health/"] * 2
+        out, errors = {}, []
+        threads = [threading.Thread(target=client, args=(port, paths, out, errors)) for _ in range(CLIENTS)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        time.sleep(0.3)
+        rc, _, stderr = t.stop(60)
+        with open(os.path.join(tmp, name + ".stderr"), "w") as f:
+            f.write(stderr)
+        if not record(name + ": tool exits 0", rc == 0, stderr[-800:]):
+            return
+        record(name + ": client saw 200s", not errors, "; ".join(errors[:5]))
+        doc = json.load(open(js))
+        got = {(r["route"], r["status"]): r["count"] for r in doc.get("requests", [])}
+        want = {(route_of(p), 200): 2 * CLIENTS for p in paths[:4]}
+        record(name + ": per-route counts equal what was sent", got == want, "got %s, want %s" % (got, want))
+        asm = doc["http"]["assembly"]
+        pool = asm["queries_unattributed_thread_pool"]
+        # /recipes/ K+1, /recipes-fixed/ 1, /recipes/3/ 1: at least that many, all the worker's
+        record(name + ": the worker thread's statements are counted as a thread pool's",
+               pool >= 2 * CLIENTS * (K + 3) and asm["queries_attributed"] == 0 and
+               re.search(r"of thread pools %d\b" % pool, stderr), json.dumps(asm))
+        given = [json.loads(l) for l in open(rlog) if json.loads(l)["queries"]]
+        record(name + ": no request is given a statement", not given, json.dumps(given[:2]))
+        record(name + ": no N+1 claimed from statements no request owns", not doc.get("n_plus_one"),
+               json.dumps(doc.get("n_plus_one")))
+    finally:
+        stop_server(p)
+
+
 def main():
     args, status = harness.start("run only services whose name contains this")
     if status is not None:
@@ -217,6 +272,12 @@ def main():
         for name, server, driver in SERVICES:
             if args.k in name:
                 case(cluster, tmp, name, server, driver)
+        if args.k in "django-asgi-uvicorn":
+            env = dict(os.environ, **cluster.client_env())
+            subprocess.run([PY, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=DEMO, env=env, check=True)
+            subprocess.run([PY, "manage.py", "seed", "--recipes", str(K)], cwd=DEMO, env=env, check=True,
+                           stdout=subprocess.DEVNULL)
+            case_django_asgi(cluster, tmp)
     finally:
         cluster.stop()
         if args.verbose:
