@@ -151,10 +151,25 @@ def stop_server(p):
 
 
 def case(cluster, tmp, name, server, driver):
-    marker = "n1_" + driver
     env = dict(os.environ, **cluster.client_env())
     port = free_port(18600, 18700)
-    p = start_server(name, server, driver, port, env, tmp)
+    check(name, start_server(name, server, driver, port, env, tmp), port, tmp, APP, "n1_" + driver)
+
+
+def case_stdlib(cluster, tmp, it):
+    """workloads/web_async_stdlib.py on interpreter it (a chroot's through the cluster's TCP port)."""
+    name = "stdlib-asyncio-" + it.label
+    env = dict(os.environ, **cluster.client_env(tcp=bool(it.root)))
+    port = free_port(18600, 18700)
+    logf = open(os.path.join(tmp, name + ".log"), "w")
+    script = it.workload("web_async_stdlib.py")
+    p = subprocess.Popen(it.argv(script) + [str(port), str(K)], env=env, stdout=logf, stderr=logf,
+                         start_new_session=True)
+    check(name, p, port, tmp, it.host_path(script), "n1_stdlib")
+
+
+def check(name, p, port, tmp, app_path, marker):
+    """Trace server p on port while the clients run, and check what the tool made of it."""
     try:
         if not record(name + ": server answers", wait_http(port, "/health/", 30),
                       open(os.path.join(tmp, name + ".log")).read()[-1500:]):
@@ -191,12 +206,13 @@ def case(cluster, tmp, name, server, driver):
                 bad.append("%s: tool %s, app %d" % (path, l and l["queries"], n))
         record(name + ": each request's statements equal the app's count (%d requests)" % len(app),
                not bad and len(app) == CLIENTS * sum(PER_CLIENT.values()), "; ".join(bad[:6]))
-        site = r"\(.*web_async\.py:%d\)" % marker_lines(APP)[marker]
+        line = marker_lines(app_path)[marker]
+        site = r"\(.*%s:%d\)" % (re.escape(os.path.basename(app_path)), line)
         n1 = doc.get("n_plus_one", [])
         hit = [f for f in n1 if f["route"] == "/n1/{id}/"]
         ok = len(hit) == 1 and hit[0]["per_request"] == K and re.search(site, hit[0]["call_site"] or "") and \
             hit[0]["requests"] == PER_CLIENT["n1"] * CLIENTS
-        record(name + ": N+1 flagged with %d repeats at web_async.py:%d" % (K, marker_lines(APP)[marker]),
+        record(name + ": N+1 flagged with %d repeats at %s:%d" % (K, os.path.basename(app_path), line),
                bool(ok), json.dumps(n1))
         wrong = [f for f in n1 if f["route"] != "/n1/{id}/"]
         record(name + ": the fixed twin and the other routes not flagged", not wrong, json.dumps(wrong))
@@ -264,7 +280,7 @@ def main():
     if status is not None:
         return status
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that the cluster is stopped at exit
-    cluster = Cluster(prefix="pytrace-async-", ports=(54460, 54520))
+    cluster = Cluster(prefix="pytrace-async-", ports=(54460, 54520), tcp=True)
     tmp = tempfile.mkdtemp(prefix="pytrace-async-out-")
     try:
         cluster.start()
@@ -272,6 +288,9 @@ def main():
         for name, server, driver in SERVICES:
             if args.k in name:
                 case(cluster, tmp, name, server, driver)
+        for it in harness.find_interpreters():
+            if args.k in "stdlib-asyncio-" + it.label:
+                case_stdlib(cluster, tmp, it)
         if args.k in "django-asgi-uvicorn":
             env = dict(os.environ, **cluster.client_env())
             subprocess.run([PY, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=DEMO, env=env, check=True)
