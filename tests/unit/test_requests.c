@@ -503,6 +503,50 @@ static void test_attribution_by_task_unknown(void **state)
 	requests__free(r);
 }
 
+/*
+ * Pipelining on an event loop: /p and /q in one read, answered in turn by tasks at the same
+ * address (the first ended before the second began); a WebSocket upgrade (101) is no response:
+ * its request stays unanswered until its connection closes, and is counted so, never merged with
+ * what follows on the connection.
+ */
+static void test_by_task_pipelined_and_upgrade(void **state)
+{
+	const uint64_t A = 0x7f0000001000;
+	const char *two = "GET /p HTTP/1.1\r\n\r\nGET /q HTTP/1.1\r\n\r\n";
+	char *log = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&log, &len);
+	struct requests_opts o = { .log = f };
+	struct requests *r = requests__new(&o);
+	struct requests_stats st;
+
+	req(r, 1, 5, 9 * MS, "GET /x HTTP/1.1\r\n\r\n");	/* in flight meanwhile: the loop multiplexes */
+	requests__req(r, PID, 1, 6, 10 * MS, 0, false, two, strlen(two), strlen(two));
+	tquery(r, 1, 11 * MS, A);
+	tresp(r, 1, 6, 12 * MS, A);
+	tquery(r, 1, 14 * MS, A);
+	tquery(r, 1, 15 * MS, A);
+	/* /p's body went out at 13: its last write rides on the next event of the connection */
+	requests__resp_task(r, PID, 1, 6, 16 * MS, 13 * MS, "HTTP/1.1 200 OK\r\n", 17, A);
+	tresp(r, 1, 5, 17 * MS, 0x7f0000005000);
+	/* the upgrade */
+	req(r, 1, 7, 20 * MS, "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n");
+	requests__resp_task(r, PID, 1, 7, 21 * MS, 0, "HTTP/1.1 101 Switching Protocols\r\n", 34, A);
+	requests__close(r, PID, 7, 90 * MS, 89 * MS);
+	requests__flush(r);
+	requests__stats(r, &st);
+	assert_int_equal(st.requests, 3);
+	assert_int_equal(st.no_response, 1);
+	assert_int_equal(st.queries_attributed, 3);
+	assert_int_equal(st.queries_ambiguous + st.queries_no_response + st.queries_outside, 0);
+	requests__free(r);
+	fclose(f);
+	assert_int_equal(queries_of(log, "/p"), 1);
+	assert_int_equal(queries_of(log, "/q"), 2);
+	assert_null(strstr(log, "/ws"));
+	free(log);
+}
+
 static void test_caps(void **state)
 {
 	struct requests_opts o = { .max_routes = 2, .max_conns = 2 };
@@ -600,6 +644,7 @@ int main(void)
 		cmocka_unit_test(test_attribution),
 		cmocka_unit_test(test_attribution_by_task),
 		cmocka_unit_test(test_attribution_by_task_unknown),
+		cmocka_unit_test(test_by_task_pipelined_and_upgrade),
 		cmocka_unit_test(test_caps),
 		cmocka_unit_test(test_growth),
 		cmocka_unit_test(test_idle_completion),
