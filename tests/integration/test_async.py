@@ -17,7 +17,7 @@ per-route counts equal what was sent; each request's statement count in the tool
 equals the count the app returned for it (X-Queries); N+1 flagged with K repeats at the app's
 line on the N+1 route and nowhere else; 0 statements unattributed, for any reason.
 
-Run as root from the repository: tests/integration/test_async.py [-k SUBSTRING] [-v]
+Run as root from the repository: tests/integration/test_async.py [-k SUBSTRING[,SUBSTRING...]] [-v]
 Ends with "N passed, N failed, N skipped".
 """
 import http.client
@@ -285,13 +285,16 @@ def main():
     try:
         cluster.start()
         cluster.psql(SCHEMA)
+        def want(name):  # -k a,b: either
+            return any(k in name for k in args.k.split(","))
+
         for name, server, driver in SERVICES:
-            if args.k in name:
+            if want(name):
                 case(cluster, tmp, name, server, driver)
         for it in harness.find_interpreters():
-            if args.k in "stdlib-asyncio-" + it.label:
+            if want("stdlib-asyncio-" + it.label):
                 case_stdlib(cluster, tmp, it)
-        if args.k in "django-asgi-uvicorn":
+        if want("django-asgi-uvicorn"):
             env = dict(os.environ, **cluster.client_env())
             subprocess.run([PY, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=DEMO, env=env, check=True)
             subprocess.run([PY, "manage.py", "seed", "--recipes", str(K)], cwd=DEMO, env=env, check=True,
