@@ -168,7 +168,27 @@ def case_stdlib(cluster, tmp, it):
     check(name, p, port, tmp, it.host_path(script), "n1_stdlib")
 
 
-def check(name, p, port, tmp, app_path, marker):
+def case_tls(cluster, tmp):
+    """uvicorn + FastAPI + psycopg 3 async over TLS (ssl = on, sslmode=require): the wire cannot be
+    read, libpq's probes serve the encrypted connections, and their statements carry their task
+    too. The connections are opened once tracing has begun (/warm/), so that their handshakes show."""
+    key = os.path.join(cluster.dir, "data", "server.key")
+    crt = os.path.join(cluster.dir, "data", "server.crt")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                    "/CN=localhost", "-keyout", key, "-out", crt], capture_output=True, check=True)
+    subprocess.run(["chown", "postgres", key, crt], check=True)
+    os.chmod(key, 0o600)
+    cluster.psql("ALTER SYSTEM SET ssl = on")
+    cluster.psql("SELECT pg_reload_conf()")
+    time.sleep(0.5)
+    name = "uvicorn-fastapi-psycopg-tls"
+    env = dict(os.environ, **cluster.client_env(tcp=True), PGSSLMODE="require", WEB_ASYNC_LAZY="1")
+    port = free_port(18600, 18700)
+    check(name, start_server(name, "uvicorn-fastapi", "psycopg", port, env, tmp), port, tmp, APP, "n1_psycopg",
+          warm=True)
+
+
+def check(name, p, port, tmp, app_path, marker, warm=False):
     """Trace server p on port while the clients run, and check what the tool made of it."""
     try:
         if not record(name + ": server answers", wait_http(port, "/health/", 30),
@@ -178,6 +198,9 @@ def check(name, p, port, tmp, app_path, marker):
         t = harness.Tracer(["-p", str(p.pid), "--json", js, "--requests-log", rlog])
         t.wait_tracing(30)
         time.sleep(0.3)
+        if warm:
+            record(name + ": the app's connections open", wait_http(port, "/warm/", 30))
+            time.sleep(1)
         app, errors = drive(port)
         time.sleep(0.3)
         rc, _, stderr = t.stop(60)
@@ -192,6 +215,8 @@ def check(name, p, port, tmp, app_path, marker):
             key = (r["route"], r["status"])
             got[key] = got.get(key, 0) + r["count"]
         want = {("/%s/{id}/" % k, 200): n * CLIENTS for k, n in PER_CLIENT.items()}
+        if warm:
+            want[("/warm/", 200)] = 1
         record(name + ": per-route counts equal what was sent", got == want,
                "got %s, want %s" % (sorted(got.items()), sorted(want.items())))
         asm = doc["http"]["assembly"]
@@ -300,6 +325,8 @@ def main():
             subprocess.run([PY, "manage.py", "seed", "--recipes", str(K)], cwd=DEMO, env=env, check=True,
                            stdout=subprocess.DEVNULL)
             case_django_asgi(cluster, tmp)
+        if want("uvicorn-fastapi-psycopg-tls"):  # last: the cluster keeps ssl = on
+            case_tls(cluster, tmp)
     finally:
         cluster.stop()
         if args.verbose:

@@ -40,7 +40,14 @@ def cpu():
 class AsyncDB:
     async def open(self):
         self.free = asyncio.Queue()
-        for _ in range(POOL):
+        if os.environ.get("WEB_ASYNC_LAZY") != "1":
+            for _ in range(POOL):
+                self.free.put_nowait(await self.connect())
+
+    async def fill(self):
+        """WEB_ASYNC_LAZY=1: the connections are opened by /warm/, once tracing has begun (an
+        encrypted connection is followed through libpq from its handshake on)."""
+        while self.free.qsize() < POOL:
             self.free.put_nowait(await self.connect())
 
     async def connect(self):
@@ -90,6 +97,11 @@ async def handle(kind):
     n = [0]
     if kind == "cpu":
         return str(cpu()), 0
+    if kind == "warm":
+        await db.fill()
+        return "ok", 0
+    if kind == "health":
+        return "ok", 0
     conn = await db.free.get()
     try:
         if kind == "n1":
@@ -160,6 +172,10 @@ def fastapi_app():
     @app.get("/health/")
     async def health():
         return await endpoint("health")
+
+    @app.get("/warm/")
+    async def warm():
+        return await endpoint("warm")
 
     return app
 
