@@ -10,6 +10,9 @@ Services (workloads/web_async.py; server + driver):
   gevent             gunicorn -k gevent, pg8000 (cooperative under gevent's patching)
   waitress           psycopg2 (its main thread reads, its worker threads answer)
 
+Also: streamed responses beside N+1 requests (uvicorn-starlette-streaming), Django's ASGI handler
+(its thread pool's statements counted apart), and psycopg 3 async over TLS (libpq's probes).
+
 For each: 8 client threads on keep-alive connections send a shuffled mix of the N+1 endpoint
 (K+1 statements), its fixed twin (1), a CPU endpoint (0) and a slow one (2, with a 50 ms sleep
 between them that lets the loop serve others), each request on a path of its own. Checks:
@@ -166,6 +169,63 @@ def case_stdlib(cluster, tmp, it):
     p = subprocess.Popen(it.argv(script) + [str(port), str(K)], env=env, stdout=logf, stderr=logf,
                          start_new_session=True)
     check(name, p, port, tmp, it.host_path(script), "n1_stdlib")
+
+
+def case_streaming(cluster, tmp):
+    """Streamed responses beside N+1 requests on uvicorn + Starlette: Starlette writes a stream from
+    a task of its own, and its statements come after the response began. Each stream must end as
+    one request (not merged with the next one on its connection, not endless), none of its
+    statements may go to another request, and they are counted as unattributed."""
+    name = "uvicorn-starlette-streaming"
+    env = dict(os.environ, **cluster.client_env())
+    port = free_port(18600, 18700)
+    p = start_server(name, "uvicorn-starlette", "asyncpg", port, env, tmp)
+    try:
+        if not record(name + ": server answers", wait_http(port, "/health/", 30)):
+            return
+        js, rlog = os.path.join(tmp, name + ".json"), os.path.join(tmp, name + ".requests.jsonl")
+        t = harness.Tracer(["-p", str(p.pid), "--json", js, "--requests-log", rlog])
+        t.wait_tracing(30)
+        time.sleep(0.3)
+        rnd, plans, rid = random.Random(15), [], 5000
+        for _ in range(CLIENTS):
+            paths = ["/%s/%d/" % (k, rid + i) for i, k in enumerate(("n1", "n1", "stream", "stream", "slow"))]
+            rid += 10
+            rnd.shuffle(paths)
+            plans.append(paths)
+        app, errors = {}, []
+        threads = [threading.Thread(target=client, args=(port, pl, app, errors)) for pl in plans]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        time.sleep(0.3)
+        rc, _, stderr = t.stop(60)
+        if not record(name + ": tool exits 0", rc == 0, stderr[-800:]):
+            return
+        record(name + ": client saw 200s", not errors, "; ".join(errors[:5]))
+        doc = json.load(open(js))
+        got = {(r["route"], r["status"]): r["count"] for r in doc.get("requests", [])}
+        want = {("/n1/{id}/", 200): 2 * CLIENTS, ("/stream/{id}/", 200): 2 * CLIENTS, ("/slow/{id}/", 200): CLIENTS}
+        record(name + ": each stream ends as one request, per-route counts equal what was sent", got == want,
+               "got %s, want %s" % (got, want))
+        lines = {json.loads(l)["path"]: json.loads(l) for l in open(rlog)}
+        bad = ["%s: tool %s, app %d" % (pa, lines.get(pa, {}).get("queries"), n) for pa, n in sorted(app.items())
+               if "/stream/" not in pa and lines.get(pa, {}).get("queries") != n]
+        bad += ["%s: %s" % (pa, lines.get(pa, {}).get("queries")) for pa in app
+                if "/stream/" in pa and lines.get(pa, {}).get("queries") != 0]
+        record(name + ": the other requests have their own statements, streams none after their start",
+               not bad and len(app) == 5 * CLIENTS, "; ".join(bad[:6]))
+        asm = doc["http"]["assembly"]
+        # after their response began: claimed by no response, or before the request that the task's
+        # address answers next was read (outside requests)
+        unattr = sum(v for k, v in asm.items() if k.startswith("queries_unattributed"))
+        record(name + ": the streams' statements are counted as unattributed or outside requests",
+               unattr + asm["queries_outside_requests"] == 3 * 2 * CLIENTS and asm["queries_attributed"] == sum(n for pa, n in app.items()
+                                                                               if "/stream/" not in pa),
+               json.dumps(asm))
+    finally:
+        stop_server(p)
 
 
 def case_tls(cluster, tmp):
@@ -325,6 +385,8 @@ def main():
             subprocess.run([PY, "manage.py", "seed", "--recipes", str(K)], cwd=DEMO, env=env, check=True,
                            stdout=subprocess.DEVNULL)
             case_django_asgi(cluster, tmp)
+        if want("uvicorn-starlette-streaming"):
+            case_streaming(cluster, tmp)
         if want("uvicorn-fastapi-psycopg-tls"):  # last: the cluster keeps ssl = on
             case_tls(cluster, tmp)
     finally:

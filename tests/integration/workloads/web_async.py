@@ -14,6 +14,7 @@ Routes (ID: any number, so that each request has a path of its own):
   /fixed/ID/  the same in one join (1 statement)
   /cpu/ID/    CPU only
   /slow/ID/   a statement, a 50 ms sleep that lets the loop serve others, a statement (2)
+  /stream/ID/ (Starlette) a streamed response, a statement before each of its 3 chunks (3)
   /health/    nothing (readiness)
 """
 import asyncio
@@ -24,6 +25,7 @@ import sys
 _args = sys.argv[1:5] if __name__ == "__main__" else os.environ["WEB_ASYNC"].split()
 SERVER, DRIVER, PORT, K = _args[0], _args[1], int(_args[2]), int(_args[3])
 POOL = 10
+STREAM_CHUNKS = 3
 
 ITEMS = "SELECT id, owner_id FROM async_items ORDER BY id LIMIT %d" % K
 FIXED = ("SELECT i.id, o.name FROM async_items i JOIN async_owners o ON o.id = i.owner_id "
@@ -132,14 +134,29 @@ def kind_of(path):
 
 def starlette_app():
     from starlette.applications import Starlette
-    from starlette.responses import PlainTextResponse
+    from starlette.responses import PlainTextResponse, StreamingResponse
     from starlette.routing import Route
 
     async def endpoint(request):
         body, n = await handle(kind_of(request.url.path))
         return PlainTextResponse(body, headers={"X-Queries": str(n)})
 
+    async def stream(request):
+        """A streamed response (Starlette writes it from a task of its own): a statement per chunk,
+        all sent after the response began."""
+        async def chunks():
+            conn = await db.free.get()
+            try:
+                for _ in range(STREAM_CHUNKS):
+                    rows = await db.rows(conn, SLOW)
+                    await asyncio.sleep(0.01)
+                    yield ("%s\n" % rows[0][0]).encode()
+            finally:
+                db.free.put_nowait(conn)
+        return StreamingResponse(chunks(), media_type="text/plain", headers={"X-Queries": str(STREAM_CHUNKS)})
+
     routes = [Route("/%s/{rid:int}/" % k, endpoint) for k in ("n1", "fixed", "cpu", "slow")]
+    routes.append(Route("/stream/{rid:int}/", stream))
     routes.append(Route("/health/", endpoint))
     return Starlette(routes=routes, on_startup=[db.open])
 
