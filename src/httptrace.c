@@ -10,6 +10,7 @@
 #include "http.skel.h"
 #include "httptrace.h"
 #include "jsonw.h"
+#include "pytrace_user.h"
 #include "session.h"
 #include "tracefs.h"
 #include "util.h"
@@ -136,7 +137,7 @@ static void httptrace_event(void *c, const void *data, size_t size)
 		break;
 	case PT_EV_HTTP_RESP:
 		requests__resp_task(h->req, e->hdr.pid, e->tid, e->fd, e->ts, e->last_write_ts, e->data, e->data_len,
-				    e->task_frame ? e->task_frame : e->root_frame);
+				    pt_task_key(e->task_frame, e->root_frame));
 		break;
 	case PT_EV_HTTP_CLOSE:
 		requests__close(h->req, e->hdr.pid, e->fd, e->ts, e->last_write_ts);

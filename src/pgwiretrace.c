@@ -348,7 +348,7 @@ static void handle_data(struct pgwiretrace *p, const struct pg_event *e, size_t 
 		c->origins[k].ts = e->ts;
 		c->origins[k].tid = e->tid;
 		c->origins[k].stack_id = e->stack_id;
-		c->origins[k].task = e->task_frame ? e->task_frame : e->root_frame;
+		c->origins[k].task = pt_task_key(e->task_frame, e->root_frame);
 	}
 	/* Records, each followed by its body and padded to 8 bytes. */
 	for (i = 0; i < e->nrec && at + sizeof(struct pg_rec) <= end; i++) {

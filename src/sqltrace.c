@@ -235,7 +235,7 @@ static void sqltrace_event(void *c, const void *data, size_t size)
 		sql_match__send_task(s->match, e->hdr.pid, e->tid, e->conn, e->ts, e->flags,
 				     (e->flags & (SQL_F_PREPARE | SQL_F_PREPARED)) ? e->data : NULL, e->name_len,
 				     e->data + e->name_len, e->text_len, e->stack_id,
-				     e->task_frame ? e->task_frame : e->root_frame);
+				     pt_task_key(e->task_frame, e->root_frame));
 		break;
 	}
 	case PT_EV_SQL_RESULT: {
@@ -261,7 +261,7 @@ static void sqltrace_event(void *c, const void *data, size_t size)
 		sql_match__exec_task(s->match, e->hdr.pid, e->tid, e->conn, e->ts, e->end_ts, e->flags,
 				     (e->flags & (SQL_F_PREPARE | SQL_F_PREPARED)) ? e->data : NULL, e->name_len,
 				     e->data + e->name_len, e->text_len, e->stack_id, e->status,
-				     e->task_frame ? e->task_frame : e->root_frame);
+				     pt_task_key(e->task_frame, e->root_frame));
 		break;
 	}
 	case PT_EV_SQL_DLOPEN: {

@@ -4,7 +4,8 @@ tests/integration/test_async.py. Each request counts its own statements and retu
 in an X-Queries header, so that the test can compare it with the tool's, request by request.
 
 Usage: web_async.py SERVER DRIVER PORT K
-  SERVER  uvicorn-starlette | uvicorn-fastapi | hypercorn | aiohttp   (asyncio, one loop thread)
+  SERVER  uvicorn-starlette | uvicorn-fastapi | uvicorn-uvloop-fastapi | hypercorn | aiohttp
+                                                                      (asyncio, one loop thread)
           gevent | waitress                                            (WSGI)
   DRIVER  asyncpg | psycopg | aiopg    (asyncio: psycopg is psycopg 3's AsyncConnection)
           pg8000 | psycopg2            (WSGI: pg8000 is pure Python, so gevent makes it cooperative)
@@ -297,10 +298,11 @@ def wsgi_app():
 application = wsgi_app() if SERVER == "gevent" else None   # gunicorn -k gevent web_async:application
 
 if __name__ == "__main__":
-    if SERVER in ("uvicorn-starlette", "uvicorn-fastapi"):
+    if SERVER in ("uvicorn-starlette", "uvicorn-fastapi", "uvicorn-uvloop-fastapi"):
         import uvicorn
         uvicorn.run(starlette_app() if SERVER == "uvicorn-starlette" else fastapi_app(), host="127.0.0.1",
-                    port=PORT, loop="asyncio", http="h11", lifespan="on", access_log=False, log_level="warning")
+                    port=PORT, loop="uvloop" if "uvloop" in SERVER else "asyncio", http="h11", lifespan="on",
+                    access_log=False, log_level="warning")
     elif SERVER == "hypercorn":
         from hypercorn.asyncio import serve
         from hypercorn.config import Config
