@@ -19,8 +19,20 @@ The verdict on the goal (at 99 Hz: >= 99% of the untraced throughput, collector 
 core, no sample lost) is MET, NOT MET, or INCONCLUSIVE when the untraced runs alone spread by
 more than 2% (IQR) both per wall-clock second and per CPU-second.
 
+With --idle, the same rounds measure wall-clock profiling instead: the workload is
+bench/block_work.py (a pure-Python loop that blocks about 10,000 times a second in one-byte
+pipe round trips with a forked child, both traced), traced at 99 Hz with --idle, whose
+sched_switch program walks the stack of every blocking traced thread; the BPF figures are
+those of that program (idle_switch). Then the cost of that program to a process the tool does
+NOT trace: bench/pingpong.c (two C processes ping-ponging a byte through pipes, both pinned to
+one CPU: two context switches per round trip) run alternately with no tracer and with
+`pytrace-bpf --idle` tracing another process (a sleeping Python), --switch-pairs times; the
+difference in ns per round trip, halved, is what the program costs each context switch of an
+untraced task, beside the program's own run time per call from bpf_stats.
+
 Needs root. Exits 0 when the benchmark ran, whatever the verdict; 1 if it could not run.
 Example:  bench/flame_overhead.py --rounds 7 --json /tmp/flame.json
+          bench/flame_overhead.py --idle --rounds 7 --json /tmp/idle.json
 """
 import argparse
 import datetime
@@ -223,8 +235,9 @@ def expect(proc, prefix, what):
 def one_run(args, rate, outdir, index, live, gaps=False):
     """Run the workload once, traced at rate Hz (or untraced if rate is 0); with gaps, its
     interruption-measuring loop instead of the work units."""
-    cmd = [args.python, "-E", "-s", os.path.join(HERE, "cpu_work.py"), "--seconds",
+    cmd = [args.python, "-E", "-s", os.path.join(HERE, args.workload), "--seconds",
            str(args.gap_seconds if gaps else args.seconds), "--settle", str(args.settle), "--hold", "--wait-go"]
+    cmd += args.workload_args
     if gaps:
         cmd.append("--gaps")
 
@@ -244,7 +257,8 @@ def one_run(args, rate, outdir, index, live, gaps=False):
         if rate:
             svg = os.path.join(outdir, "run%02d-%dhz.svg" % (index, rate))
             t_launch = time.monotonic()
-            tracer = subprocess.Popen([args.tracer, "--pid", str(wpid), "--rate", str(rate), "--flame", svg],
+            tracer = subprocess.Popen([args.tracer, "--pid", str(wpid), "--rate", str(rate), "--flame", svg]
+                                      + args.tracer_args,
                                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                       stderr=subprocess.PIPE, text=True)
             live.append(tracer)
@@ -277,6 +291,8 @@ def one_run(args, rate, outdir, index, live, gaps=False):
         for k in ("gaps", "gap_ns", "big", "big_ns"):
             if k in res:
                 run[k] = int(res[k])
+        if "blocks_per_s" in res:
+            run["blocks_per_s"] = float(res["blocks_per_s"])
         if not tracer:
             return run
 
@@ -464,7 +480,8 @@ def report(meta, summary, rates, f=sys.stdout):
     p("  life% = collector (pytrace-bpf) user+sys from wait4 / its wall time, start-up and SVG writing"
       "\n  included; win% = its CPU time within the window only; start ms = its CPU time to attach;"
       "\n  bpf us/s. = sample_stack run time / samples; bpf %core = sample_stack run time / window, all"
-      "\n  CPUs (charged to whatever task was running, mostly the workload); depth = deepest stack.")
+      "\n  CPUs (charged to whatever task was running, mostly the workload); depth = deepest stack."
+      .replace("sample_stack", PROG_NAME))
     for rate in rates:
         x = summary["%d Hz" % rate]
         if x["tracer_failures"] or x["lost_unknown"] or x["attach_late"]:
@@ -521,7 +538,7 @@ def judge(summary):
                  "window" % ("met" if coll_ok else "not met", coll, c["collector_pct_max"],
                              c["window_collector_pct_median"] or 0))
     if c["bpf_pct_of_workload_median"] is not None:
-        notes.append("direct cost: the sampler's BPF run time is %.2f%% of the workload's CPU time (%.1f us x "
+        notes.append("direct cost: " + PROG_NAME + "'s BPF run time is %.2f%% of the workload's CPU time (%.1f us x "
                      "%.0f samples/s), a lower bound of the slowdown that noise cannot hide"
                      % (c["bpf_pct_of_workload_median"], c["bpf_us_per_sample_median"],
                         c["samples_per_s_median"]))
@@ -535,6 +552,98 @@ def judge(summary):
     return {"verdict": verdict, "met": verdict == "MET", "throughput": tput, "collector_ok": coll_ok,
             "lost_ok": lost_ok, "basis": basis, "noise_iqr": noise_iqr, "cpu_noise_iqr": cpu_noise_iqr,
             "notes": notes}
+
+
+# ---------------------------------------------------------------- --idle: cost to untraced processes
+
+def switch_cost(args, live):
+    """ns per round trip of bench/pingpong.c (pinned to one CPU) with no tracer, with
+    `pytrace-bpf --no-sql --no-http` tracing another process and with the same plus --idle, in a
+    rotated order; and idle_switch's own run time per call. SQL and HTTP are off so that the
+    syscall tracepoints they attach (which every process pays too) do not hide the difference."""
+    tmp = tempfile.mkdtemp(prefix="flame_overhead_pp.")
+    pp = os.path.join(tmp, "pingpong")
+    out = subprocess.run(["cc", "-O2", "-o", pp, os.path.join(HERE, "pingpong.c")], capture_output=True, text=True)
+    if out.returncode:
+        raise RuntimeError("cannot build bench/pingpong.c: " + out.stderr[-500:])
+    cpu = str(args.pin if args.pin is not None else 0)
+    target = subprocess.Popen([args.python, "-c", "import time\nwhile True: time.sleep(0.01)"])
+    live.append(target)
+    rows = []
+    try:
+        configs = ["none", "sampler", "idle"]
+        for i in range(args.switch_pairs):
+            k = i % len(configs)
+            for cfg in configs[k:] + configs[:k]:
+                traced = cfg != "none"
+                tracer = reader = None
+                b0 = b1 = None
+                if traced:
+                    tracer = subprocess.Popen([args.tracer, "--pid", str(target.pid), "--no-sql", "--no-http"] +
+                                              (["--idle"] if cfg == "idle" else []), stdin=subprocess.DEVNULL,
+                                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                    live.append(tracer)
+                    reader = StderrReader(tracer.stderr)
+                    reader.start()
+                    t_launch = time.monotonic()
+                    while not any(STARTED_RE.search(l) for _, l in reader.lines):
+                        if tracer.poll() is not None or time.monotonic() - t_launch > 60:
+                            raise RuntimeError("tracer did not start: %s" % " | ".join(l for _, l in reader.lines))
+                        time.sleep(0.01)
+                    time.sleep(args.settle)
+                    b0 = sampler_stats(tracer.pid)
+                else:
+                    sampler_stats(None)
+                res = subprocess.run([pp, str(args.switch_seconds), cpu, cpu], capture_output=True, text=True,
+                                     timeout=args.switch_seconds + 30)
+                if traced:
+                    b1 = sampler_stats(tracer.pid)
+                    tracer.send_signal(signal.SIGINT)
+                    tracer.wait(timeout=30)
+                    live.remove(tracer)
+                    reader.join(timeout=5)
+                kv = dict(x.split("=") for x in res.stdout.split())
+                row = {"config": cfg, "traced": traced, "ns_per_round_trip": float(kv["ns_per_round_trip"]),
+                       "round_trips": int(kv["round_trips"])}
+                if b0 and b1 and b1[1] > b0[1]:
+                    row["bpf_ns_per_run"] = (b1[0] - b0[0]) / (b1[1] - b0[1])
+                    row["bpf_runs_per_s"] = (b1[1] - b0[1]) / float(kv["elapsed"])
+                rows.append(row)
+                if not args.quiet:
+                    print("switch %d/%d  %-8s  %.0f ns per round trip%s" % (
+                        i + 1, args.switch_pairs, cfg, row["ns_per_round_trip"],
+                        "  idle_switch %.0f ns/run, %.0f runs/s" % (row["bpf_ns_per_run"], row["bpf_runs_per_s"])
+                        if "bpf_ns_per_run" in row else ""), file=sys.stderr)
+    finally:
+        target.kill()
+        target.wait()
+        live.remove(target)
+        shutil.rmtree(tmp, ignore_errors=True)
+    ns = {c: [r["ns_per_round_trip"] for r in rows if r["config"] == c] for c in configs}
+    med = {c: statistics.median(v) for c, v in ns.items()}
+    bpf = [r["bpf_ns_per_run"] for r in rows if "bpf_ns_per_run" in r]
+    return {"pairs": args.switch_pairs, "seconds": args.switch_seconds, "cpu": int(cpu), "rows": rows,
+            "median_ns": med, "spread": {c: spread(v) for c, v in ns.items()},
+            # two context switches per round trip (both ends on one CPU)
+            "idle_extra_ns_per_switch": (med["idle"] - med["sampler"]) / 2,
+            "idle_extra_pct": 100.0 * (med["idle"] / med["sampler"] - 1),
+            "tool_extra_pct": 100.0 * (med["idle"] / med["none"] - 1),
+            "bpf_ns_per_run": statistics.median(bpf) if bpf else None}
+
+
+def report_switch(sc, f=sys.stdout):
+    print("\n  The sched_switch program (--idle) and a process it does not trace: bench/pingpong.c on CPU %d,"
+          "\n  %d rounds x %.1f s; ns per round trip (two context switches), median (min-max):"
+          % (sc["cpu"], sc["pairs"], sc["seconds"]), file=f)
+    names = {"none": "no tracer", "sampler": "pytrace-bpf --no-sql --no-http on another pid",
+             "idle": "the same with --idle"}
+    for c in ("none", "sampler", "idle"):
+        print("    %-48s %8.0f  (%.0f-%.0f)" % (names[c], sc["median_ns"][c], sc["spread"][c]["min"],
+                                               sc["spread"][c]["max"]), file=f)
+    print("  --idle: %+.1f%% (%+.0f ns per context switch) over the sampler alone, %+.1f%% over no tracer;"
+          "\n  idle_switch's own run time %s ns per call (bpf_stats)"
+          % (sc["idle_extra_pct"], sc["idle_extra_ns_per_switch"], sc["tool_extra_pct"],
+             fmt(sc["bpf_ns_per_run"], ".0f")), file=f)
 
 
 # ---------------------------------------------------------------- main
@@ -559,7 +668,21 @@ def main():
                          "default 2, 0 to skip")
     ap.add_argument("--gap-seconds", type=float, default=3.0, help="window of each probe run; default 3")
     ap.add_argument("-q", "--quiet", action="store_true", help="no per-run progress lines")
+    ap.add_argument("--idle", action="store_true",
+                    help="wall-clock profiling: bench/block_work.py (~10,000 blocks/s) traced with --idle, then the "
+                         "sched_switch program's cost to an untraced process (bench/pingpong.c)")
+    ap.add_argument("--spin", type=int, default=8000, help="--idle: loop iterations per unit of block_work.py")
+    ap.add_argument("--switch-pairs", type=int, default=5, help="--idle: pairs of ping-pong runs; default 5, 0 to skip")
+    ap.add_argument("--switch-seconds", type=float, default=3.0, help="--idle: seconds per ping-pong run; default 3")
     args = ap.parse_args()
+    global PROG_NAME
+    args.workload, args.workload_args, args.tracer_args = "cpu_work.py", [], []
+    if args.idle:
+        args.workload, args.workload_args, args.tracer_args = "block_work.py", ["--spin", str(args.spin)], ["--idle"]
+        PROG_NAME = "idle_switch"
+        if args.rates == "99,999":
+            args.rates = "99"
+        args.gap_pairs = 0   # the interruption probe measures the timer's samples, not blocks
     rates = [int(x) for x in args.rates.split(",") if x]
     if os.geteuid() != 0:
         die("needs root (BPF, perf events, kernel.bpf_stats_enabled)")
@@ -595,7 +718,9 @@ def main():
             "tracer_mtime": datetime.datetime.fromtimestamp(os.path.getmtime(tracer_src)).astimezone()
             .isoformat(timespec="seconds"), "git": git,
             "rounds": args.rounds, "seconds": args.seconds, "settle": args.settle, "rates": rates,
-            "pin": args.pin, "nice": args.nice, "loadavg_before": loadavg()}
+            "pin": args.pin, "nice": args.nice, "loadavg_before": loadavg(),
+            "idle": args.idle, "workload": args.workload, "workload_args": args.workload_args,
+            "tracer_args": args.tracer_args}
     with open(BPF_STATS) as f:
         old_stats = f.read().strip()
     stats_fd = None
@@ -630,6 +755,7 @@ def main():
                         i + 1, args.gap_pairs, r["config"], r["gaps"], r["gap_ns"] / 1e6,
                         "  samples %s  bpf %s us/sample" % (r.get("samples"), fmt(r.get("bpf_us_per_sample"), ".2f"))
                         if rate else ""), file=sys.stderr)
+        switch = switch_cost(args, live) if args.idle and args.switch_pairs else None
     except (KeyboardInterrupt, RuntimeError) as e:
         for p in live:
             p.kill()
@@ -654,7 +780,19 @@ def main():
     summary["interruptions"] = gap_summary(gap_runs)
     summary["irq_time_accounting"] = meta["irq_time_accounting"]
     summary["goal"] = judge(summary)
+    if args.idle:
+        summary["blocks_per_s_untraced"] = median_of([r for r in runs if not r["rate"]], "blocks_per_s")
+        summary["blocks_per_s_traced"] = median_of([r for r in runs if r["rate"]], "blocks_per_s")
+        summary["idle_switch_ns_per_run"] = median_of([r for r in runs if r["rate"]], "bpf_ns_per_run")
+        summary["switch_cost"] = switch
     report(meta, summary, rates)
+    if args.idle:
+        print("\n  --idle: the traced runs ran with %s; the workload blocked %s times/s untraced, %s traced;"
+              "\n  idle_switch (the sched_switch program, host-wide: every switch of every task) %s ns per call"
+              % (" ".join(args.tracer_args), fmt(summary["blocks_per_s_untraced"], ".0f"),
+                 fmt(summary["blocks_per_s_traced"], ".0f"), fmt(summary["idle_switch_ns_per_run"], ".0f")))
+        if switch:
+            report_switch(switch)
     if args.json:
         line = json.dumps({"benchmark": "flame_overhead", "meta": meta, "summary": summary, "runs": runs,
                            "gap_runs": gap_runs},

@@ -37,6 +37,9 @@ import threading
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import Cgroup, bpf_prog_stats, cpu_seconds, enable_bpf_stats, tool_prog_ids  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 TOOL = os.environ.get("PYTRACE_BPF") or os.path.join(REPO, "build", "pytrace-bpf")
@@ -82,11 +85,16 @@ def start_async_service(service, env, tmp):
     else:
         e = env
         argv = [PY, WEB_ASYNC, "uvicorn-fastapi", "asyncpg", str(port), "12"]
-    g = subprocess.Popen(argv, env=e, stdout=log, stderr=log)
+    g = subprocess.Popen(argv, env=e, stdout=log, stderr=log, preexec_fn=SVC_CG.enter)
     if not wait_http("http://127.0.0.1:%d/health/" % port):
         g.kill()
         raise RuntimeError("%s did not start: %s" % (service, open(os.path.join(tmp, service + ".log")).read()[-800:]))
     return port, g
+
+
+# Everything under test, in cgroups v2 of their own: the service (gunicorn and PostgreSQL) and the
+# tracer (whichever runs); wrk stays outside. Their CPU per request is the robust figure.
+SVC_CG, TOOL_CG = None, None
 
 
 def free_port(lo, hi):
@@ -122,52 +130,8 @@ def wrk(url, seconds, conns):
     return float(m.group(1))
 
 
-def enable_bpf_stats():
-    """BPF_ENABLE_STATS: run time counted while the returned fd is open, whatever other tools do
-    with the kernel.bpf_stats_enabled sysctl meanwhile. -1 if refused."""
-    import ctypes
-    libc = ctypes.CDLL(None, use_errno=True)
-    attr = ctypes.create_string_buffer(8)  # union bpf_attr { struct { __u32 type; } enable_stats; }: RUN_TIME = 0
-    return libc.syscall(321, 32, attr, 8)  # __NR_bpf, BPF_ENABLE_STATS
-
-
 def is_http_prog(name):
     return name.startswith("http_sys_") or name.startswith("tp_e")	# tp_enter_*, tp_exit_* (names cut at 15)
-
-
-def bpf_prog_stats(prog_ids):
-    """{name: (run_cnt, run_time_ns)} of the given BPF program ids (kernel.bpf_stats_enabled)."""
-    out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True)
-    stats = {}
-    for p in json.loads(out.stdout or "[]"):
-        if p["id"] in prog_ids:
-            n, t = stats.get(p.get("name", "?"), (0, 0))
-            stats[p.get("name", "?")] = (n + p.get("run_cnt", 0), t + p.get("run_time_ns", 0))
-    return stats
-
-
-def tool_prog_ids(pid):
-    """Ids of the BPF programs a process holds (its fds)."""
-    ids = set()
-    for fd in os.listdir("/proc/%d/fdinfo" % pid):
-        try:
-            m = re.search(r"prog_id:\s+(\d+)", open("/proc/%d/fdinfo/%s" % (pid, fd)).read())
-        except OSError:
-            continue
-        if m:
-            ids.add(int(m.group(1)))
-    return ids
-
-
-def cpu_seconds(pid):
-    """CPU time of all of pid's threads, in seconds, to the nanosecond (schedstat), not the tick."""
-    total = 0
-    for tid in os.listdir("/proc/%d/task" % pid):
-        try:
-            total += int(open("/proc/%d/task/%s/schedstat" % (pid, tid)).read().split()[0])
-        except (OSError, IndexError, ValueError):
-            pass
-    return total / 1e9
 
 
 class Attached:
@@ -183,7 +147,7 @@ class Attached:
             # the host-wide collector with its defaults, scraped every second as Prometheus would
             self.err = os.path.join(self.tmp, "collector.stderr")
             self.p = subprocess.Popen([TOOL, "--prometheus", "127.0.0.1:0"], stdout=subprocess.DEVNULL,
-                                      stderr=open(self.err, "w"))
+                                      stderr=open(self.err, "w"), preexec_fn=TOOL_CG.enter)
             self.wait_for("Serving metrics")
             url = re.search(r"(http://\S+/metrics)", open(self.err).read()).group(1)
             self.stop_scrape = threading.Event()
@@ -207,25 +171,25 @@ class Attached:
             self.p = subprocess.Popen([TOOL, "-p", str(self.pid)] + opts +
                                       ["--json", os.path.join(self.tmp, "r.json"),
                                        "--requests-log", os.path.join(self.tmp, "r.jsonl")],
-                                      stdout=subprocess.DEVNULL, stderr=open(self.err, "w"),
+                                      stdout=subprocess.DEVNULL, stderr=open(self.err, "w"), preexec_fn=TOOL_CG.enter,
                                       env=dict(os.environ, PYTRACE_HTTP_HOOK="raw" if self.config.endswith("-raw") else ""))
             self.wait_for("Tracing pid")
         elif self.config == "austin":
             self.err = os.path.join(self.tmp, "austin.stderr")
             self.p = subprocess.Popen(["austin", "-C", "-i", "10000", "-p", str(self.pid),
                                        "-o", os.path.join(self.tmp, "austin.out")],
-                                      stdout=subprocess.DEVNULL, stderr=open(self.err, "w"))
+                                      stdout=subprocess.DEVNULL, stderr=open(self.err, "w"), preexec_fn=TOOL_CG.enter)
         elif self.config == "bpftrace-traps":
             self.err = os.path.join(self.tmp, "bpftrace.out")
             lib = os.path.realpath(LIBPQ)
             self.p = subprocess.Popen(["bpftrace", "-e", "uprobe:%s:PQexec {} uretprobe:%s:PQexec {}" % (lib, lib)],
-                                      stdout=open(self.err, "w"), stderr=subprocess.STDOUT)
+                                      stdout=open(self.err, "w"), stderr=subprocess.STDOUT, preexec_fn=TOOL_CG.enter)
             self.wait_for("Attaching")
         elif self.config == "bpftrace-http-floor":
             self.err = os.path.join(self.tmp, "bpftrace.out")
             prog = " ".join("tracepoint:syscalls:sys_exit_%s {}" % n for n in HTTP_SYSCALLS)
             self.p = subprocess.Popen(["bpftrace", "-e", prog + " tracepoint:syscalls:sys_enter_close {}"],
-                                      stdout=open(self.err, "w"), stderr=subprocess.STDOUT)
+                                      stdout=open(self.err, "w"), stderr=subprocess.STDOUT, preexec_fn=TOOL_CG.enter)
             self.wait_for("Attaching")
         time.sleep(1.0)
         return self
@@ -313,13 +277,18 @@ def main():
         if not os.path.exists(exe):
             sys.exit("missing " + exe)
 
+    global SVC_CG, TOOL_CG
+    SVC_CG, TOOL_CG = Cgroup("pytrace-bench-service"), Cgroup("pytrace-bench-tracer")
+    if not SVC_CG.path or not TOOL_CG.path:
+        sys.exit("cgroup v2 is needed for the CPU-per-request figures (mounted at /sys/fs/cgroup or .../unified)")
     tmp = tempfile.mkdtemp(prefix="pytrace-bench-req-")
     os.chmod(tmp, 0o755)
     pgdir, pgport = os.path.join(tmp, "pg"), free_port(54460, 54500)
     pgenv = dict(os.environ, PYTRACE_PG_PORT=str(pgport))
     procs = []
     try:
-        subprocess.run([PG_CLUSTER, "start", pgdir], env=pgenv, check=True, capture_output=True, timeout=120)
+        subprocess.run([PG_CLUSTER, "start", pgdir], env=pgenv, check=True, capture_output=True, timeout=120,
+                       preexec_fn=SVC_CG.enter)
         env = dict(os.environ, PGHOST=pgdir, PGPORT=str(pgport), PGDATABASE="pytrace", PGUSER="postgres")
         endpoints = ENDPOINTS
         if a.service != "demo":
@@ -336,7 +305,8 @@ def main():
             port = free_port(18300, 18400)
             e = dict(env, DEMO_PORT=str(port), DEMO_SENTRY="1" if flavour == "sentry" else "0")
             g = subprocess.Popen([PY, GUNICORN, "-c", os.path.join(DEMO, "gunicorn.conf.py")], env=e,
-                                 stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, flavour + ".log"), "w"))
+                                 stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, flavour + ".log"), "w"),
+                                 preexec_fn=SVC_CG.enter)
             procs.append(g)
             if not wait_http("http://127.0.0.1:%d/health/" % port):
                 raise RuntimeError("gunicorn (%s) did not start: %s" % (flavour, open(os.path.join(tmp, flavour + ".log")).read()[-800:]))
@@ -345,6 +315,7 @@ def main():
 
         rps = {(ep, c): [] for ep, _ in endpoints for c in configs}
         notes, costs = {}, {(ep, c): [] for ep, _ in endpoints for c in configs}
+        cpu_req = {(ep, c): [] for ep, _ in endpoints for c in configs}	# (service, tracer) CPU us per request
         stats_fd = enable_bpf_stats()
         for ep, _ in endpoints:
             for c in ports:  # warm up every worker
@@ -360,8 +331,12 @@ def main():
                         if a.warmup:
                             wrk(url, a.warmup, a.connections)
                         w0 = att.window()
+                        s0, t0 = SVC_CG.cpu_s(), TOOL_CG.cpu_s()
                         v = wrk(url, a.seconds, a.connections)
+                        s1, t1 = SVC_CG.cpu_s(), TOOL_CG.cpu_s()
                         att.account(w0, att.window(), v * a.seconds)
+                    if v > 0:
+                        cpu_req[(ep, c)].append(((s1 - s0) * 1e6 / (v * a.seconds), (t1 - t0) * 1e6 / (v * a.seconds)))
                     rps[(ep, c)].append(v)
                     if att.note:
                         notes[(ep, c)] = att.note
@@ -393,6 +368,24 @@ def main():
             per_req_us = os.cpu_count() * 1e6 / statistics.median(rps[(ep, "untraced")])
             print("| `%s` | %s | %.0f us | %.2f us | %.2f us | %.1f us | %.2f%% |" % (ep, c, per_req_us, h / 1e3, al / 1e3,
                                                                                cpu, 100 * (al / 1e3 + cpu) / per_req_us))
+        print()
+        print("CPU per request of everything under test (cgroup v2 cpu.stat over the measured window, median over rounds):")
+        print()
+        print("| endpoint | configuration | service + PostgreSQL | tracer | total | added to untraced |")
+        print("|---|---|---|---|---|---|")
+        for ep, _ in endpoints:
+            if not cpu_req[(ep, "untraced")]:
+                continue
+            base = statistics.median(s + t for s, t in cpu_req[(ep, "untraced")])
+            for c in configs:
+                cl = cpu_req[(ep, c)]
+                if not cl:
+                    continue
+                s, t = statistics.median(x[0] for x in cl), statistics.median(x[1] for x in cl)
+                tot = [x[0] + x[1] for x in cl]
+                print("| `%s` | %s | %.0f us | %.1f us | %.0f us (%.0f-%.0f) | %+.1f us (%+.2f%%) |" % (
+                    ep, c, s, t, statistics.median(tot), min(tot), max(tot), statistics.median(tot) - base,
+                    100 * (statistics.median(tot) - base) / base))
         if stats_fd >= 0:
             os.close(stats_fd)
         print("\n%d rounds of %d s (after %d s of warm-up) per configuration and endpoint, wrk -t1 -c%d, "
@@ -411,6 +404,9 @@ def main():
                 g.kill()
         subprocess.run([PG_CLUSTER, "stop", pgdir], env=pgenv, capture_output=True, timeout=120)
         shutil.rmtree(tmp, ignore_errors=True)
+        for cg in (SVC_CG, TOOL_CG):
+            if cg:
+                cg.remove()
 
 
 if __name__ == "__main__":

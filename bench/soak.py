@@ -41,6 +41,9 @@ import threading
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import Cgroup  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
@@ -191,70 +194,6 @@ def svg_plot(path, title, series, warmup_s=None):
 
 # ---------------------------------------------------------------------------------------------
 # cgroup v2 and /proc
-
-def cgroup2_root():
-    try:
-        for line in open("/proc/self/mountinfo"):
-            parts = line.split()
-            sep = parts.index("-")
-            if parts[sep + 1] == "cgroup2":
-                return parts[4]
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-class Cgroup:
-    """A leaf cgroup v2 of its own (no controllers enabled: cpu.stat's usage_usec is always there)."""
-
-    def __init__(self, name):
-        self.path = None
-        root = cgroup2_root()
-        if root:
-            p = os.path.join(root, name)
-            try:
-                os.makedirs(p, exist_ok=True)
-                if os.path.exists(os.path.join(p, "cpu.stat")):
-                    self.path = p
-            except OSError as e:
-                log("cannot make cgroup %s: %s" % (p, e))
-
-    def enter(self):
-        """preexec_fn: the child moves itself in before exec."""
-        if self.path:
-            with open(os.path.join(self.path, "cgroup.procs"), "w") as f:
-                f.write("0")
-
-    def cpu_s(self):
-        if not self.path:
-            return None
-        for line in open(os.path.join(self.path, "cpu.stat")):
-            k, v = line.split()
-            if k == "usage_usec":
-                return int(v) / 1e6
-        return None
-
-    def remove(self):
-        if not self.path:
-            return
-        root = cgroup2_root()
-        for _ in range(50):
-            try:
-                pids = open(os.path.join(self.path, "cgroup.procs")).read().split()
-                for pid in pids:  # stragglers back to the root, so that the directory can go
-                    try:
-                        with open(os.path.join(root, "cgroup.procs"), "w") as f:
-                            f.write(pid)
-                    except OSError:
-                        pass
-                os.rmdir(self.path)
-                return
-            except FileNotFoundError:
-                return
-            except OSError:
-                time.sleep(0.1)
-        log("could not remove cgroup " + self.path)
-
 
 def proc_rss_kb(pid):
     try:

@@ -93,6 +93,8 @@ static __always_inline int on_close(__s32 fd)
 	struct http_conn *conn;
 	struct http_event *e;
 
+	if (!pt_may_be_tracked(pid))
+		return 0;	/* its connections, if any, go when the loader forgets it */
 	conn = bpf_map_lookup_elem(&conns, &key);
 	if (!conn)
 		return 0;
@@ -285,6 +287,8 @@ static __always_inline int on_exit(long nr, struct pt_regs *regs, long ret)
 SEC("tracepoint/syscalls/sys_exit_" #name)						\
 int tp_exit_##name(struct trace_event_raw_sys_exit *ctx)				\
 {											\
+	if (ctx->ret <= 0 || !pt_may_be_tracked(bpf_get_current_pid_tgid() >> 32))	\
+		return 0;								\
 	return on_exit(nr, (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf()), ctx->ret); \
 }
 
@@ -320,7 +324,8 @@ int BPF_PROG(http_sys_exit, struct pt_regs *regs, long ret)
 {
 	long nr = BPF_CORE_READ(regs, orig_ax);
 
-	if (!is_socket_call(nr) || nr == NR_close)
+	if (ret <= 0 || !is_socket_call(nr) || nr == NR_close ||
+	    !pt_may_be_tracked(bpf_get_current_pid_tgid() >> 32))
 		return 0;
 	return on_exit(nr, regs, ret);
 }

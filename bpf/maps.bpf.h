@@ -4,6 +4,7 @@
 #define PYTRACE_MAPS_BPF_H
 
 #include "pytrace.h"
+#include "pg.h"
 
 /* Processes whose interpreter the loader has inspected; children inherit their parent's entry. */
 struct {
@@ -20,6 +21,22 @@ struct {
 	__type(key, __u32);
 	__type(value, __u32);
 } tracked SEC(".maps");
+
+/*
+ * The same pids as one bit each (pid_max is at most 2^22 on 64-bit: 512 kB). An array lookup is
+ * inlined by the verifier: the programs on every process's syscalls test this first, and a
+ * process that is not traced (nearly every syscall on a host) costs a load and a shift instead
+ * of a hash lookup (measured: docs/PERFORMANCE.md, "The miss path"). A set bit only sends the
+ * caller on to its own lookup; the loader and session.bpf.c set a bit before the pid enters
+ * tracked and clear it after it leaves. User space writes it through mmap, with atomics.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PT_PID_WORDS);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, __u64);
+} tracked_bits SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -108,9 +125,42 @@ static __always_inline __u64 pt_pqconn_now(__u64 now)
 	return c && now - c->ts < PT_PQCONN_FRESH_NS ? c->conn : 0;
 }
 
+/*
+ * The PostgreSQL connections the wire programs follow (pgwire.bpf.c), per (pid, fd); shared so
+ * that --idle (sampler.bpf.c) can tell a thread blocked on one: a wait on the database.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PG_MAX_CONNS);
+	__type(key, struct pg_conn_key);
+	__type(value, struct pg_conn);
+} pg_conns SEC(".maps");
+
+/* Whether pid may be traced: false surely means it is not (see tracked_bits). */
+static __always_inline bool pt_may_be_tracked(__u32 pid)
+{
+	__u32 i = pid >> 6;
+	__u64 *w = bpf_map_lookup_elem(&tracked_bits, &i);
+
+	return w && (*w >> (pid & 63)) & 1;
+}
+
+static __always_inline void pt_track_bit(__u32 pid, bool on)
+{
+	__u32 i = pid >> 6;
+	__u64 *w = bpf_map_lookup_elem(&tracked_bits, &i);
+
+	if (!w)
+		return;
+	if (on)
+		__sync_fetch_and_or(w, 1ULL << (pid & 63));
+	else
+		__sync_fetch_and_and(w, ~(1ULL << (pid & 63)));
+}
+
 static __always_inline bool pt_is_tracked(__u32 pid)
 {
-	return bpf_map_lookup_elem(&tracked, &pid) != NULL;
+	return pt_may_be_tracked(pid) && bpf_map_lookup_elem(&tracked, &pid) != NULL;
 }
 
 #endif

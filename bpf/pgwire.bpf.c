@@ -51,12 +51,7 @@ const volatile bool call_sites = true;	/* walk the sender's Python stack at a st
 #define PG_LEN_MAX	(1u << 30)	/* PostgreSQL's own limit for a message */
 #define MIDSTREAM_MSGS	10
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, PG_MAX_CONNS);
-	__type(key, struct pg_conn_key);
-	__type(value, struct pg_conn);
-} pg_conns SEC(".maps");
+/* pg_conns: in maps.bpf.h (--idle tells a wait on PostgreSQL by it) */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -64,6 +59,26 @@ struct {
 	__type(key, __u32);
 	__type(value, struct pg_event);
 } pg_ev_buf SEC(".maps");
+
+/*
+ * A chunk of at most PG_LOCAL_MAX bytes (a statement, a short result: nearly every chunk) is
+ * copied once and walked here: one user read instead of two or three per message (each read of
+ * user memory cost about 100 ns here; see docs/PERFORMANCE.md, "Where a statement's BPF time
+ * goes"). PG_LOCAL_SLACK lets a 5-byte header read at a masked offset stay inside.
+ */
+#define PG_LOCAL_MAX	512
+#define PG_LOCAL_SLACK	8
+
+struct pg_local {
+	__u8 b[PG_LOCAL_MAX + PG_LOCAL_SLACK];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pg_local);
+} pg_local_buf SEC(".maps");
 
 /* Python stacks of statements, by hash: sent once, referenced by every statement from there. */
 struct {
@@ -233,6 +248,7 @@ static __always_inline bool pg_chain(__u64 buf, __u32 len, __u8 dir)
 struct walk {
 	struct pg_event *e;
 	struct pg_conn *conn;
+	__u8 *local;		/* the chunk's bytes, copied (pg_local_buf), or NULL: read them where they are */
 	__u64 buf;
 	__u32 len, off;
 	__u32 pos;		/* bytes of records in e->data */
@@ -261,7 +277,7 @@ static __always_inline void flush(struct walk *w, __u32 flags, bool force)
 }
 
 /* Append a record of a message whose body starts at body (in the chunk) and is len-4 long. */
-static __always_inline void record(struct walk *w, __u8 type, __u8 rflags, __u32 mlen, __u32 body)
+static __always_inline void record(struct walk *w, __u8 type, __u8 rflags, __u32 mlen, __u32 body, const bool local)
 {
 	__u32 cap = type ? cap_of(w->dir, type) : 8, avail = 0, n, pos;
 	struct pg_rec *r;
@@ -301,18 +317,27 @@ static __always_inline void record(struct walk *w, __u8 type, __u8 rflags, __u32
 	/* keep the verifier's view of n bounded: the compiler would reuse an unbounded copy */
 	asm volatile("" : "+r"(n));
 	n &= PG_CAP_MAX - 1;
-	if (n && bpf_probe_read_user(w->e->data + (pos & (PG_EV_DATA - 1)), n, (void *)(w->buf + body)))
+	if (n && local) {
+		/* n <= avail: the copy stays within the chunk's bytes */
+		if (bpf_probe_read_kernel(w->e->data + (pos & (PG_EV_DATA - 1)), n,
+					  w->local + (body & (PG_LOCAL_MAX - 1))))
+			n = 0;
+	} else if (n && bpf_probe_read_user(w->e->data + (pos & (PG_EV_DATA - 1)), n, (void *)(w->buf + body))) {
 		n = 0;
+	}
 	r = (struct pg_rec *)(w->e->data + (w->pos & (PG_EV_DATA - 1)));
 	r->caplen = n;
 	w->pos = (w->pos + sizeof(*r) + n + 7) & ~7u;
 	w->e->nrec++;
 }
 
-/* One message (or the rest of one) of the chunk; returns 1 to stop. */
-static long walk_one(__u32 i, void *data)
+/*
+ * One message (or the rest of one) of the chunk; returns 1 to stop. local: its bytes are in
+ * w->local (a constant: each case is its own loop body, which the verifier checks apart, at a
+ * third of the cost of one body that tests it).
+ */
+static __always_inline long walk_msg(struct walk *w, const bool local)
 {
-	struct walk *w = data;
 	struct pg_conn *c = w->conn;
 	__u8 dir = w->dir & 1, h[5] = {}, held;
 	__u32 left, mlen, rest;
@@ -358,7 +383,7 @@ static long walk_one(__u32 i, void *data)
 		mlen = be32(h + 1);
 		if (mlen < 4 || mlen > PG_LEN_MAX || !(dir == PG_DIR_CLIENT ? frontend_type(h[0]) : backend_type(h[0])))
 			goto lost;
-		record(w, h[0], PG_RF_CONT, mlen, w->off);
+		record(w, h[0], PG_RF_CONT, mlen, w->off, local);
 		c->skip[dir] = mlen - 4;
 		return 0;
 	}
@@ -377,20 +402,39 @@ static long walk_one(__u32 i, void *data)
 		w->off = w->len;
 		return 1;
 	}
-	if (bpf_probe_read_user(h, 5, (void *)(w->buf + w->off)))
+	if (local) {
+		__u8 *p = w->local + (w->off & (PG_LOCAL_MAX - 1));
+
+		h[0] = p[0];
+		h[1] = p[1];
+		h[2] = p[2];
+		h[3] = p[3];
+		h[4] = p[4];
+	} else if (bpf_probe_read_user(h, 5, (void *)(w->buf + w->off))) {
 		goto lost;
+	}
 	mlen = be32(h + 1);
 	if (mlen < 4 || mlen > PG_LEN_MAX || !(dir == PG_DIR_CLIENT ? frontend_type(h[0]) : backend_type(h[0])))
 		goto lost;
 	if (dir == PG_DIR_CLIENT && (h[0] == 'Q' || h[0] == 'E'))
 		w->statement = true;
-	record(w, h[0], 0, mlen, w->off + 5);
+	record(w, h[0], 0, mlen, w->off + 5, local);
 	w->off += 5;
 	c->skip[dir] = mlen - 4;
 	return 0;
 lost:
 	w->broken = true;
 	return 1;
+}
+
+static long walk_one(__u32 i, void *data)
+{
+	return walk_msg(data, false);
+}
+
+static long walk_local_one(__u32 i, void *data)
+{
+	return walk_msg(data, true);
 }
 
 static __always_inline void walk_stack(struct pg_event *e, __u32 pid)
@@ -472,7 +516,7 @@ static __always_inline int startup(struct pg_conn *c, struct chunk *ch, __u32 pi
 		return 0;
 	w.e = e;
 	e->flags = code == PG_PROTO_V3 ? PG_EF_STARTUP : code == PG_CANCEL ? 0 : PG_EF_SSLREQ;
-	record(&w, 0, 0, mlen, 4);
+	record(&w, 0, 0, mlen, 4, false);
 	flush(&w, 0, true);
 	return 0;
 }
@@ -582,7 +626,21 @@ static __always_inline int on_exit(long nr, struct pt_regs *regs, long ret)
 	w.buf = ch.buf;
 	w.len = ch.len;
 	w.dir = dir;
-	bpf_loop(PG_WALK_MAX, walk_one, &w, 0);
+	if (ch.len <= PG_LOCAL_MAX) {
+		__u32 zero = 0;
+		struct pg_local *lb = bpf_map_lookup_elem(&pg_local_buf, &zero);
+		__u64 n = ch.len;
+
+		/* bound the very register passed: the compiler would test a zero-extended copy */
+		asm volatile("" : "+r"(n));
+		n &= 2 * PG_LOCAL_MAX - 1;
+		if (lb && n <= PG_LOCAL_MAX && !bpf_probe_read_user(lb->b, n, (void *)ch.buf))
+			w.local = lb->b;
+	}
+	if (w.local)
+		bpf_loop(PG_WALK_MAX, walk_local_one, &w, 0);
+	else
+		bpf_loop(PG_WALK_MAX, walk_one, &w, 0);
 	if (w.off < w.len && !w.broken) {
 		pt_count(PT_CNT_PG_LONG);
 		w.broken = true;
@@ -624,10 +682,13 @@ static __always_inline int on_close(__s32 fd)
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 pid = id >> 32;
 	struct pg_conn_key key = { .pid = pid, .fd = fd };
-	struct pg_conn *c = bpf_map_lookup_elem(&pg_conns, &key);
+	struct pg_conn *c;
 	struct pg_event *e;
 	struct walk w = {};
 
+	if (!pt_may_be_tracked(pid))
+		return 0;
+	c = bpf_map_lookup_elem(&pg_conns, &key);
 	if (!c)
 		return 0;
 	if (c->state != PG_ST_CANDIDATE && c->state != PG_ST_OTHER) {
@@ -652,6 +713,9 @@ int pg_sys_exit(struct trace_event_raw_sys_exit *ctx)
 {
 	long nr = ctx->id;
 
+	/* Every process's reads and writes come here: the cheapest test first. */
+	if (ctx->ret <= 0 || !pt_may_be_tracked(bpf_get_current_pid_tgid() >> 32))
+		return 0;
 	switch (nr) {
 	case NR_read: case NR_recvfrom: case NR_readv: case NR_recvmsg:
 	case NR_write: case NR_sendto: case NR_writev: case NR_sendmsg:

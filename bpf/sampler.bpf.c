@@ -16,6 +16,30 @@ struct {
 	__type(value, struct pt_sample);
 } sample_buf SEC(".maps");
 
+/* --gil: only samples of the thread holding the GIL */
+const volatile bool gil_only = false;
+
+/*
+ * Whether the current thread holds its interpreter's GIL: the GIL is locked and its last_holder
+ * is this thread's PyThreadState. Unknown (no GIL address, no thread state): kept.
+ */
+static __always_inline bool pt_holds_gil(struct task_struct *task, const struct pt_proc *proc)
+{
+	__u64 fsbase, tstate, holder;
+	int locked = 0;
+
+	if (!proc->gil)
+		return true;
+	fsbase = BPF_CORE_READ(task, thread.fsbase);
+	tstate = fsbase ? pt_read_ptr(fsbase + proc->tstate_off) : 0;
+	if (!tstate)
+		return false;	/* no Python thread state: cannot hold the GIL */
+	if (bpf_probe_read_user(&locked, sizeof(locked), (void *)(proc->gil + proc->gil_locked)))
+		return true;
+	holder = pt_read_ptr(proc->gil + proc->gil_holder);
+	return locked == 1 && holder == tstate;
+}
+
 SEC("perf_event")
 int sample_stack(struct bpf_perf_event_data *ctx)
 {
@@ -25,11 +49,16 @@ int sample_stack(struct bpf_perf_event_data *ctx)
 	struct pt_proc *proc;
 	struct pt_sample *s;
 
-	if (!bpf_map_lookup_elem(&tracked, &pid))
+	if (!pt_is_tracked(pid))
 		return 0;
 	s = bpf_map_lookup_elem(&sample_buf, &zero);
 	if (!s)
 		return 0;
+	proc = bpf_map_lookup_elem(&procs, &pid);
+	if (gil_only && proc && !pt_holds_gil(bpf_get_current_task_btf(), proc)) {
+		pt_count(PT_CNT_GIL_DROPPED);
+		return 0;
+	}
 	pt_count(PT_CNT_SAMPLES);
 
 	s->hdr.type = PT_EV_SAMPLE;
@@ -38,11 +67,10 @@ int sample_stack(struct bpf_perf_event_data *ctx)
 	s->ts = bpf_ktime_get_ns();
 	s->weight = 1;
 	s->stack.nframes = 0;
-	s->stack.flags = 0;
+	s->stack.flags = gil_only ? PT_SF_GIL : 0;
 	s->cpu = bpf_get_smp_processor_id();
 	bpf_get_current_comm(s->comm, sizeof(s->comm));
 
-	proc = bpf_map_lookup_elem(&procs, &pid);
 	if (proc) {
 		task = bpf_get_current_task_btf();
 		pt_walk_stack(task, proc, &s->stack);
@@ -91,7 +119,8 @@ int BPF_PROG(offcpu_switch, bool preempt, struct task_struct *prev, struct task_
 
 	if (!offcpu)
 		return 0;
-	s = bpf_map_lookup_elem(&offcpu_stacks, &tid);
+	/* every switch of the host: the bitmap first (a thread switched in belongs to next->tgid) */
+	s = pt_may_be_tracked(next->tgid) ? bpf_map_lookup_elem(&offcpu_stacks, &tid) : NULL;
 	if (s) {
 		s->weight = now - s->ts;
 		s->ts = now;
@@ -107,7 +136,7 @@ int BPF_PROG(offcpu_switch, bool preempt, struct task_struct *prev, struct task_
 
 	pid = prev->tgid;
 	tid = prev->pid;
-	if (!pid || !bpf_map_lookup_elem(&tracked, &pid))
+	if (!pid || !pt_is_tracked(pid))
 		return 0;
 	proc = bpf_map_lookup_elem(&procs, &pid);
 	s = bpf_map_lookup_elem(&sample_buf, &zero);
@@ -125,5 +154,248 @@ int BPF_PROG(offcpu_switch, bool preempt, struct task_struct *prev, struct task_
 	pt_walk_stack(prev, proc, &s->stack);	/* prev is current: its memory is the one mapped */
 	if (bpf_map_update_elem(&offcpu_stacks, &tid, s, BPF_ANY) == 0)
 		pt_count(PT_CNT_OFFCPU);
+	return 0;
+}
+
+/*
+ * --idle: off-CPU time in every output. When a traced thread blocks (leaves the CPU not
+ * runnable), its stack is walked once and the block is keyed by (stack hash, thread, reason);
+ * at its switch-in the nanoseconds away are added to that key in idle_agg, which the loader
+ * reads once a second. A key seen for the first time is announced by one PT_SF_IDLE sample
+ * carrying its frames, which the loader names while the code objects are alive. Every other
+ * task costs one task-storage lookup (next: nothing there) and one hash miss (prev: tracked).
+ */
+const volatile bool idle = false;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct pt_idle_key);
+	__type(value, struct pt_idle_val);
+} idle_agg SEC(".maps");
+
+/* Blocked threads, for the loader to count the time of those still blocked at the end. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct pt_idle_open);
+} idle_open SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct pt_idle_open);
+} idle_task SEC(".maps");
+
+/* x86_64 syscall numbers */
+#define NR_read 0
+#define NR_write 1
+#define NR_poll 7
+#define NR_pread64 17
+#define NR_pwrite64 18
+#define NR_readv 19
+#define NR_writev 20
+#define NR_select 23
+#define NR_pause 34
+#define NR_nanosleep 35
+#define NR_connect 42
+#define NR_accept 43
+#define NR_sendto 44
+#define NR_recvfrom 45
+#define NR_sendmsg 46
+#define NR_recvmsg 47
+#define NR_futex 202
+#define NR_clock_nanosleep 230
+#define NR_epoll_wait 232
+#define NR_pselect6 270
+#define NR_ppoll 271
+#define NR_epoll_pwait 281
+#define NR_accept4 288
+#define NR_recvmmsg 299
+#define NR_sendmmsg 307
+#define NR_epoll_pwait2 441
+#define NR_futex_waitv 449
+
+#define PT_S_IFMT	00170000
+#define PT_S_IFSOCK	0140000
+
+/* Whether fd of task (the current one) is a socket. */
+static __always_inline bool pt_fd_is_socket(struct task_struct *task, __s64 fd)
+{
+	struct file **fds, *f = NULL;
+	unsigned int max;
+	umode_t mode;
+
+	if (fd < 0)
+		return false;
+	max = BPF_CORE_READ(task, files, fdt, max_fds);
+	if (fd >= max)
+		return false;
+	fds = BPF_CORE_READ(task, files, fdt, fd);
+	if (bpf_probe_read_kernel(&f, sizeof(f), fds + fd) || !f)
+		return false;
+	mode = BPF_CORE_READ(f, f_inode, i_mode);
+	return (mode & PT_S_IFMT) == PT_S_IFSOCK;
+}
+
+/* A socket wait on fd is a wait on PostgreSQL when the wire programs follow it as one. */
+static __always_inline __u32 pt_socket_reason(__u32 pid, __s64 fd)
+{
+	struct pg_conn_key k = { .pid = pid, .fd = (__s32)fd };
+	struct pg_conn *c = bpf_map_lookup_elem(&pg_conns, &k);
+
+	return c && c->state != PG_ST_OTHER && c->state != PG_ST_CANDIDATE ? PT_IDLE_SQL : PT_IDLE_SOCKET;
+}
+
+static __always_inline __u32 pt_idle_reason(struct task_struct *task, __u32 pid)
+{
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	long nr;
+	__u64 a0, a1;
+	int fd = -1;
+
+	if (!regs)
+		return PT_IDLE_OTHER;
+	nr = BPF_CORE_READ(regs, orig_ax);
+	a0 = BPF_CORE_READ(regs, di);
+	a1 = BPF_CORE_READ(regs, si);
+	switch (nr) {
+	case NR_futex:
+	case NR_futex_waitv:
+		return PT_IDLE_LOCK;
+	case NR_nanosleep:
+	case NR_clock_nanosleep:
+	case NR_pause:
+		return PT_IDLE_SLEEP;
+	case NR_select:
+	case NR_pselect6:
+		/* 3.8-3.10's time.sleep is select(0, NULL, NULL, NULL, &tv) */
+		return a0 ? PT_IDLE_IO : PT_IDLE_SLEEP;
+	case NR_poll:
+	case NR_ppoll:
+		if (!a1)
+			return PT_IDLE_SLEEP;
+		/* the first pollfd's fd: a socket module or driver waits on one socket */
+		if (bpf_probe_read_user(&fd, sizeof(fd), (void *)a0))
+			return PT_IDLE_IO;
+		return pt_fd_is_socket(task, fd) ? pt_socket_reason(pid, fd) : PT_IDLE_IO;
+	case NR_connect:
+	case NR_accept:
+	case NR_accept4:
+		return PT_IDLE_SOCKET;
+	case NR_sendto:
+	case NR_recvfrom:
+	case NR_sendmsg:
+	case NR_recvmsg:
+	case NR_recvmmsg:
+	case NR_sendmmsg:
+		return pt_socket_reason(pid, (__s64)a0);
+	case NR_read:
+	case NR_write:
+	case NR_readv:
+	case NR_writev:
+	case NR_pread64:
+	case NR_pwrite64:
+		return pt_fd_is_socket(task, (__s64)a0) ? pt_socket_reason(pid, (__s64)a0) : PT_IDLE_IO;
+	case NR_epoll_wait:
+	case NR_epoll_pwait:
+	case NR_epoll_pwait2:
+		return PT_IDLE_IO;
+	}
+	return PT_IDLE_OTHER;
+}
+
+/* Blocked: left the CPU in an interruptible or uninterruptible sleep, not preempted nor dying. */
+static __always_inline bool pt_blocked(bool preempt, struct task_struct *prev)
+{
+	unsigned int state;
+
+	if (preempt)
+		return false;
+	if (bpf_core_field_exists(prev->__state))
+		state = BPF_CORE_READ(prev, __state);
+	else
+		return false;
+	return state & 3;	/* TASK_INTERRUPTIBLE | TASK_UNINTERRUPTIBLE */
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(idle_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	struct pt_idle_val *v, zv = {};
+	struct pt_idle_open *o;
+	struct pt_idle_key key = {};
+	struct pt_sample *s;
+	struct pt_proc *proc;
+	__u32 pid, tid, zero = 0, size, n;
+	__u64 now = 0;
+
+	if (!idle)
+		return 0;
+	/* every switch of the host: the bitmap first, so that untraced tasks cost a load */
+	o = pt_may_be_tracked(next->tgid) ? bpf_task_storage_get(&idle_task, next, NULL, 0) : NULL;
+	if (o && o->ts) {
+		now = bpf_ktime_get_ns();
+		v = bpf_map_lookup_elem(&idle_agg, &o->key);
+		if (v) {
+			__sync_fetch_and_add(&v->ns, now - o->ts);
+			__sync_fetch_and_add(&v->count, 1);
+		}
+		o->ts = 0;
+		tid = next->pid;
+		bpf_map_delete_elem(&idle_open, &tid);
+	}
+
+	pid = prev->tgid;
+	if (!pid || !pt_is_tracked(pid) || !pt_blocked(preempt, prev))
+		return 0;
+	proc = bpf_map_lookup_elem(&procs, &pid);
+	s = bpf_map_lookup_elem(&sample_buf, &zero);
+	if (!proc || !s)
+		return 0;
+	if (!now)
+		now = bpf_ktime_get_ns();
+	tid = prev->pid;
+	s->stack.nframes = 0;
+	s->stack.flags = PT_SF_OFFCPU | PT_SF_IDLE;
+	/* prev is current: its memory is the one mapped, and its pt_regs are its syscall's */
+	key.hash = pt_walk_stack(prev, proc, &s->stack);
+	key.pid = pid;
+	key.tid = tid;
+	key.reason = pt_idle_reason(prev, pid);
+	v = bpf_map_lookup_elem(&idle_agg, &key);
+	if (!v) {
+		if (bpf_map_update_elem(&idle_agg, &key, &zv, BPF_NOEXIST) == 0) {
+			/* first block with this key: its frames go to the loader, once */
+			s->hdr.type = PT_EV_SAMPLE;
+			s->hdr.pid = pid;
+			s->tid = tid;
+			s->ts = key.hash;
+			s->weight = key.reason;
+			s->cpu = bpf_get_smp_processor_id();
+			BPF_CORE_READ_STR_INTO(&s->comm, prev, comm);
+			n = s->stack.nframes;
+			if (n > PT_MAX_FRAMES)
+				n = PT_MAX_FRAMES;
+			size = offsetof(struct pt_sample, stack.frames) + n * sizeof(struct pt_frame);
+			if (bpf_ringbuf_output(&events, s, size, pt_rb_flags())) {
+				pt_count(PT_CNT_LOST);
+				bpf_map_delete_elem(&idle_agg, &key);
+				return 0;
+			}
+		} else if (!bpf_map_lookup_elem(&idle_agg, &key)) {
+			pt_count(PT_CNT_IDLE_DROPPED);
+			return 0;
+		}
+	}
+	o = bpf_task_storage_get(&idle_task, prev, NULL, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!o)
+		return 0;
+	o->ts = now;
+	o->key = key;
+	bpf_map_update_elem(&idle_open, &tid, o, BPF_ANY);
+	pt_count(PT_CNT_IDLE_BLOCKS);
 	return 0;
 }

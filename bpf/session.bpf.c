@@ -46,8 +46,9 @@ int BPF_PROG(track_fork, struct task_struct *parent, struct task_struct *child)
 
 	if (!follow_children || child->pid != child->tgid)
 		return 0;	/* a new thread, not a new process */
-	if (!bpf_map_lookup_elem(&tracked, &ppid))
+	if (!pt_is_tracked(ppid))
 		return 0;
+	pt_track_bit(pid, true);
 	bpf_map_update_elem(&tracked, &pid, &how, BPF_ANY);
 	/* A forked child runs the parent's interpreter at the same addresses until it execs. */
 	proc = bpf_map_lookup_elem(&procs, &ppid);
@@ -62,9 +63,10 @@ int BPF_PROG(track_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
 {
 	__u32 pid = p->tgid, how = PT_TRACK_HOST;
 
-	if (!bpf_map_lookup_elem(&tracked, &pid)) {
+	if (!pt_is_tracked(pid)) {
 		if (!host_wide || pid == self_tgid || (p->flags & 0x00200000 /* PF_KTHREAD */))
 			return 0;
+		pt_track_bit(pid, true);
 		bpf_map_update_elem(&tracked, &pid, &how, BPF_NOEXIST);
 	}
 	bpf_map_delete_elem(&procs, &pid);
@@ -77,10 +79,11 @@ int BPF_PROG(track_exit, struct task_struct *p)
 {
 	__u32 pid = p->tgid;
 
-	if (p->pid != p->tgid || !bpf_map_lookup_elem(&tracked, &pid))
+	if (p->pid != p->tgid || !pt_is_tracked(pid))
 		return 0;
 	proc_event(PT_EV_EXIT, pid, 0);
 	bpf_map_delete_elem(&procs, &pid);
 	bpf_map_delete_elem(&tracked, &pid);
+	pt_track_bit(pid, false);
 	return 0;
 }

@@ -3,6 +3,7 @@
 #ifndef PYTRACE_H
 #define PYTRACE_H
 
+#define PT_PID_WORDS	((1u << 22) / 64)	/* tracked_bits: one bit per pid up to PID_MAX_LIMIT (64-bit) */
 #define PT_MAX_FRAMES	160	/* Python frames kept per stack; deeper stacks are marked truncated */
 #define PT_MAX_WALK	256	/* frames visited per walk, C-stack shim frames included */
 #define PT_NONE		0xffff	/* an offset the interpreter does not have */
@@ -39,6 +40,11 @@ struct pt_proc {
 	 * _Py_tss_gilstate in the static TLS block below the thread pointer (3.15, negative).
 	 */
 	__s64 tstate_off;
+	/* --gil: the interpreter's struct _gil_runtime_state (0: unknown), and in it */
+	__u64 gil;
+	__u16 gil_locked;	/* int: held now */
+	__u16 gil_holder;	/* last_holder: PyThreadState * */
+	__u32 pad;
 };
 
 /* How a traced pid came to be traced. */
@@ -78,6 +84,42 @@ enum pt_event_type {
 #define PT_SF_NO_TSTATE	(1u << 2)	/* thread has no Python thread state: native code */
 #define PT_SF_READ_ERR	(1u << 3)	/* a frame could not be read; stack is partial */
 #define PT_SF_OFFCPU	(1u << 4)	/* taken when the thread blocked, not by the timer */
+#define PT_SF_IDLE	(1u << 5)	/* --idle: a new off-CPU stack; its time accrues in idle_agg */
+#define PT_SF_GIL	(1u << 6)	/* --gil: the sampled thread held the GIL (else not sent) */
+
+/*
+ * --idle: what a blocked thread waited on, from the syscall it was in when it left the CPU
+ * (its pt_regs' orig_ax) and, for reads, writes and polls, the kind of file. A PT_SF_IDLE
+ * pt_sample carries it in weight, and the stack's hash in ts.
+ */
+enum pt_idle_reason {
+	PT_IDLE_OTHER,		/* not in a syscall we know (page fault, wait4, ...) */
+	PT_IDLE_SLEEP,		/* nanosleep, clock_nanosleep, select/poll with no fds, pause */
+	PT_IDLE_LOCK,		/* futex: Python's locks, the GIL, queues, joins, conditions */
+	PT_IDLE_SOCKET,		/* socket calls, reads/writes of a socket, poll/select on one */
+	PT_IDLE_IO,		/* reads/writes of files and pipes, epoll, poll/select on others */
+	PT_IDLE_SQL,		/* a PostgreSQL statement in flight on the thread */
+	PT_IDLE_REASONS,
+};
+
+/* Off-CPU time aggregated in BPF: per (stack, thread, reason), nanoseconds and blocks. */
+struct pt_idle_key {
+	__u64 hash;		/* pt_walk_stack's */
+	__u32 pid, tid;
+	__u32 reason;		/* enum pt_idle_reason */
+	__u32 pad;
+};
+
+struct pt_idle_val {
+	__u64 ns;		/* blocked, switch-out to switch-in */
+	__u64 count;		/* blocks */
+};
+
+/* A thread blocked now: since when, and where its time goes. */
+struct pt_idle_open {
+	__u64 ts;		/* bpf_ktime_get_ns() at switch-out; 0: on CPU */
+	struct pt_idle_key key;
+};
 
 struct pt_frame {
 	__u64 code;		/* code object address */
@@ -143,6 +185,9 @@ enum pt_counter {
 	PT_CNT_PG_CONN_DROPPED,	/* PostgreSQL connections not followed: map full */
 	PT_CNT_PG_DESYNC,	/* a stream lost its message framing (resynchronized later) */
 	PT_CNT_PG_LONG,		/* reads or writes with more messages than one pass walks */
+	PT_CNT_IDLE_BLOCKS,	/* --idle: blocks of traced threads recorded */
+	PT_CNT_IDLE_DROPPED,	/* --idle: blocks not recorded: idle_agg full */
+	PT_CNT_GIL_DROPPED,	/* --gil: samples of threads not holding the GIL */
 	PT_CNT_MAX,
 };
 

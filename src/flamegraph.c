@@ -29,6 +29,7 @@ struct svg_ctx {
 	FILE *f;
 	const struct ftree *t;
 	const char *count_name;
+	bool time_us;
 	double scale, min_width, font_size;
 	unsigned width, frame_height, height, ypad1;
 	bool inverted;
@@ -402,6 +403,16 @@ static void fmt_count(uint64_t v, char *buf)
 	buf[o] = '\0';
 }
 
+void flamegraph__fmt_time_us(uint64_t us, char *buf, size_t size)
+{
+	if (us < 1000)
+		snprintf(buf, size, "%llu us", (unsigned long long)us);
+	else if (us < 1000000)
+		snprintf(buf, size, "%.2f ms", us / 1e3);
+	else
+		snprintf(buf, size, "%.3f s", us / 1e6);
+}
+
 /* The visible label: as many code points as fit, cut with "..", as the script does on zoom. */
 static void write_label(FILE *f, const char *name, double width, double font_size)
 {
@@ -453,12 +464,17 @@ static void write_frame(const struct svg_ctx *c, const struct fnode *n)
 	else
 		y = c->height - 2 * c->font_size - 10 - (double)(n->depth + 1) * c->frame_height;
 	flamegraph__frame_color(n->name, col, sizeof(col));
-	fmt_count(n->total, cnt);
 	fprintf(c->f, "<g data-x=\"%llu\" data-w=\"%llu\" data-d=\"%u\"><title>",
 		(unsigned long long)n->x, (unsigned long long)n->total, n->depth);
 	xml_puts(c->f, n->name);
-	fprintf(c->f, " (%s ", cnt);
-	xml_puts(c->f, c->count_name);
+	if (c->time_us) {
+		flamegraph__fmt_time_us(n->total, cnt, sizeof(cnt));
+		fprintf(c->f, " (%s", cnt);
+	} else {
+		fmt_count(n->total, cnt);
+		fprintf(c->f, " (%s ", cnt);
+		xml_puts(c->f, c->count_name);
+	}
 	fprintf(c->f, ", %.2f%%)</title><rect x=\"%.2f\" y=\"%.1f\" width=\"%.2f\" height=\"%u\" fill=\"%s\" rx=\"2\" ry=\"2\"/>"
 		"<text x=\"%.2f\" y=\"%.1f\">", 100.0 * n->total / c->total, x, y, w,
 		c->frame_height - 1, col, x + 3, y + c->frame_height / 2.0 + c->font_size / 3);
@@ -557,6 +573,7 @@ int flamegraph__write_svg(const struct stack_agg *a, FILE *f, const struct flame
 
 	c.total = t.nodes[0].total;
 	c.count_name = o.count_name;
+	c.time_us = o.time_us;
 	c.width = o.width;
 	c.frame_height = o.frame_height;
 	c.font_size = o.frame_height >= 16 ? 12 : o.frame_height * 0.75;

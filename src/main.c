@@ -18,6 +18,7 @@
 #include "funcprobe.h"
 #include "pytrace_user.h"
 #include "jsonw.h"
+#include "launch.h"
 #include "pprof.h"
 #include "sampler.h"
 #include "session.h"
@@ -41,6 +42,8 @@ static struct env {
 	bool no_sql;
 	int libpq_probes;		/* enum sql_probe_opt */
 	bool sql_in_flame;
+	bool idle;			/* --idle: wall-clock time (on- and off-CPU) in the profile */
+	bool gil;			/* --gil: only samples of the GIL's holder */
 	bool show_literals;
 	unsigned text_cap;
 	double slow_ms;
@@ -66,6 +69,7 @@ static struct env {
 	unsigned nexclude;
 	const char *cgroup;
 	const char *service_name;
+	char **cmd;			/* -- COMMAND [ARGS...]: started under the tracer */
 } env = {
 	.rate = 99,
 	.text_cap = 1024,
@@ -84,6 +88,7 @@ static const char doc[] =
 "                   [--slow-ms MS --slow-log FILE] [--show-literals]\n"
 "       pytrace-bpf --all [--comm NAME]... [--exclude-comm NAME]... [--cgroup PATH]\n"
 "                   [--service-name NAME] [OUTPUT OPTIONS]\n"
+"       pytrace-bpf [OPTIONS] -- COMMAND [ARGS...]\n"
 "\n"
 "Samples Python stacks (CPU) for the flame-graph outputs, and records every PostgreSQL\n"
 "statement sent through libpq (psycopg2, psycopg 3) with its latency, errors and the\n"
@@ -96,6 +101,12 @@ static const char doc[] =
 "each named by its service (OTEL_SERVICE_NAME, gunicorn's proc name, the module or script),\n"
 "which becomes the root frame of its stacks. Runs until --duration, Ctrl-C or SIGTERM.\n"
 "\n"
+"With a COMMAND after --, starts it with tracing already attached (it is held before its exec),\n"
+"follows its children, passes SIGINT and SIGTERM on to it, writes the outputs when it exits and\n"
+"exits with its status (128+N if signal N killed it). Run by root with SUDO_UID set (sudo), the\n"
+"command runs as that user. With --duration, tracing stops then, the outputs are written and the\n"
+"command is ended (SIGTERM, SIGKILL 2 s later), as py-spy record --duration does.\n"
+"\n"
 "EXAMPLES:\n"
 "    pytrace-bpf --pid 1234 --flame out.svg              # sample until Ctrl-C, write a flame graph\n"
 "    pytrace-bpf -p 1234 -d 30 --collapsed out.folded    # 30 s, folded stacks for flamegraph.pl\n"
@@ -103,8 +114,10 @@ static const char doc[] =
 "    pytrace-bpf -p $(pgrep -o gunicorn) -d 60 --flame web.svg   # master and all its workers\n"
 "    pytrace-bpf -p 1234 -d 60 --json report.json --slow-ms 100 --slow-log slow.jsonl\n"
 "    pytrace-bpf -p 1234 -d 30 --flame web.svg --sql-in-flame   # time waiting on SQL as leaves\n"
+"    pytrace-bpf -p 1234 -d 30 --flame wall.svg --idle          # wall-clock: blocked time too\n"
 "    pytrace-bpf -p 1234 -d 30 --functions 'myapp.*' --functions '*views.py:*'   # latency per call\n"
 "    pytrace-bpf --all -d 30 --flame host.svg            # every Python service on the host\n"
+"    sudo pytrace-bpf --flame app.svg --threads -- python3 app.py --port 8000   # from its start\n"
 "    pytrace-bpf --comm gunicorn --exclude-comm celery -d 60 --json web.json\n"
 "    pytrace-bpf --cgroup system.slice/web.service -d 30 --collapsed web.folded\n";
 
@@ -146,6 +159,8 @@ enum {
 	OPT_EXCLUDE_COMM,
 	OPT_CGROUP,
 	OPT_SERVICE_NAME,
+	OPT_IDLE,
+	OPT_GIL,
 };
 
 static const struct argp_option opts[] = {
@@ -161,9 +176,11 @@ static const struct argp_option opts[] = {
 	{ "collapsed", OPT_COLLAPSED, "FILE", 0, "Write folded stacks (root;...;leaf COUNT)", 1 },
 	{ "speedscope", OPT_SPEEDSCOPE, "FILE", 0, "Write speedscope JSON", 1 },
 	{ "pprof", OPT_PPROF, "FILE", 0, "Write a gzipped pprof profile (go tool pprof, Pyroscope)", 1 },
-	{ "threads", OPT_THREADS, NULL, 0, "Make each thread the root frame of its stacks", 1 },
+	{ "threads", OPT_THREADS, NULL, 0, "Make each thread the root frame of its stacks, named by threading.Thread.name (else the kernel's name); speedscope: a profile per thread", 1 },
 	{ "title", OPT_TITLE, "TEXT", 0, "Flame graph title", 1 },
 	{ "json", OPT_JSON, "FILE", 0, "Write the report as one JSON document (SQL patterns, counters)", 1 },
+	{ "idle", OPT_IDLE, NULL, 0, "Wall-clock profile: also the time threads spend blocked (off-CPU), with what they waited on as the leaf ([off-cpu: sleep|lock|socket|io|other], [sql] ...); weights in microseconds", 1 },
+	{ "gil", OPT_GIL, NULL, 0, "Only samples of the thread holding the GIL (not for free-threaded builds)", 1 },
 	{ "sql-in-flame", OPT_SQL_IN_FLAME, NULL, 0, "Show time waiting on SQL as [sql] leaf frames (weights in microseconds)", 1 },
 	{ "slow-ms", OPT_SLOW_MS, "MS", 0, "With --slow-log: statements at least this slow", 1 },
 	{ "slow-log", OPT_SLOW_LOG, "FILE", 0, "Write slow statements as JSON lines", 1 },
@@ -283,6 +300,12 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 	case OPT_SQL_IN_FLAME:
 		env.sql_in_flame = true;
 		break;
+	case OPT_IDLE:
+		env.idle = true;
+		break;
+	case OPT_GIL:
+		env.gil = true;
+		break;
 	case OPT_SHOW_LITERALS:
 		env.show_literals = true;
 		break;
@@ -379,18 +402,25 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 		pt_verbose++;
 		break;
 	case ARGP_KEY_ARG:
-		argp_error(state, "unexpected argument '%s'", arg);
+		argp_error(state, "unexpected argument '%s' (a command to start goes after --: pytrace-bpf [OPTIONS] -- COMMAND [ARGS...])", arg);
 		break;
 	case ARGP_KEY_END:
 		if (env.all && env.pid)
 			argp_error(state, "--all and --pid exclude each other (--comm, --exclude-comm and --cgroup narrow either)");
-		env.host_wide = env.all || (!env.pid && (env.ncomms || env.nexclude || env.cgroup || env.collector.enabled));
-		if (!env.pid && !env.host_wide)
-			argp_error(state, "--pid is required, or --all for every Python process on the host");
+		if (env.cmd && (env.pid || env.all || env.collector.enabled))
+			argp_error(state, "a command to start (-- %s) excludes %s: it traces the command and its children",
+				   env.cmd[0], env.pid ? "--pid" : env.all ? "--all" : "--prometheus");
+		env.host_wide = env.all || (!env.pid && !env.cmd && (env.ncomms || env.nexclude || env.cgroup || env.collector.enabled));
+		if (!env.pid && !env.host_wide && !env.cmd)
+			argp_error(state, "--pid is required, or --all for every Python process on the host, or -- COMMAND to start one");
 		if (env.host_wide && env.no_children)
 			argp_error(state, "--no-children needs --pid");
 		if (env.no_samples && (env.flame || env.collapsed || env.speedscope || env.pprof))
 			argp_error(state, "--no-samples excludes --flame, --collapsed, --speedscope and --pprof");
+		if ((env.idle || env.gil) && (env.no_samples || env.collector.enabled))
+			argp_error(state, "--idle and --gil shape the profile: not with --no-samples or --prometheus");
+		if (env.idle && env.gil)
+			argp_error(state, "--gil keeps the GIL holder's on-CPU samples, --idle adds time off the CPU: choose one");
 		if (env.no_sql && (env.sql_in_flame || env.slow_log))
 			argp_error(state, "--no-sql excludes --sql-in-flame and --slow-log");
 		if (env.slow_ms >= 0 && !env.slow_log)
@@ -412,6 +442,8 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 }
 
 static volatile sig_atomic_t stop;
+static struct launch launched;		/* -- COMMAND */
+static volatile sig_atomic_t released;	/* the command was let go: signals are its */
 
 static void on_ready(void *ctx, const char *url)
 {
@@ -419,9 +451,17 @@ static void on_ready(void *ctx, const char *url)
 	fprintf(stderr, "Serving metrics on %s (also /healthz, /flame.svg?seconds=N, /debug/pprof/profile?seconds=N, /report.json)\n", url);
 }
 
-static void on_signal(int sig)
+static void on_signal(int sig, siginfo_t *si, void *uc)
 {
-	stop = 1;
+	if (released)
+		launch__forward(&launched, sig, si);	/* the tracer stops when the command does */
+	else
+		stop = 1;
+}
+
+static void on_child(int sig)
+{
+	/* nothing: interrupts the poll, so that the command's exit is seen at once */
 }
 
 /* Root, or CAP_BPF + CAP_PERFMON (BPF and perf events) + CAP_SYS_PTRACE (reading the target). */
@@ -481,10 +521,11 @@ static int out_flame(FILE *f, void *c)
 {
 	struct out_ctx *o = c;
 	struct flame_opts fo = {
-		.title = env.title ? env.title : env.sql_in_flame ? "pytrace-bpf: Python CPU samples and SQL time" :
-			 "pytrace-bpf: Python CPU samples",
+		.title = env.title ? env.title : env.idle ? "pytrace-bpf: Python wall-clock time (on-CPU and off-CPU)" :
+			 env.sql_in_flame ? "pytrace-bpf: Python CPU samples and SQL time" : "pytrace-bpf: Python CPU samples",
+		.time_us = env.idle,
 		.subtitle = o->subtitle,
-		.count_name = env.sql_in_flame ? "us" : "samples",
+		.count_name = env.sql_in_flame || env.idle ? "us" : "samples",
 	};
 
 	return flamegraph__write_svg(o->stacks, f, &fo);
@@ -499,7 +540,8 @@ static int out_speedscope(FILE *f, void *c)
 {
 	struct out_ctx *o = c;
 
-	return speedscope__write(o->stacks, f, o->subtitle, env.sql_in_flame ? "microseconds" : "none");
+	return (env.threads ? speedscope__write_threads : speedscope__write)(o->stacks, f, o->subtitle,
+									  env.sql_in_flame || env.idle ? "microseconds" : "none");
 }
 
 /*
@@ -510,9 +552,9 @@ static int out_pprof(FILE *f, void *c)
 {
 	struct out_ctx *o = c;
 	struct pprof_opts po = {
-		.sample_type = env.sql_in_flame ? "time" : "samples",
-		.sample_unit = env.sql_in_flame ? "microseconds" : "count",
-		.period_ns = env.sql_in_flame ? 0 : 1000000000LL / env.rate,
+		.sample_type = env.sql_in_flame || env.idle ? "time" : "samples",
+		.sample_unit = env.sql_in_flame || env.idle ? "microseconds" : "count",
+		.period_ns = env.sql_in_flame || env.idle ? 0 : 1000000000LL / env.rate,
 		.time_nanos = o->start_unix_ns,
 		.duration_nanos = o->duration_ns,
 		.comment = o->subtitle,
@@ -551,6 +593,15 @@ static int out_json(FILE *f, void *c)
 		jsonw__bool_field(w, "host_wide", true);
 	else
 		jsonw__uint_field(w, "pid", env.pid);
+	if (env.cmd) {
+		jsonw__name(w, "command");
+		jsonw__start_array(w);
+		for (char **a = env.cmd; *a; a++)
+			jsonw__string(w, *a);
+		jsonw__end_array(w);
+		if (launched.reaped)	/* else still running: ended after the outputs (--duration) */
+			jsonw__int_field(w, "command_status", launch__exit_code(&launched, NULL, 0));
+	}
 	jsonw__double_fixed_field(w, "duration_s", j->elapsed, 3);
 	jsonw__bool_field(w, "target_exited", j->target_gone);
 	session__write_json(j->session, w);
@@ -751,7 +802,7 @@ static int close_log(FILE *f, const char *what, const char *path)
 
 int main(int argc, char **argv)
 {
-	static const struct argp argp = { .options = opts, .parser = parse_arg, .doc = doc };
+	static const struct argp argp = { .options = opts, .parser = parse_arg, .args_doc = "[-- COMMAND [ARGS...]]", .doc = doc };
 	struct session_opts so = {};
 	struct session *sess = NULL;
 	struct out_ctx out = {};
@@ -770,16 +821,29 @@ int main(int argc, char **argv)
 	 * could not be stopped; one that came while blocked is taken now.
 	 */
 	{
-		struct sigaction sa = { .sa_handler = on_signal };
+		struct sigaction sa = { .sa_sigaction = on_signal, .sa_flags = SA_SIGINFO }, sc = { .sa_handler = on_child };
 		sigset_t set;
 
 		sigemptyset(&sa.sa_mask);
 		sigaction(SIGINT, &sa, NULL);
 		sigaction(SIGTERM, &sa, NULL);
+		sigemptyset(&sc.sa_mask);
+		sigaction(SIGCHLD, &sc, NULL);
 		sigemptyset(&set);
 		sigaddset(&set, SIGINT);
 		sigaddset(&set, SIGTERM);
 		sigprocmask(SIG_UNBLOCK, &set, NULL);
+	}
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--")) {
+			env.cmd = argv + i + 1;
+			argc = i;
+			if (!env.cmd[0]) {
+				elog("nothing after --: give the command to start (pytrace-bpf [OPTIONS] -- COMMAND [ARGS...])\n");
+				return 2;
+			}
+			break;
+		}
 	}
 	ret = argp_parse(&argp, argc, argv, 0, NULL, NULL);
 	if (ret)
@@ -805,11 +869,11 @@ int main(int argc, char **argv)
 	so.filter.nexclude = env.nexclude;
 	so.service_name = env.service_name;
 	so.host_wide = env.host_wide;
-	if (!env.host_wide && kill(env.pid, 0) && errno == ESRCH) {
+	if (!env.host_wide && !env.cmd && kill(env.pid, 0) && errno == ESRCH) {
 		elog("no process with pid %d\n", env.pid);
 		return 1;
 	}
-	tgid = env.host_wide ? 0 : tgid_of(env.pid);
+	tgid = env.host_wide || env.cmd ? 0 : tgid_of(env.pid);
 	if (tgid > 0 && tgid != env.pid) {
 		fprintf(stderr, "pid %d is a thread of process %d: tracing process %d\n", env.pid, tgid, tgid);
 		env.pid = tgid;
@@ -831,9 +895,11 @@ int main(int argc, char **argv)
 	so.sampler.enabled = !env.no_samples;
 	so.sampler.rate_hz = env.rate;
 	so.sampler.max_stacks = env.max_stacks;
-	so.sampler.us_weights = env.sql_in_flame;
+	so.sampler.us_weights = env.sql_in_flame || env.idle;
+	so.sampler.idle = env.idle;
+	so.sampler.gil = env.gil;
 	so.sql.enabled = !env.no_sql;
-	so.sql.in_flame = env.sql_in_flame;
+
 	so.sql.text_cap = env.text_cap;
 	so.sql.show_literals = env.show_literals;
 	so.sql.slow_ms = env.slow_ms;
@@ -847,6 +913,8 @@ int main(int argc, char **argv)
 		so.pgwire.call_sites = true;
 		so.pgwire.libpq_for_tls = env.sql_source == SQL_SOURCE_AUTO;
 	}
+	/* --idle: a wait on PostgreSQL is its statement's [sql] leaf (told from the wire's connections) */
+	so.sql.in_flame = env.sql_in_flame || (env.idle && so.pgwire.enabled);
 	if (env.nfuncs) {
 		struct py_target py;
 		struct py_probes pp;
@@ -858,7 +926,7 @@ int main(int argc, char **argv)
 		so.funcs.rate_hz = env.rate;
 		so.funcs.gc = true;
 		/* Where the function probes are missing or partial, the answer comes from samples. */
-		if (env.funcs_sample || env.host_wide || funcprobe__detect(env.pid, &py, &pp, err, sizeof(err)) ||
+		if (env.funcs_sample || env.host_wide || env.cmd || funcprobe__detect(env.pid, &py, &pp, err, sizeof(err)) ||
 		    pp.level != PY_PROBES_COMPLETE) {
 			so.sampler.enabled = true;
 			so.sampler.offcpu = true;
@@ -887,13 +955,23 @@ int main(int argc, char **argv)
 		}
 		so.sql.slow_log = slow;
 	}
+	if (env.cmd) {
+		/* forked now, held before its exec until everything is attached */
+		if (launch__start(&launched, env.cmd, err, sizeof(err))) {
+			elog("%s\n", err);
+			ret = 1;
+			goto cleanup;
+		}
+		env.pid = launched.pid;
+	}
 	sess = session__new(&so, err, sizeof(err));
 	if (!sess) {
 		elog("%s\n", err);
 		ret = 1;
 		goto cleanup;
 	}
-	ret = env.host_wide ? session__add_host(sess, err, sizeof(err)) : session__add_root(sess, env.pid, err, sizeof(err));
+	ret = env.host_wide ? session__add_host(sess, err, sizeof(err)) :
+	      env.cmd ? session__add_launched(sess, env.pid, err, sizeof(err)) : session__add_root(sess, env.pid, err, sizeof(err));
 	if (ret < 0) {
 		elog("%s\n", err);
 		goto cleanup;
@@ -918,15 +996,18 @@ int main(int argc, char **argv)
 	if (env.host_wide)
 		fprintf(stderr, "Tracing every Python process on the host%s: ", so.filter.ncomms || so.filter.nexclude ||
 			so.filter.cgroup ? " that passes the filters" : "");
+	else if (env.cmd)
+		fprintf(stderr, "Tracing pid %d (%s%s)%s: ", env.pid, env.cmd[0], launched.dropped ? ", as SUDO_UID" : "",
+			env.no_children ? "" : " and its children");
 	else
 		fprintf(stderr, "Tracing pid %d%s: ", env.pid, env.no_children ? "" : " and its children");
 	fprintf(stderr, "%s%s%s%s... %s\n",
-		so.sampler.enabled ? "CPU samples" : "", so.sampler.enabled && so.sql.enabled ? ", " : "",
+		so.sampler.enabled ? (env.idle ? "CPU samples and off-CPU time" : "CPU samples") : "", so.sampler.enabled && so.sql.enabled ? ", " : "",
 		!so.sql.enabled ? "" : so.pgwire.enabled ? "SQL from the wire protocol" : "SQL through libpq",
-		env.duration ? "" : ", until Ctrl-C", pt_verbose ? "" : "(-v for details)");
+		env.duration || env.cmd ? "" : ", until Ctrl-C", pt_verbose ? "" : "(-v for details)");
 	if (pt_verbose)
 		session__describe(sess, stderr);
-	if (session__cap(sess, "sql") && !so.pgwire.enabled && !env.host_wide) {
+	if (session__cap(sess, "sql") && !so.pgwire.enabled && !env.host_wide && !env.cmd) {
 		struct sqltrace_stats sst;
 
 		sqltrace__stats(session__cap(sess, "sql"), &sst);
@@ -942,8 +1023,15 @@ int main(int argc, char **argv)
 		clock_gettime(CLOCK_REALTIME, &rt);
 		out.start_unix_ns = (int64_t)rt.tv_sec * 1000000000LL + rt.tv_nsec;
 	}
+	/* everything is attached: the command may exec (its signals are passed on from now) */
+	if (env.cmd) {
+		released = 1;
+		if (launch__go(&launched))
+			wlog("the command %s (pid %d) did not wait to be let go\n", env.cmd[0], env.pid);
+	}
 	while (!stop) {
-		if (!env.host_wide && !env.collector.enabled && session__live(sess) == 0) {
+		if (env.cmd ? launch__poll(&launched) :
+		    !env.host_wide && !env.collector.enabled && session__live(sess) == 0) {
 			target_gone = true;
 			break;
 		}
@@ -964,14 +1052,22 @@ int main(int argc, char **argv)
 		struct sampler_stats sst;
 
 		sampler__stats(session__cap(sess, "sampler"), &sst);
-		if (env.host_wide)
-			snprintf(out.subtitle, sizeof(out.subtitle), "host-wide, %u Hz, %.1f s, %llu samples", env.rate,
-				 elapsed, (unsigned long long)sst.samples);
+		char who[32] = "host-wide", what[96];
+
+		if (!env.host_wide)
+			snprintf(who, sizeof(who), "pid %d", env.pid);
+		if (env.idle)
+			snprintf(what, sizeof(what), "wall-clock time: %llu on-CPU samples + %.3f s off-CPU",
+				 (unsigned long long)sst.samples, sst.idle_us / 1e6);
 		else
-			snprintf(out.subtitle, sizeof(out.subtitle), "pid %d, %u Hz, %.1f s, %llu samples", env.pid,
-				 env.rate, elapsed, (unsigned long long)sst.samples);
+			snprintf(what, sizeof(what), "%llu on-CPU samples", (unsigned long long)sst.samples);
+		snprintf(out.subtitle, sizeof(out.subtitle), "%s, %u Hz, %.1f s, %s%s", who, env.rate, elapsed, what,
+			 env.gil ? ", GIL holder only" : "");
 	}
-	if (target_gone)
+	if (target_gone && env.cmd)
+		fprintf(stderr, "%s (pid %d) exited with status %d after %.1f s; writing what was collected.\n",
+			env.cmd[0], env.pid, launch__exit_code(&launched, NULL, 0), elapsed);
+	else if (target_gone)
 		fprintf(stderr, "Target exited after %.1f s; writing what was collected.\n", elapsed);
 	session__summary(sess, stderr);
 	if (env.collector.enabled) {
@@ -1028,14 +1124,34 @@ int main(int argc, char **argv)
 	    !session__collected(sess)) {
 		elog("nothing was collected: %s\n", env.host_wide ? "no Python process on the host was on CPU or sent SQL" :
 		     "the target was idle (off-CPU) and sent no SQL");
-		ret = ret ? ret : -ENODATA;
+		if (!env.cmd)	/* a command's status is the command's */
+			ret = ret ? ret : -ENODATA;
 	}
 cleanup:
+	if (env.cmd && launched.pid > 0) {
+		int code;
+
+		if (!released || !launch__poll(&launched)) {
+			if (released)
+				fprintf(stderr, "Tracing ended (--duration): ending %s (pid %d)\n", env.cmd[0], env.pid);
+			launch__end(&launched, 2.0);
+		}
+		code = launch__exit_code(&launched, err, sizeof(err));
+		if (err[0])
+			elog("cannot run %s: %s\n", env.cmd[0], err);
+		if (!released)
+			code = 1;	/* the tracer failed to start: the command never ran */
+		else if (!code && ret)
+			code = 1;	/* the command succeeded, an output did not */
+		ret = code;
+	}
 	session__free(sess);
 	free((char *)env.collector.auth_user);
 	free((char *)env.collector.auth_password);
 	/* Still open here only when tracing never started: nothing of this run is in them. */
 	discard_log(&slow, env.slow_log, slow_created);
 	discard_log(&reqlog, env.requests_log, reqlog_created);
+	if (env.cmd)
+		return ret;
 	return ret ? 1 : 0;
 }

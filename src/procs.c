@@ -15,7 +15,9 @@
 #include "util.h"
 
 #define RETRY_NS (100 * 1000000ULL)	/* how often to retry inspecting a process */
+#define NOT_PYTHON_RETRY_NS (500 * 1000000ULL)	/* under --pid: a sampled "not Python" looked at again */
 #define PENDING_RETRY_NS (40 * 1000000ULL)	/* host-wide: a new process, inspected again this often */
+#define PENDING_RETRY_SUBTREE_NS (5 * 1000000ULL)	/* under --pid or a command: few processes, retried sooner */
 #define PENDING_MAX_NS (3000 * 1000000ULL)	/* ... for at most this long, then it is not Python */
 #define PF_KTHREAD 0x00200000
 
@@ -168,17 +170,22 @@ static int inspect(struct procs *p, struct proc *pr, char *err, size_t errlen)
 
 	pr->last_try_ns = mono_ns();
 	ret = py_target__inspect(pr->pid, &pr->py, err ? err : msg, err ? errlen : sizeof(msg));
-	if (ret == -EAGAIN)
+	if (ret == -EAGAIN) {
+		pr->last_err = ret;
 		return ret;
+	}
 	if (ret) {
 		if (ret != -ESRCH)
 			pr->state = PROC_NOT_PYTHON;
-		if (p->o.host_wide)	/* every other process on the host: too many to tell of */
+		/* every other process on the host, or the same verdict again: too many to tell of */
+		if (p->o.host_wide || pr->last_err == ret)
 			dlog("pid %d: %s\n", pr->pid, err ? err : msg);
 		else
 			vlog("pid %d: %s\n", pr->pid, err ? err : msg);
+		pr->last_err = ret;
 		return ret;
 	}
+	pr->last_err = 0;
 	py_target__to_bpf(&pr->py, &cfg);
 	ret = bpf_map_update_elem(p->o.procs_fd, &pr->pid, &cfg, BPF_ANY);
 	if (ret) {
@@ -207,7 +214,17 @@ static int inspect(struct procs *p, struct proc *pr, char *err, size_t errlen)
 
 void procs__retry(struct procs *p, struct proc *pr)
 {
-	if (pr->state == PROC_UNKNOWN && !pr->pending_ns && mono_ns() - pr->last_try_ns > RETRY_NS)
+	uint64_t since = mono_ns() - pr->last_try_ns;
+
+	if (pr->pending_ns)
+		return;	/* inspected at each poll already */
+	/*
+	 * Under --pid, a process found "not Python" (no interpreter in its files) that is still
+	 * sampled is looked at again now and then: a verdict taken while its loader was at work
+	 * must not stand for its whole life.
+	 */
+	if ((pr->state == PROC_UNKNOWN && since > RETRY_NS) ||
+	    (!p->o.host_wide && pr->state == PROC_NOT_PYTHON && pr->last_err != -ENOTSUP && since > NOT_PYTHON_RETRY_NS))
 		inspect(p, pr, NULL, 0);
 }
 
@@ -355,12 +372,38 @@ int procs__cgroup_path(const char *arg, char *out, size_t outlen, char *err, siz
  * Stop following pr: out of the BPF side's maps (its samples and socket events stop), its
  * listeners told it is gone, its record freed. A process that never ran Python is not counted.
  */
+/*
+ * The BPF side's one-bit-per-pid prefilter of `tracked` (see bpf/maps.bpf.h): set before a pid
+ * enters tracked, cleared after it leaves. BPF programs change other bits of the same words.
+ */
+static void track_bit(struct procs *p, uint32_t pid, bool on)
+{
+	uint64_t *w, bit = 1ULL << (pid & 63);
+
+	if (!p->o.tracked_bits || pid >> 6 >= PT_PID_WORDS)
+		return;
+	w = &p->o.tracked_bits[pid >> 6];
+	if (on)
+		__atomic_fetch_or(w, bit, __ATOMIC_SEQ_CST);
+	else
+		__atomic_fetch_and(w, ~bit, __ATOMIC_SEQ_CST);
+}
+
+static int track_pid(struct procs *p, uint32_t pid, __u32 how)
+{
+	track_bit(p, pid, true);
+	if (bpf_map_update_elem(p->o.tracked_fd, &pid, &how, BPF_ANY))
+		return -errno;
+	return 0;
+}
+
 static void forget(struct procs *p, struct proc *pr, const char *why)
 {
 	uint32_t pid = pr->pid;
 	bool was_python = pr->state == PROC_PYTHON;
 
 	bpf_map_delete_elem(p->o.tracked_fd, &pid);
+	track_bit(p, pid, false);
 	bpf_map_delete_elem(p->o.procs_fd, &pid);
 	if (p->o.listener.on_exit)
 		p->o.listener.on_exit(p->o.listener.ctx, pid);
@@ -404,6 +447,17 @@ static bool loader_pending(pid_t pid)
 }
 
 /*
+ * Whether an inspection that failed with ret may succeed shortly: the interpreter is not
+ * initialized yet, the loader has not mapped the libraries yet, or it is mapping them (its
+ * segments not all in place: a read of the interpreter's state faults, a file is not found).
+ */
+static bool retryable(const struct proc *pr, int ret)
+{
+	return ret == -EAGAIN || ret == -EFAULT || ret == -EIO || ret == -ENOENT ||
+	       (ret == -ENOEXEC && loader_pending(pr->pid));
+}
+
+/*
  * Host-wide: the verdict on pr after an inspection (ret). A Python that is not ready, or a
  * program whose libraries are not mapped yet (libpython may be one), is tried again for a while;
  * anything else that is not a supported Python is forgotten.
@@ -414,10 +468,18 @@ static void host_verdict(struct procs *p, struct proc *pr, int ret, uint64_t now
 		return;
 	if (!pr->pending_ns)
 		pr->pending_ns = now;
-	if ((ret == -EAGAIN || (ret == -ENOEXEC && loader_pending(pr->pid))) &&
-	    now - pr->pending_ns < PENDING_MAX_NS) {
+	if (retryable(pr, ret) && now - pr->pending_ns < PENDING_MAX_NS) {
 		pr->state = PROC_UNKNOWN;
 		p->any_pending = true;
+		return;
+	}
+	if (!p->o.host_wide) {
+		/* under --pid: still followed for its descendants, just not Python */
+		pr->pending_ns = 0;
+		if (ret != -ESRCH && pr->state == PROC_UNKNOWN)
+			pr->state = PROC_NOT_PYTHON;
+		if (ret != -ESRCH)
+			tlog(p, "pid %d (%s): not a supported Python after its exec: %s\n", pr->pid, pr->comm, strerror(-ret));
 		return;
 	}
 	forget(p, pr, ret == -ESRCH ? "exited" : ret == -EAGAIN ? "its interpreter never became ready" :
@@ -449,7 +511,7 @@ void procs__pending(struct procs *p, uint64_t now)
 
 		if (!pr || pr->state != PROC_UNKNOWN || !pr->pending_ns || !pr->live)
 			continue;
-		if (now - pr->last_try_ns < PENDING_RETRY_NS) {
+		if (now - pr->last_try_ns < (p->o.host_wide ? PENDING_RETRY_NS : PENDING_RETRY_SUBTREE_NS)) {
 			any = true;
 			continue;
 		}
@@ -465,8 +527,10 @@ void procs__pending(struct procs *p, uint64_t now)
 
 static int track(struct procs *p, pid_t pid, __u32 how)
 {
-	if (bpf_map_update_elem(p->o.tracked_fd, &pid, &how, BPF_ANY))
-		return -errno;
+	int ret = track_pid(p, pid, how);
+
+	if (ret)
+		return ret;
 	return procs__get(p, pid, true) ? 0 : -E2BIG;
 }
 
@@ -543,6 +607,20 @@ int procs__add_root(struct procs *p, pid_t pid, char *err, size_t errlen)
 	return 0;
 }
 
+int procs__add_launched(struct procs *p, pid_t pid, char *err, size_t errlen)
+{
+	int ret = track(p, pid, PT_TRACK_ROOT);
+
+	if (ret)
+		snprintf(err, errlen, "cannot track pid %d: %s", pid, strerror(-ret));
+	return ret;
+}
+
+bool procs__any_pending(const struct procs *p)
+{
+	return p->any_pending;
+}
+
 int procs__add_host(struct procs *p, char *err, size_t errlen)
 {
 	pid_t self = getpid();
@@ -576,8 +654,8 @@ int procs__add_host(struct procs *p, char *err, size_t errlen)
 		if (ret == 0 || ret == -EAGAIN) {
 			__u32 how = PT_TRACK_HOST;
 
-			if (bpf_map_update_elem(p->o.tracked_fd, &pr->pid, &how, BPF_ANY)) {
-				ret = -errno;
+			ret = track_pid(p, pr->pid, how);
+			if (ret) {
 				snprintf(err, errlen, "cannot track pid %d: %s", pid, strerror(-ret));
 				closedir(dir);
 				return ret;
@@ -592,9 +670,13 @@ int procs__add_host(struct procs *p, char *err, size_t errlen)
 
 static void proc_fork(struct procs *p, const struct pt_proc_event *e)
 {
-	struct proc *pr = procs__get(p, e->hdr.pid, true), *parent = procs__get(p, e->ppid, false);
+	struct proc *pr = procs__get(p, e->hdr.pid, false), *parent;
 
 	dlog("pid %d: forked from %d\n", e->hdr.pid, e->ppid);
+	if (pr && pr->live && !pr->dead_ns && pr->state == PROC_PYTHON)
+		return;	/* found by the scan of the root's descendants already */
+	pr = procs__get(p, e->hdr.pid, true);
+	parent = procs__get(p, e->ppid, false);
 	if (!pr)
 		return;
 	if (p->o.host_wide && (!parent || parent->state != PROC_PYTHON)) {
@@ -648,10 +730,23 @@ static void proc_exec(struct procs *p, const struct pt_proc_event *e)
 	memcpy(pr->comm, e->comm, sizeof(pr->comm));
 	pr->comm[sizeof(pr->comm) - 1] = '\0';
 	dlog("pid %d: exec %s\n", e->hdr.pid, pr->comm);
-	if (p->o.host_wide)
+	if (p->o.host_wide) {
 		host_consider(p, pr);
-	else
-		inspect_filtered(p, pr, NULL, 0);
+	} else {
+		/*
+		 * Just exec'd: its interpreter is not initialized yet, or its libpython not mapped
+		 * yet (the loader runs after this event): inspected again every few milliseconds
+		 * until it is, as host-wide, so that a command started under the tracer loses
+		 * nothing of its start.
+		 */
+		uint64_t now = mono_ns();
+		int ret = inspect_filtered(p, pr, NULL, 0);
+
+		if (ret) {
+			pr->pending_ns = now;
+			host_verdict(p, pr, ret, now);
+		}
+	}
 }
 
 static void proc_exit(struct procs *p, const struct pt_proc_event *e)

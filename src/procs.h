@@ -41,7 +41,8 @@ struct proc {
 	bool live;
 	uint64_t dead_ns;	/* when it exited (CLOCK_MONOTONIC) */
 	uint64_t last_try_ns;	/* when it was last inspected */
-	uint64_t pending_ns;	/* host-wide: when it exec'd or appeared, while not known yet */
+	uint64_t pending_ns;	/* when it exec'd or appeared, while not known yet */
+	int last_err;		/* what its last inspection said (0, -ENOEXEC, ...) */
 	char comm[16];
 	char service[SERVICE_NAME_MAX];	/* service.h: set when found Python; a fork inherits it */
 	struct py_target py;	/* valid in PROC_PYTHON */
@@ -79,6 +80,7 @@ struct procs_opts {
 	struct procs_filter filter;
 	const char *service_name;	/* every process's service name, NULL: service__name() */
 	int procs_fd, tracked_fd;	/* the BPF side's maps */
+	uint64_t *tracked_bits;		/* the BPF side's tracked_bits, mapped (PT_PID_WORDS words), or NULL */
 	struct procs_listener listener;
 };
 
@@ -97,12 +99,20 @@ void procs__free(struct procs *p);
  * not a supported Python. */
 int procs__add_root(struct procs *p, pid_t pid, char *err, size_t errlen);
 /*
+ * Trace pid, a command the tracer started and holds before its exec: not inspected now (it
+ * runs the tracer's own program); its exec is, and inspected again until its interpreter is
+ * ready. With follow_children, what it starts is followed.
+ */
+int procs__add_launched(struct procs *p, pid_t pid, char *err, size_t errlen);
+/* Whether some process is waiting for its interpreter to be ready (inspected at each poll). */
+bool procs__any_pending(const struct procs *p);
+/*
  * Host-wide: follow every process now running a supported CPython and passing the filters (a
  * scan of /proc; the tracer itself, kernel threads and zombies are never followed). Those that
  * appear later come as exec events (the BPF side's host_wide). Returns how many were found.
  */
 int procs__add_host(struct procs *p, char *err, size_t errlen);
-/* Host-wide: inspect again the processes that exec'd but are not known yet (every poll). */
+/* Inspect again the processes that exec'd but are not known yet (every poll). */
 void procs__pending(struct procs *p, uint64_t now_ns);
 /* Whether pid (with its kernel comm) passes the filters. */
 bool procs__admit(const struct procs *p, pid_t pid, const char *comm);

@@ -14,7 +14,17 @@
 #define NONE PYL_NONE
 #define ALL_BITS (~(uint64_t)0)
 
-/* All versions: PyASCIIObject.state 32, PyVarObject.ob_size 16, PyBytesObject.ob_sval 32. */
+/*
+ * All versions: PyASCIIObject.state 32, PyVarObject.ob_size 16, PyBytesObject.ob_sval 32.
+ * Thread names (pythreads.c): PyModuleObject.md_dict 16, PyDictObject.ma_keys/ma_values 32/40,
+ * PyTypeObject's tp_basicsize/tp_flags/tp_dictoffset 32/168/288, PyLongObject's digits at 24.
+ * 3.8-3.10 do not install their dict keys object (Objects/dict-common.h) nor, 3.8 and 3.9,
+ * PyModuleObject (Objects/moduleobject.c): those rows are from the sources and checked on
+ * running interpreters by tests/offsets/live_walk.py, which reads threading's names the same way.
+ * PyInterpreterState's modules and PyHeapTypeObject's ht_cached_keys move with each version;
+ * 3.14 and 3.15's modules are Debian's (a JIT build grows the interpreter state), and 3.13+
+ * take it from _Py_DebugOffsets (imports_modules) anyway.
+ */
 static const struct py_layout layouts[] = {
 	/* 3.8.18 headers (pyenv): pycore_pystate.h, frameobject.h, code.h. */
 	{
@@ -30,6 +40,11 @@ static const struct py_layout layouts[] = {
 		.co_linetable = 120, .co_code_adaptive = NONE, .linetable = PYL_LNOTAB,
 		.str_state = 32, .str_ascii_data = 48, .str_compact_data = 72,
 		.bytes_size = 16, .bytes_data = 32,
+		.rt_gil = 1152, .is_ceval_gil = NONE, .gil_locked = 16, .gil_holder = 8,
+		.is_modules = 56, .mod_dict = 16, .dict_keys = 32, .dict_values = 40,
+		.dk_log2 = false, .dk_size = 8, .dk_nentries = 32, .dk_indices = 40, .dv_values = 0,
+		.tp_basicsize = 32, .tp_flags = 168, .tp_dictoffset = 288, .ht_cached_keys = 872,
+		.objdict = PYL_DICT_OFFSET, .long_size = 16, .long_digits = 24, .long_tag = false,
 	},
 	/* 3.9.18 headers (pyenv): pycore_runtime.h, pycore_interp.h, frameobject.h. */
 	{
@@ -45,6 +60,11 @@ static const struct py_layout layouts[] = {
 		.co_linetable = 120, .co_code_adaptive = NONE, .linetable = PYL_LNOTAB,
 		.str_state = 32, .str_ascii_data = 48, .str_compact_data = 72,
 		.bytes_size = 16, .bytes_data = 32,
+		.rt_gil = 352, .is_ceval_gil = NONE, .gil_locked = 16, .gil_holder = 8,
+		.is_modules = 856, .mod_dict = 16, .dict_keys = 32, .dict_values = 40,
+		.dk_log2 = false, .dk_size = 8, .dk_nentries = 32, .dk_indices = 40, .dv_values = 0,
+		.tp_basicsize = 32, .tp_flags = 168, .tp_dictoffset = 288, .ht_cached_keys = 864,
+		.objdict = PYL_DICT_OFFSET, .long_size = 16, .long_digits = 24, .long_tag = false,
 	},
 	/* 3.10.13 headers (pyenv). f_lasti counts code units; co_linetable replaces co_lnotab. */
 	{
@@ -60,6 +80,11 @@ static const struct py_layout layouts[] = {
 		.co_linetable = 120, .co_code_adaptive = NONE, .linetable = PYL_LINETABLE_310,
 		.str_state = 32, .str_ascii_data = 48, .str_compact_data = 72,
 		.bytes_size = 16, .bytes_data = 32,
+		.rt_gil = 352, .is_ceval_gil = NONE, .gil_locked = 16, .gil_holder = 8,
+		.is_modules = 856, .mod_dict = 16, .dict_keys = 32, .dict_values = 40,
+		.dk_log2 = false, .dk_size = 8, .dk_nentries = 32, .dk_indices = 40, .dv_values = 0,
+		.tp_basicsize = 32, .tp_flags = 168, .tp_dictoffset = 288, .ht_cached_keys = 872,
+		.objdict = PYL_DICT_OFFSET, .long_size = 16, .long_digits = 24, .long_tag = false,
 	},
 	/*
 	 * 3.11.7 headers (pyenv) and Debian 12's 3.11.2 (/usr/include/python3.11): tstate->cframe
@@ -79,6 +104,11 @@ static const struct py_layout layouts[] = {
 		.co_linetable = 136, .co_code_adaptive = 184, .linetable = PYL_LOCATIONS,
 		.str_state = 32, .str_ascii_data = 48, .str_compact_data = 72,
 		.bytes_size = 16, .bytes_data = 32,
+		.rt_gil = 360, .is_ceval_gil = NONE, .gil_locked = 16, .gil_holder = 8,
+		.is_modules = 888, .mod_dict = 16, .dict_keys = 32, .dict_values = 40,
+		.dk_log2 = true, .dk_size = 8, .dk_nentries = 24, .dk_indices = 32, .dv_values = 0,
+		.tp_basicsize = 32, .tp_flags = 168, .tp_dictoffset = 288, .ht_cached_keys = 872,
+		.objdict = PYL_DICT_MANAGED_311, .long_size = 16, .long_digits = 24, .long_tag = false,
 	},
 	/*
 	 * 3.12.1 headers (pyenv). autoTSSkey leaves gilstate; the entry frame is
@@ -97,6 +127,11 @@ static const struct py_layout layouts[] = {
 		.co_linetable = 136, .co_code_adaptive = 192, .linetable = PYL_LOCATIONS,
 		.str_state = 32, .str_ascii_data = 40, .str_compact_data = 56,
 		.bytes_size = 16, .bytes_data = 32,
+		.rt_gil = NONE, .is_ceval_gil = 384, .gil_locked = 16, .gil_holder = 8,
+		.is_modules = 944, .mod_dict = 16, .dict_keys = 32, .dict_values = 40,
+		.dk_log2 = true, .dk_size = 8, .dk_nentries = 24, .dk_indices = 32, .dv_values = 0,
+		.tp_basicsize = 32, .tp_flags = 168, .tp_dictoffset = 288, .ht_cached_keys = 880,
+		.objdict = PYL_DICT_MANAGED_312, .long_size = 16, .long_digits = 24, .long_tag = true,
 	},
 	/*
 	 * 3.13.0 headers (pyenv) and Debian sid's 3.13.18, plus both binaries' _Py_DebugOffsets.
@@ -115,6 +150,11 @@ static const struct py_layout layouts[] = {
 		.co_linetable = 136, .co_code_adaptive = 200, .linetable = PYL_LOCATIONS,
 		.str_state = 32, .str_ascii_data = 40, .str_compact_data = 56,
 		.bytes_size = 16, .bytes_data = 32,
+		.rt_gil = NONE, .is_ceval_gil = 16, .gil_locked = 16, .gil_holder = 8,
+		.is_modules = 7656, .mod_dict = 16, .dict_keys = 32, .dict_values = 40,
+		.dk_log2 = true, .dk_size = 8, .dk_nentries = 24, .dk_indices = 32, .dv_values = 8,
+		.tp_basicsize = 32, .tp_flags = 168, .tp_dictoffset = 288, .ht_cached_keys = 880,
+		.objdict = PYL_DICT_INLINE, .long_size = 16, .long_digits = 24, .long_tag = true,
 	},
 	/*
 	 * Debian sid's 3.14.10 headers and _Py_DebugOffsets. f_executable is a _PyStackRef whose
@@ -134,6 +174,11 @@ static const struct py_layout layouts[] = {
 		.co_linetable = 136, .co_code_adaptive = 208, .linetable = PYL_LOCATIONS,
 		.str_state = 32, .str_ascii_data = 40, .str_compact_data = 56,
 		.bytes_size = 16, .bytes_data = 32,
+		.rt_gil = NONE, .is_ceval_gil = 16, .gil_locked = 16, .gil_holder = 8,
+		.is_modules = 7688, .mod_dict = 16, .dict_keys = 32, .dict_values = 40,
+		.dk_log2 = true, .dk_size = 8, .dk_nentries = 24, .dk_indices = 32, .dv_values = 8,
+		.tp_basicsize = 32, .tp_flags = 168, .tp_dictoffset = 288, .ht_cached_keys = 880,
+		.objdict = PYL_DICT_INLINE, .long_size = 16, .long_digits = 24, .long_tag = true,
 	},
 	/*
 	 * Debian sid's 3.15.2 headers and _Py_DebugOffsets. _PyRuntimeState has no autoTSSkey any
@@ -154,6 +199,11 @@ static const struct py_layout layouts[] = {
 		.co_linetable = 136, .co_code_adaptive = 208, .linetable = PYL_LOCATIONS,
 		.str_state = 32, .str_ascii_data = 40, .str_compact_data = 56,
 		.bytes_size = 16, .bytes_data = 32,
+		.rt_gil = NONE, .is_ceval_gil = 16, .gil_locked = 16, .gil_holder = 8,
+		.is_modules = 7592, .mod_dict = 16, .dict_keys = 32, .dict_values = 40,
+		.dk_log2 = true, .dk_size = 8, .dk_nentries = 24, .dk_indices = 32, .dv_values = 8,
+		.tp_basicsize = 32, .tp_flags = 168, .tp_dictoffset = 288, .ht_cached_keys = 888,
+		.objdict = PYL_DICT_INLINE, .long_size = 16, .long_digits = 24, .long_tag = true,
 	},
 };
 
@@ -273,7 +323,8 @@ static int set_off(uint32_t *dst, uint64_t off, uint64_t size)
 /* The fields all three versions share, read through pointers into the version's struct. */
 struct dbg_view {
 	const struct dbg_head *h;
-	uint64_t is_size, threads_head;
+	uint64_t is_size, threads_head, imports_modules;
+	uint64_t ceval_gil, gil_state, gil_locked, gil_holder;
 	uint64_t ts_size, next, current_frame, thread_id, native_thread_id, datastack_chunk;
 	uint64_t fr_size, previous, executable, instr_ptr, owner;
 	const struct dbg_code_object *code;
@@ -285,6 +336,11 @@ struct dbg_view {
 	(v)->h = &(d)->h;							\
 	(v)->is_size = (d)->interpreter_state.size;				\
 	(v)->threads_head = (d)->interpreter_state.threads_head;		\
+	(v)->ceval_gil = (d)->interpreter_state.ceval_gil;			\
+	(v)->gil_state = (d)->interpreter_state.gil_runtime_state;		\
+	(v)->gil_locked = (d)->interpreter_state.gil_runtime_state_locked;	\
+	(v)->gil_holder = (d)->interpreter_state.gil_runtime_state_holder;	\
+	(v)->imports_modules = (d)->interpreter_state.imports_modules;		\
 	(v)->ts_size = (d)->thread_state.size;					\
 	(v)->next = (d)->thread_state.next;					\
 	(v)->current_frame = (d)->thread_state.current_frame;			\
@@ -350,6 +406,7 @@ int py_layout__from_debug_offsets(struct py_layout *out, const void *buf, size_t
 	err = err ?: set_off(&l.rt_interp_head, h->runtime_state.interpreters_head,
 			     h->runtime_state.size);
 	err = err ?: set_off(&l.is_threads_head, v.threads_head, v.is_size);
+	err = err ?: set_off(&l.is_modules, v.imports_modules, v.is_size);
 	err = err ?: set_off(&l.ts_next, v.next, v.ts_size);
 	err = err ?: set_off(&l.ts_frame, v.current_frame, v.ts_size);
 	/* datastack_chunk, then datastack_top: both pointers are read at once. */
@@ -373,6 +430,12 @@ int py_layout__from_debug_offsets(struct py_layout *out, const void *buf, size_t
 	err = err ?: set_off(&l.bytes_data, v.bytes->ob_sval, v.bytes->size);
 	err = err ?: set_off(&l.str_state, v.state, v.str_size);
 	err = err ?: set_off(&l.str_ascii_data, v.asciiobject_size, v.str_size + 1);
+	/* the GIL: interp->ceval.gil points at a struct _gil_runtime_state like interp->_gil */
+	err = err ?: set_off(&l.is_ceval_gil, v.ceval_gil, v.is_size);
+	if (!err && (v.gil_locked < v.gil_state || v.gil_holder < v.gil_state || v.gil_state >= v.is_size))
+		err = -EINVAL;
+	err = err ?: set_off(&l.gil_locked, v.gil_locked - v.gil_state, v.is_size - v.gil_state);
+	err = err ?: set_off(&l.gil_holder, v.gil_holder - v.gil_state, v.is_size - v.gil_state);
 	if (v.compactunicodeobject_size)
 		err = err ?: set_off(&l.str_compact_data, v.compactunicodeobject_size,
 				     v.str_size + 1);

@@ -15,6 +15,14 @@ enum pyl_linetable {
 	PYL_LOCATIONS,	/* 3.11+: location table, instruction pointer */
 };
 
+/* Where an instance keeps its attributes (threading.Thread's _name): see pythreads.c. */
+enum pyl_objdict {
+	PYL_DICT_OFFSET,	/* <= 3.10: a dict at obj + type->tp_dictoffset */
+	PYL_DICT_MANAGED_311,	/* 3.11: values at obj-32, or a dict at obj-24 */
+	PYL_DICT_MANAGED_312,	/* 3.12: obj-24 holds a dict, or values with the low bit set */
+	PYL_DICT_INLINE,	/* 3.13+: a dict at obj-24, else values inline at obj + tp_basicsize */
+};
+
 struct py_layout {
 	unsigned major, minor;
 
@@ -55,6 +63,29 @@ struct py_layout {
 	uint32_t str_compact_data;	/* compact non-ASCII data */
 	uint32_t bytes_size;		/* PyVarObject.ob_size */
 	uint32_t bytes_data;		/* PyBytesObject.ob_sval */
+	/* the GIL (--gil): struct _gil_runtime_state, found through one of the first two */
+	uint32_t rt_gil;		/* _PyRuntimeState.ceval.gil (<= 3.11), else PYL_NONE */
+	uint32_t is_ceval_gil;		/* PyInterpreterState.ceval.gil, a pointer (3.12+), else PYL_NONE */
+	uint32_t gil_locked;		/* int: held now */
+	uint32_t gil_holder;		/* last_holder: the PyThreadState * that holds or last held it */
+	/* Objects that thread names are read from (pythreads.c) */
+	uint32_t is_modules;		/* PyInterpreterState.modules (imports.modules 3.12+): sys.modules */
+	uint32_t mod_dict;		/* PyModuleObject.md_dict */
+	uint32_t dict_keys;		/* PyDictObject.ma_keys */
+	uint32_t dict_values;		/* PyDictObject.ma_values (split tables) */
+	bool dk_log2;			/* 3.11+: dk_log2_size, dk_log2_index_bytes and dk_kind bytes */
+	uint32_t dk_size;		/* dk_size (Py_ssize_t), or dk_log2_size (uint8) */
+	uint32_t dk_nentries;
+	uint32_t dk_indices;
+	uint32_t dv_values;		/* PyDictValues.values (3.11+; 0 before: a plain array) */
+	uint32_t tp_basicsize;		/* PyTypeObject */
+	uint32_t tp_flags;
+	uint32_t tp_dictoffset;
+	uint32_t ht_cached_keys;	/* PyHeapTypeObject: the keys its instances share */
+	enum pyl_objdict objdict;
+	uint32_t long_size;		/* ob_size (<= 3.11), long_value.lv_tag (3.12+) */
+	uint32_t long_digits;		/* ob_digit (30-bit digits) */
+	bool long_tag;			/* 3.12+: lv_tag = ndigits << 3 | sign */
 };
 
 /* The built-in layout of 3.MINOR, or NULL if that version is not supported. */

@@ -102,6 +102,25 @@ static int list_threads(const struct py_target *t, const struct mem_reader *mr, 
 	return n;
 }
 
+/* The GIL (--gil): in _PyRuntime (<= 3.11), or where the main interpreter's ceval.gil points. */
+static void find_gil(struct py_target *t, const struct mem_reader *mr)
+{
+	const struct py_layout *l = &t->layout;
+	uint64_t interp = 0, gil = 0;
+
+	t->gil = 0;
+	if (t->free_threaded)
+		return;
+	if (l->rt_gil != PYL_NONE) {
+		t->gil = t->runtime + l->rt_gil;
+		return;
+	}
+	if (l->is_ceval_gil == PYL_NONE || mem_read_u64(mr, t->runtime + l->rt_interp_head, &interp) || !interp ||
+	    mem_read_u64(mr, interp + l->is_ceval_gil, &gil))
+		return;
+	t->gil = gil;
+}
+
 /* <= 3.14: the autoTSSkey's slot in glibc's specific_1stblock, checked against live threads. */
 static int find_tss_slot(struct py_target *t, const struct mem_reader *mr, char *err, size_t errlen)
 {
@@ -376,6 +395,8 @@ int py_target__inspect(pid_t pid, struct py_target *t, char *err, size_t errlen)
 
 		ret = mem_read(&mr, t->runtime, buf, sizeof(buf));
 		if (ret == 0)
+			t->free_threaded = *(uint64_t *)(buf + 16) != 0;	/* _Py_DebugOffsets.free_threaded */
+		if (ret == 0)
 			ret = py_layout__from_debug_offsets(&t->layout, buf, sizeof(buf));
 		if (ret == 0)
 			t->debug_offsets = true;
@@ -384,6 +405,7 @@ int py_target__inspect(pid_t pid, struct py_target *t, char *err, size_t errlen)
 			     pid, strerror(-ret), minor);
 	}
 
+	find_gil(t, &mr);
 	if (t->layout.rt_tss != PYL_NONE)
 		return find_tss_slot(t, &mr, err, errlen);
 	return find_tls_slot(t, &mr, err, errlen);
@@ -426,4 +448,7 @@ void py_target__to_bpf(const struct py_target *t, struct pt_proc *p)
 	p->off.co_flags = l->co_flags == PYL_NONE ? PT_NONE : l->co_flags;
 	p->off.ts_datastack = l->ts_datastack == PYL_NONE ? PT_NONE : l->ts_datastack;
 	p->tstate_off = t->tstate_off;
+	p->gil = t->gil;
+	p->gil_locked = l->gil_locked;
+	p->gil_holder = l->gil_holder;
 }

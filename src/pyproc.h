@@ -22,6 +22,8 @@ struct py_target {
 	int64_t tstate_off;	/* thread state pointer at fsbase + tstate_off (struct pt_proc) */
 	char tstate_how[96];	/* how tstate_off was found, for -v */
 	bool tstate_checked;	/* confirmed against the interpreter's own thread list */
+	bool free_threaded;	/* 3.13t+: no GIL (its _Py_DebugOffsets say so) */
+	uint64_t gil;		/* the main interpreter's struct _gil_runtime_state, or 0 */
 };
 
 /*

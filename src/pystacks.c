@@ -1,13 +1,40 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "jsonw.h"
 #include "procmem.h"
 #include "procs.h"
 #include "pystacks.h"
+#include "pythreads.h"
 #include "symbolize.h"
+#include "util.h"
 
 #define TID_COMMS 1024			/* thread names remembered from samples */
 #define FRAME_LEN 384
+#define NAMED_PROCS 64			/* processes whose Python thread names are kept (by pid) */
+#define NAMED_THREADS 256		/* threads per process */
+#define NAMES_STALE_NS (1000 * 1000000ULL)	/* names read again this often while sampled */
+#define NAMES_UNKNOWN_NS (200 * 1000000ULL)	/* ... or this soon for a thread not named yet */
+#define NAMED_OTHERS 32			/* threads without a Python name not read again for (per process) */
+#define SEEN_THREADS 1024		/* threads listed in the JSON report (by tid) */
+
+/* A process's threading names, as last read. */
+struct named_proc {
+	uint32_t pid;
+	uint64_t active;		/* threading._active, 0: not found yet */
+	uint64_t read_ns;
+	bool gone;			/* exited or exec'd: its names kept for the report, not read */
+	uint64_t find_ns;		/* when threading._active was last looked for in vain */
+	/* threads reads did not name (C threads, say): after two, read with the rest only */
+	struct { uint32_t tid, misses; } others[NAMED_OTHERS];
+	int nothers;
+	int n, nall;
+	struct py_thread_name t[NAMED_THREADS];
+	struct py_thread_name all[NAMED_THREADS];	/* every thread read, its latest name (the report) */
+};
 
 struct pystacks {
 	struct procs *procs;
@@ -15,6 +42,8 @@ struct pystacks {
 	bool threads;
 	struct pystacks_stats st;
 	struct { uint32_t tid; char comm[16]; } comms[TID_COMMS];
+	struct named_proc *named[NAMED_PROCS];
+	struct { uint32_t pid, tid; bool python; char name[PYTHREADS_NAME_MAX]; } seen[SEEN_THREADS];
 	char names[PYSTACKS_MAX_FRAMES][FRAME_LEN];	/* frame names being built */
 };
 
@@ -39,6 +68,8 @@ void pystacks__free(struct pystacks *ps)
 	if (!ps)
 		return;
 	symbolizer__free(ps->sym);
+	for (size_t i = 0; i < NAMED_PROCS; i++)
+		free(ps->named[i]);
 	free(ps);
 }
 
@@ -48,9 +79,150 @@ void pystacks__set_comm(struct pystacks *ps, uint32_t tid, const char *comm)
 	memcpy(ps->comms[tid % TID_COMMS].comm, comm, sizeof(ps->comms[0].comm));
 }
 
-static const char *thread_comm(const struct pystacks *ps, uint32_t tid)
+/* The kernel's name of the thread: from its samples, else /proc/PID/task/TID/comm. */
+static const char *thread_comm(struct pystacks *ps, uint32_t pid, uint32_t tid)
 {
-	return ps->comms[tid % TID_COMMS].tid == tid ? ps->comms[tid % TID_COMMS].comm : "?";
+	char path[64], comm[16];
+	FILE *f;
+
+	if (ps->comms[tid % TID_COMMS].tid == tid)
+		return ps->comms[tid % TID_COMMS].comm;
+	snprintf(path, sizeof(path), "/proc/%u/task/%u/comm", pid, tid);
+	f = fopen(path, "re");
+	if (!f)
+		return "?";
+	if (!fgets(comm, sizeof(comm), f))
+		comm[0] = 0;
+	fclose(f);
+	comm[strcspn(comm, "\n")] = 0;
+	if (!comm[0])
+		return "?";
+	pystacks__set_comm(ps, tid, comm);
+	return ps->comms[tid % TID_COMMS].comm;
+}
+
+/* Read pr's threading registry again (found first if need be); the old names stay on an error. */
+static void read_names(struct pystacks *ps, struct named_proc *np, const struct proc *pr, uint64_t now)
+{
+	struct mem_reader mr;
+	int n = -ENOENT;
+
+	np->read_ns = now;
+	ps->st.name_reads++;
+	procmem__reader(&mr, pr->pid);
+	if (np->active)
+		n = pythreads__read_active(&pr->py.layout, &mr, np->active, np->t, NAMED_THREADS);
+	/*
+	 * Not found yet (threading not imported yet), or gone: looked for through sys.modules again,
+	 * at most every NAMES_UNKNOWN_NS (threads without a Python name stop asking after two reads).
+	 */
+	if (n < 0 && (!np->find_ns || now - np->find_ns >= NAMES_UNKNOWN_NS)) {
+		np->active = 0;
+		if (pythreads__find_active(&pr->py.layout, &mr, pr->py.runtime, &np->active) == 0) {
+			np->find_ns = 0;
+			n = pythreads__read_active(&pr->py.layout, &mr, np->active, np->t, NAMED_THREADS);
+		} else {
+			np->active = 0;
+			np->find_ns = now;
+		}
+	}
+	if (n < 0) {
+		ps->st.name_errors++;
+		return;
+	}
+	np->n = n;
+	for (int i = 0; i < n; i++) {
+		int j;
+
+		for (j = 0; j < np->nall && np->all[j].tid != np->t[i].tid; j++)
+			;
+		if (j == np->nall && np->nall < NAMED_THREADS)
+			np->nall++;
+		if (j < np->nall)
+			np->all[j] = np->t[i];
+	}
+}
+
+/*
+ * Whether tid was missing from two reads: not Python's. Once only, it may be a thread caught
+ * between its start and its entry in threading's registry.
+ */
+static bool is_other(const struct named_proc *np, uint32_t tid)
+{
+	for (int i = 0; i < np->nothers; i++)
+		if (np->others[i].tid == tid)
+			return np->others[i].misses >= 2;
+	return false;
+}
+
+static void missed(struct named_proc *np, uint32_t tid)
+{
+	int i;
+
+	for (i = 0; i < np->nothers && np->others[i].tid != tid; i++)
+		;
+	if (i == np->nothers) {
+		if (np->nothers == NAMED_OTHERS)
+			return;
+		np->others[np->nothers++].tid = tid;
+		np->others[i].misses = 0;
+	}
+	np->others[i].misses++;
+}
+
+/*
+ * tid's name: threading's (Thread.name), read from the process's memory when a thread not named
+ * yet shows up (at most every NAMES_UNKNOWN_NS) and every NAMES_STALE_NS; MainThread for the
+ * main thread of a Python process without one; else the kernel's comm.
+ */
+static const char *thread_name(struct pystacks *ps, const struct proc *pr, uint32_t pid, uint32_t tid,
+			       bool *python)
+{
+	struct named_proc *np = ps->named[pid % NAMED_PROCS];
+	const char *name = NULL;
+	uint64_t now;
+	int i;
+
+	*python = false;
+	if (!pr || pr->state != PROC_PYTHON)
+		return thread_comm(ps, pid, tid);
+	if (!np) {
+		np = ps->named[pid % NAMED_PROCS] = calloc(1, sizeof(*np));
+		if (!np)
+			return thread_comm(ps, pid, tid);
+	}
+	if (np->pid != pid || np->gone) {	/* another process had the slot, or another program: afresh */
+		memset(np, 0, offsetof(struct named_proc, t));
+		np->pid = pid;
+	}
+	for (i = 0; i < np->n && np->t[i].tid != tid; i++)
+		;
+	now = mono_ns();
+	if (!np->read_ns || now - np->read_ns >= (i == np->n && !is_other(np, tid) ? NAMES_UNKNOWN_NS : NAMES_STALE_NS)) {
+		read_names(ps, np, pr, now);
+		for (i = 0; i < np->n && np->t[i].tid != tid; i++)
+			;
+		if (i == np->n)
+			missed(np, tid);
+	}
+	if (i < np->n) {
+		name = np->t[i].name;
+		*python = true;
+	} else if (tid == pid) {
+		name = "MainThread";	/* threading not imported (yet): what it would call it */
+	}
+	return name ? name : thread_comm(ps, pid, tid);
+}
+
+/* Remember tid's latest name for the JSON report. */
+static void seen_thread(struct pystacks *ps, uint32_t pid, uint32_t tid, const char *name, bool python)
+{
+	typeof(ps->seen[0]) *e = &ps->seen[tid % SEEN_THREADS];
+
+	e->pid = pid;
+	e->tid = tid;
+	e->python = python;
+	snprintf(e->name, sizeof(e->name), "%s", name);
 }
 
 static void frame_name(char *buf, size_t size, const struct py_frame_sym *fs)
@@ -72,8 +244,15 @@ size_t pystacks__name(struct pystacks *ps, uint32_t pid, uint32_t tid, const str
 		return 0;
 	max = max < PYSTACKS_MAX_FRAMES ? max : PYSTACKS_MAX_FRAMES;
 	if (ps->threads) {
-		snprintf(ps->names[n], FRAME_LEN, "[thread %.16s tid=%u%s]", thread_comm(ps, tid), tid,
-			 tid == pid ? " main" : "");
+		bool python;
+		const char *name = thread_name(ps, pr, pid, tid, &python);
+
+		snprintf(ps->names[n], FRAME_LEN, "[thread %s tid=%u%s]", name, tid, tid == pid ? " main" : "");
+		/* a name is the user's text: no control characters in a frame */
+		for (char *c = ps->names[n]; *c; c++)
+			if ((unsigned char)*c < 0x20 || *c == 0x7f)
+				*c = '?';
+		seen_thread(ps, pid, tid, name, python);
 		out[n] = ps->names[n];
 		n++;
 	}
@@ -81,7 +260,7 @@ size_t pystacks__name(struct pystacks *ps, uint32_t pid, uint32_t tid, const str
 		ps->st.no_python++;
 		procs__retry(ps->procs, pr);
 		snprintf(ps->names[n], FRAME_LEN, "[%s %.16s]",
-			 pr->state == PROC_NOT_PYTHON ? "not Python:" : "Python starting:", thread_comm(ps, tid));
+			 pr->state == PROC_NOT_PYTHON ? "not Python:" : "Python starting:", thread_comm(ps, pid, tid));
 		out[n] = ps->names[n];
 		return n + 1;
 	}
@@ -121,7 +300,51 @@ size_t pystacks__name(struct pystacks *ps, uint32_t pid, uint32_t tid, const str
 
 void pystacks__forget(struct pystacks *ps, uint32_t pid)
 {
+	struct named_proc *np = ps->named[pid % NAMED_PROCS];
+
 	symbolizer__forget(ps->sym, pid);
+	if (np && np->pid == pid)	/* exec'd or gone: its registry with it (names kept for the report) */
+		np->gone = true;
+}
+
+void pystacks__write_json(const struct pystacks *ps, struct jsonw *w)
+{
+	if (!ps->threads)
+		return;
+	/* the threads seen in stacks, with the name of their latest ones */
+	jsonw__name(w, "threads");
+	jsonw__start_object(w);
+	jsonw__uint_field(w, "name_reads", ps->st.name_reads);
+	jsonw__uint_field(w, "name_read_errors", ps->st.name_errors);
+	jsonw__name(w, "named");
+	jsonw__start_array(w);
+	for (size_t i = 0; i < SEEN_THREADS; i++) {
+		if (!ps->seen[i].tid)
+			continue;
+		jsonw__start_object(w);
+		jsonw__uint_field(w, "pid", ps->seen[i].pid);
+		jsonw__uint_field(w, "tid", ps->seen[i].tid);
+		jsonw__string_field(w, "name", ps->seen[i].name);
+		jsonw__string_field(w, "source", ps->seen[i].python ? "threading" : "os");
+		jsonw__end_object(w);
+	}
+	jsonw__end_array(w);
+	/* every thread threading's registries held when read, sampled or not (sleeping ones too) */
+	jsonw__name(w, "python_threads");
+	jsonw__start_array(w);
+	for (size_t i = 0; i < NAMED_PROCS; i++) {
+		const struct named_proc *np = ps->named[i];
+
+		for (int j = 0; np && j < np->nall; j++) {
+			jsonw__start_object(w);
+			jsonw__uint_field(w, "pid", np->pid);
+			jsonw__uint_field(w, "tid", np->all[j].tid);
+			jsonw__string_field(w, "name", np->all[j].name);
+			jsonw__end_object(w);
+		}
+	}
+	jsonw__end_array(w);
+	jsonw__end_object(w);
 }
 
 void pystacks__stats(const struct pystacks *ps, struct pystacks_stats *st)

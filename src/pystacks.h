@@ -16,6 +16,7 @@
 #define PYSTACKS_MAX_FRAMES	(PT_MAX_FRAMES + 3)	/* walked frames and the markers around them */
 
 struct procs;
+struct jsonw;
 
 struct pystacks_stats {
 	uint64_t no_python;	/* stacks of processes without a known interpreter */
@@ -23,11 +24,17 @@ struct pystacks_stats {
 	uint64_t truncated;	/* deeper than the walker keeps, or cut by a read error */
 	uint64_t unresolved;	/* frames the symbolizer could not name */
 	unsigned max_depth;	/* deepest Python stack seen */
+	uint64_t name_reads;	/* reads of threading's registry (--threads) */
+	uint64_t name_errors;	/* ... that failed (threading not imported, a torn read) */
 };
 
 struct pystacks;
 
-/* threads: each thread's name as the root frame. */
+/*
+ * threads: each thread's name as the root frame, "[thread NAME tid=N]" (" main" for the main
+ * thread): threading.Thread.name, read from the target (pythreads.h) when a thread not named
+ * yet appears and every second; else the kernel's comm.
+ */
 struct pystacks *pystacks__new(struct procs *procs, bool threads);
 void pystacks__free(struct pystacks *ps);
 /* Remember tid's name (from a sample) for [thread ...] roots and markers. */
@@ -41,5 +48,7 @@ size_t pystacks__name(struct pystacks *ps, uint32_t pid, uint32_t tid, const str
 /* pid exec'd or exited: the code objects cached for it are stale. */
 void pystacks__forget(struct pystacks *ps, uint32_t pid);
 void pystacks__stats(const struct pystacks *ps, struct pystacks_stats *st);
+/* With threads: the "threads" section of the JSON report (each thread seen, its latest name). */
+void pystacks__write_json(const struct pystacks *ps, struct jsonw *w);
 
 #endif

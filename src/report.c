@@ -162,7 +162,7 @@ static void json_functions(const struct stack_agg *a, struct jsonw *w, unsigned 
 	jsonw__end_array(w);
 }
 
-void report__hot_json(const struct stack_agg *a, struct jsonw *w, unsigned top, const char *unit)
+void report__hot_json(const struct stack_agg *a, struct jsonw *w, unsigned top, const char *unit, const char *mode)
 {
 	uint64_t total = stack_agg__total(a);
 	struct hot_json_ctx h = { .max = 5 };
@@ -171,6 +171,8 @@ void report__hot_json(const struct stack_agg *a, struct jsonw *w, unsigned top, 
 
 	jsonw__start_object(w);
 	jsonw__string_field(w, "unit", unit);
+	if (mode)
+		jsonw__string_field(w, "mode", mode);
 	jsonw__uint_field(w, "total", total);
 	jsonw__name(w, "top_self");
 	if (total)

@@ -12,8 +12,11 @@ struct jsonw;
 /*
  * The same as a JSON object: {"unit", "total", "top_self": [{"function", "self", "total",
  * "self_pct", "total_pct"}], "top_total": [...], "hottest_stacks": [{"weight", "pct",
- * "frames": [root ... leaf]}]}; unit names the weights ("samples" or "us").
+ * "frames": [root ... leaf]}]}; unit names the weights ("samples" or "us"), mode (if not NULL)
+ * what they measure: "cpu" (on-CPU samples), "cpu+sql" (and SQL time), "wall" (--idle: on-CPU
+ * samples as time and off-CPU time).
  */
-void report__hot_json(const struct stack_agg *a, struct jsonw *w, unsigned top, const char *unit);
+void report__hot_json(const struct stack_agg *a, struct jsonw *w, unsigned top, const char *unit,
+		      const char *mode);
 
 #endif

@@ -4,7 +4,8 @@
  * (bpf/profile.bpf.c); each sample's stack is named (pystacks.h) and counted in a stack_agg, the
  * input of every flame-graph output. With offcpu, stacks of threads leaving the CPU arrive too,
  * weighted by their time away: they go to the sample listeners (--functions' wall-clock shares),
- * never into the flame stacks.
+ * never into the flame stacks. With idle (--idle), the off-CPU time of blocked threads goes into
+ * the flame stacks (bpf/sampler.bpf.c idle_switch, idletab.h) and every weight is microseconds.
  */
 #ifndef PYTRACE_SAMPLER_H
 #define PYTRACE_SAMPLER_H
@@ -21,12 +22,19 @@ struct sampler_opts {
 	size_t max_stacks;	/* cap on distinct stacks (0: default) */
 	bool offcpu;		/* also stacks of blocked threads (needs the session's offcpu program) */
 	bool us_weights;	/* weigh samples in microseconds (1e6 / rate_hz each), for [sql] leaves */
+	bool gil;		/* --gil: only samples of the thread holding the GIL */
+	bool idle;		/* --idle: off-CPU time of blocked threads too, in microseconds (us_weights) */
 };
 
 struct sampler_stats {
 	uint64_t samples;	/* taken in traced processes */
 	uint64_t lost;		/* ring buffer full */
 	uint64_t stacks_dropped;	/* weight folded into the overflow stack (cap reached) */
+	uint64_t idle_us;	/* --idle: off-CPU microseconds in the stacks */
+	uint64_t idle_sql_us;	/* --idle: waits on PostgreSQL, left to the [sql] leaves */
+	uint64_t idle_blocks;	/* --idle: blocks recorded by BPF */
+	uint64_t idle_dropped;	/* --idle: blocks not recorded (idle_agg full) */
+	uint64_t gil_dropped;	/* --gil: samples of threads not holding the GIL */
 };
 
 /* A named sample: frames root first; weight in ns of wall time it stands for. */

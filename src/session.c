@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "jsonw.h"
@@ -44,7 +45,10 @@ struct session {
 	uint64_t unowned;
 	uint64_t last_tick_ns, last_procs_tick_ns;
 	bool procs_attached;	/* the process tracepoints (session__add_host attaches them early) */
+	uint64_t *tracked_bits;	/* maps.tracked_bits, mapped: procs sets and clears its pids' bits */
 };
+
+#define TRACKED_BITS_SIZE ((size_t)PT_PID_WORDS * sizeof(uint64_t))
 
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list args)
 {
@@ -59,7 +63,8 @@ int session_maps__reuse(const struct session_maps *m, struct bpf_object *obj, ch
 {
 	const struct { const char *name; struct bpf_map *shared; } maps[] = {
 		{ "procs", m->procs }, { "tracked", m->tracked }, { "counters", m->counters }, { "events", m->events },
-		{ "pq_current", m->pq_current },
+		{ "pq_current", m->pq_current }, { "tracked_bits", m->tracked_bits },
+		{ "pg_conns", m->pg_conns },
 	};
 	size_t i;
 
@@ -213,8 +218,17 @@ struct session *session__new(const struct session_opts *o, char *err, size_t err
 	s->maps = (struct session_maps){
 		.procs = s->skel->maps.procs, .tracked = s->skel->maps.tracked,
 		.counters = s->skel->maps.counters, .events = s->skel->maps.events,
-		.pq_current = s->skel->maps.pq_current,
+		.pq_current = s->skel->maps.pq_current, .tracked_bits = s->skel->maps.tracked_bits,
+		.pg_conns = s->skel->maps.pg_conns,
 	};
+	s->tracked_bits = mmap(NULL, TRACKED_BITS_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+			       bpf_map__fd(s->maps.tracked_bits), 0);
+	if (s->tracked_bits == MAP_FAILED) {
+		s->tracked_bits = NULL;
+		snprintf(err, errlen, "cannot map the BPF side's pid bitmap: %s", strerror(errno));
+		goto fail;
+	}
+	po.tracked_bits = s->tracked_bits;
 	po.procs_fd = bpf_map__fd(s->maps.procs);
 	po.tracked_fd = bpf_map__fd(s->maps.tracked);
 	po.listener = (struct procs_listener){
@@ -258,12 +272,27 @@ void session__free(struct session *s)
 	session_bpf__destroy(s->skel);
 	pystacks__free(s->pystacks);
 	procs__free(s->procs);
+	if (s->tracked_bits)
+		munmap(s->tracked_bits, TRACKED_BITS_SIZE);
 	free(s);
 }
 
+static int attach_procs(struct session *s, char *err, size_t errlen);
+
+/*
+ * The fork, exec and exit hooks first: a child forked while the others attach (seconds on a busy
+ * host) is then followed, not lost between the scan of the descendants and the attach.
+ */
 int session__add_root(struct session *s, pid_t pid, char *err, size_t errlen)
 {
-	return procs__add_root(s->procs, pid, err, errlen);
+	int ret = attach_procs(s, err, errlen);
+
+	return ret ? ret : procs__add_root(s->procs, pid, err, errlen);
+}
+
+int session__add_launched(struct session *s, pid_t pid, char *err, size_t errlen)
+{
+	return procs__add_launched(s->procs, pid, err, errlen);
 }
 
 static int attach_procs(struct session *s, char *err, size_t errlen)
@@ -318,9 +347,15 @@ int session__attach(struct session *s, char *err, size_t errlen)
 
 int session__poll(struct session *s, int timeout_ms)
 {
-	int ret = ring_buffer__poll(s->rb, timeout_ms);
-	uint64_t now = mono_ns();
+	int ret;
+	uint64_t now;
 	size_t i;
+
+	/* under --pid or a command: a process waiting for its interpreter is looked at again within ms */
+	if (!s->opts.host_wide && procs__any_pending(s->procs) && timeout_ms > 5)
+		timeout_ms = 5;
+	ret = ring_buffer__poll(s->rb, timeout_ms);
+	now = mono_ns();
 
 	FOR_EACH_CAP(s, i)
 		if (capabilities[i]->tick)
@@ -417,6 +452,7 @@ void session__write_json(struct session *s, struct jsonw *w)
 	size_t i;
 
 	procs__write_json(s->procs, w);
+	pystacks__write_json(s->pystacks, w);
 	FOR_EACH_CAP(s, i)
 		if (capabilities[i]->write_json)
 			capabilities[i]->write_json(s->caps[i], w);

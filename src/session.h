@@ -37,6 +37,8 @@ struct pystacks;
 struct session_maps {
 	struct bpf_map *procs, *tracked, *counters, *events;
 	struct bpf_map *pq_current;	/* a thread's libpq connection in use (libpq probes -> wire) */
+	struct bpf_map *tracked_bits;	/* tracked's pids as bits: the prefilter of every program */
+	struct bpf_map *pg_conns;	/* PostgreSQL connections on the wire (pgwire -> --idle) */
 };
 
 /* Make obj (opened, not loaded) use the session's shared maps instead of its own copies. */
@@ -101,6 +103,8 @@ struct session *session__new(const struct session_opts *o, char *err, size_t err
 void session__free(struct session *s);
 /* Trace pid and (with follow_children) its descendants. */
 int session__add_root(struct session *s, pid_t pid, char *err, size_t errlen);
+/* Trace pid, a command started by the caller and held before its exec (procs__add_launched). */
+int session__add_launched(struct session *s, pid_t pid, char *err, size_t errlen);
 /*
  * Host-wide (opts.host_wide): arm the BPF side's exec hook, then follow every CPython process
  * running now that passes opts.filter. Call before session__attach, instead of session__add_root.

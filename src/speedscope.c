@@ -23,6 +23,10 @@ struct ss_ctx {
 	FILE *f;
 	struct frame_map map;
 	size_t nstacks;
+	const char *root;	/* per-thread profiles: only the stacks under this root, without it */
+	const char **roots;	/* the distinct roots, in order of appearance */
+	size_t nroots, roots_cap;
+	uint64_t total;
 };
 
 static const char *const units[] = {
@@ -121,10 +125,15 @@ static int add_frames(void *ctx, const char *const *frames, size_t n, uint64_t w
 static int write_sample(void *ctx, const char *const *frames, size_t n, uint64_t weight)
 {
 	struct ss_ctx *c = ctx;
+	size_t first = c->root != NULL;
 
+	if (c->root && (!n || frames[0] != c->root))
+		return 0;
+	if (first == n)
+		first = 0;	/* a root alone: keep it, a sample needs a frame */
 	fputs(c->nstacks++ ? ",\n[" : "\n[", c->f);
-	for (size_t i = 0; i < n; i++)
-		fprintf(c->f, i ? ",%ld" : "%ld", map_get(&c->map, frames[i], false));
+	for (size_t i = first; i < n; i++)
+		fprintf(c->f, i > first ? ",%ld" : "%ld", map_get(&c->map, frames[i], false));
 	fputc(']', c->f);
 	return 0;
 }
@@ -133,8 +142,112 @@ static int write_weight(void *ctx, const char *const *frames, size_t n, uint64_t
 {
 	struct ss_ctx *c = ctx;
 
+	if (c->root && (!n || frames[0] != c->root))
+		return 0;
 	fprintf(c->f, c->nstacks++ ? ",%llu" : "%llu", (unsigned long long)weight);
 	return 0;
+}
+
+/* The distinct root frames (interned: one pointer each) and the weight under the current root. */
+static int add_root(void *ctx, const char *const *frames, size_t n, uint64_t weight)
+{
+	struct ss_ctx *c = ctx;
+	size_t i;
+
+	if (!n)
+		return 0;
+	for (i = 0; i < c->nroots && c->roots[i] != frames[0]; i++)
+		;
+	if (i < c->nroots)
+		return 0;
+	if (c->nroots == c->roots_cap) {
+		size_t cap = c->roots_cap ? c->roots_cap * 2 : 64;
+		const char **r = realloc(c->roots, cap * sizeof(*r));
+
+		if (!r)
+			return -ENOMEM;
+		c->roots = r;
+		c->roots_cap = cap;
+	}
+	c->roots[c->nroots++] = frames[0];
+	return 0;
+}
+
+static int root_total(void *ctx, const char *const *frames, size_t n, uint64_t weight)
+{
+	struct ss_ctx *c = ctx;
+
+	if (n && frames[0] == c->root)
+		c->total += weight;
+	return 0;
+}
+
+/* "[thread Worker-0 tid=12]" -> "Worker-0 tid=12" */
+static void write_root_name(FILE *f, const char *root)
+{
+	size_t len = strlen(root);
+
+	if (!strncmp(root, "[thread ", 8) && len > 9 && root[len - 1] == ']')
+		speedscope__json_string(f, root + 8, len - 9);
+	else
+		speedscope__json_string(f, root, len);
+}
+
+int speedscope__write_threads(const struct stack_agg *a, FILE *f, const char *name, const char *unit)
+{
+	struct ss_ctx c = { .f = f };
+	size_t i;
+	int err;
+
+	if (!name)
+		name = "pytrace-bpf";
+	if (!unit)
+		unit = "none";
+	for (i = 0; i < ARRAY_SIZE(units); i++) {
+		if (strcmp(unit, units[i]) == 0)
+			break;
+	}
+	if (i == ARRAY_SIZE(units))
+		return -EINVAL;
+	err = map_grow(&c.map);
+	if (!err)
+		err = stack_agg__foreach(a, add_root, &c);
+	if (err)
+		goto cleanup;
+	fprintf(f, "{\"$schema\":\"%s\",\n\"shared\":{\"frames\":[", SPEEDSCOPE_SCHEMA);
+	err = stack_agg__foreach(a, add_frames, &c);
+	if (err)
+		goto cleanup;
+	fputs("]},\n\"profiles\":[", f);
+	for (i = 0; i < c.nroots; i++) {
+		c.root = c.roots[i];
+		c.total = 0;
+		stack_agg__foreach(a, root_total, &c);
+		fputs(i ? ",\n{\"type\":\"sampled\",\"name\":" : "{\"type\":\"sampled\",\"name\":", f);
+		write_root_name(f, c.root);
+		fprintf(f, ",\"unit\":\"%s\",\"startValue\":0,\"endValue\":%llu,\n\"samples\":[", unit,
+			(unsigned long long)c.total);
+		c.nstacks = 0;
+		err = stack_agg__foreach(a, write_sample, &c);
+		if (err)
+			goto cleanup;
+		fputs("],\n\"weights\":[", f);
+		c.nstacks = 0;
+		err = stack_agg__foreach(a, write_weight, &c);
+		if (err)
+			goto cleanup;
+		fputs("]}", f);
+	}
+	fputs("],\n\"name\":", f);
+	speedscope__json_string(f, name, strlen(name));
+	fputs(",\"activeProfileIndex\":0,\"exporter\":\"pytrace-bpf\"}\n", f);
+	if (fflush(f) || ferror(f))
+		err = -EIO;
+cleanup:
+	free(c.roots);
+	free(c.map.keys);
+	free(c.map.vals);
+	return err;
 }
 
 int speedscope__write(const struct stack_agg *a, FILE *f, const char *name, const char *unit)

@@ -14,6 +14,12 @@ struct stack_agg;
  */
 int speedscope__write(const struct stack_agg *a, FILE *f, const char *name, const char *unit);
 
+/*
+ * The same with one profile per root frame (--threads: per thread), named by it
+ * ("[thread Worker-0 tid=12]" -> "Worker-0 tid=12"), its stacks without it.
+ */
+int speedscope__write_threads(const struct stack_agg *a, FILE *f, const char *name, const char *unit);
+
 /* A JSON string with quotes; invalid UTF-8 becomes U+FFFD. */
 int speedscope__json_string(FILE *f, const char *s, size_t len);
 

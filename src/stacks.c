@@ -402,6 +402,7 @@ static int fold_cmp(const void *x, const void *y)
 int stack_agg__foreach(const struct stack_agg *a, stack_agg_visit_fn fn, void *ctx)
 {
 	const struct stack **order;
+	size_t n = 0;
 	int err = 0;
 
 	if (!a->nstacks)
@@ -410,9 +411,10 @@ int stack_agg__foreach(const struct stack_agg *a, stack_agg_visit_fn fn, void *c
 	if (!order)
 		return -ENOMEM;
 	for (size_t i = 0; i < a->nstacks; i++)
-		order[i] = &a->stacks[i];
-	qsort(order, a->nstacks, sizeof(*order), fold_cmp);
-	for (size_t i = 0; i < a->nstacks && !err; i++)
+		if (a->stacks[i].weight)	/* created before its weight came (--idle) */
+			order[n++] = &a->stacks[i];
+	qsort(order, n, sizeof(*order), fold_cmp);
+	for (size_t i = 0; i < n && !err; i++)
 		err = fn(ctx, order[i]->frames, order[i]->nframes, order[i]->weight);
 	free(order);
 	return err;
@@ -552,7 +554,7 @@ int stack_agg__top_functions(const struct stack_agg *a, struct stack_agg_fn *out
 	}
 	/* keys interned by a failed add belong to no stack */
 	for (size_t i = 0; i < a->nfuncs; i++) {
-		if (fns[i].frame)
+		if (fns[i].frame && fns[i].total)
 			fns[n++] = fns[i];
 	}
 	qsort(fns, n, sizeof(*fns), by_self ? fn_cmp_self : fn_cmp_total);

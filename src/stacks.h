@@ -39,7 +39,7 @@ uint64_t stack_agg__total(const struct stack_agg *a);
 uint64_t stack_agg__dropped(const struct stack_agg *a);
 
 /*
- * Visits stacks sorted by folded string. Frame pointers are interned: equal strings are equal
+ * Visits stacks sorted by folded string, those of weight 0 left out. Frame pointers are interned: equal strings are equal
  * pointers, valid until stack_agg__free(). A non-zero return from fn stops and is returned.
  */
 typedef int (*stack_agg_visit_fn)(void *ctx, const char *const *frames, size_t nframes, uint64_t weight);

@@ -51,6 +51,13 @@ echo "== integration: CPU sampling (real kernel, real interpreters)"
 tests/integration/test_sampling.py 2>&1 | tee "$logs/integration"
 tally "$logs/integration"
 
+echo "== --idle (wall-clock: off-CPU time) and --gil (the GIL holder only) on every interpreter"
+tests/integration/test_wall.py 2>&1 | tee "$logs/wall"
+tally "$logs/wall"
+echo "== -- COMMAND (its start, exit status, signals, SUDO_UID) and Python thread names, on every interpreter"
+tests/integration/test_launch.py 2>&1 | tee "$logs/launch"
+tally "$logs/launch"
+
 echo "== the command line: bad input, output paths at start, write errors, --json profile, --pprof"
 tests/integration/test_cli.py 2>&1 | tee "$logs/cli"
 tally "$logs/cli"

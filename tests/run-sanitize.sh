@@ -25,7 +25,8 @@ fi
 
 # argp paths of the tool: each exits at once, with a usage error or not, and without a report
 for args in "--version" "--help" "--usage" "--bogus" "-p" "-p 12x" "-p 1 -F 0" "-p 1 -d -5" \
-	    "-p 1 --libpq-probes nope" "-p 1 --no-sql --sql-in-flame" "-p 1 --sql-text-cap 1" "1 2"; do
+	    "-p 1 --libpq-probes nope" "-p 1 --no-sql --sql-in-flame" "-p 1 --sql-text-cap 1" "1 2" \
+	    "-p 1 --idle --gil" "-p 1 --idle --no-samples"; do
 	# shellcheck disable=SC2086
 	out=$(timeout 10 "$dir/pytrace-bpf" $args 2>&1 </dev/null)
 	rc=$?
@@ -38,15 +39,18 @@ for args in "--version" "--help" "--usage" "--bogus" "-p" "-p 12x" "-p 1 -F 0" "
 done
 # A slice of the integration suite with the sanitized tool (PYTRACE_BPF; root, real kernel): one
 # interpreter per layout family for sampling (3.10: frame objects, Debian's 3.11: interpreter
-# frames through cframe, 3.13: current_frame and _Py_DebugOffsets), the SQL from the wire (every
-# driver, TLS through libpq), the libpq probes with psycopg2, and HTTP requests with N+1 (by thread,
-# and by task on uvicorn and gevent). The
+# frames through cframe, 3.13: current_frame and _Py_DebugOffsets), --idle and --gil on two of
+# them, the SQL from the wire (every driver, TLS through libpq), the libpq probes with psycopg2,
+# HTTP requests with N+1 (by thread, and by task on uvicorn and gevent); a command started under
+# the tool with its threads named (managed and inline instance dicts). The
 # harness fails any run of the tool whose stderr has a report, whatever exit status was expected.
 # SANITIZE_INTEGRATION=0 leaves it out.
 if [ "${SANITIZE_INTEGRATION:-1}" != 0 ]; then
 	export PYTRACE_BPF=$(realpath "$dir/pytrace-bpf") PYTRACE_NO_SID=1 PYTRACE_TEST_FORK_DELAY=4
-	for suite in "test_sampling.py -k pyenv-3.10,debian,pyenv-3.13" "test_wire.py" "test_sql.py -k psycopg2/" \
-		     "test_requests.py" "test_async.py -k uvicorn-fastapi,gevent,waitress"; do
+	for suite in "test_sampling.py -k pyenv-3.10,debian,pyenv-3.13" "test_wall.py -k debian,pyenv-3.13" \
+		     "test_launch.py -k debian,pyenv-3.13" \
+		     "test_wire.py" "test_sql.py -k psycopg2/" "test_requests.py" \
+		     "test_async.py -k uvicorn-fastapi,gevent,waitress"; do
 		echo "== sanitized integration: $suite"
 		# shellcheck disable=SC2086
 		timeout 600 tests/integration/$suite >"$log" 2>&1

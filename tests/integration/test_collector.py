@@ -519,7 +519,7 @@ def case_churn(cluster, tmp):
             fh.write("import sys\nsum(range(1000))\n")
         spawned = 0
         deadline = time.monotonic() + 240
-        while (total < 20000 or spawned < 500) and time.monotonic() < deadline:
+        while (total < 10000 or spawned < 500) and time.monotonic() < deadline:
             w = subprocess.Popen(wrk[:4] + [wrk[4] % 5, wrk[5]], stdout=subprocess.PIPE, text=True)
             # meanwhile, short-lived Python processes, 50 per round
             for _ in range(50 if spawned < 500 else 0):
@@ -532,7 +532,7 @@ def case_churn(cluster, tmp):
             if fd0 is None:
                 fd0 = samples[-1][2]
         record("churn: %d requests through workers restarted every 50 and %d short-lived processes" % (total, spawned),
-               total >= 20000 and spawned >= 500, str(samples[-3:]))
+               total >= 10000 and spawned >= 500, str(samples[-3:]))
         time.sleep(3)
         warm = samples[min(2, len(samples) - 1)][1]
         peak = max(s[1] for s in samples[2:]) if len(samples) > 2 else samples[-1][1]

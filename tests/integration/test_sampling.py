@@ -154,9 +154,13 @@ def check_shape(it, tmp):
         with open(speed) as f:
             js = json.load(f)
         names = {fr.get("name") for fr in js["shared"]["frames"]}
-        nsamp = sum(js["profiles"][0]["weights"])
-        record(tag + ": speedscope JSON has the frames and samples", "leaf_hot" in names and nsamp == total,
-               "%d weights vs %d folded" % (nsamp, total))
+        # --threads: one profile per thread, named by it
+        nsamp = sum(sum(p["weights"]) for p in js["profiles"])
+        pnames = [p["name"] for p in js["profiles"]]
+        record(tag + ": speedscope JSON has the frames and samples, a profile per thread",
+               "leaf_hot" in names and nsamp == total and len(pnames) >= 2 and
+               all(" tid=" in n for n in pnames) and any(n.startswith("MainThread tid=") for n in pnames),
+               "%d weights vs %d folded; profiles %s" % (nsamp, total, pnames[:10]))
     except Exception as e:  # noqa: BLE001
         record(tag + ": speedscope JSON has the frames and samples", False, str(e))
     return stacks
@@ -208,7 +212,7 @@ def check_fork(it, tmp):
     folded = os.path.join(tmp, it.label + "-fork.folded")
     # the children come PT_FORK_DELAY s after the start: the tool must be tracing by then (a
     # sanitizer build starts slower: tests/run-sanitize.sh gives it 4 s)
-    w = Workload(it, "forker.py", {"PT_FORK_DELAY": os.environ.get("PYTRACE_TEST_FORK_DELAY", "1"),
+    w = Workload(it, "forker.py", {"PT_FORK_DELAY": os.environ.get("PYTRACE_TEST_FORK_DELAY", "2"),
                                    "PT_CHILD_SECONDS": "2"})
     try:
         out = run_tool(["--pid", str(w.pid), "--duration", "8", "--collapsed", folded])
@@ -297,7 +301,7 @@ def check_text_report(it):
 def check_exit_midtrace(it, tmp):
     folded = os.path.join(tmp, "exit.folded")
     svg = os.path.join(tmp, "exit.svg")
-    w = Workload(it, "shortlived.py", {"PT_SECONDS": "1.5"})
+    w = Workload(it, "shortlived.py", {"PT_SECONDS": "3"})
     t0 = time.time()
     try:
         out = run_tool(["--pid", str(w.pid), "--duration", "20", "--collapsed", folded, "--flame", svg])

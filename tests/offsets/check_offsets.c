@@ -14,12 +14,20 @@
 #include <Python.h>
 #if PY_MINOR_VERSION <= 10
 #include <frameobject.h>
+#include <longintrepr.h>
 #endif
 #if PY_MINOR_VERSION == 8
 #include "internal/pycore_pystate.h"
 #else
 #include "internal/pycore_runtime.h"
 #include "internal/pycore_interp.h"
+#endif
+#if PY_MINOR_VERSION >= 10
+#include "internal/pycore_moduleobject.h"
+#endif
+#if PY_MINOR_VERSION >= 11
+#include "internal/pycore_dict.h"
+#include "internal/pycore_object.h"
 #endif
 #if PY_MINOR_VERSION >= 11 && PY_MINOR_VERSION <= 13
 #include "internal/pycore_frame.h"
@@ -169,6 +177,93 @@ static void expected(struct py_layout *e)
 	e->str_compact_data = sizeof(PyCompactUnicodeObject);
 	e->bytes_size = offsetof(PyVarObject, ob_size);
 	e->bytes_data = offsetof(PyBytesObject, ob_sval);
+	/* The GIL (--gil): in _PyRuntime through 3.11, through interp->ceval.gil from 3.12. */
+#if PY_MINOR <= 11
+	e->rt_gil = offsetof(_PyRuntimeState, ceval.gil);
+	e->is_ceval_gil = PYL_NONE;
+#else
+	e->rt_gil = PYL_NONE;
+	e->is_ceval_gil = offsetof(PyInterpreterState, ceval.gil);
+#endif
+	e->gil_locked = offsetof(struct _gil_runtime_state, locked);
+	e->gil_holder = offsetof(struct _gil_runtime_state, last_holder);
+
+	/* Thread names (src/pythreads.c): sys.modules, dicts, instance attributes, ints. */
+#if PY_MINOR <= 11
+	e->is_modules = offsetof(PyInterpreterState, modules);
+#else
+	e->is_modules = offsetof(PyInterpreterState, imports.modules);
+#endif
+#if PY_MINOR >= 10
+	e->mod_dict = offsetof(PyModuleObject, md_dict);
+#else
+	e->mod_dict = 16;	/* Objects/moduleobject.c, not installed: live_walk.py reads through it */
+#endif
+	e->dict_keys = offsetof(PyDictObject, ma_keys);
+	e->dict_values = offsetof(PyDictObject, ma_values);
+#if PY_MINOR >= 11
+	e->dk_log2 = true;
+	e->dk_size = offsetof(PyDictKeysObject, dk_log2_size);
+	/* read as three bytes in a row: log2 size, log2 index bytes, kind */
+	if (offsetof(PyDictKeysObject, dk_log2_index_bytes) != e->dk_size + 1 ||
+	    offsetof(PyDictKeysObject, dk_kind) != e->dk_size + 2 || DICT_KEYS_GENERAL != 0 ||
+	    sizeof(PyDictKeyEntry) != 24 || sizeof(PyDictUnicodeEntry) != 16 ||
+	    offsetof(PyDictKeyEntry, me_key) != 8 || offsetof(PyDictUnicodeEntry, me_key) != 0) {
+		fprintf(stderr, "3.%d: dict keys or entries are not as pythreads.c reads them\n", PY_MINOR);
+		exit(1);
+	}
+	e->dk_nentries = offsetof(PyDictKeysObject, dk_nentries);
+	e->dk_indices = offsetof(PyDictKeysObject, dk_indices);
+	e->dv_values = offsetof(PyDictValues, values);
+#else
+	/* Objects/dict-common.h, not installed: dk_size, dk_nentries, dk_indices (live_walk.py) */
+	e->dk_log2 = false;
+	e->dk_size = 8;
+	e->dk_nentries = 32;
+	e->dk_indices = 40;
+	e->dv_values = 0;
+#endif
+	e->tp_basicsize = offsetof(PyTypeObject, tp_basicsize);
+	e->tp_flags = offsetof(PyTypeObject, tp_flags);
+	e->tp_dictoffset = offsetof(PyTypeObject, tp_dictoffset);
+	e->ht_cached_keys = offsetof(PyHeapTypeObject, ht_cached_keys);
+#if PY_MINOR <= 10
+	e->objdict = PYL_DICT_OFFSET;
+#elif PY_MINOR == 11
+	e->objdict = PYL_DICT_MANAGED_311;
+#elif PY_MINOR == 12
+	e->objdict = PYL_DICT_MANAGED_312;
+#else
+	e->objdict = PYL_DICT_INLINE;
+	if (MANAGED_DICT_OFFSET != -24 || Py_TPFLAGS_INLINE_VALUES != (1UL << 2) ||
+	    offsetof(PyDictValues, valid) != 3) {
+		fprintf(stderr, "3.%d: managed dict or inline values are not as pythreads.c reads them\n", PY_MINOR);
+		exit(1);
+	}
+#endif
+#if PY_MINOR >= 11
+	if (Py_TPFLAGS_MANAGED_DICT != (1UL << 4)) {
+		fprintf(stderr, "3.%d: Py_TPFLAGS_MANAGED_DICT moved\n", PY_MINOR);
+		exit(1);
+	}
+#endif
+#if PY_MINOR >= 12
+	e->long_size = offsetof(PyLongObject, long_value.lv_tag);
+	e->long_digits = offsetof(PyLongObject, long_value.ob_digit);
+	e->long_tag = true;
+	if (_PyLong_NON_SIZE_BITS != 3) {
+		fprintf(stderr, "3.%d: lv_tag has %d non-size bits\n", PY_MINOR, _PyLong_NON_SIZE_BITS);
+		exit(1);
+	}
+#else
+	e->long_size = offsetof(PyVarObject, ob_size);
+	e->long_digits = offsetof(PyLongObject, ob_digit);
+	e->long_tag = false;
+#endif
+	if (PyLong_SHIFT != 30) {
+		fprintf(stderr, "3.%d: %d-bit int digits (pythreads.c reads 30-bit ones)\n", PY_MINOR, PyLong_SHIFT);
+		exit(1);
+	}
 }
 
 #define FIELDS(X)							\
@@ -178,7 +273,12 @@ static void expected(struct py_layout *e)
 	X(owner_cstack) X(fr_gen) X(owner_gen) X(instr_is_ptr) X(code_mask) X(co_flags) X(co_firstlineno)	\
 	X(co_filename) X(co_name) X(co_qualname) X(co_linetable)	\
 	X(co_code_adaptive) X(linetable) X(str_state) X(str_ascii_data)	\
-	X(str_compact_data) X(bytes_size) X(bytes_data)
+	X(str_compact_data) X(bytes_size) X(bytes_data) X(rt_gil)	\
+	X(is_ceval_gil) X(gil_locked) X(gil_holder)			\
+	X(is_modules) X(mod_dict) X(dict_keys) X(dict_values) X(dk_log2)	\
+	X(dk_size) X(dk_nentries) X(dk_indices) X(dv_values) X(tp_basicsize)	\
+	X(tp_flags) X(tp_dictoffset) X(ht_cached_keys) X(objdict)		\
+	X(long_size) X(long_digits) X(long_tag)
 
 static void compare(const char *what, const struct py_layout *got, const struct py_layout *exp)
 {
@@ -225,6 +325,11 @@ static void check_synthetic(const struct py_layout *exp)
 	d.runtime_state.interpreters_head = exp->rt_interp_head;
 	d.interpreter_state.size = sizeof(PyInterpreterState);
 	d.interpreter_state.threads_head = exp->is_threads_head;
+	d.interpreter_state.ceval_gil = exp->is_ceval_gil;
+	d.interpreter_state.gil_runtime_state = offsetof(PyInterpreterState, _gil);
+	d.interpreter_state.gil_runtime_state_locked = offsetof(PyInterpreterState, _gil) + exp->gil_locked;
+	d.interpreter_state.gil_runtime_state_holder = offsetof(PyInterpreterState, _gil) + exp->gil_holder;
+	d.interpreter_state.imports_modules = exp->is_modules;
 	d.thread_state.size = sizeof(PyThreadState);
 	d.thread_state.next = exp->ts_next;
 	d.thread_state.current_frame = exp->ts_frame;
@@ -257,11 +362,12 @@ static void check_synthetic(const struct py_layout *exp)
 	got = *py_layout__builtin(3, PY_MINOR);
 	/* Start from a layout whose covered fields are all wrong, to see each one overridden. */
 #define SPOIL(f) got.f = 0x7777;
-	SPOIL(rt_interp_head) SPOIL(is_threads_head) SPOIL(ts_next) SPOIL(ts_frame) SPOIL(ts_datastack)
+	SPOIL(rt_interp_head) SPOIL(is_threads_head) SPOIL(is_modules) SPOIL(ts_next) SPOIL(ts_frame) SPOIL(ts_datastack)
 	SPOIL(ts_thread_id) SPOIL(ts_native_thread_id) SPOIL(fr_back) SPOIL(fr_code)
 	SPOIL(fr_instr) SPOIL(co_filename) SPOIL(co_name) SPOIL(co_qualname)
 	SPOIL(co_linetable) SPOIL(co_firstlineno) SPOIL(co_code_adaptive) SPOIL(bytes_size)
-	SPOIL(bytes_data) SPOIL(str_state) SPOIL(str_ascii_data)
+	SPOIL(bytes_data) SPOIL(str_state) SPOIL(str_ascii_data) SPOIL(is_ceval_gil) SPOIL(gil_locked)
+	SPOIL(gil_holder)
 #undef SPOIL
 	err = py_layout__from_debug_offsets(&got, &d, sizeof(d));
 	if (err) {

@@ -7,7 +7,8 @@ Reads raw memory of the running process through ctypes and checks each hop again
 Python itself says: _PyRuntime.autoTSSkey -> glibc TSD slot -> PyThreadState, the interpreter's
 thread list and thread ids, the frame chain (code objects, instruction pointers, shim frames
 and their owner byte), code object fields, str and bytes. Prints one line per mismatch,
-the owner bytes of the frames it had to skip, and a final `N passed, N failed`.
+the owner bytes of the frames it had to skip, and a final `N passed, N failed`. The GIL too:
+locked, with this thread's tstate as its last holder.
 """
 import ctypes
 import sys
@@ -165,6 +166,10 @@ def inspect_threads(other):
         seen[u64(t + L["ts_thread_id"])] = t
         t = u64(t + L["ts_next"])
     check("own tstate in the thread list", seen.get(threading.get_ident()), ts)
+    # The GIL, as --gil reads it: this thread runs Python, so it holds it (locked, last holder).
+    gil = rt + L["rt_gil"] if L["rt_gil"] != NONE else u64(interp + L["is_ceval_gil"])
+    check("GIL locked while this thread runs Python", i32(gil + L["gil_locked"]), 1)
+    check("GIL last_holder is this thread's tstate", u64(gil + L["gil_holder"]), ts)
     check("other thread in the thread list", other.ident in seen, True)
     if L["ts_native_thread_id"] != NONE:
         check("native_thread_id", u64(ts + L["ts_native_thread_id"]), threading.get_native_id())
@@ -180,6 +185,94 @@ def frames_here_of(thread):
         out.append(f)
         f = f.f_back
     return out
+
+
+def table_items(keys, values):
+    """(key, value) of a dict keys table, values from the entries or a split table's array, as
+    src/pythreads.c reads them."""
+    n = u64(keys + L["dk_nentries"])
+    if L["dk_log2"]:
+        log2_size, log2_ix, kind = (u8(keys + L["dk_size"] + i) for i in range(3))
+        entries = keys + L["dk_indices"] + (1 << log2_ix)
+        esize, koff = (24, 8) if kind == 0 else (16, 0)
+    else:
+        size = u64(keys + L["dk_size"])
+        entries = keys + L["dk_indices"] + size * (1 if size <= 0xff else 2 if size <= 0xffff else 4)
+        esize, koff = 24, 8
+    for i in range(n):
+        k = u64(entries + i * esize + koff)
+        v = u64(values + L["dv_values"] + i * 8) if values else u64(entries + i * esize + koff + 8)
+        if k and v:
+            yield k, v
+
+
+def dict_items(d):
+    return table_items(u64(d + L["dict_keys"]), u64(d + L["dict_values"]))
+
+
+def str_key(k):
+    try:
+        return read_str(k)
+    except (AssertionError, KeyError, UnicodeDecodeError):
+        return None
+
+
+def dict_get(d, name):
+    return next((v for k, v in dict_items(d) if str_key(k) == name), None)
+
+
+def attr_items(obj):
+    """An instance's attributes, found as pythreads.c finds them for each layout."""
+    tp = u64(obj + 8)
+    flags = u64(tp + L["tp_flags"])
+    kind = L["objdict"]
+    if kind == 0 or not flags & (1 << 4):
+        return dict_items(u64(obj + ctypes.c_int64.from_address(tp + L["tp_dictoffset"]).value))
+    cached = u64(tp + L["ht_cached_keys"])
+    if kind == 1:  # 3.11
+        values = u64(obj - 32)
+        return table_items(cached, values) if values else dict_items(u64(obj - 24))
+    if kind == 2:  # 3.12: dict, or values - 1
+        p = u64(obj - 24)
+        return table_items(cached, p + 1) if p & 1 else dict_items(p)
+    p = u64(obj - 24)  # 3.13+: dict, else inline values
+    if p:
+        return dict_items(p)
+    values = obj + u64(tp + L["tp_basicsize"])
+    check("inline values valid", u8(values + 3), 1)
+    return table_items(cached, values)
+
+
+def read_long(p):
+    size = ctypes.c_int64.from_address(p + L["long_size"]).value
+    if L["long_tag"]:
+        n, neg = size >> 3, (size & 3) == 2
+    else:
+        n, neg = abs(size), size < 0
+    v = 0
+    for i in reversed(range(n)):
+        v = v << 30 | u32(p + L["long_digits"] + 4 * i)
+    return -v if neg else v
+
+
+def check_thread_names():
+    """threading._active through sys.modules, each Thread's _name and _native_id, as the tracer."""
+    interp = u64(rt + L["rt_interp_head"])
+    modules = u64(interp + L["is_modules"])
+    check("interp modules is sys.modules", modules, id(sys.modules))
+    mod = dict_get(modules, "threading")
+    check("sys.modules['threading']", mod, id(threading))
+    md = u64(mod + L["mod_dict"])
+    check("threading's md_dict", md, id(threading.__dict__))
+    active = dict_get(md, "_active")
+    check("threading._active", active, id(threading._active))
+    got = {}
+    for ident, th in dict_items(active):
+        check("_active key", read_long(ident), [k for k, v in threading._active.items() if id(v) == th][0])
+        a = {str_key(k): v for k, v in attr_items(th)}
+        got[read_long(a["_native_id"])] = read_str(a["_name"])
+    want = {t.native_id: t.name for t in threading.enumerate()}
+    check("thread names (%d threads)" % len(want), got, want)
 
 
 def fünf_ñame(x):
@@ -199,6 +292,13 @@ def main():
     while other.ident not in sys._current_frames():
         pass
     Outer().method(other)
+    # named threads: non-ASCII, renamed after its start, a dozen (the dict grows)
+    named = [threading.Thread(target=ev.wait, name="Worker-%d" % i, daemon=True) for i in range(12)]
+    named.append(threading.Thread(target=ev.wait, name="Wörker-ü-€-𝄞", daemon=True))
+    for t in named:
+        t.start()
+    named[0].name = "renamed-after-start"
+    check_thread_names()
     ev.set()
     other.join()
     print("%s live: skipped %d shim frames (owner, code name): %s" %

@@ -320,6 +320,48 @@ static void test_golden(void **state)
 	free(want);
 }
 
+/* --idle: weights are microseconds, tooltips give time; stacks of weight 0 are not drawn. */
+static void test_time_tooltips(void **state)
+{
+	struct stack_agg *a = *state;
+	struct flame_opts o = { .title = "wall", .count_name = "us", .time_us = true };
+	char buf[32], *svg;
+	size_t id = 0;
+
+	flamegraph__fmt_time_us(0, buf, sizeof(buf));
+	assert_string_equal(buf, "0 us");
+	flamegraph__fmt_time_us(999, buf, sizeof(buf));
+	assert_string_equal(buf, "999 us");
+	flamegraph__fmt_time_us(1000, buf, sizeof(buf));
+	assert_string_equal(buf, "1.00 ms");
+	flamegraph__fmt_time_us(12345, buf, sizeof(buf));
+	assert_string_equal(buf, "12.35 ms");
+	flamegraph__fmt_time_us(999999, buf, sizeof(buf));
+	assert_string_equal(buf, "1000.00 ms");
+	flamegraph__fmt_time_us(1000000, buf, sizeof(buf));
+	assert_string_equal(buf, "1.000 s");
+	flamegraph__fmt_time_us(4567890123ULL, buf, sizeof(buf));
+	assert_string_equal(buf, "4567.890 s");
+
+	ADD(a, 1950000, "main (m.py:1)", "sleeper (m.py:4)", "[off-cpu: sleep]");
+	ADD(a, 50000, "main (m.py:1)", "work (m.py:9)");
+	{
+		const char *f[] = { "main (m.py:1)", "never (m.py:7)", "[off-cpu: lock]" };
+
+		/* announced by BPF, no time yet: not drawn */
+		assert_int_equal(stack_agg__add_get_id(a, f, 3, 0, &id), 0);
+		assert_true(id != 0);
+	}
+	svg = render(a, &o);
+	assert_non_null(strstr(svg, "<title>all (2.000 s, 100.00%)</title>"));
+	assert_non_null(strstr(svg, "<title>[off-cpu: sleep] (1.950 s, 97.50%)</title>"));
+	assert_non_null(strstr(svg, "<title>work (m.py:9) (50.00 ms, 2.50%)</title>"));
+	assert_null(strstr(svg, " samples, "));
+	assert_null(strstr(svg, "never"));
+	assert_null(strstr(svg, "[off-cpu: lock]"));
+	free(svg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -331,6 +373,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_inverted, setup_empty, teardown),
 		cmocka_unit_test_setup_teardown(test_empty, setup_empty, teardown),
 		cmocka_unit_test_setup_teardown(test_golden, setup_basic, teardown),
+		cmocka_unit_test_setup_teardown(test_time_tooltips, setup_empty, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -354,6 +354,56 @@ static void test_empty_and_unit(void **state)
 	assert_int_equal(speedscope__write(a, stdout, "x", "furlongs"), -EINVAL);
 }
 
+/* --threads: one profile per thread root, named by it, its stacks without it. */
+static void test_threads(void **state)
+{
+	struct stack_agg *a = *state;
+	struct jval root, *profs, *frames, *p;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	ADD(a, 7, "[thread MainThread tid=10 main]", "main (app.py:3)", "f (app.py:9)");
+	ADD(a, 5, "[thread Wörker-0 tid=11]", "run (app.py:20)");
+	ADD(a, 2, "[thread MainThread tid=10 main]", "main (app.py:4)");
+	ADD(a, 1, "[thread lonely tid=12]");
+	assert_non_null(f);
+	assert_int_equal(speedscope__write_threads(a, f, "t", "none"), 0);
+	fclose(f);
+	parse_json(buf, &root);
+	frames = get_type(get_type(&root, "shared", J_OBJ), "frames", J_ARR);
+	profs = get_type(&root, "profiles", J_ARR);
+	assert_int_equal(profs->n, 3);
+	for (size_t i = 0; i < profs->n; i++) {
+		struct jval *samples, *weights;
+		double sum = 0;
+		const char *name;
+
+		p = &profs->kids[i];
+		name = get_type(p, "name", J_STR)->str;
+		samples = get_type(p, "samples", J_ARR);
+		weights = get_type(p, "weights", J_ARR);
+		assert_int_equal(samples->n, weights->n);
+		for (size_t k = 0; k < weights->n; k++)
+			sum += weights->kids[k].num;
+		assert_int_equal(get_type(p, "endValue", J_NUM)->num, sum);
+		if (!strcmp(name, "MainThread tid=10 main")) {
+			assert_int_equal(sum, 9);
+			assert_int_equal(samples->n, 2);
+			/* without the thread's own frame: main first */
+			assert_string_equal(get(&frames->kids[(size_t)samples->kids[0].kids[0].num], "name")->str, "main");
+		} else if (!strcmp(name, "Wörker-0 tid=11")) {
+			assert_int_equal(sum, 5);
+		} else {
+			/* a thread with no frame under it keeps its own */
+			assert_string_equal(name, "lonely tid=12");
+			assert_int_equal(samples->kids[0].n, 1);
+		}
+	}
+	jfree(&root);
+	free(buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -361,6 +411,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_frames_and_samples, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_escaping, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_empty_and_unit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,376 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include "pythreads.h"
+#include "symbolize.h"
+
+#define OB_TYPE 8		/* PyObject.ob_type */
+#define STR_LENGTH 16		/* PyASCIIObject.length */
+#define TPFLAGS_INLINE_VALUES (1UL << 2)	/* 3.13+ */
+#define TPFLAGS_MANAGED_DICT (1UL << 4)		/* 3.11+ */
+#define MANAGED_DICT_OFF 24	/* the dict (or 3.12's dict-or-values) at obj - 24, 3.11+ */
+#define MANAGED_VALUES_311 32	/* 3.11's values pointer at obj - 32 */
+#define DV_VALID 3		/* 3.13+ PyDictValues.valid */
+#define CHUNK 128		/* entries read at once */
+#define KEY_MAX 32		/* longest key looked up */
+
+/* One table of keys and, for a split table, its values array (0: values in the entries). */
+struct table {
+	uint64_t keys, values;
+};
+
+typedef int (*entry_fn)(void *ctx, uint64_t key, uint64_t value);	/* > 0: stop */
+
+static int read_i64(const struct mem_reader *mr, uint64_t addr, int64_t *v)
+{
+	return mem_read(mr, addr, v, sizeof(*v));
+}
+
+/* Call fn for each live (key, value) of the table, in insertion order. */
+static int table_foreach(const struct py_layout *l, const struct mem_reader *mr, const struct table *t,
+			 entry_fn fn, void *ctx)
+{
+	uint8_t hdr[64], buf[CHUNK * 24];
+	uint64_t vals[CHUNK];
+	uint64_t entries;
+	int64_t nentries, size;
+	unsigned esize, key_off, val_off;
+	int ret;
+
+	if (!t->keys || l->dk_indices > sizeof(hdr) || l->dk_nentries + 8 > sizeof(hdr))
+		return -EINVAL;
+	ret = mem_read(mr, t->keys, hdr, l->dk_indices);
+	if (ret)
+		return ret;
+	memcpy(&nentries, hdr + l->dk_nentries, 8);
+	if (l->dk_log2) {
+		uint8_t log2_size = hdr[l->dk_size], log2_ix = hdr[l->dk_size + 1], kind = hdr[l->dk_size + 2];
+
+		/* the indices take 2^log2_ix bytes: 1 to 8 per slot of 2^log2_size */
+		if (log2_size < 3 || log2_size > 30 || log2_ix < log2_size || log2_ix > log2_size + 3 || kind > 2)
+			return -EINVAL;
+		entries = t->keys + l->dk_indices + (1ULL << log2_ix);
+		size = 1LL << log2_size;
+		esize = kind == 0 ? 24 : 16;	/* DICT_KEYS_GENERAL: hash, key, value; else key, value */
+		key_off = kind == 0 ? 8 : 0;
+	} else {
+		memcpy(&size, hdr + l->dk_size, 8);
+		if (size < 8 || size > (1LL << 30) || (size & (size - 1)))
+			return -EINVAL;
+		entries = t->keys + l->dk_indices +
+			  (uint64_t)size * (size <= 0xff ? 1 : size <= 0xffff ? 2 : 4);
+		esize = 24;
+		key_off = 8;
+	}
+	val_off = key_off + 8;
+	/* a table holds at most 2/3 of its slots; one being resized can be read torn: refuse */
+	if (nentries < 0 || nentries > size || nentries > PYTHREADS_MAX_ENTRIES)
+		return -EINVAL;
+	for (int64_t i = 0; i < nentries; i += CHUNK) {
+		unsigned n = nentries - i < CHUNK ? (unsigned)(nentries - i) : CHUNK;
+
+		ret = mem_read(mr, entries + i * esize, buf, n * esize);
+		if (!ret && t->values)
+			ret = mem_read(mr, t->values + l->dv_values + i * 8, vals, n * 8);
+		if (ret)
+			return ret;
+		for (unsigned j = 0; j < n; j++) {
+			uint64_t k, v;
+
+			memcpy(&k, buf + j * esize + key_off, 8);
+			if (t->values)
+				v = vals[j];
+			else
+				memcpy(&v, buf + j * esize + val_off, 8);
+			if (!k || !v)
+				continue;	/* a deleted entry, or a split table's missing value */
+			ret = fn(ctx, k, v);
+			if (ret)
+				return ret > 0 ? 0 : ret;
+		}
+	}
+	return 0;
+}
+
+static int dict_table(const struct py_layout *l, const struct mem_reader *mr, uint64_t dict, struct table *t)
+{
+	int ret;
+
+	if (!dict)
+		return -EINVAL;
+	ret = mem_read_u64(mr, dict + l->dict_keys, &t->keys);
+	if (!ret)
+		ret = mem_read_u64(mr, dict + l->dict_values, &t->values);
+	return ret;
+}
+
+/* Whether the object at addr is the compact ASCII str s (one read). */
+static bool str_is(const struct py_layout *l, const struct mem_reader *mr, uint64_t addr, const char *s)
+{
+	uint8_t buf[128 + KEY_MAX];
+	size_t len = strlen(s);
+	uint32_t state;
+	int64_t length;
+
+	if (len > KEY_MAX || l->str_ascii_data > 128 || l->str_state + 4 > l->str_ascii_data ||
+	    mem_read(mr, addr, buf, l->str_ascii_data + len))
+		return false;
+	memcpy(&state, buf + l->str_state, 4);
+	memcpy(&length, buf + STR_LENGTH, 8);
+	/* compact (bit 5) and ASCII (bit 6), one byte per character (kind 1) */
+	return (state >> 5 & 3) == 3 && (state >> 2 & 7) == 1 && length == (int64_t)len &&
+	       !memcmp(buf + l->str_ascii_data, s, len);
+}
+
+/*
+ * Key objects already compared, by address, within one read of the registry: every Thread's
+ * attribute names are the same interned strs (its type's shared keys), so after the first
+ * Thread none is read again (30 reads a Thread become about 10).
+ */
+#define KEYCACHE 64
+
+struct keycache {
+	uint64_t addr[KEYCACHE];
+	int8_t match[KEYCACHE];		/* index in the names looked up, -1: none of them */
+};
+
+/* Several str keys looked up in one pass over a table. */
+struct lookup {
+	const struct py_layout *l;
+	const struct mem_reader *mr;
+	const char *const *names;
+	uint64_t *values;
+	unsigned n, found;
+	struct keycache *kc;		/* NULL: compare every key */
+};
+
+static int lookup_entry(void *ctx, uint64_t key, uint64_t value)
+{
+	struct lookup *lk = ctx;
+	unsigned slot = (unsigned)(key >> 4) % KEYCACHE;
+	int match = -1;
+
+	if (lk->kc && lk->kc->addr[slot] == key) {
+		match = lk->kc->match[slot];
+	} else {
+		for (unsigned i = 0; i < lk->n && match < 0; i++)
+			if (str_is(lk->l, lk->mr, key, lk->names[i]))
+				match = (int)i;
+		if (lk->kc) {
+			lk->kc->addr[slot] = key;
+			lk->kc->match[slot] = (int8_t)match;
+		}
+	}
+	if (match < 0 || lk->values[match])
+		return 0;
+	lk->values[match] = value;
+	return ++lk->found == lk->n;
+}
+
+static int table_get(const struct py_layout *l, const struct mem_reader *mr, const struct table *t,
+		     const char *const *names, uint64_t *values, unsigned n, struct keycache *kc)
+{
+	struct lookup lk = { .l = l, .mr = mr, .names = names, .values = values, .n = n, .kc = kc };
+
+	memset(values, 0, n * sizeof(*values));
+	return table_foreach(l, mr, t, lookup_entry, &lk);
+}
+
+int pythreads__dict_get(const struct py_layout *l, const struct mem_reader *mr, uint64_t dict,
+			const char *name, uint64_t *value)
+{
+	struct table t;
+	int ret = dict_table(l, mr, dict, &t);
+
+	if (!ret)
+		ret = table_get(l, mr, &t, &name, value, 1, NULL);
+	if (!ret && !*value)
+		ret = -ENOENT;
+	return ret;
+}
+
+/* Where the instance obj keeps its attributes: a dict's table, or values with the type's keys. */
+static int obj_table(const struct py_layout *l, const struct mem_reader *mr, uint64_t obj, struct table *t)
+{
+	uint64_t type, flags = 0, p = 0;
+	int64_t off;
+	int ret;
+
+	ret = mem_read_u64(mr, obj + OB_TYPE, &type);
+	if (!ret && l->objdict != PYL_DICT_OFFSET)
+		ret = mem_read_u64(mr, type + l->tp_flags, &flags);
+	if (ret)
+		return ret;
+	if (l->objdict == PYL_DICT_OFFSET || !(flags & TPFLAGS_MANAGED_DICT)) {
+		/* a dict at a fixed offset (a negative one: variable-sized objects, not Threads) */
+		ret = read_i64(mr, type + l->tp_dictoffset, &off);
+		if (ret)
+			return ret;
+		if (off <= 0 || off > 4096)
+			return -ENOENT;
+		ret = mem_read_u64(mr, obj + off, &p);
+		return ret ? ret : p ? dict_table(l, mr, p, t) : -ENOENT;
+	}
+	t->keys = t->values = 0;
+	switch (l->objdict) {
+	case PYL_DICT_MANAGED_311:
+		ret = mem_read_u64(mr, obj - MANAGED_VALUES_311, &t->values);
+		if (!ret && !t->values) {
+			ret = mem_read_u64(mr, obj - MANAGED_DICT_OFF, &p);
+			return ret ? ret : p ? dict_table(l, mr, p, t) : -ENOENT;
+		}
+		break;
+	case PYL_DICT_MANAGED_312:
+		ret = mem_read_u64(mr, obj - MANAGED_DICT_OFF, &p);
+		if (!ret && !(p & 1))
+			return p ? dict_table(l, mr, p, t) : -ENOENT;
+		t->values = p + 1;	/* tagged: values - 1 (_PyDictOrValues_SetValues) */
+		break;
+	case PYL_DICT_INLINE: {
+		uint8_t valid;
+
+		ret = mem_read_u64(mr, obj - MANAGED_DICT_OFF, &p);
+		if (!ret && p)
+			return dict_table(l, mr, p, t);
+		if (!ret && !(flags & TPFLAGS_INLINE_VALUES))
+			return -ENOENT;
+		if (!ret)
+			ret = read_i64(mr, type + l->tp_basicsize, &off);
+		if (!ret && (off <= 0 || off > 4096))
+			return -EINVAL;
+		t->values = obj + off;
+		if (!ret)
+			ret = mem_read(mr, t->values + DV_VALID, &valid, 1);
+		if (!ret && !valid)
+			return -ENOENT;	/* the values moved to a dict being made: try next time */
+		break;
+	}
+	default:
+		return -EINVAL;
+	}
+	if (!ret)
+		ret = mem_read_u64(mr, type + l->ht_cached_keys, &t->keys);
+	if (!ret && (!t->keys || !t->values))
+		ret = -ENOENT;
+	return ret;
+}
+
+static int attrs(const struct py_layout *l, const struct mem_reader *mr, uint64_t obj, const char *const *names,
+		 uint64_t *values, unsigned n, struct keycache *kc)
+{
+	struct table t;
+	int ret = obj_table(l, mr, obj, &t);
+
+	return ret ? ret : table_get(l, mr, &t, names, values, n, kc);
+}
+
+int pythreads__attr(const struct py_layout *l, const struct mem_reader *mr, uint64_t obj,
+		    const char *name, uint64_t *value)
+{
+	int ret = attrs(l, mr, obj, &name, value, 1, NULL);
+
+	return !ret && !*value ? -ENOENT : ret;
+}
+
+int pythreads__read_long(const struct py_layout *l, const struct mem_reader *mr, uint64_t addr, int64_t *v)
+{
+	uint32_t digits[3];
+	uint64_t ndigits, u = 0;
+	bool neg;
+	int64_t size;
+	int ret;
+
+	ret = read_i64(mr, addr + l->long_size, &size);
+	if (ret)
+		return ret;
+	if (l->long_tag) {
+		/* lv_tag: digit count << 3 | sign (0 positive, 1 zero, 2 negative) */
+		ndigits = (uint64_t)size >> 3;
+		neg = (size & 3) == 2;
+		if ((size & 3) == 3)
+			return -EINVAL;
+	} else {
+		neg = size < 0;
+		ndigits = neg ? -(uint64_t)size : (uint64_t)size;
+	}
+	if (ndigits > 3)
+		return -ERANGE;
+	if (ndigits && (ret = mem_read(mr, addr + l->long_digits, digits, ndigits * 4)))
+		return ret;
+	for (uint64_t i = ndigits; i > 0; i--) {
+		if (digits[i - 1] >> 30 || (i == 3 && digits[2] >> 3))
+			return i == 3 ? -ERANGE : -EINVAL;	/* 30-bit digits; < 2^63 */
+		u = u << 30 | digits[i - 1];
+	}
+	*v = neg ? -(int64_t)u : (int64_t)u;
+	return 0;
+}
+
+int pythreads__find_active(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime,
+			   uint64_t *active)
+{
+	uint64_t interp, modules, mod, md;
+	int ret;
+
+	if (l->is_modules == PYL_NONE || l->dk_indices == 0)
+		return -ENOTSUP;
+	ret = mem_read_u64(mr, runtime + l->rt_interp_head, &interp);
+	if (!ret)
+		ret = interp ? mem_read_u64(mr, interp + l->is_modules, &modules) : -EAGAIN;
+	if (!ret)
+		ret = modules ? pythreads__dict_get(l, mr, modules, "threading", &mod) : -EAGAIN;
+	if (!ret)
+		ret = mem_read_u64(mr, mod + l->mod_dict, &md);
+	if (!ret)
+		ret = md ? pythreads__dict_get(l, mr, md, "_active", active) : -ENOENT;
+	return ret;
+}
+
+struct reading {
+	const struct py_layout *l;
+	const struct mem_reader *mr;
+	struct py_thread_name *out;
+	int n, max;
+	struct keycache kc;
+};
+
+static int read_thread(void *ctx, uint64_t ident, uint64_t thread)
+{
+	static const char *const names[] = { "_name", "_native_id" };
+	struct reading *r = ctx;
+	struct py_thread_name *t = &r->out[r->n];
+	uint64_t v[2];
+	int64_t tid;
+
+	if (r->n >= r->max)
+		return 1;
+	/* one thread's state may be torn (it is starting or ending): the others still count */
+	if (attrs(r->l, r->mr, thread, names, v, 2, &r->kc) || !v[0] || !v[1] ||
+	    pythreads__read_long(r->l, r->mr, v[1], &tid) || tid <= 0 || tid > INT32_MAX ||
+	    py_read_str(r->l, r->mr, v[0], t->name, sizeof(t->name)) < 0)
+		return 0;
+	t->tid = (uint32_t)tid;
+	r->n++;
+	return 0;
+}
+
+int pythreads__read_active(const struct py_layout *l, const struct mem_reader *mr, uint64_t active,
+			   struct py_thread_name *out, int max)
+{
+	struct reading *r = calloc(1, sizeof(*r));
+	struct table t;
+	int ret;
+
+	if (!r)
+		return -ENOMEM;
+	*r = (struct reading){ .l = l, .mr = mr, .out = out, .max = max };
+	ret = dict_table(l, mr, active, &t);
+	if (!ret)
+		ret = table_foreach(l, mr, &t, read_thread, r);
+	if (!ret)
+		ret = r->n;
+	free(r);
+	return ret;
+}
