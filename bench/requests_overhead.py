@@ -10,7 +10,12 @@ median ratio over rounds and the spread. Every configuration gets --warmup secon
 load, unmeasured, before its window: the steady state of a tracer left on is what is measured,
 not its start-up (loading the BPF programs, moving each worker to its final libpq probes).
 
-Usage: sudo bench/requests_overhead.py [--rounds 5] [--seconds 5] [--warmup 3] [--connections 2]
+--service uvicorn-fastapi and --service gunicorn-gevent measure instead tests/integration/workloads/
+web_async.py on uvicorn with FastAPI (asyncpg) and on gunicorn -k gevent (pg8000), one process
+each, where statements are attributed by task: /n1/1/ (SQL-heavy: 13 statements) and /cpu/1/.
+
+Usage: sudo bench/requests_overhead.py [--service demo|uvicorn-fastapi|gunicorn-gevent]
+                                      [--rounds 5] [--seconds 5] [--warmup 3] [--connections 2]
                                       [--configs untraced,pytrace-bpf,austin,sentry-sdk,pytrace-bpf-http,bpftrace-traps]
 The second table turns CPU accounting into a cost that the noise of a shared 2-CPU machine does not
 hide: BPF run time of the tool's programs (kernel.bpf_stats_enabled) and the collector's own CPU,
@@ -59,6 +64,34 @@ EXTRA_CONFIGS = ["pytrace-bpf-http", "pytrace-bpf-http-raw", "pytrace-bpf-no-htt
 HTTP_SYSCALLS = ["accept", "accept4", "read", "recvfrom", "readv", "recvmsg", "write", "sendto", "writev",
                  "sendmsg", "sendfile64"]
 LIBPQ = "/usr/lib/x86_64-linux-gnu/libpq.so.5"
+WEB_ASYNC = os.path.join(REPO, "tests", "integration", "workloads", "web_async.py")
+ASYNC_ENDPOINTS = [("/n1/1/", "SQL-heavy: N+1, 13 queries"), ("/cpu/1/", "CPU-heavy: pure Python")]
+ASYNC_SCHEMA = """
+CREATE TABLE IF NOT EXISTS async_owners (id int PRIMARY KEY, name text);
+CREATE TABLE IF NOT EXISTS async_items (id int PRIMARY KEY, owner_id int REFERENCES async_owners (id));
+INSERT INTO async_owners SELECT g, 'owner' || g FROM generate_series(1, 12) g ON CONFLICT DO NOTHING;
+INSERT INTO async_items SELECT g, g FROM generate_series(1, 12) g ON CONFLICT DO NOTHING;
+"""
+
+
+def start_async_service(service, env, tmp):
+    """web_async.py on uvicorn + FastAPI (asyncpg) or gunicorn -k gevent (pg8000): (port, Popen)."""
+    port = free_port(18300, 18400)
+    log = open(os.path.join(tmp, service + ".log"), "w")
+    if service == "gunicorn-gevent":
+        e = dict(env, WEB_ASYNC="gevent pg8000 %d 12" % port)
+        argv = [PY, GUNICORN, "-k", "gevent", "-w", "1", "-b", "127.0.0.1:%d" % port, "--chdir",
+                os.path.dirname(WEB_ASYNC), "web_async:application"]
+    else:
+        e = env
+        argv = [PY, WEB_ASYNC, "uvicorn-fastapi", "asyncpg", str(port), "12"]
+    g = subprocess.Popen(argv, env=e, stdout=log, stderr=log, preexec_fn=SVC_CG.enter)
+    if not wait_http("http://127.0.0.1:%d/health/" % port):
+        g.kill()
+        raise RuntimeError("%s did not start: %s" % (service, open(os.path.join(tmp, service + ".log")).read()[-800:]))
+    return port, g
+
+
 # Everything under test, in cgroups v2 of their own: the service (gunicorn and PostgreSQL) and the
 # tracer (whichever runs); wrk stays outside. Their CPU per request is the robust figure.
 SVC_CG, TOOL_CG = None, None
@@ -225,6 +258,7 @@ class Attached:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--service", default="demo", choices=["demo", "uvicorn-fastapi", "gunicorn-gevent"])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--connections", type=int, default=2)
@@ -235,6 +269,8 @@ def main():
     configs = a.configs.split(",")
     if configs[0] != "untraced" or set(configs) - set(CONFIGS + EXTRA_CONFIGS):
         sys.exit("--configs: untraced first, then any of " + ", ".join(CONFIGS[1:] + EXTRA_CONFIGS))
+    if a.service != "demo" and "sentry-sdk" in configs:
+        sys.exit("--configs: sentry-sdk is the demo's own (--service demo)")
     if os.geteuid():
         sys.exit("run as root")
     for exe in (TOOL, GUNICORN, "/usr/bin/wrk") + (("/usr/bin/bpftrace",) if {"bpftrace-traps", "bpftrace-http-floor"} & set(configs) else ()):
@@ -254,11 +290,18 @@ def main():
         subprocess.run([PG_CLUSTER, "start", pgdir], env=pgenv, check=True, capture_output=True, timeout=120,
                        preexec_fn=SVC_CG.enter)
         env = dict(os.environ, PGHOST=pgdir, PGPORT=str(pgport), PGDATABASE="pytrace", PGUSER="postgres")
+        endpoints = ENDPOINTS
+        if a.service != "demo":
+            subprocess.run(["/usr/lib/postgresql/15/bin/psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", ASYNC_SCHEMA],
+                           env=env, check=True, capture_output=True, cwd="/")
+            port, g = start_async_service(a.service, env, tmp)
+            procs.append(g)
+            endpoints = ASYNC_ENDPOINTS
         subprocess.run([PY, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=DEMO, env=env, check=True)
         subprocess.run([PY, "manage.py", "seed", "--recipes", "50"], cwd=DEMO, env=env, check=True,
                        stdout=subprocess.DEVNULL)
-        ports = {}
-        for flavour in ("plain", "sentry"):
+        ports = {} if a.service == "demo" else {"plain": (port, g.pid)}
+        for flavour in ("plain", "sentry") if a.service == "demo" else ():
             port = free_port(18300, 18400)
             e = dict(env, DEMO_PORT=str(port), DEMO_SENTRY="1" if flavour == "sentry" else "0")
             g = subprocess.Popen([PY, GUNICORN, "-c", os.path.join(DEMO, "gunicorn.conf.py")], env=e,
@@ -270,12 +313,12 @@ def main():
             ports[flavour] = (port, g.pid)
         time.sleep(1)
 
-        rps = {(ep, c): [] for ep, _ in ENDPOINTS for c in configs}
-        notes, costs = {}, {(ep, c): [] for ep, _ in ENDPOINTS for c in configs}
-        cpu_req = {(ep, c): [] for ep, _ in ENDPOINTS for c in configs}	# (service, tracer) CPU us per request
+        rps = {(ep, c): [] for ep, _ in endpoints for c in configs}
+        notes, costs = {}, {(ep, c): [] for ep, _ in endpoints for c in configs}
+        cpu_req = {(ep, c): [] for ep, _ in endpoints for c in configs}	# (service, tracer) CPU us per request
         stats_fd = enable_bpf_stats()
-        for ep, _ in ENDPOINTS:
-            for c in ("plain", "sentry"):  # warm up every worker
+        for ep, _ in endpoints:
+            for c in ports:  # warm up every worker
                 wrk("http://127.0.0.1:%d%s" % (ports[c][0], ep), 2, a.connections)
             for r in range(a.rounds):
                 order = configs[r % len(configs):] + configs[:r % len(configs)]
@@ -302,7 +345,7 @@ def main():
                     print("  %-14s round %d %-12s %8.1f req/s %s" % (ep, r + 1, c, v, att.note), flush=True)
 
         rows = []
-        for ep, what in ENDPOINTS:
+        for ep, what in endpoints:
             base = rps[(ep, "untraced")]
             for c in configs:
                 ratios = [v / b for v, b in zip(rps[(ep, c)], base)]
@@ -330,7 +373,7 @@ def main():
         print()
         print("| endpoint | configuration | service + PostgreSQL | tracer | total | added to untraced |")
         print("|---|---|---|---|---|---|")
-        for ep, _ in ENDPOINTS:
+        for ep, _ in endpoints:
             if not cpu_req[(ep, "untraced")]:
                 continue
             base = statistics.median(s + t for s, t in cpu_req[(ep, "untraced")])
@@ -346,7 +389,11 @@ def main():
         if stats_fd >= 0:
             os.close(stats_fd)
         print("\n%d rounds of %d s (after %d s of warm-up) per configuration and endpoint, wrk -t1 -c%d, "
-              "2 gunicorn sync workers, %d CPUs." % (a.rounds, a.seconds, a.warmup, a.connections, os.cpu_count()))
+              "%s, %d CPUs." % (a.rounds, a.seconds, a.warmup, a.connections,
+                                {"demo": "the demo on 2 gunicorn sync workers",
+                                 "uvicorn-fastapi": "web_async.py on uvicorn + FastAPI + asyncpg",
+                                 "gunicorn-gevent": "web_async.py on gunicorn -k gevent + pg8000"}[a.service],
+                                os.cpu_count()))
     finally:
         for g in procs:
             g.send_signal(signal.SIGTERM)

@@ -20,6 +20,7 @@
 #include "pytrace.h"
 #include "http.h"
 #include "maps.bpf.h"
+#include "pystack.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -50,6 +51,14 @@ struct {
 	__type(key, __u32);
 	__type(value, struct http_event);
 } ev_buf SEC(".maps");
+
+/* The writer's stack at a response's start: only who runs it is kept (task_keys). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pt_stack);
+} resp_stack SEC(".maps");
 
 /* user_msghdr.msg_iov */
 #define MSGHDR_IOV_OFF	16
@@ -102,6 +111,8 @@ static __always_inline int on_close(__s32 fd)
 		e->len = 0;
 		e->data_len = 0;
 		e->pad = 0;
+		e->task_frame = 0;
+		e->root_frame = 0;
 		if (bpf_ringbuf_output(&events, e, offsetof(struct http_event, data), pt_rb_flags()))
 			pt_count(PT_CNT_HTTP_LOST);
 	}
@@ -127,6 +138,30 @@ static __always_inline bool is_method(__u32 w)
 	return false;
 }
 
+/*
+ * Which task or greenlet writes a response: the writer's Python stack is walked for its
+ * outermost coroutine frame and outermost frame (pystack.bpf.h), so that the loader can give the
+ * response the statements that the same task sent (src/requests.h). One walk per response.
+ */
+static __always_inline void task_keys(struct http_event *e, __u32 pid)
+{
+	struct pt_proc *proc = bpf_map_lookup_elem(&procs, &pid);
+	struct pt_stack *st;
+	__u32 zero = 0;
+
+	e->task_frame = 0;
+	e->root_frame = 0;
+	if (!proc)
+		return;
+	st = bpf_map_lookup_elem(&resp_stack, &zero);
+	if (!st)
+		return;
+	st->flags = 0;
+	pt_walk_stack(bpf_get_current_task_btf(), proc, st);
+	e->task_frame = st->task_frame;
+	e->root_frame = st->root_frame;
+}
+
 static __always_inline void emit(__u32 type, __u32 pid, __u32 tid, __s32 fd, __u64 ts,
 				 const struct http_conn *conn, __u32 flags, __u64 len, __u64 buf, __u64 cap)
 {
@@ -147,6 +182,12 @@ static __always_inline void emit(__u32 type, __u32 pid, __u32 tid, __s32 fd, __u
 	e->flags = flags;
 	e->len = len;
 	e->pad = 0;
+	if (type == PT_EV_HTTP_RESP) {
+		task_keys(e, pid);
+	} else {
+		e->task_frame = 0;
+		e->root_frame = 0;
+	}
 	/* keep the verifier's view of n bounded: the compiler would reuse len */
 	asm volatile("" : "+r"(n));
 	if (n > HTTP_PREFIX_MAX)

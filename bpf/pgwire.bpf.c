@@ -452,6 +452,8 @@ static __always_inline void walk_stack(struct pg_event *e, __u32 pid)
 	st->nframes = 0;
 	st->flags = 0;
 	e->stack_id = pt_walk_stack(bpf_get_current_task_btf(), proc, st);
+	e->task_frame = st->task_frame;
+	e->root_frame = st->root_frame;
 	/* Look first: an LRU update copies the whole value even when the key exists. */
 	if (e->stack_id && !bpf_map_lookup_elem(&pg_stacks, &e->stack_id))
 		bpf_map_update_elem(&pg_stacks, &e->stack_id, st, BPF_NOEXIST);
@@ -470,6 +472,8 @@ static __always_inline struct pg_event *event(__u32 type, __u32 pid, __u32 tid, 
 	e->fd = fd;
 	e->ts = bpf_ktime_get_ns();
 	e->stack_id = 0;
+	e->task_frame = 0;
+	e->root_frame = 0;
 	e->pqconn = dir == PG_DIR_CLIENT ? pt_pqconn_now(e->ts) : 0;
 	e->len = ret;
 	e->dir = dir;

@@ -13,6 +13,8 @@ struct pt_walk {
 	__u64 frame;
 	__u64 hash;		/* of the frames walked: identifies the stack */
 	__u64 wlo, whi;		/* user addresses copied into pt_windows (empty: wlo == whi) */
+	__u64 gen, root;	/* outermost generator-owned frame, outermost frame, so far */
+	__u64 gen_code;		/* gen's code object */
 };
 
 /*
@@ -80,6 +82,7 @@ static long pt_walk_one(__u32 i, void *data)
 
 	if (off->fr_owner != PT_NONE && PT_FIELD(p, off->fr_owner, __u8) == off->owner_cstack)
 		return 0;	/* C-stack shim frame */
+	w->root = frame;	/* who runs the stack (pt_stack.task_frame): the outermost frame */
 
 	if (n >= PT_MAX_FRAMES) {
 		s->flags |= PT_SF_TRUNCATED;
@@ -90,6 +93,13 @@ static long pt_walk_one(__u32 i, void *data)
 		instr = PT_FIELD(p, off->fr_instr, __u64);
 	else
 		instr = (__u64)(__s64)PT_FIELD(p, off->fr_instr, __s32);
+	/* and its outermost generator-owned frame, from the frame's head already read */
+	if (off->fr_gen != PT_NONE &&
+	    (off->gen_is_ptr ? PT_FIELD(p, off->fr_gen, __u64) != 0 :
+	     PT_FIELD(p, off->fr_gen, __u8) == off->owner_gen)) {
+		w->gen = frame;
+		w->gen_code = code;
+	}
 	if (code) {
 		s->frames[n].code = code;
 		s->frames[n].instr = instr;
@@ -151,6 +161,8 @@ static __always_inline __u64 pt_walk_stack(struct task_struct *task, const struc
 	__u32 zero = 0;
 
 	s->nframes = 0;
+	s->task_frame = 0;
+	s->root_frame = 0;
 	fsbase = BPF_CORE_READ(task, thread.fsbase);
 	if (!fsbase)
 		goto no_tstate;
@@ -193,6 +205,17 @@ static __always_inline __u64 pt_walk_stack(struct task_struct *task, const struc
 	bpf_loop(PT_MAX_WALK, pt_walk_one, &w, 0);
 	if (w.frame && !(s->flags & (PT_SF_TRUNCATED | PT_SF_READ_ERR)))
 		s->flags |= PT_SF_TRUNCATED;
+	if (!(s->flags & (PT_SF_TRUNCATED | PT_SF_READ_ERR))) {
+		__u32 co_flags = 0;
+
+		/* a coroutine's (an asyncio task's), not a plain generator's (a loop in sync code) */
+		if (w.gen && (off->co_flags == PT_NONE ||
+			      bpf_probe_read_user(&co_flags, sizeof(co_flags), (void *)(w.gen_code + off->co_flags)) ||
+			      !(co_flags & PT_CO_ASYNC)))
+			w.gen = 0;
+		s->task_frame = w.gen;
+		s->root_frame = w.root;
+	}
 	return (w.hash ^ s->nframes ^ ((__u64)s->flags << 32)) | 1;
 
 no_tstate:

@@ -50,6 +50,12 @@ struct http_event {
 	__u32 len;		/* bytes the syscall moved */
 	__u32 data_len;		/* bytes of data[] sent */
 	__u32 pad;
+	/*
+	 * PT_EV_HTTP_RESP: who writes the response (struct pt_stack's task_frame and root_frame,
+	 * from the writer's Python stack), 0: unknown. Else 0.
+	 */
+	__u64 task_frame;
+	__u64 root_frame;
 	char data[HTTP_PREFIX_MAX];	/* sent cut to data_len */
 };
 

@@ -75,6 +75,8 @@ struct pg_event {
 	__u64 ts;		/* bpf_ktime_get_ns() at the syscall's return */
 	__u64 stack_id;		/* client chunks with a statement: the sender's Python stack, 0: none */
 	__u64 pqconn;		/* client chunks written inside a probed libpq call: its PGconn, else 0 */
+	__u64 task_frame;	/* with stack_id: who sent it (struct pt_stack's task_frame), 0: unknown */
+	__u64 root_frame;	/* and its root_frame */
 	__u32 len;		/* bytes the syscall moved */
 	__u16 dir;		/* PG_DIR_* */
 	__u16 flags;		/* PG_EF_* */

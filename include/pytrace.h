@@ -10,6 +10,7 @@
 #define PT_TASK_COMM_LEN 16
 #define PT_FRAME_READ_MAX 128	/* bytes of a frame's head read at once (power of two) */
 #define PT_WINDOW	16384	/* bytes of a thread's frame stack copied at once (power of two) */
+#define PT_CO_ASYNC	0x380	/* CO_COROUTINE | CO_ITERABLE_COROUTINE | CO_ASYNC_GENERATOR */
 
 /* Where a version keeps its frames. Offsets in bytes; PT_NONE where absent. */
 struct pt_offsets {
@@ -23,6 +24,10 @@ struct pt_offsets {
 	__u8 owner_cstack;	/* owner value of C-stack shim frames to skip */
 	__u16 fr_span;		/* bytes from the frame's start covering every field above */
 	__u16 ts_datastack;	/* tstate -> datastack_chunk, datastack_top, datastack_limit (3.11+) */
+	__u16 fr_gen;		/* what tells a generator's frame: f_gen (<= 3.10), owner (3.11+) */
+	__u8 gen_is_ptr;	/* 1: fr_gen is a pointer, non-NULL in generator frames (f_gen) */
+	__u8 owner_gen;		/* 0: fr_gen is the owner byte, this value in generator frames */
+	__u16 co_flags;		/* code object -> co_flags (CO_COROUTINE...), PT_NONE: not read */
 	__u64 code_mask;	/* and-mask for the code pointer (3.14 tags _PyStackRef) */
 };
 
@@ -130,6 +135,15 @@ struct pt_event_hdr {
 struct pt_stack {
 	__u32 nframes;
 	__u32 flags;		/* PT_SF_* */
+	/*
+	 * Who runs this stack, for attributing its work to a request (src/requests.h): the address
+	 * of its outermost frame owned by a generator or coroutine (an asyncio task's top coroutine;
+	 * its frame lives in the coroutine object, so the address is stable for the task's life),
+	 * and of its outermost frame (a greenlet's run frame, a thread's first frame). 0: none, or
+	 * the walk did not reach the root (truncated, read error). Not part of the stack's hash.
+	 */
+	__u64 task_frame;
+	__u64 root_frame;
 	struct pt_frame frames[PT_MAX_FRAMES];	/* innermost first; only nframes are sent */
 };
 

@@ -45,6 +45,8 @@ struct sql_send {
 	__u16 text_len;		/* bytes of data[] after the name that are the text (no NUL) */
 	__s32 status;		/* PT_EV_SQL_EXEC: ExecStatusType of the result */
 	__u64 end_ts;		/* PT_EV_SQL_EXEC: when PQexec* returned */
+	__u64 task_frame;	/* who sent it (struct pt_stack's task_frame, root_frame), 0: unknown */
+	__u64 root_frame;
 	char data[SQL_NAME_MAX + SQL_TEXT_MAX];	/* sent cut to name_len + text_len */
 };
 

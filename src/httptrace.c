@@ -10,6 +10,7 @@
 #include "http.skel.h"
 #include "httptrace.h"
 #include "jsonw.h"
+#include "pytrace_user.h"
 #include "session.h"
 #include "tracefs.h"
 #include "util.h"
@@ -135,7 +136,8 @@ static void httptrace_event(void *c, const void *data, size_t size)
 		requests__data(h->req, e->hdr.pid, e->tid, e->fd, e->ts, e->data, e->data_len, e->len);
 		break;
 	case PT_EV_HTTP_RESP:
-		requests__resp(h->req, e->hdr.pid, e->tid, e->fd, e->ts, e->last_write_ts, e->data, e->data_len);
+		requests__resp_task(h->req, e->hdr.pid, e->tid, e->fd, e->ts, e->last_write_ts, e->data, e->data_len,
+				    pt_task_key(e->task_frame, e->root_frame));
 		break;
 	case PT_EV_HTTP_CLOSE:
 		requests__close(h->req, e->hdr.pid, e->fd, e->ts, e->last_write_ts);
@@ -236,12 +238,15 @@ static void httptrace_summary(void *c, FILE *f)
 	httptrace__stats(h, &st);
 	fprintf(f, "HTTP: %llu requests (%s); lost events %llu, connections not followed %llu, "
 		"not HTTP %llu, unanswered %llu, SQL statements in requests %llu, outside %llu, "
-		"unattributed (thread served several requests at once) %llu.\n",
+		"unattributed (thread served several requests at once) %llu; by task: %llu requests, statements "
+		"of an unknown task %llu, ambiguous %llu, claimed by no response %llu, of thread pools %llu.\n",
 		(unsigned long long)st.req.requests, st.hook, (unsigned long long)st.lost,
 		(unsigned long long)(st.conns_dropped + st.req.dropped_conns),
 		(unsigned long long)st.req.not_http, (unsigned long long)st.req.no_response,
 		(unsigned long long)st.req.queries_attributed, (unsigned long long)st.req.queries_outside,
-		(unsigned long long)st.req.queries_unattributed);
+		(unsigned long long)st.req.queries_unattributed, (unsigned long long)st.req.requests_by_task,
+		(unsigned long long)st.req.queries_task_unknown, (unsigned long long)st.req.queries_ambiguous,
+		(unsigned long long)st.req.queries_no_response, (unsigned long long)st.req.queries_pool);
 	if (st.lost)
 		wlog("%llu socket events were lost (ring buffer full): request counts are low\n",
 		     (unsigned long long)st.lost);

@@ -28,7 +28,7 @@ struct conn {
 	struct pgwiretrace *owner;
 	bool tls;
 	unsigned norigins;	/* origins[] written so far (a ring) */
-	struct { uint64_t ts, stack_id; uint32_t tid; } origins[ORIGINS];
+	struct { uint64_t ts, stack_id, task; uint32_t tid; } origins[ORIGINS];
 };
 
 /*
@@ -211,18 +211,20 @@ static int stack_lookup(void *ctx, uint64_t id, struct pt_stack *st)
  * The thread and stack of the client chunk a statement started in: its start is that chunk's
  * timestamp. A pipeline's statements were sent in earlier chunks than the one in flight.
  */
-static void origin(const struct conn *c, uint64_t ts, uint32_t *tid, uint64_t *stack_id)
+static void origin(const struct conn *c, uint64_t ts, uint32_t *tid, uint64_t *stack_id, uint64_t *task)
 {
 	unsigned i, n = c->norigins < ORIGINS ? c->norigins : ORIGINS;
 
 	*tid = 0;
 	*stack_id = 0;
+	*task = 0;
 	for (i = 0; i < n; i++) {
 		unsigned k = (c->norigins - 1 - i) % ORIGINS;
 
 		if (c->origins[k].ts == ts) {
 			*tid = c->origins[k].tid;
 			*stack_id = c->origins[k].stack_id;
+			*task = c->origins[k].task;
 			return;
 		}
 	}
@@ -261,7 +263,7 @@ static void on_statement(void *ctx, const struct pgwire_stmt *ps)
 		q.len = strlen(unknown);
 		p->unknown_prepared++;
 	}
-	origin(c, ps->start_ns, &q.tid, &q.stack_id);
+	origin(c, ps->start_ns, &q.tid, &q.stack_id, &q.task);
 	q.rows_known = ps->rows >= 0 && ps->status == PGWIRE_OK;
 	q.rows = ps->rows;
 	snprintf(q.sqlstate, sizeof(q.sqlstate), "%s", ps->status == PGWIRE_SKIPPED ? "" : ps->sqlstate);
@@ -346,6 +348,7 @@ static void handle_data(struct pgwiretrace *p, const struct pg_event *e, size_t 
 		c->origins[k].ts = e->ts;
 		c->origins[k].tid = e->tid;
 		c->origins[k].stack_id = e->stack_id;
+		c->origins[k].task = pt_task_key(e->task_frame, e->root_frame);
 	}
 	/* Records, each followed by its body and padded to 8 bytes. */
 	for (i = 0; i < e->nrec && at + sizeof(struct pg_rec) <= end; i++) {

@@ -44,9 +44,12 @@ struct py_layout {
 	uint32_t fr_instr;
 	uint32_t fr_owner;		/* PYL_NONE if frames need no owner check */
 	uint8_t owner_cstack;		/* owner value of C-stack shim frames */
+	uint32_t fr_gen;		/* PyFrameObject.f_gen (<= 3.10) or _PyInterpreterFrame.owner */
+	uint8_t owner_gen;		/* 3.11+: FRAME_OWNED_BY_GENERATOR; 0: fr_gen is f_gen */
 	bool instr_is_ptr;
 	uint64_t code_mask;
 	/* PyCodeObject */
+	uint32_t co_flags;		/* CO_COROUTINE and co. */
 	uint32_t co_firstlineno;
 	uint32_t co_filename;
 	uint32_t co_name;

@@ -422,6 +422,8 @@ static uint16_t frame_span(const struct py_layout *l)
 		end = l->fr_instr + (l->instr_is_ptr ? 8 : 4);
 	if (l->fr_owner != PYL_NONE && l->fr_owner + 1 > end)
 		end = l->fr_owner + 1;
+	if (l->fr_gen != PYL_NONE && l->fr_gen + (l->owner_gen ? 1 : 8) > end)
+		end = l->fr_gen + (l->owner_gen ? 1 : 8);
 	return end;
 }
 
@@ -440,6 +442,10 @@ void py_target__to_bpf(const struct py_target *t, struct pt_proc *p)
 	p->off.owner_cstack = l->owner_cstack;
 	p->off.code_mask = l->code_mask;
 	p->off.fr_span = frame_span(l);
+	p->off.fr_gen = l->fr_gen == PYL_NONE ? PT_NONE : l->fr_gen;
+	p->off.gen_is_ptr = !l->owner_gen;
+	p->off.owner_gen = l->owner_gen;
+	p->off.co_flags = l->co_flags == PYL_NONE ? PT_NONE : l->co_flags;
 	p->off.ts_datastack = l->ts_datastack == PYL_NONE ? PT_NONE : l->ts_datastack;
 	p->tstate_off = t->tstate_off;
 	p->gil = t->gil;

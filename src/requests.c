@@ -11,6 +11,8 @@
 #define QUEUE		4	/* requests per connection: pipelining depth kept */
 #define REQ_PATS	32	/* distinct (pattern, call site) pairs counted per request */
 #define THREAD_QUERIES	1024	/* statements buffered per thread until its response */
+#define TASK_RESPS	64	/* responses remembered per thread with the task that wrote them */
+#define TASK_HOLD_NS	(30 * 1000000000ULL)	/* a statement no task's response claimed goes then */
 #define LINE_MAX_	(2 * 256)	/* a request line split over reads */
 #define MAX_STRINGS	16384	/* interned patterns and call sites */
 #define MAX_AGGS	2000	/* (method, route, status) kept */
@@ -37,6 +39,8 @@ struct req_pat {
 
 struct req {
 	bool answered, multiplexed;
+	bool by_task;			/* its statements are those of the task that wrote its response */
+	uint64_t task;			/* that task (requests.h), 0: unknown */
 	bool overlap;			/* read while its reader had other requests unanswered */
 	uint64_t start, resp_ts, last_write;
 	uint32_t reader, writer;
@@ -64,7 +68,17 @@ struct conn {
 
 struct tquery {
 	uint64_t start, end;
+	uint64_t task;			/* who sent it (requests.h), 0: unknown */
 	uint32_t pat, site;
+	bool done;			/* taken (by task) while older ones wait in the queue */
+};
+
+/* A response start and the task that wrote it: what a statement of that task may belong to. */
+struct task_resp {
+	uint64_t task, resp_ts;
+	uint64_t start;			/* its request's read */
+	uint64_t end;			/* its last write once complete; 0: still open */
+	int32_t fd;
 };
 
 struct thread {
@@ -72,6 +86,10 @@ struct thread {
 	uint64_t last_read_ts;		/* the last request line this thread read */
 	int32_t last_read_fd;
 	unsigned open;			/* requests this thread read that are not answered yet */
+	bool by_task;			/* served several requests at once: attributed by task from then on */
+	bool served;			/* wrote a response */
+	unsigned nresp;			/* resp[] written so far (a ring) */
+	struct task_resp resp[TASK_RESPS];
 	unsigned head, n;
 	struct tquery q[THREAD_QUERIES];
 };
@@ -463,6 +481,7 @@ static void log_request(struct requests *r, const struct conn *c, const struct r
 	jsonw__double_fixed_field(w, "other_ms", (total > q->sql_ns ? total - q->sql_ns : 0) / 1e6, 3);
 	jsonw__uint_field(w, "queries", q->nq);
 	jsonw__bool_field(w, "sql_attributed", !q->multiplexed);
+	jsonw__bool_field(w, "by_task", q->by_task);
 	jsonw__name(w, "patterns");
 	jsonw__start_array(w);
 	for (i = 0; i < q->npats; i++) {
@@ -544,6 +563,14 @@ static void complete(struct requests *r, const struct conn *c, struct req *q)
 			add_finding(r, q, route, &q->pats[i]);
 			n1++;
 		}
+	if (q->by_task) {
+		struct thread *t = thread_get(r, c->pid, q->writer, false);
+		unsigned i;
+
+		for (i = 0; t && i < TASK_RESPS; i++)
+			if (t->resp[i].task == q->task && t->resp[i].resp_ts == q->resp_ts)
+				t->resp[i].end = end;
+	}
 	log_request(r, c, q, strtab_get(&r->routes, route), total, n1);
 	if (r->nlisteners)
 		tell_listeners(r, c, q, strtab_get(&r->routes, route), total);
@@ -676,38 +703,67 @@ void requests__data(struct requests *r, uint32_t pid, uint32_t tid, int32_t fd, 
 	parse_lines(r, c, n < len);
 }
 
+static void add_query(struct requests *r, struct req *q, const struct tquery *tq)
+{
+	uint64_t ns = tq->end - tq->start;
+	unsigned i;
+
+	q->nq++;
+	q->sql_ns += ns;
+	r->st.queries_attributed++;
+	for (i = 0; i < q->npats; i++)
+		if (q->pats[i].pat == tq->pat && q->pats[i].site == tq->site)
+			break;
+	if (i == q->npats && q->npats < REQ_PATS) {
+		/* the slot may hold a pattern of an earlier request in this queue slot */
+		memset(&q->pats[i], 0, sizeof(q->pats[i]));
+		q->pats[i].pat = tq->pat;
+		q->pats[i].site = tq->site;
+		q->npats++;
+	}
+	if (i < q->npats) {
+		q->pats[i].count++;
+		q->pats[i].ns += ns;
+	} else {
+		r->st.dropped_patterns++;
+	}
+}
+
+/* The oldest statement left the queue unclaimed: counted by why. */
+static void count_unclaimed(struct requests *r, const struct thread *t, const struct tquery *tq)
+{
+	if (tq->done)
+		return;
+	if (!t->by_task)
+		r->st.queries_outside++;
+	else if (!tq->task)
+		r->st.queries_task_unknown++;
+	else
+		r->st.queries_no_response++;
+}
+
+/* Drop the statements at the head of the queue that a task's request took. */
+static void pop_done(struct thread *t)
+{
+	while (t->n && t->q[t->head].done) {
+		t->head = (t->head + 1) % THREAD_QUERIES;
+		t->n--;
+	}
+}
+
 static void attribute(struct requests *r, struct req *q, struct thread *t, uint64_t until)
 {
+	pop_done(t);
 	while (t->n) {
 		struct tquery *tq = &t->q[t->head];
 
-		if (tq->start >= q->start && tq->end <= until) {
-			if (q->multiplexed) {
+		if (tq->done) {
+			/* taken by a task's request */
+		} else if (tq->start >= q->start && tq->end <= until) {
+			if (q->multiplexed)
 				r->st.queries_unattributed++;
-			} else {
-				uint64_t ns = tq->end - tq->start;
-				unsigned i;
-
-				q->nq++;
-				q->sql_ns += ns;
-				r->st.queries_attributed++;
-				for (i = 0; i < q->npats; i++)
-					if (q->pats[i].pat == tq->pat && q->pats[i].site == tq->site)
-						break;
-				if (i == q->npats && q->npats < REQ_PATS) {
-					/* the slot may hold a pattern of an earlier request in this queue slot */
-					memset(&q->pats[i], 0, sizeof(q->pats[i]));
-					q->pats[i].pat = tq->pat;
-					q->pats[i].site = tq->site;
-					q->npats++;
-				}
-				if (i < q->npats) {
-					q->pats[i].count++;
-					q->pats[i].ns += ns;
-				} else {
-					r->st.dropped_patterns++;
-				}
-			}
+			else
+				add_query(r, q, tq);
 		} else if (tq->start < q->start) {
 			r->st.queries_outside++;
 		} else {
@@ -718,8 +774,91 @@ static void attribute(struct requests *r, struct req *q, struct thread *t, uint6
 	}
 }
 
+/* The response the thread last wrote for task, before the one being attributed; NULL: none kept. */
+static struct task_resp *last_task_resp(struct thread *t, uint64_t task)
+{
+	unsigned i, n = t->nresp < TASK_RESPS ? t->nresp : TASK_RESPS;
+
+	for (i = 0; i < n; i++) {
+		struct task_resp *tr = &t->resp[(t->nresp - 1 - i) % TASK_RESPS];
+
+		if (tr->task == task)
+			return tr;
+	}
+	return NULL;
+}
+
+/*
+ * Until when tr's response was written: its end, or if still open the last write the events seen
+ * so far tell of (not the connection's live state: events are read behind time, and the
+ * connection's later writes are later requests').
+ */
+static uint64_t task_resp_end(struct requests *r, uint32_t pid, const struct task_resp *tr)
+{
+	struct conn *c;
+	uint64_t end = tr->resp_ts;
+	unsigned i;
+
+	if (tr->end)
+		return tr->end;
+	c = conn_get(r, pid, tr->fd, false);
+	for (i = 0; c && i < c->n; i++) {
+		const struct req *q = &c->q[(c->head + i) % QUEUE];
+
+		if (q->answered && q->resp_ts == tr->resp_ts && q->last_write > end)
+			end = q->last_write;
+	}
+	return end;
+}
+
+/*
+ * Attribution by task (requests.h has the rule): the request q, whose response the task q->task
+ * started writing at resp_ts on thread t, takes the statements of that task sent since q was read
+ * and before resp_ts. A statement sent after the task's previous response began and while that
+ * one was still being written could be either's: neither takes it.
+ */
+static void attribute_task(struct requests *r, struct req *q, struct thread *t, int32_t fd, uint64_t resp_ts)
+{
+	struct task_resp *prev = last_task_resp(t, q->task), *tr;
+	uint64_t prev_end = prev ? task_resp_end(r, t->pid, prev) : 0;
+	unsigned i;
+
+	for (i = 0; i < t->n; i++) {
+		struct tquery *tq = &t->q[(t->head + i) % THREAD_QUERIES];
+
+		if (tq->done || tq->task != q->task || tq->start > resp_ts)
+			continue;
+		tq->done = true;
+		if (tq->start < q->start)
+			r->st.queries_outside++;	/* before its request: the task's earlier work */
+		else if (prev && tq->start > prev->resp_ts && tq->start <= prev_end) {
+			if (getenv("PYTRACE_DEBUG_TASKS"))
+				fprintf(stderr, "AMBIG task %llx q %s start %llu resp %llu; stmt %llu; prev start %llu resp %llu end %llu(%llu) fd %d\n",
+					(unsigned long long)q->task, q->path, (unsigned long long)q->start, (unsigned long long)resp_ts,
+					(unsigned long long)tq->start, (unsigned long long)prev->start, (unsigned long long)prev->resp_ts,
+					(unsigned long long)prev_end, (unsigned long long)prev->end, prev->fd);
+			r->st.queries_ambiguous++;
+		}
+		else
+			add_query(r, q, tq);
+	}
+	pop_done(t);
+	tr = &t->resp[t->nresp++ % TASK_RESPS];
+	tr->task = q->task;
+	tr->resp_ts = resp_ts;
+	tr->start = q->start;
+	tr->end = 0;
+	tr->fd = fd;
+}
+
 void requests__resp(struct requests *r, uint32_t pid, uint32_t tid, int32_t fd, uint64_t ts,
 		    uint64_t last_write, const char *data, size_t data_len)
+{
+	requests__resp_task(r, pid, tid, fd, ts, last_write, data, data_len, 0);
+}
+
+void requests__resp_task(struct requests *r, uint32_t pid, uint32_t tid, int32_t fd, uint64_t ts,
+			 uint64_t last_write, const char *data, size_t data_len, uint64_t task)
 {
 	struct conn *c = conn_get(r, pid, fd, false);
 	struct thread *t;
@@ -751,15 +890,32 @@ void requests__resp(struct requests *r, uint32_t pid, uint32_t tid, int32_t fd, 
 	q->status = status;
 	q->resp_ts = ts;
 	q->writer = tid;
+	q->task = task;
 	reader_done(r, pid, q);
-	t = thread_get(r, pid, tid, false);
+	t = thread_get(r, pid, tid, !!task);
 	if (t) {
+		t->served = true;
 		/* the writer read another request meanwhile, or read this one while serving another */
-		if ((t->last_read_ts > q->start && t->last_read_fd != fd) || (q->reader == tid && q->overlap)) {
+		bool multiplexed = (t->last_read_ts > q->start && t->last_read_fd != fd) ||
+				   (q->reader == tid && q->overlap);
+
+		if (multiplexed && task)
+			t->by_task = true;
+		if (t->by_task && task) {
+			q->by_task = true;
+			r->st.requests_by_task++;
+			attribute_task(r, q, t, fd, ts);
+		} else if (t->by_task) {
+			/* who wrote it is unknown: its statements wait for nothing and go unclaimed */
 			q->multiplexed = true;
 			r->st.multiplexed_requests++;
+		} else {
+			if (multiplexed) {
+				q->multiplexed = true;
+				r->st.multiplexed_requests++;
+			}
+			attribute(r, q, t, ts);
 		}
-		attribute(r, q, t, ts);
 	}
 }
 
@@ -791,22 +947,28 @@ uint32_t requests__intern(struct requests *r, const char *s)
 }
 
 static void thread_query(struct requests *r, struct thread *t, uint64_t start_ns, uint64_t end_ns,
-			 uint32_t pattern, uint32_t call_site)
+			 uint32_t pattern, uint32_t call_site, uint64_t task)
 {
 	struct tquery *tq;
 
+	pop_done(t);
 	if (t->n == THREAD_QUERIES) {
 		/* the oldest goes: lost if a request this thread read is still open */
-		if (t->q[t->head].start >= t->last_read_ts && t->last_read_ts)
+		if (t->by_task)
+			count_unclaimed(r, t, &t->q[t->head]);
+		else if (t->q[t->head].start >= t->last_read_ts && t->last_read_ts)
 			r->st.queries_dropped++;
 		else
 			r->st.queries_outside++;
 		t->head = (t->head + 1) % THREAD_QUERIES;
 		t->n--;
+		pop_done(t);
 	}
 	tq = &t->q[(t->head + t->n++) % THREAD_QUERIES];
 	tq->start = start_ns;
 	tq->end = end_ns > start_ns ? end_ns : start_ns;
+	tq->task = task;
+	tq->done = false;
 	tq->pat = pattern;
 	tq->site = call_site;
 }
@@ -814,20 +976,71 @@ static void thread_query(struct requests *r, struct thread *t, uint64_t start_ns
 void requests__query(struct requests *r, uint32_t pid, uint32_t tid, uint64_t start_ns, uint64_t end_ns,
 		     const char *pattern, const char *call_site)
 {
-	struct thread *t = thread_get(r, pid, tid, true);
-
-	if (t)
-		thread_query(r, t, start_ns, end_ns, strtab_intern(&r->strings, pattern),
-			     strtab_intern(&r->strings, call_site));
+	requests__query_task(r, pid, tid, start_ns, end_ns, strtab_intern(&r->strings, pattern),
+			     strtab_intern(&r->strings, call_site), 0);
 }
 
 void requests__query_ids(struct requests *r, uint32_t pid, uint32_t tid, uint64_t start_ns, uint64_t end_ns,
 			 uint32_t pattern, uint32_t call_site)
 {
+	requests__query_task(r, pid, tid, start_ns, end_ns, pattern, call_site, 0);
+}
+
+void requests__query_task(struct requests *r, uint32_t pid, uint32_t tid, uint64_t start_ns, uint64_t end_ns,
+			  uint32_t pattern, uint32_t call_site, uint64_t task)
+{
 	struct thread *t = thread_get(r, pid, tid, true);
 
 	if (t)
-		thread_query(r, t, start_ns, end_ns, pattern, call_site);
+		thread_query(r, t, start_ns, end_ns, pattern, call_site, task);
+}
+
+#define POOL_PIDS 64
+
+/*
+ * Statements no task's response claimed within TASK_HOLD_NS (or at all, at the end) go. So do
+ * those of threads that never read or answered a request in a process whose requests go by task:
+ * a thread pool's (Starlette's run_in_threadpool, asgiref's sync_to_async), whose work for a
+ * request the loop thread answers; nothing ties the two (counted apart, as queries_pool).
+ */
+static void expire_unclaimed(struct requests *r, uint64_t before)
+{
+	uint32_t pids[POOL_PIDS];
+	unsigned npids = 0, k;
+	size_t i;
+
+	for (i = 0; i < r->nthread_slots; i++) {
+		struct thread *t = r->threads[i];
+
+		if (!t || !t->by_task)
+			continue;
+		for (k = 0; k < npids && pids[k] != t->pid; k++)
+			;
+		if (k == npids && npids < POOL_PIDS)
+			pids[npids++] = t->pid;
+		pop_done(t);
+		while (t->n && t->q[t->head].start < before) {
+			count_unclaimed(r, t, &t->q[t->head]);
+			t->head = (t->head + 1) % THREAD_QUERIES;
+			t->n--;
+			pop_done(t);
+		}
+	}
+	for (i = 0; npids && i < r->nthread_slots; i++) {
+		struct thread *t = r->threads[i];
+
+		if (!t || t->by_task || t->served || t->last_read_ts)
+			continue;
+		for (k = 0; k < npids && pids[k] != t->pid; k++)
+			;
+		if (k == npids)
+			continue;
+		while (t->n && t->q[t->head].start < before) {
+			r->st.queries_pool++;
+			t->head = (t->head + 1) % THREAD_QUERIES;
+			t->n--;
+		}
+	}
 }
 
 static void complete_conn_now(struct requests *r, struct conn *c)
@@ -846,6 +1059,8 @@ void requests__tick(struct requests *r, uint64_t now_ns)
 	r->last_tick = now_ns;
 	if (r->o.log)
 		fflush(r->o.log);
+	if (now_ns > TASK_HOLD_NS)
+		expire_unclaimed(r, now_ns - TASK_HOLD_NS);
 	for (i = 0; i < r->nconn_slots; i++) {
 		struct conn *c = r->conns[i];
 
@@ -861,6 +1076,7 @@ void requests__flush(struct requests *r)
 	for (i = 0; i < r->nconn_slots; i++)
 		if (r->conns[i])
 			complete_conn_now(r, r->conns[i]);
+	expire_unclaimed(r, UINT64_MAX);
 	if (r->o.log)
 		fflush(r->o.log);
 }
@@ -883,7 +1099,14 @@ void requests__forget_pid(struct requests *r, uint32_t pid)
 		struct thread *t = r->threads[i];
 
 		if (t && t->pid == pid) {
-			r->st.queries_outside += t->n;
+			while (t->n) {
+				if (t->by_task)
+					count_unclaimed(r, t, &t->q[t->head]);
+				else
+					r->st.queries_outside++;
+				t->head = (t->head + 1) % THREAD_QUERIES;
+				t->n--;
+			}
 			free(t);
 			remove_slot((void **)r->threads, r->nthread_slots, i);
 			r->nthreads--;
@@ -1083,6 +1306,11 @@ int requests__write_summary_json(const struct requests *r, struct jsonw *w)
 		{ "queries_attributed", s->queries_attributed }, { "queries_outside_requests", s->queries_outside },
 		{ "queries_unattributed_multiplexed", s->queries_unattributed },
 		{ "requests_multiplexed", s->multiplexed_requests }, { "queries_dropped", s->queries_dropped },
+		{ "requests_by_task", s->requests_by_task },
+		{ "queries_unattributed_task_unknown", s->queries_task_unknown },
+		{ "queries_unattributed_ambiguous_task", s->queries_ambiguous },
+		{ "queries_unattributed_no_response", s->queries_no_response },
+		{ "queries_unattributed_thread_pool", s->queries_pool },
 	};
 	size_t i;
 

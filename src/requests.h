@@ -7,8 +7,28 @@
  * A request starts at the read of its request line and ends at the last write of its response:
  * when the next request starts on its connection, when the connection closes, after an idle
  * time, or at the end. Statements belong to the request whose response the same thread writes,
- * when they started after the request did. A thread that reads another request while one it
- * read is still unanswered serves several at once (asyncio): its statements are not attributed.
+ * when they started after the request did.
+ *
+ * Attribution by task. A thread that reads another request while one it read is still
+ * unanswered serves several at once (an event loop, gevent's hub thread). From then on its
+ * statements are attributed by the task that sent them: the task is the address of the
+ * outermost coroutine frame of the sender's Python stack (an asyncio task's top coroutine: the
+ * frame lives in the coroutine object, so the address is the task's while it lives), or of its
+ * outermost frame when it has none (a greenlet's run frame); it is unknown when the walk did not
+ * reach the stack's root. The response's first write is walked the same way. The rule:
+ *
+ *   a statement sent at t by task K belongs to the request R whose response is the first one
+ *   that K starts writing at or after t, if R was read at or before t, and if K's previous
+ *   response was not still being written at t (then it could be that one's: neither gets it).
+ *
+ * A task's address is reused after it ends, but only by a task created later, and a task serving
+ * a request is created after that request is read: so a statement sent before R was read is not
+ * R's (counted outside requests). Statements whose task is unknown, that no response of their
+ * task claimed within 30 s (a thread pool's worker, a child task), or that two responses could
+ * own are counted apart, each with its reason; none is given to a request by guess. So are the
+ * statements of a thread that serves no request in a process whose requests go by task (a thread
+ * pool's worker: nothing ties its work to the request the loop thread answers). The statements a
+ * task sends after its response began (streaming) are not attributed.
  */
 #ifndef PYTRACE_REQUESTS_H
 #define PYTRACE_REQUESTS_H
@@ -55,6 +75,11 @@ struct requests_stats {
 	uint64_t queries_unattributed;	/* statements of threads that served several requests at once */
 	uint64_t multiplexed_requests;	/* requests served by such a thread */
 	uint64_t queries_dropped;	/* per-thread statement buffer full */
+	uint64_t requests_by_task;	/* requests whose statements were their task's */
+	uint64_t queries_task_unknown;	/* by task, and the statement's task is unknown (stack cut) */
+	uint64_t queries_ambiguous;	/* by task, and two requests of its task could own it */
+	uint64_t queries_no_response;	/* by task, and no response of its task claimed it */
+	uint64_t queries_pool;		/* of a thread serving no request, in a process going by task */
 };
 
 /* A completed request, as listeners see it; pointers are valid during the call only. */
@@ -94,6 +119,12 @@ void requests__data(struct requests *r, uint32_t pid, uint32_t tid, int32_t fd, 
 void requests__resp(struct requests *r, uint32_t pid, uint32_t tid, int32_t fd, uint64_t ts,
 		    uint64_t last_write, const char *data, size_t data_len);
 void requests__close(struct requests *r, uint32_t pid, int32_t fd, uint64_t ts, uint64_t last_write);
+/*
+ * The same with the task that wrote it (struct pt_stack's task_frame, or root_frame when it has
+ * none; 0: unknown): see "Attribution by task" above.
+ */
+void requests__resp_task(struct requests *r, uint32_t pid, uint32_t tid, int32_t fd, uint64_t ts,
+			 uint64_t last_write, const char *data, size_t data_len, uint64_t task);
 /* A completed statement. pattern and call_site may be NULL. */
 void requests__query(struct requests *r, uint32_t pid, uint32_t tid, uint64_t start_ns, uint64_t end_ns,
 		     const char *pattern, const char *call_site);
@@ -104,6 +135,9 @@ void requests__query(struct requests *r, uint32_t pid, uint32_t tid, uint64_t st
 uint32_t requests__intern(struct requests *r, const char *s);	/* 0 for NULL, or the table full */
 void requests__query_ids(struct requests *r, uint32_t pid, uint32_t tid, uint64_t start_ns, uint64_t end_ns,
 			 uint32_t pattern, uint32_t call_site);
+/* The same with the task that sent it (as for requests__resp_task). */
+void requests__query_task(struct requests *r, uint32_t pid, uint32_t tid, uint64_t start_ns, uint64_t end_ns,
+			  uint32_t pattern, uint32_t call_site, uint64_t task);
 /* Completes answered requests idle since before now - idle_ns; flushes the log (every idle_ns / 4). */
 void requests__tick(struct requests *r, uint64_t now_ns);
 /* Completes every answered request (the end); unanswered ones are counted as no_response. */

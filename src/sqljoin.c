@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 #include <stdlib.h>
+#include <string.h>
 #include "pystacks.h"
 #include "querycache.h"
 #include "requests.h"
@@ -23,6 +24,24 @@ static void on_stack_named(void *ctx)
 }
 
 /*
+ * The frame CPython itself puts at the bottom of a thread: the main module (or runpy's for -m), or
+ * threading's bootstrap. A stack that ends there runs in no greenlet; on an event loop's thread
+ * it runs in no task either (a loop callback: a write that the transport deferred, uvloop's
+ * writes, which it always defers), so its root frame names no task.
+ */
+static bool thread_bottom(const char *frame)
+{
+	static const char *const names[] = { "<module> (", "_run_module_as_main (", "Thread._bootstrap (",
+					     "_bootstrap (" };
+	size_t i;
+
+	for (i = 0; frame && i < sizeof(names) / sizeof(names[0]); i++)
+		if (!strncmp(frame, names[i], strlen(names[i])))
+			return true;
+	return false;
+}
+
+/*
  * frames and call_site are what sqltrace named the statement's (pid, stack id), so a statement
  * with the same stack id, frame count and pattern as one remembered in qcache gets the same flame
  * stack and request ids.
@@ -35,9 +54,12 @@ static void on_query(void *ctx, const struct sql_query *q, const char *const *fr
 	char leaf[LEAF_LEN];
 	uint64_t us = (q->end_ns - q->start_ns) / 1000;
 	struct query_cache_val *m = NULL;
+	uint64_t task = q->task;
 	size_t i;
 	bool hit;
 
+	if ((task & 1) && (!n || thread_bottom(frames[0])))
+		task = 0;	/* a root frame (pt_task_key), and no greenlet's */
 	if (j->req || (j->stacks && us))
 		m = query_cache__get(j->qcache, q->pid, q->stack_id, n, pattern, &hit);
 	if (j->req) {
@@ -47,9 +69,11 @@ static void on_query(void *ctx, const struct sql_query *q, const char *const *fr
 			m->req_ids = true;
 		}
 		if (m)
-			requests__query_ids(j->req, q->pid, q->tid, q->start_ns, q->end_ns, m->req_pattern, m->req_site);
+			requests__query_task(j->req, q->pid, q->tid, q->start_ns, q->end_ns, m->req_pattern, m->req_site,
+					     task);
 		else
-			requests__query(j->req, q->pid, q->tid, q->start_ns, q->end_ns, pattern, call_site);
+			requests__query_task(j->req, q->pid, q->tid, q->start_ns, q->end_ns,
+					     requests__intern(j->req, pattern), requests__intern(j->req, call_site), task);
 	}
 	if (!j->stacks || !us)
 		return;

@@ -16,7 +16,7 @@ struct pending {
 	enum pend_kind kind;
 	bool got_result, error, truncated, prepared, params;
 	uint32_t tid;
-	uint64_t start, stack_id;
+	uint64_t start, stack_id, task;
 	char *text;
 	size_t len;
 	char *name;
@@ -220,6 +220,13 @@ void sql_match__send(struct sql_match *m, uint32_t pid, uint32_t tid, uint64_t c
 		     uint32_t flags, const char *name, size_t name_len, const char *text, size_t text_len,
 		     uint64_t stack_id)
 {
+	sql_match__send_task(m, pid, tid, conn, ts, flags, name, name_len, text, text_len, stack_id, 0);
+}
+
+void sql_match__send_task(struct sql_match *m, uint32_t pid, uint32_t tid, uint64_t conn, uint64_t ts,
+			  uint32_t flags, const char *name, size_t name_len, const char *text, size_t text_len,
+			  uint64_t stack_id, uint64_t task)
+{
 	struct conn_state *c = conn_get(m, pid, conn, true);
 	struct pending *p;
 
@@ -230,6 +237,7 @@ void sql_match__send(struct sql_match *m, uint32_t pid, uint32_t tid, uint64_t c
 	p->tid = tid;
 	p->start = ts;
 	p->stack_id = stack_id;
+	p->task = task;
 	p->params = flags & SQL_F_PARAMS;
 	p->truncated = flags & SQL_F_TRUNCATED;
 	if (name)
@@ -305,7 +313,7 @@ void sql_match__result(struct sql_match *m, uint32_t pid, uint64_t conn, uint64_
 			.pid = pid, .tid = h->tid, .conn = conn, .start_ns = h->start, .end_ns = ts,
 			.text = h->text ? h->text : "", .len = h->len, .name = h->name,
 			.truncated = h->truncated, .error = h->error, .prepared = h->prepared,
-			.params = h->params, .stack_id = h->stack_id,
+			.params = h->params, .stack_id = h->stack_id, .task = h->task,
 		};
 
 		m->st.completed++;
@@ -318,12 +326,20 @@ void sql_match__exec(struct sql_match *m, uint32_t pid, uint32_t tid, uint64_t c
 		     uint64_t end, uint32_t flags, const char *name, size_t name_len, const char *text,
 		     size_t text_len, uint64_t stack_id, int32_t status)
 {
+	sql_match__exec_task(m, pid, tid, conn, start, end, flags, name, name_len, text, text_len, stack_id,
+			     status, 0);
+}
+
+void sql_match__exec_task(struct sql_match *m, uint32_t pid, uint32_t tid, uint64_t conn, uint64_t start,
+			  uint64_t end, uint32_t flags, const char *name, size_t name_len, const char *text,
+			  size_t text_len, uint64_t stack_id, int32_t status, uint64_t task)
+{
 	struct conn_state *c = conn_get(m, pid, conn, true);
 	struct sql_query q = {
 		.pid = pid, .tid = tid, .conn = conn, .start_ns = start, .end_ns = end,
 		.text = text ? text : "", .len = text ? text_len : 0, .name = NULL,
 		.truncated = flags & SQL_F_TRUNCATED, .error = is_error(status),
-		.params = flags & SQL_F_PARAMS, .stack_id = stack_id,
+		.params = flags & SQL_F_PARAMS, .stack_id = stack_id, .task = task,
 	};
 	char *owned = NULL;
 	char nbuf[SQL_NAME_MAX + 1];

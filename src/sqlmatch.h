@@ -23,6 +23,7 @@ struct sql_query {
 	bool prepared;		/* ran a prepared statement */
 	bool params;		/* parameters sent apart from the text */
 	uint64_t stack_id;	/* Python stack at the send, 0 if none */
+	uint64_t task;		/* who sent it (requests.h: a task or greenlet), 0: unknown */
 	bool rows_known;	/* rows is the server's count (the wire's CommandComplete) */
 	int64_t rows;
 	char sqlstate[6];	/* the error's SQLSTATE where known (the wire's ErrorResponse), else "" */
@@ -56,6 +57,13 @@ void sql_match__result(struct sql_match *m, uint32_t pid, uint64_t conn, uint64_
 void sql_match__exec(struct sql_match *m, uint32_t pid, uint32_t tid, uint64_t conn, uint64_t start,
 		     uint64_t end, uint32_t flags, const char *name, size_t name_len, const char *text,
 		     size_t text_len, uint64_t stack_id, int32_t status);
+/* The same with the task that sent it (struct sql_query.task). */
+void sql_match__send_task(struct sql_match *m, uint32_t pid, uint32_t tid, uint64_t conn, uint64_t ts,
+			  uint32_t flags, const char *name, size_t name_len, const char *text, size_t text_len,
+			  uint64_t stack_id, uint64_t task);
+void sql_match__exec_task(struct sql_match *m, uint32_t pid, uint32_t tid, uint64_t conn, uint64_t start,
+			  uint64_t end, uint32_t flags, const char *name, size_t name_len, const char *text,
+			  size_t text_len, uint64_t stack_id, int32_t status, uint64_t task);
 void sql_match__sync(struct sql_match *m, uint32_t pid, uint64_t conn, uint64_t ts);
 void sql_match__forget_pid(struct sql_match *m, uint32_t pid);
 void sql_match__stats(const struct sql_match *m, struct sql_match_stats *st);

@@ -232,9 +232,10 @@ static void sqltrace_event(void *c, const void *data, size_t size)
 		 * after it has exited (BPF wakes us early for stacks it had not seen before).
 		 */
 		stack_get(s, e->hdr.pid, e->tid, e->stack_id, libpq_stack, s->libpq);
-		sql_match__send(s->match, e->hdr.pid, e->tid, e->conn, e->ts, e->flags,
-				(e->flags & (SQL_F_PREPARE | SQL_F_PREPARED)) ? e->data : NULL, e->name_len,
-				e->data + e->name_len, e->text_len, e->stack_id);
+		sql_match__send_task(s->match, e->hdr.pid, e->tid, e->conn, e->ts, e->flags,
+				     (e->flags & (SQL_F_PREPARE | SQL_F_PREPARED)) ? e->data : NULL, e->name_len,
+				     e->data + e->name_len, e->text_len, e->stack_id,
+				     pt_task_key(e->task_frame, e->root_frame));
 		break;
 	}
 	case PT_EV_SQL_RESULT: {
@@ -257,9 +258,10 @@ static void sqltrace_event(void *c, const void *data, size_t size)
 
 		if (size < at || size < at + e->name_len + e->text_len)
 			return;
-		sql_match__exec(s->match, e->hdr.pid, e->tid, e->conn, e->ts, e->end_ts, e->flags,
-				(e->flags & (SQL_F_PREPARE | SQL_F_PREPARED)) ? e->data : NULL, e->name_len,
-				e->data + e->name_len, e->text_len, e->stack_id, e->status);
+		sql_match__exec_task(s->match, e->hdr.pid, e->tid, e->conn, e->ts, e->end_ts, e->flags,
+				     (e->flags & (SQL_F_PREPARE | SQL_F_PREPARED)) ? e->data : NULL, e->name_len,
+				     e->data + e->name_len, e->text_len, e->stack_id, e->status,
+				     pt_task_key(e->task_frame, e->root_frame));
 		break;
 	}
 	case PT_EV_SQL_DLOPEN: {

@@ -82,9 +82,13 @@ echo "== --functions: USDT probes (C stand-in with sys/sdt.h, Debian 3.15), samp
 tests/integration/test_functions.py 2>&1 | tee "$logs/functions"
 tally "$logs/functions"
 
-echo "== HTTP requests and N+1 (Django on gunicorn sync and gthread, Flask; own PostgreSQL)"
+echo "== HTTP requests and N+1 (Django on gunicorn sync and gthread and runserver, Flask; own PostgreSQL)"
 tests/integration/test_requests.py 2>&1 | tee "$logs/requests"
 tally "$logs/requests"
+
+echo "== requests by task: uvicorn (Starlette, FastAPI), hypercorn, aiohttp, gunicorn -k gevent, waitress"
+tests/integration/test_async.py 2>&1 | tee "$logs/async"
+tally "$logs/async"
 
 echo "== the host-wide collector: a real Prometheus scraping it, promtool, go tool pprof, faults, churn"
 tests/integration/test_collector.py 2>&1 | tee "$logs/collector"

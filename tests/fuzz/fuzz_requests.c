@@ -103,7 +103,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			else if (op % 7 == 1)
 				requests__data(r, pid & 1, tid & 3, fd & 7, ts, buf, len, flags & 2 ? len + 100u : len);
 			else
-				requests__resp(r, pid & 1, tid & 3, fd & 7, ts, tid & 4 ? ts : 0, buf, len);
+				requests__resp_task(r, pid & 1, tid & 3, fd & 7, ts, tid & 4 ? ts : 0, buf, len,
+						    flags & 8 ? 0 : 0x1000u * (flags >> 4 & 3));	/* four tasks, or none */
 			free(buf);
 			break;
 		case 3:
@@ -117,7 +118,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (!get(&in, &pid) || !get(&in, &tid) || !get(&in, &dt) || !get(&in, &pat) ||
 			    !get(&in, &site))
 				goto done;
-			requests__query(r, pid & 1, tid & 3, ts - dt * MS, ts, pats[pat & 7], sites[site & 7]);
+			requests__query_task(r, pid & 1, tid & 3, ts - dt * MS, ts, requests__intern(r, pats[pat & 7]),
+					     requests__intern(r, sites[site & 7]), 0x1000u * (site >> 3 & 3));
 			break;
 		}
 		case 5:

@@ -134,11 +134,24 @@ static void expected(struct py_layout *e)
 	e->fr_owner = offsetof(_PyInterpreterFrame, owner);
 	e->owner_cstack = FRAME_OWNED_BY_INTERPRETER;
 #endif
+	/* Generator and coroutine frames: f_gen set (<= 3.10), owned by the generator (3.11+). */
+#if PY_MINOR <= 10
+	e->fr_gen = offsetof(PyFrameObject, f_gen);
+	e->owner_gen = 0;
+#else
+	e->fr_gen = offsetof(_PyInterpreterFrame, owner);
+	e->owner_gen = FRAME_OWNED_BY_GENERATOR;
+#endif
 #if PY_MINOR >= 14
 	e->code_mask = ~(uint64_t)Py_TAG_BITS;
 #else
 	e->code_mask = ~(uint64_t)0;
 #endif
+	e->co_flags = offsetof(PyCodeObject, co_flags);
+	if (CO_COROUTINE != 0x80 || CO_ITERABLE_COROUTINE != 0x100 || CO_ASYNC_GENERATOR != 0x200) {
+		fprintf(stderr, "3.%d: CO_COROUTINE and co. moved (PT_CO_ASYNC)\n", PY_MINOR);
+		exit(1);
+	}
 	e->co_firstlineno = offsetof(PyCodeObject, co_firstlineno);
 	e->co_filename = offsetof(PyCodeObject, co_filename);
 	e->co_name = offsetof(PyCodeObject, co_name);
@@ -257,7 +270,7 @@ static void expected(struct py_layout *e)
 	X(major) X(minor) X(rt_tss) X(rt_interp_head) X(is_threads_head)	\
 	X(ts_next) X(ts_thread_id) X(ts_native_thread_id) X(ts_cframe)	\
 	X(ts_frame) X(ts_datastack) X(fr_code) X(fr_back) X(fr_instr) X(fr_owner)	\
-	X(owner_cstack) X(instr_is_ptr) X(code_mask) X(co_firstlineno)	\
+	X(owner_cstack) X(fr_gen) X(owner_gen) X(instr_is_ptr) X(code_mask) X(co_flags) X(co_firstlineno)	\
 	X(co_filename) X(co_name) X(co_qualname) X(co_linetable)	\
 	X(co_code_adaptive) X(linetable) X(str_state) X(str_ascii_data)	\
 	X(str_compact_data) X(bytes_size) X(bytes_data) X(rt_gil)	\

@@ -371,6 +371,182 @@ static void test_attribution(void **state)
 	requests__free(r);
 }
 
+static void tresp(struct requests *r, uint32_t tid, int fd, uint64_t ts, uint64_t task)
+{
+	const char *line = "HTTP/1.1 200 OK\r\n";
+
+	requests__resp_task(r, PID, tid, fd, ts, 0, line, strlen(line), task);
+}
+
+static void tquery(struct requests *r, uint32_t tid, uint64_t start, uint64_t task)
+{
+	requests__query_task(r, PID, tid, start, start + MS / 2, requests__intern(r, PAT), requests__intern(r, SITE),
+			     task);
+}
+
+/* The request log's "queries" of path, in a log written to buf. */
+static int queries_of(const char *log, const char *path)
+{
+	char key[64];
+	const char *p;
+
+	snprintf(key, sizeof(key), "\"path\":\"%s\"", path);
+	p = strstr(log, key);
+	assert_non_null(p);
+	p = strstr(p, "\"queries\":");
+	assert_non_null(p);
+	return atoi(p + strlen("\"queries\":"));
+}
+
+/* One event-loop thread (tid 1), tasks A, B, C: the rule of requests.h, case by case. */
+static void test_attribution_by_task(void **state)
+{
+	const uint64_t A = 0x7f0000001000, B = 0x7f0000002000, C = 0x7f0000003000;
+	char *log = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&log, &len);
+	struct requests_opts o = { .log = f };
+	struct requests *r = requests__new(&o);
+	struct requests_stats st;
+
+	/* /a and /b read at once; A sends for /a, B for /b, interleaved; B answers first */
+	req(r, 1, 5, 10 * MS, "GET /a HTTP/1.1\r\n\r\n");
+	req(r, 1, 6, 11 * MS, "GET /b HTTP/1.1\r\n\r\n");
+	tquery(r, 1, 12 * MS, A);
+	tquery(r, 1, 13 * MS, B);
+	tquery(r, 1, 14 * MS, A);
+	tquery(r, 1, 15 * MS, B);
+	tquery(r, 1, 16 * MS, B);
+	tresp(r, 1, 6, 17 * MS, B);
+	/* a statement of a task whose stack was cut: nobody's */
+	tquery(r, 1, 18 * MS, 0);
+	tresp(r, 1, 5, 19 * MS, A);
+	requests__stats(r, &st);
+	assert_int_equal(st.requests_by_task, 2);
+	assert_int_equal(st.queries_attributed, 5);
+	/*
+	 * A ended; a new task at A's address serves /c, read at 20 while /d (read at 21) is served by
+	 * C. A's statement at 22 is /c's: /c was read before it.
+	 */
+	req(r, 1, 5, 20 * MS, "GET /c HTTP/1.1\r\n\r\n");
+	/* a statement under C before /d was read is not /d's: C's earlier work */
+	tquery(r, 1, 20 * MS + MS / 2, C);
+	req(r, 1, 7, 21 * MS, "GET /d HTTP/1.1\r\n\r\n");
+	tquery(r, 1, 22 * MS, A);
+	tresp(r, 1, 5, 24 * MS, A);
+	tresp(r, 1, 7, 26 * MS, C);
+	/* sent at 25 by A, before /e was read at 27 (background work after /c): outside */
+	tquery(r, 1, 25 * MS, A);
+	req(r, 1, 5, 27 * MS, "GET /e HTTP/1.1\r\n\r\n");
+	tquery(r, 1, 28 * MS, A);
+	tresp(r, 1, 5, 29 * MS, A);
+	/*
+	 * /f's response starts under B at 31 and is still being written at 33 (its last write, at 34,
+	 * rides on the next event): a statement of B at 32 could be /f's (streaming) or /g's (a new
+	 * task at B's address): neither gets it.
+	 */
+	req(r, 1, 6, 30 * MS, "GET /f HTTP/1.1\r\n\r\n");
+	req(r, 1, 8, 30 * MS + 1, "GET /g HTTP/1.1\r\n\r\n");
+	tresp(r, 1, 6, 31 * MS, B);
+	tquery(r, 1, 32 * MS, B);
+	requests__req(r, PID, 1, 6, 35 * MS, 34 * MS, false, "GET /h HTTP/1.1\r\n\r\n", 19, 19);
+	tresp(r, 1, 8, 36 * MS, B);
+	tresp(r, 1, 6, 37 * MS, A);
+	/* a task that never answers, and the cut stack's statement: counted apart at the end */
+	tquery(r, 1, 38 * MS, 0x7f0000009000);
+	requests__flush(r);
+	requests__stats(r, &st);
+	assert_int_equal(st.queries_attributed, 7);
+	assert_int_equal(st.queries_outside, 2);	/* C at 20.5, A at 25 */
+	assert_int_equal(st.queries_ambiguous, 1);	/* B at 32 */
+	assert_int_equal(st.queries_task_unknown, 1);	/* at 18 */
+	assert_int_equal(st.queries_no_response, 1);	/* at 38 */
+	assert_int_equal(st.queries_unattributed, 0);
+	requests__free(r);
+	fclose(f);
+	assert_int_equal(queries_of(log, "/a"), 2);
+	assert_int_equal(queries_of(log, "/b"), 3);
+	assert_int_equal(queries_of(log, "/c"), 1);
+	assert_int_equal(queries_of(log, "/d"), 0);
+	assert_int_equal(queries_of(log, "/e"), 1);
+	assert_int_equal(queries_of(log, "/f"), 0);
+	assert_int_equal(queries_of(log, "/g"), 0);
+	assert_non_null(strstr(log, "\"by_task\":true"));
+	free(log);
+}
+
+/*
+ * A thread pool's worker sends for a request the loop thread answers: its task (the worker's root
+ * frame) never writes a response, so its statements are claimed by none, and a response whose
+ * writer's task is unknown leaves its statements unattributed, never given by time alone.
+ */
+static void test_attribution_by_task_unknown(void **state)
+{
+	struct requests_opts o = {};
+	struct requests *r = requests__new(&o);
+	struct requests_stats st;
+
+	req(r, 1, 5, 10 * MS, "GET /a HTTP/1.1\r\n\r\n");
+	req(r, 1, 6, 11 * MS, "GET /b HTTP/1.1\r\n\r\n");
+	tquery(r, 2, 12 * MS, 0x2000);		/* the worker thread */
+	tquery(r, 1, 13 * MS, 0xa000);
+	tresp(r, 1, 5, 14 * MS, 0xa000);
+	tquery(r, 1, 15 * MS, 0xb000);
+	tresp(r, 1, 6, 16 * MS, 0);		/* who wrote it is unknown */
+	requests__flush(r);
+	requests__stats(r, &st);
+	assert_int_equal(st.queries_attributed, 1);
+	assert_int_equal(st.multiplexed_requests, 1);
+	assert_int_equal(st.queries_no_response, 1);	/* 0xb000's */
+	assert_int_equal(st.queries_pool, 1);		/* the worker's: its thread never served */
+	assert_int_equal(st.queries_outside, 0);
+	requests__free(r);
+}
+
+/*
+ * Pipelining on an event loop: /p and /q in one read, answered in turn by tasks at the same
+ * address (the first ended before the second began); a WebSocket upgrade (101) is no response:
+ * its request stays unanswered until its connection closes, and is counted so, never merged with
+ * what follows on the connection.
+ */
+static void test_by_task_pipelined_and_upgrade(void **state)
+{
+	const uint64_t A = 0x7f0000001000;
+	const char *two = "GET /p HTTP/1.1\r\n\r\nGET /q HTTP/1.1\r\n\r\n";
+	char *log = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&log, &len);
+	struct requests_opts o = { .log = f };
+	struct requests *r = requests__new(&o);
+	struct requests_stats st;
+
+	req(r, 1, 5, 9 * MS, "GET /x HTTP/1.1\r\n\r\n");	/* in flight meanwhile: the loop multiplexes */
+	requests__req(r, PID, 1, 6, 10 * MS, 0, false, two, strlen(two), strlen(two));
+	tquery(r, 1, 11 * MS, A);
+	tresp(r, 1, 6, 12 * MS, A);
+	tquery(r, 1, 14 * MS, A);
+	tquery(r, 1, 15 * MS, A);
+	/* /p's body went out at 13: its last write rides on the next event of the connection */
+	requests__resp_task(r, PID, 1, 6, 16 * MS, 13 * MS, "HTTP/1.1 200 OK\r\n", 17, A);
+	tresp(r, 1, 5, 17 * MS, 0x7f0000005000);
+	/* the upgrade */
+	req(r, 1, 7, 20 * MS, "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n");
+	requests__resp_task(r, PID, 1, 7, 21 * MS, 0, "HTTP/1.1 101 Switching Protocols\r\n", 34, A);
+	requests__close(r, PID, 7, 90 * MS, 89 * MS);
+	requests__flush(r);
+	requests__stats(r, &st);
+	assert_int_equal(st.requests, 3);
+	assert_int_equal(st.no_response, 1);
+	assert_int_equal(st.queries_attributed, 3);
+	assert_int_equal(st.queries_ambiguous + st.queries_no_response + st.queries_outside, 0);
+	requests__free(r);
+	fclose(f);
+	assert_int_equal(queries_of(log, "/p"), 1);
+	assert_int_equal(queries_of(log, "/q"), 2);
+	assert_null(strstr(log, "/ws"));
+	free(log);
+}
+
 static void test_caps(void **state)
 {
 	struct requests_opts o = { .max_routes = 2, .max_conns = 2 };
@@ -466,6 +642,9 @@ int main(void)
 		cmocka_unit_test(test_keepalive_pattern_counts),
 		cmocka_unit_test(test_malformed_and_orphans),
 		cmocka_unit_test(test_attribution),
+		cmocka_unit_test(test_attribution_by_task),
+		cmocka_unit_test(test_attribution_by_task_unknown),
+		cmocka_unit_test(test_by_task_pipelined_and_upgrade),
 		cmocka_unit_test(test_caps),
 		cmocka_unit_test(test_growth),
 		cmocka_unit_test(test_idle_completion),

@@ -1,0 +1,414 @@
+#!/usr/bin/python3
+"""Integration tests of requests and N+1 on servers that serve many requests at once on one
+thread (asyncio event loops, gevent's hub), and on waitress: statements attributed by task
+(src/requests.h), against a real PostgreSQL 15 cluster of our own (harness.Cluster).
+
+Services (workloads/web_async.py; server + driver):
+  uvicorn-starlette  asyncpg               uvicorn-fastapi  psycopg 3 async
+  hypercorn          psycopg 3 async       aiohttp          aiopg (psycopg2's async mode)
+  uvicorn-asyncpg-fastapi ... see SERVICES below
+  gevent             gunicorn -k gevent, pg8000 (cooperative under gevent's patching)
+  waitress           psycopg2 (its main thread reads, its worker threads answer)
+
+Also: uvicorn on uvloop, whose deferred writes leave every statement's task unknown (counted so,
+none given by guess), streamed responses beside N+1 requests (uvicorn-starlette-streaming), Django's ASGI handler
+(its thread pool's statements counted apart), and psycopg 3 async over TLS (libpq's probes).
+
+For each: 8 client threads on keep-alive connections send a shuffled mix of the N+1 endpoint
+(K+1 statements), its fixed twin (1), a CPU endpoint (0) and a slow one (2, with a 50 ms sleep
+between them that lets the loop serve others), each request on a path of its own. Checks:
+per-route counts equal what was sent; each request's statement count in the tool's request log
+equals the count the app returned for it (X-Queries); N+1 flagged with K repeats at the app's
+line on the N+1 route and nowhere else; 0 statements unattributed, for any reason.
+
+Run as root from the repository: tests/integration/test_async.py [-k SUBSTRING[,SUBSTRING...]] [-v]
+Ends with "N passed, N failed, N skipped".
+"""
+import http.client
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import WORKLOADS, Cluster, free_port, log, marker_lines, record, wait_http  # noqa: E402
+
+PY = "/usr/bin/python3"
+GUNICORN = "/usr/bin/gunicorn"
+APP = os.path.join(WORKLOADS, "web_async.py")
+K = 12
+CLIENTS = 8
+PER_CLIENT = {"n1": 3, "fixed": 3, "cpu": 2, "slow": 3}
+
+# name, server, driver (the N+1's line is web_async.py's "# @n1_DRIVER")
+SERVICES = [
+    ("uvicorn-starlette-asyncpg", "uvicorn-starlette", "asyncpg"),
+    ("uvicorn-fastapi-psycopg", "uvicorn-fastapi", "psycopg"),
+    ("uvicorn-fastapi-asyncpg", "uvicorn-fastapi", "asyncpg"),
+    ("uvicorn-uvloop-fastapi-asyncpg", "uvicorn-uvloop-fastapi", "asyncpg"),
+    ("hypercorn-starlette-psycopg", "hypercorn", "psycopg"),
+    ("aiohttp-aiopg", "aiohttp", "aiopg"),
+    ("gunicorn-gevent-pg8000", "gevent", "pg8000"),
+    ("waitress-psycopg2", "waitress", "psycopg2"),
+]
+
+SCHEMA = """
+DROP TABLE IF EXISTS async_items, async_owners;
+CREATE TABLE async_owners (id int PRIMARY KEY, name text);
+CREATE TABLE async_items (id int PRIMARY KEY, owner_id int REFERENCES async_owners (id));
+INSERT INTO async_owners SELECT g, 'owner' || g FROM generate_series(1, %d) g;
+INSERT INTO async_items SELECT g, g FROM generate_series(1, %d) g;
+""" % (K, K)
+
+
+def route_of(path):
+    return re.sub(r"/\d+/", "/{id}/", path)
+
+
+def get(conn, path):
+    """The response to GET path on conn. A keep-alive connection that the server closed before it
+    read the request (hypercorn 0.13 does, now and then, between two requests) is retried once
+    on a new connection, as HTTP clients do: the server saw nothing of the first attempt."""
+    try:
+        conn.request("GET", path)
+        return conn, conn.getresponse()
+    except http.client.RemoteDisconnected:
+        conn.close()
+        conn = http.client.HTTPConnection("127.0.0.1", conn.port, timeout=20)
+        conn.request("GET", path)
+        return conn, conn.getresponse()
+
+
+def client(port, paths, out, errors):
+    """GET each path on one keep-alive connection (reopened if the server closes it)."""
+    conn = None
+    for path in paths:
+        try:
+            if conn is None:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+            conn, r = get(conn, path)
+            r.read()
+            if r.status != 200:
+                errors.append("%s: %d" % (path, r.status))
+            out[path] = int(r.getheader("X-Queries", "-1"))
+            if r.will_close:
+                conn.close()
+                conn = None
+        except (OSError, http.client.HTTPException) as e:
+            errors.append("%s: %s" % (path, e))
+            if conn:
+                conn.close()
+            conn = None
+    if conn:
+        conn.close()
+
+
+def drive(port):
+    """CLIENTS threads at once; returns ({path: the app's statement count}, errors)."""
+    rnd = random.Random(14)
+    plans, rid = [], 1000
+    for _ in range(CLIENTS):
+        paths = []
+        for kind, n in PER_CLIENT.items():
+            for _ in range(n):
+                paths.append("/%s/%d/" % (kind, rid))
+                rid += 1
+        rnd.shuffle(paths)
+        plans.append(paths)
+    out, errors = {}, []
+    threads = [threading.Thread(target=client, args=(port, p, out, errors)) for p in plans]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out, errors
+
+
+def start_server(name, server, driver, port, env, tmp):
+    logf = open(os.path.join(tmp, name + ".log"), "w")
+    if server == "gevent":
+        env = dict(env, WEB_ASYNC="%s %s %d %d" % (server, driver, port, K))
+        argv = [PY, GUNICORN, "-k", "gevent", "-w", "1", "--worker-connections", "100", "-b", "127.0.0.1:%d" % port,
+                "--chdir", WORKLOADS, "web_async:application"]
+    else:
+        argv = [PY, APP, server, driver, str(port), str(K)]
+    return subprocess.Popen(argv, env=env, stdout=logf, stderr=logf, start_new_session=True)
+
+
+def stop_server(p):
+    try:
+        os.killpg(p.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        p.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+
+
+def case(cluster, tmp, name, server, driver):
+    env = dict(os.environ, **cluster.client_env())
+    port = free_port(18600, 18700)
+    check(name, start_server(name, server, driver, port, env, tmp), port, tmp, APP, "n1_" + driver)
+
+
+def case_stdlib(cluster, tmp, it):
+    """workloads/web_async_stdlib.py on interpreter it (a chroot's through the cluster's TCP port)."""
+    name = "stdlib-asyncio-" + it.label
+    env = dict(os.environ, **cluster.client_env(tcp=bool(it.root)))
+    port = free_port(18600, 18700)
+    logf = open(os.path.join(tmp, name + ".log"), "w")
+    script = it.workload("web_async_stdlib.py")
+    p = subprocess.Popen(it.argv(script) + [str(port), str(K)], env=env, stdout=logf, stderr=logf,
+                         start_new_session=True)
+    check(name, p, port, tmp, it.host_path(script), "n1_stdlib")
+
+
+def case_streaming(cluster, tmp):
+    """Streamed responses beside N+1 requests on uvicorn + Starlette: Starlette writes a stream from
+    a task of its own, and its statements come after the response began. Each stream must end as
+    one request (not merged with the next one on its connection, not endless), none of its
+    statements may go to another request, and they are counted as unattributed."""
+    name = "uvicorn-starlette-streaming"
+    env = dict(os.environ, **cluster.client_env())
+    port = free_port(18600, 18700)
+    p = start_server(name, "uvicorn-starlette", "asyncpg", port, env, tmp)
+    try:
+        if not record(name + ": server answers", wait_http(port, "/health/", 30)):
+            return
+        js, rlog = os.path.join(tmp, name + ".json"), os.path.join(tmp, name + ".requests.jsonl")
+        t = harness.Tracer(["-p", str(p.pid), "--json", js, "--requests-log", rlog])
+        t.wait_tracing(30)
+        time.sleep(0.3)
+        rnd, plans, rid = random.Random(15), [], 5000
+        for _ in range(CLIENTS):
+            paths = ["/%s/%d/" % (k, rid + i) for i, k in enumerate(("n1", "n1", "stream", "stream", "slow"))]
+            rid += 10
+            rnd.shuffle(paths)
+            plans.append(paths)
+        app, errors = {}, []
+        threads = [threading.Thread(target=client, args=(port, pl, app, errors)) for pl in plans]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        time.sleep(0.3)
+        rc, _, stderr = t.stop(60)
+        if not record(name + ": tool exits 0", rc == 0, stderr[-800:]):
+            return
+        record(name + ": client saw 200s", not errors, "; ".join(errors[:5]))
+        doc = json.load(open(js))
+        got = {(r["route"], r["status"]): r["count"] for r in doc.get("requests", [])}
+        want = {("/n1/{id}/", 200): 2 * CLIENTS, ("/stream/{id}/", 200): 2 * CLIENTS, ("/slow/{id}/", 200): CLIENTS}
+        record(name + ": each stream ends as one request, per-route counts equal what was sent", got == want,
+               "got %s, want %s" % (got, want))
+        lines = {json.loads(l)["path"]: json.loads(l) for l in open(rlog)}
+        bad = ["%s: tool %s, app %d" % (pa, lines.get(pa, {}).get("queries"), n) for pa, n in sorted(app.items())
+               if "/stream/" not in pa and lines.get(pa, {}).get("queries") != n]
+        bad += ["%s: %s" % (pa, lines.get(pa, {}).get("queries")) for pa in app
+                if "/stream/" in pa and lines.get(pa, {}).get("queries") != 0]
+        record(name + ": the other requests have their own statements, streams none after their start",
+               not bad and len(app) == 5 * CLIENTS, "; ".join(bad[:6]))
+        asm = doc["http"]["assembly"]
+        # after their response began: claimed by no response, or before the request that the task's
+        # address answers next was read (outside requests)
+        unattr = sum(v for k, v in asm.items() if k.startswith("queries_unattributed"))
+        record(name + ": the streams' statements are counted as unattributed or outside requests",
+               unattr + asm["queries_outside_requests"] == 3 * 2 * CLIENTS and asm["queries_attributed"] == sum(n for pa, n in app.items()
+                                                                               if "/stream/" not in pa),
+               json.dumps(asm))
+    finally:
+        stop_server(p)
+
+
+def case_tls(cluster, tmp):
+    """uvicorn + FastAPI + psycopg 3 async over TLS (ssl = on, sslmode=require): the wire cannot be
+    read, libpq's probes serve the encrypted connections, and their statements carry their task
+    too. The connections are opened once tracing has begun (/warm/), so that their handshakes show."""
+    key = os.path.join(cluster.dir, "data", "server.key")
+    crt = os.path.join(cluster.dir, "data", "server.crt")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                    "/CN=localhost", "-keyout", key, "-out", crt], capture_output=True, check=True)
+    subprocess.run(["chown", "postgres", key, crt], check=True)
+    os.chmod(key, 0o600)
+    cluster.psql("ALTER SYSTEM SET ssl = on")
+    cluster.psql("SELECT pg_reload_conf()")
+    time.sleep(0.5)
+    name = "uvicorn-fastapi-psycopg-tls"
+    env = dict(os.environ, **cluster.client_env(tcp=True), PGSSLMODE="require", WEB_ASYNC_LAZY="1")
+    port = free_port(18600, 18700)
+    check(name, start_server(name, "uvicorn-fastapi", "psycopg", port, env, tmp), port, tmp, APP, "n1_psycopg",
+          warm=True)
+
+
+def check(name, p, port, tmp, app_path, marker, warm=False):
+    """Trace server p on port while the clients run, and check what the tool made of it."""
+    try:
+        if not record(name + ": server answers", wait_http(port, "/health/", 30),
+                      open(os.path.join(tmp, name + ".log")).read()[-1500:]):
+            return
+        js, rlog = os.path.join(tmp, name + ".json"), os.path.join(tmp, name + ".requests.jsonl")
+        t = harness.Tracer(["-p", str(p.pid), "--json", js, "--requests-log", rlog])
+        t.wait_tracing(30)
+        time.sleep(0.3)
+        if warm:
+            record(name + ": the app's connections open", wait_http(port, "/warm/", 30))
+            time.sleep(1)
+        app, errors = drive(port)
+        time.sleep(0.3)
+        rc, _, stderr = t.stop(60)
+        with open(os.path.join(tmp, name + ".stderr"), "w") as f:
+            f.write(stderr)
+        if not record(name + ": tool exits 0", rc == 0, stderr[-800:]):
+            return
+        record(name + ": client saw 200s", not errors, "; ".join(errors[:5]))
+        doc = json.load(open(js))
+        got = {}
+        for r in doc.get("requests", []):
+            key = (r["route"], r["status"])
+            got[key] = got.get(key, 0) + r["count"]
+        want = {("/%s/{id}/" % k, 200): n * CLIENTS for k, n in PER_CLIENT.items()}
+        if warm:
+            want[("/warm/", 200)] = 1
+        record(name + ": per-route counts equal what was sent", got == want,
+               "got %s, want %s" % (sorted(got.items()), sorted(want.items())))
+        asm = doc["http"]["assembly"]
+        lines = {json.loads(l)["path"]: json.loads(l) for l in open(rlog)}
+        if "uvloop" in name:
+            # uvloop writes every buffer from a loop callback at the end of the loop's iteration:
+            # neither a statement nor a response leaves from its task's stack. Nothing is known of
+            # who sent what, and nothing may be given by guess.
+            given = [pa for pa, l in lines.items() if l["queries"]]
+            record(name + ": every statement unattributed (its task unknown), none given to a request",
+                   asm["queries_attributed"] == 0 and not given and
+                   asm["queries_unattributed_task_unknown"] == sum(app.values()) and not doc.get("n_plus_one"),
+                   json.dumps(asm) + " given to " + " ".join(given[:5]))
+            return
+        unattr = {k: v for k, v in asm.items() if k.startswith("queries_unattributed") or k == "queries_dropped"}
+        record(name + ": 0 statements unattributed", not any(unattr.values()) and asm["queries_attributed"] > 0,
+               json.dumps(asm))
+        bad = []
+        for path, n in sorted(app.items()):
+            l = lines.get(path)
+            if l is None or l["queries"] != n:
+                bad.append("%s: tool %s, app %d" % (path, l and l["queries"], n))
+        record(name + ": each request's statements equal the app's count (%d requests)" % len(app),
+               not bad and len(app) == CLIENTS * sum(PER_CLIENT.values()), "; ".join(bad[:6]))
+        line = marker_lines(app_path)[marker]
+        site = r"\(.*%s:%d\)" % (re.escape(os.path.basename(app_path)), line)
+        n1 = doc.get("n_plus_one", [])
+        hit = [f for f in n1 if f["route"] == "/n1/{id}/"]
+        ok = len(hit) == 1 and hit[0]["per_request"] == K and re.search(site, hit[0]["call_site"] or "") and \
+            hit[0]["requests"] == PER_CLIENT["n1"] * CLIENTS
+        record(name + ": N+1 flagged with %d repeats at %s:%d" % (K, os.path.basename(app_path), line),
+               bool(ok), json.dumps(n1))
+        wrong = [f for f in n1 if f["route"] != "/n1/{id}/"]
+        record(name + ": the fixed twin and the other routes not flagged", not wrong, json.dumps(wrong))
+    finally:
+        stop_server(p)
+
+
+DEMO = os.path.join(harness.REPO, "demo")
+
+
+def case_django_asgi(cluster, tmp):
+    """The demo's Django (sync views, psycopg2) through its ASGI handler under uvicorn: asgiref runs
+    each view in its one thread-sensitive worker thread while the loop thread answers. Nothing ties
+    the worker's statements to the request the loop answers: they must be counted as a thread
+    pool's, and no request may be given any."""
+    name = "django-asgi-uvicorn"
+    env = dict(os.environ, **cluster.client_env())
+    port = free_port(18600, 18700)
+    logf = open(os.path.join(tmp, name + ".log"), "w")
+    p = subprocess.Popen([PY, "-m", "uvicorn", "--app-dir", DEMO, "--host", "127.0.0.1", "--port", str(port),
+                          "--http", "h11", "--loop", "asyncio", "--no-access-log", "recipesite.asgi:application"],
+                         env=env, stdout=logf, stderr=logf, start_new_session=True)
+    try:
+        if not record(name + ": server answers", wait_http(port, "/health/", 30),
+                      open(os.path.join(tmp, name + ".log")).read()[-1500:]):
+            return
+        js, rlog = os.path.join(tmp, name + ".json"), os.path.join(tmp, name + ".requests.jsonl")
+        t = harness.Tracer(["-p", str(p.pid), "--json", js, "--requests-log", rlog])
+        t.wait_tracing(30)
+        time.sleep(0.3)
+        paths = ["/recipes/", "/recipes-fixed/", "/recipes/3/", "/health/"] * 2
+        out, errors = {}, []
+        threads = [threading.Thread(target=client, args=(port, paths, out, errors)) for _ in range(CLIENTS)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        time.sleep(0.3)
+        rc, _, stderr = t.stop(60)
+        with open(os.path.join(tmp, name + ".stderr"), "w") as f:
+            f.write(stderr)
+        if not record(name + ": tool exits 0", rc == 0, stderr[-800:]):
+            return
+        record(name + ": client saw 200s", not errors, "; ".join(errors[:5]))
+        doc = json.load(open(js))
+        got = {(r["route"], r["status"]): r["count"] for r in doc.get("requests", [])}
+        want = {(route_of(p), 200): 2 * CLIENTS for p in paths[:4]}
+        record(name + ": per-route counts equal what was sent", got == want, "got %s, want %s" % (got, want))
+        asm = doc["http"]["assembly"]
+        pool = asm["queries_unattributed_thread_pool"]
+        # /recipes/ K+1, /recipes-fixed/ 1, /recipes/3/ 1: at least that many, all the worker's
+        record(name + ": the worker thread's statements are counted as a thread pool's",
+               pool >= 2 * CLIENTS * (K + 3) and asm["queries_attributed"] == 0 and
+               re.search(r"of thread pools %d\b" % pool, stderr), json.dumps(asm))
+        given = [json.loads(l) for l in open(rlog) if json.loads(l)["queries"]]
+        record(name + ": no request is given a statement", not given, json.dumps(given[:2]))
+        record(name + ": no N+1 claimed from statements no request owns", not doc.get("n_plus_one"),
+               json.dumps(doc.get("n_plus_one")))
+    finally:
+        stop_server(p)
+
+
+def main():
+    args, status = harness.start("run only services whose name contains this")
+    if status is not None:
+        return status
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that the cluster is stopped at exit
+    cluster = Cluster(prefix="pytrace-async-", ports=(54460, 54520), tcp=True)
+    tmp = tempfile.mkdtemp(prefix="pytrace-async-out-")
+    try:
+        cluster.start()
+        cluster.psql(SCHEMA)
+        def want(name):  # -k a,b: either
+            return any(k in name for k in args.k.split(","))
+
+        for name, server, driver in SERVICES:
+            if want(name):
+                case(cluster, tmp, name, server, driver)
+        for it in harness.find_interpreters():
+            if want("stdlib-asyncio-" + it.label):
+                case_stdlib(cluster, tmp, it)
+        if want("django-asgi-uvicorn"):
+            env = dict(os.environ, **cluster.client_env())
+            subprocess.run([PY, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=DEMO, env=env, check=True)
+            subprocess.run([PY, "manage.py", "seed", "--recipes", str(K)], cwd=DEMO, env=env, check=True,
+                           stdout=subprocess.DEVNULL)
+            case_django_asgi(cluster, tmp)
+        if want("uvicorn-starlette-streaming"):
+            case_streaming(cluster, tmp)
+        if want("uvicorn-fastapi-psycopg-tls"):  # last: the cluster keeps ssl = on
+            case_tls(cluster, tmp)
+    finally:
+        cluster.stop()
+        if args.verbose:
+            log("outputs kept in " + tmp)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return harness.summary()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

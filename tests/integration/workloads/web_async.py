@@ -1,0 +1,319 @@
+#!/usr/bin/python3
+"""One small service on the asyncio and gevent servers Debian 12 packages, for
+tests/integration/test_async.py. Each request counts its own statements and returns the count
+in an X-Queries header, so that the test can compare it with the tool's, request by request.
+
+Usage: web_async.py SERVER DRIVER PORT K
+  SERVER  uvicorn-starlette | uvicorn-fastapi | uvicorn-uvloop-fastapi | hypercorn | aiohttp
+                                                                      (asyncio, one loop thread)
+          gevent | waitress                                            (WSGI)
+  DRIVER  asyncpg | psycopg | aiopg    (asyncio: psycopg is psycopg 3's AsyncConnection)
+          pg8000 | psycopg2            (WSGI: pg8000 is pure Python, so gevent makes it cooperative)
+
+Routes (ID: any number, so that each request has a path of its own):
+  /n1/ID/     the K items, then each item's owner, one statement per item: an N+1 (K+1 statements)
+  /fixed/ID/  the same in one join (1 statement)
+  /cpu/ID/    CPU only
+  /slow/ID/   a statement, a 50 ms sleep that lets the loop serve others, a statement (2)
+  /stream/ID/ (Starlette) a streamed response, a statement before each of its 3 chunks (3)
+  /health/    nothing (readiness)
+"""
+import asyncio
+import os
+import sys
+
+# gunicorn imports the module: its settings then come from WEB_ASYNC="SERVER DRIVER PORT K"
+_args = sys.argv[1:5] if __name__ == "__main__" else os.environ["WEB_ASYNC"].split()
+SERVER, DRIVER, PORT, K = _args[0], _args[1], int(_args[2]), int(_args[3])
+POOL = 10
+STREAM_CHUNKS = 3
+
+ITEMS = "SELECT id, owner_id FROM async_items ORDER BY id LIMIT %d" % K
+FIXED = ("SELECT i.id, o.name FROM async_items i JOIN async_owners o ON o.id = i.owner_id "
+         "ORDER BY i.id LIMIT %d" % K)
+SLOW = "SELECT count(*) FROM async_items"
+
+
+def cpu():
+    return sum(i * i for i in range(200000))
+
+
+# ---- asyncio drivers: a fixed set of connections opened before tracing (no pool reset queries)
+
+class AsyncDB:
+    async def open(self):
+        self.free = asyncio.Queue()
+        if os.environ.get("WEB_ASYNC_LAZY") != "1":
+            for _ in range(POOL):
+                self.free.put_nowait(await self.connect())
+
+    async def fill(self):
+        """WEB_ASYNC_LAZY=1: the connections are opened by /warm/, once tracing has begun (an
+        encrypted connection is followed through libpq from its handshake on)."""
+        while self.free.qsize() < POOL:
+            self.free.put_nowait(await self.connect())
+
+    async def connect(self):
+        if DRIVER == "asyncpg":
+            import asyncpg
+            return await asyncpg.connect()
+        if DRIVER == "psycopg":
+            import psycopg
+            return await psycopg.AsyncConnection.connect("", autocommit=True)
+        if DRIVER == "aiopg":
+            import aiopg
+            return await aiopg.connect("")
+        raise SystemExit("unknown driver " + DRIVER)
+
+    async def rows(self, conn, sql, *args):
+        if DRIVER == "asyncpg":
+            return [tuple(r) for r in await conn.fetch(sql.replace("%s", "$1"), *args)]
+        cur = await conn.cursor() if DRIVER == "aiopg" else conn.cursor()
+        await cur.execute(sql, args or None)
+        out = await cur.fetchall()
+        cur.close() if DRIVER == "aiopg" else await cur.close()
+        return out
+
+
+db = AsyncDB()
+
+
+OWNER = "SELECT name FROM async_owners WHERE id = %s"
+
+
+async def owner_name(conn, owner_id, n):
+    """The N+1: the driver called on the marked line, the call site the tool must report."""
+    n[0] += 1
+    if DRIVER == "asyncpg":
+        return await conn.fetchval(OWNER.replace("%s", "$1"), owner_id)  # @n1_asyncpg
+    if DRIVER == "psycopg":
+        return (await (await conn.execute(OWNER, (owner_id,))).fetchone())[0]  # @n1_psycopg
+    cur = await conn.cursor()
+    await cur.execute(OWNER, (owner_id,))  # @n1_aiopg
+    name = (await cur.fetchone())[0]
+    cur.close()
+    return name
+
+
+async def handle(kind):
+    """(body, statements) of one request."""
+    n = [0]
+    if kind == "cpu":
+        return str(cpu()), 0
+    if kind == "warm":
+        await db.fill()
+        return "ok", 0
+    if kind == "health":
+        return "ok", 0
+    conn = await db.free.get()
+    try:
+        if kind == "n1":
+            n[0] += 1
+            items = await db.rows(conn, ITEMS)
+            names = [await owner_name(conn, owner, n) for _, owner in items]
+            return ",".join(names), n[0]
+        if kind == "fixed":
+            n[0] += 1
+            return ",".join(name for _, name in await db.rows(conn, FIXED)), n[0]
+        if kind == "slow":
+            n[0] += 1
+            await db.rows(conn, SLOW)
+            await asyncio.sleep(0.05)
+            n[0] += 1
+            rows = await db.rows(conn, SLOW)
+            return str(rows[0][0]), n[0]
+    finally:
+        db.free.put_nowait(conn)
+    return "ok", 0
+
+
+def kind_of(path):
+    return path.strip("/").split("/")[0] or "health"
+
+
+# ---- ASGI (uvicorn, hypercorn): Starlette, or FastAPI on it
+
+def starlette_app():
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse, StreamingResponse
+    from starlette.routing import Route
+
+    async def endpoint(request):
+        body, n = await handle(kind_of(request.url.path))
+        return PlainTextResponse(body, headers={"X-Queries": str(n)})
+
+    async def stream(request):
+        """A streamed response (Starlette writes it from a task of its own): a statement per chunk,
+        all sent after the response began."""
+        async def chunks():
+            conn = await db.free.get()
+            try:
+                for _ in range(STREAM_CHUNKS):
+                    rows = await db.rows(conn, SLOW)
+                    await asyncio.sleep(0.01)
+                    yield ("%s\n" % rows[0][0]).encode()
+            finally:
+                db.free.put_nowait(conn)
+        return StreamingResponse(chunks(), media_type="text/plain", headers={"X-Queries": str(STREAM_CHUNKS)})
+
+    routes = [Route("/%s/{rid:int}/" % k, endpoint) for k in ("n1", "fixed", "cpu", "slow")]
+    routes.append(Route("/stream/{rid:int}/", stream))
+    routes.append(Route("/health/", endpoint))
+    return Starlette(routes=routes, on_startup=[db.open])
+
+
+def fastapi_app():
+    from fastapi import FastAPI, Response
+
+    app = FastAPI(on_startup=[db.open])
+
+    async def endpoint(kind):
+        body, n = await handle(kind)
+        return Response(body, media_type="text/plain", headers={"X-Queries": str(n)})
+
+    @app.get("/n1/{rid}/")
+    async def n1(rid: int):
+        return await endpoint("n1")
+
+    @app.get("/fixed/{rid}/")
+    async def fixed(rid: int):
+        return await endpoint("fixed")
+
+    @app.get("/cpu/{rid}/")
+    async def cpu_(rid: int):
+        return await endpoint("cpu")
+
+    @app.get("/slow/{rid}/")
+    async def slow(rid: int):
+        return await endpoint("slow")
+
+    @app.get("/health/")
+    async def health():
+        return await endpoint("health")
+
+    @app.get("/warm/")
+    async def warm():
+        return await endpoint("warm")
+
+    return app
+
+
+def run_aiohttp():
+    from aiohttp import web
+
+    async def endpoint(request):
+        body, n = await handle(kind_of(request.path))
+        return web.Response(text=body, headers={"X-Queries": str(n)})
+
+    async def startup(app):
+        await db.open()
+
+    app = web.Application()
+    app.on_startup.append(startup)
+    for k in ("n1", "fixed", "cpu", "slow"):
+        app.router.add_get("/%s/{rid}/" % k, endpoint)
+    app.router.add_get("/health/", endpoint)
+    web.run_app(app, host="127.0.0.1", port=PORT, access_log=None, print=None)
+
+
+# ---- WSGI (gunicorn -k gevent, waitress): one connection per thread or greenlet
+
+def wsgi_app():
+    import threading
+    import time
+    if DRIVER == "pg8000":
+        import pg8000   # Debian 12's 1.10: DB-API only, paramstyle format
+
+        def connect():
+            host = os.environ.get("PGHOST", "/tmp")
+            kw = {"unix_sock": "%s/.s.PGSQL.%s" % (host, os.environ["PGPORT"])} if host.startswith("/") else \
+                {"host": host, "port": int(os.environ["PGPORT"])}
+            c = pg8000.connect(user=os.environ.get("PGUSER", "postgres"),
+                               database=os.environ.get("PGDATABASE", "pytrace"), **kw)
+            c.autocommit = True
+            return c
+    else:
+        import psycopg2
+
+        def connect():
+            c = psycopg2.connect("")
+            c.autocommit = True
+            return c
+
+    def rows(conn, sql, *args):
+        cur = conn.cursor()
+        cur.execute(sql, args or None)
+        out = cur.fetchall()
+        cur.close()
+        return out
+
+    local = threading.local()   # a greenlet's own with gevent's patching
+
+    def conn():
+        if not hasattr(local, "conn"):
+            local.conn = connect()
+        return local.conn
+
+    def sleep(s):
+        if SERVER == "gevent":
+            import gevent
+            gevent.sleep(s)
+        else:
+            time.sleep(s)
+
+    def owner(c, owner_id, n):
+        n[0] += 1
+        cur = c.cursor()
+        if DRIVER == "pg8000":
+            cur.execute("SELECT name FROM async_owners WHERE id = %s", (owner_id,))  # @n1_pg8000
+        else:
+            cur.execute("SELECT name FROM async_owners WHERE id = %s", (owner_id,))  # @n1_psycopg2
+        name = cur.fetchone()[0]
+        cur.close()
+        return name
+
+    def app(environ, start_response):
+        kind, n, body = kind_of(environ["PATH_INFO"]), [0], "ok"
+        if kind == "cpu":
+            body = str(cpu())
+        elif kind == "n1":
+            c = conn()
+            n[0] += 1
+            body = ",".join(owner(c, o, n) for _, o in rows(c, ITEMS))
+        elif kind == "fixed":
+            n[0] += 1
+            body = ",".join(name for _, name in rows(conn(), FIXED))
+        elif kind == "slow":
+            n[0] += 2
+            rows(conn(), SLOW)
+            sleep(0.05)
+            body = str(rows(conn(), SLOW)[0][0])
+        data = body.encode()
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(data))),
+                                  ("X-Queries", str(n[0]))])
+        return [data]
+    return app
+
+
+application = wsgi_app() if SERVER == "gevent" else None   # gunicorn -k gevent web_async:application
+
+if __name__ == "__main__":
+    if SERVER in ("uvicorn-starlette", "uvicorn-fastapi", "uvicorn-uvloop-fastapi"):
+        import uvicorn
+        uvicorn.run(starlette_app() if SERVER == "uvicorn-starlette" else fastapi_app(), host="127.0.0.1",
+                    port=PORT, loop="uvloop" if "uvloop" in SERVER else "asyncio", http="h11", lifespan="on",
+                    access_log=False, log_level="warning")
+    elif SERVER == "hypercorn":
+        from hypercorn.asyncio import serve
+        from hypercorn.config import Config
+        cfg = Config()
+        cfg.bind = ["127.0.0.1:%d" % PORT]
+        cfg.accesslog = None
+        asyncio.run(serve(starlette_app(), cfg))
+    elif SERVER == "aiohttp":
+        run_aiohttp()
+    elif SERVER == "waitress":
+        import waitress
+        waitress.serve(wsgi_app(), host="127.0.0.1", port=PORT, threads=8, _quiet=True)
+    else:
+        raise SystemExit("unknown server " + SERVER)
