@@ -68,10 +68,16 @@ int main(int argc, char **argv)
 		fprintf(stderr, "cannot load the session object\n");
 		return 1;
 	}
+	/* as procs.c does: the pid's bit in the prefilter, then the pid in tracked */
+	__u32 word = (__u32)pid >> 6;
+	__u64 bits = 1ULL << (pid & 63);
+
+	bpf_map_update_elem(bpf_map__fd(skel->maps.tracked_bits), &word, &bits, BPF_ANY);
 	bpf_map_update_elem(bpf_map__fd(skel->maps.tracked), &pid, &how, BPF_ANY);
 	struct session_maps maps = { .procs = skel->maps.procs, .tracked = skel->maps.tracked,
 				     .counters = skel->maps.counters, .events = skel->maps.events,
-				     .pq_current = skel->maps.pq_current };
+				     .pq_current = skel->maps.pq_current, .tracked_bits = skel->maps.tracked_bits,
+				     .pg_conns = skel->maps.pg_conns };
 	f = funcprobe__new(&fo, &maps, NULL, err, sizeof(err));
 	if (!f) {
 		fprintf(stderr, "%s\n", err);
