@@ -57,10 +57,14 @@ CONFIGS = ["untraced", "pytrace-bpf", "austin", "sentry-sdk"]
 # bpftrace-http-floor: empty programs on the syscall tracepoints the HTTP layer uses (the exits of
 #                 accept*, read/recv*, write/send*, the entry of close): what the kernel's tracepoint
 #                 path costs every syscall of the host before any program does work
+# bpftrace-sock-floor: empty programs on the socket layer's own tracepoints (sock_send_length and
+#                 sock_recv_length, Linux 6.3+; through perf events, as bpftrace 0.17 attaches them): the floor of reading the same bytes there
+#                 instead of on syscall tracepoints, which put every syscall of every task of the
+#                 host on the kernel's slow syscall path while any of them is enabled
 # pytrace-bpf-libpq: everything on, SQL through libpq's uprobes (--sql-source libpq) instead of the
 #                 wire protocol (the default): the two designs side by side
 EXTRA_CONFIGS = ["pytrace-bpf-http", "pytrace-bpf-http-raw", "pytrace-bpf-no-http", "bpftrace-traps",
-                 "bpftrace-http-floor", "pytrace-bpf-libpq", "pytrace-bpf-collector"]
+                 "bpftrace-http-floor", "bpftrace-sock-floor", "pytrace-bpf-libpq", "pytrace-bpf-collector"]
 HTTP_SYSCALLS = ["accept", "accept4", "read", "recvfrom", "readv", "recvmsg", "write", "sendto", "writev",
                  "sendmsg", "sendfile64"]
 LIBPQ = "/usr/lib/x86_64-linux-gnu/libpq.so.5"
@@ -185,6 +189,11 @@ class Attached:
             self.p = subprocess.Popen(["bpftrace", "-e", "uprobe:%s:PQexec {} uretprobe:%s:PQexec {}" % (lib, lib)],
                                       stdout=open(self.err, "w"), stderr=subprocess.STDOUT, preexec_fn=TOOL_CG.enter)
             self.wait_for("Attaching")
+        elif self.config == "bpftrace-sock-floor":
+            self.err = os.path.join(self.tmp, "bpftrace.out")
+            self.p = subprocess.Popen(["bpftrace", "-e", "tracepoint:sock:sock_send_length {} tracepoint:sock:sock_recv_length {}"],
+                                      stdout=open(self.err, "w"), stderr=subprocess.STDOUT, preexec_fn=TOOL_CG.enter)
+            self.wait_for("Attaching")
         elif self.config == "bpftrace-http-floor":
             self.err = os.path.join(self.tmp, "bpftrace.out")
             prog = " ".join("tracepoint:syscalls:sys_exit_%s {}" % n for n in HTTP_SYSCALLS)
@@ -246,6 +255,8 @@ class Attached:
                                                      open(self.err).read().strip()[-120:], n)
             elif self.config == "bpftrace-traps":
                 self.note = "empty uprobe + uretprobe on PQexec"
+            elif self.config == "bpftrace-sock-floor":
+                self.note = "empty programs on the sock_send_length and sock_recv_length tracepoints"
             elif self.config == "bpftrace-http-floor":
                 self.note = "empty programs on the HTTP layer's %d syscall tracepoints" % (len(HTTP_SYSCALLS) + 1)
             elif self.config == "pytrace-bpf-no-http":
@@ -273,7 +284,7 @@ def main():
         sys.exit("--configs: sentry-sdk is the demo's own (--service demo)")
     if os.geteuid():
         sys.exit("run as root")
-    for exe in (TOOL, GUNICORN, "/usr/bin/wrk") + (("/usr/bin/bpftrace",) if {"bpftrace-traps", "bpftrace-http-floor"} & set(configs) else ()):
+    for exe in (TOOL, GUNICORN, "/usr/bin/wrk") + (("/usr/bin/bpftrace",) if {"bpftrace-traps", "bpftrace-http-floor", "bpftrace-sock-floor"} & set(configs) else ()):
         if not os.path.exists(exe):
             sys.exit("missing " + exe)
 
