@@ -20,6 +20,7 @@
 #include "jsonw.h"
 #include "launch.h"
 #include "pprof.h"
+#include "pyproc.h"
 #include "sampler.h"
 #include "session.h"
 #include "speedscope.h"
@@ -1025,6 +1026,7 @@ int main(int argc, char **argv)
 	}
 	/* everything is attached: the command may exec (its signals are passed on from now) */
 	if (env.cmd) {
+		py_binary__prime(env.cmd[0]);
 		released = 1;
 		if (launch__go(&launched))
 			wlog("the command %s (pid %d) did not wait to be let go\n", env.cmd[0], env.pid);

@@ -277,6 +277,32 @@ static int lookup_cached(const char *path, struct elf_sym_query *q, size_t n, st
 	return ret;
 }
 
+void py_binary__prime(const char *argv0)
+{
+	struct elf_sym_query q[] = {
+		{ .name = "_PyRuntime" }, { .name = "PyCode_Type" }, { .name = "Py_Version" },
+	};
+	const char *path_env = getenv("PATH"), *dir, *end;
+	struct elf_info info;
+	char path[PATH_MAX];
+
+	if (strchr(argv0, '/')) {
+		if (!access(argv0, X_OK))
+			lookup_cached(argv0, q, ARRAY_SIZE(q), &info);
+		return;
+	}
+	for (dir = path_env ? path_env : "/usr/local/bin:/usr/bin:/bin"; *dir; dir = *end ? end + 1 : end) {
+		end = strchrnul(dir, ':');
+		if (snprintf(path, sizeof(path), "%.*s/%s", (int)(end - dir), end > dir ? dir : ".", argv0) >=
+		    (int)sizeof(path))
+			continue;
+		if (!access(path, X_OK)) {
+			lookup_cached(path, q, ARRAY_SIZE(q), &info);
+			return;
+		}
+	}
+}
+
 int py_target__inspect(pid_t pid, struct py_target *t, char *err, size_t errlen)
 {
 	struct elf_sym_query q[] = {

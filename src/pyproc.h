@@ -36,6 +36,12 @@ struct py_target {
  * A message for the user is written to err.
  */
 int py_target__inspect(pid_t pid, struct py_target *t, char *err, size_t errlen);
+/*
+ * Read the interpreter symbols of the program a command would exec (argv0 found on PATH as
+ * execvp would), ahead of its exec (pytrace-bpf -- COMMAND): inspecting the process after the exec
+ * then finds them cached instead of reading a large symbol table while the program starts.
+ */
+void py_binary__prime(const char *argv0);
 
 /* The per-process configuration the BPF stack walker needs. */
 void py_target__to_bpf(const struct py_target *t, struct pt_proc *p);
