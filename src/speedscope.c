@@ -193,23 +193,33 @@ static void write_root_name(FILE *f, const char *root)
 		speedscope__json_string(f, root, len);
 }
 
+/* Defaults for name and unit, the unit checked, the frame map started: what both writers do first. */
+static int ss_begin(struct ss_ctx *c, const char **name, const char **unit)
+{
+	size_t i;
+
+	if (!*name)
+		*name = "pytrace-bpf";
+	if (!*unit)
+		*unit = "none";
+	for (i = 0; i < ARRAY_SIZE(units); i++) {
+		if (strcmp(*unit, units[i]) == 0)
+			break;
+	}
+	if (i == ARRAY_SIZE(units))
+		return -EINVAL;
+	return map_grow(&c->map);
+}
+
 int speedscope__write_threads(const struct stack_agg *a, FILE *f, const char *name, const char *unit)
 {
 	struct ss_ctx c = { .f = f };
 	size_t i;
 	int err;
 
-	if (!name)
-		name = "pytrace-bpf";
-	if (!unit)
-		unit = "none";
-	for (i = 0; i < ARRAY_SIZE(units); i++) {
-		if (strcmp(unit, units[i]) == 0)
-			break;
-	}
-	if (i == ARRAY_SIZE(units))
-		return -EINVAL;
-	err = map_grow(&c.map);
+	err = ss_begin(&c, &name, &unit);
+	if (err == -EINVAL)
+		return err;
 	if (!err)
 		err = stack_agg__foreach(a, add_root, &c);
 	if (err)
@@ -253,20 +263,9 @@ cleanup:
 int speedscope__write(const struct stack_agg *a, FILE *f, const char *name, const char *unit)
 {
 	struct ss_ctx c = { .f = f };
-	size_t i;
 	int err;
 
-	if (!name)
-		name = "pytrace-bpf";
-	if (!unit)
-		unit = "none";
-	for (i = 0; i < ARRAY_SIZE(units); i++) {
-		if (strcmp(unit, units[i]) == 0)
-			break;
-	}
-	if (i == ARRAY_SIZE(units))
-		return -EINVAL;
-	err = map_grow(&c.map);
+	err = ss_begin(&c, &name, &unit);
 	if (err)
 		return err;
 

@@ -22,7 +22,7 @@ equals the count the app returned for it (X-Queries); N+1 flagged with K repeats
 line on the N+1 route and nowhere else; 0 statements unattributed, for any reason.
 
 Run as root from the repository: tests/integration/test_async.py [-k SUBSTRING[,SUBSTRING...]] [-v]
-Ends with "N passed, N failed, N skipped".
+Ends with "N passed, N failed".
 """
 import http.client
 import json

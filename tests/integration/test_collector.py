@@ -19,7 +19,7 @@ Prometheus.
              count, dead workers are forgotten and no series names one
 
 Run as root from the repository: tests/integration/test_collector.py [-k CASE] [-v]
-Ends with "N passed, N failed, N skipped".
+Ends with "N passed, N failed".
 """
 import concurrent.futures
 import html

@@ -16,7 +16,7 @@ through chroot):
   first statement a command sends to a private PostgreSQL in the report.
 
 Run as root from the repository: tests/integration/test_launch.py [-k SUBSTRING] [-v]
-Ends with a line "N passed, N failed, N skipped"; exits non-zero if anything failed.
+Ends with a line "N passed, N failed"; exits non-zero if anything failed.
 """
 import collections
 import json

@@ -19,7 +19,7 @@ be flagged with K repeats at its call site, its fixed twin and the query-free vi
 and SQL time <= total time <= the client's own time, request by request (sorted per route).
 
 Run as root from the repository: tests/integration/test_requests.py [-k SUBSTRING] [-v]
-(PYTRACE_BPF=/path/to/pytrace-bpf tests another build.) Ends with "N passed, N failed, N skipped".
+(PYTRACE_BPF=/path/to/pytrace-bpf tests another build.) Ends with "N passed, N failed".
 """
 import http.client
 import json

@@ -6,7 +6,7 @@ their lines (folded, SVG, speedscope), deep recursion, threads, forked children,
 austin, the text report, a target that exits mid-trace, and bad input.
 
 Run as root from the repository: tests/integration/test_sampling.py [-k SUBSTRING] [-v]
-Ends with a line "N passed, N failed, N skipped"; exits non-zero if anything failed.
+Ends with a line "N passed, N failed"; exits non-zero if anything failed.
 """
 import collections
 import json

@@ -16,7 +16,7 @@ libpq is not found is run again with ChrootAlias, so the rest can still be check
 
 Run as root from the repository: tests/integration/test_sql.py [-k SUBSTRING] [-v]
 (PYTRACE_BPF=/path/to/pytrace-bpf tests another build of the tool.)
-Ends with a line "N passed, N failed, N skipped"; exits non-zero if anything failed.
+Ends with a line "N passed, N failed"; exits non-zero if anything failed.
 """
 import json
 import os

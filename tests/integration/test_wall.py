@@ -16,7 +16,7 @@ Then, once: a thread blocked on SELECT pg_sleep(0.2) through psycopg2 (own Postg
 that time, and the option checks (--gil with --idle refused).
 
 Run as root from the repository: tests/integration/test_wall.py [-k SUBSTRING] [-v]
-Ends with a line "N passed, N failed, N skipped"; exits non-zero if anything failed.
+Ends with a line "N passed, N failed"; exits non-zero if anything failed.
 """
 import collections
 import json
