@@ -556,11 +556,27 @@ def judge(summary):
 
 # ---------------------------------------------------------------- --idle: cost to untraced processes
 
-def switch_cost(args, live):
-    """ns per round trip of bench/pingpong.c (pinned to one CPU) with no tracer, with
-    `pytrace-bpf --no-sql --no-http` tracing another process and with the same plus --idle, in a
-    rotated order; and idle_switch's own run time per call. SQL and HTTP are off so that the
-    syscall tracepoints they attach (which every process pays too) do not hide the difference."""
+def set_bpf_stats(on, state):
+    """Turn BPF run-time stats on or off. They cost each program run two clock reads, which a
+    user does not pay: the timed runs of switch_cost run with them off."""
+    if state.get("fd") is not None:
+        os.close(state["fd"])
+        state["fd"] = None
+    with open(BPF_STATS, "w") as f:
+        f.write("1" if on else "0")
+    if on:
+        state["fd"] = hold_bpf_stats()
+
+
+def switch_cost(args, live, stats):
+    """The cost of --idle's sched_switch program to processes the tool does NOT trace, with BPF
+    stats off (as users run): (1) bench/pingpong.c (two C processes pinned to one CPU, two context
+    switches per round trip), ns per round trip; (2) bench/block_work.py untraced (a Python loop
+    blocking about 10,000 times a second, unpinned), units per second and per CPU-second of its
+    main process. Each with no tracer, with `pytrace-bpf --no-sql --no-http` tracing another
+    process, and with the same plus --idle, in a rotated order. SQL and HTTP are off so that the
+    syscall tracepoints they attach (which every process pays too) do not hide the difference.
+    Then one ping-pong run with --idle and stats on gives idle_switch's own run time per call."""
     tmp = tempfile.mkdtemp(prefix="flame_overhead_pp.")
     pp = os.path.join(tmp, "pingpong")
     out = subprocess.run(["cc", "-O2", "-o", pp, os.path.join(HERE, "pingpong.c")], capture_output=True, text=True)
@@ -570,64 +586,107 @@ def switch_cost(args, live):
     target = subprocess.Popen([args.python, "-c", "import time\nwhile True: time.sleep(0.01)"])
     live.append(target)
     rows = []
+
+    def start_tracer(cfg):
+        tracer = subprocess.Popen([args.tracer, "--pid", str(target.pid), "--no-sql", "--no-http"] +
+                                  (["--idle"] if cfg == "idle" else []), stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        live.append(tracer)
+        reader = StderrReader(tracer.stderr)
+        reader.start()
+        t_launch = time.monotonic()
+        while not any(STARTED_RE.search(l) for _, l in reader.lines):
+            if tracer.poll() is not None or time.monotonic() - t_launch > 60:
+                raise RuntimeError("tracer did not start: %s" % " | ".join(l for _, l in reader.lines))
+            time.sleep(0.01)
+        time.sleep(args.settle)
+        return tracer, reader
+
+    def stop_tracer(tracer, reader):
+        tracer.send_signal(signal.SIGINT)
+        tracer.wait(timeout=30)
+        live.remove(tracer)
+        reader.join(timeout=5)
+
+    def one(kind, cfg, with_stats=False):
+        traced = cfg != "none"
+        tracer = reader = b0 = b1 = None
+        set_bpf_stats(with_stats, stats)
+        if traced:
+            tracer, reader = start_tracer(cfg)
+            b0 = sampler_stats(tracer.pid)
+        else:
+            sampler_stats(None)
+        if kind == "pingpong":
+            res = subprocess.run([pp, str(args.switch_seconds), cpu, cpu], capture_output=True, text=True,
+                                 timeout=args.switch_seconds + 30)
+            kv = dict(x.split("=") for x in res.stdout.split())
+            row = {"kind": kind, "config": cfg, "ns_per_round_trip": float(kv["ns_per_round_trip"]),
+                   "round_trips": int(kv["round_trips"])}
+            elapsed = float(kv["elapsed"])
+        else:
+            res = subprocess.run([args.python, os.path.join(HERE, "block_work.py"), "--seconds",
+                                  str(args.switch_seconds), "--settle", "0.2", "--spin", str(args.spin)],
+                                 capture_output=True, text=True, timeout=args.switch_seconds + 30)
+            kv = dict(x.split("=") for x in res.stdout.split("result", 1)[1].split())
+            row = {"kind": kind, "config": cfg, "units_per_s": float(kv["throughput"]),
+                   "units_per_cpu_s": float(kv["units"]) / float(kv["cpu"]),
+                   "blocks_per_s": float(kv["blocks_per_s"])}
+            elapsed = float(kv["elapsed"])
+        if traced:
+            b1 = sampler_stats(tracer.pid)
+            stop_tracer(tracer, reader)
+        row["traced_other"] = traced
+        row["bpf_stats"] = with_stats
+        if b0 and b1 and b1[1] > b0[1]:
+            row["bpf_ns_per_run"] = (b1[0] - b0[0]) / (b1[1] - b0[1])
+            row["bpf_runs_per_s"] = (b1[1] - b0[1]) / elapsed
+        rows.append(row)
+        if not args.quiet:
+            print("switch %-9s %-8s %s%s" % (
+                kind, cfg, "%.0f ns per round trip" % row["ns_per_round_trip"] if kind == "pingpong" else
+                "%.0f units/s, %.0f units/cpu-s, %.0f blocks/s" % (row["units_per_s"], row["units_per_cpu_s"],
+                                                                  row["blocks_per_s"]),
+                "  idle_switch %.0f ns/run, %.0f runs/s (stats on)" % (row["bpf_ns_per_run"], row["bpf_runs_per_s"])
+                if "bpf_ns_per_run" in row else ""), file=sys.stderr)
+
+    configs = ["none", "sampler", "idle"]
     try:
-        configs = ["none", "sampler", "idle"]
         for i in range(args.switch_pairs):
             k = i % len(configs)
-            for cfg in configs[k:] + configs[:k]:
-                traced = cfg != "none"
-                tracer = reader = None
-                b0 = b1 = None
-                if traced:
-                    tracer = subprocess.Popen([args.tracer, "--pid", str(target.pid), "--no-sql", "--no-http"] +
-                                              (["--idle"] if cfg == "idle" else []), stdin=subprocess.DEVNULL,
-                                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-                    live.append(tracer)
-                    reader = StderrReader(tracer.stderr)
-                    reader.start()
-                    t_launch = time.monotonic()
-                    while not any(STARTED_RE.search(l) for _, l in reader.lines):
-                        if tracer.poll() is not None or time.monotonic() - t_launch > 60:
-                            raise RuntimeError("tracer did not start: %s" % " | ".join(l for _, l in reader.lines))
-                        time.sleep(0.01)
-                    time.sleep(args.settle)
-                    b0 = sampler_stats(tracer.pid)
-                else:
-                    sampler_stats(None)
-                res = subprocess.run([pp, str(args.switch_seconds), cpu, cpu], capture_output=True, text=True,
-                                     timeout=args.switch_seconds + 30)
-                if traced:
-                    b1 = sampler_stats(tracer.pid)
-                    tracer.send_signal(signal.SIGINT)
-                    tracer.wait(timeout=30)
-                    live.remove(tracer)
-                    reader.join(timeout=5)
-                kv = dict(x.split("=") for x in res.stdout.split())
-                row = {"config": cfg, "traced": traced, "ns_per_round_trip": float(kv["ns_per_round_trip"]),
-                       "round_trips": int(kv["round_trips"])}
-                if b0 and b1 and b1[1] > b0[1]:
-                    row["bpf_ns_per_run"] = (b1[0] - b0[0]) / (b1[1] - b0[1])
-                    row["bpf_runs_per_s"] = (b1[1] - b0[1]) / float(kv["elapsed"])
-                rows.append(row)
-                if not args.quiet:
-                    print("switch %d/%d  %-8s  %.0f ns per round trip%s" % (
-                        i + 1, args.switch_pairs, cfg, row["ns_per_round_trip"],
-                        "  idle_switch %.0f ns/run, %.0f runs/s" % (row["bpf_ns_per_run"], row["bpf_runs_per_s"])
-                        if "bpf_ns_per_run" in row else ""), file=sys.stderr)
+            for kind in ("pingpong", "block_work"):
+                for cfg in configs[k:] + configs[:k]:
+                    one(kind, cfg)
+        one("pingpong", "idle", with_stats=True)
     finally:
+        set_bpf_stats(True, stats)
         target.kill()
         target.wait()
         live.remove(target)
         shutil.rmtree(tmp, ignore_errors=True)
-    ns = {c: [r["ns_per_round_trip"] for r in rows if r["config"] == c] for c in configs}
-    med = {c: statistics.median(v) for c, v in ns.items()}
+
+    def med(kind, key):
+        return {c: statistics.median([r[key] for r in rows if r["kind"] == kind and r["config"] == c
+                                      and not r["bpf_stats"]]) for c in configs}
+
+    def spr(kind, key):
+        return {c: spread([r[key] for r in rows if r["kind"] == kind and r["config"] == c and not r["bpf_stats"]])
+                for c in configs}
+
+    pp_med, bw_med, bw_cpu = med("pingpong", "ns_per_round_trip"), med("block_work", "units_per_s"), \
+        med("block_work", "units_per_cpu_s")
     bpf = [r["bpf_ns_per_run"] for r in rows if "bpf_ns_per_run" in r]
     return {"pairs": args.switch_pairs, "seconds": args.switch_seconds, "cpu": int(cpu), "rows": rows,
-            "median_ns": med, "spread": {c: spread(v) for c, v in ns.items()},
+            "median_ns": pp_med, "spread": spr("pingpong", "ns_per_round_trip"),
             # two context switches per round trip (both ends on one CPU)
-            "idle_extra_ns_per_switch": (med["idle"] - med["sampler"]) / 2,
-            "idle_extra_pct": 100.0 * (med["idle"] / med["sampler"] - 1),
-            "tool_extra_pct": 100.0 * (med["idle"] / med["none"] - 1),
+            "idle_extra_ns_per_switch": (pp_med["idle"] - pp_med["sampler"]) / 2,
+            "idle_extra_pct": 100.0 * (pp_med["idle"] / pp_med["sampler"] - 1),
+            "tool_extra_pct": 100.0 * (pp_med["idle"] / pp_med["none"] - 1),
+            "block_work_units_per_s": bw_med, "block_work_units_per_cpu_s": bw_cpu,
+            "block_work_spread": spr("block_work", "units_per_s"),
+            "block_work_cpu_spread": spr("block_work", "units_per_cpu_s"),
+            "block_work_idle_ratio": bw_med["idle"] / bw_med["sampler"],
+            "block_work_idle_cpu_ratio": bw_cpu["idle"] / bw_cpu["sampler"],
             "bpf_ns_per_run": statistics.median(bpf) if bpf else None}
 
 
@@ -641,9 +700,17 @@ def report_switch(sc, f=sys.stdout):
         print("    %-48s %8.0f  (%.0f-%.0f)" % (names[c], sc["median_ns"][c], sc["spread"][c]["min"],
                                                sc["spread"][c]["max"]), file=f)
     print("  --idle: %+.1f%% (%+.0f ns per context switch) over the sampler alone, %+.1f%% over no tracer;"
-          "\n  idle_switch's own run time %s ns per call (bpf_stats)"
+          "\n  idle_switch's own run time %s ns per call (one more run, bpf_stats on)"
           % (sc["idle_extra_pct"], sc["idle_extra_ns_per_switch"], sc["tool_extra_pct"],
              fmt(sc["bpf_ns_per_run"], ".0f")), file=f)
+    print("\n  bench/block_work.py NOT traced (about 10,000 blocks/s, unpinned), median (min-max):", file=f)
+    for c in ("none", "sampler", "idle"):
+        print("    %-48s %8.0f units/s (%.0f-%.0f)  %8.0f units/cpu-s (%.0f-%.0f)" % (
+            names[c], sc["block_work_units_per_s"][c], sc["block_work_spread"][c]["min"],
+            sc["block_work_spread"][c]["max"], sc["block_work_units_per_cpu_s"][c],
+            sc["block_work_cpu_spread"][c]["min"], sc["block_work_cpu_spread"][c]["max"]), file=f)
+    print("  --idle over the sampler alone: throughput ratio %.3f, per CPU-second %.3f" % (
+        sc["block_work_idle_ratio"], sc["block_work_idle_cpu_ratio"]), file=f)
 
 
 # ---------------------------------------------------------------- main
@@ -724,6 +791,7 @@ def main():
     with open(BPF_STATS) as f:
         old_stats = f.read().strip()
     stats_fd = None
+    stats = {}
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     meta["irq_time_accounting"] = irq_time_accounting()
     cpu0, procs0, t0 = cpu_times(), proc_cpu(), time.monotonic()
@@ -755,7 +823,9 @@ def main():
                         i + 1, args.gap_pairs, r["config"], r["gaps"], r["gap_ns"] / 1e6,
                         "  samples %s  bpf %s us/sample" % (r.get("samples"), fmt(r.get("bpf_us_per_sample"), ".2f"))
                         if rate else ""), file=sys.stderr)
-        switch = switch_cost(args, live) if args.idle and args.switch_pairs else None
+        stats = {"fd": stats_fd}
+        stats_fd = None  # switch_cost turns stats off and on: stats["fd"] holds the fd now
+        switch = switch_cost(args, live, stats) if args.idle and args.switch_pairs else None
     except (KeyboardInterrupt, RuntimeError) as e:
         for p in live:
             p.kill()
@@ -765,6 +835,8 @@ def main():
             f.write(old_stats)
         if stats_fd is not None:
             os.close(stats_fd)
+        if stats.get("fd") is not None:
+            os.close(stats["fd"])
         if not args.keep:
             shutil.rmtree(outdir, ignore_errors=True)
         shutil.rmtree(os.path.dirname(tracer_copy), ignore_errors=True)

@@ -163,7 +163,7 @@ static __always_inline __u64 pt_walk_stack(struct task_struct *task, const struc
 	s->nframes = 0;
 	s->task_frame = 0;
 	s->root_frame = 0;
-	fsbase = BPF_CORE_READ(task, thread.fsbase);
+	fsbase = task->thread.fsbase;	/* every caller's task is a BTF pointer: a direct load */
 	if (!fsbase)
 		goto no_tstate;
 	tstate = pt_read_ptr(fsbase + proc->tstate_off);

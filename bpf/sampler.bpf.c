@@ -159,13 +159,20 @@ int BPF_PROG(offcpu_switch, bool preempt, struct task_struct *prev, struct task_
 
 /*
  * --idle: off-CPU time in every output. When a traced thread blocks (leaves the CPU not
- * runnable), its stack is walked once and the block is keyed by (stack hash, thread, reason);
- * at its switch-in the nanoseconds away are added to that key in idle_agg, which the loader
- * reads once a second. A key seen for the first time is announced by one PT_SF_IDLE sample
- * carrying its frames, which the loader names while the code objects are alive. Every other
- * task costs one task-storage lookup (next: nothing there) and one hash miss (prev: tracked).
+ * runnable), its stack is walked and the block is keyed by (stack hash, thread, reason). The
+ * time is kept in the thread's task storage, not in a shared map: its switch-in adds the time
+ * away there (no hash operation, no atomic: a task is switched on one CPU at a time), and the
+ * sum goes to idle_agg only when the thread blocks under another key, every PT_IDLE_FLUSH_NS,
+ * and when it exits. The loader reads idle_agg once a second, and at the end the threads' own
+ * copies (open blocks and sums not yet flushed) through the iter/task program idle_dump. A key
+ * seen for the first time is announced by one PT_SF_IDLE sample carrying its frames, which the
+ * loader names while the code objects are alive. Every task the tool does not trace costs a
+ * test of its bit in tracked_bits at switch-in and switch-out; nothing else.
  */
 const volatile bool idle = false;
+
+#define PT_IDLE_FLUSH_NS	100000000ULL	/* 100 ms: the most a thread's death can lose */
+#define PT_PF_EXITING		0x00000004	/* include/linux/sched.h */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -174,20 +181,29 @@ struct {
 	__type(value, struct pt_idle_val);
 } idle_agg SEC(".maps");
 
-/* Blocked threads, for the loader to count the time of those still blocked at the end. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u32);
-	__type(value, struct pt_idle_open);
-} idle_open SEC(".maps");
-
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, int);
-	__type(value, struct pt_idle_open);
+	__type(value, struct pt_idle_thread);
 } idle_task SEC(".maps");
+
+/* Add a thread's sum to its key in idle_agg (which holds every key a thread can have: see below). */
+static __always_inline void pt_idle_flush(struct pt_idle_thread *t, __u64 now)
+{
+	struct pt_idle_val *v;
+
+	if (t->acc_count) {
+		v = bpf_map_lookup_elem(&idle_agg, &t->key);
+		if (v) {
+			__sync_fetch_and_add(&v->ns, t->acc_ns);
+			__sync_fetch_and_add(&v->count, t->acc_count);
+		}
+		t->acc_ns = 0;
+		t->acc_count = 0;
+	}
+	t->flush_ts = now;
+}
 
 /* x86_64 syscall numbers */
 #define NR_read 0
@@ -221,22 +237,32 @@ struct {
 #define PT_S_IFMT	00170000
 #define PT_S_IFSOCK	0140000
 
-/* Whether fd of task (the current one) is a socket. */
+/*
+ * Whether fd of task (the current one) is a socket. task is the tracepoint's own (trusted BTF)
+ * pointer, so the chain to the fd table is direct loads, not helper calls; the table's slot and
+ * the file behind it are plain memory to the verifier and are read with the helper.
+ */
 static __always_inline bool pt_fd_is_socket(struct task_struct *task, __s64 fd)
 {
-	struct file **fds, *f = NULL;
-	unsigned int max;
-	umode_t mode;
+	struct files_struct *files;
+	struct fdtable *fdt;
+	struct file *f = NULL;
+	struct inode *inode = NULL;
+	umode_t mode = 0;
 
 	if (fd < 0)
 		return false;
-	max = BPF_CORE_READ(task, files, fdt, max_fds);
-	if (fd >= max)
+	files = task->files;
+	if (!files)
 		return false;
-	fds = BPF_CORE_READ(task, files, fdt, fd);
-	if (bpf_probe_read_kernel(&f, sizeof(f), fds + fd) || !f)
+	fdt = files->fdt;
+	if (!fdt || fd >= fdt->max_fds)
 		return false;
-	mode = BPF_CORE_READ(f, f_inode, i_mode);
+	if (bpf_probe_read_kernel(&f, sizeof(f), (void *)fdt->fd + fd * sizeof(f)) || !f)
+		return false;
+	if (bpf_probe_read_kernel(&inode, sizeof(inode), &f->f_inode) || !inode ||
+	    bpf_probe_read_kernel(&mode, sizeof(mode), &inode->i_mode))
+		return false;
 	return (mode & PT_S_IFMT) == PT_S_IFSOCK;
 }
 
@@ -258,9 +284,10 @@ static __always_inline __u32 pt_idle_reason(struct task_struct *task, __u32 pid)
 
 	if (!regs)
 		return PT_IDLE_OTHER;
-	nr = BPF_CORE_READ(regs, orig_ax);
-	a0 = BPF_CORE_READ(regs, di);
-	a1 = BPF_CORE_READ(regs, si);
+	/* bpf_task_pt_regs() gives a BTF pointer: direct loads */
+	nr = regs->orig_ax;
+	a0 = regs->di;
+	a1 = regs->si;
 	switch (nr) {
 	case NR_futex:
 	case NR_futex_waitv:
@@ -324,9 +351,9 @@ static __always_inline bool pt_blocked(bool preempt, struct task_struct *prev)
 SEC("tp_btf/sched_switch")
 int BPF_PROG(idle_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
-	struct pt_idle_val *v, zv = {};
-	struct pt_idle_open *o;
+	struct pt_idle_thread *t;
 	struct pt_idle_key key = {};
+	struct pt_idle_val zv = {};
 	struct pt_sample *s;
 	struct pt_proc *proc;
 	__u32 pid, tid, zero = 0, size, n;
@@ -335,22 +362,27 @@ int BPF_PROG(idle_switch, bool preempt, struct task_struct *prev, struct task_st
 	if (!idle)
 		return 0;
 	/* every switch of the host: the bitmap first, so that untraced tasks cost a load */
-	o = pt_may_be_tracked(next->tgid) ? bpf_task_storage_get(&idle_task, next, NULL, 0) : NULL;
-	if (o && o->ts) {
+	t = pt_may_be_tracked(next->tgid) ? bpf_task_storage_get(&idle_task, next, NULL, 0) : NULL;
+	if (t && t->ts) {
 		now = bpf_ktime_get_ns();
-		v = bpf_map_lookup_elem(&idle_agg, &o->key);
-		if (v) {
-			__sync_fetch_and_add(&v->ns, now - o->ts);
-			__sync_fetch_and_add(&v->count, 1);
-		}
-		o->ts = 0;
-		tid = next->pid;
-		bpf_map_delete_elem(&idle_open, &tid);
+		t->acc_ns += now - t->ts;
+		t->acc_count++;
+		t->ts = 0;
 	}
 
 	pid = prev->tgid;
-	if (!pid || !pt_is_tracked(pid) || !pt_blocked(preempt, prev))
+	if (!pid || !pt_may_be_tracked(pid))
 		return 0;
+	if (!pt_blocked(preempt, prev)) {
+		/* a thread's last switch: what it has not flushed goes now, or dies with it */
+		if (prev->flags & PT_PF_EXITING) {
+			t = bpf_task_storage_get(&idle_task, prev, NULL, 0);
+			if (t)
+				pt_idle_flush(t, 0);
+		}
+		return 0;
+	}
+	/* procs holds the tracked pids that run Python: the one hash lookup that decides */
 	proc = bpf_map_lookup_elem(&procs, &pid);
 	s = bpf_map_lookup_elem(&sample_buf, &zero);
 	if (!proc || !s)
@@ -365,8 +397,19 @@ int BPF_PROG(idle_switch, bool preempt, struct task_struct *prev, struct task_st
 	key.pid = pid;
 	key.tid = tid;
 	key.reason = pt_idle_reason(prev, pid);
-	v = bpf_map_lookup_elem(&idle_agg, &key);
-	if (!v) {
+	t = bpf_task_storage_get(&idle_task, prev, NULL, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!t)
+		return 0;
+	if (t->key.hash == key.hash && t->key.reason == key.reason && t->key.tid == tid && t->key.pid == pid) {
+		/* blocked where it last did: its key is in idle_agg already */
+		if (now - t->flush_ts >= PT_IDLE_FLUSH_NS)
+			pt_idle_flush(t, now);
+		t->ts = now;
+		pt_count(PT_CNT_IDLE_BLOCKS);
+		return 0;
+	}
+	pt_idle_flush(t, now);
+	if (!bpf_map_lookup_elem(&idle_agg, &key)) {
 		if (bpf_map_update_elem(&idle_agg, &key, &zv, BPF_NOEXIST) == 0) {
 			/* first block with this key: its frames go to the loader, once */
 			s->hdr.type = PT_EV_SAMPLE;
@@ -383,19 +426,36 @@ int BPF_PROG(idle_switch, bool preempt, struct task_struct *prev, struct task_st
 			if (bpf_ringbuf_output(&events, s, size, pt_rb_flags())) {
 				pt_count(PT_CNT_LOST);
 				bpf_map_delete_elem(&idle_agg, &key);
+				t->key.hash = 0;	/* not a key: the next block under it tries again */
 				return 0;
 			}
 		} else if (!bpf_map_lookup_elem(&idle_agg, &key)) {
 			pt_count(PT_CNT_IDLE_DROPPED);
+			t->key.hash = 0;
 			return 0;
 		}
 	}
-	o = bpf_task_storage_get(&idle_task, prev, NULL, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!o)
-		return 0;
-	o->ts = now;
-	o->key = key;
-	bpf_map_update_elem(&idle_open, &tid, o, BPF_ANY);
+	t->key = key;
+	t->ts = now;
 	pt_count(PT_CNT_IDLE_BLOCKS);
+	return 0;
+}
+
+/*
+ * The end of a trace: each traced thread's open block and unflushed sum, as one struct
+ * pt_idle_thread per thread, for the loader to add to what idle_agg holds.
+ */
+SEC("iter/task")
+int idle_dump(struct bpf_iter__task *ctx)
+{
+	struct task_struct *task = ctx->task;
+	struct pt_idle_thread *t;
+
+	if (!task || !pt_may_be_tracked(task->tgid))
+		return 0;
+	t = bpf_task_storage_get(&idle_task, task, NULL, 0);
+	if (!t || !t->key.hash || !(t->ts || t->acc_count))
+		return 0;
+	bpf_seq_write(ctx->meta->seq, t, sizeof(*t));
 	return 0;
 }

@@ -115,10 +115,16 @@ struct pt_idle_val {
 	__u64 count;		/* blocks */
 };
 
-/* A thread blocked now: since when, and where its time goes. */
-struct pt_idle_open {
+/*
+ * --idle, per traced thread (task storage): its open block and the time of its last key not yet
+ * added to idle_agg. The loader reads the threads' copies at the end through an iter/task program.
+ */
+struct pt_idle_thread {
 	__u64 ts;		/* bpf_ktime_get_ns() at switch-out; 0: on CPU */
-	struct pt_idle_key key;
+	struct pt_idle_key key;	/* where the current (or last) block's time goes */
+	__u64 acc_ns;		/* blocked time of key not yet in idle_agg */
+	__u64 acc_count;	/* blocks of key not yet in idle_agg */
+	__u64 flush_ts;		/* when acc_* last went to idle_agg */
 };
 
 struct pt_frame {

@@ -101,6 +101,7 @@ static void *sampler_open(struct session *ss, const struct session_opts *so, cha
 	s->skel->rodata->idle = s->o.idle;
 	s->skel->rodata->gil_only = s->o.gil;
 	bpf_program__set_autoload(s->skel->progs.idle_switch, s->o.idle);
+	bpf_program__set_autoload(s->skel->progs.idle_dump, s->o.idle);
 	if (session_maps__reuse(session__maps(ss), s->skel->obj, err, errlen))
 		goto fail;
 	ret = sampler_bpf__load(s->skel);
@@ -275,35 +276,56 @@ static void sampler_tick(void *c, uint64_t now_ns)
 }
 
 /*
- * The end: what idle_agg holds now, and the threads still blocked, counted up to now (their
- * switch-in comes after the outputs). bpf_ktime_get_ns() is CLOCK_MONOTONIC.
+ * The end: what idle_agg holds now, plus what the threads hold themselves (see idle_switch):
+ * their sums not flushed yet and their blocks still open, counted up to now (their switch-in
+ * comes after the outputs). They are read by running the iter/task program idle_dump, which
+ * writes one struct pt_idle_thread per such thread. bpf_ktime_get_ns() is CLOCK_MONOTONIC.
  */
 static void sampler_flush(void *c)
 {
 	struct sampler *s = c;
-	int fd, afd;
-	uint32_t tid, next, *prev = NULL;
-	struct pt_idle_open o;
+	struct pt_idle_thread t[64];
+	struct bpf_link *link;
 	struct pt_idle_val v;
-	uint64_t now, us;
-	size_t id;
+	uint64_t now, us, add;
+	int fd, afd, err;
+	ssize_t got;
+	size_t id, i;
 
 	if (!s->idle)
 		return;
 	idle_read(s);
-	fd = bpf_map__fd(s->skel->maps.idle_open);
 	afd = bpf_map__fd(s->skel->maps.idle_agg);
-	now = mono_now_ns();
-	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-		tid = next;
-		prev = &tid;
-		if (bpf_map_lookup_elem(fd, &tid, &o) || !o.ts || o.ts > now)
-			continue;
-		if (bpf_map_lookup_elem(afd, &o.key, &v))
-			continue;
-		if (idletab__advance(s->idle, &o.key, v.ns + (now - o.ts), &id, &us))
-			idle_add(s, id, us);
+	link = bpf_program__attach_iter(s->skel->progs.idle_dump, NULL);
+	if (!link) {
+		err = -errno;
+		wlog("--idle: cannot read the threads' own blocked time (%s): the time not yet flushed "
+		     "(up to 100 ms a thread) and the blocks still open are missing\n", strerror(-err));
+		return;
 	}
+	fd = bpf_iter_create(bpf_link__fd(link));
+	if (fd < 0) {
+		wlog("--idle: cannot read the threads' own blocked time (%s): the time not yet flushed "
+		     "(up to 100 ms a thread) and the blocks still open are missing\n", strerror(errno));
+		bpf_link__destroy(link);
+		return;
+	}
+	now = mono_now_ns();
+	while ((got = read(fd, t, sizeof(t))) > 0) {
+		for (i = 0; i < (size_t)got / sizeof(t[0]); i++) {
+			add = t[i].acc_ns;
+			if (t[i].ts && t[i].ts <= now)
+				add += now - t[i].ts;
+			if (!add || bpf_map_lookup_elem(afd, &t[i].key, &v))
+				continue;
+			if (idletab__advance(s->idle, &t[i].key, v.ns + add, &id, &us))
+				idle_add(s, id, us);
+		}
+	}
+	if (got < 0)
+		wlog("--idle: reading the threads' own blocked time: %s\n", strerror(errno));
+	close(fd);
+	bpf_link__destroy(link);
 }
 
 /* --gil on a free-threaded build: there is no GIL to hold; its samples are all kept. */

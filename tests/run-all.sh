@@ -17,7 +17,10 @@ tally() {	# tally LOGFILE [all]: add the last (or every) "N passed, N failed" li
 	f=$(grep -oE '[0-9]+ failed' <<<"$line" | grep -oE '[0-9]+')
 	[ -n "$line" ] || { p=0; f=1; echo "$1: no result line"; }
 	total_pass=$((total_pass + p)) total_fail=$((total_fail + f))
+	echo "-- $(basename "$1"): $((SECONDS - section_start)) s (make check's 20-minute budget: $SECONDS s used)"
+	section_start=$SECONDS
 }
+section_start=$SECONDS
 
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT

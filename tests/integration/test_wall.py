@@ -56,6 +56,9 @@ def check_idle(it, tmp):
         w.stop()
     if not record(tag + ": tool exits 0", out.returncode == 0, out.stderr[-2000:]):
         return
+    # the threads' own unflushed and still-open blocked time is read at the end (iter/task)
+    record(tag + ": the threads' own blocked time was read at the end", "--idle: " not in out.stderr,
+           out.stderr[-1000:])
     stacks = read_folded(folded)
     per_thread = collections.Counter()
     for f, c in stacks:
