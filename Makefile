@@ -62,7 +62,7 @@ else
 	msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
-.PHONY: all clean install check unit-test demo deps bench fuzz fuzz-build check-sanitize unit-bins FORCE print-ldlibs
+.PHONY: all clean install check unit-test demo deps bench bench-tools fuzz fuzz-build check-sanitize unit-bins FORCE print-ldlibs
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -174,8 +174,24 @@ demo: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)scripts/demo.sh
 
-bench: all
+bench: all bench-tools
 	$(Q)bench/flame_overhead.sh
+
+# Loaders the benchmarks run beside the tool (bench/NAME/NAME.bpf.c + NAME.c -> $(OUTPUT)/NAME):
+# their BPF objects go through the same skeleton rules as bpf/*.bpf.c; not built by `make`.
+# ($$* in a prerequisite is the stem, named twice there: these rules come after .SECONDEXPANSION.)
+BENCH_TOOLS := sockfloor
+BENCH_LDLIBS := $(shell pkg-config --libs libbpf 2>/dev/null || echo -lbpf) -lelf -lz
+
+bench-tools: $(patsubst %,$(OUTPUT)/%,$(BENCH_TOOLS))
+
+$(patsubst %,$(OUTPUT)/bpf/%.tmp.bpf.o,$(BENCH_TOOLS)): $(OUTPUT)/bpf/%.tmp.bpf.o: bench/$$*/$$*.bpf.c $(OUTPUT)/vmlinux.h | $(OUTPUT)/bpf
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(patsubst %,$(OUTPUT)/%,$(BENCH_TOOLS)): $(OUTPUT)/%: bench/$$*/$$*.c $(OUTPUT)/$$*.skel.h
+	$(call msg,BINARY,$@)
+	$(Q)$(CC) $(CFLAGS) $< $(BENCH_LDLIBS) -o $@
 
 # The unit names the binary by $(PREFIX) (not $(DESTDIR): that is only where files are staged).
 install: $(OUTPUT)/pytrace-bpf $(SKELS)

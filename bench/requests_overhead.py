@@ -43,6 +43,7 @@ from benchlib import Cgroup, bpf_prog_stats, cpu_seconds, enable_bpf_stats, tool
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 TOOL = os.environ.get("PYTRACE_BPF") or os.path.join(REPO, "build", "pytrace-bpf")
+SOCKFLOOR = os.path.join(REPO, "build", "sockfloor")	# make bench-tools (bench/sockfloor/)
 PY = "/usr/bin/python3"
 GUNICORN = "/usr/bin/gunicorn"
 DEMO = os.path.join(REPO, "demo")
@@ -61,10 +62,18 @@ CONFIGS = ["untraced", "pytrace-bpf", "austin", "sentry-sdk"]
 #                 sock_recv_length, Linux 6.3+; through perf events, as bpftrace 0.17 attaches them): the floor of reading the same bytes there
 #                 instead of on syscall tracepoints, which put every syscall of every task of the
 #                 host on the kernel's slow syscall path while any of them is enabled
+# sock-floor-raw: the same tracepoints with empty programs attached raw (tp_btf, BPF_TRACE_RAW_TP:
+#                 no perf event in the way), by build/sockfloor --mode empty: the floor of that design
+# sock-floor-miss: the same with what that design does for a process it does not trace (every
+#                 process here): the pid's bit looked up in a bitmap, clear (--mode miss)
+# sock-floor-regs: the start of its traced path for the service's processes (the bit set: the
+#                 syscall's registers and the socket's cookie read, --mode regs -p ...)
 # pytrace-bpf-libpq: everything on, SQL through libpq's uprobes (--sql-source libpq) instead of the
 #                 wire protocol (the default): the two designs side by side
 EXTRA_CONFIGS = ["pytrace-bpf-http", "pytrace-bpf-http-raw", "pytrace-bpf-no-http", "bpftrace-traps",
-                 "bpftrace-http-floor", "bpftrace-sock-floor", "pytrace-bpf-libpq", "pytrace-bpf-collector"]
+                 "bpftrace-http-floor", "bpftrace-sock-floor", "sock-floor-raw", "sock-floor-miss", "sock-floor-regs",
+                 "pytrace-bpf-libpq", "pytrace-bpf-collector"]
+SOCKFLOOR_MODES = {"sock-floor-raw": "empty", "sock-floor-miss": "miss", "sock-floor-regs": "regs"}
 HTTP_SYSCALLS = ["accept", "accept4", "read", "recvfrom", "readv", "recvmsg", "write", "sendto", "writev",
                  "sendmsg", "sendfile64"]
 LIBPQ = "/usr/lib/x86_64-linux-gnu/libpq.so.5"
@@ -134,6 +143,19 @@ def wrk(url, seconds, conns):
     return float(m.group(1))
 
 
+def family(pid):
+    """pid and its descendants (gunicorn's master and its workers)."""
+    pids, i = [pid], 0
+    while i < len(pids):
+        for task in os.listdir("/proc/%d/task" % pids[i]):
+            try:
+                pids += [int(c) for c in open("/proc/%d/task/%s/children" % (pids[i], task)).read().split()]
+            except OSError:
+                pass
+        i += 1
+    return pids
+
+
 def is_http_prog(name):
     return name.startswith("http_sys_") or name.startswith("tp_e")	# tp_enter_*, tp_exit_* (names cut at 15)
 
@@ -194,6 +216,14 @@ class Attached:
             self.p = subprocess.Popen(["bpftrace", "-e", "tracepoint:sock:sock_send_length {} tracepoint:sock:sock_recv_length {}"],
                                       stdout=open(self.err, "w"), stderr=subprocess.STDOUT, preexec_fn=TOOL_CG.enter)
             self.wait_for("Attaching")
+        elif self.config in SOCKFLOOR_MODES:
+            self.err = os.path.join(self.tmp, "sockfloor.out")
+            pids = family(self.pid) if self.config == "sock-floor-regs" else []
+            self.npids = len(pids)
+            self.p = subprocess.Popen([SOCKFLOOR, "--mode", SOCKFLOOR_MODES[self.config]] +
+                                      [a for p in pids for a in ("-p", str(p))],
+                                      stdout=open(self.err, "w"), stderr=subprocess.STDOUT, preexec_fn=TOOL_CG.enter)
+            self.wait_for("ready")
         elif self.config == "bpftrace-http-floor":
             self.err = os.path.join(self.tmp, "bpftrace.out")
             prog = " ".join("tracepoint:syscalls:sys_exit_%s {}" % n for n in HTTP_SYSCALLS)
@@ -257,6 +287,14 @@ class Attached:
                 self.note = "empty uprobe + uretprobe on PQexec"
             elif self.config == "bpftrace-sock-floor":
                 self.note = "empty programs on the sock_send_length and sock_recv_length tracepoints"
+            elif self.config in SOCKFLOOR_MODES:
+                # sockfloor says at exit how many runs went past the pid test (none but the service's)
+                m = re.search(r"(\d+) runs past the pid test", open(self.err).read())
+                runs = m.group(1) if m else "?"
+                self.note = {"sock-floor-raw": "empty tp_btf programs on the sock_send_length and sock_recv_length tracepoints",
+                             "sock-floor-miss": "tp_btf programs on them testing the pid's bit, set for none (%s runs past it)" % runs,
+                             "sock-floor-regs": "tp_btf programs on them reading the registers and the socket cookie "
+                                                "for the service's %d processes (%s runs)" % (self.npids, runs)}[self.config]
             elif self.config == "bpftrace-http-floor":
                 self.note = "empty programs on the HTTP layer's %d syscall tracepoints" % (len(HTTP_SYSCALLS) + 1)
             elif self.config == "pytrace-bpf-no-http":
@@ -287,6 +325,8 @@ def main():
     for exe in (TOOL, GUNICORN, "/usr/bin/wrk") + (("/usr/bin/bpftrace",) if {"bpftrace-traps", "bpftrace-http-floor", "bpftrace-sock-floor"} & set(configs) else ()):
         if not os.path.exists(exe):
             sys.exit("missing " + exe)
+    if set(SOCKFLOOR_MODES) & set(configs) and not os.path.exists(SOCKFLOOR):
+        sys.exit("missing %s (make bench-tools)" % SOCKFLOOR)
 
     global SVC_CG, TOOL_CG
     SVC_CG, TOOL_CG = Cgroup("pytrace-bench-service"), Cgroup("pytrace-bench-tracer")
