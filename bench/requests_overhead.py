@@ -42,6 +42,7 @@ from benchlib import Cgroup, bpf_prog_stats, cpu_seconds, enable_bpf_stats, tool
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
+DELAY_FLAG = "/dev/shm/ptdelay"   # client-delay: its first byte turns bench/client_delay.c's spin on
 TOOL = os.environ.get("PYTRACE_BPF") or os.path.join(REPO, "build", "pytrace-bpf")
 SOCKFLOOR = os.path.join(REPO, "build", "sockfloor")	# make bench-tools (bench/sockfloor/)
 PY = "/usr/bin/python3"
@@ -54,6 +55,9 @@ CONFIGS = ["untraced", "pytrace-bpf", "austin", "sentry-sdk"]
 # pytrace-bpf-http-raw: the same through the raw syscall tracepoints (the fallback without tracefs)
 # bpftrace-traps: a uprobe and a uretprobe on libpq's PQexec with empty bodies: the floor of any tool
 #                 that times each statement from its entry to its return (two traps per statement)
+# client-delay: no tracer; the service's send()/sendto() each spin PT_DELAY_NS (5000) first
+#                 (bench/client_delay.c, LD_PRELOAD): what a per-statement latency alone costs
+# pytrace-bpf-sql: SQL from the wire alone (--no-http --no-samples), call sites on
 # pytrace-bpf-no-http: everything but the HTTP layer (CPU samples, SQL with --sql-in-flame)
 # bpftrace-http-floor: empty programs on the syscall tracepoints the HTTP layer uses (the exits of
 #                 accept*, read/recv*, write/send*, the entry of close): what the kernel's tracepoint
@@ -70,9 +74,9 @@ CONFIGS = ["untraced", "pytrace-bpf", "austin", "sentry-sdk"]
 #                 syscall's registers and the socket's cookie read, --mode regs -p ...)
 # pytrace-bpf-libpq: everything on, SQL through libpq's uprobes (--sql-source libpq) instead of the
 #                 wire protocol (the default): the two designs side by side
-EXTRA_CONFIGS = ["pytrace-bpf-http", "pytrace-bpf-http-raw", "pytrace-bpf-no-http", "bpftrace-traps",
+EXTRA_CONFIGS = ["pytrace-bpf-http", "pytrace-bpf-sql", "pytrace-bpf-http-raw", "pytrace-bpf-no-http", "bpftrace-traps",
                  "bpftrace-http-floor", "bpftrace-sock-floor", "sock-floor-raw", "sock-floor-miss", "sock-floor-regs",
-                 "pytrace-bpf-libpq", "pytrace-bpf-collector"]
+                 "pytrace-bpf-libpq", "pytrace-bpf-collector", "client-delay"]
 SOCKFLOOR_MODES = {"sock-floor-raw": "empty", "sock-floor-miss": "miss", "sock-floor-regs": "regs"}
 HTTP_SYSCALLS = ["accept", "accept4", "read", "recvfrom", "readv", "recvmsg", "write", "sendto", "writev",
                  "sendmsg", "sendfile64"]
@@ -192,6 +196,8 @@ class Attached:
                     ["-F", "99", "--sql-in-flame", "--flame", os.path.join(self.tmp, "f.svg")])
             if self.config == "pytrace-bpf-no-http":
                 opts.append("--no-http")
+            if self.config == "pytrace-bpf-sql":
+                opts = ["--no-http", "--no-samples"]
             if self.config == "pytrace-bpf-libpq":
                 opts += ["--sql-source", "libpq"]
             self.p = subprocess.Popen([TOOL, "-p", str(self.pid)] + opts +
@@ -224,6 +230,9 @@ class Attached:
                                       [a for p in pids for a in ("-p", str(p))],
                                       stdout=open(self.err, "w"), stderr=subprocess.STDOUT, preexec_fn=TOOL_CG.enter)
             self.wait_for("ready")
+        elif self.config == "client-delay":
+            with open(DELAY_FLAG, "r+b") as f:
+                f.write(b"\1")
         elif self.config == "bpftrace-http-floor":
             self.err = os.path.join(self.tmp, "bpftrace.out")
             prog = " ".join("tracepoint:syscalls:sys_exit_%s {}" % n for n in HTTP_SYSCALLS)
@@ -254,11 +263,19 @@ class Attached:
             return
         (b0, c0), (b1, c1) = start, end
         d = {k: t - b0.get(k, (0, 0))[1] for k, (n, t) in b1.items()}
+        # per program: runs and ns per request (stats on), for the round's line
+        self.progs = sorted(((k, (n - b0.get(k, (0, 0))[0]) / nreq, d[k] / nreq) for k, (n, t) in b1.items()),
+                            key=lambda x: -x[2])
         http_ns = sum(t for k, t in d.items() if is_http_prog(k))
         all_ns = sum(d.values())
         self.cost = (http_ns / nreq, all_ns / nreq, (c1 - c0) * 1e6 / nreq)
 
     def __exit__(self, *exc):
+        if self.config == "client-delay":
+            with open(DELAY_FLAG, "r+b") as f:
+                f.write(b"\0")
+            self.note = "no tracer: the service's send() and sendto() each spin %s ns first" % os.environ.get("PT_DELAY_NS", "5000")
+            return
         if self.config == "pytrace-bpf-collector":
             self.stop_scrape.set()
             self.scraper.join()
@@ -305,10 +322,29 @@ class Attached:
                 self.note = "%s requests traced, %s events lost" % (m.groups() if m else ("?", "?"))
 
 
+def build_delay_shim(tmp):
+    """bench/client_delay.c as a shared object, and its flag file (off)."""
+    so = os.path.join(tmp, "client_delay.so")
+    if not os.path.exists(so):
+        subprocess.run(["cc", "-O2", "-shared", "-fPIC", "-o", so, os.path.join(HERE, "client_delay.c"), "-ldl"],
+                       check=True)
+        with open(DELAY_FLAG, "wb") as f:
+            f.write(bytes(4096))
+        os.chmod(DELAY_FLAG, 0o644)
+    return so
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--service", default="demo", choices=["demo", "uvicorn-fastapi", "gunicorn-gevent"])
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--perf-record", metavar="DIR",
+                    help="also `perf record -a -g` each measured window into DIR/ENDPOINT-CONFIG-ROUND.data")
+    ap.add_argument("--endpoints", help="comma-separated subset of the demo's endpoints (%s)"
+                    % ",".join(e for e, _ in ENDPOINTS))
+    ap.add_argument("--no-bpf-stats", dest="bpf_stats", action="store_false",
+                    help="leave BPF run-time stats off (they add two clock reads to every program run): "
+                         "what users get, without the BPF time column")
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--connections", type=int, default=2)
     ap.add_argument("--warmup", type=int, default=3, help="seconds of unmeasured load before each window")
@@ -341,7 +377,7 @@ def main():
         subprocess.run([PG_CLUSTER, "start", pgdir], env=pgenv, check=True, capture_output=True, timeout=120,
                        preexec_fn=SVC_CG.enter)
         env = dict(os.environ, PGHOST=pgdir, PGPORT=str(pgport), PGDATABASE="pytrace", PGUSER="postgres")
-        endpoints = ENDPOINTS
+        endpoints = [e for e in ENDPOINTS if not a.endpoints or e[0] in a.endpoints.split(",")]
         if a.service != "demo":
             subprocess.run(["/usr/lib/postgresql/15/bin/psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", ASYNC_SCHEMA],
                            env=env, check=True, capture_output=True, cwd="/")
@@ -355,6 +391,8 @@ def main():
         for flavour in ("plain", "sentry") if a.service == "demo" else ():
             port = free_port(18300, 18400)
             e = dict(env, DEMO_PORT=str(port), DEMO_SENTRY="1" if flavour == "sentry" else "0")
+            if "client-delay" in configs:
+                e["LD_PRELOAD"] = build_delay_shim(tmp)
             g = subprocess.Popen([PY, GUNICORN, "-c", os.path.join(DEMO, "gunicorn.conf.py")], env=e,
                                  stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, flavour + ".log"), "w"),
                                  preexec_fn=SVC_CG.enter)
@@ -367,7 +405,9 @@ def main():
         rps = {(ep, c): [] for ep, _ in endpoints for c in configs}
         notes, costs = {}, {(ep, c): [] for ep, _ in endpoints for c in configs}
         cpu_req = {(ep, c): [] for ep, _ in endpoints for c in configs}	# (service, tracer) CPU us per request
-        stats_fd = enable_bpf_stats()
+        # Run-time stats cost every BPF program two clock reads a run, which users do not pay:
+        # --no-bpf-stats times what users get (and reports no BPF time).
+        stats_fd = enable_bpf_stats() if a.bpf_stats else -1
         for ep, _ in endpoints:
             for c in ports:  # warm up every worker
                 wrk("http://127.0.0.1:%d%s" % (ports[c][0], ep), 2, a.connections)
@@ -383,8 +423,18 @@ def main():
                             wrk(url, a.warmup, a.connections)
                         w0 = att.window()
                         s0, t0 = SVC_CG.cpu_s(), TOOL_CG.cpu_s()
+                        rec = None
+                        if a.perf_record:
+                            # where the CPU goes, kernel included: every configuration pays the same
+                            rec = subprocess.Popen(["perf", "record", "-q", "-a", "-g", "-F", "999", "-o",
+                                                    os.path.join(a.perf_record, "%s-%s-%d.data" % (
+                                                        ep.strip("/").split("/")[0].split("?")[0], c, r + 1)),
+                                                    "--", "sleep", str(a.seconds)],
+                                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                         v = wrk(url, a.seconds, a.connections)
                         s1, t1 = SVC_CG.cpu_s(), TOOL_CG.cpu_s()
+                        if rec:
+                            rec.wait()
                         att.account(w0, att.window(), v * a.seconds)
                     if v > 0:
                         cpu_req[(ep, c)].append(((s1 - s0) * 1e6 / (v * a.seconds), (t1 - t0) * 1e6 / (v * a.seconds)))
@@ -394,6 +444,9 @@ def main():
                     if att.cost:
                         costs[(ep, c)].append(att.cost)
                     print("  %-14s round %d %-12s %8.1f req/s %s" % (ep, r + 1, c, v, att.note), flush=True)
+                    if getattr(att, "progs", None):
+                        print("    BPF per request: " + ", ".join("%s %.1f runs %.1f us" % (k, n, t / 1e3)
+                                                              for k, n, t in att.progs if t > 0), flush=True)
 
         rows = []
         for ep, what in endpoints:

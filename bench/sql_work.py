@@ -15,6 +15,8 @@ window = float(sys.argv[2]) if len(sys.argv) > 2 else 3.0
 nprocs = int(sys.argv[3]) if len(sys.argv) > 3 else 1
 warmup = float(sys.argv[4]) if len(sys.argv) > 4 else 1.5
 CHUNK = 2000
+# PT_SQL_DEPTH=N: send from N Python frames deeper (a web framework's stack is 40-100 frames)
+DEPTH = int(os.environ.get("PT_SQL_DEPTH", "0"))
 
 if driver == "psycopg2":
     import psycopg2 as drv
@@ -55,9 +57,17 @@ def asyncpg_client(wfd):
     os._exit(0)
 
 
+def deep(n, f, *a):
+    return f(*a) if n <= 0 else deep(n - 1, f, *a)
+
+
 def client(wfd):
     if driver == "asyncpg":
         asyncpg_client(wfd)
+    deep(DEPTH, client_loop, wfd)
+
+
+def client_loop(wfd):
     conn = drv.connect("")
     conn.autocommit = True
     cur = conn.cursor()
