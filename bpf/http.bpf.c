@@ -230,12 +230,12 @@ static __always_inline int on_exit(long nr, struct pt_regs *regs, long ret)
 		return 0;
 	}
 	/* The one lookup every other process's syscall pays: conns holds traced processes' only. */
-	key.fd = (__s32)BPF_CORE_READ(regs, di);
+	key.fd = (__s32)regs->di;
 	conn = bpf_map_lookup_elem(&conns, &key);
 	if (!conn)
 		return 0;
 	now = bpf_ktime_get_ns();
-	buf = BPF_CORE_READ(regs, si);
+	buf = regs->si;
 	switch (nr) {
 	case NR_readv:
 	case NR_writev:
@@ -316,13 +316,13 @@ int BPF_PROG(http_sys_enter, struct pt_regs *regs, long nr)
 	/* Every syscall of the host comes here: the cheapest test first. */
 	if (nr != NR_close)
 		return 0;
-	return on_close((__s32)BPF_CORE_READ(regs, di));
+	return on_close((__s32)regs->di);
 }
 
 SEC("tp_btf/sys_exit")
 int BPF_PROG(http_sys_exit, struct pt_regs *regs, long ret)
 {
-	long nr = BPF_CORE_READ(regs, orig_ax);
+	long nr = regs->orig_ax;
 
 	if (ret <= 0 || !is_socket_call(nr) || nr == NR_close ||
 	    !pt_may_be_tracked(bpf_get_current_pid_tgid() >> 32))

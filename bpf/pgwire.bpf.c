@@ -111,7 +111,7 @@ static __always_inline bool is_read(long nr)
 /* Where the bytes are: the buffer, or the first iovec's (writev, sendmsg, ...). */
 static __always_inline struct chunk chunk_of(long nr, struct pt_regs *regs, long ret)
 {
-	struct chunk c = { .buf = BPF_CORE_READ(regs, si), .len = ret };
+	struct chunk c = { .buf = regs->si, .len = ret };
 	struct { __u64 base, len; } iov = {};
 	__u64 msg = 0;
 
@@ -525,7 +525,7 @@ static __always_inline int on_exit(long nr, struct pt_regs *regs, long ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 pid = id >> 32, tid = (__u32)id;
-	struct pg_conn_key key = { .pid = pid, .fd = (__s32)BPF_CORE_READ(regs, di) };
+	struct pg_conn_key key = { .pid = pid, .fd = (__s32)regs->di };
 	struct pg_conn *c;
 	struct pg_event *e;
 	struct chunk ch;
@@ -663,13 +663,13 @@ static __always_inline int on_connect(struct pt_regs *regs, long ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 pid = id >> 32;
-	struct pg_conn_key key = { .pid = pid, .fd = (__s32)BPF_CORE_READ(regs, di) };
+	struct pg_conn_key key = { .pid = pid, .fd = (__s32)regs->di };
 	struct pg_conn nc = { .state = PG_ST_CANDIDATE };
 	__u16 family = 0;
 
 	if ((ret && ret != -EINPROGRESS) || !pt_is_tracked(pid))
 		return 0;
-	bpf_probe_read_user(&family, sizeof(family), (void *)BPF_CORE_READ(regs, si));
+	bpf_probe_read_user(&family, sizeof(family), (void *)regs->si);
 	if (family != AF_INET && family != AF_INET6 && family != AF_UNIX)
 		return 0;
 	if (bpf_map_update_elem(&pg_conns, &key, &nc, BPF_ANY))
