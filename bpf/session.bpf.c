@@ -20,6 +20,18 @@ const volatile bool follow_children = true;
  */
 const volatile bool host_wide = false;
 const volatile __u32 self_tgid = 0;	/* the tracer: never followed */
+/*
+ * `pytrace-bpf -- COMMAND`: the command's pid. After each of its execs it is stopped (SIGSTOP) at
+ * the first .py or .pyc file it opens, which a CPython does once its runtime and main thread
+ * exist and before any code of the program runs, until the loader has found its interpreter;
+ * the loader then lets it go on (SIGCONT) and clears hold_armed. A command started so loses no
+ * sample and no statement of its start, however late the loader gets to it.
+ */
+const volatile __u32 hold_pid = 0;
+__u32 hold_armed = 0;
+
+#define PT_SIGSTOP 19
+#define PT_HOLD_PATH 256	/* a power of two: the bytes of a path looked at */
 
 static __always_inline void proc_event(__u32 type, __u32 pid, __u32 ppid)
 {
@@ -70,7 +82,64 @@ int BPF_PROG(track_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
 		bpf_map_update_elem(&tracked, &pid, &how, BPF_NOEXIST);
 	}
 	bpf_map_delete_elem(&procs, &pid);
+	if (hold_pid && pid == hold_pid)
+		hold_armed = 1;
 	proc_event(PT_EV_EXEC, pid, 0);
+	return 0;
+}
+
+/* Whether the NUL-terminated name in buf (n bytes with its NUL) ends in ".py" or ".pyc". */
+static __always_inline bool python_source(const char *buf, long n)
+{
+	if (n >= 5 && n <= PT_HOLD_PATH) {
+		const char *t = buf + ((n - 5) & (PT_HOLD_PATH - 1));
+
+		if (t[0] == '.' && t[1] == 'p' && t[2] == 'y' && t[3] == 'c')
+			return true;
+	}
+	if (n >= 4 && n <= PT_HOLD_PATH) {
+		const char *t = buf + ((n - 4) & (PT_HOLD_PATH - 1));
+
+		if (t[0] == '.' && t[1] == 'p' && t[2] == 'y')
+			return true;
+	}
+	return false;
+}
+
+/* Loaded only for a command the tracer starts (hold_pid): see hold_pid above. */
+SEC("tracepoint/syscalls/sys_enter_openat")
+int hold_at_import(struct trace_event_raw_sys_enter *ctx)
+{
+	char buf[PT_HOLD_PATH + 8];
+	struct pt_proc_event *e;
+	__u32 pid;
+	long n;
+
+	if (!hold_armed)
+		return 0;
+	pid = bpf_get_current_pid_tgid() >> 32;
+	if (pid != hold_pid || bpf_map_lookup_elem(&procs, &pid))
+		return 0;
+	n = bpf_probe_read_user_str(buf, PT_HOLD_PATH, (const void *)ctx->args[1]);
+	if (!python_source(buf, n))
+		return 0;
+	/*
+	 * No event, no stop: the loader must hear of every stop it has to end. The stop is sent
+	 * before the event is seen, so the loader's SIGCONT always comes after it (and discards it
+	 * if it is still pending).
+	 */
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		pt_count(PT_CNT_PROC_LOST);
+		return 0;
+	}
+	e->hdr.type = PT_EV_HELD;
+	e->hdr.pid = pid;
+	e->ppid = 0;
+	e->pad = 0;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	bpf_send_signal(PT_SIGSTOP);
+	bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
 	return 0;
 }
 

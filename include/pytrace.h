@@ -76,6 +76,7 @@ enum pt_event_type {
 	PT_EV_EXEC = PT_EV_PROC_FIRST,	/* a traced pid exec'd: its interpreter must be found again */
 	PT_EV_FORK = 3,		/* a traced pid forked a new process */
 	PT_EV_EXIT = 4,		/* a traced process exited */
+	PT_EV_HELD = 5,		/* the launched command stopped at its first module load (session.bpf.c) */
 };
 
 /* Sample flags */

@@ -5,7 +5,8 @@
  *
  * The child is forked first and blocks reading a pipe; the caller then tracks its pid, attaches
  * everything and lets it go (launch__go); the exec that follows is the tracker's ordinary exec
- * event. Run by root with SUDO_UID (and SUDO_GID) set, the child takes that user's uid, gid and
+ * event, and the session holds the command again at its first module load until its interpreter
+ * is known (session_opts.hold_pid, bpf/session.bpf.c). Run by root with SUDO_UID (and SUDO_GID) set, the child takes that user's uid, gid and
  * groups before its exec, as perf and py-spy do, so that `sudo pytrace-bpf -- python3 app.py`
  * runs app.py as the user who typed it. Exit statuses follow the shell's: the command's own,
  * 128+N when signal N killed it, 127 when it could not be found, 126 when it could not be run.

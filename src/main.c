@@ -981,6 +981,7 @@ int main(int argc, char **argv)
 			goto cleanup;
 		}
 		env.pid = launched.pid;
+		so.hold_pid = launched.pid;
 	}
 	sess = session__new(&so, err, sizeof(err));
 	if (!sess) {

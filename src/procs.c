@@ -616,6 +616,17 @@ int procs__add_launched(struct procs *p, pid_t pid, char *err, size_t errlen)
 	return ret;
 }
 
+bool procs__settle(struct procs *p, pid_t pid)
+{
+	struct proc *pr = procs__get(p, pid, false);
+
+	if (p->o.host_wide || !pr || !pr->live)
+		return true;
+	if (pr->state == PROC_UNKNOWN)
+		host_verdict(p, pr, inspect_filtered(p, pr, NULL, 0), mono_ns());
+	return pr->state != PROC_UNKNOWN;
+}
+
 bool procs__any_pending(const struct procs *p)
 {
 	return p->any_pending;

@@ -107,6 +107,11 @@ int procs__add_launched(struct procs *p, pid_t pid, char *err, size_t errlen);
 /* Whether some process is waiting for its interpreter to be ready (inspected at each poll). */
 bool procs__any_pending(const struct procs *p);
 /*
+ * Under --pid or a command: pid waits for its interpreter (stopped by the hold, session.c):
+ * inspect it now. True once the verdict is in (Python, not Python, or gone).
+ */
+bool procs__settle(struct procs *p, pid_t pid);
+/*
  * Host-wide: follow every process now running a supported CPython and passing the filters (a
  * scan of /proc; the tracer itself, kernel threads and zombies are never followed). Those that
  * appear later come as exec events (the BPF side's host_wide). Returns how many were found.

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 #include <errno.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -46,6 +48,7 @@ struct session {
 	uint64_t last_tick_ns, last_procs_tick_ns;
 	bool procs_attached;	/* the process tracepoints (session__add_host attaches them early) */
 	uint64_t *tracked_bits;	/* maps.tracked_bits, mapped: procs sets and clears its pids' bits */
+	uint64_t holds;		/* PT_EV_HELD events: the launched command's stops */
 };
 
 #define TRACKED_BITS_SIZE ((size_t)PT_PID_WORDS * sizeof(uint64_t))
@@ -130,6 +133,26 @@ static void sess_on_exit(void *ctx, pid_t pid)
 			capabilities[i]->on_exit(s->caps[i], pid);
 }
 
+/*
+ * The launched command stopped at its first module load (PT_EV_HELD): find its interpreter now,
+ * then let it go on. Until the verdict is in (an interpreter still starting), it stops again at
+ * its next module load; a verdict (Python, or not) disarms the hold until its next exec.
+ */
+static void hold_event(struct session *s, pid_t pid)
+{
+	uint64_t t0 = mono_ns();
+	bool settled = procs__settle(s->procs, pid);
+
+	if (settled)
+		s->skel->bss->hold_armed = 0;
+	if (kill(pid, SIGCONT) && errno != ESRCH)
+		fprintf(stderr, "warning: cannot let pid %d go on (SIGCONT): %s\n", pid, strerror(errno));
+	s->holds++;
+	if (pt_verbose)
+		fprintf(stderr, "pid %d: held at its first module load for %.1f ms (%s)\n", pid,
+			(mono_ns() - t0) / 1e6, settled ? "interpreter found, or not Python" : "not ready yet");
+}
+
 static int handle_event(void *ctx, void *data, size_t size)
 {
 	const struct pt_event_hdr *h = data;
@@ -138,6 +161,10 @@ static int handle_event(void *ctx, void *data, size_t size)
 
 	if (size < sizeof(*h))
 		return 0;
+	if (h->type == PT_EV_HELD) {
+		hold_event(s, h->pid);
+		return 0;
+	}
 	if (h->type >= PT_EV_PROC_FIRST && h->type <= PT_EV_PROC_LAST) {
 		procs__handle(s->procs, data, size);
 		return 0;
@@ -209,6 +236,9 @@ struct session *session__new(const struct session_opts *o, char *err, size_t err
 	s->skel->rodata->follow_children = po.follow_children;
 	s->skel->rodata->host_wide = o->host_wide;
 	s->skel->rodata->self_tgid = getpid();
+	s->skel->rodata->hold_pid = o->hold_pid > 0 && !o->host_wide ? o->hold_pid : 0;
+	if (!s->skel->rodata->hold_pid)
+		bpf_program__set_autoload(s->skel->progs.hold_at_import, false);
 	ret = session_bpf__load(s->skel);
 	if (ret) {
 		snprintf(err, errlen, "cannot load the BPF programs: %s%s", strerror(-ret),
@@ -265,6 +295,9 @@ void session__free(struct session *s)
 	if (!s)
 		return;
 	ring_buffer__free(s->rb);
+	/* never leave the command stopped: a hold not ended yet ends here */
+	if (s->skel && s->skel->bss && s->skel->bss->hold_armed && s->opts.hold_pid > 0)
+		kill(s->opts.hold_pid, SIGCONT);
 	/* in reverse: a capability may hold on to those before it */
 	for (i = NCAPS; i > 0; i--)
 		if (s->caps[i - 1])

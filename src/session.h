@@ -57,6 +57,11 @@ struct session_opts {
 	const char *btf_path;		/* kernel BTF file, NULL: the running kernel's */
 	uint32_t max_procs;		/* processes at once, 0: PROCS_DEFAULT_MAX */
 	bool threads;			/* each thread's name as the root frame of its stacks */
+	/*
+	 * A command the tracer started (launch.h), or 0: after each of its execs it is held at the
+	 * first Python source it opens until its interpreter is known (bpf/session.bpf.c).
+	 */
+	pid_t hold_pid;
 	/* capabilities: each has an `enabled` flag */
 	struct sampler_opts sampler;
 	struct sqltrace_opts sql;

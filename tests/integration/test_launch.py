@@ -9,6 +9,9 @@ through chroot):
   running a function with a non-ASCII name, and one renamed after its start are named by
   threading.Thread.name in the folded stacks, speedscope's profile names and the JSON, the main
   thread is MainThread;
+- held at its start: with the tool itself stopped as the command execs its interpreter (so it
+  cannot look at it yet), the interpreter waits at its first module load and its first half
+  second is still in the profile (Debian's 3.11, the oldest and the newest interpreter);
 - SIGINT sent to the tool reaches the command (KeyboardInterrupt, its exit status 5);
 - once: run by root with SUDO_UID/SUDO_GID, the command runs as that user (Debian's python3:
   pyenv's live under /root and sid's need chroot, which that user cannot run); bad
@@ -136,6 +139,39 @@ def check_launch(it, tmp):
         record(tag + ": the JSON names every thread", False, repr(e))
 
 
+def check_held(it, tmp):
+    """The tool stopped (SIGSTOP, by the shell it starts) before the command's interpreter is
+    exec'd: without the hold, the interpreter would run its early phase unseen."""
+    folded = os.path.join(tmp, it.label + "-held.folded")
+    argv = ([TOOL, "--no-sql", "--no-http", "--collapsed", folded, "--", "sh", "-c", 'kill -STOP $PPID; exec "$@"', "sh"] +
+            it.argv(it.workload("launched.py")))
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
+                         env=dict(os.environ, PT_SECONDS="0.3"))
+    # the tool stops itself once everything is attached; the command must wait for it
+    stopped = False
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and p.poll() is None:
+        with open("/proc/%d/stat" % p.pid) as f:
+            if f.read().rpartition(")")[2].split()[0] == "T":
+                stopped = True
+                break
+        time.sleep(0.05)
+    time.sleep(1.0)
+    p.send_signal(signal.SIGCONT)
+    try:
+        out, err = p.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+    harness.check_sanitizer("pytrace-bpf -- (held)", p.returncode, err)
+    stacks = read_folded(folded)
+    early = sum(c for f, c in stacks if any(fname(x) == "early_phase" for x in f))
+    record(it.label + ": held at its first module load while the tool cannot look at it yet (early_phase sampled)",
+           stopped and p.returncode == 3 and early >= 8,
+           "tool stopped %s, exit %s, %d early_phase samples of %d; %s" %
+           (stopped, p.returncode, early, sum(c for _, c in stacks), err[-800:]))
+
+
 def check_sigint(it, tmp):
     """SIGINT to the tool reaches the command, which handles it; its status is the tool's."""
     folded = os.path.join(tmp, it.label + "-int.folded")
@@ -244,6 +280,9 @@ def main():
         for it in interps:
             try:
                 check_launch(it, tmp)
+                if it.label.startswith("debian") or it.version == min(i.version for i in interps) or \
+                        it.version == max(i.version for i in interps):
+                    check_held(it, tmp)
                 check_sigint(it, tmp)
             except Exception as e:  # noqa: BLE001 - one interpreter's failure must not hide the rest
                 record(it.label + ": ran", False, repr(e))
