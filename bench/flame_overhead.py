@@ -741,12 +741,17 @@ def main():
     ap.add_argument("--spin", type=int, default=8000, help="--idle: loop iterations per unit of block_work.py")
     ap.add_argument("--switch-pairs", type=int, default=5, help="--idle: pairs of ping-pong runs; default 5, 0 to skip")
     ap.add_argument("--switch-seconds", type=float, default=3.0, help="--idle: seconds per ping-pong run; default 3")
+    ap.add_argument("--no-bpf-stats", action="store_true",
+                    help="time the rounds with BPF run-time statistics off, as users run (they add two clock reads "
+                         "to every program run); the BPF figures are then missing")
+    ap.add_argument("--extra-args", default="", help="more tracer options, e.g. '--idle-walks 0'")
     args = ap.parse_args()
     global PROG_NAME
     args.workload, args.workload_args, args.tracer_args = "cpu_work.py", [], []
     if args.idle:
         args.workload, args.workload_args, args.tracer_args = "block_work.py", ["--spin", str(args.spin)], ["--idle"]
         PROG_NAME = "idle_switch"
+    args.tracer_args += args.extra_args.split()
         if args.rates == "99,999":
             args.rates = "99"
         args.gap_pairs = 0   # the interruption probe measures the timer's samples, not blocks
@@ -797,8 +802,9 @@ def main():
     cpu0, procs0, t0 = cpu_times(), proc_cpu(), time.monotonic()
     try:
         with open(BPF_STATS, "w") as f:
-            f.write("1")
-        stats_fd = hold_bpf_stats()
+            f.write("0" if args.no_bpf_stats else "1")
+        stats_fd = None if args.no_bpf_stats else hold_bpf_stats()
+        meta["bpf_stats"] = not args.no_bpf_stats
         meta["bpf_stats_fd"] = stats_fd is not None
         for i, (rnd, rate) in enumerate(order):
             r = one_run(args, rate, outdir, i, live)

@@ -168,8 +168,19 @@ int BPF_PROG(offcpu_switch, bool preempt, struct task_struct *prev, struct task_
  * seen for the first time is announced by one PT_SF_IDLE sample carrying its frames, which the
  * loader names while the code objects are alive. Every task the tool does not trace costs a
  * test of its bit in tracked_bits at switch-in and switch-out; nothing else.
+ *
+ * The walk is most of a block's cost (three or four user reads). A thread that blocks more
+ * often than idle_walks_per_s times a second has 1 in k of its blocks walked, k set each
+ * PT_IDLE_WIN_NS from its rate in the window before, chosen at random (bpf_get_prandom_u32),
+ * and each walked block counts k times its time: an unbiased estimate, as perf's sampling of
+ * events by count, which keeps every thread's cost bounded whatever its rate. Below that rate
+ * every block is walked and timed exactly; 0 walks every block.
  */
 const volatile bool idle = false;
+const volatile __u32 idle_walks_per_s = 1000;
+
+#define PT_IDLE_WIN_NS		10000000ULL	/* 10 ms */
+#define PT_IDLE_K_MAX		1024
 
 #define PT_IDLE_FLUSH_NS	100000000ULL	/* 100 ms: the most a thread's death can lose */
 #define PT_PF_EXITING		0x00000004	/* include/linux/sched.h */
@@ -364,9 +375,11 @@ int BPF_PROG(idle_switch, bool preempt, struct task_struct *prev, struct task_st
 	/* every switch of the host: the bitmap first, so that untraced tasks cost a load */
 	t = pt_may_be_tracked(next->tgid) ? bpf_task_storage_get(&idle_task, next, NULL, 0) : NULL;
 	if (t && t->ts) {
+		__u32 scale = t->scale > 1 ? t->scale : 1;
+
 		now = bpf_ktime_get_ns();
-		t->acc_ns += now - t->ts;
-		t->acc_count++;
+		t->acc_ns += (now - t->ts) * scale;
+		t->acc_count += scale;
 		t->ts = 0;
 	}
 
@@ -382,13 +395,32 @@ int BPF_PROG(idle_switch, bool preempt, struct task_struct *prev, struct task_st
 		}
 		return 0;
 	}
+	if (!now)
+		now = bpf_ktime_get_ns();
+	/* A thread walked before: above the walk rate, most blocks stop here (see above). */
+	t = bpf_task_storage_get(&idle_task, prev, NULL, 0);
+	if (t && idle_walks_per_s) {
+		__u64 span = now - t->win_start;
+
+		if (span >= PT_IDLE_WIN_NS) {
+			/* k for the next window: blocks a second over the walks allowed, rounded up */
+			__u64 k = (t->win_blocks * 1000000000ULL / idle_walks_per_s + span - 1) / span;
+
+			t->k = k < 1 ? 1 : k > PT_IDLE_K_MAX ? PT_IDLE_K_MAX : k;
+			t->win_start = now;
+			t->win_blocks = 0;
+		}
+		t->win_blocks++;
+		if (t->k > 1 && bpf_get_prandom_u32() % t->k) {
+			pt_count(PT_CNT_IDLE_UNWALKED);
+			return 0;
+		}
+	}
 	/* procs holds the tracked pids that run Python: the one hash lookup that decides */
 	proc = bpf_map_lookup_elem(&procs, &pid);
 	s = bpf_map_lookup_elem(&sample_buf, &zero);
 	if (!proc || !s)
 		return 0;
-	if (!now)
-		now = bpf_ktime_get_ns();
 	tid = prev->pid;
 	s->stack.nframes = 0;
 	s->stack.flags = PT_SF_OFFCPU | PT_SF_IDLE;
@@ -397,9 +429,14 @@ int BPF_PROG(idle_switch, bool preempt, struct task_struct *prev, struct task_st
 	key.pid = pid;
 	key.tid = tid;
 	key.reason = pt_idle_reason(prev, pid);
-	t = bpf_task_storage_get(&idle_task, prev, NULL, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!t)
-		return 0;
+	if (!t) {
+		t = bpf_task_storage_get(&idle_task, prev, NULL, BPF_LOCAL_STORAGE_GET_F_CREATE);
+		if (!t)
+			return 0;
+		t->win_start = now;
+		t->k = 1;
+	}
+	t->scale = t->k > 1 ? t->k : 1;
 	if (t->key.hash == key.hash && t->key.reason == key.reason && t->key.tid == tid && t->key.pid == pid) {
 		/* blocked where it last did: its key is in idle_agg already */
 		if (now - t->flush_ts >= PT_IDLE_FLUSH_NS)

@@ -126,6 +126,11 @@ struct pt_idle_thread {
 	__u64 acc_ns;		/* blocked time of key not yet in idle_agg */
 	__u64 acc_count;	/* blocks of key not yet in idle_agg */
 	__u64 flush_ts;		/* when acc_* last went to idle_agg */
+	__u64 win_start;	/* the current rate window (bpf/sampler.bpf.c: idle_walks_per_s) */
+	__u32 win_blocks;	/* blocks in it so far */
+	__u32 k;		/* 1 in k blocks is walked, and counts k times (1: every block) */
+	__u32 scale;		/* the open block's weight: the k it was walked under */
+	__u32 pad;
 };
 
 struct pt_frame {
@@ -194,6 +199,7 @@ enum pt_counter {
 	PT_CNT_PG_LONG,		/* reads or writes with more messages than one pass walks */
 	PT_CNT_IDLE_BLOCKS,	/* --idle: blocks of traced threads recorded */
 	PT_CNT_IDLE_DROPPED,	/* --idle: blocks not recorded: idle_agg full */
+	PT_CNT_IDLE_UNWALKED,	/* --idle: blocks above the walk rate left unwalked (their time estimated) */
 	PT_CNT_GIL_DROPPED,	/* --gil: samples of threads not holding the GIL */
 	PT_CNT_MAX,
 };

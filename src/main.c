@@ -44,6 +44,8 @@ static struct env {
 	int libpq_probes;		/* enum sql_probe_opt */
 	bool sql_in_flame;
 	bool idle;			/* --idle: wall-clock time (on- and off-CPU) in the profile */
+	unsigned idle_walks;		/* --idle-walks: a thread's blocks walked a second, exactly (0: all) */
+	bool idle_walks_set;
 	bool gil;			/* --gil: only samples of the GIL's holder */
 	bool show_literals;
 	unsigned text_cap;
@@ -76,6 +78,7 @@ static struct env {
 	.text_cap = 1024,
 	.slow_ms = -1,
 	.sql_source = SQL_SOURCE_AUTO,
+	.idle_walks = 1000,
 };
 
 const char *argp_program_version = "pytrace-bpf " PYTRACE_VERSION;
@@ -178,6 +181,7 @@ enum {
 	OPT_CGROUP,
 	OPT_SERVICE_NAME,
 	OPT_IDLE,
+	OPT_IDLE_WALKS,
 	OPT_GIL,
 };
 
@@ -198,6 +202,7 @@ static const struct argp_option opts[] = {
 	{ "title", OPT_TITLE, "TEXT", 0, "Flame graph title", 1 },
 	{ "json", OPT_JSON, "FILE", 0, "Write the report as one JSON document (SQL patterns, counters)", 1 },
 	{ "idle", OPT_IDLE, NULL, 0, "Wall-clock profile: also the time threads spend blocked (off-CPU), with what they waited on as the leaf ([off-cpu: sleep|lock|socket|io|other], [sql] ...); weights in microseconds", 1 },
+	{ "idle-walks", OPT_IDLE_WALKS, "N", 0, "With --idle: stack walks a second per thread before its blocks are sampled (1 in k walked, counted k times: an unbiased estimate; default 1000, 0: walk every block)", 1 },
 	{ "gil", OPT_GIL, NULL, 0, "Only samples of the thread holding the GIL (not for free-threaded builds)", 1 },
 	{ "sql-in-flame", OPT_SQL_IN_FLAME, NULL, 0, "Show time waiting on SQL as [sql] leaf frames (weights in microseconds)", 1 },
 	{ "slow-ms", OPT_SLOW_MS, "MS", 0, "With --slow-log: statements at least this slow", 1 },
@@ -321,6 +326,10 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 	case OPT_IDLE:
 		env.idle = true;
 		break;
+	case OPT_IDLE_WALKS:
+		env.idle_walks = (unsigned)parse_num(arg, "walks a second", 0, 1000000, state);
+		env.idle_walks_set = true;
+		break;
 	case OPT_GIL:
 		env.gil = true;
 		break;
@@ -437,6 +446,8 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 			argp_error(state, "--no-samples excludes --flame, --collapsed, --speedscope and --pprof");
 		if ((env.idle || env.gil) && (env.no_samples || env.collector.enabled))
 			argp_error(state, "--idle and --gil shape the profile: not with --no-samples or --prometheus");
+		if (env.idle_walks_set && !env.idle)
+			argp_error(state, "--idle-walks sets how --idle samples blocks: only with --idle");
 		if (env.idle && env.gil)
 			argp_error(state, "--gil keeps the GIL holder's on-CPU samples, --idle adds time off the CPU: choose one");
 		if (env.no_sql && (env.sql_in_flame || env.slow_log))
@@ -915,6 +926,7 @@ int main(int argc, char **argv)
 	so.sampler.max_stacks = env.max_stacks;
 	so.sampler.us_weights = env.sql_in_flame || env.idle;
 	so.sampler.idle = env.idle;
+	so.sampler.idle_walks_per_s = env.idle_walks;
 	so.sampler.gil = env.gil;
 	so.sql.enabled = !env.no_sql;
 

@@ -99,6 +99,7 @@ static void *sampler_open(struct session *ss, const struct session_opts *so, cha
 	s->skel->rodata->offcpu = s->o.offcpu;
 	bpf_program__set_autoload(s->skel->progs.offcpu_switch, s->o.offcpu);
 	s->skel->rodata->idle = s->o.idle;
+	s->skel->rodata->idle_walks_per_s = s->o.idle_walks_per_s;
 	s->skel->rodata->gil_only = s->o.gil;
 	bpf_program__set_autoload(s->skel->progs.idle_switch, s->o.idle);
 	bpf_program__set_autoload(s->skel->progs.idle_dump, s->o.idle);
@@ -315,7 +316,7 @@ static void sampler_flush(void *c)
 		for (i = 0; i < (size_t)got / sizeof(t[0]); i++) {
 			add = t[i].acc_ns;
 			if (t[i].ts && t[i].ts <= now)
-				add += now - t[i].ts;
+				add += (now - t[i].ts) * (t[i].scale > 1 ? t[i].scale : 1);
 			if (!add || bpf_map_lookup_elem(afd, &t[i].key, &v))
 				continue;
 			if (idletab__advance(s->idle, &t[i].key, v.ns + add, &id, &us))
@@ -397,6 +398,7 @@ void sampler__stats(struct sampler *s, struct sampler_stats *st)
 	s->st.idle_sql_us = s->idle_sql_us;
 	s->st.idle_blocks = session__counter(s->session, PT_CNT_IDLE_BLOCKS);
 	s->st.idle_dropped = session__counter(s->session, PT_CNT_IDLE_DROPPED);
+	s->st.idle_unwalked = session__counter(s->session, PT_CNT_IDLE_UNWALKED);
 	s->st.gil_dropped = session__counter(s->session, PT_CNT_GIL_DROPPED);
 	*st = s->st;
 }
@@ -406,6 +408,7 @@ static void sampler_summary(void *c, FILE *f)
 	struct sampler *s = c;
 	struct pystacks_stats ps;
 	struct sampler_stats st;
+	char unwalked[96] = "";
 
 	if (!s->o.enabled)
 		return;
@@ -420,10 +423,14 @@ static void sampler_summary(void *c, FILE *f)
 	if (s->o.gil)
 		fprintf(f, "--gil: %llu samples of threads not holding the GIL left out.\n",
 			(unsigned long long)st.gil_dropped);
+	if (s->o.idle && st.idle_unwalked)
+		snprintf(unwalked, sizeof(unwalked), ", %llu more above %u walks a second a thread (estimated)",
+			 (unsigned long long)st.idle_unwalked, s->o.idle_walks_per_s);
 	if (s->o.idle)
-		fprintf(f, "Off-CPU (--idle): %.3f s blocked in %llu blocks of traced threads (and %.3f s waiting on "
-			"PostgreSQL, in the [sql] leaves); not recorded (map full) %llu.\n", st.idle_us / 1e6,
-			(unsigned long long)st.idle_blocks, st.idle_sql_us / 1e6, (unsigned long long)st.idle_dropped);
+		fprintf(f, "Off-CPU (--idle): %.3f s blocked in %llu blocks of traced threads walked%s (and %.3f s "
+			"waiting on PostgreSQL, in the [sql] leaves); not recorded (map full) %llu.\n", st.idle_us / 1e6,
+			(unsigned long long)st.idle_blocks, st.idle_unwalked ? unwalked : "", st.idle_sql_us / 1e6,
+			(unsigned long long)st.idle_dropped);
 	if (st.lost)
 		wlog("%llu samples were lost (ring buffer full): lower --rate\n", (unsigned long long)st.lost);
 }
@@ -449,6 +456,8 @@ static void sampler_json(void *c, struct jsonw *w)
 		jsonw__uint_field(w, "offcpu_sql_us", st.idle_sql_us);
 		jsonw__uint_field(w, "offcpu_blocks", st.idle_blocks);
 		jsonw__uint_field(w, "offcpu_dropped", st.idle_dropped);
+		jsonw__uint_field(w, "offcpu_blocks_unwalked", st.idle_unwalked);
+		jsonw__uint_field(w, "offcpu_walks_per_s", s->o.idle_walks_per_s);
 	}
 	jsonw__end_object(w);
 	if (!s->o.enabled)

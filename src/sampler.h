@@ -24,6 +24,7 @@ struct sampler_opts {
 	bool us_weights;	/* weigh samples in microseconds (1e6 / rate_hz each), for [sql] leaves */
 	bool gil;		/* --gil: only samples of the thread holding the GIL */
 	bool idle;		/* --idle: off-CPU time of blocked threads too, in microseconds (us_weights) */
+	unsigned idle_walks_per_s;	/* --idle-walks: a thread's blocks walked a second before 1 in k are (0: all) */
 };
 
 struct sampler_stats {
@@ -34,6 +35,7 @@ struct sampler_stats {
 	uint64_t idle_sql_us;	/* --idle: waits on PostgreSQL, left to the [sql] leaves */
 	uint64_t idle_blocks;	/* --idle: blocks recorded by BPF */
 	uint64_t idle_dropped;	/* --idle: blocks not recorded (idle_agg full) */
+	uint64_t idle_unwalked;	/* --idle: blocks not walked (above the walk rate), counted in the estimate */
 	uint64_t gil_dropped;	/* --gil: samples of threads not holding the GIL */
 };
 

@@ -9,6 +9,9 @@ Per interpreter:
     its sleep line, under an [off-cpu: sleep] leaf; a list comprehension split across lines
     around a sleep shows the sleep's line (in <listcomp> up to 3.11, inlined from 3.12); the SVG
     says wall-clock and its tooltips give times, speedscope and JSON say microseconds and wall;
+    a thread that blocks thousands of times a second reading a pipe (above --idle-walks'
+    default rate: 1 in k of its blocks walked, counted k times) still adds up to its wall time,
+    over 90% of it in its read line, and the JSON counts the blocks left unwalked;
   - gil_mix.py (two threads hashing with the GIL released, the main thread spinning in Python)
     traced twice at once, with and without --gil: --gil leaves the hashing threads out, keeps
     the spinner, and totals at most about one core.
@@ -74,6 +77,24 @@ def check_idle(it, tmp):
     record(tag + ": > 95%% of the sleeping thread's wall time in its sleep line (%d)" % marks["sleep_line"],
            n_main and in_sleep > 0.95 * n_main,
            "%d of %d us; stacks %s" % (in_sleep, n_main, sorted(main, key=lambda x: -x[1])[:4]))
+
+    # sampled blocks: the reader blocks ~5,000+ times a second, k-fold weights keep its total
+    rd = [(f, c) for f, c in stacks if any(fname(x) == "reader" for x in f)]
+    n_rd = sum(c for _, c in rd)
+    in_read = sum(c for f, c in rd if f[-1] == "[off-cpu: io]" and fname(f[-2]) == "reader" and
+                  parse_frame(f[-2])[2] == marks["pipe_read"])
+    try:
+        with open(js) as f:
+            sam = json.load(f)["samples"]
+    except (OSError, ValueError, KeyError):
+        sam = {}
+    record(tag + ": a thread blocking thousands of times a second: sampled walks, weights add up to its wall time, "
+           "> 90%% in its read line (%d)" % marks["pipe_read"],
+           sam.get("offcpu_blocks_unwalked", 0) > 0 and 0.8 * DURATION * 1e6 <= n_rd <= 1.15 * DURATION * 1e6 and
+           in_read > 0.9 * n_rd,
+           "%.3f s for a %.1f s trace, %d us in the read line; blocks walked %s, unwalked %s; stacks %s" %
+           (n_rd / 1e6, DURATION, in_read, sam.get("offcpu_blocks"), sam.get("offcpu_blocks_unwalked"),
+            sorted(rd, key=lambda x: -x[1])[:3]))
 
     comp = [(f, c) for f, c in stacks if any(fname(x) == "comprehension" for x in f)]
     n_comp = sum(c for _, c in comp)
