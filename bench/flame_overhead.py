@@ -751,10 +751,10 @@ def main():
     if args.idle:
         args.workload, args.workload_args, args.tracer_args = "block_work.py", ["--spin", str(args.spin)], ["--idle"]
         PROG_NAME = "idle_switch"
-    args.tracer_args += args.extra_args.split()
         if args.rates == "99,999":
             args.rates = "99"
         args.gap_pairs = 0   # the interruption probe measures the timer's samples, not blocks
+    args.tracer_args += args.extra_args.split()
     rates = [int(x) for x in args.rates.split(",") if x]
     if os.geteuid() != 0:
         die("needs root (BPF, perf events, kernel.bpf_stats_enabled)")
