@@ -12,7 +12,9 @@ Services (workloads/web_async.py; server + driver):
 
 Also: uvicorn on uvloop, whose deferred writes leave every statement's task unknown (counted so,
 none given by guess), streamed responses beside N+1 requests (uvicorn-starlette-streaming), Django's ASGI handler
-(its thread pool's statements counted apart), and psycopg 3 async over TLS (libpq's probes).
+(its thread pool's statements counted apart), psycopg 3 async over TLS (libpq's probes), and
+uvicorn + Starlette with a long poll, a WebSocket and HTTP/1.1 pipelining beside the usual
+clients (uvicorn-starlette-edges).
 
 For each: 8 client threads on keep-alive connections send a shuffled mix of the N+1 endpoint
 (K+1 statements), its fixed twin (1), a CPU endpoint (0) and a slow one (2, with a 50 ms sleep
@@ -24,6 +26,7 @@ line on the N+1 route and nowhere else; 0 statements unattributed, for any reaso
 Run as root from the repository: tests/integration/test_async.py [-k SUBSTRING[,SUBSTRING...]] [-v]
 Ends with "N passed, N failed".
 """
+import base64
 import http.client
 import json
 import os
@@ -31,6 +34,7 @@ import random
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -230,6 +234,125 @@ def case_streaming(cluster, tmp):
         stop_server(p)
 
 
+def pipelined(port, paths, out, errors):
+    """HTTP/1.1 pipelining: every request of paths in one write on one connection, then the
+    responses read in order."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as sk:
+            sk.sendall(b"".join(b"GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % pa.encode() for pa in paths))
+            f = sk.makefile("rb")
+            for pa in paths:
+                status = f.readline().split()
+                headers = {}
+                while True:
+                    line = f.readline()
+                    if line in (b"\r\n", b""):
+                        break
+                    k, _, v = line.decode("latin-1").partition(":")
+                    headers[k.strip().lower()] = v.strip()
+                f.read(int(headers.get("content-length", "0")))
+                if len(status) < 2 or status[1] != b"200":
+                    errors.append("%s (pipelined): %r" % (pa, status))
+                out[pa] = int(headers.get("x-queries", "-1"))
+    except OSError as e:
+        errors.append("pipelined: %s" % e)
+
+
+def websocket(port, errors, messages=3):
+    """A WebSocket: the upgrade (101), a few echoed text frames a little apart, then a close."""
+    key = base64.b64encode(os.urandom(16))
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as sk:
+            sk.sendall(b"GET /ws/ HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                       b"Sec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n\r\n")
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = sk.recv(4096)
+                if not chunk:
+                    break
+                head += chunk
+            if b" 101 " not in head.split(b"\r\n", 1)[0]:
+                errors.append("websocket: %r" % head[:80])
+                return
+            for i in range(messages):
+                payload, mask = b"hello %d" % i, os.urandom(4)
+                sk.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[j % 4] for j, b in enumerate(payload)))
+                frame = sk.recv(4096)
+                if frame[2:] != payload:
+                    errors.append("websocket echo: %r" % frame)
+                time.sleep(0.2)
+            mask = os.urandom(4)
+            sk.sendall(bytes([0x88, 0x82]) + mask + bytes(b ^ mask[j] for j, b in enumerate(b"\x03\xe8")))
+            sk.recv(4096)
+    except OSError as e:
+        errors.append("websocket: %s" % e)
+
+
+def case_edges(cluster, tmp):
+    """Uvicorn + Starlette beside the usual clients: a long poll (2 s on the loop, then a
+    statement), a WebSocket (upgraded, frames both ways for about a second) and HTTP/1.1
+    pipelining (an N+1 request and its fixed twin in one write). Each request ends as itself:
+    the long poll with its own statement and its 2 s, the pipelined ones each with their own
+    statements, the WebSocket counted as not followed (no response) and never merged with
+    another request; 0 statements unattributed."""
+    name = "uvicorn-starlette-edges"
+    env = dict(os.environ, **cluster.client_env())
+    port = free_port(18600, 18700)
+    p = start_server(name, "uvicorn-starlette", "asyncpg", port, env, tmp)
+    try:
+        if not record(name + ": server answers", wait_http(port, "/health/", 30),
+                      open(os.path.join(tmp, name + ".log")).read()[-1500:]):
+            return
+        js, rlog = os.path.join(tmp, name + ".json"), os.path.join(tmp, name + ".requests.jsonl")
+        t = harness.Tracer(["-p", str(p.pid), "--json", js, "--requests-log", rlog])
+        t.wait_tracing(30)
+        time.sleep(0.3)
+        app, errors, edge = {}, [], {}
+        extra = [threading.Thread(target=client, args=(port, ["/poll/9001/"], edge, errors)),
+                 threading.Thread(target=websocket, args=(port, errors)),
+                 threading.Thread(target=pipelined, args=(port, ["/n1/9101/", "/fixed/9102/", "/cpu/9103/"], edge,
+                                                          errors))]
+        for th in extra:
+            th.start()
+        app, errs = drive(port)
+        errors += errs
+        for th in extra:
+            th.join()
+        time.sleep(0.3)
+        rc, _, stderr = t.stop(60)
+        if not record(name + ": tool exits 0", rc == 0, stderr[-800:]):
+            return
+        record(name + ": client saw 200s, the 101 and the echoes", not errors, "; ".join(errors[:5]))
+        app.update(edge)
+        doc = json.load(open(js))
+        got = {}
+        for r in doc.get("requests", []):
+            got[(r["route"], r["status"])] = got.get((r["route"], r["status"]), 0) + r["count"]
+        want = {("/%s/{id}/" % k, 200): n * CLIENTS for k, n in PER_CLIENT.items()}
+        for pa in edge:
+            want[(route_of(pa), 200)] = want.get((route_of(pa), 200), 0) + 1
+        record(name + ": per-route counts equal what was sent (the WebSocket in none)", got == want,
+               "got %s, want %s" % (sorted(got.items()), sorted(want.items())))
+        lines = {}
+        for l in open(rlog):
+            r = json.loads(l)
+            lines.setdefault(r["path"], []).append(r)
+        bad = ["%s: tool %s, app %d" % (pa, [r["queries"] for r in lines.get(pa, [])], n) for pa, n in sorted(app.items())
+               if [r["queries"] for r in lines.get(pa, [])] != [n]]
+        record(name + ": each request (pipelined, long poll) is one request with its own statements",
+               not bad and len(app) == CLIENTS * sum(PER_CLIENT.values()) + len(edge), "; ".join(bad[:6]))
+        poll = lines.get("/poll/9001/", [{}])[0]
+        dur = poll.get("total_ms", 0)
+        record(name + ": the long poll lasts its %.0f s" % 2.0, 2000 <= dur < 4000, json.dumps(poll))
+        record(name + ": the WebSocket is not a request of the log", "/ws/" not in lines, " ".join(sorted(lines)[:5]))
+        asm = doc["http"]["assembly"]
+        unattr = {k: v for k, v in asm.items() if k.startswith("queries_unattributed") or k == "queries_dropped"}
+        record(name + ": 0 statements unattributed; the WebSocket counted as not followed",
+               not any(unattr.values()) and asm.get("no_response", 0) >= 1, json.dumps(asm))
+    finally:
+        stop_server(p)
+
+
 def case_tls(cluster, tmp):
     """uvicorn + FastAPI + psycopg 3 async over TLS (ssl = on, sslmode=require): the wire cannot be
     read, libpq's probes serve the encrypted connections, and their statements carry their task
@@ -399,6 +522,8 @@ def main():
             case_django_asgi(cluster, tmp)
         if want("uvicorn-starlette-streaming"):
             case_streaming(cluster, tmp)
+        if want("uvicorn-starlette-edges"):
+            case_edges(cluster, tmp)
         if want("uvicorn-fastapi-psycopg-tls"):  # last: the cluster keeps ssl = on
             case_tls(cluster, tmp)
     finally:

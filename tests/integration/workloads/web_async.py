@@ -27,6 +27,7 @@ _args = sys.argv[1:5] if __name__ == "__main__" else os.environ["WEB_ASYNC"].spl
 SERVER, DRIVER, PORT, K = _args[0], _args[1], int(_args[2]), int(_args[3])
 POOL = 10
 STREAM_CHUNKS = 3
+POLL_S = 2.0   # a long poll's wait
 
 ITEMS = "SELECT id, owner_id FROM async_items ORDER BY id LIMIT %d" % K
 FIXED = ("SELECT i.id, o.name FROM async_items i JOIN async_owners o ON o.id = i.owner_id "
@@ -136,7 +137,7 @@ def kind_of(path):
 def starlette_app():
     from starlette.applications import Starlette
     from starlette.responses import PlainTextResponse, StreamingResponse
-    from starlette.routing import Route
+    from starlette.routing import Route, WebSocketRoute
 
     async def endpoint(request):
         body, n = await handle(kind_of(request.url.path))
@@ -156,8 +157,29 @@ def starlette_app():
                 db.free.put_nowait(conn)
         return StreamingResponse(chunks(), media_type="text/plain", headers={"X-Queries": str(STREAM_CHUNKS)})
 
+    async def poll(request):
+        """A long poll: the answer comes after POLL_S of waiting on the loop, then one statement."""
+        await asyncio.sleep(POLL_S)
+        conn = await db.free.get()
+        try:
+            rows = await db.rows(conn, SLOW)
+        finally:
+            db.free.put_nowait(conn)
+        return PlainTextResponse(str(rows[0][0]), headers={"X-Queries": "1"})
+
+    async def ws_echo(ws):
+        """A WebSocket (upgrade, 101): echoes text until the client closes; no statement."""
+        await ws.accept()
+        try:
+            while True:
+                await ws.send_text(await ws.receive_text())
+        except Exception:  # noqa: BLE001 - the client went away
+            pass
+
     routes = [Route("/%s/{rid:int}/" % k, endpoint) for k in ("n1", "fixed", "cpu", "slow")]
     routes.append(Route("/stream/{rid:int}/", stream))
+    routes.append(Route("/poll/{rid:int}/", poll))
+    routes.append(WebSocketRoute("/ws/", ws_echo))
     routes.append(Route("/health/", endpoint))
     return Starlette(routes=routes, on_startup=[db.open])
 
