@@ -9,6 +9,10 @@
  *   2 regs:  the start of the traced path, for the pids whose bits the loader set: the syscall's
  *            number and its buffer and length arguments from the task's entry registers, and
  *            the socket's cookie.
+ * And, to weigh one raw program on every syscall's return against the perf-event syscall
+ * tracepoints the tool attaches per syscall (sys_exit_read, ...):
+ *   3 sysexit-empty: an empty tp_btf/sys_exit program;
+ *   4 sysexit-miss:  the same testing the pid's bit (what every untraced process would pay).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -97,4 +101,26 @@ SEC("tp_btf/sock_recv_length")
 int BPF_PROG(sf_recv, struct sock *sk, int ret, int flags)
 {
 	return on_sock(sk);
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(sf_sysexit_empty)
+{
+	return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(sf_sysexit, struct pt_regs *regs, long ret)
+{
+	__u32 pid = bpf_get_current_pid_tgid() >> 32, i = pid >> 6, zero = 0;
+	struct sf_acc *a;
+	__u64 *w;
+
+	w = bpf_map_lookup_elem(&bits, &i);
+	if (!w || !((*w >> (pid & 63)) & 1))
+		return 0;
+	a = bpf_map_lookup_elem(&acc, &zero);
+	if (a)
+		a->runs++;
+	return 0;
 }

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * sockfloor [--mode empty|miss|regs] [-p PID]...: loads bench/sockfloor/sockfloor.bpf.c on the
+ * sockfloor [--mode empty|miss|regs|sysexit-empty|sysexit-miss] [-p PID]...: loads bench/sockfloor/sockfloor.bpf.c on the
  * sock_send_length and sock_recv_length tracepoints (tp_btf), sets the bits of the given pids,
  * prints "ready" once attached and runs until SIGINT or SIGTERM. For the benchmarks
  * (bench/requests_overhead.py): bpftrace 0.17 cannot attach raw tracepoints.
@@ -20,7 +20,8 @@
 #define SF_PID_WORDS	((1u << 22) / 64)	/* as in sockfloor.bpf.c */
 #define MAX_PIDS	64
 
-static const char *const modes[] = { "empty", "miss", "regs" };
+static const char *const modes[] = { "empty", "miss", "regs", "sysexit-empty", "sysexit-miss" };
+#define NMODES 5
 
 static volatile sig_atomic_t stop;
 
@@ -39,7 +40,7 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: sockfloor [--mode empty|miss|regs] [-p PID]...\n");
+	fprintf(f, "usage: sockfloor [--mode empty|miss|regs|sysexit-empty|sysexit-miss] [-p PID]...\n");
 }
 
 int main(int argc, char **argv)
@@ -62,10 +63,10 @@ int main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "m:p:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'm':
-			for (mode = 0; mode < 3 && strcmp(optarg, modes[mode]); mode++)
+			for (mode = 0; mode < NMODES && strcmp(optarg, modes[mode]); mode++)
 				;
-			if (mode == 3) {
-				fprintf(stderr, "sockfloor: --mode: empty, miss or regs, not '%s'\n", optarg);
+			if (mode == NMODES) {
+				fprintf(stderr, "sockfloor: --mode: empty, miss, regs, sysexit-empty or sysexit-miss, not '%s'\n", optarg);
 				return 2;
 			}
 			break;
@@ -94,7 +95,7 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (npids && mode == 0)
+	if (npids && (mode == 0 || mode == 3))
 		fprintf(stderr, "sockfloor: -p is ignored in mode empty\n");
 
 	/* blocked until sigsuspend: one that comes while loading is not lost, and stops it cleanly */
@@ -116,8 +117,10 @@ int main(int argc, char **argv)
 	/* mode empty runs the empty pair, the others the pair that tests the pid's bit */
 	bpf_program__set_autoload(skel->progs.sf_send_empty, mode == 0);
 	bpf_program__set_autoload(skel->progs.sf_recv_empty, mode == 0);
-	bpf_program__set_autoload(skel->progs.sf_send, mode != 0);
-	bpf_program__set_autoload(skel->progs.sf_recv, mode != 0);
+	bpf_program__set_autoload(skel->progs.sf_send, mode == 1 || mode == 2);
+	bpf_program__set_autoload(skel->progs.sf_recv, mode == 1 || mode == 2);
+	bpf_program__set_autoload(skel->progs.sf_sysexit_empty, mode == 3);
+	bpf_program__set_autoload(skel->progs.sf_sysexit, mode == 4);
 	c = sockfloor_bpf__load(skel);
 	if (c) {
 		fprintf(stderr, "sockfloor: cannot load the BPF programs (mode %s): %s\n", modes[mode], strerror(-c));
