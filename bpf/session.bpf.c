@@ -21,14 +21,22 @@ const volatile bool follow_children = true;
 const volatile bool host_wide = false;
 const volatile __u32 self_tgid = 0;	/* the tracer: never followed */
 /*
- * `pytrace-bpf -- COMMAND`: the command's pid. After each of its execs it is stopped (SIGSTOP) at
- * the first .py or .pyc file it opens, which a CPython does once its runtime and main thread
- * exist and before any code of the program runs, until the loader has found its interpreter;
- * the loader then lets it go on (SIGCONT) and clears hold_armed. A command started so loses no
- * sample and no statement of its start, however late the loader gets to it.
+ * `pytrace-bpf -- COMMAND`: after each exec of the command, or of a process it started that is
+ * followed (tracked), the process is stopped (SIGSTOP) at the first .py or .pyc file it opens,
+ * which a CPython does once its runtime and main thread exist and before any code of the
+ * program runs, until the loader has found its interpreter; the loader then lets it go on
+ * (SIGCONT) and removes it from `held`. A command started so, and every Python it starts, loses
+ * no sample and no statement of its start, however late the loader gets to them. (Under --pid
+ * or host-wide nothing is ever stopped: those processes were not started by the tool.)
  */
-const volatile __u32 hold_pid = 0;
-__u32 hold_armed = 0;
+const volatile bool hold_execs = false;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u32);
+} held SEC(".maps");
 
 #define PT_SIGSTOP 19
 #define PT_HOLD_PATH 256	/* a power of two: the bytes of a path looked at */
@@ -82,8 +90,11 @@ int BPF_PROG(track_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
 		bpf_map_update_elem(&tracked, &pid, &how, BPF_NOEXIST);
 	}
 	bpf_map_delete_elem(&procs, &pid);
-	if (hold_pid && pid == hold_pid)
-		hold_armed = 1;
+	if (hold_execs) {
+		__u32 one = 1;
+
+		bpf_map_update_elem(&held, &pid, &one, BPF_ANY);	/* full: not held, as before */
+	}
 	proc_event(PT_EV_EXEC, pid, 0);
 	return 0;
 }
@@ -106,20 +117,21 @@ static __always_inline bool python_source(const char *buf, long n)
 	return false;
 }
 
-/* Loaded only for a command the tracer starts (hold_pid): see hold_pid above. */
+/* Loaded only for a command the tracer starts (hold_execs): see hold_execs above. */
 SEC("tracepoint/syscalls/sys_enter_openat")
 int hold_at_import(struct trace_event_raw_sys_enter *ctx)
 {
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
 	char buf[PT_HOLD_PATH + 8];
 	struct pt_proc_event *e;
-	__u32 pid;
 	long n;
 
-	if (!hold_armed)
+	if (!pt_may_be_tracked(pid) || !bpf_map_lookup_elem(&held, &pid))
 		return 0;
-	pid = bpf_get_current_pid_tgid() >> 32;
-	if (pid != hold_pid || bpf_map_lookup_elem(&procs, &pid))
+	if (bpf_map_lookup_elem(&procs, &pid)) {
+		bpf_map_delete_elem(&held, &pid);	/* found already: nothing to wait for */
 		return 0;
+	}
 	n = bpf_probe_read_user_str(buf, PT_HOLD_PATH, (const void *)ctx->args[1]);
 	if (!python_source(buf, n))
 		return 0;
@@ -153,6 +165,7 @@ int BPF_PROG(track_exit, struct task_struct *p)
 	proc_event(PT_EV_EXIT, pid, 0);
 	bpf_map_delete_elem(&procs, &pid);
 	bpf_map_delete_elem(&tracked, &pid);
+	bpf_map_delete_elem(&held, &pid);
 	pt_track_bit(pid, false);
 	return 0;
 }

@@ -48,7 +48,7 @@ struct session {
 	uint64_t last_tick_ns, last_procs_tick_ns;
 	bool procs_attached;	/* the process tracepoints (session__add_host attaches them early) */
 	uint64_t *tracked_bits;	/* maps.tracked_bits, mapped: procs sets and clears its pids' bits */
-	uint64_t holds;		/* PT_EV_HELD events: the launched command's stops */
+	uint64_t holds;		/* PT_EV_HELD events: stops of the launched command's processes */
 };
 
 #define TRACKED_BITS_SIZE ((size_t)PT_PID_WORDS * sizeof(uint64_t))
@@ -134,9 +134,10 @@ static void sess_on_exit(void *ctx, pid_t pid)
 }
 
 /*
- * The launched command stopped at its first module load (PT_EV_HELD): find its interpreter now,
- * then let it go on. Until the verdict is in (an interpreter still starting), it stops again at
- * its next module load; a verdict (Python, or not) disarms the hold until its next exec.
+ * A process of the launched command's tree stopped at its first module load (PT_EV_HELD): find
+ * its interpreter now, then let it go on. Until the verdict is in (an interpreter still
+ * starting), it stops again at its next module load; a verdict (Python, or not) ends its hold
+ * until its next exec.
  */
 static void hold_event(struct session *s, pid_t pid)
 {
@@ -144,7 +145,7 @@ static void hold_event(struct session *s, pid_t pid)
 	bool settled = procs__settle(s->procs, pid);
 
 	if (settled)
-		s->skel->bss->hold_armed = 0;
+		bpf_map__delete_elem(s->skel->maps.held, &(__u32){ pid }, sizeof(__u32), 0);
 	if (kill(pid, SIGCONT) && errno != ESRCH)
 		fprintf(stderr, "warning: cannot let pid %d go on (SIGCONT): %s\n", pid, strerror(errno));
 	s->holds++;
@@ -236,8 +237,8 @@ struct session *session__new(const struct session_opts *o, char *err, size_t err
 	s->skel->rodata->follow_children = po.follow_children;
 	s->skel->rodata->host_wide = o->host_wide;
 	s->skel->rodata->self_tgid = getpid();
-	s->skel->rodata->hold_pid = o->hold_pid > 0 && !o->host_wide ? o->hold_pid : 0;
-	if (!s->skel->rodata->hold_pid)
+	s->skel->rodata->hold_execs = o->hold_pid > 0 && !o->host_wide;
+	if (!s->skel->rodata->hold_execs)
 		bpf_program__set_autoload(s->skel->progs.hold_at_import, false);
 	ret = session_bpf__load(s->skel);
 	if (ret) {
@@ -295,9 +296,16 @@ void session__free(struct session *s)
 	if (!s)
 		return;
 	ring_buffer__free(s->rb);
-	/* never leave the command stopped: a hold not ended yet ends here */
-	if (s->skel && s->skel->bss && s->skel->bss->hold_armed && s->opts.hold_pid > 0)
-		kill(s->opts.hold_pid, SIGCONT);
+	/* never leave a process stopped: the holds not ended yet end here */
+	if (s->skel && s->skel->rodata->hold_execs) {
+		__u32 key, next, *prev = NULL;
+
+		while (!bpf_map__get_next_key(s->skel->maps.held, prev, &next, sizeof(next))) {
+			kill((pid_t)next, SIGCONT);
+			key = next;
+			prev = &key;
+		}
+	}
 	/* in reverse: a capability may hold on to those before it */
 	for (i = NCAPS; i > 0; i--)
 		if (s->caps[i - 1])

@@ -58,8 +58,9 @@ struct session_opts {
 	uint32_t max_procs;		/* processes at once, 0: PROCS_DEFAULT_MAX */
 	bool threads;			/* each thread's name as the root frame of its stacks */
 	/*
-	 * A command the tracer started (launch.h), or 0: after each of its execs it is held at the
-	 * first Python source it opens until its interpreter is known (bpf/session.bpf.c).
+	 * A command the tracer started (launch.h), or 0: after each exec of it or of a process it
+	 * started (followed), that process is held at the first Python source it opens until its
+	 * interpreter is known (bpf/session.bpf.c).
 	 */
 	pid_t hold_pid;
 	/* capabilities: each has an `enabled` flag */

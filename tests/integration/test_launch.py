@@ -11,7 +11,8 @@ through chroot):
   thread is MainThread;
 - held at its start: with the tool itself stopped as the command execs its interpreter (so it
   cannot look at it yet), the interpreter waits at its first module load and its first half
-  second is still in the profile (Debian's 3.11, the oldest and the newest interpreter);
+  second is still in the profile (Debian's 3.11, the oldest and the newest interpreter); the
+  same when the shell starts the interpreter as a child (Debian's 3.11);
 - SIGINT sent to the tool reaches the command (KeyboardInterrupt, its exit status 5);
 - once: run by root with SUDO_UID/SUDO_GID, the command runs as that user (Debian's python3:
   pyenv's live under /root and sid's need chroot, which that user cannot run); bad
@@ -139,11 +140,13 @@ def check_launch(it, tmp):
         record(tag + ": the JSON names every thread", False, repr(e))
 
 
-def check_held(it, tmp):
+def check_held(it, tmp, child=False):
     """The tool stopped (SIGSTOP, by the shell it starts) before the command's interpreter is
-    exec'd: without the hold, the interpreter would run its early phase unseen."""
-    folded = os.path.join(tmp, it.label + "-held.folded")
-    argv = ([TOOL, "--no-sql", "--no-http", "--collapsed", folded, "--", "sh", "-c", 'kill -STOP $PPID; exec "$@"', "sh"] +
+    exec'd by that shell (or, child: started by it as a child it waits for): without the hold,
+    the interpreter would run its early phase unseen."""
+    folded = os.path.join(tmp, it.label + ("-held-child" if child else "-held") + ".folded")
+    script = 'kill -STOP $PPID; "$@"; exit $?' if child else 'kill -STOP $PPID; exec "$@"'
+    argv = ([TOOL, "--no-sql", "--no-http", "--collapsed", folded, "--", "sh", "-c", script, "sh"] +
             it.argv(it.workload("launched.py")))
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
                          env=dict(os.environ, PT_SECONDS="0.3"))
@@ -166,7 +169,8 @@ def check_held(it, tmp):
     harness.check_sanitizer("pytrace-bpf -- (held)", p.returncode, err)
     stacks = read_folded(folded)
     early = sum(c for f, c in stacks if any(fname(x) == "early_phase" for x in f))
-    record(it.label + ": held at its first module load while the tool cannot look at it yet (early_phase sampled)",
+    record(it.label + ": held at its first module load while the tool cannot look at it yet (early_phase sampled)%s" %
+           (", started as the shell's child" if child else ""),
            stopped and p.returncode == 3 and early >= 8,
            "tool stopped %s, exit %s, %d early_phase samples of %d; %s" %
            (stopped, p.returncode, early, sum(c for _, c in stacks), err[-800:]))
@@ -283,6 +287,8 @@ def main():
                 if it.label.startswith("debian") or it.version == min(i.version for i in interps) or \
                         it.version == max(i.version for i in interps):
                     check_held(it, tmp)
+                if it.label.startswith("debian"):
+                    check_held(it, tmp, child=True)
                 check_sigint(it, tmp)
             except Exception as e:  # noqa: BLE001 - one interpreter's failure must not hide the rest
                 record(it.label + ": ran", False, repr(e))
