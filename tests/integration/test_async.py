@@ -115,6 +115,14 @@ def client(port, paths, out, errors):
         conn.close()
 
 
+def run_threads(threads):
+    """Start them all, then wait for them all."""
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+
+
 def drive(port):
     """CLIENTS threads at once; returns ({path: the app's statement count}, errors)."""
     rnd = random.Random(14)
@@ -128,11 +136,7 @@ def drive(port):
         rnd.shuffle(paths)
         plans.append(paths)
     out, errors = {}, []
-    threads = [threading.Thread(target=client, args=(port, p, out, errors)) for p in plans]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads([threading.Thread(target=client, args=(port, p, out, errors)) for p in plans])
     return out, errors
 
 
@@ -177,6 +181,39 @@ def case_stdlib(cluster, tmp, it):
     check(name, p, port, tmp, it.host_path(script), "n1_stdlib")
 
 
+def traced_run(name, p, port, tmp, load, clients_ok="client saw 200s"):
+    """Trace server p (on port) while load() runs, as the tool's user would: waits for the server,
+    starts the tool with --json and --requests-log, runs load() -> ({path: the app's statement
+    count}, [errors]), stops the tool. Records the server answering, the tool's exit and the
+    clients' errors; returns (app, the JSON report, the requests log's path, the tool's stderr),
+    or None when the server or the tool failed."""
+    if not record(name + ": server answers", wait_http(port, "/health/", 30),
+                  open(os.path.join(tmp, name + ".log")).read()[-1500:]):
+        return None
+    js, rlog = os.path.join(tmp, name + ".json"), os.path.join(tmp, name + ".requests.jsonl")
+    t = harness.Tracer(["-p", str(p.pid), "--json", js, "--requests-log", rlog])
+    t.wait_tracing(30)
+    time.sleep(0.3)
+    app, errors = load()
+    time.sleep(0.3)
+    rc, _, stderr = t.stop(60)
+    with open(os.path.join(tmp, name + ".stderr"), "w") as f:
+        f.write(stderr)
+    if not record(name + ": tool exits 0", rc == 0, stderr[-800:]):
+        return None
+    record(name + ": " + clients_ok, not errors, "; ".join(errors[:5]))
+    with open(js) as f:
+        return app, json.load(f), rlog, stderr
+
+
+def route_counts(doc):
+    """{(route, status): requests} of a JSON report."""
+    got = {}
+    for r in doc.get("requests", []):
+        got[(r["route"], r["status"])] = got.get((r["route"], r["status"]), 0) + r["count"]
+    return got
+
+
 def case_streaming(cluster, tmp):
     """Streamed responses beside N+1 requests on uvicorn + Starlette: Starlette writes a stream from
     a task of its own, and its statements come after the response began. Each stream must end as
@@ -186,13 +223,8 @@ def case_streaming(cluster, tmp):
     env = dict(os.environ, **cluster.client_env())
     port = free_port(18600, 18700)
     p = start_server(name, "uvicorn-starlette", "asyncpg", port, env, tmp)
-    try:
-        if not record(name + ": server answers", wait_http(port, "/health/", 30)):
-            return
-        js, rlog = os.path.join(tmp, name + ".json"), os.path.join(tmp, name + ".requests.jsonl")
-        t = harness.Tracer(["-p", str(p.pid), "--json", js, "--requests-log", rlog])
-        t.wait_tracing(30)
-        time.sleep(0.3)
+
+    def load():
         rnd, plans, rid = random.Random(15), [], 5000
         for _ in range(CLIENTS):
             paths = ["/%s/%d/" % (k, rid + i) for i, k in enumerate(("n1", "n1", "stream", "stream", "slow"))]
@@ -200,18 +232,15 @@ def case_streaming(cluster, tmp):
             rnd.shuffle(paths)
             plans.append(paths)
         app, errors = {}, []
-        threads = [threading.Thread(target=client, args=(port, pl, app, errors)) for pl in plans]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
-        time.sleep(0.3)
-        rc, _, stderr = t.stop(60)
-        if not record(name + ": tool exits 0", rc == 0, stderr[-800:]):
+        run_threads([threading.Thread(target=client, args=(port, pl, app, errors)) for pl in plans])
+        return app, errors
+
+    try:
+        ran = traced_run(name, p, port, tmp, load)
+        if not ran:
             return
-        record(name + ": client saw 200s", not errors, "; ".join(errors[:5]))
-        doc = json.load(open(js))
-        got = {(r["route"], r["status"]): r["count"] for r in doc.get("requests", [])}
+        app, doc, rlog, _ = ran
+        got = route_counts(doc)
         want = {("/n1/{id}/", 200): 2 * CLIENTS, ("/stream/{id}/", 200): 2 * CLIENTS, ("/slow/{id}/", 200): CLIENTS}
         record(name + ": each stream ends as one request, per-route counts equal what was sent", got == want,
                "got %s, want %s" % (got, want))
@@ -299,15 +328,10 @@ def case_edges(cluster, tmp):
     env = dict(os.environ, **cluster.client_env())
     port = free_port(18600, 18700)
     p = start_server(name, "uvicorn-starlette", "asyncpg", port, env, tmp)
-    try:
-        if not record(name + ": server answers", wait_http(port, "/health/", 30),
-                      open(os.path.join(tmp, name + ".log")).read()[-1500:]):
-            return
-        js, rlog = os.path.join(tmp, name + ".json"), os.path.join(tmp, name + ".requests.jsonl")
-        t = harness.Tracer(["-p", str(p.pid), "--json", js, "--requests-log", rlog])
-        t.wait_tracing(30)
-        time.sleep(0.3)
-        app, errors, edge = {}, [], {}
+    edge = {}
+
+    def load():
+        errors = []
         extra = [threading.Thread(target=client, args=(port, ["/poll/9001/"], edge, errors)),
                  threading.Thread(target=websocket, args=(port, errors)),
                  threading.Thread(target=pipelined, args=(port, ["/n1/9101/", "/fixed/9102/", "/cpu/9103/"], edge,
@@ -315,19 +339,17 @@ def case_edges(cluster, tmp):
         for th in extra:
             th.start()
         app, errs = drive(port)
-        errors += errs
         for th in extra:
             th.join()
-        time.sleep(0.3)
-        rc, _, stderr = t.stop(60)
-        if not record(name + ": tool exits 0", rc == 0, stderr[-800:]):
-            return
-        record(name + ": client saw 200s, the 101 and the echoes", not errors, "; ".join(errors[:5]))
         app.update(edge)
-        doc = json.load(open(js))
-        got = {}
-        for r in doc.get("requests", []):
-            got[(r["route"], r["status"])] = got.get((r["route"], r["status"]), 0) + r["count"]
+        return app, errors + errs
+
+    try:
+        ran = traced_run(name, p, port, tmp, load, "client saw 200s, the 101 and the echoes")
+        if not ran:
+            return
+        app, doc, rlog, _ = ran
+        got = route_counts(doc)
         want = {("/%s/{id}/" % k, 200): n * CLIENTS for k, n in PER_CLIENT.items()}
         for pa in edge:
             want[(route_of(pa), 200)] = want.get((route_of(pa), 200), 0) + 1
@@ -375,30 +397,18 @@ def case_tls(cluster, tmp):
 
 def check(name, p, port, tmp, app_path, marker, warm=False):
     """Trace server p on port while the clients run, and check what the tool made of it."""
-    try:
-        if not record(name + ": server answers", wait_http(port, "/health/", 30),
-                      open(os.path.join(tmp, name + ".log")).read()[-1500:]):
-            return
-        js, rlog = os.path.join(tmp, name + ".json"), os.path.join(tmp, name + ".requests.jsonl")
-        t = harness.Tracer(["-p", str(p.pid), "--json", js, "--requests-log", rlog])
-        t.wait_tracing(30)
-        time.sleep(0.3)
+    def load():
         if warm:
             record(name + ": the app's connections open", wait_http(port, "/warm/", 30))
             time.sleep(1)
-        app, errors = drive(port)
-        time.sleep(0.3)
-        rc, _, stderr = t.stop(60)
-        with open(os.path.join(tmp, name + ".stderr"), "w") as f:
-            f.write(stderr)
-        if not record(name + ": tool exits 0", rc == 0, stderr[-800:]):
+        return drive(port)
+
+    try:
+        ran = traced_run(name, p, port, tmp, load)
+        if not ran:
             return
-        record(name + ": client saw 200s", not errors, "; ".join(errors[:5]))
-        doc = json.load(open(js))
-        got = {}
-        for r in doc.get("requests", []):
-            key = (r["route"], r["status"])
-            got[key] = got.get(key, 0) + r["count"]
+        app, doc, rlog, _ = ran
+        got = route_counts(doc)
         want = {("/%s/{id}/" % k, 200): n * CLIENTS for k, n in PER_CLIENT.items()}
         if warm:
             want[("/warm/", 200)] = 1
@@ -455,30 +465,19 @@ def case_django_asgi(cluster, tmp):
     p = subprocess.Popen([PY, "-m", "uvicorn", "--app-dir", DEMO, "--host", "127.0.0.1", "--port", str(port),
                           "--http", "h11", "--loop", "asyncio", "--no-access-log", "recipesite.asgi:application"],
                          env=env, stdout=logf, stderr=logf, start_new_session=True)
-    try:
-        if not record(name + ": server answers", wait_http(port, "/health/", 30),
-                      open(os.path.join(tmp, name + ".log")).read()[-1500:]):
-            return
-        js, rlog = os.path.join(tmp, name + ".json"), os.path.join(tmp, name + ".requests.jsonl")
-        t = harness.Tracer(["-p", str(p.pid), "--json", js, "--requests-log", rlog])
-        t.wait_tracing(30)
-        time.sleep(0.3)
-        paths = ["/recipes/", "/recipes-fixed/", "/recipes/3/", "/health/"] * 2
+    paths = ["/recipes/", "/recipes-fixed/", "/recipes/3/", "/health/"] * 2
+
+    def load():
         out, errors = {}, []
-        threads = [threading.Thread(target=client, args=(port, paths, out, errors)) for _ in range(CLIENTS)]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
-        time.sleep(0.3)
-        rc, _, stderr = t.stop(60)
-        with open(os.path.join(tmp, name + ".stderr"), "w") as f:
-            f.write(stderr)
-        if not record(name + ": tool exits 0", rc == 0, stderr[-800:]):
+        run_threads([threading.Thread(target=client, args=(port, paths, out, errors)) for _ in range(CLIENTS)])
+        return out, errors
+
+    try:
+        ran = traced_run(name, p, port, tmp, load)
+        if not ran:
             return
-        record(name + ": client saw 200s", not errors, "; ".join(errors[:5]))
-        doc = json.load(open(js))
-        got = {(r["route"], r["status"]): r["count"] for r in doc.get("requests", [])}
+        _, doc, rlog, stderr = ran
+        got = route_counts(doc)
         want = {(route_of(p), 200): 2 * CLIENTS for p in paths[:4]}
         record(name + ": per-route counts equal what was sent", got == want, "got %s, want %s" % (got, want))
         asm = doc["http"]["assembly"]
