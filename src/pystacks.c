@@ -170,6 +170,57 @@ static void missed(struct named_proc *np, uint32_t tid)
 	np->others[i].misses++;
 }
 
+/* Where tid is in np->all (every thread a read named), or -1. */
+static int all_index(const struct named_proc *np, uint32_t tid)
+{
+	for (int i = 0; i < np->nall; i++)
+		if (np->all[i].tid == tid)
+			return i;
+	return -1;
+}
+
+/*
+ * pid's record: its slot is found by probing from pid % NAMED_PROCS, so that processes whose pids
+ * share a slot do not wipe each other's names. create: a free slot, else one of a process gone,
+ * else the one read longest ago, is taken afresh.
+ */
+static struct named_proc *named_slot(struct pystacks *ps, uint32_t pid, bool create)
+{
+	struct named_proc *np, *victim = NULL;
+	size_t i, k, vi = 0;
+
+	for (k = 0; k < NAMED_PROCS; k++) {
+		i = (pid + k) % NAMED_PROCS;
+		np = ps->named[i];
+		if (np && np->pid == pid)
+			return np;
+	}
+	if (!create)
+		return NULL;
+	for (k = 0; k < NAMED_PROCS; k++) {
+		i = (pid + k) % NAMED_PROCS;
+		np = ps->named[i];
+		if (!np) {
+			victim = NULL;
+			vi = i;
+			break;
+		}
+		if (!victim || (np->gone && !victim->gone) ||
+		    (np->gone == victim->gone && np->read_ns < victim->read_ns)) {
+			victim = np;
+			vi = i;
+		}
+	}
+	if (!victim) {
+		victim = ps->named[vi] = calloc(1, sizeof(*victim));
+		if (!victim)
+			return NULL;
+	}
+	memset(victim, 0, offsetof(struct named_proc, t));
+	victim->pid = pid;
+	return victim;
+}
+
 /*
  * tid's name: threading's (Thread.name), read from the process's memory when a thread not named
  * yet shows up (at most every NAMES_UNKNOWN_NS) and every NAMES_STALE_NS; MainThread for the
@@ -178,7 +229,7 @@ static void missed(struct named_proc *np, uint32_t tid)
 static const char *thread_name(struct pystacks *ps, const struct proc *pr, uint32_t pid, uint32_t tid,
 			       bool *python)
 {
-	struct named_proc *np = ps->named[pid % NAMED_PROCS];
+	struct named_proc *np;
 	const char *name = NULL;
 	uint64_t now;
 	int i;
@@ -186,19 +237,19 @@ static const char *thread_name(struct pystacks *ps, const struct proc *pr, uint3
 	*python = false;
 	if (!pr || pr->state != PROC_PYTHON)
 		return thread_comm(ps, pid, tid);
-	if (!np) {
-		np = ps->named[pid % NAMED_PROCS] = calloc(1, sizeof(*np));
-		if (!np)
-			return thread_comm(ps, pid, tid);
-	}
-	if (np->pid != pid || np->gone) {	/* another process had the slot, or another program: afresh */
+	np = named_slot(ps, pid, true);
+	if (!np)
+		return thread_comm(ps, pid, tid);
+	if (np->gone && pr->live) {	/* exec'd into another program: afresh */
 		memset(np, 0, offsetof(struct named_proc, t));
 		np->pid = pid;
 	}
 	for (i = 0; i < np->n && np->t[i].tid != tid; i++)
 		;
 	now = mono_ns();
-	if (!np->read_ns || now - np->read_ns >= (i == np->n && !is_other(np, tid) ? NAMES_UNKNOWN_NS : NAMES_STALE_NS)) {
+	/* a sample queued before the process exited: the names it had, not a read of a dead process */
+	if (!np->gone &&
+	    (!np->read_ns || now - np->read_ns >= (i == np->n && !is_other(np, tid) ? NAMES_UNKNOWN_NS : NAMES_STALE_NS))) {
 		read_names(ps, np, pr, now);
 		for (i = 0; i < np->n && np->t[i].tid != tid; i++)
 			;
@@ -207,6 +258,10 @@ static const char *thread_name(struct pystacks *ps, const struct proc *pr, uint3
 	}
 	if (i < np->n) {
 		name = np->t[i].name;
+		*python = true;
+	} else if ((i = all_index(np, tid)) >= 0) {
+		/* left the registry since (a joined thread, a sample queued before it ended): its last name */
+		name = np->all[i].name;
 		*python = true;
 	} else if (tid == pid) {
 		name = "MainThread";	/* threading not imported (yet): what it would call it */
@@ -300,10 +355,10 @@ size_t pystacks__name(struct pystacks *ps, uint32_t pid, uint32_t tid, const str
 
 void pystacks__forget(struct pystacks *ps, uint32_t pid)
 {
-	struct named_proc *np = ps->named[pid % NAMED_PROCS];
+	struct named_proc *np = named_slot(ps, pid, false);
 
 	symbolizer__forget(ps->sym, pid);
-	if (np && np->pid == pid)	/* exec'd or gone: its registry with it (names kept for the report) */
+	if (np)	/* exec'd or gone: its registry with it (names kept for the report) */
 		np->gone = true;
 }
 
