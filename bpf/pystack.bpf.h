@@ -15,6 +15,8 @@ struct pt_walk {
 	__u64 wlo, whi;		/* user addresses copied into pt_windows (empty: wlo == whi) */
 	__u64 gen, root;	/* outermost generator-owned frame, outermost frame, so far */
 	__u64 gen_code;		/* gen's code object */
+	__u64 proxy_code;	/* struct pt_proc's, and the outermost frame running it */
+	__u64 proxy_frame;
 };
 
 /*
@@ -53,6 +55,24 @@ static __always_inline __u64 pt_read_ptr(__u64 addr)
  */
 #define PT_FIELD(buf, off, type) \
 	(*(type *)((buf) + ((off) & (PT_FRAME_READ_MAX - sizeof(type)) & ~(sizeof(type) - 1))))
+
+/*
+ * The outermost frame running w->proxy_code so far: frame if it does, else w->proxy_frame. The
+ * outermost, because Django's sync middleware calls async code (async_to_sync) that awaits sync
+ * code again (sync_to_async, run in the same thread): the inner thread_handler names a task that
+ * async_to_sync made, the outer one the request's. Without a branch: a branch on these in the
+ * loop's callback makes the verifier keep one state of every caller per outcome (proxy_frame
+ * still 0, or not) and walk the rest of each program twice. With no proxy_code (0), a frame
+ * without code matches: pt_proxy_task ignores what it found then.
+ */
+static __always_inline __u64 pt_proxy_match(const struct pt_walk *w, __u64 code, __u64 frame)
+{
+	__u64 x = code ^ w->proxy_code, same;
+
+	asm volatile("" : "+r"(x));		/* keep it arithmetic: no compare, no branch */
+	same = ((x | -x) >> 63) - 1;		/* all ones if code == proxy_code, else 0 */
+	return w->proxy_frame ^ ((w->proxy_frame ^ frame) & same);
+}
 
 static long pt_walk_one(__u32 i, void *data)
 {
@@ -100,6 +120,7 @@ static long pt_walk_one(__u32 i, void *data)
 		w->gen = frame;
 		w->gen_code = code;
 	}
+	w->proxy_frame = pt_proxy_match(w, code, frame);
 	if (code) {
 		s->frames[n].code = code;
 		s->frames[n].instr = instr;
@@ -139,6 +160,25 @@ static __always_inline void pt_copy_window(struct pt_walk *w, struct pt_window_b
 	w->whi = hi;
 }
 
+/*
+ * The key of the task a thread pool's thread works for (struct pt_proc's proxy_code), from the
+ * frame of asgiref's thread_handler: three reads, only on such threads. 0: unknown. A global
+ * function: verified once on its own, so that its branches do not multiply the caller's states.
+ */
+__noinline __u64 pt_proxy_task(const struct pt_proc *proc, __u64 frame)
+{
+	__u64 task, coro;
+
+	if (!proc || !frame || !proc->proxy_code || !proc->task_coro || !proc->coro_frame)
+		return 0;
+	task = pt_read_ptr(frame + proc->proxy_local) & proc->off.code_mask;	/* 3.14 tags it */
+	coro = task ? pt_read_ptr(task + proc->task_coro) : 0;
+	if (!coro)
+		return 0;
+	coro = proc->coro_frame_is_ptr ? pt_read_ptr(coro + proc->coro_frame) : coro + proc->coro_frame;
+	return coro ? coro | PT_TASK_PROXY : 0;
+}
+
 /* A pointer at offset at of the thread state, read from its copy at win (which starts at offset lo). */
 #define PT_TS_FIELD(win, at, lo) (*(__u64 *)((win)->data + (((at) - (lo)) & (PT_TS_SPAN - 8))))
 
@@ -156,7 +196,7 @@ static __always_inline __u64 pt_walk_stack(struct task_struct *task, const struc
 					   struct pt_stack *s)
 {
 	const struct pt_offsets *off = &proc->off;
-	struct pt_walk w = { .off = off, .s = s, .hash = 0xcbf29ce484222325ULL };
+	struct pt_walk w = { .off = off, .s = s, .hash = 0xcbf29ce484222325ULL, .proxy_code = proc->proxy_code };
 	__u64 fsbase, tstate, frame = 0;
 	__u32 zero = 0;
 
@@ -213,7 +253,8 @@ static __always_inline __u64 pt_walk_stack(struct task_struct *task, const struc
 			      bpf_probe_read_user(&co_flags, sizeof(co_flags), (void *)(w.gen_code + off->co_flags)) ||
 			      !(co_flags & PT_CO_ASYNC)))
 			w.gen = 0;
-		s->task_frame = w.gen;
+		/* no branch on proxy_frame here: it would double the states of every caller */
+		s->task_frame = w.gen ? w.gen : pt_proxy_task(proc, w.proxy_frame);
 		s->root_frame = w.root;
 	}
 	return (w.hash ^ s->nframes ^ ((__u64)s->flags << 32)) | 1;

@@ -45,7 +45,27 @@ struct pt_proc {
 	__u16 gil_locked;	/* int: held now */
 	__u16 gil_holder;	/* last_holder: PyThreadState * */
 	__u32 pad;
+	/*
+	 * A thread pool's thread working for an asyncio task: asgiref's
+	 * SyncToAsync.thread_handler(self, loop, source_task, ...) runs each sync_to_async call
+	 * (Django's sync views and ORM under ASGI) with the task that awaits it as an argument.
+	 * A stack that runs in no task of its own but passes through that frame gets
+	 * source_task's key (task_frame | PT_TASK_PROXY): task->task_coro, then the coroutine's
+	 * frame, the address the task's own stacks give as their task_frame. Of the outermost
+	 * such frame: sync code that calls async code that calls sync code (Django's sync
+	 * middleware around its async handler) runs the inner sync code in the same thread, for a
+	 * task async_to_sync made; the outer frame names the request's.
+	 */
+	__u64 proxy_code;	/* thread_handler's code object, 0: not seen (yet) */
+	__u16 proxy_local;	/* frame -> source_task (localsplus[2]) */
+	__u16 task_coro;	/* _asyncio's TaskObj -> task_coro, 0: unknown */
+	__u16 coro_frame;	/* coroutine -> gi_frame (<= 3.10, a pointer) or gi_iframe (3.11+) */
+	__u8 coro_frame_is_ptr;
+	__u8 pad2;
 };
+
+/* In a task_frame: the task a thread pool's thread works for (struct pt_proc), not its own. */
+#define PT_TASK_PROXY	2ULL
 
 /* How a traced pid came to be traced. */
 #define PT_TRACK_ROOT	1	/* named on the command line */
@@ -153,6 +173,7 @@ struct pt_stack {
 	 * its frame lives in the coroutine object, so the address is stable for the task's life),
 	 * and of its outermost frame (a greenlet's run frame, a thread's first frame). 0: none, or
 	 * the walk did not reach the root (truncated, read error). Not part of the stack's hash.
+	 * A thread pool's thread that works for a task gets that task's, with PT_TASK_PROXY set.
 	 */
 	__u64 task_frame;
 	__u64 root_frame;

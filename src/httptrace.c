@@ -239,14 +239,16 @@ static void httptrace_summary(void *c, FILE *f)
 	fprintf(f, "HTTP: %llu requests (%s); lost events %llu, connections not followed %llu, "
 		"not HTTP %llu, unanswered %llu, SQL statements in requests %llu, outside %llu, "
 		"unattributed (thread served several requests at once) %llu; by task: %llu requests, statements "
-		"of an unknown task %llu, ambiguous %llu, claimed by no response %llu, of thread pools %llu.\n",
+		"of an unknown task %llu, ambiguous %llu, claimed by no response %llu, of thread pools %llu "
+		"(and %llu attributed by the task they ran for).\n",
 		(unsigned long long)st.req.requests, st.hook, (unsigned long long)st.lost,
 		(unsigned long long)(st.conns_dropped + st.req.dropped_conns),
 		(unsigned long long)st.req.not_http, (unsigned long long)st.req.no_response,
 		(unsigned long long)st.req.queries_attributed, (unsigned long long)st.req.queries_outside,
 		(unsigned long long)st.req.queries_unattributed, (unsigned long long)st.req.requests_by_task,
 		(unsigned long long)st.req.queries_task_unknown, (unsigned long long)st.req.queries_ambiguous,
-		(unsigned long long)st.req.queries_no_response, (unsigned long long)st.req.queries_pool);
+		(unsigned long long)st.req.queries_no_response, (unsigned long long)st.req.queries_pool,
+		(unsigned long long)st.req.queries_pool_task);
 	if (st.lost)
 		wlog("%llu socket events were lost (ring buffer full): request counts are low\n",
 		     (unsigned long long)st.lost);

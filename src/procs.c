@@ -10,8 +10,10 @@
 #include "jsonw.h"
 #include "pidtab.h"
 #include "procmaps.h"
+#include "procmem.h"
 #include "procs.h"
 #include "pytrace_user.h"
+#include "symbolize.h"
 #include "util.h"
 
 #define RETRY_NS (100 * 1000000ULL)	/* how often to retry inspecting a process */
@@ -210,6 +212,41 @@ static int inspect(struct procs *p, struct proc *pr, char *err, size_t errlen)
 	if (p->o.listener.on_python)
 		p->o.listener.on_python(p->o.listener.ctx, pr);
 	return 0;
+}
+
+void procs__thread_pool_frame(struct procs *p, struct proc *pr, uint64_t code)
+{
+	const struct py_layout *l = &pr->py.layout;
+	uint64_t names = 0, nnames = 0, name = 0;
+	struct mem_reader mr;
+	struct pt_proc cfg;
+	char arg[32];
+
+	if (pr->state != PROC_PYTHON || !code || pr->py.proxy_code || pr->py.proxy_rejected == code ||
+	    !l->task_coro || !l->gen_frame)
+		return;
+	/* thread_handler(self, loop, source_task, exc_info, func, *args, **kwargs); later asgiref
+	 * versions pass (self, loop, exc_info, task_context, ...) and name no task */
+	procmem__reader(&mr, pr->pid);
+	if (mem_read_u64(&mr, code + l->co_varnames, &names) || !names ||
+	    mem_read_u64(&mr, names + l->bytes_size, &nnames) || nnames < 3 || nnames > 4096 ||
+	    mem_read_u64(&mr, names + l->tuple_items + 2 * 8, &name) || !name ||
+	    py_read_str(l, &mr, name, arg, sizeof(arg)) < 0 || strcmp(arg, "source_task")) {
+		pr->py.proxy_rejected = code;
+		vlog("pid %d: asgiref's thread_handler at 0x%llx takes no source_task: its thread pool's "
+		     "statements are not given to tasks\n", pr->pid, (unsigned long long)code);
+		return;
+	}
+	pr->py.proxy_code = code;
+	py_target__to_bpf(&pr->py, &cfg);
+	if (bpf_map_update_elem(p->o.procs_fd, &pr->pid, &cfg, BPF_EXIST)) {
+		pr->py.proxy_code = 0;
+		pr->py.proxy_rejected = code;
+		return;	/* it left meanwhile */
+	}
+	p->st.thread_pools++;
+	tlog(p, "pid %d: asgiref's thread pool works for asyncio tasks (thread_handler at 0x%llx)\n", pr->pid,
+	     (unsigned long long)code);
 }
 
 void procs__retry(struct procs *p, struct proc *pr)
@@ -887,6 +924,7 @@ void procs__write_json(const struct procs *p, struct jsonw *w)
 	jsonw__uint_field(w, "traced", p->st.processes);
 	jsonw__uint_field(w, "python", p->st.python);
 	jsonw__uint_field(w, "events_not_followed", p->st.dropped);
+	jsonw__uint_field(w, "asgiref_thread_pools", p->st.thread_pools);
 	jsonw__bool_field(w, "host_wide", p->o.host_wide);
 	/* the Python processes followed, in the order found (at most PROCS_SEEN_MAX) */
 	jsonw__name(w, "followed");

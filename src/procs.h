@@ -89,6 +89,7 @@ struct procs_stats {
 	unsigned python;	/* of which Python, counted once per program they ran */
 	unsigned live;		/* still running */
 	uint64_t dropped;	/* process events not followed: the table was full */
+	unsigned thread_pools;	/* processes whose asgiref thread pool works for tasks (seen so far) */
 };
 
 struct procs;
@@ -133,6 +134,12 @@ void procs__handle(struct procs *p, const void *data, size_t size);
 struct proc *procs__get(struct procs *p, uint32_t pid, bool create);
 /* A process whose interpreter was not ready: inspect it again, at most every 100 ms. */
 void procs__retry(struct procs *p, struct proc *pr);
+/*
+ * A stack of pr showed the code object at code named as asgiref's SyncToAsync.thread_handler:
+ * if its third argument is source_task (asgiref 3.3-3.8), the BPF walkers give the task that
+ * argument names to stacks that pass through it (struct pt_proc). Cheap when already known.
+ */
+void procs__thread_pool_frame(struct procs *p, struct proc *pr, uint64_t code);
 /* Free the records of processes gone for PROCS_FREE_AFTER_NS. */
 void procs__tick(struct procs *p, uint64_t now_ns);
 void procs__stats(const struct procs *p, struct procs_stats *st);

@@ -36,6 +36,7 @@ static const struct py_layout layouts[] = {
 		.fr_code = 32, .fr_back = 24, .fr_instr = 104, .fr_owner = NONE,
 		.owner_cstack = 0, .instr_is_ptr = false, .code_mask = ALL_BITS,
 		.fr_gen = 96, .owner_gen = 0,
+		.fr_localsplus = 360, .gen_frame = 16, .task_coro = 112, .co_varnames = 72, .tuple_items = 24,
 		.co_flags = 36, .co_firstlineno = 40, .co_filename = 104, .co_name = 112, .co_qualname = NONE,
 		.co_linetable = 120, .co_code_adaptive = NONE, .linetable = PYL_LNOTAB,
 		.str_state = 32, .str_ascii_data = 48, .str_compact_data = 72,
@@ -56,6 +57,7 @@ static const struct py_layout layouts[] = {
 		.fr_code = 32, .fr_back = 24, .fr_instr = 104, .fr_owner = NONE,
 		.owner_cstack = 0, .instr_is_ptr = false, .code_mask = ALL_BITS,
 		.fr_gen = 96, .owner_gen = 0,
+		.fr_localsplus = 360, .gen_frame = 16, .task_coro = 152, .co_varnames = 72, .tuple_items = 24,
 		.co_flags = 36, .co_firstlineno = 40, .co_filename = 104, .co_name = 112, .co_qualname = NONE,
 		.co_linetable = 120, .co_code_adaptive = NONE, .linetable = PYL_LNOTAB,
 		.str_state = 32, .str_ascii_data = 48, .str_compact_data = 72,
@@ -76,6 +78,7 @@ static const struct py_layout layouts[] = {
 		.fr_code = 32, .fr_back = 24, .fr_instr = 96, .fr_owner = NONE,
 		.owner_cstack = 0, .instr_is_ptr = false, .code_mask = ALL_BITS,
 		.fr_gen = 88, .owner_gen = 0,
+		.fr_localsplus = 352, .gen_frame = 16, .task_coro = 160, .co_varnames = 72, .tuple_items = 24,
 		.co_flags = 36, .co_firstlineno = 40, .co_filename = 104, .co_name = 112, .co_qualname = NONE,
 		.co_linetable = 120, .co_code_adaptive = NONE, .linetable = PYL_LINETABLE_310,
 		.str_state = 32, .str_ascii_data = 48, .str_compact_data = 72,
@@ -100,6 +103,7 @@ static const struct py_layout layouts[] = {
 		.fr_code = 32, .fr_back = 48, .fr_instr = 56, .fr_owner = NONE,
 		.owner_cstack = 0, .instr_is_ptr = true, .code_mask = ALL_BITS,
 		.fr_gen = 69, .owner_gen = 1,
+		.fr_localsplus = 72, .gen_frame = 80, .task_coro = 136, .co_varnames = 96, .tuple_items = 24,
 		.co_flags = 48, .co_firstlineno = 72, .co_filename = 112, .co_name = 120, .co_qualname = 128,
 		.co_linetable = 136, .co_code_adaptive = 184, .linetable = PYL_LOCATIONS,
 		.str_state = 32, .str_ascii_data = 48, .str_compact_data = 72,
@@ -123,6 +127,7 @@ static const struct py_layout layouts[] = {
 		.fr_code = 0, .fr_back = 8, .fr_instr = 56, .fr_owner = 70,
 		.owner_cstack = 3, .instr_is_ptr = true, .code_mask = ALL_BITS,
 		.fr_gen = 70, .owner_gen = 1,
+		.fr_localsplus = 72, .gen_frame = 72, .task_coro = 136, .co_varnames = 96, .tuple_items = 24,
 		.co_flags = 48, .co_firstlineno = 68, .co_filename = 112, .co_name = 120, .co_qualname = 128,
 		.co_linetable = 136, .co_code_adaptive = 192, .linetable = PYL_LOCATIONS,
 		.str_state = 32, .str_ascii_data = 40, .str_compact_data = 56,
@@ -146,6 +151,7 @@ static const struct py_layout layouts[] = {
 		.fr_code = 0, .fr_back = 8, .fr_instr = 56, .fr_owner = 70,
 		.owner_cstack = 3, .instr_is_ptr = true, .code_mask = ALL_BITS,
 		.fr_gen = 70, .owner_gen = 1,
+		.fr_localsplus = 72, .gen_frame = 72, .task_coro = 120, .co_varnames = 96, .tuple_items = 24,
 		.co_flags = 48, .co_firstlineno = 68, .co_filename = 112, .co_name = 120, .co_qualname = 128,
 		.co_linetable = 136, .co_code_adaptive = 200, .linetable = PYL_LOCATIONS,
 		.str_state = 32, .str_ascii_data = 40, .str_compact_data = 56,
@@ -170,6 +176,7 @@ static const struct py_layout layouts[] = {
 		.fr_code = 0, .fr_back = 8, .fr_instr = 56, .fr_owner = 74,
 		.owner_cstack = 3, .instr_is_ptr = true, .code_mask = ~(uint64_t)3,
 		.fr_gen = 74, .owner_gen = 1,
+		.fr_localsplus = 80, .gen_frame = 72, .task_coro = 128, .co_varnames = 96, .tuple_items = 32,
 		.co_flags = 48, .co_firstlineno = 68, .co_filename = 112, .co_name = 120, .co_qualname = 128,
 		.co_linetable = 136, .co_code_adaptive = 208, .linetable = PYL_LOCATIONS,
 		.str_state = 32, .str_ascii_data = 40, .str_compact_data = 56,
@@ -195,6 +202,7 @@ static const struct py_layout layouts[] = {
 		.fr_code = 0, .fr_back = 8, .fr_instr = 56, .fr_owner = 74,
 		.owner_cstack = 3, .instr_is_ptr = true, .code_mask = ~(uint64_t)3,
 		.fr_gen = 74, .owner_gen = 1,
+		.fr_localsplus = 80, .gen_frame = 72, .task_coro = 128, .co_varnames = 96, .tuple_items = 32,
 		.co_flags = 48, .co_firstlineno = 68, .co_filename = 112, .co_name = 120, .co_qualname = 128,
 		.co_linetable = 136, .co_code_adaptive = 208, .linetable = PYL_LOCATIONS,
 		.str_state = 32, .str_ascii_data = 40, .str_compact_data = 56,
@@ -326,7 +334,8 @@ struct dbg_view {
 	uint64_t is_size, threads_head, imports_modules;
 	uint64_t ceval_gil, gil_state, gil_locked, gil_holder;
 	uint64_t ts_size, next, current_frame, thread_id, native_thread_id, datastack_chunk;
-	uint64_t fr_size, previous, executable, instr_ptr, owner;
+	uint64_t fr_size, previous, executable, instr_ptr, owner, localsplus;
+	uint64_t gen_size, gi_iframe;	/* 3.14+; 0: not in the offsets (3.13) */
 	const struct dbg_code_object *code;
 	const struct dbg_bytes_object *bytes;
 	uint64_t str_size, state, asciiobject_size, compactunicodeobject_size;
@@ -352,6 +361,7 @@ struct dbg_view {
 	(v)->executable = (d)->interpreter_frame.executable;			\
 	(v)->instr_ptr = (d)->interpreter_frame.instr_ptr;			\
 	(v)->owner = (d)->interpreter_frame.owner;				\
+	(v)->localsplus = (d)->interpreter_frame.localsplus;			\
 	(v)->bytes = &(d)->bytes_object;					\
 	(v)->str_size = (d)->unicode_object.size;				\
 	(v)->state = (d)->unicode_object.state;					\
@@ -395,11 +405,15 @@ int py_layout__from_debug_offsets(struct py_layout *out, const void *buf, size_t
 		VIEW(&v, d);
 		v.code = &d->code_object.c;
 		v.compactunicodeobject_size = 0;
+		v.gen_size = d->tail[2];	/* after gc's 2: gen_object's size, gi_name, gi_iframe */
+		v.gi_iframe = d->tail[4];
 	} else {
 		const struct debug_offsets_315 *d = buf;
 
 		VIEW(&v, d);
 		v.code = &d->code_object.c;
+		v.gen_size = d->tail[5];	/* after gc's 5 */
+		v.gi_iframe = d->tail[7];
 		v.compactunicodeobject_size = d->unicode_object.compactunicodeobject_size;
 	}
 
@@ -420,6 +434,10 @@ int py_layout__from_debug_offsets(struct py_layout *out, const void *buf, size_t
 	if (l.fr_owner != PYL_NONE)
 		err = err ?: set_off(&l.fr_owner, v.owner, v.fr_size);
 	err = err ?: set_off(&l.fr_gen, v.owner, v.fr_size);
+	err = err ?: set_off(&l.fr_localsplus, v.localsplus, v.fr_size + 1);
+	if (v.gen_size)
+		err = err ?: set_off(&l.gen_frame, v.gi_iframe, v.gen_size);
+	err = err ?: set_off(&l.co_varnames, v.code->localsplusnames, v.code->size);
 	err = err ?: set_off(&l.co_filename, v.code->filename, v.code->size);
 	err = err ?: set_off(&l.co_name, v.code->name, v.code->size);
 	err = err ?: set_off(&l.co_qualname, v.code->qualname, v.code->size);

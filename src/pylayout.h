@@ -48,7 +48,13 @@ struct py_layout {
 	uint8_t owner_gen;		/* 3.11+: FRAME_OWNED_BY_GENERATOR; 0: fr_gen is f_gen */
 	bool instr_is_ptr;
 	uint64_t code_mask;
+	uint32_t fr_localsplus;		/* f_localsplus (<= 3.10) or localsplus: arguments, then locals */
+	/* generators and asyncio tasks: a thread pool's work for a task (struct pt_proc) */
+	uint32_t gen_frame;		/* PyGenObject.gi_frame (<= 3.10, a pointer) or gi_iframe (3.11+) */
+	uint32_t task_coro;		/* _asyncio's TaskObj.task_coro (Modules/_asynciomodule.c) */
 	/* PyCodeObject */
+	uint32_t co_varnames;		/* co_varnames (<= 3.10) or co_localsplusnames: a tuple */
+	uint32_t tuple_items;		/* PyTupleObject.ob_item (3.14 put ob_hash before it) */
 	uint32_t co_flags;		/* CO_COROUTINE and co. */
 	uint32_t co_firstlineno;
 	uint32_t co_filename;

@@ -477,4 +477,12 @@ void py_target__to_bpf(const struct py_target *t, struct pt_proc *p)
 	p->gil = t->gil;
 	p->gil_locked = l->gil_locked;
 	p->gil_holder = l->gil_holder;
+	/* a coroutine's frame: <= 3.10 point at a frame object, 3.11+ embed it */
+	p->task_coro = l->task_coro;
+	p->coro_frame = l->gen_frame;
+	p->coro_frame_is_ptr = t->minor <= 10;
+	if (t->proxy_code) {
+		p->proxy_code = t->proxy_code;
+		p->proxy_local = l->fr_localsplus + 2 * 8;	/* thread_handler's source_task */
+	}
 }

@@ -287,6 +287,20 @@ static void frame_name(char *buf, size_t size, const struct py_frame_sym *fs)
 	snprintf(buf, size, "%s (%s:%d)", fs->name && fs->name[0] ? fs->name : "?", file, fs->line);
 }
 
+/* asgiref's SyncToAsync.thread_handler: a thread pool's thread working for a task (procs.h) */
+static bool is_thread_handler(const struct py_frame_sym *fs)
+{
+	static const char file[] = "/asgiref/sync.py";
+	size_t n;
+
+	if (!fs->name || (fs->name[0] != 'S' && fs->name[0] != 't'))
+		return false;
+	if (strcmp(fs->name, "SyncToAsync.thread_handler") && strcmp(fs->name, "thread_handler"))
+		return false;
+	n = fs->file ? strlen(fs->file) : 0;
+	return n >= sizeof(file) - 1 && !strcmp(fs->file + n - (sizeof(file) - 1), file);
+}
+
 size_t pystacks__name(struct pystacks *ps, uint32_t pid, uint32_t tid, const struct pt_stack *st,
 		      const char **out, size_t max)
 {
@@ -341,6 +355,8 @@ size_t pystacks__name(struct pystacks *ps, uint32_t pid, uint32_t tid, const str
 			out[n++] = "[unknown]";
 			continue;
 		}
+		if (is_thread_handler(&fs))
+			procs__thread_pool_frame(ps->procs, pr, st->frames[i].code);
 		frame_name(ps->names[n], FRAME_LEN, &fs);
 		out[n] = ps->names[n];
 		n++;

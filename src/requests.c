@@ -6,6 +6,7 @@
 #include "httpparse.h"
 #include "jsonw.h"
 #include "lathist.h"
+#include "pytrace_user.h"
 #include "requests.h"
 
 #define QUEUE		4	/* requests per connection: pipelining depth kept */
@@ -812,15 +813,22 @@ static uint64_t task_resp_end(struct requests *r, uint32_t pid, const struct tas
 }
 
 /*
+ * The statements a process's thread pools sent for a task (PT_TASK_PROXY: asgiref's
+ * sync_to_async, whose thread_handler names the task that awaits it) wait in one queue per
+ * process, under this thread id (no thread has it), for a response of their task on any thread.
+ */
+#define POOL_TID 0
+
+/*
  * Attribution by task (requests.h has the rule): the request q, whose response the task q->task
  * started writing at resp_ts on thread t, takes the statements of that task sent since q was read
- * and before resp_ts. A statement sent after the task's previous response began and while that
- * one was still being written could be either's: neither takes it.
+ * and before resp_ts, from t's queue and from its process's thread pools'. A statement sent after
+ * the task's previous response began and while that one was still being written could be
+ * either's: neither takes it.
  */
-static void attribute_task(struct requests *r, struct req *q, struct thread *t, int32_t fd, uint64_t resp_ts)
+static void take_task_queries(struct requests *r, struct req *q, struct thread *t, const struct task_resp *prev,
+			      uint64_t prev_end, uint64_t resp_ts)
 {
-	struct task_resp *prev = last_task_resp(t, q->task), *tr;
-	uint64_t prev_end = prev ? task_resp_end(r, t->pid, prev) : 0;
 	unsigned i;
 
 	for (i = 0; i < t->n; i++) {
@@ -838,11 +846,24 @@ static void attribute_task(struct requests *r, struct req *q, struct thread *t, 
 					(unsigned long long)tq->start, (unsigned long long)prev->start, (unsigned long long)prev->resp_ts,
 					(unsigned long long)prev_end, (unsigned long long)prev->end, prev->fd);
 			r->st.queries_ambiguous++;
-		}
-		else
+		} else {
 			add_query(r, q, tq);
+			if (t->tid == POOL_TID)
+				r->st.queries_pool_task++;
+		}
 	}
 	pop_done(t);
+}
+
+static void attribute_task(struct requests *r, struct req *q, struct thread *t, int32_t fd, uint64_t resp_ts)
+{
+	struct task_resp *prev = last_task_resp(t, q->task), *tr;
+	uint64_t prev_end = prev ? task_resp_end(r, t->pid, prev) : 0;
+	struct thread *pool = thread_get(r, t->pid, POOL_TID, false);
+
+	take_task_queries(r, q, t, prev, prev_end, resp_ts);
+	if (pool)
+		take_task_queries(r, q, pool, prev, prev_end, resp_ts);
 	tr = &t->resp[t->nresp++ % TASK_RESPS];
 	tr->task = q->task;
 	tr->resp_ts = resp_ts;
@@ -989,8 +1010,17 @@ void requests__query_ids(struct requests *r, uint32_t pid, uint32_t tid, uint64_
 void requests__query_task(struct requests *r, uint32_t pid, uint32_t tid, uint64_t start_ns, uint64_t end_ns,
 			  uint32_t pattern, uint32_t call_site, uint64_t task)
 {
-	struct thread *t = thread_get(r, pid, tid, true);
+	struct thread *t;
 
+	if ((task & 1) == 0 && (task & PT_TASK_PROXY)) {
+		/* a thread pool's, for a task: it waits for that task's response, on any thread */
+		task &= ~PT_TASK_PROXY;
+		t = thread_get(r, pid, POOL_TID, true);
+		if (t)
+			t->by_task = true;
+	} else {
+		t = thread_get(r, pid, tid, true);
+	}
 	if (t)
 		thread_query(r, t, start_ns, end_ns, pattern, call_site, task);
 }
@@ -1311,6 +1341,7 @@ int requests__write_summary_json(const struct requests *r, struct jsonw *w)
 		{ "queries_unattributed_ambiguous_task", s->queries_ambiguous },
 		{ "queries_unattributed_no_response", s->queries_no_response },
 		{ "queries_unattributed_thread_pool", s->queries_pool },
+		{ "queries_attributed_thread_pool", s->queries_pool_task },
 	};
 	size_t i;
 

@@ -80,6 +80,7 @@ struct requests_stats {
 	uint64_t queries_ambiguous;	/* by task, and two requests of its task could own it */
 	uint64_t queries_no_response;	/* by task, and no response of its task claimed it */
 	uint64_t queries_pool;		/* of a thread serving no request, in a process going by task */
+	uint64_t queries_pool_task;	/* of which sent for a task (asgiref), and attributed by it */
 };
 
 /* A completed request, as listeners see it; pointers are valid during the call only. */

@@ -58,7 +58,7 @@
 
 static int passed, failed;
 
-static void expected(struct py_layout *e)
+static void expected(struct py_layout *e, uint32_t got_task_coro)
 {
 	memset(e, 0, sizeof(*e));
 	e->major = 3;
@@ -142,6 +142,18 @@ static void expected(struct py_layout *e)
 	e->fr_gen = offsetof(_PyInterpreterFrame, owner);
 	e->owner_gen = FRAME_OWNED_BY_GENERATOR;
 #endif
+	/* A frame's arguments and locals; a coroutine's frame; a task's coroutine (live_walk.py). */
+#if PY_MINOR <= 10
+	e->fr_localsplus = offsetof(PyFrameObject, f_localsplus);
+	e->gen_frame = offsetof(PyGenObject, gi_frame);
+	e->co_varnames = offsetof(PyCodeObject, co_varnames);
+#else
+	e->fr_localsplus = offsetof(_PyInterpreterFrame, localsplus);
+	e->gen_frame = offsetof(PyGenObject, gi_iframe);
+	e->co_varnames = offsetof(PyCodeObject, co_localsplusnames);
+#endif
+	e->tuple_items = offsetof(PyTupleObject, ob_item);
+	e->task_coro = got_task_coro;	/* TaskObj is private to Modules/_asynciomodule.c */
 #if PY_MINOR >= 14
 	e->code_mask = ~(uint64_t)Py_TAG_BITS;
 #else
@@ -271,6 +283,7 @@ static void expected(struct py_layout *e)
 	X(ts_next) X(ts_thread_id) X(ts_native_thread_id) X(ts_cframe)	\
 	X(ts_frame) X(ts_datastack) X(fr_code) X(fr_back) X(fr_instr) X(fr_owner)	\
 	X(owner_cstack) X(fr_gen) X(owner_gen) X(instr_is_ptr) X(code_mask) X(co_flags) X(co_firstlineno)	\
+	X(fr_localsplus) X(gen_frame) X(task_coro) X(co_varnames) X(tuple_items)		\
 	X(co_filename) X(co_name) X(co_qualname) X(co_linetable)	\
 	X(co_code_adaptive) X(linetable) X(str_state) X(str_ascii_data)	\
 	X(str_compact_data) X(bytes_size) X(bytes_data) X(rt_gil)	\
@@ -341,7 +354,13 @@ static void check_synthetic(const struct py_layout *exp)
 	d.interpreter_frame.executable = exp->fr_code;
 	d.interpreter_frame.instr_ptr = exp->fr_instr;
 	d.interpreter_frame.owner = offsetof(_PyInterpreterFrame, owner);
+	d.interpreter_frame.localsplus = exp->fr_localsplus;
 	d.code_object.size = sizeof(PyCodeObject);
+	d.code_object.localsplusnames = exp->co_varnames;
+#if PY_MINOR >= 14
+	d.gen_object.size = sizeof(PyGenObject);
+	d.gen_object.gi_iframe = exp->gen_frame;
+#endif
 	d.code_object.filename = exp->co_filename;
 	d.code_object.name = exp->co_name;
 	d.code_object.qualname = exp->co_qualname;
@@ -473,12 +492,12 @@ int main(int argc, char **argv)
 	struct py_layout exp;
 	int i = 1;
 
-	expected(&exp);
 	got = py_layout__builtin(3, PY_MINOR);
 	if (!got) {
 		printf("3.%d: py_layout__builtin returned NULL\n", PY_MINOR);
 		return 1;
 	}
+	expected(&exp, got->task_coro);
 	if (argc > 1 && !strcmp(argv[1], "--print")) {
 		print_layout(got);
 		return 0;

@@ -285,7 +285,43 @@ class Outer:
         return list(map(fünf_ñame, [other]))
 
 
+def check_task_proxy():
+    """What the walker reads for a thread pool's task (asgiref's thread_handler, struct pt_proc):
+    a task's coroutine, the coroutine's frame, a frame's arguments, a code object's names."""
+    import asyncio
+
+    marker = object()
+
+    async def top(arg):
+        await asyncio.sleep(0.01)
+
+    async def run():
+        task = asyncio.ensure_future(top(marker))
+        await asyncio.sleep(0)
+        coro = task.get_coro()
+        check("task type", type(task).__module__, "_asyncio")
+        check("task -> task_coro", u64(id(task) + L["task_coro"]), id(coro))
+        mask = L["code_mask"]
+        if sys.version_info < (3, 11):
+            frame = u64(id(coro) + L["gen_frame"])
+            check("coroutine -> gi_frame", frame, id(coro.cr_frame))
+        else:
+            frame = id(coro) + L["gen_frame"]
+            check("coroutine's gi_iframe -> code", u64(frame + L["fr_code"]) & mask, id(coro.cr_code))
+        check("frame -> localsplus[0]", u64(frame + L["fr_localsplus"]) & mask, id(marker))
+        await task
+
+    asyncio.run(run())
+
+    def handler(self, loop, source_task, exc_info, func, *args, **kwargs):
+        return sys._getframe()
+
+    names = u64(id(handler.__code__) + L["co_varnames"])
+    check("code -> varnames[2]", read_str(u64(names + L["tuple_items"] + 2 * 8)), "source_task")
+
+
 def main():
+    check_task_proxy()
     ev = threading.Event()
     other = threading.Thread(target=ev.wait, daemon=True)
     other.start()

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <cmocka.h>
 #include "jsonw.h"
+#include "pytrace_user.h"
 #include "requests.h"
 
 #define PID 10
@@ -504,6 +505,47 @@ static void test_attribution_by_task_unknown(void **state)
 }
 
 /*
+ * asgiref's thread pool works for tasks (PT_TASK_PROXY: the key of the task that awaits it): its
+ * statements wait, whichever worker thread sent them, for a response of that task on the loop
+ * thread, under the same rule as the task's own; a worker's statement with no task stays a
+ * thread pool's.
+ */
+static void test_attribution_by_proxy_task(void **state)
+{
+	const uint64_t A = 0x7f0000001000, B = 0x7f0000002000;
+	char *log = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&log, &len);
+	struct requests_opts o = { .log = f };
+	struct requests *r = requests__new(&o);
+	struct requests_stats st;
+
+	req(r, 1, 5, 10 * MS, "GET /a HTTP/1.1\r\n\r\n");
+	req(r, 1, 6, 11 * MS, "GET /b HTTP/1.1\r\n\r\n");
+	tquery(r, 2, 12 * MS, A | PT_TASK_PROXY);	/* worker 2 for A */
+	tquery(r, 3, 13 * MS, B | PT_TASK_PROXY);	/* worker 3 for B */
+	tquery(r, 2, 14 * MS, A | PT_TASK_PROXY);
+	tquery(r, 1, 15 * MS, A);			/* A's own, on the loop */
+	tquery(r, 3, 15 * MS + 1, 0);			/* a worker, no task named */
+	tresp(r, 1, 5, 16 * MS, A);
+	/* sent for B after B's response began (streaming): not /b's */
+	tresp(r, 1, 6, 17 * MS, B);
+	tquery(r, 2, 18 * MS, B | PT_TASK_PROXY);
+	requests__flush(r);
+	requests__stats(r, &st);
+	assert_int_equal(st.requests_by_task, 2);
+	assert_int_equal(st.queries_attributed, 4);
+	assert_int_equal(st.queries_pool_task, 3);
+	assert_int_equal(st.queries_pool, 1);
+	assert_int_equal(st.queries_no_response, 1);	/* B's at 18 */
+	requests__free(r);
+	fclose(f);
+	assert_int_equal(queries_of(log, "/a"), 3);
+	assert_int_equal(queries_of(log, "/b"), 1);
+	free(log);
+}
+
+/*
  * Pipelining on an event loop: /p and /q in one read, answered in turn by tasks at the same
  * address (the first ended before the second began); a WebSocket upgrade (101) is no response:
  * its request stays unanswered until its connection closes, and is counted so, never merged with
@@ -644,6 +686,7 @@ int main(void)
 		cmocka_unit_test(test_attribution),
 		cmocka_unit_test(test_attribution_by_task),
 		cmocka_unit_test(test_attribution_by_task_unknown),
+		cmocka_unit_test(test_attribution_by_proxy_task),
 		cmocka_unit_test(test_by_task_pipelined_and_upgrade),
 		cmocka_unit_test(test_caps),
 		cmocka_unit_test(test_growth),
