@@ -162,7 +162,7 @@ static __always_inline void pt_copy_window(struct pt_walk *w, struct pt_window_b
 
 /*
  * The key of the task a thread pool's thread works for (struct pt_proc's proxy_code), from the
- * frame of asgiref's thread_handler: three reads, only on such threads. 0: unknown. A global
+ * frame that names it: three to five reads, only on such threads. 0: unknown. A global
  * function: verified once on its own, so that its branches do not multiply the caller's states.
  */
 __noinline __u64 pt_proxy_task(const struct pt_proc *proc, __u64 frame)
@@ -172,6 +172,11 @@ __noinline __u64 pt_proxy_task(const struct pt_proc *proc, __u64 frame)
 	if (!proc || !frame || !proc->proxy_code || !proc->task_coro || !proc->coro_frame)
 		return 0;
 	task = pt_read_ptr(frame + proc->proxy_local) & proc->off.code_mask;	/* 3.14 tags it */
+	if (task && proc->proxy_via_future) {
+		/* the future the task awaits: its first callback wakes that task (0: not awaited yet) */
+		task = pt_read_ptr(task + proc->fut_callback0);
+		task = task ? pt_read_ptr(task + proc->wakeup_task) : 0;
+	}
 	coro = task ? pt_read_ptr(task + proc->task_coro) : 0;
 	if (!coro)
 		return 0;

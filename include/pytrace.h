@@ -46,22 +46,28 @@ struct pt_proc {
 	__u16 gil_holder;	/* last_holder: PyThreadState * */
 	__u32 pad;
 	/*
-	 * A thread pool's thread working for an asyncio task: asgiref's
-	 * SyncToAsync.thread_handler(self, loop, source_task, ...) runs each sync_to_async call
-	 * (Django's sync views and ORM under ASGI) with the task that awaits it as an argument.
-	 * A stack that runs in no task of its own but passes through that frame gets
-	 * source_task's key (task_frame | PT_TASK_PROXY): task->task_coro, then the coroutine's
-	 * frame, the address the task's own stacks give as their task_frame. Of the outermost
-	 * such frame: sync code that calls async code that calls sync code (Django's sync
-	 * middleware around its async handler) runs the inner sync code in the same thread, for a
-	 * task async_to_sync made; the outer frame names the request's.
+	 * A thread pool's thread working for an asyncio task. Two thread pools name the task in a
+	 * frame of theirs: asgiref's SyncToAsync.thread_handler(self, loop, source_task, ...)
+	 * runs each sync_to_async call (Django's sync views and ORM under ASGI) with the task that
+	 * awaits it as an argument; anyio's WorkerThread.run (Starlette's run_in_threadpool:
+	 * FastAPI's def endpoints) holds the future that task awaits, whose first callback wakes
+	 * it. A stack that runs in no task of its own but passes through that frame gets the
+	 * task's key (task_frame | PT_TASK_PROXY): task->task_coro, then the coroutine's frame,
+	 * the address the task's own stacks give as their task_frame. Of the outermost such frame:
+	 * sync code that calls async code that calls sync code (Django's sync middleware around
+	 * its async handler) runs the inner sync code in the same thread, for a task
+	 * async_to_sync made; the outer frame names the request's. One such code object per
+	 * process: the first one seen.
 	 */
-	__u64 proxy_code;	/* thread_handler's code object, 0: not seen (yet) */
-	__u16 proxy_local;	/* frame -> source_task (localsplus[2]) */
+	__u64 proxy_code;	/* that frame's code object, 0: not seen (yet) */
+	__u16 proxy_local;	/* frame -> the local naming the task (or future) */
 	__u16 task_coro;	/* _asyncio's TaskObj -> task_coro, 0: unknown */
 	__u16 coro_frame;	/* coroutine -> gi_frame (<= 3.10, a pointer) or gi_iframe (3.11+) */
 	__u8 coro_frame_is_ptr;
-	__u8 pad2;
+	__u8 proxy_via_future;	/* 1: the local is a future: its fut_callback0's wakeup_task */
+	__u16 fut_callback0;
+	__u16 wakeup_task;
+	__u32 pad2;
 };
 
 /* In a task_frame: the task a thread pool's thread works for (struct pt_proc), not its own. */

@@ -214,30 +214,43 @@ static int inspect(struct procs *p, struct proc *pr, char *err, size_t errlen)
 	return 0;
 }
 
-void procs__thread_pool_frame(struct procs *p, struct proc *pr, uint64_t code)
+/* The index of the local named var in code's names (co_varnames, co_localsplusnames), or -1. */
+static int local_index(const struct py_layout *l, const struct mem_reader *mr, uint64_t code, const char *var)
+{
+	uint64_t names = 0, n = 0, name, i;
+	char buf[64];
+
+	if (mem_read_u64(mr, code + l->co_varnames, &names) || !names || mem_read_u64(mr, names + l->bytes_size, &n))
+		return -1;
+	for (i = 0; i < n && i < 64; i++)
+		if (!mem_read_u64(mr, names + l->tuple_items + 8 * i, &name) && name &&
+		    py_read_str(l, mr, name, buf, sizeof(buf)) >= 0 && !strcmp(buf, var))
+			return (int)i;
+	return -1;
+}
+
+void procs__thread_pool_frame(struct procs *p, struct proc *pr, uint64_t code, const char *var, bool via_future)
 {
 	const struct py_layout *l = &pr->py.layout;
-	uint64_t names = 0, nnames = 0, name = 0;
 	struct mem_reader mr;
 	struct pt_proc cfg;
-	char arg[32];
+	int i;
 
 	if (pr->state != PROC_PYTHON || !code || pr->py.proxy_code || pr->py.proxy_rejected == code ||
 	    !l->task_coro || !l->gen_frame)
 		return;
-	/* thread_handler(self, loop, source_task, exc_info, func, *args, **kwargs); later asgiref
-	 * versions pass (self, loop, exc_info, task_context, ...) and name no task */
+	/* asgiref 3.3-3.8 pass source_task; later ones (self, loop, exc_info, task_context, ...) none */
 	procmem__reader(&mr, pr->pid);
-	if (mem_read_u64(&mr, code + l->co_varnames, &names) || !names ||
-	    mem_read_u64(&mr, names + l->bytes_size, &nnames) || nnames < 3 || nnames > 4096 ||
-	    mem_read_u64(&mr, names + l->tuple_items + 2 * 8, &name) || !name ||
-	    py_read_str(l, &mr, name, arg, sizeof(arg)) < 0 || strcmp(arg, "source_task")) {
+	i = local_index(l, &mr, code, var);
+	if (i < 0) {
 		pr->py.proxy_rejected = code;
-		vlog("pid %d: asgiref's thread_handler at 0x%llx takes no source_task: its thread pool's "
-		     "statements are not given to tasks\n", pr->pid, (unsigned long long)code);
+		vlog("pid %d: the thread pool frame at 0x%llx has no local %s: its statements are not given "
+		     "to tasks\n", pr->pid, (unsigned long long)code, var);
 		return;
 	}
 	pr->py.proxy_code = code;
+	pr->py.proxy_local = (uint32_t)i;
+	pr->py.proxy_via_future = via_future;
 	py_target__to_bpf(&pr->py, &cfg);
 	if (bpf_map_update_elem(p->o.procs_fd, &pr->pid, &cfg, BPF_EXIST)) {
 		pr->py.proxy_code = 0;
@@ -245,8 +258,8 @@ void procs__thread_pool_frame(struct procs *p, struct proc *pr, uint64_t code)
 		return;	/* it left meanwhile */
 	}
 	p->st.thread_pools++;
-	tlog(p, "pid %d: asgiref's thread pool works for asyncio tasks (thread_handler at 0x%llx)\n", pr->pid,
-	     (unsigned long long)code);
+	tlog(p, "pid %d: its thread pool works for asyncio tasks (their %s in the frame of code 0x%llx)\n",
+	     pr->pid, var, (unsigned long long)code);
 }
 
 void procs__retry(struct procs *p, struct proc *pr)
@@ -924,7 +937,7 @@ void procs__write_json(const struct procs *p, struct jsonw *w)
 	jsonw__uint_field(w, "traced", p->st.processes);
 	jsonw__uint_field(w, "python", p->st.python);
 	jsonw__uint_field(w, "events_not_followed", p->st.dropped);
-	jsonw__uint_field(w, "asgiref_thread_pools", p->st.thread_pools);
+	jsonw__uint_field(w, "thread_pools_for_tasks", p->st.thread_pools);
 	jsonw__bool_field(w, "host_wide", p->o.host_wide);
 	/* the Python processes followed, in the order found (at most PROCS_SEEN_MAX) */
 	jsonw__name(w, "followed");

@@ -89,7 +89,7 @@ struct procs_stats {
 	unsigned python;	/* of which Python, counted once per program they ran */
 	unsigned live;		/* still running */
 	uint64_t dropped;	/* process events not followed: the table was full */
-	unsigned thread_pools;	/* processes whose asgiref thread pool works for tasks (seen so far) */
+	unsigned thread_pools;	/* processes whose thread pool works for tasks (procs__thread_pool_frame) */
 };
 
 struct procs;
@@ -135,11 +135,12 @@ struct proc *procs__get(struct procs *p, uint32_t pid, bool create);
 /* A process whose interpreter was not ready: inspect it again, at most every 100 ms. */
 void procs__retry(struct procs *p, struct proc *pr);
 /*
- * A stack of pr showed the code object at code named as asgiref's SyncToAsync.thread_handler:
- * if its third argument is source_task (asgiref 3.3-3.8), the BPF walkers give the task that
- * argument names to stacks that pass through it (struct pt_proc). Cheap when already known.
+ * A stack of pr showed code, the code object of a thread pool's frame that names the task its
+ * thread works for (struct pt_proc's proxy_code) in its local var: the task itself, or with
+ * via_future the future the task awaits. If code has that local, the BPF walkers give stacks
+ * that pass through it that task. Cheap when already known.
  */
-void procs__thread_pool_frame(struct procs *p, struct proc *pr, uint64_t code);
+void procs__thread_pool_frame(struct procs *p, struct proc *pr, uint64_t code, const char *var, bool via_future);
 /* Free the records of processes gone for PROCS_FREE_AFTER_NS. */
 void procs__tick(struct procs *p, uint64_t now_ns);
 void procs__stats(const struct procs *p, struct procs_stats *st);

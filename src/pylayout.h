@@ -52,6 +52,9 @@ struct py_layout {
 	/* generators and asyncio tasks: a thread pool's work for a task (struct pt_proc) */
 	uint32_t gen_frame;		/* PyGenObject.gi_frame (<= 3.10, a pointer) or gi_iframe (3.11+) */
 	uint32_t task_coro;		/* _asyncio's TaskObj.task_coro (Modules/_asynciomodule.c) */
+	uint32_t fut_callback0;		/* FutureObj.fut_callback0: the awaiting task's wakeup callback */
+	uint32_t wakeup_task;		/* that callback -> its task: TaskWakeupMethWrapper.ww_task
+					 * (<= 3.9), PyCFunctionObject.m_self (3.10+) */
 	/* PyCodeObject */
 	uint32_t co_varnames;		/* co_varnames (<= 3.10) or co_localsplusnames: a tuple */
 	uint32_t tuple_items;		/* PyTupleObject.ob_item (3.14 put ob_hash before it) */

@@ -481,8 +481,11 @@ void py_target__to_bpf(const struct py_target *t, struct pt_proc *p)
 	p->task_coro = l->task_coro;
 	p->coro_frame = l->gen_frame;
 	p->coro_frame_is_ptr = t->minor <= 10;
+	p->fut_callback0 = l->fut_callback0;
+	p->wakeup_task = l->wakeup_task;
 	if (t->proxy_code) {
 		p->proxy_code = t->proxy_code;
-		p->proxy_local = l->fr_localsplus + 2 * 8;	/* thread_handler's source_task */
+		p->proxy_local = l->fr_localsplus + 8 * t->proxy_local;
+		p->proxy_via_future = t->proxy_via_future;
 	}
 }

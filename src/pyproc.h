@@ -25,11 +25,13 @@ struct py_target {
 	bool free_threaded;	/* 3.13t+: no GIL (its _Py_DebugOffsets say so) */
 	uint64_t gil;		/* the main interpreter's struct _gil_runtime_state, or 0 */
 	/*
-	 * asgiref's SyncToAsync.thread_handler (struct pt_proc's proxy_code), once a stack showed
-	 * it: 0 until then. A fork keeps it (same memory); an exec clears it with the rest.
+	 * The thread-pool frame that names the task its thread works for (struct pt_proc's
+	 * proxy_code: asgiref's or anyio's), once a stack showed it: 0 until then. A fork keeps it (same memory); an exec clears it with the rest.
 	 */
 	uint64_t proxy_code;
-	uint64_t proxy_rejected;	/* a code object of that name whose arguments did not match */
+	uint32_t proxy_local;		/* the index of the local that names the task, or its future */
+	bool proxy_via_future;
+	uint64_t proxy_rejected;	/* a code object of that name whose locals did not match */
 };
 
 /*

@@ -287,18 +287,36 @@ static void frame_name(char *buf, size_t size, const struct py_frame_sym *fs)
 	snprintf(buf, size, "%s (%s:%d)", fs->name && fs->name[0] ? fs->name : "?", file, fs->line);
 }
 
-/* asgiref's SyncToAsync.thread_handler: a thread pool's thread working for a task (procs.h) */
-static bool is_thread_handler(const struct py_frame_sym *fs)
-{
-	static const char file[] = "/asgiref/sync.py";
-	size_t n;
+/*
+ * The thread pools' frames that name the task their thread works for (procs.h): asgiref's
+ * (sync_to_async: Django under ASGI) and anyio's (Starlette's run_in_threadpool: FastAPI's def
+ * endpoints). name is co_qualname (3.11+), else co_name.
+ */
+static const struct pool_frame {
+	const char *qualname, *name, *file, *var;
+	bool via_future;
+} pool_frames[] = {
+	{ "SyncToAsync.thread_handler", "thread_handler", "/asgiref/sync.py", "source_task", false },
+	{ "WorkerThread.run", "run", "/anyio/_backends/_asyncio.py", "future", true },
+};
 
-	if (!fs->name || (fs->name[0] != 'S' && fs->name[0] != 't'))
-		return false;
-	if (strcmp(fs->name, "SyncToAsync.thread_handler") && strcmp(fs->name, "thread_handler"))
-		return false;
-	n = fs->file ? strlen(fs->file) : 0;
-	return n >= sizeof(file) - 1 && !strcmp(fs->file + n - (sizeof(file) - 1), file);
+static const struct pool_frame *pool_frame(const struct py_frame_sym *fs)
+{
+	size_t i, n, f;
+
+	if (!fs->name || !fs->file)
+		return NULL;
+	for (i = 0; i < sizeof(pool_frames) / sizeof(pool_frames[0]); i++) {
+		const struct pool_frame *pf = &pool_frames[i];
+
+		if (strcmp(fs->name, pf->qualname) && strcmp(fs->name, pf->name))
+			continue;
+		n = strlen(fs->file);
+		f = strlen(pf->file);
+		if (n >= f && !strcmp(fs->file + n - f, pf->file))
+			return pf;
+	}
+	return NULL;
 }
 
 size_t pystacks__name(struct pystacks *ps, uint32_t pid, uint32_t tid, const struct pt_stack *st,
@@ -355,8 +373,12 @@ size_t pystacks__name(struct pystacks *ps, uint32_t pid, uint32_t tid, const str
 			out[n++] = "[unknown]";
 			continue;
 		}
-		if (is_thread_handler(&fs))
-			procs__thread_pool_frame(ps->procs, pr, st->frames[i].code);
+		if (!pr->py.proxy_code) {
+			const struct pool_frame *pf = pool_frame(&fs);
+
+			if (pf)
+				procs__thread_pool_frame(ps->procs, pr, st->frames[i].code, pf->var, pf->via_future);
+		}
 		frame_name(ps->names[n], FRAME_LEN, &fs);
 		out[n] = ps->names[n];
 		n++;

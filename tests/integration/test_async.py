@@ -62,6 +62,7 @@ SERVICES = [
     ("aiohttp-aiopg", "aiohttp", "aiopg"),
     ("gunicorn-gevent-pg8000", "gevent", "pg8000"),
     ("waitress-psycopg2", "waitress", "psycopg2"),
+    ("uvicorn-fastapi-def-psycopg2", "uvicorn-fastapi-def", "psycopg2"),
 ]
 
 SCHEMA = """
@@ -166,7 +167,10 @@ def stop_server(p):
 def case(cluster, tmp, name, server, driver):
     env = dict(os.environ, **cluster.client_env())
     port = free_port(18600, 18700)
-    check(name, start_server(name, server, driver, port, env, tmp), port, tmp, APP, "n1_" + driver)
+    # FastAPI's def endpoints run in anyio's thread pool: its first statement, sent before the tool
+    # has read a stack naming the pool's frame, cannot be given to a task (one, in /warm/)
+    check(name, start_server(name, server, driver, port, env, tmp), port, tmp, APP, "n1_" + driver,
+          warm="fastapi-def" in name, pool_slack=1 if "fastapi-def" in name else 0)
 
 
 def case_stdlib(cluster, tmp, it):
@@ -395,7 +399,7 @@ def case_tls(cluster, tmp):
           warm=True)
 
 
-def check(name, p, port, tmp, app_path, marker, warm=False):
+def check(name, p, port, tmp, app_path, marker, warm=False, pool_slack=0):
     """Trace server p on port while the clients run, and check what the tool made of it."""
     def load():
         if warm:
@@ -427,8 +431,14 @@ def check(name, p, port, tmp, app_path, marker, warm=False):
                    json.dumps(asm) + " given to " + " ".join(given[:5]))
             return
         unattr = {k: v for k, v in asm.items() if k.startswith("queries_unattributed") or k == "queries_dropped"}
-        record(name + ": 0 statements unattributed", not any(unattr.values()) and asm["queries_attributed"] > 0,
-               json.dumps(asm))
+        unattr["queries_unattributed_thread_pool"] = max(0, unattr.get("queries_unattributed_thread_pool", 0) -
+                                                         pool_slack)
+        record(name + ": 0 statements unattributed" + (" (but the warm-up's)" if pool_slack else ""),
+               not any(unattr.values()) and asm["queries_attributed"] > 0, json.dumps(asm))
+        if pool_slack:
+            record(name + ": the thread pool's statements given by the task they ran for",
+                   asm["queries_attributed_thread_pool"] >= sum(app.values()) and
+                   doc["processes"].get("thread_pools_for_tasks") == 1, json.dumps(asm))
         bad = []
         for path, n in sorted(app.items()):
             l = lines.get(path)
@@ -513,7 +523,7 @@ def case_django_asgi(cluster, tmp):
                sum(unattr.values()) - asm["queries_unattributed_thread_pool"] == 0 and
                asm["queries_attributed"] >= sum(app.values()) and
                re.search(r"\(and %d attributed by the task they ran for\)" % asm["queries_attributed_thread_pool"],
-                         stderr) and doc["processes"].get("asgiref_thread_pools") == 1,
+                         stderr) and doc["processes"].get("thread_pools_for_tasks") == 1,
                "sent %d; %s" % (sent, json.dumps(asm)))
         n1 = doc.get("n_plus_one", [])
         site = r"recipe_name \(.*demo/recipes/views\.py:%d\)" % 12

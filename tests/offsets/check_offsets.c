@@ -58,7 +58,7 @@
 
 static int passed, failed;
 
-static void expected(struct py_layout *e, uint32_t got_task_coro)
+static void expected(struct py_layout *e, const struct py_layout *got)
 {
 	memset(e, 0, sizeof(*e));
 	e->major = 3;
@@ -153,7 +153,14 @@ static void expected(struct py_layout *e, uint32_t got_task_coro)
 	e->co_varnames = offsetof(PyCodeObject, co_localsplusnames);
 #endif
 	e->tuple_items = offsetof(PyTupleObject, ob_item);
-	e->task_coro = got_task_coro;	/* TaskObj is private to Modules/_asynciomodule.c */
+	/* TaskObj, FutureObj and TaskWakeupMethWrapper are private to Modules/_asynciomodule.c */
+	e->task_coro = got->task_coro;
+	e->fut_callback0 = got->fut_callback0;
+#if PY_MINOR <= 9
+	e->wakeup_task = got->wakeup_task;
+#else
+	e->wakeup_task = offsetof(PyCFunctionObject, m_self);
+#endif
 #if PY_MINOR >= 14
 	e->code_mask = ~(uint64_t)Py_TAG_BITS;
 #else
@@ -283,7 +290,7 @@ static void expected(struct py_layout *e, uint32_t got_task_coro)
 	X(ts_next) X(ts_thread_id) X(ts_native_thread_id) X(ts_cframe)	\
 	X(ts_frame) X(ts_datastack) X(fr_code) X(fr_back) X(fr_instr) X(fr_owner)	\
 	X(owner_cstack) X(fr_gen) X(owner_gen) X(instr_is_ptr) X(code_mask) X(co_flags) X(co_firstlineno)	\
-	X(fr_localsplus) X(gen_frame) X(task_coro) X(co_varnames) X(tuple_items)		\
+	X(fr_localsplus) X(gen_frame) X(task_coro) X(co_varnames) X(tuple_items) X(fut_callback0) X(wakeup_task)		\
 	X(co_filename) X(co_name) X(co_qualname) X(co_linetable)	\
 	X(co_code_adaptive) X(linetable) X(str_state) X(str_ascii_data)	\
 	X(str_compact_data) X(bytes_size) X(bytes_data) X(rt_gil)	\
@@ -497,7 +504,7 @@ int main(int argc, char **argv)
 		printf("3.%d: py_layout__builtin returned NULL\n", PY_MINOR);
 		return 1;
 	}
-	expected(&exp, got->task_coro);
+	expected(&exp, got);
 	if (argc > 1 && !strcmp(argv[1], "--print")) {
 		print_layout(got);
 		return 0;

@@ -310,6 +310,17 @@ def check_task_proxy():
             check("coroutine's gi_iframe -> code", u64(frame + L["fr_code"]) & mask, id(coro.cr_code))
         check("frame -> localsplus[0]", u64(frame + L["fr_localsplus"]) & mask, id(marker))
         await task
+        # a future a task awaits: its first callback wakes that task
+        fut = asyncio.get_running_loop().create_future()
+
+        async def waiter():
+            await fut
+        w = asyncio.ensure_future(waiter())
+        await asyncio.sleep(0)
+        cb = u64(id(fut) + L["fut_callback0"])
+        check("future -> callback0 -> its task", cb and u64(cb + L["wakeup_task"]), id(w))
+        fut.set_result(None)
+        await w
 
     asyncio.run(run())
 

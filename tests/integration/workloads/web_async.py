@@ -6,9 +6,11 @@ in an X-Queries header, so that the test can compare it with the tool's, request
 Usage: web_async.py SERVER DRIVER PORT K
   SERVER  uvicorn-starlette | uvicorn-fastapi | uvicorn-uvloop-fastapi | hypercorn | aiohttp
                                                                       (asyncio, one loop thread)
+          uvicorn-fastapi-def                  (FastAPI's def endpoints: anyio's thread pool)
           gevent | waitress                                            (WSGI)
   DRIVER  asyncpg | psycopg | aiopg    (asyncio: psycopg is psycopg 3's AsyncConnection)
-          pg8000 | psycopg2            (WSGI: pg8000 is pure Python, so gevent makes it cooperative)
+          pg8000 | psycopg2            (WSGI, FastAPI's def: pg8000 is pure Python, so gevent makes it
+                                        cooperative)
 
 Routes (ID: any number, so that each request has a path of its own):
   /n1/ID/     the K items, then each item's owner, one statement per item: an N+1 (K+1 statements)
@@ -240,7 +242,9 @@ def run_aiohttp():
 
 # ---- WSGI (gunicorn -k gevent, waitress): one connection per thread or greenlet
 
-def wsgi_app():
+def sync_handler():
+    """handle(kind) -> (body, statements) for threads (or greenlets) that each serve one request
+    at a time, with a connection of their own."""
     import threading
     import time
     if DRIVER == "pg8000":
@@ -294,10 +298,13 @@ def wsgi_app():
         cur.close()
         return name
 
-    def app(environ, start_response):
-        kind, n, body = kind_of(environ["PATH_INFO"]), [0], "ok"
+    def handle(kind):
+        n, body = [0], "ok"
         if kind == "cpu":
             body = str(cpu())
+        elif kind == "warm":
+            n[0] += 1
+            rows(conn(), "SELECT 1")
         elif kind == "n1":
             c = conn()
             n[0] += 1
@@ -310,19 +317,68 @@ def wsgi_app():
             rows(conn(), SLOW)
             sleep(0.05)
             body = str(rows(conn(), SLOW)[0][0])
+        return body, n[0]
+    return handle
+
+
+def wsgi_app():
+    handle = sync_handler()
+
+    def app(environ, start_response):
+        body, n = handle(kind_of(environ["PATH_INFO"]))
         data = body.encode()
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(data))),
-                                  ("X-Queries", str(n[0]))])
+                                  ("X-Queries", str(n))])
         return [data]
+    return app
+
+
+def fastapi_def_app():
+    """FastAPI's def endpoints: Starlette runs each in anyio's worker threads (run_in_threadpool),
+    while the loop thread reads the requests and writes the responses."""
+    from fastapi import FastAPI, Response
+
+    handle = sync_handler()
+    app = FastAPI()
+
+    def endpoint(kind):
+        body, n = handle(kind)
+        return Response(body, media_type="text/plain", headers={"X-Queries": str(n)})
+
+    @app.get("/n1/{rid}/")
+    def n1(rid: int):
+        return endpoint("n1")
+
+    @app.get("/fixed/{rid}/")
+    def fixed(rid: int):
+        return endpoint("fixed")
+
+    @app.get("/cpu/{rid}/")
+    def cpu_(rid: int):
+        return endpoint("cpu")
+
+    @app.get("/slow/{rid}/")
+    def slow(rid: int):
+        return endpoint("slow")
+
+    @app.get("/health/")
+    def health():
+        return endpoint("health")
+
+    @app.get("/warm/")
+    def warm():
+        return endpoint("warm")
+
     return app
 
 
 application = wsgi_app() if SERVER == "gevent" else None   # gunicorn -k gevent web_async:application
 
 if __name__ == "__main__":
-    if SERVER in ("uvicorn-starlette", "uvicorn-fastapi", "uvicorn-uvloop-fastapi"):
+    if SERVER in ("uvicorn-starlette", "uvicorn-fastapi", "uvicorn-uvloop-fastapi", "uvicorn-fastapi-def"):
         import uvicorn
-        uvicorn.run(starlette_app() if SERVER == "uvicorn-starlette" else fastapi_app(), host="127.0.0.1",
+        apps = {"uvicorn-starlette": starlette_app, "uvicorn-fastapi-def": fastapi_def_app}
+        uvicorn.run(apps.get(SERVER, fastapi_app)(), host="127.0.0.1",
                     port=PORT, loop="uvloop" if "uvloop" in SERVER else "asyncio", http="h11", lifespan="on",
                     access_log=False, log_level="warning")
     elif SERVER == "hypercorn":
