@@ -12,9 +12,11 @@ not its start-up (loading the BPF programs, moving each worker to its final libp
 
 --service uvicorn-fastapi and --service gunicorn-gevent measure instead tests/integration/workloads/
 web_async.py on uvicorn with FastAPI (asyncpg) and on gunicorn -k gevent (pg8000), one process
-each, where statements are attributed by task: /n1/1/ (SQL-heavy: 13 statements) and /cpu/1/.
+each, where statements are attributed by task: /n1/1/ (SQL-heavy: 13 statements) and /cpu/1/;
+--service uvicorn-fastapi-def the same app's def endpoints (psycopg2, run in anyio's thread pool:
+statements attributed by the task the pool works for).
 
-Usage: sudo bench/requests_overhead.py [--service demo|uvicorn-fastapi|gunicorn-gevent]
+Usage: sudo bench/requests_overhead.py [--service demo|uvicorn-fastapi|uvicorn-fastapi-def|gunicorn-gevent]
                                       [--rounds 5] [--seconds 5] [--warmup 3] [--connections 2]
                                       [--configs untraced,pytrace-bpf,austin,sentry-sdk,pytrace-bpf-http,bpftrace-traps]
 The second table turns CPU accounting into a cost that the noise of a shared 2-CPU machine does not
@@ -99,6 +101,9 @@ def start_async_service(service, env, tmp):
         e = dict(env, WEB_ASYNC="gevent pg8000 %d 12" % port)
         argv = [PY, GUNICORN, "-k", "gevent", "-w", "1", "-b", "127.0.0.1:%d" % port, "--chdir",
                 os.path.dirname(WEB_ASYNC), "web_async:application"]
+    elif service == "uvicorn-fastapi-def":
+        e = env
+        argv = [PY, WEB_ASYNC, "uvicorn-fastapi-def", "psycopg2", str(port), "12"]
     else:
         e = env
         argv = [PY, WEB_ASYNC, "uvicorn-fastapi", "asyncpg", str(port), "12"]
@@ -336,7 +341,8 @@ def build_delay_shim(tmp):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--service", default="demo", choices=["demo", "uvicorn-fastapi", "gunicorn-gevent"])
+    ap.add_argument("--service", default="demo", choices=["demo", "uvicorn-fastapi", "uvicorn-fastapi-def",
+                                                          "gunicorn-gevent"])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--perf-record", metavar="DIR",
                     help="also `perf record -a -g` each measured window into DIR/ENDPOINT-CONFIG-ROUND.data")
@@ -496,6 +502,7 @@ def main():
               "%s, %d CPUs." % (a.rounds, a.seconds, a.warmup, a.connections,
                                 {"demo": "the demo on 2 gunicorn sync workers",
                                  "uvicorn-fastapi": "web_async.py on uvicorn + FastAPI + asyncpg",
+                                 "uvicorn-fastapi-def": "web_async.py on uvicorn + FastAPI def endpoints + psycopg2",
                                  "gunicorn-gevent": "web_async.py on gunicorn -k gevent + pg8000"}[a.service],
                                 os.cpu_count()))
     finally:
