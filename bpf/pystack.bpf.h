@@ -15,8 +15,7 @@ struct pt_walk {
 	__u64 wlo, whi;		/* user addresses copied into pt_windows (empty: wlo == whi) */
 	__u64 gen, root;	/* outermost generator-owned frame, outermost frame, so far */
 	__u64 gen_code;		/* gen's code object */
-	__u64 proxy_code;	/* struct pt_proc's, and the outermost frame running it */
-	__u64 proxy_frame;
+	__u64 proxy_code;	/* struct pt_proc's (the outermost frame running it: s->proxy_frame) */
 };
 
 /*
@@ -55,24 +54,6 @@ static __always_inline __u64 pt_read_ptr(__u64 addr)
  */
 #define PT_FIELD(buf, off, type) \
 	(*(type *)((buf) + ((off) & (PT_FRAME_READ_MAX - sizeof(type)) & ~(sizeof(type) - 1))))
-
-/*
- * The outermost frame running w->proxy_code so far: frame if it does, else w->proxy_frame. The
- * outermost, because Django's sync middleware calls async code (async_to_sync) that awaits sync
- * code again (sync_to_async, run in the same thread): the inner thread_handler names a task that
- * async_to_sync made, the outer one the request's. Without a branch: a branch on these in the
- * loop's callback makes the verifier keep one state of every caller per outcome (proxy_frame
- * still 0, or not) and walk the rest of each program twice. With no proxy_code (0), a frame
- * without code matches: pt_proxy_task ignores what it found then.
- */
-static __always_inline __u64 pt_proxy_match(const struct pt_walk *w, __u64 code, __u64 frame)
-{
-	__u64 x = code ^ w->proxy_code, same;
-
-	asm volatile("" : "+r"(x));		/* keep it arithmetic: no compare, no branch */
-	same = ((x | -x) >> 63) - 1;		/* all ones if code == proxy_code, else 0 */
-	return w->proxy_frame ^ ((w->proxy_frame ^ frame) & same);
-}
 
 static long pt_walk_one(__u32 i, void *data)
 {
@@ -120,7 +101,10 @@ static long pt_walk_one(__u32 i, void *data)
 		w->gen = frame;
 		w->gen_code = code;
 	}
-	w->proxy_frame = pt_proxy_match(w, code, frame);
+	/* the outermost frame running proxy_code (struct pt_proc); with none (0), a frame without
+	 * code matches, and pt_task_of ignores it */
+	if (code == w->proxy_code)
+		s->proxy_frame = frame;
 	if (code) {
 		s->frames[n].code = code;
 		s->frames[n].instr = instr;
@@ -161,14 +145,17 @@ static __always_inline void pt_copy_window(struct pt_walk *w, struct pt_window_b
 }
 
 /*
- * The key of the task a thread pool's thread works for (struct pt_proc's proxy_code), from the
- * frame that names it: three to five reads, only on such threads. 0: unknown. A global
- * function: verified once on its own, so that its branches do not multiply the caller's states.
+ * Who runs the stack: gen (its outermost coroutine frame), or else the task a thread pool's
+ * thread works for (struct pt_proc's proxy_code), from the frame that names it: three to five
+ * reads, only on such threads. 0: unknown. A global function: verified once on its own, and
+ * called on every path, so that its branches do not multiply the states of its callers.
  */
-__noinline __u64 pt_proxy_task(const struct pt_proc *proc, __u64 frame)
+__noinline __u64 pt_task_of(const struct pt_proc *proc, __u64 gen, __u64 frame)
 {
 	__u64 task, coro;
 
+	if (gen)
+		return gen;
 	if (!proc || !frame || !proc->proxy_code || !proc->task_coro || !proc->coro_frame)
 		return 0;
 	task = pt_read_ptr(frame + proc->proxy_local) & proc->off.code_mask;	/* 3.14 tags it */
@@ -208,6 +195,7 @@ static __always_inline __u64 pt_walk_stack(struct task_struct *task, const struc
 	s->nframes = 0;
 	s->task_frame = 0;
 	s->root_frame = 0;
+	s->proxy_frame = 0;
 	fsbase = task->thread.fsbase;	/* every caller's task is a BTF pointer: a direct load */
 	if (!fsbase)
 		goto no_tstate;
@@ -258,8 +246,7 @@ static __always_inline __u64 pt_walk_stack(struct task_struct *task, const struc
 			      bpf_probe_read_user(&co_flags, sizeof(co_flags), (void *)(w.gen_code + off->co_flags)) ||
 			      !(co_flags & PT_CO_ASYNC)))
 			w.gen = 0;
-		/* no branch on proxy_frame here: it would double the states of every caller */
-		s->task_frame = w.gen ? w.gen : pt_proxy_task(proc, w.proxy_frame);
+		s->task_frame = pt_task_of(proc, w.gen, s->proxy_frame);
 		s->root_frame = w.root;
 	}
 	return (w.hash ^ s->nframes ^ ((__u64)s->flags << 32)) | 1;

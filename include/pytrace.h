@@ -183,6 +183,12 @@ struct pt_stack {
 	 */
 	__u64 task_frame;
 	__u64 root_frame;
+	/*
+	 * The walker's: the outermost frame running struct pt_proc's proxy_code. Kept here, in map
+	 * or ring-buffer memory, and not on the BPF stack: the verifier tracks values on its stack,
+	 * and one that a loop's callback may or may not set splits every caller's states in two.
+	 */
+	__u64 proxy_frame;
 	struct pt_frame frames[PT_MAX_FRAMES];	/* innermost first; only nframes are sent */
 };
 
