@@ -12,6 +12,7 @@
 #include "procmaps.h"
 #include "procmem.h"
 #include "procs.h"
+#include "pythreads.h"
 #include "pytrace_user.h"
 #include "symbolize.h"
 #include "util.h"
@@ -163,6 +164,106 @@ struct proc *procs__get(struct procs *p, uint32_t pid, bool create)
 	return pr;
 }
 
+/* The index of the local named var in code's names (co_varnames, co_localsplusnames), or -1. */
+static int local_index(const struct py_layout *l, const struct mem_reader *mr, uint64_t code, const char *var)
+{
+	uint64_t names = 0, n = 0, name, i;
+	char buf[64];
+
+	if (mem_read_u64(mr, code + l->co_varnames, &names) || !names || mem_read_u64(mr, names + l->bytes_size, &n))
+		return -1;
+	for (i = 0; i < n && i < 64; i++)
+		if (!mem_read_u64(mr, names + l->tuple_items + 8 * i, &name) && name &&
+		    py_read_str(l, mr, name, buf, sizeof(buf)) >= 0 && !strcmp(buf, var))
+			return (int)i;
+	return -1;
+}
+
+static const struct pool_frame pool_frames[] = {
+	{ "asgiref.sync", "SyncToAsync", "thread_handler", "SyncToAsync.thread_handler", "/asgiref/sync.py",
+	  "source_task", false },
+	{ "anyio._backends._asyncio", "WorkerThread", "run", "WorkerThread.run", "/anyio/_backends/_asyncio.py",
+	  "future", true },
+};
+
+#define POOL_GAP_MIN_NS (1000 * 1000000ULL)
+#define POOL_GAP_MAX_NS (64 * 1000000000ULL)
+
+const struct pool_frame *procs__pool_frame(const char *name, const char *file)
+{
+	size_t i, n, f;
+
+	if (!name || !file)
+		return NULL;
+	for (i = 0; i < sizeof(pool_frames) / sizeof(pool_frames[0]); i++) {
+		const struct pool_frame *pf = &pool_frames[i];
+
+		if (strcmp(name, pf->qualname) && strcmp(name, pf->method))
+			continue;
+		n = strlen(file);
+		f = strlen(pf->file);
+		if (n >= f && !strcmp(file + n - f, pf->file))
+			return pf;
+	}
+	return NULL;
+}
+
+void procs__thread_pool_frame(struct procs *p, struct proc *pr, uint64_t code, const struct pool_frame *pf)
+{
+	const struct py_layout *l = &pr->py.layout;
+	struct mem_reader mr;
+	struct pt_proc cfg;
+	int i;
+
+	if (pr->state != PROC_PYTHON || !code || pr->py.proxy_code || pr->py.proxy_rejected == code ||
+	    !l->task_coro || !l->gen_frame)
+		return;
+	/* asgiref 3.3-3.8 pass source_task; later ones (self, loop, exc_info, task_context, ...) none */
+	procmem__reader(&mr, pr->pid);
+	i = local_index(l, &mr, code, pf->var);
+	if (i < 0) {
+		pr->py.proxy_rejected = code;
+		vlog("pid %d: %s.%s has no local %s: its thread pool's statements are not given to tasks\n",
+		     pr->pid, pf->module, pf->qualname, pf->var);
+		return;
+	}
+	pr->py.proxy_code = code;
+	pr->py.proxy_local = (uint32_t)i;
+	pr->py.proxy_via_future = pf->via_future;
+	py_target__to_bpf(&pr->py, &cfg);
+	if (bpf_map_update_elem(p->o.procs_fd, &pr->pid, &cfg, BPF_EXIST)) {
+		pr->py.proxy_code = 0;
+		pr->py.proxy_rejected = code;
+		return;	/* it left meanwhile */
+	}
+	p->st.thread_pools++;
+	tlog(p, "pid %d: its thread pool works for asyncio tasks (%s.%s names them)\n", pr->pid, pf->module,
+	     pf->qualname);
+}
+
+/* Look for the thread pools' functions in pr's modules (procs.h): at most once per pool_gap_ns. */
+static void find_pool_frame(struct procs *p, struct proc *pr, uint64_t now)
+{
+	struct mem_reader mr;
+	uint64_t code;
+	size_t i;
+
+	if (pr->state != PROC_PYTHON || !pr->live || pr->py.proxy_code || now < pr->pool_next_ns)
+		return;
+	pr->pool_gap_ns = pr->pool_gap_ns ? pr->pool_gap_ns * 2 : POOL_GAP_MIN_NS;
+	if (pr->pool_gap_ns > POOL_GAP_MAX_NS)
+		pr->pool_gap_ns = POOL_GAP_MAX_NS;
+	pr->pool_next_ns = now + pr->pool_gap_ns;
+	procmem__reader(&mr, pr->pid);
+	for (i = 0; i < sizeof(pool_frames) / sizeof(pool_frames[0]) && !pr->py.proxy_code; i++) {
+		const struct pool_frame *pf = &pool_frames[i];
+
+		if (!pythreads__method_code(&pr->py.layout, &mr, pr->py.runtime, pf->module, pf->cls, pf->method,
+					    &code))
+			procs__thread_pool_frame(p, pr, code, pf);
+	}
+}
+
 /* Inspect pr and, if it is Python, hand its configuration to the BPF side. */
 static int inspect(struct procs *p, struct proc *pr, char *err, size_t errlen)
 {
@@ -209,57 +310,12 @@ static int inspect(struct procs *p, struct proc *pr, char *err, size_t errlen)
 	     (unsigned long long)pr->py.runtime, pr->py.tstate_how,
 	     pr->py.tstate_checked ? "" : " (unchecked)",
 	     pr->py.debug_offsets ? ", offsets from _Py_DebugOffsets" : "");
+	pr->pool_next_ns = 0;
+	pr->pool_gap_ns = 0;
+	find_pool_frame(p, pr, mono_ns());
 	if (p->o.listener.on_python)
 		p->o.listener.on_python(p->o.listener.ctx, pr);
 	return 0;
-}
-
-/* The index of the local named var in code's names (co_varnames, co_localsplusnames), or -1. */
-static int local_index(const struct py_layout *l, const struct mem_reader *mr, uint64_t code, const char *var)
-{
-	uint64_t names = 0, n = 0, name, i;
-	char buf[64];
-
-	if (mem_read_u64(mr, code + l->co_varnames, &names) || !names || mem_read_u64(mr, names + l->bytes_size, &n))
-		return -1;
-	for (i = 0; i < n && i < 64; i++)
-		if (!mem_read_u64(mr, names + l->tuple_items + 8 * i, &name) && name &&
-		    py_read_str(l, mr, name, buf, sizeof(buf)) >= 0 && !strcmp(buf, var))
-			return (int)i;
-	return -1;
-}
-
-void procs__thread_pool_frame(struct procs *p, struct proc *pr, uint64_t code, const char *var, bool via_future)
-{
-	const struct py_layout *l = &pr->py.layout;
-	struct mem_reader mr;
-	struct pt_proc cfg;
-	int i;
-
-	if (pr->state != PROC_PYTHON || !code || pr->py.proxy_code || pr->py.proxy_rejected == code ||
-	    !l->task_coro || !l->gen_frame)
-		return;
-	/* asgiref 3.3-3.8 pass source_task; later ones (self, loop, exc_info, task_context, ...) none */
-	procmem__reader(&mr, pr->pid);
-	i = local_index(l, &mr, code, var);
-	if (i < 0) {
-		pr->py.proxy_rejected = code;
-		vlog("pid %d: the thread pool frame at 0x%llx has no local %s: its statements are not given "
-		     "to tasks\n", pr->pid, (unsigned long long)code, var);
-		return;
-	}
-	pr->py.proxy_code = code;
-	pr->py.proxy_local = (uint32_t)i;
-	pr->py.proxy_via_future = via_future;
-	py_target__to_bpf(&pr->py, &cfg);
-	if (bpf_map_update_elem(p->o.procs_fd, &pr->pid, &cfg, BPF_EXIST)) {
-		pr->py.proxy_code = 0;
-		pr->py.proxy_rejected = code;
-		return;	/* it left meanwhile */
-	}
-	p->st.thread_pools++;
-	tlog(p, "pid %d: its thread pool works for asyncio tasks (their %s in the frame of code 0x%llx)\n",
-	     pr->pid, var, (unsigned long long)code);
 }
 
 void procs__retry(struct procs *p, struct proc *pr)
@@ -861,6 +917,8 @@ void procs__tick(struct procs *p, uint64_t now)
 		/* a record shifted into slot i waits for the next round */
 		if (pr && pr->dead_ns && now - pr->dead_ns > PROCS_FREE_AFTER_NS)
 			pidtab__del(&p->tab, pr);
+		else if (pr)
+			find_pool_frame(p, pr, now);
 	}
 }
 

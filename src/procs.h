@@ -46,6 +46,8 @@ struct proc {
 	char comm[16];
 	char service[SERVICE_NAME_MAX];	/* service.h: set when found Python; a fork inherits it */
 	struct py_target py;	/* valid in PROC_PYTHON */
+	uint64_t pool_next_ns;	/* when to look for a thread pool's frame again (procs__thread_pool_frame) */
+	uint64_t pool_gap_ns;
 };
 
 /* Called as processes change; pointers are valid during the call only. Any may be NULL. */
@@ -135,12 +137,28 @@ struct proc *procs__get(struct procs *p, uint32_t pid, bool create);
 /* A process whose interpreter was not ready: inspect it again, at most every 100 ms. */
 void procs__retry(struct procs *p, struct proc *pr);
 /*
- * A stack of pr showed code, the code object of a thread pool's frame that names the task its
- * thread works for (struct pt_proc's proxy_code) in its local var: the task itself, or with
- * via_future the future the task awaits. If code has that local, the BPF walkers give stacks
- * that pass through it that task. Cheap when already known.
+ * The thread pools' frames that name the task their thread works for (struct pt_proc's
+ * proxy_code): asgiref's SyncToAsync.thread_handler (sync_to_async: Django under ASGI) and
+ * anyio's WorkerThread.run (Starlette's run_in_threadpool: FastAPI's def endpoints).
  */
-void procs__thread_pool_frame(struct procs *p, struct proc *pr, uint64_t code, const char *var, bool via_future);
+struct pool_frame {
+	const char *module, *cls, *method;	/* where its function is: module.cls.method */
+	const char *qualname;			/* its code's co_qualname (3.11+; co_name: method) */
+	const char *file;			/* how its code's co_filename ends */
+	const char *var;			/* its local that names the task, or the future it awaits */
+	bool via_future;
+};
+
+/* The thread-pool frame that a frame named name (co_qualname or co_name) in file is, or NULL. */
+const struct pool_frame *procs__pool_frame(const char *name, const char *file);
+/*
+ * A stack of pr showed code, the code object of pf's frame. If code has pf's local, the BPF
+ * walkers give the stacks that pass through it the task it names. Cheap when already known.
+ * The tool also looks for these functions in each Python process's modules when it finds the
+ * process, and again now and then (1 s, then twice as long each time, up to a minute) until one
+ * is there: this is for a frame seen before that.
+ */
+void procs__thread_pool_frame(struct procs *p, struct proc *pr, uint64_t code, const struct pool_frame *pf);
 /* Free the records of processes gone for PROCS_FREE_AFTER_NS. */
 void procs__tick(struct procs *p, uint64_t now_ns);
 void procs__stats(const struct procs *p, struct procs_stats *st);

@@ -87,6 +87,8 @@ struct py_layout {
 	uint32_t dk_nentries;
 	uint32_t dk_indices;
 	uint32_t dv_values;		/* PyDictValues.values (3.11+; 0 before: a plain array) */
+	uint32_t tp_dict;		/* PyTypeObject.tp_dict: a class's own attributes */
+	uint32_t func_code;		/* PyFunctionObject.func_code */
 	uint32_t tp_basicsize;		/* PyTypeObject */
 	uint32_t tp_flags;
 	uint32_t tp_dictoffset;

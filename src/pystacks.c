@@ -287,38 +287,6 @@ static void frame_name(char *buf, size_t size, const struct py_frame_sym *fs)
 	snprintf(buf, size, "%s (%s:%d)", fs->name && fs->name[0] ? fs->name : "?", file, fs->line);
 }
 
-/*
- * The thread pools' frames that name the task their thread works for (procs.h): asgiref's
- * (sync_to_async: Django under ASGI) and anyio's (Starlette's run_in_threadpool: FastAPI's def
- * endpoints). name is co_qualname (3.11+), else co_name.
- */
-static const struct pool_frame {
-	const char *qualname, *name, *file, *var;
-	bool via_future;
-} pool_frames[] = {
-	{ "SyncToAsync.thread_handler", "thread_handler", "/asgiref/sync.py", "source_task", false },
-	{ "WorkerThread.run", "run", "/anyio/_backends/_asyncio.py", "future", true },
-};
-
-static const struct pool_frame *pool_frame(const struct py_frame_sym *fs)
-{
-	size_t i, n, f;
-
-	if (!fs->name || !fs->file)
-		return NULL;
-	for (i = 0; i < sizeof(pool_frames) / sizeof(pool_frames[0]); i++) {
-		const struct pool_frame *pf = &pool_frames[i];
-
-		if (strcmp(fs->name, pf->qualname) && strcmp(fs->name, pf->name))
-			continue;
-		n = strlen(fs->file);
-		f = strlen(pf->file);
-		if (n >= f && !strcmp(fs->file + n - f, pf->file))
-			return pf;
-	}
-	return NULL;
-}
-
 size_t pystacks__name(struct pystacks *ps, uint32_t pid, uint32_t tid, const struct pt_stack *st,
 		      const char **out, size_t max)
 {
@@ -374,10 +342,10 @@ size_t pystacks__name(struct pystacks *ps, uint32_t pid, uint32_t tid, const str
 			continue;
 		}
 		if (!pr->py.proxy_code) {
-			const struct pool_frame *pf = pool_frame(&fs);
+			const struct pool_frame *pf = procs__pool_frame(fs.name, fs.file);
 
 			if (pf)
-				procs__thread_pool_frame(ps->procs, pr, st->frames[i].code, pf->var, pf->via_future);
+				procs__thread_pool_frame(ps->procs, pr, st->frames[i].code, pf);
 		}
 		frame_name(ps->names[n], FRAME_LEN, &fs);
 		out[n] = ps->names[n];

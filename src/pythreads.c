@@ -328,6 +328,34 @@ int pythreads__find_active(const struct py_layout *l, const struct mem_reader *m
 	return ret;
 }
 
+int pythreads__method_code(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime,
+			   const char *module, const char *cls, const char *method, uint64_t *code)
+{
+	uint64_t interp, modules, mod, md, type, td, func;
+	int ret;
+
+	if (l->is_modules == PYL_NONE || l->dk_indices == 0)
+		return -ENOTSUP;
+	ret = mem_read_u64(mr, runtime + l->rt_interp_head, &interp);
+	if (!ret)
+		ret = interp ? mem_read_u64(mr, interp + l->is_modules, &modules) : -EAGAIN;
+	if (!ret)
+		ret = modules ? pythreads__dict_get(l, mr, modules, module, &mod) : -EAGAIN;
+	if (!ret)
+		ret = mem_read_u64(mr, mod + l->mod_dict, &md);
+	if (!ret)
+		ret = md ? pythreads__dict_get(l, mr, md, cls, &type) : -ENOENT;
+	if (!ret)
+		ret = mem_read_u64(mr, type + l->tp_dict, &td);
+	if (!ret)
+		ret = td ? pythreads__dict_get(l, mr, td, method, &func) : -ENOENT;
+	if (!ret)
+		ret = mem_read_u64(mr, func + l->func_code, code);
+	if (!ret && !*code)
+		ret = -ENOENT;
+	return ret;
+}
+
 struct reading {
 	const struct py_layout *l;
 	const struct mem_reader *mr;

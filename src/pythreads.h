@@ -48,6 +48,13 @@ int pythreads__dict_get(const struct py_layout *l, const struct mem_reader *mr, 
 			const char *name, uint64_t *value);
 int pythreads__attr(const struct py_layout *l, const struct mem_reader *mr, uint64_t obj,
 		    const char *name, uint64_t *value);
+/*
+ * The code object of module.cls.method (a plain function in the class's own dict), in the
+ * interpreter whose _PyRuntime is at runtime: 0, -ENOENT (not imported, no such attribute),
+ * -EAGAIN (no interpreter yet) or the reader's error.
+ */
+int pythreads__method_code(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime,
+			   const char *module, const char *cls, const char *method, uint64_t *code);
 /* An int object's value (|value| < 2^63): 0 or -errno. */
 int pythreads__read_long(const struct py_layout *l, const struct mem_reader *mr, uint64_t addr, int64_t *v);
 

@@ -931,11 +931,17 @@ void requests__resp_task(struct requests *r, uint32_t pid, uint32_t tid, int32_t
 			q->multiplexed = true;
 			r->st.multiplexed_requests++;
 		} else {
+			struct thread *pool = task ? thread_get(r, pid, POOL_TID, false) : NULL;
+
 			if (multiplexed) {
 				q->multiplexed = true;
 				r->st.multiplexed_requests++;
 			}
 			attribute(r, q, t, ts);
+			/* a thread pool's statements for this response's task: by task, before any
+			 * request of the writer went by task (its first responses) */
+			if (pool)
+				take_task_queries(r, q, pool, NULL, 0, ts);
 		}
 	}
 }

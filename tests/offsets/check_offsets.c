@@ -153,6 +153,8 @@ static void expected(struct py_layout *e, const struct py_layout *got)
 	e->co_varnames = offsetof(PyCodeObject, co_localsplusnames);
 #endif
 	e->tuple_items = offsetof(PyTupleObject, ob_item);
+	e->tp_dict = offsetof(PyTypeObject, tp_dict);
+	e->func_code = offsetof(PyFunctionObject, func_code);
 	/* TaskObj, FutureObj and TaskWakeupMethWrapper are private to Modules/_asynciomodule.c */
 	e->task_coro = got->task_coro;
 	e->fut_callback0 = got->fut_callback0;
@@ -290,7 +292,7 @@ static void expected(struct py_layout *e, const struct py_layout *got)
 	X(ts_next) X(ts_thread_id) X(ts_native_thread_id) X(ts_cframe)	\
 	X(ts_frame) X(ts_datastack) X(fr_code) X(fr_back) X(fr_instr) X(fr_owner)	\
 	X(owner_cstack) X(fr_gen) X(owner_gen) X(instr_is_ptr) X(code_mask) X(co_flags) X(co_firstlineno)	\
-	X(fr_localsplus) X(gen_frame) X(task_coro) X(co_varnames) X(tuple_items) X(fut_callback0) X(wakeup_task)		\
+	X(fr_localsplus) X(gen_frame) X(task_coro) X(co_varnames) X(tuple_items) X(fut_callback0) X(wakeup_task) X(tp_dict) X(func_code)		\
 	X(co_filename) X(co_name) X(co_qualname) X(co_linetable)	\
 	X(co_code_adaptive) X(linetable) X(str_state) X(str_ascii_data)	\
 	X(str_compact_data) X(bytes_size) X(bytes_data) X(rt_gil)	\

@@ -327,6 +327,14 @@ def check_task_proxy():
     def handler(self, loop, source_task, exc_info, func, *args, **kwargs):
         return sys._getframe()
 
+    class Pool:
+        def thread_handler(self):
+            pass
+    # a class's own dict, and a function's code: how the tool finds thread_handler's code
+    check("type -> tp_dict", u64(id(Pool) + L["tp_dict"]),
+          id(next(r for r in __import__("gc").get_referents(Pool.__dict__) if isinstance(r, dict))))
+    check("function -> func_code", u64(id(Pool.__dict__["thread_handler"]) + L["func_code"]),
+          id(Pool.thread_handler.__code__))
     names = u64(id(handler.__code__) + L["co_varnames"])
     check("code -> varnames[2]", read_str(u64(names + L["tuple_items"] + 2 * 8)), "source_task")
 

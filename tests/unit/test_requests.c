@@ -520,6 +520,10 @@ static void test_attribution_by_proxy_task(void **state)
 	struct requests *r = requests__new(&o);
 	struct requests_stats st;
 
+	/* the loop thread's first request, alone: it goes by thread, and still takes its task's */
+	req(r, 1, 4, 5 * MS, "GET /w HTTP/1.1\r\n\r\n");
+	tquery(r, 2, 6 * MS, B | PT_TASK_PROXY);
+	tresp(r, 1, 4, 7 * MS, B);
 	req(r, 1, 5, 10 * MS, "GET /a HTTP/1.1\r\n\r\n");
 	req(r, 1, 6, 11 * MS, "GET /b HTTP/1.1\r\n\r\n");
 	tquery(r, 2, 12 * MS, A | PT_TASK_PROXY);	/* worker 2 for A */
@@ -534,12 +538,13 @@ static void test_attribution_by_proxy_task(void **state)
 	requests__flush(r);
 	requests__stats(r, &st);
 	assert_int_equal(st.requests_by_task, 2);
-	assert_int_equal(st.queries_attributed, 4);
-	assert_int_equal(st.queries_pool_task, 3);
+	assert_int_equal(st.queries_attributed, 5);
+	assert_int_equal(st.queries_pool_task, 4);
 	assert_int_equal(st.queries_pool, 1);
 	assert_int_equal(st.queries_no_response, 1);	/* B's at 18 */
 	requests__free(r);
 	fclose(f);
+	assert_int_equal(queries_of(log, "/w"), 1);
 	assert_int_equal(queries_of(log, "/a"), 3);
 	assert_int_equal(queries_of(log, "/b"), 1);
 	free(log);
