@@ -218,7 +218,7 @@ void procs__thread_pool_frame(struct procs *p, struct proc *pr, uint64_t code, c
 	if (pr->state != PROC_PYTHON || !code || pr->py.proxy_code || pr->py.proxy_rejected == code ||
 	    !l->task_coro || !l->gen_frame)
 		return;
-	/* asgiref 3.3-3.8 pass source_task; later ones (self, loop, exc_info, task_context, ...) none */
+	/* asgiref up to 3.7 passes source_task; 3.8+ (self, loop, exc_info, task_context, ...) none */
 	procmem__reader(&mr, pr->pid);
 	i = local_index(l, &mr, code, pf->var);
 	if (i < 0) {
