@@ -370,6 +370,53 @@ static void test_big_dict(void **state)
 	}
 }
 
+/*
+ * A class's function's code, as the tool finds a thread pool's frame (procs.c): sys.modules ->
+ * "asgiref.sync" -> its dict -> SyncToAsync -> tp_dict -> thread_handler -> func_code.
+ */
+static void test_method_code(void **state)
+{
+	for (unsigned minor = 8; minor <= 15; minor++) {
+		const char *mnames[] = { "threading", "asgiref.sync", "os" };
+		const char *cnames[] = { "AsyncToSync", "SyncToAsync" };
+		const char *fnames[] = { "__init__", "thread_handler", "__call__" };
+		uint64_t mvals[3], cvals[2], fvals[3], interp, code = 0, got = 0;
+		const struct py_layout *l;
+		struct world w;
+
+		mk_world(&w, minor, HOME_NATURAL, 5);
+		l = w.im.l;
+		code = alloc(&w.im, 64);
+		for (int i = 0; i < 3; i++) {
+			fvals[i] = alloc(&w.im, l->func_code + 8);
+			put64(&w.im, fvals[i] + l->func_code, i == 1 ? code : alloc(&w.im, 64));
+		}
+		for (int i = 0; i < 2; i++) {
+			cvals[i] = alloc(&w.im, l->tp_dict + 8);
+			put64(&w.im, cvals[i] + l->tp_dict, i == 1 ? mk_str_dict(&w.im, fnames, fvals, 3) : 0);
+		}
+		for (int i = 0; i < 3; i++)
+			mvals[i] = alloc(&w.im, 64);
+		put64(&w.im, mvals[1] + l->mod_dict, mk_str_dict(&w.im, cnames, cvals, 2));
+		interp = get64(&w.im, w.runtime + l->rt_interp_head);
+		put64(&w.im, interp + l->is_modules, mk_str_dict(&w.im, mnames, mvals, 3));
+
+		assert_int_equal(pythreads__method_code(l, &w.mr, w.runtime, "asgiref.sync", "SyncToAsync",
+							"thread_handler", &got), 0);
+		assert_int_equal(got, code);
+		/* not imported, no such class, no such method, a class with no dict of its own */
+		assert_int_equal(pythreads__method_code(l, &w.mr, w.runtime, "anyio._backends._asyncio",
+							"WorkerThread", "run", &got), -ENOENT);
+		assert_int_equal(pythreads__method_code(l, &w.mr, w.runtime, "asgiref.sync", "Local",
+							"thread_handler", &got), -ENOENT);
+		assert_int_equal(pythreads__method_code(l, &w.mr, w.runtime, "asgiref.sync", "SyncToAsync",
+							"main_wrap", &got), -ENOENT);
+		assert_int_equal(pythreads__method_code(l, &w.mr, w.runtime, "asgiref.sync", "AsyncToSync",
+							"thread_handler", &got), -ENOENT);
+		free_world(&w);
+	}
+}
+
 static void test_errors(void **state)
 {
 	struct py_thread_name t[8];
@@ -438,6 +485,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_every_version),
 		cmocka_unit_test(test_big_dict),
+		cmocka_unit_test(test_method_code),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_long),
 	};
