@@ -308,10 +308,11 @@ int pythreads__read_long(const struct py_layout *l, const struct mem_reader *mr,
 	return 0;
 }
 
-int pythreads__find_active(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime,
-			   uint64_t *active)
+/* The dict of module name in sys.modules of the interpreter whose _PyRuntime is at runtime. */
+static int module_dict(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime, const char *name,
+		       uint64_t *md)
 {
-	uint64_t interp, modules, mod, md;
+	uint64_t interp, modules, mod;
 	int ret;
 
 	if (l->is_modules == PYL_NONE || l->dk_indices == 0)
@@ -320,31 +321,31 @@ int pythreads__find_active(const struct py_layout *l, const struct mem_reader *m
 	if (!ret)
 		ret = interp ? mem_read_u64(mr, interp + l->is_modules, &modules) : -EAGAIN;
 	if (!ret)
-		ret = modules ? pythreads__dict_get(l, mr, modules, "threading", &mod) : -EAGAIN;
+		ret = modules ? pythreads__dict_get(l, mr, modules, name, &mod) : -EAGAIN;
 	if (!ret)
-		ret = mem_read_u64(mr, mod + l->mod_dict, &md);
-	if (!ret)
-		ret = md ? pythreads__dict_get(l, mr, md, "_active", active) : -ENOENT;
+		ret = mem_read_u64(mr, mod + l->mod_dict, md);
+	if (!ret && !*md)
+		ret = -ENOENT;
 	return ret;
+}
+
+int pythreads__find_active(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime,
+			   uint64_t *active)
+{
+	uint64_t md;
+	int ret = module_dict(l, mr, runtime, "threading", &md);
+
+	return ret ?: pythreads__dict_get(l, mr, md, "_active", active);
 }
 
 int pythreads__method_code(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime,
 			   const char *module, const char *cls, const char *method, uint64_t *code)
 {
-	uint64_t interp, modules, mod, md, type, td, func;
-	int ret;
+	uint64_t md, type, td, func;
+	int ret = module_dict(l, mr, runtime, module, &md);
 
-	if (l->is_modules == PYL_NONE || l->dk_indices == 0)
-		return -ENOTSUP;
-	ret = mem_read_u64(mr, runtime + l->rt_interp_head, &interp);
 	if (!ret)
-		ret = interp ? mem_read_u64(mr, interp + l->is_modules, &modules) : -EAGAIN;
-	if (!ret)
-		ret = modules ? pythreads__dict_get(l, mr, modules, module, &mod) : -EAGAIN;
-	if (!ret)
-		ret = mem_read_u64(mr, mod + l->mod_dict, &md);
-	if (!ret)
-		ret = md ? pythreads__dict_get(l, mr, md, cls, &type) : -ENOENT;
+		ret = pythreads__dict_get(l, mr, md, cls, &type);
 	if (!ret)
 		ret = mem_read_u64(mr, type + l->tp_dict, &td);
 	if (!ret)

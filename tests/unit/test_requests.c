@@ -385,6 +385,34 @@ static void tquery(struct requests *r, uint32_t tid, uint64_t start, uint64_t ta
 			     task);
 }
 
+/* A requests table that writes its request log to memory (lg->log, once logged_close'd). */
+struct logged {
+	char *log;
+	size_t len;
+	FILE *f;
+	struct requests *r;
+};
+
+static struct requests *logged_open(struct logged *lg)
+{
+	struct requests_opts o = { 0 };
+
+	lg->log = NULL;
+	lg->len = 0;
+	lg->f = open_memstream(&lg->log, &lg->len);
+	assert_non_null(lg->f);
+	o.log = lg->f;
+	lg->r = requests__new(&o);
+	assert_non_null(lg->r);
+	return lg->r;
+}
+
+static void logged_close(struct logged *lg)
+{
+	requests__free(lg->r);
+	fclose(lg->f);
+}
+
 /* The request log's "queries" of path, in a log written to buf. */
 static int queries_of(const char *log, const char *path)
 {
@@ -403,11 +431,8 @@ static int queries_of(const char *log, const char *path)
 static void test_attribution_by_task(void **state)
 {
 	const uint64_t A = 0x7f0000001000, B = 0x7f0000002000, C = 0x7f0000003000;
-	char *log = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&log, &len);
-	struct requests_opts o = { .log = f };
-	struct requests *r = requests__new(&o);
+	struct logged lg;
+	struct requests *r = logged_open(&lg);
 	struct requests_stats st;
 
 	/* /a and /b read at once; A sends for /a, B for /b, interleaved; B answers first */
@@ -463,17 +488,16 @@ static void test_attribution_by_task(void **state)
 	assert_int_equal(st.queries_task_unknown, 1);	/* at 18 */
 	assert_int_equal(st.queries_no_response, 1);	/* at 38 */
 	assert_int_equal(st.queries_unattributed, 0);
-	requests__free(r);
-	fclose(f);
-	assert_int_equal(queries_of(log, "/a"), 2);
-	assert_int_equal(queries_of(log, "/b"), 3);
-	assert_int_equal(queries_of(log, "/c"), 1);
-	assert_int_equal(queries_of(log, "/d"), 0);
-	assert_int_equal(queries_of(log, "/e"), 1);
-	assert_int_equal(queries_of(log, "/f"), 0);
-	assert_int_equal(queries_of(log, "/g"), 0);
-	assert_non_null(strstr(log, "\"by_task\":true"));
-	free(log);
+	logged_close(&lg);
+	assert_int_equal(queries_of(lg.log, "/a"), 2);
+	assert_int_equal(queries_of(lg.log, "/b"), 3);
+	assert_int_equal(queries_of(lg.log, "/c"), 1);
+	assert_int_equal(queries_of(lg.log, "/d"), 0);
+	assert_int_equal(queries_of(lg.log, "/e"), 1);
+	assert_int_equal(queries_of(lg.log, "/f"), 0);
+	assert_int_equal(queries_of(lg.log, "/g"), 0);
+	assert_non_null(strstr(lg.log, "\"by_task\":true"));
+	free(lg.log);
 }
 
 /*
@@ -513,11 +537,8 @@ static void test_attribution_by_task_unknown(void **state)
 static void test_attribution_by_proxy_task(void **state)
 {
 	const uint64_t A = 0x7f0000001000, B = 0x7f0000002000;
-	char *log = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&log, &len);
-	struct requests_opts o = { .log = f };
-	struct requests *r = requests__new(&o);
+	struct logged lg;
+	struct requests *r = logged_open(&lg);
 	struct requests_stats st;
 
 	/* the loop thread's first request, alone: it goes by thread, and still takes its task's */
@@ -542,12 +563,11 @@ static void test_attribution_by_proxy_task(void **state)
 	assert_int_equal(st.queries_pool_task, 4);
 	assert_int_equal(st.queries_pool, 1);
 	assert_int_equal(st.queries_no_response, 1);	/* B's at 18 */
-	requests__free(r);
-	fclose(f);
-	assert_int_equal(queries_of(log, "/w"), 1);
-	assert_int_equal(queries_of(log, "/a"), 3);
-	assert_int_equal(queries_of(log, "/b"), 1);
-	free(log);
+	logged_close(&lg);
+	assert_int_equal(queries_of(lg.log, "/w"), 1);
+	assert_int_equal(queries_of(lg.log, "/a"), 3);
+	assert_int_equal(queries_of(lg.log, "/b"), 1);
+	free(lg.log);
 }
 
 /*
@@ -560,11 +580,8 @@ static void test_by_task_pipelined_and_upgrade(void **state)
 {
 	const uint64_t A = 0x7f0000001000;
 	const char *two = "GET /p HTTP/1.1\r\n\r\nGET /q HTTP/1.1\r\n\r\n";
-	char *log = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&log, &len);
-	struct requests_opts o = { .log = f };
-	struct requests *r = requests__new(&o);
+	struct logged lg;
+	struct requests *r = logged_open(&lg);
 	struct requests_stats st;
 
 	req(r, 1, 5, 9 * MS, "GET /x HTTP/1.1\r\n\r\n");	/* in flight meanwhile: the loop multiplexes */
@@ -586,12 +603,11 @@ static void test_by_task_pipelined_and_upgrade(void **state)
 	assert_int_equal(st.no_response, 1);
 	assert_int_equal(st.queries_attributed, 3);
 	assert_int_equal(st.queries_ambiguous + st.queries_no_response + st.queries_outside, 0);
-	requests__free(r);
-	fclose(f);
-	assert_int_equal(queries_of(log, "/p"), 1);
-	assert_int_equal(queries_of(log, "/q"), 2);
-	assert_null(strstr(log, "/ws"));
-	free(log);
+	logged_close(&lg);
+	assert_int_equal(queries_of(lg.log, "/p"), 1);
+	assert_int_equal(queries_of(lg.log, "/q"), 2);
+	assert_null(strstr(lg.log, "/ws"));
+	free(lg.log);
 }
 
 static void test_caps(void **state)

@@ -186,6 +186,26 @@ def starlette_app():
     return Starlette(routes=routes, on_startup=[db.open])
 
 
+def fastapi_routes(app, endpoint, on_loop):
+    """The routes of both FastAPI apps, each calling endpoint(kind) -> Response: /KIND/{rid}/,
+    /health/ and /warm/. on_loop: async def endpoints (run on the loop), else def ones (run in
+    anyio's thread pool)."""
+    def route(path, kind):
+        if on_loop:
+            async def view(rid: int = 0):
+                return await endpoint(kind)
+        else:
+            def view(rid: int = 0):
+                return endpoint(kind)
+        view.__name__ = kind
+        app.get(path)(view)
+
+    for kind in ("n1", "fixed", "cpu", "slow"):
+        route("/%s/{rid}/" % kind, kind)
+    route("/health/", "health")
+    route("/warm/", "warm")
+
+
 def fastapi_app():
     from fastapi import FastAPI, Response
 
@@ -195,30 +215,7 @@ def fastapi_app():
         body, n = await handle(kind)
         return Response(body, media_type="text/plain", headers={"X-Queries": str(n)})
 
-    @app.get("/n1/{rid}/")
-    async def n1(rid: int):
-        return await endpoint("n1")
-
-    @app.get("/fixed/{rid}/")
-    async def fixed(rid: int):
-        return await endpoint("fixed")
-
-    @app.get("/cpu/{rid}/")
-    async def cpu_(rid: int):
-        return await endpoint("cpu")
-
-    @app.get("/slow/{rid}/")
-    async def slow(rid: int):
-        return await endpoint("slow")
-
-    @app.get("/health/")
-    async def health():
-        return await endpoint("health")
-
-    @app.get("/warm/")
-    async def warm():
-        return await endpoint("warm")
-
+    fastapi_routes(app, endpoint, on_loop=True)
     return app
 
 
@@ -345,30 +342,7 @@ def fastapi_def_app():
         body, n = handle(kind)
         return Response(body, media_type="text/plain", headers={"X-Queries": str(n)})
 
-    @app.get("/n1/{rid}/")
-    def n1(rid: int):
-        return endpoint("n1")
-
-    @app.get("/fixed/{rid}/")
-    def fixed(rid: int):
-        return endpoint("fixed")
-
-    @app.get("/cpu/{rid}/")
-    def cpu_(rid: int):
-        return endpoint("cpu")
-
-    @app.get("/slow/{rid}/")
-    def slow(rid: int):
-        return endpoint("slow")
-
-    @app.get("/health/")
-    def health():
-        return endpoint("health")
-
-    @app.get("/warm/")
-    def warm():
-        return endpoint("warm")
-
+    fastapi_routes(app, endpoint, on_loop=False)
     return app
 
 
