@@ -19,6 +19,9 @@ statements attributed by the task the pool works for).
 Usage: sudo bench/requests_overhead.py [--service demo|uvicorn-fastapi|uvicorn-fastapi-def|gunicorn-gevent]
                                       [--rounds 5] [--seconds 5] [--warmup 3] [--connections 2]
                                       [--configs untraced,pytrace-bpf,austin,sentry-sdk,pytrace-bpf-http,bpftrace-traps]
+                                      [--compare PATH]
+--compare PATH adds the configuration pytrace-bpf-compare: another build of the tool (before and
+after a change) with pytrace-bpf's options, in the same rotation.
 The second table turns CPU accounting into a cost that the noise of a shared 2-CPU machine does not
 hide: BPF run time of the tool's programs (kernel.bpf_stats_enabled) and the collector's own CPU,
 per request over the measured window, over the untraced CPU per request. It leaves out what BPF
@@ -78,7 +81,8 @@ CONFIGS = ["untraced", "pytrace-bpf", "austin", "sentry-sdk"]
 #                 wire protocol (the default): the two designs side by side
 EXTRA_CONFIGS = ["pytrace-bpf-http", "pytrace-bpf-sql", "pytrace-bpf-http-raw", "pytrace-bpf-no-http", "bpftrace-traps",
                  "bpftrace-http-floor", "bpftrace-sock-floor", "sock-floor-raw", "sock-floor-miss", "sock-floor-regs",
-                 "pytrace-bpf-libpq", "pytrace-bpf-collector", "client-delay"]
+                 "pytrace-bpf-libpq", "pytrace-bpf-collector", "client-delay", "pytrace-bpf-compare"]
+COMPARE = None	# --compare: the build pytrace-bpf-compare runs
 SOCKFLOOR_MODES = {"sock-floor-raw": "empty", "sock-floor-miss": "miss", "sock-floor-regs": "regs"}
 HTTP_SYSCALLS = ["accept", "accept4", "read", "recvfrom", "readv", "recvmsg", "write", "sendto", "writev",
                  "sendmsg", "sendfile64"]
@@ -205,7 +209,7 @@ class Attached:
                 opts = ["--no-http", "--no-samples"]
             if self.config == "pytrace-bpf-libpq":
                 opts += ["--sql-source", "libpq"]
-            self.p = subprocess.Popen([TOOL, "-p", str(self.pid)] + opts +
+            self.p = subprocess.Popen([COMPARE if self.config == "pytrace-bpf-compare" else TOOL, "-p", str(self.pid)] + opts +
                                       ["--json", os.path.join(self.tmp, "r.json"),
                                        "--requests-log", os.path.join(self.tmp, "r.jsonl")],
                                       stdout=subprocess.DEVNULL, stderr=open(self.err, "w"), preexec_fn=TOOL_CG.enter,
@@ -356,15 +360,23 @@ def main():
     ap.add_argument("--warmup", type=int, default=3, help="seconds of unmeasured load before each window")
     ap.add_argument("--configs", default=",".join(CONFIGS),
                     help="comma-separated, untraced first (%s)" % ", ".join(CONFIGS + EXTRA_CONFIGS))
+    ap.add_argument("--compare", metavar="PATH", help="another build of the tool: configuration pytrace-bpf-compare")
     a = ap.parse_args()
     configs = a.configs.split(",")
+    if a.compare:
+        global COMPARE
+        COMPARE = os.path.abspath(a.compare)
+        if "pytrace-bpf-compare" not in configs:
+            configs.append("pytrace-bpf-compare")
+    elif "pytrace-bpf-compare" in configs:
+        sys.exit("--configs: pytrace-bpf-compare needs --compare PATH")
     if configs[0] != "untraced" or set(configs) - set(CONFIGS + EXTRA_CONFIGS):
         sys.exit("--configs: untraced first, then any of " + ", ".join(CONFIGS[1:] + EXTRA_CONFIGS))
     if a.service != "demo" and "sentry-sdk" in configs:
         sys.exit("--configs: sentry-sdk is the demo's own (--service demo)")
     if os.geteuid():
         sys.exit("run as root")
-    for exe in (TOOL, GUNICORN, "/usr/bin/wrk") + (("/usr/bin/bpftrace",) if {"bpftrace-traps", "bpftrace-http-floor", "bpftrace-sock-floor"} & set(configs) else ()):
+    for exe in (TOOL, GUNICORN, "/usr/bin/wrk") + ((COMPARE,) if COMPARE else ()) + (("/usr/bin/bpftrace",) if {"bpftrace-traps", "bpftrace-http-floor", "bpftrace-sock-floor"} & set(configs) else ()):
         if not os.path.exists(exe):
             sys.exit("missing " + exe)
     if set(SOCKFLOOR_MODES) & set(configs) and not os.path.exists(SOCKFLOOR):

@@ -28,6 +28,12 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 const volatile __u32 text_cap = 1024;	/* statement bytes kept (Query, Parse), NUL included */
 const volatile bool call_sites = true;	/* walk the sender's Python stack at a statement's write */
+/*
+ * Set by the loader before it first probes a process's libpq (an encrypted connection): until
+ * then no thread has a PGconn in pq_current, and a write need not look (a task-storage lookup
+ * per statement).
+ */
+volatile bool libpq_probed;
 
 /* x86_64 syscall numbers */
 #define NR_read		0
@@ -87,6 +93,17 @@ struct {
 	__type(key, __u64);
 	__type(value, struct pt_stack);
 } pg_stacks SEC(".maps");
+
+/*
+ * The stack id this CPU put in (or found in) pg_stacks last: a statement from the same stack
+ * (an N+1 loop's) skips the hash lookup, about 150 ns. The entry was the LRU's newest then.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} pg_last_stack SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -332,6 +349,24 @@ static __always_inline void record(struct walk *w, __u8 type, __u8 rflags, __u32
 }
 
 /*
+ * Step over a message's body of len bytes from w->off, now if the chunk holds it all, else
+ * across the chunks that follow (pg_conn.skip): the next message is then read in the same
+ * iteration's successor, not one later (half the iterations for a result's short messages).
+ */
+static __always_inline long skip_body(struct walk *w, struct pg_conn *c, __u8 dir, __u32 len)
+{
+	__u32 left = w->len - w->off;
+
+	if (w->off > w->len || len >= left) {
+		c->skip[dir] = w->off > w->len ? len : len - left;
+		w->off = w->len;
+		return 1;
+	}
+	w->off += len;
+	return 0;
+}
+
+/*
  * One message (or the rest of one) of the chunk; returns 1 to stop. local: its bytes are in
  * w->local (a constant: each case is its own loop body, which the verifier checks apart, at a
  * third of the cost of one body that tests it).
@@ -384,8 +419,7 @@ static __always_inline long walk_msg(struct walk *w, const bool local)
 		if (mlen < 4 || mlen > PG_LEN_MAX || !(dir == PG_DIR_CLIENT ? frontend_type(h[0]) : backend_type(h[0])))
 			goto lost;
 		record(w, h[0], PG_RF_CONT, mlen, w->off, local);
-		c->skip[dir] = mlen - 4;
-		return 0;
+		return skip_body(w, c, dir, mlen - 4);
 	}
 	if (left < 5) {
 		__u32 take = left;
@@ -420,8 +454,7 @@ static __always_inline long walk_msg(struct walk *w, const bool local)
 		w->statement = true;
 	record(w, h[0], 0, mlen, w->off + 5, local);
 	w->off += 5;
-	c->skip[dir] = mlen - 4;
-	return 0;
+	return skip_body(w, c, dir, mlen - 4);
 lost:
 	w->broken = true;
 	return 1;
@@ -441,6 +474,7 @@ static __always_inline void walk_stack(struct pg_event *e, __u32 pid)
 {
 	struct pt_proc *proc = bpf_map_lookup_elem(&procs, &pid);
 	struct pt_stack *st;
+	__u64 *last;
 	__u32 zero = 0;
 
 	e->stack_id = 0;
@@ -454,9 +488,14 @@ static __always_inline void walk_stack(struct pg_event *e, __u32 pid)
 	e->stack_id = pt_walk_stack(bpf_get_current_task_btf(), proc, st);
 	e->task_frame = st->task_frame;
 	e->root_frame = st->root_frame;
+	last = bpf_map_lookup_elem(&pg_last_stack, &zero);
+	if (!e->stack_id || (last && *last == e->stack_id))
+		return;
 	/* Look first: an LRU update copies the whole value even when the key exists. */
-	if (e->stack_id && !bpf_map_lookup_elem(&pg_stacks, &e->stack_id))
+	if (!bpf_map_lookup_elem(&pg_stacks, &e->stack_id))
 		bpf_map_update_elem(&pg_stacks, &e->stack_id, st, BPF_NOEXIST);
+	if (last)
+		*last = e->stack_id;
 }
 
 static __always_inline struct pg_event *event(__u32 type, __u32 pid, __u32 tid, __s32 fd, __u8 dir, long ret)
@@ -474,7 +513,7 @@ static __always_inline struct pg_event *event(__u32 type, __u32 pid, __u32 tid, 
 	e->stack_id = 0;
 	e->task_frame = 0;
 	e->root_frame = 0;
-	e->pqconn = dir == PG_DIR_CLIENT ? pt_pqconn_now(e->ts) : 0;
+	e->pqconn = dir == PG_DIR_CLIENT && libpq_probed ? pt_pqconn_now(e->ts) : 0;
 	e->len = ret;
 	e->dir = dir;
 	e->flags = 0;

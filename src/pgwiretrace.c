@@ -331,8 +331,10 @@ static void handle_data(struct pgwiretrace *p, const struct pg_event *e, size_t 
 				src->tls++;
 		}
 		pgwire_conn__msg(c->pw, PGWIRE_SERVER, &m);
-		if (p->o.libpq_for_tls)
+		if (p->o.libpq_for_tls) {
+			p->skel->bss->libpq_probed = true;	/* before the probes: none is missed */
 			sqltrace__probe_libpq(p->sql, e->hdr.pid);
+		}
 		return;
 	}
 	if (e->flags & PG_EF_RESYNC) {
