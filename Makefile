@@ -24,6 +24,11 @@ CFLAGS += $(SAN_CFLAGS)
 endif
 LDLIBS := $(shell pkg-config --libs libbpf 2>/dev/null || echo -lbpf) -lelf -lz -lprotobuf-c -lpg_query -lmicrohttpd -lpthread -lm
 BPF_CFLAGS := -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_$(ARCH) -I$(OUTPUT) -Iinclude -Ibpf
+# PHASES=1: the wire programs time their phases (pg_phases; bench/wire_phases.py reads it). For
+# measurements only: each mark costs a clock read and a map lookup. make OUTPUT=build-phases PHASES=1
+ifneq ($(PHASES),)
+BPF_CFLAGS += -DPT_PHASES
+endif
 
 BPF_SRCS := $(wildcard bpf/*.bpf.c)
 BPF_NAMES := $(patsubst bpf/%.bpf.c,%,$(BPF_SRCS))

@@ -470,6 +470,49 @@ static long walk_local_one(__u32 i, void *data)
 	return walk_msg(data, true);
 }
 
+#ifdef PT_PHASES
+/*
+ * make PHASES=1: where a traced chunk's time goes, summed per CPU (bench/wire_phases.py reads
+ * and explains it). Each PT_PHASE(k) adds the time since the previous mark to slot k. Slots: 0-5
+ * and 10-15 the phases of client and server chunks (see PG_PH_*), 6 and 16 their counts; 20
+ * walks, 21 their frames. Slot 31 holds the last mark's time.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 32);
+	__type(key, __u32);
+	__type(value, __u64);
+} pg_phases SEC(".maps");
+
+static __always_inline void pg_phase_add(__u32 k, __u64 v)
+{
+	__u64 *c = bpf_map_lookup_elem(&pg_phases, &k);
+
+	if (c)
+		*c += v;
+}
+
+static __always_inline void pg_phase_mark(__u32 k)
+{
+	__u32 last = 31;
+	__u64 *t = bpf_map_lookup_elem(&pg_phases, &last), now = bpf_ktime_get_ns();
+
+	if (!t)
+		return;
+	if (k < 31)
+		pg_phase_add(k, now - *t);
+	*t = now;
+}
+#define PT_PHASE(k) pg_phase_mark(k)
+#define PT_PHASE_ADD(k, v) pg_phase_add(k, v)
+#else
+#define PT_PHASE(k) do { } while (0)
+#define PT_PHASE_ADD(k, v) do { } while (0)
+#endif
+/* phases: + PG_PH_SERVER for a server chunk's */
+enum { PG_PH_PRE, PG_PH_EVENT, PG_PH_MSGS, PG_PH_WALK, PG_PH_STACKS, PG_PH_FLUSH, PG_PH_COUNT,
+       PG_PH_SERVER = 10, PG_PH_WALKS = 20, PG_PH_FRAMES = 21, PG_PH_START = 31 };
+
 static __always_inline void walk_stack(struct pg_event *e, __u32 pid)
 {
 	struct pt_proc *proc = bpf_map_lookup_elem(&procs, &pid);
@@ -485,17 +528,24 @@ static __always_inline void walk_stack(struct pg_event *e, __u32 pid)
 		return;
 	st->nframes = 0;
 	st->flags = 0;
+	PT_PHASE(PG_PH_START);
 	e->stack_id = pt_walk_stack(bpf_get_current_task_btf(), proc, st);
+	PT_PHASE(PG_PH_WALK);
+	PT_PHASE_ADD(PG_PH_WALKS, 1);
+	PT_PHASE_ADD(PG_PH_FRAMES, st->nframes);
 	e->task_frame = st->task_frame;
 	e->root_frame = st->root_frame;
 	last = bpf_map_lookup_elem(&pg_last_stack, &zero);
-	if (!e->stack_id || (last && *last == e->stack_id))
+	if (!e->stack_id || (last && *last == e->stack_id)) {
+		PT_PHASE(PG_PH_STACKS);
 		return;
+	}
 	/* Look first: an LRU update copies the whole value even when the key exists. */
 	if (!bpf_map_lookup_elem(&pg_stacks, &e->stack_id))
 		bpf_map_update_elem(&pg_stacks, &e->stack_id, st, BPF_NOEXIST);
 	if (last)
 		*last = e->stack_id;
+	PT_PHASE(PG_PH_STACKS);
 }
 
 static __always_inline struct pg_event *event(__u32 type, __u32 pid, __u32 tid, __s32 fd, __u8 dir, long ret)
@@ -574,6 +624,7 @@ static __always_inline int on_exit(long nr, struct pt_regs *regs, long ret)
 
 	if (ret <= 0)
 		return 0;
+	PT_PHASE(PG_PH_START);
 	c = bpf_map_lookup_elem(&pg_conns, &key);
 	if (!c) {
 		struct pg_conn nc = { .state = PG_ST_STREAM };
@@ -656,6 +707,7 @@ static __always_inline int on_exit(long nr, struct pt_regs *regs, long ret)
 		break;
 	}
 
+	PT_PHASE(dir == PG_DIR_CLIENT ? PG_PH_PRE : PG_PH_SERVER + PG_PH_PRE);
 	e = event(PT_EV_PG_DATA, pid, tid, key.fd, dir, ret);
 	if (!e)
 		return 0;
@@ -676,6 +728,7 @@ static __always_inline int on_exit(long nr, struct pt_regs *regs, long ret)
 		if (lb && n <= PG_LOCAL_MAX && !bpf_probe_read_user(lb->b, n, (void *)ch.buf))
 			w.local = lb->b;
 	}
+	PT_PHASE(dir == PG_DIR_CLIENT ? PG_PH_EVENT : PG_PH_SERVER + PG_PH_EVENT);
 	if (w.local)
 		bpf_loop(PG_WALK_MAX, walk_local_one, &w, 0);
 	else
@@ -691,9 +744,12 @@ static __always_inline int on_exit(long nr, struct pt_regs *regs, long ret)
 		c->state = PG_ST_LOST;
 		e->flags |= PG_EF_PARTIAL;
 	}
+	PT_PHASE(dir == PG_DIR_CLIENT ? PG_PH_MSGS : PG_PH_SERVER + PG_PH_MSGS);
 	if (w.statement)
 		walk_stack(e, pid);
 	flush(&w, 0, eflags || w.broken);
+	PT_PHASE(dir == PG_DIR_CLIENT ? PG_PH_FLUSH : PG_PH_SERVER + PG_PH_FLUSH);
+	PT_PHASE_ADD(dir == PG_DIR_CLIENT ? PG_PH_COUNT : PG_PH_SERVER + PG_PH_COUNT, 1);
 	return 0;
 }
 
