@@ -370,9 +370,10 @@ static __always_inline void record(struct walk *w, __u8 type, __u8 rflags, __u32
 }
 
 /*
- * Step over a message's body of len bytes from w->off, now if the chunk holds it all, else
- * across the chunks that follow (pg_conn.skip): the next message is then read in the same
- * iteration's successor, not one later (half the iterations for a result's short messages).
+ * Step over a message's body of len bytes from w->off: at once if the chunk holds all of it,
+ * else across the chunks that follow (pg_conn.skip). The next iteration reads the next message;
+ * before, an iteration went to each skip alone (twice the iterations for a result's short
+ * messages).
  */
 static __always_inline long skip_body(struct walk *w, struct pg_conn *c, __u8 dir, __u32 len)
 {
