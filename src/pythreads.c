@@ -308,6 +308,14 @@ int pythreads__read_long(const struct py_layout *l, const struct mem_reader *mr,
 	return 0;
 }
 
+/* The pointer at addr into *v; a null one is if_null (-EAGAIN: not set up yet; -ENOENT: none). */
+static int read_ptr(const struct mem_reader *mr, uint64_t addr, int if_null, uint64_t *v)
+{
+	int ret = mem_read_u64(mr, addr, v);
+
+	return ret ?: (*v ? 0 : if_null);
+}
+
 /* The dict of module name in sys.modules of the interpreter whose _PyRuntime is at runtime. */
 static int module_dict(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime, const char *name,
 		       uint64_t *md)
@@ -317,16 +325,10 @@ static int module_dict(const struct py_layout *l, const struct mem_reader *mr, u
 
 	if (l->is_modules == PYL_NONE || l->dk_indices == 0)
 		return -ENOTSUP;
-	ret = mem_read_u64(mr, runtime + l->rt_interp_head, &interp);
-	if (!ret)
-		ret = interp ? mem_read_u64(mr, interp + l->is_modules, &modules) : -EAGAIN;
-	if (!ret)
-		ret = modules ? pythreads__dict_get(l, mr, modules, name, &mod) : -EAGAIN;
-	if (!ret)
-		ret = mem_read_u64(mr, mod + l->mod_dict, md);
-	if (!ret && !*md)
-		ret = -ENOENT;
-	return ret;
+	ret = read_ptr(mr, runtime + l->rt_interp_head, -EAGAIN, &interp);
+	ret = ret ?: read_ptr(mr, interp + l->is_modules, -EAGAIN, &modules);
+	ret = ret ?: pythreads__dict_get(l, mr, modules, name, &mod);
+	return ret ?: read_ptr(mr, mod + l->mod_dict, -ENOENT, md);
 }
 
 int pythreads__find_active(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime,
@@ -344,17 +346,10 @@ int pythreads__method_code(const struct py_layout *l, const struct mem_reader *m
 	uint64_t md, type, td, func;
 	int ret = module_dict(l, mr, runtime, module, &md);
 
-	if (!ret)
-		ret = pythreads__dict_get(l, mr, md, cls, &type);
-	if (!ret)
-		ret = mem_read_u64(mr, type + l->tp_dict, &td);
-	if (!ret)
-		ret = td ? pythreads__dict_get(l, mr, td, method, &func) : -ENOENT;
-	if (!ret)
-		ret = mem_read_u64(mr, func + l->func_code, code);
-	if (!ret && !*code)
-		ret = -ENOENT;
-	return ret;
+	ret = ret ?: pythreads__dict_get(l, mr, md, cls, &type);
+	ret = ret ?: read_ptr(mr, type + l->tp_dict, -ENOENT, &td);
+	ret = ret ?: pythreads__dict_get(l, mr, td, method, &func);
+	return ret ?: read_ptr(mr, func + l->func_code, -ENOENT, code);
 }
 
 struct reading {
