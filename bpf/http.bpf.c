@@ -113,6 +113,7 @@ static __always_inline int on_close(__s32 fd)
 		e->pad = 0;
 		e->task_frame = 0;
 		e->root_frame = 0;
+		e->route_obj = 0;
 		if (bpf_ringbuf_output(&events, e, offsetof(struct http_event, data), pt_rb_flags()))
 			pt_count(PT_CNT_HTTP_LOST);
 	}
@@ -151,6 +152,7 @@ static __always_inline void task_keys(struct http_event *e, __u32 pid)
 
 	e->task_frame = 0;
 	e->root_frame = 0;
+	e->route_obj = 0;
 	if (!proc)
 		return;
 	st = bpf_map_lookup_elem(&resp_stack, &zero);
@@ -160,6 +162,7 @@ static __always_inline void task_keys(struct http_event *e, __u32 pid)
 	pt_walk_stack(bpf_get_current_task_btf(), proc, st);
 	e->task_frame = st->task_frame;
 	e->root_frame = st->root_frame;
+	e->route_obj = st->route_obj;
 }
 
 static __always_inline void emit(__u32 type, __u32 pid, __u32 tid, __s32 fd, __u64 ts,
@@ -187,6 +190,7 @@ static __always_inline void emit(__u32 type, __u32 pid, __u32 tid, __s32 fd, __u
 	} else {
 		e->task_frame = 0;
 		e->root_frame = 0;
+		e->route_obj = 0;
 	}
 	/* keep the verifier's view of n bounded: the compiler would reuse len */
 	asm volatile("" : "+r"(n));

@@ -56,6 +56,7 @@ struct http_event {
 	 */
 	__u64 task_frame;
 	__u64 root_frame;
+	__u64 route_obj;	/* PT_EV_HTTP_RESP: the writer's pt_stack.route_obj, else 0 */
 	char data[HTTP_PREFIX_MAX];	/* sent cut to data_len */
 };
 

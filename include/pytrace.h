@@ -67,7 +67,15 @@ struct pt_proc {
 	__u8 proxy_via_future;	/* 1: the local is a future: its fut_callback0's wakeup_task */
 	__u16 fut_callback0;
 	__u16 wakeup_task;
-	__u32 pad2;
+	/*
+	 * The web framework's route, where a frame of its holds the matched route object for the
+	 * request's life (src/routes.h): Starlette's Route.handle(self, ...), FastAPI's routes
+	 * among them. The walker gives the innermost such frame's local as pt_stack.route_obj; the
+	 * loader reads the route's template from that object (a static one: the app's own).
+	 */
+	__u16 route_local;	/* frame -> that local (f_localsplus + 8 * its index) */
+	__u16 pad2;
+	__u64 route_code;	/* that frame's code object, 0: none (yet) */
 };
 
 /* In a task_frame: the task a thread pool's thread works for (struct pt_proc), not its own. */
@@ -189,6 +197,8 @@ struct pt_stack {
 	 * and one that a loop's callback may or may not set splits every caller's states in two.
 	 */
 	__u64 proxy_frame;
+	/* the route object of the innermost frame running struct pt_proc's route_code, 0: none */
+	__u64 route_obj;
 	struct pt_frame frames[PT_MAX_FRAMES];	/* innermost first; only nframes are sent */
 };
 

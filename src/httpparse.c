@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 #include <ctype.h>
+#include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -233,4 +235,81 @@ size_t http_route(const char *target, char *out, size_t size)
 		out[o++] = target[0] == '*' ? '*' : '/';
 	out[o] = '\0';
 	return o;
+}
+
+int http_route_template(const char *raw, char *out, size_t size, bool *multi)
+{
+	bool in = false, conv = false;	/* inside {...}; inside its :converter */
+	size_t o = 0;
+	const char *p;
+
+	*multi = false;
+	if (!size)
+		return -EINVAL;
+	out[0] = '\0';
+	if (!raw || raw[0] != '/')
+		return -EINVAL;
+	for (p = raw; *p && o + 1 < size; p++) {
+		if (*p == '{') {
+			in = true;
+		} else if (*p == '}') {
+			in = conv = false;
+		} else if (in && !conv && *p == ':') {
+			conv = true;
+			if (!strncmp(p + 1, "path}", 5))
+				*multi = true;
+		}
+		if (!conv)
+			out[o++] = *p;
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+static unsigned slashes(const char *s)
+{
+	unsigned n = 0;
+
+	for (; *s; s++)
+		n += *s == '/';
+	return n;
+}
+
+size_t http_route_join(const char *tmpl, bool multi, const char *target, char *out, size_t size)
+{
+	char folded[HTTP_ROUTE_MAX];
+	size_t plen = 0, tlen = strlen(tmpl), flen;
+	unsigned ft, tt, i;
+
+	if (!size)
+		return 0;
+	out[0] = '\0';
+	flen = http_route(target, folded, sizeof(folded));
+	ft = slashes(folded);
+	tt = slashes(tmpl);
+	if (multi) {
+		/* the literal part before the first parameter, found at a segment start of the path */
+		size_t lit = strcspn(tmpl, "{");
+		const char *at;
+
+		if (lit <= 1 && tt < ft)
+			return 0;	/* "/{rest:path}" under some mount: where it starts is unknown */
+		for (at = folded; at && strncmp(at, tmpl, lit); at = strchr(at + 1, '/'))
+			;
+		if (!at)
+			return 0;
+		plen = at - folded;
+	} else if (tt < ft) {
+		/* a mount's route: the path's leading segments, as many as the template lacks */
+		for (i = 0; plen < flen; plen++)
+			if (folded[plen] == '/' && ++i == ft - tt + 1)
+				break;
+	} else if (tt > ft) {
+		return 0;
+	}
+	if (plen + tlen + 1 > size)
+		return 0;
+	memcpy(out, folded, plen);
+	memcpy(out + plen, tmpl, tlen + 1);
+	return plen + tlen;
 }

@@ -44,5 +44,21 @@ size_t http_next_request(const char *buf, size_t len);
  * Returns the route's length (cut to size - 1).
  */
 size_t http_route(const char *target, char *out, size_t size);
+/*
+ * A web framework's route template (src/routes.h) from the path its route was declared with
+ * (raw, "/items/{item_id:int}") into out: converters dropped ("/items/{item_id}"), cut to size.
+ * *multi: a {name:path} parameter spans any number of segments. 0, or -EINVAL for what is not a
+ * path ("" or not starting with '/').
+ */
+int http_route_template(const char *raw, char *out, size_t size, bool *multi);
+/*
+ * The route of a request for target (its request target as sent) served by template tmpl
+ * (http_route_template's) into out: tmpl, under target's leading segments (folded by http_route)
+ * if tmpl has fewer than target: a Starlette Mount's route holds the path below the mount. With a
+ * multi-segment parameter, the mount ends where the path meets the template's literal start.
+ * Returns its length, or 0 (out empty) if tmpl cannot be placed (more segments than target, a
+ * multi-segment parameter first under a mount).
+ */
+size_t http_route_join(const char *tmpl, bool multi, const char *target, char *out, size_t size);
 
 #endif

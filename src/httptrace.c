@@ -9,11 +9,32 @@
 #include "http.h"
 #include "http.skel.h"
 #include "httptrace.h"
+#include "hash.h"
+#include "httpparse.h"
 #include "jsonw.h"
+#include "procmem.h"
 #include "pytrace_user.h"
+#include "routes.h"
 #include "session.h"
 #include "tracefs.h"
 #include "util.h"
+
+/*
+ * Route objects whose templates were read (routes.h), by (pid, address): direct-mapped, a new
+ * one takes its slot's place. They are the apps' own, alive as long as the app: one read each.
+ */
+#define ROUTE_SLOTS 256
+
+struct route_slot {
+	uint32_t pid;
+	uint64_t obj;			/* 0: empty */
+	int err;			/* 0, or why it has no template (read again after ROUTE_RETRY_NS) */
+	uint64_t err_ns;
+	bool multi;
+	char tmpl[HTTP_ROUTE_MAX];
+};
+
+#define ROUTE_RETRY_NS (10 * 1000000000ULL)
 
 struct httptrace {
 	struct session *session;
@@ -21,6 +42,8 @@ struct httptrace {
 	struct http_bpf *skel;
 	struct requests *req;
 	bool per_syscall;	/* per-syscall tracepoints; else raw syscall tracepoints */
+	struct route_slot routes[ROUTE_SLOTS];
+	uint64_t route_reads, route_errors;
 };
 
 /* Open and load the object with one set of programs: per-syscall ("tp_") or raw ("http_sys_"). */
@@ -119,6 +142,37 @@ static int httptrace_attach(void *c, char *err, size_t errlen)
 	return ret;
 }
 
+/* The template of route object obj of pid (routes.h), or NULL (with *multi) if none can be read. */
+static const char *route_template(struct httptrace *h, uint32_t pid, uint64_t obj, bool *multi)
+{
+	struct route_slot *rs = &h->routes[(hash64_mix(obj ^ pid)) % ROUTE_SLOTS];
+	struct proc *pr;
+	struct mem_reader mr;
+
+	if (!obj)
+		return NULL;
+	if (rs->obj != obj || rs->pid != pid || (rs->err && mono_ns() - rs->err_ns > ROUTE_RETRY_NS)) {
+		pr = procs__get(session__procs(h->session), pid, false);
+		if (!pr || pr->state != PROC_PYTHON || !pr->live)
+			return NULL;
+		rs->pid = pid;
+		rs->obj = obj;
+		procmem__reader(&mr, pid);
+		h->route_reads++;
+		/* the route frame is the first (Starlette's): the only kind routes__frames has */
+		rs->err = routes__read(&pr->py.layout, &mr, &routes__frames[0], obj, rs->tmpl, sizeof(rs->tmpl),
+				       &rs->multi);
+		if (rs->err) {
+			h->route_errors++;
+			rs->err_ns = mono_ns();
+			vlog("pid %u: the route at 0x%llx has no template: %s\n", pid, (unsigned long long)obj,
+			     strerror(-rs->err));
+		}
+	}
+	*multi = rs->multi;
+	return rs->err ? NULL : rs->tmpl;
+}
+
 static void httptrace_event(void *c, const void *data, size_t size)
 {
 	struct httptrace *h = c;
@@ -135,10 +189,14 @@ static void httptrace_event(void *c, const void *data, size_t size)
 	case PT_EV_HTTP_DATA:
 		requests__data(h->req, e->hdr.pid, e->tid, e->fd, e->ts, e->data, e->data_len, e->len);
 		break;
-	case PT_EV_HTTP_RESP:
-		requests__resp_task(h->req, e->hdr.pid, e->tid, e->fd, e->ts, e->last_write_ts, e->data, e->data_len,
-				    pt_task_key(e->task_frame, e->root_frame));
+	case PT_EV_HTTP_RESP: {
+		bool multi = false;
+		const char *tmpl = route_template(h, e->hdr.pid, e->route_obj, &multi);
+
+		requests__resp_route(h->req, e->hdr.pid, e->tid, e->fd, e->ts, e->last_write_ts, e->data, e->data_len,
+				     pt_task_key(e->task_frame, e->root_frame), tmpl, multi);
 		break;
+	}
 	case PT_EV_HTTP_CLOSE:
 		requests__close(h->req, e->hdr.pid, e->fd, e->ts, e->last_write_ts);
 		break;
@@ -166,6 +224,19 @@ static void httptrace_flush(void *c)
 	requests__flush(h->req);
 }
 
+/* pid's route objects are gone with it (exit) or with its program (exec) */
+static void forget_routes(struct httptrace *h, pid_t pid)
+{
+	for (unsigned i = 0; i < ROUTE_SLOTS; i++)
+		if (h->routes[i].pid == (uint32_t)pid)
+			h->routes[i].obj = 0;
+}
+
+static void httptrace_on_exec(void *c, pid_t pid)
+{
+	forget_routes(c, pid);
+}
+
 static void httptrace_on_exit(void *c, pid_t pid)
 {
 	struct httptrace *h = c;
@@ -174,6 +245,7 @@ static void httptrace_on_exit(void *c, pid_t pid)
 	bool first = true;
 
 	requests__forget_pid(h->req, pid);
+	forget_routes(h, pid);
 	/* The exited process's connections: its close() calls were never seen (exit closes). */
 	while (!bpf_map_get_next_key(fd, first ? NULL : &k, &next)) {
 		if (!first && k.pid == (uint32_t)pid)
@@ -191,6 +263,8 @@ void httptrace__stats(struct httptrace *h, struct httptrace_stats *st)
 	st->hook = h->per_syscall ? "per-syscall tracepoints" : "raw syscall tracepoints";
 	st->lost = session__counter(h->session, PT_CNT_HTTP_LOST);
 	st->conns_dropped = session__counter(h->session, PT_CNT_HTTP_CONN_DROPPED);
+	st->route_reads = h->route_reads;
+	st->route_errors = h->route_errors;
 	requests__stats(h->req, &st->req);
 }
 
@@ -221,6 +295,8 @@ static void httptrace_json(void *c, struct jsonw *w)
 	jsonw__string_field(w, "source", st.hook);
 	jsonw__uint_field(w, "lost_events", st.lost);
 	jsonw__uint_field(w, "connections_not_followed", st.conns_dropped);
+	jsonw__uint_field(w, "route_template_reads", st.route_reads);
+	jsonw__uint_field(w, "route_template_errors", st.route_errors);
 	jsonw__name(w, "assembly");
 	requests__write_summary_json(h->req, w);
 	jsonw__end_object(w);
@@ -273,6 +349,7 @@ const struct capability httptrace_capability = {
 	.open = httptrace_open,
 	.attach = httptrace_attach,
 	.on_event = httptrace_event,
+	.on_exec = httptrace_on_exec,
 	.on_exit = httptrace_on_exit,
 	.tick = httptrace_tick,
 	.flush = httptrace_flush,

@@ -19,6 +19,8 @@ struct httptrace_stats {
 	const char *hook;		/* "per-syscall tracepoints" or "raw syscall tracepoints" */
 	uint64_t lost;			/* socket events dropped: ring buffer full */
 	uint64_t conns_dropped;		/* accepted connections not followed: BPF map full */
+	uint64_t route_reads;		/* route objects whose templates were read (routes.h) */
+	uint64_t route_errors;		/* of which without one */
 	struct requests_stats req;
 };
 

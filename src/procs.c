@@ -241,14 +241,47 @@ void procs__thread_pool_frame(struct procs *p, struct proc *pr, uint64_t code, c
 	     pf->qualname);
 }
 
-/* Look for the thread pools' functions in pr's modules (procs.h): at most once per pool_gap_ns. */
-static void find_pool_frame(struct procs *p, struct proc *pr, uint64_t now)
+void procs__route_frame(struct procs *p, struct proc *pr, uint64_t code, const struct route_frame *rf)
+{
+	const struct py_layout *l = &pr->py.layout;
+	struct mem_reader mr;
+	struct pt_proc cfg;
+	int i;
+
+	if (pr->state != PROC_PYTHON || !code || pr->py.route_code || pr->py.route_rejected == code)
+		return;
+	procmem__reader(&mr, pr->pid);
+	i = local_index(l, &mr, code, rf->var);
+	if (i < 0) {
+		pr->py.route_rejected = code;
+		vlog("pid %d: %s.%s has no local %s: its requests keep their folded paths as routes\n", pr->pid,
+		     rf->module, rf->qualname, rf->var);
+		return;
+	}
+	pr->py.route_code = code;
+	pr->py.route_local = (uint32_t)i;
+	py_target__to_bpf(&pr->py, &cfg);
+	if (bpf_map_update_elem(p->o.procs_fd, &pr->pid, &cfg, BPF_EXIST)) {
+		pr->py.route_code = 0;
+		pr->py.route_rejected = code;
+		return;	/* it left meanwhile */
+	}
+	p->st.route_frames++;
+	tlog(p, "pid %d: its routes are read from %s.%s\n", pr->pid, rf->module, rf->qualname);
+}
+
+/*
+ * Look for the thread pools' and route frames' functions in pr's modules (procs.h): at most once
+ * per pool_gap_ns, until both kinds are found.
+ */
+static void find_frames(struct procs *p, struct proc *pr, uint64_t now)
 {
 	struct mem_reader mr;
 	uint64_t code;
 	size_t i;
 
-	if (pr->state != PROC_PYTHON || !pr->live || pr->py.proxy_code || now < pr->pool_next_ns)
+	if (pr->state != PROC_PYTHON || !pr->live || (pr->py.proxy_code && pr->py.route_code) ||
+	    now < pr->pool_next_ns)
 		return;
 	pr->pool_gap_ns = pr->pool_gap_ns ? pr->pool_gap_ns * 2 : POOL_GAP_MIN_NS;
 	if (pr->pool_gap_ns > POOL_GAP_MAX_NS)
@@ -261,6 +294,13 @@ static void find_pool_frame(struct procs *p, struct proc *pr, uint64_t now)
 		if (!pythreads__method_code(&pr->py.layout, &mr, pr->py.runtime, pf->module, pf->cls, pf->method,
 					    &code))
 			procs__thread_pool_frame(p, pr, code, pf);
+	}
+	for (i = 0; i < routes__nframes && !pr->py.route_code; i++) {
+		const struct route_frame *rf = &routes__frames[i];
+
+		if (!pythreads__method_code(&pr->py.layout, &mr, pr->py.runtime, rf->module, rf->cls, rf->method,
+					    &code))
+			procs__route_frame(p, pr, code, rf);
 	}
 }
 
@@ -312,7 +352,7 @@ static int inspect(struct procs *p, struct proc *pr, char *err, size_t errlen)
 	     pr->py.debug_offsets ? ", offsets from _Py_DebugOffsets" : "");
 	pr->pool_next_ns = 0;
 	pr->pool_gap_ns = 0;
-	find_pool_frame(p, pr, mono_ns());
+	find_frames(p, pr, mono_ns());
 	if (p->o.listener.on_python)
 		p->o.listener.on_python(p->o.listener.ctx, pr);
 	return 0;
@@ -918,7 +958,7 @@ void procs__tick(struct procs *p, uint64_t now)
 		if (pr && pr->dead_ns && now - pr->dead_ns > PROCS_FREE_AFTER_NS)
 			pidtab__del(&p->tab, pr);
 		else if (pr)
-			find_pool_frame(p, pr, now);
+			find_frames(p, pr, now);
 	}
 }
 
@@ -996,6 +1036,7 @@ void procs__write_json(const struct procs *p, struct jsonw *w)
 	jsonw__uint_field(w, "python", p->st.python);
 	jsonw__uint_field(w, "events_not_followed", p->st.dropped);
 	jsonw__uint_field(w, "thread_pools_for_tasks", p->st.thread_pools);
+	jsonw__uint_field(w, "route_frames", p->st.route_frames);
 	jsonw__bool_field(w, "host_wide", p->o.host_wide);
 	/* the Python processes followed, in the order found (at most PROCS_SEEN_MAX) */
 	jsonw__name(w, "followed");

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <sys/types.h>
 #include "pyproc.h"
+#include "routes.h"
 #include "service.h"
 
 #define PROCS_DEFAULT_MAX	16384
@@ -92,6 +93,7 @@ struct procs_stats {
 	unsigned live;		/* still running */
 	uint64_t dropped;	/* process events not followed: the table was full */
 	unsigned thread_pools;	/* processes whose thread pool works for tasks (procs__thread_pool_frame) */
+	unsigned route_frames;	/* processes whose routes are read from their framework (routes.h) */
 };
 
 struct procs;
@@ -159,6 +161,8 @@ const struct pool_frame *procs__pool_frame(const char *name, const char *file);
  * is there: this is for a frame seen before that.
  */
 void procs__thread_pool_frame(struct procs *p, struct proc *pr, uint64_t code, const struct pool_frame *pf);
+/* The same for a route frame (routes.h): the BPF walkers then give its route object. */
+void procs__route_frame(struct procs *p, struct proc *pr, uint64_t code, const struct route_frame *rf);
 /* Free the records of processes gone for PROCS_FREE_AFTER_NS. */
 void procs__tick(struct procs *p, uint64_t now_ns);
 void procs__stats(const struct procs *p, struct procs_stats *st);

@@ -32,6 +32,10 @@ struct py_target {
 	uint32_t proxy_local;		/* the index of the local that names the task, or its future */
 	bool proxy_via_future;
 	uint64_t proxy_rejected;	/* a code object of that name whose locals did not match */
+	/* the web framework's route frame (struct pt_proc's route_code; src/routes.h), likewise */
+	uint64_t route_code;
+	uint32_t route_local;		/* the index of its local holding the route object */
+	uint64_t route_rejected;
 };
 
 /*

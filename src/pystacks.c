@@ -347,6 +347,12 @@ size_t pystacks__name(struct pystacks *ps, uint32_t pid, uint32_t tid, const str
 			if (pf)
 				procs__thread_pool_frame(ps->procs, pr, st->frames[i].code, pf);
 		}
+		if (!pr->py.route_code) {
+			const struct route_frame *rf = routes__frame(fs.name, fs.file);
+
+			if (rf)
+				procs__route_frame(ps->procs, pr, st->frames[i].code, rf);
+		}
 		frame_name(ps->names[n], FRAME_LEN, &fs);
 		out[n] = ps->names[n];
 		n++;

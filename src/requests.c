@@ -48,6 +48,7 @@ struct req {
 	int status;
 	char method[HTTP_METHOD_MAX];
 	char path[HTTP_PATH_MAX];
+	char route[HTTP_ROUTE_MAX];	/* the framework's, placed (http_route_join); "": fold path */
 	uint32_t nq;
 	uint64_t sql_ns;
 	unsigned npats;
@@ -392,12 +393,17 @@ static struct thread *thread_get(struct requests *r, uint32_t pid, uint32_t tid,
 	return t;
 }
 
-static uint32_t route_id(struct requests *r, const char *path)
+static uint32_t route_id(struct requests *r, const struct req *q)
 {
 	char route[HTTP_ROUTE_MAX];
 	uint32_t id;
 
-	http_route(path, route, sizeof(route));
+	if (q->route[0]) {
+		memcpy(route, q->route, sizeof(route));
+		r->st.framework_routes++;
+	} else {
+		http_route(q->path, route, sizeof(route));
+	}
 	id = strtab_intern(&r->routes, route);
 	if (!id) {
 		r->st.dropped_routes++;
@@ -542,7 +548,7 @@ static void complete(struct requests *r, const struct conn *c, struct req *q)
 {
 	uint64_t end = q->last_write > q->resp_ts ? q->last_write : q->resp_ts;
 	uint64_t total = end > q->start ? end - q->start : 0;
-	uint32_t route = route_id(r, q->path);
+	uint32_t route = route_id(r, q);
 	struct agg *a = agg_get(r, q->method, route, q->status);
 	unsigned i, n1 = 0;
 
@@ -881,6 +887,13 @@ void requests__resp(struct requests *r, uint32_t pid, uint32_t tid, int32_t fd, 
 void requests__resp_task(struct requests *r, uint32_t pid, uint32_t tid, int32_t fd, uint64_t ts,
 			 uint64_t last_write, const char *data, size_t data_len, uint64_t task)
 {
+	requests__resp_route(r, pid, tid, fd, ts, last_write, data, data_len, task, NULL, false);
+}
+
+void requests__resp_route(struct requests *r, uint32_t pid, uint32_t tid, int32_t fd, uint64_t ts,
+			  uint64_t last_write, const char *data, size_t data_len, uint64_t task, const char *tmpl,
+			  bool multi)
+{
 	struct conn *c = conn_get(r, pid, fd, false);
 	struct thread *t;
 	struct req *q = NULL;
@@ -910,6 +923,8 @@ void requests__resp_task(struct requests *r, uint32_t pid, uint32_t tid, int32_t
 	q->answered = true;
 	q->status = status;
 	q->resp_ts = ts;
+	if (tmpl && !http_route_join(tmpl, multi, q->path, q->route, sizeof(q->route)))
+		r->st.unplaced_routes++;
 	q->writer = tid;
 	q->task = task;
 	reader_done(r, pid, q);
@@ -1338,6 +1353,7 @@ int requests__write_summary_json(const struct requests *r, struct jsonw *w)
 		{ "responses_without_request", s->orphan_responses },
 		{ "dropped_connections", s->dropped_conns }, { "dropped_pipelined", s->dropped_pipelined },
 		{ "dropped_threads", s->dropped_threads }, { "dropped_routes", s->dropped_routes },
+		{ "framework_routes", s->framework_routes }, { "unplaced_route_templates", s->unplaced_routes },
 		{ "dropped_findings", s->dropped_findings }, { "dropped_request_patterns", s->dropped_patterns },
 		{ "queries_attributed", s->queries_attributed }, { "queries_outside_requests", s->queries_outside },
 		{ "queries_unattributed_multiplexed", s->queries_unattributed },

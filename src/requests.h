@@ -68,6 +68,8 @@ struct requests_stats {
 	uint64_t dropped_pipelined;	/* requests over the per-connection queue */
 	uint64_t dropped_threads;	/* threads over max_threads */
 	uint64_t dropped_routes;	/* requests counted in "[other routes]" */
+	uint64_t framework_routes;	/* requests whose route is their framework's template (routes.h) */
+	uint64_t unplaced_routes;	/* templates that did not fit the path: folded instead */
 	uint64_t dropped_findings;	/* N+1 findings over the cap */
 	uint64_t dropped_patterns;	/* per-request patterns over the per-request cap */
 	uint64_t queries_attributed;
@@ -126,6 +128,14 @@ void requests__close(struct requests *r, uint32_t pid, int32_t fd, uint64_t ts, 
  */
 void requests__resp_task(struct requests *r, uint32_t pid, uint32_t tid, int32_t fd, uint64_t ts,
 			 uint64_t last_write, const char *data, size_t data_len, uint64_t task);
+/*
+ * The same with the route template of the framework that served it (src/routes.h; NULL: none),
+ * which then names its route in place of the folded path (http_route_join places it; multi: it
+ * has a multi-segment parameter).
+ */
+void requests__resp_route(struct requests *r, uint32_t pid, uint32_t tid, int32_t fd, uint64_t ts,
+			  uint64_t last_write, const char *data, size_t data_len, uint64_t task, const char *tmpl,
+			  bool multi);
 /* A completed statement. pattern and call_site may be NULL. */
 void requests__query(struct requests *r, uint32_t pid, uint32_t tid, uint64_t start_ns, uint64_t end_ns,
 		     const char *pattern, const char *call_site);

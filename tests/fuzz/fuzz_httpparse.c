@@ -1,9 +1,10 @@
 /* fuzz-sources: src/httpparse.c */
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * The HTTP/1.x request line, status line, pipelined-request and route parsers, on bytes as a
- * traced socket's read or write would give them: the whole input, and every prefix the
- * capture could have cut it to (as "cut" and as "wait for more").
+ * The HTTP/1.x request line, status line, pipelined-request and route parsers (folding, and a
+ * framework's template placed on a path), on bytes as a traced socket's read or write would give
+ * them: the whole input, and every prefix the capture could have cut it to (as "cut" and as
+ * "wait for more").
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -14,7 +15,8 @@
 static void one(const char *buf, size_t len, bool cut)
 {
 	struct http_req_line rl;
-	char route[HTTP_ROUTE_MAX];
+	char route[HTTP_ROUTE_MAX], tmpl[HTTP_ROUTE_MAX];
+	bool multi;
 	int status, r;
 
 	r = http_parse_request_line(buf, len, cut, &rl);
@@ -24,6 +26,13 @@ static void one(const char *buf, size_t len, bool cut)
 			abort();
 		if (http_route(rl.path, route, sizeof(route)) >= sizeof(route))
 			abort();
+		/* the path as a framework's declared route, placed on the path itself */
+		if (!http_route_template(rl.path, tmpl, sizeof(tmpl), &multi)) {
+			size_t n = http_route_join(tmpl, multi, rl.path, route, sizeof(route));
+
+			if (n >= sizeof(route) || strlen(route) != n || (n && !strstr(route, tmpl)))
+				abort();
+		}
 		/* as the caller does: the next request of a pipeline, only after a whole line */
 		if (rl.consumed && http_next_request(buf, len) > len)
 			abort();

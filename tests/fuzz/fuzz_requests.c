@@ -28,6 +28,9 @@ struct in {
 	size_t n;
 };
 
+/* route templates a framework may give a response (requests__resp_route), or none */
+static const char *const tmpls[4] = { NULL, "/items/{item_id}", "/{rest}", "/a/{b}/" };
+
 static bool get(struct in *in, uint8_t *b)
 {
 	if (!in->n)
@@ -102,9 +105,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					      len, flags & 2 ? len + 100u : len);
 			else if (op % 7 == 1)
 				requests__data(r, pid & 1, tid & 3, fd & 7, ts, buf, len, flags & 2 ? len + 100u : len);
-			else
-				requests__resp_task(r, pid & 1, tid & 3, fd & 7, ts, tid & 4 ? ts : 0, buf, len,
-						    flags & 8 ? 0 : 0x1000u * (flags >> 4 & 3));	/* four tasks, or none */
+			else	/* four tasks, or none; a framework's route template, or none */
+				requests__resp_route(r, pid & 1, tid & 3, fd & 7, ts, tid & 4 ? ts : 0, buf, len,
+						     flags & 8 ? 0 : 0x1000u * (flags >> 4 & 3), tmpls[tid >> 3 & 3],
+						     tid & 0x20);
 			free(buf);
 			break;
 		case 3:

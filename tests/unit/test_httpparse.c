@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* Request and status lines from captured prefixes, pipelines, and route folding. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -151,6 +152,67 @@ static void test_route(void **state)
 	assert_string_equal(tiny, "/abcdef");
 }
 
+static void tmpl_is(const char *raw, const char *want, bool want_multi)
+{
+	char out[HTTP_ROUTE_MAX];
+	bool multi;
+
+	assert_int_equal(http_route_template(raw, out, sizeof(out), &multi), 0);
+	if (strcmp(out, want) || multi != want_multi)
+		fail_msg("%s -> %s (multi %d), want %s (%d)", raw, out, multi, want, want_multi);
+}
+
+static void test_route_template(void **state)
+{
+	char out[HTTP_ROUTE_MAX], tiny[8];
+	bool multi;
+
+	tmpl_is("/items/{item_id}", "/items/{item_id}", false);		/* FastAPI */
+	tmpl_is("/n1/{rid:int}/", "/n1/{rid}/", false);			/* Starlette's converters */
+	tmpl_is("/u/{a:str}/{b:uuid}/x", "/u/{a}/{b}/x", false);
+	tmpl_is("/files/{name:path}", "/files/{name}", true);
+	tmpl_is("/{rest:path}", "/{rest}", true);
+	tmpl_is("/a:b/{c}", "/a:b/{c}", false);				/* a colon outside a parameter */
+	tmpl_is("/", "/", false);
+	assert_int_equal(http_route_template("", out, sizeof(out), &multi), -EINVAL);
+	assert_int_equal(http_route_template("items", out, sizeof(out), &multi), -EINVAL);
+	assert_int_equal(http_route_template(NULL, out, sizeof(out), &multi), -EINVAL);
+	assert_int_equal(http_route_template("/abcdefghijk", tiny, sizeof(tiny), &multi), 0);
+	assert_string_equal(tiny, "/abcdef");
+}
+
+static void join_is(const char *tmpl, bool multi, const char *target, const char *want)
+{
+	char out[HTTP_ROUTE_MAX];
+	size_t n = http_route_join(tmpl, multi, target, out, sizeof(out));
+
+	if (strcmp(out, want) || n != strlen(want))
+		fail_msg("%s on %s -> %s (%zu), want %s", tmpl, target, out, n, want);
+}
+
+static void test_route_join(void **state)
+{
+	char tiny[12];
+
+	join_is("/n1/{rid}/", false, "/n1/5/", "/n1/{rid}/");
+	join_is("/n1/{rid}/", false, "/n1/5/?x=1", "/n1/{rid}/");
+	join_is("/items/{item_id}", false, "http://h/items/abc", "/items/{item_id}");
+	/* under a Mount: the path's leading segments, folded */
+	join_is("/fixed/{rid}/", false, "/api/fixed/9201/", "/api/fixed/{rid}/");
+	join_is("/x/{a}", false, "/t/42/x/y", "/t/{id}/x/{a}");
+	join_is("/", false, "/api/", "/api/");
+	/* a path converter: as a whole path, or under the mount found by its literal start */
+	join_is("/files/{name}", true, "/files/a/b/c", "/files/{name}");
+	join_is("/files/{name}", true, "/api/files/a/b/c", "/api/files/{name}");
+	join_is("/files/{name}", true, "/files/", "/files/{name}");
+	/* cannot be placed: the folded path stands (empty) */
+	join_is("/{rest}", true, "/api/a/b", "");
+	join_is("/files/{name}", true, "/api/other/a", "");
+	join_is("/a/{b}/c/", false, "/a/", "");
+	assert_int_equal(http_route_join("/abcdefgh/{id}", false, "/abcdefgh/1", tiny, sizeof(tiny)), 0);
+	assert_string_equal(tiny, "");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -160,6 +222,8 @@ int main(void)
 		cmocka_unit_test(test_status_line),
 		cmocka_unit_test(test_pipeline),
 		cmocka_unit_test(test_route),
+		cmocka_unit_test(test_route_template),
+		cmocka_unit_test(test_route_join),
 	};
 
 	return cmocka_run_group_tests_name("httpparse", tests, NULL, NULL);

@@ -692,6 +692,39 @@ static void test_idle_completion(void **state)
 	requests__free(r);
 }
 
+/* A framework's route template names the request's route, placed under a mount's segments. */
+static void test_framework_route(void **state)
+{
+	struct requests_opts o = {};
+	struct requests *r = requests__new(&o);
+	struct requests_stats st;
+	const char *line = "HTTP/1.1 200 OK\r\n";
+	char *j;
+
+	req(r, 1, 5, 1 * MS, "GET /items/42?q=1 HTTP/1.1\r\n\r\n");
+	requests__resp_route(r, PID, 1, 5, 2 * MS, 0, line, strlen(line), 0, "/items/{item_id}", false);
+	req(r, 1, 5, 3 * MS, "GET /api/fixed/7/ HTTP/1.1\r\n\r\n");
+	requests__resp_route(r, PID, 1, 5, 4 * MS, 0, line, strlen(line), 0, "/fixed/{rid}/", false);
+	/* one that does not fit its path (more segments): the folded path */
+	req(r, 1, 5, 5 * MS, "GET /a/9 HTTP/1.1\r\n\r\n");
+	requests__resp_route(r, PID, 1, 5, 6 * MS, 0, line, strlen(line), 0, "/a/{x}/b/{y}", false);
+	/* none given: the folded path */
+	req(r, 1, 5, 7 * MS, "GET /items/43 HTTP/1.1\r\n\r\n");
+	requests__resp_route(r, PID, 1, 5, 8 * MS, 0, line, strlen(line), 0, NULL, false);
+	requests__flush(r);
+	j = json_of(r);
+	assert_non_null(strstr(j, "\"route\":\"/items/{item_id}\""));
+	assert_non_null(strstr(j, "\"route\":\"/api/fixed/{rid}/\""));
+	assert_non_null(strstr(j, "\"route\":\"/a/{id}\""));
+	assert_non_null(strstr(j, "\"route\":\"/items/{id}\""));
+	requests__stats(r, &st);
+	assert_int_equal(st.requests, 4);
+	assert_int_equal(st.framework_routes, 2);
+	assert_int_equal(st.unplaced_routes, 1);
+	free(j);
+	requests__free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -712,6 +745,7 @@ int main(void)
 		cmocka_unit_test(test_caps),
 		cmocka_unit_test(test_growth),
 		cmocka_unit_test(test_idle_completion),
+		cmocka_unit_test(test_framework_route),
 	};
 
 	return cmocka_run_group_tests_name("requests", tests, NULL, NULL);

@@ -7,6 +7,7 @@ Usage: web_async.py SERVER DRIVER PORT K
   SERVER  uvicorn-starlette | uvicorn-fastapi | uvicorn-uvloop-fastapi | hypercorn | aiohttp
                                                                       (asyncio, one loop thread)
           uvicorn-fastapi-def                  (FastAPI's def endpoints: anyio's thread pool)
+          uvicorn-fastapi-mw                   (FastAPI behind an @app.middleware("http"))
           gevent | waitress                                            (WSGI)
   DRIVER  asyncpg | psycopg | aiopg    (asyncio: psycopg is psycopg 3's AsyncConnection)
           pg8000 | psycopg2            (WSGI, FastAPI's def: pg8000 is pure Python, so gevent makes it
@@ -139,7 +140,7 @@ def kind_of(path):
 def starlette_app():
     from starlette.applications import Starlette
     from starlette.responses import PlainTextResponse, StreamingResponse
-    from starlette.routing import Route, WebSocketRoute
+    from starlette.routing import Mount, Route, WebSocketRoute
 
     async def endpoint(request):
         body, n = await handle(kind_of(request.url.path))
@@ -183,6 +184,13 @@ def starlette_app():
     routes.append(Route("/poll/{rid:int}/", poll))
     routes.append(WebSocketRoute("/ws/", ws_echo))
     routes.append(Route("/health/", endpoint))
+
+    async def mounted(request):
+        """Routes under a Mount (their templates hold the path below it) and a path converter."""
+        body, n = await handle("fixed" if "/fixed/" in request.url.path else "health")
+        return PlainTextResponse(body, headers={"X-Queries": str(n)})
+    routes.append(Route("/files/{name:path}", mounted))
+    routes.append(Mount("/api", routes=[Route("/fixed/{rid:int}/", mounted), Route("/files/{name:path}", mounted)]))
     return Starlette(routes=routes, on_startup=[db.open])
 
 
@@ -206,10 +214,19 @@ def fastapi_routes(app, endpoint, on_loop):
     route("/warm/", "warm")
 
 
-def fastapi_app():
+def fastapi_app(middleware=False):
+    """FastAPI's async def endpoints; middleware: behind an @app.middleware("http") function
+    (Starlette's BaseHTTPMiddleware: the endpoint runs in a task of its own, the response is
+    written by the request's task)."""
     from fastapi import FastAPI, Response
 
     app = FastAPI(on_startup=[db.open])
+    if middleware:
+        @app.middleware("http")
+        async def timing(request, call_next):
+            response = await call_next(request)
+            response.headers["X-Middleware"] = "1"
+            return response
 
     async def endpoint(kind):
         body, n = await handle(kind)
@@ -349,9 +366,11 @@ def fastapi_def_app():
 application = wsgi_app() if SERVER == "gevent" else None   # gunicorn -k gevent web_async:application
 
 if __name__ == "__main__":
-    if SERVER in ("uvicorn-starlette", "uvicorn-fastapi", "uvicorn-uvloop-fastapi", "uvicorn-fastapi-def"):
+    if SERVER in ("uvicorn-starlette", "uvicorn-fastapi", "uvicorn-uvloop-fastapi", "uvicorn-fastapi-def",
+                  "uvicorn-fastapi-mw"):
         import uvicorn
-        apps = {"uvicorn-starlette": starlette_app, "uvicorn-fastapi-def": fastapi_def_app}
+        apps = {"uvicorn-starlette": starlette_app, "uvicorn-fastapi-def": fastapi_def_app,
+                "uvicorn-fastapi-mw": lambda: fastapi_app(middleware=True)}
         uvicorn.run(apps.get(SERVER, fastapi_app)(), host="127.0.0.1",
                     port=PORT, loop="uvloop" if "uvloop" in SERVER else "asyncio", http="h11", lifespan="on",
                     access_log=False, log_level="warning")

@@ -10,13 +10,36 @@ Usage: web_async_stdlib.py PORT K      (PGHOST, PGPORT, PGUSER, PGDATABASE as li
 /slow/ID/  a statement, a 50 ms sleep, a statement: 2
 /cpu/ID/   none
 /health/   none
+
+Each request runs through a Route.handle(self, ...) of a module starlette.routing, as in
+Starlette, from which the tool reads the route's template (src/routes.h). These interpreters have
+no Starlette: the module is a stand-in written here, with Starlette's names and frame shape (a
+Route whose `path` the app declared, an async `handle` whose first local is the route).
 """
 import asyncio
 import os
 import struct
 import sys
+import tempfile
 
 PORT, K = int(sys.argv[1]), int(sys.argv[2])
+
+ROUTING = """
+class Route:
+    def __init__(self, path, endpoint):
+        self.path = path
+        self.endpoint = endpoint
+
+    async def handle(self, scope, receive, send):
+        await self.endpoint(scope, receive, send)
+"""
+SHIM = tempfile.mkdtemp(prefix="pytrace-starlette-")
+os.mkdir(os.path.join(SHIM, "starlette"))
+open(os.path.join(SHIM, "starlette", "__init__.py"), "w").close()
+with open(os.path.join(SHIM, "starlette", "routing.py"), "w") as f:
+    f.write(ROUTING)
+sys.path.insert(0, SHIM)
+from starlette.routing import Route  # noqa: E402
 
 
 class PG:
@@ -89,6 +112,13 @@ async def serve(path, writer, pg):
     await writer.drain()
 
 
+async def endpoint(scope, pg, writer):
+    await serve(scope["path"], writer, pg)
+
+
+ROUTES = {k: Route("/%s/{rid:int}/" % k, endpoint) for k in ("n1", "fixed", "slow", "cpu")}
+ROUTES["health"] = Route("/health/", endpoint)
+
 LIVE = set()   # 3.8-3.11 hold server connections' tasks weakly: the GC could end them mid-request
 
 
@@ -101,7 +131,9 @@ async def connection(reader, writer):
             break
         while (await reader.readline()) not in (b"\r\n", b"\n", b""):
             pass
-        await asyncio.ensure_future(serve(line.split()[1].decode(), writer, pg))
+        path = line.split()[1].decode()
+        route = ROUTES.get(path.strip("/").split("/")[0], ROUTES["health"])
+        await asyncio.ensure_future(route.handle({"path": path}, pg, writer))
     pg.w.close()
     writer.close()
     LIVE.discard(asyncio.current_task())

@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <errno.h>
+#include <string.h>
+#include "httpparse.h"
+#include "pythreads.h"
+#include "routes.h"
+#include "symbolize.h"
+
+/* Starlette 0.13-0.47 (Debian 12: 0.26.1; FastAPI's APIRoute inherits it): starlette/routing.py */
+const struct route_frame routes__frames[] = {
+	{ "starlette.routing", "Route", "handle", "Route.handle", "/starlette/routing.py", "self", "path" },
+};
+const unsigned routes__nframes = sizeof(routes__frames) / sizeof(routes__frames[0]);
+
+const struct route_frame *routes__frame(const char *name, const char *file)
+{
+	size_t n, f;
+	unsigned i;
+
+	if (!name || !file)
+		return NULL;
+	for (i = 0; i < routes__nframes; i++) {
+		const struct route_frame *rf = &routes__frames[i];
+
+		if (strcmp(name, rf->qualname) && strcmp(name, rf->method))
+			continue;
+		n = strlen(file);
+		f = strlen(rf->file);
+		if (n >= f && !strcmp(file + n - f, rf->file))
+			return rf;
+	}
+	return NULL;
+}
+
+int routes__read(const struct py_layout *l, const struct mem_reader *mr, const struct route_frame *rf,
+		 uint64_t obj, char *out, size_t size, bool *multi)
+{
+	char raw[HTTP_ROUTE_MAX * 2];
+	uint64_t s;
+	int ret;
+
+	*multi = false;
+	if (!obj)
+		return -EINVAL;
+	ret = pythreads__attr(l, mr, obj, rf->attr, &s);
+	if (ret)
+		return ret;
+	ret = py_read_str(l, mr, s, raw, sizeof(raw));
+	if (ret < 0)
+		return ret;
+	return http_route_template(raw, out, size, multi);
+}

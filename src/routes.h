@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Web frameworks' own route templates ("/items/{item_id}"), where they are in reach.
+ *
+ * A framework is in reach when one of its frames holds the matched route object for as long as
+ * the request is served, and that object is the app's own (static: read at leisure, cached by
+ * address). Starlette is: Route.handle(self, scope, receive, send) runs the endpoint and sends
+ * its response, and self is the Route (FastAPI's APIRoute inherits handle). The BPF walker gives
+ * the innermost such frame's local with each response start it walks (struct pt_proc's
+ * route_code, pt_stack.route_obj); the loader reads the route's `path` attribute.
+ *
+ * Not in reach, and given the folded path instead (httpparse.h, http_route): Django (its match,
+ * request.resolver_match.route, is a per-request object, and is gone from the stack when a WSGI
+ * server writes the response), Flask (likewise), aiohttp (per-request match_info), and a
+ * Starlette response written by another task than the route's (BaseHTTPMiddleware's child
+ * task: the writer's stack has no Route.handle).
+ *
+ * A Mount's routes hold their path below the mount: http_route_join (httpparse.h) puts them
+ * under the request path's leading segments.
+ */
+#ifndef PYTRACE_ROUTES_H
+#define PYTRACE_ROUTES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "memread.h"
+#include "pylayout.h"
+
+/* A frame that holds the matched route: module.cls.method, its local var, var's attribute attr. */
+struct route_frame {
+	const char *module, *cls, *method;
+	const char *qualname;			/* its code's co_qualname (3.11+; co_name: method) */
+	const char *file;			/* how its code's co_filename ends */
+	const char *var;			/* the local holding the route object */
+	const char *attr;			/* the route object's str attribute: the template */
+};
+
+extern const struct route_frame routes__frames[];
+extern const unsigned routes__nframes;
+
+/* The route frame that a frame named name (co_qualname or co_name) in file is, or NULL. */
+const struct route_frame *routes__frame(const char *name, const char *file);
+
+/*
+ * Read the template of the route object obj of the process that mr reads, with layout l:
+ * rf->attr of obj, as http_route_template (httpparse.h) gives it. 0, or -errno (-ENOENT: no such attribute,
+ * -EINVAL: not a str, not a path).
+ */
+int routes__read(const struct py_layout *l, const struct mem_reader *mr, const struct route_frame *rf,
+		 uint64_t obj, char *out, size_t size, bool *multi);
+
+#endif
