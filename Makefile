@@ -116,6 +116,7 @@ $(OUTPUT)/src/sampler.o: $(OUTPUT)/sampler.skel.h
 $(OUTPUT)/src/libpq.o: $(OUTPUT)/sql.skel.h
 $(OUTPUT)/src/httptrace.o: $(OUTPUT)/http.skel.h
 $(OUTPUT)/src/pgwiretrace.o: $(OUTPUT)/pgwire.skel.h
+$(OUTPUT)/src/pgtls.o: $(OUTPUT)/pgtls.skel.h
 $(OUTPUT)/src/funcprobe.o: $(OUTPUT)/funcs.skel.h
 
 $(OUTPUT)/libpytrace.a: $(LIB_OBJS)

@@ -18,7 +18,9 @@ Reports, per driver and configuration (medians over rounds, with the range):
     traps alone, the floor under any tool that times each statement with uprobes.
 
 Usage: sudo bench/sql_overhead.py [--rounds N] [--window SEC] [--drivers psycopg2,psycopg,asyncpg]
-       [--tool-args '--no-http'] [--compare PATH] [--cpu N] [--floor] [--json FILE]
+       [--tool-args '--no-http'] [--compare PATH] [--cpu N] [--floor] [--tls] [--json FILE]
+--tls: over TCP with TLS (the cluster's ssl = on, sslmode=require), untraced and traced alike:
+libpq's probes then serve psycopg2 and psycopg 3, OpenSSL's asyncpg (the wire cannot be read).
 The tracer runs with its defaults (SQL from the wire, HTTP following, CPU sampling at 99 Hz), not
 pinned: what users get. --cpu N pins the cluster and the client to CPU N and the tracer to the
 others, for a micro-figure beside it; --tool-args '--sql-source libpq' reads the statements with
@@ -49,6 +51,21 @@ SVC_CG, TOOL_CG = None, None
 # untraced rate 4x from run to run. --cpu N pins the cluster and the client to CPU N and the
 # tracer to the other CPUs, so the figure is the tracer's cost in the client's thread.
 PIN = {"db": [], "tool": []}
+
+
+def pg_tls(d, env):
+    """ssl = on, with a self-signed certificate: the clients then connect over TCP, encrypted."""
+    data = os.path.join(d, "data")
+    key, crt = os.path.join(data, "server.key"), os.path.join(data, "server.crt")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
+                    "-keyout", key, "-out", crt], capture_output=True, check=True)
+    subprocess.run(["chown", "postgres", key, crt], check=True)
+    os.chmod(key, 0o600)
+    for sql in ("ALTER SYSTEM SET ssl = on", "SELECT pg_reload_conf()"):
+        subprocess.run(["psql", "-qAtX", "-c", sql], env=env, check=True, stdout=subprocess.DEVNULL)
+    time.sleep(0.5)
+    env["PGHOST"] = "127.0.0.1"
+    env["PGSSLMODE"] = "require"
 
 
 def pg_start(d):
@@ -200,6 +217,8 @@ def main():
     ap.add_argument("--floor", action="store_true", help="also bpftrace with empty probes (the traps alone)")
     ap.add_argument("--depth", type=int, default=0,
                     help="psycopg2/psycopg: send from N Python frames deeper (a web framework's stack: 40-100)")
+    ap.add_argument("--tls", action="store_true",
+                    help="over TCP with TLS: libpq's probes serve psycopg2/psycopg, OpenSSL's asyncpg")
     ap.add_argument("--no-bpf-stats", dest="bpf_stats", action="store_false",
                     help="leave kernel.bpf_stats_enabled as it is (off: what users get). Stats cost every BPF "
                          "program run two clock reads, over 100 ns on this VM; BPF ns/q then reads 0")
@@ -218,7 +237,11 @@ def main():
     pgdir = tempfile.mkdtemp(prefix="pytrace-bench-pg-")
     os.chmod(pgdir, 0o755)
     env = dict(os.environ)
+    if args.tls:
+        os.environ["PYTRACE_PG_TCP"] = "1"
     env.update(pg_start(pgdir))
+    if args.tls:
+        pg_tls(pgdir, env)
     env["PT_SQL_DEPTH"] = str(args.depth)
     old_stats = open("/proc/sys/kernel/bpf_stats_enabled").read().strip()
     configs = [False, True] + (["compare"] if COMPARE else []) + (["floor"] if args.floor else [])

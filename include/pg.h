@@ -26,6 +26,8 @@ enum pgwire_event_type {
 	PT_EV_PG_DATA = PT_EV_PG_FIRST,	/* a read or write of a PostgreSQL connection: struct pg_event */
 	PT_EV_PG_CLOSE = 65,		/* the connection was closed: struct pg_event without records */
 	PT_EV_PG_CONN = 66,		/* an encrypted connection's libpq PGconn (pqconn): struct pg_event */
+	PT_EV_PG_TLS_SEEN = 67,		/* a TLS record written on a socket not followed: perhaps an
+					   encrypted PostgreSQL connection opened before tracing */
 };
 
 /* Direction */
@@ -88,7 +90,26 @@ struct pg_event {
 /* Per (pid, fd) */
 struct pg_conn_key {
 	__u32 pid;
-	__s32 fd;
+	__s32 fd;		/* a socket, or pg_tls_fd() of a TLS object */
+};
+
+/*
+ * The plaintext of an encrypted connection read through the TLS library's probes
+ * (bpf/pgtls.bpf.c) is a connection of its own, keyed by its TLS object (OpenSSL's SSL *): as
+ * a negative fd, never a socket's. Bits 4-34 of a heap pointer (16-byte aligned).
+ */
+static inline __s32 pg_tls_fd(__u64 ssl)
+{
+	return (__s32)(0x80000000u | (__u32)(ssl >> 4));
+}
+
+/* What a pgtls probe is attached to: its BPF cookie. */
+enum pg_tls_fn {
+	PG_TLS_WRITE = 1,	/* SSL_write(ssl, buf, num): returns the bytes written */
+	PG_TLS_WRITE_EX,	/* SSL_write_ex(ssl, buf, num, size_t *written): returns 1 */
+	PG_TLS_READ,		/* SSL_read(ssl, buf, num) */
+	PG_TLS_READ_EX,		/* SSL_read_ex(ssl, buf, num, size_t *readbytes) */
+	PG_TLS_FREE,		/* SSL_free(ssl): its connection ends */
 };
 
 struct pg_conn {

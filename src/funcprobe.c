@@ -299,7 +299,7 @@ static int attach_sites(struct funcprobe *f, struct fpid *fp, pid_t pid, struct 
 	}
 	if (!cnt)
 		return -ENOENT;
-	return uprobe__attach_sites(&fp->links[fp->nlinks], prog, pid, host, offs, refs, cookies, cnt);
+	return uprobe__attach_sites(&fp->links[fp->nlinks], prog, false, pid, host, offs, refs, cookies, cnt);
 }
 
 static int attach_one(struct funcprobe *f, struct fpid *fp, pid_t pid, struct bpf_program *prog, const char *host,

@@ -9,6 +9,7 @@
 #include "pg.h"
 #include "pgwire.h"
 #include "pgwire.skel.h"
+#include "pgtls.h"
 #include "pgwiretrace.h"
 #include "pidtab.h"
 #include "session.h"
@@ -49,6 +50,7 @@ struct proc_src {
 	uint32_t pid;		/* key (pidtab.h) */
 	uint64_t wire;		/* statements read on the wire */
 	uint64_t libpq;		/* statements from libpq's probes (encrypted connections) */
+	uint64_t wire_tls;	/* of the wire's, read in the plaintext of encrypted ones (pgtls.h) */
 	uint32_t connections, tls;	/* PostgreSQL connections, and encrypted ones */
 };
 
@@ -58,6 +60,7 @@ struct pgwiretrace {
 	struct pgwire_bpf *skel;
 	struct bpf_link *links[8];	/* pg_sys_exit on each read and write syscall */
 	struct sqltrace *sql;
+	struct pgtls *tls;		/* --sql-source auto: encrypted connections without libpq */
 	struct conn **conns;		/* open addressing on key, MAX_CONNS slots; a conn stays put (its
 				   protocol state's callback holds its address) */
 	struct pidtab procs;		/* struct proc_src */
@@ -68,6 +71,7 @@ struct pgwiretrace {
 	uint64_t unfinished;		/* statements whose connection closed or lost framing first */
 	uint64_t skipped;		/* skipped by the server after an error in their pipeline */
 	uint64_t unknown_prepared;	/* executions of statements prepared before tracing */
+	uint64_t tls_seen;		/* sockets not followed that carried TLS (PT_EV_PG_TLS_SEEN) */
 };
 
 static uint64_t conn_key(uint32_t pid, int32_t fd)
@@ -271,8 +275,10 @@ static void on_statement(void *ctx, const struct pgwire_stmt *ps)
 	if (ps->status == PGWIRE_SKIPPED)
 		p->skipped++;
 	src = proc_src(p, pid);
-	if (src)
+	if (src) {
 		src->wire++;
+		src->wire_tls += (int32_t)(uint32_t)c->key < 0;	/* pg_tls_fd(): a TLS object's plaintext */
+	}
 	sqltrace__add_query(p->sql, &q, stack_lookup, p);
 }
 
@@ -309,6 +315,18 @@ static struct conn *conn_get(struct pgwiretrace *p, const struct pg_event *e, bo
 	return c;
 }
 
+/*
+ * pid has an encrypted connection (--sql-source auto): its plaintext through OpenSSL's probes,
+ * or, where it maps libpq, libpq's own (which see statements before encryption).
+ */
+static void encrypted(struct pgwiretrace *p, pid_t pid)
+{
+	if (!p->o.libpq_for_tls || pgtls__encrypted(p->tls, pid) != PGTLS_LIBPQ)
+		return;
+	p->skel->bss->libpq_probed = true;	/* before the probes: none is missed */
+	sqltrace__probe_libpq(p->sql, pid);
+}
+
 static void handle_data(struct pgwiretrace *p, const struct pg_event *e, size_t size)
 {
 	size_t end = offsetof(struct pg_event, data) + e->data_len, at = offsetof(struct pg_event, data);
@@ -331,10 +349,7 @@ static void handle_data(struct pgwiretrace *p, const struct pg_event *e, size_t 
 				src->tls++;
 		}
 		pgwire_conn__msg(c->pw, PGWIRE_SERVER, &m);
-		if (p->o.libpq_for_tls) {
-			p->skel->bss->libpq_probed = true;	/* before the probes: none is missed */
-			sqltrace__probe_libpq(p->sql, e->hdr.pid);
-		}
+		encrypted(p, e->hdr.pid);
 		return;
 	}
 	if (e->flags & PG_EF_RESYNC) {
@@ -409,6 +424,12 @@ static void pgwiretrace_event(void *ctx, const void *data, size_t size)
 	case PT_EV_PG_CONN:
 		pqconn_seen(p, e->hdr.pid, e->pqconn, true);
 		break;
+	case PT_EV_PG_TLS_SEEN:
+		/* perhaps an encrypted PostgreSQL connection from before tracing: the probes recognise
+		 * it at its next statement (a process's HTTPS does this too: then they serve nothing) */
+		p->tls_seen++;
+		encrypted(p, e->hdr.pid);
+		break;
 	case PT_EV_PG_CLOSE:
 		c = conn_get(p, e, false);
 		if (c) {
@@ -444,6 +465,8 @@ static void forget_pid(void *ctx, pid_t pid)
 	}
 	if (!first && k.pid == (uint32_t)pid)
 		bpf_map_delete_elem(fd, &k);
+	if (p->tls)
+		pgtls__forget(p->tls, pid);
 }
 
 static void pgwiretrace_free(void *ctx)
@@ -463,6 +486,7 @@ static void pgwiretrace_free(void *ctx)
 	pidtab__fini(&p->procs);
 	for (i = 0; i < ARRAY_SIZE(p->links); i++)
 		bpf_link__destroy(p->links[i]);
+	pgtls__free(p->tls);
 	pgwire_bpf__destroy(p->skel);
 	free(p);
 }
@@ -513,8 +537,18 @@ static void *pgwiretrace_open(struct session *ss, const struct session_opts *so,
 			 pt_verbose ? "" : " (run with -v for the verifier's log)");
 		goto fail;
 	}
-	if (p->o.libpq_for_tls)
+	if (p->o.libpq_for_tls) {
+		struct pgtls_opts to = {
+			.maps = session__maps(ss), .pg_stacks = p->skel->maps.pg_stacks,
+			.pg_last_stack = p->skel->maps.pg_last_stack, .text_cap = p->skel->rodata->text_cap,
+			.call_sites = p->o.call_sites, .btf_path = so->btf_path,
+		};
+
+		p->tls = pgtls__new(&to, err, errlen);
+		if (!p->tls)
+			goto fail;
 		sqltrace__keep_libpq(p->sql, keep_libpq, p);
+	}
 	return p;
 fail:
 	pgwiretrace_free(p);
@@ -587,6 +621,18 @@ static void pgwiretrace_json(void *ctx, struct jsonw *w)
 	jsonw__bool_field(w, "libpq_for_encrypted", p->o.libpq_for_tls);
 	jsonw__uint_field(w, "libpq_statements", st.libpq_kept);
 	jsonw__uint_field(w, "libpq_statements_left_to_the_wire", st.libpq_left);
+	if (p->tls) {
+		struct pgtls_stats ts;
+
+		pgtls__stats(p->tls, &ts);
+		jsonw__name(w, "tls_plaintext");
+		jsonw__start_object(w);
+		jsonw__uint_field(w, "processes_probed", ts.processes);
+		jsonw__uint_field(w, "processes_not_probed", ts.failed);
+		jsonw__uint_field(w, "processes_left_to_libpq", ts.with_libpq);
+		jsonw__uint_field(w, "unknown_tls_sockets", p->tls_seen);
+		jsonw__end_object(w);
+	}
 	jsonw__name(w, "processes");
 	jsonw__start_array(w);
 	for (i = 0; i < p->procs.cap; i++) {
@@ -597,6 +643,7 @@ static void pgwiretrace_json(void *ctx, struct jsonw *w)
 		jsonw__start_object(w);
 		jsonw__uint_field(w, "pid", ps->pid);
 		jsonw__uint_field(w, "wire_statements", ps->wire);
+		jsonw__uint_field(w, "wire_statements_tls", ps->wire_tls);
 		jsonw__uint_field(w, "libpq_statements", ps->libpq);
 		jsonw__uint_field(w, "connections", ps->connections);
 		jsonw__uint_field(w, "tls_connections", ps->tls);
@@ -620,6 +667,14 @@ static void pgwiretrace_summary(void *ctx, FILE *f)
 		(unsigned long long)st.midstream, (unsigned long long)st.lost, (unsigned long long)st.desync);
 	if (p->o.libpq_for_tls)
 		fprintf(f, " From libpq's probes (encrypted connections): %llu.", (unsigned long long)st.libpq_kept);
+	if (p->tls) {
+		struct pgtls_stats ts;
+
+		pgtls__stats(p->tls, &ts);
+		if (ts.processes)
+			fprintf(f, " Encrypted connections read through OpenSSL's probes in %u process%s.", ts.processes,
+				ts.processes == 1 ? "" : "es");
+	}
 	fputc('\n', f);
 	if (st.tls_connections && !p->o.libpq_for_tls)
 		wlog("%llu encrypted PostgreSQL connection%s could not be read on the wire: --sql-source auto reads them "

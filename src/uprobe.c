@@ -122,13 +122,14 @@ int uprobe__attach(struct uprobe *u, enum uprobe_kind kind, const struct bpf_pro
 	return 0;
 }
 
-int uprobe__attach_sites(struct uprobe *u, const struct bpf_program *prog, pid_t pid, const char *path,
-			 const uint64_t *offs, const uint64_t *ref_ctr_offs, const uint64_t *cookies, unsigned cnt)
+int uprobe__attach_sites(struct uprobe *u, const struct bpf_program *prog, bool retprobe, pid_t pid,
+			 const char *path, const uint64_t *offs, const uint64_t *ref_ctr_offs, const uint64_t *cookies,
+			 unsigned cnt)
 {
 	int fd;
 
 	fd = link_create(bpf_program__fd(prog), path, (const __u64 *)offs, (const __u64 *)ref_ctr_offs,
-			 (const __u64 *)cookies, cnt, false, pid);
+			 (const __u64 *)cookies, cnt, retprobe, pid);
 	if (fd < 0)
 		return fd;
 	u->fd = fd;

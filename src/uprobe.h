@@ -51,12 +51,14 @@ struct uprobe {
 int uprobe__attach(struct uprobe *u, enum uprobe_kind kind, const struct bpf_program *prog, bool retprobe,
 		   pid_t pid, const char *path, uint64_t off);
 /*
- * UPROBE_MULTI only, for USDT probes: prog at cnt sites of path in pid, each with its semaphore's
- * file offset (ref_ctr_offs, 0 for none; the kernel counts it up while attached) and a cookie
- * (bpf_get_attach_cookie). ref_ctr_offs and cookies may be NULL. Returns 0 or a negative errno.
+ * UPROBE_MULTI only, for USDT probes and function sets: prog at cnt sites of path in pid (at their
+ * return when retprobe), each with its semaphore's file offset (ref_ctr_offs, 0 for none; the
+ * kernel counts it up while attached) and a cookie (bpf_get_attach_cookie). ref_ctr_offs and
+ * cookies may be NULL. Returns 0 or a negative errno.
  */
-int uprobe__attach_sites(struct uprobe *u, const struct bpf_program *prog, pid_t pid, const char *path,
-			 const uint64_t *offs, const uint64_t *ref_ctr_offs, const uint64_t *cookies, unsigned cnt);
+int uprobe__attach_sites(struct uprobe *u, const struct bpf_program *prog, bool retprobe, pid_t pid,
+			 const char *path, const uint64_t *offs, const uint64_t *ref_ctr_offs, const uint64_t *cookies,
+			 unsigned cnt);
 bool uprobe__attached(const struct uprobe *u);
 /*
  * Detach u (zeroed on return). The kernel releases a uprobe link only after an RCU grace period

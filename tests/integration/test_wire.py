@@ -106,9 +106,11 @@ def check(r, marks, dies=False):
         return
     wire = r.report.get("sql_wire", {})
     sql = r.report.get("sql", {})
-    record(r.tag + ": no lost events, no lost framing, source is the wire",
+    record(r.tag + ": no lost events, no lost framing, source is the wire (auto: the wire, and probes for "
+           "encrypted connections)",
            wire.get("lost_events") == 0 and wire.get("framing_lost") == 0 and
-           r.report.get("sql_capture", {}).get("source") == "wire", json.dumps(wire)[:600])
+           r.report.get("sql_capture", {}).get("source") == ("auto" if r.tag.endswith("/tls") else "wire"),
+           json.dumps(wire)[:600])
     seen = sql.get("statements", 0)
     errors = sql.get("errors", 0)
     skipped = wire.get("skipped_after_error", 0)
@@ -198,6 +200,40 @@ def check_tls(tmp):
         record("tls/auto: call sites of both connections are the workload's lines",
                any(s.endswith("wire_drivers.py:%d)" % marks["mixed_tls"]) for s in got) and
                any(s.endswith("wire_drivers.py:%d)" % marks["mixed_plain"]) for s in got), str(sorted(got))[:500])
+        # drivers without libpq, encrypted: their plaintext through OpenSSL's probes. asyncpg's
+        # connection (sslmode prefer, its default: TLS here) is opened before tracing, pg8000's
+        # after (ssl=True: an SSLRequest, then TLS on its blocking socket).
+        # Each sends a first statement (workloads/wire_drivers.py's WARM) and waits for the probes:
+        # it goes unseen, and is left out of pg_stat_statements' counts.
+        for mode, env in (("asyncpg", {}), ("pg8000", {"PT_PG8000_SSL": "1"})):
+            r = run(c, mode, True, tmp, extra_env=dict(env, PT_TLS_WARM="1"), source="auto")
+            r.tag = mode + "/tls"
+            warm = [i for i, (q, n) in enumerate(r.pgss) if q == "SELECT $1"]
+            if warm:   # the first statement (WARM), sent before the probes: one call less
+                q, n = r.pgss[warm[0]]
+                r.pgss[warm[0]] = (q, n - 1)
+            check(r, marks)
+            wire = (r.report or {}).get("sql_wire", {})
+            procs = wire.get("processes", [])
+            record(r.tag + ": read in the clear through OpenSSL's probes, every statement",
+                   wire.get("tls_plaintext", {}).get("processes_probed") == 1 and len(procs) == 1 and
+                   procs[0].get("wire_statements_tls") == procs[0].get("wire_statements") == wire.get("statements") > 0
+                   and wire.get("libpq_statements") == 0, json.dumps(wire)[:800])
+        # libpq's connection opened before tracing, encrypted: its TLS records tell the tool, which
+        # then probes libpq (never OpenSSL: libpq's own probes see the statements before encryption)
+        r = run(c, "psycopg2", True, tmp, extra_env={"PGSSLMODE": "require", "PT_TLS_WARM": "1"}, source="auto")
+        rep = r.report or {}
+        wire, sql = rep.get("sql_wire", {}), rep.get("sql", {})
+        pgss = sum(n for q, n in r.pgss) - 1   # the first statement (WARM), sent before the probes
+        record("psycopg2/tls, connected before tracing: every statement through libpq's probes, once "
+               "(tool %s, pg_stat_statements %d, driver %s)" % (sql.get("statements"), pgss,
+                                                               r.client and r.client["ok"]),
+               r.tool_rc == 0 and r.client is not None and
+               sql.get("statements", 0) - sql.get("errors", 0) == pgss == r.client["ok"] and
+               wire.get("libpq_statements") == sql.get("statements") and wire.get("statements") == 0 and
+               wire.get("tls_plaintext", {}).get("processes_left_to_libpq") == 1 and
+               any(s.endswith("wire_drivers.py:%d)" % marks["psycopg2_loop"]) for s in sites(rep)),
+               json.dumps(wire)[:700] + " sql " + json.dumps(sql)[:300] + " pgss " + repr(r.pgss)[:400])
         # and the same server with ssl = off: prefer and disable go in the clear, read on the wire
         c.psql("ALTER SYSTEM SET ssl = off")
         c.psql("SELECT pg_reload_conf()")
