@@ -10,9 +10,8 @@
  * libpq (libpq's own probes serve libpq's connections, src/libpq.c). It loads this object with
  * the first such process, so that a run without one verifies none of it.
  *
- * Each call traps twice (entry and return, about 1 and 1.7 us here: docs/PERFORMANCE.md): its
- * arguments are kept at the entry, and its bytes read at the return, once the call succeeded
- * (a write retried after SSL_ERROR_WANT_WRITE is seen once).
+ * A write traps once (its entry, about 1 us here), a read twice (entry and return, 1.7 us more:
+ * its arguments are kept at the entry, its bytes read at the return).
  *
  * A TLS object is a connection of its own, keyed (pid, pg_tls_fd(ssl)). It becomes PostgreSQL's
  * at a StartupMessage (its first plaintext), or, for one opened before tracing, at a write that
@@ -55,6 +54,7 @@ static __always_inline bool startup_msg(__u64 buf, __u32 len)
 	return be32(h + 4) == PG_PROTO_V3 && mlen >= 8 && mlen <= 10000;
 }
 
+/* The entry of SSL_read(_ex): its arguments, for its return; of SSL_free: its connection ends. */
 SEC("uprobe")
 int pgtls_enter(struct pt_regs *ctx)
 {
@@ -62,7 +62,7 @@ int pgtls_enter(struct pt_regs *ctx)
 	__u32 kind = (__u32)bpf_get_attach_cookie(ctx);
 	struct tls_call a = {
 		.ssl = PT_REGS_PARM1(ctx), .buf = PT_REGS_PARM2(ctx), .kind = kind,
-		.done = kind == PG_TLS_WRITE_EX || kind == PG_TLS_READ_EX ? PT_REGS_PARM4(ctx) : 0,
+		.done = kind == PG_TLS_READ_EX ? PT_REGS_PARM4(ctx) : 0,
 	};
 
 	if (kind == PG_TLS_FREE) {
@@ -74,33 +74,50 @@ int pgtls_enter(struct pt_regs *ctx)
 	return 0;
 }
 
-SEC("uretprobe")
-int pgtls_return(struct pt_regs *ctx)
+/*
+ * The bytes: at the entry of SSL_write(_ex), all num of them (a write succeeds whole, or fails
+ * and is retried with the same bytes: Python's memory BIOs never fail, its blocking sockets
+ * wait; a retry after SSL_ERROR_WANT_WRITE on a non-blocking one is read twice and costs that
+ * connection's framing until it resynchronizes), which saves a return probe per statement; at
+ * the return of SSL_read(_ex), those it read.
+ */
+SEC("uprobe")
+int pgtls_data(struct pt_regs *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid(), n = 0;
-	struct tls_call *ap = bpf_map_lookup_elem(&pg_tls_calls, &id), a;
+	__u32 kind = (__u32)bpf_get_attach_cookie(ctx);
 	struct pg_conn_key key = { .pid = id >> 32 };
-	long ret = PT_REGS_RC(ctx);
+	struct tls_call *ap, a;
 	struct pg_conn *c;
 	struct chunk ch;
 	__u16 eflags = 0;
 	__u8 dir;
 
-	if (!ap)
-		return 0;
-	a = *ap;
-	bpf_map_delete_elem(&pg_tls_calls, &id);
-	if (a.done) {
-		if (ret != 1 || bpf_probe_read_user(&n, sizeof(n), (void *)a.done))
-			return 0;
+	if (kind == PG_TLS_WRITE || kind == PG_TLS_WRITE_EX) {
+		a.ssl = PT_REGS_PARM1(ctx);
+		a.buf = PT_REGS_PARM2(ctx);
+		n = kind == PG_TLS_WRITE ? (__u64)(int)PT_REGS_PARM3(ctx) : PT_REGS_PARM3(ctx);
+		dir = PG_DIR_CLIENT;
 	} else {
-		if (ret <= 0)
+		long ret = PT_REGS_RC(ctx);
+
+		ap = bpf_map_lookup_elem(&pg_tls_calls, &id);
+		if (!ap)
 			return 0;
-		n = ret;
+		a = *ap;
+		bpf_map_delete_elem(&pg_tls_calls, &id);
+		if (a.done) {
+			if (ret != 1 || bpf_probe_read_user(&n, sizeof(n), (void *)a.done))
+				return 0;
+		} else {
+			if (ret <= 0)
+				return 0;
+			n = ret;
+		}
+		dir = PG_DIR_SERVER;
 	}
 	if (!n || n > 0x7fffffff)
 		return 0;
-	dir = a.kind == PG_TLS_READ || a.kind == PG_TLS_READ_EX ? PG_DIR_SERVER : PG_DIR_CLIENT;
 	key.fd = pg_tls_fd(a.ssl);
 	ch.buf = a.buf;
 	ch.len = n;

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "elfsym.h"
@@ -15,22 +17,23 @@
 
 #define MAX_PROCS 256	/* processes probed at once (the rest counted as failed) */
 
-/* OpenSSL's functions probed, and how (struct tls_call in bpf/pgtls.bpf.c). */
+/* OpenSSL's functions probed, and how (bpf/pgtls.bpf.c). */
 static const struct {
 	const char *name;
 	enum pg_tls_fn fn;
-	bool ret;		/* a return probe too */
+	bool data_at_entry;	/* pgtls_data at its entry (a write), else pgtls_enter */
+	bool ret;		/* pgtls_data at its return (a read) */
 } fns[] = {
-	{ "SSL_write_ex", PG_TLS_WRITE_EX, true }, { "SSL_write", PG_TLS_WRITE, true },
-	{ "SSL_read_ex", PG_TLS_READ_EX, true }, { "SSL_read", PG_TLS_READ, true },
-	{ "SSL_free", PG_TLS_FREE, false },
+	{ "SSL_write_ex", PG_TLS_WRITE_EX, true, false }, { "SSL_write", PG_TLS_WRITE, true, false },
+	{ "SSL_read_ex", PG_TLS_READ_EX, false, true }, { "SSL_read", PG_TLS_READ, false, true },
+	{ "SSL_free", PG_TLS_FREE, false, false },
 };
 #define NFNS (sizeof(fns) / sizeof(fns[0]))
 
 struct tls_proc {
 	pid_t pid;			/* 0: free */
 	enum pgtls_verdict verdict;	/* decided once */
-	/* uprobe_multi: one link for the entries, one for the returns; perf events: one each */
+	/* uprobe_multi: three links (attach()); perf events: one per probe */
 	struct uprobe links[2 * NFNS];
 };
 
@@ -60,7 +63,7 @@ struct pgtls *pgtls__new(const struct pgtls_opts *o, char *err, size_t errlen)
 	}
 	t->kind = uprobe__kind();
 	if (uprobe__prepare(t->skel->progs.pgtls_enter, t->kind) ||
-	    uprobe__prepare(t->skel->progs.pgtls_return, t->kind)) {
+	    uprobe__prepare(t->skel->progs.pgtls_data, t->kind)) {
 		snprintf(err, errlen, "cannot prepare the TLS probes: %s", strerror(errno));
 		goto fail;
 	}
@@ -112,43 +115,106 @@ static int find_libs(void *ctx, const struct proc_map *m)
 	return 0;
 }
 
-/* pgtls_enter at every function's entry, pgtls_return at the returns, cookies naming them. */
+/*
+ * A uprobe on an instruction the kernel emulates (push, call, nop) costs about 0.5 us a hit here;
+ * one it must single-step about 11.5 us (../shared/DOMAIN.md section 3). OpenSSL 3's SSL_write_ex
+ * and SSL_read_ex begin with `sub $8,%rsp; call <ssl_write_internal or ssl_read_internal>`, and
+ * those take the same arguments (ssl, buf, num, size_t *done), serve SSL_write and SSL_read too,
+ * and begin with a push: probe them instead (measured: docs/PERFORMANCE.md). The return probe of
+ * a read must be at a function's first instruction, where the return address is on the stack.
+ * The internal function's file offset, or 0 if code (the first bytes at off) is not that shape.
+ */
+static uint64_t internal_fn(int fd, uint64_t off, const uint8_t *code)
+{
+	uint8_t first[2];
+	int32_t rel;
+	uint64_t at;
+
+	if (code[0] != 0x48 || code[1] != 0x83 || code[2] != 0xec || code[4] != 0xe8)
+		return 0;
+	memcpy(&rel, code + 5, sizeof(rel));
+	at = off + 9 + (int64_t)rel;	/* the call's target, in the same segment as the call */
+	if (pread(fd, first, sizeof(first), (off_t)at) != (ssize_t)sizeof(first))
+		return 0;
+	if ((first[0] >= 0x50 && first[0] <= 0x57) || (first[0] == 0x41 && first[1] >= 0x50 && first[1] <= 0x57))
+		return at;
+	return 0;
+}
+
+/* One link of sites: a program at each (offset, cookie), at entries or returns. */
+struct link_set {
+	uint64_t at[NFNS], cookies[NFNS];
+	unsigned n;
+};
+
+static void add_site(struct link_set *ls, uint64_t at, enum pg_tls_fn fn)
+{
+	ls->at[ls->n] = at;
+	ls->cookies[ls->n++] = fn;
+}
+
+/*
+ * Three links: pgtls_enter at the entries of the reads and SSL_free, pgtls_data at the entries
+ * of the writes and at the returns of the reads, each with cookies naming the function.
+ */
 static int attach(struct pgtls *t, struct tls_proc *tp, const char *path)
 {
 	struct elf_sym_query q[NFNS];
-	uint64_t offs[NFNS], at[2][NFNS], cookies[2][NFNS];
+	uint64_t offs[NFNS], inner_w = 0, inner_r = 0;
 	uint8_t code[NFNS][16];
-	unsigned i, n[2] = { 0, 0 }, l = 0;
-	int ret;
+	struct link_set sets[3] = { 0 };	/* enter, data at entries, data at returns */
+	unsigned i, l = 0;
+	int ret, fd;
 
 	for (i = 0; i < NFNS; i++)
 		q[i] = (struct elf_sym_query){ .name = fns[i].name };
 	ret = elfsym__file_offsets(path, q, NFNS, offs, code);
 	if (ret)
 		return ret;
-	for (i = 0; i < NFNS; i++) {
-		for (int r = 0; r <= fns[i].ret; r++) {
-			if (!offs[i])
-				continue;
-			at[r][n[r]] = offs[i];
-			cookies[r][n[r]++] = fns[i].fn;
-		}
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	for (i = 0; i < NFNS && fd >= 0; i++) {
+		if (offs[i] && fns[i].fn == PG_TLS_WRITE_EX)
+			inner_w = internal_fn(fd, offs[i], code[i]);
+		if (offs[i] && fns[i].fn == PG_TLS_READ_EX)
+			inner_r = internal_fn(fd, offs[i], code[i]);
 	}
-	if (!n[1])
-		return -ENOENT;	/* neither SSL_write nor SSL_read: not OpenSSL's libssl */
-	for (int r = 0; r < 2; r++) {
-		const struct bpf_program *prog = r ? t->skel->progs.pgtls_return : t->skel->progs.pgtls_enter;
+	if (fd >= 0)
+		close(fd);
+	if (inner_w)
+		add_site(&sets[1], inner_w, PG_TLS_WRITE_EX);
+	if (inner_r) {
+		add_site(&sets[0], inner_r, PG_TLS_READ_EX);
+		add_site(&sets[2], inner_r, PG_TLS_READ_EX);
+	}
+	for (i = 0; i < NFNS; i++) {
+		bool write = fns[i].fn == PG_TLS_WRITE || fns[i].fn == PG_TLS_WRITE_EX;
+
+		if (!offs[i] || (write && inner_w) ||
+		    ((fns[i].fn == PG_TLS_READ || fns[i].fn == PG_TLS_READ_EX) && inner_r))
+			continue;
+		add_site(&sets[fns[i].data_at_entry ? 1 : 0], offs[i], fns[i].fn);
+		if (fns[i].ret)
+			add_site(&sets[2], offs[i], fns[i].fn);
+	}
+	if (!sets[1].n || !sets[2].n)
+		return -ENOENT;	/* no SSL_write or no SSL_read: not OpenSSL's libssl */
+	vlog("pid %d: OpenSSL's %s probed%s\n", tp->pid, path,
+	     inner_w && inner_r ? " at its internal write and read functions" : "");
+	for (int k = 0; k < 3; k++) {
+		const struct bpf_program *prog = k ? t->skel->progs.pgtls_data : t->skel->progs.pgtls_enter;
+		bool retprobe = k == 2;
 
 		if (t->kind == UPROBE_MULTI) {
-			ret = uprobe__attach_sites(&tp->links[l++], prog, r, tp->pid, path, at[r], NULL, cookies[r], n[r]);
+			ret = uprobe__attach_sites(&tp->links[l++], prog, retprobe, tp->pid, path, sets[k].at, NULL,
+						   sets[k].cookies, sets[k].n);
 			if (ret)
 				return ret;
 			continue;
 		}
-		for (i = 0; i < n[r]; i++) {
-			LIBBPF_OPTS(bpf_uprobe_opts, uo, .bpf_cookie = cookies[r][i], .retprobe = r);
+		for (i = 0; i < sets[k].n; i++) {
+			LIBBPF_OPTS(bpf_uprobe_opts, uo, .bpf_cookie = sets[k].cookies[i], .retprobe = retprobe);
 
-			tp->links[l].link = bpf_program__attach_uprobe_opts(prog, tp->pid, path, at[r][i], &uo);
+			tp->links[l].link = bpf_program__attach_uprobe_opts(prog, tp->pid, path, sets[k].at[i], &uo);
 			if (!tp->links[l++].link)
 				return -errno;
 		}
