@@ -116,14 +116,20 @@ def bpf_stats():
 
 
 LIBPQ = "/usr/lib/x86_64-linux-gnu/libpq.so.5"
+LIBSSL = "/usr/lib/x86_64-linux-gnu/libssl.so.3"
 FLOOR_PROBES = {"psycopg2": ["uprobe:%s:PQexec", "uretprobe:%s:PQexec"],
                 "psycopg": ["uprobe:%s:PQsendQueryParams", "uprobe:%s:PQgetResult", "uretprobe:%s:PQgetResult"]}
+# --tls: asyncpg's OpenSSL calls, probed at the exported functions (whose first instruction the
+# kernel single-steps; the tool probes the internal functions they call: src/pgtls.c)
+TLS_FLOOR_PROBES = {"asyncpg": ["uprobe:%s:SSL_write_ex", "uprobe:%s:SSL_read_ex", "uretprobe:%s:SSL_read_ex"]}
+TLS = False
 
 
 def bpftrace_floor(driver):
     """bpftrace with empty bodies on the driver's probes, attached once it says so."""
-    lib = os.path.realpath(LIBPQ)
-    script = " ".join(p % lib + " {}" for p in FLOOR_PROBES[driver])
+    probes, lib = (TLS_FLOOR_PROBES, LIBSSL) if TLS and driver in TLS_FLOOR_PROBES else (FLOOR_PROBES, LIBPQ)
+    lib = os.path.realpath(lib)
+    script = " ".join(p % lib + " {}" for p in probes[driver])
     out = tempfile.TemporaryFile(mode="w+")
     bt = subprocess.Popen(PIN["tool"] + ["bpftrace", "-e", script], stdout=out, stderr=subprocess.STDOUT, text=True,
                           preexec_fn=TOOL_CG.enter)
@@ -148,8 +154,8 @@ def snapshot(tracer):
 def run(driver, window, env, traced, nprocs=1):
     """traced: False (untraced), True (the tool), "compare" (the --compare build), or "floor"
     (bpftrace, empty probes)."""
-    if traced == "floor" and driver not in FLOOR_PROBES:
-        raise SystemExit("--floor: no libpq probes for %s (it does not use libpq)" % driver)
+    if traced == "floor" and driver not in FLOOR_PROBES and not (TLS and driver in TLS_FLOOR_PROBES):
+        raise SystemExit("--floor: no libpq probes for %s (it does not use libpq; with --tls: OpenSSL's)" % driver)
     floor = tracer = None
     if traced == "floor":
         floor = bpftrace_floor(driver)
@@ -204,7 +210,7 @@ def pct(xs, q):
 
 
 def main():
-    global COMPARE, SVC_CG, TOOL_CG
+    global COMPARE, SVC_CG, TOOL_CG, TLS
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--window", type=float, default=3.0)
@@ -237,6 +243,7 @@ def main():
     pgdir = tempfile.mkdtemp(prefix="pytrace-bench-pg-")
     os.chmod(pgdir, 0o755)
     env = dict(os.environ)
+    TLS = args.tls
     if args.tls:
         os.environ["PYTRACE_PG_TCP"] = "1"
     env.update(pg_start(pgdir))
