@@ -35,8 +35,9 @@ struct tls_call {
 	__u32 pad;
 };
 
+/* LRU: a call whose return never comes (its thread killed inside it) must not fill it up */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 4096);
 	__type(key, __u64);
 	__type(value, struct tls_call);

@@ -200,6 +200,7 @@ static int attach(struct pgtls *t, struct tls_proc *tp, const char *path)
 		return -ENOENT;	/* no SSL_write or no SSL_read: not OpenSSL's libssl */
 	vlog("pid %d: OpenSSL's %s probed%s\n", tp->pid, path,
 	     inner_w && inner_r ? " at its internal write and read functions" : "");
+	t->st.internal += inner_w && inner_r;
 	for (int k = 0; k < 3; k++) {
 		const struct bpf_program *prog = k ? t->skel->progs.pgtls_data : t->skel->progs.pgtls_enter;
 		bool retprobe = k == 2;

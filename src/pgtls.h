@@ -26,6 +26,7 @@ struct pgtls_opts {
 
 struct pgtls_stats {
 	unsigned processes;	/* processes probed */
+	unsigned internal;	/* of which at OpenSSL's internal write and read functions (pgtls.c) */
 	unsigned failed;	/* processes whose probes could not be attached (no OpenSSL mapped, ...) */
 	unsigned with_libpq;	/* encrypted connections left to libpq's probes: the process maps libpq */
 };

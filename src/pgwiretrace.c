@@ -628,6 +628,7 @@ static void pgwiretrace_json(void *ctx, struct jsonw *w)
 		jsonw__name(w, "tls_plaintext");
 		jsonw__start_object(w);
 		jsonw__uint_field(w, "processes_probed", ts.processes);
+		jsonw__uint_field(w, "processes_probed_at_internal_functions", ts.internal);
 		jsonw__uint_field(w, "processes_not_probed", ts.failed);
 		jsonw__uint_field(w, "processes_left_to_libpq", ts.with_libpq);
 		jsonw__uint_field(w, "unknown_tls_sockets", p->tls_seen);

@@ -215,8 +215,10 @@ def check_tls(tmp):
             check(r, marks)
             wire = (r.report or {}).get("sql_wire", {})
             procs = wire.get("processes", [])
-            record(r.tag + ": read in the clear through OpenSSL's probes, every statement",
-                   wire.get("tls_plaintext", {}).get("processes_probed") == 1 and len(procs) == 1 and
+            record(r.tag + ": read in the clear through OpenSSL's probes (at its internal functions, whose "
+                   "first instruction the kernel emulates), every statement",
+                   wire.get("tls_plaintext", {}).get("processes_probed") == 1 and
+                   wire.get("tls_plaintext", {}).get("processes_probed_at_internal_functions") == 1 and len(procs) == 1 and
                    procs[0].get("wire_statements_tls") == procs[0].get("wire_statements") == wire.get("statements") > 0
                    and wire.get("libpq_statements") == 0, json.dumps(wire)[:800])
         # libpq's connection opened before tracing, encrypted: its TLS records tell the tool, which
