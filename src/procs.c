@@ -191,20 +191,9 @@ static const struct pool_frame pool_frames[] = {
 
 const struct pool_frame *procs__pool_frame(const char *name, const char *file)
 {
-	size_t i, n, f;
-
-	if (!name || !file)
-		return NULL;
-	for (i = 0; i < sizeof(pool_frames) / sizeof(pool_frames[0]); i++) {
-		const struct pool_frame *pf = &pool_frames[i];
-
-		if (strcmp(name, pf->qualname) && strcmp(name, pf->method))
-			continue;
-		n = strlen(file);
-		f = strlen(pf->file);
-		if (n >= f && !strcmp(file + n - f, pf->file))
-			return pf;
-	}
+	for (size_t i = 0; i < sizeof(pool_frames) / sizeof(pool_frames[0]); i++)
+		if (py_frame_is(name, file, pool_frames[i].qualname, pool_frames[i].method, pool_frames[i].file))
+			return &pool_frames[i];
 	return NULL;
 }
 

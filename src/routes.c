@@ -14,21 +14,9 @@ const unsigned routes__nframes = sizeof(routes__frames) / sizeof(routes__frames[
 
 const struct route_frame *routes__frame(const char *name, const char *file)
 {
-	size_t n, f;
-	unsigned i;
-
-	if (!name || !file)
-		return NULL;
-	for (i = 0; i < routes__nframes; i++) {
-		const struct route_frame *rf = &routes__frames[i];
-
-		if (strcmp(name, rf->qualname) && strcmp(name, rf->method))
-			continue;
-		n = strlen(file);
-		f = strlen(rf->file);
-		if (n >= f && !strcmp(file + n - f, rf->file))
-			return rf;
-	}
+	for (unsigned i = 0; i < routes__nframes; i++)
+		if (py_frame_is(name, file, routes__frames[i].qualname, routes__frames[i].method, routes__frames[i].file))
+			return &routes__frames[i];
 	return NULL;
 }
 

@@ -526,3 +526,15 @@ int symbolizer__resolve(struct symbolizer *s, uint32_t key, const struct py_layo
 	fill(e, l, instr, out);
 	return 0;
 }
+
+bool py_frame_is(const char *name, const char *file, const char *qualname, const char *method,
+		 const char *suffix)
+{
+	size_t n, f;
+
+	if (!name || !file || (strcmp(name, qualname) && strcmp(name, method)))
+		return false;
+	n = strlen(file);
+	f = strlen(suffix);
+	return n >= f && !strcmp(file + n - f, suffix);
+}

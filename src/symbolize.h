@@ -4,6 +4,7 @@
 #ifndef PYTRACE_SYMBOLIZE_H
 #define PYTRACE_SYMBOLIZE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -54,6 +55,14 @@ uint64_t symbolizer__misses(const struct symbolizer *s);
 /* Entries found to name another code object than the one now at their address. */
 uint64_t symbolizer__stale(const struct symbolizer *s);
 size_t symbolizer__size(const struct symbolizer *s);
+
+/*
+ * Whether a frame named name (its code's co_qualname, 3.11+, or co_name) in file (co_filename)
+ * is the function qualname ("Class.method"; method: its co_name) of a file whose path ends with
+ * suffix ("/pkg/module.py").
+ */
+bool py_frame_is(const char *name, const char *file, const char *qualname, const char *method,
+		 const char *suffix);
 
 /*
  * Read the Python str at addr into buf (size > 0) as NUL-terminated UTF-8: compact ASCII,

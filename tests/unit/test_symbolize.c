@@ -387,9 +387,24 @@ static void test_read_str(void **state)
 	assert_int_equal(py_read_str(l, &mr, 0x1000, buf, 0), -EINVAL);
 }
 
+static void test_frame_is(void **state)
+{
+	const char *sfx = "/starlette/routing.py";
+
+	assert_true(py_frame_is("Route.handle", "/usr/lib/python3/dist-packages/starlette/routing.py", "Route.handle",
+				"handle", sfx));
+	assert_true(py_frame_is("handle", "/x/starlette/routing.py", "Route.handle", "handle", sfx));	/* <= 3.10 */
+	assert_false(py_frame_is("Route.handle", "/x/starlette/routing.pyc", "Route.handle", "handle", sfx));
+	assert_false(py_frame_is("Mount.handle2", "/x/starlette/routing.py", "Route.handle", "handle", sfx));
+	assert_false(py_frame_is("Route.handle", "routing.py", "Route.handle", "handle", sfx));
+	assert_false(py_frame_is(NULL, "/x/starlette/routing.py", "Route.handle", "handle", sfx));
+	assert_false(py_frame_is("handle", NULL, "Route.handle", "handle", sfx));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_frame_is),
 		cmocka_unit_test(test_captured),
 		cmocka_unit_test(test_read_str),
 	};
