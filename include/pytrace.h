@@ -70,8 +70,9 @@ struct pt_proc {
 	/*
 	 * The web framework's route, where a frame of its holds the matched route object for the
 	 * request's life (src/routes.h): Starlette's Route.handle(self, ...), FastAPI's routes
-	 * among them. The walker gives the innermost such frame's local as pt_stack.route_obj; the
-	 * loader reads the route's template from that object (a static one: the app's own).
+	 * among them. The walker gives the innermost such frame's local as pt_stack.route_obj (one
+	 * read after the walk); the loader reads the route's template from that object (a static
+	 * one: the app's own).
 	 */
 	__u16 route_local;	/* frame -> that local (f_localsplus + 8 * its index) */
 	__u16 pad2;
@@ -197,8 +198,10 @@ struct pt_stack {
 	 * and one that a loop's callback may or may not set splits every caller's states in two.
 	 */
 	__u64 proxy_frame;
-	/* the route object of the innermost frame running struct pt_proc's route_code, 0: none */
+	/* the route object of the innermost frame running struct pt_proc's route_code (that frame:
+	 * route_frame, the walker's), 0: none */
 	__u64 route_obj;
+	__u64 route_frame;
 	struct pt_frame frames[PT_MAX_FRAMES];	/* innermost first; only nframes are sent */
 };
 

@@ -491,8 +491,5 @@ void py_target__to_bpf(const struct py_target *t, struct pt_proc *p)
 	if (t->route_code) {
 		p->route_code = t->route_code;
 		p->route_local = l->fr_localsplus + 8 * t->route_local;
-		/* 3.11+ frames hold their locals within a read's reach: take the local with the frame */
-		if (p->route_local + 8 <= PT_FRAME_READ_MAX - 8 && p->route_local + 8 > p->off.fr_span)
-			p->off.fr_span = p->route_local + 8;
 	}
 }

@@ -211,7 +211,7 @@ def mode_mixed_tls():
     tls.autocommit = True
     plain = psycopg2.connect("")
     plain.autocommit = True
-    time.sleep(0.5)  # libpq's probes are attached when the tool sees the encrypted connection
+    time.sleep(1)  # libpq's probes are attached when the tool sees the encrypted connection (ASan: slower)
     a, b = tls.cursor(), plain.cursor()
     for i in range(10):
         a.execute("SELECT %s::int + 5", (i,))  # @mixed_tls
