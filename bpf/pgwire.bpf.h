@@ -397,6 +397,20 @@ static __always_inline long skip_body(struct walk *w, struct pg_conn *c, __u8 di
  * w->local (a constant: each case is its own loop body, which the verifier checks apart, at a
  * third of the cost of one body that tests it).
  */
+/*
+ * Bytes of a split header to read now: n within 1-4, bounded in the very register the read gets
+ * (the compiler would otherwise test a copy, and the verifier see the read's size unbounded).
+ */
+static __always_inline __u32 hdr_take(__u32 n)
+{
+	if (n > 4)
+		n = 4;
+	if (n < 1)
+		n = 1;
+	asm volatile("" : "+r"(n));
+	return n & 7;
+}
+
 static __always_inline long walk_msg(struct walk *w, const bool local)
 {
 	struct pg_conn *c = w->conn;
@@ -425,13 +439,7 @@ static __always_inline long walk_msg(struct walk *w, const bool local)
 
 		if (held > 4)
 			goto lost;
-		take = need < left ? need : left;
-		if (take > 4)
-			take = 4;
-		if (take < 1)
-			take = 1;
-		asm volatile("" : "+r"(take));
-		take &= 7;
+		take = hdr_take(need < left ? need : left);
 		if (bpf_probe_read_user(c->hdr[dir] + held, take, (void *)(w->buf + w->off)))
 			goto lost;
 		w->off += take;
@@ -448,14 +456,8 @@ static __always_inline long walk_msg(struct walk *w, const bool local)
 		return skip_body(w, c, dir, mlen - 4);
 	}
 	if (left < 5) {
-		__u32 take = left;
+		__u32 take = hdr_take(left);
 
-		if (take > 4)
-			take = 4;
-		if (take < 1)
-			take = 1;
-		asm volatile("" : "+r"(take));
-		take &= 7;
 		if (bpf_probe_read_user(c->hdr[dir], take, (void *)(w->buf + w->off)))
 			goto lost;
 		c->hlen[dir] = take;
