@@ -18,7 +18,12 @@ Reports, per driver and configuration (medians over rounds, with the range):
     traps alone, the floor under any tool that times each statement with uprobes.
 
 Usage: sudo bench/sql_overhead.py [--rounds N] [--window SEC] [--drivers psycopg2,psycopg,asyncpg]
-       [--tool-args '--no-http'] [--compare PATH] [--cpu N] [--floor] [--tls] [--json FILE]
+       [--tool-args '--no-http'] [--compare PATH] [--cpu N] [--floor] [--tls] [--https-beside]
+       [--json FILE]
+--https-beside: the clients' process also holds a TLS connection to another local server
+(tests/integration/workloads/tls_sink.py), opened before the tracer starts and written on once by each client, as a
+service that calls another over HTTPS does: its TLS records must not cost the PostgreSQL
+connections anything (they are not PostgreSQL's).
 --tls: over TCP with TLS (the cluster's ssl = on, sslmode=require), untraced and traced alike:
 libpq's probes then serve psycopg2 and psycopg 3, OpenSSL's asyncpg (the wire cannot be read).
 The tracer runs with its defaults (SQL from the wire, HTTP following, CPU sampling at 99 Hz), not
@@ -223,6 +228,8 @@ def main():
     ap.add_argument("--floor", action="store_true", help="also bpftrace with empty probes (the traps alone)")
     ap.add_argument("--depth", type=int, default=0,
                     help="psycopg2/psycopg: send from N Python frames deeper (a web framework's stack: 40-100)")
+    ap.add_argument("--https-beside", action="store_true",
+                    help="the clients' process holds an HTTPS-like TLS connection opened before tracing")
     ap.add_argument("--tls", action="store_true",
                     help="over TCP with TLS: libpq's probes serve psycopg2/psycopg, OpenSSL's asyncpg")
     ap.add_argument("--no-bpf-stats", dest="bpf_stats", action="store_false",
@@ -250,6 +257,11 @@ def main():
     if args.tls:
         pg_tls(pgdir, env)
     env["PT_SQL_DEPTH"] = str(args.depth)
+    sink = None
+    if args.https_beside:
+        sink = subprocess.Popen([PY, os.path.join(REPO, "tests", "integration", "workloads", "tls_sink.py"), pgdir],
+                                stdout=subprocess.PIPE, text=True)
+        env["PT_HTTPS_BESIDE"] = sink.stdout.readline().split()[1]
     old_stats = open("/proc/sys/kernel/bpf_stats_enabled").read().strip()
     configs = [False, True] + (["compare"] if COMPARE else []) + (["floor"] if args.floor else [])
     label = {False: "untraced", True: "pytrace-bpf", "compare": "compare", "floor": "traps alone"}
@@ -292,6 +304,9 @@ def main():
                                  for k, v in d.items() if v}
             results[driver] = res
     finally:
+        if sink:
+            sink.kill()
+            sink.wait()
         open("/proc/sys/kernel/bpf_stats_enabled", "w").write(old_stats)
         subprocess.run([os.path.join(REPO, "scripts", "pg-cluster.sh"), "stop", pgdir],
                        stdout=subprocess.DEVNULL)

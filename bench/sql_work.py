@@ -17,6 +17,10 @@ warmup = float(sys.argv[4]) if len(sys.argv) > 4 else 1.5
 CHUNK = 2000
 # PT_SQL_DEPTH=N: send from N Python frames deeper (a web framework's stack is 40-100 frames)
 DEPTH = int(os.environ.get("PT_SQL_DEPTH", "0"))
+# PT_HTTPS_BESIDE=PORT: a TLS connection to 127.0.0.1:PORT (tests/integration/workloads/tls_sink.py), opened before the
+# tracer starts, on which each client writes once: an HTTPS connection of the service beside its
+# PostgreSQL ones, as a service calling another over HTTPS has
+HTTPS_BESIDE = os.environ.get("PT_HTTPS_BESIDE")
 
 if driver == "psycopg2":
     import psycopg2 as drv
@@ -62,6 +66,11 @@ def deep(n, f, *a):
 
 
 def client(wfd):
+    if tls_beside:
+        try:   # several clients share the socket: the peer may have given up on it
+            tls_beside.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        except OSError:
+            pass
     if driver == "asyncpg":
         asyncpg_client(wfd)
     deep(DEPTH, client_loop, wfd)
@@ -99,6 +108,14 @@ def client_loop(wfd):
     os._exit(0)
 
 
+tls_beside = None
+if HTTPS_BESIDE:
+    import socket
+    import ssl
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    tls_beside = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(HTTPS_BESIDE))))
 print("ready", os.getpid(), flush=True)
 time.sleep(0.8)
 r, w = os.pipe()

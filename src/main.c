@@ -24,6 +24,7 @@
 #include "sampler.h"
 #include "session.h"
 #include "speedscope.h"
+#include "sockpeer.h"
 #include "sqlmode.h"
 #include "stacks.h"
 #include "uprobe.h"
@@ -58,6 +59,7 @@ static struct env {
 	bool no_http;
 	bool no_samples;
 	int sql_source;			/* enum sql_source (pgwiretrace.h) */
+	struct sockpeer_ports pg_ports;	/* --pg-ports */
 	const char *requests_log;
 	unsigned n1_threshold;
 	unsigned max_routes;
@@ -168,6 +170,7 @@ enum {
 	OPT_NO_SAMPLES,
 	OPT_PPROF,
 	OPT_SQL_SOURCE,
+	OPT_PG_PORTS,
 	OPT_PROMETHEUS,
 	OPT_PROM_AUTH,
 	OPT_PROM_TLS_CERT,
@@ -221,6 +224,10 @@ static const struct argp_option opts[] = {
 	  "Where statements come from: PostgreSQL's wire protocol on the socket syscalls, for every driver "
 	  "with no uprobe trap, and libpq's uprobes for the encrypted connections of a process that has any "
 	  "(auto, the default); the wire only (wire); libpq's uprobes only (libpq: psycopg2 and psycopg 3)", 2 },
+	{ "pg-ports", OPT_PG_PORTS, "PORT,...", 0,
+	  "Ports of PostgreSQL servers (and poolers) on other hosts, for encrypted connections opened before "
+	  "tracing, which only their port tells from HTTPS (default 5432,6432; a server of this host is "
+	  "known by its unix socket)", 2 },
 	{ "no-samples", OPT_NO_SAMPLES, NULL, 0, "Do not sample CPU stacks (no profile in the report; flame-graph outputs need them)", 2 },
 	{ "libpq-probes", OPT_LIBPQ_PROBES, "auto|send|exec", 0,
 	  "Which libpq calls to probe: auto (default) moves a process that only uses PQexec* to one probe "
@@ -291,6 +298,11 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 			env.sql_source = SQL_SOURCE_AUTO;
 		else
 			argp_error(state, "--sql-source: auto, wire or libpq, not '%s'", arg);
+		break;
+	case OPT_PG_PORTS:
+		if (sockpeer__parse_ports(arg, &env.pg_ports))
+			argp_error(state, "--pg-ports: a comma-separated list of 1 to %d ports (1-65535), not '%s'",
+				   SOCKPEER_PORTS_MAX, arg);
 		break;
 	case OPT_THREADS:
 		env.threads = true;
@@ -874,6 +886,7 @@ int main(int argc, char **argv)
 			break;
 		}
 	}
+	sockpeer__default_ports(&env.pg_ports);
 	ret = argp_parse(&argp, argc, argv, 0, NULL, NULL);
 	if (ret)
 		return 2;
@@ -942,6 +955,7 @@ int main(int argc, char **argv)
 		so.pgwire.text_cap = env.text_cap;
 		so.pgwire.call_sites = true;
 		so.pgwire.libpq_for_tls = env.sql_source == SQL_SOURCE_AUTO;
+		so.pgwire.pg_ports = env.pg_ports;
 	}
 	/* --idle: a wait on PostgreSQL is its statement's [sql] leaf (told from the wire's connections) */
 	so.sql.in_flame = env.sql_in_flame || (env.idle && so.pgwire.enabled);

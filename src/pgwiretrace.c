@@ -72,6 +72,10 @@ struct pgwiretrace {
 	uint64_t skipped;		/* skipped by the server after an error in their pipeline */
 	uint64_t unknown_prepared;	/* executions of statements prepared before tracing */
 	uint64_t tls_seen;		/* sockets not followed that carried TLS (PT_EV_PG_TLS_SEEN) */
+	uint64_t tls_not_pg;		/* of which not PostgreSQL's (sockpeer.h): no probes for them */
+	uint64_t tls_unknown_peer;	/* of which /proc could not tell: probed, as if PostgreSQL's */
+	uint16_t tls_other_port[4];	/* the first outgoing ports of those not PostgreSQL's: the summary
+					   names them, for --pg-ports */
 };
 
 static uint64_t conn_key(uint32_t pid, int32_t fd)
@@ -327,6 +331,36 @@ static void encrypted(struct pgwiretrace *p, pid_t pid)
 	sqltrace__probe_libpq(p->sql, pid);
 }
 
+/* A socket from before tracing carried TLS: may it be PostgreSQL's (sockpeer.h)? Counted. */
+static bool tls_socket_may_be_pg(struct pgwiretrace *p, pid_t pid, int fd)
+{
+	struct sockpeer sp;
+	unsigned i;
+
+	switch (sockpeer__pg(pid, fd, &p->o.pg_ports, &sp)) {
+	case SOCKPEER_PG_YES:
+		return true;
+	case SOCKPEER_PG_UNKNOWN:
+		p->tls_unknown_peer++;
+		return true;
+	case SOCKPEER_PG_NO:
+		break;
+	}
+	p->tls_not_pg++;
+	if (sp.kind == SOCKPEER_TCP_OUT)
+		for (i = 0; i < ARRAY_SIZE(p->tls_other_port); i++) {
+			if (p->tls_other_port[i] == sp.remote_port)
+				break;
+			if (!p->tls_other_port[i]) {
+				p->tls_other_port[i] = sp.remote_port;
+				break;
+			}
+		}
+	dlog("pid %d fd %d: TLS on a socket not PostgreSQL's (kind %d, port %u -> %u): not probed\n", (int)pid, fd,
+	     sp.kind, sp.local_port, sp.remote_port);
+	return false;
+}
+
 static void handle_data(struct pgwiretrace *p, const struct pg_event *e, size_t size)
 {
 	size_t end = offsetof(struct pg_event, data) + e->data_len, at = offsetof(struct pg_event, data);
@@ -425,10 +459,11 @@ static void pgwiretrace_event(void *ctx, const void *data, size_t size)
 		pqconn_seen(p, e->hdr.pid, e->pqconn, true);
 		break;
 	case PT_EV_PG_TLS_SEEN:
-		/* perhaps an encrypted PostgreSQL connection from before tracing: the probes recognise
-		 * it at its next statement (a process's HTTPS does this too: then they serve nothing) */
+		/* perhaps an encrypted PostgreSQL connection from before tracing, which the probes
+		 * recognise at its next statement; perhaps HTTPS, which they would not serve */
 		p->tls_seen++;
-		encrypted(p, e->hdr.pid);
+		if (tls_socket_may_be_pg(p, e->hdr.pid, e->fd))
+			encrypted(p, e->hdr.pid);
 		break;
 	case PT_EV_PG_CLOSE:
 		c = conn_get(p, e, false);
@@ -632,6 +667,8 @@ static void pgwiretrace_json(void *ctx, struct jsonw *w)
 		jsonw__uint_field(w, "processes_not_probed", ts.failed);
 		jsonw__uint_field(w, "processes_left_to_libpq", ts.with_libpq);
 		jsonw__uint_field(w, "unknown_tls_sockets", p->tls_seen);
+		jsonw__uint_field(w, "unknown_tls_sockets_not_postgres", p->tls_not_pg);
+		jsonw__uint_field(w, "unknown_tls_sockets_unresolved", p->tls_unknown_peer);
 		jsonw__end_object(w);
 	}
 	jsonw__name(w, "processes");
@@ -675,6 +712,15 @@ static void pgwiretrace_summary(void *ctx, FILE *f)
 		if (ts.processes)
 			fprintf(f, " Encrypted connections read through OpenSSL's probes in %u process%s.", ts.processes,
 				ts.processes == 1 ? "" : "es");
+	}
+	if (p->tls_not_pg) {
+		unsigned i;
+
+		fprintf(f, " %llu TLS socket%s from before tracing led elsewhere than PostgreSQL (ports",
+			(unsigned long long)p->tls_not_pg, p->tls_not_pg == 1 ? "" : "s");
+		for (i = 0; i < ARRAY_SIZE(p->tls_other_port) && p->tls_other_port[i]; i++)
+			fprintf(f, "%s%u", i ? ", " : " ", p->tls_other_port[i]);
+		fprintf(f, "%s): not probed (--pg-ports names PostgreSQL's).", i ? "" : " unknown");
 	}
 	fputc('\n', f);
 	if (st.tls_connections && !p->o.libpq_for_tls)

@@ -10,12 +10,18 @@
  * on, and each statement is counted from one source only: libpq's probes note the PGconn a thread
  * sends on (pq_current, bpf/maps.bpf.h), the wire programs pass it on with the write that follows,
  * and a statement of libpq's on a PGconn the wire reads is left to the wire.
+ *
+ * A socket from before tracing that carries TLS records may be an encrypted PostgreSQL
+ * connection, or HTTPS: where it leads decides (sockpeer.h). Only the first make the process
+ * probed; the others would cost its every statement the probes' traps for nothing.
  */
 #ifndef PYTRACE_PGWIRETRACE_H
 #define PYTRACE_PGWIRETRACE_H
 
 #include <stdbool.h>
 #include <stdint.h>
+
+#include "sockpeer.h"
 
 /* --sql-source */
 enum sql_source {
@@ -29,6 +35,8 @@ struct pgwiretrace_opts {
 	unsigned text_cap;	/* statement bytes kept (Query, Parse) */
 	bool call_sites;	/* walk the sender's Python stack at each statement */
 	bool libpq_for_tls;	/* --sql-source auto: libpq's probes serve the encrypted connections */
+	struct sockpeer_ports pg_ports;	/* --pg-ports: a TLS socket from before tracing to one of
+					   these (or to a local server's port) may be PostgreSQL's */
 };
 
 struct pgwiretrace_stats {

@@ -97,7 +97,10 @@ def case_bad_input(t, tmp):
                       (["-F", "1000000"], "invalid rate: '1000000' (expected 1 to 100000)"),
                       (["--sql-text-cap", "5"], "invalid text cap: '5' (expected 16 to 8191)"),
                       (["--max-stacks", "0"], "invalid stack cap: '0' (expected 1 to 100000000)"),
-                      (["--n1-threshold", "1"], "invalid N+1 threshold: '1' (expected 2 to 1000000)")]:
+                      (["--n1-threshold", "1"], "invalid N+1 threshold: '1' (expected 2 to 1000000)"),
+                      (["--pg-ports", "5432,0"], "--pg-ports: a comma-separated list of 1 to 16 ports (1-65535), "
+                                                 "not '5432,0'"),
+                      (["--pg-ports", "https"], "not 'https'")]:
         p, took = run(["-p", str(t.pid), "-d", "60"] + args)
         expect("bad input: %s refused" % " ".join(args), p, 64, msg, took, 10)
 

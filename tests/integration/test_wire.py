@@ -29,6 +29,7 @@ class Run:
 
 def run(cluster, mode, tcp, tmp, tool_args=(), extra_env=None, source="wire"):
     r = Run()
+    r.source = source
     r.tag = "%s/%s" % (mode, "tcp" if tcp else "unix")
     r.json_path = os.path.join(tmp, r.tag.replace("/", "_") + ".json")
     e = dict(os.environ)
@@ -109,7 +110,7 @@ def check(r, marks, dies=False):
     record(r.tag + ": no lost events, no lost framing, source is the wire (auto: the wire, and probes for "
            "encrypted connections)",
            wire.get("lost_events") == 0 and wire.get("framing_lost") == 0 and
-           r.report.get("sql_capture", {}).get("source") == ("auto" if r.tag.endswith("/tls") else "wire"),
+           r.report.get("sql_capture", {}).get("source") == r.source,
            json.dumps(wire)[:600])
     seen = sql.get("statements", 0)
     errors = sql.get("errors", 0)
@@ -163,6 +164,15 @@ def check_sslmode(c, tmp, ssl, mode, want_tls):
                r.tool_rc == 0 and wire.get("tls_connections") == 0 and r.client is not None and
                wire.get("statements", 0) - (r.report or {}).get("sql", {}).get("errors", 0) == r.client["ok"],
                json.dumps(wire)[:500] + r.tool_err[-300:])
+
+
+def tls_peer_known(tag, wire):
+    """A TLS socket from before tracing, to the test cluster on a port of its own (not 5432): known
+    as PostgreSQL's by the server's unix socket for that port (src/sockpeer.h)."""
+    tp = wire.get("tls_plaintext", {})
+    record(tag + ": its TLS socket from before tracing is known as PostgreSQL's by where it leads (a local "
+           "server's port)", tp.get("unknown_tls_sockets") == 1 and tp.get("unknown_tls_sockets_not_postgres") == 0
+           and tp.get("unknown_tls_sockets_unresolved") == 0, json.dumps(tp))
 
 
 def check_tls(tmp):
@@ -221,6 +231,8 @@ def check_tls(tmp):
                    wire.get("tls_plaintext", {}).get("processes_probed_at_internal_functions") == 1 and len(procs) == 1 and
                    procs[0].get("wire_statements_tls") == procs[0].get("wire_statements") == wire.get("statements") > 0
                    and wire.get("libpq_statements") == 0, json.dumps(wire)[:800])
+            if mode == "asyncpg":
+                tls_peer_known(r.tag, wire)
         # libpq's connection opened before tracing, encrypted: its TLS records tell the tool, which
         # then probes libpq (never OpenSSL: libpq's own probes see the statements before encryption)
         r = run(c, "psycopg2", True, tmp, extra_env={"PGSSLMODE": "require", "PT_TLS_WARM": "1"}, source="auto")
@@ -236,6 +248,7 @@ def check_tls(tmp):
                wire.get("tls_plaintext", {}).get("processes_left_to_libpq") == 1 and
                any(s.endswith("wire_drivers.py:%d)" % marks["psycopg2_loop"]) for s in sites(rep)),
                json.dumps(wire)[:700] + " sql " + json.dumps(sql)[:300] + " pgss " + repr(r.pgss)[:400])
+        tls_peer_known("psycopg2/tls", wire)
         # and the same server with ssl = off: prefer and disable go in the clear, read on the wire
         c.psql("ALTER SYSTEM SET ssl = off")
         c.psql("SELECT pg_reload_conf()")
@@ -246,6 +259,35 @@ def check_tls(tmp):
         record("tls: cluster with ssl = on", False, repr(ex))
     finally:
         c.stop()
+
+
+def check_https_beside(cluster, tmp, marks):
+    """A process with a TLS connection from before tracing that is not PostgreSQL's (HTTPS to
+    another service: tls_sink.py), beside its plaintext PostgreSQL connection. Its TLS records
+    must not get it libpq's probes (whose traps every statement would pay) nor OpenSSL's: where
+    the socket leads tells them apart (src/sockpeer.h). Every statement is the wire's."""
+    sink = subprocess.Popen([PY, os.path.join(os.path.dirname(WORKLOAD), "tls_sink.py"), tmp],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        port = sink.stdout.readline().split()[1]
+        for mode in ("psycopg2", "asyncpg"):
+            r = run(cluster, mode, False, tmp, extra_env={"PT_HTTPS_BESIDE": port}, source="auto")
+            r.tag = mode + "/unix, HTTPS beside"
+            check(r, marks)
+            wire = (r.report or {}).get("sql_wire", {})
+            tp = wire.get("tls_plaintext", {})
+            record(r.tag + ": the TLS socket is told apart from PostgreSQL's (port %s): no probes, every "
+                   "statement from the wire" % port,
+                   tp.get("unknown_tls_sockets") == 1 and tp.get("unknown_tls_sockets_not_postgres") == 1 and
+                   tp.get("processes_left_to_libpq") == 0 and tp.get("processes_probed") == 0 and
+                   wire.get("libpq_statements") == 0 and wire.get("statements", 0) > 0 and
+                   "led elsewhere than PostgreSQL (ports %s)" % port in r.tool_err,
+                   json.dumps(wire)[:700] + r.tool_err[-300:])
+    except (IndexError, RuntimeError) as ex:
+        record("HTTPS beside: the TLS peer and the workload start", False, repr(ex))
+    finally:
+        sink.kill()
+        sink.wait()
 
 
 def main():
@@ -266,6 +308,9 @@ def main():
                 if args.k and args.k not in mode:
                     continue
                 check(run(cluster, mode, tcp, tmp), marks)
+        if not args.k or args.k in "https":
+            check_https_beside(cluster, tmp, marks)
+        # last on this cluster: the killed client's pg_sleep(5) ends in the server after it
         if not args.k or args.k in "dies":
             check(run(cluster, "dies", False, tmp), marks, dies=True)
     finally:

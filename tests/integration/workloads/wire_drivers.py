@@ -24,8 +24,26 @@ def dsn_kwargs():
 
 
 def ready():
+    tls = https_beside()
     print("ready", os.getpid(), flush=True)
     wait_for_tracer()
+    if tls:
+        tls.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        time.sleep(1)   # were it taken for PostgreSQL's, the probes would be attached by now
+
+
+def https_beside():
+    """PT_HTTPS_BESIDE=PORT: a TLS connection to 127.0.0.1:PORT (tls_sink.py) opened before the
+    tracer, written on after it: HTTPS beside the PostgreSQL connection, not PostgreSQL's."""
+    port = os.environ.get("PT_HTTPS_BESIDE")
+    if not port:
+        return None
+    import socket
+    import ssl
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(port))))
 
 
 WARM = "SELECT 'warm'"   # the TLS tests' first statement: the test leaves it out of the counts
