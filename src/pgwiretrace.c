@@ -274,7 +274,11 @@ static void on_statement(void *ctx, const struct pgwire_stmt *ps)
 	origin(c, ps->start_ns, &q.tid, &q.stack_id, &q.task);
 	q.rows_known = ps->rows >= 0 && ps->status == PGWIRE_OK;
 	q.rows = ps->rows;
-	snprintf(q.sqlstate, sizeof(q.sqlstate), "%s", ps->status == PGWIRE_SKIPPED ? "" : ps->sqlstate);
+	/* both 6 bytes, NUL-terminated (a formatted copy here was a tenth of the collector's time) */
+	_Static_assert(sizeof(q.sqlstate) == sizeof(ps->sqlstate), "SQLSTATE buffers differ");
+	if (ps->status != PGWIRE_SKIPPED)
+		memcpy(q.sqlstate, ps->sqlstate, sizeof(q.sqlstate));
+	q.sqlstate[sizeof(q.sqlstate) - 1] = 0;
 	p->st.statements++;
 	if (ps->status == PGWIRE_SKIPPED)
 		p->skipped++;
