@@ -10,9 +10,11 @@ encrypted connection (ssl = on, sslmode=require) counted as such and not read.
 """
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -175,6 +177,73 @@ def tls_peer_known(tag, wire):
            and tp.get("unknown_tls_sockets_unresolved") == 0, json.dumps(tp))
 
 
+def forwarder(port):
+    """A TCP forwarder on 127.0.0.1 to the cluster's port: a PostgreSQL server on a port that no
+    local server has its unix socket for, as one on another host is (its listening socket and its
+    port; the test process is not traced)."""
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(8)
+
+    def pump(a, b):
+        try:
+            while True:
+                d = a.recv(65536)
+                if not d:
+                    break
+                b.sendall(d)
+        except OSError:
+            pass
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def serve():
+        while True:
+            try:
+                c, _ = ls.accept()
+                u = socket.create_connection(("127.0.0.1", port))
+            except OSError:
+                return
+            threading.Thread(target=pump, args=(c, u), daemon=True).start()
+            threading.Thread(target=pump, args=(u, c), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return ls
+
+
+def check_pg_ports(c, tmp, marks):
+    """asyncpg over TLS, connected before tracing, to a server whose port (a forwarder's) only
+    --pg-ports names: read with it, left alone (and said) without it."""
+    ls = forwarder(c.port)
+    port = ls.getsockname()[1]
+    try:
+        env = {"PGPORT": str(port), "PT_TLS_WARM": "1"}
+        r = run(c, "asyncpg", True, tmp, tool_args=["--pg-ports", "5432,%d" % port], extra_env=env, source="auto")
+        r.tag = "asyncpg/tls, --pg-ports"
+        warm = [i for i, (q, n) in enumerate(r.pgss) if q == "SELECT $1"]
+        if warm:
+            q, n = r.pgss[warm[0]]
+            r.pgss[warm[0]] = (q, n - 1)
+        check(r, marks)
+        tp = (r.report or {}).get("sql_wire", {}).get("tls_plaintext", {})
+        record(r.tag + ": a server on a port only --pg-ports names: its TLS socket probed, read",
+               tp.get("processes_probed") == 1 and tp.get("unknown_tls_sockets_not_postgres") == 0, json.dumps(tp))
+        r = run(c, "asyncpg", True, tmp, extra_env=env, source="auto")
+        wire = (r.report or {}).get("sql_wire", {})
+        tp = wire.get("tls_plaintext", {})
+        record("asyncpg/tls, a server on a port not named: not probed, nothing read, and the summary names the "
+               "port for --pg-ports",
+               r.tool_rc == 0 and r.client is not None and tp.get("processes_probed") == 0 and
+               tp.get("unknown_tls_sockets_not_postgres") == 1 and wire.get("statements") == 0 and
+               "led elsewhere than PostgreSQL (ports %d)" % port in r.tool_err,
+               json.dumps(wire)[:600] + r.tool_err[-400:])
+    finally:
+        ls.close()
+
+
 def check_tls(tmp):
     """A cluster with ssl = on: libpq's sslmode=require connection is encrypted, counted as such,
     and nothing is read from it."""
@@ -233,6 +302,7 @@ def check_tls(tmp):
                    and wire.get("libpq_statements") == 0, json.dumps(wire)[:800])
             if mode == "asyncpg":
                 tls_peer_known(r.tag, wire)
+        check_pg_ports(c, tmp, marks)
         # libpq's connection opened before tracing, encrypted: its TLS records tell the tool, which
         # then probes libpq (never OpenSSL: libpq's own probes see the statements before encryption)
         r = run(c, "psycopg2", True, tmp, extra_env={"PGSSLMODE": "require", "PT_TLS_WARM": "1"}, source="auto")
