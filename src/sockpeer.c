@@ -127,7 +127,7 @@ bool sockpeer__parse_tcp(const char *table, unsigned long ino, const uint8_t *li
 			continue;
 		sp->local_port = (uint16_t)lport;
 		sp->remote_port = (uint16_t)rport;
-		sp->kind = listen[lport >> 3] & (1u << (lport & 7)) ? SOCKPEER_TCP_IN : SOCKPEER_TCP_OUT;
+		sp->kind = (listen[lport >> 3] & (1u << (lport & 7))) ? SOCKPEER_TCP_IN : SOCKPEER_TCP_OUT;
 		return true;
 	}
 	return false;
