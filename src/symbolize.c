@@ -44,6 +44,7 @@ struct sym_entry {
 	enum pyl_linetable kind;
 	bool truncated;			/* the table was longer than SYMBOLIZER_MAX_TABLE */
 	bool memo_valid;
+	uint8_t mark;			/* py_frame_sym's mark */
 	uint64_t memo_instr;
 	int memo_line;
 	const char *name, *file;
@@ -358,6 +359,7 @@ static void fill(struct sym_entry *e, const struct py_layout *l, uint64_t instr,
 	out->file = e->file;
 	out->firstlineno = e->firstlineno;
 	out->line = e->memo_line >= 0 ? e->memo_line : e->firstlineno;
+	out->mark = &e->mark;
 }
 
 static uint32_t max_u32(uint32_t a, uint32_t b)

@@ -25,6 +25,8 @@ struct py_frame_sym {
 	const char *file;	/* co_filename */
 	int line;		/* current line, or firstlineno if unknown */
 	int firstlineno;
+	uint8_t *mark;		/* the caller's byte for this code object: 0 when it is (re)loaded,
+				   then kept with it (pystacks.c notes there what it found of it once) */
 };
 
 struct symbolizer;
