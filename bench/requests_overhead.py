@@ -350,8 +350,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--perf-record", metavar="DIR",
                     help="also `perf record -a -g` each measured window into DIR/ENDPOINT-CONFIG-ROUND.data")
-    ap.add_argument("--endpoints", help="comma-separated subset of the demo's endpoints (%s)"
-                    % ",".join(e for e, _ in ENDPOINTS))
+    ap.add_argument("--endpoints", help="comma-separated subset of the service's endpoints (the demo's: %s; "
+                    "the others': %s)" % (",".join(e for e, _ in ENDPOINTS), ",".join(e for e, _ in ASYNC_ENDPOINTS)))
     ap.add_argument("--no-bpf-stats", dest="bpf_stats", action="store_false",
                     help="leave BPF run-time stats off (they add two clock reads to every program run): "
                          "what users get, without the BPF time column")
@@ -401,7 +401,7 @@ def main():
                            env=env, check=True, capture_output=True, cwd="/")
             port, g = start_async_service(a.service, env, tmp)
             procs.append(g)
-            endpoints = ASYNC_ENDPOINTS
+            endpoints = [e for e in ASYNC_ENDPOINTS if not a.endpoints or e[0] in a.endpoints.split(",")]
         subprocess.run([PY, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=DEMO, env=env, check=True)
         subprocess.run([PY, "manage.py", "seed", "--recipes", "50"], cwd=DEMO, env=env, check=True,
                        stdout=subprocess.DEVNULL)
