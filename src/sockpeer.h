@@ -4,7 +4,9 @@
  * that carries TLS records it cannot read. An encrypted PostgreSQL connection opened before
  * tracing looks, on the wire, like any other TLS traffic (HTTPS to another service, a TLS server's
  * own connections); only where it leads tells them apart:
- *  - PostgreSQL never encrypts a unix-domain socket (the server answers an SSLRequest there 'N');
+ *  - PostgreSQL never encrypts a unix-domain socket: the server answers an SSLRequest there 'N'
+ *    (src/backend/postmaster/postmaster.c, ProcessStartupPacket: no SSL on AF_UNIX), and libpq
+ *    ignores sslmode there (the libpq documentation, "sslmode");
  *  - a connection accepted on a listening port is a server's, not a client's;
  *  - an outgoing TCP connection leads to PostgreSQL if its port is one PostgreSQL or a pooler in
  *    front of it listens on by default (5432, and PgBouncer's 6432), one given with --pg-ports,
