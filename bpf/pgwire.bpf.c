@@ -24,6 +24,44 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /*
+ * Sockets not followed whose writes were not PostgreSQL's: the HTTP server's own connections
+ * (accepted: never a client's), and connections from before tracing to Redis, to other services.
+ * Each of their writes would be tested as a chain of frontend messages (pg_chain: about 0.5 us a
+ * write). After NOTPG_TRIES writes in a row fail the test, only one write in NOTPG_SKIP + 1 is
+ * tested: a connection from before tracing that is PostgreSQL's after all (its first writes cut
+ * mid-message: a long statement, a COPY) is then recognised within that many writes. An LRU map:
+ * an entry evicted only costs the tests again. connect() and close() end an entry: a new
+ * connection on the same fd is followed from its start (pg_conns), never tested here.
+ */
+#define NOTPG_TRIES	8
+#define NOTPG_SKIP	63
+
+struct pg_notpg {
+	__u32 fails;		/* writes in a row that failed the test */
+	__u32 skip;		/* writes left to let through untested */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct pg_conn_key);
+	__type(value, struct pg_notpg);
+} pg_notpg SEC(".maps");
+
+/* A write on a socket not followed failed the test: count it, and rest the socket after a few. */
+static __always_inline void not_pg(struct pg_conn_key *key, struct pg_notpg *np)
+{
+	struct pg_notpg first = { .fails = 1 };
+
+	if (!np) {
+		bpf_map_update_elem(&pg_notpg, key, &first, BPF_ANY);
+		return;
+	}
+	if (++np->fails >= NOTPG_TRIES)
+		np->skip = NOTPG_SKIP;
+}
+
+/*
  * A traced process writes a TLS record (application data) on a socket not followed: perhaps an
  * encrypted PostgreSQL connection opened before tracing, which only the TLS library's probes
  * can read (pgtls.bpf.c). Told once per socket, which is then ignored until closed.
@@ -59,16 +97,26 @@ static __always_inline int on_exit(long nr, struct pt_regs *regs, long ret)
 	PT_PHASE(PG_PH_START);
 	c = bpf_map_lookup_elem(&pg_conns, &key);
 	if (!c) {
+		struct pg_notpg *np;
+
 		/* A connection from before tracing: only a traced process's write can make it one. */
 		if (dir != PG_DIR_CLIENT || !pt_is_tracked(pid))
 			return 0;
+		np = bpf_map_lookup_elem(&pg_notpg, &key);
+		if (np && np->skip) {
+			np->skip--;
+			return 0;
+		}
 		ch = chunk_of(nr, regs, ret);
 		if (!ch.buf || ch.len != (__u32)ret)
 			return 0;
 		if (!pg_chain(ch.buf, ch.len, PG_DIR_CLIENT)) {
 			tls_seen(key, tid, &ch);
+			not_pg(&key, np);
 			return 0;
 		}
+		if (np)
+			bpf_map_delete_elem(&pg_notpg, &key);
 		if (bpf_map_update_elem(&pg_conns, &key, &pg_conn_new[PG_ST_STREAM], BPF_NOEXIST)) {
 			pt_count(PT_CNT_PG_CONN_DROPPED);
 			return 0;
@@ -114,6 +162,7 @@ static __always_inline int on_connect(struct pt_regs *regs, long ret)
 		return 0;
 	if (bpf_map_update_elem(&pg_conns, &key, &pg_conn_new[PG_ST_CANDIDATE], BPF_ANY))
 		pt_count(PT_CNT_PG_CONN_DROPPED);
+	bpf_map_delete_elem(&pg_notpg, &key);
 	return 0;
 }
 
@@ -124,6 +173,7 @@ static __always_inline int on_close(__s32 fd)
 
 	if (!pt_may_be_tracked(pid))
 		return 0;
+	bpf_map_delete_elem(&pg_notpg, &key);
 	return pg_close(key);
 }
 
