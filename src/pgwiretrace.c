@@ -466,7 +466,7 @@ static void pgwiretrace_event(void *ctx, const void *data, size_t size)
 		/* perhaps an encrypted PostgreSQL connection from before tracing, which the probes
 		 * recognise at its next statement; perhaps HTTPS, which they would not serve */
 		p->tls_seen++;
-		if (tls_socket_may_be_pg(p, e->hdr.pid, e->fd))
+		if (p->o.libpq_for_tls && tls_socket_may_be_pg(p, e->hdr.pid, e->fd))
 			encrypted(p, e->hdr.pid);
 		break;
 	case PT_EV_PG_CLOSE:
@@ -720,11 +720,12 @@ static void pgwiretrace_summary(void *ctx, FILE *f)
 	if (p->tls_not_pg) {
 		unsigned i;
 
-		fprintf(f, " %llu TLS socket%s from before tracing led elsewhere than PostgreSQL (ports",
+		fprintf(f, " %llu TLS socket%s from before tracing led elsewhere than PostgreSQL (",
 			(unsigned long long)p->tls_not_pg, p->tls_not_pg == 1 ? "" : "s");
 		for (i = 0; i < ARRAY_SIZE(p->tls_other_port) && p->tls_other_port[i]; i++)
-			fprintf(f, "%s%u", i ? ", " : " ", p->tls_other_port[i]);
-		fprintf(f, "%s): not probed (--pg-ports names PostgreSQL's).", i ? "" : " unknown");
+			fprintf(f, "%s%u", i ? ", " : "ports ", p->tls_other_port[i]);
+		fprintf(f, "%s): not probed%s.", i ? "" : "accepted connections or unix sockets",
+			i ? " (--pg-ports names PostgreSQL's)" : "");
 	}
 	fputc('\n', f);
 	if (st.tls_connections && !p->o.libpq_for_tls)
