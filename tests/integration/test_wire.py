@@ -353,6 +353,17 @@ def check_https_beside(cluster, tmp, marks):
                    wire.get("libpq_statements") == 0 and wire.get("statements", 0) > 0 and
                    "led elsewhere than PostgreSQL (ports %s)" % port in r.tool_err,
                    json.dumps(wire)[:700] + r.tool_err[-300:])
+        # an HTTPS server of the process: its accepted connection and one to it, from before tracing
+        r = run(cluster, "psycopg2", False, tmp, extra_env={"PT_HTTPS_SERVED": tmp}, source="auto")
+        r.tag = "psycopg2/unix, HTTPS served"
+        check(r, marks)
+        wire = (r.report or {}).get("sql_wire", {})
+        tp = wire.get("tls_plaintext", {})
+        record(r.tag + ": the server's accepted TLS connection and the one to it are told apart from "
+               "PostgreSQL's: no probes",
+               tp.get("unknown_tls_sockets") == 2 and tp.get("unknown_tls_sockets_not_postgres") == 2 and
+               tp.get("processes_left_to_libpq") == 0 and wire.get("libpq_statements") == 0,
+               json.dumps(wire)[:700] + r.tool_err[-300:])
     except (IndexError, RuntimeError) as ex:
         record("HTTPS beside: the TLS peer and the workload start", False, repr(ex))
     finally:

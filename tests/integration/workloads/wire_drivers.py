@@ -25,11 +25,49 @@ def dsn_kwargs():
 
 def ready():
     tls = https_beside()
+    served = https_served()
     print("ready", os.getpid(), flush=True)
     wait_for_tracer()
     if tls:
         tls.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    if served:
+        client, server = served
+        client.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        server.recv(4096)
+        server.sendall(b"HTTP/1.1 204 No Content\r\n\r\n")
+        client.recv(4096)
+    if tls or served:
         time.sleep(1)   # were it taken for PostgreSQL's, the probes would be attached by now
+
+
+def https_served():
+    """PT_HTTPS_SERVED=DIR: an HTTPS server of this process, and a connection to it from this
+    process too, both opened before the tracer (certificate and key made in DIR): the accepted end
+    is a server's connection, the other leads to a port no PostgreSQL has."""
+    d = os.environ.get("PT_HTTPS_SERVED")
+    if not d:
+        return None
+    import socket
+    import ssl
+    import subprocess
+    import threading
+    crt, key = os.path.join(d, "served.pem"), os.path.join(d, "served.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
+                    "-keyout", key, "-out", crt], capture_output=True, check=True)
+    sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    sctx.load_cert_chain(crt, key)
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(1)
+    got = []
+    t = threading.Thread(target=lambda: got.append(sctx.wrap_socket(ls.accept()[0], server_side=True)))
+    t.start()
+    cctx = ssl.create_default_context()
+    cctx.check_hostname = False
+    cctx.verify_mode = ssl.CERT_NONE
+    client = cctx.wrap_socket(socket.create_connection(ls.getsockname()))
+    t.join()
+    return client, got[0]
 
 
 def https_beside():
