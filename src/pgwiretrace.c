@@ -724,7 +724,7 @@ static void pgwiretrace_summary(void *ctx, FILE *f)
 			(unsigned long long)p->tls_not_pg, p->tls_not_pg == 1 ? "" : "s");
 		for (i = 0; i < ARRAY_SIZE(p->tls_other_port) && p->tls_other_port[i]; i++)
 			fprintf(f, "%s%u", i ? ", " : "ports ", p->tls_other_port[i]);
-		fprintf(f, "%s): not probed%s.", i ? "" : "accepted connections or unix sockets",
+		fprintf(f, "%s): not probed%s.", i ? "" : "accepted connections, unix sockets, or closed before seen",
 			i ? " (--pg-ports names PostgreSQL's)" : "");
 	}
 	fputc('\n', f);
