@@ -48,24 +48,16 @@ def https_served():
     if not d:
         return None
     import socket
-    import ssl
-    import subprocess
     import threading
-    crt, key = os.path.join(d, "served.pem"), os.path.join(d, "served.key")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
-                    "-keyout", key, "-out", crt], capture_output=True, check=True)
-    sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    sctx.load_cert_chain(crt, key)
+    from tls_sink import client_context, server_context
+    sctx = server_context(d, "served")
     ls = socket.socket()
     ls.bind(("127.0.0.1", 0))
     ls.listen(1)
     got = []
     t = threading.Thread(target=lambda: got.append(sctx.wrap_socket(ls.accept()[0], server_side=True)))
     t.start()
-    cctx = ssl.create_default_context()
-    cctx.check_hostname = False
-    cctx.verify_mode = ssl.CERT_NONE
-    client = cctx.wrap_socket(socket.create_connection(ls.getsockname()))
+    client = client_context().wrap_socket(socket.create_connection(ls.getsockname()))
     t.join()
     return client, got[0]
 
@@ -77,11 +69,8 @@ def https_beside():
     if not port:
         return None
     import socket
-    import ssl
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(port))))
+    from tls_sink import client_context
+    return client_context().wrap_socket(socket.create_connection(("127.0.0.1", int(port))))
 
 
 WARM = "SELECT 'warm'"   # the TLS tests' first statement: the test leaves it out of the counts
