@@ -554,42 +554,14 @@ static void forget(struct procs *p, struct proc *pr, const char *why)
 	pidtab__del(&p->tab, pr);
 }
 
-/* The dynamic loader is mapped but no library yet: too early to tell whether it is Python. */
-struct loader_scan { bool ld, libs; };
-
-static int loader_map(void *ctx, const struct proc_map *m)
-{
-	struct loader_scan *ls = ctx;
-	const char *b = strrchr(m->path, '/');
-
-	if (!b)
-		return 0;
-	b++;
-	if (!strncmp(b, "ld-linux", 8) || !strncmp(b, "ld-musl", 7) || !strncmp(b, "ld.so", 5))
-		ls->ld = true;
-	else if (strstr(b, ".so"))
-		ls->libs = true;
-	return 0;
-}
-
-static bool loader_pending(pid_t pid)
-{
-	struct loader_scan ls = {};
-
-	if (procmaps__foreach(pid, loader_map, &ls))
-		return false;
-	return ls.ld && !ls.libs;
-}
-
 /*
  * Whether an inspection that failed with ret may succeed shortly: the interpreter is not
  * initialized yet, the loader has not mapped the libraries yet, or it is mapping them (its
  * segments not all in place: a read of the interpreter's state faults, a file is not found).
  */
-static bool retryable(const struct proc *pr, int ret)
+static bool retryable(int ret)
 {
-	return ret == -EAGAIN || ret == -EFAULT || ret == -EIO || ret == -ENOENT ||
-	       (ret == -ENOEXEC && loader_pending(pr->pid));
+	return ret == -EAGAIN || ret == -EFAULT || ret == -EIO || ret == -ENOENT;
 }
 
 /*
@@ -603,7 +575,7 @@ static void host_verdict(struct procs *p, struct proc *pr, int ret, uint64_t now
 		return;
 	if (!pr->pending_ns)
 		pr->pending_ns = now;
-	if (retryable(pr, ret) && now - pr->pending_ns < PENDING_MAX_NS) {
+	if (retryable(ret) && now - pr->pending_ns < PENDING_MAX_NS) {
 		pr->state = PROC_UNKNOWN;
 		p->any_pending = true;
 		return;

@@ -20,6 +20,7 @@ struct maps_scan {
 	char lib[512];		/* libpython3.N*.so, if mapped */
 	uint64_t exe_base, lib_base;	/* start of the mapping at file offset 0 */
 	struct proc_map lib_map;	/* that mapping of lib */
+	bool ld, libs;		/* the dynamic loader is mapped; a shared library is */
 };
 
 static int scan_map(void *ctx, const struct proc_map *m)
@@ -30,6 +31,10 @@ static int scan_map(void *ctx, const struct proc_map *m)
 	if (!base)
 		return 0;
 	base++;
+	if (!strncmp(base, "ld-linux", 8) || !strncmp(base, "ld-musl", 7) || !strncmp(base, "ld.so", 5))
+		s->ld = true;
+	else if (strstr(base, ".so"))
+		s->libs = true;
 	if (!s->lib[0] && strncmp(base, "libpython", 9) == 0 && strstr(base, ".so")) {
 		snprintf(s->lib, sizeof(s->lib), "%s", m->path);
 		s->lib_base = UINT64_MAX;
@@ -374,6 +379,15 @@ int py_target__inspect(pid_t pid, struct py_target *t, char *err, size_t errlen)
 			snprintf(err, errlen, "pid %d (%s) runs CPython %u.%u (%s), which pytrace-bpf does not support: it supports CPython 3.8 to 3.15",
 				 pid, comm, major, minor, t->binary);
 			return -ENOTSUP;
+		}
+		/*
+		 * Just exec'd: the loader is mapped but no library yet, so libpython may still come.
+		 * Told from this same read of the maps: a second read could see libpython mapped
+		 * in between and take it for a program whose libraries are all in place.
+		 */
+		if (!t->shared && s.ld && !s.libs) {
+			snprintf(err, errlen, "pid %d (%s): its libraries are not mapped yet", pid, comm);
+			return -EAGAIN;
 		}
 		snprintf(err, errlen, "pid %d (%s, %s) is not a Python process: no CPython interpreter (_PyRuntime) in its executable or libraries",
 			 pid, comm, s.exe);

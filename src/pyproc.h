@@ -43,7 +43,8 @@ struct py_target {
  *  -ESRCH    no such process
  *  -ENOEXEC  not a Python process
  *  -ENOTSUP  a CPython version pytrace-bpf does not support (t->major/minor say which)
- *  -EAGAIN   the interpreter is not initialized yet (try again shortly)
+ *  -EAGAIN   the interpreter is not initialized yet, or the process has just exec'd and the
+ *            loader has not mapped its libraries yet (try again shortly)
  *  other -errno for read errors.
  * A message for the user is written to err.
  */
