@@ -195,7 +195,12 @@ bench: all bench-tools
 BENCH_TOOLS := sockfloor
 BENCH_LDLIBS := $(shell pkg-config --libs libbpf 2>/dev/null || echo -lbpf) -lelf -lz
 
-bench-tools: $(patsubst %,$(OUTPUT)/%,$(BENCH_TOOLS))
+bench-tools: $(patsubst %,$(OUTPUT)/%,$(BENCH_TOOLS)) $(OUTPUT)/sockpeer_cost
+
+# src/sockpeer.c's two ways to tell where a socket leads, timed side by side
+$(OUTPUT)/sockpeer_cost: bench/sockpeer_cost.c $(OUTPUT)/libpytrace.a
+	$(call msg,BINARY,$@)
+	$(Q)$(CC) $(CFLAGS) $< $(OUTPUT)/libpytrace.a $(LDLIBS) -o $@
 
 $(patsubst %,$(OUTPUT)/bpf/%.tmp.bpf.o,$(BENCH_TOOLS)): $(OUTPUT)/bpf/%.tmp.bpf.o: bench/$$*/$$*.bpf.c $(OUTPUT)/vmlinux.h | $(OUTPUT)/bpf
 	$(call msg,BPF,$@)

@@ -362,6 +362,9 @@ def main():
                     help="comma-separated, untraced first (%s)" % ", ".join(CONFIGS + EXTRA_CONFIGS))
     ap.add_argument("--compare", metavar="PATH", help="another build of the tool: configuration pytrace-bpf-compare")
     a = ap.parse_args()
+    if a.perf_record:
+        # made here, not found missing by perf after the run (perf's errors go to /dev/null)
+        os.makedirs(a.perf_record, exist_ok=True)
     configs = a.configs.split(",")
     if a.compare:
         global COMPARE

@@ -226,8 +226,8 @@ static const struct argp_option opts[] = {
 	  "(auto, the default); the wire only (wire); libpq's uprobes only (libpq: psycopg2 and psycopg 3)", 2 },
 	{ "pg-ports", OPT_PG_PORTS, "PORT,...", 0,
 	  "Ports of PostgreSQL servers (and poolers) on other hosts, for encrypted connections opened before "
-	  "tracing, which only their port tells from HTTPS (default 5432,6432; a server of this host is "
-	  "known by its unix socket)", 2 },
+	  "tracing, which only their port tells from HTTPS (default 5432,6432,6543; a server of this host is "
+	  "known by its unix socket, and the port of any PostgreSQL connection seen is learned)", 2 },
 	{ "no-samples", OPT_NO_SAMPLES, NULL, 0, "Do not sample CPU stacks (no profile in the report; flame-graph outputs need them)", 2 },
 	{ "libpq-probes", OPT_LIBPQ_PROBES, "auto|send|exec", 0,
 	  "Which libpq calls to probe: auto (default) moves a process that only uses PQexec* to one probe "

@@ -21,6 +21,8 @@
 #define MAX_PROCS	4096		/* processes with a PostgreSQL connection, for the per-process counts */
 
 #define ORIGINS 64	/* client chunks remembered per connection: who sent what (pipelines) */
+#define PEERS_READ 2	/* a process's first connections whose port is read, to learn PostgreSQL's */
+#define TLS_WAIT 64	/* TLS sockets judged not PostgreSQL's, judged again if their port is learned */
 
 /* One connection: its protocol state machine, and who sent its recent chunks. */
 struct conn {
@@ -52,6 +54,7 @@ struct proc_src {
 	uint64_t libpq;		/* statements from libpq's probes (encrypted connections) */
 	uint64_t wire_tls;	/* of the wire's, read in the plaintext of encrypted ones (pgtls.h) */
 	uint32_t connections, tls;	/* PostgreSQL connections, and encrypted ones */
+	uint8_t peers_read;		/* of its connections, whose port was read (PEERS_READ) */
 };
 
 struct pgwiretrace {
@@ -76,6 +79,17 @@ struct pgwiretrace {
 	uint64_t tls_unknown_peer;	/* of which /proc could not tell: probed, as if PostgreSQL's */
 	uint16_t tls_other_port[4];	/* the first outgoing ports of those not PostgreSQL's: the summary
 					   names them, for --pg-ports */
+	/*
+	 * Ports learned as PostgreSQL's: those that connections followed here lead to (a server on
+	 * another host, on a port neither the defaults nor --pg-ports name). An encrypted socket from
+	 * before tracing to one of them is PostgreSQL's, in any process; one judged otherwise before
+	 * the port was learned (tls_wait, a ring) is judged again.
+	 */
+	struct sockpeer_ports learned;
+	struct { uint32_t pid; int32_t fd; uint16_t port; } tls_wait[TLS_WAIT];
+	unsigned ntls_wait;		/* entries written (the ring's next is ntls_wait % TLS_WAIT) */
+	uint64_t tls_learned;		/* unknown TLS sockets found PostgreSQL's by a learned port */
+	uint64_t tls_wait_dropped;	/* judged not PostgreSQL's, then out of the ring: not judged again */
 };
 
 static uint64_t conn_key(uint32_t pid, int32_t fd)
@@ -290,6 +304,43 @@ static void on_statement(void *ctx, const struct pgwire_stmt *ps)
 	sqltrace__add_query(p->sql, &q, stack_lookup, p);
 }
 
+static void encrypted(struct pgwiretrace *p, pid_t pid);
+
+/*
+ * A connection followed here is PostgreSQL's (its StartupMessage, its SSLRequest, its frontend
+ * messages): where it leads is a PostgreSQL port, learned for the encrypted sockets from before
+ * tracing (tls_socket_may_be_pg) of every process. Read for a process's first PEERS_READ
+ * connections only (one /proc/PID/net read each; a process mostly talks to one server or two),
+ * as they come, while the socket is surely open.
+ */
+static void learn_port(struct pgwiretrace *p, pid_t pid, int fd)
+{
+	struct sockpeer sp;
+	unsigned i, j, n;
+
+	if (sockpeer__get(pid, fd, &sp) || sp.kind != SOCKPEER_TCP_OUT ||
+	    sockpeer__ports_has(&p->o.pg_ports, sp.remote_port) || !sockpeer__ports_add(&p->learned, sp.remote_port))
+		return;
+	vlog("pid %d: a PostgreSQL connection to port %u: TLS sockets from before tracing to that port are "
+	     "PostgreSQL's too\n", (int)pid, sp.remote_port);
+	/* those judged otherwise: their processes get the probes now */
+	n = p->ntls_wait < TLS_WAIT ? p->ntls_wait : TLS_WAIT;
+	for (i = 0; i < n; i++) {
+		if (p->tls_wait[i].port != sp.remote_port || !p->tls_wait[i].pid)
+			continue;
+		p->tls_not_pg--;
+		p->tls_learned++;
+		encrypted(p, p->tls_wait[i].pid);
+		p->tls_wait[i].pid = 0;
+	}
+	/* the summary names the ports left alone: not this one now */
+	for (i = j = 0; i < ARRAY_SIZE(p->tls_other_port); i++)
+		if (p->tls_other_port[i] != sp.remote_port)
+			p->tls_other_port[j++] = p->tls_other_port[i];
+	while (j < ARRAY_SIZE(p->tls_other_port))
+		p->tls_other_port[j++] = 0;
+}
+
 static struct conn *conn_get(struct pgwiretrace *p, const struct pg_event *e, bool create)
 {
 	uint64_t key = conn_key(e->hdr.pid, e->fd);
@@ -320,6 +371,10 @@ static struct conn *conn_get(struct pgwiretrace *p, const struct pg_event *e, bo
 	src = proc_src(p, e->hdr.pid);
 	if (src)
 		src->connections++;
+	if (src && p->o.libpq_for_tls && src->peers_read < PEERS_READ) {
+		src->peers_read++;
+		learn_port(p, e->hdr.pid, e->fd);
+	}
 	return c;
 }
 
@@ -350,7 +405,20 @@ static bool tls_socket_may_be_pg(struct pgwiretrace *p, pid_t pid, int fd)
 	case SOCKPEER_PG_NO:
 		break;
 	}
+	if (sp.kind == SOCKPEER_TCP_OUT && sockpeer__ports_has(&p->learned, sp.remote_port)) {
+		p->tls_learned++;
+		return true;
+	}
 	p->tls_not_pg++;
+	if (sp.kind == SOCKPEER_TCP_OUT) {
+		unsigned k = p->ntls_wait++ % TLS_WAIT;
+
+		if (p->tls_wait[k].pid)
+			p->tls_wait_dropped++;
+		p->tls_wait[k].pid = pid;
+		p->tls_wait[k].fd = fd;
+		p->tls_wait[k].port = sp.remote_port;
+	}
 	if (sp.kind == SOCKPEER_TCP_OUT)
 		for (i = 0; i < ARRAY_SIZE(p->tls_other_port); i++) {
 			if (p->tls_other_port[i] == sp.remote_port)
@@ -506,6 +574,9 @@ static void forget_pid(void *ctx, pid_t pid)
 		bpf_map_delete_elem(fd, &k);
 	if (p->tls)
 		pgtls__forget(p->tls, pid);
+	for (i = 0; i < TLS_WAIT; i++)
+		if (p->tls_wait[i].pid == (uint32_t)pid)
+			p->tls_wait[i].pid = 0;
 }
 
 static void pgwiretrace_free(void *ctx)
@@ -673,6 +744,13 @@ static void pgwiretrace_json(void *ctx, struct jsonw *w)
 		jsonw__uint_field(w, "unknown_tls_sockets", p->tls_seen);
 		jsonw__uint_field(w, "unknown_tls_sockets_not_postgres", p->tls_not_pg);
 		jsonw__uint_field(w, "unknown_tls_sockets_unresolved", p->tls_unknown_peer);
+		jsonw__uint_field(w, "unknown_tls_sockets_postgres_by_learned_port", p->tls_learned);
+		jsonw__uint_field(w, "unknown_tls_sockets_not_judged_again", p->tls_wait_dropped);
+		jsonw__name(w, "postgres_ports_learned");
+		jsonw__start_array(w);
+		for (i = 0; i < p->learned.n; i++)
+			jsonw__uint(w, p->learned.port[i]);
+		jsonw__end_array(w);
 		jsonw__end_object(w);
 	}
 	jsonw__name(w, "processes");
@@ -726,6 +804,14 @@ static void pgwiretrace_summary(void *ctx, FILE *f)
 			fprintf(f, "%s%u", i ? ", " : "ports ", p->tls_other_port[i]);
 		fprintf(f, "%s): not probed%s.", i ? "" : "accepted connections, unix sockets, or closed before seen",
 			i ? " (--pg-ports names PostgreSQL's)" : "");
+	}
+	if (p->learned.n) {
+		unsigned i;
+
+		fprintf(f, " PostgreSQL port%s learned from its connections:", p->learned.n == 1 ? "" : "s");
+		for (i = 0; i < p->learned.n; i++)
+			fprintf(f, "%s %u", i ? "," : "", p->learned.port[i]);
+		fputc('.', f);
 	}
 	fputc('\n', f);
 	if (st.tls_connections && !p->o.libpq_for_tls)

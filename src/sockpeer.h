@@ -9,9 +9,11 @@
  *    ignores sslmode there (the libpq documentation, "sslmode");
  *  - a connection accepted on a listening port is a server's, not a client's;
  *  - an outgoing TCP connection leads to PostgreSQL if its port is one PostgreSQL or a pooler in
- *    front of it listens on by default (5432, and PgBouncer's 6432), one given with --pg-ports,
- *    or one a PostgreSQL server of this host listens on: every server makes a unix socket
- *    .s.PGSQL.<port> beside its TCP port (unless unix_socket_directories is empty).
+ *    front of it listens on by default (5432, PgBouncer's 6432, and 6543, where Supabase's pooler
+ *    takes transaction-mode connections), one given with --pg-ports, one a PostgreSQL server of
+ *    this host listens on (every server makes a unix socket .s.PGSQL.<port> beside its TCP port,
+ *    unless unix_socket_directories is empty), or one a connection the wire reader follows leads
+ *    to (the caller learns those: pgwiretrace.c).
  */
 #ifndef PYTRACE_SOCKPEER_H
 #define PYTRACE_SOCKPEER_H
@@ -44,13 +46,25 @@ struct sockpeer_ports {
 	unsigned n;
 };
 
-/* The defaults: 5432, 6432. */
+/* The defaults: 5432, 6432, 6543. */
 void sockpeer__default_ports(struct sockpeer_ports *p);
+bool sockpeer__ports_has(const struct sockpeer_ports *p, uint16_t port);
+/* Add port to p: true if added, false if it was there or p is full. */
+bool sockpeer__ports_add(struct sockpeer_ports *p, uint16_t port);
 /* "5432,6543": the list replaces the defaults. 0, or -EINVAL (a bad port, too many). */
 int sockpeer__parse_ports(const char *s, struct sockpeer_ports *p);
 
-/* The socket fd of pid, from /proc/PID/fd and /proc/PID/net/{tcp,tcp6,unix}. 0 or -errno. */
+/*
+ * The socket fd of pid: 0, or -ENOENT (no such descriptor, or a socket of no connection),
+ * -ENOTSOCK (not a socket, or not of these families), -ESRCH (no such process), -errno.
+ * sockpeer__get_fast: from a copy of the descriptor (pidfd_getfd) and sock_diag's listeners, in
+ * microseconds; -EXDEV for a process in another network namespace, -EPERM or -ENOSYS where it
+ * cannot. sockpeer__get_tables: from /proc/PID/fd and /proc/PID/net/{tcp,tcp6,unix}, which
+ * take milliseconds. sockpeer__get: the first, else the second.
+ */
 int sockpeer__get(pid_t pid, int fd, struct sockpeer *sp);
+int sockpeer__get_fast(pid_t pid, int fd, struct sockpeer *sp);
+int sockpeer__get_tables(pid_t pid, int fd, struct sockpeer *sp);
 /*
  * Does pid's socket fd lead to PostgreSQL? ports: the ports known as PostgreSQL's; a port a
  * PostgreSQL server of pid's network namespace has its unix socket for counts too. sp (may be

@@ -241,6 +241,22 @@ def check_pg_ports(c, tmp, marks):
                "led elsewhere than PostgreSQL (ports %d)" % port in r.tool_err,
                "rc %s client %s: " % (r.tool_rc, r.client) + json.dumps(tp) +
                repr([ln for ln in r.tool_err.splitlines() if "SQL on the wire" in ln][-1:]))
+        # The same, but the process then opens a plaintext connection to that server: its port is
+        # learned, and the TLS socket judged before is judged again: probed, read from then on.
+        r = run(c, "asyncpg", True, tmp, extra_env=dict(env, PT_LEARN_PORT="1"), source="auto")
+        r.tag = "asyncpg/tls, a port learned"
+        warm = [i for i, (q, n) in enumerate(r.pgss) if q == "SELECT $1"]
+        if warm:   # WARM (unseen) and LEARN (seen) are one pattern in pg_stat_statements
+            q, n = r.pgss[warm[0]]
+            r.pgss[warm[0]] = (q, n - 1)
+        check(r, marks)
+        tp = (r.report or {}).get("sql_wire", {}).get("tls_plaintext", {})
+        record(r.tag + ": a new connection's port is learned; the TLS socket judged before it is probed",
+               tp.get("processes_probed") == 1 and tp.get("unknown_tls_sockets_not_postgres") == 0 and
+               tp.get("unknown_tls_sockets_postgres_by_learned_port") == 1 and
+               tp.get("postgres_ports_learned") == [port] and
+               "PostgreSQL port learned from its connections: %d." % port in r.tool_err,
+               json.dumps(tp) + repr([ln for ln in r.tool_err.splitlines() if "SQL on the wire" in ln][-1:]))
     finally:
         ls.close()
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* Where a socket leads, from /proc's tables: accepted or outgoing TCP, unix, PostgreSQL's ports. */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -91,9 +92,12 @@ static void test_ports(void **state)
 
 	(void)state;
 	sockpeer__default_ports(&p);
-	assert_int_equal(p.n, 2);
+	assert_int_equal(p.n, 3);
 	assert_int_equal(p.port[0], 5432);
 	assert_int_equal(p.port[1], 6432);
+	assert_int_equal(p.port[2], 6543);
+	assert_true(sockpeer__ports_has(&p, 6543));
+	assert_false(sockpeer__ports_has(&p, 443));
 	assert_int_equal(sockpeer__parse_ports("6543", &p), 0);
 	assert_int_equal(p.n, 1);
 	assert_int_equal(p.port[0], 6543);
@@ -109,6 +113,15 @@ static void test_ports(void **state)
 	assert_int_equal(sockpeer__parse_ports("-1", &p), -EINVAL);
 	assert_int_equal(sockpeer__parse_ports("1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17", &p), -EINVAL);
 	assert_int_equal(p.n, 3);
+	/* learned ports: added once, up to the list's size */
+	assert_false(sockpeer__ports_add(&p, 26257));
+	assert_true(sockpeer__ports_add(&p, 15432));
+	assert_int_equal(p.n, 4);
+	assert_true(sockpeer__ports_has(&p, 15432));
+	for (unsigned v = 1; p.n < SOCKPEER_PORTS_MAX; v++)
+		assert_true(sockpeer__ports_add(&p, (uint16_t)v));
+	assert_false(sockpeer__ports_add(&p, 40000));
+	assert_false(sockpeer__ports_has(&p, 40000));
 }
 
 /* This process's own sockets, through /proc: a listener, a connection to it and the accepted end. */
@@ -132,15 +145,31 @@ static void test_live(void **state)
 	assert_true(as >= 0);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, us), 0);
 
-	assert_int_equal(sockpeer__get(getpid(), cs, &sp), 0);
-	assert_int_equal(sp.kind, SOCKPEER_TCP_OUT);
-	assert_int_equal(sp.remote_port, ntohs(a.sin_port));
-	assert_int_equal(sockpeer__get(getpid(), as, &sp), 0);
-	assert_int_equal(sp.kind, SOCKPEER_TCP_IN);
-	assert_int_equal(sp.local_port, ntohs(a.sin_port));
-	assert_int_equal(sockpeer__get(getpid(), us[0], &sp), 0);
-	assert_int_equal(sp.kind, SOCKPEER_UNIX);
-	assert_int_equal(sockpeer__get(getpid(), 0x7fff, &sp), -ENOENT);	/* no such fd */
+	/* both ways, and the one that tries the fast way first: the same answers */
+	for (int way = 0; way < 3; way++) {
+		int (*get)(pid_t, int, struct sockpeer *) =
+			way == 0 ? sockpeer__get_fast : way == 1 ? sockpeer__get_tables : sockpeer__get;
+
+		assert_int_equal(get(getpid(), cs, &sp), 0);
+		assert_int_equal(sp.kind, SOCKPEER_TCP_OUT);
+		assert_int_equal(sp.remote_port, ntohs(a.sin_port));
+		assert_int_equal(get(getpid(), as, &sp), 0);
+		assert_int_equal(sp.kind, SOCKPEER_TCP_IN);
+		assert_int_equal(sp.local_port, ntohs(a.sin_port));
+		assert_int_equal(get(getpid(), us[0], &sp), 0);
+		assert_int_equal(sp.kind, SOCKPEER_UNIX);
+		assert_int_equal(get(getpid(), 0x7fff, &sp), -ENOENT);	/* no such fd */
+	}
+	/* not a socket; a listener (no peer) */
+	{
+		int nf = open("/dev/null", O_RDONLY);
+
+		assert_true(nf >= 0);
+		assert_int_equal(sockpeer__get_fast(getpid(), nf, &sp), -ENOTSOCK);
+		assert_int_equal(sockpeer__get(getpid(), nf, &sp), -ENOTSOCK);
+		close(nf);
+	}
+	assert_int_equal(sockpeer__get_fast(getpid(), ls, &sp), -ENOENT);
 
 	/* PostgreSQL's: only the outgoing connection, and only when its port is named */
 	sockpeer__default_ports(&ports);

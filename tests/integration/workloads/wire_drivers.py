@@ -74,6 +74,7 @@ def https_beside():
 
 
 WARM = "SELECT 'warm'"   # the TLS tests' first statement: the test leaves it out of the counts
+LEARN = "SELECT 'learn'"   # PT_LEARN_PORT's, on its own connection: read on the wire, counted
 
 
 def warm_tls(run):
@@ -185,8 +186,14 @@ def mode_asyncpg():
     async def main():
         conn = await asyncpg.connect(**dsn_kwargs())
         ready()
+        learn = None
         if os.environ.get("PT_TLS_WARM"):
             await conn.fetch(WARM)
+            if os.environ.get("PT_LEARN_PORT"):
+                # a new connection to the same server, unencrypted: the tool learns its port
+                learn = await asyncpg.connect(**dsn_kwargs(), ssl=False)
+                await learn.fetch(LEARN)
+                res["ok"] += 1
             await asyncio.sleep(2)   # as warm_tls()
         for i in range(N):
             await conn.fetch("SELECT $1::int + 2", i)  # @asyncpg_loop
@@ -204,6 +211,8 @@ def mode_asyncpg():
         except asyncpg.PostgresError:
             res["errors"] += 1
         await conn.close()
+        if learn:
+            await learn.close()
     asyncio.run(main())
 
 
