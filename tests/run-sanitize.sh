@@ -40,7 +40,7 @@ done
 # A slice of the integration suite with the sanitized tool (PYTRACE_BPF; root, real kernel): one
 # interpreter per layout family for sampling (3.10: frame objects, Debian's 3.11: interpreter
 # frames through cframe, 3.13: current_frame and _Py_DebugOffsets), --idle and --gil on two of
-# them, the SQL from the wire (every driver, TLS through libpq), the libpq probes with psycopg2,
+# them, the SQL from the wire (every driver over the unix socket, TLS over TCP), the libpq probes with psycopg2,
 # HTTP requests with N+1 (by thread, and by task on uvicorn and gevent, and through anyio's thread
 # pool on uvicorn: FastAPI's def endpoints); a command started under
 # the tool with its threads named (managed and inline instance dicts). The
@@ -48,6 +48,8 @@ done
 # SANITIZE_INTEGRATION=0 leaves it out.
 if [ "${SANITIZE_INTEGRATION:-1}" != 0 ]; then
 	export PYTRACE_BPF=$(realpath "$dir/pytrace-bpf") PYTRACE_NO_SID=1 PYTRACE_TEST_FORK_DELAY=4
+	# test_wire.py: its drivers over the unix socket only (see there), its TLS cases over TCP
+	export PT_WIRE_UNIX_ONLY=1
 	for suite in "test_sampling.py -k pyenv-3.10,debian,pyenv-3.13" "test_wall.py -k debian,pyenv-3.13" \
 		     "test_launch.py -k debian,pyenv-3.13" \
 		     "test_wire.py" "test_sql.py -k psycopg2/" "test_requests.py" \

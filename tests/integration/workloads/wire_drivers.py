@@ -186,13 +186,13 @@ def mode_asyncpg():
     async def main():
         conn = await asyncpg.connect(**dsn_kwargs())
         ready()
-        learn = None
         if os.environ.get("PT_TLS_WARM"):
             await conn.fetch(WARM)
             if os.environ.get("PT_LEARN_PORT"):
-                # a new connection to the same server, unencrypted: the tool learns its port
-                learn = await asyncpg.connect(**dsn_kwargs(), ssl=False)
-                await learn.fetch(LEARN)
+                # another process opens a new connection to the same server, unencrypted: the
+                # tool learns its port from it, for this process's encrypted one
+                import subprocess
+                subprocess.run([sys.executable, __file__, "learn_child"], check=True)
                 res["ok"] += 1
             await asyncio.sleep(2)   # as warm_tls()
         for i in range(N):
@@ -211,9 +211,21 @@ def mode_asyncpg():
         except asyncpg.PostgresError:
             res["errors"] += 1
         await conn.close()
-        if learn:
-            await learn.close()
     asyncio.run(main())
+
+
+def mode_learn_child():
+    """PT_LEARN_PORT's other process: LEARN on a plaintext connection, held open a moment (the
+    tool reads where it leads as it comes)."""
+    import asyncpg
+
+    async def main():
+        conn = await asyncpg.connect(**dsn_kwargs(), ssl=False)
+        await conn.fetch(LEARN)
+        await asyncio.sleep(0.5)
+        await conn.close()
+    asyncio.run(main())
+    sys.exit(0)
 
 
 def mode_pg8000():
@@ -293,7 +305,8 @@ def mode_dies():
 
 
 MODES = {"psycopg2": mode_psycopg2, "psycopg3": mode_psycopg3, "psycopg3_async": mode_psycopg3_async,
-         "asyncpg": mode_asyncpg, "pg8000": mode_pg8000, "psycopg2_late": mode_psycopg2_late, "mixed_tls": mode_mixed_tls, "dies": mode_dies}
+         "asyncpg": mode_asyncpg, "pg8000": mode_pg8000, "psycopg2_late": mode_psycopg2_late, "mixed_tls": mode_mixed_tls, "dies": mode_dies,
+         "learn_child": mode_learn_child}
 
 if __name__ == "__main__":
     MODES[sys.argv[1]]()
