@@ -323,11 +323,19 @@ static void learn_port(struct pgwiretrace *p, pid_t pid, int fd)
 		return;
 	vlog("pid %d: a PostgreSQL connection to port %u: TLS sockets from before tracing to that port are "
 	     "PostgreSQL's too\n", (int)pid, sp.remote_port);
-	/* those judged otherwise: their processes get the probes now */
+	/* those judged otherwise: their processes get the probes now, if the socket is still the one
+	 * judged (not closed, its descriptor not reused) */
 	n = p->ntls_wait < TLS_WAIT ? p->ntls_wait : TLS_WAIT;
 	for (i = 0; i < n; i++) {
+		struct sockpeer now;
+
 		if (p->tls_wait[i].port != sp.remote_port || !p->tls_wait[i].pid)
 			continue;
+		if (sockpeer__get(p->tls_wait[i].pid, p->tls_wait[i].fd, &now) || now.kind != SOCKPEER_TCP_OUT ||
+		    now.remote_port != sp.remote_port) {
+			p->tls_wait[i].pid = 0;
+			continue;
+		}
 		p->tls_not_pg--;
 		p->tls_learned++;
 		encrypted(p, p->tls_wait[i].pid);
