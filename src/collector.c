@@ -20,6 +20,7 @@
 #include "flamering.h"
 #include "hash.h"
 #include "jsonw.h"
+#include "pgwiretrace.h"
 #include "pidtab.h"
 #include "pprof.h"
 #include "promtext.h"
@@ -73,6 +74,9 @@ struct collector {
 	struct prom_registry *reg;
 	struct prom_family *f_http, *f_db, *f_qpr, *f_n1, *f_cpu;
 	struct prom_family *f_procs, *f_services, *f_lost, *f_dropped_stacks, *f_map_entries, *f_map_max;
+	struct prom_family *f_tls_unread;
+	uint16_t tls_ports_shown[2 * PGWIRE_OTHER_PORTS];	/* server_port values set so far: one no
+							   longer reported (learned as PostgreSQL's) goes to 0 */
 	struct prom_family *f_build, *f_proc_cpu, *f_proc_rss, *f_proc_fds, *f_proc_start;
 	struct flamering *ring;
 	unsigned rate_hz;
@@ -607,6 +611,42 @@ static void update_maps(struct collector *c)
 	}
 }
 
+/* pytrace_tls_sockets_unread: by the port each leads to, the sockets beyond the first ports as "other" */
+static void update_tls_unread(struct collector *c)
+{
+	struct pgwiretrace *pw = session__cap(c->session, "pgwire");
+	struct pgwiretrace_port ports[PGWIRE_OTHER_PORTS];
+	char buf[8];
+	const char *values[1] = { buf };
+	uint64_t more = 0;
+	unsigned n = 0, i, j;
+
+	if (!pw)
+		return;
+	n = pgwiretrace__tls_unread(pw, ports, &more);
+	for (i = 0; i < ARRAY_SIZE(c->tls_ports_shown) && c->tls_ports_shown[i]; i++) {
+		for (j = 0; j < n && ports[j].port != c->tls_ports_shown[i]; j++)
+			;
+		if (j == n) {
+			snprintf(buf, sizeof(buf), "%u", c->tls_ports_shown[i]);
+			prom_family__set(c->f_tls_unread, values, 0);
+		}
+	}
+	for (j = 0; j < n; j++) {
+		snprintf(buf, sizeof(buf), "%u", ports[j].port);
+		prom_family__set(c->f_tls_unread, values, (double)ports[j].sockets);
+		for (i = 0; i < ARRAY_SIZE(c->tls_ports_shown) && c->tls_ports_shown[i] &&
+			    c->tls_ports_shown[i] != ports[j].port; i++)
+			;
+		if (i < ARRAY_SIZE(c->tls_ports_shown))
+			c->tls_ports_shown[i] = ports[j].port;
+	}
+	if (more) {
+		values[0] = "other";
+		prom_family__set(c->f_tls_unread, values, (double)more);
+	}
+}
+
 static void update_gauges(struct collector *c)
 {
 	static const struct { const char *kind; unsigned cnt; } lost[] = {
@@ -626,6 +666,7 @@ static void update_gauges(struct collector *c)
 
 		prom_family__set(c->f_lost, values, session__counter(c->session, lost[i].cnt));
 	}
+	update_tls_unread(c);
 	for (unsigned i = 0; i < c->nsvcs; i++)
 		live += c->svcs[i].procs;
 	prom_family__set(c->f_procs, NULL, live);
@@ -733,6 +774,7 @@ static const char *const L_QPR[] = { "service_name", "http_request_method", "htt
 static const char *const L_N1[] = { "service_name", "http_request_method", "http_route", "db_query_summary",
 				     "code_function_name", "code_file_path", "code_line_number" };
 static const char *const L_KIND[] = { "kind" };
+static const char *const L_PORT[] = { "server_port" };
 static const char *const L_MAP[] = { "map" };
 static const char *const L_VERSION[] = { "version" };
 static const double QPR_BUCKETS[] = { 0, 1, 2, 3, 5, 10, 20, 50, 100, 200, 500 };
@@ -767,6 +809,8 @@ static int make_families(struct collector *c)
 	c->f_services = family(c, "pytrace_services", "Distinct services seen (capped, then counted as other).", NULL, PROM_GAUGE, NULL, 0, NULL, 0);
 	c->f_lost = family(c, "pytrace_events_lost", "Events the BPF side could not hand over (ring buffer or map full), by kind.",
 			   NULL, PROM_COUNTER, L_KIND, ARRAY_SIZE(L_KIND), NULL, 0);
+	c->f_tls_unread = family(c, "pytrace_tls_sockets_unread", "Encrypted sockets from before tracing left unread: they lead to no port known as PostgreSQL's (HTTPS, or a PostgreSQL server on a port --pg-ports does not name), by that port.",
+				 NULL, PROM_GAUGE, L_PORT, ARRAY_SIZE(L_PORT), NULL, 0);
 	c->f_dropped_stacks = family(c, "pytrace_profile_stacks_dropped", "Samples folded into an overflow stack: a profile interval held its cap of distinct stacks.",
 				     NULL, PROM_COUNTER, NULL, 0, NULL, 0);
 	c->f_map_entries = family(c, "pytrace_bpf_map_entries", "Entries in a BPF hash map (every 10 s).", NULL, PROM_GAUGE,
@@ -783,6 +827,7 @@ static int make_families(struct collector *c)
 	c->f_proc_start = family(c, "process_start_time_seconds", "Start time of the collector since the Unix epoch in seconds.",
 				 "seconds", PROM_GAUGE, NULL, 0, NULL, 0);
 	if (!c->f_http || !c->f_db || !c->f_qpr || !c->f_n1 || !c->f_cpu || !c->f_procs || !c->f_services ||
+	    !c->f_tls_unread ||
 	    !c->f_lost || !c->f_dropped_stacks || !c->f_map_entries || !c->f_map_max || !c->f_build ||
 	    !c->f_proc_cpu || !c->f_proc_rss || !c->f_proc_fds || !c->f_proc_start)
 		return -errno ? -errno : -EINVAL;

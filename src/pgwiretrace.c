@@ -77,8 +77,10 @@ struct pgwiretrace {
 	uint64_t tls_seen;		/* sockets not followed that carried TLS (PT_EV_PG_TLS_SEEN) */
 	uint64_t tls_not_pg;		/* of which not PostgreSQL's (sockpeer.h): no probes for them */
 	uint64_t tls_unknown_peer;	/* of which /proc could not tell: probed, as if PostgreSQL's */
-	uint16_t tls_other_port[4];	/* the first outgoing ports of those not PostgreSQL's: the summary
-					   names them, for --pg-ports */
+	struct pgwiretrace_port tls_other[PGWIRE_OTHER_PORTS];	/* those not PostgreSQL's, by the
+					   port they lead to (the first ones; the rest in tls_other_more): the
+					   summary and the collector name them, for --pg-ports */
+	uint64_t tls_other_more;
 	/*
 	 * Ports learned as PostgreSQL's: those that connections followed here lead to (a server on
 	 * another host, on a port neither the defaults nor --pg-ports name). An encrypted socket from
@@ -341,12 +343,12 @@ static void learn_port(struct pgwiretrace *p, pid_t pid, int fd)
 		encrypted(p, p->tls_wait[i].pid);
 		p->tls_wait[i].pid = 0;
 	}
-	/* the summary names the ports left alone: not this one now */
-	for (i = j = 0; i < ARRAY_SIZE(p->tls_other_port); i++)
-		if (p->tls_other_port[i] != sp.remote_port)
-			p->tls_other_port[j++] = p->tls_other_port[i];
-	while (j < ARRAY_SIZE(p->tls_other_port))
-		p->tls_other_port[j++] = 0;
+	/* the ports left alone: not this one now */
+	for (i = j = 0; i < ARRAY_SIZE(p->tls_other); i++)
+		if (p->tls_other[i].port != sp.remote_port)
+			p->tls_other[j++] = p->tls_other[i];
+	while (j < ARRAY_SIZE(p->tls_other))
+		p->tls_other[j++] = (struct pgwiretrace_port){ 0 };
 }
 
 static struct conn *conn_get(struct pgwiretrace *p, const struct pg_event *e, bool create)
@@ -427,15 +429,18 @@ static bool tls_socket_may_be_pg(struct pgwiretrace *p, pid_t pid, int fd)
 		p->tls_wait[k].fd = fd;
 		p->tls_wait[k].port = sp.remote_port;
 	}
-	if (sp.kind == SOCKPEER_TCP_OUT)
-		for (i = 0; i < ARRAY_SIZE(p->tls_other_port); i++) {
-			if (p->tls_other_port[i] == sp.remote_port)
-				break;
-			if (!p->tls_other_port[i]) {
-				p->tls_other_port[i] = sp.remote_port;
+	if (sp.kind == SOCKPEER_TCP_OUT) {
+		for (i = 0; i < ARRAY_SIZE(p->tls_other); i++) {
+			if (!p->tls_other[i].port)
+				p->tls_other[i].port = sp.remote_port;
+			if (p->tls_other[i].port == sp.remote_port) {
+				p->tls_other[i].sockets++;
 				break;
 			}
 		}
+		if (i == ARRAY_SIZE(p->tls_other))
+			p->tls_other_more++;
+	}
 	dlog("pid %d fd %d: TLS on a socket not PostgreSQL's (kind %d, port %u -> %u): not probed\n", (int)pid, fd,
 	     sp.kind, sp.local_port, sp.remote_port);
 	return false;
@@ -707,6 +712,17 @@ static void pgwiretrace_flush(void *ctx)
 {
 }
 
+unsigned pgwiretrace__tls_unread(const struct pgwiretrace *p, struct pgwiretrace_port *ports, uint64_t *more)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < PGWIRE_OTHER_PORTS; i++)
+		if (p->tls_other[i].port && p->tls_other[i].sockets)
+			ports[n++] = p->tls_other[i];
+	*more = p->tls_other_more;
+	return n;
+}
+
 void pgwiretrace__stats(struct pgwiretrace *p, struct pgwiretrace_stats *st)
 {
 	*st = p->st;
@@ -808,8 +824,8 @@ static void pgwiretrace_summary(void *ctx, FILE *f)
 
 		fprintf(f, " %llu TLS socket%s from before tracing led elsewhere than PostgreSQL (",
 			(unsigned long long)p->tls_not_pg, p->tls_not_pg == 1 ? "" : "s");
-		for (i = 0; i < ARRAY_SIZE(p->tls_other_port) && p->tls_other_port[i]; i++)
-			fprintf(f, "%s%u", i ? ", " : "ports ", p->tls_other_port[i]);
+		for (i = 0; i < ARRAY_SIZE(p->tls_other) && p->tls_other[i].port; i++)
+			fprintf(f, "%s%u", i ? ", " : "ports ", p->tls_other[i].port);
 		fprintf(f, "%s): not probed%s.", i ? "" : "accepted connections, unix sockets, or closed before seen",
 			i ? " (--pg-ports names PostgreSQL's)" : "");
 	}

@@ -58,4 +58,16 @@ extern const struct capability pgwiretrace_capability;
 
 void pgwiretrace__stats(struct pgwiretrace *p, struct pgwiretrace_stats *st);
 
+/*
+ * TLS sockets from before tracing left unread because they lead to no PostgreSQL port known
+ * (sockpeer.h), by the port they lead to: HTTPS mostly, or a PostgreSQL server on a port no rule
+ * names (--pg-ports). The first PGWIRE_OTHER_PORTS ports, then *more for the sockets to the rest.
+ */
+#define PGWIRE_OTHER_PORTS 8
+struct pgwiretrace_port {
+	uint16_t port;
+	uint64_t sockets;
+};
+unsigned pgwiretrace__tls_unread(const struct pgwiretrace *p, struct pgwiretrace_port *ports, uint64_t *more);
+
 #endif

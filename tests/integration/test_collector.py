@@ -247,13 +247,46 @@ def svg_top_self(svg):
     return max(selfs.items(), key=lambda kv: kv[1]) if selfs else (None, 0)
 
 
+# A Python process with a TLS connection to another service (tls_sink.py), opened before the
+# collector starts and written on after: HTTPS, not PostgreSQL's, left unread and counted by the
+# port it leads to.
+TLS_CLIENT = """
+import socket, sys
+sys.path.insert(0, sys.argv[1])
+from tls_sink import client_context
+s = client_context().wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[2]))))
+print("ready", flush=True)
+sys.stdin.readline()
+s.sendall(b"GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")
+sys.stdin.readline()
+"""
+
+
+def start_tls_pair(tmp):
+    sink = subprocess.Popen([PY, os.path.join(WORKLOADS, "tls_sink.py"), tmp], stdout=subprocess.PIPE, text=True)
+    port = int(sink.stdout.readline().split()[1])
+    cl = subprocess.Popen([PY, "-c", TLS_CLIENT, WORKLOADS, str(port)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          text=True)
+    if cl.stdout.readline().strip() != "ready":
+        raise RuntimeError("the TLS client did not connect")
+    return sink, cl, port
+
+
 def case_scrape(cluster, tmp):
+    sink, tls_cl, tls_port = start_tls_pair(tmp)
     col = Collector(tmp, "scrape", ["--report-interval", "5"])
     if not record("scrape: the collector serves /metrics", col.url is not None, col.t.stderr()[-600:]):
         col.stop()
+        for p in (sink, tls_cl):
+            p.kill()
+            p.wait()
         return
     g = f = prom = None
     try:
+        # the TLS client writes once it is followed (it was found by the collector's scan)
+        wait_for(lambda: re.search(r"pid %d: following" % tls_cl.pid, col.t.stderr()), 10)
+        tls_cl.stdin.write("go\n")
+        tls_cl.stdin.flush()
         g, dport = start_django(cluster, tmp, "scrape", env_extra={"OTEL_SERVICE_NAME": "recipes-django"})
         f, fport = start_flask(cluster, tmp)
         ok = wait_http(dport, "/health/") and wait_http(fport, "/health/")
@@ -323,6 +356,10 @@ def case_scrape(cluster, tmp):
                str([v for v in labels if v in pids or re.search(r"'|\b999\b", v)][:5]))
         record("scrape: CPU samples per service", metric(ms, "pytrace_cpu_samples_total", service_name="recipes-django") > 0,
                str([k for k in ms if k[0] == "pytrace_cpu_samples_total"]))
+        record("scrape: an HTTPS connection from before the collector, left unread, counted by its port "
+               "(pytrace_tls_sockets_unread{server_port=\"%d\"} 1)" % tls_port,
+               metric(ms, "pytrace_tls_sockets_unread", server_port=str(tls_port)) == 1,
+               str([(k, v) for k, v in ms.items() if k[0] == "pytrace_tls_sockets_unread"]))
 
         # formats
         for fmt, accept in (("text 0.0.4", None), ("OpenMetrics 1.0", "application/openmetrics-text;version=1.0.0")):
@@ -424,6 +461,9 @@ def case_scrape(cluster, tmp):
         for p in (g, f):
             if p:
                 stop_proc(p)
+        for p in (sink, tls_cl):
+            p.kill()
+            p.wait()
 
 
 def case_cli_pprof(cluster, tmp):
