@@ -19,6 +19,7 @@
 #include "flamegraph.h"
 #include "flamering.h"
 #include "hash.h"
+#include "httptrace.h"
 #include "jsonw.h"
 #include "pgwiretrace.h"
 #include "pidtab.h"
@@ -74,7 +75,8 @@ struct collector {
 	struct prom_registry *reg;
 	struct prom_family *f_http, *f_db, *f_qpr, *f_n1, *f_cpu;
 	struct prom_family *f_procs, *f_services, *f_lost, *f_dropped_stacks, *f_map_entries, *f_map_max;
-	struct prom_family *f_tls_unread;
+	struct prom_family *f_tls_unread, *f_unattr;
+	uint64_t unattr_before[6];	/* UNATTR's counts of the windows before this one */
 	uint16_t tls_ports_shown[2 * PGWIRE_OTHER_PORTS];	/* server_port values set so far: one no
 							   longer reported (learned as PostgreSQL's) goes to 0 */
 	struct prom_family *f_build, *f_proc_cpu, *f_proc_rss, *f_proc_fds, *f_proc_start;
@@ -611,6 +613,45 @@ static void update_maps(struct collector *c)
 	}
 }
 
+/*
+ * pytrace_db_operations_unattributed: statements given to no request, by why (requests.h). Where a
+ * server's statements all land here (uvloop, Starlette's BaseHTTPMiddleware: README), its
+ * per-request metrics and N+1 counts are empty for that reason, not for want of statements.
+ */
+static const char *const UNATTR[] = { "outside_requests", "thread_served_several", "task_unknown", "task_ambiguous",
+				      "no_response", "buffer_full" };
+_Static_assert(sizeof(UNATTR) / sizeof(UNATTR[0]) == sizeof(((struct collector *)0)->unattr_before) / sizeof(uint64_t),
+	       "one count kept per reason");
+
+static void unattr_counts(struct collector *c, uint64_t *n)
+{
+	struct httptrace *h = session__cap(c->session, "http");
+	struct httptrace_stats st;
+
+	memset(n, 0, sizeof(uint64_t) * ARRAY_SIZE(UNATTR));
+	if (!h)
+		return;
+	httptrace__stats(h, &st);
+	n[0] = st.req.queries_outside;
+	n[1] = st.req.queries_unattributed;
+	n[2] = st.req.queries_task_unknown;
+	n[3] = st.req.queries_ambiguous;
+	n[4] = st.req.queries_no_response;
+	n[5] = st.req.queries_dropped;
+}
+
+static void update_unattr(struct collector *c)
+{
+	uint64_t n[ARRAY_SIZE(UNATTR)];
+
+	unattr_counts(c, n);
+	for (size_t i = 0; i < ARRAY_SIZE(UNATTR); i++) {
+		const char *values[1] = { UNATTR[i] };
+
+		prom_family__set(c->f_unattr, values, (double)(c->unattr_before[i] + n[i]));
+	}
+}
+
 /* pytrace_tls_sockets_unread: by the port each leads to, the sockets beyond the first ports as "other" */
 static void update_tls_unread(struct collector *c)
 {
@@ -667,6 +708,7 @@ static void update_gauges(struct collector *c)
 		prom_family__set(c->f_lost, values, session__counter(c->session, lost[i].cnt));
 	}
 	update_tls_unread(c);
+	update_unattr(c);
 	for (unsigned i = 0; i < c->nsvcs; i++)
 		live += c->svcs[i].procs;
 	prom_family__set(c->f_procs, NULL, live);
@@ -715,6 +757,14 @@ static void end_window(struct collector *c)
 	}
 	free(buf);
 	c->st.windows++;
+	{
+		uint64_t n[ARRAY_SIZE(UNATTR)];
+
+		/* the window's counts go with its reset: kept here, the counter goes on */
+		unattr_counts(c, n);
+		for (size_t i = 0; i < ARRAY_SIZE(UNATTR); i++)
+			c->unattr_before[i] += n[i];
+	}
 	session__reset(c->session);
 	c->window_start = end;
 	/*
@@ -775,6 +825,7 @@ static const char *const L_N1[] = { "service_name", "http_request_method", "http
 				     "code_function_name", "code_file_path", "code_line_number" };
 static const char *const L_KIND[] = { "kind" };
 static const char *const L_PORT[] = { "server_port" };
+static const char *const L_REASON[] = { "reason" };
 static const char *const L_MAP[] = { "map" };
 static const char *const L_VERSION[] = { "version" };
 static const double QPR_BUCKETS[] = { 0, 1, 2, 3, 5, 10, 20, 50, 100, 200, 500 };
@@ -809,6 +860,8 @@ static int make_families(struct collector *c)
 	c->f_services = family(c, "pytrace_services", "Distinct services seen (capped, then counted as other).", NULL, PROM_GAUGE, NULL, 0, NULL, 0);
 	c->f_lost = family(c, "pytrace_events_lost", "Events the BPF side could not hand over (ring buffer or map full), by kind.",
 			   NULL, PROM_COUNTER, L_KIND, ARRAY_SIZE(L_KIND), NULL, 0);
+	c->f_unattr = family(c, "pytrace_db_operations_unattributed", "Database statements given to no HTTP request, by reason: outside_requests (sent while the thread served none: background work), thread_served_several, task_unknown (uvloop), task_ambiguous, no_response (Starlette's BaseHTTPMiddleware), buffer_full.",
+			     NULL, PROM_COUNTER, L_REASON, ARRAY_SIZE(L_REASON), NULL, 0);
 	c->f_tls_unread = family(c, "pytrace_tls_sockets_unread", "Encrypted sockets from before tracing left unread: they lead to no port known as PostgreSQL's (HTTPS, or a PostgreSQL server on a port --pg-ports does not name), by that port.",
 				 NULL, PROM_GAUGE, L_PORT, ARRAY_SIZE(L_PORT), NULL, 0);
 	c->f_dropped_stacks = family(c, "pytrace_profile_stacks_dropped", "Samples folded into an overflow stack: a profile interval held its cap of distinct stacks.",
@@ -827,7 +880,7 @@ static int make_families(struct collector *c)
 	c->f_proc_start = family(c, "process_start_time_seconds", "Start time of the collector since the Unix epoch in seconds.",
 				 "seconds", PROM_GAUGE, NULL, 0, NULL, 0);
 	if (!c->f_http || !c->f_db || !c->f_qpr || !c->f_n1 || !c->f_cpu || !c->f_procs || !c->f_services ||
-	    !c->f_tls_unread ||
+	    !c->f_tls_unread || !c->f_unattr ||
 	    !c->f_lost || !c->f_dropped_stacks || !c->f_map_entries || !c->f_map_max || !c->f_build ||
 	    !c->f_proc_cpu || !c->f_proc_rss || !c->f_proc_fds || !c->f_proc_start)
 		return -errno ? -errno : -EINVAL;

@@ -658,7 +658,9 @@ static int out_json(FILE *f, void *c)
  * PYTRACE_BTF: a kernel BTF file; PYTRACE_MAX_PROCS: processes followed at once;
  * PYTRACE_AHEAD_TTL_MS: how long libpq probes ahead live; PYTRACE_HTTP_HOOK: "raw" for the raw
  * syscall tracepoints (tests; empty or "auto": the default); PYTRACE_UPROBES: "perf" attaches uprobes
- * as perf events even where uprobe_multi links work (tests).
+ * as perf events even where uprobe_multi links work (tests); PYTRACE_TASK_HOLD_MS: how long a
+ * statement of a process going by task waits for its task's response before it is counted
+ * unattributed (30 s; tests shorten it).
  */
 static int read_knobs(struct session_opts *o)
 {
@@ -686,6 +688,15 @@ static int read_knobs(struct session_opts *o)
 			return -EINVAL;
 		}
 		o->sql.ahead_ttl_ns = n * 1000000ULL;
+	}
+	if ((v = getenv("PYTRACE_TASK_HOLD_MS")) && v[0]) {
+		errno = 0;
+		n = strtoull(v, &end, 10);
+		if (errno || *end || n < 100 || n > 3600000) {
+			elog("invalid PYTRACE_TASK_HOLD_MS '%s' (expected 100 to 3600000)\n", v);
+			return -EINVAL;
+		}
+		o->http.req.task_hold_ns = n * 1000000ULL;
 	}
 	if ((v = getenv("PYTRACE_HTTP_HOOK")) && v[0]) {
 		if (strcmp(v, "raw") && strcmp(v, "auto")) {

@@ -13,7 +13,7 @@
 #define REQ_PATS	32	/* distinct (pattern, call site) pairs counted per request */
 #define THREAD_QUERIES	1024	/* statements buffered per thread until its response */
 #define TASK_RESPS	64	/* responses remembered per thread with the task that wrote them */
-#define TASK_HOLD_NS	(30 * 1000000000ULL)	/* a statement no task's response claimed goes then */
+#define TASK_HOLD_NS	(30 * 1000000000ULL)	/* default task_hold_ns (requests.h) */
 #define LINE_MAX_	(2 * 256)	/* a request line split over reads */
 #define MAX_STRINGS	16384	/* interned patterns and call sites */
 #define MAX_AGGS	2000	/* (method, route, status) kept */
@@ -233,6 +233,8 @@ struct requests *requests__new(const struct requests_opts *o)
 	if (!r)
 		return NULL;
 	r->o = *o;
+	if (!r->o.task_hold_ns)
+		r->o.task_hold_ns = TASK_HOLD_NS;
 	if (!r->o.n1_threshold)
 		r->o.n1_threshold = 5;
 	if (!r->o.max_routes)
@@ -1049,7 +1051,7 @@ void requests__query_task(struct requests *r, uint32_t pid, uint32_t tid, uint64
 #define POOL_PIDS 64
 
 /*
- * Statements no task's response claimed within TASK_HOLD_NS (or at all, at the end) go. So do
+ * Statements no task's response claimed within task_hold_ns (or at all, at the end) go. So do
  * those of threads that never read or answered a request in a process whose requests go by task:
  * a thread pool's (Starlette's run_in_threadpool, asgiref's sync_to_async), whose work for a
  * request the loop thread answers; nothing ties the two (counted apart, as queries_pool).
@@ -1110,8 +1112,8 @@ void requests__tick(struct requests *r, uint64_t now_ns)
 	r->last_tick = now_ns;
 	if (r->o.log)
 		fflush(r->o.log);
-	if (now_ns > TASK_HOLD_NS)
-		expire_unclaimed(r, now_ns - TASK_HOLD_NS);
+	if (now_ns > r->o.task_hold_ns)
+		expire_unclaimed(r, now_ns - r->o.task_hold_ns);
 	for (i = 0; i < r->nconn_slots; i++) {
 		struct conn *c = r->conns[i];
 

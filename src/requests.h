@@ -53,6 +53,8 @@ struct requests_opts {
 	unsigned max_threads;		/* threads with statements kept (default 1024) */
 	bool show_query;		/* keep query strings of paths in the log and -v lines */
 	uint64_t idle_ns;		/* a response with no news this long is complete (default 1 s) */
+	uint64_t task_hold_ns;		/* by task: a statement no response claimed this long is counted
+					   unattributed (default 30 s) */
 	FILE *log;			/* one JSON line per request, or NULL */
 	FILE *lines;			/* one text line per request (-v), or NULL */
 	requests_last_write_fn last_write;	/* optional */

@@ -88,6 +88,8 @@ def case_bad_input(t, tmp):
     expect("bad input: --no-samples with a flame graph refused", p, 64, "--no-samples excludes")
     p, _ = run(["-p", str(t.pid), "-d", "1"], env={"PYTRACE_MAX_PROCS": "abc"})
     expect("bad input: invalid PYTRACE_MAX_PROCS refused", p, 2, "invalid PYTRACE_MAX_PROCS 'abc'")
+    p, _ = run(["-p", str(t.pid), "-d", "1"], env={"PYTRACE_TASK_HOLD_MS": "5"})
+    expect("bad input: PYTRACE_TASK_HOLD_MS below 100 ms refused", p, 2, "invalid PYTRACE_TASK_HOLD_MS '5'")
     p, _ = run(["-p", str(t.pid), "-d", "1"], env={"PYTRACE_HTTP_HOOK": "kprobe"})
     expect("bad input: invalid PYTRACE_HTTP_HOOK refused", p, 2, "invalid PYTRACE_HTTP_HOOK 'kprobe'")
     p, _ = run(["-p", str(t.pid), "-d", "1"], env={"PYTRACE_UPROBES": "fast"})
