@@ -335,8 +335,9 @@ static void on_query(void *cc, const struct sql_query *q, const char *const *fra
 	if (!pattern)
 		return;
 	c->st.statements++;
+	/* state is "", "error" or a 5-character SQLSTATE: its fifth byte only when it is not "" */
 	h = hash64_mix((uintptr_t)pattern ^ ((uint64_t)svc << 48) ^ ((uint64_t)(uint8_t)state[0] << 40) ^
-		     ((uint64_t)(uint8_t)state[4] << 32));
+		     ((uint64_t)(state[0] ? (uint8_t)state[4] : 0) << 32));
 	e = &c->series[h & (SERIES_CACHE - 1)];
 	if (e->pattern != pattern || e->svc != svc || strcmp(e->state, state) || !e->series) {
 		const struct query_summary *sum = summary_of(c, pattern, q->text, q->len, q->truncated);
