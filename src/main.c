@@ -662,42 +662,43 @@ static int out_json(FILE *f, void *c)
  * statement of a process going by task waits for its task's response before it is counted
  * unattributed (30 s; tests shorten it).
  */
+/* A numeric knob: 0 and *out untouched if unset or empty, 0 and *out set if in [lo, hi], else -EINVAL. */
+static int knob_ull(const char *name, unsigned long long lo, unsigned long long hi, unsigned long long *out)
+{
+	const char *v = getenv(name);
+	char *end;
+	unsigned long long n;
+
+	if (!v || !v[0])
+		return 0;
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	if (errno || *end || n < lo || n > hi) {
+		elog("invalid %s '%s' (expected %llu to %llu)\n", name, v, lo, hi);
+		return -EINVAL;
+	}
+	*out = n;
+	return 0;
+}
+
 static int read_knobs(struct session_opts *o)
 {
 	const char *v;
-	char *end;
-	unsigned long long n;
+	unsigned long long procs = 0, ahead_ms = 0, hold_ms = 0;
 
 	o->btf_path = getenv("PYTRACE_BTF");
 	if (o->btf_path && !o->btf_path[0])
 		o->btf_path = NULL;
-	if ((v = getenv("PYTRACE_MAX_PROCS")) && v[0]) {
-		errno = 0;
-		n = strtoull(v, &end, 10);
-		if (errno || *end || n < 16 || n > (1U << 22)) {
-			elog("invalid PYTRACE_MAX_PROCS '%s' (expected 16 to %u)\n", v, 1U << 22);
-			return -EINVAL;
-		}
-		o->max_procs = n;
-	}
-	if ((v = getenv("PYTRACE_AHEAD_TTL_MS")) && v[0]) {
-		errno = 0;
-		n = strtoull(v, &end, 10);
-		if (errno || *end || n < 1 || n > 3600000) {
-			elog("invalid PYTRACE_AHEAD_TTL_MS '%s' (expected 1 to 3600000)\n", v);
-			return -EINVAL;
-		}
-		o->sql.ahead_ttl_ns = n * 1000000ULL;
-	}
-	if ((v = getenv("PYTRACE_TASK_HOLD_MS")) && v[0]) {
-		errno = 0;
-		n = strtoull(v, &end, 10);
-		if (errno || *end || n < 100 || n > 3600000) {
-			elog("invalid PYTRACE_TASK_HOLD_MS '%s' (expected 100 to 3600000)\n", v);
-			return -EINVAL;
-		}
-		o->http.req.task_hold_ns = n * 1000000ULL;
-	}
+	if (knob_ull("PYTRACE_MAX_PROCS", 16, 1U << 22, &procs) ||
+	    knob_ull("PYTRACE_AHEAD_TTL_MS", 1, 3600000, &ahead_ms) ||
+	    knob_ull("PYTRACE_TASK_HOLD_MS", 100, 3600000, &hold_ms))
+		return -EINVAL;
+	if (procs)
+		o->max_procs = procs;
+	if (ahead_ms)
+		o->sql.ahead_ttl_ns = ahead_ms * 1000000ULL;
+	if (hold_ms)
+		o->http.req.task_hold_ns = hold_ms * 1000000ULL;
 	if ((v = getenv("PYTRACE_HTTP_HOOK")) && v[0]) {
 		if (strcmp(v, "raw") && strcmp(v, "auto")) {
 			elog("invalid PYTRACE_HTTP_HOOK '%s' (expected raw or auto)\n", v);
