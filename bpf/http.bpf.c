@@ -144,12 +144,21 @@ static __always_inline bool is_method(__u32 w)
  * outermost coroutine frame and outermost frame (pystack.bpf.h), so that the loader can give the
  * response the statements that the same task sent (src/requests.h). One walk per response.
  */
-static __always_inline void task_keys(struct http_event *e, __u32 pid)
+static __always_inline void task_keys(struct http_event *e, __u32 pid, struct http_conn *conn)
 {
 	struct pt_proc *proc = bpf_map_lookup_elem(&procs, &pid);
 	struct pt_stack *st;
 	__u32 zero = 0;
 
+	/* queued by transport.write() in the task, written now by the loop (uvloop_write below) */
+	if (conn->w_ts && e->ts - conn->w_ts < HTTP_QUEUED_TTL_NS) {
+		e->task_frame = conn->w_task;
+		e->root_frame = conn->w_root;
+		e->route_obj = conn->w_route;
+		conn->w_ts = 0;
+		pt_count(PT_CNT_HTTP_QUEUED);
+		return;
+	}
 	e->task_frame = 0;
 	e->root_frame = 0;
 	e->route_obj = 0;
@@ -166,7 +175,7 @@ static __always_inline void task_keys(struct http_event *e, __u32 pid)
 }
 
 static __always_inline void emit(__u32 type, __u32 pid, __u32 tid, __s32 fd, __u64 ts,
-				 const struct http_conn *conn, __u32 flags, __u64 len, __u64 buf, __u64 cap)
+				 struct http_conn *conn, __u32 flags, __u64 len, __u64 buf, __u64 cap)
 {
 	struct http_event *e;
 	__u32 zero = 0;
@@ -186,7 +195,7 @@ static __always_inline void emit(__u32 type, __u32 pid, __u32 tid, __s32 fd, __u
 	e->len = len;
 	e->pad = 0;
 	if (type == PT_EV_HTTP_RESP) {
-		task_keys(e, pid);
+		task_keys(e, pid, conn);
 	} else {
 		e->task_frame = 0;
 		e->root_frame = 0;
@@ -279,6 +288,59 @@ static __always_inline int on_exit(long nr, struct pt_regs *regs, long ret)
 		conn->last_write_ts = now;
 		conn->resp_bytes += ret;
 	}
+	return 0;
+}
+
+/*
+ * uvloop's UVStream.write(self, data), a METH_O C function (its address: src/httptrace.c). uvloop
+ * buffers a small write and a loop callback flushes it after the ready callbacks have run, so
+ * the write syscall of a response happens outside the task that made it, where no stack names
+ * that task. Here, in the task, the response's start ("HTTP/1.") is seen as it is queued: the
+ * writer's task keys are noted on its connection for the write that sends it (task_keys).
+ *
+ * The connection's fd is read from the transport: a Cython extension type whose first field, after
+ * the object's head and its vtable pointer, is its libuv handle (uv_handle_t *); in libuv 1.x's
+ * uv_tcp_t (and uv_pipe_t) the fd is io_watcher.fd, at byte 184 on x86_64. Only a connection the
+ * HTTP programs follow (accepted by this process) is looked at, and only a bytes object that
+ * starts a response: an unmatched layout finds neither.
+ */
+const volatile __u32 uv_handle_off = 24;
+const volatile __u32 uv_fd_off = 184;
+const volatile __u32 bytes_data_off = 32;	/* PyBytesObject.ob_sval, 3.8-3.15 */
+
+SEC("uprobe")
+int uvloop_write(struct pt_regs *ctx)
+{
+	__u64 transport = PT_REGS_PARM1(ctx), data = PT_REGS_PARM2(ctx);
+	__u32 pid = bpf_get_current_pid_tgid() >> 32, zero = 0;
+	struct http_conn_key key = { .pid = pid };
+	struct http_conn *conn;
+	struct pt_proc *proc;
+	struct pt_stack *st;
+	__u64 handle = 0, head = 0;
+	__s32 fd = -1;
+
+	if (!pt_is_tracked(pid) ||
+	    bpf_probe_read_user(&handle, sizeof(handle), (void *)(transport + uv_handle_off)) || !handle ||
+	    bpf_probe_read_user(&fd, sizeof(fd), (void *)(handle + uv_fd_off)) || fd < 0)
+		return 0;
+	key.fd = fd;
+	conn = bpf_map_lookup_elem(&conns, &key);
+	if (!conn)
+		return 0;
+	/* "HTTP/1." */
+	if (bpf_probe_read_user(&head, 7, (void *)(data + bytes_data_off)) || head != 0x2e312f50545448ULL)
+		return 0;
+	proc = bpf_map_lookup_elem(&procs, &pid);
+	st = bpf_map_lookup_elem(&resp_stack, &zero);
+	if (!proc || !st)
+		return 0;
+	st->flags = 0;
+	pt_walk_stack(bpf_get_current_task_btf(), proc, st);
+	conn->w_task = st->task_frame;
+	conn->w_root = st->root_frame;
+	conn->w_route = st->route_obj;
+	conn->w_ts = bpf_ktime_get_ns();
 	return 0;
 }
 

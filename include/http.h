@@ -9,6 +9,7 @@
 #define HTTP_STATUS_PREFIX 16	/* "HTTP/1.1 200 OK": enough for the status code */
 #define HTTP_MAX_CONNS	65536	/* connections followed at once (BPF hash map) */
 #define HTTP_CONT_READS	2	/* reads after a request start sent along, for split request lines */
+#define HTTP_QUEUED_TTL_NS 1000000000ULL	/* how long a queued response's writer is kept (w_ts) */
 
 enum http_event_type {
 	PT_EV_HTTP_REQ = PT_EV_HTTP_FIRST,	/* a read that starts a request (or may: too short to tell) */
@@ -32,6 +33,13 @@ struct http_conn {
 	__u64 resp_bytes;	/* bytes written since the last response start */
 	__u32 phase;		/* HTTP_PH_* */
 	__u32 cont_left;	/* continuation reads still to send (HTTP_CONT_READS) */
+	/*
+	 * Who queued the response the connection is about to write, for event loops that write
+	 * outside the task (uvloop: a loop callback flushes what transport.write() buffered): the
+	 * task keys of the writer's stack at transport.write(), noted by bpf/http.bpf.c's
+	 * uvloop_write probe and taken by the write that starts the response. w_ts 0: none.
+	 */
+	__u64 w_task, w_root, w_route, w_ts;
 };
 
 struct http_conn_key {

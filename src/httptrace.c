@@ -17,7 +17,9 @@
 #include "routes.h"
 #include "session.h"
 #include "tracefs.h"
+#include "uprobe.h"
 #include "util.h"
+#include "uvwrite.h"
 
 /*
  * Route objects whose templates were read (routes.h), by (pid, address): direct-mapped, a new
@@ -44,6 +46,7 @@ struct httptrace {
 	bool per_syscall;	/* per-syscall tracepoints; else raw syscall tracepoints */
 	struct route_slot routes[ROUTE_SLOTS];
 	uint64_t route_reads, route_errors;
+	struct uvwrite *uv;	/* uvloop's transport.write, probed (uvwrite.h) */
 };
 
 /* Open and load the object with one set of programs: per-syscall ("tp_") or raw ("http_sys_"). */
@@ -59,9 +62,19 @@ static int open_load(struct httptrace *h, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot open the HTTP BPF object: %s", strerror(errno));
 		return ret;
 	}
-	bpf_object__for_each_program(prog, h->skel->obj)
-		bpf_program__set_autoload(prog, strncmp(bpf_program__name(prog), "tp_", 3) ? !h->per_syscall :
-					  h->per_syscall);
+	bpf_object__for_each_program(prog, h->skel->obj) {
+		const char *name = bpf_program__name(prog);
+
+		if (!strncmp(name, "tp_", 3))
+			bpf_program__set_autoload(prog, h->per_syscall);
+		else if (!strncmp(name, "http_sys_", 9))
+			bpf_program__set_autoload(prog, !h->per_syscall);
+	}
+	if (uprobe__prepare(h->skel->progs.uvloop_write, uprobe__kind())) {
+		ret = -errno;
+		snprintf(err, errlen, "cannot prepare the uvloop probe: %s", strerror(errno));
+		return ret;
+	}
 	ret = session_maps__reuse(session__maps(h->session), h->skel->obj, err, errlen);
 	if (ret)
 		return ret;
@@ -115,6 +128,11 @@ static void *httptrace_open(struct session *ss, const struct session_opts *so, c
 	}
 	if (ret)
 		goto fail;
+	h->uv = uvwrite__new(ss, h->skel->progs.uvloop_write);
+	if (!h->uv) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
 	return h;
 fail:
 	httptrace_free(h);
@@ -208,6 +226,7 @@ static void httptrace_tick(void *c, uint64_t now)
 	struct httptrace *h = c;
 
 	requests__tick(h->req, now);
+	uvwrite__tick(h->uv, now);
 }
 
 static void httptrace_reset(void *c)
@@ -232,9 +251,25 @@ static void forget_routes(struct httptrace *h, pid_t pid)
 			h->routes[i].obj = 0;
 }
 
+static void httptrace_on_python(void *c, const struct proc *p)
+{
+	struct httptrace *h = c;
+
+	uvwrite__add(h->uv, (pid_t)p->pid);
+}
+
+static void httptrace_on_fork(void *c, const struct proc *child, const struct proc *parent)
+{
+	(void)parent;
+	httptrace_on_python(c, child);
+}
+
 static void httptrace_on_exec(void *c, pid_t pid)
 {
-	forget_routes(c, pid);
+	struct httptrace *h = c;
+
+	forget_routes(h, pid);
+	uvwrite__forget(h->uv, pid);
 }
 
 static void httptrace_on_exit(void *c, pid_t pid)
@@ -246,6 +281,7 @@ static void httptrace_on_exit(void *c, pid_t pid)
 
 	requests__forget_pid(h->req, pid);
 	forget_routes(h, pid);
+	uvwrite__forget(h->uv, pid);
 	/* The exited process's connections: its close() calls were never seen (exit closes). */
 	while (!bpf_map_get_next_key(fd, first ? NULL : &k, &next)) {
 		if (!first && k.pid == (uint32_t)pid)
@@ -265,6 +301,8 @@ void httptrace__stats(struct httptrace *h, struct httptrace_stats *st)
 	st->conns_dropped = session__counter(h->session, PT_CNT_HTTP_CONN_DROPPED);
 	st->route_reads = h->route_reads;
 	st->route_errors = h->route_errors;
+	st->queued_writers = session__counter(h->session, PT_CNT_HTTP_QUEUED);
+	uvwrite__stats(h->uv, &st->uvloop);
 	requests__stats(h->req, &st->req);
 }
 
@@ -279,6 +317,7 @@ static void httptrace_free(void *c)
 
 	if (!h)
 		return;
+	uvwrite__free(h->uv);
 	http_bpf__destroy(h->skel);
 	requests__free(h->req);
 	free(h);
@@ -297,6 +336,13 @@ static void httptrace_json(void *c, struct jsonw *w)
 	jsonw__uint_field(w, "connections_not_followed", st.conns_dropped);
 	jsonw__uint_field(w, "route_template_reads", st.route_reads);
 	jsonw__uint_field(w, "route_template_errors", st.route_errors);
+	jsonw__name(w, "uvloop");
+	jsonw__start_object(w);
+	jsonw__uint_field(w, "processes_probed", st.uvloop.processes);
+	jsonw__uint_field(w, "processes_failed", st.uvloop.failed);
+	jsonw__uint_field(w, "processes_not_looked_at", st.uvloop.dropped);
+	jsonw__uint_field(w, "responses_writer_from_probe", st.queued_writers);
+	jsonw__end_object(w);
 	jsonw__name(w, "assembly");
 	requests__write_summary_json(h->req, w);
 	jsonw__end_object(w);
@@ -349,6 +395,8 @@ const struct capability httptrace_capability = {
 	.open = httptrace_open,
 	.attach = httptrace_attach,
 	.on_event = httptrace_event,
+	.on_python = httptrace_on_python,
+	.on_fork = httptrace_on_fork,
 	.on_exec = httptrace_on_exec,
 	.on_exit = httptrace_on_exit,
 	.tick = httptrace_tick,

@@ -352,6 +352,42 @@ int pythreads__method_code(const struct py_layout *l, const struct mem_reader *m
 	return ret ?: read_ptr(mr, func + l->func_code, -ENOENT, code);
 }
 
+/*
+ * A method_descriptor (Objects/descrobject.c): PyDescr_COMMON (the object's head, d_type, d_name,
+ * d_qualname), then d_method, the PyMethodDef {ml_name, ml_meth, ml_flags, ml_doc}: the same in
+ * 3.8-3.15 (Include/cpython/descrobject.h, Include/methodobject.h).
+ */
+#define DESCR_METHOD	40
+#define MDEF_METH	8
+#define MDEF_FLAGS	16
+#define PY_METH_O	0x0008
+#define PY_METH_CALLS	0x008f	/* METH_VARARGS | KEYWORDS | NOARGS | O | FASTCALL */
+
+int pythreads__method_cfunc(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime,
+			    const char *module, const char *cls, const char *method, uint64_t *addr)
+{
+	uint64_t md, type, td, descr, def, name, fn;
+	uint32_t flags = 0;
+	char buf[16];
+	int ret = module_dict(l, mr, runtime, module, &md);
+
+	ret = ret ?: pythreads__dict_get(l, mr, md, cls, &type);
+	ret = ret ?: read_ptr(mr, type + l->tp_dict, -ENOENT, &td);
+	ret = ret ?: pythreads__dict_get(l, mr, td, method, &descr);
+	ret = ret ?: read_ptr(mr, descr + DESCR_METHOD, -EINVAL, &def);
+	ret = ret ?: read_ptr(mr, def, -EINVAL, &name);
+	ret = ret ?: read_ptr(mr, def + MDEF_METH, -EINVAL, &fn);
+	ret = ret ?: mem_read(mr, def + MDEF_FLAGS, &flags, sizeof(flags));
+	if (ret)
+		return ret;
+	/* the PyMethodDef names the method it is (a C string), and takes one argument */
+	if (mem_read(mr, name, buf, sizeof(buf)) || memchr(buf, 0, sizeof(buf)) == NULL || strcmp(buf, method) ||
+	    (flags & PY_METH_CALLS) != PY_METH_O)
+		return -EINVAL;
+	*addr = fn;
+	return 0;
+}
+
 struct reading {
 	const struct py_layout *l;
 	const struct mem_reader *mr;

@@ -55,6 +55,15 @@ int pythreads__attr(const struct py_layout *l, const struct mem_reader *mr, uint
  */
 int pythreads__method_code(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime,
 			   const char *module, const char *cls, const char *method, uint64_t *code);
+/*
+ * The C function behind module.cls.method, a method of an extension type (a method_descriptor
+ * in the type's own dict) taking one argument (METH_O): its address in the process, to probe.
+ * 0, -ENOENT (not imported, no such method), -EINVAL (not such a method), -EAGAIN or the
+ * reader's error.
+ */
+int pythreads__method_cfunc(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime,
+			    const char *module, const char *cls, const char *method, uint64_t *addr);
+
 /* An int object's value (|value| < 2^63): 0 or -errno. */
 int pythreads__read_long(const struct py_layout *l, const struct mem_reader *mr, uint64_t addr, int64_t *v);
 

@@ -59,6 +59,7 @@ SERVICES = [
     ("uvicorn-fastapi-psycopg", "uvicorn-fastapi", "psycopg"),
     ("uvicorn-fastapi-asyncpg", "uvicorn-fastapi", "asyncpg"),
     ("uvicorn-uvloop-fastapi-asyncpg", "uvicorn-uvloop-fastapi", "asyncpg"),
+    ("uvicorn-uvloop-fastapi-psycopg", "uvicorn-uvloop-fastapi", "psycopg"),
     ("hypercorn-starlette-psycopg", "hypercorn", "psycopg"),
     ("aiohttp-aiopg", "aiohttp", "aiopg"),
     ("gunicorn-gevent-pg8000", "gevent", "pg8000"),
@@ -79,9 +80,11 @@ INSERT INTO async_items SELECT g, g FROM generate_series(1, %d) g;
 def route_ids(server):
     """How the tool names the id segment of server's routes: the framework's own route template
     where its response is written in the route's task (Starlette's and FastAPI's `{rid}`, from
-    Route.handle's route: src/routes.h), else the folded path's `{id}` (aiohttp, gunicorn's gevent
-    WSGI, waitress, plain asyncio; and uvloop, which writes from a loop callback, outside the task)."""
-    return "{rid}" if server in ("uvicorn-starlette", "uvicorn-fastapi", "uvicorn-fastapi-def", "hypercorn") else "{id}"
+    Route.handle's route: src/routes.h; on uvloop, which writes from a loop callback, from the
+    task's stack where it queued the response: src/uvwrite.h), else the folded path's `{id}`
+    (aiohttp, gunicorn's gevent WSGI, waitress, plain asyncio)."""
+    return "{rid}" if server in ("uvicorn-starlette", "uvicorn-fastapi", "uvicorn-uvloop-fastapi", "uvicorn-fastapi-def",
+                                 "hypercorn") else "{id}"
 
 
 def route_of(path, ids="{id}"):
@@ -453,9 +456,16 @@ def check(name, p, port, tmp, app_path, marker, warm=False, pool=False, ids="{id
                    json.dumps(asm) + " given to " + " ".join(given[:5]))
             return
         if "uvloop" in name:
-            # uvloop writes every buffer from a loop callback at the end of the loop's iteration:
-            # neither a statement nor a response leaves from its task's stack. Nothing is known of
-            # who sent what, and nothing may be given by guess.
+            # uvloop writes every buffer from a loop callback at the end of the loop's iteration,
+            # outside the task that queued it: its transport.write() is probed (src/uvwrite.h), and
+            # the task that queued each response start is taken from there.
+            uv = doc["http"].get("uvloop", {})
+            record(name + ": uvloop's transport.write probed, every response's writer taken from it",
+                   uv.get("processes_probed") == 1 and
+                   uv.get("responses_writer_from_probe") == CLIENTS * sum(PER_CLIENT.values()), json.dumps(uv))
+        if "uvloop" in name and "asyncpg" in name:
+            # asyncpg's statements are written by the same loop callback: they leave from no
+            # task's stack either (issue 14). Nothing may be given by guess.
             given = [pa for pa, l in lines.items() if l["queries"]]
             record(name + ": every statement unattributed (its task unknown), none given to a request",
                    asm["queries_attributed"] == 0 and not given and

@@ -1,0 +1,166 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include "procmaps.h"
+#include "procmem.h"
+#include "procs.h"
+#include "pythreads.h"
+#include "session.h"
+#include "uprobe.h"
+#include "util.h"
+#include "uvwrite.h"
+
+#define MAX_PROCS 256	/* processes looked at at once (the rest counted as dropped) */
+#define GAP_MIN_NS (1000 * 1000000ULL)
+#define GAP_MAX_NS (64 * 1000000000ULL)
+
+/* The method probed: the base class of uvloop's TCP, pipe and TLS-less stream transports. */
+#define UV_MODULE "uvloop.loop"
+#define UV_CLASS "UVStream"
+#define UV_METHOD "write"
+
+struct uv_proc {
+	pid_t pid;		/* 0: free */
+	bool done;		/* probed, or given up on */
+	uint64_t next_ns, gap_ns;
+	struct uprobe link;
+};
+
+struct uvwrite {
+	struct session *s;
+	const struct bpf_program *prog;
+	enum uprobe_kind kind;
+	struct uv_proc procs[MAX_PROCS];
+	struct uvwrite_stats st;
+};
+
+struct uvwrite *uvwrite__new(struct session *s, const struct bpf_program *prog)
+{
+	struct uvwrite *u = calloc(1, sizeof(*u));
+
+	if (!u)
+		return NULL;
+	u->s = s;
+	u->prog = prog;
+	u->kind = uprobe__kind();
+	return u;
+}
+
+void uvwrite__free(struct uvwrite *u)
+{
+	if (!u)
+		return;
+	for (unsigned i = 0; i < MAX_PROCS; i++)
+		if (u->procs[i].pid)
+			uvwrite__forget(u, u->procs[i].pid);
+	free(u);
+}
+
+void uvwrite__add(struct uvwrite *u, pid_t pid)
+{
+	struct uv_proc *free_slot = NULL;
+
+	for (unsigned i = 0; i < MAX_PROCS; i++) {
+		if (u->procs[i].pid == pid)
+			return;
+		if (!free_slot && !u->procs[i].pid)
+			free_slot = &u->procs[i];
+	}
+	if (!free_slot) {
+		u->st.dropped++;
+		return;
+	}
+	*free_slot = (struct uv_proc){ .pid = pid };
+}
+
+void uvwrite__forget(struct uvwrite *u, pid_t pid)
+{
+	for (unsigned i = 0; i < MAX_PROCS; i++) {
+		struct uv_proc *up = &u->procs[i];
+
+		if (up->pid != pid)
+			continue;
+		if (uprobe__attached(&up->link))
+			uprobe__detach(&up->link);
+		up->pid = 0;
+	}
+}
+
+struct find_map {
+	pid_t pid;
+	uint64_t addr, off;
+	char path[512];
+};
+
+/* The file mapping that holds the function: its path from here and the function's file offset. */
+static int find_map(void *ctx, const struct proc_map *m)
+{
+	struct find_map *f = ctx;
+
+	if (f->addr < m->start || f->addr >= m->end || m->perms[2] != 'x' || !m->path[0])
+		return 0;
+	if (procmaps__host_path(f->pid, m, f->path, sizeof(f->path)))
+		return -ENOENT;
+	f->off = f->addr - m->start + m->offset;
+	return 1;
+}
+
+/* 0: probed; -ENOENT/-EAGAIN: not there yet (look again later); else given up on. */
+static int probe(struct uvwrite *u, struct uv_proc *up)
+{
+	struct proc *pr = procs__get(session__procs(u->s), (uint32_t)up->pid, false);
+	struct find_map f = { .pid = up->pid };
+	struct mem_reader mr;
+	int ret;
+
+	if (!pr || pr->state != PROC_PYTHON || !pr->live)
+		return -ESRCH;
+	procmem__reader(&mr, up->pid);
+	ret = pythreads__method_cfunc(&pr->py.layout, &mr, pr->py.runtime, UV_MODULE, UV_CLASS, UV_METHOD,
+				      &f.addr);
+	if (ret)
+		return ret;
+	ret = procmaps__foreach(up->pid, find_map, &f);
+	if (ret != 1)
+		return ret < 0 ? ret : -ENOENT;
+	ret = uprobe__attach(&up->link, u->kind, u->prog, false, up->pid, f.path, f.off);
+	if (ret)
+		return ret;
+	vlog("pid %d: uvloop's transport.write probed (%s+0x%llx): responses the loop writes keep their task\n",
+	     up->pid, f.path, (unsigned long long)f.off);
+	return 0;
+}
+
+void uvwrite__tick(struct uvwrite *u, uint64_t now_ns)
+{
+	for (unsigned i = 0; i < MAX_PROCS; i++) {
+		struct uv_proc *up = &u->procs[i];
+		int ret;
+
+		if (!up->pid || up->done || now_ns < up->next_ns)
+			continue;
+		up->gap_ns = up->gap_ns ? up->gap_ns * 2 : GAP_MIN_NS;
+		if (up->gap_ns > GAP_MAX_NS)
+			up->gap_ns = GAP_MAX_NS;
+		up->next_ns = now_ns + up->gap_ns;
+		ret = probe(u, up);
+		if (!ret) {
+			up->done = true;
+			u->st.processes++;
+		} else if (ret == -ESRCH) {
+			up->pid = 0;	/* gone, or not Python after all */
+		} else if (ret != -ENOENT && ret != -EAGAIN) {
+			up->done = true;
+			u->st.failed++;
+			vlog("pid %d: uvloop's transport.write cannot be probed (%s): responses its loop writes "
+			     "are not given to their task\n", up->pid, strerror(-ret));
+		}
+	}
+}
+
+void uvwrite__stats(const struct uvwrite *u, struct uvwrite_stats *st)
+{
+	*st = u->st;
+}

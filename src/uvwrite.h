@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * uvloop's transport.write(), probed in each traced process that imports uvloop, so that a
+ * response the loop writes later (outside its task) keeps the task that made it (bpf/http.bpf.c,
+ * uvloop_write). The function is a method of an extension type, not a symbol (Debian strips
+ * uvloop's): its address is read from the type's dict in the process (pythreads.h), looked for
+ * when the process is found and then after 1 s, 2 s, 4 s ... up to every minute until found.
+ */
+#ifndef PYTRACE_UVWRITE_H
+#define PYTRACE_UVWRITE_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+struct bpf_program;
+struct session;
+struct uvwrite;
+
+struct uvwrite_stats {
+	unsigned processes;	/* processes whose uvloop write is probed */
+	unsigned failed;	/* found, but the probe could not be attached */
+	unsigned dropped;	/* processes not looked at: the table was full */
+};
+
+/* prog: the probe, prepared (uprobe__prepare) with the kind uprobe__kind() gives. */
+struct uvwrite *uvwrite__new(struct session *s, const struct bpf_program *prog);
+void uvwrite__free(struct uvwrite *u);
+/* A Python process to look at (found, forked, or after an exec). */
+void uvwrite__add(struct uvwrite *u, pid_t pid);
+/* pid exited or exec'd: its probe goes. */
+void uvwrite__forget(struct uvwrite *u, pid_t pid);
+/* Look for uvloop in the processes whose time has come. */
+void uvwrite__tick(struct uvwrite *u, uint64_t now_ns);
+void uvwrite__stats(const struct uvwrite *u, struct uvwrite_stats *st);
+
+#endif
