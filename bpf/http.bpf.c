@@ -21,6 +21,7 @@
 #include "http.h"
 #include "maps.bpf.h"
 #include "pystack.bpf.h"
+#include "uvloop.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -151,7 +152,7 @@ static __always_inline void task_keys(struct http_event *e, __u32 pid, struct ht
 	__u32 zero = 0;
 
 	/* queued by transport.write() in the task, written now by the loop (uvloop_write below) */
-	if (conn->w_ts && e->ts - conn->w_ts < HTTP_QUEUED_TTL_NS) {
+	if (conn->w_ts && e->ts - conn->w_ts < PT_UV_QUEUED_TTL_NS) {
 		e->task_frame = conn->w_task;
 		e->root_frame = conn->w_root;
 		e->route_obj = conn->w_route;
@@ -292,20 +293,10 @@ static __always_inline int on_exit(long nr, struct pt_regs *regs, long ret)
 }
 
 /*
- * uvloop's UVStream.write(self, data), a METH_O C function (its address: src/httptrace.c). uvloop
- * buffers a small write and a loop callback flushes it after the ready callbacks have run, so
- * the write syscall of a response happens outside the task that made it, where no stack names
- * that task. Here, in the task, the response's start ("HTTP/1.") is seen as it is queued: the
- * writer's task keys are noted on its connection for the write that sends it (task_keys).
- *
- * The connection's fd is read from the transport: a Cython extension type whose first field, after
- * the object's head and its vtable pointer, is its libuv handle (uv_handle_t *); in libuv 1.x's
- * uv_tcp_t (and uv_pipe_t) the fd is io_watcher.fd, at byte 184 on x86_64. Only a connection the
- * HTTP programs follow (accepted by this process) is looked at, and only a bytes object that
- * starts a response: an unmatched layout finds neither.
+ * uvloop's transport.write() (uvloop.bpf.h): a response's start ("HTTP/1.", in a bytes object) is
+ * seen as it is queued in its task, whose keys are noted on the connection for the write that
+ * sends it (task_keys).
  */
-const volatile __u32 uv_handle_off = 24;
-const volatile __u32 uv_fd_off = 184;
 const volatile __u32 bytes_data_off = 32;	/* PyBytesObject.ob_sval, 3.8-3.15 */
 
 SEC("uprobe")
@@ -317,14 +308,13 @@ int uvloop_write(struct pt_regs *ctx)
 	struct http_conn *conn;
 	struct pt_proc *proc;
 	struct pt_stack *st;
-	__u64 handle = 0, head = 0;
-	__s32 fd = -1;
+	__u64 head = 0;
 
-	if (!pt_is_tracked(pid) ||
-	    bpf_probe_read_user(&handle, sizeof(handle), (void *)(transport + uv_handle_off)) || !handle ||
-	    bpf_probe_read_user(&fd, sizeof(fd), (void *)(handle + uv_fd_off)) || fd < 0)
+	if (!pt_is_tracked(pid))
 		return 0;
-	key.fd = fd;
+	key.fd = pt_uv_fd(transport);
+	if (key.fd < 0)
+		return 0;
 	conn = bpf_map_lookup_elem(&conns, &key);
 	if (!conn)
 		return 0;

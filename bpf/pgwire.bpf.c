@@ -166,6 +166,40 @@ static __always_inline int on_connect(struct pt_regs *regs, long ret)
 	return 0;
 }
 
+/*
+ * uvloop's transport.write() (uvloop.bpf.h), in the task that queues a statement (asyncpg's
+ * protocol writes through it): the writer's stack is walked now and noted on the connection, for
+ * the client chunk that a loop callback sends later (walk_stack). A connection from before tracing
+ * is not one yet at its first statement: that one keeps the loop's stack.
+ */
+SEC("uprobe")
+int uvloop_write_pg(struct pt_regs *ctx)
+{
+	__u32 pid = bpf_get_current_pid_tgid() >> 32, zero = 0;
+	struct pg_conn_key key = { .pid = pid };
+	struct pt_proc *proc;
+	struct pt_stack *st;
+	struct pg_conn *c;
+
+	if (!call_sites || !pt_is_tracked(pid))
+		return 0;
+	key.fd = pt_uv_fd(PT_REGS_PARM1(ctx));
+	if (key.fd < 0)
+		return 0;
+	c = bpf_map_lookup_elem(&pg_conns, &key);
+	if (!c || (c->state != PG_ST_STREAM && c->state != PG_ST_LOST))
+		return 0;
+	proc = bpf_map_lookup_elem(&procs, &pid);
+	st = bpf_map_lookup_elem(&pg_stack_buf, &zero);
+	if (!proc || !st)
+		return 0;
+	c->q_stack = stack_put(proc, st);
+	c->q_task = st->task_frame;
+	c->q_root = st->root_frame;
+	c->q_ts = bpf_ktime_get_ns();
+	return 0;
+}
+
 static __always_inline int on_close(__s32 fd)
 {
 	__u32 pid = bpf_get_current_pid_tgid() >> 32;

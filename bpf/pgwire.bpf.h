@@ -10,6 +10,7 @@
 #include "pg.h"
 #include "maps.bpf.h"
 #include "pystack.bpf.h"
+#include "uvloop.bpf.h"
 
 const volatile __u32 text_cap = 1024;	/* statement bytes kept (Query, Parse), NUL included */
 const volatile bool call_sites = true;	/* walk the sender's Python stack at a statement's write */
@@ -541,39 +542,63 @@ static __always_inline void pg_phase_mark(__u32 k)
 enum { PG_PH_PRE, PG_PH_EVENT, PG_PH_MSGS, PG_PH_WALK, PG_PH_STACKS, PG_PH_FLUSH, PG_PH_COUNT,
        PG_PH_SERVER = 10, PG_PH_WALKS = 20, PG_PH_FRAMES = 21, PG_PH_START = 31 };
 
-static __always_inline void walk_stack(struct pg_event *e, __u32 pid)
+/*
+ * Walk the current thread's stack into pg_stack_buf and put it in pg_stacks: its id (0: none),
+ * with st set to the walk. Process pid's, proc its configuration.
+ */
+static __always_inline __u64 stack_put(const struct pt_proc *proc, struct pt_stack *st)
 {
-	struct pt_proc *proc = bpf_map_lookup_elem(&procs, &pid);
+	__u64 *last, id;
+	__u32 zero = 0;
+
+	st->nframes = 0;
+	st->flags = 0;
+	PT_PHASE(PG_PH_START);
+	id = pt_walk_stack(bpf_get_current_task_btf(), proc, st);
+	PT_PHASE(PG_PH_WALK);
+	PT_PHASE_ADD(PG_PH_WALKS, 1);
+	PT_PHASE_ADD(PG_PH_FRAMES, st->nframes);
+	last = bpf_map_lookup_elem(&pg_last_stack, &zero);
+	if (!id || (last && *last == id)) {
+		PT_PHASE(PG_PH_STACKS);
+		return id;
+	}
+	/* Look first: an LRU update copies the whole value even when the key exists. */
+	if (!bpf_map_lookup_elem(&pg_stacks, &id))
+		bpf_map_update_elem(&pg_stacks, &id, st, BPF_NOEXIST);
+	if (last)
+		*last = id;
+	PT_PHASE(PG_PH_STACKS);
+	return id;
+}
+
+/*
+ * The sender's stack for a chunk that holds a statement: the one uvloop's probe noted when the
+ * bytes were queued (uvloop.bpf.h), if fresh, else the current thread's.
+ */
+static __always_inline void walk_stack(struct pg_event *e, __u32 pid, struct pg_conn *c)
+{
+	struct pt_proc *proc;
 	struct pt_stack *st;
-	__u64 *last;
 	__u32 zero = 0;
 
 	e->stack_id = 0;
+	if (c->q_ts && e->ts - c->q_ts < PT_UV_QUEUED_TTL_NS) {
+		e->stack_id = c->q_stack;
+		e->task_frame = c->q_task;
+		e->root_frame = c->q_root;
+		c->q_ts = 0;
+		return;
+	}
+	proc = bpf_map_lookup_elem(&procs, &pid);
 	if (!proc || !call_sites)
 		return;
 	st = bpf_map_lookup_elem(&pg_stack_buf, &zero);
 	if (!st)
 		return;
-	st->nframes = 0;
-	st->flags = 0;
-	PT_PHASE(PG_PH_START);
-	e->stack_id = pt_walk_stack(bpf_get_current_task_btf(), proc, st);
-	PT_PHASE(PG_PH_WALK);
-	PT_PHASE_ADD(PG_PH_WALKS, 1);
-	PT_PHASE_ADD(PG_PH_FRAMES, st->nframes);
+	e->stack_id = stack_put(proc, st);
 	e->task_frame = st->task_frame;
 	e->root_frame = st->root_frame;
-	last = bpf_map_lookup_elem(&pg_last_stack, &zero);
-	if (!e->stack_id || (last && *last == e->stack_id)) {
-		PT_PHASE(PG_PH_STACKS);
-		return;
-	}
-	/* Look first: an LRU update copies the whole value even when the key exists. */
-	if (!bpf_map_lookup_elem(&pg_stacks, &e->stack_id))
-		bpf_map_update_elem(&pg_stacks, &e->stack_id, st, BPF_NOEXIST);
-	if (last)
-		*last = e->stack_id;
-	PT_PHASE(PG_PH_STACKS);
 }
 
 static __always_inline struct pg_event *event(__u32 type, __u32 pid, __u32 tid, __s32 fd, __u8 dir, long ret)
@@ -746,7 +771,7 @@ __noinline int pg_chunk(__u64 conn, struct pg_conn *c, __u64 buf, __u64 lens, __
 	}
 	PT_PHASE(dir == PG_DIR_CLIENT ? PG_PH_MSGS : PG_PH_SERVER + PG_PH_MSGS);
 	if (w.statement)
-		walk_stack(e, pid);
+		walk_stack(e, pid, c);
 	flush(&w, 0, eflags || w.broken);
 	PT_PHASE(dir == PG_DIR_CLIENT ? PG_PH_FLUSH : PG_PH_SERVER + PG_PH_FLUSH);
 	PT_PHASE_ADD(dir == PG_DIR_CLIENT ? PG_PH_COUNT : PG_PH_SERVER + PG_PH_COUNT, 1);

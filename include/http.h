@@ -9,7 +9,6 @@
 #define HTTP_STATUS_PREFIX 16	/* "HTTP/1.1 200 OK": enough for the status code */
 #define HTTP_MAX_CONNS	65536	/* connections followed at once (BPF hash map) */
 #define HTTP_CONT_READS	2	/* reads after a request start sent along, for split request lines */
-#define HTTP_QUEUED_TTL_NS 1000000000ULL	/* how long a queued response's writer is kept (w_ts) */
 
 enum http_event_type {
 	PT_EV_HTTP_REQ = PT_EV_HTTP_FIRST,	/* a read that starts a request (or may: too short to tell) */

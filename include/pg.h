@@ -121,6 +121,12 @@ struct pg_conn {
 	__u8 hlen[2];		/* per direction: bytes of a split header held in hdr (< 5) */
 	__u8 pad[6];
 	__u8 hdr[2][16];	/* 5 used; the slack keeps the verifier's bounds simple */
+	/*
+	 * The writer of bytes queued by uvloop's transport.write() and sent later by a loop callback
+	 * (bpf/uvloop.bpf.h): its stack's id in pg_stacks and its task keys, noted by the probe in
+	 * the task, taken by the next client chunk. q_ts 0: none.
+	 */
+	__u64 q_stack, q_task, q_root, q_ts;
 };
 
 #endif

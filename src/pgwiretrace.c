@@ -15,7 +15,9 @@
 #include "session.h"
 #include "sqltrace.h"
 #include "tracefs.h"
+#include "uprobe.h"
 #include "util.h"
+#include "uvwrite.h"
 
 #define MAX_CONNS	PG_MAX_CONNS	/* connections followed at once, as on the BPF side */
 #define MAX_PROCS	4096		/* processes with a PostgreSQL connection, for the per-process counts */
@@ -64,6 +66,7 @@ struct pgwiretrace {
 	struct bpf_link *links[8];	/* pg_sys_exit on each read and write syscall */
 	struct sqltrace *sql;
 	struct pgtls *tls;		/* --sql-source auto: encrypted connections without libpq */
+	struct uvwrite *uv;		/* uvloop's transport.write, probed: asyncpg's statements on uvloop */
 	struct conn **conns;		/* open addressing on key, MAX_CONNS slots; a conn stays put (its
 				   protocol state's callback holds its address) */
 	struct pidtab procs;		/* struct proc_src */
@@ -561,6 +564,28 @@ static void pgwiretrace_event(void *ctx, const void *data, size_t size)
 }
 
 /* pid exited or exec'd: its connections end (their close() calls were never seen). */
+static void on_python(void *ctx, const struct proc *pr)
+{
+	struct pgwiretrace *p = ctx;
+
+	if (p->uv)
+		uvwrite__add(p->uv, (pid_t)pr->pid);
+}
+
+static void on_fork(void *ctx, const struct proc *child, const struct proc *parent)
+{
+	(void)parent;
+	on_python(ctx, child);
+}
+
+static void pgwiretrace_tick(void *ctx, uint64_t now)
+{
+	struct pgwiretrace *p = ctx;
+
+	if (p->uv)
+		uvwrite__tick(p->uv, now);
+}
+
 static void forget_pid(void *ctx, pid_t pid)
 {
 	struct pgwiretrace *p = ctx;
@@ -568,6 +593,9 @@ static void forget_pid(void *ctx, pid_t pid)
 	int fd = bpf_map__fd(p->skel->maps.pg_conns);
 	bool first = true;
 	uint32_t i;
+
+	if (p->uv)
+		uvwrite__forget(p->uv, pid);
 
 	for (i = 0; i < MAX_CONNS; i++) {
 		struct conn *c;
@@ -610,6 +638,7 @@ static void pgwiretrace_free(void *ctx)
 	for (i = 0; i < ARRAY_SIZE(p->links); i++)
 		bpf_link__destroy(p->links[i]);
 	pgtls__free(p->tls);
+	uvwrite__free(p->uv);
 	pgwire_bpf__destroy(p->skel);
 	free(p);
 }
@@ -654,6 +683,10 @@ static void *pgwiretrace_open(struct session *ss, const struct session_opts *so,
 	p->skel->rodata->call_sites = p->o.call_sites;
 	if (session_maps__reuse(session__maps(ss), p->skel->obj, err, errlen))
 		goto fail;
+	if (uprobe__prepare(p->skel->progs.uvloop_write_pg, uprobe__kind())) {
+		snprintf(err, errlen, "cannot prepare the uvloop probe: %s", strerror(errno));
+		goto fail;
+	}
 	ret = pgwire_bpf__load(p->skel);
 	if (ret) {
 		snprintf(err, errlen, "cannot load the wire-protocol BPF programs: %s%s", strerror(-ret),
@@ -671,6 +704,13 @@ static void *pgwiretrace_open(struct session *ss, const struct session_opts *so,
 		if (!p->tls)
 			goto fail;
 		sqltrace__keep_libpq(p->sql, keep_libpq, p);
+	}
+	if (p->o.call_sites) {
+		p->uv = uvwrite__new(ss, p->skel->progs.uvloop_write_pg);
+		if (!p->uv) {
+			snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
 	}
 	return p;
 fail:
@@ -866,8 +906,11 @@ const struct capability pgwiretrace_capability = {
 	.open = pgwiretrace_open,
 	.attach = pgwiretrace_attach,
 	.on_event = pgwiretrace_event,
+	.on_python = on_python,
+	.on_fork = on_fork,
 	.on_exec = forget_pid,
 	.on_exit = forget_pid,
+	.tick = pgwiretrace_tick,
 	.flush = pgwiretrace_flush,
 	.reset = pgwiretrace_reset,
 	.summary = pgwiretrace_summary,

@@ -13,7 +13,7 @@
 #include "uvwrite.h"
 
 #define MAX_PROCS 256	/* processes looked at at once (the rest counted as dropped) */
-#define GAP_MIN_NS (1000 * 1000000ULL)
+#define GAP_MIN_NS (250 * 1000000ULL)
 #define GAP_MAX_NS (64 * 1000000000ULL)
 
 /* The method probed: the base class of uvloop's TCP, pipe and TLS-less stream transports. */

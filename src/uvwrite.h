@@ -4,7 +4,7 @@
  * response the loop writes later (outside its task) keeps the task that made it (bpf/http.bpf.c,
  * uvloop_write). The function is a method of an extension type, not a symbol (Debian strips
  * uvloop's): its address is read from the type's dict in the process (pythreads.h), looked for
- * when the process is found and then after 1 s, 2 s, 4 s ... up to every minute until found.
+ * when the process is found and then after 0.25 s, 0.5 s, 1 s ... up to every minute until found.
  */
 #ifndef PYTRACE_UVWRITE_H
 #define PYTRACE_UVWRITE_H
