@@ -785,6 +785,14 @@ static void pgwiretrace_json(void *ctx, struct jsonw *w)
 	jsonw__uint_field(w, "connections", st.connections);
 	jsonw__uint_field(w, "tls_connections", st.tls_connections);
 	jsonw__uint_field(w, "recognised_midstream", st.midstream);
+	if (p->uv) {
+		struct uvwrite_stats us;
+
+		uvwrite__stats(p->uv, &us);
+		/* processes whose statements queued by uvloop keep their sender's stack (uvwrite.h) */
+		jsonw__uint_field(w, "uvloop_processes_probed", us.processes);
+		jsonw__uint_field(w, "uvloop_processes_failed", us.failed);
+	}
 	jsonw__uint_field(w, "skipped_after_error", p->skipped);
 	jsonw__uint_field(w, "unfinished", p->unfinished);
 	jsonw__uint_field(w, "unknown_prepared", p->unknown_prepared);

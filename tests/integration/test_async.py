@@ -467,8 +467,9 @@ def check(name, p, port, tmp, app_path, marker, warm=False, pool=False, ids="{id
             # the task that queued each response start is taken from there.
             uv = doc["http"].get("uvloop", {})
             record(name + ": uvloop's transport.write probed, every response's writer taken from it",
-                   uv.get("processes_probed") == 1 and
-                   uv.get("responses_writer_from_probe") == CLIENTS * sum(PER_CLIENT.values()) + warm, json.dumps(uv))
+                   uv.get("processes_probed") == 1 and doc["sql_wire"].get("uvloop_processes_probed") == 1 and
+                   uv.get("responses_writer_from_probe") == CLIENTS * sum(PER_CLIENT.values()) + warm,
+                   json.dumps(uv) + " " + json.dumps(doc["sql_wire"]))
         unattr = {k: v for k, v in asm.items() if k.startswith("queries_unattributed") or k == "queries_dropped"}
         record(name + ": 0 statements unattributed", not any(unattr.values()) and asm["queries_attributed"] > 0,
                json.dumps(asm))

@@ -417,6 +417,57 @@ static void test_method_code(void **state)
 	}
 }
 
+/*
+ * An extension type's C method, as the tool finds uvloop's transport.write (uvwrite.c):
+ * sys.modules -> "uvloop.loop" -> UVStream -> tp_dict -> write, a method_descriptor whose
+ * PyMethodDef (at byte 40) names it and takes one argument (METH_O).
+ */
+static void test_method_cfunc(void **state)
+{
+	for (unsigned minor = 8; minor <= 15; minor++) {
+		const char *mnames[] = { "uvloop.loop" };
+		const char *cnames[] = { "UVStream" };
+		const char *fnames[] = { "write", "writelines", "close" };
+		const char *defname[] = { "write", "write", "close" };	/* writelines: a def of another name */
+		const uint32_t flags[] = { 0x0008, 0x0008, 0x0004 };	/* METH_O, METH_O, METH_NOARGS */
+		uint64_t mvals[1], cvals[1], fvals[3], interp, got = 0;
+		const struct py_layout *l;
+		struct world w;
+
+		mk_world(&w, minor, HOME_NATURAL, 5);
+		l = w.im.l;
+		for (int i = 0; i < 3; i++) {
+			uint64_t def = alloc(&w.im, 32), name = alloc(&w.im, 16);
+
+			put(&w.im, name, defname[i], strlen(defname[i]) + 1);
+			put64(&w.im, def, name);
+			put64(&w.im, def + 8, 0x7f0000001000ULL + (uint64_t)i);
+			put64(&w.im, def + 16, flags[i]);
+			fvals[i] = alloc(&w.im, 48);
+			put64(&w.im, fvals[i] + 40, def);
+		}
+		cvals[0] = alloc(&w.im, l->tp_dict + 8);
+		put64(&w.im, cvals[0] + l->tp_dict, mk_str_dict(&w.im, fnames, fvals, 3));
+		mvals[0] = alloc(&w.im, 64);
+		put64(&w.im, mvals[0] + l->mod_dict, mk_str_dict(&w.im, cnames, cvals, 1));
+		interp = get64(&w.im, w.runtime + l->rt_interp_head);
+		put64(&w.im, interp + l->is_modules, mk_str_dict(&w.im, mnames, mvals, 1));
+
+		assert_int_equal(pythreads__method_cfunc(l, &w.mr, w.runtime, "uvloop.loop", "UVStream", "write", &got), 0);
+		assert_int_equal(got, 0x7f0000001000ULL);
+		/* a def that names another method, one that takes no argument, no such method, not imported */
+		assert_int_equal(pythreads__method_cfunc(l, &w.mr, w.runtime, "uvloop.loop", "UVStream", "writelines",
+							 &got), -EINVAL);
+		assert_int_equal(pythreads__method_cfunc(l, &w.mr, w.runtime, "uvloop.loop", "UVStream", "close", &got),
+				 -EINVAL);
+		assert_int_equal(pythreads__method_cfunc(l, &w.mr, w.runtime, "uvloop.loop", "UVStream", "read", &got),
+				 -ENOENT);
+		assert_int_equal(pythreads__method_cfunc(l, &w.mr, w.runtime, "uvloop", "UVStream", "write", &got),
+				 -ENOENT);
+		free_world(&w);
+	}
+}
+
 static void test_errors(void **state)
 {
 	struct py_thread_name t[8];
@@ -486,6 +537,7 @@ int main(void)
 		cmocka_unit_test(test_every_version),
 		cmocka_unit_test(test_big_dict),
 		cmocka_unit_test(test_method_code),
+		cmocka_unit_test(test_method_cfunc),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_long),
 	};
