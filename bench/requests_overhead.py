@@ -14,9 +14,11 @@ not its start-up (loading the BPF programs, moving each worker to its final libp
 web_async.py on uvicorn with FastAPI (asyncpg) and on gunicorn -k gevent (pg8000), one process
 each, where statements are attributed by task: /n1/1/ (SQL-heavy: 13 statements) and /cpu/1/;
 --service uvicorn-fastapi-def the same app's def endpoints (psycopg2, run in anyio's thread pool:
-statements attributed by the task the pool works for).
+statements attributed by the task the pool works for); --service uvicorn-uvloop-fastapi the
+asyncpg app on uvloop (uvicorn's loop when uvloop is installed: statements and responses are
+written by a loop callback, their tasks taken from the probe on uvloop's transport.write).
 
-Usage: sudo bench/requests_overhead.py [--service demo|uvicorn-fastapi|uvicorn-fastapi-def|gunicorn-gevent]
+Usage: sudo bench/requests_overhead.py [--service demo|uvicorn-fastapi|uvicorn-uvloop-fastapi|uvicorn-fastapi-def|gunicorn-gevent]
                                       [--rounds 5] [--seconds 5] [--warmup 3] [--connections 2]
                                       [--configs untraced,pytrace-bpf,austin,sentry-sdk,pytrace-bpf-http,bpftrace-traps]
                                       [--compare PATH]
@@ -108,6 +110,9 @@ def start_async_service(service, env, tmp):
     elif service == "uvicorn-fastapi-def":
         e = env
         argv = [PY, WEB_ASYNC, "uvicorn-fastapi-def", "psycopg2", str(port), "12"]
+    elif service == "uvicorn-uvloop-fastapi":
+        e = env
+        argv = [PY, WEB_ASYNC, "uvicorn-uvloop-fastapi", "asyncpg", str(port), "12"]
     else:
         e = env
         argv = [PY, WEB_ASYNC, "uvicorn-fastapi", "asyncpg", str(port), "12"]
@@ -345,7 +350,8 @@ def build_delay_shim(tmp):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--service", default="demo", choices=["demo", "uvicorn-fastapi", "uvicorn-fastapi-def",
+    ap.add_argument("--service", default="demo", choices=["demo", "uvicorn-fastapi", "uvicorn-uvloop-fastapi",
+                                                          "uvicorn-fastapi-def",
                                                           "gunicorn-gevent"])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--perf-record", metavar="DIR",
@@ -517,6 +523,7 @@ def main():
               "%s, %d CPUs." % (a.rounds, a.seconds, a.warmup, a.connections,
                                 {"demo": "the demo on 2 gunicorn sync workers",
                                  "uvicorn-fastapi": "web_async.py on uvicorn + FastAPI + asyncpg",
+                                 "uvicorn-uvloop-fastapi": "web_async.py on uvicorn (uvloop) + FastAPI + asyncpg",
                                  "uvicorn-fastapi-def": "web_async.py on uvicorn + FastAPI def endpoints + psycopg2",
                                  "gunicorn-gevent": "web_async.py on gunicorn -k gevent + pg8000"}[a.service],
                                 os.cpu_count()))

@@ -616,7 +616,7 @@ static void update_maps(struct collector *c)
 
 /*
  * pytrace_db_operations_unattributed: statements given to no request, by why (requests.h). Where a
- * server's statements all land here (uvloop, Starlette's BaseHTTPMiddleware: README), its
+ * server's statements all land here (Starlette's BaseHTTPMiddleware: README), its
  * per-request metrics and N+1 counts are empty for that reason, not for want of statements.
  */
 static const char *const UNATTR[] = { "outside_requests", "thread_served_several", "task_unknown", "task_ambiguous",
@@ -861,7 +861,7 @@ static int make_families(struct collector *c)
 	c->f_services = family(c, "pytrace_services", "Distinct services seen (capped, then counted as other).", NULL, PROM_GAUGE, NULL, 0, NULL, 0);
 	c->f_lost = family(c, "pytrace_events_lost", "Events the BPF side could not hand over (ring buffer or map full), by kind.",
 			   NULL, PROM_COUNTER, L_KIND, ARRAY_SIZE(L_KIND), NULL, 0);
-	c->f_unattr = family(c, "pytrace_db_operations_unattributed", "Database statements given to no HTTP request, by reason: outside_requests (sent while the thread served none: background work), thread_served_several, task_unknown (uvloop), task_ambiguous, no_response (Starlette's BaseHTTPMiddleware), buffer_full.",
+	c->f_unattr = family(c, "pytrace_db_operations_unattributed", "Database statements given to no HTTP request, by reason: outside_requests (sent while the thread served none: background work), thread_served_several, task_unknown (a stack cut or unreadable, or a loop callback's), task_ambiguous, no_response (Starlette's BaseHTTPMiddleware), buffer_full.",
 			     NULL, PROM_COUNTER, L_REASON, ARRAY_SIZE(L_REASON), NULL, 0);
 	c->f_tls_unread = family(c, "pytrace_tls_sockets_unread", "Encrypted sockets from before tracing left unread: they lead to no port known as PostgreSQL's (HTTPS, or a PostgreSQL server on a port --pg-ports does not name), by that port.",
 				 NULL, PROM_GAUGE, L_PORT, ARRAY_SIZE(L_PORT), NULL, 0);

@@ -26,8 +26,9 @@ static void on_stack_named(void *ctx)
 /*
  * The frame CPython itself puts at the bottom of a thread: the main module (or runpy's for -m), or
  * threading's bootstrap. A stack that ends there runs in no greenlet; on an event loop's thread
- * it runs in no task either (a loop callback: a write that the transport deferred, uvloop's
- * writes, which it always defers), so its root frame names no task.
+ * it runs in no task either (a loop callback: a write that the transport deferred; uvloop's,
+ * which it always defers, get their task from its probe: uvwrite.h), so its root frame names no
+ * task.
  */
 static bool thread_bottom(const char *frame)
 {
