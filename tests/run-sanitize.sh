@@ -41,8 +41,9 @@ done
 # interpreter per layout family for sampling (3.10: frame objects, Debian's 3.11: interpreter
 # frames through cframe, 3.13: current_frame and _Py_DebugOffsets), --idle and --gil on two of
 # them, the SQL from the wire (every driver over the unix socket, TLS over TCP), the libpq probes with psycopg2,
-# HTTP requests with N+1 (by thread, and by task on uvicorn and gevent, and through anyio's thread
-# pool on uvicorn: FastAPI's def endpoints); a command started under
+# HTTP requests with N+1 (by thread, and by task on uvicorn with psycopg 3, also over TLS, and on
+# gevent, and through anyio's thread pool on uvicorn: FastAPI's def endpoints; uvicorn on uvloop
+# with asyncpg runs in the collector's case); a command started under
 # the tool with its threads named (managed and inline instance dicts); the collector serving metrics to a real
 # Prometheus (long-running: where a memory error matters most; its first run under ASan found
 # a read past a string in on_query). The
@@ -55,7 +56,7 @@ if [ "${SANITIZE_INTEGRATION:-1}" != 0 ]; then
 	for suite in "test_sampling.py -k pyenv-3.10,debian,pyenv-3.13" "test_wall.py -k debian,pyenv-3.13" \
 		     "test_launch.py -k debian,pyenv-3.13" "test_collector.py -k scrape" \
 		     "test_wire.py" "test_sql.py -k psycopg2/" "test_requests.py" \
-		     "test_async.py -k uvicorn-fastapi,gevent"; do
+		     "test_async.py -k uvicorn-fastapi-psycopg,uvicorn-fastapi-def,gevent"; do
 		echo "== sanitized integration: $suite"
 		# shellcheck disable=SC2086
 		timeout 600 tests/integration/$suite >"$log" 2>&1

@@ -10,8 +10,9 @@ Services (workloads/web_async.py; server + driver):
   gevent             gunicorn -k gevent, pg8000 (cooperative under gevent's patching)
   waitress           psycopg2 (its main thread reads, its worker threads answer)
 
-Also: uvicorn on uvloop, whose deferred writes leave every statement's task unknown (counted so,
-none given by guess), FastAPI behind @app.middleware("http"), whose endpoint and response writer
+Also: uvicorn on uvloop, which writes responses and asyncpg's statements later, from a loop
+callback (their tasks come from the probe on uvloop's transport.write), with asyncpg and psycopg 3;
+gunicorn's UvicornWorker (two forked workers, uvloop), FastAPI behind @app.middleware("http"), whose endpoint and response writer
 are tasks of their own (every statement counted claimed by no response, none given by guess), streamed responses beside N+1 requests (uvicorn-starlette-streaming), Django's ASGI handler
 (its thread pool's statements counted apart), psycopg 3 async over TLS (libpq's probes), and
 uvicorn + Starlette with a long poll, a WebSocket and HTTP/1.1 pipelining beside the usual
@@ -60,6 +61,7 @@ SERVICES = [
     ("uvicorn-fastapi-asyncpg", "uvicorn-fastapi", "asyncpg"),
     ("uvicorn-uvloop-fastapi-asyncpg", "uvicorn-uvloop-fastapi", "asyncpg"),
     ("uvicorn-uvloop-fastapi-psycopg", "uvicorn-uvloop-fastapi", "psycopg"),
+    ("gunicorn-uvicorn-worker-psycopg", "gunicorn-uvicorn", "psycopg"),
     ("hypercorn-starlette-psycopg", "hypercorn", "psycopg"),
     ("aiohttp-aiopg", "aiohttp", "aiopg"),
     ("gunicorn-gevent-pg8000", "gevent", "pg8000"),
@@ -84,7 +86,7 @@ def route_ids(server):
     task's stack where it queued the response: src/uvwrite.h), else the folded path's `{id}`
     (aiohttp, gunicorn's gevent WSGI, waitress, plain asyncio)."""
     return "{rid}" if server in ("uvicorn-starlette", "uvicorn-fastapi", "uvicorn-uvloop-fastapi", "uvicorn-fastapi-def",
-                                 "hypercorn") else "{id}"
+                                 "gunicorn-uvicorn", "hypercorn") else "{id}"
 
 
 def route_of(path, ids="{id}"):
@@ -160,6 +162,12 @@ def start_server(name, server, driver, port, env, tmp):
         env = dict(env, WEB_ASYNC="%s %s %d %d" % (server, driver, port, K))
         argv = [PY, GUNICORN, "-k", "gevent", "-w", "1", "--worker-connections", "100", "-b", "127.0.0.1:%d" % port,
                 "--chdir", WORKLOADS, "web_async:application"]
+    elif server == "gunicorn-uvicorn":
+        # the common production set-up of an ASGI app: gunicorn's workers run uvicorn, whose loop
+        # ("auto") is uvloop wherever uvloop is installed (Debian 12: python3-uvloop)
+        env = dict(env, WEB_ASYNC="%s %s %d %d" % (server, driver, port, K))
+        argv = [PY, GUNICORN, "-k", "uvicorn.workers.UvicornWorker", "-w", "2", "-b", "127.0.0.1:%d" % port,
+                "--chdir", WORKLOADS, "web_async:asgi"]
     else:
         argv = [PY, APP, server, driver, str(port), str(K)]
     return subprocess.Popen(argv, env=env, stdout=logf, stderr=logf, start_new_session=True)
@@ -461,13 +469,15 @@ def check(name, p, port, tmp, app_path, marker, warm=False, pool=False, ids="{id
                    asm["queries_unattributed_no_response"] == sum(app.values()) and not doc.get("n_plus_one"),
                    json.dumps(asm) + " given to " + " ".join(given[:5]))
             return
-        if "uvloop" in name:
+        if "uvloop" in name or "uvicorn-worker" in name:
             # uvloop writes every buffer from a loop callback at the end of the loop's iteration,
             # outside the task that queued it: its transport.write() is probed (src/uvwrite.h), and
-            # the task that queued each response start is taken from there.
-            uv = doc["http"].get("uvloop", {})
-            record(name + ": uvloop's transport.write probed, every response's writer taken from it",
-                   uv.get("processes_probed") == 1 and doc["sql_wire"].get("uvloop_processes_probed") == 1 and
+            # the task that queued each response start is taken from there (in each worker)
+            uv, workers = doc["http"].get("uvloop", {}), 2 if "uvicorn-worker" in name else 1
+            record(name + ": uvloop's transport.write probed (%d process%s), every response's writer taken "
+                   "from it" % (workers, "es" if workers > 1 else ""),
+                   uv.get("processes_probed") == workers and
+                   doc["sql_wire"].get("uvloop_processes_probed") == workers and
                    uv.get("responses_writer_from_probe") == CLIENTS * sum(PER_CLIENT.values()) + warm,
                    json.dumps(uv) + " " + json.dumps(doc["sql_wire"]))
         unattr = {k: v for k, v in asm.items() if k.startswith("queries_unattributed") or k == "queries_dropped"}

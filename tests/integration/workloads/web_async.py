@@ -8,6 +8,8 @@ Usage: web_async.py SERVER DRIVER PORT K
                                                                       (asyncio, one loop thread)
           uvicorn-fastapi-def                  (FastAPI's def endpoints: anyio's thread pool)
           uvicorn-fastapi-mw                   (FastAPI behind an @app.middleware("http"))
+          gunicorn-uvicorn   (gunicorn -k uvicorn.workers.UvicornWorker web_async:asgi, two workers:
+                              uvicorn's loop "auto", uvloop where installed)
           gevent | waitress                                            (WSGI)
   DRIVER  asyncpg | psycopg | aiopg    (asyncio: psycopg is psycopg 3's AsyncConnection)
           pg8000 | psycopg2            (WSGI, FastAPI's def: pg8000 is pure Python, so gevent makes it
@@ -380,6 +382,7 @@ def fastapi_def_app():
 
 
 application = wsgi_app() if SERVER == "gevent" else None   # gunicorn -k gevent web_async:application
+asgi = fastapi_app() if SERVER == "gunicorn-uvicorn" else None  # gunicorn -k uvicorn.workers.UvicornWorker
 
 if __name__ == "__main__":
     if SERVER in ("uvicorn-starlette", "uvicorn-fastapi", "uvicorn-uvloop-fastapi", "uvicorn-fastapi-def",
