@@ -382,36 +382,35 @@ def case_scrape(cluster, tmp):
             record("scrape: uvicorn on uvloop: its transport.write probed (requests, statements)", probed,
                    col.t.stderr()[-600:])
             wait_http(uport, "/warm/", 30)
-            time.sleep(2.5)	# a scrape after the warm-up's statements
+            time.sleep(0.5)	# its events are in
             ms0 = col.ms()
             n1_route = dict(http_request_method="GET", http_route="/n1/{rid}/")
-            before = [metric(ms0, "pytrace_db_operations_unattributed_total", reason="task_unknown"),
-                      metric(ms0, "pytrace_http_request_db_operations_sum", **n1_route)]
+            reasons = ("task_unknown", "no_response")
+            before = [metric(ms0, "pytrace_db_operations_unattributed_total", reason=r) for r in reasons] + \
+                     [metric(ms0, "pytrace_http_request_db_operations_sum", **n1_route)]
             # requests at once (8 clients, two N+1 requests each): the loop serves several, so it
-            # goes by task
-            app, errors = {}, []
-            test_async.run_threads([threading.Thread(target=test_async.client, args=(
-                uport, ["/n1/%d/" % (6000 + 2 * i), "/n1/%d/" % (6001 + 2 * i)], app, errors)) for i in range(8)])
+            # goes by task. Beside them, /bg/ sends a statement from a task of its own after its
+            # response: claimed by no response, counted so once the hold (2 s) has passed.
+            app, errors, bg = {}, [], []
+            threads = [threading.Thread(target=test_async.client, args=(
+                uport, ["/n1/%d/" % (6000 + 2 * i), "/n1/%d/" % (6001 + 2 * i)], app, errors)) for i in range(8)]
+            threads.append(threading.Thread(target=lambda: bg.append(wait_http(uport, "/bg/", 10))))
+            test_async.run_threads(threads)
             sent = sum(app.values()) if not errors and len(app) == 16 else -1
             time.sleep(3.5)	# the statements' hold (2 s) passes, then a scrape
             ms1 = col.ms()
-            after = [metric(ms1, "pytrace_db_operations_unattributed_total", reason="task_unknown"),
-                     metric(ms1, "pytrace_http_request_db_operations_sum", **n1_route)]
+            after = [metric(ms1, "pytrace_db_operations_unattributed_total", reason=r) for r in reasons] + \
+                    [metric(ms1, "pytrace_http_request_db_operations_sum", **n1_route)]
             n1 = sum(v for k, v in ms1.items() if k[0] == "pytrace_n_plus_one_total" and
                      dict(k[1]).get("http_route") == "/n1/{rid}/")
-            # /bg/ sends a statement from a task of its own after its response: claimed by no
-            # response, counted so once the hold (2 s) has passed
-            nr0 = metric(ms1, "pytrace_db_operations_unattributed_total", reason="no_response")
-            bg = wait_http(uport, "/bg/", 10)
-            time.sleep(3.5)
-            nr1 = metric(col.ms(), "pytrace_db_operations_unattributed_total", reason="no_response")
+            unattr = [(k, v) for k, v in ms1.items() if k[0].startswith("pytrace_db_operations_unattributed")]
             record("scrape: uvicorn on uvloop: a background task's statement counted as unattributed, "
-                   "claimed by no response", bg and nr1 - nr0 == 1, "before %s after %s" % (nr0, nr1))
+                   "claimed by no response", bg == [True] and after[1] - before[1] == 1,
+                   "before %s after %s: %s" % (before, after, unattr))
             record("scrape: uvicorn on uvloop: each statement given to its request (%d sent), none of an unknown "
                    "task, the N+1 counted for each request" % sent,
-                   up and sent > 0 and after[1] - before[1] == sent and after[0] == before[0] and n1 >= 16,
-                   "before %s after %s, N+1 %s: %s" % (before, after, n1, [(k, v) for k, v in ms1.items() if
-                                                       k[0].startswith("pytrace_db_operations_unattributed")]))
+                   up and sent > 0 and after[2] - before[2] == sent and after[0] == before[0] and n1 >= 16,
+                   "before %s after %s, N+1 %s: %s" % (before, after, n1, unattr))
         finally:
             test_async.stop_server(u)
 
