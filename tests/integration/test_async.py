@@ -357,7 +357,7 @@ MOUNTED = {"/api/fixed/9201/": "/api/fixed/{rid}/", "/api/files/a/b/c": "/api/fi
            "/files/x/y/": "/files/{name}"}
 
 
-def case_edges(cluster, tmp):
+def case_edges(cluster, tmp, name="uvicorn-starlette-edges", server="uvicorn-starlette", driver="asyncpg"):
     """Uvicorn + Starlette beside the usual clients: a long poll (2 s on the loop, then a
     statement), a WebSocket (upgraded, frames both ways for about a second), HTTP/1.1
     pipelining (an N+1 request and its fixed twin in one write), and routes under a Mount and
@@ -365,11 +365,11 @@ def case_edges(cluster, tmp):
     (MOUNTED). Each request ends as itself:
     the long poll with its own statement and its 2 s, the pipelined ones each with their own
     statements, the WebSocket counted as not followed (no response) and never merged with
-    another request; 0 statements unattributed."""
-    name = "uvicorn-starlette-edges"
+    another request; 0 statements unattributed. Also on uvloop (psycopg 3), whose loop writes
+    every response later, from a callback (src/uvwrite.h)."""
     env = dict(os.environ, **cluster.client_env())
     port = free_port(18600, 18700)
-    p = start_server(name, "uvicorn-starlette", "asyncpg", port, env, tmp)
+    p = start_server(name, server, driver, port, env, tmp)
     edge = {}
 
     def load():
@@ -611,6 +611,8 @@ def main():
             case_streaming(cluster, tmp)
         if want("uvicorn-starlette-edges"):
             case_edges(cluster, tmp)
+        if want("uvicorn-uvloop-starlette-edges"):
+            case_edges(cluster, tmp, "uvicorn-uvloop-starlette-edges", "uvicorn-uvloop-starlette", "psycopg")
         if want("uvicorn-fastapi-psycopg-tls"):  # last: the cluster keeps ssl = on
             case_tls(cluster, tmp)
     finally:

@@ -4,7 +4,8 @@ tests/integration/test_async.py. Each request counts its own statements and retu
 in an X-Queries header, so that the test can compare it with the tool's, request by request.
 
 Usage: web_async.py SERVER DRIVER PORT K
-  SERVER  uvicorn-starlette | uvicorn-fastapi | uvicorn-uvloop-fastapi | hypercorn | aiohttp
+  SERVER  uvicorn-starlette | uvicorn-fastapi | hypercorn | aiohttp
+          uvicorn-uvloop-starlette | uvicorn-uvloop-fastapi
                                                                       (asyncio, one loop thread)
           uvicorn-fastapi-def                  (FastAPI's def endpoints: anyio's thread pool)
           uvicorn-fastapi-mw                   (FastAPI behind an @app.middleware("http"))
@@ -385,10 +386,11 @@ application = wsgi_app() if SERVER == "gevent" else None   # gunicorn -k gevent 
 asgi = fastapi_app() if SERVER == "gunicorn-uvicorn" else None  # gunicorn -k uvicorn.workers.UvicornWorker
 
 if __name__ == "__main__":
-    if SERVER in ("uvicorn-starlette", "uvicorn-fastapi", "uvicorn-uvloop-fastapi", "uvicorn-fastapi-def",
-                  "uvicorn-fastapi-mw"):
+    if SERVER in ("uvicorn-starlette", "uvicorn-uvloop-starlette", "uvicorn-fastapi", "uvicorn-uvloop-fastapi",
+                  "uvicorn-fastapi-def", "uvicorn-fastapi-mw"):
         import uvicorn
-        apps = {"uvicorn-starlette": starlette_app, "uvicorn-fastapi-def": fastapi_def_app,
+        apps = {"uvicorn-starlette": starlette_app, "uvicorn-uvloop-starlette": starlette_app,
+                "uvicorn-fastapi-def": fastapi_def_app,
                 "uvicorn-fastapi-mw": lambda: fastapi_app(middleware=True)}
         uvicorn.run(apps.get(SERVER, fastapi_app)(), host="127.0.0.1",
                     port=PORT, loop="uvloop" if "uvloop" in SERVER else "asyncio", http="h11", lifespan="on",
