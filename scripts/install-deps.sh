@@ -16,9 +16,9 @@ pkgs=(
 	python3-psycopg2 python3-psycopg python3-django gunicorn python3-flask python3-sqlalchemy
 	# drivers without libpq, read on the wire (tests/integration/test_wire.py); openssl for its TLS case
 	python3-asyncpg python3-pg8000 openssl
-	# asyncio and gevent servers and drivers (tests/integration/test_async.py)
+	# asyncio, gevent and eventlet servers and drivers (tests/integration/test_async.py)
 	python3-uvicorn python3-starlette python3-fastapi python3-aiohttp python3-hypercorn
-	python3-gevent python3-waitress python3-aiopg python3-uvloop
+	python3-gevent python3-eventlet python3-waitress python3-aiopg python3-uvloop
 	# benchmarks and the exporter's tests
 	wrk prometheus python3-sentry-sdk bpftrace
 	# the exporter: HTTP server, pprof encoding, and go tool pprof to check its output

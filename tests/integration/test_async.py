@@ -8,6 +8,7 @@ Services (workloads/web_async.py; server + driver):
   hypercorn          psycopg 3 async       aiohttp          aiopg (psycopg2's async mode)
   uvicorn-asyncpg-fastapi ... see SERVICES below
   gevent             gunicorn -k gevent, pg8000 (cooperative under gevent's patching)
+  eventlet           gunicorn -k eventlet, pg8000 (likewise under eventlet's)
   waitress           psycopg2 (its main thread reads, its worker threads answer)
 
 Also: uvicorn on uvloop, which writes responses and asyncpg's statements later, from a loop
@@ -65,6 +66,7 @@ SERVICES = [
     ("hypercorn-starlette-psycopg", "hypercorn", "psycopg"),
     ("aiohttp-aiopg", "aiohttp", "aiopg"),
     ("gunicorn-gevent-pg8000", "gevent", "pg8000"),
+    ("gunicorn-eventlet-pg8000", "eventlet", "pg8000"),
     ("waitress-psycopg2", "waitress", "psycopg2"),
     ("uvicorn-fastapi-def-psycopg2", "uvicorn-fastapi-def", "psycopg2"),
     ("uvicorn-fastapi-mw-asyncpg", "uvicorn-fastapi-mw", "asyncpg"),
@@ -158,9 +160,9 @@ def drive(port):
 
 def start_server(name, server, driver, port, env, tmp):
     logf = open(os.path.join(tmp, name + ".log"), "w")
-    if server == "gevent":
+    if server in ("gevent", "eventlet"):
         env = dict(env, WEB_ASYNC="%s %s %d %d" % (server, driver, port, K))
-        argv = [PY, GUNICORN, "-k", "gevent", "-w", "1", "--worker-connections", "100", "-b", "127.0.0.1:%d" % port,
+        argv = [PY, GUNICORN, "-k", server, "-w", "1", "--worker-connections", "100", "-b", "127.0.0.1:%d" % port,
                 "--chdir", WORKLOADS, "web_async:application"]
     elif server == "gunicorn-uvicorn":
         # the common production set-up of an ASGI app: gunicorn's workers run uvicorn, whose loop

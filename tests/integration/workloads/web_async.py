@@ -11,7 +11,8 @@ Usage: web_async.py SERVER DRIVER PORT K
           uvicorn-fastapi-mw                   (FastAPI behind an @app.middleware("http"))
           gunicorn-uvicorn   (gunicorn -k uvicorn.workers.UvicornWorker web_async:asgi, two workers:
                               uvicorn's loop "auto", uvloop where installed)
-          gevent | waitress                                            (WSGI)
+          gevent | eventlet | waitress                                 (WSGI; gunicorn -k gevent|eventlet
+                                                                        web_async:application)
   DRIVER  asyncpg | psycopg | aiopg    (asyncio: psycopg is psycopg 3's AsyncConnection)
           pg8000 | psycopg2            (WSGI, FastAPI's def: pg8000 is pure Python, so gevent makes it
                                         cooperative)
@@ -273,7 +274,7 @@ def run_aiohttp():
     web.run_app(app, host="127.0.0.1", port=PORT, access_log=None, print=None)
 
 
-# ---- WSGI (gunicorn -k gevent, waitress): one connection per thread or greenlet
+# ---- WSGI (gunicorn -k gevent or eventlet, waitress): one connection per thread or greenlet
 
 def sync_handler():
     """handle(kind) -> (body, statements) for threads (or greenlets) that each serve one request
@@ -306,7 +307,7 @@ def sync_handler():
         cur.close()
         return out
 
-    local = threading.local()   # a greenlet's own with gevent's patching
+    local = threading.local()   # a greenlet's own with gevent's or eventlet's patching
 
     def conn():
         if not hasattr(local, "conn"):
@@ -318,7 +319,7 @@ def sync_handler():
             import gevent
             gevent.sleep(s)
         else:
-            time.sleep(s)
+            time.sleep(s)   # eventlet's patching makes it a greenlet's
 
     def owner(c, owner_id, n):
         n[0] += 1
@@ -382,7 +383,7 @@ def fastapi_def_app():
     return app
 
 
-application = wsgi_app() if SERVER == "gevent" else None   # gunicorn -k gevent web_async:application
+application = wsgi_app() if SERVER in ("gevent", "eventlet") else None   # gunicorn -k gevent|eventlet
 asgi = fastapi_app() if SERVER == "gunicorn-uvicorn" else None  # gunicorn -k uvicorn.workers.UvicornWorker
 
 if __name__ == "__main__":
