@@ -12,8 +12,8 @@ Services (workloads/web_async.py; server + driver):
   waitress           psycopg2 (its main thread reads, its worker threads answer)
 
 Also: uvicorn on uvloop, which writes responses and asyncpg's statements later, from a loop
-callback (their tasks come from the probe on uvloop's transport.write), with asyncpg and psycopg 3;
-gunicorn's UvicornWorker (two forked workers, uvloop), FastAPI behind @app.middleware("http"), whose endpoint and response writer
+callback (their tasks come from the probe on uvloop's transport.write), with asyncpg, and with
+psycopg 3 under gunicorn's UvicornWorker (two forked workers) and in the edge cases, FastAPI behind @app.middleware("http"), whose endpoint and response writer
 are tasks of their own (every statement counted claimed by no response, none given by guess), streamed responses beside N+1 requests (uvicorn-starlette-streaming), Django's ASGI handler
 (its thread pool's statements counted apart), psycopg 3 async over TLS (libpq's probes), and
 uvicorn + Starlette with a long poll, a WebSocket and HTTP/1.1 pipelining beside the usual
@@ -61,7 +61,6 @@ SERVICES = [
     ("uvicorn-fastapi-psycopg", "uvicorn-fastapi", "psycopg"),
     ("uvicorn-fastapi-asyncpg", "uvicorn-fastapi", "asyncpg"),
     ("uvicorn-uvloop-fastapi-asyncpg", "uvicorn-uvloop-fastapi", "asyncpg"),
-    ("uvicorn-uvloop-fastapi-psycopg", "uvicorn-uvloop-fastapi", "psycopg"),
     ("gunicorn-uvicorn-worker-psycopg", "gunicorn-uvicorn", "psycopg"),
     ("hypercorn-starlette-psycopg", "hypercorn", "psycopg"),
     ("aiohttp-aiopg", "aiohttp", "aiopg"),
