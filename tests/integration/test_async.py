@@ -418,10 +418,12 @@ def case_edges(cluster, tmp, name="uvicorn-starlette-edges", server="uvicorn-sta
         stop_server(p)
 
 
-def case_tls(cluster, tmp):
+def case_tls(cluster, tmp, name="uvicorn-fastapi-psycopg-tls", server="uvicorn-fastapi", driver="psycopg"):
     """uvicorn + FastAPI + psycopg 3 async over TLS (ssl = on, sslmode=require): the wire cannot be
     read, libpq's probes serve the encrypted connections, and their statements carry their task
-    too. The connections are opened once tracing has begun (/warm/), so that their handshakes show."""
+    too. The connections are opened once tracing has begun (/warm/), so that their handshakes show.
+    Also asyncpg on uvloop: OpenSSL's probes, in the task (uvloop's SSL layer encrypts as the task
+    writes; the ciphertext goes out later, from a loop callback)."""
     key = os.path.join(cluster.dir, "data", "server.key")
     crt = os.path.join(cluster.dir, "data", "server.crt")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
@@ -431,10 +433,9 @@ def case_tls(cluster, tmp):
     cluster.psql("ALTER SYSTEM SET ssl = on")
     cluster.psql("SELECT pg_reload_conf()")
     time.sleep(0.5)
-    name = "uvicorn-fastapi-psycopg-tls"
     env = dict(os.environ, **cluster.client_env(tcp=True), PGSSLMODE="require", WEB_ASYNC_LAZY="1")
     port = free_port(18600, 18700)
-    check(name, start_server(name, "uvicorn-fastapi", "psycopg", port, env, tmp), port, tmp, APP, "n1_psycopg",
+    check(name, start_server(name, server, driver, port, env, tmp), port, tmp, APP, "n1_" + driver,
           warm=True, ids="{rid}")
 
 
@@ -481,6 +482,9 @@ def check(name, p, port, tmp, app_path, marker, warm=False, pool=False, ids="{id
                    doc["sql_wire"].get("uvloop_processes_probed") == workers and
                    uv.get("responses_writer_from_probe") == CLIENTS * sum(PER_CLIENT.values()) + warm,
                    json.dumps(uv) + " " + json.dumps(doc["sql_wire"]))
+        if name.endswith("-tls"):
+            record(name + ": its connections encrypted (TLS), their statements read through the TLS library's "
+                   "probes", doc["sql_wire"].get("tls_connections", 0) >= 1, json.dumps(doc["sql_wire"])[:600])
         unattr = {k: v for k, v in asm.items() if k.startswith("queries_unattributed") or k == "queries_dropped"}
         record(name + ": 0 statements unattributed", not any(unattr.values()) and asm["queries_attributed"] > 0,
                json.dumps(asm))
@@ -616,6 +620,8 @@ def main():
             case_edges(cluster, tmp, "uvicorn-uvloop-starlette-edges", "uvicorn-uvloop-starlette", "psycopg")
         if want("uvicorn-fastapi-psycopg-tls"):  # last: the cluster keeps ssl = on
             case_tls(cluster, tmp)
+        if want("uvicorn-uvloop-fastapi-asyncpg-tls"):
+            case_tls(cluster, tmp, "uvicorn-uvloop-fastapi-asyncpg-tls", "uvicorn-uvloop-fastapi", "asyncpg")
     finally:
         cluster.stop()
         if args.verbose:
