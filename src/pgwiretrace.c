@@ -563,7 +563,7 @@ static void pgwiretrace_event(void *ctx, const void *data, size_t size)
 	}
 }
 
-/* pid exited or exec'd: its connections end (their close() calls were never seen). */
+/* A Python process, found or forked: uvloop's transport.write, if it imports uvloop (uvwrite.h). */
 static void on_python(void *ctx, const struct proc *pr)
 {
 	struct pgwiretrace *p = ctx;
@@ -586,6 +586,7 @@ static void pgwiretrace_tick(void *ctx, uint64_t now)
 		uvwrite__tick(p->uv, now);
 }
 
+/* pid exited or exec'd: its connections end (their close() calls were never seen). */
 static void forget_pid(void *ctx, pid_t pid)
 {
 	struct pgwiretrace *p = ctx;

@@ -21,9 +21,14 @@
 #define UV_CLASS "UVStream"
 #define UV_METHOD "write"
 
+/* Lookups that fail otherwise than "not imported" before a process is given up on: its memory
+ * is read while it runs (a dict resized as it is read reads as garbage), so one is not enough. */
+#define MAX_ERRORS 4
+
 struct uv_proc {
 	pid_t pid;		/* 0: free */
 	bool done;		/* probed, or given up on */
+	unsigned errors;	/* failed lookups (not "not imported") */
 	uint64_t next_ns, gap_ns;
 	struct uprobe link;
 };
@@ -107,7 +112,7 @@ static int find_map(void *ctx, const struct proc_map *m)
 	return 1;
 }
 
-/* 0: probed; -ENOENT/-EAGAIN: not there yet (look again later); else given up on. */
+/* 0: probed; -ESRCH: gone or not Python; -ENOENT/-EAGAIN: not there yet; else an error. */
 static int probe(struct uvwrite *u, struct uv_proc *up)
 {
 	struct proc *pr = procs__get(session__procs(u->s), (uint32_t)up->pid, false);
@@ -151,11 +156,11 @@ void uvwrite__tick(struct uvwrite *u, uint64_t now_ns)
 			u->st.processes++;
 		} else if (ret == -ESRCH) {
 			up->pid = 0;	/* gone, or not Python after all */
-		} else if (ret != -ENOENT && ret != -EAGAIN) {
+		} else if (ret != -ENOENT && ret != -EAGAIN && ++up->errors >= MAX_ERRORS) {
 			up->done = true;
 			u->st.failed++;
-			vlog("pid %d: uvloop's transport.write cannot be probed (%s): responses its loop writes "
-			     "are not given to their task\n", up->pid, strerror(-ret));
+			vlog("pid %d: uvloop's transport.write cannot be probed (%s): what its loop writes keeps "
+			     "no task\n", up->pid, strerror(-ret));
 		}
 	}
 }
