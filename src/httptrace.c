@@ -371,6 +371,10 @@ static void httptrace_summary(void *c, FILE *f)
 		(unsigned long long)st.req.queries_task_unknown, (unsigned long long)st.req.queries_ambiguous,
 		(unsigned long long)st.req.queries_no_response, (unsigned long long)st.req.queries_pool,
 		(unsigned long long)st.req.queries_pool_task);
+	if (st.uvloop.processes || st.uvloop.failed)
+		fprintf(f, "HTTP on uvloop: transport.write probed in %u process%s (%u could not be), %llu responses "
+			"given the task that queued them.\n", st.uvloop.processes, st.uvloop.processes == 1 ? "" : "es",
+			st.uvloop.failed, (unsigned long long)st.queued_writers);
 	if (st.lost)
 		wlog("%llu socket events were lost (ring buffer full): request counts are low\n",
 		     (unsigned long long)st.lost);
