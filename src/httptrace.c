@@ -46,7 +46,7 @@ struct httptrace {
 	bool per_syscall;	/* per-syscall tracepoints; else raw syscall tracepoints */
 	struct route_slot routes[ROUTE_SLOTS];
 	uint64_t route_reads, route_errors;
-	struct uvwrite *uv;	/* uvloop's transport.write, probed (uvwrite.h) */
+	int uv_slot;		/* its program's slot in the session's uvloop probe (uvwrite.h) */
 };
 
 /* Open and load the object with one set of programs: per-syscall ("tp_") or raw ("http_sys_"). */
@@ -128,9 +128,9 @@ static void *httptrace_open(struct session *ss, const struct session_opts *so, c
 	}
 	if (ret)
 		goto fail;
-	h->uv = uvwrite__new(ss, h->skel->progs.uvloop_write);
-	if (!h->uv) {
-		snprintf(err, errlen, "out of memory");
+	h->uv_slot = uvwrite__prog(session__uvwrite(ss), h->skel->progs.uvloop_write);
+	if (h->uv_slot < 0) {
+		snprintf(err, errlen, "cannot add the uvloop probe");
 		goto fail;
 	}
 	return h;
@@ -151,6 +151,7 @@ static int httptrace_attach(void *c, char *err, size_t errlen)
 		ret = open_load(h, err, errlen);
 		if (ret)
 			return ret;
+		uvwrite__set_prog(session__uvwrite(h->session), h->uv_slot, h->skel->progs.uvloop_write);
 		ret = http_bpf__attach(h->skel);
 	}
 	if (ret)
@@ -226,7 +227,6 @@ static void httptrace_tick(void *c, uint64_t now)
 	struct httptrace *h = c;
 
 	requests__tick(h->req, now);
-	uvwrite__tick(h->uv, now);
 }
 
 static void httptrace_reset(void *c)
@@ -251,25 +251,9 @@ static void forget_routes(struct httptrace *h, pid_t pid)
 			h->routes[i].obj = 0;
 }
 
-static void httptrace_on_python(void *c, const struct proc *p)
-{
-	struct httptrace *h = c;
-
-	uvwrite__add(h->uv, (pid_t)p->pid);
-}
-
-static void httptrace_on_fork(void *c, const struct proc *child, const struct proc *parent)
-{
-	(void)parent;
-	httptrace_on_python(c, child);
-}
-
 static void httptrace_on_exec(void *c, pid_t pid)
 {
-	struct httptrace *h = c;
-
-	forget_routes(h, pid);
-	uvwrite__forget(h->uv, pid);
+	forget_routes(c, pid);
 }
 
 static void httptrace_on_exit(void *c, pid_t pid)
@@ -281,7 +265,6 @@ static void httptrace_on_exit(void *c, pid_t pid)
 
 	requests__forget_pid(h->req, pid);
 	forget_routes(h, pid);
-	uvwrite__forget(h->uv, pid);
 	/* The exited process's connections: its close() calls were never seen (exit closes). */
 	while (!bpf_map_get_next_key(fd, first ? NULL : &k, &next)) {
 		if (!first && k.pid == (uint32_t)pid)
@@ -302,7 +285,7 @@ void httptrace__stats(struct httptrace *h, struct httptrace_stats *st)
 	st->route_reads = h->route_reads;
 	st->route_errors = h->route_errors;
 	st->queued_writers = session__counter(h->session, PT_CNT_HTTP_QUEUED);
-	uvwrite__stats(h->uv, &st->uvloop);
+	uvwrite__stats(session__uvwrite(h->session), &st->uvloop);
 	requests__stats(h->req, &st->req);
 }
 
@@ -317,7 +300,6 @@ static void httptrace_free(void *c)
 
 	if (!h)
 		return;
-	uvwrite__free(h->uv);
 	http_bpf__destroy(h->skel);
 	requests__free(h->req);
 	free(h);
@@ -399,8 +381,6 @@ const struct capability httptrace_capability = {
 	.open = httptrace_open,
 	.attach = httptrace_attach,
 	.on_event = httptrace_event,
-	.on_python = httptrace_on_python,
-	.on_fork = httptrace_on_fork,
 	.on_exec = httptrace_on_exec,
 	.on_exit = httptrace_on_exit,
 	.tick = httptrace_tick,

@@ -66,7 +66,7 @@ struct pgwiretrace {
 	struct bpf_link *links[8];	/* pg_sys_exit on each read and write syscall */
 	struct sqltrace *sql;
 	struct pgtls *tls;		/* --sql-source auto: encrypted connections without libpq */
-	struct uvwrite *uv;		/* uvloop's transport.write, probed: asyncpg's statements on uvloop */
+	bool uvloop;			/* uvloop's transport.write probed too: asyncpg's statements on uvloop */
 	struct conn **conns;		/* open addressing on key, MAX_CONNS slots; a conn stays put (its
 				   protocol state's callback holds its address) */
 	struct pidtab procs;		/* struct proc_src */
@@ -563,29 +563,6 @@ static void pgwiretrace_event(void *ctx, const void *data, size_t size)
 	}
 }
 
-/* A Python process, found or forked: uvloop's transport.write, if it imports uvloop (uvwrite.h). */
-static void on_python(void *ctx, const struct proc *pr)
-{
-	struct pgwiretrace *p = ctx;
-
-	if (p->uv)
-		uvwrite__add(p->uv, (pid_t)pr->pid);
-}
-
-static void on_fork(void *ctx, const struct proc *child, const struct proc *parent)
-{
-	(void)parent;
-	on_python(ctx, child);
-}
-
-static void pgwiretrace_tick(void *ctx, uint64_t now)
-{
-	struct pgwiretrace *p = ctx;
-
-	if (p->uv)
-		uvwrite__tick(p->uv, now);
-}
-
 /* pid exited or exec'd: its connections end (their close() calls were never seen). */
 static void forget_pid(void *ctx, pid_t pid)
 {
@@ -594,9 +571,6 @@ static void forget_pid(void *ctx, pid_t pid)
 	int fd = bpf_map__fd(p->skel->maps.pg_conns);
 	bool first = true;
 	uint32_t i;
-
-	if (p->uv)
-		uvwrite__forget(p->uv, pid);
 
 	for (i = 0; i < MAX_CONNS; i++) {
 		struct conn *c;
@@ -639,7 +613,6 @@ static void pgwiretrace_free(void *ctx)
 	for (i = 0; i < ARRAY_SIZE(p->links); i++)
 		bpf_link__destroy(p->links[i]);
 	pgtls__free(p->tls);
-	uvwrite__free(p->uv);
 	pgwire_bpf__destroy(p->skel);
 	free(p);
 }
@@ -707,11 +680,11 @@ static void *pgwiretrace_open(struct session *ss, const struct session_opts *so,
 		sqltrace__keep_libpq(p->sql, keep_libpq, p);
 	}
 	if (p->o.call_sites) {
-		p->uv = uvwrite__new(ss, p->skel->progs.uvloop_write_pg);
-		if (!p->uv) {
-			snprintf(err, errlen, "out of memory");
+		if (uvwrite__prog(session__uvwrite(ss), p->skel->progs.uvloop_write_pg) < 0) {
+			snprintf(err, errlen, "cannot add the uvloop probe");
 			goto fail;
 		}
+		p->uvloop = true;
 	}
 	return p;
 fail:
@@ -786,10 +759,10 @@ static void pgwiretrace_json(void *ctx, struct jsonw *w)
 	jsonw__uint_field(w, "connections", st.connections);
 	jsonw__uint_field(w, "tls_connections", st.tls_connections);
 	jsonw__uint_field(w, "recognised_midstream", st.midstream);
-	if (p->uv) {
+	if (p->uvloop) {
 		struct uvwrite_stats us;
 
-		uvwrite__stats(p->uv, &us);
+		uvwrite__stats(session__uvwrite(p->session), &us);
 		/* processes whose statements queued by uvloop keep their sender's stack (uvwrite.h) */
 		jsonw__uint_field(w, "uvloop_processes_probed", us.processes);
 		jsonw__uint_field(w, "uvloop_processes_failed", us.failed);
@@ -915,11 +888,8 @@ const struct capability pgwiretrace_capability = {
 	.open = pgwiretrace_open,
 	.attach = pgwiretrace_attach,
 	.on_event = pgwiretrace_event,
-	.on_python = on_python,
-	.on_fork = on_fork,
 	.on_exec = forget_pid,
 	.on_exit = forget_pid,
-	.tick = pgwiretrace_tick,
 	.flush = pgwiretrace_flush,
 	.reset = pgwiretrace_reset,
 	.summary = pgwiretrace_summary,

@@ -14,6 +14,7 @@
 #include "session.skel.h"
 #include "sqljoin.h"
 #include "util.h"
+#include "uvwrite.h"
 
 #define TICK_NS (100 * 1000000ULL)	/* capabilities' housekeeping at most this often */
 #define PROCS_TICK_NS (500 * 1000000ULL)	/* exited processes' records freed this often */
@@ -41,6 +42,7 @@ struct session {
 	struct ring_buffer *rb;
 	struct procs *procs;
 	struct pystacks *pystacks;
+	struct uvwrite *uv;		/* uvloop's transport.write, for the capabilities that probe it */
 	void *caps[NCAPS];		/* each capability's state, NULL when not enabled */
 	/* event type -> index in capabilities[] + 1 (0: nobody) */
 	unsigned char owner[PT_EV_TYPES];
@@ -95,6 +97,7 @@ static void sess_on_python(void *ctx, const struct proc *p)
 	struct session *s = ctx;
 	size_t i;
 
+	uvwrite__add(s->uv, (pid_t)p->pid);
 	FOR_EACH_CAP(s, i)
 		if (capabilities[i]->on_python)
 			capabilities[i]->on_python(s->caps[i], p);
@@ -105,6 +108,7 @@ static void sess_on_fork(void *ctx, const struct proc *child, const struct proc 
 	struct session *s = ctx;
 	size_t i;
 
+	uvwrite__add(s->uv, (pid_t)child->pid);
 	FOR_EACH_CAP(s, i)
 		if (capabilities[i]->on_fork)
 			capabilities[i]->on_fork(s->caps[i], child, parent);
@@ -116,6 +120,7 @@ static void sess_on_exec(void *ctx, pid_t pid)
 	size_t i;
 
 	pystacks__forget(s->pystacks, pid);
+	uvwrite__forget(s->uv, pid);
 	FOR_EACH_CAP(s, i)
 		if (capabilities[i]->on_exec)
 			capabilities[i]->on_exec(s->caps[i], pid);
@@ -128,6 +133,7 @@ static void sess_on_exit(void *ctx, pid_t pid)
 
 	/* its code objects' names: a collector through months of worker churn keeps none of them */
 	pystacks__forget(s->pystacks, pid);
+	uvwrite__forget(s->uv, pid);
 	FOR_EACH_CAP(s, i)
 		if (capabilities[i]->on_exit)
 			capabilities[i]->on_exit(s->caps[i], pid);
@@ -267,7 +273,8 @@ struct session *session__new(const struct session_opts *o, char *err, size_t err
 	};
 	s->procs = procs__new(&po);
 	s->pystacks = s->procs ? pystacks__new(s->procs, o->threads) : NULL;
-	if (!s->pystacks) {
+	s->uv = uvwrite__new(s);
+	if (!s->pystacks || !s->uv) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -306,6 +313,7 @@ void session__free(struct session *s)
 			prev = &key;
 		}
 	}
+	uvwrite__free(s->uv);	/* its probes, before the capabilities' programs */
 	/* in reverse: a capability may hold on to those before it */
 	for (i = NCAPS; i > 0; i--)
 		if (s->caps[i - 1])
@@ -401,6 +409,7 @@ int session__poll(struct session *s, int timeout_ms)
 	FOR_EACH_CAP(s, i)
 		if (capabilities[i]->tick)
 			capabilities[i]->tick(s->caps[i], now);
+	uvwrite__tick(s->uv, now);
 	procs__pending(s->procs, now);
 	if (now - s->last_procs_tick_ns >= PROCS_TICK_NS) {
 		s->last_procs_tick_ns = now;
@@ -442,6 +451,11 @@ const struct session_maps *session__maps(const struct session *s)
 struct procs *session__procs(struct session *s)
 {
 	return s->procs;
+}
+
+struct uvwrite *session__uvwrite(struct session *s)
+{
+	return s->uv;
 }
 
 struct pystacks *session__pystacks(struct session *s)

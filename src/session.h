@@ -32,6 +32,7 @@ struct bpf_object;
 struct jsonw;
 struct session;
 struct pystacks;
+struct uvwrite;
 
 /* The maps every pytrace BPF object shares (bpf/maps.bpf.h): the session's object owns them. */
 struct session_maps {
@@ -132,6 +133,8 @@ unsigned session__live(const struct session *s);
 const struct session_maps *session__maps(const struct session *s);
 struct procs *session__procs(struct session *s);
 struct pystacks *session__pystacks(struct session *s);
+/* uvloop's transport.write probe (uvwrite.h): give it a program at open; the session runs it. */
+struct uvwrite *session__uvwrite(struct session *s);
 struct bpf_object *session__obj(struct session *s);
 /* A capability opened before the caller, by name ("sampler", "sql", "http", "functions"), or NULL. */
 void *session__cap(struct session *s, const char *name);

@@ -13,6 +13,7 @@
 #include "uvwrite.h"
 
 #define MAX_PROCS 256	/* processes looked at at once (the rest counted as dropped) */
+#define MAX_PROGS 2	/* the HTTP layer's and the wire reader's */
 #define GAP_MIN_NS (250 * 1000000ULL)
 #define GAP_MAX_NS (64 * 1000000000ULL)
 
@@ -30,27 +31,49 @@ struct uv_proc {
 	bool done;		/* probed, or given up on */
 	unsigned errors;	/* failed lookups (not "not imported") */
 	uint64_t next_ns, gap_ns;
-	struct uprobe link;
+	struct uprobe links[MAX_PROGS];
 };
 
 struct uvwrite {
 	struct session *s;
-	const struct bpf_program *prog;
+	const struct bpf_program *progs[MAX_PROGS];
+	unsigned nprogs;
 	enum uprobe_kind kind;
 	struct uv_proc procs[MAX_PROCS];
 	struct uvwrite_stats st;
 };
 
-struct uvwrite *uvwrite__new(struct session *s, const struct bpf_program *prog)
+struct uvwrite *uvwrite__new(struct session *s)
 {
 	struct uvwrite *u = calloc(1, sizeof(*u));
 
 	if (!u)
 		return NULL;
 	u->s = s;
-	u->prog = prog;
 	u->kind = uprobe__kind();
 	return u;
+}
+
+int uvwrite__prog(struct uvwrite *u, const struct bpf_program *prog)
+{
+	if (u->nprogs >= MAX_PROGS)
+		return -ENOSPC;
+	u->progs[u->nprogs] = prog;
+	return (int)u->nprogs++;
+}
+
+void uvwrite__set_prog(struct uvwrite *u, int slot, const struct bpf_program *prog)
+{
+	if (slot >= 0 && (unsigned)slot < u->nprogs)
+		u->progs[slot] = prog;
+}
+
+/* Detach every probe of up. */
+static void detach(struct uv_proc *up)
+{
+	for (unsigned k = 0; k < MAX_PROGS; k++)
+		if (uprobe__attached(&up->links[k]))
+			uprobe__detach(&up->links[k]);
 }
 
 void uvwrite__free(struct uvwrite *u)
@@ -67,6 +90,8 @@ void uvwrite__add(struct uvwrite *u, pid_t pid)
 {
 	struct uv_proc *free_slot = NULL;
 
+	if (!u->nprogs)
+		return;
 	for (unsigned i = 0; i < MAX_PROCS; i++) {
 		if (u->procs[i].pid == pid)
 			return;
@@ -87,8 +112,7 @@ void uvwrite__forget(struct uvwrite *u, pid_t pid)
 
 		if (up->pid != pid)
 			continue;
-		if (uprobe__attached(&up->link))
-			uprobe__detach(&up->link);
+		detach(up);
 		up->pid = 0;
 	}
 }
@@ -130,11 +154,15 @@ static int probe(struct uvwrite *u, struct uv_proc *up)
 	ret = procmaps__foreach(up->pid, find_map, &f);
 	if (ret != 1)
 		return ret < 0 ? ret : -ENOENT;
-	ret = uprobe__attach(&up->link, u->kind, u->prog, false, up->pid, f.path, f.off);
-	if (ret)
-		return ret;
-	vlog("pid %d: uvloop's transport.write probed (%s+0x%llx): responses the loop writes keep their task\n",
-	     up->pid, f.path, (unsigned long long)f.off);
+	for (unsigned k = 0; k < u->nprogs; k++) {
+		ret = uprobe__attach(&up->links[k], u->kind, u->progs[k], false, up->pid, f.path, f.off);
+		if (ret) {
+			detach(up);
+			return ret;
+		}
+	}
+	vlog("pid %d: uvloop's transport.write probed (%u program%s, %s+0x%llx): what the loop writes keeps its "
+	     "task\n", up->pid, u->nprogs, u->nprogs == 1 ? "" : "s", f.path, (unsigned long long)f.off);
 	return 0;
 }
 

@@ -17,17 +17,28 @@ struct session;
 struct uvwrite;
 
 struct uvwrite_stats {
-	unsigned processes;	/* processes whose uvloop write is probed */
+	unsigned processes;	/* processes whose uvloop write is probed (by every program given) */
 	unsigned failed;	/* found, but the probe could not be attached */
 	unsigned dropped;	/* processes not looked at: the table was full */
 };
 
-/* prog: the probe, prepared (uprobe__prepare) with the kind uprobe__kind() gives. */
-struct uvwrite *uvwrite__new(struct session *s, const struct bpf_program *prog);
+/*
+ * One per session (session__uvwrite): the session tells it of processes and ticks it; each
+ * capability that wants the probe gives its program (uvwrite__prog), and every program given is
+ * attached, one link each, to each process found to import uvloop.
+ */
+struct uvwrite *uvwrite__new(struct session *s);
 void uvwrite__free(struct uvwrite *u);
-/* A Python process to look at (found, forked, or after an exec). */
+/*
+ * prog, prepared (uprobe__prepare) with the kind uprobe__kind() gives, at a capability's open:
+ * its slot (>= 0) or -ENOSPC. A capability that loads its object again before the session polls
+ * (httptrace's fallback to raw tracepoints) puts the new program in the same slot.
+ */
+int uvwrite__prog(struct uvwrite *u, const struct bpf_program *prog);
+void uvwrite__set_prog(struct uvwrite *u, int slot, const struct bpf_program *prog);
+/* A Python process to look at (found, forked, or after an exec); nothing while no program is given. */
 void uvwrite__add(struct uvwrite *u, pid_t pid);
-/* pid exited or exec'd: its probe goes. */
+/* pid exited or exec'd: its probes go. */
 void uvwrite__forget(struct uvwrite *u, pid_t pid);
 /* Look for uvloop in the processes whose time has come. */
 void uvwrite__tick(struct uvwrite *u, uint64_t now_ns);
