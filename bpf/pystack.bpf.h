@@ -17,6 +17,8 @@ struct pt_walk {
 	__u64 gen_code;		/* gen's code object */
 	__u64 proxy_code;	/* struct pt_proc's (the outermost frame running it: s->proxy_frame) */
 	__u64 route_code;	/* struct pt_proc's (the innermost frame running it: s->route_frame) */
+	__u64 scope_code;	/* struct pt_proc's (the outermost frame running it: s->scope_frame) */
+	__u64 send_code;	/* struct pt_proc's (the innermost frame running it: s->send_frame) */
 };
 
 /*
@@ -110,6 +112,10 @@ static __always_inline bool pt_walk_frame(struct pt_walk *w, struct pt_window_bu
 	/* the innermost frame running route_code: its route object is read after the walk */
 	if (code == w->route_code && !s->route_frame)
 		s->route_frame = frame;
+	if (code == w->scope_code)
+		s->scope_frame = frame;
+	if (code == w->send_code && !s->send_frame)
+		s->send_frame = frame;
 	if (code) {
 		s->frames[n].code = code;
 		s->frames[n].instr = instr;
@@ -164,18 +170,38 @@ static __always_inline void pt_copy_window(struct pt_walk *w, struct pt_window_b
 }
 
 /*
- * Who runs the stack: gen (its outermost coroutine frame), or else the task a thread pool's
- * thread works for (struct pt_proc's proxy_code), from the frame that names it: three to five
- * reads, only on such threads. 0: unknown. A global function: verified once on its own, and
+ * The ASGI scope whose cell the frame holds at offset cell (struct pt_proc's scope_code), as a
+ * task key; 0: unreadable.
+ */
+static __always_inline __u64 pt_scope_key(const struct pt_proc *proc, __u64 frame, __u32 cell)
+{
+	__u64 c = pt_read_ptr(frame + cell) & proc->off.code_mask;	/* 3.14 tags it */
+	__u64 scope = c ? pt_read_ptr(c + proc->cell_ref) : 0;
+
+	return scope ? scope | PT_TASK_SCOPE : 0;
+}
+
+/*
+ * Who runs the stack: gen (its outermost coroutine frame, gen_code its code), or else the task a
+ * thread pool's thread works for (struct pt_proc's proxy_code), from the frame that names it:
+ * three to five reads, only on such threads; in either, the request's ASGI scope where a
+ * BaseHTTPMiddleware's child task runs (struct pt_proc's scope_code; scope: the outermost frame
+ * of its __call__, 0: none). 0: unknown. A global function: verified once on its own, and
  * called on every path, so that its branches do not multiply the states of its callers.
  */
-__noinline __u64 pt_task_of(const struct pt_proc *proc, __u64 gen, __u64 frame)
+__noinline __u64 pt_task_of(const struct pt_proc *proc, __u64 gen, __u64 gen_code, __u64 frame, __u64 scope)
 {
-	__u64 task, coro;
+	__u64 task, coro, code = 0;
 
+	if (!proc)
+		return gen;
+	if (scope && proc->scope_code)
+		return pt_scope_key(proc, scope, proc->scope_cell);
+	if (gen && gen_code == proc->scope_child_code && proc->scope_child_code)
+		return pt_scope_key(proc, gen, proc->scope_child_cell);
 	if (gen)
 		return gen;
-	if (!proc || !frame || !proc->proxy_code || !proc->task_coro || !proc->coro_frame)
+	if (!frame || !proc->proxy_code || !proc->task_coro || !proc->coro_frame)
 		return 0;
 	task = pt_read_ptr(frame + proc->proxy_local) & proc->off.code_mask;	/* 3.14 tags it */
 	if (task && proc->proxy_via_future) {
@@ -187,7 +213,44 @@ __noinline __u64 pt_task_of(const struct pt_proc *proc, __u64 gen, __u64 frame)
 	if (!coro)
 		return 0;
 	coro = proc->coro_frame_is_ptr ? pt_read_ptr(coro + proc->coro_frame) : coro + proc->coro_frame;
-	return coro ? coro | PT_TASK_PROXY : 0;
+	if (!coro)
+		return 0;
+	/* a FastAPI def endpoint behind BaseHTTPMiddleware: the task is its child */
+	if (proc->scope_child_code && !bpf_probe_read_user(&code, sizeof(code), (void *)(coro + proc->off.fr_code)) &&
+	    (code & proc->off.code_mask) == proc->scope_child_code) {
+		task = pt_scope_key(proc, coro, proc->scope_child_cell);
+		return task ? task | PT_TASK_PROXY : 0;
+	}
+	return coro | PT_TASK_PROXY;
+}
+
+/*
+ * The request's scope held by the server's object obj (struct pt_proc's send_code, attr_*), as a
+ * task key; 0: unknown. The modes are src/pythreads.h's enum py_attr_mode.
+ */
+static __always_inline __u64 pt_server_scope(const struct pt_proc *proc, __u64 obj)
+{
+	__u64 vals = 0, v;
+
+	switch (proc->attr_mode) {
+	case 1:		/* <= 3.10: a split dict */
+		v = pt_read_ptr(obj + proc->attr_off);
+		vals = v ? pt_read_ptr(v + proc->attr_dict_values) : 0;
+		break;
+	case 2:		/* 3.11 */
+		vals = pt_read_ptr(obj - 32);
+		break;
+	case 3:		/* 3.12: tagged */
+		v = pt_read_ptr(obj - 24);
+		vals = v & 1 ? v + 1 : 0;
+		break;
+	case 4:		/* 3.13+: inline, if valid (PyDictValues' fourth byte) */
+		v = pt_read_ptr(obj + proc->attr_off);
+		vals = (v >> 24) & 0xff ? obj + proc->attr_off : 0;
+		break;
+	}
+	v = vals ? pt_read_ptr(vals + proc->attr_slot) : 0;
+	return v && !(v & 7) ? v | PT_TASK_SCOPE : 0;
 }
 
 /* A pointer at offset at of the thread state, read from its copy at win (which starts at offset lo). */
@@ -221,12 +284,17 @@ __noinline __u64 pt_walk_thread(__u64 fsbase, const struct pt_proc *proc, struct
 	w.s = s;
 	w.proxy_code = proc->proxy_code;
 	w.route_code = proc->route_code ? proc->route_code : ~0ULL;	/* 0 would match code-less frames */
+	w.scope_code = proc->scope_code ? proc->scope_code : ~0ULL;
+	w.send_code = proc->send_code ? proc->send_code : ~0ULL;
 	s->nframes = 0;
 	s->task_frame = 0;
 	s->root_frame = 0;
 	s->proxy_frame = 0;
 	s->route_obj = 0;
 	s->route_frame = 0;
+	s->scope_frame = 0;
+	s->send_frame = 0;
+	s->server_obj = 0;
 	if (!fsbase)
 		goto no_tstate;
 	tstate = pt_read_ptr(fsbase + proc->tstate_off);
@@ -283,7 +351,18 @@ __noinline __u64 pt_walk_thread(__u64 fsbase, const struct pt_proc *proc, struct
 			      bpf_probe_read_user(&co_flags, sizeof(co_flags), (void *)(w.gen_code + off->co_flags)) ||
 			      !(co_flags & PT_CO_ASYNC)))
 			w.gen = 0;
-		s->task_frame = pt_task_of(proc, w.gen, s->proxy_frame);
+		s->task_frame = pt_task_of(proc, w.gen, w.gen_code, s->proxy_frame, s->scope_frame);
+		/* a response streamed by a child task of the request's: the server's request object */
+		if (s->send_frame && w.gen && w.gen_code == proc->writer_code && proc->writer_code) {
+			__u64 key;
+
+			s->server_obj = pt_read_ptr(s->send_frame + proc->send_local) & off->code_mask;
+			key = s->server_obj && proc->attr_mode ? pt_server_scope(proc, s->server_obj) : 0;
+			if (key) {
+				s->task_frame = key;
+				s->server_obj = 0;	/* done */
+			}
+		}
 		s->root_frame = w.root;
 	}
 	return (w.hash ^ s->nframes ^ ((__u64)s->flags << 32)) | 1;

@@ -77,10 +77,48 @@ struct pt_proc {
 	__u16 route_local;	/* frame -> that local (f_localsplus + 8 * its index) */
 	__u16 pad2;
 	__u64 route_code;	/* that frame's code object, 0: none (yet) */
+	/*
+	 * Starlette's BaseHTTPMiddleware (FastAPI's @app.middleware("http")) runs the endpoint in a
+	 * child task of an anyio task group, call_next.<locals>.coro, and the response is written by
+	 * the request's own task, in BaseHTTPMiddleware.__call__: no stack leads from one task to
+	 * the other. Both hold the request's ASGI scope dict (coro's closure cell is __call__'s), so
+	 * it names the request for both: a stack whose outermost coroutine runs the child's code, or
+	 * that passes through __call__ (its outermost such frame), gets the scope's address |
+	 * PT_TASK_SCOPE as its task_frame (src/requests.h). Two reads, on such stacks only.
+	 */
+	__u64 scope_code;	/* BaseHTTPMiddleware.__call__'s code object, 0: none (yet) */
+	__u64 scope_child_code;	/* call_next.<locals>.coro's */
+	__u16 scope_cell;	/* frame -> __call__'s cell of scope (f_localsplus + 8 * its index) */
+	__u16 scope_child_cell;	/* frame -> coro's cell of scope (a free variable) */
+	__u16 cell_ref;		/* PyCellObject.ob_ref */
+	/*
+	 * The response of such a request is written by yet another task: Starlette's
+	 * StreamingResponse streams from a child task (__call__.<locals>.wrap), through the server's
+	 * send, a method of its per-request object (uvicorn's RequestResponseCycle, whose `scope`
+	 * attribute is the request's scope). A stack whose outermost coroutine runs writer_code
+	 * gives the innermost send_code frame's self as pt_stack.server_obj; the loader reads its
+	 * scope (src/httptrace.c).
+	 */
+	__u16 send_local;	/* frame -> send's self (f_localsplus + 8 * its index) */
+	__u64 writer_code;	/* StreamingResponse.__call__.<locals>.wrap's code object, 0: none (yet) */
+	__u64 send_code;	/* the server's send method's code object */
+	/*
+	 * Then the walker reads that object's scope itself (the loader's read comes too late: a
+	 * short response's request is over, and its object freed, before the loader sees the
+	 * write), once the loader has worked out where the class keeps it (src/pythreads.h,
+	 * struct py_attr_recipe): attr_mode 0 until then.
+	 */
+	__u16 attr_off;		/* <= 3.10: tp_dictoffset; 3.13+: tp_basicsize */
+	__u16 attr_slot;	/* the attribute's byte offset in the values array */
+	__u16 attr_dict_values;	/* <= 3.10: PyDictObject.ma_values */
+	__u8 attr_mode;		/* enum py_attr_mode */
+	__u8 pad4;
 };
 
 /* In a task_frame: the task a thread pool's thread works for (struct pt_proc), not its own. */
 #define PT_TASK_PROXY	2ULL
+/* In a task_frame: an ASGI request's scope dict (struct pt_proc's scope_code), not a frame. */
+#define PT_TASK_SCOPE	4ULL
 
 /* How a traced pid came to be traced. */
 #define PT_TRACK_ROOT	1	/* named on the command line */
@@ -202,6 +240,11 @@ struct pt_stack {
 	 * route_frame, the walker's), 0: none */
 	__u64 route_obj;
 	__u64 route_frame;
+	/* the walker's: the outermost frame running struct pt_proc's scope_code, and the innermost
+	 * running its send_code */
+	__u64 scope_frame;
+	__u64 send_frame;
+	__u64 server_obj;	/* that frame's self, in a stack of its writer_code's task; 0: none */
 	struct pt_frame frames[PT_MAX_FRAMES];	/* innermost first; only nframes are sent */
 };
 

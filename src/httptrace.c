@@ -46,6 +46,7 @@ struct httptrace {
 	bool per_syscall;	/* per-syscall tracepoints; else raw syscall tracepoints */
 	struct route_slot routes[ROUTE_SLOTS];
 	uint64_t route_reads, route_errors;
+	uint64_t scope_reads, scope_errors;	/* server_scope() */
 	int uv_slot;		/* its program's slot in the session's uvloop probe (uvwrite.h) */
 };
 
@@ -192,6 +193,30 @@ static const char *route_template(struct httptrace *h, uint32_t pid, uint64_t ob
 	return rs->err ? NULL : rs->tmpl;
 }
 
+/*
+ * A response streamed by a child task of its request's (struct pt_proc's writer_code): its task
+ * is the request's scope, read from the server's object for the request now, while the response
+ * is being written. The object outlives it only if its request is still served: else its memory
+ * may hold a later request's object, whose scope no statement sent before this response has.
+ */
+static void server_scope(struct httptrace *h, uint32_t pid, uint64_t obj, uint64_t *task)
+{
+	struct procs *ps = session__procs(h->session);
+	struct proc *pr = procs__get(ps, pid, false);
+	uint64_t key;
+	int err;
+
+	h->scope_reads++;
+	err = pr ? procs__server_scope(ps, pr, obj, &key) : -ESRCH;
+	if (err) {
+		h->scope_errors++;
+		vlog("pid %u: no scope in the server's object at 0x%llx: %s\n", pid, (unsigned long long)obj,
+		     strerror(-err));
+		return;
+	}
+	*task = key;
+}
+
 static void httptrace_event(void *c, const void *data, size_t size)
 {
 	struct httptrace *h = c;
@@ -212,8 +237,12 @@ static void httptrace_event(void *c, const void *data, size_t size)
 		bool multi = false;
 		const char *tmpl = route_template(h, e->hdr.pid, e->route_obj, &multi);
 
+		uint64_t task = pt_task_key(e->task_frame, e->root_frame);
+
+		if (e->server_obj)
+			server_scope(h, e->hdr.pid, e->server_obj, &task);
 		requests__resp_route(h->req, e->hdr.pid, e->tid, e->fd, e->ts, e->last_write_ts, e->data, e->data_len,
-				     pt_task_key(e->task_frame, e->root_frame), tmpl, multi);
+				     task, tmpl, multi);
 		break;
 	}
 	case PT_EV_HTTP_CLOSE:
@@ -284,6 +313,8 @@ void httptrace__stats(struct httptrace *h, struct httptrace_stats *st)
 	st->conns_dropped = session__counter(h->session, PT_CNT_HTTP_CONN_DROPPED);
 	st->route_reads = h->route_reads;
 	st->route_errors = h->route_errors;
+	st->scope_reads = h->scope_reads;
+	st->scope_errors = h->scope_errors;
 	st->queued_writers = session__counter(h->session, PT_CNT_HTTP_QUEUED);
 	uvwrite__stats(session__uvwrite(h->session), &st->uvloop);
 	requests__stats(h->req, &st->req);
@@ -318,6 +349,8 @@ static void httptrace_json(void *c, struct jsonw *w)
 	jsonw__uint_field(w, "connections_not_followed", st.conns_dropped);
 	jsonw__uint_field(w, "route_template_reads", st.route_reads);
 	jsonw__uint_field(w, "route_template_errors", st.route_errors);
+	jsonw__uint_field(w, "streamed_response_scope_reads", st.scope_reads);
+	jsonw__uint_field(w, "streamed_response_scope_errors", st.scope_errors);
 	jsonw__name(w, "uvloop");
 	jsonw__start_object(w);
 	jsonw__uint_field(w, "processes_probed", st.uvloop.processes);

@@ -22,6 +22,8 @@ struct httptrace_stats {
 	uint64_t conns_dropped;		/* accepted connections not followed: BPF map full */
 	uint64_t route_reads;		/* route objects whose templates were read (routes.h) */
 	uint64_t route_errors;		/* of which without one */
+	uint64_t scope_reads;		/* streamed responses whose request's scope was read (procs.h) */
+	uint64_t scope_errors;		/* of which without one */
 	uint64_t queued_writers;	/* responses written by uvloop's loop, whose task its probe gave */
 	struct uvwrite_stats uvloop;
 	struct requests_stats req;

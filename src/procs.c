@@ -259,9 +259,138 @@ void procs__route_frame(struct procs *p, struct proc *pr, uint64_t code, const s
 	tlog(p, "pid %d: its routes are read from %s.%s\n", pr->pid, rf->module, rf->qualname);
 }
 
+static const struct scope_frame scope_frames[] = {
+	{ "starlette.middleware.base", "BaseHTTPMiddleware", "__call__", { "call_next", "coro" }, "scope" },
+};
+
+/* Starlette's StreamingResponse: __call__ streams from a child task running its nested wrap() */
+static const struct scope_frame stream_writer = {
+	"starlette.responses", "StreamingResponse", "__call__", { "wrap", NULL }, NULL
+};
+
+/* uvicorn's two HTTP/1.1 protocols: one RequestResponseCycle per request, holding its scope */
+static const struct server_send server_sends[] = {
+	{ "uvicorn.protocols.http.h11_impl", "RequestResponseCycle", "send", "self", "scope" },
+	{ "uvicorn.protocols.http.httptools_impl", "RequestResponseCycle", "send", "self", "scope" },
+};
+
+int procs__server_scope(struct procs *p, struct proc *pr, uint64_t obj, uint64_t *key)
+{
+	struct mem_reader mr;
+	uint64_t scope = 0;
+	int ret;
+
+	if (pr->state != PROC_PYTHON || !pr->live || !pr->py.send_code)
+		return -ENOENT;
+	procmem__reader(&mr, pr->pid);
+	if (!pr->py.scope_attr.mode && pr->py.scope_attr_tries < 8) {
+		/*
+		 * Where the class keeps it, so that the walker reads it itself: worked out from the
+		 * first objects, which may be gone (or another's) by now: the recipe is checked
+		 * against a read by key
+		 */
+		struct py_attr_recipe r;
+		struct pt_proc cfg;
+
+		pr->py.scope_attr_tries++;
+		ret = pythreads__attr_recipe(&pr->py.layout, &mr, obj, server_sends[0].attr, &r);
+		if (!ret) {
+			pr->py.scope_attr = r;
+			py_target__to_bpf(&pr->py, &cfg);
+			if (!bpf_map_update_elem(p->o.procs_fd, &pr->pid, &cfg, BPF_EXIST))
+				tlog(p, "pid %d: the walker reads the server's request scope itself\n", pr->pid);
+		}
+	}
+	ret = pythreads__attr(&pr->py.layout, &mr, obj, server_sends[0].attr, &scope);
+	if (ret)
+		return ret;
+	if (!scope || (scope & 7))
+		return -EINVAL;
+	*key = scope | PT_TASK_SCOPE;
+	return 0;
+}
+
+static int scope_child(const struct py_target *t, const struct mem_reader *mr, uint64_t code,
+		       const struct scope_frame *sf, uint64_t *child);
+
+/* The streaming writer's code and the server's send (struct pt_proc's writer_code, send_code). */
+static void find_writer(struct proc *pr, const struct mem_reader *mr)
+{
+	const struct scope_frame *sf = &stream_writer;
+	uint64_t code, writer;
+	size_t i;
+	int self;
+
+	if (pythreads__method_code(&pr->py.layout, mr, pr->py.runtime, sf->module, sf->cls, sf->method, &code) ||
+	    scope_child(&pr->py, mr, code, sf, &writer))
+		return;
+	for (i = 0; i < sizeof(server_sends) / sizeof(server_sends[0]); i++) {
+		const struct server_send *ss = &server_sends[i];
+
+		if (pythreads__method_code(&pr->py.layout, mr, pr->py.runtime, ss->module, ss->cls, ss->method, &code))
+			continue;
+		self = local_index(&pr->py.layout, mr, code, ss->self);
+		if (self < 0)
+			continue;
+		pr->py.writer_code = writer;
+		pr->py.send_code = code;
+		pr->py.send_local = (uint32_t)self;
+		return;
+	}
+}
+
 /*
- * Look for the thread pools' and route frames' functions in pr's modules (procs.h): at most once
- * per pool_gap_ns, until both kinds are found.
+ * The child task's code inside the frame's (code): its nested functions, each defined in the one
+ * before. 0 or -ENOENT.
+ */
+static int scope_child(const struct py_target *t, const struct mem_reader *mr, uint64_t code,
+		       const struct scope_frame *sf, uint64_t *child)
+{
+	for (size_t i = 0; i < sizeof(sf->nested) / sizeof(sf->nested[0]) && sf->nested[i]; i++)
+		if (pythreads__nested_code(&t->layout, mr, t->pycode_type, code, sf->nested[i], &code))
+			return -ENOENT;
+	*child = code;
+	return 0;
+}
+
+static void scope_frame_found(struct procs *p, struct proc *pr, const struct mem_reader *mr, uint64_t code,
+			      const struct scope_frame *sf)
+{
+	const struct py_layout *l = &pr->py.layout;
+	uint64_t child = 0;
+	struct pt_proc cfg;
+	int cell, child_cell = -1;
+
+	if (pr->py.scope_rejected == code)
+		return;
+	cell = pythreads__cell_index(l, mr, code, sf->var);
+	if (cell >= 0 && !scope_child(&pr->py, mr, code, sf, &child))
+		child_cell = pythreads__cell_index(l, mr, child, sf->var);
+	if (child_cell < 0) {
+		pr->py.scope_rejected = code;
+		vlog("pid %d: %s.%s's child task holds no cell %s: its endpoints' statements are not given to "
+		     "their requests\n", pr->pid, sf->cls, sf->method, sf->var);
+		return;
+	}
+	pr->py.scope_code = code;
+	pr->py.scope_child_code = child;
+	pr->py.scope_cell = (uint32_t)cell;
+	pr->py.scope_child_cell = (uint32_t)child_cell;
+	find_writer(pr, mr);
+	py_target__to_bpf(&pr->py, &cfg);
+	if (bpf_map_update_elem(p->o.procs_fd, &pr->pid, &cfg, BPF_EXIST)) {
+		pr->py.scope_code = 0;
+		pr->py.scope_rejected = code;
+		return;	/* it left meanwhile */
+	}
+	p->st.scope_frames++;
+	tlog(p, "pid %d: the tasks of %s.%s go by the request's scope%s\n", pr->pid, sf->module, sf->cls,
+	     pr->py.send_code ? ", and its streamed responses by the server's" : "");
+}
+
+/*
+ * Look for the thread pools', route frames' and middlewares' functions in pr's modules (procs.h):
+ * at most once per pool_gap_ns, until every kind is found.
  */
 static void find_frames(struct procs *p, struct proc *pr, uint64_t now)
 {
@@ -269,7 +398,7 @@ static void find_frames(struct procs *p, struct proc *pr, uint64_t now)
 	uint64_t code;
 	size_t i;
 
-	if (pr->state != PROC_PYTHON || !pr->live || (pr->py.proxy_code && pr->py.route_code) ||
+	if (pr->state != PROC_PYTHON || !pr->live || (pr->py.proxy_code && pr->py.route_code && pr->py.scope_code) ||
 	    now < pr->pool_next_ns)
 		return;
 	pr->pool_gap_ns = pr->pool_gap_ns ? pr->pool_gap_ns * 2 : POOL_GAP_MIN_NS;
@@ -290,6 +419,13 @@ static void find_frames(struct procs *p, struct proc *pr, uint64_t now)
 		if (!pythreads__method_code(&pr->py.layout, &mr, pr->py.runtime, rf->module, rf->cls, rf->method,
 					    &code))
 			procs__route_frame(p, pr, code, rf);
+	}
+	for (i = 0; i < sizeof(scope_frames) / sizeof(scope_frames[0]) && !pr->py.scope_code; i++) {
+		const struct scope_frame *sf = &scope_frames[i];
+
+		if (!pythreads__method_code(&pr->py.layout, &mr, pr->py.runtime, sf->module, sf->cls, sf->method,
+					    &code))
+			scope_frame_found(p, pr, &mr, code, sf);
 	}
 }
 
@@ -998,6 +1134,7 @@ void procs__write_json(const struct procs *p, struct jsonw *w)
 	jsonw__uint_field(w, "events_not_followed", p->st.dropped);
 	jsonw__uint_field(w, "thread_pools_for_tasks", p->st.thread_pools);
 	jsonw__uint_field(w, "route_frames", p->st.route_frames);
+	jsonw__uint_field(w, "asgi_middleware_scopes", p->st.scope_frames);
 	jsonw__bool_field(w, "host_wide", p->o.host_wide);
 	/* the Python processes followed, in the order found (at most PROCS_SEEN_MAX) */
 	jsonw__name(w, "followed");

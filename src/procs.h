@@ -94,6 +94,7 @@ struct procs_stats {
 	uint64_t dropped;	/* process events not followed: the table was full */
 	unsigned thread_pools;	/* processes whose thread pool works for tasks (procs__thread_pool_frame) */
 	unsigned route_frames;	/* processes whose routes are read from their framework (routes.h) */
+	unsigned scope_frames;	/* processes whose BaseHTTPMiddleware's tasks go by request (procs__scope_frames) */
 };
 
 struct procs;
@@ -163,6 +164,31 @@ const struct pool_frame *procs__pool_frame(const char *name, const char *file);
 void procs__thread_pool_frame(struct procs *p, struct proc *pr, uint64_t code, const struct pool_frame *pf);
 /* The same for a route frame (routes.h): the BPF walkers then give its route object. */
 void procs__route_frame(struct procs *p, struct proc *pr, uint64_t code, const struct route_frame *rf);
+/*
+ * Starlette's BaseHTTPMiddleware (FastAPI's @app.middleware("http")): the function that runs a
+ * request's endpoint in a child task, and the variable both tasks' frames hold the request's
+ * ASGI scope in (struct pt_proc's scope_code). Found in pr's modules with the frames above.
+ */
+struct scope_frame {
+	const char *module, *cls, *method;	/* the request's task's frame: module.cls.method */
+	const char *nested[2];			/* the child task's function: defined in method's nested[0] */
+	const char *var;			/* the closure variable holding the scope */
+};
+/*
+ * The response of such a request is streamed by another child task (struct pt_proc's
+ * writer_code) through the server's send method, whose self's attribute holds the scope: the
+ * loader reads it from the object the walker gives (pt_stack.server_obj) with the response.
+ */
+struct server_send {
+	const char *module, *cls, *method;	/* the server's send: module.cls.method(self, ...) */
+	const char *self, *attr;		/* its local naming its object, that object's scope */
+};
+/*
+ * The scope of a request, read from pr's server object obj (pt_stack.server_obj), as a task key
+ * (PT_TASK_SCOPE): 0 or -errno. The first one also tells where the object's class keeps it: the
+ * BPF walkers then read it themselves (struct pt_proc's attr_mode).
+ */
+int procs__server_scope(struct procs *p, struct proc *pr, uint64_t obj, uint64_t *key);
 /* Free the records of processes gone for PROCS_FREE_AFTER_NS. */
 void procs__tick(struct procs *p, uint64_t now_ns);
 void procs__stats(const struct procs *p, struct procs_stats *st);

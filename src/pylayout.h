@@ -57,6 +57,12 @@ struct py_layout {
 					 * (<= 3.9), PyCFunctionObject.m_self (3.10+) */
 	/* PyCodeObject */
 	uint32_t co_varnames;		/* co_varnames (<= 3.10) or co_localsplusnames: a tuple */
+	uint32_t co_consts;		/* a tuple: nested functions' code objects among them */
+	/* <= 3.10, else PYL_NONE (co_localsplusnames names cells and free variables too): frames
+	 * keep the cells after the co_nlocals locals, then the free variables */
+	uint32_t co_nlocals;		/* int */
+	uint32_t co_cellvars;		/* a tuple */
+	uint32_t co_freevars;		/* a tuple */
 	uint32_t tuple_items;		/* PyTupleObject.ob_item (3.14 put ob_hash before it) */
 	uint32_t co_flags;		/* CO_COROUTINE and co. */
 	uint32_t co_firstlineno;

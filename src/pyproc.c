@@ -506,4 +506,20 @@ void py_target__to_bpf(const struct py_target *t, struct pt_proc *p)
 		p->route_code = t->route_code;
 		p->route_local = l->fr_localsplus + 8 * t->route_local;
 	}
+	p->cell_ref = 16;	/* PyCellObject: the object's head, then ob_ref (3.8-3.15) */
+	if (t->scope_code && t->scope_child_code) {
+		p->scope_code = t->scope_code;
+		p->scope_child_code = t->scope_child_code;
+		p->scope_cell = l->fr_localsplus + 8 * t->scope_cell;
+		p->scope_child_cell = l->fr_localsplus + 8 * t->scope_child_cell;
+		if (t->writer_code && t->send_code) {
+			p->writer_code = t->writer_code;
+			p->send_code = t->send_code;
+			p->send_local = l->fr_localsplus + 8 * t->send_local;
+			p->attr_mode = (__u8)t->scope_attr.mode;
+			p->attr_off = (__u16)t->scope_attr.off;
+			p->attr_slot = (__u16)t->scope_attr.slot;
+			p->attr_dict_values = (__u16)t->scope_attr.dict_values;
+		}
+	}
 }

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include "pylayout.h"
+#include "pythreads.h"
 #include "pytrace_user.h"
 
 struct py_target {
@@ -36,6 +37,20 @@ struct py_target {
 	uint64_t route_code;
 	uint32_t route_local;		/* the index of its local holding the route object */
 	uint64_t route_rejected;
+	/*
+	 * Starlette's BaseHTTPMiddleware.__call__ and its child task's coroutine, whose cells of
+	 * the request's ASGI scope name the request (struct pt_proc's scope_code), once found: 0
+	 * until then.
+	 */
+	uint64_t scope_code, scope_child_code;
+	uint32_t scope_cell, scope_child_cell;	/* their cells' indices in f_localsplus / localsplus */
+	uint64_t scope_rejected;	/* a __call__ whose closures did not match */
+	/* and the child task that streams its response, and the server's send (struct pt_proc's
+	 * writer_code, send_code): 0 until found */
+	uint64_t writer_code, send_code;
+	uint32_t send_local;		/* the index of send's self */
+	struct py_attr_recipe scope_attr;	/* where send's self keeps the scope (mode 0: not known) */
+	unsigned scope_attr_tries;	/* objects it was worked out from, up to 8 */
 };
 
 /*

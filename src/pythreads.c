@@ -21,7 +21,7 @@ struct table {
 	uint64_t keys, values;
 };
 
-typedef int (*entry_fn)(void *ctx, uint64_t key, uint64_t value);	/* > 0: stop */
+typedef int (*entry_fn)(void *ctx, uint64_t key, uint64_t value, uint32_t ix);	/* > 0: stop; ix: the entry's */
 
 static int read_i64(const struct mem_reader *mr, uint64_t addr, int64_t *v)
 {
@@ -86,7 +86,7 @@ static int table_foreach(const struct py_layout *l, const struct mem_reader *mr,
 				memcpy(&v, buf + j * esize + val_off, 8);
 			if (!k || !v)
 				continue;	/* a deleted entry, or a split table's missing value */
-			ret = fn(ctx, k, v);
+			ret = fn(ctx, k, v, (uint32_t)(i + j));
 			if (ret)
 				return ret > 0 ? 0 : ret;
 		}
@@ -146,7 +146,7 @@ struct lookup {
 	struct keycache *kc;		/* NULL: compare every key */
 };
 
-static int lookup_entry(void *ctx, uint64_t key, uint64_t value)
+static int lookup_entry(void *ctx, uint64_t key, uint64_t value, uint32_t ix)
 {
 	struct lookup *lk = ctx;
 	unsigned slot = (unsigned)(key >> 4) % KEYCACHE;
@@ -266,6 +266,80 @@ static int attrs(const struct py_layout *l, const struct mem_reader *mr, uint64_
 	return ret ? ret : table_get(l, mr, &t, names, values, n, kc);
 }
 
+/* The entry of the str key name (match), by its index in the table (ix). */
+struct entry_at {
+	const struct py_layout *l;
+	const struct mem_reader *mr;
+	const char *name;
+	uint64_t value;
+	int64_t ix;
+};
+
+static int entry_index(void *ctx, uint64_t key, uint64_t value, uint32_t ix)
+{
+	struct entry_at *e = ctx;
+
+	if (!str_is(e->l, e->mr, key, e->name))
+		return 0;
+	e->value = value;
+	e->ix = ix;
+	return 1;
+}
+
+int pythreads__attr_recipe(const struct py_layout *l, const struct mem_reader *mr, uint64_t obj, const char *name,
+			   struct py_attr_recipe *out)
+{
+	struct entry_at e = { .l = l, .mr = mr, .name = name, .ix = -1 };
+	uint64_t type, base = 0, p = 0;
+	int64_t off = 0;
+	struct table t;
+	int ret = obj_table(l, mr, obj, &t);
+
+	if (ret)
+		return ret;
+	if (!t.values)
+		return -ENOTSUP;	/* a dict of its own (combined): no slot shared by its class */
+	ret = table_foreach(l, mr, &t, entry_index, &e);
+	if (ret)
+		return ret;
+	if (e.ix < 0 || e.ix > 1000)
+		return -ENOENT;
+	memset(out, 0, sizeof(*out));
+	ret = mem_read_u64(mr, obj + OB_TYPE, &type);
+	switch (l->objdict) {
+	case PYL_DICT_OFFSET:
+		ret = ret ?: read_i64(mr, type + l->tp_dictoffset, &off);
+		ret = ret ?: mem_read_u64(mr, obj + off, &p);
+		ret = ret ?: mem_read_u64(mr, p + l->dict_values, &base);
+		out->mode = PY_ATTR_DICT;
+		out->off = (uint32_t)off;
+		break;
+	case PYL_DICT_MANAGED_311:
+		ret = ret ?: mem_read_u64(mr, obj - MANAGED_VALUES_311, &base);
+		out->mode = PY_ATTR_VALUES_311;
+		break;
+	case PYL_DICT_MANAGED_312:
+		ret = ret ?: mem_read_u64(mr, obj - MANAGED_DICT_OFF, &p);
+		base = p & 1 ? p + 1 : 0;
+		out->mode = PY_ATTR_VALUES_312;
+		break;
+	case PYL_DICT_INLINE:
+		ret = ret ?: read_i64(mr, type + l->tp_basicsize, &off);
+		base = obj + off;
+		out->mode = PY_ATTR_INLINE;
+		out->off = (uint32_t)off;
+		break;
+	}
+	if (ret)
+		return ret;
+	/* the recipe finds the values obj_table() found, and in them the value found by key */
+	if (base != t.values || off < 0 || off > 4096)
+		return -EINVAL;
+	out->slot = l->dv_values + 8 * (uint32_t)e.ix;
+	out->dict_values = l->dict_values;
+	return mem_read_u64(mr, base + out->slot, &p) ?: p == e.value ? 0 : -EINVAL;
+}
+
 int pythreads__attr(const struct py_layout *l, const struct mem_reader *mr, uint64_t obj,
 		    const char *name, uint64_t *value)
 {
@@ -352,6 +426,78 @@ int pythreads__method_code(const struct py_layout *l, const struct mem_reader *m
 	return ret ?: read_ptr(mr, func + l->func_code, -ENOENT, code);
 }
 
+/* The index of the str s in the tuple at tup (at most 256 items), or -1. */
+static int tuple_index(const struct py_layout *l, const struct mem_reader *mr, uint64_t tup, const char *s)
+{
+	uint64_t n = 0, item;
+
+	if (!tup || mem_read_u64(mr, tup + l->bytes_size, &n))
+		return -1;
+	for (uint64_t i = 0; i < n && i < 256; i++)
+		if (!mem_read_u64(mr, tup + l->tuple_items + 8 * i, &item) && item && str_is(l, mr, item, s))
+			return (int)i;
+	return -1;
+}
+
+int pythreads__nested_code(const struct py_layout *l, const struct mem_reader *mr, uint64_t pycode_type,
+			   uint64_t code, const char *name, uint64_t *out)
+{
+	uint64_t consts = 0, n = 0, item, type, nm;
+
+	if (l->co_consts == PYL_NONE || !pycode_type)
+		return -ENOTSUP;
+	if (read_ptr(mr, code + l->co_consts, -ENOENT, &consts) || mem_read_u64(mr, consts + l->bytes_size, &n))
+		return -ENOENT;
+	for (uint64_t i = 0; i < n && i < 256; i++) {
+		if (mem_read_u64(mr, consts + l->tuple_items + 8 * i, &item) || !item ||
+		    mem_read_u64(mr, item + OB_TYPE, &type) || type != pycode_type ||
+		    mem_read_u64(mr, item + l->co_name, &nm) || !str_is(l, mr, nm, name))
+			continue;
+		*out = item;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+/* co_localspluskinds (3.11+: after co_localsplusnames): a byte per variable, these bits */
+#define CO_FAST_CELL	0x40
+#define CO_FAST_FREE	0x80
+
+int pythreads__cell_index(const struct py_layout *l, const struct mem_reader *mr, uint64_t code, const char *var)
+{
+	uint64_t names = 0, kinds = 0, cells = 0, frees = 0;
+	int32_t nlocals = 0;
+	uint8_t kind = 0;
+	int i, ncells;
+
+	if (l->co_nlocals == PYL_NONE) {
+		/* 3.11+: one table of every variable, with its kinds */
+		if (mem_read_u64(mr, code + l->co_varnames, &names) || mem_read_u64(mr, code + l->co_varnames + 8, &kinds))
+			return -1;
+		i = tuple_index(l, mr, names, var);
+		if (i < 0 || !kinds || mem_read(mr, kinds + l->bytes_data + i, &kind, 1) ||
+		    !(kind & (CO_FAST_CELL | CO_FAST_FREE)))
+			return -1;
+		return i;
+	}
+	/* <= 3.10: the locals (co_varnames), then the cells (co_cellvars), then the free variables */
+	if (mem_read(mr, code + l->co_nlocals, &nlocals, sizeof(nlocals)) || nlocals < 0 ||
+	    mem_read_u64(mr, code + l->co_cellvars, &cells) || mem_read_u64(mr, code + l->co_freevars, &frees))
+		return -1;
+	i = tuple_index(l, mr, cells, var);
+	if (i >= 0)
+		return nlocals + i;
+	{
+		uint64_t n = 0;
+
+		if (!cells || mem_read_u64(mr, cells + l->bytes_size, &n) || n > 256)
+			return -1;
+		ncells = (int)n;
+	}
+	i = tuple_index(l, mr, frees, var);
+	return i < 0 ? -1 : nlocals + ncells + i;
+}
+
 /*
  * A method_descriptor (Objects/descrobject.c): PyDescr_COMMON (the object's head, d_type, d_name,
  * d_qualname), then d_method, the PyMethodDef {ml_name, ml_meth, ml_flags, ml_doc}: the same in
@@ -396,7 +542,7 @@ struct reading {
 	struct keycache kc;
 };
 
-static int read_thread(void *ctx, uint64_t ident, uint64_t thread)
+static int read_thread(void *ctx, uint64_t ident, uint64_t thread, uint32_t ix)
 {
 	static const char *const names[] = { "_name", "_native_id" };
 	struct reading *r = ctx;

@@ -64,6 +64,46 @@ int pythreads__method_code(const struct py_layout *l, const struct mem_reader *m
 int pythreads__method_cfunc(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime,
 			    const char *module, const char *cls, const char *method, uint64_t *addr);
 
+/*
+ * The code object of the function named name (its co_name) that code's body defines: a code
+ * object among code's co_consts, whose type is pycode_type. 0, -ENOENT or -ENOTSUP.
+ */
+int pythreads__nested_code(const struct py_layout *l, const struct mem_reader *mr, uint64_t pycode_type,
+			   uint64_t code, const char *name, uint64_t *out);
+/*
+ * Where a frame running code keeps the cell of its variable var (a local that a nested function
+ * uses, or an enclosing function's that code uses): its index in f_localsplus / localsplus
+ * (3.11+: co_localsplusnames' index, whose kind says cell or free; <= 3.10: after the co_nlocals
+ * locals, the cell variables, then the free variables). -1: code has no such cell.
+ */
+int pythreads__cell_index(const struct py_layout *l, const struct mem_reader *mr, uint64_t code, const char *var);
+
+/*
+ * How to read an instance attribute of a class from BPF (struct pt_proc's attr_*): where the
+ * instance's values array is (by mode), and the attribute's slot in it, the same for every
+ * instance whose attributes share their class's keys.
+ */
+enum py_attr_mode {
+	PY_ATTR_NONE,
+	PY_ATTR_DICT,		/* <= 3.10: a split dict at obj + off, its ma_values (dict_values) */
+	PY_ATTR_VALUES_311,	/* 3.11: the values pointer at obj - 32 */
+	PY_ATTR_VALUES_312,	/* 3.12: at obj - 24, tagged (odd: values - 1) */
+	PY_ATTR_INLINE,		/* 3.13+: inline at obj + off (tp_basicsize), when valid */
+};
+
+struct py_attr_recipe {
+	enum py_attr_mode mode;
+	uint32_t off, slot, dict_values;
+};
+
+/*
+ * The recipe for attribute name of the instance obj (and of its class's others that share its
+ * keys), checked against a read of it by key: 0, -ENOENT (no such attribute), -ENOTSUP (obj has
+ * a dict of its own) or -EINVAL.
+ */
+int pythreads__attr_recipe(const struct py_layout *l, const struct mem_reader *mr, uint64_t obj, const char *name,
+			   struct py_attr_recipe *out);
+
 /* An int object's value (|value| < 2^63): 0 or -errno. */
 int pythreads__read_long(const struct py_layout *l, const struct mem_reader *mr, uint64_t addr, int64_t *v);
 

@@ -942,6 +942,8 @@ void requests__resp_route(struct requests *r, uint32_t pid, uint32_t tid, int32_
 		if (t->by_task && task) {
 			q->by_task = true;
 			r->st.requests_by_task++;
+			if ((task & 1) == 0 && (task & PT_TASK_SCOPE))
+				r->st.requests_by_scope++;
 			attribute_task(r, q, t, fd, ts);
 		} else if (t->by_task) {
 			/* who wrote it is unknown: its statements wait for nothing and go unclaimed */
@@ -1361,6 +1363,7 @@ int requests__write_summary_json(const struct requests *r, struct jsonw *w)
 		{ "queries_unattributed_multiplexed", s->queries_unattributed },
 		{ "requests_multiplexed", s->multiplexed_requests }, { "queries_dropped", s->queries_dropped },
 		{ "requests_by_task", s->requests_by_task },
+		{ "requests_by_asgi_scope", s->requests_by_scope },
 		{ "queries_unattributed_task_unknown", s->queries_task_unknown },
 		{ "queries_unattributed_ambiguous_task", s->queries_ambiguous },
 		{ "queries_unattributed_no_response", s->queries_no_response },

@@ -80,6 +80,7 @@ struct requests_stats {
 	uint64_t multiplexed_requests;	/* requests served by such a thread */
 	uint64_t queries_dropped;	/* per-thread statement buffer full */
 	uint64_t requests_by_task;	/* requests whose statements were their task's */
+	uint64_t requests_by_scope;	/* of which by their ASGI scope (a middleware's tasks: PT_TASK_SCOPE) */
 	uint64_t queries_task_unknown;	/* by task, and the statement's task is unknown (stack cut) */
 	uint64_t queries_ambiguous;	/* by task, and two requests of its task could own it */
 	uint64_t queries_no_response;	/* by task, and no response of its task claimed it */

@@ -8,7 +8,8 @@ Usage: web_async.py SERVER DRIVER PORT K
           uvicorn-uvloop-starlette | uvicorn-uvloop-fastapi
                                                                       (asyncio, one loop thread)
           uvicorn-fastapi-def                  (FastAPI's def endpoints: anyio's thread pool)
-          uvicorn-fastapi-mw                   (FastAPI behind an @app.middleware("http"))
+          uvicorn-fastapi-mw, uvicorn-uvloop-fastapi-mw, uvicorn-fastapi-def-mw
+                                               (behind two @app.middleware("http") functions)
           gunicorn-uvicorn   (gunicorn -k uvicorn.workers.UvicornWorker web_async:asgi, two workers:
                               uvicorn's loop "auto", uvloop where installed)
           gevent | eventlet | waitress                                 (WSGI; gunicorn -k gevent|eventlet
@@ -235,18 +236,15 @@ def fastapi_routes(app, endpoint, on_loop):
 
 
 def fastapi_app(middleware=False):
-    """FastAPI's async def endpoints; middleware: behind an @app.middleware("http") function
-    (Starlette's BaseHTTPMiddleware: the endpoint runs in a task of its own, the response is
-    written by the request's task)."""
+    """FastAPI's async def endpoints; middleware: behind two @app.middleware("http") functions
+    (Starlette's BaseHTTPMiddleware: each runs what is inside it in a child task, and the
+    request's own task writes the response). The outer one (the last added) sends a statement of
+    its own on /fixed/, in the request's task, before the rest runs."""
     from fastapi import FastAPI, Response
 
     app = FastAPI(on_startup=[db.open])
     if middleware:
-        @app.middleware("http")
-        async def timing(request, call_next):
-            response = await call_next(request)
-            response.headers["X-Middleware"] = "1"
-            return response
+        add_middleware(app, db)
 
     async def endpoint(kind):
         body, n = await handle(kind)
@@ -254,6 +252,31 @@ def fastapi_app(middleware=False):
 
     fastapi_routes(app, endpoint, on_loop=True)
     return app
+
+
+def add_middleware(app, db=None):
+    """Two @app.middleware("http") functions; the outer one (the last added) sends a statement of
+    its own on /fixed/ through db (an AsyncDB: not on the def endpoints' app)."""
+    @app.middleware("http")
+    async def timing(request, call_next):
+        response = await call_next(request)
+        response.headers["X-Middleware"] = "1"
+        return response
+
+    @app.middleware("http")
+    async def audit(request, call_next):
+        n = 0
+        if db and request.url.path.startswith("/fixed/"):
+            conn = await db.free.get()
+            try:
+                await db.rows(conn, SLOW)
+            finally:
+                db.free.put_nowait(conn)
+            n = 1
+        response = await call_next(request)
+        if n:
+            response.headers["X-Queries"] = str(int(response.headers.get("X-Queries", "0")) + n)
+        return response
 
 
 def run_aiohttp():
@@ -367,13 +390,15 @@ def wsgi_app():
     return app
 
 
-def fastapi_def_app():
+def fastapi_def_app(middleware=False):
     """FastAPI's def endpoints: Starlette runs each in anyio's worker threads (run_in_threadpool),
     while the loop thread reads the requests and writes the responses."""
     from fastapi import FastAPI, Response
 
     handle = sync_handler()
     app = FastAPI()
+    if middleware:
+        add_middleware(app)
 
     def endpoint(kind):
         body, n = handle(kind)
@@ -387,13 +412,14 @@ application = wsgi_app() if SERVER in ("gevent", "eventlet") else None   # gunic
 asgi = fastapi_app() if SERVER == "gunicorn-uvicorn" else None  # gunicorn -k uvicorn.workers.UvicornWorker
 
 if __name__ == "__main__":
-    if SERVER in ("uvicorn-starlette", "uvicorn-uvloop-starlette", "uvicorn-fastapi", "uvicorn-uvloop-fastapi",
-                  "uvicorn-fastapi-def", "uvicorn-fastapi-mw"):
+    if SERVER.startswith("uvicorn-"):
         import uvicorn
+        # "-mw": behind add_middleware()'s two
+        base, mw = (SERVER[:-3], True) if SERVER.endswith("-mw") else (SERVER, False)
         apps = {"uvicorn-starlette": starlette_app, "uvicorn-uvloop-starlette": starlette_app,
-                "uvicorn-fastapi-def": fastapi_def_app,
-                "uvicorn-fastapi-mw": lambda: fastapi_app(middleware=True)}
-        uvicorn.run(apps.get(SERVER, fastapi_app)(), host="127.0.0.1",
+                "uvicorn-fastapi-def": lambda: fastapi_def_app(mw), "uvicorn-fastapi": lambda: fastapi_app(mw),
+                "uvicorn-uvloop-fastapi": lambda: fastapi_app(mw)}
+        uvicorn.run(apps[base](), host="127.0.0.1",
                     port=PORT, loop="uvloop" if "uvloop" in SERVER else "asyncio", http="h11", lifespan="on",
                     access_log=False, log_level="warning")
     elif SERVER == "hypercorn":
