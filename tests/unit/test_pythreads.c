@@ -512,6 +512,182 @@ static void test_errors(void **state)
 	free_world(&w);
 }
 
+/* The recipe as the BPF walker applies it (bpf/pystack.bpf.h, pt_server_scope): 0 if not there. */
+static uint64_t apply_recipe(struct image *im, const struct py_attr_recipe *r, uint64_t obj)
+{
+	uint64_t vals = 0, v = 0;
+
+	switch (r->mode) {
+	case PY_ATTR_DICT:
+		v = get64(im, obj + r->off);
+		vals = v ? get64(im, v + r->dict_values) : 0;
+		break;
+	case PY_ATTR_VALUES_311:
+		vals = get64(im, obj - 32);
+		break;
+	case PY_ATTR_VALUES_312:
+		v = get64(im, obj - 24);
+		vals = v & 1 ? v + 1 : 0;
+		break;
+	case PY_ATTR_INLINE:
+		v = get64(im, obj + r->off);
+		vals = (v >> 24) & 0xff ? obj + r->off : 0;
+		break;
+	default:
+		return 0;
+	}
+	return vals ? get64(im, vals + r->slot) : 0;
+}
+
+/*
+ * Where a class keeps an attribute, for the BPF walker (uvicorn's RequestResponseCycle.scope,
+ * procs.c): worked out from one instance, it reads the same attribute of every instance that
+ * shares the class's keys, in every version; an instance whose attributes moved to a dict of its
+ * own is refused where the walker could not follow (3.11, 3.12), and followed where it can (3.13+:
+ * the dict keeps the inline values).
+ */
+static void test_attr_recipe(void **state)
+{
+	for (unsigned minor = 8; minor <= 15; minor++) {
+		struct py_attr_recipe r;
+		uint64_t type, a, b, v = 0;
+		struct world w;
+
+		mk_world(&w, minor, HOME_NATURAL, 5);
+		type = mk_thread_type(&w.im);
+		a = mk_thread(&w.im, type, "a", 11, HOME_NATURAL);
+		b = mk_thread(&w.im, type, "b", 22, HOME_NATURAL);
+		assert_int_equal(pythreads__attr_recipe(w.im.l, &w.mr, a, "_native_id", &r), 0);
+		assert_int_equal(r.mode, minor <= 10 ? PY_ATTR_DICT : minor == 11 ? PY_ATTR_VALUES_311 :
+					 minor == 12 ? PY_ATTR_VALUES_312 : PY_ATTR_INLINE);
+		assert_int_equal(pythreads__attr(w.im.l, &w.mr, b, "_native_id", &v), 0);
+		assert_int_equal(apply_recipe(&w.im, &r, b), v);
+		assert_int_equal(pythreads__attr_recipe(w.im.l, &w.mr, a, "_daemonic", &r), -ENOENT);
+		if (minor >= 11) {
+			uint64_t c = mk_thread(&w.im, type, "c", 33, HOME_DICT);
+
+			assert_int_equal(pythreads__attr_recipe(w.im.l, &w.mr, c, "_native_id", &r),
+					 minor <= 12 ? -EINVAL : 0);
+			if (minor >= 13) {
+				assert_int_equal(pythreads__attr(w.im.l, &w.mr, c, "_native_id", &v), 0);
+				assert_int_equal(apply_recipe(&w.im, &r, c), v);
+			}
+		}
+		free_world(&w);
+	}
+}
+
+static uint64_t mk_tuple(struct image *im, const uint64_t *items, size_t n)
+{
+	uint64_t a = alloc(im, im->l->tuple_items + 8 * n);
+
+	put64(im, a + im->l->bytes_size, n);
+	put(im, a + im->l->tuple_items, items, 8 * n);
+	return a;
+}
+
+/*
+ * A code object named name whose variables are locals (<= 3.10: co_varnames), cells and free
+ * variables, defining the functions whose code objects are in nested (co_consts, beside a non-code
+ * constant).
+ */
+static uint64_t mk_code(struct image *im, uint64_t pycode_type, const char *name, const char *const *locals,
+			size_t nl, const char *const *cells, size_t nc, const char *const *frees, size_t nf,
+			const uint64_t *nested, size_t nn)
+{
+	const struct py_layout *l = im->l;
+	uint64_t code = alloc(im, 256), consts[4] = { alloc(im, 32) }, names[8];
+	size_t i, n = 0;
+
+	put64(im, code + 8, pycode_type);
+	put64(im, code + l->co_name, mk_str(im, name));
+	for (i = 0; i < nn; i++)
+		consts[1 + i] = nested[i];
+	put64(im, code + l->co_consts, mk_tuple(im, consts, 1 + nn));
+	if (l->co_nlocals != PYL_NONE) {
+		int32_t nlocals = (int32_t)nl;
+
+		for (i = 0; i < nl; i++)
+			names[i] = mk_str(im, locals[i]);
+		put(im, code + l->co_nlocals, &nlocals, 4);
+		put64(im, code + l->co_varnames, mk_tuple(im, names, nl));
+		for (i = 0; i < nc; i++)
+			names[i] = mk_str(im, cells[i]);
+		put64(im, code + l->co_cellvars, mk_tuple(im, names, nc));
+		for (i = 0; i < nf; i++)
+			names[i] = mk_str(im, frees[i]);
+		put64(im, code + l->co_freevars, mk_tuple(im, names, nf));
+	} else {
+		/* 3.11+: one table, and a kind per variable (an argument that is a cell is both) */
+		uint8_t kinds[8];
+		uint64_t b;
+
+		for (i = 0; i < nl; i++, n++) {
+			names[n] = mk_str(im, locals[i]);
+			kinds[n] = 0x20;
+		}
+		for (i = 0; i < nc; i++, n++) {
+			names[n] = mk_str(im, cells[i]);
+			kinds[n] = 0x40;
+		}
+		for (i = 0; i < nf; i++, n++) {
+			names[n] = mk_str(im, frees[i]);
+			kinds[n] = 0x80;
+		}
+		b = alloc(im, l->bytes_data + n + 1);
+		put64(im, b + l->bytes_size, n);
+		put(im, b + l->bytes_data, kinds, n);
+		put64(im, code + l->co_varnames, mk_tuple(im, names, n));
+		put64(im, code + l->co_varnames + 8, b);
+	}
+	return code;
+}
+
+/*
+ * BaseHTTPMiddleware's closures, as the tool finds them (procs.c): __call__ defines call_next,
+ * which defines coro; scope is a cell of __call__'s and a free variable of coro's, and a frame
+ * keeps them after its locals (<= 3.10) or where co_localsplusnames names them (3.11+).
+ */
+static void test_closures(void **state)
+{
+	for (unsigned minor = 8; minor <= 15; minor++) {
+		const char *call_locals[] = { "self", "receive", "send" }, *call_cells[] = { "scope", "task_group" };
+		const char *coro_frees[] = { "app_exc", "scope", "self" }, *cn_frees[] = { "scope", "task_group" };
+		const char *cn_cells[] = { "app_exc" }, *cn_locals[] = { "request" };
+		uint64_t pycode = 0x7f0000009000ULL, coro, other, call_next, call, got = 0;
+		const struct py_layout *l;
+		struct world w;
+		int base;
+
+		mk_world(&w, minor, HOME_NATURAL, 5);
+		l = w.im.l;
+		coro = mk_code(&w.im, pycode, "coro", NULL, 0, NULL, 0, coro_frees, 3, NULL, 0);
+		other = mk_code(&w.im, pycode, "send_no_error", cn_locals, 1, NULL, 0, NULL, 0, NULL, 0);
+		call_next = mk_code(&w.im, pycode, "call_next", cn_locals, 1, cn_cells, 1, cn_frees, 2,
+				    (uint64_t[]){ other, coro }, 2);
+		call = mk_code(&w.im, pycode, "__call__", call_locals, 3, call_cells, 2, NULL, 0, &call_next, 1);
+
+		assert_int_equal(pythreads__nested_code(l, &w.mr, pycode, call, "call_next", &got), 0);
+		assert_int_equal(got, call_next);
+		assert_int_equal(pythreads__nested_code(l, &w.mr, pycode, call_next, "coro", &got), 0);
+		assert_int_equal(got, coro);
+		assert_int_equal(pythreads__nested_code(l, &w.mr, pycode, call, "coro", &got), -ENOENT);
+		/* a code object of another type (another interpreter's, or not code at all) */
+		assert_int_equal(pythreads__nested_code(l, &w.mr, pycode + 1, call, "call_next", &got), -ENOENT);
+
+		base = 3;	/* the locals first, in both */
+		assert_int_equal(pythreads__cell_index(l, &w.mr, call, "scope"), base);
+		assert_int_equal(pythreads__cell_index(l, &w.mr, call, "task_group"), base + 1);
+		assert_int_equal(pythreads__cell_index(l, &w.mr, coro, "scope"), 1);
+		/* call_next: a local, then its cell, then its free variables */
+		assert_int_equal(pythreads__cell_index(l, &w.mr, call_next, "task_group"), 3);
+		/* a plain local is no cell; no such variable */
+		assert_int_equal(pythreads__cell_index(l, &w.mr, call, "send"), -1);
+		assert_int_equal(pythreads__cell_index(l, &w.mr, coro, "request"), -1);
+		free_world(&w);
+	}
+}
+
 static void test_long(void **state)
 {
 	static const int64_t vals[] = { 0, 1, 12345, (1LL << 30) - 1, 1LL << 30, 0x7f1234567890LL, -5,
@@ -538,6 +714,8 @@ int main(void)
 		cmocka_unit_test(test_big_dict),
 		cmocka_unit_test(test_method_code),
 		cmocka_unit_test(test_method_cfunc),
+		cmocka_unit_test(test_attr_recipe),
+		cmocka_unit_test(test_closures),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_long),
 	};
