@@ -16,9 +16,12 @@ each, where statements are attributed by task: /n1/1/ (SQL-heavy: 13 statements)
 --service uvicorn-fastapi-def the same app's def endpoints (psycopg2, run in anyio's thread pool:
 statements attributed by the task the pool works for); --service uvicorn-uvloop-fastapi the
 asyncpg app on uvloop (uvicorn's loop when uvloop is installed: statements and responses are
-written by a loop callback, their tasks taken from the probe on uvloop's transport.write).
+written by a loop callback, their tasks taken from the probe on uvloop's transport.write);
+--service uvicorn-fastapi-mw the asyncpg app behind two @app.middleware("http") functions
+(Starlette's BaseHTTPMiddleware: every task of a request keyed by its ASGI scope).
 
-Usage: sudo bench/requests_overhead.py [--service demo|uvicorn-fastapi|uvicorn-uvloop-fastapi|uvicorn-fastapi-def|gunicorn-gevent]
+Usage: sudo bench/requests_overhead.py [--service demo|uvicorn-fastapi|uvicorn-uvloop-fastapi|uvicorn-fastapi-def|
+                                                  uvicorn-fastapi-mw|gunicorn-gevent]
                                       [--rounds 5] [--seconds 5] [--warmup 3] [--connections 2]
                                       [--configs untraced,pytrace-bpf,austin,sentry-sdk,pytrace-bpf-http,bpftrace-traps]
                                       [--compare PATH]
@@ -107,15 +110,9 @@ def start_async_service(service, env, tmp):
         e = dict(env, WEB_ASYNC="gevent pg8000 %d 12" % port)
         argv = [PY, GUNICORN, "-k", "gevent", "-w", "1", "-b", "127.0.0.1:%d" % port, "--chdir",
                 os.path.dirname(WEB_ASYNC), "web_async:application"]
-    elif service == "uvicorn-fastapi-def":
-        e = env
-        argv = [PY, WEB_ASYNC, "uvicorn-fastapi-def", "psycopg2", str(port), "12"]
-    elif service == "uvicorn-uvloop-fastapi":
-        e = env
-        argv = [PY, WEB_ASYNC, "uvicorn-uvloop-fastapi", "asyncpg", str(port), "12"]
     else:
         e = env
-        argv = [PY, WEB_ASYNC, "uvicorn-fastapi", "asyncpg", str(port), "12"]
+        argv = [PY, WEB_ASYNC, service, "psycopg2" if service == "uvicorn-fastapi-def" else "asyncpg", str(port), "12"]
     g = subprocess.Popen(argv, env=e, stdout=log, stderr=log, preexec_fn=SVC_CG.enter)
     if not wait_http("http://127.0.0.1:%d/health/" % port):
         g.kill()
@@ -351,7 +348,7 @@ def build_delay_shim(tmp):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--service", default="demo", choices=["demo", "uvicorn-fastapi", "uvicorn-uvloop-fastapi",
-                                                          "uvicorn-fastapi-def",
+                                                          "uvicorn-fastapi-def", "uvicorn-fastapi-mw",
                                                           "gunicorn-gevent"])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--perf-record", metavar="DIR",
@@ -525,6 +522,8 @@ def main():
                                  "uvicorn-fastapi": "web_async.py on uvicorn + FastAPI + asyncpg",
                                  "uvicorn-uvloop-fastapi": "web_async.py on uvicorn (uvloop) + FastAPI + asyncpg",
                                  "uvicorn-fastapi-def": "web_async.py on uvicorn + FastAPI def endpoints + psycopg2",
+                                 "uvicorn-fastapi-mw": "web_async.py on uvicorn + FastAPI behind two "
+                                                       "@app.middleware(\"http\") + asyncpg",
                                  "gunicorn-gevent": "web_async.py on gunicorn -k gevent + pg8000"}[a.service],
                                 os.cpu_count()))
     finally:

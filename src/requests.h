@@ -21,6 +21,10 @@
  *   that K starts writing at or after t, if R was read at or before t, and if K's previous
  *   response was not still being written at t (then it could be that one's: neither gets it).
  *
+ * Where Starlette's BaseHTTPMiddleware splits a request over several tasks, their key is the
+ * request's ASGI scope dict instead (PT_TASK_SCOPE: struct pt_proc's scope_code), which all of
+ * them hold; the same rule holds of it (made after its request is read, freed after it ends).
+ *
  * A task's address is reused after it ends, but only by a task created later, and a task serving
  * a request is created after that request is read: so a statement sent before R was read is not
  * R's (counted outside requests). Statements whose task is unknown, that no response of their

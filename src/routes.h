@@ -12,8 +12,8 @@
  * Not in reach, and given the folded path instead (httpparse.h, http_route): Django (its match,
  * request.resolver_match.route, is a per-request object, and is gone from the stack when a WSGI
  * server writes the response), Flask (likewise), aiohttp (per-request match_info), and a
- * Starlette response written by another task than the route's (BaseHTTPMiddleware's child
- * task: the writer's stack has no Route.handle).
+ * Starlette response written by another task than the route's (a StreamingResponse's, which
+ * BaseHTTPMiddleware's responses are: the writer's stack has no Route.handle).
  *
  * A Mount's routes hold their path below the mount: http_route_join (httpparse.h) puts them
  * under the request path's leading segments.

@@ -56,7 +56,7 @@ if [ "${SANITIZE_INTEGRATION:-1}" != 0 ]; then
 	for suite in "test_sampling.py -k pyenv-3.10,debian,pyenv-3.13" "test_wall.py -k debian,pyenv-3.13" \
 		     "test_launch.py -k debian,pyenv-3.13" "test_collector.py -k scrape" \
 		     "test_wire.py" "test_sql.py -k psycopg2/" "test_requests.py" \
-		     "test_async.py -k uvicorn-fastapi-psycopg,uvicorn-fastapi-def,gevent"; do
+		     "test_async.py -k uvicorn-fastapi-psycopg,uvicorn-fastapi-def-mw,gevent"; do
 		echo "== sanitized integration: $suite"
 		# shellcheck disable=SC2086
 		timeout 600 tests/integration/$suite >"$log" 2>&1
