@@ -18,7 +18,7 @@ struct pt_walk {
 	__u64 proxy_code;	/* struct pt_proc's (the outermost frame running it: s->proxy_frame) */
 	__u64 route_code;	/* struct pt_proc's (the innermost frame running it: s->route_frame) */
 	__u64 scope_code;	/* struct pt_proc's (the outermost frame running it: s->scope_frame) */
-	__u64 send_code;	/* struct pt_proc's (the innermost frame running it: s->send_frame) */
+	__u64 send_code[2];	/* struct pt_proc's (the outermost frame running one: s->send_frame) */
 };
 
 /*
@@ -114,7 +114,7 @@ static __always_inline bool pt_walk_frame(struct pt_walk *w, struct pt_window_bu
 		s->route_frame = frame;
 	if (code == w->scope_code)
 		s->scope_frame = frame;
-	if (code == w->send_code && !s->send_frame)
+	if (code == w->send_code[0] || code == w->send_code[1])
 		s->send_frame = frame;
 	if (code) {
 		s->frames[n].code = code;
@@ -253,6 +253,29 @@ static __always_inline __u64 pt_server_scope(const struct pt_proc *proc, __u64 o
 	return v && !(v & 7) ? v | PT_TASK_SCOPE : 0;
 }
 
+/*
+ * A response streamed by a child task of its request's (gen_code: the stack's outermost
+ * coroutine's code, struct pt_proc's writer_code), written through the server's send
+ * (s->send_frame): s's task is the request's scope, read from the server's object, send's self;
+ * or, until the loader knows where that object's class keeps it, the object is given as
+ * s->server_obj. A global function, called on every path: its branches, inlined in the walk,
+ * made every walking program's verification 50% longer.
+ */
+__noinline int pt_server_key(const struct pt_proc *proc, struct pt_stack *s, __u64 gen_code)
+{
+	__u64 obj, key;
+
+	if (!proc || !s || !s->send_frame || !proc->writer_code || gen_code != proc->writer_code)
+		return 0;
+	obj = pt_read_ptr(s->send_frame + proc->send_local) & proc->off.code_mask;
+	key = obj && proc->attr_mode ? pt_server_scope(proc, obj) : 0;
+	if (key)
+		s->task_frame = key;
+	else
+		s->server_obj = obj;
+	return 0;	/* a global function returns a scalar */
+}
+
 /* A pointer at offset at of the thread state, read from its copy at win (which starts at offset lo). */
 #define PT_TS_FIELD(win, at, lo) (*(__u64 *)((win)->data + (((at) - (lo)) & (PT_TS_SPAN - 8))))
 
@@ -285,7 +308,8 @@ __noinline __u64 pt_walk_thread(__u64 fsbase, const struct pt_proc *proc, struct
 	w.proxy_code = proc->proxy_code;
 	w.route_code = proc->route_code ? proc->route_code : ~0ULL;	/* 0 would match code-less frames */
 	w.scope_code = proc->scope_code ? proc->scope_code : ~0ULL;
-	w.send_code = proc->send_code ? proc->send_code : ~0ULL;
+	w.send_code[0] = proc->send_code[0] ? proc->send_code[0] : ~0ULL;
+	w.send_code[1] = proc->send_code[1] ? proc->send_code[1] : ~0ULL;
 	s->nframes = 0;
 	s->task_frame = 0;
 	s->root_frame = 0;
@@ -352,17 +376,7 @@ __noinline __u64 pt_walk_thread(__u64 fsbase, const struct pt_proc *proc, struct
 			      !(co_flags & PT_CO_ASYNC)))
 			w.gen = 0;
 		s->task_frame = pt_task_of(proc, w.gen, w.gen_code, s->proxy_frame, s->scope_frame);
-		/* a response streamed by a child task of the request's: the server's request object */
-		if (s->send_frame && w.gen && w.gen_code == proc->writer_code && proc->writer_code) {
-			__u64 key;
-
-			s->server_obj = pt_read_ptr(s->send_frame + proc->send_local) & off->code_mask;
-			key = s->server_obj && proc->attr_mode ? pt_server_scope(proc, s->server_obj) : 0;
-			if (key) {
-				s->task_frame = key;
-				s->server_obj = 0;	/* done */
-			}
-		}
+		pt_server_key(proc, s, w.gen_code);
 		s->root_frame = w.root;
 	}
 	return (w.hash ^ s->nframes ^ ((__u64)s->flags << 32)) | 1;

@@ -96,12 +96,12 @@ struct pt_proc {
 	 * StreamingResponse streams from a child task (__call__.<locals>.wrap), through the server's
 	 * send, a method of its per-request object (uvicorn's RequestResponseCycle, whose `scope`
 	 * attribute is the request's scope). A stack whose outermost coroutine runs writer_code
-	 * gives the innermost send_code frame's self as pt_stack.server_obj; the loader reads its
-	 * scope (src/httptrace.c).
+	 * and that passes through a send_code frame gives that frame's self as
+	 * pt_stack.server_obj; the loader reads its scope (src/httptrace.c).
 	 */
 	__u16 send_local;	/* frame -> send's self (f_localsplus + 8 * its index) */
 	__u64 writer_code;	/* StreamingResponse.__call__.<locals>.wrap's code object, 0: none (yet) */
-	__u64 send_code;	/* the server's send method's code object */
+	__u64 send_code[2];	/* the server's send methods' code objects (uvicorn: h11's, httptools') */
 	/*
 	 * Then the walker reads that object's scope itself (the loader's read comes too late: a
 	 * short response's request is over, and its object freed, before the loader sees the
@@ -240,11 +240,12 @@ struct pt_stack {
 	 * route_frame, the walker's), 0: none */
 	__u64 route_obj;
 	__u64 route_frame;
-	/* the walker's: the outermost frame running struct pt_proc's scope_code, and the innermost
-	 * running its send_code */
+	/* the walker's: the outermost frames running struct pt_proc's scope_code, and send_code */
 	__u64 scope_frame;
 	__u64 send_frame;
-	__u64 server_obj;	/* that frame's self, in a stack of its writer_code's task; 0: none */
+	/* the send_code frame's self in a stack of the writer_code's task, where the walker did not
+	 * read its scope itself; else 0 */
+	__u64 server_obj;
 	struct pt_frame frames[PT_MAX_FRAMES];	/* innermost first; only nframes are sent */
 };
 

@@ -280,7 +280,7 @@ int procs__server_scope(struct procs *p, struct proc *pr, uint64_t obj, uint64_t
 	uint64_t scope = 0;
 	int ret;
 
-	if (pr->state != PROC_PYTHON || !pr->live || !pr->py.send_code)
+	if (pr->state != PROC_PYTHON || !pr->live || !pr->py.send_code[0])
 		return -ENOENT;
 	procmem__reader(&mr, pr->pid);
 	if (!pr->py.scope_attr.mode && pr->py.scope_attr_tries < 8) {
@@ -318,25 +318,33 @@ static void find_writer(struct proc *pr, const struct mem_reader *mr)
 {
 	const struct scope_frame *sf = &stream_writer;
 	uint64_t code, writer;
+	unsigned n = 0;
 	size_t i;
-	int self;
+	int self, self0 = -1;
 
 	if (pythreads__method_code(&pr->py.layout, mr, pr->py.runtime, sf->module, sf->cls, sf->method, &code) ||
 	    scope_child(&pr->py, mr, code, sf, &writer))
 		return;
-	for (i = 0; i < sizeof(server_sends) / sizeof(server_sends[0]); i++) {
+	/* both protocols' modules may be imported (uvicorn's auto imports h11's first): each send */
+	for (i = 0; i < sizeof(server_sends) / sizeof(server_sends[0]) && n < 2; i++) {
 		const struct server_send *ss = &server_sends[i];
 
-		if (pythreads__method_code(&pr->py.layout, mr, pr->py.runtime, ss->module, ss->cls, ss->method, &code))
+		int err = pythreads__method_code(&pr->py.layout, mr, pr->py.runtime, ss->module, ss->cls, ss->method, &code);
+
+		if (err) {
+			vlog("pid %d: no %s.%s.%s: %s\n", pr->pid, ss->module, ss->cls, ss->method, strerror(-err));
 			continue;
+		}
 		self = local_index(&pr->py.layout, mr, code, ss->self);
-		if (self < 0)
+		if (self < 0 || (n && self != self0))
 			continue;
-		pr->py.writer_code = writer;
-		pr->py.send_code = code;
-		pr->py.send_local = (uint32_t)self;
-		return;
+		self0 = self;
+		pr->py.send_code[n++] = code;
 	}
+	if (!n)
+		return;
+	pr->py.writer_code = writer;
+	pr->py.send_local = (uint32_t)self0;
 }
 
 /*
@@ -385,7 +393,7 @@ static void scope_frame_found(struct procs *p, struct proc *pr, const struct mem
 	}
 	p->st.scope_frames++;
 	tlog(p, "pid %d: the tasks of %s.%s go by the request's scope%s\n", pr->pid, sf->module, sf->cls,
-	     pr->py.send_code ? ", and its streamed responses by the server's" : "");
+	     pr->py.send_code[0] ? ", and its streamed responses by the server's" : "");
 }
 
 /*

@@ -512,9 +512,10 @@ void py_target__to_bpf(const struct py_target *t, struct pt_proc *p)
 		p->scope_child_code = t->scope_child_code;
 		p->scope_cell = l->fr_localsplus + 8 * t->scope_cell;
 		p->scope_child_cell = l->fr_localsplus + 8 * t->scope_child_cell;
-		if (t->writer_code && t->send_code) {
+		if (t->writer_code && t->send_code[0]) {
 			p->writer_code = t->writer_code;
-			p->send_code = t->send_code;
+			p->send_code[0] = t->send_code[0];
+			p->send_code[1] = t->send_code[1];
 			p->send_local = l->fr_localsplus + 8 * t->send_local;
 			p->attr_mode = (__u8)t->scope_attr.mode;
 			p->attr_off = (__u16)t->scope_attr.off;

@@ -47,8 +47,8 @@ struct py_target {
 	uint64_t scope_rejected;	/* a __call__ whose closures did not match */
 	/* and the child task that streams its response, and the server's send (struct pt_proc's
 	 * writer_code, send_code): 0 until found */
-	uint64_t writer_code, send_code;
-	uint32_t send_local;		/* the index of send's self */
+	uint64_t writer_code, send_code[2];
+	uint32_t send_local;		/* the index of send's self (the same in each) */
 	struct py_attr_recipe scope_attr;	/* where send's self keeps the scope (mode 0: not known) */
 	unsigned scope_attr_tries;	/* objects it was worked out from, up to 8 */
 };

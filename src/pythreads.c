@@ -14,7 +14,7 @@
 #define MANAGED_VALUES_311 32	/* 3.11's values pointer at obj - 32 */
 #define DV_VALID 3		/* 3.13+ PyDictValues.valid */
 #define CHUNK 128		/* entries read at once */
-#define KEY_MAX 32		/* longest key looked up */
+#define KEY_MAX 64		/* longest key looked up (module names: "uvicorn.protocols.http.httptools_impl") */
 
 /* One table of keys and, for a split table, its values array (0: values in the entries). */
 struct table {

@@ -376,8 +376,11 @@ static void test_big_dict(void **state)
  */
 static void test_method_code(void **state)
 {
-	for (unsigned minor = 8; minor <= 15; minor++) {
-		const char *mnames[] = { "threading", "asgiref.sync", "os" };
+	/* and a module name longer than 32 characters (uvicorn's protocols' are) */
+	for (unsigned k = 0; k < 16; k++) {
+		unsigned minor = 8 + k % 8;
+		const char *mod = k < 8 ? "asgiref.sync" : "uvicorn.protocols.http.httptools_impl";
+		const char *mnames[] = { "threading", mod, "os" };
 		const char *cnames[] = { "AsyncToSync", "SyncToAsync" };
 		const char *fnames[] = { "__init__", "thread_handler", "__call__" };
 		uint64_t mvals[3], cvals[2], fvals[3], interp, code = 0, got = 0;
@@ -401,17 +404,17 @@ static void test_method_code(void **state)
 		interp = get64(&w.im, w.runtime + l->rt_interp_head);
 		put64(&w.im, interp + l->is_modules, mk_str_dict(&w.im, mnames, mvals, 3));
 
-		assert_int_equal(pythreads__method_code(l, &w.mr, w.runtime, "asgiref.sync", "SyncToAsync",
+		assert_int_equal(pythreads__method_code(l, &w.mr, w.runtime, mod, "SyncToAsync",
 							"thread_handler", &got), 0);
 		assert_int_equal(got, code);
 		/* not imported, no such class, no such method, a class with no dict of its own */
 		assert_int_equal(pythreads__method_code(l, &w.mr, w.runtime, "anyio._backends._asyncio",
 							"WorkerThread", "run", &got), -ENOENT);
-		assert_int_equal(pythreads__method_code(l, &w.mr, w.runtime, "asgiref.sync", "Local",
+		assert_int_equal(pythreads__method_code(l, &w.mr, w.runtime, mod, "Local",
 							"thread_handler", &got), -ENOENT);
-		assert_int_equal(pythreads__method_code(l, &w.mr, w.runtime, "asgiref.sync", "SyncToAsync",
+		assert_int_equal(pythreads__method_code(l, &w.mr, w.runtime, mod, "SyncToAsync",
 							"main_wrap", &got), -ENOENT);
-		assert_int_equal(pythreads__method_code(l, &w.mr, w.runtime, "asgiref.sync", "AsyncToSync",
+		assert_int_equal(pythreads__method_code(l, &w.mr, w.runtime, mod, "AsyncToSync",
 							"thread_handler", &got), -ENOENT);
 		free_world(&w);
 	}

@@ -5,7 +5,7 @@ in an X-Queries header, so that the test can compare it with the tool's, request
 
 Usage: web_async.py SERVER DRIVER PORT K
   SERVER  uvicorn-starlette | uvicorn-fastapi | hypercorn | aiohttp
-          uvicorn-uvloop-starlette | uvicorn-uvloop-fastapi
+          uvicorn-uvloop-starlette | uvicorn-uvloop-fastapi       (uvloop and httptools: uvicorn[standard])
                                                                       (asyncio, one loop thread)
           uvicorn-fastapi-def                  (FastAPI's def endpoints: anyio's thread pool)
           uvicorn-fastapi-mw, uvicorn-uvloop-fastapi-mw, uvicorn-fastapi-def-mw
@@ -420,7 +420,8 @@ if __name__ == "__main__":
                 "uvicorn-fastapi-def": lambda: fastapi_def_app(mw), "uvicorn-fastapi": lambda: fastapi_app(mw),
                 "uvicorn-uvloop-fastapi": lambda: fastapi_app(mw)}
         uvicorn.run(apps[base](), host="127.0.0.1",
-                    port=PORT, loop="uvloop" if "uvloop" in SERVER else "asyncio", http="h11", lifespan="on",
+                    port=PORT, loop="uvloop" if "uvloop" in SERVER else "asyncio",
+                    http="httptools" if "uvloop" in SERVER else "h11", lifespan="on",
                     access_log=False, log_level="warning")
     elif SERVER == "hypercorn":
         from hypercorn.asyncio import serve
