@@ -195,7 +195,12 @@ bench: all bench-tools
 BENCH_TOOLS := sockfloor
 BENCH_LDLIBS := $(shell pkg-config --libs libbpf 2>/dev/null || echo -lbpf) -lelf -lz
 
-bench-tools: $(patsubst %,$(OUTPUT)/%,$(BENCH_TOOLS)) $(OUTPUT)/sockpeer_cost
+bench-tools: $(patsubst %,$(OUTPUT)/%,$(BENCH_TOOLS)) $(OUTPUT)/sockpeer_cost $(OUTPUT)/verifier_stats
+
+# the verifier's work on each program of the tool's BPF objects
+$(OUTPUT)/verifier_stats: bench/verifier_stats.c
+	$(call msg,BINARY,$@)
+	$(Q)$(CC) $(CFLAGS) $< $(BENCH_LDLIBS) -o $@
 
 # src/sockpeer.c's two ways to tell where a socket leads, timed side by side
 $(OUTPUT)/sockpeer_cost: bench/sockpeer_cost.c $(OUTPUT)/libpytrace.a
