@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Everything `make check` runs: unit tests, the unit tests again with ASan+UBSan, each fuzz
-# target for FUZZ_SECONDS (8), offset checks against each interpreter's headers, and the
+# target for FUZZ_SECONDS (6), offset checks against each interpreter's headers, and the
 # integration suites against the real kernel (tests/integration/test_*.py, all on
 # tests/integration/harness.py). Ends with "N passed, N failed".
 set -u
@@ -33,8 +33,8 @@ echo "== sanitizers: the unit tests and the tool's argument checks with ASan+UBS
 make --no-print-directory check-sanitize 2>&1 | tee "$logs/sanitize"
 tally "$logs/sanitize"
 
-echo "== fuzzing: each libFuzzer target ${FUZZ_SECONDS:-8} s on its seed corpus"
-make --no-print-directory -j"$(nproc)" fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-8}" 2>&1 | tee "$logs/fuzz"
+echo "== fuzzing: each libFuzzer target ${FUZZ_SECONDS:-6} s on its seed corpus"
+make --no-print-directory -j"$(nproc)" fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-6}" 2>&1 | tee "$logs/fuzz"
 tally "$logs/fuzz"
 
 echo "== the exporter's outputs read by promtool, go tool pprof and a real Prometheus"

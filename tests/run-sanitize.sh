@@ -51,12 +51,13 @@ done
 # SANITIZE_INTEGRATION=0 leaves it out.
 if [ "${SANITIZE_INTEGRATION:-1}" != 0 ]; then
 	export PYTRACE_BPF=$(realpath "$dir/pytrace-bpf") PYTRACE_NO_SID=1 PYTRACE_TEST_FORK_DELAY=4
-	# test_wire.py: its drivers over the unix socket only (see there), its TLS cases over TCP
-	export PT_WIRE_UNIX_ONLY=1
-	for suite in "test_sampling.py -k pyenv-3.10,debian,pyenv-3.13" "test_wall.py -k debian,pyenv-3.13" \
-		     "test_launch.py -k debian,pyenv-3.13" "test_collector.py -k scrape" \
+	# test_wire.py: its drivers over the unix socket only, one of each kind, its TLS cases over TCP
+	# (see there)
+	export PT_WIRE_UNIX_ONLY=1 PT_WIRE_BRIEF=1
+	for suite in "test_sampling.py -k pyenv-3.10,debian" "test_wall.py -k debian" \
+		     "test_launch.py -k debian" "test_collector.py -k scrape" \
 		     "test_wire.py" "test_sql.py -k psycopg2/" "test_requests.py" \
-		     "test_async.py -k uvicorn-fastapi-psycopg,uvicorn-fastapi-def-mw,gevent"; do
+		     "test_async.py -k uvicorn-fastapi-psycopg,uvicorn-fastapi-def-mw"; do
 		echo "== sanitized integration: $suite"
 		# shellcheck disable=SC2086
 		timeout 600 tests/integration/$suite >"$log" 2>&1

@@ -607,7 +607,13 @@ def main():
         for name, server, driver in SERVICES:
             if want(name):
                 case(cluster, tmp, name, server, driver)
+        # one interpreter per version (Debian's 3.11 before pyenv's, pyenv's 3.13 before
+        # Debian unstable's): the walker's layouts differ by version, not by build
+        seen = set()
         for it in harness.find_interpreters():
+            if it.version in seen:
+                continue
+            seen.add(it.version)
             if want("stdlib-asyncio-" + it.label):
                 case_stdlib(cluster, tmp, it)
         if want("django-asgi-uvicorn"):
