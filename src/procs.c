@@ -268,10 +268,15 @@ static const struct scope_frame stream_writer = {
 	"starlette.responses", "StreamingResponse", "__call__", { "wrap", NULL }, NULL
 };
 
-/* uvicorn's two HTTP/1.1 protocols: one RequestResponseCycle per request, holding its scope */
+/*
+ * uvicorn's two HTTP/1.1 protocols (one RequestResponseCycle per request) and hypercorn's (one
+ * HTTPStream per request), each holding its request's scope. A process runs one server: at most
+ * two of these are found in it (struct pt_proc's send_code).
+ */
 static const struct server_send server_sends[] = {
 	{ "uvicorn.protocols.http.h11_impl", "RequestResponseCycle", "send", "self", "scope" },
 	{ "uvicorn.protocols.http.httptools_impl", "RequestResponseCycle", "send", "self", "scope" },
+	{ "hypercorn.protocol.http_stream", "HTTPStream", "app_send", "self", "scope" },
 };
 
 int procs__server_scope(struct procs *p, struct proc *pr, uint64_t obj, uint64_t *key)

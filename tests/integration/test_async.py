@@ -5,7 +5,7 @@ thread (asyncio event loops, gevent's hub), and on waitress: statements attribut
 
 Services (workloads/web_async.py; server + driver):
   uvicorn-starlette  asyncpg               uvicorn-fastapi  psycopg 3 async
-  hypercorn          psycopg 3 async       aiohttp          aiopg (psycopg2's async mode)
+  hypercorn (FastAPI behind two middlewares)  psycopg 3 async   aiohttp    aiopg (psycopg2's async mode)
   uvicorn-asyncpg-fastapi ... see SERVICES below
   gevent             gunicorn -k gevent, pg8000 (cooperative under gevent's patching)
   eventlet           gunicorn -k eventlet, pg8000 (likewise under eventlet's)
@@ -61,7 +61,6 @@ SERVICES = [
     ("uvicorn-starlette-asyncpg", "uvicorn-starlette", "asyncpg"),
     ("uvicorn-fastapi-psycopg", "uvicorn-fastapi", "psycopg"),
     ("gunicorn-uvicorn-worker-psycopg", "gunicorn-uvicorn", "psycopg"),
-    ("hypercorn-starlette-psycopg", "hypercorn", "psycopg"),
     ("aiohttp-aiopg", "aiohttp", "aiopg"),
     ("gunicorn-gevent-pg8000", "gevent", "pg8000"),
     ("gunicorn-eventlet-pg8000", "eventlet", "pg8000"),
@@ -72,6 +71,8 @@ SERVICES = [
     ("uvicorn-fastapi-mw-asyncpg", "uvicorn-fastapi-mw", "asyncpg"),
     ("uvicorn-uvloop-fastapi-mw-asyncpg", "uvicorn-uvloop-fastapi-mw", "asyncpg"),
     ("uvicorn-fastapi-def-mw-psycopg2", "uvicorn-fastapi-def-mw", "psycopg2"),
+    # hypercorn (its per-request HTTPStream holds the scope), tested behind the middleware only
+    ("hypercorn-mw-psycopg", "hypercorn-mw", "psycopg"),
 ]
 
 SCHEMA = """

@@ -8,7 +8,7 @@ Usage: web_async.py SERVER DRIVER PORT K
           uvicorn-uvloop-starlette | uvicorn-uvloop-fastapi       (uvloop and httptools: uvicorn[standard])
                                                                       (asyncio, one loop thread)
           uvicorn-fastapi-def                  (FastAPI's def endpoints: anyio's thread pool)
-          uvicorn-fastapi-mw, uvicorn-uvloop-fastapi-mw, uvicorn-fastapi-def-mw
+          uvicorn-fastapi-mw, uvicorn-uvloop-fastapi-mw, uvicorn-fastapi-def-mw, hypercorn-mw
                                                (behind two @app.middleware("http") functions)
           gunicorn-uvicorn   (gunicorn -k uvicorn.workers.UvicornWorker web_async:asgi, two workers:
                               uvicorn's loop "auto", uvloop where installed)
@@ -423,13 +423,13 @@ if __name__ == "__main__":
                     port=PORT, loop="uvloop" if "uvloop" in SERVER else "asyncio",
                     http="httptools" if "uvloop" in SERVER else "h11", lifespan="on",
                     access_log=False, log_level="warning")
-    elif SERVER == "hypercorn":
+    elif SERVER in ("hypercorn", "hypercorn-mw"):
         from hypercorn.asyncio import serve
         from hypercorn.config import Config
         cfg = Config()
         cfg.bind = ["127.0.0.1:%d" % PORT]
         cfg.accesslog = None
-        asyncio.run(serve(starlette_app(), cfg))
+        asyncio.run(serve(fastapi_app(middleware=True) if SERVER == "hypercorn-mw" else starlette_app(), cfg))
     elif SERVER == "aiohttp":
         run_aiohttp()
     elif SERVER == "waitress":
