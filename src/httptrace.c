@@ -12,6 +12,7 @@
 #include "hash.h"
 #include "httpparse.h"
 #include "jsonw.h"
+#include "links.h"
 #include "procmem.h"
 #include "pytrace_user.h"
 #include "routes.h"
@@ -331,6 +332,8 @@ static void httptrace_free(void *c)
 
 	if (!h)
 		return;
+	if (h->skel)
+		links__detach_skeleton(h->skel->skeleton);
 	http_bpf__destroy(h->skel);
 	requests__free(h->req);
 	free(h);

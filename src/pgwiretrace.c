@@ -6,6 +6,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "jsonw.h"
+#include "links.h"
 #include "pg.h"
 #include "pgwire.h"
 #include "pgwire.skel.h"
@@ -610,9 +611,10 @@ static void pgwiretrace_free(void *ctx)
 	free(p->conns);
 	free(p->pqconns);
 	pidtab__fini(&p->procs);
-	for (i = 0; i < ARRAY_SIZE(p->links); i++)
-		bpf_link__destroy(p->links[i]);
+	links__destroy(p->links, ARRAY_SIZE(p->links));
 	pgtls__free(p->tls);
+	if (p->skel)
+		links__detach_skeleton(p->skel->skeleton);
 	pgwire_bpf__destroy(p->skel);
 	free(p);
 }

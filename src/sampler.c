@@ -9,6 +9,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "idletab.h"
+#include "links.h"
 #include "jsonw.h"
 #include "procs.h"
 #include "pystacks.h"
@@ -44,13 +45,14 @@ struct sampler {
 static void sampler_free(void *c)
 {
 	struct sampler *s = c;
-	int i;
 
 	if (!s)
 		return;
-	for (i = 0; i < s->nlinks; i++)
-		bpf_link__destroy(s->links[i]);
+	if (s->links)
+		links__destroy(s->links, s->nlinks);
 	free(s->links);
+	if (s->skel)
+		links__detach_skeleton(s->skel->skeleton);
 	sampler_bpf__destroy(s->skel);
 	stack_agg__free(s->stacks);
 	idletab__free(s->idle);

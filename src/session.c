@@ -9,6 +9,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "jsonw.h"
+#include "links.h"
 #include "pystacks.h"
 #include "session.h"
 #include "session.skel.h"
@@ -318,6 +319,8 @@ void session__free(struct session *s)
 	for (i = NCAPS; i > 0; i--)
 		if (s->caps[i - 1])
 			capabilities[i - 1]->free(s->caps[i - 1]);
+	if (s->skel)
+		links__detach_skeleton(s->skel->skeleton);
 	session_bpf__destroy(s->skel);
 	pystacks__free(s->pystacks);
 	procs__free(s->procs);
