@@ -197,11 +197,19 @@ const struct pool_frame *procs__pool_frame(const char *name, const char *file)
 	return NULL;
 }
 
+/* Hand pr's configuration, changed, to the BPF side: 0, or -errno (the process left meanwhile). */
+static int reconfigure(struct procs *p, struct proc *pr)
+{
+	struct pt_proc cfg;
+
+	py_target__to_bpf(&pr->py, &cfg);
+	return bpf_map_update_elem(p->o.procs_fd, &pr->pid, &cfg, BPF_EXIST) ? -errno : 0;
+}
+
 void procs__thread_pool_frame(struct procs *p, struct proc *pr, uint64_t code, const struct pool_frame *pf)
 {
 	const struct py_layout *l = &pr->py.layout;
 	struct mem_reader mr;
-	struct pt_proc cfg;
 	int i;
 
 	if (pr->state != PROC_PYTHON || !code || pr->py.proxy_code || pr->py.proxy_rejected == code ||
@@ -219,8 +227,7 @@ void procs__thread_pool_frame(struct procs *p, struct proc *pr, uint64_t code, c
 	pr->py.proxy_code = code;
 	pr->py.proxy_local = (uint32_t)i;
 	pr->py.proxy_via_future = pf->via_future;
-	py_target__to_bpf(&pr->py, &cfg);
-	if (bpf_map_update_elem(p->o.procs_fd, &pr->pid, &cfg, BPF_EXIST)) {
+	if (reconfigure(p, pr)) {
 		pr->py.proxy_code = 0;
 		pr->py.proxy_rejected = code;
 		return;	/* it left meanwhile */
@@ -234,7 +241,6 @@ void procs__route_frame(struct procs *p, struct proc *pr, uint64_t code, const s
 {
 	const struct py_layout *l = &pr->py.layout;
 	struct mem_reader mr;
-	struct pt_proc cfg;
 	int i;
 
 	if (pr->state != PROC_PYTHON || !code || pr->py.route_code || pr->py.route_rejected == code)
@@ -249,8 +255,7 @@ void procs__route_frame(struct procs *p, struct proc *pr, uint64_t code, const s
 	}
 	pr->py.route_code = code;
 	pr->py.route_local = (uint32_t)i;
-	py_target__to_bpf(&pr->py, &cfg);
-	if (bpf_map_update_elem(p->o.procs_fd, &pr->pid, &cfg, BPF_EXIST)) {
+	if (reconfigure(p, pr)) {
 		pr->py.route_code = 0;
 		pr->py.route_rejected = code;
 		return;	/* it left meanwhile */
@@ -295,14 +300,12 @@ int procs__server_scope(struct procs *p, struct proc *pr, uint64_t obj, uint64_t
 		 * against a read by key
 		 */
 		struct py_attr_recipe r;
-		struct pt_proc cfg;
 
 		pr->py.scope_attr_tries++;
 		ret = pythreads__attr_recipe(&pr->py.layout, &mr, obj, server_sends[0].attr, &r);
 		if (!ret) {
 			pr->py.scope_attr = r;
-			py_target__to_bpf(&pr->py, &cfg);
-			if (!bpf_map_update_elem(p->o.procs_fd, &pr->pid, &cfg, BPF_EXIST))
+			if (!reconfigure(p, pr))
 				tlog(p, "pid %d: the walker reads the server's request scope itself\n", pr->pid);
 		}
 	}
@@ -371,7 +374,6 @@ static void scope_frame_found(struct procs *p, struct proc *pr, const struct mem
 {
 	const struct py_layout *l = &pr->py.layout;
 	uint64_t child = 0;
-	struct pt_proc cfg;
 	int cell, child_cell = -1;
 
 	if (pr->py.scope_rejected == code)
@@ -390,8 +392,7 @@ static void scope_frame_found(struct procs *p, struct proc *pr, const struct mem
 	pr->py.scope_cell = (uint32_t)cell;
 	pr->py.scope_child_cell = (uint32_t)child_cell;
 	find_writer(pr, mr);
-	py_target__to_bpf(&pr->py, &cfg);
-	if (bpf_map_update_elem(p->o.procs_fd, &pr->pid, &cfg, BPF_EXIST)) {
+	if (reconfigure(p, pr)) {
 		pr->py.scope_code = 0;
 		pr->py.scope_rejected = code;
 		return;	/* it left meanwhile */
