@@ -9,6 +9,7 @@
 #include "http.h"
 #include "http.skel.h"
 #include "httptrace.h"
+#include "djapps.h"
 #include "hash.h"
 #include "httpparse.h"
 #include "jsonw.h"
@@ -46,6 +47,7 @@ struct httptrace {
 	struct requests *req;
 	bool per_syscall;	/* per-syscall tracepoints; else raw syscall tracepoints */
 	struct route_slot routes[ROUTE_SLOTS];
+	struct djapps *django;		/* Django's URL patterns per process */
 	uint64_t route_reads, route_errors;
 	uint64_t scope_reads, scope_errors;	/* server_scope() */
 	int uv_slot;		/* its program's slot in the session's uvloop probe (uvwrite.h) */
@@ -99,6 +101,13 @@ static uint64_t conn_last_write(void *ctx, uint32_t pid, int32_t fd)
 
 static void httptrace_free(void *c);
 
+static bool django_route(void *ctx, uint32_t pid, const char *target, char *out, size_t size)
+{
+	struct httptrace *h = ctx;
+
+	return djapps__route(h->django, session__procs(h->session), pid, target, out, size);
+}
+
 static void *httptrace_open(struct session *ss, const struct session_opts *so, char *err, size_t errlen)
 {
 	struct httptrace *h;
@@ -115,8 +124,10 @@ static void *httptrace_open(struct session *ss, const struct session_opts *so, c
 	h->session = ss;
 	h->o = so->http;
 	o.last_write = conn_last_write;
+	o.route_of = django_route;
 	o.ctx = h;
-	h->req = requests__new(&o);
+	h->django = djapps__new();
+	h->req = h->django ? requests__new(&o) : NULL;
 	if (!h->req) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
@@ -283,7 +294,10 @@ static void forget_routes(struct httptrace *h, pid_t pid)
 
 static void httptrace_on_exec(void *c, pid_t pid)
 {
-	forget_routes(c, pid);
+	struct httptrace *h = c;
+
+	forget_routes(h, pid);
+	djapps__forget(h->django, pid);
 }
 
 static void httptrace_on_exit(void *c, pid_t pid)
@@ -295,6 +309,7 @@ static void httptrace_on_exit(void *c, pid_t pid)
 
 	requests__forget_pid(h->req, pid);
 	forget_routes(h, pid);
+	djapps__forget(h->django, pid);
 	/* The exited process's connections: its close() calls were never seen (exit closes). */
 	while (!bpf_map_get_next_key(fd, first ? NULL : &k, &next)) {
 		if (!first && k.pid == (uint32_t)pid)
@@ -317,6 +332,7 @@ void httptrace__stats(struct httptrace *h, struct httptrace_stats *st)
 	st->scope_reads = h->scope_reads;
 	st->scope_errors = h->scope_errors;
 	st->queued_writers = session__counter(h->session, PT_CNT_HTTP_QUEUED);
+	djapps__stats(h->django, &st->django);
 	uvwrite__stats(session__uvwrite(h->session), &st->uvloop);
 	requests__stats(h->req, &st->req);
 }
@@ -336,6 +352,7 @@ static void httptrace_free(void *c)
 		links__detach_skeleton(h->skel->skeleton);
 	http_bpf__destroy(h->skel);
 	requests__free(h->req);
+	djapps__free(h->django);
 	free(h);
 }
 
@@ -354,6 +371,18 @@ static void httptrace_json(void *c, struct jsonw *w)
 	jsonw__uint_field(w, "route_template_errors", st.route_errors);
 	jsonw__uint_field(w, "streamed_response_scope_reads", st.scope_reads);
 	jsonw__uint_field(w, "streamed_response_scope_errors", st.scope_errors);
+	jsonw__name(w, "django_url_patterns");
+	jsonw__start_object(w);
+	jsonw__uint_field(w, "processes_read", st.django.processes);
+	jsonw__uint_field(w, "tables", st.django.tables);
+	jsonw__uint_field(w, "endpoints", st.django.endpoints);
+	jsonw__uint_field(w, "endpoints_not_translatable", st.django.opaque);
+	jsonw__uint_field(w, "patterns_skipped", st.django.skipped);
+	jsonw__uint_field(w, "reads", st.django.reads);
+	jsonw__uint_field(w, "read_errors", st.django.read_errors);
+	jsonw__uint_field(w, "processes_dropped", st.django.dropped);
+	jsonw__uint_field(w, "requests_named", st.django.named);
+	jsonw__end_object(w);
 	jsonw__name(w, "uvloop");
 	jsonw__start_object(w);
 	jsonw__uint_field(w, "processes_probed", st.uvloop.processes);

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include "djapps.h"
 #include "requests.h"
 #include "uvwrite.h"
 
@@ -26,6 +27,7 @@ struct httptrace_stats {
 	uint64_t scope_errors;		/* of which without one */
 	uint64_t queued_writers;	/* responses written by uvloop's loop, whose task its probe gave */
 	struct uvwrite_stats uvloop;
+	struct djapps_stats django;	/* Django's URL patterns (djapps.h) */
 	struct requests_stats req;
 };
 

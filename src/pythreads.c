@@ -390,9 +390,8 @@ static int read_ptr(const struct mem_reader *mr, uint64_t addr, int if_null, uin
 	return ret ?: (*v ? 0 : if_null);
 }
 
-/* The dict of module name in sys.modules of the interpreter whose _PyRuntime is at runtime. */
-static int module_dict(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime, const char *name,
-		       uint64_t *md)
+int pythreads__module_dict(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime,
+			   const char *name, uint64_t *md)
 {
 	uint64_t interp, modules, mod;
 	int ret;
@@ -409,7 +408,7 @@ int pythreads__find_active(const struct py_layout *l, const struct mem_reader *m
 			   uint64_t *active)
 {
 	uint64_t md;
-	int ret = module_dict(l, mr, runtime, "threading", &md);
+	int ret = pythreads__module_dict(l, mr, runtime, "threading", &md);
 
 	return ret ?: pythreads__dict_get(l, mr, md, "_active", active);
 }
@@ -418,7 +417,7 @@ int pythreads__method_code(const struct py_layout *l, const struct mem_reader *m
 			   const char *module, const char *cls, const char *method, uint64_t *code)
 {
 	uint64_t md, type, td, func;
-	int ret = module_dict(l, mr, runtime, module, &md);
+	int ret = pythreads__module_dict(l, mr, runtime, module, &md);
 
 	ret = ret ?: pythreads__dict_get(l, mr, md, cls, &type);
 	ret = ret ?: read_ptr(mr, type + l->tp_dict, -ENOENT, &td);
@@ -515,7 +514,7 @@ int pythreads__method_cfunc(const struct py_layout *l, const struct mem_reader *
 	uint64_t md, type, td, descr, def, name, fn;
 	uint32_t flags = 0;
 	char buf[16];
-	int ret = module_dict(l, mr, runtime, module, &md);
+	int ret = pythreads__module_dict(l, mr, runtime, module, &md);
 
 	ret = ret ?: pythreads__dict_get(l, mr, md, cls, &type);
 	ret = ret ?: read_ptr(mr, type + l->tp_dict, -ENOENT, &td);

@@ -49,6 +49,12 @@ int pythreads__dict_get(const struct py_layout *l, const struct mem_reader *mr, 
 int pythreads__attr(const struct py_layout *l, const struct mem_reader *mr, uint64_t obj,
 		    const char *name, uint64_t *value);
 /*
+ * The __dict__ of module name in sys.modules of the interpreter whose _PyRuntime is at runtime:
+ * 0, -ENOENT (not imported), -EAGAIN (no interpreter yet), -ENOTSUP or the reader's error.
+ */
+int pythreads__module_dict(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime,
+			   const char *name, uint64_t *md);
+/*
  * The code object of module.cls.method (a plain function in the class's own dict), in the
  * interpreter whose _PyRuntime is at runtime: 0, -ENOENT (not imported, no such attribute),
  * -EAGAIN (no interpreter yet) or the reader's error.

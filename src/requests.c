@@ -927,6 +927,8 @@ void requests__resp_route(struct requests *r, uint32_t pid, uint32_t tid, int32_
 	q->resp_ts = ts;
 	if (tmpl && !http_route_join(tmpl, multi, q->path, q->route, sizeof(q->route)))
 		r->st.unplaced_routes++;
+	else if (!tmpl && r->o.route_of && !r->o.route_of(r->o.ctx, pid, q->path, q->route, sizeof(q->route)))
+		q->route[0] = 0;
 	q->writer = tid;
 	q->task = task;
 	reader_done(r, pid, q);

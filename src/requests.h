@@ -49,6 +49,11 @@ struct requests;
 
 /* The connection's last write and the bytes of the current response, or 0 if unknown. */
 typedef uint64_t (*requests_last_write_fn)(void *ctx, uint32_t pid, int32_t fd);
+/*
+ * The route of a request for target (as sent) that pid answered and no route template named:
+ * its app's URL pattern (djapps.h) into out, or false (the folded path names it).
+ */
+typedef bool (*requests_route_fn)(void *ctx, uint32_t pid, const char *target, char *out, size_t size);
 
 struct requests_opts {
 	unsigned n1_threshold;		/* default 5 */
@@ -62,6 +67,7 @@ struct requests_opts {
 	FILE *log;			/* one JSON line per request, or NULL */
 	FILE *lines;			/* one text line per request (-v), or NULL */
 	requests_last_write_fn last_write;	/* optional */
+	requests_route_fn route_of;		/* optional */
 	void *ctx;
 };
 

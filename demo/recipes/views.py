@@ -44,6 +44,12 @@ def recipe_detail(request, pk):
     )
 
 
+def author_recipes(request, name):
+    """/authors/<slug:name>/: an author's recipes, by the slug of the name ("author-3")."""
+    titles = Recipe.objects.filter(author__name__iexact=name.replace("-", " ")).order_by("id")
+    return render_list("Recipes by " + name, [r.title for r in titles])
+
+
 def is_prime(n):
     if n < 2:
         return False
@@ -72,6 +78,6 @@ def health(request):
 
 def index(request):
     return HttpResponse(
-        "pytrace-bpf demo: /recipes/ (N+1)  /recipes-fixed/  /recipes/<id>/  /cpu/  /health/\n",
+        "pytrace-bpf demo: /recipes/ (N+1)  /recipes-fixed/  /recipes/<id>/  /authors/<name>/  /api/v1/recipes/<id>/  /cpu/  /health/\n",
         content_type="text/plain",
     )

@@ -538,7 +538,9 @@ def case_django_asgi(cluster, tmp):
     p = subprocess.Popen([PY, "-m", "uvicorn", "--app-dir", DEMO, "--host", "127.0.0.1", "--port", str(port),
                           "--http", "h11", "--loop", "asyncio", "--no-access-log", "recipesite.asgi:application"],
                          env=env, stdout=logf, stderr=logf, start_new_session=True)
-    views = ["/recipes/", "/recipes-fixed/", "/recipes/3/", "/health/"]
+    views = ["/recipes/", "/recipes-fixed/", "/recipes/3/", "/authors/cook-2/", "/health/"]
+    # routes: the app's URL patterns (src/djroutes.h), read from the server's memory
+    patterns = {"/recipes/3/": "/recipes/<int:pk>/", "/authors/cook-2/": "/authors/<slug:name>/"}
 
     def load():
         out, errors = {}, []
@@ -552,9 +554,13 @@ def case_django_asgi(cluster, tmp):
             return
         app, doc, rlog, stderr = ran
         got = route_counts(doc)
-        want = {(v.replace("/3/", "/{id}/"), 200): 2 * CLIENTS for v in views}
+        want = {(patterns.get(v, v), 200): 2 * CLIENTS for v in views}
         record(name + ": per-route counts equal what was sent", got == want, "got %s, want %s" % (got, want))
         asm = doc["http"]["assembly"]
+        dj = doc["http"]["django_url_patterns"]
+        record(name + ": every request named by Django's URL patterns",
+               asm["framework_routes"] == dj["requests_named"] == 2 * CLIENTS * len(views) and dj["processes_read"] == 1,
+               json.dumps(dj))
         # the log names paths without their query: each view's count is the same in every request
         lines = [json.loads(l) for l in open(rlog)]
         per_view = {}

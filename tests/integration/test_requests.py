@@ -12,6 +12,9 @@ Services:
                   is attributed by the task that sent it (src/requests.h), never to another request
                   (more servers of this kind: test_async.py)
   runserver       demo/ on Django's runserver (threaded: one thread per connection)
+  django-patterns-INTERP  the reader of Django's URL patterns (src/djroutes.c) on every
+                  interpreter 3.8-3.15, against a stand-in of Django's URL configuration
+                  (workloads/django_standin.py), and on the demo's real one under Debian's Django
 
 For each: a known mix of requests over keep-alive and fresh connections while the tool traces the
 server's main pid; then per-route counts must equal what was sent, the N+1 view with K rows must
@@ -95,7 +98,9 @@ def stop_tool(t, err):
     return rc, stderr
 
 
-def check_service(name, port, pid, tmp, plan, n1_route, n1_site, clean_routes, route_of, hook=None):
+def check_service(name, port, pid, tmp, plan, n1_route, n1_site, clean_routes, route_of, hook=None, django=None):
+    """django: how many processes serve a Django app (their URL patterns name the requests), or
+    None to leave the patterns unchecked."""
     p, js, rlog, err = trace(pid, tmp, name, hook)
     times, errors = drive(port, plan)
     time.sleep(0.3)
@@ -119,6 +124,15 @@ def check_service(name, port, pid, tmp, plan, n1_route, n1_site, clean_routes, r
         want[key] = want.get(key, 0) + n
     record(name + ": per-route counts equal what was sent", got == want,
            "got %s, want %s" % (sorted(got.items()), sorted(want.items())))
+    if django is not None:
+        dj = doc["http"]["django_url_patterns"]
+        named = django_named(plan) if django else 0
+        record(name + (": Django's URL patterns name %d requests, read in up to %d process(es), one table" %
+                       (named, django) if django else ": no Django URL patterns (not a Django app)"),
+               doc["http"]["assembly"]["framework_routes"] == named and dj["requests_named"] == named
+               and min(1, django) <= dj["processes_read"] <= django and dj["tables"] == (1 if django else 0)
+               and dj["endpoints"] == (len(DJANGO_PATTERNS) if django else 0) and not dj["endpoints_not_translatable"],
+               json.dumps(dj) + " framework_routes=%d" % doc["http"]["assembly"]["framework_routes"])
     lost = doc["http"]["lost_events"] + doc["http"]["connections_not_followed"]
     record(name + ": no lost events or dropped connections", lost == 0, json.dumps(doc["http"]))
     n1 = doc.get("n_plus_one", [])
@@ -155,12 +169,35 @@ def check_service(name, port, pid, tmp, plan, n1_route, n1_site, clean_routes, r
            json.dumps([l["queries"] for l in sqlreq]))
 
 
-def django_route(path):
+def folded_route(path):
     return re.sub(r"/\d+/", "/{id}/", path.split("?")[0])
 
 
+# The demo's URL patterns (demo/recipesite/urls.py, demo/recipes/urls.py), named as the tool names
+# them: Django's route, a re_path's text without anchors and with its groups as <name>.
+DJANGO_PATTERNS = [(r"/", "/"), (r"/recipes/", "/recipes/"), (r"/recipes-fixed/", "/recipes-fixed/"),
+                   (r"/recipes/\d+/", "/recipes/<int:pk>/"), (r"/authors/[-\w]+/", "/authors/<slug:name>/"),
+                   (r"/api/v1/recipes/\d+/", "/api/v1/recipes/<pk>/"), (r"/cpu/", "/cpu/"), (r"/health/", "/health/")]
+
+
+def django_route(path):
+    p = path.split("?")[0]
+    return next((name for rx, name in DJANGO_PATTERNS if re.fullmatch(rx, p)), folded_route(p))
+
+
+# slugs (each its own path: folding would keep them apart), a re_path under an include(), and a
+# path no pattern matches (Django's 404 before any view: the folded path names it)
 DJANGO_PLAN = [("/recipes/", 200, 6), ("/recipes-fixed/", 200, 5), ("/recipes/3/", 200, 4), ("/recipes/7/", 200, 3),
-               ("/health/", 200, 8), ("/cpu/?n=3000", 200, 3), ("/recipes/999/", 404, 2)]
+               ("/health/", 200, 8), ("/cpu/?n=3000", 200, 3), ("/recipes/999/", 404, 2), ("/authors/cook-2/", 200, 2),
+               ("/authors/cook-5/", 200, 2), ("/authors/nobody-here/", 200, 1), ("/api/v1/recipes/4/", 200, 2),
+               ("/no-such-page/12/", 404, 2)]
+DJANGO_CLEAN = {"/recipes-fixed/", "/health/", "/cpu/", "/recipes/<int:pk>/", "/authors/<slug:name>/",
+                "/api/v1/recipes/<pk>/"}
+
+
+def django_named(plan):
+    """Requests of plan that a pattern names."""
+    return sum(n for path, _, n in plan if any(re.fullmatch(rx, path.split("?")[0]) for rx, _ in DJANGO_PATTERNS))
 FLASK_PLAN = [("/books/", 200, 6), ("/books-fixed/", 200, 5), ("/books/2/", 200, 4), ("/health/", 200, 7),
               ("/books/999/", 404, 2)]
 
@@ -178,8 +215,8 @@ def case_django(cluster, tmp, worker, hook=None):
             return
         time.sleep(0.5)
         site = r"recipe_name \(.*demo/recipes/views\.py:%d\)" % 12
-        check_service(name, port, g.pid, tmp, DJANGO_PLAN, "/recipes/", site,
-                      {"/recipes-fixed/", "/health/", "/cpu/", "/recipes/{id}/"}, django_route, hook)
+        check_service(name, port, g.pid, tmp, DJANGO_PLAN, "/recipes/", site, DJANGO_CLEAN, django_route, hook,
+                      django=2)
     finally:
         g.send_signal(signal.SIGTERM)
         try:
@@ -199,14 +236,86 @@ def case_runserver(cluster, tmp):
         if not record("runserver: Django's runserver answers", wait_http(port, "/health/")):
             return
         site = r"recipe_name \(.*demo/recipes/views\.py:%d\)" % 12
-        check_service("runserver", port, g.pid, tmp, DJANGO_PLAN, "/recipes/", site,
-                      {"/recipes-fixed/", "/health/", "/cpu/", "/recipes/{id}/"}, django_route)
+        check_service("runserver", port, g.pid, tmp, DJANGO_PLAN, "/recipes/", site, DJANGO_CLEAN, django_route,
+                      django=1)
     finally:
         g.send_signal(signal.SIGTERM)
         try:
             g.wait(timeout=15)
         except subprocess.TimeoutExpired:
             g.kill()
+
+
+# the stand-in's endpoints, in order: (name, regex or "-": not translatable), 150 "pageN/" after them
+STANDIN_TABLE = [("/", "^()$"), ("/items/<int:pk>/", "^(items/([0-9]+)/)$"),
+                 ("/tags/<slug:tag>/", "^(tags/([-a-zA-Z0-9_]+)/)$"),
+                 ("/api/v1/items/<pk>/", "^(api/)(v1/items/([0-9]+)/)$"),
+                 ("/api/v1/archive/<yyyy:year>/", "^(api/)(v1/archive/([0-9]{4})/)$"),
+                 ("/shop/<str:category>/<int:id>/", "^(shop/)(([^/]+)/([0-9]+)/)$"),
+                 ("/blob/<hex:h>/", "-"), ("/blobs/", "^(blobs/)$"), ("/feed(?=\\.xml)", "-"),
+                 ("/feed.json", "^(feed\\.json)$"), ("/after/", "^(after/)$")] + \
+                [("/page%d/" % i, "^(page%d/)$" % i) for i in range(150)]
+STANDIN_NAMES = {"/items/12/": "/items/<int:pk>/", "/tags/quick-dinner/?x=1": "/tags/<slug:tag>/",
+                 "/api/v1/items/3/": "/api/v1/items/<pk>/", "/api/v1/archive/2024/": "/api/v1/archive/<yyyy:year>/",
+                 "/api/v1/archive/24/": "-", "/shop/books/9/": "/shop/<str:category>/<int:id>/",
+                 "/blob/ff/": "-",        # may be the untranslatable pattern's: no name
+                 "/blobs/": "/blobs/",
+                 "/feed.json": "-",       # after "^feed(?=\.xml)", which may take it
+                 "/after/": "/after/", "/page149/": "/page149/", "/nope/": "-"}
+
+
+def read_patterns(pid, targets):
+    """build/tools/django_routes on pid: (exit status, [(name, regex)], {target: name}, stderr)."""
+    tool = os.path.join(os.path.dirname(harness.TOOL), "tools", "django_routes")
+    if not os.path.exists(tool):
+        tool = os.path.join(REPO, "build", "tools", "django_routes")
+    out = subprocess.run([tool, str(pid)] + list(targets),
+                         capture_output=True, text=True, timeout=60)
+    rows = [l.split("\t") for l in out.stdout.splitlines()]
+    n = next((i for i, r in enumerate(rows) if r[0] == "skipped"), len(rows))
+    return out.returncode, [tuple(r) for r in rows[:n]], dict(tuple(r) for r in rows[n + 1:]), out.stderr
+
+
+def case_django_patterns(interp):
+    name = "django-patterns-" + interp.label
+    p = subprocess.Popen(interp.argv(interp.workload("django_standin.py")), stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        if not record(name + ": the stand-in starts", p.stdout.readline().strip() == "ready"):
+            return
+        rc, table, names, err = read_patterns(p.pid, STANDIN_NAMES)
+        record(name + ": %d endpoints read in Django's order, includes joined, 2 not translatable" % len(STANDIN_TABLE),
+               rc == 0 and table == STANDIN_TABLE,
+               err + "; ".join("%s != %s" % (a, b) for a, b in zip(table, STANDIN_TABLE) if a != b)[:600] +
+               " (%d rows)" % len(table))
+        record(name + ": paths named by the first pattern that surely matches", names == STANDIN_NAMES,
+               "; ".join("%s: %s, want %s" % (t, names.get(t), w) for t, w in STANDIN_NAMES.items()
+                         if names.get(t) != w))
+    finally:
+        p.stdin.close()
+        p.wait(timeout=30)
+
+
+def case_django_patterns_demo():
+    """Django itself (Debian's), the demo's urlconf: settings and urlconf loaded by a first request."""
+    name = "django-patterns-demo"
+    code = ("import os, sys, django; os.environ['DJANGO_SETTINGS_MODULE'] = 'recipesite.settings'; django.setup();"
+            "from django.urls import resolve; resolve('/health/'); print('ready', flush=True); sys.stdin.readline()")
+    p = subprocess.Popen([PY, "-c", code], cwd=DEMO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        if not record(name + ": Django starts", p.stdout.readline().strip() == "ready"):
+            return
+        targets = ["/recipes/3/", "/authors/cook-2/", "/api/v1/recipes/5/", "/no-such-page/12/", "/"]
+        rc, table, names, err = read_patterns(p.pid, targets)
+        want = [n for _, n in DJANGO_PATTERNS]
+        record(name + ": the demo's %d URL patterns, read from Django %s" % (len(want), "3.2"),
+               rc == 0 and [n for n, _ in table] == want and "-" not in [r for _, r in table], err + str(table))
+        record(name + ": paths named as Django resolves them",
+               names == {t: django_route(t) if django_route(t) != folded_route(t) or t == "/" else "-" for t in targets},
+               str(names))
+    finally:
+        p.stdin.close()
+        p.wait(timeout=30)
 
 
 def case_flask(cluster, tmp):
@@ -220,7 +329,7 @@ def case_flask(cluster, tmp):
             return
         site = r"book_label \(.*web_flask\.py:%d\)" % marker_lines(script)["n1_site"]
         check_service("flask", port, f.pid, tmp, FLASK_PLAN, "/books/", site,
-                      {"/books-fixed/", "/health/", "/books/{id}/"}, django_route)
+                      {"/books-fixed/", "/health/", "/books/{id}/"}, folded_route, django=0)
     finally:
         f.send_signal(signal.SIGTERM)
         try:
@@ -297,6 +406,14 @@ def main():
                 record(name + ": python3-django, python3-psycopg2 and gunicorn are installed (scripts/install-deps.sh)", False)
             else:
                 case_django(cluster, tmp, worker, hook)
+        for interp in harness.find_interpreters():
+            if args.k in "django-patterns-" + interp.label:
+                case_django_patterns(interp)
+        if args.k in "django-patterns-demo":
+            if "django" in missing:
+                record("django-patterns-demo: python3-django is installed (scripts/install-deps.sh)", False)
+            else:
+                case_django_patterns_demo()
         if args.k in "runserver":
             if {"django", "psycopg2"} & set(missing):
                 record("runserver: python3-django and python3-psycopg2 are installed (scripts/install-deps.sh)", False)

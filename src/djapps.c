@@ -1,0 +1,197 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* The Django URL pattern tables of the traced processes: see djapps.h. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "djapps.h"
+#include "djroutes.h"
+#include "pidtab.h"
+#include "procmem.h"
+#include "procs.h"
+#include "util.h"
+
+#define RETRY_NS	1000000000ULL
+#define TRIES_NO_DJANGO	3
+#define TRIES_NOT_READY	30
+#define TRIES_ERRORS	10
+
+enum { DJ_TRYING, DJ_READY, DJ_NONE };
+
+struct djproc {
+	uint32_t pid;			/* pidtab's key */
+	uint8_t state;
+	uint8_t no_django, not_ready, errors;
+	uint64_t next_ns;
+	struct djroutes *t;		/* DJ_READY: shared, in tables[] */
+};
+
+struct shared {
+	struct djroutes *t;
+	uint64_t hash;
+	unsigned refs;
+};
+
+struct djapps {
+	struct pidtab procs;
+	struct shared tables[DJAPPS_TABLES];
+	struct djapps_stats st;
+};
+
+struct djapps *djapps__new(void)
+{
+	struct djapps *a = calloc(1, sizeof(*a));
+
+	if (a && pidtab__init(&a->procs, DJAPPS_PIDS * 2, sizeof(struct djproc))) {
+		free(a);
+		return NULL;
+	}
+	return a;
+}
+
+void djapps__free(struct djapps *a)
+{
+	if (!a)
+		return;
+	for (unsigned i = 0; i < DJAPPS_TABLES; i++)
+		djroutes__free(a->tables[i].t);
+	pidtab__fini(&a->procs);
+	free(a);
+}
+
+/* t, or an equal table already held (t is then freed); NULL if there is no room. */
+static struct djroutes *share(struct djapps *a, struct djroutes *t)
+{
+	uint64_t h = djroutes__hash(t);
+	struct shared *free_slot = NULL;
+
+	for (unsigned i = 0; i < DJAPPS_TABLES; i++) {
+		struct shared *s = &a->tables[i];
+
+		if (!s->t) {
+			free_slot = free_slot ?: s;
+		} else if (s->hash == h && djroutes__same(s->t, t)) {
+			djroutes__free(t);
+			s->refs++;
+			return s->t;
+		}
+	}
+	if (!free_slot) {
+		djroutes__free(t);
+		return NULL;
+	}
+	free_slot->t = t;
+	free_slot->hash = h;
+	free_slot->refs = 1;
+	a->st.tables++;
+	a->st.endpoints += djroutes__count(t);
+	a->st.opaque += djroutes__opaque(t);
+	return t;
+}
+
+static void unshare(struct djapps *a, struct djroutes *t)
+{
+	for (unsigned i = 0; i < DJAPPS_TABLES; i++) {
+		struct shared *s = &a->tables[i];
+
+		if (s->t != t)
+			continue;
+		if (--s->refs == 0) {
+			a->st.tables--;
+			a->st.endpoints -= djroutes__count(t);
+			a->st.opaque -= djroutes__opaque(t);
+			djroutes__free(t);
+			s->t = NULL;
+		}
+		return;
+	}
+}
+
+static void try_read(struct djapps *a, struct procs *ps, struct djproc *d, uint64_t now)
+{
+	struct proc *pr = procs__get(ps, d->pid, false);
+	struct djroutes *t;
+	struct mem_reader mr;
+	unsigned skipped = 0;
+	int ret;
+
+	d->next_ns = now + RETRY_NS;
+	if (!pr || pr->state != PROC_PYTHON || !pr->live || pr->py.free_threaded) {
+		/* not (yet) known as Python: its first responses may come before the tool looked */
+		if (++d->not_ready >= TRIES_NOT_READY)
+			d->state = DJ_NONE;
+		return;
+	}
+	t = djroutes__new();
+	if (!t) {
+		d->state = DJ_NONE;
+		return;
+	}
+	a->st.reads++;
+	procmem__reader(&mr, d->pid);
+	ret = djroutes__read(&pr->py.layout, &mr, pr->py.runtime, t, &skipped);
+	if (ret) {
+		djroutes__free(t);
+		if (ret == -ENOENT) {
+			d->state = ++d->no_django >= TRIES_NO_DJANGO ? DJ_NONE : DJ_TRYING;
+			return;
+		}
+		a->st.read_errors++;
+		if (ret == -EAGAIN ? ++d->not_ready >= TRIES_NOT_READY : ++d->errors >= TRIES_ERRORS)
+			d->state = DJ_NONE;
+		vlog("pid %u: Django's URL patterns not read%s: %s\n", d->pid, d->state == DJ_NONE ? " (gave up)" : "",
+		     ret == -EAGAIN ? "not set up yet" : strerror(-ret));
+		return;
+	}
+	vlog("pid %u: Django's URL patterns read: %u endpoints (%u not translatable), %u patterns skipped\n", d->pid,
+	     djroutes__count(t), djroutes__opaque(t), skipped);
+	a->st.skipped += skipped;
+	d->t = share(a, t);
+	if (!d->t) {
+		a->st.dropped++;
+		d->state = DJ_NONE;
+		return;
+	}
+	a->st.processes++;
+	d->state = DJ_READY;
+}
+
+bool djapps__route(struct djapps *a, struct procs *ps, uint32_t pid, const char *target, char *out, size_t size)
+{
+	struct djproc *d;
+	bool created;
+	uint64_t now;
+
+	if (!pid)
+		return false;
+	d = pidtab__add(&a->procs, pid, &created);
+	if (!d) {
+		a->st.dropped++;
+		return false;
+	}
+	if (d->state == DJ_TRYING) {
+		now = mono_ns();
+		if (now < d->next_ns)
+			return false;
+		try_read(a, ps, d, now);
+	}
+	if (d->state != DJ_READY || !djroutes__match(d->t, target, out, size))
+		return false;
+	a->st.named++;
+	return true;
+}
+
+void djapps__forget(struct djapps *a, uint32_t pid)
+{
+	struct djproc *d = pid ? pidtab__get(&a->procs, pid) : NULL;
+
+	if (!d)
+		return;
+	if (d->t)
+		unshare(a, d->t);
+	pidtab__del(&a->procs, d);
+}
+
+void djapps__stats(const struct djapps *a, struct djapps_stats *st)
+{
+	*st = a->st;
+}

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The Django URL pattern tables of the traced processes (djroutes.h), read when due and shared.
+ *
+ * A process's table is read at its first response, when its urlconf has been imported (Django
+ * imports it at its first request), and then kept until the process exits or execs. Until
+ * Django is set up, or where it is not found, the read is tried again at most once a second:
+ * 3 times for a process without Django (django.conf not in sys.modules), 30 times for one
+ * whose settings or urlconf are not loaded yet, 10 times after read errors (a torn read), and
+ * then never; those processes' requests keep their folded paths. The workers of one app read
+ * equal tables: processes share one copy (by content), so that memory follows the number of
+ * distinct apps (at most DJAPPS_TABLES), not of workers (at most DJAPPS_PIDS).
+ */
+#ifndef PYTRACE_DJAPPS_H
+#define PYTRACE_DJAPPS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define DJAPPS_PIDS	4096
+#define DJAPPS_TABLES	64
+
+struct procs;
+struct djapps;
+
+struct djapps_stats {
+	uint64_t processes;		/* processes whose urlconf was read */
+	uint64_t tables;		/* distinct tables held now */
+	uint64_t endpoints;		/* of those tables */
+	uint64_t opaque;		/* of which patterns that name no path (not translatable) */
+	uint64_t skipped;		/* patterns not read: DJROUTES_MAX, DJROUTES_DEPTH, unknown kinds */
+	uint64_t reads, read_errors;	/* attempts, and those that failed (torn reads, not set up yet) */
+	uint64_t dropped;		/* processes over DJAPPS_PIDS or tables over DJAPPS_TABLES */
+	uint64_t named;			/* requests named by a pattern */
+};
+
+struct djapps *djapps__new(void);
+void djapps__free(struct djapps *a);
+/*
+ * The name of a request for target served by pid (its URL pattern) into out: true, or false
+ * (no Django, not read yet, no pattern names it). May read pid's memory (procs: its layout).
+ */
+bool djapps__route(struct djapps *a, struct procs *ps, uint32_t pid, const char *target, char *out, size_t size);
+/* pid exited or exec'd: its table goes */
+void djapps__forget(struct djapps *a, uint32_t pid);
+void djapps__stats(const struct djapps *a, struct djapps_stats *st);
+
+#endif

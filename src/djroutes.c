@@ -1,0 +1,876 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* Django's URL patterns as route names: see djroutes.h. */
+#include <ctype.h>
+#include <errno.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "djroutes.h"
+#include "hash.h"
+#include "pythreads.h"
+#include "symbolize.h"
+
+#define OB_TYPE		8	/* PyObject.ob_type */
+#define VAR_SIZE	16	/* PyVarObject.ob_size */
+#define LIST_ITEMS	24	/* PyListObject.ob_item */
+#define TP_NAME		24	/* PyTypeObject.tp_name */
+#define LIST_MAX	4096	/* items read of one urlpatterns list */
+
+/* ---- Python's regex syntax to POSIX ERE ------------------------------------------------------ */
+
+struct sbuf {
+	char *p;
+	size_t n, size;
+	bool over;
+};
+
+static void sb_put(struct sbuf *b, const char *s, size_t len)
+{
+	if (b->n + len >= b->size) {
+		b->over = true;
+		return;
+	}
+	memcpy(b->p + b->n, s, len);
+	b->n += len;
+	b->p[b->n] = 0;
+}
+
+static void sb_puts(struct sbuf *b, const char *s)
+{
+	sb_put(b, s, strlen(s));
+}
+
+static void sb_putc(struct sbuf *b, char c)
+{
+	sb_put(b, &c, 1);
+}
+
+#define ERE_SPECIAL ".[]()*+?{}|^$\\"
+
+/*
+ * glibc's regcomp copies a bounded repetition's operand once per count: (x{64}){64}{64} would
+ * take a quarter of a million nodes. Counts are capped, and a group's more so (URL patterns have
+ * small ones: a UUID's {12}); beyond them the pattern is not translated.
+ */
+#define REPEAT_MAX		64	/* {m,n} of a character or a bracket */
+#define GROUP_REPEAT_MAX	16	/* {m,n} of a group */
+#define GROUP_REPEATS		2	/* groups with one, in one pattern */
+
+/*
+ * A quantifier's braces at s ("{2}", "{1,3}", "{,4}"): their length, or 0 if Python reads a
+ * literal; *max: its largest count.
+ */
+static size_t braces(const char *s, unsigned long *max)
+{
+	size_t i = 1;
+	bool digits = false;
+
+	*max = 0;
+	while (isdigit((unsigned char)s[i]) || s[i] == ',') {
+		if (isdigit((unsigned char)s[i])) {
+			unsigned long v = strtoul(s + i, NULL, 10);
+
+			digits = true;
+			*max = v > *max ? v : *max;
+			while (isdigit((unsigned char)s[i + 1]))
+				i++;
+		}
+		i++;
+	}
+	return s[i] == '}' && digits ? i + 1 : 0;
+}
+
+int djroutes__py_to_ere(const char *src, char *out, size_t size)
+{
+	struct sbuf b = { .p = out, .size = size };
+	bool quant = false;	/* the last thing written was a quantifier: a '?' after it is laziness */
+	unsigned group_repeats = 0;
+	const char *s = src;
+
+	if (!size)
+		return -E2BIG;
+	out[0] = 0;
+	while (*s) {
+		char c = *s++;
+
+		if (c == '\\') {
+			char n = *s++;
+
+			quant = false;
+			switch (n) {
+			case 'd': sb_puts(&b, "[0-9]"); continue;
+			case 'D': sb_puts(&b, "[^0-9]"); continue;
+			case 'w': sb_puts(&b, "[[:alnum:]_]"); continue;
+			case 'W': sb_puts(&b, "[^[:alnum:]_]"); continue;
+			case 's': sb_puts(&b, "[[:space:]]"); continue;
+			case 'S': sb_puts(&b, "[^[:space:]]"); continue;
+			case 'Z': case 'z': sb_putc(&b, '$'); continue;
+			case 'A': sb_putc(&b, '^'); continue;
+			}
+			if (!n || isalnum((unsigned char)n) || (unsigned char)n >= 0x80)
+				return -ENOTSUP;	/* \b, backreferences, \n, \x.., \u.... */
+			if (strchr(ERE_SPECIAL, n))
+				sb_putc(&b, '\\');
+			sb_putc(&b, n);
+			continue;
+		}
+		if (c == '(') {
+			quant = false;
+			if (*s == '?') {
+				if (s[1] == ':') {
+					s += 2;
+				} else if (s[1] == 'P' && s[2] == '<') {
+					const char *e = strchr(s + 3, '>');
+
+					if (!e)
+						return -ENOTSUP;
+					s = e + 1;
+				} else {
+					return -ENOTSUP;	/* lookarounds, (?P=name), flags, comments */
+				}
+			}
+			sb_putc(&b, '(');
+			continue;
+		}
+		if (c == '[') {
+			bool dash = false;
+
+			quant = false;
+			sb_putc(&b, '[');
+			if (*s == '^')
+				sb_putc(&b, *s++);
+			if (*s == ']')
+				sb_putc(&b, *s++);
+			for (;;) {
+				c = *s++;
+				if (!c)
+					return -ENOTSUP;
+				if (c == ']')
+					break;
+				if (c == '[' && (*s == ':' || *s == '.' || *s == '='))
+					return -ENOTSUP;	/* POSIX would read a class */
+				if (c != '\\') {
+					sb_putc(&b, c);
+					continue;
+				}
+				c = *s++;
+				switch (c) {
+				case 'd': sb_puts(&b, "0-9"); continue;
+				case 'w': sb_puts(&b, "[:alnum:]_"); continue;
+				case 's': sb_puts(&b, "[:space:]"); continue;
+				case '-': dash = true; continue;
+				}
+				if (!c || isalnum((unsigned char)c) || (unsigned char)c >= 0x80 || c == ']' ||
+				    (c == '^' && b.p[b.n - 1] == '[') || (c == '[' && (*s == ':' || *s == '.' || *s == '=')))
+					return -ENOTSUP;
+				sb_putc(&b, c);	/* POSIX brackets have no escapes: "\\" is a backslash */
+			}
+			if (dash)
+				sb_putc(&b, '-');
+			sb_putc(&b, ']');
+			continue;
+		}
+		if (c == '*' || c == '+' || c == '?') {
+			if (quant && c == '?') {
+				quant = false;	/* lazy: the same set of whole matches */
+				continue;
+			}
+			if (quant)
+				return -ENOTSUP;	/* possessive (3.11+) */
+			sb_putc(&b, c);
+			quant = true;
+			continue;
+		}
+		if (c == '{') {
+			unsigned long max;
+			size_t n = braces(s - 1, &max);
+			bool group = s - 1 > src && s[-2] == ')';
+
+			if (n && (max > (group ? GROUP_REPEAT_MAX : REPEAT_MAX) || (group && ++group_repeats > GROUP_REPEATS)))
+				return -ENOTSUP;
+			if (n) {
+				sb_put(&b, s - 1, n);
+				s += n - 1;
+				quant = true;
+			} else {
+				sb_puts(&b, "\\{");
+				quant = false;
+			}
+			continue;
+		}
+		quant = false;
+		sb_putc(&b, c);
+	}
+	return b.over ? -E2BIG : (int)b.n;
+}
+
+/* Whether re has an alternation outside any group (then its matches share no start). */
+static bool top_alternation(const char *re)
+{
+	size_t depth = 0;
+
+	for (const char *s = re; *s; s++) {
+		if (*s == '\\' && s[1]) {
+			s++;
+		} else if (*s == '[') {
+			s += s[1] == '^' ? 2 : 1;
+			if (*s == ']')
+				s++;
+			while (*s && *s != ']')
+				s++;
+			if (!*s)
+				return true;	/* malformed: claim nothing */
+		} else if (*s == '(') {
+			depth++;
+		} else if (*s == ')' && depth) {
+			depth--;
+		} else if (*s == '|' && !depth) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * The literal text every match of re (ERE or Python syntax, anchors stripped) starts with, into
+ * out (unescaped, size > 0): its length. *all: re is that text and nothing else.
+ */
+static size_t lit_prefix(const char *re, char *out, size_t size, bool *all)
+{
+	size_t n = 0;
+	const char *s = re;
+
+	*all = false;
+	out[0] = 0;
+	if (top_alternation(re))
+		return 0;
+	while (*s && n + 1 < size) {
+		char c = *s;
+		size_t step = 1;
+
+		if (c == '\\') {
+			if (!s[1] || isalnum((unsigned char)s[1]) || (unsigned char)s[1] >= 0x80)
+				break;
+			c = s[1];
+			step = 2;
+		} else if (strchr(".[]()*+?{}|^$", c)) {
+			break;
+		}
+		/* a quantifier after it: the character may be absent or repeated */
+		if (s[step] == '*' || s[step] == '?' || s[step] == '{')
+			break;
+		out[n++] = c;
+		if (s[step] == '+')
+			break;
+		s += step;
+	}
+	out[n] = 0;
+	*all = !*s;
+	return n;
+}
+
+/* ---- one level of a pattern ------------------------------------------------------------------ */
+
+/* What of Python regex re may be reached surely when it cannot be translated: its literal start. */
+static void make_opaque(struct djr_piece *p, const char *re)
+{
+	char lit[DJROUTES_ERE_MAX / 2];
+	struct sbuf b = { .p = p->ere, .size = sizeof(p->ere) };
+	bool all;
+
+	p->opaque = true;
+	p->ere[0] = 0;
+	if (!p->anchored)
+		return;
+	lit_prefix(re, lit, sizeof(lit), &all);
+	for (const char *s = lit; *s; s++) {
+		if (strchr(ERE_SPECIAL, *s))
+			sb_putc(&b, '\\');
+		sb_putc(&b, *s);
+	}
+}
+
+/* text[0..len) as ERE literals into b */
+static void put_literal(struct sbuf *b, const char *text, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (strchr(ERE_SPECIAL, text[i]))
+			sb_putc(b, '\\');
+		sb_putc(b, text[i]);
+	}
+}
+
+int djroutes__route_piece(const char *route, bool is_endpoint, djr_conv_fn conv_re, void *ctx,
+			  struct djr_piece *p)
+{
+	struct sbuf b = { .p = p->ere, .size = sizeof(p->ere) };
+	const char *s = route;
+
+	memset(p, 0, sizeof(*p));
+	p->anchored = true;	/* Django compiles '^' + the route */
+	p->end = is_endpoint;	/* and '\Z' after an endpoint's */
+	if (strlen(route) >= sizeof(p->label))
+		return -E2BIG;
+	strcpy(p->label, route);
+	while (*s) {
+		const char *lt = strchr(s, '<'), *gt, *colon, *pyre;
+		char conv[64], param[64], sub[DJROUTES_ERE_MAX];
+		size_t clen, plen;
+		int n;
+
+		if (!lt) {
+			put_literal(&b, s, strlen(s));
+			break;
+		}
+		put_literal(&b, s, lt - s);
+		gt = strchr(lt, '>');
+		if (!gt)
+			return -EINVAL;
+		colon = memchr(lt, ':', gt - lt);
+		clen = colon ? (size_t)(colon - lt - 1) : 3;
+		plen = colon ? (size_t)(gt - colon - 1) : (size_t)(gt - lt - 1);
+		if (clen >= sizeof(conv) || plen >= sizeof(param))
+			return -E2BIG;
+		memcpy(conv, colon ? lt + 1 : "str", clen);	/* no converter: Django's "str" */
+		conv[clen] = 0;
+		memcpy(param, colon ? colon + 1 : lt + 1, plen);
+		param[plen] = 0;
+		if (!clen || !plen)
+			return -EINVAL;
+		pyre = conv_re(ctx, conv, param);
+		n = pyre ? djroutes__py_to_ere(pyre, sub, sizeof(sub)) : -ENOTSUP;
+		if (n == -E2BIG)
+			return n;
+		if (n < 0) {
+			/* the text before the first parameter is all that is sure */
+			const char *first = strchr(route, '<');
+
+			p->opaque = true;
+			p->ere[0] = 0;
+			b.n = 0;
+			b.over = false;
+			put_literal(&b, route, first - route);
+			return b.over ? -E2BIG : 0;
+		}
+		sb_putc(&b, '(');
+		sb_puts(&b, sub);
+		sb_putc(&b, ')');
+		s = gt + 1;
+	}
+	return b.over ? -E2BIG : 0;
+}
+
+/* A re_path's name: its text without anchors, its named groups as "<name>". */
+static int regex_label(const char *re, size_t len, char *out, size_t size)
+{
+	struct sbuf b = { .p = out, .size = size };
+	size_t i = 0;
+
+	out[0] = 0;
+	while (i < len) {
+		if (re[i] == '\\' && i + 1 < len) {
+			sb_put(&b, re + i, 2);
+			i += 2;
+		} else if (!strncmp(re + i, "(?P<", 4) && memchr(re + i + 4, '>', len - i - 4)) {
+			const char *gt = memchr(re + i + 4, '>', len - i - 4);
+			size_t depth = 1, j = gt - re + 1;
+
+			sb_putc(&b, '<');
+			sb_put(&b, re + i + 4, gt - (re + i + 4));
+			sb_putc(&b, '>');
+			/* skip the group's body */
+			while (j < len && depth) {
+				if (re[j] == '\\')
+					j++;
+				else if (re[j] == '[')
+					while (j + 1 < len && re[j + 1] != ']')
+						j++;
+				else if (re[j] == '(')
+					depth++;
+				else if (re[j] == ')')
+					depth--;
+				j++;
+			}
+			i = j;
+		} else {
+			sb_putc(&b, re[i++]);
+		}
+	}
+	return b.over ? -E2BIG : 0;
+}
+
+int djroutes__regex_piece(const char *regex, bool is_endpoint, struct djr_piece *p)
+{
+	char body[DJROUTES_ERE_MAX];
+	size_t len = strlen(regex), start = 0, bs = 0;
+	int n;
+
+	memset(p, 0, sizeof(*p));
+	if (!strncmp(regex, "\\A", 2))
+		start = 2;
+	else if (regex[0] == '^')
+		start = 1;
+	p->anchored = start > 0;
+	/* Django: an endpoint whose regex ends with '$' must match all of the path (fullmatch) */
+	if (len > start && regex[len - 1] == '$') {
+		while (bs < len - 1 - start && regex[len - 2 - bs] == '\\')
+			bs++;
+		p->end = true;
+		if (is_endpoint)
+			p->anchored = true;
+		if (bs % 2 == 0)
+			len--;
+	} else if (len >= start + 2 && !strncmp(regex + len - 2, "\\Z", 2)) {
+		p->end = true;
+		len -= 2;
+	}
+	if (len - start >= sizeof(body))
+		return -E2BIG;
+	memcpy(body, regex + start, len - start);
+	body[len - start] = 0;
+	if (regex_label(body, strlen(body), p->label, sizeof(p->label)))
+		return -E2BIG;
+	n = djroutes__py_to_ere(body, p->ere, sizeof(p->ere));
+	if (n == -E2BIG)
+		return n;
+	if (n < 0)
+		make_opaque(p, body);
+	return 0;
+}
+
+/* ---- the table ------------------------------------------------------------------------------- */
+
+struct djr_entry {
+	regex_t re;
+	bool opaque;		/* no regex: a path starting with lit may be its */
+	char *ere, *label, *lit;
+	size_t litlen;
+};
+
+struct djroutes {
+	struct djr_entry *v;
+	unsigned n, cap, nopaque;
+};
+
+struct djroutes *djroutes__new(void)
+{
+	return calloc(1, sizeof(struct djroutes));
+}
+
+void djroutes__free(struct djroutes *t)
+{
+	if (!t)
+		return;
+	for (unsigned i = 0; i < t->n; i++) {
+		if (!t->v[i].opaque)
+			regfree(&t->v[i].re);
+		free(t->v[i].ere);
+		free(t->v[i].label);
+		free(t->v[i].lit);
+	}
+	free(t->v);
+	free(t);
+}
+
+int djroutes__add(struct djroutes *t, const struct djr_piece *pieces, unsigned n)
+{
+	char ere[DJROUTES_ERE_MAX * 2], label[DJROUTES_LABEL_MAX], lit[DJROUTES_ERE_MAX], pl[DJROUTES_ERE_MAX];
+	struct sbuf e = { .p = ere, .size = sizeof(ere) }, lb = { .p = label, .size = sizeof(label) };
+	struct sbuf lt = { .p = lit, .size = sizeof(lit) };
+	bool opaque = false, lit_open = true, all;
+	struct djr_entry *d;
+	int ret = 0;
+
+	lit[0] = 0;
+	if (!n)
+		return -EINVAL;
+	if (t->n >= DJROUTES_MAX)
+		return -ENOSPC;
+	if (t->n == t->cap) {
+		unsigned cap = t->cap ? t->cap * 2 : 16;
+		struct djr_entry *v = realloc(t->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		t->v = v;
+		t->cap = cap;
+	}
+	sb_putc(&e, '^');	/* the root resolver's "^/" took the path's first '/' */
+	sb_putc(&lb, '/');
+	for (unsigned i = 0; i < n; i++) {
+		const struct djr_piece *p = &pieces[i];
+		const char *l = p->label;
+
+		if (!p->anchored) {
+			sb_puts(&e, ".*");	/* Python's search(): anywhere in what is left */
+			lit_open = false;
+		}
+		sb_putc(&e, '(');
+		sb_puts(&e, p->ere);
+		sb_putc(&e, ')');
+		if (lit_open) {
+			lit_prefix(p->ere, pl, sizeof(pl), &all);
+			sb_puts(&lt, pl);
+			lit_open = all && !p->opaque;
+		}
+		/* ResolverMatch.route: the routes joined, each without its leading '^' */
+		if (i && *l == '^')
+			l++;
+		sb_puts(&lb, l);
+		if (p->opaque) {
+			opaque = true;
+			break;
+		}
+		if (i == n - 1 && p->end)
+			sb_putc(&e, '$');
+	}
+	if (e.over || lt.over)
+		return -E2BIG;
+	d = &t->v[t->n];
+	memset(d, 0, sizeof(*d));
+	if (!opaque && regcomp(&d->re, ere, REG_EXTENDED | REG_NOSUB)) {
+		opaque = true;
+		ret = -EINVAL;
+	}
+	d->opaque = opaque;
+	d->ere = strdup(ere);
+	d->label = strdup(label);
+	d->lit = strdup(lit);
+	d->litlen = strlen(lit);
+	if (!d->ere || !d->label || !d->lit) {
+		if (!opaque)
+			regfree(&d->re);
+		free(d->ere);
+		free(d->label);
+		free(d->lit);
+		return -ENOMEM;
+	}
+	t->n++;
+	t->nopaque += opaque;
+	return ret;
+}
+
+unsigned djroutes__count(const struct djroutes *t)
+{
+	return t->n;
+}
+
+unsigned djroutes__opaque(const struct djroutes *t)
+{
+	return t->nopaque;
+}
+
+const char *djroutes__label(const struct djroutes *t, unsigned i)
+{
+	return i < t->n ? t->v[i].label : NULL;
+}
+
+const char *djroutes__regex(const struct djroutes *t, unsigned i)
+{
+	return i < t->n ? (t->v[i].opaque ? NULL : t->v[i].ere) : NULL;
+}
+
+uint64_t djroutes__hash(const struct djroutes *t)
+{
+	uint64_t h = t->n;
+
+	for (unsigned i = 0; i < t->n; i++)
+		h = hash64_mix(h ^ hash64(t->v[i].ere, strlen(t->v[i].ere)) ^
+			       hash64(t->v[i].label, strlen(t->v[i].label)) * 3 ^ t->v[i].opaque);
+	return h;
+}
+
+bool djroutes__same(const struct djroutes *a, const struct djroutes *b)
+{
+	if (a->n != b->n)
+		return false;
+	for (unsigned i = 0; i < a->n; i++)
+		if (a->v[i].opaque != b->v[i].opaque || strcmp(a->v[i].ere, b->v[i].ere) ||
+		    strcmp(a->v[i].label, b->v[i].label))
+			return false;
+	return true;
+}
+
+static int hexval(char c)
+{
+	return isdigit((unsigned char)c) ? c - '0' : isxdigit((unsigned char)c) ? (tolower((unsigned char)c) - 'a' + 10) : -1;
+}
+
+bool djroutes__match(const struct djroutes *t, const char *target, char *out, size_t size)
+{
+	char path[2048];
+	size_t n = 0;
+	const char *s = target;
+
+	if (!t || !t->n || !size)
+		return false;
+	/* absolute-form targets ("http://host/path"): their path */
+	if (strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0) {
+		s = strchr(strstr(s, "//") + 2, '/');
+		if (!s)
+			return false;
+	}
+	if (*s != '/')
+		return false;
+	/* Django matches the percent-decoded path (PATH_INFO) after its first '/' */
+	for (s++; *s && *s != '?' && *s != '#' && n + 1 < sizeof(path); s++) {
+		int hi, lo;
+
+		if (*s == '%' && (hi = hexval(s[1])) >= 0 && (lo = hexval(s[2])) >= 0) {
+			path[n++] = (char)(hi << 4 | lo);
+			s += 2;
+		} else {
+			path[n++] = *s;
+		}
+	}
+	if (*s && *s != '?' && *s != '#')
+		return false;	/* longer than any route worth naming */
+	path[n] = 0;
+	if (memchr(path, 0, n))
+		return false;	/* a "%00": regexec would stop there */
+	for (unsigned i = 0; i < t->n; i++) {
+		const struct djr_entry *d = &t->v[i];
+
+		if (strncmp(path, d->lit, d->litlen))
+			continue;
+		if (d->opaque)
+			return false;	/* it may be this one's: Django's answer is unknown */
+		if (!regexec(&d->re, path, 0, NULL, 0)) {
+			size_t len = strlen(d->label);
+
+			if (len >= size)
+				len = size - 1;
+			memcpy(out, d->label, len);
+			out[len] = 0;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* ---- reading a process's urlconf ------------------------------------------------------------- */
+
+struct reader {
+	const struct py_layout *l;
+	const struct mem_reader *mr;
+	struct djroutes *t;
+	unsigned *skipped;
+	bool full;
+	uint64_t converters;		/* the RoutePattern's being read */
+	char conv_re[256];
+	struct djr_piece pieces[DJROUTES_DEPTH];
+};
+
+/* Django's own converters (django/urls/converters.py), where a class's regex cannot be read. */
+static const char *const builtin_conv[][2] = {
+	{ "int", "[0-9]+" },
+	{ "str", "[^/]+" },
+	{ "slug", "[-a-zA-Z0-9_]+" },
+	{ "uuid", "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}" },
+	{ "path", ".+" },
+};
+
+/* The regex of the converter of param: its class's `regex` attribute (register_converter's too). */
+static const char *conv_re(void *ctx, const char *converter, const char *param)
+{
+	struct reader *rd = ctx;
+	uint64_t obj, type, td, re;
+
+	if (!pythreads__dict_get(rd->l, rd->mr, rd->converters, param, &obj) &&
+	    !mem_read_u64(rd->mr, obj + OB_TYPE, &type) && !mem_read_u64(rd->mr, type + rd->l->tp_dict, &td) && td &&
+	    !pythreads__dict_get(rd->l, rd->mr, td, "regex", &re) &&
+	    py_read_str(rd->l, rd->mr, re, rd->conv_re, sizeof(rd->conv_re)) > 0)
+		return rd->conv_re;
+	for (size_t i = 0; i < sizeof(builtin_conv) / sizeof(builtin_conv[0]); i++)
+		if (!strcmp(builtin_conv[i][0], converter))
+			return builtin_conv[i][1];
+	return NULL;
+}
+
+static int read_type_name(const struct reader *rd, uint64_t obj, char *name, size_t size)
+{
+	uint64_t type, tp_name;
+	int ret;
+
+	ret = mem_read_u64(rd->mr, obj + OB_TYPE, &type);
+	ret = ret ?: mem_read_u64(rd->mr, type + TP_NAME, &tp_name);
+	ret = ret ?: mem_read(rd->mr, tp_name, name, size - 1);
+	name[size - 1] = 0;
+	return ret;
+}
+
+static int read_bool(const struct reader *rd, uint64_t obj, const char *attr, bool *v)
+{
+	uint64_t b;
+	int64_t x;
+	int ret = pythreads__attr(rd->l, rd->mr, obj, attr, &b);
+
+	ret = ret ?: pythreads__read_long(rd->l, rd->mr, b, &x);
+	if (!ret)
+		*v = x != 0;
+	return ret;
+}
+
+static int read_str_attr(const struct reader *rd, uint64_t obj, const char *attr, char *buf, size_t size)
+{
+	uint64_t s;
+	int ret = pythreads__attr(rd->l, rd->mr, obj, attr, &s);
+
+	if (ret)
+		return ret;
+	ret = py_read_str(rd->l, rd->mr, s, buf, size);
+	return ret < 0 ? ret : 0;
+}
+
+/* pattern object pat (a RoutePattern or RegexPattern) into p; -ENOTSUP for another kind. */
+static int read_pattern(struct reader *rd, uint64_t pat, bool endpoint, struct djr_piece *p)
+{
+	char text[DJROUTES_ERE_MAX];
+	bool is_endpoint = endpoint;
+	int ret;
+
+	read_bool(rd, pat, "_is_endpoint", &is_endpoint);
+	ret = read_str_attr(rd, pat, "_route", text, sizeof(text));
+	if (!ret) {
+		ret = pythreads__attr(rd->l, rd->mr, pat, "converters", &rd->converters);
+		if (ret)
+			rd->converters = 0;
+		return djroutes__route_piece(text, is_endpoint, conv_re, rd, p);
+	}
+	if (ret != -ENOENT)
+		return ret;
+	ret = read_str_attr(rd, pat, "_regex", text, sizeof(text));
+	if (!ret)
+		return djroutes__regex_piece(text, is_endpoint, p);
+	return ret == -ENOENT ? -ENOTSUP : ret;
+}
+
+/* An endpoint (or a resolver standing for its endpoints) ending at pieces[depth]. */
+static void add(struct reader *rd, unsigned depth)
+{
+	int ret = djroutes__add(rd->t, rd->pieces, depth + 1);
+
+	if (ret == -ENOSPC) {
+		rd->full = true;
+		(*rd->skipped)++;
+	}
+}
+
+static int walk(struct reader *rd, uint64_t list, unsigned depth);
+
+/* A URLResolver's patterns: its urlconf_name, an included module (its urlpatterns) or a list. */
+static int walk_resolver(struct reader *rd, uint64_t urlconf, unsigned depth)
+{
+	char tn[16];
+	uint64_t md, list;
+	int ret = read_type_name(rd, urlconf, tn, sizeof(tn));
+
+	if (ret)
+		return ret;
+	if (!strcmp(tn, "module")) {
+		ret = mem_read_u64(rd->mr, urlconf + rd->l->mod_dict, &md);
+		ret = ret ?: pythreads__dict_get(rd->l, rd->mr, md, "urlpatterns", &list);
+		if (ret == -ENOENT) {
+			(*rd->skipped)++;
+			return 0;
+		}
+		return ret ?: walk(rd, list, depth);
+	}
+	return walk(rd, urlconf, depth);
+}
+
+static int walk(struct reader *rd, uint64_t list, unsigned depth)
+{
+	uint64_t items, *v;
+	int64_t n;
+	char tn[16];
+	int ret = read_type_name(rd, list, tn, sizeof(tn));
+
+	if (ret)
+		return ret;
+	if (!strcmp(tn, "list"))
+		ret = mem_read_u64(rd->mr, list + LIST_ITEMS, &items);
+	else if (!strcmp(tn, "tuple"))
+		items = list + rd->l->tuple_items;
+	else
+		return -EINVAL;
+	ret = ret ?: mem_read(rd->mr, list + VAR_SIZE, &n, sizeof(n));
+	if (ret)
+		return ret;
+	if (n < 0 || n > LIST_MAX)
+		return -EINVAL;
+	if (!n)
+		return 0;
+	v = malloc(n * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	ret = mem_read(rd->mr, items, v, n * sizeof(*v));
+	for (int64_t i = 0; !ret && i < n && !rd->full; i++) {
+		uint64_t pat, urlconf;
+		bool resolver = !pythreads__attr(rd->l, rd->mr, v[i], "urlconf_name", &urlconf);
+		struct djr_piece *p = &rd->pieces[depth];
+
+		ret = pythreads__attr(rd->l, rd->mr, v[i], "pattern", &pat);
+		ret = ret ?: read_pattern(rd, pat, !resolver, p);
+		if (ret == -ENOTSUP || ret == -E2BIG || ret == -EINVAL || ret == -ENOENT) {
+			/*
+			 * A kind of pattern not understood (i18n_patterns' LocalePrefixPattern): any
+			 * path may be its, and so no later pattern can name one surely.
+			 */
+			memset(p, 0, sizeof(*p));
+			p->opaque = true;
+			snprintf(p->label, sizeof(p->label), "?");
+			add(rd, depth);
+			(*rd->skipped)++;
+			ret = 0;
+			continue;
+		}
+		if (ret)
+			break;
+		if (!resolver || p->opaque)
+			add(rd, depth);	/* an opaque resolver stands for all it includes */
+		else if (depth + 1 >= DJROUTES_DEPTH)
+			(*rd->skipped)++;
+		else
+			ret = walk_resolver(rd, urlconf, depth + 1);
+	}
+	free(v);
+	return ret;
+}
+
+int djroutes__read(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime,
+		   struct djroutes *t, unsigned *skipped)
+{
+	struct reader *rd;
+	uint64_t md, settings, wrapped, urlconf, umd, list;
+	char name[64];
+	int ret;
+
+	*skipped = 0;
+	ret = pythreads__module_dict(l, mr, runtime, "django.conf", &md);
+	if (ret)
+		return ret;
+	/* settings are set up by the first use, the urlconf imported by the first request */
+	ret = pythreads__dict_get(l, mr, md, "settings", &settings);
+	ret = ret ?: pythreads__attr(l, mr, settings, "_wrapped", &wrapped);
+	ret = ret ?: pythreads__attr(l, mr, wrapped, "ROOT_URLCONF", &urlconf);
+	if (!ret && py_read_str(l, mr, urlconf, name, sizeof(name)) <= 0)
+		ret = -EINVAL;
+	ret = ret ?: pythreads__module_dict(l, mr, runtime, name, &umd);
+	ret = ret ?: pythreads__dict_get(l, mr, umd, "urlpatterns", &list);
+	if (ret == -ENOENT)
+		return -EAGAIN;
+	if (ret)
+		return ret;
+	rd = calloc(1, sizeof(*rd));
+	if (!rd)
+		return -ENOMEM;
+	rd->l = l;
+	rd->mr = mr;
+	rd->t = t;
+	rd->skipped = skipped;
+	ret = walk(rd, list, 0);
+	free(rd);
+	return ret;
+}

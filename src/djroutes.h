@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Django's URL patterns as route names ("/recipes/<int:pk>/", "/tags/<slug:tag>/").
+ *
+ * Django's match of a request (request.resolver_match.route) is a per-request object, out of
+ * reach when a WSGI server writes the response (src/routes.h). The patterns it matches against
+ * are not: the ROOT_URLCONF module's `urlpatterns`, a list of URLPattern (an endpoint) and
+ * URLResolver (include(): a prefix and a list of its own) objects, static once the module is
+ * imported. The tool reads them once per process from its memory, through sys.modules:
+ *   django.conf.settings._wrapped.ROOT_URLCONF -> sys.modules[it].urlpatterns -> each item's
+ *   pattern: a RoutePattern (path(): `_route`, `_is_endpoint`, `converters` whose objects'
+ *   classes hold `regex`) or a RegexPattern (re_path(): `_regex`, `_is_endpoint`); a
+ *   URLResolver's `urlconf_name` (the included module, or a list) gives its children.
+ * (Django 2.0-5.x: django/urls/resolvers.py; Debian 12 packages 3.2.)
+ *
+ * Each endpoint becomes one POSIX extended regex of its whole path, its prefixes' pieces joined
+ * in Django's order, and a name: Django's route as ResolverMatch.route joins it ("recipes/" +
+ * "<int:pk>/"), with "/" before it; a re_path's regex keeps its text without its anchors and
+ * with its named groups as "<name>" ("^v1/(?P<pk>[0-9]+)/$" -> "v1/<pk>/"). A request's path
+ * (without its query, percent-decoded) is named by the first endpoint that matches it, as
+ * Django's resolver picks the first. Python's regex syntax is translated where POSIX has the
+ * same meaning (\d, \w, \s, (?P<name>...), (?:...), \Z, lazy quantifiers); a pattern using
+ * anything else (lookarounds, backreferences, flags, \b) is kept as "opaque": a path that may
+ * reach it (starts with the literal text before its first special character) is given no name
+ * rather than a later pattern's, and so keeps its folded path. So does a path no pattern
+ * matches (a 404), a LocalePrefixPattern's (i18n_patterns), and a converter whose regex cannot
+ * be read. A converter's to_python() refusing a value (Django then tries the next pattern) is not
+ * modelled: the regex alone decides.
+ *
+ * Not followed: a request.urlconf set by a middleware (per-request urlconfs), patterns changed
+ * after they were read (the table is read once per process), and the SCRIPT_NAME prefix.
+ */
+#ifndef PYTRACE_DJROUTES_H
+#define PYTRACE_DJROUTES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "memread.h"
+#include "pylayout.h"
+
+#define DJROUTES_MAX		2048	/* endpoints of one process's urlconf; the rest are not read */
+#define DJROUTES_DEPTH		8	/* include() levels followed */
+#define DJROUTES_ERE_MAX	1024	/* one endpoint's translated regex */
+#define DJROUTES_LABEL_MAX	160	/* its name (HTTP_ROUTE_MAX) */
+
+/* One level of a pattern: a path() route or a re_path() regex, and whether it ends the path. */
+struct djr_piece {
+	char ere[DJROUTES_ERE_MAX];	/* translated, without its anchors */
+	char label[DJROUTES_LABEL_MAX];
+	bool anchored;			/* matches at the start of what the levels above left */
+	bool end;			/* must end the path ($, \Z, or a path() endpoint) */
+	bool opaque;			/* could not be translated; ere holds its literal start */
+};
+
+/*
+ * A path() route (Django's syntax: literal text and <converter:name> / <name>) into p. conv_re
+ * gives the Python regex of the converter of a parameter (NULL: unknown); ctx is its. 0, or
+ * -EINVAL (malformed), -E2BIG (too long); a converter whose regex cannot be translated or is
+ * unknown makes p opaque.
+ */
+typedef const char *(*djr_conv_fn)(void *ctx, const char *converter, const char *param);
+int djroutes__route_piece(const char *route, bool is_endpoint, djr_conv_fn conv_re, void *ctx,
+			  struct djr_piece *p);
+/* A re_path() regex (Python's syntax) into p: 0, or -E2BIG; untranslatable: p opaque. */
+int djroutes__regex_piece(const char *regex, bool is_endpoint, struct djr_piece *p);
+/*
+ * Python regex src (a fragment: no anchors handled) as POSIX ERE into out: its length, or
+ * -ENOTSUP (no POSIX equivalent), -E2BIG.
+ */
+int djroutes__py_to_ere(const char *src, char *out, size_t size);
+
+struct djroutes;
+
+/* An empty table; NULL: out of memory. */
+struct djroutes *djroutes__new(void);
+void djroutes__free(struct djroutes *t);
+/*
+ * Add the endpoint whose levels, outermost first, are pieces[0..n): 0, -ENOSPC (DJROUTES_MAX
+ * reached), -EINVAL (its joined regex does not compile: it is added as opaque) or -ENOMEM.
+ */
+int djroutes__add(struct djroutes *t, const struct djr_piece *pieces, unsigned n);
+unsigned djroutes__count(const struct djroutes *t);
+unsigned djroutes__opaque(const struct djroutes *t);
+/* Endpoint i's name and regex, for tests and -v. */
+const char *djroutes__label(const struct djroutes *t, unsigned i);
+const char *djroutes__regex(const struct djroutes *t, unsigned i);
+/* A hash of the table's content: processes of one app (a server's workers) share one table. */
+uint64_t djroutes__hash(const struct djroutes *t);
+bool djroutes__same(const struct djroutes *a, const struct djroutes *b);
+
+/*
+ * The name of a request for target (its request target as sent: path and query) into out: true,
+ * or false if no endpoint names it surely (no match, or an opaque pattern may be Django's).
+ */
+bool djroutes__match(const struct djroutes *t, const char *target, char *out, size_t size);
+
+/*
+ * Read the urlconf of the process that mr reads (layout l, _PyRuntime at runtime) into t:
+ * 0 (some endpoints, or none: an empty urlconf), -ENOENT (Django is not imported: not a Django
+ * process, or not yet), -EAGAIN (Django is not set up yet: its settings or urlconf module not
+ * loaded), or -errno of a read (a torn read: try again later). *skipped counts patterns not
+ * read (DJROUTES_MAX, DJROUTES_DEPTH, objects of unknown kinds).
+ */
+int djroutes__read(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime,
+		   struct djroutes *t, unsigned *skipped);
+
+#endif

@@ -1,0 +1,82 @@
+/* fuzz-sources: src/djroutes.c src/pythreads.c src/symbolize.c src/utf8.c src/linetable.c */
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Django's URL patterns (read from the traced process's memory) and request targets (from the
+ * network) through the translation to POSIX and the matcher. Input: lines; before a line "--",
+ * patterns, each a kind byte and its text: 'r' a path() endpoint, 'x' a re_path() endpoint,
+ * 'R' / 'X' a prefix (an include() level: the next patterns are under it, up to 4 levels; '<'
+ * alone closes one); after it, targets, each matched (its name read whole).
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "djroutes.h"
+
+static const char *conv(void *ctx, const char *c, const char *param)
+{
+	if (!strcmp(c, "int"))
+		return "[0-9]+";
+	if (!strcmp(c, "str"))
+		return "[^/]+";
+	return *param == 'q' ? c : NULL;	/* the converter's name as a Python regex */
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static struct djr_piece pieces[5];
+	char *buf = malloc(size + 1), *line, *save = NULL, out[DJROUTES_LABEL_MAX];
+	struct djroutes *t = djroutes__new();
+	unsigned depth = 0;
+	bool targets = false;
+
+	if (!buf || !t)
+		goto out;
+	memcpy(buf, data, size);
+	buf[size] = 0;
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		int ret;
+
+		if (targets) {
+			if (djroutes__match(t, line, out, sizeof(out)) && strlen(out) >= sizeof(out))
+				abort();
+			continue;
+		}
+		if (!strcmp(line, "--")) {
+			targets = true;
+			continue;
+		}
+		if (!strcmp(line, "<")) {
+			depth -= depth > 0;
+			continue;
+		}
+		switch (line[0]) {
+		case 'r':
+		case 'R':
+			ret = djroutes__route_piece(line + 1, line[0] == 'r', conv, NULL, &pieces[depth]);
+			break;
+		case 'x':
+		case 'X':
+			ret = djroutes__regex_piece(line + 1, line[0] == 'x', &pieces[depth]);
+			break;
+		default:
+			continue;
+		}
+		if (ret)
+			continue;
+		if (line[0] == 'R' || line[0] == 'X') {
+			if (depth < 4)
+				depth++;
+			continue;
+		}
+		djroutes__add(t, pieces, depth + 1);
+	}
+	for (unsigned i = 0; i < djroutes__count(t); i++)
+		if (strlen(djroutes__label(t, i)) >= DJROUTES_LABEL_MAX)
+			abort();
+	djroutes__hash(t);
+out:
+	djroutes__free(t);
+	free(buf);
+	return 0;
+}

@@ -1,0 +1,225 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* Django's URL patterns: Python regexes as POSIX, routes and re_paths joined, paths named. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+#include "djroutes.h"
+
+static const char *builtin(void *ctx, const char *conv, const char *param)
+{
+	if (!strcmp(conv, "int"))
+		return "[0-9]+";
+	if (!strcmp(conv, "str"))
+		return "[^/]+";
+	if (!strcmp(conv, "slug"))
+		return "[-a-zA-Z0-9_]+";
+	if (!strcmp(conv, "path"))
+		return ".+";
+	if (!strcmp(conv, "year"))
+		return "[0-9]{4}";
+	if (!strcmp(conv, "weird"))
+		return "(?=x)x";	/* a lookahead: no POSIX equivalent */
+	return NULL;
+}
+
+static void expect_ere(const char *py, const char *ere)
+{
+	char out[256];
+	int n = djroutes__py_to_ere(py, out, sizeof(out));
+
+	if (!ere) {
+		assert_int_equal(n, -ENOTSUP);
+		return;
+	}
+	assert_int_equal(n, (int)strlen(ere));
+	assert_string_equal(out, ere);
+}
+
+static void test_py_to_ere(void **state)
+{
+	expect_ere("[0-9]+", "[0-9]+");
+	expect_ere("[-a-zA-Z0-9_]+", "[-a-zA-Z0-9_]+");
+	expect_ere("\\d{4}/\\w+", "[0-9]{4}/[[:alnum:]_]+");
+	expect_ere("(?P<pk>\\d+)/(?:edit|view)/", "([0-9]+)/(edit|view)/");
+	expect_ere("a.*?b+?c??", "a.*b+c?");
+	expect_ere("[\\w-]+\\.json", "[[:alnum:]_-]+\\.json");
+	expect_ere("[\\-\\d]", "[0-9-]");
+	expect_ere("\\/a\\-b\\_", "/a-b_");
+	expect_ere("x{", "x\\{");
+	expect_ere("[]a]", "[]a]");
+	expect_ere("a\\Z", "a$");
+	/* no POSIX equivalent */
+	expect_ere("(?=a)", NULL);
+	expect_ere("(?P=x)", NULL);
+	expect_ere("(?i)abc", NULL);
+	expect_ere("\\bword", NULL);
+	expect_ere("(a)\\1", NULL);
+	expect_ere("[[:alpha:]]", NULL);
+	expect_ere("a*+", NULL);
+	expect_ere("[abc", NULL);
+	expect_ere("[\\D]", NULL);
+	/* bounded repetitions are copied by regcomp: counts capped, a group's more so */
+	expect_ere("[0-9a-f]{8}-[0-9a-f]{12}", "[0-9a-f]{8}-[0-9a-f]{12}");
+	expect_ere("x{64}", "x{64}");
+	expect_ere("x{1,65}", NULL);
+	expect_ere("(ab){16}(c){2,3}", "(ab){16}(c){2,3}");
+	expect_ere("(ab){17}", NULL);
+	expect_ere("(a){2}(b){2}(c){2}", NULL);
+}
+
+static void test_pieces(void **state)
+{
+	struct djr_piece p;
+
+	assert_int_equal(djroutes__route_piece("recipes/<int:pk>/", true, builtin, NULL, &p), 0);
+	assert_string_equal(p.ere, "recipes/([0-9]+)/");
+	assert_string_equal(p.label, "recipes/<int:pk>/");
+	assert_true(p.anchored && p.end && !p.opaque);
+	/* no converter: str; special characters of the route's text are escaped */
+	assert_int_equal(djroutes__route_piece("v1.0/<name>+x/", false, builtin, NULL, &p), 0);
+	assert_string_equal(p.ere, "v1\\.0/([^/]+)\\+x/");
+	assert_false(p.end);
+	/* an unknown converter, or one whose regex cannot be translated: opaque, its literal start kept */
+	assert_int_equal(djroutes__route_piece("a.b/<nope:x>/", true, builtin, NULL, &p), 0);
+	assert_true(p.opaque);
+	assert_string_equal(p.ere, "a\\.b/");
+	assert_int_equal(djroutes__route_piece("w/<weird:x>/", true, builtin, NULL, &p), 0);
+	assert_true(p.opaque);
+	assert_int_equal(djroutes__route_piece("bad/<int:x/", true, builtin, NULL, &p), -EINVAL);
+
+	assert_int_equal(djroutes__regex_piece("^v1/recipes/(?P<pk>[0-9]+)/$", true, &p), 0);
+	assert_string_equal(p.ere, "v1/recipes/([0-9]+)/");
+	assert_string_equal(p.label, "v1/recipes/<pk>/");
+	assert_true(p.anchored && p.end && !p.opaque);
+	/* an endpoint ending with '$' is a fullmatch: anchored even without '^' */
+	assert_int_equal(djroutes__regex_piece("feed\\.xml$", true, &p), 0);
+	assert_true(p.anchored && p.end);
+	/* a prefix without '^' is searched for */
+	assert_int_equal(djroutes__regex_piece("api/", false, &p), 0);
+	assert_false(p.anchored || p.end);
+	assert_int_equal(djroutes__regex_piece("^x\\Z", true, &p), 0);
+	assert_true(p.anchored && p.end);
+	assert_string_equal(p.ere, "x");
+	/* an escaped '$' is text; Django still wants all of the path */
+	assert_int_equal(djroutes__regex_piece("^cost\\$", true, &p), 0);
+	assert_string_equal(p.ere, "cost\\$");
+	assert_true(p.end);
+	assert_int_equal(djroutes__regex_piece("^(?P<a>x(y)z)(?P<b>[)]+)end/$", true, &p), 0);
+	assert_string_equal(p.label, "<a><b>end/");
+	assert_int_equal(djroutes__regex_piece("^blog/(?=x)", false, &p), 0);
+	assert_true(p.opaque);
+	assert_string_equal(p.ere, "blog/");
+}
+
+static struct djroutes *demo(void)
+{
+	struct djroutes *t = djroutes__new();
+	struct djr_piece p[3];
+
+	assert_non_null(t);
+	/* path(""), path("recipes/"), path("recipes/<int:pk>/"), path("tags/<slug:tag>/") */
+	assert_int_equal(djroutes__route_piece("", true, builtin, NULL, &p[0]), 0);
+	assert_int_equal(djroutes__add(t, p, 1), 0);
+	assert_int_equal(djroutes__route_piece("recipes/", true, builtin, NULL, &p[0]), 0);
+	assert_int_equal(djroutes__add(t, p, 1), 0);
+	assert_int_equal(djroutes__route_piece("recipes/<int:pk>/", true, builtin, NULL, &p[0]), 0);
+	assert_int_equal(djroutes__add(t, p, 1), 0);
+	assert_int_equal(djroutes__route_piece("tags/<slug:tag>/", true, builtin, NULL, &p[0]), 0);
+	assert_int_equal(djroutes__add(t, p, 1), 0);
+	/* include("api/", [re_path(r"^v1/recipes/(?P<pk>[0-9]+)/$"), path("<path:rest>")]) */
+	assert_int_equal(djroutes__route_piece("api/", false, builtin, NULL, &p[0]), 0);
+	assert_int_equal(djroutes__regex_piece("^v1/recipes/(?P<pk>[0-9]+)/$", true, &p[1]), 0);
+	assert_int_equal(djroutes__add(t, p, 2), 0);
+	assert_int_equal(djroutes__route_piece("<path:rest>", true, builtin, NULL, &p[1]), 0);
+	assert_int_equal(djroutes__add(t, p, 2), 0);
+	/* re_path(r"^blog/(?=x)") (opaque), then path("blog/<slug:s>/") after it */
+	assert_int_equal(djroutes__regex_piece("^blog/(?=x)", true, &p[0]), 0);
+	assert_int_equal(djroutes__add(t, p, 1), 0);
+	assert_int_equal(djroutes__route_piece("blog/<slug:s>/", true, builtin, NULL, &p[0]), 0);
+	assert_int_equal(djroutes__add(t, p, 1), 0);
+	/* an unanchored prefix: re_path(r"shop/", include([path("<int:id>/")])) */
+	assert_int_equal(djroutes__regex_piece("shop/", false, &p[0]), 0);
+	assert_int_equal(djroutes__route_piece("<int:id>/", true, builtin, NULL, &p[1]), 0);
+	assert_int_equal(djroutes__add(t, p, 2), 0);
+	return t;
+}
+
+static void expect_name(const struct djroutes *t, const char *target, const char *name)
+{
+	char out[DJROUTES_LABEL_MAX] = "";
+	bool ok = djroutes__match(t, target, out, sizeof(out));
+
+	if (ok != !!name)
+		fail_msg("%s: %s, not %s", target, ok ? out : "no name", name ? name : "no name");
+	if (!name)
+		return;
+	assert_string_equal(out, name);
+}
+
+static void test_match(void **state)
+{
+	struct djroutes *t = demo();
+
+	assert_int_equal(djroutes__count(t), 9);
+	assert_int_equal(djroutes__opaque(t), 1);
+	assert_string_equal(djroutes__regex(t, 2), "^(recipes/([0-9]+)/)$");
+	assert_string_equal(djroutes__label(t, 4), "/api/v1/recipes/<pk>/");
+	assert_null(djroutes__regex(t, 6));
+	expect_name(t, "/", "/");
+	expect_name(t, "/recipes/", "/recipes/");
+	expect_name(t, "/recipes/?page=2", "/recipes/");
+	expect_name(t, "/recipes/42/", "/recipes/<int:pk>/");
+	expect_name(t, "/recipes/42", NULL);	/* no slash: Django redirects, no pattern */
+	expect_name(t, "/recipes/x/", NULL);
+	expect_name(t, "/tags/quick-dinner/", "/tags/<slug:tag>/");
+	expect_name(t, "/tags/quick%2Ddinner/", "/tags/<slug:tag>/");	/* decoded first */
+	expect_name(t, "/tags/a b/", NULL);
+	expect_name(t, "/tags/x%00/", NULL);
+	expect_name(t, "http://example.com/tags/a/", "/tags/<slug:tag>/");
+	/* the first match wins, in Django's order */
+	expect_name(t, "/api/v1/recipes/7/", "/api/v1/recipes/<pk>/");
+	expect_name(t, "/api/v1/recipes/7/x", "/api/<path:rest>");
+	/* a path that may be the opaque pattern's has no name; one that cannot be, has */
+	expect_name(t, "/blog/hello/", NULL);
+	expect_name(t, "/shop/12/", "/shop/<int:id>/");
+	expect_name(t, "/a/shop/12/", "/shop/<int:id>/");	/* searched for, as Django does */
+	expect_name(t, "/nothing/", NULL);
+	expect_name(t, "recipes/", NULL);
+	djroutes__free(t);
+}
+
+static void test_share(void **state)
+{
+	struct djroutes *a = demo(), *b = demo(), *c = djroutes__new();
+	struct djr_piece p;
+
+	assert_true(djroutes__same(a, b));
+	assert_int_equal(djroutes__hash(a), djroutes__hash(b));
+	assert_int_equal(djroutes__route_piece("x/", true, builtin, NULL, &p), 0);
+	assert_int_equal(djroutes__add(c, &p, 1), 0);
+	assert_false(djroutes__same(a, c));
+	/* the cap */
+	for (unsigned i = 1; i < DJROUTES_MAX; i++)
+		assert_int_equal(djroutes__add(c, &p, 1), 0);
+	assert_int_equal(djroutes__add(c, &p, 1), -ENOSPC);
+	assert_int_equal(djroutes__count(c), DJROUTES_MAX);
+	djroutes__free(a);
+	djroutes__free(b);
+	djroutes__free(c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_py_to_ere),
+		cmocka_unit_test(test_pieces),
+		cmocka_unit_test(test_match),
+		cmocka_unit_test(test_share),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
