@@ -13,8 +13,10 @@ import threading
 import time
 import urllib.parse
 
-# (endpoint label, weight): /recipes/<id>/ picks ids 1..--recipes in turn.
-MIX = [("/recipes/", 3), ("/recipes-fixed/", 2), ("/recipes/<id>/", 3), ("/cpu/", 2), ("/health/", 2)]
+# (endpoint label, weight): /recipes/<id>/ picks ids 1..--recipes in turn, /authors/<name>/ the
+# authors "cook-1".."cook-10" (manage.py seed's).
+MIX = [("/recipes/", 3), ("/recipes-fixed/", 2), ("/recipes/<id>/", 3), ("/authors/<name>/", 2), ("/cpu/", 2),
+       ("/health/", 2)]
 
 
 def wait_ready(host, port, seconds):
@@ -91,7 +93,9 @@ def main():
     schedule = []
     for label, weight in MIX:
         for k in range(weight):
-            schedule.append((label, label.replace("<id>", str(1 + (len(schedule) * 7) % a.recipes))))
+            n = len(schedule)
+            schedule.append((label, label.replace("<id>", str(1 + (n * 7) % a.recipes))
+                             .replace("<name>", "cook-%d" % (1 + n % 10))))
     # Interleave so that every worker sees the whole mix.
     schedule = schedule[::2] + schedule[1::2]
 

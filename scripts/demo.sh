@@ -130,7 +130,7 @@ for i in $(seq 1 300); do	# both say "Tracing pid ..." once attached
 done
 echo "tracing."
 
-step "Driving traffic for $TRAFFIC_SECONDS s: /recipes/ (N+1), /recipes-fixed/, /recipes/<id>/, /cpu/, /health/"
+step "Driving traffic for $TRAFFIC_SECONDS s: /recipes/ (N+1), /recipes-fixed/, /recipes/<id>/, /authors/<name>/, /cpu/, /health/"
 "$PY" demo/traffic.py --url "http://127.0.0.1:$port" --seconds "$TRAFFIC_SECONDS" --recipes "$RECIPES" \
 	| tee "$OUT/demo-traffic.txt"
 kill -0 "$gunicorn_pid" 2>/dev/null || die "gunicorn exited during the traffic (log: $OUT/demo-gunicorn.log)"
