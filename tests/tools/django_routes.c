@@ -2,6 +2,8 @@
 /*
  * The Django URL patterns of a running process, as the tool reads them (src/djroutes.c):
  *   django_routes PID [TARGET...]
+ *   django_routes -n N PID [TARGET...]   also the time of N reads of the patterns and of N
+ *                                        matches of each TARGET (what a request costs the tool)
  * prints each endpoint ("name<TAB>regex", "-" for a pattern that cannot be translated), then for
  * each TARGET "TARGET<TAB>name" ("-": no name). Exit 1 if the patterns cannot be read, 3 if Django
  * is not set up yet (try again). Root (or CAP_SYS_PTRACE) to read another user's process.
@@ -10,13 +12,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "djroutes.h"
 #include "procmem.h"
 #include "pyproc.h"
 
+static double now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
 int main(int argc, char **argv)
 {
+	int iters = 0;
+	double t0;
+
 	struct py_target t;
 	struct mem_reader mr;
 	struct djroutes *r;
@@ -24,6 +38,11 @@ int main(int argc, char **argv)
 	unsigned skipped;
 	int pid, ret;
 
+	if (argc >= 4 && !strcmp(argv[1], "-n")) {
+		iters = atoi(argv[2]);
+		argv += 2;
+		argc -= 2;
+	}
 	if (argc < 2 || (pid = atoi(argv[1])) <= 0) {
 		fprintf(stderr, "usage: django_routes PID [TARGET...]\n");
 		return 2;
@@ -47,6 +66,22 @@ int main(int argc, char **argv)
 	printf("skipped\t%u\n", skipped);
 	for (int i = 2; i < argc; i++)
 		printf("%s\t%s\n", argv[i], djroutes__match(r, argv[i], name, sizeof(name)) ? name : "-");
+	if (iters > 0) {
+		t0 = now_us();
+		for (int i = 0; i < iters; i++) {
+			struct djroutes *again = djroutes__new();
+
+			djroutes__read(&t.layout, &mr, t.runtime, again, &skipped);
+			djroutes__free(again);
+		}
+		printf("read of %u endpoints: %.1f us\n", djroutes__count(r), (now_us() - t0) / iters);
+		for (int i = 2; i < argc; i++) {
+			t0 = now_us();
+			for (int j = 0; j < iters; j++)
+				djroutes__match(r, argv[i], name, sizeof(name));
+			printf("match of %s: %.3f us\n", argv[i], (now_us() - t0) / iters);
+		}
+	}
 	djroutes__free(r);
 	return 0;
 }
