@@ -165,9 +165,10 @@ unit-bins: $(UNIT_BINS)
 print-ldlibs:
 	@echo $(LDLIBS)
 
-# The tool and the unit tests with ASan+UBSan in $(SAN_OUTPUT), the unit tests run there.
+# The tool and the unit tests with ASan+UBSan in $(SAN_OUTPUT), the unit tests run there (and the
+# reader of Django's URL patterns, which test_requests.py runs on every interpreter).
 check-sanitize:
-	$(Q)$(MAKE) --no-print-directory OUTPUT=$(SAN_OUTPUT) SAN=1 all unit-bins
+	$(Q)$(MAKE) --no-print-directory OUTPUT=$(SAN_OUTPUT) SAN=1 all unit-bins $(SAN_OUTPUT)/tools/django_routes
 	$(Q)tests/run-sanitize.sh $(SAN_OUTPUT)
 
 FORCE:
