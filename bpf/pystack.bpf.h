@@ -269,11 +269,20 @@ __noinline int pt_server_key(const struct pt_proc *proc, struct pt_stack *s, __u
 		return 0;
 	obj = pt_read_ptr(s->send_frame + proc->send_local) & proc->off.code_mask;
 	key = obj && proc->attr_mode ? pt_server_scope(proc, obj) : 0;
-	if (key)
-		s->task_frame = key;
-	else
+	if (!key) {
 		s->server_obj = obj;
-	return 0;	/* a global function returns a scalar */
+		return 0;	/* a global function returns a scalar */
+	}
+	s->task_frame = key;
+	if (proc->scope_route_off && !s->route_obj) {
+		/* FastAPI's route in the scope (struct pt_proc's scope_route_off): key, then value */
+		__u64 keys = pt_read_ptr((key & ~7ULL) + proc->dict_keys), kv[2] = {};
+
+		if (keys && !bpf_probe_read_user(kv, sizeof(kv), (void *)(keys + proc->scope_route_off)) &&
+		    kv[0] == proc->scope_route_key)
+			s->route_obj = kv[1] & proc->off.code_mask;
+	}
+	return 0;
 }
 
 /* A pointer at offset at of the thread state, read from its copy at win (which starts at offset lo). */

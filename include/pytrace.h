@@ -113,6 +113,17 @@ struct pt_proc {
 	__u16 attr_dict_values;	/* <= 3.10: PyDictObject.ma_values */
 	__u8 attr_mode;		/* enum py_attr_mode */
 	__u8 pad4;
+	/*
+	 * FastAPI's routes put themselves in the request's scope (scope["route"] = self): with the
+	 * scope above, the writer takes the route from it as pt_stack.route_obj (two reads), where
+	 * no Route.handle frame is on its stack. The scope dicts of one app get their keys in the
+	 * same order: the entry's place is worked out by the loader from a first scope, and the
+	 * walker checks the entry's key, the interned "route" str, before it takes the value.
+	 */
+	__u32 scope_route_off;	/* dict keys object -> that entry's key (the value follows); 0: unknown */
+	__u16 dict_keys;	/* PyDictObject.ma_keys */
+	__u16 pad5;
+	__u64 scope_route_key;	/* the "route" str object */
 };
 
 /* In a task_frame: the task a thread pool's thread works for (struct pt_proc), not its own. */

@@ -15,6 +15,8 @@
 #include "jsonw.h"
 #include "links.h"
 #include "procmem.h"
+#include "pythreads.h"
+#include "symbolize.h"
 #include "pytrace_user.h"
 #include "routes.h"
 #include "session.h"
@@ -50,6 +52,7 @@ struct httptrace {
 	struct djapps *django;		/* Django's URL patterns per process */
 	uint64_t route_reads, route_errors;
 	uint64_t scope_reads, scope_errors;	/* server_scope() */
+	uint64_t scope_route_reads, scope_route_errors;	/* scope_route() */
 	int uv_slot;		/* its program's slot in the session's uvloop probe (uvwrite.h) */
 };
 
@@ -229,6 +232,37 @@ static void server_scope(struct httptrace *h, uint32_t pid, uint64_t obj, uint64
 	*task = key;
 }
 
+/*
+ * FastAPI's route, from the request's ASGI scope (a scope key: PT_TASK_SCOPE): APIRoute.matches
+ * puts the route in scope["route"] (FastAPI 0.6x-0.11x; Starlette's own routes do not), which
+ * behind BaseHTTPMiddleware is the only way to it (the writer's stack has no Route.handle). The
+ * scope is read now, after the response began: its memory may hold a later request's scope by
+ * then, so its "path" goes with the template (requests__resp_route_for checks it).
+ */
+static const char *scope_route(struct httptrace *h, uint32_t pid, uint64_t scope, bool *multi, char *path,
+			       size_t size)
+{
+	struct proc *pr = procs__get(session__procs(h->session), pid, false);
+	struct mem_reader mr;
+	uint64_t route, p;
+	int err;
+
+	if (!pr || pr->state != PROC_PYTHON || !pr->live)
+		return NULL;
+	procmem__reader(&mr, pid);
+	h->scope_route_reads++;
+	err = procs__scope_route(session__procs(h->session), pr, scope, &route);
+	err = err ?: pythreads__dict_get(&pr->py.layout, &mr, scope, "path", &p);
+	if (!err && py_read_str(&pr->py.layout, &mr, p, path, size) < 0)
+		err = -EINVAL;
+	if (err) {
+		if (err != -ENOENT)
+			h->scope_route_errors++;
+		return NULL;
+	}
+	return route_template(h, pid, route, multi);
+}
+
 static void httptrace_event(void *c, const void *data, size_t size)
 {
 	struct httptrace *h = c;
@@ -251,10 +285,17 @@ static void httptrace_event(void *c, const void *data, size_t size)
 
 		uint64_t task = pt_task_key(e->task_frame, e->root_frame);
 
+		char path[HTTP_PATH_MAX];
+		bool scoped = false;
+
 		if (e->server_obj)
 			server_scope(h, e->hdr.pid, e->server_obj, &task);
-		requests__resp_route(h->req, e->hdr.pid, e->tid, e->fd, e->ts, e->last_write_ts, e->data, e->data_len,
-				     task, tmpl, multi);
+		if (!tmpl && !(task & 1) && (task & PT_TASK_SCOPE)) {
+			tmpl = scope_route(h, e->hdr.pid, task & ~(uint64_t)7, &multi, path, sizeof(path));
+			scoped = tmpl != NULL;
+		}
+		requests__resp_route_for(h->req, e->hdr.pid, e->tid, e->fd, e->ts, e->last_write_ts, e->data,
+					 e->data_len, task, tmpl, multi, scoped ? path : NULL);
 		break;
 	}
 	case PT_EV_HTTP_CLOSE:
@@ -331,6 +372,8 @@ void httptrace__stats(struct httptrace *h, struct httptrace_stats *st)
 	st->route_errors = h->route_errors;
 	st->scope_reads = h->scope_reads;
 	st->scope_errors = h->scope_errors;
+	st->scope_route_reads = h->scope_route_reads;
+	st->scope_route_errors = h->scope_route_errors;
 	st->queued_writers = session__counter(h->session, PT_CNT_HTTP_QUEUED);
 	djapps__stats(h->django, &st->django);
 	uvwrite__stats(session__uvwrite(h->session), &st->uvloop);
@@ -371,6 +414,8 @@ static void httptrace_json(void *c, struct jsonw *w)
 	jsonw__uint_field(w, "route_template_errors", st.route_errors);
 	jsonw__uint_field(w, "streamed_response_scope_reads", st.scope_reads);
 	jsonw__uint_field(w, "streamed_response_scope_errors", st.scope_errors);
+	jsonw__uint_field(w, "scope_route_reads", st.scope_route_reads);
+	jsonw__uint_field(w, "scope_route_errors", st.scope_route_errors);
 	jsonw__name(w, "django_url_patterns");
 	jsonw__start_object(w);
 	jsonw__uint_field(w, "processes_read", st.django.processes);

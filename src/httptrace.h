@@ -25,6 +25,8 @@ struct httptrace_stats {
 	uint64_t route_errors;		/* of which without one */
 	uint64_t scope_reads;		/* streamed responses whose request's scope was read (procs.h) */
 	uint64_t scope_errors;		/* of which without one */
+	uint64_t scope_route_reads;	/* ASGI scopes whose route was read (FastAPI behind middleware) */
+	uint64_t scope_route_errors;	/* of which unreadable (freed meanwhile) */
 	uint64_t queued_writers;	/* responses written by uvloop's loop, whose task its probe gave */
 	struct uvwrite_stats uvloop;
 	struct djapps_stats django;	/* Django's URL patterns (djapps.h) */

@@ -318,6 +318,28 @@ int procs__server_scope(struct procs *p, struct proc *pr, uint64_t obj, uint64_t
 	return 0;
 }
 
+int procs__scope_route(struct procs *p, struct proc *pr, uint64_t scope, uint64_t *route)
+{
+	struct mem_reader mr;
+	uint64_t key;
+	uint32_t off;
+	int ret;
+
+	if (pr->state != PROC_PYTHON || !pr->live)
+		return -ENOENT;
+	procmem__reader(&mr, pr->pid);
+	ret = pythreads__dict_entry(&pr->py.layout, &mr, scope, "route", &off, &key, route);
+	if (ret || !*route)
+		return ret ?: -ENOENT;
+	if (!pr->py.scope_route_off && pr->py.scope_attr.mode) {
+		pr->py.scope_route_off = off;
+		pr->py.scope_route_key = key;
+		if (!reconfigure(p, pr))
+			tlog(p, "pid %d: the walker reads FastAPI's route from the request's scope itself\n", pr->pid);
+	}
+	return 0;
+}
+
 static int scope_child(const struct py_target *t, const struct mem_reader *mr, uint64_t code,
 		       const struct scope_frame *sf, uint64_t *child);
 

@@ -189,6 +189,13 @@ struct server_send {
  * BPF walkers then read it themselves (struct pt_proc's attr_mode).
  */
 int procs__server_scope(struct procs *p, struct proc *pr, uint64_t obj, uint64_t *key);
+/*
+ * FastAPI's route in a request's scope dict (scope["route"]), read by the loader: the route
+ * object, 0 or -errno (-ENOENT: none, a Starlette route). The first ones also tell where the
+ * scope dicts keep it: the BPF walkers then read it themselves (struct pt_proc's
+ * scope_route_off), once pr's walkers read the scope (attr_mode).
+ */
+int procs__scope_route(struct procs *p, struct proc *pr, uint64_t scope, uint64_t *route);
 /* Free the records of processes gone for PROCS_FREE_AFTER_NS. */
 void procs__tick(struct procs *p, uint64_t now_ns);
 void procs__stats(const struct procs *p, struct procs_stats *st);

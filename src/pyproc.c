@@ -521,6 +521,9 @@ void py_target__to_bpf(const struct py_target *t, struct pt_proc *p)
 			p->attr_off = (__u16)t->scope_attr.off;
 			p->attr_slot = (__u16)t->scope_attr.slot;
 			p->attr_dict_values = (__u16)t->scope_attr.dict_values;
+			p->scope_route_off = t->scope_route_off;
+			p->scope_route_key = t->scope_route_key;
+			p->dict_keys = (__u16)l->dict_keys;
 		}
 	}
 }

@@ -51,6 +51,9 @@ struct py_target {
 	uint32_t send_local;		/* the index of send's self (the same in each) */
 	struct py_attr_recipe scope_attr;	/* where send's self keeps the scope (mode 0: not known) */
 	unsigned scope_attr_tries;	/* objects it was worked out from, up to 8 */
+	/* where a scope dict keeps "route" (struct pt_proc's scope_route_off, scope_route_key) */
+	uint32_t scope_route_off;
+	uint64_t scope_route_key;
 };
 
 /*

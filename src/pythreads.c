@@ -28,46 +28,69 @@ static int read_i64(const struct mem_reader *mr, uint64_t addr, int64_t *v)
 	return mem_read(mr, addr, v, sizeof(*v));
 }
 
-/* Call fn for each live (key, value) of the table, in insertion order. */
-static int table_foreach(const struct py_layout *l, const struct mem_reader *mr, const struct table *t,
-			 entry_fn fn, void *ctx)
-{
-	uint8_t hdr[64], buf[CHUNK * 24];
-	uint64_t vals[CHUNK];
+/* Where a keys object's entries are: their address, size and the key's offset in one, and how many. */
+struct keys_layout {
 	uint64_t entries;
-	int64_t nentries, size;
-	unsigned esize, key_off, val_off;
+	int64_t nentries;
+	unsigned esize, key_off;
+};
+
+static int keys_layout(const struct py_layout *l, const struct mem_reader *mr, uint64_t keys, struct keys_layout *k)
+{
+	uint8_t hdr[64];
+	int64_t size;
 	int ret;
 
-	if (!t->keys || l->dk_indices > sizeof(hdr) || l->dk_nentries + 8 > sizeof(hdr))
+	if (!keys || l->dk_indices > sizeof(hdr) || l->dk_nentries + 8 > sizeof(hdr))
 		return -EINVAL;
-	ret = mem_read(mr, t->keys, hdr, l->dk_indices);
+	ret = mem_read(mr, keys, hdr, l->dk_indices);
 	if (ret)
 		return ret;
-	memcpy(&nentries, hdr + l->dk_nentries, 8);
+	memcpy(&k->nentries, hdr + l->dk_nentries, 8);
 	if (l->dk_log2) {
 		uint8_t log2_size = hdr[l->dk_size], log2_ix = hdr[l->dk_size + 1], kind = hdr[l->dk_size + 2];
 
 		/* the indices take 2^log2_ix bytes: 1 to 8 per slot of 2^log2_size */
 		if (log2_size < 3 || log2_size > 30 || log2_ix < log2_size || log2_ix > log2_size + 3 || kind > 2)
 			return -EINVAL;
-		entries = t->keys + l->dk_indices + (1ULL << log2_ix);
+		k->entries = keys + l->dk_indices + (1ULL << log2_ix);
 		size = 1LL << log2_size;
-		esize = kind == 0 ? 24 : 16;	/* DICT_KEYS_GENERAL: hash, key, value; else key, value */
-		key_off = kind == 0 ? 8 : 0;
+		k->esize = kind == 0 ? 24 : 16;	/* DICT_KEYS_GENERAL: hash, key, value; else key, value */
+		k->key_off = kind == 0 ? 8 : 0;
 	} else {
 		memcpy(&size, hdr + l->dk_size, 8);
 		if (size < 8 || size > (1LL << 30) || (size & (size - 1)))
 			return -EINVAL;
-		entries = t->keys + l->dk_indices +
-			  (uint64_t)size * (size <= 0xff ? 1 : size <= 0xffff ? 2 : 4);
-		esize = 24;
-		key_off = 8;
+		k->entries = keys + l->dk_indices +
+			     (uint64_t)size * (size <= 0xff ? 1 : size <= 0xffff ? 2 : 4);
+		k->esize = 24;
+		k->key_off = 8;
 	}
-	val_off = key_off + 8;
 	/* a table holds at most 2/3 of its slots; one being resized can be read torn: refuse */
-	if (nentries < 0 || nentries > size || nentries > PYTHREADS_MAX_ENTRIES)
+	if (k->nentries < 0 || k->nentries > size || k->nentries > PYTHREADS_MAX_ENTRIES)
 		return -EINVAL;
+	return 0;
+}
+
+/* Call fn for each live (key, value) of the table, in insertion order. */
+static int table_foreach(const struct py_layout *l, const struct mem_reader *mr, const struct table *t,
+			 entry_fn fn, void *ctx)
+{
+	uint8_t buf[CHUNK * 24];
+	uint64_t vals[CHUNK];
+	struct keys_layout kl;
+	uint64_t entries;
+	int64_t nentries;
+	unsigned esize, key_off, val_off;
+	int ret = keys_layout(l, mr, t->keys, &kl);
+
+	if (ret)
+		return ret;
+	entries = kl.entries;
+	nentries = kl.nentries;
+	esize = kl.esize;
+	key_off = kl.key_off;
+	val_off = key_off + 8;
 	for (int64_t i = 0; i < nentries; i += CHUNK) {
 		unsigned n = nentries - i < CHUNK ? (unsigned)(nentries - i) : CHUNK;
 
@@ -191,6 +214,47 @@ int pythreads__dict_get(const struct py_layout *l, const struct mem_reader *mr, 
 	return ret;
 }
 
+struct entry_at {
+	const struct py_layout *l;
+	const struct mem_reader *mr;
+	const char *name;
+	uint64_t value;
+	int64_t ix;
+};
+
+static int entry_index(void *ctx, uint64_t key, uint64_t value, uint32_t ix)
+{
+	struct entry_at *e = ctx;
+
+	if (!str_is(e->l, e->mr, key, e->name))
+		return 0;
+	e->value = value;
+	e->ix = ix;
+	return 1;
+}
+
+int pythreads__dict_entry(const struct py_layout *l, const struct mem_reader *mr, uint64_t dict, const char *name,
+			  uint32_t *off, uint64_t *key, uint64_t *value)
+{
+	struct entry_at e = { .l = l, .mr = mr, .name = name, .ix = -1 };
+	struct keys_layout kl;
+	struct table t;
+	int ret = dict_table(l, mr, dict, &t);
+
+	if (!ret && t.values)
+		return -ENOTSUP;	/* a split table: its values are elsewhere */
+	ret = ret ?: keys_layout(l, mr, t.keys, &kl);
+	ret = ret ?: table_foreach(l, mr, &t, entry_index, &e);
+	if (ret)
+		return ret;
+	if (e.ix < 0)
+		return -ENOENT;
+	*off = (uint32_t)(kl.entries - t.keys) + (uint32_t)e.ix * kl.esize + kl.key_off;
+	ret = mem_read_u64(mr, t.keys + *off, key);
+	*value = e.value;
+	return ret;
+}
+
 /* Where the instance obj keeps its attributes: a dict's table, or values with the type's keys. */
 static int obj_table(const struct py_layout *l, const struct mem_reader *mr, uint64_t obj, struct table *t)
 {
@@ -267,25 +331,6 @@ static int attrs(const struct py_layout *l, const struct mem_reader *mr, uint64_
 }
 
 /* The entry of the str key name (match), by its index in the table (ix). */
-struct entry_at {
-	const struct py_layout *l;
-	const struct mem_reader *mr;
-	const char *name;
-	uint64_t value;
-	int64_t ix;
-};
-
-static int entry_index(void *ctx, uint64_t key, uint64_t value, uint32_t ix)
-{
-	struct entry_at *e = ctx;
-
-	if (!str_is(e->l, e->mr, key, e->name))
-		return 0;
-	e->value = value;
-	e->ix = ix;
-	return 1;
-}
-
 int pythreads__attr_recipe(const struct py_layout *l, const struct mem_reader *mr, uint64_t obj, const char *name,
 			   struct py_attr_recipe *out)
 {

@@ -49,6 +49,15 @@ int pythreads__dict_get(const struct py_layout *l, const struct mem_reader *mr, 
 int pythreads__attr(const struct py_layout *l, const struct mem_reader *mr, uint64_t obj,
 		    const char *name, uint64_t *value);
 /*
+ * Where the str key name of the dict at dict (a combined table) is: the byte offset of its
+ * entry's key from the dict's keys object (the value follows it), the key object and its
+ * value. 0, -ENOENT, -ENOTSUP (a split table) or -EINVAL. A dict built with the same keys in
+ * the same order and grown to the same size has it at the same place (struct pt_proc's
+ * scope_route_off).
+ */
+int pythreads__dict_entry(const struct py_layout *l, const struct mem_reader *mr, uint64_t dict, const char *name,
+			  uint32_t *off, uint64_t *key, uint64_t *value);
+/*
  * The __dict__ of module name in sys.modules of the interpreter whose _PyRuntime is at runtime:
  * 0, -ENOENT (not imported), -EAGAIN (no interpreter yet), -ENOTSUP or the reader's error.
  */

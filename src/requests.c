@@ -896,6 +896,13 @@ void requests__resp_route(struct requests *r, uint32_t pid, uint32_t tid, int32_
 			  uint64_t last_write, const char *data, size_t data_len, uint64_t task, const char *tmpl,
 			  bool multi)
 {
+	requests__resp_route_for(r, pid, tid, fd, ts, last_write, data, data_len, task, tmpl, multi, NULL);
+}
+
+void requests__resp_route_for(struct requests *r, uint32_t pid, uint32_t tid, int32_t fd, uint64_t ts,
+			      uint64_t last_write, const char *data, size_t data_len, uint64_t task,
+			      const char *tmpl, bool multi, const char *for_path)
+{
 	struct conn *c = conn_get(r, pid, fd, false);
 	struct thread *t;
 	struct req *q = NULL;
@@ -925,6 +932,16 @@ void requests__resp_route(struct requests *r, uint32_t pid, uint32_t tid, int32_
 	q->answered = true;
 	q->status = status;
 	q->resp_ts = ts;
+	if (tmpl && for_path) {
+		size_t plen = strcspn(q->path, "?");
+
+		if (strlen(for_path) == plen && !strncmp(q->path, for_path, plen)) {
+			r->st.scope_routes++;
+		} else {
+			r->st.scope_routes_mismatched++;
+			tmpl = NULL;
+		}
+	}
 	if (tmpl && !http_route_join(tmpl, multi, q->path, q->route, sizeof(q->route)))
 		r->st.unplaced_routes++;
 	else if (!tmpl && r->o.route_of && !r->o.route_of(r->o.ctx, pid, q->path, q->route, sizeof(q->route)))
@@ -1360,6 +1377,8 @@ int requests__write_summary_json(const struct requests *r, struct jsonw *w)
 		{ "dropped_connections", s->dropped_conns }, { "dropped_pipelined", s->dropped_pipelined },
 		{ "dropped_threads", s->dropped_threads }, { "dropped_routes", s->dropped_routes },
 		{ "framework_routes", s->framework_routes }, { "unplaced_route_templates", s->unplaced_routes },
+		{ "route_templates_from_asgi_scope", s->scope_routes },
+		{ "scope_route_templates_mismatched", s->scope_routes_mismatched },
 		{ "dropped_findings", s->dropped_findings }, { "dropped_request_patterns", s->dropped_patterns },
 		{ "queries_attributed", s->queries_attributed }, { "queries_outside_requests", s->queries_outside },
 		{ "queries_unattributed_multiplexed", s->queries_unattributed },

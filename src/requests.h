@@ -82,6 +82,8 @@ struct requests_stats {
 	uint64_t dropped_routes;	/* requests counted in "[other routes]" */
 	uint64_t framework_routes;	/* requests whose route is their framework's template (routes.h) */
 	uint64_t unplaced_routes;	/* templates that did not fit the path: folded instead */
+	uint64_t scope_routes;		/* requests named by a template read from their ASGI scope */
+	uint64_t scope_routes_mismatched;	/* such templates whose scope held another path: folded */
 	uint64_t dropped_findings;	/* N+1 findings over the cap */
 	uint64_t dropped_patterns;	/* per-request patterns over the per-request cap */
 	uint64_t queries_attributed;
@@ -149,6 +151,15 @@ void requests__resp_task(struct requests *r, uint32_t pid, uint32_t tid, int32_t
 void requests__resp_route(struct requests *r, uint32_t pid, uint32_t tid, int32_t fd, uint64_t ts,
 			  uint64_t last_write, const char *data, size_t data_len, uint64_t task, const char *tmpl,
 			  bool multi);
+/*
+ * The same with a template read from the request's own state (its ASGI scope, read while the
+ * response was already on its way): it names the request only if for_path, the path that state
+ * held, is the request's (without its query); else that memory held another request's by then,
+ * and the folded path stands (counted: scope_routes_mismatched).
+ */
+void requests__resp_route_for(struct requests *r, uint32_t pid, uint32_t tid, int32_t fd, uint64_t ts,
+			      uint64_t last_write, const char *data, size_t data_len, uint64_t task,
+			      const char *tmpl, bool multi, const char *for_path);
 /* A completed statement. pattern and call_site may be NULL. */
 void requests__query(struct requests *r, uint32_t pid, uint32_t tid, uint64_t start_ns, uint64_t end_ns,
 		     const char *pattern, const char *call_site);

@@ -9,11 +9,15 @@
  * the innermost such frame's local with each response start it walks (struct pt_proc's
  * route_code, pt_stack.route_obj); the loader reads the route's `path` attribute.
  *
- * Not in reach, and given the folded path instead (httpparse.h, http_route): Django (its match,
- * request.resolver_match.route, is a per-request object, and is gone from the stack when a WSGI
- * server writes the response), Flask (likewise), aiohttp (per-request match_info), and a
- * Starlette response written by another task than the route's (a StreamingResponse's, which
- * BaseHTTPMiddleware's responses are: the writer's stack has no Route.handle).
+ * FastAPI behind BaseHTTPMiddleware: the writer is another task, but FastAPI puts the route in
+ * the request's scope (scope["route"]), which that task's walker has (struct pt_proc's
+ * scope_route_off). Django: its URL patterns (djroutes.h).
+ *
+ * Not in reach, and given the folded path instead (httpparse.h, http_route): Flask (its match is
+ * a per-request object, gone from the stack when a WSGI server writes the response; Django's is
+ * too, hence its patterns), aiohttp (per-request match_info), a Starlette response written by
+ * another task than the route's (a plain StreamingResponse's, and Starlette's own routes behind
+ * BaseHTTPMiddleware: the writer's stack has no Route.handle, and Starlette's scope no route).
  *
  * A Mount's routes hold their path below the mount: http_route_join (httpparse.h) puts them
  * under the request path's leading segments.

@@ -90,6 +90,11 @@ def route_ids(server):
     Route.handle's route: src/routes.h; on uvloop, which writes from a loop callback, from the
     task's stack where it queued the response: src/uvwrite.h), else the folded path's `{id}`
     (aiohttp, gunicorn's gevent WSGI, waitress, plain asyncio)."""
+    if server.endswith("-mw"):
+        # behind @app.middleware("http"), the response is streamed by a task without Route.handle:
+        # FastAPI's route is read from the request's scope (scope["route"]; struct pt_proc's
+        # scope_route_off)
+        return "{rid}"
     return "{rid}" if server in ("uvicorn-starlette", "uvicorn-fastapi", "uvicorn-uvloop-fastapi", "uvicorn-fastapi-def",
                                  "gunicorn-uvicorn", "hypercorn") else "{id}"
 
@@ -476,6 +481,13 @@ def check(name, p, port, tmp, app_path, marker, warm=False, pool=False, ids="{id
             record(name + ": the middleware's tasks found, every request's statements keyed by its ASGI scope",
                    doc["processes"].get("asgi_middleware_scopes") == 1 and
                    asm.get("requests_by_asgi_scope") == asm["requests_by_task"] > 0, json.dumps(asm))
+            # and every request named by FastAPI's route, from its scope: by the walker, or, before
+            # it knows where the scope keeps it, by the loader when the scope still held its path
+            nreq = CLIENTS * sum(PER_CLIENT.values()) + warm
+            record(name + ": every request named by FastAPI's route template, read from its scope",
+                   asm["framework_routes"] == nreq and asm["scope_route_templates_mismatched"] <=
+                   doc["http"]["scope_route_reads"] <= 8 + asm["scope_route_templates_mismatched"],
+                   json.dumps(asm) + " " + json.dumps({k: v for k, v in doc["http"].items() if "scope" in k}))
         if "uvloop" in name or "uvicorn-worker" in name:
             # uvloop writes every buffer from a loop callback at the end of the loop's iteration,
             # outside the task that queued it: its transport.write() is probed (src/uvwrite.h), and

@@ -371,6 +371,45 @@ static void test_big_dict(void **state)
 }
 
 /*
+ * An entry's place in a dict (an ASGI scope's "route", struct pt_proc's scope_route_off): read at
+ * the offset given, as the walker reads it, the key and the value, on every version, in a small
+ * and in a large dict (2-byte indices), after a deleted entry.
+ */
+static void test_dict_entry(void **state)
+{
+	for (unsigned minor = 8; minor <= 15; minor++) {
+		for (size_t n = 20; n <= 300; n += 280) {
+			struct world w;
+			const char *names[300];
+			uint64_t vals[300], key, value, keys;
+			char (*buf)[16] = calloc(300, 16);
+			uint32_t off;
+
+			mk_world(&w, minor, HOME_NATURAL, 5);
+			for (size_t i = 0; i < n; i++) {
+				snprintf(buf[i], 16, "k%zu", i);
+				names[i] = buf[i];
+				vals[i] = alloc(&w.im, 32);
+			}
+			names[3] = NULL;	/* deleted */
+			names[n - 2] = "route";
+			{
+				uint64_t d = mk_str_dict(&w.im, names, vals, n);
+
+				assert_int_equal(pythreads__dict_entry(w.im.l, &w.mr, d, "route", &off, &key, &value), 0);
+				keys = get64(&w.im, d + w.im.l->dict_keys);
+				assert_int_equal(get64(&w.im, keys + off), key);
+				assert_int_equal(get64(&w.im, keys + off + 8), vals[n - 2]);
+				assert_int_equal(value, vals[n - 2]);
+				assert_int_equal(pythreads__dict_entry(w.im.l, &w.mr, d, "nope", &off, &key, &value), -ENOENT);
+			}
+			free(buf);
+			free_world(&w);
+		}
+	}
+}
+
+/*
  * A class's function's code, as the tool finds a thread pool's frame (procs.c): sys.modules ->
  * "asgiref.sync" -> its dict -> SyncToAsync -> tp_dict -> thread_handler -> func_code.
  */
@@ -719,6 +758,7 @@ int main(void)
 		cmocka_unit_test(test_method_cfunc),
 		cmocka_unit_test(test_attr_recipe),
 		cmocka_unit_test(test_closures),
+		cmocka_unit_test(test_dict_entry),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_long),
 	};
