@@ -5,6 +5,7 @@
 #include <string.h>
 #include "djapps.h"
 #include "djroutes.h"
+#include "flaskroutes.h"
 #include "pidtab.h"
 #include "procmem.h"
 #include "procs.h"
@@ -111,6 +112,7 @@ static void try_read(struct djapps *a, struct procs *ps, struct djproc *d, uint6
 	struct proc *pr = procs__get(ps, d->pid, false);
 	struct djroutes *t;
 	struct mem_reader mr;
+	const char *kind = "Django's URL patterns";
 	unsigned skipped = 0;
 	int ret;
 
@@ -129,6 +131,17 @@ static void try_read(struct djapps *a, struct procs *ps, struct djproc *d, uint6
 	a->st.reads++;
 	procmem__reader(&mr, d->pid);
 	ret = djroutes__read(&pr->py.layout, &mr, pr->py.runtime, t, &skipped);
+	if (ret == -ENOENT) {
+		/* no Django: a Flask app's rules, the same way */
+		djroutes__free(t);
+		t = djroutes__new();
+		if (!t) {
+			d->state = DJ_NONE;
+			return;
+		}
+		ret = flaskroutes__read(&pr->py.layout, &mr, pr->py.runtime, t, &skipped);
+		kind = "Flask's URL rules";
+	}
 	if (ret) {
 		djroutes__free(t);
 		if (ret == -ENOENT) {
@@ -136,13 +149,13 @@ static void try_read(struct djapps *a, struct procs *ps, struct djproc *d, uint6
 			return;
 		}
 		a->st.read_errors++;
-		if (ret == -EAGAIN ? ++d->not_ready >= TRIES_NOT_READY : ++d->errors >= TRIES_ERRORS)
-			d->state = DJ_NONE;
-		vlog("pid %u: Django's URL patterns not read%s: %s\n", d->pid, d->state == DJ_NONE ? " (gave up)" : "",
+		if (ret == -ENOTSUP || (ret == -EAGAIN ? ++d->not_ready >= TRIES_NOT_READY : ++d->errors >= TRIES_ERRORS))
+			d->state = DJ_NONE;	/* -ENOTSUP: what the tool cannot name (several Flask apps) */
+		vlog("pid %u: %s not read%s: %s\n", d->pid, kind, d->state == DJ_NONE ? " (gave up)" : "",
 		     ret == -EAGAIN ? "not set up yet" : strerror(-ret));
 		return;
 	}
-	vlog("pid %u: Django's URL patterns read: %u endpoints (%u not translatable), %u patterns skipped\n", d->pid,
+	vlog("pid %u: %s read: %u endpoints (%u not translatable), %u skipped\n", d->pid, kind,
 	     djroutes__count(t), djroutes__opaque(t), skipped);
 	a->st.skipped += skipped;
 	d->t = share(a, t);
@@ -152,6 +165,8 @@ static void try_read(struct djapps *a, struct procs *ps, struct djproc *d, uint6
 		return;
 	}
 	a->st.processes++;
+	if (kind[0] == 'F')
+		a->st.flask_processes++;
 	d->state = DJ_READY;
 }
 

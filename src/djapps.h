@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * The Django URL pattern tables of the traced processes (djroutes.h), read when due and shared.
+ * The URL pattern tables of the traced processes, read when due and shared: Django's patterns
+ * (djroutes.h), or where Django is not imported, a Flask app's rules (flaskroutes.h).
  *
  * A process's table is read at its first response, when its urlconf has been imported (Django
  * imports it at its first request), and then kept until the process exits or execs. Until
  * Django is set up, or where it is not found, the read is tried again at most once a second:
- * 3 times for a process without Django (django.conf not in sys.modules), 30 times for one
+ * 3 times for a process without Django or Flask (neither in sys.modules), 30 times for one
  * whose settings or urlconf are not loaded yet, 10 times after read errors (a torn read), and
  * then never; those processes' requests keep their folded paths. The workers of one app read
  * equal tables: processes share one copy (by content), so that memory follows the number of
@@ -25,7 +26,8 @@ struct procs;
 struct djapps;
 
 struct djapps_stats {
-	uint64_t processes;		/* processes whose urlconf was read */
+	uint64_t processes;		/* processes whose urlconf (or Flask rules) was read */
+	uint64_t flask_processes;	/* of which Flask's */
 	uint64_t tables;		/* distinct tables held now */
 	uint64_t endpoints;		/* of those tables */
 	uint64_t opaque;		/* of which patterns that name no path (not translatable) */

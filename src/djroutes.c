@@ -451,7 +451,13 @@ struct djr_entry {
 struct djroutes {
 	struct djr_entry *v;
 	unsigned n, cap, nopaque;
+	bool unique;		/* a path is named only by all the endpoints that match it */
 };
+
+void djroutes__set_unique(struct djroutes *t)
+{
+	t->unique = true;
+}
 
 struct djroutes *djroutes__new(void)
 {
@@ -573,7 +579,7 @@ const char *djroutes__regex(const struct djroutes *t, unsigned i)
 
 uint64_t djroutes__hash(const struct djroutes *t)
 {
-	uint64_t h = t->n;
+	uint64_t h = t->n * 2 + t->unique;
 
 	for (unsigned i = 0; i < t->n; i++)
 		h = hash64_mix(h ^ hash64(t->v[i].ere, strlen(t->v[i].ere)) ^
@@ -583,7 +589,7 @@ uint64_t djroutes__hash(const struct djroutes *t)
 
 bool djroutes__same(const struct djroutes *a, const struct djroutes *b)
 {
-	if (a->n != b->n)
+	if (a->n != b->n || a->unique != b->unique)
 		return false;
 	for (unsigned i = 0; i < a->n; i++)
 		if (a->v[i].opaque != b->v[i].opaque || strcmp(a->v[i].ere, b->v[i].ere) ||
@@ -629,24 +635,32 @@ bool djroutes__match(const struct djroutes *t, const char *target, char *out, si
 	path[n] = 0;
 	if (memchr(path, 0, n))
 		return false;	/* a "%00": regexec would stop there */
+	const char *name = NULL;
+
 	for (unsigned i = 0; i < t->n; i++) {
 		const struct djr_entry *d = &t->v[i];
 
 		if (strncmp(path, d->lit, d->litlen))
 			continue;
 		if (d->opaque)
-			return false;	/* it may be this one's: Django's answer is unknown */
-		if (!regexec(&d->re, path, 0, NULL, 0)) {
-			size_t len = strlen(d->label);
-
-			if (len >= size)
-				len = size - 1;
-			memcpy(out, d->label, len);
-			out[len] = 0;
-			return true;
-		}
+			return false;	/* it may be this one's: the framework's answer is unknown */
+		if (regexec(&d->re, path, 0, NULL, 0))
+			continue;
+		if (name && strcmp(name, d->label))
+			return false;	/* two names: which the framework prefers is not modelled */
+		name = d->label;
+		if (!t->unique)
+			break;		/* Django: the first */
 	}
-	return false;
+	if (!name)
+		return false;
+	size_t len = strlen(name);
+
+	if (len >= size)
+		len = size - 1;
+	memcpy(out, name, len);
+	out[len] = 0;
+	return true;
 }
 
 /* ---- reading a process's urlconf ------------------------------------------------------------- */
@@ -671,17 +685,30 @@ static const char *const builtin_conv[][2] = {
 	{ "path", ".+" },
 };
 
+const char *djroutes__conv_regex(const struct py_layout *l, const struct mem_reader *mr, uint64_t converters,
+				const char *param, char *buf, size_t size)
+{
+	uint64_t obj, type, td, re;
+
+	if (!converters || pythreads__dict_get(l, mr, converters, param, &obj))
+		return NULL;
+	/* the instance's own (werkzeug's UnicodeConverter(length=3), AnyConverter), else its class's */
+	if ((!pythreads__attr(l, mr, obj, "regex", &re) ||
+	     (!mem_read_u64(mr, obj + OB_TYPE, &type) && !mem_read_u64(mr, type + l->tp_dict, &td) && td &&
+	      !pythreads__dict_get(l, mr, td, "regex", &re))) &&
+	    py_read_str(l, mr, re, buf, size) > 0)
+		return buf;
+	return NULL;
+}
+
 /* The regex of the converter of param: its class's `regex` attribute (register_converter's too). */
 static const char *conv_re(void *ctx, const char *converter, const char *param)
 {
 	struct reader *rd = ctx;
-	uint64_t obj, type, td, re;
+	const char *re = djroutes__conv_regex(rd->l, rd->mr, rd->converters, param, rd->conv_re, sizeof(rd->conv_re));
 
-	if (!pythreads__dict_get(rd->l, rd->mr, rd->converters, param, &obj) &&
-	    !mem_read_u64(rd->mr, obj + OB_TYPE, &type) && !mem_read_u64(rd->mr, type + rd->l->tp_dict, &td) && td &&
-	    !pythreads__dict_get(rd->l, rd->mr, td, "regex", &re) &&
-	    py_read_str(rd->l, rd->mr, re, rd->conv_re, sizeof(rd->conv_re)) > 0)
-		return rd->conv_re;
+	if (re)
+		return re;
 	for (size_t i = 0; i < sizeof(builtin_conv) / sizeof(builtin_conv[0]); i++)
 		if (!strcmp(builtin_conv[i][0], converter))
 			return builtin_conv[i][1];

@@ -80,6 +80,11 @@ void djroutes__free(struct djroutes *t);
  * reached), -EINVAL (its joined regex does not compile: it is added as opaque) or -ENOMEM.
  */
 int djroutes__add(struct djroutes *t, const struct djr_piece *pieces, unsigned n);
+/*
+ * Name a path only by what every endpoint matching it agrees on (werkzeug's rules, which its
+ * matcher orders by their static parts, not as declared), not by the first one (Django's).
+ */
+void djroutes__set_unique(struct djroutes *t);
 unsigned djroutes__count(const struct djroutes *t);
 unsigned djroutes__opaque(const struct djroutes *t);
 /* Endpoint i's name and regex, for tests and -v. */
@@ -91,7 +96,8 @@ bool djroutes__same(const struct djroutes *a, const struct djroutes *b);
 
 /*
  * The name of a request for target (its request target as sent: path and query) into out: true,
- * or false if no endpoint names it surely (no match, or an opaque pattern may be Django's).
+ * or false if no endpoint names it surely (no match, an opaque pattern may be the framework's, or
+ * in a table set unique, endpoints of two names match).
  */
 bool djroutes__match(const struct djroutes *t, const char *target, char *out, size_t size);
 
@@ -104,5 +110,11 @@ bool djroutes__match(const struct djroutes *t, const char *target, char *out, si
  */
 int djroutes__read(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime,
 		   struct djroutes *t, unsigned *skipped);
+/*
+ * The Python regex of the converter of parameter param, in the dict converters (parameter ->
+ * converter object): the object's own `regex`, else its class's; into buf, or NULL.
+ */
+const char *djroutes__conv_regex(const struct py_layout *l, const struct mem_reader *mr, uint64_t converters,
+				const char *param, char *buf, size_t size);
 
 #endif

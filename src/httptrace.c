@@ -416,9 +416,10 @@ static void httptrace_json(void *c, struct jsonw *w)
 	jsonw__uint_field(w, "streamed_response_scope_errors", st.scope_errors);
 	jsonw__uint_field(w, "scope_route_reads", st.scope_route_reads);
 	jsonw__uint_field(w, "scope_route_errors", st.scope_route_errors);
-	jsonw__name(w, "django_url_patterns");
+	jsonw__name(w, "url_patterns");
 	jsonw__start_object(w);
 	jsonw__uint_field(w, "processes_read", st.django.processes);
+	jsonw__uint_field(w, "flask_processes_read", st.django.flask_processes);
 	jsonw__uint_field(w, "tables", st.django.tables);
 	jsonw__uint_field(w, "endpoints", st.django.endpoints);
 	jsonw__uint_field(w, "endpoints_not_translatable", st.django.opaque);

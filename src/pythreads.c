@@ -214,6 +214,15 @@ int pythreads__dict_get(const struct py_layout *l, const struct mem_reader *mr, 
 	return ret;
 }
 
+int pythreads__dict_foreach(const struct py_layout *l, const struct mem_reader *mr, uint64_t dict,
+			    pythreads_entry_fn fn, void *ctx)
+{
+	struct table t;
+	int ret = dict_table(l, mr, dict, &t);
+
+	return ret ?: table_foreach(l, mr, &t, fn, ctx);
+}
+
 struct entry_at {
 	const struct py_layout *l;
 	const struct mem_reader *mr;

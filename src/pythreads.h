@@ -48,6 +48,10 @@ int pythreads__dict_get(const struct py_layout *l, const struct mem_reader *mr, 
 			const char *name, uint64_t *value);
 int pythreads__attr(const struct py_layout *l, const struct mem_reader *mr, uint64_t obj,
 		    const char *name, uint64_t *value);
+/* Call fn(ctx, key, value, index) for each entry of the dict at dict, in order; fn > 0 stops. */
+typedef int (*pythreads_entry_fn)(void *ctx, uint64_t key, uint64_t value, uint32_t ix);
+int pythreads__dict_foreach(const struct py_layout *l, const struct mem_reader *mr, uint64_t dict,
+			    pythreads_entry_fn fn, void *ctx);
 /*
  * Where the str key name of the dict at dict (a combined table) is: the byte offset of its
  * entry's key from the dict's keys object (the value follows it), the key object and its

@@ -13,9 +13,11 @@
  * the request's scope (scope["route"]), which that task's walker has (struct pt_proc's
  * scope_route_off). Django: its URL patterns (djroutes.h).
  *
- * Not in reach, and given the folded path instead (httpparse.h, http_route): Flask (its match is
- * a per-request object, gone from the stack when a WSGI server writes the response; Django's is
- * too, hence its patterns), aiohttp (per-request match_info), a Starlette response written by
+ * Flask's match is a per-request object, gone when a WSGI server writes the response, and so is
+ * Django's: their apps' rules and patterns are read instead (flaskroutes.h, djroutes.h).
+ *
+ * Not in reach, and given the folded path instead (httpparse.h, http_route): aiohttp (per-request
+ * match_info), a Starlette response written by
  * another task than the route's (a plain StreamingResponse's, and Starlette's own routes behind
  * BaseHTTPMiddleware: the writer's stack has no Route.handle, and Starlette's scope no route).
  *

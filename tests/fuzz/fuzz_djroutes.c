@@ -5,7 +5,8 @@
  * network) through the translation to POSIX and the matcher. Input: lines; before a line "--",
  * patterns, each a kind byte and its text: 'r' a path() endpoint, 'x' a re_path() endpoint,
  * 'R' / 'X' a prefix (an include() level: the next patterns are under it, up to 4 levels; '<'
- * alone closes one); after it, targets, each matched (its name read whole).
+ * alone closes one; 'u' alone: werkzeug's rule of names, djroutes__set_unique); after it,
+ * targets, each matched (its name read whole).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -44,6 +45,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		if (!strcmp(line, "--")) {
 			targets = true;
+			continue;
+		}
+		if (!strcmp(line, "u")) {
+			djroutes__set_unique(t);
 			continue;
 		}
 		if (!strcmp(line, "<")) {

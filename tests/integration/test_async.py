@@ -569,7 +569,7 @@ def case_django_asgi(cluster, tmp):
         want = {(patterns.get(v, v), 200): 2 * CLIENTS for v in views}
         record(name + ": per-route counts equal what was sent", got == want, "got %s, want %s" % (got, want))
         asm = doc["http"]["assembly"]
-        dj = doc["http"]["django_url_patterns"]
+        dj = doc["http"]["url_patterns"]
         record(name + ": every request named by Django's URL patterns",
                asm["framework_routes"] == dj["requests_named"] == 2 * CLIENTS * len(views) and dj["processes_read"] == 1,
                json.dumps(dj))

@@ -47,14 +47,17 @@ K = 12
 DJANGO_PLAN = [("/recipes/", 200, 6), ("/recipes-fixed/", 200, 5), ("/recipes/3/", 200, 4), ("/recipes/7/", 200, 3),
                ("/cpu/?n=3000", 200, 3), ("/recipes/999/", 404, 2), ("/authors/cook-4/", 200, 2),
                ("/authors/cook-9/", 200, 1)]
-# Django's requests are named by the app's URL patterns (src/djroutes.h), Flask's by folding
+# requests are named by the app's URL patterns (src/djroutes.h) or Flask's rules (src/flaskroutes.h)
 DJANGO_PATTERNS = [(r"/recipes/\d+/", "/recipes/<int:pk>/"), (r"/authors/[-\w]+/", "/authors/<slug:name>/")]
-FLASK_PLAN = [("/books/", 200, 6), ("/books-fixed/", 200, 5), ("/books/2/", 200, 4), ("/books/999/", 404, 2)]
+FLASK_RULES = [(r"/books/\d+/", "/books/<int:pk>/"), (r"/writers/[^/]+/", "/writers/<name>/")]
+FLASK_PLAN = [("/books/", 200, 6), ("/books-fixed/", 200, 5), ("/books/2/", 200, 4), ("/books/999/", 404, 2),
+              ("/writers/writer-2/", 200, 2)]
 
 
 def route_of(path, django=False):
     p = path.split("?")[0]
-    return next((name for rx, name in DJANGO_PATTERNS if django and re.fullmatch(rx, p)), re.sub(r"/\d+/", "/{id}/", p))
+    return next((name for rx, name in (DJANGO_PATTERNS if django else FLASK_RULES) if re.fullmatch(rx, p)),
+                re.sub(r"/\d+/", "/{id}/", p))
 
 
 def get(url, timeout=30, headers=None):

@@ -12,6 +12,8 @@ Services:
                   is attributed by the task that sent it (src/requests.h), never to another request
                   (more servers of this kind: test_async.py)
   runserver       demo/ on Django's runserver (threaded: one thread per connection)
+  flask-rules-INTERP  the reader of a Flask app's URL rules (src/flaskroutes.c) on every interpreter,
+                  against a stand-in of Flask's and werkzeug's objects (workloads/flask_standin.py)
   django-patterns-INTERP  the reader of Django's URL patterns (src/djroutes.c) on every
                   interpreter 3.8-3.15, against a stand-in of Django's URL configuration
                   (workloads/django_standin.py), and on the demo's real one under Debian's Django
@@ -98,9 +100,10 @@ def stop_tool(t, err):
     return rc, stderr
 
 
-def check_service(name, port, pid, tmp, plan, n1_route, n1_site, clean_routes, route_of, hook=None, django=None):
-    """django: how many processes serve a Django app (their URL patterns name the requests), or
-    None to leave the patterns unchecked."""
+def check_service(name, port, pid, tmp, plan, n1_route, n1_site, clean_routes, route_of, hook=None, django=None,
+                  flask=None):
+    """django, flask: how many processes serve a Django or Flask app (its URL patterns or rules
+    name the requests)."""
     p, js, rlog, err = trace(pid, tmp, name, hook)
     times, errors = drive(port, plan)
     time.sleep(0.3)
@@ -124,14 +127,16 @@ def check_service(name, port, pid, tmp, plan, n1_route, n1_site, clean_routes, r
         want[key] = want.get(key, 0) + n
     record(name + ": per-route counts equal what was sent", got == want,
            "got %s, want %s" % (sorted(got.items()), sorted(want.items())))
-    if django is not None:
-        dj = doc["http"]["django_url_patterns"]
-        named = django_named(plan) if django else 0
-        record(name + (": Django's URL patterns name %d requests, read in up to %d process(es), one table" %
-                       (named, django) if django else ": no Django URL patterns (not a Django app)"),
+    if django is not None or flask is not None:
+        dj = doc["http"]["url_patterns"]
+        patterns, nproc = (DJANGO_PATTERNS, django) if django is not None else (FLASK_RULES, flask)
+        named = sum(n for path, _, n in plan if any(re.fullmatch(rx, path.split("?")[0]) for rx, _ in patterns))
+        record(name + ": %s's %s name %d requests, read in up to %d process(es), one table" %
+               ((("Django", "URL patterns") if django is not None else ("Flask", "URL rules")) + (named, nproc)),
                doc["http"]["assembly"]["framework_routes"] == named and dj["requests_named"] == named
-               and min(1, django) <= dj["processes_read"] <= django and dj["tables"] == (1 if django else 0)
-               and dj["endpoints"] == (len(DJANGO_PATTERNS) if django else 0) and not dj["endpoints_not_translatable"],
+               and 1 <= dj["processes_read"] <= nproc and dj["tables"] == 1
+               and dj["flask_processes_read"] == (dj["processes_read"] if flask else 0)
+               and dj["endpoints"] == len(patterns) and not dj["endpoints_not_translatable"],
                json.dumps(dj) + " framework_routes=%d" % doc["http"]["assembly"]["framework_routes"])
     lost = doc["http"]["lost_events"] + doc["http"]["connections_not_followed"]
     record(name + ": no lost events or dropped connections", lost == 0, json.dumps(doc["http"]))
@@ -195,11 +200,18 @@ DJANGO_CLEAN = {"/recipes-fixed/", "/health/", "/cpu/", "/recipes/<int:pk>/", "/
                 "/api/v1/recipes/<pk>/"}
 
 
-def django_named(plan):
-    """Requests of plan that a pattern names."""
-    return sum(n for path, _, n in plan if any(re.fullmatch(rx, path.split("?")[0]) for rx, _ in DJANGO_PATTERNS))
 FLASK_PLAN = [("/books/", 200, 6), ("/books-fixed/", 200, 5), ("/books/2/", 200, 4), ("/health/", 200, 7),
-              ("/books/999/", 404, 2)]
+              ("/books/999/", 404, 2), ("/writers/writer-3/", 200, 2), ("/writers/nobody/", 200, 1),
+              ("/no-such-page/7/", 404, 2)]
+# web_flask.py's rules, named as the tool names them (werkzeug's rule text, src/flaskroutes.h)
+FLASK_RULES = [(r"/books/", "/books/"), (r"/books-fixed/", "/books-fixed/"), (r"/books/\d+/", "/books/<int:pk>/"),
+               (r"/writers/[^/]+/", "/writers/<name>/"), (r"/health/", "/health/"),
+               (r"/static/.+", "/static/<path:filename>")]
+
+
+def flask_route(path):
+    p = path.split("?")[0]
+    return next((name for rx, name in FLASK_RULES if re.fullmatch(rx, p)), folded_route(p))
 
 
 def case_django(cluster, tmp, worker, hook=None):
@@ -296,6 +308,37 @@ def case_django_patterns(interp):
         p.wait(timeout=30)
 
 
+FLASK_STANDIN_TABLE = [("/static/<path:filename>", "^(static/([^/].*))$"), ("/", "^()$"),
+                       ("/books/<int:pk>/", "^(books/([0-9]+)/)$"), ("/books/<int:pk>/edit", "^(books/([0-9]+)/edit)$"),
+                       ("/u/<name>/", "^(u/([^/]{1,})/)$"), ("/u/me/", "^(u/me/)$"),
+                       ("/c/<string(length=2):cc>/", "^(c/([^/]{2})/)$"), ("/f/<any(csv,json):fmt>", "^(f/((csv|json)))$"),
+                       ("/l/<look:w>/", "-")]
+FLASK_STANDIN_NAMES = {"/books/7/": "/books/<int:pk>/", "/books/7/edit": "/books/<int:pk>/edit", "/u/bob/": "/u/<name>/",
+                       "/u/me/": "-",           # two rules match: werkzeug's preference is not modelled
+                       "/c/fr/": "/c/<string(length=2):cc>/", "/c/fra/": "-", "/f/csv": "/f/<any(csv,json):fmt>",
+                       "/f/xml": "-", "/l/abc/": "-", "/static/css/site.css": "/static/<path:filename>",
+                       "/b/3/": "-",            # a build_only rule
+                       "/": "/", "/x/": "-"}    # a library's Flask instance is not the app
+
+
+def case_flask_rules(interp):
+    name = "flask-rules-" + interp.label
+    p = subprocess.Popen(interp.argv(interp.workload("flask_standin.py")), stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        if not record(name + ": the stand-in starts", p.stdout.readline().strip() == "ready"):
+            return
+        rc, table, names, err = read_patterns(p.pid, FLASK_STANDIN_NAMES)
+        record(name + ": the app's %d rules read, one not translatable, build_only left out" % len(FLASK_STANDIN_TABLE),
+               rc == 0 and table == FLASK_STANDIN_TABLE, err + str(table))
+        record(name + ": paths named only where every rule matching them agrees", names == FLASK_STANDIN_NAMES,
+               "; ".join("%s: %s, want %s" % (t, names.get(t), w) for t, w in FLASK_STANDIN_NAMES.items()
+                         if names.get(t) != w))
+    finally:
+        p.stdin.close()
+        p.wait(timeout=30)
+
+
 def case_django_patterns_demo():
     """Django itself (Debian's), the demo's urlconf: settings and urlconf loaded by a first request."""
     name = "django-patterns-demo"
@@ -329,7 +372,7 @@ def case_flask(cluster, tmp):
             return
         site = r"book_label \(.*web_flask\.py:%d\)" % marker_lines(script)["n1_site"]
         check_service("flask", port, f.pid, tmp, FLASK_PLAN, "/books/", site,
-                      {"/books-fixed/", "/health/", "/books/{id}/"}, folded_route, django=0)
+                      {"/books-fixed/", "/health/", "/books/<int:pk>/", "/writers/<name>/"}, flask_route, flask=1)
     finally:
         f.send_signal(signal.SIGTERM)
         try:
@@ -409,6 +452,8 @@ def main():
         for interp in harness.find_interpreters():
             if args.k in "django-patterns-" + interp.label:
                 case_django_patterns(interp)
+            if args.k in "flask-rules-" + interp.label:
+                case_flask_rules(interp)
         if args.k in "django-patterns-demo":
             if "django" in missing:
                 record("django-patterns-demo: python3-django is installed (scripts/install-deps.sh)", False)

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * The Django URL patterns of a running process, as the tool reads them (src/djroutes.c):
+ * The Django URL patterns of a running process, as the tool reads them (src/djroutes.c), or where
+ * Django is not imported, its Flask app's rules (src/flaskroutes.c):
  *   django_routes PID [TARGET...]
  *   django_routes -n N PID [TARGET...]   also the time of N reads of the patterns and of N
  *                                        matches of each TARGET (what a request costs the tool)
@@ -15,6 +16,7 @@
 #include <time.h>
 
 #include "djroutes.h"
+#include "flaskroutes.h"
 #include "procmem.h"
 #include "pyproc.h"
 
@@ -56,8 +58,15 @@ int main(int argc, char **argv)
 	if (!r)
 		return 1;
 	ret = djroutes__read(&t.layout, &mr, t.runtime, r, &skipped);
+	if (ret == -ENOENT) {
+		djroutes__free(r);
+		r = djroutes__new();
+		if (!r)
+			return 1;
+		ret = flaskroutes__read(&t.layout, &mr, t.runtime, r, &skipped);
+	}
 	if (ret) {
-		fprintf(stderr, "pid %d: %s\n", pid, ret == -EAGAIN ? "Django is not set up yet" : ret == -ENOENT ? "Django is not imported" : strerror(-ret));
+		fprintf(stderr, "pid %d: %s\n", pid, ret == -EAGAIN ? "Django is not set up yet" : ret == -ENOENT ? "neither Django nor Flask is imported" : strerror(-ret));
 		djroutes__free(r);
 		return ret == -EAGAIN ? 3 : 1;
 	}
@@ -71,7 +80,8 @@ int main(int argc, char **argv)
 		for (int i = 0; i < iters; i++) {
 			struct djroutes *again = djroutes__new();
 
-			djroutes__read(&t.layout, &mr, t.runtime, again, &skipped);
+			if (djroutes__read(&t.layout, &mr, t.runtime, again, &skipped) == -ENOENT)
+				flaskroutes__read(&t.layout, &mr, t.runtime, again, &skipped);
 			djroutes__free(again);
 		}
 		printf("read of %u endpoints: %.1f us\n", djroutes__count(r), (now_us() - t0) / iters);

@@ -192,6 +192,29 @@ static void test_match(void **state)
 	djroutes__free(t);
 }
 
+/* werkzeug's way: a path is named only when every rule matching it has the same name */
+static void test_unique(void **state)
+{
+	struct djroutes *t = djroutes__new(), *first = djroutes__new();
+	const char *const rules[] = { "u/<name>/", "u/me/", "books/<int:pk>/", "books/<int:pk>/", "l/<weird:w>/" };
+	struct djr_piece p;
+
+	djroutes__set_unique(t);
+	for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
+		assert_int_equal(djroutes__route_piece(rules[i], true, builtin, NULL, &p), 0);
+		assert_int_equal(djroutes__add(t, &p, 1), 0);
+		assert_int_equal(djroutes__add(first, &p, 1), 0);
+	}
+	expect_name(t, "/u/bob/", "/u/<name>/");
+	expect_name(t, "/u/me/", NULL);			/* two names */
+	expect_name(first, "/u/me/", "/u/<name>/");	/* Django's: the first */
+	expect_name(t, "/books/3/", "/books/<int:pk>/");	/* two rules, one name (two methods) */
+	expect_name(t, "/l/x/", NULL);
+	assert_false(djroutes__same(t, first));
+	djroutes__free(t);
+	djroutes__free(first);
+}
+
 static void test_share(void **state)
 {
 	struct djroutes *a = demo(), *b = demo(), *c = djroutes__new();
@@ -218,6 +241,7 @@ int main(void)
 		cmocka_unit_test(test_py_to_ere),
 		cmocka_unit_test(test_pieces),
 		cmocka_unit_test(test_match),
+		cmocka_unit_test(test_unique),
 		cmocka_unit_test(test_share),
 	};
 

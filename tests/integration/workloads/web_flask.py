@@ -5,6 +5,7 @@ through psycopg2 (PG* environment). Usage: web_flask.py PORT NBOOKS
 /books/        N+1: one query for the books, then one lazy load of each book's author
 /books-fixed/  the same page in one query (joinedload)
 /books/<id>/   one query
+/writers/<name>/  a writer's books by the slug of the name ("writer-3"): one query
 /health/       no query
 """
 import sys
@@ -61,6 +62,12 @@ def book(pk):
     if b is None:
         abort(404)
     return book_label(b)
+
+
+@app.route("/writers/<name>/")
+def writer_books(name):
+    q = Session.query(Book).join(Book.writer).filter(Writer.name == name.replace("-", " ").capitalize())
+    return "\n".join(b.title for b in q.order_by(Book.id))
 
 
 @app.route("/health/")
