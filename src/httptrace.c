@@ -20,6 +20,7 @@
 #include "pytrace_user.h"
 #include "routes.h"
 #include "session.h"
+#include "sockpeer.h"
 #include "tracefs.h"
 #include "uprobe.h"
 #include "util.h"
@@ -30,6 +31,7 @@
  * one takes its slot's place. They are the apps' own, alive as long as the app: one read each.
  */
 #define ROUTE_SLOTS 256
+#define HTTP_ADOPT_MAX 8192	/* connections from before tracing followed, per process */
 
 struct route_slot {
 	uint32_t pid;
@@ -53,6 +55,8 @@ struct httptrace {
 	uint64_t route_reads, route_errors;
 	uint64_t scope_reads, scope_errors;	/* server_scope() */
 	uint64_t scope_route_reads, scope_route_errors;	/* scope_route() */
+	uint64_t self_start;		/* our start, in clock ticks since boot (/proc/self/stat) */
+	uint64_t adopted, adopt_failed;	/* connections accepted before tracing, followed from then */
 	int uv_slot;		/* its program's slot in the session's uvloop probe (uvwrite.h) */
 };
 
@@ -103,6 +107,7 @@ static uint64_t conn_last_write(void *ctx, uint32_t pid, int32_t fd)
 }
 
 static void httptrace_free(void *c);
+static uint64_t start_ticks(const char *pid);
 
 static bool django_route(void *ctx, uint32_t pid, const char *target, char *out, size_t size)
 {
@@ -126,6 +131,7 @@ static void *httptrace_open(struct session *ss, const struct session_opts *so, c
 	}
 	h->session = ss;
 	h->o = so->http;
+	h->self_start = start_ticks("self");
 	o.last_write = conn_last_write;
 	o.route_of = django_route;
 	o.ctx = h;
@@ -325,6 +331,62 @@ static void httptrace_flush(void *c)
 	requests__flush(h->req);
 }
 
+/* The start of pid ("self" for ours) in clock ticks since boot: /proc/PID/stat's 22nd field. */
+static uint64_t start_ticks(const char *pid)
+{
+	char path[64], buf[1024], *rp;
+	unsigned long long t = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%s/stat", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	/* after the comm's last ')': state is the 3rd field, starttime the 22nd */
+	if (!fgets(buf, sizeof(buf), f) || !(rp = strrchr(buf, ')')) ||
+	    sscanf(rp + 2, "%*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %llu",
+		   &t) != 1)
+		t = 0;
+	fclose(f);
+	return t;
+}
+
+/*
+ * A process that ran before the tool started may hold connections it accepted then: an HTTP
+ * server's keep-alive connections (a load balancer's or a proxy's, kept for minutes or hours).
+ * Their accept() was never seen, so nothing would follow them: they are found in /proc
+ * (sockpeer__accepted) and put in `conns` as accept() would, between two requests. A request in
+ * flight meanwhile gives its response no request (an orphan response, counted); the next ones
+ * are followed. A process started after the tool is not looked at: its accepts are seen.
+ */
+static void httptrace_on_python(void *c, const struct proc *p)
+{
+	struct httptrace *h = c;
+	char pid[16];
+	uint64_t started;
+	int *fds, n;
+
+	snprintf(pid, sizeof(pid), "%u", p->pid);
+	started = start_ticks(pid);
+	if (!started || !h->self_start || started > h->self_start)
+		return;
+	fds = malloc(HTTP_ADOPT_MAX * sizeof(*fds));
+	n = fds ? sockpeer__accepted((pid_t)p->pid, fds, HTTP_ADOPT_MAX) : -ENOMEM;
+	for (int i = 0; i < n; i++) {
+		struct http_conn_key k = { .pid = p->pid, .fd = fds[i] };
+		struct http_conn nc = { .phase = HTTP_PH_IDLE };
+
+		/* BPF_NOEXIST: one the programs saw accepted since is theirs */
+		if (!bpf_map_update_elem(bpf_map__fd(h->skel->maps.conns), &k, &nc, BPF_NOEXIST))
+			h->adopted++;
+		else if (errno != EEXIST)
+			h->adopt_failed++;
+	}
+	if (n > 0)
+		vlog("pid %u: %d connection%s accepted before tracing followed from now\n", p->pid, n, n == 1 ? "" : "s");
+	free(fds);
+}
+
 /* pid's route objects are gone with it (exit) or with its program (exec) */
 static void forget_routes(struct httptrace *h, pid_t pid)
 {
@@ -373,6 +435,8 @@ void httptrace__stats(struct httptrace *h, struct httptrace_stats *st)
 	st->scope_reads = h->scope_reads;
 	st->scope_errors = h->scope_errors;
 	st->scope_route_reads = h->scope_route_reads;
+	st->adopted = h->adopted;
+	st->adopt_failed = h->adopt_failed;
 	st->scope_route_errors = h->scope_route_errors;
 	st->queued_writers = session__counter(h->session, PT_CNT_HTTP_QUEUED);
 	djapps__stats(h->django, &st->django);
@@ -409,7 +473,8 @@ static void httptrace_json(void *c, struct jsonw *w)
 	jsonw__start_object(w);
 	jsonw__string_field(w, "source", st.hook);
 	jsonw__uint_field(w, "lost_events", st.lost);
-	jsonw__uint_field(w, "connections_not_followed", st.conns_dropped);
+	jsonw__uint_field(w, "connections_not_followed", st.conns_dropped + st.adopt_failed);
+	jsonw__uint_field(w, "connections_from_before_tracing", st.adopted);
 	jsonw__uint_field(w, "route_template_reads", st.route_reads);
 	jsonw__uint_field(w, "route_template_errors", st.route_errors);
 	jsonw__uint_field(w, "streamed_response_scope_reads", st.scope_reads);
@@ -492,6 +557,7 @@ const struct capability httptrace_capability = {
 	.open = httptrace_open,
 	.attach = httptrace_attach,
 	.on_event = httptrace_event,
+	.on_python = httptrace_on_python,
 	.on_exec = httptrace_on_exec,
 	.on_exit = httptrace_on_exit,
 	.tick = httptrace_tick,

@@ -26,6 +26,8 @@ struct httptrace_stats {
 	uint64_t scope_reads;		/* streamed responses whose request's scope was read (procs.h) */
 	uint64_t scope_errors;		/* of which without one */
 	uint64_t scope_route_reads;	/* ASGI scopes whose route was read (FastAPI behind middleware) */
+	uint64_t adopted;		/* connections accepted before tracing, followed (sockpeer__accepted) */
+	uint64_t adopt_failed;		/* of which the map had no room for */
 	uint64_t scope_route_errors;	/* of which unreadable (freed meanwhile) */
 	uint64_t queued_writers;	/* responses written by uvloop's loop, whose task its probe gave */
 	struct uvwrite_stats uvloop;

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* Where a traced process's socket leads (see sockpeer.h). */
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -447,4 +448,90 @@ done:
 	if (out)
 		*out = sp;
 	return r;
+}
+
+#define TCP_ESTABLISHED 0x01
+#define UNIX_CONNECTED 0x03
+#define UNIX_ACCEPTCON 0x10000	/* a listening socket's flag in /proc/net/unix */
+
+static int cmp_ino(const void *a, const void *b)
+{
+	unsigned long x = *(const unsigned long *)a, y = *(const unsigned long *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+size_t sockpeer__accepted_inodes(const char *tcp, const char *tcp6, const char *ux, unsigned long *out, size_t max)
+{
+	const char *tables[2] = { tcp, tcp6 }, *pos, *l;
+	uint8_t *listen = calloc(1, 65536 / 8);
+	size_t n = 0;
+
+	if (!listen)
+		return 0;
+	for (int t = 0; t < 2; t++)
+		if (tables[t])
+			sockpeer__listening(tables[t], listen);
+	for (int t = 0; t < 2; t++) {
+		for (pos = tables[t] ? tables[t] : ""; (l = next_line(&pos)) && n < max;) {
+			unsigned lport, rport, st;
+			unsigned long ino;
+
+			if (tcp_line(l, &lport, &rport, &st, &ino) && st == TCP_ESTABLISHED && ino &&
+			    (listen[lport >> 3] & (1u << (lport & 7))))
+				out[n++] = ino;
+		}
+	}
+	/* a unix-domain connection accepted on a named socket has that name too; a client's has none */
+	for (pos = ux ? ux : ""; (l = next_line(&pos)) && n < max;) {
+		unsigned long flags, type, st, ino;
+		int end = 0;
+
+		if (sscanf(l, "%*s %*s %*s %lx %lx %lx %lu%n", &flags, &type, &st, &ino, &end) != 4 || !end)
+			continue;
+		l += end;
+		while (*l == ' ')
+			l++;
+		if (st == UNIX_CONNECTED && type == SOCK_STREAM && !(flags & UNIX_ACCEPTCON) && *l && *l != '\n' && ino)
+			out[n++] = ino;
+	}
+	free(listen);
+	qsort(out, n, sizeof(*out), cmp_ino);
+	return n;
+}
+
+int sockpeer__accepted(pid_t pid, int *fds, int max)
+{
+	char path[64];
+	unsigned long *inos = NULL, ino;
+	size_t ninos;
+	char *tcp, *tcp6, *ux;
+	struct dirent *de;
+	int n = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	d = opendir(path);
+	if (!d)
+		return errno == ENOENT ? -ESRCH : -errno;
+	tcp = net_table(pid, "tcp");
+	tcp6 = net_table(pid, "tcp6");
+	ux = net_table(pid, "unix");
+	inos = malloc(SOCKPEER_ACCEPTED_MAX * sizeof(*inos));
+	ninos = inos ? sockpeer__accepted_inodes(tcp, tcp6, ux, inos, SOCKPEER_ACCEPTED_MAX) : 0;
+	while (ninos && n < max && (de = readdir(d))) {
+		char *end;
+		long fd = strtol(de->d_name, &end, 10);
+
+		if (*end || fd < 0 || fd > INT32_MAX || socket_inode(pid, (int)fd, &ino))
+			continue;
+		if (bsearch(&ino, inos, ninos, sizeof(*inos), cmp_ino))
+			fds[n++] = (int)fd;
+	}
+	closedir(d);
+	free(inos);
+	free(tcp);
+	free(tcp6);
+	free(ux);
+	return n;
 }

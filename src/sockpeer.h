@@ -73,6 +73,18 @@ int sockpeer__get_tables(pid_t pid, int fd, struct sockpeer *sp);
 enum sockpeer_pg sockpeer__pg(pid_t pid, int fd, const struct sockpeer_ports *ports, struct sockpeer *sp);
 
 /*
+ * The descriptors of pid that are the server side of a connection, found before tracing saw
+ * them accepted: TCP connections established on a port something listens on in pid's network
+ * namespace, and unix-domain stream connections accepted on a named socket (which carry its
+ * name; a client's socket has none). Up to max of them into fds: how many, or -errno (-ESRCH).
+ * From /proc/PID/fd and /proc/PID/net/{tcp,tcp6,unix}: any network namespace, milliseconds.
+ */
+#define SOCKPEER_ACCEPTED_MAX 65536
+int sockpeer__accepted(pid_t pid, int *fds, int max);
+/* The piece on the tables' text: the inodes of such sockets, sorted, at most max: how many. */
+size_t sockpeer__accepted_inodes(const char *tcp, const char *tcp6, const char *ux, unsigned long *out, size_t max);
+
+/*
  * The pieces, on the tables' text (for the tests): the line of socket inode ino in a /proc/net/tcp
  * or tcp6 table; its kind is TCP_IN when listen (the ports in LISTEN state in both tables, a
  * 65536-bit map) has its local port. true if found.

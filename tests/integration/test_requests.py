@@ -100,12 +100,44 @@ def stop_tool(t, err):
     return rc, stderr
 
 
+PREOPEN_PATH = "/health/"
+
+
 def check_service(name, port, pid, tmp, plan, n1_route, n1_site, clean_routes, route_of, hook=None, django=None,
-                  flask=None):
+                  flask=None, preopen=0):
     """django, flask: how many processes serve a Django or Flask app (its URL patterns or rules
-    name the requests)."""
+    name the requests). preopen: that many requests on a keep-alive connection opened (and used
+    once) before the tool started, which the tool must follow from then (src/httptrace.c)."""
+    pre = pre_port = None
+    if preopen:
+        pre = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+        pre.request("GET", PREOPEN_PATH)
+        pre.getresponse().read()
+        pre_port = pre.sock.getsockname()[1] if pre.sock else None
     p, js, rlog, err = trace(pid, tmp, name, hook)
+    pre_errors, pre_ms = [], []
+    for _ in range(preopen):
+        try:
+            t0 = time.perf_counter()
+            pre.request("GET", PREOPEN_PATH)
+            r = pre.getresponse()
+            r.read()
+            pre_ms.append((time.perf_counter() - t0) * 1000)
+            if r.status != 200:
+                pre_errors.append(r.status)
+        except (OSError, http.client.HTTPException) as e:
+            pre_errors.append(str(e))
+            break
+    if pre:
+        same = pre.sock is not None and pre.sock.getsockname()[1] == pre_port
+        pre.close()
+        record(name + ": the server kept the connection opened before tracing for %d more requests" % preopen,
+               same and not pre_errors, str(pre_errors))
     times, errors = drive(port, plan)
+    times.setdefault(PREOPEN_PATH, []).extend(pre_ms)
+    errors += ["the connection from before tracing: %s" % e for e in pre_errors]
+    if preopen:
+        plan = plan + [(PREOPEN_PATH, 200, preopen)]
     time.sleep(0.3)
     rc, stderr = stop_tool(p, err)
     if not record(name + ": tool exits 0", rc == 0, stderr[-800:]):
@@ -138,6 +170,9 @@ def check_service(name, port, pid, tmp, plan, n1_route, n1_site, clean_routes, r
                and dj["flask_processes_read"] == (dj["processes_read"] if flask else 0)
                and dj["endpoints"] == len(patterns) and not dj["endpoints_not_translatable"],
                json.dumps(dj) + " framework_routes=%d" % doc["http"]["assembly"]["framework_routes"])
+    if preopen:
+        record(name + ": a keep-alive connection accepted before tracing is followed (%d requests on it)" % preopen,
+               doc["http"].get("connections_from_before_tracing", 0) >= 1, json.dumps(doc["http"])[:400])
     lost = doc["http"]["lost_events"] + doc["http"]["connections_not_followed"]
     record(name + ": no lost events or dropped connections", lost == 0, json.dumps(doc["http"]))
     n1 = doc.get("n_plus_one", [])
@@ -219,7 +254,9 @@ def case_django(cluster, tmp, worker, hook=None):
     env = dict(os.environ, **cluster.client_env())
     port = free_port(18100, 18200)
     env["DEMO_PORT"] = str(port)
-    extra = ["--worker-class", "gthread", "--threads", "4"] if worker == "gthread" else []
+    # gthread keeps connections alive (30 s here, 2 s by default): one opened before tracing is
+    # followed from the tool's start (src/httptrace.c, httptrace_on_python)
+    extra = ["--worker-class", "gthread", "--threads", "4", "--keep-alive", "30"] if worker == "gthread" else []
     g = subprocess.Popen([PY, GUNICORN, "-c", os.path.join(DEMO, "gunicorn.conf.py")] + extra, env=env,
                          stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, name + ".gunicorn.log"), "w"))
     try:
@@ -228,7 +265,7 @@ def case_django(cluster, tmp, worker, hook=None):
         time.sleep(0.5)
         site = r"recipe_name \(.*demo/recipes/views\.py:%d\)" % 12
         check_service(name, port, g.pid, tmp, DJANGO_PLAN, "/recipes/", site, DJANGO_CLEAN, django_route, hook,
-                      django=2)
+                      django=2, preopen=5 if worker == "gthread" else 0)
     finally:
         g.send_signal(signal.SIGTERM)
         try:

@@ -125,6 +125,25 @@ static void test_ports(void **state)
 }
 
 /* This process's own sockets, through /proc: a listener, a connection to it and the accepted end. */
+/* The server sides of connections: TCP established on a listened port, named unix ones connected */
+static void test_accepted_tables(void **state)
+{
+	static const char ux[] =
+		"Num       RefCount Protocol Flags    Type St Inode Path\n"
+		"0000000000000000: 00000002 00000000 00010000 0001 01 4001 /run/app.sock\n"	/* the listener */
+		"0000000000000000: 00000003 00000000 00000000 0001 03 4002 /run/app.sock\n"	/* accepted on it */
+		"0000000000000000: 00000003 00000000 00000000 0001 03 4003\n"			/* a client's */
+		"0000000000000000: 00000003 00000000 00000000 0002 03 4004 /run/dgram\n";	/* not a stream */
+	unsigned long ino[8];
+
+	(void)state;
+	assert_int_equal(sockpeer__accepted_inodes(TCP, TCP6, ux, ino, 8), 2);
+	assert_int_equal(ino[0], 1002);	/* accepted on 8000; 1003 goes out to 443, 2002 to 5432 */
+	assert_int_equal(ino[1], 4002);
+	assert_int_equal(sockpeer__accepted_inodes(NULL, NULL, NULL, ino, 8), 0);
+	assert_int_equal(sockpeer__accepted_inodes(TCP, TCP6, ux, ino, 1), 1);	/* capped */
+}
+
 static void test_live(void **state)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
@@ -180,6 +199,14 @@ static void test_live(void **state)
 	assert_int_equal(sockpeer__pg(getpid(), as, &ports, &sp), SOCKPEER_PG_NO);
 	assert_int_equal(sockpeer__pg(getpid(), us[0], &ports, &sp), SOCKPEER_PG_NO);
 	assert_int_equal(sockpeer__pg(getpid(), 0x7fff, &ports, &sp), SOCKPEER_PG_NO);	/* gone: nothing to read */
+	/* this process's own: the accepted TCP connection only (not the listener, the client, the pair) */
+	{
+		int fds[16], n = sockpeer__accepted(getpid(), fds, 16);
+
+		assert_int_equal(n, 1);
+		assert_int_equal(fds[0], as);
+		assert_int_equal(sockpeer__accepted(0x7ffffff0, fds, 16), -ESRCH);
+	}
 	close(us[0]);
 	close(us[1]);
 	close(as);
@@ -193,6 +220,7 @@ int main(void)
 		cmocka_unit_test(test_tcp),
 		cmocka_unit_test(test_unix),
 		cmocka_unit_test(test_ports),
+		cmocka_unit_test(test_accepted_tables),
 		cmocka_unit_test(test_live),
 	};
 
