@@ -685,19 +685,23 @@ static const char *const builtin_conv[][2] = {
 	{ "path", ".+" },
 };
 
-const char *djroutes__conv_regex(const struct py_layout *l, const struct mem_reader *mr, uint64_t converters,
-				const char *param, char *buf, size_t size)
+const char *djroutes__conv_regex(const struct djr_conv_src *src, const char *converter, const char *param,
+				char *buf, size_t size)
 {
+	const struct py_layout *l = src->l;
+	const struct mem_reader *mr = src->mr;
 	uint64_t obj, type, td, re;
 
-	if (!converters || pythreads__dict_get(l, mr, converters, param, &obj))
-		return NULL;
 	/* the instance's own (werkzeug's UnicodeConverter(length=3), AnyConverter), else its class's */
-	if ((!pythreads__attr(l, mr, obj, "regex", &re) ||
+	if (src->converters && !pythreads__dict_get(l, mr, src->converters, param, &obj) &&
+	    (!pythreads__attr(l, mr, obj, "regex", &re) ||
 	     (!mem_read_u64(mr, obj + OB_TYPE, &type) && !mem_read_u64(mr, type + l->tp_dict, &td) && td &&
 	      !pythreads__dict_get(l, mr, td, "regex", &re))) &&
 	    py_read_str(l, mr, re, buf, size) > 0)
 		return buf;
+	for (size_t i = 0; i < src->nbuiltin; i++)
+		if (!strcmp(src->builtin[i][0], converter))
+			return src->builtin[i][1];
 	return NULL;
 }
 
@@ -705,14 +709,10 @@ const char *djroutes__conv_regex(const struct py_layout *l, const struct mem_rea
 static const char *conv_re(void *ctx, const char *converter, const char *param)
 {
 	struct reader *rd = ctx;
-	const char *re = djroutes__conv_regex(rd->l, rd->mr, rd->converters, param, rd->conv_re, sizeof(rd->conv_re));
+	const struct djr_conv_src src = { rd->l, rd->mr, rd->converters, builtin_conv,
+					  sizeof(builtin_conv) / sizeof(builtin_conv[0]) };
 
-	if (re)
-		return re;
-	for (size_t i = 0; i < sizeof(builtin_conv) / sizeof(builtin_conv[0]); i++)
-		if (!strcmp(builtin_conv[i][0], converter))
-			return builtin_conv[i][1];
-	return NULL;
+	return djroutes__conv_regex(&src, converter, param, rd->conv_re, sizeof(rd->conv_re));
 }
 
 static int read_type_name(const struct reader *rd, uint64_t obj, char *name, size_t size)

@@ -111,10 +111,22 @@ bool djroutes__match(const struct djroutes *t, const char *target, char *out, si
 int djroutes__read(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime,
 		   struct djroutes *t, unsigned *skipped);
 /*
- * The Python regex of the converter of parameter param, in the dict converters (parameter ->
- * converter object): the object's own `regex`, else its class's; into buf, or NULL.
+ * Where a reader finds a parameter's converter: the dict converters of its pattern (parameter ->
+ * converter object), and the framework's own converters by name, where an object's regex cannot
+ * be read.
  */
-const char *djroutes__conv_regex(const struct py_layout *l, const struct mem_reader *mr, uint64_t converters,
-				const char *param, char *buf, size_t size);
+struct djr_conv_src {
+	const struct py_layout *l;
+	const struct mem_reader *mr;
+	uint64_t converters;
+	const char *const (*builtin)[2];	/* { name, Python regex } */
+	size_t nbuiltin;
+};
+/*
+ * The Python regex of the converter of parameter param (named converter in the pattern): the
+ * object's own `regex`, else its class's, else the builtin of that name; into buf, or NULL.
+ */
+const char *djroutes__conv_regex(const struct djr_conv_src *src, const char *converter, const char *param,
+				char *buf, size_t size);
 
 #endif

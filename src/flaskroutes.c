@@ -87,14 +87,10 @@ static const char *const builtin_conv[][2] = {
 static const char *conv_re(void *ctx, const char *converter, const char *param)
 {
 	struct rules *rs = ctx;
-	const char *re = djroutes__conv_regex(rs->l, rs->mr, rs->converters, param, rs->conv_re, sizeof(rs->conv_re));
+	const struct djr_conv_src src = { rs->l, rs->mr, rs->converters, builtin_conv,
+					  sizeof(builtin_conv) / sizeof(builtin_conv[0]) };
 
-	if (re)
-		return re;
-	for (size_t i = 0; i < sizeof(builtin_conv) / sizeof(builtin_conv[0]); i++)
-		if (!strcmp(builtin_conv[i][0], converter))
-			return builtin_conv[i][1];
-	return NULL;
+	return djroutes__conv_regex(&src, converter, param, rs->conv_re, sizeof(rs->conv_re));
 }
 
 static void rule(struct rules *rs, uint64_t r)

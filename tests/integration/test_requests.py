@@ -325,26 +325,6 @@ def read_patterns(pid, targets):
     return out.returncode, [tuple(r) for r in rows[:n]], dict(tuple(r) for r in rows[n + 1:]), out.stderr
 
 
-def case_django_patterns(interp):
-    name = "django-patterns-" + interp.label
-    p = subprocess.Popen(interp.argv(interp.workload("django_standin.py")), stdin=subprocess.PIPE,
-                         stdout=subprocess.PIPE, text=True)
-    try:
-        if not record(name + ": the stand-in starts", p.stdout.readline().strip() == "ready"):
-            return
-        rc, table, names, err = read_patterns(p.pid, STANDIN_NAMES)
-        record(name + ": %d endpoints read in Django's order, includes joined, 2 not translatable" % len(STANDIN_TABLE),
-               rc == 0 and table == STANDIN_TABLE,
-               err + "; ".join("%s != %s" % (a, b) for a, b in zip(table, STANDIN_TABLE) if a != b)[:600] +
-               " (%d rows)" % len(table))
-        record(name + ": paths named by the first pattern that surely matches", names == STANDIN_NAMES,
-               "; ".join("%s: %s, want %s" % (t, names.get(t), w) for t, w in STANDIN_NAMES.items()
-                         if names.get(t) != w))
-    finally:
-        p.stdin.close()
-        p.wait(timeout=30)
-
-
 FLASK_STANDIN_TABLE = [("/static/<path:filename>", "^(static/([^/].*))$"), ("/", "^()$"),
                        ("/books/<int:pk>/", "^(books/([0-9]+)/)$"), ("/books/<int:pk>/edit", "^(books/([0-9]+)/edit)$"),
                        ("/u/<name>/", "^(u/([^/]{1,})/)$"), ("/u/me/", "^(u/me/)$"),
@@ -358,19 +338,20 @@ FLASK_STANDIN_NAMES = {"/books/7/": "/books/<int:pk>/", "/books/7/edit": "/books
                        "/": "/", "/x/": "-"}    # a library's Flask instance is not the app
 
 
-def case_flask_rules(interp):
-    name = "flask-rules-" + interp.label
-    p = subprocess.Popen(interp.argv(interp.workload("flask_standin.py")), stdin=subprocess.PIPE,
-                         stdout=subprocess.PIPE, text=True)
+def case_standin(interp, kind, script, table, names, table_what, names_what):
+    """The reader of kind's patterns (src/djroutes.c, src/flaskroutes.c) on interp, against the
+    stand-in script: its table in order, and the names of paths."""
+    name = kind + "-" + interp.label
+    p = subprocess.Popen(interp.argv(interp.workload(script)), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         if not record(name + ": the stand-in starts", p.stdout.readline().strip() == "ready"):
             return
-        rc, table, names, err = read_patterns(p.pid, FLASK_STANDIN_NAMES)
-        record(name + ": the app's %d rules read, one not translatable, build_only left out" % len(FLASK_STANDIN_TABLE),
-               rc == 0 and table == FLASK_STANDIN_TABLE, err + str(table))
-        record(name + ": paths named only where every rule matching them agrees", names == FLASK_STANDIN_NAMES,
-               "; ".join("%s: %s, want %s" % (t, names.get(t), w) for t, w in FLASK_STANDIN_NAMES.items()
-                         if names.get(t) != w))
+        rc, got, got_names, err = read_patterns(p.pid, names)
+        record(name + ": " + table_what, rc == 0 and got == table,
+               err + "; ".join("%s != %s" % (x, y) for x, y in zip(got, table) if x != y)[:600] +
+               " (%d rows)" % len(got))
+        record(name + ": " + names_what, got_names == names,
+               "; ".join("%s: %s, want %s" % (t, got_names.get(t), w) for t, w in names.items() if got_names.get(t) != w))
     finally:
         p.stdin.close()
         p.wait(timeout=30)
@@ -488,9 +469,13 @@ def main():
                 case_django(cluster, tmp, worker, hook)
         for interp in harness.find_interpreters():
             if args.k in "django-patterns-" + interp.label:
-                case_django_patterns(interp)
+                case_standin(interp, "django-patterns", "django_standin.py", STANDIN_TABLE, STANDIN_NAMES,
+                             "%d endpoints read in Django's order, includes joined, 2 not translatable" %
+                             len(STANDIN_TABLE), "paths named by the first pattern that surely matches")
             if args.k in "flask-rules-" + interp.label:
-                case_flask_rules(interp)
+                case_standin(interp, "flask-rules", "flask_standin.py", FLASK_STANDIN_TABLE, FLASK_STANDIN_NAMES,
+                             "the app's %d rules read, one not translatable, build_only left out" %
+                             len(FLASK_STANDIN_TABLE), "paths named only where every rule matching them agrees")
         if args.k in "django-patterns-demo":
             if "django" in missing:
                 record("django-patterns-demo: python3-django is installed (scripts/install-deps.sh)", False)
