@@ -60,6 +60,8 @@ GUNICORN = "/usr/bin/gunicorn"
 DEMO = os.path.join(REPO, "demo")
 PG_CLUSTER = os.path.join(REPO, "scripts", "pg-cluster.sh")
 ENDPOINTS = [("/recipes/", "SQL-heavy: N+1, 51 queries"), ("/cpu/?n=5000", "CPU-heavy: pure Python")]
+# named with --endpoints only: a slug route, one query, that Django's URL patterns name (src/djroutes.h)
+MORE_ENDPOINTS = [("/authors/cook-2/", "slug route: 1 query, named /authors/<slug:name>/")]
 CONFIGS = ["untraced", "pytrace-bpf", "austin", "sentry-sdk"]
 # pytrace-bpf-http: the HTTP layer alone (--no-sql, no CPU sampling), to tell its cost from the rest
 # pytrace-bpf-http-raw: the same through the raw syscall tracepoints (the fallback without tracefs)
@@ -354,7 +356,8 @@ def main():
     ap.add_argument("--perf-record", metavar="DIR",
                     help="also `perf record -a -g` each measured window into DIR/ENDPOINT-CONFIG-ROUND.data")
     ap.add_argument("--endpoints", help="comma-separated subset of the service's endpoints (the demo's: %s; "
-                    "the others': %s)" % (",".join(e for e, _ in ENDPOINTS), ",".join(e for e, _ in ASYNC_ENDPOINTS)))
+                    "the others': %s)" % (",".join(e for e, _ in ENDPOINTS + MORE_ENDPOINTS),
+                                          ",".join(e for e, _ in ASYNC_ENDPOINTS)))
     ap.add_argument("--no-bpf-stats", dest="bpf_stats", action="store_false",
                     help="leave BPF run-time stats off (they add two clock reads to every program run): "
                          "what users get, without the BPF time column")
@@ -401,7 +404,8 @@ def main():
         subprocess.run([PG_CLUSTER, "start", pgdir], env=pgenv, check=True, capture_output=True, timeout=120,
                        preexec_fn=SVC_CG.enter)
         env = dict(os.environ, PGHOST=pgdir, PGPORT=str(pgport), PGDATABASE="pytrace", PGUSER="postgres")
-        endpoints = [e for e in ENDPOINTS if not a.endpoints or e[0] in a.endpoints.split(",")]
+        endpoints = [e for e in ENDPOINTS + MORE_ENDPOINTS
+                     if (e in ENDPOINTS and not a.endpoints) or (a.endpoints and e[0] in a.endpoints.split(","))]
         if a.service != "demo":
             subprocess.run(["/usr/lib/postgresql/15/bin/psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", ASYNC_SCHEMA],
                            env=env, check=True, capture_output=True, cwd="/")
