@@ -51,7 +51,7 @@ struct httptrace {
 	struct requests *req;
 	bool per_syscall;	/* per-syscall tracepoints; else raw syscall tracepoints */
 	struct route_slot routes[ROUTE_SLOTS];
-	struct djapps *django;		/* Django's URL patterns per process */
+	struct djapps *patterns;	/* Django's URL patterns, Flask's rules, per process */
 	uint64_t route_reads, route_errors;
 	uint64_t scope_reads, scope_errors;	/* server_scope() */
 	uint64_t scope_route_reads, scope_route_errors;	/* scope_route() */
@@ -109,11 +109,11 @@ static uint64_t conn_last_write(void *ctx, uint32_t pid, int32_t fd)
 static void httptrace_free(void *c);
 static uint64_t start_ticks(const char *pid);
 
-static bool django_route(void *ctx, uint32_t pid, const char *target, char *out, size_t size)
+static bool pattern_route(void *ctx, uint32_t pid, const char *target, char *out, size_t size)
 {
 	struct httptrace *h = ctx;
 
-	return djapps__route(h->django, session__procs(h->session), pid, target, out, size);
+	return djapps__route(h->patterns, session__procs(h->session), pid, target, out, size);
 }
 
 static void *httptrace_open(struct session *ss, const struct session_opts *so, char *err, size_t errlen)
@@ -133,10 +133,10 @@ static void *httptrace_open(struct session *ss, const struct session_opts *so, c
 	h->o = so->http;
 	h->self_start = start_ticks("self");
 	o.last_write = conn_last_write;
-	o.route_of = django_route;
+	o.route_of = pattern_route;
 	o.ctx = h;
-	h->django = djapps__new();
-	h->req = h->django ? requests__new(&o) : NULL;
+	h->patterns = djapps__new();
+	h->req = h->patterns ? requests__new(&o) : NULL;
 	if (!h->req) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
@@ -400,7 +400,7 @@ static void httptrace_on_exec(void *c, pid_t pid)
 	struct httptrace *h = c;
 
 	forget_routes(h, pid);
-	djapps__forget(h->django, pid);
+	djapps__forget(h->patterns, pid);
 }
 
 static void httptrace_on_exit(void *c, pid_t pid)
@@ -412,7 +412,7 @@ static void httptrace_on_exit(void *c, pid_t pid)
 
 	requests__forget_pid(h->req, pid);
 	forget_routes(h, pid);
-	djapps__forget(h->django, pid);
+	djapps__forget(h->patterns, pid);
 	/* The exited process's connections: its close() calls were never seen (exit closes). */
 	while (!bpf_map_get_next_key(fd, first ? NULL : &k, &next)) {
 		if (!first && k.pid == (uint32_t)pid)
@@ -439,7 +439,7 @@ void httptrace__stats(struct httptrace *h, struct httptrace_stats *st)
 	st->adopt_failed = h->adopt_failed;
 	st->scope_route_errors = h->scope_route_errors;
 	st->queued_writers = session__counter(h->session, PT_CNT_HTTP_QUEUED);
-	djapps__stats(h->django, &st->django);
+	djapps__stats(h->patterns, &st->django);
 	uvwrite__stats(session__uvwrite(h->session), &st->uvloop);
 	requests__stats(h->req, &st->req);
 }
@@ -459,7 +459,7 @@ static void httptrace_free(void *c)
 		links__detach_skeleton(h->skel->skeleton);
 	http_bpf__destroy(h->skel);
 	requests__free(h->req);
-	djapps__free(h->django);
+	djapps__free(h->patterns);
 	free(h);
 }
 

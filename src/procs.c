@@ -325,10 +325,12 @@ int procs__scope_route(struct procs *p, struct proc *pr, uint64_t scope, uint64_
 	uint32_t off;
 	int ret;
 
-	if (pr->state != PROC_PYTHON || !pr->live)
+	if (pr->state != PROC_PYTHON || !pr->live || (pr->py.scope_route_misses >= 8 && !pr->py.scope_route_off))
 		return -ENOENT;
 	procmem__reader(&mr, pr->pid);
 	ret = pythreads__dict_entry(&pr->py.layout, &mr, scope, "route", &off, &key, route);
+	if (ret == -ENOENT)
+		pr->py.scope_route_misses++;
 	if (ret || !*route)
 		return ret ?: -ENOENT;
 	if (!pr->py.scope_route_off && pr->py.scope_attr.mode) {

@@ -193,7 +193,8 @@ int procs__server_scope(struct procs *p, struct proc *pr, uint64_t obj, uint64_t
  * FastAPI's route in a request's scope dict (scope["route"]), read by the loader: the route
  * object, 0 or -errno (-ENOENT: none, a Starlette route). The first ones also tell where the
  * scope dicts keep it: the BPF walkers then read it themselves (struct pt_proc's
- * scope_route_off), once pr's walkers read the scope (attr_mode).
+ * scope_route_off), once pr's walkers read the scope (attr_mode). After 8 scopes without one (an
+ * app of Starlette's own routes) and none with, none is read again.
  */
 int procs__scope_route(struct procs *p, struct proc *pr, uint64_t scope, uint64_t *route);
 /* Free the records of processes gone for PROCS_FREE_AFTER_NS. */

@@ -54,6 +54,7 @@ struct py_target {
 	/* where a scope dict keeps "route" (struct pt_proc's scope_route_off, scope_route_key) */
 	uint32_t scope_route_off;
 	uint64_t scope_route_key;
+	unsigned scope_route_misses;	/* scopes without it (Starlette's own routes): 8, and none is read */
 };
 
 /*
