@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "djapps.h"
+#include "aioroutes.h"
 #include "djroutes.h"
 #include "flaskroutes.h"
 #include "pidtab.h"
@@ -24,6 +25,7 @@ struct djproc {
 	uint8_t no_django, not_ready, errors;
 	uint64_t next_ns;
 	struct djroutes *t;		/* DJ_READY: shared, in tables[] */
+	uint64_t app, app_rejected;	/* an aiohttp app's request handler (djapps__app) */
 };
 
 struct shared {
@@ -130,8 +132,18 @@ static void try_read(struct djapps *a, struct procs *ps, struct djproc *d, uint6
 	}
 	a->st.reads++;
 	procmem__reader(&mr, d->pid);
-	ret = djroutes__read(&pr->py.layout, &mr, pr->py.runtime, t, &skipped);
-	if (ret == -ENOENT) {
+	if (d->app) {
+		kind = "aiohttp's routes";
+		ret = aioroutes__read(&pr->py.layout, &mr, d->app, t, &skipped);
+		if (ret == -EINVAL) {
+			/* not the app's handler (an error handler of a bad request): wait for another */
+			d->app_rejected = d->app;
+			d->app = 0;
+		}
+	} else {
+		ret = djroutes__read(&pr->py.layout, &mr, pr->py.runtime, t, &skipped);
+	}
+	if (ret == -ENOENT && !d->app) {
 		/* no Django: a Flask app's rules, the same way */
 		djroutes__free(t);
 		t = djroutes__new();
@@ -167,6 +179,8 @@ static void try_read(struct djapps *a, struct procs *ps, struct djproc *d, uint6
 	a->st.processes++;
 	if (kind[0] == 'F')
 		a->st.flask_processes++;
+	else if (kind[0] == 'a')
+		a->st.aiohttp_processes++;
 	d->state = DJ_READY;
 }
 
@@ -193,6 +207,19 @@ bool djapps__route(struct djapps *a, struct procs *ps, uint32_t pid, const char 
 		return false;
 	a->st.named++;
 	return true;
+}
+
+void djapps__app(struct djapps *a, uint32_t pid, uint64_t handler)
+{
+	bool created;
+	struct djproc *d = pid && handler ? pidtab__add(&a->procs, pid, &created) : NULL;
+
+	if (!d || d->app == handler || d->app_rejected == handler || d->state == DJ_READY || d->app)
+		return;
+	d->app = handler;
+	d->state = DJ_TRYING;	/* read at this response, whatever was tried before */
+	d->next_ns = 0;
+	d->no_django = d->not_ready = d->errors = 0;
 }
 
 void djapps__forget(struct djapps *a, uint32_t pid)

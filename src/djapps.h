@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * The URL pattern tables of the traced processes, read when due and shared: Django's patterns
- * (djroutes.h), or where Django is not imported, a Flask app's rules (flaskroutes.h).
+ * (djroutes.h), or where Django is not imported, a Flask app's rules (flaskroutes.h), or the
+ * resources of the aiohttp app whose handler a response's stack gave (aioroutes.h).
  *
  * A process's table is read at its first response, when its urlconf has been imported (Django
  * imports it at its first request), and then kept until the process exits or execs. Until
@@ -28,6 +29,7 @@ struct djapps;
 struct djapps_stats {
 	uint64_t processes;		/* processes whose urlconf (or Flask rules) was read */
 	uint64_t flask_processes;	/* of which Flask's */
+	uint64_t aiohttp_processes;	/* of which aiohttp's */
 	uint64_t tables;		/* distinct tables held now */
 	uint64_t endpoints;		/* of those tables */
 	uint64_t opaque;		/* of which patterns that name no path (not translatable) */
@@ -44,6 +46,12 @@ void djapps__free(struct djapps *a);
  * (no Django, not read yet, no pattern names it). May read pid's memory (procs: its layout).
  */
 bool djapps__route(struct djapps *a, struct procs *ps, uint32_t pid, const char *target, char *out, size_t size);
+/*
+ * pid serves an aiohttp app whose request handler is at handler (routes.h: the walker gives it
+ * with each response start): its table is read from the app's router (aioroutes.h). The first
+ * handler whose table reads is kept; others (aiohttp's error handlers) are passed over.
+ */
+void djapps__app(struct djapps *a, uint32_t pid, uint64_t handler);
 /* pid exited or exec'd: its table goes */
 void djapps__forget(struct djapps *a, uint32_t pid);
 void djapps__stats(const struct djapps *a, struct djapps_stats *st);

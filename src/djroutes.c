@@ -361,6 +361,20 @@ int djroutes__route_piece(const char *route, bool is_endpoint, djr_conv_fn conv_
 	return b.over ? -E2BIG : 0;
 }
 
+int djroutes__literal_piece(const char *text, bool end, struct djr_piece *p)
+{
+	struct sbuf b = { .p = p->ere, .size = sizeof(p->ere) };
+
+	memset(p, 0, sizeof(*p));
+	p->anchored = true;
+	p->end = end;
+	if (strlen(text) >= sizeof(p->label))
+		return -E2BIG;
+	strcpy(p->label, text);
+	put_literal(&b, text, strlen(text));
+	return b.over ? -E2BIG : 0;
+}
+
 /* A re_path's name: its text without anchors, its named groups as "<name>". */
 static int regex_label(const char *re, size_t len, char *out, size_t size)
 {
@@ -739,14 +753,15 @@ static int read_bool(const struct reader *rd, uint64_t obj, const char *attr, bo
 	return ret;
 }
 
-static int read_str_attr(const struct reader *rd, uint64_t obj, const char *attr, char *buf, size_t size)
+int djroutes__str_attr(const struct py_layout *l, const struct mem_reader *mr, uint64_t obj, const char *attr,
+		       char *buf, size_t size)
 {
 	uint64_t s;
-	int ret = pythreads__attr(rd->l, rd->mr, obj, attr, &s);
+	int ret = pythreads__attr(l, mr, obj, attr, &s);
 
 	if (ret)
 		return ret;
-	ret = py_read_str(rd->l, rd->mr, s, buf, size);
+	ret = py_read_str(l, mr, s, buf, size);
 	return ret < 0 ? ret : 0;
 }
 
@@ -758,7 +773,7 @@ static int read_pattern(struct reader *rd, uint64_t pat, bool endpoint, struct d
 	int ret;
 
 	read_bool(rd, pat, "_is_endpoint", &is_endpoint);
-	ret = read_str_attr(rd, pat, "_route", text, sizeof(text));
+	ret = djroutes__str_attr(rd->l, rd->mr, pat, "_route", text, sizeof(text));
 	if (!ret) {
 		ret = pythreads__attr(rd->l, rd->mr, pat, "converters", &rd->converters);
 		if (ret)
@@ -767,7 +782,7 @@ static int read_pattern(struct reader *rd, uint64_t pat, bool endpoint, struct d
 	}
 	if (ret != -ENOENT)
 		return ret;
-	ret = read_str_attr(rd, pat, "_regex", text, sizeof(text));
+	ret = djroutes__str_attr(rd->l, rd->mr, pat, "_regex", text, sizeof(text));
 	if (!ret)
 		return djroutes__regex_piece(text, is_endpoint, p);
 	return ret == -ENOENT ? -ENOTSUP : ret;

@@ -62,6 +62,8 @@ struct djr_piece {
 typedef const char *(*djr_conv_fn)(void *ctx, const char *converter, const char *param);
 int djroutes__route_piece(const char *route, bool is_endpoint, djr_conv_fn conv_re, void *ctx,
 			  struct djr_piece *p);
+/* Literal text into p (named by it), all of what is left of the path if end: 0, or -E2BIG. */
+int djroutes__literal_piece(const char *text, bool end, struct djr_piece *p);
 /* A re_path() regex (Python's syntax) into p: 0, or -E2BIG; untranslatable: p opaque. */
 int djroutes__regex_piece(const char *regex, bool is_endpoint, struct djr_piece *p);
 /*
@@ -110,6 +112,9 @@ bool djroutes__match(const struct djroutes *t, const char *target, char *out, si
  */
 int djroutes__read(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime,
 		   struct djroutes *t, unsigned *skipped);
+/* The str attribute attr of obj into buf (UTF-8, cut to size): 0 or -errno. */
+int djroutes__str_attr(const struct py_layout *l, const struct mem_reader *mr, uint64_t obj, const char *attr,
+		       char *buf, size_t size);
 /*
  * Where a reader finds a parameter's converter: the dict converters of its pattern (parameter ->
  * converter object), and the framework's own converters by name, where an object's regex cannot

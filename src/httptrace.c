@@ -200,9 +200,8 @@ static const char *route_template(struct httptrace *h, uint32_t pid, uint64_t ob
 		rs->obj = obj;
 		procmem__reader(&mr, pid);
 		h->route_reads++;
-		/* the route frame is the first (Starlette's): the only kind routes__frames has */
-		rs->err = routes__read(&pr->py.layout, &mr, &routes__frames[0], obj, rs->tmpl, sizeof(rs->tmpl),
-				       &rs->multi);
+		rs->err = routes__read(&pr->py.layout, &mr, &routes__frames[pr->py.route_frame], obj, rs->tmpl,
+				       sizeof(rs->tmpl), &rs->multi);
 		if (rs->err) {
 			h->route_errors++;
 			rs->err_ns = mono_ns();
@@ -287,7 +286,15 @@ static void httptrace_event(void *c, const void *data, size_t size)
 		break;
 	case PT_EV_HTTP_RESP: {
 		bool multi = false;
-		const char *tmpl = route_template(h, e->hdr.pid, e->route_obj, &multi);
+		const char *tmpl = NULL;
+		struct proc *pr = e->route_obj ? procs__get(session__procs(h->session), e->hdr.pid, false) : NULL;
+
+		/* an app's request handler (aiohttp): its router names the request by its path */
+		if (pr && pr->state == PROC_PYTHON && pr->py.route_frame < routes__nframes &&
+		    routes__frames[pr->py.route_frame].app)
+			djapps__app(h->patterns, e->hdr.pid, e->route_obj);
+		else
+			tmpl = route_template(h, e->hdr.pid, e->route_obj, &multi);
 
 		uint64_t task = pt_task_key(e->task_frame, e->root_frame);
 
@@ -485,6 +492,7 @@ static void httptrace_json(void *c, struct jsonw *w)
 	jsonw__start_object(w);
 	jsonw__uint_field(w, "processes_read", st.django.processes);
 	jsonw__uint_field(w, "flask_processes_read", st.django.flask_processes);
+	jsonw__uint_field(w, "aiohttp_processes_read", st.django.aiohttp_processes);
 	jsonw__uint_field(w, "tables", st.django.tables);
 	jsonw__uint_field(w, "endpoints", st.django.endpoints);
 	jsonw__uint_field(w, "endpoints_not_translatable", st.django.opaque);

@@ -255,6 +255,7 @@ void procs__route_frame(struct procs *p, struct proc *pr, uint64_t code, const s
 	}
 	pr->py.route_code = code;
 	pr->py.route_local = (uint32_t)i;
+	pr->py.route_frame = (uint32_t)(rf - routes__frames);
 	if (reconfigure(p, pr)) {
 		pr->py.route_code = 0;
 		pr->py.route_rejected = code;

@@ -36,6 +36,7 @@ struct py_target {
 	/* the web framework's route frame (struct pt_proc's route_code; src/routes.h), likewise */
 	uint64_t route_code;
 	uint32_t route_local;		/* the index of its local holding the route object */
+	uint32_t route_frame;		/* which of routes__frames it is */
 	uint64_t route_rejected;
 	/*
 	 * Starlette's BaseHTTPMiddleware.__call__ and its child task's coroutine, whose cells of

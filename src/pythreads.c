@@ -7,6 +7,9 @@
 #include "symbolize.h"
 
 #define OB_TYPE 8		/* PyObject.ob_type */
+#define VAR_SIZE 16		/* PyVarObject.ob_size */
+#define LIST_ITEMS 24		/* PyListObject.ob_item */
+#define TP_NAME 24		/* PyTypeObject.tp_name */
 #define STR_LENGTH 16		/* PyASCIIObject.length */
 #define TPFLAGS_INLINE_VALUES (1UL << 2)	/* 3.13+ */
 #define TPFLAGS_MANAGED_DICT (1UL << 4)		/* 3.11+ */
@@ -221,6 +224,33 @@ int pythreads__dict_foreach(const struct py_layout *l, const struct mem_reader *
 	int ret = dict_table(l, mr, dict, &t);
 
 	return ret ?: table_foreach(l, mr, &t, fn, ctx);
+}
+
+int pythreads__list_items(const struct py_layout *l, const struct mem_reader *mr, uint64_t seq, uint64_t *items,
+			  int max)
+{
+	uint64_t type, tp_name, at;
+	char name[8] = "";
+	int64_t n;
+	int ret;
+
+	ret = mem_read_u64(mr, seq + OB_TYPE, &type);
+	ret = ret ?: mem_read_u64(mr, type + TP_NAME, &tp_name);
+	ret = ret ?: mem_read(mr, tp_name, name, 6);
+	if (ret)
+		return ret;
+	if (!memcmp(name, "list", 5))
+		ret = mem_read_u64(mr, seq + LIST_ITEMS, &at);
+	else if (!memcmp(name, "tuple", 6))
+		at = seq + l->tuple_items;
+	else
+		return -EINVAL;
+	ret = ret ?: mem_read(mr, seq + VAR_SIZE, &n, sizeof(n));
+	if (ret)
+		return ret;
+	if (n < 0 || n > max)
+		return -E2BIG;
+	return n ? mem_read(mr, at, items, n * sizeof(*items)) ?: (int)n : 0;
 }
 
 struct entry_at {

@@ -48,6 +48,9 @@ int pythreads__dict_get(const struct py_layout *l, const struct mem_reader *mr, 
 			const char *name, uint64_t *value);
 int pythreads__attr(const struct py_layout *l, const struct mem_reader *mr, uint64_t obj,
 		    const char *name, uint64_t *value);
+/* The items of the list or tuple at seq, at most max, into items: how many, or -errno (-E2BIG: more). */
+int pythreads__list_items(const struct py_layout *l, const struct mem_reader *mr, uint64_t seq, uint64_t *items,
+			  int max);
 /* Call fn(ctx, key, value, index) for each entry of the dict at dict, in order; fn > 0 stops. */
 typedef int (*pythreads_entry_fn)(void *ctx, uint64_t key, uint64_t value, uint32_t ix);
 int pythreads__dict_foreach(const struct py_layout *l, const struct mem_reader *mr, uint64_t dict,

@@ -9,6 +9,9 @@
 /* Starlette 0.13-0.47 (Debian 12: 0.26.1; FastAPI's APIRoute inherits it): starlette/routing.py */
 const struct route_frame routes__frames[] = {
 	{ "starlette.routing", "Route", "handle", "Route.handle", "/starlette/routing.py", "self", "path" },
+	/* aiohttp 3.x: web_protocol.py, the task of each request (aioroutes.h) */
+	{ "aiohttp.web_protocol", "RequestHandler", "_handle_request", "RequestHandler._handle_request",
+	  "/aiohttp/web_protocol.py", "request_handler", NULL, true },
 };
 const unsigned routes__nframes = sizeof(routes__frames) / sizeof(routes__frames[0]);
 

@@ -16,8 +16,11 @@
  * Flask's match is a per-request object, gone when a WSGI server writes the response, and so is
  * Django's: their apps' rules and patterns are read instead (flaskroutes.h, djroutes.h).
  *
- * Not in reach, and given the folded path instead (httpparse.h, http_route): aiohttp (per-request
- * match_info), a Starlette response written by
+ * aiohttp: its request's task runs RequestHandler._handle_request(..., request_handler), the
+ * app's _handle: the walker gives that (an "app" frame), and the app's router is read from it
+ * (aioroutes.h).
+ *
+ * Not in reach, and given the folded path instead (httpparse.h, http_route): a Starlette response written by
  * another task than the route's (a plain StreamingResponse's, and Starlette's own routes behind
  * BaseHTTPMiddleware: the writer's stack has no Route.handle, and Starlette's scope no route).
  *
@@ -40,6 +43,8 @@ struct route_frame {
 	const char *file;			/* how its code's co_filename ends */
 	const char *var;			/* the local holding the route object */
 	const char *attr;			/* the route object's str attribute: the template */
+	bool app;				/* var is the app's request handler instead: its routes are a
+						   table (aiohttp: aioroutes.h), matched against each path */
 };
 
 extern const struct route_frame routes__frames[];

@@ -89,14 +89,15 @@ def route_ids(server):
     where its response is written in the route's task (Starlette's and FastAPI's `{rid}`, from
     Route.handle's route: src/routes.h; on uvloop, which writes from a loop callback, from the
     task's stack where it queued the response: src/uvwrite.h), else the folded path's `{id}`
-    (aiohttp, gunicorn's gevent WSGI, waitress, plain asyncio)."""
+    (gunicorn's gevent WSGI, waitress, plain asyncio). aiohttp's: its resources' canonical paths,
+    read from the app's router, whose request handler the walker gives (src/aioroutes.h)."""
     if server.endswith("-mw"):
         # behind @app.middleware("http"), the response is streamed by a task without Route.handle:
         # FastAPI's route is read from the request's scope (scope["route"]; struct pt_proc's
         # scope_route_off)
         return "{rid}"
     return "{rid}" if server in ("uvicorn-starlette", "uvicorn-fastapi", "uvicorn-uvloop-fastapi", "uvicorn-fastapi-def",
-                                 "gunicorn-uvicorn", "hypercorn") else "{id}"
+                                 "gunicorn-uvicorn", "hypercorn", "aiohttp") else "{id}"
 
 
 def route_of(path, ids="{id}"):
@@ -488,6 +489,13 @@ def check(name, p, port, tmp, app_path, marker, warm=False, pool=False, ids="{id
                    asm["framework_routes"] == nreq and asm["scope_route_templates_mismatched"] <=
                    doc["http"]["scope_route_reads"] <= 8 + asm["scope_route_templates_mismatched"],
                    json.dumps(asm) + " " + json.dumps({k: v for k, v in doc["http"].items() if "scope" in k}))
+        if name.startswith("aiohttp"):
+            # the app's router, read once through the request handler the walker gives (aioroutes.h)
+            up = doc["http"]["url_patterns"]
+            nreq = CLIENTS * sum(PER_CLIENT.values()) + warm
+            record(name + ": every request named by the app's router (its resources' canonical paths)",
+                   up["aiohttp_processes_read"] == 1 and asm["framework_routes"] == up["requests_named"] == nreq,
+                   json.dumps(up))
         if "uvloop" in name or "uvicorn-worker" in name:
             # uvloop writes every buffer from a loop callback at the end of the loop's iteration,
             # outside the task that queued it: its transport.write() is probed (src/uvwrite.h), and

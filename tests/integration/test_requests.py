@@ -12,6 +12,8 @@ Services:
                   is attributed by the task that sent it (src/requests.h), never to another request
                   (more servers of this kind: test_async.py)
   runserver       demo/ on Django's runserver (threaded: one thread per connection)
+  aiohttp-routes-INTERP  the reader of an aiohttp app's router (src/aioroutes.c) on every
+                  interpreter, against a stand-in of aiohttp's objects (workloads/aiohttp_standin.py)
   flask-rules-INTERP  the reader of a Flask app's URL rules (src/flaskroutes.c) on every interpreter,
                   against a stand-in of Flask's and werkzeug's objects (workloads/flask_standin.py)
   django-patterns-INTERP  the reader of Django's URL patterns (src/djroutes.c) on every
@@ -313,18 +315,30 @@ STANDIN_NAMES = {"/items/12/": "/items/<int:pk>/", "/tags/quick-dinner/?x=1": "/
                  "/after/": "/after/", "/page149/": "/page149/", "/nope/": "-"}
 
 
-def read_patterns(pid, targets):
+def read_patterns(pid, targets, extra=()):
     """build/tools/django_routes on pid: (exit status, [(name, regex)], {target: name}, stderr)."""
     tool = os.path.join(os.path.dirname(harness.TOOL), "tools", "django_routes")
     if not os.path.exists(tool):
         tool = os.path.join(REPO, "build", "tools", "django_routes")
-    out = subprocess.run([tool, str(pid)] + list(targets),
+    out = subprocess.run([tool] + list(extra) + [str(pid)] + list(targets),
                          capture_output=True, text=True, timeout=60)
     rows = [l.split("\t") for l in out.stdout.splitlines()]
     n = next((i for i, r in enumerate(rows) if r[0] == "skipped"), len(rows))
     return out.returncode, [tuple(r) for r in rows[:n]], dict(tuple(r) for r in rows[n + 1:]), out.stderr
 
 
+AIOHTTP_STANDIN_TABLE = [("/health/", "^(health/)$"), ("/n1/{rid}/", "^(n1/([^{}/]+)/)$"),
+                         ("/files/{name}.{ext}", "^(files/([^{}/]+)\\.([^{}/]+))$"), ("/odd/{x}", "-"),
+                         ("/static", "^(static(/.*)?)$"), ("/api/ping", "^(api/ping)$"),
+                         ("/api/items/{id}", "^(api/items/([0-9]+))$"), ("/api", "-"), ("/after/", "^(after/)$"),
+                         ("/", "-"), ("/last/", "^(last/)$")]
+AIOHTTP_STANDIN_NAMES = {"/health/": "/health/", "/n1/5/": "/n1/{rid}/", "/files/a.txt": "/files/{name}.{ext}",
+                         "/odd/abc": "-",          # not translatable
+                         "/static/css/x.css": "/static", "/static": "/static", "/api/ping": "/api/ping",
+                         "/api/items/3": "/api/items/{id}",
+                         "/api/other": "-",        # under the sub-app's prefix, matched by none of its own: 404
+                         "/after/": "/after/",
+                         "/last/": "-"}            # after a resource of a kind not understood
 FLASK_STANDIN_TABLE = [("/static/<path:filename>", "^(static/([^/].*))$"), ("/", "^()$"),
                        ("/books/<int:pk>/", "^(books/([0-9]+)/)$"), ("/books/<int:pk>/edit", "^(books/([0-9]+)/edit)$"),
                        ("/u/<name>/", "^(u/([^/]{1,})/)$"), ("/u/me/", "^(u/me/)$"),
@@ -344,9 +358,11 @@ def case_standin(interp, kind, script, table, names, table_what, names_what):
     name = kind + "-" + interp.label
     p = subprocess.Popen(interp.argv(interp.workload(script)), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
-        if not record(name + ": the stand-in starts", p.stdout.readline().strip() == "ready"):
+        ready = p.stdout.readline().split()
+        if not record(name + ": the stand-in starts", ready[:1] == ["ready"]):
             return
-        rc, got, got_names, err = read_patterns(p.pid, names)
+        # aiohttp's: the app's request handler, which the walker gives with a response
+        rc, got, got_names, err = read_patterns(p.pid, names, ["--aiohttp", ready[1]] if len(ready) > 1 else [])
         record(name + ": " + table_what, rc == 0 and got == table,
                err + "; ".join("%s != %s" % (x, y) for x, y in zip(got, table) if x != y)[:600] +
                " (%d rows)" % len(got))
@@ -472,6 +488,11 @@ def main():
                 case_standin(interp, "django-patterns", "django_standin.py", STANDIN_TABLE, STANDIN_NAMES,
                              "%d endpoints read in Django's order, includes joined, 2 not translatable" %
                              len(STANDIN_TABLE), "paths named by the first pattern that surely matches")
+            if args.k in "aiohttp-routes-" + interp.label:
+                case_standin(interp, "aiohttp-routes", "aiohttp_standin.py", AIOHTTP_STANDIN_TABLE,
+                             AIOHTTP_STANDIN_NAMES, "the router's %d resources read, sub-app included, its source "
+                             "pattern read from re.Pattern" % len(AIOHTTP_STANDIN_TABLE),
+                             "paths named by the first resource that surely matches")
             if args.k in "flask-rules-" + interp.label:
                 case_standin(interp, "flask-rules", "flask_standin.py", FLASK_STANDIN_TABLE, FLASK_STANDIN_NAMES,
                              "the app's %d rules read, one not translatable, build_only left out" %

@@ -5,6 +5,8 @@
  *   django_routes PID [TARGET...]
  *   django_routes -n N PID [TARGET...]   also the time of N reads of the patterns and of N
  *                                        matches of each TARGET (what a request costs the tool)
+ *   django_routes --aiohttp ADDR PID [TARGET...]   the resources of the aiohttp app whose request
+ *                                        handler (app._handle, bound) is at ADDR (src/aioroutes.c)
  * prints each endpoint ("name<TAB>regex", "-" for a pattern that cannot be translated), then for
  * each TARGET "TARGET<TAB>name" ("-": no name). Exit 1 if the patterns cannot be read, 3 if Django
  * is not set up yet (try again). Root (or CAP_SYS_PTRACE) to read another user's process.
@@ -15,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "aioroutes.h"
 #include "djroutes.h"
 #include "flaskroutes.h"
 #include "procmem.h"
@@ -31,6 +34,7 @@ static double now_us(void)
 int main(int argc, char **argv)
 {
 	int iters = 0;
+	unsigned long long handler = 0;
 	double t0;
 
 	struct py_target t;
@@ -40,13 +44,18 @@ int main(int argc, char **argv)
 	unsigned skipped;
 	int pid, ret;
 
+	if (argc >= 4 && !strcmp(argv[1], "--aiohttp")) {
+		handler = strtoull(argv[2], NULL, 0);
+		argv += 2;
+		argc -= 2;
+	}
 	if (argc >= 4 && !strcmp(argv[1], "-n")) {
 		iters = atoi(argv[2]);
 		argv += 2;
 		argc -= 2;
 	}
 	if (argc < 2 || (pid = atoi(argv[1])) <= 0) {
-		fprintf(stderr, "usage: django_routes PID [TARGET...]\n");
+		fprintf(stderr, "usage: django_routes [--aiohttp HANDLER] [-n N] PID [TARGET...]\n");
 		return 2;
 	}
 	if (py_target__inspect(pid, &t, err, sizeof(err))) {
@@ -57,8 +66,9 @@ int main(int argc, char **argv)
 	r = djroutes__new();
 	if (!r)
 		return 1;
-	ret = djroutes__read(&t.layout, &mr, t.runtime, r, &skipped);
-	if (ret == -ENOENT) {
+	ret = handler ? aioroutes__read(&t.layout, &mr, handler, r, &skipped)
+		      : djroutes__read(&t.layout, &mr, t.runtime, r, &skipped);
+	if (ret == -ENOENT && !handler) {
 		djroutes__free(r);
 		r = djroutes__new();
 		if (!r)
@@ -80,7 +90,9 @@ int main(int argc, char **argv)
 		for (int i = 0; i < iters; i++) {
 			struct djroutes *again = djroutes__new();
 
-			if (djroutes__read(&t.layout, &mr, t.runtime, again, &skipped) == -ENOENT)
+			if (handler)
+				aioroutes__read(&t.layout, &mr, handler, again, &skipped);
+			else if (djroutes__read(&t.layout, &mr, t.runtime, again, &skipped) == -ENOENT)
 				flaskroutes__read(&t.layout, &mr, t.runtime, again, &skipped);
 			djroutes__free(again);
 		}

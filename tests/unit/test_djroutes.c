@@ -110,6 +110,11 @@ static void test_pieces(void **state)
 	assert_true(p.end);
 	assert_int_equal(djroutes__regex_piece("^(?P<a>x(y)z)(?P<b>[)]+)end/$", true, &p), 0);
 	assert_string_equal(p.label, "<a><b>end/");
+	/* literal text (aiohttp's plain resources): every special character escaped */
+	assert_int_equal(djroutes__literal_piece("a.b/(c)*", true, &p), 0);
+	assert_string_equal(p.ere, "a\\.b/\\(c\\)\\*");
+	assert_string_equal(p.label, "a.b/(c)*");
+	assert_true(p.anchored && p.end && !p.opaque);
 	assert_int_equal(djroutes__regex_piece("^blog/(?=x)", false, &p), 0);
 	assert_true(p.opaque);
 	assert_string_equal(p.ere, "blog/");

@@ -1,0 +1,186 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* aiohttp's resources as route names: see aioroutes.h. */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include "aioroutes.h"
+#include "pythreads.h"
+#include "symbolize.h"
+
+#define OB_TYPE		8	/* PyObject.ob_type */
+#define TP_NAME		24	/* PyTypeObject.tp_name */
+#define METHOD_SELF	24	/* PyMethodObject.im_self: after the head and im_func */
+#define PATTERN_SOURCE	48	/* _sre's PatternObject.pattern: after the var head, groups, groupindex, indexgroup */
+#define RESOURCES_MAX	4096	/* resources of one router */
+#define SUBAPP_DEPTH	4
+
+struct reader {
+	const struct py_layout *l;
+	const struct mem_reader *mr;
+	struct djroutes *t;
+	unsigned *skipped;
+};
+
+static int type_name(const struct reader *rd, uint64_t obj, char *name, size_t size)
+{
+	uint64_t type, tp_name;
+	int ret = mem_read_u64(rd->mr, obj + OB_TYPE, &type);
+
+	ret = ret ?: mem_read_u64(rd->mr, type + TP_NAME, &tp_name);
+	ret = ret ?: mem_read(rd->mr, tp_name, name, size - 1);
+	name[size - 1] = 0;
+	return ret;
+}
+
+static int str_attr(const struct reader *rd, uint64_t obj, const char *attr, char *buf, size_t size)
+{
+	return djroutes__str_attr(rd->l, rd->mr, obj, attr, buf, size);
+}
+
+/* One path-matching entry: paths starting with the literal prefix lit that the table may not name. */
+static void stopper(struct reader *rd, const char *lit)
+{
+	struct djr_piece p;
+
+	if (djroutes__literal_piece(lit, false, &p))
+		return;
+	p.opaque = true;
+	djroutes__add(rd->t, &p, 1);
+}
+
+/* A DynamicResource: its pattern's source (fullmatched), named by its formatter. */
+static int dynamic(struct reader *rd, uint64_t res, struct djr_piece *p)
+{
+	char fmt[DJROUTES_LABEL_MAX], src[DJROUTES_ERE_MAX], tn[16];
+	uint64_t pat, s;
+	int ret;
+
+	ret = str_attr(rd, res, "_formatter", fmt, sizeof(fmt));
+	ret = ret ?: pythreads__attr(rd->l, rd->mr, res, "_pattern", &pat);
+	ret = ret ?: type_name(rd, pat, tn, sizeof(tn));
+	if (ret)
+		return ret;
+	if (fmt[0] != '/')
+		return -EINVAL;
+	if (strcmp(tn, "re.Pattern") || mem_read_u64(rd->mr, pat + PATTERN_SOURCE, &s) ||
+	    py_read_str(rd->l, rd->mr, s, src, sizeof(src)) <= 0 || src[0] != '/') {
+		/* its source out of reach: the literal start of its name is all that is sure */
+		fmt[strcspn(fmt, "{")] = 0;
+		stopper(rd, fmt + 1);
+		return -ENOTSUP;
+	}
+	/* aiohttp fullmatches it: anchored at both ends, as a re_path "^...$" endpoint */
+	src[0] = '^';
+	if (strlen(src) + 2 > sizeof(src))
+		return -E2BIG;
+	strcat(src, "$");
+	ret = djroutes__regex_piece(src, true, p);
+	if (ret)
+		return ret;
+	strcpy(p->label, fmt + 1);
+	return 0;
+}
+
+static int resources(struct reader *rd, uint64_t app, unsigned depth);
+
+/* A read that failed as the target's memory moved or went: the whole read is tried again later. */
+static bool torn(int err)
+{
+	return err == -EFAULT || err == -ESRCH || err == -EIO || err == -ENOMEM;
+}
+
+/* One resource into the table: 0, or a torn read's error. */
+static int resource(struct reader *rd, uint64_t res, unsigned depth)
+{
+	char tn[64], path[DJROUTES_LABEL_MAX];
+	struct djr_piece p;
+	uint64_t sub;
+	int ret = type_name(rd, res, tn, sizeof(tn));
+
+	if (ret)
+		return ret;
+	if (!strcmp(tn, "PlainResource")) {
+		ret = str_attr(rd, res, "_path", path, sizeof(path));
+		if (ret || path[0] != '/' || djroutes__literal_piece(path + 1, true, &p))
+			goto unknown;
+	} else if (!strcmp(tn, "DynamicResource")) {
+		ret = dynamic(rd, res, &p);
+		if (ret == -ENOTSUP) {
+			(*rd->skipped)++;
+			return 0;
+		}
+		if (ret)
+			goto unknown;
+	} else if (!strcmp(tn, "StaticResource")) {
+		/* the prefix, and every file below it, named by the prefix (its canonical) */
+		ret = str_attr(rd, res, "_prefix", path, sizeof(path));
+		if (ret || path[0] != '/' || djroutes__literal_piece(path + 1, true, &p) || strlen(p.ere) + 8 > sizeof(p.ere))
+			goto unknown;
+		strcat(p.ere, "(/.*)?");
+	} else if (!strcmp(tn, "PrefixedSubAppResource")) {
+		ret = str_attr(rd, res, "_prefix", path, sizeof(path));
+		ret = ret ?: pythreads__attr(rd->l, rd->mr, res, "_app", &sub);
+		if (ret || path[0] != '/' || depth >= SUBAPP_DEPTH)
+			goto unknown;
+		ret = resources(rd, sub, depth + 1);
+		if (ret)
+			goto unknown;
+		stopper(rd, path + 1);	/* below the prefix, what the sub-app does not match is a 404 */
+		return 0;
+	} else {
+		goto unknown;
+	}
+	if (djroutes__add(rd->t, &p, 1) == -ENOSPC)
+		(*rd->skipped)++;
+	return 0;
+unknown:
+	if (torn(ret))
+		return ret;
+	/* a kind not understood (a domain's sub-app, the app's own class): any path may be its */
+	(*rd->skipped)++;
+	stopper(rd, "");
+	return 0;
+}
+
+static int resources(struct reader *rd, uint64_t app, unsigned depth)
+{
+	uint64_t router, list, *v;
+	int n, ret;
+
+	ret = pythreads__attr(rd->l, rd->mr, app, "_router", &router);
+	ret = ret ?: pythreads__attr(rd->l, rd->mr, router, "_resources", &list);
+	if (ret)
+		return ret;
+	v = malloc(RESOURCES_MAX * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	n = pythreads__list_items(rd->l, rd->mr, list, v, RESOURCES_MAX);
+	ret = n < 0 ? n : 0;
+	for (int i = 0; i < n && !ret; i++)
+		ret = resource(rd, v[i], depth);
+	free(v);
+	return ret;
+}
+
+int aioroutes__read(const struct py_layout *l, const struct mem_reader *mr, uint64_t handler,
+		    struct djroutes *t, unsigned *skipped)
+{
+	struct reader rd = { .l = l, .mr = mr, .t = t, .skipped = skipped };
+	char tn[16];
+	uint64_t app, router;
+	int ret;
+
+	*skipped = 0;
+	ret = type_name(&rd, handler, tn, sizeof(tn));
+	if (ret)
+		return ret;
+	if (strcmp(tn, "method"))
+		return -EINVAL;
+	ret = mem_read_u64(mr, handler + METHOD_SELF, &app);
+	if (ret)
+		return ret;
+	if (pythreads__attr(l, mr, app, "_router", &router))
+		return -EINVAL;
+	return resources(&rd, app, 0);
+}
