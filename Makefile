@@ -168,7 +168,7 @@ print-ldlibs:
 # The tool and the unit tests with ASan+UBSan in $(SAN_OUTPUT), the unit tests run there (and the
 # reader of Django's URL patterns, which test_requests.py runs on every interpreter).
 check-sanitize:
-	$(Q)$(MAKE) --no-print-directory OUTPUT=$(SAN_OUTPUT) SAN=1 all unit-bins $(SAN_OUTPUT)/tools/django_routes
+	$(Q)$(MAKE) --no-print-directory OUTPUT=$(SAN_OUTPUT) SAN=1 all unit-bins $(SAN_OUTPUT)/tools/route_table
 	$(Q)tests/run-sanitize.sh $(SAN_OUTPUT)
 
 FORCE:

@@ -316,10 +316,10 @@ STANDIN_NAMES = {"/items/12/": "/items/<int:pk>/", "/tags/quick-dinner/?x=1": "/
 
 
 def read_patterns(pid, targets, extra=()):
-    """build/tools/django_routes on pid: (exit status, [(name, regex)], {target: name}, stderr)."""
-    tool = os.path.join(os.path.dirname(harness.TOOL), "tools", "django_routes")
+    """build/tools/route_table on pid: (exit status, [(name, regex)], {target: name}, stderr)."""
+    tool = os.path.join(os.path.dirname(harness.TOOL), "tools", "route_table")
     if not os.path.exists(tool):
-        tool = os.path.join(REPO, "build", "tools", "django_routes")
+        tool = os.path.join(REPO, "build", "tools", "route_table")
     out = subprocess.run([tool] + list(extra) + [str(pid)] + list(targets),
                          capture_output=True, text=True, timeout=60)
     rows = [l.split("\t") for l in out.stdout.splitlines()]

@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * The Django URL patterns of a running process, as the tool reads them (src/djroutes.c), or where
+ * The route table of a running process, as the tool reads it: its Django URL patterns (src/djroutes.c), or where
  * Django is not imported, its Flask app's rules (src/flaskroutes.c):
- *   django_routes PID [TARGET...]
- *   django_routes -n N PID [TARGET...]   also the time of N reads of the patterns and of N
+ *   route_table PID [TARGET...]
+ *   route_table -n N PID [TARGET...]   also the time of N reads of the patterns and of N
  *                                        matches of each TARGET (what a request costs the tool)
- *   django_routes --aiohttp ADDR PID [TARGET...]   the resources of the aiohttp app whose request
+ *   route_table --aiohttp ADDR PID [TARGET...]   the resources of the aiohttp app whose request
  *                                        handler (app._handle, bound) is at ADDR (src/aioroutes.c)
  * prints each endpoint ("name<TAB>regex", "-" for a pattern that cannot be translated), then for
  * each TARGET "TARGET<TAB>name" ("-": no name). Exit 1 if the patterns cannot be read, 3 if Django
@@ -55,7 +55,7 @@ int main(int argc, char **argv)
 		argc -= 2;
 	}
 	if (argc < 2 || (pid = atoi(argv[1])) <= 0) {
-		fprintf(stderr, "usage: django_routes [--aiohttp HANDLER] [-n N] PID [TARGET...]\n");
+		fprintf(stderr, "usage: route_table [--aiohttp HANDLER] [-n N] PID [TARGET...]\n");
 		return 2;
 	}
 	if (py_target__inspect(pid, &t, err, sizeof(err))) {
