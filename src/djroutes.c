@@ -685,8 +685,7 @@ struct reader {
 	struct djroutes *t;
 	unsigned *skipped;
 	bool full;
-	uint64_t converters;		/* the RoutePattern's being read */
-	char conv_re[256];
+	struct djr_conv_src conv;	/* converters: the RoutePattern's being read */
 	struct djr_piece pieces[DJROUTES_DEPTH];
 };
 
@@ -699,9 +698,9 @@ static const char *const builtin_conv[][2] = {
 	{ "path", ".+" },
 };
 
-const char *djroutes__conv_regex(const struct djr_conv_src *src, const char *converter, const char *param,
-				char *buf, size_t size)
+const char *djroutes__conv_regex(void *ctx, const char *converter, const char *param)
 {
+	struct djr_conv_src *src = ctx;
 	const struct py_layout *l = src->l;
 	const struct mem_reader *mr = src->mr;
 	uint64_t obj, type, td, re;
@@ -711,22 +710,12 @@ const char *djroutes__conv_regex(const struct djr_conv_src *src, const char *con
 	    (!pythreads__attr(l, mr, obj, "regex", &re) ||
 	     (!mem_read_u64(mr, obj + OB_TYPE, &type) && !mem_read_u64(mr, type + l->tp_dict, &td) && td &&
 	      !pythreads__dict_get(l, mr, td, "regex", &re))) &&
-	    py_read_str(l, mr, re, buf, size) > 0)
-		return buf;
+	    py_read_str(l, mr, re, src->buf, sizeof(src->buf)) > 0)
+		return src->buf;
 	for (size_t i = 0; i < src->nbuiltin; i++)
 		if (!strcmp(src->builtin[i][0], converter))
 			return src->builtin[i][1];
 	return NULL;
-}
-
-/* The regex of the converter of param: its class's `regex` attribute (register_converter's too). */
-static const char *conv_re(void *ctx, const char *converter, const char *param)
-{
-	struct reader *rd = ctx;
-	const struct djr_conv_src src = { rd->l, rd->mr, rd->converters, builtin_conv,
-					  sizeof(builtin_conv) / sizeof(builtin_conv[0]) };
-
-	return djroutes__conv_regex(&src, converter, param, rd->conv_re, sizeof(rd->conv_re));
 }
 
 static int read_type_name(const struct reader *rd, uint64_t obj, char *name, size_t size)
@@ -775,10 +764,10 @@ static int read_pattern(struct reader *rd, uint64_t pat, bool endpoint, struct d
 	read_bool(rd, pat, "_is_endpoint", &is_endpoint);
 	ret = djroutes__str_attr(rd->l, rd->mr, pat, "_route", text, sizeof(text));
 	if (!ret) {
-		ret = pythreads__attr(rd->l, rd->mr, pat, "converters", &rd->converters);
+		ret = pythreads__attr(rd->l, rd->mr, pat, "converters", &rd->conv.converters);
 		if (ret)
-			rd->converters = 0;
-		return djroutes__route_piece(text, is_endpoint, conv_re, rd, p);
+			rd->conv.converters = 0;
+		return djroutes__route_piece(text, is_endpoint, djroutes__conv_regex, &rd->conv, p);
 	}
 	if (ret != -ENOENT)
 		return ret;
@@ -910,6 +899,8 @@ int djroutes__read(const struct py_layout *l, const struct mem_reader *mr, uint6
 		return -ENOMEM;
 	rd->l = l;
 	rd->mr = mr;
+	rd->conv = (struct djr_conv_src){ .l = l, .mr = mr, .builtin = builtin_conv,
+					  .nbuiltin = sizeof(builtin_conv) / sizeof(builtin_conv[0]) };
 	rd->t = t;
 	rd->skipped = skipped;
 	ret = walk(rd, list, 0);

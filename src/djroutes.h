@@ -116,22 +116,24 @@ int djroutes__read(const struct py_layout *l, const struct mem_reader *mr, uint6
 int djroutes__str_attr(const struct py_layout *l, const struct mem_reader *mr, uint64_t obj, const char *attr,
 		       char *buf, size_t size);
 /*
- * Where a reader finds a parameter's converter: the dict converters of its pattern (parameter ->
- * converter object), and the framework's own converters by name, where an object's regex cannot
- * be read.
+ * Where a reader finds a parameter's converter: the dict converters of the pattern being read
+ * (parameter -> converter object, set per pattern), and the framework's own converters by name,
+ * where an object's regex cannot be read. A reader keeps one, and gives it as ctx to
+ * djroutes__route_piece with djroutes__conv_regex.
  */
 struct djr_conv_src {
 	const struct py_layout *l;
 	const struct mem_reader *mr;
-	uint64_t converters;
 	const char *const (*builtin)[2];	/* { name, Python regex } */
 	size_t nbuiltin;
+	uint64_t converters;
+	char buf[256];				/* the regex read */
 };
 /*
- * The Python regex of the converter of parameter param (named converter in the pattern): the
- * object's own `regex`, else its class's, else the builtin of that name; into buf, or NULL.
+ * A djr_conv_fn (ctx: a struct djr_conv_src): the Python regex of the converter of parameter
+ * param (named converter in the pattern): the object's own `regex`, else its class's, else the
+ * builtin of that name; or NULL.
  */
-const char *djroutes__conv_regex(const struct djr_conv_src *src, const char *converter, const char *param,
-				char *buf, size_t size);
+const char *djroutes__conv_regex(void *ctx, const char *converter, const char *param);
 
 #endif

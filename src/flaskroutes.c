@@ -68,8 +68,7 @@ struct rules {
 	const struct mem_reader *mr;
 	struct djroutes *t;
 	unsigned *skipped;
-	uint64_t converters;
-	char conv_re[256];
+	struct djr_conv_src conv;	/* converters: the Rule's being read */
 	int err;
 };
 
@@ -84,15 +83,6 @@ static const char *const builtin_conv[][2] = {
 	{ "uuid", "[A-Fa-f0-9]{8}-[A-Fa-f0-9]{4}-[A-Fa-f0-9]{4}-[A-Fa-f0-9]{4}-[A-Fa-f0-9]{12}" },
 };
 
-static const char *conv_re(void *ctx, const char *converter, const char *param)
-{
-	struct rules *rs = ctx;
-	const struct djr_conv_src src = { rs->l, rs->mr, rs->converters, builtin_conv,
-					  sizeof(builtin_conv) / sizeof(builtin_conv[0]) };
-
-	return djroutes__conv_regex(&src, converter, param, rs->conv_re, sizeof(rs->conv_re));
-}
-
 static void rule(struct rules *rs, uint64_t r)
 {
 	char text[DJROUTES_LABEL_MAX];
@@ -104,12 +94,12 @@ static void rule(struct rules *rs, uint64_t r)
 	if (!pythreads__attr(rs->l, rs->mr, r, "build_only", &b) && !pythreads__read_long(rs->l, rs->mr, b, &v) && v)
 		return;
 	if (pythreads__attr(rs->l, rs->mr, r, "rule", &s) || py_read_str(rs->l, rs->mr, s, text, sizeof(text)) <= 0 ||
-	    text[0] != '/' || pythreads__attr(rs->l, rs->mr, r, "_converters", &rs->converters)) {
+	    text[0] != '/' || pythreads__attr(rs->l, rs->mr, r, "_converters", &rs->conv.converters)) {
 		(*rs->skipped)++;
 		return;
 	}
 	/* the table matches the path after its first '/', and names it "/" + the route */
-	if (djroutes__route_piece(text + 1, true, conv_re, rs, &p) ||
+	if (djroutes__route_piece(text + 1, true, djroutes__conv_regex, &rs->conv, &p) ||
 	    djroutes__add(rs->t, &p, 1) == -ENOSPC)
 		(*rs->skipped)++;
 }
@@ -135,7 +125,9 @@ int flaskroutes__read(const struct py_layout *l, const struct mem_reader *mr, ui
 		      struct djroutes *t, unsigned *skipped)
 {
 	struct finder f = { .l = l, .mr = mr };
-	struct rules rs = { .l = l, .mr = mr, .t = t, .skipped = skipped };
+	struct rules rs = { .l = l, .mr = mr, .t = t, .skipped = skipped,
+			    .conv = { .l = l, .mr = mr, .builtin = builtin_conv,
+				      .nbuiltin = sizeof(builtin_conv) / sizeof(builtin_conv[0]) } };
 	uint64_t md, fmod, interp, modules, map, hm, byep;
 	int64_t v;
 	int ret;
