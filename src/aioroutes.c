@@ -11,7 +11,6 @@
 #define OB_TYPE		8	/* PyObject.ob_type */
 #define TP_NAME		24	/* PyTypeObject.tp_name */
 #define METHOD_SELF	24	/* PyMethodObject.im_self: after the head and im_func */
-#define PATTERN_SOURCE	48	/* _sre's PatternObject.pattern: after the var head, groups, groupindex, indexgroup */
 #define RESOURCES_MAX	4096	/* resources of one router */
 #define SUBAPP_DEPTH	4
 
@@ -52,19 +51,20 @@ static void stopper(struct reader *rd, const char *lit)
 /* A DynamicResource: its pattern's source (fullmatched), named by its formatter. */
 static int dynamic(struct reader *rd, uint64_t res, struct djr_piece *p)
 {
-	char fmt[DJROUTES_LABEL_MAX], src[DJROUTES_ERE_MAX], tn[16];
-	uint64_t pat, s;
+	char fmt[DJROUTES_LABEL_MAX], src[DJROUTES_ERE_MAX];
+	uint64_t pat;
 	int ret;
 
 	ret = str_attr(rd, res, "_formatter", fmt, sizeof(fmt));
 	ret = ret ?: pythreads__attr(rd->l, rd->mr, res, "_pattern", &pat);
-	ret = ret ?: type_name(rd, pat, tn, sizeof(tn));
 	if (ret)
 		return ret;
 	if (fmt[0] != '/')
 		return -EINVAL;
-	if (strcmp(tn, "re.Pattern") || mem_read_u64(rd->mr, pat + PATTERN_SOURCE, &s) ||
-	    py_read_str(rd->l, rd->mr, s, src, sizeof(src)) <= 0 || src[0] != '/') {
+	ret = djroutes__pattern_source(rd->l, rd->mr, pat, src, sizeof(src));
+	if (ret && ret != -ENOTSUP)
+		return ret;
+	if (ret || src[0] != '/') {
 		/* its source out of reach: the literal start of its name is all that is sure */
 		fmt[strcspn(fmt, "{")] = 0;
 		stopper(rd, fmt + 1);

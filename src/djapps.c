@@ -7,6 +7,7 @@
 #include "aioroutes.h"
 #include "djroutes.h"
 #include "flaskroutes.h"
+#include "starroutes.h"
 #include "pidtab.h"
 #include "procmem.h"
 #include "procs.h"
@@ -109,12 +110,42 @@ static void unshare(struct djapps *a, struct djroutes *t)
 	}
 }
 
+int djapps__read_table(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime, uint64_t handler,
+		       struct djroutes *t, unsigned *skipped, const char **kind)
+{
+	int ret, flask;
+
+	if (handler) {
+		*kind = "aiohttp's routes";
+		return aioroutes__read(l, mr, handler, t, skipped);
+	}
+	*kind = "Django's URL patterns";
+	ret = djroutes__read(l, mr, runtime, t, skipped);
+	if (ret != -ENOENT)
+		return ret;
+	/* no Django: a Flask app's rules, else a Starlette app's routes, the same way */
+	djroutes__clear(t);
+	*kind = "Flask's URL rules";
+	ret = flaskroutes__read(l, mr, runtime, t, skipped);
+	if (ret != -ENOENT && ret != -ENODATA)
+		return ret;
+	djroutes__clear(t);
+	flask = ret;
+	*kind = "Starlette's routes";
+	ret = starroutes__read(l, mr, runtime, t, skipped);
+	if (ret == -ENOENT && flask == -ENODATA) {
+		*kind = "Flask's URL rules";	/* Flask's app not found is the news */
+		return flask;
+	}
+	return ret;
+}
+
 static void try_read(struct djapps *a, struct procs *ps, struct djproc *d, uint64_t now)
 {
 	struct proc *pr = procs__get(ps, d->pid, false);
 	struct djroutes *t;
 	struct mem_reader mr;
-	const char *kind = "Django's URL patterns";
+	const char *kind;
 	unsigned skipped = 0;
 	int ret;
 
@@ -132,32 +163,23 @@ static void try_read(struct djapps *a, struct procs *ps, struct djproc *d, uint6
 	}
 	a->st.reads++;
 	procmem__reader(&mr, d->pid);
-	if (d->app) {
-		kind = "aiohttp's routes";
-		ret = aioroutes__read(&pr->py.layout, &mr, d->app, t, &skipped);
-		if (ret == -EINVAL) {
-			/* not the app's handler (an error handler of a bad request): wait for another */
-			d->app_rejected = d->app;
-			d->app = 0;
-		}
-	} else {
-		ret = djroutes__read(&pr->py.layout, &mr, pr->py.runtime, t, &skipped);
-	}
-	if (ret == -ENOENT && !d->app) {
-		/* no Django: a Flask app's rules, the same way */
-		djroutes__free(t);
-		t = djroutes__new();
-		if (!t) {
-			d->state = DJ_NONE;
-			return;
-		}
-		ret = flaskroutes__read(&pr->py.layout, &mr, pr->py.runtime, t, &skipped);
-		kind = "Flask's URL rules";
+	ret = djapps__read_table(&pr->py.layout, &mr, pr->py.runtime, d->app, t, &skipped, &kind);
+	if (ret == -EINVAL && d->app) {
+		/* not the app's handler (an error handler of a bad request): wait for another */
+		d->app_rejected = d->app;
+		d->app = 0;
 	}
 	if (ret) {
 		djroutes__free(t);
-		if (ret == -ENOENT) {
+		if (ret == -ENOENT || ret == -ENODATA) {
+			/*
+			 * no framework, or its app object not among the modules' globals, where a
+			 * serving process has it already (made in a function, it never will be)
+			 */
 			d->state = ++d->no_django >= TRIES_NO_DJANGO ? DJ_NONE : DJ_TRYING;
+			if (ret == -ENODATA)
+				vlog("pid %u: %s not read%s: no app object among the modules' globals\n", d->pid, kind,
+				     d->state == DJ_NONE ? " (gave up)" : "");
 			return;
 		}
 		a->st.read_errors++;
@@ -181,10 +203,13 @@ static void try_read(struct djapps *a, struct procs *ps, struct djproc *d, uint6
 		a->st.flask_processes++;
 	else if (kind[0] == 'a')
 		a->st.aiohttp_processes++;
+	else if (kind[0] == 'S')
+		a->st.starlette_processes++;
 	d->state = DJ_READY;
 }
 
-bool djapps__route(struct djapps *a, struct procs *ps, uint32_t pid, const char *target, char *out, size_t size)
+bool djapps__route(struct djapps *a, struct procs *ps, uint32_t pid, const char *method, const char *target,
+		   char *out, size_t size)
 {
 	struct djproc *d;
 	bool created;
@@ -203,7 +228,7 @@ bool djapps__route(struct djapps *a, struct procs *ps, uint32_t pid, const char 
 			return false;
 		try_read(a, ps, d, now);
 	}
-	if (d->state != DJ_READY || !djroutes__match(d->t, target, out, size))
+	if (d->state != DJ_READY || !djroutes__match_method(d->t, method, target, out, size))
 		return false;
 	a->st.named++;
 	return true;

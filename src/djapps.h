@@ -1,13 +1,16 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * The URL pattern tables of the traced processes, read when due and shared: Django's patterns
- * (djroutes.h), or where Django is not imported, a Flask app's rules (flaskroutes.h), or the
- * resources of the aiohttp app whose handler a response's stack gave (aioroutes.h).
+ * (djroutes.h), or where Django is not imported, a Flask app's rules (flaskroutes.h), else a
+ * Starlette app's routes (starroutes.h), or the resources of the aiohttp app whose handler a
+ * response's stack gave (aioroutes.h). They name the requests that no frame named (routes.h).
  *
  * A process's table is read at its first response, when its urlconf has been imported (Django
  * imports it at its first request), and then kept until the process exits or execs. Until
  * Django is set up, or where it is not found, the read is tried again at most once a second:
- * 3 times for a process without Django or Flask (neither in sys.modules), 30 times for one
+ * 3 times for a process without Django, Flask or Starlette (none in sys.modules), or whose
+ * Flask or Starlette app is not a module global (made in a function: gunicorn's
+ * 'app:create_app()'), 30 times for one
  * whose settings or urlconf are not loaded yet, 10 times after read errors (a torn read), and
  * then never; those processes' requests keep their folded paths. The workers of one app read
  * equal tables: processes share one copy (by content), so that memory follows the number of
@@ -19,17 +22,21 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "memread.h"
+#include "pylayout.h"
 
 #define DJAPPS_PIDS	4096
 #define DJAPPS_TABLES	64
 
 struct procs;
 struct djapps;
+struct djroutes;
 
 struct djapps_stats {
 	uint64_t processes;		/* processes whose urlconf (or Flask rules) was read */
 	uint64_t flask_processes;	/* of which Flask's */
 	uint64_t aiohttp_processes;	/* of which aiohttp's */
+	uint64_t starlette_processes;	/* of which Starlette's (FastAPI's) */
 	uint64_t tables;		/* distinct tables held now */
 	uint64_t endpoints;		/* of those tables */
 	uint64_t opaque;		/* of which patterns that name no path (not translatable) */
@@ -42,10 +49,20 @@ struct djapps_stats {
 struct djapps *djapps__new(void);
 void djapps__free(struct djapps *a);
 /*
- * The name of a request for target served by pid (its URL pattern) into out: true, or false
- * (no Django, not read yet, no pattern names it). May read pid's memory (procs: its layout).
+ * The name of a request (method: NULL if unknown) for target served by pid (its URL pattern)
+ * into out: true, or false (no table, not read yet, no pattern names it). May read pid's memory
+ * (procs: its layout).
  */
-bool djapps__route(struct djapps *a, struct procs *ps, uint32_t pid, const char *target, char *out, size_t size);
+bool djapps__route(struct djapps *a, struct procs *ps, uint32_t pid, const char *method, const char *target,
+		   char *out, size_t size);
+/*
+ * Read the table of the process that mr reads (layout l, _PyRuntime at runtime) into t (empty):
+ * the aiohttp app's whose request handler is at handler if not 0, else Django's patterns, else
+ * Flask's rules, else Starlette's routes. 0 or the reader's error (-ENOENT: no such framework
+ * imported); *kind names the one read, or tried last.
+ */
+int djapps__read_table(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime, uint64_t handler,
+		       struct djroutes *t, unsigned *skipped, const char **kind);
 /*
  * pid serves an aiohttp app whose request handler is at handler (routes.h: the walker gives it
  * with each response start): its table is read from the app's router (aioroutes.h). The first

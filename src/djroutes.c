@@ -458,6 +458,8 @@ int djroutes__regex_piece(const char *regex, bool is_endpoint, struct djr_piece 
 struct djr_entry {
 	regex_t re;
 	bool opaque;		/* no regex: a path starting with lit may be its */
+	bool stop;		/* struct djr_piece's */
+	uint16_t methods;	/* struct djr_piece's */
 	char *ere, *label, *lit;
 	size_t litlen;
 };
@@ -478,10 +480,8 @@ struct djroutes *djroutes__new(void)
 	return calloc(1, sizeof(struct djroutes));
 }
 
-void djroutes__free(struct djroutes *t)
+void djroutes__clear(struct djroutes *t)
 {
-	if (!t)
-		return;
 	for (unsigned i = 0; i < t->n; i++) {
 		if (!t->v[i].opaque)
 			regfree(&t->v[i].re);
@@ -489,6 +489,15 @@ void djroutes__free(struct djroutes *t)
 		free(t->v[i].label);
 		free(t->v[i].lit);
 	}
+	t->n = t->nopaque = 0;
+	t->unique = false;
+}
+
+void djroutes__free(struct djroutes *t)
+{
+	if (!t)
+		return;
+	djroutes__clear(t);
 	free(t->v);
 	free(t);
 }
@@ -554,6 +563,8 @@ int djroutes__add(struct djroutes *t, const struct djr_piece *pieces, unsigned n
 		ret = -EINVAL;
 	}
 	d->opaque = opaque;
+	d->methods = pieces[n - 1].methods;
+	d->stop = opaque && pieces[n - 1].stop;
 	d->ere = strdup(ere);
 	d->label = strdup(label);
 	d->lit = strdup(lit);
@@ -591,13 +602,19 @@ const char *djroutes__regex(const struct djroutes *t, unsigned i)
 	return i < t->n ? (t->v[i].opaque ? NULL : t->v[i].ere) : NULL;
 }
 
+uint16_t djroutes__methods(const struct djroutes *t, unsigned i)
+{
+	return i < t->n ? t->v[i].methods : 0;
+}
+
 uint64_t djroutes__hash(const struct djroutes *t)
 {
 	uint64_t h = t->n * 2 + t->unique;
 
 	for (unsigned i = 0; i < t->n; i++)
 		h = hash64_mix(h ^ hash64(t->v[i].ere, strlen(t->v[i].ere)) ^
-			       hash64(t->v[i].label, strlen(t->v[i].label)) * 3 ^ t->v[i].opaque);
+			       hash64(t->v[i].label, strlen(t->v[i].label)) * 3 ^ t->v[i].opaque ^
+			       (uint64_t)t->v[i].methods << 1 ^ (uint64_t)t->v[i].stop << 20);
 	return h;
 }
 
@@ -606,7 +623,8 @@ bool djroutes__same(const struct djroutes *a, const struct djroutes *b)
 	if (a->n != b->n || a->unique != b->unique)
 		return false;
 	for (unsigned i = 0; i < a->n; i++)
-		if (a->v[i].opaque != b->v[i].opaque || strcmp(a->v[i].ere, b->v[i].ere) ||
+		if (a->v[i].opaque != b->v[i].opaque || a->v[i].methods != b->v[i].methods || a->v[i].stop != b->v[i].stop ||
+		    strcmp(a->v[i].ere, b->v[i].ere) ||
 		    strcmp(a->v[i].label, b->v[i].label))
 			return false;
 	return true;
@@ -617,8 +635,27 @@ static int hexval(char c)
 	return isdigit((unsigned char)c) ? c - '0' : isxdigit((unsigned char)c) ? (tolower((unsigned char)c) - 'a' + 10) : -1;
 }
 
+uint16_t djroutes__method_bit(const char *method)
+{
+	static const char *const names[] = { "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE",
+					     "CONNECT" };
+
+	for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (!strcmp(method, names[i]))
+			return (uint16_t)(1u << i);
+	return DJR_M_OTHER;
+}
+
 bool djroutes__match(const struct djroutes *t, const char *target, char *out, size_t size)
 {
+	return djroutes__match_method(t, NULL, target, out, size);
+}
+
+bool djroutes__match_method(const struct djroutes *t, const char *method, const char *target, char *out,
+			    size_t size)
+{
+	uint16_t mbit = method ? djroutes__method_bit(method) : 0;
+	const char *partial = NULL;
 	char path[2048];
 	size_t n = 0;
 	const char *s = target;
@@ -656,16 +693,23 @@ bool djroutes__match(const struct djroutes *t, const char *target, char *out, si
 
 		if (strncmp(path, d->lit, d->litlen))
 			continue;
+		if (d->opaque && d->stop)
+			break;		/* nothing after it: a partial match before it holds */
 		if (d->opaque)
 			return false;	/* it may be this one's: the framework's answer is unknown */
 		if (regexec(&d->re, path, 0, NULL, 0))
 			continue;
+		if (!t->unique && mbit && d->methods && !(d->methods & mbit)) {
+			partial = partial ?: d->label;	/* Starlette: 405, unless a later one takes it */
+			continue;
+		}
 		if (name && strcmp(name, d->label))
 			return false;	/* two names: which the framework prefers is not modelled */
 		name = d->label;
 		if (!t->unique)
 			break;		/* Django: the first */
 	}
+	name = name ?: partial;
 	if (!name)
 		return false;
 	size_t len = strlen(name);
@@ -740,6 +784,118 @@ static int read_bool(const struct reader *rd, uint64_t obj, const char *attr, bo
 	if (!ret)
 		*v = x != 0;
 	return ret;
+}
+
+/* ---- finding an app object ------------------------------------------------------------------ */
+
+#define OB_TYPE		8	/* PyObject.ob_type */
+#define TP_BASE		256	/* PyTypeObject.tp_base: the same place on 3.8-3.15 */
+#define MODULES_MAX	8192	/* sys.modules entries looked at */
+#define APP_MODULES_MAX	256	/* of which the process's own, whose globals are looked at */
+#define BASES_MAX	8
+
+struct finder {
+	const struct py_layout *l;
+	const struct mem_reader *mr;
+	uint64_t module_type, cls;
+	uint64_t *apps;
+	unsigned max, n, modules, app_modules;
+};
+
+/* Whether a module's file is a library's: the standard library's, or an installed package's. */
+static bool library_file(const char *f)
+{
+	return strstr(f, "/site-packages/") || strstr(f, "/dist-packages/") || strstr(f, "/lib/python3") ||
+	       strstr(f, "/lib64/python3");
+}
+
+static int global(void *ctx, uint64_t key, uint64_t value, uint32_t ix)
+{
+	struct finder *f = ctx;
+	uint64_t type;
+	unsigned i;
+
+	if (mem_read_u64(f->mr, value + OB_TYPE, &type))
+		return 0;
+	for (i = 0; i < BASES_MAX && type && type != f->cls; i++)
+		if (mem_read_u64(f->mr, type + TP_BASE, &type))
+			return 0;
+	if (type != f->cls || !type)
+		return 0;
+	for (i = 0; i < f->n && i < f->max; i++)
+		if (f->apps[i] == value)
+			return 0;	/* the same app under two names */
+	if (f->n < f->max)
+		f->apps[f->n] = value;
+	f->n++;
+	return 0;
+}
+
+static int module(void *ctx, uint64_t key, uint64_t value, uint32_t ix)
+{
+	struct finder *f = ctx;
+	uint64_t type, md, file;
+	char path[512];
+
+	if (++f->modules > MODULES_MAX)
+		return 1;
+	if (mem_read_u64(f->mr, value + OB_TYPE, &type) || type != f->module_type ||
+	    mem_read_u64(f->mr, value + f->l->mod_dict, &md) || !md)
+		return 0;
+	/* built-in modules have no file, libraries' files are where they are installed */
+	if (pythreads__dict_get(f->l, f->mr, md, "__file__", &file) ||
+	    py_read_str(f->l, f->mr, file, path, sizeof(path)) <= 0 || library_file(path))
+		return 0;
+	if (++f->app_modules > APP_MODULES_MAX)
+		return 1;
+	pythreads__dict_foreach(f->l, f->mr, md, global, f);
+	return 0;
+}
+
+int djroutes__find_apps(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime,
+			const char *module_name, const char *cls, uint64_t *apps, unsigned max)
+{
+	struct finder f = { .l = l, .mr = mr, .apps = apps, .max = max };
+	uint64_t md, mod, interp, modules;
+	int ret;
+
+	ret = pythreads__module_dict(l, mr, runtime, module_name, &md);
+	if (ret)
+		return ret;
+	ret = pythreads__dict_get(l, mr, md, cls, &f.cls);
+	/* the module type, from a module's own object: sys.modules -> module_name */
+	ret = ret ?: mem_read_u64(mr, runtime + l->rt_interp_head, &interp);
+	ret = ret ?: mem_read_u64(mr, interp + l->is_modules, &modules);
+	ret = ret ?: pythreads__dict_get(l, mr, modules, module_name, &mod);
+	ret = ret ?: mem_read_u64(mr, mod + OB_TYPE, &f.module_type);
+	ret = ret ?: pythreads__dict_foreach(l, mr, modules, module, &f);
+	if (ret)
+		return ret == -ENOENT ? -EAGAIN : ret;
+	return (int)f.n;
+}
+
+#define TP_NAME		24	/* PyTypeObject.tp_name */
+#define PATTERN_SOURCE	48	/* _sre's PatternObject.pattern: after the var head, groups, groupindex, indexgroup */
+
+int djroutes__pattern_source(const struct py_layout *l, const struct mem_reader *mr, uint64_t pat, char *buf,
+			     size_t size)
+{
+	uint64_t type, tp_name, s;
+	char tn[16];
+	int ret = mem_read_u64(mr, pat + OB_TYPE, &type);
+
+	ret = ret ?: mem_read_u64(mr, type + TP_NAME, &tp_name);
+	ret = ret ?: mem_read(mr, tp_name, tn, sizeof(tn) - 1);
+	if (ret)
+		return ret;
+	tn[sizeof(tn) - 1] = 0;
+	if (strcmp(tn, "re.Pattern"))
+		return -ENOTSUP;
+	ret = mem_read_u64(mr, pat + PATTERN_SOURCE, &s);
+	if (ret)
+		return ret;
+	ret = py_read_str(l, mr, s, buf, size);
+	return ret == -EINVAL || ret == -EILSEQ ? -ENOTSUP : ret < 0 ? ret : 0;
 }
 
 int djroutes__str_attr(const struct py_layout *l, const struct mem_reader *mr, uint64_t obj, const char *attr,

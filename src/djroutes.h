@@ -51,7 +51,19 @@ struct djr_piece {
 	bool anchored;			/* matches at the start of what the levels above left */
 	bool end;			/* must end the path ($, \Z, or a path() endpoint) */
 	bool opaque;			/* could not be translated; ere holds its literal start */
+	bool stop;			/* opaque: the paths it may take are no later endpoint's either
+					   (a mounted app's 404), and a method's partial match holds */
+	uint16_t methods;		/* the endpoint's (its last piece's) methods, DJR_M_*; 0: any */
 };
+
+/* HTTP methods as bits of struct djr_piece's methods (Starlette's Route.methods). */
+enum {
+	DJR_M_GET = 1 << 0, DJR_M_HEAD = 1 << 1, DJR_M_POST = 1 << 2, DJR_M_PUT = 1 << 3, DJR_M_DELETE = 1 << 4,
+	DJR_M_PATCH = 1 << 5, DJR_M_OPTIONS = 1 << 6, DJR_M_TRACE = 1 << 7, DJR_M_CONNECT = 1 << 8,
+	DJR_M_OTHER = 1 << 9,	/* any other name */
+};
+/* The bit of method (its name, as sent: upper case). */
+uint16_t djroutes__method_bit(const char *method);
 
 /*
  * A path() route (Django's syntax: literal text and <converter:name> / <name>) into p. conv_re
@@ -77,6 +89,8 @@ struct djroutes;
 /* An empty table; NULL: out of memory. */
 struct djroutes *djroutes__new(void);
 void djroutes__free(struct djroutes *t);
+/* Empty t again, as new (a reader that found nothing to read). */
+void djroutes__clear(struct djroutes *t);
 /*
  * Add the endpoint whose levels, outermost first, are pieces[0..n): 0, -ENOSPC (DJROUTES_MAX
  * reached), -EINVAL (its joined regex does not compile: it is added as opaque) or -ENOMEM.
@@ -92,6 +106,7 @@ unsigned djroutes__opaque(const struct djroutes *t);
 /* Endpoint i's name and regex, for tests and -v. */
 const char *djroutes__label(const struct djroutes *t, unsigned i);
 const char *djroutes__regex(const struct djroutes *t, unsigned i);
+uint16_t djroutes__methods(const struct djroutes *t, unsigned i);
 /* A hash of the table's content: processes of one app (a server's workers) share one table. */
 uint64_t djroutes__hash(const struct djroutes *t);
 bool djroutes__same(const struct djroutes *a, const struct djroutes *b);
@@ -102,6 +117,14 @@ bool djroutes__same(const struct djroutes *a, const struct djroutes *b);
  * in a table set unique, endpoints of two names match).
  */
 bool djroutes__match(const struct djroutes *t, const char *target, char *out, size_t size);
+/*
+ * The same for a request of method (NULL: any): in a first-match table, an endpoint that matches
+ * the path but not the method (struct djr_piece's methods) is passed over for a later one that
+ * matches both, and names the request only if none does (Starlette's Router: a partial match,
+ * which answers 405 through that route).
+ */
+bool djroutes__match_method(const struct djroutes *t, const char *method, const char *target, char *out,
+			    size_t size);
 
 /*
  * Read the urlconf of the process that mr reads (layout l, _PyRuntime at runtime) into t:
@@ -112,6 +135,21 @@ bool djroutes__match(const struct djroutes *t, const char *target, char *out, si
  */
 int djroutes__read(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime,
 		   struct djroutes *t, unsigned *skipped);
+/*
+ * The app objects of a process: module-level instances of the class cls of module (or of a
+ * subclass of it, up to 8 levels) among the globals of the process's own modules, those whose
+ * __file__ is not in a site-packages, dist-packages or the standard library's directory. At most
+ * max distinct ones into apps; their number (maybe more than max), or -ENOENT (module not
+ * imported), -EAGAIN (no interpreter yet) or -errno of a read.
+ */
+int djroutes__find_apps(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime,
+			const char *module, const char *cls, uint64_t *apps, unsigned max);
+/*
+ * The source of the compiled regex at pat (an re.Pattern: _sre's PatternObject.pattern) into buf:
+ * 0, -ENOTSUP (not an re.Pattern, or its source not a str) or -errno of a read.
+ */
+int djroutes__pattern_source(const struct py_layout *l, const struct mem_reader *mr, uint64_t pat, char *buf,
+			     size_t size);
 /* The str attribute attr of obj into buf (UTF-8, cut to size): 0 or -errno. */
 int djroutes__str_attr(const struct py_layout *l, const struct mem_reader *mr, uint64_t obj, const char *attr,
 		       char *buf, size_t size);

@@ -28,7 +28,7 @@
 
 /*
  * Read the rules of the Flask app of the process that mr reads into t (set unique): 0, -ENOENT
- * (Flask is not imported), -EAGAIN (no app object found yet), -ENOTSUP (several apps, host
+ * (Flask is not imported), -ENODATA (no app object found: not a module global), -ENOTSUP (several apps, host
  * matching), or -errno of a read. *skipped counts rules not read.
  */
 int flaskroutes__read(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime,

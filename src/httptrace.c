@@ -109,11 +109,11 @@ static uint64_t conn_last_write(void *ctx, uint32_t pid, int32_t fd)
 static void httptrace_free(void *c);
 static uint64_t start_ticks(const char *pid);
 
-static bool pattern_route(void *ctx, uint32_t pid, const char *target, char *out, size_t size)
+static bool pattern_route(void *ctx, uint32_t pid, const char *method, const char *target, char *out, size_t size)
 {
 	struct httptrace *h = ctx;
 
-	return djapps__route(h->patterns, session__procs(h->session), pid, target, out, size);
+	return djapps__route(h->patterns, session__procs(h->session), pid, method, target, out, size);
 }
 
 static void *httptrace_open(struct session *ss, const struct session_opts *so, char *err, size_t errlen)
@@ -493,6 +493,7 @@ static void httptrace_json(void *c, struct jsonw *w)
 	jsonw__uint_field(w, "processes_read", st.django.processes);
 	jsonw__uint_field(w, "flask_processes_read", st.django.flask_processes);
 	jsonw__uint_field(w, "aiohttp_processes_read", st.django.aiohttp_processes);
+	jsonw__uint_field(w, "starlette_processes_read", st.django.starlette_processes);
 	jsonw__uint_field(w, "tables", st.django.tables);
 	jsonw__uint_field(w, "endpoints", st.django.endpoints);
 	jsonw__uint_field(w, "endpoints_not_translatable", st.django.opaque);

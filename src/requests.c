@@ -942,9 +942,11 @@ void requests__resp_route_for(struct requests *r, uint32_t pid, uint32_t tid, in
 			tmpl = NULL;
 		}
 	}
-	if (tmpl && !http_route_join(tmpl, multi, q->path, q->route, sizeof(q->route)))
+	if (tmpl && !http_route_join(tmpl, multi, q->path, q->route, sizeof(q->route))) {
 		r->st.unplaced_routes++;
-	else if (!tmpl && r->o.route_of && !r->o.route_of(r->o.ctx, pid, q->path, q->route, sizeof(q->route)))
+		tmpl = NULL;	/* the app's table (route_of) may name it whole */
+	}
+	if (!tmpl && r->o.route_of && !r->o.route_of(r->o.ctx, pid, q->method, q->path, q->route, sizeof(q->route)))
 		q->route[0] = 0;
 	q->writer = tid;
 	q->task = task;

@@ -53,7 +53,8 @@ typedef uint64_t (*requests_last_write_fn)(void *ctx, uint32_t pid, int32_t fd);
  * The route of a request for target (as sent) that pid answered and no route template named:
  * its app's URL pattern (djapps.h) into out, or false (the folded path names it).
  */
-typedef bool (*requests_route_fn)(void *ctx, uint32_t pid, const char *target, char *out, size_t size);
+typedef bool (*requests_route_fn)(void *ctx, uint32_t pid, const char *method, const char *target, char *out,
+				  size_t size);
 
 struct requests_opts {
 	unsigned n1_threshold;		/* default 5 */
@@ -81,7 +82,7 @@ struct requests_stats {
 	uint64_t dropped_threads;	/* threads over max_threads */
 	uint64_t dropped_routes;	/* requests counted in "[other routes]" */
 	uint64_t framework_routes;	/* requests whose route is their framework's template (routes.h) */
-	uint64_t unplaced_routes;	/* templates that did not fit the path: folded instead */
+	uint64_t unplaced_routes;	/* templates that did not fit the path: the app's table, else folded */
 	uint64_t scope_routes;		/* requests named by a template read from their ASGI scope */
 	uint64_t scope_routes_mismatched;	/* such templates whose scope held another path: folded */
 	uint64_t dropped_findings;	/* N+1 findings over the cap */

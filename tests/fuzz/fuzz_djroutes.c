@@ -5,8 +5,9 @@
  * network) through the translation to POSIX and the matcher. Input: lines; before a line "--",
  * patterns, each a kind byte and its text: 'r' a path() endpoint, 'x' a re_path() endpoint,
  * 'R' / 'X' a prefix (an include() level: the next patterns are under it, up to 4 levels; '<'
- * alone closes one; 'u' alone: werkzeug's rule of names, djroutes__set_unique); after it,
- * targets, each matched (its name read whole).
+ * alone closes one; 'u' alone: werkzeug's rule of names, djroutes__set_unique); 's' a literal
+ * stop (Starlette's mounted router's end), 'm' and a number the methods (DJR_M_*) of the next
+ * endpoints; after it, targets, each matched (its name read whole), "METHOD /path" for a method.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -28,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static struct djr_piece pieces[5];
 	char *buf = malloc(size + 1), *line, *save = NULL, out[DJROUTES_LABEL_MAX];
 	struct djroutes *t = djroutes__new();
-	unsigned depth = 0;
+	unsigned depth = 0, methods = 0;
 	bool targets = false;
 
 	if (!buf || !t)
@@ -39,7 +40,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		int ret;
 
 		if (targets) {
-			if (djroutes__match(t, line, out, sizeof(out)) && strlen(out) >= sizeof(out))
+			char *sp = strchr(line, ' ');
+			bool named;
+
+			if (sp) {
+				*sp = 0;
+				named = djroutes__match_method(t, line, sp + 1, out, sizeof(out));
+			} else {
+				named = djroutes__match(t, line, out, sizeof(out));
+			}
+			if (named && strlen(out) >= sizeof(out))
 				abort();
 			continue;
 		}
@@ -64,6 +74,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 'X':
 			ret = djroutes__regex_piece(line + 1, line[0] == 'x', &pieces[depth]);
 			break;
+		case 's':
+			ret = djroutes__literal_piece(line + 1, false, &pieces[depth]);
+			pieces[depth].opaque = pieces[depth].stop = true;
+			break;
+		case 'm':
+			methods = (unsigned)strtoul(line + 1, NULL, 0) & 0x3ff;
+			continue;
 		default:
 			continue;
 		}
@@ -74,6 +91,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				depth++;
 			continue;
 		}
+		pieces[depth].methods = (uint16_t)methods;
 		djroutes__add(t, pieces, depth + 1);
 	}
 	for (unsigned i = 0; i < djroutes__count(t); i++)

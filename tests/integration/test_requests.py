@@ -14,6 +14,8 @@ Services:
   runserver       demo/ on Django's runserver (threaded: one thread per connection)
   aiohttp-routes-INTERP  the reader of an aiohttp app's router (src/aioroutes.c) on every
                   interpreter, against a stand-in of aiohttp's objects (workloads/aiohttp_standin.py)
+  starlette-routes-INTERP  the reader of a Starlette app's routes (src/starroutes.c) on every
+                  interpreter, against a stand-in of Starlette's objects (workloads/starlette_standin.py)
   flask-rules-INTERP  the reader of a Flask app's URL rules (src/flaskroutes.c) on every interpreter,
                   against a stand-in of Flask's and werkzeug's objects (workloads/flask_standin.py)
   django-patterns-INTERP  the reader of Django's URL patterns (src/djroutes.c) on every
@@ -351,6 +353,29 @@ FLASK_STANDIN_NAMES = {"/books/7/": "/books/<int:pk>/", "/books/7/edit": "/books
                        "/b/3/": "-",            # a build_only rule
                        "/": "/", "/x/": "-"}    # a library's Flask instance is not the app
 
+STARLETTE_STANDIN_TABLE = [
+    ("/", "^()$"), ("/items/{iid}/ GET,HEAD", "^(items/([0-9]+)/)$"), ("/items/{name}/ POST", "^(items/([^/]+)/)$"),
+    ("/users/me", "^(users/me)$"), ("/users/{uid}", "^(users/([^/]+))$"),
+    ("/api/fixed/{rid}/ GET,HEAD", "^(api/fixed/([0-9]+)/)$"), ("/api/files/{p}", "^(api/files/(.*))$"),
+    ("/api/deep/x/{f}", "^(api/deep/x/([0-9]+(\\.[0-9]+)?))$"), ("/api/deep/", "-"), ("/api/", "-"),
+    ("/v2/things/{tid} GET,HEAD", "^(v2/things/([^/]+))$"), ("/v2/things/ GET,HEAD,POST", "^(v2/things/)$"),
+    ("/v2/", "-"), ("/static/", "-"),
+    ("/u/{uid}/posts/{pid}", "^(u/([^/]+)/posts/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}))$"),
+    ("/u/", "-"), ("/look/{w}", "-"), ("/after/", "^(after/)$"), ("/", "-"), ("/last/", "^(last/)$")]
+STARLETTE_STANDIN_NAMES = {
+    "/": "/", "/items/3/": "/items/{iid}/", "POST /items/3/": "/items/{name}/",
+    "PUT /items/3/": "-",              # 405 by /items/{iid}/ unless the Host after it matches: unknown
+    "/users/me": "/users/me", "/users/bob": "/users/{uid}", "/ws": "-",
+    "/api/fixed/2/": "/api/fixed/{rid}/",
+    "POST /api/fixed/2/": "/api/fixed/{rid}/",   # the mounted router's 405: nothing after the Mount
+    "/api/files/a/b.txt": "/api/files/{p}", "/api/deep/x/1.5": "/api/deep/x/{f}",
+    "/api/nope": "-",                  # the mounted router's 404
+    "/v2/things/4": "/v2/things/{tid}", "POST /v2/things/4": "/v2/things/{tid}", "POST /v2/things/": "/v2/things/",
+    "/v2/x": "-", "/static/a.css": "-",  # a mounted app of another kind
+    "/u/7/posts/0123abcd-0000-1111-2222-333344445555": "/u/{uid}/posts/{pid}", "/u/7/other": "-",
+    "/look/abc": "-",                  # not translatable
+    "/after/": "/after/", "/last/": "-", "/nope": "-"}  # after a Host
+
 
 def case_standin(interp, kind, script, table, names, table_what, names_what):
     """The reader of kind's patterns (src/djroutes.c, src/flaskroutes.c) on interp, against the
@@ -493,6 +518,11 @@ def main():
                              AIOHTTP_STANDIN_NAMES, "the router's %d resources read, sub-app included, its source "
                              "pattern read from re.Pattern" % len(AIOHTTP_STANDIN_TABLE),
                              "paths named by the first resource that surely matches")
+            if args.k in "starlette-routes-" + interp.label:
+                case_standin(interp, "starlette-routes", "starlette_standin.py", STARLETTE_STANDIN_TABLE,
+                             STARLETTE_STANDIN_NAMES, "the app's %d routes read, Mounts joined, methods kept, the "
+                             "app found among 2 (the one mounting the other)" % len(STARLETTE_STANDIN_TABLE),
+                             "paths named as Starlette's Router picks, by method")
             if args.k in "flask-rules-" + interp.label:
                 case_standin(interp, "flask-rules", "flask_standin.py", FLASK_STANDIN_TABLE, FLASK_STANDIN_NAMES,
                              "the app's %d rules read, one not translatable, build_only left out" %

@@ -1,14 +1,16 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * The route table of a running process, as the tool reads it: its Django URL patterns (src/djroutes.c), or where
- * Django is not imported, its Flask app's rules (src/flaskroutes.c):
+ * Django is not imported, its Flask app's rules (src/flaskroutes.c), else its Starlette app's routes
+ * (src/starroutes.c); src/djapps.h's djapps__read_table:
  *   route_table PID [TARGET...]
  *   route_table -n N PID [TARGET...]   also the time of N reads of the patterns and of N
  *                                        matches of each TARGET (what a request costs the tool)
  *   route_table --aiohttp ADDR PID [TARGET...]   the resources of the aiohttp app whose request
  *                                        handler (app._handle, bound) is at ADDR (src/aioroutes.c)
- * prints each endpoint ("name<TAB>regex", "-" for a pattern that cannot be translated), then for
- * each TARGET "TARGET<TAB>name" ("-": no name). Exit 1 if the patterns cannot be read, 3 if Django
+ * prints each endpoint ("name<TAB>regex", "-" for a pattern that cannot be translated; " METHODS"
+ * after the name where it allows only some), then for each TARGET "TARGET<TAB>name" ("-": no
+ * name); a TARGET "METHOD /path" is matched for that method. Exit 1 if the patterns cannot be read, 3 if Django
  * is not set up yet (try again). Root (or CAP_SYS_PTRACE) to read another user's process.
  */
 #include <errno.h>
@@ -17,9 +19,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "aioroutes.h"
+#include "djapps.h"
 #include "djroutes.h"
-#include "flaskroutes.h"
 #include "procmem.h"
 #include "pyproc.h"
 
@@ -41,6 +42,7 @@ int main(int argc, char **argv)
 	struct mem_reader mr;
 	struct djroutes *r;
 	char err[512], name[DJROUTES_LABEL_MAX];
+	const char *kind;
 	unsigned skipped;
 	int pid, ret;
 
@@ -66,34 +68,45 @@ int main(int argc, char **argv)
 	r = djroutes__new();
 	if (!r)
 		return 1;
-	ret = handler ? aioroutes__read(&t.layout, &mr, handler, r, &skipped)
-		      : djroutes__read(&t.layout, &mr, t.runtime, r, &skipped);
-	if (ret == -ENOENT && !handler) {
-		djroutes__free(r);
-		r = djroutes__new();
-		if (!r)
-			return 1;
-		ret = flaskroutes__read(&t.layout, &mr, t.runtime, r, &skipped);
-	}
+	ret = djapps__read_table(&t.layout, &mr, t.runtime, handler, r, &skipped, &kind);
 	if (ret) {
-		fprintf(stderr, "pid %d: %s\n", pid, ret == -EAGAIN ? "Django is not set up yet" : ret == -ENOENT ? "neither Django nor Flask is imported" : strerror(-ret));
+		fprintf(stderr, "pid %d: %s: %s\n", pid, kind, ret == -EAGAIN ? "not set up yet" :
+			ret == -ENOENT ? "none of Django, Flask and Starlette is imported" :
+			ret == -ENODATA ? "no app object among the modules' globals" : strerror(-ret));
 		djroutes__free(r);
 		return ret == -EAGAIN ? 3 : 1;
 	}
-	for (unsigned i = 0; i < djroutes__count(r); i++)
-		printf("%s\t%s\n", djroutes__label(r, i), djroutes__regex(r, i) ?: "-");
+	for (unsigned i = 0; i < djroutes__count(r); i++) {
+		static const char *const mnames[] = { "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS",
+						      "TRACE", "CONNECT", "other" };
+		unsigned m = djroutes__methods(r, i);
+
+		printf("%s", djroutes__label(r, i));
+		for (unsigned b = 0, first = 1; b < sizeof(mnames) / sizeof(mnames[0]); b++)
+			if (m & (1u << b)) {
+				printf("%s%s", first ? " " : ",", mnames[b]);
+				first = 0;
+			}
+		printf("\t%s\n", djroutes__regex(r, i) ?: "-");
+	}
 	printf("skipped\t%u\n", skipped);
-	for (int i = 2; i < argc; i++)
-		printf("%s\t%s\n", argv[i], djroutes__match(r, argv[i], name, sizeof(name)) ? name : "-");
+	for (int i = 2; i < argc; i++) {
+		/* "METHOD /path" */
+		const char *sp = strchr(argv[i], ' '), *target = sp ? sp + 1 : argv[i];
+		char method[16] = "";
+
+		if (sp)
+			snprintf(method, sizeof(method), "%.*s", (int)(sp - argv[i]), argv[i]);
+		printf("%s\t%s\n", argv[i], djroutes__match_method(r, sp ? method : NULL, target, name, sizeof(name)) ?
+		       name : "-");
+	}
 	if (iters > 0) {
 		t0 = now_us();
 		for (int i = 0; i < iters; i++) {
 			struct djroutes *again = djroutes__new();
 
-			if (handler)
-				aioroutes__read(&t.layout, &mr, handler, again, &skipped);
-			else if (djroutes__read(&t.layout, &mr, t.runtime, again, &skipped) == -ENOENT)
-				flaskroutes__read(&t.layout, &mr, t.runtime, again, &skipped);
+			if (again)
+				djapps__read_table(&t.layout, &mr, t.runtime, handler, again, &skipped, &kind);
 			djroutes__free(again);
 		}
 		printf("read of %u endpoints: %.1f us\n", djroutes__count(r), (now_us() - t0) / iters);

@@ -220,6 +220,75 @@ static void test_unique(void **state)
 	djroutes__free(first);
 }
 
+/* Starlette's Router: the first route that allows the method, else the first that matches the path */
+static void expect_method(const struct djroutes *t, const char *method, const char *target, const char *name)
+{
+	char out[DJROUTES_LABEL_MAX] = "";
+	bool ok = djroutes__match_method(t, method, target, out, sizeof(out));
+
+	if (ok != !!name)
+		fail_msg("%s %s: %s, not %s", method, target, ok ? out : "no name", name ? name : "no name");
+	if (name)
+		assert_string_equal(out, name);
+}
+
+static void test_methods(void **state)
+{
+	struct djroutes *t = djroutes__new(), *h = djroutes__new(), *u = djroutes__new();
+	struct djr_piece p;
+
+	assert_int_equal(djroutes__method_bit("GET"), DJR_M_GET);
+	assert_int_equal(djroutes__method_bit("CONNECT"), DJR_M_CONNECT);
+	assert_int_equal(djroutes__method_bit("PROPFIND"), DJR_M_OTHER);
+	assert_int_equal(djroutes__method_bit("get"), DJR_M_OTHER);	/* methods are case-sensitive */
+	/* Route("/items/{iid:int}/", methods=["GET"]) (and HEAD), Route("/items/{name}/", methods=["POST"]) */
+	assert_int_equal(djroutes__regex_piece("^items/(?P<iid>[0-9]+)/$", true, &p), 0);
+	strcpy(p.label, "items/{iid}/");
+	p.methods = DJR_M_GET | DJR_M_HEAD;
+	assert_int_equal(djroutes__add(t, &p, 1), 0);
+	assert_int_equal(djroutes__add(h, &p, 1), 0);
+	assert_int_equal(djroutes__add(u, &p, 1), 0);
+	assert_int_equal(djroutes__methods(t, 0), DJR_M_GET | DJR_M_HEAD);
+	assert_int_equal(djroutes__regex_piece("^items/(?P<name>[^/]+)/$", true, &p), 0);
+	strcpy(p.label, "items/{name}/");
+	p.methods = DJR_M_POST;
+	assert_int_equal(djroutes__add(t, &p, 1), 0);
+	assert_int_equal(djroutes__add(h, &p, 1), 0);
+	assert_int_equal(djroutes__add(u, &p, 1), 0);
+	expect_method(t, "GET", "/items/3/", "/items/{iid}/");
+	expect_method(t, "HEAD", "/items/3/", "/items/{iid}/");
+	expect_method(t, "POST", "/items/3/", "/items/{name}/");	/* passed over for the next */
+	expect_method(t, "PUT", "/items/3/", "/items/{iid}/");		/* 405, through the first */
+	expect_method(t, "GET", "/items/abc/", "/items/{name}/");	/* 405, through the only one */
+	expect_method(t, NULL, "/items/abc/", "/items/{name}/");	/* method unknown: any */
+	expect_method(t, NULL, "/items/3/", "/items/{iid}/");
+	/* a Host after them, which may take any path: a partial match no longer names it */
+	assert_int_equal(djroutes__literal_piece("", false, &p), 0);
+	p.opaque = true;
+	assert_int_equal(djroutes__add(h, &p, 1), 0);
+	expect_method(h, "POST", "/items/3/", "/items/{name}/");	/* a full match before it */
+	expect_method(h, "PUT", "/items/3/", NULL);
+	/* a mounted router's end (stop): its 405 holds, its 404 is no later route's */
+	assert_int_equal(djroutes__literal_piece("items/", false, &p), 0);
+	p.opaque = p.stop = true;
+	assert_int_equal(djroutes__add(u, &p, 1), 0);
+	assert_int_equal(djroutes__route_piece("items/x/y/", true, builtin, NULL, &p), 0);
+	assert_int_equal(djroutes__add(u, &p, 1), 0);
+	expect_method(u, "PUT", "/items/3/", "/items/{iid}/");
+	expect_method(u, "GET", "/items/x/y/", NULL);
+	assert_false(djroutes__same(h, u));
+	/* a table set unique (werkzeug's) does not look at methods */
+	djroutes__set_unique(t);
+	expect_method(t, "POST", "/items/3/", NULL);			/* two names */
+	/* cleared, a table is as new */
+	djroutes__clear(t);
+	assert_int_equal(djroutes__count(t), 0);
+	expect_method(t, "GET", "/items/3/", NULL);
+	djroutes__free(t);
+	djroutes__free(h);
+	djroutes__free(u);
+}
+
 static void test_share(void **state)
 {
 	struct djroutes *a = demo(), *b = demo(), *c = djroutes__new();
@@ -247,6 +316,7 @@ int main(void)
 		cmocka_unit_test(test_pieces),
 		cmocka_unit_test(test_match),
 		cmocka_unit_test(test_unique),
+		cmocka_unit_test(test_methods),
 		cmocka_unit_test(test_share),
 	};
 

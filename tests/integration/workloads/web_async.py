@@ -9,7 +9,8 @@ Usage: web_async.py SERVER DRIVER PORT K
                                                                       (asyncio, one loop thread)
           uvicorn-fastapi-def                  (FastAPI's def endpoints: anyio's thread pool)
           uvicorn-fastapi-mw, uvicorn-uvloop-fastapi-mw, uvicorn-fastapi-def-mw, hypercorn-mw
-                                               (behind two @app.middleware("http") functions)
+                                               (behind two @app.middleware("http") functions;
+                                                hypercorn-mw: Starlette's app, the others FastAPI's)
           gunicorn-uvicorn   (gunicorn -k uvicorn.workers.UvicornWorker web_async:asgi, two workers:
                               uvicorn's loop "auto", uvloop where installed)
           gevent | eventlet | waitress                                 (WSGI; gunicorn -k gevent|eventlet
@@ -156,7 +157,9 @@ def kind_of(path):
 
 # ---- ASGI (uvicorn, hypercorn): Starlette, or FastAPI on it
 
-def starlette_app():
+def starlette_app(middleware=False):
+    """Starlette's routes; middleware: behind add_middleware()'s two @app.middleware("http")
+    functions, whose requests no frame names: the tool reads the app's routes (src/starroutes.h)."""
     from starlette.applications import Starlette
     from starlette.responses import PlainTextResponse, StreamingResponse
     from starlette.routing import Mount, Route, WebSocketRoute
@@ -203,6 +206,7 @@ def starlette_app():
     routes.append(Route("/poll/{rid:int}/", poll))
     routes.append(WebSocketRoute("/ws/", ws_echo))
     routes.append(Route("/health/", endpoint))
+    routes.append(Route("/warm/", endpoint))
 
     async def mounted(request):
         """Routes under a Mount (their templates hold the path below it) and a path converter."""
@@ -210,7 +214,13 @@ def starlette_app():
         return PlainTextResponse(body, headers={"X-Queries": str(n)})
     routes.append(Route("/files/{name:path}", mounted))
     routes.append(Mount("/api", routes=[Route("/fixed/{rid:int}/", mounted), Route("/files/{name:path}", mounted)]))
-    return Starlette(routes=routes, on_startup=[db.open])
+    # a path converter first under a Mount: where its template starts in the path is unknown, the
+    # app's routes name it (src/starroutes.h)
+    routes.append(Mount("/m", routes=[Route("/{rest:path}", mounted)]))
+    app = Starlette(routes=routes, on_startup=[db.open])
+    if middleware:
+        add_middleware(app, db)
+    return app
 
 
 def fastapi_routes(app, endpoint, on_loop):
@@ -419,7 +429,10 @@ if __name__ == "__main__":
         apps = {"uvicorn-starlette": starlette_app, "uvicorn-uvloop-starlette": starlette_app,
                 "uvicorn-fastapi-def": lambda: fastapi_def_app(mw), "uvicorn-fastapi": lambda: fastapi_app(mw),
                 "uvicorn-uvloop-fastapi": lambda: fastapi_app(mw)}
-        uvicorn.run(apps[base](), host="127.0.0.1",
+        # a module global, as uvicorn's module:app has it: where no frame names a request's route,
+        # the tool reads the app's routes from it (src/starroutes.h)
+        app = apps[base]()
+        uvicorn.run(app, host="127.0.0.1",
                     port=PORT, loop="uvloop" if "uvloop" in SERVER else "asyncio",
                     http="httptools" if "uvloop" in SERVER else "h11", lifespan="on",
                     access_log=False, log_level="warning")
@@ -429,7 +442,8 @@ if __name__ == "__main__":
         cfg = Config()
         cfg.bind = ["127.0.0.1:%d" % PORT]
         cfg.accesslog = None
-        asyncio.run(serve(fastapi_app(middleware=True) if SERVER == "hypercorn-mw" else starlette_app(), cfg))
+        app = starlette_app(middleware=(SERVER == "hypercorn-mw"))
+        asyncio.run(serve(app, cfg))
     elif SERVER == "aiohttp":
         run_aiohttp()
     elif SERVER == "waitress":
