@@ -19,6 +19,7 @@ struct reader {
 	const struct mem_reader *mr;
 	struct djroutes *t;
 	unsigned *skipped;
+	uint16_t methods;	/* res_methods' */
 };
 
 static int type_name(const struct reader *rd, uint64_t obj, char *name, size_t size)
@@ -84,6 +85,57 @@ static int dynamic(struct reader *rd, uint64_t res, struct djr_piece *p)
 
 static int resources(struct reader *rd, uint64_t app, unsigned depth);
 
+#define ROUTES_MAX	64	/* routes of one resource */
+
+static int method_key(void *ctx, uint64_t key, uint64_t value, uint32_t ix)
+{
+	struct reader *rd = ctx;
+	char m[16];
+
+	if (py_read_str(rd->l, rd->mr, key, m, sizeof(m)) > 0)
+		rd->methods |= djroutes__method_bit(m);
+	return 0;
+}
+
+/*
+ * A resource's methods, as DJR_M_* bits (0: any, a route for "*"): its routes' `_method` (a list
+ * of ResourceRoute; StaticResource's `_routes` is a dict by method). 0, -ENOENT (no route: it
+ * matches no request) or -errno.
+ */
+static int res_methods(struct reader *rd, uint64_t res, uint16_t *out)
+{
+	uint64_t routes, v[ROUTES_MAX];
+	char m[16];
+	int n, ret;
+
+	*out = 0;
+	if (pythreads__attr(rd->l, rd->mr, res, "_routes", &routes))
+		return 0;	/* not known: any */
+	rd->methods = 0;
+	n = pythreads__list_items(rd->l, rd->mr, routes, v, ROUTES_MAX);
+	if (n == -EINVAL) {
+		ret = pythreads__dict_foreach(rd->l, rd->mr, routes, method_key, rd);
+		if (ret)
+			return ret;
+		*out = rd->methods;
+		return rd->methods ? 0 : -ENOENT;
+	}
+	if (n == -E2BIG)
+		return 0;	/* that many routes: any */
+	if (n < 0)
+		return n;
+	for (int i = 0; i < n; i++) {
+		ret = str_attr(rd, v[i], "_method", m, sizeof(m));
+		if (ret)
+			return ret;
+		if (!strcmp(m, "*"))
+			return 0;	/* hdrs.METH_ANY */
+		rd->methods |= djroutes__method_bit(m);
+	}
+	*out = rd->methods;
+	return n ? 0 : -ENOENT;
+}
+
 /* A read that failed as the target's memory moved or went: the whole read is tried again later. */
 static bool torn(int err)
 {
@@ -131,6 +183,12 @@ static int resource(struct reader *rd, uint64_t res, unsigned depth)
 	} else {
 		goto unknown;
 	}
+	/* a resource whose routes do not allow the request's method is passed over */
+	ret = res_methods(rd, res, &p.methods);
+	if (ret == -ENOENT)
+		return 0;	/* no route: it matches nothing */
+	if (ret)
+		goto unknown;
 	if (djroutes__add(rd->t, &p, 1) == -ENOSPC)
 		(*rd->skipped)++;
 	return 0;
@@ -172,6 +230,7 @@ int aioroutes__read(const struct py_layout *l, const struct mem_reader *mr, uint
 	int ret;
 
 	*skipped = 0;
+	djroutes__set_strict_methods(t);	/* a path no resource allows the method of: a 405, no route */
 	ret = type_name(&rd, handler, tn, sizeof(tn));
 	if (ret)
 		return ret;

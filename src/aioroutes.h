@@ -21,8 +21,11 @@
  *     answers 404 there, without trying the next resources);
  *   - anything else (a domain-matched sub-app, a resource class of the app's own): paths it may
  *     take are named by none.
- * aiohttp 3.8 (Debian 12): aiohttp/web_urldispatcher.py. A resource whose routes do not allow the
- * request's method is passed over by aiohttp for the next one; the table matches paths only.
+ * Each resource keeps its routes' methods (`_routes`, each ResourceRoute's `_method`, "*" for
+ * any; StaticResource's a dict by method): a resource whose routes do not allow the request's
+ * method is passed over for the next one, as aiohttp does, and a path that none allows the
+ * method of (aiohttp's 405) is named by none (djroutes__set_strict_methods). A resource without
+ * a route matches nothing. aiohttp 3.8 (Debian 12): aiohttp/web_urldispatcher.py.
  */
 #ifndef PYTRACE_AIOROUTES_H
 #define PYTRACE_AIOROUTES_H

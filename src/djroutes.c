@@ -468,7 +468,13 @@ struct djroutes {
 	struct djr_entry *v;
 	unsigned n, cap, nopaque;
 	bool unique;		/* a path is named only by all the endpoints that match it */
+	bool strict;		/* djroutes__set_strict_methods */
 };
+
+void djroutes__set_strict_methods(struct djroutes *t)
+{
+	t->strict = true;
+}
 
 void djroutes__set_unique(struct djroutes *t)
 {
@@ -490,7 +496,7 @@ void djroutes__clear(struct djroutes *t)
 		free(t->v[i].lit);
 	}
 	t->n = t->nopaque = 0;
-	t->unique = false;
+	t->unique = t->strict = false;
 }
 
 void djroutes__free(struct djroutes *t)
@@ -609,7 +615,7 @@ uint16_t djroutes__methods(const struct djroutes *t, unsigned i)
 
 uint64_t djroutes__hash(const struct djroutes *t)
 {
-	uint64_t h = t->n * 2 + t->unique;
+	uint64_t h = t->n * 4 + t->unique + t->strict * 2;
 
 	for (unsigned i = 0; i < t->n; i++)
 		h = hash64_mix(h ^ hash64(t->v[i].ere, strlen(t->v[i].ere)) ^
@@ -620,7 +626,7 @@ uint64_t djroutes__hash(const struct djroutes *t)
 
 bool djroutes__same(const struct djroutes *a, const struct djroutes *b)
 {
-	if (a->n != b->n || a->unique != b->unique)
+	if (a->n != b->n || a->unique != b->unique || a->strict != b->strict)
 		return false;
 	for (unsigned i = 0; i < a->n; i++)
 		if (a->v[i].opaque != b->v[i].opaque || a->v[i].methods != b->v[i].methods || a->v[i].stop != b->v[i].stop ||
@@ -709,7 +715,8 @@ bool djroutes__match_method(const struct djroutes *t, const char *method, const 
 		if (!t->unique)
 			break;		/* Django: the first */
 	}
-	name = name ?: partial;
+	if (!name && !t->strict)
+		name = partial;
 	if (!name)
 		return false;
 	size_t len = strlen(name);

@@ -101,6 +101,11 @@ int djroutes__add(struct djroutes *t, const struct djr_piece *pieces, unsigned n
  * matcher orders by their static parts, not as declared), not by the first one (Django's).
  */
 void djroutes__set_unique(struct djroutes *t);
+/*
+ * A path that endpoints match but none for the request's method is named by none (aiohttp's
+ * 405), not by the first of them (Starlette's).
+ */
+void djroutes__set_strict_methods(struct djroutes *t);
 unsigned djroutes__count(const struct djroutes *t);
 unsigned djroutes__opaque(const struct djroutes *t);
 /* Endpoint i's name and regex, for tests and -v. */
@@ -121,7 +126,7 @@ bool djroutes__match(const struct djroutes *t, const char *target, char *out, si
  * The same for a request of method (NULL: any): in a first-match table, an endpoint that matches
  * the path but not the method (struct djr_piece's methods) is passed over for a later one that
  * matches both, and names the request only if none does (Starlette's Router: a partial match,
- * which answers 405 through that route).
+ * which answers 405 through that route; in a table set strict, none).
  */
 bool djroutes__match_method(const struct djroutes *t, const char *method, const char *target, char *out,
 			    size_t size);

@@ -6,10 +6,11 @@
  * Like Django's match (djroutes.h), Flask's is a per-request object, gone when the WSGI server
  * writes the response; the app's rules are not. The tool finds the app object in the process's
  * memory and reads its rules once, into a djroutes table:
- *   - the app: a module-level instance of flask.app.Flask (the `app = Flask(__name__)` of every
- *     Flask app, or an app factory's result kept in a module, as gunicorn's `module:app` needs),
- *     looked for in the modules of the process that are not in a site-packages, dist-packages or
- *     the standard library's directory (their `__file__`); exactly one such app, or none is used
+ *   - the app: a module-level instance of flask.app.Flask or of a subclass (the `app =
+ *     Flask(__name__)` of every Flask app, or an app factory's result kept in a module, as
+ *     gunicorn's `module:app` needs), looked for in the modules of the process that are not in a
+ *     site-packages, dist-packages or the standard library's directory (their `__file__`:
+ *     djroutes__find_apps); exactly one such app, or none is used
  *     (DispatcherMiddleware's several apps each serve a prefix the rules do not say);
  *   - its rules: app.url_map (werkzeug's Map) ._rules_by_endpoint, each Rule's `rule` and
  *     `_converters` (each parameter's converter object, whose `regex` gives its syntax); rules

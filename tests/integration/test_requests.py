@@ -329,12 +329,16 @@ def read_patterns(pid, targets, extra=()):
     return out.returncode, [tuple(r) for r in rows[:n]], dict(tuple(r) for r in rows[n + 1:]), out.stderr
 
 
-AIOHTTP_STANDIN_TABLE = [("/health/", "^(health/)$"), ("/n1/{rid}/", "^(n1/([^{}/]+)/)$"),
+AIOHTTP_STANDIN_TABLE = [("/health/", "^(health/)$"), ("/n1/{rid}/ GET,HEAD", "^(n1/([^{}/]+)/)$"),
+                         ("/n1/{x}/ POST", "^(n1/([^{}/]+)/)$"),
                          ("/files/{name}.{ext}", "^(files/([^{}/]+)\\.([^{}/]+))$"), ("/odd/{x}", "-"),
-                         ("/static", "^(static(/.*)?)$"), ("/api/ping", "^(api/ping)$"),
+                         ("/static GET,HEAD", "^(static(/.*)?)$"), ("/api/ping", "^(api/ping)$"),
                          ("/api/items/{id}", "^(api/items/([0-9]+))$"), ("/api", "-"), ("/after/", "^(after/)$"),
                          ("/", "-"), ("/last/", "^(last/)$")]
-AIOHTTP_STANDIN_NAMES = {"/health/": "/health/", "/n1/5/": "/n1/{rid}/", "/files/a.txt": "/files/{name}.{ext}",
+AIOHTTP_STANDIN_NAMES = {"/health/": "/health/", "DELETE /health/": "/health/", "/n1/5/": "/n1/{rid}/",
+                         "POST /n1/5/": "/n1/{x}/",   # passed over by the resource that does not allow it
+                         "PUT /n1/5/": "-",           # allowed by none: a 405, no route
+                         "POST /static/a.css": "-", "/empty/": "-", "/files/a.txt": "/files/{name}.{ext}",
                          "/odd/abc": "-",          # not translatable
                          "/static/css/x.css": "/static", "/static": "/static", "/api/ping": "/api/ping",
                          "/api/items/3": "/api/items/{id}",

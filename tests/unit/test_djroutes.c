@@ -277,6 +277,10 @@ static void test_methods(void **state)
 	expect_method(u, "PUT", "/items/3/", "/items/{iid}/");
 	expect_method(u, "GET", "/items/x/y/", NULL);
 	assert_false(djroutes__same(h, u));
+	/* aiohttp's: a path no endpoint allows the method of is a 405, named by none */
+	djroutes__set_strict_methods(u);
+	expect_method(u, "PUT", "/items/3/", NULL);
+	expect_method(u, "POST", "/items/3/", "/items/{name}/");
 	/* a table set unique (werkzeug's) does not look at methods */
 	djroutes__set_unique(t);
 	expect_method(t, "POST", "/items/3/", NULL);			/* two names */

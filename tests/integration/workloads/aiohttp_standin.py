@@ -5,10 +5,25 @@ UrlDispatcher) holds `_resources`: PlainResource (`_path`), DynamicResource (`_f
 `_pattern`: a real compiled re.Pattern, whose source the tool reads from the object),
 StaticResource (`_prefix`), PrefixedSubAppResource (`_prefix`, `_app`: a sub-app whose
 resources hold the prefix, as aiohttp's add_subapp leaves them), and a resource of a kind the
-tool does not know. Prints "ready ADDR", ADDR the app's request handler (its _handle, bound, as
+tool does not know. Resources' `_routes` (ResourceRoute objects with `_method`, "*" for any;
+StaticResource's a dict by method) where given; a resource without that attribute is taken as
+allowing any method. Prints "ready ADDR", ADDR the app's request handler (its _handle, bound, as
 web_runner's Server keeps it), and waits on stdin."""
 import re
 import sys
+
+
+class ResourceRoute:
+    def __init__(self, method):
+        self._method = method
+        self._handler = None
+
+
+def routes(resource, methods):
+    """resource with a route for each of methods (aiohttp's add_route), or without `_routes`."""
+    if methods is not None:
+        resource._routes = [ResourceRoute(m) for m in methods]
+    return resource
 
 
 class PlainResource:
@@ -29,6 +44,7 @@ class StaticResource:
         self._name = None
         self._prefix = prefix
         self._prefix2 = prefix + "/"
+        self._routes = {"GET": ResourceRoute("GET"), "HEAD": ResourceRoute("HEAD")}
 
 
 class PrefixedSubAppResource:
@@ -61,8 +77,10 @@ class Application:
 
 sub = Application([PlainResource("/api/ping"), DynamicResource("/api/items/{id}", r"/api/items/(?P<id>\d+)")])
 app = Application([
-    PlainResource("/health/"),
-    DynamicResource("/n1/{rid}/", r"/n1/(?P<rid>[^{}/]+)/"),
+    routes(PlainResource("/health/"), ["*"]),
+    routes(PlainResource("/empty/"), []),  # no route: matches nothing, not in the table
+    routes(DynamicResource("/n1/{rid}/", r"/n1/(?P<rid>[^{}/]+)/"), ["GET", "HEAD"]),
+    routes(DynamicResource("/n1/{x}/", r"/n1/(?P<x>[^{}/]+)/"), ["POST"]),
     DynamicResource("/files/{name}.{ext}", r"/files/(?P<name>[^{}/]+)\.(?P<ext>[^{}/]+)"),
     DynamicResource("/odd/{x}", r"/odd/(?P<x>(?=a)\w+)"),  # not translatable
     StaticResource("/static"),
