@@ -499,6 +499,14 @@ void djroutes__clear(struct djroutes *t)
 	t->unique = t->strict = false;
 }
 
+void djroutes__move(struct djroutes *dst, struct djroutes *src)
+{
+	djroutes__clear(dst);
+	free(dst->v);
+	*dst = *src;
+	free(src);
+}
+
 void djroutes__free(struct djroutes *t)
 {
 	if (!t)

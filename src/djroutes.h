@@ -91,6 +91,8 @@ struct djroutes *djroutes__new(void);
 void djroutes__free(struct djroutes *t);
 /* Empty t again, as new (a reader that found nothing to read). */
 void djroutes__clear(struct djroutes *t);
+/* Move src's content into dst (emptied first), and free src. */
+void djroutes__move(struct djroutes *dst, struct djroutes *src);
 /*
  * Add the endpoint whose levels, outermost first, are pieces[0..n): 0, -ENOSPC (DJROUTES_MAX
  * reached), -EINVAL (its joined regex does not compile: it is added as opaque) or -ENOMEM.

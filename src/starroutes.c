@@ -271,19 +271,19 @@ int starroutes__read(const struct py_layout *l, const struct mem_reader *mr, uin
 		if (!rd.t)
 			return -ENOMEM;
 		ret = read_app(&rd, apps[i]);
-		djroutes__free(rd.t);
-		if (ret)
-			return ret;
-		for (int j = 0; j < n; j++)
+		for (int j = 0; !ret && j < n; j++)
 			for (unsigned k = 0; k < rd.nmounted; k++)
 				if (rd.mounted[k] == apps[j]) {
 					found++;
 					break;
 				}
-		if (found == n - 1) {
-			rd.t = t;
-			return read_app(&rd, apps[i]);
+		if (!ret && found == n - 1) {
+			djroutes__move(t, rd.t);
+			return 0;
 		}
+		djroutes__free(rd.t);
+		if (ret)
+			return ret;
 	}
 	return -ENOTSUP;
 }

@@ -6,6 +6,7 @@
  *   route_table PID [TARGET...]
  *   route_table -n N PID [TARGET...]   also the time of N reads of the patterns and of N
  *                                        matches of each TARGET (what a request costs the tool)
+ *   route_table --direct ...   the same without the page cache the tool reads through (src/memcache.h)
  *   route_table --aiohttp ADDR PID [TARGET...]   the resources of the aiohttp app whose request
  *                                        handler (app._handle, bound) is at ADDR (src/aioroutes.c)
  * prints each endpoint ("name<TAB>regex", "-" for a pattern that cannot be translated; " METHODS"
@@ -21,8 +22,27 @@
 
 #include "djapps.h"
 #include "djroutes.h"
+#include "memcache.h"
 #include "procmem.h"
 #include "pyproc.h"
+
+static int direct;	/* --direct: no page cache (src/memcache.h), to compare */
+
+/* One read of the table, as the tool makes it: through a fresh page cache. */
+static int read_table(struct py_target *t, const struct mem_reader *mr, uint64_t handler, struct djroutes *r,
+		      unsigned *skipped, const char **kind)
+{
+	struct memcache mc;
+	int ret;
+
+	if (direct)
+		return djapps__read_table(&t->layout, mr, t->runtime, handler, r, skipped, kind);
+	if (memcache__init(&mc, mr))
+		return -ENOMEM;
+	ret = djapps__read_table(&t->layout, &mc.mr, t->runtime, handler, r, skipped, kind);
+	memcache__fini(&mc);
+	return ret;
+}
 
 static double now_us(void)
 {
@@ -46,6 +66,11 @@ int main(int argc, char **argv)
 	unsigned skipped;
 	int pid, ret;
 
+	if (argc >= 3 && !strcmp(argv[1], "--direct")) {
+		direct = 1;
+		argv++;
+		argc--;
+	}
 	if (argc >= 4 && !strcmp(argv[1], "--aiohttp")) {
 		handler = strtoull(argv[2], NULL, 0);
 		argv += 2;
@@ -57,7 +82,7 @@ int main(int argc, char **argv)
 		argc -= 2;
 	}
 	if (argc < 2 || (pid = atoi(argv[1])) <= 0) {
-		fprintf(stderr, "usage: route_table [--aiohttp HANDLER] [-n N] PID [TARGET...]\n");
+		fprintf(stderr, "usage: route_table [--direct] [--aiohttp HANDLER] [-n N] PID [TARGET...]\n");
 		return 2;
 	}
 	if (py_target__inspect(pid, &t, err, sizeof(err))) {
@@ -68,7 +93,7 @@ int main(int argc, char **argv)
 	r = djroutes__new();
 	if (!r)
 		return 1;
-	ret = djapps__read_table(&t.layout, &mr, t.runtime, handler, r, &skipped, &kind);
+	ret = read_table(&t, &mr, handler, r, &skipped, &kind);
 	if (ret) {
 		fprintf(stderr, "pid %d: %s: %s\n", pid, kind, ret == -EAGAIN ? "not set up yet" :
 			ret == -ENOENT ? "none of Django, Flask and Starlette is imported" :
@@ -106,7 +131,7 @@ int main(int argc, char **argv)
 			struct djroutes *again = djroutes__new();
 
 			if (again)
-				djapps__read_table(&t.layout, &mr, t.runtime, handler, again, &skipped, &kind);
+				read_table(&t, &mr, handler, again, &skipped, &kind);
 			djroutes__free(again);
 		}
 		printf("read of %u endpoints: %.1f us\n", djroutes__count(r), (now_us() - t0) / iters);

@@ -284,6 +284,18 @@ static void test_methods(void **state)
 	/* a table set unique (werkzeug's) does not look at methods */
 	djroutes__set_unique(t);
 	expect_method(t, "POST", "/items/3/", NULL);			/* two names */
+	/* moved, a table's content is another's */
+	{
+		struct djroutes *m = djroutes__new();
+		unsigned n = djroutes__count(u);
+
+		djroutes__move(m, u);
+		u = NULL;
+		assert_int_equal(djroutes__count(m), n);
+		expect_method(m, "PUT", "/items/3/", NULL);	/* strict moved too */
+		expect_method(m, "GET", "/items/3/", "/items/{iid}/");
+		djroutes__free(m);
+	}
 	/* cleared, a table is as new */
 	djroutes__clear(t);
 	assert_int_equal(djroutes__count(t), 0);
