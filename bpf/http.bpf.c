@@ -116,6 +116,7 @@ static __always_inline int on_close(__s32 fd)
 		e->root_frame = 0;
 		e->route_obj = 0;
 		e->server_obj = 0;
+		e->host_frame = 0;
 		if (bpf_ringbuf_output(&events, e, offsetof(struct http_event, data), pt_rb_flags()))
 			pt_count(PT_CNT_HTTP_LOST);
 	}
@@ -158,6 +159,7 @@ static __always_inline void task_keys(struct http_event *e, __u32 pid, struct ht
 		e->root_frame = conn->w_root;
 		e->route_obj = conn->w_route;
 		e->server_obj = conn->w_server;
+		e->host_frame = conn->w_host;
 		conn->w_ts = 0;
 		pt_count(PT_CNT_HTTP_QUEUED);
 		return;
@@ -166,6 +168,7 @@ static __always_inline void task_keys(struct http_event *e, __u32 pid, struct ht
 	e->root_frame = 0;
 	e->route_obj = 0;
 	e->server_obj = 0;
+	e->host_frame = 0;
 	if (!proc)
 		return;
 	st = bpf_map_lookup_elem(&resp_stack, &zero);
@@ -177,6 +180,7 @@ static __always_inline void task_keys(struct http_event *e, __u32 pid, struct ht
 	e->root_frame = st->root_frame;
 	e->route_obj = st->route_obj;
 	e->server_obj = st->server_obj;
+	e->host_frame = st->host_frame;
 }
 
 static __always_inline void emit(__u32 type, __u32 pid, __u32 tid, __s32 fd, __u64 ts,
@@ -206,6 +210,7 @@ static __always_inline void emit(__u32 type, __u32 pid, __u32 tid, __s32 fd, __u
 		e->root_frame = 0;
 		e->route_obj = 0;
 		e->server_obj = 0;
+		e->host_frame = 0;
 	}
 	/* keep the verifier's view of n bounded: the compiler would reuse len */
 	asm volatile("" : "+r"(n));
@@ -336,6 +341,7 @@ int uvloop_write(struct pt_regs *ctx)
 	conn->w_root = st->root_frame;
 	conn->w_route = st->route_obj;
 	conn->w_server = st->server_obj;
+	conn->w_host = st->host_frame;
 	conn->w_ts = bpf_ktime_get_ns();
 	return 0;
 }

@@ -225,16 +225,16 @@ __noinline __u64 pt_task_of(const struct pt_proc *proc, __u64 gen, __u64 gen_cod
 }
 
 /*
- * The request's scope held by the server's object obj (struct pt_proc's send_code, attr_*), as a
- * task key; 0: unknown. The modes are src/pythreads.h's enum py_attr_mode.
+ * An instance attribute of obj by its class's recipe (mode, off, slot: src/pythreads.h's struct
+ * py_attr_recipe; the modes are its enum py_attr_mode): the object it holds, or 0.
  */
-static __always_inline __u64 pt_server_scope(const struct pt_proc *proc, __u64 obj)
+static __always_inline __u64 pt_obj_attr(const struct pt_proc *proc, __u64 obj, __u8 mode, __u16 off, __u16 slot)
 {
 	__u64 vals = 0, v;
 
-	switch (proc->attr_mode) {
+	switch (mode) {
 	case 1:		/* <= 3.10: a split dict */
-		v = pt_read_ptr(obj + proc->attr_off);
+		v = pt_read_ptr(obj + off);
 		vals = v ? pt_read_ptr(v + proc->attr_dict_values) : 0;
 		break;
 	case 2:		/* 3.11 */
@@ -245,12 +245,49 @@ static __always_inline __u64 pt_server_scope(const struct pt_proc *proc, __u64 o
 		vals = v & 1 ? v + 1 : 0;
 		break;
 	case 4:		/* 3.13+: inline, if valid (PyDictValues' fourth byte) */
-		v = pt_read_ptr(obj + proc->attr_off);
-		vals = (v >> 24) & 0xff ? obj + proc->attr_off : 0;
+		v = pt_read_ptr(obj + off);
+		vals = (v >> 24) & 0xff ? obj + off : 0;
 		break;
 	}
-	v = vals ? pt_read_ptr(vals + proc->attr_slot) : 0;
-	return v && !(v & 7) ? v | PT_TASK_SCOPE : 0;
+	v = vals ? pt_read_ptr(vals + slot) : 0;
+	return v & 7 ? 0 : v;
+}
+
+/* The request's scope held by the server's object obj (struct pt_proc's send_code, attr_*), as a task key; 0: unknown. */
+static __always_inline __u64 pt_server_scope(const struct pt_proc *proc, __u64 obj)
+{
+	__u64 v = pt_obj_attr(proc, obj, proc->attr_mode, proc->attr_off, proc->attr_slot);
+
+	return v ? v | PT_TASK_SCOPE : 0;
+}
+
+/*
+ * A streamed response's writer, frame its outermost (wrap's) frame: s->host_frame is its task
+ * group's host, the task awaiting the response (struct pt_proc's host_cell); or, until the loader
+ * knows where TaskGroup and CancelScope keep their attributes, the task group, tagged
+ * PT_HOST_TASK_GROUP.
+ */
+static __always_inline void pt_host_key(const struct pt_proc *proc, struct pt_stack *s, __u64 frame)
+{
+	__u64 v;
+
+	if (!frame || (frame & 7) || !proc->host_cell)
+		return;
+	v = pt_read_ptr(frame + proc->host_cell) & proc->off.code_mask;	/* 3.14 tags it */
+	v = v ? pt_read_ptr(v + proc->cell_ref) : 0;			/* the TaskGroup */
+	if (!v)
+		return;
+	if (!proc->host_attr[0].mode || !proc->host_attr[1].mode) {
+		if (!(v & 7))
+			s->host_frame = v | PT_HOST_TASK_GROUP;	/* for the loader to learn from */
+		return;
+	}
+	v = pt_obj_attr(proc, v, proc->host_attr[0].mode, proc->host_attr[0].off, proc->host_attr[0].slot);
+	v = v ? pt_obj_attr(proc, v, proc->host_attr[1].mode, proc->host_attr[1].off, proc->host_attr[1].slot) : 0;
+	v = v && proc->task_coro ? pt_read_ptr(v + proc->task_coro) : 0;	/* the task's coroutine */
+	if (!v)
+		return;
+	s->host_frame = proc->coro_frame_is_ptr ? pt_read_ptr(v + proc->coro_frame) : v + proc->coro_frame;
 }
 
 /*
@@ -258,21 +295,27 @@ static __always_inline __u64 pt_server_scope(const struct pt_proc *proc, __u64 o
  * coroutine's code, struct pt_proc's writer_code), written through the server's send
  * (s->send_frame): s's task is the request's scope, read from the server's object, send's self;
  * or, until the loader knows where that object's class keeps it, the object is given as
- * s->server_obj. A global function, called on every path: its branches, inlined in the walk,
+ * s->server_obj. Without the middleware, the task group's host task (pt_host_key). A global function, called on every path: its branches, inlined in the walk,
  * made every walking program's verification 50% longer.
  */
 __noinline int pt_server_key(const struct pt_proc *proc, struct pt_stack *s, __u64 gen_code)
 {
-	__u64 obj, key;
+	__u64 obj, key, frame;
 
-	if (!proc || !s || !s->send_frame || !proc->writer_code || gen_code != proc->writer_code)
+	if (!proc || !s || !proc->writer_code || gen_code != proc->writer_code)
 		return 0;
+	frame = s->task_frame;	/* the writer's own (wrap's frame), before a scope replaces it */
+	if (!proc->scope_code || !s->send_frame) {
+		pt_host_key(proc, s, frame);
+		return 0;
+	}
 	obj = pt_read_ptr(s->send_frame + proc->send_local) & proc->off.code_mask;
 	key = obj && proc->attr_mode ? pt_server_scope(proc, obj) : 0;
-	if (!key) {
+	if (!key)
 		s->server_obj = obj;
+	pt_host_key(proc, s, frame);
+	if (!key)
 		return 0;	/* a global function returns a scalar */
-	}
 	s->task_frame = key;
 	if (proc->scope_route_off && !s->route_obj) {
 		/* FastAPI's route in the scope (struct pt_proc's scope_route_off): key, then value */
@@ -328,6 +371,7 @@ __noinline __u64 pt_walk_thread(__u64 fsbase, const struct pt_proc *proc, struct
 	s->scope_frame = 0;
 	s->send_frame = 0;
 	s->server_obj = 0;
+	s->host_frame = 0;
 	if (!fsbase)
 		goto no_tstate;
 	tstate = pt_read_ptr(fsbase + proc->tstate_off);

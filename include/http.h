@@ -38,7 +38,7 @@ struct http_conn {
 	 * task keys of the writer's stack at transport.write(), noted by bpf/http.bpf.c's
 	 * uvloop_write probe and taken by the write that starts the response. w_ts 0: none.
 	 */
-	__u64 w_task, w_root, w_route, w_server, w_ts;
+	__u64 w_task, w_root, w_route, w_server, w_host, w_ts;
 };
 
 struct http_conn_key {
@@ -65,6 +65,7 @@ struct http_event {
 	__u64 root_frame;
 	__u64 route_obj;	/* PT_EV_HTTP_RESP: the writer's pt_stack.route_obj, else 0 */
 	__u64 server_obj;	/* PT_EV_HTTP_RESP: the writer's pt_stack.server_obj, else 0 */
+	__u64 host_frame;	/* PT_EV_HTTP_RESP: the writer's pt_stack.host_frame, else 0 */
 	char data[HTTP_PREFIX_MAX];	/* sent cut to data_len */
 };
 

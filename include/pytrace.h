@@ -124,10 +124,31 @@ struct pt_proc {
 	__u16 dict_keys;	/* PyDictObject.ma_keys */
 	__u16 pad5;
 	__u64 scope_route_key;	/* the "route" str object */
+	/*
+	 * A plain StreamingResponse (no middleware) streams from its child task (writer_code) too,
+	 * while its request's statements came from the request's own task, the one that awaits
+	 * StreamingResponse.__call__: the host task of its anyio task group, whose key the writer
+	 * gives beside its own (pt_stack.host_frame). It reads it from the child's closure (wrap's
+	 * free variable task_group, a cell), then TaskGroup.cancel_scope, then
+	 * CancelScope._host_task (each attribute by its class's recipe, worked out by the loader from
+	 * a first TaskGroup: host_attr[0] and [1], mode 0 until then), then the task's coroutine
+	 * frame, as pt_task_of's thread pools do: the key that task's own stacks have. Five to seven
+	 * reads, on those writers' walks only.
+	 */
+	__u16 host_cell;	/* frame -> wrap's cell of task_group (f_localsplus + 8 * its index); 0: none */
+	__u16 pad6;
+	struct pt_attr {
+		__u16 off;	/* as attr_off */
+		__u16 slot;	/* as attr_slot */
+		__u8 mode;	/* as attr_mode */
+		__u8 pad[3];
+	} host_attr[2];		/* TaskGroup.cancel_scope, CancelScope._host_task */
 };
 
 /* In a task_frame: the task a thread pool's thread works for (struct pt_proc), not its own. */
 #define PT_TASK_PROXY	2ULL
+/* In a host_frame: an anyio TaskGroup to learn from (struct pt_proc's host_attr), not a task key. */
+#define PT_HOST_TASK_GROUP	2ULL
 /* In a task_frame: an ASGI request's scope dict (struct pt_proc's scope_code), not a frame. */
 #define PT_TASK_SCOPE	4ULL
 
@@ -257,6 +278,14 @@ struct pt_stack {
 	/* the send_code frame's self in a stack of the writer_code's task, where the walker did not
 	 * read its scope itself; else 0 */
 	__u64 server_obj;
+	/*
+	 * A streamed response's writer (struct pt_proc's writer_code): the task key of its task
+	 * group's host, the task that awaits the response (host_cell), beside its own key; 0: none
+	 * or not known. The statements that task sent before the stream are the response's too.
+	 * Until the walker knows where TaskGroup and CancelScope keep their attributes: the
+	 * TaskGroup | PT_HOST_TASK_GROUP, for the loader to work that out from.
+	 */
+	__u64 host_frame;
 	struct pt_frame frames[PT_MAX_FRAMES];	/* innermost first; only nframes are sent */
 };
 

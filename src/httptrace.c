@@ -54,6 +54,7 @@ struct httptrace {
 	struct djapps *patterns;	/* Django's URL patterns, Flask's rules, per process */
 	uint64_t route_reads, route_errors;
 	uint64_t scope_reads, scope_errors;	/* server_scope() */
+	uint64_t host_reads, host_errors;	/* host_recipes() */
 	uint64_t scope_route_reads, scope_route_errors;	/* scope_route() */
 	uint64_t self_start;		/* our start, in clock ticks since boot (/proc/self/stat) */
 	uint64_t adopted, adopt_failed;	/* connections accepted before tracing, followed from then */
@@ -238,6 +239,25 @@ static void server_scope(struct httptrace *h, uint32_t pid, uint64_t obj, uint64
 }
 
 /*
+ * A streamed response's writer gave its task group (PT_HOST_TASK_GROUP) where the walker does
+ * not read its host task yet: the walkers learn to (procs__host_recipes). This response keeps
+ * no host task: its task group may be another's by now.
+ */
+static void host_recipes(struct httptrace *h, uint32_t pid, uint64_t tg)
+{
+	struct procs *ps = session__procs(h->session);
+	struct proc *pr = procs__get(ps, pid, false);
+	int err = pr ? procs__host_recipes(ps, pr, tg) : -ESRCH;
+
+	h->host_reads++;
+	if (err) {
+		h->host_errors++;
+		vlog("pid %u: no host task in the task group at 0x%llx: %s\n", pid, (unsigned long long)tg,
+		     strerror(-err));
+	}
+}
+
+/*
  * FastAPI's route, from the request's ASGI scope (a scope key: PT_TASK_SCOPE): APIRoute.matches
  * puts the route in scope["route"] (FastAPI 0.6x-0.11x; Starlette's own routes do not), which
  * behind BaseHTTPMiddleware is the only way to it (the writer's stack has no Route.handle). The
@@ -301,14 +321,20 @@ static void httptrace_event(void *c, const void *data, size_t size)
 		char path[HTTP_PATH_MAX];
 		bool scoped = false;
 
+		uint64_t host = e->host_frame;
+
 		if (e->server_obj)
 			server_scope(h, e->hdr.pid, e->server_obj, &task);
+		if (host & PT_HOST_TASK_GROUP) {
+			host_recipes(h, e->hdr.pid, host & ~7ULL);
+			host = 0;
+		}
 		if (!tmpl && !(task & 1) && (task & PT_TASK_SCOPE)) {
 			tmpl = scope_route(h, e->hdr.pid, task & ~(uint64_t)7, &multi, path, sizeof(path));
 			scoped = tmpl != NULL;
 		}
-		requests__resp_route_for(h->req, e->hdr.pid, e->tid, e->fd, e->ts, e->last_write_ts, e->data,
-					 e->data_len, task, tmpl, multi, scoped ? path : NULL);
+		requests__resp_host(h->req, e->hdr.pid, e->tid, e->fd, e->ts, e->last_write_ts, e->data, e->data_len,
+				    task, host, tmpl, multi, scoped ? path : NULL);
 		break;
 	}
 	case PT_EV_HTTP_CLOSE:
@@ -441,6 +467,8 @@ void httptrace__stats(struct httptrace *h, struct httptrace_stats *st)
 	st->route_errors = h->route_errors;
 	st->scope_reads = h->scope_reads;
 	st->scope_errors = h->scope_errors;
+	st->host_reads = h->host_reads;
+	st->host_errors = h->host_errors;
 	st->scope_route_reads = h->scope_route_reads;
 	st->adopted = h->adopted;
 	st->adopt_failed = h->adopt_failed;
@@ -486,6 +514,8 @@ static void httptrace_json(void *c, struct jsonw *w)
 	jsonw__uint_field(w, "route_template_errors", st.route_errors);
 	jsonw__uint_field(w, "streamed_response_scope_reads", st.scope_reads);
 	jsonw__uint_field(w, "streamed_response_scope_errors", st.scope_errors);
+	jsonw__uint_field(w, "streamed_response_host_reads", st.host_reads);
+	jsonw__uint_field(w, "streamed_response_host_errors", st.host_errors);
 	jsonw__uint_field(w, "scope_route_reads", st.scope_route_reads);
 	jsonw__uint_field(w, "scope_route_errors", st.scope_route_errors);
 	jsonw__name(w, "url_patterns");

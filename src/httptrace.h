@@ -25,6 +25,8 @@ struct httptrace_stats {
 	uint64_t route_errors;		/* of which without one */
 	uint64_t scope_reads;		/* streamed responses whose request's scope was read (procs.h) */
 	uint64_t scope_errors;		/* of which without one */
+	uint64_t host_reads;		/* streamed responses' task groups read to learn their host task */
+	uint64_t host_errors;		/* of which without it */
 	uint64_t scope_route_reads;	/* ASGI scopes whose route was read (FastAPI behind middleware) */
 	uint64_t adopted;		/* connections accepted before tracing, followed (sockpeer__accepted) */
 	uint64_t adopt_failed;		/* of which the map had no room for */

@@ -428,6 +428,94 @@ static void scope_frame_found(struct procs *p, struct proc *pr, const struct mem
 }
 
 /*
+ * A StreamingResponse's writer (wrap, nested in its __call__) and its cell of the task group,
+ * whose host task awaits the response (struct pt_proc's host_cell): a plain StreamingResponse's
+ * request's own task.
+ */
+static void find_host_writer(struct procs *p, struct proc *pr, const struct mem_reader *mr)
+{
+	const struct scope_frame *sf = &stream_writer;
+	uint64_t code, writer;
+	int cell;
+
+	if (pr->py.host_cell ||
+	    pythreads__method_code(&pr->py.layout, mr, pr->py.runtime, sf->module, sf->cls, sf->method, &code) ||
+	    pr->py.host_rejected == code || scope_child(&pr->py, mr, code, sf, &writer))
+		return;
+	cell = pythreads__cell_index(&pr->py.layout, mr, writer, "task_group");
+	if (cell <= 0) {
+		/* 0 would be the frame's first local: wrap's argument, not a free variable */
+		pr->py.host_rejected = code;
+		vlog("pid %d: StreamingResponse's writer holds no cell task_group: statements of streamed "
+		     "responses' requests are not given to them\n", pr->pid);
+		return;
+	}
+	pr->py.writer_code = writer;	/* find_writer's too, where it found the middleware */
+	pr->py.host_cell = (uint32_t)cell;
+	if (reconfigure(p, pr)) {
+		pr->py.host_cell = 0;
+		return;	/* it left meanwhile */
+	}
+	p->st.stream_hosts++;
+	tlog(p, "pid %d: plain StreamingResponses go by their request's task (their task group's host)\n", pr->pid);
+}
+
+/*
+ * Where anyio's TaskGroup keeps cancel_scope and CancelScope _host_task, from the classes
+ * (anyio._backends._asyncio's): once an instance of each has set them, whatever instance is in
+ * reach. 0 or -errno.
+ */
+static int host_type_recipes(const struct proc *pr, const struct mem_reader *mr, struct py_attr_recipe *r)
+{
+	const struct py_layout *l = &pr->py.layout;
+	uint64_t md, tg, cs;
+	int ret = pythreads__module_dict(l, mr, pr->py.runtime, "anyio._backends._asyncio", &md);
+
+	ret = ret ?: pythreads__dict_get(l, mr, md, "TaskGroup", &tg);
+	ret = ret ?: pythreads__dict_get(l, mr, md, "CancelScope", &cs);
+	ret = ret ?: pythreads__type_attr_recipe(l, mr, tg, "cancel_scope", &r[0]);
+	return ret ?: pythreads__type_attr_recipe(l, mr, cs, "_host_task", &r[1]);
+}
+
+int procs__host_recipes(struct procs *p, struct proc *pr, uint64_t obj)
+{
+	struct py_attr_recipe r[2];
+	struct mem_reader mr;
+	uint64_t cs;
+	int ret;
+
+	if (pr->state != PROC_PYTHON || !pr->live || !pr->py.host_cell)
+		return -ENOENT;
+	if (pr->py.host_attr[0].mode && pr->py.host_attr[1].mode)
+		return 0;
+	if (pr->py.host_attr_tries >= 8)
+		return -EAGAIN;
+	pr->py.host_attr_tries++;
+	procmem__reader(&mr, pr->pid);
+	/*
+	 * From the classes: the instance given may be gone by now (a short stream's), but its
+	 * class's keys hold its attributes since; else from the instance, checked by key
+	 */
+	ret = host_type_recipes(pr, &mr, r);
+	if (ret) {
+		ret = pythreads__attr_recipe(&pr->py.layout, &mr, obj, "cancel_scope", &r[0]);
+		ret = ret ?: pythreads__attr(&pr->py.layout, &mr, obj, "cancel_scope", &cs);
+		ret = ret ?: pythreads__attr_recipe(&pr->py.layout, &mr, cs, "_host_task", &r[1]);
+	}
+	if (ret)
+		return ret;
+	pr->py.host_attr[0] = r[0];
+	pr->py.host_attr[1] = r[1];
+	ret = reconfigure(p, pr);
+	if (ret) {
+		memset(pr->py.host_attr, 0, sizeof(pr->py.host_attr));
+		return ret;
+	}
+	tlog(p, "pid %d: the walker reads a streamed response's request task itself\n", pr->pid);
+	return 0;
+}
+
+/*
  * Look for the thread pools', route frames' and middlewares' functions in pr's modules (procs.h):
  * at most once per pool_gap_ns, until every kind is found.
  */
@@ -437,8 +525,8 @@ static void find_frames(struct procs *p, struct proc *pr, uint64_t now)
 	uint64_t code;
 	size_t i;
 
-	if (pr->state != PROC_PYTHON || !pr->live || (pr->py.proxy_code && pr->py.route_code && pr->py.scope_code) ||
-	    now < pr->pool_next_ns)
+	if (pr->state != PROC_PYTHON || !pr->live ||
+	    (pr->py.proxy_code && pr->py.route_code && pr->py.scope_code && pr->py.host_cell) || now < pr->pool_next_ns)
 		return;
 	pr->pool_gap_ns = pr->pool_gap_ns ? pr->pool_gap_ns * 2 : POOL_GAP_MIN_NS;
 	if (pr->pool_gap_ns > POOL_GAP_MAX_NS)
@@ -466,6 +554,7 @@ static void find_frames(struct procs *p, struct proc *pr, uint64_t now)
 					    &code))
 			scope_frame_found(p, pr, &mr, code, sf);
 	}
+	find_host_writer(p, pr, &mr);
 }
 
 /* Inspect pr and, if it is Python, hand its configuration to the BPF side. */
@@ -1174,6 +1263,7 @@ void procs__write_json(const struct procs *p, struct jsonw *w)
 	jsonw__uint_field(w, "thread_pools_for_tasks", p->st.thread_pools);
 	jsonw__uint_field(w, "route_frames", p->st.route_frames);
 	jsonw__uint_field(w, "asgi_middleware_scopes", p->st.scope_frames);
+	jsonw__uint_field(w, "streaming_response_hosts", p->st.stream_hosts);
 	jsonw__bool_field(w, "host_wide", p->o.host_wide);
 	/* the Python processes followed, in the order found (at most PROCS_SEEN_MAX) */
 	jsonw__name(w, "followed");

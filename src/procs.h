@@ -95,6 +95,7 @@ struct procs_stats {
 	unsigned thread_pools;	/* processes whose thread pool works for tasks (procs__thread_pool_frame) */
 	unsigned route_frames;	/* processes whose routes are read from their framework (routes.h) */
 	unsigned scope_frames;	/* processes whose BaseHTTPMiddleware's tasks go by request (procs__scope_frames) */
+	unsigned stream_hosts;	/* processes whose plain StreamingResponses go by their request's task */
 };
 
 struct procs;
@@ -189,6 +190,14 @@ struct server_send {
  * BPF walkers then read it themselves (struct pt_proc's attr_mode).
  */
 int procs__server_scope(struct procs *p, struct proc *pr, uint64_t obj, uint64_t *key);
+/*
+ * A streamed response's writer gave its anyio TaskGroup obj (pt_stack.server_obj, tagged
+ * PT_SERVER_TASK_GROUP) before the walkers knew where TaskGroup and CancelScope keep their
+ * attributes: work that out from it (struct pt_proc's host_attr). That response gets no host
+ * task: obj is read after the fact, and may be another request's by then. 0 (the walkers now
+ * read the host task themselves) or -errno.
+ */
+int procs__host_recipes(struct procs *p, struct proc *pr, uint64_t obj);
 /*
  * FastAPI's route in a request's scope dict (scope["route"]), read by the loader: the route
  * object, 0 or -errno (-ENOENT: none, a Starlette route). The first ones also tell where the

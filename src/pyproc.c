@@ -526,4 +526,16 @@ void py_target__to_bpf(const struct py_target *t, struct pt_proc *p)
 			p->dict_keys = (__u16)l->dict_keys;
 		}
 	}
+	if (t->writer_code && t->host_cell) {
+		/* a streamed response's writer: its task group's host task, beside its own key */
+		p->writer_code = t->writer_code;
+		p->host_cell = l->fr_localsplus + 8 * t->host_cell;
+		if (t->host_attr[0].mode)
+			p->attr_dict_values = (__u16)t->host_attr[0].dict_values;
+		for (int i = 0; i < 2; i++) {
+			p->host_attr[i].mode = (__u8)t->host_attr[i].mode;
+			p->host_attr[i].off = (__u16)t->host_attr[i].off;
+			p->host_attr[i].slot = (__u16)t->host_attr[i].slot;
+		}
+	}
 }

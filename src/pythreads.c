@@ -424,6 +424,65 @@ int pythreads__attr_recipe(const struct py_layout *l, const struct mem_reader *m
 	return mem_read_u64(mr, base + out->slot, &p) ?: p == e.value ? 0 : -EINVAL;
 }
 
+int pythreads__type_attr_recipe(const struct py_layout *l, const struct mem_reader *mr, uint64_t type,
+				const char *name, struct py_attr_recipe *out)
+{
+	struct keys_layout kl;
+	uint64_t keys = 0, flags = 0, k;
+	int64_t off = 0, ix = -1;
+	int ret;
+
+	ret = mem_read_u64(mr, type + l->ht_cached_keys, &keys);
+	if (!ret && l->objdict != PYL_DICT_OFFSET)
+		ret = mem_read_u64(mr, type + l->tp_flags, &flags);
+	if (ret)
+		return ret;
+	if (!keys)
+		return -ENOENT;	/* no instance has set an attribute yet */
+	ret = keys_layout(l, mr, keys, &kl);
+	if (ret)
+		return ret;
+	/* the instances' values are in the order of their class's keys */
+	for (int64_t i = 0; i < kl.nentries && i < 1000 && ix < 0; i++) {
+		ret = mem_read_u64(mr, kl.entries + i * kl.esize + kl.key_off, &k);
+		if (ret)
+			return ret;
+		if (k && str_is(l, mr, k, name))
+			ix = i;
+	}
+	if (ix < 0)
+		return -ENOENT;
+	memset(out, 0, sizeof(*out));
+	switch (l->objdict) {
+	case PYL_DICT_OFFSET:
+		ret = read_i64(mr, type + l->tp_dictoffset, &off);
+		out->mode = PY_ATTR_DICT;
+		break;
+	case PYL_DICT_MANAGED_311:
+	case PYL_DICT_MANAGED_312:
+		if (!(flags & TPFLAGS_MANAGED_DICT))
+			return -ENOTSUP;
+		out->mode = l->objdict == PYL_DICT_MANAGED_311 ? PY_ATTR_VALUES_311 : PY_ATTR_VALUES_312;
+		break;
+	case PYL_DICT_INLINE:
+		if (!(flags & TPFLAGS_INLINE_VALUES))
+			return -ENOTSUP;
+		ret = read_i64(mr, type + l->tp_basicsize, &off);
+		out->mode = PY_ATTR_INLINE;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (ret)
+		return ret;
+	if (off < 0 || off > 4096 || (out->mode == PY_ATTR_DICT && !off))
+		return -EINVAL;
+	out->off = (uint32_t)off;
+	out->slot = l->dv_values + 8 * (uint32_t)ix;
+	out->dict_values = l->dict_values;
+	return 0;
+}
+
 int pythreads__attr(const struct py_layout *l, const struct mem_reader *mr, uint64_t obj,
 		    const char *name, uint64_t *value)
 {

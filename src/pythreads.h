@@ -126,6 +126,15 @@ struct py_attr_recipe {
 int pythreads__attr_recipe(const struct py_layout *l, const struct mem_reader *mr, uint64_t obj, const char *name,
 			   struct py_attr_recipe *out);
 
+/*
+ * The same from the class alone (type: a heap type whose instances share its keys, its
+ * ht_cached_keys), for when no instance is in reach: 0, -ENOENT (no such attribute set on an
+ * instance yet), -ENOTSUP (its instances keep no shared values) or -errno. Not checked against
+ * an instance: a walker reading by it checks what it finds.
+ */
+int pythreads__type_attr_recipe(const struct py_layout *l, const struct mem_reader *mr, uint64_t type,
+				const char *name, struct py_attr_recipe *out);
+
 /* An int object's value (|value| < 2^63): 0 or -errno. */
 int pythreads__read_long(const struct py_layout *l, const struct mem_reader *mr, uint64_t addr, int64_t *v);
 

@@ -834,15 +834,15 @@ static uint64_t task_resp_end(struct requests *r, uint32_t pid, const struct tas
  * the task's previous response began and while that one was still being written could be
  * either's: neither takes it.
  */
-static void take_task_queries(struct requests *r, struct req *q, struct thread *t, const struct task_resp *prev,
-			      uint64_t prev_end, uint64_t resp_ts)
+static void take_task_queries(struct requests *r, struct req *q, uint64_t task, struct thread *t,
+			      const struct task_resp *prev, uint64_t prev_end, uint64_t resp_ts)
 {
 	unsigned i;
 
 	for (i = 0; i < t->n; i++) {
 		struct tquery *tq = &t->q[(t->head + i) % THREAD_QUERIES];
 
-		if (tq->done || tq->task != q->task || tq->start > resp_ts)
+		if (tq->done || tq->task != task || tq->start > resp_ts)
 			continue;
 		tq->done = true;
 		if (tq->start < q->start)
@@ -863,21 +863,37 @@ static void take_task_queries(struct requests *r, struct req *q, struct thread *
 	pop_done(t);
 }
 
-static void attribute_task(struct requests *r, struct req *q, struct thread *t, int32_t fd, uint64_t resp_ts)
+/* The rule above for q's response as task's (its writer's, or the task its writer streams for). */
+static void attribute_task_key(struct requests *r, struct req *q, uint64_t task, struct thread *t, int32_t fd,
+			       uint64_t resp_ts)
 {
-	struct task_resp *prev = last_task_resp(t, q->task), *tr;
+	struct task_resp *prev = last_task_resp(t, task), *tr;
 	uint64_t prev_end = prev ? task_resp_end(r, t->pid, prev) : 0;
 	struct thread *pool = thread_get(r, t->pid, POOL_TID, false);
 
-	take_task_queries(r, q, t, prev, prev_end, resp_ts);
+	take_task_queries(r, q, task, t, prev, prev_end, resp_ts);
 	if (pool)
-		take_task_queries(r, q, pool, prev, prev_end, resp_ts);
+		take_task_queries(r, q, task, pool, prev, prev_end, resp_ts);
 	tr = &t->resp[t->nresp++ % TASK_RESPS];
-	tr->task = q->task;
+	tr->task = task;
 	tr->resp_ts = resp_ts;
 	tr->start = q->start;
 	tr->end = 0;
 	tr->fd = fd;
+}
+
+/*
+ * A streamed response is written by a child task of the one that awaits it (host): both tasks'
+ * statements are the request's, each by the rule.
+ */
+static void attribute_task(struct requests *r, struct req *q, struct thread *t, int32_t fd, uint64_t resp_ts,
+			   uint64_t host)
+{
+	attribute_task_key(r, q, q->task, t, fd, resp_ts);
+	if (host && host != q->task) {
+		attribute_task_key(r, q, host, t, fd, resp_ts);
+		r->st.requests_by_host_task++;
+	}
 }
 
 void requests__resp(struct requests *r, uint32_t pid, uint32_t tid, int32_t fd, uint64_t ts,
@@ -902,6 +918,13 @@ void requests__resp_route(struct requests *r, uint32_t pid, uint32_t tid, int32_
 void requests__resp_route_for(struct requests *r, uint32_t pid, uint32_t tid, int32_t fd, uint64_t ts,
 			      uint64_t last_write, const char *data, size_t data_len, uint64_t task,
 			      const char *tmpl, bool multi, const char *for_path)
+{
+	requests__resp_host(r, pid, tid, fd, ts, last_write, data, data_len, task, 0, tmpl, multi, for_path);
+}
+
+void requests__resp_host(struct requests *r, uint32_t pid, uint32_t tid, int32_t fd, uint64_t ts,
+			 uint64_t last_write, const char *data, size_t data_len, uint64_t task, uint64_t host,
+			 const char *tmpl, bool multi, const char *for_path)
 {
 	struct conn *c = conn_get(r, pid, fd, false);
 	struct thread *t;
@@ -965,7 +988,7 @@ void requests__resp_route_for(struct requests *r, uint32_t pid, uint32_t tid, in
 			r->st.requests_by_task++;
 			if ((task & 1) == 0 && (task & PT_TASK_SCOPE))
 				r->st.requests_by_scope++;
-			attribute_task(r, q, t, fd, ts);
+			attribute_task(r, q, t, fd, ts, host);
 		} else if (t->by_task) {
 			/* who wrote it is unknown: its statements wait for nothing and go unclaimed */
 			q->multiplexed = true;
@@ -981,7 +1004,7 @@ void requests__resp_route_for(struct requests *r, uint32_t pid, uint32_t tid, in
 			/* a thread pool's statements for this response's task: by task, before any
 			 * request of the writer went by task (its first responses) */
 			if (pool)
-				take_task_queries(r, q, pool, NULL, 0, ts);
+				take_task_queries(r, q, q->task, pool, NULL, 0, ts);
 		}
 	}
 }
@@ -1387,6 +1410,7 @@ int requests__write_summary_json(const struct requests *r, struct jsonw *w)
 		{ "requests_multiplexed", s->multiplexed_requests }, { "queries_dropped", s->queries_dropped },
 		{ "requests_by_task", s->requests_by_task },
 		{ "requests_by_asgi_scope", s->requests_by_scope },
+		{ "requests_by_host_task", s->requests_by_host_task },
 		{ "queries_unattributed_task_unknown", s->queries_task_unknown },
 		{ "queries_unattributed_ambiguous_task", s->queries_ambiguous },
 		{ "queries_unattributed_no_response", s->queries_no_response },

@@ -94,6 +94,7 @@ struct requests_stats {
 	uint64_t queries_dropped;	/* per-thread statement buffer full */
 	uint64_t requests_by_task;	/* requests whose statements were their task's */
 	uint64_t requests_by_scope;	/* of which by their ASGI scope (a middleware's tasks: PT_TASK_SCOPE) */
+	uint64_t requests_by_host_task;	/* of which streamed, with their writer's host task's statements too */
 	uint64_t queries_task_unknown;	/* by task, and the statement's task is unknown (stack cut) */
 	uint64_t queries_ambiguous;	/* by task, and two requests of its task could own it */
 	uint64_t queries_no_response;	/* by task, and no response of its task claimed it */
@@ -161,6 +162,14 @@ void requests__resp_route(struct requests *r, uint32_t pid, uint32_t tid, int32_
 void requests__resp_route_for(struct requests *r, uint32_t pid, uint32_t tid, int32_t fd, uint64_t ts,
 			      uint64_t last_write, const char *data, size_t data_len, uint64_t task,
 			      const char *tmpl, bool multi, const char *for_path);
+/*
+ * The same for a streamed response whose writer is a child task of host (the task that awaits
+ * the response: a plain StreamingResponse's request's task), 0 if none: host's statements are
+ * the request's too, by the same rule as the writer's.
+ */
+void requests__resp_host(struct requests *r, uint32_t pid, uint32_t tid, int32_t fd, uint64_t ts,
+			 uint64_t last_write, const char *data, size_t data_len, uint64_t task, uint64_t host,
+			 const char *tmpl, bool multi, const char *for_path);
 /* A completed statement. pattern and call_site may be NULL. */
 void requests__query(struct requests *r, uint32_t pid, uint32_t tid, uint64_t start_ns, uint64_t end_ns,
 		     const char *pattern, const char *call_site);

@@ -605,6 +605,19 @@ static void test_attr_recipe(void **state)
 		assert_int_equal(pythreads__attr(w.im.l, &w.mr, b, "_native_id", &v), 0);
 		assert_int_equal(apply_recipe(&w.im, &r, b), v);
 		assert_int_equal(pythreads__attr_recipe(w.im.l, &w.mr, a, "_daemonic", &r), -ENOENT);
+		/* from the class alone: the same recipe */
+		{
+			struct py_attr_recipe tr;
+
+			assert_int_equal(pythreads__attr_recipe(w.im.l, &w.mr, a, "_native_id", &r), 0);
+			assert_int_equal(pythreads__type_attr_recipe(w.im.l, &w.mr, type, "_native_id", &tr), 0);
+			assert_int_equal(tr.mode, r.mode);
+			assert_int_equal(tr.off, r.off);
+			assert_int_equal(tr.slot, r.slot);
+			assert_int_equal(tr.dict_values, r.dict_values);
+			assert_int_equal(apply_recipe(&w.im, &tr, b), v);
+			assert_int_equal(pythreads__type_attr_recipe(w.im.l, &w.mr, type, "_daemonic", &tr), -ENOENT);
+		}
 		if (minor >= 11) {
 			uint64_t c = mk_thread(&w.im, type, "c", 33, HOME_DICT);
 
