@@ -151,13 +151,14 @@ def run_threads(threads):
         th.join()
 
 
-def drive(port):
-    """CLIENTS threads at once; returns ({path: the app's statement count}, errors)."""
+def drive(port, per_client=None):
+    """CLIENTS threads at once, each sending per_client's requests (PER_CLIENT); returns
+    ({path: the app's statement count}, errors)."""
     rnd = random.Random(14)
     plans, rid = [], 1000
     for _ in range(CLIENTS):
         paths = []
-        for kind, n in PER_CLIENT.items():
+        for kind, n in (per_client or PER_CLIENT).items():
             for _ in range(n):
                 paths.append("/%s/%d/" % (kind, rid))
                 rid += 1
@@ -226,7 +227,11 @@ def case_stdlib(cluster, tmp, it):
     script = it.workload("web_async_stdlib.py")
     p = subprocess.Popen(it.argv(script) + [str(port), str(K)], env=env, stdout=logf, stderr=logf,
                          start_new_session=True)
-    check(name, p, port, tmp, it.host_path(script), "n1_stdlib", ids="{rid}")
+    # and /stream/: a StreamingResponse's child task writes it (a stand-in of Starlette's and
+    # anyio's): no Route.handle on its stack, its route the folded path; the first one teaches
+    # the tool where the task group keeps its host task
+    check(name, p, port, tmp, it.host_path(script), "n1_stdlib", ids="{rid}", warm=True,
+          per_client=dict(PER_CLIENT, stream=2), warm_path="/stream/999/", kind_ids={"stream": "{id}"})
 
 
 def traced_run(name, p, port, tmp, load, clients_ok="client saw 200s"):
@@ -466,13 +471,19 @@ def case_tls(cluster, tmp, name="uvicorn-fastapi-psycopg-tls", server="uvicorn-f
           warm=True, ids="{rid}")
 
 
-def check(name, p, port, tmp, app_path, marker, warm=False, pool=False, ids="{id}"):
-    """Trace server p on port while the clients run, and check what the tool made of it."""
+def check(name, p, port, tmp, app_path, marker, warm=False, pool=False, ids="{id}", per_client=None,
+          warm_path="/warm/", kind_ids=None):
+    """Trace server p on port while the clients run, and check what the tool made of it. Each
+    client sends per_client's requests (PER_CLIENT), after a first one to warm_path if warm; the
+    routes' id segment is named ids, or kind_ids[kind]."""
+    per_client = per_client or PER_CLIENT
+    kind_ids = kind_ids or {}
+
     def load():
         if warm:
-            record(name + ": the app's connections open", wait_http(port, "/warm/", 30))
+            record(name + ": the app's connections open", wait_http(port, warm_path, 30))
             time.sleep(1)
-        return drive(port)
+        return drive(port, per_client)
 
     try:
         ran = traced_run(name, p, port, tmp, load)
@@ -480,9 +491,11 @@ def check(name, p, port, tmp, app_path, marker, warm=False, pool=False, ids="{id
             return
         app, doc, rlog, _ = ran
         got = route_counts(doc)
-        want = {("/%s/%s/" % (k, ids), 200): n * CLIENTS for k, n in PER_CLIENT.items()}
+        want = {("/%s/%s/" % (k, kind_ids.get(k, ids)), 200): n * CLIENTS for k, n in per_client.items()}
         if warm:
-            want[("/warm/", 200)] = 1
+            kind = warm_path.strip("/").split("/")[0]
+            route = "/warm/" if warm_path == "/warm/" else "/%s/%s/" % (kind, kind_ids.get(kind, ids))
+            want[(route, 200)] = want.get((route, 200), 0) + 1
         record(name + ": per-route counts equal what was sent", got == want,
                "got %s, want %s" % (sorted(got.items()), sorted(want.items())))
         asm = doc["http"]["assembly"]
@@ -496,7 +509,7 @@ def check(name, p, port, tmp, app_path, marker, warm=False, pool=False, ids="{id
             record(name + ": the middleware's tasks found, every request's statements keyed by its ASGI scope",
                    doc["processes"].get("asgi_middleware_scopes") == 1 and
                    asm.get("requests_by_asgi_scope") == asm["requests_by_task"] > 0, json.dumps(asm))
-            nreq = CLIENTS * sum(PER_CLIENT.values()) + warm
+            nreq = CLIENTS * sum(per_client.values()) + warm
             if name.startswith("hypercorn"):
                 # Starlette puts no route in the scope: every request named by the app's routes,
                 # read once from the app object (src/starroutes.h)
@@ -514,7 +527,7 @@ def check(name, p, port, tmp, app_path, marker, warm=False, pool=False, ids="{id
         if name.startswith("aiohttp"):
             # the app's router, read once through the request handler the walker gives (aioroutes.h)
             up = doc["http"]["url_patterns"]
-            nreq = CLIENTS * sum(PER_CLIENT.values()) + warm
+            nreq = CLIENTS * sum(per_client.values()) + warm
             record(name + ": every request named by the app's router (its resources' canonical paths)",
                    up["aiohttp_processes_read"] == 1 and asm["framework_routes"] == up["requests_named"] == nreq,
                    json.dumps(up))
@@ -527,7 +540,7 @@ def check(name, p, port, tmp, app_path, marker, warm=False, pool=False, ids="{id
                    "from it" % (workers, "es" if workers > 1 else ""),
                    uv.get("processes_probed") == workers and
                    doc["sql_wire"].get("uvloop_processes_probed") == workers and
-                   uv.get("responses_writer_from_probe") == CLIENTS * sum(PER_CLIENT.values()) + warm,
+                   uv.get("responses_writer_from_probe") == CLIENTS * sum(per_client.values()) + warm,
                    json.dumps(uv) + " " + json.dumps(doc["sql_wire"]))
         if name.endswith("-tls"):
             record(name + ": its connections encrypted (TLS), their statements read through the TLS library's "
@@ -535,6 +548,12 @@ def check(name, p, port, tmp, app_path, marker, warm=False, pool=False, ids="{id
         unattr = {k: v for k, v in asm.items() if k.startswith("queries_unattributed") or k == "queries_dropped"}
         record(name + ": 0 statements unattributed", not any(unattr.values()) and asm["queries_attributed"] > 0,
                json.dumps(asm))
+        if "stream" in per_client:
+            # written by a child task of the request's (StreamingResponse's task group), whose host
+            # task sent the request's statements (struct pt_proc's host_cell)
+            record(name + ": each streamed response takes its request's task's statements",
+                   asm.get("requests_by_host_task") == per_client["stream"] * CLIENTS and
+                   doc["processes"].get("streaming_response_hosts") == 1, json.dumps(asm))
         if pool:
             record(name + ": the thread pool's statements given by the task they ran for",
                    asm["queries_attributed_thread_pool"] >= sum(app.values()) and
@@ -545,13 +564,13 @@ def check(name, p, port, tmp, app_path, marker, warm=False, pool=False, ids="{id
             if l is None or l["queries"] != n:
                 bad.append("%s: tool %s, app %d" % (path, l and l["queries"], n))
         record(name + ": each request's statements equal the app's count (%d requests)" % len(app),
-               not bad and len(app) == CLIENTS * sum(PER_CLIENT.values()), "; ".join(bad[:6]))
+               not bad and len(app) == CLIENTS * sum(per_client.values()), "; ".join(bad[:6]))
         line = marker_lines(app_path)[marker]
         site = r"\(.*%s:%d\)" % (re.escape(os.path.basename(app_path)), line)
         n1 = doc.get("n_plus_one", [])
         hit = [f for f in n1 if f["route"] == "/n1/%s/" % ids]
         ok = len(hit) == 1 and hit[0]["per_request"] == K and re.search(site, hit[0]["call_site"] or "") and \
-            hit[0]["requests"] == PER_CLIENT["n1"] * CLIENTS
+            hit[0]["requests"] == per_client["n1"] * CLIENTS
         record(name + ": N+1 flagged with %d repeats at %s:%d" % (K, os.path.basename(app_path), line),
                bool(ok), json.dumps(n1))
         wrong = [f for f in n1 if f["route"] != "/n1/%s/" % ids]

@@ -9,12 +9,17 @@ Usage: web_async_stdlib.py PORT K      (PGHOST, PGPORT, PGUSER, PGDATABASE as li
 /fixed/ID/ the same in one join: 1
 /slow/ID/  a statement, a 50 ms sleep, a statement: 2
 /cpu/ID/   none
+/stream/ID/ a statement, then a response streamed by a child task (below): 1
 /health/   none
 
 Each request runs through a Route.handle(self, ...) of a module starlette.routing, as in
 Starlette, from which the tool reads the route's template (src/routes.h). These interpreters have
 no Starlette: the module is a stand-in written here, with Starlette's names and frame shape (a
-Route whose `path` the app declared, an async `handle` whose first local is the route).
+Route whose `path` the app declared, an async `handle` whose first local is the route). So are
+starlette.responses' StreamingResponse, whose __call__ streams from a child task (its nested
+wrap(), which holds the task group in a cell) of an anyio task group, and the anyio classes the
+tool reads the task group's host task through (anyio._backends._asyncio's TaskGroup.cancel_scope,
+CancelScope._host_task: struct pt_proc's host_cell), with anyio's attributes in anyio's order.
 """
 import asyncio
 import os
@@ -33,13 +38,92 @@ class Route:
     async def handle(self, scope, receive, send):
         await self.endpoint(scope, receive, send)
 """
+RESPONSES = """
+from functools import partial
+from anyio._backends._asyncio import TaskGroup
+
+
+class StreamingResponse:
+    def __init__(self, chunks, headers):
+        self.body_iterator = chunks
+        self.headers = headers
+
+    async def stream_response(self, send):
+        await send(self.headers)
+        for chunk in self.body_iterator:
+            await send(chunk)
+
+    async def __call__(self, scope, receive, send):
+        async with TaskGroup() as task_group:
+
+            async def wrap(func):
+                await func()
+                task_group.cancel_scope.cancel()
+
+            task_group.start_soon(wrap, partial(self.stream_response, send))
+"""
+ANYIO = """
+import asyncio
+import math
+
+
+class CancelScope:
+    def __init__(self, deadline=math.inf, shield=False):
+        self._deadline = deadline
+        self._shield = shield
+        self._parent_scope = None
+        self._cancel_called = False
+        self._active = False
+        self._timeout_handle = None
+        self._cancel_handle = None
+        self._tasks = set()
+        self._host_task = None
+        self._timeout_expired = False
+
+    def __enter__(self):
+        self._host_task = host_task = asyncio.current_task()
+        self._tasks.add(host_task)
+        self._active = True
+        return self
+
+    def __exit__(self, *exc):
+        self._active = False
+
+    def cancel(self):
+        self._cancel_called = True
+
+
+class TaskGroup:
+    def __init__(self):
+        self.cancel_scope = CancelScope()
+        self._active = False
+        self._exceptions = []
+
+    async def __aenter__(self):
+        self.cancel_scope.__enter__()
+        self._active = True
+        self._children = []
+        return self
+
+    async def __aexit__(self, *exc):
+        await asyncio.gather(*self._children)
+        self.cancel_scope.__exit__(*exc)
+        self._active = False
+
+    def start_soon(self, func, *args):
+        self._children.append(asyncio.get_running_loop().create_task(func(*args)))
+"""
 SHIM = tempfile.mkdtemp(prefix="pytrace-starlette-")
-os.mkdir(os.path.join(SHIM, "starlette"))
-open(os.path.join(SHIM, "starlette", "__init__.py"), "w").close()
-with open(os.path.join(SHIM, "starlette", "routing.py"), "w") as f:
-    f.write(ROUTING)
+for pkg, files in (("starlette", {"routing.py": ROUTING, "responses.py": RESPONSES}),
+                   ("anyio", {}), (os.path.join("anyio", "_backends"), {"_asyncio.py": ANYIO})):
+    os.mkdir(os.path.join(SHIM, pkg))
+    open(os.path.join(SHIM, pkg, "__init__.py"), "w").close()
+    for fname, text in files.items():
+        with open(os.path.join(SHIM, pkg, fname), "w") as f:
+            f.write(text)
 sys.path.insert(0, SHIM)
 from starlette.routing import Route  # noqa: E402
+from starlette.responses import StreamingResponse  # noqa: E402
 
 
 class PG:
@@ -112,11 +196,27 @@ async def serve(path, writer, pg):
     await writer.drain()
 
 
+async def stream(path, writer, pg):
+    """A statement in the request's task, then the response from a child task (StreamingResponse)."""
+    await pg.query("SELECT count(*) FROM async_items")
+    chunks = [b"%d\n" % i for i in range(3)]
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nX-Queries: 1\r\n\r\n" % sum(map(len, chunks))
+
+    async def send(data):
+        writer.write(data)
+        await writer.drain()
+
+    await StreamingResponse(chunks, head)({"path": path}, None, send)
+
+
 async def endpoint(scope, pg, writer):
-    await serve(scope["path"], writer, pg)
+    if scope["path"].startswith("/stream/"):
+        await stream(scope["path"], writer, pg)
+    else:
+        await serve(scope["path"], writer, pg)
 
 
-ROUTES = {k: Route("/%s/{rid:int}/" % k, endpoint) for k in ("n1", "fixed", "slow", "cpu")}
+ROUTES = {k: Route("/%s/{rid:int}/" % k, endpoint) for k in ("n1", "fixed", "slow", "cpu", "stream")}
 ROUTES["health"] = Route("/health/", endpoint)
 
 LIVE = set()   # 3.8-3.11 hold server connections' tasks weakly: the GC could end them mid-request
