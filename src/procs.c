@@ -457,7 +457,8 @@ static void find_host_writer(struct procs *p, struct proc *pr, const struct mem_
 		return;	/* it left meanwhile */
 	}
 	p->st.stream_hosts++;
-	tlog(p, "pid %d: plain StreamingResponses go by their request's task (their task group's host)\n", pr->pid);
+	tlog(p, "pid %d: streamed responses take their request's task's statements (their task group's host)\n",
+	     pr->pid);
 }
 
 /*

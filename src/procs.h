@@ -95,7 +95,7 @@ struct procs_stats {
 	unsigned thread_pools;	/* processes whose thread pool works for tasks (procs__thread_pool_frame) */
 	unsigned route_frames;	/* processes whose routes are read from their framework (routes.h) */
 	unsigned scope_frames;	/* processes whose BaseHTTPMiddleware's tasks go by request (procs__scope_frames) */
-	unsigned stream_hosts;	/* processes whose plain StreamingResponses go by their request's task */
+	unsigned stream_hosts;	/* processes whose StreamingResponses' writers give their host task */
 };
 
 struct procs;

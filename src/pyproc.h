@@ -57,10 +57,10 @@ struct py_target {
 	uint64_t scope_route_key;
 	unsigned scope_route_misses;	/* scopes without it (Starlette's own routes): 8, and none is read */
 	/*
-	 * Without the middleware: the plain StreamingResponse's writer (writer_code) and its cell of
-	 * the task group (struct pt_proc's host_cell), whose host task the walker reads through
+	 * A StreamingResponse's writer (writer_code) and its cell of the task group (struct
+	 * pt_proc's host_cell), whose host task (the request's, for a plain one) the walker reads through
 	 * TaskGroup.cancel_scope and CancelScope._host_task (host_attr: mode 0 until worked out
-	 * from a first TaskGroup, host_attr_tries of them at most 8).
+	 * from the classes at a first TaskGroup given, host_attr_tries of them at most 8).
 	 */
 	uint32_t host_cell;		/* the cell's index in f_localsplus / localsplus; 0 with no writer_code */
 	struct py_attr_recipe host_attr[2];

@@ -20,9 +20,10 @@
  * app's _handle: the walker gives that (an "app" frame), and the app's router is read from it
  * (aioroutes.h).
  *
- * Not in reach, and given the folded path instead (httpparse.h, http_route): a Starlette response written by
- * another task than the route's (a plain StreamingResponse's, and Starlette's own routes behind
- * BaseHTTPMiddleware: the writer's stack has no Route.handle, and Starlette's scope no route).
+ * Not in reach from a frame: a Starlette response written by another task than the route's (a
+ * plain StreamingResponse's, and Starlette's own routes behind BaseHTTPMiddleware: the writer's
+ * stack has no Route.handle, and Starlette's scope no route). Those are named by the app's routes,
+ * read from the app object (starroutes.h), else by the folded path (httpparse.h, http_route).
  *
  * A Mount's routes hold their path below the mount: http_route_join (httpparse.h) puts them
  * under the request path's leading segments.
