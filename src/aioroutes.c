@@ -8,8 +8,6 @@
 #include "pythreads.h"
 #include "symbolize.h"
 
-#define OB_TYPE		8	/* PyObject.ob_type */
-#define TP_NAME		24	/* PyTypeObject.tp_name */
 #define METHOD_SELF	24	/* PyMethodObject.im_self: after the head and im_func */
 #define RESOURCES_MAX	4096	/* resources of one router */
 #define SUBAPP_DEPTH	4
@@ -22,31 +20,9 @@ struct reader {
 	uint16_t methods;	/* res_methods' */
 };
 
-static int type_name(const struct reader *rd, uint64_t obj, char *name, size_t size)
-{
-	uint64_t type, tp_name;
-	int ret = mem_read_u64(rd->mr, obj + OB_TYPE, &type);
-
-	ret = ret ?: mem_read_u64(rd->mr, type + TP_NAME, &tp_name);
-	ret = ret ?: mem_read(rd->mr, tp_name, name, size - 1);
-	name[size - 1] = 0;
-	return ret;
-}
-
 static int str_attr(const struct reader *rd, uint64_t obj, const char *attr, char *buf, size_t size)
 {
 	return djroutes__str_attr(rd->l, rd->mr, obj, attr, buf, size);
-}
-
-/* One path-matching entry: paths starting with the literal prefix lit that the table may not name. */
-static void stopper(struct reader *rd, const char *lit)
-{
-	struct djr_piece p;
-
-	if (djroutes__literal_piece(lit, false, &p))
-		return;
-	p.opaque = true;
-	djroutes__add(rd->t, &p, 1);
 }
 
 /* A DynamicResource: its pattern's source (fullmatched), named by its formatter. */
@@ -68,7 +44,7 @@ static int dynamic(struct reader *rd, uint64_t res, struct djr_piece *p)
 	if (ret || src[0] != '/') {
 		/* its source out of reach: the literal start of its name is all that is sure */
 		fmt[strcspn(fmt, "{")] = 0;
-		stopper(rd, fmt + 1);
+		djroutes__add_stopper(rd->t, fmt + 1, false);
 		return -ENOTSUP;
 	}
 	/* aiohttp fullmatches it: anchored at both ends, as a re_path "^...$" endpoint */
@@ -136,19 +112,13 @@ static int res_methods(struct reader *rd, uint64_t res, uint16_t *out)
 	return n ? 0 : -ENOENT;
 }
 
-/* A read that failed as the target's memory moved or went: the whole read is tried again later. */
-static bool torn(int err)
-{
-	return err == -EFAULT || err == -ESRCH || err == -EIO || err == -ENOMEM;
-}
-
 /* One resource into the table: 0, or a torn read's error. */
 static int resource(struct reader *rd, uint64_t res, unsigned depth)
 {
 	char tn[64], path[DJROUTES_LABEL_MAX];
 	struct djr_piece p;
 	uint64_t sub;
-	int ret = type_name(rd, res, tn, sizeof(tn));
+	int ret = djroutes__type_name(rd->mr, res, tn, sizeof(tn));
 
 	if (ret)
 		return ret;
@@ -178,7 +148,7 @@ static int resource(struct reader *rd, uint64_t res, unsigned depth)
 		ret = resources(rd, sub, depth + 1);
 		if (ret)
 			goto unknown;
-		stopper(rd, path + 1);	/* below the prefix, what the sub-app does not match is a 404 */
+		djroutes__add_stopper(rd->t, path + 1, false);	/* below the prefix, what the sub-app does not match is a 404 */
 		return 0;
 	} else {
 		goto unknown;
@@ -193,12 +163,8 @@ static int resource(struct reader *rd, uint64_t res, unsigned depth)
 		(*rd->skipped)++;
 	return 0;
 unknown:
-	if (torn(ret))
-		return ret;
 	/* a kind not understood (a domain's sub-app, the app's own class): any path may be its */
-	(*rd->skipped)++;
-	stopper(rd, "");
-	return 0;
+	return djroutes__unknown(rd->t, rd->skipped, ret, "");
 }
 
 static int resources(struct reader *rd, uint64_t app, unsigned depth)
@@ -231,7 +197,7 @@ int aioroutes__read(const struct py_layout *l, const struct mem_reader *mr, uint
 
 	*skipped = 0;
 	djroutes__set_strict_methods(t);	/* a path no resource allows the method of: a 405, no route */
-	ret = type_name(&rd, handler, tn, sizeof(tn));
+	ret = djroutes__type_name(rd.mr, handler, tn, sizeof(tn));
 	if (ret)
 		return ret;
 	if (strcmp(tn, "method"))

@@ -803,7 +803,6 @@ static int read_bool(const struct reader *rd, uint64_t obj, const char *attr, bo
 
 /* ---- finding an app object ------------------------------------------------------------------ */
 
-#define OB_TYPE		8	/* PyObject.ob_type */
 #define TP_BASE		256	/* PyTypeObject.tp_base: the same place on 3.8-3.15 */
 #define MODULES_MAX	8192	/* sys.modules entries looked at */
 #define APP_MODULES_MAX	256	/* of which the process's own, whose globals are looked at */
@@ -889,21 +888,53 @@ int djroutes__find_apps(const struct py_layout *l, const struct mem_reader *mr, 
 	return (int)f.n;
 }
 
-#define TP_NAME		24	/* PyTypeObject.tp_name */
 #define PATTERN_SOURCE	48	/* _sre's PatternObject.pattern: after the var head, groups, groupindex, indexgroup */
+
+int djroutes__type_name(const struct mem_reader *mr, uint64_t obj, char *name, size_t size)
+{
+	uint64_t type, tp_name;
+	int ret = mem_read_u64(mr, obj + OB_TYPE, &type);
+
+	ret = ret ?: mem_read_u64(mr, type + TP_NAME, &tp_name);
+	ret = ret ?: mem_read(mr, tp_name, name, size - 1);
+	name[size - 1] = 0;
+	return ret;
+}
+
+bool djroutes__torn(int err)
+{
+	return err == -EFAULT || err == -ESRCH || err == -EIO || err == -ENOMEM;
+}
+
+void djroutes__add_stopper(struct djroutes *t, const char *lit, bool stop)
+{
+	struct djr_piece p;
+
+	if (djroutes__literal_piece(lit, false, &p))
+		return;
+	p.opaque = true;
+	p.stop = stop;
+	djroutes__add(t, &p, 1);
+}
+
+int djroutes__unknown(struct djroutes *t, unsigned *skipped, int err, const char *lit)
+{
+	if (djroutes__torn(err))
+		return err;
+	(*skipped)++;
+	djroutes__add_stopper(t, lit, false);
+	return 0;
+}
 
 int djroutes__pattern_source(const struct py_layout *l, const struct mem_reader *mr, uint64_t pat, char *buf,
 			     size_t size)
 {
-	uint64_t type, tp_name, s;
+	uint64_t s;
 	char tn[16];
-	int ret = mem_read_u64(mr, pat + OB_TYPE, &type);
+	int ret = djroutes__type_name(mr, pat, tn, sizeof(tn));
 
-	ret = ret ?: mem_read_u64(mr, type + TP_NAME, &tp_name);
-	ret = ret ?: mem_read(mr, tp_name, tn, sizeof(tn) - 1);
 	if (ret)
 		return ret;
-	tn[sizeof(tn) - 1] = 0;
 	if (strcmp(tn, "re.Pattern"))
 		return -ENOTSUP;
 	ret = mem_read_u64(mr, pat + PATTERN_SOURCE, &s);

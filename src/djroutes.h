@@ -151,6 +151,22 @@ int djroutes__read(const struct py_layout *l, const struct mem_reader *mr, uint6
  */
 int djroutes__find_apps(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime,
 			const char *module, const char *cls, uint64_t *apps, unsigned max);
+/* The name of obj's type (its tp_name, cut to size) into name: 0 or -errno. */
+int djroutes__type_name(const struct mem_reader *mr, uint64_t obj, char *name, size_t size);
+/* Whether a reader's error is a torn read (the target's memory moved or went): try again later. */
+bool djroutes__torn(int err);
+/*
+ * An entry that names nothing (opaque) for the paths starting with the literal lit (after the
+ * path's '/'): a resource or route of a kind not understood, which may take them; stop: they are
+ * no later endpoint's either (a mounted app's 404), and a method's partial match before it holds.
+ */
+void djroutes__add_stopper(struct djroutes *t, const char *lit, bool stop);
+/*
+ * A resource or route a reader could not read or does not know (err: why): a torn read's error
+ * is returned (the whole read is tried again later); else it counts in *skipped, the paths
+ * starting with lit, which it may take, are named by nothing (djroutes__add_stopper), and 0.
+ */
+int djroutes__unknown(struct djroutes *t, unsigned *skipped, int err, const char *lit);
 /*
  * The source of the compiled regex at pat (an re.Pattern: _sre's PatternObject.pattern) into buf:
  * 0, -ENOTSUP (not an re.Pattern, or its source not a str) or -errno of a read.

@@ -9,8 +9,6 @@
 #include "pythreads.h"
 #include "symbolize.h"
 
-#define OB_TYPE		8	/* PyObject.ob_type */
-#define TP_NAME		24	/* PyTypeObject.tp_name */
 #define SET_MASK	32	/* PySetObject.mask: after the head, fill and used */
 #define SET_TABLE	40	/* PySetObject.table: entries of { key, hash } */
 #define SET_MASK_MAX	63	/* a set of methods: a few */
@@ -34,41 +32,9 @@ struct prefix {
 	char label[DJROUTES_LABEL_MAX];
 };
 
-static int type_name(const struct reader *rd, uint64_t obj, char *name, size_t size)
-{
-	uint64_t type, tp_name;
-	int ret = mem_read_u64(rd->mr, obj + OB_TYPE, &type);
-
-	ret = ret ?: mem_read_u64(rd->mr, type + TP_NAME, &tp_name);
-	ret = ret ?: mem_read(rd->mr, tp_name, name, size - 1);
-	name[size - 1] = 0;
-	return ret;
-}
-
 static bool has_attr(const struct reader *rd, uint64_t obj, const char *attr, uint64_t *v)
 {
 	return !pythreads__attr(rd->l, rd->mr, obj, attr, v);
-}
-
-/* A failed read as the target's memory moved or went: the whole read is tried again later. */
-static bool torn(int err)
-{
-	return err == -EFAULT || err == -ESRCH || err == -EIO || err == -ENOMEM;
-}
-
-/*
- * Paths starting with the literal lit (after the path's '/') that the table may not name; stop:
- * that no later route takes either (a method's partial match before it names them).
- */
-static void stopper(struct reader *rd, const char *lit, bool stop)
-{
-	struct djr_piece p;
-
-	if (djroutes__literal_piece(lit, false, &p))
-		return;
-	p.opaque = true;
-	p.stop = stop;
-	djroutes__add(rd->t, &p, 1);
 }
 
 /* A Route's methods (a set of str, or None) as DJR_M_* bits: 0 (any) or -errno. */
@@ -79,7 +45,7 @@ static int methods(const struct reader *rd, uint64_t set, uint16_t *out)
 	int ret;
 
 	*out = 0;
-	ret = type_name(rd, set, tn, sizeof(tn));
+	ret = djroutes__type_name(rd->mr, set, tn, sizeof(tn));
 	if (ret || !strcmp(tn, "NoneType"))
 		return ret;
 	if (strcmp(tn, "set") && strcmp(tn, "frozenset"))
@@ -93,7 +59,7 @@ static int methods(const struct reader *rd, uint64_t set, uint16_t *out)
 	ret = mem_read(rd->mr, table, e, (mask + 1) * 16);
 	for (uint64_t i = 0; !ret && i <= mask; i++) {
 		/* empty slots are NULL; a removed key's is a dummy object, not a str */
-		if (!e[2 * i] || type_name(rd, e[2 * i], tn, sizeof(tn)) || strcmp(tn, "str"))
+		if (!e[2 * i] || djroutes__type_name(rd->mr, e[2 * i], tn, sizeof(tn)) || strcmp(tn, "str"))
 			continue;
 		if (py_read_str(rd->l, rd->mr, e[2 * i], m, sizeof(m)) > 0)
 			*out |= djroutes__method_bit(m);
@@ -170,7 +136,7 @@ static int mount(struct reader *rd, uint64_t m, const struct prefix *px, unsigne
 	/* below the prefix, what the mounted app does not match is its 404: its literal start */
 	snprintf(lit, sizeof(lit), "%s%s", sub.label + (sub.label[0] == '/'), sub.label[0] ? "/" : "");
 	lit[strcspn(lit, "{")] = 0;
-	stopper(rd, lit, !strchr(sub.label, '{'));
+	djroutes__add_stopper(rd->t, lit, !strchr(sub.label, '{'));
 	return 0;
 }
 
@@ -180,7 +146,7 @@ static int route(struct reader *rd, uint64_t r, const struct prefix *px, unsigne
 	char tn[64], rx[DJROUTES_ERE_MAX], fmt[DJROUTES_LABEL_MAX];
 	struct djr_piece p;
 	uint64_t v, pat;
-	int ret = type_name(rd, r, tn, sizeof(tn));
+	int ret = djroutes__type_name(rd->mr, r, tn, sizeof(tn));
 
 	if (ret)
 		return ret;
@@ -207,14 +173,10 @@ static int route(struct reader *rd, uint64_t r, const struct prefix *px, unsigne
 		(*rd->skipped)++;
 	return 0;
 unknown:
-	if (torn(ret))
-		return ret;
 	/* a kind not understood: any path below the prefix may be its */
-	(*rd->skipped)++;
 	snprintf(fmt, sizeof(fmt), "%s", px->label + (px->label[0] == '/'));
 	fmt[strcspn(fmt, "{")] = 0;
-	stopper(rd, fmt, false);
-	return 0;
+	return djroutes__unknown(rd->t, rd->skipped, ret, fmt);
 }
 
 static int routes(struct reader *rd, uint64_t list, const struct prefix *px, unsigned depth)
