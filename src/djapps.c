@@ -12,6 +12,7 @@
 #include "pidtab.h"
 #include "procmem.h"
 #include "procs.h"
+#include "routes.h"
 #include "util.h"
 
 #define RETRY_NS	1000000000ULL
@@ -27,7 +28,8 @@ struct djproc {
 	uint8_t no_django, not_ready, errors;
 	uint64_t next_ns;
 	struct djroutes *t;		/* DJ_READY: shared, in tables[] */
-	uint64_t app, app_rejected;	/* an aiohttp app's request handler (djapps__app) */
+	uint64_t app, app_rejected;	/* an app's object a frame gave (djapps__app) */
+	uint8_t app_kind;		/* routes.h's enum route_app */
 };
 
 struct shared {
@@ -111,14 +113,18 @@ static void unshare(struct djapps *a, struct djroutes *t)
 	}
 }
 
-int djapps__read_table(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime, uint64_t handler,
-		       struct djroutes *t, unsigned *skipped, const char **kind)
+int djapps__read_table(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime, uint64_t app,
+		       unsigned app_kind, struct djroutes *t, unsigned *skipped, const char **kind)
 {
 	int ret, flask;
 
-	if (handler) {
+	if (app && app_kind == ROUTE_APP_HANDLER) {
 		*kind = "aiohttp's routes";
-		return aioroutes__read(l, mr, handler, t, skipped);
+		return aioroutes__read(l, mr, app, t, skipped);
+	}
+	if (app && app_kind == ROUTE_APP_WSGI_WORKER) {
+		*kind = "Flask's URL rules";
+		return flaskroutes__read_worker(l, mr, runtime, app, t, skipped);
 	}
 	*kind = "Django's URL patterns";
 	ret = djroutes__read(l, mr, runtime, t, skipped);
@@ -168,13 +174,14 @@ static void try_read(struct djapps *a, struct procs *ps, struct djproc *d, uint6
 	/* through a page cache: whole pages, a fifth of the time (docs/PERFORMANCE.md) */
 	ret = memcache__init(&mc, &mr);
 	if (!ret) {
-		ret = djapps__read_table(&pr->py.layout, &mc.mr, pr->py.runtime, d->app, t, &skipped, &kind);
+		ret = djapps__read_table(&pr->py.layout, &mc.mr, pr->py.runtime, d->app, d->app_kind, t, &skipped, &kind);
 		memcache__fini(&mc);
 	} else {
 		kind = "the route table";
 	}
 	if (ret == -EINVAL && d->app) {
-		/* not the app's handler (an error handler of a bad request): wait for another */
+		/* not the app's handler (aiohttp's error handler of a bad request), or not a Flask app
+		 * behind the worker (a middleware): wait for another */
 		d->app_rejected = d->app;
 		d->app = 0;
 	}
@@ -183,9 +190,12 @@ static void try_read(struct djapps *a, struct procs *ps, struct djproc *d, uint6
 		if (ret == -ENOENT || ret == -ENODATA) {
 			/*
 			 * no framework, or its app object not among the modules' globals, where a
-			 * serving process has it already (made in a function, it never will be)
+			 * serving process has it already (made in a function, it never will be); a
+			 * Flask app's may be a gunicorn worker's (the walker then gives the worker)
 			 */
 			d->state = ++d->no_django >= TRIES_NO_DJANGO ? DJ_NONE : DJ_TRYING;
+			if (ret == -ENODATA && kind[0] == 'F')
+				procs__want_wsgi_app(ps, d->pid);
 			if (ret == -ENODATA)
 				vlog("pid %u: %s not read%s: no app object among the modules' globals\n", d->pid, kind,
 				     d->state == DJ_NONE ? " (gave up)" : "");
@@ -243,7 +253,7 @@ bool djapps__route(struct djapps *a, struct procs *ps, uint32_t pid, const char 
 	return true;
 }
 
-void djapps__app(struct djapps *a, uint32_t pid, uint64_t handler)
+void djapps__app(struct djapps *a, uint32_t pid, uint64_t handler, unsigned kind)
 {
 	bool created;
 	struct djproc *d = pid && handler ? pidtab__add(&a->procs, pid, &created) : NULL;
@@ -251,6 +261,7 @@ void djapps__app(struct djapps *a, uint32_t pid, uint64_t handler)
 	if (!d || d->app == handler || d->app_rejected == handler || d->state == DJ_READY || d->app)
 		return;
 	d->app = handler;
+	d->app_kind = (uint8_t)kind;
 	d->state = DJ_TRYING;	/* read at this response, whatever was tried before */
 	d->next_ns = 0;
 	d->no_django = d->not_ready = d->errors = 0;

@@ -57,18 +57,20 @@ bool djapps__route(struct djapps *a, struct procs *ps, uint32_t pid, const char 
 		   char *out, size_t size);
 /*
  * Read the table of the process that mr reads (layout l, _PyRuntime at runtime) into t (empty):
- * the aiohttp app's whose request handler is at handler if not 0, else Django's patterns, else
- * Flask's rules, else Starlette's routes. 0 or the reader's error (-ENOENT: no such framework
- * imported); *kind names the one read, or tried last.
+ * that of the app object app a frame gave, if not 0 (app_kind, routes.h's enum route_app: an
+ * aiohttp app's request handler, a gunicorn worker serving a Flask app), else Django's patterns,
+ * else Flask's rules, else Starlette's routes. 0 or the reader's error (-ENOENT: no such
+ * framework imported); *kind names the one read, or tried last.
  */
-int djapps__read_table(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime, uint64_t handler,
-		       struct djroutes *t, unsigned *skipped, const char **kind);
+int djapps__read_table(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime, uint64_t app,
+		       unsigned app_kind, struct djroutes *t, unsigned *skipped, const char **kind);
 /*
- * pid serves an aiohttp app whose request handler is at handler (routes.h: the walker gives it
- * with each response start): its table is read from the app's router (aioroutes.h). The first
- * handler whose table reads is kept; others (aiohttp's error handlers) are passed over.
+ * pid serves an app whose object a route frame gave with a response start (routes.h; kind: its
+ * enum route_app): an aiohttp app's request handler, whose app's router is read (aioroutes.h),
+ * or a gunicorn worker, whose Flask app's rules are (flaskroutes.h). The first object whose
+ * table reads is kept; others (aiohttp's error handlers) are passed over.
  */
-void djapps__app(struct djapps *a, uint32_t pid, uint64_t handler);
+void djapps__app(struct djapps *a, uint32_t pid, uint64_t handler, unsigned kind);
 /* pid exited or exec'd: its table goes */
 void djapps__forget(struct djapps *a, uint32_t pid);
 void djapps__stats(const struct djapps *a, struct djapps_stats *st);

@@ -823,18 +823,37 @@ static bool library_file(const char *f)
 	       strstr(f, "/lib64/python3");
 }
 
+/* Whether obj's type is cls or a subclass of it: true, or false (not, or unreadable). */
+static bool instance_of(const struct mem_reader *mr, uint64_t obj, uint64_t cls)
+{
+	uint64_t type;
+
+	if (mem_read_u64(mr, obj + OB_TYPE, &type))
+		return false;
+	for (unsigned i = 0; i < BASES_MAX && type && type != cls; i++)
+		if (mem_read_u64(mr, type + TP_BASE, &type))
+			return false;
+	return type && type == cls;
+}
+
+int djroutes__is_instance(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime, uint64_t obj,
+			  const char *module, const char *cls)
+{
+	uint64_t md, c;
+	int ret = pythreads__module_dict(l, mr, runtime, module, &md);
+
+	ret = ret ?: pythreads__dict_get(l, mr, md, cls, &c);
+	if (ret)
+		return ret;
+	return instance_of(mr, obj, c) ? 0 : 1;
+}
+
 static int global(void *ctx, uint64_t key, uint64_t value, uint32_t ix)
 {
 	struct finder *f = ctx;
-	uint64_t type;
 	unsigned i;
 
-	if (mem_read_u64(f->mr, value + OB_TYPE, &type))
-		return 0;
-	for (i = 0; i < BASES_MAX && type && type != f->cls; i++)
-		if (mem_read_u64(f->mr, type + TP_BASE, &type))
-			return 0;
-	if (type != f->cls || !type)
+	if (!instance_of(f->mr, value, f->cls))
 		return 0;
 	for (i = 0; i < f->n && i < f->max; i++)
 		if (f->apps[i] == value)

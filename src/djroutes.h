@@ -151,6 +151,9 @@ int djroutes__read(const struct py_layout *l, const struct mem_reader *mr, uint6
  */
 int djroutes__find_apps(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime,
 			const char *module, const char *cls, uint64_t *apps, unsigned max);
+/* Whether obj is an instance of module.cls or of a subclass (8 levels): 0 (it is), 1 (not) or -errno. */
+int djroutes__is_instance(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime, uint64_t obj,
+			  const char *module, const char *cls);
 /* The name of obj's type (its tp_name, cut to size) into name: 0 or -errno. */
 int djroutes__type_name(const struct mem_reader *mr, uint64_t obj, char *name, size_t size);
 /* Whether a reader's error is a torn read (the target's memory moved or went): try again later. */

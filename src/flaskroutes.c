@@ -69,27 +69,52 @@ static int endpoint(void *ctx, uint64_t key, uint64_t value, uint32_t ix)
 	return rs->err ? 1 : 0;
 }
 
-int flaskroutes__read(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime,
-		      struct djroutes *t, unsigned *skipped)
+/* The rules of the Flask app at app into t. */
+static int read_app(const struct py_layout *l, const struct mem_reader *mr, uint64_t app, struct djroutes *t,
+		    unsigned *skipped)
 {
 	struct rules rs = { .l = l, .mr = mr, .t = t, .skipped = skipped,
 			    .conv = { .l = l, .mr = mr, .builtin = builtin_conv,
 				      .nbuiltin = sizeof(builtin_conv) / sizeof(builtin_conv[0]) } };
-	uint64_t app[2], map, hm, byep;
+	uint64_t map, hm, byep;
 	int64_t v;
 	int ret;
 
 	*skipped = 0;
 	djroutes__set_unique(t);
-	ret = djroutes__find_apps(l, mr, runtime, "flask.app", "Flask", app, 2);
-	if (ret <= 0)
-		return ret ?: -ENODATA;
-	if (ret > 1)
-		return -ENOTSUP;
-	ret = pythreads__attr(l, mr, app[0], "url_map", &map);
+	ret = pythreads__attr(l, mr, app, "url_map", &map);
 	if (!ret && !pythreads__attr(l, mr, map, "host_matching", &hm) && !pythreads__read_long(l, mr, hm, &v) && v)
 		return -ENOTSUP;
 	ret = ret ?: pythreads__attr(l, mr, map, "_rules_by_endpoint", &byep);
 	ret = ret ?: pythreads__dict_foreach(l, mr, byep, endpoint, &rs);
 	return ret ?: rs.err;
+}
+
+int flaskroutes__read(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime,
+		      struct djroutes *t, unsigned *skipped)
+{
+	uint64_t app[2];
+	int n = djroutes__find_apps(l, mr, runtime, "flask.app", "Flask", app, 2);
+
+	*skipped = 0;
+	if (n <= 0)
+		return n ?: -ENODATA;
+	if (n > 1)
+		return -ENOTSUP;
+	return read_app(l, mr, app[0], t, skipped);
+}
+
+int flaskroutes__read_worker(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime,
+			     uint64_t worker, struct djroutes *t, unsigned *skipped)
+{
+	uint64_t app;
+	int ret;
+
+	*skipped = 0;
+	if (pythreads__attr(l, mr, worker, "wsgi", &app))
+		return -EINVAL;
+	ret = djroutes__is_instance(l, mr, runtime, app, "flask.app", "Flask");
+	if (ret)
+		return ret == 1 ? -EINVAL : ret;
+	return read_app(l, mr, app, t, skipped);
 }

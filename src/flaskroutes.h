@@ -11,7 +11,10 @@
  *     gunicorn's `module:app` needs), looked for in the modules of the process that are not in a
  *     site-packages, dist-packages or the standard library's directory (their `__file__`:
  *     djroutes__find_apps); exactly one such app, or none is used
- *     (DispatcherMiddleware's several apps each serve a prefix the rules do not say);
+ *     (DispatcherMiddleware's several apps each serve a prefix the rules do not say); where
+ *     there is none (an app factory's result: `gunicorn 'module:create_app()'`), the app that the
+ *     process's gunicorn worker serves, its `wsgi`, given by the walker from the worker's
+ *     handle_request frame (routes.h, ROUTE_APP_WSGI_WORKER), if it is a Flask app;
  *   - its rules: app.url_map (werkzeug's Map) ._rules_by_endpoint, each Rule's `rule` and
  *     `_converters` (each parameter's converter object, whose `regex` gives its syntax); rules
  *     with build_only are left out, and a Map with host_matching names nothing.
@@ -34,5 +37,12 @@
  */
 int flaskroutes__read(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime,
 		      struct djroutes *t, unsigned *skipped);
+/*
+ * The same from the app a gunicorn worker serves: worker's `wsgi` (the `self` of its
+ * handle_request: routes.h, ROUTE_APP_WSGI_WORKER), which is an app factory's result. 0, -EINVAL
+ * (not a worker, or its app not a Flask app: a middleware around it), -ENOTSUP or -errno.
+ */
+int flaskroutes__read_worker(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime,
+			     uint64_t worker, struct djroutes *t, unsigned *skipped);
 
 #endif

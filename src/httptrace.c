@@ -309,10 +309,10 @@ static void httptrace_event(void *c, const void *data, size_t size)
 		const char *tmpl = NULL;
 		struct proc *pr = e->route_obj ? procs__get(session__procs(h->session), e->hdr.pid, false) : NULL;
 
-		/* an app's request handler (aiohttp): its router names the request by its path */
+		/* an app's object (aiohttp's request handler, gunicorn's worker): its table names it */
 		if (pr && pr->state == PROC_PYTHON && pr->py.route_frame < routes__nframes &&
 		    routes__frames[pr->py.route_frame].app)
-			djapps__app(h->patterns, e->hdr.pid, e->route_obj);
+			djapps__app(h->patterns, e->hdr.pid, e->route_obj, routes__frames[pr->py.route_frame].app);
 		else
 			tmpl = route_template(h, e->hdr.pid, e->route_obj, &multi);
 

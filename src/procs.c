@@ -237,14 +237,26 @@ void procs__thread_pool_frame(struct procs *p, struct proc *pr, uint64_t code, c
 	     pf->qualname);
 }
 
+void procs__want_wsgi_app(struct procs *p, uint32_t pid)
+{
+	struct proc *pr = procs__get(p, pid, false);
+
+	if (!pr || pr->py.want_wsgi_app)
+		return;
+	pr->py.want_wsgi_app = true;
+	pr->pool_next_ns = 0;	/* looked for at the next tick */
+	pr->pool_gap_ns = 0;
+}
+
 void procs__route_frame(struct procs *p, struct proc *pr, uint64_t code, const struct route_frame *rf)
 {
 	const struct py_layout *l = &pr->py.layout;
 	struct mem_reader mr;
 	int i;
 
-	if (pr->state != PROC_PYTHON || !code || pr->py.route_code || pr->py.route_rejected == code)
-		return;
+	if (pr->state != PROC_PYTHON || !code || pr->py.route_code || pr->py.route_rejected == code ||
+	    (rf->app == ROUTE_APP_WSGI_WORKER && !pr->py.want_wsgi_app))
+		return;	/* a gunicorn worker's frame only where its app is needed (procs__want_wsgi_app) */
 	procmem__reader(&mr, pr->pid);
 	i = local_index(l, &mr, code, rf->var);
 	if (i < 0) {
@@ -544,7 +556,8 @@ static void find_frames(struct procs *p, struct proc *pr, uint64_t now)
 	for (i = 0; i < routes__nframes && !pr->py.route_code; i++) {
 		const struct route_frame *rf = &routes__frames[i];
 
-		if (!pythreads__method_code(&pr->py.layout, &mr, pr->py.runtime, rf->module, rf->cls, rf->method,
+		if ((rf->app != ROUTE_APP_WSGI_WORKER || pr->py.want_wsgi_app) &&
+		    !pythreads__method_code(&pr->py.layout, &mr, pr->py.runtime, rf->module, rf->cls, rf->method,
 					    &code))
 			procs__route_frame(p, pr, code, rf);
 	}

@@ -166,6 +166,13 @@ void procs__thread_pool_frame(struct procs *p, struct proc *pr, uint64_t code, c
 /* The same for a route frame (routes.h): the BPF walkers then give its route object. */
 void procs__route_frame(struct procs *p, struct proc *pr, uint64_t code, const struct route_frame *rf);
 /*
+ * pid serves a Flask app that is not a module global (an app factory's): its gunicorn worker's
+ * frame (routes.h, ROUTE_APP_WSGI_WORKER) is looked for from the next tick on, so that the walker
+ * gives the worker, whose `wsgi` is the app, with each response. Not before: the frame's local is
+ * one read more on every walk of the process's threads.
+ */
+void procs__want_wsgi_app(struct procs *p, uint32_t pid);
+/*
  * Starlette's BaseHTTPMiddleware (FastAPI's @app.middleware("http")): the function that runs a
  * request's endpoint in a child task, and the variable both tasks' frames hold the request's
  * ASGI scope in (struct pt_proc's scope_code). Found in pr's modules with the frames above.

@@ -37,6 +37,7 @@ struct py_target {
 	uint64_t route_code;
 	uint32_t route_local;		/* the index of its local holding the route object */
 	uint32_t route_frame;		/* which of routes__frames it is */
+	bool want_wsgi_app;		/* gunicorn's worker frames are route frames too (procs.h) */
 	uint64_t route_rejected;
 	/*
 	 * Starlette's BaseHTTPMiddleware.__call__ and its child task's coroutine, whose cells of

@@ -11,7 +11,17 @@ const struct route_frame routes__frames[] = {
 	{ "starlette.routing", "Route", "handle", "Route.handle", "/starlette/routing.py", "self", "path" },
 	/* aiohttp 3.x: web_protocol.py, the task of each request (aioroutes.h) */
 	{ "aiohttp.web_protocol", "RequestHandler", "_handle_request", "RequestHandler._handle_request",
-	  "/aiohttp/web_protocol.py", "request_handler", NULL, true },
+	  "/aiohttp/web_protocol.py", "request_handler", NULL, ROUTE_APP_HANDLER },
+	/*
+	 * gunicorn 19-23: each worker class's handle_request(self, ...) calls self.wsgi, the app, and
+	 * writes its response (gevent's and eventlet's workers through AsyncWorker's)
+	 */
+	{ "gunicorn.workers.sync", "SyncWorker", "handle_request", "SyncWorker.handle_request",
+	  "/gunicorn/workers/sync.py", "self", NULL, ROUTE_APP_WSGI_WORKER },
+	{ "gunicorn.workers.gthread", "ThreadWorker", "handle_request", "ThreadWorker.handle_request",
+	  "/gunicorn/workers/gthread.py", "self", NULL, ROUTE_APP_WSGI_WORKER },
+	{ "gunicorn.workers.base_async", "AsyncWorker", "handle_request", "AsyncWorker.handle_request",
+	  "/gunicorn/workers/base_async.py", "self", NULL, ROUTE_APP_WSGI_WORKER },
 };
 const unsigned routes__nframes = sizeof(routes__frames) / sizeof(routes__frames[0]);
 

@@ -37,6 +37,16 @@
 #include "memread.h"
 #include "pylayout.h"
 
+/* What a route frame's local is (struct route_frame's app). */
+enum route_app {
+	ROUTE_TEMPLATE,		/* the matched route object, whose attr is the template */
+	ROUTE_APP_HANDLER,	/* the app's request handler: its routes are a table (aiohttp:
+				   aioroutes.h), matched against each path */
+	ROUTE_APP_WSGI_WORKER,	/* a gunicorn worker, whose `wsgi` is the app: a Flask app's rules
+				   (flaskroutes.h), where the app is not a module global (an app
+				   factory's); looked for only in such processes (procs__want_wsgi_app) */
+};
+
 /* A frame that holds the matched route: module.cls.method, its local var, var's attribute attr. */
 struct route_frame {
 	const char *module, *cls, *method;
@@ -44,8 +54,7 @@ struct route_frame {
 	const char *file;			/* how its code's co_filename ends */
 	const char *var;			/* the local holding the route object */
 	const char *attr;			/* the route object's str attribute: the template */
-	bool app;				/* var is the app's request handler instead: its routes are a
-						   table (aiohttp: aioroutes.h), matched against each path */
+	uint8_t app;				/* enum route_app */
 };
 
 extern const struct route_frame routes__frames[];

@@ -16,6 +16,7 @@ Services:
                   interpreter, against a stand-in of aiohttp's objects (workloads/aiohttp_standin.py)
   starlette-routes-INTERP  the reader of a Starlette app's routes (src/starroutes.c) on every
                   interpreter, against a stand-in of Starlette's objects (workloads/starlette_standin.py)
+  flask-factory-gunicorn  a Flask app made by a factory under gunicorn: its rules read through the worker
   flask-rules-INTERP  the reader of a Flask app's URL rules (src/flaskroutes.c) on every interpreter,
                   against a stand-in of Flask's and werkzeug's objects (workloads/flask_standin.py)
   django-patterns-INTERP  the reader of Django's URL patterns (src/djroutes.c) on every
@@ -444,6 +445,72 @@ def case_flask(cluster, tmp):
             f.kill()
 
 
+def case_flask_factory(cluster, tmp):
+    """Flask's app made by an application factory under gunicorn (`gunicorn -w 2
+    'web_flask:create_app()'`, sync workers): no module global holds the app, so the tool asks
+    for gunicorn's worker frame (src/routes.h, ROUTE_APP_WSGI_WORKER), whose `wsgi` is the app,
+    and reads the app's rules from there. A worker's first responses, before that, keep their
+    folded paths: a warm-up of /health/ (the same either way) goes first; then every request is
+    named by its rule, statements and N+1 as usual."""
+    name = "flask-factory-gunicorn"
+    env = dict(os.environ, **cluster.client_env())
+    script = os.path.join(WORKLOADS, "web_flask.py")
+    seeded = subprocess.run([PY, script, "seed", str(K)], env=env, capture_output=True, text=True, timeout=60)
+    if not record(name + ": the books seeded", seeded.returncode == 0, seeded.stderr[-400:]):
+        return
+    port = free_port(18200, 18300)
+    g = subprocess.Popen([PY, GUNICORN, "-w", "2", "-b", "127.0.0.1:%d" % port, "--chdir", WORKLOADS,
+                          "web_flask:create_app()"], env=env, stdout=subprocess.DEVNULL,
+                         stderr=open(os.path.join(tmp, name + ".log"), "w"))
+    try:
+        if not record(name + ": gunicorn answers", wait_http(port, "/health/")):
+            return
+        t, js, rlog, err = trace(g.pid, tmp, name)
+        # each worker's first response tells the tool that its Flask app is no module global;
+        # the worker frame is looked for at the next tick (about a second), then given by the walker
+        end = time.time() + 4
+        while time.time() < end:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            c.request("GET", "/health/")
+            c.getresponse().read()
+            c.close()
+            time.sleep(0.05)
+        plan = [("/books/2/", 200, 6), ("/writers/writer-3/", 200, 6), ("/books/", 200, 4), ("/books-fixed/", 200, 2),
+                ("/books/999/", 404, 2), ("/no-such-page/7/", 404, 2)]
+        times, errors = drive(port, plan)
+        time.sleep(0.3)
+        rc, stderr = stop_tool(t, err)
+        if not record(name + ": tool exits 0", rc == 0, stderr[-800:]):
+            return
+        record(name + ": client saw the expected statuses", not errors, "; ".join(errors[:5]))
+        with open(js) as f:
+            doc = json.load(f)
+        got = {}
+        for r in doc.get("requests", []):
+            if r["route"] != "/health/":
+                key = (r["route"], r["status"])
+                got[key] = got.get(key, 0) + r["count"]
+        want = {}
+        for path, status, n in plan:
+            want[(flask_route(path), status)] = want.get((flask_route(path), status), 0) + n
+        record(name + ": every request after the warm-up named by the app's rules", got == want,
+               "got %s, want %s" % (sorted(got.items()), sorted(want.items())))
+        up = doc["http"]["url_patterns"]
+        record(name + ": the rules read through gunicorn's worker in 1-2 processes, one table",
+               1 <= up["flask_processes_read"] == up["processes_read"] <= 2 and up["tables"] == 1 and
+               up["endpoints"] == len(FLASK_RULES) and doc["processes"].get("route_frames", 0) >= 1, json.dumps(up))
+        n1 = [f for f in doc.get("n_plus_one", []) if f["route"] == "/books/"]
+        site = r"book_label \(.*web_flask\.py:%d\)" % marker_lines(script)["n1_site"]
+        record(name + ": N+1 of /books/ flagged at book_label", len(n1) == 1 and n1[0]["per_request"] == K and
+               re.search(site, n1[0]["call_site"] or "") is not None, json.dumps(doc.get("n_plus_one", [])))
+    finally:
+        g.send_signal(signal.SIGTERM)
+        try:
+            g.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            g.kill()
+
+
 def case_asyncio(cluster, tmp):
     import threading
     env = dict(os.environ, **cluster.client_env())
@@ -551,6 +618,12 @@ def main():
                 record("flask: python3-flask, python3-sqlalchemy and python3-psycopg2 are installed (scripts/install-deps.sh)", False)
             else:
                 case_flask(cluster, tmp)
+        if args.k in "flask-factory-gunicorn":
+            if {"flask", "sqlalchemy", "psycopg2"} & set(missing) or not os.path.exists(GUNICORN):
+                record("flask-factory-gunicorn: python3-flask, python3-sqlalchemy, python3-psycopg2 and gunicorn are "
+                       "installed (scripts/install-deps.sh)", False)
+            else:
+                case_flask_factory(cluster, tmp)
     finally:
         cluster.stop()
         if args.verbose:

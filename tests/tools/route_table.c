@@ -6,6 +6,8 @@
  *   route_table PID [TARGET...]
  *   route_table -n N PID [TARGET...]   also the time of N reads of the patterns and of N
  *                                        matches of each TARGET (what a request costs the tool)
+ *   route_table --wsgi-worker ADDR PID [TARGET...]   the rules of the Flask app that the gunicorn
+ *                                        worker at ADDR serves (its `wsgi`: src/flaskroutes.c)
  *   route_table --direct ...   the same without the page cache the tool reads through (src/memcache.h)
  *   route_table --aiohttp ADDR PID [TARGET...]   the resources of the aiohttp app whose request
  *                                        handler (app._handle, bound) is at ADDR (src/aioroutes.c)
@@ -21,12 +23,14 @@
 #include <time.h>
 
 #include "djapps.h"
+#include "routes.h"
 #include "djroutes.h"
 #include "memcache.h"
 #include "procmem.h"
 #include "pyproc.h"
 
 static int direct;	/* --direct: no page cache (src/memcache.h), to compare */
+static unsigned handler_kind = ROUTE_APP_HANDLER;	/* --wsgi-worker: ROUTE_APP_WSGI_WORKER */
 
 /* One read of the table, as the tool makes it: through a fresh page cache. */
 static int read_table(struct py_target *t, const struct mem_reader *mr, uint64_t handler, struct djroutes *r,
@@ -36,10 +40,10 @@ static int read_table(struct py_target *t, const struct mem_reader *mr, uint64_t
 	int ret;
 
 	if (direct)
-		return djapps__read_table(&t->layout, mr, t->runtime, handler, r, skipped, kind);
+		return djapps__read_table(&t->layout, mr, t->runtime, handler, handler_kind, r, skipped, kind);
 	if (memcache__init(&mc, mr))
 		return -ENOMEM;
-	ret = djapps__read_table(&t->layout, &mc.mr, t->runtime, handler, r, skipped, kind);
+	ret = djapps__read_table(&t->layout, &mc.mr, t->runtime, handler, handler_kind, r, skipped, kind);
 	memcache__fini(&mc);
 	return ret;
 }
@@ -71,7 +75,8 @@ int main(int argc, char **argv)
 		argv++;
 		argc--;
 	}
-	if (argc >= 4 && !strcmp(argv[1], "--aiohttp")) {
+	if (argc >= 4 && (!strcmp(argv[1], "--aiohttp") || !strcmp(argv[1], "--wsgi-worker"))) {
+		handler_kind = argv[1][2] == 'w' ? ROUTE_APP_WSGI_WORKER : ROUTE_APP_HANDLER;
 		handler = strtoull(argv[2], NULL, 0);
 		argv += 2;
 		argc -= 2;
@@ -82,7 +87,7 @@ int main(int argc, char **argv)
 		argc -= 2;
 	}
 	if (argc < 2 || (pid = atoi(argv[1])) <= 0) {
-		fprintf(stderr, "usage: route_table [--direct] [--aiohttp HANDLER] [-n N] PID [TARGET...]\n");
+		fprintf(stderr, "usage: route_table [--direct] [--aiohttp HANDLER | --wsgi-worker WORKER] [-n N] PID [TARGET...]\n");
 		return 2;
 	}
 	if (py_target__inspect(pid, &t, err, sizeof(err))) {

@@ -1,6 +1,8 @@
 #!/usr/bin/python3
 """Flask + SQLAlchemy on werkzeug's threaded server (HTTP/1.1 keep-alive), against PostgreSQL
-through psycopg2 (PG* environment). Usage: web_flask.py PORT NBOOKS
+through psycopg2 (PG* environment). Usage: web_flask.py PORT NBOOKS (the app a module global of
+the script, `app`), or web_flask.py seed NBOOKS, then `gunicorn 'web_flask:create_app()'` (an app
+factory: no module global holds the app).
 
 /books/        N+1: one query for the books, then one lazy load of each book's author
 /books-fixed/  the same page in one query (joinedload)
@@ -38,41 +40,41 @@ def book_label(b):
 
 engine = create_engine("postgresql+psycopg2://", pool_size=8)
 Session = scoped_session(sessionmaker(bind=engine))
-app = Flask(__name__)
 
 
-@app.teardown_appcontext
-def remove_session(exc):
-    Session.remove()
+def create_app():
+    """The app, as an application factory makes it."""
+    app = Flask(__name__)
 
+    @app.teardown_appcontext
+    def remove_session(exc):
+        Session.remove()
 
-@app.route("/books/")
-def books():
-    return "\n".join(book_label(b) for b in Session.query(Book).order_by(Book.id))
+    @app.route("/books/")
+    def books():
+        return "\n".join(book_label(b) for b in Session.query(Book).order_by(Book.id))
 
+    @app.route("/books-fixed/")
+    def books_fixed():
+        return "\n".join(book_label(b) for b in Session.query(Book).options(joinedload(Book.writer)).order_by(Book.id))
 
-@app.route("/books-fixed/")
-def books_fixed():
-    return "\n".join(book_label(b) for b in Session.query(Book).options(joinedload(Book.writer)).order_by(Book.id))
+    @app.route("/books/<int:pk>/")
+    def book(pk):
+        b = Session.query(Book).options(joinedload(Book.writer)).filter(Book.id == pk).one_or_none()
+        if b is None:
+            abort(404)
+        return book_label(b)
 
+    @app.route("/writers/<name>/")
+    def writer_books(name):
+        q = Session.query(Book).join(Book.writer).filter(Writer.name == name.replace("-", " ").capitalize())
+        return "\n".join(b.title for b in q.order_by(Book.id))
 
-@app.route("/books/<int:pk>/")
-def book(pk):
-    b = Session.query(Book).options(joinedload(Book.writer)).filter(Book.id == pk).one_or_none()
-    if b is None:
-        abort(404)
-    return book_label(b)
+    @app.route("/health/")
+    def health():
+        return "ok\n"
 
-
-@app.route("/writers/<name>/")
-def writer_books(name):
-    q = Session.query(Book).join(Book.writer).filter(Writer.name == name.replace("-", " ").capitalize())
-    return "\n".join(b.title for b in q.order_by(Book.id))
-
-
-@app.route("/health/")
-def health():
-    return "ok\n"
+    return app
 
 
 def seed(n):
@@ -87,5 +89,7 @@ def seed(n):
 
 if __name__ == "__main__":
     seed(int(sys.argv[2]))
-    WSGIRequestHandler.protocol_version = "HTTP/1.1"
-    app.run(host="127.0.0.1", port=int(sys.argv[1]), threaded=True)
+    if sys.argv[1] != "seed":
+        WSGIRequestHandler.protocol_version = "HTTP/1.1"
+        app = create_app()  # a module global of the script, as `app = Flask(__name__)` makes it
+        app.run(host="127.0.0.1", port=int(sys.argv[1]), threaded=True)
