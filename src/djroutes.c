@@ -459,6 +459,7 @@ struct djr_entry {
 	regex_t re;
 	bool opaque;		/* no regex: a path starting with lit may be its */
 	bool stop;		/* struct djr_piece's */
+	bool lang;		/* its first piece's: the name starts with the path's first segment */
 	uint16_t methods;	/* struct djr_piece's */
 	char *ere, *label, *lit;
 	size_t litlen;
@@ -579,6 +580,7 @@ int djroutes__add(struct djroutes *t, const struct djr_piece *pieces, unsigned n
 	d->opaque = opaque;
 	d->methods = pieces[n - 1].methods;
 	d->stop = opaque && pieces[n - 1].stop;
+	d->lang = pieces[0].lang;
 	d->ere = strdup(ere);
 	d->label = strdup(label);
 	d->lit = strdup(lit);
@@ -621,6 +623,11 @@ uint16_t djroutes__methods(const struct djroutes *t, unsigned i)
 	return i < t->n ? t->v[i].methods : 0;
 }
 
+bool djroutes__lang(const struct djroutes *t, unsigned i)
+{
+	return i < t->n && t->v[i].lang;
+}
+
 uint64_t djroutes__hash(const struct djroutes *t)
 {
 	uint64_t h = t->n * 4 + t->unique + t->strict * 2;
@@ -628,7 +635,7 @@ uint64_t djroutes__hash(const struct djroutes *t)
 	for (unsigned i = 0; i < t->n; i++)
 		h = hash64_mix(h ^ hash64(t->v[i].ere, strlen(t->v[i].ere)) ^
 			       hash64(t->v[i].label, strlen(t->v[i].label)) * 3 ^ t->v[i].opaque ^
-			       (uint64_t)t->v[i].methods << 1 ^ (uint64_t)t->v[i].stop << 20);
+			       (uint64_t)t->v[i].methods << 1 ^ (uint64_t)t->v[i].stop << 20 ^ (uint64_t)t->v[i].lang << 21);
 	return h;
 }
 
@@ -638,6 +645,7 @@ bool djroutes__same(const struct djroutes *a, const struct djroutes *b)
 		return false;
 	for (unsigned i = 0; i < a->n; i++)
 		if (a->v[i].opaque != b->v[i].opaque || a->v[i].methods != b->v[i].methods || a->v[i].stop != b->v[i].stop ||
+		    a->v[i].lang != b->v[i].lang ||
 		    strcmp(a->v[i].ere, b->v[i].ere) ||
 		    strcmp(a->v[i].label, b->v[i].label))
 			return false;
@@ -669,7 +677,7 @@ bool djroutes__match_method(const struct djroutes *t, const char *method, const 
 			    size_t size)
 {
 	uint16_t mbit = method ? djroutes__method_bit(method) : 0;
-	const char *partial = NULL;
+	const struct djr_entry *partial = NULL, *hit = NULL;
 	char path[2048];
 	size_t n = 0;
 	const char *s = target;
@@ -700,7 +708,6 @@ bool djroutes__match_method(const struct djroutes *t, const char *method, const 
 	path[n] = 0;
 	if (memchr(path, 0, n))
 		return false;	/* a "%00": regexec would stop there */
-	const char *name = NULL;
 
 	for (unsigned i = 0; i < t->n; i++) {
 		const struct djr_entry *d = &t->v[i];
@@ -714,24 +721,30 @@ bool djroutes__match_method(const struct djroutes *t, const char *method, const 
 		if (regexec(&d->re, path, 0, NULL, 0))
 			continue;
 		if (!t->unique && mbit && d->methods && !(d->methods & mbit)) {
-			partial = partial ?: d->label;	/* Starlette: 405, unless a later one takes it */
+			partial = partial ?: d;		/* Starlette: 405, unless a later one takes it */
 			continue;
 		}
-		if (name && strcmp(name, d->label))
+		if (hit && strcmp(hit->label, d->label))
 			return false;	/* two names: which the framework prefers is not modelled */
-		name = d->label;
+		hit = d;
 		if (!t->unique)
 			break;		/* Django: the first */
 	}
-	if (!name && !t->strict)
-		name = partial;
-	if (!name)
+	if (!hit && !t->strict)
+		hit = partial;
+	if (!hit)
 		return false;
-	size_t len = strlen(name);
+	if (hit->lang) {
+		/* i18n_patterns: Django's route starts with the language's code, the path's first segment */
+		int n = snprintf(out, size, "/%.*s%s", (int)(strcspn(path, "/") + 1), path, hit->label + 1);
+
+		return n > 0;
+	}
+	size_t len = strlen(hit->label);
 
 	if (len >= size)
 		len = size - 1;
-	memcpy(out, name, len);
+	memcpy(out, hit->label, len);
 	out[len] = 0;
 	return true;
 }
@@ -744,6 +757,7 @@ struct reader {
 	struct djroutes *t;
 	unsigned *skipped;
 	bool full;
+	uint64_t settings;		/* django.conf.settings._wrapped */
 	struct djr_conv_src conv;	/* converters: the RoutePattern's being read */
 	struct djr_piece pieces[DJROUTES_DEPTH];
 };
@@ -775,18 +789,6 @@ const char *djroutes__conv_regex(void *ctx, const char *converter, const char *p
 		if (!strcmp(src->builtin[i][0], converter))
 			return src->builtin[i][1];
 	return NULL;
-}
-
-static int read_type_name(const struct reader *rd, uint64_t obj, char *name, size_t size)
-{
-	uint64_t type, tp_name;
-	int ret;
-
-	ret = mem_read_u64(rd->mr, obj + OB_TYPE, &type);
-	ret = ret ?: mem_read_u64(rd->mr, type + TP_NAME, &tp_name);
-	ret = ret ?: mem_read(rd->mr, tp_name, name, size - 1);
-	name[size - 1] = 0;
-	return ret;
 }
 
 static int read_bool(const struct reader *rd, uint64_t obj, const char *attr, bool *v)
@@ -1016,7 +1018,7 @@ static int walk_resolver(struct reader *rd, uint64_t urlconf, unsigned depth)
 {
 	char tn[16];
 	uint64_t md, list;
-	int ret = read_type_name(rd, urlconf, tn, sizeof(tn));
+	int ret = djroutes__type_name(rd->mr, urlconf, tn, sizeof(tn));
 
 	if (ret)
 		return ret;
@@ -1032,12 +1034,77 @@ static int walk_resolver(struct reader *rd, uint64_t urlconf, unsigned depth)
 	return walk(rd, urlconf, depth);
 }
 
+#define LANGUAGES_MAX	256
+
+/*
+ * i18n_patterns(): a URLResolver of the root urlconf (Django allows it nowhere else) whose
+ * LocalePrefixPattern matches the active language's code and '/' (LocaleMiddleware activates
+ * the one the path starts with, if it is one of settings.LANGUAGES), and, where
+ * prefix_default_language is False, nothing for settings.LANGUAGE_CODE's. Its patterns are read
+ * twice then: under any of the other codes (a piece marked lang: the name takes the path's code,
+ * as Django's route does: "fr/recipes/<int:pk>/"), then with no prefix. -ENOTSUP: not understood.
+ * A path under the default language's code then, or one whose language LocaleMiddleware takes
+ * from a cookie or Accept-Language instead (Django redirects it), is named as the default's.
+ */
+static int walk_i18n(struct reader *rd, uint64_t pat, uint64_t urlconf, unsigned depth)
+{
+	struct djr_piece *p = &rd->pieces[depth];
+	uint64_t list, v[LANGUAGES_MAX], code;
+	char alts[DJROUTES_ERE_MAX] = "", c[32], dflt[32] = "";
+	size_t len = 0;
+	bool prefix_default = true;
+	int n, ret;
+
+	if (depth || !rd->settings || pythreads__attr(rd->l, rd->mr, rd->settings, "LANGUAGES", &list))
+		return -ENOTSUP;
+	/* without a prefix for the default language, its code is no prefix (Django answers 404) */
+	read_bool(rd, pat, "prefix_default_language", &prefix_default);
+	if (!prefix_default && djroutes__str_attr(rd->l, rd->mr, rd->settings, "LANGUAGE_CODE", dflt, sizeof(dflt)))
+		return -ENOTSUP;
+	n = pythreads__list_items(rd->l, rd->mr, list, v, LANGUAGES_MAX);
+	if (n <= 0)
+		return n == -EFAULT ? n : -ENOTSUP;
+	for (int i = 0; i < n; i++) {
+		/* (code, name) pairs; a code is letters, digits, '-', '_' or '@' (Django's language_code_re) */
+		ret = pythreads__list_items(rd->l, rd->mr, v[i], &code, 1);
+		if (ret == -E2BIG)
+			ret = mem_read_u64(rd->mr, v[i] + rd->l->tuple_items, &code);
+		else if (ret == 1)
+			ret = 0;
+		else
+			return -ENOTSUP;
+		if (ret || py_read_str(rd->l, rd->mr, code, c, sizeof(c)) <= 0 || c[strspn(c,
+		    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_@")])
+			return ret ?: -ENOTSUP;
+		if (!prefix_default && !strcmp(c, dflt))
+			continue;
+		ret = snprintf(alts + len, sizeof(alts) - len, "%s%s", len ? "|" : "", c);
+		if (ret < 0 || (size_t)ret >= sizeof(alts) - len)
+			return -ENOTSUP;
+		len += (size_t)ret;
+	}
+	memset(p, 0, sizeof(*p));
+	if (len) {
+		if (snprintf(p->ere, sizeof(p->ere), "(%s)/", alts) >= (int)sizeof(p->ere))
+			return -ENOTSUP;
+		p->anchored = true;
+		p->lang = true;
+		ret = walk_resolver(rd, urlconf, depth + 1);
+		if (ret || prefix_default)
+			return ret;
+	}
+	/* the default language's paths: no prefix */
+	memset(p, 0, sizeof(*p));
+	p->anchored = true;
+	return walk_resolver(rd, urlconf, depth + 1);
+}
+
 static int walk(struct reader *rd, uint64_t list, unsigned depth)
 {
 	uint64_t items, *v;
 	int64_t n;
 	char tn[16];
-	int ret = read_type_name(rd, list, tn, sizeof(tn));
+	int ret = djroutes__type_name(rd->mr, list, tn, sizeof(tn));
 
 	if (ret)
 		return ret;
@@ -1059,16 +1126,25 @@ static int walk(struct reader *rd, uint64_t list, unsigned depth)
 		return -ENOMEM;
 	ret = mem_read(rd->mr, items, v, n * sizeof(*v));
 	for (int64_t i = 0; !ret && i < n && !rd->full; i++) {
+		char pn[32];
 		uint64_t pat, urlconf;
 		bool resolver = !pythreads__attr(rd->l, rd->mr, v[i], "urlconf_name", &urlconf);
 		struct djr_piece *p = &rd->pieces[depth];
 
 		ret = pythreads__attr(rd->l, rd->mr, v[i], "pattern", &pat);
-		ret = ret ?: read_pattern(rd, pat, !resolver, p);
+		if (!ret && resolver && !djroutes__type_name(rd->mr, pat, pn, sizeof(pn)) &&
+		    !strcmp(pn, "LocalePrefixPattern")) {
+			ret = walk_i18n(rd, pat, urlconf, depth);
+			if (!ret || ret != -ENOTSUP)
+				continue;
+		} else {
+			ret = ret ?: read_pattern(rd, pat, !resolver, p);
+		}
 		if (ret == -ENOTSUP || ret == -E2BIG || ret == -EINVAL || ret == -ENOENT) {
 			/*
-			 * A kind of pattern not understood (i18n_patterns' LocalePrefixPattern): any
-			 * path may be its, and so no later pattern can name one surely.
+			 * A kind of pattern not understood (an i18n_patterns' LocalePrefixPattern not
+			 * in the root urlconf): any path may be its, and so no later pattern can name
+			 * one surely.
 			 */
 			memset(p, 0, sizeof(*p));
 			p->opaque = true;
@@ -1124,6 +1200,7 @@ int djroutes__read(const struct py_layout *l, const struct mem_reader *mr, uint6
 					  .nbuiltin = sizeof(builtin_conv) / sizeof(builtin_conv[0]) };
 	rd->t = t;
 	rd->skipped = skipped;
+	rd->settings = wrapped;
 	ret = walk(rd, list, 0);
 	free(rd);
 	return ret;

@@ -23,8 +23,10 @@
  * anything else (lookarounds, backreferences, flags, \b) is kept as "opaque": a path that may
  * reach it (starts with the literal text before its first special character) is given no name
  * rather than a later pattern's, and so keeps its folded path. So does a path no pattern
- * matches (a 404), a LocalePrefixPattern's (i18n_patterns), and a converter whose regex cannot
- * be read. A converter's to_python() refusing a value (Django then tries the next pattern) is not
+ * matches (a 404), and a converter whose regex cannot be read. i18n_patterns (a
+ * LocalePrefixPattern in the root urlconf) are read under each of settings.LANGUAGES' codes (the
+ * name then starts with the path's, as Django's route does) and, where prefix_default_language is
+ * False, without one too. A converter's to_python() refusing a value (Django then tries the next pattern) is not
  * modelled: the regex alone decides.
  *
  * Not followed: a request.urlconf set by a middleware (per-request urlconfs), patterns changed
@@ -54,6 +56,8 @@ struct djr_piece {
 	bool stop;			/* opaque: the paths it may take are no later endpoint's either
 					   (a mounted app's 404), and a method's partial match holds */
 	uint16_t methods;		/* the endpoint's (its last piece's) methods, DJR_M_*; 0: any */
+	bool lang;			/* an endpoint's first piece: it matches a language's code and
+					   '/', which the name takes from the path (i18n_patterns) */
 };
 
 /* HTTP methods as bits of struct djr_piece's methods (Starlette's Route.methods). */
@@ -114,6 +118,7 @@ unsigned djroutes__opaque(const struct djroutes *t);
 const char *djroutes__label(const struct djroutes *t, unsigned i);
 const char *djroutes__regex(const struct djroutes *t, unsigned i);
 uint16_t djroutes__methods(const struct djroutes *t, unsigned i);
+bool djroutes__lang(const struct djroutes *t, unsigned i);
 /* A hash of the table's content: processes of one app (a server's workers) share one table. */
 uint64_t djroutes__hash(const struct djroutes *t);
 bool djroutes__same(const struct djroutes *a, const struct djroutes *b);

@@ -6,10 +6,12 @@
  * patterns, each a kind byte and its text: 'r' a path() endpoint, 'x' a re_path() endpoint,
  * 'R' / 'X' a prefix (an include() level: the next patterns are under it, up to 4 levels; '<'
  * alone closes one; 'u' alone: werkzeug's rule of names, djroutes__set_unique); 's' a literal
- * stop (Starlette's mounted router's end), 'm' and a number the methods (DJR_M_*) of the next
+ * stop (Starlette's mounted router's end), 'L' a language prefix (an ERE: i18n_patterns, the
+ * names taking the path's first segment), 'm' and a number the methods (DJR_M_*) of the next
  * endpoints; after it, targets, each matched (its name read whole), "METHOD /path" for a method.
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -78,6 +80,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			ret = djroutes__literal_piece(line + 1, false, &pieces[depth]);
 			pieces[depth].opaque = pieces[depth].stop = true;
 			break;
+		case 'L':
+			memset(&pieces[depth], 0, sizeof(pieces[depth]));
+			snprintf(pieces[depth].ere, sizeof(pieces[depth].ere), "%s", line + 1);
+			pieces[depth].anchored = pieces[depth].lang = true;
+			if (depth < 4)
+				depth++;
+			continue;
 		case 'm':
 			methods = (unsigned)strtoul(line + 1, NULL, 0) & 0x3ff;
 			continue;

@@ -308,14 +308,22 @@ STANDIN_TABLE = [("/", "^()$"), ("/items/<int:pk>/", "^(items/([0-9]+)/)$"),
                  ("/shop/<str:category>/<int:id>/", "^(shop/)(([^/]+)/([0-9]+)/)$"),
                  ("/blob/<hex:h>/", "-"), ("/blobs/", "^(blobs/)$"), ("/feed(?=\\.xml)", "-"),
                  ("/feed.json", "^(feed\\.json)$"), ("/after/", "^(after/)$")] + \
-                [("/page%d/" % i, "^(page%d/)$" % i) for i in range(150)]
+                [("/page%d/" % i, "^(page%d/)$" % i) for i in range(150)] + \
+                [("/[language]/about/", "^((fr|pt-br)/)(about/)$"),
+                 ("/[language]/news/<slug:s>/", "^((fr|pt-br)/)(news/([-a-zA-Z0-9_]+)/)$"),
+                 ("/about/", "^()(about/)$"), ("/news/<slug:s>/", "^()(news/([-a-zA-Z0-9_]+)/)$")]
 STANDIN_NAMES = {"/items/12/": "/items/<int:pk>/", "/tags/quick-dinner/?x=1": "/tags/<slug:tag>/",
                  "/api/v1/items/3/": "/api/v1/items/<pk>/", "/api/v1/archive/2024/": "/api/v1/archive/<yyyy:year>/",
                  "/api/v1/archive/24/": "-", "/shop/books/9/": "/shop/<str:category>/<int:id>/",
                  "/blob/ff/": "-",        # may be the untranslatable pattern's: no name
                  "/blobs/": "/blobs/",
                  "/feed.json": "-",       # after "^feed(?=\.xml)", which may take it
-                 "/after/": "/after/", "/page149/": "/page149/", "/nope/": "-"}
+                 "/after/": "/after/", "/page149/": "/page149/", "/nope/": "-",
+                 # i18n_patterns: under a language's code, named with it, as Django's route; the
+                 # default language's without one
+                 "/fr/about/": "/fr/about/", "/pt-br/news/hello/": "/pt-br/news/<slug:s>/", "/about/": "/about/",
+                 "/news/x/": "/news/<slug:s>/", "/de/about/": "-",
+                 "/en/about/": "-"}     # the default language's code is no prefix there (Django: 404)
 
 
 def read_patterns(pid, targets, extra=()):

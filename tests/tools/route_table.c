@@ -111,7 +111,8 @@ int main(int argc, char **argv)
 						      "TRACE", "CONNECT", "other" };
 		unsigned m = djroutes__methods(r, i);
 
-		printf("%s", djroutes__label(r, i));
+		/* i18n_patterns: the name starts with the path's language code */
+		printf("%s%s", djroutes__lang(r, i) ? "/[language]" : "", djroutes__label(r, i));
 		for (unsigned b = 0, first = 1; b < sizeof(mnames) / sizeof(mnames[0]); b++)
 			if (m & (1u << b)) {
 				printf("%s%s", first ? " " : ",", mnames[b]);

@@ -305,6 +305,41 @@ static void test_methods(void **state)
 	djroutes__free(u);
 }
 
+/* i18n_patterns: a first piece matching a language's code, which the name takes from the path */
+static void test_lang(void **state)
+{
+	struct djroutes *t = djroutes__new(), *u = djroutes__new();
+	struct djr_piece p[2];
+
+	memset(&p[0], 0, sizeof(p[0]));
+	strcpy(p[0].ere, "(fr|pt-br)/");
+	p[0].anchored = true;
+	p[0].lang = true;
+	assert_int_equal(djroutes__route_piece("news/<slug:s>/", true, builtin, NULL, &p[1]), 0);
+	assert_int_equal(djroutes__add(t, p, 2), 0);
+	assert_true(djroutes__lang(t, 0));
+	assert_string_equal(djroutes__label(t, 0), "/news/<slug:s>/");
+	expect_name(t, "/fr/news/hello/", "/fr/news/<slug:s>/");
+	expect_name(t, "/pt-br/news/hello/?page=2", "/pt-br/news/<slug:s>/");
+	expect_name(t, "/de/news/hello/", NULL);
+	expect_name(t, "/news/hello/", NULL);
+	/* a name cut to the buffer */
+	{
+		char out[8];
+
+		assert_true(djroutes__match(t, "/fr/news/hello/", out, sizeof(out)));
+		assert_string_equal(out, "/fr/new");
+	}
+	/* the same table without the mark is another table */
+	p[0].lang = false;
+	assert_int_equal(djroutes__add(u, p, 2), 0);
+	assert_false(djroutes__lang(u, 0));
+	expect_name(u, "/fr/news/hello/", "/news/<slug:s>/");
+	assert_false(djroutes__same(t, u));
+	djroutes__free(t);
+	djroutes__free(u);
+}
+
 static void test_share(void **state)
 {
 	struct djroutes *a = demo(), *b = demo(), *c = djroutes__new();
@@ -333,6 +368,7 @@ int main(void)
 		cmocka_unit_test(test_match),
 		cmocka_unit_test(test_unique),
 		cmocka_unit_test(test_methods),
+		cmocka_unit_test(test_lang),
 		cmocka_unit_test(test_share),
 	};
 

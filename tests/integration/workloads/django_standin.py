@@ -5,7 +5,9 @@ django.conf module whose `settings` (a LazySettings) holds `_wrapped` (a Setting
 ROOT_URLCONF; that module's `urlpatterns`, of URLPattern and URLResolver objects whose `pattern`
 is a RoutePattern (`_route`, `_is_endpoint`, `converters`: parameter -> converter object, whose
 class holds `regex`) or a RegexPattern (`_regex`, `_is_endpoint`), a URLResolver's
-`urlconf_name` being the included module or a list. Prints "ready" and waits on stdin."""
+`urlconf_name` being the included module or a list; and at the end, i18n_patterns(): a
+URLResolver whose pattern is a LocalePrefixPattern (`prefix_default_language` False), with
+settings.LANGUAGES and LANGUAGE_CODE. Prints "ready" and waits on stdin."""
 import sys
 import types
 
@@ -21,6 +23,8 @@ class Settings:
     def __init__(self, urlconf):
         setattr(self, "ROOT_URLCONF", urlconf)
         self.DEBUG = False
+        self.LANGUAGE_CODE = "en"
+        self.LANGUAGES = [("en", "English"), ("fr", "French"), ("pt-br", "Brazilian Portuguese")]
 
 
 class IntConverter:
@@ -69,8 +73,8 @@ class RegexPattern:
 
 
 class LocalePrefixPattern:
-    def __init__(self):
-        self.prefix_default_language = True
+    def __init__(self, prefix_default_language=True):
+        self.prefix_default_language = prefix_default_language
         self.converters = {}
 
 
@@ -131,6 +135,8 @@ urls.urlpatterns = [
 ]
 # a long list: the dict and list reads in chunks
 urls.urlpatterns += [path("page%d/" % i, view) for i in range(150)]
+# i18n_patterns(..., prefix_default_language=False), as Django appends it
+urls.urlpatterns += [URLResolver(LocalePrefixPattern(False), [path("about/", view), path("news/<slug:s>/", view)])]
 sys.modules[urls.__name__] = urls
 
 conf = types.ModuleType("django.conf")
