@@ -75,6 +75,7 @@ struct collector {
 	struct prom_registry *reg;
 	struct prom_family *f_http, *f_db, *f_qpr, *f_n1, *f_cpu;
 	struct prom_family *f_procs, *f_services, *f_lost, *f_dropped_stacks, *f_map_entries, *f_map_max;
+	struct prom_family *f_route_tables, *f_route_dropped;
 	struct prom_family *f_tls_unread, *f_unattr;
 	uint64_t unattr_before[6];	/* UNATTR's counts of the windows before this one */
 	uint16_t tls_ports_shown[2 * PGWIRE_OTHER_PORTS];	/* server_port values set so far: one no
@@ -653,6 +654,19 @@ static void update_unattr(struct collector *c)
 	}
 }
 
+/* The route tables (djapps.h) held, and the processes whose table was not kept (its caps). */
+static void update_route_tables(struct collector *c)
+{
+	struct httptrace *h = session__cap(c->session, "http");
+	struct httptrace_stats st;
+
+	if (!h)
+		return;
+	httptrace__stats(h, &st);
+	prom_family__set(c->f_route_tables, NULL, (double)st.django.tables);
+	prom_family__set(c->f_route_dropped, NULL, (double)st.django.dropped);
+}
+
 /* pytrace_tls_sockets_unread: by the port each leads to, the sockets beyond the first ports as "other" */
 static void update_tls_unread(struct collector *c)
 {
@@ -710,6 +724,7 @@ static void update_gauges(struct collector *c)
 	}
 	update_tls_unread(c);
 	update_unattr(c);
+	update_route_tables(c);
 	for (unsigned i = 0; i < c->nsvcs; i++)
 		live += c->svcs[i].procs;
 	prom_family__set(c->f_procs, NULL, live);
@@ -861,12 +876,16 @@ static int make_families(struct collector *c)
 	c->f_services = family(c, "pytrace_services", "Distinct services seen (capped, then counted as other).", NULL, PROM_GAUGE, NULL, 0, NULL, 0);
 	c->f_lost = family(c, "pytrace_events_lost", "Events the BPF side could not hand over (ring buffer or map full), by kind.",
 			   NULL, PROM_COUNTER, L_KIND, ARRAY_SIZE(L_KIND), NULL, 0);
-	c->f_unattr = family(c, "pytrace_db_operations_unattributed", "Database statements given to no HTTP request, by reason: outside_requests (sent while the thread served none: background work), thread_served_several, task_unknown (a stack cut or unreadable, or a loop callback's), task_ambiguous, no_response (Starlette's BaseHTTPMiddleware), buffer_full.",
+	c->f_unattr = family(c, "pytrace_db_operations_unattributed", "Database statements given to no HTTP request, by reason: outside_requests (sent while the thread served none: background work), thread_served_several, task_unknown (a stack cut or unreadable, or a loop callback's), task_ambiguous, no_response (a task that writes no response: a background task, a task the handler spawned, a streamed response's statements sent while it streams), buffer_full.",
 			     NULL, PROM_COUNTER, L_REASON, ARRAY_SIZE(L_REASON), NULL, 0);
 	c->f_tls_unread = family(c, "pytrace_tls_sockets_unread", "Encrypted sockets from before tracing left unread: they lead to no port known as PostgreSQL's (HTTPS, or a PostgreSQL server on a port --pg-ports does not name), by that port.",
 				 NULL, PROM_GAUGE, L_PORT, ARRAY_SIZE(L_PORT), NULL, 0);
 	c->f_dropped_stacks = family(c, "pytrace_profile_stacks_dropped", "Samples folded into an overflow stack: a profile interval held its cap of distinct stacks.",
 				     NULL, PROM_COUNTER, NULL, 0, NULL, 0);
+	c->f_route_tables = family(c, "pytrace_route_tables", "Route tables held: the URL patterns, rules or routes of the distinct apps the traced processes serve (at most 64), which name their requests' http_route.",
+				   NULL, PROM_GAUGE, NULL, 0, NULL, 0);
+	c->f_route_dropped = family(c, "pytrace_route_tables_dropped", "Processes whose route table was not kept (over 4096 processes or 64 distinct tables): their requests keep folded paths as http_route.",
+				    NULL, PROM_COUNTER, NULL, 0, NULL, 0);
 	c->f_map_entries = family(c, "pytrace_bpf_map_entries", "Entries in a BPF hash map (every 10 s).", NULL, PROM_GAUGE,
 				  L_MAP, ARRAY_SIZE(L_MAP), NULL, 0);
 	c->f_map_max = family(c, "pytrace_bpf_map_max_entries", "Capacity of a BPF hash map.", NULL, PROM_GAUGE, L_MAP,
@@ -883,6 +902,7 @@ static int make_families(struct collector *c)
 	if (!c->f_http || !c->f_db || !c->f_qpr || !c->f_n1 || !c->f_cpu || !c->f_procs || !c->f_services ||
 	    !c->f_tls_unread || !c->f_unattr ||
 	    !c->f_lost || !c->f_dropped_stacks || !c->f_map_entries || !c->f_map_max || !c->f_build ||
+	    !c->f_route_tables || !c->f_route_dropped ||
 	    !c->f_proc_cpu || !c->f_proc_rss || !c->f_proc_fds || !c->f_proc_start)
 		return -errno ? -errno : -EINVAL;
 	{

@@ -366,6 +366,9 @@ def case_scrape(cluster, tmp):
         record("scrape: no pid and no literal in any label",
                not (pids & set(labels)) and not any(re.search(r"'[^']*'|\b999\b", v) for v in labels),
                str([v for v in labels if v in pids or re.search(r"'|\b999\b", v)][:5]))
+        record("scrape: two route tables held (Django's URL patterns, shared by its 2 workers; Flask's rules), none "
+               "dropped", metric(ms, "pytrace_route_tables") == 2 and metric(ms, "pytrace_route_tables_dropped_total") == 0,
+               str([(k, v) for k, v in ms.items() if k[0].startswith("pytrace_route_tables")]))
         record("scrape: CPU samples per service", metric(ms, "pytrace_cpu_samples_total", service_name="recipes-django") > 0,
                str([k for k in ms if k[0] == "pytrace_cpu_samples_total"]))
         record("scrape: an HTTPS connection from before the collector, left unread, counted by its port "
