@@ -295,8 +295,9 @@ static __always_inline void pt_host_key(const struct pt_proc *proc, struct pt_st
  * coroutine's code, struct pt_proc's writer_code), written through the server's send
  * (s->send_frame): s's task is the request's scope, read from the server's object, send's self;
  * or, until the loader knows where that object's class keeps it, the object is given as
- * s->server_obj. Without the middleware, the task group's host task (pt_host_key). A global function, called on every path: its branches, inlined in the walk,
- * made every walking program's verification 50% longer.
+ * s->server_obj. Beside it (and without the middleware, alone): the key of the task group's
+ * host task, the task that awaits the response (pt_host_key). A global function, called on every
+ * path: its branches, inlined in the walk, made every walking program's verification 50% longer.
  */
 __noinline int pt_server_key(const struct pt_proc *proc, struct pt_stack *s, __u64 gen_code)
 {

@@ -19,6 +19,7 @@
 #define TRIES_NO_DJANGO	3
 #define TRIES_NOT_READY	30
 #define TRIES_ERRORS	10
+#define SCOPE_APPS_MAX	16	/* apps tried from requests' scopes (one may be gone by then) */
 
 enum { DJ_TRYING, DJ_READY, DJ_NONE };
 
@@ -30,6 +31,7 @@ struct djproc {
 	struct djroutes *t;		/* DJ_READY: shared, in tables[] */
 	uint64_t app, app_rejected;	/* an app's object a frame gave (djapps__app) */
 	uint8_t app_kind;		/* routes.h's enum route_app */
+	uint8_t scope_apps;		/* Starlette apps given from requests' scopes (djapps__wants_app) */
 };
 
 struct shared {
@@ -126,6 +128,10 @@ int djapps__read_table(const struct py_layout *l, const struct mem_reader *mr, u
 		*kind = "Flask's URL rules";
 		return flaskroutes__read_worker(l, mr, runtime, app, t, skipped);
 	}
+	if (app && app_kind == ROUTE_APP_STARLETTE) {
+		*kind = "Starlette's routes";
+		return starroutes__read_app(l, mr, runtime, app, t, skipped);
+	}
 	*kind = "Django's URL patterns";
 	ret = djroutes__read(l, mr, runtime, t, skipped);
 	if (ret != -ENOENT)
@@ -196,6 +202,7 @@ static void try_read(struct djapps *a, struct procs *ps, struct djproc *d, uint6
 			d->state = ++d->no_django >= TRIES_NO_DJANGO ? DJ_NONE : DJ_TRYING;
 			if (ret == -ENODATA && kind[0] == 'F')
 				procs__want_wsgi_app(ps, d->pid);
+
 			if (ret == -ENODATA)
 				vlog("pid %u: %s not read%s: no app object among the modules' globals\n", d->pid, kind,
 				     d->state == DJ_NONE ? " (gave up)" : "");
@@ -262,9 +269,19 @@ void djapps__app(struct djapps *a, uint32_t pid, uint64_t handler, unsigned kind
 		return;
 	d->app = handler;
 	d->app_kind = (uint8_t)kind;
+	if (kind == ROUTE_APP_STARLETTE)
+		d->scope_apps++;
 	d->state = DJ_TRYING;	/* read at this response, whatever was tried before */
 	d->next_ns = 0;
 	d->no_django = d->not_ready = d->errors = 0;
+}
+
+bool djapps__wants_app(struct djapps *a, uint32_t pid)
+{
+	struct djproc *d = pid ? pidtab__get(&a->procs, pid) : NULL;
+
+	/* nothing read yet: the app object spares the search (and finds a factory's app) */
+	return pid && (!d || (!d->app && d->state != DJ_READY && d->scope_apps < SCOPE_APPS_MAX));
 }
 
 void djapps__forget(struct djapps *a, uint32_t pid)

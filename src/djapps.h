@@ -71,6 +71,12 @@ int djapps__read_table(const struct py_layout *l, const struct mem_reader *mr, u
  * table reads is kept; others (aiohttp's error handlers) are passed over.
  */
 void djapps__app(struct djapps *a, uint32_t pid, uint64_t handler, unsigned kind);
+/*
+ * Whether pid's table is still to be read (16 tries at most), so that the caller looks for a
+ * Starlette app in a request's ASGI scope and gives it to djapps__app (ROUTE_APP_STARLETTE):
+ * that spares the search of the process's modules, and finds an app a factory made.
+ */
+bool djapps__wants_app(struct djapps *a, uint32_t pid);
 /* pid exited or exec'd: its table goes */
 void djapps__forget(struct djapps *a, uint32_t pid);
 void djapps__stats(const struct djapps *a, struct djapps_stats *st);

@@ -258,6 +258,24 @@ static void host_recipes(struct httptrace *h, uint32_t pid, uint64_t tg)
 }
 
 /*
+ * A Starlette app made by a factory (no module global holds it): the app of a request's ASGI
+ * scope (scope["app"], Starlette.__call__'s), read now; the scope may be another's or gone by
+ * then: its app is checked to be one (starroutes__read_app), else a later response's is tried.
+ */
+static void scope_app(struct httptrace *h, uint32_t pid, uint64_t scope)
+{
+	struct proc *pr = procs__get(session__procs(h->session), pid, false);
+	struct mem_reader mr;
+	uint64_t app;
+
+	if (!pr || pr->state != PROC_PYTHON || !pr->live)
+		return;
+	procmem__reader(&mr, pid);
+	if (!pythreads__dict_get(&pr->py.layout, &mr, scope, "app", &app) && app && !(app & 7))
+		djapps__app(h->patterns, pid, app, ROUTE_APP_STARLETTE);
+}
+
+/*
  * FastAPI's route, from the request's ASGI scope (a scope key: PT_TASK_SCOPE): APIRoute.matches
  * puts the route in scope["route"] (FastAPI 0.6x-0.11x; Starlette's own routes do not), which
  * behind BaseHTTPMiddleware is the only way to it (the writer's stack has no Route.handle). The
@@ -329,6 +347,8 @@ static void httptrace_event(void *c, const void *data, size_t size)
 			host_recipes(h, e->hdr.pid, host & ~7ULL);
 			host = 0;
 		}
+		if (!tmpl && !(task & 1) && (task & PT_TASK_SCOPE) && djapps__wants_app(h->patterns, e->hdr.pid))
+			scope_app(h, e->hdr.pid, task & ~7ULL);
 		if (!tmpl && !(task & 1) && (task & PT_TASK_SCOPE)) {
 			tmpl = scope_route(h, e->hdr.pid, task & ~(uint64_t)7, &multi, path, sizeof(path));
 			scoped = tmpl != NULL;

@@ -45,6 +45,8 @@ enum route_app {
 	ROUTE_APP_WSGI_WORKER,	/* a gunicorn worker, whose `wsgi` is the app: a Flask app's rules
 				   (flaskroutes.h), where the app is not a module global (an app
 				   factory's); looked for only in such processes (procs__want_wsgi_app) */
+	ROUTE_APP_STARLETTE,	/* no frame's: a Starlette app, from a request's ASGI scope
+				   (starroutes.h), where no module global holds it */
 };
 
 /* A frame that holds the matched route: module.cls.method, its local var, var's attribute attr. */

@@ -208,6 +208,18 @@ static int read_app(struct reader *rd, uint64_t app)
 	return ret ?: routes(rd, list, &root, 0);
 }
 
+int starroutes__read_app(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime, uint64_t app,
+			 struct djroutes *t, unsigned *skipped)
+{
+	struct reader rd = { .l = l, .mr = mr, .t = t, .skipped = skipped };
+	int ret = djroutes__is_instance(l, mr, runtime, app, "starlette.applications", "Starlette");
+
+	*skipped = 0;
+	if (ret)
+		return ret == 1 ? -EINVAL : ret;
+	return read_app(&rd, app);
+}
+
 int starroutes__read(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime,
 		     struct djroutes *t, unsigned *skipped)
 {

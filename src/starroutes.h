@@ -13,7 +13,8 @@
  *   - the app: a module-level instance of starlette.applications.Starlette or of a subclass
  *     (FastAPI), among the globals of the process's own modules (djroutes__find_apps: uvicorn's
  *     `module:app`, or `app = ...` in the script that runs the server); of several, the one that
- *     mounts all the others;
+ *     mounts all the others; where there is none (an app factory's: `uvicorn --factory`), the
+ *     app of a request's ASGI scope (scope["app"]), read at a response keyed by its scope;
  *   - app.router.routes, in order:
  *     - a Route (FastAPI's APIRoute): path_regex's source (a compiled re.Pattern, read as
  *       aioroutes.h reads aiohttp's), named by path_format; its `methods` (a set of str, or None)
@@ -42,5 +43,12 @@
  */
 int starroutes__read(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime,
 		     struct djroutes *t, unsigned *skipped);
+/*
+ * The same from the app object app (a request's ASGI scope's "app", which Starlette.__call__
+ * sets: where no module global holds the app, one made by a factory, `uvicorn --factory`): 0,
+ * -EINVAL (not a Starlette app) or -errno.
+ */
+int starroutes__read_app(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime, uint64_t app,
+			 struct djroutes *t, unsigned *skipped);
 
 #endif

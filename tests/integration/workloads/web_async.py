@@ -8,6 +8,7 @@ Usage: web_async.py SERVER DRIVER PORT K
           uvicorn-uvloop-starlette | uvicorn-uvloop-fastapi       (uvloop and httptools: uvicorn[standard])
                                                                       (asyncio, one loop thread)
           uvicorn-fastapi-def                  (FastAPI's def endpoints: anyio's thread pool)
+          uvicorn-starlette-factory            (the app made from a factory by uvicorn: no module global)
           uvicorn-fastapi-mw, uvicorn-uvloop-fastapi-mw, uvicorn-fastapi-def-mw, hypercorn-mw
                                                (behind two @app.middleware("http") functions;
                                                 hypercorn-mw: Starlette's app, the others FastAPI's)
@@ -177,13 +178,14 @@ def starlette_app(middleware=False):
             await db.rows(conn, SLOW)
         finally:
             db.free.put_nowait(conn)
+        pause = float(request.query_params.get("pause", "0.01"))  # between chunks
 
         async def chunks():
             conn = await db.free.get()
             try:
                 for _ in range(STREAM_CHUNKS):
                     rows = await db.rows(conn, SLOW)
-                    await asyncio.sleep(0.01)
+                    await asyncio.sleep(pause)
                     yield ("%s\n" % rows[0][0]).encode()
             finally:
                 db.free.put_nowait(conn)
@@ -431,15 +433,18 @@ asgi = fastapi_app() if SERVER == "gunicorn-uvicorn" else None  # gunicorn -k uv
 if __name__ == "__main__":
     if SERVER.startswith("uvicorn-"):
         import uvicorn
-        # "-mw": behind add_middleware()'s two
-        base, mw = (SERVER[:-3], True) if SERVER.endswith("-mw") else (SERVER, False)
+        # "-mw": behind add_middleware()'s two; "-factory": the app made by uvicorn from a factory
+        # (`uvicorn --factory`), so that no module global holds it
+        factory = SERVER.endswith("-factory")
+        base = SERVER[:-len("-factory")] if factory else SERVER
+        base, mw = (base[:-3], True) if base.endswith("-mw") else (base, False)
         apps = {"uvicorn-starlette": starlette_app, "uvicorn-uvloop-starlette": starlette_app,
                 "uvicorn-fastapi-def": lambda: fastapi_def_app(mw), "uvicorn-fastapi": lambda: fastapi_app(mw),
                 "uvicorn-uvloop-fastapi": lambda: fastapi_app(mw)}
         # a module global, as uvicorn's module:app has it: where no frame names a request's route,
         # the tool reads the app's routes from it (src/starroutes.h)
-        app = apps[base]()
-        uvicorn.run(app, host="127.0.0.1",
+        app = apps[base] if factory else apps[base]()
+        uvicorn.run(app, factory=factory, host="127.0.0.1",
                     port=PORT, loop="uvloop" if "uvloop" in SERVER else "asyncio",
                     http="httptools" if "uvloop" in SERVER else "h11", lifespan="on",
                     access_log=False, log_level="warning")
