@@ -159,8 +159,7 @@ static int resource(struct reader *rd, uint64_t res, unsigned depth)
 		return 0;	/* no route: it matches nothing */
 	if (ret)
 		goto unknown;
-	if (djroutes__add(rd->t, &p, 1) == -ENOSPC)
-		(*rd->skipped)++;
+	djroutes__add_one(rd->t, &p, rd->skipped);
 	return 0;
 unknown:
 	/* a kind not understood (a domain's sub-app, the app's own class): any path may be its */

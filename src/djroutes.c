@@ -938,6 +938,12 @@ void djroutes__add_stopper(struct djroutes *t, const char *lit, bool stop)
 	djroutes__add(t, &p, 1);
 }
 
+void djroutes__add_one(struct djroutes *t, const struct djr_piece *p, unsigned *skipped)
+{
+	if (djroutes__add(t, p, 1) == -ENOSPC)
+		(*skipped)++;
+}
+
 int djroutes__unknown(struct djroutes *t, unsigned *skipped, int err, const char *lit)
 {
 	if (djroutes__torn(err))

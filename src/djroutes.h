@@ -169,6 +169,8 @@ bool djroutes__torn(int err);
  * no later endpoint's either (a mounted app's 404), and a method's partial match before it holds.
  */
 void djroutes__add_stopper(struct djroutes *t, const char *lit, bool stop);
+/* Add the one-piece endpoint p, counted in *skipped where DJROUTES_MAX is reached. */
+void djroutes__add_one(struct djroutes *t, const struct djr_piece *p, unsigned *skipped);
 /*
  * A resource or route a reader could not read or does not know (err: why): a torn read's error
  * is returned (the whole read is tried again later); else it counts in *skipped, the paths

@@ -169,8 +169,7 @@ static int route(struct reader *rd, uint64_t r, const struct prefix *px, unsigne
 	ret = ret ?: methods(rd, v, &p.methods);
 	if (ret)
 		goto unknown;
-	if (djroutes__add(rd->t, &p, 1) == -ENOSPC)
-		(*rd->skipped)++;
+	djroutes__add_one(rd->t, &p, rd->skipped);
 	return 0;
 unknown:
 	/* a kind not understood: any path below the prefix may be its */

@@ -214,6 +214,14 @@ def check_service(name, port, pid, tmp, plan, n1_route, n1_site, clean_routes, r
            json.dumps([l["queries"] for l in sqlreq]))
 
 
+def stop(p):
+    """Stop server p: SIGTERM, then SIGKILL after 15 s."""
+    p.send_signal(signal.SIGTERM)
+    try:
+        p.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        p.kill()
+
 def folded_route(path):
     return re.sub(r"/\d+/", "/{id}/", path.split("?")[0])
 
@@ -272,11 +280,7 @@ def case_django(cluster, tmp, worker, hook=None):
         check_service(name, port, g.pid, tmp, DJANGO_PLAN, "/recipes/", site, DJANGO_CLEAN, django_route, hook,
                       django=2, preopen=5 if worker == "gthread" else 0)
     finally:
-        g.send_signal(signal.SIGTERM)
-        try:
-            g.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            g.kill()
+        stop(g)
 
 
 def case_runserver(cluster, tmp):
@@ -293,11 +297,7 @@ def case_runserver(cluster, tmp):
         check_service("runserver", port, g.pid, tmp, DJANGO_PLAN, "/recipes/", site, DJANGO_CLEAN, django_route,
                       django=1)
     finally:
-        g.send_signal(signal.SIGTERM)
-        try:
-            g.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            g.kill()
+        stop(g)
 
 
 # the stand-in's endpoints, in order: (name, regex or "-": not translatable), 150 "pageN/" after them
@@ -446,11 +446,7 @@ def case_flask(cluster, tmp):
         check_service("flask", port, f.pid, tmp, FLASK_PLAN, "/books/", site,
                       {"/books-fixed/", "/health/", "/books/<int:pk>/", "/writers/<name>/"}, flask_route, flask=1)
     finally:
-        f.send_signal(signal.SIGTERM)
-        try:
-            f.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            f.kill()
+        stop(f)
 
 
 def case_flask_factory(cluster, tmp):
@@ -512,11 +508,7 @@ def case_flask_factory(cluster, tmp):
         record(name + ": N+1 of /books/ flagged at book_label", len(n1) == 1 and n1[0]["per_request"] == K and
                re.search(site, n1[0]["call_site"] or "") is not None, json.dumps(doc.get("n_plus_one", [])))
     finally:
-        g.send_signal(signal.SIGTERM)
-        try:
-            g.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            g.kill()
+        stop(g)
 
 
 def case_asyncio(cluster, tmp):
@@ -556,11 +548,7 @@ def case_asyncio(cluster, tmp):
                re.search(r"by task: 28 requests, statements of an unknown task 0, ambiguous 0, claimed by no "
                          r"response 0", stderr), stderr[-600:])
     finally:
-        a.send_signal(signal.SIGTERM)
-        try:
-            a.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            a.kill()
+        stop(a)
 
 
 def main():
