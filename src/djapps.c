@@ -12,6 +12,7 @@
 #include "pidtab.h"
 #include "procmem.h"
 #include "procs.h"
+#include "pythreads.h"
 #include "routes.h"
 #include "util.h"
 
@@ -115,8 +116,42 @@ static void unshare(struct djapps *a, struct djroutes *t)
 	}
 }
 
+static int table(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime, uint64_t app,
+		 unsigned app_kind, struct djroutes *t, unsigned *skipped, const char **kind);
+
+/*
+ * A WSGI app under gunicorn mounted at SCRIPT_NAME (gunicorn/http/wsgi.py reads it from its
+ * environment at each request, and gives the app the path after it): t matches without it.
+ */
+static void wsgi_prefix(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime, struct djroutes *t)
+{
+	char sn[DJROUTES_LABEL_MAX];
+	uint64_t md;
+	size_t n;
+
+	if (pythreads__module_dict(l, mr, runtime, "gunicorn.http.wsgi", &md) ||
+	    pythreads__environ(l, mr, runtime, "SCRIPT_NAME", sn, sizeof(sn)) || sn[0] != '/')
+		return;
+	n = strlen(sn);
+	while (n > 1 && sn[n - 1] == '/')
+		sn[--n] = 0;
+	if (n > 1)
+		djroutes__set_prefix(t, sn);
+}
+
 int djapps__read_table(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime, uint64_t app,
 		       unsigned app_kind, struct djroutes *t, unsigned *skipped, const char **kind)
+{
+	int ret = table(l, mr, runtime, app, app_kind, t, skipped, kind);
+
+	/* WSGI apps: Django's and Flask's */
+	if (!ret && (*kind)[0] != 'S' && (*kind)[0] != 'a')
+		wsgi_prefix(l, mr, runtime, t);
+	return ret;
+}
+
+static int table(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime, uint64_t app,
+		 unsigned app_kind, struct djroutes *t, unsigned *skipped, const char **kind)
 {
 	int ret, flask;
 

@@ -470,7 +470,19 @@ struct djroutes {
 	unsigned n, cap, nopaque;
 	bool unique;		/* a path is named only by all the endpoints that match it */
 	bool strict;		/* djroutes__set_strict_methods */
+	char *prefix;		/* djroutes__set_prefix; NULL: none */
 };
+
+int djroutes__set_prefix(struct djroutes *t, const char *prefix)
+{
+	char *p = prefix && *prefix ? strdup(prefix) : NULL;
+
+	if (prefix && *prefix && !p)
+		return -ENOMEM;
+	free(t->prefix);
+	t->prefix = p;
+	return 0;
+}
 
 void djroutes__set_strict_methods(struct djroutes *t)
 {
@@ -498,6 +510,8 @@ void djroutes__clear(struct djroutes *t)
 	}
 	t->n = t->nopaque = 0;
 	t->unique = t->strict = false;
+	free(t->prefix);
+	t->prefix = NULL;
 }
 
 void djroutes__move(struct djroutes *dst, struct djroutes *src)
@@ -632,6 +646,9 @@ uint64_t djroutes__hash(const struct djroutes *t)
 {
 	uint64_t h = t->n * 4 + t->unique + t->strict * 2;
 
+	if (t->prefix)
+		h = hash64_mix(h ^ hash64(t->prefix, strlen(t->prefix)));
+
 	for (unsigned i = 0; i < t->n; i++)
 		h = hash64_mix(h ^ hash64(t->v[i].ere, strlen(t->v[i].ere)) ^
 			       hash64(t->v[i].label, strlen(t->v[i].label)) * 3 ^ t->v[i].opaque ^
@@ -641,7 +658,8 @@ uint64_t djroutes__hash(const struct djroutes *t)
 
 bool djroutes__same(const struct djroutes *a, const struct djroutes *b)
 {
-	if (a->n != b->n || a->unique != b->unique || a->strict != b->strict)
+	if (a->n != b->n || a->unique != b->unique || a->strict != b->strict || !a->prefix != !b->prefix ||
+	    (a->prefix && strcmp(a->prefix, b->prefix)))
 		return false;
 	for (unsigned i = 0; i < a->n; i++)
 		if (a->v[i].opaque != b->v[i].opaque || a->v[i].methods != b->v[i].methods || a->v[i].stop != b->v[i].stop ||
@@ -689,6 +707,14 @@ bool djroutes__match_method(const struct djroutes *t, const char *method, const 
 		s = strchr(strstr(s, "//") + 2, '/');
 		if (!s)
 			return false;
+	}
+	if (t->prefix) {
+		/* gunicorn: PATH_INFO is what follows SCRIPT_NAME */
+		size_t plen = strlen(t->prefix);
+
+		if (strncmp(s, t->prefix, plen) || s[plen] != '/')
+			return false;
+		s += plen;
 	}
 	if (*s != '/')
 		return false;

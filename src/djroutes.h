@@ -30,7 +30,8 @@
  * modelled: the regex alone decides.
  *
  * Not followed: a request.urlconf set by a middleware (per-request urlconfs), patterns changed
- * after they were read (the table is read once per process), and the SCRIPT_NAME prefix.
+ * after they were read (the table is read once per process). A SCRIPT_NAME prefix: where the
+ * reader's caller finds one (djroutes__set_prefix; djapps.h, gunicorn's).
  */
 #ifndef PYTRACE_DJROUTES_H
 #define PYTRACE_DJROUTES_H
@@ -112,6 +113,12 @@ void djroutes__set_unique(struct djroutes *t);
  * 405), not by the first of them (Starlette's).
  */
 void djroutes__set_strict_methods(struct djroutes *t);
+/*
+ * The app is mounted at prefix (a WSGI server's SCRIPT_NAME, "/shop": gunicorn takes it from
+ * its environment and gives the app the rest of the path): a request target is matched without
+ * it, and one that does not start with it is named by none.
+ */
+int djroutes__set_prefix(struct djroutes *t, const char *prefix);
 unsigned djroutes__count(const struct djroutes *t);
 unsigned djroutes__opaque(const struct djroutes *t);
 /* Endpoint i's name and regex, for tests and -v. */

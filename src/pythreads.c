@@ -547,6 +547,55 @@ int pythreads__module_dict(const struct py_layout *l, const struct mem_reader *m
 	return ret ?: read_ptr(mr, mod + l->mod_dict, -ENOENT, md);
 }
 
+/* An environment variable's entry of os.environ._data (bytes keys and values on POSIX). */
+struct env_lookup {
+	const struct py_layout *l;
+	const struct mem_reader *mr;
+	const char *name;
+	char *buf;
+	size_t size;
+	int ret;
+};
+
+/* The bytes object at addr into buf (NUL-terminated, at most size - 1 bytes): its length, or -errno. */
+static int read_bytes(const struct py_layout *l, const struct mem_reader *mr, uint64_t addr, char *buf, size_t size)
+{
+	int64_t n;
+	int ret = mem_read(mr, addr + l->bytes_size, &n, sizeof(n));
+
+	if (ret)
+		return ret;
+	if (n < 0 || (uint64_t)n >= size)
+		return -E2BIG;
+	ret = mem_read(mr, addr + l->bytes_data, buf, (size_t)n);
+	buf[ret ? 0 : n] = 0;
+	return ret ?: (int)n;
+}
+
+static int env_entry(void *ctx, uint64_t key, uint64_t value, uint32_t ix)
+{
+	struct env_lookup *e = ctx;
+	char k[64];
+
+	if (read_bytes(e->l, e->mr, key, k, sizeof(k)) < 0 || strcmp(k, e->name))
+		return 0;
+	e->ret = read_bytes(e->l, e->mr, value, e->buf, e->size);
+	return 1;
+}
+
+int pythreads__environ(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime, const char *name,
+		       char *buf, size_t size)
+{
+	struct env_lookup e = { .l = l, .mr = mr, .name = name, .buf = buf, .size = size, .ret = -ENOENT };
+	uint64_t md, env, data;
+	int ret = pythreads__module_dict(l, mr, runtime, "os", &md);
+
+	ret = ret ?: pythreads__dict_get(l, mr, md, "environ", &env);
+	ret = ret ?: pythreads__attr(l, mr, env, "_data", &data);
+	ret = ret ?: pythreads__dict_foreach(l, mr, data, env_entry, &e);
+	return ret ?: e.ret < 0 ? e.ret : 0;
+}
+
 int pythreads__find_active(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime,
 			   uint64_t *active)
 {

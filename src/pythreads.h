@@ -71,6 +71,13 @@ int pythreads__dict_entry(const struct py_layout *l, const struct mem_reader *mr
 int pythreads__module_dict(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime,
 			   const char *name, uint64_t *md);
 /*
+ * The value of the environment variable name in the process's os.environ (as the process has
+ * it now, not as it started: /proc/PID/environ) into buf: 0, -ENOENT (not set, or os not
+ * imported), -E2BIG (longer than size - 1) or -errno.
+ */
+int pythreads__environ(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime, const char *name,
+		       char *buf, size_t size);
+/*
  * The code object of module.cls.method (a plain function in the class's own dict), in the
  * interpreter whose _PyRuntime is at runtime: 0, -ENOENT (not imported, no such attribute),
  * -EAGAIN (no interpreter yet) or the reader's error.

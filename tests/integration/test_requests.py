@@ -451,13 +451,14 @@ def case_flask(cluster, tmp):
 
 def case_flask_factory(cluster, tmp):
     """Flask's app made by an application factory under gunicorn (`gunicorn -w 2
-    'web_flask:create_app()'`, sync workers): no module global holds the app, so the tool asks
-    for gunicorn's worker frame (src/routes.h, ROUTE_APP_WSGI_WORKER), whose `wsgi` is the app,
-    and reads the app's rules from there. A worker's first responses, before that, keep their
-    folded paths: a warm-up of /health/ (the same either way) goes first; then every request is
-    named by its rule, statements and N+1 as usual."""
+    'web_flask:create_app()'`, sync workers), mounted at /shop (SCRIPT_NAME in gunicorn's
+    environment: it gives the app the path after it): no module global holds the app, so the tool
+    asks for gunicorn's worker frame (src/routes.h, ROUTE_APP_WSGI_WORKER), whose `wsgi` is the
+    app, and reads the app's rules from there, matched after the prefix. A worker's first
+    responses, before that, keep their folded paths: a warm-up of /health/ (the same either way)
+    goes first; then every request is named by its rule, statements and N+1 as usual."""
     name = "flask-factory-gunicorn"
-    env = dict(os.environ, **cluster.client_env())
+    env = dict(os.environ, **cluster.client_env(), SCRIPT_NAME="/shop")
     script = os.path.join(WORKLOADS, "web_flask.py")
     seeded = subprocess.run([PY, script, "seed", str(K)], env=env, capture_output=True, text=True, timeout=60)
     if not record(name + ": the books seeded", seeded.returncode == 0, seeded.stderr[-400:]):
@@ -467,7 +468,7 @@ def case_flask_factory(cluster, tmp):
                           "web_flask:create_app()"], env=env, stdout=subprocess.DEVNULL,
                          stderr=open(os.path.join(tmp, name + ".log"), "w"))
     try:
-        if not record(name + ": gunicorn answers", wait_http(port, "/health/")):
+        if not record(name + ": gunicorn answers", wait_http(port, "/shop/health/")):
             return
         t, js, rlog, err = trace(g.pid, tmp, name)
         # each worker's first response tells the tool that its Flask app is no module global;
@@ -475,12 +476,12 @@ def case_flask_factory(cluster, tmp):
         end = time.time() + 4
         while time.time() < end:
             c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-            c.request("GET", "/health/")
+            c.request("GET", "/shop/health/")
             c.getresponse().read()
             c.close()
             time.sleep(0.05)
-        plan = [("/books/2/", 200, 6), ("/writers/writer-3/", 200, 6), ("/books/", 200, 4), ("/books-fixed/", 200, 2),
-                ("/books/999/", 404, 2), ("/no-such-page/7/", 404, 2)]
+        plan = [("/shop/books/2/", 200, 6), ("/shop/writers/writer-3/", 200, 6), ("/shop/books/", 200, 4),
+                ("/shop/books-fixed/", 200, 2), ("/shop/books/999/", 404, 2), ("/shop/no-such-page/7/", 404, 2)]
         times, errors = drive(port, plan)
         time.sleep(0.3)
         rc, stderr = stop_tool(t, err)
@@ -491,14 +492,17 @@ def case_flask_factory(cluster, tmp):
             doc = json.load(f)
         got = {}
         for r in doc.get("requests", []):
-            if r["route"] != "/health/":
+            if r["route"] not in ("/health/", "/shop/health/"):
                 key = (r["route"], r["status"])
                 got[key] = got.get(key, 0) + r["count"]
         want = {}
         for path, status, n in plan:
-            want[(flask_route(path), status)] = want.get((flask_route(path), status), 0) + n
-        record(name + ": every request after the warm-up named by the app's rules", got == want,
-               "got %s, want %s" % (sorted(got.items()), sorted(want.items())))
+            # named by its rule without the prefix; a path no rule matches, folded whole
+            route = flask_route(path[len("/shop"):])
+            route = route if "{" not in route else folded_route(path)
+            want[(route, status)] = want.get((route, status), 0) + n
+        record(name + ": every request after the warm-up named by the app's rules, after SCRIPT_NAME",
+               got == want, "got %s, want %s" % (sorted(got.items()), sorted(want.items())))
         up = doc["http"]["url_patterns"]
         record(name + ": the rules read through gunicorn's worker in 1-2 processes, one table",
                1 <= up["flask_processes_read"] == up["processes_read"] <= 2 and up["tables"] == 1 and

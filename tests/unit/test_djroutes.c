@@ -340,6 +340,34 @@ static void test_lang(void **state)
 	djroutes__free(u);
 }
 
+/* A WSGI app mounted at SCRIPT_NAME: paths are matched after it */
+static void test_prefix(void **state)
+{
+	struct djroutes *t = djroutes__new(), *u = djroutes__new();
+	struct djr_piece p;
+
+	assert_int_equal(djroutes__route_piece("books/<int:pk>/", true, builtin, NULL, &p), 0);
+	assert_int_equal(djroutes__add(t, &p, 1), 0);
+	assert_int_equal(djroutes__add(u, &p, 1), 0);
+	assert_true(djroutes__same(t, u));
+	assert_int_equal(djroutes__set_prefix(t, "/shop"), 0);
+	assert_false(djroutes__same(t, u));
+	assert_true(djroutes__hash(t) != djroutes__hash(u));
+	expect_name(t, "/shop/books/2/", "/books/<int:pk>/");
+	expect_name(t, "http://example.org/shop/books/2/?x=1", "/books/<int:pk>/");
+	expect_name(t, "/books/2/", NULL);		/* not under the prefix */
+	expect_name(t, "/shopping/books/2/", NULL);
+	expect_name(t, "/shop", NULL);
+	expect_name(u, "/books/2/", "/books/<int:pk>/");
+	assert_int_equal(djroutes__set_prefix(u, "/shop"), 0);
+	assert_true(djroutes__same(t, u));
+	assert_int_equal(djroutes__hash(t), djroutes__hash(u));
+	assert_int_equal(djroutes__set_prefix(u, NULL), 0);	/* none again */
+	expect_name(u, "/books/2/", "/books/<int:pk>/");
+	djroutes__free(t);
+	djroutes__free(u);
+}
+
 static void test_share(void **state)
 {
 	struct djroutes *a = demo(), *b = demo(), *c = djroutes__new();
@@ -369,6 +397,7 @@ int main(void)
 		cmocka_unit_test(test_unique),
 		cmocka_unit_test(test_methods),
 		cmocka_unit_test(test_lang),
+		cmocka_unit_test(test_prefix),
 		cmocka_unit_test(test_share),
 	};
 
