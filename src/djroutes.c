@@ -1098,16 +1098,15 @@ static int walk_i18n(struct reader *rd, uint64_t pat, uint64_t urlconf, unsigned
 		return n == -EFAULT ? n : -ENOTSUP;
 	for (int i = 0; i < n; i++) {
 		/* (code, name) pairs; a code is letters, digits, '-', '_' or '@' (Django's language_code_re) */
-		ret = pythreads__list_items(rd->l, rd->mr, v[i], &code, 1);
-		if (ret == -E2BIG)
-			ret = mem_read_u64(rd->mr, v[i] + rd->l->tuple_items, &code);
-		else if (ret == 1)
-			ret = 0;
-		else
-			return -ENOTSUP;
-		if (ret || py_read_str(rd->l, rd->mr, code, c, sizeof(c)) <= 0 || c[strspn(c,
+		uint64_t pair[4];
+
+		ret = pythreads__list_items(rd->l, rd->mr, v[i], pair, 4);
+		if (ret < 1)
+			return ret == -EFAULT ? ret : -ENOTSUP;
+		code = pair[0];
+		if (py_read_str(rd->l, rd->mr, code, c, sizeof(c)) <= 0 || c[strspn(c,
 		    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_@")])
-			return ret ?: -ENOTSUP;
+			return -ENOTSUP;
 		if (!prefix_default && !strcmp(c, dflt))
 			continue;
 		ret = snprintf(alts + len, sizeof(alts) - len, "%s%s", len ? "|" : "", c);

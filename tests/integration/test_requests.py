@@ -473,7 +473,7 @@ def case_flask_factory(cluster, tmp):
         t, js, rlog, err = trace(g.pid, tmp, name)
         # each worker's first response tells the tool that its Flask app is no module global;
         # the worker frame is looked for at the next tick (about a second), then given by the walker
-        end = time.time() + 4
+        end = time.time() + 3
         while time.time() < end:
             c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
             c.request("GET", "/shop/health/")

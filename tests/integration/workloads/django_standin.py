@@ -24,7 +24,7 @@ class Settings:
         setattr(self, "ROOT_URLCONF", urlconf)
         self.DEBUG = False
         self.LANGUAGE_CODE = "en"
-        self.LANGUAGES = [("en", "English"), ("fr", "French"), ("pt-br", "Brazilian Portuguese")]
+        self.LANGUAGES = [("en", "English"), ["fr", "French"], ("pt-br", "Brazilian Portuguese")]  # pairs of either
 
 
 class IntConverter:
