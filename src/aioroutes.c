@@ -190,17 +190,14 @@ int aioroutes__read(const struct py_layout *l, const struct mem_reader *mr, uint
 		    struct djroutes *t, unsigned *skipped)
 {
 	struct reader rd = { .l = l, .mr = mr, .t = t, .skipped = skipped };
-	char tn[16];
 	uint64_t app, router;
 	int ret;
 
 	*skipped = 0;
 	djroutes__set_strict_methods(t);	/* a path no resource allows the method of: a 405, no route */
-	ret = djroutes__type_name(rd.mr, handler, tn, sizeof(tn));
-	if (ret)
-		return ret;
-	if (strcmp(tn, "method"))
-		return -EINVAL;
+	ret = djroutes__type_is(rd.mr, handler, "method");
+	if (ret <= 0)
+		return ret ?: -EINVAL;
 	ret = mem_read_u64(mr, handler + METHOD_SELF, &app);
 	if (ret)
 		return ret;

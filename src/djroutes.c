@@ -948,6 +948,14 @@ int djroutes__type_name(const struct mem_reader *mr, uint64_t obj, char *name, s
 	return ret;
 }
 
+int djroutes__type_is(const struct mem_reader *mr, uint64_t obj, const char *name)
+{
+	char tn[64];
+	int ret = djroutes__type_name(mr, obj, tn, sizeof(tn));
+
+	return ret ? ret : !strcmp(tn, name);
+}
+
 bool djroutes__torn(int err)
 {
 	return err == -EFAULT || err == -ESRCH || err == -EIO || err == -ENOMEM;
@@ -983,13 +991,10 @@ int djroutes__pattern_source(const struct py_layout *l, const struct mem_reader 
 			     size_t size)
 {
 	uint64_t s;
-	char tn[16];
-	int ret = djroutes__type_name(mr, pat, tn, sizeof(tn));
+	int ret = djroutes__type_is(mr, pat, "re.Pattern");
 
-	if (ret)
-		return ret;
-	if (strcmp(tn, "re.Pattern"))
-		return -ENOTSUP;
+	if (ret <= 0)
+		return ret ?: -ENOTSUP;
 	ret = mem_read_u64(mr, pat + PATTERN_SOURCE, &s);
 	if (ret)
 		return ret;
@@ -1157,14 +1162,12 @@ static int walk(struct reader *rd, uint64_t list, unsigned depth)
 		return -ENOMEM;
 	ret = mem_read(rd->mr, items, v, n * sizeof(*v));
 	for (int64_t i = 0; !ret && i < n && !rd->full; i++) {
-		char pn[32];
 		uint64_t pat, urlconf;
 		bool resolver = !pythreads__attr(rd->l, rd->mr, v[i], "urlconf_name", &urlconf);
 		struct djr_piece *p = &rd->pieces[depth];
 
 		ret = pythreads__attr(rd->l, rd->mr, v[i], "pattern", &pat);
-		if (!ret && resolver && !djroutes__type_name(rd->mr, pat, pn, sizeof(pn)) &&
-		    !strcmp(pn, "LocalePrefixPattern")) {
+		if (!ret && resolver && djroutes__type_is(rd->mr, pat, "LocalePrefixPattern") == 1) {
 			ret = walk_i18n(rd, pat, urlconf, depth);
 			if (!ret || ret != -ENOTSUP)
 				continue;

@@ -59,7 +59,7 @@ static int methods(const struct reader *rd, uint64_t set, uint16_t *out)
 	ret = mem_read(rd->mr, table, e, (mask + 1) * 16);
 	for (uint64_t i = 0; !ret && i <= mask; i++) {
 		/* empty slots are NULL; a removed key's is a dummy object, not a str */
-		if (!e[2 * i] || djroutes__type_name(rd->mr, e[2 * i], tn, sizeof(tn)) || strcmp(tn, "str"))
+		if (!e[2 * i] || djroutes__type_is(rd->mr, e[2 * i], "str") != 1)
 			continue;
 		if (py_read_str(rd->l, rd->mr, e[2 * i], m, sizeof(m)) > 0)
 			*out |= djroutes__method_bit(m);
