@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include "jsonw.h"
+#include "memcache.h"
 #include "pidtab.h"
 #include "procmaps.h"
 #include "procmem.h"
@@ -246,6 +247,7 @@ void procs__want_wsgi_app(struct procs *p, uint32_t pid)
 	pr->py.want_wsgi_app = true;
 	pr->pool_next_ns = 0;	/* looked for at the next tick */
 	pr->pool_gap_ns = 0;
+	pr->mods_none = false;
 }
 
 void procs__route_frame(struct procs *p, struct proc *pr, uint64_t code, const struct route_frame *rf)
@@ -444,14 +446,13 @@ static void scope_frame_found(struct procs *p, struct proc *pr, const struct mem
  * whose host task awaits the response (struct pt_proc's host_cell): a plain StreamingResponse's
  * request's own task.
  */
-static void find_host_writer(struct procs *p, struct proc *pr, const struct mem_reader *mr)
+static void find_host_writer(struct procs *p, struct proc *pr, const struct mem_reader *mr, uint64_t md)
 {
 	const struct scope_frame *sf = &stream_writer;
 	uint64_t code, writer;
 	int cell;
 
-	if (pr->py.host_cell ||
-	    pythreads__method_code(&pr->py.layout, mr, pr->py.runtime, sf->module, sf->cls, sf->method, &code) ||
+	if (pr->py.host_cell || pythreads__method_code_in(&pr->py.layout, mr, md, sf->cls, sf->method, &code) ||
 	    pr->py.host_rejected == code || scope_child(&pr->py, mr, code, sf, &writer))
 		return;
 	cell = pythreads__cell_index(&pr->py.layout, mr, writer, "task_group");
@@ -528,15 +529,55 @@ int procs__host_recipes(struct procs *p, struct proc *pr, uint64_t obj)
 	return 0;
 }
 
+/* The modules find_frames looks in, each once, and their __dicts__ (0: not imported). */
+struct wanted {
+	const char *names[PYTHREADS_MAX_MODULES];
+	uint64_t mds[PYTHREADS_MAX_MODULES];
+	unsigned n;
+};
+
+static void want(struct wanted *w, const char *module)
+{
+	for (unsigned i = 0; i < w->n; i++)
+		if (!strcmp(w->names[i], module))
+			return;
+	if (w->n < PYTHREADS_MAX_MODULES)
+		w->names[w->n++] = module;
+}
+
+/* module's __dict__ as found, or 0 */
+static uint64_t wanted_md(const struct wanted *w, const char *module)
+{
+	for (unsigned i = 0; i < w->n; i++)
+		if (!strcmp(w->names[i], module))
+			return w->mds[i];
+	return 0;
+}
+
+static bool want_route_frame(const struct proc *pr, const struct route_frame *rf)
+{
+	return rf->app != ROUTE_APP_WSGI_WORKER || pr->py.want_wsgi_app;
+}
+
 /*
  * Look for the thread pools', route frames' and middlewares' functions in pr's modules (procs.h):
- * at most once per pool_gap_ns, until every kind is found.
+ * at most once per pool_gap_ns, until every kind is found. sys.modules is read once for all of
+ * them, through a page cache (its keys are about a thousand strs in a Django process: one read
+ * each, once per module looked for, was most of the collector's CPU in its first minute), and
+ * not at all while no module was imported since a pass that found none of them.
  */
 static void find_frames(struct procs *p, struct proc *pr, uint64_t now)
 {
+	const struct py_layout *l = &pr->py.layout;
+	struct py_modules_stamp stamp = { 0 };
+	struct wanted w = { .n = 0 };
+	const struct mem_reader *r;
+	struct memcache mc;
 	struct mem_reader mr;
-	uint64_t code;
+	uint64_t code, md;
+	bool stamped;
 	size_t i;
+	int found;
 
 	if (pr->state != PROC_PYTHON || !pr->live ||
 	    (pr->py.proxy_code && pr->py.route_code && pr->py.scope_code && pr->py.host_cell) || now < pr->pool_next_ns)
@@ -546,29 +587,53 @@ static void find_frames(struct procs *p, struct proc *pr, uint64_t now)
 		pr->pool_gap_ns = POOL_GAP_MAX_NS;
 	pr->pool_next_ns = now + pr->pool_gap_ns;
 	procmem__reader(&mr, pr->pid);
+	stamped = !pythreads__modules_stamp(l, &mr, pr->py.runtime, &stamp);
+	if (stamped && pr->mods_none && stamp.keys == pr->mods_stamp.keys && stamp.nentries == pr->mods_stamp.nentries)
+		return;	/* none of them then, no import since */
+
+	for (i = 0; i < sizeof(pool_frames) / sizeof(pool_frames[0]) && !pr->py.proxy_code; i++)
+		want(&w, pool_frames[i].module);
+	for (i = 0; i < routes__nframes && !pr->py.route_code; i++)
+		if (want_route_frame(pr, &routes__frames[i]))
+			want(&w, routes__frames[i].module);
+	for (i = 0; i < sizeof(scope_frames) / sizeof(scope_frames[0]) && !pr->py.scope_code; i++)
+		want(&w, scope_frames[i].module);
+	if (!pr->py.host_cell)
+		want(&w, stream_writer.module);
+
+	r = memcache__init(&mc, &mr) ? &mr : &mc.mr;
+	found = pythreads__module_dicts(l, r, pr->py.runtime, w.names, w.mds, w.n);
+	pr->mods_none = stamped && found == 0;
+	pr->mods_stamp = stamp;
+	if (found <= 0)
+		goto out;
 	for (i = 0; i < sizeof(pool_frames) / sizeof(pool_frames[0]) && !pr->py.proxy_code; i++) {
 		const struct pool_frame *pf = &pool_frames[i];
 
-		if (!pythreads__method_code(&pr->py.layout, &mr, pr->py.runtime, pf->module, pf->cls, pf->method,
-					    &code))
+		md = wanted_md(&w, pf->module);
+		if (md && !pythreads__method_code_in(l, r, md, pf->cls, pf->method, &code))
 			procs__thread_pool_frame(p, pr, code, pf);
 	}
 	for (i = 0; i < routes__nframes && !pr->py.route_code; i++) {
 		const struct route_frame *rf = &routes__frames[i];
 
-		if ((rf->app != ROUTE_APP_WSGI_WORKER || pr->py.want_wsgi_app) &&
-		    !pythreads__method_code(&pr->py.layout, &mr, pr->py.runtime, rf->module, rf->cls, rf->method,
-					    &code))
+		md = want_route_frame(pr, rf) ? wanted_md(&w, rf->module) : 0;
+		if (md && !pythreads__method_code_in(l, r, md, rf->cls, rf->method, &code))
 			procs__route_frame(p, pr, code, rf);
 	}
 	for (i = 0; i < sizeof(scope_frames) / sizeof(scope_frames[0]) && !pr->py.scope_code; i++) {
 		const struct scope_frame *sf = &scope_frames[i];
 
-		if (!pythreads__method_code(&pr->py.layout, &mr, pr->py.runtime, sf->module, sf->cls, sf->method,
-					    &code))
-			scope_frame_found(p, pr, &mr, code, sf);
+		md = wanted_md(&w, sf->module);
+		if (md && !pythreads__method_code_in(l, r, md, sf->cls, sf->method, &code))
+			scope_frame_found(p, pr, r, code, sf);
 	}
-	find_host_writer(p, pr, &mr);
+	md = wanted_md(&w, stream_writer.module);
+	if (md)
+		find_host_writer(p, pr, r, md);
+out:
+	if (r != &mr)
+		memcache__fini(&mc);
 }
 
 /* Inspect pr and, if it is Python, hand its configuration to the BPF side. */
@@ -619,6 +684,7 @@ static int inspect(struct procs *p, struct proc *pr, char *err, size_t errlen)
 	     pr->py.debug_offsets ? ", offsets from _Py_DebugOffsets" : "");
 	pr->pool_next_ns = 0;
 	pr->pool_gap_ns = 0;
+	pr->mods_none = false;
 	find_frames(p, pr, mono_ns());
 	if (p->o.listener.on_python)
 		p->o.listener.on_python(p->o.listener.ctx, pr);

@@ -49,6 +49,8 @@ struct proc {
 	struct py_target py;	/* valid in PROC_PYTHON */
 	uint64_t pool_next_ns;	/* when to look for a thread pool's frame again (procs__thread_pool_frame) */
 	uint64_t pool_gap_ns;
+	struct py_modules_stamp mods_stamp;	/* sys.modules at the last look (find_frames) */
+	bool mods_none;		/* that look found none of the modules looked for */
 };
 
 /* Called as processes change; pointers are valid during the call only. Any may be NULL. */

@@ -151,6 +151,35 @@ static bool str_is(const struct py_layout *l, const struct mem_reader *mr, uint6
 }
 
 /*
+ * The compact ASCII str at addr read once for several comparisons: its length (-1: not such a
+ * str, or unreadable), its first bytes in buf (at most max of them). A read of max bytes that
+ * would run past the mapping is retried at the str's own length.
+ */
+static int64_t str_load(const struct py_layout *l, const struct mem_reader *mr, uint64_t addr, uint8_t *buf,
+			size_t max)
+{
+	uint32_t state;
+	int64_t length;
+
+	if (max > KEY_MAX || l->str_ascii_data > 128 || l->str_state + 4 > l->str_ascii_data)
+		return -1;
+	if (mem_read(mr, addr, buf, l->str_ascii_data + max)) {
+		if (mem_read(mr, addr, buf, l->str_ascii_data))
+			return -1;
+		memcpy(&length, buf + STR_LENGTH, 8);
+		if (length < 0 || (uint64_t)length > max ||
+		    mem_read(mr, addr + l->str_ascii_data, buf + l->str_ascii_data, (size_t)length))
+			return -1;
+	}
+	memcpy(&state, buf + l->str_state, 4);
+	memcpy(&length, buf + STR_LENGTH, 8);
+	/* compact (bit 5) and ASCII (bit 6), one byte per character (kind 1) */
+	if ((state >> 5 & 3) != 3 || (state >> 2 & 7) != 1 || length < 0)
+		return -1;
+	return length;
+}
+
+/*
  * Key objects already compared, by address, within one read of the registry: every Thread's
  * attribute names are the same interned strs (its type's shared keys), so after the first
  * Thread none is read again (30 reads a Thread become about 10).
@@ -169,8 +198,23 @@ struct lookup {
 	const char *const *names;
 	uint64_t *values;
 	unsigned n, found;
+	size_t maxlen;			/* of the names */
 	struct keycache *kc;		/* NULL: compare every key */
 };
+
+/* The index of the names that the str at key is, or -1: the key read once for all of them. */
+static int match_key(const struct lookup *lk, uint64_t key)
+{
+	uint8_t buf[128 + KEY_MAX];
+	int64_t len = str_load(lk->l, lk->mr, key, buf, lk->maxlen);
+
+	if (len < 0 || (uint64_t)len > lk->maxlen)
+		return -1;
+	for (unsigned i = 0; i < lk->n; i++)
+		if (strlen(lk->names[i]) == (size_t)len && !memcmp(buf + lk->l->str_ascii_data, lk->names[i], (size_t)len))
+			return (int)i;
+	return -1;
+}
 
 static int lookup_entry(void *ctx, uint64_t key, uint64_t value, uint32_t ix)
 {
@@ -181,9 +225,7 @@ static int lookup_entry(void *ctx, uint64_t key, uint64_t value, uint32_t ix)
 	if (lk->kc && lk->kc->addr[slot] == key) {
 		match = lk->kc->match[slot];
 	} else {
-		for (unsigned i = 0; i < lk->n && match < 0; i++)
-			if (str_is(lk->l, lk->mr, key, lk->names[i]))
-				match = (int)i;
+		match = match_key(lk, key);
 		if (lk->kc) {
 			lk->kc->addr[slot] = key;
 			lk->kc->match[slot] = (int8_t)match;
@@ -200,6 +242,12 @@ static int table_get(const struct py_layout *l, const struct mem_reader *mr, con
 {
 	struct lookup lk = { .l = l, .mr = mr, .names = names, .values = values, .n = n, .kc = kc };
 
+	for (unsigned i = 0; i < n; i++) {
+		size_t len = strlen(names[i]);
+
+		if (len <= KEY_MAX && len > lk.maxlen)	/* a longer name matches nothing */
+			lk.maxlen = len;
+	}
 	memset(values, 0, n * sizeof(*values));
 	return table_foreach(l, mr, t, lookup_entry, &lk);
 }
@@ -533,18 +581,75 @@ static int read_ptr(const struct mem_reader *mr, uint64_t addr, int if_null, uin
 	return ret ?: (*v ? 0 : if_null);
 }
 
-int pythreads__module_dict(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime,
-			   const char *name, uint64_t *md)
+/* sys.modules of the interpreter whose _PyRuntime is at runtime. */
+static int modules_dict(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime, uint64_t *modules)
 {
-	uint64_t interp, modules, mod;
+	uint64_t interp;
 	int ret;
 
 	if (l->is_modules == PYL_NONE || l->dk_indices == 0)
 		return -ENOTSUP;
 	ret = read_ptr(mr, runtime + l->rt_interp_head, -EAGAIN, &interp);
-	ret = ret ?: read_ptr(mr, interp + l->is_modules, -EAGAIN, &modules);
+	return ret ?: read_ptr(mr, interp + l->is_modules, -EAGAIN, modules);
+}
+
+int pythreads__module_dict(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime,
+			   const char *name, uint64_t *md)
+{
+	uint64_t modules, mod;
+	int ret = modules_dict(l, mr, runtime, &modules);
+
 	ret = ret ?: pythreads__dict_get(l, mr, modules, name, &mod);
 	return ret ?: read_ptr(mr, mod + l->mod_dict, -ENOENT, md);
+}
+
+int pythreads__module_dicts(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime,
+			    const char *const *names, uint64_t *mds, unsigned n)
+{
+	uint64_t modules, mods[PYTHREADS_MAX_MODULES];
+	struct table t;
+	int ret, found = 0;
+
+	if (n > PYTHREADS_MAX_MODULES)
+		return -EINVAL;
+	ret = modules_dict(l, mr, runtime, &modules);
+	ret = ret ?: dict_table(l, mr, modules, &t);
+	ret = ret ?: table_get(l, mr, &t, names, mods, n, NULL);
+	if (ret)
+		return ret;
+	for (unsigned i = 0; i < n; i++) {
+		mds[i] = 0;
+		if (mods[i] && !read_ptr(mr, mods[i] + l->mod_dict, -ENOENT, &mds[i]))
+			found++;
+	}
+	return found;
+}
+
+int pythreads__modules_stamp(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime,
+			     struct py_modules_stamp *st)
+{
+	uint64_t modules;
+	struct table t;
+	int ret = modules_dict(l, mr, runtime, &modules);
+
+	ret = ret ?: dict_table(l, mr, modules, &t);
+	if (ret)
+		return ret;
+	if (!t.keys || l->dk_nentries == PYL_NONE)
+		return -EINVAL;
+	st->keys = t.keys;
+	return read_i64(mr, t.keys + l->dk_nentries, &st->nentries);
+}
+
+int pythreads__method_code_in(const struct py_layout *l, const struct mem_reader *mr, uint64_t md, const char *cls,
+			      const char *method, uint64_t *code)
+{
+	uint64_t type, td, func;
+	int ret = pythreads__dict_get(l, mr, md, cls, &type);
+
+	ret = ret ?: read_ptr(mr, type + l->tp_dict, -ENOENT, &td);
+	ret = ret ?: pythreads__dict_get(l, mr, td, method, &func);
+	return ret ?: read_ptr(mr, func + l->func_code, -ENOENT, code);
 }
 
 /* An environment variable's entry of os.environ._data (bytes keys and values on POSIX). */
@@ -608,13 +713,10 @@ int pythreads__find_active(const struct py_layout *l, const struct mem_reader *m
 int pythreads__method_code(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime,
 			   const char *module, const char *cls, const char *method, uint64_t *code)
 {
-	uint64_t md, type, td, func;
+	uint64_t md;
 	int ret = pythreads__module_dict(l, mr, runtime, module, &md);
 
-	ret = ret ?: pythreads__dict_get(l, mr, md, cls, &type);
-	ret = ret ?: read_ptr(mr, type + l->tp_dict, -ENOENT, &td);
-	ret = ret ?: pythreads__dict_get(l, mr, td, method, &func);
-	return ret ?: read_ptr(mr, func + l->func_code, -ENOENT, code);
+	return ret ?: pythreads__method_code_in(l, mr, md, cls, method, code);
 }
 
 /* The index of the str s in the tuple at tup (at most 256 items), or -1. */

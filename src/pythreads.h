@@ -71,6 +71,24 @@ int pythreads__dict_entry(const struct py_layout *l, const struct mem_reader *mr
 int pythreads__module_dict(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime,
 			   const char *name, uint64_t *md);
 /*
+ * The __dict__ of each module of names (at most PYTHREADS_MAX_MODULES) in mds, 0 for each not
+ * imported, from one pass over sys.modules: how many were found, or -errno as above.
+ */
+#define PYTHREADS_MAX_MODULES 32
+int pythreads__module_dicts(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime,
+			    const char *const *names, uint64_t *mds, unsigned n);
+/*
+ * What sys.modules' keys are now: their table and the entries it has used. An import adds an
+ * entry; nothing takes one back (a removal leaves a dummy), and a table grown is a new one: the
+ * same stamp later means that no module was imported in between. 0 or -errno.
+ */
+struct py_modules_stamp {
+	uint64_t keys;
+	int64_t nentries;
+};
+int pythreads__modules_stamp(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime,
+			     struct py_modules_stamp *st);
+/*
  * The value of the environment variable name in the process's os.environ (as the process has
  * it now, not as it started: /proc/PID/environ) into buf: 0, -ENOENT (not set, or os not
  * imported), -E2BIG (longer than size - 1) or -errno.
@@ -84,6 +102,9 @@ int pythreads__environ(const struct py_layout *l, const struct mem_reader *mr, u
  */
 int pythreads__method_code(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime,
 			   const char *module, const char *cls, const char *method, uint64_t *code);
+/* The same in the module whose __dict__ is md (pythreads__module_dicts). */
+int pythreads__method_code_in(const struct py_layout *l, const struct mem_reader *mr, uint64_t md, const char *cls,
+			      const char *method, uint64_t *code);
 /*
  * The C function behind module.cls.method, a method of an extension type (a method_descriptor
  * in the type's own dict) taking one argument (METH_O): its address in the process, to probe.

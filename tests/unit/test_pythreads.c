@@ -460,6 +460,71 @@ static void test_method_code(void **state)
 }
 
 /*
+ * Several modules from one pass over sys.modules (procs.c's find_frames): each key read once
+ * for all the names, not once per name; a key str that ends the memory (a read of the longest
+ * name's length would run past it) still found; the stamp unchanged until a module is added.
+ */
+static void test_module_dicts(void **state)
+{
+	for (unsigned minor = 8; minor <= 15; minor++) {
+		const char *mnames[40];
+		char nbuf[40][16];
+		uint64_t mvals[40], mds[3], interp, modules, keys, k, v, last;
+		const char *want[] = { "uvicorn.protocols.http.httptools_impl", "os", "asgiref.sync" };
+		struct py_modules_stamp st1, st2;
+		const struct py_layout *l;
+		unsigned long reads;
+		struct world w;
+		uint32_t off;
+
+		mk_world(&w, minor, HOME_NATURAL, 5);
+		l = w.im.l;
+		for (int i = 0; i < 40; i++) {
+			snprintf(nbuf[i], sizeof(nbuf[i]), "mod%d", i);
+			mnames[i] = nbuf[i];
+			mvals[i] = alloc(&w.im, 64);
+			put64(&w.im, mvals[i] + l->mod_dict, 0x5000 + i);
+		}
+		mnames[7] = "asgiref.sync";
+		mnames[39] = "os";
+		modules = mk_str_dict(&w.im, mnames, mvals, 40);
+		interp = get64(&w.im, w.runtime + l->rt_interp_head);
+		put64(&w.im, interp + l->is_modules, modules);
+		/* "os" as the last object of the image */
+		assert_int_equal(pythreads__dict_entry(l, &w.mr, modules, "os", &off, &k, &v), 0);
+		keys = get64(&w.im, modules + l->dict_keys);
+		last = mk_str(&w.im, "os");
+		put64(&w.im, keys + off, last);
+		w.im.top = last + l->str_ascii_data + 3;
+
+		w.im.reads = 0;
+		assert_int_equal(pythreads__module_dicts(l, &w.mr, w.runtime, want, mds, 3), 2);
+		reads = w.im.reads;
+		assert_int_equal(mds[0], 0);
+		assert_int_equal(mds[1], 0x5000 + 39);
+		assert_int_equal(mds[2], 0x5000 + 7);
+		/* 40 keys, about one read each (and a retry for the last), not one per key and name */
+		assert_true(reads < 40 + 12);
+		assert_int_equal(pythreads__module_dicts(l, &w.mr, w.runtime, want, mds, 1), 0);
+
+		assert_int_equal(pythreads__modules_stamp(l, &w.mr, w.runtime, &st1), 0);
+		assert_int_equal(pythreads__modules_stamp(l, &w.mr, w.runtime, &st2), 0);
+		assert_int_equal(st1.keys, st2.keys);
+		assert_int_equal(st1.nentries, 40);
+		assert_int_equal(st2.nentries, 40);
+		/* an import: another entry (here a table of its own, as one grown) */
+		w.im.top = last + 64;
+		mnames[38] = "uvicorn.protocols.http.httptools_impl";
+		put64(&w.im, interp + l->is_modules, mk_str_dict(&w.im, mnames, mvals, 40));
+		assert_int_equal(pythreads__modules_stamp(l, &w.mr, w.runtime, &st2), 0);
+		assert_true(st2.keys != st1.keys);
+		assert_int_equal(pythreads__module_dicts(l, &w.mr, w.runtime, want, mds, 3), 3);
+		assert_int_equal(mds[0], 0x5000 + 38);
+		free_world(&w);
+	}
+}
+
+/*
  * An extension type's C method, as the tool finds uvloop's transport.write (uvwrite.c):
  * sys.modules -> "uvloop.loop" -> UVStream -> tp_dict -> write, a method_descriptor whose
  * PyMethodDef (at byte 40) names it and takes one argument (METH_O).
@@ -768,6 +833,7 @@ int main(void)
 		cmocka_unit_test(test_every_version),
 		cmocka_unit_test(test_big_dict),
 		cmocka_unit_test(test_method_code),
+		cmocka_unit_test(test_module_dicts),
 		cmocka_unit_test(test_method_cfunc),
 		cmocka_unit_test(test_attr_recipe),
 		cmocka_unit_test(test_closures),
