@@ -569,13 +569,12 @@ static bool want_route_frame(const struct proc *pr, const struct route_frame *rf
 static void find_frames(struct procs *p, struct proc *pr, uint64_t now)
 {
 	const struct py_layout *l = &pr->py.layout;
-	struct py_modules_stamp stamp = { 0 };
 	struct wanted w = { .n = 0 };
 	const struct mem_reader *r;
 	struct memcache mc;
 	struct mem_reader mr;
 	uint64_t code, md;
-	bool stamped;
+	bool changed;
 	size_t i;
 	int found;
 
@@ -587,8 +586,8 @@ static void find_frames(struct procs *p, struct proc *pr, uint64_t now)
 		pr->pool_gap_ns = POOL_GAP_MAX_NS;
 	pr->pool_next_ns = now + pr->pool_gap_ns;
 	procmem__reader(&mr, pr->pid);
-	stamped = !pythreads__modules_stamp(l, &mr, pr->py.runtime, &stamp);
-	if (stamped && pr->mods_none && stamp.keys == pr->mods_stamp.keys && stamp.nentries == pr->mods_stamp.nentries)
+	changed = pythreads__modules_changed(l, &mr, pr->py.runtime, &pr->mods_stamp);
+	if (pr->mods_none && !changed)
 		return;	/* none of them then, no import since */
 
 	for (i = 0; i < sizeof(pool_frames) / sizeof(pool_frames[0]) && !pr->py.proxy_code; i++)
@@ -603,8 +602,7 @@ static void find_frames(struct procs *p, struct proc *pr, uint64_t now)
 
 	r = memcache__init(&mc, &mr) ? &mr : &mc.mr;
 	found = pythreads__module_dicts(l, r, pr->py.runtime, w.names, w.mds, w.n);
-	pr->mods_none = stamped && found == 0;
-	pr->mods_stamp = stamp;
+	pr->mods_none = found == 0;
 	if (found <= 0)
 		goto out;
 	for (i = 0; i < sizeof(pool_frames) / sizeof(pool_frames[0]) && !pr->py.proxy_code; i++) {

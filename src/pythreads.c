@@ -641,6 +641,21 @@ int pythreads__modules_stamp(const struct py_layout *l, const struct mem_reader 
 	return read_i64(mr, t.keys + l->dk_nentries, &st->nentries);
 }
 
+bool pythreads__modules_changed(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime,
+				struct py_modules_stamp *seen)
+{
+	struct py_modules_stamp now;
+	bool same;
+
+	if (pythreads__modules_stamp(l, mr, runtime, &now)) {
+		memset(seen, 0, sizeof(*seen));
+		return true;
+	}
+	same = seen->keys && now.keys == seen->keys && now.nentries == seen->nentries;
+	*seen = now;
+	return !same;
+}
+
 int pythreads__method_code_in(const struct py_layout *l, const struct mem_reader *mr, uint64_t md, const char *cls,
 			      const char *method, uint64_t *code)
 {

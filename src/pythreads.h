@@ -89,6 +89,13 @@ struct py_modules_stamp {
 int pythreads__modules_stamp(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime,
 			     struct py_modules_stamp *st);
 /*
+ * Whether a module may have been imported since seen (a stamp, zeroed at first), which is then
+ * made now's: true too when sys.modules cannot be read. Take it before a lookup, so that an
+ * import during the lookup shows at the next.
+ */
+bool pythreads__modules_changed(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime,
+				struct py_modules_stamp *seen);
+/*
  * The value of the environment variable name in the process's os.environ (as the process has
  * it now, not as it started: /proc/PID/environ) into buf: 0, -ENOENT (not set, or os not
  * imported), -E2BIG (longer than size - 1) or -errno.

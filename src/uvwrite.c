@@ -31,6 +31,8 @@ struct uv_proc {
 	bool done;		/* probed, or given up on */
 	unsigned errors;	/* failed lookups (not "not imported") */
 	uint64_t next_ns, gap_ns;
+	struct py_modules_stamp mods;	/* sys.modules at the last look */
+	bool absent;		/* uvloop was not imported then */
 	struct uprobe links[MAX_PROGS];
 };
 
@@ -147,7 +149,12 @@ static int probe(struct uvwrite *u, struct uv_proc *up)
 	if (!pr || pr->state != PROC_PYTHON || !pr->live)
 		return -ESRCH;
 	procmem__reader(&mr, up->pid);
-	ret = pythreads__method_cfunc(&pr->py.layout, &mr, pr->py.runtime, UV_MODULE, UV_CLASS, UV_METHOD,
+	/* not imported at the last look, and nothing imported since: not now either */
+	if (!pythreads__modules_changed(&pr->py.layout, &mr, pr->py.runtime, &up->mods) && up->absent)
+		return -ENOENT;
+	ret = pythreads__module_dict(&pr->py.layout, &mr, pr->py.runtime, UV_MODULE, &f.addr);
+	up->absent = ret == -ENOENT;
+	ret = ret ?: pythreads__method_cfunc(&pr->py.layout, &mr, pr->py.runtime, UV_MODULE, UV_CLASS, UV_METHOD,
 				      &f.addr);
 	if (ret)
 		return ret;

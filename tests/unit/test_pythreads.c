@@ -471,7 +471,7 @@ static void test_module_dicts(void **state)
 		char nbuf[40][16];
 		uint64_t mvals[40], mds[3], interp, modules, keys, k, v, last;
 		const char *want[] = { "uvicorn.protocols.http.httptools_impl", "os", "asgiref.sync" };
-		struct py_modules_stamp st1, st2;
+		struct py_modules_stamp st1, st2, seen;
 		const struct py_layout *l;
 		unsigned long reads;
 		struct world w;
@@ -507,6 +507,9 @@ static void test_module_dicts(void **state)
 		assert_true(reads < 40 + 12);
 		assert_int_equal(pythreads__module_dicts(l, &w.mr, w.runtime, want, mds, 1), 0);
 
+		memset(&seen, 0, sizeof(seen));
+		assert_true(pythreads__modules_changed(l, &w.mr, w.runtime, &seen));
+		assert_false(pythreads__modules_changed(l, &w.mr, w.runtime, &seen));
 		assert_int_equal(pythreads__modules_stamp(l, &w.mr, w.runtime, &st1), 0);
 		assert_int_equal(pythreads__modules_stamp(l, &w.mr, w.runtime, &st2), 0);
 		assert_int_equal(st1.keys, st2.keys);
@@ -518,6 +521,8 @@ static void test_module_dicts(void **state)
 		put64(&w.im, interp + l->is_modules, mk_str_dict(&w.im, mnames, mvals, 40));
 		assert_int_equal(pythreads__modules_stamp(l, &w.mr, w.runtime, &st2), 0);
 		assert_true(st2.keys != st1.keys);
+		assert_true(pythreads__modules_changed(l, &w.mr, w.runtime, &seen));
+		assert_false(pythreads__modules_changed(l, &w.mr, w.runtime, &seen));
 		assert_int_equal(pythreads__module_dicts(l, &w.mr, w.runtime, want, mds, 3), 3);
 		assert_int_equal(mds[0], 0x5000 + 38);
 		free_world(&w);
