@@ -823,6 +823,11 @@ static FILE *open_log(const char *path, const char *what, bool *created)
 			close(fd);
 		return NULL;
 	}
+	/*
+	 * A line a request (or a slow statement): stdio's 4 KiB buffer made a write(2) every few
+	 * /recipes/ requests, 7% of the collector's CPU. The logs are flushed at each tick anyway.
+	 */
+	setvbuf(f, NULL, _IOFBF, 1 << 16);
 	return f;
 }
 

@@ -370,6 +370,14 @@ size_t pystacks__name(struct pystacks *ps, uint32_t pid, uint32_t tid, const str
 	if ((unsigned)nframes > ps->st.max_depth)
 		ps->st.max_depth = nframes;
 	procmem__reader(&mr, pid);
+	{
+		uint64_t codes[PT_MAX_FRAMES];
+
+		for (i = 0; i < nframes; i++)
+			codes[i] = st->frames[i].code;
+		symbolizer__recheck_many(ps->sym, pid, &pr->py.layout, &mr, pr->py.pycode_type, codes,
+					 (unsigned)nframes);
+	}
 	for (i = nframes - 1; i >= 0 && n < max; i--) {
 		struct py_frame_sym fs;
 		int ret;

@@ -57,6 +57,7 @@ struct sym_entry {
 };
 
 struct symbolizer {
+	uint8_t hdrs[SYMBOLIZER_RECHECK_MAX][512];	/* symbolizer__recheck_many's reads */
 	struct sym_entry **buckets;
 	size_t mask;
 	struct sym_entry *head, *tail;	/* LRU list */
@@ -396,16 +397,11 @@ static uint64_t coarse_ns(void)
  * leaves where `is_prime` ran, in a gunicorn worker that imported its app after it was sampled.
  * Its name, file and line table are objects of their own: a new code object has new ones.
  */
-static bool recheck(const struct sym_entry *e, const struct py_layout *l, const struct mem_reader *mr,
-		    uint64_t pycode_type)
+static bool same_code(const struct sym_entry *e, const struct py_layout *l, const uint8_t *hdr, uint64_t pycode_type)
 {
-	uint8_t hdr[512];
-	uint32_t need = header_size(l);
 	uint64_t ob_type, name_addr, file_addr, table_addr;
 	int32_t firstlineno;
 
-	if (need > sizeof(hdr) || mem_read(mr, e->code, hdr, need))
-		return false;
 	memcpy(&ob_type, hdr + OB_TYPE, 8);
 	memcpy(&firstlineno, hdr + l->co_firstlineno, 4);
 	memcpy(&name_addr, hdr + (l->co_qualname != PYL_NONE ? l->co_qualname : l->co_name), 8);
@@ -413,6 +409,66 @@ static bool recheck(const struct sym_entry *e, const struct py_layout *l, const 
 	memcpy(&table_addr, hdr + l->co_linetable, 8);
 	return (!pycode_type || ob_type == pycode_type) && firstlineno == e->firstlineno &&
 	       name_addr == e->name_addr && file_addr == e->file_addr && table_addr == e->table_addr;
+}
+
+static bool recheck(const struct sym_entry *e, const struct py_layout *l, const struct mem_reader *mr,
+		    uint64_t pycode_type)
+{
+	uint8_t hdr[512];
+	uint32_t need = header_size(l);
+
+	return need <= sizeof(hdr) && !mem_read(mr, e->code, hdr, need) && same_code(e, l, hdr, pycode_type);
+}
+
+static struct sym_entry *find(const struct symbolizer *s, uint32_t key, uint64_t code)
+{
+	struct sym_entry *e;
+
+	for (e = s->buckets[bucket(s, key, code)]; e; e = e->hnext)
+		if (e->code == code && e->key == key)
+			return e;
+	return NULL;
+}
+
+void symbolizer__recheck_many(struct symbolizer *s, uint32_t key, const struct py_layout *l,
+			      const struct mem_reader *mr, uint64_t pycode_type, const uint64_t *codes, unsigned n)
+{
+	struct mem_span v[SYMBOLIZER_RECHECK_MAX];
+	struct sym_entry *due[SYMBOLIZER_RECHECK_MAX];
+	uint32_t need = l ? header_size(l) : 0;
+	uint64_t now = coarse_ns();
+	unsigned m = 0;
+
+	if (!s || !mr || !need || need > sizeof(s->hdrs[0]))
+		return;
+	for (unsigned i = 0; i < n && m < SYMBOLIZER_RECHECK_MAX; i++) {
+		uint64_t code = l->code_mask ? codes[i] & l->code_mask : codes[i];
+		struct sym_entry *e = code ? find(s, key, code) : NULL;
+		bool dup = false;
+
+		if (!e || now - e->checked_ns <= SYMBOLIZER_RECHECK_NS)
+			continue;
+		for (unsigned j = 0; j < m && !dup; j++)
+			dup = due[j] == e;	/* a recursive function's frames */
+		if (dup)
+			continue;
+		due[m] = e;
+		v[m] = (struct mem_span){ .addr = code, .buf = s->hdrs[m], .len = need };
+		m++;
+	}
+	if (!m)
+		return;
+	mem_readv(mr, v, m);
+	for (unsigned j = 0; j < m; j++) {
+		if (v[j].err) {
+			continue;	/* left due: resolve reads it again, and drops it if it fails there */
+		} else if (same_code(due[j], l, s->hdrs[j], pycode_type)) {
+			due[j]->checked_ns = now;
+		} else {
+			s->stale++;
+			remove_entry(s, due[j]);	/* read again by the next resolve */
+		}
+	}
 }
 
 static int load(const struct py_layout *l, const struct mem_reader *mr, uint64_t pycode_type,

@@ -50,6 +50,16 @@ void symbolizer__free(struct symbolizer *s);
 int symbolizer__resolve(struct symbolizer *s, uint32_t key, const struct py_layout *l,
 			const struct mem_reader *mr, uint64_t pycode_type, uint64_t code,
 			uint64_t instr, struct py_frame_sym *out);
+/*
+ * The entries of codes (a stack's, n of them) that are due for their check against the code
+ * object now at their address, checked at once: their headers read in one call of the reader's
+ * (mem_readv), at most SYMBOLIZER_RECHECK_MAX of them; those found replaced are dropped. The
+ * resolves that follow then read none (a sample's stack made up to one read a frame, about a
+ * tenth of the collector's CPU under 99 Hz sampling).
+ */
+#define SYMBOLIZER_RECHECK_MAX 128
+void symbolizer__recheck_many(struct symbolizer *s, uint32_t key, const struct py_layout *l,
+			      const struct mem_reader *mr, uint64_t pycode_type, const uint64_t *codes, unsigned n);
 /* Drop every entry of key (the process exited or exec'd). */
 void symbolizer__forget(struct symbolizer *s, uint32_t key);
 uint64_t symbolizer__hits(const struct symbolizer *s);

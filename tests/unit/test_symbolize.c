@@ -76,6 +76,21 @@ static int cap_read(void *ctx, uint64_t addr, void *buf, size_t len)
 	return -EFAULT;
 }
 
+/* A reader's vector read: counted as one call of n spans (procmem's process_vm_readv). */
+static unsigned long readv_calls, readv_spans;
+
+static void cap_readv(void *ctx, struct mem_span *v, unsigned n)
+{
+	struct capture *c = ctx;
+	unsigned long reads = c->reads;
+
+	readv_calls++;
+	readv_spans += n;
+	for (unsigned i = 0; i < n; i++)
+		v[i].err = cap_read(ctx, v[i].addr, v[i].buf, v[i].len);
+	c->reads = reads;
+}
+
 static void unhex_str(const char *hex, char *out, size_t size)
 {
 	size_t n = strlen(hex) / 2;
@@ -272,6 +287,35 @@ static void check_capture(struct capture *c)
 		assert_int_equal(symbolizer__resolve(s, 1, l, &mr, c->pycode_type, c->codes[0].code, 0, &sym), 0);
 		assert_string_equal(sym.name, c->codes[0].name);
 		assert_int_equal(symbolizer__stale(s), 1);
+		symbolizer__free(s);
+
+		/*
+		 * A stack's entries checked at once (symbolizer__recheck_many): one vector read for
+		 * the due ones (a recursive frame's code once), the replaced one dropped, and the
+		 * resolves after it read nothing but the replaced one.
+		 */
+		struct mem_reader vr = { .read = cap_read, .ctx = c, .readv = cap_readv };
+		uint64_t stack[4] = { c->codes[0].code, c->codes[1].code, c->codes[0].code, 0x10 };
+
+		s = symbolizer__new(0);
+		assert_int_equal(symbolizer__resolve(s, 1, l, &vr, c->pycode_type, c->codes[0].code, 0, &sym), 0);
+		assert_int_equal(symbolizer__resolve(s, 1, l, &vr, c->pycode_type, c->codes[1].code, 0, &sym), 0);
+		symbolizer__recheck_many(s, 1, l, &vr, c->pycode_type, stack, 4);
+		assert_int_equal(readv_calls, 0);	/* none due yet */
+		nanosleep(&ts, NULL);
+		c->alias_from = c->codes[0].code;
+		c->alias_to = c->codes[1].code;
+		symbolizer__recheck_many(s, 1, l, &vr, c->pycode_type, stack, 4);
+		assert_int_equal(readv_calls, 1);
+		assert_int_equal(readv_spans, 2);
+		assert_int_equal(symbolizer__stale(s), 1);
+		reads = c->reads;
+		assert_int_equal(symbolizer__resolve(s, 1, l, &vr, c->pycode_type, c->codes[1].code, 0, &sym), 0);
+		assert_int_equal(c->reads, reads);
+		assert_int_equal(symbolizer__resolve(s, 1, l, &vr, c->pycode_type, c->codes[0].code, 0, &sym), 0);
+		assert_true(c->reads > reads);
+		assert_string_equal(sym.name, c->codes[1].name);
+		c->alias_from = 0;
 		symbolizer__free(s);
 	}
 }
