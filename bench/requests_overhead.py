@@ -69,6 +69,10 @@ CONFIGS = ["untraced", "pytrace-bpf", "austin", "sentry-sdk"]
 #                 that times each statement from its entry to its return (two traps per statement)
 # client-delay: no tracer; the service's send()/sendto() each spin PT_DELAY_NS (5000) first
 #                 (bench/client_delay.c, LD_PRELOAD): what a per-statement latency alone costs
+# client-delay-recv: the same spin after each recv()/recvfrom() that returned data instead (after
+#                 the result came back, not before the statement left)
+# client-delay-after-send: the same spin after each send()/sendto() returned (where programs on
+#                 the send's exit run: the statement has left, its result not yet come)
 # pytrace-bpf-sql: SQL from the wire alone (--no-http --no-samples), call sites on
 # pytrace-bpf-no-http: everything but the HTTP layer (CPU samples, SQL with --sql-in-flame)
 # bpftrace-http-floor: empty programs on the syscall tracepoints the HTTP layer uses (the exits of
@@ -88,7 +92,13 @@ CONFIGS = ["untraced", "pytrace-bpf", "austin", "sentry-sdk"]
 #                 wire protocol (the default): the two designs side by side
 EXTRA_CONFIGS = ["pytrace-bpf-http", "pytrace-bpf-sql", "pytrace-bpf-http-raw", "pytrace-bpf-no-http", "bpftrace-traps",
                  "bpftrace-http-floor", "bpftrace-sock-floor", "sock-floor-raw", "sock-floor-miss", "sock-floor-regs",
-                 "pytrace-bpf-libpq", "pytrace-bpf-collector", "client-delay", "pytrace-bpf-compare"]
+                 "pytrace-bpf-libpq", "pytrace-bpf-collector", "client-delay", "client-delay-recv",
+                 "client-delay-after-send", "pytrace-bpf-compare"]
+# the client-delay configurations: bench/client_delay.c's mode (its flag byte), and what it does
+DELAY_MODES = {"client-delay": b"\1", "client-delay-recv": b"\2", "client-delay-after-send": b"\3"}
+DELAY_NOTES = {"client-delay": "send() and sendto() each spin first",
+               "client-delay-recv": "recv() and recvfrom() each spin after data",
+               "client-delay-after-send": "send() and sendto() each spin after the bytes left"}
 COMPARE = None	# --compare: the build pytrace-bpf-compare runs
 SOCKFLOOR_MODES = {"sock-floor-raw": "empty", "sock-floor-miss": "miss", "sock-floor-regs": "regs"}
 HTTP_SYSCALLS = ["accept", "accept4", "read", "recvfrom", "readv", "recvmsg", "write", "sendto", "writev",
@@ -243,9 +253,9 @@ class Attached:
                                       [a for p in pids for a in ("-p", str(p))],
                                       stdout=open(self.err, "w"), stderr=subprocess.STDOUT, preexec_fn=TOOL_CG.enter)
             self.wait_for("ready")
-        elif self.config == "client-delay":
+        elif self.config in DELAY_MODES:
             with open(DELAY_FLAG, "r+b") as f:
-                f.write(b"\1")
+                f.write(DELAY_MODES[self.config])
         elif self.config == "bpftrace-http-floor":
             self.err = os.path.join(self.tmp, "bpftrace.out")
             prog = " ".join("tracepoint:syscalls:sys_exit_%s {}" % n for n in HTTP_SYSCALLS)
@@ -284,10 +294,10 @@ class Attached:
         self.cost = (http_ns / nreq, all_ns / nreq, (c1 - c0) * 1e6 / nreq)
 
     def __exit__(self, *exc):
-        if self.config == "client-delay":
+        if self.config in DELAY_MODES:
             with open(DELAY_FLAG, "r+b") as f:
                 f.write(b"\0")
-            self.note = "no tracer: the service's send() and sendto() each spin %s ns first" % os.environ.get("PT_DELAY_NS", "5000")
+            self.note = "no tracer: the service's %s %s ns" % (DELAY_NOTES[self.config], os.environ.get("PT_DELAY_NS", "5000"))
             return
         if self.config == "pytrace-bpf-collector":
             self.stop_scrape.set()
@@ -419,7 +429,7 @@ def main():
         for flavour in ("plain", "sentry") if a.service == "demo" else ():
             port = free_port(18300, 18400)
             e = dict(env, DEMO_PORT=str(port), DEMO_SENTRY="1" if flavour == "sentry" else "0")
-            if "client-delay" in configs:
+            if any(c in DELAY_MODES for c in configs):
                 e["LD_PRELOAD"] = build_delay_shim(tmp)
             g = subprocess.Popen([PY, GUNICORN, "-c", os.path.join(DEMO, "gunicorn.conf.py")], env=e,
                                  stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, flavour + ".log"), "w"),
@@ -518,6 +528,25 @@ def main():
                 print("| `%s` | %s | %.0f us | %.1f us | %.0f us (%.0f-%.0f) | %+.1f us (%+.2f%%) |" % (
                     ep, c, s, t, statistics.median(tot), min(tot), max(tot), statistics.median(tot) - base,
                     100 * (statistics.median(tot) - base) / base))
+        # Paired by round: each round ran every configuration back to back, so the host's slow drift
+        # (other tenants' load) cancels in a difference taken within a round, not across rounds.
+        print()
+        print("The same CPU per request, paired by round (each configuration minus the same round's untraced run; "
+              "and the tool minus the compared build):")
+        print()
+        print("| endpoint | pair | median difference per request | range | rounds lower |")
+        print("|---|---|---|---|---|")
+        for ep, _ in endpoints:
+            tot = {c: [x[0] + x[1] for x in cpu_req[(ep, c)]] for c in configs}
+            pairs = [(c, "untraced") for c in configs if c != "untraced"]
+            if "pytrace-bpf" in configs and "pytrace-bpf-compare" in configs:
+                pairs.append(("pytrace-bpf", "pytrace-bpf-compare"))
+            for c, ref in pairs:
+                d = [x - y for x, y in zip(tot[c], tot[ref])]
+                if len(d) != len(tot[c]) or len(tot[c]) != len(tot[ref]) or not d:
+                    continue  # a round without a figure: the pairs would not be a round's
+                print("| `%s` | %s - %s | %+.0f us | %+.0f..%+.0f us | %d of %d |" % (
+                    ep, c, ref, statistics.median(d), min(d), max(d), sum(1 for x in d if x < 0), len(d)))
         if stats_fd >= 0:
             os.close(stats_fd)
         print("\n%d rounds of %d s (after %d s of warm-up) per configuration and endpoint, wrk -t1 -c%d, "
