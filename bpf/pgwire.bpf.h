@@ -277,7 +277,6 @@ struct walk {
 	__u32 len, off;
 	__u32 pos;		/* bytes of records in e->data */
 	__u8 dir;
-	__u8 last;		/* the type of the chunk's last message begun */
 	bool statement;		/* a Query or Execute went out in this chunk */
 	bool broken;
 };
@@ -455,7 +454,6 @@ static __always_inline long walk_msg(struct walk *w, const bool local)
 		if (mlen < 4 || mlen > PG_LEN_MAX || !(dir == PG_DIR_CLIENT ? frontend_type(h[0]) : backend_type(h[0])))
 			goto lost;
 		record(w, h[0], PG_RF_CONT, mlen, w->off, local);
-		w->last = h[0];
 		return skip_body(w, c, dir, mlen - 4);
 	}
 	if (left < 5) {
@@ -484,7 +482,6 @@ static __always_inline long walk_msg(struct walk *w, const bool local)
 	if (dir == PG_DIR_CLIENT && (h[0] == 'Q' || h[0] == 'E'))
 		w->statement = true;
 	record(w, h[0], 0, mlen, w->off + 5, local);
-	w->last = h[0];
 	w->off += 5;
 	return skip_body(w, c, dir, mlen - 4);
 lost:
@@ -575,14 +572,26 @@ static __always_inline __u64 stack_put(const struct pt_proc *proc, struct pt_sta
 	return id;
 }
 
-/* The current thread's stack into e (its id in pg_stacks, its task keys). */
-static __always_inline void walk_here(struct pg_event *e, __u32 pid)
+/*
+ * The sender's stack for a chunk that holds a statement: the one uvloop's probe noted when the
+ * bytes were queued (uvloop.bpf.h), if fresh, else the current thread's.
+ */
+static __always_inline void walk_stack(struct pg_event *e, __u32 pid, struct pg_conn *c)
 {
-	struct pt_proc *proc = bpf_map_lookup_elem(&procs, &pid);
+	struct pt_proc *proc;
 	struct pt_stack *st;
 	__u32 zero = 0;
 
-	if (!proc)
+	e->stack_id = 0;
+	if (c->q_ts && e->ts - c->q_ts < PT_UV_QUEUED_TTL_NS) {
+		e->stack_id = c->q_stack;
+		e->task_frame = c->q_task;
+		e->root_frame = c->q_root;
+		c->q_ts = 0;
+		return;
+	}
+	proc = bpf_map_lookup_elem(&procs, &pid);
+	if (!proc || !call_sites)
 		return;
 	st = bpf_map_lookup_elem(&pg_stack_buf, &zero);
 	if (!st)
@@ -590,37 +599,6 @@ static __always_inline void walk_here(struct pg_event *e, __u32 pid)
 	e->stack_id = stack_put(proc, st);
 	e->task_frame = st->task_frame;
 	e->root_frame = st->root_frame;
-}
-
-/*
- * The sender's stack for a chunk that holds a statement: the one uvloop's probe noted when the
- * bytes were queued (uvloop.bpf.h), if fresh; else, where the connection's sender blocks for
- * its results (its last walk found no coroutine: a thread's, a greenlet's; a thread pool's
- * that works for a task), none now: the same thread's walk at its read of the result gives it
- * (PG_EF_STACK_LATER, pg_chunk); else the current thread's. Only a chunk after which the client
- * waits (waits: it ends a Query or a Sync), and one at a time: a second statement written before
- * the first one's result was read is walked now.
- */
-static __always_inline void walk_stack(struct pg_event *e, __u32 pid, __u32 tid, struct pg_conn *c, bool waits)
-{
-	e->stack_id = 0;
-	if (c->q_ts && e->ts - c->q_ts < PT_UV_QUEUED_TTL_NS) {
-		e->stack_id = c->q_stack;
-		e->task_frame = c->q_task;
-		e->root_frame = c->q_root;
-		c->q_ts = 0;
-		c->blocking = 0;
-		return;
-	}
-	if (!call_sites)
-		return;
-	if (c->blocking && waits && !c->walk_tid) {
-		c->walk_tid = tid;
-		e->flags |= PG_EF_STACK_LATER;
-		return;
-	}
-	walk_here(e, pid);
-	c->blocking = e->stack_id && (!e->task_frame || (e->task_frame & PT_TASK_PROXY));
 }
 
 static __always_inline struct pg_event *event(__u32 type, __u32 pid, __u32 tid, __s32 fd, __u8 dir, long ret)
@@ -792,20 +770,8 @@ __noinline int pg_chunk(__u64 conn, struct pg_conn *c, __u64 buf, __u64 lens, __
 		e->flags |= PG_EF_PARTIAL;
 	}
 	PT_PHASE(dir == PG_DIR_CLIENT ? PG_PH_MSGS : PG_PH_SERVER + PG_PH_MSGS);
-	/*
-	 * The client waits for the results now only if the chunk ends a Query or a Sync: in a
-	 * pipeline (psycopg 3's: Parse, Bind, Execute and no Sync), the next statement is written
-	 * before any result is read, from another line: its stack is taken now.
-	 */
 	if (w.statement)
-		walk_stack(e, pid, tid, c, (w.last == 'Q' || w.last == 'S') && !c->skip[PG_DIR_CLIENT] &&
-			   !c->hlen[PG_DIR_CLIENT]);
-	else if (dir == PG_DIR_SERVER && c->walk_tid == tid && e->nrec) {
-		/* its statement's result, read by the thread that sent it: that thread's stack now */
-		c->walk_tid = 0;
-		walk_here(e, pid);
-		e->flags |= PG_EF_STACK;
-	}
+		walk_stack(e, pid, c);
 	flush(&w, 0, eflags || w.broken);
 	PT_PHASE(dir == PG_DIR_CLIENT ? PG_PH_FLUSH : PG_PH_SERVER + PG_PH_FLUSH);
 	PT_PHASE_ADD(dir == PG_DIR_CLIENT ? PG_PH_COUNT : PG_PH_SERVER + PG_PH_COUNT, 1);

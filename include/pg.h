@@ -50,16 +50,6 @@ enum pgwire_event_type {
 #define PG_EF_MIDSTREAM	(1u << 4)	/* first chunk of a connection opened before tracing */
 #define PG_EF_MORE	(1u << 5)	/* more records of the same read or write follow in another event */
 #define PG_EF_PARTIAL	(1u << 6)	/* the chunk had more messages than were walked: framing lost */
-/*
- * A client chunk's statement whose sender blocks until its result comes (a thread, a greenlet:
- * no coroutine on its stack): its stack is walked when the same thread reads the result, and
- * sent with that server chunk (PG_EF_STACK), not at the write. Work done after the write and
- * before the result delays PostgreSQL's answer: measured, it cost the service and PostgreSQL
- * about three times what the same work costs after the result (docs/PERFORMANCE.md).
- */
-#define PG_EF_STACK_LATER (1u << 7)
-#define PG_EF_STACK	(1u << 8)	/* a server chunk carrying the stack of the statement(s) sent
-					   with PG_EF_STACK_LATER by the same thread (tid) */
 
 /* struct pg_rec.flags */
 #define PG_RF_CUT	(1u << 0)	/* body cut: by the cap or by the end of the read or write */
@@ -127,11 +117,9 @@ struct pg_conn {
 	__u32 skip[2];		/* per direction: body bytes of the current message still to come */
 	__u64 pqconn;		/* encrypted: the PGconn last reported for it */
 	__u32 drows;		/* server side: DataRows not yet carried by a record */
-	__u32 walk_tid;		/* the thread whose stack the next server chunk it reads carries
-				   (PG_EF_STACK_LATER), 0: none */
+	__u32 pad2;
 	__u8 hlen[2];		/* per direction: bytes of a split header held in hdr (< 5) */
-	__u8 blocking;		/* the last stack walked at a write had no coroutine: defer the next */
-	__u8 pad[5];
+	__u8 pad[6];
 	__u8 hdr[2][16];	/* 5 used; the slack keeps the verifier's bounds simple */
 	/*
 	 * The writer of bytes queued by uvloop's transport.write() and sent later by a loop callback

@@ -34,7 +34,7 @@ struct conn {
 	struct pgwiretrace *owner;
 	bool tls;
 	unsigned norigins;	/* origins[] written so far (a ring) */
-	struct { uint64_t ts, stack_id, task; uint32_t tid; bool later; } origins[ORIGINS];
+	struct { uint64_t ts, stack_id, task; uint32_t tid; } origins[ORIGINS];
 };
 
 /*
@@ -78,7 +78,6 @@ struct pgwiretrace {
 	uint64_t unfinished;		/* statements whose connection closed or lost framing first */
 	uint64_t skipped;		/* skipped by the server after an error in their pipeline */
 	uint64_t unknown_prepared;	/* executions of statements prepared before tracing */
-	uint64_t stacks_at_result;	/* statements whose stack was walked at their result's read */
 	uint64_t tls_seen;		/* sockets not followed that carried TLS (PT_EV_PG_TLS_SEEN) */
 	uint64_t tls_not_pg;		/* of which not PostgreSQL's (sockpeer.h): no probes for them */
 	uint64_t tls_unknown_peer;	/* of which /proc could not tell: probed, as if PostgreSQL's */
@@ -256,28 +255,6 @@ static void origin(const struct conn *c, uint64_t ts, uint32_t *tid, uint64_t *s
 			*task = c->origins[k].task;
 			return;
 		}
-	}
-}
-
-/*
- * A server chunk read by the thread whose statement waits for its stack (PG_EF_STACK_LATER):
- * that thread's stack, walked at the read, is the statement's (its sender blocked until then).
- * Given before the chunk's records complete the statement.
- */
-static void later_stack(struct conn *c, const struct pg_event *e)
-{
-	unsigned i, n = c->norigins < ORIGINS ? c->norigins : ORIGINS;
-
-	for (i = 0; i < n; i++) {
-		unsigned k = (c->norigins - 1 - i) % ORIGINS;
-
-		if (!c->origins[k].later || c->origins[k].tid != e->tid)
-			continue;
-		c->origins[k].later = false;
-		c->origins[k].stack_id = e->stack_id;
-		c->origins[k].task = pt_task_key(e->task_frame, e->root_frame);
-		c->owner->stacks_at_result++;
-		return;
 	}
 }
 
@@ -512,9 +489,6 @@ static void handle_data(struct pgwiretrace *p, const struct pg_event *e, size_t 
 		c->origins[k].tid = e->tid;
 		c->origins[k].stack_id = e->stack_id;
 		c->origins[k].task = pt_task_key(e->task_frame, e->root_frame);
-		c->origins[k].later = e->flags & PG_EF_STACK_LATER;
-	} else if (e->flags & PG_EF_STACK) {
-		later_stack(c, e);
 	}
 	/* Records, each followed by its body and padded to 8 bytes. */
 	for (i = 0; i < e->nrec && at + sizeof(struct pg_rec) <= end; i++) {
@@ -554,7 +528,7 @@ next:
 		pgwire_conn__msg(c->pw, e->dir, &m);
 	}
 	/* Name a statement's stack while its process surely lives. */
-	if (e->stack_id && (e->dir == PG_DIR_CLIENT || (e->flags & PG_EF_STACK)))
+	if (e->dir == PG_DIR_CLIENT && e->stack_id)
 		sqltrace__name_stack(p->sql, e->hdr.pid, e->tid, e->stack_id, stack_lookup, p);
 }
 
@@ -798,8 +772,6 @@ static void pgwiretrace_json(void *ctx, struct jsonw *w)
 	jsonw__uint_field(w, "skipped_after_error", p->skipped);
 	jsonw__uint_field(w, "unfinished", p->unfinished);
 	jsonw__uint_field(w, "unknown_prepared", p->unknown_prepared);
-	/* statements whose sender blocked for the result: its stack walked then (PG_EF_STACK_LATER) */
-	jsonw__uint_field(w, "stacks_walked_at_result", p->stacks_at_result);
 	jsonw__uint_field(w, "lost_events", st.lost);
 	jsonw__uint_field(w, "connections_not_followed", st.conns_dropped);
 	jsonw__uint_field(w, "framing_lost", st.desync);

@@ -139,17 +139,6 @@ def check(r, marks, dies=False):
         record(r.tag + ": rows per pattern from CommandComplete (100,000) and errors by SQLSTATE (22012)",
                big and big[0].get("rows") == 100000 and sql.get("errors_by_sqlstate", {}).get("22012") == 1,
                json.dumps(big[:1])[:300] + json.dumps(sql.get("errors_by_sqlstate")))
-    # where a statement's stack is walked: at the read of its result when its sender blocks for it
-    # (a thread's blocking driver: off the round trip), at the write for a coroutine's
-    at_result = wire.get("stacks_walked_at_result", -1)
-    plain = r.tag.endswith("/unix") or r.tag.endswith("/tcp")
-    if not plain:
-        pass  # encrypted: libpq's or OpenSSL's probes, checked by their own cases
-    elif mode in ("psycopg2", "psycopg3", "pg8000"):
-        record(r.tag + ": the blocking driver's stacks walked at their results' reads (%d of %d)" % (at_result, seen),
-               at_result > seen // 2, json.dumps(wire)[:400])
-    elif mode in ("asyncpg", "psycopg3_async"):
-        record(r.tag + ": the coroutines' stacks walked at their writes", at_result == 0, json.dumps(wire)[:400])
     mark = marks.get(mode + "_loop")
     if mark:
         want = "wire_drivers.py:%d)" % mark
