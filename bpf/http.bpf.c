@@ -175,7 +175,7 @@ static __always_inline void task_keys(struct http_event *e, __u32 pid, struct ht
 	if (!st)
 		return;
 	st->flags = 0;
-	pt_walk_stack(bpf_get_current_task_btf(), proc, st);
+	pt_walk_stack(bpf_get_current_task_btf(), proc, st, 0);
 	e->task_frame = st->task_frame;
 	e->root_frame = st->root_frame;
 	e->route_obj = st->route_obj;
@@ -336,7 +336,7 @@ int uvloop_write(struct pt_regs *ctx)
 	if (!proc || !st)
 		return 0;
 	st->flags = 0;
-	pt_walk_stack(bpf_get_current_task_btf(), proc, st);
+	pt_walk_stack(bpf_get_current_task_btf(), proc, st, 0);
 	conn->w_task = st->task_frame;
 	conn->w_root = st->root_frame;
 	conn->w_route = st->route_obj;

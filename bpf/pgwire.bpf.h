@@ -14,6 +14,9 @@
 
 const volatile __u32 text_cap = 1024;	/* statement bytes kept (Query, Parse), NUL included */
 const volatile bool call_sites = true;	/* walk the sender's Python stack at a statement's write */
+/* and stop at the route frame where the running task is read directly (PT_WALK_CUT): no consumer
+ * of the whole stack (--sql-in-flame, the slow log) */
+const volatile bool cut_stacks = false;
 /*
  * Set by the loader before it first probes a process's libpq (an encrypted connection): until
  * then no thread has a PGconn in pq_current, and a write need not look (a task-storage lookup
@@ -554,7 +557,7 @@ static __always_inline __u64 stack_put(const struct pt_proc *proc, struct pt_sta
 	st->nframes = 0;
 	st->flags = 0;
 	PT_PHASE(PG_PH_START);
-	id = pt_walk_stack(bpf_get_current_task_btf(), proc, st);
+	id = pt_walk_stack(bpf_get_current_task_btf(), proc, st, cut_stacks ? PT_WALK_CUT : 0);
 	PT_PHASE(PG_PH_WALK);
 	PT_PHASE_ADD(PG_PH_WALKS, 1);
 	PT_PHASE_ADD(PG_PH_FRAMES, st->nframes);

@@ -19,6 +19,7 @@ struct pt_walk {
 	__u64 route_code;	/* struct pt_proc's (the innermost frame running it: s->route_frame) */
 	__u64 scope_code;	/* struct pt_proc's (the outermost frame running it: s->scope_frame) */
 	__u64 send_code[2];	/* struct pt_proc's (the outermost frame running one: s->send_frame) */
+	__u64 stop_code;	/* a frame running it ends the walk (PT_WALK_CUT), ~0: none */
 };
 
 /*
@@ -30,6 +31,7 @@ struct pt_walk {
 struct pt_window_buf {
 	__u8 data[PT_WINDOW + PT_FRAME_READ_MAX];
 	__u8 frame[PT_FRAME_READ_MAX];	/* the head of a frame outside the window */
+	__u64 rt_task, rt_code;		/* pt_walk_cut's: the running task's key and its code */
 };
 
 struct {
@@ -122,6 +124,11 @@ static __always_inline bool pt_walk_frame(struct pt_walk *w, struct pt_window_bu
 		s->nframes = n + 1;
 		w->hash = (w->hash ^ code) * PT_HASH_MUL;
 		w->hash = (w->hash ^ instr) * PT_HASH_MUL;
+	}
+	if (code == w->stop_code) {
+		s->flags |= PT_SF_CUT;
+		w->frame = 0;
+		return false;
 	}
 	return true;
 fault:
@@ -329,12 +336,123 @@ __noinline int pt_server_key(const struct pt_proc *proc, struct pt_stack *s, __u
 	return 0;
 }
 
+/* Bytes of the running tasks' keys object read at once: a table of 8 or 16 slots, whole. */
+#define PT_RT_READ	288
+#define PT_RT_ENTRIES	10	/* entries of a 16-slot table (two thirds) */
+#define PT_RT_TRIES	3	/* tasks checked, newest first */
+
+/*
+ * The coroutine frame of task (an _asyncio Task) if it runs on the thread whose data stack in
+ * use is [lo, hi): the frame it was resumed from lies there (3.12+: through the entry frame that
+ * _PyEval_EvalFrameDefault keeps on the C stack). Its code is left in win->rt_code. 0: not. A global function: in pt_running_task's loop, inlined, it made every walking program's
+ * verification 100,000 instructions longer.
+ */
+__noinline __u64 pt_task_here(const struct pt_proc *proc, struct pt_window_buf *win, __u64 task, __u64 lo, __u64 hi)
+{
+	const struct pt_offsets *off;
+	__u64 coro, frame, prev;
+	__u32 span;
+
+	if (!proc || !win || !task)
+		return 0;
+	off = &proc->off;
+	span = off->fr_span;
+	if (span > PT_FRAME_READ_MAX - 8)
+		span = PT_FRAME_READ_MAX - 8;
+	coro = pt_read_ptr(task + proc->task_coro);
+	if (!coro || (coro & 7))
+		return 0;
+	frame = coro + proc->coro_frame;	/* 3.11+: in the coroutine object */
+	if (bpf_probe_read_user(win->frame, span, (void *)frame))
+		return 0;
+	win->rt_code = PT_FIELD(win->frame, off->fr_code, __u64) & off->code_mask;
+	prev = PT_FIELD(win->frame, off->fr_back, __u64);
+	if (prev >= lo && prev < hi)
+		return frame;
+	if (!prev || off->fr_owner == PT_NONE || bpf_probe_read_user(win->frame, span, (void *)prev) ||
+	    PT_FIELD(win->frame, off->fr_owner, __u8) != off->owner_cstack)
+		return 0;
+	prev = PT_FIELD(win->frame, off->fr_back, __u64);
+	return prev >= lo && prev < hi ? frame : 0;
+}
+
+/*
+ * The task the current thread runs, as the walk would key it: its coroutine's frame (the chain's
+ * outermost coroutine frame). From the _asyncio module's running tasks, {loop: task} (struct
+ * pt_proc's run_tasks; enter_task adds a loop's entry for each step of a task, leave_task deletes
+ * it): one read of the dict's keys object, then for the newest live entries, pt_task_here. The
+ * dict is every loop's, and other threads change it while this one is in a syscall: a task
+ * counts only if its frame is running on this thread (a frame of another thread, or of no
+ * thread, was not resumed from this one's data stack). Four or five reads where the chain takes
+ * 10-25. 0: none found, the walk then keys the stack as before.
+ */
+static __always_inline __u64 pt_running_task(const struct pt_proc *proc, struct pt_window_buf *win, __u64 lo,
+					     __u64 hi)
+{
+	__u64 keys, task, frame;
+	__u32 log2_size, log2_ix, at, tries = 0;
+	__s64 n, i;
+	int k;
+
+	if (!proc || !win || !proc->run_tasks || !proc->task_coro || proc->coro_frame_is_ptr)
+		return 0;
+	keys = pt_read_ptr(proc->run_tasks + proc->dict_keys);
+	if (!keys || bpf_probe_read_user(win->data, PT_RT_READ, (void *)keys))
+		return 0;
+	log2_size = win->data[proc->dk_log2_size & 63];
+	log2_ix = win->data[(proc->dk_log2_size + 1) & 63];
+	if (win->data[(proc->dk_log2_size + 2) & 63] != 0)
+		return 0;	/* not DICT_KEYS_GENERAL: no loop was ever a key */
+	if (log2_size < 3 || log2_size > 4 || log2_ix != log2_size)
+		return 0;	/* a larger table: more loops than the walk looks through */
+	n = *(__s64 *)(win->data + (proc->dk_nentries & 56));
+	at = (proc->dk_indices & 63) + (log2_ix == 3 ? 8 : 16);	/* the entries, after the indices */
+	if (n <= 0 || n > PT_RT_ENTRIES || at + n * 24 > PT_RT_READ)
+		return 0;
+	for (k = 0; k < PT_RT_ENTRIES; k++) {
+		i = n - 1 - k;	/* the newest first */
+		if (i < 0)
+			break;
+		/* the entry: hash, key (the loop), value (its task); a deleted one is zeroed */
+		task = *(__u64 *)(win->data + ((at + i * 24 + 16) & 511 & ~7ULL));	/* < PT_RT_READ: n checked */
+		if (!task || (task & 7))
+			continue;
+		frame = pt_task_here(proc, win, task, lo, hi);
+		if (frame)
+			return frame;
+		if (++tries >= PT_RT_TRIES)
+			break;
+	}
+	return 0;
+}
+
+/*
+ * A walk's frame to stop at (how: PT_WALK_CUT, a statement's): the route frame (struct pt_proc's
+ * route_code), whose callees hold the call site, where the running task is read directly
+ * (pt_running_task; its key and code left in pt_windows' rt_task, rt_code); else ~0, none. A
+ * global function: its branches, in pt_walk_thread, split every walking program's states in two.
+ */
+__noinline __u64 pt_walk_cut(const struct pt_proc *proc, __u32 how, __u64 chunk, __u64 top)
+{
+	__u32 zero = 0;
+	struct pt_window_buf *win = bpf_map_lookup_elem(&pt_windows, &zero);
+
+	if (!win)
+		return ~0ULL;
+	win->rt_task = 0;
+	if (!(how & PT_WALK_CUT) || !proc || !proc->route_code || !chunk)
+		return ~0ULL;
+	win->rt_task = pt_running_task(proc, win, chunk + 24, top);
+	return win->rt_task ? proc->route_code : ~0ULL;
+}
+
 /* A pointer at offset at of the thread state, read from its copy at win (which starts at offset lo). */
 #define PT_TS_FIELD(win, at, lo) (*(__u64 *)((win)->data + (((at) - (lo)) & (PT_TS_SPAN - 8))))
 
 /*
  * Fill s (innermost frame first) with the Python stack of the current thread, and return a
- * hash of it. The thread's PyThreadState pointer is at a fixed offset from its fsbase (its
+ * hash of it. how: PT_WALK_CUT for a statement's stack, which stops at the route frame where the
+ * running task is read directly (pt_running_task; s->flags then has PT_SF_CUT). The thread's PyThreadState pointer is at a fixed offset from its fsbase (its
  * task's thread.fsbase), which points at glibc's struct pthread: see struct pt_proc.
  *
  * User reads are what a walk costs (about 100 ns each here, whatever their size up to a few
@@ -346,7 +464,7 @@ __noinline int pt_server_key(const struct pt_proc *proc, struct pt_stack *s, __u
  * state of every caller: the HTTP layer's write programs took 91,000 instructions to verify
  * (9,700 now), the sampler's 36,000 (9,600), pg_sys_exit 731,000 (690,000).
  */
-__noinline __u64 pt_walk_thread(__u64 fsbase, const struct pt_proc *proc, struct pt_stack *s)
+__noinline __u64 pt_walk_thread(__u64 fsbase, const struct pt_proc *proc, struct pt_stack *s, __u32 how)
 {
 	const struct pt_offsets *off;
 	struct pt_walk w = { .hash = 0xcbf29ce484222325ULL };
@@ -363,6 +481,7 @@ __noinline __u64 pt_walk_thread(__u64 fsbase, const struct pt_proc *proc, struct
 	w.scope_code = proc->scope_code ? proc->scope_code : ~0ULL;
 	w.send_code[0] = proc->send_code[0] ? proc->send_code[0] : ~0ULL;
 	w.send_code[1] = proc->send_code[1] ? proc->send_code[1] : ~0ULL;
+	w.stop_code = ~0ULL;
 	s->nframes = 0;
 	s->task_frame = 0;
 	s->root_frame = 0;
@@ -400,6 +519,8 @@ __noinline __u64 pt_walk_thread(__u64 fsbase, const struct pt_proc *proc, struct
 				goto no_tstate;
 			frame = pt_read_ptr(frame + off->ts_frame);	/* the CFrame's current frame */
 		}
+		/* a statement's stack on an event loop: its task read directly, the walk cut short */
+		w.stop_code = pt_walk_cut(proc, how, chunk, top);
 		pt_copy_window(&w, win, chunk, top, limit);
 	} else if (off->ts_cframe != PT_NONE) {
 		__u64 cframe = pt_read_ptr(tstate + off->ts_cframe);
@@ -412,6 +533,21 @@ __noinline __u64 pt_walk_thread(__u64 fsbase, const struct pt_proc *proc, struct
 	}
 	w.frame = frame;
 	bpf_loop(PT_MAX_WALK, pt_walk_one, &w, 0);
+	if (w.stop_code != ~0ULL) {
+		struct pt_window_buf *win = bpf_map_lookup_elem(&pt_windows, &zero);
+
+		/*
+		 * The task's key, even where the walk did not reach the chain's root; as the whole
+		 * walk's: BaseHTTPMiddleware's scope where its __call__ runs below the route frame
+		 * (a route's own middleware), or where the task is its child task (call_next's coro);
+		 * an app's middleware runs the route in such a child task, never in its own.
+		 */
+		if (win)
+			s->task_frame = pt_task_of(proc, win->rt_task, win->rt_code, 0, s->scope_frame);
+		if (w.frame && !(s->flags & (PT_SF_TRUNCATED | PT_SF_READ_ERR)))
+			s->flags |= PT_SF_TRUNCATED;
+		return (w.hash ^ s->nframes ^ ((__u64)s->flags << 32)) | 1;
+	}
 	/*
 	 * One read, out of the loop: in the loop's callback this branch and its read made every
 	 * walking program's verification three times larger (libpq's probes: 9,800 instructions
@@ -442,9 +578,9 @@ no_tstate:
 
 /* pt_walk_thread() of task, which must be the current task (its memory is the one mapped) */
 static __always_inline __u64 pt_walk_stack(struct task_struct *task, const struct pt_proc *proc,
-					   struct pt_stack *s)
+					   struct pt_stack *s, __u32 how)
 {
-	return pt_walk_thread(task->thread.fsbase, proc, s);	/* a BTF pointer: a direct load */
+	return pt_walk_thread(task->thread.fsbase, proc, s, how);	/* a BTF pointer: a direct load */
 }
 
 #endif

@@ -73,7 +73,7 @@ int sample_stack(struct bpf_perf_event_data *ctx)
 
 	if (proc) {
 		task = bpf_get_current_task_btf();
-		pt_walk_stack(task, proc, &s->stack);
+		pt_walk_stack(task, proc, &s->stack, 0);
 	} else {
 		s->stack.flags |= PT_SF_NO_PROC;
 	}
@@ -151,7 +151,7 @@ int BPF_PROG(offcpu_switch, bool preempt, struct task_struct *prev, struct task_
 	s->stack.flags = PT_SF_OFFCPU;
 	s->cpu = bpf_get_smp_processor_id();
 	BPF_CORE_READ_STR_INTO(&s->comm, prev, comm);
-	pt_walk_stack(prev, proc, &s->stack);	/* prev is current: its memory is the one mapped */
+	pt_walk_stack(prev, proc, &s->stack, 0);	/* prev is current: its memory is the one mapped */
 	if (bpf_map_update_elem(&offcpu_stacks, &tid, s, BPF_ANY) == 0)
 		pt_count(PT_CNT_OFFCPU);
 	return 0;
@@ -425,7 +425,7 @@ int BPF_PROG(idle_switch, bool preempt, struct task_struct *prev, struct task_st
 	s->stack.nframes = 0;
 	s->stack.flags = PT_SF_OFFCPU | PT_SF_IDLE;
 	/* prev is current: its memory is the one mapped, and its pt_regs are its syscall's */
-	key.hash = pt_walk_stack(prev, proc, &s->stack);
+	key.hash = pt_walk_stack(prev, proc, &s->stack, 0);
 	key.pid = pid;
 	key.tid = tid;
 	key.reason = pt_idle_reason(prev, pid);

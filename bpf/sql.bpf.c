@@ -125,7 +125,7 @@ static __always_inline __u64 sql_fill(struct sql_send *e, __u32 pid, __u32 tid, 
 		if (st) {
 			st->nframes = 0;
 			st->flags = 0;
-			e->stack_id = pt_walk_stack(bpf_get_current_task_btf(), proc, st);
+			e->stack_id = pt_walk_stack(bpf_get_current_task_btf(), proc, st, 0);
 			e->task_frame = st->task_frame;
 			e->root_frame = st->root_frame;
 			/* Look first: an LRU update copies the whole value even when the key exists. */

@@ -143,7 +143,22 @@ struct pt_proc {
 		__u8 mode;	/* as attr_mode */
 		__u8 pad[3];
 	} host_attr[2];		/* TaskGroup.cancel_scope, CancelScope._host_task */
+	/*
+	 * The asyncio task a thread runs, read without walking its coroutine chain (3.11-3.13): the
+	 * _asyncio module's dict of running tasks, {loop: task} (asyncio.tasks._current_tasks), 0:
+	 * not found (yet). A statement's walk (PT_WALK_CUT) takes the task's key from it and stops
+	 * at the route frame (route_code): the chain's outer part, 10-15 coroutine frames read one
+	 * by one on Starlette's stacks, is not read. pt_running_task.
+	 */
+	__u64 run_tasks;
+	__u8 dk_log2_size;	/* PyDictKeysObject: dk_log2_size (dk_log2_index_bytes and dk_kind follow) */
+	__u8 dk_nentries;
+	__u8 dk_indices;
+	__u8 pad7[5];
 };
+
+/* pt_walk_thread's how: a statement's stack, which may stop at the route frame (struct pt_proc's run_tasks) */
+#define PT_WALK_CUT	1u
 
 /* In a task_frame: the task a thread pool's thread works for (struct pt_proc), not its own. */
 #define PT_TASK_PROXY	2ULL
@@ -192,6 +207,7 @@ enum pt_event_type {
 #define PT_SF_OFFCPU	(1u << 4)	/* taken when the thread blocked, not by the timer */
 #define PT_SF_IDLE	(1u << 5)	/* --idle: a new off-CPU stack; its time accrues in idle_agg */
 #define PT_SF_GIL	(1u << 6)	/* --gil: the sampled thread held the GIL (else not sent) */
+#define PT_SF_CUT	(1u << 7)	/* a statement's stack, whole down to its route frame (PT_WALK_CUT) */
 
 /*
  * --idle: what a blocked thread waited on, from the syscall it was in when it left the CPU

@@ -976,6 +976,7 @@ int main(int argc, char **argv)
 	}
 	/* --idle: a wait on PostgreSQL is its statement's [sql] leaf (told from the wire's connections) */
 	so.sql.in_flame = env.sql_in_flame || (env.idle && so.pgwire.enabled);
+	so.pgwire.whole_stacks = so.sql.in_flame || env.slow_log;
 	if (env.nfuncs) {
 		struct py_target py;
 		struct py_probes pp;

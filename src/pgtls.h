@@ -21,6 +21,7 @@ struct pgtls_opts {
 	struct bpf_map *pg_stacks, *pg_last_stack;	/* the wire reader's: the same stacks */
 	uint32_t text_cap;			/* as the wire reader's (its rodata) */
 	bool call_sites;
+	bool whole_stacks;	/* as the wire reader's */
 	const char *btf_path;
 };
 

@@ -657,6 +657,7 @@ static void *pgwiretrace_open(struct session *ss, const struct session_opts *so,
 	/* The text keeps its NUL on the wire: one more byte than the user's cap. */
 	p->skel->rodata->text_cap = p->o.text_cap + 1 > PG_CAP_MAX - 64 ? PG_CAP_MAX - 64 : p->o.text_cap + 1;
 	p->skel->rodata->call_sites = p->o.call_sites;
+	p->skel->rodata->cut_stacks = p->o.call_sites && !p->o.whole_stacks;
 	if (session_maps__reuse(session__maps(ss), p->skel->obj, err, errlen))
 		goto fail;
 	if (uprobe__prepare(p->skel->progs.uvloop_write_pg, uprobe__kind())) {
@@ -673,7 +674,7 @@ static void *pgwiretrace_open(struct session *ss, const struct session_opts *so,
 		struct pgtls_opts to = {
 			.maps = session__maps(ss), .pg_stacks = p->skel->maps.pg_stacks,
 			.pg_last_stack = p->skel->maps.pg_last_stack, .text_cap = p->skel->rodata->text_cap,
-			.call_sites = p->o.call_sites, .btf_path = so->btf_path,
+			.call_sites = p->o.call_sites, .whole_stacks = p->o.whole_stacks, .btf_path = so->btf_path,
 		};
 
 		p->tls = pgtls__new(&to, err, errlen);

@@ -34,6 +34,8 @@ struct pgwiretrace_opts {
 	bool enabled;
 	unsigned text_cap;	/* statement bytes kept (Query, Parse) */
 	bool call_sites;	/* walk the sender's Python stack at each statement */
+	bool whole_stacks;	/* and always to its root (--sql-in-flame, the slow log show it all): else
+				   on an event loop, only to the route frame (PT_WALK_CUT) */
 	bool libpq_for_tls;	/* --sql-source auto: libpq's probes serve the encrypted connections */
 	struct sockpeer_ports pg_ports;	/* --pg-ports: a TLS socket from before tracing to one of
 					   these (or to a local server's port) may be PostgreSQL's */

@@ -554,6 +554,35 @@ static uint64_t wanted_md(const struct wanted *w, const char *module)
 	return 0;
 }
 
+/*
+ * The _asyncio module's running tasks, {loop: task}: asyncio.tasks._current_tasks is that dict
+ * (the C module's, or the pure-Python fallback's, kept the same way) on 3.7-3.13. 3.14 keeps the
+ * running task in the thread state instead, and 3.8-3.10 have no data-stack window for the
+ * walker's check that a task runs on the walking thread (pt_running_task): not there.
+ */
+#define RUN_TASKS_MODULE "asyncio.tasks"
+
+static bool want_run_tasks(const struct proc *pr)
+{
+	return pr->py.major == 3 && pr->py.minor >= 11 && pr->py.minor <= 13 && !pr->py.free_threaded &&
+	       pr->py.layout.dk_log2;
+}
+
+static void find_run_tasks(struct procs *p, struct proc *pr, const struct mem_reader *r, uint64_t md)
+{
+	uint64_t d = 0;
+
+	if (pythreads__dict_get(&pr->py.layout, r, md, "_current_tasks", &d) || !d || (d & 7))
+		return;
+	pr->py.run_tasks = d;
+	if (reconfigure(p, pr)) {
+		pr->py.run_tasks = 0;
+		return;	/* it left meanwhile */
+	}
+	p->st.run_tasks++;
+	tlog(p, "pid %d: its asyncio tasks are read from asyncio.tasks._current_tasks\n", pr->pid);
+}
+
 static bool want_route_frame(const struct proc *pr, const struct route_frame *rf)
 {
 	return rf->app != ROUTE_APP_WSGI_WORKER || pr->py.want_wsgi_app;
@@ -579,7 +608,9 @@ static void find_frames(struct procs *p, struct proc *pr, uint64_t now)
 	int found;
 
 	if (pr->state != PROC_PYTHON || !pr->live ||
-	    (pr->py.proxy_code && pr->py.route_code && pr->py.scope_code && pr->py.host_cell) || now < pr->pool_next_ns)
+	    (pr->py.proxy_code && pr->py.route_code && pr->py.scope_code && pr->py.host_cell &&
+	     (pr->py.run_tasks || !want_run_tasks(pr))) ||
+	    now < pr->pool_next_ns)
 		return;
 	pr->pool_gap_ns = pr->pool_gap_ns ? pr->pool_gap_ns * 2 : POOL_GAP_MIN_NS;
 	if (pr->pool_gap_ns > POOL_GAP_MAX_NS)
@@ -599,6 +630,8 @@ static void find_frames(struct procs *p, struct proc *pr, uint64_t now)
 		want(&w, scope_frames[i].module);
 	if (!pr->py.host_cell)
 		want(&w, stream_writer.module);
+	if (!pr->py.run_tasks && want_run_tasks(pr))
+		want(&w, RUN_TASKS_MODULE);
 
 	r = memcache__init(&mc, &mr) ? &mr : &mc.mr;
 	found = pythreads__module_dicts(l, r, pr->py.runtime, w.names, w.mds, w.n);
@@ -629,6 +662,9 @@ static void find_frames(struct procs *p, struct proc *pr, uint64_t now)
 	md = wanted_md(&w, stream_writer.module);
 	if (md)
 		find_host_writer(p, pr, r, md);
+	md = !pr->py.run_tasks && want_run_tasks(pr) ? wanted_md(&w, RUN_TASKS_MODULE) : 0;
+	if (md)
+		find_run_tasks(p, pr, r, md);
 out:
 	if (r != &mr)
 		memcache__fini(&mc);
@@ -1340,6 +1376,7 @@ void procs__write_json(const struct procs *p, struct jsonw *w)
 	jsonw__uint_field(w, "events_not_followed", p->st.dropped);
 	jsonw__uint_field(w, "thread_pools_for_tasks", p->st.thread_pools);
 	jsonw__uint_field(w, "route_frames", p->st.route_frames);
+	jsonw__uint_field(w, "asyncio_running_tasks", p->st.run_tasks);
 	jsonw__uint_field(w, "asgi_middleware_scopes", p->st.scope_frames);
 	jsonw__uint_field(w, "streaming_response_hosts", p->st.stream_hosts);
 	jsonw__bool_field(w, "host_wide", p->o.host_wide);

@@ -507,6 +507,13 @@ void py_target__to_bpf(const struct py_target *t, struct pt_proc *p)
 		p->route_local = l->fr_localsplus + 8 * t->route_local;
 	}
 	p->cell_ref = 16;	/* PyCellObject: the object's head, then ob_ref (3.8-3.15) */
+	p->dict_keys = (__u16)l->dict_keys;
+	if (t->run_tasks && l->dk_log2 && l->dk_size < 64 && l->dk_nentries < 64 && l->dk_indices < 64) {
+		p->run_tasks = t->run_tasks;
+		p->dk_log2_size = (__u8)l->dk_size;
+		p->dk_nentries = (__u8)l->dk_nentries;
+		p->dk_indices = (__u8)l->dk_indices;
+	}
 	if (t->scope_code && t->scope_child_code) {
 		p->scope_code = t->scope_code;
 		p->scope_child_code = t->scope_child_code;
@@ -523,7 +530,6 @@ void py_target__to_bpf(const struct py_target *t, struct pt_proc *p)
 			p->attr_dict_values = (__u16)t->scope_attr.dict_values;
 			p->scope_route_off = t->scope_route_off;
 			p->scope_route_key = t->scope_route_key;
-			p->dict_keys = (__u16)l->dict_keys;
 		}
 	}
 	if (t->writer_code && t->host_cell) {

@@ -39,6 +39,8 @@ struct py_target {
 	uint32_t route_frame;		/* which of routes__frames it is */
 	bool want_wsgi_app;		/* gunicorn's worker frames are route frames too (procs.h) */
 	uint64_t route_rejected;
+	/* the _asyncio module's running tasks, {loop: task} (struct pt_proc's run_tasks): 0 until found */
+	uint64_t run_tasks;
 	/*
 	 * Starlette's BaseHTTPMiddleware.__call__ and its child task's coroutine, whose cells of
 	 * the request's ASGI scope name the request (struct pt_proc's scope_code), once found: 0

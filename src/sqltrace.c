@@ -20,6 +20,7 @@ struct stack_entry {
 	char **frames;		/* root first */
 	size_t n;
 	const char *call_site;	/* one of frames, or NULL */
+	bool cut;		/* walked down to its route frame only (PT_SF_CUT) */
 };
 
 struct sqltrace {
@@ -33,6 +34,7 @@ struct sqltrace {
 	struct sql_stats *stats;
 	struct stack_entry *cache;	/* direct-mapped on (pid, id) */
 	uint64_t stacks_missing;	/* statements whose stack had left the stacks map */
+	uint64_t stacks_cut;		/* statements whose stack was walked to its route frame only */
 	uint64_t wire_statements;	/* statements given by another source (sqltrace__add_query) */
 	sqltrace_keep_fn keep;		/* libpq statements: counted unless another source serves them */
 	void *keep_ctx;
@@ -122,6 +124,7 @@ static const struct stack_entry *stack_get(struct sqltrace *s, uint32_t pid, uin
 	e->pid = pid;
 	e->id = id;
 	e->call_site = sqltrace__call_site((const char *const *)e->frames, n);
+	e->cut = st.flags & PT_SF_CUT;
 	return e;
 }
 
@@ -166,6 +169,9 @@ static void add_query(struct sqltrace *s, const struct sql_query *q, sqltrace_st
 	const struct stack_entry *st = stack_get(s, q->pid, q->tid, q->stack_id, lookup, lctx);
 	uint64_t dur = q->end_ns > q->start_ns ? q->end_ns - q->start_ns : 0;
 	const char *site = st ? st->call_site : NULL, *pattern;
+
+	if (st && st->cut)
+		s->stacks_cut++;
 
 	/* the pattern the statistics computed (or remembered for this text): not normalized twice */
 	sql_stats__add_pattern(s->stats, q->text, q->len, q->truncated, dur, q->error, site, &pattern);
@@ -415,6 +421,7 @@ void sqltrace__stats(struct sqltrace *s, struct sqltrace_stats *st)
 	st->lost = session__counter(s->session, PT_CNT_SQL_LOST);
 	st->calls = session__counter(s->session, PT_CNT_SQL_CALLS);
 	st->stacks_missing = s->stacks_missing;
+	st->stacks_cut = s->stacks_cut;
 	st->libpq_left_to_wire = s->left_to_wire;
 	sql_match__stats(s->match, &st->match);
 }
@@ -444,6 +451,7 @@ static void sqltrace_json(void *c, struct jsonw *w)
 	jsonw__uint_field(w, "libpq_files", st.libpq.libpq_files);
 	jsonw__uint_field(w, "libpq_calls", st.calls);
 	jsonw__uint_field(w, "lost_events", st.lost);
+	jsonw__uint_field(w, "stacks_to_route_frame", st.stacks_cut);
 	jsonw__uint_field(w, "results_without_statement", st.match.orphan_results);
 	jsonw__uint_field(w, "unfinished_statements", st.match.pending);
 	jsonw__uint_field(w, "dropped_statements", st.match.evicted);

@@ -45,6 +45,8 @@ struct sqltrace_stats {
 	uint64_t calls;			/* libpq calls seen in traced processes */
 	uint64_t lost;			/* libpq events dropped (ring buffer full) */
 	uint64_t stacks_missing;	/* statements whose stack had left the stacks map */
+	uint64_t stacks_cut;		/* statements whose stack was walked to its route frame only, its
+					   task read directly (struct pt_proc's run_tasks) */
 	uint64_t libpq_left_to_wire;	/* libpq's statements on connections the wire serves: not counted twice */
 	struct sql_match_stats match;
 };

@@ -76,6 +76,14 @@ SERVICES = [
     ("hypercorn-mw-psycopg", "hypercorn-mw", "psycopg"),
 ]
 
+# Where a statement's stack stops at the route frame (Starlette's Route.handle, aiohttp's
+# _handle_request), its task read from asyncio's running tasks (struct pt_proc's run_tasks), behind
+# @app.middleware too (its key the ASGI scope, from the child task's coroutine); not in a thread
+# pool (no task runs on that thread)
+CUT_SERVICES = {"uvicorn-starlette-asyncpg", "uvicorn-fastapi-psycopg", "gunicorn-uvicorn-worker-psycopg",
+                "aiohttp-aiopg", "uvicorn-fastapi-mw-asyncpg", "uvicorn-uvloop-fastapi-mw-asyncpg"}
+SLOW_LOG_SERVICE = "uvicorn-starlette-asyncpg"
+
 SCHEMA = """
 DROP TABLE IF EXISTS async_items, async_owners;
 CREATE TABLE async_owners (id int PRIMARY KEY, name text);
@@ -230,11 +238,14 @@ def case_stdlib(cluster, tmp, it):
     # and /stream/: a StreamingResponse's child task writes it (a stand-in of Starlette's and
     # anyio's): no Route.handle on its stack, its route the folded path; the first one teaches
     # the tool where the task group keeps its host task
+    # 3.11-3.13: statements' stacks stop at the stand-in's Route.handle, their task read from
+    # asyncio's running tasks; elsewhere whole
+    cut = (3, 11) <= tuple(it.version[:2]) <= (3, 13)
     check(name, p, port, tmp, it.host_path(script), "n1_stdlib", ids="{rid}", warm=True,
-          per_client=dict(PER_CLIENT, stream=2), warm_path="/stream/999/", kind_ids={"stream": "{id}"})
+          per_client=dict(PER_CLIENT, stream=2), warm_path="/stream/999/", kind_ids={"stream": "{id}"}, cut=cut)
 
 
-def traced_run(name, p, port, tmp, load, clients_ok="client saw 200s"):
+def traced_run(name, p, port, tmp, load, clients_ok="client saw 200s", extra=()):
     """Trace server p (on port) while load() runs, as the tool's user would: waits for the server,
     starts the tool with --json and --requests-log, runs load() -> ({path: the app's statement
     count}, [errors]), stops the tool. Records the server answering, the tool's exit and the
@@ -244,7 +255,7 @@ def traced_run(name, p, port, tmp, load, clients_ok="client saw 200s"):
                   open(os.path.join(tmp, name + ".log")).read()[-1500:]):
         return None
     js, rlog = os.path.join(tmp, name + ".json"), os.path.join(tmp, name + ".requests.jsonl")
-    t = harness.Tracer(["-p", str(p.pid), "--json", js, "--requests-log", rlog])
+    t = harness.Tracer(["-p", str(p.pid), "--json", js, "--requests-log", rlog] + list(extra))
     t.wait_tracing(30)
     time.sleep(0.3)
     app, errors = load()
@@ -475,10 +486,11 @@ def case_tls(cluster, tmp, name="uvicorn-fastapi-psycopg-tls", server="uvicorn-f
 
 
 def check(name, p, port, tmp, app_path, marker, warm=False, pool=False, ids="{id}", per_client=None,
-          warm_path="/warm/", kind_ids=None):
+          warm_path="/warm/", kind_ids=None, cut=None):
     """Trace server p on port while the clients run, and check what the tool made of it. Each
     client sends per_client's requests (PER_CLIENT), after a first one to warm_path if warm; the
-    routes' id segment is named ids, or kind_ids[kind]."""
+    routes' id segment is named ids, or kind_ids[kind]. cut: whether statements' stacks stop at
+    the route frame (None: by CUT_SERVICES)."""
     per_client = per_client or PER_CLIENT
     kind_ids = kind_ids or {}
 
@@ -488,11 +500,30 @@ def check(name, p, port, tmp, app_path, marker, warm=False, pool=False, ids="{id
             time.sleep(1)
         return drive(port, per_client)
 
+    # one service traced with a slow log of every statement: its stacks whole (see CUT_SERVICES)
+    slow = os.path.join(tmp, name + ".slow.jsonl") if name == SLOW_LOG_SERVICE else None
     try:
-        ran = traced_run(name, p, port, tmp, load)
+        ran = traced_run(name, p, port, tmp, load, extra=["--slow-ms", "0", "--slow-log", slow] if slow else ())
         if not ran:
             return
         app, doc, rlog, _ = ran
+        ncut = doc["sql_capture"].get("stacks_to_route_frame", 0)
+        if cut is False:
+            record(name + ": statements' stacks walked whole (no running task read on this version)",
+                   ncut == 0 and not doc["processes"].get("asyncio_running_tasks"),
+                   "%d, processes %s" % (ncut, json.dumps(doc["processes"])))
+        if (cut or (cut is None and name in CUT_SERVICES)) and not slow:
+            # the task read from asyncio's running tasks, the walk stopped at the route frame
+            record(name + ": statements' stacks walked to the route frame, their task read directly",
+                   ncut > 0 and doc["processes"].get("asyncio_running_tasks", 0) >= 1,
+                   "%d, processes %s" % (ncut, json.dumps(doc["processes"])))
+        if slow:
+            entries = [json.loads(l) for l in open(slow)]
+            site = [e for e in entries if e["call_site"] and os.path.basename(app_path) in e["call_site"]]
+            record(name + ": with a slow log, statements' stacks whole (from uvicorn's run_asgi down)",
+                   ncut == 0 and site and all(any("run_asgi" in f for f in e["stack"]) for e in site),
+                   "%d cut; %d entries, %d at the app: %s" % (ncut, len(entries), len(site),
+                                                             json.dumps(site[:1])[:600]))
         got = route_counts(doc)
         want = {("/%s/%s/" % (k, kind_ids.get(k, ids)), 200): n * CLIENTS for k, n in per_client.items()}
         if warm:
