@@ -100,6 +100,7 @@ DELAY_NOTES = {"client-delay": "send() and sendto() each spin first",
                "client-delay-recv": "recv() and recvfrom() each spin after data",
                "client-delay-after-send": "send() and sendto() each spin after the bytes left"}
 COMPARE = None	# --compare: the build pytrace-bpf-compare runs
+SQL_IN_FLAME = True	# --no-sql-in-flame: the pytrace-bpf configurations without it
 SOCKFLOOR_MODES = {"sock-floor-raw": "empty", "sock-floor-miss": "miss", "sock-floor-regs": "regs"}
 HTTP_SYSCALLS = ["accept", "accept4", "read", "recvfrom", "readv", "recvmsg", "write", "sendto", "writev",
                  "sendmsg", "sendfile64"]
@@ -216,7 +217,8 @@ class Attached:
         elif self.config.startswith("pytrace-bpf"):
             self.err = os.path.join(self.tmp, "tool.stderr")
             opts = (["--no-sql"] if self.config.startswith("pytrace-bpf-http") else
-                    ["-F", "99", "--sql-in-flame", "--flame", os.path.join(self.tmp, "f.svg")])
+                    ["-F", "99"] + (["--sql-in-flame"] if SQL_IN_FLAME else []) +
+                    ["--flame", os.path.join(self.tmp, "f.svg")])
             if self.config == "pytrace-bpf-no-http":
                 opts.append("--no-http")
             if self.config == "pytrace-bpf-sql":
@@ -377,11 +379,17 @@ def main():
     ap.add_argument("--configs", default=",".join(CONFIGS),
                     help="comma-separated, untraced first (%s)" % ", ".join(CONFIGS + EXTRA_CONFIGS))
     ap.add_argument("--compare", metavar="PATH", help="another build of the tool: configuration pytrace-bpf-compare")
+    ap.add_argument("--no-sql-in-flame", dest="sql_in_flame", action="store_false",
+                    help="the pytrace-bpf configurations without --sql-in-flame (its [sql] leaves need each "
+                         "statement's whole stack: without it, a statement's walk on an event loop stops at "
+                         "the route frame; README, \"The running task, read directly\")")
     a = ap.parse_args()
     if a.perf_record:
         # made here, not found missing by perf after the run (perf's errors go to /dev/null)
         os.makedirs(a.perf_record, exist_ok=True)
     configs = a.configs.split(",")
+    global SQL_IN_FLAME
+    SQL_IN_FLAME = a.sql_in_flame
     if a.compare:
         global COMPARE
         COMPARE = os.path.abspath(a.compare)
@@ -559,6 +567,8 @@ def main():
                                                        "@app.middleware(\"http\") + asyncpg",
                                  "gunicorn-gevent": "web_async.py on gunicorn -k gevent + pg8000"}[a.service],
                                 os.cpu_count()))
+        if not a.sql_in_flame:
+            print("pytrace-bpf's configurations without --sql-in-flame.")
     finally:
         for g in procs:
             g.send_signal(signal.SIGTERM)
