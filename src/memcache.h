@@ -4,7 +4,7 @@
  * a process once (its route tables: djapps.h). Each of their reads is a few bytes (a pointer, a
  * str's header); Python's objects sit close together (pymalloc's pools and arenas), so reading
  * whole 4 KiB pages and keeping the last MEMCACHE_PAGES of them turns most of those reads into
- * copies: a process_vm_readv of 4 KiB costs about what one of 8 bytes does.
+ * copies: a read of 4 KiB costs about what one of 8 bytes does.
  *
  * What a read returns is a page as it was when first read: for the length of one walk of
  * static objects (a few milliseconds), as a direct read would have seen it, give or take the

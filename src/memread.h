@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* Reading another address space: process_vm_readv in production, captured memory in tests. */
+/* Reading another address space: /proc/PID/mem in production (procmem.h), captured memory in tests. */
 #ifndef PYTRACE_MEMREAD_H
 #define PYTRACE_MEMREAD_H
 
@@ -19,7 +19,7 @@ struct mem_reader {
 	/* Read exactly len bytes at addr into buf: 0, or -errno (-EFAULT if unmapped). */
 	int (*read)(void *ctx, uint64_t addr, void *buf, size_t len);
 	void *ctx;
-	/* Optional: each span as read would, in fewer calls (a process_vm_readv for many). */
+	/* Optional: each span as read would, in fewer calls or with less set-up each. */
 	void (*readv)(void *ctx, struct mem_span *v, unsigned n);
 };
 

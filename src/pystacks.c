@@ -415,6 +415,7 @@ void pystacks__forget(struct pystacks *ps, uint32_t pid)
 	struct named_proc *np = named_slot(ps, pid, false);
 
 	symbolizer__forget(ps->sym, pid);
+	procmem__forget(pid);
 	if (np)	/* exec'd or gone: its registry with it (names kept for the report) */
 		np->gone = true;
 }

@@ -1,16 +1,22 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * procmem: the process_vm_readv reader, on this test's own process. Its vector read must give
- * each span its own verdict: process_vm_readv stops at the first remote span it cannot read
- * whole, and the spans after it must still be read.
+ * procmem: the /proc/PID/mem reader, on this test's own process and on forked children. Its
+ * vector read gives each span its own verdict; a forked child's pages are read without being
+ * copied (process_vm_readv made each page it read a private copy in the child); a file kept open
+ * across the child's exec is opened again.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -77,11 +83,97 @@ static void test_readv(void **state)
 	munmap(map, page);
 }
 
+/* pid's Private_Dirty in kB (smaps_rollup), -1 if unknown */
+static long private_dirty_kb(pid_t pid)
+{
+	char path[64], line[256];
+	long kb = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Private_Dirty: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
+/* A child that waits for a byte on p[0] (or for the test's end), then execs sleep (exec_after) or exits. */
+static pid_t child_waiting(const int p[2], bool exec_after)
+{
+	pid_t pid = fork();
+	char c;
+
+	if (pid)
+		return pid;
+	close(p[1]);	/* a test that fails leaves: the read ends */
+	if (read(p[0], &c, 1) == 1 && exec_after)
+		execl("/bin/sleep", "sleep", "5", (char *)NULL);
+	_exit(0);
+}
+
+static void test_fork_pages_not_copied(void **state)
+{
+	const size_t size = 16u << 20;
+	long page = sysconf(_SC_PAGESIZE), before, after;
+	uint8_t *map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct mem_reader mr;
+	int p[2], status;
+	uint64_t w;
+	pid_t child;
+
+	assert_true(map != MAP_FAILED);
+	memset(map, 0x5a, size);
+	assert_int_equal(pipe(p), 0);
+	child = child_waiting(p, true);
+	assert_true(child > 0);
+	before = private_dirty_kb(child);
+	procmem__reader(&mr, child);
+	for (size_t off = 0; off < size; off += (size_t)page) {
+		w = 0;
+		assert_int_equal(mem_read(&mr, (uintptr_t)(map + off), &w, sizeof(w)), 0);
+		assert_true(w == 0x5a5a5a5a5a5a5a5aULL);
+	}
+	after = private_dirty_kb(child);
+	if (before >= 0) {
+		/* 16 MiB read a word a page: none of it copied into the child (process_vm_readv: +16 MB) */
+		print_message("child's Private_Dirty %ld kB -> %ld kB\n", before, after);
+		assert_true(after - before < 2048);
+	}
+	/* the child execs: the kept file is of its old address space, a new one is opened */
+	assert_int_equal(write(p[1], "x", 1), 1);
+	for (int i = 0; i < 200; i++) {
+		char exe[64];
+		ssize_t n;
+
+		snprintf(exe, sizeof(exe), "/proc/%d/exe", (int)child);
+		char target[256];
+		n = readlink(exe, target, sizeof(target) - 1);
+		if (n > 0 && (target[n] = 0, strstr(target, "sleep")))
+			break;
+		usleep(10000);
+	}
+	w = 0;
+	assert_int_equal(mem_read(&mr, (uintptr_t)map, &w, sizeof(w)), -EFAULT);	/* not there in sleep */
+	/* gone */
+	kill(child, SIGKILL);
+	assert_int_equal(waitpid(child, &status, 0), child);
+	assert_int_equal(mem_read(&mr, (uintptr_t)map, &w, sizeof(w)), -ESRCH);
+	procmem__forget(child);
+	close(p[0]);
+	close(p[1]);
+	munmap(map, size);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_read),
 		cmocka_unit_test(test_readv),
+		cmocka_unit_test(test_fork_pages_not_copied),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
