@@ -10,6 +10,7 @@
 #include "procmaps.h"
 #include "procmem.h"
 #include "pyproc.h"
+#include "routes.h"
 #include "util.h"
 
 /* glibc's offsetof(struct pthread, specific_1stblock) on x86_64 (DOMAIN.md section 2). */
@@ -508,7 +509,13 @@ void py_target__to_bpf(const struct py_target *t, struct pt_proc *p)
 	}
 	p->cell_ref = 16;	/* PyCellObject: the object's head, then ob_ref (3.8-3.15) */
 	p->dict_keys = (__u16)l->dict_keys;
-	if (t->run_tasks && l->dk_log2 && l->dk_size < 64 && l->dk_nentries < 64 && l->dk_indices < 64) {
+	/*
+	 * Read only where a statement's walk can stop: at an event loop's route frame (a gunicorn
+	 * worker's is a thread's, whose statements would pay two reads of an empty dict each)
+	 */
+	if (t->run_tasks && t->route_code && t->route_frame < routes__nframes &&
+	    routes__frames[t->route_frame].app != ROUTE_APP_WSGI_WORKER && l->dk_log2 && l->dk_size < 64 &&
+	    l->dk_nentries < 64 && l->dk_indices < 64) {
 		p->run_tasks = t->run_tasks;
 		p->dk_log2_size = (__u8)l->dk_size;
 		p->dk_nentries = (__u8)l->dk_nentries;

@@ -75,9 +75,12 @@ static int keys_layout(const struct py_layout *l, const struct mem_reader *mr, u
 	return 0;
 }
 
-/* Call fn for each live (key, value) of the table, in insertion order. */
-static int table_foreach(const struct py_layout *l, const struct mem_reader *mr, const struct table *t,
-			 entry_fn fn, void *ctx)
+/*
+ * Call fn for each live (key, value) of the table, in insertion order, from entry start on
+ * (clamped to the table's); *end, if given, is set to the entries the table had.
+ */
+static int table_foreach_from(const struct py_layout *l, const struct mem_reader *mr, const struct table *t,
+			      int64_t start, int64_t *end, entry_fn fn, void *ctx)
 {
 	uint8_t buf[CHUNK * 24];
 	uint64_t vals[CHUNK];
@@ -94,7 +97,9 @@ static int table_foreach(const struct py_layout *l, const struct mem_reader *mr,
 	esize = kl.esize;
 	key_off = kl.key_off;
 	val_off = key_off + 8;
-	for (int64_t i = 0; i < nentries; i += CHUNK) {
+	if (end)
+		*end = nentries;
+	for (int64_t i = start < 0 ? 0 : start; i < nentries; i += CHUNK) {
 		unsigned n = nentries - i < CHUNK ? (unsigned)(nentries - i) : CHUNK;
 
 		ret = mem_read(mr, entries + i * esize, buf, n * esize);
@@ -118,6 +123,12 @@ static int table_foreach(const struct py_layout *l, const struct mem_reader *mr,
 		}
 	}
 	return 0;
+}
+
+static int table_foreach(const struct py_layout *l, const struct mem_reader *mr, const struct table *t,
+			 entry_fn fn, void *ctx)
+{
+	return table_foreach_from(l, mr, t, 0, NULL, fn, ctx);
 }
 
 static int dict_table(const struct py_layout *l, const struct mem_reader *mr, uint64_t dict, struct table *t)
@@ -601,6 +612,39 @@ int pythreads__module_dict(const struct py_layout *l, const struct mem_reader *m
 
 	ret = ret ?: pythreads__dict_get(l, mr, modules, name, &mod);
 	return ret ?: read_ptr(mr, mod + l->mod_dict, -ENOENT, md);
+}
+
+int pythreads__module_dict_since(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime,
+				 const char *name, uint64_t *md, struct py_modules_stamp *seen)
+{
+	struct lookup lk = { .l = l, .mr = mr, .names = &name, .n = 1, .maxlen = strlen(name) };
+	uint64_t modules, mod = 0;
+	int64_t start, end = 0;
+	struct table t;
+	int ret;
+
+	lk.values = &mod;
+	if (lk.maxlen > KEY_MAX)
+		return -EINVAL;
+	ret = modules_dict(l, mr, runtime, &modules);
+	ret = ret ?: dict_table(l, mr, modules, &t);
+	if (ret)
+		goto fail;
+	/* the same keys table: entries are only added at its end (a resize makes a new one) */
+	start = seen->keys && seen->keys == t.keys ? seen->nentries : 0;
+	ret = table_foreach_from(l, mr, &t, start, &end, lookup_entry, &lk);
+	if (ret)
+		goto fail;
+	if (!mod) {
+		seen->keys = t.keys;
+		seen->nentries = end > start ? end : start;
+		return -ENOENT;
+	}
+	memset(seen, 0, sizeof(*seen));	/* found: the next look, if any, looks at every entry */
+	return read_ptr(mr, mod + l->mod_dict, -ENOENT, md);
+fail:
+	memset(seen, 0, sizeof(*seen));
+	return ret;
 }
 
 int pythreads__module_dicts(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime,

@@ -71,6 +71,15 @@ int pythreads__dict_entry(const struct py_layout *l, const struct mem_reader *mr
 int pythreads__module_dict(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime,
 			   const char *name, uint64_t *md);
 /*
+ * As pythreads__module_dict, looking only at the entries of sys.modules added since seen (zeroed
+ * at first): where a look found it not imported, seen keeps how far it looked, and the next look
+ * of the same keys table starts there (an import adds an entry at the end; a resize makes a new
+ * table, looked at whole). -ENOENT: not imported.
+ */
+struct py_modules_stamp;
+int pythreads__module_dict_since(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime,
+				 const char *name, uint64_t *md, struct py_modules_stamp *seen);
+/*
  * The __dict__ of each module of names (at most PYTHREADS_MAX_MODULES) in mds, 0 for each not
  * imported, from one pass over sys.modules: how many were found, or -errno as above.
  */

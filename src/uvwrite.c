@@ -32,8 +32,7 @@ struct uv_proc {
 	bool done;		/* probed, or given up on */
 	unsigned errors;	/* failed lookups (not "not imported") */
 	uint64_t next_ns, gap_ns;
-	struct py_modules_stamp mods;	/* sys.modules at the last look */
-	bool absent;		/* uvloop was not imported then */
+	struct py_modules_stamp mods;	/* how far the looks into sys.modules went (not imported there) */
 	struct uprobe links[MAX_PROGS];
 };
 
@@ -152,17 +151,14 @@ static int probe(struct uvwrite *u, struct uv_proc *up)
 	if (!pr || pr->state != PROC_PYTHON || !pr->live)
 		return -ESRCH;
 	procmem__reader(&mr, up->pid);
-	/* not imported at the last look, and nothing imported since: not now either */
-	if (!pythreads__modules_changed(&pr->py.layout, &mr, pr->py.runtime, &up->mods) && up->absent)
-		return -ENOENT;
 	/*
-	 * sys.modules' keys (a thousand strs in a Django worker) through a page cache: a read each
-	 * was a fifth of the collector's CPU where gunicorn replaces its workers often (a new
-	 * process is looked at 0, 0.25, 0.5 and 1 s after it is found)
+	 * Only the modules imported since the last look, through a page cache: sys.modules' keys (a
+	 * thousand strs in a Django worker), read one by one at each look, were a fifth of the
+	 * collector's CPU where gunicorn replaces its workers often (a new process is looked at 0,
+	 * 0.25, 0.5 and 1 s after it is found, while it imports its app)
 	 */
 	r = memcache__init(&mc, &mr) ? &mr : &mc.mr;
-	ret = pythreads__module_dict(&pr->py.layout, r, pr->py.runtime, UV_MODULE, &f.addr);
-	up->absent = ret == -ENOENT;
+	ret = pythreads__module_dict_since(&pr->py.layout, r, pr->py.runtime, UV_MODULE, &f.addr, &up->mods);
 	ret = ret ?: pythreads__method_cfunc(&pr->py.layout, r, pr->py.runtime, UV_MODULE, UV_CLASS, UV_METHOD,
 				      &f.addr);
 	if (r != &mr)

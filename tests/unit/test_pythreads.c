@@ -530,6 +530,64 @@ static void test_module_dicts(void **state)
 }
 
 /*
+ * One module looked for again and again (uvwrite.c's uvloop.loop in a worker that imports its app):
+ * each look reads only the entries sys.modules gained since the last, until the keys table is a
+ * new one (a resize), which is read whole; found, the next look starts over.
+ */
+static void test_module_dict_since(void **state)
+{
+	for (unsigned minor = 8; minor <= 15; minor++) {
+		const char *mnames[40];
+		char nbuf[40][16];
+		uint64_t mvals[40], interp, modules, keys, md;
+		struct py_modules_stamp seen = { 0 };
+		const struct py_layout *l;
+		struct world w;
+
+		mk_world(&w, minor, HOME_NATURAL, 5);
+		l = w.im.l;
+		for (int i = 0; i < 40; i++) {
+			snprintf(nbuf[i], sizeof(nbuf[i]), "mod%d", i);
+			mnames[i] = nbuf[i];
+			mvals[i] = alloc(&w.im, 64);
+			put64(&w.im, mvals[i] + l->mod_dict, 0x5000 + i);
+		}
+		mnames[39] = "uvloop.loop";
+		modules = mk_str_dict(&w.im, mnames, mvals, 40);
+		interp = get64(&w.im, w.runtime + l->rt_interp_head);
+		put64(&w.im, interp + l->is_modules, modules);
+		keys = get64(&w.im, modules + l->dict_keys);
+		/* the last entry not added yet */
+		put64(&w.im, keys + l->dk_nentries, 39);
+
+		w.im.reads = 0;
+		assert_int_equal(pythreads__module_dict_since(l, &w.mr, w.runtime, "uvloop.loop", &md, &seen), -ENOENT);
+		assert_true(w.im.reads >= 39);
+		assert_int_equal(seen.keys, keys);
+		assert_int_equal(seen.nentries, 39);
+		/* nothing imported since: no key read */
+		w.im.reads = 0;
+		assert_int_equal(pythreads__module_dict_since(l, &w.mr, w.runtime, "uvloop.loop", &md, &seen), -ENOENT);
+		assert_true(w.im.reads < 8);
+		/* imported: only the new entry read */
+		put64(&w.im, keys + l->dk_nentries, 40);
+		w.im.reads = 0;
+		assert_int_equal(pythreads__module_dict_since(l, &w.mr, w.runtime, "uvloop.loop", &md, &seen), 0);
+		assert_int_equal(md, 0x5000 + 39);
+		assert_true(w.im.reads < 12);
+		assert_int_equal(seen.keys, 0);
+		/* a new table (resized): read whole, and what is in it found */
+		mnames[39] = "mod39";
+		mnames[5] = "uvloop.loop";
+		put64(&w.im, interp + l->is_modules, mk_str_dict(&w.im, mnames, mvals, 40));
+		seen = (struct py_modules_stamp){ .keys = keys, .nentries = 40 };
+		assert_int_equal(pythreads__module_dict_since(l, &w.mr, w.runtime, "uvloop.loop", &md, &seen), 0);
+		assert_int_equal(md, 0x5000 + 5);
+		free_world(&w);
+	}
+}
+
+/*
  * An extension type's C method, as the tool finds uvloop's transport.write (uvwrite.c):
  * sys.modules -> "uvloop.loop" -> UVStream -> tp_dict -> write, a method_descriptor whose
  * PyMethodDef (at byte 40) names it and takes one argument (METH_O).
@@ -839,6 +897,7 @@ int main(void)
 		cmocka_unit_test(test_big_dict),
 		cmocka_unit_test(test_method_code),
 		cmocka_unit_test(test_module_dicts),
+		cmocka_unit_test(test_module_dict_since),
 		cmocka_unit_test(test_method_cfunc),
 		cmocka_unit_test(test_attr_recipe),
 		cmocka_unit_test(test_closures),
