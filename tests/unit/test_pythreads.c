@@ -459,6 +459,17 @@ static void test_method_code(void **state)
 	}
 }
 
+/* 40 modules "mod0".."mod39" (names in nbuf, pointed at by mnames), module i's __dict__ 0x5000 + i */
+static void mk_modules(struct world *w, char nbuf[40][16], const char **mnames, uint64_t *mvals)
+{
+	for (int i = 0; i < 40; i++) {
+		snprintf(nbuf[i], sizeof(nbuf[i]), "mod%d", i);
+		mnames[i] = nbuf[i];
+		mvals[i] = alloc(&w->im, 64);
+		put64(&w->im, mvals[i] + w->im.l->mod_dict, 0x5000 + i);
+	}
+}
+
 /*
  * Several modules from one pass over sys.modules (procs.c's find_frames): each key read once
  * for all the names, not once per name; a key str that ends the memory (a read of the longest
@@ -479,12 +490,7 @@ static void test_module_dicts(void **state)
 
 		mk_world(&w, minor, HOME_NATURAL, 5);
 		l = w.im.l;
-		for (int i = 0; i < 40; i++) {
-			snprintf(nbuf[i], sizeof(nbuf[i]), "mod%d", i);
-			mnames[i] = nbuf[i];
-			mvals[i] = alloc(&w.im, 64);
-			put64(&w.im, mvals[i] + l->mod_dict, 0x5000 + i);
-		}
+		mk_modules(&w, nbuf, mnames, mvals);
 		mnames[7] = "asgiref.sync";
 		mnames[39] = "os";
 		modules = mk_str_dict(&w.im, mnames, mvals, 40);
@@ -546,12 +552,7 @@ static void test_module_dict_since(void **state)
 
 		mk_world(&w, minor, HOME_NATURAL, 5);
 		l = w.im.l;
-		for (int i = 0; i < 40; i++) {
-			snprintf(nbuf[i], sizeof(nbuf[i]), "mod%d", i);
-			mnames[i] = nbuf[i];
-			mvals[i] = alloc(&w.im, 64);
-			put64(&w.im, mvals[i] + l->mod_dict, 0x5000 + i);
-		}
+		mk_modules(&w, nbuf, mnames, mvals);
 		mnames[39] = "uvloop.loop";
 		modules = mk_str_dict(&w.im, mnames, mvals, 40);
 		interp = get64(&w.im, w.runtime + l->rt_interp_head);
