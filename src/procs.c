@@ -44,6 +44,7 @@ struct procs {
 	struct procs_seen seen[PROCS_SEEN_MAX];
 	unsigned nseen;
 	uint64_t seen_not_listed;
+	uint32_t families;	/* the last struct proc.family given */
 };
 
 /* -v lines: time since the start and CLOCK_MONOTONIC (tests measure discovery with it). */
@@ -706,6 +707,7 @@ static int inspect(struct procs *p, struct proc *pr, char *err, size_t errlen)
 	if (pr->state != PROC_PYTHON)
 		p->st.python++;
 	pr->state = PROC_PYTHON;
+	pr->family = ++p->families ? p->families : ++p->families;
 	pr->pending_ns = 0;
 	set_service(p, pr);
 	seen_add(p, pr, false);
@@ -1198,6 +1200,7 @@ static void proc_fork(struct procs *p, const struct pt_proc_event *e)
 	pr->py = parent->py;
 	pr->py.pid = e->hdr.pid;
 	pr->state = PROC_PYTHON;
+	pr->family = parent->family;
 	memcpy(pr->service, parent->service, sizeof(pr->service));
 	p->st.python++;
 	seen_add(p, pr, true);

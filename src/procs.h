@@ -47,6 +47,8 @@ struct proc {
 	char comm[16];
 	char service[SERVICE_NAME_MAX];	/* service.h: set when found Python; a fork inherits it */
 	struct py_target py;	/* valid in PROC_PYTHON */
+	uint32_t family;	/* in PROC_PYTHON: the same for the processes forked from one exec
+				   (their memory began as one: symbolizer__resolve_in), never 0 */
 	uint64_t pool_next_ns;	/* when to look for a thread pool's frame again (procs__thread_pool_frame) */
 	uint64_t pool_gap_ns;
 	struct py_modules_stamp mods_stamp;	/* sys.modules at the last look (find_frames) */

@@ -382,8 +382,8 @@ size_t pystacks__name(struct pystacks *ps, uint32_t pid, uint32_t tid, const str
 		struct py_frame_sym fs;
 		int ret;
 
-		ret = symbolizer__resolve(ps->sym, pid, &pr->py.layout, &mr, pr->py.pycode_type,
-					  st->frames[i].code, st->frames[i].instr, &fs);
+		ret = symbolizer__resolve_in(ps->sym, pid, pr->family, &pr->py.layout, &mr, pr->py.pycode_type,
+					     st->frames[i].code, st->frames[i].instr, &fs);
 		/*
 		 * The walker skips shim frames by their owner, so a frame whose code is not a code
 		 * object (-ENOENT) means freed memory: a process exiting, say. Say so, don't skip.

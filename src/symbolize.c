@@ -6,6 +6,16 @@
  * copy of the line table, in one allocation, so a frame seen before costs no memory read.
  * Entries sit in a hash table and an LRU list; the least recently used goes when full.
  *
+ * Families: the processes forked from one exec (a gunicorn master and its workers) share a
+ * family number. A forked worker holds its parent's code objects at their parent's addresses,
+ * and workers that import their application after the fork, as the master made them, mostly
+ * allocate the same objects at the same addresses too. So a code object missing for one key is
+ * first looked for among its family's entries (a second hash table, by family and address),
+ * and taken after one read of its header shows the same object there (same_code: the test
+ * every entry passes again after SYMBOLIZER_RECHECK_NS): one read instead of four (header,
+ * name, file name, line table) for each code object of each new worker. An exiting member's
+ * entries stay for the family's next ones (key 0, in the family table only), one per address.
+ *
  * Which instruction the shipped value designates (checked on live frames of every version by
  * tests/tools/capture_code.py, whose fixtures the unit test replays):
  *   3.8, 3.9  f_lasti: byte offset of the instruction being executed (in a caller: the call).
@@ -36,10 +46,12 @@
 #define MAX_BUCKETS (1UL << 20)
 
 struct sym_entry {
-	struct sym_entry *hnext;
+	struct sym_entry *hnext;	/* by (key, code); not linked with key 0 (an exited member's) */
+	struct sym_entry *fnext;	/* by (family, code), when family != 0 */
 	struct sym_entry *prev, *next;	/* LRU list, most recent first */
 	uint64_t code;
-	uint32_t key;
+	uint32_t key, family;
+	size_t size;			/* of the allocation (a copy for another member) */
 	int firstlineno;
 	enum pyl_linetable kind;
 	bool truncated;			/* the table was longer than SYMBOLIZER_MAX_TABLE */
@@ -59,10 +71,11 @@ struct sym_entry {
 struct symbolizer {
 	uint8_t hdrs[SYMBOLIZER_RECHECK_MAX][512];	/* symbolizer__recheck_many's reads */
 	struct sym_entry **buckets;
+	struct sym_entry **fbuckets;	/* the family table */
 	size_t mask;
 	struct sym_entry *head, *tail;	/* LRU list */
 	size_t n, max;
-	uint64_t hits, misses, stale;
+	uint64_t hits, misses, stale, kin;
 };
 
 static size_t bucket(const struct symbolizer *s, uint32_t key, uint64_t code)
@@ -83,7 +96,10 @@ struct symbolizer *symbolizer__new(size_t max_entries)
 	while (nb < s->max && nb < MAX_BUCKETS)
 		nb <<= 1;
 	s->buckets = calloc(nb, sizeof(*s->buckets));
-	if (!s->buckets) {
+	s->fbuckets = calloc(nb, sizeof(*s->fbuckets));
+	if (!s->buckets || !s->fbuckets) {
+		free(s->buckets);
+		free(s->fbuckets);
 		free(s);
 		return NULL;
 	}
@@ -115,13 +131,42 @@ static void lru_push(struct symbolizer *s, struct sym_entry *e)
 	s->head = e;
 }
 
-static void remove_entry(struct symbolizer *s, struct sym_entry *e)
+/* The family table's hash: the key table's, with the family's number in the key's place. */
+static struct sym_entry **family_bucket(const struct symbolizer *s, uint32_t family, uint64_t code)
+{
+	return &s->fbuckets[bucket(s, family, code)];
+}
+
+static void unlink_key(struct symbolizer *s, struct sym_entry *e)
 {
 	struct sym_entry **pp = &s->buckets[bucket(s, e->key, e->code)];
 
-	while (*pp != e)
+	while (*pp && *pp != e)
 		pp = &(*pp)->hnext;
-	*pp = e->hnext;
+	if (*pp)
+		*pp = e->hnext;
+	e->hnext = NULL;
+}
+
+static void link_key(struct symbolizer *s, struct sym_entry *e)
+{
+	struct sym_entry **b = &s->buckets[bucket(s, e->key, e->code)];
+
+	e->hnext = *b;
+	*b = e;
+}
+
+static void remove_entry(struct symbolizer *s, struct sym_entry *e)
+{
+	if (e->key)
+		unlink_key(s, e);
+	if (e->family) {
+		struct sym_entry **pp = family_bucket(s, e->family, e->code);
+
+		while (*pp != e)
+			pp = &(*pp)->fnext;
+		*pp = e->fnext;
+	}
 	lru_unlink(s, e);
 	s->n--;
 	free(e);
@@ -138,17 +183,37 @@ void symbolizer__free(struct symbolizer *s)
 		free(e);
 	}
 	free(s->buckets);
+	free(s->fbuckets);
 	free(s);
+}
+
+/* Another entry of e's family for e's code object, e excluded. */
+static struct sym_entry *kin_of(const struct symbolizer *s, const struct sym_entry *e)
+{
+	struct sym_entry *k;
+
+	for (k = *family_bucket(s, e->family, e->code); k; k = k->fnext)
+		if (k != e && k->family == e->family && k->code == e->code)
+			return k;
+	return NULL;
 }
 
 void symbolizer__forget(struct symbolizer *s, uint32_t key)
 {
 	struct sym_entry *e, *next;
 
+	if (!s || !key)
+		return;
 	for (e = s->head; e; e = next) {
 		next = e->next;
-		if (e->key == key)
+		if (e->key != key)
+			continue;
+		if (!e->family || kin_of(s, e)) {
 			remove_entry(s, e);
+		} else {	/* the family's only one for this address: kept for its next members */
+			unlink_key(s, e);
+			e->key = 0;
+		}
 	}
 }
 
@@ -160,6 +225,11 @@ uint64_t symbolizer__hits(const struct symbolizer *s)
 uint64_t symbolizer__stale(const struct symbolizer *s)
 {
 	return s->stale;
+}
+
+uint64_t symbolizer__kin(const struct symbolizer *s)
+{
+	return s ? s->kin : 0;
 }
 
 uint64_t symbolizer__misses(const struct symbolizer *s)
@@ -471,10 +541,10 @@ void symbolizer__recheck_many(struct symbolizer *s, uint32_t key, const struct p
 	}
 }
 
+/* A new entry for the code object at code; its header already read into hdr if have_hdr. */
 static int load(const struct py_layout *l, const struct mem_reader *mr, uint64_t pycode_type,
-		uint64_t code, struct sym_entry **out)
+		uint64_t code, uint8_t hdr[512], bool have_hdr, struct sym_entry **out)
 {
-	uint8_t hdr[512];
 	uint32_t need;
 	uint64_t ob_type, name_addr, file_addr, table_addr;
 	int32_t firstlineno;
@@ -486,9 +556,9 @@ static int load(const struct py_layout *l, const struct mem_reader *mr, uint64_t
 	int err;
 
 	need = header_size(l);
-	if (need > sizeof(hdr))
+	if (need > 512)
 		return -EINVAL;
-	err = mem_read(mr, code, hdr, need);
+	err = have_hdr ? 0 : mem_read(mr, code, hdr, need);
 	if (err)
 		return err;
 	memcpy(&ob_type, hdr + OB_TYPE, 8);
@@ -516,6 +586,7 @@ static int load(const struct py_layout *l, const struct mem_reader *mr, uint64_t
 		free(table);
 		return -ENOMEM;
 	}
+	e->size = sizeof(*e) + name_len + 1 + file_len + 1 + table_len;
 	e->code = code;
 	e->firstlineno = firstlineno;
 	e->name_addr = name_addr;
@@ -536,53 +607,134 @@ static int load(const struct py_layout *l, const struct mem_reader *mr, uint64_t
 	return 0;
 }
 
-int symbolizer__resolve(struct symbolizer *s, uint32_t key, const struct py_layout *l,
-			const struct mem_reader *mr, uint64_t pycode_type, uint64_t code,
-			uint64_t instr, struct py_frame_sym *out)
+/* A copy of a family member's entry k, for key. */
+static struct sym_entry *adopt(const struct sym_entry *k, uint32_t key, uint64_t now)
+{
+	struct sym_entry *e = malloc(k->size);
+
+	if (!e)
+		return NULL;
+	memcpy(e, k, k->size);
+	e->hnext = e->fnext = e->prev = e->next = NULL;
+	e->key = key;
+	e->checked_ns = now;
+	e->name = e->data + (k->name - k->data);
+	e->file = e->data + (k->file - k->data);
+	e->table = (const uint8_t *)e->data + (k->table - (const uint8_t *)k->data);
+	return e;
+}
+
+/*
+ * The entry for (key, code) when the code object is not cached under key: its family's, if
+ * the header read now shows the same object (an exited member's entry moves over, a live
+ * one's is copied), or one read from the target.
+ */
+static int miss(struct symbolizer *s, uint32_t key, uint32_t family, const struct py_layout *l,
+		const struct mem_reader *mr, uint64_t pycode_type, uint64_t code, struct sym_entry **out)
+{
+	uint8_t hdr[512];
+	bool have_hdr = false;
+	struct sym_entry *k = NULL, *e = NULL;
+	uint32_t need = header_size(l);
+
+	if (family && need <= sizeof(hdr)) {
+		for (k = *family_bucket(s, family, code); k; k = k->fnext)
+			if (k->family == family && k->code == code)
+				break;
+	}
+	if (k) {
+		int err = mem_read(mr, code, hdr, need);
+
+		if (err)
+			return err;
+		have_hdr = true;
+		if (same_code(k, l, hdr, pycode_type)) {
+			s->kin++;
+			if (!k->key) {	/* an exited member's: moved over */
+				k->key = key;
+				k->checked_ns = coarse_ns();
+				link_key(s, k);
+				lru_unlink(s, k);
+				lru_push(s, k);
+				*out = k;
+				return 0;
+			}
+			e = adopt(k, key, coarse_ns());
+			if (!e)
+				return -ENOMEM;
+			goto insert;
+		}
+	}
+	s->misses++;
+	{
+		int err = load(l, mr, pycode_type, code, hdr, have_hdr, &e);
+
+		if (err)
+			return err;
+	}
+	e->key = key;
+	e->family = family;
+insert:
+	if (s->n >= s->max)
+		remove_entry(s, s->tail);
+	link_key(s, e);
+	if (family) {
+		struct sym_entry **fb = family_bucket(s, family, code);
+
+		e->fnext = *fb;
+		*fb = e;
+	}
+	lru_push(s, e);
+	s->n++;
+	*out = e;
+	return 0;
+}
+
+int symbolizer__resolve_in(struct symbolizer *s, uint32_t key, uint32_t family, const struct py_layout *l,
+			   const struct mem_reader *mr, uint64_t pycode_type, uint64_t code,
+			   uint64_t instr, struct py_frame_sym *out)
 {
 	struct sym_entry *e;
-	size_t b;
 	int err;
 
-	if (!s || !l || !mr || !out)
+	if (!s || !l || !mr || !out || !key)
 		return -EINVAL;
 	if (l->code_mask)
 		code &= l->code_mask;
 	if (!code)
 		return -EINVAL;
-	b = bucket(s, key, code);
-	for (e = s->buckets[b]; e; e = e->hnext) {
-		if (e->code == code && e->key == key) {
-			uint64_t now = coarse_ns();
+	e = find(s, key, code);
+	if (e) {
+		uint64_t now = coarse_ns();
 
-			if (now - e->checked_ns > SYMBOLIZER_RECHECK_NS) {
-				if (!recheck(e, l, mr, pycode_type)) {
-					s->stale++;
-					remove_entry(s, e);
-					break;	/* read it again */
-				}
+		if (now - e->checked_ns > SYMBOLIZER_RECHECK_NS) {
+			if (!recheck(e, l, mr, pycode_type)) {
+				s->stale++;
+				remove_entry(s, e);
+				e = NULL;	/* read it again */
+			} else {
 				e->checked_ns = now;
 			}
-			s->hits++;
-			lru_unlink(s, e);
-			lru_push(s, e);
-			fill(e, l, instr, out);
-			return 0;
 		}
 	}
-	s->misses++;
-	err = load(l, mr, pycode_type, code, &e);
-	if (err)
-		return err;
-	if (s->n >= s->max)
-		remove_entry(s, s->tail);
-	e->key = key;
-	e->hnext = s->buckets[b];
-	s->buckets[b] = e;
-	lru_push(s, e);
-	s->n++;
+	if (e) {
+		s->hits++;
+		lru_unlink(s, e);
+		lru_push(s, e);
+	} else {
+		err = miss(s, key, family, l, mr, pycode_type, code, &e);
+		if (err)
+			return err;
+	}
 	fill(e, l, instr, out);
 	return 0;
+}
+
+int symbolizer__resolve(struct symbolizer *s, uint32_t key, const struct py_layout *l,
+			const struct mem_reader *mr, uint64_t pycode_type, uint64_t code,
+			uint64_t instr, struct py_frame_sym *out)
+{
+	return symbolizer__resolve_in(s, key, 0, l, mr, pycode_type, code, instr, out);
 }
 
 bool py_frame_is(const char *name, const char *file, const char *qualname, const char *method,

@@ -41,7 +41,7 @@ void symbolizer__free(struct symbolizer *s);
  * instr: the raw value shipped by BPF: f_lasti for <= 3.10, the instruction pointer 3.11+.
  * pycode_type: address of PyCode_Type in the target (0 = don't check); when nonzero, an
  * object whose ob_type differs is not a code object: -ENOENT.
- * key: a cache namespace (the pid).
+ * key: a cache namespace (the pid), not 0.
  * Returns 0 and fills *out, whose strings belong to the symbolizer and stay valid until the
  * entry is evicted (by a later resolve) or symbolizer__forget(key): callers copy what they
  * keep. Or -errno: -EINVAL for a bad argument or something that is not a str or bytes where
@@ -50,6 +50,16 @@ void symbolizer__free(struct symbolizer *s);
 int symbolizer__resolve(struct symbolizer *s, uint32_t key, const struct py_layout *l,
 			const struct mem_reader *mr, uint64_t pycode_type, uint64_t code,
 			uint64_t instr, struct py_frame_sym *out);
+/*
+ * The same, for a process of a family (family != 0: the processes forked from one exec, whose
+ * memory began as one): a code object not cached under key is taken from another member's entry
+ * for its address when the header at that address in key's process shows the same object (one
+ * read), and read from the target only otherwise. An exited member's entries (forget) stay for
+ * the family's next ones, one per address, until evicted.
+ */
+int symbolizer__resolve_in(struct symbolizer *s, uint32_t key, uint32_t family, const struct py_layout *l,
+			   const struct mem_reader *mr, uint64_t pycode_type, uint64_t code,
+			   uint64_t instr, struct py_frame_sym *out);
 /*
  * The entries of codes (a stack's, n of them) that are due for their check against the code
  * object now at their address, checked at once: their headers read in one call of the reader's
@@ -60,10 +70,13 @@ int symbolizer__resolve(struct symbolizer *s, uint32_t key, const struct py_layo
 #define SYMBOLIZER_RECHECK_MAX 128
 void symbolizer__recheck_many(struct symbolizer *s, uint32_t key, const struct py_layout *l,
 			      const struct mem_reader *mr, uint64_t pycode_type, const uint64_t *codes, unsigned n);
-/* Drop every entry of key (the process exited or exec'd). */
+/* Drop every entry of key (the process exited or exec'd); of a family's, the only entry for its
+ * address stays for the family (key 0). key 0: nothing. */
 void symbolizer__forget(struct symbolizer *s, uint32_t key);
 uint64_t symbolizer__hits(const struct symbolizer *s);
 uint64_t symbolizer__misses(const struct symbolizer *s);
+/* Code objects taken from a family member's entry (symbolizer__resolve_in) instead of read. */
+uint64_t symbolizer__kin(const struct symbolizer *s);
 /* Entries found to name another code object than the one now at their address. */
 uint64_t symbolizer__stale(const struct symbolizer *s);
 size_t symbolizer__size(const struct symbolizer *s);

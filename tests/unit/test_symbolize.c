@@ -342,6 +342,107 @@ static void test_captured(void **state)
 			fail_msg("no captured memory for 3.%u", m);
 }
 
+/*
+ * Families (symbolizer__resolve_in): a member's code object is taken from another member's entry
+ * after one header read, never from another family's or from a process whose header differs; an
+ * exited member's entry waits for the next member, and a pid used again outside the family does
+ * not see it.
+ */
+static void check_family(struct capture *c)
+{
+	const struct py_layout *l = py_layout__builtin(c->major, c->minor);
+	struct mem_reader mr = { .read = cap_read, .ctx = c };
+	struct symbolizer *s = symbolizer__new(0);
+	struct py_frame_sym sym;
+	const struct want_code *w0 = &c->codes[0], *w1 = NULL;
+	unsigned long reads;
+
+	for (size_t i = 1; i < c->ncodes && !w1; i++)
+		if (strcmp(c->codes[i].name, w0->name))
+			w1 = &c->codes[i];
+	assert_non_null(w1);
+	/* the first member reads it; the second takes it with one read */
+	assert_int_equal(symbolizer__resolve_in(s, 100, 7, l, &mr, c->pycode_type, w0->code, 0, &sym), 0);
+	assert_int_equal(symbolizer__misses(s), 1);
+	reads = c->reads;
+	assert_int_equal(symbolizer__resolve_in(s, 101, 7, l, &mr, c->pycode_type, w0->code, 0, &sym), 0);
+	assert_int_equal(c->reads - reads, 1);
+	assert_int_equal(symbolizer__kin(s), 1);
+	assert_int_equal(symbolizer__misses(s), 1);
+	assert_string_equal(sym.name, w0->name);
+	assert_string_equal(sym.file, w0->file);
+	assert_int_equal(sym.firstlineno, w0->firstlineno);
+	assert_int_equal(symbolizer__size(s), 2);
+	/* another family, or none: read from the target */
+	assert_int_equal(symbolizer__resolve_in(s, 102, 8, l, &mr, c->pycode_type, w0->code, 0, &sym), 0);
+	assert_int_equal(symbolizer__resolve(s, 103, l, &mr, c->pycode_type, w0->code, 0, &sym), 0);
+	assert_int_equal(symbolizer__misses(s), 3);
+	assert_int_equal(symbolizer__kin(s), 1);
+	/* another code object at the address in this member: its header differs, it is read */
+	c->alias_from = w0->code;
+	c->alias_to = w1->code;
+	assert_int_equal(symbolizer__resolve_in(s, 104, 7, l, &mr, c->pycode_type, w0->code, 0, &sym), 0);
+	assert_string_equal(sym.name, w1->name);
+	assert_int_equal(symbolizer__kin(s), 1);
+	assert_int_equal(symbolizer__misses(s), 4);
+	c->alias_from = 0;
+	symbolizer__forget(s, 104);
+	/* members exit: the entry that has kin goes, the family's last one stays, unseen by key */
+	assert_int_equal(symbolizer__size(s), 4);
+	symbolizer__forget(s, 100);
+	assert_int_equal(symbolizer__size(s), 3);
+	symbolizer__forget(s, 101);
+	assert_int_equal(symbolizer__size(s), 3);
+	/* pid 101 used again by another program: its own read */
+	assert_int_equal(symbolizer__resolve_in(s, 101, 9, l, &mr, c->pycode_type, w0->code, 0, &sym), 0);
+	assert_int_equal(symbolizer__misses(s), 5);
+	assert_int_equal(symbolizer__size(s), 4);
+	/* the family's next member takes the exited one's entry: no new entry */
+	reads = c->reads;
+	assert_int_equal(symbolizer__resolve_in(s, 105, 7, l, &mr, c->pycode_type, w0->code, 0, &sym), 0);
+	assert_int_equal(c->reads - reads, 1);
+	assert_int_equal(symbolizer__kin(s), 2);
+	assert_int_equal(symbolizer__size(s), 4);
+	assert_string_equal(sym.name, w0->name);
+	/* and once taken it is that member's: cached, no read */
+	reads = c->reads;
+	assert_int_equal(symbolizer__resolve_in(s, 105, 7, l, &mr, c->pycode_type, w0->code, 0, &sym), 0);
+	assert_int_equal(c->reads, reads);
+	/* unreadable in the new member: its reader's error, nothing taken */
+	c->exclude = w0->code;
+	assert_int_equal(symbolizer__resolve_in(s, 106, 7, l, &mr, c->pycode_type, w0->code, 0, &sym), -EFAULT);
+	c->exclude = 0;
+	assert_int_equal(symbolizer__kin(s), 2);
+	symbolizer__free(s);
+
+	/* a bounded cache evicts family entries as any other (ASan and valgrind check the lists) */
+	s = symbolizer__new(2);
+	for (uint32_t key = 200; key < 210; key++) {
+		assert_int_equal(symbolizer__resolve_in(s, key, 7, l, &mr, c->pycode_type,
+						       c->codes[key % c->ncodes].code, 0, &sym), 0);
+		if (key % 3 == 0)
+			symbolizer__forget(s, key);
+	}
+	assert_int_equal(symbolizer__size(s), 2);
+	symbolizer__free(s);
+}
+
+static void test_family(void **state)
+{
+	glob_t g;
+
+	assert_int_equal(glob(TEST_DATA_DIR "/sym_3.*.txt", 0, NULL, &g), 0);
+	for (size_t i = 0; i < g.gl_pathc; i++) {
+		struct capture *c = malloc(sizeof(*c));
+
+		load_capture(g.gl_pathv[i], c);
+		check_family(c);
+		free_capture(c);
+		free(c);
+	}
+	globfree(&g);
+}
+
 /* A str object of 3.12+ layout (state 32, ASCII data 40, compact data 56) in a flat buffer. */
 struct fake_str {
 	uint8_t mem[256];
@@ -450,6 +551,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_frame_is),
 		cmocka_unit_test(test_captured),
+		cmocka_unit_test(test_family),
 		cmocka_unit_test(test_read_str),
 	};
 
