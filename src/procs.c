@@ -596,6 +596,27 @@ static bool want_route_frame(const struct proc *pr, const struct route_frame *rf
  * each, once per module looked for, was most of the collector's CPU in its first minute), and
  * not at all while no module was imported since a pass that found none of them.
  */
+/*
+ * How pr hashes a str, once (pythreads__learn_hash; a fork inherits it with the layout): from
+ * then on every lookup in its dicts (sys.modules by the frame finder, uvloop's probe and the
+ * route readers) goes by hash instead of reading every key.
+ */
+static void learn_hash(struct procs *p, struct proc *pr, const struct mem_reader *mr)
+{
+	int ret;
+
+	if (pr->py.layout.hash_rounds != PYL_HASH_UNKNOWN || !pr->py.hash_secret || pr->py.free_threaded)
+		return;
+	ret = pythreads__learn_hash(&pr->py.layout, mr, pr->py.runtime, pr->py.hash_secret);
+	if (!ret)
+		p->st.dicts_by_hash++;
+	if (!ret)
+		dlog("pid %d: dicts looked up by hash (SipHash-%u-%u)\n", pr->pid, pr->py.layout.hash_rounds,
+		     pr->py.layout.hash_rounds + 2);
+	else if (ret == -ENOTSUP)
+		vlog("pid %d: its strs' hashes are not SipHash's: dicts are read key by key\n", pr->pid);
+}
+
 static void find_frames(struct procs *p, struct proc *pr, uint64_t now)
 {
 	const struct py_layout *l = &pr->py.layout;
@@ -618,6 +639,7 @@ static void find_frames(struct procs *p, struct proc *pr, uint64_t now)
 		pr->pool_gap_ns = POOL_GAP_MAX_NS;
 	pr->pool_next_ns = now + pr->pool_gap_ns;
 	procmem__reader(&mr, pr->pid);
+	learn_hash(p, pr, &mr);
 	changed = pythreads__modules_changed(l, &mr, pr->py.runtime, &pr->mods_stamp);
 	if (pr->mods_none && !changed)
 		return;	/* none of them then, no import since */
@@ -709,6 +731,12 @@ static int inspect(struct procs *p, struct proc *pr, char *err, size_t errlen)
 	pr->state = PROC_PYTHON;
 	pr->family = ++p->families ? p->families : ++p->families;
 	pr->pending_ns = 0;
+	{
+		struct mem_reader mr;
+
+		procmem__reader(&mr, pr->pid);
+		learn_hash(p, pr, &mr);
+	}
 	set_service(p, pr);
 	seen_add(p, pr, false);
 	tlog(p, "pid %d: following (service %s, comm %s, CPython %u.%u.%u)\n", pr->pid, pr->service, pr->comm,
@@ -1380,6 +1408,7 @@ void procs__write_json(const struct procs *p, struct jsonw *w)
 	jsonw__uint_field(w, "thread_pools_for_tasks", p->st.thread_pools);
 	jsonw__uint_field(w, "route_frames", p->st.route_frames);
 	jsonw__uint_field(w, "asyncio_running_tasks", p->st.run_tasks);
+	jsonw__uint_field(w, "dicts_by_hash", p->st.dicts_by_hash);
 	jsonw__uint_field(w, "asgi_middleware_scopes", p->st.scope_frames);
 	jsonw__uint_field(w, "streaming_response_hosts", p->st.stream_hosts);
 	jsonw__bool_field(w, "host_wide", p->o.host_wide);

@@ -103,7 +103,19 @@ struct py_layout {
 	uint32_t long_size;		/* ob_size (<= 3.11), long_value.lv_tag (3.12+) */
 	uint32_t long_digits;		/* ob_digit (30-bit digits) */
 	bool long_tag;			/* 3.12+: lv_tag = ndigits << 3 | sign */
+	/*
+	 * Not a layout but how this process hashes a str, in its own copy (struct py_target): the
+	 * key of its _Py_HashSecret and SipHash's compression rounds (1: SipHash-1-3, 3.11+'s; 2:
+	 * SipHash-2-4), once checked against the hashes its strs cache (pythreads__learn_hash).
+	 * With it a dict is looked up as CPython does, by hash; PYL_HASH_UNKNOWN: its keys are read
+	 * in order, PYL_HASH_NONE: checked, and not SipHash.
+	 */
+	uint8_t hash_rounds;
+	uint64_t hash_k0, hash_k1;
 };
+
+#define PYL_HASH_UNKNOWN 0
+#define PYL_HASH_NONE 0xff
 
 /* The built-in layout of 3.MINOR, or NULL if that version is not supported. */
 const struct py_layout *py_layout__builtin(unsigned major, unsigned minor);

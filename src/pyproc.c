@@ -236,7 +236,7 @@ static int find_tls_slot(struct py_target *t, const struct mem_reader *mr, char 
  * table again for each new interpreter (or /bin/sh's for each shell) took milliseconds apiece.
  */
 #define LOOKUP_CACHE 32
-#define LOOKUP_SYMS 3
+#define LOOKUP_SYMS 4
 
 static struct lookup_entry {
 	dev_t dev;
@@ -287,6 +287,7 @@ void py_binary__prime(const char *argv0)
 {
 	struct elf_sym_query q[] = {
 		{ .name = "_PyRuntime" }, { .name = "PyCode_Type" }, { .name = "Py_Version" },
+		{ .name = "_Py_HashSecret" },
 	};
 	const char *path_env = getenv("PATH"), *dir, *end;
 	struct elf_info info;
@@ -313,6 +314,7 @@ int py_target__inspect(pid_t pid, struct py_target *t, char *err, size_t errlen)
 {
 	struct elf_sym_query q[] = {
 		{ .name = "_PyRuntime" }, { .name = "PyCode_Type" }, { .name = "Py_Version" },
+		{ .name = "_Py_HashSecret" },
 	};
 	struct maps_scan s = {};
 	struct elf_info info;
@@ -403,6 +405,7 @@ int py_target__inspect(pid_t pid, struct py_target *t, char *err, size_t errlen)
 	}
 	t->runtime = q[0].value + bias;
 	t->pycode_type = q[1].value ? q[1].value + bias : 0;
+	t->hash_secret = q[3].value ? q[3].value + bias : 0;
 	procmem__reader(&mr, pid);
 
 	if (q[2].value) {

@@ -18,6 +18,7 @@ struct py_target {
 	bool shared;		/* interpreter in libpython*.so */
 	uint64_t runtime;	/* &_PyRuntime in the target */
 	uint64_t pycode_type;	/* &PyCode_Type in the target */
+	uint64_t hash_secret;	/* &_Py_HashSecret in the target, or 0 (pythreads__learn_hash) */
 	bool debug_offsets;	/* layout read from the interpreter's _Py_DebugOffsets */
 	struct py_layout layout;
 	int64_t tstate_off;	/* thread state pointer at fsbase + tstate_off (struct pt_proc) */

@@ -31,11 +31,18 @@ static int read_i64(const struct mem_reader *mr, uint64_t addr, int64_t *v)
 	return mem_read(mr, addr, v, sizeof(*v));
 }
 
-/* Where a keys object's entries are: their address, size and the key's offset in one, and how many. */
+/*
+ * Where a keys object's entries are: their address, size and the key's offset in one, and how
+ * many; where its indices are, how many slots, and the bytes of one index (dictkeys_get_index).
+ */
 struct keys_layout {
 	uint64_t entries;
 	int64_t nentries;
 	unsigned esize, key_off;
+	bool has_hash;		/* the entries hold the key's hash (before the key) */
+	uint64_t indices;
+	int64_t size;
+	unsigned ixw;
 };
 
 static int keys_layout(const struct py_layout *l, const struct mem_reader *mr, uint64_t keys, struct keys_layout *k)
@@ -58,17 +65,21 @@ static int keys_layout(const struct py_layout *l, const struct mem_reader *mr, u
 			return -EINVAL;
 		k->entries = keys + l->dk_indices + (1ULL << log2_ix);
 		size = 1LL << log2_size;
+		k->ixw = 1u << (log2_ix - log2_size);
 		k->esize = kind == 0 ? 24 : 16;	/* DICT_KEYS_GENERAL: hash, key, value; else key, value */
 		k->key_off = kind == 0 ? 8 : 0;
 	} else {
 		memcpy(&size, hdr + l->dk_size, 8);
 		if (size < 8 || size > (1LL << 30) || (size & (size - 1)))
 			return -EINVAL;
-		k->entries = keys + l->dk_indices +
-			     (uint64_t)size * (size <= 0xff ? 1 : size <= 0xffff ? 2 : 4);
+		k->ixw = size <= 0xff ? 1 : size <= 0xffff ? 2 : 4;
+		k->entries = keys + l->dk_indices + (uint64_t)size * k->ixw;
 		k->esize = 24;
 		k->key_off = 8;
 	}
+	k->has_hash = k->key_off == 8;
+	k->indices = keys + l->dk_indices;
+	k->size = size;
 	/* a table holds at most 2/3 of its slots; one being resized can be read torn: refuse */
 	if (k->nentries < 0 || k->nentries > size || k->nentries > PYTHREADS_MAX_ENTRIES)
 		return -EINVAL;
@@ -248,10 +259,167 @@ static int lookup_entry(void *ctx, uint64_t key, uint64_t value, uint32_t ix)
 	return ++lk->found == lk->n;
 }
 
+/*
+ * SipHash with c compression and 3 + c - 1 finalization rounds (c = 1: SipHash-1-3, c = 2:
+ * SipHash-2-4) of m, as CPython's Python/pyhash.c computes it for a str's bytes (the reference
+ * algorithm of Aumasson and Bernstein, little-endian words).
+ */
+#define ROTL(x, b) (((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND do { \
+	v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32); \
+	v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2; \
+	v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0; \
+	v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32); \
+} while (0)
+
+uint64_t pythreads__siphash(uint64_t k0, uint64_t k1, const void *src, size_t len, unsigned c)
+{
+	uint64_t v0 = k0 ^ 0x736f6d6570736575ULL, v1 = k1 ^ 0x646f72616e646f6dULL;
+	uint64_t v2 = k0 ^ 0x6c7967656e657261ULL, v3 = k1 ^ 0x7465646279746573ULL;
+	const uint8_t *m = src;
+	uint64_t b = (uint64_t)len << 56, w;
+	size_t i;
+
+	for (i = 0; i + 8 <= len; i += 8) {
+		memcpy(&w, m + i, 8);	/* x86-64 and arm64: little-endian, as SipHash reads */
+		v3 ^= w;
+		for (unsigned r = 0; r < c; r++)
+			SIPROUND;
+		v0 ^= w;
+	}
+	for (unsigned j = 0; i + j < len; j++)
+		b |= (uint64_t)m[i + j] << (8 * j);
+	v3 ^= b;
+	for (unsigned r = 0; r < c; r++)
+		SIPROUND;
+	v0 ^= b;
+	v2 ^= 0xff;
+	for (unsigned r = 0; r < c + 2; r++)
+		SIPROUND;
+	return v0 ^ v1 ^ v2 ^ v3;
+}
+
+/* hash() of the ASCII str s in the process whose key and rounds l holds (_Py_HashBytes). */
+static int64_t str_hash(const struct py_layout *l, const char *s, size_t len)
+{
+	int64_t h;
+
+	if (!len)
+		return 0;
+	h = (int64_t)pythreads__siphash(l->hash_k0, l->hash_k1, s, len, l->hash_rounds);
+	return h == -1 ? -2 : h;
+}
+
+static bool hashed(const struct py_layout *l)
+{
+	return l->hash_rounds == 1 || l->hash_rounds == 2;
+}
+
+#define DKIX_EMPTY (-1)
+#define PERTURB_SHIFT 5
+#define PROBES_MAX 64	/* a table at most 2/3 full needs a few; more: being resized as it is read */
+
+/*
+ * The value of the ASCII str key name in table t, looked up as CPython does (lookdict): from the
+ * slot its hash gives, along the same probe sequence, to its entry or an empty slot. -ENOENT:
+ * not there; -ENOTSUP: the process's hash is not known; -EAGAIN: a table that reads torn (the
+ * caller reads the entries in order instead).
+ */
+static int table_find_in(const struct py_layout *l, const struct mem_reader *mr, const struct table *t,
+			 const struct keys_layout *k, const char *name, uint64_t *value)
+{
+	size_t len = strlen(name);
+	struct keys_layout kl = *k;
+	uint64_t mask, perturb, i;
+	int64_t h;
+	int ret;
+
+	if (!hashed(l) || !len || len > KEY_MAX)
+		return -ENOTSUP;
+	h = str_hash(l, name, len);
+	mask = (uint64_t)kl.size - 1;
+	perturb = (uint64_t)h;
+	i = (uint64_t)h & mask;
+	for (unsigned probe = 0; probe < PROBES_MAX; probe++) {
+		uint8_t ixb[8] = { 0 }, e[24];
+		int64_t ix;
+
+		ret = mem_read(mr, kl.indices + i * kl.ixw, ixb, kl.ixw);
+		if (ret)
+			return ret;
+		switch (kl.ixw) {
+		case 1: ix = (int8_t)ixb[0]; break;
+		case 2: { int16_t v; memcpy(&v, ixb, 2); ix = v; break; }
+		case 4: { int32_t v; memcpy(&v, ixb, 4); ix = v; break; }
+		default: memcpy(&ix, ixb, 8); break;
+		}
+		if (ix == DKIX_EMPTY)
+			return -ENOENT;
+		if (ix >= kl.nentries)
+			return -EAGAIN;
+		if (ix >= 0) {
+			uint64_t k, v;
+			int64_t eh;
+
+			ret = mem_read(mr, kl.entries + (uint64_t)ix * kl.esize, e, kl.esize);
+			if (ret)
+				return ret;
+			memcpy(&eh, e, 8);
+			memcpy(&k, e + kl.key_off, 8);
+			if (k && (!kl.has_hash || eh == h) && str_is(l, mr, k, name)) {
+				if (t->values)
+					ret = mem_read_u64(mr, t->values + l->dv_values + (uint64_t)ix * 8, &v);
+				else
+					memcpy(&v, e + kl.key_off + 8, 8);
+				if (ret)
+					return ret;
+				if (!v)
+					return -ENOENT;	/* a split table's key this dict has no value for */
+				*value = v;
+				return 0;
+			}
+		}
+		perturb >>= PERTURB_SHIFT;
+		i = (i * 5 + perturb + 1) & mask;
+	}
+	return -EAGAIN;
+}
+
+static int table_find(const struct py_layout *l, const struct mem_reader *mr, const struct table *t,
+		      const char *name, uint64_t *value)
+{
+	struct keys_layout kl;
+	int ret = hashed(l) ? keys_layout(l, mr, t->keys, &kl) : -ENOTSUP;
+
+	return ret ?: table_find_in(l, mr, t, &kl, name, value);
+}
+
+/* Each of names by hash (0 for those not there): 0, or not 0 when the caller must read in order. */
+static int table_find_all(const struct py_layout *l, const struct mem_reader *mr, const struct table *t,
+			  const char *const *names, uint64_t *values, unsigned n)
+{
+	struct keys_layout kl;
+	int ret = keys_layout(l, mr, t->keys, &kl);
+
+	if (ret)
+		return ret;
+	for (unsigned i = 0; i < n; i++) {
+		ret = table_find_in(l, mr, t, &kl, names[i], &values[i]);
+		if (ret == -ENOENT)
+			values[i] = 0;
+		else if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 static int table_get(const struct py_layout *l, const struct mem_reader *mr, const struct table *t,
 		     const char *const *names, uint64_t *values, unsigned n, struct keycache *kc)
 {
 	struct lookup lk = { .l = l, .mr = mr, .names = names, .values = values, .n = n, .kc = kc };
+
+	if (hashed(l) && !table_find_all(l, mr, t, names, values, n))
+		return 0;
 
 	for (unsigned i = 0; i < n; i++) {
 		size_t len = strlen(names[i]);
@@ -604,6 +772,69 @@ static int modules_dict(const struct py_layout *l, const struct mem_reader *mr, 
 	return ret ?: read_ptr(mr, interp + l->is_modules, -EAGAIN, modules);
 }
 
+#define LEARN_KEYS 4	/* sys.modules' keys whose cached hashes decide */
+#define STR_HASH 24	/* PyASCIIObject.hash (GIL builds) */
+
+struct learn {
+	const struct py_layout *l;
+	const struct mem_reader *mr;
+	uint64_t k0, k1;
+	unsigned n, votes[3];	/* keys checked; of them matched by SipHash-1-3, SipHash-2-4 */
+};
+
+static int learn_key(void *ctx, uint64_t key, uint64_t value, uint32_t ix)
+{
+	struct learn *lr = ctx;
+	uint8_t buf[128 + KEY_MAX];
+	int64_t len = str_load(lr->l, lr->mr, key, buf, KEY_MAX), cached;
+
+	(void)value;
+	(void)ix;
+	if (len <= 0)
+		return 0;	/* not a compact ASCII str of at most KEY_MAX characters */
+	memcpy(&cached, buf + STR_HASH, 8);
+	for (unsigned c = 1; c <= 2; c++) {
+		int64_t h = (int64_t)pythreads__siphash(lr->k0, lr->k1, buf + lr->l->str_ascii_data, (size_t)len, c);
+
+		if ((h == -1 ? -2 : h) == cached)
+			lr->votes[c]++;
+	}
+	return ++lr->n == LEARN_KEYS;
+}
+
+int pythreads__learn_hash(struct py_layout *l, const struct mem_reader *mr, uint64_t runtime, uint64_t secret)
+{
+	struct learn lr = { .l = l, .mr = mr };
+	uint64_t modules, k[2];
+	struct table t;
+	int ret;
+
+	if (!secret || l->str_ascii_data < STR_HASH + 8)
+		return -ENOTSUP;
+	ret = mem_read(mr, secret, k, sizeof(k));
+	ret = ret ?: modules_dict(l, mr, runtime, &modules);
+	ret = ret ?: dict_table(l, mr, modules, &t);
+	if (ret)
+		return ret;
+	lr.k0 = k[0];
+	lr.k1 = k[1];
+	ret = table_foreach(l, mr, &t, learn_key, &lr);
+	if (ret)
+		return ret;
+	if (lr.n < 2)
+		return -EAGAIN;	/* starting: too few modules to tell */
+	for (unsigned c = 1; c <= 2; c++) {
+		if (lr.votes[c] == lr.n) {
+			l->hash_k0 = k[0];
+			l->hash_k1 = k[1];
+			l->hash_rounds = (uint8_t)c;
+			return 0;
+		}
+	}
+	l->hash_rounds = PYL_HASH_NONE;	/* another hash (a build's --with-hash-algorithm=fnv): in order */
+	return -ENOTSUP;
+}
+
 int pythreads__module_dict(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime,
 			   const char *name, uint64_t *md)
 {
@@ -630,6 +861,13 @@ int pythreads__module_dict_since(const struct py_layout *l, const struct mem_rea
 	ret = ret ?: dict_table(l, mr, modules, &t);
 	if (ret)
 		goto fail;
+	if (hashed(l)) {
+		ret = table_find(l, mr, &t, name, &mod);
+		if (ret == -ENOENT)
+			return ret;
+		if (!ret)
+			return read_ptr(mr, mod + l->mod_dict, -ENOENT, md);
+	}
 	/* the same keys table: entries are only added at its end (a resize makes a new one) */
 	start = seen->keys && seen->keys == t.keys ? seen->nentries : 0;
 	ret = table_foreach_from(l, mr, &t, start, &end, lookup_entry, &lk);

@@ -80,6 +80,17 @@ struct py_modules_stamp;
 int pythreads__module_dict_since(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime,
 				 const char *name, uint64_t *md, struct py_modules_stamp *seen);
 /*
+ * How the process hashes a str: the key of its _Py_HashSecret (at secret) and SipHash's rounds,
+ * kept in l (the process's own copy) once the hashes that the first keys of sys.modules cache
+ * all agree with one of SipHash-1-3 and SipHash-2-4. From then on every dict lookup of this file
+ * goes by hash, as CPython's own, instead of reading the keys in order: a module among a Django
+ * worker's thousand takes some four reads instead of a thousand. 0; -EAGAIN: too few modules
+ * yet; -ENOTSUP: another hash (l says so: PYL_HASH_NONE), or no secret; else the reader's error.
+ */
+int pythreads__learn_hash(struct py_layout *l, const struct mem_reader *mr, uint64_t runtime, uint64_t secret);
+/* SipHash-c-(c+2) of src with the key (k0, k1): c = 1 is CPython 3.11+'s str hash, c = 2 3.8-3.10's. */
+uint64_t pythreads__siphash(uint64_t k0, uint64_t k1, const void *src, size_t len, unsigned c);
+/*
  * The __dict__ of each module of names (at most PYTHREADS_MAX_MODULES) in mds, 0 for each not
  * imported, from one pass over sys.modules: how many were found, or -errno as above.
  */

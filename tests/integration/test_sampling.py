@@ -85,12 +85,12 @@ def check_shape(it, tmp):
     tag = it.label
     depth = 100
     marks = marker_lines(os.path.join(WORKLOADS, "shape.py"))
-    folded, svg, speed = (os.path.join(tmp, tag + ext) for ext in (".folded", ".svg", ".json"))
+    folded, svg, speed, report = (os.path.join(tmp, tag + ext) for ext in (".folded", ".svg", ".json", "-r.json"))
     w = Workload(it, "shape.py", {"PT_DEPTH": str(depth)})
     try:
         time.sleep(0.3)
         out = run_tool(["--pid", str(w.pid), "--duration", "3", "--threads", "--collapsed", folded,
-                        "--flame", svg, "--speedscope", speed, "-v"])
+                        "--flame", svg, "--speedscope", speed, "--json", report, "-v"])
     finally:
         w.stop()
     if not record(tag + ": tool exits 0", out.returncode == 0, out.stderr[-2000:]):
@@ -142,6 +142,15 @@ def check_shape(it, tmp):
     record(tag + ": deep thread is not the main thread", wrong_thread == 0, "%d samples on the main thread" % wrong_thread)
     record(tag + ": recursion depth %d shown whole with its lines" % (depth + 1), n_deep and full >= 0.95 * n_deep,
            "%d of %d samples; recurse depths seen %s" % (full, n_deep, dict(depths)))
+
+    # Thread names come from threading's dicts, looked up by the process's own str hash (learnt
+    # from the hashes sys.modules' keys cache: pythreads__learn_hash), not key by key.
+    try:
+        with open(report) as f:
+            procs = json.load(f)["processes"]
+        record(tag + ": dicts looked up by hash (its SipHash learnt)", procs.get("dicts_by_hash") == 1, json.dumps(procs)[:600])
+    except Exception as e:  # noqa: BLE001
+        record(tag + ": dicts looked up by hash", False, str(e))
 
     # The other outputs.
     try:

@@ -589,6 +589,187 @@ static void test_module_dict_since(void **state)
 }
 
 /*
+ * SipHash as CPython hashes a str: the reference vector of SipHash-2-4 (Aumasson and Bernstein's
+ * paper, appendix A: key 00..0f, message 00..0e), and hash() of three strs with a zero key as
+ * CPython computes them (PYTHONHASHSEED=0 python3.X -c 'print(hash("sys"), ...)': 3.8-3.10
+ * SipHash-2-4, 3.11-3.13 SipHash-1-3).
+ */
+static void test_siphash(void **state)
+{
+	uint8_t key[16], msg[15];
+	uint64_t k0, k1;
+	static const struct { const char *s; int64_t h24, h13; } py[] = {
+		{ "sys", -3121373486788347125LL, 8591962067542672579LL },
+		{ "django.core.handlers.base", 8650620983868925543LL, -471930051462780555LL },
+		{ "aaaaaaaaaaaaaaaaa", 1396813697137354710LL, -528609469319981417LL },
+	};
+
+	for (int i = 0; i < 16; i++)
+		key[i] = (uint8_t)i;
+	for (int i = 0; i < 15; i++)
+		msg[i] = (uint8_t)i;
+	memcpy(&k0, key, 8);
+	memcpy(&k1, key + 8, 8);
+	assert_int_equal(pythreads__siphash(k0, k1, msg, 15, 2), 0xa129ca6149be45e5ULL);
+	for (size_t i = 0; i < sizeof(py) / sizeof(py[0]); i++) {
+		assert_int_equal((int64_t)pythreads__siphash(0, 0, py[i].s, strlen(py[i].s), 2), py[i].h24);
+		assert_int_equal((int64_t)pythreads__siphash(0, 0, py[i].s, strlen(py[i].s), 1), py[i].h13);
+	}
+}
+
+/* The hash that l's process gives the ASCII str s. */
+static int64_t hash_of(const struct py_layout *l, const char *s)
+{
+	int64_t h = (int64_t)pythreads__siphash(l->hash_k0, l->hash_k1, s, strlen(s), l->hash_rounds);
+
+	return h == -1 ? -2 : h;
+}
+
+/*
+ * The indices of the keys table of dict as CPython fills them (insertdict: the first empty slot
+ * along the key's probe sequence), the hashes cached in the key strs and, for a general table,
+ * in the entries. names[i] NULL: a deleted entry whose slot is a dummy (dead_hash: its hash).
+ */
+static void index_dict(struct image *im, const struct py_layout *hl, uint64_t dict, const char *const *names,
+		       size_t n, int64_t dead_hash)
+{
+	const struct py_layout *l = im->l;
+	uint64_t keys = get64(im, dict + l->dict_keys), size, ixw, entries;
+	unsigned esize = 24, koff = 8;
+
+	if (l->dk_log2) {
+		uint8_t log2_size = im->mem[keys + l->dk_size - BASE], log2_ix = im->mem[keys + l->dk_size + 1 - BASE];
+
+		size = 1ULL << log2_size;
+		ixw = (1ULL << log2_ix) / size;
+		if (im->mem[keys + l->dk_size + 2 - BASE] != 0) {
+			esize = 16;
+			koff = 0;
+		}
+	} else {
+		size = get64(im, keys + l->dk_size);
+		ixw = size <= 0xff ? 1 : size <= 0xffff ? 2 : 4;
+	}
+	entries = keys + l->dk_indices + size * ixw;
+	for (size_t i = 0; i < n; i++) {
+		int64_t h = names[i] ? hash_of(hl, names[i]) : dead_hash, ix = names[i] ? (int64_t)i : -2;
+		uint64_t mask = size - 1, slot = (uint64_t)h & mask, perturb = (uint64_t)h;
+		uint64_t key = get64(im, entries + i * esize + koff);
+
+		for (;;) {
+			int64_t cur = 0;
+
+			memcpy(&cur, im->mem + (keys + l->dk_indices + slot * ixw - BASE), ixw);
+			if (ixw < 8 && (cur >> (ixw * 8 - 1) & 1))
+				cur |= (int64_t)(~0ULL << (ixw * 8));	/* sign-extend */
+			if (cur == -1)
+				break;
+			perturb >>= 5;
+			slot = (slot * 5 + perturb + 1) & mask;
+		}
+		put(im, keys + l->dk_indices + slot * ixw, &ix, ixw);
+		if (koff == 8)
+			put64(im, entries + i * esize, (uint64_t)h);
+		if (key)
+			put64(im, key + 24, (uint64_t)h);	/* PyASCIIObject.hash */
+	}
+}
+
+/*
+ * Dicts looked up by hash once the process's hash is learnt (pythreads__learn_hash): the same
+ * answers as reading the keys in order, for a few reads where that read every key; a secret that
+ * does not give the strs' cached hashes leaves the keys read in order.
+ */
+static void test_hashed_lookup(void **state)
+{
+	for (unsigned minor = 8; minor <= 15; minor++) {
+		const char *mnames[40];
+		char nbuf[40][16];
+		uint64_t mvals[40], mds[3], interp, modules, secret, md, v;
+		const char *want[] = { "uvicorn.protocols.http.httptools_impl", "os", "asgiref.sync" };
+		struct py_modules_stamp seen = { 0 };
+		struct py_layout hl, learnt;
+		struct world w;
+
+		mk_world(&w, minor, HOME_NATURAL, 5);
+		hl = *w.im.l;
+		hl.hash_k0 = 0x0706050403020100ULL;
+		hl.hash_k1 = 0x0f0e0d0c0b0a0908ULL;
+		hl.hash_rounds = minor >= 11 ? 1 : 2;
+		mk_modules(&w, nbuf, mnames, mvals);
+		mnames[7] = "asgiref.sync";
+		mnames[39] = "os";
+		mnames[20] = NULL;	/* a module removed from sys.modules */
+		modules = mk_str_dict(&w.im, mnames, mvals, 40);
+		index_dict(&w.im, &hl, modules, mnames, 40, hash_of(&hl, "gone"));
+		interp = get64(&w.im, w.runtime + w.im.l->rt_interp_head);
+		put64(&w.im, interp + w.im.l->is_modules, modules);
+		secret = alloc(&w.im, 16);
+		put64(&w.im, secret, hl.hash_k0);
+		put64(&w.im, secret + 8, hl.hash_k1);
+
+		/* learnt from the hashes the keys cache */
+		learnt = *w.im.l;
+		assert_int_equal(pythreads__learn_hash(&learnt, &w.mr, w.runtime, secret), 0);
+		assert_int_equal(learnt.hash_rounds, hl.hash_rounds);
+		assert_int_equal(learnt.hash_k0, hl.hash_k0);
+		assert_int_equal(learnt.hash_k1, hl.hash_k1);
+
+		w.im.reads = 0;
+		assert_int_equal(pythreads__module_dicts(&learnt, &w.mr, w.runtime, want, mds, 3), 2);
+		assert_int_equal(mds[0], 0);
+		assert_int_equal(mds[1], 0x5000 + 39);
+		assert_int_equal(mds[2], 0x5000 + 7);
+		/* sys.modules and its keys' header, then each name: a slot or two, its entry, its key
+		 * and the module's dict (22-23 reads here), where reading in order takes 40 keys */
+		assert_true(w.im.reads < 30);
+		for (int i = 0; i < 40; i++) {
+			if (!mnames[i])
+				continue;
+			assert_int_equal(pythreads__dict_get(&learnt, &w.mr, modules, mnames[i], &v), 0);
+			assert_int_equal(v, mvals[i]);
+		}
+		w.im.reads = 0;
+		assert_int_equal(pythreads__dict_get(&learnt, &w.mr, modules, "mod20", &v), -ENOENT);
+		assert_int_equal(pythreads__dict_get(&learnt, &w.mr, modules, "gone", &v), -ENOENT);
+		assert_int_equal(pythreads__module_dict_since(&learnt, &w.mr, w.runtime, "uvloop.loop", &md, &seen), -ENOENT);
+		assert_true(w.im.reads < 40);
+		assert_int_equal(pythreads__module_dict_since(&learnt, &w.mr, w.runtime, "asgiref.sync", &md, &seen), 0);
+		assert_int_equal(md, 0x5000 + 7);
+		/* a split table (an instance's dict): values by the entry's index */
+		{
+			const char *an[] = { "_name", "_ident", "_daemonic" };
+			uint64_t ak[3], av[3] = { 0x111, 0, 0x333 }, d;
+
+			for (int i = 0; i < 3; i++)
+				ak[i] = mk_str(&w.im, an[i]);
+			d = mk_dict(&w.im, mk_keys(&w.im, ak, NULL, 3, 2, 3), mk_values(&w.im, av, 3));
+			index_dict(&w.im, &hl, d, an, 3, 0);
+			assert_int_equal(pythreads__dict_get(&learnt, &w.mr, d, "_daemonic", &v), 0);
+			assert_int_equal(v, 0x333);
+			assert_int_equal(pythreads__dict_get(&learnt, &w.mr, d, "_ident", &v), -ENOENT);
+		}
+
+		/* another secret: the cached hashes say no; lookups read the keys in order */
+		put64(&w.im, secret, hl.hash_k0 + 1);
+		learnt = *w.im.l;
+		assert_int_equal(pythreads__learn_hash(&learnt, &w.mr, w.runtime, secret), -ENOTSUP);
+		assert_int_equal(learnt.hash_rounds, PYL_HASH_NONE);
+		w.im.reads = 0;
+		assert_int_equal(pythreads__module_dicts(&learnt, &w.mr, w.runtime, want, mds, 3), 2);
+		assert_int_equal(mds[2], 0x5000 + 7);
+		assert_true(w.im.reads >= 39);
+		/* a secret the process does not have, or too few modules yet */
+		learnt = *w.im.l;
+		assert_int_equal(pythreads__learn_hash(&learnt, &w.mr, w.runtime, 0), -ENOTSUP);
+		put64(&w.im, interp + w.im.l->is_modules, mk_str_dict(&w.im, want, mvals, 1));
+		assert_int_equal(pythreads__learn_hash(&learnt, &w.mr, w.runtime, secret), -EAGAIN);
+		assert_int_equal(learnt.hash_rounds, PYL_HASH_UNKNOWN);
+		free_world(&w);
+	}
+}
+
+/*
  * An extension type's C method, as the tool finds uvloop's transport.write (uvwrite.c):
  * sys.modules -> "uvloop.loop" -> UVStream -> tp_dict -> write, a method_descriptor whose
  * PyMethodDef (at byte 40) names it and takes one argument (METH_O).
@@ -899,6 +1080,8 @@ int main(void)
 		cmocka_unit_test(test_method_code),
 		cmocka_unit_test(test_module_dicts),
 		cmocka_unit_test(test_module_dict_since),
+		cmocka_unit_test(test_siphash),
+		cmocka_unit_test(test_hashed_lookup),
 		cmocka_unit_test(test_method_cfunc),
 		cmocka_unit_test(test_attr_recipe),
 		cmocka_unit_test(test_closures),
