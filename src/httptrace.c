@@ -14,6 +14,7 @@
 #include "httpparse.h"
 #include "jsonw.h"
 #include "links.h"
+#include "pidsweep.h"
 #include "procmem.h"
 #include "pythreads.h"
 #include "symbolize.h"
@@ -49,6 +50,7 @@ struct httptrace {
 	struct httptrace_opts o;
 	struct http_bpf *skel;
 	struct requests *req;
+	struct pidsweep gone;	/* exited processes whose connections leave the conns map */
 	bool per_syscall;	/* per-syscall tracepoints; else raw syscall tracepoints */
 	struct route_slot routes[ROUTE_SLOTS];
 	struct djapps *patterns;	/* Django's URL patterns, Flask's rules, per process */
@@ -368,6 +370,7 @@ static void httptrace_tick(void *c, uint64_t now)
 	struct httptrace *h = c;
 
 	requests__tick(h->req, now);
+	pidsweep__tick(&h->gone, bpf_map__fd(h->skel->maps.conns), now);
 }
 
 static void httptrace_reset(void *c)
@@ -459,22 +462,12 @@ static void httptrace_on_exec(void *c, pid_t pid)
 static void httptrace_on_exit(void *c, pid_t pid)
 {
 	struct httptrace *h = c;
-	struct http_conn_key k, next;
-	int fd = bpf_map__fd(h->skel->maps.conns);
-	bool first = true;
 
 	requests__forget_pid(h->req, pid);
 	forget_routes(h, pid);
 	djapps__forget(h->patterns, pid);
 	/* The exited process's connections: its close() calls were never seen (exit closes). */
-	while (!bpf_map_get_next_key(fd, first ? NULL : &k, &next)) {
-		if (!first && k.pid == (uint32_t)pid)
-			bpf_map_delete_elem(fd, &k);
-		k = next;
-		first = false;
-	}
-	if (!first && k.pid == (uint32_t)pid)
-		bpf_map_delete_elem(fd, &k);
+	pidsweep__add(&h->gone, bpf_map__fd(h->skel->maps.conns), (uint32_t)pid, mono_ns());
 }
 
 void httptrace__stats(struct httptrace *h, struct httptrace_stats *st)

@@ -12,6 +12,7 @@
 #include "pgwire.skel.h"
 #include "pgtls.h"
 #include "pgwiretrace.h"
+#include "pidsweep.h"
 #include "pidtab.h"
 #include "session.h"
 #include "sqltrace.h"
@@ -65,6 +66,7 @@ struct pgwiretrace {
 	struct pgwiretrace_opts o;
 	struct pgwire_bpf *skel;
 	struct bpf_link *links[8];	/* pg_sys_exit on each read and write syscall */
+	struct pidsweep gone;		/* exited processes whose connections leave pg_conns */
 	struct sqltrace *sql;
 	struct pgtls *tls;		/* --sql-source auto: encrypted connections without libpq */
 	bool uvloop;			/* uvloop's transport.write probed too: asyncpg's statements on uvloop */
@@ -568,9 +570,6 @@ static void pgwiretrace_event(void *ctx, const void *data, size_t size)
 static void forget_pid(void *ctx, pid_t pid)
 {
 	struct pgwiretrace *p = ctx;
-	struct pg_conn_key k, next;
-	int fd = bpf_map__fd(p->skel->maps.pg_conns);
-	bool first = true;
 	uint32_t i;
 
 	for (i = 0; i < MAX_CONNS; i++) {
@@ -581,19 +580,19 @@ static void forget_pid(void *ctx, pid_t pid)
 			conn_del(p, c);	/* may shift another entry into slot i: look again */
 		}
 	}
-	while (!bpf_map_get_next_key(fd, first ? NULL : &k, &next)) {
-		if (!first && k.pid == (uint32_t)pid)
-			bpf_map_delete_elem(fd, &k);
-		k = next;
-		first = false;
-	}
-	if (!first && k.pid == (uint32_t)pid)
-		bpf_map_delete_elem(fd, &k);
+	pidsweep__add(&p->gone, bpf_map__fd(p->skel->maps.pg_conns), (uint32_t)pid, mono_ns());
 	if (p->tls)
 		pgtls__forget(p->tls, pid);
 	for (i = 0; i < TLS_WAIT; i++)
 		if (p->tls_wait[i].pid == (uint32_t)pid)
 			p->tls_wait[i].pid = 0;
+}
+
+static void pgwiretrace_tick(void *ctx, uint64_t now_ns)
+{
+	struct pgwiretrace *p = ctx;
+
+	pidsweep__tick(&p->gone, bpf_map__fd(p->skel->maps.pg_conns), now_ns);
 }
 
 static void pgwiretrace_free(void *ctx)
@@ -893,6 +892,7 @@ const struct capability pgwiretrace_capability = {
 	.on_event = pgwiretrace_event,
 	.on_exec = forget_pid,
 	.on_exit = forget_pid,
+	.tick = pgwiretrace_tick,
 	.flush = pgwiretrace_flush,
 	.reset = pgwiretrace_reset,
 	.summary = pgwiretrace_summary,

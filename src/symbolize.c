@@ -47,6 +47,7 @@
 
 struct sym_entry {
 	struct sym_entry *hnext;	/* by (key, code); not linked with key 0 (an exited member's) */
+	struct sym_entry *kprev, *knext;	/* the key's entries (symbolizer__forget's), likewise */
 	struct sym_entry *fnext;	/* by (family, code), when family != 0 */
 	struct sym_entry *prev, *next;	/* LRU list, most recent first */
 	uint64_t code;
@@ -68,7 +69,18 @@ struct sym_entry {
 	char data[];			/* name, file, table */
 };
 
+/* The entries of one key: forget visits them, not the whole cache (a process exits every
+ * second where gunicorn replaces its workers, and the cache holds tens of thousands). */
+struct key_list {
+	uint32_t key;
+	struct sym_entry *head;
+	struct key_list *next;
+};
+
+#define KEY_BUCKETS 256
+
 struct symbolizer {
+	struct key_list *keys[KEY_BUCKETS];
 	uint8_t hdrs[SYMBOLIZER_RECHECK_MAX][512];	/* symbolizer__recheck_many's reads */
 	struct sym_entry **buckets;
 	struct sym_entry **fbuckets;	/* the family table */
@@ -137,23 +149,64 @@ static struct sym_entry **family_bucket(const struct symbolizer *s, uint32_t fam
 	return &s->fbuckets[bucket(s, family, code)];
 }
 
+static struct key_list **key_slot(struct symbolizer *s, uint32_t key)
+{
+	struct key_list **pp = &s->keys[(key * 0x9e3779b1u) >> 24];
+
+	while (*pp && (*pp)->key != key)
+		pp = &(*pp)->next;
+	return pp;
+}
+
 static void unlink_key(struct symbolizer *s, struct sym_entry *e)
 {
 	struct sym_entry **pp = &s->buckets[bucket(s, e->key, e->code)];
+	struct key_list **kp;
 
 	while (*pp && *pp != e)
 		pp = &(*pp)->hnext;
 	if (*pp)
 		*pp = e->hnext;
 	e->hnext = NULL;
+	if (e->knext)
+		e->knext->kprev = e->kprev;
+	if (e->kprev) {
+		e->kprev->knext = e->knext;
+	} else {
+		kp = key_slot(s, e->key);
+		if (*kp && (*kp)->head == e) {
+			(*kp)->head = e->knext;
+			if (!e->knext) {
+				struct key_list *kl = *kp;
+
+				*kp = kl->next;
+				free(kl);
+			}
+		}
+	}
+	e->kprev = e->knext = NULL;
 }
 
-static void link_key(struct symbolizer *s, struct sym_entry *e)
+/* Into the (key, code) table and the key's list: false when out of memory (e left out). */
+static bool link_key(struct symbolizer *s, struct sym_entry *e)
 {
 	struct sym_entry **b = &s->buckets[bucket(s, e->key, e->code)];
+	struct key_list **kp = key_slot(s, e->key);
 
+	if (!*kp) {
+		*kp = calloc(1, sizeof(**kp));
+		if (!*kp)
+			return false;
+		(*kp)->key = e->key;
+	}
+	e->kprev = NULL;
+	e->knext = (*kp)->head;
+	if (e->knext)
+		e->knext->kprev = e;
+	(*kp)->head = e;
 	e->hnext = *b;
 	*b = e;
+	return true;
 }
 
 static void remove_entry(struct symbolizer *s, struct sym_entry *e)
@@ -182,6 +235,14 @@ void symbolizer__free(struct symbolizer *s)
 		lru_unlink(s, e);
 		free(e);
 	}
+	for (unsigned i = 0; i < KEY_BUCKETS; i++) {
+		while (s->keys[i]) {
+			struct key_list *kl = s->keys[i];
+
+			s->keys[i] = kl->next;
+			free(kl);
+		}
+	}
 	free(s->buckets);
 	free(s->fbuckets);
 	free(s);
@@ -202,12 +263,10 @@ void symbolizer__forget(struct symbolizer *s, uint32_t key)
 {
 	struct sym_entry *e, *next;
 
-	if (!s || !key)
+	if (!s || !key || !*key_slot(s, key))
 		return;
-	for (e = s->head; e; e = next) {
-		next = e->next;
-		if (e->key != key)
-			continue;
+	for (e = (*key_slot(s, key))->head; e; e = next) {
+		next = e->knext;
 		if (!e->family || kin_of(s, e)) {
 			remove_entry(s, e);
 		} else {	/* the family's only one for this address: kept for its next members */
@@ -615,7 +674,7 @@ static struct sym_entry *adopt(const struct sym_entry *k, uint32_t key, uint64_t
 	if (!e)
 		return NULL;
 	memcpy(e, k, k->size);
-	e->hnext = e->fnext = e->prev = e->next = NULL;
+	e->hnext = e->fnext = e->prev = e->next = e->kprev = e->knext = NULL;
 	e->key = key;
 	e->checked_ns = now;
 	e->name = e->data + (k->name - k->data);
@@ -652,8 +711,11 @@ static int miss(struct symbolizer *s, uint32_t key, uint32_t family, const struc
 			s->kin++;
 			if (!k->key) {	/* an exited member's: moved over */
 				k->key = key;
+				if (!link_key(s, k)) {
+					k->key = 0;
+					return -ENOMEM;
+				}
 				k->checked_ns = coarse_ns();
-				link_key(s, k);
 				lru_unlink(s, k);
 				lru_push(s, k);
 				*out = k;
@@ -677,7 +739,10 @@ static int miss(struct symbolizer *s, uint32_t key, uint32_t family, const struc
 insert:
 	if (s->n >= s->max)
 		remove_entry(s, s->tail);
-	link_key(s, e);
+	if (!link_key(s, e)) {
+		free(e);
+		return -ENOMEM;
+	}
 	if (family) {
 		struct sym_entry **fb = family_bucket(s, family, code);
 
