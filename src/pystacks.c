@@ -422,6 +422,14 @@ void pystacks__forget(struct pystacks *ps, uint32_t pid)
 
 void pystacks__write_json(const struct pystacks *ps, struct jsonw *w)
 {
+	/* the code objects named: read from their process, or taken from a fork's family after one read */
+	jsonw__name(w, "code_objects");
+	jsonw__start_object(w);
+	jsonw__uint_field(w, "cached", symbolizer__size(ps->sym));
+	jsonw__uint_field(w, "read", symbolizer__misses(ps->sym));
+	jsonw__uint_field(w, "from_family", symbolizer__kin(ps->sym));
+	jsonw__uint_field(w, "found_replaced", symbolizer__stale(ps->sym));
+	jsonw__end_object(w);
 	if (!ps->threads)
 		return;
 	/* the threads seen in stacks, with the name of their latest ones */

@@ -383,11 +383,30 @@ static int fold_next(const struct stack *s, size_t *i, const char **p)
 	return ';';
 }
 
+/*
+ * The folded forms' order (byte by byte, ';' between frames), without going through the frames
+ * the two stacks share: frames are interned, so a frame at the same depth is the same string
+ * exactly when it is the same pointer. Stacks of one service share most of their outer frames:
+ * the report windows' sort compared them byte by byte, a tenth of the collector's CPU.
+ */
 static int fold_cmp(const void *x, const void *y)
 {
 	const struct stack *s = *(const struct stack *const *)x, *t = *(const struct stack *const *)y;
-	const char *p = s->frames[0], *q = t->frames[0];
-	size_t i = 0, j = 0;
+	size_t k = 0, n = s->nframes < t->nframes ? s->nframes : t->nframes, i, j;
+	const char *p, *q;
+
+	while (k < n && s->frames[k] == t->frames[k])
+		k++;
+	if (k == s->nframes && k == t->nframes)
+		return 0;
+	if (k) {	/* from the end of the last frame in common: ';', or the end, next */
+		i = j = k - 1;
+		p = q = s->frames[k - 1] + strlen(s->frames[k - 1]);
+	} else {
+		i = j = 0;
+		p = s->frames[0];
+		q = t->frames[0];
+	}
 
 	for (;;) {
 		int c = fold_next(s, &i, &p), d = fold_next(t, &j, &q);

@@ -219,12 +219,13 @@ def check_austin(it, stacks):
 
 def check_fork(it, tmp):
     folded = os.path.join(tmp, it.label + "-fork.folded")
+    report = os.path.join(tmp, it.label + "-fork.json")
     # the children come PT_FORK_DELAY s after the start: the tool must be tracing by then (a
     # sanitizer build starts slower: tests/run-sanitize.sh gives it 4 s)
     w = Workload(it, "forker.py", {"PT_FORK_DELAY": os.environ.get("PYTRACE_TEST_FORK_DELAY", "2"),
                                    "PT_CHILD_SECONDS": "2"})
     try:
-        out = run_tool(["--pid", str(w.pid), "--duration", "8", "--collapsed", folded])
+        out = run_tool(["--pid", str(w.pid), "--duration", "8", "--collapsed", folded, "--json", report])
     finally:
         w.stop()
     ok = record(it.label + ": children forked during the trace are sampled (exit 0)", out.returncode == 0,
@@ -233,6 +234,15 @@ def check_fork(it, tmp):
         return
     n = sum(c for f, c in read_folded(folded) if any(fname(x) == "child_work" for x in f))
     record(it.label + ": child_work samples from forked children", n >= 20, "%d samples" % n)
+    # The children's code objects are their parent's, at the same addresses: named from the
+    # parent's entries after one read of each header (symbolizer__resolve_in), not read again.
+    try:
+        with open(report) as f:
+            co = json.load(f)["code_objects"]
+        record(it.label + ": forked children's code objects taken from their parent's", co["from_family"] >= 2,
+               json.dumps(co))
+    except Exception as e:  # noqa: BLE001
+        record(it.label + ": forked children's code objects taken from their parent's", False, str(e))
     record(it.label + ": tool ends when the traced processes exit", "Target exited" in out.stderr, out.stderr[-300:])
 
 

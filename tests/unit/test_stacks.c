@@ -193,6 +193,23 @@ static void test_sorted_by_folded(void **state)
 	assert_int_equal(calls, 2);
 }
 
+/* Below shared outer frames (compared by pointer, fold_cmp) the order is still the folded bytes'. */
+static void test_sorted_below_shared(void **state)
+{
+	struct stack_agg *a = *state;
+	char buf[256] = "";
+
+	ADD(a, 1, "r", "a", "x");
+	ADD(a, 1, "r", "a.b");	/* '.' < ';': before "r;a;x" although "a" < "a.b" */
+	ADD(a, 1, "r", "a!");
+	ADD(a, 1, "r");
+	ADD(a, 1, "r", "a");
+	ADD(a, 1, "r", "a", "x", "y");
+	ADD(a, 1, "r", "a", "w");
+	assert_int_equal(stack_agg__foreach(a, collect, buf), 0);
+	assert_string_equal(buf, "r|r;a|r;a!|r;a.b|r;a;w|r;a;x|r;a;x;y|");
+}
+
 static int check_interned(void *ctx, const char *const *frames, size_t n, uint64_t weight)
 {
 	const char **seen = ctx;
@@ -405,6 +422,7 @@ int main(void)
 		cmocka_unit_test(test_cap_and_dropped),
 		cmocka_unit_test(test_add_by_id),
 		cmocka_unit_test_setup_teardown(test_sorted_by_folded, setup_agg, teardown_agg),
+		cmocka_unit_test_setup_teardown(test_sorted_below_shared, setup_agg, teardown_agg),
 		cmocka_unit_test_setup_teardown(test_frames_interned, setup_agg, teardown_agg),
 		cmocka_unit_test_setup_teardown(test_folded_escaping, setup_agg, teardown_agg),
 		cmocka_unit_test_setup_teardown(test_folded_roundtrip, setup_agg, teardown_agg),
