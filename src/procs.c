@@ -45,6 +45,13 @@ struct procs {
 	unsigned nseen;
 	uint64_t seen_not_listed;
 	uint32_t families;	/* the last struct proc.family given */
+	struct pidtab fams;	/* struct family: the families with processes alive */
+};
+
+/* A family (struct proc.family) and how many of its processes are alive and Python. */
+struct family {
+	uint32_t family;	/* key (pidtab.h) */
+	uint32_t live;
 };
 
 /* -v lines: time since the start and CLOCK_MONOTONIC (tests measure discovery with it). */
@@ -134,6 +141,11 @@ struct procs *procs__new(const struct procs_opts *o)
 		free(p);
 		return NULL;
 	}
+	if (pidtab__init(&p->fams, p->o.max_procs, sizeof(struct family))) {
+		pidtab__fini(&p->tab);
+		free(p);
+		return NULL;
+	}
 	return p;
 }
 
@@ -142,7 +154,43 @@ void procs__free(struct procs *p)
 	if (!p)
 		return;
 	pidtab__fini(&p->tab);
+	pidtab__fini(&p->fams);
 	free(p);
+}
+
+/* pr is no longer a live Python process of its family (it exited, exec'd, or is inspected anew). */
+static void family_leave(struct procs *p, struct proc *pr)
+{
+	struct family *f;
+
+	if (!pr->in_family)
+		return;
+	pr->in_family = false;
+	f = pidtab__get(&p->fams, pr->family);
+	if (f && !--f->live)
+		pidtab__del(&p->fams, f);
+}
+
+/* pr is a live Python process of family (a new one at its exec, its parent's at a fork). */
+static void family_join(struct procs *p, struct proc *pr, uint32_t family)
+{
+	struct family *f;
+	bool created;
+
+	family_leave(p, pr);
+	pr->family = family;
+	f = pidtab__add(&p->fams, family, &created);
+	if (f) {	/* else counted as none alive: its members' shared names go with each */
+		f->live++;
+		pr->in_family = true;
+	}
+}
+
+bool procs__family_alive(const struct procs *p, uint32_t family)
+{
+	const struct family *f = family ? pidtab__get(&p->fams, family) : NULL;
+
+	return f && f->live;
 }
 
 struct proc *procs__get(struct procs *p, uint32_t pid, bool create)
@@ -729,7 +777,7 @@ static int inspect(struct procs *p, struct proc *pr, char *err, size_t errlen)
 	if (pr->state != PROC_PYTHON)
 		p->st.python++;
 	pr->state = PROC_PYTHON;
-	pr->family = ++p->families ? p->families : ++p->families;
+	family_join(p, pr, ++p->families ? p->families : ++p->families);
 	pr->pending_ns = 0;
 	{
 		struct mem_reader mr;
@@ -945,6 +993,7 @@ static void forget(struct procs *p, struct proc *pr, const char *why)
 	uint32_t pid = pr->pid;
 	bool was_python = pr->state == PROC_PYTHON;
 
+	family_leave(p, pr);
 	bpf_map_delete_elem(p->o.tracked_fd, &pid);
 	track_bit(p, pid, false);
 	bpf_map_delete_elem(p->o.procs_fd, &pid);
@@ -1228,7 +1277,7 @@ static void proc_fork(struct procs *p, const struct pt_proc_event *e)
 	pr->py = parent->py;
 	pr->py.pid = e->hdr.pid;
 	pr->state = PROC_PYTHON;
-	pr->family = parent->family;
+	family_join(p, pr, parent->family);
 	memcpy(pr->service, parent->service, sizeof(pr->service));
 	p->st.python++;
 	seen_add(p, pr, true);
@@ -1250,6 +1299,7 @@ static void proc_exec(struct procs *p, const struct pt_proc_event *e)
 		seen_exec(p, pr->pid);
 		tlog(p, "pid %d: forgotten (exec)\n", pr->pid);
 	}
+	family_leave(p, pr);
 	pr->state = PROC_UNKNOWN;
 	pr->pending_ns = 0;
 	if (p->o.listener.on_exec)
@@ -1284,6 +1334,8 @@ static void proc_exit(struct procs *p, const struct pt_proc_event *e)
 		pr->live = false;
 		p->st.live--;
 	}
+	if (pr)
+		family_leave(p, pr);
 	if (pr && pr->state == PROC_PYTHON) {
 		seen_exit(p, pr->pid);
 		tlog(p, "pid %d: forgotten (exited)\n", pr->pid);
@@ -1325,8 +1377,10 @@ void procs__tick(struct procs *p, uint64_t now)
 		struct proc *pr = pidtab__slot(&p->tab, i);
 
 		/* a record shifted into slot i waits for the next round */
-		if (pr && pr->dead_ns && now - pr->dead_ns > PROCS_FREE_AFTER_NS)
+		if (pr && pr->dead_ns && now - pr->dead_ns > PROCS_FREE_AFTER_NS) {
+			family_leave(p, pr);
 			pidtab__del(&p->tab, pr);
+		}
 		else if (pr)
 			find_frames(p, pr, now);
 	}

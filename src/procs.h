@@ -49,6 +49,7 @@ struct proc {
 	struct py_target py;	/* valid in PROC_PYTHON */
 	uint32_t family;	/* in PROC_PYTHON: the same for the processes forked from one exec
 				   (their memory began as one: symbolizer__resolve_in), never 0 */
+	bool in_family;		/* counted among its family's live processes */
 	uint64_t pool_next_ns;	/* when to look for a thread pool's frame again (procs__thread_pool_frame) */
 	uint64_t pool_gap_ns;
 	struct py_modules_stamp mods_stamp;	/* sys.modules at the last look (find_frames) */
@@ -107,6 +108,8 @@ struct procs_stats {
 struct procs;
 
 struct procs *procs__new(const struct procs_opts *o);
+/* Whether a process of family (struct proc.family) is alive and Python. */
+bool procs__family_alive(const struct procs *p, uint32_t family);
 void procs__free(struct procs *p);
 /* Trace pid and, with follow_children, its present descendants. Fails (message in err) if pid is
  * not a supported Python. */

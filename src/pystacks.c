@@ -413,8 +413,10 @@ size_t pystacks__name(struct pystacks *ps, uint32_t pid, uint32_t tid, const str
 void pystacks__forget(struct pystacks *ps, uint32_t pid)
 {
 	struct named_proc *np = named_slot(ps, pid, false);
+	const struct proc *pr = procs__get(ps->procs, pid, false);
 
-	symbolizer__forget(ps->sym, pid);
+	/* its code objects' names stay for its family's next processes while the family lives */
+	symbolizer__forget(ps->sym, pid, pr && procs__family_alive(ps->procs, pr->family));
 	procmem__forget(pid);
 	if (np)	/* exec'd or gone: its registry with it (names kept for the report) */
 		np->gone = true;

@@ -14,7 +14,8 @@
  * and taken after one read of its header shows the same object there (same_code: the test
  * every entry passes again after SYMBOLIZER_RECHECK_NS): one read instead of four (header,
  * name, file name, line table) for each code object of each new worker. An exiting member's
- * entries stay for the family's next ones (key 0, in the family table only), one per address.
+ * entries stay for the family's next ones while the family has members alive (under the
+ * family's own key, ORPHANS(family)), one per address; they go with its last member.
  *
  * Which instruction the shipped value designates (checked on live frames of every version by
  * tests/tools/capture_code.py, whose fixtures the unit test replays):
@@ -46,8 +47,8 @@
 #define MAX_BUCKETS (1UL << 20)
 
 struct sym_entry {
-	struct sym_entry *hnext;	/* by (key, code); not linked with key 0 (an exited member's) */
-	struct sym_entry *kprev, *knext;	/* the key's entries (symbolizer__forget's), likewise */
+	struct sym_entry *hnext;	/* by (key, code) */
+	struct sym_entry *kprev, *knext;	/* the key's entries (symbolizer__forget's) */
 	struct sym_entry *fnext;	/* by (family, code), when family != 0 */
 	struct sym_entry *prev, *next;	/* LRU list, most recent first */
 	uint64_t code;
@@ -78,6 +79,8 @@ struct key_list {
 };
 
 #define KEY_BUCKETS 256
+/* The key of a family's entries whose processes exited (pids never have the top bit). */
+#define ORPHANS(family) (0x80000000u | ((family) & 0x7fffffffu))
 
 struct symbolizer {
 	struct key_list *keys[KEY_BUCKETS];
@@ -209,10 +212,8 @@ static bool link_key(struct symbolizer *s, struct sym_entry *e)
 	return true;
 }
 
-static void remove_entry(struct symbolizer *s, struct sym_entry *e)
+static void remove_entry_unlinked(struct symbolizer *s, struct sym_entry *e)
 {
-	if (e->key)
-		unlink_key(s, e);
 	if (e->family) {
 		struct sym_entry **pp = family_bucket(s, e->family, e->code);
 
@@ -223,6 +224,12 @@ static void remove_entry(struct symbolizer *s, struct sym_entry *e)
 	lru_unlink(s, e);
 	s->n--;
 	free(e);
+}
+
+static void remove_entry(struct symbolizer *s, struct sym_entry *e)
+{
+	unlink_key(s, e);
+	remove_entry_unlinked(s, e);
 }
 
 void symbolizer__free(struct symbolizer *s)
@@ -259,19 +266,44 @@ static struct sym_entry *kin_of(const struct symbolizer *s, const struct sym_ent
 	return NULL;
 }
 
-void symbolizer__forget(struct symbolizer *s, uint32_t key)
+/* Drop every entry of key; the families they were of in fams (at most 4, *nfams of them). */
+static void drop_key(struct symbolizer *s, uint32_t key, uint32_t *fams, unsigned *nfams)
 {
+	struct key_list **kp = key_slot(s, key);
 	struct sym_entry *e, *next;
 
-	if (!s || !key || !*key_slot(s, key))
+	for (e = *kp ? (*kp)->head : NULL; e; e = next) {
+		next = e->knext;
+		if (fams && e->family && *nfams < 4 &&
+		    (!*nfams || fams[*nfams - 1] != e->family))
+			fams[(*nfams)++] = e->family;
+		remove_entry(s, e);
+	}
+}
+
+void symbolizer__forget(struct symbolizer *s, uint32_t key, bool family_lives)
+{
+	struct sym_entry *e, *next;
+	uint32_t fams[4];
+	unsigned nfams = 0;
+
+	if (!s || !key || (key & 0x80000000u) || !*key_slot(s, key))
 		return;
+	if (!family_lives) {	/* the family's last member: its exited members' entries go too */
+		drop_key(s, key, fams, &nfams);
+		for (unsigned i = 0; i < nfams; i++)
+			drop_key(s, ORPHANS(fams[i]), NULL, NULL);
+		return;
+	}
 	for (e = (*key_slot(s, key))->head; e; e = next) {
 		next = e->knext;
 		if (!e->family || kin_of(s, e)) {
 			remove_entry(s, e);
 		} else {	/* the family's only one for this address: kept for its next members */
 			unlink_key(s, e);
-			e->key = 0;
+			e->key = ORPHANS(e->family);
+			if (!link_key(s, e))
+				remove_entry_unlinked(s, e);
 		}
 	}
 }
@@ -709,10 +741,11 @@ static int miss(struct symbolizer *s, uint32_t key, uint32_t family, const struc
 		have_hdr = true;
 		if (same_code(k, l, hdr, pycode_type)) {
 			s->kin++;
-			if (!k->key) {	/* an exited member's: moved over */
+			if (k->key & 0x80000000u) {	/* an exited member's: moved over */
+				unlink_key(s, k);
 				k->key = key;
 				if (!link_key(s, k)) {
-					k->key = 0;
+					remove_entry_unlinked(s, k);
 					return -ENOMEM;
 				}
 				k->checked_ns = coarse_ns();
@@ -762,7 +795,7 @@ int symbolizer__resolve_in(struct symbolizer *s, uint32_t key, uint32_t family, 
 	struct sym_entry *e;
 	int err;
 
-	if (!s || !l || !mr || !out || !key)
+	if (!s || !l || !mr || !out || !key || (key & 0x80000000u))
 		return -EINVAL;
 	if (l->code_mask)
 		code &= l->code_mask;

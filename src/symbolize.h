@@ -41,7 +41,7 @@ void symbolizer__free(struct symbolizer *s);
  * instr: the raw value shipped by BPF: f_lasti for <= 3.10, the instruction pointer 3.11+.
  * pycode_type: address of PyCode_Type in the target (0 = don't check); when nonzero, an
  * object whose ob_type differs is not a code object: -ENOENT.
- * key: a cache namespace (the pid), not 0.
+ * key: a cache namespace (the pid): not 0, top bit clear.
  * Returns 0 and fills *out, whose strings belong to the symbolizer and stay valid until the
  * entry is evicted (by a later resolve) or symbolizer__forget(key): callers copy what they
  * keep. Or -errno: -EINVAL for a bad argument or something that is not a str or bytes where
@@ -55,7 +55,7 @@ int symbolizer__resolve(struct symbolizer *s, uint32_t key, const struct py_layo
  * memory began as one): a code object not cached under key is taken from another member's entry
  * for its address when the header at that address in key's process shows the same object (one
  * read), and read from the target only otherwise. An exited member's entries (forget) stay for
- * the family's next ones, one per address, until evicted.
+ * the family's next ones, one per address, while the family lives.
  */
 int symbolizer__resolve_in(struct symbolizer *s, uint32_t key, uint32_t family, const struct py_layout *l,
 			   const struct mem_reader *mr, uint64_t pycode_type, uint64_t code,
@@ -70,9 +70,12 @@ int symbolizer__resolve_in(struct symbolizer *s, uint32_t key, uint32_t family, 
 #define SYMBOLIZER_RECHECK_MAX 128
 void symbolizer__recheck_many(struct symbolizer *s, uint32_t key, const struct py_layout *l,
 			      const struct mem_reader *mr, uint64_t pycode_type, const uint64_t *codes, unsigned n);
-/* Drop every entry of key (the process exited or exec'd); of a family's, the only entry for its
- * address stays for the family (key 0). key 0: nothing. */
-void symbolizer__forget(struct symbolizer *s, uint32_t key);
+/*
+ * Drop every entry of key (the process exited or exec'd). family_lives: other processes of its
+ * family are alive, and its entries that no other member has stay for the family's next ones;
+ * else the family's entries kept so go too. key 0: nothing.
+ */
+void symbolizer__forget(struct symbolizer *s, uint32_t key, bool family_lives);
 uint64_t symbolizer__hits(const struct symbolizer *s);
 uint64_t symbolizer__misses(const struct symbolizer *s);
 /* Code objects taken from a family member's entry (symbolizer__resolve_in) instead of read. */

@@ -214,7 +214,7 @@ static void check_capture(struct capture *c)
 	/* another key is another namespace */
 	assert_int_equal(symbolizer__resolve(s, 2, l, &mr, 0, c->codes[0].code, 0, &sym), 0);
 	assert_int_equal(symbolizer__size(s), c->ncodes + 1);
-	symbolizer__forget(s, 1);
+	symbolizer__forget(s, 1, false);
 	assert_int_equal(symbolizer__size(s), 1);
 	assert_int_equal(symbolizer__resolve(s, 1, l, &mr, 0, c->codes[0].code, 0, &sym), 0);
 	assert_int_equal(symbolizer__misses(s), misses + 2);
@@ -281,7 +281,7 @@ static void check_capture(struct capture *c)
 		assert_int_equal(symbolizer__stale(s), 1);
 		/* and an unchanged one is trusted for another while */
 		c->alias_from = 0;
-		symbolizer__forget(s, 1);
+		symbolizer__forget(s, 1, false);
 		assert_int_equal(symbolizer__resolve(s, 1, l, &mr, c->pycode_type, c->codes[0].code, 0, &sym), 0);
 		nanosleep(&ts, NULL);
 		assert_int_equal(symbolizer__resolve(s, 1, l, &mr, c->pycode_type, c->codes[0].code, 0, &sym), 0);
@@ -386,12 +386,12 @@ static void check_family(struct capture *c)
 	assert_int_equal(symbolizer__kin(s), 1);
 	assert_int_equal(symbolizer__misses(s), 4);
 	c->alias_from = 0;
-	symbolizer__forget(s, 104);
+	symbolizer__forget(s, 104, true);
 	/* members exit: the entry that has kin goes, the family's last one stays, unseen by key */
 	assert_int_equal(symbolizer__size(s), 4);
-	symbolizer__forget(s, 100);
+	symbolizer__forget(s, 100, true);
 	assert_int_equal(symbolizer__size(s), 3);
-	symbolizer__forget(s, 101);
+	symbolizer__forget(s, 101, true);
 	assert_int_equal(symbolizer__size(s), 3);
 	/* pid 101 used again by another program: its own read */
 	assert_int_equal(symbolizer__resolve_in(s, 101, 9, l, &mr, c->pycode_type, w0->code, 0, &sym), 0);
@@ -413,6 +413,18 @@ static void check_family(struct capture *c)
 	assert_int_equal(symbolizer__resolve_in(s, 106, 7, l, &mr, c->pycode_type, w0->code, 0, &sym), -EFAULT);
 	c->exclude = 0;
 	assert_int_equal(symbolizer__kin(s), 2);
+	/* the family's last member exits: its entries and those kept for the family go */
+	assert_int_equal(symbolizer__resolve_in(s, 107, 7, l, &mr, c->pycode_type, w1->code, 0, &sym), 0);
+	symbolizer__forget(s, 107, true);	/* w1's: kept for the family */
+	assert_int_equal(symbolizer__size(s), 5);
+	symbolizer__forget(s, 105, false);
+	assert_int_equal(symbolizer__size(s), 3);	/* 102 (family 8), 103 (none), 101 (family 9) */
+	reads = c->reads;
+	assert_int_equal(symbolizer__resolve_in(s, 108, 7, l, &mr, c->pycode_type, w1->code, 0, &sym), 0);
+	assert_true(c->reads - reads > 1);	/* read, not taken */
+	assert_int_equal(symbolizer__kin(s), 2);
+	/* keys with the top bit are not pids */
+	assert_int_equal(symbolizer__resolve_in(s, 0x80000007u, 7, l, &mr, c->pycode_type, w0->code, 0, &sym), -EINVAL);
 	symbolizer__free(s);
 
 	/* a bounded cache evicts family entries as any other (ASan and valgrind check the lists) */
@@ -421,7 +433,7 @@ static void check_family(struct capture *c)
 		assert_int_equal(symbolizer__resolve_in(s, key, 7, l, &mr, c->pycode_type,
 						       c->codes[key % c->ncodes].code, 0, &sym), 0);
 		if (key % 3 == 0)
-			symbolizer__forget(s, key);
+			symbolizer__forget(s, key, key % 2);
 	}
 	assert_int_equal(symbolizer__size(s), 2);
 	symbolizer__free(s);
