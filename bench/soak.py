@@ -18,7 +18,9 @@ pytrace_label_values_dropped_total, pytrace_bpf_map_entries/max_entries by map; 
 metric the collector does not export (yet) is written and reported as "missing".
 
 At the end: summary.txt and summary.json (collector CPU % of one core, CPU per request and per
-statement in us, RSS at warm-up vs end and its growth, fds at warm-up vs end, lost events,
+statement in us, RSS at warm-up vs end and its growth, fds at warm-up vs end and against the
+most seen until the warm-up (one per followed process's memory file: they move with the
+workers), lost events,
 dropped label values, map fill) and soak.svg (RSS and fds over time).
 
 Usage: sudo bench/soak.py [--minutes 60] [--rate 40] [--children-per-s 2] [--out DIR]
@@ -384,7 +386,12 @@ def summarize(rows, warmup_s, a, extra):
     if num(s["rss_growth_pct"]) is not None:
         goals["RSS flat after warm-up (within 5%)"] = abs(s["rss_growth_pct"]) <= 5.0
     if num(s["fds_warmup"]) is not None and num(s["fds_end"]) is not None:
-        goals["fds back to the warm-up count"] = s["fds_end"] <= s["fds_warmup"]
+        # The collector keeps a file open on each followed process's memory (/proc/PID/mem,
+        # src/procmem.c): its fds go up and down by one or two as workers come and go, whatever
+        # the build (157-159 in every 6-minute soak). A leak goes past every earlier count.
+        s["fds_max_warmup"] = max((r["fds"] for r in rows if r["t_s"] <= warmup_s and num(r["fds"]) is not None),
+                                  default=s["fds_warmup"])
+        goals["fds within the warm-up's range"] = s["fds_end"] <= s["fds_max_warmup"]
     if num(s["events_lost_total"]) is not None:
         goals["0 lost events"] = s["events_lost_total"] == 0
     s["goals"] = goals
@@ -586,6 +593,7 @@ def main():
             ("rss_kb_max_after_warmup", "RSS max after warm-up, kB", None),
             ("rss_growth_pct", "RSS growth after warm-up, %", "%.2f"),
             ("fds_start", "fds at start", None), ("fds_warmup", "fds at warm-up", None), ("fds_end", "fds at end", None),
+            ("fds_max_warmup", "fds at most, until warm-up", None),
             ("events_lost_total", "events lost", None), ("events_lost_by_kind", "events lost by kind", None),
             ("label_values_dropped_total", "label values dropped", None),
             ("processes_followed_end", "processes followed at end", None),
