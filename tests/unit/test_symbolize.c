@@ -348,6 +348,21 @@ static void test_captured(void **state)
  * exited member's entry waits for the next member, and a pid used again outside the family does
  * not see it.
  */
+/* key of family 7 takes w's entry from another member: one read, named as w. */
+static void expect_taken(struct symbolizer *s, struct capture *c, const struct py_layout *l,
+			 const struct mem_reader *mr, uint32_t key, const struct want_code *w, uint64_t kin)
+{
+	struct py_frame_sym sym;
+	unsigned long reads = c->reads;
+
+	assert_int_equal(symbolizer__resolve_in(s, key, 7, l, mr, c->pycode_type, w->code, 0, &sym), 0);
+	assert_int_equal(c->reads - reads, 1);
+	assert_int_equal(symbolizer__kin(s), kin);
+	assert_string_equal(sym.name, w->name);
+	assert_string_equal(sym.file, w->file);
+	assert_int_equal(sym.firstlineno, w->firstlineno);
+}
+
 static void check_family(struct capture *c)
 {
 	const struct py_layout *l = py_layout__builtin(c->major, c->minor);
@@ -364,14 +379,8 @@ static void check_family(struct capture *c)
 	/* the first member reads it; the second takes it with one read */
 	assert_int_equal(symbolizer__resolve_in(s, 100, 7, l, &mr, c->pycode_type, w0->code, 0, &sym), 0);
 	assert_int_equal(symbolizer__misses(s), 1);
-	reads = c->reads;
-	assert_int_equal(symbolizer__resolve_in(s, 101, 7, l, &mr, c->pycode_type, w0->code, 0, &sym), 0);
-	assert_int_equal(c->reads - reads, 1);
-	assert_int_equal(symbolizer__kin(s), 1);
+	expect_taken(s, c, l, &mr, 101, w0, 1);
 	assert_int_equal(symbolizer__misses(s), 1);
-	assert_string_equal(sym.name, w0->name);
-	assert_string_equal(sym.file, w0->file);
-	assert_int_equal(sym.firstlineno, w0->firstlineno);
 	assert_int_equal(symbolizer__size(s), 2);
 	/* another family, or none: read from the target */
 	assert_int_equal(symbolizer__resolve_in(s, 102, 8, l, &mr, c->pycode_type, w0->code, 0, &sym), 0);
@@ -398,12 +407,8 @@ static void check_family(struct capture *c)
 	assert_int_equal(symbolizer__misses(s), 5);
 	assert_int_equal(symbolizer__size(s), 4);
 	/* the family's next member takes the exited one's entry: no new entry */
-	reads = c->reads;
-	assert_int_equal(symbolizer__resolve_in(s, 105, 7, l, &mr, c->pycode_type, w0->code, 0, &sym), 0);
-	assert_int_equal(c->reads - reads, 1);
-	assert_int_equal(symbolizer__kin(s), 2);
+	expect_taken(s, c, l, &mr, 105, w0, 2);
 	assert_int_equal(symbolizer__size(s), 4);
-	assert_string_equal(sym.name, w0->name);
 	/* and once taken it is that member's: cached, no read */
 	reads = c->reads;
 	assert_int_equal(symbolizer__resolve_in(s, 105, 7, l, &mr, c->pycode_type, w0->code, 0, &sym), 0);
