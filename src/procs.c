@@ -741,6 +741,25 @@ out:
 		memcache__fini(&mc);
 }
 
+static pid_t read_ppid(pid_t pid);
+
+/*
+ * The family of pr's parent when pr, found running (not seen forking), is a fork of it that did
+ * not exec: the same interpreter file at the same address and the same main stack, which each
+ * exec places anew at random (ASLR) and a fork keeps. 0: its own family.
+ */
+static uint32_t forked_family(struct procs *p, struct proc *pr)
+{
+	pid_t ppid = read_ppid(pr->pid);
+	const struct proc *parent = ppid > 0 ? procs__get(p, (uint32_t)ppid, false) : NULL;
+
+	if (parent && parent != pr && parent->state == PROC_PYTHON && parent->in_family && parent->live &&
+	    pr->py.stack_end && parent->py.stack_end == pr->py.stack_end &&
+	    parent->py.runtime == pr->py.runtime && !strcmp(parent->py.binary, pr->py.binary))
+		return parent->family;
+	return 0;
+}
+
 /* Inspect pr and, if it is Python, hand its configuration to the BPF side. */
 static int inspect(struct procs *p, struct proc *pr, char *err, size_t errlen)
 {
@@ -777,7 +796,13 @@ static int inspect(struct procs *p, struct proc *pr, char *err, size_t errlen)
 	if (pr->state != PROC_PYTHON)
 		p->st.python++;
 	pr->state = PROC_PYTHON;
-	family_join(p, pr, ++p->families ? p->families : ++p->families);
+	{
+		uint32_t fam = forked_family(p, pr);
+
+		if (fam)
+			p->st.forks_found_running++;
+		family_join(p, pr, fam ? fam : ++p->families ? p->families : ++p->families);
+	}
 	pr->pending_ns = 0;
 	{
 		struct mem_reader mr;
@@ -1463,6 +1488,7 @@ void procs__write_json(const struct procs *p, struct jsonw *w)
 	jsonw__uint_field(w, "route_frames", p->st.route_frames);
 	jsonw__uint_field(w, "asyncio_running_tasks", p->st.run_tasks);
 	jsonw__uint_field(w, "dicts_by_hash", p->st.dicts_by_hash);
+	jsonw__uint_field(w, "forks_found_running", p->st.forks_found_running);
 	jsonw__uint_field(w, "asgi_middleware_scopes", p->st.scope_frames);
 	jsonw__uint_field(w, "streaming_response_hosts", p->st.stream_hosts);
 	jsonw__bool_field(w, "host_wide", p->o.host_wide);

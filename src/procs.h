@@ -101,6 +101,7 @@ struct procs_stats {
 	unsigned route_frames;	/* processes whose routes are read from their framework (routes.h) */
 	unsigned run_tasks;	/* processes whose running asyncio tasks are read directly (struct pt_proc) */
 	unsigned dicts_by_hash;	/* programs whose dicts are looked up by hash (pythreads__learn_hash) */
+	unsigned forks_found_running;	/* found running, and known as forks of a traced process (family) */
 	unsigned scope_frames;	/* processes whose BaseHTTPMiddleware's tasks go by request (procs__scope_frames) */
 	unsigned stream_hosts;	/* processes whose StreamingResponses' writers give their host task */
 };

@@ -22,6 +22,7 @@ struct maps_scan {
 	uint64_t exe_base, lib_base;	/* start of the mapping at file offset 0 */
 	struct proc_map lib_map;	/* that mapping of lib */
 	bool ld, libs;		/* the dynamic loader is mapped; a shared library is */
+	uint64_t stack_end;	/* the main thread's stack: its top */
 };
 
 static int scan_map(void *ctx, const struct proc_map *m)
@@ -29,6 +30,8 @@ static int scan_map(void *ctx, const struct proc_map *m)
 	struct maps_scan *s = ctx;
 	const char *base = strrchr(m->path, '/');
 
+	if (!strcmp(m->path, "[stack]"))
+		s->stack_end = m->end;	/* its start moves down as it grows */
 	if (!base)
 		return 0;
 	base++;
@@ -404,6 +407,7 @@ int py_target__inspect(pid_t pid, struct py_target *t, char *err, size_t errlen)
 		bias = base - info.min_vaddr;
 	}
 	t->runtime = q[0].value + bias;
+	t->stack_end = s.stack_end;
 	t->pycode_type = q[1].value ? q[1].value + bias : 0;
 	t->hash_secret = q[3].value ? q[3].value + bias : 0;
 	procmem__reader(&mr, pid);

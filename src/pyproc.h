@@ -19,6 +19,8 @@ struct py_target {
 	uint64_t runtime;	/* &_PyRuntime in the target */
 	uint64_t pycode_type;	/* &PyCode_Type in the target */
 	uint64_t hash_secret;	/* &_Py_HashSecret in the target, or 0 (pythreads__learn_hash) */
+	uint64_t stack_end;	/* the top of its main thread's stack: placed at random by each exec,
+				   the same in a fork (struct proc.family), 0 if not seen */
 	bool debug_offsets;	/* layout read from the interpreter's _Py_DebugOffsets */
 	struct py_layout layout;
 	int64_t tstate_off;	/* thread state pointer at fsbase + tstate_off (struct pt_proc) */

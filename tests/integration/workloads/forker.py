@@ -1,11 +1,12 @@
-# Forks children after the tracer has started: they must be traced too.
+# Forks children after the tracer has started: they must be traced too. PT_EARLY_CHILD=1: one
+# more, forked before "ready" (found running by the tracer), working until the others end.
 import os
 import sys
 import time
 
 
-def child_work():
-    end = time.time() + float(os.environ.get("PT_CHILD_SECONDS", "3"))
+def child_work(seconds=None):
+    end = time.time() + (seconds or float(os.environ.get("PT_CHILD_SECONDS", "3")))
     x = 0
     while time.time() < end:
         x += 1  # @child_body
@@ -17,9 +18,14 @@ def parent_wait():
 
 
 if __name__ == "__main__":
+    kids = []
+    if os.environ.get("PT_EARLY_CHILD") == "1":
+        pid = os.fork()
+        if pid == 0:
+            child_work(float(os.environ.get("PT_FORK_DELAY", "1")) + float(os.environ.get("PT_CHILD_SECONDS", "3")))
+        kids.append(pid)
     print("ready", os.getpid(), flush=True)
     parent_wait()
-    kids = []
     for _ in range(2):
         pid = os.fork()
         if pid == 0:
