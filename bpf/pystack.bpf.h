@@ -428,21 +428,32 @@ static __always_inline __u64 pt_running_task(const struct pt_proc *proc, struct 
 
 /*
  * A walk's frame to stop at (how: PT_WALK_CUT, a statement's): the route frame (struct pt_proc's
- * route_code), whose callees hold the call site, where the running task is read directly
- * (pt_running_task; its key and code left in pt_windows' rt_task, rt_code); else ~0, none. A
- * global function: its branches, in pt_walk_thread, split every walking program's states in two.
+ * route_code), whose callees hold the call site, where the running task is read directly (its
+ * key and code left in pt_windows' rt_task, rt_code): on 3.14+ from the thread state (tstate's
+ * asyncio_running_task, struct pt_proc's ts_run_task), before from the _asyncio module's dict
+ * (pt_running_task); else ~0, none. A global function: its branches, in pt_walk_thread, split
+ * every walking program's states in two.
  */
-__noinline __u64 pt_walk_cut(const struct pt_proc *proc, __u32 how, __u64 chunk, __u64 top)
+__noinline __u64 pt_walk_cut(const struct pt_proc *proc, __u32 how, __u64 chunk, __u64 top, __u64 tstate)
 {
 	__u32 zero = 0;
 	struct pt_window_buf *win = bpf_map_lookup_elem(&pt_windows, &zero);
+	__u64 task;
 
 	if (!win)
 		return ~0ULL;
 	win->rt_task = 0;
 	if (!(how & PT_WALK_CUT) || !proc || !proc->route_code || !chunk)
 		return ~0ULL;
-	win->rt_task = pt_running_task(proc, win, chunk + 24, top);
+	if (proc->ts_run_task) {
+		/* this thread's own task (a callback of the loop's: none); pt_task_here still checks
+		 * that its frame runs here, and gives its code */
+		task = pt_read_ptr(tstate + proc->ts_run_task);
+		if (task && !(task & 7))
+			win->rt_task = pt_task_here(proc, win, task, chunk + 24, top);
+	} else {
+		win->rt_task = pt_running_task(proc, win, chunk + 24, top);
+	}
 	return win->rt_task ? proc->route_code : ~0ULL;
 }
 
@@ -520,7 +531,7 @@ __noinline __u64 pt_walk_thread(__u64 fsbase, const struct pt_proc *proc, struct
 			frame = pt_read_ptr(frame + off->ts_frame);	/* the CFrame's current frame */
 		}
 		/* a statement's stack on an event loop: its task read directly, the walk cut short */
-		w.stop_code = pt_walk_cut(proc, how, chunk, top);
+		w.stop_code = pt_walk_cut(proc, how, chunk, top, tstate);
 		pt_copy_window(&w, win, chunk, top, limit);
 	} else if (off->ts_cframe != PT_NONE) {
 		__u64 cframe = pt_read_ptr(tstate + off->ts_cframe);

@@ -154,7 +154,14 @@ struct pt_proc {
 	__u8 dk_log2_size;	/* PyDictKeysObject: dk_log2_size (dk_log2_index_bytes and dk_kind follow) */
 	__u8 dk_nentries;
 	__u8 dk_indices;
-	__u8 pad7[5];
+	__u8 pad7;
+	/*
+	 * 3.14+ keep the task a thread runs in its thread state (_PyThreadStateImpl's
+	 * asyncio_running_task; the _asyncio module's .AsyncioDebug section gives the offset): the same
+	 * cut, with one read instead of the dict's four or five. 0: not known.
+	 */
+	__u16 ts_run_task;
+	__u8 pad8[2];
 };
 
 /* pt_walk_thread's how: a statement's stack, which may stop at the route frame (struct pt_proc's run_tasks) */

@@ -118,3 +118,48 @@ cleanup:
 	close(fd);
 	return err;
 }
+
+int elfsym__section(const char *path, const char *name, void *buf, size_t cap, size_t *len)
+{
+	Elf_Scn *scn = NULL;
+	size_t shstrndx;
+	int fd, err = -ENOENT;
+	Elf *elf;
+
+	*len = 0;
+	if (elf_version(EV_CURRENT) == EV_NONE)
+		return -EINVAL;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	if (!elf || elf_kind(elf) != ELF_K_ELF || elf_getshdrstrndx(elf, &shstrndx)) {
+		err = -ENOEXEC;
+		goto cleanup;
+	}
+	while ((scn = elf_nextscn(elf, scn))) {
+		const char *sname;
+		GElf_Shdr sh;
+		size_t n;
+
+		if (!gelf_getshdr(scn, &sh) || !(sname = elf_strptr(elf, shstrndx, sh.sh_name)) ||
+		    strcmp(sname, name))
+			continue;
+		if (sh.sh_type != SHT_PROGBITS) {
+			err = -ENOEXEC;	/* no bytes in the file (NOBITS): not what was asked for */
+			break;
+		}
+		n = sh.sh_size < cap ? sh.sh_size : cap;
+		err = 0;
+		if (n && pread(fd, buf, n, sh.sh_offset) != (ssize_t)n)
+			err = -EIO;
+		else
+			*len = n;
+		break;
+	}
+cleanup:
+	if (elf)
+		elf_end(elf);
+	close(fd);
+	return err;
+}

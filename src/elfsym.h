@@ -27,4 +27,9 @@ int elfsym__lookup(const char *path, struct elf_sym_query *q, size_t n, struct e
 int elfsym__file_offsets(const char *path, struct elf_sym_query *q, size_t n, uint64_t *offs,
 			 uint8_t (*code)[16]);
 
+/*
+ * The bytes of path's section called name (".AsyncioDebug"), the first cap of them, as the file
+ * holds them; *len: how many were copied. Returns 0, -ENOENT (no such section), or -errno.
+ */
+int elfsym__section(const char *path, const char *name, void *buf, size_t cap, size_t *len);
 #endif

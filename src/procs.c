@@ -604,23 +604,53 @@ static uint64_t wanted_md(const struct wanted *w, const char *module)
 }
 
 /*
- * The _asyncio module's running tasks, {loop: task}: asyncio.tasks._current_tasks is that dict
- * (the C module's, or the pure-Python fallback's, kept the same way) on 3.7-3.13. 3.14 keeps the
- * running task in the thread state instead, and 3.8-3.10 have no data-stack window for the
- * walker's check that a task runs on the walking thread (pt_running_task): not there.
+ * The task a thread runs, read directly (struct pt_proc's run_tasks, ts_run_task). 3.11-3.13: the
+ * _asyncio module's running tasks, {loop: task}: asyncio.tasks._current_tasks is that dict (the C
+ * module's, or the pure-Python fallback's, kept the same way). 3.14+ keep each thread's in its
+ * thread state, where the _asyncio module's .AsyncioDebug section says (found once asyncio.tasks
+ * is imported: _asyncio is then too). 3.8-3.10 have no data-stack window for the walker's check
+ * that a task runs on the walking thread (pt_task_here): not there; nor on free-threaded builds.
  */
 #define RUN_TASKS_MODULE "asyncio.tasks"
 
 static bool want_run_tasks(const struct proc *pr)
 {
-	return pr->py.major == 3 && pr->py.minor >= 11 && pr->py.minor <= 13 && !pr->py.free_threaded &&
-	       pr->py.layout.dk_log2;
+	if (pr->py.major != 3 || pr->py.minor < 11 || pr->py.free_threaded)
+		return false;
+	if (pr->py.minor >= 14)
+		return !pr->py.no_run_task;
+	return pr->py.layout.dk_log2;
+}
+
+static bool run_tasks_known(const struct proc *pr)
+{
+	return pr->py.run_tasks || pr->py.ts_run_task;
 }
 
 static void find_run_tasks(struct procs *p, struct proc *pr, const struct mem_reader *r, uint64_t md)
 {
 	uint64_t d = 0;
+	int ret;
 
+	if (pr->py.minor >= 14) {
+		ret = py_target__find_running_task(&pr->py);
+		if (ret == -EAGAIN)
+			return;	/* asyncio.tasks imported, _asyncio not mapped: not seen so far */
+		if (ret) {
+			pr->py.no_run_task = true;
+			vlog("pid %d: no offsets of asyncio's running task (%s): event-loop statements' stacks are walked whole\n",
+			     pr->pid, strerror(-ret));
+			return;
+		}
+		if (reconfigure(p, pr)) {
+			pr->py.ts_run_task = 0;
+			return;
+		}
+		p->st.run_tasks++;
+		tlog(p, "pid %d: its asyncio tasks are read from its threads' states (offset %u, .AsyncioDebug)\n",
+		     pr->pid, pr->py.ts_run_task);
+		return;
+	}
 	if (pythreads__dict_get(&pr->py.layout, r, md, "_current_tasks", &d) || !d || (d & 7))
 		return;
 	pr->py.run_tasks = d;
@@ -679,7 +709,7 @@ static void find_frames(struct procs *p, struct proc *pr, uint64_t now)
 
 	if (pr->state != PROC_PYTHON || !pr->live ||
 	    (pr->py.proxy_code && pr->py.route_code && pr->py.scope_code && pr->py.host_cell &&
-	     (pr->py.run_tasks || !want_run_tasks(pr))) ||
+	     (run_tasks_known(pr) || !want_run_tasks(pr))) ||
 	    now < pr->pool_next_ns)
 		return;
 	pr->pool_gap_ns = pr->pool_gap_ns ? pr->pool_gap_ns * 2 : POOL_GAP_MIN_NS;
@@ -701,7 +731,7 @@ static void find_frames(struct procs *p, struct proc *pr, uint64_t now)
 		want(&w, scope_frames[i].module);
 	if (!pr->py.host_cell)
 		want(&w, stream_writer.module);
-	if (!pr->py.run_tasks && want_run_tasks(pr))
+	if (!run_tasks_known(pr) && want_run_tasks(pr))
 		want(&w, RUN_TASKS_MODULE);
 
 	r = memcache__init(&mc, &mr) ? &mr : &mc.mr;
@@ -733,7 +763,7 @@ static void find_frames(struct procs *p, struct proc *pr, uint64_t now)
 	md = wanted_md(&w, stream_writer.module);
 	if (md)
 		find_host_writer(p, pr, r, md);
-	md = !pr->py.run_tasks && want_run_tasks(pr) ? wanted_md(&w, RUN_TASKS_MODULE) : 0;
+	md = !run_tasks_known(pr) && want_run_tasks(pr) ? wanted_md(&w, RUN_TASKS_MODULE) : 0;
 	if (md)
 		find_run_tasks(p, pr, r, md);
 out:

@@ -475,6 +475,80 @@ static uint16_t frame_span(const struct py_layout *l)
 	return end;
 }
 
+/*
+ * Py_AsyncioModuleDebugOffsets (Modules/_asynciomodule.c, 3.14+), in 64-bit words: TaskObj's size,
+ * task_name, task_awaited_by, task_is_task, task_awaited_by_is_set, task_coro, task_node; the
+ * interpreter state's size and asyncio_tasks_head; the thread state's (_PyThreadStateImpl) size,
+ * asyncio_running_loop, asyncio_running_task, asyncio_tasks_head.
+ */
+enum { AIO_TASK_SIZE, AIO_TASK_CORO = 5, AIO_TS_SIZE = 9, AIO_TS_LOOP, AIO_TS_TASK, AIO_WORDS = 13 };
+#define AIO_SECTION	".AsyncioDebug"
+
+uint32_t py_asyncio_running_task_off(const void *sec, size_t len, uint32_t task_coro)
+{
+	uint64_t w[AIO_WORDS];
+
+	if (len < sizeof(w))
+		return 0;
+	memcpy(w, sec, sizeof(w));
+	/* the table of the TaskObj the layout describes, and a thread state of sane size */
+	if (w[AIO_TASK_CORO] != task_coro || w[AIO_TASK_SIZE] <= task_coro || w[AIO_TASK_SIZE] > 4096 ||
+	    w[AIO_TS_SIZE] < 64 || w[AIO_TS_SIZE] > 65536)
+		return 0;
+	/* the task pointer inside it, aligned, apart from the loop's */
+	if (w[AIO_TS_TASK] < 64 || w[AIO_TS_TASK] % 8 || w[AIO_TS_TASK] + 8 > w[AIO_TS_SIZE] ||
+	    w[AIO_TS_LOOP] == w[AIO_TS_TASK])
+		return 0;
+	return (uint32_t)w[AIO_TS_TASK];
+}
+
+struct aio_map {
+	struct proc_map m;
+	bool found;
+};
+
+static int find_aio_map(void *ctx, const struct proc_map *m)
+{
+	struct aio_map *a = ctx;
+	const char *base = strrchr(m->path, '/');
+
+	base = base ? base + 1 : m->path;
+	if (strncmp(base, "_asyncio.", 9) || !strstr(base, ".so"))
+		return 0;
+	a->m = *m;
+	a->found = true;
+	return 1;
+}
+
+int py_target__find_running_task(struct py_target *t)
+{
+	uint8_t sec[AIO_WORDS * 8];
+	struct aio_map a = {};
+	char path[600];
+	size_t len = 0;
+	int ret;
+
+	if (t->major != 3 || t->minor < 14 || t->free_threaded)
+		return -ENOTSUP;
+	/* _asyncio built into the interpreter (Debian's 3.15): its section is in that file */
+	ret = elfsym__section(t->binary_host, AIO_SECTION, sec, sizeof(sec), &len);
+	if (ret == -ENOENT) {
+		/* else its shared object, mapped once imported */
+		ret = procmaps__foreach(t->pid, find_aio_map, &a);
+		if (ret < 0)
+			return ret;
+		if (!a.found)
+			return -EAGAIN;
+		if (procmaps__host_path(t->pid, &a.m, path, sizeof(path)))
+			return -ENOENT;
+		ret = elfsym__section(path, AIO_SECTION, sec, sizeof(sec), &len);
+	}
+	if (ret)
+		return ret;
+	t->ts_run_task = py_asyncio_running_task_off(sec, len, t->layout.task_coro);
+	return t->ts_run_task ? 0 : -ENOENT;
+}
+
 void py_target__to_bpf(const struct py_target *t, struct pt_proc *p)
 {
 	const struct py_layout *l = &t->layout;
@@ -520,13 +594,17 @@ void py_target__to_bpf(const struct py_target *t, struct pt_proc *p)
 	 * Read only where a statement's walk can stop: at an event loop's route frame (a gunicorn
 	 * worker's is a thread's, whose statements would pay two reads of an empty dict each)
 	 */
-	if (t->run_tasks && t->route_code && t->route_frame < routes__nframes &&
-	    routes__frames[t->route_frame].app != ROUTE_APP_WSGI_WORKER && l->dk_log2 && l->dk_size < 64 &&
-	    l->dk_nentries < 64 && l->dk_indices < 64) {
-		p->run_tasks = t->run_tasks;
-		p->dk_log2_size = (__u8)l->dk_size;
-		p->dk_nentries = (__u8)l->dk_nentries;
-		p->dk_indices = (__u8)l->dk_indices;
+	if ((t->run_tasks || t->ts_run_task) && t->route_code && t->route_frame < routes__nframes &&
+	    routes__frames[t->route_frame].app != ROUTE_APP_WSGI_WORKER) {
+		if (t->ts_run_task && t->ts_run_task < 65536) {
+			p->ts_run_task = (__u16)t->ts_run_task;	/* 3.14+: one read of the thread state */
+		} else if (t->run_tasks && l->dk_log2 && l->dk_size < 64 && l->dk_nentries < 64 &&
+			   l->dk_indices < 64) {
+			p->run_tasks = t->run_tasks;
+			p->dk_log2_size = (__u8)l->dk_size;
+			p->dk_nentries = (__u8)l->dk_nentries;
+			p->dk_indices = (__u8)l->dk_indices;
+		}
 	}
 	if (t->scope_code && t->scope_child_code) {
 		p->scope_code = t->scope_code;

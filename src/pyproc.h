@@ -45,6 +45,13 @@ struct py_target {
 	/* the _asyncio module's running tasks, {loop: task} (struct pt_proc's run_tasks): 0 until found */
 	uint64_t run_tasks;
 	/*
+	 * 3.14+: the thread state's asyncio_running_task (struct pt_proc's ts_run_task), from the
+	 * _asyncio module's .AsyncioDebug section (py_target__find_running_task): 0 until found;
+	 * no_run_task: looked for and not there (nothing to look for again)
+	 */
+	uint32_t ts_run_task;
+	bool no_run_task;
+	/*
 	 * Starlette's BaseHTTPMiddleware.__call__ and its child task's coroutine, whose cells of
 	 * the request's ASGI scope name the request (struct pt_proc's scope_code), once found: 0
 	 * until then.
@@ -91,6 +98,21 @@ int py_target__inspect(pid_t pid, struct py_target *t, char *err, size_t errlen)
  * then finds them cached instead of reading a large symbol table while the program starts.
  */
 void py_binary__prime(const char *argv0);
+
+/*
+ * The offset in the thread state of the asyncio task it runs (_PyThreadStateImpl's
+ * asyncio_running_task), from the bytes of an .AsyncioDebug section (len of them): the _asyncio
+ * module's Py_AsyncioModuleDebugOffsets, 3.14+. task_coro is the layout's TaskObj.task_coro,
+ * which the section's must equal. 0: not a table that makes sense.
+ */
+uint32_t py_asyncio_running_task_off(const void *sec, size_t len, uint32_t task_coro);
+/*
+ * 3.14+: set t->ts_run_task from the .AsyncioDebug section of the interpreter's file (_asyncio
+ * built in) or of the _asyncio module's shared object that pid maps. Returns 0; -EAGAIN: no
+ * _asyncio mapped yet; -ENOENT: an _asyncio without the section, or one whose offsets do not
+ * make sense; -ENOTSUP: not 3.14+ or free-threaded; other -errno.
+ */
+int py_target__find_running_task(struct py_target *t);
 
 /* The per-process configuration the BPF stack walker needs. */
 void py_target__to_bpf(const struct py_target *t, struct pt_proc *p);

@@ -3,7 +3,9 @@ interpreter (3.8-3.15, pyenv's and the sid root's, which have no drivers) serves
 task: each connection's task reads requests, each request is served by a task of its own (its
 address reused by later ones), which sends its statements (a minimal wire-protocol client on
 asyncio streams) and writes its response. The count of statements is returned in X-Queries.
-Usage: web_async_stdlib.py PORT K      (PGHOST, PGPORT, PGUSER, PGDATABASE as libpq's)
+Usage: web_async_stdlib.py PORT K [DEPTH]      (PGHOST, PGPORT, PGUSER, PGDATABASE as libpq's)
+DEPTH (0): coroutine frames of "middleware" above Route.handle in each request's task, as a
+Starlette app's middleware stack and router put there (bench/async_cut.py)
 
 /n1/ID/    K statements from the marked line, one per item (an N+1), plus one: K+1
 /fixed/ID/ the same in one join: 1
@@ -28,6 +30,7 @@ import sys
 import tempfile
 
 PORT, K = int(sys.argv[1]), int(sys.argv[2])
+DEPTH = int(sys.argv[3]) if len(sys.argv) > 3 else 0
 
 ROUTING = """
 class Route:
@@ -219,24 +222,38 @@ async def endpoint(scope, pg, writer):
 ROUTES = {k: Route("/%s/{rid:int}/" % k, endpoint) for k in ("n1", "fixed", "slow", "cpu", "stream")}
 ROUTES["health"] = Route("/health/", endpoint)
 
+async def middleware(depth, route, scope, pg, writer):
+    """depth frames of this coroutine, then the route's handle: all in the request's task."""
+    if depth:
+        await middleware(depth - 1, route, scope, pg, writer)
+    else:
+        await route.handle(scope, pg, writer)
+
+
 LIVE = set()   # 3.8-3.11 hold server connections' tasks weakly: the GC could end them mid-request
 
 
 async def connection(reader, writer):
     LIVE.add(asyncio.current_task())
     pg = await PG().connect()   # a PostgreSQL connection per HTTP connection
-    while True:
-        line = await reader.readline()
-        if not line:
-            break
-        while (await reader.readline()) not in (b"\r\n", b"\n", b""):
-            pass
-        path = line.split()[1].decode()
-        route = ROUTES.get(path.strip("/").split("/")[0], ROUTES["health"])
-        await asyncio.ensure_future(route.handle({"path": path}, pg, writer))
-    pg.w.close()
-    writer.close()
-    LIVE.discard(asyncio.current_task())
+    try:
+        while True:
+            line = await reader.readline()
+            if not line:
+                break
+            while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+                pass
+            path = line.split()[1].decode()
+            route = ROUTES.get(path.strip("/").split("/")[0], ROUTES["health"])
+            scope = {"path": path}
+            await asyncio.ensure_future(middleware(DEPTH, route, scope, pg, writer) if DEPTH else
+                                        route.handle(scope, pg, writer))
+    except ConnectionError:
+        pass    # a client that leaves mid-request (wrk at the end of a run)
+    finally:
+        pg.w.close()    # its PostgreSQL connection with it: the cluster has 100 at most
+        writer.close()
+        LIVE.discard(asyncio.current_task())
 
 
 async def main():
