@@ -183,12 +183,13 @@ if grep -q '^HTTP requests:' "$OUT/demo-report.txt"; then
 else
 	echo "WARNING: no HTTP requests in $OUT/demo-report.txt" >&2
 fi
+# the same finding from the other run's JSON (traced beside it: its counts differ a little)
 "$PY" - "$OUT/demo-report.json" <<'PYEOF'
 import json, sys
 doc = json.load(open(sys.argv[1]))
 for f in doc.get("n_plus_one", []):
-    print("N+1 in %s %s: %d queries per request in %d requests (%.1f ms), at %s"
-          % (f["method"], f["route"], f["per_request"], f["requests"], f["total_ms"], f["call_site"]))
+    print("N+1 in %s %s (%s, the run with the flame graph): %d queries per request in %d requests (%.1f ms), at %s"
+          % (f["method"], f["route"], sys.argv[1], f["per_request"], f["requests"], f["total_ms"], f["call_site"]))
 PYEOF
 
 echo
