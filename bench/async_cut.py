@@ -38,20 +38,13 @@ REPO = os.path.dirname(HERE)
 TOOL = os.environ.get("PYTRACE_BPF") or os.path.join(REPO, "build", "pytrace-bpf")
 PG_CLUSTER = os.path.join(REPO, "scripts", "pg-cluster.sh")
 PSQL = "/usr/lib/postgresql/15/bin/psql"
-K = 12
-STATEMENTS = K + 1	# per /n1/ request
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 from benchlib import Cgroup, bpf_ns, enable_bpf_stats, log  # noqa: E402
 import harness  # noqa: E402
+from test_async import K, SCHEMA  # noqa: E402  (the tests' tables: K owners, K items)
 
-SCHEMA = """
-DROP TABLE IF EXISTS async_items, async_owners;
-CREATE TABLE async_owners (id int PRIMARY KEY, name text);
-CREATE TABLE async_items (id int PRIMARY KEY, owner_id int REFERENCES async_owners (id));
-INSERT INTO async_owners SELECT g, 'owner' || g FROM generate_series(1, %d) g;
-INSERT INTO async_items SELECT g, g FROM generate_series(1, %d) g;
-""" % (K, K)
+STATEMENTS = K + 1	# per /n1/ request
 
 
 def wrk(url, seconds, conns):

@@ -33,6 +33,29 @@ static void scan_symtab(Elf *elf, Elf_Scn *scn, GElf_Shdr *sh, struct elf_sym_qu
 	}
 }
 
+static void elf_close(int fd, Elf *elf)
+{
+	if (elf)
+		elf_end(elf);
+	close(fd);
+}
+
+/* path opened as an ELF file: 0 with *fd and *elf set (for elf_close), or -errno (-ENOEXEC: not ELF). */
+static int elf_open(const char *path, int *fd, Elf **elf)
+{
+	if (elf_version(EV_CURRENT) == EV_NONE)
+		return -EINVAL;
+	*fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0)
+		return -errno;
+	*elf = elf_begin(*fd, ELF_C_READ_MMAP, NULL);
+	if (!*elf || elf_kind(*elf) != ELF_K_ELF) {
+		elf_close(*fd, *elf);
+		return -ENOEXEC;
+	}
+	return 0;
+}
+
 int elfsym__lookup(const char *path, struct elf_sym_query *q, size_t n, struct elf_info *info)
 {
 	uint64_t min_vaddr = UINT64_MAX;
@@ -44,13 +67,10 @@ int elfsym__lookup(const char *path, struct elf_sym_query *q, size_t n, struct e
 
 	for (i = 0; i < n; i++)
 		q[i].value = q[i].size = 0;
-	if (elf_version(EV_CURRENT) == EV_NONE)
-		return -EINVAL;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
-	if (!elf || elf_kind(elf) != ELF_K_ELF || !gelf_getehdr(elf, &eh)) {
+	err = elf_open(path, &fd, &elf);
+	if (err)
+		return err;
+	if (!gelf_getehdr(elf, &eh)) {
 		err = -ENOEXEC;
 		goto cleanup;
 	}
@@ -73,9 +93,7 @@ int elfsym__lookup(const char *path, struct elf_sym_query *q, size_t n, struct e
 			scan_symtab(elf, scn, &sh, q, n);
 	}
 cleanup:
-	if (elf)
-		elf_end(elf);
-	close(fd);
+	elf_close(fd, elf);
 	return err;
 }
 
@@ -87,13 +105,11 @@ int elfsym__file_offsets(const char *path, struct elf_sym_query *q, size_t n, ui
 	Elf *elf;
 
 	err = elfsym__lookup(path, q, n, NULL);
+	if (!err)
+		err = elf_open(path, &fd, &elf);
 	if (err)
 		return err;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
-	if (!elf || elf_getphdrnum(elf, &phnum)) {
+	if (elf_getphdrnum(elf, &phnum)) {
 		err = -ENOEXEC;
 		goto cleanup;
 	}
@@ -113,9 +129,7 @@ int elfsym__file_offsets(const char *path, struct elf_sym_query *q, size_t n, ui
 		}
 	}
 cleanup:
-	if (elf)
-		elf_end(elf);
-	close(fd);
+	elf_close(fd, elf);
 	return err;
 }
 
@@ -127,13 +141,11 @@ int elfsym__section(const char *path, const char *name, void *buf, size_t cap, s
 	Elf *elf;
 
 	*len = 0;
-	if (elf_version(EV_CURRENT) == EV_NONE)
-		return -EINVAL;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
-	if (!elf || elf_kind(elf) != ELF_K_ELF || elf_getshdrstrndx(elf, &shstrndx)) {
+	err = elf_open(path, &fd, &elf);
+	if (err)
+		return err;
+	err = -ENOENT;
+	if (elf_getshdrstrndx(elf, &shstrndx)) {
 		err = -ENOEXEC;
 		goto cleanup;
 	}
@@ -158,8 +170,6 @@ int elfsym__section(const char *path, const char *name, void *buf, size_t cap, s
 		break;
 	}
 cleanup:
-	if (elf)
-		elf_end(elf);
-	close(fd);
+	elf_close(fd, elf);
 	return err;
 }
