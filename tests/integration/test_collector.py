@@ -619,7 +619,7 @@ def case_churn(cluster, tmp):
         cpid = col.t.pid
         base = metric(col.ms(), "pytrace_processes_followed")
         wrk = ["wrk", "-t2", "-c4", "-d", "%ds", "http://127.0.0.1:%d/recipes/3/" % port]
-        total, samples, fd0 = 0, [], None
+        total, samples = 0, []
         shortlived = os.path.join(tmp, "short.py")
         with open(shortlived, "w") as fh:
             fh.write("import sys\nsum(range(1000))\n")
@@ -635,8 +635,6 @@ def case_churn(cluster, tmp):
             m = re.search(r"(\d+) requests in", out)
             total += int(m.group(1)) if m else 0
             samples.append((total, rss_kb(cpid), nfds(cpid)))
-            if fd0 is None:
-                fd0 = samples[-1][2]
         record("churn: %d requests through workers restarted every 50 and %d short-lived processes" % (total, spawned),
                total >= 2400 and spawned >= 300, str(samples[-3:]))
         time.sleep(3)
@@ -644,8 +642,14 @@ def case_churn(cluster, tmp):
         peak = max(s[1] for s in samples[2:]) if len(samples) > 2 else samples[-1][1]
         record("churn: resident memory after warm-up stays within 20%% (%d kB at warm-up, %d kB at most)" % (warm, peak),
                peak <= warm * 1.2, str([(t, r) for t, r, _ in samples]))
+        # Each followed process holds one fd (its /proc/PID/mem), so the count moves by one or two
+        # with the workers alive at the moment (157 seen once against 156 after the first round):
+        # bounded by the most of the first three rounds, which a leak per restarted worker (eight a
+        # round) would pass within a round or two.
+        fd_warm = max(s[2] for s in samples[:3])
         fd_end = nfds(cpid)
-        record("churn: file descriptors return to their count (%d, now %d)" % (fd0, fd_end), fd_end <= fd0, str(samples))
+        record("churn: file descriptors return to their count (%d at most in the first rounds, now %d)" % (fd_warm, fd_end),
+               fd_end <= fd_warm, str(samples))
         ms = col.ms()
         followed = metric(ms, "pytrace_processes_followed")
         # gunicorn's master and its 2 workers, beside what ran before (this test's own interpreter)
