@@ -486,3 +486,29 @@ int py_layout__from_debug_offsets(struct py_layout *out, const void *buf, size_t
 	*out = l;
 	return 0;
 }
+
+/*
+ * Py_AsyncioModuleDebugOffsets (Modules/_asynciomodule.c, 3.14+), in 64-bit words: TaskObj's size,
+ * task_name, task_awaited_by, task_is_task, task_awaited_by_is_set, task_coro, task_node; the
+ * interpreter state's size and asyncio_tasks_head; the thread state's (_PyThreadStateImpl) size,
+ * asyncio_running_loop, asyncio_running_task, asyncio_tasks_head.
+ */
+enum { AIO_TASK_SIZE, AIO_TASK_CORO = 5, AIO_TS_SIZE = 9, AIO_TS_LOOP, AIO_TS_TASK, AIO_WORDS = PYL_ASYNCIO_DEBUG_LEN / 8 };
+
+uint32_t py_layout__asyncio_running_task(const void *sec, size_t len, uint32_t task_coro)
+{
+	uint64_t w[AIO_WORDS];
+
+	if (len < sizeof(w))
+		return 0;
+	memcpy(w, sec, sizeof(w));
+	/* the table of the TaskObj the layout describes, and a thread state of sane size */
+	if (w[AIO_TASK_CORO] != task_coro || w[AIO_TASK_SIZE] <= task_coro || w[AIO_TASK_SIZE] > 4096 ||
+	    w[AIO_TS_SIZE] < 64 || w[AIO_TS_SIZE] > 65536)
+		return 0;
+	/* the task pointer inside it, aligned, apart from the loop's */
+	if (w[AIO_TS_TASK] < 64 || w[AIO_TS_TASK] % 8 || w[AIO_TS_TASK] + 8 > w[AIO_TS_SIZE] ||
+	    w[AIO_TS_LOOP] == w[AIO_TS_TASK])
+		return 0;
+	return (uint32_t)w[AIO_TS_TASK];
+}

@@ -127,4 +127,13 @@ const struct py_layout *py_layout__builtin(unsigned major, unsigned minor);
  */
 int py_layout__from_debug_offsets(struct py_layout *out, const void *buf, size_t len);
 
+/*
+ * The offset in the thread state of the asyncio task it runs (_PyThreadStateImpl's
+ * asyncio_running_task), from the bytes of an .AsyncioDebug section (len of them): the _asyncio
+ * module's Py_AsyncioModuleDebugOffsets, 3.14+. task_coro is the layout's TaskObj.task_coro,
+ * which the section's must equal. 0: not a table that makes sense.
+ */
+uint32_t py_layout__asyncio_running_task(const void *sec, size_t len, uint32_t task_coro);
+#define PYL_ASYNCIO_DEBUG_LEN	(13 * 8)	/* the bytes of that section it reads */
+
 #endif

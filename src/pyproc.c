@@ -475,32 +475,7 @@ static uint16_t frame_span(const struct py_layout *l)
 	return end;
 }
 
-/*
- * Py_AsyncioModuleDebugOffsets (Modules/_asynciomodule.c, 3.14+), in 64-bit words: TaskObj's size,
- * task_name, task_awaited_by, task_is_task, task_awaited_by_is_set, task_coro, task_node; the
- * interpreter state's size and asyncio_tasks_head; the thread state's (_PyThreadStateImpl) size,
- * asyncio_running_loop, asyncio_running_task, asyncio_tasks_head.
- */
-enum { AIO_TASK_SIZE, AIO_TASK_CORO = 5, AIO_TS_SIZE = 9, AIO_TS_LOOP, AIO_TS_TASK, AIO_WORDS = 13 };
 #define AIO_SECTION	".AsyncioDebug"
-
-uint32_t py_asyncio_running_task_off(const void *sec, size_t len, uint32_t task_coro)
-{
-	uint64_t w[AIO_WORDS];
-
-	if (len < sizeof(w))
-		return 0;
-	memcpy(w, sec, sizeof(w));
-	/* the table of the TaskObj the layout describes, and a thread state of sane size */
-	if (w[AIO_TASK_CORO] != task_coro || w[AIO_TASK_SIZE] <= task_coro || w[AIO_TASK_SIZE] > 4096 ||
-	    w[AIO_TS_SIZE] < 64 || w[AIO_TS_SIZE] > 65536)
-		return 0;
-	/* the task pointer inside it, aligned, apart from the loop's */
-	if (w[AIO_TS_TASK] < 64 || w[AIO_TS_TASK] % 8 || w[AIO_TS_TASK] + 8 > w[AIO_TS_SIZE] ||
-	    w[AIO_TS_LOOP] == w[AIO_TS_TASK])
-		return 0;
-	return (uint32_t)w[AIO_TS_TASK];
-}
 
 struct aio_map {
 	struct proc_map m;
@@ -522,7 +497,7 @@ static int find_aio_map(void *ctx, const struct proc_map *m)
 
 int py_target__find_running_task(struct py_target *t)
 {
-	uint8_t sec[AIO_WORDS * 8];
+	uint8_t sec[PYL_ASYNCIO_DEBUG_LEN];
 	struct aio_map a = {};
 	char path[600];
 	size_t len = 0;
@@ -545,7 +520,7 @@ int py_target__find_running_task(struct py_target *t)
 	}
 	if (ret)
 		return ret;
-	t->ts_run_task = py_asyncio_running_task_off(sec, len, t->layout.task_coro);
+	t->ts_run_task = py_layout__asyncio_running_task(sec, len, t->layout.task_coro);
 	return t->ts_run_task ? 0 : -ENOENT;
 }
 

@@ -100,13 +100,6 @@ int py_target__inspect(pid_t pid, struct py_target *t, char *err, size_t errlen)
 void py_binary__prime(const char *argv0);
 
 /*
- * The offset in the thread state of the asyncio task it runs (_PyThreadStateImpl's
- * asyncio_running_task), from the bytes of an .AsyncioDebug section (len of them): the _asyncio
- * module's Py_AsyncioModuleDebugOffsets, 3.14+. task_coro is the layout's TaskObj.task_coro,
- * which the section's must equal. 0: not a table that makes sense.
- */
-uint32_t py_asyncio_running_task_off(const void *sec, size_t len, uint32_t task_coro);
-/*
  * 3.14+: set t->ts_run_task from the .AsyncioDebug section of the interpreter's file (_asyncio
  * built in) or of the _asyncio module's shared object that pid maps. Returns 0; -EAGAIN: no
  * _asyncio mapped yet; -ENOENT: an _asyncio without the section, or one whose offsets do not

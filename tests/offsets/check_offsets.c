@@ -35,9 +35,11 @@
 #include "internal/pycore_interpframe.h"
 #include "internal/pycore_stackref.h"
 #include "internal/pycore_debug_offsets.h"
+#include "internal/pycore_tstate.h"
 #endif
 
 #include <elf.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -495,6 +497,34 @@ static void check_binary(const char *path, const struct py_layout *exp)
 }
 #endif /* PY_MINOR >= 13 */
 
+#if PY_MINOR >= 14
+/*
+ * 3.14+: the thread state's asyncio_running_task as py_layout__asyncio_running_task() reads it
+ * from the .AsyncioDebug section of path (the _asyncio module's: the interpreter's file where it is
+ * built in, else its shared object) against offsetof() in these headers. Returns whether path
+ * had the section.
+ */
+static bool check_asyncio(const char *path, const struct py_layout *l)
+{
+	uint32_t got, want = offsetof(_PyThreadStateImpl, asyncio_running_task);
+	size_t len = 0;
+	void *buf = read_section(path, ".AsyncioDebug", &len);
+
+	if (!buf)
+		return false;
+	got = py_layout__asyncio_running_task(buf, len, l->task_coro);
+	if (got == want) {
+		passed++;
+		printf("3.%d .AsyncioDebug of %s: asyncio_running_task at %u, as the headers say\n", PY_MINOR, path, got);
+	} else {
+		failed++;
+		printf("3.%d .AsyncioDebug of %s: asyncio_running_task read as %u, headers %u\n", PY_MINOR, path, got, want);
+	}
+	free(buf);
+	return true;
+}
+#endif
+
 int main(int argc, char **argv)
 {
 	const struct py_layout *got;
@@ -514,8 +544,20 @@ int main(int argc, char **argv)
 	compare("builtin", got, &exp);
 #if PY_MINOR >= 13
 	check_synthetic(&exp);
-	for (; i < argc; i++)
+	for (; i < argc; i++) {
+#if PY_MINOR >= 14
+		/* asyncio=FILE: the _asyncio module's shared object, whose .AsyncioDebug alone is read */
+		if (!strncmp(argv[i], "asyncio=", 8)) {
+			if (!check_asyncio(argv[i] + 8, got)) {
+				failed++;
+				printf("3.%d %s: no .AsyncioDebug section\n", PY_MINOR, argv[i] + 8);
+			}
+			continue;
+		}
+		check_asyncio(argv[i], got);
+#endif
 		check_binary(argv[i], &exp);
+	}
 #else
 	if (i < argc)
 		printf("3.%d has no _Py_DebugOffsets: ignoring %s...\n", PY_MINOR, argv[i]);

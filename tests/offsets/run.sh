@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Check src/pylayout.c against every CPython whose headers are on this machine:
 #   - check_offsets.c: py_layout__builtin(3, N) == offsetof() in python3.N's own headers, and
-#     for 3.13+ py_layout__from_debug_offsets() on the real .PyRuntime section of each binary;
+#     for 3.13+ py_layout__from_debug_offsets() on the real .PyRuntime section of each binary
+#     (3.14+: and py_layout__asyncio_running_task() on the _asyncio module's .AsyncioDebug);
 #   - live_walk.py: the layout walks a running interpreter's own threads and frames;
 #   - tsd_offset.c: where glibc keeps pthread keys (host glibc and the sid root's).
 # Interpreters: pyenv (~/.pyenv/versions/*), /usr/include/python3.*, and Debian sid's 3.13-3.15
@@ -117,6 +118,10 @@ if [ -n "$sid" ]; then
         elfs=()
         for f in "$sid/usr/bin/python3.$m" "$sid/usr/lib/x86_64-linux-gnu/libpython3.$m.so.1.0"; do
             has_pyruntime "$f" && elfs+=("$f")
+        done
+        # 3.14+: an _asyncio built as a module has the .AsyncioDebug section (check_offsets.c)
+        for f in "$sid/usr/lib/python3.$m"/lib-dynload/_asyncio.*.so; do
+            [ "$m" -ge 14 ] && [ -f "$f" ] && elfs+=("asyncio=$f")
         done
         runner=
         if [ -x "$sid/usr/bin/python3.$m" ]; then

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * The thread state's offset of the asyncio task it runs (3.14+), read from the _asyncio
- * module's .AsyncioDebug section (py_asyncio_running_task_off), on the sections of Debian sid's
+ * module's .AsyncioDebug section (py_layout__asyncio_running_task), on the sections of Debian sid's
  * python3.14 (_asyncio a shared object) and python3.15 (built in) as `objdump -s -j
  * .AsyncioDebug` prints them; and elfsym__section on a section of this test's own binary.
  */
@@ -32,8 +32,8 @@ static const uint64_t sid_315[13] = {
 static void test_sid_sections(void **state)
 {
 	(void)state;
-	assert_int_equal(py_asyncio_running_task_off(sid_314, sizeof(sid_314), TASK_CORO_314), 0x368);
-	assert_int_equal(py_asyncio_running_task_off(sid_315, sizeof(sid_315), TASK_CORO_314), 0x408);
+	assert_int_equal(py_layout__asyncio_running_task(sid_314, sizeof(sid_314), TASK_CORO_314), 0x368);
+	assert_int_equal(py_layout__asyncio_running_task(sid_315, sizeof(sid_315), TASK_CORO_314), 0x408);
 }
 
 static void test_refused(void **state)
@@ -42,23 +42,23 @@ static void test_refused(void **state)
 
 	(void)state;
 	/* short */
-	assert_int_equal(py_asyncio_running_task_off(sid_314, sizeof(sid_314) - 8, TASK_CORO_314), 0);
+	assert_int_equal(py_layout__asyncio_running_task(sid_314, sizeof(sid_314) - 8, TASK_CORO_314), 0);
 	/* another TaskObj than the layout's: these offsets are not for this interpreter */
-	assert_int_equal(py_asyncio_running_task_off(sid_314, sizeof(sid_314), 136), 0);
+	assert_int_equal(py_layout__asyncio_running_task(sid_314, sizeof(sid_314), 136), 0);
 	/* the task beyond the thread state's end */
 	memcpy(w, sid_314, sizeof(w));
 	w[9] = 0x368;
-	assert_int_equal(py_asyncio_running_task_off(w, sizeof(w), TASK_CORO_314), 0);
+	assert_int_equal(py_layout__asyncio_running_task(w, sizeof(w), TASK_CORO_314), 0);
 	/* misaligned, or the loop's own slot */
 	memcpy(w, sid_314, sizeof(w));
 	w[11] = 0x36c;
-	assert_int_equal(py_asyncio_running_task_off(w, sizeof(w), TASK_CORO_314), 0);
+	assert_int_equal(py_layout__asyncio_running_task(w, sizeof(w), TASK_CORO_314), 0);
 	memcpy(w, sid_314, sizeof(w));
 	w[10] = w[11];
-	assert_int_equal(py_asyncio_running_task_off(w, sizeof(w), TASK_CORO_314), 0);
+	assert_int_equal(py_layout__asyncio_running_task(w, sizeof(w), TASK_CORO_314), 0);
 	/* zeroes (a section of another shape) */
 	memset(w, 0, sizeof(w));
-	assert_int_equal(py_asyncio_running_task_off(w, sizeof(w), TASK_CORO_314), 0);
+	assert_int_equal(py_layout__asyncio_running_task(w, sizeof(w), TASK_CORO_314), 0);
 }
 
 /* A section of this binary's own, as CPython's GENERATE_DEBUG_SECTION makes one. */
