@@ -16,10 +16,11 @@ same rotation.
 Reports per configuration (medians over rounds, with the range): throughput, CPU per request of
 the server and PostgreSQL (one cgroup v2) and of the tracer (another), and the BPF run time per
 statement of the tracer's programs (BPF_ENABLE_STATS for the traced windows only: two clock reads
-per program run, so these figures read high by about that, alike for both builds).
+per program run, so these figures read high by about that, alike for both builds; --no-bpf-stats
+leaves them off, as users run, with no BPF figures).
 
 Usage: sudo bench/async_cut.py [--python sid-python3.14] [--depth 12] [--rounds 5] [--seconds 5]
-       [--compare PATH]
+       [--compare PATH] [--no-bpf-stats]
 --python: a label of tests/integration/harness.py's interpreters (debian-python3.11,
 pyenv-3.12.1, sid-python3.14, ...); the default is Debian unstable's 3.14.
 """
@@ -83,6 +84,8 @@ def main():
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--connections", type=int, default=8)
     ap.add_argument("--compare", help="another build of the tool, in the same rotation")
+    ap.add_argument("--no-bpf-stats", action="store_true",
+                    help="BPF statistics off, as users run (no BPF figures then)")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root")
@@ -129,7 +132,7 @@ def main():
                 if c != "untraced":
                     tool = attach(tools[c], server.pid, tcg, tmp)
                 wrk(url, a.warmup, a.connections)
-                if tool:
+                if tool and not a.no_bpf_stats:
                     stats_fd = enable_bpf_stats()
                     b0 = bpf_ns(tool.pid)
                 s0, t0 = svc.cpu_s(), tcg.cpu_s()
@@ -137,8 +140,8 @@ def main():
                 s1, t1 = svc.cpu_s(), tcg.cpu_s()
                 bpf = None
                 if tool:
-                    bpf = bpf_ns(tool.pid) - b0
                     if stats_fd >= 0:
+                        bpf = bpf_ns(tool.pid) - b0
                         os.close(stats_fd)
                     tool.terminate()
                     tool.wait(timeout=60)
