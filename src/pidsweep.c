@@ -16,6 +16,19 @@ static bool waiting(const struct pidsweep *ps, uint32_t pid)
 	return false;
 }
 
+static int next_key(const struct pidsweep *ps, int fd, const void *key, void *next)
+{
+	return ps->ops ? ps->ops->next_key(fd, key, next) : bpf_map_get_next_key(fd, key, next);
+}
+
+static bool delete_key(struct pidsweep *ps, int fd, const void *key)
+{
+	if (ps->ops ? ps->ops->delete_key(fd, key) : bpf_map_delete_elem(fd, key))
+		return false;
+	ps->deleted++;
+	return true;
+}
+
 void pidsweep__run(struct pidsweep *ps, int fd)
 {
 	struct pid_key k, next;
@@ -24,14 +37,14 @@ void pidsweep__run(struct pidsweep *ps, int fd)
 	if (!ps->n || fd < 0)
 		return;
 	/* delete the key behind the walk, never the one it stands on */
-	while (!bpf_map_get_next_key(fd, first ? NULL : &k, &next)) {
-		if (!first && waiting(ps, k.pid) && !bpf_map_delete_elem(fd, &k))
-			ps->deleted++;
+	while (!next_key(ps, fd, first ? NULL : &k, &next)) {
+		if (!first && waiting(ps, k.pid))
+			delete_key(ps, fd, &k);
 		k = next;
 		first = false;
 	}
-	if (!first && waiting(ps, k.pid) && !bpf_map_delete_elem(fd, &k))
-		ps->deleted++;
+	if (!first && waiting(ps, k.pid))
+		delete_key(ps, fd, &k);
 	ps->n = 0;
 	ps->sweeps++;
 }

@@ -17,8 +17,19 @@
 #define PIDSWEEP_MAX 64
 #define PIDSWEEP_GAP_NS 1000000000ULL
 
+/*
+ * How the sweep walks and deletes keys: a BPF map's (libbpf's bpf_map_get_next_key and
+ * bpf_map_delete_elem) where ops is NULL; another map with a hash map's semantics (a key not
+ * found gives the first), for a test that has no privilege to make a BPF map.
+ */
+struct pidsweep_ops {
+	int (*next_key)(int fd, const void *key, void *next);
+	int (*delete_key)(int fd, const void *key);
+};
+
 /* Zeroed to begin with. The map (fd): keys of 8 bytes, the pid (__u32) first. */
 struct pidsweep {
+	const struct pidsweep_ops *ops;	/* NULL: a BPF map's */
 	uint32_t pids[PIDSWEEP_MAX];
 	unsigned n;
 	uint64_t first_ns;	/* when the oldest waiting one was added */
