@@ -52,7 +52,7 @@ struct proc {
 	bool in_family;		/* counted among its family's live processes */
 	uint64_t pool_next_ns;	/* when to look for a thread pool's frame again (procs__thread_pool_frame) */
 	uint64_t pool_gap_ns;
-	struct py_modules_stamp mods_stamp;	/* sys.modules at the last look (find_frames) */
+	struct py_modules_stamp mods_stamp;	/* sys.modules at the last look (procs_find_frames) */
 	bool mods_none;		/* that look found none of the modules looked for */
 };
 
@@ -151,6 +151,8 @@ struct proc *procs__get(struct procs *p, uint32_t pid, bool create);
 /* A process whose interpreter was not ready: inspect it again, at most every 100 ms. */
 void procs__retry(struct procs *p, struct proc *pr);
 /*
+ * What the BPF walkers are told about a process's frameworks (src/procs_frames.c), below.
+ *
  * The thread pools' frames that name the task their thread works for (struct pt_proc's
  * proxy_code): asgiref's SyncToAsync.thread_handler (sync_to_async: Django under ASGI) and
  * anyio's WorkerThread.run (Starlette's run_in_threadpool: FastAPI's def endpoints).

@@ -410,7 +410,7 @@ static void test_dict_entry(void **state)
 }
 
 /*
- * A class's function's code, as the tool finds a thread pool's frame (procs.c): sys.modules ->
+ * A class's function's code, as the tool finds a thread pool's frame (procs_frames.c): sys.modules ->
  * "asgiref.sync" -> its dict -> SyncToAsync -> tp_dict -> thread_handler -> func_code.
  */
 static void test_method_code(void **state)
@@ -471,7 +471,7 @@ static void mk_modules(struct world *w, char nbuf[40][16], const char **mnames, 
 }
 
 /*
- * Several modules from one pass over sys.modules (procs.c's find_frames): each key read once
+ * Several modules from one pass over sys.modules (procs_frames.c's procs_find_frames): each key read once
  * for all the names, not once per name; a key str that ends the memory (a read of the longest
  * name's length would run past it) still found; the stamp unchanged until a module is added.
  */
@@ -893,7 +893,7 @@ static uint64_t apply_recipe(struct image *im, const struct py_attr_recipe *r, u
 
 /*
  * Where a class keeps an attribute, for the BPF walker (uvicorn's RequestResponseCycle.scope,
- * procs.c): worked out from one instance, it reads the same attribute of every instance that
+ * procs_frames.c): worked out from one instance, it reads the same attribute of every instance that
  * shares the class's keys, in every version; an instance whose attributes moved to a dict of its
  * own is refused where the walker could not follow (3.11, 3.12), and followed where it can (3.13+:
  * the dict keeps the inline values).
@@ -1009,7 +1009,7 @@ static uint64_t mk_code(struct image *im, uint64_t pycode_type, const char *name
 }
 
 /*
- * BaseHTTPMiddleware's closures, as the tool finds them (procs.c): __call__ defines call_next,
+ * BaseHTTPMiddleware's closures, as the tool finds them (procs_frames.c): __call__ defines call_next,
  * which defines coro; scope is a cell of __call__'s and a free variable of coro's, and a frame
  * keeps them after its locals (<= 3.10) or where co_localsplusnames names them (3.11+).
  */
