@@ -20,6 +20,8 @@
   usdtnotes  python3.11 cut to its note sections (objcopy), and tests/sdt/fake_python
   elfsym     small real ELF files: a shared library, two extension modules, a pyenv launcher,
              fake_python, the python3.11 notes file
+  pymem      no patches: each version's world (tests/common/pyimage.h) as built, the threads'
+             attributes where the version keeps them and in a dict, and dicts by hash
 Every seed is named by the SHA-1 of its bytes, as libFuzzer names inputs.
 """
 import glob
@@ -357,6 +359,13 @@ def read(path):
         return f.read()
 
 
+def pymem_seeds():
+    """fuzz_pymem's header alone (version, flags, modules): the worlds as built, unpatched."""
+    seeds = [bytes([v, home, 32]) for v in range(8) for home in (0, 1)]
+    seeds += [bytes([v, flags, 32]) for v in (0, 3, 5, 7) for flags in (6, 3)]   # by hash: SipHash-1-3, -2-4
+    return seeds
+
+
 def usdtargs_seeds():
     notes = run(["readelf", "-n", "/usr/bin/python3.11"], text=True).stdout
     return sorted({a.encode() for a in re.findall(r"Arguments: (.*)", notes)})
@@ -381,6 +390,8 @@ def main(names):
             save("procmaps", procmaps_seeds())
         if "usdtargs" in names:
             save("usdtargs", usdtargs_seeds())
+        if "pymem" in names:
+            save("pymem", pymem_seeds())
         if "usdtnotes" in names:
             save("usdtnotes", [read(py311_notes(tmp)), read(fake_python(tmp))])
         if "elfsym" in names:
@@ -395,5 +406,5 @@ def main(names):
 
 
 if __name__ == "__main__":
-    all_names = ["httpparse", "requests", "sqlnorm", "sqlmatch", "linetable", "procmaps", "usdtargs", "usdtnotes", "elfsym"]
+    all_names = ["httpparse", "requests", "sqlnorm", "sqlmatch", "linetable", "procmaps", "usdtargs", "usdtnotes", "elfsym", "pymem"]
     main(sys.argv[1:] or all_names)

@@ -1,0 +1,133 @@
+/* fuzz-sources: src/pythreads.c src/pylayout.c src/symbolize.c src/utf8.c src/linetable.c */
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * The readers of a traced process's memory (pythreads: dicts by key, by hash, in order,
+ * sys.modules, instances' attributes and where their class keeps them, ints, strs, threading's
+ * threads). The collector runs as root and reads every CPython process of the host, so that
+ * memory is any local user's to shape: no bytes in it may crash the collector, hang it or make
+ * it read outside its buffers. Input: the version (3.8 + byte % 8); a byte of flags: where the
+ * threads keep their attributes (1), dicts also looked up by hash (2) with SipHash-1-3 (4) or
+ * -2-4; how many modules sys.modules holds; then patches to the world that
+ * tests/common/pyimage.h builds for it, four bytes each: a 16-bit offset into the image, an
+ * operation, a byte: XOR it into the byte there, write it, write a pointer into the image (to
+ * the byte times 16), or write a 64-bit value (the byte shifted left by 4 times bits 2-5 of
+ * the operation). Every reader is then run on the world's objects and names.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pythreads.h"
+#include "symbolize.h"
+#include "../common/pyimage.h"
+
+struct count {
+	unsigned n;
+};
+
+static int count_entry(void *ctx, uint64_t key, uint64_t value, uint32_t ix)
+{
+	struct count *c = ctx;
+
+	(void)key;
+	(void)value;
+	(void)ix;
+	if (++c->n > PYTHREADS_MAX_ENTRIES)
+		abort();	/* the reader's own bound */
+	return 0;
+}
+
+static void patch(struct world *w, const uint8_t *p)
+{
+	uint64_t used = w->im.top - BASE, off, v;
+	uint8_t op = p[2], val = p[3];
+
+	if (!used)
+		return;
+	off = (uint64_t)(p[0] | p[1] << 8) % used;
+	switch (op & 3) {
+	case 0:
+		w->im.mem[off] ^= val;
+		return;
+	case 1:
+		w->im.mem[off] = val;
+		return;
+	case 2:
+		v = BASE + (uint64_t)val * 16;
+		break;
+	default:
+		v = (uint64_t)val << (4 * ((op >> 2) & 15));
+		break;
+	}
+	if (off + 8 <= used)
+		memcpy(w->im.mem + off, &v, 8);
+}
+
+static void read_all(struct world *w, const struct py_layout *l)
+{
+	static const char *const mods[] = { "threading", "mod0", "mod1", "nothere", "asyncio.tasks" };
+	const struct mem_reader *mr = &w->mr;
+	struct py_thread_name t[8];
+	struct py_attr_recipe r;
+	struct py_modules_stamp st = { 0 }, seen = { 0 };
+	struct count c = { 0 };
+	uint64_t active = 0, md = 0, v = 0, key = 0, items[16], mds[5], code = 0, type = 0;
+	uint32_t off = 0;
+	int64_t n = 0;
+	char buf[256];
+	int k;
+
+	if (!pythreads__find_active(l, mr, w->runtime, &active)) {
+		k = pythreads__read_active(l, mr, active, t, 8);
+		if (k > 8)
+			abort();
+		for (int i = 0; i < k; i++)
+			if (!memchr(t[i].name, 0, sizeof(t[i].name)))
+				abort();
+	}
+	/* and from the world's own addresses, whatever the patches made of the way there */
+	pythreads__read_active(l, mr, w->active, t, 8);
+	pythreads__dict_foreach(l, mr, w->modules, count_entry, &c);
+	c.n = 0;
+	pythreads__dict_foreach(l, mr, w->active, count_entry, &c);
+	if (!pythreads__module_dict(l, mr, w->runtime, "threading", &md)) {
+		pythreads__dict_get(l, mr, md, "_active", &v);
+		pythreads__dict_entry(l, mr, md, "_main_thread", &off, &key, &v);
+		if (v && !pythreads__attr_recipe(l, mr, v, "_name", &r) && !mem_read_u64(mr, v + 8, &type))
+			pythreads__type_attr_recipe(l, mr, type, "_native_id", &r);
+		pythreads__attr(l, mr, v, "_native_id", &v);
+		pythreads__read_long(l, mr, v, &n);
+		pythreads__method_code_in(l, mr, md, "Thread", "run", &code);
+	}
+	pythreads__module_dicts(l, mr, w->runtime, mods, mds, 5);
+	pythreads__modules_stamp(l, mr, w->runtime, &st);
+	pythreads__modules_changed(l, mr, w->runtime, &seen);
+	pythreads__module_dict_since(l, mr, w->runtime, "mod1", &md, &seen);
+	pythreads__list_items(l, mr, w->active, items, 16);
+	pythreads__environ(l, mr, w->runtime, "PATH", buf, sizeof(buf));
+	if (py_read_str(l, mr, w->modules, buf, sizeof(buf)) >= 0 && !memchr(buf, 0, sizeof(buf)))
+		abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct world w;
+
+	if (size < 3)
+		return 0;
+	mk_world(&w, 8 + data[0] % 8, data[1] & 1 ? HOME_DICT : HOME_NATURAL, 1 + data[2] % 64);
+	for (size_t i = 3; i + 4 <= size; i += 4)
+		patch(&w, data + i);
+	read_all(&w, w.im.l);
+	if (data[1] & 2) {
+		/* the same with dicts looked up by hash, as once pythreads__learn_hash knows how */
+		struct py_layout hl = *w.im.l;
+
+		hl.hash_rounds = data[1] & 4 ? 1 : 2;
+		hl.hash_k0 = 0x0706050403020100ULL;
+		hl.hash_k1 = 0x0f0e0d0c0b0a0908ULL;
+		read_all(&w, &hl);
+	}
+	free_world(&w);
+	return 0;
+}
