@@ -327,4 +327,70 @@ static inline void free_world(struct world *w)
 	free(w->im.mem);
 }
 
+static inline uint64_t mk_tuple(struct image *im, const uint64_t *items, size_t n)
+{
+	uint64_t a = alloc(im, im->l->tuple_items + 8 * n);
+
+	put64(im, a + im->l->bytes_size, n);
+	put(im, a + im->l->tuple_items, items, 8 * n);
+	return a;
+}
+
+/*
+ * A code object named name whose variables are locals (<= 3.10: co_varnames), cells and free
+ * variables, defining the functions whose code objects are in nested (co_consts, beside a non-code
+ * constant).
+ */
+static inline uint64_t mk_code(struct image *im, uint64_t pycode_type, const char *name, const char *const *locals,
+			size_t nl, const char *const *cells, size_t nc, const char *const *frees, size_t nf,
+			const uint64_t *nested, size_t nn)
+{
+	const struct py_layout *l = im->l;
+	uint64_t code = alloc(im, 256), consts[4] = { alloc(im, 32) }, names[8];
+	size_t i, n = 0;
+
+	put64(im, code + 8, pycode_type);
+	put64(im, code + l->co_name, mk_str(im, name));
+	for (i = 0; i < nn; i++)
+		consts[1 + i] = nested[i];
+	put64(im, code + l->co_consts, mk_tuple(im, consts, 1 + nn));
+	if (l->co_nlocals != PYL_NONE) {
+		int32_t nlocals = (int32_t)nl;
+
+		for (i = 0; i < nl; i++)
+			names[i] = mk_str(im, locals[i]);
+		put(im, code + l->co_nlocals, &nlocals, 4);
+		put64(im, code + l->co_varnames, mk_tuple(im, names, nl));
+		for (i = 0; i < nc; i++)
+			names[i] = mk_str(im, cells[i]);
+		put64(im, code + l->co_cellvars, mk_tuple(im, names, nc));
+		for (i = 0; i < nf; i++)
+			names[i] = mk_str(im, frees[i]);
+		put64(im, code + l->co_freevars, mk_tuple(im, names, nf));
+	} else {
+		/* 3.11+: one table, and a kind per variable (an argument that is a cell is both) */
+		uint8_t kinds[8];
+		uint64_t b;
+
+		for (i = 0; i < nl; i++, n++) {
+			names[n] = mk_str(im, locals[i]);
+			kinds[n] = 0x20;
+		}
+		for (i = 0; i < nc; i++, n++) {
+			names[n] = mk_str(im, cells[i]);
+			kinds[n] = 0x40;
+		}
+		for (i = 0; i < nf; i++, n++) {
+			names[n] = mk_str(im, frees[i]);
+			kinds[n] = 0x80;
+		}
+		b = alloc(im, l->bytes_data + n + 1);
+		put64(im, b + l->bytes_size, n);
+		put(im, b + l->bytes_data, kinds, n);
+		put64(im, code + l->co_varnames, mk_tuple(im, names, n));
+		put64(im, code + l->co_varnames + 8, b);
+	}
+	return code;
+}
+
 #endif

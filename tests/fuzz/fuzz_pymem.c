@@ -3,7 +3,8 @@
 /*
  * The readers of a traced process's memory (pythreads: dicts by key, by hash, in order,
  * sys.modules, instances' attributes and where their class keeps them, ints, strs, threading's
- * threads). The collector runs as root and reads every CPython process of the host, so that
+ * threads, a class's method, its closures' variables; symbolize: a code object's names, file
+ * name and line). The collector runs as root and reads every CPython process of the host, so that
  * memory is any local user's to shape: no bytes in it may crash the collector, hang it or make
  * it read outside its buffers. Input: the version (3.8 + byte % 8); a byte of flags: where the
  * threads keep their attributes (1), dicts also looked up by hash (2) with SipHash-1-3 (4) or
@@ -11,7 +12,8 @@
  * tests/common/pyimage.h builds for it, four bytes each: a 16-bit offset into the image, an
  * operation, a byte: XOR it into the byte there, write it, write a pointer into the image (to
  * the byte times 16), or write a 64-bit value (the byte shifted left by 4 times bits 2-5 of
- * the operation). Every reader is then run on the world's objects and names.
+ * the operation). Every reader is then run on the world's objects and names, and the
+ * symbolizer on a method's code object.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -20,6 +22,45 @@
 #include "pythreads.h"
 #include "symbolize.h"
 #include "../common/pyimage.h"
+
+/*
+ * What the frame finders and the symbolizer read, added to the world: module mod0's dict holds a
+ * class View whose method get's code object (named, with a file name, a first line, a line
+ * table and a qualified name where the version has one) has locals self and request and a cell
+ * scope, and defines inner, whose free variable scope is.
+ */
+struct app {
+	uint64_t pycode_type, code, inner;
+};
+
+static void mk_app(struct world *w, struct app *a)
+{
+	struct image *im = &w->im;
+	const struct py_layout *l = im->l;
+	static const char *const locals[] = { "self", "request" }, *const cells[] = { "scope" };
+	static const char *const fnames[] = { "get" }, *const cnames[] = { "View" };
+	static const uint8_t table[] = { 0x80, 0x00, 0xd8, 0x0b, 0x0c, 0x88, 0x34, 0x01, 0x02, 0x03 };
+	uint64_t fn, cls, mod = 0, tbl;
+	int32_t first = 12;
+
+	a->pycode_type = alloc(im, 64);
+	a->inner = mk_code(im, a->pycode_type, "inner", NULL, 0, NULL, 0, cells, 1, NULL, 0);
+	a->code = mk_code(im, a->pycode_type, "get", locals, 2, cells, 1, NULL, 0, &a->inner, 1);
+	put64(im, a->code + l->co_filename, mk_str(im, "/srv/app/views.py"));
+	if (l->co_qualname != PYL_NONE)
+		put64(im, a->code + l->co_qualname, mk_str(im, "View.get"));
+	put(im, a->code + l->co_firstlineno, &first, 4);
+	tbl = alloc(im, l->bytes_data + sizeof(table) + 1);
+	put64(im, tbl + l->bytes_size, sizeof(table));
+	put(im, tbl + l->bytes_data, table, sizeof(table));
+	put64(im, a->code + l->co_linetable, tbl);
+	fn = alloc(im, l->func_code + 8);
+	put64(im, fn + l->func_code, a->code);
+	cls = alloc(im, l->tp_dict + 8);
+	put64(im, cls + l->tp_dict, mk_str_dict(im, fnames, &fn, 1));
+	if (!pythreads__dict_get(l, &w->mr, w->modules, "mod0", &mod) && mod)
+		put64(im, mod + l->mod_dict, mk_str_dict(im, cnames, &cls, 1));
+}
 
 struct count {
 	unsigned n;
@@ -63,7 +104,7 @@ static void patch(struct world *w, const uint8_t *p)
 		memcpy(w->im.mem + off, &v, 8);
 }
 
-static void read_all(struct world *w, const struct py_layout *l)
+static void read_all(struct world *w, const struct app *a, const struct py_layout *l)
 {
 	static const char *const mods[] = { "threading", "mod0", "mod1", "nothere", "asyncio.tasks" };
 	const struct mem_reader *mr = &w->mr;
@@ -105,6 +146,29 @@ static void read_all(struct world *w, const struct py_layout *l)
 	pythreads__module_dict_since(l, mr, w->runtime, "mod1", &md, &seen);
 	pythreads__list_items(l, mr, w->active, items, 16);
 	pythreads__environ(l, mr, w->runtime, "PATH", buf, sizeof(buf));
+	if (!pythreads__method_code(l, mr, w->runtime, "mod0", "View", "get", &code)) {
+		struct symbolizer *sym = symbolizer__new(16);
+		struct py_frame_sym fs;
+		uint64_t inner = 0, codes[2];
+
+		pythreads__cell_index(l, mr, code, "scope");
+		if (!pythreads__nested_code(l, mr, a->pycode_type, code, "inner", &inner))
+			pythreads__cell_index(l, mr, inner, "scope");
+		if (!sym)
+			abort();
+		for (unsigned i = 0; i < 4; i++) {
+			uint64_t instr = l->co_code_adaptive != PYL_NONE ? code + l->co_code_adaptive + 2 * i : 2 * i;
+
+			if (!symbolizer__resolve(sym, 1, l, mr, a->pycode_type, code, instr, &fs) &&
+			    (!fs.name || !fs.file || strlen(fs.name) >= SYMBOLIZER_MAX_STR ||
+			     strlen(fs.file) >= SYMBOLIZER_MAX_STR))
+				abort();
+		}
+		codes[0] = code;
+		codes[1] = a->code;
+		symbolizer__recheck_many(sym, 1, l, mr, a->pycode_type, codes, 2);
+		symbolizer__free(sym);
+	}
 	if (py_read_str(l, mr, w->modules, buf, sizeof(buf)) >= 0 && !memchr(buf, 0, sizeof(buf)))
 		abort();
 }
@@ -112,13 +176,15 @@ static void read_all(struct world *w, const struct py_layout *l)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct world w;
+	struct app app;
 
 	if (size < 3)
 		return 0;
 	mk_world(&w, 8 + data[0] % 8, data[1] & 1 ? HOME_DICT : HOME_NATURAL, 1 + data[2] % 64);
+	mk_app(&w, &app);
 	for (size_t i = 3; i + 4 <= size; i += 4)
 		patch(&w, data + i);
-	read_all(&w, w.im.l);
+	read_all(&w, &app, w.im.l);
 	if (data[1] & 2) {
 		/* the same with dicts looked up by hash, as once pythreads__learn_hash knows how */
 		struct py_layout hl = *w.im.l;
@@ -126,7 +192,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		hl.hash_rounds = data[1] & 4 ? 1 : 2;
 		hl.hash_k0 = 0x0706050403020100ULL;
 		hl.hash_k1 = 0x0f0e0d0c0b0a0908ULL;
-		read_all(&w, &hl);
+		read_all(&w, &app, &hl);
 	}
 	free_world(&w);
 	return 0;
