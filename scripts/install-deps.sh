@@ -14,6 +14,8 @@ pkgs=(
 	# SQL, requests and the demo
 	postgresql postgresql-contrib libpq-dev libpg-query-dev
 	python3-psycopg2 python3-psycopg python3-django gunicorn python3-flask python3-sqlalchemy
+	# uWSGI, CPython embedded through its python3 plugin (tests/integration/test_requests.py)
+	uwsgi-core uwsgi-plugin-python3
 	# drivers without libpq, read on the wire (tests/integration/test_wire.py); openssl for its TLS case
 	python3-asyncpg python3-pg8000 openssl
 	# asyncio, gevent and eventlet servers and drivers (tests/integration/test_async.py)

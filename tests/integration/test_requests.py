@@ -12,6 +12,8 @@ Services:
                   is attributed by the task that sent it (src/requests.h), never to another request
                   (more servers of this kind: test_async.py)
   runserver       demo/ on Django's runserver (threaded: one thread per connection)
+  uwsgi           demo/ on uWSGI: CPython embedded (its python3 plugin), a master and 2 preforked
+                  workers, HTTP parsed by each worker (--http-socket)
   aiohttp-routes-INTERP  the reader of an aiohttp app's router (src/aioroutes.c) on every
                   interpreter, against a stand-in of aiohttp's objects (workloads/aiohttp_standin.py)
   starlette-routes-INTERP  the reader of a Starlette app's routes (src/starroutes.c) on every
@@ -279,6 +281,29 @@ def case_django(cluster, tmp, worker, hook=None):
         site = r"recipe_name \(.*demo/recipes/views\.py:%d\)" % 12
         check_service(name, port, g.pid, tmp, DJANGO_PLAN, "/recipes/", site, DJANGO_CLEAN, django_route, hook,
                       django=2, preopen=5 if worker == "gthread" else 0)
+    finally:
+        stop(g)
+
+
+UWSGI = "/usr/bin/uwsgi"
+
+
+def case_uwsgi(cluster, tmp):
+    """demo/ on uWSGI (Debian's uwsgi-core and its python3 plugin: CPython embedded through
+    libpython, loaded as a plugin after uWSGI's exec), a master and 2 preforked workers, each
+    parsing HTTP on its own socket (--http-socket)."""
+    env = dict(os.environ, **cluster.client_env())
+    port = free_port(18500, 18600)
+    g = subprocess.Popen([UWSGI, "--plugin", "python3", "--http-socket", "127.0.0.1:%d" % port, "--chdir", DEMO,
+                          "--module", "recipesite.wsgi:application", "--master", "--processes", "2",
+                          "--die-on-term", "--need-app", "--disable-logging"], env=env,
+                         stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "uwsgi.log"), "w"))
+    try:
+        if not record("uwsgi: uWSGI answers", wait_http(port, "/health/")):
+            return
+        site = r"recipe_name \(.*demo/recipes/views\.py:%d\)" % 12
+        check_service("uwsgi", port, g.pid, tmp, DJANGO_PLAN, "/recipes/", site, DJANGO_CLEAN, django_route,
+                      django=2)
     finally:
         stop(g)
 
@@ -608,6 +633,12 @@ def main():
                 record("runserver: python3-django and python3-psycopg2 are installed (scripts/install-deps.sh)", False)
             else:
                 case_runserver(cluster, tmp)
+        if args.k in "uwsgi":
+            if {"django", "psycopg2"} & set(missing) or not os.path.exists(UWSGI):
+                record("uwsgi: python3-django, python3-psycopg2, uwsgi-core and uwsgi-plugin-python3 are installed "
+                       "(scripts/install-deps.sh)", False)
+            else:
+                case_uwsgi(cluster, tmp)
         if args.k in "asyncio":
             if "psycopg2" in missing:
                 record("asyncio: python3-psycopg2 is installed (scripts/install-deps.sh)", False)
