@@ -143,6 +143,18 @@ static __always_inline bool is_method(__u32 w)
 }
 
 /*
+ * uWSGI's request packet (its binary protocol, which nginx's uwsgi_pass and uWSGI's own router
+ * speak to the workers): modifier1 0 (a WSGI request), its vars' size (little-endian), modifier2
+ * 0, then the vars, each a 16-bit length and bytes; the first var's key has a byte or more.
+ */
+static __always_inline bool is_uwsgi(__u32 head, long ret)
+{
+	__u32 size = (head >> 8) & 0xffff;
+
+	return (head & 0xff) == 0 && (head >> 24) == 0 && size >= 6 && ret >= 8;
+}
+
+/*
  * Which task or greenlet writes a response: the writer's Python stack is walked for its
  * outermost coroutine frame and outermost frame (pystack.bpf.h), so that the loader can give the
  * response the statements that the same task sent (src/requests.h). One walk per response.
@@ -279,6 +291,19 @@ static __always_inline int on_exit(long nr, struct pt_regs *regs, long ret)
 	if (is_read(nr)) {
 		if (is_method(head)) {
 			emit(PT_EV_HTTP_REQ, pid, tid, key.fd, now, conn, 0, ret, buf, HTTP_PREFIX_MAX);
+			conn->phase = HTTP_PH_REQ;
+			conn->cont_left = HTTP_CONT_READS;
+		} else if (conn->phase != HTTP_PH_REQ && is_uwsgi(head, ret)) {
+			/*
+			 * The vars the loader parses (the method and the target) may lie past the
+			 * first capture (nginx sends QUERY_STRING first): the next 256 bytes too,
+			 * the first event's length saying that more follow
+			 */
+			emit(PT_EV_HTTP_REQ, pid, tid, key.fd, now, conn, 0,
+			     ret > HTTP_PREFIX_MAX ? HTTP_PREFIX_MAX : ret, buf, HTTP_PREFIX_MAX);
+			if (ret > HTTP_PREFIX_MAX)
+				emit(PT_EV_HTTP_DATA, pid, tid, key.fd, now, conn, 0, ret - HTTP_PREFIX_MAX,
+				     buf + HTTP_PREFIX_MAX, HTTP_PREFIX_MAX);
 			conn->phase = HTTP_PH_REQ;
 			conn->cont_left = HTTP_CONT_READS;
 		} else if (ret < 8 && conn->phase != HTTP_PH_REQ) {

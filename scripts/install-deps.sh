@@ -14,8 +14,9 @@ pkgs=(
 	# SQL, requests and the demo
 	postgresql postgresql-contrib libpq-dev libpg-query-dev
 	python3-psycopg2 python3-psycopg python3-django gunicorn python3-flask python3-sqlalchemy
-	# uWSGI, CPython embedded through its python3 plugin (tests/integration/test_requests.py)
-	uwsgi-core uwsgi-plugin-python3
+	# uWSGI, CPython embedded through its python3 plugin, and nginx in front of it with uwsgi_pass
+	# (tests/integration/test_requests.py)
+	uwsgi-core uwsgi-plugin-python3 nginx-light
 	# drivers without libpq, read on the wire (tests/integration/test_wire.py); openssl for its TLS case
 	python3-asyncpg python3-pg8000 openssl
 	# asyncio, gevent and eventlet servers and drivers (tests/integration/test_async.py)
@@ -41,7 +42,7 @@ fi
 echo "install-deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-# The prometheus package starts a service on install; keep it from starting on CI machines.
+# The prometheus and nginx packages start a service on install; keep them from starting on CI machines.
 if [ ! -e /usr/sbin/policy-rc.d ]; then
 	printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
 	chmod +x /usr/sbin/policy-rc.d

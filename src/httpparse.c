@@ -17,6 +17,119 @@ static int match_prefix(const char *buf, size_t len, const char *want)
 	return len >= n ? HTTP_PARSE_OK : HTTP_PARSE_MORE;
 }
 
+/* A var's value, if its key is key (klen bytes at k). */
+static bool var_is(const char *k, size_t klen, const char *key)
+{
+	return klen == strlen(key) && !memcmp(k, key, klen);
+}
+
+/* Copy a target of n bytes (visible ASCII) into out->path: false if it is not one. */
+static bool take_target(const char *v, size_t n, bool cut, struct http_req_line *out)
+{
+	size_t p = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = v[i];
+
+		if (c <= 0x20 || c >= 0x7f)
+			return false;
+		if (p + 1 < HTTP_PATH_MAX)
+			out->path[p++] = c;
+		else
+			out->path_cut = true;
+	}
+	out->path[p] = 0;
+	out->path_cut |= cut;
+	return p > 0;
+}
+
+/*
+ * uWSGI's request packet: a 4-byte header (modifier1 0, the vars' size little-endian, modifier2
+ * 0), then vars, each key and value a 16-bit little-endian length and its bytes (uWSGI's
+ * documentation, "The uwsgi Protocol"; uwsgi_params of nginx sends QUERY_STRING, REQUEST_METHOD,
+ * ..., REQUEST_URI, PATH_INFO, ...). The method is REQUEST_METHOD; the target REQUEST_URI, the
+ * request target as the client sent it (what an HTTP request line gives), else PATH_INFO. What
+ * follows the vars is the body: consumed stays 0 (no pipelining on a uwsgi connection).
+ */
+static int parse_uwsgi(const unsigned char *buf, size_t len, bool cut, struct http_req_line *out)
+{
+	size_t size, end, i = 4;
+	bool have_uri = false, have_info = false;
+	struct http_req_line info;
+
+	if (len < 4)
+		return cut ? HTTP_PARSE_BAD : HTTP_PARSE_MORE;
+	size = buf[1] | (size_t)buf[2] << 8;
+	if (buf[3] != 0 || size < 6)
+		return HTTP_PARSE_BAD;
+	end = 4 + size;
+	memset(&info, 0, sizeof(info));
+	while (i < end) {
+		size_t klen, vlen;
+		const char *k, *v;
+		bool vcut = false;
+
+		if (i + 2 > len)
+			goto short_;
+		klen = buf[i] | (size_t)buf[i + 1] << 8;
+		if (!klen || i + 2 + klen + 2 > end)
+			return HTTP_PARSE_BAD;
+		if (i + 2 + klen + 2 > len)
+			goto short_;
+		k = (const char *)buf + i + 2;
+		i += 2 + klen;
+		vlen = buf[i] | (size_t)buf[i + 1] << 8;
+		i += 2;
+		if (i + vlen > end)
+			return HTTP_PARSE_BAD;
+		v = (const char *)buf + i;
+		if (i + vlen > len) {
+			if (!cut)
+				return HTTP_PARSE_MORE;
+			vcut = true;	/* its start, as far as the capture goes */
+			vlen = len - i;
+		}
+		if (var_is(k, klen, "REQUEST_METHOD")) {
+			if (!vlen || vlen >= HTTP_METHOD_MAX || vcut)
+				return HTTP_PARSE_BAD;
+			for (size_t j = 0; j < vlen; j++)
+				if (v[j] < 'A' || v[j] > 'Z')
+					return HTTP_PARSE_BAD;
+			memcpy(out->method, v, vlen);
+			out->method[vlen] = 0;
+		} else if (var_is(k, klen, "REQUEST_URI")) {
+			if (!take_target(v, vlen, vcut, out))
+				return HTTP_PARSE_BAD;
+			have_uri = true;
+		} else if (var_is(k, klen, "PATH_INFO") && vlen) {
+			have_info = take_target(v, vlen, vcut, &info);
+		} else if (var_is(k, klen, "SERVER_PROTOCOL") && vlen == 8 && !memcmp(v, "HTTP/1.", 7) &&
+			   v[7] >= '0' && v[7] <= '9') {
+			out->minor = v[7] - '0';
+		}
+		if (vcut)
+			break;
+		i += vlen;
+		if (out->method[0] && have_uri && out->minor >= 0)
+			break;	/* all it needs */
+	}
+	goto done;
+short_:
+	if (!cut)
+		return HTTP_PARSE_MORE;
+done:
+	if (!have_uri && have_info) {
+		memcpy(out->path, info.path, sizeof(out->path));
+		out->path_cut = info.path_cut;
+		have_uri = true;
+	}
+	if (!out->method[0] || !have_uri)
+		return HTTP_PARSE_BAD;	/* not there, or past what was captured */
+	if (out->minor < 0)
+		out->minor = 1;
+	return HTTP_PARSE_OK;
+}
+
 int http_parse_request_line(const char *buf, size_t len, bool cut, struct http_req_line *out)
 {
 	size_t i = 0, m = 0, p = 0, vs;
@@ -24,6 +137,9 @@ int http_parse_request_line(const char *buf, size_t len, bool cut, struct http_r
 
 	memset(out, 0, sizeof(*out));
 	out->minor = -1;
+	/* a request line never starts with NUL, uWSGI's request packet does */
+	if (len && buf[0] == 0)
+		return parse_uwsgi((const unsigned char *)buf, len, cut, out);
 	/* method: a token of capital letters, then one space */
 	while (i < len && buf[i] >= 'A' && buf[i] <= 'Z') {
 		if (m + 1 >= HTTP_METHOD_MAX)

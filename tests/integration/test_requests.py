@@ -14,6 +14,7 @@ Services:
   runserver       demo/ on Django's runserver (threaded: one thread per connection)
   uwsgi           demo/ on uWSGI: CPython embedded (its python3 plugin), a master and 2 preforked
                   workers, HTTP parsed by each worker (--http-socket)
+  uwsgi-nginx     the same behind nginx's uwsgi_pass: the workers read uWSGI's binary protocol
   aiohttp-routes-INTERP  the reader of an aiohttp app's router (src/aioroutes.c) on every
                   interpreter, against a stand-in of aiohttp's objects (workloads/aiohttp_standin.py)
   starlette-routes-INTERP  the reader of a Starlette app's routes (src/starroutes.c) on every
@@ -305,6 +306,50 @@ def case_uwsgi(cluster, tmp):
         check_service("uwsgi", port, g.pid, tmp, DJANGO_PLAN, "/recipes/", site, DJANGO_CLEAN, django_route,
                       django=2)
     finally:
+        stop(g)
+
+
+NGINX = "/usr/sbin/nginx"
+# nginx sends QUERY_STRING first: a long one puts REQUEST_METHOD and REQUEST_URI past the first
+# 256 bytes of the packet, in the second capture
+UWSGI_PLAN = [(p + "&pad=" + "x" * 300, st, n) if p.startswith("/cpu/") else (p, st, n) for p, st, n in DJANGO_PLAN]
+
+
+def case_uwsgi_nginx(cluster, tmp):
+    """demo/ on uWSGI behind nginx (uwsgi_pass, Debian's uwsgi_params): the workers read uWSGI's
+    binary request packets (method, target and the rest as vars; nginx sends QUERY_STRING
+    first), not HTTP, and write HTTP responses back to nginx."""
+    env = dict(os.environ, **cluster.client_env())
+    port = free_port(18600, 18700)
+    sock = os.path.join(tmp, "uwsgi.sock")
+    conf = os.path.join(tmp, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write("""daemon off; worker_processes 1; pid %(t)s/nginx.pid; error_log %(t)s/nginx.err;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path %(t)s; proxy_temp_path %(t)s; fastcgi_temp_path %(t)s; uwsgi_temp_path %(t)s;
+  scgi_temp_path %(t)s;
+  server {
+    listen 127.0.0.1:%(p)d;
+    location / { include /etc/nginx/uwsgi_params; uwsgi_pass unix:%(s)s; }
+  }
+}
+""" % {"t": tmp, "p": port, "s": sock})
+    g = subprocess.Popen([UWSGI, "--plugin", "python3", "--socket", sock, "--chmod-socket=666", "--chdir", DEMO,
+                          "--module", "recipesite.wsgi:application", "--master", "--processes", "2",
+                          "--die-on-term", "--need-app", "--disable-logging"], env=env,
+                         stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "uwsgi-nginx.log"), "w"))
+    n = subprocess.Popen([NGINX, "-c", conf, "-p", tmp], stdout=subprocess.DEVNULL,
+                         stderr=open(os.path.join(tmp, "nginx.log"), "w"))
+    try:
+        if not record("uwsgi-nginx: nginx answers through uWSGI", wait_http(port, "/health/")):
+            return
+        site = r"recipe_name \(.*demo/recipes/views\.py:%d\)" % 12
+        check_service("uwsgi-nginx", port, g.pid, tmp, UWSGI_PLAN, "/recipes/", site, DJANGO_CLEAN, django_route,
+                      django=2)
+    finally:
+        stop(n)
         stop(g)
 
 
@@ -639,6 +684,12 @@ def main():
                        "(scripts/install-deps.sh)", False)
             else:
                 case_uwsgi(cluster, tmp)
+        if args.k in "uwsgi-nginx":
+            if {"django", "psycopg2"} & set(missing) or not os.path.exists(UWSGI) or not os.path.exists(NGINX):
+                record("uwsgi-nginx: python3-django, python3-psycopg2, uwsgi-core, uwsgi-plugin-python3 and nginx-light "
+                       "are installed (scripts/install-deps.sh)", False)
+            else:
+                case_uwsgi_nginx(cluster, tmp)
         if args.k in "asyncio":
             if "psycopg2" in missing:
                 record("asyncio: python3-psycopg2 is installed (scripts/install-deps.sh)", False)

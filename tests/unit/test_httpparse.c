@@ -86,6 +86,97 @@ static void test_request_bad(void **state)
 	}
 }
 
+/* A uwsgi request packet of the vars given as key, value, ..., NULL, into buf: its length. */
+static size_t uwsgi_packet(char *buf, size_t cap, ...)
+{
+	size_t n = 4;
+	const char *k;
+	va_list ap;
+
+	va_start(ap, cap);
+	while ((k = va_arg(ap, const char *))) {
+		const char *v = va_arg(ap, const char *);
+		size_t kl = strlen(k), vl = strlen(v);
+
+		assert_true(n + 4 + kl + vl <= cap);
+		buf[n] = kl & 0xff;
+		buf[n + 1] = kl >> 8;
+		memcpy(buf + n + 2, k, kl);
+		n += 2 + kl;
+		buf[n] = vl & 0xff;
+		buf[n + 1] = vl >> 8;
+		memcpy(buf + n + 2, v, vl);
+		n += 2 + vl;
+	}
+	va_end(ap);
+	buf[0] = 0;
+	buf[1] = (n - 4) & 0xff;
+	buf[2] = (n - 4) >> 8;
+	buf[3] = 0;
+	return n;
+}
+
+static void test_uwsgi(void **state)
+{
+	char pkt[2048], q[600];
+	struct http_req_line rl;
+	size_t n, i;
+
+	/* nginx's uwsgi_params order: the query string first, REQUEST_URI before PATH_INFO */
+	n = uwsgi_packet(pkt, sizeof(pkt), "QUERY_STRING", "page=2", "REQUEST_METHOD", "GET", "CONTENT_TYPE", "",
+			 "CONTENT_LENGTH", "", "REQUEST_URI", "/recipes/7/?page=2", "PATH_INFO", "/recipes/7/",
+			 "SERVER_PROTOCOL", "HTTP/1.1", "REMOTE_ADDR", "127.0.0.1", NULL);
+	assert_int_equal(http_parse_request_line(pkt, n, false, &rl), HTTP_PARSE_OK);
+	assert_string_equal(rl.method, "GET");
+	assert_string_equal(rl.path, "/recipes/7/?page=2");
+	assert_int_equal(rl.minor, 1);
+	assert_int_equal(rl.consumed, 0);	/* a body may follow: no pipeline */
+	assert_false(rl.path_cut);
+	/* every cut before the vars it needs asks for more; at the capture cap it is not a request */
+	for (i = 1; i < 80; i++) {
+		assert_int_equal(http_parse_request_line(pkt, i, false, &rl), HTTP_PARSE_MORE);
+		assert_int_equal(http_parse_request_line(pkt, i, true, &rl), HTTP_PARSE_BAD);
+	}
+	/* no REQUEST_URI (a custom uwsgi_param set): PATH_INFO; HTTP/1.0; POST */
+	n = uwsgi_packet(pkt, sizeof(pkt), "REQUEST_METHOD", "POST", "PATH_INFO", "/orders/", "SERVER_PROTOCOL",
+			 "HTTP/1.0", NULL);
+	memcpy(pkt + n, "a=1&b=2", 7);	/* the body, in the same read */
+	assert_int_equal(http_parse_request_line(pkt, n + 7, false, &rl), HTTP_PARSE_OK);
+	assert_string_equal(rl.method, "POST");
+	assert_string_equal(rl.path, "/orders/");
+	assert_int_equal(rl.minor, 0);
+	/* uWSGI's own router: the method and target first, no protocol: HTTP/1.1 */
+	n = uwsgi_packet(pkt, sizeof(pkt), "REQUEST_METHOD", "HEAD", "REQUEST_URI", "/health/", NULL);
+	assert_int_equal(http_parse_request_line(pkt, n, false, &rl), HTTP_PARSE_OK);
+	assert_string_equal(rl.path, "/health/");
+	assert_int_equal(rl.minor, 1);
+	/* a long query string: the target is past 256 bytes, within the 512 the tool captures */
+	memset(q, 'x', 300);
+	q[300] = 0;
+	n = uwsgi_packet(pkt, sizeof(pkt), "QUERY_STRING", q, "REQUEST_METHOD", "GET", "REQUEST_URI", "/a/?x", NULL);
+	assert_true(n > 256);
+	assert_int_equal(http_parse_request_line(pkt, 256, false, &rl), HTTP_PARSE_MORE);
+	assert_int_equal(http_parse_request_line(pkt, n, false, &rl), HTTP_PARSE_OK);
+	assert_string_equal(rl.path, "/a/?x");
+	/* the target cut by the capture: as far as it goes */
+	n = uwsgi_packet(pkt, sizeof(pkt), "REQUEST_METHOD", "GET", "REQUEST_URI", "/a/bcdefgh", NULL);
+	assert_int_equal(http_parse_request_line(pkt, n - 4, true, &rl), HTTP_PARSE_OK);
+	assert_string_equal(rl.path, "/a/bcd");
+	assert_true(rl.path_cut);
+	/* not requests: no method, a bad method, a var past the packet, modifier2, an empty key */
+	n = uwsgi_packet(pkt, sizeof(pkt), "REQUEST_URI", "/a/", "PATH_INFO", "/a/", NULL);
+	assert_int_equal(http_parse_request_line(pkt, n, false, &rl), HTTP_PARSE_BAD);
+	n = uwsgi_packet(pkt, sizeof(pkt), "REQUEST_METHOD", "get", "REQUEST_URI", "/a/", NULL);
+	assert_int_equal(http_parse_request_line(pkt, n, false, &rl), HTTP_PARSE_BAD);
+	n = uwsgi_packet(pkt, sizeof(pkt), "REQUEST_METHOD", "GET", "REQUEST_URI", "/a/", NULL);
+	pkt[1] -= 2;	/* the packet ends inside the last value */
+	assert_int_equal(http_parse_request_line(pkt, n, false, &rl), HTTP_PARSE_BAD);
+	pkt[1] += 2;
+	pkt[3] = 1;
+	assert_int_equal(http_parse_request_line(pkt, n, false, &rl), HTTP_PARSE_BAD);
+	assert_int_equal(http_parse_request_line(S("\0\x06\0\0\0\0\0\0\0\0"), false, &rl), HTTP_PARSE_BAD);
+}
+
 static void test_status_line(void **state)
 {
 	int st;
@@ -219,6 +310,7 @@ int main(void)
 		cmocka_unit_test(test_request_line),
 		cmocka_unit_test(test_request_split),
 		cmocka_unit_test(test_request_bad),
+		cmocka_unit_test(test_uwsgi),
 		cmocka_unit_test(test_status_line),
 		cmocka_unit_test(test_pipeline),
 		cmocka_unit_test(test_route),

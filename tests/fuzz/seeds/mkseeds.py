@@ -7,7 +7,8 @@
   httpparse  the bytes of each read and write of real HTTP exchanges: python3 -m http.server
              and a Flask (werkzeug) dev server driven with curl through a recording relay
              (GET/HEAD/POST, keep-alive, HTTP/1.0, absolute form, Expect: 100-continue,
-             chunked upload, a pipelined pair, 404/501), and the same cut at 256 bytes
+             chunked upload, a pipelined pair, 404/501), and the same cut at 256 bytes; and
+             uWSGI request packets as nginx and uWSGI's router send them, whole and cut
   requests   the same exchanges as fuzz_requests events (reads, writes, closes, and two
              statements per request), one seed per connection group
   sqlnorm    the statements of tests/data/sql_patterns.txt and of the integration workloads,
@@ -212,13 +213,36 @@ def capture_http():
     return [c for c in conns if c]
 
 
+def uwsgi_packet(pairs):
+    """uWSGI's request packet of (key, value) vars: modifier1 0, the vars' size, modifier2 0."""
+    body = b"".join(struct.pack("<H", len(k)) + k + struct.pack("<H", len(v)) + v for k, v in pairs)
+    return struct.pack("<BHB", 0, len(body), 0) + body
+
+
+def uwsgi_seeds():
+    """Request packets as nginx's uwsgi_params sends them (QUERY_STRING first), and as uWSGI's
+    --http router does (the method and target first), with a short and a long query."""
+    out = []
+    for q in (b"", b"page=2", b"pad=" + b"x" * 300):
+        uri = b"/recipes/7/" + (b"?" + q if q else b"")
+        out.append(uwsgi_packet([(b"QUERY_STRING", q), (b"REQUEST_METHOD", b"GET"), (b"CONTENT_TYPE", b""),
+                                 (b"CONTENT_LENGTH", b""), (b"REQUEST_URI", uri), (b"PATH_INFO", b"/recipes/7/"),
+                                 (b"DOCUMENT_ROOT", b"/usr/share/nginx/html"), (b"SERVER_PROTOCOL", b"HTTP/1.1"),
+                                 (b"REQUEST_SCHEME", b"http"), (b"REMOTE_ADDR", b"127.0.0.1"),
+                                 (b"REMOTE_PORT", b"40112"), (b"SERVER_PORT", b"8080"),
+                                 (b"SERVER_NAME", b"localhost")]))
+    out.append(uwsgi_packet([(b"REQUEST_METHOD", b"POST"), (b"REQUEST_URI", b"/orders/"), (b"QUERY_STRING", b""),
+                             (b"SERVER_PROTOCOL", b"HTTP/1.0"), (b"CONTENT_LENGTH", b"7")]) + b"a=1&b=2")
+    return out + [b[:CAP] for b in out if len(b) > CAP]
+
+
 def http_seeds(conns):
     out = []
     for c in conns:
         for _, b in c:
             out.append(b[:4096])
             out.append(b[:CAP])
-    return out
+    return out + uwsgi_seeds()
 
 
 def requests_seeds(conns):
