@@ -127,6 +127,7 @@ done:
 		return HTTP_PARSE_BAD;	/* not there, or past what was captured */
 	if (out->minor < 0)
 		out->minor = 1;
+	out->uwsgi = true;
 	return HTTP_PARSE_OK;
 }
 

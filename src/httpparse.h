@@ -23,6 +23,7 @@ struct http_req_line {
 	bool path_cut;			/* the target went on past what was captured */
 	int minor;			/* HTTP/1.minor; -1 when cut before the version */
 	size_t consumed;		/* bytes through the line's end (0 when cut) */
+	bool uwsgi;			/* from uWSGI's request packet, not a request line */
 };
 
 /*

@@ -119,6 +119,15 @@ static bool pattern_route(void *ctx, uint32_t pid, const char *method, const cha
 	return djapps__route(h->patterns, session__procs(h->session), pid, method, target, out, size);
 }
 
+/* pid's family (struct proc.family): uWSGI's router is its workers' (requests.h, "Relays"). */
+static uint32_t proc_family(void *ctx, uint32_t pid)
+{
+	struct httptrace *h = ctx;
+	const struct proc *pr = procs__get(session__procs(h->session), pid, false);
+
+	return pr && pr->state == PROC_PYTHON ? pr->family : 0;
+}
+
 static void *httptrace_open(struct session *ss, const struct session_opts *so, char *err, size_t errlen)
 {
 	struct httptrace *h;
@@ -137,6 +146,7 @@ static void *httptrace_open(struct session *ss, const struct session_opts *so, c
 	h->self_start = start_ticks("self");
 	o.last_write = conn_last_write;
 	o.route_of = pattern_route;
+	o.family_of = proc_family;
 	o.ctx = h;
 	h->patterns = djapps__new();
 	h->req = h->patterns ? requests__new(&o) : NULL;
@@ -581,6 +591,9 @@ static void httptrace_summary(void *c, FILE *f)
 		(unsigned long long)st.req.queries_task_unknown, (unsigned long long)st.req.queries_ambiguous,
 		(unsigned long long)st.req.queries_no_response, (unsigned long long)st.req.queries_pool,
 		(unsigned long long)st.req.queries_pool_task);
+	if (st.req.relayed)
+		fprintf(f, "HTTP: %llu requests read by a relay (uWSGI's --http router) are counted where they ran.\n",
+			(unsigned long long)st.req.relayed);
 	if (st.uvloop.processes || st.uvloop.failed)
 		fprintf(f, "HTTP on uvloop: transport.write probed in %u process%s (%u could not be), %llu responses "
 			"given the task that queued them.\n", st.uvloop.processes, st.uvloop.processes == 1 ? "" : "es",

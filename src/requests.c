@@ -19,6 +19,8 @@
 #define MAX_AGGS	2000	/* (method, route, status) kept */
 #define MAX_FINDINGS	1000
 #define FIRST_ALLOC	16	/* tables start this small and double up to their caps */
+#define UWSGI_PIDS	64	/* processes that read uWSGI packets, remembered (never relays) */
+#define RELAY_NS	1000000000ULL	/* a relay hands a request on within this (requests.h) */
 
 /*
  * Interned strings: id = index + 1; 0 means "none" (or the table was full). strs and slots
@@ -40,6 +42,8 @@ struct req_pat {
 
 struct req {
 	bool answered, multiplexed;
+	bool uwsgi;			/* read from a uWSGI packet */
+	bool relayed;			/* a relay's copy of another process's request: not counted */
 	bool by_task;			/* its statements are those of the task that wrote its response */
 	uint64_t task;			/* that task (requests.h), 0: unknown */
 	bool overlap;			/* read while its reader had other requests unanswered */
@@ -58,6 +62,7 @@ struct req {
 struct conn {
 	uint32_t pid;
 	int32_t fd;
+	uint32_t family;		/* requests_opts.family_of, once known; 0: not yet */
 	uint64_t last_event;
 	unsigned head, n;		/* queue: q[head] is the oldest */
 	struct req q[QUEUE];
@@ -129,6 +134,8 @@ struct requests {
 	struct { requests_done_fn fn; void *ctx; } listeners[REQUESTS_MAX_LISTENERS];
 	int nlisteners;
 	uint64_t strings_recycled;	/* times the pattern table started again (requests__reset) */
+	uint32_t uwsgi_pids[UWSGI_PIDS];	/* a ring */
+	unsigned nuwsgi;
 };
 
 static int strtab_init(struct strtab *t, size_t cap)
@@ -550,9 +557,16 @@ static void complete(struct requests *r, const struct conn *c, struct req *q)
 {
 	uint64_t end = q->last_write > q->resp_ts ? q->last_write : q->resp_ts;
 	uint64_t total = end > q->start ? end - q->start : 0;
-	uint32_t route = route_id(r, q);
-	struct agg *a = agg_get(r, q->method, route, q->status);
+	uint32_t route;
+	struct agg *a;
 	unsigned i, n1 = 0;
+
+	if (q->relayed) {
+		r->st.relayed++;	/* counted where it ran */
+		return;
+	}
+	route = route_id(r, q);
+	a = agg_get(r, q->method, route, q->status);
 
 	if (!a) {
 		route = r->other_route;
@@ -611,6 +625,48 @@ static void note_last_write(struct conn *c, uint64_t last_write)
 	}
 }
 
+static bool reads_uwsgi(const struct requests *r, uint32_t pid)
+{
+	for (unsigned i = 0; i < UWSGI_PIDS; i++)
+		if (r->uwsgi_pids[i] == pid)
+			return true;
+	return false;
+}
+
+/*
+ * q, read from a uWSGI packet on c: the unanswered request of another process of its family that
+ * a relay read and handed on to it, if any, is not counted (requests.h, "Relays").
+ */
+static void relay_match(struct requests *r, struct conn *c, const struct req *q)
+{
+	if (!reads_uwsgi(r, c->pid))
+		r->uwsgi_pids[r->nuwsgi++ % UWSGI_PIDS] = c->pid;
+	if (!c->family && r->o.family_of)
+		c->family = r->o.family_of(r->o.ctx, c->pid);
+	if (!c->family)
+		return;
+	for (size_t i = 0; i < r->nconn_slots; i++) {
+		struct conn *o = r->conns[i];
+
+		if (!o || o->pid == c->pid || !o->n)
+			continue;
+		if (!o->family && r->o.family_of)
+			o->family = r->o.family_of(r->o.ctx, o->pid);
+		if (o->family != c->family || reads_uwsgi(r, o->pid))
+			continue;
+		for (unsigned k = 0; k < o->n; k++) {
+			struct req *x = &o->q[(o->head + k) % QUEUE];
+
+			if (!x->answered && !x->relayed && !x->uwsgi && x->start <= q->start &&
+			    q->start - x->start < RELAY_NS && !strcmp(x->method, q->method) &&
+			    !strcmp(x->path, q->path)) {
+				x->relayed = true;
+				return;
+			}
+		}
+	}
+}
+
 static void push_request(struct requests *r, struct conn *c, const struct http_req_line *rl)
 {
 	struct thread *t = thread_get(r, c->pid, c->wait_tid, true);
@@ -626,6 +682,9 @@ static void push_request(struct requests *r, struct conn *c, const struct http_r
 	q->reader = c->wait_tid;
 	memcpy(q->method, rl->method, sizeof(q->method));
 	memcpy(q->path, rl->path, sizeof(q->path));
+	q->uwsgi = rl->uwsgi;
+	if (rl->uwsgi)
+		relay_match(r, c, q);
 	if (t) {
 		q->overlap = t->open > 0 && t->last_read_fd != c->fd;
 		t->last_read_ts = c->wait_ts;
@@ -1397,7 +1456,7 @@ int requests__write_summary_json(const struct requests *r, struct jsonw *w)
 	const struct { const char *name; uint64_t v; } f[] = {
 		{ "requests", s->requests }, { "n1_threshold", r->o.n1_threshold },
 		{ "routes", r->routes.n - 1 }, { "max_routes", r->o.max_routes },
-		{ "not_http", s->not_http }, { "no_response", s->no_response },
+		{ "not_http", s->not_http }, { "no_response", s->no_response }, { "relayed", s->relayed },
 		{ "responses_without_request", s->orphan_responses },
 		{ "dropped_connections", s->dropped_conns }, { "dropped_pipelined", s->dropped_pipelined },
 		{ "dropped_threads", s->dropped_threads }, { "dropped_routes", s->dropped_routes },

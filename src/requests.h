@@ -33,6 +33,13 @@
  * statements of a thread that serves no request in a process whose requests go by task (a thread
  * pool's worker: nothing ties its work to the request the loop thread answers). The statements a
  * task sends after its response began (streaming) are not attributed.
+ *
+ * Relays. uWSGI's --http router is a process of its workers' family (forked by their master, so
+ * followed with them) that reads each request over HTTP and hands it to a worker in uWSGI's own
+ * protocol; the worker runs it. The worker's request is the one counted: a request read from a
+ * uWSGI packet takes an unanswered request of another process of its family, one that has not
+ * read uWSGI packets itself, with the same method and target, read before it and less than a
+ * second before, as its relay's copy, which is then not counted (requests_stats.relayed).
  */
 #ifndef PYTRACE_REQUESTS_H
 #define PYTRACE_REQUESTS_H
@@ -49,6 +56,8 @@ struct requests;
 
 /* The connection's last write and the bytes of the current response, or 0 if unknown. */
 typedef uint64_t (*requests_last_write_fn)(void *ctx, uint32_t pid, int32_t fd);
+/* The family of processes forked from one exec that pid belongs to (struct proc.family); 0: none. */
+typedef uint32_t (*requests_family_fn)(void *ctx, uint32_t pid);
 /*
  * The route of a request for target (as sent) that pid answered and no route template named:
  * its app's URL pattern (djapps.h) into out, or false (the folded path names it).
@@ -69,6 +78,7 @@ struct requests_opts {
 	FILE *lines;			/* one text line per request (-v), or NULL */
 	requests_last_write_fn last_write;	/* optional */
 	requests_route_fn route_of;		/* optional */
+	requests_family_fn family_of;		/* optional: no relays found without it */
 	void *ctx;
 };
 
@@ -100,6 +110,7 @@ struct requests_stats {
 	uint64_t queries_no_response;	/* by task, and no response of its task claimed it */
 	uint64_t queries_pool;		/* of a thread serving no request, in a process going by task */
 	uint64_t queries_pool_task;	/* of which sent for a task (asgiref), and attributed by it */
+	uint64_t relayed;		/* requests a relay (uWSGI's --http router) handed on, not counted */
 };
 
 /* A completed request, as listeners see it; pointers are valid during the call only. */

@@ -15,6 +15,8 @@ Services:
   uwsgi           demo/ on uWSGI: CPython embedded (its python3 plugin), a master and 2 preforked
                   workers, HTTP parsed by each worker (--http-socket)
   uwsgi-nginx     the same behind nginx's uwsgi_pass: the workers read uWSGI's binary protocol
+  uwsgi-router    the same behind uWSGI's --http router, a process of the workers' family: each
+                  request counted once, in the worker
   aiohttp-routes-INTERP  the reader of an aiohttp app's router (src/aioroutes.c) on every
                   interpreter, against a stand-in of aiohttp's objects (workloads/aiohttp_standin.py)
   starlette-routes-INTERP  the reader of a Starlette app's routes (src/starroutes.c) on every
@@ -289,22 +291,31 @@ def case_django(cluster, tmp, worker, hook=None):
 UWSGI = "/usr/bin/uwsgi"
 
 
-def case_uwsgi(cluster, tmp):
+def case_uwsgi(cluster, tmp, router=False):
     """demo/ on uWSGI (Debian's uwsgi-core and its python3 plugin: CPython embedded through
     libpython, loaded as a plugin after uWSGI's exec), a master and 2 preforked workers, each
-    parsing HTTP on its own socket (--http-socket)."""
+    parsing HTTP on its own socket (--http-socket); router: behind uWSGI's own HTTP router
+    (--http), a process of the workers' family that hands each request on in uWSGI's protocol:
+    each request counted once, where it ran."""
+    name = "uwsgi-router" if router else "uwsgi"
     env = dict(os.environ, **cluster.client_env())
     port = free_port(18500, 18600)
-    g = subprocess.Popen([UWSGI, "--plugin", "python3", "--http-socket", "127.0.0.1:%d" % port, "--chdir", DEMO,
+    serve = ["--plugin", "python3,http", "--http"] if router else ["--plugin", "python3", "--http-socket"]
+    g = subprocess.Popen([UWSGI] + serve + ["127.0.0.1:%d" % port, "--chdir", DEMO,
                           "--module", "recipesite.wsgi:application", "--master", "--processes", "2",
                           "--die-on-term", "--need-app", "--disable-logging"], env=env,
-                         stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "uwsgi.log"), "w"))
+                         stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, name + ".log"), "w"))
     try:
-        if not record("uwsgi: uWSGI answers", wait_http(port, "/health/")):
+        if not record(name + ": uWSGI answers", wait_http(port, "/health/")):
             return
         site = r"recipe_name \(.*demo/recipes/views\.py:%d\)" % 12
-        check_service("uwsgi", port, g.pid, tmp, DJANGO_PLAN, "/recipes/", site, DJANGO_CLEAN, django_route,
-                      django=2)
+        check_service(name, port, g.pid, tmp, DJANGO_PLAN, "/recipes/", site, DJANGO_CLEAN, django_route,
+                      django=3 if router else 2)
+        if router:
+            doc = json.load(open(os.path.join(tmp, name + ".json")))
+            sent = sum(n for _, _, n in DJANGO_PLAN)
+            record(name + ": the router's copies are not counted", doc["http"]["assembly"]["relayed"] == sent,
+                   "relayed %d, sent %d" % (doc["http"]["assembly"]["relayed"], sent))
     finally:
         stop(g)
 
@@ -684,6 +695,12 @@ def main():
                        "(scripts/install-deps.sh)", False)
             else:
                 case_uwsgi(cluster, tmp)
+        if args.k in "uwsgi-router":
+            if {"django", "psycopg2"} & set(missing) or not os.path.exists(UWSGI):
+                record("uwsgi-router: python3-django, python3-psycopg2, uwsgi-core and uwsgi-plugin-python3 are "
+                       "installed (scripts/install-deps.sh)", False)
+            else:
+                case_uwsgi(cluster, tmp, router=True)
         if args.k in "uwsgi-nginx":
             if {"django", "psycopg2"} & set(missing) or not os.path.exists(UWSGI) or not os.path.exists(NGINX):
                 record("uwsgi-nginx: python3-django, python3-psycopg2, uwsgi-core, uwsgi-plugin-python3 and nginx-light "

@@ -725,6 +725,96 @@ static void test_framework_route(void **state)
 	requests__free(r);
 }
 
+/* pids 20 (a router) and 21, 22 (workers) are one family; 30 another's */
+static uint32_t family_of(void *ctx, uint32_t pid)
+{
+	(void)ctx;
+	return pid >= 20 && pid < 30 ? 7 : pid == 30 ? 8 : 0;
+}
+
+/* A uWSGI request packet for method and target, as nginx or uWSGI's router sends it. */
+static size_t uwsgi_req(char *buf, const char *method, const char *target)
+{
+	const char *kv[] = { "REQUEST_METHOD", method, "REQUEST_URI", target };
+	size_t n = 4;
+
+	for (int i = 0; i < 4; i++) {
+		size_t l = strlen(kv[i]);
+
+		buf[n] = (char)l;
+		buf[n + 1] = 0;
+		memcpy(buf + n + 2, kv[i], l);
+		n += 2 + l;
+	}
+	buf[0] = 0;
+	buf[1] = (char)(n - 4);
+	buf[2] = 0;
+	buf[3] = 0;
+	return n;
+}
+
+static void http_req(struct requests *r, uint32_t pid, int fd, uint64_t ts, const char *line)
+{
+	requests__req(r, pid, pid, fd, ts, 0, false, line, strlen(line), strlen(line));
+}
+
+static void pkt_req(struct requests *r, uint32_t pid, int fd, uint64_t ts, const char *method, const char *target)
+{
+	char buf[128];
+	size_t n = uwsgi_req(buf, method, target);
+
+	requests__req(r, pid, pid, fd, ts, 0, false, buf, n, n);
+}
+
+static void resp_of(struct requests *r, uint32_t pid, int fd, uint64_t ts)
+{
+	requests__resp(r, pid, pid, fd, ts, 0, "HTTP/1.1 200 OK\r\n", 17);
+	requests__close(r, pid, fd, ts, ts);
+}
+
+/*
+ * uWSGI's --http router (requests.h, "Relays"): its copy of each request is not counted, the
+ * worker's is; never a request of another family, of a process that reads uWSGI packets itself
+ * (a worker also serving --http-socket), with another target, or read a second or more before.
+ */
+static void test_relay(void **state)
+{
+	struct requests_opts o = { .family_of = family_of };
+	struct requests *r = requests__new(&o);
+	struct requests_stats st;
+	char *j;
+
+	/* the router reads it, hands it on; the worker runs it with a statement */
+	http_req(r, 20, 5, 10 * MS, "GET /items/3/ HTTP/1.1\r\n\r\n");
+	pkt_req(r, 21, 9, 11 * MS, "GET", "/items/3/");
+	requests__query(r, 21, 21, 12 * MS, 13 * MS, "SELECT 1", NULL);
+	resp_of(r, 21, 9, 14 * MS);
+	resp_of(r, 20, 5, 15 * MS);
+	/* another family's, another target, and one read too long before: counted */
+	http_req(r, 30, 5, 20 * MS, "GET /items/4/ HTTP/1.1\r\n\r\n");
+	http_req(r, 20, 6, 20 * MS, "GET /other/ HTTP/1.1\r\n\r\n");
+	http_req(r, 20, 7, 20 * MS, "GET /items/4/ HTTP/1.1\r\n\r\n");
+	pkt_req(r, 22, 9, 1100 * MS, "GET", "/items/4/");
+	resp_of(r, 22, 9, 1101 * MS);
+	resp_of(r, 30, 5, 1102 * MS);
+	resp_of(r, 20, 6, 1102 * MS);
+	resp_of(r, 20, 7, 1102 * MS);
+	/* a worker that reads uWSGI packets and HTTP (--socket and --http-socket): never a relay */
+	http_req(r, 21, 10, 2000 * MS, "GET /health/ HTTP/1.1\r\n\r\n");
+	pkt_req(r, 22, 9, 2001 * MS, "GET", "/health/");
+	resp_of(r, 22, 9, 2002 * MS);
+	resp_of(r, 21, 10, 2003 * MS);
+	requests__flush(r);
+	requests__stats(r, &st);
+	assert_int_equal(st.relayed, 1);	/* without the worker's exemption, 2 */
+	assert_int_equal(st.requests, 7);	/* of 8 */
+	assert_int_equal(st.queries_attributed, 1);
+	j = json_of(r);
+	assert_non_null(strstr(j, "\"route\":\"/items/{id}/\",\"status\":200,\"count\":4"));
+	free(j);
+	requests__free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -746,6 +836,7 @@ int main(void)
 		cmocka_unit_test(test_growth),
 		cmocka_unit_test(test_idle_completion),
 		cmocka_unit_test(test_framework_route),
+		cmocka_unit_test(test_relay),
 	};
 
 	return cmocka_run_group_tests_name("requests", tests, NULL, NULL);
