@@ -19,9 +19,12 @@ asyncpg app on uvloop (uvicorn's loop when uvloop is installed: statements and r
 written by a loop callback, their tasks taken from the probe on uvloop's transport.write);
 --service uvicorn-fastapi-mw the asyncpg app behind two @app.middleware("http") functions
 (Starlette's BaseHTTPMiddleware: every task of a request keyed by its ASGI scope).
+--service demo-uwsgi-nginx the demo on uWSGI (2 preforked workers, CPython embedded through its
+python3 plugin) behind nginx's uwsgi_pass, nginx in the service's cgroup: requests read from
+uWSGI's binary protocol.
 
 Usage: sudo bench/requests_overhead.py [--service demo|uvicorn-fastapi|uvicorn-uvloop-fastapi|uvicorn-fastapi-def|
-                                                  uvicorn-fastapi-mw|gunicorn-gevent]
+                                                  uvicorn-fastapi-mw|gunicorn-gevent|demo-uwsgi-nginx]
                                       [--rounds 5] [--seconds 5] [--warmup 3] [--connections 2]
                                       [--configs untraced,pytrace-bpf,austin,sentry-sdk,pytrace-bpf-http,bpftrace-traps]
                                       [--compare PATH]
@@ -131,6 +134,35 @@ def start_async_service(service, env, tmp):
         g.kill()
         raise RuntimeError("%s did not start: %s" % (service, open(os.path.join(tmp, service + ".log")).read()[-800:]))
     return port, g
+
+
+NGINX_CONF = """daemon off; worker_processes 1; pid %(t)s/nginx.pid; error_log %(t)s/nginx.err;
+events { worker_connections 256; }
+http {
+  access_log off;
+  client_body_temp_path %(t)s; proxy_temp_path %(t)s; fastcgi_temp_path %(t)s; uwsgi_temp_path %(t)s;
+  scgi_temp_path %(t)s;
+  server { listen 127.0.0.1:%(p)d; location / { include /etc/nginx/uwsgi_params; uwsgi_pass unix:%(s)s; } }
+}
+"""
+
+
+def start_uwsgi_nginx(env, tmp):
+    """The demo on uWSGI (2 workers) behind nginx's uwsgi_pass: (port, the uWSGI master's Popen, nginx's)."""
+    port, sock, conf = free_port(18300, 18400), os.path.join(tmp, "uwsgi.sock"), os.path.join(tmp, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(NGINX_CONF % {"t": tmp, "p": port, "s": sock})
+    g = subprocess.Popen(["/usr/bin/uwsgi", "--plugin", "python3", "--socket", sock, "--chmod-socket=666",
+                          "--chdir", DEMO, "--module", "recipesite.wsgi:application", "--master", "--processes", "2",
+                          "--die-on-term", "--need-app", "--disable-logging"], env=env, stdout=subprocess.DEVNULL,
+                         stderr=open(os.path.join(tmp, "uwsgi.log"), "w"), preexec_fn=SVC_CG.enter)
+    n = subprocess.Popen(["/usr/sbin/nginx", "-c", conf, "-p", tmp], stdout=subprocess.DEVNULL,
+                         stderr=open(os.path.join(tmp, "nginx.log"), "w"), preexec_fn=SVC_CG.enter)
+    if not wait_http("http://127.0.0.1:%d/health/" % port):
+        g.kill()
+        n.kill()
+        raise RuntimeError("uWSGI behind nginx did not start: %s" % open(os.path.join(tmp, "uwsgi.log")).read()[-800:])
+    return port, g, n
 
 
 # Everything under test, in cgroups v2 of their own: the service (gunicorn and PostgreSQL) and the
@@ -363,7 +395,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--service", default="demo", choices=["demo", "uvicorn-fastapi", "uvicorn-uvloop-fastapi",
                                                           "uvicorn-fastapi-def", "uvicorn-fastapi-mw",
-                                                          "gunicorn-gevent"])
+                                                          "gunicorn-gevent", "demo-uwsgi-nginx"])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--perf-record", metavar="DIR",
                     help="also `perf record -a -g` each measured window into DIR/ENDPOINT-CONFIG-ROUND.data")
@@ -424,7 +456,8 @@ def main():
         env = dict(os.environ, PGHOST=pgdir, PGPORT=str(pgport), PGDATABASE="pytrace", PGUSER="postgres")
         endpoints = [e for e in ENDPOINTS + MORE_ENDPOINTS
                      if (e in ENDPOINTS and not a.endpoints) or (a.endpoints and e[0] in a.endpoints.split(","))]
-        if a.service != "demo":
+        demo = a.service in ("demo", "demo-uwsgi-nginx")
+        if not demo:
             subprocess.run(["/usr/lib/postgresql/15/bin/psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", ASYNC_SCHEMA],
                            env=env, check=True, capture_output=True, cwd="/")
             port, g = start_async_service(a.service, env, tmp)
@@ -433,7 +466,11 @@ def main():
         subprocess.run([PY, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=DEMO, env=env, check=True)
         subprocess.run([PY, "manage.py", "seed", "--recipes", "50"], cwd=DEMO, env=env, check=True,
                        stdout=subprocess.DEVNULL)
-        ports = {} if a.service == "demo" else {"plain": (port, g.pid)}
+        ports = {} if demo else {"plain": (port, g.pid)}
+        if a.service == "demo-uwsgi-nginx":
+            port, g, n = start_uwsgi_nginx(env, tmp)
+            procs += [n, g]
+            ports["plain"] = (port, g.pid)
         for flavour in ("plain", "sentry") if a.service == "demo" else ():
             port = free_port(18300, 18400)
             e = dict(env, DEMO_PORT=str(port), DEMO_SENTRY="1" if flavour == "sentry" else "0")
@@ -565,7 +602,8 @@ def main():
                                  "uvicorn-fastapi-def": "web_async.py on uvicorn + FastAPI def endpoints + psycopg2",
                                  "uvicorn-fastapi-mw": "web_async.py on uvicorn + FastAPI behind two "
                                                        "@app.middleware(\"http\") + asyncpg",
-                                 "gunicorn-gevent": "web_async.py on gunicorn -k gevent + pg8000"}[a.service],
+                                 "gunicorn-gevent": "web_async.py on gunicorn -k gevent + pg8000",
+                                 "demo-uwsgi-nginx": "the demo on 2 uWSGI workers behind nginx's uwsgi_pass"}[a.service],
                                 os.cpu_count()))
         if not a.sql_in_flame:
             print("pytrace-bpf's configurations without --sql-in-flame.")
