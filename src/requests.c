@@ -136,6 +136,8 @@ struct requests {
 	uint64_t strings_recycled;	/* times the pattern table started again (requests__reset) */
 	uint32_t uwsgi_pids[UWSGI_PIDS];	/* a ring */
 	unsigned nuwsgi;
+	uint32_t http_families[UWSGI_PIDS];	/* families whose processes read plain HTTP: a ring */
+	unsigned nhttp_families;
 };
 
 static int strtab_init(struct strtab *t, size_t cap)
@@ -625,12 +627,33 @@ static void note_last_write(struct conn *c, uint64_t last_write)
 	}
 }
 
-static bool reads_uwsgi(const struct requests *r, uint32_t pid)
+static bool in_ring(const uint32_t *ring, uint32_t v)
 {
 	for (unsigned i = 0; i < UWSGI_PIDS; i++)
-		if (r->uwsgi_pids[i] == pid)
+		if (ring[i] == v)
 			return true;
 	return false;
+}
+
+static bool reads_uwsgi(const struct requests *r, uint32_t pid)
+{
+	return in_ring(r->uwsgi_pids, pid);
+}
+
+static uint32_t conn_family(struct requests *r, struct conn *c)
+{
+	if (!c->family && r->o.family_of)
+		c->family = r->o.family_of(r->o.ctx, c->pid);
+	return c->family;
+}
+
+/* A plain HTTP request read on c: its family may hold a relay (relay_match looks only there). */
+static void note_http_family(struct requests *r, struct conn *c)
+{
+	uint32_t f = conn_family(r, c);
+
+	if (f && !in_ring(r->http_families, f))
+		r->http_families[r->nhttp_families++ % UWSGI_PIDS] = f;
 }
 
 /*
@@ -641,18 +664,15 @@ static void relay_match(struct requests *r, struct conn *c, const struct req *q)
 {
 	if (!reads_uwsgi(r, c->pid))
 		r->uwsgi_pids[r->nuwsgi++ % UWSGI_PIDS] = c->pid;
-	if (!c->family && r->o.family_of)
-		c->family = r->o.family_of(r->o.ctx, c->pid);
-	if (!c->family)
+	/* behind nginx no process of the family reads plain HTTP: no connection to look through */
+	if (!conn_family(r, c) || !in_ring(r->http_families, c->family))
 		return;
 	for (size_t i = 0; i < r->nconn_slots; i++) {
 		struct conn *o = r->conns[i];
 
 		if (!o || o->pid == c->pid || !o->n)
 			continue;
-		if (!o->family && r->o.family_of)
-			o->family = r->o.family_of(r->o.ctx, o->pid);
-		if (o->family != c->family || reads_uwsgi(r, o->pid))
+		if (conn_family(r, o) != c->family || reads_uwsgi(r, o->pid))
 			continue;
 		for (unsigned k = 0; k < o->n; k++) {
 			struct req *x = &o->q[(o->head + k) % QUEUE];
@@ -685,6 +705,8 @@ static void push_request(struct requests *r, struct conn *c, const struct http_r
 	q->uwsgi = rl->uwsgi;
 	if (rl->uwsgi)
 		relay_match(r, c, q);
+	else if (r->o.family_of)
+		note_http_family(r, c);
 	if (t) {
 		q->overlap = t->open > 0 && t->last_read_fd != c->fd;
 		t->last_read_ts = c->wait_ts;
