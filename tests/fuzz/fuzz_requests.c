@@ -54,6 +54,14 @@ static uint64_t last_write(void *ctx, uint32_t pid, int32_t fd)
 	return *(uint64_t *)ctx + fd;
 }
 
+/* Both processes one family (a uWSGI router and its worker: requests.h, "Relays"). */
+static uint32_t family_of(void *ctx, uint32_t pid)
+{
+	(void)ctx;
+	(void)pid;
+	return 1;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static FILE *devnull;
@@ -79,6 +87,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	o.log = devnull;
 	o.lines = devnull;
 	o.last_write = (h & 1) ? last_write : NULL;
+	o.family_of = (h & 2) ? family_of : NULL;
 	o.ctx = &ts;
 	r = requests__new(&o);
 	if (!r)
