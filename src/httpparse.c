@@ -133,7 +133,7 @@ done:
 
 int http_parse_request_line(const char *buf, size_t len, bool cut, struct http_req_line *out)
 {
-	size_t i = 0, m = 0, p = 0, vs;
+	size_t i = 0, m = 0, vs;
 	int r;
 
 	memset(out, 0, sizeof(*out));
@@ -154,17 +154,10 @@ int http_parse_request_line(const char *buf, size_t len, bool cut, struct http_r
 	i++;
 	/* target: visible ASCII up to the next space */
 	vs = i;
-	while (i < len && buf[i] != ' ') {
-		unsigned char c = buf[i];
-
-		if (c <= 0x20 || c >= 0x7f)
-			return HTTP_PARSE_BAD;
-		if (p + 1 < HTTP_PATH_MAX)
-			out->path[p++] = c;
-		else
-			out->path_cut = true;
+	while (i < len && buf[i] != ' ')
 		i++;
-	}
+	if (i > vs && !take_target(buf + vs, i - vs, false, out))
+		return HTTP_PARSE_BAD;
 	if (i == len) {
 		if (!cut)
 			return HTTP_PARSE_MORE;

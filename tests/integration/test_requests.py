@@ -291,6 +291,20 @@ def case_django(cluster, tmp, worker, hook=None):
 UWSGI = "/usr/bin/uwsgi"
 
 
+def check_demo(name, answers, port, pid, tmp, procs, plan=DJANGO_PLAN, django=1):
+    """The demo served on port by a server whose traced pid is pid: check_service once it answers,
+    then the processes procs stopped. True when checked."""
+    try:
+        if not record(name + ": " + answers, wait_http(port, "/health/")):
+            return False
+        site = r"recipe_name \(.*demo/recipes/views\.py:%d\)" % 12
+        check_service(name, port, pid, tmp, plan, "/recipes/", site, DJANGO_CLEAN, django_route, django=django)
+        return True
+    finally:
+        for p in procs:
+            stop(p)
+
+
 def case_uwsgi(cluster, tmp, router=False):
     """demo/ on uWSGI (Debian's uwsgi-core and its python3 plugin: CPython embedded through
     libpython, loaded as a plugin after uWSGI's exec), a master and 2 preforked workers, each
@@ -305,19 +319,11 @@ def case_uwsgi(cluster, tmp, router=False):
                           "--module", "recipesite.wsgi:application", "--master", "--processes", "2",
                           "--die-on-term", "--need-app", "--disable-logging"], env=env,
                          stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, name + ".log"), "w"))
-    try:
-        if not record(name + ": uWSGI answers", wait_http(port, "/health/")):
-            return
-        site = r"recipe_name \(.*demo/recipes/views\.py:%d\)" % 12
-        check_service(name, port, g.pid, tmp, DJANGO_PLAN, "/recipes/", site, DJANGO_CLEAN, django_route,
-                      django=3 if router else 2)
-        if router:
-            doc = json.load(open(os.path.join(tmp, name + ".json")))
-            sent = sum(n for _, _, n in DJANGO_PLAN)
-            record(name + ": the router's copies are not counted", doc["http"]["assembly"]["relayed"] == sent,
-                   "relayed %d, sent %d" % (doc["http"]["assembly"]["relayed"], sent))
-    finally:
-        stop(g)
+    if check_demo(name, "uWSGI answers", port, g.pid, tmp, [g], django=3 if router else 2) and router:
+        doc = json.load(open(os.path.join(tmp, name + ".json")))
+        sent = sum(n for _, _, n in DJANGO_PLAN)
+        record(name + ": the router's copies are not counted", doc["http"]["assembly"]["relayed"] == sent,
+               "relayed %d, sent %d" % (doc["http"]["assembly"]["relayed"], sent))
 
 
 NGINX = "/usr/sbin/nginx"
@@ -353,15 +359,7 @@ http {
                          stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "uwsgi-nginx.log"), "w"))
     n = subprocess.Popen([NGINX, "-c", conf, "-p", tmp], stdout=subprocess.DEVNULL,
                          stderr=open(os.path.join(tmp, "nginx.log"), "w"))
-    try:
-        if not record("uwsgi-nginx: nginx answers through uWSGI", wait_http(port, "/health/")):
-            return
-        site = r"recipe_name \(.*demo/recipes/views\.py:%d\)" % 12
-        check_service("uwsgi-nginx", port, g.pid, tmp, UWSGI_PLAN, "/recipes/", site, DJANGO_CLEAN, django_route,
-                      django=2)
-    finally:
-        stop(n)
-        stop(g)
+    check_demo("uwsgi-nginx", "nginx answers through uWSGI", port, g.pid, tmp, [n, g], plan=UWSGI_PLAN, django=2)
 
 
 def case_runserver(cluster, tmp):
@@ -371,14 +369,7 @@ def case_runserver(cluster, tmp):
     port = free_port(18400, 18500)
     g = subprocess.Popen([PY, "manage.py", "runserver", "--noreload", "127.0.0.1:%d" % port], cwd=DEMO, env=env,
                          stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "runserver.log"), "w"))
-    try:
-        if not record("runserver: Django's runserver answers", wait_http(port, "/health/")):
-            return
-        site = r"recipe_name \(.*demo/recipes/views\.py:%d\)" % 12
-        check_service("runserver", port, g.pid, tmp, DJANGO_PLAN, "/recipes/", site, DJANGO_CLEAN, django_route,
-                      django=1)
-    finally:
-        stop(g)
+    check_demo("runserver", "Django's runserver answers", port, g.pid, tmp, [g])
 
 
 # the stand-in's endpoints, in order: (name, regex or "-": not translatable), 150 "pageN/" after them
@@ -689,24 +680,16 @@ def main():
                 record("runserver: python3-django and python3-psycopg2 are installed (scripts/install-deps.sh)", False)
             else:
                 case_runserver(cluster, tmp)
-        if args.k in "uwsgi":
-            if {"django", "psycopg2"} & set(missing) or not os.path.exists(UWSGI):
-                record("uwsgi: python3-django, python3-psycopg2, uwsgi-core and uwsgi-plugin-python3 are installed "
-                       "(scripts/install-deps.sh)", False)
+        for name, run, needs in (("uwsgi", lambda: case_uwsgi(cluster, tmp), [UWSGI]),
+                                 ("uwsgi-router", lambda: case_uwsgi(cluster, tmp, router=True), [UWSGI]),
+                                 ("uwsgi-nginx", lambda: case_uwsgi_nginx(cluster, tmp), [UWSGI, NGINX])):
+            if args.k not in name:
+                continue
+            if {"django", "psycopg2"} & set(missing) or not all(map(os.path.exists, needs)):
+                record(name + ": python3-django, python3-psycopg2, uwsgi-core, uwsgi-plugin-python3%s are installed "
+                       "(scripts/install-deps.sh)" % (" and nginx-light" if NGINX in needs else ""), False)
             else:
-                case_uwsgi(cluster, tmp)
-        if args.k in "uwsgi-router":
-            if {"django", "psycopg2"} & set(missing) or not os.path.exists(UWSGI):
-                record("uwsgi-router: python3-django, python3-psycopg2, uwsgi-core and uwsgi-plugin-python3 are "
-                       "installed (scripts/install-deps.sh)", False)
-            else:
-                case_uwsgi(cluster, tmp, router=True)
-        if args.k in "uwsgi-nginx":
-            if {"django", "psycopg2"} & set(missing) or not os.path.exists(UWSGI) or not os.path.exists(NGINX):
-                record("uwsgi-nginx: python3-django, python3-psycopg2, uwsgi-core, uwsgi-plugin-python3 and nginx-light "
-                       "are installed (scripts/install-deps.sh)", False)
-            else:
-                case_uwsgi_nginx(cluster, tmp)
+                run()
         if args.k in "asyncio":
             if "psycopg2" in missing:
                 record("asyncio: python3-psycopg2 is installed (scripts/install-deps.sh)", False)
