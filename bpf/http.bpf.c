@@ -195,16 +195,16 @@ static __always_inline void task_keys(struct http_event *e, __u32 pid, struct ht
 	e->host_frame = st->host_frame;
 }
 
-static __always_inline void emit(__u32 type, __u32 pid, __u32 tid, __s32 fd, __u64 ts,
-				 struct http_conn *conn, __u32 flags, __u64 len, __u64 buf, __u64 cap)
+/* The event buffer with everything but the data filled in; NULL: none. */
+static __always_inline struct http_event *ev_head(__u32 type, __u32 pid, __u32 tid, __s32 fd, __u64 ts,
+						  struct http_conn *conn, __u32 flags, __u64 len)
 {
 	struct http_event *e;
 	__u32 zero = 0;
-	__u64 n = len < cap ? len : cap;
 
 	e = bpf_map_lookup_elem(&ev_buf, &zero);
 	if (!e)
-		return;
+		return NULL;
 	e->hdr.type = type;
 	e->hdr.pid = pid;
 	e->tid = tid;
@@ -224,15 +224,182 @@ static __always_inline void emit(__u32 type, __u32 pid, __u32 tid, __s32 fd, __u
 		e->server_obj = 0;
 		e->host_frame = 0;
 	}
+	return e;
+}
+
+static __always_inline void ev_send(struct http_event *e, __u64 n)
+{
+	e->data_len = n;
+	if (bpf_ringbuf_output(&events, e, offsetof(struct http_event, data) + n, pt_rb_flags()))
+		pt_count(PT_CNT_HTTP_LOST);
+}
+
+static __always_inline void emit(__u32 type, __u32 pid, __u32 tid, __s32 fd, __u64 ts,
+				 struct http_conn *conn, __u32 flags, __u64 len, __u64 buf, __u64 cap)
+{
+	struct http_event *e;
+	__u64 n = len < cap ? len : cap;
+
+	e = ev_head(type, pid, tid, fd, ts, conn, flags, len);
+	if (!e)
+		return;
 	/* keep the verifier's view of n bounded: the compiler would reuse len */
 	asm volatile("" : "+r"(n));
 	if (n > HTTP_PREFIX_MAX)
 		n = HTTP_PREFIX_MAX;
 	if (bpf_probe_read_user(e->data, n, (void *)buf))
 		n = 0;
-	e->data_len = n;
-	if (bpf_ringbuf_output(&events, e, offsetof(struct http_event, data) + n, pt_rb_flags()))
-		pt_count(PT_CNT_HTTP_LOST);
+	ev_send(e, n);
+}
+
+/*
+ * A uWSGI request packet's vars. The ones the loader parses (the method, the target, the
+ * protocol) may lie anywhere in it: nginx's uwsgi_params sends QUERY_STRING first and
+ * REQUEST_URI, which holds the query again, fifth, so a long query string pushed both past any
+ * fixed capture; other front ends send the vars in other orders. The packet's first
+ * HTTP_UWSGI_READ bytes are copied with one read and their vars walked here, and the event
+ * carries a packet of the wanted vars alone (HTTP_EF_UWSGI), the target last, so that a long
+ * one is cut at its end, where its query string is. One ring record a request, where a fixed
+ * 512-byte capture took two.
+ */
+struct uwsgi_buf {
+	__u8 pkt[HTTP_UWSGI_READ + 16];	/* slack: a key's first 12 bytes are read at any var */
+	__u8 out[512];			/* the packet sent: under 128 bytes, then the target */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct uwsgi_buf);
+} uwsgi_bufs SEC(".maps");
+
+enum { UW_METHOD, UW_PROTO, UW_URI, UW_INFO, UW_WANTED };
+
+struct uwsgi_walk {
+	struct uwsgi_buf *b;
+	__u32 at;			/* the next var's offset in pkt */
+	__u32 end;			/* what was read of the packet */
+	__u32 var[UW_WANTED];		/* a wanted var's offset in pkt, 0: not seen */
+	__u32 vlen[UW_WANTED];		/* its value's length, as the packet says */
+};
+
+#define UW_MASK	(HTTP_UWSGI_READ - 1)
+
+/* bpf_loop's callback: one var a call, each a 16-bit key length, the key, a 16-bit value length, the value. */
+static long uwsgi_var(__u32 i, void *data)
+{
+	struct uwsgi_walk *w = data;
+	__u32 at = w->at, klen, vat, vlen, k4;
+	const __u8 *p;
+	__u64 k8;
+	int which = -1;
+
+	if (at + 4 > w->end)
+		return 1;
+	p = w->b->pkt + (at & UW_MASK);
+	klen = p[0] | (__u32)p[1] << 8;
+	vat = at + 2 + klen;
+	if (!klen || vat + 2 > w->end)
+		return 1;
+	vlen = w->b->pkt[vat & UW_MASK] | (__u32)w->b->pkt[(vat + 1) & UW_MASK] << 8;
+	k8 = *(const __u64 *)(p + 2);
+	k4 = *(const __u32 *)(p + 10);
+	if (k8 == 0x5f54534555514552ULL) {		/* "REQUEST_" */
+		if (klen == 14 && k4 == 0x4854454d)	/* "METHOD" */
+			which = UW_METHOD;
+		else if (klen == 11 && (k4 & 0xffffff) == 0x495255)	/* "URI" */
+			which = UW_URI;
+	} else if (k8 == 0x464e495f48544150ULL && klen == 9 && (k4 & 0xff) == 'O') {	/* "PATH_INFO" */
+		which = UW_INFO;
+	} else if (k8 == 0x505f524556524553ULL && klen == 15 && k4 == 0x4f544f52) {	/* "SERVER_PROTOCOL" */
+		which = UW_PROTO;
+	}
+	if (which >= 0) {
+		w->var[which & 3] = at;
+		w->vlen[which & 3] = vlen;
+	}
+	w->at = vat + 2 + vlen;
+	return 0;
+}
+
+/* Var `which` copied whole to out at o (the target: as much of its value as was read and fits). */
+static __always_inline __u32 uwsgi_put(struct uwsgi_walk *w, __u32 o, int which, bool target)
+{
+	__u32 at = w->var[which & 3], vlen = w->vlen[which & 3], klen, n;
+
+	if (!at)
+		return o;
+	klen = w->b->pkt[at & UW_MASK] | (__u32)w->b->pkt[(at + 1) & UW_MASK] << 8;
+	n = 4 + klen + vlen;
+	if (at + n > w->end) {
+		if (!target)
+			return o;	/* a method or protocol cut off: left out, the loader says why */
+		n = w->end - at;
+	}
+	if (target && o + n > HTTP_PREFIX_MAX)
+		n = HTTP_PREFIX_MAX - o;
+	o &= 127;
+	n &= 511;
+	if (n > 256)
+		return o;
+	bpf_probe_read_kernel(w->b->out + o, n, w->b->pkt + (at & UW_MASK));
+	return o + n;
+}
+
+__noinline int uwsgi_request(struct http_conn *conn, __u64 id, __s32 fd, __u64 buf, long ret)
+{
+	struct uwsgi_walk w = {};
+	struct http_event *e;
+	__u32 zero = 0, o, size, n, tgt;
+	__u64 len, rd;
+
+	if (!conn)
+		return 0;
+	w.b = bpf_map_lookup_elem(&uwsgi_bufs, &zero);
+	if (!w.b)
+		return 0;
+	rd = ret < HTTP_UWSGI_READ ? ret : HTTP_UWSGI_READ;
+	asm volatile("" : "+r"(rd));
+	rd &= 2 * HTTP_UWSGI_READ - 1;
+	if (rd > HTTP_UWSGI_READ || bpf_probe_read_user(w.b->pkt, rd, (void *)buf))
+		return 0;
+	n = rd;
+	size = w.b->pkt[1] | (__u32)w.b->pkt[2] << 8;
+	w.end = 4 + size < n ? 4 + size : n;
+	w.at = 4;
+	bpf_loop(HTTP_UWSGI_VARS, uwsgi_var, &w, 0);
+
+	/* the method (a token, at most 15 bytes) and the protocol ("HTTP/1.x") whole, or not at all */
+	if (w.vlen[UW_METHOD] > 15)
+		w.var[UW_METHOD] = 0;
+	if (w.vlen[UW_PROTO] != 8)
+		w.var[UW_PROTO] = 0;
+	o = uwsgi_put(&w, 4, UW_METHOD, false);
+	o = uwsgi_put(&w, o, UW_PROTO, false);
+	tgt = w.var[UW_URI] ? UW_URI : UW_INFO;
+	/* the packet's size had the target been sent whole, so that the loader sees a cut one as cut */
+	size = o - 4;
+	if (w.var[tgt & 3])
+		size += 4 + (w.b->pkt[w.var[tgt & 3] & UW_MASK] | (__u32)w.b->pkt[(w.var[tgt & 3] + 1) & UW_MASK] << 8) +
+			w.vlen[tgt & 3];
+	o = uwsgi_put(&w, o, tgt, true);
+	w.b->out[0] = 0;
+	w.b->out[1] = size & 0xff;
+	w.b->out[2] = size >> 8;
+	w.b->out[3] = 0;
+	len = 4 + size;
+	e = ev_head(PT_EV_HTTP_REQ, id >> 32, (__u32)id, fd, bpf_ktime_get_ns(), conn, HTTP_EF_UWSGI, len);
+	if (!e)
+		return 0;
+	n = o < HTTP_PREFIX_MAX ? o : HTTP_PREFIX_MAX;
+	asm volatile("" : "+r"(n));
+	if (n > HTTP_PREFIX_MAX)
+		return 0;
+	if (bpf_probe_read_kernel(e->data, n, w.b->out))
+		return 0;
+	ev_send(e, n);
+	return 0;
 }
 
 static __always_inline bool is_read(long nr)
@@ -294,18 +461,10 @@ static __always_inline int on_exit(long nr, struct pt_regs *regs, long ret)
 			conn->phase = HTTP_PH_REQ;
 			conn->cont_left = HTTP_CONT_READS;
 		} else if (conn->phase != HTTP_PH_REQ && is_uwsgi(head, ret)) {
-			/*
-			 * The vars the loader parses (the method and the target) may lie past the
-			 * first capture (nginx sends QUERY_STRING first): the next 256 bytes too,
-			 * the first event's length saying that more follow
-			 */
-			emit(PT_EV_HTTP_REQ, pid, tid, key.fd, now, conn, 0,
-			     ret > HTTP_PREFIX_MAX ? HTTP_PREFIX_MAX : ret, buf, HTTP_PREFIX_MAX);
-			if (ret > HTTP_PREFIX_MAX)
-				emit(PT_EV_HTTP_DATA, pid, tid, key.fd, now, conn, 0, ret - HTTP_PREFIX_MAX,
-				     buf + HTTP_PREFIX_MAX, HTTP_PREFIX_MAX);
+			uwsgi_request(conn, id, key.fd, buf, ret);
+			/* the event has what the loader parses: the body's reads are not sent */
 			conn->phase = HTTP_PH_REQ;
-			conn->cont_left = HTTP_CONT_READS;
+			conn->cont_left = 0;
 		} else if (ret < 8 && conn->phase != HTTP_PH_REQ) {
 			emit(PT_EV_HTTP_REQ, pid, tid, key.fd, now, conn, HTTP_EF_MAYBE, ret, buf, HTTP_PREFIX_MAX);
 			conn->phase = HTTP_PH_REQ;

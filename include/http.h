@@ -24,6 +24,14 @@ enum http_event_type {
 
 /* struct http_event.flags */
 #define HTTP_EF_MAYBE	(1u << 0)	/* a read too short to recognize a method in */
+/*
+ * PT_EV_HTTP_REQ: data is a uWSGI request packet cut down in BPF to the vars the loader parses
+ * (REQUEST_METHOD, SERVER_PROTOCOL, then REQUEST_URI or else PATH_INFO, its value last), and len
+ * that packet's length had the target been sent whole (bpf/http.bpf.c, uwsgi_request).
+ */
+#define HTTP_EF_UWSGI	(1u << 1)
+#define HTTP_UWSGI_READ	4096	/* bytes of a uWSGI packet walked for its vars (its default buffer-size) */
+#define HTTP_UWSGI_VARS	128	/* vars walked at most */
 
 /* Value of the (pid, fd) -> connection map. */
 struct http_conn {

@@ -50,6 +50,8 @@ static bool take_target(const char *v, size_t n, bool cut, struct http_req_line 
  * ..., REQUEST_URI, PATH_INFO, ...). The method is REQUEST_METHOD; the target REQUEST_URI, the
  * request target as the client sent it (what an HTTP request line gives), else PATH_INFO. What
  * follows the vars is the body: consumed stays 0 (no pipelining on a uwsgi connection).
+ * What BPF sends is such a packet cut down to the vars read here, the target last (bpf/http.bpf.c,
+ * uwsgi_request); whole packets (the fuzzer's, the tests') parse the same.
  */
 static int parse_uwsgi(const unsigned char *buf, size_t len, bool cut, struct http_req_line *out)
 {

@@ -44,6 +44,7 @@ struct req {
 	bool answered, multiplexed;
 	bool uwsgi;			/* read from a uWSGI packet */
 	bool relayed;			/* a relay's copy of another process's request: not counted */
+	bool path_cut;			/* path is the target's start: the capture ended in it */
 	bool by_task;			/* its statements are those of the task that wrote its response */
 	uint64_t task;			/* that task (requests.h), 0: unknown */
 	bool overlap;			/* read while its reader had other requests unanswered */
@@ -656,6 +657,16 @@ static void note_http_family(struct requests *r, struct conn *c)
 		r->http_families[r->nhttp_families++ % UWSGI_PIDS] = f;
 }
 
+/* The same target, as far as both were captured (a long one is cut at different lengths). */
+static bool same_target(const struct req *a, const struct req *b)
+{
+	size_t la = strlen(a->path), lb = strlen(b->path);
+
+	if (la != lb && !(la < lb ? a->path_cut : b->path_cut))
+		return false;
+	return !memcmp(a->path, b->path, la < lb ? la : lb);
+}
+
 /*
  * q, read from a uWSGI packet on c: the unanswered request of another process of its family that
  * a relay read and handed on to it, if any, is not counted (requests.h, "Relays").
@@ -678,8 +689,7 @@ static void relay_match(struct requests *r, struct conn *c, const struct req *q)
 			struct req *x = &o->q[(o->head + k) % QUEUE];
 
 			if (!x->answered && !x->relayed && !x->uwsgi && x->start <= q->start &&
-			    q->start - x->start < RELAY_NS && !strcmp(x->method, q->method) &&
-			    !strcmp(x->path, q->path)) {
+			    q->start - x->start < RELAY_NS && !strcmp(x->method, q->method) && same_target(x, q)) {
 				x->relayed = true;
 				return;
 			}
@@ -703,6 +713,7 @@ static void push_request(struct requests *r, struct conn *c, const struct http_r
 	memcpy(q->method, rl->method, sizeof(q->method));
 	memcpy(q->path, rl->path, sizeof(q->path));
 	q->uwsgi = rl->uwsgi;
+	q->path_cut = rl->path_cut;
 	if (rl->uwsgi)
 		relay_match(r, c, q);
 	else if (r->o.family_of)

@@ -38,8 +38,9 @@
  * followed with them) that reads each request over HTTP and hands it to a worker in uWSGI's own
  * protocol; the worker runs it. The worker's request is the one counted: a request read from a
  * uWSGI packet takes an unanswered request of another process of its family, one that has not
- * read uWSGI packets itself, with the same method and target, read before it and less than a
- * second before, as its relay's copy, which is then not counted (requests_stats.relayed).
+ * read uWSGI packets itself, with the same method and target (as far as both were captured: a
+ * long target is cut at different lengths in the two), read before it and less than a second
+ * before, as its relay's copy, which is then not counted (requests_stats.relayed).
  */
 #ifndef PYTRACE_REQUESTS_H
 #define PYTRACE_REQUESTS_H

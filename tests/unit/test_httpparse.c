@@ -150,7 +150,25 @@ static void test_uwsgi(void **state)
 	assert_int_equal(http_parse_request_line(pkt, n, false, &rl), HTTP_PARSE_OK);
 	assert_string_equal(rl.path, "/health/");
 	assert_int_equal(rl.minor, 1);
-	/* a long query string: the target is past 256 bytes, within the 512 the tool captures */
+	/*
+	 * What BPF sends of a packet (bpf/http.bpf.c, uwsgi_request): the wanted vars alone, the
+	 * target last and cut at the capture, the size as if it had been sent whole
+	 */
+	{
+		char uri[1500];
+
+		memcpy(uri, "/cpu/?n=3000&pad=", 17);
+		memset(uri + 17, 'x', sizeof(uri) - 18);
+		uri[sizeof(uri) - 1] = 0;
+		n = uwsgi_packet(pkt, sizeof(pkt), "REQUEST_METHOD", "GET", "SERVER_PROTOCOL", "HTTP/1.0",
+				 "REQUEST_URI", uri, NULL);
+		assert_true(n > 1500);
+		assert_int_equal(http_parse_request_line(pkt, 256, true, &rl), HTTP_PARSE_OK);
+		assert_string_equal(rl.method, "GET");
+		assert_int_equal(rl.minor, 0);
+		assert_memory_equal(rl.path, "/cpu/?n=3000&pad=xxx", 20);
+	}
+	/* a long query string: the target is past 256 bytes (the parser asks for more) */
 	memset(q, 'x', 300);
 	q[300] = 0;
 	n = uwsgi_packet(pkt, sizeof(pkt), "QUERY_STRING", q, "REQUEST_METHOD", "GET", "REQUEST_URI", "/a/?x", NULL);
