@@ -221,7 +221,8 @@ def uwsgi_packet(pairs):
 
 def uwsgi_seeds():
     """Request packets as nginx's uwsgi_params sends them (QUERY_STRING first), and as uWSGI's
-    --http router does (the method and target first), with a short and a long query."""
+    --http router does (the method and target first), with a short and a long query, and as BPF
+    cuts them down."""
     out = []
     for q in (b"", b"page=2", b"pad=" + b"x" * 300):
         uri = b"/recipes/7/" + (b"?" + q if q else b"")
@@ -233,6 +234,11 @@ def uwsgi_seeds():
                                  (b"SERVER_NAME", b"localhost")]))
     out.append(uwsgi_packet([(b"REQUEST_METHOD", b"POST"), (b"REQUEST_URI", b"/orders/"), (b"QUERY_STRING", b""),
                              (b"SERVER_PROTOCOL", b"HTTP/1.0"), (b"CONTENT_LENGTH", b"7")]) + b"a=1&b=2")
+    # as BPF sends a packet (bpf/http.bpf.c, uwsgi_request): the method, the protocol and the
+    # target alone, the target last, cut at the capture
+    for uri in (b"/recipes/7/", b"/cpu/?n=3000&pad=" + b"x" * 1400):
+        out.append(uwsgi_packet([(b"REQUEST_METHOD", b"GET"), (b"SERVER_PROTOCOL", b"HTTP/1.1"),
+                                 (b"REQUEST_URI", uri)]))
     return out + [b[:CAP] for b in out if len(b) > CAP]
 
 
