@@ -431,6 +431,12 @@ def main():
         sys.exit("--configs: pytrace-bpf-compare needs --compare PATH")
     if configs[0] != "untraced" or set(configs) - set(CONFIGS + EXTRA_CONFIGS):
         sys.exit("--configs: untraced first, then any of " + ", ".join(CONFIGS[1:] + EXTRA_CONFIGS))
+    if a.endpoints:
+        known = [e for e, _ in (ENDPOINTS + MORE_ENDPOINTS if a.service in ("demo", "demo-uwsgi-nginx")
+                                else ASYNC_ENDPOINTS)]
+        unknown = [e for e in a.endpoints.split(",") if e not in known]
+        if unknown:
+            sys.exit("--endpoints: %s not one of %s's: %s" % (", ".join(unknown), a.service, ", ".join(known)))
     if a.service != "demo" and "sentry-sdk" in configs:
         sys.exit("--configs: sentry-sdk is the demo's own (--service demo)")
     if os.geteuid():

@@ -318,6 +318,9 @@ static long uwsgi_var(__u32 i, void *data)
 	if (which >= 0) {
 		w->var[which & 3] = at;
 		w->vlen[which & 3] = vlen;
+		/* all it needs (PATH_INFO stands in for a missing REQUEST_URI only): nginx's 8th var */
+		if (w->var[UW_METHOD] && w->var[UW_PROTO] && w->var[UW_URI])
+			return 1;
 	}
 	w->at = vat + 2 + vlen;
 	return 0;
