@@ -14,7 +14,7 @@ Services:
   runserver       demo/ on Django's runserver (threaded: one thread per connection)
   uwsgi           demo/ on uWSGI: CPython embedded (its python3 plugin), a master and 2 preforked
                   workers, HTTP parsed by each worker (--http-socket)
-  uwsgi-nginx     the same behind nginx's uwsgi_pass: the workers read uWSGI's binary protocol
+  uwsgi-nginx     the same behind nginx's uwsgi_pass, 4 threads a worker, 4 clients: uWSGI's binary protocol
   uwsgi-router    the same behind uWSGI's --http router, a process of the workers' family: each
                   request counted once, in the worker
   aiohttp-routes-INTERP  the reader of an aiohttp app's router (src/aioroutes.c) on every
@@ -113,11 +113,31 @@ def stop_tool(t, err):
 PREOPEN_PATH = "/health/"
 
 
+def drive_many(port, plan, clients):
+    """drive(port, plan) from that many client threads at once: their times and errors merged."""
+    import threading
+    if clients == 1:
+        return drive(port, plan)
+    out = [None] * clients
+    threads = [threading.Thread(target=lambda i=i: out.__setitem__(i, drive(port, plan))) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    times, errors = {}, []
+    for t, e in out:
+        for path, ms in t.items():
+            times.setdefault(path, []).extend(ms)
+        errors += e
+    return times, errors
+
+
 def check_service(name, port, pid, tmp, plan, n1_route, n1_site, clean_routes, route_of, hook=None, django=None,
-                  flask=None, preopen=0):
+                  flask=None, preopen=0, clients=1):
     """django, flask: how many processes serve a Django or Flask app (its URL patterns or rules
     name the requests). preopen: that many requests on a keep-alive connection opened (and used
-    once) before the tool started, which the tool must follow from then (src/httptrace.c)."""
+    once) before the tool started, which the tool must follow from then (src/httptrace.c).
+    clients: the plan sent that many times at once, from as many client threads."""
     pre = pre_port = None
     if preopen:
         pre = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
@@ -143,7 +163,8 @@ def check_service(name, port, pid, tmp, plan, n1_route, n1_site, clean_routes, r
         pre.close()
         record(name + ": the server kept the connection opened before tracing for %d more requests" % preopen,
                same and not pre_errors, str(pre_errors))
-    times, errors = drive(port, plan)
+    times, errors = drive_many(port, plan, clients)
+    plan = [(path, st, n * clients) for path, st, n in plan]
     times.setdefault(PREOPEN_PATH, []).extend(pre_ms)
     errors += ["the connection from before tracing: %s" % e for e in pre_errors]
     if preopen:
@@ -183,6 +204,11 @@ def check_service(name, port, pid, tmp, plan, n1_route, n1_site, clean_routes, r
     if preopen:
         record(name + ": a keep-alive connection accepted before tracing is followed (%d requests on it)" % preopen,
                doc["http"].get("connections_from_before_tracing", 0) >= 1, json.dumps(doc["http"])[:400])
+    asm = doc["http"]["assembly"]
+    unattr = {k: v for k, v in asm.items() if k.startswith("queries_unattributed") and v}
+    record(name + ": no statement unattributed, no request multiplexed (%d attributed)" % asm["queries_attributed"],
+           not unattr and not asm["requests_multiplexed"] and asm["queries_attributed"] > 0,
+           json.dumps(asm))
     lost = doc["http"]["lost_events"] + doc["http"]["connections_not_followed"]
     record(name + ": no lost events or dropped connections", lost == 0, json.dumps(doc["http"]))
     n1 = doc.get("n_plus_one", [])
@@ -291,14 +317,15 @@ def case_django(cluster, tmp, worker, hook=None):
 UWSGI = "/usr/bin/uwsgi"
 
 
-def check_demo(name, answers, port, pid, tmp, procs, plan=DJANGO_PLAN, django=1):
+def check_demo(name, answers, port, pid, tmp, procs, plan=DJANGO_PLAN, django=1, clients=1):
     """The demo served on port by a server whose traced pid is pid: check_service once it answers,
     then the processes procs stopped. True when checked."""
     try:
         if not record(name + ": " + answers, wait_http(port, "/health/")):
             return False
         site = r"recipe_name \(.*demo/recipes/views\.py:%d\)" % 12
-        check_service(name, port, pid, tmp, plan, "/recipes/", site, DJANGO_CLEAN, django_route, django=django)
+        check_service(name, port, pid, tmp, plan, "/recipes/", site, DJANGO_CLEAN, django_route, django=django,
+                      clients=clients)
         return True
     finally:
         for p in procs:
@@ -342,7 +369,9 @@ NGINX = "/usr/sbin/nginx"
 def case_uwsgi_nginx(cluster, tmp):
     """demo/ on uWSGI behind nginx (uwsgi_pass, Debian's uwsgi_params): the workers read uWSGI's
     binary request packets (method, target and the rest as vars; nginx sends QUERY_STRING
-    first), not HTTP, and write HTTP responses back to nginx."""
+    first), not HTTP, and write HTTP responses back to nginx. Each worker runs 4 threads
+    (--threads 4: uWSGI's own pthreads, their Python thread states made by its plugin), and 4
+    clients at once keep them busy together: each statement goes to its thread's request."""
     env = dict(os.environ, **cluster.client_env())
     port = free_port(18600, 18700)
     sock = os.path.join(tmp, "uwsgi.sock")
@@ -361,12 +390,13 @@ http {
 }
 """ % {"t": tmp, "p": port, "s": sock})
     g = subprocess.Popen([UWSGI, "--plugin", "python3", "--socket", sock, "--chmod-socket=666", "--chdir", DEMO,
-                          "--module", "recipesite.wsgi:application", "--master", "--processes", "2",
+                          "--module", "recipesite.wsgi:application", "--master", "--processes", "2", "--threads", "4",
                           "--die-on-term", "--need-app", "--disable-logging"], env=env,
                          stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "uwsgi-nginx.log"), "w"))
     n = subprocess.Popen([NGINX, "-c", conf, "-p", tmp], stdout=subprocess.DEVNULL,
                          stderr=open(os.path.join(tmp, "nginx.log"), "w"))
-    check_demo("uwsgi-nginx", "nginx answers through uWSGI", port, g.pid, tmp, [n, g], plan=UWSGI_PLAN, django=2)
+    check_demo("uwsgi-nginx", "nginx answers through uWSGI", port, g.pid, tmp, [n, g], plan=UWSGI_PLAN, django=2,
+               clients=4)
 
 
 def case_runserver(cluster, tmp):
