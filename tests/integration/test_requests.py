@@ -17,6 +17,8 @@ Services:
   uwsgi-nginx     the same behind nginx's uwsgi_pass, 4 threads a worker, 4 clients: uWSGI's binary protocol
   uwsgi-router    the same behind uWSGI's --http router, a process of the workers' family: each
                   request counted once, in the worker
+  uwsgi-flask     Flask (an app factory's app in a wsgi file) on uWSGI: --lazy-apps, 2 threads a
+                  worker, keep-alive (--http11-socket), 2 clients
   aiohttp-routes-INTERP  the reader of an aiohttp app's router (src/aioroutes.c) on every
                   interpreter, against a stand-in of aiohttp's objects (workloads/aiohttp_standin.py)
   starlette-routes-INTERP  the reader of a Starlette app's routes (src/starroutes.c) on every
@@ -399,6 +401,38 @@ http {
                clients=4)
 
 
+def case_uwsgi_flask(cluster, tmp):
+    """Flask under uWSGI as it is usually deployed: a wsgi file that makes the app with the
+    application factory (`app = create_app()`, a module global of uWSGI's own module for the
+    file), --lazy-apps (each worker loads the app after the fork), 2 workers of 2 threads,
+    HTTP/1.1 with keep-alive parsed by the workers (--http11-socket; --http-socket closes each
+    connection after its response without saying so), 2 clients at once. (uWSGI 2.0.21's workers
+    crash at SIGTERM with --lazy-apps and threads, traced or not: its log says so at the end.)"""
+    name = "uwsgi-flask"
+    env = dict(os.environ, **cluster.client_env())
+    script = os.path.join(WORKLOADS, "web_flask.py")
+    seeded = subprocess.run([PY, script, "seed", str(K)], env=env, capture_output=True, text=True, timeout=60)
+    if not record(name + ": the books seeded", seeded.returncode == 0, seeded.stderr[-400:]):
+        return
+    wsgi = os.path.join(tmp, "flask_wsgi.py")
+    with open(wsgi, "w") as f:
+        f.write("from web_flask import create_app\napp = create_app()\n")
+    port = free_port(18700, 18800)
+    g = subprocess.Popen([UWSGI, "--plugin", "python3", "--http11-socket", "127.0.0.1:%d" % port, "--chdir", WORKLOADS,
+                          "--wsgi-file", wsgi, "--callable", "app", "--lazy-apps", "--master", "--processes", "2",
+                          "--threads", "2", "--die-on-term", "--need-app", "--disable-logging"], env=env,
+                         stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, name + ".log"), "w"))
+    try:
+        if not record(name + ": uWSGI answers", wait_http(port, "/health/")):
+            return
+        site = r"book_label \(.*web_flask\.py:%d\)" % marker_lines(script)["n1_site"]
+        check_service(name, port, g.pid, tmp, FLASK_PLAN, "/books/", site,
+                      {"/books-fixed/", "/health/", "/books/<int:pk>/", "/writers/<name>/"}, flask_route, flask=2,
+                      clients=2)
+    finally:
+        stop(g)
+
+
 def case_runserver(cluster, tmp):
     """Django's own development server, threaded (a thread per connection), without its reloader
     (which would run the server in a child process)."""
@@ -743,6 +777,12 @@ def main():
                        "installed (scripts/install-deps.sh)", False)
             else:
                 case_flask_factory(cluster, tmp)
+        if args.k in "uwsgi-flask":
+            if {"flask", "sqlalchemy", "psycopg2"} & set(missing) or not os.path.exists(UWSGI):
+                record("uwsgi-flask: python3-flask, python3-sqlalchemy, python3-psycopg2, uwsgi-core and "
+                       "uwsgi-plugin-python3 are installed (scripts/install-deps.sh)", False)
+            else:
+                case_uwsgi_flask(cluster, tmp)
     finally:
         cluster.stop()
         if args.verbose:
