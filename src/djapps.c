@@ -4,15 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include "djapps.h"
-#include "aioroutes.h"
 #include "djroutes.h"
-#include "flaskroutes.h"
 #include "memcache.h"
-#include "starroutes.h"
 #include "pidtab.h"
 #include "procmem.h"
 #include "procs.h"
 #include "pythreads.h"
+#include "routeread.h"
 #include "routes.h"
 #include "util.h"
 
@@ -116,78 +114,6 @@ static void unshare(struct djapps *a, struct djroutes *t)
 	}
 }
 
-static int table(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime, uint64_t app,
-		 unsigned app_kind, struct djroutes *t, unsigned *skipped, const char **kind);
-
-/*
- * A WSGI app under gunicorn mounted at SCRIPT_NAME (gunicorn/http/wsgi.py reads it from its
- * environment at each request, and gives the app the path after it): t matches without it.
- */
-static void wsgi_prefix(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime, struct djroutes *t)
-{
-	char sn[DJROUTES_LABEL_MAX];
-	uint64_t md;
-	size_t n;
-
-	if (pythreads__module_dict(l, mr, runtime, "gunicorn.http.wsgi", &md) ||
-	    pythreads__environ(l, mr, runtime, "SCRIPT_NAME", sn, sizeof(sn)) || sn[0] != '/')
-		return;
-	n = strlen(sn);
-	while (n > 1 && sn[n - 1] == '/')
-		sn[--n] = 0;
-	if (n > 1)
-		djroutes__set_prefix(t, sn);
-}
-
-int djapps__read_table(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime, uint64_t app,
-		       unsigned app_kind, struct djroutes *t, unsigned *skipped, const char **kind)
-{
-	int ret = table(l, mr, runtime, app, app_kind, t, skipped, kind);
-
-	/* WSGI apps: Django's and Flask's */
-	if (!ret && (*kind)[0] != 'S' && (*kind)[0] != 'a')
-		wsgi_prefix(l, mr, runtime, t);
-	return ret;
-}
-
-static int table(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime, uint64_t app,
-		 unsigned app_kind, struct djroutes *t, unsigned *skipped, const char **kind)
-{
-	int ret, flask;
-
-	if (app && app_kind == ROUTE_APP_HANDLER) {
-		*kind = "aiohttp's routes";
-		return aioroutes__read(l, mr, app, t, skipped);
-	}
-	if (app && app_kind == ROUTE_APP_WSGI_WORKER) {
-		*kind = "Flask's URL rules";
-		return flaskroutes__read_worker(l, mr, runtime, app, t, skipped);
-	}
-	if (app && app_kind == ROUTE_APP_STARLETTE) {
-		*kind = "Starlette's routes";
-		return starroutes__read_app(l, mr, runtime, app, t, skipped);
-	}
-	*kind = "Django's URL patterns";
-	ret = djroutes__read(l, mr, runtime, t, skipped);
-	if (ret != -ENOENT)
-		return ret;
-	/* no Django: a Flask app's rules, else a Starlette app's routes, the same way */
-	djroutes__clear(t);
-	*kind = "Flask's URL rules";
-	ret = flaskroutes__read(l, mr, runtime, t, skipped);
-	if (ret != -ENOENT && ret != -ENODATA)
-		return ret;
-	djroutes__clear(t);
-	flask = ret;
-	*kind = "Starlette's routes";
-	ret = starroutes__read(l, mr, runtime, t, skipped);
-	if (ret == -ENOENT && flask == -ENODATA) {
-		*kind = "Flask's URL rules";	/* Flask's app not found is the news */
-		return flask;
-	}
-	return ret;
-}
-
 static void try_read(struct djapps *a, struct procs *ps, struct djproc *d, uint64_t now)
 {
 	struct proc *pr = procs__get(ps, d->pid, false);
@@ -215,7 +141,7 @@ static void try_read(struct djapps *a, struct procs *ps, struct djproc *d, uint6
 	/* through a page cache: whole pages, a fifth of the time (docs/PERFORMANCE.md) */
 	ret = memcache__init(&mc, &mr);
 	if (!ret) {
-		ret = djapps__read_table(&pr->py.layout, &mc.mr, pr->py.runtime, d->app, d->app_kind, t, &skipped, &kind);
+		ret = routeread__table(&pr->py.layout, &mc.mr, pr->py.runtime, d->app, d->app_kind, t, &skipped, &kind);
 		memcache__fini(&mc);
 	} else {
 		kind = "the route table";
@@ -244,8 +170,10 @@ static void try_read(struct djapps *a, struct procs *ps, struct djproc *d, uint6
 			return;
 		}
 		a->st.read_errors++;
-		if (ret == -ENOTSUP || (ret == -EAGAIN ? ++d->not_ready >= TRIES_NOT_READY : ++d->errors >= TRIES_ERRORS))
-			d->state = DJ_NONE;	/* -ENOTSUP: what the tool cannot name (several Flask apps) */
+		/* -ENOTSUP: what the tool cannot name (several Flask apps); -ELOOP: too long to read */
+		if (ret == -ENOTSUP || ret == -ELOOP ||
+		    (ret == -EAGAIN ? ++d->not_ready >= TRIES_NOT_READY : ++d->errors >= TRIES_ERRORS))
+			d->state = DJ_NONE;
 		vlog("pid %u: %s not read%s: %s\n", d->pid, kind, d->state == DJ_NONE ? " (gave up)" : "",
 		     ret == -EAGAIN ? "not set up yet" : strerror(-ret));
 		return;

@@ -56,15 +56,6 @@ void djapps__free(struct djapps *a);
 bool djapps__route(struct djapps *a, struct procs *ps, uint32_t pid, const char *method, const char *target,
 		   char *out, size_t size);
 /*
- * Read the table of the process that mr reads (layout l, _PyRuntime at runtime) into t (empty):
- * that of the app object app a frame gave, if not 0 (app_kind, routes.h's enum route_app: an
- * aiohttp app's request handler, a gunicorn worker serving a Flask app), else Django's patterns,
- * else Flask's rules, else Starlette's routes. 0 or the reader's error (-ENOENT: no such
- * framework imported); *kind names the one read, or tried last.
- */
-int djapps__read_table(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime, uint64_t app,
-		       unsigned app_kind, struct djroutes *t, unsigned *skipped, const char **kind);
-/*
  * pid serves an app whose object a route frame gave with a response start (routes.h; kind: its
  * enum route_app): an aiohttp app's request handler, whose app's router is read (aioroutes.h),
  * or a gunicorn worker, whose Flask app's rules are (flaskroutes.h). The first object whose

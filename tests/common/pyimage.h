@@ -34,6 +34,7 @@ struct image {
 	uint8_t *mem;
 	uint64_t top;		/* next free address */
 	unsigned long reads;
+	size_t size;		/* of mem, 0: ARENA */
 };
 
 static inline int img_read(void *ctx, uint64_t addr, void *buf, size_t len)
@@ -52,7 +53,7 @@ static inline uint64_t alloc(struct image *im, size_t len)
 	uint64_t a = im->top;
 
 	im->top += (len + 15) & ~(size_t)15;
-	PYIMAGE_CHECK(im->top - BASE <= ARENA);
+	PYIMAGE_CHECK(im->top - BASE <= (im->size ? im->size : ARENA));
 	return a;
 }
 
@@ -334,6 +335,69 @@ static inline uint64_t mk_tuple(struct image *im, const uint64_t *items, size_t 
 	put64(im, a + im->l->bytes_size, n);
 	put(im, a + im->l->tuple_items, items, 8 * n);
 	return a;
+}
+
+/*
+ * A type named name (tp_name) whose instances keep their attributes in a dict of their own at
+ * offset 16 (tp_dictoffset, no managed dict): so on every version.
+ */
+static inline uint64_t mk_type(struct image *im, const char *name)
+{
+	const struct py_layout *l = im->l;
+	uint64_t type = alloc(im, 1024), s = alloc(im, strlen(name) + 1);
+
+	put(im, s, name, strlen(name) + 1);
+	put64(im, type + 24, s);	/* tp_name */
+	put64(im, type + l->tp_basicsize, 32);
+	put64(im, type + l->tp_flags, 0);
+	put64(im, type + l->tp_dictoffset, 16);
+	return type;
+}
+
+/* An instance of type (mk_type) with attributes names[i] = vals[i]. */
+static inline uint64_t mk_obj(struct image *im, uint64_t type, const char *const *names, const uint64_t *vals,
+			      size_t n)
+{
+	uint64_t obj = alloc(im, 32);
+
+	put64(im, obj + 8, type);
+	put64(im, obj + 16, mk_str_dict(im, names, vals, n));
+	return obj;
+}
+
+/* A list (list_type: mk_type(im, "list")) of n items. */
+static inline uint64_t mk_list(struct image *im, uint64_t list_type, const uint64_t *items, size_t n)
+{
+	uint64_t obj = alloc(im, 40), v = alloc(im, 8 * n + 8);
+
+	put64(im, obj + 8, list_type);
+	put64(im, obj + 16, n);		/* ob_size */
+	put64(im, obj + 24, v);		/* ob_item */
+	if (n)
+		put(im, v, items, 8 * n);
+	return obj;
+}
+
+/* A module object (module_type: mk_type(im, "module")) whose globals are names = vals. */
+static inline uint64_t mk_module(struct image *im, uint64_t module_type, const char *const *names,
+				 const uint64_t *vals, size_t n)
+{
+	uint64_t mod = alloc(im, im->l->mod_dict + 8);
+
+	put64(im, mod + 8, module_type);
+	put64(im, mod + im->l->mod_dict, mk_str_dict(im, names, vals, n));
+	return mod;
+}
+
+/* _PyRuntime -> interpreter -> sys.modules, the dict modules (mk_str_dict); returns _PyRuntime. */
+static inline uint64_t mk_runtime(struct image *im, uint64_t modules)
+{
+	const struct py_layout *l = im->l;
+	uint64_t interp = alloc(im, l->is_modules + 8), runtime = alloc(im, l->rt_interp_head + 8);
+
+	put64(im, interp + l->is_modules, modules);
+	put64(im, runtime + l->rt_interp_head, interp);
+	return runtime;
 }
 
 /*

@@ -2,7 +2,7 @@
 /*
  * The route table of a running process, as the tool reads it: its Django URL patterns (src/djroutes.c), or where
  * Django is not imported, its Flask app's rules (src/flaskroutes.c), else its Starlette app's routes
- * (src/starroutes.c); src/djapps.h's djapps__read_table:
+ * (src/starroutes.c); src/routeread.h's routeread__table:
  *   route_table PID [TARGET...]
  *   route_table -n N PID [TARGET...]   also the time of N reads of the patterns and of N
  *                                        matches of each TARGET (what a request costs the tool)
@@ -22,7 +22,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "djapps.h"
+#include "routeread.h"
 #include "routes.h"
 #include "djroutes.h"
 #include "memcache.h"
@@ -40,10 +40,10 @@ static int read_table(struct py_target *t, const struct mem_reader *mr, uint64_t
 	int ret;
 
 	if (direct)
-		return djapps__read_table(&t->layout, mr, t->runtime, handler, handler_kind, r, skipped, kind);
+		return routeread__table(&t->layout, mr, t->runtime, handler, handler_kind, r, skipped, kind);
 	if (memcache__init(&mc, mr))
 		return -ENOMEM;
-	ret = djapps__read_table(&t->layout, &mc.mr, t->runtime, handler, handler_kind, r, skipped, kind);
+	ret = routeread__table(&t->layout, &mc.mr, t->runtime, handler, handler_kind, r, skipped, kind);
 	memcache__fini(&mc);
 	return ret;
 }

@@ -1,0 +1,242 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Route tables read from a process's memory (routeread__table over a fake image,
+ * tests/common/pyimage.h): Django's urlpatterns and their includes, Starlette's routes and
+ * mounts; and object graphs that include themselves, which any process can make and the
+ * collector would walk for ever: each read of a table takes a bounded number of reads.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#define PYIMAGE_CHECK(cond) assert_true(cond)
+#include "../common/pyimage.h"
+#include "routeread.h"
+#include "djroutes.h"
+#include "routes.h"
+
+struct proc_image {
+	struct image im;
+	struct mem_reader mr;
+	uint64_t list_t, module_t, str_t;
+};
+
+static void image_init(struct proc_image *p, size_t size)
+{
+	memset(p, 0, sizeof(*p));
+	p->im.l = py_layout__builtin(3, 11);
+	assert_non_null(p->im.l);
+	p->im.size = size;
+	p->im.mem = calloc(1, size);
+	assert_non_null(p->im.mem);
+	p->im.top = BASE + 64;
+	p->mr = (struct mem_reader){ .read = img_read, .ctx = &p->im };
+	p->list_t = mk_type(&p->im, "list");
+	p->module_t = mk_type(&p->im, "module");
+}
+
+/* sys.modules of the named modules (each a module of the given globals), and _PyRuntime. */
+static uint64_t modules(struct proc_image *p, const char *const *names, const uint64_t *mods, size_t n)
+{
+	return mk_runtime(&p->im, mk_str_dict(&p->im, names, mods, n));
+}
+
+/* ---- Django ---------------------------------------------------------------------------------- */
+
+struct django {
+	struct proc_image p;
+	uint64_t route_t, pattern_t, resolver_t;
+};
+
+static void django_init(struct django *d, size_t size)
+{
+	image_init(&d->p, size);
+	d->route_t = mk_type(&d->p.im, "RoutePattern");
+	d->pattern_t = mk_type(&d->p.im, "URLPattern");
+	d->resolver_t = mk_type(&d->p.im, "URLResolver");
+}
+
+static uint64_t route(struct django *d, const char *text)
+{
+	static const char *const names[] = { "_route" };
+	uint64_t v = mk_str(&d->p.im, text);
+
+	return mk_obj(&d->p.im, d->route_t, names, &v, 1);
+}
+
+/* path(text, view) */
+static uint64_t path(struct django *d, const char *text)
+{
+	static const char *const names[] = { "pattern", "callback" };
+	uint64_t v[2] = { route(d, text), mk_long(&d->p.im, 0) };
+
+	return mk_obj(&d->p.im, d->pattern_t, names, v, 2);
+}
+
+/* path(text, include(list)) */
+static uint64_t include(struct django *d, const char *text, uint64_t list)
+{
+	static const char *const names[] = { "pattern", "urlconf_name" };
+	uint64_t v[2] = { route(d, text), list };
+
+	return mk_obj(&d->p.im, d->resolver_t, names, v, 2);
+}
+
+/* django.conf.settings (LazySettings, its _wrapped Settings) with ROOT_URLCONF "site.urls", whose urlpatterns is list */
+static uint64_t django_runtime(struct django *d, uint64_t list)
+{
+	struct image *im = &d->p.im;
+	static const char *const wn[] = { "ROOT_URLCONF" }, *const sn[] = { "_wrapped" }, *const cn[] = { "settings" },
+				 *const un[] = { "urlpatterns" }, *const mn[] = { "django.conf", "site.urls" };
+	uint64_t v = mk_str(im, "site.urls"), wrapped = mk_obj(im, mk_type(im, "Settings"), wn, &v, 1);
+	uint64_t settings = mk_obj(im, mk_type(im, "LazySettings"), sn, &wrapped, 1);
+	uint64_t mods[2] = { mk_module(im, d->p.module_t, cn, &settings, 1), mk_module(im, d->p.module_t, un, &list, 1) };
+
+	return modules(&d->p, mn, mods, 2);
+}
+
+static int read_table(struct proc_image *p, uint64_t runtime, uint64_t app, unsigned kind, struct djroutes *t,
+		      const char **what)
+{
+	unsigned skipped = 0;
+
+	p->im.reads = 0;
+	return routeread__table(p->im.l, &p->mr, runtime, app, kind, t, &skipped, what);
+}
+
+static void test_django(void **state)
+{
+	struct django d;
+	struct djroutes *t = djroutes__new();
+	const char *kind = NULL;
+	char out[256];
+	uint64_t api[2], root[3], runtime;
+
+	django_init(&d, 1 << 20);
+	api[0] = path(&d, "items/<int:pk>/");
+	api[1] = path(&d, "items/");
+	root[0] = path(&d, "recipes/");
+	root[1] = include(&d, "api/", mk_list(&d.p.im, d.p.list_t, api, 2));
+	root[2] = include(&d, "v2/", mk_list(&d.p.im, d.p.list_t, api, 2));	/* the same list twice */
+	runtime = django_runtime(&d, mk_list(&d.p.im, d.p.list_t, root, 3));
+	assert_int_equal(read_table(&d.p, runtime, 0, 0, t, &kind), 0);
+	assert_string_equal(kind, "Django's URL patterns");
+	assert_int_equal(djroutes__count(t), 5);
+	assert_true(djroutes__match_method(t, "GET", "/api/items/3/", out, sizeof(out)));
+	assert_string_equal(out, "/api/items/<int:pk>/");
+	assert_true(djroutes__match_method(t, "GET", "/v2/items/", out, sizeof(out)));
+	assert_string_equal(out, "/v2/items/");
+	assert_false(djroutes__match_method(t, "GET", "/nowhere/", out, sizeof(out)));
+	djroutes__free(t);
+	free(d.p.im.mem);
+}
+
+/*
+ * The largest table read whole (DJROUTES_MAX endpoints, in 8 includes), to show what a real
+ * urlconf takes against the budget.
+ */
+static void test_django_large(void **state)
+{
+	struct django d;
+	struct djroutes *t = djroutes__new();
+	const char *kind = NULL;
+	uint64_t inc[8], *leaf = calloc(DJROUTES_MAX / 8, sizeof(*leaf)), runtime;
+	char text[64], out[256];
+
+	django_init(&d, 8 << 20);
+	for (int i = 0; i < 8; i++) {
+		for (int j = 0; j < DJROUTES_MAX / 8; j++) {
+			snprintf(text, sizeof(text), "page-%d/<int:pk>/", j);
+			leaf[j] = path(&d, text);
+		}
+		snprintf(text, sizeof(text), "section-%d/", i);
+		inc[i] = include(&d, text, mk_list(&d.p.im, d.p.list_t, leaf, DJROUTES_MAX / 8));
+	}
+	runtime = django_runtime(&d, mk_list(&d.p.im, d.p.list_t, inc, 8));
+	assert_int_equal(read_table(&d.p, runtime, 0, 0, t, &kind), 0);
+	assert_int_equal(djroutes__count(t), DJROUTES_MAX);
+	assert_true(djroutes__match_method(t, "GET", "/section-7/page-255/9/", out, sizeof(out)));
+	assert_string_equal(out, "/section-7/page-255/<int:pk>/");
+	print_message("django, %d endpoints: %lu reads\n", DJROUTES_MAX, d.p.im.reads);
+	assert_true(d.p.im.reads < ROUTEREAD_READS_MAX / 2);
+	free(leaf);
+	djroutes__free(t);
+	free(d.p.im.mem);
+}
+
+/* A list of includes of itself: LIST_MAX^DJROUTES_DEPTH patterns to walk; the budget ends it. */
+static void test_django_self_include(void **state)
+{
+	struct django d;
+	struct djroutes *t = djroutes__new();
+	const char *kind = NULL;
+	uint64_t items[64], list, runtime;
+
+	django_init(&d, 1 << 20);
+	list = mk_list(&d.p.im, d.p.list_t, items, 64);
+	items[0] = include(&d, "a/", list);
+	for (int i = 1; i < 64; i++)
+		items[i] = items[0];
+	put(&d.p.im, get64(&d.p.im, list + 24), items, sizeof(items));
+	runtime = django_runtime(&d, list);
+	assert_int_equal(read_table(&d.p, runtime, 0, 0, t, &kind), -ELOOP);
+	assert_true(d.p.im.reads <= ROUTEREAD_READS_MAX + 1);
+	djroutes__free(t);
+	free(d.p.im.mem);
+}
+
+/* ---- Starlette ------------------------------------------------------------------------------- */
+
+/* An app whose router's routes are Mounts of that router itself: ROUTES_MAX^MOUNT_DEPTH. */
+static void test_starlette_self_mount(void **state)
+{
+	struct proc_image p;
+	struct djroutes *t = djroutes__new();
+	const char *kind = NULL;
+	static const char *const rn[] = { "routes" }, *const an[] = { "router" }, *const cn[] = { "Starlette" },
+				 *const mn[] = { "starlette.applications" },
+				 *const mountn[] = { "path_regex", "path_format", "_base_app" };
+	uint64_t starlette_t, items[64], list, router, app, pat, mv[3], mod, runtime;
+
+	image_init(&p, 1 << 20);
+	starlette_t = mk_type(&p.im, "Starlette");
+	list = mk_list(&p.im, p.list_t, items, 64);
+	router = mk_obj(&p.im, mk_type(&p.im, "Router"), rn, &list, 1);
+	app = mk_obj(&p.im, starlette_t, an, &router, 1);
+	/* re.Pattern: its source string at 48 */
+	pat = alloc(&p.im, 64);
+	put64(&p.im, pat + 8, mk_type(&p.im, "re.Pattern"));
+	put64(&p.im, pat + 48, mk_str(&p.im, "^/a/(?P<path>.*)$"));
+	mv[0] = pat;
+	mv[1] = mk_str(&p.im, "/a/{path}");
+	mv[2] = router;
+	items[0] = mk_obj(&p.im, mk_type(&p.im, "Mount"), mountn, mv, 3);
+	for (int i = 1; i < 64; i++)
+		items[i] = items[0];
+	put(&p.im, get64(&p.im, list + 24), items, sizeof(items));
+	mod = mk_module(&p.im, p.module_t, cn, &starlette_t, 1);
+	runtime = modules(&p, mn, &mod, 1);
+	assert_int_equal(read_table(&p, runtime, app, ROUTE_APP_STARLETTE, t, &kind), -ELOOP);
+	assert_string_equal(kind, "Starlette's routes");
+	assert_true(p.im.reads <= ROUTEREAD_READS_MAX + 1);
+	djroutes__free(t);
+	free(p.im.mem);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_django),
+		cmocka_unit_test(test_django_large),
+		cmocka_unit_test(test_django_self_include),
+		cmocka_unit_test(test_starlette_self_mount),
+	};
+
+	return cmocka_run_group_tests_name("routeread", tests, NULL, NULL);
+}
