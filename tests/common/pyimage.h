@@ -401,6 +401,66 @@ static inline uint64_t mk_runtime(struct image *im, uint64_t modules)
 }
 
 /*
+ * Django's URL patterns (django/urls/resolvers.py), as src/djroutes.c reads them: path() is a
+ * URLPattern whose pattern is a RoutePattern (its text in _route), include() a URLResolver
+ * whose urlconf_name is the included list; django.conf.settings (LazySettings) wraps the
+ * Settings whose ROOT_URLCONF names the module that holds urlpatterns.
+ */
+struct djimage {
+	struct image *im;
+	uint64_t list_t, module_t, route_t, pattern_t, resolver_t;
+};
+
+static inline void dj_types(struct djimage *d, struct image *im)
+{
+	d->im = im;
+	d->list_t = mk_type(im, "list");
+	d->module_t = mk_type(im, "module");
+	d->route_t = mk_type(im, "RoutePattern");
+	d->pattern_t = mk_type(im, "URLPattern");
+	d->resolver_t = mk_type(im, "URLResolver");
+}
+
+static inline uint64_t dj_route(struct djimage *d, const char *text)
+{
+	static const char *const names[] = { "_route" };
+	uint64_t v = mk_str(d->im, text);
+
+	return mk_obj(d->im, d->route_t, names, &v, 1);
+}
+
+/* path(text, view) */
+static inline uint64_t dj_path(struct djimage *d, const char *text)
+{
+	static const char *const names[] = { "pattern", "callback" };
+	uint64_t v[2] = { dj_route(d, text), mk_long(d->im, 0) };
+
+	return mk_obj(d->im, d->pattern_t, names, v, 2);
+}
+
+/* path(text, include(list)) */
+static inline uint64_t dj_include(struct djimage *d, const char *text, uint64_t list)
+{
+	static const char *const names[] = { "pattern", "urlconf_name" };
+	uint64_t v[2] = { dj_route(d, text), list };
+
+	return mk_obj(d->im, d->resolver_t, names, v, 2);
+}
+
+/* sys.modules with django.conf and the urlconf "site.urls" whose urlpatterns is list: _PyRuntime */
+static inline uint64_t dj_runtime(struct djimage *d, uint64_t list)
+{
+	struct image *im = d->im;
+	static const char *const wn[] = { "ROOT_URLCONF" }, *const sn[] = { "_wrapped" }, *const cn[] = { "settings" },
+				 *const un[] = { "urlpatterns" }, *const mn[] = { "django.conf", "site.urls" };
+	uint64_t v = mk_str(im, "site.urls"), wrapped = mk_obj(im, mk_type(im, "Settings"), wn, &v, 1);
+	uint64_t settings = mk_obj(im, mk_type(im, "LazySettings"), sn, &wrapped, 1);
+	uint64_t mods[2] = { mk_module(im, d->module_t, cn, &settings, 1), mk_module(im, d->module_t, un, &list, 1) };
+
+	return mk_runtime(im, mk_str_dict(im, mn, mods, 2));
+}
+
+/*
  * A code object named name whose variables are locals (<= 3.10: co_varnames), cells and free
  * variables, defining the functions whose code objects are in nested (co_consts, beside a non-code
  * constant).

@@ -1,4 +1,4 @@
-/* fuzz-sources: src/pythreads.c src/pylayout.c src/symbolize.c src/utf8.c src/linetable.c */
+/* fuzz-sources: src/pythreads.c src/pylayout.c src/symbolize.c src/utf8.c src/linetable.c src/routeread.c src/djroutes.c src/flaskroutes.c src/starroutes.c src/aioroutes.c */
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * The readers of a traced process's memory (pythreads: dicts by key, by hash, in order,
@@ -13,13 +13,19 @@
  * operation, a byte: XOR it into the byte there, write it, write a pointer into the image (to
  * the byte times 16), or write a 64-bit value (the byte shifted left by 4 times bits 2-5 of
  * the operation). Every reader is then run on the world's objects and names, and the
- * symbolizer on a method's code object.
+ * symbolizer on a method's code object. Flag 8: the world is a web app's instead (Django's URL
+ * patterns with includes, one list included twice, a re_path; a Starlette app with a Mount of a
+ * router), and the route tables are read from it (src/routeread.c: each read within its budget
+ * of reads, whatever the patches made of the includes: cycles too).
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "djroutes.h"
 #include "pythreads.h"
+#include "routeread.h"
+#include "routes.h"
 #include "symbolize.h"
 #include "../common/pyimage.h"
 
@@ -173,6 +179,111 @@ static void read_all(struct world *w, const struct app *a, const struct py_layou
 		abort();
 }
 
+/*
+ * The web app's world: sys.modules holds django.conf, the urlconf site.urls and
+ * starlette.applications; w->active is the Starlette app.
+ */
+static void mk_web_world(struct world *w, unsigned minor)
+{
+	struct image *im = &w->im;
+	struct djimage d;
+	static const char *const rxn[] = { "_regex" }, *const pn[] = { "pattern" }, *const rn[] = { "routes" },
+				 *const an[] = { "router" }, *const cn[] = { "Starlette" },
+				 *const mountn[] = { "path_regex", "path_format", "_base_app" },
+				 *const routen[] = { "path_regex", "path_format", "methods" },
+				 *const mn[] = { "django.conf", "site.urls", "starlette.applications" };
+	uint64_t api[2], root[5], v, list, starlette_t, re_t, router_t, str_t, pat, mv[3], inner, router, mods[3];
+	uint64_t runtime;
+
+	memset(w, 0, sizeof(*w));
+	im->l = py_layout__builtin(3, minor);
+	if (!im->l)
+		abort();
+	im->mem = calloc(1, ARENA);
+	im->top = BASE + 64;
+	w->mr = (struct mem_reader){ .read = img_read, .ctx = im };
+	dj_types(&d, im);
+	api[0] = dj_path(&d, "items/<slug:name>/");
+	api[1] = dj_path(&d, "items/");
+	list = mk_list(im, d.list_t, api, 2);
+	root[0] = dj_path(&d, "recipes/");
+	root[1] = dj_path(&d, "recipes/<int:pk>/");
+	root[2] = dj_include(&d, "api/", list);
+	root[3] = dj_include(&d, "v2/", list);
+	v = mk_str(im, "^old/(?P<year>[0-9]{4})/$");
+	v = mk_obj(im, mk_type(im, "RegexPattern"), rxn, &v, 1);
+	root[4] = mk_obj(im, d.pattern_t, pn, &v, 1);
+	runtime = dj_runtime(&d, mk_list(im, d.list_t, root, 5));
+	/* Starlette: app.router.routes = [Mount("/sub", Router([Route("/x/{id}", methods=["GET"])]))] */
+	re_t = mk_type(im, "re.Pattern");
+	router_t = mk_type(im, "Router");
+	pat = alloc(im, 64);	/* re.Pattern: its source string at 48 */
+	put64(im, pat + 8, re_t);
+	put64(im, pat + 48, mk_str(im, "^/x/(?P<id>[^/]+)$"));
+	mv[0] = pat;
+	mv[1] = mk_str(im, "/x/{id}");
+	/* methods: a set (mask at 32, table at 40) of strs {GET, HEAD} */
+	mv[2] = alloc(im, 48);
+	put64(im, mv[2] + 8, mk_type(im, "set"));
+	put64(im, mv[2] + 32, 7);
+	put64(im, mv[2] + 40, v = alloc(im, 8 * 16));
+	str_t = mk_type(im, "str");
+	put64(im, v, mk_str(im, "GET"));
+	put64(im, get64(im, v) + 8, str_t);
+	put64(im, v + 48, mk_str(im, "HEAD"));
+	put64(im, get64(im, v + 48) + 8, str_t);
+	inner = mk_obj(im, mk_type(im, "Route"), routen, mv, 3);
+	v = mk_list(im, d.list_t, &inner, 1);
+	router = mk_obj(im, router_t, rn, &v, 1);
+	pat = alloc(im, 64);
+	put64(im, pat + 8, re_t);
+	put64(im, pat + 48, mk_str(im, "^/sub/(?P<path>.*)$"));
+	mv[0] = pat;
+	mv[1] = mk_str(im, "/sub/{path}");
+	mv[2] = router;
+	v = mk_obj(im, mk_type(im, "Mount"), mountn, mv, 3);
+	v = mk_list(im, d.list_t, &v, 1);
+	router = mk_obj(im, router_t, rn, &v, 1);
+	starlette_t = mk_type(im, "Starlette");
+	w->active = mk_obj(im, starlette_t, an, &router, 1);
+	/* sys.modules: the two of dj_runtime's, and starlette.applications */
+	w->modules = get64(im, get64(im, runtime + im->l->rt_interp_head) + im->l->is_modules);
+	mods[0] = mods[1] = 0;
+	pythreads__dict_get(im->l, &w->mr, w->modules, "django.conf", &mods[0]);
+	pythreads__dict_get(im->l, &w->mr, w->modules, "site.urls", &mods[1]);
+	mods[2] = mk_module(im, d.module_t, cn, &starlette_t, 1);
+	w->modules = mk_str_dict(im, mn, mods, 3);
+	put64(im, get64(im, runtime + im->l->rt_interp_head) + im->l->is_modules, w->modules);
+	w->runtime = runtime;
+}
+
+static void read_routes(struct world *w)
+{
+	static const unsigned kinds[] = { 0, ROUTE_APP_STARLETTE, ROUTE_APP_HANDLER, ROUTE_APP_WSGI_WORKER };
+	static const char *const targets[] = { "/api/items/x/", "/v2/items/", "/old/2024/", "/sub/x/7", "/" };
+	const struct py_layout *l = w->im.l;
+	struct djroutes *t = djroutes__new();
+	const char *kind;
+	unsigned skipped;
+	char out[256];
+
+	if (!t)
+		abort();
+	for (unsigned k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+		djroutes__clear(t);
+		w->im.reads = 0;
+		kind = NULL;
+		skipped = 0;
+		routeread__table(l, &w->mr, w->runtime, kinds[k] ? w->active : 0, kinds[k], t, &skipped, &kind);
+		if (w->im.reads > ROUTEREAD_READS_MAX || !kind || djroutes__count(t) > DJROUTES_MAX)
+			abort();
+		for (unsigned i = 0; i < sizeof(targets) / sizeof(targets[0]); i++)
+			if (djroutes__match_method(t, "GET", targets[i], out, sizeof(out)) && !memchr(out, 0, sizeof(out)))
+				abort();
+	}
+	djroutes__free(t);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct world w;
@@ -180,6 +291,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 3)
 		return 0;
+	if (data[1] & 8) {
+		mk_web_world(&w, 8 + data[0] % 8);
+		for (size_t i = 3; i + 4 <= size; i += 4)
+			patch(&w, data + i);
+		read_routes(&w);
+		free_world(&w);
+		return 0;
+	}
 	mk_world(&w, 8 + data[0] % 8, data[1] & 1 ? HOME_DICT : HOME_NATURAL, 1 + data[2] % 64);
 	mk_app(&w, &app);
 	for (size_t i = 3; i + 4 <= size; i += 4)

@@ -51,55 +51,18 @@ static uint64_t modules(struct proc_image *p, const char *const *names, const ui
 
 struct django {
 	struct proc_image p;
-	uint64_t route_t, pattern_t, resolver_t;
+	struct djimage dj;
 };
 
 static void django_init(struct django *d, size_t size)
 {
 	image_init(&d->p, size);
-	d->route_t = mk_type(&d->p.im, "RoutePattern");
-	d->pattern_t = mk_type(&d->p.im, "URLPattern");
-	d->resolver_t = mk_type(&d->p.im, "URLResolver");
+	dj_types(&d->dj, &d->p.im);
 }
 
-static uint64_t route(struct django *d, const char *text)
-{
-	static const char *const names[] = { "_route" };
-	uint64_t v = mk_str(&d->p.im, text);
-
-	return mk_obj(&d->p.im, d->route_t, names, &v, 1);
-}
-
-/* path(text, view) */
-static uint64_t path(struct django *d, const char *text)
-{
-	static const char *const names[] = { "pattern", "callback" };
-	uint64_t v[2] = { route(d, text), mk_long(&d->p.im, 0) };
-
-	return mk_obj(&d->p.im, d->pattern_t, names, v, 2);
-}
-
-/* path(text, include(list)) */
-static uint64_t include(struct django *d, const char *text, uint64_t list)
-{
-	static const char *const names[] = { "pattern", "urlconf_name" };
-	uint64_t v[2] = { route(d, text), list };
-
-	return mk_obj(&d->p.im, d->resolver_t, names, v, 2);
-}
-
-/* django.conf.settings (LazySettings, its _wrapped Settings) with ROOT_URLCONF "site.urls", whose urlpatterns is list */
-static uint64_t django_runtime(struct django *d, uint64_t list)
-{
-	struct image *im = &d->p.im;
-	static const char *const wn[] = { "ROOT_URLCONF" }, *const sn[] = { "_wrapped" }, *const cn[] = { "settings" },
-				 *const un[] = { "urlpatterns" }, *const mn[] = { "django.conf", "site.urls" };
-	uint64_t v = mk_str(im, "site.urls"), wrapped = mk_obj(im, mk_type(im, "Settings"), wn, &v, 1);
-	uint64_t settings = mk_obj(im, mk_type(im, "LazySettings"), sn, &wrapped, 1);
-	uint64_t mods[2] = { mk_module(im, d->p.module_t, cn, &settings, 1), mk_module(im, d->p.module_t, un, &list, 1) };
-
-	return modules(&d->p, mn, mods, 2);
-}
+#define path(d, text) dj_path(&(d)->dj, text)
+#define include(d, text, list) dj_include(&(d)->dj, text, list)
+#define django_runtime(d, list) dj_runtime(&(d)->dj, list)
 
 static int read_table(struct proc_image *p, uint64_t runtime, uint64_t app, unsigned kind, struct djroutes *t,
 		      const char **what)

@@ -22,7 +22,8 @@
   elfsym     small real ELF files: a shared library, two extension modules, a pyenv launcher,
              fake_python, the python3.11 notes file
   pymem      no patches: each version's world (tests/common/pyimage.h) as built, the threads'
-             attributes where the version keeps them and in a dict, and dicts by hash
+             attributes where the version keeps them and in a dict, and dicts by hash; and each
+             version's web app (Django's patterns, a Starlette app) for the route readers
 Every seed is named by the SHA-1 of its bytes, as libFuzzer names inputs.
 """
 import glob
@@ -393,6 +394,7 @@ def pymem_seeds():
     """fuzz_pymem's header alone (version, flags, modules): the worlds as built, unpatched."""
     seeds = [bytes([v, home, 32]) for v in range(8) for home in (0, 1)]
     seeds += [bytes([v, flags, 32]) for v in (0, 3, 5, 7) for flags in (6, 3)]   # by hash: SipHash-1-3, -2-4
+    seeds += [bytes([v, 8, 0]) for v in range(8)]   # the web app's world: route tables
     return seeds
 
 
