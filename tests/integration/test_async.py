@@ -6,6 +6,7 @@ thread (asyncio event loops, gevent's hub), and on waitress: statements attribut
 Services (workloads/web_async.py; server + driver):
   uvicorn-starlette  asyncpg               uvicorn-fastapi  psycopg 3 async
   hypercorn (Starlette behind two middlewares)  psycopg 3 async   aiohttp  aiopg (psycopg2's async mode)
+  uvicorn-fastapi    SQLAlchemy 1.4's asyncio extension over asyncpg (its greenlet_spawn bridge)
   uvicorn-asyncpg-fastapi ... see SERVICES below
   gevent             gunicorn -k gevent, pg8000 (cooperative under gevent's patching)
   eventlet           gunicorn -k eventlet, pg8000 (likewise under eventlet's)
@@ -60,6 +61,9 @@ PER_CLIENT = {"n1": 3, "fixed": 3, "cpu": 2, "slow": 3}
 SERVICES = [
     ("uvicorn-starlette-asyncpg", "uvicorn-starlette", "asyncpg"),
     ("uvicorn-fastapi-psycopg", "uvicorn-fastapi", "psycopg"),
+    # SQLAlchemy's asyncio extension over asyncpg (FastAPI's common stack): the driver's calls run
+    # in a greenlet of SQLAlchemy's, its awaits in the request's task (greenlet_spawn)
+    ("uvicorn-fastapi-sqlalchemy", "uvicorn-fastapi", "sqlalchemy"),
     ("gunicorn-uvicorn-worker-psycopg", "gunicorn-uvicorn", "psycopg"),
     ("aiohttp-aiopg", "aiohttp", "aiopg"),
     ("gunicorn-gevent-pg8000", "gevent", "pg8000"),

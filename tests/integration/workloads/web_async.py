@@ -17,6 +17,8 @@ Usage: web_async.py SERVER DRIVER PORT K
           gevent | eventlet | waitress                                 (WSGI; gunicorn -k gevent|eventlet
                                                                         web_async:application)
   DRIVER  asyncpg | psycopg | aiopg    (asyncio: psycopg is psycopg 3's AsyncConnection)
+          sqlalchemy                   (asyncio: SQLAlchemy's AsyncConnection over asyncpg, whose
+                                        calls run in greenlets of SQLAlchemy's own: greenlet_spawn)
           pg8000 | psycopg2            (WSGI, FastAPI's def: pg8000 is pure Python, so gevent makes it
                                         cooperative)
 
@@ -74,11 +76,22 @@ class AsyncDB:
         if DRIVER == "aiopg":
             import aiopg
             return await aiopg.connect("")
+        if DRIVER == "sqlalchemy":
+            # asyncpg takes the PG* environment; autocommit: no BEGIN of SQLAlchemy's own
+            from sqlalchemy.ext.asyncio import create_async_engine
+            if not hasattr(self, "engine"):
+                self.engine = create_async_engine("postgresql+asyncpg://", isolation_level="AUTOCOMMIT",
+                                                  pool_size=POOL)
+            return await self.engine.connect()
         raise SystemExit("unknown driver " + DRIVER)
 
     async def rows(self, conn, sql, *args):
         if DRIVER == "asyncpg":
             return [tuple(r) for r in await conn.fetch(sql.replace("%s", "$1"), *args)]
+        if DRIVER == "sqlalchemy":
+            from sqlalchemy import text
+            result = await conn.execute(text(sql.replace("%s", ":p")), {"p": args[0]} if args else {})
+            return [tuple(r) for r in result.fetchall()]
         cur = await conn.cursor() if DRIVER == "aiopg" else conn.cursor()
         await cur.execute(sql, args or None)
         out = await cur.fetchall()
@@ -99,6 +112,9 @@ async def owner_name(conn, owner_id, n):
         return await conn.fetchval(OWNER.replace("%s", "$1"), owner_id)  # @n1_asyncpg
     if DRIVER == "psycopg":
         return (await (await conn.execute(OWNER, (owner_id,))).fetchone())[0]  # @n1_psycopg
+    if DRIVER == "sqlalchemy":
+        from sqlalchemy import text
+        return (await conn.execute(text(OWNER.replace("%s", ":p")), {"p": owner_id})).scalar()  # @n1_sqlalchemy
     cur = await conn.cursor()
     await cur.execute(OWNER, (owner_id,))  # @n1_aiopg
     name = (await cur.fetchone())[0]
