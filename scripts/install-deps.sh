@@ -22,6 +22,7 @@ pkgs=(
 	# asyncio, gevent and eventlet servers and drivers (tests/integration/test_async.py)
 	python3-uvicorn python3-starlette python3-fastapi python3-aiohttp python3-hypercorn
 	python3-gevent python3-eventlet python3-waitress python3-aiopg python3-uvloop python3-httptools
+	python3-tornado
 	# benchmarks and the exporter's tests
 	wrk prometheus python3-sentry-sdk bpftrace
 	# the exporter: HTTP server, pprof encoding, and go tool pprof to check its output

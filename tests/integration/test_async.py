@@ -8,6 +8,7 @@ Services (workloads/web_async.py; server + driver):
   hypercorn (Starlette behind two middlewares)  psycopg 3 async   aiohttp  aiopg (psycopg2's async mode)
   uvicorn-fastapi    SQLAlchemy 1.4's asyncio extension over asyncpg (its greenlet_spawn bridge)
   uvicorn-asyncpg-fastapi ... see SERVICES below
+  tornado            Tornado's own server, asyncpg
   gevent             gunicorn -k gevent, pg8000 (cooperative under gevent's patching)
   eventlet           gunicorn -k eventlet, pg8000 (likewise under eventlet's)
   waitress           psycopg2 (its main thread reads, its worker threads answer)
@@ -66,6 +67,8 @@ SERVICES = [
     ("uvicorn-fastapi-sqlalchemy", "uvicorn-fastapi", "sqlalchemy"),
     ("gunicorn-uvicorn-worker-psycopg", "gunicorn-uvicorn", "psycopg"),
     ("aiohttp-aiopg", "aiohttp", "aiopg"),
+    # Tornado's own server (Jupyter's, and many services'): handlers' coroutines on asyncio's loop
+    ("tornado-asyncpg", "tornado", "asyncpg"),
     ("gunicorn-gevent-pg8000", "gevent", "pg8000"),
     ("gunicorn-eventlet-pg8000", "eventlet", "pg8000"),
     ("waitress-psycopg2", "waitress", "psycopg2"),

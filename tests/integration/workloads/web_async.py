@@ -4,7 +4,7 @@ tests/integration/test_async.py. Each request counts its own statements and retu
 in an X-Queries header, so that the test can compare it with the tool's, request by request.
 
 Usage: web_async.py SERVER DRIVER PORT K
-  SERVER  uvicorn-starlette | uvicorn-fastapi | hypercorn | aiohttp
+  SERVER  uvicorn-starlette | uvicorn-fastapi | hypercorn | aiohttp | tornado
           uvicorn-uvloop-starlette | uvicorn-uvloop-fastapi       (uvloop and httptools: uvicorn[standard])
                                                                       (asyncio, one loop thread)
           uvicorn-fastapi-def                  (FastAPI's def endpoints: anyio's thread pool)
@@ -332,6 +332,29 @@ def run_aiohttp():
     web.run_app(app, host="127.0.0.1", port=PORT, access_log=None, print=None)
 
 
+def run_tornado():
+    """Tornado's own HTTP server on asyncio's loop: a RequestHandler's coroutine per request, whose
+    finish() writes the response from the request's task (IOStream writes at once when it can)."""
+    import tornado.httpserver
+    import tornado.web
+
+    class Handler(tornado.web.RequestHandler):
+        async def get(self, kind, rid=None):
+            body, n = await handle(kind)
+            self.set_header("Content-Type", "text/plain")
+            self.set_header("X-Queries", str(n))
+            self.write(body)
+
+    async def main():
+        await db.open()
+        app = tornado.web.Application([(r"/(n1|fixed|cpu|slow|warm)/(\d+)/", Handler), (r"/(health)/", Handler)])
+        server = tornado.httpserver.HTTPServer(app)
+        server.listen(PORT, "127.0.0.1")
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
 # ---- WSGI (gunicorn -k gevent or eventlet, waitress): one connection per thread or greenlet
 
 def sync_handler():
@@ -474,6 +497,8 @@ if __name__ == "__main__":
         asyncio.run(serve(app, cfg))
     elif SERVER == "aiohttp":
         run_aiohttp()
+    elif SERVER == "tornado":
+        run_tornado()
     elif SERVER == "waitress":
         import waitress
         waitress.serve(wsgi_app(), host="127.0.0.1", port=PORT, threads=8, _quiet=True)
