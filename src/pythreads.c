@@ -174,7 +174,7 @@ static bool str_is(const struct py_layout *l, const struct mem_reader *mr, uint6
 
 /*
  * The compact ASCII str at addr read once for several comparisons: its length (-1: not such a
- * str, or unreadable), its first bytes in buf (at most max of them). A read of max bytes that
+ * str, longer than max, or unreadable), its bytes in buf. A read of max bytes that
  * would run past the mapping is retried at the str's own length.
  */
 static int64_t str_load(const struct py_layout *l, const struct mem_reader *mr, uint64_t addr, uint8_t *buf,
@@ -195,8 +195,11 @@ static int64_t str_load(const struct py_layout *l, const struct mem_reader *mr, 
 	}
 	memcpy(&state, buf + l->str_state, 4);
 	memcpy(&length, buf + STR_LENGTH, 8);
-	/* compact (bit 5) and ASCII (bit 6), one byte per character (kind 1) */
-	if ((state >> 5 & 3) != 3 || (state >> 2 & 7) != 1 || length < 0)
+	/*
+	 * compact (bit 5) and ASCII (bit 6), one byte per character (kind 1), and no longer than
+	 * what was read (a longer str's length is its own: the callers read buf by it)
+	 */
+	if ((state >> 5 & 3) != 3 || (state >> 2 & 7) != 1 || length < 0 || (uint64_t)length > max)
 		return -1;
 	return length;
 }

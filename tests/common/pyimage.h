@@ -21,6 +21,7 @@
 
 #include "memread.h"
 #include "pylayout.h"
+#include "pythreads.h"
 
 #ifndef PYIMAGE_CHECK
 #define PYIMAGE_CHECK(cond) do { if (!(cond)) abort(); } while (0)
@@ -335,6 +336,64 @@ static inline uint64_t mk_tuple(struct image *im, const uint64_t *items, size_t 
 	put64(im, a + im->l->bytes_size, n);
 	put(im, a + im->l->tuple_items, items, 8 * n);
 	return a;
+}
+
+/* The hash that l's process gives the ASCII str s. */
+static inline int64_t hash_of(const struct py_layout *l, const char *s)
+{
+	int64_t h = (int64_t)pythreads__siphash(l->hash_k0, l->hash_k1, s, strlen(s), l->hash_rounds);
+
+	return h == -1 ? -2 : h;
+}
+
+/*
+ * The indices of the keys table of dict as CPython fills them (insertdict: the first empty slot
+ * along the key's probe sequence), the hashes cached in the key strs and, for a general table,
+ * in the entries. names[i] NULL: a deleted entry whose slot is a dummy (dead_hash: its hash).
+ */
+static inline void index_dict(struct image *im, const struct py_layout *hl, uint64_t dict, const char *const *names,
+		       size_t n, int64_t dead_hash)
+{
+	const struct py_layout *l = im->l;
+	uint64_t keys = get64(im, dict + l->dict_keys), size, ixw, entries;
+	unsigned esize = 24, koff = 8;
+
+	if (l->dk_log2) {
+		uint8_t log2_size = im->mem[keys + l->dk_size - BASE], log2_ix = im->mem[keys + l->dk_size + 1 - BASE];
+
+		size = 1ULL << log2_size;
+		ixw = (1ULL << log2_ix) / size;
+		if (im->mem[keys + l->dk_size + 2 - BASE] != 0) {
+			esize = 16;
+			koff = 0;
+		}
+	} else {
+		size = get64(im, keys + l->dk_size);
+		ixw = size <= 0xff ? 1 : size <= 0xffff ? 2 : 4;
+	}
+	entries = keys + l->dk_indices + size * ixw;
+	for (size_t i = 0; i < n; i++) {
+		int64_t h = names[i] ? hash_of(hl, names[i]) : dead_hash, ix = names[i] ? (int64_t)i : -2;
+		uint64_t mask = size - 1, slot = (uint64_t)h & mask, perturb = (uint64_t)h;
+		uint64_t key = get64(im, entries + i * esize + koff);
+
+		for (;;) {
+			int64_t cur = 0;
+
+			memcpy(&cur, im->mem + (keys + l->dk_indices + slot * ixw - BASE), ixw);
+			if (ixw < 8 && (cur >> (ixw * 8 - 1) & 1))
+				cur |= (int64_t)(~0ULL << (ixw * 8));	/* sign-extend */
+			if (cur == -1)
+				break;
+			perturb >>= 5;
+			slot = (slot * 5 + perturb + 1) & mask;
+		}
+		put(im, keys + l->dk_indices + slot * ixw, &ix, ixw);
+		if (koff == 8)
+			put64(im, entries + i * esize, (uint64_t)h);
+		if (key)
+			put64(im, key + 24, (uint64_t)h);	/* PyASCIIObject.hash */
+	}
 }
 
 /*

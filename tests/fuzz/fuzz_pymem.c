@@ -7,8 +7,9 @@
  * name and line). The collector runs as root and reads every CPython process of the host, so that
  * memory is any local user's to shape: no bytes in it may crash the collector, hang it or make
  * it read outside its buffers. Input: the version (3.8 + byte % 8); a byte of flags: where the
- * threads keep their attributes (1), dicts also looked up by hash (2) with SipHash-1-3 (4) or
- * -2-4; how many modules sys.modules holds; then patches to the world that
+ * threads keep their attributes (1), dicts also looked up by hash (2), learnt by
+ * pythreads__learn_hash from the hashes sys.modules' keys cache, SipHash-1-3 (4) or -2-4; how
+ * many modules sys.modules holds; then patches to the world that
  * tests/common/pyimage.h builds for it, four bytes each: a 16-bit offset into the image, an
  * operation, a byte: XOR it into the byte there, write it, write a pointer into the image (to
  * the byte times 16), or write a 64-bit value (the byte shifted left by 4 times bits 2-5 of
@@ -19,6 +20,7 @@
  * of reads, whatever the patches made of the includes: cycles too).
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -284,10 +286,46 @@ static void read_routes(struct world *w)
 	djroutes__free(t);
 }
 
+/*
+ * _Py_HashSecret's key (0x00..0x0f) in the image, and sys.modules and threading's dict indexed by
+ * SipHash-rounds-(rounds+2) under it, their keys' strs caching their hashes, as CPython makes
+ * them (pyimage.h's index_dict): what pythreads__learn_hash learns from and lookups by hash
+ * probe. Its address.
+ */
+static uint64_t mk_secret(struct world *w, unsigned rounds, size_t nmodules)
+{
+	static const char *const tnames[] = { "_limbo", NULL, "_active", "_main_thread" };
+	const char *mnames[64];
+	char (*buf)[16] = calloc(64, 16);
+	struct py_layout hl = *w->im.l;
+	uint64_t secret = alloc(&w->im, 16), md = 0;
+
+	if (!buf)
+		abort();
+	hl.hash_k0 = 0x0706050403020100ULL;
+	hl.hash_k1 = 0x0f0e0d0c0b0a0908ULL;
+	hl.hash_rounds = (uint8_t)rounds;
+	put64(&w->im, secret, hl.hash_k0);
+	put64(&w->im, secret + 8, hl.hash_k1);
+	/* mk_world's names: mod0, mod1, ..., threading in the middle */
+	for (size_t i = 0; i < nmodules; i++) {
+		snprintf(buf[i], 16, "mod%zu", i);
+		mnames[i] = buf[i];
+	}
+	mnames[nmodules / 2] = "threading";
+	index_dict(&w->im, &hl, w->modules, mnames, nmodules, 0);
+	if (!pythreads__module_dict(w->im.l, &w->mr, w->runtime, "threading", &md))
+		index_dict(&w->im, &hl, md, tnames, 4, hash_of(&hl, "gone"));
+	free(buf);
+	return secret;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct world w;
 	struct app app;
+	uint64_t secret;
+	unsigned rounds;
 
 	if (size < 3)
 		return 0;
@@ -301,16 +339,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	mk_world(&w, 8 + data[0] % 8, data[1] & 1 ? HOME_DICT : HOME_NATURAL, 1 + data[2] % 64);
 	mk_app(&w, &app);
+	rounds = data[1] & 4 ? 1 : 2;
+	secret = mk_secret(&w, rounds, 1 + data[2] % 64);
 	for (size_t i = 3; i + 4 <= size; i += 4)
 		patch(&w, data + i);
 	read_all(&w, &app, w.im.l);
 	if (data[1] & 2) {
-		/* the same with dicts looked up by hash, as once pythreads__learn_hash knows how */
+		/*
+		 * The same with dicts looked up by hash: as pythreads__learn_hash learns it from the
+		 * secret and the hashes sys.modules' keys cache (set before the patches, SipHash-1-3
+		 * or -2-4), or, where the patches left it nothing to learn, as if it had
+		 */
 		struct py_layout hl = *w.im.l;
 
-		hl.hash_rounds = data[1] & 4 ? 1 : 2;
-		hl.hash_k0 = 0x0706050403020100ULL;
-		hl.hash_k1 = 0x0f0e0d0c0b0a0908ULL;
+		if (pythreads__learn_hash(&hl, &w.mr, w.runtime, secret) ||
+		    (hl.hash_rounds != 1 && hl.hash_rounds != 2)) {
+			hl = *w.im.l;
+			hl.hash_rounds = rounds;
+			hl.hash_k0 = 0x0706050403020100ULL;
+			hl.hash_k1 = 0x0f0e0d0c0b0a0908ULL;
+		}
 		read_all(&w, &app, &hl);
 	}
 	free_world(&w);
