@@ -106,11 +106,11 @@ static inline uint64_t mk_str_cp(struct image *im, const uint32_t *cp, size_t n)
 
 static inline uint64_t mk_str(struct image *im, const char *s)
 {
-	uint32_t cp[64];
+	uint32_t cp[256];
 	size_t n = 0;
 
 	/* UTF-8 to code points (the test's own strings are valid) */
-	for (const unsigned char *p = (const unsigned char *)s; *p && n < 64; n++) {
+	for (const unsigned char *p = (const unsigned char *)s; *p && n < 256; n++) {
 		if (*p < 0x80) {
 			cp[n] = *p++;
 		} else if (*p < 0xe0) {
