@@ -33,9 +33,10 @@
 
 /*
  * What the frame finders and the symbolizer read, added to the world: module mod0's dict holds a
- * class View whose method get's code object (named, with a file name, a first line, a line
- * table and a qualified name where the version has one) has locals self and request and a cell
- * scope, and defines inner, whose free variable scope is.
+ * class View with a C method write (a method_descriptor, METH_O: what the uvloop probe's address
+ * is read from) and a method get, whose code object (named, with a file name, a first line, a
+ * line table and a qualified name where the version has one) has locals self and request and a
+ * cell scope, and defines inner, whose free variable scope is.
  */
 struct app {
 	uint64_t pycode_type, code, inner;
@@ -46,9 +47,10 @@ static void mk_app(struct world *w, struct app *a)
 	struct image *im = &w->im;
 	const struct py_layout *l = im->l;
 	static const char *const locals[] = { "self", "request" }, *const cells[] = { "scope" };
-	static const char *const fnames[] = { "get" }, *const cnames[] = { "View" };
+	static const char *const fnames[] = { "get", "write" }, *const cnames[] = { "View" };
 	static const uint8_t table[] = { 0x80, 0x00, 0xd8, 0x0b, 0x0c, 0x88, 0x34, 0x01, 0x02, 0x03 };
-	uint64_t fn, cls, mod = 0, tbl;
+	uint64_t fn[2], cls, mod = 0, tbl, def, name;
+	uint32_t flags = 0x0008;	/* METH_O */
 	int32_t first = 12;
 
 	a->pycode_type = alloc(im, 64);
@@ -62,10 +64,19 @@ static void mk_app(struct world *w, struct app *a)
 	put64(im, tbl + l->bytes_size, sizeof(table));
 	put(im, tbl + l->bytes_data, table, sizeof(table));
 	put64(im, a->code + l->co_linetable, tbl);
-	fn = alloc(im, l->func_code + 8);
-	put64(im, fn + l->func_code, a->code);
+	fn[0] = alloc(im, l->func_code + 8);
+	put64(im, fn[0] + l->func_code, a->code);
+	/* write: a C method (a method_descriptor: PyDescrObject.d_method at 40, its PyMethodDef) */
+	name = alloc(im, 16);
+	put(im, name, "write", 6);
+	def = alloc(im, 32);
+	put64(im, def, name);
+	put64(im, def + 8, 0x7f0000123450ULL);
+	put(im, def + 16, &flags, 4);
+	fn[1] = alloc(im, 48);
+	put64(im, fn[1] + 40, def);
 	cls = alloc(im, l->tp_dict + 8);
-	put64(im, cls + l->tp_dict, mk_str_dict(im, fnames, &fn, 1));
+	put64(im, cls + l->tp_dict, mk_str_dict(im, fnames, fn, 2));
 	if (!pythreads__dict_get(l, &w->mr, w->modules, "mod0", &mod) && mod)
 		put64(im, mod + l->mod_dict, mk_str_dict(im, cnames, &cls, 1));
 }
@@ -154,6 +165,8 @@ static void read_all(struct world *w, const struct app *a, const struct py_layou
 	pythreads__module_dict_since(l, mr, w->runtime, "mod1", &md, &seen);
 	pythreads__list_items(l, mr, w->active, items, 16);
 	pythreads__environ(l, mr, w->runtime, "PATH", buf, sizeof(buf));
+	pythreads__method_cfunc(l, mr, w->runtime, "mod0", "View", "write", &v);
+	pythreads__method_cfunc(l, mr, w->runtime, "mod0", "View", "get", &v);
 	if (!pythreads__method_code(l, mr, w->runtime, "mod0", "View", "get", &code)) {
 		struct symbolizer *sym = symbolizer__new(16);
 		struct py_frame_sym fs;
