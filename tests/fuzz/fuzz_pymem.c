@@ -16,8 +16,9 @@
  * the operation). Every reader is then run on the world's objects and names, and the
  * symbolizer on a method's code object. Flag 8: the world is a web app's instead (Django's URL
  * patterns with includes, one list included twice, a re_path; a Starlette app with a Mount of a
- * router), and the route tables are read from it (src/routeread.c: each read within its budget
- * of reads, whatever the patches made of the includes: cycles too).
+ * router; a Flask app behind a gunicorn worker; an aiohttp app with a sub-app), and the route
+ * tables are read from it (src/routeread.c: each read within its budget of reads, whatever the
+ * patches made of the includes: cycles too).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -194,11 +195,84 @@ static void read_all(struct world *w, const struct app *a, const struct py_layou
 		abort();
 }
 
+/* The app objects of the web world that responses' frames would give (routes.h's enum route_app). */
+struct web {
+	uint64_t starlette_app;		/* ROUTE_APP_STARLETTE */
+	uint64_t flask_worker;		/* ROUTE_APP_WSGI_WORKER: a gunicorn worker whose wsgi is a Flask app */
+	uint64_t aiohttp_handler;	/* ROUTE_APP_HANDLER: an aiohttp app's bound _handle */
+};
+
+static uint64_t mk_pattern(struct image *im, uint64_t re_t, const char *source)
+{
+	uint64_t pat = alloc(im, 64);	/* re.Pattern: its source string at 48 */
+
+	put64(im, pat + 8, re_t);
+	put64(im, pat + 48, mk_str(im, source));
+	return pat;
+}
+
 /*
- * The web app's world: sys.modules holds django.conf, the urlconf site.urls and
- * starlette.applications; w->active is the Starlette app.
+ * Flask's (werkzeug's Map._rules_by_endpoint: endpoint -> [Rule]) behind a gunicorn worker, and
+ * aiohttp's (app._router._resources: a PlainResource, a DynamicResource, a sub-app under a
+ * prefix) behind its bound _handle.
  */
-static void mk_web_world(struct world *w, unsigned minor)
+static void mk_flask_aiohttp(struct image *im, struct djimage *d, uint64_t re_t, uint64_t flask_t, struct web *web)
+{
+	static const char *const rulen[] = { "rule", "_converters" }, *const convn[] = { "regex" },
+				 *const pkn[] = { "pk" }, *const epn[] = { "books", "book" },
+				 *const mapn[] = { "_rules_by_endpoint" }, *const appn[] = { "url_map" },
+				 *const wn[] = { "wsgi" }, *const routen[] = { "_method" },
+				 *const plainn[] = { "_path", "_routes" }, *const dynn[] = { "_formatter", "_pattern", "_routes" },
+				 *const subn[] = { "_prefix", "_app" }, *const resn[] = { "_resources" },
+				 *const rtn[] = { "_router" };
+	uint64_t rule_t = mk_type(im, "Rule"), v[3], r[2], lists[2], app, res[3], sub, router, m;
+
+	v[0] = mk_str(im, "/books/");
+	v[1] = mk_str_dict(im, NULL, NULL, 0);
+	r[0] = mk_obj(im, rule_t, rulen, v, 2);
+	v[0] = mk_str(im, "\\d+");
+	v[2] = mk_obj(im, mk_type(im, "IntegerConverter"), convn, v, 1);
+	v[0] = mk_str(im, "/books/<int:pk>/");
+	v[1] = mk_str_dict(im, pkn, &v[2], 1);
+	r[1] = mk_obj(im, rule_t, rulen, v, 2);
+	lists[0] = mk_list(im, d->list_t, &r[0], 1);
+	lists[1] = mk_list(im, d->list_t, &r[1], 1);
+	v[0] = mk_str_dict(im, epn, lists, 2);
+	v[0] = mk_obj(im, mk_type(im, "Map"), mapn, v, 1);
+	app = mk_obj(im, flask_t, appn, v, 1);
+	web->flask_worker = mk_obj(im, mk_type(im, "SyncWorker"), wn, &app, 1);
+
+	/* aiohttp */
+	v[0] = mk_str(im, "GET");
+	v[0] = mk_obj(im, mk_type(im, "ResourceRoute"), routen, v, 1);
+	m = mk_list(im, d->list_t, v, 1);
+	v[0] = mk_str(im, "/health");
+	v[1] = m;
+	res[0] = mk_obj(im, mk_type(im, "PlainResource"), plainn, v, 2);
+	v[0] = mk_str(im, "/items/{id}");
+	v[1] = mk_pattern(im, re_t, "/items/(?P<id>[^{}/]+)");
+	v[2] = m;
+	res[1] = mk_obj(im, mk_type(im, "DynamicResource"), dynn, v, 3);
+	v[0] = mk_list(im, d->list_t, &res[0], 1);
+	router = mk_obj(im, mk_type(im, "UrlDispatcher"), resn, v, 1);
+	sub = mk_obj(im, mk_type(im, "Application"), rtn, &router, 1);
+	v[0] = mk_str(im, "/admin");
+	v[1] = sub;
+	res[2] = mk_obj(im, mk_type(im, "PrefixedSubAppResource"), subn, v, 2);
+	v[0] = mk_list(im, d->list_t, res, 3);
+	router = mk_obj(im, mk_type(im, "UrlDispatcher"), resn, v, 1);
+	app = mk_obj(im, mk_type(im, "Application"), rtn, &router, 1);
+	/* the bound method app._handle: PyMethodObject, im_self at 24 */
+	web->aiohttp_handler = alloc(im, 48);
+	put64(im, web->aiohttp_handler + 8, mk_type(im, "method"));
+	put64(im, web->aiohttp_handler + 24, app);
+}
+
+/*
+ * The web app's world: sys.modules holds django.conf, the urlconf site.urls,
+ * starlette.applications and flask.app; web has the objects frames would give.
+ */
+static void mk_web_world(struct world *w, unsigned minor, struct web *web)
 {
 	struct image *im = &w->im;
 	struct djimage d;
@@ -206,8 +280,9 @@ static void mk_web_world(struct world *w, unsigned minor)
 				 *const an[] = { "router" }, *const cn[] = { "Starlette" },
 				 *const mountn[] = { "path_regex", "path_format", "_base_app" },
 				 *const routen[] = { "path_regex", "path_format", "methods" },
-				 *const mn[] = { "django.conf", "site.urls", "starlette.applications" };
-	uint64_t api[2], root[5], v, list, starlette_t, re_t, router_t, str_t, pat, mv[3], inner, router, mods[3];
+				 *const fcn[] = { "Flask" },
+				 *const mn[] = { "django.conf", "site.urls", "starlette.applications", "flask.app" };
+	uint64_t api[2], root[5], v, list, starlette_t, flask_t, re_t, router_t, str_t, pat, mv[3], inner, router, mods[4];
 	uint64_t runtime;
 
 	memset(w, 0, sizeof(*w));
@@ -260,22 +335,27 @@ static void mk_web_world(struct world *w, unsigned minor)
 	v = mk_list(im, d.list_t, &v, 1);
 	router = mk_obj(im, router_t, rn, &v, 1);
 	starlette_t = mk_type(im, "Starlette");
-	w->active = mk_obj(im, starlette_t, an, &router, 1);
+	w->active = web->starlette_app = mk_obj(im, starlette_t, an, &router, 1);
+	flask_t = mk_type(im, "Flask");
+	mk_flask_aiohttp(im, &d, re_t, flask_t, web);
 	/* sys.modules: the two of dj_runtime's, and starlette.applications */
 	w->modules = get64(im, get64(im, runtime + im->l->rt_interp_head) + im->l->is_modules);
 	mods[0] = mods[1] = 0;
 	pythreads__dict_get(im->l, &w->mr, w->modules, "django.conf", &mods[0]);
 	pythreads__dict_get(im->l, &w->mr, w->modules, "site.urls", &mods[1]);
 	mods[2] = mk_module(im, d.module_t, cn, &starlette_t, 1);
-	w->modules = mk_str_dict(im, mn, mods, 3);
+	mods[3] = mk_module(im, d.module_t, fcn, &flask_t, 1);
+	w->modules = mk_str_dict(im, mn, mods, 4);
 	put64(im, get64(im, runtime + im->l->rt_interp_head) + im->l->is_modules, w->modules);
 	w->runtime = runtime;
 }
 
-static void read_routes(struct world *w)
+static void read_routes(struct world *w, const struct web *web)
 {
 	static const unsigned kinds[] = { 0, ROUTE_APP_STARLETTE, ROUTE_APP_HANDLER, ROUTE_APP_WSGI_WORKER };
-	static const char *const targets[] = { "/api/items/x/", "/v2/items/", "/old/2024/", "/sub/x/7", "/" };
+	static const char *const targets[] = { "/api/items/x/", "/v2/items/", "/old/2024/", "/sub/x/7", "/",
+					       "/books/3/", "/items/9", "/admin/health" };
+	const uint64_t apps[] = { 0, web->starlette_app, web->aiohttp_handler, web->flask_worker };
 	const struct py_layout *l = w->im.l;
 	struct djroutes *t = djroutes__new();
 	const char *kind;
@@ -289,7 +369,7 @@ static void read_routes(struct world *w)
 		w->im.reads = 0;
 		kind = NULL;
 		skipped = 0;
-		routeread__table(l, &w->mr, w->runtime, kinds[k] ? w->active : 0, kinds[k], t, &skipped, &kind);
+		routeread__table(l, &w->mr, w->runtime, apps[k], kinds[k], t, &skipped, &kind);
 		if (w->im.reads > ROUTEREAD_READS_MAX || !kind || djroutes__count(t) > DJROUTES_MAX)
 			abort();
 		for (unsigned i = 0; i < sizeof(targets) / sizeof(targets[0]); i++)
@@ -343,10 +423,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 3)
 		return 0;
 	if (data[1] & 8) {
-		mk_web_world(&w, 8 + data[0] % 8);
+		struct web web;
+
+		mk_web_world(&w, 8 + data[0] % 8, &web);
 		for (size_t i = 3; i + 4 <= size; i += 4)
 			patch(&w, data + i);
-		read_routes(&w);
+		read_routes(&w, &web);
 		free_world(&w);
 		return 0;
 	}
