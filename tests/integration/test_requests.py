@@ -766,23 +766,18 @@ def main():
                 record("asyncio: python3-psycopg2 is installed (scripts/install-deps.sh)", False)
             else:
                 case_asyncio(cluster, tmp)
-        if args.k in "flask":
-            if {"flask", "sqlalchemy", "psycopg2"} & set(missing):
-                record("flask: python3-flask, python3-sqlalchemy and python3-psycopg2 are installed (scripts/install-deps.sh)", False)
+        for name, run, needs, pkgs in (
+                ("flask", lambda: case_flask(cluster, tmp), [], ""),
+                ("flask-factory-gunicorn", lambda: case_flask_factory(cluster, tmp), [GUNICORN], " and gunicorn"),
+                ("uwsgi-flask", lambda: case_uwsgi_flask(cluster, tmp), [UWSGI],
+                 ", uwsgi-core and uwsgi-plugin-python3")):
+            if args.k not in name:
+                continue
+            if {"flask", "sqlalchemy", "psycopg2"} & set(missing) or not all(map(os.path.exists, needs)):
+                record(name + ": python3-flask, python3-sqlalchemy, python3-psycopg2%s are installed "
+                       "(scripts/install-deps.sh)" % pkgs, False)
             else:
-                case_flask(cluster, tmp)
-        if args.k in "flask-factory-gunicorn":
-            if {"flask", "sqlalchemy", "psycopg2"} & set(missing) or not os.path.exists(GUNICORN):
-                record("flask-factory-gunicorn: python3-flask, python3-sqlalchemy, python3-psycopg2 and gunicorn are "
-                       "installed (scripts/install-deps.sh)", False)
-            else:
-                case_flask_factory(cluster, tmp)
-        if args.k in "uwsgi-flask":
-            if {"flask", "sqlalchemy", "psycopg2"} & set(missing) or not os.path.exists(UWSGI):
-                record("uwsgi-flask: python3-flask, python3-sqlalchemy, python3-psycopg2, uwsgi-core and "
-                       "uwsgi-plugin-python3 are installed (scripts/install-deps.sh)", False)
-            else:
-                case_uwsgi_flask(cluster, tmp)
+                run()
     finally:
         cluster.stop()
         if args.verbose:
