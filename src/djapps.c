@@ -170,6 +170,8 @@ static void try_read(struct djapps *a, struct procs *ps, struct djproc *d, uint6
 			return;
 		}
 		a->st.read_errors++;
+		if (ret == -ELOOP)
+			a->st.too_long++;
 		/* -ENOTSUP: what the tool cannot name (several Flask apps); -ELOOP: too long to read */
 		if (ret == -ENOTSUP || ret == -ELOOP ||
 		    (ret == -EAGAIN ? ++d->not_ready >= TRIES_NOT_READY : ++d->errors >= TRIES_ERRORS))

@@ -42,6 +42,7 @@ struct djapps_stats {
 	uint64_t opaque;		/* of which patterns that name no path (not translatable) */
 	uint64_t skipped;		/* patterns not read: DJROUTES_MAX, DJROUTES_DEPTH, unknown kinds */
 	uint64_t reads, read_errors;	/* attempts, and those that failed (torn reads, not set up yet) */
+	uint64_t too_long;		/* of those, tables given up: over ROUTEREAD_READS_MAX reads (routeread.h) */
 	uint64_t dropped;		/* processes over DJAPPS_PIDS or tables over DJAPPS_TABLES */
 	uint64_t named;			/* requests named by a pattern */
 };

@@ -553,6 +553,7 @@ static void httptrace_json(void *c, struct jsonw *w)
 	jsonw__uint_field(w, "patterns_skipped", st.django.skipped);
 	jsonw__uint_field(w, "reads", st.django.reads);
 	jsonw__uint_field(w, "read_errors", st.django.read_errors);
+	jsonw__uint_field(w, "tables_too_long", st.django.too_long);
 	jsonw__uint_field(w, "processes_dropped", st.django.dropped);
 	jsonw__uint_field(w, "requests_named", st.django.named);
 	jsonw__end_object(w);

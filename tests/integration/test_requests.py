@@ -19,6 +19,8 @@ Services:
                   request counted once, in the worker
   uwsgi-flask     Flask (an app factory's app in a wsgi file) on uWSGI: --lazy-apps, 2 threads a
                   worker, keep-alive (--http11-socket), 2 clients
+  django-loop     a urlconf that includes itself (a stand-in any process could be): its table given
+                  up within the tool's budget of reads, the requests named by their folded paths
   aiohttp-routes-INTERP  the reader of an aiohttp app's router (src/aioroutes.c) on every
                   interpreter, against a stand-in of aiohttp's objects (workloads/aiohttp_standin.py)
   starlette-routes-INTERP  the reader of a Starlette app's routes (src/starroutes.c) on every
@@ -554,6 +556,37 @@ def case_standin(interp, kind, script, table, names, table_what, names_what):
         p.wait(timeout=30)
 
 
+def case_django_loop(tmp):
+    """A urlconf that includes itself (workloads/django_loop_standin.py; any process can make one):
+    the tool gives its table up within its budget of reads (src/routeread.h), answers on, and
+    names the requests by their folded paths."""
+    name = "django-loop"
+    port = free_port(18800, 18900)
+    s = subprocess.Popen([PY, os.path.join(WORKLOADS, "django_loop_standin.py"), str(port)],
+                         stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, name + ".log"), "w"))
+    try:
+        if not record(name + ": the stand-in answers", wait_http(port, "/health/")):
+            return
+        t, js, rlog, err = trace(s.pid, tmp, name)
+        plan = [("/a/1/", 200, 3), ("/a/2/", 200, 3)]
+        t0 = time.monotonic()
+        times, errors = drive(port, plan)
+        took = time.monotonic() - t0
+        time.sleep(0.3)
+        rc, stderr = stop_tool(t, err)
+        if not record(name + ": tool exits 0", rc == 0, stderr[-800:]):
+            return
+        doc = json.load(open(js))
+        up = doc["http"]["url_patterns"]
+        got = {(r["route"], r["status"]): r["count"] for r in doc["requests"]}
+        record(name + ": the table given up as too long to read, once", up.get("tables_too_long") == 1 and
+               up["processes_read"] == 0 and up["reads"] == 1, json.dumps(up))
+        record(name + ": every request answered and counted by its folded path, in %.1f s" % took,
+               not errors and got == {("/a/{id}/", 200): 6} and took < 10, "%s %s" % (errors, got))
+    finally:
+        stop(s)
+
+
 def case_django_patterns_demo():
     """Django itself (Debian's), the demo's urlconf: settings and urlconf loaded by a first request."""
     name = "django-patterns-demo"
@@ -741,6 +774,8 @@ def main():
                 case_standin(interp, "flask-rules", "flask_standin.py", FLASK_STANDIN_TABLE, FLASK_STANDIN_NAMES,
                              "the app's %d rules read, one not translatable, build_only left out" %
                              len(FLASK_STANDIN_TABLE), "paths named only where every rule matching them agrees")
+        if args.k in "django-loop":
+            case_django_loop(tmp)
         if args.k in "django-patterns-demo":
             if "django" in missing:
                 record("django-patterns-demo: python3-django is installed (scripts/install-deps.sh)", False)
