@@ -396,7 +396,7 @@ def case_scrape(cluster, tmp):
             time.sleep(0.5)	# its events are in
             ms0 = col.ms()
             n1_route = dict(http_request_method="GET", http_route="/n1/{rid}/")
-            reasons = ("task_unknown", "no_response")
+            reasons = ("task_unknown", "no_response", "outside_requests")
             before = [metric(ms0, "pytrace_db_operations_unattributed_total", reason=r) for r in reasons] + \
                      [metric(ms0, "pytrace_http_request_db_operations_sum", **n1_route)]
             # requests at once (8 clients, two N+1 requests each): the loop serves several, so it
@@ -412,15 +412,20 @@ def case_scrape(cluster, tmp):
             ms1 = col.ms()
             after = [metric(ms1, "pytrace_db_operations_unattributed_total", reason=r) for r in reasons] + \
                     [metric(ms1, "pytrace_http_request_db_operations_sum", **n1_route)]
+            # /bg/'s task ends after its statement, and an N+1 request's task made after it may
+            # reuse its coroutine frame's address, the task key: then that request's response
+            # claims the statement and counts it outside requests (before that request was read:
+            # src/requests.h), else no response claims it. Given to no request either way.
+            no_resp, outside = after[1] - before[1], after[2] - before[2]
             n1 = sum(v for k, v in ms1.items() if k[0] == "pytrace_n_plus_one_total" and
                      dict(k[1]).get("http_route") == "/n1/{rid}/")
             unattr = [(k, v) for k, v in ms1.items() if k[0].startswith("pytrace_db_operations_unattributed")]
-            record("scrape: uvicorn on uvloop: a background task's statement counted as unattributed, "
-                   "claimed by no response", bg == [True] and after[1] - before[1] == 1,
+            record("scrape: uvicorn on uvloop: a background task's statement given to no request (claimed by no "
+                   "response, or counted outside requests)", bg == [True] and no_resp + outside == 1,
                    "before %s after %s: %s" % (before, after, unattr))
             record("scrape: uvicorn on uvloop: each statement given to its request (%d sent), none of an unknown "
                    "task, the N+1 counted for each request" % sent,
-                   up and sent > 0 and after[2] - before[2] == sent and after[0] == before[0] and n1 >= 16,
+                   up and sent > 0 and after[3] - before[3] == sent and after[0] == before[0] and n1 >= 16,
                    "before %s after %s, N+1 %s: %s" % (before, after, n1, unattr))
         finally:
             test_async.stop_server(u)
