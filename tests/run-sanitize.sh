@@ -41,7 +41,9 @@ done
 # interpreter per layout family for sampling (3.10: frame objects, Debian's 3.11: interpreter
 # frames through cframe, 3.13: current_frame and _Py_DebugOffsets), --idle and --gil on two of
 # them, the SQL from the wire (every driver over the unix socket, TLS over TCP), the libpq probes with psycopg2,
-# HTTP requests with N+1 (by thread, and by task on uvicorn with psycopg 3, also over TLS, and on
+# HTTP requests with N+1 (by thread: gunicorn's sync and gthread workers, the raw tracepoints,
+# uWSGI's binary protocol behind nginx, a urlconf that includes itself; by task on plain asyncio,
+# and on uvicorn with psycopg 3, also over TLS, and on
 # gevent, and through anyio's thread pool on uvicorn: FastAPI's def endpoints; uvicorn on uvloop
 # with asyncpg runs in the collector's case); a command started under
 # the tool with its threads named (managed and inline instance dicts); the collector serving metrics to a real
@@ -56,7 +58,8 @@ if [ "${SANITIZE_INTEGRATION:-1}" != 0 ]; then
 	export PT_WIRE_UNIX_ONLY=1 PT_WIRE_BRIEF=1
 	for suite in "test_sampling.py -k pyenv-3.10,debian" "test_wall.py -k debian" \
 		     "test_launch.py -k debian" "test_collector.py -k scrape" \
-		     "test_wire.py" "test_sql.py -k psycopg2/" "test_requests.py" \
+		     "test_wire.py" "test_sql.py -k psycopg2/" \
+		     "test_requests.py -k django-sync,django-gthread,django-loop,uwsgi-nginx,asyncio" \
 		     "test_async.py -k uvicorn-fastapi-psycopg,uvicorn-fastapi-def-mw"; do
 		echo "== sanitized integration: $suite"
 		# shellcheck disable=SC2086

@@ -37,7 +37,7 @@ server's main pid; then per-route counts must equal what was sent, the N+1 view 
 be flagged with K repeats at its call site, its fixed twin and the query-free views must not be,
 and SQL time <= total time <= the client's own time, request by request (sorted per route).
 
-Run as root from the repository: tests/integration/test_requests.py [-k SUBSTRING] [-v]
+Run as root from the repository: tests/integration/test_requests.py [-k SUBSTRING[,SUBSTRING...]] [-v]
 (PYTRACE_BPF=/path/to/pytrace-bpf tests another build.) Ends with "N passed, N failed".
 """
 import http.client
@@ -732,7 +732,11 @@ def case_asyncio(cluster, tmp):
 
 
 def main():
-    args, status = harness.start("run only services whose name contains this")
+    args, status = harness.start("run only services whose name contains this (a,b: either)")
+
+    def want(name):  # -k a,b: either
+        return any(k in name for k in args.k.split(","))
+
     if status is not None:
         return status
     missing = [m for m in ("django", "psycopg2", "flask", "sqlalchemy")
@@ -749,39 +753,39 @@ def main():
                            stdout=subprocess.DEVNULL)
         for worker, hook in (("sync", None), ("gthread", None), ("sync", "raw")):
             name = "django-" + worker + ("-raw-tracepoints" if hook else "")
-            if args.k not in name:
+            if not want(name):
                 continue
             if {"django", "psycopg2"} & set(missing) or not os.path.exists(GUNICORN):
                 record(name + ": python3-django, python3-psycopg2 and gunicorn are installed (scripts/install-deps.sh)", False)
             else:
                 case_django(cluster, tmp, worker, hook)
         for interp in harness.find_interpreters():
-            if args.k in "django-patterns-" + interp.label:
+            if want("django-patterns-" + interp.label):
                 case_standin(interp, "django-patterns", "django_standin.py", STANDIN_TABLE, STANDIN_NAMES,
                              "%d endpoints read in Django's order, includes joined, 2 not translatable" %
                              len(STANDIN_TABLE), "paths named by the first pattern that surely matches")
-            if args.k in "aiohttp-routes-" + interp.label:
+            if want("aiohttp-routes-" + interp.label):
                 case_standin(interp, "aiohttp-routes", "aiohttp_standin.py", AIOHTTP_STANDIN_TABLE,
                              AIOHTTP_STANDIN_NAMES, "the router's %d resources read, sub-app included, its source "
                              "pattern read from re.Pattern" % len(AIOHTTP_STANDIN_TABLE),
                              "paths named by the first resource that surely matches")
-            if args.k in "starlette-routes-" + interp.label:
+            if want("starlette-routes-" + interp.label):
                 case_standin(interp, "starlette-routes", "starlette_standin.py", STARLETTE_STANDIN_TABLE,
                              STARLETTE_STANDIN_NAMES, "the app's %d routes read, Mounts joined, methods kept, the "
                              "app found among 2 (the one mounting the other)" % len(STARLETTE_STANDIN_TABLE),
                              "paths named as Starlette's Router picks, by method")
-            if args.k in "flask-rules-" + interp.label:
+            if want("flask-rules-" + interp.label):
                 case_standin(interp, "flask-rules", "flask_standin.py", FLASK_STANDIN_TABLE, FLASK_STANDIN_NAMES,
                              "the app's %d rules read, one not translatable, build_only left out" %
                              len(FLASK_STANDIN_TABLE), "paths named only where every rule matching them agrees")
-        if args.k in "django-loop":
+        if want("django-loop"):
             case_django_loop(tmp)
-        if args.k in "django-patterns-demo":
+        if want("django-patterns-demo"):
             if "django" in missing:
                 record("django-patterns-demo: python3-django is installed (scripts/install-deps.sh)", False)
             else:
                 case_django_patterns_demo()
-        if args.k in "runserver":
+        if want("runserver"):
             if {"django", "psycopg2"} & set(missing):
                 record("runserver: python3-django and python3-psycopg2 are installed (scripts/install-deps.sh)", False)
             else:
@@ -789,14 +793,14 @@ def main():
         for name, run, needs in (("uwsgi", lambda: case_uwsgi(cluster, tmp), [UWSGI]),
                                  ("uwsgi-router", lambda: case_uwsgi(cluster, tmp, router=True), [UWSGI]),
                                  ("uwsgi-nginx", lambda: case_uwsgi_nginx(cluster, tmp), [UWSGI, NGINX])):
-            if args.k not in name:
+            if not want(name):
                 continue
             if {"django", "psycopg2"} & set(missing) or not all(map(os.path.exists, needs)):
                 record(name + ": python3-django, python3-psycopg2, uwsgi-core, uwsgi-plugin-python3%s are installed "
                        "(scripts/install-deps.sh)" % (" and nginx-light" if NGINX in needs else ""), False)
             else:
                 run()
-        if args.k in "asyncio":
+        if want("asyncio"):
             if "psycopg2" in missing:
                 record("asyncio: python3-psycopg2 is installed (scripts/install-deps.sh)", False)
             else:
@@ -806,7 +810,7 @@ def main():
                 ("flask-factory-gunicorn", lambda: case_flask_factory(cluster, tmp), [GUNICORN], " and gunicorn"),
                 ("uwsgi-flask", lambda: case_uwsgi_flask(cluster, tmp), [UWSGI],
                  ", uwsgi-core and uwsgi-plugin-python3")):
-            if args.k not in name:
+            if not want(name):
                 continue
             if {"flask", "sqlalchemy", "psycopg2"} & set(missing) or not all(map(os.path.exists, needs)):
                 record(name + ": python3-flask, python3-sqlalchemy, python3-psycopg2%s are installed "
