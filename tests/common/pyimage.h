@@ -437,6 +437,26 @@ static inline uint64_t mk_list(struct image *im, uint64_t list_type, const uint6
 	return obj;
 }
 
+/* list (mk_list) holding n copies of item: a list that item refers to is made first, then filled. */
+static inline void fill_list(struct image *im, uint64_t list, uint64_t item, size_t n)
+{
+	uint64_t v = get64(im, list + 24);	/* ob_item */
+
+	PYIMAGE_CHECK(get64(im, list + 16) == n);
+	for (size_t i = 0; i < n; i++)
+		put64(im, v + 8 * i, item);
+}
+
+/* A compiled re.Pattern (re_t: mk_type(im, "re.Pattern")): _sre's PatternObject, its source at 48. */
+static inline uint64_t mk_re_pattern(struct image *im, uint64_t re_t, const char *source)
+{
+	uint64_t pat = alloc(im, 64);
+
+	put64(im, pat + 8, re_t);
+	put64(im, pat + 48, mk_str(im, source));
+	return pat;
+}
+
 /* A module object (module_type: mk_type(im, "module")) whose globals are names = vals. */
 static inline uint64_t mk_module(struct image *im, uint64_t module_type, const char *const *names,
 				 const uint64_t *vals, size_t n)

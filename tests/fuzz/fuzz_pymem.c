@@ -202,15 +202,6 @@ struct web {
 	uint64_t aiohttp_handler;	/* ROUTE_APP_HANDLER: an aiohttp app's bound _handle */
 };
 
-static uint64_t mk_pattern(struct image *im, uint64_t re_t, const char *source)
-{
-	uint64_t pat = alloc(im, 64);	/* re.Pattern: its source string at 48 */
-
-	put64(im, pat + 8, re_t);
-	put64(im, pat + 48, mk_str(im, source));
-	return pat;
-}
-
 /*
  * Flask's (werkzeug's Map._rules_by_endpoint: endpoint -> [Rule]) behind a gunicorn worker, and
  * aiohttp's (app._router._resources: a PlainResource, a DynamicResource, a sub-app under a
@@ -250,7 +241,7 @@ static void mk_flask_aiohttp(struct image *im, struct djimage *d, uint64_t re_t,
 	v[1] = m;
 	res[0] = mk_obj(im, mk_type(im, "PlainResource"), plainn, v, 2);
 	v[0] = mk_str(im, "/items/{id}");
-	v[1] = mk_pattern(im, re_t, "/items/(?P<id>[^{}/]+)");
+	v[1] = mk_re_pattern(im, re_t, "/items/(?P<id>[^{}/]+)");
 	v[2] = m;
 	res[1] = mk_obj(im, mk_type(im, "DynamicResource"), dynn, v, 3);
 	v[0] = mk_list(im, d->list_t, &res[0], 1);
@@ -282,7 +273,7 @@ static void mk_web_world(struct world *w, unsigned minor, struct web *web)
 				 *const routen[] = { "path_regex", "path_format", "methods" },
 				 *const fcn[] = { "Flask" },
 				 *const mn[] = { "django.conf", "site.urls", "starlette.applications", "flask.app" };
-	uint64_t api[2], root[5], v, list, starlette_t, flask_t, re_t, router_t, str_t, pat, mv[3], inner, router, mods[4];
+	uint64_t api[2], root[5], v, list, starlette_t, flask_t, re_t, router_t, str_t, mv[3], inner, router, mods[4];
 	uint64_t runtime;
 
 	memset(w, 0, sizeof(*w));
@@ -307,10 +298,7 @@ static void mk_web_world(struct world *w, unsigned minor, struct web *web)
 	/* Starlette: app.router.routes = [Mount("/sub", Router([Route("/x/{id}", methods=["GET"])]))] */
 	re_t = mk_type(im, "re.Pattern");
 	router_t = mk_type(im, "Router");
-	pat = alloc(im, 64);	/* re.Pattern: its source string at 48 */
-	put64(im, pat + 8, re_t);
-	put64(im, pat + 48, mk_str(im, "^/x/(?P<id>[^/]+)$"));
-	mv[0] = pat;
+	mv[0] = mk_re_pattern(im, re_t, "^/x/(?P<id>[^/]+)$");
 	mv[1] = mk_str(im, "/x/{id}");
 	/* methods: a set (mask at 32, table at 40) of strs {GET, HEAD} */
 	mv[2] = alloc(im, 48);
@@ -325,10 +313,7 @@ static void mk_web_world(struct world *w, unsigned minor, struct web *web)
 	inner = mk_obj(im, mk_type(im, "Route"), routen, mv, 3);
 	v = mk_list(im, d.list_t, &inner, 1);
 	router = mk_obj(im, router_t, rn, &v, 1);
-	pat = alloc(im, 64);
-	put64(im, pat + 8, re_t);
-	put64(im, pat + 48, mk_str(im, "^/sub/(?P<path>.*)$"));
-	mv[0] = pat;
+	mv[0] = mk_re_pattern(im, re_t, "^/sub/(?P<path>.*)$");
 	mv[1] = mk_str(im, "/sub/{path}");
 	mv[2] = router;
 	v = mk_obj(im, mk_type(im, "Mount"), mountn, mv, 3);

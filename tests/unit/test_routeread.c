@@ -73,6 +73,24 @@ static int read_table(struct proc_image *p, uint64_t runtime, uint64_t app, unsi
 	return routeread__table(p->im.l, &p->mr, runtime, app, kind, t, &skipped, what);
 }
 
+/*
+ * The table of the process that runtime and app give, read within the budget of reads and given
+ * up (a graph that includes itself); kind: the reader that tried it.
+ */
+static void assert_given_up(struct proc_image *p, uint64_t runtime, uint64_t app, unsigned app_kind,
+			    const char *kind)
+{
+	struct djroutes *t = djroutes__new();
+	const char *tried = NULL;
+
+	assert_non_null(t);
+	assert_int_equal(read_table(p, runtime, app, app_kind, t, &tried), -ELOOP);
+	assert_string_equal(tried, kind);
+	assert_true(p->im.reads <= ROUTEREAD_READS_MAX + 1);
+	djroutes__free(t);
+	free(p->im.mem);
+}
+
 static void test_django(void **state)
 {
 	struct django d;
@@ -137,21 +155,12 @@ static void test_django_large(void **state)
 static void test_django_self_include(void **state)
 {
 	struct django d;
-	struct djroutes *t = djroutes__new();
-	const char *kind = NULL;
-	uint64_t items[64], list, runtime;
+	uint64_t items[64] = { 0 }, list;
 
 	django_init(&d, 1 << 20);
 	list = mk_list(&d.p.im, d.p.list_t, items, 64);
-	items[0] = include(&d, "a/", list);
-	for (int i = 1; i < 64; i++)
-		items[i] = items[0];
-	put(&d.p.im, get64(&d.p.im, list + 24), items, sizeof(items));
-	runtime = django_runtime(&d, list);
-	assert_int_equal(read_table(&d.p, runtime, 0, 0, t, &kind), -ELOOP);
-	assert_true(d.p.im.reads <= ROUTEREAD_READS_MAX + 1);
-	djroutes__free(t);
-	free(d.p.im.mem);
+	fill_list(&d.p.im, list, include(&d, "a/", list), 64);
+	assert_given_up(&d.p, django_runtime(&d, list), 0, 0, "Django's URL patterns");
 }
 
 /* ---- Starlette ------------------------------------------------------------------------------- */
@@ -160,36 +169,22 @@ static void test_django_self_include(void **state)
 static void test_starlette_self_mount(void **state)
 {
 	struct proc_image p;
-	struct djroutes *t = djroutes__new();
-	const char *kind = NULL;
 	static const char *const rn[] = { "routes" }, *const an[] = { "router" }, *const cn[] = { "Starlette" },
 				 *const mn[] = { "starlette.applications" },
 				 *const mountn[] = { "path_regex", "path_format", "_base_app" };
-	uint64_t starlette_t, items[64], list, router, app, pat, mv[3], mod, runtime;
+	uint64_t starlette_t, items[64] = { 0 }, list, router, app, mv[3], mod;
 
 	image_init(&p, 1 << 20);
 	starlette_t = mk_type(&p.im, "Starlette");
 	list = mk_list(&p.im, p.list_t, items, 64);
 	router = mk_obj(&p.im, mk_type(&p.im, "Router"), rn, &list, 1);
 	app = mk_obj(&p.im, starlette_t, an, &router, 1);
-	/* re.Pattern: its source string at 48 */
-	pat = alloc(&p.im, 64);
-	put64(&p.im, pat + 8, mk_type(&p.im, "re.Pattern"));
-	put64(&p.im, pat + 48, mk_str(&p.im, "^/a/(?P<path>.*)$"));
-	mv[0] = pat;
+	mv[0] = mk_re_pattern(&p.im, mk_type(&p.im, "re.Pattern"), "^/a/(?P<path>.*)$");
 	mv[1] = mk_str(&p.im, "/a/{path}");
 	mv[2] = router;
-	items[0] = mk_obj(&p.im, mk_type(&p.im, "Mount"), mountn, mv, 3);
-	for (int i = 1; i < 64; i++)
-		items[i] = items[0];
-	put(&p.im, get64(&p.im, list + 24), items, sizeof(items));
+	fill_list(&p.im, list, mk_obj(&p.im, mk_type(&p.im, "Mount"), mountn, mv, 3), 64);
 	mod = mk_module(&p.im, p.module_t, cn, &starlette_t, 1);
-	runtime = modules(&p, mn, &mod, 1);
-	assert_int_equal(read_table(&p, runtime, app, ROUTE_APP_STARLETTE, t, &kind), -ELOOP);
-	assert_string_equal(kind, "Starlette's routes");
-	assert_true(p.im.reads <= ROUTEREAD_READS_MAX + 1);
-	djroutes__free(t);
-	free(p.im.mem);
+	assert_given_up(&p, modules(&p, mn, &mod, 1), app, ROUTE_APP_STARLETTE, "Starlette's routes");
 }
 
 int main(void)
