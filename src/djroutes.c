@@ -58,6 +58,17 @@ static void sb_putc(struct sbuf *b, char c)
 #define GROUP_REPEATS		2	/* groups with one, in one pattern */
 
 /*
+ * Those caps bound one piece, not an endpoint of several pieces nor a table of 2,048 endpoints:
+ * regcomp takes about 100 bytes for each atom of the expanded regex and 3.5 kB for each regex
+ * (glibc 2.36: 1,000 copies of ^((a{64}){16})$ take 115 MB). A process's table is held to a
+ * budget of atoms, whatever its patterns (a UUID's regex is 44, a typical route's under 20);
+ * the endpoints past it are kept opaque.
+ */
+#define ERE_COST_MAX		4096	/* atoms of one endpoint's regex */
+#define TABLE_COST_MAX		(1UL << 18)	/* of one table's: 26 MB at most */
+#define ERE_NEST_MAX		32	/* groups within groups costed; deeper: over any budget */
+
+/*
  * A quantifier's braces at s ("{2}", "{1,3}", "{,4}"): their length, or 0 if Python reads a
  * literal; *max: its largest count.
  */
@@ -187,7 +198,9 @@ int djroutes__py_to_ere(const char *src, char *out, size_t size)
 			size_t n = braces(s - 1, &max);
 			bool group = s - 1 > src && s[-2] == ')';
 
-			if (n && (max > (group ? GROUP_REPEAT_MAX : REPEAT_MAX) || (group && ++group_repeats > GROUP_REPEATS)))
+			/* a count after a quantifier: Python's "multiple repeat" (a{64}{64}{64}) */
+			if (n && (quant || max > (group ? GROUP_REPEAT_MAX : REPEAT_MAX) ||
+				  (group && ++group_repeats > GROUP_REPEATS)))
 				return -ENOTSUP;
 			if (n) {
 				sb_put(&b, s - 1, n);
@@ -203,6 +216,73 @@ int djroutes__py_to_ere(const char *src, char *out, size_t size)
 		sb_putc(&b, c);
 	}
 	return b.over ? -E2BIG : (int)b.n;
+}
+
+/*
+ * The atoms of the sequence of ERE at *s, with its repetitions expanded as regcomp expands them,
+ * up to the ')' that ends it (left at *s) or the end: at most ERE_COST_MAX + 1.
+ */
+static unsigned long ere_cost(const char **s, unsigned depth)
+{
+	unsigned long total = 0, last = 0;
+
+	if (depth > ERE_NEST_MAX)
+		return ERE_COST_MAX + 1;
+	while (**s && **s != ')') {
+		char c = *(*s)++;
+		unsigned long atom = 1, max;
+		size_t n;
+
+		switch (c) {
+		case '(':
+			atom += ere_cost(s, depth + 1);
+			if (**s == ')')
+				(*s)++;
+			break;
+		case '[':
+			/* to the bracket's end: a ']' first is a member, as are [:class:]'s */
+			if (**s == '^')
+				(*s)++;
+			if (**s == ']')
+				(*s)++;
+			while (**s && **s != ']') {
+				const char *end;
+
+				if (**s == '[' && (*s)[1] == ':' && (end = strstr(*s + 2, ":]")))
+					*s = end + 2;
+				else
+					(*s)++;
+			}
+			if (**s)
+				(*s)++;
+			break;
+		case '\\':
+			if (**s)
+				(*s)++;
+			break;
+		case '*': case '+': case '?':
+			atom = last;	/* regcomp copies x+'s x (xx*), and so is each of them costed */
+			break;
+		case '{':
+			n = braces(*s - 1, &max);
+			if (!n)
+				break;
+			*s += n - 1;
+			/* {m,}: x m times and a star of it */
+			atom = last * (max ? max : 1);
+			if (max && last && atom / last != max)
+				return ERE_COST_MAX + 1;
+			break;
+		case '|':
+			atom = 0;
+			break;
+		}
+		total += atom;
+		last = c == '{' || c == '*' || c == '+' || c == '?' ? last + atom : atom;
+		if (total > ERE_COST_MAX)
+			return ERE_COST_MAX + 1;
+	}
+	return total;
 }
 
 /* Whether re has an alternation outside any group (then its matches share no start). */
@@ -375,6 +455,22 @@ int djroutes__literal_piece(const char *text, bool end, struct djr_piece *p)
 	return b.over ? -E2BIG : 0;
 }
 
+#define LANG_CODE_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_@"
+
+int djroutes__lang_piece(const char *codes, struct djr_piece *p)
+{
+	size_t len = strspn(codes, LANG_CODE_CHARS "|");
+
+	memset(p, 0, sizeof(*p));
+	if (!*codes || codes[len] || *codes == '|' || codes[len - 1] == '|' || strstr(codes, "||"))
+		return -EINVAL;
+	if (snprintf(p->ere, sizeof(p->ere), "(%s)/", codes) >= (int)sizeof(p->ere))
+		return -E2BIG;
+	p->anchored = true;
+	p->lang = true;
+	return 0;
+}
+
 /* A re_path's name: its text without anchors, its named groups as "<name>". */
 static int regex_label(const char *re, size_t len, char *out, size_t size)
 {
@@ -468,6 +564,7 @@ struct djr_entry {
 struct djroutes {
 	struct djr_entry *v;
 	unsigned n, cap, nopaque;
+	unsigned long cost;	/* atoms of its regexes (ere_cost): TABLE_COST_MAX at most */
 	bool unique;		/* a path is named only by all the endpoints that match it */
 	bool strict;		/* djroutes__set_strict_methods */
 	char *prefix;		/* djroutes__set_prefix; NULL: none */
@@ -509,6 +606,7 @@ void djroutes__clear(struct djroutes *t)
 		free(t->v[i].lit);
 	}
 	t->n = t->nopaque = 0;
+	t->cost = 0;
 	t->unique = t->strict = false;
 	free(t->prefix);
 	t->prefix = NULL;
@@ -538,6 +636,7 @@ int djroutes__add(struct djroutes *t, const struct djr_piece *pieces, unsigned n
 	struct sbuf lt = { .p = lit, .size = sizeof(lit) };
 	bool opaque = false, lit_open = true, all;
 	struct djr_entry *d;
+	unsigned long cost = 0;
 	int ret = 0;
 
 	lit[0] = 0;
@@ -585,12 +684,23 @@ int djroutes__add(struct djroutes *t, const struct djr_piece *pieces, unsigned n
 	}
 	if (e.over || lt.over)
 		return -E2BIG;
+	if (!opaque) {
+		const char *c = ere;
+
+		cost = ere_cost(&c, 0);
+		if (*c || cost > ERE_COST_MAX || t->cost + cost > TABLE_COST_MAX) {
+			opaque = true;
+			ret = -E2BIG;
+		}
+	}
 	d = &t->v[t->n];
 	memset(d, 0, sizeof(*d));
 	if (!opaque && regcomp(&d->re, ere, REG_EXTENDED | REG_NOSUB)) {
 		opaque = true;
 		ret = -EINVAL;
 	}
+	if (!opaque)
+		t->cost += cost;
 	d->opaque = opaque;
 	d->methods = pieces[n - 1].methods;
 	d->stop = opaque && pieces[n - 1].stop;
@@ -1109,8 +1219,7 @@ static int walk_i18n(struct reader *rd, uint64_t pat, uint64_t urlconf, unsigned
 		if (ret < 1)
 			return ret == -EFAULT ? ret : -ENOTSUP;
 		code = pair[0];
-		if (py_read_str(rd->l, rd->mr, code, c, sizeof(c)) <= 0 || c[strspn(c,
-		    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_@")])
+		if (py_read_str(rd->l, rd->mr, code, c, sizeof(c)) <= 0 || c[strspn(c, LANG_CODE_CHARS)])
 			return -ENOTSUP;
 		if (!prefix_default && !strcmp(c, dflt))
 			continue;
@@ -1119,12 +1228,9 @@ static int walk_i18n(struct reader *rd, uint64_t pat, uint64_t urlconf, unsigned
 			return -ENOTSUP;
 		len += (size_t)ret;
 	}
-	memset(p, 0, sizeof(*p));
 	if (len) {
-		if (snprintf(p->ere, sizeof(p->ere), "(%s)/", alts) >= (int)sizeof(p->ere))
+		if (djroutes__lang_piece(alts, p))
 			return -ENOTSUP;
-		p->anchored = true;
-		p->lang = true;
 		ret = walk_resolver(rd, urlconf, depth + 1);
 		if (ret || prefix_default)
 			return ret;

@@ -84,6 +84,11 @@ int djroutes__literal_piece(const char *text, bool end, struct djr_piece *p);
 /* A re_path() regex (Python's syntax) into p: 0, or -E2BIG; untranslatable: p opaque. */
 int djroutes__regex_piece(const char *regex, bool is_endpoint, struct djr_piece *p);
 /*
+ * i18n_patterns()' prefix into p: codes, '|'-separated, each a language code as Django's
+ * language_code_re allows (letters, digits, '-', '_', '@'): 0, or -EINVAL, -E2BIG.
+ */
+int djroutes__lang_piece(const char *codes, struct djr_piece *p);
+/*
  * Python regex src (a fragment: no anchors handled) as POSIX ERE into out: its length, or
  * -ENOTSUP (no POSIX equivalent), -E2BIG.
  */
@@ -100,7 +105,9 @@ void djroutes__clear(struct djroutes *t);
 void djroutes__move(struct djroutes *dst, struct djroutes *src);
 /*
  * Add the endpoint whose levels, outermost first, are pieces[0..n): 0, -ENOSPC (DJROUTES_MAX
- * reached), -EINVAL (its joined regex does not compile: it is added as opaque) or -ENOMEM.
+ * reached), -EINVAL (its joined regex does not compile), -E2BIG (it would take regcomp more
+ * memory than an endpoint's or the table's budget: about 400 kB, 26 MB; -EINVAL and -E2BIG add
+ * it as opaque) or -ENOMEM.
  */
 int djroutes__add(struct djroutes *t, const struct djr_piece *pieces, unsigned n);
 /*

@@ -6,9 +6,10 @@
  * patterns, each a kind byte and its text: 'r' a path() endpoint, 'x' a re_path() endpoint,
  * 'R' / 'X' a prefix (an include() level: the next patterns are under it, up to 4 levels; '<'
  * alone closes one; 'u' alone: werkzeug's rule of names, djroutes__set_unique); 's' a literal
- * stop (Starlette's mounted router's end), 'L' a language prefix (an ERE: i18n_patterns, the
- * names taking the path's first segment), 'm' and a number the methods (DJR_M_*) of the next
- * endpoints; after it, targets, each matched (its name read whole), "METHOD /path" for a method.
+ * stop (Starlette's mounted router's end), 'L' a language prefix (codes, '|'-separated:
+ * i18n_patterns, the names taking the path's first segment), 'm' and a number the methods
+ * (DJR_M_*) of the next endpoints; after it, targets, each matched (its name read whole),
+ * "METHOD /path" for a method.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -81,9 +82,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			pieces[depth].opaque = pieces[depth].stop = true;
 			break;
 		case 'L':
-			memset(&pieces[depth], 0, sizeof(pieces[depth]));
-			snprintf(pieces[depth].ere, sizeof(pieces[depth].ere), "%s", line + 1);
-			pieces[depth].anchored = pieces[depth].lang = true;
+			if (djroutes__lang_piece(line + 1, &pieces[depth]))
+				continue;
 			if (depth < 4)
 				depth++;
 			continue;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* Django's URL patterns: Python regexes as POSIX, routes and re_paths joined, paths named. */
 #include <errno.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -21,6 +22,8 @@ static const char *builtin(void *ctx, const char *conv, const char *param)
 		return ".+";
 	if (!strcmp(conv, "year"))
 		return "[0-9]{4}";
+	if (!strcmp(conv, "uuid"))
+		return "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}";
 	if (!strcmp(conv, "weird"))
 		return "(?=x)x";	/* a lookahead: no POSIX equivalent */
 	return NULL;
@@ -69,6 +72,10 @@ static void test_py_to_ere(void **state)
 	expect_ere("(ab){16}(c){2,3}", "(ab){16}(c){2,3}");
 	expect_ere("(ab){17}", NULL);
 	expect_ere("(a){2}(b){2}(c){2}", NULL);
+	/* a count after a quantifier: Python's "multiple repeat" (regcomp: 148 MB for this one) */
+	expect_ere("a{64}{64}{64}", NULL);
+	expect_ere("a*{2}", NULL);
+	expect_ere("a{2}?", "a{2}");
 }
 
 static void test_pieces(void **state)
@@ -311,10 +318,14 @@ static void test_lang(void **state)
 	struct djroutes *t = djroutes__new(), *u = djroutes__new();
 	struct djr_piece p[2];
 
-	memset(&p[0], 0, sizeof(p[0]));
-	strcpy(p[0].ere, "(fr|pt-br)/");
-	p[0].anchored = true;
-	p[0].lang = true;
+	/* codes are what Django's language_code_re allows: never an ERE of the process's making */
+	assert_int_equal(djroutes__lang_piece("(fr)*", &p[0]), -EINVAL);
+	assert_int_equal(djroutes__lang_piece("fr||de", &p[0]), -EINVAL);
+	assert_int_equal(djroutes__lang_piece("fr|", &p[0]), -EINVAL);
+	assert_int_equal(djroutes__lang_piece("", &p[0]), -EINVAL);
+	assert_int_equal(djroutes__lang_piece("fr|pt-br", &p[0]), 0);
+	assert_string_equal(p[0].ere, "(fr|pt-br)/");
+	assert_true(p[0].anchored && p[0].lang);
 	assert_int_equal(djroutes__route_piece("news/<slug:s>/", true, builtin, NULL, &p[1]), 0);
 	assert_int_equal(djroutes__add(t, p, 2), 0);
 	assert_true(djroutes__lang(t, 0));
@@ -338,6 +349,50 @@ static void test_lang(void **state)
 	assert_false(djroutes__same(t, u));
 	djroutes__free(t);
 	djroutes__free(u);
+}
+
+/* The table's regexes held to a budget of regcomp's memory, however many their pieces */
+static void test_budget(void **state)
+{
+	struct djroutes *t = djroutes__new();
+	struct mallinfo2 before = mallinfo2();
+	struct djr_piece p[3], uuid[2];
+	unsigned compiled = 0;
+	size_t used;
+
+	/* each piece within the caps, an endpoint of three: 3,135 atoms (115 kB per piece) */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(djroutes__regex_piece("^((x{64}){16}|b)/", i == 2, &p[i]), 0);
+	for (unsigned i = 0; i < DJROUTES_MAX; i++) {
+		int ret = djroutes__add(t, p, 3);
+
+		assert_true(ret == 0 || ret == -E2BIG);
+		compiled += !ret;
+	}
+	used = mallinfo2().uordblks - before.uordblks;
+	/* without the budget: all 2,048, some 700 MB */
+	assert_int_equal(djroutes__count(t), DJROUTES_MAX);
+	assert_int_equal(djroutes__opaque(t), DJROUTES_MAX - compiled);
+	assert_in_range(compiled, 60, 90);
+	assert_in_range(used, 1, 40 << 20);
+	/* the kept ones still name, the first of them */
+	expect_name(t, "/b/b/b/", "/((x{64}){16}|b)/((x{64}){16}|b)/((x{64}){16}|b)/");
+	expect_name(t, "/b/b/", NULL);
+	djroutes__clear(t);
+	/* one piece of ((x{64}){16}){16}: 16,400 atoms, over an endpoint's budget */
+	assert_int_equal(djroutes__regex_piece("^(((x{64}){16}){16})$", true, &p[0]), 0);
+	assert_int_equal(djroutes__add(t, p, 1), -E2BIG);
+	assert_int_equal(djroutes__opaque(t), 1);
+	djroutes__clear(t);
+	/* a large real table is untouched: 2,048 endpoints with a UUID in two pieces */
+	assert_int_equal(djroutes__route_piece("orders/<uuid:id>/", false, builtin, NULL, &uuid[0]), 0);
+	assert_int_equal(djroutes__route_piece("lines/<uuid:line>/", true, builtin, NULL, &uuid[1]), 0);
+	for (unsigned i = 0; i < DJROUTES_MAX; i++)
+		assert_int_equal(djroutes__add(t, uuid, 2), 0);
+	assert_int_equal(djroutes__opaque(t), 0);
+	expect_name(t, "/orders/0b6a3fd2-6f2b-4a8e-9a55-2f5d1e0c9a11/lines/5f0c1d2e-3a4b-4c5d-8e9f-0a1b2c3d4e5f/",
+		    "/orders/<uuid:id>/lines/<uuid:line>/");
+	djroutes__free(t);
 }
 
 /* A WSGI app mounted at SCRIPT_NAME: paths are matched after it */
@@ -397,6 +452,7 @@ int main(void)
 		cmocka_unit_test(test_unique),
 		cmocka_unit_test(test_methods),
 		cmocka_unit_test(test_lang),
+		cmocka_unit_test(test_budget),
 		cmocka_unit_test(test_prefix),
 		cmocka_unit_test(test_share),
 	};
