@@ -21,10 +21,12 @@ written by a loop callback, their tasks taken from the probe on uvloop's transpo
 (Starlette's BaseHTTPMiddleware: every task of a request keyed by its ASGI scope).
 --service demo-uwsgi-nginx the demo on uWSGI (2 preforked workers, CPython embedded through its
 python3 plugin) behind nginx's uwsgi_pass, nginx in the service's cgroup: requests read from
-uWSGI's binary protocol.
+uWSGI's binary protocol. --service tornado the asyncpg app on Tornado's own server (each request
+a RequestHandler's task, named by the app's URL specs: the walker reads the app through the
+handler, src/tornroutes.h).
 
 Usage: sudo bench/requests_overhead.py [--service demo|uvicorn-fastapi|uvicorn-uvloop-fastapi|uvicorn-fastapi-def|
-                                                  uvicorn-fastapi-mw|gunicorn-gevent|demo-uwsgi-nginx]
+                                                  uvicorn-fastapi-mw|gunicorn-gevent|demo-uwsgi-nginx|tornado]
                                       [--rounds 5] [--seconds 5] [--warmup 3] [--connections 2]
                                       [--configs untraced,pytrace-bpf,austin,sentry-sdk,pytrace-bpf-http,bpftrace-traps]
                                       [--compare PATH]
@@ -395,7 +397,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--service", default="demo", choices=["demo", "uvicorn-fastapi", "uvicorn-uvloop-fastapi",
                                                           "uvicorn-fastapi-def", "uvicorn-fastapi-mw",
-                                                          "gunicorn-gevent", "demo-uwsgi-nginx"])
+                                                          "gunicorn-gevent", "demo-uwsgi-nginx", "tornado"])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--perf-record", metavar="DIR",
                     help="also `perf record -a -g` each measured window into DIR/ENDPOINT-CONFIG-ROUND.data")
@@ -609,7 +611,8 @@ def main():
                                  "uvicorn-fastapi-mw": "web_async.py on uvicorn + FastAPI behind two "
                                                        "@app.middleware(\"http\") + asyncpg",
                                  "gunicorn-gevent": "web_async.py on gunicorn -k gevent + pg8000",
-                                 "demo-uwsgi-nginx": "the demo on 2 uWSGI workers behind nginx's uwsgi_pass"}[a.service],
+                                 "demo-uwsgi-nginx": "the demo on 2 uWSGI workers behind nginx's uwsgi_pass",
+                                 "tornado": "web_async.py on Tornado's own server + asyncpg"}[a.service],
                                 os.cpu_count()))
         if not a.sql_in_flame:
             print("pytrace-bpf's configurations without --sql-in-flame.")

@@ -564,8 +564,16 @@ __noinline __u64 pt_walk_thread(__u64 fsbase, const struct pt_proc *proc, struct
 	 * walking program's verification three times larger (libpq's probes: 9,800 instructions
 	 * each, 33,500 so). A Route.handle frame is a coroutine's, outside the data stack's copy.
 	 */
-	if (s->route_frame)
+	if (s->route_frame) {
 		s->route_obj = pt_read_ptr(s->route_frame + proc->route_local) & off->code_mask;
+		if (proc->route_cell && s->route_obj)
+			s->route_obj = pt_read_ptr(s->route_obj + proc->cell_ref);
+		if (proc->route_via_attr && s->route_obj && !(s->route_obj & 7))
+			s->route_obj = proc->route_attr.mode ?
+				pt_obj_attr(proc, s->route_obj, proc->route_attr.mode, proc->route_attr.off,
+					    proc->route_attr.slot) :
+				pt_read_ptr(s->route_obj + 8);	/* ob_type */
+	}
 	if (w.frame && !(s->flags & (PT_SF_TRUNCATED | PT_SF_READ_ERR)))
 		s->flags |= PT_SF_TRUNCATED;
 	if (!(s->flags & (PT_SF_TRUNCATED | PT_SF_READ_ERR))) {

@@ -75,7 +75,11 @@ struct pt_proc {
 	 * one: the app's own).
 	 */
 	__u16 route_local;	/* frame -> that local (f_localsplus + 8 * its index) */
-	__u16 pad2;
+	__u8 route_cell;	/* 1: the local is a cell (a closure takes it): its ob_ref (cell_ref) is
+				   the object, read by the walker (the frame's cell dies with the frame;
+				   Tornado's RequestHandler._execute's self) */
+	__u8 route_via_attr;	/* 1: the object is a per-request one: give its attribute (route_attr),
+				   or, until that is known, its type */
 	__u64 route_code;	/* that frame's code object, 0: none (yet) */
 	/*
 	 * Starlette's BaseHTTPMiddleware (FastAPI's @app.middleware("http")) runs the endpoint in a
@@ -143,6 +147,14 @@ struct pt_proc {
 		__u8 mode;	/* as attr_mode */
 		__u8 pad[3];
 	} host_attr[2];		/* TaskGroup.cancel_scope, CancelScope._host_task */
+	/*
+	 * Where the route frame's local is a per-request object that dies with its request, often
+	 * before the loader reads it, its memory soon another object's (Tornado's RequestHandler, on
+	 * a connection closed after one response), the walker gives its type (static) until the
+	 * loader has worked out from it where the class keeps the app (src/routes.h's app_attr),
+	 * then the app, by that recipe (route_via_attr): mode 0 until then.
+	 */
+	struct pt_attr route_attr;
 	/*
 	 * The asyncio task a thread runs, read without walking its coroutine chain (3.11-3.13): the
 	 * _asyncio module's dict of running tasks, {loop: task} (asyncio.tasks._current_tasks), 0:

@@ -196,6 +196,8 @@ static void try_read(struct djapps *a, struct procs *ps, struct djproc *d, uint6
 		a->st.aiohttp_processes++;
 	else if (kind[0] == 'S')
 		a->st.starlette_processes++;
+	else if (kind[0] == 'T')
+		a->st.tornado_processes++;
 	d->state = DJ_READY;
 }
 

@@ -36,6 +36,7 @@ struct djapps_stats {
 	uint64_t processes;		/* processes whose urlconf (or Flask rules) was read */
 	uint64_t flask_processes;	/* of which Flask's */
 	uint64_t aiohttp_processes;	/* of which aiohttp's */
+	uint64_t tornado_processes;	/* of which Tornado's */
 	uint64_t starlette_processes;	/* of which Starlette's (FastAPI's) */
 	uint64_t tables;		/* distinct tables held now */
 	uint64_t endpoints;		/* of those tables */

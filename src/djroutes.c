@@ -961,17 +961,21 @@ static bool library_file(const char *f)
 	       strstr(f, "/lib64/python3");
 }
 
+/* Whether type is cls or a subclass of it: true, or false (not, or unreadable). */
+static bool subclass_of(const struct mem_reader *mr, uint64_t type, uint64_t cls)
+{
+	for (unsigned i = 0; i < BASES_MAX && type && type != cls; i++)
+		if (mem_read_u64(mr, type + TP_BASE, &type))
+			return false;
+	return type && type == cls;
+}
+
 /* Whether obj's type is cls or a subclass of it: true, or false (not, or unreadable). */
 static bool instance_of(const struct mem_reader *mr, uint64_t obj, uint64_t cls)
 {
 	uint64_t type;
 
-	if (mem_read_u64(mr, obj + OB_TYPE, &type))
-		return false;
-	for (unsigned i = 0; i < BASES_MAX && type && type != cls; i++)
-		if (mem_read_u64(mr, type + TP_BASE, &type))
-			return false;
-	return type && type == cls;
+	return !mem_read_u64(mr, obj + OB_TYPE, &type) && subclass_of(mr, type, cls);
 }
 
 int djroutes__is_instance(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime, uint64_t obj,
@@ -984,6 +988,18 @@ int djroutes__is_instance(const struct py_layout *l, const struct mem_reader *mr
 	if (ret)
 		return ret;
 	return instance_of(mr, obj, c) ? 0 : 1;
+}
+
+int djroutes__is_subclass(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime, uint64_t type,
+			  const char *module, const char *cls)
+{
+	uint64_t md, c;
+	int ret = pythreads__module_dict(l, mr, runtime, module, &md);
+
+	ret = ret ?: pythreads__dict_get(l, mr, md, cls, &c);
+	if (ret)
+		return ret;
+	return subclass_of(mr, type, c) ? 0 : 1;
 }
 
 static int global(void *ctx, uint64_t key, uint64_t value, uint32_t ix)

@@ -173,6 +173,9 @@ int djroutes__find_apps(const struct py_layout *l, const struct mem_reader *mr, 
 /* Whether obj is an instance of module.cls or of a subclass (8 levels): 0 (it is), 1 (not) or -errno. */
 int djroutes__is_instance(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime, uint64_t obj,
 			  const char *module, const char *cls);
+/* Whether type is module.cls or a subclass of it (8 levels): 0 (it is), 1 (not) or -errno. */
+int djroutes__is_subclass(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime, uint64_t type,
+			  const char *module, const char *cls);
 /* The name of obj's type (its tp_name, cut to size) into name: 0 or -errno. */
 int djroutes__type_name(const struct mem_reader *mr, uint64_t obj, char *name, size_t size);
 /* Whether obj's type is named name: 1, 0 (another), or -errno (unreadable). */

@@ -341,9 +341,18 @@ static void httptrace_event(void *c, const void *data, size_t size)
 
 		/* an app's object (aiohttp's request handler, gunicorn's worker): its table names it */
 		if (pr && pr->state == PROC_PYTHON && pr->py.route_frame < routes__nframes &&
-		    routes__frames[pr->py.route_frame].app)
-			djapps__app(h->patterns, e->hdr.pid, e->route_obj, routes__frames[pr->py.route_frame].app);
-		else
+		    routes__frames[pr->py.route_frame].app) {
+			/*
+			 * a per-request object's (Tornado's handler): the walker gives its type until it
+			 * knows where the class keeps the app, then the app (struct pt_proc's route_attr)
+			 */
+			if (routes__frames[pr->py.route_frame].app_attr && !pr->py.route_attr.mode) {
+				if (djapps__wants_app(h->patterns, e->hdr.pid))
+					procs__route_attr(session__procs(h->session), pr, e->route_obj);
+			} else {
+				djapps__app(h->patterns, e->hdr.pid, e->route_obj, routes__frames[pr->py.route_frame].app);
+			}
+		} else
 			tmpl = route_template(h, e->hdr.pid, e->route_obj, &multi);
 
 		uint64_t task = pt_task_key(e->task_frame, e->root_frame);
@@ -546,6 +555,7 @@ static void httptrace_json(void *c, struct jsonw *w)
 	jsonw__uint_field(w, "processes_read", st.django.processes);
 	jsonw__uint_field(w, "flask_processes_read", st.django.flask_processes);
 	jsonw__uint_field(w, "aiohttp_processes_read", st.django.aiohttp_processes);
+	jsonw__uint_field(w, "tornado_processes_read", st.django.tornado_processes);
 	jsonw__uint_field(w, "starlette_processes_read", st.django.starlette_processes);
 	jsonw__uint_field(w, "tables", st.django.tables);
 	jsonw__uint_field(w, "endpoints", st.django.endpoints);

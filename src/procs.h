@@ -178,6 +178,12 @@ void procs__thread_pool_frame(struct procs *p, struct proc *pr, uint64_t code, c
 /* The same for a route frame (routes.h): the BPF walkers then give its route object. */
 void procs__route_frame(struct procs *p, struct proc *pr, uint64_t code, const struct route_frame *rf);
 /*
+ * The route frame's local is a per-request object (routes.h's app_attr), whose type the walker
+ * gave: where that class keeps the app, for the walker to read it itself (struct pt_proc's
+ * route_attr), once type is checked to be the frame's class or a subclass. At most 8 tried.
+ */
+void procs__route_attr(struct procs *p, struct proc *pr, uint64_t type);
+/*
  * pid serves a Flask app that is not a module global (an app factory's): its gunicorn worker's
  * frame (routes.h, ROUTE_APP_WSGI_WORKER) is looked for from the next tick on, so that the walker
  * gives the worker, whose `wsgi` is the app, with each response. Not before: the frame's local is

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <string.h>
+#include "djroutes.h"
 #include "memcache.h"
 #include "procmem.h"
 #include "procs_int.h"
@@ -95,13 +96,15 @@ void procs__route_frame(struct procs *p, struct proc *pr, uint64_t code, const s
 {
 	const struct py_layout *l = &pr->py.layout;
 	struct mem_reader mr;
-	int i;
+	int i, cell;
 
 	if (pr->state != PROC_PYTHON || !code || pr->py.route_code || pr->py.route_rejected == code ||
 	    (rf->app == ROUTE_APP_WSGI_WORKER && !pr->py.want_wsgi_app))
 		return;	/* a gunicorn worker's frame only where its app is needed (procs__want_wsgi_app) */
 	procmem__reader(&mr, pr->pid);
-	i = local_index(l, &mr, code, rf->var);
+	/* a closure's variable: its cell (3.11+: in the argument's own slot; <= 3.10: after the locals) */
+	cell = pythreads__cell_index(l, &mr, code, rf->var);
+	i = cell >= 0 ? cell : local_index(l, &mr, code, rf->var);
 	if (i < 0) {
 		pr->py.route_rejected = code;
 		vlog("pid %d: %s.%s has no local %s: its requests keep their folded paths as routes\n", pr->pid,
@@ -110,6 +113,7 @@ void procs__route_frame(struct procs *p, struct proc *pr, uint64_t code, const s
 	}
 	pr->py.route_code = code;
 	pr->py.route_local = (uint32_t)i;
+	pr->py.route_cell = cell >= 0;
 	pr->py.route_frame = (uint32_t)(rf - routes__frames);
 	if (procs_reconfigure(p, pr)) {
 		pr->py.route_code = 0;
@@ -118,6 +122,37 @@ void procs__route_frame(struct procs *p, struct proc *pr, uint64_t code, const s
 	}
 	p->st.route_frames++;
 	tlog(p, "pid %d: its routes are read from %s.%s\n", pr->pid, rf->module, rf->qualname);
+}
+
+void procs__route_attr(struct procs *p, struct proc *pr, uint64_t type)
+{
+	const struct py_layout *l = &pr->py.layout;
+	const struct route_frame *rf;
+	struct py_attr_recipe r;
+	struct mem_reader mr;
+	int ret;
+
+	if (pr->state != PROC_PYTHON || !pr->live || !type || pr->py.route_frame >= routes__nframes ||
+	    pr->py.route_attr.mode || pr->py.route_attr_tries >= 8)
+		return;
+	rf = &routes__frames[pr->py.route_frame];
+	if (!rf->app_attr)
+		return;
+	pr->py.route_attr_tries++;
+	procmem__reader(&mr, pr->pid);
+	ret = djroutes__is_subclass(l, &mr, pr->py.runtime, type, rf->module, rf->cls);
+	ret = ret ?: pythreads__type_attr_recipe(l, &mr, type, rf->app_attr, &r);
+	if (ret) {
+		vlog("pid %d: where %s's class keeps %s not known yet: %s\n", pr->pid, rf->qualname, rf->app_attr,
+		     ret == 1 ? "not its class" : strerror(-ret));
+		return;
+	}
+	pr->py.route_attr = r;
+	if (procs_reconfigure(p, pr)) {
+		pr->py.route_attr.mode = PY_ATTR_NONE;
+		return;	/* it left meanwhile */
+	}
+	tlog(p, "pid %d: the walker reads %s's %s itself\n", pr->pid, rf->cls, rf->app_attr);
 }
 
 static const struct scope_frame scope_frames[] = {

@@ -562,6 +562,14 @@ void py_target__to_bpf(const struct py_target *t, struct pt_proc *p)
 	if (t->route_code) {
 		p->route_code = t->route_code;
 		p->route_local = l->fr_localsplus + 8 * t->route_local;
+		p->route_cell = t->route_cell;
+		p->route_via_attr = t->route_frame < routes__nframes && routes__frames[t->route_frame].app_attr;
+		if (t->route_attr.mode) {
+			p->route_attr.mode = (__u8)t->route_attr.mode;
+			p->route_attr.off = (__u16)t->route_attr.off;
+			p->route_attr.slot = (__u16)t->route_attr.slot;
+			p->attr_dict_values = (__u16)t->route_attr.dict_values;
+		}
 	}
 	p->cell_ref = 16;	/* PyCellObject: the object's head, then ob_ref (3.8-3.15) */
 	p->dict_keys = (__u16)l->dict_keys;

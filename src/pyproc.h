@@ -39,6 +39,9 @@ struct py_target {
 	/* the web framework's route frame (struct pt_proc's route_code; src/routes.h), likewise */
 	uint64_t route_code;
 	uint32_t route_local;		/* the index of its local holding the route object */
+	bool route_cell;		/* that local is a cell (struct pt_proc's route_cell) */
+	struct py_attr_recipe route_attr;	/* where the local's class keeps routes.h's app_attr (mode 0: not known) */
+	unsigned route_attr_tries;	/* objects it was worked out from, up to 8 */
 	uint32_t route_frame;		/* which of routes__frames it is */
 	bool want_wsgi_app;		/* gunicorn's worker frames are route frames too (procs.h) */
 	uint64_t route_rejected;

@@ -10,6 +10,7 @@
 #include "pythreads.h"
 #include "routes.h"
 #include "starroutes.h"
+#include "tornroutes.h"
 
 /*
  * A WSGI app under gunicorn mounted at SCRIPT_NAME (gunicorn/http/wsgi.py reads it from its
@@ -47,6 +48,10 @@ static int table(const struct py_layout *l, const struct mem_reader *mr, uint64_
 	if (app && app_kind == ROUTE_APP_STARLETTE) {
 		*kind = "Starlette's routes";
 		return starroutes__read_app(l, mr, runtime, app, t, skipped);
+	}
+	if (app && app_kind == ROUTE_APP_TORNADO) {
+		*kind = "Tornado's rules";
+		return tornroutes__read(l, mr, runtime, app, t, skipped);
 	}
 	*kind = "Django's URL patterns";
 	ret = djroutes__read(l, mr, runtime, t, skipped);
@@ -109,7 +114,7 @@ int routeread__table(const struct py_layout *l, const struct mem_reader *mr, uin
 	int ret = table(l, &bmr, runtime, app, app_kind, t, skipped, kind);
 
 	/* WSGI apps: Django's and Flask's */
-	if (!ret && (*kind)[0] != 'S' && (*kind)[0] != 'a')
+	if (!ret && ((*kind)[0] == 'D' || (*kind)[0] == 'F'))
 		wsgi_prefix(l, &bmr, runtime, t);
 	/* a reader may have taken the failed reads for a pattern it does not know: not a table */
 	return b.refused ? -ELOOP : ret;

@@ -12,6 +12,9 @@ const struct route_frame routes__frames[] = {
 	/* aiohttp 3.x: web_protocol.py, the task of each request (aioroutes.h) */
 	{ "aiohttp.web_protocol", "RequestHandler", "_handle_request", "RequestHandler._handle_request",
 	  "/aiohttp/web_protocol.py", "request_handler", NULL, ROUTE_APP_HANDLER },
+	/* Tornado 5-6: web.py, the task of each request (tornroutes.h) */
+	{ "tornado.web", "RequestHandler", "_execute", "RequestHandler._execute", "/tornado/web.py", "self", NULL,
+	  ROUTE_APP_TORNADO, "application" },
 	/*
 	 * gunicorn 19-23: each worker class's handle_request(self, ...) calls self.wsgi, the app, and
 	 * writes its response (gevent's and eventlet's workers through AsyncWorker's)

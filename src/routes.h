@@ -18,7 +18,8 @@
  *
  * aiohttp: its request's task runs RequestHandler._handle_request(..., request_handler), the
  * app's _handle: the walker gives that (an "app" frame), and the app's router is read from it
- * (aioroutes.h).
+ * (aioroutes.h). Tornado: its request's task runs RequestHandler._execute(self, ...), whose
+ * self.application is the app (tornroutes.h).
  *
  * Not in reach from a frame: a Starlette response written by another task than the route's (a
  * plain StreamingResponse's, and Starlette's own routes behind BaseHTTPMiddleware: the writer's
@@ -47,6 +48,8 @@ enum route_app {
 				   factory's); looked for only in such processes (procs__want_wsgi_app) */
 	ROUTE_APP_STARLETTE,	/* no frame's: a Starlette app, from a request's ASGI scope
 				   (starroutes.h), where no module global holds it */
+	ROUTE_APP_TORNADO,	/* a Tornado RequestHandler (one per request): its application's
+				   rules (tornroutes.h), read from the first that can be read */
 };
 
 /* A frame that holds the matched route: module.cls.method, its local var, var's attribute attr. */
@@ -57,6 +60,12 @@ struct route_frame {
 	const char *var;			/* the local holding the route object */
 	const char *attr;			/* the route object's str attribute: the template */
 	uint8_t app;				/* enum route_app */
+	/*
+	 * An app kind's local that is a per-request instance of module.cls (Tornado's handler):
+	 * its attribute that holds the app, which the walker reads itself once the loader knows
+	 * where the class keeps it (procs__route_attr); NULL: the local is the app's object
+	 */
+	const char *app_attr;
 };
 
 extern const struct route_frame routes__frames[];

@@ -1,4 +1,4 @@
-/* fuzz-sources: src/pythreads.c src/pylayout.c src/symbolize.c src/utf8.c src/linetable.c src/routeread.c src/djroutes.c src/flaskroutes.c src/starroutes.c src/aioroutes.c */
+/* fuzz-sources: src/pythreads.c src/pylayout.c src/symbolize.c src/utf8.c src/linetable.c src/routeread.c src/djroutes.c src/flaskroutes.c src/starroutes.c src/aioroutes.c src/tornroutes.c */
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * The readers of a traced process's memory (pythreads: dicts by key, by hash, in order,
@@ -16,7 +16,8 @@
  * the operation). Every reader is then run on the world's objects and names, and the
  * symbolizer on a method's code object. Flag 8: the world is a web app's instead (Django's URL
  * patterns with includes, one list included twice, a re_path; a Starlette app with a Mount of a
- * router; a Flask app behind a gunicorn worker; an aiohttp app with a sub-app), and the route
+ * router; a Flask app behind a gunicorn worker; an aiohttp app with a sub-app; a Tornado app
+ * with a rule for any host and its wildcard router), and the route
  * tables are read from it (src/routeread.c: each read within its budget of reads, whatever the
  * patches made of the includes: cycles too).
  */
@@ -200,7 +201,45 @@ struct web {
 	uint64_t starlette_app;		/* ROUTE_APP_STARLETTE */
 	uint64_t flask_worker;		/* ROUTE_APP_WSGI_WORKER: a gunicorn worker whose wsgi is a Flask app */
 	uint64_t aiohttp_handler;	/* ROUTE_APP_HANDLER: an aiohttp app's bound _handle */
+	uint64_t tornado_app;		/* ROUTE_APP_TORNADO: what the walker reads from a handler */
 };
+
+/* Tornado's Rule(matcher, target), the matcher of type mt with its regex attribute attr. */
+static uint64_t tornado_rule(struct image *im, uint64_t rule_t, uint64_t re_t, const char *mt, const char *attr,
+			     const char *pattern, uint64_t target)
+{
+	static const char *const rn[] = { "matcher", "target" };
+	uint64_t v[2];
+
+	v[0] = mk_re_pattern(im, re_t, pattern);
+	v[0] = mk_obj(im, mk_type(im, mt), &attr, v, 1);
+	v[1] = target;
+	return mk_obj(im, rule_t, rn, v, 2);
+}
+
+/*
+ * Tornado's (app.default_router.rules: a HostMatches rule for any host to a router of its own,
+ * then AnyMatches to the wildcard router of the app's URL specs): the app, of app_t.
+ */
+static uint64_t mk_tornado(struct image *im, uint64_t list_t, uint64_t re_t, uint64_t app_t)
+{
+	static const char *const routern[] = { "rules" }, *const appn[] = { "default_router" };
+	uint64_t rule_t = mk_type(im, "Rule"), router_t = mk_type(im, "_ApplicationRouter"), handler = mk_type(im, "H");
+	uint64_t specs[2], dflt[2], v;
+
+	specs[0] = tornado_rule(im, rule_t, re_t, "PathMatches", "regex", "/items/(?P<id>\\d+)/$", handler);
+	specs[1] = tornado_rule(im, rule_t, re_t, "PathMatches", "regex", "/health/$", handler);
+	v = mk_list(im, list_t, specs, 2);
+	v = mk_obj(im, router_t, routern, &v, 1);
+	dflt[1] = tornado_rule(im, rule_t, re_t, "AnyMatches", "none", "", v);
+	specs[0] = tornado_rule(im, rule_t, re_t, "PathMatches", "regex", "/v2/(?P<id>\\d+)/$", handler);
+	v = mk_list(im, list_t, specs, 1);
+	v = mk_obj(im, router_t, routern, &v, 1);
+	dflt[0] = tornado_rule(im, rule_t, re_t, "HostMatches", "host_pattern", ".*$", v);
+	v = mk_list(im, list_t, dflt, 2);
+	v = mk_obj(im, router_t, routern, &v, 1);
+	return mk_obj(im, app_t, appn, &v, 1);
+}
 
 /*
  * Flask's (werkzeug's Map._rules_by_endpoint: endpoint -> [Rule]) behind a gunicorn worker, and
@@ -271,9 +310,11 @@ static void mk_web_world(struct world *w, unsigned minor, struct web *web)
 				 *const an[] = { "router" }, *const cn[] = { "Starlette" },
 				 *const mountn[] = { "path_regex", "path_format", "_base_app" },
 				 *const routen[] = { "path_regex", "path_format", "methods" },
-				 *const fcn[] = { "Flask" },
-				 *const mn[] = { "django.conf", "site.urls", "starlette.applications", "flask.app" };
-	uint64_t api[2], root[5], v, list, starlette_t, flask_t, re_t, router_t, str_t, mv[3], inner, router, mods[4];
+				 *const fcn[] = { "Flask" }, *const tcn[] = { "Application" },
+				 *const mn[] = { "django.conf", "site.urls", "starlette.applications", "flask.app",
+						 "tornado.web" };
+	uint64_t api[2], root[5], v, list, starlette_t, flask_t, re_t, router_t, str_t, mv[3], inner, router, mods[5];
+	uint64_t tornado_t;
 	uint64_t runtime;
 
 	memset(w, 0, sizeof(*w));
@@ -323,6 +364,8 @@ static void mk_web_world(struct world *w, unsigned minor, struct web *web)
 	w->active = web->starlette_app = mk_obj(im, starlette_t, an, &router, 1);
 	flask_t = mk_type(im, "Flask");
 	mk_flask_aiohttp(im, &d, re_t, flask_t, web);
+	tornado_t = mk_type(im, "Application");
+	web->tornado_app = mk_tornado(im, d.list_t, re_t, tornado_t);
 	/* sys.modules: the two of dj_runtime's, and starlette.applications */
 	w->modules = get64(im, get64(im, runtime + im->l->rt_interp_head) + im->l->is_modules);
 	mods[0] = mods[1] = 0;
@@ -330,17 +373,19 @@ static void mk_web_world(struct world *w, unsigned minor, struct web *web)
 	pythreads__dict_get(im->l, &w->mr, w->modules, "site.urls", &mods[1]);
 	mods[2] = mk_module(im, d.module_t, cn, &starlette_t, 1);
 	mods[3] = mk_module(im, d.module_t, fcn, &flask_t, 1);
-	w->modules = mk_str_dict(im, mn, mods, 4);
+	mods[4] = mk_module(im, d.module_t, tcn, &tornado_t, 1);
+	w->modules = mk_str_dict(im, mn, mods, 5);
 	put64(im, get64(im, runtime + im->l->rt_interp_head) + im->l->is_modules, w->modules);
 	w->runtime = runtime;
 }
 
 static void read_routes(struct world *w, const struct web *web)
 {
-	static const unsigned kinds[] = { 0, ROUTE_APP_STARLETTE, ROUTE_APP_HANDLER, ROUTE_APP_WSGI_WORKER };
+	static const unsigned kinds[] = { 0, ROUTE_APP_STARLETTE, ROUTE_APP_HANDLER, ROUTE_APP_WSGI_WORKER,
+					  ROUTE_APP_TORNADO };
 	static const char *const targets[] = { "/api/items/x/", "/v2/items/", "/old/2024/", "/sub/x/7", "/",
-					       "/books/3/", "/items/9", "/admin/health" };
-	const uint64_t apps[] = { 0, web->starlette_app, web->aiohttp_handler, web->flask_worker };
+					       "/books/3/", "/items/9", "/admin/health", "/v2/3/", "/health/" };
+	const uint64_t apps[] = { 0, web->starlette_app, web->aiohttp_handler, web->flask_worker, web->tornado_app };
 	const struct py_layout *l = w->im.l;
 	struct djroutes *t = djroutes__new();
 	const char *kind;

@@ -84,11 +84,11 @@ SERVICES = [
 ]
 
 # Where a statement's stack stops at the route frame (Starlette's Route.handle, aiohttp's
-# _handle_request), its task read from asyncio's running tasks (struct pt_proc's run_tasks), behind
+# _handle_request, Tornado's RequestHandler._execute), its task read from asyncio's running tasks (struct pt_proc's run_tasks), behind
 # @app.middleware too (its key the ASGI scope, from the child task's coroutine); not in a thread
 # pool (no task runs on that thread)
 CUT_SERVICES = {"uvicorn-starlette-asyncpg", "uvicorn-fastapi-psycopg", "gunicorn-uvicorn-worker-psycopg",
-                "aiohttp-aiopg", "uvicorn-fastapi-mw-asyncpg", "uvicorn-uvloop-fastapi-mw-asyncpg"}
+                "aiohttp-aiopg", "tornado-asyncpg", "uvicorn-fastapi-mw-asyncpg", "uvicorn-uvloop-fastapi-mw-asyncpg"}
 SLOW_LOG_SERVICE = "uvicorn-starlette-asyncpg"
 
 SCHEMA = """
@@ -106,7 +106,11 @@ def route_ids(server):
     Route.handle's route: src/routes.h; on uvloop, which writes from a loop callback, from the
     task's stack where it queued the response: src/uvwrite.h), else the folded path's `{id}`
     (gunicorn's gevent WSGI, waitress, plain asyncio). aiohttp's: its resources' canonical paths,
-    read from the app's router, whose request handler the walker gives (src/aioroutes.h)."""
+    read from the app's router, whose request handler the walker gives (src/aioroutes.h).
+    Tornado's: its URL specs' regexes, a named group as "<rid>", read from the app of the request
+    handler the walker gives (src/tornroutes.h)."""
+    if server == "tornado":
+        return "<rid>"
     if server.endswith("-mw"):
         # behind @app.middleware("http"), the response is streamed by a task without Route.handle:
         # FastAPI's route is read from the request's scope (scope["route"]; struct pt_proc's
@@ -223,11 +227,13 @@ def case(cluster, tmp, name, server, driver):
     # first statement, which keeps the loop's stack (README): they are opened by /warm/.
     # Behind BaseHTTPMiddleware the responses are streamed by a task whose server object names the
     # request: the tool learns where its class keeps the scope from the first one (/warm/).
+    # Tornado's request handler dies with its request: the tool learns where handler classes keep
+    # the app from the first one's class, and names the later ones by the app's rules (/warm/).
     uvloop_asyncpg = "uvloop" in server and driver == "asyncpg"
     if uvloop_asyncpg:
         env["WEB_ASYNC_LAZY"] = "1"
     check(name, start_server(name, server, driver, port, env, tmp), port, tmp, APP, "n1_" + driver,
-          warm="fastapi-def" in name or uvloop_asyncpg or "-mw-" in name, pool="fastapi-def" in name,
+          warm="fastapi-def" in name or uvloop_asyncpg or "-mw-" in name or server == "tornado", pool="fastapi-def" in name,
           ids=route_ids(server))
 
 
@@ -566,13 +572,17 @@ def check(name, p, port, tmp, app_path, marker, warm=False, pool=False, ids="{id
                        asm["framework_routes"] == nreq and asm["scope_route_templates_mismatched"] <=
                        doc["http"]["scope_route_reads"] <= 8 + asm["scope_route_templates_mismatched"],
                        json.dumps(asm) + " " + json.dumps({k: v for k, v in doc["http"].items() if "scope" in k}))
-        if name.startswith("aiohttp"):
-            # the app's router, read once through the request handler the walker gives (aioroutes.h)
+        if name.startswith("aiohttp") or name.startswith("tornado"):
+            # the app's router, read once through the request handler the walker gives
+            # (aioroutes.h); Tornado's rules through the per-request handler's application, which
+            # the walker reads once the warm-up's handler's class taught it where (tornroutes.h):
+            # every request after the warm-up
             up = doc["http"]["url_patterns"]
-            nreq = CLIENTS * sum(per_client.values()) + warm
-            record(name + ": every request named by the app's router (its resources' canonical paths)",
-                   up["aiohttp_processes_read"] == 1 and asm["framework_routes"] == up["requests_named"] == nreq,
-                   json.dumps(up))
+            nreq = CLIENTS * sum(per_client.values()) + (warm if name.startswith("aiohttp") else 0)
+            record(name + ": every request named by the app's routes (%s)" % (
+                       "its resources' canonical paths" if name.startswith("aiohttp") else "its URL specs' regexes"),
+                   up["%s_processes_read" % name.split("-")[0]] == 1 and
+                   asm["framework_routes"] == up["requests_named"] == nreq, json.dumps(up) + " " + json.dumps(asm))
         if "uvloop" in name or "uvicorn-worker" in name:
             # uvloop writes every buffer from a loop callback at the end of the loop's iteration,
             # outside the task that queued it: its transport.write() is probed (src/uvwrite.h), and

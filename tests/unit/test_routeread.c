@@ -187,6 +187,134 @@ static void test_starlette_self_mount(void **state)
 	assert_given_up(&p, modules(&p, mn, &mod, 1), app, ROUTE_APP_STARLETTE, "Starlette's routes");
 }
 
+/* ---- Tornado --------------------------------------------------------------------------------- */
+
+struct tornado {
+	struct proc_image p;
+	uint64_t app_t, rule_t, path_t, any_t, host_t, router_t, re_t, handler_t, runtime;
+};
+
+static void tornado_init(struct tornado *t)
+{
+	static const char *const mn[] = { "tornado.web" }, *const cn[] = { "Application" };
+	uint64_t mod;
+
+	image_init(&t->p, 1 << 20);
+	t->app_t = mk_type(&t->p.im, "Application");
+	t->rule_t = mk_type(&t->p.im, "Rule");
+	t->path_t = mk_type(&t->p.im, "PathMatches");
+	t->any_t = mk_type(&t->p.im, "AnyMatches");
+	t->host_t = mk_type(&t->p.im, "HostMatches");
+	t->router_t = mk_type(&t->p.im, "_ApplicationRouter");
+	t->re_t = mk_type(&t->p.im, "re.Pattern");
+	t->handler_t = mk_type(&t->p.im, "ItemHandler");	/* a handler class: a rule's target */
+	mod = mk_module(&t->p.im, t->p.module_t, cn, &t->app_t, 1);
+	t->runtime = modules(&t->p, mn, &mod, 1);
+}
+
+/* Rule(matcher, target) */
+static uint64_t tornado_rule(struct tornado *t, uint64_t matcher, uint64_t target)
+{
+	static const char *const names[] = { "matcher", "target" };
+	uint64_t v[2] = { matcher, target };
+
+	return mk_obj(&t->p.im, t->rule_t, names, v, 2);
+}
+
+/* PathMatches(pattern) (HostMatches(pattern) if host), its regex compiled */
+static uint64_t tornado_matches(struct tornado *t, const char *pattern, bool host)
+{
+	static const char *const pn[] = { "regex" }, *const hn[] = { "host_pattern" };
+	uint64_t re = mk_re_pattern(&t->p.im, t->re_t, pattern);
+
+	return mk_obj(&t->p.im, host ? t->host_t : t->path_t, host ? hn : pn, &re, 1);
+}
+
+static uint64_t tornado_router(struct tornado *t, const uint64_t *rules, size_t n)
+{
+	static const char *const names[] = { "rules" };
+	uint64_t list = mk_list(&t->p.im, t->p.list_t, rules, n);
+
+	return mk_obj(&t->p.im, t->router_t, names, &list, 1);
+}
+
+static void expect_route(struct djroutes *t, const char *path, const char *name)
+{
+	char out[256];
+	bool named = djroutes__match_method(t, "GET", path, out, sizeof(out));
+
+	if (named != !!name)
+		fail_msg("%s: %s, not %s", path, named ? out : "no name", name ? name : "no name");
+	if (name)
+		assert_string_equal(out, name);
+}
+
+/*
+ * Application([...]) and add_handlers(r".*", [...]): default_router's rules, a HostMatches rule
+ * for any host (first: add_handlers inserts before the last), then the wildcard router's
+ */
+static void test_tornado(void **state)
+{
+	static const char *const an[] = { "default_router", "wildcard_router" };
+	struct tornado t;
+	struct djroutes *tab = djroutes__new();
+	const char *kind = NULL;
+	uint64_t wild[4], v2, dflt[2], app[2], other;
+	unsigned skipped = 0;
+
+	tornado_init(&t);
+	wild[0] = tornado_rule(&t, tornado_matches(&t, "/items/(?P<id>\\d+)/$", false), t.handler_t);
+	wild[1] = tornado_rule(&t, tornado_matches(&t, "^/(n1|cpu)/([0-9]+)/$", false), t.handler_t);
+	wild[2] = tornado_rule(&t, tornado_matches(&t, "/health/$", false), t.handler_t);
+	/* not from the path's start: what it takes is not known, nor is any path after it */
+	wild[3] = tornado_rule(&t, tornado_matches(&t, "(.*)/legacy/$", false), t.handler_t);
+	v2 = tornado_rule(&t, tornado_matches(&t, "/v2/(?P<id>\\d+)/$", false), t.handler_t);
+	app[1] = tornado_router(&t, wild, 4);
+	dflt[0] = tornado_rule(&t, tornado_matches(&t, ".*$", true), tornado_router(&t, &v2, 1));
+	dflt[1] = tornado_rule(&t, mk_obj(&t.p.im, t.any_t, NULL, NULL, 0), app[1]);
+	app[0] = tornado_router(&t, dflt, 2);
+	assert_int_equal(read_table(&t.p, t.runtime, mk_obj(&t.p.im, t.app_t, an, app, 2), ROUTE_APP_TORNADO, tab,
+				    &kind), 0);
+	assert_string_equal(kind, "Tornado's rules");
+	expect_route(tab, "/v2/7/", "/v2/<id>/");
+	expect_route(tab, "/items/5/", "/items/<id>/");
+	expect_route(tab, "/items/5/?page=2", "/items/<id>/");
+	expect_route(tab, "/cpu/3/", "/(n1|cpu)/([0-9]+)/");
+	expect_route(tab, "/health/", "/health/");
+	expect_route(tab, "/health/x", NULL);
+	expect_route(tab, "/elsewhere/", NULL);
+	djroutes__clear(tab);
+
+	/* a router for one host only: its rules may take any path, for all the tool knows */
+	dflt[0] = tornado_rule(&t, tornado_matches(&t, "example\\.com$", true), tornado_router(&t, &v2, 1));
+	app[0] = tornado_router(&t, dflt, 2);
+	assert_int_equal(routeread__table(t.p.im.l, &t.p.mr, t.runtime, mk_obj(&t.p.im, t.app_t, an, app, 2),
+					  ROUTE_APP_TORNADO, tab, &skipped, &kind), 0);
+	assert_int_equal(skipped, 2);	/* it, and the legacy rule */
+	expect_route(tab, "/items/5/", NULL);
+	djroutes__clear(tab);
+
+	/* not an app (the walker read a handler by a recipe that did not fit it): -EINVAL */
+	other = mk_obj(&t.p.im, mk_type(&t.p.im, "Application"), an, app, 2);	/* another module's class */
+	assert_int_equal(read_table(&t.p, t.runtime, other, ROUTE_APP_TORNADO, tab, &kind), -EINVAL);
+	djroutes__free(tab);
+	free(t.p.im.mem);
+}
+
+/* A router whose rule for any request routes to itself: RULES_MAX^ROUTER_DEPTH; the budget ends it */
+static void test_tornado_self_router(void **state)
+{
+	static const char *const an[] = { "default_router" }, *const rn[] = { "rules" };
+	struct tornado t;
+	uint64_t items[64] = { 0 }, router, list;
+
+	tornado_init(&t);
+	list = mk_list(&t.p.im, t.p.list_t, items, 64);
+	router = mk_obj(&t.p.im, t.router_t, rn, &list, 1);
+	fill_list(&t.p.im, list, tornado_rule(&t, mk_obj(&t.p.im, t.any_t, NULL, NULL, 0), router), 64);
+	assert_given_up(&t.p, t.runtime, mk_obj(&t.p.im, t.app_t, an, &router, 1), ROUTE_APP_TORNADO, "Tornado's rules");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -194,6 +322,8 @@ int main(void)
 		cmocka_unit_test(test_django_large),
 		cmocka_unit_test(test_django_self_include),
 		cmocka_unit_test(test_starlette_self_mount),
+		cmocka_unit_test(test_tornado),
+		cmocka_unit_test(test_tornado_self_router),
 	};
 
 	return cmocka_run_group_tests_name("routeread", tests, NULL, NULL);

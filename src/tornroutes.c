@@ -1,0 +1,133 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* Tornado's URL specs as route names: see tornroutes.h. */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include "tornroutes.h"
+#include "pythreads.h"
+
+#define RULES_MAX	4096	/* rules of one router */
+#define ROUTER_DEPTH	4	/* routers within routers followed */
+
+struct reader {
+	const struct py_layout *l;
+	const struct mem_reader *mr;
+	struct djroutes *t;
+	unsigned *skipped;
+};
+
+static int rules(struct reader *rd, uint64_t router, unsigned depth);
+
+/* A PathMatches' regex into p as an endpoint: 0, -ENOTSUP (not a path's), or -errno. */
+static int path_piece(struct reader *rd, uint64_t matcher, struct djr_piece *p)
+{
+	char src[DJROUTES_ERE_MAX];
+	uint64_t re;
+	int ret = pythreads__attr(rd->l, rd->mr, matcher, "regex", &re);
+	size_t at = 0;
+
+	ret = ret ?: djroutes__pattern_source(rd->l, rd->mr, re, src, sizeof(src) - 1);
+	if (ret)
+		return ret;
+	/* regex.match(request.path): from the path's start, its first '/' the root's */
+	if (src[at] == '^')
+		at++;
+	if (src[at] != '/')
+		return -ENOTSUP;
+	src[at] = '^';
+	return djroutes__regex_piece(src + at, true, p);
+}
+
+/* Whether a HostMatches' pattern takes any host (add_handlers(r".*", ...)): 1, 0, or -errno. */
+static int any_host(struct reader *rd, uint64_t matcher)
+{
+	char src[16];
+	uint64_t re;
+	int ret = pythreads__attr(rd->l, rd->mr, matcher, "host_pattern", &re);
+
+	ret = ret ?: djroutes__pattern_source(rd->l, rd->mr, re, src, sizeof(src));
+	if (ret)
+		return ret == -ENOTSUP ? 0 : ret;
+	return !strcmp(src, ".*") || !strcmp(src, ".*$");
+}
+
+/* One rule into the table: 0, or a torn read's error. */
+static int rule(struct reader *rd, uint64_t r, unsigned depth)
+{
+	char mt[32];
+	struct djr_piece p;
+	uint64_t matcher, target, sub;
+	int ret, any;
+
+	ret = pythreads__attr(rd->l, rd->mr, r, "matcher", &matcher);
+	ret = ret ?: pythreads__attr(rd->l, rd->mr, r, "target", &target);
+	ret = ret ?: djroutes__type_name(rd->mr, matcher, mt, sizeof(mt));
+	if (ret)
+		goto unknown;
+	/* a router: its own rules, where its matcher takes any request */
+	if (!pythreads__attr(rd->l, rd->mr, target, "rules", &sub)) {
+		any = !strcmp(mt, "AnyMatches") ? 1 : !strcmp(mt, "HostMatches") ? any_host(rd, matcher) : 0;
+		if (any < 0) {
+			ret = any;
+			goto unknown;
+		}
+		if (!any || depth >= ROUTER_DEPTH) {
+			ret = -ENOTSUP;
+			goto unknown;
+		}
+		ret = rules(rd, target, depth + 1);
+		if (ret)
+			goto unknown;
+		return 0;
+	}
+	/* a handler class (or another app, which the rule's path routes to all the same) */
+	if (strcmp(mt, "PathMatches")) {
+		ret = -ENOTSUP;
+		goto unknown;
+	}
+	ret = path_piece(rd, matcher, &p);
+	if (ret)
+		goto unknown;
+	djroutes__add_one(rd->t, &p, rd->skipped);
+	return 0;
+unknown:
+	/* any path may be its */
+	return djroutes__unknown(rd->t, rd->skipped, ret, "");
+}
+
+static int rules(struct reader *rd, uint64_t router, unsigned depth)
+{
+	uint64_t list, *v;
+	int n, ret;
+
+	ret = pythreads__attr(rd->l, rd->mr, router, "rules", &list);
+	if (ret)
+		return ret;
+	v = malloc(RULES_MAX * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	n = pythreads__list_items(rd->l, rd->mr, list, v, RULES_MAX);
+	ret = n < 0 ? n : 0;
+	for (int i = 0; i < n && !ret; i++)
+		ret = rule(rd, v[i], depth);
+	free(v);
+	return ret;
+}
+
+int tornroutes__read(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime, uint64_t app,
+		     struct djroutes *t, unsigned *skipped)
+{
+	struct reader rd = { .l = l, .mr = mr, .t = t, .skipped = skipped };
+	uint64_t router;
+	int ret;
+
+	*skipped = 0;
+	/* the walker read it from a handler by its class's recipe: checked */
+	ret = djroutes__is_instance(l, mr, runtime, app, "tornado.web", "Application");
+	if (ret)
+		return ret == 1 ? -EINVAL : ret;
+	if (pythreads__attr(l, mr, app, "default_router", &router))
+		return -EINVAL;
+	return rules(&rd, router, 0);
+}
