@@ -8,7 +8,8 @@ Services (workloads/web_async.py; server + driver):
   hypercorn (Starlette behind two middlewares)  psycopg 3 async   aiohttp  aiopg (psycopg2's async mode)
   uvicorn-fastapi    SQLAlchemy 1.4's asyncio extension over asyncpg (its greenlet_spawn bridge)
   uvicorn-asyncpg-fastapi ... see SERVICES below
-  tornado            Tornado's own server, asyncpg
+  tornado            Tornado's own server, asyncpg (its routes by the app's URL specs; on every
+                     interpreter too, against a stand-in of tornado.web: stdlib-tornado-*)
   gevent             gunicorn -k gevent, pg8000 (cooperative under gevent's patching)
   eventlet           gunicorn -k eventlet, pg8000 (likewise under eventlet's)
   waitress           psycopg2 (its main thread reads, its worker threads answer)
@@ -257,6 +258,23 @@ def case_stdlib(cluster, tmp, it):
     cut = tuple(it.version[:2]) >= (3, 11)
     check(name, p, port, tmp, it.host_path(script), "n1_stdlib", ids="{rid}", warm=True,
           per_client=dict(PER_CLIENT, stream=2), warm_path="/stream/999/", kind_ids={"stream": "{id}"}, cut=cut)
+
+
+def case_stdlib_tornado(cluster, tmp, it):
+    """workloads/web_async_stdlib.py's stand-in of Tornado on interpreter it: the walker reads the
+    route frame's self from its cell (3.8-3.10: a cell of its own; 3.11+: the argument's slot),
+    then the handler's class, then, by the recipe the tool works out from that class (its
+    instances' values: 3.8-3.10 a split dict, 3.11-3.12 a values array, 3.13+ inline), the app,
+    whose rules name the requests "/n1/<rid>/" on every interpreter."""
+    name = "stdlib-tornado-" + it.label
+    env = dict(os.environ, **cluster.client_env(tcp=bool(it.root)))
+    port = free_port(18600, 18700)
+    logf = open(os.path.join(tmp, name + ".log"), "w")
+    script = it.workload("web_async_stdlib.py")
+    p = subprocess.Popen(it.argv(script) + [str(port), str(K), "0", "tornado"], env=env, stdout=logf, stderr=logf,
+                         start_new_session=True)
+    check(name, p, port, tmp, it.host_path(script), "n1_stdlib", ids="<rid>", warm=True,
+          cut=tuple(it.version[:2]) >= (3, 11))
 
 
 def traced_run(name, p, port, tmp, load, clients_ok="client saw 200s", extra=()):
@@ -572,7 +590,7 @@ def check(name, p, port, tmp, app_path, marker, warm=False, pool=False, ids="{id
                        asm["framework_routes"] == nreq and asm["scope_route_templates_mismatched"] <=
                        doc["http"]["scope_route_reads"] <= 8 + asm["scope_route_templates_mismatched"],
                        json.dumps(asm) + " " + json.dumps({k: v for k, v in doc["http"].items() if "scope" in k}))
-        if name.startswith("aiohttp") or name.startswith("tornado"):
+        if name.startswith("aiohttp") or "tornado" in name:
             # the app's router, read once through the request handler the walker gives
             # (aioroutes.h); Tornado's rules through the per-request handler's application, which
             # the walker reads once the warm-up's handler's class taught it where (tornroutes.h):
@@ -581,7 +599,7 @@ def check(name, p, port, tmp, app_path, marker, warm=False, pool=False, ids="{id
             nreq = CLIENTS * sum(per_client.values()) + (warm if name.startswith("aiohttp") else 0)
             record(name + ": every request named by the app's routes (%s)" % (
                        "its resources' canonical paths" if name.startswith("aiohttp") else "its URL specs' regexes"),
-                   up["%s_processes_read" % name.split("-")[0]] == 1 and
+                   up["%s_processes_read" % ("aiohttp" if name.startswith("aiohttp") else "tornado")] == 1 and
                    asm["framework_routes"] == up["requests_named"] == nreq, json.dumps(up) + " " + json.dumps(asm))
         if "uvloop" in name or "uvicorn-worker" in name:
             # uvloop writes every buffer from a loop callback at the end of the loop's iteration,
@@ -736,6 +754,8 @@ def main():
             seen.add(it.version)
             if want("stdlib-asyncio-" + it.label):
                 case_stdlib(cluster, tmp, it)
+            if want("stdlib-tornado-" + it.label):
+                case_stdlib_tornado(cluster, tmp, it)
         if want("django-asgi-uvicorn"):
             env = dict(os.environ, **cluster.client_env())
             subprocess.run([PY, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=DEMO, env=env, check=True)

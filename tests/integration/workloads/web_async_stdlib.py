@@ -3,9 +3,10 @@ interpreter (3.8-3.15, pyenv's and the sid root's, which have no drivers) serves
 task: each connection's task reads requests, each request is served by a task of its own (its
 address reused by later ones), which sends its statements (a minimal wire-protocol client on
 asyncio streams) and writes its response. The count of statements is returned in X-Queries.
-Usage: web_async_stdlib.py PORT K [DEPTH]      (PGHOST, PGPORT, PGUSER, PGDATABASE as libpq's)
+Usage: web_async_stdlib.py PORT K [DEPTH [tornado]]   (PGHOST, PGPORT, PGUSER, PGDATABASE as libpq's)
 DEPTH (0): coroutine frames of "middleware" above Route.handle in each request's task, as a
 Starlette app's middleware stack and router put there (bench/async_cut.py)
+tornado: each request runs through a stand-in of Tornado's RequestHandler._execute instead (below)
 
 /n1/ID/    K statements from the marked line, one per item (an N+1), plus one: K+1
 /fixed/ID/ the same in one join: 1
@@ -22,6 +23,13 @@ starlette.responses' StreamingResponse, whose __call__ streams from a child task
 wrap(), which holds the task group in a cell) of an anyio task group, and the anyio classes the
 tool reads the task group's host task through (anyio._backends._asyncio's TaskGroup.cancel_scope,
 CancelScope._host_task: struct pt_proc's host_cell), with anyio's attributes in anyio's order.
+
+With "tornado", a stand-in of tornado.web (Tornado 6's names and frame shape) serves instead: an
+Application whose default_router's rules are a HostMatches rule for any host and an AnyMatches
+rule to the wildcard router of the URL specs (Rule, PathMatches with a compiled regex), and a
+RequestHandler subclass per request, `application` its first attribute, whose async _execute
+(a closure of it takes self: a cell, as in Tornado) runs get(). The tool reads the app through
+the handler (src/tornroutes.h): the request's names are the specs' regexes, "/n1/<rid>/".
 """
 import asyncio
 import os
@@ -31,6 +39,7 @@ import tempfile
 
 PORT, K = int(sys.argv[1]), int(sys.argv[2])
 DEPTH = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+TORNADO = sys.argv[4:5] == ["tornado"]
 
 ROUTING = """
 class Route:
@@ -116,17 +125,97 @@ class TaskGroup:
     def start_soon(self, func, *args):
         self._children.append(asyncio.get_running_loop().create_task(func(*args)))
 """
+TORNADO_WEB = """
+import re
+
+
+class Rule:
+    def __init__(self, matcher, target, target_kwargs=None, name=None):
+        self.matcher = matcher
+        self.target = target
+        self.target_kwargs = target_kwargs or {}
+        self.name = name
+
+
+class PathMatches:
+    def __init__(self, path_pattern):
+        if not path_pattern.endswith("$"):
+            path_pattern += "$"
+        self.regex = re.compile(path_pattern)
+
+
+class HostMatches:
+    def __init__(self, host_pattern):
+        if not host_pattern.endswith("$"):
+            host_pattern += "$"
+        self.host_pattern = re.compile(host_pattern)
+
+
+class AnyMatches:
+    pass
+
+
+class _ApplicationRouter:
+    def __init__(self, application, rules):
+        self.application = application
+        self.rules = [Rule(PathMatches(p), h, kw) for p, h, kw in rules]
+
+    def find(self, path):
+        for rule in self.rules:
+            if isinstance(rule.matcher, (AnyMatches, HostMatches)):
+                found = rule.target.find(path)
+            else:
+                m = rule.matcher.regex.match(path)
+                found = (rule, m.groupdict()) if m else None
+            if found:
+                return found
+        return None
+
+
+class Application:
+    def __init__(self, handlers):
+        self.wildcard_router = _ApplicationRouter(self, handlers)
+        self.default_router = _ApplicationRouter(self, [])
+        self.default_router.rules.append(Rule(AnyMatches(), self.wildcard_router))
+
+    def add_handlers(self, host_pattern, host_handlers):
+        rule = Rule(HostMatches(host_pattern), _ApplicationRouter(self, host_handlers))
+        self.default_router.rules.insert(-1, rule)
+
+
+class RequestHandler:
+    def __init__(self, application, request, **kwargs):
+        super().__init__()
+        self.application = application
+        self.request = request
+        self._finished = False
+        self.initialize(**kwargs)
+
+    def initialize(self):
+        pass
+
+    async def _execute(self, transforms, *args, **kwargs):
+        finished = lambda: self._finished  # noqa: E731 (a closure takes self: a cell)
+        await self.get(*args, **kwargs)
+        self._finished = True
+        return finished()
+"""
 SHIM = tempfile.mkdtemp(prefix="pytrace-starlette-")
 for pkg, files in (("starlette", {"routing.py": ROUTING, "responses.py": RESPONSES}),
-                   ("anyio", {}), (os.path.join("anyio", "_backends"), {"_asyncio.py": ANYIO})):
+                   ("anyio", {}), (os.path.join("anyio", "_backends"), {"_asyncio.py": ANYIO}),
+                   ("tornado", {"web.py": TORNADO_WEB})):
     os.mkdir(os.path.join(SHIM, pkg))
     open(os.path.join(SHIM, pkg, "__init__.py"), "w").close()
     for fname, text in files.items():
         with open(os.path.join(SHIM, pkg, fname), "w") as f:
             f.write(text)
 sys.path.insert(0, SHIM)
-from starlette.routing import Route  # noqa: E402
-from starlette.responses import StreamingResponse  # noqa: E402
+# one framework's modules in sys.modules: the tool follows one route frame a process
+if TORNADO:
+    import tornado.web  # noqa: E402
+else:
+    from starlette.routing import Route  # noqa: E402
+    from starlette.responses import StreamingResponse  # noqa: E402
 
 
 class PG:
@@ -219,8 +308,29 @@ async def endpoint(scope, pg, writer):
         await serve(scope["path"], writer, pg)
 
 
-ROUTES = {k: Route("/%s/{rid:int}/" % k, endpoint) for k in ("n1", "fixed", "slow", "cpu", "stream")}
-ROUTES["health"] = Route("/health/", endpoint)
+if not TORNADO:
+    ROUTES = {k: Route("/%s/{rid:int}/" % k, endpoint) for k in ("n1", "fixed", "slow", "cpu", "stream")}
+    ROUTES["health"] = Route("/health/", endpoint)
+else:
+    class Handler(tornado.web.RequestHandler):
+        def initialize(self, pg, writer):
+            self.pg = pg
+            self.writer = writer
+
+        async def get(self, rid=None):
+            await serve(self.request, self.writer, self.pg)
+
+    APP = tornado.web.Application([(r"/%s/(?P<rid>\d+)/" % k, Handler, {}) for k in ("n1", "fixed", "slow", "cpu")] +
+                                  [(r"/warm/", Handler, {}), (r"/health/", Handler, {})])
+    APP.add_handlers(r".*", [(r"/v2/(?P<rid>\d+)/", Handler, {})])
+
+
+def tornado_handler(path, pg, writer):
+    """Tornado's way: the first rule that matches, a handler made for the request; and its kwargs
+    (its _execute is the request's task's coroutine, as Tornado's _HandlerDelegate runs it)."""
+    rule, kwargs = APP.default_router.find(path.split("?")[0]) or APP.default_router.find("/health/")
+    return rule.target(APP, path, pg=pg, writer=writer), kwargs
+
 
 async def middleware(depth, route, scope, pg, writer):
     """depth frames of this coroutine, then the route's handle: all in the request's task."""
@@ -244,6 +354,10 @@ async def connection(reader, writer):
             while (await reader.readline()) not in (b"\r\n", b"\n", b""):
                 pass
             path = line.split()[1].decode()
+            if TORNADO:
+                handler, kwargs = tornado_handler(path, pg, writer)
+                await asyncio.ensure_future(handler._execute([], **kwargs))
+                continue
             route = ROUTES.get(path.strip("/").split("/")[0], ROUTES["health"])
             scope = {"path": path}
             await asyncio.ensure_future(middleware(DEPTH, route, scope, pg, writer) if DEPTH else
