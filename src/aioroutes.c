@@ -2,7 +2,6 @@
 /* aiohttp's resources as route names: see aioroutes.h. */
 #include <errno.h>
 #include <stdbool.h>
-#include <stdlib.h>
 #include <string.h>
 #include "aioroutes.h"
 #include "pythreads.h"
@@ -112,9 +111,10 @@ static int res_methods(struct reader *rd, uint64_t res, uint16_t *out)
 	return n ? 0 : -ENOENT;
 }
 
-/* One resource into the table: 0, or a torn read's error. */
-static int resource(struct reader *rd, uint64_t res, unsigned depth)
+/* One resource into the table (ctx: the reader): 0, or a torn read's error. */
+static int resource(void *ctx, uint64_t res, unsigned depth)
 {
+	struct reader *rd = ctx;
 	char tn[64], path[DJROUTES_LABEL_MAX];
 	struct djr_piece p;
 	uint64_t sub;
@@ -168,22 +168,12 @@ unknown:
 
 static int resources(struct reader *rd, uint64_t app, unsigned depth)
 {
-	uint64_t router, list, *v;
-	int n, ret;
+	uint64_t router, list;
+	int ret;
 
 	ret = pythreads__attr(rd->l, rd->mr, app, "_router", &router);
 	ret = ret ?: pythreads__attr(rd->l, rd->mr, router, "_resources", &list);
-	if (ret)
-		return ret;
-	v = malloc(RESOURCES_MAX * sizeof(*v));
-	if (!v)
-		return -ENOMEM;
-	n = pythreads__list_items(rd->l, rd->mr, list, v, RESOURCES_MAX);
-	ret = n < 0 ? n : 0;
-	for (int i = 0; i < n && !ret; i++)
-		ret = resource(rd, v[i], depth);
-	free(v);
-	return ret;
+	return ret ?: djroutes__list_each(rd->l, rd->mr, list, RESOURCES_MAX, resource, rd, depth);
 }
 
 int aioroutes__read(const struct py_layout *l, const struct mem_reader *mr, uint64_t handler,

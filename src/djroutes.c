@@ -981,13 +981,28 @@ static bool instance_of(const struct mem_reader *mr, uint64_t obj, uint64_t cls)
 int djroutes__is_instance(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime, uint64_t obj,
 			  const char *module, const char *cls)
 {
-	uint64_t md, c;
-	int ret = pythreads__module_dict(l, mr, runtime, module, &md);
+	uint64_t type;
 
-	ret = ret ?: pythreads__dict_get(l, mr, md, cls, &c);
-	if (ret)
-		return ret;
-	return instance_of(mr, obj, c) ? 0 : 1;
+	/* an unreadable object is no instance, as an unreadable type is no subclass */
+	if (mem_read_u64(mr, obj + OB_TYPE, &type))
+		type = 0;
+	return djroutes__is_subclass(l, mr, runtime, type, module, cls);
+}
+
+int djroutes__list_each(const struct py_layout *l, const struct mem_reader *mr, uint64_t list, unsigned max,
+			djr_item_fn fn, void *ctx, unsigned depth)
+{
+	uint64_t *v = malloc(max * sizeof(*v));
+	int n, ret;
+
+	if (!v)
+		return -ENOMEM;
+	n = pythreads__list_items(l, mr, list, v, max);
+	ret = n < 0 ? n : 0;
+	for (int i = 0; i < n && !ret; i++)
+		ret = fn(ctx, v[i], depth);
+	free(v);
+	return ret;
 }
 
 int djroutes__is_subclass(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime, uint64_t type,

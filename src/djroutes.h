@@ -173,6 +173,14 @@ int djroutes__find_apps(const struct py_layout *l, const struct mem_reader *mr, 
 /* Whether obj is an instance of module.cls or of a subclass (8 levels): 0 (it is), 1 (not) or -errno. */
 int djroutes__is_instance(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime, uint64_t obj,
 			  const char *module, const char *cls);
+/*
+ * fn(ctx, item, depth) for each item of the list at list (its first max, read at once), until fn
+ * returns non-zero: 0, what fn returned, or -errno of the list's read (-E2BIG: longer than max).
+ * A reader's walk of a level of its routes (depth: the level's).
+ */
+typedef int (*djr_item_fn)(void *ctx, uint64_t item, unsigned depth);
+int djroutes__list_each(const struct py_layout *l, const struct mem_reader *mr, uint64_t list, unsigned max,
+			djr_item_fn fn, void *ctx, unsigned depth);
 /* Whether type is module.cls or a subclass of it (8 levels): 0 (it is), 1 (not) or -errno. */
 int djroutes__is_subclass(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime, uint64_t type,
 			  const char *module, const char *cls);

@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include "starroutes.h"
 #include "pythreads.h"
@@ -178,19 +177,23 @@ unknown:
 	return djroutes__unknown(rd->t, rd->skipped, ret, fmt);
 }
 
+struct level {
+	struct reader *rd;
+	const struct prefix *px;
+};
+
+static int each_route(void *ctx, uint64_t r, unsigned depth)
+{
+	struct level *lv = ctx;
+
+	return route(lv->rd, r, lv->px, depth);
+}
+
 static int routes(struct reader *rd, uint64_t list, const struct prefix *px, unsigned depth)
 {
-	uint64_t *v = malloc(ROUTES_MAX * sizeof(*v));
-	int n, ret;
+	struct level lv = { rd, px };
 
-	if (!v)
-		return -ENOMEM;
-	n = pythreads__list_items(rd->l, rd->mr, list, v, ROUTES_MAX);
-	ret = n < 0 ? n : 0;
-	for (int i = 0; i < n && !ret; i++)
-		ret = route(rd, v[i], px, depth);
-	free(v);
-	return ret;
+	return djroutes__list_each(rd->l, rd->mr, list, ROUTES_MAX, each_route, &lv, depth);
 }
 
 /* The routes of app into a new table: 0 or -errno; the apps it mounts in rd->mounted. */

@@ -2,7 +2,6 @@
 /* Tornado's URL specs as route names: see tornroutes.h. */
 #include <errno.h>
 #include <stdbool.h>
-#include <stdlib.h>
 #include <string.h>
 #include "tornroutes.h"
 #include "pythreads.h"
@@ -52,9 +51,10 @@ static int any_host(struct reader *rd, uint64_t matcher)
 	return !strcmp(src, ".*") || !strcmp(src, ".*$");
 }
 
-/* One rule into the table: 0, or a torn read's error. */
-static int rule(struct reader *rd, uint64_t r, unsigned depth)
+/* One rule into the table (ctx: the reader): 0, or a torn read's error. */
+static int rule(void *ctx, uint64_t r, unsigned depth)
 {
+	struct reader *rd = ctx;
 	char mt[32];
 	struct djr_piece p;
 	uint64_t matcher, target, sub;
@@ -98,21 +98,10 @@ unknown:
 
 static int rules(struct reader *rd, uint64_t router, unsigned depth)
 {
-	uint64_t list, *v;
-	int n, ret;
+	uint64_t list;
+	int ret = pythreads__attr(rd->l, rd->mr, router, "rules", &list);
 
-	ret = pythreads__attr(rd->l, rd->mr, router, "rules", &list);
-	if (ret)
-		return ret;
-	v = malloc(RULES_MAX * sizeof(*v));
-	if (!v)
-		return -ENOMEM;
-	n = pythreads__list_items(rd->l, rd->mr, list, v, RULES_MAX);
-	ret = n < 0 ? n : 0;
-	for (int i = 0; i < n && !ret; i++)
-		ret = rule(rd, v[i], depth);
-	free(v);
-	return ret;
+	return ret ?: djroutes__list_each(rd->l, rd->mr, list, RULES_MAX, rule, rd, depth);
 }
 
 int tornroutes__read(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime, uint64_t app,
