@@ -14,6 +14,7 @@ struct reader {
 	const struct mem_reader *mr;
 	struct djroutes *t;
 	unsigned *skipped;
+	bool shadow;	/* in a named host's router: its rules' paths are named by none */
 };
 
 static int rules(struct reader *rd, uint64_t router, unsigned depth);
@@ -58,6 +59,7 @@ static int rule(void *ctx, uint64_t r, unsigned depth)
 	char mt[32];
 	struct djr_piece p;
 	uint64_t matcher, target, sub;
+	bool shadow = rd->shadow;
 	int ret, any;
 
 	ret = pythreads__attr(rd->l, rd->mr, r, "matcher", &matcher);
@@ -67,16 +69,31 @@ static int rule(void *ctx, uint64_t r, unsigned depth)
 		goto unknown;
 	/* a router: its own rules, where its matcher takes any request */
 	if (!pythreads__attr(rd->l, rd->mr, target, "rules", &sub)) {
+		if (!strcmp(mt, "PathMatches")) {
+			/*
+			 * the paths it matches go to the router, then, if none of its rules takes
+			 * them, to the rules after it: named by none
+			 */
+			ret = path_piece(rd, matcher, &p);
+			if (ret)
+				goto unknown;
+			p.opaque = true;
+			djroutes__add_one(rd->t, &p, rd->skipped);
+			return 0;
+		}
 		any = !strcmp(mt, "AnyMatches") ? 1 : !strcmp(mt, "HostMatches") ? any_host(rd, matcher) : 0;
 		if (any < 0) {
 			ret = any;
 			goto unknown;
 		}
-		if (!any || depth >= ROUTER_DEPTH) {
+		/* a named host's: the paths of its rules may be its, for all the tool can tell */
+		if (depth >= ROUTER_DEPTH || (!any && strcmp(mt, "HostMatches"))) {
 			ret = -ENOTSUP;
 			goto unknown;
 		}
+		rd->shadow |= !any;
 		ret = rules(rd, target, depth + 1);
+		rd->shadow = shadow;
 		if (ret)
 			goto unknown;
 		return 0;
@@ -89,6 +106,7 @@ static int rule(void *ctx, uint64_t r, unsigned depth)
 	ret = path_piece(rd, matcher, &p);
 	if (ret)
 		goto unknown;
+	p.opaque = shadow;
 	djroutes__add_one(rd->t, &p, rd->skipped);
 	return 0;
 unknown:

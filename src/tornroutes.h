@@ -24,8 +24,13 @@
  *   - a PathMatches rule whose target is a handler class: its regex (matched from the path's
  *     start, as regex.match does; Tornado appends '$' to a str pattern), named by its source
  *     without the anchors;
- *   - anything else (a host-matched or path-matched router, a rule of the app's own matcher, a
- *     pattern not starting with '/'): the paths it may take are named by none.
+ *   - a router for a named host (add_handlers("api.example.com", ...)): the tool does not
+ *     follow hosts, so its rules' paths (from the literal start of each regex) are named by
+ *     none, and the other paths go on to the rules after it, as Tornado's do when no rule of
+ *     the router matches them; a router behind a PathMatches: the paths under its pattern's
+ *     literal start, likewise;
+ *   - anything else (a rule of the app's own matcher, a pattern not starting with '/', a router
+ *     deeper than 4): any path may be its, and none after it is named.
  * Tornado matches the request's path as sent, djroutes percent-decoded: a path with escapes in
  * a route's parameters may be named where Tornado would answer 404 (a request for a file
  * called "%41", say).

@@ -10,6 +10,18 @@
 #include <cmocka.h>
 #include "djroutes.h"
 
+/* glibc's mallinfo2 counts its own heap: under ASan, whose allocator replaces it, nothing */
+#if defined(__SANITIZE_ADDRESS__)
+#define MALLINFO_COUNTS 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MALLINFO_COUNTS 0
+#endif
+#endif
+#ifndef MALLINFO_COUNTS
+#define MALLINFO_COUNTS 1
+#endif
+
 static const char *builtin(void *ctx, const char *conv, const char *param)
 {
 	if (!strcmp(conv, "int"))
@@ -374,7 +386,8 @@ static void test_budget(void **state)
 	assert_int_equal(djroutes__count(t), DJROUTES_MAX);
 	assert_int_equal(djroutes__opaque(t), DJROUTES_MAX - compiled);
 	assert_in_range(compiled, 60, 90);
-	assert_in_range(used, 1, 40 << 20);
+	if (MALLINFO_COUNTS)
+		assert_in_range(used, 1, 40 << 20);
 	/* the kept ones still name, the first of them */
 	expect_name(t, "/b/b/b/", "/((x{64}){16}|b)/((x{64}){16}|b)/((x{64}){16}|b)/");
 	expect_name(t, "/b/b/", NULL);

@@ -285,14 +285,23 @@ static void test_tornado(void **state)
 	expect_route(tab, "/elsewhere/", NULL);
 	djroutes__clear(tab);
 
-	/* a router for one host only: its rules may take any path, for all the tool knows */
-	dflt[0] = tornado_rule(&t, tornado_matches(&t, "example\\.com$", true), tornado_router(&t, &v2, 1));
-	app[0] = tornado_router(&t, dflt, 2);
-	assert_int_equal(routeread__table(t.p.im.l, &t.p.mr, t.runtime, mk_obj(&t.p.im, t.app_t, an, app, 2),
-					  ROUTE_APP_TORNADO, tab, &skipped, &kind), 0);
-	assert_int_equal(skipped, 2);	/* it, and the legacy rule */
-	expect_route(tab, "/items/5/", NULL);
-	djroutes__clear(tab);
+	/*
+	 * a router for one host only, or behind a path: the paths of its rules (its path's) may be
+	 * its, for all the tool can tell; the others go on to the rules after it
+	 */
+	for (int behind_path = 0; behind_path < 2; behind_path++) {
+		dflt[0] = tornado_rule(&t, behind_path ? tornado_matches(&t, "/v2/.*", false) :
+							 tornado_matches(&t, "example\\.com$", true),
+				       tornado_router(&t, &v2, 1));
+		app[0] = tornado_router(&t, dflt, 2);
+		assert_int_equal(routeread__table(t.p.im.l, &t.p.mr, t.runtime, mk_obj(&t.p.im, t.app_t, an, app, 2),
+						  ROUTE_APP_TORNADO, tab, &skipped, &kind), 0);
+		assert_int_equal(skipped, 1);	/* the legacy rule */
+		expect_route(tab, "/v2/7/", NULL);
+		expect_route(tab, "/items/5/", "/items/<id>/");
+		expect_route(tab, "/health/", "/health/");
+		djroutes__clear(tab);
+	}
 
 	/* not an app (the walker read a handler by a recipe that did not fit it): -EINVAL */
 	other = mk_obj(&t.p.im, mk_type(&t.p.im, "Application"), an, app, 2);	/* another module's class */
