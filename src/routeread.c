@@ -2,6 +2,7 @@
 /* One process's route table read from its memory: see routeread.h. */
 #include <errno.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include "routeread.h"
 #include "aioroutes.h"
@@ -10,11 +11,41 @@
 #include "pythreads.h"
 #include "routes.h"
 #include "starroutes.h"
+#include "symbolize.h"
 #include "tornroutes.h"
 
 /*
- * A WSGI app under gunicorn mounted at SCRIPT_NAME (gunicorn/http/wsgi.py reads it from its
- * environment at each request, and gives the app the path after it): t matches without it.
+ * uWSGI's --mount PREFIX=APP with --manage-script-name: uWSGI gives the app the path after
+ * PREFIX. Its options are the embedded uwsgi module's `opt` dict ("mount": bytes, a list of them
+ * for several mounts: several apps in one process, not followed). 0 and the prefix in sn, or -ENOENT.
+ */
+static int uwsgi_mount(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime, char *sn,
+		       size_t size)
+{
+	uint64_t md, opt, mount, flag;
+	uint8_t *data = NULL;
+	const uint8_t *eq;
+	size_t len = 0;
+	long n;
+
+	if (pythreads__module_dict(l, mr, runtime, "uwsgi", &md) || pythreads__dict_get(l, mr, md, "opt", &opt) ||
+	    pythreads__dict_get(l, mr, opt, "manage-script-name", &flag) ||
+	    pythreads__dict_get(l, mr, opt, "mount", &mount) || djroutes__type_is(mr, mount, "bytes") != 1)
+		return -ENOENT;
+	n = py_read_bytes(l, mr, mount, size - 1, &data, &len);
+	eq = n > 0 && (size_t)n == len ? memchr(data, '=', len) : NULL;
+	if (eq && eq > data) {
+		memcpy(sn, data, (size_t)(eq - data));
+		sn[eq - data] = 0;
+	}
+	free(data);
+	return eq && eq > data ? 0 : -ENOENT;
+}
+
+/*
+ * A WSGI app mounted at a prefix: under gunicorn, SCRIPT_NAME (gunicorn/http/wsgi.py reads it
+ * from its environment at each request, and gives the app the path after it); under uWSGI, a
+ * --mount's (uwsgi_mount). t matches without it.
  */
 static void wsgi_prefix(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime, struct djroutes *t)
 {
@@ -22,8 +53,11 @@ static void wsgi_prefix(const struct py_layout *l, const struct mem_reader *mr, 
 	uint64_t md;
 	size_t n;
 
-	if (pythreads__module_dict(l, mr, runtime, "gunicorn.http.wsgi", &md) ||
-	    pythreads__environ(l, mr, runtime, "SCRIPT_NAME", sn, sizeof(sn)) || sn[0] != '/')
+	if ((pythreads__module_dict(l, mr, runtime, "gunicorn.http.wsgi", &md) ||
+	     pythreads__environ(l, mr, runtime, "SCRIPT_NAME", sn, sizeof(sn))) &&
+	    uwsgi_mount(l, mr, runtime, sn, sizeof(sn)))
+		return;
+	if (sn[0] != '/')
 		return;
 	n = strlen(sn);
 	while (n > 1 && sn[n - 1] == '/')

@@ -457,6 +457,18 @@ static inline uint64_t mk_re_pattern(struct image *im, uint64_t re_t, const char
 	return pat;
 }
 
+/* A bytes object (bytes_t: mk_type(im, "bytes")) holding s. */
+static inline uint64_t mk_bytes(struct image *im, uint64_t bytes_t, const char *s)
+{
+	const struct py_layout *l = im->l;
+	uint64_t b = alloc(im, l->bytes_data + strlen(s) + 1);
+
+	put64(im, b + 8, bytes_t);
+	put64(im, b + l->bytes_size, strlen(s));
+	put(im, b + l->bytes_data, s, strlen(s) + 1);
+	return b;
+}
+
 /* A module object (module_type: mk_type(im, "module")) whose globals are names = vals. */
 static inline uint64_t mk_module(struct image *im, uint64_t module_type, const char *const *names,
 				 const uint64_t *vals, size_t n)

@@ -17,7 +17,7 @@
  * symbolizer on a method's code object. Flag 8: the world is a web app's instead (Django's URL
  * patterns with includes, one list included twice, a re_path; a Starlette app with a Mount of a
  * router; a Flask app behind a gunicorn worker; an aiohttp app with a sub-app; a Tornado app
- * with a rule for any host and its wildcard router), and the route
+ * with a rule for any host and its wildcard router; uWSGI's options, a mount), and the route
  * tables are read from it (src/routeread.c: each read within its budget of reads, whatever the
  * patches made of the includes: cycles too).
  */
@@ -312,8 +312,9 @@ static void mk_web_world(struct world *w, unsigned minor, struct web *web)
 				 *const routen[] = { "path_regex", "path_format", "methods" },
 				 *const fcn[] = { "Flask" }, *const tcn[] = { "Application" },
 				 *const mn[] = { "django.conf", "site.urls", "starlette.applications", "flask.app",
-						 "tornado.web" };
-	uint64_t api[2], root[5], v, list, starlette_t, flask_t, re_t, router_t, str_t, mv[3], inner, router, mods[5];
+						 "tornado.web", "uwsgi" },
+				 *const optn[] = { "mount", "manage-script-name" }, *const un[] = { "opt" };
+	uint64_t api[2], root[5], v, list, starlette_t, flask_t, re_t, router_t, str_t, mv[3], inner, router, mods[6];
 	uint64_t tornado_t;
 	uint64_t runtime;
 
@@ -374,7 +375,12 @@ static void mk_web_world(struct world *w, unsigned minor, struct web *web)
 	mods[2] = mk_module(im, d.module_t, cn, &starlette_t, 1);
 	mods[3] = mk_module(im, d.module_t, fcn, &flask_t, 1);
 	mods[4] = mk_module(im, d.module_t, tcn, &tornado_t, 1);
-	w->modules = mk_str_dict(im, mn, mods, 5);
+	/* uWSGI's options: the app mounted at /shop (routeread.c's uwsgi_mount) */
+	mv[0] = mk_bytes(im, mk_type(im, "bytes"), "/shop=/srv/app.py");
+	mv[1] = mk_long(im, 1);
+	v = mk_str_dict(im, optn, mv, 2);
+	mods[5] = mk_module(im, d.module_t, un, &v, 1);
+	w->modules = mk_str_dict(im, mn, mods, 6);
 	put64(im, get64(im, runtime + im->l->rt_interp_head) + im->l->is_modules, w->modules);
 	w->runtime = runtime;
 }

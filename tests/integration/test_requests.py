@@ -19,6 +19,7 @@ Services:
                   request counted once, in the worker
   uwsgi-flask     Flask (an app factory's app in a wsgi file) on uWSGI: --lazy-apps, 2 threads a
                   worker, keep-alive (--http11-socket), 2 clients
+  uwsgi-flask-mount  the same mounted at /shop (--mount, --manage-script-name): named after the prefix
   django-loop     a urlconf that includes itself (a stand-in any process could be): its table given
                   up within the tool's budget of reads, the requests named by their folded paths
   aiohttp-routes-INTERP  the reader of an aiohttp app's router (src/aioroutes.c) on every
@@ -137,11 +138,12 @@ def drive_many(port, plan, clients):
 
 
 def check_service(name, port, pid, tmp, plan, n1_route, n1_site, clean_routes, route_of, hook=None, django=None,
-                  flask=None, preopen=0, clients=1):
+                  flask=None, preopen=0, clients=1, prefix=""):
     """django, flask: how many processes serve a Django or Flask app (its URL patterns or rules
     name the requests). preopen: that many requests on a keep-alive connection opened (and used
     once) before the tool started, which the tool must follow from then (src/httptrace.c).
-    clients: the plan sent that many times at once, from as many client threads."""
+    clients: the plan sent that many times at once, from as many client threads. prefix: where
+    the app is mounted (its patterns match the path after it)."""
     pre = pre_port = None
     if preopen:
         pre = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
@@ -197,7 +199,8 @@ def check_service(name, port, pid, tmp, plan, n1_route, n1_site, clean_routes, r
     if django is not None or flask is not None:
         dj = doc["http"]["url_patterns"]
         patterns, nproc = (DJANGO_PATTERNS, django) if django is not None else (FLASK_RULES, flask)
-        named = sum(n for path, _, n in plan if any(re.fullmatch(rx, path.split("?")[0]) for rx, _ in patterns))
+        named = sum(n for path, _, n in plan if path.startswith(prefix) and
+                    any(re.fullmatch(rx, path.split("?")[0][len(prefix):]) for rx, _ in patterns))
         record(name + ": %s's %s name %d requests, read in up to %d process(es), one table" %
                ((("Django", "URL patterns") if django is not None else ("Flask", "URL rules")) + (named, nproc)),
                doc["http"]["assembly"]["framework_routes"] == named and dj["requests_named"] == named
@@ -403,14 +406,17 @@ http {
                clients=4)
 
 
-def case_uwsgi_flask(cluster, tmp):
+def case_uwsgi_flask(cluster, tmp, mount=None):
     """Flask under uWSGI as it is usually deployed: a wsgi file that makes the app with the
     application factory (`app = create_app()`, a module global of uWSGI's own module for the
     file), --lazy-apps (each worker loads the app after the fork), 2 workers of 2 threads,
     HTTP/1.1 with keep-alive parsed by the workers (--http11-socket; --http-socket closes each
     connection after its response without saying so), 2 clients at once. (uWSGI 2.0.21's workers
-    crash at SIGTERM with --lazy-apps and threads, traced or not: its log says so at the end.)"""
-    name = "uwsgi-flask"
+    crash at SIGTERM with --lazy-apps and threads, traced or not: its log says so at the end.)
+    mount: the app mounted there instead (--mount PREFIX=FILE --manage-script-name: uWSGI gives
+    it the path after the prefix), its requests named by its rules after the prefix, which the
+    tool reads from uWSGI's options (the uwsgi module's opt), and those no rule matches folded whole."""
+    name = "uwsgi-flask" + ("-mount" if mount else "")
     env = dict(os.environ, **cluster.client_env())
     script = os.path.join(WORKLOADS, "web_flask.py")
     seeded = subprocess.run([PY, script, "seed", str(K)], env=env, capture_output=True, text=True, timeout=60)
@@ -420,17 +426,25 @@ def case_uwsgi_flask(cluster, tmp):
     with open(wsgi, "w") as f:
         f.write("from web_flask import create_app\napp = create_app()\n")
     port = free_port(18700, 18800)
-    g = subprocess.Popen([UWSGI, "--plugin", "python3", "--http11-socket", "127.0.0.1:%d" % port, "--chdir", WORKLOADS,
-                          "--wsgi-file", wsgi, "--callable", "app", "--lazy-apps", "--master", "--processes", "2",
-                          "--threads", "2", "--die-on-term", "--need-app", "--disable-logging"], env=env,
+    app = ["--mount", "%s=%s" % (mount, wsgi), "--manage-script-name"] if mount else ["--wsgi-file", wsgi]
+    g = subprocess.Popen([UWSGI, "--plugin", "python3", "--http11-socket", "127.0.0.1:%d" % port, "--chdir", WORKLOADS]
+                         + app + ["--callable", "app", "--lazy-apps", "--master", "--processes", "2",
+                                  "--threads", "2", "--die-on-term", "--need-app", "--disable-logging"], env=env,
                          stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, name + ".log"), "w"))
+    prefix = mount or ""
+
+    def route_of(path):
+        # named by its rule without the prefix; a path no rule matches, folded whole
+        route = flask_route(path[len(prefix):])
+        return route if "{" not in route else folded_route(path)
+
     try:
-        if not record(name + ": uWSGI answers", wait_http(port, "/health/")):
+        if not record(name + ": uWSGI answers", wait_http(port, prefix + "/health/")):
             return
         site = r"book_label \(.*web_flask\.py:%d\)" % marker_lines(script)["n1_site"]
-        check_service(name, port, g.pid, tmp, FLASK_PLAN, "/books/", site,
-                      {"/books-fixed/", "/health/", "/books/<int:pk>/", "/writers/<name>/"}, flask_route, flask=2,
-                      clients=2)
+        check_service(name, port, g.pid, tmp, [(prefix + p, st, n) for p, st, n in FLASK_PLAN], "/books/", site,
+                      {"/books-fixed/", "/health/", "/books/<int:pk>/", "/writers/<name>/"}, route_of, flask=2,
+                      clients=2, prefix=prefix)
     finally:
         stop(g)
 
@@ -809,6 +823,8 @@ def main():
                 ("flask", lambda: case_flask(cluster, tmp), [], ""),
                 ("flask-factory-gunicorn", lambda: case_flask_factory(cluster, tmp), [GUNICORN], " and gunicorn"),
                 ("uwsgi-flask", lambda: case_uwsgi_flask(cluster, tmp), [UWSGI],
+                 ", uwsgi-core and uwsgi-plugin-python3"),
+                ("uwsgi-flask-mount", lambda: case_uwsgi_flask(cluster, tmp, "/shop"), [UWSGI],
                  ", uwsgi-core and uwsgi-plugin-python3")):
             if not want(name):
                 continue

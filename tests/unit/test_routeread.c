@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * Route tables read from a process's memory (routeread__table over a fake image,
- * tests/common/pyimage.h): Django's urlpatterns and their includes, Starlette's routes and
- * mounts; and object graphs that include themselves, which any process can make and the
- * collector would walk for ever: each read of a table takes a bounded number of reads.
+ * tests/common/pyimage.h): Django's urlpatterns and their includes (under a uWSGI mount too),
+ * Starlette's routes and mounts, Tornado's rules; and object graphs that include themselves,
+ * which any process can make and the collector would walk for ever: each read of a table takes
+ * a bounded number of reads.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -149,6 +150,61 @@ static void test_django_large(void **state)
 	free(leaf);
 	djroutes__free(t);
 	free(d.p.im.mem);
+}
+
+/*
+ * Under uWSGI with --mount /shop=app.py --manage-script-name, the app sees the path after /shop:
+ * the table matches after it, the prefix read from the uwsgi module's opt dict; without
+ * --manage-script-name (uWSGI then picks the app by the SCRIPT_NAME a web server sends, and the
+ * app sees the whole path) and with several mounts, none
+ */
+static void test_uwsgi_mount(void **state)
+{
+	static const char *const on[] = { "mount", "manage-script-name", "master" }, *const un[] = { "opt" },
+				 *const names[] = { "django.conf", "site.urls", "uwsgi" };
+	struct django d;
+	char out[256];
+
+	for (int variant = 0; variant < 3; variant++) {
+		struct djroutes *t = djroutes__new();
+		const char *kind = NULL;
+		uint64_t pat, runtime, bytes_t, opt[3], mods[3], md, interp;
+
+		django_init(&d, 1 << 20);
+		bytes_t = mk_type(&d.p.im, "bytes");
+		pat = path(&d, "items/<int:pk>/");
+		runtime = django_runtime(&d, mk_list(&d.p.im, d.p.list_t, &pat, 1));
+		opt[0] = mk_bytes(&d.p.im, bytes_t, "/shop=/srv/app.py");
+		if (variant == 2) {	/* two mounts: a list of them */
+			uint64_t two[2] = { opt[0], mk_bytes(&d.p.im, bytes_t, "/b=b.py") };
+
+			opt[0] = mk_list(&d.p.im, d.p.list_t, two, 2);
+		}
+		opt[1] = opt[2] = mk_long(&d.p.im, 1);	/* a flag: True */
+		/* variant 1: no --manage-script-name, "master" alone */
+		md = mk_str_dict(&d.p.im, variant == 1 ? (const char *const[]){ "mount", "master" } : on,
+				 variant == 1 ? (const uint64_t[]){ opt[0], opt[2] } : opt, variant == 1 ? 2 : 3);
+		/* sys.modules: dj_runtime's two modules, and uwsgi */
+		interp = get64(&d.p.im, runtime + d.p.im.l->rt_interp_head);
+		assert_int_equal(pythreads__dict_get(d.p.im.l, &d.p.mr, get64(&d.p.im, interp + d.p.im.l->is_modules),
+						     "django.conf", &mods[0]), 0);
+		assert_int_equal(pythreads__dict_get(d.p.im.l, &d.p.mr, get64(&d.p.im, interp + d.p.im.l->is_modules),
+						     "site.urls", &mods[1]), 0);
+		mods[2] = mk_module(&d.p.im, d.p.module_t, un, &md, 1);
+		put64(&d.p.im, interp + d.p.im.l->is_modules, mk_str_dict(&d.p.im, names, mods, 3));
+		assert_int_equal(read_table(&d.p, runtime, 0, 0, t, &kind), 0);
+		assert_string_equal(kind, "Django's URL patterns");
+		if (variant == 0) {
+			assert_true(djroutes__match_method(t, "GET", "/shop/items/3/", out, sizeof(out)));
+			assert_string_equal(out, "/items/<int:pk>/");
+			assert_false(djroutes__match_method(t, "GET", "/items/3/", out, sizeof(out)));
+		} else {
+			assert_true(djroutes__match_method(t, "GET", "/items/3/", out, sizeof(out)));
+			assert_false(djroutes__match_method(t, "GET", "/shop/items/3/", out, sizeof(out)));
+		}
+		djroutes__free(t);
+		free(d.p.im.mem);
+	}
 }
 
 /* A list of includes of itself: LIST_MAX^DJROUTES_DEPTH patterns to walk; the budget ends it. */
@@ -329,6 +385,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_django),
 		cmocka_unit_test(test_django_large),
+		cmocka_unit_test(test_uwsgi_mount),
 		cmocka_unit_test(test_django_self_include),
 		cmocka_unit_test(test_starlette_self_mount),
 		cmocka_unit_test(test_tornado),
