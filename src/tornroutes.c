@@ -39,6 +39,19 @@ static int path_piece(struct reader *rd, uint64_t matcher, struct djr_piece *p)
 	return djroutes__regex_piece(src + at, true, p);
 }
 
+/* A PathMatches' regex as an endpoint, named by none if opaque: 0, or path_piece's error. */
+static int add_path(struct reader *rd, uint64_t matcher, bool opaque)
+{
+	struct djr_piece p;
+	int ret = path_piece(rd, matcher, &p);
+
+	if (ret)
+		return ret;
+	p.opaque = opaque;
+	djroutes__add_one(rd->t, &p, rd->skipped);
+	return 0;
+}
+
 /* Whether a HostMatches' pattern takes any host (add_handlers(r".*", ...)): 1, 0, or -errno. */
 static int any_host(struct reader *rd, uint64_t matcher)
 {
@@ -57,7 +70,6 @@ static int rule(void *ctx, uint64_t r, unsigned depth)
 {
 	struct reader *rd = ctx;
 	char mt[32];
-	struct djr_piece p;
 	uint64_t matcher, target, sub;
 	bool shadow = rd->shadow;
 	int ret, any;
@@ -74,11 +86,9 @@ static int rule(void *ctx, uint64_t r, unsigned depth)
 			 * the paths it matches go to the router, then, if none of its rules takes
 			 * them, to the rules after it: named by none
 			 */
-			ret = path_piece(rd, matcher, &p);
+			ret = add_path(rd, matcher, true);
 			if (ret)
 				goto unknown;
-			p.opaque = true;
-			djroutes__add_one(rd->t, &p, rd->skipped);
 			return 0;
 		}
 		any = !strcmp(mt, "AnyMatches") ? 1 : !strcmp(mt, "HostMatches") ? any_host(rd, matcher) : 0;
@@ -103,11 +113,9 @@ static int rule(void *ctx, uint64_t r, unsigned depth)
 		ret = -ENOTSUP;
 		goto unknown;
 	}
-	ret = path_piece(rd, matcher, &p);
+	ret = add_path(rd, matcher, shadow);
 	if (ret)
 		goto unknown;
-	p.opaque = shadow;
-	djroutes__add_one(rd->t, &p, rd->skipped);
 	return 0;
 unknown:
 	/* any path may be its */
