@@ -575,6 +575,19 @@ static __always_inline __u64 stack_put(const struct pt_proc *proc, struct pt_sta
 	return id;
 }
 
+/* The text object of the statement the driver's frame in st sends (struct pt_proc's text_code), 0: none. */
+static __always_inline __u64 text_obj(const struct pt_proc *proc, const struct pt_stack *st)
+{
+	__u64 v;
+
+	if (!st->text_frame)
+		return 0;
+	v = pt_read_ptr(st->text_frame + proc->text_local) & proc->off.code_mask;
+	if (v && !(v & 7) && proc->text_member)
+		v = pt_read_ptr(v + proc->text_member);
+	return v & 7 ? 0 : v;
+}
+
 /*
  * The sender's stack for a chunk that holds a statement: the one uvloop's probe noted when the
  * bytes were queued (uvloop.bpf.h), if fresh, else the current thread's.
@@ -590,6 +603,7 @@ static __always_inline void walk_stack(struct pg_event *e, __u32 pid, struct pg_
 		e->stack_id = c->q_stack;
 		e->task_frame = c->q_task;
 		e->root_frame = c->q_root;
+		e->text_obj = c->q_text;
 		c->q_ts = 0;
 		return;
 	}
@@ -602,6 +616,7 @@ static __always_inline void walk_stack(struct pg_event *e, __u32 pid, struct pg_
 	e->stack_id = stack_put(proc, st);
 	e->task_frame = st->task_frame;
 	e->root_frame = st->root_frame;
+	e->text_obj = text_obj(proc, st);
 }
 
 static __always_inline struct pg_event *event(__u32 type, __u32 pid, __u32 tid, __s32 fd, __u8 dir, long ret)
@@ -619,6 +634,7 @@ static __always_inline struct pg_event *event(__u32 type, __u32 pid, __u32 tid, 
 	e->stack_id = 0;
 	e->task_frame = 0;
 	e->root_frame = 0;
+	e->text_obj = 0;
 	e->pqconn = dir == PG_DIR_CLIENT && libpq_probed ? pt_pqconn_now(e->ts) : 0;
 	e->len = ret;
 	e->dir = dir;

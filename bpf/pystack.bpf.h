@@ -20,6 +20,7 @@ struct pt_walk {
 	__u64 scope_code;	/* struct pt_proc's (the outermost frame running it: s->scope_frame) */
 	__u64 send_code[2];	/* struct pt_proc's (the outermost frame running one: s->send_frame) */
 	__u64 stop_code;	/* a frame running it ends the walk (PT_WALK_CUT), ~0: none */
+	__u64 text_code;	/* struct pt_proc's, while text_want (the innermost: s->text_frame) */
 };
 
 /*
@@ -116,6 +117,8 @@ static __always_inline bool pt_walk_frame(struct pt_walk *w, struct pt_window_bu
 		s->route_frame = frame;
 	if (code == w->scope_code)
 		s->scope_frame = frame;
+	if (code == w->text_code && !s->text_frame)
+		s->text_frame = frame;
 	if (code == w->send_code[0] || code == w->send_code[1])
 		s->send_frame = frame;
 	if (code) {
@@ -493,6 +496,7 @@ __noinline __u64 pt_walk_thread(__u64 fsbase, const struct pt_proc *proc, struct
 	w.send_code[0] = proc->send_code[0] ? proc->send_code[0] : ~0ULL;
 	w.send_code[1] = proc->send_code[1] ? proc->send_code[1] : ~0ULL;
 	w.stop_code = ~0ULL;
+	w.text_code = proc->text_want && proc->text_code ? proc->text_code : ~0ULL;
 	s->nframes = 0;
 	s->task_frame = 0;
 	s->root_frame = 0;
@@ -503,6 +507,7 @@ __noinline __u64 pt_walk_thread(__u64 fsbase, const struct pt_proc *proc, struct
 	s->send_frame = 0;
 	s->server_obj = 0;
 	s->host_frame = 0;
+	s->text_frame = 0;
 	if (!fsbase)
 		goto no_tstate;
 	tstate = pt_read_ptr(fsbase + proc->tstate_off);

@@ -79,6 +79,8 @@ struct pg_event {
 	__u64 pqconn;		/* client chunks written inside a probed libpq call: its PGconn, else 0 */
 	__u64 task_frame;	/* with stack_id: who sent it (struct pt_stack's task_frame), 0: unknown */
 	__u64 root_frame;	/* and its root_frame */
+	__u64 text_obj;		/* with stack_id: the driver frame's text object (struct pt_proc's
+				   text_code), 0: none */
 	__u32 len;		/* bytes the syscall moved */
 	__u16 dir;		/* PG_DIR_* */
 	__u16 flags;		/* PG_EF_* */
@@ -124,9 +126,10 @@ struct pg_conn {
 	/*
 	 * The writer of bytes queued by uvloop's transport.write() and sent later by a loop callback
 	 * (bpf/uvloop.bpf.h): its stack's id in pg_stacks and its task keys, noted by the probe in
-	 * the task, taken by the next client chunk. q_ts 0: none.
+	 * the task, taken by the next client chunk, with the driver's text object (q_text: the
+	 * walk's, pg_event.text_obj). q_ts 0: none.
 	 */
-	__u64 q_stack, q_task, q_root, q_ts;
+	__u64 q_stack, q_task, q_root, q_ts, q_text;
 };
 
 #endif

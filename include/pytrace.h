@@ -174,6 +174,21 @@ struct pt_proc {
 	 */
 	__u16 ts_run_task;
 	__u8 pad8[2];
+	/*
+	 * A statement prepared before tracing: the wire carries only its name at each Execute. The
+	 * driver's frame that sends it holds its text (src/procs_frames.c's text frames: asyncpg's
+	 * Connection._do_execute's query and pg8000's Connection.execute's statement, strs; psycopg
+	 * 3's BaseCursor._maybe_prepare_gen's pgq, whose slot `query` is the bytes it prepared).
+	 * While the loader wants such texts (text_want: the process sent an Execute of a name it
+	 * did not know in the last seconds), the wire's walker gives that local (text_member: the
+	 * object in it at that offset) with the chunk, pg_event.text_obj: one or two reads a
+	 * statement then, none otherwise.
+	 */
+	__u64 text_code;	/* that frame's code object, 0: not found (yet) */
+	__u16 text_local;	/* frame -> the local (f_localsplus + 8 * its index) */
+	__u16 text_member;	/* the local's object -> the text (a __slots__ member), 0: the local is it */
+	__u8 text_want;
+	__u8 pad9[3];
 };
 
 /* pt_walk_thread's how: a statement's stack, which may stop at the route frame (struct pt_proc's run_tasks) */
@@ -321,6 +336,8 @@ struct pt_stack {
 	 * TaskGroup | PT_HOST_TASK_GROUP, for the loader to work that out from.
 	 */
 	__u64 host_frame;
+	/* the walker's: the innermost frame running struct pt_proc's text_code (while text_want) */
+	__u64 text_frame;
 	struct pt_frame frames[PT_MAX_FRAMES];	/* innermost first; only nframes are sent */
 };
 

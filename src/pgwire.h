@@ -83,7 +83,8 @@
  *    SKIPPED at the ReadyForQuery. A failed Parse with no Execute behind it (asyncpg prepares
  *    with Parse/Describe/Flush) is reported itself, as an ERROR statement of its text; a failed
  *    Bind, Describe or Close with no Execute behind it is only counted (unpaired).
- *  - Execute of a statement prepared before tracing: kind PREPARED_UNKNOWN with its name.
+ *  - Execute of a statement prepared before tracing: kind PREPARED_UNKNOWN with its name,
+ *    unless its text was learned elsewhere (pgwire_conn__learn) before the Bind.
  *  - COPY: CopyIn/CopyOut/CopyBoth responses make the statement kind COPY; it completes at the
  *    CommandComplete after CopyDone (an Execute), or at the ReadyForQuery right after (a Query).
  *    Syncs the client sent before its CopyDone/CopyFail are ignored by the server in copy-in
@@ -267,6 +268,7 @@ struct pgwire_stats {
 	uint64_t dropped_names;		/* Parse/Bind of a name over max_names */
 	uint64_t dropped_stmts;		/* statements over max_inflight */
 	uint64_t unknown_prepared;	/* Executes of statements prepared before tracing */
+	uint64_t learned;		/* names given their text by pgwire_conn__learn() */
 	uint64_t unpaired;		/* server messages with nothing to answer */
 	uint64_t bad_payload;		/* messages whose captured payload made no sense */
 	uint64_t notices, notifications, param_status;
@@ -291,6 +293,15 @@ void pgwire_stats__add(struct pgwire_stats *dst, const struct pgwire_stats *src)
 /* Backend pid and cancel key from BackendKeyData (0 if not seen): to match CancelRequests. */
 void pgwire_conn__backend_key(const struct pgwire_conn *c, uint32_t *pid, uint32_t *key);
 bool pgwire_conn__encrypted(const struct pgwire_conn *c);
+/*
+ * A statement prepared before tracing, whose Parse was never seen: whether stmt (a name as a
+ * Bind carries it, cut as records are to PGWIRE_NAME_MAX - 1 bytes) has a known text, and
+ * giving it one found elsewhere (the driver's memory, src/pgwiretrace.c), as its Parse would
+ * have: its later Binds and Executes carry it. learn: 0, -EINVAL (unnamed), -ENOSPC (the
+ * names table is full: counted in dropped_names).
+ */
+bool pgwire_conn__knows(struct pgwire_conn *c, const char *stmt);
+int pgwire_conn__learn(struct pgwire_conn *c, const char *stmt, const char *text, size_t len, bool cut);
 
 const char *pgwire__status_name(enum pgwire_status s);
 const char *pgwire__kind_name(enum pgwire_kind k);

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* PostgreSQL wire protocol v3: statements paired with their results (rules in pgwire.h). */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,6 +222,38 @@ static void name_del(struct pgwire_conn *c, uint8_t kind, const char *name)
 			i = j;
 		}
 	}
+}
+
+bool pgwire_conn__knows(struct pgwire_conn *c, const char *stmt)
+{
+	const struct name_ent *e = name_find(c, 'S', stmt);
+
+	return e && e->known;
+}
+
+int pgwire_conn__learn(struct pgwire_conn *c, const char *stmt, const char *text, size_t len, bool cut)
+{
+	struct name_ent *e;
+
+	if (!stmt[0] || strlen(stmt) >= PGWIRE_NAME_MAX)
+		return -EINVAL;
+	len = strnlen(text, len);	/* a NUL ends it, as it ends a Parse's */
+	e = name_put(c, 'S', stmt);
+	if (!e) {
+		c->st.dropped_names++;
+		return -ENOSPC;
+	}
+	if (len > c->o.text_cap) {
+		len = c->o.text_cap;
+		cut = true;
+	}
+	memcpy(e->text, text, len);
+	e->text[len] = 0;
+	e->text_len = (uint32_t)len;
+	e->cut = cut;
+	e->known = true;
+	c->st.learned++;
+	return 0;
 }
 
 /* Reads a NUL-terminated name at *p (within end): copies up to PGWIRE_NAME_MAX - 1 bytes. */

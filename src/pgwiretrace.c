@@ -14,6 +14,9 @@
 #include "pgwiretrace.h"
 #include "pidsweep.h"
 #include "pidtab.h"
+#include "procmem.h"
+#include "procs.h"
+#include "pythreads.h"
 #include "session.h"
 #include "sqltrace.h"
 #include "tracefs.h"
@@ -80,6 +83,11 @@ struct pgwiretrace {
 	uint64_t unfinished;		/* statements whose connection closed or lost framing first */
 	uint64_t skipped;		/* skipped by the server after an error in their pipeline */
 	uint64_t unknown_prepared;	/* executions of statements prepared before tracing */
+	/* such statements' texts read from the driver's frame at a send (driver_text) */
+	uint64_t texts_learned;		/* names given their text */
+	uint64_t texts_ambiguous;	/* chunks with more than one such name: none taken */
+	uint64_t texts_unread;		/* text objects that could not be read */
+	char *text_buf;			/* text_cap + 1 bytes */
 	uint64_t tls_seen;		/* sockets not followed that carried TLS (PT_EV_PG_TLS_SEEN) */
 	uint64_t tls_not_pg;		/* of which not PostgreSQL's (sockpeer.h): no probes for them */
 	uint64_t tls_unknown_peer;	/* of which /proc could not tell: probed, as if PostgreSQL's */
@@ -452,6 +460,84 @@ static bool tls_socket_may_be_pg(struct pgwiretrace *p, pid_t pid, int fd)
 	return false;
 }
 
+/* A NUL-terminated name at *q within end, cut as pgwire_conn cuts names: false if none. */
+static bool rec_name(const uint8_t **q, const uint8_t *end, char out[PGWIRE_NAME_MAX])
+{
+	const uint8_t *z = memchr(*q, 0, (size_t)(end - *q));
+	size_t n;
+
+	if (!z)
+		return false;
+	n = (size_t)(z - *q) < PGWIRE_NAME_MAX - 1 ? (size_t)(z - *q) : PGWIRE_NAME_MAX - 1;
+	memcpy(out, *q, n);
+	out[n] = 0;
+	*q = z + 1;
+	return true;
+}
+
+/*
+ * A client chunk that Binds a statement prepared before tracing (no Parse of it seen): the
+ * connection knows only its name. Its process's wire walkers are asked for the text its
+ * driver's frame holds (procs__want_text, struct pt_proc's text_code), which comes with the
+ * chunks from then on (text_obj): the text of the one statement the chunk Binds by a name
+ * unknown, taken as that name's as a Parse would have given it. A chunk that Binds two such
+ * names gives none (which one the frame was sending is not known).
+ */
+static void driver_text(struct pgwiretrace *p, struct conn *c, const struct pg_event *e, size_t at, size_t end)
+{
+	char stmt[PGWIRE_NAME_MAX], name[PGWIRE_NAME_MAX], parsed[4][PGWIRE_NAME_MAX], want[PGWIRE_NAME_MAX] = "";
+	unsigned nparsed = 0, i, j;
+	struct procs *ps = session__procs(p->session);
+	const struct proc *pr;
+	struct mem_reader mr;
+	bool ambiguous = false, cut;
+	long n;
+
+	for (i = 0; i < e->nrec && at + sizeof(struct pg_rec) <= end; i++) {
+		const struct pg_rec *r = (const void *)((const char *)e + at);
+		const uint8_t *q = (const uint8_t *)r + sizeof(*r), *qend = q + r->caplen;
+
+		if (at + sizeof(*r) + r->caplen > end)
+			break;
+		at += (sizeof(*r) + r->caplen + 7) & ~(size_t)7;
+		if (r->type == 'P' && rec_name(&q, qend, stmt) && stmt[0] && nparsed < 4)
+			strcpy(parsed[nparsed++], stmt);
+		if (r->type != 'B' || !rec_name(&q, qend, name) || !rec_name(&q, qend, stmt) || !stmt[0] ||
+		    pgwire_conn__knows(c->pw, stmt))
+			continue;
+		for (j = 0; j < nparsed && strcmp(parsed[j], stmt); j++)
+			;
+		if (j < nparsed)
+			continue;	/* parsed in this chunk */
+		if (want[0] && strcmp(want, stmt))
+			ambiguous = true;
+		strcpy(want, stmt);
+	}
+	if (!want[0])
+		return;
+	procs__want_text(ps, e->hdr.pid, mono_ns());
+	if (!e->text_obj)
+		return;
+	if (ambiguous) {
+		p->texts_ambiguous++;
+		return;
+	}
+	pr = procs__get(ps, e->hdr.pid, false);
+	if (!pr || !pr->py.text_code)
+		return;
+	procmem__reader(&mr, e->hdr.pid);
+	n = pythreads__read_text(&pr->py.layout, &mr, e->text_obj, p->text_buf, (size_t)p->o.text_cap + 1, &cut);
+	if (n <= 0) {
+		p->texts_unread++;
+		return;
+	}
+	if (!pgwire_conn__learn(c->pw, want, p->text_buf, (size_t)n, cut)) {
+		p->texts_learned++;
+		dlog("pid %d fd %d: statement %s prepared before tracing: %.80s\n", (int)e->hdr.pid, e->fd, want,
+		     p->text_buf);
+	}
+}
+
 static void handle_data(struct pgwiretrace *p, const struct pg_event *e, size_t size)
 {
 	size_t end = offsetof(struct pg_event, data) + e->data_len, at = offsetof(struct pg_event, data);
@@ -491,6 +577,7 @@ static void handle_data(struct pgwiretrace *p, const struct pg_event *e, size_t 
 		c->origins[k].tid = e->tid;
 		c->origins[k].stack_id = e->stack_id;
 		c->origins[k].task = pt_task_key(e->task_frame, e->root_frame);
+		driver_text(p, c, e, at, end);
 	}
 	/* Records, each followed by its body and padded to 8 bytes. */
 	for (i = 0; i < e->nrec && at + sizeof(struct pg_rec) <= end; i++) {
@@ -609,6 +696,7 @@ static void pgwiretrace_free(void *ctx)
 		}
 	free(p->conns);
 	free(p->pqconns);
+	free(p->text_buf);
 	pidtab__fini(&p->procs);
 	links__destroy(p->links, ARRAY_SIZE(p->links));
 	pgtls__free(p->tls);
@@ -639,7 +727,8 @@ static void *pgwiretrace_open(struct session *ss, const struct session_opts *so,
 	}
 	p->conns = calloc(MAX_CONNS, sizeof(*p->conns));
 	p->pqconns = calloc(PQCONNS, sizeof(*p->pqconns));
-	if (!p->conns || !p->pqconns || pidtab__init(&p->procs, MAX_PROCS, sizeof(struct proc_src))) {
+	p->text_buf = malloc((size_t)p->o.text_cap + 1);
+	if (!p->conns || !p->pqconns || !p->text_buf || pidtab__init(&p->procs, MAX_PROCS, sizeof(struct proc_src))) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -772,6 +861,12 @@ static void pgwiretrace_json(void *ctx, struct jsonw *w)
 	jsonw__uint_field(w, "skipped_after_error", p->skipped);
 	jsonw__uint_field(w, "unfinished", p->unfinished);
 	jsonw__uint_field(w, "unknown_prepared", p->unknown_prepared);
+	jsonw__name(w, "prepared_before_tracing");
+	jsonw__start_object(w);
+	jsonw__uint_field(w, "texts_from_driver", p->texts_learned);
+	jsonw__uint_field(w, "chunks_ambiguous", p->texts_ambiguous);
+	jsonw__uint_field(w, "texts_unread", p->texts_unread);
+	jsonw__end_object(w);
 	jsonw__uint_field(w, "lost_events", st.lost);
 	jsonw__uint_field(w, "connections_not_followed", st.conns_dropped);
 	jsonw__uint_field(w, "framing_lost", st.desync);
@@ -853,6 +948,11 @@ static void pgwiretrace_summary(void *ctx, FILE *f)
 		fprintf(f, "%s): not probed%s.", i ? "" : "accepted connections, unix sockets, or closed before seen",
 			i ? " (--pg-ports names PostgreSQL's)" : "");
 	}
+	if (p->unknown_prepared || p->texts_learned)
+		fprintf(f, " Statements prepared before tracing: %llu text%s read from the driver, %llu execution%s "
+			"named only (EXECUTE name).", (unsigned long long)p->texts_learned,
+			p->texts_learned == 1 ? "" : "s", (unsigned long long)p->unknown_prepared,
+			p->unknown_prepared == 1 ? "" : "s");
 	if (p->learned.n) {
 		unsigned i;
 

@@ -191,6 +191,12 @@ void procs__route_attr(struct procs *p, struct proc *pr, uint64_t type);
  */
 void procs__want_wsgi_app(struct procs *p, uint32_t pid);
 /*
+ * pid sent an Execute of a statement prepared before tracing (now: CLOCK_MONOTONIC ns): for the
+ * next seconds its wire walkers give the text its driver's frame holds (struct pt_proc's
+ * text_code, looked for from the next tick on where not known yet), with each chunk.
+ */
+void procs__want_text(struct procs *p, uint32_t pid, uint64_t now);
+/*
  * Starlette's BaseHTTPMiddleware (FastAPI's @app.middleware("http")): the function that runs a
  * request's endpoint in a child task, and the variable both tasks' frames hold the request's
  * ASGI scope in (struct pt_proc's scope_code). Found in pr's modules with the frames above.

@@ -155,6 +155,99 @@ void procs__route_attr(struct procs *p, struct proc *pr, uint64_t type)
 	tlog(p, "pid %d: the walker reads %s's %s itself\n", pr->pid, rf->cls, rf->app_attr);
 }
 
+/*
+ * Database drivers' frames that hold the text of the statement they send, for an Execute that
+ * names a statement prepared before tracing (struct pt_proc's text_code): a local of the
+ * frame, or a __slots__ member of that local's object (its class in member_module).
+ */
+struct text_frame {
+	const char *module, *cls, *method, *var;
+	const char *member_module, *member_cls, *member;
+};
+
+static const struct text_frame text_frames[] = {
+	/* asyncpg: fetch*, execute with arguments, executemany: the query str, the statement
+	 * cache's key (alive while the statement is cached) */
+	{ "asyncpg.connection", "Connection", "_do_execute", "query", NULL, NULL, NULL },
+	/* psycopg 3 (3.1: cursor.py; 3.2+: _cursor_base.py): the PostgresQuery it executes, whose
+	 * query is the bytes it prepared (also the prepared-statement cache's key) */
+	{ "psycopg.cursor", "BaseCursor", "_maybe_prepare_gen", "pgq", "psycopg._queries", "PostgresQuery", "query" },
+	{ "psycopg._cursor_base", "BaseCursor", "_maybe_prepare_gen", "pgq", "psycopg._queries", "PostgresQuery",
+	  "query" },
+	/* pg8000 up to 1.1x (Debian 12's 1.10), whose statements are all named: the converted
+	 * text, held by its statement cache */
+	{ "pg8000.core", "Connection", "execute", "statement", NULL, NULL, NULL },
+};
+
+#define TEXT_WANT_NS (5 * 1000000000ULL)
+
+void procs__want_text(struct procs *p, uint32_t pid, uint64_t now)
+{
+	struct proc *pr = procs__get(p, pid, false);
+
+	if (!pr || pr->state != PROC_PYTHON || !pr->live || pr->py.free_threaded)
+		return;
+	pr->py.text_want_until = now + TEXT_WANT_NS;
+	if (pr->py.want_text)
+		return;
+	pr->py.want_text = true;
+	if (pr->py.text_code) {
+		if (procs_reconfigure(p, pr))
+			pr->py.want_text = false;
+		else
+			vlog("pid %d: statements prepared before tracing: their texts read from its driver\n", pr->pid);
+		return;
+	}
+	/* its driver's frame looked for now: the statements sent meanwhile would keep their names */
+	pr->pool_next_ns = 0;
+	pr->pool_gap_ns = 0;
+	pr->mods_none = false;
+	procs_find_frames(p, pr, now);
+}
+
+/* Texts no longer wanted (procs__want_text) after TEXT_WANT_NS without a nameless Execute. */
+static void text_expire(struct procs *p, struct proc *pr, uint64_t now)
+{
+	if (!pr->py.want_text || now < pr->py.text_want_until)
+		return;
+	pr->py.want_text = false;
+	if (pr->py.text_code && procs_reconfigure(p, pr))
+		return;	/* it left meanwhile */
+}
+
+static void text_frame_found(struct procs *p, struct proc *pr, const struct mem_reader *r, uint64_t code,
+			     const struct text_frame *tf, uint64_t member_md)
+{
+	const struct py_layout *l = &pr->py.layout;
+	uint32_t off = 0;
+	uint64_t cls = 0;
+	int i, ret = 0;
+
+	if (code == pr->py.text_rejected)
+		return;
+	i = local_index(l, r, code, tf->var);
+	if (i >= 0 && tf->member) {
+		ret = member_md ? pythreads__dict_get(l, r, member_md, tf->member_cls, &cls) : -ENOENT;
+		ret = ret ?: pythreads__member_offset(l, r, cls, tf->member, &off);
+	}
+	if (i < 0 || ret) {
+		pr->py.text_rejected = code;
+		vlog("pid %d: %s.%s.%s: no local %s%s%s: statements prepared before tracing keep their names\n",
+		     pr->pid, tf->module, tf->cls, tf->method, tf->var, tf->member ? " with a slot " : "",
+		     tf->member ? tf->member : "");
+		return;
+	}
+	pr->py.text_code = code;
+	pr->py.text_local = (uint32_t)i;
+	pr->py.text_member = off;
+	if (procs_reconfigure(p, pr)) {
+		pr->py.text_code = 0;
+		return;	/* it left meanwhile */
+	}
+	tlog(p, "pid %d: texts of statements prepared before tracing are read from %s.%s.%s\n", pr->pid, tf->module,
+	     tf->cls, tf->method);
+}
+
 static const struct scope_frame scope_frames[] = {
 	{ "starlette.middleware.base", "BaseHTTPMiddleware", "__call__", { "call_next", "coro" }, "scope" },
 };
@@ -502,13 +595,16 @@ void procs_find_frames(struct procs *p, struct proc *pr, uint64_t now)
 	struct memcache mc;
 	struct mem_reader mr;
 	uint64_t code, md;
-	bool changed;
+	bool changed, need_text;
 	size_t i;
 	int found;
 
+	if (pr->state == PROC_PYTHON)
+		text_expire(p, pr, now);
+	need_text = pr->py.want_text && !pr->py.text_code;
 	if (pr->state != PROC_PYTHON || !pr->live ||
 	    (pr->py.proxy_code && pr->py.route_code && pr->py.scope_code && pr->py.host_cell &&
-	     (run_tasks_known(pr) || !want_run_tasks(pr))) ||
+	     (run_tasks_known(pr) || !want_run_tasks(pr)) && !need_text) ||
 	    now < pr->pool_next_ns)
 		return;
 	pr->pool_gap_ns = pr->pool_gap_ns ? pr->pool_gap_ns * 2 : POOL_GAP_MIN_NS;
@@ -532,6 +628,11 @@ void procs_find_frames(struct procs *p, struct proc *pr, uint64_t now)
 		want(&w, stream_writer.module);
 	if (!run_tasks_known(pr) && want_run_tasks(pr))
 		want(&w, RUN_TASKS_MODULE);
+	for (i = 0; i < sizeof(text_frames) / sizeof(text_frames[0]) && need_text; i++) {
+		want(&w, text_frames[i].module);
+		if (text_frames[i].member_module)
+			want(&w, text_frames[i].member_module);
+	}
 
 	r = memcache__init(&mc, &mr) ? &mr : &mc.mr;
 	found = pythreads__module_dicts(l, r, pr->py.runtime, w.names, w.mds, w.n);
@@ -565,6 +666,13 @@ void procs_find_frames(struct procs *p, struct proc *pr, uint64_t now)
 	md = !run_tasks_known(pr) && want_run_tasks(pr) ? wanted_md(&w, RUN_TASKS_MODULE) : 0;
 	if (md)
 		find_run_tasks(p, pr, r, md);
+	for (i = 0; i < sizeof(text_frames) / sizeof(text_frames[0]) && need_text && !pr->py.text_code; i++) {
+		const struct text_frame *tf = &text_frames[i];
+
+		md = wanted_md(&w, tf->module);
+		if (md && !pythreads__method_code_in(l, r, md, tf->cls, tf->method, &code))
+			text_frame_found(p, pr, r, code, tf, tf->member_module ? wanted_md(&w, tf->member_module) : 0);
+	}
 out:
 	if (r != &mr)
 		memcache__fini(&mc);

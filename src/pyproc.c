@@ -571,6 +571,12 @@ void py_target__to_bpf(const struct py_target *t, struct pt_proc *p)
 			p->attr_dict_values = (__u16)t->route_attr.dict_values;
 		}
 	}
+	if (t->text_code && t->text_local < 4096) {
+		p->text_code = t->text_code;
+		p->text_local = l->fr_localsplus + 8 * t->text_local;
+		p->text_member = (__u16)t->text_member;
+		p->text_want = t->want_text;
+	}
 	p->cell_ref = 16;	/* PyCellObject: the object's head, then ob_ref (3.8-3.15) */
 	p->dict_keys = (__u16)l->dict_keys;
 	/*

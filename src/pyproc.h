@@ -45,6 +45,17 @@ struct py_target {
 	uint32_t route_frame;		/* which of routes__frames it is */
 	bool want_wsgi_app;		/* gunicorn's worker frames are route frames too (procs.h) */
 	uint64_t route_rejected;
+	/*
+	 * The database driver's frame that holds the text of a statement it executes (struct
+	 * pt_proc's text_code; procs_frames.c's text frames), looked for while wanted: want_text,
+	 * until text_want_until (an Execute of a statement prepared before tracing was seen).
+	 */
+	uint64_t text_code;
+	uint32_t text_local;		/* the index of its local */
+	uint32_t text_member;		/* that local's slot holding the text, 0: the local itself */
+	bool want_text;
+	uint64_t text_want_until;	/* CLOCK_MONOTONIC ns */
+	uint64_t text_rejected;
 	/* the _asyncio module's running tasks, {loop: task} (struct pt_proc's run_tasks): 0 until found */
 	uint64_t run_tasks;
 	/*

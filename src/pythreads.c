@@ -11,6 +11,11 @@
 #define LIST_ITEMS 24		/* PyListObject.ob_item */
 #define TP_NAME 24		/* PyTypeObject.tp_name */
 #define STR_LENGTH 16		/* PyASCIIObject.length */
+#define DESCR_MEMBER 40		/* PyMemberDescrObject.d_member: the head, d_type, d_name, d_qualname */
+#define MEMBER_TYPE 8		/* PyMemberDef.type (int) */
+#define MEMBER_OFFSET 16	/* PyMemberDef.offset (Py_ssize_t) */
+#define T_OBJECT 6		/* PyMemberDef types of an object member (Py_T_OBJECT, Py_T_OBJECT_EX) */
+#define T_OBJECT_EX 16
 #define TPFLAGS_INLINE_VALUES (1UL << 2)	/* 3.13+ */
 #define TPFLAGS_MANAGED_DICT (1UL << 4)		/* 3.11+ */
 #define MANAGED_DICT_OFF 24	/* the dict (or 3.12's dict-or-values) at obj - 24, 3.11+ */
@@ -1172,4 +1177,90 @@ int pythreads__read_active(const struct py_layout *l, const struct mem_reader *m
 		ret = r->n;
 	free(r);
 	return ret;
+}
+
+/* obj's type's name (its tp_name, at most size - 1 bytes) into name: 0 or -errno. */
+static int type_name(const struct mem_reader *mr, uint64_t obj, char *name, size_t size)
+{
+	uint64_t type, tp_name;
+	int ret = mem_read_u64(mr, obj + OB_TYPE, &type);
+
+	ret = ret ?: mem_read_u64(mr, type + TP_NAME, &tp_name);
+	ret = ret ?: mem_read(mr, tp_name, name, size - 1);
+	name[size - 1] = 0;
+	return ret;
+}
+
+int pythreads__member_offset(const struct py_layout *l, const struct mem_reader *mr, uint64_t type, const char *name,
+			     uint32_t *off)
+{
+	uint64_t dict = 0, descr = 0, def = 0;
+	char tn[24];
+	int64_t o = 0;
+	int32_t t = 0;
+	int ret;
+
+	ret = mem_read_u64(mr, type + l->tp_dict, &dict);
+	if (!ret && !dict)
+		return -ENOENT;
+	ret = ret ?: pythreads__dict_get(l, mr, dict, name, &descr);
+	ret = ret ?: type_name(mr, descr, tn, sizeof(tn));
+	if (ret)
+		return ret;
+	if (strcmp(tn, "member_descriptor"))
+		return -EINVAL;
+	ret = mem_read_u64(mr, descr + DESCR_MEMBER, &def);
+	ret = ret ?: mem_read(mr, def + MEMBER_TYPE, &t, sizeof(t));
+	ret = ret ?: read_i64(mr, def + MEMBER_OFFSET, &o);
+	if (ret)
+		return ret;
+	if ((t != T_OBJECT && t != T_OBJECT_EX) || o < 16 || o > 4096 || (o & 7))
+		return -EINVAL;
+	*off = (uint32_t)o;
+	return 0;
+}
+
+long pythreads__read_text(const struct py_layout *l, const struct mem_reader *mr, uint64_t obj, char *buf,
+			  size_t size, bool *cut)
+{
+	char tn[8];
+	int64_t len = 0;
+	uint8_t *data = NULL;
+	size_t n = 0;
+	long ret;
+
+	*cut = false;
+	if (!size)
+		return -EINVAL;
+	buf[0] = 0;
+	if (!obj || (obj & 7))
+		return -EINVAL;
+	ret = type_name(mr, obj, tn, sizeof(tn));
+	if (ret)
+		return ret;
+	if (!strcmp(tn, "str")) {
+		ret = read_i64(mr, obj + STR_LENGTH, &len);
+		ret = ret ?: py_read_str(l, mr, obj, buf, size);
+		if (ret < 0)
+			return ret;
+		if (memchr(buf, 0, (size_t)ret))
+			return (long)strlen(buf);	/* a NUL ends the text, as it would a Parse's */
+		/* fewer bytes than characters is a cut; a full buffer of more is perhaps one */
+		*cut = len > ret || ((size_t)ret + 4 >= size && len != ret);
+		return ret;
+	}
+	if (strcmp(tn, "bytes"))
+		return -EINVAL;
+	ret = py_read_bytes(l, mr, obj, size - 1, &data, &n);
+	if (ret < 0)
+		return ret;
+	*cut = (size_t)ret > n;
+	if (memchr(data, 0, n)) {
+		n = (size_t)((uint8_t *)memchr(data, 0, n) - data);
+		*cut = false;
+	}
+	memcpy(buf, data, n);
+	buf[n] = 0;
+	free(data);
+	return (long)n;
 }

@@ -6,7 +6,9 @@
  *
  * Input: one options byte, then chunks. Options: bit 0 midstream, bits 1-2 text_cap
  * (16, 64, 1024, 4096), bit 3 max_names 2, bit 4 max_inflight 4, bit 5 records instead of raw
- * chunks for the server side (pgwire_conn__msg with the chunk as a message's payload).
+ * chunks for the server side (pgwire_conn__msg with the chunk as a message's payload), bit 6
+ * close before freeing, bit 7 a text learned before each client chunk (pgwire_conn__learn: the
+ * statement s0, s1 or s2 by the chunk's place, the chunk's first bytes as its text).
  * Chunk: header byte (bit 7: server, bits 0-6: length; 127: a 16-bit little-endian length
  * follows), then the bytes. tests/tools/pgwire_capture.py --seeds writes captures this way.
  * Without bit 5 the input is fed twice, as chunks and byte by byte: when neither run lost the
@@ -92,6 +94,13 @@ static uint64_t fuzz_run(const uint8_t *data, size_t size, bool bytewise, uint64
 		}
 		if (n > size - off)
 			n = size - off;
+		if ((data[0] & 128) && dir == PGWIRE_CLIENT) {
+			char name[3] = { 's', (char)('0' + off % 3), 0 };
+
+			fuzz_sink += pgwire_conn__knows(c, name);
+			fuzz_sink += (uint64_t)pgwire_conn__learn(c, name, (const char *)data + off, n < 48 ? n : 48,
+								  n > 48);
+		}
 		if (!bytewise)
 			fuzz_sink += pgwire__classify_client(data + off, n) +
 				     pgwire__classify_server(data + off, n) +

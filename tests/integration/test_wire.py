@@ -152,6 +152,33 @@ def check(r, marks, dies=False):
                bool(got) and all(s.endswith(want) for s in got), str(sorted(got))[:600])
 
 
+# the texts as the tool normalizes them (literals and parameters are ?)
+WARM_TEXT = {"warm_asyncpg": "SELECT ?::int + ?", "warm_uvloop": "SELECT ?::int + ?", "warm_psycopg3": "SELECT ?::int + ?", "warm_pg8000": "SELECT ?::int + ?"}
+
+
+def check_warm(r, marks):
+    """Statements prepared before the tracer: named by their texts, read from the driver's frame,
+    all but the first few (sent before the tool, which reads its events every 0.1 s or so, had
+    asked for them: five here, 30 ms apart); counts unchanged."""
+    check(r, marks)
+    if r.report is None or r.client is None:
+        return
+    mode = r.tag.split("/")[0]
+    qs = r.report.get("queries", [])
+    named = [q for q in qs if q.get("pattern", "").startswith(WARM_TEXT[mode])]
+    unnamed = sum(q.get("count", 0) for q in qs if q.get("pattern", "").startswith("EXECUTE"))
+    n = sum(q.get("count", 0) for q in named)
+    learned = r.report.get("sql_wire", {}).get("prepared_before_tracing", {})
+    record(r.tag + ": statements prepared before tracing named by their text (%d of %d), at most 10 by their "
+           "name only (%d)" % (n, r.client["ok"], unnamed),
+           n + unnamed == r.client["ok"] and n >= r.client["ok"] - 10 and learned.get("texts_from_driver", 0) >= 1,
+           json.dumps([(q.get("pattern"), q.get("count")) for q in qs])[:600] + json.dumps(learned))
+    want = "wire_drivers.py:%d)" % marks["warm_asyncpg" if mode == "warm_uvloop" else mode]
+    got = pattern_sites(r.report, WARM_TEXT[mode])
+    record(r.tag + ": ... at the line that sent them (%s)" % want, bool(got) and all(s.endswith(want) for s in got),
+           str(sorted(got))[:600])
+
+
 def check_sslmode(c, tmp, ssl, mode, want_tls):
     """One psycopg2 connection with PGSSLMODE=mode to a server with ssl = on or off."""
     r = run(c, "psycopg2_late", True, tmp, extra_env={"PGSSLMODE": mode})
@@ -414,6 +441,10 @@ def main():
                 if args.k and args.k not in mode:
                     continue
                 check(run(cluster, mode, tcp, tmp), marks)
+        # unix only: over TCP the same programs run (the modes above cover both transports)
+        for mode in ("warm_psycopg3",) if BRIEF else ("warm_asyncpg", "warm_uvloop", "warm_psycopg3", "warm_pg8000"):
+            if not args.k or args.k in mode:
+                check_warm(run(cluster, mode, False, tmp), marks)
         if not args.k or args.k in "https":
             check_https_beside(cluster, tmp, marks)
         # last on this cluster: the killed client's pg_sleep(5) ends in the server after it

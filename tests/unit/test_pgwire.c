@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -652,6 +653,75 @@ static void test_midstream_unknown_prepared(void **state)
 	cap_free(&c);
 }
 
+/*
+ * A statement prepared before tracing, its text learned from the driver (pgwiretrace.c's
+ * driver_text) before the Bind that names it: its Executes carry that text from then on, until a
+ * Close forgets it; names the table has no room for, and the unnamed statement, are refused.
+ */
+static void test_learned_text(void **state)
+{
+	struct results res = {};
+	struct sink k;
+	struct pgwire_conn *c = conn_new(&res, &k, true, 2, 0);
+	struct pgwire_stats st;
+	struct bb b = {};
+	unsigned i;
+
+	assert_false(pgwire_conn__knows(c, "s1"));
+	for (i = 0; i < 3; i++) {
+		bb_msg(&b, 'B', S("\0s1\0\0\0\0\0\0\0"));
+		bb_msg(&b, 'E', S("\0\0\0\0\0"));
+		bb_msg(&b, 'S', S(""));
+		feed(c, PGWIRE_CLIENT, &b, 10 * i + 1);
+		bb_msg(&b, '2', S(""));
+		bb_msg(&b, 'C', S("SELECT 1\0"));
+		bb_msg(&b, 'Z', S("I"));
+		feed(c, PGWIRE_SERVER, &b, 10 * i + 2);
+		if (i == 0)	/* the first one named only: then the driver's text */
+			assert_int_equal(pgwire_conn__learn(c, "s1", "SELECT $1::int + 5", 18, false), 0);
+	}
+	assert_true(pgwire_conn__knows(c, "s1"));
+	assert_int_equal(res.n, 3);
+	assert_int_equal(res.v[0].s.kind, PGWIRE_PREPARED_UNKNOWN);
+	assert_null(res.v[0].text);
+	for (i = 1; i < 3; i++) {
+		assert_int_equal(res.v[i].s.kind, PGWIRE_EXTENDED);
+		assert_string_equal(res.v[i].text, "SELECT $1::int + 5");
+		assert_string_equal(res.v[i].name, "s1");
+		assert_int_equal(res.v[i].s.rows, 1);
+	}
+	/* cut to the text cap (1024 by default) */
+	{
+		char big[2000];
+
+		memset(big, 'x', sizeof(big));
+		assert_int_equal(pgwire_conn__learn(c, "s2", big, sizeof(big), false), 0);
+	}
+	assert_int_equal(pgwire_conn__learn(c, "s3", "SELECT 3", 8, false), -ENOSPC);
+	assert_int_equal(pgwire_conn__learn(c, "", "SELECT 4", 8, false), -EINVAL);
+	assert_false(pgwire_conn__knows(c, "s3"));
+	bb_msg(&b, 'B', S("\0s2\0\0\0\0\0\0\0"));
+	bb_msg(&b, 'E', S("\0\0\0\0\0"));
+	bb_msg(&b, 'C', S("Ss1\0"));
+	bb_msg(&b, 'S', S(""));
+	feed(c, PGWIRE_CLIENT, &b, 41);
+	bb_msg(&b, '2', S(""));
+	bb_msg(&b, 'C', S("SELECT 1\0"));
+	bb_msg(&b, '3', S(""));
+	bb_msg(&b, 'Z', S("I"));
+	feed(c, PGWIRE_SERVER, &b, 42);
+	assert_int_equal(res.n, 4);
+	assert_int_equal(res.v[3].s.text_len, 1024);
+	assert_true(res.v[3].s.text_cut);
+	assert_false(pgwire_conn__knows(c, "s1"));	/* closed */
+	pgwire_conn__stats(c, &st);
+	assert_int_equal(st.learned, 2);
+	assert_int_equal(st.unknown_prepared, 1);
+	assert_int_equal(st.dropped_names, 1);
+	pgwire_conn__free(c);
+	results_free(&res);
+}
+
 /* Garbage in the client stream: lost, statements in flight end LOST, resync on a clean write. */
 static void test_lost_and_resync(void **state)
 {
@@ -1223,6 +1293,7 @@ int main(void)
 		cmocka_unit_test(test_classifier_on_captures),
 		cmocka_unit_test(test_false_positives),
 		cmocka_unit_test(test_midstream_unknown_prepared),
+		cmocka_unit_test(test_learned_text),
 		cmocka_unit_test(test_lost_and_resync),
 		cmocka_unit_test(test_parse_during_desync),
 		cmocka_unit_test(test_startup_requests),

@@ -228,8 +228,7 @@ def mode_learn_child():
     sys.exit(0)
 
 
-def mode_pg8000():
-    import pg8000
+def pg8000_kwargs():
     host = os.environ["PGHOST"]
     kw = dict(user=os.environ["PGUSER"], database=os.environ["PGDATABASE"])
     if host.startswith("/"):
@@ -238,6 +237,12 @@ def mode_pg8000():
         kw.update(host=host, port=int(os.environ["PGPORT"]))
     if os.environ.get("PT_PG8000_SSL"):
         kw["ssl"] = True   # an SSLRequest, then TLS (ssl.wrap_socket) on its blocking socket
+    return kw
+
+
+def mode_pg8000():
+    import pg8000
+    kw = pg8000_kwargs()
     ready()  # connects after the tracer: its StartupMessage is seen
     conn = pg8000.connect(**kw)
     conn.autocommit = True
@@ -251,6 +256,60 @@ def mode_pg8000():
         cur.execute("SELECT 1 / 0")
     except pg8000.Error:
         res["errors"] += 1
+    conn.close()
+
+
+# Statements prepared before the tracer (each connection's statement cache warm): the wire then
+# carries their names only, the tool reads their texts from the driver's frame at the send. Paced,
+# as a service's requests are: the first few after the tracer starts keep their names.
+WARM_GAP = 0.03
+
+
+def mode_warm_asyncpg(uvloop=False):
+    import asyncpg
+
+    async def main():
+        conn = await asyncpg.connect(**dsn_kwargs())
+        for i in range(3):
+            await conn.fetchval("SELECT $1::int + 5", i)
+        ready()
+        for i in range(N):
+            await conn.fetchval("SELECT $1::int + 5", i)  # @warm_asyncpg
+            res["ok"] += 1
+            await asyncio.sleep(WARM_GAP)
+        await conn.close()
+    if uvloop:  # which writes from a loop callback: the text comes from its transport.write's probe
+        import uvloop
+        uvloop.install()
+    asyncio.run(main())
+
+
+def mode_warm_psycopg3():
+    import psycopg
+    conn = psycopg.connect("", autocommit=True)
+    for i in range(6):  # prepared at the 5th execution (prepare_threshold)
+        conn.execute("SELECT %s::int + 6", (i,)).fetchall()
+    ready()
+    for i in range(N):
+        conn.execute("SELECT %s::int + 6", (i,)).fetchall()  # @warm_psycopg3
+        res["ok"] += 1
+        time.sleep(WARM_GAP)
+    conn.close()
+
+
+def mode_warm_pg8000():
+    import pg8000
+    conn = pg8000.connect(**pg8000_kwargs())
+    conn.autocommit = True
+    cur = conn.cursor()
+    cur.execute("SELECT %s::int + 7", (0,))  # pg8000 1.10 names every statement it prepares
+    cur.fetchall()
+    ready()
+    for i in range(N):
+        cur.execute("SELECT %s::int + 7", (i,))  # @warm_pg8000
+        cur.fetchall()
+        res["ok"] += 1
+        time.sleep(WARM_GAP)
     conn.close()
 
 
@@ -306,7 +365,9 @@ def mode_dies():
 
 MODES = {"psycopg2": mode_psycopg2, "psycopg3": mode_psycopg3, "psycopg3_async": mode_psycopg3_async,
          "asyncpg": mode_asyncpg, "pg8000": mode_pg8000, "psycopg2_late": mode_psycopg2_late, "mixed_tls": mode_mixed_tls, "dies": mode_dies,
-         "learn_child": mode_learn_child}
+         "learn_child": mode_learn_child, "warm_asyncpg": mode_warm_asyncpg,
+         "warm_uvloop": lambda: mode_warm_asyncpg(uvloop=True), "warm_psycopg3": mode_warm_psycopg3,
+         "warm_pg8000": mode_warm_pg8000}
 
 if __name__ == "__main__":
     MODES[sys.argv[1]]()
