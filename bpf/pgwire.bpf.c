@@ -196,7 +196,7 @@ int uvloop_write_pg(struct pt_regs *ctx)
 	c->q_stack = stack_put(proc, st);
 	c->q_task = st->task_frame;
 	c->q_root = st->root_frame;
-	c->q_text = text_obj(proc, st);
+	c->q_text = pt_text_obj(proc, st);
 	c->q_ts = bpf_ktime_get_ns();
 	return 0;
 }

@@ -575,19 +575,6 @@ static __always_inline __u64 stack_put(const struct pt_proc *proc, struct pt_sta
 	return id;
 }
 
-/* The text object of the statement the driver's frame in st sends (struct pt_proc's text_code), 0: none. */
-static __always_inline __u64 text_obj(const struct pt_proc *proc, const struct pt_stack *st)
-{
-	__u64 v;
-
-	if (!st->text_frame)
-		return 0;
-	v = pt_read_ptr(st->text_frame + proc->text_local) & proc->off.code_mask;
-	if (v && !(v & 7) && proc->text_member)
-		v = pt_read_ptr(v + proc->text_member);
-	return v & 7 ? 0 : v;
-}
-
 /*
  * The sender's stack for a chunk that holds a statement: the one uvloop's probe noted when the
  * bytes were queued (uvloop.bpf.h), if fresh, else the current thread's.
@@ -616,7 +603,7 @@ static __always_inline void walk_stack(struct pg_event *e, __u32 pid, struct pg_
 	e->stack_id = stack_put(proc, st);
 	e->task_frame = st->task_frame;
 	e->root_frame = st->root_frame;
-	e->text_obj = text_obj(proc, st);
+	e->text_obj = pt_text_obj(proc, st);
 }
 
 static __always_inline struct pg_event *event(__u32 type, __u32 pid, __u32 tid, __s32 fd, __u8 dir, long ret)

@@ -263,6 +263,22 @@ static __always_inline __u64 pt_obj_attr(const struct pt_proc *proc, __u64 obj, 
 	return v & 7 ? 0 : v;
 }
 
+/*
+ * The text object of the statement that the database driver's frame of a walk sends (struct
+ * pt_proc's text_code: the walk's s->text_frame, found only while texts are wanted), 0: none.
+ */
+static __always_inline __u64 pt_text_obj(const struct pt_proc *proc, const struct pt_stack *s)
+{
+	__u64 v;
+
+	if (!s->text_frame)
+		return 0;
+	v = pt_read_ptr(s->text_frame + proc->text_local) & proc->off.code_mask;
+	if (v && !(v & 7) && proc->text_member)
+		v = pt_read_ptr(v + proc->text_member);
+	return v & 7 ? 0 : v;
+}
+
 /* The request's scope held by the server's object obj (struct pt_proc's send_code, attr_*), as a task key; 0: unknown. */
 static __always_inline __u64 pt_server_scope(const struct pt_proc *proc, __u64 obj)
 {

@@ -117,6 +117,7 @@ static __always_inline __u64 sql_fill(struct sql_send *e, __u32 pid, __u32 tid, 
 	e->end_ts = 0;
 	e->task_frame = 0;
 	e->root_frame = 0;
+	e->text_obj = 0;
 
 	proc = bpf_map_lookup_elem(&procs, &pid);
 	if (proc) {
@@ -128,6 +129,8 @@ static __always_inline __u64 sql_fill(struct sql_send *e, __u32 pid, __u32 tid, 
 			e->stack_id = pt_walk_stack(bpf_get_current_task_btf(), proc, st, 0);
 			e->task_frame = st->task_frame;
 			e->root_frame = st->root_frame;
+			if (flags & SQL_F_PREPARED)
+				e->text_obj = pt_text_obj(proc, st);
 			/* Look first: an LRU update copies the whole value even when the key exists. */
 			if (e->stack_id && !bpf_map_lookup_elem(&stacks, &e->stack_id) &&
 			    !bpf_map_update_elem(&stacks, &e->stack_id, st, BPF_NOEXIST))

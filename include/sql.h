@@ -47,6 +47,8 @@ struct sql_send {
 	__u64 end_ts;		/* PT_EV_SQL_EXEC: when PQexec* returned */
 	__u64 task_frame;	/* who sent it (struct pt_stack's task_frame, root_frame), 0: unknown */
 	__u64 root_frame;
+	__u64 text_obj;		/* SQL_F_PREPARED: the driver frame's text object (struct pt_proc's
+				   text_code), 0: none */
 	char data[SQL_NAME_MAX + SQL_TEXT_MAX];	/* sent cut to name_len + text_len */
 };
 

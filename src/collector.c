@@ -32,6 +32,7 @@
 #include "sampler.h"
 #include "session.h"
 #include "sqlmatch.h"
+#include "sqltrace.h"
 #include "stacks.h"
 #include "util.h"
 
@@ -76,7 +77,7 @@ struct collector {
 	struct prom_family *f_http, *f_db, *f_qpr, *f_n1, *f_cpu;
 	struct prom_family *f_procs, *f_services, *f_lost, *f_dropped_stacks, *f_map_entries, *f_map_max;
 	struct prom_family *f_route_tables, *f_route_dropped;
-	struct prom_family *f_tls_unread, *f_unattr;
+	struct prom_family *f_tls_unread, *f_unattr, *f_named_only;
 	uint64_t unattr_before[6];	/* UNATTR's counts of the windows before this one */
 	uint16_t tls_ports_shown[2 * PGWIRE_OTHER_PORTS];	/* server_port values set so far: one no
 							   longer reported (learned as PostgreSQL's) goes to 0 */
@@ -703,6 +704,22 @@ static void update_tls_unread(struct collector *c)
 	}
 }
 
+/*
+ * pytrace_db_operations_named_only: statements whose pattern is "EXECUTE name" (prepared before
+ * tracing, their text not read from the driver: README), which a dashboard of patterns lumps
+ * together.
+ */
+static void update_named_only(struct collector *c)
+{
+	struct sqltrace *s = session__cap(c->session, "sql");
+	struct sqltrace_stats st;
+
+	if (!s)
+		return;
+	sqltrace__stats(s, &st);
+	prom_family__set(c->f_named_only, NULL, (double)st.named_only);
+}
+
 static void update_gauges(struct collector *c)
 {
 	static const struct { const char *kind; unsigned cnt; } lost[] = {
@@ -724,6 +741,7 @@ static void update_gauges(struct collector *c)
 	}
 	update_tls_unread(c);
 	update_unattr(c);
+	update_named_only(c);
 	update_route_tables(c);
 	for (unsigned i = 0; i < c->nsvcs; i++)
 		live += c->svcs[i].procs;
@@ -880,6 +898,8 @@ static int make_families(struct collector *c)
 			     NULL, PROM_COUNTER, L_REASON, ARRAY_SIZE(L_REASON), NULL, 0);
 	c->f_tls_unread = family(c, "pytrace_tls_sockets_unread", "Encrypted sockets from before tracing left unread: they lead to no port known as PostgreSQL's (HTTPS, or a PostgreSQL server on a port --pg-ports does not name), by that port.",
 				 NULL, PROM_GAUGE, L_PORT, ARRAY_SIZE(L_PORT), NULL, 0);
+	c->f_named_only = family(c, "pytrace_db_operations_named_only", "Database statements run by the name of a statement prepared before tracing whose text was never seen, counted under the pattern EXECUTE name: a name's first executions after tracing starts, and those of drivers whose frames give no text (README).",
+				 NULL, PROM_COUNTER, NULL, 0, NULL, 0);
 	c->f_dropped_stacks = family(c, "pytrace_profile_stacks_dropped", "Samples folded into an overflow stack: a profile interval held its cap of distinct stacks.",
 				     NULL, PROM_COUNTER, NULL, 0, NULL, 0);
 	c->f_route_tables = family(c, "pytrace_route_tables", "Route tables held: the URL patterns, rules or routes of the distinct apps the traced processes serve (at most 64), which name their requests' http_route.",
@@ -900,7 +920,7 @@ static int make_families(struct collector *c)
 	c->f_proc_start = family(c, "process_start_time_seconds", "Start time of the collector since the Unix epoch in seconds.",
 				 "seconds", PROM_GAUGE, NULL, 0, NULL, 0);
 	if (!c->f_http || !c->f_db || !c->f_qpr || !c->f_n1 || !c->f_cpu || !c->f_procs || !c->f_services ||
-	    !c->f_tls_unread || !c->f_unattr ||
+	    !c->f_tls_unread || !c->f_unattr || !c->f_named_only ||
 	    !c->f_lost || !c->f_dropped_stacks || !c->f_map_entries || !c->f_map_max || !c->f_build ||
 	    !c->f_route_tables || !c->f_route_dropped ||
 	    !c->f_proc_cpu || !c->f_proc_rss || !c->f_proc_fds || !c->f_proc_start)

@@ -374,3 +374,98 @@ void pgwire_framer__feed(struct pgwire_framer *f, const uint8_t *data, size_t le
 			framer_emit(f, ts, fn, ctx);
 	}
 }
+
+/* A NUL-terminated string at *q within end, cut to size - 1 bytes into out (NULL: skipped): false if the body ends first. */
+static bool body_str(const uint8_t **q, const uint8_t *end, char *out, size_t size)
+{
+	const uint8_t *z = memchr(*q, 0, (size_t)(end - *q));
+	size_t n;
+
+	if (!z)
+		return false;
+	if (out) {
+		n = (size_t)(z - *q) < size - 1 ? (size_t)(z - *q) : size - 1;
+		memcpy(out, *q, n);
+		out[n] = 0;
+	}
+	*q = z + 1;
+	return true;
+}
+
+bool pgwire__stmt_name(uint8_t type, const uint8_t *body, size_t len, char out[PGWIRE_NAME_MAX])
+{
+	const uint8_t *q = body, *end = body + len;
+
+	if (type != 'B' && type != 'P')
+		return false;
+	if (type == 'B' && !body_str(&q, end, NULL, 0))
+		return false;	/* the portal's name first */
+	return body_str(&q, end, out, PGWIRE_NAME_MAX);
+}
+
+int pgwire__bind_params(const uint8_t *body, size_t len)
+{
+	const uint8_t *q = body, *end = body + len;
+	size_t nfmt;
+
+	if (!body_str(&q, end, NULL, 0) || !body_str(&q, end, NULL, 0) || end - q < 2)
+		return -1;
+	nfmt = (size_t)q[0] << 8 | q[1];
+	q += 2;
+	if ((size_t)(end - q) < 2 * nfmt + 2)
+		return -1;
+	q += 2 * nfmt;
+	return q[0] << 8 | q[1];
+}
+
+static bool ident_char(char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
+	       ch == '$' || (unsigned char)ch >= 0x80;
+}
+
+int pgwire__max_param(const char *t, size_t len)
+{
+	size_t i = 0, j, tag;
+	int max = 0;
+
+	while (i < len) {
+		char ch = t[i];
+
+		if (ch == '\'' || ch == '"') {	/* a string or a quoted identifier; '' and "" double */
+			for (i++; i < len && t[i] != ch; i++)
+				;
+			i++;
+		} else if (ch == '-' && i + 1 < len && t[i + 1] == '-') {
+			while (i < len && t[i] != '\n')
+				i++;
+		} else if (ch == '/' && i + 1 < len && t[i + 1] == '*') {
+			for (i += 2; i + 1 < len && !(t[i] == '*' && t[i + 1] == '/'); i++)
+				;
+			i += 2;
+		} else if (ch == '$' && i + 1 < len && t[i + 1] >= '0' && t[i + 1] <= '9' &&
+			   (i == 0 || !ident_char(t[i - 1]))) {
+			long v = 0;
+
+			for (i++; i < len && t[i] >= '0' && t[i] <= '9'; i++)
+				v = v < 100000 ? v * 10 + (t[i] - '0') : v;
+			if (v > max && v <= 65535)
+				max = (int)v;
+		} else if (ch == '$' && (i == 0 || !ident_char(t[i - 1]))) {
+			/* a dollar quote, $$ or $tag$: its body up to the same delimiter */
+			for (j = i + 1; j < len && t[j] != '$' && ident_char(t[j]); j++)
+				;
+			if (j >= len || t[j] != '$') {
+				i++;
+				continue;
+			}
+			tag = j + 1 - i;
+			for (j++; j + tag <= len && memcmp(t + j, t + i, tag); j++)
+				;
+			i = j + tag;
+		} else {
+			i++;
+		}
+	}
+	return max;
+}

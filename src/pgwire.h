@@ -301,6 +301,15 @@ bool pgwire_conn__encrypted(const struct pgwire_conn *c);
  * names table is full: counted in dropped_names).
  */
 bool pgwire_conn__knows(struct pgwire_conn *c, const char *stmt);
+/*
+ * From a captured body (after the length) of a Bind or Parse (type): the statement's name, cut
+ * as the connection cuts names (PGWIRE_NAME_MAX - 1 bytes), into out: false if the body ends
+ * first. A Bind's count of parameter values, or -1 where the body ends first.
+ */
+bool pgwire__stmt_name(uint8_t type, const uint8_t *body, size_t len, char out[PGWIRE_NAME_MAX]);
+int pgwire__bind_params(const uint8_t *body, size_t len);
+/* The highest parameter ($N) a statement's text refers to outside quotes and comments, 0: none. */
+int pgwire__max_param(const char *text, size_t len);
 int pgwire_conn__learn(struct pgwire_conn *c, const char *stmt, const char *text, size_t len, bool cut);
 
 const char *pgwire__status_name(enum pgwire_status s);

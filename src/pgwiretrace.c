@@ -14,9 +14,7 @@
 #include "pgwiretrace.h"
 #include "pidsweep.h"
 #include "pidtab.h"
-#include "procmem.h"
 #include "procs.h"
-#include "pythreads.h"
 #include "session.h"
 #include "sqltrace.h"
 #include "tracefs.h"
@@ -85,7 +83,8 @@ struct pgwiretrace {
 	uint64_t unknown_prepared;	/* executions of statements prepared before tracing */
 	/* such statements' texts read from the driver's frame at a send (driver_text) */
 	uint64_t texts_learned;		/* names given their text */
-	uint64_t texts_ambiguous;	/* chunks with more than one such name: none taken */
+	uint64_t texts_ambiguous;	/* chunks that Bind other statements too: none taken */
+	uint64_t texts_mismatched;	/* texts whose parameters are not the Bind's: not taken */
 	uint64_t texts_unread;		/* text objects that could not be read */
 	char *text_buf;			/* text_cap + 1 bytes */
 	uint64_t tls_seen;		/* sockets not followed that carried TLS (PT_EV_PG_TLS_SEEN) */
@@ -299,6 +298,7 @@ static void on_statement(void *ctx, const struct pgwire_stmt *ps)
 		snprintf(unknown, sizeof(unknown), "EXECUTE %s", ps->name ? ps->name : "");
 		q.text = unknown;
 		q.len = strlen(unknown);
+		q.named_only = true;
 		p->unknown_prepared++;
 	}
 	origin(c, ps->start_ns, &q.tid, &q.stack_id, &q.task);
@@ -460,80 +460,67 @@ static bool tls_socket_may_be_pg(struct pgwiretrace *p, pid_t pid, int fd)
 	return false;
 }
 
-/* A NUL-terminated name at *q within end, cut as pgwire_conn cuts names: false if none. */
-static bool rec_name(const uint8_t **q, const uint8_t *end, char out[PGWIRE_NAME_MAX])
-{
-	const uint8_t *z = memchr(*q, 0, (size_t)(end - *q));
-	size_t n;
-
-	if (!z)
-		return false;
-	n = (size_t)(z - *q) < PGWIRE_NAME_MAX - 1 ? (size_t)(z - *q) : PGWIRE_NAME_MAX - 1;
-	memcpy(out, *q, n);
-	out[n] = 0;
-	*q = z + 1;
-	return true;
-}
-
 /*
  * A client chunk that Binds a statement prepared before tracing (no Parse of it seen): the
  * connection knows only its name. Its process's wire walkers are asked for the text its
  * driver's frame holds (procs__want_text, struct pt_proc's text_code), which comes with the
- * chunks from then on (text_obj): the text of the one statement the chunk Binds by a name
- * unknown, taken as that name's as a Parse would have given it. A chunk that Binds two such
- * names gives none (which one the frame was sending is not known).
+ * chunks from then on (text_obj), and the name takes it as a Parse would have given it, where
+ * the chunk shows it to be that statement's: every Bind of the chunk names it (a pipeline's
+ * write, flushed from another statement's frame, gives none), and the text has as many
+ * parameters ($N) as the Binds carry values.
  */
 static void driver_text(struct pgwiretrace *p, struct conn *c, const struct pg_event *e, size_t at, size_t end)
 {
-	char stmt[PGWIRE_NAME_MAX], name[PGWIRE_NAME_MAX], parsed[4][PGWIRE_NAME_MAX], want[PGWIRE_NAME_MAX] = "";
-	unsigned nparsed = 0, i, j;
+	char stmt[PGWIRE_NAME_MAX], first[PGWIRE_NAME_MAX] = "";
 	struct procs *ps = session__procs(p->session);
-	const struct proc *pr;
-	struct mem_reader mr;
-	bool ambiguous = false, cut;
+	bool mixed = false, parsed = false, cut;
+	int params = -2, k;
+	unsigned i;
 	long n;
 
 	for (i = 0; i < e->nrec && at + sizeof(struct pg_rec) <= end; i++) {
 		const struct pg_rec *r = (const void *)((const char *)e + at);
-		const uint8_t *q = (const uint8_t *)r + sizeof(*r), *qend = q + r->caplen;
+		const uint8_t *body = (const uint8_t *)r + sizeof(*r);
 
 		if (at + sizeof(*r) + r->caplen > end)
 			break;
 		at += (sizeof(*r) + r->caplen + 7) & ~(size_t)7;
-		if (r->type == 'P' && rec_name(&q, qend, stmt) && stmt[0] && nparsed < 4)
-			strcpy(parsed[nparsed++], stmt);
-		if (r->type != 'B' || !rec_name(&q, qend, name) || !rec_name(&q, qend, stmt) || !stmt[0] ||
-		    pgwire_conn__knows(c->pw, stmt))
+		if (r->type == 'P' && pgwire__stmt_name(r->type, body, r->caplen, stmt) && !strcmp(stmt, first))
+			parsed = true;
+		if (r->type != 'B' || !pgwire__stmt_name(r->type, body, r->caplen, stmt))
 			continue;
-		for (j = 0; j < nparsed && strcmp(parsed[j], stmt); j++)
-			;
-		if (j < nparsed)
-			continue;	/* parsed in this chunk */
-		if (want[0] && strcmp(want, stmt))
-			ambiguous = true;
-		strcpy(want, stmt);
+		k = pgwire__bind_params(body, r->caplen);
+		if (!first[0] && params == -2) {
+			strcpy(first, stmt);
+			params = k;
+		} else if (strcmp(first, stmt)) {
+			mixed = true;
+		} else if (k != params) {
+			params = -1;
+		}
 	}
-	if (!want[0])
+	if (!first[0] || parsed || pgwire_conn__knows(c->pw, first))
 		return;
 	procs__want_text(ps, e->hdr.pid, mono_ns());
 	if (!e->text_obj)
 		return;
-	if (ambiguous) {
+	if (mixed || params < 0) {
 		p->texts_ambiguous++;
 		return;
 	}
-	pr = procs__get(ps, e->hdr.pid, false);
-	if (!pr || !pr->py.text_code)
-		return;
-	procmem__reader(&mr, e->hdr.pid);
-	n = pythreads__read_text(&pr->py.layout, &mr, e->text_obj, p->text_buf, (size_t)p->o.text_cap + 1, &cut);
+	n = procs__read_text(ps, e->hdr.pid, e->text_obj, p->text_buf, (size_t)p->o.text_cap + 1, &cut);
 	if (n <= 0) {
 		p->texts_unread++;
 		return;
 	}
-	if (!pgwire_conn__learn(c->pw, want, p->text_buf, (size_t)n, cut)) {
+	k = pgwire__max_param(p->text_buf, (size_t)n);
+	if (cut ? k > params : k != params) {
+		p->texts_mismatched++;	/* the frame sent another statement */
+		return;
+	}
+	if (!pgwire_conn__learn(c->pw, first, p->text_buf, (size_t)n, cut)) {
 		p->texts_learned++;
-		dlog("pid %d fd %d: statement %s prepared before tracing: %.80s\n", (int)e->hdr.pid, e->fd, want,
+		dlog("pid %d fd %d: statement %s prepared before tracing: %.80s\n", (int)e->hdr.pid, e->fd, first,
 		     p->text_buf);
 	}
 }
@@ -865,6 +852,7 @@ static void pgwiretrace_json(void *ctx, struct jsonw *w)
 	jsonw__start_object(w);
 	jsonw__uint_field(w, "texts_from_driver", p->texts_learned);
 	jsonw__uint_field(w, "chunks_ambiguous", p->texts_ambiguous);
+	jsonw__uint_field(w, "texts_mismatched", p->texts_mismatched);
 	jsonw__uint_field(w, "texts_unread", p->texts_unread);
 	jsonw__end_object(w);
 	jsonw__uint_field(w, "lost_events", st.lost);

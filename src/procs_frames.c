@@ -205,6 +205,18 @@ void procs__want_text(struct procs *p, uint32_t pid, uint64_t now)
 	procs_find_frames(p, pr, now);
 }
 
+long procs__read_text(struct procs *p, uint32_t pid, uint64_t obj, char *buf, size_t size, bool *cut)
+{
+	struct proc *pr = procs__get(p, pid, false);
+	struct mem_reader mr;
+
+	*cut = false;
+	if (!pr || pr->state != PROC_PYTHON || !pr->py.text_code)
+		return -ESRCH;
+	procmem__reader(&mr, pid);
+	return pythreads__read_text(&pr->py.layout, &mr, obj, buf, size, cut);
+}
+
 /* Texts no longer wanted (procs__want_text) after TEXT_WANT_NS without a nameless Execute. */
 static void text_expire(struct procs *p, struct proc *pr, uint64_t now)
 {

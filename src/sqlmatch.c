@@ -14,7 +14,7 @@ enum pend_kind { PK_QUERY, PK_PREPARE, PK_SYNC };
 
 struct pending {
 	enum pend_kind kind;
-	bool got_result, error, truncated, prepared, params;
+	bool got_result, error, truncated, prepared, params, named_only;
 	uint32_t tid;
 	uint64_t start, stack_id, task;
 	char *text;
@@ -192,6 +192,30 @@ static void prep_store(struct conn_state *c, const char *name, size_t name_len, 
 	p->last_use = ts;
 }
 
+bool sql_match__knows(struct sql_match *m, uint32_t pid, uint64_t conn, const char *name, size_t name_len)
+{
+	struct conn_state *c = conn_get(m, pid, conn, false);
+	struct prepared *p = c ? prep_find(c, name, name_len) : NULL;
+
+	return p && p->text;
+}
+
+int sql_match__learn(struct sql_match *m, uint32_t pid, uint64_t conn, const char *name, size_t name_len,
+		     const char *text, size_t len, bool truncated, uint64_t ts)
+{
+	struct conn_state *c = conn_get(m, pid, conn, true);
+	struct prepared *p;
+
+	if (!c)
+		return -ENOMEM;
+	prep_store(c, name, name_len, text, strnlen(text, len), truncated, ts);
+	p = prep_find(c, name, name_len);
+	if (!p || !p->text)
+		return -ENOMEM;
+	m->st.learned++;
+	return 0;
+}
+
 static struct pending *push(struct sql_match *m, struct conn_state *c)
 {
 	struct pending *p;
@@ -262,6 +286,7 @@ void sql_match__send_task(struct sql_match *m, uint32_t pid, uint32_t tid, uint6
 		}
 		/* Prepared before tracing began: all we know is its name. */
 		m->st.unknown_prepared++;
+		p->named_only = true;
 		p->len = (size_t)asprintf(&p->text, "EXECUTE %.*s", (int)(name ? name_len : 0), name ? name : "");
 		if (!p->text)
 			p->len = 0;
@@ -312,7 +337,7 @@ void sql_match__result(struct sql_match *m, uint32_t pid, uint64_t conn, uint64_
 		struct sql_query q = {
 			.pid = pid, .tid = h->tid, .conn = conn, .start_ns = h->start, .end_ns = ts,
 			.text = h->text ? h->text : "", .len = h->len, .name = h->name,
-			.truncated = h->truncated, .error = h->error, .prepared = h->prepared,
+			.truncated = h->truncated, .error = h->error, .prepared = h->prepared, .named_only = h->named_only,
 			.params = h->params, .stack_id = h->stack_id, .task = h->task,
 		};
 
@@ -364,6 +389,7 @@ void sql_match__exec_task(struct sql_match *m, uint32_t pid, uint32_t tid, uint6
 			q.truncated = pr->truncated;
 		} else {
 			m->st.unknown_prepared++;
+			q.named_only = true;
 			q.len = (size_t)asprintf(&owned, "EXECUTE %s", nbuf);
 			q.text = owned ? owned : "";
 			if (!owned)

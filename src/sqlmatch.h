@@ -21,6 +21,7 @@ struct sql_query {
 	bool truncated;		/* text cut at the capture cap */
 	bool error;		/* an error result, or the pipeline was aborted */
 	bool prepared;		/* ran a prepared statement */
+	bool named_only;	/* prepared before tracing, its text never seen: text is "EXECUTE name" */
 	bool params;		/* parameters sent apart from the text */
 	uint64_t stack_id;	/* Python stack at the send, 0 if none */
 	uint64_t task;		/* who sent it (requests.h: a task or greenlet), 0: unknown */
@@ -35,6 +36,7 @@ struct sql_match_stats {
 	uint64_t completed;
 	uint64_t orphan_results;	/* results with no statement waiting (sent before tracing) */
 	uint64_t unknown_prepared;	/* prepared statements whose text was never seen */
+	uint64_t learned;		/* names given a text by sql_match__learn */
 	uint64_t evicted;		/* statements dropped with an evicted connection or a full queue */
 	uint64_t pending;		/* statements still waiting for their results */
 };
@@ -65,6 +67,14 @@ void sql_match__exec_task(struct sql_match *m, uint32_t pid, uint32_t tid, uint6
 			  uint64_t end, uint32_t flags, const char *name, size_t name_len, const char *text,
 			  size_t text_len, uint64_t stack_id, int32_t status, uint64_t task);
 void sql_match__sync(struct sql_match *m, uint32_t pid, uint64_t conn, uint64_t ts);
+/*
+ * A statement prepared before tracing (its PQprepare never seen): whether the connection knows
+ * a text for name, and giving it one found elsewhere (the driver's memory, src/sqltrace.c), as
+ * its PQprepare would have: its later executions carry it. learn: 0 or -ENOMEM.
+ */
+bool sql_match__knows(struct sql_match *m, uint32_t pid, uint64_t conn, const char *name, size_t name_len);
+int sql_match__learn(struct sql_match *m, uint32_t pid, uint64_t conn, const char *name, size_t name_len,
+		     const char *text, size_t len, bool truncated, uint64_t ts);
 void sql_match__forget_pid(struct sql_match *m, uint32_t pid);
 void sql_match__stats(const struct sql_match *m, struct sql_match_stats *st);
 

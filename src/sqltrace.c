@@ -4,6 +4,7 @@
 #include <string.h>
 #include "jsonw.h"
 #include "libpq.h"
+#include "procs.h"
 #include "pystacks.h"
 #include "session.h"
 #include "sqlmode.h"
@@ -40,6 +41,10 @@ struct sqltrace {
 	void *keep_ctx;
 	uint64_t left_to_wire;
 	uint64_t last_sweep;	/* of the stack cache */
+	/* statements prepared before tracing, their texts read from the driver (driver_text) */
+	uint64_t texts_learned, texts_unread;
+	uint64_t named_only;	/* statements counted as "EXECUTE name" (struct sql_query's named_only) */
+	char *text_buf;		/* opts.text_cap + 1 bytes */
 };
 
 static void query_done(void *ctx, const struct sql_query *q);
@@ -172,6 +177,7 @@ static void add_query(struct sqltrace *s, const struct sql_query *q, sqltrace_st
 
 	if (st && st->cut)
 		s->stacks_cut++;
+	s->named_only += q->named_only;
 
 	/* the pattern the statistics computed (or remembered for this text): not normalized twice */
 	sql_stats__add_pattern(s->stats, q->text, q->len, q->truncated, dur, q->error, site, &pattern);
@@ -221,6 +227,31 @@ void sqltrace__name_stack(struct sqltrace *s, uint32_t pid, uint32_t tid, uint64
 	stack_get(s, pid, tid, id, lookup, ctx);
 }
 
+/*
+ * libpq's probes (encrypted connections) running a statement prepared before tracing: as on the
+ * wire (src/pgwiretrace.c's driver_text), its process's walkers are asked for the text its
+ * driver's frame holds, and the name takes the text that comes with a later execution.
+ */
+static void driver_text(struct sqltrace *s, const struct sql_send *e)
+{
+	struct procs *ps = session__procs(s->session);
+	bool cut;
+	long n;
+
+	if (!(e->flags & SQL_F_PREPARED) || !e->name_len ||
+	    sql_match__knows(s->match, e->hdr.pid, e->conn, e->data, e->name_len))
+		return;
+	procs__want_text(ps, e->hdr.pid, mono_ns());
+	if (!e->text_obj || !s->text_buf)
+		return;
+	n = procs__read_text(ps, e->hdr.pid, e->text_obj, s->text_buf, (size_t)s->opts.text_cap + 1, &cut);
+	if (n <= 0)
+		s->texts_unread++;
+	else if (!sql_match__learn(s->match, e->hdr.pid, e->conn, e->data, e->name_len, s->text_buf, (size_t)n, cut,
+				   e->ts))
+		s->texts_learned++;
+}
+
 static void sqltrace_event(void *c, const void *data, size_t size)
 {
 	struct sqltrace *s = c;
@@ -233,6 +264,7 @@ static void sqltrace_event(void *c, const void *data, size_t size)
 
 		if (size < at || size < at + e->name_len + e->text_len)
 			return;
+		driver_text(s, e);
 		/*
 		 * Name the stack now, while the process surely lives: a statement can complete
 		 * after it has exited (BPF wakes us early for stacks it had not seen before).
@@ -264,6 +296,7 @@ static void sqltrace_event(void *c, const void *data, size_t size)
 
 		if (size < at || size < at + e->name_len + e->text_len)
 			return;
+		driver_text(s, e);
 		sql_match__exec_task(s->match, e->hdr.pid, e->tid, e->conn, e->ts, e->end_ts, e->flags,
 				     (e->flags & (SQL_F_PREPARE | SQL_F_PREPARED)) ? e->data : NULL, e->name_len,
 				     e->data + e->name_len, e->text_len, e->stack_id, e->status,
@@ -302,6 +335,7 @@ static void sqltrace_free(void *c)
 			cache_entry_free(&s->cache[i]);
 		free(s->cache);
 	}
+	free(s->text_buf);
 	free(s);
 }
 
@@ -330,7 +364,8 @@ static void *sqltrace_open(struct session *ss, const struct session_opts *so, ch
 	s->match = sql_match__new(0, query_done, s);
 	s->stats = sql_stats__new(&sto);
 	s->cache = calloc(STACK_CACHE, sizeof(*s->cache));
-	if (!s->match || !s->stats || !s->cache) {
+	s->text_buf = malloc((size_t)s->opts.text_cap + 1);
+	if (!s->match || !s->stats || !s->cache || !s->text_buf) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -423,6 +458,7 @@ void sqltrace__stats(struct sqltrace *s, struct sqltrace_stats *st)
 	st->stacks_missing = s->stacks_missing;
 	st->stacks_cut = s->stacks_cut;
 	st->libpq_left_to_wire = s->left_to_wire;
+	st->named_only = s->named_only;
 	sql_match__stats(s->match, &st->match);
 }
 
@@ -456,6 +492,12 @@ static void sqltrace_json(void *c, struct jsonw *w)
 	jsonw__uint_field(w, "unfinished_statements", st.match.pending);
 	jsonw__uint_field(w, "dropped_statements", st.match.evicted);
 	jsonw__uint_field(w, "unknown_prepared", st.match.unknown_prepared);
+	jsonw__uint_field(w, "statements_named_only", st.named_only);
+	jsonw__name(w, "prepared_before_tracing");
+	jsonw__start_object(w);
+	jsonw__uint_field(w, "texts_from_driver", s->texts_learned);
+	jsonw__uint_field(w, "texts_unread", s->texts_unread);
+	jsonw__end_object(w);
 	jsonw__string_field(w, "probes", probes_opt_name(s->opts.probes));
 	jsonw__string_field(w, "attached_as", st.libpq.attached_as);
 	jsonw__uint_field(w, "moves_to_exec_probes", st.libpq.to_exec);

@@ -48,6 +48,8 @@ struct sqltrace_stats {
 	uint64_t stacks_cut;		/* statements whose stack was walked to its route frame only, its
 					   task read directly (struct pt_proc's run_tasks) */
 	uint64_t libpq_left_to_wire;	/* libpq's statements on connections the wire serves: not counted twice */
+	uint64_t named_only;		/* of those counted, run by the name of a statement prepared before
+					   tracing whose text was never seen: their pattern "EXECUTE name" */
 	struct sql_match_stats match;
 };
 

@@ -8,7 +8,9 @@
  * (16, 64, 1024, 4096), bit 3 max_names 2, bit 4 max_inflight 4, bit 5 records instead of raw
  * chunks for the server side (pgwire_conn__msg with the chunk as a message's payload), bit 6
  * close before freeing, bit 7 a text learned before each client chunk (pgwire_conn__learn: the
- * statement s0, s1 or s2 by the chunk's place, the chunk's first bytes as its text).
+ * statement s0, s1 or s2 by the chunk's place, the chunk's first bytes as its text), after the
+ * chunk is read as a Bind's body and as a statement's text (pgwire__stmt_name, bind_params,
+ * max_param).
  * Chunk: header byte (bit 7: server, bits 0-6: length; 127: a 16-bit little-endian length
  * follows), then the bytes. tests/tools/pgwire_capture.py --seeds writes captures this way.
  * Without bit 5 the input is fed twice, as chunks and byte by byte: when neither run lost the
@@ -95,8 +97,13 @@ static uint64_t fuzz_run(const uint8_t *data, size_t size, bool bytewise, uint64
 		if (n > size - off)
 			n = size - off;
 		if ((data[0] & 128) && dir == PGWIRE_CLIENT) {
-			char name[3] = { 's', (char)('0' + off % 3), 0 };
+			char name[3] = { 's', (char)('0' + off % 3), 0 }, got[PGWIRE_NAME_MAX];
+			int k = pgwire__max_param((const char *)data + off, n);
 
+			/* driver_text's checks (pgwiretrace.c) on the chunk as a Bind's body and as a text */
+			if ((pgwire__stmt_name('B', data + off, n, got) && strlen(got) >= PGWIRE_NAME_MAX) || k < 0 ||
+			    k > 65535 || pgwire__bind_params(data + off, n) > 65535)
+				abort();
 			fuzz_sink += pgwire_conn__knows(c, name);
 			fuzz_sink += (uint64_t)pgwire_conn__learn(c, name, (const char *)data + off, n < 48 ? n : 48,
 								  n > 48);

@@ -9,6 +9,7 @@
  *   1 result conn status      (status - 2: SQL_ST_NULL, PGRES_* up to 13)
  *   2 exec   conn flags status nlen name[nlen] tlen text[tlen]
  *   3 sync   conn, 4 forget pid, 5 stats
+ *   6 learn  conn nlen name[nlen] tlen text[tlen]   (a text found in the driver: sqltrace.c)
  * conn: bit 0 the pid, bits 1-2 the connection. Every completed statement's text and name are
  * read whole, so that ASan sees any that was freed or is shorter than said.
  */
@@ -82,7 +83,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t nlen = 0, tlen = 0;
 
 		ts += 1000;
-		switch (op % 6) {
+		switch (op % 7) {
 		case 0:
 			if (!get(&in, &conn) || !get(&in, &flags) || !take(&in, &name, &nlen) ||
 			    !take(&in, &text, &tlen))
@@ -113,6 +114,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case 5:
 			sql_match__stats(m, &st);
+			break;
+		case 6:
+			if (!get(&in, &conn) || !take(&in, &name, &nlen) || !take(&in, &text, &tlen))
+				goto next;
+			if (name && !sql_match__knows(m, conn & 1, conn >> 1 & 3, name, nlen))
+				sql_match__learn(m, conn & 1, conn >> 1 & 3, name, nlen, text ? text : "", tlen, false, ts);
 			break;
 		}
 next:

@@ -375,6 +375,11 @@ def case_scrape(cluster, tmp):
                "(pytrace_tls_sockets_unread{server_port=\"%d\"} 1)" % tls_port,
                metric(ms, "pytrace_tls_sockets_unread", server_port=str(tls_port)) == 1,
                str([(k, v) for k, v in ms.items() if k[0] == "pytrace_tls_sockets_unread"]))
+        record("scrape: statements named only (prepared before tracing, text unknown) exported: none here "
+               "(every connection opened under the collector)",
+               ("pytrace_db_operations_named_only_total", frozenset()) in ms and
+               metric(ms, "pytrace_db_operations_named_only_total") == 0,
+               str([(k, v) for k, v in ms.items() if "named_only" in k[0]]))
 
         # uvicorn on uvloop with asyncpg: uvloop writes both the statements and the responses from
         # a loop callback, outside their task; the tool probes its transport.write() (src/uvwrite.h)

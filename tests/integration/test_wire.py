@@ -31,6 +31,7 @@ class Run:
 
 def run(cluster, mode, tcp, tmp, tool_args=(), extra_env=None, source="wire"):
     r = Run()
+    r.mode = mode
     r.source = source
     r.tag = "%s/%s" % (mode, "tcp" if tcp else "unix")
     r.json_path = os.path.join(tmp, r.tag.replace("/", "_") + ".json")
@@ -152,6 +153,7 @@ def check(r, marks, dies=False):
                bool(got) and all(s.endswith(want) for s in got), str(sorted(got))[:600])
 
 
+N_WARM = 30   # wire_drivers.py's N: the statements each warm mode runs under the tracer
 # the texts as the tool normalizes them (literals and parameters are ?)
 WARM_TEXT = {"warm_asyncpg": "SELECT ?::int + ?", "warm_uvloop": "SELECT ?::int + ?", "warm_psycopg3": "SELECT ?::int + ?", "warm_pg8000": "SELECT ?::int + ?"}
 
@@ -163,16 +165,18 @@ def check_warm(r, marks):
     check(r, marks)
     if r.report is None or r.client is None:
         return
-    mode = r.tag.split("/")[0]
+    mode = r.mode
     qs = r.report.get("queries", [])
     named = [q for q in qs if q.get("pattern", "").startswith(WARM_TEXT[mode])]
     unnamed = sum(q.get("count", 0) for q in qs if q.get("pattern", "").startswith("EXECUTE"))
     n = sum(q.get("count", 0) for q in named)
-    learned = r.report.get("sql_wire", {}).get("prepared_before_tracing", {})
+    # read on the wire, or through libpq's probes (an encrypted connection)
+    learned = r.report.get("sql_wire", {}).get("prepared_before_tracing", {}).get("texts_from_driver", 0) + \
+        r.report.get("sql_capture", {}).get("prepared_before_tracing", {}).get("texts_from_driver", 0)
     record(r.tag + ": statements prepared before tracing named by their text (%d of %d), at most 10 by their "
            "name only (%d)" % (n, r.client["ok"], unnamed),
-           n + unnamed == r.client["ok"] and n >= r.client["ok"] - 10 and learned.get("texts_from_driver", 0) >= 1,
-           json.dumps([(q.get("pattern"), q.get("count")) for q in qs])[:600] + json.dumps(learned))
+           n + unnamed == r.client["ok"] and n >= r.client["ok"] - 10 and learned >= 1,
+           json.dumps([(q.get("pattern"), q.get("count")) for q in qs])[:600] + " texts read %d" % learned)
     want = "wire_drivers.py:%d)" % marks["warm_asyncpg" if mode == "warm_uvloop" else mode]
     got = pattern_sites(r.report, WARM_TEXT[mode])
     record(r.tag + ": ... at the line that sent them (%s)" % want, bool(got) and all(s.endswith(want) for s in got),
@@ -371,6 +375,15 @@ def check_tls(tmp):
                any(s.endswith("wire_drivers.py:%d)" % marks["psycopg2_loop"]) for s in sites(rep)),
                json.dumps(wire)[:700] + " sql " + json.dumps(sql)[:300] + " pgss " + repr(r.pgss)[:400])
         tls_peer_known("psycopg2/tls", wire)
+        # psycopg 3 over TLS, its statement prepared before tracing: libpq's probes see its name
+        # only, and its text comes from the driver's frame, as on the wire
+        r = run(c, "warm_psycopg3", True, tmp, extra_env={"PGSSLMODE": "require", "PT_TLS_WARM": "1"},
+                source="auto")
+        r.tag = "warm_psycopg3/tls"
+        r.pgss = [(q, n - (q == "SELECT $1")) for q, n in r.pgss]   # WARM, sent before the probes
+        check_warm(r, marks)
+        record(r.tag + ": through libpq's probes", (r.report or {}).get("sql_wire", {}).get("libpq_statements", 0) >=
+               N_WARM, json.dumps((r.report or {}).get("sql_wire", {}))[:500])
         # and the same server with ssl = off: prefer and disable go in the clear, read on the wire
         c.psql("ALTER SYSTEM SET ssl = off")
         c.psql("SELECT pg_reload_conf()")

@@ -23,6 +23,7 @@
 
 #define DATA TEST_DATA_DIR "/pgwire/"
 #define S(lit) (const uint8_t *)(lit), sizeof(lit) - 1
+#define T(lit) (lit), sizeof(lit) - 1	/* a text, as chars */
 
 /* ---- captures ---- */
 
@@ -722,6 +723,44 @@ static void test_learned_text(void **state)
 	results_free(&res);
 }
 
+/*
+ * What the wire's reader checks before it gives a name a driver's text (pgwiretrace.c's
+ * driver_text): the statement a Bind or Parse names, the values a Bind carries, the parameters a
+ * text refers to (not those in strings, quoted names, comments or dollar quotes).
+ */
+static void test_bind_and_params(void **state)
+{
+	char name[PGWIRE_NAME_MAX];
+	char big[200];
+
+	assert_true(pgwire__stmt_name('B', S("p1\0__asyncpg_stmt_1__\0\0\0\0\x02\0\0\0\0"), name));
+	assert_string_equal(name, "__asyncpg_stmt_1__");
+	assert_true(pgwire__stmt_name('P', S("_pg3_0\0SELECT $1\0\0\0"), name));
+	assert_string_equal(name, "_pg3_0");
+	assert_false(pgwire__stmt_name('B', S("p1\0_pg3_"), name));	/* cut in the name */
+	assert_false(pgwire__stmt_name('E', S("\0\0\0\0\0"), name));
+	memset(big, 'n', sizeof(big));
+	big[0] = 0;	/* the unnamed portal, then a name longer than any kept: cut as the connection cuts it */
+	big[sizeof(big) - 1] = 0;
+	assert_true(pgwire__stmt_name('B', (const uint8_t *)big, sizeof(big), name));
+	assert_int_equal(strlen(name), PGWIRE_NAME_MAX - 1);
+
+	/* portal, statement, 2 format codes, 2 values */
+	assert_int_equal(pgwire__bind_params(S("\0s\0\0\x02\0\x01\0\x01\0\x02\0\0\0\x01" "5")), 2);
+	assert_int_equal(pgwire__bind_params(S("\0s\0\0\0\0\0\0\0")), 0);
+	assert_int_equal(pgwire__bind_params(S("\0s\0\0\x02\0\x01")), -1);	/* cut in the formats */
+	assert_int_equal(pgwire__bind_params(S("\0s")), -1);
+
+	assert_int_equal(pgwire__max_param(T("SELECT 1")), 0);
+	assert_int_equal(pgwire__max_param(T("SELECT $1::int + $12, $3")), 12);
+	assert_int_equal(pgwire__max_param(T("SELECT '$5', \"a$7\", $2 -- $9\n, x$8 /* $6 */")), 2);
+	assert_int_equal(pgwire__max_param(T("SELECT $$ $4 $$, $fn$ $5 $fn$, $1")), 1);
+	assert_int_equal(pgwire__max_param(T("SELECT 'it''s $3', $2")), 2);
+	assert_int_equal(pgwire__max_param(T("SELECT $1, '$2")), 1);		/* cut in a string */
+	assert_int_equal(pgwire__max_param(T("SELECT $tag$ never closed $1")), 0);
+	assert_int_equal(pgwire__max_param(T("$1")), 1);
+}
+
 /* Garbage in the client stream: lost, statements in flight end LOST, resync on a clean write. */
 static void test_lost_and_resync(void **state)
 {
@@ -1294,6 +1333,7 @@ int main(void)
 		cmocka_unit_test(test_false_positives),
 		cmocka_unit_test(test_midstream_unknown_prepared),
 		cmocka_unit_test(test_learned_text),
+		cmocka_unit_test(test_bind_and_params),
 		cmocka_unit_test(test_lost_and_resync),
 		cmocka_unit_test(test_parse_during_desync),
 		cmocka_unit_test(test_startup_requests),

@@ -189,6 +189,19 @@ static void test_prepared(void **state)
 	assert_string_equal(f->s.text[2], "EXECUTE _pg3_0");
 	sql_match__stats(f->m, &st);
 	assert_int_equal(st.unknown_prepared, 1);
+	/* its text found in the driver (sqltrace.c's driver_text): from then on, as if prepared here */
+	assert_false(sql_match__knows(f->m, PID, CONN + 8, "_pg3_0", 6));
+	assert_true(sql_match__knows(f->m, PID, CONN, "_pg3_0", 6));
+	assert_int_equal(sql_match__learn(f->m, PID, CONN + 8, "_pg3_0", 6, "SELECT $1::int * 2", 18, false, 43), 0);
+	assert_true(sql_match__knows(f->m, PID, CONN + 8, "_pg3_0", 6));
+	send(f->m, CONN + 8, 50, SQL_F_PREPARED, "_pg3_0", NULL);
+	sql_match__result(f->m, PID, CONN + 8, 51, 2);
+	sql_match__result(f->m, PID, CONN + 8, 52, SQL_ST_NULL);
+	assert_int_equal(f->s.n, 4);
+	assert_string_equal(f->s.text[3], "SELECT $1::int * 2");
+	sql_match__stats(f->m, &st);
+	assert_int_equal(st.unknown_prepared, 1);
+	assert_int_equal(st.learned, 1);
 }
 
 static void exec_(struct sql_match *m, uint64_t conn, uint64_t start, uint64_t end, uint32_t flags,

@@ -290,6 +290,7 @@ def mode_warm_psycopg3():
     for i in range(6):  # prepared at the 5th execution (prepare_threshold)
         conn.execute("SELECT %s::int + 6", (i,)).fetchall()
     ready()
+    warm_tls(lambda q: conn.execute(q).fetchall())   # over TLS: until libpq's probes are attached
     for i in range(N):
         conn.execute("SELECT %s::int + 6", (i,)).fetchall()  # @warm_psycopg3
         res["ok"] += 1
