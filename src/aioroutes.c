@@ -118,7 +118,7 @@ static int resource(void *ctx, uint64_t res, unsigned depth)
 	char tn[64], path[DJROUTES_LABEL_MAX];
 	struct djr_piece p;
 	uint64_t sub;
-	int ret = djroutes__type_name(rd->mr, res, tn, sizeof(tn));
+	int ret = pythreads__type_name(rd->mr, res, tn, sizeof(tn));
 
 	if (ret)
 		return ret;

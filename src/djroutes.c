@@ -14,7 +14,6 @@
 #define OB_TYPE		8	/* PyObject.ob_type */
 #define VAR_SIZE	16	/* PyVarObject.ob_size */
 #define LIST_ITEMS	24	/* PyListObject.ob_item */
-#define TP_NAME		24	/* PyTypeObject.tp_name */
 #define LIST_MAX	4096	/* items read of one urlpatterns list */
 
 /* ---- Python's regex syntax to POSIX ERE ------------------------------------------------------ */
@@ -1078,21 +1077,10 @@ int djroutes__find_apps(const struct py_layout *l, const struct mem_reader *mr, 
 
 #define PATTERN_SOURCE	48	/* _sre's PatternObject.pattern: after the var head, groups, groupindex, indexgroup */
 
-int djroutes__type_name(const struct mem_reader *mr, uint64_t obj, char *name, size_t size)
-{
-	uint64_t type, tp_name;
-	int ret = mem_read_u64(mr, obj + OB_TYPE, &type);
-
-	ret = ret ?: mem_read_u64(mr, type + TP_NAME, &tp_name);
-	ret = ret ?: mem_read(mr, tp_name, name, size - 1);
-	name[size - 1] = 0;
-	return ret;
-}
-
 int djroutes__type_is(const struct mem_reader *mr, uint64_t obj, const char *name)
 {
 	char tn[64];
-	int ret = djroutes__type_name(mr, obj, tn, sizeof(tn));
+	int ret = pythreads__type_name(mr, obj, tn, sizeof(tn));
 
 	return ret ? ret : !strcmp(tn, name);
 }
@@ -1196,7 +1184,7 @@ static int walk_resolver(struct reader *rd, uint64_t urlconf, unsigned depth)
 {
 	char tn[16];
 	uint64_t md, list;
-	int ret = djroutes__type_name(rd->mr, urlconf, tn, sizeof(tn));
+	int ret = pythreads__type_name(rd->mr, urlconf, tn, sizeof(tn));
 
 	if (ret)
 		return ret;
@@ -1277,7 +1265,7 @@ static int walk(struct reader *rd, uint64_t list, unsigned depth)
 	uint64_t items, *v;
 	int64_t n;
 	char tn[16];
-	int ret = djroutes__type_name(rd->mr, list, tn, sizeof(tn));
+	int ret = pythreads__type_name(rd->mr, list, tn, sizeof(tn));
 
 	if (ret)
 		return ret;

@@ -184,8 +184,6 @@ int djroutes__list_each(const struct py_layout *l, const struct mem_reader *mr, 
 /* Whether type is module.cls or a subclass of it (8 levels): 0 (it is), 1 (not) or -errno. */
 int djroutes__is_subclass(const struct py_layout *l, const struct mem_reader *mr, uint64_t runtime, uint64_t type,
 			  const char *module, const char *cls);
-/* The name of obj's type (its tp_name, cut to size) into name: 0 or -errno. */
-int djroutes__type_name(const struct mem_reader *mr, uint64_t obj, char *name, size_t size);
 /* Whether obj's type is named name: 1, 0 (another), or -errno (unreadable). */
 int djroutes__type_is(const struct mem_reader *mr, uint64_t obj, const char *name);
 /* Whether a reader's error is a torn read (the target's memory moved or went): try again later. */

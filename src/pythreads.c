@@ -464,14 +464,12 @@ int pythreads__dict_foreach(const struct py_layout *l, const struct mem_reader *
 int pythreads__list_items(const struct py_layout *l, const struct mem_reader *mr, uint64_t seq, uint64_t *items,
 			  int max)
 {
-	uint64_t type, tp_name, at;
-	char name[8] = "";
+	char name[7] = "";
+	uint64_t at;
 	int64_t n;
 	int ret;
 
-	ret = mem_read_u64(mr, seq + OB_TYPE, &type);
-	ret = ret ?: mem_read_u64(mr, type + TP_NAME, &tp_name);
-	ret = ret ?: mem_read(mr, tp_name, name, 6);
+	ret = pythreads__type_name(mr, seq, name, sizeof(name));
 	if (ret)
 		return ret;
 	if (!memcmp(name, "list", 5))
@@ -1179,8 +1177,7 @@ int pythreads__read_active(const struct py_layout *l, const struct mem_reader *m
 	return ret;
 }
 
-/* obj's type's name (its tp_name, at most size - 1 bytes) into name: 0 or -errno. */
-static int type_name(const struct mem_reader *mr, uint64_t obj, char *name, size_t size)
+int pythreads__type_name(const struct mem_reader *mr, uint64_t obj, char *name, size_t size)
 {
 	uint64_t type, tp_name;
 	int ret = mem_read_u64(mr, obj + OB_TYPE, &type);
@@ -1204,7 +1201,7 @@ int pythreads__member_offset(const struct py_layout *l, const struct mem_reader 
 	if (!ret && !dict)
 		return -ENOENT;
 	ret = ret ?: pythreads__dict_get(l, mr, dict, name, &descr);
-	ret = ret ?: type_name(mr, descr, tn, sizeof(tn));
+	ret = ret ?: pythreads__type_name(mr, descr, tn, sizeof(tn));
 	if (ret)
 		return ret;
 	if (strcmp(tn, "member_descriptor"))
@@ -1235,7 +1232,7 @@ long pythreads__read_text(const struct py_layout *l, const struct mem_reader *mr
 	buf[0] = 0;
 	if (!obj || (obj & 7))
 		return -EINVAL;
-	ret = type_name(mr, obj, tn, sizeof(tn));
+	ret = pythreads__type_name(mr, obj, tn, sizeof(tn));
 	if (ret)
 		return ret;
 	if (!strcmp(tn, "str")) {

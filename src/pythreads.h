@@ -190,6 +190,9 @@ int pythreads__attr_recipe(const struct py_layout *l, const struct mem_reader *m
 int pythreads__type_attr_recipe(const struct py_layout *l, const struct mem_reader *mr, uint64_t type,
 				const char *name, struct py_attr_recipe *out);
 
+/* The name of obj's type (its tp_name, cut to size - 1 bytes) into name: 0 or -errno. */
+int pythreads__type_name(const struct mem_reader *mr, uint64_t obj, char *name, size_t size);
+
 /*
  * Where instances of the class type keep its __slots__ member name: the offset of its
  * member_descriptor (in the class's own dict) for an object member. 0 or -errno (-ENOENT: no

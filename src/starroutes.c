@@ -44,7 +44,7 @@ static int methods(const struct reader *rd, uint64_t set, uint16_t *out)
 	int ret;
 
 	*out = 0;
-	ret = djroutes__type_name(rd->mr, set, tn, sizeof(tn));
+	ret = pythreads__type_name(rd->mr, set, tn, sizeof(tn));
 	if (ret || !strcmp(tn, "NoneType"))
 		return ret;
 	if (strcmp(tn, "set") && strcmp(tn, "frozenset"))
@@ -145,7 +145,7 @@ static int route(struct reader *rd, uint64_t r, const struct prefix *px, unsigne
 	char tn[64], rx[DJROUTES_ERE_MAX], fmt[DJROUTES_LABEL_MAX];
 	struct djr_piece p;
 	uint64_t v, pat;
-	int ret = djroutes__type_name(rd->mr, r, tn, sizeof(tn));
+	int ret = pythreads__type_name(rd->mr, r, tn, sizeof(tn));
 
 	if (ret)
 		return ret;

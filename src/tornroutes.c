@@ -76,7 +76,7 @@ static int rule(void *ctx, uint64_t r, unsigned depth)
 
 	ret = pythreads__attr(rd->l, rd->mr, r, "matcher", &matcher);
 	ret = ret ?: pythreads__attr(rd->l, rd->mr, r, "target", &target);
-	ret = ret ?: djroutes__type_name(rd->mr, matcher, mt, sizeof(mt));
+	ret = ret ?: pythreads__type_name(rd->mr, matcher, mt, sizeof(mt));
 	if (ret)
 		goto unknown;
 	/* a router: its own rules, where its matcher takes any request */

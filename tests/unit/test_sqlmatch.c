@@ -161,44 +161,43 @@ static void test_pipeline(void **state)
 	assert_int_equal(st.orphan_results, 0);
 }
 
+/* One send of flags at ts on conn, its result (status) and the NULL result after it. */
+static void round_trip(struct sql_match *m, uint64_t conn, uint64_t ts, uint32_t flags, const char *name,
+		       const char *text, int32_t status)
+{
+	send(m, conn, ts, flags, name, text);
+	sql_match__result(m, PID, conn, ts + 1, status);
+	sql_match__result(m, PID, conn, ts + 2, SQL_ST_NULL);
+}
+
 /* psycopg 3 after prepare_threshold: PQsendPrepare(name, text), then PQsendQueryPrepared(name). */
 static void test_prepared(void **state)
 {
 	struct fixture *f = *state;
 	struct sql_match_stats st;
 
-	send(f->m, CONN, 10, SQL_F_PREPARE | SQL_F_PARAMS, "_pg3_0", "SELECT $1::int");
-	sql_match__result(f->m, PID, CONN, 11, 1);
-	sql_match__result(f->m, PID, CONN, 12, SQL_ST_NULL);
+	round_trip(f->m, CONN, 10, SQL_F_PREPARE | SQL_F_PARAMS, "_pg3_0", "SELECT $1::int", 1);
 	assert_int_equal(f->s.n, 0);	/* preparing is not running */
-	send(f->m, CONN, 20, SQL_F_PREPARED | SQL_F_PARAMS, "_pg3_0", NULL);
-	sql_match__result(f->m, PID, CONN, 21, 2);
-	sql_match__result(f->m, PID, CONN, 22, SQL_ST_NULL);
-	send(f->m, CONN, 30, SQL_F_PREPARED | SQL_F_PARAMS, "_pg3_0", NULL);
-	sql_match__result(f->m, PID, CONN, 31, 2);
-	sql_match__result(f->m, PID, CONN, 32, SQL_ST_NULL);
+	round_trip(f->m, CONN, 20, SQL_F_PREPARED | SQL_F_PARAMS, "_pg3_0", NULL, 2);
+	round_trip(f->m, CONN, 30, SQL_F_PREPARED | SQL_F_PARAMS, "_pg3_0", NULL, 2);
 	assert_int_equal(f->s.n, 2);
 	assert_string_equal(f->s.text[0], "SELECT $1::int");
 	assert_string_equal(f->s.text[1], "SELECT $1::int");
 	assert_true(f->s.q[1].prepared);
 	/* Prepared on another connection: unknown here. */
-	send(f->m, CONN + 8, 40, SQL_F_PREPARED, "_pg3_0", NULL);
-	sql_match__result(f->m, PID, CONN + 8, 41, 2);
-	sql_match__result(f->m, PID, CONN + 8, 42, SQL_ST_NULL);
+	round_trip(f->m, CONN + 8, 40, SQL_F_PREPARED, "_pg3_0", NULL, 2);
 	assert_int_equal(f->s.n, 3);
 	assert_string_equal(f->s.text[2], "EXECUTE _pg3_0");
-	sql_match__stats(f->m, &st);
-	assert_int_equal(st.unknown_prepared, 1);
+	assert_true(f->s.q[2].named_only);
 	/* its text found in the driver (sqltrace.c's driver_text): from then on, as if prepared here */
 	assert_false(sql_match__knows(f->m, PID, CONN + 8, "_pg3_0", 6));
 	assert_true(sql_match__knows(f->m, PID, CONN, "_pg3_0", 6));
 	assert_int_equal(sql_match__learn(f->m, PID, CONN + 8, "_pg3_0", 6, "SELECT $1::int * 2", 18, false, 43), 0);
 	assert_true(sql_match__knows(f->m, PID, CONN + 8, "_pg3_0", 6));
-	send(f->m, CONN + 8, 50, SQL_F_PREPARED, "_pg3_0", NULL);
-	sql_match__result(f->m, PID, CONN + 8, 51, 2);
-	sql_match__result(f->m, PID, CONN + 8, 52, SQL_ST_NULL);
+	round_trip(f->m, CONN + 8, 50, SQL_F_PREPARED, "_pg3_0", NULL, 2);
 	assert_int_equal(f->s.n, 4);
 	assert_string_equal(f->s.text[3], "SELECT $1::int * 2");
+	assert_false(f->s.q[3].named_only);
 	sql_match__stats(f->m, &st);
 	assert_int_equal(st.unknown_prepared, 1);
 	assert_int_equal(st.learned, 1);
