@@ -196,8 +196,9 @@ int uvloop_write_pg(struct pt_regs *ctx)
 	c->q_stack = stack_put(proc, st);
 	c->q_task = st->task_frame;
 	c->q_root = st->root_frame;
-	c->q_text = pt_text_obj(proc, st);
 	c->q_ts = bpf_ktime_get_ns();
+	if (st->text_frame)
+		text_send(proc, st, pid, key.fd);
 	return 0;
 }
 

@@ -55,6 +55,13 @@ struct {
 	__type(value, struct pg_event);
 } pg_ev_buf SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pg_text);
+} pg_text_buf SEC(".maps");
+
 /*
  * A chunk of at most PG_LOCAL_MAX bytes (a statement, a short result: nearly every chunk) is
  * copied once and walked here: one user read instead of two or three per message (each read of
@@ -576,6 +583,44 @@ static __always_inline __u64 stack_put(const struct pt_proc *proc, struct pt_sta
 }
 
 /*
+ * The text the driver's frame holds, from at (pt_text_at; len: its length), as a PT_EV_PG_TEXT
+ * event for connection (pid, fd). A global function: verified once, not with every state of
+ * its callers (pg_sys_exit's are many).
+ */
+__noinline int pg_text_out(__u64 at, __u64 len, __u32 pid, __s32 fd)
+{
+	__u32 zero = 0, cap = text_cap;
+	struct pg_text *t = bpf_map_lookup_elem(&pg_text_buf, &zero);
+	long n;
+
+	if (!t || !at)
+		return 0;
+	if (cap > PG_TEXT_MAX)
+		cap = PG_TEXT_MAX;
+	n = bpf_probe_read_user_str(t->text, cap, (void *)at);
+	if (n <= 0)
+		return 0;
+	t->hdr.type = PT_EV_PG_TEXT;
+	t->hdr.pid = pid;
+	t->fd = fd;
+	t->caplen = (__u32)n - 1;
+	t->len = len;
+	if (bpf_ringbuf_output(&events, t, offsetof(struct pg_text, text) + ((__u32)n & (PG_TEXT_MAX - 1)),
+			       pt_rb_flags()))
+		pt_count(PT_CNT_PG_LOST);
+	return 0;
+}
+
+static __always_inline void text_send(const struct pt_proc *proc, const struct pt_stack *st, __u32 pid, __s32 fd)
+{
+	__s64 len;
+	__u64 at = pt_text_at(proc, st, &len);
+
+	if (at)
+		pg_text_out(at, (__u64)len, pid, fd);
+}
+
+/*
  * The sender's stack for a chunk that holds a statement: the one uvloop's probe noted when the
  * bytes were queued (uvloop.bpf.h), if fresh, else the current thread's.
  */
@@ -590,7 +635,6 @@ static __always_inline void walk_stack(struct pg_event *e, __u32 pid, struct pg_
 		e->stack_id = c->q_stack;
 		e->task_frame = c->q_task;
 		e->root_frame = c->q_root;
-		e->text_obj = c->q_text;
 		c->q_ts = 0;
 		return;
 	}
@@ -603,7 +647,8 @@ static __always_inline void walk_stack(struct pg_event *e, __u32 pid, struct pg_
 	e->stack_id = stack_put(proc, st);
 	e->task_frame = st->task_frame;
 	e->root_frame = st->root_frame;
-	e->text_obj = pt_text_obj(proc, st);
+	if (st->text_frame)
+		text_send(proc, st, pid, e->fd);
 }
 
 static __always_inline struct pg_event *event(__u32 type, __u32 pid, __u32 tid, __s32 fd, __u8 dir, long ret)
@@ -621,7 +666,6 @@ static __always_inline struct pg_event *event(__u32 type, __u32 pid, __u32 tid, 
 	e->stack_id = 0;
 	e->task_frame = 0;
 	e->root_frame = 0;
-	e->text_obj = 0;
 	e->pqconn = dir == PG_DIR_CLIENT && libpq_probed ? pt_pqconn_now(e->ts) : 0;
 	e->len = ret;
 	e->dir = dir;

@@ -264,19 +264,29 @@ static __always_inline __u64 pt_obj_attr(const struct pt_proc *proc, __u64 obj, 
 }
 
 /*
- * The text object of the statement that the database driver's frame of a walk sends (struct
- * pt_proc's text_code: the walk's s->text_frame, found only while texts are wanted), 0: none.
+ * Where the text of the statement that the database driver's frame of a walk sends starts in
+ * its memory (struct pt_proc's text_code: the walk's s->text_frame, found only while texts are
+ * wanted), NUL-terminated (a compact str's data and a bytes' ob_sval are), with its length in
+ * *len; 0: none, or not text a program copies (a str that is not compact ASCII).
  */
-static __always_inline __u64 pt_text_obj(const struct pt_proc *proc, const struct pt_stack *s)
+static __always_inline __u64 pt_text_at(const struct pt_proc *proc, const struct pt_stack *s, __s64 *len)
 {
+	__u32 state = 0;
 	__u64 v;
 
+	*len = 0;
 	if (!s->text_frame)
 		return 0;
 	v = pt_read_ptr(s->text_frame + proc->text_local) & proc->off.code_mask;
 	if (v && !(v & 7) && proc->text_member)
 		v = pt_read_ptr(v + proc->text_member);
-	return v & 7 ? 0 : v;
+	if (!v || (v & 7) || bpf_probe_read_user(len, sizeof(*len), (void *)(v + 16)) || *len < 0)
+		return 0;	/* PyASCIIObject.length, PyVarObject.ob_size: both at 16 */
+	if (proc->text_state &&
+	    (bpf_probe_read_user(&state, sizeof(state), (void *)(v + proc->text_state)) ||
+	     (state & 0x60) != 0x60))
+		return 0;	/* compact (bit 5) and ASCII (bit 6) */
+	return v + proc->text_data;
 }
 
 /* The request's scope held by the server's object obj (struct pt_proc's send_code, attr_*), as a task key; 0: unknown. */

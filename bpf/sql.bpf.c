@@ -101,6 +101,7 @@ static __always_inline __u64 sql_fill(struct sql_send *e, __u32 pid, __u32 tid, 
 {
 	__u32 zero = 0, cap = text_cap, off = 0;
 	__u64 wakeup = 0;
+	__s64 dlen = 0;
 	struct pt_proc *proc;
 	long n;
 
@@ -117,7 +118,6 @@ static __always_inline __u64 sql_fill(struct sql_send *e, __u32 pid, __u32 tid, 
 	e->end_ts = 0;
 	e->task_frame = 0;
 	e->root_frame = 0;
-	e->text_obj = 0;
 
 	proc = bpf_map_lookup_elem(&procs, &pid);
 	if (proc) {
@@ -129,8 +129,12 @@ static __always_inline __u64 sql_fill(struct sql_send *e, __u32 pid, __u32 tid, 
 			e->stack_id = pt_walk_stack(bpf_get_current_task_btf(), proc, st, 0);
 			e->task_frame = st->task_frame;
 			e->root_frame = st->root_frame;
-			if (flags & SQL_F_PREPARED)
-				e->text_obj = pt_text_obj(proc, st);
+			/* a statement prepared before tracing: the text its driver's frame holds */
+			if ((flags & SQL_F_PREPARED) && !text && st->text_frame) {
+				text = (const char *)pt_text_at(proc, st, &dlen);
+				if (text)
+					e->flags |= SQL_F_DRIVER_TEXT;
+			}
 			/* Look first: an LRU update copies the whole value even when the key exists. */
 			if (e->stack_id && !bpf_map_lookup_elem(&stacks, &e->stack_id) &&
 			    !bpf_map_update_elem(&stacks, &e->stack_id, st, BPF_NOEXIST))
@@ -153,7 +157,7 @@ static __always_inline __u64 sql_fill(struct sql_send *e, __u32 pid, __u32 tid, 
 		n = bpf_probe_read_user_str(e->data + off, cap, text);
 		if (n > 0) {
 			e->text_len = n - 1;
-			if ((__u32)n == cap)
+			if ((__u32)n == cap || dlen > n - 1)
 				e->flags |= SQL_F_TRUNCATED;
 		}
 	}

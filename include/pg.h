@@ -28,6 +28,8 @@ enum pgwire_event_type {
 	PT_EV_PG_CONN = 66,		/* an encrypted connection's libpq PGconn (pqconn): struct pg_event */
 	PT_EV_PG_TLS_SEEN = 67,		/* a TLS record written on a socket not followed: perhaps an
 					   encrypted PostgreSQL connection opened before tracing */
+	PT_EV_PG_TEXT = 68,		/* the text the driver's frame holds for the statement the
+					   connection's next client chunk carries: struct pg_text */
 };
 
 /* Direction */
@@ -79,14 +81,27 @@ struct pg_event {
 	__u64 pqconn;		/* client chunks written inside a probed libpq call: its PGconn, else 0 */
 	__u64 task_frame;	/* with stack_id: who sent it (struct pt_stack's task_frame), 0: unknown */
 	__u64 root_frame;	/* and its root_frame */
-	__u64 text_obj;		/* with stack_id: the driver frame's text object (struct pt_proc's
-				   text_code), 0: none */
 	__u32 len;		/* bytes the syscall moved */
 	__u16 dir;		/* PG_DIR_* */
 	__u16 flags;		/* PG_EF_* */
 	__u32 nrec;
 	__u32 data_len;		/* bytes of data[] sent */
 	__u8 data[PG_EV_DATA + PG_CAP_MAX + 64];	/* records; sent cut to data_len (at most PG_EV_DATA) */
+};
+
+/*
+ * A statement's text as the sending frame of its driver holds it (struct pt_proc's text_code),
+ * sent just before the client chunk that carries the statement (or, on uvloop, when the
+ * statement is queued): for an Execute of a statement prepared before tracing, which the wire
+ * names only. text[] is cut to caplen bytes.
+ */
+#define PG_TEXT_MAX	8192
+struct pg_text {
+	struct pt_event_hdr hdr;
+	__s32 fd;
+	__u32 caplen;		/* bytes of text[] sent (no NUL) */
+	__u64 len;		/* the text's length in the object */
+	char text[PG_TEXT_MAX];
 };
 
 /* Per (pid, fd) */
@@ -126,10 +141,9 @@ struct pg_conn {
 	/*
 	 * The writer of bytes queued by uvloop's transport.write() and sent later by a loop callback
 	 * (bpf/uvloop.bpf.h): its stack's id in pg_stacks and its task keys, noted by the probe in
-	 * the task, taken by the next client chunk, with the driver's text object (q_text: the
-	 * walk's, pg_event.text_obj). q_ts 0: none.
+	 * the task, taken by the next client chunk. q_ts 0: none.
 	 */
-	__u64 q_stack, q_task, q_root, q_ts, q_text;
+	__u64 q_stack, q_task, q_root, q_ts;
 };
 
 #endif

@@ -180,15 +180,18 @@ struct pt_proc {
 	 * Connection._do_execute's query and pg8000's Connection.execute's statement, strs; psycopg
 	 * 3's BaseCursor._maybe_prepare_gen's pgq, whose slot `query` is the bytes it prepared).
 	 * While the loader wants such texts (text_want: the process sent an Execute of a name it
-	 * did not know in the last seconds), the wire's walker gives that local (text_member: the
-	 * object in it at that offset) with the chunk, pg_event.text_obj: one or two reads a
+	 * did not know in the last seconds), the programs that see the statement leave copy that
+	 * text (pt_text_at): the object may be a str made for the one call, freed by the time the
+	 * loader could read it, its memory soon another's. Two or three reads and a copy a
 	 * statement then, none otherwise.
 	 */
 	__u64 text_code;	/* that frame's code object, 0: not found (yet) */
 	__u16 text_local;	/* frame -> the local (f_localsplus + 8 * its index) */
 	__u16 text_member;	/* the local's object -> the text (a __slots__ member), 0: the local is it */
+	__u16 text_data;	/* the text object -> its bytes: a compact ASCII str's, or a bytes' ob_sval */
+	__u16 text_state;	/* a str: its state (compact and ASCII checked); 0: a bytes object */
 	__u8 text_want;
-	__u8 pad9[3];
+	__u8 pad9[7];
 };
 
 /* pt_walk_thread's how: a statement's stack, which may stop at the route frame (struct pt_proc's run_tasks) */

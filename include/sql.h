@@ -22,6 +22,8 @@ enum sql_event_type {
 #define SQL_F_PREPARED	(1u << 2)	/* runs a prepared statement: name only */
 #define SQL_F_PARAMS	(1u << 3)	/* parameters travel separately ($1, ...) */
 #define SQL_F_TRUNCATED	(1u << 4)	/* text cut at the capture cap */
+#define SQL_F_DRIVER_TEXT (1u << 5)	/* PREPARED: the text after the name is the one the driver's
+					   sending frame holds (struct pt_proc's text_code), not libpq's */
 
 /* PGresult status: ExecStatusType of libpq-fe.h */
 #define SQL_ST_NULL		-1	/* PQgetResult returned NULL */
@@ -47,8 +49,6 @@ struct sql_send {
 	__u64 end_ts;		/* PT_EV_SQL_EXEC: when PQexec* returned */
 	__u64 task_frame;	/* who sent it (struct pt_stack's task_frame, root_frame), 0: unknown */
 	__u64 root_frame;
-	__u64 text_obj;		/* SQL_F_PREPARED: the driver frame's text object (struct pt_proc's
-				   text_code), 0: none */
 	char data[SQL_NAME_MAX + SQL_TEXT_MAX];	/* sent cut to name_len + text_len */
 };
 

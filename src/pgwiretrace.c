@@ -28,6 +28,12 @@
 #define ORIGINS 64	/* client chunks remembered per connection: who sent what (pipelines) */
 #define PEERS_READ 2	/* a process's first connections whose port is read, to learn PostgreSQL's */
 #define TLS_WAIT 64	/* TLS sockets judged not PostgreSQL's, judged again if their port is learned */
+/*
+ * A process's driver texts that could not be taken (a pipeline's writes, texts of other
+ * statements, objects not read), beyond the ones taken, after which its walkers are no longer
+ * asked for them: their reads on every statement would buy nothing.
+ */
+#define TEXT_FAILS_MAX 64
 
 /* One connection: its protocol state machine, and who sent its recent chunks. */
 struct conn {
@@ -37,6 +43,10 @@ struct conn {
 	bool tls;
 	unsigned norigins;	/* origins[] written so far (a ring) */
 	struct { uint64_t ts, stack_id, task; uint32_t tid; } origins[ORIGINS];
+	/* the driver's text for the next client chunk (PT_EV_PG_TEXT; driver_text), text_cap + 1 bytes */
+	char *text;
+	uint32_t text_len;
+	bool text_cut, text_valid;
 };
 
 /*
@@ -60,6 +70,7 @@ struct proc_src {
 	uint64_t wire_tls;	/* of the wire's, read in the plaintext of encrypted ones (pgtls.h) */
 	uint32_t connections, tls;	/* PostgreSQL connections, and encrypted ones */
 	uint8_t peers_read;		/* of its connections, whose port was read (PEERS_READ) */
+	uint32_t texts_learned, texts_failed;	/* driver_text's, for this process */
 };
 
 struct pgwiretrace {
@@ -85,8 +96,6 @@ struct pgwiretrace {
 	uint64_t texts_learned;		/* names given their text */
 	uint64_t texts_ambiguous;	/* chunks that Bind other statements too: none taken */
 	uint64_t texts_mismatched;	/* texts whose parameters are not the Bind's: not taken */
-	uint64_t texts_unread;		/* text objects that could not be read */
-	char *text_buf;			/* text_cap + 1 bytes */
 	uint64_t tls_seen;		/* sockets not followed that carried TLS (PT_EV_PG_TLS_SEEN) */
 	uint64_t tls_not_pg;		/* of which not PostgreSQL's (sockpeer.h): no probes for them */
 	uint64_t tls_unknown_peer;	/* of which /proc could not tell: probed, as if PostgreSQL's */
@@ -159,6 +168,7 @@ static void conn_del(struct pgwiretrace *p, struct conn *c)
 	if (n == MAX_CONNS)
 		return;
 	pgwire_conn__free(c->pw);
+	free(c->text);
 	free(c);
 	p->conns[hole] = NULL;
 	for (j = hole;;) {
@@ -462,21 +472,21 @@ static bool tls_socket_may_be_pg(struct pgwiretrace *p, pid_t pid, int fd)
 
 /*
  * A client chunk that Binds a statement prepared before tracing (no Parse of it seen): the
- * connection knows only its name. Its process's wire walkers are asked for the text its
- * driver's frame holds (procs__want_text, struct pt_proc's text_code), which comes with the
- * chunks from then on (text_obj), and the name takes it as a Parse would have given it, where
- * the chunk shows it to be that statement's: every Bind of the chunk names it (a pipeline's
- * write, flushed from another statement's frame, gives none), and the text has as many
- * parameters ($N) as the Binds carry values.
+ * connection knows only its name. Its process's walkers are asked for the text its driver's
+ * frame holds (procs__want_text, struct pt_proc's text_code), which the programs copy from
+ * then on and send just before the chunk (PT_EV_PG_TEXT: on_text), and the name takes it as a
+ * Parse would have given it, where the chunk shows it to be that statement's: every Bind of
+ * the chunk names it (a pipeline's write, flushed from another statement's frame, gives none),
+ * and the text has as many parameters ($N) as the Binds carry values. A process whose texts
+ * fail TEXT_FAILS_MAX times more than they are taken is not asked again.
  */
 static void driver_text(struct pgwiretrace *p, struct conn *c, const struct pg_event *e, size_t at, size_t end)
 {
-	char stmt[PGWIRE_NAME_MAX], first[PGWIRE_NAME_MAX] = "";
-	struct procs *ps = session__procs(p->session);
-	bool mixed = false, parsed = false, cut;
+	char stmt[PGWIRE_NAME_MAX], first[PGWIRE_NAME_MAX] = "", parsed[4][PGWIRE_NAME_MAX];
+	struct proc_src *src;
+	bool mixed = false;
 	int params = -2, k;
-	unsigned i;
-	long n;
+	unsigned i, nparsed = 0;
 
 	for (i = 0; i < e->nrec && at + sizeof(struct pg_rec) <= end; i++) {
 		const struct pg_rec *r = (const void *)((const char *)e + at);
@@ -485,8 +495,8 @@ static void driver_text(struct pgwiretrace *p, struct conn *c, const struct pg_e
 		if (at + sizeof(*r) + r->caplen > end)
 			break;
 		at += (sizeof(*r) + r->caplen + 7) & ~(size_t)7;
-		if (r->type == 'P' && pgwire__stmt_name(r->type, body, r->caplen, stmt) && !strcmp(stmt, first))
-			parsed = true;
+		if (r->type == 'P' && pgwire__stmt_name(r->type, body, r->caplen, stmt) && stmt[0] && nparsed < 4)
+			strcpy(parsed[nparsed++], stmt);
 		if (r->type != 'B' || !pgwire__stmt_name(r->type, body, r->caplen, stmt))
 			continue;
 		k = pgwire__bind_params(body, r->caplen);
@@ -499,30 +509,57 @@ static void driver_text(struct pgwiretrace *p, struct conn *c, const struct pg_e
 			params = -1;
 		}
 	}
-	if (!first[0] || parsed || pgwire_conn__knows(c->pw, first))
+	for (i = 0; i < nparsed && strcmp(parsed[i], first); i++)
+		;
+	if (!first[0] || i < nparsed || pgwire_conn__knows(c->pw, first))
+		return;	/* none, or prepared in this chunk (a Parse before its Bind), or known */
+	src = proc_src(p, e->hdr.pid);
+	if (src && src->texts_failed >= TEXT_FAILS_MAX + src->texts_learned)
 		return;
-	procs__want_text(ps, e->hdr.pid, mono_ns());
-	if (!e->text_obj)
+	procs__want_text(session__procs(p->session), e->hdr.pid, mono_ns());
+	if (!c->text_valid)
 		return;
+	if (src)
+		src->texts_failed++;	/* until taken */
 	if (mixed || params < 0) {
 		p->texts_ambiguous++;
 		return;
 	}
-	n = procs__read_text(ps, e->hdr.pid, e->text_obj, p->text_buf, (size_t)p->o.text_cap + 1, &cut);
-	if (n <= 0) {
-		p->texts_unread++;
-		return;
-	}
-	k = pgwire__max_param(p->text_buf, (size_t)n);
-	if (cut ? k > params : k != params) {
+	k = pgwire__max_param(c->text, c->text_len);
+	if (c->text_cut ? k > params : k != params) {
 		p->texts_mismatched++;	/* the frame sent another statement */
 		return;
 	}
-	if (!pgwire_conn__learn(c->pw, first, p->text_buf, (size_t)n, cut)) {
+	if (!pgwire_conn__learn(c->pw, first, c->text, c->text_len, c->text_cut)) {
+		if (src) {
+			src->texts_failed--;
+			src->texts_learned++;
+		}
 		p->texts_learned++;
 		dlog("pid %d fd %d: statement %s prepared before tracing: %.80s\n", (int)e->hdr.pid, e->fd, first,
-		     p->text_buf);
+		     c->text);
 	}
+}
+
+/* The driver's text for the connection's next client chunk (driver_text). */
+static void on_text(struct pgwiretrace *p, const struct pg_text *t, size_t size)
+{
+	struct conn *c;
+
+	if (size < offsetof(struct pg_text, text) || t->caplen > PG_TEXT_MAX ||
+	    size < offsetof(struct pg_text, text) + t->caplen)
+		return;
+	c = conn_find(p, conn_key(t->hdr.pid, t->fd));
+	if (!c)
+		return;
+	if (!c->text && !(c->text = malloc((size_t)p->o.text_cap + 1)))
+		return;
+	c->text_len = t->caplen < p->o.text_cap ? t->caplen : p->o.text_cap;
+	memcpy(c->text, t->text, c->text_len);
+	c->text[c->text_len] = 0;
+	c->text_len = (uint32_t)strlen(c->text);	/* a NUL inside ends it */
+	c->text_cut = t->len > c->text_len;
+	c->text_valid = true;
 }
 
 static void handle_data(struct pgwiretrace *p, const struct pg_event *e, size_t size)
@@ -565,6 +602,7 @@ static void handle_data(struct pgwiretrace *p, const struct pg_event *e, size_t 
 		c->origins[k].stack_id = e->stack_id;
 		c->origins[k].task = pt_task_key(e->task_frame, e->root_frame);
 		driver_text(p, c, e, at, end);
+		c->text_valid = false;	/* a text is for the chunk that follows it */
 	}
 	/* Records, each followed by its body and padded to 8 bytes. */
 	for (i = 0; i < e->nrec && at + sizeof(struct pg_rec) <= end; i++) {
@@ -614,6 +652,10 @@ static void pgwiretrace_event(void *ctx, const void *data, size_t size)
 	const struct pg_event *e = data;
 	struct conn *c;
 
+	if (size >= sizeof(struct pt_event_hdr) && e->hdr.type == PT_EV_PG_TEXT) {
+		on_text(p, data, size);	/* shorter than a pg_event's head */
+		return;
+	}
 	if (size < offsetof(struct pg_event, data))
 		return;
 	switch (e->hdr.type) {
@@ -679,11 +721,11 @@ static void pgwiretrace_free(void *ctx)
 	for (i = 0; p->conns && i < MAX_CONNS; i++)
 		if (p->conns[i]) {
 			pgwire_conn__free(p->conns[i]->pw);
+			free(p->conns[i]->text);
 			free(p->conns[i]);
 		}
 	free(p->conns);
 	free(p->pqconns);
-	free(p->text_buf);
 	pidtab__fini(&p->procs);
 	links__destroy(p->links, ARRAY_SIZE(p->links));
 	pgtls__free(p->tls);
@@ -714,8 +756,7 @@ static void *pgwiretrace_open(struct session *ss, const struct session_opts *so,
 	}
 	p->conns = calloc(MAX_CONNS, sizeof(*p->conns));
 	p->pqconns = calloc(PQCONNS, sizeof(*p->pqconns));
-	p->text_buf = malloc((size_t)p->o.text_cap + 1);
-	if (!p->conns || !p->pqconns || !p->text_buf || pidtab__init(&p->procs, MAX_PROCS, sizeof(struct proc_src))) {
+	if (!p->conns || !p->pqconns || pidtab__init(&p->procs, MAX_PROCS, sizeof(struct proc_src))) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -853,7 +894,6 @@ static void pgwiretrace_json(void *ctx, struct jsonw *w)
 	jsonw__uint_field(w, "texts_from_driver", p->texts_learned);
 	jsonw__uint_field(w, "chunks_ambiguous", p->texts_ambiguous);
 	jsonw__uint_field(w, "texts_mismatched", p->texts_mismatched);
-	jsonw__uint_field(w, "texts_unread", p->texts_unread);
 	jsonw__end_object(w);
 	jsonw__uint_field(w, "lost_events", st.lost);
 	jsonw__uint_field(w, "connections_not_followed", st.conns_dropped);

@@ -197,12 +197,6 @@ void procs__want_wsgi_app(struct procs *p, uint32_t pid);
  */
 void procs__want_text(struct procs *p, uint32_t pid, uint64_t now);
 /*
- * The text of the statement a driver's frame held (the walkers' text object: pg_event's and
- * sql_send's text_obj) from pid's memory, NUL-terminated in buf: its length, with *cut set when
- * the object held more; or -errno (-ESRCH: not a Python process known here).
- */
-long procs__read_text(struct procs *p, uint32_t pid, uint64_t obj, char *buf, size_t size, bool *cut);
-/*
  * Starlette's BaseHTTPMiddleware (FastAPI's @app.middleware("http")): the function that runs a
  * request's endpoint in a child task, and the variable both tasks' frames hold the request's
  * ASGI scope in (struct pt_proc's scope_code). Found in pr's modules with the frames above.

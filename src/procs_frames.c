@@ -163,20 +163,22 @@ void procs__route_attr(struct procs *p, struct proc *pr, uint64_t type)
 struct text_frame {
 	const char *module, *cls, *method, *var;
 	const char *member_module, *member_cls, *member;
+	bool bytes;	/* the text is a bytes object, else a str */
 };
 
 static const struct text_frame text_frames[] = {
 	/* asyncpg: fetch*, execute with arguments, executemany: the query str, the statement
 	 * cache's key (alive while the statement is cached) */
-	{ "asyncpg.connection", "Connection", "_do_execute", "query", NULL, NULL, NULL },
+	{ "asyncpg.connection", "Connection", "_do_execute", "query", NULL, NULL, NULL, false },
 	/* psycopg 3 (3.1: cursor.py; 3.2+: _cursor_base.py): the PostgresQuery it executes, whose
 	 * query is the bytes it prepared (also the prepared-statement cache's key) */
-	{ "psycopg.cursor", "BaseCursor", "_maybe_prepare_gen", "pgq", "psycopg._queries", "PostgresQuery", "query" },
+	{ "psycopg.cursor", "BaseCursor", "_maybe_prepare_gen", "pgq", "psycopg._queries", "PostgresQuery", "query",
+	  true },
 	{ "psycopg._cursor_base", "BaseCursor", "_maybe_prepare_gen", "pgq", "psycopg._queries", "PostgresQuery",
-	  "query" },
+	  "query", true },
 	/* pg8000 up to 1.1x (Debian 12's 1.10), whose statements are all named: the converted
 	 * text, held by its statement cache */
-	{ "pg8000.core", "Connection", "execute", "statement", NULL, NULL, NULL },
+	{ "pg8000.core", "Connection", "execute", "statement", NULL, NULL, NULL, false },
 };
 
 #define TEXT_WANT_NS (5 * 1000000000ULL)
@@ -203,18 +205,6 @@ void procs__want_text(struct procs *p, uint32_t pid, uint64_t now)
 	pr->pool_gap_ns = 0;
 	pr->mods_none = false;
 	procs_find_frames(p, pr, now);
-}
-
-long procs__read_text(struct procs *p, uint32_t pid, uint64_t obj, char *buf, size_t size, bool *cut)
-{
-	struct proc *pr = procs__get(p, pid, false);
-	struct mem_reader mr;
-
-	*cut = false;
-	if (!pr || pr->state != PROC_PYTHON || !pr->py.text_code)
-		return -ESRCH;
-	procmem__reader(&mr, pid);
-	return pythreads__read_text(&pr->py.layout, &mr, obj, buf, size, cut);
 }
 
 /* Texts no longer wanted (procs__want_text) after TEXT_WANT_NS without a nameless Execute. */
@@ -252,6 +242,7 @@ static void text_frame_found(struct procs *p, struct proc *pr, const struct mem_
 	pr->py.text_code = code;
 	pr->py.text_local = (uint32_t)i;
 	pr->py.text_member = off;
+	pr->py.text_bytes = tf->bytes;
 	if (procs_reconfigure(p, pr)) {
 		pr->py.text_code = 0;
 		return;	/* it left meanwhile */

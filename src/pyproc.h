@@ -53,6 +53,7 @@ struct py_target {
 	uint64_t text_code;
 	uint32_t text_local;		/* the index of its local */
 	uint32_t text_member;		/* that local's slot holding the text, 0: the local itself */
+	bool text_bytes;		/* the text is a bytes object (else a str) */
 	bool want_text;
 	uint64_t text_want_until;	/* CLOCK_MONOTONIC ns */
 	uint64_t text_rejected;

@@ -201,14 +201,6 @@ int pythreads__type_name(const struct mem_reader *mr, uint64_t obj, char *name, 
 int pythreads__member_offset(const struct py_layout *l, const struct mem_reader *mr, uint64_t type, const char *name,
 			     uint32_t *off);
 
-/*
- * The text of a str (as UTF-8) or bytes object (up to a NUL) into buf, NUL-terminated: its
- * length, with *cut set when the object holds more than buf did; -EINVAL for any other object,
- * -EILSEQ for a str that is not text, or the reader's error.
- */
-long pythreads__read_text(const struct py_layout *l, const struct mem_reader *mr, uint64_t obj, char *buf,
-			  size_t size, bool *cut);
-
 /* An int object's value (|value| < 2^63): 0 or -errno. */
 int pythreads__read_long(const struct py_layout *l, const struct mem_reader *mr, uint64_t addr, int64_t *v);
 

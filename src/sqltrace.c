@@ -42,9 +42,8 @@ struct sqltrace {
 	uint64_t left_to_wire;
 	uint64_t last_sweep;	/* of the stack cache */
 	/* statements prepared before tracing, their texts read from the driver (driver_text) */
-	uint64_t texts_learned, texts_unread;
+	uint64_t texts_learned;
 	uint64_t named_only;	/* statements counted as "EXECUTE name" (struct sql_query's named_only) */
-	char *text_buf;		/* opts.text_cap + 1 bytes */
 };
 
 static void query_done(void *ctx, const struct sql_query *q);
@@ -230,25 +229,20 @@ void sqltrace__name_stack(struct sqltrace *s, uint32_t pid, uint32_t tid, uint64
 /*
  * libpq's probes (encrypted connections) running a statement prepared before tracing: as on the
  * wire (src/pgwiretrace.c's driver_text), its process's walkers are asked for the text its
- * driver's frame holds, and the name takes the text that comes with a later execution.
+ * driver's frame holds, which a later execution's event carries after the name
+ * (SQL_F_DRIVER_TEXT): the name takes it. At PQsendQueryPrepared the frame is the statement's
+ * own (a pipeline's statements are each sent by their own call).
  */
 static void driver_text(struct sqltrace *s, const struct sql_send *e)
 {
-	struct procs *ps = session__procs(s->session);
-	bool cut;
-	long n;
-
 	if (!(e->flags & SQL_F_PREPARED) || !e->name_len ||
 	    sql_match__knows(s->match, e->hdr.pid, e->conn, e->data, e->name_len))
 		return;
-	procs__want_text(ps, e->hdr.pid, mono_ns());
-	if (!e->text_obj || !s->text_buf)
+	procs__want_text(session__procs(s->session), e->hdr.pid, mono_ns());
+	if (!(e->flags & SQL_F_DRIVER_TEXT) || !e->text_len)
 		return;
-	n = procs__read_text(ps, e->hdr.pid, e->text_obj, s->text_buf, (size_t)s->opts.text_cap + 1, &cut);
-	if (n <= 0)
-		s->texts_unread++;
-	else if (!sql_match__learn(s->match, e->hdr.pid, e->conn, e->data, e->name_len, s->text_buf, (size_t)n, cut,
-				   e->ts))
+	if (!sql_match__learn(s->match, e->hdr.pid, e->conn, e->data, e->name_len, e->data + e->name_len, e->text_len,
+			      e->flags & SQL_F_TRUNCATED, e->ts))
 		s->texts_learned++;
 }
 
@@ -335,7 +329,6 @@ static void sqltrace_free(void *c)
 			cache_entry_free(&s->cache[i]);
 		free(s->cache);
 	}
-	free(s->text_buf);
 	free(s);
 }
 
@@ -364,8 +357,7 @@ static void *sqltrace_open(struct session *ss, const struct session_opts *so, ch
 	s->match = sql_match__new(0, query_done, s);
 	s->stats = sql_stats__new(&sto);
 	s->cache = calloc(STACK_CACHE, sizeof(*s->cache));
-	s->text_buf = malloc((size_t)s->opts.text_cap + 1);
-	if (!s->match || !s->stats || !s->cache || !s->text_buf) {
+	if (!s->match || !s->stats || !s->cache) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -496,7 +488,6 @@ static void sqltrace_json(void *c, struct jsonw *w)
 	jsonw__name(w, "prepared_before_tracing");
 	jsonw__start_object(w);
 	jsonw__uint_field(w, "texts_from_driver", s->texts_learned);
-	jsonw__uint_field(w, "texts_unread", s->texts_unread);
 	jsonw__end_object(w);
 	jsonw__string_field(w, "probes", probes_opt_name(s->opts.probes));
 	jsonw__string_field(w, "attached_as", st.libpq.attached_as);

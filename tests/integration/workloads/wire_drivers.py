@@ -270,11 +270,13 @@ def mode_warm_asyncpg(uvloop=False):
 
     async def main():
         conn = await asyncpg.connect(**dsn_kwargs())
+        k = 5
         for i in range(3):
-            await conn.fetchval("SELECT $1::int + 5", i)
+            await conn.fetchval(f"SELECT $1::int + {k}", i)
         ready()
         for i in range(N):
-            await conn.fetchval("SELECT $1::int + 5", i)  # @warm_asyncpg
+            # a str made for the call, freed right after it: the tool must copy the text at the send
+            await conn.fetchval(f"SELECT $1::int + {k}", i)  # @warm_asyncpg
             res["ok"] += 1
             await asyncio.sleep(WARM_GAP)
         await conn.close()
