@@ -130,3 +130,17 @@ def cpu_seconds(pid):
         except (OSError, IndexError, ValueError):
             pass
     return total / 1e9
+
+
+def pg_cluster_start(d, prefix=(), preexec_fn=None):
+    """scripts/pg-cluster.sh's cluster in d, started (under prefix, e.g. taskset's, and
+    preexec_fn): its client environment (PGHOST, PGPORT, ...)."""
+    pgc = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts", "pg-cluster.sh")
+    subprocess.run(list(prefix) + [pgc, "start", d], check=True, stdout=subprocess.DEVNULL, preexec_fn=preexec_fn)
+    out = subprocess.run([pgc, "env", d], check=True, capture_output=True, text=True).stdout
+    env = {}
+    for word in out.replace("export ", " ").split():
+        if "=" in word:
+            k, v = word.split("=", 1)
+            env[k] = v.strip("'\"")
+    return env

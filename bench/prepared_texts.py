@@ -28,7 +28,7 @@ REPO = os.path.dirname(HERE)
 TOOL = os.environ.get("PYTRACE_BPF") or os.path.join(REPO, "build", "pytrace-bpf")
 PY = "/usr/bin/python3"
 sys.path.insert(0, HERE)
-from benchlib import bpf_ns, enable_bpf_stats  # noqa: E402
+from benchlib import bpf_ns, enable_bpf_stats, pg_cluster_start  # noqa: E402
 
 # The loop, prepared before the tool: "ready PID", then "go" on stdin; each "?" line on stdin is
 # answered with the statements run so far.
@@ -74,19 +74,6 @@ else:
 '''
 
 MARKS = (0.5, 3.5, 7.0, 10.0)   # seconds after the loop starts: copying, then not
-
-
-def pg_env(d):
-    subprocess.run([os.path.join(REPO, "scripts", "pg-cluster.sh"), "start", d], check=True,
-                   stdout=subprocess.DEVNULL)
-    out = subprocess.run([os.path.join(REPO, "scripts", "pg-cluster.sh"), "env", d], check=True,
-                         capture_output=True, text=True).stdout
-    env = {}
-    for word in out.replace("export ", " ").split():
-        if "=" in word:
-            k, v = word.split("=", 1)
-            env[k] = v.strip("'\"")
-    return env
 
 
 def one(driver, env, tmp):
@@ -144,7 +131,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="pytrace-bench-prep.")
     os.chmod(tmp, 0o755)	# the cluster's user reaches its directory through it
     d = os.path.join(tmp, "pg")
-    env = pg_env(d)
+    env = pg_cluster_start(d)
     rows = []
     try:
         for r in range(a.rounds):

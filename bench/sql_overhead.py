@@ -47,7 +47,7 @@ PY = "/usr/bin/python3"
 TOOL_ARGS = []
 COMPARE = None	# --compare: another build of the tool, run as a fourth configuration
 sys.path.insert(0, HERE)
-from benchlib import Cgroup, bpf_ns  # noqa: E402
+from benchlib import Cgroup, bpf_ns, pg_cluster_start  # noqa: E402
 # The cluster and the clients in one cgroup v2, the tracer in another: CPU per statement of
 # everything under test, which noise moves far less than it moves throughput.
 SVC_CG, TOOL_CG = None, None
@@ -74,16 +74,7 @@ def pg_tls(d, env):
 
 
 def pg_start(d):
-    subprocess.run(PIN["db"] + [os.path.join(REPO, "scripts", "pg-cluster.sh"), "start", d], check=True,
-                   stdout=subprocess.DEVNULL, preexec_fn=SVC_CG.enter)
-    out = subprocess.run([os.path.join(REPO, "scripts", "pg-cluster.sh"), "env", d], check=True,
-                         capture_output=True, text=True).stdout
-    env = {}
-    for word in out.replace("export ", " ").split():
-        if "=" in word:
-            k, v = word.split("=", 1)
-            env[k] = v.strip("'\"")
-    return env
+    return pg_cluster_start(d, PIN["db"], SVC_CG.enter)
 
 
 WARMUP = 1.5	# seconds of the loop before the timed window (see sql_work.py)

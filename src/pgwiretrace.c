@@ -28,12 +28,6 @@
 #define ORIGINS 64	/* client chunks remembered per connection: who sent what (pipelines) */
 #define PEERS_READ 2	/* a process's first connections whose port is read, to learn PostgreSQL's */
 #define TLS_WAIT 64	/* TLS sockets judged not PostgreSQL's, judged again if their port is learned */
-/*
- * A process's driver texts that could not be taken (a pipeline's writes, texts of other
- * statements, objects not read), beyond the ones taken, after which its walkers are no longer
- * asked for them: their reads on every statement would buy nothing.
- */
-#define TEXT_FAILS_MAX 64
 
 /* One connection: its protocol state machine, and who sent its recent chunks. */
 struct conn {
@@ -70,7 +64,6 @@ struct proc_src {
 	uint64_t wire_tls;	/* of the wire's, read in the plaintext of encrypted ones (pgtls.h) */
 	uint32_t connections, tls;	/* PostgreSQL connections, and encrypted ones */
 	uint8_t peers_read;		/* of its connections, whose port was read (PEERS_READ) */
-	uint32_t texts_learned, texts_failed;	/* driver_text's, for this process */
 };
 
 struct pgwiretrace {
@@ -477,13 +470,11 @@ static bool tls_socket_may_be_pg(struct pgwiretrace *p, pid_t pid, int fd)
  * then on and send just before the chunk (PT_EV_PG_TEXT: on_text), and the name takes it as a
  * Parse would have given it, where the chunk shows it to be that statement's: every Bind of
  * the chunk names it (a pipeline's write, flushed from another statement's frame, gives none),
- * and the text has as many parameters ($N) as the Binds carry values. A process whose texts
- * fail TEXT_FAILS_MAX times more than they are taken is not asked again.
+ * and the text has as many parameters ($N) as the Binds carry values (procs__text_taken).
  */
 static void driver_text(struct pgwiretrace *p, struct conn *c, const struct pg_event *e, size_t at, size_t end)
 {
 	char stmt[PGWIRE_NAME_MAX], first[PGWIRE_NAME_MAX] = "", parsed[4][PGWIRE_NAME_MAX];
-	struct proc_src *src;
 	bool mixed = false;
 	int params = -2, k;
 	unsigned i, nparsed = 0;
@@ -513,14 +504,9 @@ static void driver_text(struct pgwiretrace *p, struct conn *c, const struct pg_e
 		;
 	if (!first[0] || i < nparsed || pgwire_conn__knows(c->pw, first))
 		return;	/* none, or prepared in this chunk (a Parse before its Bind), or known */
-	src = proc_src(p, e->hdr.pid);
-	if (src && src->texts_failed >= TEXT_FAILS_MAX + src->texts_learned)
-		return;
 	procs__want_text(session__procs(p->session), e->hdr.pid, mono_ns());
 	if (!c->text_valid)
 		return;
-	if (src)
-		src->texts_failed++;	/* until taken */
 	if (mixed || params < 0) {
 		p->texts_ambiguous++;
 		return;
@@ -531,10 +517,7 @@ static void driver_text(struct pgwiretrace *p, struct conn *c, const struct pg_e
 		return;
 	}
 	if (!pgwire_conn__learn(c->pw, first, c->text, c->text_len, c->text_cut)) {
-		if (src) {
-			src->texts_failed--;
-			src->texts_learned++;
-		}
+		procs__text_taken(session__procs(p->session), e->hdr.pid);
 		p->texts_learned++;
 		dlog("pid %d fd %d: statement %s prepared before tracing: %.80s\n", (int)e->hdr.pid, e->fd, first,
 		     c->text);

@@ -197,6 +197,13 @@ void procs__want_wsgi_app(struct procs *p, uint32_t pid);
  */
 void procs__want_text(struct procs *p, uint32_t pid, uint64_t now);
 /*
+ * A name of pid's took the text its driver gave (procs__want_text). A process that asks
+ * PROCS_TEXT_ASKS_MAX times more than four times what it took is not given texts again: their
+ * copies would cost every statement and buy nothing (a driver's pipeline, texts not ASCII).
+ */
+#define PROCS_TEXT_ASKS_MAX 64
+void procs__text_taken(struct procs *p, uint32_t pid);
+/*
  * Starlette's BaseHTTPMiddleware (FastAPI's @app.middleware("http")): the function that runs a
  * request's endpoint in a child task, and the variable both tasks' frames hold the request's
  * ASGI scope in (struct pt_proc's scope_code). Found in pr's modules with the frames above.

@@ -189,6 +189,12 @@ void procs__want_text(struct procs *p, uint32_t pid, uint64_t now)
 
 	if (!pr || pr->state != PROC_PYTHON || !pr->live || pr->py.free_threaded)
 		return;
+	if (pr->py.text_asks >= PROCS_TEXT_ASKS_MAX + 4 * pr->py.text_taken) {
+		if (pr->py.text_asks++ == PROCS_TEXT_ASKS_MAX + 4 * pr->py.text_taken)
+			vlog("pid %d: its drivers' texts fail to be taken: not copied any more\n", pr->pid);
+		return;	/* the window left to expire */
+	}
+	pr->py.text_asks++;
 	pr->py.text_want_until = now + TEXT_WANT_NS;
 	if (pr->py.want_text)
 		return;
@@ -205,6 +211,14 @@ void procs__want_text(struct procs *p, uint32_t pid, uint64_t now)
 	pr->pool_gap_ns = 0;
 	pr->mods_none = false;
 	procs_find_frames(p, pr, now);
+}
+
+void procs__text_taken(struct procs *p, uint32_t pid)
+{
+	struct proc *pr = procs__get(p, pid, false);
+
+	if (pr)
+		pr->py.text_taken++;
 }
 
 /* Texts no longer wanted (procs__want_text) after TEXT_WANT_NS without a nameless Execute. */

@@ -56,6 +56,7 @@ struct py_target {
 	bool text_bytes;		/* the text is a bytes object (else a str) */
 	bool want_text;
 	uint64_t text_want_until;	/* CLOCK_MONOTONIC ns */
+	uint32_t text_asks, text_taken;	/* procs__want_text's calls, procs__text_taken's */
 	uint64_t text_rejected;
 	/* the _asyncio module's running tasks, {loop: task} (struct pt_proc's run_tasks): 0 until found */
 	uint64_t run_tasks;

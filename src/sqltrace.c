@@ -242,8 +242,10 @@ static void driver_text(struct sqltrace *s, const struct sql_send *e)
 	if (!(e->flags & SQL_F_DRIVER_TEXT) || !e->text_len)
 		return;
 	if (!sql_match__learn(s->match, e->hdr.pid, e->conn, e->data, e->name_len, e->data + e->name_len, e->text_len,
-			      e->flags & SQL_F_TRUNCATED, e->ts))
+			      e->flags & SQL_F_TRUNCATED, e->ts)) {
+		procs__text_taken(session__procs(s->session), e->hdr.pid);
 		s->texts_learned++;
+	}
 }
 
 static void sqltrace_event(void *c, const void *data, size_t size)
