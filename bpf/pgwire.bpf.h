@@ -523,7 +523,8 @@ struct {
 	__type(value, __u64);
 } pg_phases SEC(".maps");
 
-static __always_inline void pg_phase_add(__u32 k, __u64 v)
+/* subprograms, not inlined: their keys would grow pg_chunk's stack past the calls' 512 bytes */
+static __noinline void pg_phase_add(__u32 k, __u64 v)
 {
 	__u64 *c = bpf_map_lookup_elem(&pg_phases, &k);
 
@@ -531,7 +532,7 @@ static __always_inline void pg_phase_add(__u32 k, __u64 v)
 		*c += v;
 }
 
-static __always_inline void pg_phase_mark(__u32 k)
+static __noinline void pg_phase_mark(__u32 k)
 {
 	__u32 last = 31;
 	__u64 *t = bpf_map_lookup_elem(&pg_phases, &last), now = bpf_ktime_get_ns();
