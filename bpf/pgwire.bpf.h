@@ -584,29 +584,46 @@ static __always_inline __u64 stack_put(const struct pt_proc *proc, struct pt_sta
 }
 
 /*
- * The text the driver's frame holds, from at (pt_text_at; len: its length), as a PT_EV_PG_TEXT
- * event for connection (pid, fd). A global function: verified once, not with every state of
- * its callers (pg_sys_exit's are many).
+ * The text the driver's frame holds, from at (pt_text_at; len: its length, kind its form), as a
+ * PT_EV_PG_TEXT event for connection (pid, fd): bytes up to their NUL, or a str's code units, as
+ * many as can make text_cap bytes of UTF-8. A global function: verified once, not with every
+ * state of its callers (pg_sys_exit's are many).
  */
-__noinline int pg_text_out(__u64 at, __u64 len, __u32 pid, __s32 fd)
+__noinline int pg_text_out(__u64 at, __u64 len, __u32 pid, __s32 fd, __u32 kind)
 {
 	__u32 zero = 0, cap = text_cap;
 	struct pg_text *t = bpf_map_lookup_elem(&pg_text_buf, &zero);
-	long n;
+	__u64 n;
+	long r;
 
 	if (!t || !at)
 		return 0;
 	if (cap > PG_TEXT_MAX)
 		cap = PG_TEXT_MAX;
-	n = bpf_probe_read_user_str(t->text, cap, (void *)at);
-	if (n <= 0)
-		return 0;
+	if (!kind) {
+		r = bpf_probe_read_user_str(t->text, cap, (void *)at);
+		if (r <= 0)
+			return 0;
+		n = (__u64)r - 1;
+	} else {
+		/* each code unit makes one byte of UTF-8 or more: cap - 1 of them are enough */
+		n = len < cap - 1 ? len : cap - 1;
+		n *= kind;
+		if (n > PG_TEXT_MAX)
+			n = PG_TEXT_MAX & ~(__u64)(kind - 1);
+		/* bound the very register passed */
+		asm volatile("" : "+r"(n));
+		n &= 2 * PG_TEXT_MAX - 1;
+		if (!n || n > PG_TEXT_MAX || bpf_probe_read_user(t->text, n, (void *)at))
+			return 0;
+	}
 	t->hdr.type = PT_EV_PG_TEXT;
 	t->hdr.pid = pid;
 	t->fd = fd;
-	t->caplen = (__u32)n - 1;
+	t->caplen = (__u32)n;
+	t->kind = kind;
 	t->len = len;
-	if (bpf_ringbuf_output(&events, t, offsetof(struct pg_text, text) + ((__u32)n & (PG_TEXT_MAX - 1)),
+	if (bpf_ringbuf_output(&events, t, offsetof(struct pg_text, text) + (n & (2 * PG_TEXT_MAX - 1)),
 			       pt_rb_flags()))
 		pt_count(PT_CNT_PG_LOST);
 	return 0;
@@ -615,10 +632,11 @@ __noinline int pg_text_out(__u64 at, __u64 len, __u32 pid, __s32 fd)
 static __always_inline void text_send(const struct pt_proc *proc, const struct pt_stack *st, __u32 pid, __s32 fd)
 {
 	__s64 len;
-	__u64 at = pt_text_at(proc, st, &len);
+	__u32 kind;
+	__u64 at = pt_text_at(proc, st, &len, &kind);
 
 	if (at)
-		pg_text_out(at, (__u64)len, pid, fd);
+		pg_text_out(at, (__u64)len, pid, fd, kind);
 }
 
 /*

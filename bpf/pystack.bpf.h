@@ -266,15 +266,19 @@ static __always_inline __u64 pt_obj_attr(const struct pt_proc *proc, __u64 obj, 
 /*
  * Where the text of the statement that the database driver's frame of a walk sends starts in
  * its memory (struct pt_proc's text_code: the walk's s->text_frame, found only while texts are
- * wanted), NUL-terminated (a compact str's data and a bytes' ob_sval are), with its length in
- * *len; 0: none, or not text a program copies (a str that is not compact ASCII).
+ * wanted), with its length in *len (bytes, or code units) and its form in *kind: 0, bytes as
+ * they are, NUL-terminated (a compact ASCII str's data, a bytes' ob_sval); 1, 2 or 4, a compact
+ * non-ASCII str's code units (Latin-1, UCS-2, UCS-4), which the loader makes UTF-8. 0: none, or
+ * not a text a program copies (a str that is not compact).
  */
-static __always_inline __u64 pt_text_at(const struct pt_proc *proc, const struct pt_stack *s, __s64 *len)
+static __always_inline __u64 pt_text_at(const struct pt_proc *proc, const struct pt_stack *s, __s64 *len,
+					__u32 *kind)
 {
-	__u32 state = 0;
+	__u32 state = 0, k;
 	__u64 v;
 
 	*len = 0;
+	*kind = 0;
 	if (!s->text_frame)
 		return 0;
 	v = pt_read_ptr(s->text_frame + proc->text_local) & proc->off.code_mask;
@@ -282,11 +286,18 @@ static __always_inline __u64 pt_text_at(const struct pt_proc *proc, const struct
 		v = pt_read_ptr(v + proc->text_member);
 	if (!v || (v & 7) || bpf_probe_read_user(len, sizeof(*len), (void *)(v + 16)) || *len < 0)
 		return 0;	/* PyASCIIObject.length, PyVarObject.ob_size: both at 16 */
-	if (proc->text_state &&
-	    (bpf_probe_read_user(&state, sizeof(state), (void *)(v + proc->text_state)) ||
-	     (state & 0x60) != 0x60))
-		return 0;	/* compact (bit 5) and ASCII (bit 6) */
-	return v + proc->text_data;
+	if (!proc->text_state)
+		return v + proc->text_data;
+	/* state: interned:2, kind:3, compact:1, ascii:1 (3.8-3.15) */
+	if (bpf_probe_read_user(&state, sizeof(state), (void *)(v + proc->text_state)) || !(state & 0x20))
+		return 0;
+	if (state & 0x40)
+		return v + proc->text_data;
+	k = state >> 2 & 7;
+	if (!proc->text_cdata || (k != 1 && k != 2 && k != 4))
+		return 0;
+	*kind = k;
+	return v + proc->text_cdata;
 }
 
 /* The request's scope held by the server's object obj (struct pt_proc's send_code, attr_*), as a task key; 0: unknown. */

@@ -131,7 +131,12 @@ static __always_inline __u64 sql_fill(struct sql_send *e, __u32 pid, __u32 tid, 
 			e->root_frame = st->root_frame;
 			/* a statement prepared before tracing: the text its driver's frame holds */
 			if ((flags & SQL_F_PREPARED) && !text && st->text_frame) {
-				text = (const char *)pt_text_at(proc, st, &dlen);
+				__u32 kind;
+
+				/* as it is only: libpq's drivers' texts are bytes (psycopg 3's) */
+				text = (const char *)pt_text_at(proc, st, &dlen, &kind);
+				if (text && kind)
+					text = NULL;
 				if (text)
 					e->flags |= SQL_F_DRIVER_TEXT;
 			}

@@ -100,7 +100,9 @@ struct pg_text {
 	struct pt_event_hdr hdr;
 	__s32 fd;
 	__u32 caplen;		/* bytes of text[] sent (no NUL) */
-	__u64 len;		/* the text's length in the object */
+	__u32 kind;		/* 0: text[] is the bytes; 1, 2, 4: a str's code units of that size */
+	__u32 pad;
+	__u64 len;		/* the text's length in the object (bytes, or code units) */
 	char text[PG_TEXT_MAX];
 };
 

@@ -189,9 +189,11 @@ struct pt_proc {
 	__u16 text_local;	/* frame -> the local (f_localsplus + 8 * its index) */
 	__u16 text_member;	/* the local's object -> the text (a __slots__ member), 0: the local is it */
 	__u16 text_data;	/* the text object -> its bytes: a compact ASCII str's, or a bytes' ob_sval */
-	__u16 text_state;	/* a str: its state (compact and ASCII checked); 0: a bytes object */
+	__u16 text_state;	/* a str: its state (compact, ASCII and kind read); 0: a bytes object */
 	__u8 text_want;
-	__u8 pad9[7];
+	__u8 pad9;
+	__u16 text_cdata;	/* a str: a compact non-ASCII one's code units (PyCompactUnicodeObject's end) */
+	__u8 pad10[4];
 };
 
 /* pt_walk_thread's how: a statement's stack, which may stop at the route frame (struct pt_proc's run_tasks) */

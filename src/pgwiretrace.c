@@ -19,6 +19,7 @@
 #include "sqltrace.h"
 #include "tracefs.h"
 #include "uprobe.h"
+#include "utf8.h"
 #include "util.h"
 #include "uvwrite.h"
 
@@ -537,11 +538,22 @@ static void on_text(struct pgwiretrace *p, const struct pg_text *t, size_t size)
 		return;
 	if (!c->text && !(c->text = malloc((size_t)p->o.text_cap + 1)))
 		return;
-	c->text_len = t->caplen < p->o.text_cap ? t->caplen : p->o.text_cap;
-	memcpy(c->text, t->text, c->text_len);
-	c->text[c->text_len] = 0;
-	c->text_len = (uint32_t)strlen(c->text);	/* a NUL inside ends it */
-	c->text_cut = t->len > c->text_len;
+	if (t->kind) {
+		/* a str's code units (not ASCII): UTF-8, as the driver encodes it for the wire */
+		size_t used;
+
+		if (t->kind != 1 && t->kind != 2 && t->kind != 4)
+			return;
+		c->text_len = (uint32_t)utf8_from_ucs(t->text, t->caplen / t->kind, t->kind, c->text,
+						      (size_t)p->o.text_cap + 1, &used);
+		c->text_cut = t->len > used;
+	} else {
+		c->text_len = t->caplen < p->o.text_cap ? t->caplen : p->o.text_cap;
+		memcpy(c->text, t->text, c->text_len);
+		c->text[c->text_len] = 0;
+		c->text_len = (uint32_t)strlen(c->text);	/* a NUL inside ends it */
+		c->text_cut = t->len > c->text_len;
+	}
 	c->text_valid = true;
 }
 

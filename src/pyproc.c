@@ -577,6 +577,7 @@ void py_target__to_bpf(const struct py_target *t, struct pt_proc *p)
 		p->text_member = (__u16)t->text_member;
 		p->text_data = (__u16)(t->text_bytes ? l->bytes_data : l->str_ascii_data);
 		p->text_state = (__u16)(t->text_bytes ? 0 : l->str_state);
+		p->text_cdata = (__u16)(t->text_bytes ? 0 : l->str_compact_data);
 		p->text_want = t->want_text;
 	}
 	p->cell_ref = 16;	/* PyCellObject: the object's head, then ob_ref (3.8-3.15) */

@@ -40,6 +40,7 @@
 
 #include "linetable.h"
 #include "symbolize.h"
+#include "utf8.h"
 
 #define OB_TYPE 8		/* PyObject.ob_type, all versions (GIL builds) */
 #define STR_LENGTH 16		/* PyASCIIObject.length, all versions */
@@ -333,42 +334,6 @@ size_t symbolizer__size(const struct symbolizer *s)
 	return s->n;
 }
 
-/* Append code point c as UTF-8 if it fits in buf[*n..size-1); false when it does not. */
-static bool put_utf8(char *buf, size_t size, size_t *n, uint32_t c)
-{
-	char tmp[4];
-	size_t k;
-
-	if (c >= 0xd800 && c <= 0xdfff)
-		c = 0xfffd;	/* a lone surrogate: not encodable */
-	else if (c == 0)
-		c = '?';	/* keep the result a C string */
-	if (c < 0x80) {
-		tmp[0] = c;
-		k = 1;
-	} else if (c < 0x800) {
-		tmp[0] = 0xc0 | c >> 6;
-		tmp[1] = 0x80 | (c & 0x3f);
-		k = 2;
-	} else if (c < 0x10000) {
-		tmp[0] = 0xe0 | c >> 12;
-		tmp[1] = 0x80 | (c >> 6 & 0x3f);
-		tmp[2] = 0x80 | (c & 0x3f);
-		k = 3;
-	} else {
-		tmp[0] = 0xf0 | c >> 18;
-		tmp[1] = 0x80 | (c >> 12 & 0x3f);
-		tmp[2] = 0x80 | (c >> 6 & 0x3f);
-		tmp[3] = 0x80 | (c & 0x3f);
-		k = 4;
-	}
-	if (*n + k > size - 1)
-		return false;
-	memcpy(buf + *n, tmp, k);
-	*n += k;
-	return true;
-}
-
 int py_read_str(const struct py_layout *l, const struct mem_reader *mr, uint64_t addr,
 		char *buf, size_t size)
 {
@@ -437,7 +402,7 @@ int py_read_str(const struct py_layout *l, const struct mem_reader *mr, uint64_t
 				buf[0] = 0;
 				return -EILSEQ;
 			}
-			if (!put_utf8(buf, size, &n, c))
+			if (!utf8_put(buf, size, &n, c))
 				goto out;
 		}
 		data += nch * kind;

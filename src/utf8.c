@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <string.h>
 #include "utf8.h"
 
 size_t utf8_next(const char *str, size_t len, uint32_t *cp)
@@ -38,4 +39,67 @@ size_t utf8_next(const char *str, size_t len, uint32_t *cp)
 bad:
 	*cp = 0xfffd;
 	return 1;
+}
+
+bool utf8_put(char *buf, size_t size, size_t *n, uint32_t c)
+{
+	char tmp[4];
+	size_t k;
+
+	if ((c >= 0xd800 && c <= 0xdfff) || c > 0x10ffff)
+		c = 0xfffd;	/* a lone surrogate, or past Unicode: not encodable */
+	else if (c == 0)
+		c = '?';	/* keep the result a C string */
+	if (c < 0x80) {
+		tmp[0] = (char)c;
+		k = 1;
+	} else if (c < 0x800) {
+		tmp[0] = (char)(0xc0 | c >> 6);
+		tmp[1] = (char)(0x80 | (c & 0x3f));
+		k = 2;
+	} else if (c < 0x10000) {
+		tmp[0] = (char)(0xe0 | c >> 12);
+		tmp[1] = (char)(0x80 | (c >> 6 & 0x3f));
+		tmp[2] = (char)(0x80 | (c & 0x3f));
+		k = 3;
+	} else {
+		tmp[0] = (char)(0xf0 | c >> 18);
+		tmp[1] = (char)(0x80 | (c >> 12 & 0x3f));
+		tmp[2] = (char)(0x80 | (c >> 6 & 0x3f));
+		tmp[3] = (char)(0x80 | (c & 0x3f));
+		k = 4;
+	}
+	if (!size || *n + k > size - 1)
+		return false;
+	memcpy(buf + *n, tmp, k);
+	*n += k;
+	return true;
+}
+
+size_t utf8_from_ucs(const void *data, size_t count, unsigned kind, char *buf, size_t size, size_t *used)
+{
+	const unsigned char *p = data;
+	size_t n = 0, i;
+
+	for (i = 0; i < count && (kind == 1 || kind == 2 || kind == 4); i++) {
+		uint32_t c;
+
+		if (kind == 1) {
+			c = p[i];
+		} else if (kind == 2) {
+			uint16_t v;
+
+			memcpy(&v, p + 2 * i, 2);
+			c = v;
+		} else {
+			memcpy(&c, p + 4 * i, 4);
+		}
+		if (!utf8_put(buf, size, &n, c))
+			break;
+	}
+	if (size)
+		buf[n] = 0;
+	if (used)
+		*used = i;
+	return n;
 }

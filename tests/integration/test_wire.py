@@ -154,8 +154,11 @@ def check(r, marks, dies=False):
 
 
 N_WARM = 30   # wire_drivers.py's N: the statements each warm mode runs under the tracer
-# the texts as the tool normalizes them (literals and parameters are ?)
-WARM_TEXT = {"warm_asyncpg": "SELECT ?::int + ?", "warm_uvloop": "SELECT ?::int + ?", "warm_psycopg3": "SELECT ?::int + ?", "warm_pg8000": "SELECT ?::int + ?"}
+# the texts as the tool normalizes them (literals and parameters are ?): wire_drivers.py's, their
+# column's name not ASCII, in each of CPython's compact forms of a str (Latin-1, UCS-4, UTF-8
+# bytes, UCS-2), which the tool copies as they are and makes UTF-8
+WARM_TEXT = {"warm_asyncpg": 'SELECT ?::int + ? AS "café"', "warm_uvloop": 'SELECT ?::int + ? AS "\U0001f600"',
+             "warm_psycopg3": 'SELECT ?::int + ? AS "naïve €"', "warm_pg8000": 'SELECT ?::int + ? AS "цена"'}
 
 
 def check_warm(r, marks):
@@ -173,8 +176,8 @@ def check_warm(r, marks):
     # read on the wire, or through libpq's probes (an encrypted connection)
     learned = r.report.get("sql_wire", {}).get("prepared_before_tracing", {}).get("texts_from_driver", 0) + \
         r.report.get("sql_capture", {}).get("prepared_before_tracing", {}).get("texts_from_driver", 0)
-    record(r.tag + ": statements prepared before tracing named by their text (%d of %d), at most 10 by their "
-           "name only (%d)" % (n, r.client["ok"], unnamed),
+    record(r.tag + ": statements prepared before tracing named by their text, not ASCII (%d of %d), at most 10 "
+           "by their name only (%d)" % (n, r.client["ok"], unnamed),
            n + unnamed == r.client["ok"] and n >= r.client["ok"] - 10 and learned >= 1,
            json.dumps([(q.get("pattern"), q.get("count")) for q in qs])[:600] + " texts read %d" % learned)
     want = "wire_drivers.py:%d)" % marks["warm_asyncpg" if mode == "warm_uvloop" else mode]
@@ -387,6 +390,15 @@ def check_tls(tmp):
             record(r.tag + ": through libpq's probes",
                    (r.report or {}).get("sql_wire", {}).get("libpq_statements", 0) >= N_WARM,
                    json.dumps((r.report or {}).get("sql_wire", {}))[:500])
+            # asyncpg's, its connection encrypted (sslmode prefer): the text through OpenSSL's probes
+            r = run(c, "warm_asyncpg", True, tmp, extra_env={"PT_TLS_WARM": "1"}, source="auto")
+            r.tag = "warm_asyncpg/tls"
+            r.pgss = [(q, n - (q == "SELECT $1")) for q, n in r.pgss]   # WARM, sent before the probes
+            check_warm(r, marks)
+            wire = (r.report or {}).get("sql_wire", {})
+            procs = wire.get("processes", [])
+            record(r.tag + ": through OpenSSL's probes", len(procs) == 1 and
+                   procs[0].get("wire_statements_tls", 0) >= N_WARM, json.dumps(wire)[:500])
         # and the same server with ssl = off: prefer and disable go in the clear, read on the wire
         c.psql("ALTER SYSTEM SET ssl = off")
         c.psql("SELECT pg_reload_conf()")

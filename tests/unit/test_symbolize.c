@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "symbolize.h"
+#include "utf8.h"
 
 #ifndef TEST_DATA_DIR
 #define TEST_DATA_DIR "tests/data"
@@ -549,6 +550,34 @@ static void test_read_str(void **state)
 	assert_int_equal(py_read_str(l, &mr, 0x1000, buf, 0), -EINVAL);
 }
 
+/* A str's code units as the wire programs copy them (a driver's text): UTF-8, whole points only */
+static void test_utf8_from_ucs(void **state)
+{
+	const uint16_t ucs2[] = { 0x0446, 0x0435, 'x' };		/* цеx */
+	const uint32_t ucs4[] = { 0x1f600, 'a', 0x110000, 0 };	/* 😀a, past Unicode, NUL */
+	char buf[16];
+	size_t used = 99;
+
+	assert_int_equal(utf8_from_ucs("caf\xe9", 4, 1, buf, sizeof(buf), &used), 5);
+	assert_string_equal(buf, "caf\xc3\xa9");
+	assert_int_equal(used, 4);
+	assert_int_equal(utf8_from_ucs("caf\xe9", 4, 1, buf, 5, &used), 3);	/* not half of é */
+	assert_string_equal(buf, "caf");
+	assert_int_equal(used, 3);
+	assert_int_equal(utf8_from_ucs(ucs2, 3, 2, buf, sizeof(buf), &used), 5);
+	assert_string_equal(buf, "\xd1\x86\xd0\xb5x");
+	assert_int_equal(utf8_from_ucs(ucs4, 4, 4, buf, sizeof(buf), &used), 9);
+	assert_string_equal(buf, "\xf0\x9f\x98\x80" "a" "\xef\xbf\xbd" "?");
+	assert_int_equal(used, 4);
+	assert_int_equal(utf8_from_ucs(ucs4, 1, 4, buf, 4, &used), 0);	/* 4 bytes, 3 of room */
+	assert_string_equal(buf, "");
+	assert_int_equal(used, 0);
+	assert_int_equal(utf8_from_ucs(ucs4, 4, 3, buf, sizeof(buf), &used), 0);	/* no such kind */
+	assert_int_equal(used, 0);
+	assert_int_equal(utf8_from_ucs(ucs2, 0, 2, buf, sizeof(buf), NULL), 0);
+	assert_string_equal(buf, "");
+}
+
 static void test_frame_is(void **state)
 {
 	const char *sfx = "/starlette/routing.py";
@@ -570,6 +599,7 @@ int main(void)
 		cmocka_unit_test(test_captured),
 		cmocka_unit_test(test_family),
 		cmocka_unit_test(test_read_str),
+		cmocka_unit_test(test_utf8_from_ucs),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

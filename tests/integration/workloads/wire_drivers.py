@@ -265,18 +265,28 @@ def mode_pg8000():
 WARM_GAP = 0.03
 
 
+# Their texts are not ASCII (a column's name: WARM_ALIAS), each mode's str of another kind
+# (CPython's compact forms: Latin-1, UCS-2, UCS-4; psycopg 3's is bytes, UTF-8 already).
+WARM_ALIAS = {"warm_asyncpg": "café", "warm_uvloop": "\U0001f600", "warm_psycopg3": "naïve €",
+              "warm_pg8000": "цена"}
+
+
 def mode_warm_asyncpg(uvloop=False):
     import asyncpg
+    alias = WARM_ALIAS["warm_uvloop" if uvloop else "warm_asyncpg"]
 
     async def main():
         conn = await asyncpg.connect(**dsn_kwargs())
         k = 5
         for i in range(3):
-            await conn.fetchval(f"SELECT $1::int + {k}", i)
+            await conn.fetchval(f'SELECT $1::int + {k} AS "{alias}"', i)
         ready()
+        if os.environ.get("PT_TLS_WARM"):   # over TLS: until OpenSSL's probes are attached
+            await conn.fetch(WARM)
+            await asyncio.sleep(2)   # as warm_tls()
         for i in range(N):
             # a str made for the call, freed right after it: the tool must copy the text at the send
-            await conn.fetchval(f"SELECT $1::int + {k}", i)  # @warm_asyncpg
+            await conn.fetchval(f'SELECT $1::int + {k} AS "{alias}"', i)  # @warm_asyncpg
             res["ok"] += 1
             await asyncio.sleep(WARM_GAP)
         await conn.close()
@@ -289,12 +299,13 @@ def mode_warm_asyncpg(uvloop=False):
 def mode_warm_psycopg3():
     import psycopg
     conn = psycopg.connect("", autocommit=True)
+    q = 'SELECT %%s::int + 6 AS "%s"' % WARM_ALIAS["warm_psycopg3"]
     for i in range(6):  # prepared at the 5th execution (prepare_threshold)
-        conn.execute("SELECT %s::int + 6", (i,)).fetchall()
+        conn.execute(q, (i,)).fetchall()
     ready()
     warm_tls(lambda q: conn.execute(q).fetchall())   # over TLS: until libpq's probes are attached
     for i in range(N):
-        conn.execute("SELECT %s::int + 6", (i,)).fetchall()  # @warm_psycopg3
+        conn.execute(q, (i,)).fetchall()  # @warm_psycopg3
         res["ok"] += 1
         time.sleep(WARM_GAP)
     conn.close()
@@ -305,11 +316,12 @@ def mode_warm_pg8000():
     conn = pg8000.connect(**pg8000_kwargs())
     conn.autocommit = True
     cur = conn.cursor()
-    cur.execute("SELECT %s::int + 7", (0,))  # pg8000 1.10 names every statement it prepares
+    q = 'SELECT %%s::int + 7 AS "%s"' % WARM_ALIAS["warm_pg8000"]
+    cur.execute(q, (0,))  # pg8000 1.10 names every statement it prepares
     cur.fetchall()
     ready()
     for i in range(N):
-        cur.execute("SELECT %s::int + 7", (i,))  # @warm_pg8000
+        cur.execute(q, (i,))  # @warm_pg8000
         cur.fetchall()
         res["ok"] += 1
         time.sleep(WARM_GAP)
