@@ -971,11 +971,19 @@ static void pgwiretrace_summary(void *ctx, FILE *f)
 		fprintf(f, "%s): not probed%s.", i ? "" : "accepted connections, unix sockets, or closed before seen",
 			i ? " (--pg-ports names PostgreSQL's)" : "");
 	}
-	if (p->unknown_prepared || p->texts_learned)
+	if (p->unknown_prepared || p->texts_learned) {
+		struct procs_stats ps;
+
+		procs__stats(session__procs(p->session), &ps);
 		fprintf(f, " Statements prepared before tracing: %llu text%s read from the driver, %llu execution%s "
-			"named only (EXECUTE name).", (unsigned long long)p->texts_learned,
+			"named only (EXECUTE name)", (unsigned long long)p->texts_learned,
 			p->texts_learned == 1 ? "" : "s", (unsigned long long)p->unknown_prepared,
 			p->unknown_prepared == 1 ? "" : "s");
+		if (ps.texts_given_up)
+			fprintf(f, "; texts no longer copied in %u process%s, whose names took too few of them "
+				"(psycopg 3's pipelines)", ps.texts_given_up, ps.texts_given_up == 1 ? "" : "es");
+		fputc('.', f);
+	}
 	if (p->learned.n) {
 		unsigned i;
 

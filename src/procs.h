@@ -104,6 +104,7 @@ struct procs_stats {
 	unsigned forks_found_running;	/* found running, and known as forks of a traced process (family) */
 	unsigned scope_frames;	/* processes whose BaseHTTPMiddleware's tasks go by request (procs__scope_frames) */
 	unsigned stream_hosts;	/* processes whose StreamingResponses' writers give their host task */
+	unsigned texts_given_up;	/* processes no longer given their drivers' texts (procs__text_taken) */
 };
 
 struct procs;

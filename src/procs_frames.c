@@ -190,8 +190,10 @@ void procs__want_text(struct procs *p, uint32_t pid, uint64_t now)
 	if (!pr || pr->state != PROC_PYTHON || !pr->live || pr->py.free_threaded)
 		return;
 	if (pr->py.text_asks >= PROCS_TEXT_ASKS_MAX + 4 * pr->py.text_taken) {
-		if (pr->py.text_asks++ == PROCS_TEXT_ASKS_MAX + 4 * pr->py.text_taken)
+		if (pr->py.text_asks++ == PROCS_TEXT_ASKS_MAX + 4 * pr->py.text_taken) {
+			p->st.texts_given_up++;
 			vlog("pid %d: its drivers' texts fail to be taken: not copied any more\n", pr->pid);
+		}
 		return;	/* the window left to expire */
 	}
 	pr->py.text_asks++;

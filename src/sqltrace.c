@@ -470,8 +470,10 @@ static void sqltrace_json(void *c, struct jsonw *w)
 {
 	struct sqltrace *s = c;
 	struct sqltrace_stats st;
+	struct procs_stats ps;
 
 	sqltrace__stats(s, &st);
+	procs__stats(session__procs(s->session), &ps);
 	jsonw__name(w, "sql");
 	sql_stats__write_summary_json(s->stats, w);
 	jsonw__name(w, "sql_capture");
@@ -490,6 +492,7 @@ static void sqltrace_json(void *c, struct jsonw *w)
 	jsonw__name(w, "prepared_before_tracing");
 	jsonw__start_object(w);
 	jsonw__uint_field(w, "texts_from_driver", s->texts_learned);
+	jsonw__uint_field(w, "processes_given_up", ps.texts_given_up);
 	jsonw__end_object(w);
 	jsonw__string_field(w, "probes", probes_opt_name(s->opts.probes));
 	jsonw__string_field(w, "attached_as", st.libpq.attached_as);

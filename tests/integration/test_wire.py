@@ -186,6 +186,26 @@ def check_warm(r, marks):
            str(sorted(got))[:600])
 
 
+def check_give_up(r, marks):
+    """Pipelines of a statement prepared before tracing: no text can be taken (the write is the
+    pipeline's sync's); the process is no longer asked for texts after 64 writes, counted; every
+    statement still counted, by its name."""
+    check(r, marks)
+    if r.report is None or r.client is None:
+        return
+    qs = r.report.get("queries", [])
+    cap = r.report.get("sql_capture", {})
+    pbt = cap.get("prepared_before_tracing", {})
+    named_only = sum(q.get("count", 0) for q in qs if q.get("pattern", "").startswith("EXECUTE _pg3_"))
+    record(r.tag + ": pipelined statements prepared before tracing go by their name (%d of %d), no text "
+           "taken, the process given up on once" % (named_only, r.client["ok"]),
+           named_only == r.client["ok"] == cap.get("statements_named_only") and
+           pbt.get("texts_from_driver") == 0 and pbt.get("processes_given_up") == 1,
+           json.dumps(pbt) + " " + json.dumps([(q.get("pattern"), q.get("count")) for q in qs])[:400])
+    record(r.tag + ": the summary says so", "texts no longer copied in 1 process" in r.tool_err,
+           r.tool_err[-600:])
+
+
 def check_sslmode(c, tmp, ssl, mode, want_tls):
     """One psycopg2 connection with PGSSLMODE=mode to a server with ssl = on or off."""
     r = run(c, "psycopg2_late", True, tmp, extra_env={"PGSSLMODE": mode})
@@ -473,6 +493,8 @@ def main():
         for mode in ("warm_psycopg3",) if BRIEF else ("warm_asyncpg", "warm_uvloop", "warm_psycopg3", "warm_pg8000"):
             if not args.k or args.k in mode:
                 check_warm(run(cluster, mode, False, tmp), marks)
+        if not BRIEF and (not args.k or args.k in "warm_pipeline"):
+            check_give_up(run(cluster, "warm_pipeline", False, tmp), marks)
         if not args.k or args.k in "https":
             check_https_beside(cluster, tmp, marks)
         # last on this cluster: the killed client's pg_sleep(5) ends in the server after it

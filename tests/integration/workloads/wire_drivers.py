@@ -311,6 +311,28 @@ def mode_warm_psycopg3():
     conn.close()
 
 
+def mode_warm_pipeline():
+    """psycopg 3's pipelines of a statement prepared before tracing: each write holds three
+    Binds, sent from the pipeline's sync, where no frame holds their text. The tool asks for
+    texts at each, takes none, and stops copying them (its give-up)."""
+    import psycopg
+    conn = psycopg.connect("", autocommit=True)
+    q = "SELECT %s::int + 8"
+    for i in range(6):  # prepared at the 5th execution (prepare_threshold)
+        conn.execute(q, (i,)).fetchall()
+    ready()
+    for i in range(PIPELINES):
+        with conn.pipeline():
+            for j in range(3):
+                conn.execute(q, (j,))  # @warm_pipeline
+                res["ok"] += 1
+        time.sleep(0.005)
+    conn.close()
+
+
+PIPELINES = 80   # more writes than a process may ask for texts for in vain (PROCS_TEXT_ASKS_MAX, 64)
+
+
 def mode_warm_pg8000():
     import pg8000
     conn = pg8000.connect(**pg8000_kwargs())
@@ -382,7 +404,7 @@ MODES = {"psycopg2": mode_psycopg2, "psycopg3": mode_psycopg3, "psycopg3_async":
          "asyncpg": mode_asyncpg, "pg8000": mode_pg8000, "psycopg2_late": mode_psycopg2_late, "mixed_tls": mode_mixed_tls, "dies": mode_dies,
          "learn_child": mode_learn_child, "warm_asyncpg": mode_warm_asyncpg,
          "warm_uvloop": lambda: mode_warm_asyncpg(uvloop=True), "warm_psycopg3": mode_warm_psycopg3,
-         "warm_pg8000": mode_warm_pg8000}
+         "warm_pg8000": mode_warm_pg8000, "warm_pipeline": mode_warm_pipeline}
 
 if __name__ == "__main__":
     MODES[sys.argv[1]]()
