@@ -20,7 +20,9 @@ struct pt_walk {
 	__u64 scope_code;	/* struct pt_proc's (the outermost frame running it: s->scope_frame) */
 	__u64 send_code[2];	/* struct pt_proc's (the outermost frame running one: s->send_frame) */
 	__u64 stop_code;	/* a frame running it ends the walk (PT_WALK_CUT), ~0: none */
-	__u64 text_code;	/* struct pt_proc's, while text_want (the innermost: s->text_frame) */
+	/* struct pt_proc's text_code while text_want, else NULL (the innermost: s->text_frame); a
+	 * pointer, not a copy: the walk's stack is shared by its callers' (512 bytes in all) */
+	const __u64 *text_code;
 };
 
 /*
@@ -117,8 +119,15 @@ static __always_inline bool pt_walk_frame(struct pt_walk *w, struct pt_window_bu
 		s->route_frame = frame;
 	if (code == w->scope_code)
 		s->scope_frame = frame;
-	if (code == w->text_code && !s->text_frame)
-		s->text_frame = frame;
+	/* the innermost frame running one of text_code, tagged with which (frames are 8-aligned) */
+	if (w->text_code && code && !s->text_frame) {
+		if (code == w->text_code[0])
+			s->text_frame = frame;
+		else if (code == w->text_code[1])
+			s->text_frame = frame | 1;
+		else if (code == w->text_code[2])
+			s->text_frame = frame | 2;
+	}
 	if (code == w->send_code[0] || code == w->send_code[1])
 		s->send_frame = frame;
 	if (code) {
@@ -274,14 +283,14 @@ static __always_inline __u64 pt_obj_attr(const struct pt_proc *proc, __u64 obj, 
 static __always_inline __u64 pt_text_at(const struct pt_proc *proc, const struct pt_stack *s, __s64 *len,
 					__u32 *kind)
 {
-	__u32 state = 0, k;
+	__u32 state = 0, k, i = s->text_frame & 3;
 	__u64 v;
 
 	*len = 0;
 	*kind = 0;
-	if (!s->text_frame)
+	if (!s->text_frame || i >= PT_TEXT_CODES)
 		return 0;
-	v = pt_read_ptr(s->text_frame + proc->text_local) & proc->off.code_mask;
+	v = pt_read_ptr((s->text_frame & ~7ULL) + proc->text_local[i]) & proc->off.code_mask;
 	if (v && !(v & 7) && proc->text_member)
 		v = pt_read_ptr(v + proc->text_member);
 	if (!v || (v & 7) || bpf_probe_read_user(len, sizeof(*len), (void *)(v + 16)) || *len < 0)
@@ -533,7 +542,7 @@ __noinline __u64 pt_walk_thread(__u64 fsbase, const struct pt_proc *proc, struct
 	w.send_code[0] = proc->send_code[0] ? proc->send_code[0] : ~0ULL;
 	w.send_code[1] = proc->send_code[1] ? proc->send_code[1] : ~0ULL;
 	w.stop_code = ~0ULL;
-	w.text_code = proc->text_want && proc->text_code ? proc->text_code : ~0ULL;
+	w.text_code = proc->text_want ? proc->text_code : NULL;
 	s->nframes = 0;
 	s->task_frame = 0;
 	s->root_frame = 0;

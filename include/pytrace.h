@@ -31,6 +31,9 @@ struct pt_offsets {
 	__u64 code_mask;	/* and-mask for the code pointer (3.14 tags _PyStackRef) */
 };
 
+/* Driver frames that may hold a statement's text (struct pt_proc's text_code) */
+#define PT_TEXT_CODES	3
+
 /* One traced process with a known interpreter. */
 struct pt_proc {
 	struct pt_offsets off;
@@ -178,22 +181,22 @@ struct pt_proc {
 	 * A statement prepared before tracing: the wire carries only its name at each Execute. The
 	 * driver's frame that sends it holds its text (src/procs_frames.c's text frames: asyncpg's
 	 * Connection._do_execute's query and pg8000's Connection.execute's statement, strs; psycopg
-	 * 3's BaseCursor._maybe_prepare_gen's pgq, whose slot `query` is the bytes it prepared).
-	 * While the loader wants such texts (text_want: the process sent an Execute of a name it
+	 * 3's BaseCursor._maybe_prepare_gen's pgq, whose slot `query` is the bytes it prepared, and
+	 * in a pipeline, which writes later, _execute_gen's and _executemany_gen_pipeline's pgq: up
+	 * to PT_TEXT_CODES frames of one driver, the innermost on the stack taken). While the loader wants such texts (text_want: the process sent an Execute of a name it
 	 * did not know in the last seconds), the programs that see the statement leave copy that
 	 * text (pt_text_at): the object may be a str made for the one call, freed by the time the
 	 * loader could read it, its memory soon another's. Two or three reads and a copy a
 	 * statement then, none otherwise.
 	 */
-	__u64 text_code;	/* that frame's code object, 0: not found (yet) */
-	__u16 text_local;	/* frame -> the local (f_localsplus + 8 * its index) */
+	__u64 text_code[PT_TEXT_CODES];	/* those frames' code objects, 0: none (yet) */
+	__u16 text_local[PT_TEXT_CODES];	/* frame -> the local (f_localsplus + 8 * its index), per code */
 	__u16 text_member;	/* the local's object -> the text (a __slots__ member), 0: the local is it */
 	__u16 text_data;	/* the text object -> its bytes: a compact ASCII str's, or a bytes' ob_sval */
 	__u16 text_state;	/* a str: its state (compact, ASCII and kind read); 0: a bytes object */
+	__u16 text_cdata;	/* a str: a compact non-ASCII one's code units (PyCompactUnicodeObject's end) */
 	__u8 text_want;
 	__u8 pad9;
-	__u16 text_cdata;	/* a str: a compact non-ASCII one's code units (PyCompactUnicodeObject's end) */
-	__u8 pad10[4];
 };
 
 /* pt_walk_thread's how: a statement's stack, which may stop at the route frame (struct pt_proc's run_tasks) */
@@ -341,7 +344,8 @@ struct pt_stack {
 	 * TaskGroup | PT_HOST_TASK_GROUP, for the loader to work that out from.
 	 */
 	__u64 host_frame;
-	/* the walker's: the innermost frame running struct pt_proc's text_code (while text_want) */
+	/* the walker's: the innermost frame running one of struct pt_proc's text_code (while
+	 * text_want), | its index there in the low bits */
 	__u64 text_frame;
 	struct pt_frame frames[PT_MAX_FRAMES];	/* innermost first; only nframes are sent */
 };

@@ -981,7 +981,7 @@ static void pgwiretrace_summary(void *ctx, FILE *f)
 			p->unknown_prepared == 1 ? "" : "s");
 		if (ps.texts_given_up)
 			fprintf(f, "; texts no longer copied in %u process%s, whose names took too few of them "
-				"(psycopg 3's pipelines)", ps.texts_given_up, ps.texts_given_up == 1 ? "" : "es");
+				"(sent through no frame of its driver's)", ps.texts_given_up, ps.texts_given_up == 1 ? "" : "es");
 		fputc('.', f);
 	}
 	if (p->learned.n) {

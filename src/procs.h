@@ -200,7 +200,8 @@ void procs__want_text(struct procs *p, uint32_t pid, uint64_t now);
 /*
  * A name of pid's took the text its driver gave (procs__want_text). A process that asks
  * PROCS_TEXT_ASKS_MAX times more than four times what it took is not given texts again: their
- * copies would cost every statement and buy nothing (a driver's pipeline, texts not ASCII).
+ * copies would cost every statement and buy nothing (statements sent through no frame of the
+ * driver's: libpq's own calls).
  */
 #define PROCS_TEXT_ASKS_MAX 64
 void procs__text_taken(struct procs *p, uint32_t pid);

@@ -158,27 +158,40 @@ void procs__route_attr(struct procs *p, struct proc *pr, uint64_t type)
 /*
  * Database drivers' frames that hold the text of the statement they send, for an Execute that
  * names a statement prepared before tracing (struct pt_proc's text_code): a local of the
- * frame, or a __slots__ member of that local's object (its class in member_module).
+ * frame, or a __slots__ member of that local's object (its class in member_module). A process
+ * takes up to PT_TEXT_CODES frames of one driver (the first found names it); the walker takes
+ * the innermost of them on a statement's stack.
  */
 struct text_frame {
-	const char *module, *cls, *method, *var;
+	const char *driver, *module, *cls, *method, *var;
 	const char *member_module, *member_cls, *member;
 	bool bytes;	/* the text is a bytes object, else a str */
 };
 
+/* psycopg 3 (3.1: cursor.py; 3.2+: _cursor_base.py): BaseCursor's generator method's pgq */
+#define PSYCOPG3_FRAME(module, method) \
+	{ "psycopg 3", module, "BaseCursor", method, "pgq", "psycopg._queries", "PostgresQuery", "query", true }
+
 static const struct text_frame text_frames[] = {
 	/* asyncpg: fetch*, execute with arguments, executemany: the query str, the statement
 	 * cache's key (alive while the statement is cached) */
-	{ "asyncpg.connection", "Connection", "_do_execute", "query", NULL, NULL, NULL, false },
-	/* psycopg 3 (3.1: cursor.py; 3.2+: _cursor_base.py): the PostgresQuery it executes, whose
-	 * query is the bytes it prepared (also the prepared-statement cache's key) */
-	{ "psycopg.cursor", "BaseCursor", "_maybe_prepare_gen", "pgq", "psycopg._queries", "PostgresQuery", "query",
-	  true },
-	{ "psycopg._cursor_base", "BaseCursor", "_maybe_prepare_gen", "pgq", "psycopg._queries", "PostgresQuery",
-	  "query", true },
+	{ "asyncpg", "asyncpg.connection", "Connection", "_do_execute", "query", NULL, NULL, NULL, false },
+	/*
+	 * psycopg 3: the PostgresQuery it executes, whose query is the bytes it prepared (also the
+	 * prepared-statement cache's key). Outside a pipeline the statement is written from
+	 * _maybe_prepare_gen; in one (and executemany, which uses one where libpq has them), from
+	 * the pipeline's _communicate_gen, called by _execute_gen or _executemany_gen_pipeline after
+	 * _maybe_prepare_gen has returned: their pgq is the same statement's.
+	 */
+	PSYCOPG3_FRAME("psycopg.cursor", "_maybe_prepare_gen"),
+	PSYCOPG3_FRAME("psycopg.cursor", "_execute_gen"),
+	PSYCOPG3_FRAME("psycopg.cursor", "_executemany_gen_pipeline"),
+	PSYCOPG3_FRAME("psycopg._cursor_base", "_maybe_prepare_gen"),
+	PSYCOPG3_FRAME("psycopg._cursor_base", "_execute_gen"),
+	PSYCOPG3_FRAME("psycopg._cursor_base", "_executemany_gen_pipeline"),
 	/* pg8000 up to 1.1x (Debian 12's 1.10), whose statements are all named: the converted
 	 * text, held by its statement cache */
-	{ "pg8000.core", "Connection", "execute", "statement", NULL, NULL, NULL, false },
+	{ "pg8000", "pg8000.core", "Connection", "execute", "statement", NULL, NULL, NULL, false },
 };
 
 #define TEXT_WANT_NS (5 * 1000000000ULL)
@@ -201,7 +214,7 @@ void procs__want_text(struct procs *p, uint32_t pid, uint64_t now)
 	if (pr->py.want_text)
 		return;
 	pr->py.want_text = true;
-	if (pr->py.text_code) {
+	if (pr->py.text_code[0]) {
 		if (procs_reconfigure(p, pr))
 			pr->py.want_text = false;
 		else
@@ -229,7 +242,7 @@ static void text_expire(struct procs *p, struct proc *pr, uint64_t now)
 	if (!pr->py.want_text || now < pr->py.text_want_until)
 		return;
 	pr->py.want_text = false;
-	if (pr->py.text_code && procs_reconfigure(p, pr))
+	if (pr->py.text_code[0] && procs_reconfigure(p, pr))
 		return;	/* it left meanwhile */
 }
 
@@ -239,10 +252,13 @@ static void text_frame_found(struct procs *p, struct proc *pr, const struct mem_
 	const struct py_layout *l = &pr->py.layout;
 	uint32_t off = 0;
 	uint64_t cls = 0;
-	int i, ret = 0;
+	int i, k, ret = 0;
 
-	if (code == pr->py.text_rejected)
-		return;
+	for (k = 0; k < PT_TEXT_CODES && pr->py.text_code[k] && pr->py.text_code[k] != code; k++)
+		;
+	if (code == pr->py.text_rejected || k == PT_TEXT_CODES || pr->py.text_code[k] ||
+	    (k && strcmp(pr->py.text_driver, tf->driver)))
+		return;	/* rejected, no room, known, or another driver's (one per process) */
 	i = local_index(l, r, code, tf->var);
 	if (i >= 0 && tf->member) {
 		ret = member_md ? pythreads__dict_get(l, r, member_md, tf->member_cls, &cls) : -ENOENT;
@@ -255,12 +271,17 @@ static void text_frame_found(struct procs *p, struct proc *pr, const struct mem_
 		     tf->member ? tf->member : "");
 		return;
 	}
-	pr->py.text_code = code;
-	pr->py.text_local = (uint32_t)i;
+	if (k && off != pr->py.text_member) {
+		pr->py.text_rejected = code;	/* not where the first frame's object keeps it */
+		return;
+	}
+	pr->py.text_code[k] = code;
+	pr->py.text_local[k] = (uint32_t)i;
+	pr->py.text_driver = tf->driver;
 	pr->py.text_member = off;
 	pr->py.text_bytes = tf->bytes;
 	if (procs_reconfigure(p, pr)) {
-		pr->py.text_code = 0;
+		pr->py.text_code[k] = 0;
 		return;	/* it left meanwhile */
 	}
 	tlog(p, "pid %d: texts of statements prepared before tracing are read from %s.%s.%s\n", pr->pid, tf->module,
@@ -620,7 +641,7 @@ void procs_find_frames(struct procs *p, struct proc *pr, uint64_t now)
 
 	if (pr->state == PROC_PYTHON)
 		text_expire(p, pr, now);
-	need_text = pr->py.want_text && !pr->py.text_code;
+	need_text = pr->py.want_text && !pr->py.text_code[0];
 	if (pr->state != PROC_PYTHON || !pr->live ||
 	    (pr->py.proxy_code && pr->py.route_code && pr->py.scope_code && pr->py.host_cell &&
 	     (run_tasks_known(pr) || !want_run_tasks(pr)) && !need_text) ||
@@ -685,7 +706,7 @@ void procs_find_frames(struct procs *p, struct proc *pr, uint64_t now)
 	md = !run_tasks_known(pr) && want_run_tasks(pr) ? wanted_md(&w, RUN_TASKS_MODULE) : 0;
 	if (md)
 		find_run_tasks(p, pr, r, md);
-	for (i = 0; i < sizeof(text_frames) / sizeof(text_frames[0]) && need_text && !pr->py.text_code; i++) {
+	for (i = 0; i < sizeof(text_frames) / sizeof(text_frames[0]) && need_text; i++) {
 		const struct text_frame *tf = &text_frames[i];
 
 		md = wanted_md(&w, tf->module);

@@ -571,9 +571,13 @@ void py_target__to_bpf(const struct py_target *t, struct pt_proc *p)
 			p->attr_dict_values = (__u16)t->route_attr.dict_values;
 		}
 	}
-	if (t->text_code && t->text_local < 4096) {
-		p->text_code = t->text_code;
-		p->text_local = l->fr_localsplus + 8 * t->text_local;
+	for (int i = 0; i < PT_TEXT_CODES; i++) {
+		if (t->text_code[i] && t->text_local[i] < 4096) {
+			p->text_code[i] = t->text_code[i];
+			p->text_local[i] = (__u16)(l->fr_localsplus + 8 * t->text_local[i]);
+		}
+	}
+	if (t->text_code[0]) {
 		p->text_member = (__u16)t->text_member;
 		p->text_data = (__u16)(t->text_bytes ? l->bytes_data : l->str_ascii_data);
 		p->text_state = (__u16)(t->text_bytes ? 0 : l->str_state);

@@ -50,8 +50,9 @@ struct py_target {
 	 * pt_proc's text_code; procs_frames.c's text frames), looked for while wanted: want_text,
 	 * until text_want_until (an Execute of a statement prepared before tracing was seen).
 	 */
-	uint64_t text_code;
-	uint32_t text_local;		/* the index of its local */
+	uint64_t text_code[PT_TEXT_CODES];	/* one driver's frames: code objects, 0: none */
+	uint32_t text_local[PT_TEXT_CODES];	/* the index of each one's local */
+	const char *text_driver;	/* their driver (text_code[0] found) */
 	uint32_t text_member;		/* that local's slot holding the text, 0: the local itself */
 	bool text_bytes;		/* the text is a bytes object (else a str) */
 	bool want_text;

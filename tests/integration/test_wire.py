@@ -186,22 +186,30 @@ def check_warm(r, marks):
            str(sorted(got))[:600])
 
 
-def check_give_up(r, marks):
-    """Pipelines of a statement prepared before tracing: no text can be taken (the write is the
-    pipeline's sync's); the process is no longer asked for texts after 64 writes, counted; every
-    statement still counted, by its name."""
+def check_pipeline(r, marks):
+    """psycopg 3's pipelines and executemany of statements prepared before tracing: named by
+    their texts (from _execute_gen's and _executemany_gen_pipeline's frames), at the lines that
+    sent them; then statements run through libpq's own calls, whose texts no frame holds: by name,
+    and the process given up on once; counts equal pg_stat_statements'."""
     check(r, marks)
     if r.report is None or r.client is None:
         return
     qs = r.report.get("queries", [])
-    cap = r.report.get("sql_capture", {})
-    pbt = cap.get("prepared_before_tracing", {})
-    named_only = sum(q.get("count", 0) for q in qs if q.get("pattern", "").startswith("EXECUTE _pg3_"))
-    record(r.tag + ": pipelined statements prepared before tracing go by their name (%d of %d), no text "
-           "taken, the process given up on once" % (named_only, r.client["ok"]),
-           named_only == r.client["ok"] == cap.get("statements_named_only") and
-           pbt.get("texts_from_driver") == 0 and pbt.get("processes_given_up") == 1,
-           json.dumps(pbt) + " " + json.dumps([(q.get("pattern"), q.get("count")) for q in qs])[:400])
+    pbt = r.report.get("sql_capture", {}).get("prepared_before_tracing", {})
+    for text, mark, n in (("SELECT ?::int + ?", "warm_pipeline", 60), ("INSERT INTO tp VALUES", "warm_executemany", 40)):
+        named = sum(q.get("count", 0) for q in qs if q.get("pattern", "").startswith(text))
+        record(r.tag + ": %s... prepared before tracing, sent in pipelines, named by its text (%d of %d, "
+               "at most 15 by name only)" % (text, named, n), n - 15 <= named <= n,
+               json.dumps([(q.get("pattern"), q.get("count")) for q in qs])[:500])
+        want = "wire_drivers.py:%d)" % marks[mark]
+        got = pattern_sites(r.report, text)
+        record(r.tag + ": ... at the line that sent it (%s)" % want, bool(got) and all(s.endswith(want) for s in got),
+               str(sorted(got))[:400])
+    raw = sum(q.get("count", 0) for q in qs if q.get("pattern", "") == "EXECUTE raw_stmt")
+    learned = r.report.get("sql_wire", {}).get("prepared_before_tracing", {}).get("texts_from_driver", 0)
+    record(r.tag + ": a statement run through libpq's own calls goes by its name (%d of 120); the process "
+           "given up on once, after its two texts were taken (%d)" % (raw, learned),
+           raw == 120 and pbt.get("processes_given_up") == 1 and learned == 2, json.dumps(pbt))
     record(r.tag + ": the summary says so", "texts no longer copied in 1 process" in r.tool_err,
            r.tool_err[-600:])
 
@@ -494,7 +502,7 @@ def main():
             if not args.k or args.k in mode:
                 check_warm(run(cluster, mode, False, tmp), marks)
         if not BRIEF and (not args.k or args.k in "warm_pipeline"):
-            check_give_up(run(cluster, "warm_pipeline", False, tmp), marks)
+            check_pipeline(run(cluster, "warm_pipeline", False, tmp), marks)
         if not args.k or args.k in "https":
             check_https_beside(cluster, tmp, marks)
         # last on this cluster: the killed client's pg_sleep(5) ends in the server after it

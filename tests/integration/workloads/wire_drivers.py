@@ -312,25 +312,40 @@ def mode_warm_psycopg3():
 
 
 def mode_warm_pipeline():
-    """psycopg 3's pipelines of a statement prepared before tracing: each write holds three
-    Binds, sent from the pipeline's sync, where no frame holds their text. The tool asks for
-    texts at each, takes none, and stops copying them (its give-up)."""
+    """psycopg 3's pipelines and executemany (a pipeline too, where libpq has them) of statements
+    prepared before tracing: their writes come from the pipeline's _communicate_gen, after
+    _maybe_prepare_gen has returned; _execute_gen's and _executemany_gen_pipeline's pgq hold
+    their texts. Then a statement prepared and run through libpq's own calls (conn.pgconn), where
+    no frame of the driver's holds a text: the tool asks for texts at each, takes none, and stops
+    copying them (its give-up, PROCS_TEXT_ASKS_MAX: 64 asks, and 4 more for each text taken)."""
     import psycopg
     conn = psycopg.connect("", autocommit=True)
+    conn.execute("CREATE TEMP TABLE tp (id int)")
     q = "SELECT %s::int + 8"
+    ins = "INSERT INTO tp VALUES (%s)"
     for i in range(6):  # prepared at the 5th execution (prepare_threshold)
         conn.execute(q, (i,)).fetchall()
+    cur = conn.cursor()
+    cur.executemany(ins, [(i,) for i in range(3)])   # executemany prepares at once
+    conn.pgconn.prepare(b"raw_stmt", b"SELECT $1::int + 9")
     ready()
     for i in range(PIPELINES):
         with conn.pipeline():
             for j in range(3):
                 conn.execute(q, (j,))  # @warm_pipeline
                 res["ok"] += 1
-        time.sleep(0.005)
+        cur.executemany(ins, [(i,), (i + 1,)])  # @warm_executemany
+        res["ok"] += 2
+        time.sleep(WARM_GAP)
+    for i in range(RAW):
+        r = conn.pgconn.exec_prepared(b"raw_stmt", [b"1"])
+        if r.status == psycopg.pq.ExecStatus.TUPLES_OK:
+            res["ok"] += 1
     conn.close()
 
 
-PIPELINES = 80   # more writes than a process may ask for texts for in vain (PROCS_TEXT_ASKS_MAX, 64)
+PIPELINES = 20   # 60 statements in pipelines, 40 by executemany
+RAW = 120   # more asks than PROCS_TEXT_ASKS_MAX and 4 for each text taken
 
 
 def mode_warm_pg8000():
