@@ -291,8 +291,8 @@ static __always_inline __u64 pt_text_at(const struct pt_proc *proc, const struct
 	if (!s->text_frame || i >= PT_TEXT_CODES)
 		return 0;
 	v = pt_read_ptr((s->text_frame & ~7ULL) + proc->text_local[i]) & proc->off.code_mask;
-	if (v && !(v & 7) && proc->text_member)
-		v = pt_read_ptr(v + proc->text_member);
+	if (v && !(v & 7) && proc->text_member[i])
+		v = pt_read_ptr(v + proc->text_member[i]);
 	if (!v || (v & 7) || bpf_probe_read_user(len, sizeof(*len), (void *)(v + 16)) || *len < 0)
 		return 0;	/* PyASCIIObject.length, PyVarObject.ob_size: both at 16 */
 	if (!proc->text_state)

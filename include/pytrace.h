@@ -182,8 +182,9 @@ struct pt_proc {
 	 * driver's frame that sends it holds its text (src/procs_frames.c's text frames: asyncpg's
 	 * Connection._do_execute's query and pg8000's Connection.execute's statement, strs; psycopg
 	 * 3's BaseCursor._maybe_prepare_gen's pgq, whose slot `query` is the bytes it prepared, and
-	 * in a pipeline, which writes later, _execute_gen's and _executemany_gen_pipeline's pgq: up
-	 * to PT_TEXT_CODES frames of one driver, the innermost on the stack taken). While the loader wants such texts (text_want: the process sent an Execute of a name it
+	 * in a pipeline, which writes later, _execute_gen's and _executemany_gen_pipeline's pgq;
+	 * asyncpg's PreparedStatement.__do_execute's self, slot _query: up to PT_TEXT_CODES frames
+	 * of one driver, the innermost on the stack taken). While the loader wants such texts (text_want: the process sent an Execute of a name it
 	 * did not know in the last seconds), the programs that see the statement leave copy that
 	 * text (pt_text_at): the object may be a str made for the one call, freed by the time the
 	 * loader could read it, its memory soon another's. Two or three reads and a copy a
@@ -191,12 +192,12 @@ struct pt_proc {
 	 */
 	__u64 text_code[PT_TEXT_CODES];	/* those frames' code objects, 0: none (yet) */
 	__u16 text_local[PT_TEXT_CODES];	/* frame -> the local (f_localsplus + 8 * its index), per code */
-	__u16 text_member;	/* the local's object -> the text (a __slots__ member), 0: the local is it */
+	__u16 text_member[PT_TEXT_CODES];	/* the local's object -> the text (a __slots__ member), 0: the local is it */
 	__u16 text_data;	/* the text object -> its bytes: a compact ASCII str's, or a bytes' ob_sval */
 	__u16 text_state;	/* a str: its state (compact, ASCII and kind read); 0: a bytes object */
 	__u16 text_cdata;	/* a str: a compact non-ASCII one's code units (PyCompactUnicodeObject's end) */
 	__u8 text_want;
-	__u8 pad9;
+	__u8 pad9[5];
 };
 
 /* pt_walk_thread's how: a statement's stack, which may stop at the route frame (struct pt_proc's run_tasks) */

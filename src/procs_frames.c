@@ -176,6 +176,10 @@ static const struct text_frame text_frames[] = {
 	/* asyncpg: fetch*, execute with arguments, executemany: the query str, the statement
 	 * cache's key (alive while the statement is cached) */
 	{ "asyncpg", "asyncpg.connection", "Connection", "_do_execute", "query", NULL, NULL, NULL, false },
+	/* and a statement the app prepared (conn.prepare()): every run of the PreparedStatement
+	 * goes through its __do_execute, whose self keeps the text in its slot _query */
+	{ "asyncpg", "asyncpg.prepared_stmt", "PreparedStatement", "_PreparedStatement__do_execute", "self",
+	  "asyncpg.prepared_stmt", "PreparedStatement", "_query", false },
 	/*
 	 * psycopg 3: the PostgresQuery it executes, whose query is the bytes it prepared (also the
 	 * prepared-statement cache's key). Outside a pipeline the statement is written from
@@ -271,14 +275,10 @@ static void text_frame_found(struct procs *p, struct proc *pr, const struct mem_
 		     tf->member ? tf->member : "");
 		return;
 	}
-	if (k && off != pr->py.text_member) {
-		pr->py.text_rejected = code;	/* not where the first frame's object keeps it */
-		return;
-	}
 	pr->py.text_code[k] = code;
 	pr->py.text_local[k] = (uint32_t)i;
 	pr->py.text_driver = tf->driver;
-	pr->py.text_member = off;
+	pr->py.text_member[k] = off;
 	pr->py.text_bytes = tf->bytes;
 	if (procs_reconfigure(p, pr)) {
 		pr->py.text_code[k] = 0;

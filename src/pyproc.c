@@ -575,10 +575,10 @@ void py_target__to_bpf(const struct py_target *t, struct pt_proc *p)
 		if (t->text_code[i] && t->text_local[i] < 4096) {
 			p->text_code[i] = t->text_code[i];
 			p->text_local[i] = (__u16)(l->fr_localsplus + 8 * t->text_local[i]);
+			p->text_member[i] = (__u16)t->text_member[i];
 		}
 	}
 	if (t->text_code[0]) {
-		p->text_member = (__u16)t->text_member;
 		p->text_data = (__u16)(t->text_bytes ? l->bytes_data : l->str_ascii_data);
 		p->text_state = (__u16)(t->text_bytes ? 0 : l->str_state);
 		p->text_cdata = (__u16)(t->text_bytes ? 0 : l->str_compact_data);

@@ -53,7 +53,7 @@ struct py_target {
 	uint64_t text_code[PT_TEXT_CODES];	/* one driver's frames: code objects, 0: none */
 	uint32_t text_local[PT_TEXT_CODES];	/* the index of each one's local */
 	const char *text_driver;	/* their driver (text_code[0] found) */
-	uint32_t text_member;		/* that local's slot holding the text, 0: the local itself */
+	uint32_t text_member[PT_TEXT_CODES];	/* that local's slot holding the text, 0: the local itself */
 	bool text_bytes;		/* the text is a bytes object (else a str) */
 	bool want_text;
 	uint64_t text_want_until;	/* CLOCK_MONOTONIC ns */

@@ -161,6 +161,10 @@ WARM_TEXT = {"warm_asyncpg": 'SELECT ?::int + ? AS "café"', "warm_uvloop": 'SEL
              "warm_psycopg3": 'SELECT ?::int + ? AS "naïve €"', "warm_pg8000": 'SELECT ?::int + ? AS "цена"'}
 
 
+# mode_warm_asyncpg's statement that the app prepared itself (conn.prepare())
+WARM_PREPARED = {m: t.replace("+", "*") for m, t in WARM_TEXT.items() if m in ("warm_asyncpg", "warm_uvloop")}
+
+
 def check_warm(r, marks):
     """Statements prepared before the tracer: named by their texts, read from the driver's frame,
     all but the first few (sent before the tool, which reads its events every 0.1 s or so, had
@@ -173,6 +177,17 @@ def check_warm(r, marks):
     named = [q for q in qs if q.get("pattern", "").startswith(WARM_TEXT[mode])]
     unnamed = sum(q.get("count", 0) for q in qs if q.get("pattern", "").startswith("EXECUTE"))
     n = sum(q.get("count", 0) for q in named)
+    prepared = WARM_PREPARED.get(mode)
+    if prepared:
+        # asyncpg's statement that the app prepared (conn.prepare()) and runs after the others:
+        # the texts are wanted by then, every run named by its text
+        np = sum(q.get("count", 0) for q in qs if q.get("pattern", "").startswith(prepared))
+        want = "wire_drivers.py:%d)" % marks["warm_asyncpg_prepared"]
+        got = pattern_sites(r.report, prepared)
+        record(r.tag + ": a statement the app prepared before tracing (PreparedStatement), named by its text "
+               "(%d of 10), at its line" % np, np == 10 and bool(got) and all(s.endswith(want) for s in got),
+               json.dumps([(q.get("pattern"), q.get("count")) for q in qs])[:500] + str(sorted(got))[:300])
+        n += np
     # read on the wire, or through libpq's probes (an encrypted connection)
     learned = r.report.get("sql_wire", {}).get("prepared_before_tracing", {}).get("texts_from_driver", 0) + \
         r.report.get("sql_capture", {}).get("prepared_before_tracing", {}).get("texts_from_driver", 0)

@@ -271,6 +271,9 @@ WARM_ALIAS = {"warm_asyncpg": "café", "warm_uvloop": "\U0001f600", "warm_psycop
               "warm_pg8000": "цена"}
 
 
+N_PREPARED = 10   # runs of mode_warm_asyncpg's statement prepared by the app
+
+
 def mode_warm_asyncpg(uvloop=False):
     import asyncpg
     alias = WARM_ALIAS["warm_uvloop" if uvloop else "warm_asyncpg"]
@@ -280,6 +283,9 @@ def mode_warm_asyncpg(uvloop=False):
         k = 5
         for i in range(3):
             await conn.fetchval(f'SELECT $1::int + {k} AS "{alias}"', i)
+        # and one the app prepared itself, kept and run by its PreparedStatement
+        stmt = await conn.prepare(f'SELECT $1::int * 4 AS "{alias}"')
+        await stmt.fetchval(1)
         ready()
         if os.environ.get("PT_TLS_WARM"):   # over TLS: until OpenSSL's probes are attached
             await conn.fetch(WARM)
@@ -287,6 +293,10 @@ def mode_warm_asyncpg(uvloop=False):
         for i in range(N):
             # a str made for the call, freed right after it: the tool must copy the text at the send
             await conn.fetchval(f'SELECT $1::int + {k} AS "{alias}"', i)  # @warm_asyncpg
+            res["ok"] += 1
+            await asyncio.sleep(WARM_GAP)
+        for i in range(N_PREPARED):
+            await stmt.fetchval(i)  # @warm_asyncpg_prepared
             res["ok"] += 1
             await asyncio.sleep(WARM_GAP)
         await conn.close()
