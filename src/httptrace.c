@@ -61,7 +61,36 @@ struct httptrace {
 	uint64_t self_start;		/* our start, in clock ticks since boot (/proc/self/stat) */
 	uint64_t adopted, adopt_failed;	/* connections accepted before tracing, followed from then */
 	int uv_slot;		/* its program's slot in the session's uvloop probe (uvwrite.h) */
+	struct bpf_link *exit_links[11];	/* tp_exit_socket on each of exit_syscalls */
 };
+
+/* The syscalls whose return the one per-syscall program follows (bpf/http.bpf.c's tp_exit_socket). */
+static const char *const exit_syscalls[] = {
+	"sys_exit_accept", "sys_exit_accept4", "sys_exit_read", "sys_exit_recvfrom", "sys_exit_readv",
+	"sys_exit_recvmsg", "sys_exit_write", "sys_exit_sendto", "sys_exit_writev", "sys_exit_sendmsg",
+	"sys_exit_sendfile64",
+};
+
+_Static_assert(sizeof(exit_syscalls) / sizeof(exit_syscalls[0]) ==
+	       sizeof(((struct httptrace *)0)->exit_links) / sizeof(struct bpf_link *), "one link per syscall");
+
+/* The skeleton's programs (close's entry, or the raw ones), then tp_exit_socket on each syscall's return. */
+static int attach(struct httptrace *h)
+{
+	int ret = http_bpf__attach(h->skel);
+
+	for (size_t i = 0; !ret && h->per_syscall && i < ARRAY_SIZE(exit_syscalls); i++) {
+		h->exit_links[i] = bpf_program__attach_tracepoint(h->skel->progs.tp_exit_socket, "syscalls",
+								  exit_syscalls[i]);
+		if (!h->exit_links[i])
+			ret = -errno;
+	}
+	if (ret) {
+		links__destroy(h->exit_links, ARRAY_SIZE(h->exit_links));
+		links__detach_skeleton(h->skel->skeleton);
+	}
+	return ret;
+}
 
 /* Open and load the object with one set of programs: per-syscall ("tp_") or raw ("http_sys_"). */
 static int open_load(struct httptrace *h, char *err, size_t errlen)
@@ -177,7 +206,7 @@ fail:
 static int httptrace_attach(void *c, char *err, size_t errlen)
 {
 	struct httptrace *h = c;
-	int ret = http_bpf__attach(h->skel);
+	int ret = attach(h);
 
 	if (ret && h->per_syscall) {
 		vlog("HTTP: cannot attach the per-syscall tracepoints (%s); trying raw syscall tracepoints\n",
@@ -187,7 +216,7 @@ static int httptrace_attach(void *c, char *err, size_t errlen)
 		if (ret)
 			return ret;
 		uvwrite__set_prog(session__uvwrite(h->session), h->uv_slot, h->skel->progs.uvloop_write);
-		ret = http_bpf__attach(h->skel);
+		ret = attach(h);
 	}
 	if (ret)
 		snprintf(err, errlen, "cannot attach the syscall tracepoints: %s", strerror(-ret));
@@ -522,6 +551,7 @@ static void httptrace_free(void *c)
 
 	if (!h)
 		return;
+	links__destroy(h->exit_links, ARRAY_SIZE(h->exit_links));
 	if (h->skel)
 		links__detach_skeleton(h->skel->skeleton);
 	http_bpf__destroy(h->skel);
