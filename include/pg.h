@@ -148,4 +148,27 @@ struct pg_conn {
 	__u64 q_stack, q_task, q_root, q_ts;
 };
 
+#ifndef __bpf__
+/*
+ * The body bytes the BPF side keeps of each message, by direction and type: its pg_caps, which
+ * each loader of bpf/pgwire.bpf.h fills before the load (text_cap: its rodata's, the statement's
+ * NUL counted). A Query's text; a Parse's name, then its text; the names of Bind, Execute, Close
+ * and Describe; a CommandComplete's tag; an ErrorResponse's fields; a ReadyForQuery's status; a
+ * copy's format. Nothing of the others (DataRow above all).
+ */
+static inline void pg_caps_fill(__u16 caps[2][128], __u32 text_cap)
+{
+	__u16 *c = caps[PG_DIR_CLIENT], *s = caps[PG_DIR_SERVER];
+
+	__builtin_memset(caps, 0, 2 * 128 * sizeof(caps[0][0]));
+	c['Q'] = (__u16)text_cap;
+	c['P'] = (__u16)(text_cap + 64);
+	c['B'] = c['E'] = c['C'] = c['D'] = PG_NAME_CAP;
+	s['C'] = PG_TAG_CAP;
+	s['E'] = PG_ERR_CAP;
+	s['Z'] = 1;
+	s['G'] = s['H'] = s['W'] = 1;	/* copy format */
+}
+#endif
+
 #endif

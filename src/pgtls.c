@@ -70,6 +70,7 @@ struct pgtls *pgtls__new(const struct pgtls_opts *o, char *err, size_t errlen)
 	t->skel->rodata->text_cap = o->text_cap;
 	t->skel->rodata->call_sites = o->call_sites;
 	t->skel->rodata->cut_stacks = o->call_sites && !o->whole_stacks;
+	pg_caps_fill(t->skel->bss->pg_caps, o->text_cap);
 	if (session_maps__reuse(o->maps, t->skel->obj, err, errlen))
 		goto fail;
 	if (bpf_map__reuse_fd(t->skel->maps.pg_stacks, bpf_map__fd(o->pg_stacks)) ||

@@ -769,6 +769,7 @@ static void *pgwiretrace_open(struct session *ss, const struct session_opts *so,
 	p->skel->rodata->text_cap = p->o.text_cap + 1 > PG_CAP_MAX - 64 ? PG_CAP_MAX - 64 : p->o.text_cap + 1;
 	p->skel->rodata->call_sites = p->o.call_sites;
 	p->skel->rodata->cut_stacks = p->o.call_sites && !p->o.whole_stacks;
+	pg_caps_fill(p->skel->bss->pg_caps, p->skel->rodata->text_cap);
 	if (session_maps__reuse(session__maps(ss), p->skel->obj, err, errlen))
 		goto fail;
 	if (uprobe__prepare(p->skel->progs.uvloop_write_pg, uprobe__kind())) {
