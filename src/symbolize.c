@@ -386,18 +386,8 @@ int py_read_str(const struct py_layout *l, const struct mem_reader *mr, uint64_t
 		if (err)
 			return err;
 		for (size_t i = 0; i < nch; i++) {
-			uint32_t c;
+			uint32_t c = ucs_unit(chunk, i, kind);
 
-			if (kind == 1) {
-				c = chunk[i];
-			} else if (kind == 2) {
-				uint16_t v;
-
-				memcpy(&v, chunk + 2 * i, 2);
-				c = v;
-			} else {
-				memcpy(&c, chunk + 4 * i, 4);
-			}
 			if ((ascii && c >= 0x80) || c > 0x10ffff) {
 				buf[0] = 0;
 				return -EILSEQ;

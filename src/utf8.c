@@ -76,27 +76,30 @@ bool utf8_put(char *buf, size_t size, size_t *n, uint32_t c)
 	return true;
 }
 
+uint32_t ucs_unit(const void *data, size_t i, unsigned kind)
+{
+	const unsigned char *p = data;
+	uint16_t v2;
+	uint32_t v4;
+
+	if (kind == 1)
+		return p[i];
+	if (kind == 2) {
+		memcpy(&v2, p + 2 * i, 2);
+		return v2;
+	}
+	memcpy(&v4, p + 4 * i, 4);
+	return v4;
+}
+
 size_t utf8_from_ucs(const void *data, size_t count, unsigned kind, char *buf, size_t size, size_t *used)
 {
 	const unsigned char *p = data;
 	size_t n = 0, i;
 
-	for (i = 0; i < count && (kind == 1 || kind == 2 || kind == 4); i++) {
-		uint32_t c;
-
-		if (kind == 1) {
-			c = p[i];
-		} else if (kind == 2) {
-			uint16_t v;
-
-			memcpy(&v, p + 2 * i, 2);
-			c = v;
-		} else {
-			memcpy(&c, p + 4 * i, 4);
-		}
-		if (!utf8_put(buf, size, &n, c))
+	for (i = 0; i < count && (kind == 1 || kind == 2 || kind == 4); i++)
+		if (!utf8_put(buf, size, &n, ucs_unit(p, i, kind)))
 			break;
-	}
 	if (size)
 		buf[n] = 0;
 	if (used)

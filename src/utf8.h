@@ -20,6 +20,9 @@ size_t utf8_next(const char *s, size_t len, uint32_t *cp);
  */
 bool utf8_put(char *buf, size_t size, size_t *n, uint32_t c);
 
+/* Code unit i of a str's data p of kind 1, 2 or 4 (Latin-1, UCS-2, UCS-4; host order). */
+uint32_t ucs_unit(const void *p, size_t i, unsigned kind);
+
 /*
  * A str's code units as CPython keeps them (kind 1: Latin-1, 2: UCS-2, 4: UCS-4; units of
  * count * kind bytes at data, host order) into buf as UTF-8, whole code points only, NUL-terminated
