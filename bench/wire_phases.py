@@ -15,7 +15,11 @@ compare builds with the same marks, not these figures with an unmarked build's.
   event+copy   the event's header (and the PGconn of a libpq-probed process), one copy of a chunk
                of at most 512 bytes
   messages     the messages walked and the records kept
-  walk         the Python stack walk (client chunks with a statement only)
+  walk: reads  the Python stack walk's reads before its frames (3.11+: the thread state, the
+               frame it runs, the data stack's part in use copied at once; client chunks with a
+               statement only), and the bytes of that copy
+  walk: frames the rest of the walk: its frames (those outside the copy read one by one) and
+               the reads after them (3.8-3.10: the whole walk)
   stack map    the stack's entry in pg_stacks, unless this CPU's last statement had the same stack
   flush        the ring buffer's output
 """
@@ -25,8 +29,9 @@ import subprocess
 import sys
 import time
 
-SLOTS = {"pre": 0, "event+copy": 1, "messages": 2, "walk": 3, "stack map": 4, "flush": 5}
-COUNT, SERVER, WALKS, FRAMES = 6, 10, 20, 21
+SLOTS = {"pre": 0, "event+copy": 1, "messages": 2, "walk: reads": 22, "walk: frames": 3, "stack map": 4,
+         "flush": 5}
+COUNT, SERVER, WALKS, FRAMES, COPIED = 6, 10, 20, 21, 23
 
 
 def dump():
@@ -62,14 +67,15 @@ def main():
         sys.exit("pg_phases went away during the window: the tracer stopped")
     d = {k: last.get(k, 0) - first.get(k, 0) for k in set(first) | set(last)}
     client, server, walks = d.get(COUNT, 0), d.get(SERVER + COUNT, 0), d.get(WALKS, 0)
-    print("window %.1f s: %d client chunks, %d server chunks, %d stack walks (%.1f frames each)"
-          % (a.seconds, client, server, walks, d.get(FRAMES, 0) / walks if walks else 0))
+    print("window %.1f s: %d client chunks, %d server chunks, %d stack walks (%.1f frames, %.0f bytes of "
+          "data stack copied each)" % (a.seconds, client, server, walks, d.get(FRAMES, 0) / walks if walks else 0,
+                                      d.get(COPIED, 0) / walks if walks else 0))
     print("| phase | client chunk, ns | server chunk, ns |")
     print("|---|---|---|")
     for name, k in SLOTS.items():
         c = d.get(k, 0) / client if client else 0
         s = d.get(SERVER + k, 0) / server if server else 0
-        if name in ("walk", "stack map"):
+        if name.startswith("walk") or name == "stack map":
             c = d.get(k, 0) / walks if walks else 0
             print("| %s (per walk) | %.0f | - |" % (name, c))
         else:

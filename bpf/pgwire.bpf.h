@@ -9,6 +9,48 @@
 #include "pytrace.h"
 #include "pg.h"
 #include "maps.bpf.h"
+
+#ifdef PT_PHASES
+/*
+ * make PHASES=1: where a traced chunk's time goes, summed per CPU (bench/wire_phases.py reads
+ * and explains it). Each PT_PHASE(k) adds the time since the previous mark to slot k. Slots: 0-5
+ * and 10-15 the phases of client and server chunks (see PG_PH_*), 6 and 16 their counts; 20
+ * walks, 21 their frames. Slot 31 holds the last mark's time.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 32);
+	__type(key, __u32);
+	__type(value, __u64);
+} pg_phases SEC(".maps");
+
+/* subprograms, not inlined: their keys would grow pg_chunk's stack past the calls' 512 bytes */
+static __noinline void pg_phase_add(__u32 k, __u64 v)
+{
+	__u64 *c = bpf_map_lookup_elem(&pg_phases, &k);
+
+	if (c)
+		*c += v;
+}
+
+static __noinline void pg_phase_mark(__u32 k)
+{
+	__u32 last = 31;
+	__u64 *t = bpf_map_lookup_elem(&pg_phases, &last), now = bpf_ktime_get_ns();
+
+	if (!t)
+		return;
+	if (k < 31)
+		pg_phase_add(k, now - *t);
+	*t = now;
+}
+#define PT_PHASE(k) pg_phase_mark(k)
+#define PT_PHASE_ADD(k, v) pg_phase_add(k, v)
+#else
+#define PT_PHASE(k) do { } while (0)
+#define PT_PHASE_ADD(k, v) do { } while (0)
+#endif
+
 #include "pystack.bpf.h"
 #include "uvloop.bpf.h"
 
@@ -503,46 +545,6 @@ static long walk_local_one(__u32 i, void *data)
 	return walk_msg(data, true);
 }
 
-#ifdef PT_PHASES
-/*
- * make PHASES=1: where a traced chunk's time goes, summed per CPU (bench/wire_phases.py reads
- * and explains it). Each PT_PHASE(k) adds the time since the previous mark to slot k. Slots: 0-5
- * and 10-15 the phases of client and server chunks (see PG_PH_*), 6 and 16 their counts; 20
- * walks, 21 their frames. Slot 31 holds the last mark's time.
- */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 32);
-	__type(key, __u32);
-	__type(value, __u64);
-} pg_phases SEC(".maps");
-
-/* subprograms, not inlined: their keys would grow pg_chunk's stack past the calls' 512 bytes */
-static __noinline void pg_phase_add(__u32 k, __u64 v)
-{
-	__u64 *c = bpf_map_lookup_elem(&pg_phases, &k);
-
-	if (c)
-		*c += v;
-}
-
-static __noinline void pg_phase_mark(__u32 k)
-{
-	__u32 last = 31;
-	__u64 *t = bpf_map_lookup_elem(&pg_phases, &last), now = bpf_ktime_get_ns();
-
-	if (!t)
-		return;
-	if (k < 31)
-		pg_phase_add(k, now - *t);
-	*t = now;
-}
-#define PT_PHASE(k) pg_phase_mark(k)
-#define PT_PHASE_ADD(k, v) pg_phase_add(k, v)
-#else
-#define PT_PHASE(k) do { } while (0)
-#define PT_PHASE_ADD(k, v) do { } while (0)
-#endif
 /* phases: + PG_PH_SERVER for a server chunk's */
 enum { PG_PH_PRE, PG_PH_EVENT, PG_PH_MSGS, PG_PH_WALK, PG_PH_STACKS, PG_PH_FLUSH, PG_PH_COUNT,
        PG_PH_SERVER = 10, PG_PH_WALKS = 20, PG_PH_FRAMES = 21, PG_PH_START = 31 };

@@ -44,6 +44,18 @@ struct {
 	__type(value, struct pt_window_buf);
 } pt_windows SEC(".maps");
 
+/*
+ * A PHASES=1 build of the wire programs (bpf/pgwire.bpf.h) splits a walk's time here: slot 22
+ * takes the reads before the frames (the thread state, its frame, the data stack's copy), slot
+ * 23 the bytes of that copy; the frames' part stays in the walk's own slot.
+ */
+#ifndef PT_PHASE
+#define PT_PHASE(k) do { } while (0)
+#define PT_PHASE_ADD(k, v) do { } while (0)
+#endif
+#define PT_PH_WALK_READS	22
+#define PT_PH_WALK_BYTES	23
+
 #define PT_TS_SPAN	512	/* thread-state bytes read at once (power of two; spans seen: 200-264) */
 
 #define PT_HASH_MUL 0x100000001b3ULL	/* FNV-1a 64-bit prime */
@@ -583,7 +595,10 @@ __noinline __u64 pt_walk_thread(__u64 fsbase, const struct pt_proc *proc, struct
 		}
 		/* a statement's stack on an event loop: its task read directly, the walk cut short */
 		w.stop_code = pt_walk_cut(proc, how, chunk, top, tstate);
+		PT_PHASE(28);
 		pt_copy_window(&w, win, chunk, top, limit);
+		PT_PHASE_ADD(PT_PH_WALK_BYTES, w.whi - w.wlo);
+		PT_PHASE(PT_PH_WALK_READS);
 	} else if (off->ts_cframe != PT_NONE) {
 		__u64 cframe = pt_read_ptr(tstate + off->ts_cframe);
 
