@@ -113,11 +113,8 @@ static int open_load(struct httptrace *h, char *err, size_t errlen)
 		else if (!strncmp(name, "http_sys_", 9))
 			bpf_program__set_autoload(prog, !h->per_syscall);
 	}
-	if (uprobe__prepare(h->skel->progs.uvloop_write, uprobe__kind())) {
-		ret = -errno;
-		snprintf(err, errlen, "cannot prepare the uvloop probe: %s", strerror(errno));
-		return ret;
-	}
+	/* loaded by uvwrite in an instance of its own, at the first process that imports uvloop */
+	bpf_program__set_autoload(h->skel->progs.uvloop_write, false);
 	ret = session_maps__reuse(session__maps(h->session), h->skel->obj, err, errlen);
 	if (ret)
 		return ret;
@@ -161,6 +158,8 @@ static void *httptrace_open(struct session *ss, const struct session_opts *so, c
 {
 	struct httptrace *h;
 	struct requests_opts o = so->http.req;
+	const void *elf;
+	size_t elf_size;
 	int ret;
 
 	if (!so->http.enabled)
@@ -192,7 +191,10 @@ static void *httptrace_open(struct session *ss, const struct session_opts *so, c
 	}
 	if (ret)
 		goto fail;
-	h->uv_slot = uvwrite__prog(session__uvwrite(ss), h->skel->progs.uvloop_write);
+	elf = http_bpf__elf_bytes(&elf_size);
+	h->uv_slot = uvwrite__prog(session__uvwrite(ss), &(struct uvwrite_prog){
+		.elf = elf, .elf_size = elf_size, .obj_name = "http_bpf",
+		.prog_name = "uvloop_write", .obj = h->skel->obj });
 	if (h->uv_slot < 0) {
 		snprintf(err, errlen, "cannot add the uvloop probe");
 		goto fail;
@@ -215,7 +217,7 @@ static int httptrace_attach(void *c, char *err, size_t errlen)
 		ret = open_load(h, err, errlen);
 		if (ret)
 			return ret;
-		uvwrite__set_prog(session__uvwrite(h->session), h->uv_slot, h->skel->progs.uvloop_write);
+		uvwrite__set_obj(session__uvwrite(h->session), h->uv_slot, h->skel->obj);
 		ret = attach(h);
 	}
 	if (ret)

@@ -772,10 +772,8 @@ static void *pgwiretrace_open(struct session *ss, const struct session_opts *so,
 	pg_caps_fill(p->skel->bss->pg_caps, p->skel->rodata->text_cap);
 	if (session_maps__reuse(session__maps(ss), p->skel->obj, err, errlen))
 		goto fail;
-	if (uprobe__prepare(p->skel->progs.uvloop_write_pg, uprobe__kind())) {
-		snprintf(err, errlen, "cannot prepare the uvloop probe: %s", strerror(errno));
-		goto fail;
-	}
+	/* loaded by uvwrite in an instance of its own, at the first process that imports uvloop */
+	bpf_program__set_autoload(p->skel->progs.uvloop_write_pg, false);
 	ret = pgwire_bpf__load(p->skel);
 	if (ret) {
 		snprintf(err, errlen, "cannot load the wire-protocol BPF programs: %s%s", strerror(-ret),
@@ -795,7 +793,15 @@ static void *pgwiretrace_open(struct session *ss, const struct session_opts *so,
 		sqltrace__keep_libpq(p->sql, keep_libpq, p);
 	}
 	if (p->o.call_sites) {
-		if (uvwrite__prog(session__uvwrite(ss), p->skel->progs.uvloop_write_pg) < 0) {
+		size_t elf_size;
+		const void *elf = pgwire_bpf__elf_bytes(&elf_size);
+		const struct uvwrite_prog up = {
+			.elf = elf, .elf_size = elf_size, .obj_name = "pgwire_bpf",
+			.prog_name = "uvloop_write_pg", .btf_path = so->btf_path,
+			.obj = p->skel->obj,
+		};
+
+		if (uvwrite__prog(session__uvwrite(ss), &up) < 0) {
 			snprintf(err, errlen, "cannot add the uvloop probe");
 			goto fail;
 		}

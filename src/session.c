@@ -90,6 +90,30 @@ int session_maps__reuse(const struct session_maps *m, struct bpf_object *obj, ch
 	return 0;
 }
 
+int session_maps__share_all(struct bpf_object *obj, const struct bpf_object *src, char *err, size_t errlen)
+{
+	struct bpf_map *own;
+
+	bpf_object__for_each_map(own, obj) {
+		const char *name = bpf_map__name(own);
+		const struct bpf_map *theirs = bpf_object__find_map_by_name(src, name);
+		int ret;
+
+		if (!theirs || bpf_map__fd(theirs) < 0) {
+			snprintf(err, errlen, "BPF object %s: no loaded map %s to share", bpf_object__name(obj), name);
+			return -ENOENT;
+		}
+		/* the definition follows the fd's (libbpf takes it from the kernel), whatever was resized */
+		if (bpf_map__reuse_fd(own, bpf_map__fd(theirs))) {
+			ret = -errno;
+			snprintf(err, errlen, "BPF object %s: cannot share the map %s: %s", bpf_object__name(obj), name,
+				 strerror(-ret));
+			return ret;
+		}
+	}
+	return 0;
+}
+
 /* Process hooks: the stack namer first, then every capability in order. */
 #define FOR_EACH_CAP(s, i) for (i = 0; i < NCAPS; i++) if ((s)->caps[i])
 
@@ -394,6 +418,12 @@ int session__attach(struct session *s, char *err, size_t errlen)
 		if (capabilities[i]->attach && (ret = capabilities[i]->attach(s->caps[i], err, errlen)))
 			return ret;
 	}
+	/*
+	 * uvloop's probes on the processes found running, before the caller says it traces: their
+	 * programs are loaded by the first that imports uvloop (uvwrite.h), which takes a fifth of a
+	 * second, in which what the loop writes would keep no task.
+	 */
+	uvwrite__tick(s->uv, mono_ns());
 	return 0;
 }
 

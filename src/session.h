@@ -44,6 +44,12 @@ struct session_maps {
 
 /* Make obj (opened, not loaded) use the session's shared maps instead of its own copies. */
 int session_maps__reuse(const struct session_maps *m, struct bpf_object *obj, char *err, size_t errlen);
+/*
+ * Make obj (opened, not loaded) use every map of src (loaded), by name, its global data included:
+ * obj is a second instance of src's object, opened to load a program that src left unloaded
+ * (bpf_program__set_autoload) until a process needs it. Its programs then see src's state.
+ */
+int session_maps__share_all(struct bpf_object *obj, const struct bpf_object *src, char *err, size_t errlen);
 
 struct session_opts {
 	bool follow_children;

@@ -3,6 +3,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <bpf/libbpf.h>
 #include "memcache.h"
 #include "procmaps.h"
 #include "procmem.h"
@@ -36,9 +37,17 @@ struct uv_proc {
 	struct uprobe links[MAX_PROGS];
 };
 
+/* A program named (struct uvwrite_prog), and its own instance once loaded. */
+struct uv_prog {
+	struct uvwrite_prog p;
+	struct bpf_object *late;	/* the second instance, with p.prog_name alone */
+	struct bpf_program *prog;	/* in it, loaded */
+	bool failed;			/* could not be loaded: not tried again */
+};
+
 struct uvwrite {
 	struct session *s;
-	const struct bpf_program *progs[MAX_PROGS];
+	struct uv_prog progs[MAX_PROGS];
 	unsigned nprogs;
 	enum uprobe_kind kind;
 	struct uv_proc procs[MAX_PROCS];
@@ -56,18 +65,64 @@ struct uvwrite *uvwrite__new(struct session *s)
 	return u;
 }
 
-int uvwrite__prog(struct uvwrite *u, const struct bpf_program *prog)
+int uvwrite__prog(struct uvwrite *u, const struct uvwrite_prog *p)
 {
 	if (u->nprogs >= MAX_PROGS)
 		return -ENOSPC;
-	u->progs[u->nprogs] = prog;
+	u->progs[u->nprogs] = (struct uv_prog){ .p = *p };
 	return (int)u->nprogs++;
 }
 
-void uvwrite__set_prog(struct uvwrite *u, int slot, const struct bpf_program *prog)
+void uvwrite__set_obj(struct uvwrite *u, int slot, struct bpf_object *obj)
 {
 	if (slot >= 0 && (unsigned)slot < u->nprogs)
-		u->progs[slot] = prog;
+		u->progs[slot].p.obj = obj;
+}
+
+/*
+ * up's program, loaded (a second instance of its capability's object with it alone, every map
+ * shared with the first), or NULL: it could not be (said once, on stderr).
+ */
+static struct bpf_program *prog_of(struct uvwrite *u, struct uv_prog *up)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, oo, .object_name = up->p.obj_name, .btf_custom_path = up->p.btf_path);
+	struct bpf_program *prog;
+	char err[256] = "";
+	int ret;
+
+	if (up->prog || up->failed)
+		return up->prog;
+	up->late = bpf_object__open_mem(up->p.elf, up->p.elf_size, &oo);
+	if (!up->late) {
+		ret = -errno;
+		snprintf(err, sizeof(err), "cannot open its object: %s", strerror(-ret));
+		goto fail;
+	}
+	bpf_object__for_each_program(prog, up->late)
+		bpf_program__set_autoload(prog, !strcmp(bpf_program__name(prog), up->p.prog_name));
+	prog = bpf_object__find_program_by_name(up->late, up->p.prog_name);
+	if (!prog || uprobe__prepare(prog, u->kind)) {
+		snprintf(err, sizeof(err), "cannot prepare it: %s", prog ? strerror(errno) : "not in its object");
+		goto fail;
+	}
+	if (session_maps__share_all(up->late, up->p.obj, err, sizeof(err)))
+		goto fail;
+	ret = bpf_object__load(up->late);
+	if (ret) {
+		snprintf(err, sizeof(err), "cannot load it: %s%s", strerror(-ret),
+			 pt_verbose ? "" : " (run with -v for the verifier's log)");
+		goto fail;
+	}
+	vlog("uvloop's transport.write: %s loaded\n", up->p.prog_name);
+	up->prog = prog;
+	return prog;
+fail:
+	wlog("uvloop's transport.write: the program %s: %s; what uvloop's loops write keeps no task\n",
+	     up->p.prog_name, err);
+	bpf_object__close(up->late);
+	up->late = NULL;
+	up->failed = true;
+	return NULL;
 }
 
 /* Detach every probe of up. */
@@ -85,6 +140,8 @@ void uvwrite__free(struct uvwrite *u)
 	for (unsigned i = 0; i < MAX_PROCS; i++)
 		if (u->procs[i].pid)
 			uvwrite__forget(u, u->procs[i].pid);
+	for (unsigned k = 0; k < u->nprogs; k++)
+		bpf_object__close(u->progs[k].late);
 	free(u);
 }
 
@@ -169,7 +226,9 @@ static int probe(struct uvwrite *u, struct uv_proc *up)
 	if (ret != 1)
 		return ret < 0 ? ret : -ENOENT;
 	for (unsigned k = 0; k < u->nprogs; k++) {
-		ret = uprobe__attach(&up->links[k], u->kind, u->progs[k], false, up->pid, f.path, f.off);
+		struct bpf_program *prog = prog_of(u, &u->progs[k]);
+
+		ret = prog ? uprobe__attach(&up->links[k], u->kind, prog, false, up->pid, f.path, f.off) : -ENOEXEC;
 		if (ret) {
 			detach(up);
 			return ret;

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+struct bpf_object;
 struct bpf_program;
 struct session;
 struct uvwrite;
@@ -24,18 +25,33 @@ struct uvwrite_stats {
 
 /*
  * One per session (session__uvwrite): the session tells it of processes and ticks it; each
- * capability that wants the probe gives its program (uvwrite__prog), and every program given is
+ * capability that wants the probe names its program (uvwrite__prog), and every program named is
  * attached, one link each, to each process found to import uvloop.
+ *
+ * The programs are loaded when the first such process is found, not at the capability's start:
+ * each walks a stack, and verifying the two took about 0.19 s of every start, uvloop or not. A
+ * program named lives in its capability's object, which loads without it
+ * (bpf_program__set_autoload); uvwrite loads a second instance of that object with that program
+ * alone, sharing every map of the first (session_maps__share_all).
  */
+struct uvwrite_prog {
+	const void *elf;		/* the object's ELF (its skeleton's X__elf_bytes) */
+	size_t elf_size;
+	const char *obj_name;		/* its skeleton's name ("http_bpf"): the maps' names follow it */
+	const char *prog_name;		/* the program, left unloaded in obj */
+	const char *btf_path;		/* as obj was opened with, or NULL */
+	struct bpf_object *obj;		/* the capability's instance, loaded */
+};
+
 struct uvwrite *uvwrite__new(struct session *s);
 void uvwrite__free(struct uvwrite *u);
 /*
- * prog, prepared (uprobe__prepare) with the kind uprobe__kind() gives, at a capability's open:
+ * A program to attach (copied; the strings and the ELF must outlive u), at a capability's open:
  * its slot (>= 0) or -ENOSPC. A capability that loads its object again before the session polls
- * (httptrace's fallback to raw tracepoints) puts the new program in the same slot.
+ * (httptrace's fallback to raw tracepoints) names the new instance for the same slot.
  */
-int uvwrite__prog(struct uvwrite *u, const struct bpf_program *prog);
-void uvwrite__set_prog(struct uvwrite *u, int slot, const struct bpf_program *prog);
+int uvwrite__prog(struct uvwrite *u, const struct uvwrite_prog *p);
+void uvwrite__set_obj(struct uvwrite *u, int slot, struct bpf_object *obj);
 /* A Python process to look at (found, forked, or after an exec); nothing while no program is given. */
 void uvwrite__add(struct uvwrite *u, pid_t pid);
 /* pid exited or exec'd: its probes go. */

@@ -225,6 +225,18 @@ def bpf_progs_of(pid):
     return ids
 
 
+def prog_names(ids):
+    """{id: name} of BPF programs (bpftool, one id at a time: its listing shows none here)."""
+    names = {}
+    for i in ids:
+        out = subprocess.run(["bpftool", "-j", "prog", "show", "id", str(i)], capture_output=True, text=True).stdout
+        try:
+            names[i] = json.loads(out).get("name", "")
+        except ValueError:
+            pass
+    return names
+
+
 def bpf_progs():
     out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True).stdout
     return {p["id"] for p in json.loads(out or "[]")}
@@ -381,6 +393,11 @@ def case_scrape(cluster, tmp):
                metric(ms, "pytrace_db_operations_named_only_total") == 0,
                str([(k, v) for k, v in ms.items() if "named_only" in k[0]]))
 
+        # uvloop's probes' programs load with the first process that imports uvloop (src/uvwrite.h)
+        names = set(prog_names(bpf_progs_of(col.t.pid)).values())
+        record("scrape: no process followed imports uvloop yet: its programs are not loaded (%d others)" % len(names),
+               names and not any(n.startswith("uvloop_") for n in names), str(sorted(names)))
+
         # uvicorn on uvloop with asyncpg: uvloop writes both the statements and the responses from
         # a loop callback, outside their task; the tool probes its transport.write() (src/uvwrite.h)
         # and gives each statement to its request: per-request metrics and N+1, nothing counted
@@ -397,6 +414,9 @@ def case_scrape(cluster, tmp):
                                                 col.t.stderr()), 20)
             record("scrape: uvicorn on uvloop: its transport.write probed (requests, statements)", probed,
                    col.t.stderr()[-600:])
+            names = set(prog_names(bpf_progs_of(col.t.pid)).values())
+            record("scrape: ... by its programs, loaded then", {"uvloop_write", "uvloop_write_pg"} <= names,
+                   str(sorted(names)))
             wait_http(uport, "/warm/", 30)
             # its events are in, and the hold (2 s) of the statements it sent has passed: they are
             # counted before the snapshot (CI once counted two of them after it, outside requests)
