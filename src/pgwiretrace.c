@@ -76,6 +76,7 @@ struct pgwiretrace {
 	struct sqltrace *sql;
 	struct pgtls *tls;		/* --sql-source auto: encrypted connections without libpq */
 	bool uvloop;			/* uvloop's transport.write probed too: asyncpg's statements on uvloop */
+	const char *btf_path;		/* the session's (PYTRACE_BTF), for the TLS object */
 	struct conn **conns;		/* open addressing on key, MAX_CONNS slots; a conn stays put (its
 				   protocol state's callback holds its address) */
 	struct pidtab procs;		/* struct proc_src */
@@ -730,10 +731,34 @@ static void pgwiretrace_free(void *ctx)
 	free(p);
 }
 
+/* The object is loaded (ret: its result): what needs its maps. */
+static int pgwire_loaded(void *ctx, int ret, char *err, size_t errlen)
+{
+	struct pgwiretrace *p = ctx;
+
+	if (ret) {
+		snprintf(err, errlen, "cannot load the wire-protocol BPF programs: %s%s", strerror(-ret),
+			 pt_verbose ? "" : " (run with -v for the verifier's log)");
+		return ret;
+	}
+	if (p->o.libpq_for_tls) {
+		struct pgtls_opts to = {
+			.maps = session__maps(p->session), .pg_stacks = p->skel->maps.pg_stacks,
+			.pg_last_stack = p->skel->maps.pg_last_stack, .text_cap = p->skel->rodata->text_cap,
+			.call_sites = p->o.call_sites, .whole_stacks = p->o.whole_stacks, .btf_path = p->btf_path,
+		};
+
+		p->tls = pgtls__new(&to, err, errlen);
+		if (!p->tls)
+			return -EINVAL;
+		sqltrace__keep_libpq(p->sql, keep_libpq, p);
+	}
+	return 0;
+}
+
 static void *pgwiretrace_open(struct session *ss, const struct session_opts *so, char *err, size_t errlen)
 {
 	struct pgwiretrace *p;
-	int ret;
 
 	if (!so->pgwire.enabled)
 		return NULL;
@@ -774,24 +799,6 @@ static void *pgwiretrace_open(struct session *ss, const struct session_opts *so,
 		goto fail;
 	/* loaded by uvwrite in an instance of its own, at the first process that imports uvloop */
 	bpf_program__set_autoload(p->skel->progs.uvloop_write_pg, false);
-	ret = pgwire_bpf__load(p->skel);
-	if (ret) {
-		snprintf(err, errlen, "cannot load the wire-protocol BPF programs: %s%s", strerror(-ret),
-			 pt_verbose ? "" : " (run with -v for the verifier's log)");
-		goto fail;
-	}
-	if (p->o.libpq_for_tls) {
-		struct pgtls_opts to = {
-			.maps = session__maps(ss), .pg_stacks = p->skel->maps.pg_stacks,
-			.pg_last_stack = p->skel->maps.pg_last_stack, .text_cap = p->skel->rodata->text_cap,
-			.call_sites = p->o.call_sites, .whole_stacks = p->o.whole_stacks, .btf_path = so->btf_path,
-		};
-
-		p->tls = pgtls__new(&to, err, errlen);
-		if (!p->tls)
-			goto fail;
-		sqltrace__keep_libpq(p->sql, keep_libpq, p);
-	}
 	if (p->o.call_sites) {
 		size_t elf_size;
 		const void *elf = pgwire_bpf__elf_bytes(&elf_size);
@@ -807,6 +814,12 @@ static void *pgwiretrace_open(struct session *ss, const struct session_opts *so,
 		}
 		p->uvloop = true;
 	}
+	p->btf_path = so->btf_path;
+	/* verified beside the capabilities opened after this one (session__load_later) */
+	if (!session__load_later(ss, p->skel->skeleton, pgwire_loaded, p))
+		return p;
+	if (pgwire_loaded(p, pgwire_bpf__load(p->skel), err, errlen))
+		goto fail;
 	return p;
 fail:
 	pgwiretrace_free(p);

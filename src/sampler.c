@@ -59,6 +59,15 @@ static void sampler_free(void *c)
 	free(s);
 }
 
+static int sampler_loaded(void *ctx, int ret, char *err, size_t errlen)
+{
+	(void)ctx;
+	if (ret)
+		snprintf(err, errlen, "cannot load the sampler's BPF programs: %s%s", strerror(-ret),
+			 pt_verbose ? "" : " (run with -v for the verifier's log)");
+	return ret;
+}
+
 /*
  * Always opened: its stacks are the flame-graph outputs' input, which --sql-in-flame also feeds.
  * The BPF object is loaded only when sampling is on.
@@ -107,12 +116,12 @@ static void *sampler_open(struct session *ss, const struct session_opts *so, cha
 	bpf_program__set_autoload(s->skel->progs.idle_dump, s->o.idle);
 	if (session_maps__reuse(session__maps(ss), s->skel->obj, err, errlen))
 		goto fail;
-	ret = sampler_bpf__load(s->skel);
-	if (ret) {
-		snprintf(err, errlen, "cannot load the sampler's BPF programs: %s%s", strerror(-ret),
-			 pt_verbose ? "" : " (run with -v for the verifier's log)");
+	/* verified beside the capabilities opened after this one (session__load_later) */
+	if (!session__load_later(ss, s->skel->skeleton, sampler_loaded, s))
+		return s;
+	ret = sampler_loaded(s, sampler_bpf__load(s->skel), err, errlen);
+	if (ret)
 		goto fail;
-	}
 	return s;
 fail:
 	sampler_free(s);

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,8 +37,21 @@ static const struct capability *const capabilities[] = {
 
 #define NCAPS ARRAY_SIZE(capabilities)
 
+/* A capability's object loading in a thread of its own (session__load_later). */
+struct late_load {
+	pthread_t thread;
+	struct bpf_object_skeleton *skel;
+	int ret;
+	int (*done)(void *ctx, int ret, char *err, size_t errlen);
+	void *ctx;
+};
+
+#define MAX_LATE_LOADS 4
+
 struct session {
 	struct session_opts opts;
+	struct late_load loads[MAX_LATE_LOADS];
+	unsigned nloads;		/* started, not waited for yet */
 	struct session_bpf *skel;
 	struct session_maps maps;
 	struct ring_buffer *rb;
@@ -239,6 +253,55 @@ static int claim_ranges(struct session *s, char *err, size_t errlen)
 	return 0;
 }
 
+static void *late_load_run(void *arg)
+{
+	struct late_load *l = arg;
+
+	l->ret = bpf_object__load_skeleton(l->skel);
+	return NULL;
+}
+
+int session__load_later(struct session *s, struct bpf_object_skeleton *skel,
+			int (*done)(void *ctx, int ret, char *err, size_t errlen), void *ctx)
+{
+	struct late_load *l;
+	int ret;
+
+	if (s->nloads >= MAX_LATE_LOADS)
+		return -ENOSPC;
+	l = &s->loads[s->nloads];
+	*l = (struct late_load){ .skel = skel, .done = done, .ctx = ctx };
+	ret = pthread_create(&l->thread, NULL, late_load_run, l);
+	if (ret)
+		return -ret;
+	s->nloads++;
+	return 0;
+}
+
+/*
+ * Wait for the loads started (in their order), each then finished by its capability; the first
+ * failure's message in err. All are waited for, whatever fails: none is left running.
+ */
+static int wait_loads(struct session *s, char *err, size_t errlen)
+{
+	int first = 0;
+
+	for (unsigned i = 0; i < s->nloads; i++) {
+		struct late_load *l = &s->loads[i];
+		char msg[512] = "";
+		int ret;
+
+		pthread_join(l->thread, NULL);
+		ret = l->done(l->ctx, l->ret, msg, sizeof(msg));
+		if (ret && !first) {
+			first = ret;
+			snprintf(err, errlen, "%s", msg[0] ? msg : strerror(ret < 0 ? -ret : ret));
+		}
+	}
+	s->nloads = 0;
+	return first;
+}
+
 struct session *session__new(const struct session_opts *o, char *err, size_t errlen)
 {
 	struct session *s = calloc(1, sizeof(*s));
@@ -308,6 +371,8 @@ struct session *session__new(const struct session_opts *o, char *err, size_t err
 		if (!s->caps[i] && err[0])
 			goto fail;
 	}
+	if (wait_loads(s, err, errlen))
+		goto fail;
 	s->rb = ring_buffer__new(bpf_map__fd(s->maps.events), handle_event, s, NULL);
 	if (!s->rb) {
 		snprintf(err, errlen, "cannot create the ring buffer: %s", strerror(errno));
@@ -327,6 +392,10 @@ void session__free(struct session *s)
 
 	if (!s)
 		return;
+	/* a capability that failed to open after another's load began: that load ends first */
+	for (unsigned k = 0; k < s->nloads; k++)
+		pthread_join(s->loads[k].thread, NULL);
+	s->nloads = 0;
 	ring_buffer__free(s->rb);
 	/* never leave a process stopped: the holds not ended yet end here */
 	if (s->skel && s->skel->rodata->hold_execs) {

@@ -29,6 +29,7 @@
 
 struct bpf_map;
 struct bpf_object;
+struct bpf_object_skeleton;
 struct jsonw;
 struct session;
 struct pystacks;
@@ -142,6 +143,17 @@ struct pystacks *session__pystacks(struct session *s);
 /* uvloop's transport.write probe (uvwrite.h): give it a program at open; the session runs it. */
 struct uvwrite *session__uvwrite(struct session *s);
 struct bpf_object *session__obj(struct session *s);
+/*
+ * Load skel's object in a thread of its own, beside the capabilities opened after the caller:
+ * the kernel's verification of each object is most of the tool's start (docs/PERFORMANCE.md),
+ * and on two CPUs two of them verify at once. When every capability is open the session waits
+ * for the load and calls done(ctx, ret, err, errlen) with its result (0 or -errno), where the
+ * caller finishes what needed the object loaded; done's non-zero return (with a message in err)
+ * fails the session. Until then the caller must not touch skel. 0, or -errno if no thread could
+ * be started (then nothing was done: load it in place).
+ */
+int session__load_later(struct session *s, struct bpf_object_skeleton *skel,
+			int (*done)(void *ctx, int ret, char *err, size_t errlen), void *ctx);
 /* A capability opened before the caller, by name ("sampler", "sql", "http", "functions"), or NULL. */
 void *session__cap(struct session *s, const char *name);
 /* A counter of the BPF side (enum pt_counter), summed over CPUs. */
