@@ -333,7 +333,8 @@ static __always_inline void flush(struct walk *w, __u32 flags, bool force)
 	struct pg_event *e = w->e;
 	__u32 size = offsetof(struct pg_event, data) + (w->pos & (PG_EV_DATA - 1));
 
-	if (!e->nrec && !force)
+	/* a kept Sync (pg_quiet_begin) goes out with the chunk's first event, records or not */
+	if (!e->nrec && !force && !(e->flags & PG_EF_SYNC_KEPT))
 		return;
 	e->data_len = w->pos;
 	e->flags |= flags;
@@ -342,7 +343,8 @@ static __always_inline void flush(struct walk *w, __u32 flags, bool force)
 	if (bpf_ringbuf_output(&events, e, size, pt_rb_flags()))
 		pt_count(PT_CNT_PG_LOST);
 	e->nrec = 0;
-	e->flags &= ~(PG_EF_MORE | PG_EF_STARTUP | PG_EF_SSLREQ | PG_EF_RESYNC | PG_EF_MIDSTREAM);
+	e->flags &= ~(PG_EF_MORE | PG_EF_STARTUP | PG_EF_SSLREQ | PG_EF_RESYNC | PG_EF_MIDSTREAM |
+		      PG_EF_SYNC_KEPT);
 	w->pos = 0;
 }
 
@@ -527,6 +529,12 @@ static __always_inline long walk_msg(struct walk *w, const bool local)
 		goto lost;
 	if (dir == PG_DIR_CLIENT && (h[0] == 'Q' || h[0] == 'E'))
 		w->statement = true;
+	/*
+	 * The chunk's message types (quiet_pair), in the map value: on the BPF stack a count would
+	 * make each of the walk's iterations a new state for the verifier. (A chunk that completes
+	 * a split header is none of quiet_pair's: pg_quiet_begin saw the held bytes.)
+	 */
+	c->sig = (c->sig << 8) | h[0];
 	record(w, h[0], 0, mlen, w->off + 5, local);
 	w->off += 5;
 	return skip_body(w, c, dir, mlen - 4);
@@ -729,6 +737,76 @@ static __always_inline int startup(struct pg_conn *c, struct chunk *ch, __u32 pi
 }
 
 /*
+ * pg8000 1.10 closes each statement's portal in a round trip of its own: a chunk of Close
+ * (portal), Flush and Sync, answered by CloseComplete and ReadyForQuery. Neither carries anything
+ * the loader reports (it forgets a portal when its Execute completes: src/pgwire.h), so both stay
+ * here, half of such a driver's events: a client chunk of exactly those messages is not sent and
+ * its Sync is kept (pg_conn.quiet); the server chunks after it are not sent either if they are
+ * exactly the answer, in one read or two (no other message, no DataRows to carry). Any other chunk, of either side, goes out with
+ * PG_EF_SYNC_KEPT: the loader takes the kept Sync first. Whole chunks only: each message begun
+ * and ended in the chunk.
+ *
+ * c->sig holds the types of the chunk's last four messages (walk_msg; types are never 0):
+ * PG_SIG3('C', 'H', 'S') is those three messages and no other. A walk that starts from
+ * PG_SIG_NONE matches nothing: it stays among the first three messages' types, a nonzero byte
+ * where a match has none.
+ */
+#define PG_SIG2(a, b)		((__u32)(a) << 8 | (b))
+#define PG_SIG3(a, b, c)	((__u32)(a) << 16 | (__u32)(b) << 8 | (c))
+#define PG_SIG_NONE		0x80u
+
+static __always_inline bool quiet_pair(const struct pg_event *e, const struct pg_conn *c, __u32 dir)
+{
+	const struct pg_rec *r = (const void *)e->data;
+
+	if (dir == PG_DIR_SERVER) {
+		/* CloseComplete leaves at the Flush, the ReadyForQuery at the Sync: one read or two */
+		if (!c->quiet)
+			return false;
+		if (c->quiet == 1 && c->sig == '3')
+			return !e->nrec;
+		return c->sig == (c->quiet == 1 ? PG_SIG2('3', 'Z') : 'Z') && e->nrec == 1 &&
+		       r->type == 'Z' && !r->rows_before;
+	}
+	if (c->quiet || (c->sig != PG_SIG2('C', 'S') && c->sig != PG_SIG3('C', 'H', 'S')))
+		return false;
+	/* the Close's target: 'P', a portal (a statement's Close goes out: its name's text goes) */
+	return r->type == 'C' && r->caplen >= 1 && e->data[sizeof(*r)] == 'P';
+}
+
+/*
+ * Before a chunk's walk: a kept Sync is flagged on the chunk's first event (sent unless the
+ * chunk turns out to be its answer); a chunk that begins inside a message, or after a loss or
+ * with other flags, is no quiet pair. Global functions, these two: their branches inlined would
+ * multiply the states of the rest of pg_chunk for the verifier.
+ */
+__noinline int pg_quiet_begin(struct pg_conn *c, struct pg_event *e, __u32 dir)
+{
+	if (!c || !e)
+		return 0;
+	c->sig = c->skip[dir & 1] || c->hlen[dir & 1] || e->flags ? PG_SIG_NONE : 0;
+	if (c->quiet)
+		e->flags |= PG_EF_SYNC_KEPT;
+	return 0;
+}
+
+/* After the walk (broken: the chunk's framing was lost): 1 if the chunk stays here, unsent. */
+__noinline int pg_quiet(struct pg_conn *c, const struct pg_event *e, __u32 dir, __u32 broken)
+{
+	if (!c || !e)
+		return 0;
+	if (!broken && !c->skip[dir & 1] && !c->hlen[dir & 1] && quiet_pair(e, c, dir)) {
+		/* 1: a pair sent; 2: its CloseComplete read; 0: answered */
+		c->quiet = dir == PG_DIR_CLIENT ? 1 : c->sig == '3' ? 2 : 0;
+		if (!c->quiet)
+			pt_count(PT_CNT_PG_QUIET);
+		return 1;
+	}
+	c->quiet = 0;
+	return 0;
+}
+
+/*
  * A chunk of the client's (dir PG_DIR_CLIENT) or the server's bytes on connection conn (its
  * pg_conn_key as pid << 32 | fd), whose state c has: its messages walked, their records sent, a
  * statement's stack walked. The syscalls' program gives the socket's bytes; the TLS library's
@@ -802,6 +880,7 @@ __noinline int pg_chunk(__u64 conn, struct pg_conn *c, __u64 buf, __u64 lens, __
 	if (!e)
 		return 0;
 	e->flags = eflags;
+	pg_quiet_begin(c, e, dir);
 	w.e = e;
 	w.conn = c;
 	w.buf = ch.buf;
@@ -835,6 +914,8 @@ __noinline int pg_chunk(__u64 conn, struct pg_conn *c, __u64 buf, __u64 lens, __
 		e->flags |= PG_EF_PARTIAL;
 	}
 	PT_PHASE(dir == PG_DIR_CLIENT ? PG_PH_MSGS : PG_PH_SERVER + PG_PH_MSGS);
+	if (pg_quiet(c, e, dir, w.broken))
+		return 0;
 	if (w.statement)
 		walk_stack(e, pid, c);
 	flush(&w, 0, eflags || w.broken);

@@ -52,6 +52,10 @@ enum pgwire_event_type {
 #define PG_EF_MIDSTREAM	(1u << 4)	/* first chunk of a connection opened before tracing */
 #define PG_EF_MORE	(1u << 5)	/* more records of the same read or write follow in another event */
 #define PG_EF_PARTIAL	(1u << 6)	/* the chunk had more messages than were walked: framing lost */
+#define PG_EF_SYNC_KEPT	(1u << 7)	/* a Sync (and the Close of a portal) that the BPF side kept
+					   to itself preceded this chunk: its answer was not the
+					   CloseComplete and ReadyForQuery it waited for (struct
+					   pg_conn.quiet) */
 
 /* struct pg_rec.flags */
 #define PG_RF_CUT	(1u << 0)	/* body cut: by the cap or by the end of the read or write */
@@ -136,9 +140,16 @@ struct pg_conn {
 	__u32 skip[2];		/* per direction: body bytes of the current message still to come */
 	__u64 pqconn;		/* encrypted: the PGconn last reported for it */
 	__u32 drows;		/* server side: DataRows not yet carried by a record */
-	__u32 pad2;
+	__u32 sig;		/* scratch: the types of the messages of the chunk walked (pgwire.bpf.h) */
 	__u8 hlen[2];		/* per direction: bytes of a split header held in hdr (< 5) */
-	__u8 pad[6];
+	/*
+	 * 1: the last client chunk was a portal's Close and a Sync alone (pg8000 1.10's second round
+	 * trip of every statement), kept from the loader; the server's answer, a CloseComplete and
+	 * a ReadyForQuery alone, is then kept too (2: its CloseComplete read, in a read of its own).
+	 * Any other chunk first tells the loader of the Sync (PG_EF_SYNC_KEPT).
+	 */
+	__u8 quiet;
+	__u8 pad[5];
 	__u8 hdr[2][16];	/* 5 used; the slack keeps the verifier's bounds simple */
 	/*
 	 * The writer of bytes queued by uvloop's transport.write() and sent later by a loop callback

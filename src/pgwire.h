@@ -85,6 +85,11 @@
  *    Bind, Describe or Close with no Execute behind it is only counted (unpaired).
  *  - Execute of a statement prepared before tracing: kind PREPARED_UNKNOWN with its name,
  *    unless its text was learned elsewhere (pgwire_conn__learn) before the Bind.
+ *  - A named portal is forgotten when an Execute of it is delivered other than suspended (run
+ *    to its end, failed or skipped), as well as at its Close: the BPF side keeps pg8000 1.10's
+ *    Close-and-Sync round trips to itself (an event with PG_EF_SYNC_KEPT brings a kept Sync
+ *    back when its answer was not the expected one). A later Bind of the same name is another
+ *    portal and stays. (Executing a portal again after it ran to its end finds no text.)
  *  - COPY: CopyIn/CopyOut/CopyBoth responses make the statement kind COPY; it completes at the
  *    CommandComplete after CopyDone (an Execute), or at the ReadyForQuery right after (a Query).
  *    Syncs the client sent before its CopyDone/CopyFail are ignored by the server in copy-in

@@ -39,6 +39,8 @@ struct unit {
 	int64_t rows;
 	uint64_t datarows;
 	char name[PGWIRE_NAME_MAX];
+	char portal[PGWIRE_NAME_MAX];	/* Execute: its portal's name, "" for the unnamed one */
+	uint32_t portal_gen;		/* and the Bind that made it (struct name_ent's gen) */
 	char tag[32];
 	char sqlstate[6];
 	char severity[10];
@@ -50,6 +52,7 @@ struct name_ent {
 	bool known;		/* text known (portal: its statement's) */
 	bool cut;
 	uint32_t text_len;
+	uint32_t gen;		/* portal: which Bind made it, of the connection's */
 	char name[PGWIRE_NAME_MAX];
 	char stmt[PGWIRE_NAME_MAX];	/* portal: its statement's name */
 	char *text;		/* text_cap + 1 bytes */
@@ -64,6 +67,7 @@ struct pgwire_conn {
 	uint32_t qcap, qhead, qlen, qcur;	/* qcur: answered units from the head */
 	struct name_ent *tab;
 	uint32_t tabcap, tabused;
+	uint32_t binds;		/* Binds seen: the portals' gen */
 	struct name_ent unnamed_stmt, unnamed_portal;
 	bool encrypted, copy_in, err_open, desync, terminated, closed;
 	bool lost_dir[2];	/* between a LOST and a RESYNC record */
@@ -366,13 +370,32 @@ static void deliver(struct pgwire_conn *c, uint32_t i, char txn)
 		c->o.on_stmt(c->o.ctx, &s);
 }
 
+/*
+ * A named portal is forgotten once an Execute of it ends other than suspended: run to its end,
+ * failed or skipped (nothing is left to fetch). Its Close may never be seen: the BPF side keeps
+ * pg8000's to itself (struct pg_conn.quiet), and a driver may leave its portals to the end of
+ * the transaction. Only the Bind this Execute used: a later one of the same name stays.
+ */
+static void portal_done(struct pgwire_conn *c, const struct unit *u)
+{
+	const struct name_ent *e;
+
+	if (u->kind != U_EXECUTE || !u->portal[0] || u->suspended)
+		return;
+	e = name_find(c, 'P', u->portal);
+	if (e && e->gen == u->portal_gen)
+		name_del(c, 'P', u->portal);
+}
+
 /* Delivers or drops the first n units. */
 static void q_pop(struct pgwire_conn *c, uint32_t n, char txn)
 {
 	uint32_t i;
 
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
+		portal_done(c, qat(c, i));
 		deliver(c, i, txn);
+	}
 	c->qhead = (c->qhead + n) % c->qcap;
 	c->qlen -= n;
 	c->qcur = c->qcur > n ? c->qcur - n : 0;
@@ -491,6 +514,7 @@ static void client_msg(struct pgwire_conn *c, const struct pgwire_msg *m)
 			return;
 		}
 		strcpy(e->stmt, stmt);
+		e->gen = ++c->binds;
 		s = name_find(c, 'S', stmt);
 		e->known = s && s->known;
 		if (e->known) {
@@ -510,6 +534,8 @@ static void client_msg(struct pgwire_conn *c, const struct pgwire_msg *m)
 		if (!(u = q_push(c, U_EXECUTE, m->ts, &text)))
 			return;
 		u->record = true;
+		strcpy(u->portal, name);
+		u->portal_gen = e ? e->gen : 0;
 		if (e && e->known) {
 			u->stmt_kind = PGWIRE_EXTENDED;
 			strcpy(u->name, e->stmt);

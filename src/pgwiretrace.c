@@ -588,6 +588,12 @@ static void handle_data(struct pgwiretrace *p, const struct pg_event *e, size_t 
 
 		pgwire_conn__msg(c->pw, e->dir, &m);
 	}
+	if (e->flags & PG_EF_SYNC_KEPT) {
+		/* the Sync of a portal's Close that the BPF side kept, its answer not as it expected */
+		struct pgwire_msg m = { .rec = PGWIRE_REC_MSG, .type = 'S', .len = 4, .ts = e->ts, .end_ts = e->ts };
+
+		pgwire_conn__msg(c->pw, PGWIRE_CLIENT, &m);
+	}
 	if (e->dir == PG_DIR_CLIENT) {
 		unsigned k = c->norigins++ % ORIGINS;
 
@@ -878,6 +884,7 @@ void pgwiretrace__stats(struct pgwiretrace *p, struct pgwiretrace_stats *st)
 	st->conns_dropped = session__counter(p->session, PT_CNT_PG_CONN_DROPPED) + p->conns_dropped;
 	st->desync = session__counter(p->session, PT_CNT_PG_DESYNC);
 	st->long_chunks = session__counter(p->session, PT_CNT_PG_LONG);
+	st->quiet_closes = session__counter(p->session, PT_CNT_PG_QUIET);
 }
 
 static void pgwiretrace_json(void *ctx, struct jsonw *w)
@@ -914,6 +921,7 @@ static void pgwiretrace_json(void *ctx, struct jsonw *w)
 	jsonw__uint_field(w, "connections_not_followed", st.conns_dropped);
 	jsonw__uint_field(w, "framing_lost", st.desync);
 	jsonw__uint_field(w, "chunks_too_long", st.long_chunks);
+	jsonw__uint_field(w, "portal_close_round_trips_kept_in_kernel", st.quiet_closes);
 	jsonw__bool_field(w, "libpq_for_encrypted", p->o.libpq_for_tls);
 	jsonw__uint_field(w, "libpq_statements", st.libpq_kept);
 	jsonw__uint_field(w, "libpq_statements_left_to_the_wire", st.libpq_left);

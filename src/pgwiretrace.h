@@ -50,6 +50,7 @@ struct pgwiretrace_stats {
 	uint64_t conns_dropped;		/* connections not followed: a table full */
 	uint64_t desync;		/* chunks whose framing was lost (resynchronized later) */
 	uint64_t long_chunks;		/* chunks with more messages than one BPF pass walks */
+	uint64_t quiet_closes;		/* portal Close + Sync round trips the BPF side kept to itself */
 	uint64_t libpq_kept;		/* statements from libpq's probes on encrypted or unknown connections */
 	uint64_t libpq_left;		/* from libpq's probes on connections the wire reads: not counted */
 };

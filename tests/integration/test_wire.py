@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """SQL read from PostgreSQL's wire protocol (--sql-source wire), against the suite's own cluster:
 psycopg2, psycopg 3 (sync with server-side prepared statements, ClientCursor, binary COPY in and
-out, a pipeline with an error in the middle, async), asyncpg and pg8000, each over the Unix socket
-and over TCP. The statements the tool saw succeed equal pg_stat_statements' calls for the same
+out, a pipeline with an error in the middle, async), asyncpg and pg8000, and a raw client sending
+pg8000's portal Close round trips answered three ways (kept in the kernel or not), each over the
+Unix socket and over TCP. The statements the tool saw succeed equal pg_stat_statements' calls for the same
 window; errors and skipped statements equal what the driver saw; call sites are the workload's
 lines. Also: a 100 kB statement, a 100,000-row result, a server-side cursor, LISTEN/NOTIFY, a
 connection opened before the tracer, one opened after it, a client killed mid-statement, and an
@@ -140,6 +141,16 @@ def check(r, marks, dies=False):
         record(r.tag + ": rows per pattern from CommandComplete (100,000) and errors by SQLSTATE (22012)",
                big and big[0].get("rows") == 100000 and sql.get("errors_by_sqlstate", {}).get("22012") == 1,
                json.dumps(big[:1])[:300] + json.dumps(sql.get("errors_by_sqlstate")))
+    kept = wire.get("portal_close_round_trips_kept_in_kernel")
+    if mode == "pg8000":
+        # its Close of each statement's portal, a round trip of its own: kept in BPF, not sent
+        record(r.tag + ": pg8000's portal Close round trips kept in the kernel (at least %d)" % N_WARM,
+               isinstance(kept, int) and kept >= N_WARM, "kept %r" % kept)
+    elif mode == "close_pairs":
+        # wire_drivers.py's mode_close_pairs: of its 40 pairs, the 20 answered as pg8000's are
+        record(r.tag + ": the Close round trips answered whole kept in the kernel (20), the others (20: the "
+               "next statement written first, the answer read in pieces) sent, and counts exact", kept == 20,
+               "kept %r" % kept)
     mark = marks.get(mode + "_loop")
     if mark:
         want = "wire_drivers.py:%d)" % mark
@@ -505,8 +516,8 @@ def main():
         # PT_WIRE_BRIEF (the sanitized run too): a driver of each kind (libpq's simple and extended
         # protocols, asyncpg's own), and of the TLS cases sslmode=require only; the others repeat
         # the same user-side paths (each runs unsanitized in make check)
-        modes = ("psycopg2", "psycopg3", "asyncpg") if BRIEF else \
-            ("psycopg2", "psycopg2_late", "psycopg3", "psycopg3_async", "asyncpg", "pg8000")
+        modes = ("psycopg2", "psycopg3", "asyncpg", "close_pairs") if BRIEF else \
+            ("psycopg2", "psycopg2_late", "psycopg3", "psycopg3_async", "asyncpg", "pg8000", "close_pairs")
         for mode in modes:
             for tcp in transports:
                 if args.k and args.k not in mode:

@@ -1182,6 +1182,93 @@ static void test_names_many(void **state)
 	results_free(&res);
 }
 
+/*
+ * Named portals never closed, as the loader sees pg8000 1.10's (the BPF side keeps their Close
+ * round trips): forgotten when their Execute runs to its end, so a table of four names serves 50
+ * statements; a suspended portal stays for its next Execute; a portal bound again before the
+ * first binding's Execute was answered stays for the second binding's Execute.
+ */
+static void test_portals_forgotten(void **state)
+{
+	struct results res = {};
+	struct sink k;
+	struct pgwire_conn *c = conn_new(&res, &k, true, 4, 0);
+	struct pgwire_stats st;
+	struct bb b = {};
+	uint8_t p[64];
+	int i, n;
+
+	bb_msg(&b, 'P', S("s\0SELECT $1\0\0\0"));
+	bb_msg(&b, 'S', S(""));
+	feed(c, PGWIRE_CLIENT, &b, 1);
+	bb_msg(&b, '1', S(""));
+	bb_msg(&b, 'Z', S("I"));
+	feed(c, PGWIRE_SERVER, &b, 2);
+	for (i = 0; i < 50; i++) {
+		n = snprintf((char *)p, sizeof(p), "pg8000_portal_%d%cs%c%c%c%c%c%c%c", i, 0, 0, 0, 0, 0, 0, 0, 0);
+		bb_msg(&b, 'B', p, (size_t)n);
+		n = snprintf((char *)p, sizeof(p), "pg8000_portal_%d%c%c%c%c%c", i, 0, 0, 0, 0, 0);
+		bb_msg(&b, 'E', p, (size_t)n);
+		bb_msg(&b, 'S', S(""));
+		feed(c, PGWIRE_CLIENT, &b, 3);
+		bb_msg(&b, '2', S(""));
+		bb_msg(&b, 'D', S("\0\1\0\0\0\1" "1"));
+		bb_msg(&b, 'C', S("SELECT 1\0"));
+		bb_msg(&b, 'Z', S("I"));
+		feed(c, PGWIRE_SERVER, &b, 4);
+		assert_int_equal(res.n, (size_t)i + 1);
+		assert_int_equal(res.v[i].s.kind, PGWIRE_EXTENDED);
+		assert_string_equal(res.v[i].text, "SELECT $1");
+	}
+	/* suspended (a row limit of 1), then fetched to its end */
+	bb_msg(&b, 'B', S("cur\0s\0\0\0\0\0\0\0"));
+	bb_msg(&b, 'E', S("cur\0\0\0\0\1"));
+	bb_msg(&b, 'S', S(""));
+	feed(c, PGWIRE_CLIENT, &b, 5);
+	bb_msg(&b, '2', S(""));
+	bb_msg(&b, 'D', S("\0\1\0\0\0\1" "1"));
+	bb_msg(&b, 's', S(""));
+	bb_msg(&b, 'Z', S("T"));
+	feed(c, PGWIRE_SERVER, &b, 6);
+	bb_msg(&b, 'E', S("cur\0\0\0\0\0"));
+	bb_msg(&b, 'S', S(""));
+	feed(c, PGWIRE_CLIENT, &b, 7);
+	bb_msg(&b, 'C', S("SELECT 0\0"));
+	bb_msg(&b, 'Z', S("T"));
+	feed(c, PGWIRE_SERVER, &b, 8);
+	assert_int_equal(res.n, 52);
+	assert_true(res.v[50].s.suspended);
+	assert_int_equal(res.v[51].s.kind, PGWIRE_EXTENDED);
+	assert_string_equal(res.v[51].text, "SELECT $1");
+	/* "r" executed, closed and bound again in one batch; its second Execute after the answer */
+	bb_msg(&b, 'B', S("r\0s\0\0\0\0\0\0\0"));
+	bb_msg(&b, 'E', S("r\0\0\0\0\0"));
+	bb_msg(&b, 'C', S("Pr\0"));
+	bb_msg(&b, 'B', S("r\0s\0\0\0\0\0\0\0"));
+	bb_msg(&b, 'S', S(""));
+	feed(c, PGWIRE_CLIENT, &b, 9);
+	bb_msg(&b, '2', S(""));
+	bb_msg(&b, 'C', S("SELECT 0\0"));
+	bb_msg(&b, '3', S(""));
+	bb_msg(&b, '2', S(""));
+	bb_msg(&b, 'Z', S("I"));
+	feed(c, PGWIRE_SERVER, &b, 10);
+	bb_msg(&b, 'E', S("r\0\0\0\0\0"));
+	bb_msg(&b, 'S', S(""));
+	feed(c, PGWIRE_CLIENT, &b, 11);
+	bb_msg(&b, 'C', S("SELECT 0\0"));
+	bb_msg(&b, 'Z', S("I"));
+	feed(c, PGWIRE_SERVER, &b, 12);
+	assert_int_equal(res.n, 54);
+	assert_int_equal(res.v[53].s.kind, PGWIRE_EXTENDED);
+	assert_string_equal(res.v[53].text, "SELECT $1");
+	pgwire_conn__stats(c, &st);
+	assert_int_equal(st.dropped_names, 0);
+	assert_int_equal(st.unknown_prepared, 0);
+	pgwire_conn__free(c);
+	results_free(&res);
+}
+
 /* A pipeline deeper than max_inflight: counted, handled as a loss, pairing starts again. */
 static void test_inflight_cap(void **state)
 {
@@ -1342,6 +1429,7 @@ int main(void)
 		cmocka_unit_test(test_pipeline_syncs),
 		cmocka_unit_test(test_name_cap),
 		cmocka_unit_test(test_names_many),
+		cmocka_unit_test(test_portals_forgotten),
 		cmocka_unit_test(test_inflight_cap),
 		cmocka_unit_test(test_fuzz_inputs),
 	};

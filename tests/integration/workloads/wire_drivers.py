@@ -8,6 +8,7 @@ are the call sites the test expects.
 import asyncio
 import json
 import os
+import struct
 import sys
 import time
 
@@ -259,6 +260,87 @@ def mode_pg8000():
     conn.close()
 
 
+class RawWire:
+    """A client of PostgreSQL's protocol in a few lines (trust authentication, as the test
+    cluster's): what no driver sends on demand, for mode_close_pairs."""
+
+    def __init__(self):
+        import socket
+        host, port = os.environ["PGHOST"], int(os.environ["PGPORT"])
+        if host.startswith("/"):
+            self.sock = socket.socket(socket.AF_UNIX)
+            self.sock.connect(os.path.join(host, ".s.PGSQL.%d" % port))
+        else:
+            self.sock = socket.create_connection((host, port))
+        self.buf = b""
+        body = b"".join(k.encode() + b"\0" + v.encode() + b"\0" for k, v in
+                        (("user", os.environ["PGUSER"]), ("database", os.environ["PGDATABASE"]))) + b"\0"
+        self.sock.sendall(struct.pack("!ii", 8 + len(body), 196608) + body)
+        self.until_ready()
+
+    @staticmethod
+    def msg(t, body=b""):
+        return t + struct.pack("!i", 4 + len(body)) + body
+
+    def parse(self, stmt, text):
+        return self.msg(b"P", stmt.encode() + b"\0" + text.encode() + b"\0" + struct.pack("!h", 0))
+
+    def bind_execute(self, portal, stmt, value):
+        v = str(value).encode()
+        bind = portal.encode() + b"\0" + stmt.encode() + b"\0" + struct.pack("!hhi", 0, 1, len(v)) + v + \
+            struct.pack("!h", 0)
+        return self.msg(b"B", bind) + self.msg(b"E", portal.encode() + b"\0" + struct.pack("!i", 0))
+
+    def close_portal(self, portal):
+        # pg8000 1.10's second round trip of each statement, byte for byte
+        return self.msg(b"C", b"P" + portal.encode() + b"\0") + self.msg(b"H") + self.msg(b"S")
+
+    def until_ready(self, step=65536, readies=1):
+        """Reads (step bytes at most a read) up to the readies-th ReadyForQuery: (ok, errors)."""
+        ok = errors = 0
+        while True:
+            while len(self.buf) >= 5 and len(self.buf) >= 1 + struct.unpack("!i", self.buf[1:5])[0]:
+                t, n = self.buf[:1], struct.unpack("!i", self.buf[1:5])[0]
+                self.buf = self.buf[1 + n:]
+                ok += t == b"C"
+                errors += t == b"E"
+                if t == b"Z":
+                    readies -= 1
+                    if not readies:
+                        return ok, errors
+            got = self.sock.recv(step)
+            if not got:
+                raise EOFError("server closed")
+            self.buf += got
+
+
+def mode_close_pairs():
+    """Statements each followed by the Close of its portal in a round trip of its own, as pg8000
+    1.10 sends them (the tool keeps those round trips in the kernel), answered in the three ways
+    that matter: in one read (kept), the client writing its next statement before reading the
+    answer (the kept Sync goes out with that write), and the answer read a few bytes at a time
+    (not a whole message a read: it goes out with the first piece)."""
+    ready()
+    w = RawWire()
+    w.sock.sendall(w.parse("s", "SELECT $1::int + 9") + w.msg(b"S"))
+    w.until_ready()
+    for i in range(N):
+        w.sock.sendall(w.bind_execute("p%d" % i, "s", i) + w.msg(b"S"))  # @close_pairs_loop
+        ok, errors = w.until_ready()
+        res["ok"] += ok
+        res["errors"] += errors
+        w.sock.sendall(w.close_portal("p%d" % i))
+        if i % 3 == 1:
+            w.sock.sendall(w.bind_execute("q%d" % i, "s", i) + w.msg(b"S"))
+            ok, errors = w.until_ready(readies=2)
+            res["ok"] += ok
+            res["errors"] += errors
+            w.sock.sendall(w.close_portal("q%d" % i))
+        w.until_ready(step=3 if i % 3 == 2 else 65536)
+    w.sock.sendall(w.msg(b"X"))
+    w.sock.close()
+
+
 # Statements prepared before the tracer (each connection's statement cache warm): the wire then
 # carries their names only, the tool reads their texts from the driver's frame at the send. Paced,
 # as a service's requests are: the first few after the tracer starts keep their names.
@@ -427,6 +509,7 @@ def mode_dies():
 
 MODES = {"psycopg2": mode_psycopg2, "psycopg3": mode_psycopg3, "psycopg3_async": mode_psycopg3_async,
          "asyncpg": mode_asyncpg, "pg8000": mode_pg8000, "psycopg2_late": mode_psycopg2_late, "mixed_tls": mode_mixed_tls, "dies": mode_dies,
+         "close_pairs": mode_close_pairs,
          "learn_child": mode_learn_child, "warm_asyncpg": mode_warm_asyncpg,
          "warm_uvloop": lambda: mode_warm_asyncpg(uvloop=True), "warm_psycopg3": mode_warm_psycopg3,
          "warm_pg8000": mode_warm_pg8000, "warm_pipeline": mode_warm_pipeline}
