@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """SQL tracing overhead: a tight loop of `SELECT 1` over a Unix socket, untraced and traced
-in alternating runs of the same script, per driver (psycopg2, psycopg 3, asyncpg).
+in alternating runs of the same script, per driver (psycopg2, psycopg 3, asyncpg; pg8000 on demand).
 
 Reports, per driver and configuration (medians over rounds, with the range):
   - added wall time per statement: 1/qps(traced) - 1/qps(untraced); and the same from each run's
@@ -17,7 +17,7 @@ Reports, per driver and configuration (medians over rounds, with the range):
     return of PQexec; psycopg 3: entry of PQsendQueryParams, entry and return of PQgetResult): the
     traps alone, the floor under any tool that times each statement with uprobes.
 
-Usage: sudo bench/sql_overhead.py [--rounds N] [--window SEC] [--drivers psycopg2,psycopg,asyncpg]
+Usage: sudo bench/sql_overhead.py [--rounds N] [--window SEC] [--drivers psycopg2,psycopg,asyncpg,pg8000]
        [--tool-args '--no-http'] [--compare PATH] [--cpu N] [--floor] [--tls] [--https-beside]
        [--json FILE]
 --https-beside: the clients' process also holds a TLS connection to another local server

@@ -24,6 +24,8 @@ HTTPS_BESIDE = os.environ.get("PT_HTTPS_BESIDE")
 
 if driver == "psycopg2":
     import psycopg2 as drv
+elif driver == "pg8000":
+    import pg8000
 elif driver == "asyncpg":
     import asyncio
     import asyncpg
@@ -76,8 +78,22 @@ def client(wfd):
     deep(DEPTH, client_loop, wfd)
 
 
+def connect():
+    if driver != "pg8000":
+        return drv.connect("")
+    # pure Python, no libpq (seen on the wire only); Debian 12's 1.10 closes each statement's
+    # portal in a round trip of its own
+    host, port = os.environ["PGHOST"], os.environ.get("PGPORT", "5432")
+    kw = dict(user=os.environ.get("PGUSER"), database=os.environ.get("PGDATABASE"))
+    if host.startswith("/"):
+        kw["unix_sock"] = os.path.join(host, ".s.PGSQL." + port)
+    else:
+        kw.update(host=host, port=int(port))
+    return pg8000.connect(**kw)
+
+
 def client_loop(wfd):
-    conn = drv.connect("")
+    conn = connect()
     conn.autocommit = True
     cur = conn.cursor()
     cur.execute("SELECT 1")
