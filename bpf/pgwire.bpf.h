@@ -742,9 +742,9 @@ static __always_inline int startup(struct pg_conn *c, struct chunk *ch, __u32 pi
  * the loader reports (it forgets a portal when its Execute completes: src/pgwire.h), so both stay
  * here, half of such a driver's events: a client chunk of exactly those messages is not sent and
  * its Sync is kept (pg_conn.quiet); the server chunks after it are not sent either if they are
- * exactly the answer, in one read or two (no other message, no DataRows to carry). Any other chunk, of either side, goes out with
- * PG_EF_SYNC_KEPT: the loader takes the kept Sync first. Whole chunks only: each message begun
- * and ended in the chunk.
+ * exactly the answer, in one read or two (no other message, no DataRows to carry). Any other
+ * chunk, of either side, goes out with PG_EF_SYNC_KEPT: the loader takes the kept Sync first.
+ * Whole chunks only: each message begun and ended in the chunk.
  *
  * c->sig holds the types of the chunk's last four messages (walk_msg; types are never 0):
  * PG_SIG3('C', 'H', 'S') is those three messages and no other. A walk that starts from
