@@ -333,7 +333,7 @@ static __always_inline void flush(struct walk *w, __u32 flags, bool force)
 	struct pg_event *e = w->e;
 	__u32 size = offsetof(struct pg_event, data) + (w->pos & (PG_EV_DATA - 1));
 
-	/* a kept Sync (pg_quiet_begin) goes out with the chunk's first event, records or not */
+	/* a kept Sync (pg_quiet) goes out with the chunk's first event, records or not */
 	if (!e->nrec && !force && !(e->flags & PG_EF_SYNC_KEPT))
 		return;
 	e->data_len = w->pos;
@@ -529,12 +529,6 @@ static __always_inline long walk_msg(struct walk *w, const bool local)
 		goto lost;
 	if (dir == PG_DIR_CLIENT && (h[0] == 'Q' || h[0] == 'E'))
 		w->statement = true;
-	/*
-	 * The chunk's message types (quiet_pair), in the map value: on the BPF stack a count would
-	 * make each of the walk's iterations a new state for the verifier. (A chunk that completes
-	 * a split header is none of quiet_pair's: pg_quiet_begin saw the held bytes.)
-	 */
-	c->sig = (c->sig << 8) | h[0];
 	record(w, h[0], 0, mlen, w->off + 5, local);
 	w->off += 5;
 	return skip_body(w, c, dir, mlen - 4);
@@ -742,68 +736,63 @@ static __always_inline int startup(struct pg_conn *c, struct chunk *ch, __u32 pi
  * the loader reports (it forgets a portal when its Execute completes: src/pgwire.h), so both stay
  * here, half of such a driver's events: a client chunk of exactly those messages is not sent and
  * its Sync is kept (pg_conn.quiet); the server chunks after it are not sent either if they are
- * exactly the answer, in one read or two (no other message, no DataRows to carry). Any other
- * chunk, of either side, goes out with PG_EF_SYNC_KEPT: the loader takes the kept Sync first.
- * Whole chunks only: each message begun and ended in the chunk.
- *
- * c->sig holds the types of the chunk's last four messages (walk_msg; types are never 0):
- * PG_SIG3('C', 'H', 'S') is those three messages and no other. A walk that starts from
- * PG_SIG_NONE matches nothing: it stays among the first three messages' types, a nonzero byte
- * where a match has none.
+ * exactly the answer, in one read or two (the CloseComplete leaves at the Flush, the
+ * ReadyForQuery at the Sync). Any other chunk, of either side, goes out with PG_EF_SYNC_KEPT: the
+ * loader takes the kept Sync first. Whole chunks only, told by their bytes before any walk: a
+ * kept chunk costs its copy and these compares, no event and no message walk.
  */
-#define PG_SIG2(a, b)		((__u32)(a) << 8 | (b))
-#define PG_SIG3(a, b, c)	((__u32)(a) << 16 | (__u32)(b) << 8 | (c))
-#define PG_SIG_NONE		0x80u
+#define PG_SYNC_MSG	0x0400000053ULL		/* 'S', length 4: the bytes of a Sync, little-endian */
+#define PG_FLUSH_MSG	0x0400000048ULL		/* 'H', length 4 */
 
-static __always_inline bool quiet_pair(const struct pg_event *e, const struct pg_conn *c, __u32 dir)
+static __always_inline __u64 pg_bytes5(const __u8 *p)
 {
-	const struct pg_rec *r = (const void *)e->data;
-
-	if (dir == PG_DIR_SERVER) {
-		/* CloseComplete leaves at the Flush, the ReadyForQuery at the Sync: one read or two */
-		if (!c->quiet)
-			return false;
-		if (c->quiet == 1 && c->sig == '3')
-			return !e->nrec;
-		return c->sig == (c->quiet == 1 ? PG_SIG2('3', 'Z') : 'Z') && e->nrec == 1 &&
-		       r->type == 'Z' && !r->rows_before;
-	}
-	if (c->quiet || (c->sig != PG_SIG2('C', 'S') && c->sig != PG_SIG3('C', 'H', 'S')))
-		return false;
-	/* the Close's target: 'P', a portal (a statement's Close goes out: its name's text goes) */
-	return r->type == 'C' && r->caplen >= 1 && e->data[sizeof(*r)] == 'P';
+	return (__u64)p[0] | (__u64)p[1] << 8 | (__u64)p[2] << 16 | (__u64)p[3] << 24 | (__u64)p[4] << 32;
 }
 
 /*
- * Before a chunk's walk: a kept Sync is flagged on the chunk's first event (sent unless the
- * chunk turns out to be its answer); a chunk that begins inside a message, or after a loss or
- * with other flags, is no quiet pair. Global functions, these two: their branches inlined would
- * multiply the states of the rest of pg_chunk for the verifier.
+ * A whole chunk of len bytes, copied to lb, on a connection with nothing split (how: dir, and
+ * the event's first flags << 8: none): 1 if it is a pair or its answer, kept here.
+ * A global function, verified once: inlined, its branches would multiply pg_chunk's states.
  */
-__noinline int pg_quiet_begin(struct pg_conn *c, struct pg_event *e, __u32 dir)
+__noinline int pg_quiet(struct pg_conn *c, const struct pg_local *lb, __u32 len, __u32 how)
 {
-	if (!c || !e)
-		return 0;
-	c->sig = c->skip[dir & 1] || c->hlen[dir & 1] || e->flags ? PG_SIG_NONE : 0;
-	if (c->quiet)
-		e->flags |= PG_EF_SYNC_KEPT;
-	return 0;
-}
+	__u32 dir = how & 1, mlen, rest;
+	const __u8 *b;
 
-/* After the walk (broken: the chunk's framing was lost): 1 if the chunk stays here, unsent. */
-__noinline int pg_quiet(struct pg_conn *c, const struct pg_event *e, __u32 dir, __u32 broken)
-{
-	if (!c || !e)
+	if (!c || !lb || (how >> 8) || c->skip[dir] || c->hlen[dir] || len > PG_LOCAL_MAX)
 		return 0;
-	if (!broken && !c->skip[dir & 1] && !c->hlen[dir & 1] && quiet_pair(e, c, dir)) {
-		/* 1: a pair sent; 2: its CloseComplete read; 0: answered */
-		c->quiet = dir == PG_DIR_CLIENT ? 1 : c->sig == '3' ? 2 : 0;
-		if (!c->quiet)
-			pt_count(PT_CNT_PG_QUIET);
+	b = lb->b;
+	if (dir == PG_DIR_SERVER) {
+		if (!c->quiet || c->drows)
+			return 0;
+		if (c->quiet == 1 && len == 5 && pg_bytes5(b) == 0x0400000033ULL) {
+			c->quiet = 2;	/* CloseComplete alone: its ReadyForQuery comes next */
+			return 1;
+		}
+		if (c->quiet == 1 && len == 11 && pg_bytes5(b) == 0x0400000033ULL &&
+		    pg_bytes5(b + 5) == 0x050000005aULL)
+			goto answered;
+		if (c->quiet == 2 && len == 6 && pg_bytes5(b) == 0x050000005aULL)
+			goto answered;
+		return 0;
+answered:
+		c->quiet = 0;
+		pt_count(PT_CNT_PG_QUIET);
 		return 1;
 	}
-	c->quiet = 0;
-	return 0;
+	/* Close: 'C', its length, 'P', the portal's name and its NUL; [Flush]; Sync */
+	if (c->quiet || len < 12 || b[0] != 'C' || b[5] != 'P')
+		return 0;
+	mlen = be32(b + 1);
+	if (mlen < 6 || mlen + 1 + 5 > len)
+		return 0;
+	rest = len - mlen - 1;
+	if ((rest != 5 && rest != 10) || b[mlen & (PG_LOCAL_MAX - 1)] ||
+	    pg_bytes5(b + ((len - 5) & (PG_LOCAL_MAX - 1))) != PG_SYNC_MSG ||
+	    (rest == 10 && pg_bytes5(b + ((mlen + 1) & (PG_LOCAL_MAX - 1))) != PG_FLUSH_MSG))
+		return 0;
+	c->quiet = 1;
+	return 1;
 }
 
 /*
@@ -880,7 +869,6 @@ __noinline int pg_chunk(__u64 conn, struct pg_conn *c, __u64 buf, __u64 lens, __
 	if (!e)
 		return 0;
 	e->flags = eflags;
-	pg_quiet_begin(c, e, dir);
 	w.e = e;
 	w.conn = c;
 	w.buf = ch.buf;
@@ -894,8 +882,16 @@ __noinline int pg_chunk(__u64 conn, struct pg_conn *c, __u64 buf, __u64 lens, __
 		/* bound the very register passed: the compiler would test a zero-extended copy */
 		asm volatile("" : "+r"(n));
 		n &= 2 * PG_LOCAL_MAX - 1;
-		if (lb && n <= PG_LOCAL_MAX && !bpf_probe_read_user(lb->b, n, (void *)ch.buf))
+		if (lb && n <= PG_LOCAL_MAX && !bpf_probe_read_user(lb->b, n, (void *)ch.buf)) {
 			w.local = lb->b;
+			if (pg_quiet(c, lb, ch.len, dir | (__u32)eflags << 8))
+				return 0;
+		}
+	}
+	/* a Sync kept, and this chunk not its answer: the loader takes it first */
+	if (c->quiet) {
+		e->flags |= PG_EF_SYNC_KEPT;
+		c->quiet = 0;
 	}
 	PT_PHASE(dir == PG_DIR_CLIENT ? PG_PH_EVENT : PG_PH_SERVER + PG_PH_EVENT);
 	if (w.local)
@@ -914,8 +910,6 @@ __noinline int pg_chunk(__u64 conn, struct pg_conn *c, __u64 buf, __u64 lens, __
 		e->flags |= PG_EF_PARTIAL;
 	}
 	PT_PHASE(dir == PG_DIR_CLIENT ? PG_PH_MSGS : PG_PH_SERVER + PG_PH_MSGS);
-	if (pg_quiet(c, e, dir, w.broken))
-		return 0;
 	if (w.statement)
 		walk_stack(e, pid, c);
 	flush(&w, 0, eflags || w.broken);

@@ -140,7 +140,7 @@ struct pg_conn {
 	__u32 skip[2];		/* per direction: body bytes of the current message still to come */
 	__u64 pqconn;		/* encrypted: the PGconn last reported for it */
 	__u32 drows;		/* server side: DataRows not yet carried by a record */
-	__u32 sig;		/* scratch: the types of the messages of the chunk walked (pgwire.bpf.h) */
+	__u32 pad2;
 	__u8 hlen[2];		/* per direction: bytes of a split header held in hdr (< 5) */
 	/*
 	 * 1: the last client chunk was a portal's Close and a Sync alone (pg8000 1.10's second round
