@@ -60,6 +60,7 @@ struct httptrace {
 	uint64_t scope_route_reads, scope_route_errors;	/* scope_route() */
 	uint64_t self_start;		/* our start, in clock ticks since boot (/proc/self/stat) */
 	uint64_t adopted, adopt_failed;	/* connections accepted before tracing, followed from then */
+	uint64_t not_python;		/* host-wide: events of processes not running Python (procs__ours) */
 	int uv_slot;		/* its program's slot in the session's uvloop probe (uvwrite.h) */
 	struct bpf_link *exit_links[11];	/* tp_exit_socket on each of exit_syscalls */
 };
@@ -357,6 +358,11 @@ static void httptrace_event(void *c, const void *data, size_t size)
 
 	if (size < at || size < at + e->data_len || e->data_len > HTTP_PREFIX_MAX)
 		return;
+	/* before any connection of the pid is touched: a verdict of "not Python" forgets them */
+	if (!procs__ours(session__procs(h->session), e->hdr.pid)) {
+		h->not_python++;
+		return;
+	}
 	switch (e->hdr.type) {
 	case PT_EV_HTTP_REQ:
 		requests__req(h->req, e->hdr.pid, e->tid, e->fd, e->ts, e->last_write_ts,
@@ -574,6 +580,7 @@ static void httptrace_json(void *c, struct jsonw *w)
 	jsonw__uint_field(w, "lost_events", st.lost);
 	jsonw__uint_field(w, "connections_not_followed", st.conns_dropped + st.adopt_failed);
 	jsonw__uint_field(w, "connections_from_before_tracing", st.adopted);
+	jsonw__uint_field(w, "events_of_processes_not_python", h->not_python);
 	jsonw__uint_field(w, "route_template_reads", st.route_reads);
 	jsonw__uint_field(w, "route_template_errors", st.route_errors);
 	jsonw__uint_field(w, "streamed_response_scope_reads", st.scope_reads);

@@ -92,6 +92,7 @@ struct pgwiretrace {
 	uint64_t texts_ambiguous;	/* chunks that Bind other statements too: none taken */
 	uint64_t texts_mismatched;	/* texts whose parameters are not the Bind's: not taken */
 	uint64_t tls_seen;		/* sockets not followed that carried TLS (PT_EV_PG_TLS_SEEN) */
+	uint64_t not_python;		/* host-wide: events of processes not running Python (procs__ours) */
 	uint64_t tls_not_pg;		/* of which not PostgreSQL's (sockpeer.h): no probes for them */
 	uint64_t tls_unknown_peer;	/* of which /proc could not tell: probed, as if PostgreSQL's */
 	struct pgwiretrace_port tls_other[PGWIRE_OTHER_PORTS];	/* those not PostgreSQL's, by the
@@ -654,7 +655,14 @@ static void pgwiretrace_event(void *ctx, const void *data, size_t size)
 	const struct pg_event *e = data;
 	struct conn *c;
 
-	if (size >= sizeof(struct pt_event_hdr) && e->hdr.type == PT_EV_PG_TEXT) {
+	if (size < sizeof(struct pt_event_hdr))
+		return;
+	/* before any connection of the pid is touched: a verdict of "not Python" forgets them */
+	if (!procs__ours(session__procs(p->session), e->hdr.pid)) {
+		p->not_python++;
+		return;
+	}
+	if (e->hdr.type == PT_EV_PG_TEXT) {
 		on_text(p, data, size);	/* shorter than a pg_event's head */
 		return;
 	}
@@ -922,6 +930,7 @@ static void pgwiretrace_json(void *ctx, struct jsonw *w)
 	jsonw__uint_field(w, "framing_lost", st.desync);
 	jsonw__uint_field(w, "chunks_too_long", st.long_chunks);
 	jsonw__uint_field(w, "portal_close_round_trips_kept_in_kernel", st.quiet_closes);
+	jsonw__uint_field(w, "events_of_processes_not_python", p->not_python);
 	jsonw__bool_field(w, "libpq_for_encrypted", p->o.libpq_for_tls);
 	jsonw__uint_field(w, "libpq_statements", st.libpq_kept);
 	jsonw__uint_field(w, "libpq_statements_left_to_the_wire", st.libpq_left);

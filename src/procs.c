@@ -21,6 +21,7 @@
 #define PENDING_RETRY_NS (40 * 1000000ULL)	/* host-wide: a new process, inspected again this often */
 #define PENDING_RETRY_SUBTREE_NS (5 * 1000000ULL)	/* under --pid or a command: few processes, retried sooner */
 #define PENDING_MAX_NS (3000 * 1000000ULL)	/* ... for at most this long, then it is not Python */
+#define OURS_RETRY_NS (1000000ULL)	/* ... and at an event of its own (procs__ours) at most this often */
 #define PF_KTHREAD 0x00200000
 
 
@@ -683,6 +684,39 @@ bool procs__settle(struct procs *p, pid_t pid)
 	if (pr->state == PROC_UNKNOWN)
 		host_verdict(p, pr, inspect_filtered(p, pr, NULL, 0), mono_ns());
 	return pr->state != PROC_UNKNOWN;
+}
+
+bool procs__ours(struct procs *p, uint32_t pid)
+{
+	struct proc *pr;
+	uint64_t now;
+
+	if (!p->o.host_wide)
+		return true;
+	pr = procs__get(p, pid, false);
+	if (!pr) {
+		uint32_t how;
+
+		/*
+		 * Not announced yet (a fork whose event waits in the other ring buffer), or forgotten
+		 * (not Python: its last events were queued before): the BPF side still follows the
+		 * first only.
+		 */
+		if (!pid || bpf_map_lookup_elem(p->o.tracked_fd, &pid, &how))
+			return false;
+		pr = procs__get(p, pid, true);
+		if (!pr)
+			return false;
+		host_consider(p, pr);
+		pr = procs__get(p, pid, false);	/* forget() freed it if it is not Python */
+	} else if (pr->state == PROC_UNKNOWN && pr->live && pr->pending_ns) {
+		now = mono_ns();
+		if (now - pr->last_try_ns < OURS_RETRY_NS)
+			return false;
+		host_verdict(p, pr, inspect(p, pr, NULL, 0), now);
+		pr = procs__get(p, pid, false);	/* forget() freed it if it is not Python */
+	}
+	return pr && pr->state == PROC_PYTHON;
 }
 
 bool procs__any_pending(const struct procs *p)

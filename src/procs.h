@@ -130,6 +130,16 @@ bool procs__any_pending(const struct procs *p);
  */
 bool procs__settle(struct procs *p, pid_t pid);
 /*
+ * Whether what pid sent (a statement, a request) is to be reported. Under --pid or a command,
+ * every process followed counts (the command's own children are its work, Python or not).
+ * Host-wide, only a process known to run Python counts, as for samples: every exec on the host is
+ * followed until its verdict (inspected again every 40 ms), and psql, pg_dump or any other
+ * program talks to PostgreSQL well within that. One not judged yet is inspected now, at most
+ * once a millisecond: it ran far enough to send what it sent, so its libraries are mapped and, if
+ * it is a CPython, its interpreter is ready.
+ */
+bool procs__ours(struct procs *p, uint32_t pid);
+/*
  * Host-wide: follow every process now running a supported CPython and passing the filters (a
  * scan of /proc; the tracer itself, kernel threads and zombies are never followed). Those that
  * appear later come as exec events (the BPF side's host_wide). Returns how many were found.

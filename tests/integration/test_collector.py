@@ -14,6 +14,9 @@ Prometheus.
   report     /report.json is the JSON report of the last window, and windows do not accumulate
   faults     50 concurrent scrapes; a scrape while a traced process dies; SIGTERM mid-scrape exits 0
              and leaves no BPF program behind (bpftool)
+  warm       the collector started on warm services (workers, PostgreSQL connections and route
+             tables from before it): request counts per route, statements equal to
+             pg_stat_statements' calls, N+1; psql run meanwhile (not Python) counted nowhere
   churn      gunicorn --max-requests 50 over 2,400 requests and 300 short-lived Python processes:
              resident memory after warm-up stays within a bound, file descriptors return to their
              count, dead workers are forgotten and no series names one
@@ -564,6 +567,83 @@ def case_scrape(cluster, tmp):
             p.wait()
 
 
+def case_warm(cluster, tmp):
+    """The collector started on a host whose services are warm: their workers, PostgreSQL
+    connections (Django's CONN_MAX_AGE, SQLAlchemy's pool) and route tables all exist before it.
+    Beside them, psql started by a Python process (the test): followed from its exec until its
+    verdict, as every exec is host-wide, and not Python: none of its statements is counted."""
+    g = f = col = None
+    try:
+        g, dport = start_django(cluster, tmp, "warm", env_extra={"OTEL_SERVICE_NAME": "recipes-django"})
+        f, fport = start_flask(cluster, tmp)
+        if not record("warm: both services answer", wait_http(dport, "/health/") and wait_http(fport, "/health/")):
+            return
+        errors = drive(dport, DJANGO_PLAN) + drive(fport, FLASK_PLAN)	# connections opened, pools filled
+        col = Collector(tmp, "warm", ["--report-interval", "2"])
+        if not record("warm: the collector serves /metrics", col.url is not None, col.t.stderr()[-600:]):
+            return
+        found = wait_for(lambda: all(re.search(r"pid %d: following" % p.pid, col.t.stderr()) for p in (g, f)), 10)
+        record("warm: the running services are followed", found, col.t.stderr()[-600:])
+        time.sleep(1.5)		# the health checks' requests complete (1 s idle)
+        ms0 = col.ms()
+        cluster.pgss_reset()
+        errors += drive(dport, DJANGO_PLAN) + drive(fport, FLASK_PLAN)
+        env = dict(os.environ, PGOPTIONS="-c client_min_messages=warning", **cluster.client_env())
+        for i in range(3):
+            subprocess.run([os.path.join(harness.PGBIN, "psql"), "-X", "-q", "-tA", "-c", "SELECT %d AS not_python" % i],
+                           env=env, stdout=subprocess.DEVNULL, check=True, cwd="/")
+        record("warm: every request got its expected status", not errors, str(errors[:3]))
+        time.sleep(3.5)		# the last responses complete (1 s idle), then a report window ends
+        ms1 = col.ms()
+
+        def delta(name, **want):
+            return metric(ms1, name, **want) - metric(ms0, name, **want)
+        for svc, plan in (("recipes-django", DJANGO_PLAN), ("web_flask", FLASK_PLAN)):
+            want, got = {}, {}
+            for path, status, n in plan:
+                key = (route_of(path, svc == "recipes-django"), str(status))
+                want[key] = want.get(key, 0) + n
+            for (n, labels), v in ms1.items():
+                l = dict(labels)
+                if n == "http_server_request_duration_seconds_count" and l.get("service_name") == svc:
+                    k = (l.get("http_route"), l.get("http_response_status_code"))
+                    if v - ms0.get((n, labels), 0) > 0 and k[0] != "/health/":
+                        got[k] = got.get(k, 0) + int(v - ms0.get((n, labels), 0))
+            record("warm: %s: request counts per route (its own table's templates) equal what was sent" % svc,
+                   got == want, "got %s want %s" % (got, want))
+        pg = [(q, c) for q, c in cluster.pgss(toplevel_only=True) if "pg_stat_statements" not in q]
+        psql = sum(c for q, c in pg if "not_python" in q)
+        ours = sum(c for q, c in pg if "not_python" not in q)
+        by_svc = {}
+        for (n, labels), v in ms1.items():
+            if n == "db_client_operation_duration_seconds_count":
+                svc = dict(labels).get("service_name")
+                by_svc[svc] = by_svc.get(svc, 0) + int(v - ms0.get((n, labels), 0))
+        record("warm: statements on connections opened before the collector: their count over every service "
+               "equals pg_stat_statements' calls (%d), psql's 3 left out" % ours,
+               psql == 3 and ours > 0 and sum(by_svc.values()) == ours and not by_svc.get("other"),
+               "by service %s; pg_stat_statements: %d, psql's %d" % (by_svc, ours, psql))
+        st, body, _ = get(col.url + "/report.json")
+        doc = json.loads(body) if st == 200 else {}
+        gone = doc.get("sql_wire", {}).get("events_of_processes_not_python", 0)
+        record("warm: psql's were read, and left out as not Python's (sql_wire.events_of_processes_not_python %s)" % gone,
+               gone >= 1, json.dumps(doc.get("sql_wire", {}))[:400])
+        record("warm: none counted outside requests",
+               delta("pytrace_db_operations_unattributed_total") == 0,
+               str([(k, v) for k, v in ms1.items() if k[0] == "pytrace_db_operations_unattributed_total" and v]))
+        n1 = [(dict(l), v - ms0.get((n, l), 0)) for (n, l), v in ms1.items() if n == "pytrace_n_plus_one_total"]
+        record("warm: N+1 counted for /recipes/ at demo/recipes/views.py:12, 6 requests, and for /books/",
+               any(l.get("http_route") == "/recipes/" and l["code_line_number"] == "12" and v == 6 for l, v in n1) and
+               any(l.get("http_route") == "/books/" and v == 6 for l, v in n1), str(n1))
+    finally:
+        if col:
+            rc, err = col.stop()
+            record("warm: the collector exits 0 on SIGTERM", rc == 0, err[-400:])
+        for p in (g, f):
+            if p:
+                stop_proc(p)
+
+
 def case_cli_pprof(cluster, tmp):
     """--pprof of the one-shot CLI: go tool pprof reads it; its top function is the folded output's."""
     env = dict(os.environ)
@@ -714,7 +794,7 @@ def main():
         subprocess.run([PY, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=DEMO, env=env, check=True)
         subprocess.run([PY, "manage.py", "seed", "--recipes", str(K)], cwd=DEMO, env=env, check=True,
                        stdout=subprocess.DEVNULL)
-        for name, fn in (("scrape", case_scrape), ("cli", case_cli_pprof), ("security", case_security),
+        for name, fn in (("scrape", case_scrape), ("warm", case_warm), ("cli", case_cli_pprof), ("security", case_security),
                          ("churn", case_churn)):
             if args.k in name:
                 fn(cluster, tmp)
