@@ -40,6 +40,22 @@ static __always_inline bool pt_holds_gil(struct task_struct *task, const struct 
 	return locked == 1 && holder == tstate;
 }
 
+/*
+ * Whether a sample of n frames of proc wakes the loader at once (struct pt_proc's samples_sent):
+ * the others wait for its next poll (a tenth of a second), which a process of a tenth of a second
+ * does not live to see. PT_EAGER_SAMPLES wake-ups a process: a few hundredths of a millisecond.
+ */
+#define PT_EAGER_SAMPLES 16
+
+static __always_inline bool pt_eager(struct pt_proc *proc, __u32 n)
+{
+	/* not atomic: two CPUs sampling at once may count one; a wake-up more, harmless */
+	if (!proc || !n || proc->samples_sent >= PT_EAGER_SAMPLES)
+		return false;
+	proc->samples_sent++;
+	return true;
+}
+
 SEC("perf_event")
 int sample_stack(struct bpf_perf_event_data *ctx)
 {
@@ -90,7 +106,7 @@ int sample_stack(struct bpf_perf_event_data *ctx)
 	if (n > PT_MAX_FRAMES)
 		n = PT_MAX_FRAMES;
 	size = offsetof(struct pt_sample, stack.frames) + n * sizeof(struct pt_frame);
-	if (bpf_ringbuf_output(&events, s, size, pt_rb_flags()))
+	if (bpf_ringbuf_output(&events, s, size, pt_eager(proc, n) ? BPF_RB_FORCE_WAKEUP : pt_rb_flags()))
 		pt_count(PT_CNT_LOST);
 	return 0;
 }

@@ -74,6 +74,9 @@ int BPF_PROG(track_fork, struct task_struct *parent, struct task_struct *child)
 	proc = bpf_map_lookup_elem(&procs, &ppid);
 	if (proc)
 		bpf_map_update_elem(&procs, &pid, proc, BPF_ANY);
+	proc = bpf_map_lookup_elem(&procs, &pid);
+	if (proc)
+		proc->samples_sent = 0;	/* its own first samples wake the loader (sampler.bpf.c) */
 	proc_event(PT_EV_FORK, pid, ppid);
 	return 0;
 }

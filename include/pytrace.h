@@ -47,7 +47,12 @@ struct pt_proc {
 	__u64 gil;
 	__u16 gil_locked;	/* int: held now */
 	__u16 gil_holder;	/* last_holder: PyThreadState * */
-	__u32 pad;
+	/*
+	 * The sampler's: samples sent since the loader last configured the process. Its first
+	 * PT_EAGER_SAMPLES wake the loader at once, which then names their code objects while the
+	 * process lives (a short one may be gone by the next poll, and its frames unknown).
+	 */
+	__u32 samples_sent;
 	/*
 	 * A thread pool's thread working for an asyncio task. Two thread pools name the task in a
 	 * frame of theirs: asgiref's SyncToAsync.thread_handler(self, loop, source_task, ...)

@@ -17,7 +17,8 @@ through chroot):
 - once: run by root with SUDO_UID/SUDO_GID, the command runs as that user (Debian's python3:
   pyenv's live under /root and sid's need chroot, which that user cannot run); bad
   combinations, a command that cannot be run (127), --duration ending the command, and the
-  first statement a command sends to a private PostgreSQL in the report.
+  first statement a command sends to a private PostgreSQL in the report; a command that lives a few
+  hundredths of a second has its frames named.
 
 Run as root from the repository: tests/integration/test_launch.py [-k SUBSTRING] [-v]
 Ends with a line "N passed, N failed"; exits non-zero if anything failed.
@@ -272,6 +273,40 @@ def check_first_sql(tmp):
         cluster.stop()
 
 
+SHORT = """
+import sys
+def fib(n):
+    return n if n < 2 else fib(n - 1) + fib(n - 2)
+def main():
+    fib(int(sys.argv[1]))
+main()
+"""
+
+
+def check_short(tmp):
+    """A command that lives a few hundredths of a second: its frames are named although it is gone
+    before the tool's next poll (its first samples wake the tool at once, which reads their code
+    objects while it lives). Three runs; the build before named none of their frames."""
+    script = os.path.join(tmp, "short.py")
+    with open(script, "w") as f:
+        f.write(SHORT)
+    total = unknown = fib = 0
+    runs = []
+    for i in range(3):
+        folded = os.path.join(tmp, "short-%d.folded" % i)
+        out = run([TOOL, "--collapsed", folded, "--", "/usr/bin/python3", script, "26"])
+        stacks = read_folded(folded)
+        n = sum(c for _, c in stacks)
+        u = sum(c for fr, c in stacks if "[unknown]" in fr)
+        k = sum(c for fr, c in stacks if any(fname(x) == "fib" for x in fr))
+        runs.append((out.returncode, n, u, k, re.findall(r"exited .* after [0-9.]+ s", out.stderr)))
+        total, unknown, fib = total + n, unknown + u, fib + k
+    record("a command of a few hundredths of a second: its frames named (%d of %d samples with an unknown "
+           "frame, %d in fib)" % (unknown, total, fib),
+           all(r[0] == 0 for r in runs) and total >= 3 and unknown * 4 <= total and fib * 3 >= total,
+           "runs (exit, samples, with unknown frames, in fib, lifetime): %s" % runs)
+
+
 def main():
     args, status = harness.start("run only interpreters whose label contains this (comma-separated)")
     if status is not None:
@@ -294,6 +329,7 @@ def main():
                 record(it.label + ": ran", False, repr(e))
         if not args.k or "once" in args.k.split(","):  # -k once: these alone
             check_once(tmp)
+            check_short(tmp)
             check_first_sql(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
