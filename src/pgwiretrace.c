@@ -65,6 +65,7 @@ struct proc_src {
 	uint64_t wire_tls;	/* of the wire's, read in the plaintext of encrypted ones (pgtls.h) */
 	uint32_t connections, tls;	/* PostgreSQL connections, and encrypted ones */
 	uint8_t peers_read;		/* of its connections, whose port was read (PEERS_READ) */
+	uint32_t live;			/* of its connections, those followed now (forget_pid) */
 };
 
 struct pgwiretrace {
@@ -158,11 +159,15 @@ static struct conn *conn_add(struct pgwiretrace *p, uint64_t key)
 static void conn_del(struct pgwiretrace *p, struct conn *c)
 {
 	uint32_t hole = home(c->key), j, n;
+	struct proc_src *src;
 
 	for (n = 0; n < MAX_CONNS && p->conns[hole] != c; n++)
 		hole = (hole + 1) % MAX_CONNS;
 	if (n == MAX_CONNS)
 		return;
+	src = pidtab__get(&p->procs, (uint32_t)(c->key >> 32));
+	if (src && src->live)
+		src->live--;
 	pgwire_conn__free(c->pw);
 	free(c->text);
 	free(c);
@@ -399,8 +404,10 @@ static struct conn *conn_get(struct pgwiretrace *p, const struct pg_event *e, bo
 	if (e->flags & PG_EF_MIDSTREAM)
 		p->st.midstream++;
 	src = proc_src(p, e->hdr.pid);
-	if (src)
+	if (src) {
 		src->connections++;
+		src->live++;
+	}
 	if (src && p->o.libpq_for_tls && src->peers_read < PEERS_READ) {
 		src->peers_read++;
 		learn_port(p, e->hdr.pid, e->fd);
@@ -696,9 +703,11 @@ static void pgwiretrace_event(void *ctx, const void *data, size_t size)
 static void forget_pid(void *ctx, pid_t pid)
 {
 	struct pgwiretrace *p = ctx;
+	const struct proc_src *src = pidtab__get(&p->procs, (uint32_t)pid);
 	uint32_t i;
 
-	for (i = 0; i < MAX_CONNS; i++) {
+	/* most processes that come and go never had one: no walk of every slot for them */
+	for (i = 0; (src ? src->live : p->procs_dropped) && i < MAX_CONNS; i++) {
 		struct conn *c;
 
 		while ((c = p->conns[i]) && (uint32_t)(c->key >> 32) == (uint32_t)pid) {

@@ -521,6 +521,11 @@ static bool retryable(int ret)
  * program whose libraries are not mapped yet (libpython may be one), is tried again for a while;
  * anything else that is not a supported Python is forgotten.
  */
+static uint64_t pending_retry_ns(const struct procs *p)
+{
+	return p->o.host_wide ? PENDING_RETRY_NS : PENDING_RETRY_SUBTREE_NS;
+}
+
 static void host_verdict(struct procs *p, struct proc *pr, int ret, uint64_t now)
 {
 	if (!ret)
@@ -530,6 +535,8 @@ static void host_verdict(struct procs *p, struct proc *pr, int ret, uint64_t now
 	if (retryable(ret) && now - pr->pending_ns < PENDING_MAX_NS) {
 		pr->state = PROC_UNKNOWN;
 		p->any_pending = true;
+		if (pr->last_try_ns + pending_retry_ns(p) < p->pending_due_ns)
+			p->pending_due_ns = pr->last_try_ns + pending_retry_ns(p);
 		return;
 	}
 	if (!p->o.host_wide) {
@@ -560,18 +567,23 @@ static void host_consider(struct procs *p, struct proc *pr)
 
 void procs__pending(struct procs *p, uint64_t now)
 {
+	uint64_t retry = pending_retry_ns(p);
 	uint32_t i;
 	bool any = false;
 
-	if (!p->any_pending)
+	/* a walk of the whole table, at most once a retry period (not at every poll) */
+	if (!p->any_pending || now < p->pending_due_ns)
 		return;
+	p->pending_due_ns = UINT64_MAX;		/* host_verdict() brings it forward */
 	for (i = 0; i < p->tab.cap; i++) {
 		struct proc *pr = pidtab__slot(&p->tab, i);
 
 		if (!pr || pr->state != PROC_UNKNOWN || !pr->pending_ns || !pr->live)
 			continue;
-		if (now - pr->last_try_ns < (p->o.host_wide ? PENDING_RETRY_NS : PENDING_RETRY_SUBTREE_NS)) {
+		if (now - pr->last_try_ns < retry) {
 			any = true;
+			if (pr->last_try_ns + retry < p->pending_due_ns)
+				p->pending_due_ns = pr->last_try_ns + retry;
 			continue;
 		}
 		host_verdict(p, pr, inspect(p, pr, NULL, 0), now);

@@ -31,6 +31,7 @@ struct procs {
 	struct procs_stats st;
 	uint64_t start_ns;
 	bool any_pending;
+	uint64_t pending_due_ns;	/* no pending process is due for a look before then */
 	struct procs_seen seen[PROCS_SEEN_MAX];
 	unsigned nseen;
 	uint64_t seen_not_listed;
