@@ -6,6 +6,7 @@
 #include "httpparse.h"
 #include "jsonw.h"
 #include "lathist.h"
+#include "pidtab.h"
 #include "pytrace_user.h"
 #include "requests.h"
 
@@ -117,12 +118,23 @@ struct finding {
 	uint32_t per_request;		/* most repeats seen in one request */
 };
 
+struct pid_held {
+	uint32_t pid;		/* key (pidtab.h) */
+	uint32_t n;		/* its connections and threads in the tables */
+};
+
 struct requests {
 	struct requests_opts o;
 	struct conn **conns;		/* open addressing on (pid, fd) */
 	size_t nconn_slots, nconns;
 	struct thread **threads;	/* open addressing on (pid, tid) */
 	size_t nthread_slots, nthreads;
+	/*
+	 * struct pid_held: how many of both each process holds, so that the exit of one that holds
+	 * none (most processes that come and go) walks neither table; full: walk them anyway
+	 */
+	struct pidtab pids;
+	bool pids_full;
 	struct strtab strings;		/* patterns and call sites */
 	struct strtab routes;
 	uint32_t other_route;
@@ -263,7 +275,9 @@ struct requests *requests__new(const struct requests_opts *o)
 	r->aggs = calloc(r->aggs_alloc, sizeof(*r->aggs));
 	r->findings_alloc = FIRST_ALLOC;
 	r->findings = calloc(r->findings_alloc, sizeof(*r->findings));
-	if (!r->conns || !r->threads || !r->aggs || !r->findings || strtab_init(&r->strings, MAX_STRINGS) ||
+	if (!r->conns || !r->threads || !r->aggs || !r->findings ||
+	    pidtab__init(&r->pids, r->o.max_conns + r->o.max_threads, sizeof(struct pid_held)) ||
+	    strtab_init(&r->strings, MAX_STRINGS) ||
 	    strtab_init(&r->routes, r->o.max_routes + 1)) {
 		requests__free(r);
 		return NULL;
@@ -284,6 +298,7 @@ void requests__free(struct requests *r)
 		free(r->threads[i]);
 	free(r->conns);
 	free(r->threads);
+	pidtab__fini(&r->pids);
 	free(r->aggs);
 	free(r->findings);
 	strtab_free(&r->strings);
@@ -350,6 +365,20 @@ static void remove_slot(void **tab, size_t nslots, size_t slot)
 	}
 }
 
+/* pid holds one more entry of the tables (by -1: one less) */
+static void pid_held(struct requests *r, uint32_t pid, int by)
+{
+	struct pid_held *h = by > 0 ? pidtab__add(&r->pids, pid, NULL) : pidtab__get(&r->pids, pid);
+
+	if (!h) {
+		r->pids_full |= by > 0;
+		return;
+	}
+	h->n += by;
+	if (!h->n)
+		pidtab__del(&r->pids, h);
+}
+
 static struct conn *conn_get(struct requests *r, uint32_t pid, int32_t fd, bool create)
 {
 	bool found;
@@ -368,6 +397,7 @@ static struct conn *conn_get(struct requests *r, uint32_t pid, int32_t fd, bool 
 	c->fd = fd;
 	r->conns[s] = c;
 	r->nconns++;
+	pid_held(r, pid, 1);
 	return c;
 }
 
@@ -379,6 +409,7 @@ static void conn_remove(struct requests *r, struct conn *c)
 	if (found) {
 		remove_slot((void **)r->conns, r->nconn_slots, s);
 		r->nconns--;
+		pid_held(r, c->pid, -1);
 	}
 	free(c);
 }
@@ -402,6 +433,7 @@ static struct thread *thread_get(struct requests *r, uint32_t pid, uint32_t tid,
 	t->last_read_fd = -1;
 	r->threads[s] = t;
 	r->nthreads++;
+	pid_held(r, pid, 1);
 	return t;
 }
 
@@ -1276,6 +1308,8 @@ void requests__forget_pid(struct requests *r, uint32_t pid)
 {
 	size_t i;
 
+	if (!r->pids_full && !pidtab__get(&r->pids, pid))
+		return;		/* holds nothing: no walk of both tables */
 	for (i = 0; i < r->nconn_slots; i++) {
 		struct conn *c = r->conns[i];
 
@@ -1301,6 +1335,7 @@ void requests__forget_pid(struct requests *r, uint32_t pid)
 			free(t);
 			remove_slot((void **)r->threads, r->nthread_slots, i);
 			r->nthreads--;
+			pid_held(r, pid, -1);
 			i--;
 		}
 	}

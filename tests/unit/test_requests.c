@@ -791,6 +791,60 @@ static void resp_of(struct requests *r, uint32_t pid, int fd, uint64_t ts)
  * worker's is; never a request of another family, of a process that reads uWSGI packets itself
  * (a worker also serving --http-socket), with another target, or read a second or more before.
  */
+/*
+ * A process's exit (or exec) ends what it holds, and only that: the connections it served (their
+ * request unanswered), its threads' statements still waiting. A process that holds nothing is
+ * skipped without a walk of the tables, so what the tables count per process must be right: a
+ * process that holds only a thread (a statement held for its task's response) is one that holds.
+ */
+static void test_forget_pid(void **state)
+{
+	const char *get = "GET /a HTTP/1.1\r\n\r\n", *line = "HTTP/1.1 200 OK\r\n";
+	struct requests_opts o = {};
+	struct requests *r = requests__new(&o);
+	struct requests_stats st;
+
+	(void)state;
+	/* pid 10: a request in hand, a statement sent for it; pid 20 the same */
+	requests__req(r, 10, 1, 5, 10 * MS, 0, false, get, strlen(get), strlen(get));
+	requests__query(r, 10, 1, 11 * MS, 12 * MS, "SELECT 1", NULL);
+	requests__req(r, 20, 1, 5, 10 * MS, 0, false, get, strlen(get), strlen(get));
+	requests__query(r, 20, 1, 11 * MS, 12 * MS, "SELECT 2", NULL);
+	/* pid 40: no connection, one statement held for its task's response */
+	requests__query_task(r, 40, 3, 13 * MS, 14 * MS, 0, 0, 0x7f0000001000);
+	requests__forget_pid(r, 30);	/* holds nothing */
+	requests__stats(r, &st);
+	assert_int_equal(st.no_response, 0);
+	assert_int_equal(st.queries_outside + st.queries_no_response + st.queries_task_unknown, 0);
+
+	requests__forget_pid(r, 10);
+	requests__stats(r, &st);
+	assert_int_equal(st.no_response, 1);	/* its request, never answered */
+	assert_int_equal(st.queries_outside, 1);	/* its statement, given to no request */
+	/* its thread has seen no request: not one that goes by task, so its statement is outside */
+	requests__forget_pid(r, 40);
+	requests__stats(r, &st);
+	assert_int_equal(st.queries_outside, 2);
+	requests__forget_pid(r, 10);	/* again: nothing left */
+	requests__forget_pid(r, 40);
+	requests__stats(r, &st);
+	assert_int_equal(st.no_response, 1);
+	assert_int_equal(st.queries_outside, 2);
+
+	/* pid 20 still has its request and statement: answered, attributed */
+	requests__resp(r, 20, 1, 5, 15 * MS, 0, line, strlen(line));
+	requests__close(r, 20, 5, 16 * MS, 16 * MS);
+	requests__stats(r, &st);
+	assert_int_equal(st.requests, 1);
+	assert_int_equal(st.queries_attributed, 1);
+	requests__forget_pid(r, 20);
+	requests__forget_pid(r, 20);
+	requests__stats(r, &st);
+	assert_int_equal(st.requests, 1);
+	assert_int_equal(st.no_response, 1);
+	requests__free(r);
+}
+
 static void test_relay(void **state)
 {
 	struct requests_opts o = { .family_of = family_of };
@@ -873,6 +927,7 @@ int main(void)
 		cmocka_unit_test(test_growth),
 		cmocka_unit_test(test_idle_completion),
 		cmocka_unit_test(test_framework_route),
+		cmocka_unit_test(test_forget_pid),
 		cmocka_unit_test(test_relay),
 	};
 
