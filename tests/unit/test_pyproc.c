@@ -3,7 +3,7 @@
  * The thread state's offset of the asyncio task it runs (3.14+), read from the _asyncio
  * module's .AsyncioDebug section (py_layout__asyncio_running_task), on the sections of Debian sid's
  * python3.14 (_asyncio a shared object) and python3.15 (built in) as `objdump -s -j
- * .AsyncioDebug` prints them; and elfsym__section on a section of this test's own binary.
+ * .AsyncioDebug` prints them; elfsym__section on a section of this test's own binary; proc_comm.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "elfsym.h"
@@ -87,12 +89,32 @@ static void test_section_from_file(void **state)
 			 -ENOENT);
 }
 
+/* A process's comm, without its newline, cut to the buffer; "" for a process that is not there. */
+static void test_proc_comm(void **state)
+{
+	char want[16] = "", buf[32], tiny[4];
+
+	(void)state;
+	assert_int_equal(prctl(PR_SET_NAME, "comm-check"), 0);
+	assert_int_equal(prctl(PR_GET_NAME, want), 0);
+	proc_comm(getpid(), buf, sizeof(buf));
+	assert_string_equal(buf, want);
+	proc_comm(getpid(), tiny, sizeof(tiny));
+	assert_string_equal(tiny, "com");
+	proc_comm(getpid(), tiny, 1);
+	assert_string_equal(tiny, "");
+	buf[0] = 'x';
+	proc_comm(0x7ffffff0, buf, sizeof(buf));	/* above any pid_max */
+	assert_string_equal(buf, "");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sid_sections),
 		cmocka_unit_test(test_refused),
 		cmocka_unit_test(test_section_from_file),
+		cmocka_unit_test(test_proc_comm),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
