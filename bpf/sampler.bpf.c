@@ -41,18 +41,59 @@ static __always_inline bool pt_holds_gil(struct task_struct *task, const struct 
 }
 
 /*
- * Whether a sample of n frames of proc wakes the loader at once (struct pt_proc's samples_sent):
- * the others wait for its next poll (a tenth of a second), which a process of a tenth of a second
- * does not live to see. PT_EAGER_SAMPLES wake-ups a process: a few hundredths of a millisecond.
+ * Whether a sample wakes the loader at once. The others wait for its next poll (a tenth of a
+ * second), and the loader names a sample's frames by reading their code objects from the process
+ * then: what a process ran in its last tenth of a second before it ended, unless its code was
+ * seen earlier, would be [unknown]. So a sample wakes the loader when it is one of its process's
+ * first PT_EAGER_SAMPLES (struct pt_proc's samples_sent: a command of a few hundredths of a
+ * second is named while it runs), or when its code objects, in their order, are new to its
+ * process (seen_stacks: a key per process and hash of the codes, lines left out, so that a warm
+ * service, whose stacks repeat, wakes nobody), at most once every PT_EAGER_GAP_NS over the host.
+ * A wake-up costs the loader one turn of its loop: 30 us at most, 0.3% of a core at the cap.
  */
 #define PT_EAGER_SAMPLES 16
+#define PT_EAGER_GAP_NS 10000000ULL	/* at most 100 wake-ups a second, however many processes start */
 
-static __always_inline bool pt_eager(struct pt_proc *proc, __u32 n)
+struct pt_seen_key {
+	__u32 pid;
+	__u32 pad;
+	__u64 hash;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct pt_seen_key);
+	__type(value, __u8);
+} seen_stacks SEC(".maps");
+
+__u64 eager_last_ns;	/* the last wake-up asked for (racy between CPUs: a wake-up more, harmless) */
+
+static __always_inline bool pt_eager(struct pt_proc *proc, const struct pt_sample *s, __u32 pid, __u32 n)
 {
-	/* not atomic: two CPUs sampling at once may count one; a wake-up more, harmless */
-	if (!proc || !n || proc->samples_sent >= PT_EAGER_SAMPLES)
+	struct pt_seen_key k = { .pid = pid, .hash = 0xcbf29ce484222325ULL };
+	__u64 now;
+	__u32 i;
+	__u8 one = 1;
+
+	if (!proc || !n)
 		return false;
-	proc->samples_sent++;
+	/* not atomic: two CPUs sampling at once may count one; a wake-up more, harmless */
+	if (proc->samples_sent < PT_EAGER_SAMPLES) {
+		proc->samples_sent++;
+	} else {
+		/* a plain loop: bpf_loop's call a frame cost three times the hash's work */
+		for (i = 0; i < PT_MAX_FRAMES && i < n; i++)
+			k.hash = (k.hash ^ s->stack.frames[i].code) * PT_HASH_MUL;
+		if (bpf_map_lookup_elem(&seen_stacks, &k))
+			return false;
+		bpf_map_update_elem(&seen_stacks, &k, &one, BPF_ANY);
+	}
+	/* a sample not woken for is taken at the next wake-up, within the gap if samples come */
+	now = bpf_ktime_get_ns();
+	if (now - eager_last_ns < PT_EAGER_GAP_NS)
+		return false;
+	eager_last_ns = now;
 	return true;
 }
 
@@ -61,6 +102,7 @@ int sample_stack(struct bpf_perf_event_data *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 pid = id >> 32, zero = 0, size, n;
+	bool wake;
 	struct task_struct *task;
 	struct pt_proc *proc;
 	struct pt_sample *s;
@@ -106,7 +148,10 @@ int sample_stack(struct bpf_perf_event_data *ctx)
 	if (n > PT_MAX_FRAMES)
 		n = PT_MAX_FRAMES;
 	size = offsetof(struct pt_sample, stack.frames) + n * sizeof(struct pt_frame);
-	if (bpf_ringbuf_output(&events, s, size, pt_eager(proc, n) ? BPF_RB_FORCE_WAKEUP : pt_rb_flags()))
+	wake = pt_eager(proc, s, pid, n);
+	if (wake)
+		pt_count(PT_CNT_SAMPLES_WOKE);
+	if (bpf_ringbuf_output(&events, s, size, wake ? BPF_RB_FORCE_WAKEUP : pt_rb_flags()))
 		pt_count(PT_CNT_LOST);
 	return 0;
 }

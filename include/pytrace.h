@@ -400,6 +400,7 @@ enum pt_counter {
 	PT_CNT_GIL_DROPPED,	/* --gil: samples of threads not holding the GIL */
 	PT_CNT_HTTP_QUEUED,	/* responses whose writer's task came from uvloop's transport.write() */
 	PT_CNT_PG_QUIET,	/* portal Close + Sync round trips kept in the kernel (struct pg_conn.quiet) */
+	PT_CNT_SAMPLES_WOKE,	/* samples that woke the loader at once (sampler.bpf.c's pt_eager) */
 	PT_CNT_MAX,
 };
 

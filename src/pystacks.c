@@ -12,6 +12,8 @@
 #include "symbolize.h"
 #include "util.h"
 
+static const char UNKNOWN_FRAME[] = "[unknown]";
+
 #define TID_COMMS 1024			/* thread names remembered from samples */
 #define FRAME_LEN 384
 #define NAMED_PROCS 64			/* processes whose Python thread names are kept (by pid) */
@@ -390,7 +392,9 @@ size_t pystacks__name(struct pystacks *ps, uint32_t pid, uint32_t tid, const str
 		 */
 		if (ret) {
 			ps->st.unresolved++;
-			out[n++] = "[unknown]";
+			/* a run of them is one frame: a tower of [unknown] tells no more than one */
+			if (!n || out[n - 1] != UNKNOWN_FRAME)
+				out[n++] = UNKNOWN_FRAME;
 			continue;
 		}
 		if (!pr->py.proxy_code && (frame_marks(&fs) & MARK_POOL))

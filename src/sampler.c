@@ -411,6 +411,7 @@ void sampler__stats(struct sampler *s, struct sampler_stats *st)
 	s->st.idle_dropped = session__counter(s->session, PT_CNT_IDLE_DROPPED);
 	s->st.idle_unwalked = session__counter(s->session, PT_CNT_IDLE_UNWALKED);
 	s->st.gil_dropped = session__counter(s->session, PT_CNT_GIL_DROPPED);
+	s->st.woke = session__counter(s->session, PT_CNT_SAMPLES_WOKE);
 	*st = s->st;
 }
 
@@ -460,6 +461,7 @@ static void sampler_json(void *c, struct jsonw *w)
 	jsonw__uint_field(w, "lost", st.lost);
 	jsonw__uint_field(w, "truncated", ps.truncated);
 	jsonw__uint_field(w, "dropped_stack_cap", st.stacks_dropped);
+	jsonw__uint_field(w, "woke_the_loader", st.woke);
 	if (s->o.gil)
 		jsonw__uint_field(w, "not_gil_holder", st.gil_dropped);
 	if (s->o.idle) {

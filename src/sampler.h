@@ -37,6 +37,7 @@ struct sampler_stats {
 	uint64_t idle_dropped;	/* --idle: blocks not recorded (idle_agg full) */
 	uint64_t idle_unwalked;	/* --idle: blocks not walked (above the walk rate), counted in the estimate */
 	uint64_t gil_dropped;	/* --gil: samples of threads not holding the GIL */
+	uint64_t woke;		/* samples that woke the loader at once (new code, a process's first) */
 };
 
 /* A named sample: frames root first; weight in ns of wall time it stands for. */

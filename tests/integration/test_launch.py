@@ -18,7 +18,7 @@ through chroot):
   pyenv's live under /root and sid's need chroot, which that user cannot run); bad
   combinations, a command that cannot be run (127), --duration ending the command, and the
   first statement a command sends to a private PostgreSQL in the report; a command that lives a few
-  hundredths of a second has its frames named.
+  hundredths of a second has its frames named, and so does one's last 30 ms in code new to it.
 
 Run as root from the repository: tests/integration/test_launch.py [-k SUBSTRING] [-v]
 Ends with a line "N passed, N failed"; exits non-zero if anything failed.
@@ -283,6 +283,21 @@ main()
 """
 
 
+LATE = """
+import time
+def spin(t):
+    end = time.perf_counter() + t
+    while time.perf_counter() < end:
+        pass
+def deep(n):
+    if n:
+        return deep(n - 1)
+    spin(0.03)
+spin(0.3)
+deep(30)
+"""
+
+
 def check_short(tmp):
     """A command that lives a few hundredths of a second: its frames are named although it is gone
     before the tool's next poll (its first samples wake the tool at once, which reads their code
@@ -305,6 +320,29 @@ def check_short(tmp):
            "frame, %d in fib)" % (unknown, total, fib),
            all(r[0] == 0 for r in runs) and total >= 3 and unknown * 4 <= total and fib * 3 >= total,
            "runs (exit, samples, with unknown frames, in fib, lifetime): %s" % runs)
+    # its last 30 ms run code it never ran before (deep), after its first 16 samples: a sample
+    # whose code is new wakes the tool at once (without, they are named only if the tool's poll, every
+    # 100 ms, falls in those 30 ms)
+    script = os.path.join(tmp, "late.py")
+    with open(script, "w") as f:
+        f.write(LATE)
+    # the tail's samples: those under the module's call of deep() (its interpreter's start-up may
+    # leave an [unknown] of its own: site's module code, freed before the tool reads it)
+    call = "late.py:%d)" % (LATE.splitlines().index("deep(30)") + 1)
+    unknown = deep = tail = 0
+    runs = []
+    for i in range(5):
+        folded = os.path.join(tmp, "late-%d.folded" % i)
+        out = run([TOOL, "--collapsed", folded, "--", "/usr/bin/python3", script])
+        stacks = [(fr, c) for fr, c in read_folded(folded) if fr and fr[0].endswith(call)]
+        u = sum(c for fr, c in stacks if "[unknown]" in fr)
+        k = sum(c for fr, c in stacks if any(fname(x) == "deep" for x in fr))
+        runs.append((out.returncode, sum(c for _, c in stacks), u, k))
+        unknown, deep, tail = unknown + u, deep + k, tail + sum(c for _, c in stacks)
+    record("a command's last 30 ms, in code it ran only then, named in 5 runs (%d of its %d samples in deep, "
+           "%d with an unknown frame)" % (deep, tail, unknown),
+           all(r[0] == 0 for r in runs) and deep >= 5 and unknown <= 1,
+           "runs (exit, samples of the tail, with unknown frames, in deep): %s" % runs)
 
 
 def main():
