@@ -1,4 +1,4 @@
-/* fuzz-sources: src/requests.c src/httpparse.c src/jsonw.c src/lathist.c src/stacks.c src/utf8.c src/util.c */
+/* fuzz-sources: src/requests.c src/pidtab.c src/httpparse.c src/jsonw.c src/lathist.c src/stacks.c src/utf8.c src/util.c */
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * Request assembly from socket events, driven by bytes. The input is a header byte (caps and
