@@ -47,7 +47,7 @@ PY = "/usr/bin/python3"
 TOOL_ARGS = []
 COMPARE = None	# --compare: another build of the tool, run as a fourth configuration
 sys.path.insert(0, HERE)
-from benchlib import Cgroup, bpf_ns, pg_cluster_start  # noqa: E402
+from benchlib import Cgroup, bpf_prog_stats, pg_cluster_start, tool_prog_ids  # noqa: E402
 # The cluster and the clients in one cgroup v2, the tracer in another: CPU per statement of
 # everything under test, which noise moves far less than it moves throughput.
 SVC_CG, TOOL_CG = None, None
@@ -142,9 +142,14 @@ def bpftrace_floor(driver):
 
 
 def snapshot(tracer):
-    """(time, service CPU s, tracer CPU s, BPF ns of the tracer's programs)"""
-    return (time.monotonic(), SVC_CG.cpu_s(), TOOL_CG.cpu_s(),
-            bpf_ns(tracer.pid) if tracer and tracer.poll() is None else 0)
+    """(time, service CPU s, tracer CPU s, BPF ns of the tracer's programs, {program: (runs, ns)})"""
+    progs = {}
+    if tracer and tracer.poll() is None:
+        try:
+            progs = bpf_prog_stats(tool_prog_ids(tracer.pid))
+        except OSError:
+            pass
+    return (time.monotonic(), SVC_CG.cpu_s(), TOOL_CG.cpu_s(), sum(t for _, t in progs.values()), progs)
 
 
 def run(driver, window, env, traced, nprocs=1):
@@ -185,6 +190,9 @@ def run(driver, window, env, traced, nprocs=1):
     res["svc_us_per_q"] = (s1[1] - s0[1]) * 1e6 / nq
     res["tool_us_per_q"] = (s1[2] - s0[2]) * 1e6 / nq
     res["bpf_ns_per_q"] = (s1[3] - s0[3]) / nq
+    # per program: runs and ns per statement (BPF statistics on only)
+    res["progs"] = {name: ((n1 - s0[4].get(name, (0, 0))[0]) / nq, (t1 - s0[4].get(name, (0, 0))[1]) / nq)
+                    for name, (n1, t1) in s1[4].items()}
     if tracer:
         _, status, ru = os.wait4(tracer.pid, 0)
         tracer.returncode = status
@@ -263,6 +271,7 @@ def main():
         for driver in args.drivers.split(","):
             per = {c: {"added_us": [], "best_us": [], "cpu_us": [], "added_cpu_us": [], "bpf_ns": [],
                        "tool_us": [], "ratio": [], "lost": []} for c in configs}
+            progs = {c: {} for c in configs}
             for r in range(args.rounds):
                 order = configs[r % len(configs):] + configs[:r % len(configs)]
                 got = {c: run(driver, args.window, env, c) for c in order}
@@ -274,6 +283,8 @@ def main():
                     d["cpu_us"].append(cpu)
                     d["bpf_ns"].append(g["bpf_ns_per_q"])
                     d["tool_us"].append(g["tool_us_per_q"])
+                    for name, v in g.get("progs", {}).items():
+                        progs[c].setdefault(name, []).append(v)
                     if c is not False:
                         d["ratio"].append(g["qps"] / u["qps"])
                         d["added_us"].append((1 / g["qps"] - 1 / u["qps"]) * 1e6)
@@ -293,6 +304,9 @@ def main():
                 d = per[c]
                 res[label[c]] = {k: {"median": statistics.median(v), "min": min(v), "max": max(v)}
                                  for k, v in d.items() if v}
+                res[label[c]]["programs"] = {name: {"runs": statistics.median(r for r, _ in v),
+                                                    "ns": statistics.median(t for _, t in v)}
+                                             for name, v in progs[c].items()}
             results[driver] = res
     finally:
         if sink:
@@ -318,6 +332,18 @@ def main():
                 "%.0f ns" % d["bpf_ns"]["median"] if c != "floor" else "-", d["lost"]["max"]))
         print("| %s | load: 2 clients traced | %.0f statements/s | | | | | %d lost of %d |" % (
             drv, res["load_qps"], res["load_lost"], res["load_statements"]))
+    if args.bpf_stats:
+        for drv, res in results.items():
+            for c in configs[1:]:
+                progs = {n: v for n, v in res[label[c]].get("programs", {}).items() if v["runs"] >= 0.01}
+                if not progs:
+                    continue
+                print("\n%s, %s: BPF per statement by program (medians over rounds; every process's runs "
+                      "counted, the cluster's included)" % (drv, label[c]))
+                print("| program | runs per statement | ns per statement | ns per run |")
+                print("|---|---|---|---|")
+                for n, v in sorted(progs.items(), key=lambda kv: -kv[1]["ns"]):
+                    print("| %s | %.2f | %.0f | %.0f |" % (n, v["runs"], v["ns"], v["ns"] / v["runs"]))
     print("\nuntraced CPU per statement (client + server): " + ", ".join(
         "%s %.2f us" % (d, r["untraced_cpu_us_per_q_median"]) for d, r in results.items()))
     print("%d rounds of %.1f s per configuration, alternating; tool %s%s; %s" % (

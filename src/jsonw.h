@@ -13,7 +13,10 @@
 struct jsonw;
 
 struct jsonw *jsonw__new(FILE *f);
-/* Frees the writer only: unclosed containers stay unclosed, f is neither flushed nor closed. */
+/*
+ * Writes what the writer holds to f and frees it: unclosed containers stay unclosed, f is neither
+ * flushed nor closed.
+ */
 void jsonw__free(struct jsonw *w);
 /* Newlines and two-space indentation, "name": value; compact by default. */
 void jsonw__pretty(struct jsonw *w, bool on);

@@ -238,6 +238,44 @@ static void test_top_level_lines(void **state)
 	assert_string_equal(text(o), "1\n{}");
 }
 
+/*
+ * The writer's buffer: values across its 4 kB and longer than it come out whole and in order; a
+ * top-level value reaches the stream when it ends (a caller's own newline then follows it), and
+ * jsonw__free hands over what an unfinished one wrote.
+ */
+static void test_buffered(void **state)
+{
+	struct out *o = *state;
+	static char big[10001];
+	char *want, *p;
+	struct jsonw *w;
+
+	memset(big, 'x', sizeof(big) - 1);
+	big[5000] = '"';
+	jsonw__start_array(o->w);
+	for (int i = 0; i < 700; i++)
+		jsonw__uint(o->w, (uint64_t)i);
+	jsonw__string(o->w, big);
+	jsonw__int(o->w, -1);
+	jsonw__end_array(o->w);
+	fputc('\n', o->f);	/* as requests.c ends a log line, before jsonw__free */
+	want = malloc(20000);
+	assert_non_null(want);
+	p = want + sprintf(want, "[");
+	for (int i = 0; i < 700; i++)
+		p += sprintf(p, "%s%d", i ? "," : "", i);
+	p += sprintf(p, ",\"%.5000s\\\"%s\",-1]\n", big, big + 5001);
+	assert_string_equal(text(o), want);
+	free(want);
+	assert_int_equal(jsonw__finish(o->w), 0);
+
+	w = jsonw__new(o->f);
+	jsonw__start_object(w);
+	jsonw__name(w, "a");
+	jsonw__free(w);
+	assert_string_equal(text(o) + strlen(text(o)) - 5, "{\"a\":");
+}
+
 static void test_write_error(void **state)
 {
 	FILE *f = fopen("/dev/full", "w");
@@ -268,6 +306,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_random_strings, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_misuse, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_top_level_lines, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_buffered, setup, teardown),
 		cmocka_unit_test(test_write_error),
 	};
 
