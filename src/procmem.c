@@ -22,6 +22,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 #include "procmem.h"
 
@@ -113,17 +115,77 @@ static int procmem_read(void *ctx, uint64_t addr, void *buf, size_t len)
 	return read_at((pid_t)(intptr_t)ctx, addr, buf, len);
 }
 
-/* Each span on its own (the file reads one range at a time); a process gone fails them all. */
+#define MERGE_SPAN 4096	/* spans within this many bytes of each other are read at once */
+#define MERGE_MAX 256		/* spans sorted per call; beyond, one by one */
+
+struct span_at {
+	uint64_t addr;
+	unsigned i;
+};
+
+static int by_addr(const void *a, const void *b)
+{
+	const struct span_at *x = a, *y = b;
+
+	return x->addr < y->addr ? -1 : x->addr > y->addr;
+}
+
+/*
+ * Spans close together (code objects of one module lie near each other) in one read of the range
+ * that covers them: a read's fixed cost (the syscall, the address space's lock, a page walk) is
+ * most of what a header of a few hundred bytes costs. A range that does not read whole (a hole
+ * between the spans) has its spans read one by one, so each keeps its own verdict; a process gone
+ * fails every span not read yet.
+ */
 static void procmem_readv(void *ctx, struct mem_span *v, unsigned n)
 {
-	for (unsigned i = 0; i < n; i++) {
-		v[i].err = procmem_read(ctx, v[i].addr, v[i].buf, v[i].len);
-		if (v[i].err == -ESRCH) {
-			for (; i < n; i++)
-				v[i].err = -ESRCH;
-			return;
+	static __thread uint8_t range[MERGE_SPAN];
+	struct span_at at[MERGE_MAX];
+	unsigned m = 0, a, b, k;
+
+	for (k = 0; k < n; k++) {
+		v[k].err = 1;	/* not read yet */
+		if (!v[k].addr || v[k].addr > INT64_MAX - v[k].len)
+			v[k].err = -EFAULT;
+		else if (!v[k].len)
+			v[k].err = 0;
+		else if (m < MERGE_MAX && v[k].len <= MERGE_SPAN)
+			at[m++] = (struct span_at){ v[k].addr, k };
+	}
+	qsort(at, m, sizeof(at[0]), by_addr);
+	for (a = 0; a < m; a = b) {
+		uint64_t lo = at[a].addr, hi = lo + v[at[a].i].len;
+		int err;
+
+		for (b = a + 1; b < m && at[b].addr + v[at[b].i].len - lo <= MERGE_SPAN; b++)
+			if (at[b].addr + v[at[b].i].len > hi)
+				hi = at[b].addr + v[at[b].i].len;
+		if (b - a < 2)
+			continue;	/* alone: read below */
+		err = read_at((pid_t)(intptr_t)ctx, lo, range, hi - lo);
+		if (err == -ESRCH)
+			goto gone;
+		if (err)
+			continue;	/* a hole: each span on its own below */
+		for (k = a; k < b; k++) {
+			struct mem_span *s = &v[at[k].i];
+
+			memcpy(s->buf, range + (s->addr - lo), s->len);
+			s->err = 0;
 		}
 	}
+	for (k = 0; k < n; k++) {
+		if (v[k].err != 1)
+			continue;
+		v[k].err = read_at((pid_t)(intptr_t)ctx, v[k].addr, v[k].buf, v[k].len);
+		if (v[k].err == -ESRCH)
+			goto gone;
+	}
+	return;
+gone:
+	for (k = 0; k < n; k++)
+		if (v[k].err == 1)
+			v[k].err = -ESRCH;
 }
 
 void procmem__reader(struct mem_reader *mr, pid_t pid)

@@ -44,6 +44,7 @@
 
 #define OB_TYPE 8		/* PyObject.ob_type, all versions (GIL builds) */
 #define STR_LENGTH 16		/* PyASCIIObject.length, all versions */
+#define STR_HASH 24		/* PyASCIIObject.hash: -1 until computed (GIL builds, all versions) */
 #define STR_MAX_LEN (1L << 30)
 #define MAX_BUCKETS (1UL << 20)
 
@@ -68,6 +69,9 @@ struct sym_entry {
 	/* what identifies the code object behind the address: checked again after RECHECK_NS */
 	uint64_t name_addr, file_addr, table_addr;
 	uint64_t checked_ns;
+	uint64_t born_ns;		/* when it was read: its object has lived at least checked - born */
+	/* its name str's length and CPython's hash of it: the pointers above are reused too */
+	int64_t name_length, name_hash;
 	char data[];			/* name, file, table */
 };
 
@@ -334,8 +338,15 @@ size_t symbolizer__size(const struct symbolizer *s)
 	return s->n;
 }
 
-int py_read_str(const struct py_layout *l, const struct mem_reader *mr, uint64_t addr,
-		char *buf, size_t size)
+/* A str's length and cached hash, from its header's bytes. */
+static void str_id(const uint8_t *hdr, int64_t *length, int64_t *hash)
+{
+	memcpy(length, hdr + STR_LENGTH, 8);
+	memcpy(hash, hdr + STR_HASH, 8);
+}
+
+static int read_str(const struct py_layout *l, const struct mem_reader *mr, uint64_t addr,
+		    char *buf, size_t size, int64_t *id_length, int64_t *id_hash)
 {
 	uint8_t hdr[128], chunk[512];
 	uint32_t state;
@@ -358,6 +369,8 @@ int py_read_str(const struct py_layout *l, const struct mem_reader *mr, uint64_t
 	err = mem_read(mr, addr, hdr, l->str_ascii_data);
 	if (err)
 		return err;
+	if (id_length)
+		str_id(hdr, id_length, id_hash);
 	memcpy(&state, hdr + l->str_state, sizeof(state));
 	memcpy(&length, hdr + STR_LENGTH, sizeof(length));
 	/* state: interned:2, kind:3, compact:1, ascii:1 (3.8 .. 3.15, GIL builds) */
@@ -401,6 +414,12 @@ int py_read_str(const struct py_layout *l, const struct mem_reader *mr, uint64_t
 out:
 	buf[n] = 0;
 	return (int)n;
+}
+
+int py_read_str(const struct py_layout *l, const struct mem_reader *mr, uint64_t addr,
+		char *buf, size_t size)
+{
+	return read_str(l, mr, addr, buf, size, NULL, NULL);
 }
 
 long py_read_bytes(const struct py_layout *l, const struct mem_reader *mr, uint64_t addr,
@@ -507,6 +526,21 @@ static uint64_t coarse_ns(void)
 }
 
 /*
+ * Whether e's header must be read again before it names a frame. Code objects that die young
+ * (a module's top-level code after its import, a class body, code compiled by exec: .pth files
+ * at start-up, namedtuple's and dataclasses' methods' makers, template engines) leave their
+ * address to the next code object of their size, often compiled right after them: an entry is
+ * checked at every use (once a tick of the coarse clock) until its object has been seen alive
+ * for SYMBOLIZER_YOUNG_NS, and once every SYMBOLIZER_RECHECK_NS after that.
+ */
+static bool recheck_due(const struct sym_entry *e, uint64_t now)
+{
+	if (e->checked_ns - e->born_ns < SYMBOLIZER_YOUNG_NS)
+		return now != e->checked_ns;
+	return now - e->checked_ns > SYMBOLIZER_RECHECK_NS;
+}
+
+/*
  * Whether the code object at e->code is still the one e was read from. A code object that is
  * freed (a module's, once imported; a function's, with its module) leaves its address to the
  * next, and the cache would go on naming the newcomer after the departed: seen as `<module>`
@@ -527,13 +561,41 @@ static bool same_code(const struct sym_entry *e, const struct py_layout *l, cons
 	       name_addr == e->name_addr && file_addr == e->file_addr && table_addr == e->table_addr;
 }
 
-static bool recheck(const struct sym_entry *e, const struct py_layout *l, const struct mem_reader *mr,
-		    uint64_t pycode_type)
-{
-	uint8_t hdr[512];
-	uint32_t need = header_size(l);
+#define STR_ID_LEN (STR_HASH + 8)
 
-	return need <= sizeof(hdr) && !mem_read(mr, e->code, hdr, need) && same_code(e, l, hdr, pycode_type);
+/*
+ * The name's str as it was: a code object compiled after another one died often gets its
+ * address and, with it, those of its name, its line table and the rest (the same sizes, freed
+ * together): only the name's length and hash tell "f_001" from "f_000" then.
+ */
+static bool same_name(const struct sym_entry *e, const uint8_t *str_hdr)
+{
+	int64_t length, hash;
+
+	str_id(str_hdr, &length, &hash);
+	return length == e->name_length && hash == e->name_hash;
+}
+
+/*
+ * 1: e still names the code object at its address; 0: another one is there; <0: it could not be
+ * read (the process gone, most often: a sample read after its exit keeps the name it had).
+ */
+static int recheck(const struct sym_entry *e, const struct py_layout *l, const struct mem_reader *mr,
+		   uint64_t pycode_type)
+{
+	uint8_t hdr[512], str[STR_ID_LEN];
+	uint32_t need = header_size(l);
+	int err;
+
+	if (need > sizeof(hdr))
+		return -EINVAL;
+	err = mem_read(mr, e->code, hdr, need);
+	if (err)
+		return err;
+	if (!same_code(e, l, hdr, pycode_type))
+		return 0;
+	err = mem_read(mr, e->name_addr, str, sizeof(str));
+	return err ? err : same_name(e, str);
 }
 
 static struct sym_entry *find(const struct symbolizer *s, uint32_t key, uint64_t code)
@@ -546,6 +608,13 @@ static struct sym_entry *find(const struct symbolizer *s, uint32_t key, uint64_t
 	return NULL;
 }
 
+/* e names another code object now: dropped, read again by the next resolve */
+static void stale(struct symbolizer *s, struct sym_entry *e)
+{
+	s->stale++;
+	remove_entry(s, e);
+}
+
 void symbolizer__recheck_many(struct symbolizer *s, uint32_t key, const struct py_layout *l,
 			      const struct mem_reader *mr, uint64_t pycode_type, const uint64_t *codes, unsigned n)
 {
@@ -553,7 +622,7 @@ void symbolizer__recheck_many(struct symbolizer *s, uint32_t key, const struct p
 	struct sym_entry *due[SYMBOLIZER_RECHECK_MAX];
 	uint32_t need = l ? header_size(l) : 0;
 	uint64_t now = coarse_ns();
-	unsigned m = 0;
+	unsigned m = 0, k = 0;
 
 	if (!s || !mr || !need || need > sizeof(s->hdrs[0]))
 		return;
@@ -562,7 +631,7 @@ void symbolizer__recheck_many(struct symbolizer *s, uint32_t key, const struct p
 		struct sym_entry *e = code ? find(s, key, code) : NULL;
 		bool dup = false;
 
-		if (!e || now - e->checked_ns <= SYMBOLIZER_RECHECK_NS)
+		if (!e || !recheck_due(e, now))
 			continue;
 		for (unsigned j = 0; j < m && !dup; j++)
 			dup = due[j] == e;	/* a recursive function's frames */
@@ -575,15 +644,26 @@ void symbolizer__recheck_many(struct symbolizer *s, uint32_t key, const struct p
 	if (!m)
 		return;
 	mem_readv(mr, v, m);
+	/* the entries whose header still matches: their names' ids, read at once in turn */
 	for (unsigned j = 0; j < m; j++) {
-		if (v[j].err) {
-			continue;	/* left due: resolve reads it again, and drops it if it fails there */
-		} else if (same_code(due[j], l, s->hdrs[j], pycode_type)) {
-			due[j]->checked_ns = now;
-		} else {
-			s->stale++;
-			remove_entry(s, due[j]);	/* read again by the next resolve */
+		if (v[j].err)
+			continue;	/* left due: resolve tries again, and keeps it if it cannot read */
+		if (!same_code(due[j], l, s->hdrs[j], pycode_type)) {
+			stale(s, due[j]);
+			continue;
 		}
+		due[k] = due[j];
+		v[k] = (struct mem_span){ .addr = due[j]->name_addr, .buf = s->hdrs[k], .len = STR_ID_LEN };
+		k++;
+	}
+	mem_readv(mr, v, k);
+	for (unsigned j = 0; j < k; j++) {
+		if (v[j].err)
+			continue;
+		if (same_name(due[j], s->hdrs[j]))
+			due[j]->checked_ns = now;
+		else
+			stale(s, due[j]);
 	}
 }
 
@@ -593,6 +673,7 @@ static int load(const struct py_layout *l, const struct mem_reader *mr, uint64_t
 {
 	uint32_t need;
 	uint64_t ob_type, name_addr, file_addr, table_addr;
+	int64_t name_length, name_hash;
 	int32_t firstlineno;
 	char name[SYMBOLIZER_MAX_STR], file[SYMBOLIZER_MAX_STR];
 	uint8_t *table = NULL;
@@ -615,7 +696,7 @@ static int load(const struct py_layout *l, const struct mem_reader *mr, uint64_t
 	memcpy(&file_addr, hdr + l->co_filename, 8);
 	memcpy(&table_addr, hdr + l->co_linetable, 8);
 
-	err = py_read_str(l, mr, name_addr, name, sizeof(name));
+	err = read_str(l, mr, name_addr, name, sizeof(name), &name_length, &name_hash);
 	if (err < 0)
 		return err;
 	name_len = err;
@@ -639,6 +720,9 @@ static int load(const struct py_layout *l, const struct mem_reader *mr, uint64_t
 	e->file_addr = file_addr;
 	e->table_addr = table_addr;
 	e->checked_ns = coarse_ns();
+	e->born_ns = e->checked_ns;
+	e->name_length = name_length;
+	e->name_hash = name_hash;
 	e->kind = l->linetable;
 	e->truncated = (size_t)table_size > table_len;
 	memcpy(e->data, name, name_len + 1);
@@ -760,12 +844,14 @@ int symbolizer__resolve_in(struct symbolizer *s, uint32_t key, uint32_t family, 
 	if (e) {
 		uint64_t now = coarse_ns();
 
-		if (now - e->checked_ns > SYMBOLIZER_RECHECK_NS) {
-			if (!recheck(e, l, mr, pycode_type)) {
+		if (recheck_due(e, now)) {
+			int same = recheck(e, l, mr, pycode_type);
+
+			if (!same) {
 				s->stale++;
 				remove_entry(s, e);
 				e = NULL;	/* read it again */
-			} else {
+			} else if (same > 0) {
 				e->checked_ns = now;
 			}
 		}

@@ -15,10 +15,13 @@
 #define SYMBOLIZER_MAX_TABLE (64 * 1024)	/* line table bytes kept per code object */
 #define SYMBOLIZER_MAX_STR 1024			/* UTF-8 bytes kept per name or file name */
 /*
- * A cached code object is read again (its header: one read) when it is used after this long:
- * a freed code object's address goes to the next one, which must not inherit its name.
+ * A cached code object is read again (its header and its name's id: two reads) when it is used
+ * after this long: a freed code object's address goes to the next one, which must not inherit
+ * its name. Until it has been seen alive for SYMBOLIZER_YOUNG_NS, at every use (code that dies
+ * young is what leaves its address to another most often).
  */
-#define SYMBOLIZER_RECHECK_NS 1000000000ULL
+#define SYMBOLIZER_RECHECK_NS 2000000000ULL
+#define SYMBOLIZER_YOUNG_NS 250000000ULL
 
 struct py_frame_sym {
 	const char *name;	/* co_qualname (3.11+) or co_name */

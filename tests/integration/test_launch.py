@@ -298,6 +298,45 @@ deep(30)
 """
 
 
+REUSED = """
+import time
+
+
+def run(i):
+    src = "def f_%03d():\\n    end = time.perf_counter() + 0.12\\n    while time.perf_counter() < end:\\n        pass\\n" % i
+    ns = {}
+    exec(compile(src, "<generated>", "exec"), {"time": time}, ns)
+    ns["f_%03d" % i]()
+
+
+for i in range(12):
+    run(i)
+"""
+
+
+def check_reused(tmp):
+    """Twelve functions compiled by exec one after another, each run 120 ms and then freed: each
+    new code object takes its predecessor's address, and on 3.11 its name's, line table's and
+    tuples' addresses too (the same sizes, freed together), so only the name's length and hash
+    tell them apart. The build before named them all after the first (1 or 2 names of 12, one
+    with 95-143 samples); a function may take its predecessor's last samples (those of a batch the
+    tool reads after it is gone)."""
+    script = os.path.join(tmp, "reused.py")
+    with open(script, "w") as f:
+        f.write(REUSED)
+    folded = os.path.join(tmp, "reused.folded")
+    out = run([TOOL, "--collapsed", folded, "--no-sql", "--no-http", "--", "/usr/bin/python3", script])
+    per = collections.Counter()
+    for fr, c in read_folded(folded):
+        names = [fname(x) for x in fr if re.match(r"f_\d{3}$", fname(x))]
+        if names:
+            per[names[-1]] += c
+    record("code compiled at a freed code object's address is named by its own name (%d of 12 functions "
+           "named, at most %d samples each)" % (len(per), max(per.values(), default=0)),
+           out.returncode == 0 and len(per) >= 10 and max(per.values(), default=99) <= 30,
+           "exit %d; samples per name %s" % (out.returncode, sorted(per.items())))
+
+
 def check_short(tmp):
     """A command that lives a few hundredths of a second: its frames are named although it is gone
     before the tool's next poll (its first samples wake the tool at once, which reads their code
@@ -368,6 +407,7 @@ def main():
         if not args.k or "once" in args.k.split(","):  # -k once: these alone
             check_once(tmp)
             check_short(tmp)
+            check_reused(tmp)
             check_first_sql(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

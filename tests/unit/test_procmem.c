@@ -83,6 +83,48 @@ static void test_readv(void **state)
 	munmap(map, page);
 }
 
+/*
+ * Spans close together are read in one range: in any order, overlapping, of any length (one
+ * longer than a range), with a span across the end of a mapping among good ones beside it.
+ */
+static void test_readv_ranges(void **state)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	const size_t size = 64 * 1024;
+	uint8_t *map = mmap(NULL, size + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	static uint8_t got[160][6000];
+	struct mem_span v[160];
+	struct mem_reader mr;
+
+	assert_true(map != MAP_FAILED);
+	assert_int_equal(munmap(map + size, page), 0);
+	for (size_t i = 0; i < size; i++)
+		map[i] = (uint8_t)(i * 7 + (i >> 8));
+	srand(11);
+	for (unsigned i = 0; i < 160; i++) {
+		size_t len = i == 5 ? 5000 : 1 + rand() % 300;
+		size_t off = rand() % (size - len);
+
+		v[i] = (struct mem_span){ .addr = (uintptr_t)(map + off), .buf = got[i], .len = len, .err = 1 };
+	}
+	v[9].addr = v[8].addr;	/* the same bytes twice */
+	v[9].len = v[8].len;
+	v[20] = (struct mem_span){ .addr = (uintptr_t)(map + size - 100), .buf = got[20], .len = 50, .err = 1 };
+	v[21] = (struct mem_span){ .addr = (uintptr_t)(map + size - 40), .buf = got[21], .len = 80, .err = 1 };
+	v[22] = (struct mem_span){ .addr = (uintptr_t)(map + size - 30), .buf = got[22], .len = 0, .err = 1 };
+	procmem__reader(&mr, getpid());
+	mem_readv(&mr, v, 160);
+	for (unsigned i = 0; i < 160; i++) {
+		if (i == 21) {
+			assert_int_equal(v[i].err, -EFAULT);	/* 40 bytes mapped, 40 not */
+			continue;
+		}
+		assert_int_equal(v[i].err, 0);
+		assert_memory_equal(got[i], (uint8_t *)(uintptr_t)v[i].addr, v[i].len);
+	}
+	munmap(map, size);
+}
+
 /* pid's Private_Dirty in kB (smaps_rollup), -1 if unknown */
 static long private_dirty_kb(pid_t pid)
 {
@@ -173,6 +215,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_read),
 		cmocka_unit_test(test_readv),
+		cmocka_unit_test(test_readv_ranges),
 		cmocka_unit_test(test_fork_pages_not_copied),
 	};
 
