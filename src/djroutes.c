@@ -553,6 +553,12 @@ int djroutes__regex_piece(const char *regex, bool is_endpoint, struct djr_piece 
 struct djr_entry {
 	regex_t re;
 	bool opaque;		/* no regex: a path starting with lit may be its */
+	/*
+	 * Its regex is lit and nothing else (Django's path("recipes/"), most of a site's routes):
+	 * matched by comparison, not by regexec (which a cold collector pays microseconds for).
+	 * exact: and ends there ('$'); else every path starting with lit matches.
+	 */
+	bool literal, exact;
 	bool stop;		/* struct djr_piece's */
 	bool lang;		/* its first piece's: the name starts with the path's first segment */
 	uint16_t methods;	/* struct djr_piece's */
@@ -701,6 +707,8 @@ int djroutes__add(struct djroutes *t, const struct djr_piece *pieces, unsigned n
 	if (!opaque)
 		t->cost += cost;
 	d->opaque = opaque;
+	d->literal = !opaque && lit_open;
+	d->exact = d->literal && pieces[n - 1].end;
 	d->methods = pieces[n - 1].methods;
 	d->stop = opaque && pieces[n - 1].stop;
 	d->lang = pieces[0].lang;
@@ -749,6 +757,11 @@ uint16_t djroutes__methods(const struct djroutes *t, unsigned i)
 bool djroutes__lang(const struct djroutes *t, unsigned i)
 {
 	return i < t->n && t->v[i].lang;
+}
+
+int djroutes__literal(const struct djroutes *t, unsigned i)
+{
+	return i < t->n && t->v[i].literal ? 1 + t->v[i].exact : 0;
 }
 
 uint64_t djroutes__hash(const struct djroutes *t)
@@ -853,7 +866,8 @@ bool djroutes__match_method(const struct djroutes *t, const char *method, const 
 			break;		/* nothing after it: a partial match before it holds */
 		if (d->opaque)
 			return false;	/* it may be this one's: the framework's answer is unknown */
-		if (regexec(&d->re, path, 0, NULL, 0))
+		/* the path starts with lit (above) */
+		if (d->literal ? d->exact && path[d->litlen] : regexec(&d->re, path, 0, NULL, 0) != 0)
 			continue;
 		if (!t->unique && mbit && d->methods && !(d->methods & mbit)) {
 			partial = partial ?: d;		/* Starlette: 405, unless a later one takes it */

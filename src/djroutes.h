@@ -133,6 +133,8 @@ const char *djroutes__label(const struct djroutes *t, unsigned i);
 const char *djroutes__regex(const struct djroutes *t, unsigned i);
 uint16_t djroutes__methods(const struct djroutes *t, unsigned i);
 bool djroutes__lang(const struct djroutes *t, unsigned i);
+/* How endpoint i is matched, for tests: 0 by its regex, 1 any path starting with its literal, 2 exactly it. */
+int djroutes__literal(const struct djroutes *t, unsigned i);
 /* A hash of the table's content: processes of one app (a server's workers) share one table. */
 uint64_t djroutes__hash(const struct djroutes *t);
 bool djroutes__same(const struct djroutes *a, const struct djroutes *b);

@@ -216,6 +216,68 @@ static void test_match(void **state)
 	djroutes__free(t);
 }
 
+/* Routes whose regex is all literal are matched by comparison: the same answers as regexec's. */
+static void test_literal(void **state)
+{
+	struct djroutes *t = djroutes__new();
+	struct djr_piece p[2];
+
+	assert_non_null(t);
+	/* path(""), path("recipes/"): exact */
+	assert_int_equal(djroutes__route_piece("", true, builtin, NULL, &p[0]), 0);
+	assert_int_equal(djroutes__add(t, p, 1), 0);
+	assert_int_equal(djroutes__route_piece("recipes/", true, builtin, NULL, &p[0]), 0);
+	assert_int_equal(djroutes__add(t, p, 1), 0);
+	/* include("api/", [path("v1/health/")]): two literal pieces, exact */
+	assert_int_equal(djroutes__route_piece("api/", false, builtin, NULL, &p[0]), 0);
+	assert_int_equal(djroutes__route_piece("v1/health/", true, builtin, NULL, &p[1]), 0);
+	assert_int_equal(djroutes__add(t, p, 2), 0);
+	/* re_path(r"^a\.b/$"): an escaped dot is a literal dot */
+	assert_int_equal(djroutes__regex_piece("^a\\.b/$", true, &p[0]), 0);
+	assert_int_equal(djroutes__add(t, p, 1), 0);
+	/* re_path(r"^legacy/"): no '$', every path under it */
+	assert_int_equal(djroutes__regex_piece("^legacy/", true, &p[0]), 0);
+	assert_int_equal(djroutes__add(t, p, 1), 0);
+	/* literal start, then a converter: the regex */
+	assert_int_equal(djroutes__route_piece("recipes/<int:pk>/", true, builtin, NULL, &p[0]), 0);
+	assert_int_equal(djroutes__add(t, p, 1), 0);
+	/* a quantifier: not literal (r"^x+/$" matches "xx/") */
+	assert_int_equal(djroutes__regex_piece("^x+/$", true, &p[0]), 0);
+	assert_int_equal(djroutes__add(t, p, 1), 0);
+	/* an unanchored include (Python's search()), then a literal endpoint: not literal */
+	assert_int_equal(djroutes__regex_piece("shop/", false, &p[0]), 0);
+	assert_int_equal(djroutes__route_piece("list/", true, builtin, NULL, &p[1]), 0);
+	assert_int_equal(djroutes__add(t, p, 2), 0);
+
+	assert_int_equal(djroutes__literal(t, 0), 2);
+	assert_int_equal(djroutes__literal(t, 1), 2);
+	assert_int_equal(djroutes__literal(t, 2), 2);
+	assert_int_equal(djroutes__literal(t, 3), 2);
+	assert_int_equal(djroutes__literal(t, 4), 1);
+	assert_int_equal(djroutes__literal(t, 5), 0);
+	assert_int_equal(djroutes__literal(t, 6), 0);
+	assert_int_equal(djroutes__literal(t, 7), 0);
+	assert_int_equal(djroutes__literal(t, 99), 0);
+
+	expect_name(t, "/", "/");
+	expect_name(t, "/recipes/", "/recipes/");
+	expect_name(t, "/recipes/?q=1", "/recipes/");
+	expect_name(t, "/recipes/x", NULL);	/* the prefix alone is not the route */
+	expect_name(t, "/recipes/7/", "/recipes/<int:pk>/");
+	expect_name(t, "/api/v1/health/", "/api/v1/health/");
+	expect_name(t, "/api/v1/health/x", NULL);
+	expect_name(t, "/api/v1/healt", NULL);
+	expect_name(t, "/a.b/", "/a\\.b/");
+	expect_name(t, "/aXb/", NULL);
+	expect_name(t, "/legacy/", "/legacy/");
+	expect_name(t, "/legacy/any/thing", "/legacy/");
+	expect_name(t, "/xx/", "/x+/");
+	expect_name(t, "/my/shop/list/", "/shop/list/");
+	expect_name(t, "/shop/list/", "/shop/list/");
+	expect_name(t, "/shop/list/x", NULL);
+	djroutes__free(t);
+}
+
 /* werkzeug's way: a path is named only when every rule matching it has the same name */
 static void test_unique(void **state)
 {
@@ -462,6 +524,7 @@ int main(void)
 		cmocka_unit_test(test_py_to_ere),
 		cmocka_unit_test(test_pieces),
 		cmocka_unit_test(test_match),
+		cmocka_unit_test(test_literal),
 		cmocka_unit_test(test_unique),
 		cmocka_unit_test(test_methods),
 		cmocka_unit_test(test_lang),
