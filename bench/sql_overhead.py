@@ -194,6 +194,10 @@ def run(driver, window, env, traced, nprocs=1):
     res["progs"] = {name: ((n1 - s0[4].get(name, (0, 0))[0]) / nq, (t1 - s0[4].get(name, (0, 0))[1]) / nq)
                     for name, (n1, t1) in s1[4].items()}
     if tracer:
+        if tracer.returncode is not None:
+            # it exited before the clients were done (snapshot's poll() reaped it): say why
+            raise SystemExit("%s exited during the run (status %d): %s" % (
+                COMPARE if traced == "compare" else TOOL, tracer.returncode, tracer.stderr.read()[-2000:]))
         _, status, ru = os.wait4(tracer.pid, 0)
         tracer.returncode = status
         res["collector_cpu_s"] = ru.ru_utime + ru.ru_stime

@@ -30,6 +30,7 @@
 #include "querysum.h"
 #include "requests.h"
 #include "sampler.h"
+#include "selfprogs.h"
 #include "session.h"
 #include "sqlmatch.h"
 #include "sqltrace.h"
@@ -82,6 +83,8 @@ struct collector {
 	uint16_t tls_ports_shown[2 * PGWIRE_OTHER_PORTS];	/* server_port values set so far: one no
 							   longer reported (learned as PostgreSQL's) goes to 0 */
 	struct prom_family *f_build, *f_proc_cpu, *f_proc_rss, *f_proc_fds, *f_proc_start;
+	struct prom_family *f_bpf_seconds, *f_bpf_runs, *f_bpf_stats;
+	struct selfprogs *self;	/* the tool's own BPF programs' run time (update_self) */
 	struct flamering *ring;
 	unsigned rate_hz;
 
@@ -617,6 +620,59 @@ static void update_maps(struct collector *c)
 }
 
 /*
+ * pytrace_bpf_program_run_seconds_total, _runs_total: the kernel's counts of the tool's own
+ * programs (its file descriptors that are BPF programs), which move only while
+ * kernel.bpf_stats_enabled is 1 (that accounting adds two clock reads to every run of every
+ * program on the host: about 28 ns here, docs/PERFORMANCE.md); pytrace_bpf_stats_enabled says
+ * whether it is.
+ */
+static void update_self(struct collector *c)
+{
+	char path[64], link[64], buf[8] = "";
+	struct dirent *de;
+	DIR *d;
+	FILE *f;
+
+	if (!c->self)
+		return;
+	selfprogs__begin(c->self);
+	d = opendir("/proc/self/fd");
+	while (d && (de = readdir(d))) {
+		struct bpf_prog_info info = {};
+		__u32 len = sizeof(info);
+		ssize_t l;
+		int fd;
+
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		fd = atoi(de->d_name);
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		l = readlink(path, link, sizeof(link) - 1);
+		if (l <= 0)
+			continue;
+		link[l] = 0;
+		if (!strcmp(link, "anon_inode:bpf-prog") && !bpf_obj_get_info_by_fd(fd, &info, &len))
+			selfprogs__add(c->self, info.id, info.name, info.run_time_ns, info.run_cnt);
+	}
+	if (d)
+		closedir(d);
+	selfprogs__end(c->self);
+	for (unsigned i = 0; i < c->self->nnames; i++) {
+		const char *v[1] = { c->self->names[i].name };
+
+		prom_family__set(c->f_bpf_seconds, v, c->self->names[i].ns / 1e9);
+		prom_family__set(c->f_bpf_runs, v, (double)c->self->names[i].runs);
+	}
+	f = fopen("/proc/sys/kernel/bpf_stats_enabled", "re");
+	if (f) {
+		if (!fgets(buf, sizeof(buf), f))
+			buf[0] = 0;
+		fclose(f);
+	}
+	prom_family__set(c->f_bpf_stats, NULL, atoi(buf) ? 1 : 0);
+}
+
+/*
  * pytrace_db_operations_unattributed: statements given to no request, by why (requests.h). Where a
  * server's statements all land here (Starlette's BaseHTTPMiddleware: README), its
  * per-request metrics and N+1 counts are empty for that reason, not for want of statements.
@@ -820,6 +876,7 @@ static void collector_tick(void *cc, uint64_t now)
 	if (now - c->last_maps >= MAPS_EVERY_NS) {
 		c->last_maps = now;
 		update_maps(c);
+		update_self(c);
 	}
 	if (now >= c->report_next_ns) {
 		c->report_next_ns = now + (uint64_t)c->o.report_s * NS_PER_S;
@@ -846,6 +903,7 @@ static void collector_free(void *cc)
 	free(c->series);
 	free(c->svcs);
 	free(c->report);
+	free(c->self);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 }
@@ -861,6 +919,7 @@ static const char *const L_KIND[] = { "kind" };
 static const char *const L_PORT[] = { "server_port" };
 static const char *const L_REASON[] = { "reason" };
 static const char *const L_MAP[] = { "map" };
+static const char *const L_PROG[] = { "program" };
 static const char *const L_VERSION[] = { "version" };
 static const double QPR_BUCKETS[] = { 0, 1, 2, 3, 5, 10, 20, 50, 100, 200, 500 };
 
@@ -910,6 +969,12 @@ static int make_families(struct collector *c)
 				  L_MAP, ARRAY_SIZE(L_MAP), NULL, 0);
 	c->f_map_max = family(c, "pytrace_bpf_map_max_entries", "Capacity of a BPF hash map.", NULL, PROM_GAUGE, L_MAP,
 			      ARRAY_SIZE(L_MAP), NULL, 0);
+	c->f_bpf_seconds = family(c, "pytrace_bpf_program_run_seconds", "Time the kernel spent running the tool's own BPF programs, by program (every 10 s; moves only while kernel.bpf_stats_enabled is 1).",
+				  "seconds", PROM_COUNTER, L_PROG, ARRAY_SIZE(L_PROG), NULL, 0);
+	c->f_bpf_runs = family(c, "pytrace_bpf_program_runs", "Runs of the tool's own BPF programs, by program (every 10 s; counted only while kernel.bpf_stats_enabled is 1).",
+			       NULL, PROM_COUNTER, L_PROG, ARRAY_SIZE(L_PROG), NULL, 0);
+	c->f_bpf_stats = family(c, "pytrace_bpf_stats_enabled", "Whether the kernel counts BPF programs' run time (kernel.bpf_stats_enabled), which the program counters need.",
+				NULL, PROM_GAUGE, NULL, 0, NULL, 0);
 	c->f_build = family(c, "pytrace_build_info", "pytrace-bpf's version.", NULL, PROM_GAUGE, L_VERSION,
 			    ARRAY_SIZE(L_VERSION), NULL, 0);
 	c->f_proc_cpu = family(c, "process_cpu_seconds_total", "Total user and system CPU time of the collector in seconds.",
@@ -922,7 +987,7 @@ static int make_families(struct collector *c)
 	if (!c->f_http || !c->f_db || !c->f_qpr || !c->f_n1 || !c->f_cpu || !c->f_procs || !c->f_services ||
 	    !c->f_tls_unread || !c->f_unattr || !c->f_named_only ||
 	    !c->f_lost || !c->f_dropped_stacks || !c->f_map_entries || !c->f_map_max || !c->f_build ||
-	    !c->f_route_tables || !c->f_route_dropped ||
+	    !c->f_route_tables || !c->f_route_dropped || !c->f_bpf_seconds || !c->f_bpf_runs || !c->f_bpf_stats ||
 	    !c->f_proc_cpu || !c->f_proc_rss || !c->f_proc_fds || !c->f_proc_start)
 		return -errno ? -errno : -EINVAL;
 	{
@@ -950,6 +1015,7 @@ static void *collector_open(struct session *s, const struct session_opts *so, ch
 		return NULL;
 	}
 	c->o = *o;
+	c->self = calloc(1, sizeof(*c->self));	/* 12 kB; without it, no program counters */
 	if (!c->o.max_services)
 		c->o.max_services = COLLECTOR_DEFAULT_MAX_SERVICES;
 	if (!c->o.report_s)
@@ -1025,6 +1091,7 @@ static int collector_attach(void *cc, char *err, size_t errlen)
 	}
 	update_gauges(c);
 	update_maps(c);
+	update_self(c);
 	c->last_gauges = c->last_maps = mono_ns();
 	c->report_next_ns = c->last_gauges + (uint64_t)c->o.report_s * NS_PER_S;
 	ret = exporter__start(&eo, &c->exporter, err, errlen);

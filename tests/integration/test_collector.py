@@ -715,6 +715,19 @@ def nfds(pid):
     return len(os.listdir("/proc/%d/fd" % pid))
 
 
+BPF_STATS = "/proc/sys/kernel/bpf_stats_enabled"
+
+
+def read_sysctl(path):
+    with open(path) as f:
+        return f.read().strip()
+
+
+def write_sysctl(path, value):
+    with open(path, "w") as f:
+        f.write(value)
+
+
 def case_churn(cluster, tmp):
     # The profile ring fills for its whole window before its memory is flat (600 s by default,
     # what bench/soak.py runs with); this test lasts minutes, so its window is 30 s.
@@ -722,7 +735,7 @@ def case_churn(cluster, tmp):
     if not record("churn: the collector serves /metrics", col.url is not None, col.t.stderr()[-600:]):
         col.stop()
         return
-    g = None
+    g = stats_before = None
     try:
         g, port = start_django(cluster, tmp, "churn", ["--max-requests", "50", "--max-requests-jitter", "0"],
                                env_extra={"OTEL_SERVICE_NAME": "churn-django", "DEMO_WORKERS": "2"})
@@ -730,6 +743,11 @@ def case_churn(cluster, tmp):
             return
         cpid = col.t.pid
         base = metric(col.ms(), "pytrace_processes_followed")
+        # the kernel's run time of the tool's own programs (pytrace_bpf_program_*): counted only
+        # while kernel.bpf_stats_enabled is 1, which this case turns on (and back, at its end)
+        stats_before = read_sysctl(BPF_STATS)
+        write_sysctl(BPF_STATS, "1")
+        runs_early = None
         wrk = ["wrk", "-t2", "-c4", "-d", "%ds", "http://127.0.0.1:%d/recipes/3/" % port]
         total, samples = 0, []
         shortlived = os.path.join(tmp, "short.py")
@@ -747,6 +765,8 @@ def case_churn(cluster, tmp):
             m = re.search(r"(\d+) requests in", out)
             total += int(m.group(1)) if m else 0
             samples.append((total, rss_kb(cpid), nfds(cpid)))
+            if runs_early is None:
+                runs_early = metric(col.ms(), "pytrace_bpf_program_runs_total", program="pg_sys_exit")
         record("churn: %d requests through workers restarted every 50 and %d short-lived processes" % (total, spawned),
                total >= 2400 and spawned >= 300, str(samples[-3:]))
         time.sleep(3)
@@ -774,7 +794,21 @@ def case_churn(cluster, tmp):
                len(pids) > 250 and not (pids & values), str(sorted(pids & values)[:5]))
         lost = metric(ms, "pytrace_events_lost_total")
         record("churn: no event lost", lost == 0, str(lost))
+        time.sleep(10.5)	# the programs' counters are read every 10 s
+        ms = col.ms()
+        progs = {dict(k[1]).get("program"): v for k, v in ms.items() if k[0] == "pytrace_bpf_program_runs_total"}
+        secs = {dict(k[1]).get("program"): v for k, v in ms.items() if k[0] == "pytrace_bpf_program_run_seconds_total"}
+        want = ("pg_sys_exit", "tp_exit_socket", "sample_stack")
+        record("churn: the tool's own BPF programs' runs and run time, by program (%s), grow while "
+               "kernel.bpf_stats_enabled is on (pg_sys_exit: %s runs after the first round, %s at the end)" %
+               (", ".join(want), runs_early, progs.get("pg_sys_exit")),
+               metric(ms, "pytrace_bpf_stats_enabled") == 1 and runs_early is not None and
+               all(progs.get(p, 0) > 0 and 1e-8 < secs.get(p, 0) / progs[p] < 1e-4 for p in want if p in progs) and
+               all(p in progs for p in want) and progs["pg_sys_exit"] > runs_early,
+               "runs %s seconds %s" % (sorted(progs.items())[:12], sorted(secs.items())[:12]))
     finally:
+        if stats_before is not None:
+            write_sysctl(BPF_STATS, stats_before)
         if g:
             stop_proc(g)
         rc, err = col.stop()

@@ -14,6 +14,7 @@
 
 #include "collector.h"
 #include "flamering.h"
+#include "selfprogs.h"
 #include "stacks.h"
 
 #define S 1000000000ULL
@@ -153,10 +154,71 @@ static void test_ring_caps(void **state)
 	flamering__free(r);
 }
 
+/* The programs' counts summed by name only grow, though programs come and go. */
+static void test_selfprogs(void **state)
+{
+	struct selfprogs *sp = calloc(1, sizeof(*sp));
+	char name[16];
+
+	assert_non_null(sp);
+	/* a program's first read counts all it ran since its load; a second fd of it nothing */
+	selfprogs__begin(sp);
+	selfprogs__add(sp, 10, "pg_sys_exit", 1000, 4);
+	selfprogs__add(sp, 10, "pg_sys_exit", 1000, 4);
+	selfprogs__add(sp, 11, "uvloop_write", 50, 1);
+	selfprogs__end(sp);
+	assert_int_equal(sp->nnames, 2);
+	assert_string_equal(sp->names[0].name, "pg_sys_exit");
+	assert_int_equal(sp->names[0].ns, 1000);
+	assert_int_equal(sp->names[0].runs, 4);
+	/* growth added; uvloop_write's instance unloaded, another loaded: the sum keeps growing */
+	selfprogs__begin(sp);
+	selfprogs__add(sp, 10, "pg_sys_exit", 1600, 7);
+	selfprogs__add(sp, 12, "uvloop_write", 30, 1);
+	selfprogs__end(sp);
+	assert_int_equal(sp->nprogs, 2);
+	assert_int_equal(sp->names[0].ns, 1600);
+	assert_int_equal(sp->names[0].runs, 7);
+	assert_int_equal(sp->names[1].ns, 80);
+	assert_int_equal(sp->names[1].runs, 2);
+	/* counts that went back (statistics reset by the kernel? never): nothing subtracted */
+	selfprogs__begin(sp);
+	selfprogs__add(sp, 10, "pg_sys_exit", 100, 1);
+	selfprogs__add(sp, 12, "uvloop_write", 40, 2);
+	selfprogs__add(sp, 13, "", 5, 1);
+	selfprogs__end(sp);
+	assert_int_equal(sp->names[0].ns, 1600);
+	assert_int_equal(sp->names[1].ns, 90);
+	assert_int_equal(sp->names[1].runs, 3);
+	assert_string_equal(sp->names[2].name, "unnamed");
+	/* names past the cap: "other", the last one */
+	selfprogs__begin(sp);
+	for (unsigned i = 0; i < 100; i++) {
+		snprintf(name, sizeof(name), "p%u", i);
+		selfprogs__add(sp, 100 + i, name, 1, 1);
+	}
+	selfprogs__end(sp);
+	assert_int_equal(sp->nnames, SELFPROGS_NAMES);
+	assert_string_equal(sp->names[SELFPROGS_NAMES - 1].name, "other");
+	assert_int_equal(sp->names[SELFPROGS_NAMES - 1].runs, 100 - (SELFPROGS_NAMES - 4));
+	/* all of them unloaded; then more programs than the cap: the rest counted as dropped */
+	selfprogs__begin(sp);
+	selfprogs__end(sp);
+	assert_int_equal(sp->nprogs, 0);
+	selfprogs__begin(sp);
+	for (unsigned i = 0; i < SELFPROGS_MAX + 5; i++)
+		selfprogs__add(sp, 1000 + i, "x", 1, 1);
+	selfprogs__end(sp);
+	assert_int_equal(sp->nprogs, SELFPROGS_MAX);
+	assert_int_equal(sp->dropped, 5);
+	free(sp);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_listen),
+		cmocka_unit_test(test_selfprogs),
 		cmocka_unit_test(test_read_auth),
 		cmocka_unit_test(test_ring_windows),
 		cmocka_unit_test(test_ring_caps),
