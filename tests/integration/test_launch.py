@@ -348,17 +348,23 @@ def check_short(tmp):
     runs = []
     for i in range(3):
         folded = os.path.join(tmp, "short-%d.folded" % i)
-        out = run([TOOL, "--collapsed", folded, "--", "/usr/bin/python3", script, "26"])
+        out = run([TOOL, "--collapsed", folded, "--", "/usr/bin/python3", script, "28"])
         stacks = read_folded(folded)
-        n = sum(c for _, c in stacks)
-        u = sum(c for fr, c in stacks if "[unknown]" in fr)
-        k = sum(c for fr, c in stacks if any(fname(x) == "fib" for x in fr))
-        runs.append((out.returncode, n, u, k, re.findall(r"exited .* after [0-9.]+ s", out.stderr)))
+        # the script's own samples (under its <module>): the interpreter's start-up before it
+        # runs code of modules imported and freed at once, which may stay [unknown] (README,
+        # Limits), and a run has two or three samples at 99 Hz: one of those would weigh a third
+        mine = [(fr, c) for fr, c in stacks if fr and fr[0].startswith("<module> (") and fr[0].find(script) > 0]
+        n = sum(c for _, c in mine)
+        u = sum(c for fr, c in mine if "[unknown]" in fr)
+        k = sum(c for fr, c in mine if any(fname(x) == "fib" for x in fr))
+        runs.append((out.returncode, sum(c for _, c in stacks), n, u, k,
+                     re.findall(r"exited .* after [0-9.]+ s", out.stderr)))
         total, unknown, fib = total + n, unknown + u, fib + k
-    record("a command of a few hundredths of a second: its frames named (%d of %d samples with an unknown "
-           "frame, %d in fib)" % (unknown, total, fib),
-           all(r[0] == 0 for r in runs) and total >= 3 and unknown * 4 <= total and fib * 3 >= total,
-           "runs (exit, samples, with unknown frames, in fib, lifetime): %s" % runs)
+    # one sample taken as the process exits may find its code freed (README, Limits)
+    record("a command of a few hundredths of a second: its frames named (%d of its %d samples in its own code "
+           "with an unknown frame, %d in fib)" % (unknown, total, fib),
+           all(r[0] == 0 for r in runs) and total >= 4 and unknown <= 1 and fib * 2 >= total,
+           "runs (exit, samples, in its code, with unknown frames, in fib, lifetime): %s" % runs)
     # its last 30 ms run code it never ran before (deep), after its first 16 samples: a sample
     # whose code is new wakes the tool at once (without, they are named only if the tool's poll, every
     # 100 ms, falls in those 30 ms)
