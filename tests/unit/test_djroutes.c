@@ -139,6 +139,15 @@ static void test_pieces(void **state)
 	assert_string_equal(p.ere, "blog/");
 }
 
+/* path(route) as a table's endpoint of its own */
+static void add_path(struct djroutes *t, const char *route)
+{
+	struct djr_piece p;
+
+	assert_int_equal(djroutes__route_piece(route, true, builtin, NULL, &p), 0);
+	assert_int_equal(djroutes__add(t, &p, 1), 0);
+}
+
 static struct djroutes *demo(void)
 {
 	struct djroutes *t = djroutes__new();
@@ -146,14 +155,10 @@ static struct djroutes *demo(void)
 
 	assert_non_null(t);
 	/* path(""), path("recipes/"), path("recipes/<int:pk>/"), path("tags/<slug:tag>/") */
-	assert_int_equal(djroutes__route_piece("", true, builtin, NULL, &p[0]), 0);
-	assert_int_equal(djroutes__add(t, p, 1), 0);
-	assert_int_equal(djroutes__route_piece("recipes/", true, builtin, NULL, &p[0]), 0);
-	assert_int_equal(djroutes__add(t, p, 1), 0);
-	assert_int_equal(djroutes__route_piece("recipes/<int:pk>/", true, builtin, NULL, &p[0]), 0);
-	assert_int_equal(djroutes__add(t, p, 1), 0);
-	assert_int_equal(djroutes__route_piece("tags/<slug:tag>/", true, builtin, NULL, &p[0]), 0);
-	assert_int_equal(djroutes__add(t, p, 1), 0);
+	add_path(t, "");
+	add_path(t, "recipes/");
+	add_path(t, "recipes/<int:pk>/");
+	add_path(t, "tags/<slug:tag>/");
 	/* include("api/", [re_path(r"^v1/recipes/(?P<pk>[0-9]+)/$"), path("<path:rest>")]) */
 	assert_int_equal(djroutes__route_piece("api/", false, builtin, NULL, &p[0]), 0);
 	assert_int_equal(djroutes__regex_piece("^v1/recipes/(?P<pk>[0-9]+)/$", true, &p[1]), 0);
@@ -163,8 +168,7 @@ static struct djroutes *demo(void)
 	/* re_path(r"^blog/(?=x)") (opaque), then path("blog/<slug:s>/") after it */
 	assert_int_equal(djroutes__regex_piece("^blog/(?=x)", true, &p[0]), 0);
 	assert_int_equal(djroutes__add(t, p, 1), 0);
-	assert_int_equal(djroutes__route_piece("blog/<slug:s>/", true, builtin, NULL, &p[0]), 0);
-	assert_int_equal(djroutes__add(t, p, 1), 0);
+	add_path(t, "blog/<slug:s>/");
 	/* an unanchored prefix: re_path(r"shop/", include([path("<int:id>/")])) */
 	assert_int_equal(djroutes__regex_piece("shop/", false, &p[0]), 0);
 	assert_int_equal(djroutes__route_piece("<int:id>/", true, builtin, NULL, &p[1]), 0);
@@ -224,10 +228,8 @@ static void test_literal(void **state)
 
 	assert_non_null(t);
 	/* path(""), path("recipes/"): exact */
-	assert_int_equal(djroutes__route_piece("", true, builtin, NULL, &p[0]), 0);
-	assert_int_equal(djroutes__add(t, p, 1), 0);
-	assert_int_equal(djroutes__route_piece("recipes/", true, builtin, NULL, &p[0]), 0);
-	assert_int_equal(djroutes__add(t, p, 1), 0);
+	add_path(t, "");
+	add_path(t, "recipes/");
 	/* include("api/", [path("v1/health/")]): two literal pieces, exact */
 	assert_int_equal(djroutes__route_piece("api/", false, builtin, NULL, &p[0]), 0);
 	assert_int_equal(djroutes__route_piece("v1/health/", true, builtin, NULL, &p[1]), 0);
@@ -239,8 +241,7 @@ static void test_literal(void **state)
 	assert_int_equal(djroutes__regex_piece("^legacy/", true, &p[0]), 0);
 	assert_int_equal(djroutes__add(t, p, 1), 0);
 	/* literal start, then a converter: the regex */
-	assert_int_equal(djroutes__route_piece("recipes/<int:pk>/", true, builtin, NULL, &p[0]), 0);
-	assert_int_equal(djroutes__add(t, p, 1), 0);
+	add_path(t, "recipes/<int:pk>/");
 	/* a quantifier: not literal (r"^x+/$" matches "xx/") */
 	assert_int_equal(djroutes__regex_piece("^x+/$", true, &p[0]), 0);
 	assert_int_equal(djroutes__add(t, p, 1), 0);
